@@ -1,0 +1,9 @@
+{#- Schemas are plain names (`staging`, `marts`, ...), not dbt's default
+    `<target_schema>_<custom>`: analysts and BI tools read them directly. -#}
+{% macro generate_schema_name(custom_schema_name, node) -%}
+    {%- if custom_schema_name is none -%}
+        {{ target.schema }}
+    {%- else -%}
+        {{ custom_schema_name | trim }}
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,1 @@
+"""convo-warehouse: conversation analytics on dbt + DuckDB + Dagster."""

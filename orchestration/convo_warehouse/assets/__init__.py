@@ -1,0 +1,1 @@
+"""Dagster assets: ingest (Python), dbt models, classification (Python)."""

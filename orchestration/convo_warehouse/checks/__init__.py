@@ -1,0 +1,1 @@
+"""Data-quality checks: Great Expectations suites as code and asset checks."""

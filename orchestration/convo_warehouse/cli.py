@@ -1,0 +1,42 @@
+"""The ``convo-warehouse`` command line.
+
+Each subcommand lives in its own module under ``convo_warehouse.commands`` and
+is imported only when it is called, so ``--help`` stays fast. Add a command by
+adding one line to ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# name -> "module:attribute" of a click command
+COMMANDS: dict[str, str] = {
+    "generate": "convo_warehouse.commands.generate:generate",
+    "run": "convo_warehouse.commands.run:run",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module only when it is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="convo-warehouse")
+def main() -> None:
+    """Conversation-analytics warehouse: dbt on DuckDB, orchestrated by Dagster."""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Pure helpers with no Dagster imports, testable on their own."""
