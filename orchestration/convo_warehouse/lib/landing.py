@@ -1,0 +1,388 @@
+"""Landing folder -> ``raw.events``: every raw row kept, each file loaded once.
+
+The loader does no validation beyond "can this line or row be read at all".
+It copies each row's contract fields as text into ``raw.events`` together with
+where it came from (file, row number, load run). Typing, validation, alias
+mapping and dedupe happen in dbt (``base_events_parsed`` -> ``stg_events`` /
+``rejected_events``), so every rule lives in one place and a raw row can never
+disappear between the two.
+
+Readers, fastest that fits first:
+
+* JSONL / JSONL.gz: DuckDB reads each line as one text column (no JSON parsing
+  at read time, so one malformed line cannot reject its file), then extracts
+  the fields with DuckDB's JSON functions. Falls back to Python line by line
+  if DuckDB cannot read the file (e.g. invalid UTF-8).
+* Parquet: DuckDB's reader; timestamp and properties columns of any supported
+  type are turned into their text form.
+* CSV: Python's csv module, because it reports the line each record came from
+  and tolerates rows with the wrong number of fields.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from tqdm import tqdm
+
+SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".csv")
+
+# Contract fields copied as text, in raw.events column order.
+FIELDS = (
+    "event_id",
+    "conversation_id",
+    "session_id",
+    "user_id",
+    "customer_id",
+    "event_type",
+    "timestamp",
+    "channel",
+    "properties",
+)
+
+RAW_EVENTS_DDL = """
+create schema if not exists raw;
+create table if not exists raw.events (
+    load_id integer not null,
+    loaded_at timestamp not null,
+    source_file varchar not null,
+    file_hash varchar not null,
+    row_number bigint not null,
+    event_id varchar,
+    conversation_id varchar,
+    session_id varchar,
+    user_id varchar,
+    customer_id varchar,
+    event_type varchar,
+    event_timestamp varchar,
+    channel varchar,
+    properties varchar,
+    raw_record varchar,
+    parse_error varchar
+);
+create table if not exists raw.loaded_files (
+    load_id integer not null,
+    loaded_at timestamp not null,
+    source_file varchar not null,
+    file_hash varchar not null,
+    file_format varchar not null,
+    file_bytes bigint not null,
+    raw_rows bigint not null
+);
+"""
+
+_JSON_PATHS = ", ".join(f"'$.{name}'" for name in FIELDS if name != "properties")
+
+
+@dataclass
+class LoadReport:
+    """What one loader run did."""
+
+    load_id: int
+    loaded_at: datetime
+    files_loaded: list[str] = field(default_factory=list)
+    files_skipped: list[str] = field(default_factory=list)
+    rows_loaded: int = 0
+    unreadable_rows: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"load {self.load_id}: {len(self.files_loaded)} new file(s), "
+            f"{len(self.files_skipped)} already loaded, {self.rows_loaded} raw rows "
+            f"({self.unreadable_rows} unreadable)"
+        )
+
+
+class LandingError(RuntimeError):
+    """The landing folder cannot be used (missing, not a folder)."""
+
+
+def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(RAW_EVENTS_DDL)
+
+
+def discover_files(landing_dir: Path) -> list[Path]:
+    """Every accepted file under the landing folder, in a stable order."""
+    if not landing_dir.exists():
+        raise LandingError(
+            f"landing folder {landing_dir} does not exist: create it and drop event files in it, "
+            "or point CONVO_LANDING_DIR / --landing at the right folder."
+        )
+    if not landing_dir.is_dir():
+        raise LandingError(f"landing path {landing_dir} is not a folder.")
+    files = [
+        path
+        for path in landing_dir.rglob("*")
+        if path.is_file() and path.name.lower().endswith(SUFFIXES)
+    ]
+    return sorted(files, key=lambda path: path.relative_to(landing_dir).as_posix())
+
+
+def file_format(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in SUFFIXES:
+        if name.endswith(suffix):
+            return suffix.lstrip(".")
+    raise ValueError(f"unsupported file type: {path}")
+
+
+def content_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_landing(
+    con: duckdb.DuckDBPyConnection, landing_dir: Path, progress: bool = True
+) -> LoadReport:
+    """Load every file not loaded before (by content hash) into ``raw.events``.
+
+    Each file is loaded in its own transaction together with its entry in
+    ``raw.loaded_files``, so an interrupted run never leaves half a file and
+    the next run picks up exactly where it stopped.
+    """
+    landing_dir = Path(landing_dir)
+    ensure_raw_tables(con)
+    files = discover_files(landing_dir)
+    load_id = con.execute("select coalesce(max(load_id), 0) + 1 from raw.loaded_files").fetchone()[0]
+    loaded_at = datetime.now(UTC).replace(tzinfo=None)
+    report = LoadReport(load_id=load_id, loaded_at=loaded_at)
+    known_hashes = {row[0] for row in con.execute("select file_hash from raw.loaded_files").fetchall()}
+
+    bar = tqdm(files, desc="loading landing files", unit="file", disable=not progress)
+    for path in bar:
+        relative = path.relative_to(landing_dir).as_posix()
+        digest = content_hash(path)
+        if digest in known_hashes:
+            report.files_skipped.append(relative)
+            continue
+        bar.set_postfix_str(relative[-40:])
+        fmt = file_format(path)
+        _stage_file(con, path, fmt)
+        rows, unreadable = con.execute(
+            "select count(*), count(parse_error) from _landing_rows"
+        ).fetchone()
+        con.execute("begin transaction")
+        try:
+            con.execute(
+                """
+                insert into raw.events
+                select ?, ?, ?, ?, row_number, event_id, conversation_id, session_id, user_id,
+                       customer_id, event_type, event_timestamp, channel, properties,
+                       raw_record, parse_error
+                from _landing_rows
+                """,
+                [load_id, loaded_at, relative, digest],
+            )
+            con.execute(
+                "insert into raw.loaded_files values (?, ?, ?, ?, ?, ?, ?)",
+                [load_id, loaded_at, relative, digest, fmt, path.stat().st_size, rows],
+            )
+            con.execute("drop table _landing_rows")
+            con.execute("commit")
+        except BaseException:
+            con.execute("rollback")
+            raise
+        known_hashes.add(digest)
+        report.files_loaded.append(relative)
+        report.rows_loaded += rows
+        report.unreadable_rows += unreadable
+    return report
+
+
+def _stage_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
+    """Read one file into the temp table ``_landing_rows`` (contract fields as text)."""
+    if fmt in ("jsonl", "jsonl.gz"):
+        try:
+            _stage_jsonl_duckdb(con, path)
+        except duckdb.Error:
+            _stage_jsonl_python(con, path)
+    elif fmt == "parquet":
+        try:
+            _stage_parquet(con, path)
+        except duckdb.Error as error:
+            _stage_unreadable_file(con, path, error)
+    else:
+        _stage_csv(con, path)
+
+
+def _stage_jsonl_duckdb(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    # One text column per line; \x1f never appears unescaped in valid JSON.
+    # Insertion order is kept, so rowid + 1 is the line number; blank lines
+    # arrive as NULL/whitespace and are dropped after numbering.
+    con.execute(
+        """
+        create or replace temp table _landing_lines as
+        select line
+        from read_csv(
+            ?, columns = {'line': 'VARCHAR'}, header = false, delim = '\x1f', quote = '',
+            escape = '', auto_detect = false, new_line = '\\n', max_line_size = 67108864
+        )
+        """,
+        [str(path)],
+    )
+    _lines_to_rows(con)
+
+
+def _stage_jsonl_python(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        lines = [raw.decode("utf-8", errors="replace").rstrip("\r\n") for raw in handle]
+    con.execute("create or replace temp table _landing_lines (line varchar)")
+    table = pa.table({"line": pa.array(lines, pa.string())})
+    con.register("_landing_lines_arrow", table)
+    con.execute("insert into _landing_lines select line from _landing_lines_arrow")
+    con.unregister("_landing_lines_arrow")
+    _lines_to_rows(con)
+
+
+def _lines_to_rows(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        f"""
+        create or replace temp table _landing_rows as
+        with numbered as (
+            select rowid + 1 as row_number, line, try_cast(line as json) as record
+            from _landing_lines
+        ),
+        readable as (
+            select
+                row_number,
+                line,
+                record,
+                case
+                    when record is null then 'unreadable line: not valid JSON'
+                    when json_type(record) <> 'OBJECT'
+                        then 'unreadable line: JSON ' || lower(json_type(record)) || ', not an object'
+                end as parse_error
+            from numbered
+            where line is not null and trim(line) <> ''
+        ),
+        extracted as (
+            select
+                row_number,
+                line,
+                parse_error,
+                case when parse_error is null then json_extract_string(record, [{_JSON_PATHS}]) end
+                    as fields,
+                case when parse_error is null then json_extract(record, '$.properties')::varchar end
+                    as properties
+            from readable
+        )
+        select
+            row_number,
+            {", ".join(f"fields[{i + 1}] as {name}" for i, name in enumerate(FIELDS[:-1]) if name != "timestamp")},
+            fields[{FIELDS.index("timestamp") + 1}] as event_timestamp,
+            nullif(properties, 'null') as properties,
+            case when parse_error is not null then line end as raw_record,
+            parse_error
+        from extracted
+        """
+    )
+    con.execute("drop table _landing_lines")
+
+
+def _parquet_text(column: str, duck_type: str) -> str:
+    """SQL turning a Parquet column of any supported type into the contract's text form."""
+    quoted = f'"{column}"'
+    upper = duck_type.upper()
+    if column == "timestamp":
+        if upper.startswith("TIMESTAMP WITH TIME ZONE"):
+            return f"strftime(timezone('UTC', {quoted}), '%Y-%m-%dT%H:%M:%S.%fZ')"
+        if upper.startswith("TIMESTAMP"):
+            return f"strftime({quoted}, '%Y-%m-%dT%H:%M:%S.%f')"
+    if column == "properties" and (upper.startswith(("STRUCT", "MAP")) or upper == "JSON"):
+        return f"to_json({quoted})::varchar"
+    return f"{quoted}::varchar"
+
+
+def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    schema = con.execute("describe select * from read_parquet(?)", [str(path)]).fetchall()
+    types = {name: duck_type for name, duck_type, *_ in schema}
+    selects = [
+        f"{_parquet_text(name, types[name]) if name in types else 'null'} as "
+        f"{'event_timestamp' if name == 'timestamp' else name}"
+        for name in FIELDS
+    ]
+    con.execute(
+        f"""
+        create or replace temp table _landing_rows as
+        select
+            file_row_number + 1 as row_number,
+            {", ".join(selects)},
+            null::varchar as raw_record,
+            null::varchar as parse_error
+        from read_parquet(?, file_row_number = true)
+        """,
+        [str(path)],
+    )
+
+
+def _stage_unreadable_file(con: duckdb.DuckDBPyConnection, path: Path, error: Exception) -> None:
+    """A file no reader can open becomes one quarantined raw row, never a crash."""
+    con.execute(
+        f"""
+        create or replace temp table _landing_rows as
+        select 0::bigint as row_number,
+               {", ".join(f"null::varchar as {'event_timestamp' if n == 'timestamp' else n}" for n in FIELDS)},
+               null::varchar as raw_record,
+               ? as parse_error
+        """,
+        [f"unreadable file: {str(error).splitlines()[0][:300]}"],
+    )
+
+
+def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    columns: dict[str, list] = {name: [] for name in ("row_number", *FIELDS, "raw_record", "parse_error")}
+
+    def add(line_number: int, values: dict[str, str | None], raw: str | None, error: str | None) -> None:
+        columns["row_number"].append(line_number)
+        for name in FIELDS:
+            columns[name].append(values.get(name))
+        columns["raw_record"].append(raw)
+        columns["parse_error"].append(error)
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is not None:
+            names = [name.strip() for name in header]
+            for record in reader:
+                if not record or all(not value.strip() for value in record):
+                    continue  # blank line: not a row
+                if len(record) != len(names):
+                    raw = io.StringIO()
+                    csv.writer(raw).writerow(record)
+                    add(
+                        reader.line_num,
+                        {},
+                        raw.getvalue().rstrip("\r\n"),
+                        f"unreadable row: expected {len(names)} fields, found {len(record)}",
+                    )
+                    continue
+                values = {name: (value if value != "" else None) for name, value in zip(names, record)}
+                add(reader.line_num, values, None, None)
+
+    table = pa.table(
+        {
+            "row_number": pa.array(columns["row_number"], pa.int64()),
+            **{
+                ("event_timestamp" if name == "timestamp" else name): pa.array(columns[name], pa.string())
+                for name in FIELDS
+            },
+            "raw_record": pa.array(columns["raw_record"], pa.string()),
+            "parse_error": pa.array(columns["parse_error"], pa.string()),
+        }
+    )
+    con.register("_landing_csv_arrow", table)
+    con.execute("create or replace temp table _landing_rows as select * from _landing_csv_arrow")
+    con.unregister("_landing_csv_arrow")
