@@ -1,0 +1,34 @@
+{#- The assignment bucket of a text: int(sha256(text).hexdigest(), 16) % n,
+    exactly as Python computes it.
+
+    A sha256 digest is a 256-bit number, far beyond any SQL integer type, so
+    the modulo is reduced digit by digit over the 64 hex characters (Horner's
+    rule): acc = (acc * 16 + digit) % n. Every intermediate value stays below
+    16 * n, so a bigint is enough for any realistic n.
+
+    Arguments:
+      text_expr: SQL expression of the text to hash (hashed as UTF-8).
+      n_expr: SQL expression of the number of buckets (a positive integer).
+-#}
+{% macro hash_bucket(text_expr, n_expr) -%}
+    {{ return(adapter.dispatch('hash_bucket', 'convo_warehouse')(text_expr, n_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__hash_bucket(text_expr, n_expr) -%}
+    list_reduce(
+        list_transform(
+            string_split(sha256({{ text_expr }}), ''),
+            hex_char -> instr('0123456789abcdef', hex_char) - 1
+        ),
+        (acc, digit) -> (acc * 16 + digit) % ({{ n_expr }}),
+        0::bigint
+    )
+{%- endmacro %}
+
+{% macro default__hash_bucket(text_expr, n_expr) -%}
+    {{ exceptions.raise_compiler_error(
+        "hash_bucket has no implementation for adapter '" ~ adapter.type() ~ "': "
+        ~ "add <adapter>__hash_bucket in macros/experiments/hash_bucket.sql "
+        ~ "(sha256 as hex, then acc = (acc * 16 + digit) % n over its 64 characters)."
+    ) }}
+{%- endmacro %}
