@@ -1,0 +1,13 @@
+{#- The text inside a JSON string value ('"abc"' -> 'abc'), used to decode
+    double-encoded JSON. -#}
+{% macro json_unquote(json_text_expression) -%}
+    {{ return(adapter.dispatch('json_unquote', 'convo_warehouse')(json_text_expression)) }}
+{%- endmacro %}
+
+{% macro default__json_unquote(json_text_expression) -%}
+    from_json({{ json_text_expression }}, 'string')
+{%- endmacro %}
+
+{% macro duckdb__json_unquote(json_text_expression) -%}
+    json_extract_string({{ json_text_expression }}, '$')
+{%- endmacro %}

@@ -1,0 +1,21 @@
+{#- Contract timestamp text -> naive UTC timestamp, or null when unparseable.
+
+    Accepted: epoch milliseconds (a number or a string of digits), and
+    ISO-8601 date-times with `T` or a space, optional seconds and fraction,
+    and `Z`, an offset (+HH:MM, +HHMM, +HH) or nothing (UTC). The offset is
+    applied, not dropped. A date alone, words, or anything else is null. -#}
+{% macro parse_event_timestamp(text_expression) -%}
+    {{ return(adapter.dispatch('parse_event_timestamp', 'convo_warehouse')(text_expression)) }}
+{%- endmacro %}
+
+{% macro duckdb__parse_event_timestamp(text_expression) -%}
+    case
+        when {{ regex_full_match('trim(' ~ text_expression ~ ')', '-?[0-9]{1,15}') }}
+            then epoch_ms(cast(trim({{ text_expression }}) as bigint))
+        when {{ regex_full_match(
+            'trim(' ~ text_expression ~ ')',
+            '[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,9})?)?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?'
+        ) }}
+            then try_cast(trim({{ text_expression }}) as timestamptz) at time zone 'UTC'
+    end
+{%- endmacro %}

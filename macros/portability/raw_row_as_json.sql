@@ -1,0 +1,33 @@
+{#- A readable reconstruction of a raw row (contract field -> text value) for
+    rows whose original line was not kept verbatim. -#}
+{% macro raw_row_as_json(relation_alias) -%}
+    {{ return(adapter.dispatch('raw_row_as_json', 'convo_warehouse')(relation_alias)) }}
+{%- endmacro %}
+
+{% macro default__raw_row_as_json(relation_alias) -%}
+    to_json(named_struct(
+        'event_id', {{ relation_alias }}.raw_event_id,
+        'conversation_id', {{ relation_alias }}.raw_conversation_id,
+        'session_id', {{ relation_alias }}.raw_session_id,
+        'user_id', {{ relation_alias }}.raw_user_id,
+        'customer_id', {{ relation_alias }}.raw_customer_id,
+        'event_type', {{ relation_alias }}.raw_event_type_text,
+        'timestamp', {{ relation_alias }}.raw_timestamp,
+        'channel', {{ relation_alias }}.raw_channel,
+        'properties', {{ relation_alias }}.raw_properties
+    ))
+{%- endmacro %}
+
+{% macro duckdb__raw_row_as_json(relation_alias) -%}
+    cast(json_object(
+        'event_id', {{ relation_alias }}.raw_event_id,
+        'conversation_id', {{ relation_alias }}.raw_conversation_id,
+        'session_id', {{ relation_alias }}.raw_session_id,
+        'user_id', {{ relation_alias }}.raw_user_id,
+        'customer_id', {{ relation_alias }}.raw_customer_id,
+        'event_type', {{ relation_alias }}.raw_event_type_text,
+        'timestamp', {{ relation_alias }}.raw_timestamp,
+        'channel', {{ relation_alias }}.raw_channel,
+        'properties', {{ relation_alias }}.raw_properties
+    ) as varchar)
+{%- endmacro %}

@@ -1,0 +1,94 @@
+{#- A full rebuild (cheap: parsing happened in base_events_parsed), so that an
+    alias added to the seed later re-maps events staged before it. -#}
+
+with
+
+events_parsed as (
+    select * from {{ ref('base_events_parsed') }}
+    where rejection_reason is null
+),
+
+event_type_aliases as (
+    select
+        alias,
+        event_type
+    from {{ ref('event_type_aliases') }}
+),
+
+event_types as (
+    select event_type from {{ ref('event_types') }}
+),
+
+-- Validation came first, so a bad copy never wins. Among valid copies the
+-- first delivered wins: earliest load run, then file path, then row number.
+events_deduplicated as (
+    select *
+    from events_parsed
+    qualify row_number() over (
+        partition by events_parsed.event_id
+        order by events_parsed.load_id, events_parsed.source_file, events_parsed.row_number
+    ) = 1
+),
+
+events_typed as (
+    select
+        events_deduplicated.*,
+        coalesce(event_type_aliases.event_type, lower(events_deduplicated.raw_event_type))
+            as canonical_event_type
+    from events_deduplicated
+    left join event_type_aliases
+        on lower(events_deduplicated.raw_event_type) = event_type_aliases.alias
+),
+
+final as (
+    select
+        events_typed.event_id,
+        events_typed.conversation_id,
+        events_typed.user_id,
+        events_typed.canonical_event_type as event_type,
+        events_typed.raw_event_type,
+        event_types.event_type is not null as is_known_type,
+        events_typed.event_at,
+        cast(events_typed.event_at as date) as event_date,
+        events_typed.channel,
+        events_typed.properties,
+        events_typed.device,
+        events_typed.source,
+        events_typed.language,
+        events_typed.environment,
+        events_typed.page_url,
+        events_typed.agent_id,
+        events_typed.lead_score,
+        events_typed.content,
+        events_typed.turn,
+        events_typed.message_length,
+        events_typed.intent,
+        events_typed.intent_confidence,
+        events_typed.sentiment,
+        events_typed.model,
+        events_typed.latency_ms,
+        events_typed.response_length,
+        events_typed.tool_name,
+        events_typed.topic,
+        events_typed.reason,
+        events_typed.rating,
+        events_typed.comment,
+        events_typed.goal,
+        events_typed.funnel,
+        events_typed.stage,
+        events_typed.test_name,
+        events_typed.variant,
+        events_typed.button,
+        events_typed.flow_name,
+        events_typed.total_turns,
+        events_typed.abandoned_at_turn,
+        events_typed.load_id,
+        events_typed.loaded_at,
+        events_typed.source_file,
+        events_typed.row_number
+    from events_typed
+    left join event_types
+        on events_typed.canonical_event_type = event_types.event_type
+)
+
+select * from final
