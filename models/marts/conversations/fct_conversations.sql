@@ -74,12 +74,12 @@ conversations_aggregated as (
         min(case when event_type = 'agent_message' then event_at end) as first_agent_message_at,
         min(case when event_type = 'conversation_completed' then event_at end) as completed_at,
         min(case when event_type = 'conversion' then event_at end) as converted_at,
-        sum(case when event_type = 'user_message' then 1 else 0 end) as user_turns,
-        sum(case when event_type = 'agent_message' then 1 else 0 end) as agent_messages,
-        sum(case when event_type = 'tool_called' then 1 else 0 end) as tool_calls,
-        sum(case when event_type = 'fallback_triggered' then 1 else 0 end) as fallback_count,
-        sum(case when event_type = 'handoff_requested' then 1 else 0 end) > 0 as had_handoff,
-        sum(case when event_type = 'conversation_abandoned' then 1 else 0 end) > 0
+        count(case when event_type = 'user_message' then 1 end) as user_turns,
+        count(case when event_type = 'agent_message' then 1 end) as agent_messages,
+        count(case when event_type = 'tool_called' then 1 end) as tool_calls,
+        count(case when event_type = 'fallback_triggered' then 1 end) as fallback_count,
+        count(case when event_type = 'handoff_requested' then 1 end) > 0 as had_handoff,
+        count(case when event_type = 'conversation_abandoned' then 1 end) > 0
             as has_abandon_event,
         {{ first_value_by(
             "case when event_type = 'user_message' then content end",
@@ -122,7 +122,7 @@ feedback_rated as (
             when lower(trim(events.rating)) = 'positive' then 1.0
             when lower(trim(events.rating)) = 'negative' then 0.0
             when trim(events.rating) in ('1', '2', '3', '4', '5')
-                then (cast(trim(events.rating) as {{ dbt.type_float() }}) - 1.0) / 4.0
+                then (cast(trim(events.rating) as double) - 1.0) / 4.0
         end as rating_score
     from events
     where events.event_type = 'feedback_received'
@@ -166,7 +166,7 @@ consecutive_messages_compared as (
 rephrases_counted as (
     select
         conversation_id,
-        sum(case when is_rephrase then 1 else 0 end) as rephrase_count
+        count(case when is_rephrase then 1 end) as rephrase_count
     from consecutive_messages_compared
     group by conversation_id
 ),

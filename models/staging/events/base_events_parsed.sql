@@ -144,7 +144,7 @@ final as (
         {%- for name in all_properties %}
             {%- set item = list_item('rows_explained.property_values', loop.index) %}
             {%- if name in number_properties %}
-        {{ dbt.safe_cast(item, dbt.type_float()) }} as {{ name }},
+        {{ dbt.safe_cast(item, 'double') }} as {{ name }},
             {%- elif name in integer_properties %}
         {{ dbt.safe_cast(item, dbt.type_int()) }} as {{ name }},
             {%- else %}
