@@ -1,0 +1,336 @@
+"""The offline ``rules`` classifier: one set-based DuckDB query over message rows.
+
+The patterns live in ``stage_rules.yml`` (see the comments there). The query
+tests every message once against each signal's combined regular expression,
+aggregates per conversation and returns one row per (conversation, stage), so
+a million conversations take minutes, not the hours a per-conversation loop
+would.
+
+Input: a table or view with ``conversation_id``, ``seq`` (message order within
+the conversation), ``role`` (``user`` | ``agent``) and ``content``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import yaml
+
+from convo_warehouse.lib.classify.stages import STAGES
+
+DEFAULT_RULES_PATH = Path(__file__).with_name("stage_rules.yml")
+ROLES = ("user", "agent")
+SCOPES = ("all", "last_user_message")
+
+
+@dataclass(frozen=True)
+class Signal:
+    stage: str
+    name: str
+    role: str
+    weight: float
+    patterns: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+    after: str | None = None
+    scope: str = "all"
+    cap: int = 1
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    signals: tuple[Signal, ...]
+    implied_by: dict[str, tuple[str, ...]]
+    reach_score: float
+    hybrid_uncertain_below: float
+    confidence: dict[str, float]
+    version: str
+    path: str = field(default="")
+
+    def signals_of(self, stage: str) -> list[Signal]:
+        return [signal for signal in self.signals if signal.stage == stage]
+
+
+def rules_path() -> Path:
+    """The rules file: ``CONVO_STAGE_RULES`` if set, else the packaged one."""
+    return Path(os.environ.get("CONVO_STAGE_RULES") or DEFAULT_RULES_PATH)
+
+
+def load_rules(path: str | os.PathLike | None = None) -> RuleSet:
+    """Read and validate a rules file; its content hash is the rules version."""
+    path = Path(path) if path else rules_path()
+    text = path.read_text(encoding="utf-8")
+    data: dict[str, Any] = yaml.safe_load(text)
+    stages = data.get("stages") or {}
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise ValueError(f"{path}: unknown stages {sorted(unknown)}; allowed: {list(STAGES)}")
+    signals: list[Signal] = []
+    implied_by: dict[str, tuple[str, ...]] = {}
+    for stage, spec in stages.items():
+        implied = tuple(spec.get("implied_by") or ())
+        bad = set(implied) - set(STAGES)
+        if bad:
+            raise ValueError(f"{path}: {stage}.implied_by names unknown stages {sorted(bad)}")
+        implied_by[stage] = implied
+        for raw in spec.get("signals") or ():
+            signal = Signal(
+                stage=stage,
+                name=str(raw["name"]),
+                role=str(raw["role"]),
+                weight=float(raw.get("weight", 1.0)),
+                patterns=tuple(raw["patterns"]),
+                exclude=tuple(raw.get("exclude") or ()),
+                after=raw.get("after"),
+                scope=str(raw.get("scope", "all")),
+                cap=int(raw.get("cap", 1)),
+            )
+            if signal.role not in ROLES:
+                raise ValueError(f"{path}: {stage}.{signal.name}: role must be one of {ROLES}")
+            if signal.scope not in SCOPES:
+                raise ValueError(f"{path}: {stage}.{signal.name}: scope must be one of {SCOPES}")
+            if signal.after is not None and signal.after not in STAGES:
+                raise ValueError(f"{path}: {stage}.{signal.name}: after names unknown stage")
+            if not signal.patterns:
+                raise ValueError(f"{path}: {stage}.{signal.name}: no patterns")
+            signals.append(signal)
+    _check_implications_acyclic(implied_by)
+    confidence = {
+        "reached_strong": 0.95,
+        "reached": 0.8,
+        "implied": 0.7,
+        "no_evidence": 0.9,
+        "weak_evidence": 0.6,
+        **(data.get("confidence") or {}),
+    }
+    return RuleSet(
+        signals=tuple(signals),
+        implied_by=implied_by,
+        reach_score=float(data.get("reach_score", 1.0)),
+        hybrid_uncertain_below=float(data.get("hybrid_uncertain_below", 0.7)),
+        confidence={key: float(value) for key, value in confidence.items()},
+        version="rules-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:12],
+        path=str(path),
+    )
+
+
+def _check_implications_acyclic(implied_by: dict[str, tuple[str, ...]]) -> None:
+    def visit(stage: str, trail: tuple[str, ...]) -> None:
+        if stage in trail:
+            raise ValueError(f"implied_by cycle: {' -> '.join(trail + (stage,))}")
+        for other in implied_by.get(stage, ()):
+            visit(other, trail + (stage,))
+
+    for stage in implied_by:
+        visit(stage, ())
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _combined(patterns: tuple[str, ...]) -> str:
+    return "|".join(f"(?:{pattern})" for pattern in patterns)
+
+
+def rules_sql(rules: RuleSet, messages_relation: str) -> str:
+    """The query: one row per (conversation, stage) with reached and confidence.
+
+    ``messages_relation`` is a table/view name (or a parenthesised subquery).
+    """
+    signal_columns = []
+    for index, signal in enumerate(rules.signals):
+        test = f"regexp_matches(messages_normalised.text, {_sql_string(_combined(signal.patterns))})"
+        if signal.exclude:
+            test += (
+                " and not regexp_matches(messages_normalised.text, "
+                f"{_sql_string(_combined(signal.exclude))})"
+            )
+        signal_columns.append(
+            f"case when messages_normalised.role = '{signal.role}' then {test} else false end"
+            f" as signal_{index}"
+        )
+
+    # first message with direct (unconditioned, positive) evidence of a stage
+    anchors = sorted({signal.after for signal in rules.signals if signal.after})
+    anchor_columns = []
+    def implying(stage: str) -> set[str]:
+        found = {stage}
+        for other in rules.implied_by.get(stage, ()):
+            found |= implying(other)
+        return found
+
+    for stage in anchors:
+        evidence_stages = implying(stage)
+        flags = [
+            f"messages_signalled.signal_{index}"
+            for index, signal in enumerate(rules.signals)
+            if signal.stage in evidence_stages and signal.after is None and signal.weight > 0
+        ]
+        condition = " or ".join(flags) if flags else "false"
+        anchor_columns.append(
+            f"min(case when {condition} then messages_signalled.seq end) as first_{stage}_seq"
+        )
+
+    count_columns = []
+    for index, signal in enumerate(rules.signals):
+        condition = f"messages_signalled.signal_{index}"
+        if signal.after:
+            condition += f" and messages_signalled.seq > conversation_anchors.first_{signal.after}_seq"
+        if signal.scope == "last_user_message":
+            condition += " and messages_signalled.seq = conversation_anchors.last_user_seq"
+        count_columns.append(f"count(*) filter (where {condition}) as count_{index}")
+
+    score_columns = []
+    for stage in STAGES:
+        terms = [
+            f"{signal.weight!r} * least(signals_counted.count_{index}, {signal.cap})"
+            for index, signal in enumerate(rules.signals)
+            if signal.stage == stage
+        ]
+        score_columns.append(f"{' + '.join(terms) if terms else '0.0'} as score_{stage}")
+
+    def direct(stage: str) -> str:
+        return f"(stage_scores.score_{stage} >= {rules.reach_score!r})"
+
+    def reached(stage: str) -> str:
+        parts = [direct(stage)] + [reached(other) for other in rules.implied_by.get(stage, ())]
+        return "(" + " or ".join(parts) + ")"
+
+    confidence = rules.confidence
+    stage_rows = []
+    for stage in STAGES:
+        score = f"stage_scores.score_{stage}"
+        stage_rows.append(
+            f"""
+    select
+        stage_scores.conversation_id,
+        '{stage}' as stage,
+        {reached(stage)} as reached,
+        case
+            when {score} >= {rules.reach_score + 1!r} then {confidence['reached_strong']!r}
+            when {direct(stage)} then {confidence['reached']!r}
+            when {reached(stage)} then {confidence['implied']!r}
+            when {score} > 0 then {confidence['weak_evidence']!r}
+            else {confidence['no_evidence']!r}
+        end as confidence,
+        {score} as score
+    from stage_scores"""
+        )
+
+    return f"""
+with
+
+messages as (
+    select conversation_id, seq, role, content from {messages_relation}
+),
+
+messages_normalised as (
+    select
+        messages.conversation_id,
+        messages.seq,
+        messages.role,
+        lower(replace(coalesce(messages.content, ''), '’', '''')) as text,
+    from messages
+),
+
+messages_signalled as (
+    select
+        messages_normalised.conversation_id,
+        messages_normalised.seq,
+        messages_normalised.role,
+        {(',' + chr(10) + '        ').join(signal_columns)},
+    from messages_normalised
+),
+
+conversation_anchors as (
+    select
+        messages_signalled.conversation_id,
+        max(case when messages_signalled.role = 'user' then messages_signalled.seq end) as last_user_seq,
+        {''.join(column + ',' + chr(10) + '        ' for column in anchor_columns)}
+    from messages_signalled
+    group by messages_signalled.conversation_id
+),
+
+signals_counted as (
+    select
+        messages_signalled.conversation_id,
+        {(',' + chr(10) + '        ').join(count_columns)},
+    from messages_signalled
+    inner join conversation_anchors
+        on messages_signalled.conversation_id = conversation_anchors.conversation_id
+    group by messages_signalled.conversation_id
+),
+
+stage_scores as (
+    select
+        signals_counted.conversation_id,
+        {(',' + chr(10) + '        ').join(score_columns)},
+    from signals_counted
+),
+
+stages_decided as (
+    {(chr(10) + '    union all' + chr(10)).join(stage_rows)}
+)
+
+select * from stages_decided
+"""
+
+
+def classify_relation(
+    con: duckdb.DuckDBPyConnection,
+    messages_relation: str,
+    rules: RuleSet | None = None,
+    into: str | None = None,
+) -> duckdb.DuckDBPyRelation | None:
+    """Run the rules over ``messages_relation``.
+
+    With ``into``, the result is written to that (temp) table and None is
+    returned; otherwise the relation is returned.
+    """
+    rules = rules or load_rules()
+    sql = rules_sql(rules, messages_relation)
+    if into:
+        con.execute(f"create or replace temp table {into} as {sql}")
+        return None
+    return con.sql(sql)
+
+
+def classify_messages(
+    messages: dict[str, list[tuple[str, str]]],
+    rules: RuleSet | None = None,
+) -> dict[str, dict[str, tuple[bool, float]]]:
+    """Classify small in-memory transcripts ``{conversation_id: [(role, content), ...]}``.
+
+    Returns ``{conversation_id: {stage: (reached, confidence)}}``. For tests,
+    evaluation and the hybrid fallback; bulk work goes through ``classify_relation``.
+    """
+    rules = rules or load_rules()
+    con = duckdb.connect()
+    try:
+        rows = [
+            (conversation_id, seq, role, content)
+            for conversation_id, transcript in messages.items()
+            for seq, (role, content) in enumerate(transcript, start=1)
+        ]
+        con.execute(
+            "create temp table golden_messages "
+            "(conversation_id varchar, seq integer, role varchar, content varchar)"
+        )
+        if rows:
+            con.executemany("insert into golden_messages values (?, ?, ?, ?)", rows)
+        result: dict[str, dict[str, tuple[bool, float]]] = {cid: {} for cid in messages}
+        relation = classify_relation(con, "golden_messages", rules)
+        for conversation_id, stage, reached, confidence, _score in relation.fetchall():
+            result[conversation_id][stage] = (bool(reached), float(confidence))
+        # conversations without any message: nothing reached
+        for conversation_id, stages in result.items():
+            for stage in STAGES:
+                stages.setdefault(stage, (False, rules.confidence["no_evidence"]))
+        return result
+    finally:
+        con.close()
