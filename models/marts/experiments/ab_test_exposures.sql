@@ -60,10 +60,16 @@ exposures_ranked as (
             partition by exposure_events.test_name, exposure_events.conversation_id
             order by exposure_events.event_at, exposure_events.event_id
         ) as exposure_rank,
-        count(distinct exposure_events.variant) over (
-            partition by exposure_events.test_name, exposure_events.conversation_id
-        ) as variant_count,
     from exposure_events
+),
+
+variants_seen as (
+    select
+        exposure_events.test_name,
+        exposure_events.conversation_id,
+        count(distinct exposure_events.variant) as variant_count,
+    from exposure_events
+    group by exposure_events.test_name, exposure_events.conversation_id
 ),
 
 first_exposures as (
@@ -72,8 +78,12 @@ first_exposures as (
         exposures_ranked.conversation_id,
         exposures_ranked.variant,
         exposures_ranked.event_at as first_exposed_at,
-        exposures_ranked.variant_count,
+        variants_seen.variant_count,
     from exposures_ranked
+    inner join variants_seen
+        on
+            exposures_ranked.test_name = variants_seen.test_name
+            and exposures_ranked.conversation_id = variants_seen.conversation_id
     where exposures_ranked.exposure_rank = 1
 ),
 

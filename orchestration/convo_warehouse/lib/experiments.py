@@ -332,3 +332,208 @@ def verdict(variant_rows: Sequence[dict], problems: Sequence[str], enough_sample
         call += " (sample below 500 sessions / 100 conversions per variant)"
     lift_pts = 100 * best["absolute_lift"]
     return f"variant {best['variant']} {lift_pts:+.1f} pts, p={format_p(best['p_value'])}, {call}; {health}"
+
+
+def records_to_frame(rows: Sequence[dict], schema: dict[str, str]):
+    """A pandas frame of ``rows`` with nullable dtypes, so None lands as SQL null.
+
+    ``schema`` maps column -> one of "string", "Int64", "Float64", "boolean".
+    Used by the dbt Python models; every column of ``schema`` is present even
+    when ``rows`` is empty.
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame(list(rows), columns=list(schema))
+    return frame.astype(schema)
+
+
+def score_conversion_test(variants: Sequence[dict]) -> list[dict]:
+    """The ``ab_test_results`` rows of one test from its per-variant counts.
+
+    Each input dict has ``test_name``, ``variant``, ``variant_order``,
+    ``is_control``, ``weight`` (None if unset), ``sessions``, ``conversions``.
+    Output rows, in variant_order, carry the contract's columns plus
+    ``srm_chi_square``, ``total_sessions``, ``has_enough_traffic`` and the
+    always-valid interval (``sequential_ci_low``/``_high``). The control row's
+    comparison columns are None; so are every row's when the test has no
+    control.
+    """
+    ordered = sorted(variants, key=lambda v: (v["variant_order"], v["variant"]))
+    sessions = [int(v["sessions"]) for v in ordered]
+    conversions = [int(v["conversions"]) for v in ordered]
+    srm = sample_ratio_mismatch(sessions, [v.get("weight") for v in ordered])
+    enough_sample = has_enough_sample(sessions, conversions)
+    total = sum(sessions)
+    enough_traffic = has_enough_traffic(total, len(ordered))
+    control = next((v for v in ordered if v["is_control"]), None)
+    rows = []
+    for v in ordered:
+        n2, x2 = int(v["sessions"]), int(v["conversions"])
+        row = {
+            "test_name": v["test_name"],
+            "variant": v["variant"],
+            "variant_order": int(v["variant_order"]),
+            "is_control": bool(v["is_control"]),
+            "weight": v.get("weight"),
+            "sessions": n2,
+            "conversions": x2,
+            "conversion_rate": rate(x2, n2),
+            "absolute_lift": None,
+            "relative_lift": None,
+            "z_score": None,
+            "p_value": None,
+            "ci_low": None,
+            "ci_high": None,
+            "is_significant": None,
+            "srm_chi_square": srm.chi_square,
+            "srm_p_value": srm.p_value,
+            "srm_detected": srm.detected,
+            "enough_sample": enough_sample,
+            "total_sessions": total,
+            "has_enough_traffic": enough_traffic,
+            "sequential_ci_low": None,
+            "sequential_ci_high": None,
+        }
+        if not v["is_control"] and control is not None:
+            n1, x1 = int(control["sessions"]), int(control["conversions"])
+            comparison = compare_proportions(x1, n1, x2, n2)
+            low, high = always_valid_interval(
+                comparison.absolute_lift, proportion_difference_variance(x1, n1, x2, n2)
+            )
+            row.update(
+                absolute_lift=comparison.absolute_lift,
+                relative_lift=comparison.relative_lift,
+                z_score=comparison.z_score,
+                p_value=comparison.p_value,
+                ci_low=comparison.ci_low,
+                ci_high=comparison.ci_high,
+                is_significant=comparison.is_significant,
+                sequential_ci_low=low,
+                sequential_ci_high=high,
+            )
+        rows.append(row)
+    return rows
+
+
+#: The per-variant metrics of ``ab_test_metrics``: name -> (type, role, higher
+#: is better). A test's seed ``primary_metric`` is promoted to role "primary".
+METRICS: dict[str, tuple[str, str, bool]] = {
+    "conversion_rate": ("rate", "secondary", True),
+    "completion_rate": ("rate", "secondary", True),
+    "satisfaction_score": ("mean", "secondary", True),
+    "handoff_rate": ("rate", "guardrail", False),
+    "first_response_ms": ("mean", "guardrail", False),
+}
+
+
+def _metric_summary(variant: dict, metric: str) -> dict:
+    """n and value (plus successes or variance) of one metric of one variant."""
+    sessions = int(variant["sessions"])
+    if metric == "conversion_rate":
+        return {"n": sessions, "x": int(variant["conversions"])}
+    if metric == "completion_rate":
+        return {"n": sessions, "x": int(variant["completions"])}
+    if metric == "handoff_rate":
+        return {"n": sessions, "x": int(variant["handoffs"])}
+    prefix = {"satisfaction_score": "satisfaction", "first_response_ms": "first_response"}[metric]
+    return {
+        "n": int(variant[f"{prefix}_n"]),
+        "mean": _none_if_nan(variant[f"{prefix}_mean"]),
+        "variance": _none_if_nan(variant[f"{prefix}_variance"]),
+    }
+
+
+def _none_if_nan(value):
+    if value is None:
+        return None
+    try:
+        return None if math.isnan(value) else float(value)
+    except TypeError:
+        return None
+
+
+def score_metrics(variants: Sequence[dict]) -> list[dict]:
+    """The ``ab_test_metrics`` rows of one test: every variant x metric.
+
+    Rates are compared with the pooled z-test (as conversion is), means with
+    Welch's t-test. ``p_value_adjusted`` is Holm's adjustment over the test's
+    non-guardrail metrics x non-control variants; primary and secondary
+    metrics are significant when it is below 0.05. Guardrails are not adjusted
+    (a guardrail is a tripwire: more false alarms are the safe side) and are
+    breached when the unadjusted p-value is below 0.05 in the harmful
+    direction.
+    """
+    ordered = sorted(variants, key=lambda v: (v["variant_order"], v["variant"]))
+    control = next((v for v in ordered if v["is_control"]), None)
+    primary = next((v.get("primary_metric") for v in ordered if v.get("primary_metric")), "conversion_rate")
+    rows = []
+    for v in ordered:
+        for metric, (metric_type, role, higher_is_better) in METRICS.items():
+            role = "primary" if metric == primary else role
+            summary = _metric_summary(v, metric)
+            value = rate(summary["x"], summary["n"]) if metric_type == "rate" else summary["mean"]
+            row = {
+                "test_name": v["test_name"],
+                "variant": v["variant"],
+                "is_control": bool(v["is_control"]),
+                "metric_name": metric,
+                "metric_role": role,
+                "metric_type": metric_type,
+                "higher_is_better": higher_is_better,
+                "sample_size": summary["n"],
+                "value": value,
+                "control_value": None,
+                "difference": None,
+                "relative_difference": None,
+                "test_statistic": None,
+                "p_value": None,
+                "p_value_adjusted": None,
+                "ci_low": None,
+                "ci_high": None,
+                "sequential_ci_low": None,
+                "sequential_ci_high": None,
+                "is_significant": None,
+                "guardrail_breached": None,
+            }
+            if not v["is_control"] and control is not None:
+                base = _metric_summary(control, metric)
+                if metric_type == "rate":
+                    comparison = compare_proportions(base["x"], base["n"], summary["x"], summary["n"])
+                    variance = proportion_difference_variance(base["x"], base["n"], summary["x"], summary["n"])
+                    row.update(
+                        control_value=comparison.p1,
+                        difference=comparison.absolute_lift,
+                        relative_difference=comparison.relative_lift,
+                        test_statistic=comparison.z_score,
+                        p_value=comparison.p_value,
+                        ci_low=comparison.ci_low,
+                        ci_high=comparison.ci_high,
+                    )
+                    # tau is on the scale of a difference of rates: means get no sequential interval
+                    low, high = always_valid_interval(comparison.absolute_lift, variance)
+                    row.update(sequential_ci_low=low, sequential_ci_high=high)
+                else:
+                    comparison = compare_means(
+                        base["mean"], base["variance"], base["n"], summary["mean"], summary["variance"], summary["n"]
+                    )
+                    row.update(
+                        control_value=base["mean"],
+                        difference=comparison.difference,
+                        relative_difference=comparison.relative_difference,
+                        test_statistic=comparison.t_statistic,
+                        p_value=comparison.p_value,
+                        ci_low=comparison.ci_low,
+                        ci_high=comparison.ci_high,
+                    )
+            rows.append(row)
+    family = [i for i, row in enumerate(rows) if row["metric_role"] != "guardrail" and not row["is_control"]]
+    adjusted = holm([rows[i]["p_value"] for i in family])
+    for i, p_adjusted in zip(family, adjusted, strict=True):
+        rows[i]["p_value_adjusted"] = p_adjusted
+        rows[i]["is_significant"] = None if p_adjusted is None else p_adjusted < ALPHA
+    for row in rows:
+        if row["metric_role"] == "guardrail" and not row["is_control"] and row["p_value"] is not None:
+            harmful = row["difference"] < 0 if row["higher_is_better"] else row["difference"] > 0
+            row["is_significant"] = row["p_value"] < ALPHA
+            row["guardrail_breached"] = row["is_significant"] and harmful
+    return rows

@@ -1,0 +1,67 @@
+with
+
+exposures as (
+    select
+        test_name,
+        conversation_id,
+        variant,
+        first_exposed_at,
+        variant_count,
+        assignment_ok,
+    from {{ ref('ab_test_exposures') }}
+),
+
+conversion_events as (
+    select
+        conversation_id,
+        event_at,
+    from {{ ref('stg_events') }}
+    where event_type = 'conversion' and is_known_type
+),
+
+conversations as (
+    select
+        conversation_id,
+        channel,
+        was_completed,
+        had_handoff,
+        satisfaction_score,
+        first_response_ms,
+    from {{ ref('fct_conversations') }}
+),
+
+-- a conversion at or after the first exposure exists iff the last one is
+last_conversions as (
+    select
+        conversion_events.conversation_id,
+        max(conversion_events.event_at) as last_converted_at,
+    from conversion_events
+    group by conversion_events.conversation_id
+),
+
+exposures_measured as (
+    select
+        exposures.test_name,
+        exposures.conversation_id,
+        exposures.variant,
+        exposures.first_exposed_at,
+        exposures.variant_count,
+        exposures.variant_count > 1 as is_contaminated,
+        exposures.assignment_ok,
+        coalesce(conversations.channel, 'unknown') as channel,
+        coalesce(
+            last_conversions.last_converted_at >= exposures.first_exposed_at,
+            false
+        ) as converted_after_exposure,
+        conversations.was_completed,
+        conversations.had_handoff,
+        conversations.satisfaction_score,
+        conversations.first_response_ms,
+    from exposures
+    left join conversations
+        on exposures.conversation_id = conversations.conversation_id
+    left join last_conversions
+        on exposures.conversation_id = last_conversions.conversation_id
+)
+
+select * from exposures_measured

@@ -1,0 +1,44 @@
+"""One row per seed test x seed variant x metric: secondary and guardrail metrics with tests.
+
+Rates by the pooled z-test, means by Welch's t-test, Holm's adjustment over
+each test's non-guardrail metrics x non-control variants; see
+``convo_warehouse.lib.experiments.score_metrics``. A Python model for scipy's
+distributions; the public mart ``ab_test_metrics`` selects from it under a
+contract.
+"""
+
+from convo_warehouse.lib import experiments as ex
+
+SCHEMA = {
+    "test_name": "string",
+    "variant": "string",
+    "is_control": "boolean",
+    "metric_name": "string",
+    "metric_role": "string",
+    "metric_type": "string",
+    "higher_is_better": "boolean",
+    "sample_size": "Int64",
+    "value": "Float64",
+    "control_value": "Float64",
+    "difference": "Float64",
+    "relative_difference": "Float64",
+    "test_statistic": "Float64",
+    "p_value": "Float64",
+    "p_value_adjusted": "Float64",
+    "ci_low": "Float64",
+    "ci_high": "Float64",
+    "sequential_ci_low": "Float64",
+    "sequential_ci_high": "Float64",
+    "is_significant": "boolean",
+    "guardrail_breached": "boolean",
+}
+
+
+def model(dbt, session):
+    variants = dbt.ref("int_ab_test_variants_aggregated").df()
+    variants = variants[variants["segment_type"] == "all"]
+    variants = variants.astype(object).where(variants.notna(), None)
+    rows = []
+    for _, test_variants in variants.groupby("test_name", sort=True):
+        rows.extend(ex.score_metrics(test_variants.to_dict("records")))
+    return ex.records_to_frame(rows, SCHEMA)

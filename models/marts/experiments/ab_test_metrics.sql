@@ -1,0 +1,56 @@
+-- the statistics come from a Python model (scipy); this model pins the public types
+with
+
+metrics_scored as (
+    select
+        test_name,
+        variant,
+        is_control,
+        metric_name,
+        metric_role,
+        metric_type,
+        higher_is_better,
+        sample_size,
+        value,
+        control_value,
+        difference,
+        relative_difference,
+        test_statistic,
+        p_value,
+        p_value_adjusted,
+        ci_low,
+        ci_high,
+        sequential_ci_low,
+        sequential_ci_high,
+        is_significant,
+        guardrail_breached,
+    from {{ ref('int_ab_test_metrics_scored') }}
+),
+
+metrics_typed as (
+    select
+        cast(metrics_scored.test_name as varchar) as test_name,
+        cast(metrics_scored.variant as varchar) as variant,
+        cast(metrics_scored.is_control as boolean) as is_control,
+        cast(metrics_scored.metric_name as varchar) as metric_name,
+        cast(metrics_scored.metric_role as varchar) as metric_role,
+        cast(metrics_scored.metric_type as varchar) as metric_type,
+        cast(metrics_scored.higher_is_better as boolean) as higher_is_better,
+        cast(metrics_scored.sample_size as bigint) as sample_size,
+        cast(metrics_scored.value as double) as value,
+        cast(metrics_scored.control_value as double) as control_value,
+        cast(metrics_scored.difference as double) as difference,
+        cast(metrics_scored.relative_difference as double) as relative_difference,
+        cast(metrics_scored.test_statistic as double) as test_statistic,
+        cast(metrics_scored.p_value as double) as p_value,
+        cast(metrics_scored.p_value_adjusted as double) as p_value_adjusted,
+        cast(metrics_scored.ci_low as double) as ci_low,
+        cast(metrics_scored.ci_high as double) as ci_high,
+        cast(metrics_scored.sequential_ci_low as double) as sequential_ci_low,
+        cast(metrics_scored.sequential_ci_high as double) as sequential_ci_high,
+        cast(metrics_scored.is_significant as boolean) as is_significant,
+        cast(metrics_scored.guardrail_breached as boolean) as guardrail_breached,
+    from metrics_scored
+)
+
+select * from metrics_typed

@@ -1,0 +1,60 @@
+-- the statistics come from a Python model (scipy); this model pins the public types
+with
+
+results_scored as (
+    select
+        test_name,
+        variant,
+        is_control,
+        sessions,
+        conversions,
+        conversion_rate,
+        absolute_lift,
+        relative_lift,
+        z_score,
+        p_value,
+        ci_low,
+        ci_high,
+        is_significant,
+        srm_p_value,
+        srm_detected,
+        enough_sample,
+        variant_order,
+        weight,
+        srm_chi_square,
+        total_sessions,
+        has_enough_traffic,
+        sequential_ci_low,
+        sequential_ci_high,
+    from {{ ref('int_ab_test_results_scored') }}
+),
+
+results_typed as (
+    select
+        cast(results_scored.test_name as varchar) as test_name,
+        cast(results_scored.variant as varchar) as variant,
+        cast(results_scored.is_control as boolean) as is_control,
+        cast(results_scored.sessions as bigint) as sessions,
+        cast(results_scored.conversions as bigint) as conversions,
+        cast(results_scored.conversion_rate as double) as conversion_rate,
+        cast(results_scored.absolute_lift as double) as absolute_lift,
+        cast(results_scored.relative_lift as double) as relative_lift,
+        cast(results_scored.z_score as double) as z_score,
+        cast(results_scored.p_value as double) as p_value,
+        cast(results_scored.ci_low as double) as ci_low,
+        cast(results_scored.ci_high as double) as ci_high,
+        cast(results_scored.is_significant as boolean) as is_significant,
+        cast(results_scored.srm_p_value as double) as srm_p_value,
+        cast(results_scored.srm_detected as boolean) as srm_detected,
+        cast(results_scored.enough_sample as boolean) as enough_sample,
+        cast(results_scored.variant_order as integer) as variant_order,
+        cast(results_scored.weight as double) as weight,
+        cast(results_scored.srm_chi_square as double) as srm_chi_square,
+        cast(results_scored.total_sessions as bigint) as total_sessions,
+        cast(results_scored.has_enough_traffic as boolean) as has_enough_traffic,
+        cast(results_scored.sequential_ci_low as double) as sequential_ci_low,
+        cast(results_scored.sequential_ci_high as double) as sequential_ci_high,
+    from results_scored
+)
+
+select * from results_typed
