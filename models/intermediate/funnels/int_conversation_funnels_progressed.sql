@@ -1,0 +1,102 @@
+-- How far each conversation got in each funnel it entered: its highest stage
+-- reached (stages may be skipped), the stage after it, and whether the
+-- conversion window is still open.
+with
+
+conversation_funnel_stages as (
+    select
+        conversation_id,
+        funnel_name,
+        stage,
+        stage_order,
+        is_first_stage,
+        is_last_stage,
+        is_reached,
+        reached_at
+    from {{ ref('int_conversation_stages_sequenced') }}
+),
+
+funnel_stages as (
+    select
+        funnel_name,
+        stage,
+        stage_order,
+        next_stage,
+        next_stage_order
+    from {{ ref('int_funnel_stages_ordered') }}
+),
+
+conversations as (
+    select
+        conversation_id,
+        first_event_at
+    from {{ ref('fct_conversations') }}
+),
+
+newest_event as (
+    select max(event_at) as newest_event_at
+    from {{ ref('stg_events') }}
+),
+
+funnel_progress as (
+    select
+        conversation_funnel_stages.conversation_id,
+        conversation_funnel_stages.funnel_name,
+        max(
+            case when conversation_funnel_stages.is_reached then conversation_funnel_stages.stage_order end
+        ) as last_stage_order,
+        max(
+            case
+                when conversation_funnel_stages.is_reached and conversation_funnel_stages.is_first_stage
+                    then 1
+                else 0
+            end
+        ) = 1 as has_reached_first_stage,
+        max(
+            case
+                when conversation_funnel_stages.is_reached and conversation_funnel_stages.is_last_stage
+                    then 1
+                else 0
+            end
+        ) = 1 as has_reached_last_stage
+    from conversation_funnel_stages
+    group by
+        conversation_funnel_stages.conversation_id,
+        conversation_funnel_stages.funnel_name
+),
+
+funnel_progress_with_stages as (
+    select
+        funnel_progress.conversation_id,
+        funnel_progress.funnel_name,
+        funnel_progress.has_reached_first_stage,
+        funnel_progress.has_reached_last_stage,
+        funnel_stages.stage as last_stage,
+        funnel_progress.last_stage_order,
+        conversation_funnel_stages.reached_at as last_stage_reached_at,
+        funnel_stages.next_stage,
+        funnel_stages.next_stage_order,
+        conversations.first_event_at,
+        -- the window is open while the newest event in the warehouse is less
+        -- than funnel_conversion_window_hours after the conversation's first event
+        coalesce(
+            {{ dbt.dateadd('hour', var('funnel_conversion_window_hours', 24), 'conversations.first_event_at') }}
+            > newest_event.newest_event_at,
+            false
+        ) as is_window_open
+    from funnel_progress
+    inner join funnel_stages
+        on
+            funnel_progress.funnel_name = funnel_stages.funnel_name
+            and funnel_progress.last_stage_order = funnel_stages.stage_order
+    inner join conversation_funnel_stages
+        on
+            funnel_progress.conversation_id = conversation_funnel_stages.conversation_id
+            and funnel_progress.funnel_name = conversation_funnel_stages.funnel_name
+            and funnel_progress.last_stage_order = conversation_funnel_stages.stage_order
+    left join conversations
+        on funnel_progress.conversation_id = conversations.conversation_id
+    cross join newest_event
+)
+
+select * from funnel_progress_with_stages

@@ -1,0 +1,48 @@
+with
+
+stage_reaches as (
+    select
+        conversation_id,
+        funnel_name,
+        stage,
+        stage_order,
+        reached_at,
+        source
+    from {{ ref('int_conversation_stage_reaches_unioned') }}
+),
+
+stages_combined as (
+    -- an event (or flag, stage_reached, marker) beats the classifier: its
+    -- source is 'event' and its time is the earliest qualifying event
+    select
+        stage_reaches.conversation_id,
+        stage_reaches.funnel_name,
+        stage_reaches.stage,
+        stage_reaches.stage_order,
+        min(
+            case when stage_reaches.source = 'event' then stage_reaches.reached_at end
+        ) as reached_at,
+        case
+            when max(case when stage_reaches.source = 'event' then 1 else 0 end) = 1 then 'event'
+            else min(stage_reaches.source)
+        end as source
+    from stage_reaches
+    group by
+        stage_reaches.conversation_id,
+        stage_reaches.funnel_name,
+        stage_reaches.stage,
+        stage_reaches.stage_order
+),
+
+conversation_stages as (
+    select
+        cast(stages_combined.conversation_id as {{ dbt.type_string() }}) as conversation_id,
+        cast(stages_combined.funnel_name as {{ dbt.type_string() }}) as funnel_name,
+        cast(stages_combined.stage as {{ dbt.type_string() }}) as stage,
+        cast(stages_combined.stage_order as {{ dbt.type_int() }}) as stage_order,
+        cast(stages_combined.reached_at as {{ dbt.type_timestamp() }}) as reached_at,
+        cast(stages_combined.source as {{ dbt.type_string() }}) as source
+    from stages_combined
+)
+
+select * from conversation_stages

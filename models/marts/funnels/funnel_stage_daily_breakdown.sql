@@ -1,0 +1,139 @@
+-- funnel_stage_daily broken down by segment: channel, agent_id and each
+-- experiment's variant (segment_type 'experiment:<test_name>'; conversations
+-- that saw more than one variant of a test are left out of that test).
+with
+
+conversation_funnel_stages as (
+    select
+        conversation_id,
+        funnel_name,
+        stage,
+        stage_order,
+        is_reached,
+        is_reached_in_order
+    from {{ ref('int_conversation_stages_sequenced') }}
+),
+
+conversation_funnels as (
+    select
+        conversation_id,
+        funnel_name,
+        has_reached_first_stage
+    from {{ ref('int_conversation_funnels_progressed') }}
+),
+
+conversations as (
+    select
+        conversation_id,
+        conversation_date,
+        channel,
+        agent_id
+    from {{ ref('fct_conversations') }}
+),
+
+exposures as (
+    select
+        conversation_id,
+        event_id,
+        event_at,
+        test_name,
+        variant
+    from {{ ref('stg_events') }}
+    where
+        is_known_type
+        and event_type = 'experiment_exposure'
+        and test_name is not null
+),
+
+exposures_ranked as (
+    select
+        exposures.conversation_id,
+        exposures.test_name,
+        exposures.variant,
+        row_number() over (
+            partition by exposures.conversation_id, exposures.test_name
+            order by exposures.event_at, exposures.event_id
+        ) as exposure_rank,
+        count(distinct exposures.variant) over (
+            partition by exposures.conversation_id, exposures.test_name
+        ) as variant_count
+    from exposures
+),
+
+conversation_segments as (
+    select
+        conversations.conversation_id,
+        'channel' as segment_type,
+        coalesce(conversations.channel, 'unknown') as segment_value
+    from conversations
+
+    union all
+
+    select
+        conversations.conversation_id,
+        'agent_id' as segment_type,
+        coalesce(conversations.agent_id, 'unknown') as segment_value
+    from conversations
+
+    union all
+
+    select
+        exposures_ranked.conversation_id,
+        'experiment:' || exposures_ranked.test_name as segment_type,
+        coalesce(exposures_ranked.variant, 'unknown') as segment_value
+    from exposures_ranked
+    where
+        exposures_ranked.exposure_rank = 1
+        and exposures_ranked.variant_count <= 1
+),
+
+stages_segmented as (
+    select
+        conversation_funnel_stages.funnel_name,
+        conversations.conversation_date,
+        conversation_segments.segment_type,
+        conversation_segments.segment_value,
+        conversation_funnel_stages.stage,
+        conversation_funnel_stages.stage_order,
+        conversation_funnels.has_reached_first_stage,
+        conversation_funnel_stages.is_reached,
+        conversation_funnel_stages.is_reached_in_order
+    from conversation_funnel_stages
+    inner join conversation_funnels
+        on
+            conversation_funnel_stages.conversation_id = conversation_funnels.conversation_id
+            and conversation_funnel_stages.funnel_name = conversation_funnels.funnel_name
+    inner join conversations
+        on conversation_funnel_stages.conversation_id = conversations.conversation_id
+    inner join conversation_segments
+        on conversation_funnel_stages.conversation_id = conversation_segments.conversation_id
+),
+
+stages_counted as (
+    select
+        cast(stages_segmented.funnel_name as {{ dbt.type_string() }}) as funnel_name,
+        cast(stages_segmented.conversation_date as date) as conversation_date,
+        cast(stages_segmented.segment_type as {{ dbt.type_string() }}) as segment_type,
+        cast(stages_segmented.segment_value as {{ dbt.type_string() }}) as segment_value,
+        cast(stages_segmented.stage as {{ dbt.type_string() }}) as stage,
+        cast(stages_segmented.stage_order as {{ dbt.type_int() }}) as stage_order,
+        cast(sum(
+            case when stages_segmented.has_reached_first_stage then 1 else 0 end
+        ) as {{ dbt.type_bigint() }}) as conversations,
+        cast(sum(
+            case when stages_segmented.is_reached then 1 else 0 end
+        ) as {{ dbt.type_bigint() }}) as reached,
+        cast(sum(
+            case when stages_segmented.is_reached_in_order then 1 else 0 end
+        ) as {{ dbt.type_bigint() }}) as reached_in_order
+    from stages_segmented
+    group by
+        stages_segmented.funnel_name,
+        stages_segmented.conversation_date,
+        stages_segmented.segment_type,
+        stages_segmented.segment_value,
+        stages_segmented.stage,
+        stages_segmented.stage_order
+)
+
+select * from stages_counted

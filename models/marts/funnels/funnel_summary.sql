@@ -1,0 +1,159 @@
+with
+
+funnel_stages as (
+    select
+        funnel_name,
+        stage,
+        stage_order,
+        previous_stage,
+        is_first_stage
+    from {{ ref('int_funnel_stages_ordered') }}
+),
+
+conversation_funnel_stages as (
+    select
+        funnel_name,
+        stage,
+        is_reached,
+        is_reached_in_order,
+        seconds_from_previous_stage
+    from {{ ref('int_conversation_stages_sequenced') }}
+),
+
+dropoffs as (
+    select
+        funnel_name,
+        last_stage,
+        window_open
+    from {{ ref('funnel_dropoffs') }}
+),
+
+conversations as (
+    select count(*) as conversations
+    from {{ ref('fct_conversations') }}
+),
+
+stages_counted as (
+    select
+        conversation_funnel_stages.funnel_name,
+        conversation_funnel_stages.stage,
+        sum(case when conversation_funnel_stages.is_reached then 1 else 0 end) as reached,
+        sum(case when conversation_funnel_stages.is_reached_in_order then 1 else 0 end) as reached_in_order,
+        avg(conversation_funnel_stages.seconds_from_previous_stage) as avg_seconds_from_previous_stage,
+        {{ funnel_median('conversation_funnel_stages.seconds_from_previous_stage') }}
+            as median_seconds_from_previous_stage
+    from conversation_funnel_stages
+    group by
+        conversation_funnel_stages.funnel_name,
+        conversation_funnel_stages.stage
+),
+
+dropoffs_counted as (
+    select
+        dropoffs.funnel_name,
+        dropoffs.last_stage as stage,
+        sum(case when dropoffs.window_open then 0 else 1 end) as stopped_here,
+        sum(case when dropoffs.window_open then 1 else 0 end) as window_open_here
+    from dropoffs
+    group by
+        dropoffs.funnel_name,
+        dropoffs.last_stage
+),
+
+stages_with_counts as (
+    select
+        funnel_stages.funnel_name,
+        funnel_stages.stage,
+        funnel_stages.stage_order,
+        funnel_stages.previous_stage,
+        funnel_stages.is_first_stage,
+        coalesce(stages_counted.reached, 0) as reached,
+        coalesce(stages_counted.reached_in_order, 0) as reached_in_order,
+        stages_counted.avg_seconds_from_previous_stage,
+        stages_counted.median_seconds_from_previous_stage,
+        coalesce(dropoffs_counted.stopped_here, 0) as stopped_here,
+        coalesce(dropoffs_counted.window_open_here, 0) as window_open_here,
+        conversations.conversations as all_conversations
+    from funnel_stages
+    left join stages_counted
+        on
+            funnel_stages.funnel_name = stages_counted.funnel_name
+            and funnel_stages.stage = stages_counted.stage
+    left join dropoffs_counted
+        on
+            funnel_stages.funnel_name = dropoffs_counted.funnel_name
+            and funnel_stages.stage = dropoffs_counted.stage
+    cross join conversations
+),
+
+stages_with_neighbours as (
+    select
+        stages_with_counts.*,
+        lag(stages_with_counts.reached) over (
+            partition by stages_with_counts.funnel_name
+            order by stages_with_counts.stage_order
+        ) as previous_stage_reached,
+        first_value(stages_with_counts.reached) over (
+            partition by stages_with_counts.funnel_name
+            order by stages_with_counts.stage_order
+            rows between unbounded preceding and current row
+        ) as first_stage_reached
+    from stages_with_counts
+),
+
+stages_rated as (
+    select
+        stages_with_neighbours.*,
+        case
+            when stages_with_neighbours.is_first_stage
+                then
+                    cast(stages_with_neighbours.reached as {{ dbt.type_float() }})
+                    / nullif(stages_with_neighbours.all_conversations, 0)
+            else
+                cast(stages_with_neighbours.reached as {{ dbt.type_float() }})
+                / nullif(stages_with_neighbours.previous_stage_reached, 0)
+        end as conversion_rate,
+        cast(stages_with_neighbours.reached as {{ dbt.type_float() }})
+        / nullif(stages_with_neighbours.first_stage_reached, 0) as conversion_from_start,
+        case
+            when stages_with_neighbours.is_first_stage then 0
+            else stages_with_neighbours.previous_stage_reached - stages_with_neighbours.reached
+        end as drop_off,
+        case
+            when stages_with_neighbours.is_first_stage then null
+            else
+                cast(
+                    stages_with_neighbours.previous_stage_reached - stages_with_neighbours.reached
+                    as {{ dbt.type_float() }}
+                )
+                / nullif(stages_with_neighbours.previous_stage_reached, 0)
+        end as drop_off_rate
+    from stages_with_neighbours
+),
+
+funnel_summary as (
+    select
+        cast(stages_rated.funnel_name as {{ dbt.type_string() }}) as funnel_name,
+        cast(stages_rated.stage as {{ dbt.type_string() }}) as stage,
+        cast(stages_rated.stage_order as {{ dbt.type_int() }}) as stage_order,
+        cast(stages_rated.reached as {{ dbt.type_bigint() }}) as reached,
+        cast(stages_rated.conversion_rate as {{ dbt.type_float() }}) as conversion_rate,
+        cast(stages_rated.conversion_from_start as {{ dbt.type_float() }}) as conversion_from_start,
+        cast(stages_rated.drop_off as {{ dbt.type_bigint() }}) as drop_off,
+        cast(stages_rated.previous_stage as {{ dbt.type_string() }}) as previous_stage,
+        cast(stages_rated.reached_in_order as {{ dbt.type_bigint() }}) as reached_in_order,
+        cast(stages_rated.drop_off_rate as {{ dbt.type_float() }}) as drop_off_rate,
+        coalesce(
+            stages_rated.drop_off_rate > {{ var('funnel_major_drop_off_threshold', 0.3) }},
+            false
+        ) as is_major_drop_off,
+        cast(stages_rated.avg_seconds_from_previous_stage as {{ dbt.type_float() }})
+            as avg_seconds_from_previous_stage,
+        cast(stages_rated.median_seconds_from_previous_stage as {{ dbt.type_float() }})
+            as median_seconds_from_previous_stage,
+        cast(stages_rated.stopped_here as {{ dbt.type_bigint() }}) as dropped_here,
+        cast(stages_rated.window_open_here as {{ dbt.type_bigint() }}) as window_open_here
+    from stages_rated
+)
+
+select * from funnel_summary
