@@ -1,0 +1,74 @@
+"""``convo-warehouse run``: the whole pipeline on a landing folder, through Dagster."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import click
+
+from convo_warehouse.lib.warehouse import WarehouseBusyError, connect, landing_path, warehouse_path, writer_lock
+
+
+@click.command()
+@click.option(
+    "--landing",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Landing folder with event files (default: $CONVO_LANDING_DIR or data/landing).",
+)
+@click.option(
+    "--warehouse",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="DuckDB warehouse file (default: $CONVO_DUCKDB_PATH or data/warehouse.duckdb).",
+)
+@click.option(
+    "--classifier",
+    type=click.Choice(["rules", "llm", "hybrid"]),
+    default=None,
+    help="Stage classifier (default: $CONVO_CLASSIFIER or rules).",
+)
+@click.option("--quiet", is_flag=True, help="Do not print the summary.")
+def run(landing: str | None, warehouse: str | None, classifier: str | None, quiet: bool) -> None:
+    """Load new landing files and rebuild every asset (Dagster, in-process).
+
+    Materializes the same Dagster definitions the UI shows: loader, dbt models
+    and tests, stage classification, data-quality checks. Exits non-zero with
+    a message when any step fails or another run is writing the warehouse.
+    """
+    landing_dir = landing_path(landing)
+    database = warehouse_path(warehouse)
+    if not landing_dir.is_dir():
+        raise click.ClickException(
+            f"landing folder {landing_dir} does not exist: pass --landing DIR or set CONVO_LANDING_DIR "
+            "(make demo data with `convo-warehouse generate`)."
+        )
+    # dbt, the resources and the classifier all read these.
+    os.environ["CONVO_DUCKDB_PATH"] = str(database)
+    os.environ["CONVO_LANDING_DIR"] = str(landing_dir)
+    if classifier:
+        os.environ["CONVO_CLASSIFIER"] = classifier
+
+    started = time.monotonic()
+    try:
+        with writer_lock(database):
+            from convo_warehouse.pipeline import PipelineError, materialize_all
+
+            try:
+                materialize_all(warehouse_path=database, landing_dir=landing_dir)
+            except PipelineError as error:
+                raise click.ClickException(str(error)) from error
+            if not quiet:
+                con = connect(database, read_only=False)
+                try:
+                    from convo_warehouse.lib.summary import run_summary
+
+                    click.echo(run_summary(con))
+                finally:
+                    con.close()
+    except WarehouseBusyError as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(3)
+    click.echo(f"\nRun finished in {time.monotonic() - started:.1f} s; warehouse: {database}")

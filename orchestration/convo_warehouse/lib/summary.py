@@ -1,0 +1,131 @@
+"""The short report printed after a run: reconciliation, outcomes, the support
+funnel and today's key rates, read from the warehouse's marts."""
+
+from __future__ import annotations
+
+import duckdb
+
+KEY_RATES = ("completion_rate", "handoff_rate", "abandonment_rate", "conversion_rate", "fallback_rate")
+
+
+def _exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:5.1f}%"
+
+
+def reconciliation_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    totals = con.execute(
+        """
+        select sum(raw_rows), sum(staged_rows), sum(duplicates_dropped), sum(quarantined_rows),
+               sum(unknown_type_rows), bool_and(is_reconciled)
+        from audit.reconciliation
+        """
+    ).fetchone()
+    latest = con.execute(
+        """
+        select load_id, files_loaded, raw_rows, staged_rows, duplicates_dropped, quarantined_rows
+        from audit.reconciliation order by load_id desc limit 1
+        """
+    ).fetchone()
+    raw, staged, duplicates, quarantined, unknown, ok = totals
+    lines = [
+        "Reconciliation (whole warehouse)",
+        f"  raw rows {raw:,} = staged {staged:,} + duplicates dropped {duplicates:,} "
+        f"+ quarantined {quarantined:,}  -> {'OK' if ok else 'MISMATCH'}",
+        f"  unknown event types staged (in no metric): {unknown:,}",
+    ]
+    if latest:
+        load_id, files, raw_new, staged_new, dup_new, quarantined_new = latest
+        lines.append(
+            f"  latest load {load_id}: {files} file(s), {raw_new:,} raw rows "
+            f"({staged_new:,} staged, {dup_new:,} duplicates, {quarantined_new:,} quarantined)"
+        )
+    reasons = con.execute(
+        "select reason, count(*) from quarantine.rejected_events group by 1 order by 2 desc"
+    ).fetchall()
+    if reasons:
+        lines.append("  quarantined by reason: " + ", ".join(f"{reason} {count:,}" for reason, count in reasons))
+    return lines
+
+
+def outcome_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = con.execute(
+        """
+        select outcome, count(*) as conversations, count(*) / sum(count(*)) over () as share
+        from marts.fct_conversations group by outcome order by conversations desc
+        """
+    ).fetchall()
+    lines = ["Conversations by outcome"]
+    lines += [f"  {outcome:<12} {count:>9,}  {_percent(share)}" for outcome, count, share in rows]
+    return lines
+
+
+def funnel_lines(con: duckdb.DuckDBPyConnection, funnel: str = "support") -> list[str]:
+    if not _exists(con, "marts", "funnel_summary"):
+        return []
+    rows = con.execute(
+        """
+        select stage, reached, conversion_rate, conversion_from_start, drop_off
+        from marts.funnel_summary where funnel_name = ? order by stage_order
+        """,
+        [funnel],
+    ).fetchall()
+    lines = [f"Funnel '{funnel}' (any order)", "  stage                 reached   from prev  from start   drop-off"]
+    lines += [
+        f"  {stage:<20} {reached:>8,}   {_percent(rate):>9}  {_percent(start):>10}  {drop:>9,}"
+        for stage, reached, rate, start, drop in rows
+    ]
+    return lines
+
+
+def key_rate_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    if not _exists(con, "marts", "metrics_daily"):
+        return []
+    placeholders = ", ".join("?" for _ in KEY_RATES)
+    rows = con.execute(
+        f"""
+        select metric_date, metric_name, numerator, denominator, value
+        from marts.metrics_daily
+        where segment_type = 'all'
+          and metric_date = (select max(metric_date) from marts.metrics_daily)
+          and metric_name in ('conversations', {placeholders})
+        """,
+        list(KEY_RATES),
+    ).fetchall()
+    if not rows:
+        return []
+    by_name = {name: (numerator, denominator, value) for _, name, numerator, denominator, value in rows}
+    lines = [f"Key rates for {rows[0][0]} (latest day)"]
+    if "conversations" in by_name:
+        lines.append(f"  conversations        {int(by_name['conversations'][2]):>9,}")
+    for name in KEY_RATES:
+        if name in by_name:
+            numerator, denominator, value = by_name[name]
+            lines.append(f"  {name:<20} {_percent(value):>9}   ({numerator:,.0f} / {denominator:,.0f})")
+    return lines
+
+
+def alert_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    if not _exists(con, "marts", "metric_alerts"):
+        return []
+    count = con.execute("select count(*) from marts.metric_alerts").fetchone()[0]
+    return [f"Metric alerts fired: {count:,} (see marts.metric_alerts)"]
+
+
+def run_summary(con: duckdb.DuckDBPyConnection) -> str:
+    sections = [
+        reconciliation_lines(con),
+        outcome_lines(con),
+        funnel_lines(con),
+        key_rate_lines(con),
+        alert_lines(con),
+    ]
+    return "\n\n".join("\n".join(section) for section in sections if section)

@@ -1,0 +1,129 @@
+"""Shared pytest fixtures: temporary warehouses built by the real loader and dbt.
+
+A test gets a ``Warehouse`` (its own DuckDB file, landing folder and dbt target
+folder under ``tmp_path``), drops files into ``warehouse.landing``, calls
+``warehouse.load()`` and ``warehouse.build(...)`` and queries the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
+
+# dbt parses the whole project on every run in a new target folder; sharing one
+# target folder per test session keeps partial parsing warm.
+_SESSION_TARGETS: dict[str, Path] = {}
+
+
+class Warehouse:
+    """A throwaway warehouse: loader + dbt on a temporary DuckDB file."""
+
+    def __init__(self, root: Path, target_dir: Path) -> None:
+        self.root = root
+        self.path = root / "warehouse.duckdb"
+        self.landing = root / "landing"
+        self.landing.mkdir(parents=True, exist_ok=True)
+        self.target_dir = target_dir
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "CONVO_DUCKDB_PATH": str(self.path),
+            "CONVO_LANDING_DIR": str(self.landing),
+            "DBT_TARGET_PATH": str(self.target_dir),
+            "DBT_LOG_PATH": str(self.root / "dbt-logs"),
+            "DBT_PROFILES_DIR": str(REPO_ROOT),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        }
+
+    def load(self):
+        from convo_warehouse.lib.landing import load_landing
+
+        con = duckdb.connect(str(self.path))
+        try:
+            return load_landing(con, self.landing, progress=False)
+        finally:
+            con.close()
+
+    def dbt(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [DBT_EXECUTABLE, *args],
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}")
+        return result
+
+    def build(self, select: str = "+fct_conversations +reconciliation", full_refresh: bool = False):
+        args = ["build", "--select", select]
+        if full_refresh:
+            args.append("--full-refresh")
+        return self.dbt(*args)
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        con = duckdb.connect(str(self.path), read_only=True)
+        try:
+            return con.execute(sql, params or []).fetchall()
+        finally:
+            con.close()
+
+    def scalar(self, sql: str, params: list | None = None):
+        return self.query(sql, params)[0][0]
+
+    def table_hash(self, table: str, exclude: tuple[str, ...] = ()) -> str:
+        """Order-independent fingerprint of a table's content."""
+        columns = [
+            row[0]
+            for row in self.query(f"describe {table}")
+            if row[0] not in exclude
+        ]
+        rows = self.query(f"select {', '.join(columns)} from {table}")
+        digest = hashlib.sha256()
+        for line in sorted(repr(row) for row in rows):
+            digest.update(line.encode())
+        return digest.hexdigest()
+
+    def tables(self, schemas: tuple[str, ...]) -> list[str]:
+        placeholders = ", ".join("?" for _ in schemas)
+        return [
+            f"{schema}.{name}"
+            for schema, name in self.query(
+                f"select table_schema, table_name from information_schema.tables "
+                f"where table_schema in ({placeholders}) order by 1, 2",
+                list(schemas),
+            )
+        ]
+
+
+@pytest.fixture(scope="session")
+def dbt_target_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dbt-target")
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path, dbt_target_dir: Path) -> Iterator[Warehouse]:
+    yield Warehouse(tmp_path, dbt_target_dir)
+
+
+@pytest.fixture
+def make_warehouse(tmp_path: Path, dbt_target_dir: Path):
+    """Factory for tests that need several independent warehouses."""
+
+    def make(name: str) -> Warehouse:
+        return Warehouse(tmp_path / name, dbt_target_dir)
+
+    return make

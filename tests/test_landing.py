@@ -1,0 +1,296 @@
+"""Loading and staging: nothing lost, duplicates counted, late data corrects,
+re-runs change nothing, incremental equals full refresh, one writer at a time."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from convo_warehouse.lib.warehouse import WarehouseBusyError, connect, writer_lock
+
+
+def event(event_id, conversation_id, event_type, timestamp, **properties):
+    record = {
+        "event_id": event_id,
+        "conversation_id": conversation_id,
+        "event_type": event_type,
+        "timestamp": timestamp,
+    }
+    if properties:
+        record["properties"] = properties
+    return record
+
+
+def write_jsonl(path: Path, lines: list) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines) + "\n"
+    if path.name.endswith(".gz"):
+        with gzip.open(path, "wt") as handle:
+            handle.write(text)
+    else:
+        path.write_text(text)
+
+
+# One JSONL file with one row per quarantine reason, each commented with its
+# defect, around valid rows that must be staged.
+BAD_JSONL = [
+    event("ok-1", "c1", "conversation_started", "2024-03-01T10:00:00Z"),
+    "{this is not json",  # unreadable line: bad JSON
+    "[1, 2, 3]",  # unreadable line: JSON but not an object
+    "",  # blank line: skipped, not a row
+    {"conversation_id": "c1", "event_type": "user_message", "timestamp": "2024-03-01T10:00:01Z"},  # no event_id
+    event("bad-empty", "", "user_message", "2024-03-01T10:00:01Z"),  # empty conversation_id is missing
+    event("bad-type", "c1", "   ", "2024-03-01T10:00:01Z"),  # blank event_type is missing
+    {"event_id": "bad-ts-missing", "conversation_id": "c1", "event_type": "user_message"},  # no timestamp
+    event("bad-ts-date", "c1", "user_message", "2024-03-01"),  # a date alone
+    event("bad-ts-word", "c1", "user_message", "now"),  # a word
+    event("bad-ts-future", "c1", "user_message", "2999-01-01T00:00:00Z"),  # far in the future
+    {**event("bad-props-list", "c1", "user_message", "2024-03-01T10:00:02Z"), "properties": [1, 2]},  # properties a list
+    {**event("bad-props-num", "c1", "user_message", "2024-03-01T10:00:02Z"), "properties": 7},  # properties a number
+    event("ok-2", "c1", "message_sent", 1709287205000, content="hello"),  # alias + epoch ms: valid
+    event("ok-3", "c1", "mystery_event", "2024-03-01T10:00:06Z"),  # unknown type: staged, flagged
+]
+
+EXPECTED_REASONS = {
+    "unreadable_line": 2,
+    "missing_required_field": 4,
+    "unparseable_timestamp": 2,
+    "future_timestamp": 1,
+    "properties_not_object": 2,
+}
+
+
+def test_each_bad_row_class_lands_in_quarantine_with_its_reason(warehouse):
+    write_jsonl(warehouse.landing / "events.jsonl", BAD_JSONL)
+    # CSV: a row with too few fields, an empty required field, a valid row.
+    (warehouse.landing / "events.csv").write_text(
+        textwrap.dedent(
+            """\
+            event_id,conversation_id,event_type,timestamp,properties
+            csv-1,c2,user_message,2024-03-01 11:00:00,"{""content"": ""hi""}"
+            csv-2,c2,user_message
+            csv-3,,user_message,2024-03-01 11:00:01,
+            """
+        )
+    )
+    (warehouse.landing / "broken.parquet").write_bytes(b"not a parquet file")
+
+    report = warehouse.load()
+    assert report.rows_loaded == len(BAD_JSONL) - 1 + 3 + 1  # blank line not counted
+    warehouse.build()
+
+    reasons = dict(warehouse.query("select reason, count(*) from quarantine.rejected_events group by 1"))
+    assert reasons == {
+        **EXPECTED_REASONS,
+        "unreadable_line": EXPECTED_REASONS["unreadable_line"] + 1,  # the short CSV row
+        "missing_required_field": EXPECTED_REASONS["missing_required_field"] + 1,  # csv-3
+        "unreadable_file": 1,
+    }
+    # Every rejected row says where it came from.
+    located = warehouse.query(
+        "select source_file, row_number from quarantine.rejected_events where reason = 'unreadable_line' order by 1, 2"
+    )
+    assert located == [("events.csv", 3), ("events.jsonl", 2), ("events.jsonl", 3)]
+    assert warehouse.scalar(
+        "select raw_record from quarantine.rejected_events where source_file = 'events.jsonl' and row_number = 2"
+    ) == "{this is not json"
+
+    staged = dict(warehouse.query("select event_id, is_known_type from staging.stg_events"))
+    assert staged == {"ok-1": True, "ok-2": True, "ok-3": False, "csv-1": True}
+    assert warehouse.scalar("select event_type from staging.stg_events where event_id = 'ok-2'") == "user_message"
+
+    raw, staged_rows, duplicates, quarantined, unknown = warehouse.query(
+        "select sum(raw_rows), sum(staged_rows), sum(duplicates_dropped), sum(quarantined_rows), "
+        "sum(unknown_type_rows) from audit.reconciliation"
+    )[0]
+    assert (raw, staged_rows, duplicates, quarantined, unknown) == (18, 4, 0, 14, 1)
+
+
+def test_duplicates_within_and_across_files_count_once(warehouse):
+    first = event("d-1", "c1", "user_message", "2024-03-01T10:00:00Z", content="first copy")
+    write_jsonl(
+        warehouse.landing / "a.jsonl",
+        [first, first, event("d-2", "c1", "agent_message", "2024-03-01T10:00:01Z")],
+    )
+    # Same event_id in a later file with different content: still a duplicate,
+    # and the first delivered copy (a.jsonl, row 1) wins.
+    write_jsonl(
+        warehouse.landing / "b.jsonl.gz",
+        [event("d-1", "c1", "user_message", "2024-03-01T10:00:00Z", content="second copy")],
+    )
+    # A bad copy of d-2 never wins against a good one.
+    write_jsonl(warehouse.landing / "0-first.jsonl", [event("d-2", "c1", "agent_message", "soon")])
+    warehouse.load()
+    warehouse.build()
+
+    assert warehouse.query("select event_id, source_file, row_number from staging.stg_events order by 1") == [
+        ("d-1", "a.jsonl", 1),
+        ("d-2", "a.jsonl", 3),
+    ]
+    assert warehouse.scalar("select content from staging.stg_events where event_id = 'd-1'") == "first copy"
+    assert warehouse.query(
+        "select sum(raw_rows), sum(staged_rows), sum(duplicates_dropped), sum(quarantined_rows) "
+        "from audit.reconciliation"
+    ) == [(5, 2, 2, 1)]
+
+
+def test_file_loaded_once_by_content_and_changed_content_loaded_again(warehouse):
+    rows = [event("h-1", "c1", "user_message", "2024-03-01T10:00:00Z")]
+    write_jsonl(warehouse.landing / "a.jsonl", rows)
+    assert len(warehouse.load().files_loaded) == 1
+    write_jsonl(warehouse.landing / "copy" / "a-renamed.jsonl", rows)  # same content, new path
+    report = warehouse.load()
+    assert report.files_loaded == [] and report.files_skipped == ["a.jsonl", "copy/a-renamed.jsonl"]
+    write_jsonl(warehouse.landing / "a.jsonl", rows + [event("h-2", "c1", "agent_message", "2024-03-01T10:00:01Z")])
+    assert warehouse.load().files_loaded == ["a.jsonl"]
+    warehouse.build()
+    assert warehouse.query("select count(*), count(distinct event_id) from staging.stg_events") == [(2, 2)]
+    assert warehouse.scalar("select sum(duplicates_dropped) from audit.reconciliation") == 1
+
+
+def test_parquet_typed_columns_and_struct_properties(warehouse):
+    table = pa.table(
+        {
+            "event_id": ["p-1", "p-2"],
+            "session_id": ["s-1", "s-1"],
+            "customer_id": ["u-9", None],
+            "event_type": ["conversation_started", "agent_response"],
+            "timestamp": pa.array([1709287200000, 1709287201500], pa.int64()),
+            "properties": pa.array([{"device": "mobile", "turn": None}, {"device": None, "turn": 2}]),
+        }
+    )
+    pq.write_table(table, warehouse.landing / "typed.parquet")
+    tz_table = pa.table(
+        {
+            "event_id": ["p-3"],
+            "conversation_id": ["s-1"],
+            "event_type": ["user_message"],
+            "timestamp": pa.array([1709287202000], pa.timestamp("ms", tz="Europe/Berlin")),
+            "properties": ['{"content": "hi there"}'],
+        }
+    )
+    pq.write_table(tz_table, warehouse.landing / "tz.parquet")
+    warehouse.load()
+    warehouse.build()
+    assert warehouse.query(
+        "select event_id, conversation_id, user_id, event_type, strftime(event_at, '%Y-%m-%d %H:%M:%S.%g'), device, turn "
+        "from staging.stg_events order by event_id"
+    ) == [
+        ("p-1", "s-1", "u-9", "conversation_started", "2024-03-01 10:00:00.000", "mobile", None),
+        ("p-2", "s-1", None, "agent_message", "2024-03-01 10:00:01.500", None, 2),
+        ("p-3", "s-1", None, "user_message", "2024-03-01 10:00:02.000", None, None),
+    ]
+
+
+def conversation_day(conversation_id: str, day: str, turns: int) -> list[dict]:
+    events = [event(f"{conversation_id}-start", conversation_id, "conversation_started", f"{day}T09:00:00Z")]
+    for turn in range(turns):
+        events.append(
+            event(f"{conversation_id}-u{turn}", conversation_id, "user_message", f"{day}T09:0{turn + 1}:00Z", content=f"question {turn}")
+        )
+    return events
+
+
+def test_late_file_corrects_an_earlier_day(warehouse):
+    write_jsonl(warehouse.landing / "day1.jsonl", conversation_day("c-early", "2024-03-01", 1))
+    write_jsonl(warehouse.landing / "day5.jsonl", conversation_day("c-late", "2024-03-05", 2))
+    warehouse.load()
+    warehouse.build()
+    assert warehouse.query(
+        "select conversation_date, count(*), sum(user_turns) from marts.fct_conversations group by 1 order by 1"
+    ) == [(date(2024, 3, 1), 1, 1), (date(2024, 3, 5), 1, 2)]
+
+    # Four days late: one more turn for c-early and a new conversation on day 1.
+    late = [event("c-early-u9", "c-early", "user_message", "2024-03-01T09:30:00Z", content="anyone?")]
+    late += conversation_day("c-new", "2024-03-01", 1)
+    write_jsonl(warehouse.landing / "late" / "day1-late.jsonl", late)
+    warehouse.load()
+    warehouse.build()
+    assert warehouse.query(
+        "select conversation_date, count(*), sum(user_turns) from marts.fct_conversations group by 1 order by 1"
+    ) == [(date(2024, 3, 1), 2, 3), (date(2024, 3, 5), 1, 2)]
+
+
+def mixed_landing(landing: Path, part: int) -> None:
+    """A small messy batch: aliases, duplicates, bad rows, several formats."""
+    day = f"2024-03-0{part}"
+    rows = []
+    for n in range(6):
+        rows += conversation_day(f"p{part}-c{n}", day, n % 3 + 1)
+    rows.append(rows[1])  # duplicate in the same file
+    rows.append("{broken")  # unreadable
+    write_jsonl(landing / f"part{part}.jsonl", rows)
+    write_jsonl(landing / f"part{part}-dupes.jsonl.gz", rows[:3])  # duplicates across files
+
+
+MART_SCHEMAS = ("staging", "marts", "quarantine", "audit")
+
+
+def test_rerun_without_new_files_changes_nothing_and_incremental_equals_full_refresh(make_warehouse):
+    incremental = make_warehouse("incremental")
+    mixed_landing(incremental.landing, 1)
+    incremental.load()
+    incremental.build()
+    mixed_landing(incremental.landing, 2)
+    incremental.load()
+    incremental.build()
+    tables = incremental.tables(MART_SCHEMAS)
+    assert "staging.stg_events" in tables and "marts.fct_conversations" in tables
+    before = {table: incremental.table_hash(table) for table in tables}
+
+    # Same files again: nothing is loaded, nothing changes.
+    assert incremental.load().files_loaded == []
+    incremental.build()
+    assert {table: incremental.table_hash(table) for table in tables} == before
+
+    # A full refresh over the same raw rows gives exactly the same tables.
+    incremental.build(full_refresh=True)
+    assert {table: incremental.table_hash(table) for table in tables} == before
+    assert incremental.scalar("select count(*) from staging.stg_events") == 2 * (6 + 12)
+
+
+HOLD_CONNECTION = """
+import duckdb, sys, time
+con = duckdb.connect(sys.argv[1])
+con.execute("create table if not exists t as select 1 as x")
+print("ready", flush=True)
+time.sleep(30)
+"""
+
+
+def test_second_writer_gets_a_clear_busy_error(tmp_path):
+    database = tmp_path / "w.duckdb"
+    with writer_lock(database):
+        result = subprocess.run(
+            [sys.executable, "-m", "convo_warehouse.cli", "run", "--warehouse", str(database), "--landing", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode != 0
+    assert "warehouse is busy" in result.stderr
+    assert not database.exists()  # the second run touched nothing
+
+    # Another process holding the DuckDB file open: a clear error, not a crash.
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_CONNECTION, str(database)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(WarehouseBusyError, match="warehouse is busy"):
+            connect(database)
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    con = connect(database)  # free again, and not corrupted
+    assert con.execute("select x from t").fetchall() == [(1,)]
+    con.close()
