@@ -1,0 +1,73 @@
+{#- Aggregates a conversation x segment relation (`from_cte`, columns of
+    int_conversations_segmented) to `grain_columns` x segment and unpivots
+    every metric of metrics_definitions() into the long format:
+    grain..., metric_name, segment_type, segment_value, numerator,
+    denominator, value. Emits two CTEs, `metrics_aggregated` and
+    `metrics_long`, and a trailing comma, so the caller continues the
+    `with` list. Rules: counts keep a null denominator and every row (0 is
+    a value); ratios have no row when the denominator is 0; percentiles
+    have only a value and no row when there is nothing to rank. -#}
+{% macro metrics_long_format(from_cte, grain_columns) %}
+    {%- set metrics = metrics_definitions() -%}
+    {%- set double = metrics_type_double() -%}
+metrics_aggregated as (
+    select
+        {%- for grain_column in grain_columns %}
+        {{ from_cte }}.{{ grain_column }},
+        {%- endfor %}
+        {{ from_cte }}.segment_type,
+        {{ from_cte }}.segment_value,
+        {%- for metric in metrics %}
+        {%- if metric.kind == 'percentile' %}
+        {{ metrics_percentile_cont(from_cte ~ '.' ~ metric.expression, metric.percentile) }} as {{ metric.name }}__value,
+        {%- else %}
+        sum({{ metric.numerator }}) as {{ metric.name }}__numerator,
+        {%- if metric.kind == 'ratio' %}
+        sum({{ metric.denominator }}) as {{ metric.name }}__denominator,
+        {%- endif %}
+        {%- endif %}
+        {%- endfor %}
+        count(*) as conversation_segment_rows
+    from {{ from_cte }}
+    group by
+        {%- for grain_column in grain_columns %}
+        {{ from_cte }}.{{ grain_column }},
+        {%- endfor %}
+        {{ from_cte }}.segment_type,
+        {{ from_cte }}.segment_value
+),
+
+metrics_long as (
+    {%- for metric in metrics %}
+    select
+        {%- for grain_column in grain_columns %}
+        metrics_aggregated.{{ grain_column }},
+        {%- endfor %}
+        '{{ metric.name }}' as metric_name,
+        metrics_aggregated.segment_type,
+        metrics_aggregated.segment_value,
+        {%- if metric.kind == 'count' %}
+        cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }}) as numerator,
+        cast(null as {{ double }}) as denominator,
+        cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }}) as value
+    from metrics_aggregated
+        {%- elif metric.kind == 'ratio' %}
+        cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }}) as numerator,
+        cast(metrics_aggregated.{{ metric.name }}__denominator as {{ double }}) as denominator,
+        cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }})
+        / cast(metrics_aggregated.{{ metric.name }}__denominator as {{ double }}) as value
+    from metrics_aggregated
+    where metrics_aggregated.{{ metric.name }}__denominator > 0
+        {%- else %}
+        cast(null as {{ double }}) as numerator,
+        cast(null as {{ double }}) as denominator,
+        cast(metrics_aggregated.{{ metric.name }}__value as {{ double }}) as value
+    from metrics_aggregated
+    where metrics_aggregated.{{ metric.name }}__value is not null
+        {%- endif %}
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+),
+{%- endmacro %}

@@ -1,0 +1,71 @@
+{#- For an incremental run of metrics_daily / metrics_hourly: the CTE
+    `metrics_days_to_refresh` (metric_date), every day whose metrics may differ
+    from what {{ this }} holds. Emits nothing on a full refresh. A day is
+    refreshed when
+      1. a conversation of it has an event loaded after the watermark (a load_id
+         above the largest loaded_through_load_id stored): every event date of
+         such a conversation, which includes its day before a late event moved
+         its first event earlier;
+      2. a conversation of it ended less than `abandon_after_minutes` before the
+         newest event seen by the previous run: its inferred abandonment
+         depends on the newest event in the warehouse, which may have moved;
+      3. it is within `metrics_lookback_days` of the newest conversation day.
+    Emits the CTEs followed by a comma. -#}
+{% macro metrics_refresh_days() %}
+    {%- if is_incremental() %}
+metrics_watermark as (
+    select
+        coalesce(max(previous_run.loaded_through_load_id), -1) as loaded_through_load_id,
+        max(previous_run.newest_event_at) as newest_event_at
+    from {{ this }} as previous_run
+),
+
+conversations_with_new_events as (
+    select distinct stg_events.conversation_id
+    from {{ ref('stg_events') }} as stg_events
+    inner join metrics_watermark
+        on stg_events.load_id > metrics_watermark.loaded_through_load_id
+),
+
+days_of_conversations_with_new_events as (
+    select stg_events.event_date as metric_date
+    from {{ ref('stg_events') }} as stg_events
+    inner join conversations_with_new_events
+        on stg_events.conversation_id = conversations_with_new_events.conversation_id
+    union
+    select fct_conversations.conversation_date as metric_date
+    from {{ ref('fct_conversations') }} as fct_conversations
+    inner join conversations_with_new_events
+        on fct_conversations.conversation_id = conversations_with_new_events.conversation_id
+),
+
+days_with_recent_conversations as (
+    select distinct fct_conversations.conversation_date as metric_date
+    from {{ ref('fct_conversations') }} as fct_conversations
+    cross join metrics_watermark
+    where
+        metrics_watermark.newest_event_at is null
+        or fct_conversations.last_event_at >= {{ dbt.dateadd('minute', -1 * var('abandon_after_minutes'), 'metrics_watermark.newest_event_at') }}
+),
+
+days_in_lookback as (
+    select distinct fct_conversations.conversation_date as metric_date
+    from {{ ref('fct_conversations') }} as fct_conversations
+    where fct_conversations.conversation_date >= (
+        select {{ dbt.dateadd('day', -1 * var('metrics_lookback_days'), 'max(newest_day.conversation_date)') }}
+        from {{ ref('fct_conversations') }} as newest_day
+    )
+),
+
+metrics_days_to_refresh as (
+    select days_of_conversations_with_new_events.metric_date
+    from days_of_conversations_with_new_events
+    union
+    select days_with_recent_conversations.metric_date
+    from days_with_recent_conversations
+    union
+    select days_in_lookback.metric_date
+    from days_in_lookback
+),
+    {%- endif %}
+{%- endmacro %}

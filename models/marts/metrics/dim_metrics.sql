@@ -1,0 +1,34 @@
+{#- The metric glossary as a table, generated from metrics_definitions() (the
+    same list that builds metrics_daily and metrics_hourly), so BI tools can
+    join it and it cannot drift from the numbers. -#}
+{%- set metrics = metrics_definitions() %}
+
+with
+
+metric_glossary as (
+    {%- for metric in metrics %}
+    select
+        '{{ metric.name }}' as metric_name,
+        '{{ metric.kind }}' as metric_kind,
+        {{ 'true' if metric.proportion else 'false' }} as is_proportion,
+        {{ 'false' if metric.kind == 'percentile' else 'true' }} as is_alertable,
+        '{{ metric.unit }}' as unit,
+        {%- if metric.numerator_definition is none %}
+        cast(null as {{ dbt.type_string() }}) as numerator_definition,
+        {%- else %}
+        '{{ metric.numerator_definition | replace("'", "''") }}' as numerator_definition,
+        {%- endif %}
+        {%- if metric.denominator_definition is none %}
+        cast(null as {{ dbt.type_string() }}) as denominator_definition,
+        {%- else %}
+        '{{ metric.denominator_definition | replace("'", "''") }}' as denominator_definition,
+        {%- endif %}
+        '{{ metric.description | replace("'", "''") }}' as description,
+        {{ loop.index }} as display_order
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+)
+
+select * from metric_glossary
