@@ -1,0 +1,126 @@
+"""Every dbt model, seed and snapshot as a Dagster asset; dbt tests as asset checks.
+
+One ``@dbt_assets`` over the whole manifest. The translator names assets
+``[schema, table]`` (``staging/stg_events``, ``marts/fct_conversations``) and
+maps the two dbt sources to the Python assets that write them, so lineage
+reads ``raw/events -> staging -> marts -> classification -> funnels``.
+
+The classifier (a Python asset) sits between dbt models: it reads
+``marts/fct_conversations`` and the funnel models read its table. Dagster
+resolves that by running this multi-asset as several steps (it is
+subsettable): the models before the classifier, then the classifier, then
+the models after it. Each step is a ``dbt build --select <its models>``.
+"""
+
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+)
+
+from convo_warehouse.concurrency import WRITER_POOL
+from convo_warehouse.lib.warehouse import writer_lock
+from convo_warehouse.project import dbt_project, manifest_path
+from convo_warehouse.resources import WarehouseResource
+
+# dbt sources written by Python assets: dbt (schema, table) -> Dagster asset key.
+SOURCE_ASSET_KEYS: dict[tuple[str, str], dg.AssetKey] = {
+    ("raw", "events"): dg.AssetKey(["raw", "events"]),
+    ("classification", "stage_classifications"): dg.AssetKey(
+        ["classification", "stage_classifications"]
+    ),
+}
+
+# Top-level folders under models/ that are layers (and Dagster groups).
+MODEL_LAYERS = ("staging", "intermediate", "marts", "quarantine", "audit")
+
+# Error text that means "the warehouse file was busy", worth retrying.
+TRANSIENT_ERRORS = ("could not set lock", "conflicting lock", "warehouse is busy")
+MAX_TRANSIENT_RETRIES = 3
+
+
+class ConvoDbtTranslator(DagsterDbtTranslator):
+    """Asset keys ``[schema, name]``, groups by layer, sources -> Python assets."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        resource_type = dbt_resource_props["resource_type"]
+        schema = dbt_resource_props["schema"]
+        if resource_type == "source":
+            table = dbt_resource_props.get("identifier") or dbt_resource_props["name"]
+            return SOURCE_ASSET_KEYS.get((schema, table), dg.AssetKey([schema, table]))
+        name = dbt_resource_props.get("alias") or dbt_resource_props["name"]
+        return dg.AssetKey([schema, name])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        resource_type = dbt_resource_props["resource_type"]
+        if resource_type == "seed":
+            return "seeds"
+        if resource_type == "snapshot":
+            return "snapshots"
+        fqn = dbt_resource_props.get("fqn") or []
+        if len(fqn) > 1 and fqn[1] in MODEL_LAYERS:
+            return fqn[1]
+        return "dbt"
+
+
+translator = ConvoDbtTranslator(
+    settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
+)
+
+if not manifest_path().exists():
+    raise RuntimeError(
+        f"dbt manifest not found at {manifest_path()}. Run `dbt parse` from the repo root "
+        "(or `make ui` / `make run`, which do it) before loading the Dagster definitions."
+    )
+
+
+def _is_transient(error: BaseException) -> bool:
+    text = str(error).lower()
+    return any(marker in text for marker in TRANSIENT_ERRORS)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    dagster_dbt_translator=translator,
+    pool=WRITER_POOL,
+)
+def dbt_models(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+) -> Iterator[Any]:
+    """``dbt build`` of the selected models, seeds and their tests, against the warehouse.
+
+    A busy warehouse (another writer holds the DuckDB file) is retried with
+    exponential backoff; any other dbt failure (a failing test, a SQL error)
+    fails the step at once, since retrying would give the same result.
+    """
+    previous = os.environ.get("CONVO_DUCKDB_PATH")
+    os.environ["CONVO_DUCKDB_PATH"] = str(warehouse.database)
+    try:
+        with writer_lock(warehouse.database):
+            invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+            yield from invocation.stream()
+            error = invocation.get_error()
+    except Exception as busy:  # the lock itself: WarehouseBusyError
+        error = busy
+    finally:
+        if previous is None:
+            os.environ.pop("CONVO_DUCKDB_PATH", None)
+        else:
+            os.environ["CONVO_DUCKDB_PATH"] = previous
+    if error is None:
+        return
+    if _is_transient(error) and context.retry_number < MAX_TRANSIENT_RETRIES:
+        wait = 5 * 2**context.retry_number
+        context.log.warning(f"warehouse busy; retrying dbt in {wait} s: {error}")
+        raise dg.RetryRequested(max_retries=MAX_TRANSIENT_RETRIES, seconds_to_wait=wait) from error
+    raise error

@@ -1,0 +1,70 @@
+"""Landing files -> ``raw.events``: the loader as a Dagster asset."""
+
+
+import dagster as dg
+
+from convo_warehouse.concurrency import TRANSIENT_RETRY_POLICY, WRITER_POOL
+from convo_warehouse.lib.landing import load_landing
+from convo_warehouse.lib.warehouse import writer_lock
+from convo_warehouse.resources import WarehouseResource
+
+RAW_EVENTS = dg.AssetKey(["raw", "events"])
+RAW_LOADED_FILES = dg.AssetKey(["raw", "loaded_files"])
+
+
+
+@dg.multi_asset(
+    name="load_landing_files",
+    specs=[
+        dg.AssetSpec(
+            key=RAW_EVENTS,
+            group_name="ingest",
+            kinds={"python", "duckdb"},
+            description=(
+                "One row per raw row read from a landing file (JSONL, JSONL.gz, Parquet, CSV), "
+                "with its source file, row number and load run. Each file (by content hash) "
+                "is loaded once; unreadable lines are kept with their parse error."
+            ),
+        ),
+        dg.AssetSpec(
+            key=RAW_LOADED_FILES,
+            group_name="ingest",
+            kinds={"python", "duckdb"},
+            description="One row per landing file loaded: path, content hash, format, load run.",
+        ),
+    ],
+    pool=WRITER_POOL,
+    # Loading is idempotent (files are identified by content hash): a retry
+    # after a busy warehouse never loads a file twice.
+    retry_policy=TRANSIENT_RETRY_POLICY,
+)
+def load_landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Load every landing file not loaded before into ``raw.events``."""
+    landing = warehouse.landing
+    context.log.info(f"loading new files from {landing} into {warehouse.database}")
+    with writer_lock(warehouse.database), warehouse.connect() as con:
+        report = load_landing(con, landing, progress=True)
+        total_rows, total_files = con.execute(
+            "select (select count(*) from raw.events), (select count(*) from raw.loaded_files)"
+        ).fetchone()
+    context.log.info(report.summary())
+    yield dg.MaterializeResult(
+        asset_key=RAW_EVENTS,
+        metadata={
+            "load_id": report.load_id,
+            "files_loaded": len(report.files_loaded),
+            "files_skipped": len(report.files_skipped),
+            "rows_loaded": report.rows_loaded,
+            "unreadable_rows": report.unreadable_rows,
+            "total_raw_rows": total_rows,
+            "new_files": dg.MetadataValue.md(
+                "\n".join(f"- `{name}`" for name in report.files_loaded[:50]) or "(none)"
+            ),
+            "landing_dir": str(landing),
+            "warehouse": str(warehouse.database),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=RAW_LOADED_FILES,
+        metadata={"files_loaded": len(report.files_loaded), "total_files": total_files},
+    )

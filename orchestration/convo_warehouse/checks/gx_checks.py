@@ -1,0 +1,156 @@
+"""Great Expectations suites as Dagster asset checks.
+
+* ``raw_events_suite`` on ``raw/events``: runs right after the loader, before
+  any dbt model reads the batch.
+* ``marts_*_suite`` on each mart that exists in the dbt project
+  (``fct_conversations``, ``metrics_daily``, ``funnel_stage_daily``,
+  ``ab_test_results``): run right after the mart is built.
+
+All are ``blocking``: a failed *critical* expectation (severity ERROR) stops
+every downstream asset in the run; failed *warning* expectations give a WARN
+result and let the run continue. Every validation is appended to
+``audit.gx_validation_results`` with a sample of the offending rows, and the
+check's metadata shows the same in the UI.
+"""
+
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from convo_warehouse.assets.dbt import dbt_models
+from convo_warehouse.concurrency import TRANSIENT_RETRY_POLICY, WRITER_POOL
+from convo_warehouse.checks import suites
+from convo_warehouse.lib.warehouse import writer_lock
+from convo_warehouse.project import REPO_ROOT
+from convo_warehouse.resources import WarehouseResource
+
+
+def check_result(outcome) -> dg.AssetCheckResult:
+    """An asset check result from a ``SuiteOutcome``: ERROR on critical failures, else WARN."""
+    severity = (
+        dg.AssetCheckSeverity.ERROR if outcome.critical_failures else dg.AssetCheckSeverity.WARN
+    )
+    metadata: dict[str, object] = {
+        "suite": outcome.suite_name,
+        "validation_id": outcome.validation_id,
+        "rows_validated": outcome.row_count,
+        "expectations": len(outcome.expectations),
+        "critical_failures": len(outcome.critical_failures),
+        "warning_failures": len(outcome.warning_failures),
+        "failures": dg.MetadataValue.md(outcome.failures_markdown()),
+        "results_table": "audit.gx_validation_results",
+    }
+    if outcome.skipped_reason:
+        metadata["skipped"] = outcome.skipped_reason
+    for item in outcome.failed:
+        metadata[f"{item.severity}: {item.label()}"] = dg.MetadataValue.json(
+            {
+                "why": item.why,
+                "unexpected_count": item.unexpected_count,
+                "unexpected_percent": item.unexpected_percent,
+                "failing_rows_sample": item.failing_rows[:5],
+            }
+        )
+    return dg.AssetCheckResult(passed=outcome.passed, severity=severity, metadata=metadata)
+
+
+def _skipped(suite_name: str, asset_key: str, reason: str):
+    import datetime as dt
+
+    from convo_warehouse.checks.validation import SuiteOutcome
+
+    return SuiteOutcome(
+        suite_name=suite_name,
+        asset_key=asset_key,
+        validation_id="",
+        validated_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        row_count=0,
+        expectations=[],
+        skipped_reason=reason,
+    )
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["raw", "events"]),
+    name="raw_events_suite",
+    blocking=True,
+    pool=WRITER_POOL,
+    retry_policy=TRANSIENT_RETRY_POLICY,
+    description=(
+        "GX raw_events_suite on the newest load: required fields present, event types known "
+        "or aliased, timestamps parse and lie within bounds, properties parse as an object. "
+        "Critical if more than 10% of the batch fails a rule (blocks staging), warning above 2%."
+    ),
+)
+def raw_events_suite_check(
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    from convo_warehouse.checks.validation import store_outcome, table_exists, validate
+
+    with writer_lock(warehouse.database), warehouse.connect() as con:
+        if not table_exists(con, "raw.events"):
+            outcome = _skipped(suites.RAW_EVENTS_SUITE, "raw/events", "raw.events does not exist")
+        else:
+            frame = suites.raw_events_frame(con)
+            suite = suites.raw_events_suite(suites.known_event_types(REPO_ROOT / "seeds"))
+            outcome = validate(suite, frame, "raw/events", suites.RAW_EVENTS_INDEX)
+            store_outcome(con, outcome, context.run_id)
+    context.log.info(outcome.summary())
+    return check_result(outcome)
+
+
+def _mart_check(mart: suites.MartSuite) -> dg.AssetChecksDefinition:
+    asset_key = dg.AssetKey([mart.schema, mart.table])
+    suite_name = f"marts_{mart.table}_suite"
+
+    @dg.asset_check(
+        asset=asset_key,
+        name=suite_name,
+        blocking=True,
+        pool=WRITER_POOL,
+        retry_policy=TRANSIENT_RETRY_POLICY,
+        description=(
+            f"GX {suite_name} on {mart.schema}.{mart.table} after it is built "
+            "(critical failures block downstream assets; warnings are reported)."
+        ),
+    )
+    def _check(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        from convo_warehouse.checks.validation import store_outcome, table_exists, validate
+
+        key = "/".join(asset_key.path)
+        with writer_lock(warehouse.database), warehouse.connect() as con:
+            missing = [
+                name
+                for name in (f"{mart.schema}.{mart.table}", *mart.reads)
+                if not table_exists(con, name)
+            ]
+            if missing:
+                outcome = _skipped(suite_name, key, f"missing table(s): {', '.join(missing)}")
+            else:
+                frame = con.execute(mart.query).df()
+                outcome = validate(mart.build_suite(), frame, key, mart.index_columns)
+                store_outcome(con, outcome, context.run_id)
+        context.log.info(outcome.summary())
+        return check_result(outcome)
+
+    return _check
+
+
+def _mart_checks(existing_keys: Sequence[dg.AssetKey]) -> list[dg.AssetChecksDefinition]:
+    existing = set(existing_keys)
+    return [
+        _mart_check(mart)
+        for mart in suites.MART_SUITES
+        if dg.AssetKey([mart.schema, mart.table]) in existing
+    ]
+
+
+gx_asset_checks: list[dg.AssetChecksDefinition] = [
+    raw_events_suite_check,
+    *_mart_checks(list(dbt_models.keys)),
+]
+
+__all__ = ["check_result", "gx_asset_checks"]

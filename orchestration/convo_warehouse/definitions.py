@@ -1,0 +1,51 @@
+"""The Dagster code location: merges assets, checks, jobs, schedules, sensors, resources.
+
+Nothing here computes or connects: loading this module reads the dbt
+manifest (run ``dbt parse`` first outside ``dagster dev``) and builds
+definitions only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from convo_warehouse.assets import ingest
+from convo_warehouse.assets.dbt import dbt_models
+from convo_warehouse.checks.alerts import METRIC_ALERTS, metric_alerts_check
+from convo_warehouse.checks.gx_checks import gx_asset_checks
+from convo_warehouse.jobs import build_all_job, load_and_rebuild_job
+from convo_warehouse.project import dbt_executable, dbt_project
+from convo_warehouse.resources import WarehouseResource
+from convo_warehouse.schedules import schedules
+from convo_warehouse.sensors import landing_files_sensor
+
+_asset_modules = [ingest]
+# The stage classifier's asset module (owned by the classification work).
+if importlib.util.find_spec("convo_warehouse.assets.classification") is not None:
+    from convo_warehouse.assets import classification
+
+    _asset_modules.append(classification)
+
+_alert_checks = [metric_alerts_check] if METRIC_ALERTS in dbt_models.keys else []
+
+defs = dg.Definitions(
+    assets=[*dg.load_assets_from_modules(_asset_modules), dbt_models],
+    asset_checks=[
+        *gx_asset_checks,
+        *_alert_checks,
+        *dg.load_asset_checks_from_modules(_asset_modules),
+    ],
+    jobs=[load_and_rebuild_job, build_all_job],
+    schedules=schedules,
+    sensors=[landing_files_sensor],
+    resources={
+        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "warehouse": WarehouseResource(),
+    },
+    # One writer at a time: the steps of a run execute one after another in
+    # the run's process (DuckDB allows a single writing process).
+    executor=dg.in_process_executor,
+)

@@ -1,0 +1,40 @@
+"""The two jobs: hourly load-and-rebuild, and the daily build of everything.
+
+Both run in one process (``in_process_executor`` on the Definitions): the
+steps write to one DuckDB file, which allows a single writer, so running
+them one after another is both required and faster than one process per step.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from convo_warehouse.concurrency import WRITER_TAGS
+
+RAW_EVENTS = dg.AssetKey(["raw", "events"])
+STAGE_CLASSIFICATIONS = dg.AssetKey(["classification", "stage_classifications"])
+
+# New landing files -> raw -> every dbt asset downstream of raw (staging is
+# incremental with a lookback, so only affected days are recomputed), plus
+# the seeds staging reads. The classifier (possibly an LLM, the costly part)
+# is left to the daily job; funnel marts are rebuilt with the classifications
+# made so far. Asset checks of the selected assets (dbt tests, GX suites,
+# alerts) run with them.
+load_and_rebuild_job = dg.define_asset_job(
+    name="load_and_rebuild_job",
+    selection=(
+        dg.AssetSelection.keys(RAW_EVENTS).downstream()
+        | dg.AssetSelection.groups("seeds")
+    )
+    - dg.AssetSelection.keys(STAGE_CLASSIFICATIONS),
+    description="Load new landing files and rebuild what they affect (no classification).",
+    tags=WRITER_TAGS,
+)
+
+# Everything: loader, seeds, every dbt model, the classifier, and all checks.
+build_all_job = dg.define_asset_job(
+    name="build_all_job",
+    selection=dg.AssetSelection.all(),
+    description="Load new files and build every asset, including stage classification.",
+    tags=WRITER_TAGS,
+)

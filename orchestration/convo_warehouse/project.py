@@ -1,0 +1,72 @@
+"""The dbt project Dagster builds assets from: the repository root.
+
+The manifest (``<target>/manifest.json``) must exist before the definitions
+load. Under ``dagster dev`` ``prepare_if_dev()`` runs ``dbt parse`` for us;
+everywhere else (``make run``, tests, a deployed code server) call
+``ensure_manifest()`` first, or run ``dbt parse`` yourself.
+
+The target folder honours ``DBT_TARGET_PATH`` (so parallel checkouts and tests
+can keep their own), else ``<repo>/target``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtProject
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def target_path() -> Path:
+    """Where dbt writes its artifacts: ``DBT_TARGET_PATH`` or ``<repo>/target``."""
+    value = os.environ.get("DBT_TARGET_PATH")
+    if not value:
+        return REPO_ROOT / "target"
+    path = Path(value)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def manifest_path() -> Path:
+    return target_path() / "manifest.json"
+
+
+def dbt_executable() -> str:
+    """The ``dbt`` next to this Python (the project's venv), else ``dbt`` on PATH."""
+    candidate = Path(sys.executable).with_name("dbt")
+    return str(candidate) if candidate.exists() else "dbt"
+
+
+def ensure_manifest(force: bool = False) -> Path:
+    """Run ``dbt parse`` when the manifest is missing (or ``force``); return its path.
+
+    Parsing writes only into the target folder; it touches no warehouse.
+    """
+    path = manifest_path()
+    if path.exists() and not force:
+        return path
+    command = [dbt_executable(), "parse", "--quiet"]
+    env = {
+        **os.environ,
+        "DBT_TARGET_PATH": str(target_path()),
+        "DBT_PROFILES_DIR": os.environ.get("DBT_PROFILES_DIR", str(REPO_ROOT)),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    if result.returncode != 0 or not path.exists():
+        raise RuntimeError(
+            f"`dbt parse` failed, so the Dagster definitions cannot load "
+            f"(no {path}):\n{result.stdout}\n{result.stderr}"
+        )
+    return path
+
+
+dbt_project = DbtProject(
+    project_dir=REPO_ROOT,
+    profiles_dir=REPO_ROOT,
+    target_path=target_path(),
+)
+dbt_project.prepare_if_dev()
