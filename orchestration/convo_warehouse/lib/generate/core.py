@@ -922,7 +922,7 @@ class _Runner(Generator):
                             late_path.parent.mkdir(parents=True, exist_ok=True)
                             late_handle = open(late_path, "wb")
                             self.files.append(late_path)
-                        col = con.execute(JSONL_LINE_SQL.replace("{slots}", str(SLOT_LATE))).fetch_arrow_table().column(0)
+                        col = con.execute(JSONL_LINE_SQL.replace("{slots}", str(SLOT_LATE))).to_arrow_table().column(0)
                         _write_lines(late_handle, col)
                     if self.truth_dir:
                         con.execute(
@@ -1024,13 +1024,13 @@ class _Runner(Generator):
                 self.files.append(Path(path))
         if SLOT_JSONL in present:
             path = Path(f"{stem}.jsonl")
-            col = con.execute(JSONL_LINE_SQL.replace("{slots}", str(SLOT_JSONL))).fetch_arrow_table().column(0)
+            col = con.execute(JSONL_LINE_SQL.replace("{slots}", str(SLOT_JSONL))).to_arrow_table().column(0)
             with open(path, "wb") as handle:
                 _write_lines(handle, col)
             self.files.append(path)
         if SLOT_JSONL_GZ in present:
             path = Path(f"{stem}.jsonl.gz")
-            col = con.execute(JSONL_LINE_SQL.replace("{slots}", str(SLOT_JSONL_GZ))).fetch_arrow_table().column(0)
+            col = con.execute(JSONL_LINE_SQL.replace("{slots}", str(SLOT_JSONL_GZ))).to_arrow_table().column(0)
             with open(path, "wb") as raw_handle:
                 with gzip.GzipFile(filename="", mode="wb", fileobj=raw_handle, mtime=0, compresslevel=3) as gz:
                     _write_lines(gz, col)
