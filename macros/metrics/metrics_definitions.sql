@@ -86,7 +86,7 @@
             "name": "resolution_rate",
             "kind": "ratio",
             "proportion": true,
-            "numerator": flag.format("was_completed and not had_handoff"),
+            "numerator": flag.format("was_completed and not coalesce(had_handoff, false)"),
             "denominator": flag.format("started"),
             "unit": "fraction 0..1",
             "numerator_definition": "completed conversations without a handoff",

@@ -1,0 +1,42 @@
+{#- Resolution (completed without handoff) is a subset of completion: for
+    every day and segment, resolution_rate's numerator <= completion_rate's. -#}
+
+with
+
+completion as (
+    select
+        metrics_daily.metric_date,
+        metrics_daily.segment_type,
+        metrics_daily.segment_value,
+        metrics_daily.numerator
+    from {{ ref('metrics_daily') }} as metrics_daily
+    where metrics_daily.metric_name = 'completion_rate'
+),
+
+resolution as (
+    select
+        metrics_daily.metric_date,
+        metrics_daily.segment_type,
+        metrics_daily.segment_value,
+        metrics_daily.numerator
+    from {{ ref('metrics_daily') }} as metrics_daily
+    where metrics_daily.metric_name = 'resolution_rate'
+),
+
+violations as (
+    select
+        resolution.metric_date,
+        resolution.segment_type,
+        resolution.segment_value,
+        resolution.numerator as resolved,
+        completion.numerator as completed
+    from resolution
+    left join completion
+        on
+            resolution.metric_date = completion.metric_date
+            and resolution.segment_type = completion.segment_type
+            and resolution.segment_value = completion.segment_value
+    where completion.numerator is null or resolution.numerator > completion.numerator
+)
+
+select * from violations
