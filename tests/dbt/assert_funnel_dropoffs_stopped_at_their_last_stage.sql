@@ -1,0 +1,49 @@
+-- A drop-off reached its last_stage and no stage at or after next_stage.
+with
+
+dropoffs as (
+    select
+        conversation_id,
+        funnel_name,
+        last_stage,
+        next_stage_order
+    from {{ ref('funnel_dropoffs') }}
+),
+
+conversation_stages as (
+    select
+        conversation_id,
+        funnel_name,
+        stage,
+        stage_order
+    from {{ ref('fct_conversation_stages') }}
+),
+
+last_stage_missing as (
+    select dropoffs.*
+    from dropoffs
+    left join conversation_stages
+        on
+            dropoffs.conversation_id = conversation_stages.conversation_id
+            and dropoffs.funnel_name = conversation_stages.funnel_name
+            and dropoffs.last_stage = conversation_stages.stage
+    where conversation_stages.conversation_id is null
+),
+
+later_stage_reached as (
+    select dropoffs.*
+    from dropoffs
+    inner join conversation_stages
+        on
+            dropoffs.conversation_id = conversation_stages.conversation_id
+            and dropoffs.funnel_name = conversation_stages.funnel_name
+            and conversation_stages.stage_order >= dropoffs.next_stage_order
+),
+
+problems as (
+    select * from last_stage_missing
+    union all
+    select * from later_stage_reached
+)
+
+select * from problems
