@@ -13,6 +13,7 @@ import click
 
 # name -> "module:attribute" of a click command
 COMMANDS: dict[str, str] = {
+    "funnel": "convo_warehouse.commands.funnel:funnel",
     "generate": "convo_warehouse.commands.generate:generate",
     "run": "convo_warehouse.commands.run:run",
 }
