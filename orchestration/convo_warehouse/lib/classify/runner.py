@@ -1,0 +1,216 @@
+"""Classify the warehouse's conversations: rules, llm or hybrid, incrementally.
+
+1. Build transcripts (message rows + a hash per conversation) in temp tables.
+2. Skip conversations whose stored rows match the transcript hash and the
+   current rules version / prompt version + model (the cache).
+3. Run the rules over the rest, set-based, in one query.
+4. ``rules``: store that. ``llm``: send every remaining conversation to the
+   endpoint. ``hybrid``: only those where some stage's rules confidence is
+   below ``hybrid_uncertain_below``. LLM results are stored in chunks (an
+   interrupted run keeps what it finished); conversations whose LLM calls
+   failed get the rules result with ``fallback_reason`` set, and are tried
+   again on the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import duckdb
+
+from convo_warehouse.lib.classify import store
+from convo_warehouse.lib.classify.llm import (
+    PROMPT_VERSION,
+    LLMClassifier,
+    LLMResult,
+    LLMSettings,
+    TranscriptItem,
+)
+from convo_warehouse.lib.classify.rules import RuleSet, classify_relation, load_rules
+from convo_warehouse.lib.classify.transcripts import (
+    MESSAGES_TABLE,
+    TRANSCRIPTS_TABLE,
+    fetch_transcripts,
+    prepare_transcripts,
+)
+
+MODES = ("rules", "llm", "hybrid")
+
+
+@dataclass
+class ClassifyStats:
+    mode: str
+    conversations: int = 0
+    cached: int = 0
+    classified: int = 0
+    by_rules: int = 0
+    by_llm: int = 0
+    sent_to_llm: int = 0
+    llm_calls: int = 0
+    llm_failed_calls: int = 0
+    fell_back_to_rules: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+    rules_version: str = ""
+    model: str = ""
+    fallback_reasons: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def mode_from_env() -> str:
+    mode = (os.environ.get("CONVO_CLASSIFIER") or "rules").strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"CONVO_CLASSIFIER must be one of {MODES}, got {mode!r}")
+    return mode
+
+
+def classify_warehouse(
+    con: duckdb.DuckDBPyConnection,
+    mode: str | None = None,
+    settings: LLMSettings | None = None,
+    rules: RuleSet | None = None,
+    chunk_size: int = 500,
+) -> ClassifyStats:
+    """Classify new or changed conversations into ``classification.stage_classifications``."""
+    started = time.perf_counter()
+    mode = mode or mode_from_env()
+    if mode not in MODES:
+        raise ValueError(f"classifier must be one of {MODES}, got {mode!r}")
+    rules = rules or load_rules()
+    settings = settings or LLMSettings.from_env()
+    stats = ClassifyStats(mode=mode, rules_version=rules.version, model=settings.model if mode != "rules" else "rules")
+
+    store.ensure_tables(con)
+    stats.conversations = prepare_transcripts(con)
+
+    rules_ok = "(stored.classifier = 'rules' and stored.prompt_version = $rules_version"
+    rules_ok += " and stored.fallback_reason is null)" if mode == "hybrid" else ")"
+    llm_ok = "(stored.classifier = 'llm' and stored.model = $model and stored.prompt_version = $prompt_version)"
+    acceptable = {"rules": "(stored.classifier = 'rules' and stored.prompt_version = $rules_version)",
+                  "llm": llm_ok, "hybrid": f"({rules_ok} or {llm_ok})"}[mode]
+    con.execute(
+        f"""
+        create or replace temp table classify_todo as
+        select {TRANSCRIPTS_TABLE}.conversation_id
+        from {TRANSCRIPTS_TABLE}
+        where not exists (
+            select 1
+            from {store.RESULTS} as stored
+            where stored.conversation_id = {TRANSCRIPTS_TABLE}.conversation_id
+                and stored.funnel_name = 'support'
+                and stored.transcript_hash = {TRANSCRIPTS_TABLE}.transcript_hash
+                and {acceptable}
+        )
+        """,
+        {
+            name: value
+            for name, value in {
+                "rules_version": rules.version,
+                "model": settings.model,
+                "prompt_version": PROMPT_VERSION,
+            }.items()
+            if f"${name}" in acceptable
+        },
+    )
+    todo = con.execute("select count(*) from classify_todo").fetchone()[0]
+    stats.cached = stats.conversations - todo
+    if todo == 0:
+        stats.seconds = time.perf_counter() - started
+        return stats
+
+    classify_relation(
+        con,
+        f"(select {MESSAGES_TABLE}.* from {MESSAGES_TABLE} semi join classify_todo "
+        f"on {MESSAGES_TABLE}.conversation_id = classify_todo.conversation_id)",
+        rules,
+        into="classify_rules_result",
+    )
+
+    if mode == "rules":
+        con.execute("begin")
+        store.replace_with_rules(con, "classify_todo", "classify_rules_result", TRANSCRIPTS_TABLE, rules.version)
+        con.execute("commit")
+        stats.classified = stats.by_rules = todo
+        stats.seconds = time.perf_counter() - started
+        return stats
+
+    if mode == "llm":
+        con.execute("create or replace temp table classify_llm_todo as select conversation_id from classify_todo")
+    else:
+        con.execute(
+            f"""
+            create or replace temp table classify_llm_todo as
+            select classify_rules_result.conversation_id
+            from classify_rules_result
+            group by classify_rules_result.conversation_id
+            having min(classify_rules_result.confidence) < {rules.hybrid_uncertain_below!r}
+            """
+        )
+        con.execute(
+            "create or replace temp table classify_rules_only as "
+            "select conversation_id from classify_todo "
+            "where conversation_id not in (select conversation_id from classify_llm_todo)"
+        )
+        con.execute("begin")
+        stats.by_rules = store.replace_with_rules(
+            con, "classify_rules_only", "classify_rules_result", TRANSCRIPTS_TABLE, rules.version
+        )
+        con.execute("commit")
+
+    stats.sent_to_llm = con.execute("select count(*) from classify_llm_todo").fetchone()[0]
+    _run_llm(con, stats, settings, rules, chunk_size)
+    stats.classified = stats.by_rules + stats.by_llm + stats.fell_back_to_rules
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _run_llm(con, stats: ClassifyStats, settings: LLMSettings, rules: RuleSet, chunk_size: int) -> None:
+    ids = [row[0] for row in con.execute("select conversation_id from classify_llm_todo order by 1").fetchall()]
+    classifier = LLMClassifier(settings)
+
+    def flush(results: list[LLMResult]) -> None:
+        calls = [call for result in results for call in result.calls]
+        failed = [result for result in results if result.labels is None]
+        con.execute("begin")
+        store.record_calls(con, calls)
+        store.replace_with_llm(con, results, settings.model, PROMPT_VERSION)
+        if failed:
+            con.execute("create or replace temp table classify_fallback_ids (conversation_id varchar)")
+            con.executemany("insert into classify_fallback_ids values (?)", [(r.conversation_id,) for r in failed])
+            reason = "llm_failed: " + (failed[0].error or "unknown")[:200]
+            store.replace_with_rules(
+                con, "classify_fallback_ids", "classify_rules_result", TRANSCRIPTS_TABLE, rules.version, reason
+            )
+        con.execute("commit")
+        stats.llm_calls += len(calls)
+        stats.llm_failed_calls += sum(call.status != "ok" for call in calls)
+        stats.prompt_tokens += sum(call.prompt_tokens for call in calls)
+        stats.completion_tokens += sum(call.completion_tokens for call in calls)
+        stats.cost_usd += sum(call.cost_usd for call in calls)
+        stats.by_llm += len(results) - len(failed)
+        stats.fell_back_to_rules += len(failed)
+        for result in failed:
+            key = (result.error or "unknown").split(":")[0]
+            stats.fallback_reasons[key] = stats.fallback_reasons.get(key, 0) + 1
+
+    async def run_all() -> None:
+        async with classifier._client() as client:
+            for start in range(0, len(ids), chunk_size):
+                chunk = ids[start : start + chunk_size]
+                con.execute("create or replace temp table classify_chunk_ids (conversation_id varchar)")
+                con.executemany("insert into classify_chunk_ids values (?)", [(cid,) for cid in chunk])
+                items = [
+                    TranscriptItem(cid, digest, messages)
+                    for cid, digest, messages in fetch_transcripts(con, "classify_chunk_ids")
+                ]
+                results = await classifier.classify_with_client(client, items)
+                flush(results)
+
+    asyncio.run(run_all())

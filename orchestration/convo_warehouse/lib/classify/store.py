@@ -1,0 +1,156 @@
+"""Where results go: ``classification.stage_classifications`` and ``classification.llm_calls``.
+
+The results table is also the cache: a conversation whose stored rows carry its
+current transcript hash and the current rules version (rules) or prompt version
+and model (llm) is not classified again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+
+from convo_warehouse.lib.classify.llm import CallRecord, LLMResult
+from convo_warehouse.lib.classify.stages import FUNNEL_NAME, STAGES
+
+RESULTS = "classification.stage_classifications"
+CALLS = "classification.llm_calls"
+LLM_CONFIDENCE = 0.9
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the schema and tables if missing (same columns as the dbt on-run-start macro)."""
+    con.execute("create schema if not exists classification")
+    con.execute(
+        f"""
+        create table if not exists {RESULTS} (
+            conversation_id varchar,
+            funnel_name varchar,
+            stage varchar,
+            reached boolean,
+            confidence double,
+            classifier varchar,
+            model varchar,
+            prompt_version varchar,
+            transcript_hash varchar,
+            classified_at timestamp,
+            fallback_reason varchar
+        )
+        """
+    )
+    con.execute(f"alter table {RESULTS} add column if not exists fallback_reason varchar")
+    con.execute(
+        f"""
+        create table if not exists {CALLS} (
+            conversation_id varchar,
+            transcript_hash varchar,
+            model varchar,
+            prompt_version varchar,
+            attempt integer,
+            status varchar,
+            http_status integer,
+            prompt_tokens integer,
+            completion_tokens integer,
+            cost_usd double,
+            latency_ms double,
+            error varchar,
+            called_at timestamp
+        )
+        """
+    )
+
+
+def replace_with_rules(
+    con: duckdb.DuckDBPyConnection,
+    ids_table: str,
+    rules_result_table: str,
+    transcripts_table: str,
+    rules_version: str,
+    fallback_reason: str | None = None,
+) -> int:
+    """Replace the rows of the conversations in ``ids_table`` with the rules result."""
+    con.execute(
+        f"delete from {RESULTS} where funnel_name = '{FUNNEL_NAME}' "
+        f"and conversation_id in (select conversation_id from {ids_table})"
+    )
+    con.execute(
+        f"""
+        insert into {RESULTS}
+        select
+            {rules_result_table}.conversation_id,
+            '{FUNNEL_NAME}' as funnel_name,
+            {rules_result_table}.stage,
+            {rules_result_table}.reached,
+            {rules_result_table}.confidence,
+            'rules' as classifier,
+            'rules' as model,
+            ? as prompt_version,
+            {transcripts_table}.transcript_hash,
+            current_timestamp::timestamp as classified_at,
+            ? as fallback_reason,
+        from {rules_result_table}
+        inner join {ids_table}
+            on {rules_result_table}.conversation_id = {ids_table}.conversation_id
+        inner join {transcripts_table}
+            on {rules_result_table}.conversation_id = {transcripts_table}.conversation_id
+        """,
+        [rules_version, fallback_reason],
+    )
+    return con.execute(f"select count(*) from {ids_table}").fetchone()[0]
+
+
+def replace_with_llm(
+    con: duckdb.DuckDBPyConnection, results: Sequence[LLMResult], model: str, prompt_version: str
+) -> None:
+    """Replace the rows of successfully classified conversations with the LLM's labels."""
+    done = [result for result in results if result.labels is not None]
+    if not done:
+        return
+    con.executemany(
+        f"delete from {RESULTS} where funnel_name = '{FUNNEL_NAME}' and conversation_id = ?",
+        [(result.conversation_id,) for result in done],
+    )
+    con.executemany(
+        f"insert into {RESULTS} values (?, ?, ?, ?, ?, 'llm', ?, ?, ?, current_timestamp::timestamp, null)",
+        [
+            (
+                result.conversation_id,
+                FUNNEL_NAME,
+                stage,
+                result.labels[stage],
+                LLM_CONFIDENCE,
+                model,
+                prompt_version,
+                result.transcript_hash,
+            )
+            for result in done
+            for stage in STAGES
+        ],
+    )
+
+
+def record_calls(con: duckdb.DuckDBPyConnection, calls: Sequence[CallRecord]) -> None:
+    if not calls:
+        return
+    con.executemany(
+        f"insert into {CALLS} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                call.conversation_id,
+                call.transcript_hash,
+                call.model,
+                call.prompt_version,
+                call.attempt,
+                call.status,
+                call.http_status,
+                call.prompt_tokens,
+                call.completion_tokens,
+                call.cost_usd,
+                call.latency_ms,
+                call.error,
+                call.called_at,
+            )
+            for call in calls
+        ],
+    )

@@ -1,0 +1,103 @@
+"""Transcripts from the warehouse: message rows and a content hash per conversation.
+
+Messages are ``staging.stg_events`` rows of type ``user_message`` /
+``agent_message`` ordered by ``event_at, event_id``; only started conversations
+(per ``marts.fct_conversations``, when it exists) are classified. The hash of a
+transcript (roles and contents in order) is the cache key, with the prompt or
+rules version and the model.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+MESSAGES_TABLE = "classify_messages"
+TRANSCRIPTS_TABLE = "classify_transcripts"
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    row = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def prepare_transcripts(con: duckdb.DuckDBPyConnection) -> int:
+    """Build temp tables ``classify_messages`` and ``classify_transcripts``; return the conversation count."""
+    if not table_exists(con, "staging", "stg_events"):
+        raise RuntimeError("staging.stg_events does not exist: build the dbt models first")
+    started_filter = ""
+    if table_exists(con, "marts", "fct_conversations"):
+        started_filter = """
+            and stg_events.conversation_id in (
+                select fct_conversations.conversation_id
+                from marts.fct_conversations
+                where fct_conversations.started
+            )"""
+    con.execute(
+        f"""
+        create or replace temp table {MESSAGES_TABLE} as
+        with message_events as (
+            select
+                stg_events.conversation_id,
+                stg_events.event_id,
+                stg_events.event_at,
+                stg_events.event_type,
+                stg_events.content,
+            from staging.stg_events
+            where stg_events.event_type in ('user_message', 'agent_message')
+                and stg_events.conversation_id is not null{started_filter}
+        ),
+
+        messages_ordered as (
+            select
+                message_events.conversation_id,
+                row_number() over (
+                    partition by message_events.conversation_id
+                    order by message_events.event_at, message_events.event_id
+                ) as seq,
+                case message_events.event_type when 'user_message' then 'user' else 'agent' end as role,
+                coalesce(message_events.content, '') as content,
+            from message_events
+        )
+
+        select * from messages_ordered
+        """
+    )
+    con.execute(
+        f"""
+        create or replace temp table {TRANSCRIPTS_TABLE} as
+        select
+            {MESSAGES_TABLE}.conversation_id,
+            md5(string_agg({MESSAGES_TABLE}.role || ':' || {MESSAGES_TABLE}.content, chr(30)
+                order by {MESSAGES_TABLE}.seq)) as transcript_hash,
+            count(*) as message_count,
+        from {MESSAGES_TABLE}
+        group by {MESSAGES_TABLE}.conversation_id
+        """
+    )
+    return con.execute(f"select count(*) from {TRANSCRIPTS_TABLE}").fetchone()[0]
+
+
+def fetch_transcripts(
+    con: duckdb.DuckDBPyConnection, ids_table: str
+) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(conversation_id, transcript_hash, [(role, content), ...]) for the ids in ``ids_table``."""
+    rows = con.execute(
+        f"""
+        select
+            {MESSAGES_TABLE}.conversation_id,
+            any_value({TRANSCRIPTS_TABLE}.transcript_hash) as transcript_hash,
+            list({MESSAGES_TABLE}.role order by {MESSAGES_TABLE}.seq) as roles,
+            list({MESSAGES_TABLE}.content order by {MESSAGES_TABLE}.seq) as contents,
+        from {MESSAGES_TABLE}
+        inner join {ids_table}
+            on {MESSAGES_TABLE}.conversation_id = {ids_table}.conversation_id
+        inner join {TRANSCRIPTS_TABLE}
+            on {MESSAGES_TABLE}.conversation_id = {TRANSCRIPTS_TABLE}.conversation_id
+        group by {MESSAGES_TABLE}.conversation_id
+        order by {MESSAGES_TABLE}.conversation_id
+        """
+    ).fetchall()
+    return [(cid, digest, list(zip(roles, contents))) for cid, digest, roles, contents in rows]
