@@ -1,0 +1,70 @@
+"""Transcripts -> ``classification.stage_classifications``: the support-stage classifier.
+
+Configured by environment (read when the asset runs, not at import):
+``CONVO_CLASSIFIER`` = rules (default) | llm | hybrid; for llm/hybrid
+``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``CONVO_LLM_MODEL``,
+``CONVO_LLM_CONCURRENCY``, ``CONVO_LLM_TIMEOUT``, ``CONVO_LLM_MAX_ATTEMPTS``,
+``CONVO_LLM_JSON_MODE``, ``CONVO_LLM_PRICE_INPUT_PER_1M`` /
+``CONVO_LLM_PRICE_OUTPUT_PER_1M``; ``CONVO_STAGE_RULES`` for another rules file.
+See docs/classification.md.
+"""
+
+import dagster as dg
+
+from convo_warehouse.concurrency import WRITER_POOL, retry_when_busy
+from convo_warehouse.lib.classify.runner import classify_warehouse
+from convo_warehouse.lib.warehouse import writer_lock
+from convo_warehouse.resources import WarehouseResource
+
+STAGE_CLASSIFICATIONS = dg.AssetKey(["classification", "stage_classifications"])
+
+
+@dg.asset(
+    key=STAGE_CLASSIFICATIONS,
+    deps=[dg.AssetKey(["staging", "stg_events"]), dg.AssetKey(["marts", "fct_conversations"])],
+    group_name="classification",
+    kinds={"python", "duckdb"},
+    pool=WRITER_POOL,
+    description=(
+        "One row per started conversation with messages x classified support stage "
+        "(greeted, problem_identified, solution_proposed, solution_accepted, resolved): "
+        "reached, confidence, classifier (rules | llm), model, prompt_version, "
+        "transcript_hash, fallback_reason. Only new or changed transcripts are classified."
+    ),
+)
+def stage_classifications(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Classify new or changed transcripts with the configured classifier."""
+    with retry_when_busy(context), writer_lock(warehouse.database), warehouse.connect() as con:
+        stats = classify_warehouse(con)
+        rows, reached = con.execute(
+            "select count(*), count(*) filter (where reached) from classification.stage_classifications"
+        ).fetchone()
+    context.log.info(
+        f"{stats.mode}: {stats.classified} classified, {stats.cached} cached, "
+        f"{stats.llm_calls} LLM calls, {stats.fell_back_to_rules} fell back to rules"
+    )
+    if stats.fell_back_to_rules:
+        context.log.warning(f"LLM failed for {stats.fell_back_to_rules} conversations: {stats.fallback_reasons}")
+    return dg.MaterializeResult(
+        metadata={
+            "classifier": stats.mode,
+            "model": stats.model,
+            "rules_version": stats.rules_version,
+            "conversations": stats.conversations,
+            "classified": stats.classified,
+            "cached_skipped": stats.cached,
+            "by_rules": stats.by_rules,
+            "by_llm": stats.by_llm,
+            "sent_to_llm": stats.sent_to_llm,
+            "llm_calls": stats.llm_calls,
+            "llm_failed_calls": stats.llm_failed_calls,
+            "fell_back_to_rules": stats.fell_back_to_rules,
+            "fallback_reasons": dg.MetadataValue.json(stats.fallback_reasons),
+            "prompt_tokens": stats.prompt_tokens,
+            "completion_tokens": stats.completion_tokens,
+            "estimated_cost_usd": round(stats.cost_usd, 6),
+            "seconds": round(stats.seconds, 3),
+            "dagster/row_count": rows,
+            "rows_reached": reached,
+        }
+    )
