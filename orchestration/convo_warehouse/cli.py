@@ -15,6 +15,8 @@ import click
 COMMANDS: dict[str, str] = {
     "funnel": "convo_warehouse.commands.funnel:funnel",
     "generate": "convo_warehouse.commands.generate:generate",
+    "classify-eval": "convo_warehouse.commands.classify_eval:classify_eval",
+    "classify": "convo_warehouse.commands.classify:classify",
     "run": "convo_warehouse.commands.run:run",
 }
 
