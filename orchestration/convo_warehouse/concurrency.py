@@ -1,4 +1,4 @@
-"""One writer at a time: the pool, run tags and retry policy shared by all writing steps.
+"""One writer at a time: the pool, run tags and retries shared by all writing steps.
 
 DuckDB allows one writing process per file. Three layers keep it that way:
 
@@ -9,22 +9,62 @@ DuckDB allows one writing process per file. Three layers keep it that way:
   which also covers ad-hoc materializations launched from the asset graph;
 * each step takes the warehouse's writer lock (``lib/warehouse.writer_lock``),
   which also keeps out a ``convo-warehouse run`` started from a shell. A busy
-  warehouse is retried with exponential backoff.
+  warehouse is retried with exponential backoff (``retry_when_busy``).
 """
 
-from __future__ import annotations
+import contextlib
+from collections.abc import Iterator
 
 import dagster as dg
+import duckdb
+
+from convo_warehouse.lib.warehouse import WarehouseBusyError
 
 WRITER_POOL = "duckdb_writer"
 WRITER_TAG_KEY = "convo_warehouse/writer"
 WRITER_TAGS = {WRITER_TAG_KEY: "duckdb"}
 
-# Transient failures (the warehouse is busy, a file is still being written):
-# retry after ~2 s, ~4 s, ~8 s (+-50 % jitter so two waiting runs do not collide).
-TRANSIENT_RETRY_POLICY = dg.RetryPolicy(
-    max_retries=3,
-    delay=2,
+# Busy warehouse: retry after 5 s, 10 s, 20 s, 40 s.
+BUSY_MAX_RETRIES = 4
+BUSY_FIRST_WAIT_SECONDS = 5
+
+# The loader also retries on any error (a file still being copied into the
+# landing folder can be unreadable for a moment): after ~3 s and ~6 s, with
+# +-50 % jitter. Loading is idempotent (files are known by content hash), so a
+# retry never loads a file twice.
+LOADER_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=2,
+    delay=3,
     backoff=dg.Backoff.EXPONENTIAL,
     jitter=dg.Jitter.PLUS_MINUS,
 )
+
+_BUSY_MARKERS = ("could not set lock", "conflicting lock", "warehouse is busy")
+
+
+def is_busy_error(error: BaseException) -> bool:
+    """Whether ``error`` means another process holds the warehouse."""
+    if isinstance(error, WarehouseBusyError):
+        return True
+    text = str(error).lower()
+    return isinstance(error, duckdb.IOException | dg.Failure | RuntimeError) and any(
+        marker in text for marker in _BUSY_MARKERS
+    )
+
+
+def busy_retry(context, error: BaseException) -> dg.RetryRequested:
+    """A ``RetryRequested`` with exponential backoff for the step's next attempt."""
+    wait = BUSY_FIRST_WAIT_SECONDS * 2**context.retry_number
+    context.log.warning(f"warehouse busy, retrying in {wait} s: {error}")
+    return dg.RetryRequested(max_retries=BUSY_MAX_RETRIES, seconds_to_wait=wait)
+
+
+@contextlib.contextmanager
+def retry_when_busy(context) -> Iterator[None]:
+    """Turn "the warehouse is busy" into a Dagster retry with backoff; re-raise the rest."""
+    try:
+        yield
+    except Exception as error:
+        if is_busy_error(error):
+            raise busy_retry(context, error) from error
+        raise

@@ -25,7 +25,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from convo_warehouse.concurrency import WRITER_POOL
+from convo_warehouse.concurrency import WRITER_POOL, busy_retry, is_busy_error
 from convo_warehouse.lib.warehouse import writer_lock
 from convo_warehouse.project import dbt_project, manifest_path
 from convo_warehouse.resources import WarehouseResource
@@ -40,10 +40,6 @@ SOURCE_ASSET_KEYS: dict[tuple[str, str], dg.AssetKey] = {
 
 # Top-level folders under models/ that are layers (and Dagster groups).
 MODEL_LAYERS = ("staging", "intermediate", "marts", "quarantine", "audit")
-
-# Error text that means "the warehouse file was busy", worth retrying.
-TRANSIENT_ERRORS = ("could not set lock", "conflicting lock", "warehouse is busy")
-MAX_TRANSIENT_RETRIES = 3
 
 
 class ConvoDbtTranslator(DagsterDbtTranslator):
@@ -81,11 +77,6 @@ if not manifest_path().exists():
     )
 
 
-def _is_transient(error: BaseException) -> bool:
-    text = str(error).lower()
-    return any(marker in text for marker in TRANSIENT_ERRORS)
-
-
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -119,8 +110,6 @@ def dbt_models(
             os.environ["CONVO_DUCKDB_PATH"] = previous
     if error is None:
         return
-    if _is_transient(error) and context.retry_number < MAX_TRANSIENT_RETRIES:
-        wait = 5 * 2**context.retry_number
-        context.log.warning(f"warehouse busy; retrying dbt in {wait} s: {error}")
-        raise dg.RetryRequested(max_retries=MAX_TRANSIENT_RETRIES, seconds_to_wait=wait) from error
+    if is_busy_error(error):
+        raise busy_retry(context, error) from error
     raise error

@@ -1,16 +1,14 @@
 """Landing files -> ``raw.events``: the loader as a Dagster asset."""
 
-
 import dagster as dg
 
-from convo_warehouse.concurrency import TRANSIENT_RETRY_POLICY, WRITER_POOL
+from convo_warehouse.concurrency import LOADER_RETRY_POLICY, WRITER_POOL, retry_when_busy
 from convo_warehouse.lib.landing import load_landing
 from convo_warehouse.lib.warehouse import writer_lock
 from convo_warehouse.resources import WarehouseResource
 
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
 RAW_LOADED_FILES = dg.AssetKey(["raw", "loaded_files"])
-
 
 
 @dg.multi_asset(
@@ -34,15 +32,13 @@ RAW_LOADED_FILES = dg.AssetKey(["raw", "loaded_files"])
         ),
     ],
     pool=WRITER_POOL,
-    # Loading is idempotent (files are identified by content hash): a retry
-    # after a busy warehouse never loads a file twice.
-    retry_policy=TRANSIENT_RETRY_POLICY,
+    retry_policy=LOADER_RETRY_POLICY,
 )
 def load_landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Load every landing file not loaded before into ``raw.events``."""
     landing = warehouse.landing
     context.log.info(f"loading new files from {landing} into {warehouse.database}")
-    with writer_lock(warehouse.database), warehouse.connect() as con:
+    with retry_when_busy(context), writer_lock(warehouse.database), warehouse.connect() as con:
         report = load_landing(con, landing, progress=True)
         total_rows, total_files = con.execute(
             "select (select count(*) from raw.events), (select count(*) from raw.loaded_files)"

@@ -13,7 +13,7 @@ import os
 
 import dagster as dg
 
-from convo_warehouse.concurrency import TRANSIENT_RETRY_POLICY, WRITER_POOL
+from convo_warehouse.concurrency import WRITER_POOL, retry_when_busy
 from convo_warehouse.lib import alerts as alert_lib
 from convo_warehouse.lib.warehouse import writer_lock
 from convo_warehouse.resources import WarehouseResource
@@ -35,22 +35,21 @@ CHECK_NAME = "metric_alerts_fired"
         )
     ],
     pool=WRITER_POOL,
-    retry_policy=TRANSIENT_RETRY_POLICY,
 )
 def metric_alerts_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
-    with writer_lock(warehouse.database), warehouse.connect() as con:
+    with retry_when_busy(context), writer_lock(warehouse.database), warehouse.connect() as con:
         fired = alert_lib.new_alerts(con)
         webhook_status = "not configured"
         url = os.environ.get(alert_lib.WEBHOOK_ENV)
         if fired and url:
             try:
-                status = alert_lib.post_webhook(url, alert_lib.webhook_payload(fired, context.run_id))
+                status = alert_lib.post_webhook(url, alert_lib.webhook_payload(fired, context.run.run_id))
                 webhook_status = f"HTTP {status}"
             except OSError as error:  # URLError, HTTPError, timeouts
                 webhook_status = f"failed: {error}"
                 context.log.warning(f"alert webhook {url} failed: {error}")
         if fired:
-            alert_lib.record_notified(con, fired, context.run_id, webhook_status)
+            alert_lib.record_notified(con, fired, context.run.run_id, webhook_status)
 
     high = [alert for alert in fired if str(alert.get("severity")).lower() == alert_lib.HIGH]
     for alert in fired:

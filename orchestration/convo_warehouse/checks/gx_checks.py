@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from convo_warehouse.assets.dbt import dbt_models
-from convo_warehouse.concurrency import TRANSIENT_RETRY_POLICY, WRITER_POOL
+from convo_warehouse.concurrency import WRITER_POOL, retry_when_busy
 from convo_warehouse.checks import suites
 from convo_warehouse.lib.warehouse import writer_lock
 from convo_warehouse.project import REPO_ROOT
@@ -76,7 +76,6 @@ def _skipped(suite_name: str, asset_key: str, reason: str):
     name="raw_events_suite",
     blocking=True,
     pool=WRITER_POOL,
-    retry_policy=TRANSIENT_RETRY_POLICY,
     description=(
         "GX raw_events_suite on the newest load: required fields present, event types known "
         "or aliased, timestamps parse and lie within bounds, properties parse as an object. "
@@ -88,14 +87,14 @@ def raw_events_suite_check(
 ) -> dg.AssetCheckResult:
     from convo_warehouse.checks.validation import store_outcome, table_exists, validate
 
-    with writer_lock(warehouse.database), warehouse.connect() as con:
+    with retry_when_busy(context), writer_lock(warehouse.database), warehouse.connect() as con:
         if not table_exists(con, "raw.events"):
             outcome = _skipped(suites.RAW_EVENTS_SUITE, "raw/events", "raw.events does not exist")
         else:
             frame = suites.raw_events_frame(con)
             suite = suites.raw_events_suite(suites.known_event_types(REPO_ROOT / "seeds"))
             outcome = validate(suite, frame, "raw/events", suites.RAW_EVENTS_INDEX)
-            store_outcome(con, outcome, context.run_id)
+            store_outcome(con, outcome, context.run.run_id)
     context.log.info(outcome.summary())
     return check_result(outcome)
 
@@ -109,7 +108,6 @@ def _mart_check(mart: suites.MartSuite) -> dg.AssetChecksDefinition:
         name=suite_name,
         blocking=True,
         pool=WRITER_POOL,
-        retry_policy=TRANSIENT_RETRY_POLICY,
         description=(
             f"GX {suite_name} on {mart.schema}.{mart.table} after it is built "
             "(critical failures block downstream assets; warnings are reported)."
@@ -121,7 +119,7 @@ def _mart_check(mart: suites.MartSuite) -> dg.AssetChecksDefinition:
         from convo_warehouse.checks.validation import store_outcome, table_exists, validate
 
         key = "/".join(asset_key.path)
-        with writer_lock(warehouse.database), warehouse.connect() as con:
+        with retry_when_busy(context), writer_lock(warehouse.database), warehouse.connect() as con:
             missing = [
                 name
                 for name in (f"{mart.schema}.{mart.table}", *mart.reads)
@@ -132,7 +130,7 @@ def _mart_check(mart: suites.MartSuite) -> dg.AssetChecksDefinition:
             else:
                 frame = con.execute(mart.query).df()
                 outcome = validate(mart.build_suite(), frame, key, mart.index_columns)
-                store_outcome(con, outcome, context.run_id)
+                store_outcome(con, outcome, context.run.run_id)
         context.log.info(outcome.summary())
         return check_result(outcome)
 

@@ -378,11 +378,10 @@ def funnel_stage_daily_suite() -> gx.ExpectationSuite:
                 or_equal=True,
                 meta=_meta(CRITICAL, "reached_in_order <= reached"),
             ),
-            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A="conversations",
-                column_B="reached",
-                or_equal=True,
-                meta=_meta(WARNING, "a stage is reached by at most the day's population"),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="reached_in_order",
+                min_value=0,
+                meta=_meta(WARNING, "no negative counts"),
             ),
         ],
     )

@@ -1,0 +1,116 @@
+"""Materialize every asset in-process with the same Definitions the UI shows.
+
+``convo-warehouse run`` and ``make run`` call ``materialize_all``; what they
+run is ``build_all_job`` from ``convo_warehouse.definitions``: loader, seeds,
+every dbt model with its tests, the classifier, GX suites and the alerts
+check, one step after another in this process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from convo_warehouse.lib.warehouse import writer_lock
+
+if TYPE_CHECKING:
+    from dagster import ExecuteInProcessResult
+
+JOB_NAME = "build_all_job"
+
+
+class PipelineError(RuntimeError):
+    """A step of the pipeline failed; the message names the steps and why."""
+
+    def __init__(self, message: str, result: ExecuteInProcessResult | None = None):
+        super().__init__(message)
+        self.result = result
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the run (dbt and the resources read them)."""
+    previous = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _failure_message(result: ExecuteInProcessResult) -> str:
+    """Which steps failed and why, and which checks failed, in a few readable lines."""
+    import dagster as dg
+
+    lines = []
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
+            error = event.step_failure_data.error
+            text = error.message.strip() if error else "unknown error"
+            cause = error.cause if error else None
+            while cause is not None:
+                text += f"\n    caused by: {cause.message.strip()}"
+                cause = cause.cause
+            lines.append(f"- step {event.step_key} failed: {text}")
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            severity = evaluation.severity.value if evaluation.severity else "ERROR"
+            lines.append(
+                f"- check {evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
+                f"failed ({severity})"
+            )
+    skipped = [
+        event.step_key
+        for event in result.all_events
+        if event.event_type == dg.DagsterEventType.STEP_SKIPPED
+    ]
+    if skipped:
+        lines.append(f"- skipped because an upstream step or blocking check failed: {', '.join(skipped)}")
+    return "\n".join(lines) or "the run failed (see the Dagster logs above)"
+
+
+def materialize_all(
+    warehouse_path: str | os.PathLike,
+    landing_dir: str | os.PathLike,
+    classifier: str | None = None,
+    *,
+    job_name: str = JOB_NAME,
+    raise_on_error: bool = True,
+) -> ExecuteInProcessResult:
+    """Run ``build_all_job`` in-process on ``landing_dir`` into ``warehouse_path``.
+
+    ``classifier`` (``rules``, ``llm``, ``hybrid``) sets ``CONVO_CLASSIFIER`` for
+    the run. The dbt project is parsed first (``dbt parse``). Holds the
+    warehouse's writer lock for the whole run. Raises ``PipelineError`` naming
+    the failed steps and checks unless ``raise_on_error`` is false.
+    """
+    from convo_warehouse.project import ensure_manifest
+
+    warehouse = Path(warehouse_path).resolve()
+    landing = Path(landing_dir).resolve()
+    values = {"CONVO_DUCKDB_PATH": str(warehouse), "CONVO_LANDING_DIR": str(landing)}
+    if classifier:
+        values["CONVO_CLASSIFIER"] = classifier
+    with _environment(values), writer_lock(warehouse):
+        # Always re-parse: a manifest older than the models would make Dagster's
+        # view of the project disagree with what `dbt build` runs (~4 s).
+        ensure_manifest(force=True)
+        import dagster as dg
+
+        from convo_warehouse.definitions import defs
+
+        job = defs.resolve_job_def(job_name)
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = job.execute_in_process(instance=instance, raise_on_error=False)
+    if raise_on_error and not result.success:
+        raise PipelineError(
+            f"pipeline run {result.run_id} failed:\n{_failure_message(result)}", result
+        )
+    return result
