@@ -59,8 +59,18 @@ def build_experiment_marts(tmp: Path, events: list[dict]) -> duckdb.DuckDBPyConn
     con = connect(tmp / "warehouse.duckdb")
     load_landing(con, landing, progress=False)
     con.close()
-    run_dbt(tmp, "seed", "--select", "experiments", "event_type_aliases", "event_types")
-    run_dbt(tmp, "run", "--select", "+ab_test_results", "+ab_test_metrics", "+ab_test_health")
+    run_dbt(
+        tmp,
+        "build",
+        "--select",
+        "+ab_test_results",
+        "+ab_test_metrics",
+        "+ab_test_health",
+        "--resource-type",
+        "seed",
+        "--resource-type",
+        "model",
+    )
     return duckdb.connect(str(tmp / "warehouse.duckdb"), read_only=True)
 
 
@@ -134,8 +144,13 @@ def reference_warehouse(tmp_path_factory):
     # a test that is not in the seed
     for _ in range(5):
         events.conversation("button_color", ["red"])
-    con = build_experiment_marts(tmp_path_factory.mktemp("experiments_reference"), events.rows)
-    yield con, events
+    tmp = tmp_path_factory.mktemp("experiments_reference")
+    con = build_experiment_marts(tmp, events.rows)
+    con.close()
+    # compiled here, with the same target dir (partial parse) and no open connection
+    hash_sql = compile_hash_buckets(tmp)
+    con = duckdb.connect(str(tmp / "warehouse.duckdb"), read_only=True)
+    yield con, hash_sql
     con.close()
 
 
@@ -241,20 +256,20 @@ def test_metrics_conversion_matches_results_and_holm_family(reference_warehouse)
     assert guardrail_adjusted == 0
 
 
-def test_hash_bucket_macro_matches_hashlib(tmp_path):
+HASH_MODULI = (2, 3, 7)
+
+
+def compile_hash_buckets(tmp: Path) -> str:
+    """The SQL of the hash_bucket macro for n = 2, 3, 7 over a table ``ids(id)``."""
+    buckets_sql = ", ".join(f"{{{{ hash_bucket(\"'t:' || id\", {n}) }}}} as bucket_{n}" for n in HASH_MODULI)
+    result = run_dbt(tmp, "compile", "--quiet", "--inline", f"select id, {buckets_sql} from ids")
+    return result.stdout.strip()
+
+
+def test_hash_bucket_macro_matches_hashlib(reference_warehouse):
     """The SQL macro against Python's int(sha256(...), 16) % n for 2,000 ids, n = 2, 3, 7."""
     ids = [f"conv_{i:06d}" for i in range(1990)] + ["", "é", "ü-ñ", "a:b", "  ", "x" * 300, "日本", "🙂", "0", "ff"]
-    moduli = (2, 3, 7)
-    buckets_sql = ", ".join(f"{{{{ hash_bucket(\"'t:' || id\", {n}) }}}} as bucket_{n}" for n in moduli)
-    result = subprocess.run(
-        [DBT, "compile", "--quiet", "--inline", f"select id, {buckets_sql} from ids"],
-        cwd=REPO,
-        env=dbt_env(tmp_path),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    compiled = result.stdout.strip()
+    compiled = reference_warehouse[1]
     assert "list_reduce" in compiled
     con = duckdb.connect()
     con.execute("create table ids (id varchar)")
@@ -263,4 +278,4 @@ def test_hash_bucket_macro_matches_hashlib(tmp_path):
     assert len(rows) == len(ids)
     for conversation_id in ids:
         digest = int(hashlib.sha256(f"t:{conversation_id}".encode()).hexdigest(), 16)
-        assert rows[conversation_id] == tuple(digest % n for n in moduli), conversation_id
+        assert rows[conversation_id] == tuple(digest % n for n in HASH_MODULI), conversation_id
