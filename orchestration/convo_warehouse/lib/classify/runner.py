@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import duckdb
+import pyarrow as pa
 
 from convo_warehouse.lib.classify import store
 from convo_warehouse.lib.classify.llm import (
@@ -182,8 +183,10 @@ def _run_llm(con, stats: ClassifyStats, settings: LLMSettings, rules: RuleSet, c
         store.record_calls(con, calls)
         store.replace_with_llm(con, results, settings.model, PROMPT_VERSION)
         if failed:
-            con.execute("create or replace temp table classify_fallback_ids (conversation_id varchar)")
-            con.executemany("insert into classify_fallback_ids values (?)", [(r.conversation_id,) for r in failed])
+            failed_ids = pa.table({"conversation_id": [result.conversation_id for result in failed]})
+            con.register("classify_failed_arrow", failed_ids)
+            con.execute("create or replace temp table classify_fallback_ids as select * from classify_failed_arrow")
+            con.unregister("classify_failed_arrow")
             reason = "llm_failed: " + (failed[0].error or "unknown")[:200]
             store.replace_with_rules(
                 con, "classify_fallback_ids", "classify_rules_result", TRANSCRIPTS_TABLE, rules.version, reason
@@ -204,8 +207,9 @@ def _run_llm(con, stats: ClassifyStats, settings: LLMSettings, rules: RuleSet, c
         async with classifier._client() as client:
             for start in range(0, len(ids), chunk_size):
                 chunk = ids[start : start + chunk_size]
-                con.execute("create or replace temp table classify_chunk_ids (conversation_id varchar)")
-                con.executemany("insert into classify_chunk_ids values (?)", [(cid,) for cid in chunk])
+                con.register("classify_chunk_arrow", pa.table({"conversation_id": chunk}))
+                con.execute("create or replace temp table classify_chunk_ids as select * from classify_chunk_arrow")
+                con.unregister("classify_chunk_arrow")
                 items = [
                     TranscriptItem(cid, digest, messages)
                     for cid, digest, messages in fetch_transcripts(con, "classify_chunk_ids")

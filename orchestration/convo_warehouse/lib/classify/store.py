@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import duckdb
+import pyarrow as pa
 
 from convo_warehouse.lib.classify.llm import CallRecord, LLMResult
 from convo_warehouse.lib.classify.stages import FUNNEL_NAME, STAGES
@@ -103,54 +104,71 @@ def replace_with_rules(
 def replace_with_llm(
     con: duckdb.DuckDBPyConnection, results: Sequence[LLMResult], model: str, prompt_version: str
 ) -> None:
-    """Replace the rows of successfully classified conversations with the LLM's labels."""
+    """Replace the rows of successfully classified conversations with the LLM's labels (one bulk insert)."""
     done = [result for result in results if result.labels is not None]
     if not done:
         return
-    con.executemany(
-        f"delete from {RESULTS} where funnel_name = '{FUNNEL_NAME}' and conversation_id = ?",
-        [(result.conversation_id,) for result in done],
+    llm_rows = pa.table(
+        {
+            "conversation_id": [result.conversation_id for result in done for _ in STAGES],
+            "stage": [stage for _ in done for stage in STAGES],
+            "reached": [result.labels[stage] for result in done for stage in STAGES],
+            "transcript_hash": [result.transcript_hash for result in done for _ in STAGES],
+        }
     )
-    con.executemany(
-        f"insert into {RESULTS} values (?, ?, ?, ?, ?, 'llm', ?, ?, ?, current_timestamp::timestamp, null)",
-        [
-            (
-                result.conversation_id,
-                FUNNEL_NAME,
-                stage,
-                result.labels[stage],
-                LLM_CONFIDENCE,
-                model,
-                prompt_version,
-                result.transcript_hash,
-            )
-            for result in done
-            for stage in STAGES
-        ],
-    )
+    con.register("classify_llm_rows", llm_rows)
+    try:
+        con.execute(
+            f"delete from {RESULTS} where funnel_name = '{FUNNEL_NAME}' "
+            "and conversation_id in (select conversation_id from classify_llm_rows)"
+        )
+        con.execute(
+            f"""
+            insert into {RESULTS}
+            select
+                classify_llm_rows.conversation_id,
+                '{FUNNEL_NAME}' as funnel_name,
+                classify_llm_rows.stage,
+                classify_llm_rows.reached,
+                {LLM_CONFIDENCE} as confidence,
+                'llm' as classifier,
+                ? as model,
+                ? as prompt_version,
+                classify_llm_rows.transcript_hash,
+                current_timestamp::timestamp as classified_at,
+                null as fallback_reason,
+            from classify_llm_rows
+            """,
+            [model, prompt_version],
+        )
+    finally:
+        con.unregister("classify_llm_rows")
+
+
+CALL_FIELDS = (
+    "conversation_id", "transcript_hash", "model", "prompt_version", "attempt", "status", "http_status",
+    "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "error", "called_at",
+)
 
 
 def record_calls(con: duckdb.DuckDBPyConnection, calls: Sequence[CallRecord]) -> None:
+    """Append one row per HTTP attempt to ``classification.llm_calls`` (one bulk insert)."""
     if not calls:
         return
-    con.executemany(
-        f"insert into {CALLS} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                call.conversation_id,
-                call.transcript_hash,
-                call.model,
-                call.prompt_version,
-                call.attempt,
-                call.status,
-                call.http_status,
-                call.prompt_tokens,
-                call.completion_tokens,
-                call.cost_usd,
-                call.latency_ms,
-                call.error,
-                call.called_at,
-            )
-            for call in calls
-        ],
+    table = pa.table(
+        {name: [getattr(call, name) for call in calls] for name in CALL_FIELDS},
+        schema=pa.schema(
+            [
+                ("conversation_id", pa.string()), ("transcript_hash", pa.string()), ("model", pa.string()),
+                ("prompt_version", pa.string()), ("attempt", pa.int32()), ("status", pa.string()),
+                ("http_status", pa.int32()), ("prompt_tokens", pa.int32()), ("completion_tokens", pa.int32()),
+                ("cost_usd", pa.float64()), ("latency_ms", pa.float64()), ("error", pa.string()),
+                ("called_at", pa.timestamp("us")),
+            ]
+        ),
     )
+    con.register("classify_call_rows", table)
+    try:
+        con.execute(f"insert into {CALLS} select {', '.join(CALL_FIELDS)} from classify_call_rows")
+    finally:
+        con.unregister("classify_call_rows")
