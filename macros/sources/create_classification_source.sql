@@ -13,6 +13,9 @@
         model {{ dbt.type_string() }},
         prompt_version {{ dbt.type_string() }},
         transcript_hash {{ dbt.type_string() }},
-        classified_at {{ dbt.type_timestamp() }}
+        classified_at {{ dbt.type_timestamp() }},
+        fallback_reason {{ dbt.type_string() }}
     );
+    {#- tables created before fallback_reason existed -#}
+    alter table classification.stage_classifications add column if not exists fallback_reason {{ dbt.type_string() }};
 {% endmacro %}
