@@ -56,6 +56,11 @@ stage_classifications as (
     where is_reached
 ),
 
+conversations as (
+    select conversation_id
+    from {{ ref('fct_conversations') }}
+),
+
 reached_by_event_type as (
     select
         events.conversation_id,
@@ -143,6 +148,9 @@ reached_by_classifier as (
         'classifier' as reached_by,
         stage_classifications.classifier as source
     from stage_classifications
+    -- a classification of a conversation the warehouse does not know is ignored
+    inner join conversations
+        on stage_classifications.conversation_id = conversations.conversation_id
     inner join stage_rules
         on
             stage_rules.reached_by = 'classifier'
