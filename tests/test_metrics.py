@@ -1,0 +1,342 @@
+"""Metrics marts end to end: metrics_daily recomputed independently, alerts on an
+incident, incremental runs equal to a full refresh, the SQL normal CDF.
+
+The warehouse is built once per module from generated data (with a
+``fallback_spike`` incident) by the real loader and dbt. The reference
+implementation below reads only the contract (../shared/contract/marts.md) and
+fct_conversations / stg_events / ab_test_exposures: it shares no code with the
+dbt models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from conftest import Warehouse
+
+END_DATE = "2024-03-14"
+DAYS = 14
+CONVERSATIONS = 1500
+SEED = 11
+METRICS_SELECT = "+metric_alerts +segment_comparison +dim_metrics alert_rules"
+KEY = ["metric_date", "metric_name", "segment_type", "segment_value"]
+HOURLY_KEY = ["metric_hour", "metric_name", "segment_type", "segment_value"]
+ATTRIBUTE_SEGMENTS = ["channel", "agent_id", "device", "source", "language"]
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """Generated landing files (one folder per day, plus late/) and the summary."""
+    from convo_warehouse.lib.generate import generate_events
+
+    out = tmp_path_factory.mktemp("metrics-generated")
+    summary = generate_events(
+        out, conversations=CONVERSATIONS, days=DAYS, seed=SEED, end_date=END_DATE,
+        incident="fallback_spike", progress=False,
+    )
+    return out, summary
+
+
+@pytest.fixture(scope="module")
+def built(generated, tmp_path_factory, dbt_target_dir) -> Warehouse:
+    """All generated files loaded at once and the metrics marts built (with tests)."""
+    source, _ = generated
+    warehouse = Warehouse(tmp_path_factory.mktemp("metrics-warehouse"), dbt_target_dir)
+    shutil.rmtree(warehouse.landing)
+    shutil.copytree(source, warehouse.landing)
+    warehouse.load()
+    warehouse.build(METRICS_SELECT)
+    return warehouse
+
+
+def frame(warehouse: Warehouse, sql: str) -> pd.DataFrame:
+    import duckdb
+
+    con = duckdb.connect(str(warehouse.path), read_only=True)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------------- reference implementation
+
+
+def reference_metrics(
+    conversations: pd.DataFrame, sentiments: pd.DataFrame, exposures: pd.DataFrame, grain: str
+) -> pd.DataFrame:
+    """The contract's metrics in long format, computed with pandas.
+
+    ``grain`` is ``metric_date`` (conversation_date) or ``metric_hour`` (UTC hour
+    of first_event_at).
+    """
+    c = conversations.copy()
+    c["metric_date"] = pd.to_datetime(c["conversation_date"]).dt.date
+    c["metric_hour"] = pd.to_datetime(c["first_event_at"]).dt.floor("h")
+    per_conv = sentiments.groupby("conversation_id")["sentiment"].agg(["sum", "count"])
+    c["sentiment_sum"] = c["conversation_id"].map(per_conv["sum"]).fillna(0.0)
+    c["sentiment_count"] = c["conversation_id"].map(per_conv["count"]).fillna(0).astype(int)
+
+    segments = [c[["conversation_id"]].assign(segment_type="all", segment_value="all")]
+    for attribute in ATTRIBUTE_SEGMENTS:
+        segments.append(
+            c[["conversation_id"]].assign(
+                segment_type=attribute,
+                segment_value=c[attribute].astype(object).where(c[attribute].notna(), "unknown"),
+            )
+        )
+    clean = exposures[~(exposures["variant_count"] > 1)]
+    segments.append(
+        pd.DataFrame({
+            "conversation_id": clean["conversation_id"],
+            "segment_type": "experiment:" + clean["test_name"],
+            "segment_value": clean["variant"].where(clean["variant"].notna(), "unknown"),
+        })
+    )
+    seg = pd.concat(segments, ignore_index=True).merge(c, on="conversation_id", how="inner")
+
+    b = lambda name: seg[name].fillna(False).astype(bool)  # noqa: E731
+    started, initialized, engaged = b("started"), b("initialized"), b("engaged")
+    fr = seg["first_response_ms"].astype(float)
+    fb = seg["feedback_score"].astype(float)
+    one = pd.Series(1.0, index=seg.index)
+    # name -> (numerator, denominator or None for counts), per the contract table
+    definitions = {
+        "conversations": (one, None),
+        "started_conversations": (started.astype(float), None),
+        "interaction_rate": ((initialized & engaged).astype(float), initialized.astype(float)),
+        "completion_rate": (b("was_completed").astype(float), started.astype(float)),
+        "abandonment_rate": (b("was_abandoned").astype(float), started.astype(float)),
+        "handoff_rate": (b("had_handoff").astype(float), started.astype(float)),
+        "resolution_rate": ((b("was_completed") & ~b("had_handoff")).astype(float), started.astype(float)),
+        "conversion_rate": (b("converted").astype(float), started.astype(float)),
+        "fallback_rate": (seg["fallback_count"].astype(float), seg["user_turns"].astype(float)),
+        "avg_user_turns": (seg["user_turns"].astype(float), started.astype(float)),
+        "avg_duration_seconds": (seg["duration_seconds"].astype(float).fillna(0.0), started.astype(float)),
+        "avg_first_response_ms": (fr.fillna(0.0), fr.notna().astype(float)),
+        "avg_satisfaction_score": (seg["satisfaction_score"].astype(float).fillna(0.0), started.astype(float)),
+        "feedback_rate": ((started & fb.notna()).astype(float), started.astype(float)),
+        "positive_feedback_rate": ((fb >= 0.5).astype(float), fb.notna().astype(float)),
+        "rephrase_rate": ((started & (seg["rephrase_count"] > 0)).astype(float), started.astype(float)),
+        # extras used by the alerts
+        "response_rate": ((engaged & fr.notna()).astype(float), engaged.astype(float)),
+        "avg_sentiment": (seg["sentiment_sum"].astype(float), seg["sentiment_count"].astype(float)),
+    }
+    keys = [grain, "segment_type", "segment_value"]
+    parts = []
+    for name, (numerator, denominator) in definitions.items():
+        data = seg[keys].assign(numerator=numerator.values)
+        if denominator is not None:
+            data = data.assign(denominator=denominator.values)
+        summed = data.groupby(keys, as_index=False).sum()
+        if denominator is None:
+            summed["denominator"] = np.nan
+            summed["value"] = summed["numerator"]
+        else:
+            summed = summed[summed["denominator"] > 0].copy()
+            summed["value"] = summed["numerator"] / summed["denominator"]
+        parts.append(summed.assign(metric_name=name))
+    percentiles = {
+        "first_response_ms_p50": ("first_response_ms", 0.5),
+        "first_response_ms_p95": ("first_response_ms", 0.95),
+        "duration_seconds_p50": ("duration_seconds", 0.5),
+    }
+    for name, (column, q) in percentiles.items():
+        values = seg[keys + [column]].dropna(subset=[column])
+        quantiles = (
+            values.groupby(keys)[column]
+            .apply(lambda v: float(np.quantile(v.astype(float).to_numpy(), q, method="linear")))
+            .reset_index(name="value")
+        )
+        parts.append(quantiles.assign(metric_name=name, numerator=np.nan, denominator=np.nan))
+    result = pd.concat(parts, ignore_index=True)
+    return result[[grain, "metric_name", "segment_type", "segment_value", "numerator", "denominator", "value"]]
+
+
+def reference_inputs(warehouse: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    conversations = frame(warehouse, "select * from marts.fct_conversations")
+    sentiments = frame(
+        warehouse,
+        "select conversation_id, sentiment from staging.stg_events "
+        "where is_known_type and event_type = 'user_message' and sentiment is not null",
+    )
+    exposures = frame(
+        warehouse, "select test_name, conversation_id, variant, variant_count from marts.ab_test_exposures"
+    )
+    return conversations, sentiments, exposures
+
+
+def assert_same_metrics(actual: pd.DataFrame, expected: pd.DataFrame, key: list[str], rel: float = 1e-9) -> None:
+    """Same keys, and numerator / denominator / value equal within float-summation noise."""
+    merged = actual.merge(expected, on=key, how="outer", suffixes=("_actual", "_expected"), indicator=True)
+    only_actual = merged[merged["_merge"] == "left_only"]
+    only_expected = merged[merged["_merge"] == "right_only"]
+    assert only_actual.empty, f"rows the reference does not have:\n{only_actual[key].head(20)}"
+    assert only_expected.empty, f"rows missing from the mart:\n{only_expected[key].head(20)}"
+    for column in ("numerator", "denominator", "value"):
+        a = merged[f"{column}_actual"].astype(float).to_numpy()
+        e = merged[f"{column}_expected"].astype(float).to_numpy()
+        both_null = np.isnan(a) & np.isnan(e)
+        close = np.isclose(a, e, rtol=rel, atol=1e-9)
+        bad = ~(both_null | close)
+        assert not bad.any(), (
+            f"{int(bad.sum())} rows differ in {column}:\n"
+            f"{merged.loc[bad, key + [f'{column}_actual', f'{column}_expected']].head(20)}"
+        )
+
+
+# ------------------------------------------------------------------------------ tests
+
+
+def test_metrics_daily_matches_independent_recomputation(built: Warehouse) -> None:
+    actual = frame(
+        built, "select metric_date, metric_name, segment_type, segment_value, numerator, denominator, value "
+        "from marts.metrics_daily",
+    )
+    actual["metric_date"] = pd.to_datetime(actual["metric_date"]).dt.date
+    expected = reference_metrics(*reference_inputs(built), grain="metric_date")
+    assert len(actual) > 1000
+    assert_same_metrics(actual, expected, KEY)
+    # every contract segment type is present on the generated data
+    segment_types = set(actual["segment_type"])
+    assert {"all", *ATTRIBUTE_SEGMENTS} <= segment_types
+    assert any(s.startswith("experiment:") for s in segment_types)
+
+
+def test_metrics_hourly_matches_independent_recomputation(built: Warehouse) -> None:
+    actual = frame(
+        built, "select metric_hour, metric_name, segment_type, segment_value, numerator, denominator, value "
+        "from marts.metrics_hourly",
+    )
+    expected = reference_metrics(*reference_inputs(built), grain="metric_hour")
+    actual["metric_hour"] = pd.to_datetime(actual["metric_hour"])
+    expected["metric_hour"] = pd.to_datetime(expected["metric_hour"])
+    assert_same_metrics(actual, expected, HOURLY_KEY)
+
+
+def test_every_metric_is_documented(built: Warehouse) -> None:
+    names = {row[0] for row in built.query("select distinct metric_name from marts.metrics_daily")}
+    documented = {row[0] for row in built.query("select metric_name from marts.dim_metrics")}
+    assert names == documented
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "metrics.md").read_text()
+    glossary = (
+        Path(__file__).resolve().parents[1] / "models" / "marts" / "metrics" / "_metrics__docs.md"
+    ).read_text()
+    for name in documented:
+        assert f"`{name}`" in docs, f"{name} missing from docs/metrics.md"
+        assert f"`{name}`" in glossary, f"{name} missing from the dbt glossary"
+
+
+def test_alerts_fire_on_the_incident_day_only(built: Warehouse, generated) -> None:
+    _, summary = generated
+    incident_day = dt.date.fromisoformat(summary["incident_day"])
+    alerts = frame(built, "select rule_name, window_start, window_end, sample_size, min_sample from marts.metric_alerts")
+    assert not alerts.empty, "the fallback spike raised no alert"
+    fallback = alerts[alerts["rule_name"] == "high_fallback_rate"]
+    assert len(fallback) >= 1
+    days = {ts.date() for ts in pd.to_datetime(alerts["window_start"])}
+    assert days == {incident_day}, f"alerts outside the incident day {incident_day}: {sorted(days)}"
+    assert (alerts["sample_size"] >= alerts["min_sample"]).all()
+
+
+def test_segment_comparison_matches_scipy(built: Warehouse) -> None:
+    rows = frame(built, "select * from marts.segment_comparison")
+    assert set(rows["metric_name"]) == {"completion_rate"}
+    assert set(rows["segment_type"]) == {"channel"}
+    daily = frame(
+        built, "select segment_value, sum(numerator) as x, sum(denominator) as n from marts.metrics_daily "
+        "where metric_name = 'completion_rate' and segment_type = 'channel' group by 1",
+    ).set_index("segment_value")
+    z95 = stats.norm.ppf(0.975)
+    for row in rows.itertuples():
+        x, n = daily.loc[row.segment_value, "x"], daily.loc[row.segment_value, "n"]
+        x_rest, n_rest = daily["x"].sum() - x, daily["n"].sum() - n
+        p, p_rest = x / n, x_rest / n_rest
+        pooled = (x + x_rest) / (n + n_rest)
+        z = (p - p_rest) / math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / n_rest))
+        centre = (p + z95**2 / (2 * n)) / (1 + z95**2 / n)
+        half = z95 / (1 + z95**2 / n) * math.sqrt(p * (1 - p) / n + z95**2 / (4 * n * n))
+        assert row.sample_size == n and row.numerator == x
+        assert row.rate == pytest.approx(p, rel=1e-12)
+        assert row.ci_low == pytest.approx(centre - half, abs=1e-6)
+        assert row.ci_high == pytest.approx(centre + half, abs=1e-6)
+        assert row.z_score == pytest.approx(z, rel=1e-9)
+        assert row.p_value == pytest.approx(2 * stats.norm.sf(abs(z)), abs=2e-7)
+        assert row.is_small_sample == (n < 30 or n_rest < 30)
+
+
+def test_two_sided_p_value_macro_matches_scipy(built: Warehouse) -> None:
+    """The SQL normal CDF (Abramowitz-Stegun 26.2.17) against scipy over a range of z."""
+    compiled = built.dbt(
+        "compile", "--inline", "select {{ metrics_two_sided_p_value('z') }} as p, z "
+        "from (select unnest(range(-800, 801)) / 100.0 as z)",
+    )
+    sql = compiled.result.results[0].node.compiled_code
+    rows = built.query(sql)
+    worst = max(abs(p - 2 * stats.norm.sf(abs(z))) for p, z in rows)
+    assert len(rows) == 1601
+    assert worst < 2e-7
+
+
+def test_incremental_runs_equal_a_full_refresh(generated, tmp_path_factory, dbt_target_dir) -> None:
+    """Load the generated days in three batches (the late events last), run the
+    incremental metrics after each, then compare with --full-refresh on the same
+    warehouse. The lookback is 0, so only the touched-day and newest-event logic
+    keeps the incremental tables right."""
+    source, _ = generated
+    warehouse = Warehouse(tmp_path_factory.mktemp("metrics-incremental"), dbt_target_dir)
+    day_folders = sorted(p for p in source.iterdir() if p.is_dir() and p.name != "late")
+    batches = [day_folders[:7], day_folders[7:11], day_folders[11:] + [source / "late"]]
+    incremental_vars = "{metrics_lookback_days: 0}"
+    select = "+metrics_daily +metrics_hourly"
+    snapshots = []
+    for number, batch in enumerate(batches):
+        for folder in batch:
+            shutil.copytree(folder, warehouse.landing / folder.name)
+        warehouse.load()
+        warehouse.dbt("run", "--select", select, "--vars", incremental_vars)
+        snapshots.append(metric_tables(warehouse))
+        if number == 0:
+            assert warehouse.scalar("select count(distinct loaded_through_load_id) from marts.metrics_daily") == 1
+
+    incremental = snapshots[-1]
+    # the runs were incremental: rows of early days still carry the first load's watermark
+    assert warehouse.scalar("select min(loaded_through_load_id) from marts.metrics_daily") == 1
+    # the late batch changed days outside the (zero) lookback: the test can fail
+    before_late, after_late = snapshots[1][0], snapshots[2][0]
+    newest_before = max(before_late["metric_date"])
+    changed = changed_days(before_late, after_late)
+    assert any(day < newest_before for day in changed), "late events changed no past day"
+
+    warehouse.dbt("run", "--select", "metrics_daily metrics_hourly", "--full-refresh", "--vars", incremental_vars)
+    full = metric_tables(warehouse)
+    assert len(incremental[0]) == len(full[0]) and len(incremental[1]) == len(full[1])
+    assert_same_metrics(incremental[0], full[0], KEY, rel=1e-12)
+    assert_same_metrics(incremental[1], full[1], HOURLY_KEY, rel=1e-12)
+
+
+def metric_tables(warehouse: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame]:
+    columns = "metric_name, segment_type, segment_value, numerator, denominator, value"
+    daily = frame(warehouse, f"select metric_date, {columns} from marts.metrics_daily")
+    daily["metric_date"] = pd.to_datetime(daily["metric_date"]).dt.date
+    hourly = frame(warehouse, f"select metric_hour, {columns} from marts.metrics_hourly")
+    return daily, hourly
+
+
+def changed_days(before: pd.DataFrame, after: pd.DataFrame) -> set:
+    merged = before.merge(after, on=KEY, how="outer", suffixes=("_b", "_a"), indicator=True)
+    different = (merged["_merge"] != "both") | ~np.isclose(
+        merged["value_b"].astype(float), merged["value_a"].astype(float), equal_nan=True
+    )
+    return set(merged.loc[different, "metric_date"])
