@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +16,32 @@ import duckdb
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
 
-# dbt parses the whole project on every run in a new target folder; sharing one
-# target folder per test session keeps partial parsing warm.
-_SESSION_TARGETS: dict[str, Path] = {}
+# Parsing the project costs seconds; it is done once per session and the
+# manifest reused for every warehouse (all test warehouses are files named
+# warehouse.duckdb, so relation names are the same).
+_MANIFESTS: dict[Path, object] = {}
+
+
+def _session_manifest(target_dir: Path):
+    if target_dir not in _MANIFESTS:
+        from dbt.cli.main import dbtRunner
+
+        result = dbtRunner().invoke(["parse", "--quiet"])
+        if not result.success:
+            raise AssertionError(f"dbt parse failed: {result.exception}")
+        _MANIFESTS[target_dir] = result.result
+    return _MANIFESTS[target_dir]
+
+
+def _describe_failures(result) -> str:
+    if result.exception is not None:
+        return str(result.exception)
+    lines = []
+    for node_result in getattr(result.result, "results", []) or []:
+        if str(node_result.status) not in ("success", "pass", "skipped"):
+            lines.append(f"{node_result.node.unique_id}: {node_result.status}: {node_result.message}")
+    return "\n".join(lines) or "unknown failure"
 
 
 class Warehouse:
@@ -56,26 +75,29 @@ class Warehouse:
         finally:
             con.close()
 
-    def dbt(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [DBT_EXECUTABLE, *args],
-            cwd=REPO_ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"dbt {' '.join(args)} failed:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}")
+    def dbt(self, *args: str, check: bool = True):
+        """Run dbt in-process on this warehouse, reusing the session's parsed manifest."""
+        from dbt.cli.main import dbtRunner
+
+        saved = dict(os.environ)
+        os.environ.update(self.env)
+        try:
+            result = dbtRunner(manifest=_session_manifest(self.target_dir)).invoke([*args, "--quiet"])
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        if check and not result.success:
+            raise AssertionError(f"dbt {' '.join(args)} failed:\n{_describe_failures(result)}")
         return result
 
     def build(self, select: str = "+fct_conversations +reconciliation", full_refresh: bool = False):
-        args = ["build", "--select", select]
+        args = ["build", "--select", select, "--indirect-selection", "cautious"]
         if full_refresh:
             args.append("--full-refresh")
         return self.dbt(*args)
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        con = duckdb.connect(str(self.path), read_only=True)
+        con = duckdb.connect(str(self.path))
         try:
             return con.execute(sql, params or []).fetchall()
         finally:
