@@ -1,0 +1,65 @@
+# convo-warehouse: two commands do everything on a fresh machine.
+#   make run    create .venv, install pinned dependencies, generate demo data,
+#               run the whole pipeline through Dagster, print a summary
+#   make test   every test: dbt build with data tests and unit tests on a
+#               generated warehouse, SQL lint, pytest
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+DEMO_CONVERSATIONS ?= 5000
+DEMO_DAYS ?= 14
+DEMO_SEED ?= 42
+
+export DBT_PROFILES_DIR := $(CURDIR)
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
+
+.PHONY: install run demo-data test dbt-test lint pytest bench ui clean
+
+$(INSTALLED): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(INSTALLED)
+
+target/manifest.json: $(INSTALLED) dbt_project.yml $(shell find models macros seeds tests/dbt -type f 2>/dev/null)
+	$(BIN)/dbt parse --quiet
+
+demo-data: $(INSTALLED)
+	$(BIN)/convo-warehouse generate --conversations $(DEMO_CONVERSATIONS) --days $(DEMO_DAYS) --seed $(DEMO_SEED) --out data/landing
+
+run: demo-data target/manifest.json
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/convo-warehouse run --landing data/landing --warehouse data/warehouse.duckdb
+
+# dbt build (models, seeds, data tests, unit tests) on a small generated warehouse.
+dbt-test: $(INSTALLED) target/manifest.json
+	rm -rf data/ci && mkdir -p data/ci
+	$(BIN)/convo-warehouse generate --conversations 1500 --days 5 --seed 7 --out data/ci/landing
+	CONVO_DUCKDB_PATH=data/ci/warehouse.duckdb $(BIN)/python -c "import duckdb, pathlib; from convo_warehouse.lib.landing import load_landing; print(load_landing(duckdb.connect('data/ci/warehouse.duckdb'), pathlib.Path('data/ci/landing'), progress=False).summary())"
+	CONVO_DUCKDB_PATH=data/ci/warehouse.duckdb $(BIN)/dbt build --quiet
+
+lint: $(INSTALLED)
+	$(BIN)/sqlfluff lint models tests/dbt macros
+
+pytest: $(INSTALLED) target/manifest.json
+	$(BIN)/pytest -q
+
+test: dbt-test lint pytest
+
+bench: $(INSTALLED) target/manifest.json
+	$(BIN)/python benchmarks/bench_pipeline.py --events $${EVENTS:-2000000}
+
+ui: $(INSTALLED) target/manifest.json
+	@mkdir -p $(DAGSTER_HOME)
+	@test -f $(DAGSTER_HOME)/dagster.yaml || cp orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	CONVO_DUCKDB_PATH=data/warehouse.duckdb CONVO_LANDING_DIR=data/landing $(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf target logs data/ci data/warehouse.duckdb data/warehouse.duckdb.lock
