@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -282,7 +283,7 @@ def test_exposures_follow_the_sha256_rule_except_a_few(generated):
 
 
 def test_casual_converts_more_than_formal_after_exposure(tmp_path):
-    summary = _gen(tmp_path / "ab", n=6000, days=3, ab_effect=0.10, format_mix="parquet=1")
+    summary = _gen(tmp_path / "ab", n=4000, days=3, ab_effect=0.12, format_mix="parquet=1")
     rows, _ = read_rows(tmp_path / "ab")
     events = clean_events(rows, NOW_MS)
     first_exp, converted_at = {}, {}
@@ -302,13 +303,12 @@ def test_casual_converts_more_than_formal_after_exposure(tmp_path):
 
 
 def test_fallback_spike_raises_the_chosen_days_rate(tmp_path):
-    summary = _gen(tmp_path / "spike", n=2500, incident="fallback_spike", format_mix="parquet=1,jsonl=0.2")
+    summary = _gen(tmp_path / "spike", n=1500, incident="fallback_spike", format_mix="parquet=1,jsonl=0.2")
     rows, _ = read_rows(tmp_path / "spike")
     events = clean_events(rows, NOW_MS)
     con = duckdb.connect()
-    con.execute("create table ev (conversation_id varchar, event_type varchar, ts_ms bigint)")
-    con.executemany("insert into ev values (?, ?, ?)",
-                    [(e["conversation_id"], e["event_type"], e["ts_ms"]) for e in events])
+    ev = pa.table({k: [e[k] for e in events] for k in ("conversation_id", "event_type", "ts_ms")})
+    con.register("ev", ev)
     rates = dict(con.execute("""
         with conv_day as (
             select conversation_id, cast(make_timestamp(min(ts_ms) * 1000) as date) as d

@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from convo_warehouse.lib.generate import scripts, text
@@ -84,7 +85,11 @@ DEFAULT_FORMAT_MIX = "parquet=0.80,jsonl=0.10,jsonl.gz=0.10,csv=0.05"
 HOUR_WEIGHTS = np.array([2, 1.5, 1, 1, 1, 1.5, 2.5, 4, 6, 7.5, 8.5, 9, 9.5, 10, 10, 9.5, 9, 8.5, 7.5, 6.5,
                          5.5, 4.5, 3.5, 2.5], dtype=float)
 
-PROPERTY_LOOKUPS: dict[str, list] = {}
+# Message text is written into JSON as '"' || content || '"' without escaping (fast), so no
+# template, prefix, suffix or slot value may hold a character JSON would escape.
+for _t in [*(t for ts in text.TEMPLATES.values() for t in ts), *text.REPHRASE_PREFIXES, text.LONG_REPLY_SUFFIX,
+           *text.FIRST_NAMES, *text.LAST_NAMES, *text.PRODUCTS, *text.PLANS, *text.COMPANIES]:
+    assert '"' not in _t and "\\" not in _t and all(ord(ch) >= 32 for ch in _t), _t
 
 
 def parse_format_mix(spec: str) -> dict[str, float]:
@@ -139,6 +144,28 @@ def _dict_array(codes: np.ndarray, values: list) -> pa.DictionaryArray:
 
 def _nullable(values: np.ndarray, mask: np.ndarray) -> pa.Array:
     return pa.array(values, mask=mask)
+
+
+def _frag(key: str, json_values: pa.Array) -> pa.Array:
+    """'"key":<value>,' where the value is already JSON text; null where the value is null."""
+    return pc.binary_join_element_wise(f'"{key}":', json_values, ",", "")
+
+
+def _vocab_frag(key: str, codes: np.ndarray, vocab: list) -> pa.Array:
+    return _frag(key, _dict_array(codes, [json.dumps(v, ensure_ascii=False) for v in vocab]))
+
+
+def _num_frag(key: str, values: np.ndarray, mask: np.ndarray) -> pa.Array:
+    return _frag(key, pc.cast(pa.array(values, mask=mask), pa.string()))
+
+
+def _join(fragments: list[pa.Array]) -> pa.Array:
+    """Concatenate the non-null fragments of each row (each ends in a comma; '' when none).
+
+    (pyarrow 26's ``null_handling="skip"`` drops rows whose inputs are all null, so nulls
+    are replaced by '' instead and the writer trims the trailing comma.)
+    """
+    return pc.binary_join_element_wise(*fragments, "", null_handling="replace", null_replacement="")
 
 
 class Generator:
@@ -553,43 +580,55 @@ class Generator:
                           np.where(from_step("end_reason") >= 0,
                                    from_step("end_reason") + len(text.HANDOFF_REASONS), -1))
         is_fb_row = et == T["fallback_triggered"]
+        V, N_ = _vocab_frag, _num_frag
+        ip_mask = ~init
+        ip = pc.binary_join_element_wise(
+            '"203.0.', pc.cast(pa.array((conv_n // 256) % 256, mask=ip_mask), pa.string()), ".",
+            pc.cast(pa.array(conv_n % 256), pa.string()), '"', "")
+        props_a = _join([
+            V("device", np.where(ctx & ~(init & (rng.random(total) < 0.05)), c["device"][conv], -1), text.DEVICES),
+            V("source", np.where(ctx, c["source"][conv], -1), text.SOURCES),
+            V("language", np.where(ctx, c["language"][conv], -1), text.LANGUAGES),
+            V("environment", np.where(ctx, c["environment"][conv], -1), text.ENVIRONMENTS),
+            V("page_url", np.where(init, c["page"][conv], -1), text.PAGE_URLS),
+            _frag("customer_ip_address", ip),
+            V("agent_id", np.where(started, c["agent"][conv], -1), [a[0] for a in text.AGENTS]),
+            N_("lead_score", c["lead_score"][conv], ~(started & (c["kind"][conv] == SALES))),
+        ])
+        total_turns = from_step("total_turns")
+        abandoned_at = from_step("abandoned_at")
+        props_b = _join([
+            N_("turn", E["turn"], ~(user | agent | (et == T["tool_called"]) | is_fb_row)),
+            V("intent", intent_code, self.intents),
+            N_("intent_confidence", intent_conf, intent_code < 0),
+            N_("sentiment", sent, ~has_sent),
+            V("model", np.where(agent, self.agent_model[c["agent"][conv]], -1), self.models),
+            N_("latency_ms", E["delay"], ~agent),
+            V("tool_name", np.where(et == T["tool_called"], from_step("tool"), -1), self.lookups["tool"]),
+            V("topic", np.where(is_fb_row, from_step("topic"), -1), self.lookups["topic"]),
+            V("reason", reason, self.reason_names),
+            _frag("rating", _dict_array(rating, text.RATING_FRAGMENTS)),
+            V("comment", comment, text.COMMENTS_POSITIVE + text.COMMENTS_NEGATIVE),
+            V("goal", from_step("goal"), self.lookups["goal"]),
+            V("funnel", from_step("funnel"), self.lookups["funnel"]),
+            V("stage", from_step("stage"), self.lookups["stage"]),
+            V("test_name", E["test"], TEST_NAMES),
+            V("variant", E["variant"], VARIANT_NAMES),
+            V("button", from_step("button"), self.lookups["button"]),
+            V("flow_name", from_step("flow"), self.lookups["flow"]),
+            N_("total_turns", total_turns, total_turns < 0),
+            N_("abandoned_at_turn", abandoned_at, abandoned_at < 0),
+        ])
         P = {
-            "device": _dict_array(np.where(ctx & ~(init & (rng.random(total) < 0.05)), c["device"][conv], -1),
-                                  text.DEVICES),
-            "source": _dict_array(np.where(ctx, c["source"][conv], -1), text.SOURCES),
-            "language": _dict_array(np.where(ctx, c["language"][conv], -1), text.LANGUAGES),
-            "environment": _dict_array(np.where(ctx, c["environment"][conv], -1), text.ENVIRONMENTS),
-            "page_url": _dict_array(np.where(init, c["page"][conv], -1), text.PAGE_URLS),
-            "ip": _nullable(conv_n, ~init),
-            "agent_id": _dict_array(np.where(started, c["agent"][conv], -1), [a[0] for a in text.AGENTS]),
+            "props_a": props_a,
+            "props_b": props_b,
             "agent_name": _dict_array(c["agent"][conv], [a[1] for a in text.AGENTS]),
-            "lead_score": _nullable(c["lead_score"][conv], ~(started & (c["kind"][conv] == SALES))),
             "tpl": _dict_array(tpl, self.tpl_texts),
             "has_slot": pa.array(self.tpl_has_slot[np.where(tpl >= 0, tpl, 0)] & (tpl >= 0)),
             "prefix": _dict_array(prefix, text.REPHRASE_PREFIXES),
             "long_suffix": pa.array(long_suffix),
-            "turn": _nullable(E["turn"], ~(user | agent | (et == T["tool_called"]) | is_fb_row)),
             "is_user": pa.array(user),
             "is_agent": pa.array(agent),
-            "intent": _dict_array(intent_code, self.intents),
-            "intent_confidence": _nullable(intent_conf, intent_code < 0),
-            "sentiment": _nullable(sent, ~has_sent),
-            "model": _dict_array(np.where(agent, self.agent_model[c["agent"][conv]], -1), self.models),
-            "latency_ms": _nullable(E["delay"], ~agent),
-            "tool_name": _dict_array(np.where(et == T["tool_called"], from_step("tool"), -1), self.lookups["tool"]),
-            "topic": _dict_array(np.where(is_fb_row, from_step("topic"), -1), self.lookups["topic"]),
-            "reason": _dict_array(reason, self.reason_names),
-            "rating": _dict_array(rating, text.RATING_FRAGMENTS),
-            "comment": _dict_array(comment, text.COMMENTS_POSITIVE + text.COMMENTS_NEGATIVE),
-            "goal": _dict_array(from_step("goal"), self.lookups["goal"]),
-            "funnel": _dict_array(from_step("funnel"), self.lookups["funnel"]),
-            "stage": _dict_array(from_step("stage"), self.lookups["stage"]),
-            "test_name": _dict_array(E["test"], TEST_NAMES),
-            "variant": _dict_array(E["variant"], VARIANT_NAMES),
-            "button": _dict_array(from_step("button"), self.lookups["button"]),
-            "flow_name": _dict_array(from_step("flow"), self.lookups["flow"]),
-            "total_turns": _nullable(from_step("total_turns"), from_step("total_turns") < 0),
-            "abandoned_at_turn": _nullable(from_step("abandoned_at"), from_step("abandoned_at") < 0),
         }
         return P
 
@@ -754,29 +793,12 @@ def render_sql(seed: int) -> str:
         fill = f"replace({fill}, '{slot}', {expr})"
     suffix = text.LONG_REPLY_SUFFIX.replace("'", "''")
 
-    def s(key, col=None):
-        col = col or key
-        return f"case when {col} is not null then '\"{key}\":' || to_json({col}::varchar) end"
-
-    def num(key, col=None):
-        col = col or key
-        return f"case when {col} is not null then '\"{key}\":' || {col}::varchar end"
-
-    props = ",\n            ".join([
-        s("device"), s("source"), s("language"), s("environment"), s("page_url"),
-        "case when ip is not null then '\"customer_ip_address\":\"203.0.' || ((ip // 256) % 256)::varchar || '.' "
-        "|| (ip % 256)::varchar || '\"' end",
-        s("agent_id"), num("lead_score"),
-        s("content"), num("turn"),
-        "case when is_user and content is not null then '\"message_length\":' || length(content)::varchar end",
-        s("intent"), num("intent_confidence"), num("sentiment"), s("model"), num("latency_ms"),
-        "case when is_agent and content is not null then '\"response_length\":' || length(content)::varchar end",
-        s("tool_name"), s("topic"), s("reason"),
-        "case when rating is not null then '\"rating\":' || rating::varchar end",
-        s("comment"), s("goal"), s("funnel"), s("stage"), s("test_name"), s("variant"), s("button"),
-        s("flow_name"), num("total_turns"), num("abandoned_at_turn"),
-        "case when redeliver then '\"delivery_attempt\":2' end",
-    ])
+    props = """nullif(rtrim(props_a, ','), ''),
+            case when content is not null then '"content":"' || content || '"' end,
+            case when is_user and content is not null then '"message_length":' || length(content)::varchar end,
+            case when is_agent and content is not null then '"response_length":' || length(content)::varchar end,
+            nullif(rtrim(props_b, ','), ''),
+            case when redeliver then '"delivery_attempt":2' end"""
     ts_forms = f"""case ts_kind
             when 0 then strftime(t, '%Y-%m-%dT%H:%M:%S.%g') || 'Z'
             when 1 then strftime(lt, '%Y-%m-%dT%H:%M:%S.%g') || offs
