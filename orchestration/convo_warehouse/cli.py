@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "classify-eval": "convo_warehouse.commands.classify_eval:classify_eval",
     "classify": "convo_warehouse.commands.classify:classify",
     "run": "convo_warehouse.commands.run:run",
+    "ui": "convo_warehouse.commands.ui:ui",
 }
 
 

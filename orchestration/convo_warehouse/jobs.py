@@ -12,6 +12,7 @@ import dagster as dg
 from convo_warehouse.concurrency import WRITER_TAGS
 
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
+RAW_LOADED_FILES = dg.AssetKey(["raw", "loaded_files"])
 STAGE_CLASSIFICATIONS = dg.AssetKey(["classification", "stage_classifications"])
 
 # New landing files -> raw -> every dbt asset downstream of raw (staging is
@@ -23,10 +24,10 @@ STAGE_CLASSIFICATIONS = dg.AssetKey(["classification", "stage_classifications"])
 load_and_rebuild_job = dg.define_asset_job(
     name="load_and_rebuild_job",
     selection=(
-        dg.AssetSelection.keys(RAW_EVENTS).downstream()
+        dg.AssetSelection.assets(RAW_EVENTS, RAW_LOADED_FILES).downstream()
         | dg.AssetSelection.groups("seeds")
     )
-    - dg.AssetSelection.keys(STAGE_CLASSIFICATIONS),
+    - dg.AssetSelection.assets(STAGE_CLASSIFICATIONS),
     description="Load new landing files and rebuild what they affect (no classification).",
     tags=WRITER_TAGS,
 )

@@ -1,0 +1,439 @@
+"""Dagster orchestration: definitions, the full in-process run, the sensor,
+GX checks that block, and the alert webhook.
+
+The full run (``built_warehouse``) is done once per module on a small
+generated landing folder; the other tests build what they need themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from convo_warehouse.project import ensure_manifest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+RAW = dg.AssetKey(["raw", "events"])
+STG_EVENTS = dg.AssetKey(["staging", "stg_events"])
+FCT = dg.AssetKey(["marts", "fct_conversations"])
+
+
+@pytest.fixture(scope="module")
+def defs():
+    ensure_manifest(force=True)
+    from convo_warehouse.definitions import defs as definitions
+
+    return definitions
+
+
+@pytest.fixture()
+def warehouse_env(tmp_path, monkeypatch):
+    """A private warehouse file and landing folder, through the env vars the resources read."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    database = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("CONVO_DUCKDB_PATH", str(database))
+    monkeypatch.setenv("CONVO_LANDING_DIR", str(landing))
+    return database, landing
+
+
+# ---------------------------------------------------------------------------
+# Definitions
+# ---------------------------------------------------------------------------
+
+
+def test_definitions_load_and_validate(defs):
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = graph.get_all_asset_keys()
+    for key in (RAW, STG_EVENTS, FCT, dg.AssetKey(["seeds", "event_type_aliases"])):
+        assert key in keys, key
+    # Sources map to the Python assets that write them, so lineage connects.
+    assert RAW in graph.get(dg.AssetKey(["staging", "base_events_parsed"])).parent_keys
+    assert graph.get(RAW).is_materializable
+    # Groups by layer.
+    assert graph.get(RAW).group_name == "ingest"
+    assert graph.get(STG_EVENTS).group_name == "staging"
+    assert graph.get(FCT).group_name == "marts"
+    assert graph.get(dg.AssetKey(["seeds", "event_types"])).group_name == "seeds"
+    # dbt tests and GX suites are asset checks.
+    check_names = {(key.asset_key, key.name) for key in graph.asset_check_keys}
+    assert (RAW, "raw_events_suite") in check_names
+    assert (FCT, "marts_fct_conversations_suite") in check_names
+    assert any(asset == FCT and name.startswith("not_null") for asset, name in check_names)
+    # Jobs, schedules, sensor.
+    assert {"load_and_rebuild_job", "build_all_job"} <= {job.name for job in defs.jobs}
+    assert {schedule.name: schedule.cron_schedule for schedule in defs.schedules} == {
+        "load_and_rebuild_job_schedule": "17 * * * *",
+        "build_all_job_schedule": "45 2 * * *",
+    }
+    assert [sensor.name for sensor in defs.sensors] == ["landing_files_sensor"]
+    hourly = defs.resolve_job_def("load_and_rebuild_job")
+    assert dg.AssetKey(["classification", "stage_classifications"]) not in hourly.asset_layer.executable_asset_keys
+    assert hourly.tags["convo_warehouse/writer"] == "duckdb"
+
+
+# ---------------------------------------------------------------------------
+# The full job, in-process, on generated data
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def built_warehouse(tmp_path_factory):
+    from convo_warehouse.lib.generate import generate_events
+    from convo_warehouse.pipeline import materialize_all
+
+    root = tmp_path_factory.mktemp("orchestration_full")
+    landing = root / "landing"
+    summary = generate_events(landing, conversations=150, days=3, seed=11, progress=False)
+    database = root / "warehouse.duckdb"
+    result = materialize_all(database, landing, raise_on_error=False)
+    return database, landing, summary, result
+
+
+def test_full_job_runs_in_process_on_generated_data(built_warehouse):
+    from convo_warehouse.pipeline import _failure_message
+
+    database, _landing, summary, result = built_warehouse
+    assert result.success, _failure_message(result)
+    materialized = {event.asset_key for event in result.get_asset_materialization_events()}
+    assert {RAW, STG_EVENTS, FCT} <= materialized
+    evaluations = {(e.asset_key, e.check_name): e for e in result.get_asset_check_evaluations()}
+    assert evaluations[(RAW, "raw_events_suite")].passed
+    assert evaluations[(FCT, "marts_fct_conversations_suite")].passed
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        raw_rows = con.execute("select count(*) from raw.events").fetchone()[0]
+        conversations = con.execute("select count(*) from marts.fct_conversations").fetchone()[0]
+        suites = {
+            row[0]
+            for row in con.execute(
+                "select distinct suite_name from audit.gx_validation_results"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+    # Blank JSONL lines are not rows; everything else written is.
+    assert raw_rows == summary["rows_written"]
+    assert 0 < conversations <= 150
+    assert {"raw_events_suite", "marts_fct_conversations_suite"} <= suites
+
+
+def test_second_run_without_new_files_loads_nothing(built_warehouse):
+    from convo_warehouse.pipeline import materialize_all
+
+    database, landing, _summary, _result = built_warehouse
+    result = materialize_all(database, landing)
+    [raw_materialization] = [
+        event.materialization
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == RAW
+    ]
+    assert raw_materialization.metadata["files_loaded"].value == 0
+
+
+# ---------------------------------------------------------------------------
+# Sensor
+# ---------------------------------------------------------------------------
+
+
+def _evaluate_sensor(landing: Path, cursor: str | None):
+    from convo_warehouse.resources import WarehouseResource
+    from convo_warehouse.sensors import landing_files_sensor
+
+    context = dg.build_sensor_context(
+        cursor=cursor, resources={"warehouse": WarehouseResource(landing_dir=str(landing))}
+    )
+    result = landing_files_sensor(context)
+    return result.run_requests or [], result.cursor
+
+
+def test_sensor_requests_a_run_per_new_file_and_none_without(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    requests, cursor = _evaluate_sensor(landing, None)
+    assert requests == []  # empty folder: nothing to do
+
+    (landing / "a.jsonl").write_text('{"event_id": "1"}\n')
+    (landing / "notes.txt").write_text("not an event file")
+    requests, cursor = _evaluate_sensor(landing, cursor)
+    assert len(requests) == 1
+    assert requests[0].run_key.startswith("landing-")
+
+    requests, cursor = _evaluate_sensor(landing, cursor)
+    assert requests == []  # the same file does not trigger twice
+
+    (landing / "sub").mkdir()
+    (landing / "sub" / "b.parquet").write_bytes(b"PAR1")
+    requests, cursor = _evaluate_sensor(landing, cursor)
+    assert len(requests) == 1
+    requests, _ = _evaluate_sensor(landing, cursor)
+    assert requests == []
+
+
+# ---------------------------------------------------------------------------
+# Great Expectations: a critical failure blocks downstream, rows are reported
+# ---------------------------------------------------------------------------
+
+
+def _event(n: int, event_id: str | None) -> dict:
+    return {
+        "event_id": event_id,
+        "conversation_id": f"c{n // 4}",
+        "event_type": "user_message",
+        "timestamp": "2024-03-01T10:00:00Z",
+        "properties": {"content": "hello"},
+    }
+
+
+def test_failing_raw_suite_blocks_staging_and_reports_rows(defs, warehouse_env):
+    database, landing = warehouse_env
+    # 20 events, 5 without event_id (25 % > the 10 % critical threshold):
+    # lines 3, 7, 11, 15, 19 are the defective ones.
+    lines = [_event(n, None if n % 4 == 2 else f"e{n}") for n in range(20)]
+    (landing / "bad_batch.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+
+    job = defs.resolve_implicit_global_asset_job_def()
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            asset_selection=[
+                RAW,
+                dg.AssetKey(["raw", "loaded_files"]),
+                dg.AssetKey(["seeds", "event_type_aliases"]),
+                dg.AssetKey(["seeds", "event_types"]),
+                dg.AssetKey(["staging", "base_events_parsed"]),
+                STG_EVENTS,
+            ],
+            raise_on_error=False,
+        )
+    [evaluation] = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "raw_events_suite"
+    ]
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluation.metadata["critical_failures"].value >= 1
+    # Downstream was not built: the dbt step never ran.
+    materialized = {event.asset_key for event in result.get_asset_materialization_events()}
+    assert RAW in materialized
+    assert STG_EVENTS not in materialized
+    # The offending rows are in the results table.
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        sample, unexpected = con.execute(
+            """
+            select failing_rows_sample, unexpected_count
+            from audit.gx_validation_results
+            where suite_name = 'raw_events_suite' and column_name = 'event_id'
+                and severity = 'critical' and not success
+            """
+        ).fetchone()
+    finally:
+        con.close()
+    assert unexpected == 5
+    assert sorted(row["row_number"] for row in json.loads(sample)) == [3, 7, 11, 15, 19]
+
+
+def test_mart_suite_flags_out_of_range_satisfaction_with_its_row():
+    from convo_warehouse.checks import suites
+    from convo_warehouse.checks.validation import validate
+
+    frame = pd.DataFrame(
+        {
+            "conversation_id": ["ok", "too_happy", "ok2"],
+            "conversation_date": pd.to_datetime(["2024-03-01"] * 3),
+            "satisfaction_score": [0.5, 1.4, None],  # too_happy: above 1
+            "feedback_score": [1.0, 0.0, None],
+            "user_turns": [2, 3, 0],
+            "duration_seconds": [10.0, 20.0, None],
+            "first_response_ms": [100.0, 50.0, None],
+            "conversations": [3, 3, 3],
+            "staged_conversations": [3, 3, 3],
+        }
+    )
+    outcome = validate(suites.fct_conversations_suite(), frame, "marts/fct_conversations", ["conversation_id"])
+    [failure] = outcome.failed
+    assert failure.severity == "critical"
+    assert failure.column == "satisfaction_score"
+    assert failure.failing_rows == [{"conversation_id": "too_happy", "satisfaction_score": 1.4}]
+
+    good = frame.assign(satisfaction_score=[0.5, 1.0, None])
+    assert validate(suites.fct_conversations_suite(), good, "marts/fct_conversations", ["conversation_id"]).passed
+
+
+def test_mart_suite_flags_reached_in_order_growing_along_the_funnel():
+    from convo_warehouse.checks import suites
+    from convo_warehouse.checks.validation import validate
+
+    frame = pd.DataFrame(
+        {
+            "funnel_name": ["support"] * 3,
+            "conversation_date": pd.to_datetime(["2024-03-01"] * 3),
+            "channel": ["web"] * 3,
+            "stage": ["initiated", "greeted", "resolved"],
+            "stage_order": [1, 2, 3],
+            "conversations": [10, 10, 10],
+            "reached": [10, 8, 9],
+            "reached_in_order": [10, 6, 7],  # resolved: 7 in order after only 6 greeted
+            "previous_reached_in_order": [None, 10, 6],
+        }
+    )
+    outcome = validate(
+        suites.funnel_stage_daily_suite(),
+        frame,
+        "marts/funnel_stage_daily",
+        ["funnel_name", "conversation_date", "channel", "stage"],
+    )
+    assert [f.label() for f in outcome.critical_failures] == [
+        "expect_column_pair_values_a_to_be_greater_than_b(previous_reached_in_order, reached_in_order)"
+    ]
+    assert outcome.critical_failures[0].failing_rows[0]["stage"] == "resolved"
+
+
+# ---------------------------------------------------------------------------
+# Alerts: surfaced in Dagster and posted to the webhook
+# ---------------------------------------------------------------------------
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 (http.server API)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Recorder.received.append(
+            {"content_type": self.headers["Content-Type"], "json": json.loads(body)}
+        )
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def webhook(monkeypatch):
+    _Recorder.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("CONVO_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
+    yield _Recorder.received
+    server.shutdown()
+    server.server_close()
+
+
+def _alerts_warehouse(database: Path, severities: list[str]) -> None:
+    con = duckdb.connect(str(database))
+    try:
+        con.execute("create schema staging; create schema marts")
+        con.execute(
+            "create table staging.stg_events as "
+            "select timestamp '2024-03-02 12:00:00' as event_at"
+        )
+        con.execute(
+            """
+            create table marts.metric_alerts (
+                rule_name varchar, metric_name varchar, segment_type varchar,
+                segment_value varchar, time_window varchar, window_start timestamp,
+                window_end timestamp, condition varchar, observed_value double,
+                baseline_value double, threshold double, sample_size bigint,
+                baseline_sample_size bigint, min_sample bigint, severity varchar
+            )
+            """
+        )
+        for number, severity in enumerate(severities):
+            con.execute(
+                "insert into marts.metric_alerts values (?, 'completion_rate', 'all', 'all', '1h', "
+                "timestamp '2024-03-02 11:00:00', timestamp '2024-03-02 12:00:00', 'drops_below', "
+                "0.31, null, 0.5, 120, null, 20, ?)",
+                [f"rule_{number}", severity],
+            )
+        # An old alert, outside the 24 h lookback: never announced.
+        con.execute(
+            "insert into marts.metric_alerts values ('old_rule', 'completion_rate', 'all', 'all', "
+            "'1h', timestamp '2024-02-01 11:00:00', timestamp '2024-02-01 12:00:00', "
+            "'drops_below', 0.1, null, 0.5, 120, null, 20, 'high')"
+        )
+    finally:
+        con.close()
+
+
+def _run_alert_check(database: Path):
+    from convo_warehouse.checks.alerts import METRIC_ALERTS, metric_alerts_check
+    from convo_warehouse.resources import WarehouseResource
+
+    checks_defs = dg.Definitions(
+        assets=[dg.AssetSpec(METRIC_ALERTS)],
+        asset_checks=[metric_alerts_check],
+        jobs=[
+            dg.define_asset_job(
+                "alerts_only", selection=dg.AssetSelection.checks_for_assets(METRIC_ALERTS)
+            )
+        ],
+        resources={"warehouse": WarehouseResource(database_path=str(database))},
+    )
+    job = checks_defs.resolve_job_def("alerts_only")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    return result, result.get_asset_check_evaluations()
+
+
+def test_high_alert_is_posted_to_webhook_and_fails_the_run_once(webhook, warehouse_env):
+    database, _landing = warehouse_env
+    _alerts_warehouse(database, ["high", "medium"])
+
+    result, [evaluation] = _run_alert_check(database)
+    assert not result.success  # a high alert fails the run
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluation.metadata["new_alerts"].value == 2
+    [post] = webhook
+    assert post["content_type"] == "application/json"
+    payload = post["json"]
+    assert payload["alert_count"] == 2 and payload["high_count"] == 1
+    assert {alert["rule_name"] for alert in payload["alerts"]} == {"rule_0", "rule_1"}
+    assert payload["alerts"][0]["severity"] == "high"
+    assert payload["alerts"][0]["observed_value"] == pytest.approx(0.31)
+
+    # Announced once: the next run has nothing new and posts nothing.
+    result, [evaluation] = _run_alert_check(database)
+    assert result.success and evaluation.passed
+    assert len(webhook) == 1
+
+
+def test_medium_alert_warns_without_failing_the_run(webhook, warehouse_env):
+    database, _landing = warehouse_env
+    _alerts_warehouse(database, ["medium"])
+    result, [evaluation] = _run_alert_check(database)
+    assert result.success
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert [alert["rule_name"] for alert in webhook[0]["json"]["alerts"]] == ["rule_0"]
+
+
+def test_unreachable_webhook_is_reported_not_fatal(warehouse_env, monkeypatch):
+    database, _landing = warehouse_env
+    _alerts_warehouse(database, ["medium"])
+    # Port 9 (discard) on localhost: nothing listens there.
+    monkeypatch.setenv("CONVO_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    result, [evaluation] = _run_alert_check(database)
+    assert result.success
+    assert evaluation.metadata["webhook"].value.startswith("failed")
+
+
+def test_target_path_honours_dbt_target_path(monkeypatch, tmp_path):
+    from convo_warehouse import project
+
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "t"))
+    assert project.manifest_path() == tmp_path / "t" / "manifest.json"
+    monkeypatch.delenv("DBT_TARGET_PATH")
+    assert project.manifest_path() == REPO_ROOT / "target" / "manifest.json"
