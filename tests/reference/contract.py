@@ -1,0 +1,684 @@
+"""Reference implementation of the event contract and ``marts.fct_conversations``.
+
+Implemented from the contract text alone (``events.md``, ``marts.md``), with
+Python's own parsers (``json``, ``csv``, ``gzip``, ``pyarrow``), and without
+importing anything from ``convo_warehouse``. It is deliberately slow and
+literal: one conversation at a time, one rule per function, so a mismatch
+against the warehouse can be traced to a sentence of the contract.
+
+Where the contract leaves a choice open, the reading taken here is written next
+to the code (search for "Reading:").
+
+Entry point::
+
+    store = RawStore()
+    store.load(landing_dir, loaded_at)      # after each warehouse loader run
+    ref = build_reference(store)
+    ref.staging.staged / .quarantined / .duplicates / .reasons, ref.facts
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".csv")
+
+CANONICAL_TYPES = frozenset(
+    {
+        "interaction_initialized",
+        "conversation_started",
+        "user_message",
+        "agent_message",
+        "tool_called",
+        "fallback_triggered",
+        "handoff_requested",
+        "feedback_received",
+        "conversion",
+        "stage_reached",
+        "experiment_exposure",
+        "button_clicked",
+        "flow_started",
+        "flow_completed",
+        "flow_abandoned",
+        "conversation_completed",
+        "conversation_abandoned",
+        "conversation_ended",
+    }
+)
+
+# events.md, "Aliases seen in the wild".
+ALIASES = {
+    "started": "conversation_started",
+    "session_start": "conversation_started",
+    "message_sent": "user_message",
+    "message_received": "agent_message",
+    "agent_response": "agent_message",
+    "escalation_requested": "handoff_requested",
+    "feedback_submitted": "feedback_received",
+    "completed": "conversation_completed",
+    "abandoned": "conversation_abandoned",
+    "session_end": "conversation_ended",
+    "ab_exposure": "experiment_exposure",
+}
+
+# Rejection reasons (names as the reference spells them; the test maps them).
+UNREADABLE = "unreadable_line"
+MISSING = "missing_required_field"
+UNPARSEABLE_TS = "unparseable_timestamp"
+FUTURE_TS = "future_timestamp"
+PROPS_NOT_OBJECT = "properties_not_object"
+
+EPOCH = datetime(1970, 1, 1)
+
+_ISO = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(Z|[+-]\d{2}:\d{2}|[+-]\d{4})?$"
+)
+_DIGITS = re.compile(r"^[0-9]+$")
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    """One loader run: every file under ``landing_dir`` not loaded before."""
+
+    landing_dir: Path
+    loaded_at: datetime  # naive UTC
+
+
+@dataclass
+class RawRow:
+    load_id: int
+    loaded_at: datetime
+    source_file: str
+    row_number: int
+    record: dict[str, Any] | None  # None when the line could not be read
+    error: str | None = None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"not JSON: {name}")
+
+
+def _json_loads(text: str) -> Any:
+    """Strict JSON: NaN / Infinity are not JSON."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def discover(landing_dir: Path) -> list[Path]:
+    files = [
+        path
+        for path in Path(landing_dir).rglob("*")
+        if path.is_file() and path.name.lower().endswith(SUFFIXES)
+    ]
+    return sorted(files, key=lambda path: path.relative_to(landing_dir).as_posix())
+
+
+def _read_jsonl(data: bytes) -> list[tuple[int, dict | None, str | None]]:
+    rows = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        # Blank lines are skipped and not counted as rows (events.md).
+        if not line.strip():
+            continue
+        try:
+            value = _json_loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as error:
+            rows.append((number, None, f"bad JSON: {error}"))
+            continue
+        # Reading: a line that is valid JSON but not an object is an unreadable line
+        # (the format is "one JSON object per line").
+        if not isinstance(value, dict):
+            rows.append((number, None, "JSON value is not an object"))
+            continue
+        rows.append((number, value, None))
+    return rows
+
+
+def _read_csv(data: bytes) -> list[tuple[int, dict | None, str | None]]:
+    text = data.decode("utf-8-sig")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows = []
+    header = None
+    previous_end = 0
+    for values in reader:
+        # Row number: the file line where the record starts (a quoted field may
+        # span lines); only its order matters for dedupe.
+        number, previous_end = previous_end + 1, reader.line_num
+        if header is None:
+            header = values
+            continue
+        if not values:
+            continue  # a blank line
+        if len(values) != len(header):
+            # Reading: a CSV record with the wrong number of fields is unreadable.
+            rows.append((number, None, "wrong number of fields"))
+            continue
+        # An empty CSV field is null (events.md).
+        record = {name: (value if value != "" else None) for name, value in zip(header, values)}
+        rows.append((number, record, None))
+    return rows
+
+
+def _read_parquet(path: Path) -> list[tuple[int, dict | None, str | None]]:
+    table = pq.read_table(path)
+    columns = {}
+    for name in table.column_names:
+        column = table.column(name)
+        if pa.types.is_timestamp(column.type) and column.type.unit == "ns":
+            column = column.cast(pa.timestamp("us", tz=column.type.tz))
+        values = column.to_pylist()
+        if pa.types.is_map(column.type):
+            values = [dict(value) if value is not None else None for value in values]
+        columns[name] = values
+    rows = []
+    for index in range(table.num_rows):
+        record = {name: values[index] for name, values in columns.items()}
+        rows.append((index + 1, record, None))
+    return rows
+
+
+def read_file(path: Path) -> list[tuple[int, dict | None, str | None]]:
+    name = path.name.lower()
+    if name.endswith(".jsonl.gz"):
+        with gzip.open(path, "rb") as handle:
+            return _read_jsonl(handle.read())
+    if name.endswith(".jsonl"):
+        return _read_jsonl(path.read_bytes())
+    if name.endswith(".csv"):
+        return _read_csv(path.read_bytes())
+    if name.endswith(".parquet"):
+        return _read_parquet(path)
+    raise ValueError(f"unsupported file {path}")
+
+
+class RawStore:
+    """The reference's raw.events: rows of every file loaded, run after run.
+
+    Call ``load`` right after each warehouse loader run, so a file changed in
+    place between runs is read as it was then.
+    """
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+        self.rows: list[RawRow] = []
+        self.runs = 0
+
+    def load(self, landing_dir: Path, loaded_at: datetime) -> list[str]:
+        """Load every file whose content was not loaded before; returns their paths."""
+        self.runs += 1
+        landing = Path(landing_dir)
+        loaded = []
+        for path in discover(landing):
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            if digest in self.seen:
+                continue  # same content (any path) is not loaded again
+            self.seen.add(digest)
+            relative = path.relative_to(landing).as_posix()
+            loaded.append(relative)
+            for number, record, error in read_file(path):
+                self.rows.append(RawRow(self.runs, loaded_at, relative, number, record, error))
+        return loaded
+
+
+def read_runs(runs: list[LoadRun]) -> list[RawRow]:
+    """Every raw row of every run (files read now)."""
+    store = RawStore()
+    for run in runs:
+        store.load(run.landing_dir, run.loaded_at)
+    return store.rows
+
+
+# --------------------------------------------------------------------------- validating
+
+
+def _text(value: Any) -> str | None:
+    """A scalar field as text (numbers keep their JSON spelling)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _present(value: Any) -> bool:
+    """Required-field presence: null and the empty string are missing."""
+    return value is not None and value != ""
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Contract timestamp -> naive UTC datetime, or None when unparseable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            return value.astimezone(UTC).replace(tzinfo=None)
+        return value
+    if isinstance(value, date):
+        return None  # a date alone
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return _from_epoch_ms(value)
+    if not isinstance(value, str):
+        return None
+    if _DIGITS.match(value):
+        return _from_epoch_ms(int(value))
+    match = _ISO.match(value)
+    if not match:
+        return None
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    # Reading: more than 6 fraction digits are truncated to microseconds.
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro)
+    except ValueError:
+        return None
+    if offset and offset != "Z":
+        sign = 1 if offset[0] == "+" else -1
+        digits = offset[1:].replace(":", "")
+        hours, minutes = int(digits[:2]), int(digits[2:])
+        if hours > 23 or minutes > 59:
+            return None
+        moment = moment - sign * timedelta(hours=hours, minutes=minutes)
+    return moment
+
+
+def _from_epoch_ms(ms: int | float) -> datetime | None:
+    try:
+        if isinstance(ms, int):
+            return EPOCH + timedelta(microseconds=ms * 1000)
+        return EPOCH + timedelta(microseconds=round(ms * 1000))
+    except OverflowError:
+        return None
+
+
+def parse_properties(value: Any) -> tuple[bool, dict | None]:
+    """(ok, object). Null is fine (no properties); a string holding an object is decoded."""
+    if value is None:
+        return True, None
+    if isinstance(value, dict):
+        return True, value
+    if isinstance(value, str):
+        try:
+            decoded = _json_loads(value)
+        except ValueError:
+            return False, None
+        if isinstance(decoded, dict):
+            return True, decoded
+        # Double-encoded: a JSON string holding a JSON object.
+        if isinstance(decoded, str):
+            try:
+                twice = _json_loads(decoded)
+            except ValueError:
+                return False, None
+            if isinstance(twice, dict):
+                return True, twice
+        return False, None
+    return False, None
+
+
+@dataclass
+class Event:
+    event_id: str
+    conversation_id: str
+    user_id: str | None
+    event_type: str
+    raw_event_type: str
+    is_known_type: bool
+    event_at: datetime
+    channel: str | None
+    properties: dict
+    load_id: int
+    source_file: str
+    row_number: int
+
+
+@dataclass
+class Rejection:
+    source_file: str
+    row_number: int
+    load_id: int
+    reason: str
+
+
+def validate(row: RawRow, aliases: dict[str, str]) -> Event | Rejection:
+    """One raw row -> a candidate event or a rejection (first failing rule wins).
+
+    Reading: when a row breaks several rules, the order is unreadable, missing
+    required field, unparseable timestamp, future timestamp, properties not an
+    object (the contract does not rank them).
+    """
+    if row.record is None:
+        return Rejection(row.source_file, row.row_number, row.load_id, UNREADABLE)
+    rec = row.record
+    # Both present: conversation_id wins; reading: an empty conversation_id is
+    # missing, so session_id is used.
+    conversation_id = rec.get("conversation_id")
+    if not _present(conversation_id):
+        conversation_id = rec.get("session_id")
+    user_id = rec.get("user_id")
+    if user_id is None:
+        user_id = rec.get("customer_id")
+    event_id, event_type, timestamp = rec.get("event_id"), rec.get("event_type"), rec.get("timestamp")
+    if not all(_present(value) for value in (event_id, conversation_id, event_type, timestamp)):
+        return Rejection(row.source_file, row.row_number, row.load_id, MISSING)
+    event_at = parse_timestamp(timestamp)
+    if event_at is None:
+        return Rejection(row.source_file, row.row_number, row.load_id, UNPARSEABLE_TS)
+    if event_at > row.loaded_at + timedelta(days=1):
+        return Rejection(row.source_file, row.row_number, row.load_id, FUTURE_TS)
+    ok, properties = parse_properties(rec.get("properties"))
+    if not ok:
+        return Rejection(row.source_file, row.row_number, row.load_id, PROPS_NOT_OBJECT)
+    raw_type = _text(event_type)
+    canonical = aliases.get(raw_type, raw_type)
+    return Event(
+        event_id=_text(event_id),
+        conversation_id=_text(conversation_id),
+        user_id=_text(user_id),
+        event_type=canonical,
+        raw_event_type=raw_type,
+        is_known_type=canonical in CANONICAL_TYPES,
+        event_at=event_at,
+        channel=_text(rec.get("channel")),
+        properties=properties or {},
+        load_id=row.load_id,
+        source_file=row.source_file,
+        row_number=row.row_number,
+    )
+
+
+@dataclass
+class Staging:
+    raw_rows: int
+    staged: list[Event]
+    quarantined: list[Rejection]
+    duplicates: list[Event]
+
+    @property
+    def reasons(self) -> Counter:
+        return Counter(rejection.reason for rejection in self.quarantined)
+
+
+def stage(raw: list[RawRow], aliases: dict[str, str] | None = None) -> Staging:
+    """Validate, then dedupe by event_id (first delivered: load run, file path, row)."""
+    aliases = ALIASES if aliases is None else aliases
+    valid: list[Event] = []
+    quarantined: list[Rejection] = []
+    for row in raw:
+        result = validate(row, aliases)
+        (valid if isinstance(result, Event) else quarantined).append(result)
+    valid.sort(key=lambda event: (event.load_id, event.source_file, event.row_number))
+    winners: dict[str, Event] = {}
+    duplicates: list[Event] = []
+    for event in valid:
+        if event.event_id in winners:
+            duplicates.append(event)
+        else:
+            winners[event.event_id] = event
+    return Staging(len(raw), list(winners.values()), quarantined, duplicates)
+
+
+# --------------------------------------------------------------------------- fct_conversations
+
+
+def _order(event: Event) -> tuple:
+    return (event.event_at, event.event_id)
+
+
+def _prop(event: Event, key: str) -> Any:
+    return event.properties.get(key)
+
+
+def rating_value(rating: Any) -> float | None:
+    """positive/negative (any case) -> 1/0; integer 1..5 or its digit string -> (r-1)/4."""
+    if isinstance(rating, bool) or rating is None:
+        return None
+    if isinstance(rating, str):
+        if rating.lower() == "positive":
+            return 1.0
+        if rating.lower() == "negative":
+            return 0.0
+        if _DIGITS.match(rating):
+            rating = int(rating)
+        else:
+            return None
+    # Reading: a JSON float such as 4.0 is not an integer rating.
+    if isinstance(rating, int) and 1 <= rating <= 5:
+        return (rating - 1) / 4
+    return None
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):
+        return int(value.strip())
+    return None
+
+
+def word_set(content: Any) -> set[str]:
+    if not isinstance(content, str):
+        content = _text(content) or ""
+    return set(_WORD.findall(content.lower()))
+
+
+def is_rephrase(first: set[str], second: set[str], threshold: float) -> bool:
+    if not first or not second:
+        return False
+    return len(first & second) / len(first | second) >= threshold
+
+
+def satisfaction(feedback: list[float], was_completed: bool, had_handoff: bool, user_turns: int) -> float:
+    signals = list(feedback)
+    if was_completed and user_turns <= 3:
+        signals.append(0.9)
+    elif had_handoff:
+        signals.append(0.3)
+    elif not was_completed:
+        signals.append(0.1)
+    if user_turns > 2:
+        signals.append(max(0.0, 0.8 - 0.1 * max(0, user_turns - 3)))
+    return sum(signals) / len(signals) if signals else 0.5
+
+
+def _first_non_null(events: list[Event], getter) -> Any:
+    for event in events:  # already ordered by (event_at, event_id)
+        value = getter(event)
+        if value is not None:
+            return value
+    return None
+
+
+def conversation_facts(
+    events: list[Event],
+    newest_event_at: datetime,
+    abandon_after_minutes: float = 30,
+    rephrase_threshold: float = 0.5,
+) -> dict[str, Any]:
+    """One fct_conversations row from one conversation's known-type events."""
+    events = sorted(events, key=_order)
+    by_type: dict[str, list[Event]] = defaultdict(list)
+    for event in events:
+        by_type[event.event_type].append(event)
+
+    def first_at(event_type: str) -> datetime | None:
+        return by_type[event_type][0].event_at if by_type[event_type] else None
+
+    setup = [e for e in events if e.event_type in ("conversation_started", "interaction_initialized")]
+    first_event_at = events[0].event_at
+    last_event_at = max(event.event_at for event in events)
+    started_candidates = [
+        e.event_at for e in events if e.event_type not in ("interaction_initialized", "experiment_exposure")
+    ]
+    started_at = min(started_candidates) if started_candidates else None
+    user_messages = by_type["user_message"]
+    agent_messages = by_type["agent_message"]
+    user_turns = len(user_messages)
+    engaged = user_turns > 0
+    had_handoff = bool(by_type["handoff_requested"])
+    was_completed = bool(by_type["conversation_completed"])
+    converted = bool(by_type["conversion"])
+
+    explicit_abandon = bool(by_type["conversation_abandoned"])
+    silence = newest_event_at - last_event_at
+    inferred_abandon = (
+        engaged
+        and not was_completed
+        and not had_handoff
+        and not converted
+        and silence > timedelta(minutes=abandon_after_minutes)
+    )
+    was_abandoned = explicit_abandon or inferred_abandon
+    abandoned_at_turn = None
+    if was_abandoned:
+        turn = None
+        if explicit_abandon:
+            # Several abandon events: the first one's abandoned_at_turn.
+            turn = _as_int(_prop(by_type["conversation_abandoned"][0], "abandoned_at_turn"))
+        abandoned_at_turn = turn if turn is not None else user_turns
+
+    feedback = [
+        value
+        for value in (rating_value(_prop(e, "rating")) for e in by_type["feedback_received"])
+        if value is not None
+    ]
+    feedback_score = sum(feedback) / len(feedback) if feedback else None
+
+    first_response_ms = None
+    if user_messages:
+        first_user = user_messages[0].event_at
+        replies = [e.event_at for e in agent_messages if e.event_at >= first_user]
+        if replies:
+            first_response_ms = (min(replies) - first_user) / timedelta(milliseconds=1)
+
+    word_sets = [word_set(_prop(e, "content")) for e in user_messages]
+    rephrase_count = sum(
+        is_rephrase(a, b, rephrase_threshold) for a, b in zip(word_sets, word_sets[1:])
+    )
+
+    if converted:
+        outcome = "converted"
+    elif had_handoff:
+        outcome = "escalated"
+    elif was_completed:
+        outcome = "completed"
+    elif was_abandoned:
+        outcome = "abandoned"
+    elif not engaged:
+        outcome = "not_engaged"
+    else:
+        outcome = "in_progress"
+
+    return {
+        "conversation_id": events[0].conversation_id,
+        "user_id": _first_non_null(events, lambda e: e.user_id),
+        "channel": _first_non_null(events, lambda e: e.channel),
+        "agent_id": _first_non_null(setup, lambda e: _text(_prop(e, "agent_id"))),
+        "device": _first_non_null(setup, lambda e: _text(_prop(e, "device"))),
+        "source": _first_non_null(setup, lambda e: _text(_prop(e, "source"))),
+        "language": _first_non_null(setup, lambda e: _text(_prop(e, "language"))),
+        "environment": _first_non_null(setup, lambda e: _text(_prop(e, "environment"))),
+        "first_event_at": first_event_at,
+        "conversation_date": first_event_at.date(),
+        "initialized": bool(by_type["interaction_initialized"]),
+        "started_at": started_at,
+        "started": started_at is not None,
+        "last_event_at": last_event_at,
+        "duration_seconds": (
+            (last_event_at - started_at) / timedelta(seconds=1) if started_at is not None else None
+        ),
+        "engaged": engaged,
+        "user_turns": user_turns,
+        "agent_messages": len(agent_messages),
+        "tool_calls": len(by_type["tool_called"]),
+        "fallback_count": len(by_type["fallback_triggered"]),
+        "had_handoff": had_handoff,
+        "was_completed": was_completed,
+        "was_abandoned": was_abandoned,
+        "abandoned_at_turn": abandoned_at_turn,
+        "converted": converted,
+        "feedback_score": feedback_score,
+        "first_response_ms": first_response_ms,
+        "satisfaction_score": (
+            satisfaction(feedback, was_completed, had_handoff, user_turns)
+            if started_at is not None
+            else None
+        ),
+        "rephrase_count": rephrase_count,
+        "outcome": outcome,
+        # Extra columns the warehouse adds (COMMON.md).
+        "initialized_at": first_at("interaction_initialized"),
+        "first_user_message_at": first_at("user_message"),
+        "first_agent_message_at": first_at("agent_message"),
+        "completed_at": first_at("conversation_completed"),
+        "converted_at": first_at("conversion"),
+        "last_user_message": _text(_prop(user_messages[-1], "content")) if user_messages else None,
+    }
+
+
+def fct_conversations(
+    staged: list[Event],
+    abandon_after_minutes: float = 30,
+    rephrase_threshold: float = 0.5,
+    newest_from_known_only: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """conversation_id -> fct row.
+
+    Reading: unknown event types take part in no metric, so a conversation is
+    built from its known-type events only (one with none has no row). "The
+    newest event in the warehouse is the newest staged event timestamp":
+    staged events include unknown types, so by default they count for the
+    inferred-abandonment clock (``newest_from_known_only`` gives the other
+    reading).
+    """
+    known = [event for event in staged if event.is_known_type]
+    clock_events = known if newest_from_known_only else staged
+    if not clock_events:
+        return {}
+    newest = max(event.event_at for event in clock_events)
+    grouped: dict[str, list[Event]] = defaultdict(list)
+    for event in known:
+        grouped[event.conversation_id].append(event)
+    return {
+        conversation_id: conversation_facts(events, newest, abandon_after_minutes, rephrase_threshold)
+        for conversation_id, events in grouped.items()
+    }
+
+
+@dataclass
+class Reference:
+    staging: Staging
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    raw: list[RawRow] = field(default_factory=list)
+
+
+def build_reference(runs: list[LoadRun] | RawStore, **options: Any) -> Reference:
+    rows = runs.rows if isinstance(runs, RawStore) else read_runs(runs)
+    staging = stage(rows)
+    return Reference(staging, fct_conversations(staging.staged, **options), rows)
