@@ -357,3 +357,22 @@ def test_cli_writes_to_the_landing_env_folder(tmp_path, monkeypatch):
     assert (tmp_path / "env_landing" / summary["files"][0]).exists()
     bad = CliRunner().invoke(generate, ["-n", "5", "--format-mix", "xml=1", "--out", str(tmp_path / "x")])
     assert bad.exit_code != 0 and "unknown format" in bad.output
+
+
+@pytest.mark.parametrize("incident", ["srm", "contamination"])
+def test_experiment_incidents(tmp_path, incident):
+    summary = _gen(tmp_path / incident, n=3000, days=2, incident=incident, format_mix="parquet=1")
+    rows, _ = read_rows(tmp_path / incident)
+    variants = {}
+    for e in clean_events(rows, NOW_MS):
+        if e["event_type"] == "experiment_exposure" and e["props"]["test_name"] == "greeting_tone":
+            variants.setdefault(e["conversation_id"], set()).add(e["props"]["variant"])
+    first = Counter(next(iter(v)) for v in variants.values() if len(v) == 1)
+    contaminated = sum(len(v) > 1 for v in variants.values()) / len(variants)
+    if incident == "srm":
+        assert summary["dropped_exposures_srm"] > 0
+        assert first["casual"] / first["formal"] < 0.92
+        assert contaminated < 0.03
+    else:
+        assert first["casual"] / first["formal"] > 0.9
+        assert contaminated > 0.04
