@@ -15,63 +15,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import Warehouse
 
-REPO = Path(__file__).resolve().parents[1]
-DBT = str(Path(sys.executable).with_name("dbt"))
+SELECT_MARTS = "+ab_test_results +ab_test_metrics +ab_test_health"
 START = datetime(2024, 5, 1, 9, 0, 0)
 
 
-def dbt_env(tmp: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CONVO_DUCKDB_PATH": str(tmp / "warehouse.duckdb"),
-        "DBT_TARGET_PATH": str(tmp / "target"),
-        "DBT_LOG_PATH": str(tmp / "logs"),
-        "DBT_PROFILES_DIR": str(REPO),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-
-
-def run_dbt(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [DBT, *args], cwd=REPO, env=dbt_env(tmp), capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    return result
-
-
-def build_experiment_marts(tmp: Path, events: list[dict]) -> duckdb.DuckDBPyConnection:
-    """Load ``events`` with the real loader and build the experiment marts; return a read-only connection."""
-    from convo_warehouse.lib.landing import load_landing
-    from convo_warehouse.lib.warehouse import connect
-
-    landing = tmp / "landing"
-    landing.mkdir(parents=True, exist_ok=True)
-    (landing / "events.jsonl").write_text("\n".join(json.dumps(event) for event in events) + "\n")
-    con = connect(tmp / "warehouse.duckdb")
-    load_landing(con, landing, progress=False)
-    con.close()
-    run_dbt(
-        tmp,
-        "build",
-        "--select",
-        "+ab_test_results",
-        "+ab_test_metrics",
-        "+ab_test_health",
-        "--resource-type",
-        "seed",
-        "--resource-type",
-        "model",
-    )
-    return duckdb.connect(str(tmp / "warehouse.duckdb"), read_only=True)
+def build_experiment_marts(warehouse: Warehouse, events: list[dict]) -> None:
+    """Load ``events`` with the real loader and build (and test) the experiment marts."""
+    (warehouse.landing / "events.jsonl").write_text("\n".join(json.dumps(event) for event in events) + "\n")
+    warehouse.load()
+    warehouse.build(select=SELECT_MARTS)
 
 
 class Events:
@@ -123,7 +81,7 @@ def rule(test_name: str, conversation_id: str, variants: list[str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def reference_warehouse(tmp_path_factory):
+def reference_warehouse(tmp_path_factory, dbt_target_dir):
     events = Events()
     # greeting_tone, control formal: 28 sessions, 14 converting after exposure;
     # 3 more convert only before their exposure (sessions, not conversions).
@@ -144,12 +102,10 @@ def reference_warehouse(tmp_path_factory):
     # a test that is not in the seed
     for _ in range(5):
         events.conversation("button_color", ["red"])
-    tmp = tmp_path_factory.mktemp("experiments_reference")
-    con = build_experiment_marts(tmp, events.rows)
-    con.close()
-    # compiled here, with the same target dir (partial parse) and no open connection
-    hash_sql = compile_hash_buckets(tmp)
-    con = duckdb.connect(str(tmp / "warehouse.duckdb"), read_only=True)
+    warehouse = Warehouse(tmp_path_factory.mktemp("experiments_reference"), dbt_target_dir)
+    build_experiment_marts(warehouse, events.rows)
+    hash_sql = compile_hash_buckets(warehouse)
+    con = duckdb.connect(str(warehouse.path))  # same configuration as dbt's in-process connection
     yield con, hash_sql
     con.close()
 
@@ -259,11 +215,11 @@ def test_metrics_conversion_matches_results_and_holm_family(reference_warehouse)
 HASH_MODULI = (2, 3, 7)
 
 
-def compile_hash_buckets(tmp: Path) -> str:
+def compile_hash_buckets(warehouse: Warehouse) -> str:
     """The SQL of the hash_bucket macro for n = 2, 3, 7 over a table ``ids(id)``."""
     buckets_sql = ", ".join(f"{{{{ hash_bucket(\"'t:' || id\", {n}) }}}} as bucket_{n}" for n in HASH_MODULI)
-    result = run_dbt(tmp, "compile", "--quiet", "--inline", f"select id, {buckets_sql} from ids")
-    return result.stdout.strip()
+    result = warehouse.dbt("compile", "--inline", f"select id, {buckets_sql} from ids")
+    return result.result.results[0].node.compiled_code
 
 
 def test_hash_bucket_macro_matches_hashlib(reference_warehouse):

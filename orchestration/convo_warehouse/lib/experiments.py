@@ -42,7 +42,7 @@ MIN_CONVERSIONS = 100
 MIN_SESSIONS_PER_VARIANT_FOR_TRAFFIC = 8
 #: share of exposed conversations that saw several variants (or were
 #: assigned against the rule) above which a test is called unhealthy.
-MAX_CONTAMINATION_RATE = 0.01
+MAX_CONTAMINATION_RATE = 0.03
 MAX_MISMATCH_RATE = 0.01
 #: standard deviation of the normal mixing distribution of the sequential
 #: test, on the scale of a difference of rates: effects of a few points are
