@@ -15,6 +15,7 @@ import click
 COMMANDS: dict[str, str] = {
     "funnel": "convo_warehouse.commands.funnel:funnel",
     "generate": "convo_warehouse.commands.generate:generate",
+    "experiments": "convo_warehouse.commands.experiments:experiments",
     "classify-eval": "convo_warehouse.commands.classify_eval:classify_eval",
     "classify": "convo_warehouse.commands.classify:classify",
     "run": "convo_warehouse.commands.run:run",
