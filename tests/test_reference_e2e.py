@@ -440,6 +440,8 @@ def _edge_case_run_1(landing: Path, now: datetime, base: datetime = BASE) -> Non
         (moment + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S+01:00"),
         moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
         (moment + timedelta(hours=2)).strftime("%Y-%m-%d %H:%M:%S.123+0200"),
+        moment.strftime("%Y-%m-%d %H:%M:%S.5Z"),
+        (moment - timedelta(hours=3, minutes=30)).strftime("%Y-%m-%dT%H:%M:%S-03:30"),
     ]
     ts_events = [
         _event(f"c-ts-e{index:02d}", "c-ts", "user_message", form, json.dumps({"content": f"form {index}"}))
@@ -644,8 +646,8 @@ def test_reference_facts_by_hand(tmp_path: Path):
     assert alias["user_id"] == "u1" and alias["was_completed"] and alias["had_handoff"]
     assert alias["feedback_score"] == 0.0 and alias["user_turns"] == 2 and alias["agent_messages"] == 2
     ts = facts["c-ts"]
-    assert ts["user_turns"] == 10
-    assert ts["last_event_at"] == BASE + timedelta(seconds=100, milliseconds=123)
+    assert ts["user_turns"] == 12
+    assert ts["last_event_at"] == BASE + timedelta(seconds=100, milliseconds=500)
     assert "c-unknown-only" not in facts and "c-bad" not in facts
     assert facts["c-csv"]["feedback_score"] == 1.0 and facts["c-csv"]["device"] == "kiosk"
     assert facts["c-pq"]["agent_id"] == "pq-agent" and facts["c-pq"]["first_response_ms"] == 2250
@@ -658,7 +660,7 @@ def test_reference_facts_by_hand(tmp_path: Path):
         MISSING: 7, UNPARSEABLE_TS: 6, FUTURE_TS: 2, PROPS_NOT_OBJECT: 4, UNREADABLE: 4,
     }  # fmt: skip
     # Blank lines are not rows.
-    assert all(number != 0 for number, _, _ in read_file(tmp_path / "a" / "events.jsonl"))
+    assert all(text.strip() for _, _, _, text in read_file(tmp_path / "a" / "events.jsonl"))
 
 
 def test_reference_one_conversation_clock():
@@ -1028,6 +1030,69 @@ def _probes(base: datetime = BASE) -> list[Probe]:
             "select string_agg(reason, ',') from quarantine.rejected_events where event_id = 'p27-1'",
             {"unparseable_timestamp": "unparseable_timestamp", "properties_not_object": "properties_not_object"},
         ),
+        Probe(
+            "rephrase_tie_order",
+            "Two user messages at the same instant: consecutive pairs ordered by timestamp, then event_id?",
+            _completed("p-rtie", ev("p28-2", "p-rtie", "user_message", properties={"content": "reset password now"}), t)
+            + [ev("p28-1", "p-rtie", "user_message", properties={"content": "completely different words"}),
+               ev("p28-3", "p-rtie", "user_message", _iso(t + timedelta(seconds=1)),
+                  {"content": "reset password now please"})],
+            _fact("p-rtie", "rephrase_count"),
+            {"event_id breaks ties (1)": 1, "other order (0)": 0},
+        ),
+        Probe(
+            "last_user_message_tie",
+            "Two last user messages at the same instant: the later event_id's content?",
+            _completed("p-ltie", ev("p29-2", "p-ltie", "user_message", properties={"content": "higher id"}), t)
+            + [ev("p29-1", "p-ltie", "user_message", properties={"content": "lower id"})],
+            _fact("p-ltie", "last_user_message"),
+            {"max (event_at, event_id)": "higher id", "other": "lower id"},
+        ),
+        Probe(
+            "properties_json_null_text",
+            "properties given as the string 'null' (JSON text of null)",
+            _completed("p-pnull", ev("p30-1", "p-pnull", "user_message", properties="null"), t),
+            _staged("p30-1"),
+            {"rejected (not an object)": 0, "null properties": 1},
+        ),
+        Probe(
+            "abandoned_at_turn_text",
+            "abandoned_at_turn given as the string '3'",
+            [ev("p31-0", "p-abtxt", "conversation_started"),
+             ev("p31-1", "p-abtxt", "conversation_abandoned", _iso(t + timedelta(seconds=1)),
+                {"abandoned_at_turn": "3"})],
+            _fact("p-abtxt", "abandoned_at_turn"),
+            {"3 (cast)": 3, "user_turns (0)": 0},
+        ),
+        Probe(
+            "space_before_offset",
+            "'... 12:00:00 +01:00' (a space before the offset)",
+            _completed("p-spoff", ev("p32-1", "p-spoff", "user_message", f"{minute}:00 +01:00"), t),
+            _staged("p32-1"),
+            {"rejected": 0, "accepted": 1},
+        ),
+        Probe(
+            "comma_fraction",
+            "'...12:00:00,5Z' (ISO-8601 comma decimal)",
+            _completed("p-comma", ev("p33-1", "p-comma", "user_message", f"{minute}:00,5Z"), t),
+            _staged("p33-1"),
+            {"rejected": 0, "accepted": 1},
+        ),
+        Probe(
+            "rating_digit_string_over_5",
+            "rating '6' or 6: ignored (out of 1..5)",
+            _completed("p-r6", ev("p34-1", "p-r6", "feedback_received", properties={"rating": "6"}), t),
+            _fact("p-r6", "feedback_score"),
+            {"ignored": None},
+        ),
+        Probe(
+            "rephrase_non_ascii",
+            "Word runs are [a-z0-9']: 'café crème' vs 'cafe creme' share only 'caf', 'cr', 'me'",
+            _completed("p-uni", ev("p35-1", "p-uni", "user_message", properties={"content": "Café Crème"}), t)
+            + [ev("p35-2", "p-uni", "user_message", _iso(t + timedelta(seconds=1)), {"content": "cafe creme"})],
+            _fact("p-uni", "rephrase_count"),
+            {"{caf,cr,me} vs {cafe,creme}: 0": 0, "unicode-aware: 1": 1},
+        ),
     ]  # fmt: skip
 
 
@@ -1037,21 +1102,65 @@ def _matches(actual: Any, expected: Any) -> bool:
     return _same(actual, expected)
 
 
+def reference_database(ref: Reference) -> duckdb.DuckDBPyConnection:
+    """The reference's staging, quarantine and facts as DuckDB tables named like the warehouse's,
+    so a probe's SQL can be asked of both."""
+    con = duckdb.connect()
+    staged = pa.Table.from_pylist(
+        [{"event_id": e.event_id, "event_at": e.event_at, "source_file": e.source_file,
+          "is_known_type": e.is_known_type} for e in ref.staging.staged]
+    )  # fmt: skip
+    rejected = pa.Table.from_pylist(
+        [{"reason": r.reason, "source_file": r.source_file,
+          "raw_record": r.row.raw_text if r.row else None,
+          "event_timestamp": _text_or_none((r.row.record or {}).get("timestamp")) if r.row else None,
+          "event_id": _text_or_none((r.row.record or {}).get("event_id")) if r.row else None}
+         for r in ref.staging.quarantined]
+    )  # fmt: skip
+    facts = pa.Table.from_pylist(list(ref.facts.values()))
+    for schema, name, table in (
+        ("staging", "stg_events", staged),
+        ("quarantine", "rejected_events", rejected),
+        ("marts", "fct_conversations", facts),
+    ):
+        con.execute(f"create schema if not exists {schema}")
+        con.register("incoming", table)
+        con.execute(f"create table {schema}.{name} as select * from incoming")
+        con.unregister("incoming")
+    return con
+
+
+def _text_or_none(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
+
+
 def test_ambiguity_probes(built: Built, capsys):
     """Where the contract is open, record which reading the warehouse takes.
 
-    Fails only if the warehouse takes none of the listed readings. The table of
-    choices is printed so they can be written into the docs.
+    Each probe's SQL is asked of the warehouse and of the reference (loaded
+    into DuckDB under the same table names): the reference must give the
+    probe's first reading (so the labels are honest), and the warehouse must
+    give one of the readings. The table of choices is printed for the docs.
     """
-    choices, unmatched = [], []
+    reference = reference_database(built.ref)
+    choices, unmatched, mislabelled = [], [], []
     for probe in built.probes:
         rows = _rows(built.path, probe.sql)
         actual = next(iter(rows[0].values())) if rows else None
+        ref_rows = reference.execute(probe.sql).fetchall()
+        ref_value = ref_rows[0][0] if ref_rows else None
+        reference_label, reference_reading = next(iter(probe.readings.items()))
+        if not _matches(ref_value, reference_reading):
+            mislabelled.append(f"{probe.name}: reference gives {ref_value!r}, labelled {reference_label!r}")
         chosen = [label for label, expected in probe.readings.items() if _matches(actual, expected)]
-        reference_label = next(iter(probe.readings))
-        choices.append(f"{probe.name}: warehouse={actual!r} -> {chosen or 'NONE'} (reference: {reference_label})")
+        flag = "" if reference_label in chosen else "   <-- differs from the reference"
+        choices.append(f"{probe.name}: warehouse={actual!r} -> {chosen or 'NONE'}{flag}")
         if not chosen:
             unmatched.append(f"{probe.name} ({probe.question}): warehouse={actual!r}, readings={probe.readings}")
+    reference.close()
     with capsys.disabled():
-        print("\nambiguity probes (warehouse choice vs reference reading):\n  " + "\n  ".join(choices))
+        print("\nambiguity probes (warehouse choice; first reading = reference's):\n  " + "\n  ".join(choices))
+    assert not mislabelled, "probe labels disagree with the reference:\n" + "\n".join(mislabelled)
     assert not unmatched, "warehouse takes none of the readings:\n" + "\n".join(unmatched)

@@ -111,6 +111,7 @@ class RawRow:
     row_number: int
     record: dict[str, Any] | None  # None when the line could not be read
     error: str | None = None
+    raw_text: str | None = None  # the line as text (JSONL), for reports
 
 
 def _reject_constant(name: str) -> Any:
@@ -131,27 +132,28 @@ def discover(landing_dir: Path) -> list[Path]:
     return sorted(files, key=lambda path: path.relative_to(landing_dir).as_posix())
 
 
-def _read_jsonl(data: bytes) -> list[tuple[int, dict | None, str | None]]:
+def _read_jsonl(data: bytes) -> list[tuple[int, dict | None, str | None, str | None]]:
     rows = []
     for number, line in enumerate(data.split(b"\n"), start=1):
         # Blank lines are skipped and not counted as rows (events.md).
         if not line.strip():
             continue
+        text = line.decode("utf-8", errors="replace")
         try:
             value = _json_loads(line.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as error:
-            rows.append((number, None, f"bad JSON: {error}"))
+            rows.append((number, None, f"bad JSON: {error}", text))
             continue
         # Reading: a line that is valid JSON but not an object is an unreadable line
         # (the format is "one JSON object per line").
         if not isinstance(value, dict):
-            rows.append((number, None, "JSON value is not an object"))
+            rows.append((number, None, "JSON value is not an object", text))
             continue
-        rows.append((number, value, None))
+        rows.append((number, value, None, text))
     return rows
 
 
-def _read_csv(data: bytes) -> list[tuple[int, dict | None, str | None]]:
+def _read_csv(data: bytes) -> list[tuple[int, dict | None, str | None, str | None]]:
     text = data.decode("utf-8-sig")
     reader = csv.reader(io.StringIO(text, newline=""))
     rows = []
@@ -168,15 +170,15 @@ def _read_csv(data: bytes) -> list[tuple[int, dict | None, str | None]]:
             continue  # a blank line
         if len(values) != len(header):
             # Reading: a CSV record with the wrong number of fields is unreadable.
-            rows.append((number, None, "wrong number of fields"))
+            rows.append((number, None, "wrong number of fields", None))
             continue
         # An empty CSV field is null (events.md).
         record = {name: (value if value != "" else None) for name, value in zip(header, values)}
-        rows.append((number, record, None))
+        rows.append((number, record, None, None))
     return rows
 
 
-def _read_parquet(path: Path) -> list[tuple[int, dict | None, str | None]]:
+def _read_parquet(path: Path) -> list[tuple[int, dict | None, str | None, str | None]]:
     table = pq.read_table(path)
     columns = {}
     for name in table.column_names:
@@ -190,11 +192,12 @@ def _read_parquet(path: Path) -> list[tuple[int, dict | None, str | None]]:
     rows = []
     for index in range(table.num_rows):
         record = {name: values[index] for name, values in columns.items()}
-        rows.append((index + 1, record, None))
+        rows.append((index + 1, record, None, None))
     return rows
 
 
-def read_file(path: Path) -> list[tuple[int, dict | None, str | None]]:
+def read_file(path: Path) -> list[tuple[int, dict | None, str | None, str | None]]:
+    """(row number, record or None, read error, raw line text) per row."""
     name = path.name.lower()
     if name.endswith(".jsonl.gz"):
         with gzip.open(path, "rb") as handle:
@@ -232,8 +235,8 @@ class RawStore:
             self.seen.add(digest)
             relative = path.relative_to(landing).as_posix()
             loaded.append(relative)
-            for number, record, error in read_file(path):
-                self.rows.append(RawRow(self.runs, loaded_at, relative, number, record, error))
+            for number, record, error, text in read_file(path):
+                self.rows.append(RawRow(self.runs, loaded_at, relative, number, record, error, text))
         return loaded
 
 
@@ -360,6 +363,7 @@ class Rejection:
     row_number: int
     load_id: int
     reason: str
+    row: RawRow | None = None
 
 
 def validate(row: RawRow, aliases: dict[str, str]) -> Event | Rejection:
@@ -370,7 +374,7 @@ def validate(row: RawRow, aliases: dict[str, str]) -> Event | Rejection:
     object (the contract does not rank them).
     """
     if row.record is None:
-        return Rejection(row.source_file, row.row_number, row.load_id, UNREADABLE)
+        return Rejection(row.source_file, row.row_number, row.load_id, UNREADABLE, row)
     rec = row.record
     # Both present: conversation_id wins; reading: an empty conversation_id is
     # missing, so session_id is used.
@@ -382,15 +386,15 @@ def validate(row: RawRow, aliases: dict[str, str]) -> Event | Rejection:
         user_id = rec.get("customer_id")
     event_id, event_type, timestamp = rec.get("event_id"), rec.get("event_type"), rec.get("timestamp")
     if not all(_present(value) for value in (event_id, conversation_id, event_type, timestamp)):
-        return Rejection(row.source_file, row.row_number, row.load_id, MISSING)
+        return Rejection(row.source_file, row.row_number, row.load_id, MISSING, row)
     event_at = parse_timestamp(timestamp)
     if event_at is None:
-        return Rejection(row.source_file, row.row_number, row.load_id, UNPARSEABLE_TS)
+        return Rejection(row.source_file, row.row_number, row.load_id, UNPARSEABLE_TS, row)
     if event_at > row.loaded_at + timedelta(days=1):
-        return Rejection(row.source_file, row.row_number, row.load_id, FUTURE_TS)
+        return Rejection(row.source_file, row.row_number, row.load_id, FUTURE_TS, row)
     ok, properties = parse_properties(rec.get("properties"))
     if not ok:
-        return Rejection(row.source_file, row.row_number, row.load_id, PROPS_NOT_OBJECT)
+        return Rejection(row.source_file, row.row_number, row.load_id, PROPS_NOT_OBJECT, row)
     raw_type = _text(event_type)
     canonical = aliases.get(raw_type, raw_type)
     return Event(
