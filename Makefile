@@ -17,7 +17,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: install run demo-data test dbt-test lint pytest bench ui clean
+.PHONY: install run demo-data test dbt-test lint pytest bench ui clean clean-data
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -31,8 +31,13 @@ install: $(INSTALLED)
 target/manifest.json: $(INSTALLED) dbt_project.yml $(shell find models macros seeds tests/dbt -type f 2>/dev/null)
 	$(BIN)/dbt parse --quiet
 
-demo-data: $(INSTALLED)
+# Generated once: a second `make run` loads nothing new and changes nothing.
+# `make clean-data` (or new files in data/landing) starts over.
+demo-data: data/landing/.generated
+
+data/landing/.generated: $(INSTALLED)
 	$(BIN)/convo-warehouse generate --conversations $(DEMO_CONVERSATIONS) --days $(DEMO_DAYS) --seed $(DEMO_SEED) --out data/landing
+	@touch $@
 
 run: demo-data target/manifest.json
 	@mkdir -p $(DAGSTER_HOME)
@@ -62,4 +67,7 @@ ui: $(INSTALLED) target/manifest.json
 	CONVO_DUCKDB_PATH=data/warehouse.duckdb CONVO_LANDING_DIR=data/landing $(BIN)/dagster dev -h 127.0.0.1 -p 3000
 
 clean:
-	rm -rf target logs data/ci data/warehouse.duckdb data/warehouse.duckdb.lock
+	rm -rf target logs data/ci
+
+clean-data:
+	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.lock data/warehouse.duckdb.wal

@@ -94,20 +94,35 @@ def dbt_models(
     exponential backoff; any other dbt failure (a failing test, a SQL error)
     fails the step at once, since retrying would give the same result.
     """
-    previous = os.environ.get("CONVO_DUCKDB_PATH")
-    os.environ["CONVO_DUCKDB_PATH"] = str(warehouse.database)
+    # When Dagster runs this multi-asset as several steps (around the
+    # classifier), a step must only run the tests whose every parent is built
+    # by it or before it: dbt's "buildable" indirect selection. (dbt's default,
+    # "eager", would run a relationships test of a later model in the seeds'
+    # step, before that model exists.)
+    overrides = {
+        "CONVO_DUCKDB_PATH": str(warehouse.database),
+        "DBT_INDIRECT_SELECTION": os.environ.get("DBT_INDIRECT_SELECTION") or "buildable",
+    }
+    previous = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
     try:
         with writer_lock(warehouse.database):
-            invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+            # Dagster runs this multi-asset in several steps (around the
+            # classifier). "cautious" keeps a step from running a test whose
+            # other parent (e.g. a relationships target) a later step builds.
+            invocation = dbt.cli(
+                ["build", "--indirect-selection", "cautious"], context=context, raise_on_error=False
+            )
             yield from invocation.stream()
             error = invocation.get_error()
     except Exception as busy:  # the lock itself: WarehouseBusyError
         error = busy
     finally:
-        if previous is None:
-            os.environ.pop("CONVO_DUCKDB_PATH", None)
-        else:
-            os.environ["CONVO_DUCKDB_PATH"] = previous
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     if error is None:
         return
     if is_busy_error(error):
