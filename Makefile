@@ -61,10 +61,11 @@ test: dbt-test lint pytest
 bench: $(INSTALLED) target/manifest.json
 	$(BIN)/python benchmarks/bench_pipeline.py --events $${EVENTS:-2000000}
 
-ui: $(INSTALLED) target/manifest.json
-	@mkdir -p $(DAGSTER_HOME)
-	@test -f $(DAGSTER_HOME)/dagster.yaml || cp orchestration/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	CONVO_DUCKDB_PATH=data/warehouse.duckdb CONVO_LANDING_DIR=data/landing $(BIN)/dagster dev -h 127.0.0.1 -p 3000
+# Dagster UI on http://127.0.0.1:3000 over the demo warehouse: parses dbt,
+# writes $(DAGSTER_HOME)/dagster.yaml (telemetry off, one writing run at a
+# time, others queued) and runs `dagster dev` (see docs/orchestration.md).
+ui: $(INSTALLED)
+	CONVO_DUCKDB_PATH=data/warehouse.duckdb CONVO_LANDING_DIR=data/landing $(BIN)/python -m convo_warehouse.ui
 
 clean:
 	rm -rf target logs data/ci

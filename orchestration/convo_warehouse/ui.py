@@ -75,6 +75,8 @@ def prepare_environment(home: Path) -> dict[str, str]:
     prepare_home(home)
     env = dict(os.environ)
     env["DAGSTER_HOME"] = str(home)
+    # dagster-dbt finds `dbt` on PATH: put this venv's bin folder first.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     return env

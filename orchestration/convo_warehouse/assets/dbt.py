@@ -96,9 +96,12 @@ def dbt_models(
     """
     # When Dagster runs this multi-asset as several steps (around the
     # classifier), a step must only run the tests whose every parent is built
-    # by it or before it: dbt's "buildable" indirect selection. (dbt's default,
+    # by it or before it: dbt's "buildable" indirect selection. dbt's default,
     # "eager", would run a relationships test of a later model in the seeds'
-    # step, before that model exists.)
+    # step, before that model exists; "cautious" would never run a test whose
+    # parents are built in two different steps. Set through the environment
+    # (not a CLI flag) so dagster-dbt can still override it with "empty" when a
+    # user deselects checks in the UI.
     overrides = {
         "CONVO_DUCKDB_PATH": str(warehouse.database),
         "DBT_INDIRECT_SELECTION": os.environ.get("DBT_INDIRECT_SELECTION") or "buildable",
@@ -107,12 +110,7 @@ def dbt_models(
     os.environ.update(overrides)
     try:
         with writer_lock(warehouse.database):
-            # Dagster runs this multi-asset in several steps (around the
-            # classifier). "cautious" keeps a step from running a test whose
-            # other parent (e.g. a relationships target) a later step builds.
-            invocation = dbt.cli(
-                ["build", "--indirect-selection", "cautious"], context=context, raise_on_error=False
-            )
+            invocation = dbt.cli(["build"], context=context, raise_on_error=False)
             yield from invocation.stream()
             error = invocation.get_error()
     except Exception as busy:  # the lock itself: WarehouseBusyError

@@ -1,0 +1,149 @@
+"""The Dagster UI in a real browser: start it, open the asset graph, see our assets.
+
+Starts ``python -m convo_warehouse.ui`` (what ``make ui`` runs) on a free port
+on 127.0.0.1 with a throwaway DAGSTER_HOME and warehouse, drives Debian's
+headless Chromium with Playwright, and saves screenshots into test-output/.
+Skipped, with a message, only when /usr/bin/chromium is not installed
+(``apt-get install -y chromium chromium-driver``; .ci/run installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = REPO_ROOT / "test-output"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+START_TIMEOUT_SECONDS = 180
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Chromium is not installed at /usr/bin/chromium "
+    "(apt-get install -y chromium chromium-driver); the UI browser test needs it.",
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"dagster dev exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/server_info", timeout=3) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"the UI did not answer on {url} within {START_TIMEOUT_SECONDS} s:\n{log.read_text()[-4000:]}")
+
+
+def _restore_default_signals() -> None:
+    for name in ("SIGINT", "SIGTERM"):
+        signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
+@pytest.fixture(scope="module")
+def ui_url(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ui")
+    port = _free_port()
+    landing = root / "landing"
+    landing.mkdir()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(root / "dagster_home"),
+        "CONVO_DUCKDB_PATH": str(root / "warehouse.duckdb"),
+        "CONVO_LANDING_DIR": str(landing),
+        "CONVO_UI_HOST": "127.0.0.1",
+        "CONVO_UI_PORT": str(port),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    log = root / "dagster_dev.log"
+    with open(log, "w") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "convo_warehouse.ui"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped as one below
+            preexec_fn=_restore_default_signals,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, process, log)
+        yield url
+    finally:
+        # Stop the server we started (its process group, by its id).
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+
+
+def test_asset_graph_lists_our_assets(ui_url):
+    from playwright.sync_api import sync_playwright
+
+    OUTPUT.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            # The catalog lists every asset by key.
+            page.goto(f"{ui_url}/assets", wait_until="domcontentloaded")
+            page.get_by_text("fct_conversations").first.wait_for(timeout=60_000)
+            catalog = page.inner_text("body")
+            page.screenshot(path=str(OUTPUT / "dagster_asset_catalog.png"), full_page=True)
+            for name in ("raw", "staging", "marts"):
+                assert name in catalog, f"{name!r} missing from the asset catalog"
+
+            # The global asset graph shows the lineage with our groups.
+            page.goto(f"{ui_url}/asset-groups", wait_until="domcontentloaded")
+            page.get_by_text("stg_events").first.wait_for(timeout=60_000)
+            page.wait_for_timeout(2_000)
+            graph = page.inner_text("body")
+            page.screenshot(path=str(OUTPUT / "dagster_asset_graph.png"), full_page=True)
+            for name in ("events", "stg_events", "fct_conversations"):
+                assert name in graph, f"{name!r} missing from the asset graph"
+
+            # Schedules and the sensor are registered.
+            page.goto(f"{ui_url}/automation", wait_until="domcontentloaded")
+            page.get_by_text("landing_files_sensor").first.wait_for(timeout=60_000)
+            automation = page.inner_text("body")
+            page.screenshot(path=str(OUTPUT / "dagster_automation.png"), full_page=True)
+            assert "build_all_job_schedule" in automation
+            assert "load_and_rebuild_job_schedule" in automation
+        finally:
+            browser.close()
+    assert (OUTPUT / "dagster_asset_graph.png").stat().st_size > 10_000
