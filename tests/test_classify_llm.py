@@ -266,3 +266,17 @@ def test_interrupted_run_keeps_finished_chunks(server, monkeypatch):
     before = server.calls
     resumed = classify_warehouse(con, "llm", settings)
     assert resumed.cached == 2 and resumed.by_llm == 4 and server.calls - before == 4
+
+
+def test_user_message_sentiment_is_scored_for_classified_conversations():
+    con = make_warehouse({"a": CLEAR, "b": [("user", "this is useless, terrible service"), ("agent", "Sorry")]})
+    stats = classify_warehouse(con, "rules")
+    assert stats.sentiment_scored == 3  # user messages only
+    rows = dict(
+        con.execute(
+            "select conversation_id, avg(sentiment) from classification.message_sentiment group by 1"
+        ).fetchall()
+    )
+    assert rows["a"] > 0 > rows["b"]
+    sources = {row[0] for row in con.execute("select sentiment_source from classification.message_sentiment").fetchall()}
+    assert sources == {"lexicon"}

@@ -181,3 +181,15 @@ def test_rules_reach_target_macro_f1_on_golden_set(split):
     assert result.macro_f1 >= 0.85, result.as_dict()
     for stage, score in result.stages.items():
         assert score.f1 >= 0.75, (stage, result.as_dict())
+
+
+def test_lexicon_sentiment_sign_and_negation():
+    from convo_warehouse.lib.classify.sentiment import score_texts
+
+    happy, angry, negated, neutral = score_texts(
+        ["thank you, it works perfectly, great help", "this is useless and ridiculous", "not good", "order 42"]
+    )
+    assert happy > 0.3
+    assert angry < -0.3
+    assert negated < 0  # "good" negated by "not"
+    assert neutral == 0.0

@@ -1,5 +1,8 @@
 """Transcripts -> ``classification.stage_classifications``: the support-stage classifier.
 
+Also scores user messages' sentiment with an offline lexicon into
+``classification.message_sentiment`` (``CONVO_SENTIMENT=0`` turns it off).
+
 Configured by environment (read when the asset runs, not at import):
 ``CONVO_CLASSIFIER`` = rules (default) | llm | hybrid; for llm/hybrid
 ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``CONVO_LLM_MODEL``,
@@ -60,6 +63,7 @@ def stage_classifications(context: dg.AssetExecutionContext, warehouse: Warehous
             "llm_failed_calls": stats.llm_failed_calls,
             "fell_back_to_rules": stats.fell_back_to_rules,
             "fallback_reasons": dg.MetadataValue.json(stats.fallback_reasons),
+            "user_messages_sentiment_scored": stats.sentiment_scored,
             "prompt_tokens": stats.prompt_tokens,
             "completion_tokens": stats.completion_tokens,
             "estimated_cost_usd": round(stats.cost_usd, 6),

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import duckdb
 import pyarrow as pa
 
-from convo_warehouse.lib.classify import store
+from convo_warehouse.lib.classify import sentiment, store
 from convo_warehouse.lib.classify.llm import (
     PROMPT_VERSION,
     LLMClassifier,
@@ -59,6 +59,7 @@ class ClassifyStats:
     seconds: float = 0.0
     rules_version: str = ""
     model: str = ""
+    sentiment_scored: int = 0
     fallback_reasons: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -126,6 +127,9 @@ def classify_warehouse(
         stats.seconds = time.perf_counter() - started
         return stats
 
+    if os.environ.get("CONVO_SENTIMENT", "1").lower() not in ("0", "false", "no"):
+        stats.sentiment_scored = _score_sentiment(con)
+
     classify_relation(
         con,
         f"(select {MESSAGES_TABLE}.* from {MESSAGES_TABLE} semi join classify_todo "
@@ -170,6 +174,42 @@ def classify_warehouse(
     stats.classified = stats.by_rules + stats.by_llm + stats.fell_back_to_rules
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _score_sentiment(con: duckdb.DuckDBPyConnection) -> int:
+    """Lexicon sentiment for the user messages of the conversations being classified."""
+    sentiment.ensure_table(con)
+    user_messages = (
+        f"(select {MESSAGES_TABLE}.* from {MESSAGES_TABLE} semi join classify_todo "
+        f"on {MESSAGES_TABLE}.conversation_id = classify_todo.conversation_id "
+        f"where {MESSAGES_TABLE}.role = 'user')"
+    )
+    con.execute("begin")
+    con.execute(
+        f"delete from {sentiment.SENTIMENT_TABLE} "
+        "where conversation_id in (select conversation_id from classify_todo)"
+    )
+    con.execute(
+        f"""
+        insert into {sentiment.SENTIMENT_TABLE}
+        select
+            user_messages.event_id,
+            user_messages.conversation_id,
+            user_messages.event_at,
+            coalesce(user_messages.event_sentiment, messages_scored.lexicon_sentiment) as sentiment,
+            case when user_messages.event_sentiment is null then 'lexicon' else 'event' end as sentiment_source,
+            messages_scored.lexicon_sentiment,
+            current_timestamp::timestamp as scored_at,
+        from {user_messages} as user_messages
+        inner join ({sentiment.sentiment_sql(user_messages)}) as messages_scored
+            on user_messages.event_id = messages_scored.event_id
+        """
+    )
+    con.execute("commit")
+    return con.execute(
+        f"select count(*) from {sentiment.SENTIMENT_TABLE} "
+        "where conversation_id in (select conversation_id from classify_todo)"
+    ).fetchone()[0]
 
 
 def _run_llm(con, stats: ClassifyStats, settings: LLMSettings, rules: RuleSet, chunk_size: int) -> None:

@@ -35,6 +35,11 @@ def prepare_transcripts(con: duckdb.DuckDBPyConnection) -> int:
                 from marts.fct_conversations
                 where fct_conversations.started
             )"""
+    has_sentiment = con.execute(
+        "select count(*) from information_schema.columns "
+        "where table_schema = 'staging' and table_name = 'stg_events' and column_name = 'sentiment'"
+    ).fetchone()[0]
+    event_sentiment = "stg_events.sentiment" if has_sentiment else "null::double"
     con.execute(
         f"""
         create or replace temp table {MESSAGES_TABLE} as
@@ -45,6 +50,7 @@ def prepare_transcripts(con: duckdb.DuckDBPyConnection) -> int:
                 stg_events.event_at,
                 stg_events.event_type,
                 stg_events.content,
+                {event_sentiment} as event_sentiment,
             from staging.stg_events
             where stg_events.event_type in ('user_message', 'agent_message')
                 and stg_events.conversation_id is not null{started_filter}
@@ -59,6 +65,9 @@ def prepare_transcripts(con: duckdb.DuckDBPyConnection) -> int:
                 ) as seq,
                 case message_events.event_type when 'user_message' then 'user' else 'agent' end as role,
                 coalesce(message_events.content, '') as content,
+                message_events.event_id,
+                message_events.event_at,
+                message_events.event_sentiment,
             from message_events
         )
 

@@ -1,0 +1,111 @@
+"""Sentiment per user message from a small offline lexicon, set-based in DuckDB.
+
+Used for user messages whose event carries no ``sentiment``. Tokens are runs of
+letters and apostrophes; a token within two tokens after a negator (not, no,
+never, don't, ...) counts with the opposite sign. Score = s / sqrt(s^2 + 15)
+(VADER's normalisation) of the summed word scores, in -1..1; 0 without any
+lexicon word. The lexicon is ``sentiment_lexicon.csv`` (word, score -1..1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+LEXICON_PATH = Path(__file__).with_name("sentiment_lexicon.csv")
+NEGATORS = ("not", "no", "never", "don't", "dont", "doesn't", "doesnt", "didn't", "didnt", "isn't", "isnt",
+            "can't", "cant", "cannot", "won't", "wont", "wasn't", "nothing", "nor", "without")
+SENTIMENT_TABLE = "classification.message_sentiment"
+
+
+def ensure_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists classification")
+    con.execute(
+        f"""
+        create table if not exists {SENTIMENT_TABLE} (
+            event_id varchar,
+            conversation_id varchar,
+            event_at timestamp,
+            sentiment double,
+            sentiment_source varchar,
+            lexicon_sentiment double,
+            scored_at timestamp
+        )
+        """
+    )
+
+
+def sentiment_sql(messages_relation: str) -> str:
+    """One row per message of ``messages_relation`` (conversation_id, event_id, content) with its lexicon score."""
+    negators = ", ".join("'" + word.replace("'", "''") + "'" for word in NEGATORS)
+    return f"""
+with
+
+messages as (
+    select conversation_id, event_id, content from {messages_relation}
+),
+
+lexicon as (
+    select word, score from read_csv('{LEXICON_PATH}', header = true, columns = {{'word': 'varchar', 'score': 'double'}})
+),
+
+messages_tokenised as (
+    select
+        messages.event_id,
+        regexp_extract_all(lower(replace(coalesce(messages.content, ''), '’', '''')), '[a-z'']+') as tokens,
+    from messages
+),
+
+tokens as (
+    select
+        messages_tokenised.event_id,
+        unnest(messages_tokenised.tokens) as token,
+        unnest(range(1, len(messages_tokenised.tokens) + 1)) as position,
+    from messages_tokenised
+),
+
+tokens_with_negation as (
+    select
+        tokens.event_id,
+        tokens.token,
+        coalesce(
+            lag(tokens.token, 1) over (partition by tokens.event_id order by tokens.position) in ({negators})
+            or lag(tokens.token, 2) over (partition by tokens.event_id order by tokens.position) in ({negators}),
+            false
+        ) as is_negated,
+    from tokens
+),
+
+scores_summed as (
+    select
+        tokens_with_negation.event_id,
+        sum(case when tokens_with_negation.is_negated then -lexicon.score else lexicon.score end) as total,
+    from tokens_with_negation
+    inner join lexicon on tokens_with_negation.token = lexicon.word
+    group by tokens_with_negation.event_id
+),
+
+messages_scored as (
+    select
+        messages.conversation_id,
+        messages.event_id,
+        coalesce(scores_summed.total / sqrt(scores_summed.total * scores_summed.total + 15), 0.0) as lexicon_sentiment,
+    from messages
+    left join scores_summed on messages.event_id = scores_summed.event_id
+)
+
+select * from messages_scored
+"""
+
+
+def score_texts(texts: list[str]) -> list[float]:
+    """Lexicon sentiment of plain strings (for tests and ad-hoc use)."""
+    con = duckdb.connect()
+    try:
+        con.execute("create temp table texts (conversation_id varchar, event_id varchar, content varchar)")
+        con.executemany("insert into texts values ('c', ?, ?)", [(f"e{i:06d}", text) for i, text in enumerate(texts)])
+        rows = con.execute(f"select event_id, lexicon_sentiment from ({sentiment_sql('texts')}) order by event_id").fetchall()
+        return [float(score) for _, score in rows]
+    finally:
+        con.close()
