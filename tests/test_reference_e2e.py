@@ -24,6 +24,7 @@ import json
 import math
 import re
 import shutil
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -689,6 +690,8 @@ class Built:
     truth: Path
     probes: list
     real_chats: bool
+    after_run_1: dict[str, list[str]]  # mismatches of the build after load run 1
+    timings: dict[str, float]
 
 
 @pytest.fixture(scope="module")
@@ -696,13 +699,22 @@ def built(tmp_path_factory: pytest.TempPathFactory, dbt_target_dir: Path) -> Bui
     """Generated data + real chats + hand-made edge cases + probes, in two load runs.
 
     Run 1: the generator's files (its late file held back), the real chats if
-    present, edge-case run 1, the probes. Run 2: the generator's late file and
-    edge-case run 2 (late events, re-delivery, a copied file, a changed file).
+    present, edge-case run 1, the probes; dbt build; compared. Run 2: the
+    generator's late file and edge-case run 2 (late events, re-delivery, a
+    copied file, a changed file); dbt build again (the incremental path).
     Edge cases sit a little after the current time (allowed up to 1 day ahead)
     so that their clock conversation holds the newest event of the warehouse.
     """
     from conftest import Warehouse
     from convo_warehouse.lib.generate import generate_events
+
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        timings[step] = round(time.perf_counter() - clock, 2)
+        clock = time.perf_counter()
 
     root = tmp_path_factory.mktemp("reference-e2e")
     warehouse = Warehouse(root / "warehouse", dbt_target_dir)
@@ -712,6 +724,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, dbt_target_dir: Path) -> Bui
     generated = warehouse.landing / "generated"
     truth = root / "truth"
     summary = generate_events(generated, conversations=2000, days=5, seed=20240310, progress=False, truth_dir=truth)
+    lap("generate")
     late_file = generated / summary["late_file"] if summary.get("late_file") else None
     held_back = root / "held-back-late.jsonl"
     if late_file is not None and late_file.exists():
@@ -726,12 +739,34 @@ def built(tmp_path_factory: pytest.TempPathFactory, dbt_target_dir: Path) -> Bui
 
     store = RawStore()
     load(warehouse, store)
+    lap("load 1")
+    warehouse.build()
+    lap("dbt build 1")
+    first = build_reference(store)
+    after_run_1 = {
+        "staging": compare_staging(warehouse.path, first),
+        "quarantine": compare_quarantine(warehouse.path, first),
+        "fct_conversations": compare_facts(warehouse.path, first),
+    }
+    lap("reference + compare 1")
     if held_back.exists():
         shutil.move(held_back, late_file)
     _edge_case_run_2(warehouse.landing / "edge", base)
     load(warehouse, store)
+    lap("load 2")
     warehouse.build()
-    return Built(warehouse.path, store, build_reference(store), truth, probes, real_chats)
+    lap("dbt build 2")
+    ref = build_reference(store)
+    lap("reference 2")
+    return Built(warehouse.path, store, ref, truth, probes, real_chats, after_run_1, timings)
+
+
+def test_first_build_matches_reference(built: Built, capsys):
+    """After load run 1 and the first build (before the late files)."""
+    with capsys.disabled():
+        print(f"\nreference e2e timings (s): {built.timings}")
+    problems = [_report(title, mismatches) for title, mismatches in built.after_run_1.items() if mismatches]
+    assert not problems, "after the first run, the warehouse disagrees with the reference:\n" + "\n".join(problems)
 
 
 def test_staging_matches_reference(built: Built):
