@@ -109,11 +109,15 @@ def built(generated, tmp_path_factory, dbt_target_dir) -> Warehouse:
 
 
 def frame(warehouse: Warehouse, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(warehouse.path), read_only=True)
+    con = duckdb.connect(str(warehouse.path))
     try:
-        return con.execute(sql).df()
+        result = con.execute(sql).df()
     finally:
         con.close()
+    for column in result.columns:  # one time resolution for comparisons
+        if pd.api.types.is_datetime64_any_dtype(result[column]):
+            result[column] = result[column].astype("datetime64[ns]")
+    return result
 
 
 # --------------------------------------------------------------------------- reference
@@ -220,6 +224,10 @@ def reference(built):
 
 
 def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    df = df.copy()
+    for column in df.columns:
+        if pd.api.types.is_datetime64_any_dtype(df[column]):
+            df[column] = df[column].astype("datetime64[ns]")
     return df.sort_values(keys).reset_index(drop=True)
 
 
@@ -328,10 +336,15 @@ def test_breakdown_channel_rows_equal_funnel_stage_daily(built):
 # --------------------------------------------------------------------------- CLI
 
 
-def test_cli_prints_every_funnel_and_the_worst_step(built):
+def test_cli_prints_every_funnel_and_the_worst_step(built, tmp_path):
     from convo_warehouse.commands.funnel import funnel
 
-    result = CliRunner().invoke(funnel, ["--database", str(built.path)])
+    # a copy: the CLI opens the file read-only, which DuckDB refuses while this
+    # process (in-process dbt) still holds a read-write connection to it
+    database = tmp_path / "copy.duckdb"
+    built.query("checkpoint")
+    shutil.copy2(built.path, database)
+    result = CliRunner().invoke(funnel, ["--database", str(database)])
     assert result.exit_code == 0, result.output
     for name, stages in SHIPPED.items():
         assert f"funnel {name}" in result.output
@@ -339,11 +352,11 @@ def test_cli_prints_every_funnel_and_the_worst_step(built):
             assert stage in result.output
     assert "last user messages of conversations that stopped before" in result.output
 
-    since = CliRunner().invoke(funnel, ["--database", str(built.path), "--funnel", "sales", "--since", END_DATE])
+    since = CliRunner().invoke(funnel, ["--database", str(database), "--funnel", "sales", "--since", END_DATE])
     assert since.exit_code == 0, since.output
     assert "funnel sales (conversations from" in since.output and "funnel support" not in since.output
 
-    unknown = CliRunner().invoke(funnel, ["--database", str(built.path), "--funnel", "nope"])
+    unknown = CliRunner().invoke(funnel, ["--database", str(database), "--funnel", "nope"])
     assert unknown.exit_code != 0 and "known funnels" in unknown.output
 
 
@@ -376,6 +389,7 @@ self_service,40,rated,stage_reached,,Test funnel: or the application said so.
 
 def _project_copy(destination: Path) -> Path:
     """The dbt project (not data, not the venv) copied to ``destination``."""
+    destination.mkdir(parents=True)
     for name in ("dbt_project.yml", "profiles.yml"):
         shutil.copy2(REPO_ROOT / name, destination / name)
     for folder in ("models", "macros", "seeds", "tests/dbt"):
