@@ -87,8 +87,6 @@ class FakeLLMServer:
     # -- internals -------------------------------------------------------------
     def _shutdown(self) -> None:
         self._server.close()
-        for task in asyncio.all_tasks(self._loop):
-            task.cancel()
         self._loop.stop()
 
     def _run(self) -> None:
@@ -104,6 +102,11 @@ class FakeLLMServer:
         try:
             self._loop.run_forever()
         finally:
+            # let handlers still sleeping (slow/timeout scripts) finish cancelling
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._loop.close()
 
     def _next_behaviour(self, body: dict) -> dict:
