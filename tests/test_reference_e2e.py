@@ -540,6 +540,37 @@ def _edge_case_run_1(landing: Path, now: datetime, base: datetime = BASE) -> Non
         }
     )
     pq.write_table(table, landing / "c" / "map.parquet")
+    # Parquet: naive timestamp type (UTC), properties as JSON text, one double-encoded.
+    table = pa.table(
+        {
+            "event_id": ["pqn-1", "pqn-2", "pqn-3"],
+            "conversation_id": ["c-pqn"] * 3,
+            "customer_id": ["cust-pqn"] * 3,
+            "event_type": ["started", "message_sent", "feedback_received"],
+            "timestamp": pa.array([t, t + timedelta(seconds=1), t + timedelta(seconds=2)], type=pa.timestamp("ms")),
+            "properties": [json.dumps({"language": "fr"}), json.dumps(json.dumps({"content": "bonjour"})),
+                           json.dumps({"rating": "NEGATIVE"})],
+        }
+    )  # fmt: skip
+    pq.write_table(table, landing / "c" / "naive.parquet")
+    # CRLF line endings, with a blank CRLF line; an offset that moves the UTC date.
+    day_before = (t - timedelta(days=2)).strftime("%Y-%m-%d")
+    crlf = [
+        _event("crlf-1", "c-crlf", "conversation_started", f"{day_before}T23:30:00-02:00"),
+        _event("crlf-2", "c-crlf", "user_message", f"{day_before}T23:31:00-02:00", {"content": "late night"}),
+    ]
+    (landing / "d").mkdir(parents=True, exist_ok=True)
+    (landing / "d" / "crlf.jsonl").write_bytes(
+        ("\r\n".join(json.dumps(line) for line in crlf[:1]) + "\r\n\r\n" + json.dumps(crlf[1]) + "\r\n").encode()
+    )
+    # Only unusable ratings: feedback_score null, satisfaction without a feedback signal.
+    _write_jsonl(landing / "d" / "ratings.jsonl", _conversation("c-bad-ratings", t, [
+        ("conversation_started", 0, {}),
+        ("user_message", 1, {"content": "x"}),
+        ("feedback_received", 2, {"rating": "neutral"}),
+        ("feedback_received", 3, {"rating": 9}),
+        ("handoff_requested", 4, {}),
+    ]))  # fmt: skip
 
 
 def _edge_case_run_2(landing: Path, base: datetime = BASE) -> None:
@@ -735,7 +766,26 @@ def built(tmp_path_factory: pytest.TempPathFactory, dbt_target_dir: Path) -> Bui
         shutil.copy(REAL_CHATS, warehouse.landing / "real" / "chats.jsonl")
     _edge_case_run_1(warehouse.landing / "edge", now, base)
     probes = _probes(base)
-    _write_jsonl(warehouse.landing / PROBE_DIR / "probes.jsonl", [line for probe in probes for line in probe.lines])
+    probe_lines = [line for probe in probes for line in probe.lines]
+    exponent = f"{_ms(base) // 1000}e3"  # base is a whole minute: exact, written with an exponent
+    probe_lines = [json.dumps(line).replace('"__EXP__"', exponent) if isinstance(line, dict) else line
+                   for line in probe_lines]  # fmt: skip
+    _write_jsonl(warehouse.landing / PROBE_DIR / "probes.jsonl", probe_lines)
+    bom = _completed("p-bom", _event("p40-1", "p-bom", "user_message", _iso(base), {"content": "bom"}), base)
+    (warehouse.landing / PROBE_DIR / "bom.jsonl").write_bytes(
+        b"\xef\xbb\xbf" + "\n".join(json.dumps(line) for line in bom).encode() + b"\n"
+    )
+    float_ms = pa.table({
+        "event_id": ["p41-1", "p41-2", "p41-3"], "conversation_id": ["p-fms"] * 3,
+        "event_type": ["conversation_started", "user_message", "conversation_completed"],
+        "timestamp": pa.array([float(_ms(base)), float(_ms(base) + 1000), float(_ms(base) + 2000)], type=pa.float64()),
+    })  # fmt: skip
+    pq.write_table(float_ms, warehouse.landing / PROBE_DIR / "float_ms.parquet")
+    probes.append(Probe("parquet_float_epoch_ms", "A float64 Parquet timestamp column (pandas int + NaN)", [],
+                        "select count(*) from staging.stg_events where event_id like 'p41-%'",
+                        {"accepted ('a number is epoch milliseconds')": 3, "rejected": 0}))
+    probes.append(Probe("utf8_bom", "A UTF-8 byte-order mark before the first JSONL line", [], _staged("p40-1"),
+                        {"first line unreadable": 0, "BOM skipped": 1}))
 
     store = RawStore()
     load(warehouse, store)
@@ -1127,6 +1177,29 @@ def _probes(base: datetime = BASE) -> list[Probe]:
             + [ev("p35-2", "p-uni", "user_message", _iso(t + timedelta(seconds=1)), {"content": "cafe creme"})],
             _fact("p-uni", "rephrase_count"),
             {"{caf,cr,me} vs {cafe,creme}: 0": 0, "unicode-aware: 1": 1},
+        ),
+        Probe(
+            "unknown_type_attributes",
+            "An earlier unknown-type event carries channel/user_id: does it count for attributes?",
+            _completed("p-uattr", ev("p36-1", "p-uattr", "mystery", _iso(t - timedelta(hours=1)),
+                                     channel="from-unknown", user_id="u-unknown"), t)
+            + [ev("p36-2", "p-uattr", "user_message", channel="from-known", user_id="u-known")],
+            _fact("p-uattr", "channel"),
+            {"known types only": "from-known", "all staged events": "from-unknown"},
+        ),
+        Probe(
+            "epoch_ms_integral_float_number",
+            "A JSON number 1710072000000.0 (as pandas writes int columns with NaN)",
+            _completed("p-fint", ev("p37-1", "p-fint", "user_message", float(_ms(t)), {"content": "x"}), t),
+            _staged("p37-1"),
+            {"accepted ('a number is epoch milliseconds')": 1, "rejected": 0},
+        ),
+        Probe(
+            "epoch_ms_exponent_number",
+            "A JSON number in exponent form (1710072000e3)",
+            _completed("p-fexp", ev("p38-1", "p-fexp", "user_message", "__EXP__", {"content": "x"}), t),
+            _staged("p38-1"),
+            {"accepted ('a number is epoch milliseconds')": 1, "rejected": 0},
         ),
     ]  # fmt: skip
 
