@@ -7,14 +7,14 @@ exposures as (
         variant,
         first_exposed_at,
         variant_count,
-        assignment_ok,
+        assignment_ok
     from {{ ref('ab_test_exposures') }}
 ),
 
 conversion_events as (
     select
         conversation_id,
-        event_at,
+        event_at
     from {{ ref('stg_events') }}
     where event_type = 'conversion' and is_known_type
 ),
@@ -26,7 +26,7 @@ conversations as (
         was_completed,
         had_handoff,
         satisfaction_score,
-        first_response_ms,
+        first_response_ms
     from {{ ref('fct_conversations') }}
 ),
 
@@ -34,7 +34,7 @@ conversations as (
 last_conversions as (
     select
         conversion_events.conversation_id,
-        max(conversion_events.event_at) as last_converted_at,
+        max(conversion_events.event_at) as last_converted_at
     from conversion_events
     group by conversion_events.conversation_id
 ),
@@ -56,7 +56,7 @@ exposures_measured as (
         conversations.was_completed,
         conversations.had_handoff,
         conversations.satisfaction_score,
-        conversations.first_response_ms,
+        conversations.first_response_ms
     from exposures
     left join conversations
         on exposures.conversation_id = conversations.conversation_id

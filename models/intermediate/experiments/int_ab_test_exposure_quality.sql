@@ -5,7 +5,7 @@ exposures as (
         test_name,
         channel,
         is_contaminated,
-        assignment_ok,
+        assignment_ok
     from {{ ref('int_ab_test_conversations_measured') }}
 ),
 
@@ -13,13 +13,13 @@ exposures_segmented as (
     select
         exposures.*,
         'all' as segment_type,
-        'all' as segment_value,
+        'all' as segment_value
     from exposures
     union all
     select
         exposures.*,
         'channel' as segment_type,
-        exposures.channel as segment_value,
+        exposures.channel as segment_value
     from exposures
 ),
 
@@ -32,7 +32,7 @@ exposure_quality as (
         count(case when exposures_segmented.is_contaminated then 1 end) as contaminated_conversations,
         count(
             case when not exposures_segmented.assignment_ok then 1 end
-        ) as assignment_mismatches,
+        ) as assignment_mismatches
     from exposures_segmented
     group by
         exposures_segmented.test_name,

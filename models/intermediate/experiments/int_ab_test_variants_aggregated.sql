@@ -7,7 +7,7 @@ experiments as (
         variant_order,
         is_control,
         weight,
-        coalesce(primary_metric, 'conversion_rate') as primary_metric,
+        coalesce(primary_metric, 'conversion_rate') as primary_metric
     from {{ ref('experiments') }}
 ),
 
@@ -20,7 +20,7 @@ exposures as (
         was_completed,
         had_handoff,
         satisfaction_score,
-        first_response_ms,
+        first_response_ms
     from {{ ref('int_ab_test_conversations_measured') }}
     where not is_contaminated
 ),
@@ -29,25 +29,28 @@ exposures_segmented as (
     select
         exposures.*,
         'all' as segment_type,
-        'all' as segment_value,
+        'all' as segment_value
     from exposures
     union all
     select
         exposures.*,
         'channel' as segment_type,
-        exposures.channel as segment_value,
+        exposures.channel as segment_value
     from exposures
 ),
 
 -- every seed variant appears in every segment of its test, with 0 sessions if need be
 segments as (
-    select 'all' as segment_type, 'all' as segment_value, experiments.test_name,
+    select
+        'all' as segment_type,
+        'all' as segment_value,
+        experiments.test_name
     from experiments
     union
     select distinct
         exposures_segmented.segment_type,
         exposures_segmented.segment_value,
-        exposures_segmented.test_name,
+        exposures_segmented.test_name
     from exposures_segmented
     where exposures_segmented.segment_type = 'channel'
 ),
@@ -61,7 +64,7 @@ variants_by_segment as (
         experiments.weight,
         experiments.primary_metric,
         segments.segment_type,
-        segments.segment_value,
+        segments.segment_value
     from experiments
     inner join segments
         on experiments.test_name = segments.test_name
@@ -86,7 +89,7 @@ variants_aggregated as (
         var_samp(exposures_segmented.satisfaction_score) as satisfaction_variance,
         count(exposures_segmented.first_response_ms) as first_response_n,
         avg(exposures_segmented.first_response_ms) as first_response_mean,
-        var_samp(exposures_segmented.first_response_ms) as first_response_variance,
+        var_samp(exposures_segmented.first_response_ms) as first_response_variance
     from variants_by_segment
     left join exposures_segmented
         on

@@ -6,7 +6,7 @@ exposure_events as (
         conversation_id,
         test_name,
         variant,
-        event_at,
+        event_at
     from {{ ref('stg_events') }}
     where
         event_type = 'experiment_exposure'
@@ -18,7 +18,7 @@ exposure_events as (
 conversations as (
     select
         conversation_id,
-        user_id,
+        user_id
     from {{ ref('fct_conversations') }}
 ),
 
@@ -26,7 +26,7 @@ experiments as (
     select
         test_name,
         variant,
-        variant_order,
+        variant_order
     from {{ ref('experiments') }}
 ),
 
@@ -39,14 +39,14 @@ experiment_variant_positions as (
             partition by experiments.test_name
             order by experiments.variant_order, experiments.variant
         ) - 1 as variant_position,
-        count(*) over (partition by experiments.test_name) as variant_total,
+        count(*) over (partition by experiments.test_name) as variant_total
     from experiments
 ),
 
 experiment_sizes as (
     select distinct
         experiment_variant_positions.test_name,
-        experiment_variant_positions.variant_total,
+        experiment_variant_positions.variant_total
     from experiment_variant_positions
 ),
 
@@ -59,7 +59,7 @@ exposures_ranked as (
         row_number() over (
             partition by exposure_events.test_name, exposure_events.conversation_id
             order by exposure_events.event_at, exposure_events.event_id
-        ) as exposure_rank,
+        ) as exposure_rank
     from exposure_events
 ),
 
@@ -67,7 +67,7 @@ variants_seen as (
     select
         exposure_events.test_name,
         exposure_events.conversation_id,
-        count(distinct exposure_events.variant) as variant_count,
+        count(distinct exposure_events.variant) as variant_count
     from exposure_events
     group by exposure_events.test_name, exposure_events.conversation_id
 ),
@@ -78,7 +78,7 @@ first_exposures as (
         exposures_ranked.conversation_id,
         exposures_ranked.variant,
         exposures_ranked.event_at as first_exposed_at,
-        variants_seen.variant_count,
+        variants_seen.variant_count
     from exposures_ranked
     inner join variants_seen
         on
@@ -93,7 +93,7 @@ first_exposures_bucketed as (
         {{ hash_bucket(
             "first_exposures.test_name || ':' || first_exposures.conversation_id",
             "experiment_sizes.variant_total"
-        ) }} as expected_position,
+        ) }} as expected_position
     from first_exposures
     left join experiment_sizes
         on first_exposures.test_name = experiment_sizes.test_name
@@ -111,7 +111,7 @@ exposures_checked as (
         case
             when experiment_variant_positions.variant is null then null
             else first_exposures_bucketed.variant = experiment_variant_positions.variant
-        end as assignment_ok,
+        end as assignment_ok
     from first_exposures_bucketed
     left join experiment_variant_positions
         on

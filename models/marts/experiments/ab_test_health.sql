@@ -20,7 +20,7 @@ health_scored as (
         enough_sample,
         problems,
         is_healthy,
-        verdict,
+        verdict
     from {{ ref('int_ab_test_health_scored') }}
 ),
 
@@ -43,7 +43,7 @@ health_typed as (
         cast(health_scored.enough_sample as boolean) as enough_sample,
         cast(health_scored.problems as varchar) as problems,
         cast(health_scored.is_healthy as boolean) as is_healthy,
-        cast(health_scored.verdict as varchar) as verdict,
+        cast(health_scored.verdict as varchar) as verdict
     from health_scored
 )
 

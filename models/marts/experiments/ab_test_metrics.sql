@@ -23,7 +23,7 @@ metrics_scored as (
         sequential_ci_low,
         sequential_ci_high,
         is_significant,
-        guardrail_breached,
+        guardrail_breached
     from {{ ref('int_ab_test_metrics_scored') }}
 ),
 
@@ -37,7 +37,7 @@ metrics_typed as (
         cast(metrics_scored.metric_type as varchar) as metric_type,
         cast(metrics_scored.higher_is_better as boolean) as higher_is_better,
         cast(metrics_scored.sample_size as bigint) as sample_size,
-        cast(metrics_scored.value as double) as value,
+        cast(metrics_scored.value as double) as value,  -- noqa: RF04 (same name as in metrics_daily)
         cast(metrics_scored.control_value as double) as control_value,
         cast(metrics_scored.difference as double) as difference,
         cast(metrics_scored.relative_difference as double) as relative_difference,
@@ -49,7 +49,7 @@ metrics_typed as (
         cast(metrics_scored.sequential_ci_low as double) as sequential_ci_low,
         cast(metrics_scored.sequential_ci_high as double) as sequential_ci_high,
         cast(metrics_scored.is_significant as boolean) as is_significant,
-        cast(metrics_scored.guardrail_breached as boolean) as guardrail_breached,
+        cast(metrics_scored.guardrail_breached as boolean) as guardrail_breached
     from metrics_scored
 )
 

@@ -25,7 +25,7 @@ results_scored as (
         total_sessions,
         has_enough_traffic,
         sequential_ci_low,
-        sequential_ci_high,
+        sequential_ci_high
     from {{ ref('int_ab_test_results_scored') }}
 ),
 
@@ -53,7 +53,7 @@ results_typed as (
         cast(results_scored.total_sessions as bigint) as total_sessions,
         cast(results_scored.has_enough_traffic as boolean) as has_enough_traffic,
         cast(results_scored.sequential_ci_low as double) as sequential_ci_low,
-        cast(results_scored.sequential_ci_high as double) as sequential_ci_high,
+        cast(results_scored.sequential_ci_high as double) as sequential_ci_high
     from results_scored
 )
 
