@@ -37,7 +37,7 @@ later_stage_reached as (
         on
             dropoffs.conversation_id = conversation_stages.conversation_id
             and dropoffs.funnel_name = conversation_stages.funnel_name
-            and conversation_stages.stage_order >= dropoffs.next_stage_order
+            and dropoffs.next_stage_order <= conversation_stages.stage_order
 ),
 
 problems as (

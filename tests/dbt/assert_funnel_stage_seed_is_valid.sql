@@ -1,7 +1,10 @@
 -- seeds/funnel_stages.csv must describe well-formed funnels: one order per
 -- stage and one stage per order, a value where the rule needs one, flags we
 -- know, markers that are defined and event types of the vocabulary.
-{%- set markers = funnel_markers() %}
+{%- set marker_literals = ["'(no marker)'"] %}
+{%- for marker_name in funnel_markers().keys() | sort %}
+    {%- do marker_literals.append(funnel_sql_literal(marker_name)) %}
+{%- endfor %}
 
 with
 
@@ -33,7 +36,7 @@ stages_with_several_orders as (
 orders_with_several_stages as (
     select
         stage_rules.funnel_name,
-        min(stage_rules.stage) as stage,
+        min(stage_rules.stage) as stage,  -- noqa: RF04
         'stage_order ' || cast(stage_rules.stage_order as {{ dbt.type_string() }}) || ' has several stages' as problem
     from stage_rules
     group by stage_rules.funnel_name, stage_rules.stage_order
@@ -59,12 +62,7 @@ rules_with_bad_values as (
         )
         or (
             stage_rules.reached_by = 'marker'
-            and coalesce(stage_rules.reached_by_value, '') not in (
-                {%- for marker_name in markers.keys() | sort %}
-                {{ funnel_sql_literal(marker_name) }},
-                {%- endfor %}
-                '(no marker)'
-            )
+            and coalesce(stage_rules.reached_by_value, '') not in ({{ marker_literals | join(', ') }})
         )
 ),
 

@@ -68,7 +68,7 @@ reached_by_event_type as (
         stage_rules.stage,
         min(events.event_at) as reached_at,
         'event_type' as reached_by,
-        'event' as source
+        'event' as source  -- noqa: RF04
     from events
     inner join stage_rules
         on
@@ -88,7 +88,7 @@ reached_by_stage_reached_event as (
         funnel_stages.stage,
         min(events.event_at) as reached_at,
         'stage_reached' as reached_by,
-        'event' as source
+        'event' as source  -- noqa: RF04
     from events
     inner join funnel_stages
         on
@@ -108,7 +108,7 @@ reached_by_flag as (
         stage_rules.stage,
         min(conversation_flags.reached_at) as reached_at,
         'flag' as reached_by,
-        'event' as source
+        'event' as source  -- noqa: RF04
     from conversation_flags
     inner join stage_rules
         on
@@ -127,7 +127,7 @@ reached_by_marker as (
         stage_rules.stage,
         min(conversation_markers.reached_at) as reached_at,
         'marker' as reached_by,
-        'event' as source
+        'event' as source  -- noqa: RF04
     from conversation_markers
     inner join stage_rules
         on
@@ -146,7 +146,7 @@ reached_by_classifier as (
         stage_classifications.stage,
         cast(null as {{ dbt.type_timestamp() }}) as reached_at,
         'classifier' as reached_by,
-        stage_classifications.classifier as source
+        stage_classifications.classifier as source  -- noqa: RF04
     from stage_classifications
     -- a classification of a conversation the warehouse does not know is ignored
     inner join conversations

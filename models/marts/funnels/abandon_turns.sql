@@ -26,7 +26,7 @@ turns_shared as (
             cast(turns_counted.conversations as {{ funnel_type_double() }})
             / sum(turns_counted.conversations) over ()
             as {{ funnel_type_double() }}
-        ) as share,
+        ) as share,  -- noqa: RF04
         cast(
             cast(
                 sum(turns_counted.conversations) over (

@@ -25,7 +25,7 @@ stages_combined as (
         case
             when max(case when stage_reaches.source = 'event' then 1 else 0 end) = 1 then 'event'
             else min(stage_reaches.source)
-        end as source
+        end as source  -- noqa: RF04
     from stage_reaches
     group by
         stage_reaches.conversation_id,
@@ -38,10 +38,10 @@ conversation_stages as (
     select
         cast(stages_combined.conversation_id as {{ dbt.type_string() }}) as conversation_id,
         cast(stages_combined.funnel_name as {{ dbt.type_string() }}) as funnel_name,
-        cast(stages_combined.stage as {{ dbt.type_string() }}) as stage,
+        cast(stages_combined.stage as {{ dbt.type_string() }}) as stage,  -- noqa: RF04
         cast(stages_combined.stage_order as {{ dbt.type_int() }}) as stage_order,
         cast(stages_combined.reached_at as {{ dbt.type_timestamp() }}) as reached_at,
-        cast(stages_combined.source as {{ dbt.type_string() }}) as source
+        cast(stages_combined.source as {{ dbt.type_string() }}) as source  -- noqa: RF04
     from stages_combined
 )
 

@@ -51,7 +51,7 @@ stages_counted as (
         cast(stages_with_conversation_attributes.funnel_name as {{ dbt.type_string() }}) as funnel_name,
         cast(stages_with_conversation_attributes.conversation_date as date) as conversation_date,
         cast(stages_with_conversation_attributes.channel as {{ dbt.type_string() }}) as channel,
-        cast(stages_with_conversation_attributes.stage as {{ dbt.type_string() }}) as stage,
+        cast(stages_with_conversation_attributes.stage as {{ dbt.type_string() }}) as stage,  -- noqa: RF04
         cast(stages_with_conversation_attributes.stage_order as {{ dbt.type_int() }}) as stage_order,
         cast(sum(
             case when stages_with_conversation_attributes.has_reached_first_stage then 1 else 0 end

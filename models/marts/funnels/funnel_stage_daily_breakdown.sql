@@ -115,7 +115,7 @@ stages_counted as (
         cast(stages_segmented.conversation_date as date) as conversation_date,
         cast(stages_segmented.segment_type as {{ dbt.type_string() }}) as segment_type,
         cast(stages_segmented.segment_value as {{ dbt.type_string() }}) as segment_value,
-        cast(stages_segmented.stage as {{ dbt.type_string() }}) as stage,
+        cast(stages_segmented.stage as {{ dbt.type_string() }}) as stage,  -- noqa: RF04
         cast(stages_segmented.stage_order as {{ dbt.type_int() }}) as stage_order,
         cast(sum(
             case when stages_segmented.has_reached_first_stage then 1 else 0 end

@@ -51,7 +51,7 @@ stages_counted as (
 dropoffs_counted as (
     select
         dropoffs.funnel_name,
-        dropoffs.last_stage as stage,
+        dropoffs.last_stage as stage,  -- noqa: RF04
         sum(case when dropoffs.window_open then 0 else 1 end) as stopped_here,
         sum(case when dropoffs.window_open then 1 else 0 end) as window_open_here
     from dropoffs
@@ -134,7 +134,7 @@ stages_rated as (
 funnel_summary as (
     select
         cast(stages_rated.funnel_name as {{ dbt.type_string() }}) as funnel_name,
-        cast(stages_rated.stage as {{ dbt.type_string() }}) as stage,
+        cast(stages_rated.stage as {{ dbt.type_string() }}) as stage,  -- noqa: RF04
         cast(stages_rated.stage_order as {{ dbt.type_int() }}) as stage_order,
         cast(stages_rated.reached as {{ dbt.type_bigint() }}) as reached,
         cast(stages_rated.conversion_rate as {{ funnel_type_double() }}) as conversion_rate,

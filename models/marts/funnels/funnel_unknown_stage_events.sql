@@ -35,7 +35,9 @@ unknown_stage_events as (
 unknown_stages_counted as (
     select
         cast(coalesce(unknown_stage_events.funnel, '(missing)') as {{ dbt.type_string() }}) as funnel_name,
-        cast(coalesce(unknown_stage_events.stage, '(missing)') as {{ dbt.type_string() }}) as stage,
+        cast(
+            coalesce(unknown_stage_events.stage, '(missing)') as {{ dbt.type_string() }}
+        ) as stage,  -- noqa: RF04
         cast(count(*) as {{ dbt.type_bigint() }}) as events,
         cast(count(distinct unknown_stage_events.conversation_id) as {{ dbt.type_bigint() }}) as conversations,
         min(unknown_stage_events.event_at) as first_seen_at,

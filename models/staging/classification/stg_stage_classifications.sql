@@ -31,9 +31,9 @@ classifications_ranked as (
                 stage_classifications.stage
             order by
                 stage_classifications.classified_at desc nulls last,
-                case when stage_classifications.classifier = 'llm' then 0 else 1 end,
+                case when stage_classifications.classifier = 'llm' then 0 else 1 end asc,
                 stage_classifications.confidence desc nulls last,
-                stage_classifications.transcript_hash
+                stage_classifications.transcript_hash asc
         ) as recency_rank
     from stage_classifications
 ),
@@ -42,11 +42,11 @@ classifications_deduplicated as (
     select
         cast(conversation_id as {{ dbt.type_string() }}) as conversation_id,
         cast(funnel_name as {{ dbt.type_string() }}) as funnel_name,
-        cast(stage as {{ dbt.type_string() }}) as stage,
+        cast(stage as {{ dbt.type_string() }}) as stage,  -- noqa: RF04
         coalesce(reached, false) as is_reached,
         cast(confidence as {{ funnel_type_double() }}) as confidence,
         cast(lower(classifier) as {{ dbt.type_string() }}) as classifier,
-        cast(model as {{ dbt.type_string() }}) as model,
+        cast(model as {{ dbt.type_string() }}) as model,  -- noqa: RF04
         cast(prompt_version as {{ dbt.type_string() }}) as prompt_version,
         cast(transcript_hash as {{ dbt.type_string() }}) as transcript_hash,
         cast(classified_at as {{ dbt.type_timestamp() }}) as classified_at
