@@ -63,7 +63,7 @@ def built(generated, tmp_path_factory, dbt_target_dir) -> Warehouse:
 def frame(warehouse: Warehouse, sql: str) -> pd.DataFrame:
     import duckdb
 
-    con = duckdb.connect(str(warehouse.path), read_only=True)
+    con = duckdb.connect(str(warehouse.path))
     try:
         return con.execute(sql).df()
     finally:
@@ -290,35 +290,38 @@ def test_two_sided_p_value_macro_matches_scipy(built: Warehouse) -> None:
 
 
 def test_incremental_runs_equal_a_full_refresh(generated, tmp_path_factory, dbt_target_dir) -> None:
-    """Load the generated days in three batches (the late events last), run the
-    incremental metrics after each, then compare with --full-refresh on the same
+    """Load the generated days in four batches (the late events last), run the
+    incremental metrics after each and compare with the independent
+    recomputation of that moment, then with --full-refresh on the same
     warehouse. The lookback is 0, so only the touched-day and newest-event logic
     keeps the incremental tables right."""
     source, _ = generated
     warehouse = Warehouse(tmp_path_factory.mktemp("metrics-incremental"), dbt_target_dir)
     day_folders = sorted(p for p in source.iterdir() if p.is_dir() and p.name != "late")
-    batches = [day_folders[:7], day_folders[7:11], day_folders[11:] + [source / "late"]]
+    batches = [day_folders[:7], day_folders[7:10], day_folders[10:], [source / "late"]]
     incremental_vars = "{metrics_lookback_days: 0}"
-    select = "+metrics_daily +metrics_hourly"
+    warehouse.dbt("seed")
     snapshots = []
-    for number, batch in enumerate(batches):
+    for number, batch in enumerate(batches, start=1):
         for folder in batch:
             shutil.copytree(folder, warehouse.landing / folder.name)
-        warehouse.load()
-        warehouse.dbt("run", "--select", select, "--vars", incremental_vars)
-        snapshots.append(metric_tables(warehouse))
-        if number == 0:
-            assert warehouse.scalar("select count(distinct loaded_through_load_id) from marts.metrics_daily") == 1
+        assert warehouse.load().load_id == number
+        warehouse.dbt("run", "--select", "+metrics_daily +metrics_hourly", "--vars", incremental_vars)
+        daily, hourly = metric_tables(warehouse)
+        expected_daily = reference_metrics(*reference_inputs(warehouse), grain="metric_date")
+        assert_same_metrics(daily, expected_daily, KEY)
+        snapshots.append(daily)
+        if number in (2, 3):
+            # incremental, not a rebuild: the oldest days keep the first run's watermark
+            kept = warehouse.scalar("select min(loaded_through_load_id) from marts.metrics_daily")
+            assert kept < number, f"batch {number} recomputed every day"
 
-    incremental = snapshots[-1]
-    # the runs were incremental: rows of early days still carry the first load's watermark
-    assert warehouse.scalar("select min(loaded_through_load_id) from marts.metrics_daily") == 1
-    # the late batch changed days outside the (zero) lookback: the test can fail
-    before_late, after_late = snapshots[1][0], snapshots[2][0]
-    newest_before = max(before_late["metric_date"])
-    changed = changed_days(before_late, after_late)
-    assert any(day < newest_before for day in changed), "late events changed no past day"
+    # the late events changed days the day batches had left alone: the test can fail
+    newest_before_late = max(snapshots[2]["metric_date"])
+    changed = changed_days(snapshots[2], snapshots[3])
+    assert any(day < newest_before_late - dt.timedelta(days=3) for day in changed), changed
 
+    incremental = metric_tables(warehouse)
     warehouse.dbt("run", "--select", "metrics_daily metrics_hourly", "--full-refresh", "--vars", incremental_vars)
     full = metric_tables(warehouse)
     assert len(incremental[0]) == len(full[0]) and len(incremental[1]) == len(full[1])
@@ -340,3 +343,50 @@ def changed_days(before: pd.DataFrame, after: pd.DataFrame) -> set:
         merged["value_b"].astype(float), merged["value_a"].astype(float), equal_nan=True
     )
     return set(merged.loc[different, "metric_date"])
+
+
+def write_events(path: Path, events: list[dict]) -> None:
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(event) + "\n" for event in events))
+
+
+def event(event_id: str, conversation_id: str, event_type: str, timestamp: str, **properties) -> dict:
+    return {
+        "event_id": event_id, "conversation_id": conversation_id, "user_id": f"u-{conversation_id}",
+        "event_type": event_type, "timestamp": timestamp, "channel": "web", "properties": properties,
+    }
+
+
+def test_late_event_moving_a_conversation_empties_its_old_day(warehouse: Warehouse) -> None:
+    """Conversation x is alone on 2024-01-02; a late event puts its first event on
+    2024-01-01. The incremental run must drop 2024-01-02 entirely (delete+insert
+    alone would keep it) and recount 2024-01-01."""
+    write_events(warehouse.landing / "first.jsonl", [
+        event("y1", "y", "conversation_started", "2024-01-01T09:00:00Z", agent_id="a1"),
+        event("y2", "y", "user_message", "2024-01-01T09:00:05Z", content="hello", sentiment=0.5),
+        event("x1", "x", "conversation_started", "2024-01-02T10:00:00Z"),
+        event("x2", "x", "user_message", "2024-01-02T10:00:05Z", content="hi"),
+    ])
+    warehouse.load()
+    warehouse.dbt("seed")
+    run = ("run", "--select", "+metrics_daily +metrics_hourly", "--vars", "{metrics_lookback_days: 0}")
+    warehouse.dbt(*run)
+    days = warehouse.query("select distinct metric_date from marts.metrics_daily order by 1")
+    assert [d for (d,) in days] == [dt.date(2024, 1, 1), dt.date(2024, 1, 2)]
+
+    write_events(warehouse.landing / "late.jsonl", [
+        event("x0", "x", "interaction_initialized", "2024-01-01T23:00:00Z", device="mobile"),
+    ])
+    warehouse.load()
+    warehouse.dbt(*run)
+    days = warehouse.query("select distinct metric_date from marts.metrics_daily order by 1")
+    assert [d for (d,) in days] == [dt.date(2024, 1, 1)]
+    hours = warehouse.query("select distinct metric_hour from marts.metrics_hourly order by 1")
+    assert [h for (h,) in hours] == [dt.datetime(2024, 1, 1, 9), dt.datetime(2024, 1, 1, 23)]
+    counts = dict(warehouse.query(
+        "select segment_type || ':' || segment_value, value from marts.metrics_daily "
+        "where metric_name = 'conversations' and segment_type in ('all', 'device')"
+    ))
+    assert counts == {"all:all": 2, "device:mobile": 1, "device:unknown": 1}

@@ -39,14 +39,14 @@ hourly_summed as (
 
 compared as (
     select
-        coalesce(daily.metric_date, hourly_summed.metric_date) as metric_date,
-        coalesce(daily.metric_name, hourly_summed.metric_name) as metric_name,
-        coalesce(daily.segment_type, hourly_summed.segment_type) as segment_type,
-        coalesce(daily.segment_value, hourly_summed.segment_value) as segment_value,
         daily.numerator as daily_numerator,
         hourly_summed.numerator as hourly_numerator,
         daily.denominator as daily_denominator,
-        hourly_summed.denominator as hourly_denominator
+        hourly_summed.denominator as hourly_denominator,
+        coalesce(daily.metric_date, hourly_summed.metric_date) as metric_date,
+        coalesce(daily.metric_name, hourly_summed.metric_name) as metric_name,
+        coalesce(daily.segment_type, hourly_summed.segment_type) as segment_type,
+        coalesce(daily.segment_value, hourly_summed.segment_value) as segment_value
     from daily
     full outer join hourly_summed
         on

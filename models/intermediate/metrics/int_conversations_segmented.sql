@@ -70,14 +70,14 @@ conversation_segments as (
         'all' as segment_type,
         'all' as segment_value
     from conversations
-    {%- for attribute in attribute_segments %}
-    union all
-    select
-        conversations.conversation_id,
-        '{{ attribute }}' as segment_type,
-        coalesce(cast(conversations.{{ attribute }} as {{ dbt.type_string() }}), 'unknown') as segment_value
-    from conversations
-    {%- endfor %}
+    {% for attribute in attribute_segments %}
+        union all
+        select
+            conversations.conversation_id,
+            '{{ attribute }}' as segment_type,
+            coalesce(cast(conversations.{{ attribute }} as {{ dbt.type_string() }}), 'unknown') as segment_value
+        from conversations
+    {% endfor %}
     union all
     select
         exposures.conversation_id,

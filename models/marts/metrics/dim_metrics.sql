@@ -2,33 +2,30 @@
     same list that builds metrics_daily and metrics_hourly), so BI tools can
     join it and it cannot drift from the numbers. -#}
 {%- set metrics = metrics_definitions() %}
+{%- set null_string = 'cast(null as ' ~ dbt.type_string() ~ ')' %}
 
 with
 
 metric_glossary as (
-    {%- for metric in metrics %}
-    select
-        '{{ metric.name }}' as metric_name,
-        '{{ metric.kind }}' as metric_kind,
-        {{ 'true' if metric.proportion else 'false' }} as is_proportion,
-        {{ 'false' if metric.kind == 'percentile' else 'true' }} as is_alertable,
-        '{{ metric.unit }}' as unit,
-        {%- if metric.numerator_definition is none %}
-        cast(null as {{ dbt.type_string() }}) as numerator_definition,
-        {%- else %}
-        '{{ metric.numerator_definition | replace("'", "''") }}' as numerator_definition,
-        {%- endif %}
-        {%- if metric.denominator_definition is none %}
-        cast(null as {{ dbt.type_string() }}) as denominator_definition,
-        {%- else %}
-        '{{ metric.denominator_definition | replace("'", "''") }}' as denominator_definition,
-        {%- endif %}
-        '{{ metric.description | replace("'", "''") }}' as description,
-        {{ loop.index }} as display_order
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- endfor %}
+    {% for metric in metrics %}
+        {%- set numerator_definition = null_string if metric.numerator_definition is none
+            else "'" ~ (metric.numerator_definition | replace("'", "''")) ~ "'" %}
+        {%- set denominator_definition = null_string if metric.denominator_definition is none
+            else "'" ~ (metric.denominator_definition | replace("'", "''")) ~ "'" %}
+        select
+            '{{ metric.name }}' as metric_name,
+            '{{ metric.kind }}' as metric_kind,
+            {{ 'true' if metric.proportion else 'false' }} as is_proportion,
+            {{ 'false' if metric.kind == 'percentile' else 'true' }} as is_alertable,
+            '{{ metric.unit }}' as unit,
+            {{ numerator_definition }} as numerator_definition,
+            {{ denominator_definition }} as denominator_definition,
+            '{{ metric.description | replace("'", "''") }}' as description,
+            {{ loop.index }} as display_order
+        {% if not loop.last %}
+            union all
+        {% endif %}
+    {% endfor %}
 )
 
 select * from metric_glossary

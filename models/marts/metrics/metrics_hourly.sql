@@ -44,11 +44,11 @@ conversations_segmented as (
         int_conversations_segmented.sentiment_sum,
         int_conversations_segmented.sentiment_count
     from {{ ref('int_conversations_segmented') }} as int_conversations_segmented
-    {%- if is_incremental() %}
-    where int_conversations_segmented.metric_date in (
-        select metrics_days_to_refresh.metric_date from metrics_days_to_refresh
-    )
-    {%- endif %}
+    {% if is_incremental() %}
+        where int_conversations_segmented.metric_date in (
+            select metrics_days_to_refresh.metric_date from metrics_days_to_refresh
+        )
+    {% endif %}
 ),
 
 events as (

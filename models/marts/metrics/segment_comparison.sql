@@ -16,7 +16,10 @@
         ~ "(a count of conversations out of a count of conversations); choose one of: "
         ~ (metrics_definitions() | selectattr('proportion') | map(attribute='name') | join(', '))
     ) }}
-{%- endif %}
+{% endif %}
+{%- set open_end = 'metrics_daily.metric_date' %}
+{%- set period_start = "cast('" ~ start_date ~ "' as date)" if start_date is not none else open_end %}
+{%- set period_end = "cast('" ~ end_date ~ "' as date)" if end_date is not none else open_end %}
 {%- set z_95 = 1.959964 %}
 {%- set double = metrics_type_double() %}
 
@@ -32,12 +35,9 @@ metrics as (
     where
         metrics_daily.metric_name = '{{ metric_name }}'
         and metrics_daily.segment_type = '{{ segment_type }}'
-        {%- if start_date is not none %}
-        and metrics_daily.metric_date >= cast('{{ start_date }}' as date)
-        {%- endif %}
-        {%- if end_date is not none %}
-        and metrics_daily.metric_date <= cast('{{ end_date }}' as date)
-        {%- endif %}
+        -- an open end of the period compares the date with itself
+        and metrics_daily.metric_date >= {{ period_start }}
+        and metrics_daily.metric_date <= {{ period_end }}
 ),
 
 segments_aggregated as (
