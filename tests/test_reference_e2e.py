@@ -563,6 +563,20 @@ def _edge_case_run_1(landing: Path, now: datetime, base: datetime = BASE) -> Non
     (landing / "d" / "crlf.jsonl").write_bytes(
         ("\r\n".join(json.dumps(line) for line in crlf[:1]) + "\r\n\r\n" + json.dumps(crlf[1]) + "\r\n").encode()
     )
+    # Valid but awkward JSON: tab whitespace, non-ASCII, escapes, a long line, a NUL escape.
+    nasty = [
+        _event("n-0", "c-nasty", "conversation_started", _iso(t)),
+        _event("n-2", "c-nasty", "user_message", _iso(t + timedelta(seconds=2)),
+               {"content": "Ünïcödé 😊 中文 \"quoted\" back\\slash\ttab\nnewline it's"}),
+        _event("n-3", "c-nasty", "user_message", _iso(t + timedelta(seconds=3)), {"content": "long " * 40000}),
+        _event("n-4", "c-nasty", "user_message", _iso(t + timedelta(seconds=4)), {"content": "nul\u0000byte"}),
+    ]  # fmt: skip
+    tab_line = json.dumps(_event("n-1", "c-nasty", "agent_message", _iso(t + timedelta(seconds=1)))).replace(
+        ", ", ",\t"
+    )
+    body = [tab_line.encode()] + [json.dumps(line).encode() for line in nasty]
+    (landing / "e").mkdir(parents=True, exist_ok=True)
+    (landing / "e" / "nasty.jsonl").write_bytes(b"\n".join(body) + b"\n")
     # Only unusable ratings: feedback_score null, satisfaction without a feedback signal.
     _write_jsonl(landing / "d" / "ratings.jsonl", _conversation("c-bad-ratings", t, [
         ("conversation_started", 0, {}),
@@ -784,6 +798,13 @@ def built(tmp_path_factory: pytest.TempPathFactory, dbt_target_dir: Path) -> Bui
     probes.append(Probe("parquet_float_epoch_ms", "A float64 Parquet timestamp column (pandas int + NaN)", [],
                         "select count(*) from staging.stg_events where event_id like 'p41-%'",
                         {"accepted ('a number is epoch milliseconds')": 3, "rejected": 0}))
+    bad_utf8 = _completed("p-utf8", _event("p42-1", "p-utf8", "user_message", _iso(base), {"content": "@@"}), base)
+    (warehouse.landing / PROBE_DIR / "bad_utf8.jsonl").write_bytes(
+        "\n".join(json.dumps(line) for line in bad_utf8).replace("@@", "\udcff").encode("utf-8", "surrogateescape")
+        + b"\n"
+    )
+    probes.append(Probe("invalid_utf8_line", "A complete JSONL line with an invalid UTF-8 byte in a string", [],
+                        _staged("p42-1"), {"unreadable line": 0, "read with a replacement character": 1}))
     probes.append(Probe("utf8_bom", "A UTF-8 byte-order mark before the first JSONL line", [], _staged("p40-1"),
                         {"first line unreadable": 0, "BOM skipped": 1}))
 
@@ -1201,6 +1222,16 @@ def _probes(base: datetime = BASE) -> list[Probe]:
             _staged("p38-1"),
             {"accepted ('a number is epoch milliseconds')": 1, "rejected": 0},
         ),
+        Probe(
+            "duplicate_json_keys",
+            "A JSON object with the same key twice (event_type first 'user_message', then 'agent_message')",
+            ['{"event_id": "p39-1", "conversation_id": "p-dupkey", "event_type": "user_message", '
+             '"event_type": "agent_message", "timestamp": "' + ts + '"}']
+            + _completed("p-dupkey", ev("p39-0", "p-dupkey", "conversation_started"), t)[1:],
+            "select event_type from staging.stg_events where event_id = 'p39-1'",
+            {"last key wins (Python json)": "agent_message", "first key wins": "user_message",
+             "rejected": lambda actual: actual is None},
+        ),
     ]  # fmt: skip
 
 
@@ -1216,7 +1247,7 @@ def reference_database(ref: Reference) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     staged = pa.Table.from_pylist(
         [{"event_id": e.event_id, "event_at": e.event_at, "source_file": e.source_file,
-          "is_known_type": e.is_known_type} for e in ref.staging.staged]
+          "event_type": e.event_type, "is_known_type": e.is_known_type} for e in ref.staging.staged]
     )  # fmt: skip
     rejected = pa.Table.from_pylist(
         [{"reason": r.reason, "source_file": r.source_file,
