@@ -27,7 +27,7 @@ import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -296,7 +296,7 @@ def _event(event_id, conversation_id, event_type, at, properties=None, **extra) 
     return record
 
 
-def _conversation(cid: str, start: datetime, script: list[tuple], user: str | None = "u-" ) -> list[dict]:
+def _conversation(cid: str, start: datetime, script: list[tuple], user: str | None = "u-") -> list[dict]:
     """script: (event_type, seconds after start, properties) -> events with ids cid-e00..."""
     events = []
     for index, (event_type, seconds, properties) in enumerate(script):
