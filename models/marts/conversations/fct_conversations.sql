@@ -80,11 +80,7 @@ conversations_aggregated as (
         count(case when event_type = 'fallback_triggered' then 1 end) as fallback_count,
         count(case when event_type = 'handoff_requested' then 1 end) > 0 as had_handoff,
         count(case when event_type = 'conversation_abandoned' then 1 end) > 0
-            as has_abandon_event,
-        {{ first_value_by(
-            "case when event_type = 'user_message' then content end",
-            "case when event_type = 'user_message' then -event_sequence end"
-        ) }} as last_user_message
+            as has_abandon_event
     from events_sequenced
     group by conversation_id
 ),
@@ -99,6 +95,18 @@ first_abandon_events as (
     qualify row_number() over (
         partition by events_sequenced.conversation_id
         order by events_sequenced.event_sequence
+    ) = 1
+),
+
+last_user_messages as (
+    select
+        events_sequenced.conversation_id,
+        events_sequenced.content as last_user_message
+    from events_sequenced
+    where events_sequenced.event_type = 'user_message'
+    qualify row_number() over (
+        partition by events_sequenced.conversation_id
+        order by events_sequenced.event_sequence desc
     ) = 1
 ),
 
@@ -182,6 +190,7 @@ conversations_flagged as (
         conversations_aggregated.converted_at is not null as converted,
         first_replies.first_reply_at,
         first_abandon_events.first_abandon_event_turn,
+        last_user_messages.last_user_message,
         feedback_summarised.feedback_score,
         coalesce(feedback_summarised.feedback_signals, 0) as feedback_signals,
         coalesce(feedback_summarised.feedback_total, 0) as feedback_total,
@@ -197,6 +206,8 @@ conversations_flagged as (
         on conversations_aggregated.conversation_id = rephrases_counted.conversation_id
     left join first_abandon_events
         on conversations_aggregated.conversation_id = first_abandon_events.conversation_id
+    left join last_user_messages
+        on conversations_aggregated.conversation_id = last_user_messages.conversation_id
 ),
 
 abandonment_inferred as (
@@ -275,8 +286,8 @@ final as (
         conversations_scored.started,
         conversations_scored.last_event_at,
         {{ dbt.datediff(
-            'conversations_scored.started_at', 'conversations_scored.last_event_at', 'millisecond'
-        ) }} / 1000.0 as duration_seconds,
+            'conversations_scored.started_at', 'conversations_scored.last_event_at', 'microsecond'
+        ) }} / 1000000.0 as duration_seconds,
         conversations_scored.engaged,
         conversations_scored.user_turns,
         conversations_scored.agent_messages,
@@ -297,8 +308,8 @@ final as (
         {{ dbt.datediff(
             'conversations_scored.first_user_message_at',
             'conversations_scored.first_reply_at',
-            'millisecond'
-        ) }} as first_response_ms,
+            'microsecond'
+        ) }} / 1000.0 as first_response_ms,
         conversations_scored.satisfaction_score,
         conversations_scored.rephrase_count,
         case

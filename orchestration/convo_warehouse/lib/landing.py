@@ -275,13 +275,22 @@ def _lines_to_rows(con: duckdb.DuckDBPyConnection) -> None:
                 case when parse_error is null then json_extract_string(record, [{_JSON_PATHS}]) end
                     as fields,
                 case when parse_error is null then json_extract(record, '$.properties')::varchar end
-                    as properties
+                    as properties,
+                case when parse_error is null then json_type(record, '$.timestamp') end
+                    as timestamp_json_type,
+                case when parse_error is null then try_cast(json_extract(record, '$.timestamp') as double) end
+                    as timestamp_number
             from readable
         )
         select
             row_number,
             {", ".join(f"fields[{i + 1}] as {name}" for i, name in enumerate(FIELDS[:-1]) if name != "timestamp")},
-            fields[{FIELDS.index("timestamp") + 1}] as event_timestamp,
+            case
+                -- a JSON number with a fraction or exponent is still epoch
+                -- milliseconds: write it as an ISO time keeping microseconds
+                when timestamp_json_type = 'DOUBLE' then {_epoch_ms_number_as_text("timestamp_number")}
+                else fields[{FIELDS.index("timestamp") + 1}]
+            end as event_timestamp,
             nullif(properties, 'null') as properties,
             case when parse_error is not null then line end as raw_record,
             parse_error
@@ -289,6 +298,14 @@ def _lines_to_rows(con: duckdb.DuckDBPyConnection) -> None:
         """
     )
     con.execute("drop table _landing_lines")
+
+
+def _epoch_ms_number_as_text(expression: str) -> str:
+    """SQL: a (possibly fractional) epoch-milliseconds number -> ISO text in UTC."""
+    return (
+        f"strftime(make_timestamp(cast(round({expression} * 1000) as bigint)), "
+        "'%Y-%m-%dT%H:%M:%S.%fZ')"
+    )
 
 
 def _parquet_text(column: str, duck_type: str) -> str:
@@ -300,6 +317,8 @@ def _parquet_text(column: str, duck_type: str) -> str:
             return f"strftime(timezone('UTC', {quoted}), '%Y-%m-%dT%H:%M:%S.%fZ')"
         if upper.startswith("TIMESTAMP"):
             return f"strftime({quoted}, '%Y-%m-%dT%H:%M:%S.%f')"
+        if upper in ("FLOAT", "DOUBLE") or upper.startswith("DECIMAL"):
+            return _epoch_ms_number_as_text(f"{quoted}::double")
     if column == "properties" and (upper.startswith(("STRUCT", "MAP")) or upper == "JSON"):
         return f"to_json({quoted})::varchar"
     return f"{quoted}::varchar"
