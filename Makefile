@@ -17,7 +17,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: install run demo-data test dbt-test lint pytest bench ui clean clean-data
+.PHONY: install run demo-data test dbt-test lint pytest bench bench-classify classify-eval ui clean clean-data
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -60,6 +60,12 @@ test: dbt-test lint pytest
 
 bench: $(INSTALLED) target/manifest.json
 	$(BIN)/python benchmarks/bench_pipeline.py --events $${EVENTS:-2000000}
+
+bench-classify: $(INSTALLED)
+	$(BIN)/python benchmarks/bench_classify.py
+
+classify-eval: $(INSTALLED)
+	$(BIN)/convo-warehouse classify-eval --classifier rules
 
 # Dagster UI on http://127.0.0.1:3000 over the demo warehouse: parses dbt,
 # writes $(DAGSTER_HOME)/dagster.yaml (telemetry off, one writing run at a
