@@ -390,3 +390,32 @@ def test_late_event_moving_a_conversation_empties_its_old_day(warehouse: Warehou
         "where metric_name = 'conversations' and segment_type in ('all', 'device')"
     ))
     assert counts == {"all:all": 2, "device:mobile": 1, "device:unknown": 1}
+
+
+def test_newer_events_elsewhere_make_an_old_day_abandoned(warehouse: Warehouse) -> None:
+    """Inferred abandonment depends on the newest event in the warehouse. a (alone
+    on 2024-01-01) is silent for 15 minutes at the first run: not abandoned. The
+    second load only brings a conversation on 2024-01-03; a's day receives no
+    event and is outside the lookback, yet a is now abandoned and its day must
+    be recomputed."""
+    write_events(warehouse.landing / "first.jsonl", [
+        event("a1", "a", "conversation_started", "2024-01-01T23:40:00Z"),
+        event("a2", "a", "user_message", "2024-01-01T23:50:00Z", content="anyone there?"),
+        event("b1", "b", "conversation_started", "2024-01-02T00:05:00Z"),
+    ])
+    warehouse.load()
+    warehouse.dbt("seed")
+    run = ("run", "--select", "+metrics_daily +metrics_hourly", "--vars", "{metrics_lookback_days: 0}")
+    warehouse.dbt(*run)
+    abandonment = (
+        "select numerator from marts.metrics_daily where metric_name = 'abandonment_rate' "
+        "and segment_type = 'all' and metric_date = date '2024-01-01'"
+    )
+    assert warehouse.scalar(abandonment) == 0
+
+    write_events(warehouse.landing / "second.jsonl", [
+        event("c1", "c", "conversation_started", "2024-01-03T12:00:00Z"),
+    ])
+    warehouse.load()
+    warehouse.dbt(*run)
+    assert warehouse.scalar(abandonment) == 1
