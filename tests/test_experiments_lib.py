@@ -176,7 +176,23 @@ def test_verdict_lines():
     rows = [{"variant": "long", "absolute_lift": -0.004, "p_value": 0.41, "is_significant": False}]
     line = ex.verdict(rows, ["sample ratio mismatch (p=<0.001)"], True)
     assert line == "variant long -0.4 pts, p=0.410, not significant; sample ratio mismatch (p=<0.001)"
-    assert ex.verdict(rows, ["not enough traffic"], False).startswith("not enough traffic")
+    assert ex.verdict(rows, ["not enough traffic"], False) == "not enough traffic to compare variants"
+    assert (
+        ex.verdict(rows, ["not enough traffic", "sample ratio mismatch (p=<0.001)"], False)
+        == "not enough traffic to compare variants; sample ratio mismatch (p=<0.001)"
+    )
+    # the sample caveat qualifies a significant call
+    significant = [{"variant": "casual", "absolute_lift": 0.05, "p_value": 0.01, "is_significant": True}]
+    assert ex.verdict(significant, [], False) == (
+        "variant casual +5.0 pts, p=0.010, significant (sample below 500 sessions / 100 conversions per variant); healthy"
+    )
+    # with several variants, the significant one with the largest lift is named
+    several = [
+        {"variant": "b", "absolute_lift": 0.01, "p_value": 0.001, "is_significant": True},
+        {"variant": "c", "absolute_lift": 0.03, "p_value": 0.02, "is_significant": True},
+        {"variant": "d", "absolute_lift": 0.08, "p_value": 0.2, "is_significant": False},
+    ]
+    assert ex.verdict(several, [], True).startswith("variant c +3.0 pts")
 
 
 def test_health_problems():
@@ -188,3 +204,64 @@ def test_health_problems():
     )
     assert problems[0].startswith("sample ratio mismatch")
     assert "5.0% of conversations saw several variants" in problems[1]
+
+
+def variant(name, order, control, sessions, conversions, weight=0.5, **extra):
+    row = {
+        "test_name": "t", "variant": name, "variant_order": order, "is_control": control, "weight": weight,
+        "sessions": sessions, "conversions": conversions, "completions": 0, "handoffs": 0,
+        "satisfaction_n": 0, "satisfaction_mean": None, "satisfaction_variance": None,
+        "first_response_n": 0, "first_response_mean": None, "first_response_variance": None,
+        "primary_metric": None,
+    }
+    row.update(extra)
+    return row
+
+
+def test_score_conversion_test_rows():
+    rows = ex.score_conversion_test([variant("b", 1, False, 30, 16), variant("a", 0, True, 28, 14)])
+    assert [row["variant"] for row in rows] == ["a", "b"]  # variant_order, not input order
+    control, treated = rows
+    assert control["absolute_lift"] is None and control["is_significant"] is None
+    assert treated["z_score"] == pytest.approx(0.2539, abs=5e-5)
+    assert control["srm_p_value"] == treated["srm_p_value"] == ex.sample_ratio_mismatch([28, 30]).p_value
+    assert control["enough_sample"] is False and control["has_enough_traffic"] is True
+
+
+def test_score_conversion_test_zero_sessions_and_partial_weights():
+    rows = ex.score_conversion_test(
+        [variant("a", 0, True, 0, 0, weight=None), variant("b", 1, False, 40, 4, weight=0.7)]
+    )
+    control, treated = rows
+    assert control["conversion_rate"] is None
+    assert treated["conversion_rate"] == pytest.approx(0.1)
+    assert treated["absolute_lift"] is None and treated["p_value"] is None and treated["is_significant"] is None
+    # a missing weight means equal weights: 0 vs 40 against 20/20
+    assert treated["srm_chi_square"] == pytest.approx(40.0)
+
+
+def test_score_metrics_holm_family_and_guardrails():
+    control = variant(
+        "a", 0, True, 1000, 100, completions=400, handoffs=100,
+        satisfaction_n=900, satisfaction_mean=0.50, satisfaction_variance=0.04,
+        first_response_n=800, first_response_mean=3000.0, first_response_variance=250_000.0,
+    )
+    treated = variant(
+        "b", 1, False, 1000, 130, completions=420, handoffs=150,
+        satisfaction_n=900, satisfaction_mean=0.51, satisfaction_variance=0.04,
+        first_response_n=800, first_response_mean=2990.0, first_response_variance=250_000.0,
+    )
+    rows = {(row["variant"], row["metric_name"]): row for row in ex.score_metrics([control, treated])}
+    assert len(rows) == 10
+    family = [rows[("b", name)] for name in ("conversion_rate", "completion_rate", "satisfaction_score")]
+    adjusted = ex.holm([row["p_value"] for row in family])
+    assert [row["p_value_adjusted"] for row in family] == pytest.approx(adjusted)
+    assert rows[("b", "conversion_rate")]["metric_role"] == "primary"
+    assert rows[("b", "completion_rate")]["metric_role"] == "secondary"
+    # handoffs 10% -> 15%: significant and harmful (lower is better)
+    handoff = rows[("b", "handoff_rate")]
+    assert handoff["p_value_adjusted"] is None
+    assert handoff["is_significant"] is True and handoff["guardrail_breached"] is True
+    # first response 10 ms faster, not significant: no breach
+    assert rows[("b", "first_response_ms")]["guardrail_breached"] is False
+    assert all(rows[("a", name)]["p_value"] is None for name in ex.METRICS)

@@ -311,9 +311,10 @@ def verdict(variant_rows: Sequence[dict], problems: Sequence[str], enough_sample
     with the largest lift if any, else the one with the smallest p-value.
     Example: "variant casual +2.1 pts, p=0.003, significant; healthy".
     """
-    health = "; ".join(problems) if problems else "healthy"
     if "not enough traffic" in problems:
-        return f"not enough traffic to compare variants; {health}"
+        others = [problem for problem in problems if problem != "not enough traffic"]
+        return "; ".join(["not enough traffic to compare variants", *others])
+    health = "; ".join(problems) if problems else "healthy"
     scored = [row for row in variant_rows if row.get("absolute_lift") is not None]
     if not scored:
         return f"no comparison possible; {health}"
