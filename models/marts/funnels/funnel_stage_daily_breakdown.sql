@@ -52,12 +52,37 @@ exposures_ranked as (
         exposures.variant,
         row_number() over (
             partition by exposures.conversation_id, exposures.test_name
-            order by exposures.event_at, exposures.event_id
-        ) as exposure_rank,
-        count(distinct exposures.variant) over (
-            partition by exposures.conversation_id, exposures.test_name
-        ) as variant_count
+            order by exposures.event_at asc, exposures.event_id asc
+        ) as exposure_rank
     from exposures
+),
+
+exposures_variant_counted as (
+    select
+        exposures.conversation_id,
+        exposures.test_name,
+        count(distinct exposures.variant) as variant_count
+    from exposures
+    group by
+        exposures.conversation_id,
+        exposures.test_name
+),
+
+first_exposures as (
+    -- conversations that saw several variants of a test are contaminated:
+    -- left out of that test's segments
+    select
+        exposures_ranked.conversation_id,
+        exposures_ranked.test_name,
+        exposures_ranked.variant
+    from exposures_ranked
+    inner join exposures_variant_counted
+        on
+            exposures_ranked.conversation_id = exposures_variant_counted.conversation_id
+            and exposures_ranked.test_name = exposures_variant_counted.test_name
+    where
+        exposures_ranked.exposure_rank = 1
+        and exposures_variant_counted.variant_count <= 1
 ),
 
 conversation_segments as (
@@ -78,13 +103,10 @@ conversation_segments as (
     union all
 
     select
-        exposures_ranked.conversation_id,
-        'experiment:' || exposures_ranked.test_name as segment_type,
-        coalesce(exposures_ranked.variant, 'unknown') as segment_value
-    from exposures_ranked
-    where
-        exposures_ranked.exposure_rank = 1
-        and exposures_ranked.variant_count <= 1
+        first_exposures.conversation_id,
+        {{ dbt.concat(["'experiment:'", 'first_exposures.test_name']) }} as segment_type,
+        coalesce(first_exposures.variant, 'unknown') as segment_value
+    from first_exposures
 ),
 
 stages_segmented as (
