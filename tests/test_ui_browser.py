@@ -110,6 +110,20 @@ def ui_url(tmp_path_factory):
             pass
 
 
+def _open(page, url: str, wait_for_text: str) -> str:
+    """Go to ``url``, dismiss the first-visit community dialog, wait for a text; return the page text."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_text(wait_for_text, exact=True).first.wait_for(timeout=90_000)
+    try:  # shown once per browser profile, a moment after the page loads
+        page.get_by_role("button", name="Skip").first.click(timeout=5_000)
+    except PlaywrightTimeoutError:
+        pass
+    page.wait_for_timeout(1_500)
+    return page.inner_text("body")
+
+
 def test_asset_graph_lists_our_assets(ui_url):
     from playwright.sync_api import sync_playwright
 
@@ -120,28 +134,33 @@ def test_asset_graph_lists_our_assets(ui_url):
         )
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
-            # The catalog lists every asset by key.
-            page.goto(f"{ui_url}/assets", wait_until="domcontentloaded")
-            page.get_by_text("fct_conversations").first.wait_for(timeout=60_000)
-            catalog = page.inner_text("body")
-            page.screenshot(path=str(OUTPUT / "dagster_asset_catalog.png"), full_page=True)
-            for name in ("raw", "staging", "marts"):
-                assert name in catalog, f"{name!r} missing from the asset catalog"
 
-            # The global asset graph shows the lineage with our groups.
-            page.goto(f"{ui_url}/asset-groups", wait_until="domcontentloaded")
-            page.get_by_text("stg_events").first.wait_for(timeout=60_000)
-            page.wait_for_timeout(2_000)
+            # The global asset graph: one node per layer group, lineage between them.
+            graph = _open(page, f"{ui_url}/asset-groups", "Global asset lineage")
+            page.get_by_text("ingest").first.wait_for(timeout=60_000)
             graph = page.inner_text("body")
-            page.screenshot(path=str(OUTPUT / "dagster_asset_graph.png"), full_page=True)
-            for name in ("events", "stg_events", "fct_conversations"):
-                assert name in graph, f"{name!r} missing from the asset graph"
+            page.screenshot(path=str(OUTPUT / "dagster_asset_graph.png"))
+            for group in ("ingest", "seeds", "staging", "intermediate", "marts", "classification", "quarantine", "audit"):
+                assert group in graph, f"group {group!r} missing from the asset graph"
 
-            # Schedules and the sensor are registered.
-            page.goto(f"{ui_url}/automation", wait_until="domcontentloaded")
-            page.get_by_text("landing_files_sensor").first.wait_for(timeout=60_000)
-            automation = page.inner_text("body")
-            page.screenshot(path=str(OUTPUT / "dagster_automation.png"), full_page=True)
+            # The catalog lists assets by [schema, table] key.
+            catalog = _open(page, f"{ui_url}/assets", "Asset name")
+            page.screenshot(path=str(OUTPUT / "dagster_asset_catalog.png"))
+            assert "stage_classifications" in catalog
+            assert "reconciliation" in catalog
+
+            # An asset page with its checks: dbt tests and the GX suite.
+            checks = _open(
+                page, f"{ui_url}/assets/marts/fct_conversations?view=checks", "marts_fct_conversations_suite"
+            )
+            page.screenshot(path=str(OUTPUT / "dagster_fct_conversations_checks.png"))
+            assert "not_null_fct_conversations_conversation_id" in checks
+            raw_checks = _open(page, f"{ui_url}/assets/raw/events?view=checks", "raw_events_suite")
+            assert "blocking" in raw_checks.lower()
+
+            # Schedules and the sensor.
+            automation = _open(page, f"{ui_url}/automation", "landing_files_sensor")
+            page.screenshot(path=str(OUTPUT / "dagster_automation.png"))
             assert "build_all_job_schedule" in automation
             assert "load_and_rebuild_job_schedule" in automation
         finally:

@@ -63,8 +63,8 @@ def dagster_dev_command(host: str, port: int) -> list[str]:
         host,
         "--port",
         str(port),
-        "--module-name",
-        "convo_warehouse.definitions",
+        "--workspace",
+        str(REPO_ROOT / "workspace.yaml"),
     ]
 
 
