@@ -37,7 +37,8 @@ metrics_typed as (
         cast(metrics_scored.metric_type as varchar) as metric_type,
         cast(metrics_scored.higher_is_better as boolean) as higher_is_better,
         cast(metrics_scored.sample_size as bigint) as sample_size,
-        cast(metrics_scored.value as double) as value,  -- noqa: RF04 (same name as in metrics_daily)
+        -- named `value` as in metrics_daily
+        cast(metrics_scored.value as double) as value,  -- noqa: RF04
         cast(metrics_scored.control_value as double) as control_value,
         cast(metrics_scored.difference as double) as difference,
         cast(metrics_scored.relative_difference as double) as relative_difference,
