@@ -419,3 +419,33 @@ def test_newer_events_elsewhere_make_an_old_day_abandoned(warehouse: Warehouse) 
     warehouse.load()
     warehouse.dbt(*run)
     assert warehouse.scalar(abandonment) == 1
+
+
+def test_changed_history_rules_recompute_every_day(warehouse: Warehouse) -> None:
+    """A var that changes every conversation (abandon_after_minutes) with no new
+    event: the stored history fingerprint no longer matches, so the incremental
+    run recomputes days it would otherwise leave alone."""
+    write_events(warehouse.landing / "first.jsonl", [
+        event("a1", "a", "conversation_started", "2024-01-01T23:40:00Z"),
+        event("a2", "a", "user_message", "2024-01-01T23:50:00Z", content="anyone there?"),
+        event("c1", "c", "conversation_started", "2024-01-03T12:00:00Z"),
+    ])
+    warehouse.load()
+    warehouse.dbt("seed")
+    abandonment = (
+        "select numerator from marts.metrics_daily where metric_name = 'abandonment_rate' "
+        "and segment_type = 'all' and metric_date = date '2024-01-01'"
+    )
+    select = ("run", "--select", "+metrics_daily +metrics_hourly", "--vars")
+    # 100 hours of silence needed: a (36 hours silent) is not abandoned
+    warehouse.dbt(*select, "{metrics_lookback_days: 0, abandon_after_minutes: 6000}")
+    assert warehouse.scalar(abandonment) == 0
+    # back to 30 minutes, no new event: a's day is neither touched, nor near the
+    # newest event, nor in the lookback; only the fingerprint brings it back
+    warehouse.dbt(*select, "{metrics_lookback_days: 0, abandon_after_minutes: 30}")
+    assert warehouse.scalar(abandonment) == 1
+    hourly = warehouse.scalar(
+        "select sum(numerator) from marts.metrics_hourly where metric_name = 'abandonment_rate' "
+        "and segment_type = 'all' and metric_date = date '2024-01-01'"
+    )
+    assert hourly == 1

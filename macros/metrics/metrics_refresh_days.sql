@@ -9,15 +9,51 @@
       2. a conversation of it ended less than `abandon_after_minutes` before the
          newest event seen by the previous run: its inferred abandonment
          depends on the newest event in the warehouse, which may have moved;
-      3. it is within `metrics_lookback_days` of the newest conversation day.
+      3. it is within `metrics_lookback_days` of the newest conversation day;
+      4. every day, when the history the previous run saw reads differently now
+         (metrics_history_fingerprint: an alias added to the seed, changed
+         staging rules, changed abandon / rephrase vars).
     Emits the CTEs followed by a comma. -#}
 {% macro metrics_refresh_days() %}
     {%- if is_incremental() %}
-metrics_watermark as (
+previous_run_watermark as (
     select
-        coalesce(max(previous_run.loaded_through_load_id), -1) as loaded_through_load_id,
+        max(previous_run.loaded_through_load_id) as loaded_through_load_id,
         max(previous_run.newest_event_at) as newest_event_at
     from {{ this }} as previous_run
+),
+
+previous_run_fingerprint as (
+    select max(previous_run.history_fingerprint) as history_fingerprint
+    from {{ this }} as previous_run
+    inner join previous_run_watermark
+        on previous_run.loaded_through_load_id = previous_run_watermark.loaded_through_load_id
+),
+
+-- the history the previous run saw, as the warehouse reads it now
+history_read_now as (
+    select {{ metrics_history_fingerprint('stg_events') }} as history_fingerprint
+    from {{ ref('stg_events') }} as stg_events
+    inner join previous_run_watermark
+        on stg_events.load_id <= previous_run_watermark.loaded_through_load_id
+),
+
+-- history re-read differently (alias seed, staging rules, vars): every day
+-- is recomputed, as if there were no previous run
+metrics_watermark as (
+    select
+        case
+            when previous_run_fingerprint.history_fingerprint = history_read_now.history_fingerprint
+                then previous_run_watermark.loaded_through_load_id
+            else -1
+        end as loaded_through_load_id,
+        case
+            when previous_run_fingerprint.history_fingerprint = history_read_now.history_fingerprint
+                then previous_run_watermark.newest_event_at
+        end as newest_event_at
+    from previous_run_watermark
+    cross join previous_run_fingerprint
+    cross join history_read_now
 ),
 
 conversations_with_new_events as (

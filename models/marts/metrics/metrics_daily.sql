@@ -52,6 +52,7 @@ events as (
     select
         stg_events.load_id,
         stg_events.event_at,
+        stg_events.event_type,
         stg_events.is_known_type
     from {{ ref('stg_events') }} as stg_events
 ),
@@ -61,7 +62,8 @@ events as (
 build_watermark as (
     select
         max(events.load_id) as loaded_through_load_id,
-        max(case when events.is_known_type then events.event_at end) as newest_event_at
+        max(case when events.is_known_type then events.event_at end) as newest_event_at,
+        {{ metrics_history_fingerprint('events') }} as history_fingerprint
     from events
 ),
 
@@ -75,7 +77,8 @@ metrics_stamped as (
         metrics_long.denominator,
         metrics_long.value,
         cast(build_watermark.loaded_through_load_id as {{ dbt.type_bigint() }}) as loaded_through_load_id,
-        cast(build_watermark.newest_event_at as {{ dbt.type_timestamp() }}) as newest_event_at
+        cast(build_watermark.newest_event_at as {{ dbt.type_timestamp() }}) as newest_event_at,
+        cast(build_watermark.history_fingerprint as {{ dbt.type_string() }}) as history_fingerprint
     from metrics_long
     cross join build_watermark
 )
