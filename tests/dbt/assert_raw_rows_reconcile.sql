@@ -37,9 +37,11 @@ loads_compared as (
 ),
 
 mismatches as (
-    select * from totals_compared where raw_rows <> accounted_rows
+    select * from totals_compared
+    where raw_rows <> accounted_rows
     union all
-    select * from loads_compared where raw_rows <> accounted_rows
+    select * from loads_compared
+    where raw_rows <> accounted_rows
 )
 
 select * from mismatches

@@ -117,9 +117,10 @@ first_replies as (
         min(events.event_at) as first_reply_at
     from conversations_aggregated
     inner join events
-        on conversations_aggregated.conversation_id = events.conversation_id
-        and events.event_type = 'agent_message'
-        and events.event_at >= conversations_aggregated.first_user_message_at
+        on
+            conversations_aggregated.conversation_id = events.conversation_id
+            and events.event_type = 'agent_message'
+            and conversations_aggregated.first_user_message_at <= events.event_at
     group by conversations_aggregated.conversation_id
 ),
 
@@ -167,8 +168,9 @@ consecutive_messages_compared as (
         >= {{ var('rephrase_jaccard_threshold') }} as is_rephrase
     from user_message_words as later
     inner join user_message_words as earlier
-        on later.conversation_id = earlier.conversation_id
-        and later.message_sequence = earlier.message_sequence + 1
+        on
+            later.conversation_id = earlier.conversation_id
+            and later.message_sequence = earlier.message_sequence + 1
 ),
 
 rephrases_counted as (

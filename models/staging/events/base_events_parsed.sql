@@ -107,18 +107,22 @@ rows_explained as (
         case rows_validated.rejection_reason
             when 'unreadable_file' then rows_validated.parse_error
             when 'unreadable_line' then rows_validated.parse_error
-            when 'missing_required_field' then 'missing required field(s): ' || concat_ws(
-                ', ',
-                case when rows_validated.clean_event_id is null then 'event_id' end,
-                case when rows_validated.clean_conversation_id is null then 'conversation_id' end,
-                case when rows_validated.clean_event_type is null then 'event_type' end,
-                case when rows_validated.clean_timestamp is null then 'timestamp' end
-            )
+            when 'missing_required_field'
+                then 'missing required field(s): ' || concat_ws(
+                    ', ',
+                    case when rows_validated.clean_event_id is null then 'event_id' end,
+                    case when rows_validated.clean_conversation_id is null then 'conversation_id' end,
+                    case when rows_validated.clean_event_type is null then 'event_type' end,
+                    case when rows_validated.clean_timestamp is null then 'timestamp' end
+                )
             when 'unparseable_timestamp' then 'unparseable timestamp: ' || rows_validated.clean_timestamp
-            when 'future_timestamp' then 'timestamp ' || rows_validated.clean_timestamp
-                || ' is more than {{ var("max_future_hours") }} hours after load time '
-                || cast(rows_validated.loaded_at as {{ dbt.type_string() }})
-            when 'properties_not_object' then 'properties is not a JSON object: '
+            when 'future_timestamp'
+                then
+                    'timestamp ' || rows_validated.clean_timestamp
+                    || ' is more than {{ var("max_future_hours") }} hours after load time '
+                    || cast(rows_validated.loaded_at as {{ dbt.type_string() }})
+            when 'properties_not_object' then
+                'properties is not a JSON object: '
                 || coalesce(rows_validated.properties_kind, 'invalid JSON')
         end as rejection_detail,
         case
@@ -144,11 +148,11 @@ final as (
         {%- for name in all_properties %}
             {%- set item = list_item('rows_explained.property_values', loop.index) %}
             {%- if name in number_properties %}
-        {{ dbt.safe_cast(item, 'double') }} as {{ name }},
+                {{ dbt.safe_cast(item, 'double') }} as {{ name }},
             {%- elif name in integer_properties %}
-        {{ dbt.safe_cast(item, dbt.type_int()) }} as {{ name }},
+                {{ dbt.safe_cast(item, dbt.type_int()) }} as {{ name }},
             {%- else %}
-        {{ item }} as {{ name }},
+                {{ item }} as {{ name }},
             {%- endif %}
         {%- endfor %}
         rows_explained.rejection_reason,

@@ -22,7 +22,7 @@ event_types as (
 -- Validation came first, so a bad copy never wins. Among valid copies the
 -- first delivered wins: earliest load run, then file path, then row number.
 events_deduplicated as (
-    select *
+    select events_parsed.*
     from events_parsed
     qualify row_number() over (
         partition by events_parsed.event_id
