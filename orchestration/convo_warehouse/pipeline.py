@@ -93,6 +93,8 @@ def materialize_all(
     """
     from convo_warehouse.project import ensure_manifest
 
+    log_level = os.environ.get("CONVO_LOG_LEVEL", "INFO").upper()
+
     warehouse = Path(warehouse_path).resolve()
     landing = Path(landing_dir).resolve()
     values = {"CONVO_DUCKDB_PATH": str(warehouse), "CONVO_LANDING_DIR": str(landing)}
@@ -108,7 +110,12 @@ def materialize_all(
 
         job = defs.resolve_job_def(job_name)
         with dg.DagsterInstance.ephemeral() as instance:
-            result = job.execute_in_process(instance=instance, raise_on_error=False)
+            result = job.execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                # Step starts/ends and results, not Dagster's debug events.
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            )
     if raise_on_error and not result.success:
         raise PipelineError(
             f"pipeline run {result.run_id} failed:\n{_failure_message(result)}", result

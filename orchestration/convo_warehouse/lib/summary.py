@@ -24,8 +24,9 @@ def _percent(value: float | None) -> str:
 def reconciliation_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     totals = con.execute(
         """
-        select sum(raw_rows), sum(staged_rows), sum(duplicates_dropped), sum(quarantined_rows),
-               sum(unknown_type_rows), bool_and(is_reconciled)
+        select coalesce(sum(raw_rows), 0), coalesce(sum(staged_rows), 0),
+               coalesce(sum(duplicates_dropped), 0), coalesce(sum(quarantined_rows), 0),
+               coalesce(sum(unknown_type_rows), 0), coalesce(bool_and(is_reconciled), true)
         from audit.reconciliation
         """
     ).fetchone()

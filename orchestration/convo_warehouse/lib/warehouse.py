@@ -21,6 +21,11 @@ DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
 DEFAULT_LANDING = "data/landing"
 
 
+# Lock files this process holds -> the pid that took them (a forked child
+# inherits the dict but not the lock, so the pid is checked too).
+_HELD_LOCKS: dict[Path, int] = {}
+
+
 class WarehouseBusyError(RuntimeError):
     """Another process is writing to the warehouse."""
 
@@ -43,11 +48,12 @@ def landing_path(explicit: str | os.PathLike | None = None) -> Path:
 def writer_lock(path: Path) -> Iterator[None]:
     """Hold the warehouse's writer lock, or raise ``WarehouseBusyError`` at once.
 
-    The lock is re-entrant within one process through ``CONVO_WAREHOUSE_LOCK_HELD``
-    so that the pipeline's steps (run in-process by Dagster) can check it too.
+    The lock is re-entrant within one process (not inherited by child
+    processes), so the pipeline's steps, run in-process by Dagster inside
+    ``convo-warehouse run``, can take it too.
     """
-    lock_file = Path(f"{path}.lock")
-    if os.environ.get("CONVO_WAREHOUSE_LOCK_HELD") == str(lock_file):
+    lock_file = Path(f"{path}.lock").resolve()
+    if _HELD_LOCKS.get(lock_file) == os.getpid():
         yield
         return
     lock_file.parent.mkdir(parents=True, exist_ok=True)
@@ -66,11 +72,11 @@ def writer_lock(path: Path) -> Iterator[None]:
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
-        os.environ["CONVO_WAREHOUSE_LOCK_HELD"] = str(lock_file)
+        _HELD_LOCKS[lock_file] = os.getpid()
         try:
             yield
         finally:
-            os.environ.pop("CONVO_WAREHOUSE_LOCK_HELD", None)
+            _HELD_LOCKS.pop(lock_file, None)
             handle.seek(0)
             handle.truncate()
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
