@@ -4,7 +4,49 @@
 with
 
 events_parsed as (
-    select * from {{ ref('base_events_parsed') }}
+    select
+        event_id,
+        conversation_id,
+        user_id,
+        raw_event_type,
+        event_at,
+        channel,
+        properties,
+        device,
+        source,
+        language,
+        environment,
+        page_url,
+        agent_id,
+        lead_score,
+        content,
+        turn,
+        message_length,
+        intent,
+        intent_confidence,
+        sentiment,
+        model,
+        latency_ms,
+        response_length,
+        tool_name,
+        topic,
+        reason,
+        rating,
+        comment,
+        goal,
+        funnel,
+        stage,
+        test_name,
+        variant,
+        button,
+        flow_name,
+        total_turns,
+        abandoned_at_turn,
+        load_id,
+        loaded_at,
+        source_file,
+        row_number
+    from {{ ref('base_events_parsed') }}
     where rejection_reason is null
 ),
 
@@ -21,13 +63,45 @@ event_types as (
 
 -- Validation came first, so a bad copy never wins. Among valid copies the
 -- first delivered wins: earliest load run, then file path, then row number.
+-- Only repeated event_ids are ranked (a window over every wide row is the
+-- slowest way to do this); the later copies are then left out.
+delivery_keys as (
+    select
+        events_parsed.event_id,
+        events_parsed.load_id,
+        events_parsed.source_file,
+        events_parsed.row_number
+    from events_parsed
+),
+
+repeated_event_ids as (
+    select delivery_keys.event_id
+    from delivery_keys
+    group by delivery_keys.event_id
+    having count(*) > 1
+),
+
+later_deliveries as (
+    select delivery_keys.*
+    from delivery_keys
+    inner join repeated_event_ids
+        on delivery_keys.event_id = repeated_event_ids.event_id
+    qualify row_number() over (
+        partition by delivery_keys.event_id
+        order by delivery_keys.load_id, delivery_keys.source_file, delivery_keys.row_number
+    ) > 1
+),
+
 events_deduplicated as (
     select events_parsed.*
     from events_parsed
-    qualify row_number() over (
-        partition by events_parsed.event_id
-        order by events_parsed.load_id, events_parsed.source_file, events_parsed.row_number
-    ) = 1
+    left join later_deliveries
+        on
+            events_parsed.event_id = later_deliveries.event_id
+            and events_parsed.load_id = later_deliveries.load_id
+            and events_parsed.source_file = later_deliveries.source_file
+            and events_parsed.row_number = later_deliveries.row_number
+    where later_deliveries.event_id is null
 ),
 
 events_typed as (
