@@ -19,6 +19,13 @@
     'turn', 'message_length', 'response_length', 'total_turns', 'abandoned_at_turn',
 ] -%}
 {%- set all_properties = text_properties + number_properties + integer_properties -%}
+{%- set raw_columns = [
+    ('event_id', 'raw_event_id'), ('conversation_id', 'raw_conversation_id'),
+    ('session_id', 'raw_session_id'), ('user_id', 'raw_user_id'),
+    ('customer_id', 'raw_customer_id'), ('event_type', 'raw_event_type_text'),
+    ('event_timestamp', 'raw_timestamp'), ('channel', 'raw_channel'),
+    ('properties', 'raw_properties'),
+] -%}
 
 with
 
@@ -157,16 +164,15 @@ final as (
         {%- endfor %}
         rows_explained.rejection_reason,
         rows_explained.rejection_detail,
-        rows_explained.event_id as raw_event_id,
-        rows_explained.conversation_id as raw_conversation_id,
-        rows_explained.session_id as raw_session_id,
-        rows_explained.user_id as raw_user_id,
-        rows_explained.customer_id as raw_customer_id,
-        rows_explained.event_type as raw_event_type_text,
-        rows_explained.event_timestamp as raw_timestamp,
-        rows_explained.channel as raw_channel,
-        rows_explained.properties as raw_properties,
-        rows_explained.raw_record
+        -- the raw text, kept for quarantined rows only (valid rows have it typed)
+        {%- for raw_column, raw_alias in raw_columns %}
+            case
+                when rows_explained.rejection_reason is not null then rows_explained.{{ raw_column }}
+            end as {{ raw_alias }},
+        {%- endfor %}
+        case
+            when rows_explained.rejection_reason is not null then rows_explained.raw_record
+        end as raw_record
     from rows_explained
 )
 
