@@ -50,6 +50,18 @@ events_parsed as (
     where rejection_reason is null
 ),
 
+-- The dedupe keys are read on their own: a CTE used twice (events_parsed)
+-- would be materialized in full by DuckDB, wide rows and all.
+delivery_keys as (
+    select
+        event_id,
+        load_id,
+        source_file,
+        row_number
+    from {{ ref('base_events_parsed') }}
+    where rejection_reason is null
+),
+
 event_type_aliases as (
     select
         alias,
@@ -65,14 +77,6 @@ event_types as (
 -- first delivered wins: earliest load run, then file path, then row number.
 -- Only repeated event_ids are ranked (a window over every wide row is the
 -- slowest way to do this); the later copies are then left out.
-delivery_keys as (
-    select
-        events_parsed.event_id,
-        events_parsed.load_id,
-        events_parsed.source_file,
-        events_parsed.row_number
-    from events_parsed
-),
 
 repeated_event_ids as (
     select delivery_keys.event_id
