@@ -31,58 +31,15 @@ conversations as (
     from {{ ref('fct_conversations') }}
 ),
 
-exposures as (
+-- one variant per conversation and test; contaminated conversations (more
+-- than one variant seen) are left out of that test's segments
+uncontaminated_exposures as (
     select
         conversation_id,
-        event_id,
-        event_at,
         test_name,
         variant
-    from {{ ref('stg_events') }}
-    where
-        is_known_type
-        and event_type = 'experiment_exposure'
-        and test_name is not null
-),
-
-exposures_ranked as (
-    select
-        exposures.conversation_id,
-        exposures.test_name,
-        exposures.variant,
-        row_number() over (
-            partition by exposures.conversation_id, exposures.test_name
-            order by exposures.event_at asc, exposures.event_id asc
-        ) as exposure_rank
-    from exposures
-),
-
-exposures_variant_counted as (
-    select
-        exposures.conversation_id,
-        exposures.test_name,
-        count(distinct exposures.variant) as variant_count
-    from exposures
-    group by
-        exposures.conversation_id,
-        exposures.test_name
-),
-
-first_exposures as (
-    -- conversations that saw several variants of a test are contaminated:
-    -- left out of that test's segments
-    select
-        exposures_ranked.conversation_id,
-        exposures_ranked.test_name,
-        exposures_ranked.variant
-    from exposures_ranked
-    inner join exposures_variant_counted
-        on
-            exposures_ranked.conversation_id = exposures_variant_counted.conversation_id
-            and exposures_ranked.test_name = exposures_variant_counted.test_name
-    where
-        exposures_ranked.exposure_rank = 1
-        and exposures_variant_counted.variant_count <= 1
+    from {{ ref('ab_test_exposures') }}
+    where variant_count = 1
 ),
 
 conversation_segments as (
@@ -103,10 +60,10 @@ conversation_segments as (
     union all
 
     select
-        first_exposures.conversation_id,
-        {{ dbt.concat(["'experiment:'", 'first_exposures.test_name']) }} as segment_type,
-        coalesce(first_exposures.variant, 'unknown') as segment_value
-    from first_exposures
+        uncontaminated_exposures.conversation_id,
+        {{ dbt.concat(["'experiment:'", 'uncontaminated_exposures.test_name']) }} as segment_type,
+        uncontaminated_exposures.variant as segment_value
+    from uncontaminated_exposures
 ),
 
 stages_segmented as (
