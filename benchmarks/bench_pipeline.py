@@ -1,10 +1,19 @@
-"""Benchmark: our loader + dbt build of the facts vs the floor, in one run.
+"""Benchmark: the whole pipeline's full build, one new day and a no-op run vs the floor.
 
-The floor is one hand-written DuckDB query that reads the raw Parquet files
-and computes the same per-conversation columns (validated, de-duplicated,
-alias-mapped events -> counts, flags, first response, satisfaction,
-rephrases). Both sides run as child processes on the same files, one after
-the other, and we report wall time, the ratio and each side's peak RSS.
+In one run, on the same generated JSONL files (the contract's format):
+
+1. **full build**: ``convo-warehouse run`` (the Dagster job: loader, every dbt
+   model and test, rules classifier, GX suites) on 30 of 31 days, from empty;
+2. **one new day**: the 31st day's file is added, ``convo-warehouse run`` again;
+3. **no-op**: ``convo-warehouse run`` once more, with nothing new;
+4. **floor**: one hand-written DuckDB query reading all 31 days of raw JSONL
+   and computing the per-conversation facts (validation, dedupe, aliases,
+   counts, flags, first response, feedback, rephrases, inferred abandonment).
+
+Each is a child process; we report wall time, the ratio to the floor and the
+peak resident memory of the largest process of its tree. For the full build
+we also report *load + facts*: the loader step plus the dbt models up to
+``fct_conversations`` (their execution times from dbt's run_results.json).
 
     .venv/bin/python benchmarks/bench_pipeline.py --events 2000000
     make bench EVENTS=10000000
@@ -15,15 +24,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 EVENTS_PER_CONVERSATION = 12.4  # measured on the generator's output
+DAYS = 31  # 30 days of history, then one new day
+END_DATE = "2026-01-31"
 
 FLOOR_QUERY = r"""
 create table floor_facts as
@@ -36,9 +49,16 @@ with raw as (
         trim(timestamp) as ts,
         channel,
         properties,
-        filename,
-        file_row_number
-    from read_parquet('{landing}/**/*.parquet', union_by_name = true, filename = true, file_row_number = true)
+        filename
+    from read_ndjson(
+        '{landing}/**/*.jsonl',
+        columns = {{
+            event_id: 'VARCHAR', conversation_id: 'VARCHAR', session_id: 'VARCHAR', user_id: 'VARCHAR',
+            customer_id: 'VARCHAR', event_type: 'VARCHAR', timestamp: 'VARCHAR', channel: 'VARCHAR',
+            properties: 'JSON'
+        }},
+        ignore_errors = true, filename = true
+    )
 ),
 parsed as (
     select *,
@@ -54,7 +74,7 @@ valid as (
     where event_id is not null and conversation_id is not null and raw_type is not null
       and event_at is not null and event_at <= now()::timestamp + interval 1 day
       and (properties is null or json_type(properties) = 'OBJECT')
-    qualify row_number() over (partition by event_id order by filename, file_row_number) = 1
+    qualify row_number() over (partition by event_id order by filename) = 1
 ),
 typed as (
     select *,
@@ -128,13 +148,6 @@ left join replies using (conversation_id)
 left join rephrases using (conversation_id)
 """
 
-LOAD_SCRIPT = """
-import sys, duckdb, pathlib
-from convo_warehouse.lib.landing import load_landing
-con = duckdb.connect(sys.argv[1])
-print(load_landing(con, pathlib.Path(sys.argv[2]), progress=False).summary())
-"""
-
 FLOOR_SCRIPT = """
 import sys, duckdb
 con = duckdb.connect(sys.argv[1])
@@ -142,9 +155,19 @@ con.execute(sys.argv[2])
 print(con.execute("select count(*) from floor_facts").fetchone()[0], "conversations")
 """
 
+COUNT_SCRIPT = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+print(con.execute("select count(*) from raw.events").fetchone()[0])
+"""
+
+# Models whose time counts as "facts" besides the loader: fct_conversations
+# and every model it is built from (read from the manifest).
+FACTS_MODEL = "model.convo_warehouse.fct_conversations"
+
 
 def timed_child(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Run a child process; return (seconds, peak RSS in MiB, stdout tail)."""
+    """Run a child process; return (seconds, peak RSS of its largest process in MiB, output)."""
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = process.stdout.read()
@@ -152,7 +175,45 @@ def timed_child(command: list[str], env: dict[str, str] | None = None) -> tuple[
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command[:3])} failed:\n{output[-3000:]}")
-    return seconds, usage.ru_maxrss / 1024, output.strip().splitlines()[-1] if output.strip() else ""
+    return seconds, usage.ru_maxrss / 1024, output
+
+
+def facts_seconds(target: Path, since: float, output: str) -> float | None:
+    """Loader step + dbt models up to fct_conversations, for the run that started at ``since``."""
+    loader = _loader_seconds(output)
+    manifest_file = target / "manifest.json"
+    if loader is None or not manifest_file.exists():
+        return None
+    parents = json.loads(manifest_file.read_text())["parent_map"]
+    wanted, stack = set(), [FACTS_MODEL]
+    while stack:
+        node = stack.pop()
+        if node.startswith("model.") and node not in wanted:
+            wanted.add(node)
+            stack.extend(parents.get(node, []))
+    seconds = 0.0
+    for results_file in target.glob("*/run_results.json"):
+        if results_file.stat().st_mtime < since:
+            continue
+        for result in json.loads(results_file.read_text())["results"]:
+            if result["unique_id"] in wanted:
+                seconds += result["execution_time"]
+    return loader + seconds
+
+
+def _loader_seconds(output: str) -> float | None:
+    """From the Dagster log: the loader's 'loading new files' line to its summary line."""
+    stamps = {}
+    for line in output.splitlines():
+        match = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \+0000 - dagster - \w+ - \S+ - \S+ - load_landing_files - (\S+)", line)
+        if match:
+            moment = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S")
+            stamps.setdefault("start" if match.group(2) == "loading" else "end", moment)
+            if match.group(2) == "load":
+                stamps["end"] = moment
+    if "start" in stamps and "end" in stamps:
+        return (stamps["end"] - stamps["start"]).total_seconds()
+    return None
 
 
 def main() -> None:
@@ -166,64 +227,94 @@ def main() -> None:
     work = args.workdir.resolve()
     shutil.rmtree(work, ignore_errors=True)
     landing = work / "landing"
+    held_back = work / "held_back"
     work.mkdir(parents=True)
+    held_back.mkdir()
     conversations = max(1, int(args.events / EVENTS_PER_CONVERSATION))
 
-    print(f"generating ~{args.events:,} events ({conversations:,} conversations, Parquet) ...", flush=True)
+    print(f"generating ~{args.events:,} events ({conversations:,} conversations over {DAYS} days, JSONL) ...", flush=True)
     gen_seconds, gen_rss, _ = timed_child(
-        [str(BIN / "convo-warehouse"), "generate", "-n", str(conversations), "--days", "14", "--seed", str(args.seed),
-         "--end-date", "2026-01-31", "--format-mix", "parquet=1", "--out", str(landing), "-q"]
+        [str(BIN / "convo-warehouse"), "generate", "-n", str(conversations), "--days", str(DAYS), "--seed", str(args.seed),
+         "--end-date", END_DATE, "--format-mix", "jsonl=1", "--out", str(landing), "-q"]
     )
+    # The last day is held back: it is the "one new day" of the second run.
+    new_day = landing / END_DATE
+    shutil.move(str(new_day), held_back / END_DATE)
+
     warehouse = work / "warehouse.duckdb"
+    target = work / "target"
     env = {
         **os.environ,
         "CONVO_DUCKDB_PATH": str(warehouse),
-        "DBT_TARGET_PATH": str(work / "target"),
+        "CONVO_LANDING_DIR": str(landing),
+        "CONVO_CLASSIFIER": "rules",
+        "DBT_TARGET_PATH": str(target),
         "DBT_LOG_PATH": str(work / "logs"),
         "DBT_PROFILES_DIR": str(REPO_ROOT),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DAGSTER_HOME": str(work / "dagster_home"),
     }
-    # Parse once outside the timing: a fixed cost of dbt, not of the data.
-    timed_child([str(BIN / "dbt"), "parse", "--quiet"], env)
+    (work / "dagster_home").mkdir()
+    (work / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    # Parse once outside the timing: a fixed cost of a changed project, not of the data.
+    timed_child([sys.executable, "-c", "from convo_warehouse.project import ensure_manifest; ensure_manifest()"], env)
+    run = [str(BIN / "convo-warehouse"), "run", "--quiet"]
 
-    print("ours: loader ...", flush=True)
-    load_seconds, load_rss, load_out = timed_child([sys.executable, "-c", LOAD_SCRIPT, str(warehouse), str(landing)], env)
-    print(f"  {load_out}")
-    print("ours: dbt build of the facts (staging, quarantine, fct_conversations, their tests) ...", flush=True)
-    dbt_seconds, dbt_rss, _ = timed_child(
-        [str(BIN / "dbt"), "build", "--quiet", "--select", "+fct_conversations", "--indirect-selection", "cautious"], env
+    print(f"full build of {DAYS - 1} days (convo-warehouse run) ...", flush=True)
+    started = time.time()
+    full_seconds, full_rss, full_output = timed_child(run, env)
+    full_facts = facts_seconds(target, started, full_output)
+    history_events = int(subprocess.run([sys.executable, "-c", COUNT_SCRIPT, str(warehouse)],
+                                        capture_output=True, text=True, check=True).stdout)
+
+    print("one new day ...", flush=True)
+    shutil.move(str(held_back / END_DATE), new_day)
+    day_seconds, day_rss, _ = timed_child(run, env)
+    events = int(subprocess.run([sys.executable, "-c", COUNT_SCRIPT, str(warehouse)],
+                                capture_output=True, text=True, check=True).stdout)
+
+    print("no-op run ...", flush=True)
+    noop_seconds, noop_rss, noop_output = timed_child(run, env)
+    if "nothing built" not in noop_output:
+        raise SystemExit(f"the no-op run built something:\n{noop_output[-3000:]}")
+
+    print("floor: one hand-written DuckDB query over the raw JSONL files ...", flush=True)
+    floor_seconds, floor_rss, floor_output = timed_child(
+        [sys.executable, "-c", FLOOR_SCRIPT, str(work / "floor.duckdb"), FLOOR_QUERY.format(landing=landing)]
     )
-    events = int(subprocess.run(
-        [sys.executable, "-c", f"import duckdb; print(duckdb.connect('{warehouse}', read_only=True).execute('select count(*) from raw.events').fetchone()[0])"],
-        capture_output=True, text=True, check=True,
-    ).stdout)
+    print(f"  {floor_output.strip()}")
 
-    print("floor: one hand-written DuckDB query over the raw Parquet files ...", flush=True)
-    floor_db = work / "floor.duckdb"
-    floor_seconds, floor_rss, floor_out = timed_child(
-        [sys.executable, "-c", FLOOR_SCRIPT, str(floor_db), FLOOR_QUERY.format(landing=landing)]
-    )
-    print(f"  {floor_out}")
-
-    ours = load_seconds + dbt_seconds
+    rows = [
+        ("full build (30 days)", full_seconds, full_rss),
+        ("  of which load + facts", full_facts, None),
+        ("one new day", day_seconds, day_rss),
+        ("no-op run", noop_seconds, noop_rss),
+        ("floor: one query (31 days)", floor_seconds, floor_rss),
+    ]
     result = {
         "raw_events": events,
+        "raw_events_history": history_events,
         "conversations": conversations,
         "generate_seconds": round(gen_seconds, 2),
-        "load_seconds": round(load_seconds, 2),
-        "dbt_build_seconds": round(dbt_seconds, 2),
-        "ours_seconds": round(ours, 2),
-        "floor_seconds": round(floor_seconds, 2),
-        "ratio": round(ours / floor_seconds, 2),
-        "peak_rss_mib": {"generate": round(gen_rss), "load": round(load_rss), "dbt": round(dbt_rss), "floor": round(floor_rss)},
+        "generate_peak_rss_mib": round(gen_rss),
+        "phases": {
+            name.strip(): {
+                "seconds": None if seconds is None else round(seconds, 2),
+                "ratio_to_floor": None if seconds is None else round(seconds / floor_seconds, 2),
+                "peak_rss_mib": None if rss is None else round(rss),
+            }
+            for name, seconds, rss in rows
+        },
+        "new_day_share_of_full_build": round(day_seconds / full_seconds, 3),
     }
     print()
-    print(f"raw events              {events:>12,}")
-    print(f"ours: load              {load_seconds:>10.2f} s   peak {load_rss:,.0f} MiB")
-    print(f"ours: dbt build facts   {dbt_seconds:>10.2f} s   peak {dbt_rss:,.0f} MiB")
-    print(f"ours: total             {ours:>10.2f} s")
-    print(f"floor: one query        {floor_seconds:>10.2f} s   peak {floor_rss:,.0f} MiB")
-    print(f"ratio ours / floor      {ours / floor_seconds:>10.2f} x")
+    print(f"raw events: {events:,} ({history_events:,} in the first 30 days)")
+    print(f"{'phase':<28} {'seconds':>9} {'x floor':>8} {'peak MiB':>9}")
+    for name, seconds, rss in rows:
+        shown = "n/a" if seconds is None else f"{seconds:.1f}"
+        ratio = "" if seconds is None else f"{seconds / floor_seconds:.1f}x"
+        print(f"{name:<28} {shown:>9} {ratio:>8} {'' if rss is None else f'{rss:,.0f}':>9}")
+    print(f"one new day / full build: {day_seconds / full_seconds:.1%}")
     results_dir = REPO_ROOT / "benchmarks" / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / f"pipeline_{events}.json").write_text(json.dumps(result, indent=2))

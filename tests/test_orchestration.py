@@ -128,17 +128,43 @@ def test_full_job_runs_in_process_on_generated_data(built_warehouse):
     assert {"raw_events_suite", "marts_fct_conversations_suite"} <= suites
 
 
-def test_second_run_without_new_files_loads_nothing(built_warehouse):
+def test_second_run_without_new_files_builds_nothing(built_warehouse):
     from convo_warehouse.pipeline import materialize_all
 
     database, landing, _summary, _result = built_warehouse
-    result = materialize_all(database, landing)
-    [raw_materialization] = [
-        event.materialization
-        for event in result.get_asset_materialization_events()
-        if event.asset_key == RAW
-    ]
-    assert raw_materialization.metadata["files_loaded"].value == 0
+    said = []
+    assert materialize_all(database, landing, report=said.append) is None
+    assert len(said) == 1 and "nothing built" in said[0]
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        runs = con.execute(
+            "select job_name, count(*) from audit.pipeline_runs where completed_at is not null group by 1"
+        ).fetchall()
+    finally:
+        con.close()
+    assert runs == [("build_all_job", 1)]
+
+
+def test_job_itself_skips_every_step_after_the_loader_when_nothing_is_new(built_warehouse, monkeypatch):
+    """Launched by a schedule or from the UI (no pre-check): the loader finds nothing new
+    and materializes nothing, so Dagster skips the dbt steps, the classifier and the checks."""
+    from convo_warehouse.definitions import defs
+
+    database, landing, _summary, _result = built_warehouse
+    monkeypatch.setenv("CONVO_DUCKDB_PATH", str(database))
+    monkeypatch.setenv("CONVO_LANDING_DIR", str(landing))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("build_all_job").execute_in_process(instance=instance)
+    assert result.success
+    succeeded = {
+        event.step_key for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_SUCCESS
+    }
+    skipped = {
+        event.step_key for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_SKIPPED
+    }
+    assert succeeded == {"load_landing_files"}
+    assert {"dbt_models", "classification__stage_classifications", "audit__pipeline_runs"} <= skipped
+    assert result.get_asset_materialization_events() == []
 
 
 # ---------------------------------------------------------------------------

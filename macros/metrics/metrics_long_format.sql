@@ -21,9 +21,9 @@ metrics_aggregated as (
         {%- if metric.kind == 'percentile' %}
         {{ metrics_percentile_cont(from_cte ~ '.' ~ metric.expression, metric.percentile) }} as {{ metric.name }}__value,
         {%- else %}
-        sum({{ metric.numerator }}) as {{ metric.name }}__numerator,
+        {{ exact_sum(metric.numerator) }} as {{ metric.name }}__numerator,
         {%- if metric.kind == 'ratio' %}
-        sum({{ metric.denominator }}) as {{ metric.name }}__denominator,
+        {{ exact_sum(metric.denominator) }} as {{ metric.name }}__denominator,
         {%- endif %}
         {%- endif %}
         {%- endfor %}

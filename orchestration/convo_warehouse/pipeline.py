@@ -4,22 +4,30 @@
 run is ``build_all_job`` from ``convo_warehouse.definitions``: loader, seeds,
 every dbt model with its tests, the classifier, GX suites and the alerts
 check, one step after another in this process.
+
+When nothing changed since the last complete run (no new or changed landing
+file by size and mtime, same project files, seeds, vars and classifier
+settings: ``lib/run_state.py``), ``materialize_all`` says so and returns
+without parsing dbt or starting Dagster (about a second at any history size).
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from convo_warehouse.lib.warehouse import writer_lock
+from convo_warehouse.lib.warehouse import connect, writer_lock
 
 if TYPE_CHECKING:
     from dagster import ExecuteInProcessResult
 
 JOB_NAME = "build_all_job"
+
+logger = logging.getLogger(__name__)
 
 
 class PipelineError(RuntimeError):
@@ -83,14 +91,18 @@ def materialize_all(
     *,
     job_name: str = JOB_NAME,
     raise_on_error: bool = True,
-) -> ExecuteInProcessResult:
+    report: Callable[[str], None] = logger.info,
+) -> ExecuteInProcessResult | None:
     """Run ``build_all_job`` in-process on ``landing_dir`` into ``warehouse_path``.
 
     ``classifier`` (``rules``, ``llm``, ``hybrid``) sets ``CONVO_CLASSIFIER`` for
-    the run. The dbt project is parsed first (``dbt parse``). Holds the
-    warehouse's writer lock for the whole run. Raises ``PipelineError`` naming
-    the failed steps and checks unless ``raise_on_error`` is false.
+    the run. The dbt project is parsed first when it changed (``dbt parse``).
+    Holds the warehouse's writer lock for the whole run. Returns None, having
+    built nothing, when the warehouse is up to date (``report`` gets the reason).
+    Raises ``PipelineError`` naming the failed steps and checks unless
+    ``raise_on_error`` is false.
     """
+    from convo_warehouse.lib.run_state import quick_verdict
     from convo_warehouse.project import ensure_manifest
 
     log_level = os.environ.get("CONVO_LOG_LEVEL", "INFO").upper()
@@ -101,9 +113,18 @@ def materialize_all(
     if classifier:
         values["CONVO_CLASSIFIER"] = classifier
     with _environment(values), writer_lock(warehouse):
-        # Always re-parse: a manifest older than the models would make Dagster's
-        # view of the project disagree with what `dbt build` runs (~4 s).
-        ensure_manifest(force=True)
+        if warehouse.exists():
+            con = connect(warehouse)
+            try:
+                verdict = quick_verdict(con, landing, job_name)
+            finally:
+                con.close()
+            if verdict.up_to_date:
+                report(verdict.reason)
+                return None
+        # Re-parse when the project changed: a manifest older than the models
+        # would make Dagster's view disagree with what `dbt build` runs (~4 s).
+        ensure_manifest()
         import dagster as dg
 
         from convo_warehouse.definitions import defs

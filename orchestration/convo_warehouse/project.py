@@ -40,14 +40,36 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
-def ensure_manifest(force: bool = False) -> Path:
-    """Run ``dbt parse`` when the manifest is missing (or ``force``); return its path.
+def parse_fingerprint() -> str:
+    """What a parse depends on: the project's files and the profile's target and database."""
+    import hashlib
 
-    Parsing writes only into the target folder; it touches no warehouse.
+    from convo_warehouse.lib.run_state import project_fingerprint
+
+    inputs = [
+        project_fingerprint(REPO_ROOT),
+        os.environ.get("CONVO_DBT_TARGET", ""),
+        os.environ.get("CONVO_DUCKDB_PATH", ""),
+        os.environ.get("DBT_PROFILES_DIR", ""),
+    ]
+    return hashlib.sha256("\0".join(inputs).encode()).hexdigest()
+
+
+def ensure_manifest(force: bool = False) -> Path:
+    """Run ``dbt parse`` unless the manifest is up to date (or ``force``); return its path.
+
+    Up to date: it was written by our last parse (same modification time) from
+    the same project files, target and database (``parse_fingerprint``, kept
+    next to the manifest). A parse
+    costs ~4 s, so a run skips it when nothing it reads changed. Parsing
+    writes only into the target folder; it touches no warehouse.
     """
     path = manifest_path()
-    if path.exists() and not force:
-        return path
+    stamp = path.with_name("convo_parse_fingerprint")
+    fingerprint = parse_fingerprint()
+    if not force and path.exists() and stamp.exists():
+        if stamp.read_text() == f"{fingerprint} {path.stat().st_mtime_ns}":
+            return path
     command = [dbt_executable(), "parse", "--quiet"]
     env = {
         **os.environ,
@@ -61,6 +83,7 @@ def ensure_manifest(force: bool = False) -> Path:
             f"`dbt parse` failed, so the Dagster definitions cannot load "
             f"(no {path}):\n{result.stdout}\n{result.stderr}"
         )
+    stamp.write_text(f"{fingerprint} {path.stat().st_mtime_ns}")
     return path
 
 

@@ -39,6 +39,43 @@ exposures_segmented as (
     from exposures
 ),
 
+-- Means first, then the sample variance as the sum of squared deviations
+-- from them (two passes, exact sums): the same bits in any row order, and no
+-- cancellation of sum(x^2) - n * mean^2.
+variant_means as (
+    select
+        exposures_segmented.test_name,
+        exposures_segmented.variant,
+        exposures_segmented.segment_type,
+        exposures_segmented.segment_value,
+        {{ exact_avg('exposures_segmented.satisfaction_score') }} as satisfaction_mean,
+        {{ exact_avg('exposures_segmented.first_response_ms') }} as first_response_mean
+    from exposures_segmented
+    group by
+        exposures_segmented.test_name,
+        exposures_segmented.variant,
+        exposures_segmented.segment_type,
+        exposures_segmented.segment_value
+),
+
+exposures_centered as (
+    select
+        exposures_segmented.*,
+        variant_means.satisfaction_mean,
+        variant_means.first_response_mean,
+        exposures_segmented.satisfaction_score - variant_means.satisfaction_mean
+            as satisfaction_deviation,
+        exposures_segmented.first_response_ms - variant_means.first_response_mean
+            as first_response_deviation
+    from exposures_segmented
+    inner join variant_means
+        on
+            exposures_segmented.test_name = variant_means.test_name
+            and exposures_segmented.variant = variant_means.variant
+            and exposures_segmented.segment_type = variant_means.segment_type
+            and exposures_segmented.segment_value = variant_means.segment_value
+),
+
 -- every seed variant appears in every segment of its test, with 0 sessions if need be
 segments as (
     select
@@ -80,23 +117,25 @@ variants_aggregated as (
         variants_by_segment.primary_metric,
         variants_by_segment.segment_type,
         variants_by_segment.segment_value,
-        count(exposures_segmented.variant) as sessions,
-        count(case when exposures_segmented.converted_after_exposure then 1 end) as conversions,
-        count(case when exposures_segmented.was_completed then 1 end) as completions,
-        count(case when exposures_segmented.had_handoff then 1 end) as handoffs,
-        count(exposures_segmented.satisfaction_score) as satisfaction_n,
-        avg(exposures_segmented.satisfaction_score) as satisfaction_mean,
-        var_samp(exposures_segmented.satisfaction_score) as satisfaction_variance,
-        count(exposures_segmented.first_response_ms) as first_response_n,
-        avg(exposures_segmented.first_response_ms) as first_response_mean,
-        var_samp(exposures_segmented.first_response_ms) as first_response_variance
+        count(exposures_centered.variant) as sessions,
+        count(case when exposures_centered.converted_after_exposure then 1 end) as conversions,
+        count(case when exposures_centered.was_completed then 1 end) as completions,
+        count(case when exposures_centered.had_handoff then 1 end) as handoffs,
+        count(exposures_centered.satisfaction_score) as satisfaction_n,
+        max(exposures_centered.satisfaction_mean) as satisfaction_mean,
+        {{ exact_sum('exposures_centered.satisfaction_deviation * exposures_centered.satisfaction_deviation') }}
+        / nullif(count(exposures_centered.satisfaction_score) - 1, 0) as satisfaction_variance,
+        count(exposures_centered.first_response_ms) as first_response_n,
+        max(exposures_centered.first_response_mean) as first_response_mean,
+        {{ exact_sum('exposures_centered.first_response_deviation * exposures_centered.first_response_deviation') }}
+        / nullif(count(exposures_centered.first_response_ms) - 1, 0) as first_response_variance
     from variants_by_segment
-    left join exposures_segmented
+    left join exposures_centered
         on
-            variants_by_segment.test_name = exposures_segmented.test_name
-            and variants_by_segment.variant = exposures_segmented.variant
-            and variants_by_segment.segment_type = exposures_segmented.segment_type
-            and variants_by_segment.segment_value = exposures_segmented.segment_value
+            variants_by_segment.test_name = exposures_centered.test_name
+            and variants_by_segment.variant = exposures_centered.variant
+            and variants_by_segment.segment_type = exposures_centered.segment_type
+            and variants_by_segment.segment_value = exposures_centered.segment_value
     group by
         variants_by_segment.test_name,
         variants_by_segment.variant,

@@ -58,7 +58,7 @@ exposures as (
 sentiment_per_conversation as (
     select
         user_messages.conversation_id,
-        sum(user_messages.sentiment) as sentiment_sum,
+        {{ exact_sum('user_messages.sentiment') }} as sentiment_sum,
         count(*) as sentiment_count
     from user_messages
     group by user_messages.conversation_id

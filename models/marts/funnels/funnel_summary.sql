@@ -39,7 +39,8 @@ stages_counted as (
         conversation_funnel_stages.stage,
         sum(case when conversation_funnel_stages.is_reached then 1 else 0 end) as reached,
         sum(case when conversation_funnel_stages.is_reached_in_order then 1 else 0 end) as reached_in_order,
-        avg(conversation_funnel_stages.seconds_from_previous_stage) as avg_seconds_from_previous_stage,
+        {{ exact_avg('conversation_funnel_stages.seconds_from_previous_stage') }}
+            as avg_seconds_from_previous_stage,
         {{ funnel_median('conversation_funnel_stages.seconds_from_previous_stage') }}
             as median_seconds_from_previous_stage
     from conversation_funnel_stages

@@ -92,8 +92,8 @@ windows_aggregated as (
         rule_rows_windowed.segment_type,
         rule_rows_windowed.segment_value,
         rule_rows_windowed.window_start,
-        sum(rule_rows_windowed.numerator) as numerator,
-        sum(rule_rows_windowed.denominator) as denominator
+        {{ exact_sum('rule_rows_windowed.numerator') }} as numerator,
+        {{ exact_sum('rule_rows_windowed.denominator') }} as denominator
     from rule_rows_windowed
     group by
         rule_rows_windowed.rule_name,

@@ -43,8 +43,8 @@ metrics as (
 segments_aggregated as (
     select
         metrics.segment_value,
-        sum(metrics.numerator) as successes,
-        sum(metrics.denominator) as sample_size,
+        {{ exact_sum('metrics.numerator') }} as successes,
+        {{ exact_sum('metrics.denominator') }} as sample_size,
         min(metrics.metric_date) as first_date,
         max(metrics.metric_date) as last_date
     from metrics

@@ -54,6 +54,21 @@ class ConvoDbtTranslator(DagsterDbtTranslator):
         name = dbt_resource_props.get("alias") or dbt_resource_props["name"]
         return dg.AssetKey([schema, name])
 
+    def get_asset_spec(
+        self, manifest: Mapping[str, Any], unique_id: str, project: Any
+    ) -> dg.AssetSpec:
+        """Nodes that read nothing (seeds, a model of constants) come after the loader.
+
+        An ordering dependency, not data lineage: without it Dagster runs them
+        as a dbt invocation of their own before the loader (seconds of fixed
+        cost per run), and a run with nothing new could not skip them.
+        """
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        node = manifest["nodes"].get(unique_id, {})
+        if node.get("resource_type") in ("seed", "model") and not node.get("depends_on", {}).get("nodes"):
+            return spec.merge_attributes(deps=[SOURCE_ASSET_KEYS[("raw", "events")]])
+        return spec
+
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         resource_type = dbt_resource_props["resource_type"]
         if resource_type == "seed":

@@ -1,9 +1,16 @@
-"""Landing files -> ``raw.events``: the loader as a Dagster asset."""
+"""Landing files -> ``raw.events``: the loader as a Dagster asset.
+
+The loader also decides whether the run has anything to do: when it loaded
+nothing and the last complete run of this job built from the same load and
+the same project files, seeds, vars and settings (``lib/run_state.py``), it
+materializes nothing, so every downstream step of the run is skipped.
+"""
 
 import dagster as dg
 
 from convo_warehouse.concurrency import LOADER_RETRY_POLICY, WRITER_POOL, retry_when_busy
 from convo_warehouse.lib.landing import load_landing
+from convo_warehouse.lib.run_state import build_fingerprint, build_verdict, record_run_started
 from convo_warehouse.lib.warehouse import writer_lock
 from convo_warehouse.resources import WarehouseResource
 
@@ -23,27 +30,35 @@ RAW_LOADED_FILES = dg.AssetKey(["raw", "loaded_files"])
                 "with its source file, row number and load run. Each file (by content hash) "
                 "is loaded once; unreadable lines are kept with their parse error."
             ),
+            skippable=True,
         ),
         dg.AssetSpec(
             key=RAW_LOADED_FILES,
             group_name="ingest",
             kinds={"python", "duckdb"},
             description="One row per landing file loaded: path, content hash, format, load run.",
+            skippable=True,
         ),
     ],
     pool=WRITER_POOL,
     retry_policy=LOADER_RETRY_POLICY,
 )
 def load_landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    """Load every landing file not loaded before into ``raw.events``."""
+    """Load every landing file not loaded before into ``raw.events``; skip the run if up to date."""
     landing = warehouse.landing
     context.log.info(f"loading new files from {landing} into {warehouse.database}")
+    fingerprint = build_fingerprint()
     with retry_when_busy(context), writer_lock(warehouse.database), warehouse.connect() as con:
         report = load_landing(con, landing, progress=True)
+        context.log.info(report.summary())
+        verdict = build_verdict(con, context.job_name, fingerprint)
+        if verdict.up_to_date:
+            context.log.info(f"{verdict.reason}: every later step of this run is skipped")
+            return
+        record_run_started(con, context.run_id, context.job_name, fingerprint)
         total_rows, total_files = con.execute(
             "select (select count(*) from raw.events), (select count(*) from raw.loaded_files)"
         ).fetchone()
-    context.log.info(report.summary())
     yield dg.MaterializeResult(
         asset_key=RAW_EVENTS,
         metadata={

@@ -35,8 +35,10 @@ def run(landing: str | None, warehouse: str | None, classifier: str | None, quie
     """Load new landing files and rebuild every asset (Dagster, in-process).
 
     Materializes the same Dagster definitions the UI shows: loader, dbt models
-    and tests, stage classification, data-quality checks. Exits non-zero with
-    a message when any step fails or another run is writing the warehouse.
+    and tests, stage classification, data-quality checks. When no landing file
+    is new or changed and no seed, var or classifier setting changed since the
+    last complete run, says so and builds nothing. Exits non-zero with a
+    message when any step fails or another run is writing the warehouse.
     """
     landing_dir = landing_path(landing)
     database = warehouse_path(warehouse)
@@ -57,7 +59,7 @@ def run(landing: str | None, warehouse: str | None, classifier: str | None, quie
             from convo_warehouse.pipeline import PipelineError, materialize_all
 
             try:
-                materialize_all(warehouse_path=database, landing_dir=landing_dir)
+                materialize_all(warehouse_path=database, landing_dir=landing_dir, report=click.echo)
             except PipelineError as error:
                 raise click.ClickException(str(error)) from error
             if not quiet:

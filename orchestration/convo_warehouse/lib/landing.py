@@ -77,6 +77,13 @@ create table if not exists raw.loaded_files (
     file_bytes bigint not null,
     raw_rows bigint not null
 );
+create table if not exists raw.landing_files_seen (
+    source_file varchar not null,
+    file_bytes bigint not null,
+    modified_ns bigint not null,
+    file_hash varchar not null,
+    seen_at timestamp not null
+);
 """
 
 _JSON_PATHS = ", ".join(f"'$.{name}'" for name in FIELDS if name != "properties")
@@ -134,6 +141,12 @@ def file_format(path: Path) -> str:
     raise ValueError(f"unsupported file type: {path}")
 
 
+def file_signature(path: Path) -> tuple[int, int]:
+    """(size in bytes, modification time in ns): tells that a file changed without reading it."""
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
 def content_hash(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -146,6 +159,10 @@ def load_landing(
     con: duckdb.DuckDBPyConnection, landing_dir: Path, progress: bool = True
 ) -> LoadReport:
     """Load every file not loaded before (by content hash) into ``raw.events``.
+
+    A file whose size and modification time are those recorded in
+    ``raw.landing_files_seen`` when it was last read is skipped without being
+    opened; any other file is hashed, and loaded if its content is new.
 
     One load run is one transaction: its rows and its entries in
     ``raw.loaded_files`` commit together, so an interrupted run leaves nothing
@@ -186,13 +203,24 @@ def _load_files(
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
     report = LoadReport(load_id=load_id, loaded_at=loaded_at)
     known_hashes = {row[0] for row in con.execute("select file_hash from raw.loaded_files").fetchall()}
+    seen = {
+        source_file: (size, modified)
+        for source_file, size, modified in con.execute(
+            "select source_file, file_bytes, modified_ns from raw.landing_files_seen"
+        ).fetchall()
+    }
 
     con.execute("begin transaction")
     try:
         bar = tqdm(files, desc="loading landing files", unit="file", disable=not progress)
         for path in bar:
             relative = path.relative_to(landing_dir).as_posix()
+            signature = file_signature(path)
+            if seen.get(relative) == signature:
+                report.files_skipped.append(relative)
+                continue
             digest = content_hash(path)
+            _record_seen(con, relative, signature, digest, loaded_at)
             if digest in known_hashes:
                 report.files_skipped.append(relative)
                 continue
@@ -217,6 +245,20 @@ def _load_files(
     return report
 
 
+def _record_seen(
+    con: duckdb.DuckDBPyConnection,
+    relative: str,
+    signature: tuple[int, int],
+    digest: str,
+    seen_at: datetime,
+) -> None:
+    """Remember a file's size, mtime and hash, so an unchanged file is never read again."""
+    con.execute("delete from raw.landing_files_seen where source_file = ?", [relative])
+    con.execute(
+        "insert into raw.landing_files_seen values (?, ?, ?, ?, ?)", [relative, *signature, digest, seen_at]
+    )
+
+
 def _record_file(
     con: duckdb.DuckDBPyConnection,
     load_id: int,
@@ -237,8 +279,10 @@ def _record_file(
         """,
         [load_id, loaded_at, relative, digest],
     ).fetchone()
+    # Counted in what was written: _landing_rows may be a view (read once).
     (unreadable,) = con.execute(
-        "select count(*) from _landing_rows where parse_error is not null"
+        "select count(*) from raw.events where load_id = ? and source_file = ? and parse_error is not null",
+        [load_id, relative],
     ).fetchone()
     con.execute(
         "insert into raw.loaded_files values (?, ?, ?, ?, ?, ?, ?)",
@@ -248,11 +292,12 @@ def _record_file(
 
 
 def _drop_staged_rows(con: duckdb.DuckDBPyConnection) -> None:
-    kind = con.execute(
-        "select table_type from information_schema.tables where table_name = '_landing_rows'"
-    ).fetchone()
-    if kind:
-        con.execute(f"drop {'view' if kind[0] == 'VIEW' else 'table'} _landing_rows")
+    for name in ("_landing_rows", "_landing_lines"):
+        kind = con.execute(
+            "select table_type from information_schema.tables where table_name = ?", [name]
+        ).fetchone()
+        if kind:
+            con.execute(f"drop {'view' if kind[0] == 'VIEW' else 'table'} {name}")
 
 
 def _stage_file(
@@ -310,60 +355,64 @@ def _stage_jsonl_python(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 def _lines_to_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """``_landing_rows``: a view over ``_landing_lines``, read once by the insert.
+
+    Each readable line is parsed by one ``json_extract`` of every contract
+    field (the values come back as small JSON fragments, cheap to unquote);
+    the line's text is kept only when it cannot be read. A view, not a copy,
+    so the rows are written once, into ``raw.events``.
+    """
+    paths = ", ".join(f"'$.{name}'" for name in FIELDS)
+    position = {name: index + 1 for index, name in enumerate(FIELDS)}
     con.execute(
         f"""
-        create or replace temp table _landing_rows as
+        create or replace temp view _landing_rows as
         with numbered as (
             select
-                rowid - (select min(rowid) from _landing_lines) + 1 as row_number,
-                line,
-                try_cast(line as json) as record
+                _landing_lines.rowid - first_line.first_rowid + 1 as row_number,
+                _landing_lines.line
             from _landing_lines
-        ),
-        readable as (
-            select
-                row_number,
-                line,
-                record,
-                case
-                    when record is null then 'unreadable line: not valid JSON'
-                    when json_type(record) <> 'OBJECT'
-                        then 'unreadable line: JSON ' || lower(json_type(record)) || ', not an object'
-                end as parse_error
-            from numbered
-            where line is not null and trim(line) <> ''
+            cross join (select min(rowid) as first_rowid from _landing_lines) as first_line
         ),
         extracted as (
             select
                 row_number,
                 line,
-                parse_error,
-                case when parse_error is null then json_extract_string(record, [{_JSON_PATHS}]) end
-                    as fields,
-                case when parse_error is null then json_extract(record, '$.properties')::varchar end
-                    as properties,
-                case when parse_error is null then json_type(record, '$.timestamp') end
-                    as timestamp_json_type,
-                case when parse_error is null then try_cast(json_extract(record, '$.timestamp') as double) end
-                    as timestamp_number
-            from readable
+                case when json_valid(line) then json_extract(line, [{paths}]) end as fragments
+            from numbered
+            where line is not null and trim(line) <> ''
+        ),
+        readable as (
+            select
+                row_number,
+                line,
+                fragments,
+                case
+                    when fragments is null then 'unreadable line: not valid JSON'
+                    -- no contract key at all: an object without them is read
+                    -- (and quarantined by staging), anything else is not
+                    when list_bool_and(list_transform(fragments, fragment -> fragment is null))
+                        and json_type(line) <> 'OBJECT'
+                        then 'unreadable line: JSON ' || lower(json_type(line)) || ', not an object'
+                end as parse_error
+            from extracted
         )
         select
             row_number,
-            {", ".join(f"fields[{i + 1}] as {name}" for i, name in enumerate(FIELDS[:-1]) if name != "timestamp")},
+            {", ".join(f"fragments[{position[name]}] ->> '$' as {name}" for name in FIELDS if name not in ("timestamp", "properties"))},
             case
                 -- a JSON number with a fraction or exponent is still epoch
                 -- milliseconds: write it as an ISO time keeping microseconds
-                when timestamp_json_type = 'DOUBLE' then {_epoch_ms_number_as_text("timestamp_number")}
-                else fields[{FIELDS.index("timestamp") + 1}]
+                when json_type(fragments[{position["timestamp"]}]) = 'DOUBLE'
+                    then {_epoch_ms_number_as_text(f"cast(fragments[{position['timestamp']}] as double)")}
+                else fragments[{position["timestamp"]}] ->> '$'
             end as event_timestamp,
-            nullif(properties, 'null') as properties,
+            nullif(cast(fragments[{position["properties"]}] as varchar), 'null') as properties,
             case when parse_error is not null then line end as raw_record,
             parse_error
-        from extracted
+        from readable
         """
     )
-    con.execute("drop table _landing_lines")
 
 
 def _epoch_ms_number_as_text(expression: str) -> str:
