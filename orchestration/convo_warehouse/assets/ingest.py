@@ -55,7 +55,7 @@ def load_landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         if verdict.up_to_date:
             context.log.info(f"{verdict.reason}: every later step of this run is skipped")
             return
-        record_run_started(con, context.run_id, context.job_name, fingerprint)
+        record_run_started(con, context.run.run_id, context.job_name, fingerprint)
         total_rows, total_files = con.execute(
             "select (select count(*) from raw.events), (select count(*) from raw.loaded_files)"
         ).fetchone()

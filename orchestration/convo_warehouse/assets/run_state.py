@@ -47,7 +47,7 @@ _UPSTREAMS = {
 def pipeline_runs(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Mark this run complete (every step before it succeeded)."""
     with writer_lock(warehouse.database), warehouse.connect() as con:
-        closed = record_run_complete(con, context.run_id)
+        closed = record_run_complete(con, context.run.run_id)
     if not closed:
         context.log.info("no loader step in this run: nothing to mark complete")
     return dg.MaterializeResult(metadata={"run_marked_complete": bool(closed)})
