@@ -4,7 +4,9 @@
       loaded_through_load_id  the newest load run staged when it was built
       newest_event_at         the warehouse clock then (newest staged event of
                               any type: what inferred abandonment compares with)
-      history_fingerprint     metrics_history_fingerprint() of the staged events
+      history_fingerprint     metrics_history_fingerprint() of the staged events,
+                              or what the caller passes as `fingerprint_sql`
+                              (stg_events: its seeds and vars)
     A model uses three pieces:
       pre_hook   forget_stale_incremental_build(): when the history it was
                  built from reads differently now (an alias added to the seed,
@@ -39,7 +41,9 @@ previous_build as (
 ),
 {%- endmacro %}
 
-{% macro record_incremental_watermark() %}
+{#- `events`: the staged events relation; stg_events passes `this` (a ref
+    to itself would be a cycle). -#}
+{% macro record_incremental_watermark(fingerprint_sql=none, events=none) %}
     {%- set watermarks = incremental_watermarks_relation() -%}
     create schema if not exists {{ watermarks.without_identifier() }};
     create table if not exists {{ watermarks }} (
@@ -54,13 +58,14 @@ previous_build as (
         '{{ this.identifier }}' as model_name,
         max(stg_events.load_id) as loaded_through_load_id,
         max(stg_events.event_at) as newest_event_at,
-        {{ metrics_history_fingerprint('stg_events') }} as history_fingerprint
-    from {{ ref('stg_events') }} as stg_events
+        {{ fingerprint_sql or metrics_history_fingerprint('stg_events') }} as history_fingerprint
+    from {{ events if events is not none else ref('stg_events') }} as stg_events
 {%- endmacro %}
 
 {#- Pre-hook: the model's rows and watermark go when the staged history up to
-    its watermark no longer reads as it did (fingerprint differs). -#}
-{% macro forget_stale_incremental_build() %}
+    its watermark no longer reads as it did (fingerprint differs), or, with
+    `fingerprint_sql` (a scalar subquery), when that value differs. -#}
+{% macro forget_stale_incremental_build(fingerprint_sql=none) %}
     {%- set watermarks = adapter.get_relation(
         database=target.database, schema='audit', identifier='incremental_watermarks'
     ) if execute else none -%}
@@ -71,11 +76,11 @@ previous_build as (
                 from {{ watermarks }} as watermarks
                 where
                     watermarks.model_name = '{{ this.identifier }}'
-                    and watermarks.history_fingerprint <> (
+                    and watermarks.history_fingerprint <> {% if fingerprint_sql %}{{ fingerprint_sql }}{% else %}(
                         select {{ metrics_history_fingerprint('stg_events') }}
                         from {{ ref('stg_events') }} as stg_events
                         where stg_events.load_id <= watermarks.loaded_through_load_id
-                    )
+                    ){% endif %}
             )
         {%- endset -%}
         delete from {{ this }} where {{ stale }};

@@ -1,5 +1,17 @@
-{#- A full rebuild (cheap: parsing happened in base_events_parsed), so that an
-    alias added to the seed later re-maps events staged before it. -#}
+{#- Incremental: a run stages the valid events of the loads after the newest
+    one staged, whose event_id is not staged yet (the first delivered copy
+    wins, and every earlier load is earlier), so appending is a merge of new
+    ids. When a seed or var the mapping reads changes (an alias added to the
+    seed), the pre-hook empties the table and this run maps every event again. -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{{ forget_stale_incremental_build(staged_event_mapping_fingerprint()) }}",
+        post_hook="{{ record_incremental_watermark(staged_event_mapping_fingerprint(), events=this) }}",
+    )
+}}
 
 with
 
@@ -47,7 +59,11 @@ events_parsed as (
         source_file,
         row_number
     from {{ ref('base_events_parsed') }}
-    where rejection_reason is null
+    where
+        rejection_reason is null
+        {% if is_incremental() %}
+            and load_id > (select coalesce(max(staged.load_id), 0) from {{ this }} as staged)
+        {% endif %}
 ),
 
 -- The dedupe keys are read on their own: a CTE used twice (events_parsed)
@@ -59,7 +75,11 @@ delivery_keys as (
         source_file,
         row_number
     from {{ ref('base_events_parsed') }}
-    where rejection_reason is null
+    where
+        rejection_reason is null
+        {% if is_incremental() %}
+            and load_id > (select coalesce(max(staged.load_id), 0) from {{ this }} as staged)
+        {% endif %}
 ),
 
 event_type_aliases as (
@@ -105,7 +125,12 @@ events_deduplicated as (
             and events_parsed.load_id = later_deliveries.load_id
             and events_parsed.source_file = later_deliveries.source_file
             and events_parsed.row_number = later_deliveries.row_number
-    where later_deliveries.event_id is null
+    where
+        later_deliveries.event_id is null
+        {% if is_incremental() %}
+            -- a copy of an event staged by an earlier load: that one was first
+            and events_parsed.event_id not in (select staged.event_id from {{ this }} as staged)
+        {% endif %}
 ),
 
 events_typed as (
