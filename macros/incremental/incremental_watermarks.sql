@@ -12,8 +12,9 @@
                  built from reads differently now (an alias added to the seed,
                  changed staging rules, changed vars), its rows and its
                  watermark are deleted, so this run rebuilds every key;
-      previous_build_cte(): the CTE `previous_build` (one row; nulls when there
-                 is no usable watermark) followed by a comma;
+      previous_build_cte(): in an incremental run, the CTE `previous_build`
+                 (one row; nulls when there is no usable watermark) followed
+                 by a comma; nothing otherwise;
       post_hook  record_incremental_watermark(). -#}
 
 {% macro incremental_watermarks_relation() %}
@@ -23,11 +24,12 @@
 {% endmacro %}
 
 {% macro previous_build_cte() %}
+    {%- if is_incremental() %}
     {%- set watermarks = adapter.get_relation(
         database=target.database, schema='audit', identifier='incremental_watermarks'
     ) if execute else none %}
 previous_build as (
-    {%- if watermarks is not none and is_incremental() %}
+    {%- if watermarks is not none %}
     select
         max(watermarks.loaded_through_load_id) as loaded_through_load_id,
         max(watermarks.newest_event_at) as newest_event_at
@@ -39,6 +41,7 @@ previous_build as (
         cast(null as {{ dbt.type_timestamp() }}) as newest_event_at
     {%- endif %}
 ),
+    {%- endif %}
 {%- endmacro %}
 
 {#- `events`: the staged events relation; stg_events passes `this` (a ref

@@ -3,7 +3,7 @@
     from what {{ this }} holds. Emits nothing on a full refresh. A day is
     refreshed when
       1. a conversation of it has an event loaded after the watermark (a load_id
-         above the largest loaded_through_load_id stored): every event date of
+         above the previous build's loaded_through_load_id): every event date of
          such a conversation, which includes its day before a late event moved
          its first event earlier;
       2. a conversation of it ended less than `abandon_after_minutes` before the
@@ -12,48 +12,22 @@
       3. it is within `metrics_lookback_days` of the newest conversation day;
       4. every day, when the history the previous run saw reads differently now
          (metrics_history_fingerprint: an alias added to the seed, changed
-         staging rules, changed abandon / rephrase vars).
-    Emits the CTEs followed by a comma. -#}
+         staging rules, changed abandon / rephrase vars): the pre-hook
+         forget_stale_incremental_build() then empties the table.
+    The watermark (the newest load and event seen by the previous run) is in
+    audit.incremental_watermarks (previous_build_cte(), which must come
+    first), not in the rows, so the tables' bytes do not depend on how they
+    were built. Emits the CTEs followed by a comma. -#}
 {% macro metrics_refresh_days() %}
     {%- if is_incremental() %}
-previous_run_watermark as (
-    select
-        max(previous_run.loaded_through_load_id) as loaded_through_load_id,
-        max(previous_run.newest_event_at) as newest_event_at
-    from {{ this }} as previous_run
-),
-
-previous_run_fingerprint as (
-    select max(previous_run.history_fingerprint) as history_fingerprint
-    from {{ this }} as previous_run
-    inner join previous_run_watermark
-        on previous_run.loaded_through_load_id = previous_run_watermark.loaded_through_load_id
-),
-
--- the history the previous run saw, as the warehouse reads it now
-history_read_now as (
-    select {{ metrics_history_fingerprint('stg_events') }} as history_fingerprint
-    from {{ ref('stg_events') }} as stg_events
-    inner join previous_run_watermark
-        on stg_events.load_id <= previous_run_watermark.loaded_through_load_id
-),
-
--- history re-read differently (alias seed, staging rules, vars): every day
--- is recomputed, as if there were no previous run
+-- previous_build (previous_build_cte): no watermark (first build, or the
+-- pre-hook found the history read differently and emptied the table) means
+-- every day
 metrics_watermark as (
     select
-        case
-            when previous_run_fingerprint.history_fingerprint = history_read_now.history_fingerprint
-                then previous_run_watermark.loaded_through_load_id
-            else -1
-        end as loaded_through_load_id,
-        case
-            when previous_run_fingerprint.history_fingerprint = history_read_now.history_fingerprint
-                then previous_run_watermark.newest_event_at
-        end as newest_event_at
-    from previous_run_watermark
-    cross join previous_run_fingerprint
-    cross join history_read_now
+        coalesce(previous_build.loaded_through_load_id, -1) as loaded_through_load_id,
+        previous_build.newest_event_at
+    from previous_build
 ),
 
 conversations_with_new_events as (

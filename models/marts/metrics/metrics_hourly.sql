@@ -8,16 +8,24 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy=day_incremental_strategy(),
         unique_key='metric_date',
+        partition_by='metric_date' if target.type == 'spark' else none,
         on_schema_change='fail',
-        post_hook="{{ metrics_delete_vanished_days() }}",
+        pre_hook="{{ forget_stale_incremental_build() }}",
+        post_hook=[
+            "{{ metrics_delete_vanished_days() }}",
+            "{{ record_incremental_watermark() }}",
+        ],
     )
 }}
 
 -- depends_on: {{ ref('fct_conversations') }}
+-- depends_on: {{ ref('stg_events') }}
 
 with
+
+{{ previous_build_cte() }}
 
 {{ metrics_refresh_days() }}
 
@@ -51,26 +59,9 @@ conversations_segmented as (
     {% endif %}
 ),
 
-events as (
-    select
-        stg_events.load_id,
-        stg_events.event_at,
-        stg_events.event_type,
-        stg_events.is_known_type
-    from {{ ref('stg_events') }} as stg_events
-),
-
 {{ metrics_long_format('conversations_segmented', ['metric_date', 'metric_hour']) }}
 
-build_watermark as (
-    select
-        max(events.load_id) as loaded_through_load_id,
-        max(case when events.is_known_type then events.event_at end) as newest_event_at,
-        {{ metrics_history_fingerprint('events') }} as history_fingerprint
-    from events
-),
-
-metrics_stamped as (
+final as (
     select
         metrics_long.metric_hour,
         metrics_long.metric_name,
@@ -79,12 +70,8 @@ metrics_stamped as (
         metrics_long.numerator,
         metrics_long.denominator,
         metrics_long.value,
-        metrics_long.metric_date,
-        cast(build_watermark.loaded_through_load_id as {{ dbt.type_bigint() }}) as loaded_through_load_id,
-        cast(build_watermark.newest_event_at as {{ dbt.type_timestamp() }}) as newest_event_at,
-        cast(build_watermark.history_fingerprint as {{ dbt.type_string() }}) as history_fingerprint
+        metrics_long.metric_date
     from metrics_long
-    cross join build_watermark
 )
 
-select * from metrics_stamped
+select * from final
