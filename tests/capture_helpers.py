@@ -179,15 +179,14 @@ class AnswerDroppingProxy:
             try:
                 while data := source.recv(65536):
                     if is_answer and drop:
-                        client.close()  # the answer is lost on the way back
-                        upstream.close()
-                        return
+                        return  # the answer is lost on the way back (both sockets close below)
                     sink.sendall(data)
             except OSError:
                 pass
             finally:
                 for sock in (client, upstream):
                     try:
+                        sock.shutdown(socket.SHUT_RDWR)  # wakes the other direction's recv
                         sock.close()
                     except OSError:
                         pass
