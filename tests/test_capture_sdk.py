@@ -161,3 +161,25 @@ def test_exit_flushes_within_timeout(tmp_path: Path):
     assert time.monotonic() - started < 30, "atexit must not wait for the flush interval"
     lines = [line for path in discover_files(tmp_path) for line in path.read_text().splitlines()]
     assert len(lines) == 100
+
+
+def test_close_spools_a_batch_whose_send_hangs(tmp_path: Path):
+    import socket
+
+    silent = socket.socket()  # accepts connections (backlog) but never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        tracker = Tracker(f"http://127.0.0.1:{silent.getsockname()[1]}", spool_dir=tmp_path / "spool",
+                          timeout=30, flush_interval=0.05, register_atexit=False)
+        ids = [tracker.track("user_message", "c-1") for _ in range(5)]
+        wait_for(lambda: tracker.counters().queued == 0, 10, "the sender to take the batch")
+        started = time.monotonic()
+        counters = tracker.close(timeout=1)
+        assert time.monotonic() - started < 10
+    finally:
+        silent.close()
+    assert counters.spooled == 5
+    spooled = [json.loads(line)["event_id"] for path in (tmp_path / "spool").glob("spool-*.jsonl")
+               for line in path.read_text().splitlines()]
+    assert sorted(spooled) == sorted(ids)
