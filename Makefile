@@ -17,7 +17,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: install run demo-data test dbt-test lint pytest bench bench-classify classify-eval ui clean clean-data
+.PHONY: install run demo-data test dbt-test lint pytest bench bench-classify bench-sentiment classify-eval ui clean clean-data
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -63,6 +63,9 @@ bench: $(INSTALLED) target/manifest.json
 
 bench-classify: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_classify.py
+
+bench-sentiment: $(INSTALLED)
+	$(BIN)/python benchmarks/bench_sentiment.py
 
 classify-eval: $(INSTALLED)
 	$(BIN)/convo-warehouse classify-eval --classifier rules

@@ -1,6 +1,8 @@
 {#- The stage classifier (a Python Dagster asset) writes
-    classification.stage_classifications. dbt reads it as a source, so it must
-    exist, possibly empty, before any model selects from it. -#}
+    classification.stage_classifications, classification.message_sentiment and
+    classification.conversation_judgments. dbt reads them as sources, so they
+    must exist, possibly empty, before any model selects from them. The same
+    columns as lib/classify/store.py and sentiment.py create (a test compares). -#}
 {% macro create_classification_source() %}
     create schema if not exists classification;
     create table if not exists classification.stage_classifications (
@@ -18,4 +20,25 @@
     );
     {#- tables created before fallback_reason existed -#}
     alter table classification.stage_classifications add column if not exists fallback_reason {{ dbt.type_string() }};
+    create table if not exists classification.message_sentiment (
+        event_id {{ dbt.type_string() }},
+        conversation_id {{ dbt.type_string() }},
+        event_at {{ dbt.type_timestamp() }},
+        sentiment {{ dbt.type_float() }},
+        sentiment_source {{ dbt.type_string() }},
+        sentiment_model {{ dbt.type_string() }},
+        scored_at {{ dbt.type_timestamp() }}
+    );
+    {#- tables created before sentiment_model existed (lexicon scores: re-scored by the next run) -#}
+    alter table classification.message_sentiment add column if not exists sentiment_model {{ dbt.type_string() }};
+    create table if not exists classification.conversation_judgments (
+        conversation_id {{ dbt.type_string() }},
+        transcript_hash {{ dbt.type_string() }},
+        resolution {{ dbt.type_string() }},
+        user_frustration {{ dbt.type_string() }},
+        reason {{ dbt.type_string() }},
+        model {{ dbt.type_string() }},
+        prompt_version {{ dbt.type_string() }},
+        judged_at {{ dbt.type_timestamp() }}
+    );
 {% endmacro %}
