@@ -18,9 +18,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
-import hashlib
 import io
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from convo_warehouse.lib.assignment import assignment_bucket
 from convo_warehouse.lib.generate import scripts, text
 from convo_warehouse.lib.generate.scripts import NOT_ENGAGED, SALES, SUPPORT
 
@@ -115,23 +116,16 @@ def parse_format_mix(spec: str) -> dict[str, float]:
     return mix
 
 
-def assign_variant(test_name: str, conversation_id: str) -> str:
-    """The contract's deterministic assignment rule."""
-    variants = EXPERIMENTS[test_name]
-    return variants[int(hashlib.sha256(f"{test_name}:{conversation_id}".encode()).hexdigest(), 16) % len(variants)]
-
-
 def conversation_id(seed: int, n: int) -> str:
     return f"c-{seed}-{n:07d}"
 
 
 def _assign_codes(seed: int, conv_n: np.ndarray, test_name: str) -> np.ndarray:
-    k = len(EXPERIMENTS[test_name])
-    out = np.empty(len(conv_n), dtype=np.int8)
-    prefix = f"{test_name}:c-{seed}-"
-    for i, n in enumerate(conv_n.tolist()):
-        out[i] = int(hashlib.sha256(f"{prefix}{n:07d}".encode()).hexdigest(), 16) % k
-    return out
+    """Each conversation's variant position in ``test_name`` by the contract's rule."""
+    count = len(EXPERIMENTS[test_name])
+    return np.array(
+        [assignment_bucket(test_name, conversation_id(seed, n), count) for n in conv_n.tolist()], dtype=np.int8
+    )
 
 
 def _dict_array(codes: np.ndarray, values: list) -> pa.DictionaryArray:
@@ -1093,16 +1087,30 @@ class _Runner(Generator):
 
 def generate_events(out_dir, conversations: int, days: int, seed: int, end_date=None, incident=None,
                     ab_effect: float = 0.02, progress: bool = True, format_mix: str = DEFAULT_FORMAT_MIX,
-                    now=None, truth_dir=None, chunk_size: int = CHUNK_SIZE) -> dict:
+                    now=None, truth_dir=None, chunk_size: int = CHUNK_SIZE, plant=None) -> dict:
     """Write synthetic raw events for ``conversations`` conversations over ``days`` days.
 
     ``end_date`` (date or ``YYYY-MM-DD``, default today UTC) is the last day;
     no event is later than ``now`` (default: the current time). ``truth_dir``,
     if given, receives Parquet files with every clean event's id, canonical
     type and intended epoch milliseconds (outside the landing folder!).
+    ``plant`` (see ``planted.PATTERNS``) adds a known pattern in
+    ``<out>/planted/`` (summary key ``planted``).
     Returns a summary dict (files, counts of every injected defect).
     """
-    gen = _Runner(out_dir, conversations, days, seed, end_date=end_date, incident=incident,
-                  ab_effect=ab_effect, format_mix=format_mix, now=now, truth_dir=truth_dir,
-                  chunk_size=chunk_size)
-    return gen.run(progress=progress)
+    if plant in (None, "", "none"):
+        gen = _Runner(out_dir, conversations, days, seed, end_date=end_date, incident=incident,
+                      ab_effect=ab_effect, format_mix=format_mix, now=now, truth_dir=truth_dir,
+                      chunk_size=chunk_size)
+        return gen.run(progress=progress)
+    from convo_warehouse.lib.generate import planted
+
+    if plant not in planted.PATTERNS:
+        raise ValueError(f"unknown planted pattern {plant!r}; choose one of: {', '.join(planted.PATTERNS)}")
+    with tempfile.TemporaryDirectory() as scratch:
+        truth = truth_dir or scratch
+        summary = generate_events(out_dir, conversations, days, seed, end_date=end_date, incident=incident,
+                                  ab_effect=ab_effect, progress=progress, format_mix=format_mix, now=now,
+                                  truth_dir=truth, chunk_size=chunk_size)
+        summary["planted"] = planted.plant_pattern(plant, truth, out_dir, seed)
+    return summary
