@@ -74,8 +74,13 @@ def test_per_event_answers_and_durable_landing(collector):
     landed = {str(e.get("event_id")): e for e in landed_events(landing)}
     assert set(landed) >= {"e-ok-1", "17"} and "e-no-time" not in landed
     assert all(path.relative_to(landing).parts[0] == "collector" for path in discover_files(landing))
-    rejects = [json.loads(line) for path in (landing / ".rejected").rglob("*.jsonl")
-               for line in path.read_text().splitlines()]
+
+    def rejects() -> list[dict]:
+        return [json.loads(line) for path in (landing / ".rejected" / "collector").rglob("*.jsonl")
+                for line in path.read_text().splitlines()]
+
+    wait_for(lambda: len(rejects()) >= 5, 10, "the rejects file to be rotated into place")
+    rejects = rejects()
     assert {r["reason"] for r in rejects} >= {"missing_required_field", "future_timestamp", "unreadable_line"}
     assert any(r["event"] == "just a string" for r in rejects)
 

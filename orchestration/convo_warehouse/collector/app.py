@@ -126,9 +126,12 @@ class Collector:
         return results
 
 
+# ensure_ascii: every line is valid UTF-8 JSON whatever the client sent
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def _encode(value) -> bytes:
-    # ensure_ascii: every line is valid UTF-8 JSON whatever the client sent
-    return json.dumps(value, separators=(",", ":")).encode("ascii")
+    return _ENCODER.encode(value).encode("ascii")
 
 
 def create_app(config: CollectorConfig) -> Starlette:
