@@ -24,7 +24,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: spark-venv test-spark install run demo-data test dbt-test lint pytest bench bench-classify bench-capture classify-eval collect ui clean clean-data
+.PHONY: spark-venv test-spark install run demo-data test dbt-test lint pytest bench bench-classify bench-capture bench-sentiment classify-eval collect ui clean clean-data
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -84,6 +84,9 @@ bench: $(INSTALLED) target/manifest.json
 
 bench-classify: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_classify.py
+
+bench-sentiment: $(INSTALLED)
+	$(BIN)/python benchmarks/bench_sentiment.py
 
 # Collector throughput with durable writes and SDK cost per call (docs/capture.md).
 bench-capture: $(INSTALLED)
