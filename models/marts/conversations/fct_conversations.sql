@@ -1,8 +1,24 @@
-{#- Rebuilt in full each run: inferred abandonment depends on the newest event
-    in the whole warehouse, so any conversation's row can change when new
-    events arrive anywhere. -#}
+{#- Incremental, replaced conversation by conversation: a run recomputes the
+    conversations with newly loaded events and those whose inferred
+    abandonment may flip because the warehouse clock (the newest staged event
+    anywhere) moved: see conversations_to_refresh_cte(). A changed history
+    (an alias re-mapping old events, changed vars) rebuilds every row. -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy=keyed_incremental_strategy(),
+        unique_key='conversation_id',
+        on_schema_change='fail',
+        pre_hook="{{ forget_stale_incremental_build() }}",
+        post_hook="{{ record_incremental_watermark() }}",
+    )
+}}
 
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte(clock_moves_rows=true) }}
 
 all_events as (
     select event_at from {{ ref('stg_events') }}
@@ -26,7 +42,13 @@ events as (
         abandoned_at_turn
     from {{ ref('stg_events') }}
     -- unknown event types are staged for the record but take part in no metric
-    where is_known_type
+    where
+        is_known_type
+        {% if is_incremental() %}
+            and conversation_id in (
+                select conversations_to_refresh.conversation_id from conversations_to_refresh
+            )
+        {% endif %}
 ),
 
 warehouse_clock as (
