@@ -11,6 +11,7 @@ a re-run with nothing new and a full refresh of the same raw rows.
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -42,6 +43,16 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
     warehouse = make_warehouse("checksums")
     warehouse.dbt("seed")
     batches = [days[0:2], days[2:4], days[4:6], [source / "late"]]
+    # The newest conversation of the first batch: engaged, unfinished, its
+    # last event the newest in the warehouse, so not abandoned yet; the next
+    # batch moves the clock past the window without any event of its own.
+    open_at = f"{days[2].name}T06:00:00Z"
+    (warehouse.landing / "open").mkdir()
+    (warehouse.landing / "open" / "open_conversation.jsonl").write_text("\n".join(
+        json.dumps({"event_id": f"open-{n}", "conversation_id": "open-1", "event_type": event_type,
+                    "timestamp": open_at, "properties": {"content": "where is my order"}})
+        for n, event_type in enumerate(["conversation_started", "user_message"])
+    ) + "\n")
     after_batch = []
     for number, batch in enumerate(batches, start=1):
         for folder in batch:
@@ -66,7 +77,7 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
         for conversation, was in after_batch[0].items()
         if not was and after_batch[1].get(conversation)
     ]
-    assert crossed, "no conversation crossed the abandonment window between batches 1 and 2"
+    assert "open-1" in crossed, "no conversation crossed the abandonment window between batches 1 and 2"
     assert warehouse.scalar(
         "select count(*) from staging.stg_events where event_type = 'tool_called' and load_id = 1 "
         "and lower(raw_event_type) <> 'tool_called'"
