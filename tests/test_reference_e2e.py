@@ -38,6 +38,7 @@ import pytest
 
 from reference.contract import (
     FUTURE_TS,
+    INVALID_TYPE,
     MISSING,
     PROPS_NOT_OBJECT,
     UNPARSEABLE_TS,
@@ -740,8 +741,16 @@ def test_reference_facts_by_hand(tmp_path: Path):
     assert winners["dup-same-file"].properties == {"content": "first"}
     assert winners["dup-across"].source_file == "a/events.jsonl"
     assert ref.staging.reasons == {
-        MISSING: 7, UNPARSEABLE_TS: 6, FUTURE_TS: 2, PROPS_NOT_OBJECT: 4, UNREADABLE: 4,
+        MISSING: 7, UNPARSEABLE_TS: 6, FUTURE_TS: 2, PROPS_NOT_OBJECT: 4, UNREADABLE: 4, INVALID_TYPE: 5,
     }  # fmt: skip
+    # Contract v1.1 names and identifier types (c/v11.*): 4 JSONL rows and 1 Parquet row are invalid.
+    v11 = {event.event_id: event for event in ref.staging.staged if event.source_file.startswith("c/v11")}
+    assert sorted(v11) == ["1101", "1102", "2101", "2102", "v11-1", "v11-2", "v11-3", "v11c-1", "v11c-2"]
+    assert [v11[key].event_type for key in ("v11-2", "v11-3", "v11c-2", "1101")] == [
+        "user_message", "agent_message", "user_message", "stage_reached",
+    ]  # fmt: skip
+    assert v11["1101"].properties == {"funnel": "sales", "stage": "booked"}
+    assert v11["1102"].conversation_id == "77" and v11["v11-1"].properties == {"agent_id": "v11-agent"}
     # Blank lines are not rows.
     assert all(text.strip() for _, _, _, text in read_file(tmp_path / "a" / "events.jsonl"))
 
