@@ -31,5 +31,5 @@
         'timestamp', {{ relation_alias }}.raw_timestamp,
         'channel', {{ relation_alias }}.raw_channel,
         'properties', {{ relation_alias }}.raw_properties
-    ), coalesce({{ relation_alias }}.raw_typed_fields, '{}')) as varchar)
+    ), coalesce({{ relation_alias }}.raw_typed_fields, '{}')) as {{ dbt.type_string() }})
 {%- endmacro %}

@@ -3,6 +3,7 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='load_id',
+        on_schema_change='append_new_columns',
     )
 }}
 {#- Incremental because parsing JSON is the expensive step: each raw row is
@@ -10,7 +11,10 @@
     the row itself, its load time and seeds/field_aliases.csv, so an
     incremental run and a full refresh give the same rows: when the field
     aliases change (field_aliases_fingerprint), every load run is parsed
-    again and replaces its rows (delete+insert by load_id). -#}
+    again and replaces its rows (delete+insert by load_id). A property
+    column added to the lists below appears in an existing warehouse without
+    a full refresh (append_new_columns); rows parsed before it keep null
+    there until `dbt build --full-refresh`. -#}
 
 {%- set text_properties = [
     'device', 'source', 'language', 'environment', 'page_url', 'agent_id', 'content',
@@ -20,6 +24,7 @@
 {%- set number_properties = ['lead_score', 'intent_confidence', 'sentiment', 'latency_ms'] -%}
 {%- set integer_properties = [
     'turn', 'message_length', 'response_length', 'total_turns', 'abandoned_at_turn',
+    'input_tokens', 'output_tokens',
 ] -%}
 {%- set all_properties = text_properties + number_properties + integer_properties -%}
 {%- set raw_columns = [
@@ -81,7 +86,7 @@ raw_events as (
         -- new load runs; every run again when the field aliases changed
         where
             load_id > (select coalesce(max(this.load_id), 0) from {{ this }} as this)
-            or (select max(this.field_aliases_fingerprint) from {{ this }} as this)
+            or (select coalesce(max(this.field_aliases_fingerprint), '') from {{ this }} as this)
             <> (select field_aliases_fingerprinted.field_aliases_fingerprint from field_aliases_fingerprinted)
     {% endif %}
 ),
