@@ -95,7 +95,7 @@ def test_production_run_with_required_seed_columns_only(tmp_path):
         ).fetchall() == [("conversion_rate",)]
         assert con.execute(
             "select distinct segment_type, segment_value, severity, min_sample from staging.stg_seeds__alert_rules"
-        ).fetchall() == [("all", "all", "medium", 0)]
+        ).fetchall() == [("all", "all", "medium", 1)]
     finally:
         con.close()
 

@@ -97,6 +97,7 @@ def built_warehouse(tmp_path_factory):
     landing = root / "landing"
     summary = generate_events(landing, conversations=150, days=3, seed=11, progress=False)
     # One producer's bad file next to the good ones: 7 events without event_id.
+    (landing / PRODUCER_FILE).parent.mkdir(parents=True)
     (landing / PRODUCER_FILE).write_text(
         "\n".join(json.dumps({k: v for k, v in _event(n, None).items() if k != "event_id"}) for n in range(7))
         + "\n"

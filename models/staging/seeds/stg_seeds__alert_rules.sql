@@ -14,7 +14,7 @@
         'segment_type': [dbt.type_string(), "'all'"],
         'segment_value': [dbt.type_string(), "'all'"],
         'severity': [dbt.type_string(), "'medium'"],
-        'min_sample': [dbt.type_bigint(), '0'],
+        'min_sample': [dbt.type_bigint(), '1'],
         'description': [dbt.type_string(), 'null'],
     },
 ) }}
