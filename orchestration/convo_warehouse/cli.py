@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "experiments": "convo_warehouse.commands.experiments:experiments",
     "classify-eval": "convo_warehouse.commands.classify_eval:classify_eval",
     "classify": "convo_warehouse.commands.classify:classify",
+    "dashboard": "convo_warehouse.commands.dashboard:dashboard",
+    "export": "convo_warehouse.commands.export:export",
     "run": "convo_warehouse.commands.run:run",
     "ui": "convo_warehouse.commands.ui:ui",
 }
