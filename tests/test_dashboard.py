@@ -58,7 +58,7 @@ def demo(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("dashboard")
     (root / "dagster_home").mkdir()
-    generate_events(root / "landing", conversations=700, days=9, seed=5, incident="fallback_spike", progress=False)
+    generate_events(root / "landing", conversations=2500, days=9, seed=5, incident="fallback_spike", progress=False)
     run = subprocess.run(
         [sys.executable, "-m", "convo_warehouse.cli", "run", "--quiet"],
         cwd=REPO_ROOT, env=_run_env(root), capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS,
