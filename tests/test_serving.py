@@ -181,6 +181,26 @@ def test_same_data_publishes_no_new_version(setup):
     assert _tree_digest(serving_dir) == before
 
 
+def test_floating_point_noise_is_not_new_data(setup):
+    database, serving_dir = setup
+    con = duckdb.connect(str(database))
+    con.execute("create table marts.scores as select cast(0.1 as double) + cast(0.2 as double) as score")
+    con.close()
+    first = _publish(database, serving_dir)
+    con = duckdb.connect(str(database))
+    # A rebuild summing doubles in another order: 0.3 instead of 0.1 + 0.2 (the last bits differ).
+    con.execute("update marts.scores set score = cast(0.3 as double)")
+    assert con.execute("select score != cast(0.1 as double) + cast(0.2 as double) from marts.scores").fetchone()[0]
+    con.close()
+    noise = _publish(database, serving_dir, now=_clock(PUBLISHED_AT + dt.timedelta(hours=1)))
+    assert not noise.created and noise.snapshot.version == first.snapshot.version
+    con = duckdb.connect(str(database))
+    con.execute("update marts.scores set score = 0.31")
+    con.close()
+    change = _publish(database, serving_dir, now=_clock(PUBLISHED_AT + dt.timedelta(hours=2)))
+    assert change.created and change.snapshot.version != first.snapshot.version
+
+
 def test_keeps_the_newest_n_versions(setup, monkeypatch):
     database, serving_dir = setup
     monkeypatch.setenv(serving.KEEP_ENV, "2")

@@ -56,7 +56,12 @@ def render(con, snapshot) -> None:
     if alerts.empty:
         st.success("No alert fired.")
         return
-    per_day = alerts.assign(day=alerts["window_start"].dt.date).groupby(["day", "severity"]).size().reset_index(name="alerts")
+    per_day = (
+        alerts.assign(day=alerts["window_start"].dt.strftime("%Y-%m-%d"))
+        .groupby(["day", "severity"])
+        .size()
+        .reset_index(name="alerts")
+    )
     chart = px.bar(
         per_day,
         x="day",
@@ -65,13 +70,15 @@ def render(con, snapshot) -> None:
         category_orders={"severity": list(SEVERITY_ORDER)},
         color_discrete_map={"high": "#d62728", "medium": "#ff7f0e", "low": "#bcbd22"},
     )
-    chart.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    chart.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10}, bargap=0.5)
+    chart.update_xaxes(type="category", title="day of the alert window (UTC)")
     st.plotly_chart(chart, key="alerts-per-day")
+    most_severe = next(severity for severity, number in counts.items() if number)
     for severity in SEVERITY_ORDER:
         rows = alerts[alerts["severity"].str.lower() == severity]
         if rows.empty:
             continue
-        with st.expander(f"{severity.capitalize()}: {len(rows):,} alert(s)", expanded=severity == "high"):
+        with st.expander(f"{severity.capitalize()}: {len(rows):,} alert(s)", expanded=severity == most_severe):
             st.dataframe(
                 pd.DataFrame(
                     {
