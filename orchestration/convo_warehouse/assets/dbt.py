@@ -36,6 +36,8 @@ SOURCE_ASSET_KEYS: dict[tuple[str, str], dg.AssetKey] = {
     ("classification", "stage_classifications"): dg.AssetKey(
         ["classification", "stage_classifications"]
     ),
+    ("classification", "message_sentiment"): dg.AssetKey(["classification", "message_sentiment"]),
+    ("classification", "conversation_judgments"): dg.AssetKey(["classification", "conversation_judgments"]),
 }
 
 # A production run builds and checks data: models, seeds and data tests.
