@@ -52,9 +52,13 @@ def test_conversation_calls_write_contract_events_to_landing(tmp_path: Path):
             convo.feedback(5)
             variant = convo.assign_variant("greeting_tone", ["control", "warm"])
             convo.completed()
+    # what writers keep in dot-folders is never loaded
+    for hidden in (".tmp/being-written.jsonl", ".rejected/collector/x.jsonl", ".convo_spool/spool-1-2.jsonl"):
+        (landing / hidden).parent.mkdir(parents=True, exist_ok=True)
+        (landing / hidden).write_text('{"event_id": "hidden"}\n')
     files = discover_files(landing)
     assert files and all(path.parts[-3] == "sdk" for path in files)
-    assert not list((landing / ".tmp").iterdir()), "no partial file is left behind"
+    assert not list((landing / ".tmp").glob("*.part")), "no partial file is left behind"
     events = [json.loads(line) for path in files for line in path.read_text().splitlines()]
     types = [event["event_type"] for event in events]
     assert types == ["conversation_started", "user_message", "agent_message", "tool_called", "user_message",

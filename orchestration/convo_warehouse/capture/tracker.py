@@ -102,7 +102,8 @@ class Tracker:
         else:
             token = token if token is not None else os.environ.get("CONVO_COLLECTOR_TOKEN")
             self._transport = HttpTransport(endpoint, token=token, timeout=timeout)
-        default_spool = Path(landing_dir or ".") / ".convo_spool" if landing_dir else Path(".convo_spool")
+        # in landing mode the spool sits in a dot-folder the loader never reads
+        default_spool = Path(landing_dir) / ".convo_spool" if landing_dir else Path(".convo_spool")
         self.spool = Spool(spool_dir or os.environ.get("CONVO_CAPTURE_SPOOL_DIR") or default_spool)
         self.channel = channel
         self.batch_size = batch_size
