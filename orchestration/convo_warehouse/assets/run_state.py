@@ -11,8 +11,9 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-# The module, not the asset: Dagster collects every asset a module holds.
+# The modules, not the assets: Dagster collects every asset a module holds.
 from convo_warehouse.assets import dbt as dbt_assets
+from convo_warehouse.assets import serving as serving_assets
 from convo_warehouse.lib.run_state import record_run_complete
 from convo_warehouse.lib.warehouse import writer_lock
 from convo_warehouse.resources import WarehouseResource
@@ -29,6 +30,7 @@ def terminal_assets(upstreams: dict[dg.AssetKey, Iterable[dg.AssetKey]]) -> list
 
 _UPSTREAMS = {
     **{key: set(parents) for key, parents in dbt_assets.dbt_models.asset_deps.items()},
+    **{key: set(parents) for key, parents in serving_assets.snapshot.asset_deps.items()},
     STAGE_CLASSIFICATIONS: {dg.AssetKey(["marts", "fct_conversations"])},
 }
 
