@@ -48,7 +48,7 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
     # The newest conversation of the first batch: engaged, unfinished, its
     # last event the newest in the warehouse, so not abandoned yet; the next
     # batch moves the clock past the window without any event of its own.
-    open_at = f"{days[2].name}T12:00:00Z"
+    open_at = f"{days[3].name}T00:00:00Z"
     (warehouse.landing / "open").mkdir()
     (warehouse.landing / "open" / "open_conversation.jsonl").write_text("\n".join(
         json.dumps({"event_id": f"open-{n}", "conversation_id": "open-1", "event_type": event_type,
