@@ -136,3 +136,16 @@ def test_oversized_chunked_body_is_413(collector):
                        encode_chunked=True)
     answer = connection.getresponse()
     assert answer.status == 413 and b"limit" in answer.read()
+
+
+def test_gzip_bodies_are_read_and_bounded(collector):
+    import gzip
+
+    body = gzip.compress(json.dumps({"events": [event("gz-1")]}).encode())
+    status, answer, _ = collector.post("/v1/events", body, TOKEN, headers={"Content-Encoding": "gzip"})
+    assert status == 200 and answer["accepted"] == 1
+    bomb = gzip.compress(b'{"events": [' + b" " * (11 * 1024 * 1024) + b"]}")
+    status, answer, _ = collector.post("/v1/events", bomb, TOKEN, headers={"Content-Encoding": "gzip"})
+    assert status == 413 and "inflates" in answer["error"]
+    status, answer, _ = collector.post("/v1/events", b"not gzip", TOKEN, headers={"Content-Encoding": "gzip"})
+    assert status == 400 and "gzip" in answer["error"]

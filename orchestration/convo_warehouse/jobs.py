@@ -13,11 +13,17 @@ from convo_warehouse.concurrency import WRITER_TAGS
 
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
 RAW_LOADED_FILES = dg.AssetKey(["raw", "loaded_files"])
-STAGE_CLASSIFICATIONS = dg.AssetKey(["classification", "stage_classifications"])
+# the classifier multi-asset: stage classifications, message sentiment, LLM judgments
+CLASSIFICATION_KEYS = (
+    dg.AssetKey(["classification", "stage_classifications"]),
+    dg.AssetKey(["classification", "message_sentiment"]),
+    dg.AssetKey(["classification", "conversation_judgments"]),
+)
 
 # New landing files -> raw -> every dbt asset downstream of raw (staging is
 # incremental with a lookback, so only affected days are recomputed), plus
-# the seeds staging reads. The classifier (possibly an LLM, the costly part)
+# the seeds and everything downstream of them (their staging models, which
+# fill in optional columns). The classifier (possibly an LLM, the costly part)
 # is left to the daily job; funnel marts are rebuilt with the classifications
 # made so far. Asset checks of the selected assets (dbt tests, GX suites,
 # alerts) run with them.
@@ -25,9 +31,9 @@ load_and_rebuild_job = dg.define_asset_job(
     name="load_and_rebuild_job",
     selection=(
         dg.AssetSelection.assets(RAW_EVENTS, RAW_LOADED_FILES).downstream()
-        | dg.AssetSelection.groups("seeds")
+        | dg.AssetSelection.groups("seeds").downstream()
     )
-    - dg.AssetSelection.assets(STAGE_CLASSIFICATIONS),
+    - dg.AssetSelection.assets(*CLASSIFICATION_KEYS),
     description="Load new landing files and rebuild what they affect (no classification).",
     tags=WRITER_TAGS,
 )

@@ -125,7 +125,12 @@ def _execute_python_model(spark, node: dict, relations: dict[str, str]):
 # What the stage classifier reads and writes (lib/classify): copied between
 # Spark and an in-memory DuckDB, where the classifier runs unchanged.
 CLASSIFIER_INPUTS = ("staging.stg_events", "marts.fct_conversations")
-CLASSIFIER_OUTPUTS = ("classification.stage_classifications", "classification.llm_calls")
+CLASSIFIER_OUTPUTS = (
+    "classification.stage_classifications",
+    "classification.llm_calls",
+    "classification.message_sentiment",
+    "classification.conversation_judgments",
+)
 
 
 def classify_on_spark(spark, mode: str | None = None) -> str:
