@@ -193,7 +193,10 @@ def _read_parquet(spark, path: Path):
 
     frame = spark.read.parquet(str(path))
     kinds = {column.name: column.dataType for column in frame.schema.fields}
-    frame = frame.rdd.zipWithIndex().toDF(["record", "index"])
+    numbered = T.StructType(
+        [T.StructField("record", frame.schema), T.StructField("index", T.LongType(), False)]
+    )
+    frame = spark.createDataFrame(frame.rdd.zipWithIndex(), numbered)
     selects = [(F.col("index") + 1).cast("bigint").alias("row_number")]
     for name in landing.FIELDS:
         target = "event_timestamp" if name == "timestamp" else name
