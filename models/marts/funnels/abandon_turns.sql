@@ -4,7 +4,7 @@ abandoned_conversations as (
     select
         conversation_id,
         abandoned_at_turn
-    from {{ ref('fct_conversations') }}
+    from {{ ref('int_conversations_summarized') }}
     where
         was_abandoned
         and abandoned_at_turn is not null

@@ -21,7 +21,7 @@ conversations as (
         channel,
         last_user_message,
         outcome
-    from {{ ref('fct_conversations') }}
+    from {{ ref('int_conversations_summarized') }}
 ),
 
 conversations_stopped as (

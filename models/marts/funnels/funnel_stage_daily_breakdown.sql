@@ -28,7 +28,7 @@ conversations as (
         conversation_date,
         channel,
         agent_id
-    from {{ ref('fct_conversations') }}
+    from {{ ref('int_conversations_summarized') }}
 ),
 
 -- one variant per conversation and test; contaminated conversations (more
@@ -38,7 +38,7 @@ uncontaminated_exposures as (
         conversation_id,
         test_name,
         variant
-    from {{ ref('ab_test_exposures') }}
+    from {{ ref('int_ab_test_exposures_checked') }}
     where variant_count = 1
 ),
 

@@ -30,7 +30,7 @@ dropoffs as (
 
 conversations as (
     select count(*) as conversations
-    from {{ ref('fct_conversations') }}
+    from {{ ref('int_conversations_summarized') }}
 ),
 
 stages_counted as (
