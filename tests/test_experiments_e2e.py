@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 from collections import defaultdict
 
 import duckdb
 import pytest
 from conftest import REPO_ROOT, Warehouse
+
+from convo_warehouse.lib.assignment import assign_variant
 
 SELECT_MARTS = "+ab_test_results +ab_test_metrics +ab_test_health"
 END_DATE = "2024-06-30"
@@ -186,8 +187,7 @@ def contract_exposures(warehouse: Warehouse) -> dict[tuple[str, str], dict]:
         expected = None
         if test_name in seed:
             names = [v["variant"] for v in seed[test_name]]
-            digest = hashlib.sha256(f"{test_name}:{conversation_id}".encode()).hexdigest()
-            expected = names[int(digest, 16) % len(names)]
+            expected = assign_variant(test_name, conversation_id, names)
         out[(test_name, conversation_id)] = {
             "user_id": users.get(conversation_id),
             "variant": first["variant"],

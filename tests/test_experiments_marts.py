@@ -13,13 +13,14 @@ reference cases are checked through the models, not only the helpers:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime, timedelta
 
 import duckdb
 import pytest
 from conftest import Warehouse
+
+from convo_warehouse.lib.assignment import assign_variant
 
 SELECT_MARTS = "+ab_test_results +ab_test_metrics +ab_test_health"
 START = datetime(2024, 5, 1, 9, 0, 0)
@@ -75,11 +76,6 @@ class Events:
         return conversation_id
 
 
-def rule(test_name: str, conversation_id: str, variants: list[str]) -> str:
-    digest = hashlib.sha256(f"{test_name}:{conversation_id}".encode()).hexdigest()
-    return variants[int(digest, 16) % len(variants)]
-
-
 @pytest.fixture(scope="module")
 def reference_warehouse(tmp_path_factory, dbt_target_dir):
     events = Events()
@@ -104,9 +100,8 @@ def reference_warehouse(tmp_path_factory, dbt_target_dir):
         events.conversation("button_color", ["red"])
     warehouse = Warehouse(tmp_path_factory.mktemp("experiments_reference"), dbt_target_dir)
     build_experiment_marts(warehouse, events.rows)
-    hash_sql = compile_hash_buckets(warehouse)
     con = duckdb.connect(str(warehouse.path))  # same configuration as dbt's in-process connection
-    yield con, hash_sql
+    yield con
     con.close()
 
 
@@ -119,7 +114,7 @@ def result_row(con, test_name: str, variant: str) -> dict:
 
 
 def test_reference_z_test_through_the_marts(reference_warehouse):
-    con, _ = reference_warehouse
+    con = reference_warehouse
     control = result_row(con, "greeting_tone", "formal")
     variant = result_row(con, "greeting_tone", "casual")
     assert (control["sessions"], control["conversions"]) == (28, 14)
@@ -137,7 +132,7 @@ def test_reference_z_test_through_the_marts(reference_warehouse):
 
 
 def test_reference_srm_through_the_marts(reference_warehouse):
-    con, _ = reference_warehouse
+    con = reference_warehouse
     short = result_row(con, "reply_length", "short")
     long = result_row(con, "reply_length", "long")
     assert (short["sessions"], long["sessions"]) == (1000, 1100)
@@ -150,7 +145,7 @@ def test_reference_srm_through_the_marts(reference_warehouse):
 
 
 def test_results_only_for_seed_tests(reference_warehouse):
-    con, _ = reference_warehouse
+    con = reference_warehouse
     tests = {row[0] for row in con.execute("select distinct test_name from marts.ab_test_results").fetchall()}
     assert tests == {"greeting_tone", "reply_length"}
     exposures = con.execute(
@@ -161,7 +156,7 @@ def test_results_only_for_seed_tests(reference_warehouse):
 
 
 def test_contamination_is_counted_in_health(reference_warehouse):
-    con, _ = reference_warehouse
+    con = reference_warehouse
     exposed, contaminated, problems = con.execute(
         "select exposed_conversations, contaminated_conversations, problems from marts.ab_test_health"
         " where test_name = 'greeting_tone' and segment_type = 'all'"
@@ -170,8 +165,8 @@ def test_contamination_is_counted_in_health(reference_warehouse):
     assert "saw several variants" in problems
 
 
-def test_expected_variant_matches_hashlib_for_every_exposure(reference_warehouse):
-    con, _ = reference_warehouse
+def test_expected_variant_is_the_python_assignment_for_every_exposure(reference_warehouse):
+    con = reference_warehouse
     seed = {"greeting_tone": ["formal", "casual"], "reply_length": ["short", "long"]}
     rows = con.execute(
         "select test_name, conversation_id, variant, expected_variant, assignment_ok from marts.ab_test_exposures"
@@ -179,7 +174,7 @@ def test_expected_variant_matches_hashlib_for_every_exposure(reference_warehouse
     ).fetchall()
     assert len(rows) == 63 + 2100
     for test_name, conversation_id, variant, expected, ok in rows:
-        assert expected == rule(test_name, conversation_id, seed[test_name]), conversation_id
+        assert expected == assign_variant(test_name, conversation_id, seed[test_name]), conversation_id
         assert ok == (variant == expected)
     mismatches = sum(1 for row in rows if row[1].startswith("reply_length") and not row[4])
     health = con.execute(
@@ -189,7 +184,7 @@ def test_expected_variant_matches_hashlib_for_every_exposure(reference_warehouse
 
 
 def test_srm_per_channel(reference_warehouse):
-    con, _ = reference_warehouse
+    con = reference_warehouse
     rows = con.execute(
         "select segment_value, sessions from marts.ab_test_health"
         " where test_name = 'reply_length' and segment_type = 'channel' order by segment_value"
@@ -198,7 +193,7 @@ def test_srm_per_channel(reference_warehouse):
 
 
 def test_metrics_conversion_matches_results_and_holm_family(reference_warehouse):
-    con, _ = reference_warehouse
+    con = reference_warehouse
     p_value, adjusted, role = con.execute(
         "select p_value, p_value_adjusted, metric_role from marts.ab_test_metrics"
         " where test_name = 'greeting_tone' and variant = 'casual' and metric_name = 'conversion_rate'"
@@ -210,28 +205,3 @@ def test_metrics_conversion_matches_results_and_holm_family(reference_warehouse)
         "select count(p_value_adjusted) from marts.ab_test_metrics where metric_role = 'guardrail'"
     ).fetchone()[0]
     assert guardrail_adjusted == 0
-
-
-HASH_MODULI = (2, 3, 7)
-
-
-def compile_hash_buckets(warehouse: Warehouse) -> str:
-    """The SQL of the hash_bucket macro for n = 2, 3, 7 over a table ``ids(id)``."""
-    buckets_sql = ", ".join(f"{{{{ hash_bucket(\"'t:' || id\", {n}) }}}} as bucket_{n}" for n in HASH_MODULI)
-    result = warehouse.dbt("compile", "--inline", f"select id, {buckets_sql} from ids")
-    return result.result.results[0].node.compiled_code
-
-
-def test_hash_bucket_macro_matches_hashlib(reference_warehouse):
-    """The SQL macro against Python's int(sha256(...), 16) % n for 2,000 ids, n = 2, 3, 7."""
-    ids = [f"conv_{i:06d}" for i in range(1990)] + ["", "é", "ü-ñ", "a:b", "  ", "x" * 300, "日本", "🙂", "0", "ff"]
-    compiled = reference_warehouse[1]
-    assert "list_reduce" in compiled
-    con = duckdb.connect()
-    con.execute("create table ids (id varchar)")
-    con.executemany("insert into ids values (?)", [[i] for i in ids])
-    rows = {row[0]: row[1:] for row in con.execute(compiled).fetchall()}
-    assert len(rows) == len(ids)
-    for conversation_id in ids:
-        digest = int(hashlib.sha256(f"t:{conversation_id}".encode()).hexdigest(), 16)
-        assert rows[conversation_id] == tuple(digest % n for n in HASH_MODULI), conversation_id

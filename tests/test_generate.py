@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
-import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -23,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from convo_warehouse.lib.assignment import assign_variant
 from convo_warehouse.lib.generate import BAD_CLASSES, EXPERIMENTS, generate_events
 
 END = "2026-03-10"
@@ -268,9 +268,7 @@ def test_exposures_follow_the_sha256_rule_except_a_few(generated):
     for (test, conv), variants in by_conv.items():
         if len(set(variants)) > 1:
             continue  # contaminated
-        variants_list = EXPERIMENTS[test]
-        expected = variants_list[int(hashlib.sha256(f"{test}:{conv}".encode()).hexdigest(), 16)
-                                 % len(variants_list)]
+        expected = assign_variant(test, conv, EXPERIMENTS[test])
         if variants[0] == expected:
             ok += 1
         else:

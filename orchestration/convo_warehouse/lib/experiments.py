@@ -22,10 +22,9 @@ standard error, ...), never NaN, so callers can write them as SQL nulls.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from scipy import stats
 
@@ -50,12 +49,6 @@ MAX_MISMATCH_RATE = 0.01
 SEQUENTIAL_TAU = 0.02
 
 
-def expected_variant(test_name: str, conversation_id: str, variants: Sequence[str]) -> str:
-    """The application's assignment rule, as the contract writes it."""
-    digest = hashlib.sha256(f"{test_name}:{conversation_id}".encode()).hexdigest()
-    return variants[int(digest, 16) % len(variants)]
-
-
 def rate(successes: int, trials: int) -> float | None:
     """successes / trials, or None without trials."""
     return successes / trials if trials else None
@@ -74,9 +67,6 @@ class ProportionComparison:
     ci_low: float | None
     ci_high: float | None
     is_significant: bool | None
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def compare_proportions(x1: int, n1: int, x2: int, n2: int, z_crit: float = Z_95) -> ProportionComparison:

@@ -10,7 +10,6 @@ from convo_warehouse.lib.generate.core import (  # noqa: F401
     DEFAULT_FORMAT_MIX,
     EXPERIMENTS,
     TS_FORMS,
-    assign_variant,
     conversation_id,
     generate_events,
     parse_format_mix,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import gzip
-import hashlib
 import io
 import json
 import time
@@ -30,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from convo_warehouse.lib.assignment import assignment_bucket
 from convo_warehouse.lib.generate import scripts, text
 from convo_warehouse.lib.generate.scripts import NOT_ENGAGED, SALES, SUPPORT
 
@@ -115,23 +115,16 @@ def parse_format_mix(spec: str) -> dict[str, float]:
     return mix
 
 
-def assign_variant(test_name: str, conversation_id: str) -> str:
-    """The contract's deterministic assignment rule."""
-    variants = EXPERIMENTS[test_name]
-    return variants[int(hashlib.sha256(f"{test_name}:{conversation_id}".encode()).hexdigest(), 16) % len(variants)]
-
-
 def conversation_id(seed: int, n: int) -> str:
     return f"c-{seed}-{n:07d}"
 
 
 def _assign_codes(seed: int, conv_n: np.ndarray, test_name: str) -> np.ndarray:
-    k = len(EXPERIMENTS[test_name])
-    out = np.empty(len(conv_n), dtype=np.int8)
-    prefix = f"{test_name}:c-{seed}-"
-    for i, n in enumerate(conv_n.tolist()):
-        out[i] = int(hashlib.sha256(f"{prefix}{n:07d}".encode()).hexdigest(), 16) % k
-    return out
+    """Each conversation's variant position in ``test_name`` by the contract's rule."""
+    count = len(EXPERIMENTS[test_name])
+    return np.array(
+        [assignment_bucket(test_name, conversation_id(seed, n), count) for n in conv_n.tolist()], dtype=np.int8
+    )
 
 
 def _dict_array(codes: np.ndarray, values: list) -> pa.DictionaryArray:
