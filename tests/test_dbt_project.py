@@ -1,13 +1,16 @@
-"""The dbt DAG flows one way: staging -> intermediate -> marts.
+"""The dbt project's shape, read from the manifest of a fresh `dbt parse`.
 
-Read from the manifest of a fresh `dbt parse`: a model's layer is the folder
-under models/ it lives in (its fqn's second part, as the Dagster groups).
+The DAG flows one way (staging -> intermediate -> marts): a model's layer is
+the folder under models/ it lives in (its fqn's second part, as the Dagster
+groups). Every mart is public: an enforced contract and every column described.
+Every macro is documented in YAML with each of its arguments.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -118,3 +121,64 @@ def test_the_checker_reports_an_intermediate_model_reading_a_mart() -> None:
         "stg_bad (staging) reads int_funnels (intermediate)",
         "stray: lives in models/misc/, which is not a layer",
     ]
+
+
+# dispatch implementations (`duckdb__list_length`) are documented by the macro
+# that dispatches to them
+ADAPTER_PREFIXES = ("default", "duckdb", "postgres", "spark")
+
+
+def macro_signature_arguments(macro_sql: str, name: str) -> list[str]:
+    """Argument names of `{% macro name(a, b=1) %}` (or `{% test ... %}`), in order."""
+    test_name = name.removeprefix("test_")
+    match = re.search(
+        r"{%-?\s*(?:macro\s+" + re.escape(name) + r"|test\s+" + re.escape(test_name) + r")\s*\((.*?)\)\s*-?%}",
+        macro_sql,
+        re.S,
+    )
+    assert match, f"no signature found for macro {name}"
+    return [part.split("=")[0].strip() for part in match.group(1).split(",") if part.strip()]
+
+
+def test_macro_signature_arguments_reads_defaults_and_tests() -> None:
+    assert macro_signature_arguments("{% macro m(a, b=none) -%} x {%- endmacro %}", "m") == ["a", "b"]
+    assert macro_signature_arguments("{% test value_between(model, lo) %}", "test_value_between") == ["model", "lo"]
+    assert macro_signature_arguments("{%- macro k() %}", "k") == []
+
+
+def test_every_macro_is_documented_with_its_arguments(manifest: dict) -> None:
+    problems = []
+    for macro in manifest["macros"].values():
+        if macro["package_name"] != "convo_warehouse" or macro["name"].split("__")[0] in ADAPTER_PREFIXES:
+            continue
+        where = f"{macro['name']} ({macro['original_file_path']})"
+        if not macro["description"].strip():
+            problems.append(f"{where}: no description in a _*.yml")
+        documented = [argument["name"] for argument in macro["arguments"]]
+        expected = macro_signature_arguments(macro["macro_sql"], macro["name"])
+        if documented != expected:
+            problems.append(f"{where}: arguments documented {documented}, signature {expected}")
+        problems += [
+            f"{where}: argument {argument['name']} has no description"
+            for argument in macro["arguments"]
+            if not argument.get("description", "").strip()
+        ]
+    assert problems == []
+
+
+def test_every_mart_has_a_contract_and_every_column_a_description(manifest: dict) -> None:
+    problems = []
+    marts = [node for node in manifest["nodes"].values() if node["resource_type"] == "model" and layer_of(node) == "marts"]
+    assert marts, "no marts found"
+    for node in marts:
+        # an enforced contract makes the YAML's columns exactly the table's
+        if not node["config"]["contract"]["enforced"]:
+            problems.append(f"{node['name']}: contract not enforced")
+        if not node["description"].startswith("One row per"):
+            problems.append(f"{node['name']}: description does not start with its grain ('One row per ...')")
+        problems += [
+            f"{node['name']}.{column}: no description"
+            for column, properties in node["columns"].items()
+            if not properties.get("description", "").strip()
+        ]
+    assert problems == []
