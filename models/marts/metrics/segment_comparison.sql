@@ -20,7 +20,6 @@
 {%- set open_end = 'metrics_daily.metric_date' %}
 {%- set period_start = "cast('" ~ start_date ~ "' as date)" if start_date is not none else open_end %}
 {%- set period_end = "cast('" ~ end_date ~ "' as date)" if end_date is not none else open_end %}
-{%- set z_95 = 1.959964 %}
 {%- set double = metrics_type_double() %}
 
 with
@@ -82,20 +81,8 @@ segments_tested as (
     select
         segments_rated.*,
         -- Wilson score interval, 95%
-        (
-            segments_rated.rate + {{ z_95 }} * {{ z_95 }} / (2.0 * segments_rated.sample_size)
-            - {{ z_95 }} * sqrt(
-                segments_rated.rate * (1.0 - segments_rated.rate) / segments_rated.sample_size
-                + {{ z_95 }} * {{ z_95 }} / (4.0 * segments_rated.sample_size * segments_rated.sample_size)
-            )
-        ) / (1.0 + {{ z_95 }} * {{ z_95 }} / segments_rated.sample_size) as ci_low,
-        (
-            segments_rated.rate + {{ z_95 }} * {{ z_95 }} / (2.0 * segments_rated.sample_size)
-            + {{ z_95 }} * sqrt(
-                segments_rated.rate * (1.0 - segments_rated.rate) / segments_rated.sample_size
-                + {{ z_95 }} * {{ z_95 }} / (4.0 * segments_rated.sample_size * segments_rated.sample_size)
-            )
-        ) / (1.0 + {{ z_95 }} * {{ z_95 }} / segments_rated.sample_size) as ci_high,
+        {{ wilson_interval_bound('segments_rated.rate', 'segments_rated.sample_size', 'low') }} as ci_low,
+        {{ wilson_interval_bound('segments_rated.rate', 'segments_rated.sample_size', 'high') }} as ci_high,
         -- two-proportion z-test of this segment against all the others (pooled se);
         -- null when there is no rest or the pooled rate is 0 or 1 (se = 0)
         case
