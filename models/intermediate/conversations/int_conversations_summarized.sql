@@ -74,9 +74,9 @@ conversations_aggregated as (
         {{ first_value_by('case when is_setup_event then device end', 'event_sequence') }}
             as device,
         {{ first_value_by('case when is_setup_event then source end', 'event_sequence') }}
-            as source,
+            as source,  -- noqa: RF04
         {{ first_value_by('case when is_setup_event then language end', 'event_sequence') }}
-            as language,
+            as language,  -- noqa: RF04
         {{ first_value_by('case when is_setup_event then environment end', 'event_sequence') }}
             as environment,
         min(event_at) as first_event_at,
@@ -250,7 +250,7 @@ final as (
         conversations_scored.last_event_at,
         cast({{ microseconds_between(
             'conversations_scored.started_at', 'conversations_scored.last_event_at'
-        ) }} as {{ metrics_type_double() }}) / 1000000.0 as duration_seconds,
+        ) }} as {{ type_double() }}) / 1000000.0 as duration_seconds,
         conversations_scored.engaged,
         conversations_scored.user_turns,
         conversations_scored.agent_messages,
@@ -271,7 +271,7 @@ final as (
         cast({{ microseconds_between(
             'conversations_scored.first_user_message_at',
             'conversations_scored.first_reply_at'
-        ) }} as {{ metrics_type_double() }}) / 1000.0 as first_response_ms,
+        ) }} as {{ type_double() }}) / 1000.0 as first_response_ms,
         conversations_scored.satisfaction_score,
         conversations_scored.rephrase_count,
         case

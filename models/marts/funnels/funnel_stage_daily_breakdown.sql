@@ -91,7 +91,7 @@ stages_segmented as (
 stages_counted as (
     select
         cast(stages_segmented.funnel_name as {{ dbt.type_string() }}) as funnel_name,
-        cast(stages_segmented.conversation_date as date) as conversation_date,
+        cast(stages_segmented.conversation_date as {{ type_date() }}) as conversation_date,
         cast(stages_segmented.segment_type as {{ dbt.type_string() }}) as segment_type,
         cast(stages_segmented.segment_value as {{ dbt.type_string() }}) as segment_value,
         cast(stages_segmented.stage as {{ dbt.type_string() }}) as stage,  -- noqa: RF04
