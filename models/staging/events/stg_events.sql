@@ -182,7 +182,7 @@ final as (
         events_typed.comment,
         events_typed.goal,
         events_typed.aliased_funnel as funnel,
-        events_typed.aliased_stage as stage,
+        events_typed.aliased_stage as stage,  -- noqa: RF04
         events_typed.test_name,
         events_typed.variant,
         events_typed.button,
