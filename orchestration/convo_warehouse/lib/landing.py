@@ -548,7 +548,9 @@ def read_otlp_columns(path: Path) -> dict[str, list]:
     from convo_warehouse.lib.event_validation import field_text
     from convo_warehouse.lib.otel_genai import map_export_request
 
-    columns: dict[str, list] = {name: [] for name in ("row_number", *FIELDS, "raw_record", "parse_error")}
+    columns: dict[str, list] = {
+        name: [] for name in ("row_number", *FIELDS, "raw_record", "parse_error", "typed_fields")
+    }
 
     def add(values: dict, raw: str | None, error: str | None) -> None:
         columns["row_number"].append(len(columns["row_number"]) + 1)
@@ -558,6 +560,8 @@ def read_otlp_columns(path: Path) -> dict[str, list]:
                                  else field_text(value))
         columns["raw_record"].append(raw)
         columns["parse_error"].append(error)
+        # mapped events carry only contract fields, identifiers as text
+        columns["typed_fields"].append(None)
 
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as handle:
