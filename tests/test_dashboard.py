@@ -176,6 +176,37 @@ def test_experiment_numbers_equal_the_marts(demo, snapshot_con):
     assert {view.test_name: view.verdict for view in views} == verdicts
 
 
+def test_pattern_numbers_equal_the_marts_and_the_events(demo, snapshot_con):
+    from convo_warehouse.dashboard.views import patterns
+
+    con, _snapshot = snapshot_con
+    warehouse = _warehouse(demo)
+    try:
+        transitions = warehouse.execute(
+            "select depth, from_step, to_step, conversations from marts.path_transitions "
+            "where depth <= ? and conversations >= ? order by 1, 4 desc, 2, 3",
+            [patterns.SANKEY_DEPTH, patterns.SANKEY_MIN_CONVERSATIONS],
+        ).fetchall()
+        # fallbacks per topic counted straight from the staged events, not from the breakdown mart
+        fallbacks = dict(warehouse.execute(
+            "select coalesce(topic, 'unknown'), count(*) from staging.stg_events "
+            "where event_type = 'fallback_triggered' and is_known_type group by 1"
+        ).fetchall())
+        objections = warehouse.execute(
+            "select objection, raised_conversations, conversion_rate_after_raised from marts.objection_outcomes"
+        ).fetchall()
+    finally:
+        warehouse.close()
+    links = patterns.sankey_links(con)
+    assert [(link["depth"], link["from_step"], link["to_step"], link["conversations"]) for link in links] == transitions
+    topics = patterns.fallback_topics(con)
+    assert {row["topic"]: row["fallbacks"] for row in topics} == fallbacks
+    assert sum(row["share_of_fallbacks"] for row in topics) == pytest.approx(1.0)
+    shown = {(row["objection"], row["raised_conversations"], row["conversion_rate_after_raised"])
+             for row in patterns.objections(con)}
+    assert shown == set(objections)
+
+
 def test_alert_and_health_numbers_equal_the_marts(demo, snapshot_con):
     from convo_warehouse.dashboard.views import alerts, health
 
@@ -244,7 +275,9 @@ def test_adding_a_page_is_one_module():
     from convo_warehouse.dashboard import views
 
     pages = views.discover()
-    assert [page.url_path for page in pages] == ["overview", "funnels", "metrics", "experiments", "alerts", "health"]
+    assert [page.url_path for page in pages] == [
+        "overview", "funnels", "patterns", "metrics", "experiments", "alerts", "health",
+    ]
 
 
 # ---------------------------------------------------------------------------
@@ -361,6 +394,11 @@ def test_every_page_in_a_browser_shows_the_marts_numbers(demo, dashboard_url):
             "select sum(raw_rows), sum(staged_rows), sum(duplicates_dropped), sum(quarantined_rows) from audit.reconciliation"
         ).fetchone()
         reasons = warehouse.execute("select reason, count(*) from quarantine.rejected_events group by 1").fetchall()
+        top_divergence = warehouse.execute(
+            "select step, share_successful, share_failed from marts.path_divergence where comparison = 'overall' "
+            "and segment_type = 'all' and scope = 'anywhere' and divergence_rank = 1"
+        ).fetchone()
+        objection_counts = warehouse.execute("select objection, raised_conversations from marts.objection_outcomes").fetchall()
     finally:
         warehouse.close()
 
@@ -395,6 +433,17 @@ def test_every_page_in_a_browser_shows_the_marts_numbers(demo, dashboard_url):
                 assert [stage, fmt.count(reached)] in [row[:2] for row in rows], stage
                 assert any(row[0] == stage and fmt.percent(from_start) in row for row in rows), stage
             assert page.locator('[data-testid="stChatMessage"]').count() > 0
+
+            # Patterns: the Sankey, the top divergence step with its shares, every objection.
+            _open(page, f"{dashboard_url}/patterns", "Patterns", charts=1)
+            _shot(page, "patterns")
+            assert page.locator(".js-plotly-plot .sankey").count() >= 1
+            rows = page.evaluate(_TABLE_ROWS)
+            step, share_successful, share_failed = top_divergence
+            assert any(row[0] == step and fmt.percent(share_successful) in row and fmt.percent(share_failed) in row
+                       for row in rows), step
+            for objection, raised in objection_counts:
+                assert [objection, fmt.count(raised)] in [row[:2] for row in rows], objection
 
             # Metrics: completion rate, segment all: the latest day's value.
             _open(page, f"{dashboard_url}/metrics", "Metrics over time", charts=1)
@@ -434,5 +483,5 @@ def test_every_page_in_a_browser_shows_the_marts_numbers(demo, dashboard_url):
                 assert [reason, fmt.count(number)] in [row[:2] for row in rows], reason
         finally:
             browser.close()
-    for name in ("overview", "funnels", "metrics", "experiments", "alerts", "health"):
+    for name in ("overview", "funnels", "patterns", "metrics", "experiments", "alerts", "health"):
         assert (OUTPUT / f"dashboard_{name}.png").stat().st_size > 20_000, name

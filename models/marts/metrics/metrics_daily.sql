@@ -18,7 +18,7 @@
     )
 }}
 
--- depends_on: {{ ref('fct_conversations') }}
+-- depends_on: {{ ref('int_conversations_summarized') }}
 -- depends_on: {{ ref('stg_events') }}
 
 with

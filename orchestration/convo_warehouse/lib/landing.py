@@ -533,6 +533,16 @@ def _stage_unreadable_file(con: duckdb.DuckDBPyConnection, path: Path, error: Ex
 
 
 def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    _stage_python_rows(con, read_csv_columns(path))
+
+
+def read_csv_columns(path: Path) -> dict[str, list]:
+    """A CSV file's raw columns (text) by name, for any engine's loader.
+
+    Python's csv module, because it reports the line each record came from
+    and tolerates rows with the wrong number of fields (kept whole, with the
+    reason, for quarantine).
+    """
     columns: dict[str, list] = {
         name: [] for name in ("row_number", *FIELDS, "raw_record", "parse_error", "typed_fields")
     }
@@ -568,8 +578,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                     continue
                 values = {name: (value if value != "" else None) for name, value in zip(names, record)}
                 add(reader.line_num, values, None, None)
-
-    _stage_python_rows(con, columns)
+    return columns
 
 
 def _stage_otlp(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -587,7 +596,9 @@ def read_otlp_columns(path: Path) -> dict[str, list]:
     from convo_warehouse.lib.event_validation import field_text
     from convo_warehouse.lib.otel_genai import map_export_request
 
-    columns: dict[str, list] = {name: [] for name in ("row_number", *FIELDS, "raw_record", "parse_error")}
+    columns: dict[str, list] = {
+        name: [] for name in ("row_number", *FIELDS, "raw_record", "parse_error", "typed_fields")
+    }
 
     def add(values: dict, raw: str | None, error: str | None) -> None:
         columns["row_number"].append(len(columns["row_number"]) + 1)
@@ -597,6 +608,8 @@ def read_otlp_columns(path: Path) -> dict[str, list]:
                                  else field_text(value))
         columns["raw_record"].append(raw)
         columns["parse_error"].append(error)
+        # mapped events carry only contract fields, identifiers as text
+        columns["typed_fields"].append(None)
 
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as handle:
