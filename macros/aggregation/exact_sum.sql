@@ -14,10 +14,10 @@
     fractions rounded to 18 decimal places as decimal(38, 18). -#}
 {% macro default__exact_sum(expression) -%}
     (
-        cast(sum(cast(round({{ expression }}, 0) as decimal(38, 0))) as {{ metrics_type_double() }})
+        cast(sum(cast(round({{ expression }}, 0) as decimal(38, 0))) as {{ type_double() }})
         + cast(
             sum(cast({{ expression }} - round({{ expression }}, 0) as decimal(38, 18)))
-            as {{ metrics_type_double() }}
+            as {{ type_double() }}
         )
     )
 {%- endmacro %}
