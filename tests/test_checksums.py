@@ -79,7 +79,10 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
         for conversation, was in after_batch[0].items()
         if not was and after_batch[1].get(conversation)
     ]
-    assert "open-1" in crossed, "no conversation crossed the abandonment window between batches 1 and 2"
+    assert "open-1" in crossed, (
+        f"open-1 did not cross the abandonment window: abandoned {after_batch[0].get('open-1')} after "
+        f"batch 1, {after_batch[1].get('open-1')} after batch 2"
+    )
     assert warehouse.scalar(
         "select count(*) from staging.stg_events where event_type = 'tool_called' and load_id = 1 "
         "and lower(raw_event_type) <> 'tool_called'"
