@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -46,20 +47,29 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
     warehouse.dbt("seed")
     batches = [days[0:2], days[2:4], days[4:6], [source / "late"]]
     # The newest conversation of the first batch: engaged, unfinished, its
-    # last event the newest in the warehouse, so not abandoned yet; the next
-    # batch moves the clock past the window without any event of its own.
-    open_at = f"{days[3].name}T00:00:00Z"
-    (warehouse.landing / "open").mkdir()
-    (warehouse.landing / "open" / "open_conversation.jsonl").write_text("\n".join(
-        json.dumps({"event_id": f"open-{n}", "conversation_id": "open-1", "event_type": event_type,
-                    "timestamp": open_at, "properties": {"content": "where is my order"}})
-        for n, event_type in enumerate(["conversation_started", "user_message"])
-    ) + "\n")
+    # last event the newest in the warehouse (ahead of the generated data, less
+    # than 24 h after its load, so staged), so not abandoned yet. The second
+    # batch brings an event an hour later: the clock moves past the window
+    # without any event of the open conversation.
+    now = datetime.now(UTC)
+
+    def write_events(name: str, conversation_id: str, at: datetime, event_types: list[str]) -> None:
+        folder = warehouse.landing / name
+        folder.mkdir()
+        (folder / f"{name}.jsonl").write_text("\n".join(
+            json.dumps({"event_id": f"{conversation_id}-{n}", "conversation_id": conversation_id,
+                        "event_type": event_type, "timestamp": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "properties": {"content": "where is my order"}})
+            for n, event_type in enumerate(event_types)
+        ) + "\n")
+
+    write_events("open", "open-1", now + timedelta(hours=2), ["conversation_started", "user_message"])
     after_batch = []
     for number, batch in enumerate(batches, start=1):
         for folder in batch:
             shutil.copytree(folder, warehouse.landing / folder.name)
         if number == 2:
+            write_events("tick", "tick-1", now + timedelta(hours=3), ["conversation_started"])
             # An alias added later: a type staged as unknown becomes a known one.
             unknown = warehouse.scalar(
                 "select min(lower(raw_event_type)) from staging.stg_events where not is_known_type"
