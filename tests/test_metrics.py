@@ -26,7 +26,7 @@ END_DATE = "2024-03-14"
 DAYS = 14
 CONVERSATIONS = 1500
 SEED = 11
-METRICS_SELECT = "+metric_alerts +segment_comparison +dim_metrics alert_rules"
+METRICS_SELECT = "+metric_alerts +segment_comparison +dim_metrics alert_rules +fct_conversation_quality"
 KEY = ["metric_date", "metric_name", "segment_type", "segment_value"]
 HOURLY_KEY = ["metric_hour", "metric_name", "segment_type", "segment_value"]
 ATTRIBUTE_SEGMENTS = ["channel", "agent_id", "device", "source", "language"]
@@ -132,6 +132,10 @@ def reference_metrics(
         # extras used by the alerts
         "response_rate": ((engaged & fr.notna()).astype(float), engaged.astype(float)),
         "avg_sentiment": (seg["sentiment_sum"].astype(float), seg["sentiment_count"].astype(float)),
+        # not in the contract: the mean quality score of the conversations that have one (fct_conversation_quality)
+        "quality_score": (
+            seg["quality_score"].astype(float).fillna(0.0), seg["quality_score"].notna().astype(float)
+        ),
     }
     keys = [grain, "segment_type", "segment_value"]
     parts = []
@@ -165,7 +169,12 @@ def reference_metrics(
 
 
 def reference_inputs(warehouse: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    conversations = frame(warehouse, "select * from marts.fct_conversations")
+    conversations = frame(
+        warehouse,
+        "select fct_conversations.*, fct_conversation_quality.quality_score from marts.fct_conversations "
+        "left join marts.fct_conversation_quality "
+        "on fct_conversations.conversation_id = fct_conversation_quality.conversation_id",
+    )
     # the event's sentiment when in -1..1, else the lexicon score the classification asset stored
     sentiments = frame(
         warehouse,
@@ -312,7 +321,9 @@ def test_incremental_runs_equal_a_full_refresh(generated, tmp_path_factory, dbt_
         for folder in batch:
             shutil.copytree(folder, warehouse.landing / folder.name)
         assert warehouse.load().load_id == number
-        warehouse.dbt("run", "--select", "+metrics_daily +metrics_hourly", "--vars", incremental_vars)
+        warehouse.dbt(
+            "run", "--select", "+metrics_daily +metrics_hourly +fct_conversation_quality", "--vars", incremental_vars
+        )
         daily, hourly = metric_tables(warehouse)
         expected_daily = reference_metrics(*reference_inputs(warehouse), grain="metric_date")
         assert_same_metrics(daily, expected_daily, KEY)

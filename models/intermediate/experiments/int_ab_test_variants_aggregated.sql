@@ -20,7 +20,8 @@ exposures as (
         was_completed,
         had_handoff,
         satisfaction_score,
-        first_response_ms
+        first_response_ms,
+        quality_score
     from {{ ref('int_ab_test_conversations_measured') }}
     where not is_contaminated
 ),
@@ -89,7 +90,10 @@ variants_aggregated as (
         var_samp(exposures_segmented.satisfaction_score) as satisfaction_variance,
         count(exposures_segmented.first_response_ms) as first_response_n,
         avg(exposures_segmented.first_response_ms) as first_response_mean,
-        var_samp(exposures_segmented.first_response_ms) as first_response_variance
+        var_samp(exposures_segmented.first_response_ms) as first_response_variance,
+        count(exposures_segmented.quality_score) as quality_n,
+        avg(exposures_segmented.quality_score) as quality_mean,
+        var_samp(exposures_segmented.quality_score) as quality_variance
     from variants_by_segment
     left join exposures_segmented
         on

@@ -412,6 +412,7 @@ METRICS: dict[str, tuple[str, str, bool]] = {
     "conversion_rate": ("rate", "secondary", True),
     "completion_rate": ("rate", "secondary", True),
     "satisfaction_score": ("mean", "secondary", True),
+    "quality_score": ("mean", "secondary", True),
     "handoff_rate": ("rate", "guardrail", False),
     "first_response_ms": ("mean", "guardrail", False),
 }
@@ -426,7 +427,9 @@ def _metric_summary(variant: dict, metric: str) -> dict:
         return {"n": sessions, "x": int(variant["completions"])}
     if metric == "handoff_rate":
         return {"n": sessions, "x": int(variant["handoffs"])}
-    prefix = {"satisfaction_score": "satisfaction", "first_response_ms": "first_response"}[metric]
+    prefix = {"satisfaction_score": "satisfaction", "quality_score": "quality", "first_response_ms": "first_response"}[
+        metric
+    ]
     return {
         "n": int(variant[f"{prefix}_n"]),
         "mean": _none_if_nan(variant[f"{prefix}_mean"]),
