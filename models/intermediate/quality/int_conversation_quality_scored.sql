@@ -32,7 +32,9 @@ conversations as (
         converted,
         user_turns,
         duration_seconds
-    from {{ ref('int_conversations_summarized') }}
+    -- TODO(layers): read int_conversations_summarized once it lands on main
+    -- (the same facts; intermediate models should not read marts)
+    from {{ ref('fct_conversations') }}
     where started
 ),
 
