@@ -15,6 +15,10 @@ is large enough not to fill; the sender thread delivers to a landing folder
 meanwhile), reported as the mean and the 99th percentile per call.
 
 Targets (issue 13): collector >= 20,000 events/s; SDK < 50 µs per call.
+Both are reported in wall time and in CPU time (the collector process's
+user + system time; the caller thread's own CPU time), because on a shared
+machine wall time mostly measures how busy the other processes are: the load
+average is printed next to the numbers.
 """
 
 from __future__ import annotations
@@ -151,17 +155,20 @@ def main() -> None:
     print(f"collector: {collector['events']:,} events in {collector['seconds']:.2f} s = "
           f"{collector['events_per_second']:,.0f} events/s accepted with fsync "
           f"(batches of {args.batch}, {args.clients} clients; {collector['landed_lines']:,} lines landed) "
-          f"-> {verdict} the {COLLECTOR_TARGET:,}/s target; the collector used {collector['cpu_seconds']:.2f} "
-          f"CPU s = {collector['events_per_cpu_second']:,.0f} events per CPU second")
+          f"-> wall {verdict} the {COLLECTOR_TARGET:,}/s target")
+    cpu_verdict = "meets" if collector["events_per_cpu_second"] >= COLLECTOR_TARGET else "MISSES"
+    print(f"collector CPU: {collector['cpu_seconds']:.2f} CPU s = {collector['events_per_cpu_second']:,.0f} "
+          f"events per CPU second -> with one core of its own it {cpu_verdict} the target")
     if collector["landed_lines"] != collector["events"] + 10:
         raise SystemExit("landed lines do not match accepted events")
 
     sdk = bench_sdk(args.sdk_calls)
     verdict = "meets" if sdk["mean_us"] < SDK_TARGET_US else "MISSES"
-    print(f"sdk: Tracker.track on the caller's thread: wall mean {sdk['mean_us']:.1f} µs, median "
-          f"{sdk['median_us']:.1f} µs, p99 {sdk['p99_us']:.1f} µs; caller-thread CPU {sdk['cpu_us']:.1f} µs "
-          f"per call over {sdk['calls']:,} calls ({sdk['delivered']:,} delivered) -> wall mean {verdict} "
-          f"the {SDK_TARGET_US:.0f} µs target")
+    cpu_verdict = "meets" if sdk["cpu_us"] < SDK_TARGET_US else "MISSES"
+    print(f"sdk: Tracker.track over {sdk['calls']:,} calls ({sdk['delivered']:,} delivered): caller-thread CPU "
+          f"{sdk['cpu_us']:.1f} µs per call -> {cpu_verdict} the {SDK_TARGET_US:.0f} µs target; wall median "
+          f"{sdk['median_us']:.1f} µs, p99 {sdk['p99_us']:.1f} µs, mean {sdk['mean_us']:.1f} µs "
+          f"(mean -> {verdict}; it includes time the process waits for a CPU or the GIL)")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,8 @@ def test_per_event_answers_and_durable_landing(collector):
         event("e-props", properties=["not", "an", "object"]),  # properties must be an object
         "just a string",  # not an event object
         {"session_id": "s-9", "event_id": 17, "event_type": "started", "timestamp": 1767225600000},  # aliases
+        event("e-typed", user_id={"id": 1}),  # an identifier that is an object
+        {**event(None), "message_id": "v11-msg", "metadata": {"content": "hi"}},  # contract v1.1 names
     ]
     status, body, _ = post_events(collector, batch)
     assert status == 200
@@ -61,7 +63,9 @@ def test_per_event_answers_and_durable_landing(collector):
         ("accepted", None), ("duplicate", None), ("rejected", "missing_required_field"),
         ("rejected", "unparseable_timestamp"), ("rejected", "future_timestamp"),
         ("rejected", "properties_not_object"), ("rejected", "unreadable_line"), ("accepted", None),
+        ("rejected", "invalid_field_type"), ("accepted", None),
     ]
+    assert body["results"][9]["event_id"] == "v11-msg"
     assert body["results"][2]["detail"] == "missing required field(s): timestamp"
     # the same id in a later request is a duplicate too (the recent window)
     status, body, _ = post_events(collector, [event("e-ok-1")])
@@ -136,3 +140,16 @@ def test_oversized_chunked_body_is_413(collector):
                        encode_chunked=True)
     answer = connection.getresponse()
     assert answer.status == 413 and b"limit" in answer.read()
+
+
+def test_gzip_bodies_are_read_and_bounded(collector):
+    import gzip
+
+    body = gzip.compress(json.dumps({"events": [event("gz-1")]}).encode())
+    status, answer, _ = collector.post("/v1/events", body, TOKEN, headers={"Content-Encoding": "gzip"})
+    assert status == 200 and answer["accepted"] == 1
+    bomb = gzip.compress(b'{"events": [' + b" " * (11 * 1024 * 1024) + b"]}")
+    status, answer, _ = collector.post("/v1/events", bomb, TOKEN, headers={"Content-Encoding": "gzip"})
+    assert status == 413 and "inflates" in answer["error"]
+    status, answer, _ = collector.post("/v1/events", b"not gzip", TOKEN, headers={"Content-Encoding": "gzip"})
+    assert status == 400 and "gzip" in answer["error"]

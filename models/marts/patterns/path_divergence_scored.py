@@ -27,7 +27,8 @@ def model(dbt, session):
     max_depth = int(dbt.config.get("max_depth"))
 
     paths = dbt.ref("fct_conversation_paths").df()
-    steps = dbt.ref("int_conversation_steps_cleaned").df()[["conversation_id", "step_number", "step"]]
+    step_rows = dbt.ref("int_conversation_steps_cleaned").df()[["conversation_id", "step_number", "step"]]
+    steps = patterns.StepTable.build(step_rows, excluded_step_pattern=excluded_step_pattern, max_depth=max_depth)
     stages = dbt.ref("fct_conversation_stages").df()[["conversation_id", "funnel_name", "stage"]]
     funnel_stages = dbt.ref("int_funnel_stages_ordered").df()
     exposures = dbt.ref("ab_test_exposures").df()
@@ -41,9 +42,7 @@ def model(dbt, session):
             comparison,
             segment_type=segment_type,
             segment_value=segment_value,
-            excluded_step_pattern=excluded_step_pattern,
             min_conversations=min_conversations,
-            max_depth=max_depth,
         )
 
     overall = finished[finished["started"].astype(bool)][["conversation_id", "is_successful"]]
