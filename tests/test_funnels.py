@@ -33,7 +33,7 @@ CONVERSATIONS = 1200
 SEED = 23
 FUNNEL_SELECT = (
     "+fct_conversation_stages +funnel_stage_daily +funnel_summary +funnel_dropoffs "
-    "+funnel_stage_daily_breakdown +abandon_turns +funnel_unknown_stage_events"
+    "+funnel_stage_daily_breakdown +abandon_turns +funnel_unknown_stage_events fct_conversations"
 )
 WINDOW_HOURS = 24  # the default of the dbt var funnel_conversion_window_hours
 

@@ -13,7 +13,7 @@
         ~ ' funnel_name ' ~ dbt.type_string() ~ ','
         ~ ' stage ' ~ dbt.type_string() ~ ','
         ~ ' reached boolean,'
-        ~ ' confidence ' ~ funnel_type_double() ~ ','
+        ~ ' confidence ' ~ type_double() ~ ','
         ~ ' classifier ' ~ dbt.type_string() ~ ','
         ~ ' model ' ~ dbt.type_string() ~ ','
         ~ ' prompt_version ' ~ dbt.type_string() ~ ','
@@ -27,7 +27,7 @@
         ~ ' event_id ' ~ dbt.type_string() ~ ','
         ~ ' conversation_id ' ~ dbt.type_string() ~ ','
         ~ ' event_at ' ~ dbt.type_timestamp() ~ ','
-        ~ ' sentiment ' ~ funnel_type_double() ~ ','
+        ~ ' sentiment ' ~ type_double() ~ ','
         ~ ' sentiment_source ' ~ dbt.type_string() ~ ','
         ~ ' sentiment_model ' ~ dbt.type_string() ~ ','
         ~ ' scored_at ' ~ dbt.type_timestamp()

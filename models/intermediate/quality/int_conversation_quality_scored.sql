@@ -32,9 +32,7 @@ conversations as (
         converted,
         user_turns,
         duration_seconds
-    -- TODO(layers): read int_conversations_summarized once it lands on main
-    -- (the same facts; intermediate models should not read marts)
-    from {{ ref('fct_conversations') }}
+    from {{ ref('int_conversations_summarized') }}
     where started
 ),
 
@@ -144,7 +142,7 @@ parts_measured as (
         end as trend_value,
         cast(
             coalesce(classified_progress.highest_stage_order, support_last_stage.first_stage_order)
-            as {{ funnel_type_double() }}
+            as {{ type_double() }}
         ) / support_last_stage.last_stage_order as funnel_share
     from conversations_timed
     cross join support_last_stage

@@ -30,7 +30,7 @@ dropoffs as (
 
 conversations as (
     select count(*) as conversations
-    from {{ ref('fct_conversations') }}
+    from {{ ref('int_conversations_summarized') }}
 ),
 
 stages_counted as (
@@ -107,13 +107,13 @@ stages_rated as (
         case
             when stages_with_neighbours.is_first_stage
                 then
-                    cast(stages_with_neighbours.reached as {{ funnel_type_double() }})
+                    cast(stages_with_neighbours.reached as {{ type_double() }})
                     / nullif(stages_with_neighbours.all_conversations, 0)
             else
-                cast(stages_with_neighbours.reached as {{ funnel_type_double() }})
+                cast(stages_with_neighbours.reached as {{ type_double() }})
                 / nullif(stages_with_neighbours.previous_stage_reached, 0)
         end as conversion_rate,
-        cast(stages_with_neighbours.reached as {{ funnel_type_double() }})
+        cast(stages_with_neighbours.reached as {{ type_double() }})
         / nullif(stages_with_neighbours.first_stage_reached, 0) as conversion_from_start,
         case
             when stages_with_neighbours.is_first_stage then stages_with_neighbours.all_conversations
@@ -128,7 +128,7 @@ stages_rated as (
             else
                 cast(
                     stages_with_neighbours.previous_stage_reached - stages_with_neighbours.reached
-                    as {{ funnel_type_double() }}
+                    as {{ type_double() }}
                 )
                 / nullif(stages_with_neighbours.previous_stage_reached, 0)
         end as drop_off_rate
@@ -141,19 +141,19 @@ funnel_summary as (
         cast(stages_rated.stage as {{ dbt.type_string() }}) as stage,  -- noqa: RF04
         cast(stages_rated.stage_order as {{ dbt.type_int() }}) as stage_order,
         cast(stages_rated.reached as {{ dbt.type_bigint() }}) as reached,
-        cast(stages_rated.conversion_rate as {{ funnel_type_double() }}) as conversion_rate,
-        cast(stages_rated.conversion_from_start as {{ funnel_type_double() }}) as conversion_from_start,
+        cast(stages_rated.conversion_rate as {{ type_double() }}) as conversion_rate,
+        cast(stages_rated.conversion_from_start as {{ type_double() }}) as conversion_from_start,
         cast(stages_rated.drop_off as {{ dbt.type_bigint() }}) as drop_off,
         cast(stages_rated.previous_stage as {{ dbt.type_string() }}) as previous_stage,
         cast(stages_rated.reached_in_order as {{ dbt.type_bigint() }}) as reached_in_order,
-        cast(stages_rated.drop_off_rate as {{ funnel_type_double() }}) as drop_off_rate,
+        cast(stages_rated.drop_off_rate as {{ type_double() }}) as drop_off_rate,
         coalesce(
             stages_rated.drop_off_rate > {{ var('funnel_major_drop_off_threshold', 0.3) }},
             false
         ) as is_major_drop_off,
-        cast(stages_rated.avg_seconds_from_previous_stage as {{ funnel_type_double() }})
+        cast(stages_rated.avg_seconds_from_previous_stage as {{ type_double() }})
             as avg_seconds_from_previous_stage,
-        cast(stages_rated.median_seconds_from_previous_stage as {{ funnel_type_double() }})
+        cast(stages_rated.median_seconds_from_previous_stage as {{ type_double() }})
             as median_seconds_from_previous_stage,
         cast(stages_rated.stopped_here as {{ dbt.type_bigint() }}) as dropped_here,
         cast(stages_rated.window_open_here as {{ dbt.type_bigint() }}) as window_open_here,
@@ -167,7 +167,7 @@ funnel_summary as (
                     then {{ wilson_interval_bound(
                         'stages_rated.conversion_rate', 'stages_rated.conversion_rate_sample', 'low'
                     ) }}
-            end as {{ funnel_type_double() }}
+            end as {{ type_double() }}
         ) as conversion_rate_ci_low,
         cast(
             case
@@ -175,7 +175,7 @@ funnel_summary as (
                     then {{ wilson_interval_bound(
                         'stages_rated.conversion_rate', 'stages_rated.conversion_rate_sample', 'high'
                     ) }}
-            end as {{ funnel_type_double() }}
+            end as {{ type_double() }}
         ) as conversion_rate_ci_high
     from stages_rated
 )
