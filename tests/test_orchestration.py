@@ -307,7 +307,7 @@ def test_mart_suite_flags_reached_in_order_growing_along_the_funnel():
 class _Recorder(BaseHTTPRequestHandler):
     received: list[dict] = []
 
-    def do_POST(self):  # noqa: N802 (http.server API)
+    def do_POST(self):  # the name http.server dispatches to
         body = self.rfile.read(int(self.headers["Content-Length"]))
         _Recorder.received.append(
             {"content_type": self.headers["Content-Type"], "json": json.loads(body)}
