@@ -25,6 +25,8 @@ from click.testing import CliRunner
 
 from conftest import REPO_ROOT, Warehouse
 
+from convo_warehouse.lib.classify.store import ensure_tables
+
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
 
 END_DATE = "2024-03-14"
@@ -46,14 +48,6 @@ SHIPPED = {
 }
 CLASSIFIED = {("support", stage) for stage in SHIPPED["support"][1:]}
 
-CLASSIFICATION_DDL = """
-create schema if not exists classification;
-create table if not exists classification.stage_classifications (
-    conversation_id varchar, funnel_name varchar, stage varchar, reached boolean,
-    confidence double, classifier varchar, model varchar, prompt_version varchar,
-    transcript_hash varchar, classified_at timestamp
-);
-"""
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -74,7 +68,7 @@ def _fabricate_classifications(warehouse: Warehouse) -> None:
     for stages the seed does not classify (they must be ignored)."""
     con = duckdb.connect(str(warehouse.path))
     try:
-        con.execute(CLASSIFICATION_DDL)
+        ensure_tables(con)
         ids = [row[0] for row in con.execute(
             "select distinct conversation_id from raw.events where conversation_id is not null order by 1"
         ).fetchall()]
@@ -92,7 +86,12 @@ def _fabricate_classifications(warehouse: Warehouse) -> None:
                                  base + dt.timedelta(days=1)))
             if rng.random() < 0.1:
                 rows.append((conversation_id, "sales", "qualified", True, 0.5, "rules", None, "v1", "h1", base))
-        con.executemany("insert into classification.stage_classifications values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.executemany(
+            "insert into classification.stage_classifications (conversation_id, funnel_name, stage, reached, "
+            "confidence, classifier, model, prompt_version, transcript_hash, classified_at) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
     finally:
         con.close()
 
