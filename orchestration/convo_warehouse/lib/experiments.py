@@ -260,7 +260,7 @@ def has_enough_sample(
 
 
 def has_enough_traffic(total_sessions: int, variants: int) -> bool:
-    """At least 8 sessions per variant in total; below that nothing is worth reading."""
+    """At least MIN_SESSIONS_PER_VARIANT_FOR_TRAFFIC sessions per variant in total; below that nothing is worth reading."""
     return total_sessions >= MIN_SESSIONS_PER_VARIANT_FOR_TRAFFIC * variants
 
 
@@ -320,7 +320,7 @@ def verdict(variant_rows: Sequence[dict], problems: Sequence[str], enough_sample
     else:
         call = "not significant"
     if not enough_sample:
-        call += " (sample below 500 sessions / 100 conversions per variant)"
+        call += f" (sample below {MIN_SESSIONS:,} sessions / {MIN_CONVERSIONS:,} conversions per variant)"
     lift_pts = 100 * best["absolute_lift"]
     return f"variant {best['variant']} {lift_pts:+.1f} pts, p={format_p(best['p_value'])}, {call}; {health}"
 
@@ -449,9 +449,9 @@ def score_metrics(variants: Sequence[dict]) -> list[dict]:
     Rates are compared with the pooled z-test (as conversion is), means with
     Welch's t-test. ``p_value_adjusted`` is Holm's adjustment over the test's
     non-guardrail metrics x non-control variants; primary and secondary
-    metrics are significant when it is below 0.05. Guardrails are not adjusted
+    metrics are significant when it is below ALPHA. Guardrails are not adjusted
     (a guardrail is a tripwire: more false alarms are the safe side) and are
-    breached when the unadjusted p-value is below 0.05 in the harmful
+    breached when the unadjusted p-value is below ALPHA in the harmful
     direction.
     """
     ordered = sorted(variants, key=lambda v: (v["variant_order"], v["variant"]))
