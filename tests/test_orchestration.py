@@ -8,7 +8,6 @@ generated landing folder; the other tests build what they need themselves.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path

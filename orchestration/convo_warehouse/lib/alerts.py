@@ -43,10 +43,6 @@ create table if not exists audit.alert_notifications (
 );
 """
 
-# The alert's identity: one rule, one segment, one window.
-ALERT_KEY = ("rule_name", "segment_type", "segment_value", "window_start")
-
-
 def lookback_hours() -> float:
     return float(os.environ.get(LOOKBACK_ENV) or DEFAULT_LOOKBACK_HOURS)
 

@@ -191,10 +191,6 @@ def parse_answer(text: str | None) -> dict[str, bool]:
     return {stage: data[stage] for stage in STAGES}
 
 
-class _CircuitOpen(Exception):
-    pass
-
-
 class LLMClassifier:
     """Classify transcripts through a chat-completions endpoint, concurrently and defensively."""
 
