@@ -17,7 +17,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: install run demo-data test dbt-test lint pytest bench bench-classify classify-eval ui clean clean-data
+.PHONY: install run demo-data test dbt-test lint pytest bench bench-classify bench-capture classify-eval collect ui clean clean-data
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -63,6 +63,15 @@ bench: $(INSTALLED) target/manifest.json
 
 bench-classify: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_classify.py
+
+# Collector throughput with durable writes and SDK cost per call (docs/capture.md).
+bench-capture: $(INSTALLED)
+	$(BIN)/python benchmarks/bench_capture.py
+
+# The HTTP collector on http://127.0.0.1:8765 writing into data/landing
+# (tokens from CONVO_COLLECTOR_TOKENS; see docs/capture.md).
+collect: $(INSTALLED)
+	$(BIN)/convo-warehouse collect --landing $${CONVO_LANDING_DIR:-data/landing}
 
 classify-eval: $(INSTALLED)
 	$(BIN)/convo-warehouse classify-eval --classifier rules

@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "experiments": "convo_warehouse.commands.experiments:experiments",
     "classify-eval": "convo_warehouse.commands.classify_eval:classify_eval",
     "classify": "convo_warehouse.commands.classify:classify",
+    "collect": "convo_warehouse.commands.collect:collect",
     "run": "convo_warehouse.commands.run:run",
     "ui": "convo_warehouse.commands.ui:ui",
 }

@@ -2,12 +2,15 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
+        on_schema_change='append_new_columns',
     )
 }}
 {#- Incremental because parsing JSON is the expensive step: each raw row is
     parsed once, in the run that loaded it. Every rule here depends only on
     the row itself and its load time, so an incremental run and a full refresh
-    give the same rows. -#}
+    give the same rows. A property column added to the lists below appears in
+    an existing warehouse without a full refresh (append_new_columns); rows
+    parsed before it keep null there until `dbt build --full-refresh`. -#}
 
 {%- set text_properties = [
     'device', 'source', 'language', 'environment', 'page_url', 'agent_id', 'content',
@@ -17,6 +20,7 @@
 {%- set number_properties = ['lead_score', 'intent_confidence', 'sentiment', 'latency_ms'] -%}
 {%- set integer_properties = [
     'turn', 'message_length', 'response_length', 'total_turns', 'abandoned_at_turn',
+    'input_tokens', 'output_tokens',
 ] -%}
 {%- set all_properties = text_properties + number_properties + integer_properties -%}
 {%- set raw_columns = [

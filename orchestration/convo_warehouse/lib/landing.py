@@ -25,6 +25,7 @@ import csv
 import gzip
 import hashlib
 import io
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +34,8 @@ import duckdb
 import pyarrow as pa
 from tqdm import tqdm
 
-SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".csv")
+# OTLP/JSON trace exports (one per line) first: they also end in ".jsonl".
+SUFFIXES = (".otlp.jsonl", ".otlp.jsonl.gz", ".jsonl", ".jsonl.gz", ".parquet", ".csv")
 
 # Contract fields copied as text, in raw.events column order.
 FIELDS = (
@@ -118,10 +120,14 @@ def discover_files(landing_dir: Path) -> list[Path]:
         )
     if not landing_dir.is_dir():
         raise LandingError(f"landing path {landing_dir} is not a folder.")
+    # Dot-folders and dot-files are never loaded: writers build files in
+    # `.tmp/` and rename them into place, rejects and spools live in dot-folders.
     files = [
         path
         for path in landing_dir.rglob("*")
-        if path.is_file() and path.name.lower().endswith(SUFFIXES)
+        if path.is_file()
+        and path.name.lower().endswith(SUFFIXES)
+        and not any(part.startswith(".") for part in path.relative_to(landing_dir).parts)
     ]
     return sorted(files, key=lambda path: path.relative_to(landing_dir).as_posix())
 
@@ -264,7 +270,9 @@ def _stage_file(
     file: JSONL is then read line by line in Python, and a Parquet file
     becomes one unreadable row.
     """
-    if fmt in ("jsonl", "jsonl.gz"):
+    if fmt in ("otlp.jsonl", "otlp.jsonl.gz"):
+        _stage_otlp(con, path)
+    elif fmt in ("jsonl", "jsonl.gz"):
         if fast_reader_error is None:
             _stage_jsonl_duckdb(con, path)
         else:
@@ -459,6 +467,48 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                 values = {name: (value if value != "" else None) for name, value in zip(names, record)}
                 add(reader.line_num, values, None, None)
 
+    _stage_python_rows(con, columns)
+
+
+def _stage_otlp(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """OTLP/JSON trace exports, one per line: GenAI spans become contract events.
+
+    The mapping is ``convo_warehouse.lib.otel_genai``; a row number is the
+    event's position among the file's mapped events (unreadable lines get one
+    row each, with the line's text).
+    """
+    from convo_warehouse.lib.event_validation import field_text
+    from convo_warehouse.lib.otel_genai import map_export_request
+
+    columns: dict[str, list] = {name: [] for name in ("row_number", *FIELDS, "raw_record", "parse_error")}
+
+    def add(values: dict, raw: str | None, error: str | None) -> None:
+        columns["row_number"].append(len(columns["row_number"]) + 1)
+        for name in FIELDS:
+            value = values.get(name)
+            columns[name].append(json.dumps(value) if name == "properties" and value is not None
+                                 else field_text(value))
+        columns["raw_record"].append(raw)
+        columns["parse_error"].append(error)
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            if not line.strip():
+                continue
+            try:
+                mapped = map_export_request(json.loads(line))
+            except ValueError as error:
+                add({}, line, f"unreadable line {line_number}: {str(error)[:200]}")
+                continue
+            for event in mapped.events:
+                add(event, None, None)
+    _stage_python_rows(con, columns)
+
+
+def _stage_python_rows(con: duckdb.DuckDBPyConnection, columns: dict[str, list]) -> None:
+    """Rows read in Python (column lists of text) -> ``_landing_rows``."""
     table = pa.table(
         {
             "row_number": pa.array(columns["row_number"], pa.int64()),

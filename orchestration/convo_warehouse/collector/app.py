@@ -1,0 +1,282 @@
+"""The collector's ASGI app (Starlette): validate, de-duplicate, write durably, answer.
+
+``POST /v1/events``: a batch (``{"events": [...]}`` or a bare list). Each event
+gets ``accepted``, ``duplicate`` (same ``event_id`` seen in the recent window)
+or ``rejected`` with the staging reason. Accepted events are appended to the
+current landing file and fsynced *before* the answer; rejected ones to a
+rejects file (``<landing>/.rejected/``, ignored by the loader) with the reason.
+
+``POST /v1/traces``: an OTLP/JSON trace export; GenAI spans are mapped to
+contract events (``convo_warehouse.lib.otel_genai``) and handled like a batch.
+
+``GET /healthz``: liveness and counters (no token needed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from convo_warehouse.collector.writer import RotatingWriter
+from convo_warehouse.lib.event_validation import validate_event
+from convo_warehouse.lib.otel_genai import map_export_request
+
+log = logging.getLogger("convo_warehouse.collector")
+
+
+@dataclass
+class CollectorConfig:
+    landing_dir: Path
+    tokens: tuple[str, ...] = ()
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_batch_events: int = 10_000
+    max_in_flight: int = 64
+    dedupe_window: int = 200_000
+    rotate_bytes: int = 64 * 1024 * 1024
+    rotate_seconds: float = 60.0
+    subfolder: str = "collector"
+    started_at: float = field(default_factory=time.time)
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str, headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class Collector:
+    """State shared by the requests: writers, the recent-id window, counters."""
+
+    def __init__(self, config: CollectorConfig) -> None:
+        self.config = config
+        landing = Path(config.landing_dir)
+        self.events = RotatingWriter(landing, config.subfolder, "events",
+                                     config.rotate_bytes, config.rotate_seconds)
+        self.rejects = RotatingWriter(landing / ".rejected", config.subfolder, "rejected",
+                                      config.rotate_bytes, config.rotate_seconds)
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+        self.in_flight = 0
+        self.counts = {"accepted": 0, "duplicate": 0, "rejected": 0, "requests": 0}
+
+    def start(self) -> None:
+        for writer in (self.events, self.rejects):
+            writer.recover()
+
+    def stop(self) -> None:
+        self.events.close()
+        self.rejects.close()
+
+    def process(self, records: list, source: str) -> list[dict]:
+        """Judge, de-duplicate and durably write one batch; one result per record."""
+        received_at = datetime.now(UTC).replace(tzinfo=None)
+        verdicts = [validate_event(record, received_at) for record in records]
+        results: list[dict] = []
+        accepted_lines: list[bytes] = []
+        rejected_lines: list[bytes] = []
+        with self._lock:
+            batch_ids: set[str] = set()
+            for index, (record, verdict) in enumerate(zip(records, verdicts)):
+                if not verdict.accepted:
+                    results.append({"index": index, "event_id": verdict.event_id, "status": "rejected",
+                                    "reason": verdict.reason, "detail": verdict.detail})
+                    rejected_lines.append(_encode({
+                        "received_at": received_at.isoformat() + "Z", "source": source,
+                        "reason": verdict.reason, "detail": verdict.detail, "event": record,
+                    }))
+                    continue
+                event_id = verdict.event_id
+                if event_id in batch_ids or event_id in self._recent:
+                    results.append({"index": index, "event_id": event_id, "status": "duplicate"})
+                    continue
+                batch_ids.add(event_id)
+                accepted_lines.append(_encode(record))
+                results.append({"index": index, "event_id": event_id, "status": "accepted"})
+            # durable before the answer (and before ids enter the window: a
+            # failed write must not turn the client's retry into a "duplicate")
+            self.events.append(accepted_lines)
+            self.rejects.append(rejected_lines)
+            for event_id in batch_ids:
+                self._recent[event_id] = None
+            while len(self._recent) > self.config.dedupe_window:
+                self._recent.popitem(last=False)
+            for result in results:
+                self.counts[result["status"]] += 1
+            self.counts["requests"] += 1
+        return results
+
+
+def _encode(value) -> bytes:
+    # ensure_ascii: every line is valid UTF-8 JSON whatever the client sent
+    return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
+def create_app(config: CollectorConfig) -> Starlette:
+    collector = Collector(config)
+
+    def authorize(request: Request) -> None:
+        if not config.tokens:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not any(
+            hmac.compare_digest(token.strip().encode(), known.encode()) for known in config.tokens
+        ):
+            raise _BadRequest(401, "missing or wrong bearer token: send 'Authorization: Bearer <token>' "
+                                   "with a token listed in CONVO_COLLECTOR_TOKENS",
+                              {"WWW-Authenticate": 'Bearer realm="convo-warehouse"'})
+
+    async def read_json(request: Request):
+        if request.headers.get("content-encoding", "identity").lower() not in ("identity", ""):
+            raise _BadRequest(415, "compressed bodies are not supported: send plain JSON")
+        content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if content_type not in ("application/json", "text/plain", ""):
+            raise _BadRequest(415, f"content type {content_type} is not supported: send application/json "
+                                   "(for OpenTelemetry: OTEL_EXPORTER_OTLP_PROTOCOL=http/json)")
+        limit = config.max_body_bytes
+        declared = request.headers.get("content-length")
+        declared_size = int(declared) if declared is not None and declared.isdigit() else None
+        chunks, size = [], 0
+        stream = request.stream()
+        if declared_size is None or declared_size <= limit:
+            async for chunk in stream:
+                size += len(chunk)
+                if size > limit:
+                    break
+                chunks.append(chunk)
+        if size > limit or (declared_size or 0) > limit:
+            # Read the rest (up to a bound) so that the client, still sending,
+            # can read this answer instead of seeing its connection reset.
+            if max(size, declared_size or 0) <= 8 * limit:
+                async for chunk in stream:
+                    size += len(chunk)
+                    if size > 8 * limit:
+                        break
+            raise _BadRequest(413, f"request body of {declared_size or 'more than ' + str(limit)} bytes is "
+                                   f"over the {limit}-byte limit: send smaller batches")
+        body = b"".join(chunks)
+        try:
+            return json.loads(body, parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise _BadRequest(400, f"request body is not valid JSON: {error}") from error
+
+    def batch_records(payload) -> list:
+        records = payload.get("events") if isinstance(payload, dict) else payload
+        if not isinstance(records, list):
+            raise _BadRequest(400, 'expected a JSON array of events or {"events": [...]}')
+        if len(records) > config.max_batch_events:
+            raise _BadRequest(413, f"{len(records)} events in one request; at most "
+                                   f"{config.max_batch_events}: split the batch")
+        return records
+
+    async def guarded(request: Request, handler) -> Response:
+        if collector.in_flight >= config.max_in_flight:
+            return JSONResponse({"error": "too many requests in flight; retry shortly"}, status_code=429,
+                                headers={"Retry-After": "1"})
+        collector.in_flight += 1
+        try:
+            authorize(request)
+            return await handler(request)
+        except _BadRequest as error:
+            return JSONResponse({"error": str(error)}, status_code=error.status, headers=error.headers)
+        except OSError as error:
+            log.exception("collector: cannot write to the landing folder")
+            return JSONResponse({"error": f"cannot store events now ({error.strerror}); retry later"},
+                                status_code=503, headers={"Retry-After": "5"})
+        finally:
+            collector.in_flight -= 1
+
+    async def post_events(request: Request) -> Response:
+        async def handle(request: Request) -> Response:
+            records = batch_records(await read_json(request))
+            results = await run_in_threadpool(collector.process, records, "events")
+            return JSONResponse(_summary(results))
+
+        return await guarded(request, handle)
+
+    async def post_traces(request: Request) -> Response:
+        async def handle(request: Request) -> Response:
+            payload = await read_json(request)
+            try:
+                mapped = map_export_request(payload)
+            except ValueError as error:
+                raise _BadRequest(400, str(error)) from error
+            if len(mapped.events) > config.max_batch_events:
+                raise _BadRequest(413, f"{len(mapped.events)} events from one export; at most "
+                                       f"{config.max_batch_events}: export smaller batches")
+            results = await run_in_threadpool(collector.process, mapped.events, "otlp")
+            rejected = [result for result in results if result["status"] == "rejected"]
+            answer: dict = {}
+            if rejected:
+                answer["partialSuccess"] = {
+                    "rejectedSpans": str(len({mapped.events[r["index"]]["properties"].get("otel_span_id")
+                                              for r in rejected})),
+                    "errorMessage": "; ".join(sorted({f"{r['reason']}: {r['detail']}" for r in rejected}))[:1000],
+                }
+            return JSONResponse(answer)
+
+        return await guarded(request, handle)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({
+            "status": "ok",
+            "landing_dir": str(config.landing_dir),
+            "uptime_seconds": round(time.time() - config.started_at, 1),
+            "auth": bool(config.tokens),
+            **collector.counts,
+        })
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        collector.start()
+
+        async def rotate_periodically() -> None:
+            while True:
+                await asyncio.sleep(min(1.0, config.rotate_seconds))
+                await run_in_threadpool(collector.events.rotate_if_due)
+                await run_in_threadpool(collector.rejects.rotate_if_due)
+
+        task = asyncio.create_task(rotate_periodically())
+        try:
+            yield
+        finally:
+            task.cancel()
+            collector.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/events", post_events, methods=["POST"]),
+            Route("/v1/traces", post_traces, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.collector = collector
+    return app
+
+
+def _summary(results: list[dict]) -> dict:
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    for result in results:
+        counts[result["status"]] += 1
+    return {**counts, "results": results}

@@ -1,0 +1,157 @@
+"""Durable, rotating JSONL files in the landing folder.
+
+Lines are appended to ``<root>/.tmp/<prefix>-<opened at>-<pid>.jsonl.part``
+and fsynced before ``append`` returns, so an acknowledged event survives a
+crash of the collector. A file is finished by an atomic rename into
+``<root>/<subfolder>/<YYYY-MM-DD>/<prefix>-<opened at>-<pid>.jsonl`` when it
+reaches ``max_bytes`` or ``max_seconds`` of age (and when the collector
+stops). The loader skips dot-folders such as ``.tmp`` and ``.part`` files, so
+it never sees a file being written.
+
+The open file is held with an exclusive ``flock``. At start, a ``.part`` file
+nobody holds is the leftover of a collector that died: its complete lines are
+kept (they were acknowledged, or at worst will be sent again and de-duplicated)
+and it is finished like any other; a torn last line is cut off.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from convo_warehouse.capture.transport import fsync_directory
+
+log = logging.getLogger("convo_warehouse.collector")
+
+
+class RotatingWriter:
+    def __init__(
+        self,
+        root: Path,
+        subfolder: str,
+        prefix: str,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_seconds: float = 60.0,
+    ) -> None:
+        self.root = Path(root)
+        self.tmp_dir = self.root / ".tmp"
+        self.subfolder = subfolder
+        self.prefix = prefix
+        self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._opened_at = 0.0
+        self._bytes = 0
+        self.files_finished = 0
+
+    def recover(self) -> list[Path]:
+        """Finish ``.part`` files left by collectors that died; returns the finished paths."""
+        finished = []
+        if not self.tmp_dir.is_dir():
+            return finished
+        for path in sorted(self.tmp_dir.glob(f"{self.prefix}-*.jsonl.part")):
+            fd = os.open(path, os.O_RDWR)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # a live collector is writing it
+            try:
+                _cut_torn_line(fd, path)
+                target = self._finish(fd, path)
+            finally:
+                os.close(fd)
+            if target is not None:
+                finished.append(target)
+                log.info("collector: recovered %s -> %s", path.name, target)
+        return finished
+
+    def append(self, lines: list[bytes]) -> None:
+        """Append lines and fsync; rotates first when the current file is due."""
+        if not lines:
+            return
+        payload = b"".join(line + b"\n" for line in lines)
+        with self._lock:
+            if self._fd is not None and self._due():
+                self._rotate_locked()
+            if self._fd is None:
+                self._open_locked()
+            written = 0
+            while written < len(payload):
+                written += os.write(self._fd, payload[written:])
+            os.fsync(self._fd)
+            self._bytes += len(payload)
+
+    def rotate_if_due(self) -> None:
+        with self._lock:
+            if self._fd is not None and self._due():
+                self._rotate_locked()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                self._rotate_locked()
+
+    def _due(self) -> bool:
+        return self._bytes >= self.max_bytes or time.monotonic() - self._opened_at >= self.max_seconds
+
+    def _open_locked(self) -> None:
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        path = self.tmp_dir / f"{self.prefix}-{stamp}-{os.getpid()}.jsonl.part"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        fsync_directory(self.tmp_dir)
+        self._fd, self._path = fd, path
+        self._opened_at = time.monotonic()
+        self._bytes = 0
+
+    def _rotate_locked(self) -> None:
+        fd, path = self._fd, self._path
+        self._fd = self._path = None
+        try:
+            self._finish(fd, path)
+        finally:
+            os.close(fd)
+
+    def _finish(self, fd: int, path: Path) -> Path | None:
+        """Move a complete ``.part`` file to its dated folder (or delete it if empty)."""
+        if os.fstat(fd).st_size == 0:
+            path.unlink()
+            return None
+        os.fsync(fd)
+        name = path.name.removesuffix(".part")
+        day = name.split("-")[1][:8]  # <prefix>-<YYYYMMDD>T...-<pid>.jsonl
+        folder = self.root / self.subfolder / f"{day[:4]}-{day[4:6]}-{day[6:8]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / name
+        os.replace(path, target)
+        fsync_directory(folder)
+        self.files_finished += 1
+        return target
+
+
+def _cut_torn_line(fd: int, path: Path) -> None:
+    """Truncate a file after its last newline (a write cut short by a crash)."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return
+    tail_start = max(0, size - (1 << 20))
+    data = os.pread(fd, size - tail_start, tail_start)
+    if data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n")
+    keep = tail_start + cut + 1 if cut >= 0 else 0
+    if cut < 0 and tail_start > 0:
+        log.warning("collector: %s ends with a line longer than 1 MiB; left as is", path)
+        return
+    os.ftruncate(fd, keep)
+    os.fsync(fd)
+    log.warning("collector: %s: cut a torn last line (%d bytes, never acknowledged)", path, size - keep)

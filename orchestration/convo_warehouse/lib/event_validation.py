@@ -1,0 +1,179 @@
+"""The staging validation rules, in Python, for the HTTP collector's answers.
+
+The rules themselves live in dbt (``models/staging/events/base_events_parsed.sql``,
+``stg_events.sql``, macro ``parse_event_timestamp``): that is where every
+landed row is judged. The collector must tell a client *before* landing
+whether an event will be staged, so this module mirrors those rules for one
+JSON event, and ``tests/test_event_validation.py`` feeds a corpus of edge-case
+rows through both this module and the real dbt staging and proves the verdicts
+(and reasons) identical. Change a rule in staging and that test fails until
+this mirror follows.
+
+Configuration is read from the dbt project, not repeated: ``max_future_hours``
+from ``dbt_project.yml`` vars.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+# The regexes of macros/portability/parse_event_timestamp.sql.
+_EPOCH_MS = re.compile(r"-?[0-9]{1,15}")
+_ISO = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2})"
+    r"(?::([0-9]{2})(?:[.]([0-9]{1,9}))?)?"
+    r"([Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?"
+)
+_REQUIRED = ("event_id", "conversation_id", "event_type", "timestamp")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What staging will do with one event: stage it (``reason`` None) or quarantine it."""
+
+    event_id: str | None
+    reason: str | None = None
+    detail: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason is None
+
+
+@lru_cache(maxsize=1)
+def max_future_hours() -> float:
+    """The ``max_future_hours`` var of dbt_project.yml (the one place it is set)."""
+    import yaml
+
+    project = yaml.safe_load((REPO_ROOT / "dbt_project.yml").read_text())
+    return float(project["vars"]["max_future_hours"])
+
+
+def field_text(value: Any) -> str | None:
+    """A JSON value as the loader stores it (DuckDB ``json_extract_string``)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _clean(value: Any) -> str | None:
+    """``nullif(trim(x), '')``: DuckDB's trim removes spaces only."""
+    text = field_text(value)
+    if text is None:
+        return None
+    text = text.strip(" ")
+    return text or None
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """A contract timestamp as naive UTC, or None when staging cannot parse it."""
+    if isinstance(value, float):
+        # the loader writes a fractional JSON number as epoch milliseconds
+        try:
+            return datetime(1970, 1, 1) + timedelta(microseconds=round(value * 1000))
+        except OverflowError:
+            return None
+    text = _clean(value)
+    if text is None:
+        return None
+    if _EPOCH_MS.fullmatch(text):
+        try:
+            return datetime(1970, 1, 1) + timedelta(milliseconds=int(text))
+        except OverflowError:
+            return None
+    match = _ISO.fullmatch(text)
+    if not match:
+        return None
+    if "t" in text or "z" in text:
+        return None  # DuckDB's cast wants an upper-case T and Z
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    # DuckDB reads 24:00 (exactly) as midnight of the next day
+    next_day = hour == "24" and int(minute) == 0 and int(second or 0) == 0 and not (fraction or "").strip("0")
+    try:
+        moment = datetime(
+            int(year), int(month), int(day), 0 if next_day else int(hour), int(minute), int(second or 0),
+            int((fraction or "0")[:6].ljust(6, "0")),
+        )
+    except ValueError:
+        return None
+    if next_day:
+        moment += timedelta(days=1)
+    if offset and offset != "Z":
+        sign = 1 if offset[0] == "+" else -1
+        digits = offset[1:].replace(":", "")
+        delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+        moment -= sign * delta
+    return moment
+
+
+def _properties_object(record: dict) -> bool:
+    """Whether ``properties`` is absent/null, an object, or a string holding an object."""
+    value = record.get("properties")
+    if value is None or isinstance(value, dict):
+        return True
+    if isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return False
+        return isinstance(decoded, dict)
+    return False
+
+
+def validate_event(record: Any, received_at: datetime | None = None) -> Verdict:
+    """The verdict staging gives this JSON value, as if loaded at ``received_at`` (naive UTC)."""
+    if not isinstance(record, dict):
+        kind = _json_kind(record)
+        return Verdict(None, "unreadable_line", f"unreadable line: JSON {kind}, not an object")
+    event_id = _clean(record.get("event_id"))
+    values = {
+        "event_id": event_id,
+        "conversation_id": _clean(record.get("conversation_id")) or _clean(record.get("session_id")),
+        "event_type": _clean(record.get("event_type")),
+        "timestamp": _clean(record.get("timestamp")),
+    }
+    missing = [name for name in _REQUIRED if values[name] is None]
+    if missing:
+        return Verdict(event_id, "missing_required_field", "missing required field(s): " + ", ".join(missing))
+    event_at = parse_timestamp(record["timestamp"])
+    if event_at is None:
+        return Verdict(event_id, "unparseable_timestamp", f"unparseable timestamp: {values['timestamp']}")
+    received_at = received_at or datetime.now(UTC).replace(tzinfo=None)
+    hours = max_future_hours()
+    if event_at > received_at + timedelta(hours=hours):
+        return Verdict(
+            event_id,
+            "future_timestamp",
+            f"timestamp {values['timestamp']} is more than {hours:g} hours after load time {received_at}",
+        )
+    if not _properties_object(record):
+        return Verdict(event_id, "properties_not_object", "properties is not a JSON object")
+    return Verdict(event_id)
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "varchar"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "ubigint" if value >= 0 else "bigint"
+    if isinstance(value, float):
+        return "double"
+    return "null"

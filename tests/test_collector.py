@@ -1,0 +1,133 @@
+"""The HTTP collector on 127.0.0.1: answers, durability files, auth and limits."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from capture_helpers import CollectorProcess
+
+from convo_warehouse.lib.landing import discover_files
+
+TOKEN = "test-token-1"
+
+
+def event(event_id: str, **fields) -> dict:
+    return {"event_id": event_id, "conversation_id": "c-1", "event_type": "user_message",
+            "timestamp": datetime.now(UTC).isoformat(), "properties": {"content": "hi"}, **fields}
+
+
+def landed_events(landing: Path) -> list[dict]:
+    return [json.loads(line) for path in discover_files(landing) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory):
+    landing = tmp_path_factory.mktemp("collector") / "landing"
+    process = CollectorProcess(landing, None, f"other-token,{TOKEN}", "--rotate-seconds", "0.5").start()
+    yield process
+    process.stop()
+
+
+def post_events(collector: CollectorProcess, events, token: str | None = TOKEN):
+    return collector.post("/v1/events", json.dumps({"events": events}).encode(), token)
+
+
+def test_healthz_needs_no_token(collector):
+    import urllib.request
+
+    with urllib.request.urlopen(collector.url + "/healthz", timeout=5) as answer:
+        body = json.loads(answer.read())
+    assert answer.status == 200 and body["status"] == "ok" and body["auth"] is True
+
+
+def test_per_event_answers_and_durable_landing(collector):
+    batch = [
+        event("e-ok-1"),
+        event("e-ok-1"),  # same id again in the batch: duplicate
+        event("e-no-time", timestamp=None),  # missing timestamp
+        event("e-bad-time", timestamp="yesterday"),  # not a timestamp
+        event("e-future", timestamp="2999-01-01T00:00:00Z"),  # far in the future
+        event("e-props", properties=["not", "an", "object"]),  # properties must be an object
+        "just a string",  # not an event object
+        {"session_id": "s-9", "event_id": 17, "event_type": "started", "timestamp": 1767225600000},  # aliases
+    ]
+    status, body, _ = post_events(collector, batch)
+    assert status == 200
+    statuses = [(r["status"], r.get("reason")) for r in body["results"]]
+    assert statuses == [
+        ("accepted", None), ("duplicate", None), ("rejected", "missing_required_field"),
+        ("rejected", "unparseable_timestamp"), ("rejected", "future_timestamp"),
+        ("rejected", "properties_not_object"), ("rejected", "unreadable_line"), ("accepted", None),
+    ]
+    assert body["results"][2]["detail"] == "missing required field(s): timestamp"
+    # the same id in a later request is a duplicate too (the recent window)
+    status, body, _ = post_events(collector, [event("e-ok-1")])
+    assert body["results"][0]["status"] == "duplicate"
+
+    landing = collector.landing
+    from capture_helpers import wait_for
+
+    wait_for(lambda: len(landed_events(landing)) >= 2, 10, "the landing file to be rotated into place")
+    landed = {str(e.get("event_id")): e for e in landed_events(landing)}
+    assert set(landed) >= {"e-ok-1", "17"} and "e-no-time" not in landed
+    assert all(path.relative_to(landing).parts[0] == "collector" for path in discover_files(landing))
+    rejects = [json.loads(line) for path in (landing / ".rejected").rglob("*.jsonl")
+               for line in path.read_text().splitlines()]
+    assert {r["reason"] for r in rejects} >= {"missing_required_field", "future_timestamp", "unreadable_line"}
+    assert any(r["event"] == "just a string" for r in rejects)
+
+
+@pytest.mark.parametrize(
+    ("token", "body", "status", "message"),
+    [
+        (None, b'{"events": []}', 401, "bearer token"),
+        ("wrong", b'{"events": []}', 401, "bearer token"),
+        (TOKEN, b'{"events": [', 400, "not valid JSON"),
+        (TOKEN, b'{"events": [{"a": NaN}]}', 400, "not valid JSON"),
+        (TOKEN, b'{"events": {"event_id": "x"}}', 400, "expected a JSON array"),
+        (TOKEN, b"\xff\xfe", 400, "not valid JSON"),
+    ],
+)
+def test_bad_requests_get_clear_answers(collector, token, body, status, message):
+    answer_status, answer, headers = collector.post("/v1/events", body, token)
+    assert answer_status == status
+    assert message in answer["error"]
+    if status == 401:
+        assert "Bearer" in headers.get("www-authenticate", headers.get("WWW-Authenticate", ""))
+
+
+def test_oversized_body_is_413(collector):
+    body = b'{"events": [' + b",".join([json.dumps(event(f"big-{i}", properties={"content": "x" * 2000})).encode()
+                                         for i in range(6000)]) + b"]}"
+    assert len(body) > 10 * 1024 * 1024
+    status, answer, _ = collector.post("/v1/events", body, TOKEN)
+    assert status == 413 and "limit" in answer["error"]
+
+
+def test_ten_thousand_events_in_one_batch(collector):
+    batch = [event(f"bulk-{i:05d}") for i in range(10_000)]
+    status, answer, _ = post_events(collector, batch)
+    assert status == 200 and answer["accepted"] == 10_000
+    status, answer, _ = post_events(collector, [*batch, event("one-too-many")])
+    assert status == 413 and "at most 10000" in answer["error"]
+
+
+def test_unknown_content_type_is_415(collector):
+    status, answer, _ = collector.post("/v1/traces", b"\x0a\x00", TOKEN,
+                                       headers={"Content-Type": "application/x-protobuf"})
+    assert status == 415 and "http/json" in answer["error"]
+
+
+def test_oversized_chunked_body_is_413(collector):
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", collector.port, timeout=30)
+    chunk = b" " * (1024 * 1024)
+    connection.request("POST", "/v1/events", body=iter([b'{"events": ['] + [chunk] * 11 + [b"]}"]),
+                       headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+                       encode_chunked=True)
+    answer = connection.getresponse()
+    assert answer.status == 413 and b"limit" in answer.read()

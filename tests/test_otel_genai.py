@@ -1,0 +1,141 @@
+"""OpenTelemetry GenAI spans -> contract events: the pure mapping, the loader's
+``*.otlp.jsonl`` files, and the collector's ``POST /v1/traces``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from capture_helpers import CollectorProcess, wait_for
+
+from convo_warehouse.lib.otel_genai import map_export_request
+
+T0 = 1_767_607_200_000_000_000  # 2026-01-05T10:00:00Z in ns
+SECOND = 1_000_000_000
+TRACE = "5b8efff798038103d269b633813fc60c"
+
+
+def attr(key: str, value) -> dict:
+    if isinstance(value, bool):
+        return {"key": key, "value": {"boolValue": value}}
+    if isinstance(value, int):
+        return {"key": key, "value": {"intValue": str(value)}}
+    if isinstance(value, list):
+        return {"key": key, "value": {"arrayValue": {"values": [{"stringValue": v} for v in value]}}}
+    return {"key": key, "value": {"stringValue": value}}
+
+
+def span(span_id: str, name: str, start: int, end: int, parent: str = "", trace: str = TRACE, **attrs) -> dict:
+    return {
+        "traceId": trace, "spanId": span_id, "parentSpanId": parent, "name": name, "kind": 1,
+        "startTimeUnixNano": str(start), "endTimeUnixNano": str(end),
+        "attributes": [attr(key.replace("__", "."), value) for key, value in attrs.items()],
+    }
+
+
+def export(*spans: dict) -> dict:
+    return {"resourceSpans": [{"resource": {"attributes": [attr("service.name", "support-bot")]},
+                               "scopeSpans": [{"scope": {"name": "test"}, "spans": list(spans)}]}]}
+
+
+def agent_turn(conversation: str = "conv-otel-1", trace: str = TRACE) -> dict:
+    """One turn: invoke_agent -> chat (asks for a tool) -> execute_tool -> chat (answers); plus an HTTP span."""
+    user = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "Where is my order?"}]}])
+    after_tool = json.dumps([
+        {"role": "user", "parts": [{"type": "text", "content": "Where is my order?"}]},
+        {"role": "assistant", "parts": [{"type": "tool_call", "name": "lookup_order"}]},
+        {"role": "tool", "parts": [{"type": "tool_call_response", "response": "shipped"}]},
+    ])
+    answer = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "It shipped today."}],
+                          "finish_reason": "stop"}])
+    return export(
+        span("a1", "invoke_agent support", T0, T0 + 5 * SECOND, trace=trace, **{
+            "gen_ai__operation__name": "invoke_agent", "gen_ai__conversation__id": conversation,
+            "gen_ai__agent__id": "agent-7", "user__id": "u-42"}),
+        span("c1", "chat gpt-4o", T0 + SECOND // 10, T0 + 2 * SECOND, parent="a1", trace=trace, **{
+            "gen_ai__operation__name": "chat", "gen_ai__request__model": "gpt-4o",
+            "gen_ai__input__messages": user, "gen_ai__usage__input_tokens": 100,
+            "gen_ai__usage__output_tokens": 7, "gen_ai__response__finish_reasons": ["tool_calls"]}),
+        span("t1", "execute_tool lookup_order", T0 + 2 * SECOND, T0 + 3 * SECOND, parent="a1", trace=trace, **{
+            "gen_ai__operation__name": "execute_tool", "gen_ai__tool__name": "lookup_order"}),
+        span("c2", "chat gpt-4o", T0 + 3 * SECOND, T0 + 4500 * SECOND // 1000, parent="a1", trace=trace, **{
+            "gen_ai__request__model": "gpt-4o", "gen_ai__input__messages": after_tool,
+            "gen_ai__output__messages": answer,
+            # the older attribute names
+            "gen_ai__usage__prompt_tokens": 130, "gen_ai__usage__completion_tokens": 9}),
+        span("h1", "GET /orders", T0 + 2 * SECOND, T0 + 3 * SECOND, parent="t1", trace=trace, **{"http__method": "GET"}),
+    )
+
+
+def test_agent_turn_maps_to_contract_events():
+    report = map_export_request(agent_turn())
+    assert report.genai_spans == 4 and report.ignored_spans == 1
+    events = sorted(report.events, key=lambda e: (e["timestamp"], e["event_type"]))
+    assert [(e["event_type"], e["timestamp"]) for e in events] == [
+        ("conversation_started", "2026-01-05T10:00:00.000000Z"),
+        ("user_message", "2026-01-05T10:00:00.100000Z"),
+        ("tool_called", "2026-01-05T10:00:02.000000Z"),
+        ("agent_message", "2026-01-05T10:00:04.500000Z"),
+    ]
+    assert {e["conversation_id"] for e in events} == {"conv-otel-1"}
+    assert {e["user_id"] for e in events} == {"u-42"}
+    started, user, tool, agent = events
+    assert started["properties"]["agent_id"] == "agent-7"
+    assert user["properties"]["content"] == "Where is my order?"
+    assert tool["properties"]["tool_name"] == "lookup_order"
+    assert agent["properties"] | {"otel_span_id": "c2"} == {
+        "content": "It shipped today.", "model": "gpt-4o", "input_tokens": 130, "output_tokens": 9,
+        "latency_ms": 1500.0, "otel_trace_id": TRACE, "otel_span_id": "c2",
+    }
+
+
+def test_mapping_is_deterministic_and_inherits_nothing_it_cannot_find():
+    first = map_export_request(agent_turn()).events
+    assert [e["event_id"] for e in first] == [e["event_id"] for e in map_export_request(agent_turn()).events]
+    orphan = map_export_request(export(span("x", "chat m", T0, T0 + SECOND, **{"gen_ai__request__model": "m"})))
+    assert len(orphan.events) == 1 and orphan.events[0]["conversation_id"] is None
+
+
+def test_older_flattened_prompt_attributes():
+    report = map_export_request(export(span("s", "chat m", T0, T0 + SECOND, **{
+        "gen_ai__operation__name": "chat", "session__id": "c-old", "gen_ai__response__model": "m-2024",
+        "gen_ai__prompt__0__role": "system", "gen_ai__prompt__0__content": "be brief",
+        "gen_ai__prompt__1__role": "user", "gen_ai__prompt__1__content": "hi",
+        "gen_ai__completion__0__role": "assistant", "gen_ai__completion__0__content": "hello"})))
+    kinds = {e["event_type"]: e for e in report.events}
+    assert kinds["user_message"]["properties"]["content"] == "hi"
+    assert kinds["agent_message"]["properties"]["content"] == "hello"
+    assert kinds["agent_message"]["properties"]["model"] == "m-2024"
+
+
+def test_otlp_files_and_traces_endpoint_reach_stg_events(warehouse, tmp_path: Path):
+    # one export as a landing file (with an unreadable line), one through the collector
+    (warehouse.landing / "otel").mkdir()
+    (warehouse.landing / "otel" / "traces.otlp.jsonl").write_text(
+        json.dumps(agent_turn("conv-file")) + "\n{not json\n")
+    collector = CollectorProcess(warehouse.landing, None, "", "--rotate-seconds", "0.2").start()
+    try:
+        body = json.dumps(agent_turn("conv-http", trace="aa" * 16)).encode()
+        status, answer, _ = collector.post("/v1/traces", body)
+        assert status == 200 and answer == {}
+        orphan = json.dumps(export(span("x", "chat m", T0, T0 + SECOND, trace="bb" * 16))).encode()
+        status, answer, _ = collector.post("/v1/traces", orphan)
+        assert answer["partialSuccess"]["rejectedSpans"] == "1"
+        assert "conversation_id" in answer["partialSuccess"]["errorMessage"]
+        wait_for(lambda: list((warehouse.landing / "collector").rglob("*.jsonl")), 10, "a collector file")
+    finally:
+        collector.stop()
+    warehouse.load()
+    warehouse.build("+stg_events +rejected_events")
+    rows = warehouse.query(
+        "select conversation_id, event_type, model, input_tokens, output_tokens from staging.stg_events "
+        "order by conversation_id, event_at")
+    for conversation in ("conv-file", "conv-http"):
+        assert [r[1:] for r in rows if r[0] == conversation] == [
+            ("conversation_started", None, None, None),
+            ("user_message", None, None, None),
+            ("tool_called", None, None, None),
+            ("agent_message", "gpt-4o", 130, 9),
+        ]
+    reasons = warehouse.query("select source_file, reason from quarantine.rejected_events")
+    assert reasons == [("otel/traces.otlp.jsonl", "unreadable_line")]
