@@ -8,6 +8,8 @@ types, double-encoded properties and blank lines (JSONL).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pyarrow as pa
 
@@ -33,8 +35,11 @@ from convo_warehouse.lib.generate.settings import (
     UNKNOWN_TYPE_SHARE,
 )
 
+if TYPE_CHECKING:
+    from convo_warehouse.lib.generate.simulate import Simulation
 
-def messy_rows(sim, rng, c, E, P, slots: list[int], slot_p: np.ndarray, chunk_no: int) -> pa.Table:
+
+def messy_rows(sim: Simulation, rng, c, E, P, slots: list[int], slot_p: np.ndarray, chunk_no: int) -> pa.Table:
     """One row per file row of the chunk: the clean events, then duplicates and bad rows.
 
     Each row gets its file slot (format), its event type name (an alias for
