@@ -9,6 +9,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
+# Spark (docs/spark.md): its own virtualenv, dbt-core pinned as in pyproject.toml.
+SPARK_VENV := .venv-spark
+SPARK_INSTALLED := $(SPARK_VENV)/.installed
+SPARK_PACKAGES := dbt-core==1.11.16 dbt-spark[session]==1.11.0 pyspark==4.3.0 \
+	duckdb==1.5.6 pyarrow==26.0.1 pandas==3.1.1 numpy==2.4.6 scipy==1.17.1 \
+	click==8.4.2 tqdm==4.70.1 pyyaml==6.0.3
+
 DEMO_CONVERSATIONS ?= 5000
 DEMO_DAYS ?= 14
 DEMO_SEED ?= 42
@@ -17,7 +24,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: install run demo-data test dbt-test lint pytest bench bench-classify bench-capture classify-eval collect ui clean clean-data
+.PHONY: spark-venv test-spark install run demo-data test dbt-test lint pytest bench bench-classify bench-capture bench-sentiment classify-eval collect ui clean clean-data
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -58,11 +65,28 @@ pytest: $(INSTALLED) target/manifest.json
 
 test: dbt-test lint pytest
 
+$(SPARK_INSTALLED): pyproject.toml Makefile
+	$(PYTHON) -m venv $(SPARK_VENV)
+	$(SPARK_VENV)/bin/pip install --quiet --upgrade pip
+	$(SPARK_VENV)/bin/pip install --quiet $(SPARK_PACKAGES)
+	$(SPARK_VENV)/bin/pip install --quiet --no-deps -e .
+	@touch $@
+
+spark-venv: $(SPARK_INSTALLED)
+
+# The demo data on DuckDB and on Spark (local session), every contract mart
+# compared row by row, after a full and an incremental batch.
+test-spark: $(INSTALLED) $(SPARK_INSTALLED) target/manifest.json
+	$(BIN)/python tests/spark/check_engines.py
+
 bench: $(INSTALLED) target/manifest.json
 	$(BIN)/python benchmarks/bench_pipeline.py --events $${EVENTS:-2000000}
 
 bench-classify: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_classify.py
+
+bench-sentiment: $(INSTALLED)
+	$(BIN)/python benchmarks/bench_sentiment.py
 
 # Collector throughput with durable writes and SDK cost per call (docs/capture.md).
 bench-capture: $(INSTALLED)

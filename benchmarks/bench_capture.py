@@ -15,6 +15,10 @@ is large enough not to fill; the sender thread delivers to a landing folder
 meanwhile), reported as the mean and the 99th percentile per call.
 
 Targets (issue 13): collector >= 20,000 events/s; SDK < 50 µs per call.
+Both are reported in wall time and in CPU time (the collector process's
+user + system time; the caller thread's own CPU time), because on a shared
+machine wall time mostly measures how busy the other processes are: the load
+average is printed next to the numbers.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -81,12 +86,14 @@ def bench_collector(events: int, batch: int, clients: int) -> dict:
             # warm-up request (imports, first file)
             collector.post("/v1/events", make_bodies(10, 10)[0], "bench-token")
             threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+            cpu_before = process_cpu_seconds(collector.process.pid)
             started = time.perf_counter()
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
             elapsed = time.perf_counter() - started
+            cpu_seconds = process_cpu_seconds(collector.process.pid) - cpu_before
         finally:
             collector.stop()
         if errors:
@@ -94,7 +101,14 @@ def bench_collector(events: int, batch: int, clients: int) -> dict:
         landed = sum(sum(1 for _ in path.open("rb")) for path in (landing / "collector").rglob("*.jsonl"))
     total = sum(accepted)
     return {"events": total, "landed_lines": landed, "seconds": elapsed, "events_per_second": total / elapsed,
+            "cpu_seconds": cpu_seconds, "events_per_cpu_second": total / cpu_seconds,
             "batch": batch, "clients": clients}
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to tell our cost from the machine's load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def bench_sdk(calls: int) -> dict:
@@ -105,16 +119,21 @@ def bench_sdk(calls: int) -> dict:
             tracker.track("user_message", "c-warm", properties)
         samples = []
         clock = time.perf_counter_ns
+        cpu_started = time.thread_time_ns()
         started = clock()
-        for n in range(calls):
+        for _ in range(calls):
             before = clock()
             tracker.track("user_message", "c-1", properties, user_id="u-1")
             samples.append(clock() - before)
         total_ns = clock() - started
+        # the caller thread's own CPU time (the timing loop included): what
+        # track() costs the application, whatever else runs on the machine
+        cpu_ns = time.thread_time_ns() - cpu_started
         counters = tracker.close(timeout=60)
     samples.sort()
     return {
         "calls": calls,
+        "cpu_us": cpu_ns / calls / 1000,
         "mean_us": total_ns / calls / 1000,
         "median_us": statistics.median(samples) / 1000,
         "p99_us": samples[int(len(samples) * 0.99)] / 1000,
@@ -132,18 +151,24 @@ def main() -> None:
 
     collector = bench_collector(args.events, args.batch, args.clients)
     verdict = "meets" if collector["events_per_second"] >= COLLECTOR_TARGET else "MISSES"
+    print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"collector: {collector['events']:,} events in {collector['seconds']:.2f} s = "
           f"{collector['events_per_second']:,.0f} events/s accepted with fsync "
           f"(batches of {args.batch}, {args.clients} clients; {collector['landed_lines']:,} lines landed) "
-          f"-> {verdict} the {COLLECTOR_TARGET:,}/s target")
+          f"-> wall {verdict} the {COLLECTOR_TARGET:,}/s target")
+    cpu_verdict = "meets" if collector["events_per_cpu_second"] >= COLLECTOR_TARGET else "MISSES"
+    print(f"collector CPU: {collector['cpu_seconds']:.2f} CPU s = {collector['events_per_cpu_second']:,.0f} "
+          f"events per CPU second -> with one core of its own it {cpu_verdict} the target")
     if collector["landed_lines"] != collector["events"] + 10:
         raise SystemExit("landed lines do not match accepted events")
 
     sdk = bench_sdk(args.sdk_calls)
     verdict = "meets" if sdk["mean_us"] < SDK_TARGET_US else "MISSES"
-    print(f"sdk: Tracker.track on the caller's thread: mean {sdk['mean_us']:.1f} µs, median "
-          f"{sdk['median_us']:.1f} µs, p99 {sdk['p99_us']:.1f} µs over {sdk['calls']:,} calls "
-          f"({sdk['delivered']:,} delivered) -> {verdict} the {SDK_TARGET_US:.0f} µs target")
+    cpu_verdict = "meets" if sdk["cpu_us"] < SDK_TARGET_US else "MISSES"
+    print(f"sdk: Tracker.track over {sdk['calls']:,} calls ({sdk['delivered']:,} delivered): caller-thread CPU "
+          f"{sdk['cpu_us']:.1f} µs per call -> {cpu_verdict} the {SDK_TARGET_US:.0f} µs target; wall median "
+          f"{sdk['median_us']:.1f} µs, p99 {sdk['p99_us']:.1f} µs, mean {sdk['mean_us']:.1f} µs "
+          f"(mean -> {verdict}; it includes time the process waits for a CPU or the GIL)")
 
 
 if __name__ == "__main__":

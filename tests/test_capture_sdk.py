@@ -52,9 +52,13 @@ def test_conversation_calls_write_contract_events_to_landing(tmp_path: Path):
             convo.feedback(5)
             variant = convo.assign_variant("greeting_tone", ["control", "warm"])
             convo.completed()
+    # what writers keep in dot-folders is never loaded
+    for hidden in (".tmp/being-written.jsonl", ".rejected/collector/x.jsonl", ".convo_spool/spool-1-2.jsonl"):
+        (landing / hidden).parent.mkdir(parents=True, exist_ok=True)
+        (landing / hidden).write_text('{"event_id": "hidden"}\n')
     files = discover_files(landing)
     assert files and all(path.parts[-3] == "sdk" for path in files)
-    assert not list((landing / ".tmp").iterdir()), "no partial file is left behind"
+    assert not list((landing / ".tmp").glob("*.part")), "no partial file is left behind"
     events = [json.loads(line) for path in files for line in path.read_text().splitlines()]
     types = [event["event_type"] for event in events]
     assert types == ["conversation_started", "user_message", "agent_message", "tool_called", "user_message",
@@ -161,3 +165,25 @@ def test_exit_flushes_within_timeout(tmp_path: Path):
     assert time.monotonic() - started < 30, "atexit must not wait for the flush interval"
     lines = [line for path in discover_files(tmp_path) for line in path.read_text().splitlines()]
     assert len(lines) == 100
+
+
+def test_close_spools_a_batch_whose_send_hangs(tmp_path: Path):
+    import socket
+
+    silent = socket.socket()  # accepts connections (backlog) but never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        tracker = Tracker(f"http://127.0.0.1:{silent.getsockname()[1]}", spool_dir=tmp_path / "spool",
+                          timeout=30, flush_interval=0.05, register_atexit=False)
+        ids = [tracker.track("user_message", "c-1") for _ in range(5)]
+        wait_for(lambda: tracker.counters().queued == 0, 10, "the sender to take the batch")
+        started = time.monotonic()
+        counters = tracker.close(timeout=1)
+        assert time.monotonic() - started < 10
+    finally:
+        silent.close()
+    assert counters.spooled == 5
+    spooled = [json.loads(line)["event_id"] for path in (tmp_path / "spool").glob("spool-*.jsonl")
+               for line in path.read_text().splitlines()]
+    assert sorted(spooled) == sorted(ids)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import dagster as dg
 import duckdb
 
-from convo_warehouse.assets.classification import STAGE_CLASSIFICATIONS, stage_classifications
+from convo_warehouse.assets.classification import (
+    MESSAGE_SENTIMENT,
+    STAGE_CLASSIFICATIONS,
+    stage_classifications,
+)
 from convo_warehouse.resources import WarehouseResource
 
 
@@ -40,8 +44,9 @@ def test_asset_materialises_rules_and_reports_cache(tmp_path, monkeypatch):
 
     first = dg.materialize([stage_classifications], resources=resources)
     assert first.success
-    [event] = [e.materialization for e in first.get_asset_materialization_events()]
-    assert event.asset_key == STAGE_CLASSIFICATIONS
+    events = {e.materialization.asset_key: e.materialization for e in first.get_asset_materialization_events()}
+    event = events[STAGE_CLASSIFICATIONS]
+    assert events[MESSAGE_SENTIMENT].metadata["scored_this_run"].value == 3  # the user messages of a and b
     assert event.metadata["classified"].value == 2  # a and b; never_started is left out
     assert event.metadata["fell_back_to_rules"].value == 0
 
@@ -54,6 +59,8 @@ def test_asset_materialises_rules_and_reports_cache(tmp_path, monkeypatch):
     assert ("a", "resolved", True) in rows and ("b", "resolved", False) in rows
 
     second = dg.materialize([stage_classifications], resources=resources)
-    [event] = [e.materialization for e in second.get_asset_materialization_events()]
+    events = {e.materialization.asset_key: e.materialization for e in second.get_asset_materialization_events()}
+    event = events[STAGE_CLASSIFICATIONS]
+    assert events[MESSAGE_SENTIMENT].metadata["scored_this_run"].value == 0
     assert event.metadata["classified"].value == 0
     assert event.metadata["cached_skipped"].value == 2

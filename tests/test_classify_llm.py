@@ -276,3 +276,15 @@ def test_user_message_sentiment_is_scored_for_classified_conversations():
     assert rows["a"] > 0 > rows["b"]
     sources = {row[0] for row in con.execute("select sentiment_source from classification.message_sentiment").fetchall()}
     assert sources == {"lexicon"}
+    assert classify_warehouse(con, "rules").sentiment_scored == 0  # a re-run scores nothing again
+
+
+def test_sentiment_rows_of_another_model_are_scored_again(monkeypatch):
+    from convo_warehouse.lib.classify import sentiment
+
+    con = make_warehouse({"a": CLEAR})
+    classify_warehouse(con, "rules")
+    monkeypatch.setattr(sentiment, "MODEL", "lexicon-next")
+    assert classify_warehouse(con, "rules").sentiment_scored == 2  # classification cached, sentiment re-scored
+    models = con.execute("select distinct sentiment_model from classification.message_sentiment").fetchall()
+    assert models == [("lexicon-next",)]

@@ -170,7 +170,9 @@ def test_golden_set_is_large_and_well_formed():
     assert any(not any(role == "agent" for role, _ in c.messages) for c in conversations)
 
 
-@pytest.mark.parametrize("split", ["support_dev", "support_holdout", "support_fresh_holdout"])
+@pytest.mark.parametrize(
+    "split", ["support_dev", "support_holdout", "support_fresh_holdout", "support_quality_holdout"]
+)
 def test_rules_reach_target_macro_f1_on_golden_set(split):
     conversations = load_golden(GOLDEN / f"{split}.jsonl")
     predictions = classify_messages({c.conversation_id: c.messages for c in conversations})

@@ -74,8 +74,13 @@ def test_per_event_answers_and_durable_landing(collector):
     landed = {str(e.get("event_id")): e for e in landed_events(landing)}
     assert set(landed) >= {"e-ok-1", "17"} and "e-no-time" not in landed
     assert all(path.relative_to(landing).parts[0] == "collector" for path in discover_files(landing))
-    rejects = [json.loads(line) for path in (landing / ".rejected").rglob("*.jsonl")
-               for line in path.read_text().splitlines()]
+
+    def rejects() -> list[dict]:
+        return [json.loads(line) for path in (landing / ".rejected" / "collector").rglob("*.jsonl")
+                for line in path.read_text().splitlines()]
+
+    wait_for(lambda: len(rejects()) >= 5, 10, "the rejects file to be rotated into place")
+    rejects = rejects()
     assert {r["reason"] for r in rejects} >= {"missing_required_field", "future_timestamp", "unreadable_line"}
     assert any(r["event"] == "just a string" for r in rejects)
 
@@ -131,3 +136,16 @@ def test_oversized_chunked_body_is_413(collector):
                        encode_chunked=True)
     answer = connection.getresponse()
     assert answer.status == 413 and b"limit" in answer.read()
+
+
+def test_gzip_bodies_are_read_and_bounded(collector):
+    import gzip
+
+    body = gzip.compress(json.dumps({"events": [event("gz-1")]}).encode())
+    status, answer, _ = collector.post("/v1/events", body, TOKEN, headers={"Content-Encoding": "gzip"})
+    assert status == 200 and answer["accepted"] == 1
+    bomb = gzip.compress(b'{"events": [' + b" " * (11 * 1024 * 1024) + b"]}")
+    status, answer, _ = collector.post("/v1/events", bomb, TOKEN, headers={"Content-Encoding": "gzip"})
+    assert status == 413 and "inflates" in answer["error"]
+    status, answer, _ = collector.post("/v1/events", b"not gzip", TOKEN, headers={"Content-Encoding": "gzip"})
+    assert status == 400 and "gzip" in answer["error"]

@@ -61,6 +61,10 @@ CORPUS = [
     row(timestamp="2026-01-05T10:00:60Z"),  # second 60
     row(timestamp="2026-01-05T10:00:00+10:75"),  # offset minutes over 59
     row(timestamp="2026-01-05T10:00:00.1234567Z"),  # seven fraction digits
+    row(timestamp="2026-01-05T10:00:00.5+05:30"),  # one fraction digit and an offset
+    row(timestamp="2026-01-05T24:00:00Z"),  # 24:00 in the common form
+    row(timestamp="2026-01-05T10:00:00+24:00"),  # a 24-hour offset
+    row(timestamp="2026-02-30T10:00:00.000000Z"),  # 30 February in the common form
     row(timestamp=" 2026-01-05T10:00:00Z "),  # surrounding spaces
     row(timestamp=True),  # boolean timestamp
     row(timestamp=SOON),  # ahead of load time, within 24 h
@@ -102,6 +106,8 @@ def test_collector_validator_matches_staging(warehouse):
 def test_timestamps_parse_to_the_same_instant_as_staging(warehouse):
     texts = ["2026-01-05T10:00:00.123456789+05:30", "2026-01-05 10:00", "1767607200000", "-1000",
              "2026-01-05 24:00", "2026-01-05T10:00:00+10:75", "2026-01-05T10:00:00.1234567Z",
+             "2026-01-05T10:00:00.5+05:30", "2026-01-05T24:00:00Z", "2026-01-05T10:00:00+24:00",
+             "2026-01-05T10:00:00.123456Z",
              "2026-01-05T10:00:00-03", "2026-01-05T10:00:00+0530"]
     values = [row(event_id=f"t{i}", timestamp=text) for i, text in enumerate(texts)]
     (warehouse.landing / "stamps.jsonl").write_text("\n".join(json.dumps(v) for v in values) + "\n")

@@ -168,10 +168,16 @@ def reference_metrics(
 
 def reference_inputs(warehouse: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     conversations = frame(warehouse, "select * from marts.fct_conversations")
+    # the event's sentiment when in -1..1, else the lexicon score the classification asset stored
     sentiments = frame(
         warehouse,
-        "select conversation_id, sentiment from staging.stg_events "
-        "where is_known_type and event_type = 'user_message' and sentiment is not null",
+        "select * from ("
+        " select stg_events.conversation_id, coalesce(case when stg_events.sentiment between -1 and 1"
+        " then stg_events.sentiment end, message_sentiment.sentiment) as sentiment"
+        " from staging.stg_events left join classification.message_sentiment"
+        " on stg_events.event_id = message_sentiment.event_id"
+        " where stg_events.is_known_type and stg_events.event_type = 'user_message'"
+        ") where sentiment is not null",
     )
     exposures = frame(
         warehouse, "select test_name, conversation_id, variant, variant_count from marts.ab_test_exposures"

@@ -1,7 +1,7 @@
 """The statistics written in both SQL (segment_comparison's macros) and Python
 (lib/experiments): computed by both on many inputs, they must agree.
 
-- Wilson score interval: metrics_wilson_interval_bound vs wilson_interval;
+- Wilson score interval: wilson_interval_bound (macros/statistics) vs wilson_interval;
 - pooled two-proportion z-score: metrics_pooled_z_score vs compare_proportions;
 - two-sided p-value: metrics_two_sided_p_value (Abramowitz & Stegun, |error| < 1.5e-7) vs two_sided_p;
 - the significance level: the dbt var significance_level vs ALPHA.
@@ -20,8 +20,8 @@ from convo_warehouse.lib import experiments as ex
 SQL = """
 select
     case_id,
-    {{ metrics_wilson_interval_bound('successes / sample_size', 'sample_size', '-') }} as wilson_low,
-    {{ metrics_wilson_interval_bound('successes / sample_size', 'sample_size', '+') }} as wilson_high,
+    {{ wilson_interval_bound('successes / sample_size', 'sample_size', 'low') }} as wilson_low,
+    {{ wilson_interval_bound('successes / sample_size', 'sample_size', 'high') }} as wilson_high,
     {{ metrics_pooled_z_score('successes', 'sample_size', 'other_successes', 'other_sample_size') }} as z_score,
     {{ metrics_two_sided_p_value(metrics_pooled_z_score('successes', 'sample_size', 'other_successes', 'other_sample_size')) }}
         as p_value

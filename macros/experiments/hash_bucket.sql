@@ -25,6 +25,17 @@
     )
 {%- endmacro %}
 
+{% macro spark__hash_bucket(text_expr, n_expr) -%}
+    aggregate(
+        transform(
+            sequence(1, 64),
+            position -> instr('0123456789abcdef', substr(sha2({{ text_expr }}, 256), position, 1)) - 1
+        ),
+        cast(0 as bigint),
+        (acc, digit) -> (acc * 16 + digit) % ({{ n_expr }})
+    )
+{%- endmacro %}
+
 {% macro default__hash_bucket(text_expr, n_expr) -%}
     {{ exceptions.raise_compiler_error(
         "hash_bucket has no implementation for adapter '" ~ adapter.type() ~ "': "

@@ -5,7 +5,7 @@
 {%- endmacro %}
 
 {% macro default__funnel_seconds_between(start_at, end_at) -%}
-    (unix_millis({{ end_at }}) - unix_millis({{ start_at }})) / 1000.0
+    cast(unix_millis({{ end_at }}) - unix_millis({{ start_at }}) as double) / 1000.0
 {%- endmacro %}
 
 {% macro duckdb__funnel_seconds_between(start_at, end_at) -%}

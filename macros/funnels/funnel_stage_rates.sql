@@ -1,7 +1,8 @@
 {#- The contract's per-stage funnel rates of every row of `relation`, which
     has is_first_stage, reached, all_conversations, previous_stage_reached and
     first_stage_reached (see funnel_stage_neighbours): conversion_rate,
-    conversion_from_start, drop_off, drop_off_rate and is_major_drop_off
+    conversion_from_start, conversion_rate_sample (conversion_rate's
+    denominator), drop_off, drop_off_rate and is_major_drop_off
     (drop_off_rate above the var funnel_major_drop_off_threshold). A rate
     whose denominator is 0 is null. -#}
 {% macro funnel_stage_rates(relation) -%}
@@ -16,6 +17,10 @@
     end as conversion_rate,
     cast({{ relation }}.reached as {{ funnel_type_double() }})
     / nullif({{ relation }}.first_stage_reached, 0) as conversion_from_start,
+    case
+        when {{ relation }}.is_first_stage then {{ relation }}.all_conversations
+        else {{ relation }}.previous_stage_reached
+    end as conversion_rate_sample,
     case
         when {{ relation }}.is_first_stage then 0
         else {{ relation }}.previous_stage_reached - {{ relation }}.reached

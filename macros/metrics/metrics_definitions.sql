@@ -210,9 +210,9 @@
             "numerator": "coalesce(sentiment_sum, 0)",
             "denominator": "coalesce(sentiment_count, 0)",
             "unit": "sentiment -1..1",
-            "numerator_definition": "sum of properties.sentiment over user_message events",
+            "numerator_definition": "sum of the sentiment of user_message events (properties.sentiment in -1..1, else the offline lexicon's score)",
             "denominator_definition": "user_message events with a sentiment",
-            "description": "Average sentiment of user messages (message-weighted), assigned to the conversation's day/hour. Not in the contract; used by the alerts.",
+            "description": "Average sentiment of user messages (message-weighted; the event's sentiment property, else the lexicon score of the classification asset), assigned to the conversation's day/hour. Not in the contract; used by the negative_sentiment alert.",
         },
         {
             "name": "first_response_ms_p50",

@@ -5,7 +5,7 @@
 {%- endmacro %}
 
 {% macro default__json_unquote(json_text_expression) -%}
-    from_json({{ json_text_expression }}, 'string')
+    get_json_object(concat('{"value":', {{ json_text_expression }}, '}'), '$.value')
 {%- endmacro %}
 
 {% macro duckdb__json_unquote(json_text_expression) -%}

@@ -19,3 +19,27 @@
             then try_cast(trim({{ text_expression }}) as timestamptz) at time zone 'UTC'
     end
 {%- endmacro %}
+
+{#- Spark: a cast of ISO text with an offset gives the instant, shown in the
+    session time zone (UTC in our profiles). `+HHMM` and `+HH` offsets are
+    first rewritten to `+HH:MM`, the form Spark's cast reads. -#}
+{% macro spark__parse_event_timestamp(text_expression) -%}
+    case
+        when {{ regex_full_match('trim(' ~ text_expression ~ ')', '-?[0-9]{1,15}') }}
+            then timestamp_millis(cast(trim({{ text_expression }}) as bigint))
+        when {{ regex_full_match(
+            'trim(' ~ text_expression ~ ')',
+            '[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,9})?)?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?'
+        ) }}
+            then to_utc_timestamp(
+                cast(
+                    regexp_replace(
+                        regexp_replace(trim({{ text_expression }}), '([+-][0-9]{2})([0-9]{2})$', '$1:$2'),
+                        '([+-][0-9]{2})$',
+                        '$1:00'
+                    ) as timestamp
+                ),
+                'UTC'
+            )
+    end
+{%- endmacro %}

@@ -29,5 +29,5 @@
         'timestamp', {{ relation_alias }}.raw_timestamp,
         'channel', {{ relation_alias }}.raw_channel,
         'properties', {{ relation_alias }}.raw_properties
-    ) as varchar)
+    ) as {{ dbt.type_string() }})
 {%- endmacro %}

@@ -13,7 +13,12 @@ from convo_warehouse.concurrency import WRITER_TAGS
 
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
 RAW_LOADED_FILES = dg.AssetKey(["raw", "loaded_files"])
-STAGE_CLASSIFICATIONS = dg.AssetKey(["classification", "stage_classifications"])
+# the classifier multi-asset: stage classifications, message sentiment, LLM judgments
+CLASSIFICATION_KEYS = (
+    dg.AssetKey(["classification", "stage_classifications"]),
+    dg.AssetKey(["classification", "message_sentiment"]),
+    dg.AssetKey(["classification", "conversation_judgments"]),
+)
 
 # New landing files -> raw -> every dbt asset downstream of raw (staging is
 # incremental with a lookback, so only affected days are recomputed), plus
@@ -27,7 +32,7 @@ load_and_rebuild_job = dg.define_asset_job(
         dg.AssetSelection.assets(RAW_EVENTS, RAW_LOADED_FILES).downstream()
         | dg.AssetSelection.groups("seeds")
     )
-    - dg.AssetSelection.assets(STAGE_CLASSIFICATIONS),
+    - dg.AssetSelection.assets(*CLASSIFICATION_KEYS),
     description="Load new landing files and rebuild what they affect (no classification).",
     tags=WRITER_TAGS,
 )

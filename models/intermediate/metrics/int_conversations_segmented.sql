@@ -34,15 +34,12 @@ conversations as (
     from {{ ref('fct_conversations') }} as fct_conversations
 ),
 
-user_messages as (
+sentiment_per_conversation as (
     select
-        stg_events.conversation_id,
-        stg_events.sentiment
-    from {{ ref('stg_events') }} as stg_events
-    where
-        stg_events.is_known_type
-        and stg_events.event_type = 'user_message'
-        and stg_events.sentiment is not null
+        int_conversation_sentiment_summarized.conversation_id,
+        int_conversation_sentiment_summarized.sentiment_sum,
+        int_conversation_sentiment_summarized.scored_messages as sentiment_count
+    from {{ ref('int_conversation_sentiment_summarized') }} as int_conversation_sentiment_summarized
 ),
 
 exposures as (
@@ -53,15 +50,6 @@ exposures as (
     from {{ ref('ab_test_exposures') }} as ab_test_exposures
     -- variant_count > 1: the conversation saw several variants (contaminated)
     where coalesce(ab_test_exposures.variant_count, 0) <= 1
-),
-
-sentiment_per_conversation as (
-    select
-        user_messages.conversation_id,
-        sum(user_messages.sentiment) as sentiment_sum,
-        count(*) as sentiment_count
-    from user_messages
-    group by user_messages.conversation_id
 ),
 
 conversation_segments as (

@@ -287,9 +287,9 @@ final as (
         conversations_scored.started_at,
         conversations_scored.started,
         conversations_scored.last_event_at,
-        {{ dbt.datediff(
-            'conversations_scored.started_at', 'conversations_scored.last_event_at', 'microsecond'
-        ) }} / 1000000.0 as duration_seconds,
+        cast({{ microseconds_between(
+            'conversations_scored.started_at', 'conversations_scored.last_event_at'
+        ) }} as {{ metrics_type_double() }}) / 1000000.0 as duration_seconds,
         conversations_scored.engaged,
         conversations_scored.user_turns,
         conversations_scored.agent_messages,
@@ -307,11 +307,10 @@ final as (
         end as abandoned_at_turn,
         conversations_scored.converted,
         conversations_scored.feedback_score,
-        {{ dbt.datediff(
+        cast({{ microseconds_between(
             'conversations_scored.first_user_message_at',
-            'conversations_scored.first_reply_at',
-            'microsecond'
-        ) }} / 1000.0 as first_response_ms,
+            'conversations_scored.first_reply_at'
+        ) }} as {{ metrics_type_double() }}) / 1000.0 as first_response_ms,
         conversations_scored.satisfaction_score,
         conversations_scored.rephrase_count,
         case

@@ -118,7 +118,27 @@ funnel_summary as (
         cast(stages_rated.median_seconds_from_previous_stage as {{ funnel_type_double() }})
             as median_seconds_from_previous_stage,
         cast(stages_rated.stopped_here as {{ dbt.type_bigint() }}) as dropped_here,
-        cast(stages_rated.window_open_here as {{ dbt.type_bigint() }}) as window_open_here
+        cast(stages_rated.window_open_here as {{ dbt.type_bigint() }}) as window_open_here,
+        cast(stages_rated.conversion_rate_sample as {{ dbt.type_bigint() }}) as conversion_rate_sample,
+        coalesce(stages_rated.conversion_rate_sample, 0) < {{ var('funnel_min_sample') }} as is_small_sample,
+        -- Wilson 95% interval of conversion_rate; null where skipped stages
+        -- push the rate above 1 (not a proportion then)
+        cast(
+            case
+                when stages_rated.conversion_rate <= 1
+                    then {{ wilson_interval_bound(
+                        'stages_rated.conversion_rate', 'stages_rated.conversion_rate_sample', 'low'
+                    ) }}
+            end as {{ funnel_type_double() }}
+        ) as conversion_rate_ci_low,
+        cast(
+            case
+                when stages_rated.conversion_rate <= 1
+                    then {{ wilson_interval_bound(
+                        'stages_rated.conversion_rate', 'stages_rated.conversion_rate_sample', 'high'
+                    ) }}
+            end as {{ funnel_type_double() }}
+        ) as conversion_rate_ci_high
     from stages_rated
 )
 

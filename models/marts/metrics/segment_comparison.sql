@@ -78,9 +78,9 @@ segments_rated as (
 segments_tested as (
     select
         segments_rated.*,
-        -- Wilson score interval, 95% (z = 1.959964, the macro's default)
-        {{ metrics_wilson_interval_bound('segments_rated.rate', 'segments_rated.sample_size', '-') }} as ci_low,
-        {{ metrics_wilson_interval_bound('segments_rated.rate', 'segments_rated.sample_size', '+') }} as ci_high,
+        -- Wilson score interval, 95%
+        {{ wilson_interval_bound('segments_rated.rate', 'segments_rated.sample_size', 'low') }} as ci_low,
+        {{ wilson_interval_bound('segments_rated.rate', 'segments_rated.sample_size', 'high') }} as ci_high,
         -- two-proportion z-test of this segment against all the others (pooled se);
         -- null when there is no rest or the pooled rate is 0 or 1 (se = 0)
         {{ metrics_pooled_z_score(

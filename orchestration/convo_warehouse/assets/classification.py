@@ -1,7 +1,10 @@
 """Transcripts -> ``classification.stage_classifications``: the support-stage classifier.
 
-Also scores user messages' sentiment with an offline lexicon into
-``classification.message_sentiment`` (``CONVO_SENTIMENT=0`` turns it off).
+One multi-asset writing three tables: the stage classifications; user
+messages' sentiment from an offline lexicon in ``classification.message_sentiment``
+(``CONVO_SENTIMENT=0`` turns it off); and, with ``CONVO_QUALITY_JUDGE=1`` and the
+llm or hybrid classifier, the LLM quality judge's labels in
+``classification.conversation_judgments``.
 
 Configured by environment (read when the asset runs, not at import):
 ``CONVO_CLASSIFIER`` = rules (default) | llm | hybrid; for llm/hybrid
@@ -15,40 +18,87 @@ See docs/classification.md.
 import dagster as dg
 
 from convo_warehouse.concurrency import WRITER_POOL, retry_when_busy
+from convo_warehouse.lib.classify import judge
 from convo_warehouse.lib.classify.runner import classify_warehouse
 from convo_warehouse.lib.warehouse import writer_lock
 from convo_warehouse.resources import WarehouseResource
 
 STAGE_CLASSIFICATIONS = dg.AssetKey(["classification", "stage_classifications"])
+MESSAGE_SENTIMENT = dg.AssetKey(["classification", "message_sentiment"])
+CONVERSATION_JUDGMENTS = dg.AssetKey(["classification", "conversation_judgments"])
+CLASSIFICATION_KEYS = (STAGE_CLASSIFICATIONS, MESSAGE_SENTIMENT, CONVERSATION_JUDGMENTS)
+_INPUTS = [dg.AssetKey(["staging", "stg_events"]), dg.AssetKey(["marts", "fct_conversations"])]
 
 
-@dg.asset(
-    key=STAGE_CLASSIFICATIONS,
-    deps=[dg.AssetKey(["staging", "stg_events"]), dg.AssetKey(["marts", "fct_conversations"])],
-    group_name="classification",
-    kinds={"python", "duckdb"},
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            STAGE_CLASSIFICATIONS,
+            deps=_INPUTS,
+            group_name="classification",
+            kinds={"python", "duckdb"},
+            description=(
+                "One row per started conversation with messages x classified support stage "
+                "(greeted, problem_identified, solution_proposed, solution_accepted, resolved): "
+                "reached, confidence, classifier (rules | llm), model, prompt_version, "
+                "transcript_hash, fallback_reason. Only new or changed transcripts are classified."
+            ),
+        ),
+        dg.AssetSpec(
+            MESSAGE_SENTIMENT,
+            deps=_INPUTS,
+            group_name="classification",
+            kinds={"python", "duckdb"},
+            description=(
+                "One row per user message of a started conversation: its lexicon sentiment -1..1 "
+                "(sentiment_source, sentiment_model). Scored once per lexicon version."
+            ),
+        ),
+        dg.AssetSpec(
+            CONVERSATION_JUDGMENTS,
+            deps=_INPUTS,
+            group_name="classification",
+            kinds={"python", "duckdb"},
+            description=(
+                "One row per conversation judged by the optional LLM quality judge "
+                "(CONVO_QUALITY_JUDGE=1 with the llm or hybrid classifier): resolution, "
+                "user_frustration, reason. Cached by transcript hash, prompt version and model."
+            ),
+        ),
+    ],
     pool=WRITER_POOL,
-    description=(
-        "One row per started conversation with messages x classified support stage "
-        "(greeted, problem_identified, solution_proposed, solution_accepted, resolved): "
-        "reached, confidence, classifier (rules | llm), model, prompt_version, "
-        "transcript_hash, fallback_reason. Only new or changed transcripts are classified."
-    ),
 )
-def stage_classifications(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Classify new or changed transcripts with the configured classifier."""
+def stage_classifications(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    """Classify new or changed transcripts with the configured classifier, score sentiment, judge."""
     with retry_when_busy(context), writer_lock(warehouse.database), warehouse.connect() as con:
         stats = classify_warehouse(con)
         rows, reached = con.execute(
             "select count(*), count(*) filter (where reached) from classification.stage_classifications"
         ).fetchone()
+        sentiment_rows = con.execute("select count(*) from classification.message_sentiment").fetchone()[0]
+        judge.ensure_table(con)
+        judgment_rows = con.execute(f"select count(*) from {judge.JUDGMENTS}").fetchone()[0]
     context.log.info(
         f"{stats.mode}: {stats.classified} classified, {stats.cached} cached, "
         f"{stats.llm_calls} LLM calls, {stats.fell_back_to_rules} fell back to rules"
     )
     if stats.fell_back_to_rules:
         context.log.warning(f"LLM failed for {stats.fell_back_to_rules} conversations: {stats.fallback_reasons}")
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=MESSAGE_SENTIMENT,
+        metadata={"scored_this_run": stats.sentiment_scored, "dagster/row_count": sentiment_rows},
+    )
+    yield dg.MaterializeResult(
+        asset_key=CONVERSATION_JUDGMENTS,
+        metadata={
+            "judge_enabled": stats.judge and stats.mode != "rules",
+            "judged_this_run": stats.judged,
+            "judge_failed": stats.judge_failed,
+            "dagster/row_count": judgment_rows,
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=STAGE_CLASSIFICATIONS,
         metadata={
             "classifier": stats.mode,
             "model": stats.model,

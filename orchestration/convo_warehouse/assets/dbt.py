@@ -36,6 +36,8 @@ SOURCE_ASSET_KEYS: dict[tuple[str, str], dg.AssetKey] = {
     ("classification", "stage_classifications"): dg.AssetKey(
         ["classification", "stage_classifications"]
     ),
+    ("classification", "message_sentiment"): dg.AssetKey(["classification", "message_sentiment"]),
+    ("classification", "conversation_judgments"): dg.AssetKey(["classification", "conversation_judgments"]),
 }
 
 # Top-level folders under models/ that are layers (and Dagster groups).

@@ -102,7 +102,8 @@ class Tracker:
         else:
             token = token if token is not None else os.environ.get("CONVO_COLLECTOR_TOKEN")
             self._transport = HttpTransport(endpoint, token=token, timeout=timeout)
-        default_spool = Path(landing_dir or ".") / ".convo_spool" if landing_dir else Path(".convo_spool")
+        # in landing mode the spool sits in a dot-folder the loader never reads
+        default_spool = Path(landing_dir) / ".convo_spool" if landing_dir else Path(".convo_spool")
         self.spool = Spool(spool_dir or os.environ.get("CONVO_CAPTURE_SPOOL_DIR") or default_spool)
         self.channel = channel
         self.batch_size = batch_size
@@ -123,7 +124,7 @@ class Tracker:
         self._deadline: float | None = None
         self._down_until = 0.0  # while in the future, batches go straight to the spool
         self._next_spool_check = 0.0  # re-send spooled events (also other processes' leftovers)
-        self._flush_requests: list[threading.Event] = []
+        self._in_flight: list[bytes] | None = None  # the batch the sender is delivering
         self._thread = threading.Thread(target=self._run, name="convo-capture-sender", daemon=True)
         self._thread.start()
         if register_atexit:
@@ -234,6 +235,11 @@ class Tracker:
             except queue.Full:
                 pass
             self._thread.join(timeout + 1.0)
+            in_flight = self._in_flight
+            if self._thread.is_alive() and in_flight:
+                # the sender is stuck on a send past the deadline: spool its
+                # batch too (if the send still succeeds, the copies are duplicates)
+                self._spool_lines(in_flight, "send still in progress at close")
             # whatever the sender could not take is spooled, not lost
             leftovers = []
             while True:
@@ -327,6 +333,13 @@ class Tracker:
 
     def _deliver(self, lines: list[bytes]) -> bool:
         """Send one batch, retrying; spool it if that fails. True if delivered."""
+        self._in_flight = lines
+        try:
+            return self._deliver_batch(lines)
+        finally:
+            self._in_flight = None
+
+    def _deliver_batch(self, lines: list[bytes]) -> bool:
         if time.monotonic() < self._down_until or self._past_deadline():
             self._spool_lines(lines, "collector unavailable")
             return False
@@ -339,8 +352,8 @@ class Tracker:
                 return True
             if outcome.kind == "too_large" and len(lines) > 1:
                 middle = len(lines) // 2
-                first = self._deliver(lines[:middle])
-                return self._deliver(lines[middle:]) and first
+                first = self._deliver_batch(lines[:middle])
+                return self._deliver_batch(lines[middle:]) and first
             if outcome.kind in ("too_large", "fatal"):
                 log.error("capture: %d event(s) dropped, the collector refused the batch: %s",
                           len(lines), outcome.message)

@@ -21,6 +21,7 @@ import json
 import logging
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,6 +59,18 @@ class _BadRequest(Exception):
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """A gzip body (the OpenTelemetry Collector's default), at most ``limit`` bytes once inflated."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as error:
+        raise _BadRequest(400, f"request body is not valid gzip: {error}") from error
+    if len(data) > limit:
+        raise _BadRequest(413, f"request body inflates to more than the {limit}-byte limit: send smaller batches")
+    return data
 
 
 def _reject_constant(name: str):
@@ -126,9 +139,12 @@ class Collector:
         return results
 
 
+# ensure_ascii: every line is valid UTF-8 JSON whatever the client sent
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def _encode(value) -> bytes:
-    # ensure_ascii: every line is valid UTF-8 JSON whatever the client sent
-    return json.dumps(value, separators=(",", ":")).encode("ascii")
+    return _ENCODER.encode(value).encode("ascii")
 
 
 def create_app(config: CollectorConfig) -> Starlette:
@@ -147,8 +163,9 @@ def create_app(config: CollectorConfig) -> Starlette:
                               {"WWW-Authenticate": 'Bearer realm="convo-warehouse"'})
 
     async def read_json(request: Request):
-        if request.headers.get("content-encoding", "identity").lower() not in ("identity", ""):
-            raise _BadRequest(415, "compressed bodies are not supported: send plain JSON")
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("identity", "", "gzip"):
+            raise _BadRequest(415, f"content encoding {encoding} is not supported: send plain or gzip JSON")
         content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         if content_type not in ("application/json", "text/plain", ""):
             raise _BadRequest(415, f"content type {content_type} is not supported: send application/json "
@@ -175,6 +192,8 @@ def create_app(config: CollectorConfig) -> Starlette:
             raise _BadRequest(413, f"request body of {declared_size or 'more than ' + str(limit)} bytes is "
                                    f"over the {limit}-byte limit: send smaller batches")
         body = b"".join(chunks)
+        if encoding == "gzip":
+            body = _gunzip(body, limit)
         try:
             return json.loads(body, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as error:

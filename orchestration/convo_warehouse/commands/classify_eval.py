@@ -14,6 +14,7 @@ DEFAULT_GOLDEN = (
     REPO_ROOT / "tests" / "golden" / "support_dev.jsonl",
     REPO_ROOT / "tests" / "golden" / "support_holdout.jsonl",
     REPO_ROOT / "tests" / "golden" / "support_fresh_holdout.jsonl",
+    REPO_ROOT / "tests" / "golden" / "support_quality_holdout.jsonl",
 )
 
 
@@ -31,7 +32,7 @@ DEFAULT_GOLDEN = (
     multiple=True,
     type=click.Path(exists=True, dir_okay=False),
     help="Golden JSONL file (repeatable; each is scored separately, then all together). "
-    "Default: tests/golden/support_dev.jsonl, support_holdout.jsonl and support_fresh_holdout.jsonl.",
+    "Default: tests/golden/support_dev.jsonl, support_holdout.jsonl, support_fresh_holdout.jsonl and support_quality_holdout.jsonl.",
 )
 @click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Rules file to score (default: $CONVO_STAGE_RULES or the packaged stage_rules.yml).")

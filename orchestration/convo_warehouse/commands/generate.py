@@ -39,8 +39,12 @@ import click
 @click.option("--truth-dir", type=click.Path(file_okay=False), default=None,
               help="Also write the intended clean events (id, type, epoch ms) as Parquet here "
                    "(keep it outside the landing folder).")
+@click.option("--plant", type=click.Choice(["none", "tool_then_handoff"]), default="none", show_default=True,
+              help="Add a known pattern for testing pattern finding: tool_then_handoff (40% of engaged, "
+                   "non-converted conversations call check_warranty and are handed off), in planted/.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the JSON summary.")
-def generate(conversations, days, seed, out_dir, end_date, incident, ab_effect, format_mix, truth_dir, quiet):
+def generate(conversations, days, seed, out_dir, end_date, incident, ab_effect, format_mix, truth_dir, plant,
+             quiet):
     from convo_warehouse.lib.generate import generate_events
     from convo_warehouse.lib.warehouse import landing_path
 
@@ -50,7 +54,7 @@ def generate(conversations, days, seed, out_dir, end_date, incident, ab_effect, 
             target, conversations=conversations, days=days, seed=seed,
             end_date=end_date.date() if isinstance(end_date, dt.datetime) else None,
             incident=incident, ab_effect=ab_effect, progress=not quiet, format_mix=format_mix,
-            truth_dir=truth_dir,
+            truth_dir=truth_dir, plant=plant,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -64,5 +68,8 @@ def generate(conversations, days, seed, out_dir, end_date, incident, ab_effect, 
         f"{summary['start_date']}..{summary['end_date']} into {summary['out_dir']} "
         f"in {len(summary['files'])} files ({summary['seconds']} s)"
     )
+    if summary.get("planted"):
+        planted = summary["planted"]
+        click.echo(f"planted {planted['pattern']}: {planted['conversations']:,} conversations in {planted['file']}")
     if summary["late_file"]:
         click.echo(f"late file: {summary['late_file']} ({summary['late_events']:,} events)")

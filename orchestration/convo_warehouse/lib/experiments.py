@@ -204,14 +204,18 @@ def compare_means(
 
 
 def wilson_interval(successes: int, trials: int, z_crit: float = Z_95) -> tuple[float | None, float | None]:
-    """Wilson score interval of one rate (better than the Wald one near 0 or 1)."""
+    """Wilson score interval of one rate (better than the Wald one near 0 or 1), clipped to 0..1.
+
+    The SQL twin is the ``wilson_interval_bound`` macro (segment_comparison,
+    funnel_summary); tests/test_statistics_sql.py proves they agree.
+    """
     if not trials:
         return None, None
     p = successes / trials
     denominator = 1 + z_crit**2 / trials
     centre = (p + z_crit**2 / (2 * trials)) / denominator
     half = z_crit * math.sqrt(p * (1 - p) / trials + z_crit**2 / (4 * trials**2)) / denominator
-    return centre - half, centre + half
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def always_valid_interval(

@@ -471,9 +471,14 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 def _stage_otlp(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    _stage_python_rows(con, read_otlp_columns(path))
+
+
+def read_otlp_columns(path: Path) -> dict[str, list]:
     """OTLP/JSON trace exports, one per line: GenAI spans become contract events.
 
-    The mapping is ``convo_warehouse.lib.otel_genai``; a row number is the
+    Returns the raw columns (text) by name, for any engine's loader. The
+    mapping is ``convo_warehouse.lib.otel_genai``; a row number is the
     event's position among the file's mapped events (unreadable lines get one
     row each, with the line's text).
     """
@@ -504,7 +509,7 @@ def _stage_otlp(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                 continue
             for event in mapped.events:
                 add(event, None, None)
-    _stage_python_rows(con, columns)
+    return columns
 
 
 def _stage_python_rows(con: duckdb.DuckDBPyConnection, columns: dict[str, list]) -> None:

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 import openai
 from openai import AsyncOpenAI
 
-from convo_warehouse.lib.classify.pii import mask_pii
+from convo_warehouse.lib.classify.pii import mask_transcript
 from convo_warehouse.lib.classify.stages import DEFINITIONS, STAGES
 
 PROMPT_VERSION = "support-stages-v1"
@@ -57,7 +57,7 @@ SYSTEM_PROMPT = (
 
 
 class InvalidAnswer(ValueError):
-    """The model's answer is not a JSON object of the five stages with boolean values."""
+    """The model's answer is not what the task asked for (e.g. not the five stages with boolean values)."""
 
 
 @dataclass
@@ -133,7 +133,7 @@ class CallRecord:
 class LLMResult:
     conversation_id: str
     transcript_hash: str
-    labels: dict[str, bool] | None
+    labels: dict | None  # the validated answer: {stage: reached} for the stage task
     error: str | None = None
     calls: list[CallRecord] = field(default_factory=list)
 
@@ -145,9 +145,9 @@ class TranscriptItem:
     messages: Sequence[tuple[str, str]]
 
 
-def build_prompt(messages: Sequence[tuple[str, str]], max_chars: int = 12000) -> list[dict[str, str]]:
-    """Chat messages for one transcript: PII masked, JSON-encoded, long transcripts trimmed in the middle."""
-    items = [{"role": role, "text": mask_pii(content)} for role, content in messages]
+def encode_transcript(messages: Sequence[tuple[str, str]], max_chars: int = 12000) -> str:
+    """The transcript as a JSON array: PII masked, long transcripts trimmed in the middle."""
+    items = [{"role": role, "text": text} for role, text in mask_transcript(messages)]
     encoded = json.dumps(items, ensure_ascii=False)
     if len(encoded) > max_chars and len(items) > 2:
         head, tail = list(items[:4]), list(items[4:])
@@ -155,26 +155,36 @@ def build_prompt(messages: Sequence[tuple[str, str]], max_chars: int = 12000) ->
             tail.pop(0)
         items = head + [{"role": "note", "text": "(messages omitted)"}] + tail
         encoded = json.dumps(items, ensure_ascii=False)
+    return encoded
+
+
+def build_prompt(messages: Sequence[tuple[str, str]], max_chars: int = 12000) -> list[dict[str, str]]:
+    """Chat messages for one transcript: the stage instructions, then the encoded transcript as data."""
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": "Transcript to label (JSON, data only):\n" + encoded},
+        {"role": "user", "content": "Transcript to label (JSON, data only):\n" + encode_transcript(messages, max_chars)},
     ]
 
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 
-def parse_answer(text: str | None) -> dict[str, bool]:
-    """Validate a model answer: exactly the five stages, boolean values; else ``InvalidAnswer``."""
+def decode_json_answer(text: str | None) -> object:
+    """The JSON value of a model answer (a ```json fence allowed); ``InvalidAnswer`` if empty or not JSON."""
     if not text:
         raise InvalidAnswer("empty answer")
     fenced = _FENCE.match(text)
     if fenced:
         text = fenced.group(1)
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidAnswer(f"not JSON: {error.msg}") from None
+
+
+def parse_answer(text: str | None) -> dict[str, bool]:
+    """Validate a model answer: exactly the five stages, boolean values; else ``InvalidAnswer``."""
+    data = decode_json_answer(text)
     if isinstance(data, dict) and set(data) == {"stages"} and isinstance(data["stages"], dict):
         data = data["stages"]
     if not isinstance(data, dict):
@@ -191,11 +201,29 @@ def parse_answer(text: str | None) -> dict[str, bool]:
     return {stage: data[stage] for stage in STAGES}
 
 
+@dataclass(frozen=True)
+class LLMTask:
+    """What is asked of the endpoint: the prompt for a transcript and the validation of the answer."""
+
+    prompt_version: str
+    build_prompt: Callable[[Sequence[tuple[str, str]], int], list[dict[str, str]]]
+    parse_answer: Callable[[str | None], dict]
+
+
+STAGES_TASK = LLMTask(PROMPT_VERSION, build_prompt, parse_answer)
+
+
 class LLMClassifier:
     """Classify transcripts through a chat-completions endpoint, concurrently and defensively."""
 
-    def __init__(self, settings: LLMSettings, sleep: Callable[[float], object] | None = None):
+    def __init__(
+        self,
+        settings: LLMSettings,
+        sleep: Callable[[float], object] | None = None,
+        task: LLMTask = STAGES_TASK,
+    ):
         self.settings = settings
+        self.task = task
         self._sleep = sleep or asyncio.sleep
         self._consecutive_failures = 0
         self.circuit_open = False
@@ -243,7 +271,7 @@ class LLMClassifier:
         if self.circuit_open:
             result.error = "circuit_open: endpoint kept failing"
             return result
-        prompt = build_prompt(item.messages, settings.max_transcript_chars)
+        prompt = self.task.build_prompt(item.messages, settings.max_transcript_chars)
         price_in, price_out = settings.prices()
         last_error = "no attempt"
         for attempt in range(1, settings.max_attempts + 1):
@@ -267,7 +295,7 @@ class LLMClassifier:
                 completion_tokens = int(usage.get("completion_tokens") or 0)
                 choices = response["choices"]
                 content = choices[0]["message"]["content"] if choices else None
-                labels = parse_answer(content)
+                labels = self.task.parse_answer(content)
             except InvalidAnswer as exc:
                 status, error = "invalid_answer", str(exc)
             except openai.RateLimitError as exc:
@@ -290,7 +318,7 @@ class LLMClassifier:
                     conversation_id=item.conversation_id,
                     transcript_hash=item.transcript_hash,
                     model=settings.model,
-                    prompt_version=PROMPT_VERSION,
+                    prompt_version=self.task.prompt_version,
                     attempt=attempt,
                     status=status,
                     http_status=http_status,

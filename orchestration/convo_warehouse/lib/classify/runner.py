@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import duckdb
 import pyarrow as pa
 
-from convo_warehouse.lib.classify import sentiment, store
+from convo_warehouse.lib.classify import judge, sentiment, store
 from convo_warehouse.lib.classify.llm import (
     PROMPT_VERSION,
     LLMClassifier,
@@ -60,6 +60,9 @@ class ClassifyStats:
     rules_version: str = ""
     model: str = ""
     sentiment_scored: int = 0
+    judge: bool = False
+    judged: int = 0
+    judge_failed: int = 0
     fallback_reasons: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
@@ -79,8 +82,14 @@ def classify_warehouse(
     settings: LLMSettings | None = None,
     rules: RuleSet | None = None,
     chunk_size: int = 500,
+    judge: bool | None = None,
 ) -> ClassifyStats:
-    """Classify new or changed conversations into ``classification.stage_classifications``."""
+    """Classify new or changed conversations into ``classification.stage_classifications``.
+
+    Also scores user-message sentiment (``classification.message_sentiment``) and, with ``judge``
+    (default: ``CONVO_QUALITY_JUDGE``) in llm/hybrid mode, asks the LLM quality judge
+    (``classification.conversation_judgments``).
+    """
     started = time.perf_counter()
     mode = mode or mode_from_env()
     if mode not in MODES:
@@ -88,6 +97,7 @@ def classify_warehouse(
     rules = rules or load_rules()
     settings = settings or LLMSettings.from_env()
     stats = ClassifyStats(mode=mode, rules_version=rules.version, model=settings.model if mode != "rules" else "rules")
+    stats.judge = judge_from_env() if judge is None else judge
 
     store.ensure_tables(con)
     stats.conversations = prepare_transcripts(con)
@@ -123,12 +133,12 @@ def classify_warehouse(
     )
     todo = con.execute("select count(*) from classify_todo").fetchone()[0]
     stats.cached = stats.conversations - todo
+    if os.environ.get("CONVO_SENTIMENT", "1").lower() not in ("0", "false", "no"):
+        stats.sentiment_scored = sentiment.score_messages(con, MESSAGES_TABLE)
     if todo == 0:
+        _run_judge(con, stats, settings, mode)
         stats.seconds = time.perf_counter() - started
         return stats
-
-    if os.environ.get("CONVO_SENTIMENT", "1").lower() not in ("0", "false", "no"):
-        stats.sentiment_scored = _score_sentiment(con)
 
     classify_relation(
         con,
@@ -172,44 +182,66 @@ def classify_warehouse(
     stats.sent_to_llm = con.execute("select count(*) from classify_llm_todo").fetchone()[0]
     _run_llm(con, stats, settings, rules, chunk_size)
     stats.classified = stats.by_rules + stats.by_llm + stats.fell_back_to_rules
+    _run_judge(con, stats, settings, mode)
     stats.seconds = time.perf_counter() - started
     return stats
 
 
-def _score_sentiment(con: duckdb.DuckDBPyConnection) -> int:
-    """Lexicon sentiment for the user messages of the conversations being classified."""
-    sentiment.ensure_table(con)
-    user_messages = (
-        f"(select {MESSAGES_TABLE}.* from {MESSAGES_TABLE} semi join classify_todo "
-        f"on {MESSAGES_TABLE}.conversation_id = classify_todo.conversation_id "
-        f"where {MESSAGES_TABLE}.role = 'user')"
-    )
-    con.execute("begin")
+def judge_from_env() -> bool:
+    """``CONVO_QUALITY_JUDGE=1`` turns the LLM quality judge on (it only runs with the llm and hybrid classifiers)."""
+    return os.environ.get("CONVO_QUALITY_JUDGE", "0").strip().lower() in ("1", "true", "yes")
+
+
+def _run_judge(con, stats: ClassifyStats, settings: LLMSettings, mode: str, chunk_size: int = 500) -> None:
+    """Judge the conversations the LLM reads (all with llm; with hybrid, those sent to it) not judged yet."""
+    if mode not in ("llm", "hybrid") or not stats.judge:
+        return
+    judge.ensure_table(con)
+    sent_to_llm = "" if mode == "llm" else f"""
+        where exists (
+            select 1 from {store.RESULTS} as stored
+            where stored.conversation_id = {TRANSCRIPTS_TABLE}.conversation_id
+                and stored.funnel_name = 'support'
+                and (stored.classifier = 'llm' or stored.fallback_reason is not null)
+        )"""
     con.execute(
-        f"delete from {sentiment.SENTIMENT_TABLE} "
-        "where conversation_id in (select conversation_id from classify_todo)"
+        f"create or replace temp table judge_candidates as "
+        f"select {TRANSCRIPTS_TABLE}.conversation_id from {TRANSCRIPTS_TABLE}{sent_to_llm}"
     )
     con.execute(
-        f"""
-        insert into {sentiment.SENTIMENT_TABLE}
-        select
-            user_messages.event_id,
-            user_messages.conversation_id,
-            user_messages.event_at,
-            coalesce(user_messages.event_sentiment, messages_scored.lexicon_sentiment) as sentiment,
-            case when user_messages.event_sentiment is null then 'lexicon' else 'event' end as sentiment_source,
-            messages_scored.lexicon_sentiment,
-            current_timestamp::timestamp as scored_at,
-        from {user_messages} as user_messages
-        inner join ({sentiment.sentiment_sql(user_messages)}) as messages_scored
-            on user_messages.event_id = messages_scored.event_id
-        """
+        "create or replace temp table judge_todo as " + judge.uncached_sql("judge_candidates", TRANSCRIPTS_TABLE),
+        {"model": settings.model},
     )
-    con.execute("commit")
-    return con.execute(
-        f"select count(*) from {sentiment.SENTIMENT_TABLE} "
-        "where conversation_id in (select conversation_id from classify_todo)"
-    ).fetchone()[0]
+    ids = [row[0] for row in con.execute("select conversation_id from judge_todo order by 1").fetchall()]
+    if not ids:
+        return
+    classifier = LLMClassifier(settings, task=judge.JUDGE_TASK)
+
+    async def run_all() -> None:
+        async with classifier._client() as client:
+            for start in range(0, len(ids), chunk_size):
+                chunk = ids[start : start + chunk_size]
+                con.register("judge_chunk_arrow", pa.table({"conversation_id": chunk}))
+                con.execute("create or replace temp table judge_chunk_ids as select * from judge_chunk_arrow")
+                con.unregister("judge_chunk_arrow")
+                items = [
+                    TranscriptItem(cid, digest, messages)
+                    for cid, digest, messages in fetch_transcripts(con, "judge_chunk_ids")
+                ]
+                results = await classifier.classify_with_client(client, items)
+                calls = [call for result in results for call in result.calls]
+                con.execute("begin")
+                store.record_calls(con, calls)
+                stats.judged += judge.store_judgments(con, results, settings.model)
+                con.execute("commit")
+                stats.judge_failed += sum(result.labels is None for result in results)
+                stats.llm_calls += len(calls)
+                stats.llm_failed_calls += sum(call.status != "ok" for call in calls)
+                stats.prompt_tokens += sum(call.prompt_tokens for call in calls)
+                stats.completion_tokens += sum(call.completion_tokens for call in calls)
+                stats.cost_usd += sum(call.cost_usd for call in calls)
+
+    asyncio.run(run_all())
 
 
 def _run_llm(con, stats: ClassifyStats, settings: LLMSettings, rules: RuleSet, chunk_size: int) -> None:

@@ -17,6 +17,7 @@ so output is byte-identical for the same arguments.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 import time
 
 import duckdb
@@ -31,19 +32,33 @@ from convo_warehouse.lib.generate.write import file_slots, write_chunk, write_li
 
 def generate_events(out_dir, conversations: int, days: int, seed: int, end_date=None, incident=None,
                     ab_effect: float = 0.02, progress: bool = True, format_mix: str = DEFAULT_FORMAT_MIX,
-                    now=None, truth_dir=None, chunk_size: int = CHUNK_SIZE) -> dict:
+                    now=None, truth_dir=None, chunk_size: int = CHUNK_SIZE, plant=None) -> dict:
     """Write synthetic raw events for ``conversations`` conversations over ``days`` days.
 
     ``end_date`` (date or ``YYYY-MM-DD``, default today UTC) is the last day;
     no event is later than ``now`` (default: the current time). ``truth_dir``,
     if given, receives Parquet files with every clean event's id, canonical
     type and intended epoch milliseconds (outside the landing folder!).
+    ``plant`` (see ``planted.PATTERNS``) adds a known pattern in
+    ``<out>/planted/`` (summary key ``planted``).
     Returns a summary dict (files, counts of every injected defect).
     """
-    sim = Simulation(out_dir, conversations, days, seed, end_date=end_date, incident=incident,
-                     ab_effect=ab_effect, format_mix=format_mix, now=now, truth_dir=truth_dir,
-                     chunk_size=chunk_size)
-    return run(sim, progress=progress)
+    if plant in (None, "", "none"):
+        sim = Simulation(out_dir, conversations, days, seed, end_date=end_date, incident=incident,
+                         ab_effect=ab_effect, format_mix=format_mix, now=now, truth_dir=truth_dir,
+                         chunk_size=chunk_size)
+        return run(sim, progress=progress)
+    from convo_warehouse.lib.generate import planted
+
+    if plant not in planted.PATTERNS:
+        raise ValueError(f"unknown planted pattern {plant!r}; choose one of: {', '.join(planted.PATTERNS)}")
+    with tempfile.TemporaryDirectory() as scratch:
+        truth = truth_dir or scratch
+        summary = generate_events(out_dir, conversations, days, seed, end_date=end_date, incident=incident,
+                                  ab_effect=ab_effect, progress=progress, format_mix=format_mix, now=now,
+                                  truth_dir=truth, chunk_size=chunk_size)
+        summary["planted"] = planted.plant_pattern(plant, truth, out_dir, seed)
+    return summary
 
 
 def run(sim: Simulation, progress: bool = True) -> dict:

@@ -1,0 +1,14 @@
+{#- Whole microseconds from `start_at` to `end_at` (negative when `end_at` is
+    earlier; null when either is null). dbt.datediff's Spark version of
+    'microsecond' parses text and fails on nulls, hence our own. -#}
+{% macro microseconds_between(start_at, end_at) -%}
+    {{ return(adapter.dispatch('microseconds_between', 'convo_warehouse')(start_at, end_at)) }}
+{%- endmacro %}
+
+{% macro default__microseconds_between(start_at, end_at) -%}
+    (unix_micros({{ end_at }}) - unix_micros({{ start_at }}))
+{%- endmacro %}
+
+{% macro duckdb__microseconds_between(start_at, end_at) -%}
+    (epoch_us({{ end_at }}) - epoch_us({{ start_at }}))
+{%- endmacro %}

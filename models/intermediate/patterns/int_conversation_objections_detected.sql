@@ -1,0 +1,53 @@
+-- One row per conversation x objection raised: a user message whose
+-- lower-cased content contains a match of one of the objection's lexicon
+-- patterns (seeds/objection_lexicon.csv).
+with
+
+user_messages as (
+    select
+        event_id,
+        conversation_id,
+        event_at,
+        turn,
+        content
+    from {{ ref('stg_events') }}
+    where
+        is_known_type
+        and event_type = 'user_message'
+        and content is not null
+),
+
+lexicon as (
+    select
+        objection,
+        pattern
+    from {{ ref('objection_lexicon') }}
+),
+
+-- one row per message x objection, however many of its patterns match
+messages_matched as (
+    select distinct
+        user_messages.event_id,
+        user_messages.conversation_id,
+        user_messages.event_at,
+        user_messages.turn,
+        lexicon.objection
+    from user_messages
+    inner join lexicon
+        on {{ regex_contains('lower(user_messages.content)', 'lexicon.pattern') }}
+),
+
+objections_per_conversation as (
+    select
+        messages_matched.conversation_id,
+        messages_matched.objection,
+        min(messages_matched.event_at) as first_raised_at,
+        {{ first_value_by('messages_matched.turn', 'messages_matched.event_at') }} as first_raised_turn,
+        count(*) as messages_raising
+    from messages_matched
+    group by
+        messages_matched.conversation_id,
+        messages_matched.objection
+)
+
+select * from objections_per_conversation

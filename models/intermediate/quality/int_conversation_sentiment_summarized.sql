@@ -1,0 +1,93 @@
+{#- One row per conversation with at least one user_message. Over its user
+    messages that have a sentiment (int_message_sentiment_resolved), numbered
+    by time then event_id, n of them and k = floor(n / 3):
+    sentiment_start = mean of the first k, sentiment_end = mean of the last k,
+    sentiment_trend from end - start (rounded to 6 decimals) against the band
+    var('sentiment_trend_band'): improving (>= band), worsening (<= -band),
+    else stable. All three are null below var('sentiment_min_user_messages')
+    scored messages (a third of fewer than 3 messages says nothing). -#}
+{%- set band = var('sentiment_trend_band') %}
+{%- set minimum = var('sentiment_min_user_messages') %}
+
+with
+
+messages as (
+    select
+        conversation_id,
+        event_id,
+        event_at,
+        sentiment
+    from {{ ref('int_message_sentiment_resolved') }}
+),
+
+messages_numbered as (
+    select
+        messages.conversation_id,
+        messages.sentiment,
+        row_number() over (
+            partition by messages.conversation_id
+            order by messages.event_at, messages.event_id
+        ) as scored_message_number,
+        count(*) over (partition by messages.conversation_id) as scored_messages
+    from messages
+    where messages.sentiment is not null
+),
+
+thirds_summed as (
+    select
+        messages_numbered.conversation_id,
+        max(messages_numbered.scored_messages) as scored_messages,
+        sum(messages_numbered.sentiment) as sentiment_sum,
+        avg(
+            case
+                when messages_numbered.scored_message_number <= floor(messages_numbered.scored_messages / 3)
+                    then messages_numbered.sentiment
+            end
+        ) as first_third_mean,
+        avg(
+            case
+                when
+                    messages_numbered.scored_message_number
+                    > messages_numbered.scored_messages - floor(messages_numbered.scored_messages / 3)
+                    then messages_numbered.sentiment
+            end
+        ) as last_third_mean
+    from messages_numbered
+    group by messages_numbered.conversation_id
+),
+
+conversations as (
+    select
+        messages.conversation_id,
+        count(*) as user_messages
+    from messages
+    group by messages.conversation_id
+),
+
+sentiment_summarized as (
+    select
+        conversations.conversation_id,
+        conversations.user_messages,
+        coalesce(thirds_summed.scored_messages, 0) as scored_messages,
+        coalesce(thirds_summed.sentiment_sum, 0) as sentiment_sum,
+        thirds_summed.sentiment_sum / thirds_summed.scored_messages as avg_sentiment,
+        case
+            when thirds_summed.scored_messages >= {{ minimum }} then thirds_summed.first_third_mean
+        end as sentiment_start,
+        case
+            when thirds_summed.scored_messages >= {{ minimum }} then thirds_summed.last_third_mean
+        end as sentiment_end,
+        case
+            when coalesce(thirds_summed.scored_messages, 0) < {{ minimum }} then null
+            when round(thirds_summed.last_third_mean - thirds_summed.first_third_mean, 6) >= {{ band }}
+                then 'improving'
+            when round(thirds_summed.last_third_mean - thirds_summed.first_third_mean, 6) <= -{{ band }}
+                then 'worsening'
+            else 'stable'
+        end as sentiment_trend
+    from conversations
+    left join thirds_summed
+        on conversations.conversation_id = thirds_summed.conversation_id
+)
+
+select * from sentiment_summarized

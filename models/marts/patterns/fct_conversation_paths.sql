@@ -1,0 +1,75 @@
+{#- The population of every patterns mart: conversations in scope (all
+    environments, or without `development` when the var
+    exclude_development_traffic is true: the only place that var is read),
+    with their outcome, whether they succeeded, and their path. -#}
+with
+
+conversations as (
+    select
+        conversation_id,
+        conversation_date,
+        channel,
+        environment,
+        outcome,
+        started
+    from {{ ref('fct_conversations') }}
+    {% if var('exclude_development_traffic') %}
+        where environment is null or environment != 'development'
+    {% endif %}
+),
+
+steps as (
+    select
+        conversation_id,
+        step_number,
+        step
+    from {{ ref('int_conversation_steps_cleaned') }}
+),
+
+paths_aggregated as (
+    select
+        steps.conversation_id,
+        {{ string_agg_ordered('steps.step', "' > '", 'steps.step_number') }} as steps_path,
+        count(*) as steps_before_outcome,
+        {{ first_value_by('steps.step', 'steps.step_number') }} as first_step
+    from steps
+    group by steps.conversation_id
+),
+
+paths_ended as (
+    select
+        conversations.conversation_id,
+        conversations.conversation_date,
+        conversations.channel,
+        conversations.environment,
+        conversations.outcome,
+        conversations.started,
+        -- success: converted, or completed without a handoff (outcome
+        -- `completed` already means no handoff and no conversion)
+        conversations.outcome in ('converted', 'completed') as is_successful,
+        'outcome:' || conversations.outcome as outcome_step,
+        coalesce(paths_aggregated.steps_before_outcome, 0) as steps_before_outcome,
+        coalesce(paths_aggregated.first_step, 'outcome:' || conversations.outcome) as first_step,
+        coalesce(paths_aggregated.steps_path || ' > ', '') || 'outcome:' || conversations.outcome as path
+    from conversations
+    left join paths_aggregated
+        on conversations.conversation_id = paths_aggregated.conversation_id
+),
+
+final as (
+    select
+        cast(paths_ended.conversation_id as {{ dbt.type_string() }}) as conversation_id,
+        cast(paths_ended.conversation_date as date) as conversation_date,
+        cast(paths_ended.channel as {{ dbt.type_string() }}) as channel,
+        cast(paths_ended.environment as {{ dbt.type_string() }}) as environment,
+        cast(paths_ended.outcome as {{ dbt.type_string() }}) as outcome,
+        cast(paths_ended.started as boolean) as started,
+        cast(paths_ended.is_successful as boolean) as is_successful,
+        cast(paths_ended.path as {{ dbt.type_string() }}) as path,
+        cast(paths_ended.steps_before_outcome + 1 as {{ dbt.type_int() }}) as path_length,
+        cast(paths_ended.first_step as {{ dbt.type_string() }}) as first_step,
+        cast(paths_ended.outcome_step as {{ dbt.type_string() }}) as outcome_step
+    from paths_ended
+)
+
+select * from final

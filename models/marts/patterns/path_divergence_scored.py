@@ -1,0 +1,69 @@
+"""One row per comparison x segment x scope x (depth) x step: where successful and failed conversations diverge.
+
+A dbt Python model because the p-values need scipy. The statistics live in
+``convo_warehouse.lib.patterns`` (tested on their own). The public mart
+``path_divergence`` selects from this model under an enforced contract (dbt
+does not enforce contracts on Python models).
+
+Comparisons (population: finished conversations of fct_conversation_paths,
+i.e. outcome not `in_progress`):
+
+- ``overall``: started conversations; success = fct_conversation_paths.is_successful;
+- ``funnel:<name>``: conversations that reached the funnel's first stage;
+  success = reached its last stage.
+
+Segments: ``all``/``all``, and for ``overall`` each A/B test's variants
+(``experiment:<test_name>``/``<variant>``, non-contaminated exposures only).
+"""
+
+import pandas as pd
+
+from convo_warehouse.lib import patterns
+
+
+def model(dbt, session):
+    excluded_step_pattern = dbt.config.get("excluded_step_pattern")
+    min_conversations = int(dbt.config.get("min_conversations"))
+    max_depth = int(dbt.config.get("max_depth"))
+
+    paths = dbt.ref("fct_conversation_paths").df()
+    step_rows = dbt.ref("int_conversation_steps_cleaned").df()[["conversation_id", "step_number", "step"]]
+    steps = patterns.StepTable.build(step_rows, excluded_step_pattern=excluded_step_pattern, max_depth=max_depth)
+    stages = dbt.ref("fct_conversation_stages").df()[["conversation_id", "funnel_name", "stage"]]
+    funnel_stages = dbt.ref("int_funnel_stages_ordered").df()
+    exposures = dbt.ref("ab_test_exposures").df()
+
+    finished = paths[paths["outcome"] != "in_progress"]
+
+    def score(outcomes, comparison, segment_type="all", segment_value="all"):
+        return patterns.score_divergence(
+            outcomes,
+            steps,
+            comparison,
+            segment_type=segment_type,
+            segment_value=segment_value,
+            min_conversations=min_conversations,
+        )
+
+    overall = finished[finished["started"].astype(bool)][["conversation_id", "is_successful"]]
+    frames = [score(overall, "overall")]
+
+    clean_exposures = exposures[exposures["variant_count"] == 1]
+    for (test_name, variant), group in clean_exposures.groupby(["test_name", "variant"], sort=True):
+        exposed = overall[overall["conversation_id"].isin(group["conversation_id"])]
+        frames.append(score(exposed, "overall", f"experiment:{test_name}", str(variant)))
+
+    for funnel_name, funnel in funnel_stages.groupby("funnel_name", sort=True):
+        first_stage = funnel.loc[funnel["is_first_stage"].astype(bool), "stage"].iloc[0]
+        last_stage = funnel.loc[funnel["is_last_stage"].astype(bool), "stage"].iloc[0]
+        reached = stages[stages["funnel_name"] == funnel_name]
+        entered = set(reached.loc[reached["stage"] == first_stage, "conversation_id"])
+        finished_funnel = set(reached.loc[reached["stage"] == last_stage, "conversation_id"])
+        population = finished[finished["conversation_id"].isin(entered)][["conversation_id"]].copy()
+        population["is_successful"] = population["conversation_id"].isin(finished_funnel)
+        frames.append(score(population, f"funnel:{funnel_name}"))
+
+    frames = [frame for frame in frames if len(frame)]
+    if not frames:
+        return pd.DataFrame(columns=list(patterns.SCHEMA)).astype(patterns.SCHEMA)
+    return pd.concat(frames, ignore_index=True).astype(patterns.SCHEMA)

@@ -1,0 +1,51 @@
+-- Most common paths, ranked separately among successful and failed
+-- conversations (failed: every finished conversation that did not succeed;
+-- in_progress conversations are left out).
+with
+
+paths as (
+    select
+        path,
+        path_length,
+        is_successful
+    from {{ ref('fct_conversation_paths') }}
+    where outcome != 'in_progress'
+),
+
+paths_counted as (
+    select
+        paths.path,
+        paths.is_successful,
+        min(paths.path_length) as path_length,
+        count(*) as conversations
+    from paths
+    group by
+        paths.path,
+        paths.is_successful
+),
+
+paths_ranked as (
+    select
+        paths_counted.*,
+        cast(paths_counted.conversations as {{ metrics_type_double() }})
+        / sum(paths_counted.conversations) over (partition by paths_counted.is_successful) as share_of_group,
+        row_number() over (
+            partition by paths_counted.is_successful
+            order by paths_counted.conversations desc, paths_counted.path asc
+        ) as path_rank
+    from paths_counted
+),
+
+final as (
+    select
+        cast(case when paths_ranked.is_successful then 'successful' else 'failed' end as {{ dbt.type_string() }})
+            as success_group,
+        cast(paths_ranked.path_rank as {{ dbt.type_int() }}) as path_rank,
+        cast(paths_ranked.path as {{ dbt.type_string() }}) as path,
+        cast(paths_ranked.path_length as {{ dbt.type_int() }}) as path_length,
+        cast(paths_ranked.conversations as {{ dbt.type_bigint() }}) as conversations,
+        cast(paths_ranked.share_of_group as {{ metrics_type_double() }}) as share_of_group
+    from paths_ranked
+)
+
+select * from final

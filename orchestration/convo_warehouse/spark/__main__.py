@@ -1,0 +1,64 @@
+"""``python -m convo_warehouse.spark``: the pipeline on Spark, and the engine check.
+
+Run from the Spark virtualenv (``make spark-venv``); see docs/spark.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def main() -> None:
+    """convo-warehouse on Spark (local session mode, or the cluster your profile names)."""
+
+
+@main.command()
+@click.option(
+    "--landing",
+    type=click.Path(path_type=Path),
+    default=Path("data/landing"),
+    envvar="CONVO_LANDING_DIR",
+    show_default=True,
+    help="Landing folder to load (the same one the DuckDB path reads).",
+)
+def run(landing: Path) -> None:
+    """Load new landing files into Spark and build the dbt project there."""
+    from convo_warehouse.spark.pipeline import SparkPipelineError, run_spark_pipeline
+
+    try:
+        click.echo(run_spark_pipeline(landing))
+    except SparkPipelineError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.option(
+    "--duckdb",
+    "duckdb_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="DuckDB warehouse built from the same landing folder.",
+)
+@click.option("--rel-tol", default=1e-9, show_default=True, help="Relative tolerance for doubles.")
+def compare(duckdb_path: Path, rel_tol: float) -> None:
+    """Compare every contract mart on Spark with the DuckDB warehouse, row by row."""
+    from convo_warehouse.spark.compare import CONTRACT_MARTS, compare_marts
+    from convo_warehouse.spark.session import get_spark
+
+    differences = compare_marts(get_spark(), duckdb_path, rel_tol=rel_tol)
+    for table in CONTRACT_MARTS:
+        problems = differences.get(table, [])
+        click.echo(f"{'OK  ' if not problems else 'DIFF'} marts.{table}")
+        for problem in problems[:10]:
+            click.echo(f"     {problem}")
+    if any(differences.values()):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Every contract mart on Spark against the same mart in a DuckDB warehouse.
+
+Row by row on the mart's key: the same number of rows, the same keys, and in
+every column the same value (doubles within a relative tolerance, timestamps
+to the microsecond, nulls where the other side has nulls).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+# The contract's marts (../shared/contract/marts.md) and their keys.
+CONTRACT_MARTS: dict[str, tuple[str, ...]] = {
+    "fct_conversations": ("conversation_id",),
+    "fct_conversation_stages": ("conversation_id", "funnel_name", "stage"),
+    "funnel_stage_daily": ("funnel_name", "conversation_date", "channel", "stage"),
+    "funnel_summary": ("funnel_name", "stage"),
+    "funnel_dropoffs": ("conversation_id", "funnel_name"),
+    "metrics_daily": ("metric_date", "metric_name", "segment_type", "segment_value"),
+    "metrics_hourly": ("metric_hour", "metric_name", "segment_type", "segment_value"),
+    "ab_test_exposures": ("test_name", "conversation_id"),
+    "ab_test_results": ("test_name", "variant"),
+}
+
+
+def compare_marts(spark, duckdb_path: Path, rel_tol: float = 1e-9) -> dict[str, list[str]]:
+    """Per contract mart, the differences found (an empty list when equal)."""
+    import duckdb
+
+    con = duckdb.connect(str(duckdb_path), read_only=True)
+    try:
+        differences = {}
+        for table, keys in CONTRACT_MARTS.items():
+            duck_rows = _rows(con.execute(f"select * from marts.{table}"))
+            spark_frame = spark.table(f"marts.{table}")
+            spark_rows = [row.asDict() for row in spark_frame.collect()]
+            differences[table] = compare_rows(duck_rows, spark_rows, keys, rel_tol)
+        return differences
+    finally:
+        con.close()
+
+
+def _rows(cursor) -> list[dict]:
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def compare_rows(
+    expected: list[dict], actual: list[dict], keys: tuple[str, ...], rel_tol: float = 1e-9
+) -> list[str]:
+    """Differences between two lists of rows keyed by ``keys`` (expected = DuckDB)."""
+    problems: list[str] = []
+    if len(expected) != len(actual):
+        problems.append(f"row count: duckdb {len(expected)}, spark {len(actual)}")
+    columns = list(expected[0]) if expected else []
+    missing = [name for name in columns if actual and name not in actual[0]]
+    if missing:
+        problems.append(f"columns missing on spark: {', '.join(missing)}")
+    by_key = {tuple(_normal(row[name]) for name in keys): row for row in actual}
+    seen = set()
+    for row in expected:
+        key = tuple(_normal(row[name]) for name in keys)
+        seen.add(key)
+        other = by_key.get(key)
+        if other is None:
+            problems.append(f"key {key} only on duckdb")
+            continue
+        for name in columns:
+            if name in missing:
+                continue
+            if not values_equal(row[name], other[name], rel_tol):
+                problems.append(f"key {key} column {name}: duckdb {row[name]!r}, spark {other[name]!r}")
+    for key in by_key.keys() - seen:
+        problems.append(f"key {key} only on spark")
+    return problems
+
+
+def _normal(value):
+    """One comparable form for values the two engines return as different types."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, date):
+        return value
+    return value
+
+
+def values_equal(left, right, rel_tol: float = 1e-9) -> bool:
+    left, right = _normal(left), _normal(right)
+    if left is None or right is None:
+        return left is None and right is None
+    if isinstance(left, bool) or isinstance(right, bool):
+        return bool(left) == bool(right) and type(left) is type(right)
+    if isinstance(left, int | float) and isinstance(right, int | float):
+        if isinstance(left, float) and math.isnan(left):
+            return isinstance(right, float) and math.isnan(right)
+        return math.isclose(left, right, rel_tol=rel_tol, abs_tol=1e-12)
+    return left == right

@@ -1,0 +1,240 @@
+"""Landing folder -> Spark tables ``raw.events`` / ``raw.loaded_files``.
+
+The Spark path of the loader: the same files, the same rules and the same
+columns as :mod:`convo_warehouse.lib.landing` (the DuckDB path), read by Spark
+itself so the data never passes through one machine's memory:
+
+* file discovery, content hashing and "a file is loaded once" come from the
+  DuckDB loader's functions (one place);
+* JSONL / JSONL.gz: Spark reads lines, numbers them (physical line number,
+  blank lines skipped but counted), and extracts the contract fields as text;
+  the whole line is kept in ``typed_fields`` so staging reads every field's
+  JSON type and the v1.1 field names from it (the DuckDB path keeps it only
+  when needed: staging gives the same verdicts either way);
+* Parquet: Spark's reader, row number = 1-based position in the file;
+* CSV: Python's csv module (shared with the DuckDB path) for line numbers and
+  ragged rows, then one Spark DataFrame per file.
+
+Typing, validation, aliasing and dedupe stay in dbt, as on DuckDB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from convo_warehouse.lib import landing
+
+RAW_EVENT_COLUMNS = (
+    ("load_id", "int"),
+    ("loaded_at", "timestamp"),
+    ("source_file", "string"),
+    ("file_hash", "string"),
+    ("row_number", "bigint"),
+    ("event_id", "string"),
+    ("conversation_id", "string"),
+    ("session_id", "string"),
+    ("user_id", "string"),
+    ("customer_id", "string"),
+    ("event_type", "string"),
+    ("event_timestamp", "string"),
+    ("channel", "string"),
+    ("properties", "string"),
+    ("raw_record", "string"),
+    ("parse_error", "string"),
+    ("typed_fields", "string"),
+)
+LOADED_FILE_COLUMNS = (
+    ("load_id", "int"),
+    ("loaded_at", "timestamp"),
+    ("source_file", "string"),
+    ("file_hash", "string"),
+    ("file_format", "string"),
+    ("file_bytes", "bigint"),
+    ("raw_rows", "bigint"),
+)
+_ISO_MICROS = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
+
+
+@dataclass
+class SparkLoadReport:
+    """What one Spark loader run did."""
+
+    load_id: int
+    files_loaded: list[str] = field(default_factory=list)
+    files_skipped: list[str] = field(default_factory=list)
+    rows_loaded: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"spark load {self.load_id}: {len(self.files_loaded)} new file(s), "
+            f"{len(self.files_skipped)} already loaded, {self.rows_loaded} raw rows"
+        )
+
+
+def ensure_raw_tables(spark) -> None:
+    spark.sql("create database if not exists raw")
+    for table, columns in (("events", RAW_EVENT_COLUMNS), ("loaded_files", LOADED_FILE_COLUMNS)):
+        ddl = ", ".join(f"{name} {kind}" for name, kind in columns)
+        spark.sql(f"create table if not exists raw.{table} ({ddl}) using parquet")
+
+
+def load_landing_spark(spark, landing_dir: Path, progress: bool = True) -> SparkLoadReport:
+    """Load every landing file not loaded before (by content hash) into Spark's raw tables."""
+    landing_dir = Path(landing_dir)
+    ensure_raw_tables(spark)
+    files = landing.discover_files(landing_dir)
+    known = {row.file_hash for row in spark.sql("select file_hash from raw.loaded_files").collect()}
+    load_id = spark.sql("select coalesce(max(load_id), 0) + 1 as next from raw.loaded_files").first().next
+    loaded_at = datetime.now(UTC).replace(tzinfo=None)
+    report = SparkLoadReport(load_id=load_id)
+    for number, path in enumerate(files, start=1):
+        relative = path.relative_to(landing_dir).as_posix()
+        digest = landing.content_hash(path)
+        if digest in known:
+            report.files_skipped.append(relative)
+            continue
+        fmt = landing.file_format(path)
+        if progress:
+            print(f"spark load: [{number}/{len(files)}] {relative}", flush=True)
+        rows = _read_file(spark, path, fmt)
+        rows.createOrReplaceTempView("_landing_rows")
+        columns = ", ".join(name for name, _ in RAW_EVENT_COLUMNS[5:])
+        spark.sql(
+            f"""
+            insert into raw.events
+            select {load_id}, timestamp'{loaded_at.isoformat(sep=' ')}', {_literal(relative)},
+                   '{digest}', row_number, {columns}
+            from _landing_rows
+            """
+        )
+        count = spark.sql("select count(*) as n from _landing_rows").first().n
+        spark.sql(
+            f"""
+            insert into raw.loaded_files values (
+                {load_id}, timestamp'{loaded_at.isoformat(sep=' ')}', {_literal(relative)},
+                '{digest}', '{fmt}', {path.stat().st_size}, {count}
+            )
+            """
+        )
+        known.add(digest)
+        report.files_loaded.append(relative)
+        report.rows_loaded += count
+    return report
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _read_file(spark, path: Path, fmt: str):
+    if fmt in ("jsonl", "jsonl.gz"):
+        return _read_jsonl(spark, path)
+    if fmt == "parquet":
+        return _read_parquet(spark, path)
+    return _read_csv(spark, path)
+
+
+def _read_jsonl(spark, path: Path):
+    lines = spark.sparkContext.textFile(str(path)).zipWithIndex()
+    numbered = spark.createDataFrame(
+        lines.map(lambda pair: (pair[1] + 1, pair[0])), "row_number bigint, line string"
+    )
+    numbered.createOrReplaceTempView("_landing_lines")
+    text_fields = [name for name in landing.FIELDS if name not in ("timestamp", "properties")]
+    extracted = ",\n".join(
+        f"case when is_object then get_json_object(line, '$.{name}') end as {name}"
+        for name in text_fields
+    )
+    return spark.sql(
+        f"""
+        with readable as (
+            select
+                row_number,
+                line,
+                json_object_keys(line) is not null as is_object
+            from _landing_lines
+            where trim(line) <> ''
+        ),
+        fields as (
+            select
+                readable.*,
+                case when is_object then get_json_object(line, '$.timestamp') end as timestamp_text,
+                case when is_object
+                    then from_json(line, 'timestamp double', map('mode', 'PERMISSIVE')).timestamp
+                end as timestamp_number
+            from readable
+        )
+        select
+            row_number,
+            {extracted},
+            case
+                -- epoch milliseconds as a JSON number with a fraction or an
+                -- exponent: ISO text keeping microseconds, as the DuckDB path
+                when timestamp_text rlike '^-?[0-9]+$' or timestamp_number is null then timestamp_text
+                else date_format(timestamp_micros(cast(round(timestamp_number * 1000) as bigint)), "{_ISO_MICROS}")
+            end as event_timestamp,
+            case when is_object then get_json_object(line, '$.properties') end as properties,
+            case when not is_object then line end as raw_record,
+            case when not is_object then 'unreadable line: not a JSON object' end as parse_error,
+            case when is_object then line end as typed_fields
+        from fields
+        """
+    )
+
+
+def _read_parquet(spark, path: Path):
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    frame = spark.read.parquet(str(path))
+    kinds = {column.name: column.dataType for column in frame.schema.fields}
+    frame = frame.rdd.zipWithIndex().toDF(["record", "index"])
+    selects = [(F.col("index") + 1).cast("bigint").alias("row_number")]
+    for name in landing.FIELDS:
+        target = "event_timestamp" if name == "timestamp" else name
+        if name not in kinds:
+            selects.append(F.lit(None).cast("string").alias(target))
+            continue
+        column = F.col(f"record.`{name}`")
+        kind = kinds[name]
+        if name == "timestamp" and isinstance(kind, T.TimestampType | T.TimestampNTZType):
+            text = F.date_format(column, _ISO_MICROS if isinstance(kind, T.TimestampType) else "yyyy-MM-dd'T'HH:mm:ss.SSSSSS")
+        elif name == "timestamp" and isinstance(kind, T.FloatType | T.DoubleType | T.DecimalType):
+            text = F.date_format(
+                F.timestamp_micros(F.round(column.cast("double") * 1000).cast("bigint")), _ISO_MICROS
+            )
+        elif name == "properties" and isinstance(kind, T.StructType | T.MapType):
+            text = F.to_json(column)
+        else:
+            text = column.cast("string")
+        selects.append(text.alias(target))
+    typed = [
+        name
+        for name, kind in kinds.items()
+        if name not in landing.FIELDS
+        or (name in landing.IDENTIFIER_FIELDS and not isinstance(kind, T.StringType))
+    ]
+    typed_fields = (
+        F.to_json(F.struct(*[F.col(f"record.`{name}`").alias(name) for name in typed]))
+        if typed
+        else F.lit(None).cast("string")
+    )
+    return frame.select(
+        *selects,
+        F.lit(None).cast("string").alias("raw_record"),
+        F.lit(None).cast("string").alias("parse_error"),
+        typed_fields.alias("typed_fields"),
+    )
+
+
+def _read_csv(spark, path: Path):
+    columns = landing.read_csv_columns(path)
+    names = ["row_number", *landing.FIELDS, "raw_record", "parse_error", "typed_fields"]
+    rows = list(zip(*(columns[name] for name in names), strict=True))
+    schema = ", ".join(
+        f"{'event_timestamp' if name == 'timestamp' else name} {'bigint' if name == 'row_number' else 'string'}"
+        for name in names
+    )
+    return spark.createDataFrame(rows, schema)

@@ -1,0 +1,193 @@
+"""The whole pipeline on Spark: load the landing folder, build the dbt project.
+
+dbt runs in this process (dbt-spark session mode), so it shares the Spark
+session the loader created. Session mode cannot submit dbt Python models
+(dbt-spark sends those to Databricks clusters only), so the project's Python
+models (found in the manifest) are executed here, with their own code, on
+DataFrames read from Spark; dbt builds what comes before them and, after
+them, what depends on them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from convo_warehouse.spark.landing import load_landing_spark
+from convo_warehouse.spark.session import get_spark
+
+PROJECT_DIR = Path(__file__).resolve().parents[3]
+TARGET_PATH = "target-spark"
+
+
+class SparkPipelineError(RuntimeError):
+    """A step of the Spark pipeline failed; the message names the step."""
+
+
+@dataclass
+class _Ref:
+    """What a Python model's ``dbt.ref(name)`` returns: ``.df()`` gives pandas."""
+
+    spark: object
+    relation: str
+
+    def df(self):
+        return self.spark.table(self.relation).toPandas()
+
+
+class _DbtShim:
+    """The part of dbt's Python-model API our models use (``ref``, ``config``)."""
+
+    def __init__(self, spark, relations: dict[str, str]) -> None:
+        self._spark = spark
+        self._relations = relations
+
+    def ref(self, name: str) -> _Ref:
+        return _Ref(self._spark, self._relations[name])
+
+    def config(self, **_: object) -> None:
+        return None
+
+
+def dbt(args: list[str]) -> None:
+    """Run one dbt command on the spark target in this process; raise on failure."""
+    from dbt.cli.main import dbtRunner
+
+    os.environ.setdefault("DBT_PROFILES_DIR", str(PROJECT_DIR))
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    full = [
+        *args,
+        "--project-dir", str(PROJECT_DIR),
+        "--target", "spark",
+        "--target-path", str(PROJECT_DIR / TARGET_PATH),
+    ]
+    result = dbtRunner().invoke(full)
+    if not result.success:
+        raise SparkPipelineError(f"dbt {' '.join(args)} failed on Spark (see logs/dbt.log)")
+
+
+def _manifest_nodes() -> dict:
+    return json.loads((PROJECT_DIR / TARGET_PATH / "manifest.json").read_text())["nodes"]
+
+
+def python_model_names() -> list[str]:
+    return sorted(
+        node["name"]
+        for node in _manifest_nodes().values()
+        if node["resource_type"] == "model" and node.get("language") == "python"
+    )
+
+
+def run_python_models(spark) -> list[str]:
+    """Execute the project's Python models in dependency order; return their names."""
+    nodes = _manifest_nodes()
+    relations = {
+        node["name"]: f"{node['schema']}.{node['alias']}"
+        for node in nodes.values()
+        if node["resource_type"] in ("model", "seed")
+    }
+    python_models = {
+        unique_id: node
+        for unique_id, node in nodes.items()
+        if node["resource_type"] == "model" and node.get("language") == "python"
+    }
+    done: list[str] = []
+    pending = dict(python_models)
+    while pending:
+        ready = [
+            unique_id
+            for unique_id, node in pending.items()
+            if not any(parent in pending for parent in node["depends_on"]["nodes"])
+        ]
+        for unique_id in sorted(ready):
+            node = pending.pop(unique_id)
+            frame = _execute_python_model(spark, node, relations)
+            schema, name = relations[node["name"]].split(".")
+            spark.sql(f"create database if not exists {schema}")
+            spark.createDataFrame(frame).write.mode("overwrite").format("parquet").saveAsTable(
+                f"{schema}.{name}"
+            )
+            done.append(node["name"])
+    return done
+
+
+def _execute_python_model(spark, node: dict, relations: dict[str, str]):
+    path = PROJECT_DIR / node["original_file_path"]
+    spec = importlib.util.spec_from_file_location(f"convo_python_model_{node['name']}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.model(_DbtShim(spark, relations), spark)
+
+
+# What the stage classifier reads and writes (lib/classify): copied between
+# Spark and an in-memory DuckDB, where the classifier runs unchanged.
+CLASSIFIER_INPUTS = ("staging.stg_events", "marts.fct_conversations")
+CLASSIFIER_OUTPUTS = (
+    "classification.stage_classifications",
+    "classification.llm_calls",
+    "classification.message_sentiment",
+    "classification.conversation_judgments",
+)
+
+
+def classify_on_spark(spark, mode: str | None = None) -> str:
+    """Run the stage classifier on Spark's transcripts; results go back to Spark.
+
+    The classifier's rules run as set-based DuckDB SQL, so its inputs and its
+    earlier results (the cache: unchanged transcripts are not classified
+    again) are copied from Spark into an in-memory DuckDB, and its tables are
+    written back.
+    """
+    import duckdb
+
+    from convo_warehouse.lib.classify.runner import classify_warehouse
+
+    con = duckdb.connect()
+    for relation in (*CLASSIFIER_INPUTS, *CLASSIFIER_OUTPUTS):
+        schema, table = relation.split(".")
+        if not spark.catalog.tableExists(relation):
+            continue
+        frame = spark.table(relation).toPandas()
+        con.execute(f"create schema if not exists {schema}")
+        con.register("_spark_frame", frame)
+        con.execute(f"create table {relation} as select * from _spark_frame")
+        con.unregister("_spark_frame")
+    stats = classify_warehouse(con, mode=mode)
+    for relation in CLASSIFIER_OUTPUTS:
+        frame = con.execute(f"select * from {relation}").df()
+        spark.sql(f"create database if not exists {relation.split('.')[0]}")
+        spark.createDataFrame(frame, schema=_spark_schema(con, relation)).write.mode("overwrite").format(
+            "parquet"
+        ).saveAsTable(relation)
+    con.close()
+    return f"{stats.conversations} conversation(s) to classify"
+
+
+def _spark_schema(con, relation: str) -> str:
+    """A Spark DDL schema for a DuckDB table (so empty tables keep their types)."""
+    names = {"VARCHAR": "string", "BOOLEAN": "boolean", "DOUBLE": "double", "FLOAT": "float",
+             "INTEGER": "int", "BIGINT": "bigint", "TIMESTAMP": "timestamp", "DATE": "date"}
+    columns = con.execute(f"describe {relation}").fetchall()
+    return ", ".join(f"{name} {names.get(kind.upper(), 'string')}" for name, kind, *_ in columns)
+
+
+def run_spark_pipeline(landing_dir: Path, progress: bool = True) -> str:
+    """Load new landing files, build, classify, and build what reads the classification."""
+    spark = get_spark()
+    report = load_landing_spark(spark, landing_dir, progress=progress)
+    dbt(["parse"])
+    python_models = python_model_names()
+    common = ["--exclude-resource-type", "unit_test"]
+    after_python = [f"{name}+" for name in python_models]
+    dbt(["build", *common, "--exclude", *after_python])
+    classified = classify_on_spark(spark)
+    dbt(["build", *common, "--select", "source:classification+", "--exclude", *after_python])
+    ran = run_python_models(spark)
+    dbt(["build", *common, "--select", *after_python, "--exclude", *python_models])
+    return (
+        f"{report.summary()}; classifier: {classified}; "
+        f"Python models run in-session: {', '.join(ran)}"
+    )

@@ -1,0 +1,52 @@
+"""The local Spark session, configured as the dbt ``spark`` target is.
+
+dbt-spark's session mode asks ``SparkSession.builder.getOrCreate()`` for its
+session, so a process that creates the session first (the loader, the engine
+comparison) and then runs dbt in the same process shares one JVM and one
+metastore. The settings below and ``server_side_parameters`` of the ``spark``
+output in profiles.yml must agree; ``tests/test_spark_profile.py`` proves it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def spark_dir() -> Path:
+    """Where the metastore (Derby), its log and the table files live."""
+    return Path(os.environ.get("CONVO_SPARK_DIR", "data/spark")).resolve()
+
+
+def spark_settings(directory: Path | None = None) -> dict[str, str]:
+    """Spark configuration of the local session (the dbt ``spark`` target's)."""
+    directory = directory or spark_dir()
+    return {
+        "spark.master": "local[2]",
+        "spark.sql.warehouse.dir": f"{directory}/warehouse",
+        "spark.hadoop.javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={directory}/metastore_db;create=true"
+        ),
+        "spark.driver.extraJavaOptions": (
+            f"-Dderby.system.home={directory} -Dderby.stream.error.file={directory}/derby.log"
+        ),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": "4",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": "3g",
+    }
+
+
+def get_spark(directory: Path | None = None):
+    """The process's Spark session (created on first use), Hive metastore on."""
+    from pyspark.sql import SparkSession
+
+    directory = directory or spark_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder.appName("convo-warehouse").enableHiveSupport()
+    for key, value in spark_settings(directory).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark

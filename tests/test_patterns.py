@@ -1,0 +1,215 @@
+"""Patterns: the divergence statistics against scipy, and the divergence mart on
+generated data with a planted pattern (conversations that call check_warranty
+and are then handed off) that it must rank first.
+
+The warehouse is built once per module by the real loader and dbt.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from scipy import stats
+
+from conftest import Warehouse
+from convo_warehouse.lib import patterns
+from convo_warehouse.lib.generate import planted
+
+END_DATE = "2024-05-10"
+DAYS = 4
+CONVERSATIONS = 1200
+SEED = 23
+PATTERNS_SELECT = "+path_divergence +top_paths +path_transitions +metrics_by_dimension +objection_outcomes"
+PLANTED_STEP = f"tool_called:{planted.PLANTED_TOOL}"
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_chi_square_2x2_matches_scipy():
+    tables = [(30, 5, 70, 95), (1, 40, 99, 60), (12, 12, 88, 88)]
+    ours = patterns.chi_square_2x2(*zip(*tables, strict=True))
+    for table, statistic in zip(tables, ours, strict=True):
+        a, b, c, d = table
+        expected = stats.chi2_contingency([[a, b], [c, d]], correction=False).statistic
+        assert statistic == pytest.approx(expected, rel=1e-12)
+
+
+def _population(successful: int, failed: int) -> pd.DataFrame:
+    return pd.DataFrame({
+        "conversation_id": [f"c{i}" for i in range(successful + failed)],
+        "is_successful": [i < successful for i in range(successful + failed)],
+    })
+
+
+def test_score_divergence_ranks_tests_and_finds_first_divergence():
+    # 100 successful (c0..c99), 100 failed (c100..c199). Every conversation
+    # starts with "start". At depth 2, "helpful" is in 60 successful and 20
+    # failed; "x" is in 3 successful and 0 failed (small: Fisher); at depth 3
+    # "bad" is in 0 successful and 50 failed; "done" (an outcome-defining
+    # step) is excluded by the pattern.
+    outcomes = _population(100, 100)
+    rows = [(f"c{i}", 1, "start") for i in range(200)]
+    rows += [(f"c{i}", 2, "helpful") for i in list(range(60)) + list(range(100, 120))]
+    rows += [(f"c{i}", 2, "x") for i in range(60, 63)]
+    rows += [(f"c{i}", 3, "bad") for i in range(120, 170)]
+    rows += [(f"c{i}", 4, "done") for i in range(100)]
+    rows += [("not-in-population", 2, "bad")]
+    steps = pd.DataFrame(rows, columns=["conversation_id", "step_number", "step"])
+
+    scored = patterns.score_divergence(
+        outcomes, steps, "overall", excluded_step_pattern="^done$", min_conversations=3
+    )
+    anywhere = scored[scored["scope"] == "anywhere"].set_index("step")
+    assert "done" not in anywhere.index
+    assert list(anywhere.sort_values("divergence_rank").index[:2]) == ["bad", "helpful"]
+    bad = anywhere.loc["bad"]
+    assert (bad["successful_with_step"], bad["failed_with_step"]) == (0, 50)
+    assert bad["more_common_in"] == "failed"
+    expected = stats.chi2_contingency([[0, 50], [100, 50]], correction=False)
+    assert bad["statistic"] == pytest.approx(expected.statistic)
+    assert bad["p_value"] == pytest.approx(expected.pvalue)
+    assert bad["test_method"] == "chi_square"
+    # Bonferroni over the steps of the scope (start, helpful, x, bad)
+    assert bad["p_value_adjusted"] == pytest.approx(min(1.0, expected.pvalue * len(anywhere)))
+    small = anywhere.loc["x"]
+    assert small["test_method"] == "fisher_exact"
+    assert small["p_value"] == pytest.approx(stats.fisher_exact([[3, 0], [97, 100]]).pvalue)
+    # "start" is in everyone: no difference at all
+    assert anywhere.loc["start", "statistic"] == 0
+    assert anywhere.loc["start", "p_value"] == pytest.approx(1.0)
+    # first point of divergence: depth 2 (the first depth with a significant step), "helpful"
+    first = scored[scored["is_first_divergence"]]
+    assert len(first) == 1
+    assert (first.iloc[0]["depth"], first.iloc[0]["step"]) == (2, "helpful")
+
+
+def test_score_divergence_needs_both_groups_and_enough_conversations():
+    steps = pd.DataFrame([("c0", 1, "a"), ("c1", 1, "a")], columns=["conversation_id", "step_number", "step"])
+    assert patterns.score_divergence(_population(2, 0), steps, "overall").empty
+    scored = patterns.score_divergence(_population(1, 1), steps, "overall", min_conversations=3)
+    assert scored.empty
+    assert list(scored.columns) == list(patterns.SCHEMA)
+
+
+# --------------------------------------------------------------------------- planted pattern, end to end
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, dbt_target_dir) -> tuple[Warehouse, dict]:
+    from convo_warehouse.lib.generate import generate_events
+
+    warehouse = Warehouse(tmp_path_factory.mktemp("patterns-warehouse"), dbt_target_dir)
+    shutil.rmtree(warehouse.landing)
+    summary = generate_events(
+        warehouse.landing, conversations=CONVERSATIONS, days=DAYS, seed=SEED, end_date=END_DATE,
+        progress=False, plant="tool_then_handoff",
+    )
+    warehouse.load()
+    warehouse.build(PATTERNS_SELECT)
+    return warehouse, summary
+
+
+def test_planted_file_is_written_with_its_conversations(built):
+    _, summary = built
+    plant = summary["planted"]
+    assert plant["pattern"] == "tool_then_handoff"
+    assert plant["conversations"] > 50
+    lines = Path(plant["file"]).read_text().splitlines()
+    assert len(lines) == plant["events"] == 2 * plant["conversations"]
+
+
+def test_divergence_ranks_the_planted_step_first(built):
+    warehouse, summary = built
+    top = warehouse.query(
+        """
+        select step, more_common_in, successful_with_step, failed_with_step, is_significant
+        from marts.path_divergence
+        where comparison = 'overall' and segment_type = 'all' and scope = 'anywhere' and divergence_rank = 1
+        """
+    )
+    assert top == [(PLANTED_STEP, "failed", 0, summary["planted"]["conversations"], True)]
+
+
+def test_planted_step_is_first_in_every_variant(built):
+    warehouse, _ = built
+    firsts = warehouse.query(
+        """
+        select segment_type, segment_value, step
+        from marts.path_divergence
+        where comparison = 'overall' and segment_type like 'experiment:%' and scope = 'anywhere'
+          and divergence_rank = 1
+        order by 1, 2
+        """
+    )
+    assert len(firsts) == 4  # two tests x two variants
+    assert {step for _, _, step in firsts} == {PLANTED_STEP}
+
+
+def test_paths_end_in_the_outcome_node_and_transitions_add_up(built):
+    warehouse, _ = built
+    bad_paths = warehouse.scalar(
+        "select count(*) from marts.fct_conversation_paths where not ends_with(path, outcome_step)"
+    )
+    assert bad_paths == 0
+    # every conversation with at least one step makes exactly one move into its outcome node
+    into_outcomes = warehouse.scalar(
+        "select sum(conversations) from marts.path_transitions where to_step like 'outcome:%'"
+    )
+    with_steps = warehouse.scalar("select count(*) from marts.fct_conversation_paths where path_length > 1")
+    assert into_outcomes == with_steps
+    planted_moves = warehouse.query(
+        "select sum(conversations), sum(successful_conversations) from marts.path_transitions "
+        "where from_step = ? and to_step like 'handoff_requested:%'",
+        [PLANTED_STEP],
+    )
+    assert planted_moves[0][1] == 0 and planted_moves[0][0] > 0
+
+
+def _read_only_copy(warehouse: Warehouse, tmp_path: Path) -> Path:
+    # the CLI opens the file read-only, which DuckDB refuses while this process
+    # (in-process dbt) still holds a read-write connection to it
+    database = tmp_path / "copy.duckdb"
+    warehouse.query("checkpoint")
+    shutil.copy2(warehouse.path, database)
+    return database
+
+
+def test_patterns_cli_prints_the_planted_step_first(built, tmp_path):
+    from convo_warehouse.cli import main
+
+    database = _read_only_copy(built[0], tmp_path)
+    result = CliRunner().invoke(main, ["patterns", "--database", str(database), "--steps", "3"])
+    assert result.exit_code == 0, result.output
+    assert "top paths of successful conversations" in result.output
+    assert "top paths of failed conversations" in result.output
+    divergence = result.output.split("where successful and failed conversations diverge")[1]
+    first_row = [line for line in divergence.splitlines() if line.startswith("1 ")][0]
+    assert PLANTED_STEP in first_row and "failed" in first_row
+    assert "first point of divergence" in result.output
+
+
+def test_patterns_cli_names_what_exists_for_an_unknown_segment(built, tmp_path):
+    from convo_warehouse.cli import main
+
+    database = _read_only_copy(built[0], tmp_path)
+    result = CliRunner().invoke(main, ["patterns", "--database", str(database), "--segment", "nope:x"])
+    assert result.exit_code != 0
+    assert "overall greeting_tone:casual" in result.output
+
+
+def test_breakdowns_cover_the_planted_tool(built):
+    warehouse, summary = built
+    calls, conversations, success_rate = warehouse.query(
+        "select sum(events), sum(conversations), sum(successful_conversations) / sum(started_conversations) "
+        "from marts.metrics_by_dimension where dimension = 'tool' and dimension_value = ?",
+        [planted.PLANTED_TOOL],
+    )[0]
+    assert calls == conversations == summary["planted"]["conversations"]
+    assert success_rate == 0
+    assert np.isfinite(warehouse.scalar("select sum(events) from marts.metrics_by_dimension where dimension = 'model'"))

@@ -1,0 +1,110 @@
+"""PII masking on realistic support text: names after self-introduction, street addresses,
+emails, phones, cards; order and booking numbers kept. The prompt test goes through a real
+HTTP server on 127.0.0.1 and inspects what the endpoint received.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fake_llm_server import FakeLLMServer  # noqa: E402
+
+from convo_warehouse.lib.classify.llm import LLMClassifier, LLMSettings, TranscriptItem  # noqa: E402
+from convo_warehouse.lib.classify.pii import introduced_names, mask_pii, mask_transcript  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets", "expected"),
+    [
+        # self-introductions
+        ("Hi, my name is Dana Whitfield and my parcel is late", ["Dana", "Whitfield"],
+         "Hi, my name is #NAME# and my parcel is late"),
+        ("hello my name is dana whitfield, I can't log in", ["dana", "whitfield"],
+         "hello my name is #NAME#, I can't log in"),
+        ("This is Marcus O'Neill from the Leeds office", ["Marcus", "O'Neill"],
+         "This is #NAME# from the Leeds office"),
+        ("I'm Priya Raman, my card was declined", ["Priya", "Raman"], "I'm #NAME#, my card was declined"),
+        ("I am Tomasz Nowak and I rent flat 3", ["Tomasz", "Nowak"], "I am #NAME# and I rent flat 3"),
+        ("My name's Jo, order 4471 is missing", ["Jo"], "My name's #NAME#, order 4471 is missing"),
+        # street addresses
+        ("please ship it to 5953 Maple Grove St, Apt 4 instead", ["5953", "Maple"],
+         "please ship it to #ADDRESS# instead"),
+        ("new address: 12 high street, flat 2", ["12 high"], "new address: #ADDRESS#"),
+        ("I moved to 221B Baker Street last month", ["Baker"], "I moved to #ADDRESS# last month"),
+        ("Lieferung an Hauptstrasse 12, Berlin", ["Hauptstrasse"], "Lieferung an #ADDRESS#, Berlin"),
+        ("c'est au 8 rue des Lilas", ["Lilas"], "c'est au #ADDRESS#"),
+        # the kinds masked before
+        ("email me at dana.w+shop@example.co.uk", ["dana.w"], "email me at #EMAIL#"),
+        ("my mobile is 07700 900123", ["900123"], "my mobile is #PHONENUMBER#"),
+        ("call +44 20 7946 0958 after 5", ["7946"], "call #PHONENUMBER# after 5"),
+        ("the card 4111 1111 1111 1111 keeps failing", ["4111"], "the card #CARD# keeps failing"),
+    ],
+)
+def test_personal_data_is_masked(text, secrets, expected):
+    masked = mask_pii(text)
+    for secret in secrets:
+        assert secret not in masked
+    assert masked == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order 112-4481920 shows delivered but it's not here",
+        "my order number is 1124481920555",
+        "booking ref: 88123456",
+        "the tracking number is 00340434161094042557",
+        "invoice #20231107 is wrong",
+        "your 2 parcels are on the way",
+        "this is great, thanks",
+        "I'm Not sure",  # one capitalised word after I'm is no name
+        "it took 3 days on the way",
+        "version 5.2.1, order 4477, 30 credits",
+    ],
+)
+def test_identifiers_and_ordinary_text_are_kept(text):
+    assert mask_pii(text) == text
+
+
+def test_names_introduced_once_are_masked_everywhere_in_the_transcript():
+    masked = mask_transcript(
+        [
+            ("user", "hi, this is Dana Whitfield, my router is down"),
+            ("agent", "Hello Dana, sorry about that. Is it Dana Whitfield on the account?"),
+            ("user", "yes, Whitfield"),
+        ]
+    )
+    assert [text for _, text in masked] == [
+        "hi, this is #NAME#, my router is down",
+        "Hello #NAME#, sorry about that. Is it #NAME# on the account?",
+        "yes, #NAME#",
+    ]
+
+
+def test_introduced_names_stop_at_ordinary_words():
+    assert introduced_names("my name is sam and i need help") == ["sam"]
+    assert introduced_names("this is taking too long") == []
+
+
+def test_prompts_sent_to_the_endpoint_carry_no_names_or_addresses():
+    transcript = [
+        ("user", "Hello, my name is Dana Whitfield. My order 112-4481920 went to the wrong place"),
+        ("agent", "Hi Dana, sorry about that. Which address should it go to?"),
+        ("user", "5953 Maple Grove St, Apt 4. My number is 07700 900123"),
+        ("agent", "Thanks Ms Whitfield, I've updated the address for order 112-4481920."),
+    ]
+    settings = LLMSettings(base_url=None, api_key="k", model="fake", timeout=2.0, max_attempts=1, backoff_base=0.01)
+    with FakeLLMServer() as server:
+        settings.base_url = server.base_url
+        [result] = LLMClassifier(settings).classify_many_sync([TranscriptItem("c1", "h1", transcript)])
+        sent = json.dumps(server.requests)
+    assert result.labels is not None
+    for secret in ("Dana", "Whitfield", "5953", "Maple Grove", "900123"):
+        assert secret not in sent
+    assert "112-4481920" in sent  # the order number is kept
+    assert "#NAME#" in sent and "#ADDRESS#" in sent
