@@ -24,7 +24,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: spark-venv test-spark install run demo-data test dbt-test lint pytest bench bench-classify bench-capture bench-sentiment classify-eval collect ui clean clean-data
+.PHONY: spark-venv test-spark install run demo-data test dbt-test lint pytest bench bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -106,8 +106,18 @@ classify-eval: $(INSTALLED)
 ui: $(INSTALLED)
 	CONVO_DUCKDB_PATH=data/warehouse.duckdb CONVO_LANDING_DIR=data/landing $(BIN)/python -m convo_warehouse.ui
 
+# The dashboard on http://127.0.0.1:8501, reading the snapshot `make run`
+# published in data/serving (never the warehouse; see docs/serving.md).
+dashboard: $(INSTALLED)
+	CONVO_DUCKDB_PATH=data/warehouse.duckdb $(BIN)/convo-warehouse dashboard --host 127.0.0.1 --port $${PORT:-8501}
+
+# dbt docs with the exposures (dashboard, BI on metrics_daily), offline, from
+# the demo warehouse: open target/index.html or run `dbt docs serve`.
+docs: $(INSTALLED) target/manifest.json
+	CONVO_DUCKDB_PATH=data/warehouse.duckdb $(BIN)/dbt docs generate --quiet
+
 clean:
 	rm -rf target logs data/ci
 
 clean-data:
-	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.lock data/warehouse.duckdb.wal
+	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.lock data/warehouse.duckdb.wal data/serving

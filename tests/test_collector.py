@@ -53,6 +53,8 @@ def test_per_event_answers_and_durable_landing(collector):
         event("e-props", properties=["not", "an", "object"]),  # properties must be an object
         "just a string",  # not an event object
         {"session_id": "s-9", "event_id": 17, "event_type": "started", "timestamp": 1767225600000},  # aliases
+        event("e-typed", user_id={"id": 1}),  # an identifier that is an object
+        {**event(None), "message_id": "v11-msg", "metadata": {"content": "hi"}},  # contract v1.1 names
     ]
     status, body, _ = post_events(collector, batch)
     assert status == 200
@@ -61,7 +63,9 @@ def test_per_event_answers_and_durable_landing(collector):
         ("accepted", None), ("duplicate", None), ("rejected", "missing_required_field"),
         ("rejected", "unparseable_timestamp"), ("rejected", "future_timestamp"),
         ("rejected", "properties_not_object"), ("rejected", "unreadable_line"), ("accepted", None),
+        ("rejected", "invalid_field_type"), ("accepted", None),
     ]
+    assert body["results"][9]["event_id"] == "v11-msg"
     assert body["results"][2]["detail"] == "missing required field(s): timestamp"
     # the same id in a later request is a duplicate too (the recent window)
     status, body, _ = post_events(collector, [event("e-ok-1")])

@@ -76,6 +76,23 @@ CORPUS = [
     row(properties='{"content": "double-encoded"}'),  # a string holding an object
     row(properties='["x"]'),  # a string holding an array
     row(properties=5),  # number
+    row(user_id=True),  # boolean user id
+    row(user_id=None, customer_id=[1]),  # array user id under its v1 alias
+    row(conversation_id=None, session_id={"s": 1}),  # object conversation id under its v1 alias
+    row(event_id=10**16),  # a large integer id
+    row(event_id=1e16),  # an integral number written as a double
+    row(event_id=123.0),  # an integral number with a fraction
+    # contract v1.1 field names (seeds/field_aliases.csv)
+    {**row(), "event_id": None, "id": "v11-id"},  # id for event_id
+    {**row(), "event_id": None, "message_id": 42},  # message_id, a number
+    {**row(), "id": "ignored"},  # the canonical name wins
+    {**row(), "event_id": "  ", "id": "v11-blank"},  # a blank canonical value does not win
+    {**row(), "event_id": None, "id": {"x": 1}},  # an object under an alias
+    {**row(), "event_id": None, "id": None, "message_id": None},  # every name null: missing
+    {**row(), "metadata": {"content": "hi"}},  # metadata for properties
+    {**row(), "metadata": ["x"]},  # metadata that is not an object
+    {**row(), "properties": {"a": 1}, "metadata": "junk"},  # properties wins over metadata
+    {**row(), "properties": None, "metadata": '{"a": 1}'},  # double-encoded metadata
     [1, 2],  # not an object at all
     "a string",  # not an object at all
     7,  # not an object at all
@@ -85,7 +102,7 @@ CORPUS = [
 def staging_verdicts(warehouse, corpus) -> tuple[dict[int, str | None], datetime]:
     (warehouse.landing / "corpus.jsonl").write_text("\n".join(json.dumps(value) for value in corpus) + "\n")
     warehouse.load()
-    warehouse.build("base_events_parsed")
+    warehouse.build("+base_events_parsed")
     rows = warehouse.query("select row_number, rejection_reason from staging.base_events_parsed")
     loaded_at = warehouse.scalar("select max(loaded_at) from raw.loaded_files")
     return {row_number: reason for row_number, reason in rows}, loaded_at
@@ -100,7 +117,7 @@ def test_collector_validator_matches_staging(warehouse):
             mismatches.append(f"line {line_number} {value!r}: collector {verdict.reason}, staging {staged[line_number]}")
     assert not mismatches, "\n".join(mismatches)
     assert set(staged.values()) >= {None, "missing_required_field", "unparseable_timestamp", "future_timestamp",
-                                    "properties_not_object", "unreadable_line"}
+                                    "properties_not_object", "unreadable_line", "invalid_field_type"}
 
 
 def test_timestamps_parse_to_the_same_instant_as_staging(warehouse):
@@ -112,6 +129,6 @@ def test_timestamps_parse_to_the_same_instant_as_staging(warehouse):
     values = [row(event_id=f"t{i}", timestamp=text) for i, text in enumerate(texts)]
     (warehouse.landing / "stamps.jsonl").write_text("\n".join(json.dumps(v) for v in values) + "\n")
     warehouse.load()
-    warehouse.build("base_events_parsed")
+    warehouse.build("+base_events_parsed")
     staged = dict(warehouse.query("select event_id, event_at from staging.base_events_parsed"))
     assert {f"t{i}": parse_timestamp(text) for i, text in enumerate(texts)} == staged

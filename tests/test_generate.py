@@ -86,7 +86,7 @@ def read_rows(landing: Path) -> tuple[list[dict], dict[str, int]]:
                         unreadable["blank"] += 1
                         continue
                     try:
-                        r = json.loads(line)
+                        r = _v1_0_names(json.loads(line))
                     except json.JSONDecodeError:
                         unreadable["bad_json"] += 1
                         continue
@@ -106,6 +106,15 @@ def read_rows(landing: Path) -> tuple[list[dict], dict[str, int]]:
         else:
             raise AssertionError(f"unexpected file in landing folder: {path}")
     return rows, dict(unreadable)
+
+
+def _v1_0_names(r: dict) -> dict:
+    """Contract v1.1 field names (id, message_id, metadata) read as v1's; canonical names win."""
+    for alias, canonical in (("id", "event_id"), ("message_id", "event_id"), ("metadata", "properties")):
+        value = r.pop(alias, None)
+        if r.get(canonical) in (None, "") and value not in (None, ""):
+            r[canonical] = value
+    return r
 
 
 def _props(r):
@@ -130,7 +139,7 @@ def clean_events(rows, limit_ms):
                "agent_response": "agent_message", "escalation_requested": "handoff_requested",
                "feedback_submitted": "feedback_received", "completed": "conversation_completed",
                "abandoned": "conversation_abandoned", "session_end": "conversation_ended",
-               "ab_exposure": "experiment_exposure"}
+               "ab_exposure": "experiment_exposure", "meeting_booked": "stage_reached"}
     seen = {}
     for r in rows:
         conv = r.get("conversation_id") or r.get("session_id")
@@ -143,6 +152,10 @@ def clean_events(rows, limit_ms):
         if r["event_id"] in seen:
             continue
         et = aliases.get(r["event_type"], r["event_type"])
+        if et == "agent_message" and str(props.get("sender") or "").strip().lower() in (
+            "prospect", "user", "customer", "visitor", "lead"
+        ):
+            et = "user_message"  # contract v1.1: the sender decides the side
         seen[r["event_id"]] = {"event_id": r["event_id"], "conversation_id": conv, "event_type": et,
                                "ts_ms": ts, "props": props}
     return list(seen.values())
@@ -374,3 +387,22 @@ def test_experiment_incidents(tmp_path, incident):
     else:
         assert first["casual"] / first["formal"] > 0.9
         assert contaminated > 0.04
+
+
+def test_jsonl_carries_contract_v1_1_vocabulary(generated):
+    """A share of JSONL events use v1.1 names, so the end-to-end tests exercise them."""
+    landing, _, _ = generated
+    lines = []
+    for path in sorted(landing.rglob("*.jsonl*")):
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as handle:
+            lines += [line for line in handle.read().splitlines() if line.strip()]
+    text = "\n".join(lines)
+    counts = {key: text.count(key) for key in ('{"id":', '{"message_id":', '"metadata":', '"sender":',
+                                               '"event_type":"message_received"')}  # fmt: skip
+    assert all(count > 0 for count in counts.values()), counts
+    senders = set()
+    for line in lines:
+        if '"sender":' in line and line.endswith("}"):
+            senders.add((_props(_v1_0_names(json.loads(line))) or {}).get("sender"))
+    assert {"prospect", "assistant"} <= senders

@@ -24,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW = dg.AssetKey(["raw", "events"])
 STG_EVENTS = dg.AssetKey(["staging", "stg_events"])
 FCT = dg.AssetKey(["marts", "fct_conversations"])
+RECONCILIATION = dg.AssetKey(["audit", "reconciliation"])
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +67,7 @@ def test_definitions_load_and_validate(defs):
     assert graph.get(dg.AssetKey(["seeds", "event_types"])).group_name == "seeds"
     # dbt tests and GX suites are asset checks.
     check_names = {(key.asset_key, key.name) for key in graph.asset_check_keys}
-    assert (RAW, "raw_events_suite") in check_names
+    assert (RECONCILIATION, "raw_events_suite") in check_names
     assert (FCT, "marts_fct_conversations_suite") in check_names
     assert any(asset == FCT and name.startswith("not_null") for asset, name in check_names)
     # Jobs, schedules, sensor.
@@ -94,6 +95,12 @@ def built_warehouse(tmp_path_factory):
     root = tmp_path_factory.mktemp("orchestration_full")
     landing = root / "landing"
     summary = generate_events(landing, conversations=150, days=3, seed=11, progress=False)
+    # One producer's bad file next to the good ones: 7 events without event_id.
+    (landing / PRODUCER_FILE).parent.mkdir(parents=True)
+    (landing / PRODUCER_FILE).write_text(
+        "\n".join(json.dumps({k: v for k, v in _event(n, None).items() if k != "event_id"}) for n in range(7))
+        + "\n"
+    )
     database = root / "warehouse.duckdb"
     result = materialize_all(database, landing, raise_on_error=False)
     return database, landing, summary, result
@@ -107,12 +114,24 @@ def test_full_job_runs_in_process_on_generated_data(built_warehouse):
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
     assert {RAW, STG_EVENTS, FCT} <= materialized
     evaluations = {(e.asset_key, e.check_name): e for e in result.get_asset_check_evaluations()}
-    assert evaluations[(RAW, "raw_events_suite")].passed
     assert evaluations[(FCT, "marts_fct_conversations_suite")].passed
+    # The bad file: a visible warning naming it and the fix; the good files flowed on.
+    raw_check = evaluations[(RECONCILIATION, "raw_events_suite")]
+    assert not raw_check.passed
+    assert raw_check.severity == dg.AssetCheckSeverity.WARN
+    assert raw_check.metadata["critical_failures"].value == 0
+    assert PRODUCER_FILE in raw_check.description
+    assert "7 of 7 rows quarantined, mostly missing_required_field" in raw_check.description
+    assert "seeds/field_aliases.csv" in raw_check.description
     con = duckdb.connect(str(database), read_only=True)
     try:
         raw_rows = con.execute("select count(*) from raw.events").fetchone()[0]
         conversations = con.execute("select count(*) from marts.fct_conversations").fetchone()[0]
+        producer_rows = con.execute(
+            "select reason, count(*) from quarantine.rejected_events where source_file = ? group by 1",
+            [PRODUCER_FILE],
+        ).fetchall()
+        staged_files = con.execute("select count(distinct source_file) from staging.stg_events").fetchone()[0]
         suites = {
             row[0]
             for row in con.execute(
@@ -122,8 +141,10 @@ def test_full_job_runs_in_process_on_generated_data(built_warehouse):
     finally:
         con.close()
     # Blank JSONL lines are not rows; everything else written is.
-    assert raw_rows == summary["rows_written"]
+    assert raw_rows == summary["rows_written"] + 7
     assert 0 < conversations <= 150
+    assert producer_rows == [("missing_required_field", 7)]
+    assert staged_files > 1
     assert {"raw_events_suite", "marts_fct_conversations_suite"} <= suites
 
 
@@ -180,8 +201,10 @@ def test_sensor_requests_a_run_per_new_file_and_none_without(tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# Great Expectations: a critical failure blocks downstream, rows are reported
+# Great Expectations: the raw suite reads staging's verdicts per file
 # ---------------------------------------------------------------------------
+
+PRODUCER_FILE = "producer_x/events.jsonl"
 
 
 def _event(n: int, event_id: str | None) -> dict:
@@ -194,52 +217,65 @@ def _event(n: int, event_id: str | None) -> dict:
     }
 
 
-def test_failing_raw_suite_blocks_staging_and_reports_rows(defs, warehouse_env):
-    database, landing = warehouse_env
-    # 20 events, 5 without event_id (25 % > the 10 % critical threshold):
-    # lines 3, 7, 11, 15, 19 are the defective ones.
-    lines = [_event(n, None if n % 4 == 2 else f"e{n}") for n in range(20)]
-    (landing / "bad_batch.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+def _raw_frame(**overrides) -> pd.DataFrame:
+    """Per-file accounting as RAW_EVENTS_QUERY returns it: two healthy files."""
+    frame = pd.DataFrame(
+        {
+            "load_id": [3, 3],
+            "source_file": ["a.jsonl", "b.parquet"],
+            "raw_rows": [100, 50],
+            "parsed_rows": [100, 50],
+            "valid_rows": [98, 50],
+            "staged_rows": [97, 50],
+            "quarantined_rows": [2, 0],
+            "quarantined_share": [0.02, 0.0],
+            "load_quarantined_share": [2 / 150, 2 / 150],
+            "top_reason": ["unparseable_timestamp", None],
+            "top_reason_detail": ["unparseable timestamp: now", None],
+        }
+    )
+    for column, values in overrides.items():
+        frame[column] = values
+    return frame
 
-    job = defs.resolve_implicit_global_asset_job_def()
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = job.execute_in_process(
-            instance=instance,
-            asset_selection=[
-                RAW,
-                dg.AssetKey(["raw", "loaded_files"]),
-                dg.AssetKey(["seeds", "event_type_aliases"]),
-                dg.AssetKey(["seeds", "event_types"]),
-                dg.AssetKey(["staging", "base_events_parsed"]),
-                STG_EVENTS,
-            ],
-            raise_on_error=False,
-        )
-    [evaluation] = [
-        e for e in result.get_asset_check_evaluations() if e.check_name == "raw_events_suite"
+
+def test_raw_suite_passes_healthy_files_and_blocks_only_on_lost_rows():
+    from convo_warehouse.checks import suites
+    from convo_warehouse.checks.validation import validate
+
+    healthy = validate(suites.raw_events_suite(), _raw_frame(), "audit/reconciliation", ["source_file"])
+    assert healthy.passed
+
+    # b.parquet: 50 raw rows but 49 reached staging -> the marts would be wrong.
+    lost = validate(
+        suites.raw_events_suite(), _raw_frame(parsed_rows=[100, 49]), "audit/reconciliation", ["source_file"]
+    )
+    assert [item.label() for item in lost.critical_failures] == [
+        "expect_column_pair_values_to_be_equal(raw_rows, parsed_rows)"
     ]
-    assert not evaluation.passed
-    assert evaluation.severity == dg.AssetCheckSeverity.ERROR
-    assert evaluation.metadata["critical_failures"].value >= 1
-    # Downstream was not built: the dbt step never ran.
-    materialized = {event.asset_key for event in result.get_asset_materialization_events()}
-    assert RAW in materialized
-    assert STG_EVENTS not in materialized
-    # The offending rows are in the results table.
-    con = duckdb.connect(str(database), read_only=True)
-    try:
-        sample, unexpected = con.execute(
-            """
-            select failing_rows_sample, unexpected_count
-            from audit.gx_validation_results
-            where suite_name = 'raw_events_suite' and column_name = 'event_id'
-                and severity = 'critical' and not success
-            """
-        ).fetchone()
-    finally:
-        con.close()
-    assert unexpected == 5
-    assert sorted(row["row_number"] for row in json.loads(sample)) == [3, 7, 11, 15, 19]
+    assert [row["source_file"] for row in lost.critical_failures[0].failing_rows] == ["b.parquet"]
+
+
+def test_raw_suite_warns_on_a_mostly_quarantined_file_naming_it_and_the_fix():
+    from convo_warehouse.checks import suites
+    from convo_warehouse.checks.validation import validate
+
+    frame = _raw_frame(
+        quarantined_rows=[2, 50],
+        valid_rows=[98, 0],
+        staged_rows=[97, 0],
+        quarantined_share=[0.02, 1.0],
+        load_quarantined_share=[52 / 150, 52 / 150],
+        top_reason=["unparseable_timestamp", "missing_required_field"],
+        top_reason_detail=["unparseable timestamp: now", "missing required field(s): event_id"],
+    )
+    outcome = validate(suites.raw_events_suite(), frame, "audit/reconciliation", ["source_file"])
+    assert not outcome.critical_failures
+    share = [item for item in outcome.warning_failures if item.column == "quarantined_share"]
+    assert share and [row["source_file"] for row in share[0].failing_rows] == ["b.parquet"]
+    [line] = suites.raw_files_to_fix(frame)
+    assert line.startswith("b.parquet: 50 of 50 rows quarantined, mostly missing_required_field")
+    assert "seeds/field_aliases.csv" in line
 
 
 def test_mart_suite_flags_out_of_range_satisfaction_with_its_row():

@@ -38,6 +38,7 @@ import pytest
 
 from reference.contract import (
     FUTURE_TS,
+    INVALID_TYPE,
     MISSING,
     PROPS_NOT_OBJECT,
     UNPARSEABLE_TS,
@@ -553,6 +554,43 @@ def _edge_case_run_1(landing: Path, now: datetime, base: datetime = BASE) -> Non
         }
     )  # fmt: skip
     pq.write_table(table, landing / "c" / "naive.parquet")
+    # Contract v1.1 names and identifier types, in each format.
+    v11 = [
+        {"id": "v11-1", "conversation_id": "c-v11", "event_type": "conversation_started", "timestamp": _iso(t),
+         "metadata": {"agent_id": "v11-agent"}},
+        {"message_id": "v11-2", "conversation_id": "c-v11", "event_type": "message_received",
+         "timestamp": _iso(t + timedelta(seconds=1)), "properties": {"sender": "Prospect ", "content": "hi there"}},
+        {"event_id": "v11-3", "id": "ignored", "conversation_id": "c-v11", "event_type": "message_received",
+         "timestamp": _iso(t + timedelta(seconds=2)), "properties": {"sender": "bot", "content": "hello"}},
+        {"event_id": 1101, "conversation_id": "c-v11", "event_type": "meeting_booked",
+         "timestamp": _iso(t + timedelta(seconds=3))},
+        {"event_id": 1102.0, "conversation_id": 77, "event_type": "user_message",
+         "timestamp": _iso(t + timedelta(seconds=4))},
+        {"event_id": {"id": 1}, "conversation_id": "c-v11", "event_type": "user_message", "timestamp": _iso(t)},
+        {"event_id": "v11-bad-2", "conversation_id": ["c-v11"], "event_type": "user_message", "timestamp": _iso(t)},
+        {"event_id": "v11-bad-3", "conversation_id": "c-v11", "user_id": True, "event_type": "user_message",
+         "timestamp": _iso(t)},
+        {"id": {"n": 4}, "conversation_id": "c-v11", "event_type": "user_message", "timestamp": _iso(t)},
+    ]  # fmt: skip
+    _write_jsonl(landing / "c" / "v11.jsonl", v11)
+    (landing / "c" / "v11.csv").write_text(
+        "id,conversation_id,event_type,timestamp,metadata\n"
+        f"v11c-1,c-v11c,conversation_started,{_iso(t)},\"{{\"\"device\"\": \"\"web\"\"}}\"\n"
+        f"v11c-2,c-v11c,message_received,{_iso(t + timedelta(seconds=1))},\"{{\"\"sender\"\": \"\"lead\"\"}}\"\n",
+        encoding="utf-8",
+    )
+    table = pa.table(
+        {
+            "message_id": pa.array([2101, 2102, 2103], type=pa.int64()),
+            "conversation_id": pa.array(["c-v11p", None, "c-v11p"]),
+            "session_id": pa.array([None, "c-v11p", None]),
+            "user_id": pa.array([None, None, False]),
+            "event_type": ["conversation_started", "user_message", "user_message"],
+            "timestamp": pa.array([_ms(t), _ms(t) + 1000, _ms(t) + 2000], type=pa.int64()),
+            "metadata": pa.array([{"device": "tablet"}, {"device": None}, {"device": None}]),
+        }
+    )
+    pq.write_table(table, landing / "c" / "v11.parquet")
     # CRLF line endings, with a blank CRLF line; an offset that moves the UTC date.
     day_before = (t - timedelta(days=2)).strftime("%Y-%m-%d")
     crlf = [
@@ -703,8 +741,16 @@ def test_reference_facts_by_hand(tmp_path: Path):
     assert winners["dup-same-file"].properties == {"content": "first"}
     assert winners["dup-across"].source_file == "a/events.jsonl"
     assert ref.staging.reasons == {
-        MISSING: 7, UNPARSEABLE_TS: 6, FUTURE_TS: 2, PROPS_NOT_OBJECT: 4, UNREADABLE: 4,
+        MISSING: 7, UNPARSEABLE_TS: 6, FUTURE_TS: 2, PROPS_NOT_OBJECT: 4, UNREADABLE: 4, INVALID_TYPE: 5,
     }  # fmt: skip
+    # Contract v1.1 names and identifier types (c/v11.*): 4 JSONL rows and 1 Parquet row are invalid.
+    v11 = {event.event_id: event for event in ref.staging.staged if event.source_file.startswith("c/v11")}
+    assert sorted(v11) == ["1101", "1102", "2101", "2102", "v11-1", "v11-2", "v11-3", "v11c-1", "v11c-2"]
+    assert [v11[key].event_type for key in ("v11-2", "v11-3", "v11c-2", "1101")] == [
+        "user_message", "agent_message", "user_message", "stage_reached",
+    ]  # fmt: skip
+    assert v11["1101"].properties == {"funnel": "sales", "stage": "booked"}
+    assert v11["1102"].conversation_id == "77" and v11["v11-1"].properties == {"agent_id": "v11-agent"}
     # Blank lines are not rows.
     assert all(text.strip() for _, _, _, text in read_file(tmp_path / "a" / "events.jsonl"))
 

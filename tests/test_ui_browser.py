@@ -155,7 +155,7 @@ def test_asset_graph_lists_our_assets(ui_url):
             )
             page.screenshot(path=str(OUTPUT / "dagster_fct_conversations_checks.png"))
             assert "not_null_fct_conversations_conversation_id" in checks
-            raw_checks = _open(page, f"{ui_url}/assets/raw/events?view=checks", "raw_events_suite")
+            raw_checks = _open(page, f"{ui_url}/assets/audit/reconciliation?view=checks", "raw_events_suite")
             assert "blocking" in raw_checks.lower()
 
             # Schedules and the sensor.

@@ -1,5 +1,7 @@
 {#- A readable reconstruction of a raw row (contract field -> text value) for
-    rows whose original line was not kept verbatim. -#}
+    rows whose original line was not kept verbatim, with the fields the loader
+    kept with their JSON types (raw_typed_fields: aliases such as `id`,
+    identifiers sent as numbers or objects) laid over it. -#}
 {% macro raw_row_as_json(relation_alias) -%}
     {{ return(adapter.dispatch('raw_row_as_json', 'convo_warehouse')(relation_alias)) }}
 {%- endmacro %}
@@ -19,7 +21,7 @@
 {%- endmacro %}
 
 {% macro duckdb__raw_row_as_json(relation_alias) -%}
-    cast(json_object(
+    cast(json_merge_patch(json_object(
         'event_id', {{ relation_alias }}.raw_event_id,
         'conversation_id', {{ relation_alias }}.raw_conversation_id,
         'session_id', {{ relation_alias }}.raw_session_id,
@@ -29,5 +31,5 @@
         'timestamp', {{ relation_alias }}.raw_timestamp,
         'channel', {{ relation_alias }}.raw_channel,
         'properties', {{ relation_alias }}.raw_properties
-    ) as {{ dbt.type_string() }})
+    ), coalesce({{ relation_alias }}.raw_typed_fields, '{}')) as {{ dbt.type_string() }})
 {%- endmacro %}

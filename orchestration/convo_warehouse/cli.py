@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "classify-eval": "convo_warehouse.commands.classify_eval:classify_eval",
     "classify": "convo_warehouse.commands.classify:classify",
     "collect": "convo_warehouse.commands.collect:collect",
+    "dashboard": "convo_warehouse.commands.dashboard:dashboard",
+    "export": "convo_warehouse.commands.export:export",
     "patterns": "convo_warehouse.commands.patterns:patterns",
     "run": "convo_warehouse.commands.run:run",
     "ui": "convo_warehouse.commands.ui:ui",

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import dagster as dg
 import duckdb
 
-from convo_warehouse.lib.warehouse import WarehouseBusyError
+from convo_warehouse.lib.warehouse import WarehouseBusyError, busy_message, warehouse_path
 
 WRITER_POOL = "duckdb_writer"
 WRITER_TAG_KEY = "convo_warehouse/writer"
@@ -52,10 +52,21 @@ def is_busy_error(error: BaseException) -> bool:
     )
 
 
-def busy_retry(context, error: BaseException) -> dg.RetryRequested:
-    """A ``RetryRequested`` with exponential backoff for the step's next attempt."""
+def explain_busy(error: BaseException) -> str:
+    """The busy error in words: who holds the warehouse (writer or readers, which process), what to do."""
+    if isinstance(error, WarehouseBusyError):
+        return str(error)
+    return busy_message(warehouse_path(), "write", str(error))
+
+
+def busy_retry(context, error: BaseException) -> dg.RetryRequested | WarehouseBusyError:
+    """A ``RetryRequested`` with exponential backoff for the step's next attempt; after the
+    last retry, a ``WarehouseBusyError`` saying who holds the warehouse (raise either)."""
+    explained = explain_busy(error)
+    if context.retry_number >= BUSY_MAX_RETRIES:
+        return WarehouseBusyError(f"{explained} (gave up after {BUSY_MAX_RETRIES} retries)")
     wait = BUSY_FIRST_WAIT_SECONDS * 2**context.retry_number
-    context.log.warning(f"warehouse busy, retrying in {wait} s: {error}")
+    context.log.warning(f"warehouse busy, retrying in {wait} s: {explained}")
     return dg.RetryRequested(max_retries=BUSY_MAX_RETRIES, seconds_to_wait=wait)
 
 

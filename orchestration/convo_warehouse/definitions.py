@@ -12,7 +12,7 @@ import importlib.util
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from convo_warehouse.assets import ingest
+from convo_warehouse.assets import ingest, serving
 from convo_warehouse.assets.dbt import dbt_models
 from convo_warehouse.checks.alerts import METRIC_ALERTS, metric_alerts_check
 from convo_warehouse.checks.gx_checks import gx_asset_checks
@@ -22,7 +22,8 @@ from convo_warehouse.resources import WarehouseResource
 from convo_warehouse.schedules import schedules
 from convo_warehouse.sensors import landing_files_sensor
 
-_asset_modules = [ingest]
+# serving: the published snapshot, downstream of every mart.
+_asset_modules = [ingest, serving]
 # The stage classifier's asset module (owned by the classification work).
 if importlib.util.find_spec("convo_warehouse.assets.classification") is not None:
     from convo_warehouse.assets import classification

@@ -22,7 +22,8 @@ CLASSIFICATION_KEYS = (
 
 # New landing files -> raw -> every dbt asset downstream of raw (staging is
 # incremental with a lookback, so only affected days are recomputed), plus
-# the seeds staging reads. The classifier (possibly an LLM, the costly part)
+# the seeds and everything downstream of them (their staging models, which
+# fill in optional columns). The classifier (possibly an LLM, the costly part)
 # is left to the daily job; funnel marts are rebuilt with the classifications
 # made so far. Asset checks of the selected assets (dbt tests, GX suites,
 # alerts) run with them.
@@ -30,7 +31,7 @@ load_and_rebuild_job = dg.define_asset_job(
     name="load_and_rebuild_job",
     selection=(
         dg.AssetSelection.assets(RAW_EVENTS, RAW_LOADED_FILES).downstream()
-        | dg.AssetSelection.groups("seeds")
+        | dg.AssetSelection.groups("seeds").downstream()
     )
     - dg.AssetSelection.assets(*CLASSIFICATION_KEYS),
     description="Load new landing files and rebuild what they affect (no classification).",

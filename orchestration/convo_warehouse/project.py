@@ -1,4 +1,5 @@
-"""The dbt project Dagster builds assets from: the repository root.
+"""The dbt project Dagster builds assets from: the repository root, or
+``CONVO_DBT_PROJECT_DIR`` (a copy of the project, e.g. with your own seeds).
 
 The manifest (``<target>/manifest.json``) must exist before the definitions
 load. Under ``dagster dev`` ``prepare_if_dev()`` runs ``dbt parse`` for us;
@@ -19,15 +20,17 @@ from pathlib import Path
 from dagster_dbt import DbtProject
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The dbt project (dbt_project.yml, profiles.yml, models, seeds, ...).
+PROJECT_DIR = Path(os.environ.get("CONVO_DBT_PROJECT_DIR") or REPO_ROOT).resolve()
 
 
 def target_path() -> Path:
-    """Where dbt writes its artifacts: ``DBT_TARGET_PATH`` or ``<repo>/target``."""
+    """Where dbt writes its artifacts: ``DBT_TARGET_PATH`` or ``<project>/target``."""
     value = os.environ.get("DBT_TARGET_PATH")
     if not value:
-        return REPO_ROOT / "target"
+        return PROJECT_DIR / "target"
     path = Path(value)
-    return path if path.is_absolute() else REPO_ROOT / path
+    return path if path.is_absolute() else PROJECT_DIR / path
 
 
 def manifest_path() -> Path:
@@ -52,10 +55,10 @@ def ensure_manifest(force: bool = False) -> Path:
     env = {
         **os.environ,
         "DBT_TARGET_PATH": str(target_path()),
-        "DBT_PROFILES_DIR": os.environ.get("DBT_PROFILES_DIR", str(REPO_ROOT)),
+        "DBT_PROFILES_DIR": os.environ.get("DBT_PROFILES_DIR", str(PROJECT_DIR)),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
-    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True)
     if result.returncode != 0 or not path.exists():
         raise RuntimeError(
             f"`dbt parse` failed, so the Dagster definitions cannot load "
@@ -65,8 +68,8 @@ def ensure_manifest(force: bool = False) -> Path:
 
 
 dbt_project = DbtProject(
-    project_dir=REPO_ROOT,
-    profiles_dir=REPO_ROOT,
+    project_dir=PROJECT_DIR,
+    profiles_dir=PROJECT_DIR,
     target_path=target_path(),
 )
 dbt_project.prepare_if_dev()

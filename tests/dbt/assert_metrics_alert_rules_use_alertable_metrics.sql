@@ -9,7 +9,7 @@ alert_rules as (
         alert_rules.rule_name,
         alert_rules.metric_name,
         alert_rules.min_sample
-    from {{ ref('alert_rules') }} as alert_rules
+    from {{ ref('stg_seeds__alert_rules') }} as alert_rules
 ),
 
 dim_metrics as (

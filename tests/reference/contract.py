@@ -73,7 +73,16 @@ ALIASES = {
     "abandoned": "conversation_abandoned",
     "session_end": "conversation_ended",
     "ab_exposure": "experiment_exposure",
+    # events.md v1.1: "A meeting_booked event is a stage_reached event".
+    "meeting_booked": "stage_reached",
 }
+
+# events.md, "Field names seen in the wild (v1.1)": alias -> canonical field.
+FIELD_ALIASES = {"id": "event_id", "message_id": "event_id", "metadata": "properties"}
+# events.md v1.1: a sender on message_received / agent_message decides the side.
+USER_SENDERS = frozenset({"prospect", "user", "customer", "visitor", "lead"})
+# events.md v1.1: meeting_booked is stage_reached with these properties.
+MEETING_BOOKED = {"funnel": "sales", "stage": "booked"}
 
 # Rejection reasons (names as the reference spells them; the test maps them).
 UNREADABLE = "unreadable_line"
@@ -81,6 +90,7 @@ MISSING = "missing_required_field"
 UNPARSEABLE_TS = "unparseable_timestamp"
 FUTURE_TS = "future_timestamp"
 PROPS_NOT_OBJECT = "properties_not_object"
+INVALID_TYPE = "invalid_field_type"
 
 EPOCH = datetime(1970, 1, 1)
 
@@ -366,16 +376,49 @@ class Rejection:
     row: RawRow | None = None
 
 
+def _with_field_aliases(rec: dict[str, Any]) -> dict[str, Any]:
+    """v1.1 field names read as their canonical field; the canonical name wins when both are present.
+
+    Reading: "present" is the required-field reading (not null, not an empty
+    string); among several aliases of one field, the first by name (`id`
+    before `message_id`).
+    """
+    rec = dict(rec)
+    for alias in sorted(FIELD_ALIASES):
+        canonical = FIELD_ALIASES[alias]
+        if alias in rec and not _present(rec.get(canonical)) and _present(rec[alias]):
+            rec[canonical] = rec[alias]
+    return rec
+
+
+def _identifier(value: Any) -> tuple[bool, str | None]:
+    """(valid type, text). events.md: an object, array or boolean is invalid; a number is its
+    decimal text, an integer as `123`, not `123.0`.
+
+    Reading: a number with an integral value (`123.0`) is an integer; a fractional one keeps
+    Python's shortest text (`12.5`).
+    """
+    if value is None or isinstance(value, str):
+        return True, value
+    if isinstance(value, bool) or isinstance(value, (dict, list)):
+        return False, None
+    if isinstance(value, int):
+        return True, str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return True, str(int(value)) if value.is_integer() else repr(value)
+    return True, _text(value)
+
+
 def validate(row: RawRow, aliases: dict[str, str]) -> Event | Rejection:
     """One raw row -> a candidate event or a rejection (first failing rule wins).
 
     Reading: when a row breaks several rules, the order is unreadable, missing
-    required field, unparseable timestamp, future timestamp, properties not an
-    object (the contract does not rank them).
+    required field, identifier of an invalid type, unparseable timestamp,
+    future timestamp, properties not an object (the contract does not rank them).
     """
     if row.record is None:
         return Rejection(row.source_file, row.row_number, row.load_id, UNREADABLE, row)
-    rec = row.record
+    rec = _with_field_aliases(row.record)
     # Both present: conversation_id wins; reading: an empty conversation_id is
     # missing, so session_id is used.
     conversation_id = rec.get("conversation_id")
@@ -387,6 +430,10 @@ def validate(row: RawRow, aliases: dict[str, str]) -> Event | Rejection:
     event_id, event_type, timestamp = rec.get("event_id"), rec.get("event_type"), rec.get("timestamp")
     if not all(_present(value) for value in (event_id, conversation_id, event_type, timestamp)):
         return Rejection(row.source_file, row.row_number, row.load_id, MISSING, row)
+    identifiers = [_identifier(value) for value in (event_id, conversation_id, user_id)]
+    if not all(valid for valid, _ in identifiers):
+        return Rejection(row.source_file, row.row_number, row.load_id, INVALID_TYPE, row)
+    (_, event_id), (_, conversation_id), (_, user_id) = identifiers
     event_at = parse_timestamp(timestamp)
     if event_at is None:
         return Rejection(row.source_file, row.row_number, row.load_id, UNPARSEABLE_TS, row)
@@ -395,18 +442,23 @@ def validate(row: RawRow, aliases: dict[str, str]) -> Event | Rejection:
     ok, properties = parse_properties(rec.get("properties"))
     if not ok:
         return Rejection(row.source_file, row.row_number, row.load_id, PROPS_NOT_OBJECT, row)
+    properties = properties or {}
     raw_type = _text(event_type)
     canonical = aliases.get(raw_type, raw_type)
+    if canonical == "agent_message" and str(properties.get("sender") or "").strip().lower() in USER_SENDERS:
+        canonical = "user_message"
+    if raw_type == "meeting_booked":
+        properties = {**properties, **MEETING_BOOKED}
     return Event(
-        event_id=_text(event_id),
-        conversation_id=_text(conversation_id),
-        user_id=_text(user_id),
+        event_id=event_id,
+        conversation_id=conversation_id,
+        user_id=user_id,
         event_type=canonical,
         raw_event_type=raw_type,
         is_known_type=canonical in CANONICAL_TYPES,
         event_at=event_at,
         channel=_text(rec.get("channel")),
-        properties=properties or {},
+        properties=properties,
         load_id=row.load_id,
         source_file=row.source_file,
         row_number=row.row_number,

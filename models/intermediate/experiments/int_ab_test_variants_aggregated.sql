@@ -7,8 +7,8 @@ experiments as (
         variant_order,
         is_control,
         weight,
-        coalesce(primary_metric, 'conversion_rate') as primary_metric
-    from {{ ref('experiments') }}
+        primary_metric
+    from {{ ref('stg_seeds__experiments') }}
 ),
 
 exposures as (

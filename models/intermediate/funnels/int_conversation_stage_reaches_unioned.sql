@@ -8,7 +8,7 @@ stage_rules as (
         stage,
         reached_by,
         reached_by_value
-    from {{ ref('funnel_stages') }}
+    from {{ ref('stg_seeds__funnel_stages') }}
 ),
 
 funnel_stages as (

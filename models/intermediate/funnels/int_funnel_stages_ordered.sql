@@ -5,7 +5,7 @@ funnel_stage_rules as (
         funnel_name,
         stage_order,
         stage
-    from {{ ref('funnel_stages') }}
+    from {{ ref('stg_seeds__funnel_stages') }}
 ),
 
 funnel_stages as (

@@ -27,7 +27,7 @@ experiments as (
         test_name,
         variant,
         variant_order
-    from {{ ref('experiments') }}
+    from {{ ref('stg_seeds__experiments') }}
 ),
 
 -- the assignment rule's list: the seed's variants in variant_order, 0-based

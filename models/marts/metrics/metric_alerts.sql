@@ -22,7 +22,7 @@ rules as (
         alert_rules.time_window,
         alert_rules.severity,
         cast(alert_rules.min_sample as {{ dbt.type_bigint() }}) as min_sample
-    from {{ ref('alert_rules') }} as alert_rules
+    from {{ ref('stg_seeds__alert_rules') }} as alert_rules
 ),
 
 hourly_metrics as (

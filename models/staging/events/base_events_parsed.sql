@@ -1,21 +1,25 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='delete+insert',
+        unique_key='load_id',
         on_schema_change='append_new_columns',
     )
 }}
 {#- Incremental because parsing JSON is the expensive step: each raw row is
     parsed once, in the run that loaded it. Every rule here depends only on
-    the row itself and its load time, so an incremental run and a full refresh
-    give the same rows. A property column added to the lists below appears in
-    an existing warehouse without a full refresh (append_new_columns); rows
-    parsed before it keep null there until `dbt build --full-refresh`. -#}
+    the row itself, its load time and seeds/field_aliases.csv, so an
+    incremental run and a full refresh give the same rows: when the field
+    aliases change (field_aliases_fingerprint), every load run is parsed
+    again and replaces its rows (delete+insert by load_id). A property
+    column added to the lists below appears in an existing warehouse without
+    a full refresh (append_new_columns); rows parsed before it keep null
+    there until `dbt build --full-refresh`. -#}
 
 {%- set text_properties = [
     'device', 'source', 'language', 'environment', 'page_url', 'agent_id', 'content',
     'intent', 'model', 'tool_name', 'topic', 'reason', 'rating', 'comment', 'goal',
-    'funnel', 'stage', 'test_name', 'variant', 'button', 'flow_name',
+    'funnel', 'stage', 'test_name', 'variant', 'button', 'flow_name', 'sender',
 ] -%}
 {%- set number_properties = ['lead_score', 'intent_confidence', 'sentiment', 'latency_ms'] -%}
 {%- set integer_properties = [
@@ -28,10 +32,36 @@
     ('session_id', 'raw_session_id'), ('user_id', 'raw_user_id'),
     ('customer_id', 'raw_customer_id'), ('event_type', 'raw_event_type_text'),
     ('event_timestamp', 'raw_timestamp'), ('channel', 'raw_channel'),
-    ('properties', 'raw_properties'),
+    ('properties', 'raw_properties'), ('typed_fields', 'raw_typed_fields'),
 ] -%}
+{#- Every field seeds/field_aliases.csv may map to. -#}
+{%- set aliasable_fields = [
+    'event_id', 'conversation_id', 'user_id', 'event_type', 'timestamp', 'channel', 'properties',
+] -%}
+{#- Identifiers sent as one of these JSON kinds are quarantined. -#}
+{%- set invalid_kinds = "('object', 'array', 'boolean')" -%}
 
 with
+
+field_aliases as (
+    select
+        alias_field,
+        canonical_field
+    from {{ ref('stg_seeds__field_aliases') }}
+),
+
+field_aliases_fingerprinted as (
+    select
+        coalesce(
+            {{ dbt.listagg(
+                "field_aliases.alias_field || '>' || field_aliases.canonical_field",
+                "','",
+                "order by field_aliases.alias_field, field_aliases.canonical_field",
+            ) }},
+            ''
+        ) as field_aliases_fingerprint
+    from field_aliases
+),
 
 raw_events as (
     select
@@ -49,43 +79,164 @@ raw_events as (
         channel,
         properties,
         raw_record,
-        parse_error
+        parse_error,
+        typed_fields
     from {{ source('raw', 'events') }}
     {% if is_incremental() %}
-        where load_id > (select coalesce(max(this.load_id), 0) from {{ this }} as this)
+        -- new load runs; every run again when the field aliases changed
+        where
+            load_id > (select coalesce(max(this.load_id), 0) from {{ this }} as this)
+            or (select coalesce(max(this.field_aliases_fingerprint), '') from {{ this }} as this)
+            <> (select field_aliases_fingerprinted.field_aliases_fingerprint from field_aliases_fingerprinted)
     {% endif %}
+),
+
+-- Fields sent under a name of seeds/field_aliases.csv (the loader keeps them
+-- in typed_fields): per row and canonical field, the first alias present by
+-- alias name. Rows without typed_fields (the usual case) skip this.
+aliases_present as (
+    select
+        raw_events.load_id,
+        raw_events.source_file,
+        raw_events.row_number,
+        field_aliases.canonical_field,
+        field_aliases.alias_field,
+        {{ json_value_at('raw_events.typed_fields', 'field_aliases.alias_field') }} as alias_json
+    from raw_events
+    cross join field_aliases
+    where raw_events.typed_fields is not null
+),
+
+aliases_chosen as (
+    select aliases_present.*
+    from aliases_present
+    where nullif(trim({{ json_unquote('aliases_present.alias_json') }}), '') is not null
+    qualify row_number() over (
+        partition by
+            aliases_present.load_id,
+            aliases_present.source_file,
+            aliases_present.row_number,
+            aliases_present.canonical_field
+        order by aliases_present.alias_field
+    ) = 1
+),
+
+aliases_pivoted as (
+    select
+        aliases_chosen.load_id,
+        aliases_chosen.source_file,
+        {%- for field in ['event_id', 'conversation_id', 'user_id'] %}
+            max(case when aliases_chosen.canonical_field = '{{ field }}' then aliases_chosen.alias_field end)
+                as {{ field }}_alias,
+        {%- endfor %}
+        {%- for field in aliasable_fields %}
+            max(case when aliases_chosen.canonical_field = '{{ field }}' then aliases_chosen.alias_json end)
+                as {{ field }}_alias_json,
+        {%- endfor %}
+        aliases_chosen.row_number
+    from aliases_chosen
+    group by
+        aliases_chosen.load_id,
+        aliases_chosen.source_file,
+        aliases_chosen.row_number
+),
+
+-- Each field as sent: the canonical name wins, then the contract's v1 alias
+-- (session_id, customer_id), then the seed's aliases. Identifiers keep the
+-- name they were sent under and their JSON kind (the loader's typed_fields
+-- holds the ones not sent as text).
+fields_resolved as (
+    select
+        raw_events.*,
+        case
+            when nullif(trim(raw_events.event_id), '') is not null then 'event_id'
+            else aliases_pivoted.event_id_alias
+        end as event_id_sent_as,
+        case
+            when nullif(trim(raw_events.conversation_id), '') is not null then 'conversation_id'
+            when nullif(trim(raw_events.session_id), '') is not null then 'session_id'
+            else aliases_pivoted.conversation_id_alias
+        end as conversation_id_sent_as,
+        case
+            when nullif(trim(raw_events.user_id), '') is not null then 'user_id'
+            when nullif(trim(raw_events.customer_id), '') is not null then 'customer_id'
+            else aliases_pivoted.user_id_alias
+        end as user_id_sent_as,
+        coalesce(
+            nullif(trim(raw_events.event_id), ''),
+            trim({{ json_unquote('aliases_pivoted.event_id_alias_json') }})
+        ) as event_id_text,
+        coalesce(
+            nullif(trim(raw_events.conversation_id), ''),
+            nullif(trim(raw_events.session_id), ''),
+            trim({{ json_unquote('aliases_pivoted.conversation_id_alias_json') }})
+        ) as conversation_id_text,
+        coalesce(
+            nullif(trim(raw_events.user_id), ''),
+            nullif(trim(raw_events.customer_id), ''),
+            trim({{ json_unquote('aliases_pivoted.user_id_alias_json') }})
+        ) as user_id_text,
+        coalesce(
+            nullif(trim(raw_events.event_type), ''),
+            trim({{ json_unquote('aliases_pivoted.event_type_alias_json') }})
+        ) as event_type_text,
+        coalesce(
+            nullif(trim(raw_events.event_timestamp), ''),
+            trim({{ json_unquote('aliases_pivoted.timestamp_alias_json') }})
+        ) as timestamp_text,
+        coalesce(
+            nullif(trim(raw_events.channel), ''),
+            trim({{ json_unquote('aliases_pivoted.channel_alias_json') }})
+        ) as channel_text,
+        coalesce(raw_events.properties, aliases_pivoted.properties_alias_json) as properties_text,
+        aliases_pivoted.event_id_alias_json,
+        aliases_pivoted.conversation_id_alias_json,
+        aliases_pivoted.user_id_alias_json
+    from raw_events
+    left join aliases_pivoted
+        on
+            raw_events.load_id = aliases_pivoted.load_id
+            and raw_events.source_file = aliases_pivoted.source_file
+            and raw_events.row_number = aliases_pivoted.row_number
+),
+
+identifiers_typed as (
+    select
+        fields_resolved.*,
+        {{ sent_json_kind('fields_resolved', 'event_id') }} as event_id_kind,
+        {{ sent_json_kind('fields_resolved', 'conversation_id') }} as conversation_id_kind,
+        {{ sent_json_kind('fields_resolved', 'user_id') }} as user_id_kind
+    from fields_resolved
 ),
 
 fields_cleaned as (
     select
-        raw_events.*,
-        nullif(trim(raw_events.event_id), '') as clean_event_id,
-        coalesce(
-            nullif(trim(raw_events.conversation_id), ''),
-            nullif(trim(raw_events.session_id), '')
-        ) as clean_conversation_id,
-        coalesce(
-            nullif(trim(raw_events.user_id), ''),
-            nullif(trim(raw_events.customer_id), '')
-        ) as clean_user_id,
-        nullif(trim(raw_events.event_type), '') as clean_event_type,
-        nullif(trim(raw_events.event_timestamp), '') as clean_timestamp,
-        nullif(trim(raw_events.channel), '') as clean_channel,
-        {{ parse_event_timestamp('raw_events.event_timestamp') }} as parsed_event_at,
-        {{ json_object_kind('raw_events.properties') }} as properties_kind
-    from raw_events
+        identifiers_typed.*,
+        {{ identifier_text('identifiers_typed', 'event_id') }} as clean_event_id,
+        {{ identifier_text('identifiers_typed', 'conversation_id') }} as clean_conversation_id,
+        {{ identifier_text('identifiers_typed', 'user_id') }} as clean_user_id,
+        {{ identifier_type_error('identifiers_typed', 'event_id', invalid_kinds) }} as event_id_type_error,
+        {{ identifier_type_error('identifiers_typed', 'conversation_id', invalid_kinds) }}
+            as conversation_id_type_error,
+        {{ identifier_type_error('identifiers_typed', 'user_id', invalid_kinds) }} as user_id_type_error,
+        identifiers_typed.event_type_text as clean_event_type,
+        identifiers_typed.timestamp_text as clean_timestamp,
+        identifiers_typed.channel_text as clean_channel,
+        {{ parse_event_timestamp('identifiers_typed.timestamp_text') }} as parsed_event_at,
+        {{ json_object_kind('identifiers_typed.properties_text') }} as properties_kind
+    from identifiers_typed
 ),
 
 properties_decoded as (
     select
         fields_cleaned.*,
         case
-            when fields_cleaned.properties is null then '{}'
-            when fields_cleaned.properties_kind = 'object' then fields_cleaned.properties
+            when fields_cleaned.properties_text is null then '{}'
+            when fields_cleaned.properties_kind = 'object' then fields_cleaned.properties_text
             when
                 fields_cleaned.properties_kind = 'string'
-                and {{ json_object_kind(json_unquote('fields_cleaned.properties')) }} = 'object'
-                then {{ json_unquote('fields_cleaned.properties') }}
+                and {{ json_object_kind(json_unquote('fields_cleaned.properties_text')) }} = 'object'
+                then {{ json_unquote('fields_cleaned.properties_text') }}
         end as properties_object
     from fields_cleaned
 ),
@@ -102,6 +253,13 @@ rows_validated as (
                 or properties_decoded.clean_event_type is null
                 or properties_decoded.clean_timestamp is null
                 then 'missing_required_field'
+            when
+                coalesce(
+                    properties_decoded.event_id_type_error,
+                    properties_decoded.conversation_id_type_error,
+                    properties_decoded.user_id_type_error
+                ) is not null
+                then 'invalid_field_type'
             when properties_decoded.parsed_event_at is null then 'unparseable_timestamp'
             when
                 properties_decoded.parsed_event_at
@@ -125,6 +283,13 @@ rows_explained as (
                     case when rows_validated.clean_conversation_id is null then 'conversation_id' end,
                     case when rows_validated.clean_event_type is null then 'event_type' end,
                     case when rows_validated.clean_timestamp is null then 'timestamp' end
+                )
+            when 'invalid_field_type'
+                then 'identifier not text or a number: ' || concat_ws(
+                    ', ',
+                    rows_validated.event_id_type_error,
+                    rows_validated.conversation_id_type_error,
+                    rows_validated.user_id_type_error
                 )
             when 'unparseable_timestamp' then 'unparseable timestamp: ' || rows_validated.clean_timestamp
             when 'future_timestamp'
@@ -176,8 +341,10 @@ final as (
         {%- endfor %}
         case
             when rows_explained.rejection_reason is not null then rows_explained.raw_record
-        end as raw_record
+        end as raw_record,
+        field_aliases_fingerprinted.field_aliases_fingerprint
     from rows_explained
+    cross join field_aliases_fingerprinted
 )
 
 select * from final

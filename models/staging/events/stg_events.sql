@@ -1,5 +1,6 @@
 {#- A full rebuild (cheap: parsing happened in base_events_parsed), so that an
     alias added to the seed later re-maps events staged before it. -#}
+{%- set user_message_senders = "'" ~ (var('user_message_senders') | join("', '")) ~ "'" -%}
 
 with
 
@@ -42,6 +43,7 @@ events_parsed as (
         variant,
         button,
         flow_name,
+        sender,
         total_turns,
         abandoned_at_turn,
         load_id,
@@ -67,8 +69,10 @@ delivery_keys as (
 event_type_aliases as (
     select
         alias,
-        event_type
-    from {{ ref('event_type_aliases') }}
+        event_type,
+        funnel,
+        stage
+    from {{ ref('stg_seeds__event_type_aliases') }}
 ),
 
 event_types as (
@@ -110,14 +114,35 @@ events_deduplicated as (
     where later_deliveries.event_id is null
 ),
 
-events_typed as (
+-- An alias may also assert a funnel stage (meeting_booked -> stage_reached,
+-- sales / booked): the alias's funnel and stage win over the properties'.
+events_aliased as (
     select
         events_deduplicated.*,
         coalesce(event_type_aliases.event_type, lower(events_deduplicated.raw_event_type))
-            as canonical_event_type
+            as aliased_event_type,
+        coalesce(event_type_aliases.funnel, events_deduplicated.funnel) as aliased_funnel,
+        coalesce(event_type_aliases.stage, events_deduplicated.stage) as aliased_stage
     from events_deduplicated
     left join event_type_aliases
         on lower(events_deduplicated.raw_event_type) = event_type_aliases.alias
+),
+
+-- A message the agent side reports (message_received, agent_message) is the
+-- user's when its sender property names the user's side (var
+-- user_message_senders); agent, bot, assistant, any other sender or none
+-- keep agent_message.
+events_typed as (
+    select
+        events_aliased.*,
+        case
+            when
+                events_aliased.aliased_event_type = 'agent_message'
+                and lower(trim(events_aliased.sender)) in ({{ user_message_senders }})
+                then 'user_message'
+            else events_aliased.aliased_event_type
+        end as canonical_event_type
+    from events_aliased
 ),
 
 final as (
@@ -156,12 +181,13 @@ final as (
         events_typed.rating,
         events_typed.comment,
         events_typed.goal,
-        events_typed.funnel,
-        events_typed.stage,
+        events_typed.aliased_funnel as funnel,
+        events_typed.aliased_stage as stage,
         events_typed.test_name,
         events_typed.variant,
         events_typed.button,
         events_typed.flow_name,
+        events_typed.sender,
         events_typed.total_turns,
         events_typed.abandoned_at_turn,
         events_typed.load_id,

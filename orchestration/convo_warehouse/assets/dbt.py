@@ -40,6 +40,11 @@ SOURCE_ASSET_KEYS: dict[tuple[str, str], dg.AssetKey] = {
     ("classification", "conversation_judgments"): dg.AssetKey(["classification", "conversation_judgments"]),
 }
 
+# A production run builds and checks data: models, seeds and data tests.
+# dbt unit tests check our SQL against fixtures; they run in `make test` and
+# CI (`dbt build` there), never in a scheduled run or `convo-warehouse run`.
+PRODUCTION_BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
+
 # Top-level folders under models/ that are layers (and Dagster groups).
 MODEL_LAYERS = ("staging", "intermediate", "marts", "quarantine", "audit")
 
@@ -112,7 +117,7 @@ def dbt_models(
     os.environ.update(overrides)
     try:
         with writer_lock(warehouse.database):
-            invocation = dbt.cli(["build"], context=context, raise_on_error=False)
+            invocation = dbt.cli(PRODUCTION_BUILD_ARGS, context=context, raise_on_error=False)
             yield from invocation.stream()
             error = invocation.get_error()
     except Exception as busy:  # the lock itself: WarehouseBusyError

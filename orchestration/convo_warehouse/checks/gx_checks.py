@@ -1,7 +1,9 @@
 """Great Expectations suites as Dagster asset checks.
 
-* ``raw_events_suite`` on ``raw/events``: runs right after the loader, before
-  any dbt model reads the batch.
+* ``raw_events_suite`` on ``audit/reconciliation``: after staging, one row per
+  landing file of the newest load: every raw row accounted for (critical),
+  and files or loads with many quarantined rows (warnings naming the file
+  and the fix). It reads staging's verdicts; it re-derives no rule.
 * ``marts_*_suite`` on each mart that exists in the dbt project
   (``fct_conversations``, ``metrics_daily``, ``funnel_stage_daily``,
   ``ab_test_results``): run right after the mart is built.
@@ -22,11 +24,12 @@ from convo_warehouse.assets.dbt import dbt_models
 from convo_warehouse.concurrency import WRITER_POOL, retry_when_busy
 from convo_warehouse.checks import suites
 from convo_warehouse.lib.warehouse import writer_lock
-from convo_warehouse.project import REPO_ROOT
 from convo_warehouse.resources import WarehouseResource
 
 
-def check_result(outcome) -> dg.AssetCheckResult:
+def check_result(
+    outcome, description: str | None = None, extra_metadata: dict[str, object] | None = None
+) -> dg.AssetCheckResult:
     """An asset check result from a ``SuiteOutcome``: ERROR on critical failures, else WARN."""
     severity = (
         dg.AssetCheckSeverity.ERROR if outcome.critical_failures else dg.AssetCheckSeverity.WARN
@@ -52,7 +55,10 @@ def check_result(outcome) -> dg.AssetCheckResult:
                 "failing_rows_sample": item.failing_rows[:5],
             }
         )
-    return dg.AssetCheckResult(passed=outcome.passed, severity=severity, metadata=metadata)
+    metadata.update(extra_metadata or {})
+    return dg.AssetCheckResult(
+        passed=outcome.passed, severity=severity, metadata=metadata, description=description
+    )
 
 
 def _skipped(suite_name: str, asset_key: str, reason: str):
@@ -71,15 +77,20 @@ def _skipped(suite_name: str, asset_key: str, reason: str):
     )
 
 
+RECONCILIATION = dg.AssetKey(["audit", "reconciliation"])
+
+
 @dg.asset_check(
-    asset=dg.AssetKey(["raw", "events"]),
+    asset=RECONCILIATION,
     name="raw_events_suite",
     blocking=True,
     pool=WRITER_POOL,
     description=(
-        "GX raw_events_suite on the newest load: required fields present, event types known "
-        "or aliased, timestamps parse and lie within bounds, properties parse as an object. "
-        "Critical if more than 10% of the batch fails a rule (blocks staging), warning above 2%."
+        "GX raw_events_suite on the newest load, per landing file, after staging: every raw row "
+        "parsed, staged or quarantined (critical: otherwise the marts are wrong); a file with more "
+        f"than {suites.RAW_FILE_WARNING_SHARE:.0%} of its rows quarantined, or a load with more than "
+        f"{suites.RAW_LOAD_WARNING_SHARE:.0%}, is a warning naming the file and the fix (the good "
+        "files are staged and the marts built)."
     ),
 )
 def raw_events_suite_check(
@@ -87,16 +98,29 @@ def raw_events_suite_check(
 ) -> dg.AssetCheckResult:
     from convo_warehouse.checks.validation import store_outcome, table_exists, validate
 
+    files_to_fix: list[str] = []
     with retry_when_busy(context), writer_lock(warehouse.database), warehouse.connect() as con:
-        if not table_exists(con, "raw.events"):
-            outcome = _skipped(suites.RAW_EVENTS_SUITE, "raw/events", "raw.events does not exist")
+        missing = [name for name in suites.RAW_EVENTS_READS if not table_exists(con, name)]
+        if missing:
+            outcome = _skipped(
+                suites.RAW_EVENTS_SUITE, "audit/reconciliation", f"missing table(s): {', '.join(missing)}"
+            )
         else:
-            frame = suites.raw_events_frame(con)
-            suite = suites.raw_events_suite(suites.known_event_types(REPO_ROOT / "seeds"))
-            outcome = validate(suite, frame, "raw/events", suites.RAW_EVENTS_INDEX)
+            frame = con.execute(suites.RAW_EVENTS_QUERY).df()
+            outcome = validate(
+                suites.raw_events_suite(), frame, "audit/reconciliation", suites.RAW_EVENTS_INDEX
+            )
             store_outcome(con, outcome, context.run.run_id)
+            files_to_fix = suites.raw_files_to_fix(frame)
     context.log.info(outcome.summary())
-    return check_result(outcome)
+    for line in files_to_fix:
+        context.log.warning(line)
+    extra = (
+        {"files_to_fix": dg.MetadataValue.md("\n".join(f"- {line}" for line in files_to_fix))}
+        if files_to_fix
+        else None
+    )
+    return check_result(outcome, "\n".join(files_to_fix) or None, extra)
 
 
 def _mart_check(mart: suites.MartSuite) -> dg.AssetChecksDefinition:

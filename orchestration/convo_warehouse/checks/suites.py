@@ -11,9 +11,11 @@ Every expectation carries ``meta={"severity": "critical" | "warning"}``:
   a broken model). A failure blocks downstream assets.
 * ``warning``: worth a look (more bad rows than usual). Reported, not blocking.
 
-The raw suite tolerates the bad rows the contract expects (they go to
-quarantine): the same rule appears twice, a strict ``mostly`` as a warning
-and a loose one as critical.
+The raw suite re-derives no staging rule: it reads staging's verdicts
+(``base_events_parsed.rejection_reason``, ``rejected_events``) per landing
+file of the newest load and checks the accounting (critical: a row lost
+between raw and staging makes every mart wrong) and the shares quarantined
+(warnings naming the file and the fix: the good files flow on).
 
 What dbt tests express simply (unique keys, accepted values) stays in dbt;
 these suites cover shares of bad rows, bounds and cross-table counts.
@@ -21,14 +23,8 @@ these suites cover shares of bad rows, bounds and cross-table counts.
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import duckdb
 
 if TYPE_CHECKING:  # GX costs ~3 s to import: only when a suite is built.
     import great_expectations as gx
@@ -37,15 +33,12 @@ if TYPE_CHECKING:  # GX costs ~3 s to import: only when a suite is built.
 CRITICAL = "critical"
 WARNING = "warning"
 
-# A raw batch may hold up to this share of bad rows before the run stops
-# (critical), and this share before it is reported (warning).
-RAW_CRITICAL_MOSTLY = 0.90
-RAW_WARNING_MOSTLY = 0.98
-# Largest raw batch validated row by row; a bigger load is sampled.
-RAW_MAX_ROWS = 500_000
-# Earliest plausible event time, and how far ahead of its load an event may be.
-EARLIEST_EVENT_AT = dt.datetime(2000, 1, 1)
-MAX_HOURS_AHEAD_OF_LOAD = 24
+# A landing file with more than this share of its rows quarantined is
+# reported (a producer sends something systematically wrong), and so is a
+# load with more than this share overall. The generator's demo files carry
+# up to ~10 % bad rows on purpose.
+RAW_FILE_WARNING_SHARE = 0.25
+RAW_LOAD_WARNING_SHARE = 0.05
 
 RAW_EVENTS_SUITE = "raw_events_suite"
 FCT_CONVERSATIONS_SUITE = "marts_fct_conversations_suite"
@@ -63,131 +56,156 @@ def _meta(severity: str, why: str) -> dict[str, str]:
 # ---------------------------------------------------------------------------
 
 
-def known_event_types(seeds_dir: Path) -> list[str]:
-    """Canonical event types and their aliases, from the seed CSVs (lower case)."""
-    values: set[str] = set()
-    for name, column in (("event_types.csv", "event_type"), ("event_type_aliases.csv", "alias")):
-        path = seeds_dir / name
-        if not path.exists():
-            continue
-        with open(path, newline="", encoding="utf-8") as handle:
-            values.update(
-                row[column].strip().lower() for row in csv.DictReader(handle) if row.get(column)
-            )
-    return sorted(values)
-
-
-def raw_events_suite(event_types: Iterable[str]) -> gx.ExpectationSuite:
-    """Checks on the newest raw batch, before staging reads it."""
+def raw_events_suite() -> gx.ExpectationSuite:
+    """Checks on the newest load, one row per landing file, after staging ran."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
-    event_types = sorted(event_types)
-    expectations: list[Any] = []
-    for severity, mostly in ((CRITICAL, RAW_CRITICAL_MOSTLY), (WARNING, RAW_WARNING_MOSTLY)):
-        share = f"at least {mostly:.0%} of the batch"
-        for column in ("event_id", "conversation_id", "event_type", "event_timestamp"):
-            expectations.append(
-                gxe.ExpectColumnValuesToNotBeNull(
-                    column=column,
-                    mostly=mostly,
-                    meta=_meta(severity, f"required field {column} present in {share}"),
-                )
-            )
-        expectations += [
-            gxe.ExpectColumnValuesToBeInSet(
-                column="event_type_normalised",
-                value_set=event_types,
-                mostly=mostly,
-                meta=_meta(severity, f"event type known or an alias in {share}"),
+    return gx.ExpectationSuite(
+        name=RAW_EVENTS_SUITE,
+        expectations=[
+            gxe.ExpectColumnPairValuesToBeEqual(
+                column_A="raw_rows",
+                column_B="parsed_rows",
+                meta=_meta(CRITICAL, "every raw row of the file reached staging (parsed, staged or quarantined)"),
             ),
-            gxe.ExpectColumnValuesToNotBeNull(
-                column="event_at",
-                mostly=mostly,
-                meta=_meta(severity, f"timestamp parses in {share}"),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="valid_rows",
+                column_B="staged_rows",
+                or_equal=True,
+                meta=_meta(CRITICAL, "no more staged rows than valid rows (dedupe only removes)"),
             ),
             gxe.ExpectColumnValuesToBeBetween(
-                column="event_at",
-                min_value=EARLIEST_EVENT_AT,
-                mostly=mostly,
-                meta=_meta(severity, f"timestamp after {EARLIEST_EVENT_AT:%Y-%m-%d} in {share}"),
+                column="quarantined_share",
+                max_value=RAW_FILE_WARNING_SHARE,
+                meta=_meta(WARNING, f"at most {RAW_FILE_WARNING_SHARE:.0%} of a file's rows quarantined"),
             ),
             gxe.ExpectColumnValuesToBeBetween(
-                column="hours_ahead_of_load",
-                max_value=MAX_HOURS_AHEAD_OF_LOAD,
-                mostly=mostly,
-                meta=_meta(
-                    severity,
-                    f"timestamp at most {MAX_HOURS_AHEAD_OF_LOAD} h after load time in {share}",
-                ),
+                column="load_quarantined_share",
+                max_value=RAW_LOAD_WARNING_SHARE,
+                meta=_meta(WARNING, f"at most {RAW_LOAD_WARNING_SHARE:.0%} of the load's rows quarantined"),
             ),
-            gxe.ExpectColumnValuesToBeInSet(
-                column="properties_kind",
-                value_set=["object"],
-                mostly=mostly,
-                meta=_meta(severity, f"properties parse as a JSON object in {share}"),
+            gxe.ExpectColumnValuesToBeBetween(
+                column="raw_rows",
+                min_value=1,
+                meta=_meta(WARNING, "a landing file holds at least one row"),
             ),
-        ]
-    return gx.ExpectationSuite(name=RAW_EVENTS_SUITE, expectations=expectations)
+        ],
+    )
 
 
+# One row per landing file of the newest load: what staging made of it.
 RAW_EVENTS_QUERY = """
-with batch as (
-    select *
-    from raw.events
-    where load_id = (select max(raw_events.load_id) from raw.events as raw_events)
+with newest_load as (
+    select max(loaded_files.load_id) as load_id
+    from raw.loaded_files as loaded_files
 ),
 
-sampled as (
-    select * from batch
-    {sample}
+files as (
+    select
+        loaded_files.load_id,
+        loaded_files.source_file,
+        loaded_files.raw_rows
+    from raw.loaded_files as loaded_files
+    inner join newest_load on loaded_files.load_id = newest_load.load_id
+),
+
+parsed as (
+    select
+        base_events_parsed.source_file,
+        count(*) as parsed_rows,
+        count(base_events_parsed.rejection_reason) as quarantined_rows,
+        count(*) - count(base_events_parsed.rejection_reason) as valid_rows
+    from staging.base_events_parsed as base_events_parsed
+    inner join newest_load on base_events_parsed.load_id = newest_load.load_id
+    group by base_events_parsed.source_file
+),
+
+staged as (
+    select
+        stg_events.source_file,
+        count(*) as staged_rows
+    from staging.stg_events as stg_events
+    inner join newest_load on stg_events.load_id = newest_load.load_id
+    group by stg_events.source_file
+),
+
+reasons as (
+    select
+        rejected_events.source_file,
+        rejected_events.reason,
+        count(*) as reason_rows,
+        min(rejected_events.reason_detail) as example_detail
+    from quarantine.rejected_events as rejected_events
+    inner join newest_load on rejected_events.load_id = newest_load.load_id
+    group by rejected_events.source_file, rejected_events.reason
+),
+
+top_reasons as (
+    select
+        reasons.source_file,
+        arg_max(reasons.reason, reasons.reason_rows) as top_reason,
+        arg_max(reasons.example_detail, reasons.reason_rows) as top_reason_detail
+    from reasons
+    group by reasons.source_file
 )
 
 select
-    sampled.load_id,
-    sampled.source_file,
-    sampled.row_number,
-    nullif(trim(sampled.event_id), '') as event_id,
-    coalesce(nullif(trim(sampled.conversation_id), ''), nullif(trim(sampled.session_id), ''))
-        as conversation_id,
-    nullif(trim(sampled.event_type), '') as event_type,
-    lower(nullif(trim(sampled.event_type), '')) as event_type_normalised,
-    nullif(trim(sampled.event_timestamp), '') as event_timestamp,
-    case
-        when regexp_full_match(trim(sampled.event_timestamp), '[0-9]{{1,15}}')
-            then epoch_ms(cast(trim(sampled.event_timestamp) as bigint))
-        when regexp_full_match(trim(sampled.event_timestamp), '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}[T ].+')
-            then cast(
-                try_cast(trim(sampled.event_timestamp) as timestamptz) at time zone 'UTC'
-                as timestamp
-            )
-    end as event_at,
-    sampled.loaded_at,
-    case
-        when sampled.properties is null then null
-        when not json_valid(sampled.properties) then 'invalid'
-        when json_type(sampled.properties) = 'OBJECT' then 'object'
-        when json_type(sampled.properties) = 'VARCHAR'
-            and json_valid(sampled.properties ->> '$')
-            and json_type(sampled.properties ->> '$') = 'OBJECT'
-            then 'object'
-        else lower(json_type(sampled.properties))
-    end as properties_kind
-from sampled
+    files.load_id,
+    files.source_file,
+    files.raw_rows,
+    coalesce(parsed.parsed_rows, 0) as parsed_rows,
+    coalesce(parsed.valid_rows, 0) as valid_rows,
+    coalesce(staged.staged_rows, 0) as staged_rows,
+    coalesce(parsed.quarantined_rows, 0) as quarantined_rows,
+    coalesce(parsed.quarantined_rows, 0) / greatest(files.raw_rows, 1) as quarantined_share,
+    sum(coalesce(parsed.quarantined_rows, 0)) over ()
+        / greatest(sum(files.raw_rows) over (), 1) as load_quarantined_share,
+    top_reasons.top_reason,
+    top_reasons.top_reason_detail
+from files
+left join parsed on files.source_file = parsed.source_file
+left join staged on files.source_file = staged.source_file
+left join top_reasons on files.source_file = top_reasons.source_file
+order by files.source_file
 """
 
+RAW_EVENTS_INDEX = ["source_file"]
+RAW_EVENTS_READS = (
+    "raw.loaded_files",
+    "staging.base_events_parsed",
+    "staging.stg_events",
+    "quarantine.rejected_events",
+)
 
-def raw_events_frame(con: duckdb.DuckDBPyConnection, max_rows: int = RAW_MAX_ROWS) -> pd.DataFrame:
-    """The newest load's raw rows (sampled above ``max_rows``) with parsed helper columns."""
-    sample = f"using sample {int(max_rows)} rows" if max_rows else ""
-    frame = con.execute(RAW_EVENTS_QUERY.format(sample=sample)).df()
-    frame["hours_ahead_of_load"] = (
-        frame["event_at"] - frame["loaded_at"]
-    ).dt.total_seconds() / 3600.0
-    return frame
+# What a person can do about a file whose rows are mostly quarantined.
+FIXES = {
+    "missing_required_field": (
+        "send event_id, conversation_id, event_type and timestamp; if the producer uses other field names, "
+        "map them in seeds/field_aliases.csv and re-run (rows loaded before are re-parsed)"
+    ),
+    "invalid_field_type": "send identifiers as text or numbers, not JSON objects, arrays or booleans",
+    "unparseable_timestamp": "send ISO-8601 timestamps (with an offset or Z) or epoch milliseconds",
+    "future_timestamp": "check the producer's clock and time zone (more than 24 h ahead of the load)",
+    "properties_not_object": "send properties as a JSON object",
+    "unreadable_line": "write one JSON object per line (JSONL) or the header's number of fields (CSV)",
+    "unreadable_file": "re-export the file (it cannot be opened as its extension says)",
+}
 
 
-RAW_EVENTS_INDEX = ["source_file", "row_number"]
+def raw_files_to_fix(frame: pd.DataFrame) -> list[str]:
+    """One line per file above the warning share: the file, how many rows, why, and the fix."""
+    lines = []
+    for row in frame.itertuples(index=False):
+        if row.quarantined_share <= RAW_FILE_WARNING_SHARE:
+            continue
+        lines.append(
+            f"{row.source_file}: {row.quarantined_rows} of {row.raw_rows} rows quarantined, mostly "
+            f"{row.top_reason} ({row.top_reason_detail}). Fix: {FIXES.get(row.top_reason, 'see the rows')}. "
+            f"The rows are in quarantine.rejected_events (source_file = '{row.source_file}'); "
+            "the other files were staged."
+        )
+    return lines
 
 
 # ---------------------------------------------------------------------------

@@ -8,7 +8,16 @@ import time
 
 import click
 
-from convo_warehouse.lib.warehouse import WarehouseBusyError, connect, landing_path, warehouse_path, writer_lock
+from convo_warehouse.lib import serving
+from convo_warehouse.lib.warehouse import (
+    WarehouseBusyError,
+    busy_message,
+    connect,
+    landing_path,
+    lock_holders,
+    warehouse_path,
+    writer_lock,
+)
 
 
 @click.command()
@@ -51,6 +60,12 @@ def run(landing: str | None, warehouse: str | None, classifier: str | None, quie
     if classifier:
         os.environ["CONVO_CLASSIFIER"] = classifier
 
+    # A reader holding the warehouse open (a dashboard, a BI tool) would make
+    # every writing step fail: say so now, and who it is, instead of retrying.
+    if any(holder.mode in ("read", "write") for holder in lock_holders(database)):
+        click.echo(f"Error: {busy_message(database, 'write')}", err=True)
+        sys.exit(3)
+
     started = time.monotonic()
     try:
         with writer_lock(database):
@@ -71,4 +86,9 @@ def run(landing: str | None, warehouse: str | None, classifier: str | None, quie
     except WarehouseBusyError as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(3)
+    try:
+        snapshot = serving.current_snapshot(serving.serving_path(warehouse=database))
+        click.echo(f"\nPublished snapshot {snapshot.version}: {snapshot.folder} (read it, not the warehouse)")
+    except serving.SnapshotNotFoundError:
+        pass
     click.echo(f"\nRun finished in {time.monotonic() - started:.1f} s; warehouse: {database}")

@@ -10,7 +10,9 @@ rows through both this module and the real dbt staging and proves the verdicts
 this mirror follows.
 
 Configuration is read from the dbt project, not repeated: ``max_future_hours``
-from ``dbt_project.yml`` vars.
+from ``dbt_project.yml`` vars; contract v1.1 field names from
+``seeds/field_aliases.csv`` through ``convo_warehouse.lib.field_aliases``
+(the helper staging's own test checks).
 """
 
 from __future__ import annotations
@@ -150,14 +152,63 @@ def _properties_object(record: dict) -> bool:
     return False
 
 
+@lru_cache(maxsize=1)
+def _field_aliases() -> dict[str, str]:
+    from convo_warehouse.lib.field_aliases import read_field_aliases
+
+    return read_field_aliases()
+
+
+def _identifier(record: dict, names: tuple[str, ...], sent_as: dict[str, str]) -> tuple[str | None, str | None]:
+    """(text, type error) of an identifier: the first of ``names`` present.
+
+    A number is its decimal text; an object, array or boolean is an error
+    naming the field and, for a v1.1 alias, the name it was sent under.
+    """
+    for name in names:
+        value = record.get(name)
+        text = _clean(value)
+        if text is None:
+            continue
+        if type(value) is str:
+            return text, None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return _number_text(value), None
+        kind = "boolean" if isinstance(value, bool) else ("object" if isinstance(value, dict) else "array")
+        field = names[0]
+        alias = name if name != field else sent_as.get(field)
+        return text, f"{field} (sent as {alias}) is a JSON {kind}" if alias else f"{field} is a JSON {kind}"
+    return None, None
+
+
+def _number_text(value: int | float) -> str:
+    """A JSON number as staging's decimal text (macro ``json_number_text``)."""
+    if isinstance(value, int):
+        return str(value)
+    if value.is_integer() and abs(value) < 9.2e18:
+        return str(int(value))
+    return repr(value)
+
+
 def validate_event(record: Any, received_at: datetime | None = None) -> Verdict:
     """The verdict staging gives this JSON value, as if loaded at ``received_at`` (naive UTC)."""
     if type(record) is not dict:
         kind = _json_kind(record)
         return Verdict(None, "unreadable_line", f"unreadable line: JSON {kind}, not an object")
+    aliases = _field_aliases()
+    sent_as: dict[str, str] = {}
+    if not aliases.keys().isdisjoint(record):
+        # contract v1.1 names (seeds/field_aliases.csv), by the shared helper
+        from convo_warehouse.lib.field_aliases import apply_field_aliases
+
+        mapped = apply_field_aliases(record, aliases)
+        sent_as = {aliases[name]: name for name in sorted(aliases, reverse=True)
+                   if name in record and mapped.get(aliases[name]) is record[name]}
+        record = mapped
+    event_id, event_id_error = _identifier(record, ("event_id",), sent_as)
+    conversation_id, conversation_id_error = _identifier(record, ("conversation_id", "session_id"), sent_as)
+    user_id_error = _identifier(record, ("user_id", "customer_id"), sent_as)[1]
     get = record.get
-    event_id = _clean(get("event_id"))
-    conversation_id = _clean(get("conversation_id")) or _clean(get("session_id"))
     event_type = _clean(get("event_type"))
     raw_timestamp = get("timestamp")
     timestamp = _clean(raw_timestamp)
@@ -165,6 +216,9 @@ def validate_event(record: Any, received_at: datetime | None = None) -> Verdict:
         values = (event_id, conversation_id, event_type, timestamp)
         missing = [name for name, value in zip(_REQUIRED, values) if value is None]
         return Verdict(event_id, "missing_required_field", "missing required field(s): " + ", ".join(missing))
+    errors = [error for error in (event_id_error, conversation_id_error, user_id_error) if error]
+    if errors:
+        return Verdict(event_id, "invalid_field_type", "identifier not text or a number: " + ", ".join(errors))
     event_at = (parse_timestamp(raw_timestamp) if isinstance(raw_timestamp, float)
                 else _parse_timestamp_text(timestamp))
     if event_at is None:

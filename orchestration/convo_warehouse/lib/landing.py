@@ -2,7 +2,12 @@
 
 The loader does no validation beyond "can this line or row be read at all".
 It copies each row's contract fields as text into ``raw.events`` together with
-where it came from (file, row number, load run). Typing, validation, alias
+where it came from (file, row number, load run). What text cannot carry is
+kept as JSON in ``typed_fields``: fields the loader has no column for (the
+contract's v1.1 names such as ``id`` or ``metadata``, or any other name a user
+may map in ``seeds/field_aliases.csv``) and identifiers sent as a number,
+object, array or boolean, so that staging can tell ``"123"`` from ``123``
+and ``{"id": 1}``. Typing, validation, alias
 mapping and dedupe happen in dbt (``base_events_parsed`` -> ``stg_events`` /
 ``rejected_events``), so every rule lives in one place and a raw row can never
 disappear between the two.
@@ -49,6 +54,9 @@ FIELDS = (
     "channel",
     "properties",
 )
+# Fields staging checks the JSON type of (an object, array or boolean is
+# quarantined there): sent as anything but text, they are kept in typed_fields.
+IDENTIFIER_FIELDS = ("event_id", "conversation_id", "session_id", "user_id", "customer_id")
 
 RAW_EVENTS_DDL = """
 create schema if not exists raw;
@@ -68,8 +76,11 @@ create table if not exists raw.events (
     channel varchar,
     properties varchar,
     raw_record varchar,
-    parse_error varchar
+    parse_error varchar,
+    typed_fields varchar
 );
+-- warehouses created before typed_fields existed
+alter table raw.events add column if not exists typed_fields varchar;
 create table if not exists raw.loaded_files (
     load_id integer not null,
     loaded_at timestamp not null,
@@ -82,6 +93,8 @@ create table if not exists raw.loaded_files (
 """
 
 _JSON_PATHS = ", ".join(f"'$.{name}'" for name in FIELDS if name != "properties")
+_IDENTIFIER_PATHS = ", ".join(f"'$.{name}'" for name in IDENTIFIER_FIELDS)
+_FIELD_NAMES = ", ".join(f"'{name}'" for name in FIELDS)
 
 
 @dataclass
@@ -235,10 +248,14 @@ def _record_file(
     """Copy ``_landing_rows`` into raw.events and note the file in raw.loaded_files."""
     (rows,) = con.execute(
         """
-        insert into raw.events
+        insert into raw.events (
+            load_id, loaded_at, source_file, file_hash, row_number, event_id, conversation_id,
+            session_id, user_id, customer_id, event_type, event_timestamp, channel, properties,
+            raw_record, parse_error, typed_fields
+        )
         select ?, ?, ?, ?, row_number, event_id, conversation_id, session_id, user_id,
                customer_id, event_type, event_timestamp, channel, properties,
-               raw_record, parse_error
+               raw_record, parse_error, typed_fields
         from _landing_rows
         """,
         [load_id, loaded_at, relative, digest],
@@ -353,7 +370,17 @@ def _lines_to_rows(con: duckdb.DuckDBPyConnection) -> None:
                 case when parse_error is null then json_type(record, '$.timestamp') end
                     as timestamp_json_type,
                 case when parse_error is null then try_cast(json_extract(record, '$.timestamp') as double) end
-                    as timestamp_number
+                    as timestamp_number,
+                -- the whole record when it has a field without a column, or an
+                -- identifier that is not a JSON string
+                case
+                    when parse_error is null and (
+                        len(list_filter(json_keys(record), name -> not list_contains([{_FIELD_NAMES}], name))) > 0
+                        or len(list_filter(
+                            json_type(record, [{_IDENTIFIER_PATHS}]), kind -> kind not in ('VARCHAR', 'NULL')
+                        )) > 0
+                    ) then record::varchar
+                end as typed_fields
             from readable
         )
         select
@@ -367,7 +394,8 @@ def _lines_to_rows(con: duckdb.DuckDBPyConnection) -> None:
             end as event_timestamp,
             nullif(properties, 'null') as properties,
             case when parse_error is not null then line end as raw_record,
-            parse_error
+            parse_error,
+            typed_fields
         from extracted
         """
     )
@@ -406,6 +434,20 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         f"{'event_timestamp' if name == 'timestamp' else name}"
         for name in FIELDS
     ]
+    # Columns text cannot carry (no column of their own, or an identifier of
+    # another type than text) are kept as JSON with their types.
+    typed = [
+        name
+        for name, duck_type in types.items()
+        if name not in FIELDS or (name in IDENTIFIER_FIELDS and duck_type.upper() != "VARCHAR")
+    ]
+    typed_fields = (
+        "to_json(struct_pack({}))::varchar".format(
+            ", ".join(f"{_quote_identifier(name)} := {_quote_identifier(name)}" for name in typed)
+        )
+        if typed
+        else "null::varchar"
+    )
     # A view, not a copy: the insert reads the file once. Views take no
     # parameters, so the path is inlined as a quoted literal.
     literal = "'" + str(path).replace("'", "''") + "'"
@@ -416,10 +458,15 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             file_row_number + 1 as row_number,
             {", ".join(selects)},
             null::varchar as raw_record,
-            null::varchar as parse_error
+            null::varchar as parse_error,
+            {typed_fields} as typed_fields
         from read_parquet({literal}, file_row_number = true)
         """
     )
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _stage_unreadable_file(con: duckdb.DuckDBPyConnection, path: Path, error: Exception) -> None:
@@ -430,14 +477,17 @@ def _stage_unreadable_file(con: duckdb.DuckDBPyConnection, path: Path, error: Ex
         select 0::bigint as row_number,
                {", ".join(f"null::varchar as {'event_timestamp' if n == 'timestamp' else n}" for n in FIELDS)},
                null::varchar as raw_record,
-               ? as parse_error
+               ? as parse_error,
+               null::varchar as typed_fields
         """,
         [f"unreadable file: {str(error).splitlines()[0][:300]}"],
     )
 
 
 def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    columns: dict[str, list] = {name: [] for name in ("row_number", *FIELDS, "raw_record", "parse_error")}
+    columns: dict[str, list] = {
+        name: [] for name in ("row_number", *FIELDS, "raw_record", "parse_error", "typed_fields")
+    }
 
     def add(line_number: int, values: dict[str, str | None], raw: str | None, error: str | None) -> None:
         columns["row_number"].append(line_number)
@@ -445,6 +495,10 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             columns[name].append(values.get(name))
         columns["raw_record"].append(raw)
         columns["parse_error"].append(error)
+        # CSV values are all text: only columns without a column of their own
+        # (an alias such as `id`) need keeping.
+        extra = {name: value for name, value in values.items() if name not in FIELDS and value is not None}
+        columns["typed_fields"].append(json.dumps(extra) if extra else None)
 
     with open(path, newline="", encoding="utf-8", errors="replace") as handle:
         reader = csv.reader(handle)
@@ -485,7 +539,9 @@ def read_otlp_columns(path: Path) -> dict[str, list]:
     from convo_warehouse.lib.event_validation import field_text
     from convo_warehouse.lib.otel_genai import map_export_request
 
-    columns: dict[str, list] = {name: [] for name in ("row_number", *FIELDS, "raw_record", "parse_error")}
+    columns: dict[str, list] = {
+        name: [] for name in ("row_number", *FIELDS, "raw_record", "parse_error", "typed_fields")
+    }
 
     def add(values: dict, raw: str | None, error: str | None) -> None:
         columns["row_number"].append(len(columns["row_number"]) + 1)
@@ -495,6 +551,8 @@ def read_otlp_columns(path: Path) -> dict[str, list]:
                                  else field_text(value))
         columns["raw_record"].append(raw)
         columns["parse_error"].append(error)
+        # mapped events carry only contract fields, identifiers as text
+        columns["typed_fields"].append(None)
 
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as handle:
@@ -523,6 +581,7 @@ def _stage_python_rows(con: duckdb.DuckDBPyConnection, columns: dict[str, list])
             },
             "raw_record": pa.array(columns["raw_record"], pa.string()),
             "parse_error": pa.array(columns["parse_error"], pa.string()),
+            "typed_fields": pa.array(columns["typed_fields"], pa.string()),
         }
     )
     con.register("_landing_csv_arrow", table)

@@ -9,8 +9,10 @@ failing half-way with a DuckDB lock error or interleaving writes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,7 +29,113 @@ _HELD_LOCKS: dict[Path, int] = {}
 
 
 class WarehouseBusyError(RuntimeError):
-    """Another process is writing to the warehouse."""
+    """Another process holds the warehouse (a writer, or readers when we want to write)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LockHolder:
+    """A process holding a lock on the warehouse file: DuckDB's (``read``/``write``) or our run lock."""
+
+    pid: int
+    mode: str  # "write": a DuckDB writer; "read": a read-only DuckDB reader; "run": our writer lock
+    command: str
+
+    def describe(self) -> str:
+        return f"pid {self.pid}: {self.command}" if self.command else f"pid {self.pid}"
+
+
+def _command_of(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    words = [word.decode(errors="replace") for word in raw.split(b"\0") if word]
+    text = " ".join(words)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def lock_holders(path: Path) -> list[LockHolder]:
+    """Other processes holding a lock on the warehouse file (DuckDB's) or its run lock, from /proc/locks.
+
+    DuckDB takes a shared lock for a read-only connection and an exclusive one
+    for a writer. Empty where /proc/locks is unavailable (not Linux).
+    """
+    inodes: dict[tuple[int, int], str] = {}
+    for candidate, mode in ((path, "duckdb"), (Path(f"{path}.lock"), "run")):
+        try:
+            stat = candidate.stat()
+        except OSError:
+            continue
+        inodes[(os.major(stat.st_dev), os.minor(stat.st_dev), stat.st_ino)] = mode
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return []
+    holders: dict[tuple[int, str], LockHolder] = {}
+    for line in lines:
+        # "1: POSIX  ADVISORY  READ 12345 08:01:1234567 0 EOF" ("->" marks a waiter)
+        fields = line.split()
+        if "->" in fields or len(fields) < 6:
+            continue
+        _, kind, _, access, pid_text, device = fields[:6]
+        try:
+            major, minor, inode = (int(part, 16) if i < 2 else int(part) for i, part in enumerate(device.split(":")))
+            pid = int(pid_text)
+        except ValueError:
+            continue
+        owner = inodes.get((major, minor, inode))
+        if owner is None or pid == os.getpid():
+            continue
+        if owner == "run":
+            mode = "run"
+        else:
+            mode = "read" if access == "READ" else "write"
+        holders.setdefault((pid, mode), LockHolder(pid=pid, mode=mode, command=_command_of(pid)))
+    return sorted(holders.values(), key=lambda holder: (holder.mode, holder.pid))
+
+
+def _pid_from_duckdb_error(text: str) -> int | None:
+    match = re.search(r"\(PID (\d+)\)", text)
+    return int(match.group(1)) if match else None
+
+
+def busy_message(path: Path, wanted: str, error_text: str = "") -> str:
+    """Why ``path`` is busy, who holds it and what to do; ``wanted`` is ``write`` or ``read``.
+
+    Readers are sent to the published snapshot, which never blocks a run.
+    """
+    from convo_warehouse.lib.serving import CURRENT_LINK, DATABASE_FILE, serving_path
+
+    snapshot = serving_path(warehouse=path) / CURRENT_LINK / DATABASE_FILE
+    holders = lock_holders(path)
+    if not holders and (pid := _pid_from_duckdb_error(error_text)):
+        holders = [LockHolder(pid=pid, mode="unknown", command=_command_of(pid))]
+    readers = [holder for holder in holders if holder.mode == "read"]
+    writers = [holder for holder in holders if holder.mode in ("write", "run")]
+    if writers:
+        who = "; ".join(dict.fromkeys(holder.describe() for holder in writers))
+        if wanted == "read":
+            return (
+                f"warehouse is busy: a writer ({who}) has {path} open, and DuckDB lets nobody read "
+                f"while a process writes. Read the published snapshot instead: {snapshot} "
+                "(always readable, replaced after every successful run), or wait for the run to finish."
+            )
+        return (
+            f"warehouse is busy: another writer ({who}) is writing to {path}. Wait for it to finish "
+            "and run again; only one writer is allowed at a time."
+        )
+    if readers:
+        who = "; ".join(holder.describe() for holder in readers)
+        return (
+            f"warehouse is busy: {len(readers)} reader(s) hold {path} open read-only ({who}), and DuckDB "
+            "lets nobody write while any reader has the file open. Close them, and point dashboards, "
+            f"BI tools and notebooks at the published snapshot {snapshot}, which never blocks a run."
+        )
+    who = f" ({holders[0].describe()})" if holders else ""
+    return (
+        f"warehouse is busy: another process{who} holds {path}. If it is a reader (a dashboard, a BI "
+        f"tool, a notebook), point it at the published snapshot {snapshot}; if it is a run, wait for it."
+    )
 
 
 def warehouse_path(explicit: str | os.PathLike | None = None) -> Path:
@@ -64,8 +172,10 @@ def writer_lock(path: Path) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
+            command = _command_of(int(holder)) if holder.isdigit() else ""
             raise WarehouseBusyError(
-                f"warehouse is busy: another run (pid {holder}) is writing to {path}. "
+                f"warehouse is busy: another run (pid {holder}{': ' + command if command else ''}) "
+                f"is writing to {path}. "
                 "Wait for it to finish and run again; only one writer is allowed at a time."
             ) from None
         handle.seek(0)
@@ -97,8 +207,7 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     except duckdb.IOException as error:
         if "lock" in str(error).lower():
             raise WarehouseBusyError(
-                f"warehouse is busy: another process has {path} open for writing. "
-                "Wait for it to finish and try again."
+                busy_message(path, "read" if read_only else "write", str(error))
             ) from error
         raise
     con.execute("set TimeZone = 'UTC'")

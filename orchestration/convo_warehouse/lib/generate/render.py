@@ -8,7 +8,7 @@ then one JSON line per row for the JSONL files.
 from __future__ import annotations
 
 from convo_warehouse.lib.generate import text
-from convo_warehouse.lib.generate.settings import BAD_CLASSES
+from convo_warehouse.lib.generate.settings import ALIASES, BAD_CLASSES, CANONICAL_TYPES
 
 
 def sql_list(values: list[str]) -> str:
@@ -118,6 +118,30 @@ select * from rendered
 FILE_COLUMNS = ["event_id", "conversation_id", "session_id", "user_id", "customer_id", "event_type",
                 "timestamp", "channel", "properties"]
 
+# Contract v1.1 vocabulary, on JSONL events only (pick % 20): `id` (3) or
+# `message_id` (4) for event_id, `metadata` for properties (3, 5); a message
+# sent as message_received with a sender (6, 7: the user's side names a
+# user-side sender, the agent's side `assistant` or none); a sales `booked`
+# stage_reached sent as meeting_booked (8).
+V11_USER_SENDERS = ["prospect", "customer", " Visitor", "LEAD", "user"]
+_V11_MESSAGE_TYPES = ["user_message", "agent_message", *ALIASES["user_message"], *ALIASES["agent_message"]]
+V11_SQL = f"""
+select
+    *,
+    case pick % 20 when 3 then '"id":' when 4 then '"message_id":' else '"event_id":' end as id_key,
+    case when pick % 20 in (3, 5) then '"metadata":' else '"properties":' end as properties_key,
+    pick % 20 in (6, 7) and event_type in ({", ".join(f"'{name}'" for name in _V11_MESSAGE_TYPES)})
+        and properties like '{{%}}' as is_v11_message,
+    case
+        when canonical = {CANONICAL_TYPES.index("user_message")}
+            then {sql_list(V11_USER_SENDERS)}[1 + (pick // 20) % {len(V11_USER_SENDERS)}]
+        when pick % 20 = 6 then 'assistant'
+    end as v11_sender,
+    pick % 20 = 8 and event_type = 'stage_reached'
+        and properties like '%"funnel":"sales"%' and properties like '%"stage":"booked"%' as is_meeting_booked
+from rows_c
+"""
+
 JSONL_LINE_SQL = """
 select
     case when bad_json then left(line, length(line) // 2) else line end
@@ -126,23 +150,35 @@ from (
     select
         bad_json, blank_after, order_key, event_id,
         '{' || concat_ws(',',
-            case when event_id is not null then '"event_id":' || to_json(event_id) end,
+            case when event_id is not null then id_key || to_json(event_id) end,
             case when conversation_id is not null then '"conversation_id":' || to_json(conversation_id) end,
             case when session_id is not null then '"session_id":' || to_json(session_id) end,
             case when user_id is not null then '"user_id":' || to_json(user_id) end,
             case when customer_id is not null then '"customer_id":' || to_json(customer_id) end,
-            case when event_type is not null then '"event_type":' || to_json(event_type) end,
+            case when is_v11_message then '"event_type":"message_received"'
+                when is_meeting_booked then '"event_type":"meeting_booked"'
+                when event_type is not null then '"event_type":' || to_json(event_type) end,
             case when ts_str is null then null
                 when ts_is_number then '"timestamp":' || ts_str
                 else '"timestamp":' || to_json(ts_str) end,
             case when channel is not null then '"channel":' || to_json(channel) end,
             case when properties is null then null
-                when double_enc then '"properties":' || to_json(properties)
-                else '"properties":' || properties end
+                when double_enc then properties_key || to_json(json_properties)
+                else properties_key || json_properties end
         ) || '}' as line
-    from rows_c
+    from (
+        select
+            *,
+            case
+                when is_v11_message and v11_sender is not null
+                    then '{"sender":' || to_json(v11_sender)
+                        || case when properties = '{}' then '}' else ',' || substr(properties, 2) end
+                else properties
+            end as json_properties
+        from (V11_SQL)
+    )
     where slot in ({slots})
 )
 order by order_key, event_id
-"""
+""".replace("V11_SQL", V11_SQL)
 

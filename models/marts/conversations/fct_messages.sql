@@ -1,0 +1,35 @@
+{#- The transcripts served to the dashboard's drill-down: user and agent
+    messages in conversation order (time, then event_id, as everywhere). -#}
+
+with
+
+messages as (
+    select
+        stg_events.event_id,
+        stg_events.conversation_id,
+        stg_events.event_type,
+        stg_events.event_at,
+        stg_events.turn,
+        stg_events.content
+    from {{ ref('stg_events') }} as stg_events
+    where
+        stg_events.event_type in ('user_message', 'agent_message')
+        and stg_events.conversation_id is not null
+),
+
+messages_ordered as (
+    select
+        messages.event_id,
+        messages.conversation_id,
+        messages.event_type,
+        messages.event_at as message_at,
+        row_number() over (
+            partition by messages.conversation_id
+            order by messages.event_at, messages.event_id
+        ) as message_order,
+        messages.turn,
+        messages.content
+    from messages
+)
+
+select * from messages_ordered

@@ -1,0 +1,16 @@
+{#- The funnel_stages seed with every column: required funnel_name,
+    stage_order, stage, reached_by; optional columns or their defaults
+    (docs/staging.md). -#}
+{{ seed_with_defaults(
+    'funnel_stages',
+    required_columns={
+        'funnel_name': dbt.type_string(),
+        'stage_order': dbt.type_int(),
+        'stage': dbt.type_string(),
+        'reached_by': dbt.type_string(),
+    },
+    optional_columns={
+        'reached_by_value': [dbt.type_string(), 'null'],
+        'description': [dbt.type_string(), 'null'],
+    },
+) }}

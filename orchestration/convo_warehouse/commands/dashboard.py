@@ -1,0 +1,49 @@
+"""``convo-warehouse dashboard``: the Streamlit dashboard on the published snapshot."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from convo_warehouse.lib import serving
+
+APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8501, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--serving-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Snapshot folder (default: $CONVO_SERVING_DIR, else serving/ beside the warehouse).",
+)
+def dashboard(host: str, port: int, serving_dir: str | None) -> None:
+    """Serve the dashboard on http://HOST:PORT (default 127.0.0.1:8501).
+
+    Pages: overview, funnels (with transcripts, personal data masked),
+    metrics by segment, experiments, alerts, data health. It reads only the
+    published snapshot, so it never blocks (or waits for) a pipeline run and
+    shows a new snapshot as soon as one is published.
+    """
+    folder = serving.serving_path(serving_dir)
+    try:
+        snapshot = serving.current_snapshot(folder)
+    except serving.SnapshotNotFoundError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"dashboard on http://{host}:{port} (snapshot {snapshot.version} in {folder}); Ctrl-C stops it")
+    os.environ[serving.SERVING_DIR_ENV] = str(folder)
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.address", host,
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+        "--server.fileWatcherType", "none",
+        "--global.developmentMode", "false",
+    ]
+    os.execv(sys.executable, command)
