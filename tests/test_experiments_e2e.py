@@ -22,7 +22,7 @@ from conftest import REPO_ROOT, Warehouse
 
 from convo_warehouse.lib.assignment import assign_variant
 
-SELECT_MARTS = "+ab_test_results +ab_test_metrics +ab_test_health"
+SELECT_MARTS = "+ab_test_results +ab_test_metrics +ab_test_health ab_test_exposures fct_conversations"
 END_DATE = "2024-06-30"
 
 

@@ -22,7 +22,7 @@ from conftest import Warehouse
 
 from convo_warehouse.lib.assignment import assign_variant
 
-SELECT_MARTS = "+ab_test_results +ab_test_metrics +ab_test_health"
+SELECT_MARTS = "+ab_test_results +ab_test_metrics +ab_test_health ab_test_exposures fct_conversations"
 START = datetime(2024, 5, 1, 9, 0, 0)
 
 

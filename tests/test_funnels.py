@@ -35,7 +35,7 @@ CONVERSATIONS = 1200
 SEED = 23
 FUNNEL_SELECT = (
     "+fct_conversation_stages +funnel_stage_daily +funnel_summary +funnel_dropoffs "
-    "+funnel_stage_daily_breakdown +abandon_turns +funnel_unknown_stage_events +funnel_summary_since"
+    "+funnel_stage_daily_breakdown +abandon_turns +funnel_unknown_stage_events fct_conversations +funnel_summary_since"
 )
 WINDOW_HOURS = 24  # the default of the dbt var funnel_conversion_window_hours
 

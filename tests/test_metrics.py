@@ -26,7 +26,7 @@ END_DATE = "2024-03-14"
 DAYS = 14
 CONVERSATIONS = 1500
 SEED = 11
-METRICS_SELECT = "+metric_alerts +segment_comparison +dim_metrics alert_rules"
+METRICS_SELECT = "+metric_alerts +segment_comparison +dim_metrics alert_rules fct_conversations ab_test_exposures"
 KEY = ["metric_date", "metric_name", "segment_type", "segment_value"]
 HOURLY_KEY = ["metric_hour", "metric_name", "segment_type", "segment_value"]
 ATTRIBUTE_SEGMENTS = ["channel", "agent_id", "device", "source", "language"]
@@ -314,7 +314,9 @@ def test_incremental_runs_equal_a_full_refresh(generated, tmp_path_factory, dbt_
         for folder in batch:
             shutil.copytree(folder, warehouse.landing / folder.name)
         assert warehouse.load().load_id == number
-        warehouse.dbt("run", "--select", "+metrics_daily +metrics_hourly", "--vars", incremental_vars)
+        # the reference reads the marts fct_conversations and ab_test_exposures
+        metrics_and_inputs = "+metrics_daily +metrics_hourly fct_conversations ab_test_exposures"
+        warehouse.dbt("run", "--select", metrics_and_inputs, "--vars", incremental_vars)
         daily, hourly = metric_tables(warehouse)
         expected_daily = reference_metrics(*reference_inputs(warehouse), grain="metric_date")
         assert_same_metrics(daily, expected_daily, KEY)

@@ -21,7 +21,7 @@
             hex_char -> instr('0123456789abcdef', hex_char) - 1
         ),
         (acc, digit) -> (acc * 16 + digit) % ({{ n_expr }}),
-        0::bigint
+        cast(0 as {{ dbt.type_bigint() }})
     )
 {%- endmacro %}
 

@@ -7,7 +7,7 @@
         {{ exceptions.raise_compiler_error("marker '" ~ marker_name ~ "': property name must be letters, digits and _: " ~ rule['name']) }}
     {%- endif -%}
     {%- set property_text = json_text('events.properties', rule['name']) -%}
-    {%- set property_number = dbt.safe_cast(property_text, funnel_type_double()) -%}
+    {%- set property_number = dbt.safe_cast(property_text, type_double()) -%}
     {%- set operator = (rule.keys() | reject('equalto', 'name') | list)[0] -%}
     {%- set value = rule[operator] -%}
     {%- set numeric_operators = {'gt': '>', 'gte': '>=', 'lt': '<', 'lte': '<='} -%}

@@ -9,13 +9,13 @@
     case
         when {{ relation }}.is_first_stage
             then
-                cast({{ relation }}.reached as {{ funnel_type_double() }})
+                cast({{ relation }}.reached as {{ type_double() }})
                 / nullif({{ relation }}.all_conversations, 0)
         else
-            cast({{ relation }}.reached as {{ funnel_type_double() }})
+            cast({{ relation }}.reached as {{ type_double() }})
             / nullif({{ relation }}.previous_stage_reached, 0)
     end as conversion_rate,
-    cast({{ relation }}.reached as {{ funnel_type_double() }})
+    cast({{ relation }}.reached as {{ type_double() }})
     / nullif({{ relation }}.first_stage_reached, 0) as conversion_from_start,
     case
         when {{ relation }}.is_first_stage then {{ relation }}.all_conversations
@@ -30,7 +30,7 @@
         else
             cast(
                 {{ relation }}.previous_stage_reached - {{ relation }}.reached
-                as {{ funnel_type_double() }}
+                as {{ type_double() }}
             )
             / nullif({{ relation }}.previous_stage_reached, 0)
     end as drop_off_rate,
@@ -38,12 +38,12 @@
         not {{ relation }}.is_first_stage
         and cast(
             {{ relation }}.previous_stage_reached - {{ relation }}.reached
-            as {{ funnel_type_double() }}
+            as {{ type_double() }}
         )
         / nullif({{ relation }}.previous_stage_reached, 0)
         > {{ var('funnel_major_drop_off_threshold') }},
         false
     ) as is_major_drop_off,
-    cast({{ var('funnel_major_drop_off_threshold') }} as {{ funnel_type_double() }})
+    cast({{ var('funnel_major_drop_off_threshold') }} as {{ type_double() }})
         as major_drop_off_threshold
 {%- endmacro %}

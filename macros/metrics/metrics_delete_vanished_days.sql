@@ -8,8 +8,8 @@
     delete from {{ this }}
     where not exists (
         select 1
-        from {{ ref('fct_conversations') }} as fct_conversations
-        where fct_conversations.conversation_date = {{ this }}.metric_date
+        from {{ ref('int_conversations_summarized') }} as int_conversations_summarized
+        where int_conversations_summarized.conversation_date = {{ this }}.metric_date
     )
     {%- endif %}
 {%- endmacro %}

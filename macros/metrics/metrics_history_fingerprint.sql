@@ -2,7 +2,7 @@
     is_known_type) that changes when already-loaded history is re-read
     differently: the number of staged events, of known ones, of each event
     type the metrics read (an alias added to the seed re-maps old events), and
-    the vars fct_conversations applies to every conversation. The incremental
+    the vars the per-conversation rules apply to every conversation. The incremental
     metrics store it and recompute every day when it no longer matches. -#}
 {% macro metrics_history_fingerprint(events_alias) %}
     {%- set counted_types = [

@@ -9,7 +9,7 @@
     have only a value and no row when there is nothing to rank. -#}
 {% macro metrics_long_format(from_cte, grain_columns) %}
     {%- set metrics = metrics_definitions() -%}
-    {%- set double = metrics_type_double() -%}
+    {%- set double = type_double() -%}
 metrics_aggregated as (
     select
         {%- for grain_column in grain_columns %}

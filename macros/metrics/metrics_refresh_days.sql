@@ -69,27 +69,27 @@ days_of_conversations_with_new_events as (
     inner join conversations_with_new_events
         on stg_events.conversation_id = conversations_with_new_events.conversation_id
     union
-    select fct_conversations.conversation_date as metric_date
-    from {{ ref('fct_conversations') }} as fct_conversations
+    select int_conversations_summarized.conversation_date as metric_date
+    from {{ ref('int_conversations_summarized') }} as int_conversations_summarized
     inner join conversations_with_new_events
-        on fct_conversations.conversation_id = conversations_with_new_events.conversation_id
+        on int_conversations_summarized.conversation_id = conversations_with_new_events.conversation_id
 ),
 
 days_with_recent_conversations as (
-    select distinct fct_conversations.conversation_date as metric_date
-    from {{ ref('fct_conversations') }} as fct_conversations
+    select distinct int_conversations_summarized.conversation_date as metric_date
+    from {{ ref('int_conversations_summarized') }} as int_conversations_summarized
     cross join metrics_watermark
     where
         metrics_watermark.newest_event_at is null
-        or fct_conversations.last_event_at >= {{ dbt.dateadd('minute', -1 * var('abandon_after_minutes'), 'metrics_watermark.newest_event_at') }}
+        or int_conversations_summarized.last_event_at >= {{ dbt.dateadd('minute', -1 * var('abandon_after_minutes'), 'metrics_watermark.newest_event_at') }}
 ),
 
 days_in_lookback as (
-    select distinct fct_conversations.conversation_date as metric_date
-    from {{ ref('fct_conversations') }} as fct_conversations
-    where fct_conversations.conversation_date >= (
+    select distinct int_conversations_summarized.conversation_date as metric_date
+    from {{ ref('int_conversations_summarized') }} as int_conversations_summarized
+    where int_conversations_summarized.conversation_date >= (
         select {{ dbt.dateadd('day', -1 * var('metrics_lookback_days'), 'max(newest_day.conversation_date)') }}
-        from {{ ref('fct_conversations') }} as newest_day
+        from {{ ref('int_conversations_summarized') }} as newest_day
     )
 ),
 

@@ -11,7 +11,7 @@
 {% macro duckdb__parse_event_timestamp(text_expression) -%}
     case
         when {{ regex_full_match('trim(' ~ text_expression ~ ')', '-?[0-9]{1,15}') }}
-            then epoch_ms(cast(trim({{ text_expression }}) as bigint))
+            then epoch_ms(cast(trim({{ text_expression }}) as {{ dbt.type_bigint() }}))
         when {{ regex_full_match(
             'trim(' ~ text_expression ~ ')',
             '[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]{1,9})?)?([Zz]|[+-][0-9]{2}(:?[0-9]{2})?)?'

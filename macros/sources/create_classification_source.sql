@@ -18,7 +18,7 @@
         {%- set types = {
             'string': dbt.type_string(),
             'boolean': dbt.type_boolean(),
-            'double': funnel_type_double(),
+            'double': type_double(),
             'timestamp': dbt.type_timestamp(),
         } %}
         {%- set columns = sources[0].columns.values() | list %}

@@ -20,7 +20,11 @@ conversation_stages as (
 ),
 
 last_stage_missing as (
-    select dropoffs.*
+    select
+        dropoffs.conversation_id,
+        dropoffs.funnel_name,
+        dropoffs.last_stage,
+        dropoffs.next_stage_order
     from dropoffs
     left join conversation_stages
         on
@@ -31,7 +35,11 @@ last_stage_missing as (
 ),
 
 later_stage_reached as (
-    select dropoffs.*
+    select
+        dropoffs.conversation_id,
+        dropoffs.funnel_name,
+        dropoffs.last_stage,
+        dropoffs.next_stage_order
     from dropoffs
     inner join conversation_stages
         on

@@ -26,7 +26,7 @@ mismatches as (
         (all_conversations.conversations = 0 and first_stages.conversion_rate is not null)
         or abs(
             first_stages.conversion_rate
-            - cast(first_stages.reached as {{ funnel_type_double() }}) / nullif(all_conversations.conversations, 0)
+            - cast(first_stages.reached as {{ type_double() }}) / nullif(all_conversations.conversations, 0)
         ) > 1e-12
 )
 

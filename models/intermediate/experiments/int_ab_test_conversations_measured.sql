@@ -8,7 +8,7 @@ exposures as (
         first_exposed_at,
         variant_count,
         assignment_ok
-    from {{ ref('ab_test_exposures') }}
+    from {{ ref('int_ab_test_exposures_checked') }}
 ),
 
 conversion_events as (
@@ -27,7 +27,7 @@ conversations as (
         had_handoff,
         satisfaction_score,
         first_response_ms
-    from {{ ref('fct_conversations') }}
+    from {{ ref('int_conversations_summarized') }}
 ),
 
 -- a conversion at or after the first exposure exists iff the last one is

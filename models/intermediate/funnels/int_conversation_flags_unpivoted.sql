@@ -12,7 +12,7 @@ conversations as (
         first_agent_message_at,
         completed_at,
         converted_at
-    from {{ ref('fct_conversations') }}
+    from {{ ref('int_conversations_summarized') }}
 ),
 
 user_messages as (

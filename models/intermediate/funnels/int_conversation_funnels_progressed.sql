@@ -30,7 +30,7 @@ conversations as (
     select
         conversation_id,
         first_event_at
-    from {{ ref('fct_conversations') }}
+    from {{ ref('int_conversations_summarized') }}
 ),
 
 newest_event as (

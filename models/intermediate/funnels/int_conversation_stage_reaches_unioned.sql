@@ -1,5 +1,5 @@
 -- Every way each conversation reached each funnel stage, before they are
--- combined into one row per stage in fct_conversation_stages.
+-- combined into one row per stage in int_conversation_stages_combined.
 with
 
 stage_rules as (
@@ -58,7 +58,7 @@ stage_classifications as (
 
 conversations as (
     select conversation_id
-    from {{ ref('fct_conversations') }}
+    from {{ ref('int_conversations_summarized') }}
 ),
 
 reached_by_event_type as (

@@ -23,7 +23,7 @@ conversation_stages as (
         stage,
         reached_at,
         source
-    from {{ ref('fct_conversation_stages') }}
+    from {{ ref('int_conversation_stages_combined') }}
 ),
 
 conversation_funnels as (

@@ -9,29 +9,29 @@ with
 
 conversations as (
     select
-        fct_conversations.conversation_id,
-        fct_conversations.conversation_date,
-        fct_conversations.first_event_at,
-        fct_conversations.channel,
-        fct_conversations.agent_id,
-        fct_conversations.device,
-        fct_conversations.source,
-        fct_conversations.language,
-        fct_conversations.initialized,
-        fct_conversations.started,
-        fct_conversations.engaged,
-        fct_conversations.was_completed,
-        fct_conversations.was_abandoned,
-        fct_conversations.had_handoff,
-        fct_conversations.converted,
-        fct_conversations.user_turns,
-        fct_conversations.fallback_count,
-        fct_conversations.duration_seconds,
-        fct_conversations.first_response_ms,
-        fct_conversations.satisfaction_score,
-        fct_conversations.feedback_score,
-        fct_conversations.rephrase_count
-    from {{ ref('fct_conversations') }} as fct_conversations
+        int_conversations_summarized.conversation_id,
+        int_conversations_summarized.conversation_date,
+        int_conversations_summarized.first_event_at,
+        int_conversations_summarized.channel,
+        int_conversations_summarized.agent_id,
+        int_conversations_summarized.device,
+        int_conversations_summarized.source,
+        int_conversations_summarized.language,
+        int_conversations_summarized.initialized,
+        int_conversations_summarized.started,
+        int_conversations_summarized.engaged,
+        int_conversations_summarized.was_completed,
+        int_conversations_summarized.was_abandoned,
+        int_conversations_summarized.had_handoff,
+        int_conversations_summarized.converted,
+        int_conversations_summarized.user_turns,
+        int_conversations_summarized.fallback_count,
+        int_conversations_summarized.duration_seconds,
+        int_conversations_summarized.first_response_ms,
+        int_conversations_summarized.satisfaction_score,
+        int_conversations_summarized.feedback_score,
+        int_conversations_summarized.rephrase_count
+    from {{ ref('int_conversations_summarized') }} as int_conversations_summarized
 ),
 
 sentiment_per_conversation as (
@@ -44,12 +44,12 @@ sentiment_per_conversation as (
 
 exposures as (
     select
-        ab_test_exposures.test_name,
-        ab_test_exposures.conversation_id,
-        ab_test_exposures.variant
-    from {{ ref('ab_test_exposures') }} as ab_test_exposures
+        int_ab_test_exposures_checked.test_name,
+        int_ab_test_exposures_checked.conversation_id,
+        int_ab_test_exposures_checked.variant
+    from {{ ref('int_ab_test_exposures_checked') }} as int_ab_test_exposures_checked
     -- variant_count > 1: the conversation saw several variants (contaminated)
-    where coalesce(ab_test_exposures.variant_count, 0) <= 1
+    where coalesce(int_ab_test_exposures_checked.variant_count, 0) <= 1
 ),
 
 conversation_segments as (

@@ -26,24 +26,24 @@ health_scored as (
 
 health_typed as (
     select
-        cast(health_scored.test_name as varchar) as test_name,
-        cast(health_scored.segment_type as varchar) as segment_type,
-        cast(health_scored.segment_value as varchar) as segment_value,
-        cast(health_scored.variants as integer) as variants,
-        cast(health_scored.exposed_conversations as bigint) as exposed_conversations,
-        cast(health_scored.contaminated_conversations as bigint) as contaminated_conversations,
-        cast(health_scored.contamination_rate as double) as contamination_rate,
-        cast(health_scored.assignment_mismatches as bigint) as assignment_mismatches,
-        cast(health_scored.assignment_mismatch_rate as double) as assignment_mismatch_rate,
-        cast(health_scored.sessions as bigint) as sessions,
-        cast(health_scored.srm_chi_square as double) as srm_chi_square,
-        cast(health_scored.srm_p_value as double) as srm_p_value,
-        cast(health_scored.srm_detected as boolean) as srm_detected,
-        cast(health_scored.has_enough_traffic as boolean) as has_enough_traffic,
-        cast(health_scored.enough_sample as boolean) as enough_sample,
-        cast(health_scored.problems as varchar) as problems,
-        cast(health_scored.is_healthy as boolean) as is_healthy,
-        cast(health_scored.verdict as varchar) as verdict
+        cast(health_scored.test_name as {{ dbt.type_string() }}) as test_name,
+        cast(health_scored.segment_type as {{ dbt.type_string() }}) as segment_type,
+        cast(health_scored.segment_value as {{ dbt.type_string() }}) as segment_value,
+        cast(health_scored.variants as {{ dbt.type_int() }}) as variants,
+        cast(health_scored.exposed_conversations as {{ dbt.type_bigint() }}) as exposed_conversations,
+        cast(health_scored.contaminated_conversations as {{ dbt.type_bigint() }}) as contaminated_conversations,
+        cast(health_scored.contamination_rate as {{ type_double() }}) as contamination_rate,
+        cast(health_scored.assignment_mismatches as {{ dbt.type_bigint() }}) as assignment_mismatches,
+        cast(health_scored.assignment_mismatch_rate as {{ type_double() }}) as assignment_mismatch_rate,
+        cast(health_scored.sessions as {{ dbt.type_bigint() }}) as sessions,
+        cast(health_scored.srm_chi_square as {{ type_double() }}) as srm_chi_square,
+        cast(health_scored.srm_p_value as {{ type_double() }}) as srm_p_value,
+        cast(health_scored.srm_detected as {{ dbt.type_boolean() }}) as srm_detected,
+        cast(health_scored.has_enough_traffic as {{ dbt.type_boolean() }}) as has_enough_traffic,
+        cast(health_scored.enough_sample as {{ dbt.type_boolean() }}) as enough_sample,
+        cast(health_scored.problems as {{ dbt.type_string() }}) as problems,
+        cast(health_scored.is_healthy as {{ dbt.type_boolean() }}) as is_healthy,
+        cast(health_scored.verdict as {{ dbt.type_string() }}) as verdict
     from health_scored
 )
 

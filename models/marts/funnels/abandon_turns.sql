@@ -4,7 +4,7 @@ abandoned_conversations as (
     select
         conversation_id,
         abandoned_at_turn
-    from {{ ref('fct_conversations') }}
+    from {{ ref('int_conversations_summarized') }}
     where
         was_abandoned
         and abandoned_at_turn is not null
@@ -23,19 +23,19 @@ turns_shared as (
         cast(turns_counted.turn as {{ dbt.type_int() }}) as turn,
         cast(turns_counted.conversations as {{ dbt.type_bigint() }}) as conversations,
         cast(
-            cast(turns_counted.conversations as {{ funnel_type_double() }})
+            cast(turns_counted.conversations as {{ type_double() }})
             / sum(turns_counted.conversations) over ()
-            as {{ funnel_type_double() }}
+            as {{ type_double() }}
         ) as share,  -- noqa: RF04
         cast(
             cast(
                 sum(turns_counted.conversations) over (
                     order by turns_counted.turn
                     rows between unbounded preceding and current row
-                ) as {{ funnel_type_double() }}
+                ) as {{ type_double() }}
             )
             / sum(turns_counted.conversations) over ()
-            as {{ funnel_type_double() }}
+            as {{ type_double() }}
         ) as cumulative_share
     from turns_counted
 )

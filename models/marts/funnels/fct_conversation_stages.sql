@@ -1,6 +1,7 @@
+{#- Publishes int_conversation_stages_combined under the enforced contract. -#}
 with
 
-stage_reaches as (
+conversation_stages as (
     select
         conversation_id,
         funnel_name,
@@ -8,41 +9,7 @@ stage_reaches as (
         stage_order,
         reached_at,
         source
-    from {{ ref('int_conversation_stage_reaches_unioned') }}
-),
-
-stages_combined as (
-    -- an event (or flag, stage_reached, marker) beats the classifier: its
-    -- source is 'event' and its time is the earliest qualifying event
-    select
-        stage_reaches.conversation_id,
-        stage_reaches.funnel_name,
-        stage_reaches.stage,
-        stage_reaches.stage_order,
-        min(
-            case when stage_reaches.source = 'event' then stage_reaches.reached_at end
-        ) as reached_at,
-        case
-            when max(case when stage_reaches.source = 'event' then 1 else 0 end) = 1 then 'event'
-            else min(stage_reaches.source)
-        end as source  -- noqa: RF04
-    from stage_reaches
-    group by
-        stage_reaches.conversation_id,
-        stage_reaches.funnel_name,
-        stage_reaches.stage,
-        stage_reaches.stage_order
-),
-
-conversation_stages as (
-    select
-        cast(stages_combined.conversation_id as {{ dbt.type_string() }}) as conversation_id,
-        cast(stages_combined.funnel_name as {{ dbt.type_string() }}) as funnel_name,
-        cast(stages_combined.stage as {{ dbt.type_string() }}) as stage,  -- noqa: RF04
-        cast(stages_combined.stage_order as {{ dbt.type_int() }}) as stage_order,
-        cast(stages_combined.reached_at as {{ dbt.type_timestamp() }}) as reached_at,
-        cast(stages_combined.source as {{ dbt.type_string() }}) as source  -- noqa: RF04
-    from stages_combined
+    from {{ ref('int_conversation_stages_combined') }}
 )
 
 select * from conversation_stages

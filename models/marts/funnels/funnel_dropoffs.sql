@@ -21,7 +21,7 @@ conversations as (
         channel,
         last_user_message,
         outcome
-    from {{ ref('fct_conversations') }}
+    from {{ ref('int_conversations_summarized') }}
 ),
 
 conversations_stopped as (
@@ -37,7 +37,7 @@ conversations_stopped as (
         cast(funnel_progress.last_stage_order as {{ dbt.type_int() }}) as last_stage_order,
         cast(funnel_progress.next_stage_order as {{ dbt.type_int() }}) as next_stage_order,
         cast(funnel_progress.last_stage_reached_at as {{ dbt.type_timestamp() }}) as last_stage_reached_at,
-        cast(conversations.conversation_date as date) as conversation_date,
+        cast(conversations.conversation_date as {{ type_date() }}) as conversation_date,
         cast(coalesce(conversations.channel, 'unknown') as {{ dbt.type_string() }}) as channel,
         funnel_progress.is_window_open as window_open
     from funnel_progress

@@ -8,7 +8,7 @@ stages_by_channel as (
         funnel_name,
         conversation_date,
         segment_value as channel,
-        stage,  -- noqa: RF04
+        stage,
         stage_order,
         conversations,
         reached,

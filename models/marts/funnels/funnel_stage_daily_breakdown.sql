@@ -28,7 +28,7 @@ conversations as (
         conversation_date,
         channel,
         agent_id
-    from {{ ref('fct_conversations') }}
+    from {{ ref('int_conversations_summarized') }}
 ),
 
 -- one variant per conversation and test; contaminated conversations (more
@@ -38,7 +38,7 @@ uncontaminated_exposures as (
         conversation_id,
         test_name,
         variant
-    from {{ ref('ab_test_exposures') }}
+    from {{ ref('int_ab_test_exposures_checked') }}
     where variant_count = 1
 ),
 
@@ -91,7 +91,7 @@ stages_segmented as (
 stages_counted as (
     select
         cast(stages_segmented.funnel_name as {{ dbt.type_string() }}) as funnel_name,
-        cast(stages_segmented.conversation_date as date) as conversation_date,
+        cast(stages_segmented.conversation_date as {{ type_date() }}) as conversation_date,
         cast(stages_segmented.segment_type as {{ dbt.type_string() }}) as segment_type,
         cast(stages_segmented.segment_value as {{ dbt.type_string() }}) as segment_value,
         cast(stages_segmented.stage as {{ dbt.type_string() }}) as stage,  -- noqa: RF04

@@ -30,7 +30,7 @@ dropoffs as (
 
 conversations as (
     select count(*) as conversations
-    from {{ ref('fct_conversations') }}
+    from {{ ref('int_conversations_summarized') }}
 ),
 
 stages_counted as (
@@ -106,16 +106,16 @@ funnel_summary as (
         cast(stages_rated.stage as {{ dbt.type_string() }}) as stage,  -- noqa: RF04
         cast(stages_rated.stage_order as {{ dbt.type_int() }}) as stage_order,
         cast(stages_rated.reached as {{ dbt.type_bigint() }}) as reached,
-        cast(stages_rated.conversion_rate as {{ funnel_type_double() }}) as conversion_rate,
-        cast(stages_rated.conversion_from_start as {{ funnel_type_double() }}) as conversion_from_start,
+        cast(stages_rated.conversion_rate as {{ type_double() }}) as conversion_rate,
+        cast(stages_rated.conversion_from_start as {{ type_double() }}) as conversion_from_start,
         cast(stages_rated.drop_off as {{ dbt.type_bigint() }}) as drop_off,
         cast(stages_rated.previous_stage as {{ dbt.type_string() }}) as previous_stage,
         cast(stages_rated.reached_in_order as {{ dbt.type_bigint() }}) as reached_in_order,
-        cast(stages_rated.drop_off_rate as {{ funnel_type_double() }}) as drop_off_rate,
+        cast(stages_rated.drop_off_rate as {{ type_double() }}) as drop_off_rate,
         stages_rated.is_major_drop_off,
-        cast(stages_rated.avg_seconds_from_previous_stage as {{ funnel_type_double() }})
+        cast(stages_rated.avg_seconds_from_previous_stage as {{ type_double() }})
             as avg_seconds_from_previous_stage,
-        cast(stages_rated.median_seconds_from_previous_stage as {{ funnel_type_double() }})
+        cast(stages_rated.median_seconds_from_previous_stage as {{ type_double() }})
             as median_seconds_from_previous_stage,
         cast(stages_rated.stopped_here as {{ dbt.type_bigint() }}) as dropped_here,
         cast(stages_rated.window_open_here as {{ dbt.type_bigint() }}) as window_open_here,
@@ -129,7 +129,7 @@ funnel_summary as (
                     then {{ wilson_interval_bound(
                         'stages_rated.conversion_rate', 'stages_rated.conversion_rate_sample', 'low'
                     ) }}
-            end as {{ funnel_type_double() }}
+            end as {{ type_double() }}
         ) as conversion_rate_ci_low,
         cast(
             case
@@ -137,7 +137,7 @@ funnel_summary as (
                     then {{ wilson_interval_bound(
                         'stages_rated.conversion_rate', 'stages_rated.conversion_rate_sample', 'high'
                     ) }}
-            end as {{ funnel_type_double() }}
+            end as {{ type_double() }}
         ) as conversion_rate_ci_high
     from stages_rated
 )

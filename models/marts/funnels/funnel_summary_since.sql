@@ -127,10 +127,10 @@ funnel_summary_since as (
         cast(stages_rated.all_conversations as {{ dbt.type_bigint() }}) as all_conversations,
         cast(stages_rated.reached as {{ dbt.type_bigint() }}) as reached,
         cast(stages_rated.reached_in_order as {{ dbt.type_bigint() }}) as reached_in_order,
-        cast(stages_rated.conversion_rate as {{ funnel_type_double() }}) as conversion_rate,
-        cast(stages_rated.conversion_from_start as {{ funnel_type_double() }}) as conversion_from_start,
+        cast(stages_rated.conversion_rate as {{ type_double() }}) as conversion_rate,
+        cast(stages_rated.conversion_from_start as {{ type_double() }}) as conversion_from_start,
         cast(stages_rated.drop_off as {{ dbt.type_bigint() }}) as drop_off,
-        cast(stages_rated.drop_off_rate as {{ funnel_type_double() }}) as drop_off_rate,
+        cast(stages_rated.drop_off_rate as {{ type_double() }}) as drop_off_rate,
         stages_rated.is_major_drop_off,
         stages_rated.major_drop_off_threshold
     from stages_rated

@@ -7,7 +7,7 @@
     the sample (and for drops_by_points_wow the baseline's sample too) is at
     least min_sample. segment_value '*' evaluates every value of the segment
     type. Percentile metrics have no numerator and cannot be alerted on. -#}
-{%- set double = metrics_type_double() %}
+{%- set double = type_double() %}
 
 with
 

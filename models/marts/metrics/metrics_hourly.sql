@@ -15,7 +15,7 @@
     )
 }}
 
--- depends_on: {{ ref('fct_conversations') }}
+-- depends_on: {{ ref('int_conversations_summarized') }}
 
 with
 

@@ -18,9 +18,9 @@
     ) }}
 {% endif %}
 {%- set open_end = 'metrics_daily.metric_date' %}
-{%- set period_start = "cast('" ~ start_date ~ "' as date)" if start_date is not none else open_end %}
-{%- set period_end = "cast('" ~ end_date ~ "' as date)" if end_date is not none else open_end %}
-{%- set double = metrics_type_double() %}
+{%- set period_start = "cast('" ~ start_date ~ "' as " ~ type_date() ~ ")" if start_date is not none else open_end %}
+{%- set period_end = "cast('" ~ end_date ~ "' as " ~ type_date() ~ ")" if end_date is not none else open_end %}
+{%- set double = type_double() %}
 
 with
 

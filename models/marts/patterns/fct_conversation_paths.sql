@@ -50,7 +50,8 @@ paths_ended as (
         'outcome:' || conversations.outcome as outcome_step,
         coalesce(paths_aggregated.steps_before_outcome, 0) as steps_before_outcome,
         coalesce(paths_aggregated.first_step, 'outcome:' || conversations.outcome) as first_step,
-        coalesce(paths_aggregated.steps_path || ' > ', '') || 'outcome:' || conversations.outcome as path
+        coalesce(paths_aggregated.steps_path || ' > ', '') || 'outcome:' || conversations.outcome
+            as path  -- noqa: RF04
     from conversations
     left join paths_aggregated
         on conversations.conversation_id = paths_aggregated.conversation_id
@@ -59,13 +60,13 @@ paths_ended as (
 final as (
     select
         cast(paths_ended.conversation_id as {{ dbt.type_string() }}) as conversation_id,
-        cast(paths_ended.conversation_date as date) as conversation_date,
+        cast(paths_ended.conversation_date as {{ type_date() }}) as conversation_date,
         cast(paths_ended.channel as {{ dbt.type_string() }}) as channel,
         cast(paths_ended.environment as {{ dbt.type_string() }}) as environment,
         cast(paths_ended.outcome as {{ dbt.type_string() }}) as outcome,
-        cast(paths_ended.started as boolean) as started,
-        cast(paths_ended.is_successful as boolean) as is_successful,
-        cast(paths_ended.path as {{ dbt.type_string() }}) as path,
+        cast(paths_ended.started as {{ dbt.type_boolean() }}) as started,
+        cast(paths_ended.is_successful as {{ dbt.type_boolean() }}) as is_successful,
+        cast(paths_ended.path as {{ dbt.type_string() }}) as path,  -- noqa: RF04
         cast(paths_ended.steps_before_outcome + 1 as {{ dbt.type_int() }}) as path_length,
         cast(paths_ended.first_step as {{ dbt.type_string() }}) as first_step,
         cast(paths_ended.outcome_step as {{ dbt.type_string() }}) as outcome_step

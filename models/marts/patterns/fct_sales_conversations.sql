@@ -1,6 +1,6 @@
 {#- Sales conversations: the population of fct_conversation_paths with a
     sales signal (int_conversation_sales_signals). -#}
-{%- set double = metrics_type_double() %}
+{%- set double = type_double() %}
 with
 
 paths as (
@@ -118,16 +118,16 @@ sales_outcomes as (
 final as (
     select
         cast(sales_outcomes.conversation_id as {{ dbt.type_string() }}) as conversation_id,
-        cast(sales_outcomes.conversation_date as date) as conversation_date,
+        cast(sales_outcomes.conversation_date as {{ type_date() }}) as conversation_date,
         cast(sales_outcomes.outcome as {{ dbt.type_string() }}) as outcome,
-        cast(sales_outcomes.converted as boolean) as converted,
+        cast(sales_outcomes.converted as {{ dbt.type_boolean() }}) as converted,
         cast(sales_outcomes.lead_score as {{ double }}) as lead_score,
         cast(sales_outcomes.user_turns as {{ dbt.type_bigint() }}) as user_turns,
         cast(sales_outcomes.objections_raised as {{ dbt.type_bigint() }}) as objections_raised,
         cast(sales_outcomes.objection_list as {{ dbt.type_string() }}) as objection_list,
         cast(sales_outcomes.qualification_score as {{ double }}) as qualification_score,
-        cast(sales_outcomes.reached_qualified as boolean) as reached_qualified,
-        cast(sales_outcomes.reached_booked as boolean) as reached_booked,
+        cast(sales_outcomes.reached_qualified as {{ dbt.type_boolean() }}) as reached_qualified,
+        cast(sales_outcomes.reached_booked as {{ dbt.type_boolean() }}) as reached_booked,
         cast(sales_outcomes.sales_outcome as {{ dbt.type_string() }}) as sales_outcome
     from sales_outcomes
 )

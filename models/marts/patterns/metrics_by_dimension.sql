@@ -1,7 +1,7 @@
 {#- Daily breakdowns by every staged dimension, in one long table. The
     population is fct_conversation_paths (so exclude_development_traffic
     applies); a conversation's day is its conversation_date. -#}
-{%- set double = metrics_type_double() %}
+{%- set double = type_double() %}
 with
 
 paths as (
@@ -145,7 +145,7 @@ values_rated as (
 
 final as (
     select
-        cast(values_rated.conversation_date as date) as metric_date,
+        cast(values_rated.conversation_date as {{ type_date() }}) as metric_date,
         cast(values_rated.dimension as {{ dbt.type_string() }}) as dimension,
         cast(values_rated.dimension_value as {{ dbt.type_string() }}) as dimension_value,
         cast(values_rated.events as {{ dbt.type_bigint() }}) as events,

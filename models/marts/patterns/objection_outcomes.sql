@@ -1,6 +1,6 @@
 {#- Per objection: conversion after it was raised vs in sales conversations
     that did not raise it. -#}
-{%- set double = metrics_type_double() %}
+{%- set double = type_double() %}
 with
 
 sales_conversations as (

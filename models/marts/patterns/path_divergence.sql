@@ -34,23 +34,23 @@ final as (
         cast(scored.segment_type as {{ dbt.type_string() }}) as segment_type,
         cast(scored.segment_value as {{ dbt.type_string() }}) as segment_value,
         cast(scored.scope as {{ dbt.type_string() }}) as scope,
-        cast(scored.depth as {{ dbt.type_int() }}) as depth,
+        cast(scored.depth as {{ dbt.type_int() }}) as depth,  -- noqa: RF04
         cast(scored.step as {{ dbt.type_string() }}) as step,
         cast(scored.successful_with_step as {{ dbt.type_bigint() }}) as successful_with_step,
         cast(scored.successful_conversations as {{ dbt.type_bigint() }}) as successful_conversations,
         cast(scored.failed_with_step as {{ dbt.type_bigint() }}) as failed_with_step,
         cast(scored.failed_conversations as {{ dbt.type_bigint() }}) as failed_conversations,
-        cast(scored.share_successful as {{ metrics_type_double() }}) as share_successful,
-        cast(scored.share_failed as {{ metrics_type_double() }}) as share_failed,
-        cast(scored.share_difference as {{ metrics_type_double() }}) as share_difference,
+        cast(scored.share_successful as {{ type_double() }}) as share_successful,
+        cast(scored.share_failed as {{ type_double() }}) as share_failed,
+        cast(scored.share_difference as {{ type_double() }}) as share_difference,
         cast(scored.more_common_in as {{ dbt.type_string() }}) as more_common_in,
-        cast(scored.statistic as {{ metrics_type_double() }}) as statistic,
-        cast(scored.p_value as {{ metrics_type_double() }}) as p_value,
+        cast(scored.statistic as {{ type_double() }}) as statistic,
+        cast(scored.p_value as {{ type_double() }}) as p_value,
         cast(scored.test_method as {{ dbt.type_string() }}) as test_method,
-        cast(scored.p_value_adjusted as {{ metrics_type_double() }}) as p_value_adjusted,
-        cast(scored.is_significant as boolean) as is_significant,
+        cast(scored.p_value_adjusted as {{ type_double() }}) as p_value_adjusted,
+        cast(scored.is_significant as {{ dbt.type_boolean() }}) as is_significant,
         cast(scored.divergence_rank as {{ dbt.type_int() }}) as divergence_rank,
-        cast(scored.is_first_divergence as boolean) as is_first_divergence
+        cast(scored.is_first_divergence as {{ dbt.type_boolean() }}) as is_first_divergence
     from scored
 )
 

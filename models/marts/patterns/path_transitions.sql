@@ -54,7 +54,7 @@ path_nodes as (
 moves as (
     select
         path_nodes.conversation_id,
-        path_nodes.step_number as depth,
+        path_nodes.step_number as depth,  -- noqa: RF04
         path_nodes.step as from_step,
         lead(path_nodes.step) over (
             partition by path_nodes.conversation_id
@@ -81,16 +81,16 @@ transitions_counted as (
 
 final as (
     select
-        cast(transitions_counted.depth as {{ dbt.type_int() }}) as depth,
+        cast(transitions_counted.depth as {{ dbt.type_int() }}) as depth,  -- noqa: RF04
         cast(transitions_counted.from_step as {{ dbt.type_string() }}) as from_step,
         cast(transitions_counted.to_step as {{ dbt.type_string() }}) as to_step,
         cast(transitions_counted.conversations as {{ dbt.type_bigint() }}) as conversations,
         cast(transitions_counted.successful_conversations as {{ dbt.type_bigint() }})
             as successful_conversations,
         cast(
-            cast(transitions_counted.successful_conversations as {{ metrics_type_double() }})
+            cast(transitions_counted.successful_conversations as {{ type_double() }})
             / transitions_counted.conversations
-            as {{ metrics_type_double() }}
+            as {{ type_double() }}
         ) as success_share
     from transitions_counted
 )

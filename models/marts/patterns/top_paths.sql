@@ -27,7 +27,7 @@ paths_counted as (
 paths_ranked as (
     select
         paths_counted.*,
-        cast(paths_counted.conversations as {{ metrics_type_double() }})
+        cast(paths_counted.conversations as {{ type_double() }})
         / sum(paths_counted.conversations) over (partition by paths_counted.is_successful) as share_of_group,
         row_number() over (
             partition by paths_counted.is_successful
@@ -41,10 +41,10 @@ final as (
         cast(case when paths_ranked.is_successful then 'successful' else 'failed' end as {{ dbt.type_string() }})
             as success_group,
         cast(paths_ranked.path_rank as {{ dbt.type_int() }}) as path_rank,
-        cast(paths_ranked.path as {{ dbt.type_string() }}) as path,
+        cast(paths_ranked.path as {{ dbt.type_string() }}) as path,  -- noqa: RF04
         cast(paths_ranked.path_length as {{ dbt.type_int() }}) as path_length,
         cast(paths_ranked.conversations as {{ dbt.type_bigint() }}) as conversations,
-        cast(paths_ranked.share_of_group as {{ metrics_type_double() }}) as share_of_group
+        cast(paths_ranked.share_of_group as {{ type_double() }}) as share_of_group
     from paths_ranked
 )
 

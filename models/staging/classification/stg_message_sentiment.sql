@@ -32,7 +32,7 @@ sentiment_deduplicated as (
     select
         cast(sentiment_ranked.event_id as {{ dbt.type_string() }}) as event_id,
         cast(sentiment_ranked.conversation_id as {{ dbt.type_string() }}) as conversation_id,
-        cast(sentiment_ranked.sentiment as {{ funnel_type_double() }}) as model_sentiment,
+        cast(sentiment_ranked.sentiment as {{ type_double() }}) as model_sentiment,
         cast(sentiment_ranked.sentiment_source as {{ dbt.type_string() }}) as model_source,
         cast(sentiment_ranked.sentiment_model as {{ dbt.type_string() }}) as sentiment_model,
         cast(sentiment_ranked.scored_at as {{ dbt.type_timestamp() }}) as scored_at

@@ -44,7 +44,7 @@ classifications_deduplicated as (
         cast(funnel_name as {{ dbt.type_string() }}) as funnel_name,
         cast(stage as {{ dbt.type_string() }}) as stage,  -- noqa: RF04
         coalesce(reached, false) as is_reached,
-        cast(confidence as {{ funnel_type_double() }}) as confidence,
+        cast(confidence as {{ type_double() }}) as confidence,
         cast(lower(classifier) as {{ dbt.type_string() }}) as classifier,
         cast(model as {{ dbt.type_string() }}) as model,  -- noqa: RF04
         cast(prompt_version as {{ dbt.type_string() }}) as prompt_version,

@@ -154,7 +154,7 @@ final as (
         events_typed.raw_event_type,
         event_types.event_type is not null as is_known_type,
         events_typed.event_at,
-        cast(events_typed.event_at as date) as event_date,
+        cast(events_typed.event_at as {{ type_date() }}) as event_date,
         events_typed.channel,
         events_typed.properties,
         events_typed.device,
@@ -182,7 +182,7 @@ final as (
         events_typed.comment,
         events_typed.goal,
         events_typed.aliased_funnel as funnel,
-        events_typed.aliased_stage as stage,
+        events_typed.aliased_stage as stage,  -- noqa: RF04
         events_typed.test_name,
         events_typed.variant,
         events_typed.button,

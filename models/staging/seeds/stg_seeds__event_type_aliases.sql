@@ -20,7 +20,7 @@ aliases as (
 
 final as (
     select
-        lower(trim(aliases.alias)) as alias,
+        lower(trim(aliases.alias)) as alias,  -- noqa: RF04
         aliases.event_type,
         aliases.funnel,
         aliases.stage

@@ -485,6 +485,16 @@ def _stage_unreadable_file(con: duckdb.DuckDBPyConnection, path: Path, error: Ex
 
 
 def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    _stage_python_rows(con, read_csv_columns(path))
+
+
+def read_csv_columns(path: Path) -> dict[str, list]:
+    """A CSV file's raw columns (text) by name, for any engine's loader.
+
+    Python's csv module, because it reports the line each record came from
+    and tolerates rows with the wrong number of fields (kept whole, with the
+    reason, for quarantine).
+    """
     columns: dict[str, list] = {
         name: [] for name in ("row_number", *FIELDS, "raw_record", "parse_error", "typed_fields")
     }
@@ -520,8 +530,7 @@ def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                     continue
                 values = {name: (value if value != "" else None) for name, value in zip(names, record)}
                 add(reader.line_num, values, None, None)
-
-    _stage_python_rows(con, columns)
+    return columns
 
 
 def _stage_otlp(con: duckdb.DuckDBPyConnection, path: Path) -> None:

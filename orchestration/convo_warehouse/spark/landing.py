@@ -12,8 +12,9 @@ itself so the data never passes through one machine's memory:
   JSON type and the v1.1 field names from it (the DuckDB path keeps it only
   when needed: staging gives the same verdicts either way);
 * Parquet: Spark's reader, row number = 1-based position in the file;
-* CSV: Python's csv module (shared with the DuckDB path) for line numbers and
-  ragged rows, then one Spark DataFrame per file.
+* CSV and OTLP JSON-lines: the DuckDB loader's Python readers (Python's csv
+  module for line numbers and ragged rows; the GenAI span mapping), then one
+  Spark DataFrame per file.
 
 Typing, validation, aliasing and dedupe stay in dbt, as on DuckDB.
 """
@@ -129,11 +130,13 @@ def _literal(text: str) -> str:
 
 
 def _read_file(spark, path: Path, fmt: str):
+    if fmt in ("otlp.jsonl", "otlp.jsonl.gz"):
+        return _python_rows(spark, landing.read_otlp_columns(path))
     if fmt in ("jsonl", "jsonl.gz"):
         return _read_jsonl(spark, path)
     if fmt == "parquet":
         return _read_parquet(spark, path)
-    return _read_csv(spark, path)
+    return _python_rows(spark, landing.read_csv_columns(path))
 
 
 def _read_jsonl(spark, path: Path):
@@ -190,7 +193,10 @@ def _read_parquet(spark, path: Path):
 
     frame = spark.read.parquet(str(path))
     kinds = {column.name: column.dataType for column in frame.schema.fields}
-    frame = frame.rdd.zipWithIndex().toDF(["record", "index"])
+    numbered = T.StructType(
+        [T.StructField("record", frame.schema), T.StructField("index", T.LongType(), False)]
+    )
+    frame = spark.createDataFrame(frame.rdd.zipWithIndex(), numbered)
     selects = [(F.col("index") + 1).cast("bigint").alias("row_number")]
     for name in landing.FIELDS:
         target = "event_timestamp" if name == "timestamp" else name
@@ -229,10 +235,11 @@ def _read_parquet(spark, path: Path):
     )
 
 
-def _read_csv(spark, path: Path):
-    columns = landing.read_csv_columns(path)
+def _python_rows(spark, columns: dict[str, list]):
+    """Raw columns read in Python (the DuckDB loader's CSV and OTLP readers) -> a DataFrame."""
     names = ["row_number", *landing.FIELDS, "raw_record", "parse_error", "typed_fields"]
-    rows = list(zip(*(columns[name] for name in names), strict=True))
+    count = len(columns["row_number"])
+    rows = list(zip(*(columns.get(name, [None] * count) for name in names), strict=True))
     schema = ", ".join(
         f"{'event_timestamp' if name == 'timestamp' else name} {'bigint' if name == 'row_number' else 'string'}"
         for name in names
