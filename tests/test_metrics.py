@@ -109,7 +109,9 @@ def reference_metrics(
     )
     seg = pd.concat(segments, ignore_index=True).merge(c, on="conversation_id", how="inner")
 
-    b = lambda name: seg[name].fillna(False).astype(bool)  # noqa: E731
+    def b(name: str) -> pd.Series:
+        return seg[name].fillna(False).astype(bool)
+
     started, initialized, engaged = b("started"), b("initialized"), b("engaged")
     fr = seg["first_response_ms"].astype(float)
     fb = seg["feedback_score"].astype(float)
