@@ -50,7 +50,7 @@
             ~ ' event_id ' ~ dbt.type_string() ~ ','
             ~ ' conversation_id ' ~ dbt.type_string() ~ ','
             ~ ' event_at ' ~ dbt.type_timestamp() ~ ','
-            ~ ' sentiment ' ~ dbt.type_float() ~ ','
+            ~ ' sentiment ' ~ type_double() ~ ','
             ~ ' sentiment_source ' ~ dbt.type_string() ~ ','
             ~ ' sentiment_model ' ~ dbt.type_string() ~ ','
             ~ ' scored_at ' ~ dbt.type_timestamp()
