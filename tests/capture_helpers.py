@@ -99,7 +99,7 @@ class ScriptedServer:
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:  # the name http.server dispatches to
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.requests.append((time.monotonic(), body))
                 if outer.script:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from click.testing import CliRunner
+from fake_llm_server import FakeLLMServer
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer  # noqa: E402
-
-from convo_warehouse.cli import main  # noqa: E402
-from convo_warehouse.lib.classify.stages import STAGES  # noqa: E402
+from convo_warehouse.cli import main
+from convo_warehouse.lib.classify.stages import STAGES
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -6,19 +6,15 @@ Each test is bounded: small timeouts and backoffs, a few conversations.
 from __future__ import annotations
 
 import json
-import sys
 import time
-from pathlib import Path
 
 import duckdb
 import pytest
+from fake_llm_server import FakeLLMServer, transcript_of
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer, transcript_of  # noqa: E402
-
-from convo_warehouse.lib.classify.llm import LLMClassifier, LLMSettings, TranscriptItem  # noqa: E402
-from convo_warehouse.lib.classify.runner import classify_warehouse  # noqa: E402
-from convo_warehouse.lib.classify.stages import STAGES  # noqa: E402
+from convo_warehouse.lib.classify.llm import LLMClassifier, LLMSettings, TranscriptItem
+from convo_warehouse.lib.classify.runner import classify_warehouse
+from convo_warehouse.lib.classify.stages import STAGES
 
 NONE_REACHED = json.dumps({stage: False for stage in STAGES})
 ONLY_GREETED = json.dumps({stage: stage == "greeted" for stage in STAGES})

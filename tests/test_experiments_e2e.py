@@ -273,7 +273,7 @@ def test_cli_prints_the_verdict(effect_warehouse):
     result = CliRunner().invoke(experiments, ["--warehouse", str(effect_warehouse.path), "--test", "greeting_tone"])
     assert result.exit_code == 0, result.output
     assert "formal" in result.output and "casual" in result.output
-    assert "SRM vs seed weights: ok" in result.output
+    assert "SRM vs seed weights (mismatch when p < 0.001): ok" in result.output
     verdict_line = result.output.strip().splitlines()[-1]
     assert verdict_line.startswith("  verdict: variant casual +") and verdict_line.endswith("significant; healthy")
     sequential = CliRunner().invoke(
@@ -291,6 +291,6 @@ def test_cli_flags_srm(srm_warehouse):
 
     result = CliRunner().invoke(experiments, ["--warehouse", str(srm_warehouse.path), "--test", "greeting_tone"])
     assert result.exit_code == 0, result.output
-    assert "SRM vs seed weights: MISMATCH" in result.output
+    assert "SRM vs seed weights (mismatch when p < 0.001): MISMATCH" in result.output
     assert "sample ratio mismatch" in result.output.strip().splitlines()[-1]
 

@@ -203,6 +203,7 @@ def variant(name, order, control, sessions, conversions, weight=0.5, **extra):
         "sessions": sessions, "conversions": conversions, "completions": 0, "handoffs": 0,
         "satisfaction_n": 0, "satisfaction_mean": None, "satisfaction_variance": None,
         "first_response_n": 0, "first_response_mean": None, "first_response_variance": None,
+        "quality_n": 0, "quality_mean": None, "quality_variance": None,
         "primary_metric": None,
     }
     row.update(extra)
@@ -236,19 +237,27 @@ def test_score_metrics_holm_family_and_guardrails():
         "a", 0, True, 1000, 100, completions=400, handoffs=100,
         satisfaction_n=900, satisfaction_mean=0.50, satisfaction_variance=0.04,
         first_response_n=800, first_response_mean=3000.0, first_response_variance=250_000.0,
+        quality_n=1000, quality_mean=0.60, quality_variance=0.04,
     )
     treated = variant(
         "b", 1, False, 1000, 130, completions=420, handoffs=150,
         satisfaction_n=900, satisfaction_mean=0.51, satisfaction_variance=0.04,
         first_response_n=800, first_response_mean=2990.0, first_response_variance=250_000.0,
+        quality_n=1000, quality_mean=0.64, quality_variance=0.04,
     )
     rows = {(row["variant"], row["metric_name"]): row for row in ex.score_metrics([control, treated])}
-    assert len(rows) == 10
-    family = [rows[("b", name)] for name in ("conversion_rate", "completion_rate", "satisfaction_score")]
+    assert len(rows) == 12
+    family = [
+        rows[("b", name)] for name in ("conversion_rate", "completion_rate", "satisfaction_score", "quality_score")
+    ]
     adjusted = ex.holm([row["p_value"] for row in family])
     assert [row["p_value_adjusted"] for row in family] == pytest.approx(adjusted)
     assert rows[("b", "conversion_rate")]["metric_role"] == "primary"
     assert rows[("b", "completion_rate")]["metric_role"] == "secondary"
+    # quality 0.60 -> 0.64 over 1000 sessions each (Welch t = 4.47): a secondary metric, significant after Holm
+    quality = rows[("b", "quality_score")]
+    assert quality["metric_role"] == "secondary" and quality["value"] == pytest.approx(0.64)
+    assert quality["difference"] == pytest.approx(0.04) and quality["is_significant"] is True
     # handoffs 10% -> 15%: significant and harmful (lower is better)
     handoff = rows[("b", "handoff_rate")]
     assert handoff["p_value_adjusted"] is None

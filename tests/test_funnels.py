@@ -25,6 +25,8 @@ from click.testing import CliRunner
 
 from conftest import REPO_ROOT, Warehouse
 
+from convo_warehouse.lib.classify.store import ensure_tables
+
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
 
 END_DATE = "2024-03-14"
@@ -33,7 +35,7 @@ CONVERSATIONS = 1200
 SEED = 23
 FUNNEL_SELECT = (
     "+fct_conversation_stages +funnel_stage_daily +funnel_summary +funnel_dropoffs "
-    "+funnel_stage_daily_breakdown +abandon_turns +funnel_unknown_stage_events fct_conversations"
+    "+funnel_stage_daily_breakdown +abandon_turns +funnel_unknown_stage_events fct_conversations +funnel_summary_since"
 )
 WINDOW_HOURS = 24  # the default of the dbt var funnel_conversion_window_hours
 
@@ -46,14 +48,6 @@ SHIPPED = {
 }
 CLASSIFIED = {("support", stage) for stage in SHIPPED["support"][1:]}
 
-CLASSIFICATION_DDL = """
-create schema if not exists classification;
-create table if not exists classification.stage_classifications (
-    conversation_id varchar, funnel_name varchar, stage varchar, reached boolean,
-    confidence double, classifier varchar, model varchar, prompt_version varchar,
-    transcript_hash varchar, classified_at timestamp
-);
-"""
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -74,7 +68,7 @@ def _fabricate_classifications(warehouse: Warehouse) -> None:
     for stages the seed does not classify (they must be ignored)."""
     con = duckdb.connect(str(warehouse.path))
     try:
-        con.execute(CLASSIFICATION_DDL)
+        ensure_tables(con)
         ids = [row[0] for row in con.execute(
             "select distinct conversation_id from raw.events where conversation_id is not null order by 1"
         ).fetchall()]
@@ -92,7 +86,12 @@ def _fabricate_classifications(warehouse: Warehouse) -> None:
                                  base + dt.timedelta(days=1)))
             if rng.random() < 0.1:
                 rows.append((conversation_id, "sales", "qualified", True, 0.5, "rules", None, "v1", "h1", base))
-        con.executemany("insert into classification.stage_classifications values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.executemany(
+            "insert into classification.stage_classifications (conversation_id, funnel_name, stage, reached, "
+            "confidence, classifier, model, prompt_version, transcript_hash, classified_at) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
     finally:
         con.close()
 
@@ -241,9 +240,8 @@ def test_conversation_stages_match_the_reference(built, reference):
     pd.testing.assert_frame_equal(actual, expected, check_dtype=False)
 
 
-def test_funnel_summary_matches_the_reference(built, reference):
-    sequences = reference["sequences"]
-    all_conversations = len(reference["conversations"])
+def expected_summary(sequences: pd.DataFrame, all_conversations: int) -> list[dict]:
+    """funnel_summary's counting columns from the contract's words, over ``sequences``."""
     expected_rows = []
     for funnel, stages in SHIPPED.items():
         reached = [int(sequences[(sequences["funnel_name"] == funnel) & (sequences["stage"] == s)]["is_reached"].sum())
@@ -256,12 +254,46 @@ def test_funnel_summary_matches_the_reference(built, reference):
                 "conversion_from_start": reached[i] / reached[0] if reached[0] else np.nan,
                 "drop_off": 0 if i == 0 else reached[i - 1] - reached[i],
             })
+    return expected_rows
+
+
+def test_funnel_summary_matches_the_reference(built, reference):
+    expected_rows = expected_summary(reference["sequences"], len(reference["conversations"]))
     expected = _sorted(pd.DataFrame(expected_rows), ["funnel_name", "stage_order"])
     actual = _sorted(frame(built, "select * from marts.funnel_summary"), ["funnel_name", "stage_order"])
     pd.testing.assert_frame_equal(actual[expected.columns], expected, check_dtype=False, rtol=1e-12)
     # a major drop-off is a stage losing more than 30% of the previous stage
     losing = (actual["drop_off"] / actual.groupby("funnel_name")["reached"].shift(1)) > 0.3
     assert (actual["is_major_drop_off"] == losing.fillna(False)).all()
+
+
+def test_funnel_summary_since_matches_the_reference_for_every_start_date(built, reference):
+    conversations = reference["conversations"]
+    sequences = reference["sequences"].merge(conversations[["conversation_id", "conversation_date"]],
+                                             on="conversation_id")
+    actual = frame(built, "select * from marts.funnel_summary_since")
+    actual["start_date"] = pd.to_datetime(actual["start_date"])
+    start_dates = sorted(pd.to_datetime(conversations["conversation_date"]).unique())
+    assert len(start_dates) == DAYS and sorted(actual["start_date"].unique()) == start_dates
+    for start_date in start_dates:
+        on_or_after = pd.to_datetime(sequences["conversation_date"]) >= start_date
+        population = int((pd.to_datetime(conversations["conversation_date"]) >= start_date).sum())
+        expected = _sorted(pd.DataFrame(expected_summary(sequences[on_or_after], population)),
+                           ["funnel_name", "stage_order"])
+        rows = _sorted(actual[actual["start_date"] == start_date], ["funnel_name", "stage_order"])
+        pd.testing.assert_frame_equal(rows[expected.columns], expected, check_dtype=False, rtol=1e-12)
+        assert (rows["all_conversations"] == population).all()
+
+
+def test_funnel_summary_since_first_start_date_is_funnel_summary(built):
+    columns = ("funnel_name, stage, stage_order, previous_stage, reached, reached_in_order, conversion_rate, "
+               "conversion_from_start, drop_off, drop_off_rate, is_major_drop_off")
+    whole = frame(built, f"select {columns} from marts.funnel_summary")
+    first = frame(built, f"select {columns} from marts.funnel_summary_since "
+                         "where start_date = (select min(start_date) from marts.funnel_summary_since)")
+    keys = ["funnel_name", "stage_order"]
+    pd.testing.assert_frame_equal(_sorted(first, keys), _sorted(whole, keys), check_dtype=False, rtol=1e-12)
+    assert whole["is_major_drop_off"].any()
 
 
 def test_funnel_stage_daily_matches_the_reference(built, reference):
@@ -360,19 +392,34 @@ def test_cli_prints_every_funnel_and_the_worst_step(built, tmp_path):
     assert unknown.exit_code != 0 and "known funnels" in unknown.output
 
 
-def test_rate_stages_follows_the_contract_rules():
-    from convo_warehouse.commands.funnel import rate_stages, worst_step
+def test_cli_since_prints_the_mart_rows_of_the_first_start_date_on_or_after(built, tmp_path):
+    from convo_warehouse.commands.funnel import funnel
 
-    rows = rate_stages(
-        [("f", "a", 1, 50, 50), ("f", "b", 2, 20, 20), ("f", "c", 3, 30, 10), ("g", "x", 1, 0, 0), ("g", "y", 2, 0, 0)],
-        population=100, threshold=0.3,
+    database = tmp_path / "copy.duckdb"
+    built.query("checkpoint")
+    shutil.copy2(built.path, database)
+    # END_DATE - 1 day: a day with conversations, so its rows are printed as they are
+    since = (dt.date.fromisoformat(END_DATE) - dt.timedelta(days=1)).isoformat()
+    rows = built.query(
+        "select stage, reached, conversion_rate, drop_off, is_major_drop_off, major_drop_off_threshold "
+        "from marts.funnel_summary_since where funnel_name = 'sales' and start_date = ? order by stage_order",
+        [since],
     )
-    a, b, c, x, y = rows
-    assert (a.conversion_rate, a.drop_off, a.drop_off_rate, a.is_major_drop_off) == (0.5, 0, None, False)
-    assert (b.conversion_rate, b.drop_off, b.drop_off_rate, b.is_major_drop_off) == (0.4, 30, 0.6, True)
-    assert (c.conversion_rate, c.conversion_from_start, c.drop_off) == (1.5, 0.6, -10)
-    assert (x.conversion_rate, x.conversion_from_start, y.conversion_rate) == (0.0, None, None)
-    assert worst_step(rows) is b
+    assert rows and rows[0][1] > 0
+    result = CliRunner().invoke(funnel, ["--database", str(database), "--funnel", "sales", "--since", since])
+    assert result.exit_code == 0, result.output
+    lines = {line.lstrip("! ").split()[0]: line for line in result.output.splitlines()[2:] if line.strip()}
+    for stage, reached, rate, drop_off, is_major, threshold in rows:
+        line = lines[stage]
+        assert f"{reached:,}" in line.split() and f"{drop_off:,}" in line.split()
+        assert f"{rate * 100:.1f}%" in line.split()
+        assert line.startswith("! ") == is_major
+    if any(row[4] for row in rows):
+        assert f"major drop-offs (more than {rows[0][5] * 100:.1f}% lost)" in result.output
+
+    later = CliRunner().invoke(funnel, ["--database", str(database), "--funnel", "sales", "--since", "2099-01-01"])
+    assert later.exit_code == 0, later.output
+    assert "no conversations from 2099-01-01 on" in later.output
 
 
 # --------------------------------------------------------------------------- seed-only funnel

@@ -195,7 +195,7 @@ def test_late_file_holds_older_conversations(generated):
 def test_deterministic_for_a_seed_and_different_for_another(tmp_path, generated):
     landing, _, summary = generated
     again = _gen(tmp_path / "again")
-    other = _gen(tmp_path / "other", seed=12)
+    _gen(tmp_path / "other", seed=12)
     assert again["files"] == summary["files"]
     for rel in summary["files"]:
         assert (landing / rel).read_bytes() == (tmp_path / "again" / rel).read_bytes(), rel

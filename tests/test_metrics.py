@@ -26,7 +26,10 @@ END_DATE = "2024-03-14"
 DAYS = 14
 CONVERSATIONS = 1500
 SEED = 11
-METRICS_SELECT = "+metric_alerts +segment_comparison +dim_metrics alert_rules fct_conversations ab_test_exposures"
+METRICS_SELECT = (
+    "+metric_alerts +segment_comparison +dim_metrics alert_rules fct_conversations ab_test_exposures"
+    " +fct_conversation_quality"
+)
 KEY = ["metric_date", "metric_name", "segment_type", "segment_value"]
 HOURLY_KEY = ["metric_hour", "metric_name", "segment_type", "segment_value"]
 ATTRIBUTE_SEGMENTS = ["channel", "agent_id", "device", "source", "language"]
@@ -106,7 +109,9 @@ def reference_metrics(
     )
     seg = pd.concat(segments, ignore_index=True).merge(c, on="conversation_id", how="inner")
 
-    b = lambda name: seg[name].fillna(False).astype(bool)  # noqa: E731
+    def b(name: str) -> pd.Series:
+        return seg[name].fillna(False).astype(bool)
+
     started, initialized, engaged = b("started"), b("initialized"), b("engaged")
     fr = seg["first_response_ms"].astype(float)
     fb = seg["feedback_score"].astype(float)
@@ -132,6 +137,10 @@ def reference_metrics(
         # extras used by the alerts
         "response_rate": ((engaged & fr.notna()).astype(float), engaged.astype(float)),
         "avg_sentiment": (seg["sentiment_sum"].astype(float), seg["sentiment_count"].astype(float)),
+        # not in the contract: the mean quality score of the conversations that have one (fct_conversation_quality)
+        "quality_score": (
+            seg["quality_score"].astype(float).fillna(0.0), seg["quality_score"].notna().astype(float)
+        ),
     }
     keys = [grain, "segment_type", "segment_value"]
     parts = []
@@ -165,7 +174,12 @@ def reference_metrics(
 
 
 def reference_inputs(warehouse: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    conversations = frame(warehouse, "select * from marts.fct_conversations")
+    conversations = frame(
+        warehouse,
+        "select fct_conversations.*, fct_conversation_quality.quality_score from marts.fct_conversations "
+        "left join marts.fct_conversation_quality "
+        "on fct_conversations.conversation_id = fct_conversation_quality.conversation_id",
+    )
     # the event's sentiment when in -1..1, else the lexicon score the classification asset stored
     sentiments = frame(
         warehouse,
@@ -320,8 +334,10 @@ def test_incremental_runs_equal_a_full_refresh(generated, tmp_path_factory, dbt_
                 "where metric_date = ? and metric_name = 'conversations' and segment_type = 'all'",
                 [oldest],
             )
-        # the reference reads the marts fct_conversations and ab_test_exposures
-        metrics_and_inputs = "+metrics_daily +metrics_hourly fct_conversations ab_test_exposures"
+        # the reference reads the marts fct_conversations, ab_test_exposures and fct_conversation_quality
+        metrics_and_inputs = (
+            "+metrics_daily +metrics_hourly fct_conversations ab_test_exposures +fct_conversation_quality"
+        )
         warehouse.dbt("run", "--select", metrics_and_inputs, "--vars", incremental_vars)
         if number in (2, 3):
             # incremental, not a rebuild: the oldest day was left alone

@@ -8,7 +8,6 @@ generated landing folder; the other tests build what they need themselves.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -369,7 +368,7 @@ def test_mart_suite_flags_reached_in_order_growing_along_the_funnel():
 class _Recorder(BaseHTTPRequestHandler):
     received: list[dict] = []
 
-    def do_POST(self):  # noqa: N802 (http.server API)
+    def do_POST(self):  # the name http.server dispatches to
         body = self.rfile.read(int(self.headers["Content-Length"]))
         _Recorder.received.append(
             {"content_type": self.headers["Content-Type"], "json": json.loads(body)}

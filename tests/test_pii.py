@@ -6,16 +6,12 @@ HTTP server on 127.0.0.1 and inspects what the endpoint received.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from fake_llm_server import FakeLLMServer
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import FakeLLMServer  # noqa: E402
-
-from convo_warehouse.lib.classify.llm import LLMClassifier, LLMSettings, TranscriptItem  # noqa: E402
-from convo_warehouse.lib.classify.pii import introduced_names, mask_pii, mask_transcript  # noqa: E402
+from convo_warehouse.lib.classify.llm import LLMClassifier, LLMSettings, TranscriptItem
+from convo_warehouse.lib.classify.pii import introduced_names, mask_pii, mask_transcript
 
 
 @pytest.mark.parametrize(

@@ -5,18 +5,14 @@ beside the stage classifications, cached, validated, PII-masked, and off unless 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from fake_llm_server import ALL_TRUE, FakeLLMServer
+from test_classify_llm import CLEAR, UNCERTAIN, make_warehouse, settings_for
 
-sys.path.insert(0, str(Path(__file__).parent))
-from fake_llm_server import ALL_TRUE, FakeLLMServer  # noqa: E402
-from test_classify_llm import CLEAR, UNCERTAIN, make_warehouse, settings_for  # noqa: E402
-
-from convo_warehouse.lib.classify.judge import JUDGE_PROMPT_VERSION, parse_judgment  # noqa: E402
-from convo_warehouse.lib.classify.llm import InvalidAnswer  # noqa: E402
-from convo_warehouse.lib.classify.runner import classify_warehouse  # noqa: E402
+from convo_warehouse.lib.classify.judge import JUDGE_PROMPT_VERSION, parse_judgment
+from convo_warehouse.lib.classify.llm import InvalidAnswer
+from convo_warehouse.lib.classify.runner import classify_warehouse
 
 JUDGMENT = json.dumps({"resolution": "resolved", "user_frustration": "none", "reason": "The user got the tracking."})
 

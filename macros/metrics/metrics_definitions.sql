@@ -215,6 +215,17 @@
             "description": "Average sentiment of user messages (message-weighted; the event's sentiment property, else the lexicon score of the classification asset), assigned to the conversation's day/hour. Not in the contract; used by the negative_sentiment alert.",
         },
         {
+            "name": "quality_score",
+            "kind": "ratio",
+            "proportion": false,
+            "numerator": "coalesce(quality_score, 0)",
+            "denominator": flag.format("quality_score is not null"),
+            "unit": "score 0..1",
+            "numerator_definition": "sum of quality_score (fct_conversation_quality: weighted resolution, efficiency, sentiment and goal completion)",
+            "denominator_definition": "conversations with a quality_score (started conversations)",
+            "description": "Average conversation quality score (0..1) of started conversations; formula in docs/quality.md. Not in the contract.",
+        },
+        {
             "name": "first_response_ms_p50",
             "kind": "percentile",
             "proportion": false,

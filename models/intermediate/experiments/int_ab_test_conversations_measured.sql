@@ -30,6 +30,13 @@ conversations as (
     from {{ ref('int_conversations_summarized') }}
 ),
 
+quality as (
+    select
+        conversation_id,
+        quality_score
+    from {{ ref('int_conversation_quality_scored') }}
+),
+
 -- a conversion at or after the first exposure exists iff the last one is
 last_conversions as (
     select
@@ -56,12 +63,15 @@ exposures_measured as (
         conversations.was_completed,
         conversations.had_handoff,
         conversations.satisfaction_score,
-        conversations.first_response_ms
+        conversations.first_response_ms,
+        quality.quality_score
     from exposures
     left join conversations
         on exposures.conversation_id = conversations.conversation_id
     left join last_conversions
         on exposures.conversation_id = last_conversions.conversation_id
+    left join quality
+        on exposures.conversation_id = quality.conversation_id
 )
 
 select * from exposures_measured

@@ -20,7 +20,8 @@ exposures as (
         was_completed,
         had_handoff,
         satisfaction_score,
-        first_response_ms
+        first_response_ms,
+        quality_score
     from {{ ref('int_ab_test_conversations_measured') }}
     where not is_contaminated
 ),
@@ -49,7 +50,8 @@ variant_means as (
         exposures_segmented.segment_type,
         exposures_segmented.segment_value,
         {{ exact_avg('exposures_segmented.satisfaction_score') }} as satisfaction_mean,
-        {{ exact_avg('exposures_segmented.first_response_ms') }} as first_response_mean
+        {{ exact_avg('exposures_segmented.first_response_ms') }} as first_response_mean,
+        {{ exact_avg('exposures_segmented.quality_score') }} as quality_mean
     from exposures_segmented
     group by
         exposures_segmented.test_name,
@@ -66,7 +68,9 @@ exposures_centered as (
         exposures_segmented.satisfaction_score - variant_means.satisfaction_mean
             as satisfaction_deviation,
         exposures_segmented.first_response_ms - variant_means.first_response_mean
-            as first_response_deviation
+            as first_response_deviation,
+        variant_means.quality_mean,
+        exposures_segmented.quality_score - variant_means.quality_mean as quality_deviation
     from exposures_segmented
     inner join variant_means
         on
@@ -128,7 +132,11 @@ variants_aggregated as (
         count(exposures_centered.first_response_ms) as first_response_n,
         max(exposures_centered.first_response_mean) as first_response_mean,
         {{ exact_sum('exposures_centered.first_response_deviation * exposures_centered.first_response_deviation') }}
-        / nullif(count(exposures_centered.first_response_ms) - 1, 0) as first_response_variance
+        / nullif(count(exposures_centered.first_response_ms) - 1, 0) as first_response_variance,
+        count(exposures_centered.quality_score) as quality_n,
+        max(exposures_centered.quality_mean) as quality_mean,
+        {{ exact_sum('exposures_centered.quality_deviation * exposures_centered.quality_deviation') }}
+        / nullif(count(exposures_centered.quality_score) - 1, 0) as quality_variance
     from variants_by_segment
     left join exposures_centered
         on

@@ -42,6 +42,13 @@ sentiment_per_conversation as (
     from {{ ref('int_conversation_sentiment_summarized') }} as int_conversation_sentiment_summarized
 ),
 
+quality as (
+    select
+        int_conversation_quality_scored.conversation_id,
+        int_conversation_quality_scored.quality_score
+    from {{ ref('int_conversation_quality_scored') }} as int_conversation_quality_scored
+),
+
 exposures as (
     select
         int_ab_test_exposures_checked.test_name,
@@ -96,12 +103,15 @@ conversations_segmented as (
         conversations.feedback_score,
         conversations.rephrase_count,
         coalesce(sentiment_per_conversation.sentiment_sum, 0) as sentiment_sum,
-        coalesce(sentiment_per_conversation.sentiment_count, 0) as sentiment_count
+        coalesce(sentiment_per_conversation.sentiment_count, 0) as sentiment_count,
+        quality.quality_score
     from conversation_segments
     inner join conversations
         on conversation_segments.conversation_id = conversations.conversation_id
     left join sentiment_per_conversation
         on conversations.conversation_id = sentiment_per_conversation.conversation_id
+    left join quality
+        on conversations.conversation_id = quality.conversation_id
 )
 
 select * from conversations_segmented

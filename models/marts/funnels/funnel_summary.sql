@@ -90,49 +90,14 @@ stages_with_counts as (
 stages_with_neighbours as (
     select
         stages_with_counts.*,
-        lag(stages_with_counts.reached) over (
-            partition by stages_with_counts.funnel_name
-            order by stages_with_counts.stage_order
-        ) as previous_stage_reached,
-        first_value(stages_with_counts.reached) over (
-            partition by stages_with_counts.funnel_name
-            order by stages_with_counts.stage_order
-            rows between unbounded preceding and current row
-        ) as first_stage_reached
+        {{ funnel_stage_neighbours('stages_with_counts', ['funnel_name']) }}
     from stages_with_counts
 ),
 
 stages_rated as (
     select
         stages_with_neighbours.*,
-        case
-            when stages_with_neighbours.is_first_stage
-                then
-                    cast(stages_with_neighbours.reached as {{ type_double() }})
-                    / nullif(stages_with_neighbours.all_conversations, 0)
-            else
-                cast(stages_with_neighbours.reached as {{ type_double() }})
-                / nullif(stages_with_neighbours.previous_stage_reached, 0)
-        end as conversion_rate,
-        cast(stages_with_neighbours.reached as {{ type_double() }})
-        / nullif(stages_with_neighbours.first_stage_reached, 0) as conversion_from_start,
-        case
-            when stages_with_neighbours.is_first_stage then stages_with_neighbours.all_conversations
-            else stages_with_neighbours.previous_stage_reached
-        end as conversion_rate_sample,
-        case
-            when stages_with_neighbours.is_first_stage then 0
-            else stages_with_neighbours.previous_stage_reached - stages_with_neighbours.reached
-        end as drop_off,
-        case
-            when stages_with_neighbours.is_first_stage then null
-            else
-                cast(
-                    stages_with_neighbours.previous_stage_reached - stages_with_neighbours.reached
-                    as {{ type_double() }}
-                )
-                / nullif(stages_with_neighbours.previous_stage_reached, 0)
-        end as drop_off_rate
+        {{ funnel_stage_rates('stages_with_neighbours') }}
     from stages_with_neighbours
 ),
 
@@ -148,10 +113,7 @@ funnel_summary as (
         cast(stages_rated.previous_stage as {{ dbt.type_string() }}) as previous_stage,
         cast(stages_rated.reached_in_order as {{ dbt.type_bigint() }}) as reached_in_order,
         cast(stages_rated.drop_off_rate as {{ type_double() }}) as drop_off_rate,
-        coalesce(
-            stages_rated.drop_off_rate > {{ var('funnel_major_drop_off_threshold', 0.3) }},
-            false
-        ) as is_major_drop_off,
+        stages_rated.is_major_drop_off,
         cast(stages_rated.avg_seconds_from_previous_stage as {{ type_double() }})
             as avg_seconds_from_previous_stage,
         cast(stages_rated.median_seconds_from_previous_stage as {{ type_double() }})

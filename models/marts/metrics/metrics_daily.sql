@@ -47,7 +47,8 @@ conversations_segmented as (
         int_conversations_segmented.feedback_score,
         int_conversations_segmented.rephrase_count,
         int_conversations_segmented.sentiment_sum,
-        int_conversations_segmented.sentiment_count
+        int_conversations_segmented.sentiment_count,
+        int_conversations_segmented.quality_score
     from {{ ref('int_conversations_segmented') }} as int_conversations_segmented
     {% if is_incremental() %}
         where int_conversations_segmented.metric_date in (

@@ -71,9 +71,7 @@ segments_rated as (
         case
             when segments_with_rest.rest_sample_size > 0
                 then segments_with_rest.rest_successes / segments_with_rest.rest_sample_size
-        end as rest_rate,
-        (segments_with_rest.successes + segments_with_rest.rest_successes)
-        / (segments_with_rest.sample_size + segments_with_rest.rest_sample_size) as pooled_rate
+        end as rest_rate
     from segments_with_rest
 ),
 
@@ -85,16 +83,12 @@ segments_tested as (
         {{ wilson_interval_bound('segments_rated.rate', 'segments_rated.sample_size', 'high') }} as ci_high,
         -- two-proportion z-test of this segment against all the others (pooled se);
         -- null when there is no rest or the pooled rate is 0 or 1 (se = 0)
-        case
-            when
-                segments_rated.rest_sample_size > 0
-                and segments_rated.pooled_rate > 0
-                and segments_rated.pooled_rate < 1
-                then (segments_rated.rate - segments_rated.rest_rate) / sqrt(
-                    segments_rated.pooled_rate * (1.0 - segments_rated.pooled_rate)
-                    * (1.0 / segments_rated.sample_size + 1.0 / segments_rated.rest_sample_size)
-                )
-        end as z_score
+        {{ metrics_pooled_z_score(
+            'segments_rated.successes',
+            'segments_rated.sample_size',
+            'segments_rated.rest_successes',
+            'segments_rated.rest_sample_size',
+        ) }} as z_score
     from segments_rated
 ),
 
@@ -121,7 +115,7 @@ segments_compared as (
             when
                 segments_tested.sample_size >= {{ min_sample }}
                 and segments_tested.rest_sample_size >= {{ min_sample }}
-                then {{ metrics_two_sided_p_value('segments_tested.z_score') }} < 0.05
+                then {{ metrics_two_sided_p_value('segments_tested.z_score') }} < {{ var('significance_level') }}
         end as is_significant,
         {{ min_sample }} as min_sample
     from segments_tested

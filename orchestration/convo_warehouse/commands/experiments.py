@@ -59,7 +59,7 @@ def render_test(test: dict, sequential: bool = False) -> list[str]:
     interval_name = "always-valid 95% CI" if sequential else "95% CI"
     lines = [
         f"{test['test_name']}  (control: {control['variant'] if control else 'none'}; "
-        f"{results[0]['total_sessions']:,} sessions)",
+        f"{results[0]['total_sessions']:,} sessions; significant at p < {ex.ALPHA})",
         f"  {'variant':<12}{'sessions':>10}{'conv.':>8}{'rate':>9}  {'95% CI of rate':<19}"
         f"{'lift (pts)':>11}  {interval_name + ' (pts)':<28}{'p-value':>8}",
     ]
@@ -92,7 +92,7 @@ def render_test(test: dict, sequential: bool = False) -> list[str]:
     broken_channels = [row["segment_value"] for row in health if row["segment_type"] == "channel" and row["srm_detected"]]
     channels = [row for row in health if row["segment_type"] == "channel"]
     lines.append(
-        f"  SRM vs seed weights: {srm}; by channel: "
+        f"  SRM vs seed weights (mismatch when p < {ex.SRM_ALPHA}): {srm}; by channel: "
         + (f"mismatch in {', '.join(broken_channels)}" if broken_channels else f"ok ({len(channels)} channels)")
     )
     if overall is not None:
@@ -102,11 +102,12 @@ def render_test(test: dict, sequential: bool = False) -> list[str]:
             f"{overall['assignment_mismatches']:,} disagree with the assignment rule ({_pct(overall['assignment_mismatch_rate'])})"
         )
     sample = results[0]["enough_sample"]
+    needed = f">= {ex.MIN_SESSIONS:,} sessions and >= {ex.MIN_CONVERSIONS:,} conversions"
     lines.append(
         "  sample: "
-        + ("enough (every variant >= 500 sessions and >= 100 conversions)" if sample
-           else "NOT enough (needs >= 500 sessions and >= 100 conversions per variant)")
-        + ("" if results[0]["has_enough_traffic"] else "; not enough traffic (< 8 sessions per variant)")
+        + (f"enough (every variant {needed})" if sample else f"NOT enough (needs {needed} per variant)")
+        + ("" if results[0]["has_enough_traffic"]
+           else f"; not enough traffic (< {ex.MIN_SESSIONS_PER_VARIANT_FOR_TRAFFIC} sessions per variant)")
     )
     role_order = {"primary": 0, "secondary": 1, "guardrail": 2}
     others = sorted(

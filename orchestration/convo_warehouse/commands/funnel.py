@@ -1,9 +1,10 @@
 """``convo-warehouse funnel``: print funnels from the warehouse's funnel marts.
 
 Reads ``marts.funnel_summary`` (whole history) or, with ``--since``,
-``marts.funnel_stage_daily`` summed from that day on, plus
-``marts.funnel_dropoffs`` for the last user messages where conversations stop.
-Read-only: it never writes to the warehouse.
+``marts.funnel_summary_since`` (the same rates over the conversations from a
+day on), plus ``marts.funnel_dropoffs`` for the last user messages where
+conversations stop. Every number printed is a mart value: nothing is
+recomputed here. Read-only: it never writes to the warehouse.
 """
 
 from __future__ import annotations
@@ -31,85 +32,53 @@ class StageRow:
     median_seconds: float | None = None
 
 
-def funnel_rows(con, funnel: str | None, since: dt.date | None, threshold: float) -> list[StageRow]:
-    """Stage rows of every funnel (or one), whole history or from ``since`` on.
+STAGE_COLUMNS = (
+    "funnel_name, stage, stage_order, reached, reached_in_order, conversion_rate, "
+    "conversion_from_start, drop_off, drop_off_rate, is_major_drop_off"
+)
 
-    With ``since``, the first stage's conversion rate divides by every
-    conversation from that day on, like funnel_summary does for the whole
-    history; later stages divide by the previous stage's reached.
-    """
-    if since is None:
+
+def funnel_rows(con, funnel: str | None, start_date: dt.date | None) -> list[StageRow]:
+    """Stage rows of every funnel (or one): funnel_summary, or with
+    ``start_date`` the funnel_summary_since rows of that start date."""
+    if start_date is None:
         records = con.execute(
-            """
-            select funnel_name, stage, stage_order, reached, reached_in_order, conversion_rate,
-                   conversion_from_start, drop_off, drop_off_rate, is_major_drop_off,
-                   median_seconds_from_previous_stage
+            f"""
+            select {STAGE_COLUMNS}, median_seconds_from_previous_stage
             from marts.funnel_summary
             where ? is null or funnel_name = ?
             order by funnel_name, stage_order
             """,
             [funnel, funnel],
         ).fetchall()
-        return [StageRow(*record) for record in records]
+    else:
+        records = con.execute(
+            f"""
+            select {STAGE_COLUMNS}
+            from marts.funnel_summary_since
+            where (? is null or funnel_name = ?) and start_date = ?
+            order by funnel_name, stage_order
+            """,
+            [funnel, funnel, start_date],
+        ).fetchall()
+    return [StageRow(*record) for record in records]
 
-    totals = con.execute(
-        """
-        with stages as (
-            select funnel_name, stage, stage_order
-            from marts.funnel_summary
-            where ? is null or funnel_name = ?
-        ),
-        daily as (
-            select funnel_name, stage, sum(reached) as reached, sum(reached_in_order) as reached_in_order
-            from marts.funnel_stage_daily
-            where conversation_date >= ?
-            group by funnel_name, stage
-        )
-        select stages.funnel_name, stages.stage, stages.stage_order,
-               coalesce(daily.reached, 0), coalesce(daily.reached_in_order, 0)
-        from stages
-        left join daily using (funnel_name, stage)
-        order by stages.funnel_name, stages.stage_order
-        """,
-        [funnel, funnel, since],
-    ).fetchall()
-    population = con.execute(
-        "select count(*) from marts.fct_conversations where conversation_date >= ?", [since]
+
+def first_start_date(con, since: dt.date) -> dt.date | None:
+    """The first start date of funnel_summary_since on or after ``since``.
+
+    Start dates are the days that have conversations, so its rows count
+    exactly the conversations from ``since`` on; None when none is that recent.
+    """
+    return con.execute(
+        "select min(start_date) from marts.funnel_summary_since where start_date >= ?", [since]
     ).fetchone()[0]
-    return rate_stages(totals, population, threshold)
 
 
-def rate_stages(totals: list[tuple], population: int, threshold: float) -> list[StageRow]:
-    """Conversion, drop-off and major drop-off flags from (funnel, stage, order, reached, in order) rows
-    sorted by funnel and stage order, with the contract's rules (null for a 0 denominator)."""
-    rows: list[StageRow] = []
-    previous: StageRow | None = None
-    first_reached = 0
-    for funnel_name, stage, stage_order, reached, reached_in_order in totals:
-        is_first = previous is None or previous.funnel_name != funnel_name
-        if is_first:
-            first_reached = reached
-            conversion = reached / population if population else None
-            drop_off, drop_off_rate = 0, None
-        else:
-            conversion = reached / previous.reached if previous.reached else None
-            drop_off = previous.reached - reached
-            drop_off_rate = drop_off / previous.reached if previous.reached else None
-        row = StageRow(
-            funnel_name=funnel_name,
-            stage=stage,
-            stage_order=stage_order,
-            reached=reached,
-            reached_in_order=reached_in_order,
-            conversion_rate=conversion,
-            conversion_from_start=reached / first_reached if first_reached else None,
-            drop_off=drop_off,
-            drop_off_rate=drop_off_rate,
-            is_major_drop_off=drop_off_rate is not None and drop_off_rate > threshold,
-        )
-        rows.append(row)
-        previous = row
-    return rows
+def major_drop_off_threshold(con) -> float | None:
+    """The threshold the marts' is_major_drop_off was built with (the dbt var)."""
+    row = con.execute("select max(major_drop_off_threshold) from marts.funnel_summary_since").fetchone()
+    return None if row is None else row[0]
 
 
 def worst_step(rows: list[StageRow]) -> StageRow | None:
@@ -187,8 +156,9 @@ def render_funnel(rows: list[StageRow]) -> str:
     help=(
         "Print each funnel (or one) as a table: conversations reaching every stage (any order and in "
         "order), conversion from the previous stage and from the start, drop-off, median time from the "
-        "previous stage, and major drop-offs (marked '!', over the dbt var "
-        "funnel_major_drop_off_threshold, most severe first), then the most common last user messages "
+        "previous stage, and major drop-offs (marked '!': more than the dbt var "
+        "funnel_major_drop_off_threshold of the previous stage lost; most severe first), then the most "
+        "common last user messages "
         "of conversations that stopped at the worst step. Reads the marts built by `convo-warehouse run`. "
         "See docs/funnels.md."
     ),
@@ -196,14 +166,11 @@ def render_funnel(rows: list[StageRow]) -> str:
 @click.option("--funnel", "funnel_name", default=None, help="Only this funnel (a funnel_name of seeds/funnel_stages.csv).")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="Only conversations whose day (UTC date of the first event) is on or after this date (YYYY-MM-DD).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.3, show_default=True,
-              help="Drop-off share above which a step counts as major when --since is given "
-                   "(the whole-history view uses the flag built by dbt).")
 @click.option("--messages", type=click.IntRange(min=0), default=5, show_default=True,
               help="How many last user messages to show at the worst step.")
 @click.option("--database", type=click.Path(dir_okay=False), default=None,
               help="DuckDB file. Default: $CONVO_DUCKDB_PATH, else data/warehouse.duckdb.")
-def funnel(funnel_name, since, threshold, messages, database):
+def funnel(funnel_name, since, messages, database):
     from convo_warehouse.lib.warehouse import WarehouseBusyError, connect, warehouse_path
 
     since_date = since.date() if since is not None else None
@@ -213,8 +180,14 @@ def funnel(funnel_name, since, threshold, messages, database):
         raise click.ClickException(str(error)) from error
     try:
         try:
-            rows = funnel_rows(con, funnel_name, since_date, threshold)
-        except Exception as error:  # noqa: BLE001 - turned into a readable CLI error
+            start_date = None if since_date is None else first_start_date(con, since_date)
+            if since_date is not None and start_date is None:
+                latest = con.execute("select max(start_date) from marts.funnel_summary_since").fetchone()[0]
+                click.echo(f"no conversations from {since_date} on (the latest day with conversations is {latest}).")
+                return
+            rows = funnel_rows(con, funnel_name, start_date)
+            threshold = major_drop_off_threshold(con)
+        except Exception as error:  # turned into a readable CLI error below
             if "does not exist" in str(error):
                 raise click.ClickException(
                     "the funnel marts are not built yet: run `convo-warehouse run` first."
@@ -240,7 +213,8 @@ def funnel(funnel_name, since, threshold, messages, database):
                 reverse=True,
             )
             if major:
-                click.echo("major drop-offs, most severe first: " + ", ".join(
+                losing = "" if threshold is None else f" (more than {_percent(threshold)} lost)"
+                click.echo(f"major drop-offs{losing}, most severe first: " + ", ".join(
                     f"-> {row.stage} {_percent(row.drop_off_rate)}" for row in major))
             worst = worst_step(stages)
             if worst is None or messages == 0:

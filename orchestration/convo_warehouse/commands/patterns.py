@@ -122,7 +122,7 @@ def patterns(comparison, segment, path_limit, step_limit, by_depth, width, datab
         try:
             groups = top_paths(con, path_limit)
             rows = divergence_points(con, comparison, segment_type, segment_value, scope, step_limit)
-        except Exception as error:  # noqa: BLE001 - turned into a readable CLI error
+        except Exception as error:  # turned into a readable CLI error below
             if "does not exist" in str(error):
                 raise click.ClickException(
                     "the patterns marts are not built yet: run `convo-warehouse run` first."

@@ -43,10 +43,6 @@ create table if not exists audit.alert_notifications (
 );
 """
 
-# The alert's identity: one rule, one segment, one window.
-ALERT_KEY = ("rule_name", "segment_type", "segment_value", "window_start")
-
-
 def lookback_hours() -> float:
     return float(os.environ.get(LOOKBACK_ENV) or DEFAULT_LOOKBACK_HOURS)
 
@@ -163,7 +159,7 @@ def post_webhook(url: str, payload: dict[str, Any], timeout: float = 10.0) -> in
         method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "convo-warehouse"},
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (user-set URL)
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # the URL is the user's own setting
         return response.status
 
 

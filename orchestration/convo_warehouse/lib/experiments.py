@@ -204,14 +204,18 @@ def compare_means(
 
 
 def wilson_interval(successes: int, trials: int, z_crit: float = Z_95) -> tuple[float | None, float | None]:
-    """Wilson score interval of one rate (better than the Wald one near 0 or 1)."""
+    """Wilson score interval of one rate (better than the Wald one near 0 or 1), clipped to 0..1.
+
+    The SQL twin is the ``wilson_interval_bound`` macro (segment_comparison,
+    funnel_summary); tests/test_statistics_sql.py proves they agree.
+    """
     if not trials:
         return None, None
     p = successes / trials
     denominator = 1 + z_crit**2 / trials
     centre = (p + z_crit**2 / (2 * trials)) / denominator
     half = z_crit * math.sqrt(p * (1 - p) / trials + z_crit**2 / (4 * trials**2)) / denominator
-    return centre - half, centre + half
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def always_valid_interval(
@@ -260,7 +264,7 @@ def has_enough_sample(
 
 
 def has_enough_traffic(total_sessions: int, variants: int) -> bool:
-    """At least 8 sessions per variant in total; below that nothing is worth reading."""
+    """At least MIN_SESSIONS_PER_VARIANT_FOR_TRAFFIC sessions per variant in total; below that nothing is worth reading."""
     return total_sessions >= MIN_SESSIONS_PER_VARIANT_FOR_TRAFFIC * variants
 
 
@@ -320,7 +324,7 @@ def verdict(variant_rows: Sequence[dict], problems: Sequence[str], enough_sample
     else:
         call = "not significant"
     if not enough_sample:
-        call += " (sample below 500 sessions / 100 conversions per variant)"
+        call += f" (sample below {MIN_SESSIONS:,} sessions / {MIN_CONVERSIONS:,} conversions per variant)"
     lift_pts = 100 * best["absolute_lift"]
     return f"variant {best['variant']} {lift_pts:+.1f} pts, p={format_p(best['p_value'])}, {call}; {health}"
 
@@ -412,6 +416,7 @@ METRICS: dict[str, tuple[str, str, bool]] = {
     "conversion_rate": ("rate", "secondary", True),
     "completion_rate": ("rate", "secondary", True),
     "satisfaction_score": ("mean", "secondary", True),
+    "quality_score": ("mean", "secondary", True),
     "handoff_rate": ("rate", "guardrail", False),
     "first_response_ms": ("mean", "guardrail", False),
 }
@@ -426,7 +431,9 @@ def _metric_summary(variant: dict, metric: str) -> dict:
         return {"n": sessions, "x": int(variant["completions"])}
     if metric == "handoff_rate":
         return {"n": sessions, "x": int(variant["handoffs"])}
-    prefix = {"satisfaction_score": "satisfaction", "first_response_ms": "first_response"}[metric]
+    prefix = {"satisfaction_score": "satisfaction", "quality_score": "quality", "first_response_ms": "first_response"}[
+        metric
+    ]
     return {
         "n": int(variant[f"{prefix}_n"]),
         "mean": _none_if_nan(variant[f"{prefix}_mean"]),
@@ -449,9 +456,9 @@ def score_metrics(variants: Sequence[dict]) -> list[dict]:
     Rates are compared with the pooled z-test (as conversion is), means with
     Welch's t-test. ``p_value_adjusted`` is Holm's adjustment over the test's
     non-guardrail metrics x non-control variants; primary and secondary
-    metrics are significant when it is below 0.05. Guardrails are not adjusted
+    metrics are significant when it is below ALPHA. Guardrails are not adjusted
     (a guardrail is a tripwire: more false alarms are the safe side) and are
-    breached when the unadjusted p-value is below 0.05 in the harmful
+    breached when the unadjusted p-value is below ALPHA in the harmful
     direction.
     """
     ordered = sorted(variants, key=lambda v: (v["variant_order"], v["variant"]))

@@ -1,7 +1,9 @@
 """The short report printed after a run: reconciliation, outcomes, the support
-funnel and today's key rates, read from the warehouse's marts."""
+funnel and the key rates of the latest complete day, read from the warehouse's marts."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import duckdb
 
@@ -69,6 +71,19 @@ def outcome_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     return lines
 
 
+def _stage_cells(rate: float | None, drop_off: int) -> tuple[str, str, str]:
+    """(from prev, drop-off, note) of one stage of the any-order funnel.
+
+    Stages are counted in any order, so a stage can be reached by more
+    conversations than the one before it (they skipped the earlier stage).
+    Such a stage gets no rate above 100% and no negative drop-off: its note
+    says how many more reached it.
+    """
+    if drop_off < 0:
+        return "-", "-", f"skipped-to: {-drop_off:,} more than previous"
+    return _percent(rate), f"{drop_off:,}", ""
+
+
 def funnel_lines(con: duckdb.DuckDBPyConnection, funnel: str = "support") -> list[str]:
     if not _exists(con, "marts", "funnel_summary"):
         return []
@@ -80,31 +95,64 @@ def funnel_lines(con: duckdb.DuckDBPyConnection, funnel: str = "support") -> lis
         [funnel],
     ).fetchall()
     lines = [f"Funnel '{funnel}' (any order)", "  stage                 reached   from prev  from start   drop-off"]
-    lines += [
-        f"  {stage:<20} {reached:>8,}   {_percent(rate):>9}  {_percent(start):>10}  {drop:>9,}"
-        for stage, reached, rate, start, drop in rows
-    ]
+    skipped = False
+    for stage, reached, rate, start, drop in rows:
+        from_previous, drop_off, note = _stage_cells(rate, drop)
+        skipped = skipped or bool(note)
+        line = f"  {stage:<20} {reached:>8,}   {from_previous:>9}  {_percent(start):>10}  {drop_off:>9}"
+        lines.append(f"{line}  {note}" if note else line)
+    if skipped:
+        lines.append(
+            "  skipped-to: more conversations reached the stage than the one before it "
+            "(they skipped that stage); `convo-warehouse funnel` shows the in-order counts"
+        )
     return lines
 
 
-def key_rate_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+def latest_complete_day(con: duckdb.DuckDBPyConnection, today: dt.date) -> tuple[dt.date | None, dt.date | None]:
+    """(the latest complete day, the latest day) of metrics_daily.
+
+    A day is complete once it has ended (UTC): the latest metric_date before
+    ``today``. None when there is no such day.
+    """
+    return con.execute(
+        """
+        select max(metric_date) filter (where metric_date < ?), max(metric_date)
+        from marts.metrics_daily where segment_type = 'all'
+        """,
+        [today],
+    ).fetchone()
+
+
+def key_rate_lines(con: duckdb.DuckDBPyConnection, today: dt.date | None = None) -> list[str]:
+    """Key rates of the latest complete day (UTC); ``today`` defaults to the current UTC date."""
     if not _exists(con, "marts", "metrics_daily"):
         return []
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    complete, latest = latest_complete_day(con, today)
+    if latest is None:
+        return []
+    # a warehouse whose only day is today shows today, flagged as partial
+    day = complete or latest
     placeholders = ", ".join("?" for _ in KEY_RATES)
     rows = con.execute(
         f"""
-        select metric_date, metric_name, numerator, denominator, value
+        select metric_name, numerator, denominator, value
         from marts.metrics_daily
         where segment_type = 'all'
-          and metric_date = (select max(metric_date) from marts.metrics_daily)
+          and metric_date = ?
           and metric_name in ('conversations', {placeholders})
         """,
-        list(KEY_RATES),
+        [day, *KEY_RATES],
     ).fetchall()
-    if not rows:
-        return []
-    by_name = {name: (numerator, denominator, value) for _, name, numerator, denominator, value in rows}
-    lines = [f"Key rates for {rows[0][0]} (latest day)"]
+    by_name = {name: (numerator, denominator, value) for name, numerator, denominator, value in rows}
+    if complete is None:
+        title = f"Key rates for {day} (partial day, still in progress: no complete day yet)"
+    elif latest >= today:
+        title = f"Key rates for {day} (latest complete day, UTC; today {today} is still in progress)"
+    else:
+        title = f"Key rates for {day} (latest complete day, UTC)"
+    lines = [title]
     if "conversations" in by_name:
         lines.append(f"  conversations        {int(by_name['conversations'][2]):>9,}")
     for name in KEY_RATES:
@@ -121,12 +169,13 @@ def alert_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [f"Metric alerts fired: {count:,} (see marts.metric_alerts)"]
 
 
-def run_summary(con: duckdb.DuckDBPyConnection) -> str:
+def run_summary(con: duckdb.DuckDBPyConnection, today: dt.date | None = None) -> str:
+    """The report; ``today`` (UTC, default the current date) decides which day is complete."""
     sections = [
         reconciliation_lines(con),
         outcome_lines(con),
         funnel_lines(con),
-        key_rate_lines(con),
+        key_rate_lines(con, today),
         alert_lines(con),
     ]
     return "\n\n".join("\n".join(section) for section in sections if section)

@@ -8,39 +8,68 @@ and model (llm) is not classified again.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 import duckdb
 import pyarrow as pa
+import yaml
 
 from convo_warehouse.lib.classify.llm import CallRecord, LLMResult
 from convo_warehouse.lib.classify.stages import FUNNEL_NAME, STAGES
+from convo_warehouse.lib.warehouse import REPO_ROOT
 
 RESULTS = "classification.stage_classifications"
 CALLS = "classification.llm_calls"
 LLM_CONFIDENCE = 0.9
 
+#: The one definition of the results table: the dbt source's YAML, whose
+#: columns carry a data_type (the on-run-start macro create_classification_source
+#: builds the same table from it).
+RESULTS_DEFINITION = REPO_ROOT / "models" / "staging" / "classification" / "_classification__sources.yml"
+#: The YAML's data types as DuckDB types (the macro maps them to dbt.type_* and the same double).
+DUCKDB_TYPES = {"string": "VARCHAR", "boolean": "BOOLEAN", "double": "DOUBLE", "timestamp": "TIMESTAMP"}
+
+
+@cache
+def results_columns() -> tuple[tuple[str, str], ...]:
+    """(column, DuckDB type) of ``classification.stage_classifications``, in order, from the source YAML."""
+    document = yaml.safe_load(RESULTS_DEFINITION.read_text(encoding="utf-8"))
+    source = next(source for source in document["sources"] if source["name"] == "classification")
+    table = next(table for table in source["tables"] if table["name"] == "stage_classifications")
+    columns = []
+    for column in table["columns"]:
+        data_type = column.get("data_type")
+        if data_type not in DUCKDB_TYPES:
+            raise ValueError(
+                f"{RESULTS_DEFINITION}: column {column['name']} of stage_classifications has data_type "
+                f"{data_type!r}; use one of {', '.join(DUCKDB_TYPES)}"
+            )
+        columns.append((column["name"], DUCKDB_TYPES[data_type]))
+    return tuple(columns)
+
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the schema and tables if missing (same columns as the dbt on-run-start macro)."""
+    """Create the schema and tables if missing; bring an older results table to the definition.
+
+    An existing results table gets the columns it lacks and the defined type
+    where it differs (tables created while the DDL had ``confidence`` as a
+    4-byte float become double).
+    """
     con.execute("create schema if not exists classification")
-    con.execute(
-        f"""
-        create table if not exists {RESULTS} (
-            conversation_id varchar,
-            funnel_name varchar,
-            stage varchar,
-            reached boolean,
-            confidence double,
-            classifier varchar,
-            model varchar,
-            prompt_version varchar,
-            transcript_hash varchar,
-            classified_at timestamp,
-            fallback_reason varchar
-        )
-        """
-    )
-    con.execute(f"alter table {RESULTS} add column if not exists fallback_reason varchar")
+    columns = results_columns()
+    con.execute(f"create table if not exists {RESULTS} ({', '.join(f'{name} {kind}' for name, kind in columns)})")
+    existing = {
+        name: kind
+        for name, kind in con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'classification' and table_name = 'stage_classifications'"
+        ).fetchall()
+    }
+    for name, kind in columns:
+        if name not in existing:
+            con.execute(f"alter table {RESULTS} add column {name} {kind}")
+        elif existing[name] != kind:
+            con.execute(f"alter table {RESULTS} alter column {name} set data type {kind}")
     con.execute(
         f"""
         create table if not exists {CALLS} (

@@ -2,15 +2,28 @@
 
 ``generate_events(out_dir, conversations, days, seed, ...)`` writes Parquet,
 JSONL, JSONL.gz and CSV files into a landing folder and returns a summary.
-See docs/generator.md.
+The work is split by job: ``simulate`` (conversations and events),
+``corrupt`` (duplicates, bad rows, aliases), ``render`` (strings, JSON,
+timestamps), ``write`` (files); ``run`` drives them chunk by chunk and
+``settings`` holds the numbers. See docs/generator.md.
 """
 
-from convo_warehouse.lib.generate.core import (  # noqa: F401
+from convo_warehouse.lib.generate.run import generate_events
+from convo_warehouse.lib.generate.settings import (
     BAD_CLASSES,
     DEFAULT_FORMAT_MIX,
     EXPERIMENTS,
     TS_FORMS,
     conversation_id,
-    generate_events,
     parse_format_mix,
 )
+
+__all__ = [
+    "BAD_CLASSES",
+    "DEFAULT_FORMAT_MIX",
+    "EXPERIMENTS",
+    "TS_FORMS",
+    "conversation_id",
+    "generate_events",
+    "parse_format_mix",
+]

@@ -1,0 +1,49 @@
+{#- The contract's per-stage funnel rates of every row of `relation`, which
+    has is_first_stage, reached, all_conversations, previous_stage_reached and
+    first_stage_reached (see funnel_stage_neighbours): conversion_rate,
+    conversion_from_start, conversion_rate_sample (conversion_rate's
+    denominator), drop_off, drop_off_rate and is_major_drop_off
+    (drop_off_rate above the var funnel_major_drop_off_threshold). A rate
+    whose denominator is 0 is null. -#}
+{% macro funnel_stage_rates(relation) -%}
+    case
+        when {{ relation }}.is_first_stage
+            then
+                cast({{ relation }}.reached as {{ type_double() }})
+                / nullif({{ relation }}.all_conversations, 0)
+        else
+            cast({{ relation }}.reached as {{ type_double() }})
+            / nullif({{ relation }}.previous_stage_reached, 0)
+    end as conversion_rate,
+    cast({{ relation }}.reached as {{ type_double() }})
+    / nullif({{ relation }}.first_stage_reached, 0) as conversion_from_start,
+    case
+        when {{ relation }}.is_first_stage then {{ relation }}.all_conversations
+        else {{ relation }}.previous_stage_reached
+    end as conversion_rate_sample,
+    case
+        when {{ relation }}.is_first_stage then 0
+        else {{ relation }}.previous_stage_reached - {{ relation }}.reached
+    end as drop_off,
+    case
+        when {{ relation }}.is_first_stage then null
+        else
+            cast(
+                {{ relation }}.previous_stage_reached - {{ relation }}.reached
+                as {{ type_double() }}
+            )
+            / nullif({{ relation }}.previous_stage_reached, 0)
+    end as drop_off_rate,
+    coalesce(
+        not {{ relation }}.is_first_stage
+        and cast(
+            {{ relation }}.previous_stage_reached - {{ relation }}.reached
+            as {{ type_double() }}
+        )
+        / nullif({{ relation }}.previous_stage_reached, 0)
+        > {{ var('funnel_major_drop_off_threshold') }},
+        false
+    ) as is_major_drop_off,
+    cast({{ var('funnel_major_drop_off_threshold') }} as {{ type_double() }})
+        as major_drop_off_threshold
+{%- endmacro %}
