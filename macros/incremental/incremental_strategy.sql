@@ -14,17 +14,19 @@
     {{ return('delete+insert') }}
 {% endmacro %}
 
-{#- The incremental strategy for a model replaced a whole day at a time (the
-    metrics): delete+insert of the day's rows on DuckDB; insert_overwrite of
-    the day's partitions elsewhere (Spark, with partition_by the day). -#}
-{% macro day_incremental_strategy() %}
-    {{ return(adapter.dispatch('day_incremental_strategy', 'convo_warehouse')()) }}
+{#- The incremental strategy for a model replaced a whole partition at a time
+    (a day of metrics, a load run of parsed rows): delete+insert of the
+    partition's rows on DuckDB; insert_overwrite of the partitions elsewhere
+    (Spark, with partition_by the same column: Parquet tables without Delta
+    support no merge). -#}
+{% macro partition_incremental_strategy() %}
+    {{ return(adapter.dispatch('partition_incremental_strategy', 'convo_warehouse')()) }}
 {% endmacro %}
 
-{% macro default__day_incremental_strategy() %}
+{% macro default__partition_incremental_strategy() %}
     {{ return('insert_overwrite') }}
 {% endmacro %}
 
-{% macro duckdb__day_incremental_strategy() %}
+{% macro duckdb__partition_incremental_strategy() %}
     {{ return('delete+insert') }}
 {% endmacro %}

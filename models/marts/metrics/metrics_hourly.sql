@@ -8,7 +8,7 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy=day_incremental_strategy(),
+        incremental_strategy=partition_incremental_strategy(),
         unique_key='metric_date',
         partition_by='metric_date' if target.type == 'spark' else none,
         on_schema_change='fail',

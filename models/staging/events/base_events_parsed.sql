@@ -1,8 +1,9 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
+        incremental_strategy=partition_incremental_strategy(),
         unique_key='load_id',
+        partition_by='load_id' if target.type == 'spark' else none,
         on_schema_change='append_new_columns',
     )
 }}
