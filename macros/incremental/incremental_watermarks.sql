@@ -22,13 +22,13 @@
 
 {% macro incremental_watermarks_relation() %}
     {{ return(api.Relation.create(
-        database=target.database, schema='audit', identifier='incremental_watermarks'
+        database=this.database, schema='audit', identifier='incremental_watermarks'
     )) }}
 {% endmacro %}
 
 {% macro existing_incremental_watermarks() %}
     {{ return(adapter.get_relation(
-        database=target.database, schema='audit', identifier='incremental_watermarks'
+        database=this.database, schema='audit', identifier='incremental_watermarks'
     ) if execute else none) }}
 {% endmacro %}
 

@@ -121,7 +121,7 @@ funnel_summary_since as (
     select
         cast(stages_rated.funnel_name as {{ dbt.type_string() }}) as funnel_name,
         cast(stages_rated.start_date as date) as start_date,
-        cast(stages_rated.stage as {{ dbt.type_string() }}) as stage,
+        cast(stages_rated.stage as {{ dbt.type_string() }}) as stage,  -- noqa: RF04
         cast(stages_rated.stage_order as {{ dbt.type_int() }}) as stage_order,
         cast(stages_rated.previous_stage as {{ dbt.type_string() }}) as previous_stage,
         cast(stages_rated.all_conversations as {{ dbt.type_bigint() }}) as all_conversations,
