@@ -23,10 +23,10 @@ messages_ordered as (
         messages.conversation_id,
         messages.event_type,
         messages.event_at as message_at,
-        row_number() over (
+        cast(row_number() over (
             partition by messages.conversation_id
             order by messages.event_at, messages.event_id
-        ) as message_order,
+        ) as {{ dbt.type_bigint() }}) as message_order,
         messages.turn,
         messages.content
     from messages
