@@ -66,9 +66,9 @@ events_parsed as (
     from {{ ref('base_events_parsed') }}
     where
         rejection_reason is null
-        {% if is_incremental() %}
+    {% if is_incremental() %}
             and load_id > (select coalesce(max(staged.load_id), 0) from {{ this }} as staged)
-        {% endif %}
+    {% endif %}
 ),
 
 -- The dedupe keys are read on their own: a CTE used twice (events_parsed)
@@ -82,9 +82,9 @@ delivery_keys as (
     from {{ ref('base_events_parsed') }}
     where
         rejection_reason is null
-        {% if is_incremental() %}
+    {% if is_incremental() %}
             and load_id > (select coalesce(max(staged.load_id), 0) from {{ this }} as staged)
-        {% endif %}
+    {% endif %}
 ),
 
 event_type_aliases as (
@@ -134,10 +134,10 @@ events_deduplicated as (
             and events_parsed.row_number = later_deliveries.row_number
     where
         later_deliveries.event_id is null
-        {% if is_incremental() %}
+    {% if is_incremental() %}
             -- a copy of an event staged by an earlier load: that one was first
             and events_parsed.event_id not in (select staged.event_id from {{ this }} as staged)
-        {% endif %}
+    {% endif %}
 ),
 
 -- An alias may also assert a funnel stage (meeting_booked -> stage_reached,
