@@ -14,7 +14,7 @@ SPARK_VENV := .venv-spark
 SPARK_INSTALLED := $(SPARK_VENV)/.installed
 SPARK_PACKAGES := dbt-core==1.11.16 dbt-spark[session]==1.11.0 pyspark==4.3.0 \
 	duckdb==1.5.6 pyarrow==26.0.1 pandas==3.1.1 numpy==2.4.6 scipy==1.17.1 \
-	click==8.4.2 tqdm==4.70.1 pyyaml==6.0.3
+	click==8.4.2 tqdm==4.70.1 pyyaml==6.0.3 openai==3.52.0
 
 DEMO_CONVERSATIONS ?= 5000
 DEMO_DAYS ?= 14
