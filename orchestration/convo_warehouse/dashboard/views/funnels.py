@@ -23,8 +23,8 @@ def funnel_names(con) -> list[str]:
 
 
 def stages(con, funnel: str) -> list[StageRow]:
-    """Every stage of ``funnel`` over the whole history (threshold: the mart's own major drop-off flag)."""
-    return funnel_rows(con, funnel, None, threshold=0.0)
+    """Every stage of ``funnel`` over the whole history, as funnel_summary has it."""
+    return funnel_rows(con, funnel, None)
 
 
 def last_messages_at(con, funnel: str, next_stage: str) -> list[tuple[str, int]]:
