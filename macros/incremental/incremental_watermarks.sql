@@ -80,13 +80,25 @@ previous_build as (
         ) -%}
     {%- endif -%}
     insert into {{ watermarks }}
-    select
-        '{{ this.identifier }}' as model_name,
-        max(stg_events.load_id) as loaded_through_load_id,
-        max(stg_events.event_at) as newest_event_at,
-        {{ fingerprint_sql or metrics_history_fingerprint('stg_events') }} as history_fingerprint,
-        {{ dbt.current_timestamp() }} as recorded_at
-    from {{ events if events is not none else ref('stg_events') }} as stg_events
+    select new_watermark.*
+    from (
+        select
+            '{{ this.identifier }}' as model_name,
+            max(stg_events.load_id) as loaded_through_load_id,
+            max(stg_events.event_at) as newest_event_at,
+            {{ fingerprint_sql or metrics_history_fingerprint('stg_events') }} as history_fingerprint,
+            {{ dbt.current_timestamp() }} as recorded_at
+        from {{ events if events is not none else ref('stg_events') }} as stg_events
+    ) as new_watermark
+    {#- a build that moved nothing records nothing: a re-run changes no byte -#}
+    where not exists (
+        select 1
+        from ({{ latest_incremental_watermark(watermarks) }}) as latest
+        where
+            latest.loaded_through_load_id = new_watermark.loaded_through_load_id
+            and latest.newest_event_at = new_watermark.newest_event_at
+            and latest.history_fingerprint = new_watermark.history_fingerprint
+    )
 {%- endmacro %}
 
 {#- Pre-hook: when the staged history up to the model's watermark no longer
