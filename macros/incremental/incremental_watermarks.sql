@@ -90,7 +90,7 @@ previous_build as (
             {{ dbt.current_timestamp() }} as recorded_at
         from {{ events if events is not none else ref('stg_events') }} as stg_events
     ) as new_watermark
-    {#- a build that moved nothing records nothing: a re-run changes no byte -#}
+    -- a build that moved nothing records nothing: a re-run changes no byte
     where not exists (
         select 1
         from ({{ latest_incremental_watermark(watermarks) }}) as latest
