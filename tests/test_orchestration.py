@@ -183,7 +183,7 @@ def test_job_itself_skips_every_step_after_the_loader_when_nothing_is_new(built_
         event.step_key for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_SKIPPED
     }
     assert succeeded == {"load_landing_files"}
-    assert {"dbt_models", "classification__stage_classifications", "audit__pipeline_runs"} <= skipped
+    assert {"dbt_models", "stage_classifications", "audit__pipeline_runs"} <= skipped
     assert result.get_asset_materialization_events() == []
 
 
