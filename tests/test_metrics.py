@@ -309,14 +309,6 @@ def test_two_sided_p_value_macro_matches_scipy(built: Warehouse) -> None:
     assert worst < 2e-7
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "known regression (issue 11 note): since the watermark rework an incremental metrics run "
-        "recomputes every day instead of the touched ones; tests/test_checksums.py still proves "
-        "incremental == full refresh byte for byte"
-    ),
-)
 def test_incremental_runs_equal_a_full_refresh(generated, tmp_path_factory, dbt_target_dir) -> None:
     """Load the generated days in four batches (the late events last), run the
     incremental metrics after each and compare with the independent

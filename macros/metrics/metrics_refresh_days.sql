@@ -2,60 +2,36 @@
     `metrics_days_to_refresh` (metric_date), every day whose metrics may differ
     from what {{ this }} holds. Emits nothing on a full refresh. A day is
     refreshed when
-      1. a conversation of it has an event loaded after the watermark (a load_id
-         above the previous build's loaded_through_load_id): every event date of
-         such a conversation, which includes its day before a late event moved
-         its first event earlier;
-      2. a conversation of it ended less than `abandon_after_minutes` before the
-         newest event seen by the previous run: its inferred abandonment
-         depends on the newest event in the warehouse, which may have moved;
-      3. it is within `metrics_lookback_days` of the newest conversation day;
-      4. every day, when the history the previous run saw reads differently now
+      1. it holds a conversation that conversations_to_refresh_cte() selects
+         (the same rules as the per-conversation models): one with an event
+         loaded after the previous build, or one the moved warehouse clock
+         carried across the abandonment window. Every event date of such a
+         conversation counts, which includes its day before a late event
+         moved its first event earlier;
+      2. it is within `metrics_lookback_days` of the newest conversation day;
+      3. every day, when the history the previous run saw reads differently now
          (metrics_history_fingerprint: an alias added to the seed, changed
          staging rules, changed abandon / rephrase vars): the pre-hook
-         forget_stale_incremental_build() then empties the table.
+         forget_stale_incremental_build() then empties the table and records
+         an empty watermark.
     The watermark (the newest load and event seen by the previous run) is in
     audit.incremental_watermarks (previous_build_cte(), which must come
     first), not in the rows, so the tables' bytes do not depend on how they
     were built. Emits the CTEs followed by a comma. -#}
 {% macro metrics_refresh_days() %}
     {%- if is_incremental() %}
--- previous_build (previous_build_cte): no watermark (first build, or the
--- pre-hook found the history read differently and emptied the table) means
--- every day
-metrics_watermark as (
-    select
-        coalesce(previous_build.loaded_through_load_id, -1) as loaded_through_load_id,
-        previous_build.newest_event_at
-    from previous_build
-),
+{{ conversations_to_refresh_cte(clock_moves_rows=true, previous_rows=ref('int_conversations_summarized')) }}
 
-conversations_with_new_events as (
-    select distinct stg_events.conversation_id
-    from {{ ref('stg_events') }} as stg_events
-    inner join metrics_watermark
-        on stg_events.load_id > metrics_watermark.loaded_through_load_id
-),
-
-days_of_conversations_with_new_events as (
+days_of_conversations_to_refresh as (
     select stg_events.event_date as metric_date
     from {{ ref('stg_events') }} as stg_events
-    inner join conversations_with_new_events
-        on stg_events.conversation_id = conversations_with_new_events.conversation_id
+    inner join conversations_to_refresh
+        on stg_events.conversation_id = conversations_to_refresh.conversation_id
     union
     select int_conversations_summarized.conversation_date as metric_date
     from {{ ref('int_conversations_summarized') }} as int_conversations_summarized
-    inner join conversations_with_new_events
-        on int_conversations_summarized.conversation_id = conversations_with_new_events.conversation_id
-),
-
-days_with_recent_conversations as (
-    select distinct int_conversations_summarized.conversation_date as metric_date
-    from {{ ref('int_conversations_summarized') }} as int_conversations_summarized
-    cross join metrics_watermark
-    where
-        metrics_watermark.newest_event_at is null
-        or int_conversations_summarized.last_event_at >= {{ dbt.dateadd('minute', -1 * var('abandon_after_minutes'), 'metrics_watermark.newest_event_at') }}
+    inner join conversations_to_refresh
+        on int_conversations_summarized.conversation_id = conversations_to_refresh.conversation_id
 ),
 
 days_in_lookback as (
@@ -68,11 +44,8 @@ days_in_lookback as (
 ),
 
 metrics_days_to_refresh as (
-    select days_of_conversations_with_new_events.metric_date
-    from days_of_conversations_with_new_events
-    union
-    select days_with_recent_conversations.metric_date
-    from days_with_recent_conversations
+    select days_of_conversations_to_refresh.metric_date
+    from days_of_conversations_to_refresh
     union
     select days_in_lookback.metric_date
     from days_in_lookback
