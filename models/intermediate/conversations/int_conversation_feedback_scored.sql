@@ -5,7 +5,7 @@
 -- events (conversations_to_refresh_cte), replacing their rows.
 {{
     config(
-        materialized='incremental',
+        materialized=keyed_incremental_materialization(),
         incremental_strategy=keyed_incremental_strategy(),
         unique_key='conversation_id',
         on_schema_change='fail',

@@ -9,7 +9,7 @@
     holds the rules. Every other row stays as it is. -#}
 {{
     config(
-        materialized='incremental',
+        materialized=keyed_incremental_materialization(),
         incremental_strategy=keyed_incremental_strategy(),
         unique_key='conversation_id',
         on_schema_change='fail',

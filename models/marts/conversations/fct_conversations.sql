@@ -6,7 +6,7 @@
     int_conversations_summarized recomputed. -#}
 {{
     config(
-        materialized='incremental',
+        materialized=keyed_incremental_materialization(),
         incremental_strategy=keyed_incremental_strategy(),
         unique_key='conversation_id',
         on_schema_change='fail',
