@@ -24,7 +24,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: spark-venv test-spark install run demo-data test dbt-test lint pytest bench bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
+.PHONY: spark-venv test-spark bench-spark install run demo-data test dbt-test lint pytest bench bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -82,6 +82,10 @@ spark-venv: $(SPARK_INSTALLED)
 # compared row by row, after a full and an incremental batch.
 test-spark: $(INSTALLED) $(SPARK_INSTALLED) target/manifest.json
 	$(BIN)/python tests/spark/check_engines.py
+
+# DuckDB next to Spark local mode, full build of the same events (docs/benchmarks.md#spark).
+bench-spark: $(INSTALLED) $(SPARK_INSTALLED) target/manifest.json
+	$(BIN)/python benchmarks/bench_spark.py --events $${EVENTS:-1000000}
 
 bench: $(INSTALLED) target/manifest.json
 	$(BIN)/python benchmarks/bench_pipeline.py --events $${EVENTS:-2000000}

@@ -21,22 +21,30 @@ from convo_warehouse.project import dbt_executable, dbt_project
 from convo_warehouse.resources import WarehouseResource
 from convo_warehouse.schedules import schedules
 from convo_warehouse.sensors import landing_files_sensor
+from convo_warehouse.spark.target import on_spark, spark_dbt_executable
 
 # serving: the published snapshot, downstream of every mart; run_state: the
-# last step of a run, marking it complete.
-_asset_modules = [ingest, serving, run_state]
+# last step of a run, marking it complete. With CONVO_TARGET=spark (docs/spark.md)
+# both, the GX suites and the alerts check stay DuckDB features (they read
+# the DuckDB file), and the Python models are a Spark step of their own.
+_on_spark = on_spark()
+_asset_modules = [ingest] if _on_spark else [ingest, serving, run_state]
+if _on_spark:
+    from convo_warehouse.assets import spark_models
+
+    _asset_modules.append(spark_models)
 # The stage classifier's asset module (owned by the classification work).
 if importlib.util.find_spec("convo_warehouse.assets.classification") is not None:
     from convo_warehouse.assets import classification
 
     _asset_modules.append(classification)
 
-_alert_checks = [metric_alerts_check] if METRIC_ALERTS in dbt_models.keys else []
+_alert_checks = [metric_alerts_check] if METRIC_ALERTS in dbt_models.keys and not _on_spark else []
 
 defs = dg.Definitions(
     assets=[*dg.load_assets_from_modules(_asset_modules), dbt_models],
     asset_checks=[
-        *gx_asset_checks,
+        *([] if _on_spark else gx_asset_checks),
         *_alert_checks,
         *dg.load_asset_checks_from_modules(_asset_modules),
     ],
@@ -44,7 +52,11 @@ defs = dg.Definitions(
     schedules=schedules,
     sensors=[landing_files_sensor],
     resources={
-        "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable()),
+        "dbt": (
+            DbtCliResource(project_dir=dbt_project, dbt_executable=spark_dbt_executable(), target="spark")
+            if _on_spark
+            else DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+        ),
         "warehouse": WarehouseResource(),
     },
     # One writer at a time: the steps of a run execute one after another in

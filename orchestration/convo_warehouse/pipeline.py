@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from convo_warehouse.lib.warehouse import connect, writer_lock
+from convo_warehouse.spark.target import on_spark
 
 if TYPE_CHECKING:
     from dagster import ExecuteInProcessResult
@@ -113,7 +114,8 @@ def materialize_all(
     if classifier:
         values["CONVO_CLASSIFIER"] = classifier
     with _environment(values), writer_lock(warehouse):
-        if warehouse.exists():
+        # the up-to-date check reads DuckDB's run bookkeeping (a Spark run always builds)
+        if warehouse.exists() and not on_spark():
             con = connect(warehouse)
             try:
                 verdict = quick_verdict(con, landing, job_name)

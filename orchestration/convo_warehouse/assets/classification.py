@@ -12,16 +12,19 @@ Configured by environment (read when the asset runs, not at import):
 ``CONVO_LLM_CONCURRENCY``, ``CONVO_LLM_TIMEOUT``, ``CONVO_LLM_MAX_ATTEMPTS``,
 ``CONVO_LLM_JSON_MODE``, ``CONVO_LLM_PRICE_INPUT_PER_1M`` /
 ``CONVO_LLM_PRICE_OUTPUT_PER_1M``; ``CONVO_STAGE_RULES`` for another rules file.
-See docs/classification.md.
+See docs/classification.md. With ``CONVO_TARGET=spark`` the transcripts are read
+from Spark and the results written there (docs/spark.md).
 """
+
+import json
 
 import dagster as dg
 
 from convo_warehouse.concurrency import WRITER_POOL, retry_when_busy
-from convo_warehouse.lib.classify import judge
-from convo_warehouse.lib.classify.runner import classify_warehouse
+from convo_warehouse.lib.classify.runner import ClassifyStats, classify_warehouse, table_counts
 from convo_warehouse.lib.warehouse import writer_lock
 from convo_warehouse.resources import WarehouseResource
+from convo_warehouse.spark.target import on_spark, run_spark_step
 
 STAGE_CLASSIFICATIONS = dg.AssetKey(["classification", "stage_classifications"])
 MESSAGE_SENTIMENT = dg.AssetKey(["classification", "message_sentiment"])
@@ -70,14 +73,16 @@ _INPUTS = [dg.AssetKey(["staging", "stg_events"]), dg.AssetKey(["marts", "fct_co
 )
 def stage_classifications(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Classify new or changed transcripts with the configured classifier, score sentiment, judge."""
-    with retry_when_busy(context), writer_lock(warehouse.database), warehouse.connect() as con:
-        stats = classify_warehouse(con)
-        rows, reached = con.execute(
-            "select count(*), count(*) filter (where reached) from classification.stage_classifications"
-        ).fetchone()
-        sentiment_rows = con.execute("select count(*) from classification.message_sentiment").fetchone()[0]
-        judge.ensure_table(con)
-        judgment_rows = con.execute(f"select count(*) from {judge.JUDGMENTS}").fetchone()[0]
+    if on_spark():
+        # transcripts read from Spark, results written back there (docs/spark.md)
+        result = json.loads(run_spark_step(["classify", "--json"]))
+        stats, counts = ClassifyStats(**result["stats"]), result["counts"]
+    else:
+        with retry_when_busy(context), writer_lock(warehouse.database), warehouse.connect() as con:
+            stats = classify_warehouse(con)
+            counts = table_counts(con)
+    rows, reached = counts["stage_rows"], counts["stage_rows_reached"]
+    sentiment_rows, judgment_rows = counts["sentiment_rows"], counts["judgment_rows"]
     context.log.info(
         f"{stats.mode}: {stats.classified} classified, {stats.cached} cached, "
         f"{stats.llm_calls} LLM calls, {stats.fell_back_to_rules} fell back to rules"

@@ -13,6 +13,7 @@ the models after it. Each step is a ``dbt build --select <its models>``.
 """
 
 
+import json
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -29,6 +30,7 @@ from convo_warehouse.concurrency import WRITER_POOL, busy_retry, is_busy_error
 from convo_warehouse.lib.warehouse import writer_lock
 from convo_warehouse.project import dbt_project, manifest_path
 from convo_warehouse.resources import WarehouseResource
+from convo_warehouse.spark.target import on_spark
 
 # dbt sources written by Python assets: dbt (schema, table) -> Dagster asset key.
 SOURCE_ASSET_KEYS: dict[tuple[str, str], dg.AssetKey] = {
@@ -99,11 +101,27 @@ if not manifest_path().exists():
     )
 
 
+def python_model_nodes() -> dict[str, dict]:
+    """The manifest's Python models (the experiment statistics), by unique id."""
+    nodes = json.loads(manifest_path().read_text())["nodes"]
+    return {
+        unique_id: node
+        for unique_id, node in nodes.items()
+        if node["resource_type"] == "model" and node.get("language") == "python"
+    }
+
+
+# dbt-spark runs Python models only on Databricks clusters: on Spark they are
+# a step of their own (assets/spark_models.py), between the dbt steps.
+SPARK_EXCLUDED = " ".join(sorted(node["name"] for node in python_model_nodes().values()))
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     dagster_dbt_translator=translator,
     pool=WRITER_POOL,
+    exclude=SPARK_EXCLUDED if on_spark() else "",
 )
 def dbt_models(
     context: dg.AssetExecutionContext,

@@ -4,6 +4,7 @@ The loader also decides whether the run has anything to do: when it loaded
 nothing and the last complete run of this job built from the same load and
 the same project files, seeds, vars and settings (``lib/run_state.py``), it
 materializes nothing, so every downstream step of the run is skipped.
+With ``CONVO_TARGET=spark`` Spark loads the folder into its own raw tables.
 """
 
 import dagster as dg
@@ -13,6 +14,7 @@ from convo_warehouse.lib.landing import load_landing
 from convo_warehouse.lib.run_state import build_fingerprint, build_verdict, record_run_started
 from convo_warehouse.lib.warehouse import writer_lock
 from convo_warehouse.resources import WarehouseResource
+from convo_warehouse.spark.target import on_spark, run_spark_step
 
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
 RAW_LOADED_FILES = dg.AssetKey(["raw", "loaded_files"])
@@ -46,6 +48,17 @@ RAW_LOADED_FILES = dg.AssetKey(["raw", "loaded_files"])
 def load_landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     """Load every landing file not loaded before into ``raw.events``; skip the run if up to date."""
     landing = warehouse.landing
+    if on_spark():
+        # Spark reads the landing folder itself (docs/spark.md); the run-state
+        # skip is DuckDB's bookkeeping, so a Spark run always builds.
+        summary = run_spark_step(["load", "--landing", str(landing)])
+        context.log.info(summary)
+        yield dg.MaterializeResult(
+            asset_key=RAW_EVENTS,
+            metadata={"engine": "spark", "summary": summary, "landing_dir": str(landing)},
+        )
+        yield dg.MaterializeResult(asset_key=RAW_LOADED_FILES, metadata={"engine": "spark"})
+        return
     context.log.info(f"loading new files from {landing} into {warehouse.database}")
     fingerprint = build_fingerprint()
     with retry_when_busy(context), writer_lock(warehouse.database), warehouse.connect() as con:

@@ -36,6 +36,58 @@ def run(landing: Path) -> None:
         sys.exit(1)
 
 
+# The steps of `run` one by one: the Dagster code location runs them with
+# CONVO_TARGET=spark (convo_warehouse.spark.target), dbt in between.
+@main.command()
+@click.option(
+    "--landing",
+    type=click.Path(path_type=Path),
+    default=Path("data/landing"),
+    envvar="CONVO_LANDING_DIR",
+    show_default=True,
+    help="Landing folder to load.",
+)
+def load(landing: Path) -> None:
+    """Load new landing files into Spark's raw tables (no dbt)."""
+    from convo_warehouse.spark.landing import load_landing_spark
+    from convo_warehouse.spark.session import get_spark
+
+    click.echo(load_landing_spark(get_spark(), landing, progress=False).summary())
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the classifier's statistics and table counts as JSON.")
+def classify(as_json: bool) -> None:
+    """Classify Spark's new or changed transcripts (CONVO_CLASSIFIER); results written to Spark."""
+    import json
+
+    from convo_warehouse.spark.pipeline import classify_on_spark
+    from convo_warehouse.spark.session import get_spark
+
+    stats, counts = classify_on_spark(get_spark())
+    if as_json:
+        click.echo(json.dumps({"stats": stats.as_dict(), "counts": counts}))
+    else:
+        click.echo(f"{stats.mode}: {stats.classified} classified, {stats.cached} cached; {counts}")
+
+
+@main.command("python-models")
+def python_models() -> None:
+    """Run the project's Python models on Spark in this session, then their dbt data tests."""
+    from convo_warehouse.spark.pipeline import SparkPipelineError, dbt, run_python_models
+    from convo_warehouse.spark.session import get_spark
+
+    spark = get_spark()
+    try:
+        dbt(["parse"])
+        ran = run_python_models(spark)
+        dbt(["test", "--select", *ran])
+    except SparkPipelineError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    click.echo(f"Python models run in-session: {', '.join(ran)}")
+
+
 @main.command()
 @click.option(
     "--duckdb",

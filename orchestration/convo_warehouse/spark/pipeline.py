@@ -38,18 +38,30 @@ class _Ref:
         return self.spark.table(self.relation).toPandas()
 
 
+class _Config:
+    """``dbt.config``: a no-op when called (the manifest holds the config); ``.get``
+    reads the model's config from the manifest, as dbt's compiled code does."""
+
+    def __init__(self, values: dict) -> None:
+        self._values = values
+
+    def __call__(self, **_: object) -> None:
+        return None
+
+    def get(self, key: str, default: object = None) -> object:
+        return self._values.get(key, default)
+
+
 class _DbtShim:
     """The part of dbt's Python-model API our models use (``ref``, ``config``)."""
 
-    def __init__(self, spark, relations: dict[str, str]) -> None:
+    def __init__(self, spark, relations: dict[str, str], config: dict | None = None) -> None:
         self._spark = spark
         self._relations = relations
+        self.config = _Config(config or {})
 
     def ref(self, name: str) -> _Ref:
         return _Ref(self._spark, self._relations[name])
-
-    def config(self, **_: object) -> None:
-        return None
 
 
 def dbt(args: list[str]) -> None:
@@ -119,7 +131,7 @@ def _execute_python_model(spark, node: dict, relations: dict[str, str]):
     spec = importlib.util.spec_from_file_location(f"convo_python_model_{node['name']}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.model(_DbtShim(spark, relations), spark)
+    return module.model(_DbtShim(spark, relations, node.get("config")), spark)
 
 
 # What the stage classifier reads and writes (lib/classify): copied between
@@ -133,8 +145,11 @@ CLASSIFIER_OUTPUTS = (
 )
 
 
-def classify_on_spark(spark, mode: str | None = None) -> str:
+def classify_on_spark(spark, mode: str | None = None):
     """Run the stage classifier on Spark's transcripts; results go back to Spark.
+
+    Returns the classifier's ``ClassifyStats`` and ``table_counts`` (rows in
+    its tables after the run).
 
     The classifier's rules run as set-based DuckDB SQL, so its inputs and its
     earlier results (the cache: unchanged transcripts are not classified
@@ -143,7 +158,7 @@ def classify_on_spark(spark, mode: str | None = None) -> str:
     """
     import duckdb
 
-    from convo_warehouse.lib.classify.runner import classify_warehouse
+    from convo_warehouse.lib.classify.runner import classify_warehouse, table_counts
 
     con = duckdb.connect()
     for relation in (*CLASSIFIER_INPUTS, *CLASSIFIER_OUTPUTS):
@@ -162,8 +177,9 @@ def classify_on_spark(spark, mode: str | None = None) -> str:
         spark.createDataFrame(frame, schema=_spark_schema(con, relation)).write.mode("overwrite").format(
             "parquet"
         ).saveAsTable(relation)
+    counts = table_counts(con)
     con.close()
-    return f"{stats.conversations} conversation(s) to classify"
+    return stats, counts
 
 
 def _spark_schema(con, relation: str) -> str:
@@ -183,11 +199,11 @@ def run_spark_pipeline(landing_dir: Path, progress: bool = True) -> str:
     common = ["--exclude-resource-type", "unit_test"]
     after_python = [f"{name}+" for name in python_models]
     dbt(["build", *common, "--exclude", *after_python])
-    classified = classify_on_spark(spark)
+    stats, _ = classify_on_spark(spark)
     dbt(["build", *common, "--select", "source:classification+", "--exclude", *after_python])
     ran = run_python_models(spark)
     dbt(["build", *common, "--select", *after_python, "--exclude", *python_models])
     return (
-        f"{report.summary()}; classifier: {classified}; "
+        f"{report.summary()}; classifier: {stats.classified} classified, {stats.cached} cached; "
         f"Python models run in-session: {', '.join(ran)}"
     )

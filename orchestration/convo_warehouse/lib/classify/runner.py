@@ -187,6 +187,20 @@ def classify_warehouse(
     return stats
 
 
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rows in the classifier's tables after a run (for run metadata), on any engine's copy."""
+    judge.ensure_table(con)
+    rows, reached = con.execute(
+        "select count(*), count(*) filter (where reached) from classification.stage_classifications"
+    ).fetchone()
+    return {
+        "stage_rows": rows,
+        "stage_rows_reached": reached,
+        "sentiment_rows": con.execute("select count(*) from classification.message_sentiment").fetchone()[0],
+        "judgment_rows": con.execute(f"select count(*) from {judge.JUDGMENTS}").fetchone()[0],
+    }
+
+
 def judge_from_env() -> bool:
     """``CONVO_QUALITY_JUDGE=1`` turns the LLM quality judge on (it only runs with the llm and hybrid classifiers)."""
     return os.environ.get("CONVO_QUALITY_JUDGE", "0").strip().lower() in ("1", "true", "yes")
