@@ -84,11 +84,16 @@ previous_build as (
     from (
         select
             '{{ this.identifier }}' as model_name,
-            max(stg_events.load_id) as loaded_through_load_id,
-            max(stg_events.event_at) as newest_event_at,
-            {{ fingerprint_sql or incremental_history_fingerprint('stg_events', seeds) }} as history_fingerprint,
+            staged.loaded_through_load_id,
+            staged.newest_event_at,
+            {{ fingerprint_sql or incremental_history_fingerprint(ref('stg_events'), seeds) }} as history_fingerprint,
             {{ dbt.current_timestamp() }} as recorded_at
-        from {{ events if events is not none else ref('stg_events') }} as stg_events
+        from (
+            select
+                max(stg_events.load_id) as loaded_through_load_id,
+                max(stg_events.event_at) as newest_event_at
+            from {{ events if events is not none else ref('stg_events') }} as stg_events
+        ) as staged
     ) as new_watermark
     -- a build that moved nothing records nothing: a re-run changes no byte
     where not exists (
@@ -110,16 +115,20 @@ previous_build as (
 {% macro forget_stale_incremental_build(fingerprint_sql=none, seeds=[]) %}
     {%- set watermarks = existing_incremental_watermarks() -%}
     {%- if watermarks is not none and is_incremental() -%}
-        {%- set stale_query -%}
-            select count(*)
-            from ({{ latest_incremental_watermark(watermarks) }}) as latest
-            where latest.history_fingerprint <> {% if fingerprint_sql %}{{ fingerprint_sql }}{% else %}(
-                select {{ incremental_history_fingerprint('stg_events', seeds) }}
-                from {{ ref('stg_events') }} as stg_events
-                where stg_events.load_id <= latest.loaded_through_load_id
-            ){% endif %}
-        {%- endset -%}
-        {%- set stale = run_query(stale_query).columns[0].values()[0] > 0 -%}
+        {%- set latest = run_query(latest_incremental_watermark(watermarks)) -%}
+        {%- set loaded_through = latest.columns[0].values()[0] -%}
+        {%- set stored = latest.columns[2].values()[0] -%}
+        {%- if stored is none -%}
+            {#- no watermark, or an empty one: this run builds every key anyway -#}
+            {%- set stale = false -%}
+        {%- else -%}
+            {%- set current = run_query(
+                "select " ~ (fingerprint_sql or incremental_history_fingerprint(
+                    ref('stg_events'), seeds, loaded_through if loaded_through is not none else 'null'
+                ))
+            ).columns[0].values()[0] -%}
+            {%- set stale = current != stored -%}
+        {%- endif -%}
     {%- else -%}
         {%- set stale = false -%}
     {%- endif -%}
@@ -135,12 +144,14 @@ previous_build as (
 {%- endmacro %}
 
 
-{#- The history fingerprint a model's watermark stores: metrics_history_fingerprint()
-    of the staged events, followed by relation_fingerprint() of each of
+{#- The history fingerprint a model's watermark stores (a scalar SQL
+    expression): metrics_history_fingerprint() of the staged events `events`
+    (of the loads up to `loaded_through` if given), followed by
+    relation_fingerprint() of each of
     `seeds` (relations the model reads besides the staged history, e.g. the
     experiments seed), so a changed seed row also rebuilds every key. -#}
-{% macro incremental_history_fingerprint(events_alias, seeds=[]) %}
-    {%- set parts = [metrics_history_fingerprint(events_alias)] -%}
+{% macro incremental_history_fingerprint(events, seeds=[], loaded_through=none) %}
+    {%- set parts = [metrics_history_fingerprint(events, loaded_through)] -%}
     {%- for seed in seeds -%}
         {%- do parts.append("'|'") -%}
         {%- do parts.append(relation_fingerprint(seed)) -%}
