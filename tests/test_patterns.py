@@ -220,6 +220,8 @@ def test_objections_built_with_literal_patterns_equal_a_join_on_the_lexicon(buil
     unit test covers the join form. Recomputed here as that join on the seed,
     both directions of the difference are empty and objections were found."""
     warehouse, _ = built
+    compiled = next(warehouse.target_dir.glob("run/**/int_conversation_objections_detected.sql")).read_text()
+    assert "regexp_matches(lower(user_messages.content), '\\b(too expensive" in compiled  # a literal
     recomputed = """
         select conversation_id, objection, min(event_at), arg_min(turn, event_at), count(*)
         from (
