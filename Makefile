@@ -60,8 +60,12 @@ dbt-test: $(INSTALLED) target/manifest.json
 lint: $(INSTALLED)
 	$(BIN)/sqlfluff lint models tests/dbt macros
 
+# Test files run on PYTEST_WORKERS processes (one file's tests stay together,
+# so module fixtures such as a built warehouse are made once).
+PYTEST_WORKERS ?= 2
+
 pytest: $(INSTALLED) target/manifest.json
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test: dbt-test lint pytest
 

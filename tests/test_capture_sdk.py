@@ -183,7 +183,9 @@ def test_close_spools_a_batch_whose_send_hangs(tmp_path: Path):
         assert time.monotonic() - started < 10
     finally:
         silent.close()
-    assert counters.spooled == 5
+    # the hung send now fails; the sender must not spool the batch close() took
+    wait_for(lambda: tracker._in_flight is None, 10, "the hung send to end")
+    assert tracker.counters().spooled == counters.spooled == 5
     spooled = [json.loads(line)["event_id"] for path in (tmp_path / "spool").glob("spool-*.jsonl")
                for line in path.read_text().splitlines()]
     assert sorted(spooled) == sorted(ids)

@@ -108,3 +108,129 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
     warehouse.dbt("run", "--full-refresh")
     full = mart_checksums(warehouse)
     assert full == incremental, sorted(table for table in full if full[table] != incremental.get(table))
+
+
+# per-conversation model -> (its key, a text column to mark rows with)
+CONVERSATION_MODELS = {
+    "intermediate.int_conversations_summarized": (["conversation_id"], "last_user_message"),
+    "marts.fct_conversations": (["conversation_id"], "last_user_message"),
+    "intermediate.int_ab_test_exposures_checked": (["test_name", "conversation_id"], "user_id"),
+    "marts.ab_test_exposures": (["test_name", "conversation_id"], "user_id"),
+}
+MARKER = "(left untouched)"
+
+
+def rebuilt_conversations(warehouse, run) -> dict[str, set[str]]:
+    """Mark every row of the per-conversation models, call `run`, and return,
+    per model, the conversations whose row was written again (the marker gone);
+    the marked rows get their value back."""
+    for table, (key, column) in CONVERSATION_MODELS.items():
+        backup = table.replace(".", "_") + "_backup"
+        warehouse.query(f"create or replace table main.{backup} as select {', '.join(key)}, {column} from {table}")
+        warehouse.query(f"update {table} set {column} = ?", [MARKER])
+    run()
+    rebuilt = {}
+    for table, (key, column) in CONVERSATION_MODELS.items():
+        backup = table.replace(".", "_") + "_backup"
+        rebuilt[table] = {
+            row[0] for row in warehouse.query(
+                f"select conversation_id from {table} where {column} is distinct from ?", [MARKER]
+            )
+        }
+        same_key = " and ".join(f"{table}.{name} = main.{backup}.{name}" for name in key)
+        warehouse.query(
+            f"update {table} set {column} = main.{backup}.{column} from main.{backup} "
+            f"where {same_key} and {table}.{column} = ?",
+            [MARKER],
+        )
+        warehouse.query(f"drop table main.{backup}")
+    return rebuilt
+
+
+def test_a_batch_rewrites_only_the_conversations_it_touches(generated, make_warehouse):
+    """fct_conversations, ab_test_exposures and their intermediate models are
+    incremental by conversation: a batch with new events of two conversations
+    and one new conversation rewrites those rows only; a batch that only moves
+    the warehouse clock rewrites the conversations it carries across the
+    abandonment window (none of the exposures); a changed experiments seed
+    rewrites every exposure. The result equals a full refresh."""
+    source, days = generated
+    warehouse = make_warehouse("touched")
+    warehouse.dbt("seed")
+    for folder in days:
+        shutil.copytree(folder, warehouse.landing / folder.name)
+    warehouse.load()
+    select = ("run", "--select", "+fct_conversations +ab_test_exposures")
+    warehouse.dbt(*select)
+    total = warehouse.scalar("select count(*) from marts.fct_conversations")
+    clock = warehouse.scalar("select max(event_at) from staging.stg_events")
+
+    def write_events(name: str, events: list[tuple[str, str, datetime]]) -> None:
+        folder = warehouse.landing / name
+        folder.mkdir()
+        (folder / f"{name}.jsonl").write_text("\n".join(
+            json.dumps({"event_id": f"{name}-{n}", "conversation_id": conversation_id, "event_type": event_type,
+                        "timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                        "properties": {"content": "still there?", "rating": "5",
+                                       "test_name": "greeting_tone", "variant": "casual"}})
+            for n, (conversation_id, event_type, at) in enumerate(events)
+        ) + "\n")
+
+    # Two old conversations (ended a day or more before the clock) get an
+    # event just after their last one; a new conversation starts at the clock.
+    old = warehouse.query(
+        "select conversation_id, last_event_at, user_turns from marts.fct_conversations "
+        "where last_event_at < ? order by conversation_id limit 2",
+        [clock - timedelta(days=1)],
+    )
+    (first, first_last, first_turns), (second, second_last, _) = old
+    write_events("touch", [
+        (first, "user_message", first_last + timedelta(seconds=1)),
+        (second, "feedback_received", second_last + timedelta(seconds=1)),
+        ("open-2", "conversation_started", clock),
+        ("open-2", "user_message", clock),
+        ("open-2", "experiment_exposure", clock),
+    ])
+    warehouse.load()
+    exposed_before = {row[0] for row in warehouse.query("select conversation_id from marts.ab_test_exposures")}
+    rebuilt = rebuilt_conversations(warehouse, lambda: warehouse.dbt(*select))
+    touched = {first, second, "open-2"}
+    for table in CONVERSATION_MODELS:
+        expected = touched if "exposures" not in table else touched & (exposed_before | {"open-2"})
+        assert rebuilt[table] == expected, (table, len(rebuilt[table]), total)
+    assert warehouse.scalar(
+        "select user_turns from marts.fct_conversations where conversation_id = ?", [first]
+    ) == first_turns + 1
+    assert not warehouse.scalar("select was_abandoned from marts.fct_conversations where conversation_id = 'open-2'")
+
+    # Only the clock moves (a new conversation 31 minutes later): open-2 and
+    # every conversation whose last event was within the window of the old
+    # clock but is not of the new one are rewritten, nothing else.
+    write_events("tick", [("tick-2", "conversation_started", clock + timedelta(minutes=31))])
+    warehouse.load()
+    rebuilt = rebuilt_conversations(warehouse, lambda: warehouse.dbt(*select))
+    crossing = {
+        row[0] for row in warehouse.query(
+            "select conversation_id from marts.fct_conversations where last_event_at >= ? and last_event_at < ?",
+            [clock - timedelta(minutes=30), clock + timedelta(minutes=1)],
+        )
+    }
+    assert "open-2" in crossing
+    for table in CONVERSATION_MODELS:
+        # exposures do not depend on the clock
+        assert rebuilt[table] == (crossing | {"tick-2"} if "exposures" not in table else set()), table
+    assert warehouse.scalar("select was_abandoned from marts.fct_conversations where conversation_id = 'open-2'")
+
+    # A changed experiments seed (the variants' order: the expected variant of
+    # every greeting_tone exposure flips) rewrites every exposure row.
+    warehouse.query(
+        "update seeds.experiments set variant_order = 1 - variant_order where test_name = 'greeting_tone'"
+    )
+    exposed = {row[0] for row in warehouse.query("select conversation_id from marts.ab_test_exposures")}
+    rebuilt = rebuilt_conversations(warehouse, lambda: warehouse.dbt(*select))
+    assert rebuilt["marts.ab_test_exposures"] == exposed
+    assert rebuilt["marts.fct_conversations"] == set()
+
+    incremental = {table: warehouse.table_hash(table) for table in CONVERSATION_MODELS}
+    warehouse.dbt(*select, "--full-refresh")
+    assert {table: warehouse.table_hash(table) for table in CONVERSATION_MODELS} == incremental

@@ -213,3 +213,26 @@ def test_breakdowns_cover_the_planted_tool(built):
     assert calls == conversations == summary["planted"]["conversations"]
     assert success_rate == 0
     assert np.isfinite(warehouse.scalar("select sum(events) from marts.metrics_by_dimension where dimension = 'model'"))
+
+
+def test_objections_built_with_literal_patterns_equal_a_join_on_the_lexicon(built):
+    """The build writes each lexicon pattern as a literal (lexicon_matches); the
+    unit test covers the join form. Recomputed here as that join on the seed,
+    both directions of the difference are empty and objections were found."""
+    warehouse, _ = built
+    compiled = next(warehouse.target_dir.glob("run/**/int_conversation_objections_detected.sql")).read_text()
+    assert "regexp_matches(lower(user_messages.content), '\\b(too expensive" in compiled  # a literal
+    recomputed = """
+        select conversation_id, objection, min(event_at), arg_min(turn, event_at), count(*)
+        from (
+            select distinct m.event_id, m.conversation_id, m.event_at, m.turn, l.objection
+            from staging.stg_events as m
+            inner join seeds.objection_lexicon as l on regexp_matches(lower(m.content), l.pattern)
+            where m.is_known_type and m.event_type = 'user_message' and m.content is not null
+        )
+        group by conversation_id, objection
+    """
+    built_rows = "select * from intermediate.int_conversation_objections_detected"
+    assert warehouse.scalar(f"select count(*) from ({built_rows})") > 20
+    assert warehouse.query(f"{built_rows} except all {recomputed}") == []
+    assert warehouse.query(f"{recomputed} except all {built_rows}") == []

@@ -5,8 +5,8 @@ snapshot). Then, while a SQLAlchemy reader in another process holds the
 snapshot open and queries `marts.metrics_daily` in a loop (and a second loop
 reconnects through `current` every time), two more runs execute: one with new
 files (a new version) and one without (no new version). Every query must
-succeed without waiting and both runs must succeed. Then a run failing its raw
-data checks must leave the snapshot untouched, and `dbt docs generate` must
+succeed without waiting and both runs must succeed. Then a run failing half-way
+(an invalid stage rules file) must leave the snapshot untouched, and `dbt docs generate` must
 list the exposures. Every subprocess has a time limit.
 """
 
@@ -78,10 +78,11 @@ def _env(root: Path) -> dict[str, str]:
     }
 
 
-def _run(root: Path) -> subprocess.CompletedProcess:
+def _run(root: Path, **settings: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "convo_warehouse.cli", "run", "--quiet"],
-        cwd=REPO_ROOT, env=_env(root), capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS,
+        cwd=REPO_ROOT, env={**_env(root), **settings}, capture_output=True, text=True,
+        timeout=RUN_TIMEOUT_SECONDS,
     )
 
 
@@ -158,29 +159,19 @@ def test_reader_holding_the_snapshot_never_waits_while_two_runs_execute(root, tm
     assert fresh[-1]["rows"] == second.tables["marts.metrics_daily"]["rows"] != first_rows
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "fixture outdated by issue 10: a file of rows without event_id is now quarantined and the "
-        "raw suite only warns, so this run succeeds; the test needs another blocking failure. "
-        "test_serving.py still proves a publish failing half-way leaves the snapshot untouched"
-    ),
-)
 def test_failed_run_leaves_the_snapshot_untouched(root):
+    """New files arrive, but the stage rules were edited into an invalid file:
+    staging builds, the classifier step fails, the run exits non-zero naming the
+    file, and the published snapshot stays byte for byte what it was."""
     serving_dir = root / "serving"
     before = _digest(serving_dir)
-    # 20 events, 5 without event_id (25 % > the raw suite's 10 % critical threshold).
-    bad = root / "landing" / "bad" / "bad_batch.jsonl"
-    bad.parent.mkdir(parents=True)
-    lines = [
-        {"event_id": None if n % 4 == 2 else f"bad-{n}", "conversation_id": f"bad-c{n // 4}",
-         "event_type": "user_message", "timestamp": "2026-11-01T10:00:00Z", "properties": {"content": "hi"}}
-        for n in range(20)
-    ]
-    bad.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
-    failed = _run(root)
+    _generate(root, "batch-after-bad-rules", seed=23)
+    rules = root / "broken_stage_rules.yml"
+    rules.write_text("stages:\n  not_a_stage:\n    signals: []\n")
+    failed = _run(root, CONVO_STAGE_RULES=str(rules))
     assert failed.returncode != 0
-    assert "raw_events_suite" in failed.stdout + failed.stderr
+    output = failed.stdout + failed.stderr
+    assert str(rules) in output and "unknown stages" in output
     assert _digest(serving_dir) == before
 
 

@@ -15,8 +15,10 @@
     `previous_rows` (default {{ this }}): a relation with conversation_id and
     last_event_at of every conversation built before; a model that is not one
     row per conversation (the metrics) passes int_conversations_summarized,
-    whose last_event_at is unchanged for every conversation not in 1. -#}
+    whose last_event_at is unchanged for every conversation not in 1.
+    Emits nothing on a full build (is_incremental() false). -#}
 {% macro conversations_to_refresh_cte(clock_moves_rows=false, previous_rows=none) %}
+    {%- if is_incremental() %}
 conversations_with_new_events as (
     select distinct stg_events.conversation_id
     from {{ ref('stg_events') }} as stg_events
@@ -26,7 +28,7 @@ conversations_with_new_events as (
         or stg_events.load_id > previous_build.loaded_through_load_id
 ),
 
-    {%- if clock_moves_rows and is_incremental() %}
+    {%- if clock_moves_rows %}
 
 warehouse_clock_now as (
     select max(stg_events.event_at) as newest_event_at
@@ -51,10 +53,21 @@ conversations_crossing_abandonment as (
 conversations_to_refresh as (
     select conversations_with_new_events.conversation_id
     from conversations_with_new_events
-    {%- if clock_moves_rows and is_incremental() %}
+    {%- if clock_moves_rows %}
     union
     select conversations_crossing_abandonment.conversation_id
     from conversations_crossing_abandonment
     {%- endif %}
 ),
+    {%- endif %}
+{%- endmacro %}
+
+{#- A condition for a model using conversations_to_refresh_cte(): `column` is
+    a conversation to refresh on an incremental run; true on a full build. -#}
+{% macro is_conversation_to_refresh(column) %}
+    {%- if is_incremental() -%}
+        {{ column }} in (select conversations_to_refresh.conversation_id from conversations_to_refresh)
+    {%- else -%}
+        true
+    {%- endif -%}
 {%- endmacro %}

@@ -66,7 +66,7 @@ previous_build as (
 {#- Post-hook. `events`: the staged events relation; stg_events passes `this`
     (a ref to itself would be a cycle). The table is created here if need
     be; the hook's own statement is the insert. -#}
-{% macro record_incremental_watermark(fingerprint_sql=none, events=none) %}
+{% macro record_incremental_watermark(fingerprint_sql=none, events=none, seeds=[]) %}
     {%- set watermarks = incremental_watermarks_relation() -%}
     {%- if execute -%}
         {%- do run_query("create schema if not exists " ~ watermarks.without_identifier()) -%}
@@ -84,11 +84,16 @@ previous_build as (
     from (
         select
             '{{ this.identifier }}' as model_name,
-            max(stg_events.load_id) as loaded_through_load_id,
-            max(stg_events.event_at) as newest_event_at,
-            {{ fingerprint_sql or metrics_history_fingerprint('stg_events') }} as history_fingerprint,
+            staged.loaded_through_load_id,
+            staged.newest_event_at,
+            {{ fingerprint_sql or incremental_history_fingerprint(ref('stg_events'), seeds) }} as history_fingerprint,
             {{ dbt.current_timestamp() }} as recorded_at
-        from {{ events if events is not none else ref('stg_events') }} as stg_events
+        from (
+            select
+                max(stg_events.load_id) as loaded_through_load_id,
+                max(stg_events.event_at) as newest_event_at
+            from {{ events if events is not none else ref('stg_events') }} as stg_events
+        ) as staged
     ) as new_watermark
     -- a build that moved nothing records nothing: a re-run changes no byte
     where not exists (
@@ -104,20 +109,26 @@ previous_build as (
 {#- Pre-hook: when the staged history up to the model's watermark no longer
     reads as it did (its fingerprint differs), or, with `fingerprint_sql` (a
     scalar subquery), when that value differs: record an empty watermark and
-    empty the model, so this run builds every key again. -#}
-{% macro forget_stale_incremental_build(fingerprint_sql=none) %}
+    empty the model, so this run builds every key again. `seeds`: relations
+    whose rows also count (incremental_history_fingerprint); pass the same to
+    record_incremental_watermark(). -#}
+{% macro forget_stale_incremental_build(fingerprint_sql=none, seeds=[]) %}
     {%- set watermarks = existing_incremental_watermarks() -%}
     {%- if watermarks is not none and is_incremental() -%}
-        {%- set stale_query -%}
-            select count(*)
-            from ({{ latest_incremental_watermark(watermarks) }}) as latest
-            where latest.history_fingerprint <> {% if fingerprint_sql %}{{ fingerprint_sql }}{% else %}(
-                select {{ metrics_history_fingerprint('stg_events') }}
-                from {{ ref('stg_events') }} as stg_events
-                where stg_events.load_id <= latest.loaded_through_load_id
-            ){% endif %}
-        {%- endset -%}
-        {%- set stale = run_query(stale_query).columns[0].values()[0] > 0 -%}
+        {%- set latest = run_query(latest_incremental_watermark(watermarks)) -%}
+        {%- set loaded_through = latest.columns[0].values()[0] -%}
+        {%- set stored = latest.columns[2].values()[0] -%}
+        {%- if stored is none -%}
+            {#- no watermark, or an empty one: this run builds every key anyway -#}
+            {%- set stale = false -%}
+        {%- else -%}
+            {%- set current = run_query(
+                "select " ~ (fingerprint_sql or incremental_history_fingerprint(
+                    ref('stg_events'), seeds, loaded_through if loaded_through is not none else 'null'
+                ))
+            ).columns[0].values()[0] -%}
+            {%- set stale = current != stored -%}
+        {%- endif -%}
     {%- else -%}
         {%- set stale = false -%}
     {%- endif -%}
@@ -130,4 +141,20 @@ previous_build as (
     {%- else -%}
         select 1
     {%- endif -%}
+{%- endmacro %}
+
+
+{#- The history fingerprint a model's watermark stores (a scalar SQL
+    expression): metrics_history_fingerprint() of the staged events `events`
+    (of the loads up to `loaded_through` if given), followed by
+    relation_fingerprint() of each of
+    `seeds` (relations the model reads besides the staged history, e.g. the
+    experiments seed), so a changed seed row also rebuilds every key. -#}
+{% macro incremental_history_fingerprint(events, seeds=[], loaded_through=none) %}
+    {%- set parts = [metrics_history_fingerprint(events, loaded_through)] -%}
+    {%- for seed in seeds -%}
+        {%- do parts.append("'|'") -%}
+        {%- do parts.append(relation_fingerprint(seed)) -%}
+    {%- endfor -%}
+    {{ dbt.concat(parts) if parts | length > 1 else parts[0] }}
 {%- endmacro %}

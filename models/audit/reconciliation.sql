@@ -4,21 +4,8 @@
 
 with
 
-raw_rows as (
-    select
-        load_id,
-        count(*) as raw_rows
-    from {{ source('raw', 'events') }}
-    group by load_id
-),
-
 loads as (
-    select
-        load_id,
-        min(loaded_at) as loaded_at,
-        count(*) as files_loaded
-    from {{ source('raw', 'loaded_files') }}
-    group by load_id
+    select * from {{ ref('stg_loads') }}
 ),
 
 staged_rows as (
@@ -49,20 +36,19 @@ quarantined_rows as (
 
 loads_reconciled as (
     select
-        raw_rows.load_id,
+        loads.load_id,
         loads.loaded_at,
-        coalesce(loads.files_loaded, 0) as files_loaded,
-        raw_rows.raw_rows,
+        loads.files_loaded,
+        loads.raw_rows,
         coalesce(staged_rows.staged_rows, 0) as staged_rows,
         coalesce(valid_rows.valid_rows, 0) - coalesce(staged_rows.staged_rows, 0)
             as duplicates_dropped,
         coalesce(quarantined_rows.quarantined_rows, 0) as quarantined_rows,
         coalesce(staged_rows.unknown_type_rows, 0) as unknown_type_rows
-    from raw_rows
-    left join loads on raw_rows.load_id = loads.load_id
-    left join staged_rows on raw_rows.load_id = staged_rows.load_id
-    left join valid_rows on raw_rows.load_id = valid_rows.load_id
-    left join quarantined_rows on raw_rows.load_id = quarantined_rows.load_id
+    from loads
+    left join staged_rows on loads.load_id = staged_rows.load_id
+    left join valid_rows on loads.load_id = valid_rows.load_id
+    left join quarantined_rows on loads.load_id = quarantined_rows.load_id
 ),
 
 final as (

@@ -1,8 +1,24 @@
 -- One row per conversation with at least one feedback_received event: its
 -- ratings scored 0..1 (positive 1.0, negative 0.0, a digit r in 1..5
 -- (r - 1) / 4; any other rating is ignored) and summed for the satisfaction
--- score.
+-- score. Incremental: a run rescores the conversations with newly loaded
+-- events (conversations_to_refresh_cte), replacing their rows.
+{{
+    config(
+        materialized=keyed_incremental_materialization(),
+        incremental_strategy=keyed_incremental_strategy(),
+        unique_key='conversation_id',
+        on_schema_change='fail',
+        pre_hook="{{ forget_stale_incremental_build() }}",
+        post_hook="{{ record_incremental_watermark() }}",
+    )
+}}
+
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte() }}
 
 feedback_events as (
     select
@@ -13,6 +29,7 @@ feedback_events as (
     where
         is_known_type
         and event_type = 'feedback_received'
+        and {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 feedback_rated as (

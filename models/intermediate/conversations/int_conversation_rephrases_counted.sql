@@ -2,7 +2,24 @@
 -- consecutive pairs of them (by timestamp, then event_id) are rephrases, i.e.
 -- their lower-cased word sets have a Jaccard similarity of at least
 -- var('rephrase_jaccard_threshold'); a pair with an empty word set never is.
+-- Incremental: a run recounts the conversations with newly loaded events
+-- (conversations_to_refresh_cte), replacing their rows.
+{{
+    config(
+        materialized=keyed_incremental_materialization(),
+        incremental_strategy=keyed_incremental_strategy(),
+        unique_key='conversation_id',
+        on_schema_change='fail',
+        pre_hook="{{ forget_stale_incremental_build() }}",
+        post_hook="{{ record_incremental_watermark() }}",
+    )
+}}
+
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte() }}
 
 user_messages as (
     select
@@ -15,6 +32,7 @@ user_messages as (
     where
         is_known_type
         and event_type = 'user_message'
+        and {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 user_message_words as (

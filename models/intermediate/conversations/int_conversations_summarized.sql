@@ -1,11 +1,28 @@
 {#- One row per conversation (known event types only): every per-conversation
-    fact of the contract, which fct_conversations publishes as is. Rebuilt in
-    full each run: inferred abandonment depends on the newest event in the
-    whole warehouse, so any conversation's row can change when new events
-    arrive anywhere. Feedback ratings and rephrases are scored in their own
-    models (int_conversation_feedback_scored, int_conversation_rephrases_counted). -#}
+    fact of the contract, which fct_conversations publishes as is. Feedback
+    ratings and rephrases are scored in their own models
+    (int_conversation_feedback_scored, int_conversation_rephrases_counted).
+    Incremental, keyed by conversation: a run recomputes the conversations
+    with newly loaded events and those the moved warehouse clock carried
+    across the abandonment window (inferred abandonment compares with the
+    newest event in the whole warehouse); conversations_to_refresh_cte()
+    holds the rules. Every other row stays as it is. -#}
+{{
+    config(
+        materialized=keyed_incremental_materialization(),
+        incremental_strategy=keyed_incremental_strategy(),
+        unique_key='conversation_id',
+        on_schema_change='fail',
+        pre_hook="{{ forget_stale_incremental_build() }}",
+        post_hook="{{ record_incremental_watermark() }}",
+    )
+}}
 
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte(clock_moves_rows=true) }}
 
 all_events as (
     select event_at from {{ ref('stg_events') }}
@@ -28,7 +45,9 @@ events as (
         abandoned_at_turn
     from {{ ref('stg_events') }}
     -- unknown event types are staged for the record but take part in no metric
-    where is_known_type
+    where
+        is_known_type
+        and {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 feedback_scored as (

@@ -3,7 +3,26 @@
 -- contaminated conversation; expected_variant recomputes the applications'
 -- sha256 assignment rule (macro hash_bucket) over the test's variants from the
 -- experiments seed in variant_order, and assignment_ok compares the two.
+-- Incremental, keyed by test and conversation: a run recomputes the
+-- conversations with newly loaded events (conversations_to_refresh_cte); a
+-- changed experiments seed rebuilds every row (the watermark's fingerprint
+-- covers it).
+{{
+    config(
+        materialized=keyed_incremental_materialization(),
+        incremental_strategy=keyed_incremental_strategy(),
+        unique_key=['test_name', 'conversation_id'],
+        on_schema_change='fail',
+        pre_hook="{{ forget_stale_incremental_build(seeds=[ref('stg_seeds__experiments')]) }}",
+        post_hook="{{ record_incremental_watermark(seeds=[ref('stg_seeds__experiments')]) }}",
+    )
+}}
+
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte() }}
 
 exposure_events as (
     select
@@ -18,6 +37,7 @@ exposure_events as (
         and is_known_type
         and test_name is not null
         and variant is not null
+        and {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 conversations as (

@@ -17,24 +17,21 @@ user_messages as (
         and content is not null
 ),
 
-lexicon as (
-    select
-        objection,
-        pattern
-    from {{ ref('objection_lexicon') }}
-),
-
 -- one row per message x objection, however many of its patterns match
 messages_matched as (
     select distinct
-        user_messages.event_id,
-        user_messages.conversation_id,
-        user_messages.event_at,
-        user_messages.turn,
-        lexicon.objection
-    from user_messages
-    inner join lexicon
-        on {{ regex_contains('lower(user_messages.content)', 'lexicon.pattern') }}
+        patterns_matched.event_id,
+        patterns_matched.conversation_id,
+        patterns_matched.event_at,
+        patterns_matched.turn,
+        patterns_matched.objection
+    from (
+        {{ lexicon_matches(
+            'user_messages', 'lower(user_messages.content)',
+            ['event_id', 'conversation_id', 'event_at', 'turn'],
+            ref('objection_lexicon'), 'objection', 'pattern',
+        ) }}
+    ) as patterns_matched
 ),
 
 objections_per_conversation as (

@@ -1,6 +1,27 @@
 {#- Publishes int_conversations_summarized under the enforced contract; every
-    rule lives in the intermediate models. -#}
+    rule lives in the intermediate models. Incremental, keyed by
+    conversation: a run replaces the rows of the conversations
+    conversations_to_refresh_cte() selects (newly loaded events, or carried
+    across the abandonment window by the moved clock), the same set
+    int_conversations_summarized recomputed. -#}
+{{
+    config(
+        materialized=keyed_incremental_materialization(),
+        incremental_strategy=keyed_incremental_strategy(),
+        unique_key='conversation_id',
+        on_schema_change='fail',
+        pre_hook="{{ forget_stale_incremental_build() }}",
+        post_hook="{{ record_incremental_watermark() }}",
+    )
+}}
+
+-- depends_on: {{ ref('stg_events') }}
+
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte(clock_moves_rows=true) }}
 
 conversations as (
     select
@@ -41,6 +62,7 @@ conversations as (
         converted_at,
         last_user_message
     from {{ ref('int_conversations_summarized') }}
+    where {{ is_conversation_to_refresh('conversation_id') }}
 )
 
 select * from conversations

@@ -125,6 +125,10 @@ class Tracker:
         self._down_until = 0.0  # while in the future, batches go straight to the spool
         self._next_spool_check = 0.0  # re-send spooled events (also other processes' leftovers)
         self._in_flight: list[bytes] | None = None  # the batch the sender is delivering
+        # close() spools a batch whose send hangs past the deadline; from then on
+        # the sender's own spooling of it is skipped (one copy, not two)
+        self._flight_lock = threading.Lock()
+        self._in_flight_taken = False
         self._thread = threading.Thread(target=self._run, name="convo-capture-sender", daemon=True)
         self._thread.start()
         if register_atexit:
@@ -235,11 +239,14 @@ class Tracker:
             except queue.Full:
                 pass
             self._thread.join(timeout + 1.0)
-            in_flight = self._in_flight
-            if self._thread.is_alive() and in_flight:
-                # the sender is stuck on a send past the deadline: spool its
-                # batch too (if the send still succeeds, the copies are duplicates)
-                self._spool_lines(in_flight, "send still in progress at close")
+            with self._flight_lock:
+                in_flight = self._in_flight if self._thread.is_alive() else None
+                if in_flight:
+                    # the sender is stuck on a send past the deadline: spool its
+                    # batch (if the send still succeeds, the collector answers
+                    # the spooled copies as duplicates)
+                    self._in_flight_taken = True
+                    self._spool_lines(in_flight, "send still in progress at close")
             # whatever the sender could not take is spooled, not lost
             leftovers = []
             while True:
@@ -275,6 +282,14 @@ class Tracker:
     def _spool_lines(self, lines: list[bytes], why: str) -> None:
         if not lines:
             return
+        if threading.current_thread() is self._thread:
+            with self._flight_lock:
+                if not self._in_flight_taken:
+                    self._append_to_spool(lines, why)
+        else:
+            self._append_to_spool(lines, why)
+
+    def _append_to_spool(self, lines: list[bytes], why: str) -> None:
         try:
             self.spool.append(lines)
         except OSError as error:
