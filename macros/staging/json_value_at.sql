@@ -12,3 +12,10 @@
 {% macro duckdb__json_value_at(json_text_expression, key_expression) -%}
     cast(json_extract({{ json_text_expression }}, concat('$."', {{ key_expression }}, '"')) as varchar)
 {%- endmacro %}
+
+{#- Spark's get_json_object returns a string value without its quotes, so a
+    string and a number would read alike; through a VARIANT the value keeps
+    its JSON text, as on DuckDB. -#}
+{% macro spark__json_value_at(json_text_expression, key_expression) -%}
+    to_json(from_json({{ json_text_expression }}, 'map<string, variant>')[{{ key_expression }}])
+{%- endmacro %}

@@ -92,8 +92,8 @@ conversations_timed as (
         conversations.*,
         case
             when conversations.completed_at is not null
-                then {{ dbt.datediff(
-                    'conversations.started_at', 'conversations.completed_at', 'millisecond'
+                then {{ milliseconds_between(
+                    'conversations.started_at', 'conversations.completed_at'
                 ) }} / 1000.0
             else conversations.duration_seconds
         end as resolution_seconds
