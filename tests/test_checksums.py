@@ -110,61 +110,74 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
     assert full == incremental, sorted(table for table in full if full[table] != incremental.get(table))
 
 
-# per-conversation model -> (its key, a text column to mark rows with)
+# per-conversation model -> (its key, a column to mark rows with, the marker);
+# the column is one no other model here reads, so a mark never reaches a
+# model rebuilt from it
+MARKER = "(left untouched)"
 CONVERSATION_MODELS = {
-    "intermediate.int_conversations_summarized": (["conversation_id"], "last_user_message"),
-    "marts.fct_conversations": (["conversation_id"], "last_user_message"),
-    "intermediate.int_ab_test_exposures_checked": (["test_name", "conversation_id"], "user_id"),
-    "marts.ab_test_exposures": (["test_name", "conversation_id"], "user_id"),
-    "marts.fct_messages": (["event_id"], "content"),
-    "intermediate.int_conversation_steps_cleaned": (["conversation_id", "step_number"], "step"),
+    "intermediate.int_conversations_summarized": (["conversation_id"], "last_user_message", MARKER),
+    "marts.fct_conversations": (["conversation_id"], "last_user_message", MARKER),
+    "intermediate.int_ab_test_exposures_checked": (["test_name", "conversation_id"], "user_id", MARKER),
+    "marts.ab_test_exposures": (["test_name", "conversation_id"], "user_id", MARKER),
+    "marts.fct_messages": (["event_id"], "content", MARKER),
+    "intermediate.int_conversation_steps_cleaned": (["conversation_id", "step_number"], "events_in_step", -1),
+    "marts.fct_conversation_paths": (["conversation_id"], "path", MARKER),
+    "intermediate.int_conversation_dimension_values": (["conversation_id", "dimension", "dimension_value"], "events", -1),
 }
 # the models whose rows depend on inferred abandonment (the warehouse clock)
-CLOCK_MODELS = {"intermediate.int_conversations_summarized", "marts.fct_conversations"}
-MARKER = "(left untouched)"
+CLOCK_MODELS = {
+    "intermediate.int_conversations_summarized", "marts.fct_conversations", "marts.fct_conversation_paths",
+}
 
 
 def rebuilt_conversations(warehouse, run) -> dict[str, set[str]]:
     """Mark every row of the per-conversation models, call `run`, and return,
     per model, the conversations whose row was written again (the marker gone);
     the marked rows get their value back."""
-    for table, (key, column) in CONVERSATION_MODELS.items():
+    for table, (key, column, marker) in CONVERSATION_MODELS.items():
         backup = table.replace(".", "_") + "_backup"
         warehouse.query(f"create or replace table main.{backup} as select {', '.join(key)}, {column} from {table}")
-        warehouse.query(f"update {table} set {column} = ?", [MARKER])
+        warehouse.query(f"update {table} set {column} = ?", [marker])
     run()
     rebuilt = {}
-    for table, (key, column) in CONVERSATION_MODELS.items():
+    for table, (key, column, marker) in CONVERSATION_MODELS.items():
         backup = table.replace(".", "_") + "_backup"
         rebuilt[table] = {
             row[0] for row in warehouse.query(
-                f"select conversation_id from {table} where {column} is distinct from ?", [MARKER]
+                f"select conversation_id from {table} where {column} is distinct from ?", [marker]
             )
         }
         same_key = " and ".join(f"{table}.{name} = main.{backup}.{name}" for name in key)
         warehouse.query(
             f"update {table} set {column} = main.{backup}.{column} from main.{backup} "
             f"where {same_key} and {table}.{column} = ?",
-            [MARKER],
+            [marker],
         )
         warehouse.query(f"drop table main.{backup}")
     return rebuilt
 
 
 def test_a_batch_rewrites_only_the_conversations_it_touches(generated, make_warehouse):
-    """fct_conversations, ab_test_exposures, fct_messages and their
-    intermediate models are incremental by conversation: a batch with new events of two conversations
+    """fct_conversations, ab_test_exposures, fct_messages,
+    fct_conversation_paths and their intermediate models are incremental by
+    conversation: a batch with new events of two conversations
     and one new conversation rewrites those rows only; a batch that only moves
     the warehouse clock rewrites the conversations it carries across the
-    abandonment window (none of the exposures); a changed experiments seed
-    rewrites every exposure. The result equals a full refresh."""
+    abandonment window (their conversation and path rows only); a changed
+    experiments seed rewrites every exposure, a changed path_cleaning seed
+    every step and path, a changed exclude_development_traffic every path.
+    The result equals a full refresh."""
     source, days = generated
     warehouse = make_warehouse("touched")
     warehouse.dbt("seed")
     for folder in days:
         shutil.copytree(folder, warehouse.landing / folder.name)
     warehouse.load()
-    select = ("run", "--select", "+fct_conversations +ab_test_exposures +fct_messages +int_conversation_steps_cleaned")
+    select = (
+        "run", "--select",
+        "+fct_conversations +ab_test_exposures +fct_messages +fct_conversation_paths"
+        " +int_conversation_dimension_values",
+    )
     warehouse.dbt(*select)
     total = warehouse.scalar("select count(*) from marts.fct_conversations")
     clock = warehouse.scalar("select max(event_at) from staging.stg_events")
@@ -200,15 +213,22 @@ def test_a_batch_rewrites_only_the_conversations_it_touches(generated, make_ware
     rebuilt = rebuilt_conversations(warehouse, lambda: warehouse.dbt(*select))
     touched = {first, second, "open-2"}
     with_messages = {row[0] for row in warehouse.query("select distinct conversation_id from marts.fct_messages")}
+    with_dimensions = {
+        row[0] for row in warehouse.query(
+            "select distinct conversation_id from intermediate.int_conversation_dimension_values"
+        )
+    }
     for table in CONVERSATION_MODELS:
         if "exposures" in table:
             expected = touched & (exposed_before | {"open-2"})
         elif table == "marts.fct_messages":
             expected = touched & with_messages
+        elif table == "intermediate.int_conversation_dimension_values":
+            expected = touched & with_dimensions
         else:
             expected = touched
         assert rebuilt[table] == expected, (table, len(rebuilt[table]), total)
-    assert {first, "open-2"} <= with_messages
+    assert {first, "open-2"} <= with_messages & with_dimensions
     assert warehouse.scalar(
         "select user_turns from marts.fct_conversations where conversation_id = ?", [first]
     ) == first_turns + 1
@@ -247,15 +267,37 @@ def test_a_batch_rewrites_only_the_conversations_it_touches(generated, make_ware
     assert rebuilt["marts.fct_messages"] == set()
     assert rebuilt["intermediate.int_conversation_steps_cleaned"] == set()
 
-    # A changed path_cleaning seed (a rule added) rewrites every step row, and
-    # nothing of the other models.
+    # A changed path_cleaning seed (a rule added) rewrites every step and
+    # path row, and nothing of the other models.
     warehouse.query("insert into seeds.path_cleaning values (4, '^never_a_step$', '', 'added')")
     with_steps = {
         row[0] for row in warehouse.query("select conversation_id from intermediate.int_conversation_steps_cleaned")
     }
     rebuilt = rebuilt_conversations(warehouse, lambda: warehouse.dbt(*select))
     assert rebuilt["intermediate.int_conversation_steps_cleaned"] == with_steps
-    assert {table for table in CONVERSATION_MODELS if rebuilt[table]} == {"intermediate.int_conversation_steps_cleaned"}
+    assert rebuilt["marts.fct_conversation_paths"] == {
+        row[0] for row in warehouse.query("select conversation_id from marts.fct_conversation_paths")
+    }
+    assert {table for table in CONVERSATION_MODELS if rebuilt[table]} == {
+        "intermediate.int_conversation_steps_cleaned", "marts.fct_conversation_paths",
+    }
+
+    # exclude_development_traffic is in the paths' fingerprint: set, the
+    # model is rebuilt (as a table); unset again, every path is rebuilt.
+    everyone = {row[0] for row in warehouse.query("select conversation_id from marts.fct_conversations")}
+    development = {
+        row[0] for row in warehouse.query(
+            "select conversation_id from marts.fct_conversations where environment = 'development'"
+        )
+    }
+    assert development
+    rebuilt = rebuilt_conversations(
+        warehouse, lambda: warehouse.dbt(*select, "--vars", "{exclude_development_traffic: true}")
+    )
+    assert rebuilt["marts.fct_conversation_paths"] == everyone - development
+    rebuilt = rebuilt_conversations(warehouse, lambda: warehouse.dbt(*select))
+    assert rebuilt["marts.fct_conversation_paths"] == everyone
+    assert rebuilt["marts.fct_conversations"] == set()
 
     incremental = {table: warehouse.table_hash(table) for table in CONVERSATION_MODELS}
     warehouse.dbt(*select, "--full-refresh")

@@ -66,7 +66,7 @@ previous_build as (
 {#- Post-hook. `events`: the staged events relation; stg_events passes `this`
     (a ref to itself would be a cycle). The table is created here if need
     be; the hook's own statement is the insert. -#}
-{% macro record_incremental_watermark(fingerprint_sql=none, events=none, seeds=[]) %}
+{% macro record_incremental_watermark(fingerprint_sql=none, events=none, seeds=[], vars=[]) %}
     {%- set watermarks = incremental_watermarks_relation() -%}
     {%- if execute -%}
         {%- do run_query("create schema if not exists " ~ watermarks.without_identifier()) -%}
@@ -86,7 +86,7 @@ previous_build as (
             '{{ this.identifier }}' as model_name,
             staged.loaded_through_load_id,
             staged.newest_event_at,
-            {{ fingerprint_sql or incremental_history_fingerprint(ref('stg_events'), seeds) }} as history_fingerprint,
+            {{ fingerprint_sql or incremental_history_fingerprint(ref('stg_events'), seeds, vars=vars) }} as history_fingerprint,
             {{ dbt.current_timestamp() }} as recorded_at
         from (
             select
@@ -110,9 +110,10 @@ previous_build as (
     reads as it did (its fingerprint differs), or, with `fingerprint_sql` (a
     scalar subquery), when that value differs: record an empty watermark and
     empty the model, so this run builds every key again. `seeds`: relations
-    whose rows also count (incremental_history_fingerprint); pass the same to
+    whose rows also count, `vars`: names of vars whose values also count
+    (incremental_history_fingerprint); pass the same to
     record_incremental_watermark(). -#}
-{% macro forget_stale_incremental_build(fingerprint_sql=none, seeds=[]) %}
+{% macro forget_stale_incremental_build(fingerprint_sql=none, seeds=[], vars=[]) %}
     {%- set watermarks = existing_incremental_watermarks() -%}
     {%- if watermarks is not none and is_incremental() -%}
         {%- set latest = run_query(latest_incremental_watermark(watermarks)) -%}
@@ -124,7 +125,7 @@ previous_build as (
         {%- else -%}
             {%- set current = run_query(
                 "select " ~ (fingerprint_sql or incremental_history_fingerprint(
-                    ref('stg_events'), seeds, loaded_through if loaded_through is not none else 'null'
+                    ref('stg_events'), seeds, loaded_through if loaded_through is not none else 'null', vars
                 ))
             ).columns[0].values()[0] -%}
             {%- set stale = current != stored -%}
@@ -149,12 +150,17 @@ previous_build as (
     (of the loads up to `loaded_through` if given), followed by
     relation_fingerprint() of each of
     `seeds` (relations the model reads besides the staged history, e.g. the
-    experiments seed), so a changed seed row also rebuilds every key. -#}
-{% macro incremental_history_fingerprint(events, seeds=[], loaded_through=none) %}
+    experiments seed) and the values of the vars named in `vars` (those the
+    model reads that metrics_history_fingerprint() does not cover), so a
+    changed seed row or var also rebuilds every key. -#}
+{% macro incremental_history_fingerprint(events, seeds=[], loaded_through=none, vars=[]) %}
     {%- set parts = [metrics_history_fingerprint(events, loaded_through)] -%}
     {%- for seed in seeds -%}
         {%- do parts.append("'|'") -%}
         {%- do parts.append(relation_fingerprint(seed)) -%}
+    {%- endfor -%}
+    {%- for name in vars -%}
+        {%- do parts.append("'|" ~ name ~ "=" ~ (var(name, none) | string | replace("'", "''")) ~ "'") -%}
     {%- endfor -%}
     {{ dbt.concat(parts) if parts | length > 1 else parts[0] }}
 {%- endmacro %}

@@ -4,8 +4,27 @@
 -- flow (flow_started/_completed/_abandoned.flow_name), button
 -- (button_clicked.button), page (page_url, any event), intent
 -- (user_message.intent). A missing value is `unknown` (the event still
--- counts).
+-- counts). Incremental, keyed by conversation, dimension and value: a run
+-- recomputes every row of the conversations with newly loaded events
+-- (conversations_to_refresh_cte). New events only add to a conversation's
+-- (dimension, value) pairs, so replacing the recomputed keys replaces every
+-- row that changed; a re-mapped history rebuilds every row.
+{{
+    config(
+        materialized=keyed_incremental_materialization(),
+        incremental_strategy=keyed_incremental_strategy(),
+        unique_key=['conversation_id', 'dimension', 'dimension_value'],
+        on_schema_change='fail',
+        pre_hook="{{ forget_stale_incremental_build() }}",
+        post_hook="{{ record_incremental_watermark() }}",
+    )
+}}
+
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte() }}
 
 events as (
     select
@@ -21,7 +40,9 @@ events as (
         page_url,
         intent
     from {{ ref('stg_events') }}
-    where is_known_type
+    where
+        is_known_type
+        and {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 dimension_events as (

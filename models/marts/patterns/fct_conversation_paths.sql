@@ -1,8 +1,39 @@
 {#- The population of every patterns mart: conversations in scope (all
     environments, or without `development` when the var
     exclude_development_traffic is true: the only place that var is read),
-    with their outcome, whether they succeeded, and their path. -#}
+    with their outcome, whether they succeeded, and their path.
+    Incremental, keyed by conversation: a run replaces the rows of the
+    conversations conversations_to_refresh_cte() selects (newly loaded
+    events: new steps; or carried across the abandonment window by the moved
+    clock: a new outcome), the same set fct_conversations recomputed. A
+    changed path_cleaning seed or exclude_development_traffic rebuilds every
+    row (the watermark's fingerprint). With exclude_development_traffic true
+    the model is a table rebuilt each run: a late setup event can turn a
+    conversation's environment into `development`, and a keyed replace
+    cannot remove a row its recomputation no longer selects. -#}
+{{
+    config(
+        materialized='table' if var('exclude_development_traffic') else keyed_incremental_materialization(),
+        incremental_strategy=keyed_incremental_strategy(),
+        unique_key='conversation_id',
+        on_schema_change='fail',
+        pre_hook="{{ forget_stale_incremental_build(
+            seeds=[ref('path_cleaning')], vars=['exclude_development_traffic']
+        ) }}",
+        post_hook="{{ record_incremental_watermark(
+            seeds=[ref('path_cleaning')], vars=['exclude_development_traffic']
+        ) }}",
+    )
+}}
+
+-- depends_on: {{ ref('stg_events') }}
+-- depends_on: {{ ref('path_cleaning') }}
+
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte(clock_moves_rows=true, previous_rows=ref('fct_conversations')) }}
 
 conversations as (
     select
@@ -13,8 +44,14 @@ conversations as (
         outcome,
         started
     from {{ ref('fct_conversations') }}
+    where {{ is_conversation_to_refresh('conversation_id') }}
+),
+
+conversations_in_scope as (
+    select conversations.*
+    from conversations
     {% if var('exclude_development_traffic') %}
-        where environment is null or environment != 'development'
+        where conversations.environment is null or conversations.environment != 'development'
     {% endif %}
 ),
 
@@ -24,6 +61,7 @@ steps as (
         step_number,
         step
     from {{ ref('int_conversation_steps_cleaned') }}
+    where {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 paths_aggregated as (
@@ -38,23 +76,23 @@ paths_aggregated as (
 
 paths_ended as (
     select
-        conversations.conversation_id,
-        conversations.conversation_date,
-        conversations.channel,
-        conversations.environment,
-        conversations.outcome,
-        conversations.started,
+        conversations_in_scope.conversation_id,
+        conversations_in_scope.conversation_date,
+        conversations_in_scope.channel,
+        conversations_in_scope.environment,
+        conversations_in_scope.outcome,
+        conversations_in_scope.started,
         -- success: converted, or completed without a handoff (outcome
         -- `completed` already means no handoff and no conversion)
-        conversations.outcome in ('converted', 'completed') as is_successful,
-        'outcome:' || conversations.outcome as outcome_step,
+        conversations_in_scope.outcome in ('converted', 'completed') as is_successful,
+        'outcome:' || conversations_in_scope.outcome as outcome_step,
         coalesce(paths_aggregated.steps_before_outcome, 0) as steps_before_outcome,
-        coalesce(paths_aggregated.first_step, 'outcome:' || conversations.outcome) as first_step,
-        coalesce(paths_aggregated.steps_path || ' > ', '') || 'outcome:' || conversations.outcome
+        coalesce(paths_aggregated.first_step, 'outcome:' || conversations_in_scope.outcome) as first_step,
+        coalesce(paths_aggregated.steps_path || ' > ', '') || 'outcome:' || conversations_in_scope.outcome
             as path  -- noqa: RF04
-    from conversations
+    from conversations_in_scope
     left join paths_aggregated
-        on conversations.conversation_id = paths_aggregated.conversation_id
+        on conversations_in_scope.conversation_id = paths_aggregated.conversation_id
 ),
 
 final as (
