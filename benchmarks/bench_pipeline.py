@@ -201,6 +201,48 @@ def facts_seconds(target: Path, since: float, output: str) -> float | None:
     return loader + seconds
 
 
+DAGSTER_LINE = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \+0000 - dagster - \w+ - \S+ - \S+ - (\S+) - ")
+
+
+def run_profile(target: Path, since: float, output: str, top: int = 8) -> dict:
+    """Where a run's time went: each Dagster step's time (1 s resolution) and, per dbt invocation, its elapsed time, the summed
+    data-test time and the slowest models."""
+    spans: dict[str, list[datetime]] = {}
+    for line in output.splitlines():
+        match = DAGSTER_LINE.match(line)
+        if match:
+            moment = datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S")
+            spans.setdefault(match.group(2), [moment, moment])[1] = moment
+    # the in-process executor runs steps one after another: a step lasts from
+    # its first log line to the next step's first line
+    ordered = sorted(spans.items(), key=lambda item: item[1][0])
+    ends = [start for _, (start, _) in ordered[1:]] + [max((end for _, (_, end) in ordered), default=None)]
+    steps = {step: (end - start).total_seconds() for (step, (start, _)), end in zip(ordered, ends)}
+    invocations = {}
+    for results_file in sorted(target.glob("*/run_results.json"), key=lambda path: path.stat().st_mtime):
+        if results_file.stat().st_mtime < since:
+            continue
+        run_results = json.loads(results_file.read_text())
+        results = run_results["results"]
+        models = sorted((r for r in results if r["unique_id"].startswith("model.")), key=lambda r: -r["execution_time"])
+        invocations[results_file.parent.name.split("-")[0]] = {
+            "elapsed_seconds": round(run_results["elapsed_time"], 1),
+            "data_test_seconds": round(sum(r["execution_time"] for r in results if r["unique_id"].startswith("test.")), 1),
+            "slowest_models": {r["unique_id"].split(".")[-1]: round(r["execution_time"], 1) for r in models[:top]},
+        }
+    return {"dagster_steps_seconds": steps, "dbt": invocations}
+
+
+def print_profile(title: str, profile: dict) -> None:
+    print(f"\nwhere the time goes: {title}")
+    steps = sorted(profile["dagster_steps_seconds"].items(), key=lambda item: -item[1])
+    print("  dagster steps (s): " + ", ".join(f"{step} {seconds:.0f}" for step, seconds in steps if seconds >= 1))
+    for name, dbt in profile["dbt"].items():
+        slowest = ", ".join(f"{model} {seconds}" for model, seconds in dbt["slowest_models"].items())
+        print(f"  {name}: dbt {dbt['elapsed_seconds']} s elapsed, data tests {dbt['data_test_seconds']} s summed; "
+              f"slowest models (s): {slowest}")
+
+
 def _loader_seconds(output: str) -> float | None:
     """From the Dagster log: the loader's 'loading new files' line to its summary line."""
     stamps = {}
@@ -264,12 +306,18 @@ def main() -> None:
     started = time.time()
     full_seconds, full_rss, full_output = timed_child(run, env)
     full_facts = facts_seconds(target, started, full_output)
+    full_profile = run_profile(target, started, full_output)
     history_events = int(subprocess.run([sys.executable, "-c", COUNT_SCRIPT, str(warehouse)],
                                         capture_output=True, text=True, check=True).stdout)
 
     print("one new day ...", flush=True)
     shutil.move(str(held_back / END_DATE), new_day)
-    day_seconds, day_rss, _ = timed_child(run, env)
+    started_day = time.time()
+    day_seconds, day_rss, day_output = timed_child(run, env)
+    profiles = {
+        "full build": full_profile,
+        "one new day": run_profile(target, started_day, day_output),
+    }
     events = int(subprocess.run([sys.executable, "-c", COUNT_SCRIPT, str(warehouse)],
                                 capture_output=True, text=True, check=True).stdout)
 
@@ -306,6 +354,7 @@ def main() -> None:
             for name, seconds, rss in rows
         },
         "new_day_share_of_full_build": round(day_seconds / full_seconds, 3),
+        "profiles": profiles,
     }
     print()
     print(f"raw events: {events:,} ({history_events:,} in the first 30 days)")
@@ -315,6 +364,8 @@ def main() -> None:
         ratio = "" if seconds is None else f"{seconds / floor_seconds:.1f}x"
         print(f"{name:<28} {shown:>9} {ratio:>8} {'' if rss is None else f'{rss:,.0f}':>9}")
     print(f"one new day / full build: {day_seconds / full_seconds:.1%}")
+    for title, profile in profiles.items():
+        print_profile(title, profile)
     results_dir = REPO_ROOT / "benchmarks" / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / f"pipeline_{events}.json").write_text(json.dumps(result, indent=2))

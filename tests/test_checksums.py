@@ -116,7 +116,11 @@ CONVERSATION_MODELS = {
     "marts.fct_conversations": (["conversation_id"], "last_user_message"),
     "intermediate.int_ab_test_exposures_checked": (["test_name", "conversation_id"], "user_id"),
     "marts.ab_test_exposures": (["test_name", "conversation_id"], "user_id"),
+    "marts.fct_messages": (["event_id"], "content"),
+    "intermediate.int_conversation_steps_cleaned": (["conversation_id", "step_number"], "step"),
 }
+# the models whose rows depend on inferred abandonment (the warehouse clock)
+CLOCK_MODELS = {"intermediate.int_conversations_summarized", "marts.fct_conversations"}
 MARKER = "(left untouched)"
 
 
@@ -148,8 +152,8 @@ def rebuilt_conversations(warehouse, run) -> dict[str, set[str]]:
 
 
 def test_a_batch_rewrites_only_the_conversations_it_touches(generated, make_warehouse):
-    """fct_conversations, ab_test_exposures and their intermediate models are
-    incremental by conversation: a batch with new events of two conversations
+    """fct_conversations, ab_test_exposures, fct_messages and their
+    intermediate models are incremental by conversation: a batch with new events of two conversations
     and one new conversation rewrites those rows only; a batch that only moves
     the warehouse clock rewrites the conversations it carries across the
     abandonment window (none of the exposures); a changed experiments seed
@@ -160,7 +164,7 @@ def test_a_batch_rewrites_only_the_conversations_it_touches(generated, make_ware
     for folder in days:
         shutil.copytree(folder, warehouse.landing / folder.name)
     warehouse.load()
-    select = ("run", "--select", "+fct_conversations +ab_test_exposures")
+    select = ("run", "--select", "+fct_conversations +ab_test_exposures +fct_messages +int_conversation_steps_cleaned")
     warehouse.dbt(*select)
     total = warehouse.scalar("select count(*) from marts.fct_conversations")
     clock = warehouse.scalar("select max(event_at) from staging.stg_events")
@@ -195,9 +199,16 @@ def test_a_batch_rewrites_only_the_conversations_it_touches(generated, make_ware
     exposed_before = {row[0] for row in warehouse.query("select conversation_id from marts.ab_test_exposures")}
     rebuilt = rebuilt_conversations(warehouse, lambda: warehouse.dbt(*select))
     touched = {first, second, "open-2"}
+    with_messages = {row[0] for row in warehouse.query("select distinct conversation_id from marts.fct_messages")}
     for table in CONVERSATION_MODELS:
-        expected = touched if "exposures" not in table else touched & (exposed_before | {"open-2"})
+        if "exposures" in table:
+            expected = touched & (exposed_before | {"open-2"})
+        elif table == "marts.fct_messages":
+            expected = touched & with_messages
+        else:
+            expected = touched
         assert rebuilt[table] == expected, (table, len(rebuilt[table]), total)
+    assert {first, "open-2"} <= with_messages
     assert warehouse.scalar(
         "select user_turns from marts.fct_conversations where conversation_id = ?", [first]
     ) == first_turns + 1
@@ -217,8 +228,11 @@ def test_a_batch_rewrites_only_the_conversations_it_touches(generated, make_ware
     }
     assert "open-2" in crossing
     for table in CONVERSATION_MODELS:
-        # exposures do not depend on the clock
-        assert rebuilt[table] == (crossing | {"tick-2"} if "exposures" not in table else set()), table
+        # exposures, messages and steps do not depend on the clock; tick-2
+        # has a step (its start), no message and no exposure
+        has_rows = {"intermediate.int_conversation_steps_cleaned"} | CLOCK_MODELS
+        expected = crossing if table in CLOCK_MODELS else set()
+        assert rebuilt[table] == expected | ({"tick-2"} if table in has_rows else set()), table
     assert warehouse.scalar("select was_abandoned from marts.fct_conversations where conversation_id = 'open-2'")
 
     # A changed experiments seed (the variants' order: the expected variant of
@@ -230,6 +244,18 @@ def test_a_batch_rewrites_only_the_conversations_it_touches(generated, make_ware
     rebuilt = rebuilt_conversations(warehouse, lambda: warehouse.dbt(*select))
     assert rebuilt["marts.ab_test_exposures"] == exposed
     assert rebuilt["marts.fct_conversations"] == set()
+    assert rebuilt["marts.fct_messages"] == set()
+    assert rebuilt["intermediate.int_conversation_steps_cleaned"] == set()
+
+    # A changed path_cleaning seed (a rule added) rewrites every step row, and
+    # nothing of the other models.
+    warehouse.query("insert into seeds.path_cleaning values (4, '^never_a_step$', '', 'added')")
+    with_steps = {
+        row[0] for row in warehouse.query("select conversation_id from intermediate.int_conversation_steps_cleaned")
+    }
+    rebuilt = rebuilt_conversations(warehouse, lambda: warehouse.dbt(*select))
+    assert rebuilt["intermediate.int_conversation_steps_cleaned"] == with_steps
+    assert {table for table in CONVERSATION_MODELS if rebuilt[table]} == {"intermediate.int_conversation_steps_cleaned"}
 
     incremental = {table: warehouse.table_hash(table) for table in CONVERSATION_MODELS}
     warehouse.dbt(*select, "--full-refresh")

@@ -2,8 +2,29 @@
 -- token (`event_type`, or `event_type:detail` where the event carries the
 -- detail that tells steps apart), the path_cleaning seed renames or drops
 -- tokens (first matching rule wins), and consecutive equal tokens collapse
--- into one step.
+-- into one step. Incremental, keyed by conversation and step: a run
+-- recomputes every step of the conversations with newly loaded events
+-- (conversations_to_refresh_cte). New events never lower a conversation's
+-- number of steps (an event added between two steps either joins one or
+-- adds a boundary), so replacing the recomputed (conversation, step) rows
+-- replaces every row that changed; a changed path_cleaning seed or a
+-- re-mapped history rebuilds every row (the watermark's fingerprint).
+{{
+    config(
+        materialized=keyed_incremental_materialization(),
+        incremental_strategy=keyed_incremental_strategy(),
+        unique_key=['conversation_id', 'step_number'],
+        on_schema_change='fail',
+        pre_hook="{{ forget_stale_incremental_build(seeds=[ref('path_cleaning')]) }}",
+        post_hook="{{ record_incremental_watermark(seeds=[ref('path_cleaning')]) }}",
+    )
+}}
+
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte() }}
 
 events as (
     select
@@ -18,7 +39,9 @@ events as (
         button
     from {{ ref('stg_events') }}
     -- unknown event types are staged for the record but take part in no metric
-    where is_known_type
+    where
+        is_known_type
+        and {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 cleaning_rules as (

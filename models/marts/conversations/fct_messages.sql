@@ -1,7 +1,27 @@
 {#- The transcripts served to the dashboard's drill-down: user and agent
-    messages in conversation order (time, then event_id, as everywhere). -#}
+    messages in conversation order (time, then event_id, as everywhere).
+    Incremental, keyed by message: a run recomputes the messages of the
+    conversations with newly loaded events (conversations_to_refresh_cte),
+    so a late message renumbers its conversation's other messages too. A
+    conversation's messages only grow between builds (a staged event keeps
+    its id, type and conversation; a re-mapped history rebuilds every row),
+    so replacing the recomputed event ids replaces every row that changed. -#}
+{{
+    config(
+        materialized=keyed_incremental_materialization(),
+        incremental_strategy=keyed_incremental_strategy(),
+        unique_key='event_id',
+        on_schema_change='fail',
+        pre_hook="{{ forget_stale_incremental_build() }}",
+        post_hook="{{ record_incremental_watermark() }}",
+    )
+}}
 
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte() }}
 
 messages as (
     select
@@ -15,6 +35,7 @@ messages as (
     where
         stg_events.event_type in ('user_message', 'agent_message')
         and stg_events.conversation_id is not null
+        and {{ is_conversation_to_refresh('stg_events.conversation_id') }}
 ),
 
 messages_ordered as (
