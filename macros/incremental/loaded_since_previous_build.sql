@@ -12,8 +12,9 @@
         1 = 1
     {%- else -%}
         {%- set watermarks = api.Relation.create(
-            database=target.database, schema='audit', identifier='incremental_watermarks'
+            database=target.get('database'), schema='audit', identifier='incremental_watermarks'
         ) -%}
+        {#- target.get: Spark targets have no database -#}
         load_id > coalesce((
             select previous_watermark.loaded_through_load_id
             from {{ watermarks }} as previous_watermark
