@@ -14,6 +14,12 @@
     )
 }}
 {%- set user_message_senders = "'" ~ (var('user_message_senders') | join("', '")) ~ "'" -%}
+{#- On an incremental run only the loads after the newest staged one, and no
+    event id staged before; on a full build every row (true). -#}
+{%- set is_new_load = "load_id > (select coalesce(max(staged.load_id), 0) from " ~ this ~ " as staged)"
+    if is_incremental() else "true" -%}
+{%- set is_new_event_id = "events_parsed.event_id not in (select staged.event_id from " ~ this ~ " as staged)"
+    if is_incremental() else "true" -%}
 
 with
 
@@ -66,9 +72,7 @@ events_parsed as (
     from {{ ref('base_events_parsed') }}
     where
         rejection_reason is null
-    {% if is_incremental() %}
-            and load_id > (select coalesce(max(staged.load_id), 0) from {{ this }} as staged)
-    {% endif %}
+        and {{ is_new_load }}
 ),
 
 -- The dedupe keys are read on their own: a CTE used twice (events_parsed)
@@ -82,9 +86,7 @@ delivery_keys as (
     from {{ ref('base_events_parsed') }}
     where
         rejection_reason is null
-    {% if is_incremental() %}
-            and load_id > (select coalesce(max(staged.load_id), 0) from {{ this }} as staged)
-    {% endif %}
+        and {{ is_new_load }}
 ),
 
 event_type_aliases as (
@@ -134,10 +136,8 @@ events_deduplicated as (
             and events_parsed.row_number = later_deliveries.row_number
     where
         later_deliveries.event_id is null
-    {% if is_incremental() %}
-            -- a copy of an event staged by an earlier load: that one was first
-            and events_parsed.event_id not in (select staged.event_id from {{ this }} as staged)
-    {% endif %}
+        -- a copy of an event staged by an earlier load: that one was first
+        and {{ is_new_event_id }}
 ),
 
 -- An alias may also assert a funnel stage (meeting_booked -> stage_reached,
