@@ -77,7 +77,13 @@ def run(landing: str | None, warehouse: str | None, classifier: str | None, quie
                 materialize_all(warehouse_path=database, landing_dir=landing_dir, report=click.echo)
             except PipelineError as error:
                 raise click.ClickException(str(error)) from error
-            if not quiet:
+            from convo_warehouse.spark.target import on_spark
+
+            if on_spark():
+                # the summary reads the DuckDB warehouse; Spark's tables are compared instead
+                click.echo("Built on the spark target; compare with DuckDB: "
+                           "python -m convo_warehouse.spark compare --duckdb FILE (docs/spark.md)")
+            elif not quiet:
                 con = connect(database, read_only=False)
                 try:
                     from convo_warehouse.lib.summary import run_summary
