@@ -10,14 +10,7 @@ from pathlib import Path
 
 import click
 
-
-@click.group()
-def main() -> None:
-    """convo-warehouse on Spark (local session mode, or the cluster your profile names)."""
-
-
-@main.command()
-@click.option(
+landing_option = click.option(
     "--landing",
     type=click.Path(path_type=Path),
     default=Path("data/landing"),
@@ -25,6 +18,15 @@ def main() -> None:
     show_default=True,
     help="Landing folder to load (the same one the DuckDB path reads).",
 )
+
+
+@click.group()
+def main() -> None:
+    """convo-warehouse on Spark (local session mode, or the cluster your profile names)."""
+
+
+@main.command()
+@landing_option
 def run(landing: Path) -> None:
     """Load new landing files into Spark and build the dbt project there."""
     from convo_warehouse.spark.pipeline import SparkPipelineError, run_spark_pipeline
@@ -39,14 +41,7 @@ def run(landing: Path) -> None:
 # The steps of `run` one by one: the Dagster code location runs them with
 # CONVO_TARGET=spark (convo_warehouse.spark.target), dbt in between.
 @main.command()
-@click.option(
-    "--landing",
-    type=click.Path(path_type=Path),
-    default=Path("data/landing"),
-    envvar="CONVO_LANDING_DIR",
-    show_default=True,
-    help="Landing folder to load.",
-)
+@landing_option
 def load(landing: Path) -> None:
     """Load new landing files into Spark's raw tables (no dbt)."""
     from convo_warehouse.spark.landing import load_landing_spark
