@@ -53,11 +53,12 @@ field_aliases as (
 
 field_aliases_fingerprinted as (
     select
+        -- alias_field is unique (a seed test), so this order is total on both engines
         coalesce(
-            {{ dbt.listagg(
+            {{ string_agg_ordered(
                 "field_aliases.alias_field || '>' || field_aliases.canonical_field",
                 "','",
-                "order by field_aliases.alias_field, field_aliases.canonical_field",
+                "field_aliases.alias_field",
             ) }},
             ''
         ) as field_aliases_fingerprint
