@@ -1,7 +1,7 @@
 {#- The incremental strategy for a model replaced key by key (an event id, a
     conversation, a day): delete+insert on DuckDB; merge elsewhere (Spark with
     Delta, Snowflake, BigQuery, Databricks), which every adapter with keyed
-    upserts supports. Models call it in their config(). -#}
+    upserts supports. Models get it through keyed_incremental_config(). -#}
 {% macro keyed_incremental_strategy() %}
     {{ return(adapter.dispatch('keyed_incremental_strategy', 'convo_warehouse')()) }}
 {% endmacro %}
@@ -36,8 +36,8 @@
     into Delta / Iceberg / Hudi tables, and this project writes Parquet there
     (no Delta jars offline, docs/spark.md), so on Spark such a model is
     rebuilt as a table each run until a merge-capable format is configured
-    (var `spark_keyed_incremental: true` then). Models call it in their
-    config() next to keyed_incremental_strategy(). -#}
+    (var `spark_keyed_incremental: true` then). Models get it through
+    keyed_incremental_config(). -#}
 {% macro keyed_incremental_materialization() %}
     {{ return(adapter.dispatch('keyed_incremental_materialization', 'convo_warehouse')()) }}
 {% endmacro %}
@@ -48,4 +48,32 @@
 
 {% macro spark__keyed_incremental_materialization() %}
     {{ return('incremental' if var('spark_keyed_incremental', false) else 'table') }}
+{% endmacro %}
+
+{#- The whole config() of a model replaced key by key, so the materialization,
+    strategy and the pair of watermark hooks are written once, and the two
+    hooks always name the same `seeds` (seed/model names whose rows also
+    count) and `vars` (var names whose values also count). A model writes
+    `{{ config(**keyed_incremental_config('conversation_id')) }}`. -#}
+{% macro keyed_incremental_config(unique_key, seeds=[], vars=[]) %}
+    {%- set hook_arguments = [] -%}
+    {%- if seeds -%}
+        {%- set seed_refs = [] -%}
+        {%- for seed in seeds -%}
+            {%- do seed_refs.append("ref('" ~ seed ~ "')") -%}
+        {%- endfor -%}
+        {%- do hook_arguments.append("seeds=[" ~ seed_refs | join(", ") ~ "]") -%}
+    {%- endif -%}
+    {%- if vars -%}
+        {%- do hook_arguments.append("vars=" ~ vars | list | tojson | replace('"', "'")) -%}
+    {%- endif -%}
+    {%- set arguments = hook_arguments | join(", ") -%}
+    {{ return({
+        'materialized': keyed_incremental_materialization(),
+        'incremental_strategy': keyed_incremental_strategy(),
+        'unique_key': unique_key,
+        'on_schema_change': 'fail',
+        'pre_hook': "{{ forget_stale_incremental_build(" ~ arguments ~ ") }}",
+        'post_hook': "{{ record_incremental_watermark(" ~ arguments ~ ") }}",
+    }) }}
 {% endmacro %}

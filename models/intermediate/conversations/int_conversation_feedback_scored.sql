@@ -3,16 +3,7 @@
 -- (r - 1) / 4; any other rating is ignored) and summed for the satisfaction
 -- score. Incremental: a run rescores the conversations with newly loaded
 -- events (conversations_to_refresh_cte), replacing their rows.
-{{
-    config(
-        materialized=keyed_incremental_materialization(),
-        incremental_strategy=keyed_incremental_strategy(),
-        unique_key='conversation_id',
-        on_schema_change='fail',
-        pre_hook="{{ forget_stale_incremental_build() }}",
-        post_hook="{{ record_incremental_watermark() }}",
-    )
-}}
+{{ config(**keyed_incremental_config('conversation_id')) }}
 
 with
 

@@ -4,16 +4,7 @@
 -- var('rephrase_jaccard_threshold'); a pair with an empty word set never is.
 -- Incremental: a run recounts the conversations with newly loaded events
 -- (conversations_to_refresh_cte), replacing their rows.
-{{
-    config(
-        materialized=keyed_incremental_materialization(),
-        incremental_strategy=keyed_incremental_strategy(),
-        unique_key='conversation_id',
-        on_schema_change='fail',
-        pre_hook="{{ forget_stale_incremental_build() }}",
-        post_hook="{{ record_incremental_watermark() }}",
-    )
-}}
+{{ config(**keyed_incremental_config('conversation_id')) }}
 
 with
 

@@ -7,16 +7,7 @@
     across the abandonment window (inferred abandonment compares with the
     newest event in the whole warehouse); conversations_to_refresh_cte()
     holds the rules. Every other row stays as it is. -#}
-{{
-    config(
-        materialized=keyed_incremental_materialization(),
-        incremental_strategy=keyed_incremental_strategy(),
-        unique_key='conversation_id',
-        on_schema_change='fail',
-        pre_hook="{{ forget_stale_incremental_build() }}",
-        post_hook="{{ record_incremental_watermark() }}",
-    )
-}}
+{{ config(**keyed_incremental_config('conversation_id')) }}
 
 with
 

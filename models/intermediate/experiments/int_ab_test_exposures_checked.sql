@@ -7,16 +7,7 @@
 -- conversations with newly loaded events (conversations_to_refresh_cte); a
 -- changed experiments seed rebuilds every row (the watermark's fingerprint
 -- covers it).
-{{
-    config(
-        materialized=keyed_incremental_materialization(),
-        incremental_strategy=keyed_incremental_strategy(),
-        unique_key=['test_name', 'conversation_id'],
-        on_schema_change='fail',
-        pre_hook="{{ forget_stale_incremental_build(seeds=[ref('stg_seeds__experiments')]) }}",
-        post_hook="{{ record_incremental_watermark(seeds=[ref('stg_seeds__experiments')]) }}",
-    )
-}}
+{{ config(**keyed_incremental_config(['test_name', 'conversation_id'], seeds=['stg_seeds__experiments'])) }}
 
 with
 

@@ -9,16 +9,7 @@
 -- (conversations_to_refresh_cte). New events only add to a conversation's
 -- (dimension, value) pairs, so replacing the recomputed keys replaces every
 -- row that changed; a re-mapped history rebuilds every row.
-{{
-    config(
-        materialized=keyed_incremental_materialization(),
-        incremental_strategy=keyed_incremental_strategy(),
-        unique_key=['conversation_id', 'dimension', 'dimension_value'],
-        on_schema_change='fail',
-        pre_hook="{{ forget_stale_incremental_build() }}",
-        post_hook="{{ record_incremental_watermark() }}",
-    )
-}}
+{{ config(**keyed_incremental_config(['conversation_id', 'dimension', 'dimension_value'])) }}
 
 with
 

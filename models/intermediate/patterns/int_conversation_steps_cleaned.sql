@@ -9,16 +9,7 @@
 -- adds a boundary), so replacing the recomputed (conversation, step) rows
 -- replaces every row that changed; a changed path_cleaning seed or a
 -- re-mapped history rebuilds every row (the watermark's fingerprint).
-{{
-    config(
-        materialized=keyed_incremental_materialization(),
-        incremental_strategy=keyed_incremental_strategy(),
-        unique_key=['conversation_id', 'step_number'],
-        on_schema_change='fail',
-        pre_hook="{{ forget_stale_incremental_build(seeds=[ref('path_cleaning')]) }}",
-        post_hook="{{ record_incremental_watermark(seeds=[ref('path_cleaning')]) }}",
-    )
-}}
+{{ config(**keyed_incremental_config(['conversation_id', 'step_number'], seeds=['path_cleaning'])) }}
 
 with
 

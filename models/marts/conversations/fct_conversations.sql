@@ -4,16 +4,7 @@
     conversations_to_refresh_cte() selects (newly loaded events, or carried
     across the abandonment window by the moved clock), the same set
     int_conversations_summarized recomputed. -#}
-{{
-    config(
-        materialized=keyed_incremental_materialization(),
-        incremental_strategy=keyed_incremental_strategy(),
-        unique_key='conversation_id',
-        on_schema_change='fail',
-        pre_hook="{{ forget_stale_incremental_build() }}",
-        post_hook="{{ record_incremental_watermark() }}",
-    )
-}}
+{{ config(**keyed_incremental_config('conversation_id')) }}
 
 -- depends_on: {{ ref('stg_events') }}
 

@@ -6,16 +6,7 @@
     conversation's messages only grow between builds (a staged event keeps
     its id, type and conversation; a re-mapped history rebuilds every row),
     so replacing the recomputed event ids replaces every row that changed. -#}
-{{
-    config(
-        materialized=keyed_incremental_materialization(),
-        incremental_strategy=keyed_incremental_strategy(),
-        unique_key='event_id',
-        on_schema_change='fail',
-        pre_hook="{{ forget_stale_incremental_build() }}",
-        post_hook="{{ record_incremental_watermark() }}",
-    )
-}}
+{{ config(**keyed_incremental_config('event_id')) }}
 
 with
 

@@ -11,20 +11,10 @@
     the model is a table rebuilt each run: a late setup event can turn a
     conversation's environment into `development`, and a keyed replace
     cannot remove a row its recomputation no longer selects. -#}
-{{
-    config(
-        materialized='table' if var('exclude_development_traffic') else keyed_incremental_materialization(),
-        incremental_strategy=keyed_incremental_strategy(),
-        unique_key='conversation_id',
-        on_schema_change='fail',
-        pre_hook="{{ forget_stale_incremental_build(
-            seeds=[ref('path_cleaning')], vars=['exclude_development_traffic']
-        ) }}",
-        post_hook="{{ record_incremental_watermark(
-            seeds=[ref('path_cleaning')], vars=['exclude_development_traffic']
-        ) }}",
-    )
-}}
+{{ config(**keyed_incremental_config(
+    'conversation_id', seeds=['path_cleaning'], vars=['exclude_development_traffic']
+)) }}
+{%- if var('exclude_development_traffic') %}{{ config(materialized='table') }}{% endif %}
 
 -- depends_on: {{ ref('stg_events') }}
 -- depends_on: {{ ref('path_cleaning') }}
