@@ -21,17 +21,30 @@ import pandas as pd
 from convo_warehouse.lib import patterns
 
 
+def text_as_objects(rows):
+    """Text columns as Python objects: isin() on pandas' `str` dtype converts
+    its values one by one, which was half this model's time."""
+    return rows.astype({column: object for column in rows.columns if pd.api.types.is_string_dtype(rows[column])})
+
+
 def model(dbt, session):
     excluded_step_pattern = dbt.config.get("excluded_step_pattern")
     min_conversations = int(dbt.config.get("min_conversations"))
     max_depth = int(dbt.config.get("max_depth"))
 
+    # (dbt finds refs only in plain `dbt.ref(...)` calls, not inside other calls' arguments)
     paths = dbt.ref("fct_conversation_paths").df()
-    step_rows = dbt.ref("int_conversation_steps_cleaned").df()[["conversation_id", "step_number", "step"]]
-    steps = patterns.StepTable.build(step_rows, excluded_step_pattern=excluded_step_pattern, max_depth=max_depth)
-    stages = dbt.ref("fct_conversation_stages").df()[["conversation_id", "funnel_name", "stage"]]
+    step_rows = dbt.ref("int_conversation_steps_cleaned").df()
+    stages = dbt.ref("fct_conversation_stages").df()
     funnel_stages = dbt.ref("int_funnel_stages_ordered").df()
     exposures = dbt.ref("ab_test_exposures").df()
+
+    paths = text_as_objects(paths[["conversation_id", "outcome", "started", "is_successful"]])
+    step_rows = text_as_objects(step_rows[["conversation_id", "step_number", "step"]])
+    steps = patterns.StepTable.build(step_rows, excluded_step_pattern=excluded_step_pattern, max_depth=max_depth)
+    stages = text_as_objects(stages[["conversation_id", "funnel_name", "stage"]])
+    funnel_stages = text_as_objects(funnel_stages[["funnel_name", "stage", "is_first_stage", "is_last_stage"]])
+    exposures = text_as_objects(exposures[["test_name", "variant", "conversation_id", "variant_count"]])
 
     finished = paths[paths["outcome"] != "in_progress"]
 
