@@ -159,3 +159,41 @@ def test_unknown_target_is_refused(monkeypatch):
     monkeypatch.setenv("CONVO_TARGET", "postgres")
     with pytest.raises(ValueError, match="postgres"):
         active_target()
+
+
+class _RecordingSparkTable:
+    """A Spark DataFrame stand-in over pandas that records the columns selected."""
+
+    def __init__(self, frame, selected: list) -> None:
+        self._frame, self._selected = frame, selected
+
+    def select(self, *columns: str) -> "_RecordingSparkTable":
+        self._selected.append(columns)
+        return _RecordingSparkTable(self._frame[list(columns)], self._selected)
+
+    def toPandas(self):  # noqa: N802 (Spark's name)
+        return self._frame.copy()
+
+
+def test_python_models_on_spark_fetch_only_the_columns_they_select():
+    """A Python model's ``dbt.ref(...).select(...).df()`` works as on DuckDB, and Spark
+    is asked for those columns only (path_divergence_scored reads the steps, most of
+    the history's rows, this way)."""
+    import pandas as pd
+
+    from convo_warehouse.spark.pipeline import _DbtShim
+
+    steps = pd.DataFrame({"conversation_id": ["c1", "c2"], "step": ["a", "b"], "step_started_at": [1, 2]})
+    selected: list = []
+
+    class FakeSpark:
+        def table(self, name: str) -> _RecordingSparkTable:
+            assert name == "intermediate.int_conversation_steps_cleaned"
+            return _RecordingSparkTable(steps, selected)
+
+    dbt = _DbtShim(FakeSpark(), {"int_conversation_steps_cleaned": "intermediate.int_conversation_steps_cleaned"})
+    narrowed = dbt.ref("int_conversation_steps_cleaned").select("conversation_id", "step").df()
+    pd.testing.assert_frame_equal(narrowed, steps[["conversation_id", "step"]])
+    assert selected == [("conversation_id", "step")]
+    pd.testing.assert_frame_equal(dbt.ref("int_conversation_steps_cleaned").df(), steps)
+    assert selected == [("conversation_id", "step")]

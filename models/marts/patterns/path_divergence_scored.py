@@ -32,13 +32,14 @@ def model(dbt, session):
     min_conversations = int(dbt.config.get("min_conversations"))
     max_depth = int(dbt.config.get("max_depth"))
 
-    paths = dbt.ref("fct_conversation_paths").df()[["conversation_id", "outcome", "started", "is_successful"]]
-    step_rows = dbt.ref("int_conversation_steps_cleaned").df()[["conversation_id", "step_number", "step"]]
+    # Only the columns used are fetched: the steps are most of the history's rows.
+    paths = dbt.ref("fct_conversation_paths").select("conversation_id", "outcome", "started", "is_successful").df()
+    step_rows = dbt.ref("int_conversation_steps_cleaned").select("conversation_id", "step_number", "step").df()
     steps = patterns.StepTable.build(step_rows, excluded_step_pattern=excluded_step_pattern, max_depth=max_depth)
     del step_rows
-    stages = dbt.ref("fct_conversation_stages").df()[["conversation_id", "funnel_name", "stage"]]
+    stages = dbt.ref("fct_conversation_stages").select("conversation_id", "funnel_name", "stage").df()
     funnel_stages = dbt.ref("int_funnel_stages_ordered").df()
-    exposures = dbt.ref("ab_test_exposures").df()[["test_name", "variant", "conversation_id", "variant_count"]]
+    exposures = dbt.ref("ab_test_exposures").select("test_name", "variant", "conversation_id", "variant_count").df()
 
     finished = paths[paths["outcome"] != "in_progress"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from convo_warehouse.spark.landing import load_landing_spark
@@ -27,15 +27,21 @@ class SparkPipelineError(RuntimeError):
     """A step of the Spark pipeline failed; the message names the step."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Ref:
-    """What a Python model's ``dbt.ref(name)`` returns: ``.df()`` gives pandas."""
+    """What a Python model's ``dbt.ref(name)`` returns: ``.df()`` gives pandas,
+    ``.select(*columns)`` narrows it first (as on a DuckDB relation)."""
 
     spark: object
     relation: str
+    columns: tuple[str, ...] = ()
+
+    def select(self, *columns: str) -> "_Ref":
+        return replace(self, columns=columns)
 
     def df(self):
-        return self.spark.table(self.relation).toPandas()
+        table = self.spark.table(self.relation)
+        return (table.select(*self.columns) if self.columns else table).toPandas()
 
 
 class _Config:
