@@ -44,3 +44,21 @@
     {%- endfor %}
     {%- endif -%}
 {%- endmacro %}
+
+{#- The whole config() of metrics_daily and metrics_hourly: incremental,
+    replaced a whole metric_date at a time (a partition on Spark), with the
+    watermark hooks and the removal of vanished days. -#}
+{% macro metrics_incremental_config() %}
+    {{ return({
+        'materialized': 'incremental',
+        'incremental_strategy': partition_incremental_strategy(),
+        'unique_key': 'metric_date',
+        'partition_by': 'metric_date' if target.type == 'spark' else none,
+        'on_schema_change': 'fail',
+        'pre_hook': "{{ forget_stale_incremental_build() }}",
+        'post_hook': [
+            "{{ metrics_delete_vanished_days() }}",
+            "{{ record_incremental_watermark() }}",
+        ],
+    }) }}
+{% endmacro %}

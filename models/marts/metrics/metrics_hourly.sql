@@ -5,20 +5,7 @@
     metrics_refresh_days() for which days a run recomputes. The post-hook
     removes days that no longer have any conversation (a late event moved
     their only conversation to an earlier day). -#}
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy=partition_incremental_strategy(),
-        unique_key='metric_date',
-        partition_by='metric_date' if target.type == 'spark' else none,
-        on_schema_change='fail',
-        pre_hook="{{ forget_stale_incremental_build() }}",
-        post_hook=[
-            "{{ metrics_delete_vanished_days() }}",
-            "{{ record_incremental_watermark() }}",
-        ],
-    )
-}}
+{{ config(**metrics_incremental_config()) }}
 
 -- depends_on: {{ ref('int_conversations_summarized') }}
 -- depends_on: {{ ref('stg_events') }}
