@@ -11,6 +11,11 @@
     empty warehouse) there is nothing to read: the same match is then written
     as that join. -#}
 {% macro lexicon_matches(texts_cte, text_expression, columns, lexicon_relation, label_column, pattern_column) -%}
+    {%- set carried_columns -%}
+        {%- for column in columns %}
+        {{ texts_cte }}.{{ column }},
+        {%- endfor %}
+    {%- endset -%}
     {%- if execute and not lexicon_relation.is_cte and load_relation(lexicon_relation) is not none -%}
         {%- set lexicon = run_query(
             'select ' ~ label_column ~ ', ' ~ pattern_column ~ ' from ' ~ lexicon_relation
@@ -18,9 +23,7 @@
         ) -%}
         {%- for label, pattern in lexicon.rows %}
     select
-        {%- for column in columns %}
-        {{ texts_cte }}.{{ column }},
-        {%- endfor %}
+        {{- carried_columns }}
         {{ string_literal(label) }} as {{ label_column }}
     from {{ texts_cte }}
     where {{ regex_contains(text_expression, string_literal(pattern)) }}
@@ -29,18 +32,14 @@
             {%- endif %}
         {%- else %}
     select
-        {%- for column in columns %}
-        {{ texts_cte }}.{{ column }},
-        {%- endfor %}
+        {{- carried_columns }}
         cast(null as {{ dbt.type_string() }}) as {{ label_column }}
     from {{ texts_cte }}
     where false
         {%- endfor %}
     {%- else %}
     select
-        {%- for column in columns %}
-        {{ texts_cte }}.{{ column }},
-        {%- endfor %}
+        {{- carried_columns }}
         lexicon.{{ label_column }}
     from {{ texts_cte }}
     inner join {{ lexicon_relation }} as lexicon
