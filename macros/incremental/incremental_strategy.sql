@@ -58,14 +58,10 @@
 {% macro keyed_incremental_config(unique_key, seeds=[], vars=[]) %}
     {%- set hook_arguments = [] -%}
     {%- if seeds -%}
-        {%- set seed_refs = [] -%}
-        {%- for seed in seeds -%}
-            {%- do seed_refs.append("ref('" ~ seed ~ "')") -%}
-        {%- endfor -%}
-        {%- do hook_arguments.append("seeds=[" ~ seed_refs | join(", ") ~ "]") -%}
+        {%- do hook_arguments.append("seeds=[ref('" ~ seeds | join("'), ref('") ~ "')]") -%}
     {%- endif -%}
     {%- if vars -%}
-        {%- do hook_arguments.append("vars=" ~ vars | list | tojson | replace('"', "'")) -%}
+        {%- do hook_arguments.append("vars=['" ~ vars | join("', '") ~ "']") -%}
     {%- endif -%}
     {%- set arguments = hook_arguments | join(", ") -%}
     {{ return({
