@@ -75,6 +75,16 @@ class Warehouse:
         finally:
             con.close()
 
+    def classify(self):
+        """The rules stage classifier over this warehouse, as the pipeline's classifier step runs it."""
+        from convo_warehouse.lib.classify.runner import classify_warehouse
+
+        con = duckdb.connect(str(self.path))
+        try:
+            return classify_warehouse(con, "rules", judge=False)
+        finally:
+            con.close()
+
     def dbt(self, *args: str, check: bool = True):
         """Run dbt in-process on this warehouse, reusing the session's parsed manifest."""
         from dbt.cli.main import dbtRunner

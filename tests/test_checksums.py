@@ -4,7 +4,9 @@ One warehouse is built the way production builds it, in incremental batches:
 two days, two more days with an alias added to the seed (it re-maps events
 staged before), two more days, then the late file (events of earlier days).
 Between batches the warehouse clock moves, so conversations that were still
-open cross the abandonment window without any new event of their own. Its
+open cross the abandonment window without any new event of their own, and
+the stage classifier classifies what changed (its stages feed the funnel
+marts). Its
 marts must then equal, value for value and to the last bit of every double,
 a re-run with nothing new and a full refresh of the same raw rows.
 """
@@ -64,7 +66,7 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
         ) + "\n")
 
     write_events("open", "open-1", now + timedelta(hours=2), ["conversation_started", "user_message"])
-    after_batch = []
+    after_batch, classified = [], []
     for number, batch in enumerate(batches, start=1):
         for folder in batch:
             shutil.copytree(folder, warehouse.landing / folder.name)
@@ -81,6 +83,11 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
         assert warehouse.load().load_id == number
         warehouse.dbt("run")
         after_batch.append(abandoned(warehouse))
+        # the classifier's stages of this batch reach the funnel chain in the
+        # next batch's run (newly classified conversations are refreshed)
+        classified.append(warehouse.classify().classified)
+    warehouse.dbt("run")
+    assert classified[0] > 0 and classified[1] > 0, classified
 
     # The test can fail: the clock moved abandonment of conversations loaded
     # earlier (no new events of theirs), and the alias re-mapped old events.
@@ -130,17 +137,17 @@ CLOCK_MODELS = {
 }
 
 
-def rebuilt_conversations(warehouse, run) -> dict[str, set[str]]:
-    """Mark every row of the per-conversation models, call `run`, and return,
+def rebuilt_conversations(warehouse, run, models=CONVERSATION_MODELS) -> dict[str, set[str]]:
+    """Mark every row of the per-conversation `models`, call `run`, and return,
     per model, the conversations whose row was written again (the marker gone);
     the marked rows get their value back."""
-    for table, (key, column, marker) in CONVERSATION_MODELS.items():
+    for table, (key, column, marker) in models.items():
         backup = table.replace(".", "_") + "_backup"
         warehouse.query(f"create or replace table main.{backup} as select {', '.join(key)}, {column} from {table}")
         warehouse.query(f"update {table} set {column} = ?", [marker])
     run()
     rebuilt = {}
-    for table, (key, column, marker) in CONVERSATION_MODELS.items():
+    for table, (key, column, marker) in models.items():
         backup = table.replace(".", "_") + "_backup"
         rebuilt[table] = {
             row[0] for row in warehouse.query(
@@ -302,3 +309,110 @@ def test_a_batch_rewrites_only_the_conversations_it_touches(generated, make_ware
     incremental = {table: warehouse.table_hash(table) for table in CONVERSATION_MODELS}
     warehouse.dbt(*select, "--full-refresh")
     assert {table: warehouse.table_hash(table) for table in CONVERSATION_MODELS} == incremental
+
+
+# the funnel chain: conversation -> any number of rows, replaced conversation
+# by conversation (a conversation may lose rows); marked as above. Later
+# models of the chain read the marked columns, but only of the conversations
+# they refresh, which the earlier models have rewritten first; so a run whose
+# refresh set differs along the chain (the classifier's) marks only the
+# models that refresh it.
+MARKED_AT = datetime(1900, 1, 1)
+FUNNEL_CHAIN = {
+    "intermediate.int_conversation_markers_evaluated": (["conversation_id", "marker_name"], "reached_at", MARKED_AT),
+    "intermediate.int_conversation_flags_unpivoted": (["conversation_id", "flag"], "reached_at", MARKED_AT),
+    "intermediate.int_conversation_stage_reaches_unioned": (
+        ["conversation_id", "funnel_name", "stage", "reached_by"], "source", MARKER
+    ),
+    "intermediate.int_conversation_stages_combined": (["conversation_id", "funnel_name", "stage"], "source", MARKER),
+    "intermediate.int_conversation_stages_sequenced": (["conversation_id", "funnel_name", "stage"], "source", MARKER),
+    "intermediate.int_conversation_funnels_progressed": (["conversation_id", "funnel_name"], "last_stage", MARKER),
+    "marts.fct_conversation_stages": (["conversation_id", "funnel_name", "stage"], "source", MARKER),
+}
+CLASSIFIED_CHAIN = set(FUNNEL_CHAIN) - {
+    "intermediate.int_conversation_markers_evaluated", "intermediate.int_conversation_flags_unpivoted",
+}
+
+
+def test_the_funnel_chain_rewrites_only_the_conversations_it_touches(generated, make_warehouse):
+    """The funnel chain (markers, flags, stage reaches, combined and
+    sequenced stages, funnel progress, fct_conversation_stages) is replaced
+    conversation by conversation: new events of two conversations and a new
+    conversation rewrite those only, and a marker that no longer holds (a
+    `never:` rule broken by a handoff) loses its row; a stage the classifier
+    takes back, without any new event, rewrites that conversation in the
+    models the classifier feeds and removes the stage. The result equals a
+    full refresh."""
+    source, days = generated
+    warehouse = make_warehouse("funnel-chain")
+    warehouse.dbt("seed")
+    for folder in days:
+        shutil.copytree(folder, warehouse.landing / folder.name)
+    warehouse.load()
+    select = ("run", "--select", "+int_conversation_funnels_progressed +fct_conversation_stages")
+    warehouse.dbt(*select)
+    assert warehouse.classify().classified > 0
+    warehouse.dbt(*select)
+    clock = warehouse.scalar("select max(event_at) from staging.stg_events")
+
+    def conversations_of(table: str) -> set[str]:
+        return {row[0] for row in warehouse.query(f"select distinct conversation_id from {table}")}
+
+    # A conversation that completed without a handoff gets a handoff; another
+    # old one a user message; a new one starts at the clock (which stays put).
+    unhanded, other = (row[0] for row in warehouse.query(
+        "select conversation_id from intermediate.int_conversation_markers_evaluated "
+        "where marker_name = 'completed_without_handoff' and reached_at < ? order by conversation_id limit 2",
+        [clock - timedelta(days=1)],
+    ))
+    last_event = dict(warehouse.query(
+        "select conversation_id, last_event_at from intermediate.int_conversations_summarized "
+        "where conversation_id in (?, ?)",
+        [unhanded, other],
+    ))
+    folder = warehouse.landing / "touch"
+    folder.mkdir()
+    events = [
+        (unhanded, "handoff_requested", last_event[unhanded] + timedelta(seconds=1)),
+        (other, "user_message", last_event[other] + timedelta(seconds=1)),
+        ("open-3", "conversation_started", clock),
+        ("open-3", "user_message", clock),
+    ]
+    (folder / "touch.jsonl").write_text("\n".join(
+        json.dumps({"event_id": f"touch-{n}", "conversation_id": conversation_id, "event_type": event_type,
+                    "timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "properties": {"content": "hello?"}})
+        for n, (conversation_id, event_type, at) in enumerate(events)
+    ) + "\n")
+    warehouse.load()
+    rebuilt = rebuilt_conversations(warehouse, lambda: warehouse.dbt(*select), FUNNEL_CHAIN)
+    touched = {unhanded, other, "open-3"}
+    for table in FUNNEL_CHAIN:
+        assert rebuilt[table] == touched & conversations_of(table), table
+    assert not warehouse.query(
+        "select 1 from intermediate.int_conversation_markers_evaluated "
+        "where conversation_id = ? and marker_name = 'completed_without_handoff'",
+        [unhanded],
+    ), "a marker that no longer holds kept its row"
+
+    # The classifier takes back a stage only it had reached: no new event.
+    taken_back, funnel, stage = warehouse.query(
+        "select conversation_id, funnel_name, stage from marts.fct_conversation_stages "
+        "where source = 'rules' order by conversation_id, stage limit 1"
+    )[0]
+    warehouse.query(
+        "update classification.stage_classifications set reached = false, classified_at = current_timestamp "
+        "where conversation_id = ? and funnel_name = ? and stage = ?",
+        [taken_back, funnel, stage],
+    )
+    classified_chain = {table: FUNNEL_CHAIN[table] for table in CLASSIFIED_CHAIN}
+    rebuilt = rebuilt_conversations(warehouse, lambda: warehouse.dbt(*select), classified_chain)
+    for table in CLASSIFIED_CHAIN:
+        assert rebuilt[table] == {taken_back}, table
+    assert not warehouse.query(
+        "select 1 from marts.fct_conversation_stages where conversation_id = ? and funnel_name = ? and stage = ?",
+        [taken_back, funnel, stage],
+    ), "a stage the classifier took back kept its row"
+
+    incremental = {table: warehouse.table_hash(table) for table in FUNNEL_CHAIN}
+    warehouse.dbt(*select, "--full-refresh")
+    assert {table: warehouse.table_hash(table) for table in FUNNEL_CHAIN} == incremental

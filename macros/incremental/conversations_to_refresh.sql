@@ -11,52 +11,118 @@
          staged event anywhere (the clock), so it changes exactly for the
          conversations whose last event is at least `abandon_after_minutes`
          before the new clock but was not before the previous build's clock;
-         a clock that did not move changes nothing.
-    `previous_rows` (default {{ this }}): a relation with conversation_id and
-    last_event_at of every conversation built before; a model that is not one
-    row per conversation (the metrics) passes int_conversations_summarized,
-    whose last_event_at is unchanged for every conversation not in 1.
+         a clock that did not move changes nothing;
+      3. with `conversion_window_moves_rows` (rows that say whether a funnel's
+         conversion window is open): the clock moved it past the end of its
+         window, `funnel_conversion_window_hours` after its first event;
+      4. with `newly_classified` (rows fed by the classifier step): the
+         classifier step wrote something of it after what the previous build
+         had seen (the watermark's classified_through): a stage
+         classification (classified_at),
+         a user message's sentiment (scored_at) or a quality judgment
+         (judged_at). It classifies changed transcripts, and again every
+         conversation when its rules, lexicon or model change.
+    `previous_rows` (default {{ this }}): a relation, or a model's name, with
+    conversation_id, last_event_at and first_event_at of every conversation
+    built before; a model that is not one row per conversation (the metrics,
+    the funnel chain) passes int_conversations_summarized, whose times are
+    unchanged for every conversation not in 1.
     Emits nothing on a full build (is_incremental() false). -#}
-{% macro conversations_to_refresh_cte(clock_moves_rows=false, previous_rows=none) %}
+{% macro conversations_to_refresh_cte(
+    clock_moves_rows=false,
+    previous_rows=none,
+    conversion_window_moves_rows=false,
+    newly_classified=false
+) %}
+    {#- the refs are taken when dbt parses the model too (is_incremental() is
+        false then), so it knows the dependencies; not in a unit test, which
+        gives only the model's own inputs -#}
+    {%- if is_incremental() or not execute %}
+    {%- set events = ref('stg_events') %}
+    {%- set classifier_outputs = [
+        (ref('stg_stage_classifications'), 'classified_at'),
+        (ref('stg_message_sentiment'), 'scored_at'),
+        (ref('stg_conversation_judgments'), 'judged_at'),
+    ] if newly_classified else [] %}
+    {%- set previous_rows = this if previous_rows is none
+        else (ref(previous_rows) if previous_rows is string else previous_rows) %}
+    {%- endif %}
     {%- if is_incremental() %}
+    {%- set clock_windows = [] %}
+    {%- if clock_moves_rows %}
+        {%- do clock_windows.append({
+            'name': 'abandonment', 'column': 'last_event_at', 'minutes': var('abandon_after_minutes')
+        }) %}
+    {%- endif %}
+    {%- if conversion_window_moves_rows %}
+        {%- do clock_windows.append({
+            'name': 'conversion_window', 'column': 'first_event_at',
+            'minutes': 60 * var('funnel_conversion_window_hours', 24)
+        }) %}
+    {%- endif %}
 conversations_with_new_events as (
     select distinct stg_events.conversation_id
-    from {{ ref('stg_events') }} as stg_events
+    from {{ events }} as stg_events
     cross join previous_build
     where
         previous_build.loaded_through_load_id is null
         or stg_events.load_id > previous_build.loaded_through_load_id
 ),
 
-    {%- if clock_moves_rows %}
+    {%- if clock_windows %}
 
 warehouse_clock_now as (
     select max(stg_events.event_at) as newest_event_at
-    from {{ ref('stg_events') }} as stg_events
+    from {{ events }} as stg_events
 ),
+    {%- endif %}
+    {%- for window in clock_windows %}
 
-conversations_crossing_abandonment as (
+{#- both ends inclusive: a conversation on the boundary is refreshed rather
+    than risked -#}
+conversations_crossing_{{ window.name }} as (
     select previous_rows.conversation_id
-    from {{ previous_rows if previous_rows is not none else this }} as previous_rows
+    from {{ previous_rows }} as previous_rows
     cross join previous_build
     cross join warehouse_clock_now
     where
-        previous_rows.last_event_at >= {{ dbt.dateadd(
-            'minute', -1 * var('abandon_after_minutes'), 'previous_build.newest_event_at'
+        previous_rows.{{ window.column }} >= {{ dbt.dateadd(
+            'minute', -1 * window.minutes, 'previous_build.newest_event_at'
         ) }}
-        and previous_rows.last_event_at < {{ dbt.dateadd(
-            'minute', -1 * var('abandon_after_minutes'), 'warehouse_clock_now.newest_event_at'
+        and previous_rows.{{ window.column }} <= {{ dbt.dateadd(
+            'minute', -1 * window.minutes, 'warehouse_clock_now.newest_event_at'
         ) }}
+),
+    {%- endfor %}
+    {%- if newly_classified %}
+
+conversations_newly_classified as (
+    {%- for relation, written_at in classifier_outputs %}
+    select classifier_output.conversation_id
+    from {{ relation }} as classifier_output
+    cross join previous_build
+    where
+        previous_build.classified_through is null
+        or classifier_output.{{ written_at }} > previous_build.classified_through
+    {%- if not loop.last %}
+    union
+    {%- endif %}
+    {%- endfor %}
 ),
     {%- endif %}
 
 conversations_to_refresh as (
     select conversations_with_new_events.conversation_id
     from conversations_with_new_events
-    {%- if clock_moves_rows %}
+    {%- for window in clock_windows %}
     union
-    select conversations_crossing_abandonment.conversation_id
-    from conversations_crossing_abandonment
+    select conversations_crossing_{{ window.name }}.conversation_id
+    from conversations_crossing_{{ window.name }}
+    {%- endfor %}
+    {%- if newly_classified %}
+    union
+    select conversations_newly_classified.conversation_id
+    from conversations_newly_classified
     {%- endif %}
 ),
     {%- endif %}
@@ -69,5 +135,29 @@ conversations_to_refresh as (
         {{ column }} in (select conversations_to_refresh.conversation_id from conversations_to_refresh)
     {%- else -%}
         true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook of a model whose rows are replaced conversation by conversation
+    (conversation_replaced_config): on an incremental run, delete every row
+    of the conversations this run recomputes, the same set its body selects
+    with conversations_to_refresh_cte(**refresh). A keyed merge alone would
+    keep the rows a conversation no longer has (a marker a `never:` rule now
+    rules out, a stage the classifier took back). -#}
+{% macro delete_conversations_to_refresh(refresh={}) %}
+    {%- if is_incremental() -%}
+    delete from {{ this }}
+    where conversation_id in (
+        with
+        {{ previous_build_cte() }}
+        {{ conversations_to_refresh_cte(**refresh) }}
+        refreshed as (
+            select conversations_to_refresh.conversation_id
+            from conversations_to_refresh
+        )
+        select refreshed.conversation_id from refreshed
+    )
+    {%- else -%}
+    select 1
     {%- endif -%}
 {%- endmacro %}

@@ -53,9 +53,11 @@
 {#- The whole config() of a model replaced key by key, so the materialization,
     strategy and the pair of watermark hooks are written once, and the two
     hooks always name the same `seeds` (seed/model names whose rows also
-    count) and `vars` (var names whose values also count). A model writes
+    count) and `vars` (var names whose values also count). `classified`: the
+    model reads what the classifier step writes, so its watermark keeps how
+    far it has seen that (record_incremental_watermark). A model writes
     `{{ config(**keyed_incremental_config('conversation_id')) }}`. -#}
-{% macro keyed_incremental_config(unique_key, seeds=[], vars=[]) %}
+{% macro keyed_incremental_config(unique_key, seeds=[], vars=[], classified=false) %}
     {%- set hook_arguments = [] -%}
     {%- if seeds -%}
         {%- do hook_arguments.append("seeds=[ref('" ~ seeds | join("'), ref('") ~ "')]") -%}
@@ -70,6 +72,30 @@
         'unique_key': unique_key,
         'on_schema_change': 'fail',
         'pre_hook': "{{ forget_stale_incremental_build(" ~ arguments ~ ") }}",
-        'post_hook': "{{ record_incremental_watermark(" ~ arguments ~ ") }}",
+        'post_hook': "{{ record_incremental_watermark("
+            ~ ([arguments, "classified=true"] | select | join(", ") if classified else arguments) ~ ") }}",
     }) }}
+{% endmacro %}
+
+{#- The whole config() of a model replaced conversation by conversation: one
+    conversation has any number of rows and may lose some (the funnel chain),
+    so the pre-hook delete_conversations_to_refresh() removes every row of
+    the conversations the run recomputes and the body's rows are appended.
+    `refresh`: the arguments of conversations_to_refresh_cte() the body uses
+    (the hook computes the same set); `seeds` and `vars` as in
+    keyed_incremental_config(). A model writes
+    `{%- set refresh = {...} -%}{{ config(**conversation_replaced_config(refresh)) }}`
+    and `{{ conversations_to_refresh_cte(**refresh) }}`. -#}
+{% macro conversation_replaced_config(refresh={}, seeds=[], vars=[]) %}
+    {%- set config = keyed_incremental_config(
+        'conversation_id', seeds, vars, classified=refresh.get('newly_classified', false)
+    ) -%}
+    {%- do config.update({
+        'incremental_strategy': 'append',
+        'pre_hook': [
+            config.pre_hook,
+            "{{ delete_conversations_to_refresh(" ~ (refresh | tojson) ~ ") }}",
+        ],
+    }) -%}
+    {{ return(config) }}
 {% endmacro %}

@@ -10,6 +10,9 @@
                               or what the caller passes as `fingerprint_sql`
                               (stg_events: its seeds and vars)
       recorded_at             when the row was written
+      classified_through      for models fed by the classifier step: the
+                              newest time it had written anything then
+                              (classified_through_sql()); null otherwise
     A model uses three pieces:
       pre_hook   forget_stale_incremental_build(): when the history it was
                  built from reads differently now (an alias added to the seed,
@@ -37,7 +40,9 @@
     select
         max(watermarks.loaded_through_load_id) as loaded_through_load_id,
         max(watermarks.newest_event_at) as newest_event_at,
-        max(watermarks.history_fingerprint) as history_fingerprint
+        max(watermarks.history_fingerprint) as history_fingerprint,
+        max(watermarks.recorded_at) as recorded_at,
+        max(watermarks.classified_through) as classified_through
     from {{ watermarks }} as watermarks
     where
         watermarks.model_name = '{{ this.identifier }}'
@@ -57,37 +62,97 @@ previous_build as (
     {%- else %}
     select
         cast(null as {{ dbt.type_bigint() }}) as loaded_through_load_id,
-        cast(null as {{ dbt.type_timestamp() }}) as newest_event_at
+        cast(null as {{ dbt.type_timestamp() }}) as newest_event_at,
+        cast(null as {{ dbt.type_timestamp() }}) as classified_through
     {%- endif %}
 ),
     {%- endif %}
 {%- endmacro %}
 
-{#- Post-hook. `events`: the staged events relation; stg_events passes `this`
-    (a ref to itself would be a cycle). The table is created here if need
-    be; the hook's own statement is the insert. -#}
-{% macro record_incremental_watermark(fingerprint_sql=none, events=none, seeds=[], vars=[]) %}
+{#- on-run-start: audit.incremental_watermarks with its columns, created if
+    missing, and given classified_through if it predates that column (so
+    every hook and compile-time read finds the same table). One statement per
+    call: Spark takes a single statement at a time. -#}
+{% macro create_incremental_watermarks() %}
+    {%- if execute %}
+        {%- set watermarks = api.Relation.create(
+            database=target.get('database'), schema='audit', identifier='incremental_watermarks'
+        ) %}
+        {%- set columns = [
+            ('model_name', dbt.type_string()),
+            ('loaded_through_load_id', dbt.type_bigint()),
+            ('newest_event_at', dbt.type_timestamp()),
+            ('history_fingerprint', dbt.type_string()),
+            ('recorded_at', dbt.type_timestamp()),
+            ('classified_through', dbt.type_timestamp()),
+        ] %}
+        {%- do run_query("create schema if not exists " ~ watermarks.without_identifier()) %}
+        {%- set existing = adapter.get_relation(
+            database=watermarks.database, schema=watermarks.schema, identifier=watermarks.identifier
+        ) %}
+        {%- if existing is none %}
+            {%- set definitions = [] %}
+            {%- for name, data_type in columns %}
+                {%- do definitions.append(name ~ " " ~ data_type) %}
+            {%- endfor %}
+            {%- do run_query("create table " ~ watermarks ~ " (" ~ definitions | join(", ") ~ ")") %}
+        {%- else %}
+            {%- set present = adapter.get_columns_in_relation(existing) | map(attribute='name') | map('lower') | list %}
+            {%- set missing = [] %}
+            {%- for name, data_type in columns if name not in present %}
+                {%- do missing.append(api.Column.create(name, data_type)) %}
+            {%- endfor %}
+            {%- if missing %}
+                {%- do alter_relation_add_remove_columns(existing, missing, none) %}
+            {%- endif %}
+        {%- endif %}
+    {%- endif %}
+    select 1
+{%- endmacro %}
+
+{#- The newest time the classifier step wrote anything (a stage
+    classification, a sentiment, a judgment), as a scalar subquery: what a
+    model fed by it has seen (conversations_to_refresh_cte's
+    `newly_classified`). -#}
+{% macro classified_through_sql() %}
+    (
+        select max(written.written_at)
+        from (
+            select max(classified_at) as written_at from {{ ref('stg_stage_classifications') }}
+            union all
+            select max(scored_at) as written_at from {{ ref('stg_message_sentiment') }}
+            union all
+            select max(judged_at) as written_at from {{ ref('stg_conversation_judgments') }}
+        ) as written
+    )
+{%- endmacro %}
+
+{#- Post-hook; the hook's own statement is the insert. `events`: the staged
+    events relation; stg_events passes `this` (a ref to itself would be a
+    cycle). `classified`: the model reads what the classifier step writes
+    (conversations_to_refresh_cte's `newly_classified`), so the watermark
+    keeps how far it has seen that too. -#}
+{% macro record_incremental_watermark(fingerprint_sql=none, events=none, seeds=[], vars=[], classified=false) %}
     {%- set watermarks = incremental_watermarks_relation() -%}
-    {%- if execute -%}
-        {%- do run_query("create schema if not exists " ~ watermarks.without_identifier()) -%}
-        {%- do run_query(
-            "create table if not exists " ~ watermarks ~ " ("
-            ~ "model_name " ~ dbt.type_string() ~ ", "
-            ~ "loaded_through_load_id " ~ dbt.type_bigint() ~ ", "
-            ~ "newest_event_at " ~ dbt.type_timestamp() ~ ", "
-            ~ "history_fingerprint " ~ dbt.type_string() ~ ", "
-            ~ "recorded_at " ~ dbt.type_timestamp() ~ ")"
-        ) -%}
-    {%- endif -%}
-    insert into {{ watermarks }}
-    select new_watermark.*
+    insert into {{ watermarks }} (
+        model_name, loaded_through_load_id, newest_event_at, history_fingerprint, recorded_at, classified_through
+    )
+    select
+        new_watermark.model_name,
+        new_watermark.loaded_through_load_id,
+        new_watermark.newest_event_at,
+        new_watermark.history_fingerprint,
+        new_watermark.recorded_at,
+        new_watermark.classified_through
     from (
         select
             '{{ this.identifier }}' as model_name,
             staged.loaded_through_load_id,
             staged.newest_event_at,
             {{ fingerprint_sql or incremental_history_fingerprint(ref('stg_events'), seeds, vars=vars) }} as history_fingerprint,
-            {{ dbt.current_timestamp() }} as recorded_at
+            {{ dbt.current_timestamp() }} as recorded_at,
+            {{ classified_through_sql() if classified else 'cast(null as ' ~ dbt.type_timestamp() ~ ')' }}
+                as classified_through
         from (
             select
                 max(stg_events.load_id) as loaded_through_load_id,
@@ -103,6 +168,10 @@ previous_build as (
             latest.loaded_through_load_id = new_watermark.loaded_through_load_id
             and latest.newest_event_at = new_watermark.newest_event_at
             and latest.history_fingerprint = new_watermark.history_fingerprint
+            and (
+                latest.classified_through = new_watermark.classified_through
+                or (latest.classified_through is null and new_watermark.classified_through is null)
+            )
     )
 {%- endmacro %}
 
@@ -135,7 +204,7 @@ previous_build as (
     {%- endif -%}
     {%- if stale -%}
         {%- do run_query(
-            "insert into " ~ watermarks ~ " select '" ~ this.identifier ~ "', null, null, null, "
+            "insert into " ~ watermarks ~ " (model_name, recorded_at) select '" ~ this.identifier ~ "', "
             ~ dbt.current_timestamp()
         ) -%}
         truncate table {{ this }}

@@ -47,7 +47,8 @@
 
 {#- The whole config() of metrics_daily and metrics_hourly: incremental,
     replaced a whole metric_date at a time (a partition on Spark), with the
-    watermark hooks and the removal of vanished days. -#}
+    watermark hooks (the metrics read the classifier step's output through
+    int_conversations_segmented) and the removal of vanished days. -#}
 {% macro metrics_incremental_config() %}
     {{ return({
         'materialized': 'incremental',
@@ -58,7 +59,7 @@
         'pre_hook': "{{ forget_stale_incremental_build() }}",
         'post_hook': [
             "{{ metrics_delete_vanished_days() }}",
-            "{{ record_incremental_watermark() }}",
+            "{{ record_incremental_watermark(classified=true) }}",
         ],
     }) }}
 {% endmacro %}

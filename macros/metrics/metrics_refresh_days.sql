@@ -5,7 +5,8 @@
       1. it holds a conversation that conversations_to_refresh_cte() selects
          (the same rules as the per-conversation models): one with an event
          loaded after the previous build, or one the moved warehouse clock
-         carried across the abandonment window. Every event date of such a
+         carried across the abandonment window, or one the classifier step
+         wrote stages, sentiment or a judgment for. Every event date of such a
          conversation counts, which includes its day before a late event
          moved its first event earlier;
       2. it is within `metrics_lookback_days` of the newest conversation day;
@@ -19,8 +20,10 @@
     first), not in the rows, so the tables' bytes do not depend on how they
     were built. Emits the CTEs followed by a comma. -#}
 {% macro metrics_refresh_days() %}
+{{ conversations_to_refresh_cte(
+    clock_moves_rows=true, previous_rows=ref('int_conversations_summarized'), newly_classified=true
+) }}
     {%- if is_incremental() %}
-{{ conversations_to_refresh_cte(clock_moves_rows=true, previous_rows=ref('int_conversations_summarized')) }}
 
 days_of_conversations_to_refresh as (
     select stg_events.event_date as metric_date

@@ -1,7 +1,14 @@
 -- The conversation flags a funnel stage can be reached by
 -- (seeds/funnel_stages.csv, reached_by = flag), each with the time of the
--- earliest event that makes it true.
+-- earliest event that makes it true. Incremental: a run recomputes every row
+-- of the conversations with newly loaded events.
+{{ config(**conversation_replaced_config()) }}
+
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte() }}
 
 conversations as (
     select
@@ -13,6 +20,7 @@ conversations as (
         completed_at,
         converted_at
     from {{ ref('int_conversations_summarized') }}
+    where {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 user_messages as (
@@ -23,6 +31,7 @@ user_messages as (
     where
         is_known_type
         and event_type = 'user_message'
+        and {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 responses as (

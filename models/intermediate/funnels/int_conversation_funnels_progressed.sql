@@ -1,7 +1,21 @@
 -- How far each conversation got in each funnel it entered: its highest stage
 -- reached (stages may be skipped), the stage after it, and whether the
--- conversion window is still open.
+-- conversion window is still open. Incremental: a run recomputes every row of
+-- the conversations with newly loaded events or new stage classifications, and
+-- of those whose conversion window the warehouse clock closed
+-- (conversations_to_refresh_cte).
+{%- set refresh = {
+    'newly_classified': true,
+    'conversion_window_moves_rows': true,
+    'previous_rows': 'int_conversations_summarized',
+} %}
+{{ config(**funnel_chain_config(refresh)) }}
+
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte(**refresh) }}
 
 conversation_funnel_stages as (
     select
@@ -14,6 +28,7 @@ conversation_funnel_stages as (
         is_reached,
         reached_at
     from {{ ref('int_conversation_stages_sequenced') }}
+    where {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 funnel_stages as (
@@ -31,6 +46,7 @@ conversations as (
         conversation_id,
         first_event_at
     from {{ ref('int_conversations_summarized') }}
+    where {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 newest_event as (

@@ -1,7 +1,10 @@
 {#- Every marker of funnel_markers() (macros/funnels/funnel_markers.sql or the
     var `funnel_markers`) evaluated for every conversation: one row per
     conversation x marker that holds. The rules are compiled to SQL by
-    funnel_marker_rule_sql; see docs/funnels.md for the language. -#}
+    funnel_marker_rule_sql; see docs/funnels.md for the language.
+    Incremental: a run recomputes every row of the conversations with newly
+    loaded events (conversations_to_refresh_cte). -#}
+{{ config(**conversation_replaced_config(vars=['funnel_markers'])) }}
 {%- set markers = funnel_markers() -%}
 {%- set state = {'conditions': [], 'sequences': []} -%}
 {%- set compiled_markers = [] -%}
@@ -12,6 +15,10 @@
 
 with
 
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte() }}
+
 events as (
     select
         conversation_id,
@@ -20,7 +27,9 @@ events as (
         content,
         properties
     from {{ ref('stg_events') }}
-    where is_known_type
+    where
+        is_known_type
+        and {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 conversations as (

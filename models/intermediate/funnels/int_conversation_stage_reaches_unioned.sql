@@ -1,6 +1,15 @@
 -- Every way each conversation reached each funnel stage, before they are
 -- combined into one row per stage in int_conversation_stages_combined.
+-- Incremental: a run recomputes every row of the conversations with newly
+-- loaded events or new stage classifications (conversations_to_refresh_cte).
+{%- set refresh = {'newly_classified': true} -%}
+{{ config(**funnel_chain_config(refresh)) }}
+
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte(**refresh) }}
 
 stage_rules as (
     select
@@ -27,7 +36,9 @@ events as (
         funnel,
         stage
     from {{ ref('stg_events') }}
-    where is_known_type
+    where
+        is_known_type
+        and {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 conversation_flags as (
@@ -36,6 +47,7 @@ conversation_flags as (
         flag,
         reached_at
     from {{ ref('int_conversation_flags_unpivoted') }}
+    where {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 conversation_markers as (
@@ -44,6 +56,7 @@ conversation_markers as (
         marker_name,
         reached_at
     from {{ ref('int_conversation_markers_evaluated') }}
+    where {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 stage_classifications as (
@@ -53,12 +66,15 @@ stage_classifications as (
         stage,
         classifier
     from {{ ref('stg_stage_classifications') }}
-    where is_reached
+    where
+        is_reached
+        and {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 conversations as (
     select conversation_id
     from {{ ref('int_conversations_summarized') }}
+    where {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 reached_by_event_type as (

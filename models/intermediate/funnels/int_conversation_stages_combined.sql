@@ -3,7 +3,16 @@
 -- flag, a stage_reached event, a marker) beats the classifier: the source is
 -- 'event' and the time the earliest qualifying event's; a stage reached only
 -- by the classifier keeps the classifier's name and has no time.
+-- Incremental: a run recomputes every row of the conversations with newly
+-- loaded events or new stage classifications (conversations_to_refresh_cte).
+{%- set refresh = {'newly_classified': true} -%}
+{{ config(**funnel_chain_config(refresh)) }}
+
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte(**refresh) }}
 
 stage_reaches as (
     select
@@ -14,6 +23,7 @@ stage_reaches as (
         reached_at,
         source
     from {{ ref('int_conversation_stage_reaches_unioned') }}
+    where {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 stages_combined as (

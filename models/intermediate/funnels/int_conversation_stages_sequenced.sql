@@ -3,7 +3,16 @@
 -- reached in order when it and every earlier stage are reached and each
 -- stage's time is not later than the next one's (compared only where both
 -- times are known).
+-- Incremental: a run recomputes every row of the conversations with newly
+-- loaded events or new stage classifications (conversations_to_refresh_cte).
+{%- set refresh = {'newly_classified': true} -%}
+{{ config(**funnel_chain_config(refresh)) }}
+
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte(**refresh) }}
 
 funnel_stages as (
     select
@@ -24,6 +33,7 @@ conversation_stages as (
         reached_at,
         source
     from {{ ref('int_conversation_stages_combined') }}
+    where {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 conversation_funnels as (
