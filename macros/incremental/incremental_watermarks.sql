@@ -134,9 +134,9 @@ previous_build as (
     keeps how far it has seen that too. -#}
 {% macro record_incremental_watermark(fingerprint_sql=none, events=none, seeds=[], vars=[], classified=false) %}
     {%- set watermarks = incremental_watermarks_relation() -%}
-    insert into {{ watermarks }} (
-        model_name, loaded_through_load_id, newest_event_at, history_fingerprint, recorded_at, classified_through
-    )
+    {#- by position, in create_incremental_watermarks()'s column order (an
+        older table gets classified_through added last, the same order) -#}
+    insert into {{ watermarks }}
     select
         new_watermark.model_name,
         new_watermark.loaded_through_load_id,
@@ -204,8 +204,8 @@ previous_build as (
     {%- endif -%}
     {%- if stale -%}
         {%- do run_query(
-            "insert into " ~ watermarks ~ " (model_name, recorded_at) select '" ~ this.identifier ~ "', "
-            ~ dbt.current_timestamp()
+            "insert into " ~ watermarks ~ " select '" ~ this.identifier ~ "', null, null, null, "
+            ~ dbt.current_timestamp() ~ ", null"
         ) -%}
         truncate table {{ this }}
     {%- else -%}
