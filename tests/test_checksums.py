@@ -290,7 +290,7 @@ def test_a_batch_rewrites_only_the_conversations_it_touches(generated, make_ware
     }
 
     # exclude_development_traffic is in the paths' fingerprint: set, the
-    # model is rebuilt (as a table); unset again, every path is rebuilt.
+    # model rebuilds every path; unset again, every path is rebuilt.
     everyone = {row[0] for row in warehouse.query("select conversation_id from marts.fct_conversations")}
     development = {
         row[0] for row in warehouse.query(

@@ -2,7 +2,8 @@
 -- token (`event_type`, or `event_type:detail` where the event carries the
 -- detail that tells steps apart), the path_cleaning seed renames or drops
 -- tokens (first matching rule wins), and consecutive equal tokens collapse
--- into one step. Incremental, keyed by conversation and step: a run
+-- into one step; next_step is the step after it (null for the last one).
+-- Incremental, keyed by conversation and step: a run
 -- recomputes every step of the conversations with newly loaded events
 -- (conversations_to_refresh_cte). New events never lower a conversation's
 -- number of steps (an event added between two steps either joins one or
@@ -159,6 +160,20 @@ steps_collapsed as (
     group by
         events_numbered.conversation_id,
         events_numbered.step_number
+),
+
+steps_with_next as (
+    select
+        steps_collapsed.conversation_id,
+        steps_collapsed.step_number,
+        steps_collapsed.step,
+        steps_collapsed.step_started_at,
+        steps_collapsed.events_in_step,
+        lead(steps_collapsed.step) over (
+            partition by steps_collapsed.conversation_id
+            order by steps_collapsed.step_number
+        ) as next_step
+    from steps_collapsed
 )
 
-select * from steps_collapsed
+select * from steps_with_next

@@ -2,19 +2,18 @@
     environments, or without `development` when the var
     exclude_development_traffic is true: the only place that var is read),
     with their outcome, whether they succeeded, and their path.
-    Incremental, keyed by conversation: a run replaces the rows of the
-    conversations conversations_to_refresh_cte() selects (newly loaded
-    events: new steps; or carried across the abandonment window by the moved
-    clock: a new outcome), the same set fct_conversations recomputed. A
-    changed path_cleaning seed or exclude_development_traffic rebuilds every
-    row (the watermark's fingerprint). With exclude_development_traffic true
-    the model is a table rebuilt each run: a late setup event can turn a
-    conversation's environment into `development`, and a keyed replace
-    cannot remove a row its recomputation no longer selects. -#}
-{{ config(**keyed_incremental_config(
-    'conversation_id', seeds=['path_cleaning'], vars=['exclude_development_traffic']
+    Incremental, replaced conversation by conversation: a run deletes and
+    rewrites the rows of the conversations conversations_to_refresh_cte()
+    selects (newly loaded events: new steps; or carried across the
+    abandonment window by the moved clock: a new outcome), the same set
+    fct_conversations recomputed; so with exclude_development_traffic true a
+    conversation that a late setup event turns into `development` loses its
+    row. A changed path_cleaning seed or exclude_development_traffic
+    rebuilds every row (the watermark's fingerprint). -#}
+{%- set refresh = {'clock_moves_rows': true, 'previous_rows': 'fct_conversations'} -%}
+{{ config(**conversation_replaced_config(
+    refresh, seeds=['path_cleaning'], vars=['exclude_development_traffic']
 )) }}
-{%- if var('exclude_development_traffic') %}{{ config(materialized='table') }}{% endif %}
 
 -- depends_on: {{ ref('stg_events') }}
 -- depends_on: {{ ref('path_cleaning') }}
@@ -23,7 +22,7 @@ with
 
 {{ previous_build_cte() }}
 
-{{ conversations_to_refresh_cte(clock_moves_rows=true, previous_rows=ref('fct_conversations')) }}
+{{ conversations_to_refresh_cte(**refresh) }}
 
 conversations as (
     select

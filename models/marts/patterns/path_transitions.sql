@@ -1,5 +1,7 @@
 -- Sankey-ready: every step-to-next-step move, the last step of each path
--- leading to its outcome node.
+-- leading to its outcome node. The moves come with the steps
+-- (int_conversation_steps_cleaned.next_step, kept up to date conversation by
+-- conversation), so this is one join and one count over them.
 with
 
 paths as (
@@ -14,54 +16,20 @@ steps as (
     select
         conversation_id,
         step_number,
-        step
+        step,
+        next_step
     from {{ ref('int_conversation_steps_cleaned') }}
-),
-
-steps_in_scope as (
-    select
-        steps.conversation_id,
-        steps.step_number,
-        steps.step,
-        paths.is_successful
-    from steps
-    inner join paths
-        on steps.conversation_id = paths.conversation_id
-),
-
--- the outcome node is each path's last step
-outcome_nodes as (
-    select
-        paths.conversation_id,
-        coalesce(max(steps.step_number), 0) + 1 as step_number,
-        paths.outcome_step as step,
-        paths.is_successful
-    from paths
-    left join steps
-        on paths.conversation_id = steps.conversation_id
-    group by
-        paths.conversation_id,
-        paths.outcome_step,
-        paths.is_successful
-),
-
-path_nodes as (
-    select * from steps_in_scope
-    union all
-    select * from outcome_nodes
 ),
 
 moves as (
     select
-        path_nodes.conversation_id,
-        path_nodes.step_number as depth,  -- noqa: RF04
-        path_nodes.step as from_step,
-        lead(path_nodes.step) over (
-            partition by path_nodes.conversation_id
-            order by path_nodes.step_number
-        ) as to_step,
-        path_nodes.is_successful
-    from path_nodes
+        steps.step_number as depth,  -- noqa: RF04
+        steps.step as from_step,
+        coalesce(steps.next_step, paths.outcome_step) as to_step,
+        paths.is_successful
+    from steps
+    inner join paths
+        on steps.conversation_id = paths.conversation_id
 ),
 
 transitions_counted as (
@@ -72,7 +40,6 @@ transitions_counted as (
         count(*) as conversations,
         sum(case when moves.is_successful then 1 else 0 end) as successful_conversations
     from moves
-    where moves.to_step is not null
     group by
         moves.depth,
         moves.from_step,
