@@ -53,11 +53,13 @@
 {#- The whole config() of a model replaced key by key, so the materialization,
     strategy and the pair of watermark hooks are written once, and the two
     hooks always name the same `seeds` (seed/model names whose rows also
-    count) and `vars` (var names whose values also count). `classified`: the
-    model reads what the classifier step writes, so its watermark keeps how
-    far it has seen that (record_incremental_watermark). A model writes
+    count) and `vars` (var names whose values also count). `refresh`: the
+    arguments of conversations_to_refresh_cte() the model's body uses; the
+    post-hooks record the conversations a build rewrote (for its data tests,
+    conversations_refreshed.sql) and, with newly_classified, how far the
+    watermark has seen the classifier step's output. A model writes
     `{{ config(**keyed_incremental_config('conversation_id')) }}`. -#}
-{% macro keyed_incremental_config(unique_key, seeds=[], vars=[], classified=false) %}
+{% macro keyed_incremental_config(unique_key, seeds=[], vars=[], refresh={}) %}
     {%- set hook_arguments = [] -%}
     {%- if seeds -%}
         {%- do hook_arguments.append("seeds=[ref('" ~ seeds | join("'), ref('") ~ "')]") -%}
@@ -72,8 +74,14 @@
         'unique_key': unique_key,
         'on_schema_change': 'fail',
         'pre_hook': "{{ forget_stale_incremental_build(" ~ arguments ~ ") }}",
-        'post_hook': "{{ record_incremental_watermark("
-            ~ ([arguments, "classified=true"] | select | join(", ") if classified else arguments) ~ ") }}",
+        'post_hook': [
+            "{{ forget_conversations_refreshed() }}",
+            "{{ remember_conversations_refreshed(" ~ (refresh | tojson) ~ ") }}",
+            "{{ record_incremental_watermark("
+            ~ ([arguments, "classified=true"] | select | join(", ") if refresh.get('newly_classified') else arguments)
+            ~ ") }}",
+        ],
+        'meta': {'records_conversations_refreshed': true},
     }) }}
 {% endmacro %}
 
@@ -87,9 +95,7 @@
     `{%- set refresh = {...} -%}{{ config(**conversation_replaced_config(refresh)) }}`
     and `{{ conversations_to_refresh_cte(**refresh) }}`. -#}
 {% macro conversation_replaced_config(refresh={}, seeds=[], vars=[]) %}
-    {%- set config = keyed_incremental_config(
-        'conversation_id', seeds, vars, classified=refresh.get('newly_classified', false)
-    ) -%}
+    {%- set config = keyed_incremental_config('conversation_id', seeds, vars, refresh) -%}
     {%- do config.update({
         'incremental_strategy': 'append',
         'pre_hook': [

@@ -7,13 +7,14 @@
     across the abandonment window (inferred abandonment compares with the
     newest event in the whole warehouse); conversations_to_refresh_cte()
     holds the rules. Every other row stays as it is. -#}
-{{ config(**keyed_incremental_config('conversation_id')) }}
+{%- set refresh = {'clock_moves_rows': true} -%}
+{{ config(**keyed_incremental_config('conversation_id', refresh=refresh)) }}
 
 with
 
 {{ previous_build_cte() }}
 
-{{ conversations_to_refresh_cte(clock_moves_rows=true) }}
+{{ conversations_to_refresh_cte(**refresh) }}
 
 all_events as (
     select event_at from {{ ref('stg_events') }}

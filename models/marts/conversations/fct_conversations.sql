@@ -4,7 +4,8 @@
     conversations_to_refresh_cte() selects (newly loaded events, or carried
     across the abandonment window by the moved clock), the same set
     int_conversations_summarized recomputed. -#}
-{{ config(**keyed_incremental_config('conversation_id')) }}
+{%- set refresh = {'clock_moves_rows': true} -%}
+{{ config(**keyed_incremental_config('conversation_id', refresh=refresh)) }}
 
 -- depends_on: {{ ref('stg_events') }}
 
@@ -12,7 +13,7 @@ with
 
 {{ previous_build_cte() }}
 
-{{ conversations_to_refresh_cte(clock_moves_rows=true) }}
+{{ conversations_to_refresh_cte(**refresh) }}
 
 conversations as (
     select
