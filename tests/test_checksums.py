@@ -43,6 +43,17 @@ def generated(tmp_path_factory):
     return source, days
 
 
+def loaded_warehouse(make_warehouse, name: str, generated):
+    """A warehouse with the seeds and every generated day loaded, nothing built."""
+    _, days = generated
+    warehouse = make_warehouse(name)
+    warehouse.dbt("seed")
+    for folder in days:
+        shutil.copytree(folder, warehouse.landing / folder.name)
+    warehouse.load()
+    return warehouse
+
+
 def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generated, make_warehouse):
     source, days = generated
     warehouse = make_warehouse("checksums")
@@ -174,12 +185,7 @@ def test_a_batch_rewrites_only_the_conversations_it_touches(generated, make_ware
     experiments seed rewrites every exposure, a changed path_cleaning seed
     every step and path, a changed exclude_development_traffic every path.
     The result equals a full refresh."""
-    source, days = generated
-    warehouse = make_warehouse("touched")
-    warehouse.dbt("seed")
-    for folder in days:
-        shutil.copytree(folder, warehouse.landing / folder.name)
-    warehouse.load()
+    warehouse = loaded_warehouse(make_warehouse, "touched", generated)
     select = (
         "run", "--select",
         "+fct_conversations +ab_test_exposures +fct_messages +fct_conversation_paths"
@@ -343,12 +349,7 @@ def test_the_funnel_chain_rewrites_only_the_conversations_it_touches(generated, 
     takes back, without any new event, rewrites that conversation in the
     models the classifier feeds and removes the stage. The result equals a
     full refresh."""
-    source, days = generated
-    warehouse = make_warehouse("funnel-chain")
-    warehouse.dbt("seed")
-    for folder in days:
-        shutil.copytree(folder, warehouse.landing / folder.name)
-    warehouse.load()
+    warehouse = loaded_warehouse(make_warehouse, "funnel-chain", generated)
     select = ("run", "--select", "+int_conversation_funnels_progressed +fct_conversation_stages")
     warehouse.dbt(*select)
     assert warehouse.classify().classified > 0

@@ -70,16 +70,7 @@
         '{{ this.identifier }}' as model_name,
         refreshed.conversation_id,
         false as rewrote_every_conversation
-    from (
-        with
-        {{ previous_build_cte() }}
-        {{ conversations_to_refresh_cte(**refresh) }}
-        refreshed_conversations as (
-            select conversations_to_refresh.conversation_id
-            from conversations_to_refresh
-        )
-        select refreshed_conversations.conversation_id from refreshed_conversations
-    ) as refreshed
+    from ({{ conversations_to_refresh_query(refresh) }}) as refreshed
     {%- endif %}
 {% endmacro %}
 

@@ -147,17 +147,22 @@ conversations_to_refresh as (
 {% macro delete_conversations_to_refresh(refresh={}) %}
     {%- if is_incremental() -%}
     delete from {{ this }}
-    where conversation_id in (
-        with
-        {{ previous_build_cte() }}
-        {{ conversations_to_refresh_cte(**refresh) }}
-        refreshed as (
-            select conversations_to_refresh.conversation_id
-            from conversations_to_refresh
-        )
-        select refreshed.conversation_id from refreshed
-    )
+    where conversation_id in ({{ conversations_to_refresh_query(refresh) }})
     {%- else -%}
     select 1
     {%- endif -%}
+{%- endmacro %}
+
+{#- For the hooks of an incremental run: the set conversations_to_refresh_cte
+    (**refresh) selects, as a query (one column, conversation_id) with its
+    own previous_build, which the hooks read before the watermark moves. -#}
+{% macro conversations_to_refresh_query(refresh={}) %}
+    with
+    {{ previous_build_cte() }}
+    {{ conversations_to_refresh_cte(**refresh) }}
+    refreshed as (
+        select conversations_to_refresh.conversation_id
+        from conversations_to_refresh
+    )
+    select refreshed.conversation_id from refreshed
 {%- endmacro %}
