@@ -32,24 +32,30 @@
     )
 {% endmacro %}
 
-{#- Post-hook: forget what the model's previous build rewrote. -#}
-{% macro forget_conversations_refreshed() %}
-    {{ return(adapter.dispatch('forget_conversations_refreshed', 'convo_warehouse')()) }}
+{#- Post-hook: forget what the model's previous build rewrote, when this
+    build moves the watermark (a build that changed nothing, a re-run or a
+    full refresh of the same history, keeps the rows: it changes no byte).
+    `classified`: the model reads the classifier step's output. -#}
+{% macro forget_conversations_refreshed(classified=false) %}
+    {{ return(adapter.dispatch('forget_conversations_refreshed', 'convo_warehouse')(classified)) }}
 {% endmacro %}
 
-{% macro default__forget_conversations_refreshed() %}
+{% macro default__forget_conversations_refreshed(classified) %}
     select 1
 {% endmacro %}
 
-{% macro duckdb__forget_conversations_refreshed() %}
+{% macro duckdb__forget_conversations_refreshed(classified) %}
     delete from {{ conversations_refreshed_relation() }}
-    where model_name = '{{ this.identifier }}'
+    where
+        model_name = '{{ this.identifier }}'
+        and {{ build_moves_watermark(classified) }}
 {% endmacro %}
 
 {#- Post-hook, after forget_conversations_refreshed() and before the
     watermark is recorded (so previous_build is still the one the body
-    read): remember what this build rewrote. `refresh`: the arguments of
-    conversations_to_refresh_cte() the model's body uses. -#}
+    read): remember what this build rewrote, when it moves the watermark.
+    `refresh`: the arguments of conversations_to_refresh_cte() the model's
+    body uses. -#}
 {% macro remember_conversations_refreshed(refresh={}) %}
     {{ return(adapter.dispatch('remember_conversations_refreshed', 'convo_warehouse')(refresh)) }}
 {% endmacro %}
@@ -60,6 +66,8 @@
 
 {% macro duckdb__remember_conversations_refreshed(refresh) %}
     insert into {{ conversations_refreshed_relation() }}
+    select rewritten.*
+    from (
     select
         '{{ this.identifier }}' as model_name,
         cast(null as {{ dbt.type_string() }}) as conversation_id,
@@ -72,6 +80,8 @@
         false as rewrote_every_conversation
     from ({{ conversations_to_refresh_query(refresh) }}) as refreshed
     {%- endif %}
+    ) as rewritten
+    where {{ build_moves_watermark(refresh.get('newly_classified', false)) }}
 {% endmacro %}
 
 {#- Whether a data test of the current test node reads only the rows of the

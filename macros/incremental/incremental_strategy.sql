@@ -75,7 +75,7 @@
         'on_schema_change': 'fail',
         'pre_hook': "{{ forget_stale_incremental_build(" ~ arguments ~ ") }}",
         'post_hook': [
-            "{{ forget_conversations_refreshed() }}",
+            "{{ forget_conversations_refreshed(" ~ (refresh.get('newly_classified', false) | tojson) ~ ") }}",
             "{{ remember_conversations_refreshed(" ~ (refresh | tojson) ~ ") }}",
             "{{ record_incremental_watermark("
             ~ ([arguments, "classified=true"] | select | join(", ") if refresh.get('newly_classified') else arguments)

@@ -151,27 +151,54 @@ previous_build as (
             staged.newest_event_at,
             {{ fingerprint_sql or incremental_history_fingerprint(ref('stg_events'), seeds, vars=vars) }} as history_fingerprint,
             {{ dbt.current_timestamp() }} as recorded_at,
-            {{ classified_through_sql() if classified else 'cast(null as ' ~ dbt.type_timestamp() ~ ')' }}
-                as classified_through
-        from (
-            select
-                max(stg_events.load_id) as loaded_through_load_id,
-                max(stg_events.event_at) as newest_event_at
-            from {{ events if events is not none else ref('stg_events') }} as stg_events
-        ) as staged
+            staged.classified_through
+        from ({{ staged_watermark(events, classified) }}) as staged
     ) as new_watermark
     -- a build that moved nothing records nothing: a re-run changes no byte
     where not exists (
         select 1
         from ({{ latest_incremental_watermark(watermarks) }}) as latest
         where
-            latest.loaded_through_load_id = new_watermark.loaded_through_load_id
-            and latest.newest_event_at = new_watermark.newest_event_at
+            {{ same_watermark('latest', 'new_watermark') }}
             and latest.history_fingerprint = new_watermark.history_fingerprint
-            and (
-                latest.classified_through = new_watermark.classified_through
-                or (latest.classified_through is null and new_watermark.classified_through is null)
-            )
+    )
+{%- endmacro %}
+
+{#- The watermark of the history as it is now, as a query (one row):
+    loaded_through_load_id and newest_event_at of `events` (default
+    ref('stg_events')), and with `classified` classified_through_sql(), else
+    null. -#}
+{% macro staged_watermark(events=none, classified=false) %}
+    select
+        max(stg_events.load_id) as loaded_through_load_id,
+        max(stg_events.event_at) as newest_event_at,
+        {{ classified_through_sql() if classified else 'cast(null as ' ~ dbt.type_timestamp() ~ ')' }}
+            as classified_through
+    from {{ events if events is not none else ref('stg_events') }} as stg_events
+{%- endmacro %}
+
+{#- Two watermark rows (aliases) name the same history position: the same
+    newest load, clock and classifier output (nulls equal). A changed
+    fingerprint shows as an empty watermark forget_stale_incremental_build()
+    recorded, so it differs too. -#}
+{% macro same_watermark(left, right) %}
+    {{ left }}.loaded_through_load_id = {{ right }}.loaded_through_load_id
+    and {{ left }}.newest_event_at = {{ right }}.newest_event_at
+    and (
+        {{ left }}.classified_through = {{ right }}.classified_through
+        or ({{ left }}.classified_through is null and {{ right }}.classified_through is null)
+    )
+{%- endmacro %}
+
+{#- A condition, for post-hooks before record_incremental_watermark(): this
+    build moves the model's watermark (its newest row is not at the history's
+    position now), so it is a build that changed something. -#}
+{% macro build_moves_watermark(classified=false) %}
+    not exists (
+        select 1
+        from ({{ latest_incremental_watermark(incremental_watermarks_relation()) }}) as latest
+        cross join ({{ staged_watermark(classified=classified) }}) as staged
+        where {{ same_watermark('latest', 'staged') }}
     )
 {%- endmacro %}
 
