@@ -23,15 +23,18 @@
                  by a comma; nothing otherwise;
       post_hook  record_incremental_watermark(). -#}
 
+{#- target.get: Spark targets have no database; the relation is the same in
+    a model, a test and on-run-start. -#}
 {% macro incremental_watermarks_relation() %}
     {{ return(api.Relation.create(
-        database=this.database, schema='audit', identifier='incremental_watermarks'
+        database=target.get('database'), schema='audit', identifier='incremental_watermarks'
     )) }}
 {% endmacro %}
 
 {% macro existing_incremental_watermarks() %}
+    {%- set watermarks = incremental_watermarks_relation() -%}
     {{ return(adapter.get_relation(
-        database=this.database, schema='audit', identifier='incremental_watermarks'
+        database=watermarks.database, schema=watermarks.schema, identifier=watermarks.identifier
     ) if execute else none) }}
 {% endmacro %}
 
@@ -41,7 +44,6 @@
         max(watermarks.loaded_through_load_id) as loaded_through_load_id,
         max(watermarks.newest_event_at) as newest_event_at,
         max(watermarks.history_fingerprint) as history_fingerprint,
-        max(watermarks.recorded_at) as recorded_at,
         max(watermarks.classified_through) as classified_through
     from {{ watermarks }} as watermarks
     where
@@ -75,9 +77,7 @@ previous_build as (
     call: Spark takes a single statement at a time. -#}
 {% macro create_incremental_watermarks() %}
     {%- if execute %}
-        {%- set watermarks = api.Relation.create(
-            database=target.get('database'), schema='audit', identifier='incremental_watermarks'
-        ) %}
+        {%- set watermarks = incremental_watermarks_relation() %}
         {%- set columns = [
             ('model_name', dbt.type_string()),
             ('loaded_through_load_id', dbt.type_bigint()),
@@ -87,9 +87,7 @@ previous_build as (
             ('classified_through', dbt.type_timestamp()),
         ] %}
         {%- do run_query("create schema if not exists " ~ watermarks.without_identifier()) %}
-        {%- set existing = adapter.get_relation(
-            database=watermarks.database, schema=watermarks.schema, identifier=watermarks.identifier
-        ) %}
+        {%- set existing = existing_incremental_watermarks() %}
         {%- if existing is none %}
             {%- set definitions = [] %}
             {%- for name, data_type in columns %}

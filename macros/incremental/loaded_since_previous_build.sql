@@ -11,10 +11,7 @@
     {%- if flags.FULL_REFRESH or var('test_full_history', false) -%}
         1 = 1
     {%- else -%}
-        {%- set watermarks = api.Relation.create(
-            database=target.get('database'), schema='audit', identifier='incremental_watermarks'
-        ) -%}
-        {#- target.get: Spark targets have no database -#}
+        {%- set watermarks = incremental_watermarks_relation() -%}
         load_id > coalesce((
             select previous_watermark.loaded_through_load_id
             from {{ watermarks }} as previous_watermark
