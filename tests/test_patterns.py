@@ -7,16 +7,18 @@ The warehouse is built once per module by the real loader and dbt.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from click.testing import CliRunner
 from scipy import stats
 
-from conftest import Warehouse
+from conftest import REPO_ROOT, Warehouse
 from convo_warehouse.lib import patterns
 from convo_warehouse.lib.generate import planted
 
@@ -40,34 +42,37 @@ def test_chi_square_2x2_matches_scipy():
         assert statistic == pytest.approx(expected, rel=1e-12)
 
 
-def _population(successful: int, failed: int) -> pd.DataFrame:
-    return pd.DataFrame({
-        "conversation_id": [f"c{i}" for i in range(successful + failed)],
-        "is_successful": [i < successful for i in range(successful + failed)],
-    })
-
-
-def test_score_divergence_ranks_tests_and_finds_first_divergence():
-    # 100 successful (c0..c99), 100 failed (c100..c199). Every conversation
-    # starts with "start". At depth 2, "helpful" is in 60 successful and 20
-    # failed; "x" is in 3 successful and 0 failed (small: Fisher); at depth 3
-    # "bad" is in 0 successful and 50 failed; "done" (an outcome-defining
-    # step) is excluded by the pattern.
-    outcomes = _population(100, 100)
-    rows = [(f"c{i}", 1, "start") for i in range(200)]
-    rows += [(f"c{i}", 2, "helpful") for i in list(range(60)) + list(range(100, 120))]
-    rows += [(f"c{i}", 2, "x") for i in range(60, 63)]
-    rows += [(f"c{i}", 3, "bad") for i in range(120, 170)]
-    rows += [(f"c{i}", 4, "done") for i in range(100)]
-    rows += [("not-in-population", 2, "bad")]
-    steps = pd.DataFrame(rows, columns=["conversation_id", "step_number", "step"])
-
-    scored = patterns.score_divergence(
-        outcomes, steps, "overall", excluded_step_pattern="^done$", min_conversations=3
+def _counts(rows, successful: int = 100, failed: int = 100, comparison: str = "overall") -> pd.DataFrame:
+    """path_divergence_counted rows: (scope, depth, step, successful_with_step, failed_with_step)."""
+    frame = pd.DataFrame(rows, columns=["scope", "depth", "step", "successful_with_step", "failed_with_step"])
+    frame["depth"] = frame["depth"].astype("Int64")
+    return frame.assign(
+        comparison=comparison, segment_type="all", segment_value="all",
+        successful_conversations=successful, failed_conversations=failed,
     )
+
+
+def test_score_counts_ranks_tests_and_finds_first_divergence():
+    # 100 successful and 100 failed conversations. Every conversation starts
+    # with "start". At depth 2, "helpful" is in 60 successful and 20 failed;
+    # "x" is in 3 successful and 0 failed (small: Fisher); at depth 3 "bad"
+    # is in 0 successful and 50 failed.
+    counts = _counts([
+        ("anywhere", None, "start", 100, 100),
+        ("anywhere", None, "helpful", 60, 20),
+        ("anywhere", None, "x", 3, 0),
+        ("anywhere", None, "bad", 0, 50),
+        ("at_depth", 1, "start", 100, 100),
+        ("at_depth", 2, "helpful", 60, 20),
+        ("at_depth", 2, "x", 3, 0),
+        ("at_depth", 3, "bad", 0, 50),
+    ])
+
+    scored = patterns.score_counts(counts.sample(frac=1, random_state=3))  # input order does not matter
+    assert list(scored.columns) == list(patterns.SCHEMA)
     anywhere = scored[scored["scope"] == "anywhere"].set_index("step")
-    assert "done" not in anywhere.index
-    assert list(anywhere.sort_values("divergence_rank").index[:2]) == ["bad", "helpful"]
+    assert anywhere["depth"].isna().all()
+    assert list(anywhere.sort_values("divergence_rank").index) == ["bad", "helpful", "x", "start"]
     bad = anywhere.loc["bad"]
     assert (bad["successful_with_step"], bad["failed_with_step"]) == (0, 50)
     assert bad["more_common_in"] == "failed"
@@ -89,10 +94,23 @@ def test_score_divergence_ranks_tests_and_finds_first_divergence():
     assert (first.iloc[0]["depth"], first.iloc[0]["step"]) == (2, "helpful")
 
 
-def test_score_divergence_needs_both_groups_and_enough_conversations():
-    steps = pd.DataFrame([("c0", 1, "a"), ("c1", 1, "a")], columns=["conversation_id", "step_number", "step"])
-    assert patterns.score_divergence(_population(2, 0), steps, "overall").empty
-    scored = patterns.score_divergence(_population(1, 1), steps, "overall", min_conversations=3)
+def test_score_counts_keeps_families_apart():
+    # Two comparisons: each is ranked, adjusted and given its first divergence on its own.
+    overall = _counts([("at_depth", 1, "a", 90, 10), ("at_depth", 2, "b", 50, 50)])
+    funnel = _counts([("at_depth", 1, "a", 5, 5), ("at_depth", 2, "b", 0, 40)], successful=40, failed=60,
+                     comparison="funnel:sales")
+    scored = patterns.score_counts(pd.concat([overall, funnel], ignore_index=True))
+    first = scored[scored["is_first_divergence"]].set_index("comparison")
+    assert (first.loc["overall", "depth"], first.loc["overall", "step"]) == (1, "a")
+    assert (first.loc["funnel:sales", "depth"], first.loc["funnel:sales", "step"]) == (2, "b")
+    assert (scored.groupby("comparison")["divergence_rank"].max() == 2).all()
+    funnel_b = scored[(scored["comparison"] == "funnel:sales") & (scored["step"] == "b")].iloc[0]
+    assert funnel_b["p_value_adjusted"] == pytest.approx(min(1.0, 2 * funnel_b["p_value"]))
+    assert (funnel_b["successful_conversations"], funnel_b["failed_conversations"]) == (40, 60)
+
+
+def test_score_counts_of_nothing_is_an_empty_frame_of_the_schema():
+    scored = patterns.score_counts(_counts([]))
     assert scored.empty
     assert list(scored.columns) == list(patterns.SCHEMA)
 
@@ -149,6 +167,65 @@ def test_planted_step_is_first_in_every_variant(built):
     )
     assert len(firsts) == 4  # two tests x two variants
     assert {step for _, _, step in firsts} == {PLANTED_STEP}
+
+
+def test_divergence_counts_match_a_count_conversation_by_conversation(built):
+    """path_divergence_counted counts once per membership signature; counting every
+    population's conversations one by one (here, in pandas) gives the same rows."""
+    warehouse, _ = built
+    def frame(table: str, columns: list[str], where: str = "true") -> pd.DataFrame:
+        return pd.DataFrame(warehouse.query(f"select {', '.join(columns)} from {table} where {where}"), columns=columns)
+
+    paths = frame("marts.fct_conversation_paths", ["conversation_id", "outcome", "started", "is_successful"])
+    steps = frame("intermediate.int_conversation_steps_cleaned", ["conversation_id", "step_number", "step"])
+    stages = frame("marts.fct_conversation_stages", ["conversation_id", "funnel_name", "stage"])
+    ends = frame("intermediate.int_funnel_stages_ordered", ["funnel_name", "stage", "is_first_stage", "is_last_stage"])
+    exposures = frame("marts.ab_test_exposures", ["test_name", "variant", "conversation_id"], "variant_count = 1")
+    project_vars = yaml.safe_load((REPO_ROOT / "dbt_project.yml").read_text())["vars"]
+    excluded = project_vars["divergence_excluded_step_pattern"]
+    min_conversations = project_vars["divergence_min_conversations"]
+    max_depth = project_vars["divergence_max_depth"]
+
+    finished = paths[paths["outcome"] != "in_progress"]
+    overall = finished[finished["started"]][["conversation_id", "is_successful"]]
+    populations = {("overall", "all", "all"): overall}
+    for (test_name, variant), group in exposures.groupby(["test_name", "variant"]):
+        populations[("overall", f"experiment:{test_name}", variant)] = overall[
+            overall["conversation_id"].isin(group["conversation_id"])
+        ]
+    for funnel_name, funnel in ends.groupby("funnel_name"):
+        reached = stages[stages["funnel_name"] == funnel_name]
+        first = funnel.loc[funnel["is_first_stage"], "stage"].iloc[0]
+        last = funnel.loc[funnel["is_last_stage"], "stage"].iloc[0]
+        population = finished[finished["conversation_id"].isin(reached.loc[reached["stage"] == first, "conversation_id"])]
+        populations[(f"funnel:{funnel_name}", "all", "all")] = population[["conversation_id"]].assign(
+            is_successful=population["conversation_id"].isin(reached.loc[reached["stage"] == last, "conversation_id"])
+        )
+
+    candidates = steps[[re.search(excluded, step) is None for step in steps["step"]]]
+    presence = pd.concat([
+        candidates[["conversation_id", "step"]].drop_duplicates().assign(scope="anywhere", depth=pd.NA),
+        candidates[candidates["step_number"] <= max_depth].rename(columns={"step_number": "depth"})
+        .assign(scope="at_depth")[["conversation_id", "step", "scope", "depth"]],
+    ])
+    expected = []
+    for (comparison, segment_type, segment_value), population in populations.items():
+        successful, failed = int(population["is_successful"].sum()), int((~population["is_successful"]).sum())
+        if not successful or not failed:
+            continue
+        having = presence.merge(population, on="conversation_id")
+        for (scope, depth, step), rows in having.groupby(["scope", "depth", "step"], dropna=False):
+            if len(rows) >= min_conversations:
+                expected.append((comparison, segment_type, segment_value, scope,
+                                 None if pd.isna(depth) else int(depth), step,
+                                 int(rows["is_successful"].sum()), successful, int((~rows["is_successful"]).sum()), failed))
+
+    counted = warehouse.query(
+        "select comparison, segment_type, segment_value, scope, depth, step, successful_with_step,"
+        " successful_conversations, failed_with_step, failed_conversations from marts.path_divergence_counted"
+    )
+    assert len(expected) > 100
+    assert sorted(counted, key=str) == sorted(expected, key=str)
 
 
 def test_paths_end_in_the_outcome_node_and_transitions_add_up(built):

@@ -2,7 +2,8 @@
 -- token (`event_type`, or `event_type:detail` where the event carries the
 -- detail that tells steps apart), the path_cleaning seed renames or drops
 -- tokens (first matching rule wins), and consecutive equal tokens collapse
--- into one step; next_step is the step after it (null for the last one).
+-- into one step; next_step is the step after it (null for the last one), and
+-- is_first_occurrence marks where the token first appears in the path.
 -- Incremental, keyed by conversation and step: a run
 -- recomputes every step of the conversations with newly loaded events
 -- (conversations_to_refresh_cte). New events never lower a conversation's
@@ -172,7 +173,11 @@ steps_with_next as (
         lead(steps_collapsed.step) over (
             partition by steps_collapsed.conversation_id
             order by steps_collapsed.step_number
-        ) as next_step
+        ) as next_step,
+        row_number() over (
+            partition by steps_collapsed.conversation_id, steps_collapsed.step
+            order by steps_collapsed.step_number
+        ) = 1 as is_first_occurrence
     from steps_collapsed
 )
 
