@@ -5,6 +5,8 @@ Each test is bounded: small timeouts and backoffs, a few conversations.
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import time
 
@@ -174,6 +176,23 @@ def stored(con) -> dict[tuple[str, str], tuple]:
         "from classification.stage_classifications"
     ).fetchall()
     return {(row[0], row[1]): row[2:] for row in rows}
+
+
+def test_transcript_hash_is_md5_of_the_ordered_messages():
+    """The cache key stored with every classification: md5 of `role:content` lines in
+    time order joined by chr(30). A change to it would classify (and, with an LLM,
+    pay for) every conversation again, so it is pinned here."""
+    from convo_warehouse.lib.classify.transcripts import TRANSCRIPTS_TABLE, prepare_transcripts
+
+    con = make_warehouse({"a": CLEAR, "b": VAGUE})
+    # an empty message and out-of-order rows: ordered by time, then event id
+    con.execute("insert into staging.stg_events values ('b-9', 'b', 'user_message', timestamp '2025-01-01', null)")
+    assert prepare_transcripts(con) == 2
+    hashes = dict(con.execute(f"select conversation_id, transcript_hash from {TRANSCRIPTS_TABLE}").fetchall())
+    expected_b = "\x1e".join(["user:", *(f"{role}:{content}" for role, content in VAGUE)])
+    assert hashes["b"] == hashlib.md5(expected_b.encode()).hexdigest()
+    expected_a = "\x1e".join(f"{role}:{content}" for role, content in CLEAR)
+    assert hashes["a"] == hashlib.md5(expected_a.encode()).hexdigest()
 
 
 def test_rules_run_writes_five_rows_per_conversation_and_reruns_are_cached():

@@ -114,7 +114,10 @@
 {#- A `where` for such a test: the rows of the conversations the model's
     latest build rewrote; every row after a full build, when the model has
     recorded nothing yet, on --full-refresh and with the var
-    `test_full_history`. -#}
+    `test_full_history`. Which of these holds is read when the test is
+    compiled (in `dbt build`, right after its model is built), so the test
+    itself is a plain semi-join: an `or` of the cases made DuckDB check every
+    row against the list, 15 times slower on 8M steps. -#}
 {% macro rewritten_by_latest_build(model_name) %}
     {{ return(adapter.dispatch('rewritten_by_latest_build', 'convo_warehouse')(model_name)) }}
 {% endmacro %}
@@ -125,22 +128,24 @@
 
 {% macro duckdb__rewritten_by_latest_build(model_name) %}
     {%- set refreshed = conversations_refreshed_relation() -%}
-    {%- if flags.FULL_REFRESH or var('test_full_history', false) -%}
+    {%- if flags.FULL_REFRESH or var('test_full_history', false) or not execute -%}
+        {%- set everything = true -%}
+    {%- else -%}
+        {%- set recorded = run_query(
+            "select count(*), count(case when rewrote_every_conversation then 1 end) from " ~ refreshed
+            ~ " where model_name = '" ~ model_name ~ "'"
+        ) -%}
+        {%- set everything = recorded.columns[0].values()[0] == 0 or recorded.columns[1].values()[0] > 0 -%}
+    {%- endif -%}
+    {%- if everything -%}
         1 = 1
     {%- else -%}
-        (
-            not exists (select 1 from {{ refreshed }} where model_name = '{{ model_name }}')
-            or exists (
-                select 1 from {{ refreshed }}
-                where model_name = '{{ model_name }}' and rewrote_every_conversation
-            )
-            or conversation_id in (
-                select recorded.conversation_id
-                from {{ refreshed }} as recorded
-                where
-                    recorded.model_name = '{{ model_name }}'
-                    and recorded.conversation_id is not null
-            )
+        conversation_id in (
+            select recorded.conversation_id
+            from {{ refreshed }} as recorded
+            where
+                recorded.model_name = '{{ model_name }}'
+                and recorded.conversation_id is not null
         )
     {%- endif -%}
 {% endmacro %}

@@ -50,6 +50,21 @@
     {{ return('incremental' if var('spark_keyed_incremental', false) else 'table') }}
 {% endmacro %}
 
+{#- The arguments the watermark hooks of a model take, as hook source text:
+    `seeds` (seed/model names whose rows also count) and `vars` (var names
+    whose values also count), so the pre-hook and the post-hook always name
+    the same ones. -#}
+{% macro watermark_hook_arguments(seeds=[], vars=[]) %}
+    {%- set arguments = [] -%}
+    {%- if seeds -%}
+        {%- do arguments.append("seeds=[ref('" ~ seeds | join("'), ref('") ~ "')]") -%}
+    {%- endif -%}
+    {%- if vars -%}
+        {%- do arguments.append("vars=['" ~ vars | join("', '") ~ "']") -%}
+    {%- endif -%}
+    {{ return(arguments | join(", ")) }}
+{% endmacro %}
+
 {#- The whole config() of a model replaced key by key, so the materialization,
     strategy and the pair of watermark hooks are written once, and the two
     hooks always name the same `seeds` (seed/model names whose rows also
@@ -60,14 +75,7 @@
     watermark has seen the classifier step's output. A model writes
     `{{ config(**keyed_incremental_config('conversation_id')) }}`. -#}
 {% macro keyed_incremental_config(unique_key, seeds=[], vars=[], refresh={}) %}
-    {%- set hook_arguments = [] -%}
-    {%- if seeds -%}
-        {%- do hook_arguments.append("seeds=[ref('" ~ seeds | join("'), ref('") ~ "')]") -%}
-    {%- endif -%}
-    {%- if vars -%}
-        {%- do hook_arguments.append("vars=['" ~ vars | join("', '") ~ "']") -%}
-    {%- endif -%}
-    {%- set arguments = hook_arguments | join(", ") -%}
+    {%- set arguments = watermark_hook_arguments(seeds, vars) -%}
     {{ return({
         'materialized': keyed_incremental_materialization(),
         'incremental_strategy': keyed_incremental_strategy(),
@@ -104,4 +112,31 @@
         ],
     }) -%}
     {{ return(config) }}
+{% endmacro %}
+
+{#- The whole config() of a model whose rows aggregate conversations by day
+    (`day_column`): a day has any number of rows and may lose some, so the
+    pre-hook delete_days_to_refresh() removes every row of the days the run
+    recomputes and the body's rows are appended. `refresh`: the arguments of
+    conversations_to_refresh_cte() behind the body's
+    days_to_refresh_cte(refresh) (the hook computes the same days); `seeds`
+    and `vars` as in keyed_incremental_config(), including those of the
+    upstream models the body reads (a seed that rebuilds them rebuilds this
+    too). Rebuilt as a table on Spark, as the keyed models are. -#}
+{% macro day_replaced_config(refresh={}, day_column='conversation_date', seeds=[], vars=[]) %}
+    {%- set arguments = watermark_hook_arguments(seeds, vars) -%}
+    {{ return({
+        'materialized': keyed_incremental_materialization(),
+        'incremental_strategy': 'append',
+        'on_schema_change': 'fail',
+        'pre_hook': [
+            "{{ forget_stale_incremental_build(" ~ arguments ~ ") }}",
+            "{{ delete_days_to_refresh(" ~ (refresh | tojson) ~ ", '" ~ day_column ~ "') }}",
+        ],
+        'post_hook': [
+            "{{ record_incremental_watermark("
+            ~ ([arguments, "classified=true"] | select | join(", ") if refresh.get('newly_classified') else arguments)
+            ~ ") }}",
+        ],
+    }) }}
 {% endmacro %}

@@ -5,11 +5,20 @@
     sentiment_trend from end - start (rounded to 6 decimals) against the band
     var('sentiment_trend_band'): improving (>= band), worsening (<= -band),
     else stable. All three are null below var('sentiment_min_user_messages')
-    scored messages (a third of fewer than 3 messages says nothing). -#}
+    scored messages (a third of fewer than 3 messages says nothing).
+    Incremental: a run recomputes the conversations with new events or new
+    scores (conversations_to_refresh_cte; the two vars are in the
+    watermark's fingerprint). -#}
 {%- set band = var('sentiment_trend_band') %}
 {%- set minimum = var('sentiment_min_user_messages') %}
+{%- set refresh = {'newly_classified': true} -%}
+{{ config(**keyed_incremental_config('conversation_id', refresh=refresh)) }}
 
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte(**refresh) }}
 
 messages as (
     select
@@ -18,6 +27,7 @@ messages as (
         event_at,
         sentiment
     from {{ ref('int_message_sentiment_resolved') }}
+    where {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 messages_numbered as (

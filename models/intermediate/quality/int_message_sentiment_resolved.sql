@@ -2,8 +2,17 @@
     where it came from. The event's own `sentiment` property wins when it is a
     number in -1..1 (source `event`); otherwise the offline lexicon's score
     written by the classification asset (source `lexicon`); null
-    (source null) until the model has scored the message. -#}
+    (source null) until the model has scored the message. Incremental: a run
+    recomputes the messages of the conversations with new events or new
+    scores (conversations_to_refresh_cte). -#}
+{%- set refresh = {'newly_classified': true} -%}
+{{ config(**keyed_incremental_config('event_id', refresh=refresh)) }}
+
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte(**refresh) }}
 
 user_messages as (
     select
@@ -16,6 +25,7 @@ user_messages as (
         is_known_type
         and event_type = 'user_message'
         and conversation_id is not null
+        and {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 model_scores as (

@@ -1,7 +1,28 @@
 -- funnel_stage_daily broken down by segment: channel, agent_id and each
 -- experiment's variant (segment_type 'experiment:<test_name>'; conversations
 -- that saw more than one variant of a test are left out of that test).
+-- Incremental, replaced a whole conversation_date at a time: a run
+-- recomputes every day holding a conversation whose stages, funnel progress,
+-- facts or exposures may have changed (days_to_refresh_cte), and a changed
+-- funnel or experiments seed, marker rules or conversion window rebuild
+-- every day.
+{%- set refresh = {
+    'clock_moves_rows': true,
+    'conversion_window_moves_rows': true,
+    'newly_classified': true,
+    'previous_rows': 'int_conversations_summarized',
+} %}
+{{ config(**day_replaced_config(
+    refresh,
+    seeds=['stg_seeds__funnel_stages', 'stg_seeds__experiments'],
+    vars=['funnel_markers', 'funnel_conversion_window_hours'],
+)) }}
+
 with
+
+{{ previous_build_cte() }}
+
+{{ days_to_refresh_cte(refresh) }}
 
 conversation_funnel_stages as (
     select
@@ -29,6 +50,9 @@ conversations as (
         channel,
         agent_id
     from {{ ref('int_conversations_summarized') }}
+    {%- if is_incremental() %}
+    where conversation_date in (select days_to_refresh.refresh_date from days_to_refresh)
+    {%- endif %}
 ),
 
 -- one variant per conversation and test; contaminated conversations (more

@@ -39,7 +39,7 @@ conversations_segmented as (
     from {{ ref('int_conversations_segmented') }} as int_conversations_segmented
     {% if is_incremental() %}
         where int_conversations_segmented.metric_date in (
-            select metrics_days_to_refresh.metric_date from metrics_days_to_refresh
+            select days_to_refresh.refresh_date from days_to_refresh
         )
     {% endif %}
 ),

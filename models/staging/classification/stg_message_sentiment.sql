@@ -1,5 +1,9 @@
 -- One row per scored user message: the newest offline-model score wins
 -- (a re-score with a newer model supersedes the older row).
+-- Incremental: a run recomputes the messages the classifier step scored
+-- since the newest scored_at held (classifier_output.sql).
+{{ config(**classifier_output_config('event_id')) }}
+
 with
 
 message_sentiment as (
@@ -14,6 +18,13 @@ message_sentiment as (
     where
         event_id is not null
         and sentiment is not null
+        {%- if is_incremental() %}
+        and event_id in (
+            select written.event_id
+            from {{ source('classification', 'message_sentiment') }} as written
+            where {{ written_since_previous_build('written.scored_at', 'scored_at') }}
+        )
+        {%- endif %}
 ),
 
 sentiment_ranked as (

@@ -1,5 +1,9 @@
 -- One row per conversation x funnel stage: the newest classification wins
 -- (a re-classification supersedes older rows; on a tie `llm` beats `rules`).
+-- Incremental: a run recomputes the conversations the classifier wrote rows
+-- for since the newest classified_at held (classifier_output.sql).
+{{ config(**classifier_output_config(['conversation_id', 'funnel_name', 'stage'])) }}
+
 with
 
 stage_classifications as (
@@ -19,6 +23,13 @@ stage_classifications as (
         conversation_id is not null
         and funnel_name is not null
         and stage is not null
+        {%- if is_incremental() %}
+        and conversation_id in (
+            select written.conversation_id
+            from {{ source('classification', 'stage_classifications') }} as written
+            where {{ written_since_previous_build('written.classified_at', 'classified_at') }}
+        )
+        {%- endif %}
 ),
 
 classifications_ranked as (

@@ -1,0 +1,31 @@
+{#- The staging models of the classifier step's output tables
+    (stg_stage_classifications, stg_message_sentiment) keep the newest row of
+    each key. The classifier writes a key's rows again (delete, then insert
+    with a new write time) and never removes a key without writing it, so
+    such a model is incremental by key: a run recomputes, from every source
+    row of them, the keys with a row written after the newest one the model
+    holds; the rest are unchanged. -#}
+
+{#- The config() of such a model: replaced key by key (delete+insert on
+    DuckDB, merge elsewhere; a table on Spark with Parquet, as the other
+    keyed models). -#}
+{% macro classifier_output_config(unique_key) %}
+    {{ return({
+        'materialized': keyed_incremental_materialization(),
+        'incremental_strategy': keyed_incremental_strategy(),
+        'unique_key': unique_key,
+        'on_schema_change': 'fail',
+    }) }}
+{% endmacro %}
+
+{#- A condition on a source row: it was written (`written_at`, an
+    expression) after the newest write time `column` the model holds; true
+    on a full build, when the model is empty, and for a row without a write
+    time. -#}
+{% macro written_since_previous_build(written_at, column) %}
+    {%- if is_incremental() -%}
+        coalesce({{ written_at }} > (select max(built.{{ column }}) from {{ this }} as built), true)
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
