@@ -65,6 +65,17 @@
     {{ return(arguments | join(", ")) }}
 {% endmacro %}
 
+{#- The post-hook recording a model's watermark, as hook source text:
+    `arguments` from watermark_hook_arguments(); `classified`: the model reads
+    the classifier step's output (its watermark keeps classified_through). -#}
+{% macro record_watermark_hook(arguments, classified=false) %}
+    {{ return(
+        "{{ record_incremental_watermark("
+        ~ ([arguments, "classified=true"] | select | join(", ") if classified else arguments)
+        ~ ") }}"
+    ) }}
+{% endmacro %}
+
 {#- The whole config() of a model replaced key by key, so the materialization,
     strategy and the pair of watermark hooks are written once, and the two
     hooks always name the same `seeds` (seed/model names whose rows also
@@ -85,9 +96,7 @@
         'post_hook': [
             "{{ forget_conversations_refreshed(" ~ (refresh.get('newly_classified', false) | tojson) ~ ") }}",
             "{{ remember_conversations_refreshed(" ~ (refresh | tojson) ~ ") }}",
-            "{{ record_incremental_watermark("
-            ~ ([arguments, "classified=true"] | select | join(", ") if refresh.get('newly_classified') else arguments)
-            ~ ") }}",
+            record_watermark_hook(arguments, refresh.get('newly_classified', false)),
         ],
         'meta': {'records_conversations_refreshed': true},
     }) }}
@@ -134,9 +143,7 @@
             "{{ delete_days_to_refresh(" ~ (refresh | tojson) ~ ", '" ~ day_column ~ "') }}",
         ],
         'post_hook': [
-            "{{ record_incremental_watermark("
-            ~ ([arguments, "classified=true"] | select | join(", ") if refresh.get('newly_classified') else arguments)
-            ~ ") }}",
+            record_watermark_hook(arguments, refresh.get('newly_classified', false)),
         ],
     }) }}
 {% endmacro %}
