@@ -223,7 +223,7 @@ steps_per_signature as (
     select
         conversations_signed.signature_number,
         steps.step,
-        case when steps.step_number <= {{ max_depth }} then steps.step_number end as depth,
+        case when steps.step_number <= {{ max_depth }} then steps.step_number end as depth,  -- noqa: RF04
         count(*) as step_rows,
         sum(case when steps.is_first_occurrence then 1 else 0 end) as first_occurrences
     from steps
@@ -242,7 +242,7 @@ step_presence as (
     select
         steps_per_signature.signature_number,
         'anywhere' as scope,
-        cast(null as {{ dbt.type_int() }}) as depth,
+        cast(null as {{ dbt.type_int() }}) as depth,  -- noqa: RF04
         steps_per_signature.step,
         sum(steps_per_signature.first_occurrences) as conversations
     from steps_per_signature
@@ -285,12 +285,12 @@ steps_counted as (
 
 final as (
     select
-        populations.comparison,
-        populations.segment_type,
-        populations.segment_value,
-        steps_counted.scope,
-        steps_counted.depth,
-        steps_counted.step,
+        cast(populations.comparison as {{ dbt.type_string() }}) as comparison,
+        cast(populations.segment_type as {{ dbt.type_string() }}) as segment_type,
+        cast(populations.segment_value as {{ dbt.type_string() }}) as segment_value,
+        cast(steps_counted.scope as {{ dbt.type_string() }}) as scope,
+        cast(steps_counted.depth as {{ dbt.type_int() }}) as depth,  -- noqa: RF04
+        cast(steps_counted.step as {{ dbt.type_string() }}) as step,
         cast(steps_counted.successful_with_step as {{ dbt.type_bigint() }}) as successful_with_step,
         cast(populations.successful_conversations as {{ dbt.type_bigint() }}) as successful_conversations,
         cast(steps_counted.failed_with_step as {{ dbt.type_bigint() }}) as failed_with_step,

@@ -18,13 +18,13 @@ message_sentiment as (
     where
         event_id is not null
         and sentiment is not null
-        {%- if is_incremental() %}
+    {% if is_incremental() %}
         and event_id in (
             select written.event_id
             from {{ source('classification', 'message_sentiment') }} as written
             where {{ written_since_previous_build('written.scored_at', 'scored_at') }}
         )
-        {%- endif %}
+    {% endif %}
 ),
 
 sentiment_ranked as (
