@@ -208,28 +208,9 @@ previous_build as (
     (incremental_history_fingerprint); pass the same to
     record_incremental_watermark(). -#}
 {% macro forget_stale_incremental_build(fingerprint_sql=none, seeds=[], vars=[]) %}
-    {%- set watermarks = existing_incremental_watermarks() -%}
-    {%- if watermarks is not none and is_incremental() -%}
-        {%- set latest = run_query(latest_incremental_watermark(watermarks)) -%}
-        {%- set loaded_through = latest.columns[0].values()[0] -%}
-        {%- set stored = latest.columns[2].values()[0] -%}
-        {%- if stored is none -%}
-            {#- no watermark, or an empty one: this run builds every key anyway -#}
-            {%- set stale = false -%}
-        {%- else -%}
-            {%- set current = run_query(
-                "select " ~ (fingerprint_sql or incremental_history_fingerprint(
-                    ref('stg_events'), seeds, loaded_through if loaded_through is not none else 'null', vars
-                ))
-            ).columns[0].values()[0] -%}
-            {%- set stale = current != stored -%}
-        {%- endif -%}
-    {%- else -%}
-        {%- set stale = false -%}
-    {%- endif -%}
-    {%- if stale -%}
+    {%- if incremental_build_is_stale(fingerprint_sql, seeds, vars) -%}
         {%- do run_query(
-            "insert into " ~ watermarks ~ " select '" ~ this.identifier ~ "', null, null, null, "
+            "insert into " ~ incremental_watermarks_relation() ~ " select '" ~ this.identifier ~ "', null, null, null, "
             ~ dbt.current_timestamp() ~ ", null"
         ) -%}
         truncate table {{ this }}
@@ -238,6 +219,31 @@ previous_build as (
     {%- endif -%}
 {%- endmacro %}
 
+{#- Whether this incremental build of the current model must rebuild every
+    key: the staged history up to its watermark no longer reads as it did
+    (see forget_stale_incremental_build(), which acts on it, and
+    days_to_refresh_literals(), which asks before the pre-hook runs). False
+    on a full build and without a usable watermark (every key is built
+    anyway). -#}
+{% macro incremental_build_is_stale(fingerprint_sql=none, seeds=[], vars=[]) %}
+    {%- set watermarks = existing_incremental_watermarks() -%}
+    {%- if watermarks is none or not is_incremental() -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set latest = run_query(latest_incremental_watermark(watermarks)) -%}
+    {%- set loaded_through = latest.columns[0].values()[0] -%}
+    {%- set stored = latest.columns[2].values()[0] -%}
+    {%- if stored is none -%}
+        {#- no watermark, or an empty one: this run builds every key anyway -#}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set current = run_query(
+        "select " ~ (fingerprint_sql or incremental_history_fingerprint(
+            ref('stg_events'), seeds, loaded_through if loaded_through is not none else 'null', vars
+        ))
+    ).columns[0].values()[0] -%}
+    {{ return(current != stored) }}
+{%- endmacro %}
 
 {#- The history fingerprint a model's watermark stores (a scalar SQL
     expression): metrics_history_fingerprint() of the staged events `events`

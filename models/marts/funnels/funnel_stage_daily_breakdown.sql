@@ -3,7 +3,7 @@
 -- that saw more than one variant of a test are left out of that test).
 -- Incremental, replaced a whole conversation_date at a time: a run
 -- recomputes every day holding a conversation whose stages, funnel progress,
--- facts or exposures may have changed (days_to_refresh_cte), and a changed
+-- facts or exposures may have changed (is_day_to_refresh), and a changed
 -- funnel or experiments seed, marker rules or conversion window rebuild
 -- every day.
 {%- set refresh = {
@@ -12,17 +12,11 @@
     'newly_classified': true,
     'previous_rows': 'int_conversations_summarized',
 } %}
-{{ config(**day_replaced_config(
-    refresh,
-    seeds=['stg_seeds__funnel_stages', 'stg_seeds__experiments'],
-    vars=['funnel_markers', 'funnel_conversion_window_hours'],
-)) }}
+{%- set seeds = ['stg_seeds__funnel_stages', 'stg_seeds__experiments'] %}
+{%- set vars = ['funnel_markers', 'funnel_conversion_window_hours'] %}
+{{ config(**day_replaced_config(refresh, seeds=seeds, vars=vars)) }}
 
 with
-
-{{ previous_build_cte() }}
-
-{{ days_to_refresh_cte(refresh) }}
 
 conversation_funnel_stages as (
     select
@@ -50,9 +44,7 @@ conversations as (
         channel,
         agent_id
     from {{ ref('int_conversations_summarized') }}
-    {%- if is_incremental() %}
-    where conversation_date in (select days_to_refresh.refresh_date from days_to_refresh)
-    {%- endif %}
+    where {{ is_day_to_refresh('conversation_date', refresh, seeds=seeds, vars=vars) }}
 ),
 
 -- one variant per conversation and test; contaminated conversations (more

@@ -2,7 +2,7 @@
     UTC hour of the conversations' first event. Incremental, replaced a whole
     day at a time: late events, and inferred
     abandonment that depends on the newest event, change past days. See
-    metrics_refresh_days() for which days a run recomputes. The post-hook
+    is_metrics_day_to_refresh() for which days a run recomputes. The post-hook
     removes days that no longer have any conversation (a late event moved
     their only conversation to an earlier day). -#}
 {{ config(**metrics_incremental_config()) }}
@@ -11,10 +11,6 @@
 -- depends_on: {{ ref('stg_events') }}
 
 with
-
-{{ previous_build_cte() }}
-
-{{ metrics_refresh_days() }}
 
 conversations_segmented as (
     select
@@ -40,11 +36,7 @@ conversations_segmented as (
         int_conversations_segmented.sentiment_count,
         int_conversations_segmented.quality_score
     from {{ ref('int_conversations_segmented') }} as int_conversations_segmented
-    {% if is_incremental() %}
-        where int_conversations_segmented.metric_date in (
-            select days_to_refresh.refresh_date from days_to_refresh
-        )
-    {% endif %}
+    where {{ is_metrics_day_to_refresh('int_conversations_segmented.metric_date') }}
 ),
 
 {{ metrics_long_format('conversations_segmented', ['metric_date', 'metric_hour']) }}
