@@ -1,7 +1,16 @@
 -- One row per conversation x objection raised: a user message whose
 -- lower-cased content contains a match of one of the objection's lexicon
--- patterns (seeds/objection_lexicon.csv).
+-- patterns (seeds/objection_lexicon.csv). Incremental: a run recomputes the
+-- conversations with new events (a new message only adds objections or an
+-- earlier first raising); a changed lexicon rebuilds every row (the
+-- watermark's fingerprint).
+{{ config(**keyed_incremental_config(['conversation_id', 'objection'], seeds=['objection_lexicon'])) }}
+
 with
+
+{{ previous_build_cte() }}
+
+{{ conversations_to_refresh_cte() }}
 
 user_messages as (
     select
@@ -15,6 +24,7 @@ user_messages as (
         is_known_type
         and event_type = 'user_message'
         and content is not null
+        and {{ is_conversation_to_refresh('conversation_id') }}
 ),
 
 -- one row per message x objection, however many of its patterns match
