@@ -18,13 +18,21 @@
     }) }}
 {% endmacro %}
 
-{#- A condition on a source row: it was written (`written_at`, an
-    expression) after the newest write time `column` the model holds; true
-    on a full build, when the model is empty, and for a row without a write
-    time. -#}
-{% macro written_since_previous_build(written_at, column) %}
+{#- A condition on a row of such a model's source `relation`: its `key` has a
+    row written (`written_at`, the column of the write time, named the same
+    in the model) after the newest write time the model holds; true on a
+    full build. A row without a write time counts as new, and so does every
+    row when the model is empty. -#}
+{% macro has_rows_written_since_previous_build(key, relation, written_at) %}
     {%- if is_incremental() -%}
-        coalesce({{ written_at }} > (select max(built.{{ column }}) from {{ this }} as built), true)
+        {{ key }} in (
+            select written.{{ key }}
+            from {{ relation }} as written
+            where coalesce(
+                written.{{ written_at }} > (select max(built.{{ written_at }}) from {{ this }} as built),
+                true
+            )
+        )
     {%- else -%}
         true
     {%- endif -%}

@@ -18,13 +18,9 @@ message_sentiment as (
     where
         event_id is not null
         and sentiment is not null
-    {% if is_incremental() %}
-        and event_id in (
-            select written.event_id
-            from {{ source('classification', 'message_sentiment') }} as written
-            where {{ written_since_previous_build('written.scored_at', 'scored_at') }}
-        )
-    {% endif %}
+        and {{ has_rows_written_since_previous_build(
+            'event_id', source('classification', 'message_sentiment'), 'scored_at'
+        ) }}
 ),
 
 sentiment_ranked as (

@@ -23,13 +23,9 @@ stage_classifications as (
         conversation_id is not null
         and funnel_name is not null
         and stage is not null
-    {% if is_incremental() %}
-        and conversation_id in (
-            select written.conversation_id
-            from {{ source('classification', 'stage_classifications') }} as written
-            where {{ written_since_previous_build('written.classified_at', 'classified_at') }}
-        )
-    {% endif %}
+        and {{ has_rows_written_since_previous_build(
+            'conversation_id', source('classification', 'stage_classifications'), 'classified_at'
+        ) }}
 ),
 
 classifications_ranked as (
