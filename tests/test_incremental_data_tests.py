@@ -10,10 +10,15 @@ import shutil
 
 from convo_warehouse.lib.generate import generate_events
 
+# A fixed past end date: every generated day is whole. Ending today (the
+# default), the last day holds only the conversations started before now,
+# none at all just after midnight UTC.
+END_DATE = "2024-04-02"
+
 
 def test_stg_events_row_tests_read_the_new_loads_only(tmp_path_factory, make_warehouse):
     source = tmp_path_factory.mktemp("scoped-tests-landing")
-    generate_events(source, conversations=60, days=2, seed=5, progress=False)
+    generate_events(source, conversations=60, days=2, seed=5, end_date=END_DATE, progress=False)
     days = sorted(path for path in source.iterdir() if path.is_dir() and path.name != "late")
     warehouse = make_warehouse("scoped-tests")
     warehouse.dbt("seed")
@@ -54,7 +59,7 @@ def test_tests_of_conversation_keyed_models_read_the_conversations_rewritten(tmp
     when the test can be answered from them alone; a unique test on another
     key (fct_messages.event_id) still reads everything."""
     source = tmp_path_factory.mktemp("conversation-scoped-landing")
-    generate_events(source, conversations=60, days=2, seed=6, progress=False)
+    generate_events(source, conversations=60, days=2, seed=6, end_date=END_DATE, progress=False)
     days = sorted(path for path in source.iterdir() if path.is_dir() and path.name != "late")
     warehouse = make_warehouse("conversation-scoped")
     warehouse.dbt("seed")
