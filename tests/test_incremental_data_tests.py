@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import shutil
 
+import duckdb
+
+from convo_warehouse.checks.validation import rewritten_by_latest_build
 from convo_warehouse.lib.generate import generate_events
 
 # A fixed past end date: every generated day is whole. Ending today (the
@@ -116,3 +119,35 @@ def test_tests_of_conversation_keyed_models_read_the_conversations_rewritten(tmp
 
     assert "conversations_refreshed" not in compiled("unique_fct_messages_event_id")
     assert "conversations_refreshed" in compiled("not_null_fct_messages_event_id")
+
+    # The GX suites scope a conversation-keyed mart by the same rule
+    # (validation.rewritten_by_latest_build): the conversations dbt's scoped
+    # tests read, and everything where dbt's tests read everything.
+    def gx_scope() -> str:
+        con = duckdb.connect(str(warehouse.path))
+        try:
+            return rewritten_by_latest_build(con, "int_conversation_steps_cleaned")
+        finally:
+            con.close()
+
+    steps_not_null = "not_null_int_conversation_steps_cleaned_step"
+    scoped = {
+        row[0] for row in warehouse.query(
+            f"select distinct conversation_id from intermediate.int_conversation_steps_cleaned where {gx_scope()}"
+        )
+    }
+    assert scoped == rewritten & {row[0] for row in warehouse.query(
+        "select distinct conversation_id from intermediate.int_conversation_steps_cleaned"
+    )}
+    assert "conversations_refreshed" in compiled(steps_not_null)
+    # The latest build rewrote everything (a full build): both read every row.
+    warehouse.query(
+        "update audit.conversations_refreshed set rewrote_every_conversation = true "
+        "where model_name = 'int_conversation_steps_cleaned' and conversation_id is null"
+    )
+    assert gx_scope() == "true"
+    assert "conversations_refreshed" not in compiled(steps_not_null)
+    # Nothing recorded (a warehouse from before the record): both read every row.
+    warehouse.query("delete from audit.conversations_refreshed where model_name = 'int_conversation_steps_cleaned'")
+    assert gx_scope() == "true"
+    assert "conversations_refreshed" not in compiled(steps_not_null)

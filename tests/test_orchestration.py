@@ -360,6 +360,65 @@ def test_mart_suite_flags_reached_in_order_growing_along_the_funnel():
     assert outcome.critical_failures[0].failing_rows[0]["stage"] == "resolved"
 
 
+def _facts_warehouse(refreshed: list[tuple[str | None, bool]]) -> duckdb.DuckDBPyConnection:
+    """fct_conversations with a bad satisfaction in c2; the latest build's record of what it rewrote."""
+    con = duckdb.connect()
+    con.execute("create schema marts; create schema staging; create schema audit")
+    con.execute(
+        "create table marts.fct_conversations as select * from (values "
+        "('c1', date '2024-03-01', 0.5, 1.0, 2, 10.0, 100.0), "
+        "('c2', date '2024-03-01', 1.4, 1.0, 2, 10.0, 100.0), "
+        "('c3', date '2024-03-02', 0.2, 0.0, 1, 5.0, 50.0)) as t(conversation_id, conversation_date, "
+        "satisfaction_score, feedback_score, user_turns, duration_seconds, first_response_ms)"
+    )
+    con.execute(
+        "create table staging.stg_events as select * from (values ('c1'), ('c2'), ('c3'), ('c3')) as t(conversation_id)"
+    )
+    con.execute(
+        "create table audit.conversations_refreshed "
+        "(model_name varchar, conversation_id varchar, rewrote_every_conversation boolean)"
+    )
+    for conversation_id, everything in refreshed:
+        con.execute(
+            "insert into audit.conversations_refreshed values ('fct_conversations', ?, ?)",
+            [conversation_id, everything],
+        )
+    return con
+
+
+def test_fct_conversations_suite_reads_the_conversations_the_latest_build_rewrote():
+    """Like the mart's dbt tests: a bad row of an untouched conversation is
+    not read (it was validated when its conversation was built), one of a
+    rewritten conversation is, and every row after a full build or with
+    full_history. The reconciliation counts whole tables either way."""
+    from convo_warehouse.checks import suites
+    from convo_warehouse.checks.validation import validate_mart
+
+    [mart] = [mart for mart in suites.MART_SUITES if mart.table == "fct_conversations"]
+
+    def failing(con, **options) -> tuple[int, dict[str, list]]:
+        outcome, missing = validate_mart(con, mart, **options)
+        assert missing == []
+        return outcome.row_count, {
+            item.label(): [row["conversation_id"] for row in item.failing_rows] for item in outcome.failed
+        }
+
+    partial = [(None, False), ("c1", False), ("c3", False)]
+    assert failing(_facts_warehouse(partial)) == (2, {})
+    satisfaction = "expect_column_values_to_be_between(satisfaction_score)"
+    assert failing(_facts_warehouse(partial), full_history=True) == (3, {satisfaction: ["c2"]})
+    assert failing(_facts_warehouse([(None, False), ("c2", False)])) == (1, {satisfaction: ["c2"]})
+    assert failing(_facts_warehouse([(None, True)])) == (3, {satisfaction: ["c2"]})
+    assert failing(_facts_warehouse([])) == (3, {satisfaction: ["c2"]})
+
+    # A staged conversation without facts: the whole tables' counts differ,
+    # though the rewritten conversations' rows are fine.
+    con = _facts_warehouse(partial)
+    con.execute("insert into staging.stg_events values ('c4')")
+    row_count, failed = failing(con)
+    assert row_count == 2
+    assert list(failed) == ["expect_column_pair_values_to_be_equal(conversations, staged_conversations)"]
+
 # ---------------------------------------------------------------------------
 # Alerts: surfaced in Dagster and posted to the webhook
 # ---------------------------------------------------------------------------

@@ -6,7 +6,10 @@
   and the fix). It reads staging's verdicts; it re-derives no rule.
 * ``marts_*_suite`` on each mart that exists in the dbt project
   (``fct_conversations``, ``metrics_daily``, ``funnel_stage_daily``,
-  ``ab_test_results``): run right after the mart is built.
+  ``ab_test_results``): run right after the mart is built. The
+  ``fct_conversations`` suite reads the conversations the latest build
+  rewrote (every row after a full build, or with ``CONVO_GX_FULL_HISTORY=1``),
+  like the mart's dbt tests.
 
 All are ``blocking``: a failed *critical* expectation (severity ERROR) stops
 every downstream asset in the run; failed *warning* expectations give a WARN
@@ -140,20 +143,14 @@ def _mart_check(mart: suites.MartSuite) -> dg.AssetChecksDefinition:
     def _check(
         context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> dg.AssetCheckResult:
-        from convo_warehouse.checks.validation import store_outcome, table_exists, validate
+        from convo_warehouse.checks.validation import full_history_from_env, store_outcome, validate_mart
 
         key = "/".join(asset_key.path)
         with retry_when_busy(context), writer_lock(warehouse.database), warehouse.connect() as con:
-            missing = [
-                name
-                for name in (f"{mart.schema}.{mart.table}", *mart.reads)
-                if not table_exists(con, name)
-            ]
-            if missing:
+            outcome, missing = validate_mart(con, mart, full_history_from_env())
+            if outcome is None:
                 outcome = _skipped(suite_name, key, f"missing table(s): {', '.join(missing)}")
             else:
-                frame = con.execute(mart.query).df()
-                outcome = validate(mart.build_suite(), frame, key, mart.index_columns)
                 store_outcome(con, outcome, context.run.run_id)
         context.log.info(outcome.summary())
         return check_result(outcome)

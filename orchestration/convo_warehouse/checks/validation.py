@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from convo_warehouse.checks.suites import CRITICAL, WARNING
+from convo_warehouse.checks.suites import CRITICAL, WARNING, MartSuite
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -261,6 +262,60 @@ def store_outcome(
         )
 
 
+# Set to 1 to validate every row of a conversation-keyed mart, not only the
+# conversations its latest build rewrote (dbt's tests: the var test_full_history).
+FULL_HISTORY_ENV = "CONVO_GX_FULL_HISTORY"
+
+
+def full_history_from_env() -> bool:
+    return os.environ.get(FULL_HISTORY_ENV, "0").lower() in ("1", "true", "yes")
+
+
+def rewritten_by_latest_build(
+    con: duckdb.DuckDBPyConnection, model_name: str, full_history: bool = False
+) -> str:
+    """A condition on ``conversation_id``: the conversations ``model_name``'s latest build rewrote.
+
+    The rule of the dbt macro ``duckdb__rewritten_by_latest_build`` (data
+    tests read the same rows; ``tests/test_incremental_data_tests.py``
+    proves the two agree): ``true`` (every row) when the model has recorded
+    nothing in ``audit.conversations_refreshed`` or its latest build rewrote
+    everything, and with ``full_history``.
+    """
+    if full_history or not table_exists(con, "audit.conversations_refreshed"):
+        return "true"
+    recorded, everything = con.execute(
+        "select count(*), count(case when rewrote_every_conversation then 1 end) "
+        "from audit.conversations_refreshed where model_name = ?",
+        [model_name],
+    ).fetchone()
+    if recorded == 0 or everything > 0:
+        return "true"
+    return (
+        "conversation_id in (select recorded.conversation_id from audit.conversations_refreshed as recorded "
+        f"where recorded.model_name = '{model_name}' and recorded.conversation_id is not null)"
+    )
+
+
+def validate_mart(
+    con: duckdb.DuckDBPyConnection, mart: MartSuite, full_history: bool = False
+) -> tuple[SuiteOutcome | None, list[str]]:
+    """Validate ``mart``'s suite on the warehouse ``con``: (outcome, []) or (None, missing tables).
+
+    A conversation-keyed mart (``mart.rewritten_by``) is read for the
+    conversations its latest build rewrote, every row with ``full_history``.
+    """
+    missing = [name for name in (f"{mart.schema}.{mart.table}", *mart.reads) if not table_exists(con, name)]
+    if missing:
+        return None, missing
+    query = mart.query
+    if mart.rewritten_by:
+        query = query.format(rewritten=rewritten_by_latest_build(con, mart.rewritten_by, full_history))
+    frame = con.execute(query).df()
+    outcome = validate(mart.build_suite(), frame, f"{mart.schema}/{mart.table}", mart.index_columns)
+    return outcome, []
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
     schema, table = qualified_name.split(".")
     return bool(
@@ -279,5 +334,7 @@ __all__ = [
     "SuiteOutcome",
     "store_outcome",
     "table_exists",
+    "rewritten_by_latest_build",
     "validate",
+    "validate_mart",
 ]
