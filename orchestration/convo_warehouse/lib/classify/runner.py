@@ -1,6 +1,11 @@
 """Classify the warehouse's conversations: rules, llm or hybrid, incrementally.
 
-1. Build transcripts (message rows + a hash per conversation) in temp tables.
+1. Build transcripts (message rows + a hash per conversation) in temp tables:
+   of the conversations with events staged since the previous run and those
+   without a usable stored classification, when the previous run recorded
+   what it read (``transcripts.changed_since_last_prepared``; the others'
+   transcripts are unchanged, so cached); of every started conversation
+   otherwise, and when the LLM quality judge runs.
 2. Skip conversations whose stored rows match the transcript hash and the
    current rules version / prompt version + model (the cache).
 3. Run the rules over the rest, set-based, in one query.
@@ -34,8 +39,11 @@ from convo_warehouse.lib.classify.rules import RuleSet, classify_relation, load_
 from convo_warehouse.lib.classify.transcripts import (
     MESSAGES_TABLE,
     TRANSCRIPTS_TABLE,
+    changed_since_last_prepared,
     fetch_transcripts,
     prepare_transcripts,
+    record_prepared,
+    table_exists,
 )
 
 MODES = ("rules", "llm", "hybrid")
@@ -100,13 +108,26 @@ def classify_warehouse(
     stats.judge = judge_from_env() if judge is None else judge
 
     store.ensure_tables(con)
-    stats.conversations = prepare_transcripts(con)
-
     rules_ok = "(stored.classifier = 'rules' and stored.prompt_version = $rules_version"
     rules_ok += " and stored.fallback_reason is null)" if mode == "hybrid" else ")"
     llm_ok = "(stored.classifier = 'llm' and stored.model = $model and stored.prompt_version = $prompt_version)"
     acceptable = {"rules": "(stored.classifier = 'rules' and stored.prompt_version = $rules_version)",
                   "llm": llm_ok, "hybrid": f"({rules_ok} or {llm_ok})"}[mode]
+    acceptable_parameters = {
+        name: value
+        for name, value in {
+            "rules_version": rules.version,
+            "model": settings.model,
+            "prompt_version": PROMPT_VERSION,
+        }.items()
+        if f"${name}" in acceptable
+    }
+    scores_sentiment = os.environ.get("CONVO_SENTIMENT", "1").lower() not in ("0", "false", "no")
+    # What else the transcripts feed: sentiment per message, the judge per conversation.
+    prepared_for = f"sentiment={sentiment.MODEL if scores_sentiment else 'off'}"
+    judges = stats.judge and mode in ("llm", "hybrid")
+    stats.conversations = _prepare(con, acceptable, acceptable_parameters, None if judges else prepared_for)
+
     con.execute(
         f"""
         create or replace temp table classify_todo as
@@ -121,22 +142,15 @@ def classify_warehouse(
                 and {acceptable}
         )
         """,
-        {
-            name: value
-            for name, value in {
-                "rules_version": rules.version,
-                "model": settings.model,
-                "prompt_version": PROMPT_VERSION,
-            }.items()
-            if f"${name}" in acceptable
-        },
+        acceptable_parameters,
     )
     todo = con.execute("select count(*) from classify_todo").fetchone()[0]
     stats.cached = stats.conversations - todo
-    if os.environ.get("CONVO_SENTIMENT", "1").lower() not in ("0", "false", "no"):
+    if scores_sentiment:
         stats.sentiment_scored = sentiment.score_messages(con, MESSAGES_TABLE)
     if todo == 0:
         _run_judge(con, stats, settings, mode)
+        record_prepared(con, prepared_for)
         stats.seconds = time.perf_counter() - started
         return stats
 
@@ -153,6 +167,7 @@ def classify_warehouse(
         store.replace_with_rules(con, "classify_todo", "classify_rules_result", TRANSCRIPTS_TABLE, rules.version)
         con.execute("commit")
         stats.classified = stats.by_rules = todo
+        record_prepared(con, prepared_for)
         stats.seconds = time.perf_counter() - started
         return stats
 
@@ -183,8 +198,47 @@ def classify_warehouse(
     _run_llm(con, stats, settings, rules, chunk_size)
     stats.classified = stats.by_rules + stats.by_llm + stats.fell_back_to_rules
     _run_judge(con, stats, settings, mode)
+    record_prepared(con, prepared_for)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _prepare(con, acceptable: str, acceptable_parameters: dict, prepared_for: str | None) -> int:
+    """Prepare the transcripts that may need work; return how many started conversations have one.
+
+    With ``prepared_for`` (what else the transcripts feed) and a record of the
+    previous run for the same, only the conversations with events staged since
+    and the started ones without an ``acceptable`` stored classification: every
+    other started conversation kept the transcript it was classified on (and
+    its messages their sentiment), so it is cached and counted without being read.
+    """
+    changed = None if prepared_for is None else changed_since_last_prepared(con, prepared_for)
+    if changed is None or not table_exists(con, "marts", "fct_conversations"):
+        return prepare_transcripts(con)
+    con.execute(
+        f"""
+        create or replace temp table classify_candidates as
+        {changed}
+        union
+        select fct_conversations.conversation_id
+        from marts.fct_conversations
+        where fct_conversations.started
+            and not exists (
+                select 1
+                from {store.RESULTS} as stored
+                where stored.conversation_id = fct_conversations.conversation_id
+                    and stored.funnel_name = 'support'
+                    and {acceptable}
+            )
+        """,
+        acceptable_parameters,
+    )
+    prepared = prepare_transcripts(con, "classify_candidates")
+    unread = con.execute(
+        "select count(*) from marts.fct_conversations where fct_conversations.started and "
+        "fct_conversations.conversation_id not in (select conversation_id from classify_candidates)"
+    ).fetchone()[0]
+    return prepared + unread
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

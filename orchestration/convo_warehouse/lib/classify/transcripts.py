@@ -5,6 +5,14 @@ Messages are ``staging.stg_events`` rows of type ``user_message`` /
 (per ``marts.fct_conversations``, when it exists) are classified. The hash of a
 transcript (roles and contents in order) is the cache key, with the prompt or
 rules version and the model.
+
+Staging only appends events (a new load's rows, ``load_id`` above every staged
+one) until the way it reads the history changes (an alias added: its
+fingerprint in ``audit.incremental_watermarks`` changes and every event is
+mapped again). So a transcript can only have changed if its conversation has
+events of a load staged since the previous preparation, recorded in
+``classification.transcripts_prepared`` with that fingerprint and the caller's
+settings (``changed_since_last_prepared``).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import duckdb
 
 MESSAGES_TABLE = "classify_messages"
 TRANSCRIPTS_TABLE = "classify_transcripts"
+PREPARED_TABLE = "classification.transcripts_prepared"
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
@@ -23,8 +32,57 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
     return bool(row and row[0])
 
 
-def prepare_transcripts(con: duckdb.DuckDBPyConnection) -> int:
-    """Build temp tables ``classify_messages`` and ``classify_transcripts``; return the conversation count."""
+def staged_history(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
+    """(newest staged ``load_id``, the fingerprint of how staging reads the history), or None when unknown."""
+    if not table_exists(con, "audit", "incremental_watermarks") or not table_exists(con, "staging", "stg_events"):
+        return None
+    row = con.execute(
+        "select history_fingerprint from audit.incremental_watermarks "
+        "where model_name = 'stg_events' order by recorded_at desc limit 1"
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return con.execute("select coalesce(max(load_id), 0) from staging.stg_events").fetchone()[0], row[0]
+
+
+def changed_since_last_prepared(con: duckdb.DuckDBPyConnection, settings: str) -> str | None:
+    """A query of the conversations whose transcript may have changed since the last
+    ``record_prepared`` with the same ``settings``, or None: any may have (nothing
+    recorded, other settings, or staging read the history anew)."""
+    history = staged_history(con)
+    if history is None or not table_exists(con, "classification", "transcripts_prepared"):
+        return None
+    previous = con.execute(
+        f"select staged_through_load_id, staging_fingerprint, settings from {PREPARED_TABLE} "
+        "order by prepared_at desc limit 1"
+    ).fetchone()
+    if previous is None or (previous[1], previous[2]) != (history[1], settings):
+        return None
+    return (
+        "select distinct stg_events.conversation_id from staging.stg_events "
+        f"where stg_events.load_id > {int(previous[0])}"
+    )
+
+
+def record_prepared(con: duckdb.DuckDBPyConnection, settings: str) -> None:
+    """Record what the transcripts were prepared from, once everything they fed is stored."""
+    history = staged_history(con)
+    if history is None:
+        return
+    con.execute(
+        f"create table if not exists {PREPARED_TABLE} "
+        "(prepared_at timestamp, staged_through_load_id bigint, staging_fingerprint varchar, settings varchar)"
+    )
+    con.execute(
+        f"insert into {PREPARED_TABLE} values (current_timestamp::timestamp, ?, ?, ?)", [*history, settings]
+    )
+
+
+def prepare_transcripts(con: duckdb.DuckDBPyConnection, conversations: str | None = None) -> int:
+    """Build temp tables ``classify_messages`` and ``classify_transcripts``; return the conversation count.
+
+    ``conversations``: a relation of the ``conversation_id``s to prepare (default: every started one).
+    """
     if not table_exists(con, "staging", "stg_events"):
         raise RuntimeError("staging.stg_events does not exist: build the dbt models first")
     started_filter = ""
@@ -35,6 +93,9 @@ def prepare_transcripts(con: duckdb.DuckDBPyConnection) -> int:
                 from marts.fct_conversations
                 where fct_conversations.started
             )"""
+    if conversations is not None:
+        started_filter += f"""
+            and stg_events.conversation_id in (select wanted.conversation_id from {conversations} as wanted)"""
     has_sentiment = con.execute(
         "select count(*) from information_schema.columns "
         "where table_schema = 'staging' and table_name = 'stg_events' and column_name = 'sentiment'"
