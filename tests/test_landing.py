@@ -268,6 +268,30 @@ time.sleep(30)
 """
 
 
+def test_python_connections_share_dbts_memory_cap(tmp_path, monkeypatch):
+    """The loader, classifier, checks and publish open the warehouse with the
+    cap dbt's profile sets (same variable, same default): the 10M-event load
+    peaked at 4.4 GiB under DuckDB's own default (80 % of memory)."""
+    from convo_warehouse.lib import warehouse
+
+    profiles = (warehouse.REPO_ROOT / "profiles.yml").read_text()
+    duckdb_outputs = profiles.count("type: duckdb")
+    default_cap = f"env_var('{warehouse.MEMORY_LIMIT_ENV}', '{warehouse.DEFAULT_MEMORY_LIMIT}')"
+    assert duckdb_outputs >= 1 and profiles.count(default_cap) == duckdb_outputs
+
+    def cap() -> str:
+        con = connect(tmp_path / "capped.duckdb")
+        try:
+            return con.execute("select current_setting('memory_limit')").fetchone()[0]
+        finally:
+            con.close()
+
+    monkeypatch.delenv(warehouse.MEMORY_LIMIT_ENV, raising=False)
+    assert cap() == "2.7 GiB"  # 3GB (10^9 bytes each) in DuckDB's binary units
+    monkeypatch.setenv(warehouse.MEMORY_LIMIT_ENV, "1GB")
+    assert cap() == "953.6 MiB"
+
+
 def test_second_writer_gets_a_clear_busy_error(tmp_path):
     database = tmp_path / "w.duckdb"
     with writer_lock(database):

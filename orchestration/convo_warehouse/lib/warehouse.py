@@ -21,6 +21,11 @@ import duckdb
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
 DEFAULT_LANDING = "data/landing"
+# DuckDB's memory cap, for dbt (profiles.yml) and every connection opened
+# here (loader, classifier, checks, publish): it spills to disk rather than
+# grow. DuckDB's own default is 80 % of the machine's memory.
+MEMORY_LIMIT_ENV = "CONVO_DUCKDB_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "3GB"
 
 
 # Lock files this process holds -> the pid that took them (a forked child
@@ -195,7 +200,8 @@ def writer_lock(path: Path) -> Iterator[None]:
 
 
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse in UTC, turning DuckDB's lock error into ``WarehouseBusyError``."""
+    """Open the warehouse in UTC, capped at ``CONVO_DUCKDB_MEMORY_LIMIT``, turning DuckDB's lock
+    error into ``WarehouseBusyError``."""
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     elif not path.exists():
@@ -211,4 +217,5 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
             ) from error
         raise
     con.execute("set TimeZone = 'UTC'")
+    con.execute("set memory_limit = ?", [os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT])
     return con
