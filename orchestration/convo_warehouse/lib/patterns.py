@@ -86,17 +86,17 @@ def _p_values(a, b, c, d, statistic) -> tuple[np.ndarray, np.ndarray]:
     return p_values, methods
 
 
-def _score_tables(counts: pd.DataFrame, successful_total: int, failed_total: int) -> pd.DataFrame:
-    """Statistics for rows with ``successful_with_step`` and ``failed_with_step``."""
-    a = counts["successful_with_step"].to_numpy(dtype=float)
-    b = counts["failed_with_step"].to_numpy(dtype=float)
+def _score_family(family: pd.DataFrame) -> pd.DataFrame:
+    """Statistics for one family's rows (``successful_with_step``, ``failed_with_step`` and the group sizes)."""
+    a = family["successful_with_step"].to_numpy(dtype=float)
+    b = family["failed_with_step"].to_numpy(dtype=float)
+    successful_total = family["successful_conversations"].to_numpy(dtype=float)
+    failed_total = family["failed_conversations"].to_numpy(dtype=float)
     c = successful_total - a
     d = failed_total - b
     statistic = chi_square_2x2(a, b, c, d)
     p_values, methods = _p_values(a, b, c, d, statistic)
-    scored = counts.copy()
-    scored["successful_conversations"] = successful_total
-    scored["failed_conversations"] = failed_total
+    scored = family.copy()
     scored["share_successful"] = a / successful_total
     scored["share_failed"] = b / failed_total
     scored["share_difference"] = scored["share_successful"] - scored["share_failed"]
@@ -133,10 +133,7 @@ def score_counts(counts: pd.DataFrame) -> pd.DataFrame:
     """
     if counts.empty:
         return pd.DataFrame(columns=list(SCHEMA)).astype(SCHEMA)
-    families = [
-        _score_tables(family, int(family["successful_conversations"].iloc[0]), int(family["failed_conversations"].iloc[0]))
-        for _, family in counts.groupby(FAMILY, sort=True, dropna=False)
-    ]
+    families = [_score_family(family) for _, family in counts.groupby(FAMILY, sort=True, dropna=False)]
     scored = pd.concat(families, ignore_index=True)
     scored["is_first_divergence"] = False
     significant = scored[(scored["scope"] == "at_depth") & scored["is_significant"].astype(bool)]
