@@ -557,3 +557,30 @@ def test_target_path_honours_dbt_target_path(monkeypatch, tmp_path):
     assert project.manifest_path() == tmp_path / "t" / "manifest.json"
     monkeypatch.delenv("DBT_TARGET_PATH")
     assert project.manifest_path() == REPO_ROOT / "target" / "manifest.json"
+
+
+def test_dbt_resource_reads_the_installed_version_and_opens_no_adapter(monkeypatch):
+    """The DuckDB runs' dbt resource skips two fixed costs of dagster-dbt: the
+    `dbt --version` subprocess (its version is the installed dbt-core's, the
+    executable's own answer) and the in-process adapter handle."""
+    import importlib.metadata
+    import subprocess
+
+    from dagster_dbt.core import resource as dagster_dbt_resource
+
+    from convo_warehouse.definitions import defs
+    from convo_warehouse.project import dbt_executable
+    from convo_warehouse.resources import ProjectDbtCliResource
+
+    dbt = defs.resources["dbt"]
+    assert isinstance(dbt, ProjectDbtCliResource)
+    asked = subprocess.run([dbt_executable(), "--version"], capture_output=True, text=True, check=True).stdout
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"ran {args}")
+
+    monkeypatch.setattr(dagster_dbt_resource, "check_output", no_subprocess)
+    installed = importlib.metadata.version("dbt-core")
+    assert str(dbt._cli_version) == installed
+    assert f"installed: {installed}" in asked
+    assert dbt._initialize_dbt_core_adapter(["build"]) is None

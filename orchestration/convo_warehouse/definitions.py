@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from convo_warehouse.assets import ingest, run_state, serving
 from convo_warehouse.assets.dbt import dbt_models
@@ -18,7 +17,7 @@ from convo_warehouse.checks.alerts import METRIC_ALERTS, metric_alerts_check
 from convo_warehouse.checks.gx_checks import gx_asset_checks
 from convo_warehouse.jobs import build_all_job, load_and_rebuild_job
 from convo_warehouse.project import dbt_executable, dbt_project
-from convo_warehouse.resources import SparkDbtCliResource, WarehouseResource
+from convo_warehouse.resources import ProjectDbtCliResource, SparkDbtCliResource, WarehouseResource
 from convo_warehouse.schedules import schedules
 from convo_warehouse.sensors import landing_files_sensor
 from convo_warehouse.spark.target import on_spark, spark_dbt_executable
@@ -55,7 +54,7 @@ defs = dg.Definitions(
         "dbt": (
             SparkDbtCliResource(project_dir=dbt_project, dbt_executable=spark_dbt_executable(), target="spark")
             if _on_spark
-            else DbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
+            else ProjectDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
         ),
         "warehouse": WarehouseResource(),
     },

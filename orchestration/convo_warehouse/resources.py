@@ -1,14 +1,18 @@
-"""Dagster resources: the DuckDB warehouse and the landing folder; dbt on the Spark target."""
+"""Dagster resources: the DuckDB warehouse and the landing folder; dbt on DuckDB and on Spark."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.metadata
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
+from packaging import version
 
 from convo_warehouse.lib.warehouse import connect, landing_path, warehouse_path
 
@@ -40,15 +44,35 @@ class WarehouseResource(dg.ConfigurableResource):
             con.close()
 
 
-class SparkDbtCliResource(DbtCliResource):
-    """dbt on the ``spark`` target, run by the Spark virtualenv's ``dbt``.
-
-    dagster-dbt also opens the target's adapter inside Dagster's own process
-    (for optional row-count and column metadata this project does not fetch).
-    dbt-spark lives only in the Spark virtualenv, so that failed and logged a
-    "Could not find adapter type spark" traceback at every dbt step; here no
-    adapter handle is taken.
-    """
+class _DbtCliWithoutAdapter(DbtCliResource):
+    """dbt without the adapter handle dagster-dbt opens in Dagster's own
+    process before each invocation, for optional row-count and column
+    metadata this project does not fetch."""
 
     def _initialize_dbt_core_adapter(self, args):
         return None
+
+
+class ProjectDbtCliResource(_DbtCliWithoutAdapter):
+    """dbt on the DuckDB targets, run by this virtualenv's ``dbt``.
+
+    dagster-dbt asks the executable for its version (``dbt --version`` in a
+    subprocess, about 3 s at the first dbt step of every run); this
+    virtualenv's ``dbt`` is the installed dbt-core, so its version is read
+    from the package.
+    """
+
+    @functools.cached_property
+    def _cli_version(self) -> version.Version:
+        if Path(self.dbt_executable).parent != Path(sys.executable).parent:
+            return super()._cli_version
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+
+class SparkDbtCliResource(_DbtCliWithoutAdapter):
+    """dbt on the ``spark`` target, run by the Spark virtualenv's ``dbt``.
+
+    dbt-spark lives only in the Spark virtualenv, so the adapter handle
+    dagster-dbt opens in Dagster's process failed and logged a "Could not find
+    adapter type spark" traceback at every dbt step; none is taken.
+    """
