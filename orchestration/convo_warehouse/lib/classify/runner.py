@@ -43,6 +43,7 @@ from convo_warehouse.lib.classify.transcripts import (
     fetch_transcripts,
     prepare_transcripts,
     record_prepared,
+    staged_history,
     table_exists,
 )
 
@@ -126,7 +127,10 @@ def classify_warehouse(
     # What else the transcripts feed: sentiment per message, the judge per conversation.
     prepared_for = f"sentiment={sentiment.MODEL if scores_sentiment else 'off'}"
     judges = stats.judge and mode in ("llm", "hybrid")
-    stats.conversations = _prepare(con, acceptable, acceptable_parameters, None if judges else prepared_for)
+    # Staging cannot change during the run (the caller holds the writer lock): read once.
+    history = staged_history(con)
+    changed = None if judges else changed_since_last_prepared(con, history, prepared_for)
+    stats.conversations = _prepare(con, acceptable, acceptable_parameters, changed)
 
     con.execute(
         f"""
@@ -150,7 +154,7 @@ def classify_warehouse(
         stats.sentiment_scored = sentiment.score_messages(con, MESSAGES_TABLE)
     if todo == 0:
         _run_judge(con, stats, settings, mode)
-        record_prepared(con, prepared_for)
+        record_prepared(con, history, prepared_for)
         stats.seconds = time.perf_counter() - started
         return stats
 
@@ -167,7 +171,7 @@ def classify_warehouse(
         store.replace_with_rules(con, "classify_todo", "classify_rules_result", TRANSCRIPTS_TABLE, rules.version)
         con.execute("commit")
         stats.classified = stats.by_rules = todo
-        record_prepared(con, prepared_for)
+        record_prepared(con, history, prepared_for)
         stats.seconds = time.perf_counter() - started
         return stats
 
@@ -198,21 +202,20 @@ def classify_warehouse(
     _run_llm(con, stats, settings, rules, chunk_size)
     stats.classified = stats.by_rules + stats.by_llm + stats.fell_back_to_rules
     _run_judge(con, stats, settings, mode)
-    record_prepared(con, prepared_for)
+    record_prepared(con, history, prepared_for)
     stats.seconds = time.perf_counter() - started
     return stats
 
 
-def _prepare(con, acceptable: str, acceptable_parameters: dict, prepared_for: str | None) -> int:
+def _prepare(con, acceptable: str, acceptable_parameters: dict, changed: str | None) -> int:
     """Prepare the transcripts that may need work; return how many started conversations have one.
 
-    With ``prepared_for`` (what else the transcripts feed) and a record of the
-    previous run for the same, only the conversations with events staged since
+    With ``changed`` (``changed_since_last_prepared``: the conversations with
+    events staged since the previous run for the same settings), only those
     and the started ones without an ``acceptable`` stored classification: every
     other started conversation kept the transcript it was classified on (and
     its messages their sentiment), so it is cached and counted without being read.
     """
-    changed = None if prepared_for is None else changed_since_last_prepared(con, prepared_for)
     if changed is None or not table_exists(con, "marts", "fct_conversations"):
         return prepare_transcripts(con)
     con.execute(

@@ -45,11 +45,13 @@ def staged_history(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
     return con.execute("select coalesce(max(load_id), 0) from staging.stg_events").fetchone()[0], row[0]
 
 
-def changed_since_last_prepared(con: duckdb.DuckDBPyConnection, settings: str) -> str | None:
+def changed_since_last_prepared(
+    con: duckdb.DuckDBPyConnection, history: tuple[int, str] | None, settings: str
+) -> str | None:
     """A query of the conversations whose transcript may have changed since the last
     ``record_prepared`` with the same ``settings``, or None: any may have (nothing
-    recorded, other settings, or staging read the history anew)."""
-    history = staged_history(con)
+    recorded, other settings, or staging read the history anew). ``history``:
+    ``staged_history`` now."""
     if history is None or not table_exists(con, "classification", "transcripts_prepared"):
         return None
     previous = con.execute(
@@ -64,9 +66,9 @@ def changed_since_last_prepared(con: duckdb.DuckDBPyConnection, settings: str) -
     )
 
 
-def record_prepared(con: duckdb.DuckDBPyConnection, settings: str) -> None:
-    """Record what the transcripts were prepared from, once everything they fed is stored."""
-    history = staged_history(con)
+def record_prepared(con: duckdb.DuckDBPyConnection, history: tuple[int, str] | None, settings: str) -> None:
+    """Record what the transcripts were prepared from (``staged_history`` when they were), once
+    everything they fed is stored."""
     if history is None:
         return
     con.execute(
