@@ -52,19 +52,19 @@
 {% endmacro %}
 
 {#- Post-hook, after forget_conversations_refreshed() and before the
-    watermark is recorded (so previous_build is still the one the body
-    read): remember what this build rewrote, when it moves the watermark.
-    `refresh`: the arguments of conversations_to_refresh_cte() the model's
-    body uses. -#}
-{% macro remember_conversations_refreshed(refresh={}) %}
-    {{ return(adapter.dispatch('remember_conversations_refreshed', 'convo_warehouse')(refresh)) }}
+    watermark is recorded (so the watermark is still the one the body read):
+    remember what this build rewrote (the set
+    create_conversations_to_refresh() stored), when it moves the watermark.
+    `classified`: as for forget_conversations_refreshed(). -#}
+{% macro remember_conversations_refreshed(classified=false) %}
+    {{ return(adapter.dispatch('remember_conversations_refreshed', 'convo_warehouse')(classified)) }}
 {% endmacro %}
 
-{% macro default__remember_conversations_refreshed(refresh) %}
+{% macro default__remember_conversations_refreshed(classified) %}
     select 1
 {% endmacro %}
 
-{% macro duckdb__remember_conversations_refreshed(refresh) %}
+{% macro duckdb__remember_conversations_refreshed(classified) %}
     insert into {{ conversations_refreshed_relation() }}
     select rewritten.*
     from (
@@ -78,10 +78,10 @@
         '{{ this.identifier }}' as model_name,
         refreshed.conversation_id,
         false as rewrote_every_conversation
-    from ({{ conversations_to_refresh_query(refresh) }}) as refreshed
+    from {{ conversations_to_refresh_relation() }} as refreshed
     {%- endif %}
     ) as rewritten
-    where {{ build_moves_watermark(refresh.get('newly_classified', false)) }}
+    where {{ build_moves_watermark(classified) }}
 {% endmacro %}
 
 {#- Whether a data test of the current test node reads only the rows of the

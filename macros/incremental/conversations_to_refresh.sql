@@ -1,6 +1,86 @@
 {#- For an incremental model whose rows follow conversations: the CTE
     `conversations_to_refresh` (conversation_id), every conversation whose
-    facts may differ from what the previous build saw. Needs
+    facts may differ from what the previous build saw; emits it followed by
+    a comma, nothing on a full build (is_incremental() false). The set is
+    computed once per build, by the pre-hook
+    create_conversations_to_refresh(refresh) (the model's config gives it
+    the same `refresh`, these arguments), into a temporary table the body,
+    the delete pre-hook and the post-hook that records the set all read:
+    DuckDB then knows the set is small and probes it with the history,
+    instead of building a hash table of the whole history (4-30x faster per
+    model at 10M events), and the set is not computed three times. -#}
+{% macro conversations_to_refresh_cte(
+    clock_moves_rows=false,
+    previous_rows=none,
+    conversion_window_moves_rows=false,
+    newly_classified=false
+) %}
+    {%- if not execute %}
+        {#- parse time: take the refs the set reads, so dbt knows the
+            dependencies (rendering the query takes them) -#}
+        {%- set parsed = conversations_to_refresh_query({
+            'clock_moves_rows': clock_moves_rows,
+            'previous_rows': previous_rows,
+            'conversion_window_moves_rows': conversion_window_moves_rows,
+            'newly_classified': newly_classified,
+        }) %}
+    {%- elif is_incremental() %}
+conversations_to_refresh as (
+    select to_refresh.conversation_id
+    from {{ conversations_to_refresh_relation() }} as to_refresh
+),
+    {%- endif %}
+{%- endmacro %}
+
+{#- The temporary table of the current model's conversations to refresh. -#}
+{% macro conversations_to_refresh_relation() %}
+    {{ return(api.Relation.create(identifier=this.identifier ~ '__conversations_to_refresh')) }}
+{% endmacro %}
+
+{#- Pre-hook, after forget_stale_incremental_build() (so a stale history
+    refreshes every conversation): on an incremental run, the temporary
+    table conversations_to_refresh_relation() with the set
+    conversations_to_refresh_query(refresh) selects; drop_conversations_to_refresh()
+    removes it after the build. -#}
+{% macro create_conversations_to_refresh(refresh={}) %}
+    {%- if is_incremental() -%}
+    {{ return(adapter.dispatch('create_conversations_to_refresh', 'convo_warehouse')(refresh)) }}
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{% endmacro %}
+
+{% macro default__create_conversations_to_refresh(refresh) %}
+    create or replace temporary view {{ conversations_to_refresh_relation() }} as
+    {{ conversations_to_refresh_query(refresh) }}
+{% endmacro %}
+
+{% macro duckdb__create_conversations_to_refresh(refresh) %}
+    create or replace temporary table {{ conversations_to_refresh_relation() }} as
+    {{ conversations_to_refresh_query(refresh) }}
+{% endmacro %}
+
+{#- Last post-hook: the temporary table goes. -#}
+{% macro drop_conversations_to_refresh() %}
+    {%- if is_incremental() -%}
+    {{ return(adapter.dispatch('drop_conversations_to_refresh', 'convo_warehouse')()) }}
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{% endmacro %}
+
+{% macro default__drop_conversations_to_refresh() %}
+    drop view if exists {{ conversations_to_refresh_relation() }}
+{% endmacro %}
+
+{% macro duckdb__drop_conversations_to_refresh() %}
+    drop table if exists {{ conversations_to_refresh_relation() }}
+{% endmacro %}
+
+{#- How the set of conversations to refresh is computed: the CTE
+    `conversations_to_refresh` (conversation_id), every conversation whose
+    facts may differ from what the previous build saw, for
+    conversations_to_refresh_query() and days_to_refresh_cte(). Needs
     previous_build_cte() before it; emits its CTEs followed by a comma. A
     conversation is refreshed when
       1. it has an event loaded after the previous build (every conversation
@@ -28,7 +108,7 @@
     the funnel chain) passes int_conversations_summarized, whose times are
     unchanged for every conversation not in 1.
     Emits nothing on a full build (is_incremental() false). -#}
-{% macro conversations_to_refresh_cte(
+{% macro conversations_to_refresh_computed_cte(
     clock_moves_rows=false,
     previous_rows=none,
     conversion_window_moves_rows=false,
@@ -139,27 +219,31 @@ conversations_to_refresh as (
 {%- endmacro %}
 
 {#- Pre-hook of a model whose rows are replaced conversation by conversation
-    (conversation_replaced_config): on an incremental run, delete every row
-    of the conversations this run recomputes, the same set its body selects
-    with conversations_to_refresh_cte(**refresh). A keyed merge alone would
-    keep the rows a conversation no longer has (a marker a `never:` rule now
-    rules out, a stage the classifier took back). -#}
-{% macro delete_conversations_to_refresh(refresh={}) %}
+    (conversation_replaced_config), after create_conversations_to_refresh():
+    on an incremental run, delete every row of the conversations this run
+    recomputes, the set its body selects. A keyed merge alone would keep the
+    rows a conversation no longer has (a marker a `never:` rule now rules
+    out, a stage the classifier took back). -#}
+{% macro delete_conversations_to_refresh() %}
     {%- if is_incremental() -%}
     delete from {{ this }}
-    where conversation_id in ({{ conversations_to_refresh_query(refresh) }})
+    where conversation_id in (
+        select to_refresh.conversation_id
+        from {{ conversations_to_refresh_relation() }} as to_refresh
+    )
     {%- else -%}
     select 1
     {%- endif -%}
 {%- endmacro %}
 
-{#- For the hooks of an incremental run: the set conversations_to_refresh_cte
-    (**refresh) selects, as a query (one column, conversation_id) with its
-    own previous_build, which the hooks read before the watermark moves. -#}
+{#- The set of conversations to refresh for `refresh` (the arguments of
+    conversations_to_refresh_cte()), as a query (one column, conversation_id)
+    with its own previous_build: what create_conversations_to_refresh()
+    stores, read before the watermark moves. -#}
 {% macro conversations_to_refresh_query(refresh={}) %}
     with
     {{ previous_build_cte() }}
-    {{ conversations_to_refresh_cte(**refresh) }}
+    {{ conversations_to_refresh_computed_cte(**refresh) }}
     refreshed as (
         select conversations_to_refresh.conversation_id
         from conversations_to_refresh

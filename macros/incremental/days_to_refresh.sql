@@ -3,7 +3,7 @@
     (refresh_date), every day whose rows may differ from what {{ this }}
     holds. Needs previous_build_cte() before it; emits its CTEs followed by
     a comma, nothing on a full build. A day is refreshed when
-      1. it holds a conversation that conversations_to_refresh_cte(**refresh)
+      1. it holds a conversation that conversations_to_refresh_computed_cte(**refresh)
          selects (`refresh` as for the per-conversation models; previous_rows
          int_conversations_summarized). Every event date of such a
          conversation counts, which includes its day before a late event
@@ -15,7 +15,7 @@
          forget_stale_incremental_build() then empties the table and records
          an empty watermark). -#}
 {% macro days_to_refresh_cte(refresh={}, lookback_days=none) %}
-{{ conversations_to_refresh_cte(**refresh) }}
+{{ conversations_to_refresh_computed_cte(**refresh) }}
     {%- if is_incremental() %}
 
 days_of_conversations_to_refresh as (

@@ -87,16 +87,21 @@
     `{{ config(**keyed_incremental_config('conversation_id')) }}`. -#}
 {% macro keyed_incremental_config(unique_key, seeds=[], vars=[], refresh={}) %}
     {%- set arguments = watermark_hook_arguments(seeds, vars) -%}
+    {%- set classified = refresh.get('newly_classified', false) | tojson -%}
     {{ return({
         'materialized': keyed_incremental_materialization(),
         'incremental_strategy': keyed_incremental_strategy(),
         'unique_key': unique_key,
         'on_schema_change': 'fail',
-        'pre_hook': "{{ forget_stale_incremental_build(" ~ arguments ~ ") }}",
+        'pre_hook': [
+            "{{ forget_stale_incremental_build(" ~ arguments ~ ") }}",
+            "{{ create_conversations_to_refresh(" ~ (refresh | tojson) ~ ") }}",
+        ],
         'post_hook': [
-            "{{ forget_conversations_refreshed(" ~ (refresh.get('newly_classified', false) | tojson) ~ ") }}",
-            "{{ remember_conversations_refreshed(" ~ (refresh | tojson) ~ ") }}",
+            "{{ forget_conversations_refreshed(" ~ classified ~ ") }}",
+            "{{ remember_conversations_refreshed(" ~ classified ~ ") }}",
             record_watermark_hook(arguments, refresh.get('newly_classified', false)),
+            "{{ drop_conversations_to_refresh() }}",
         ],
         'meta': {'records_conversations_refreshed': true},
     }) }}
@@ -115,10 +120,7 @@
     {%- set config = keyed_incremental_config('conversation_id', seeds, vars, refresh) -%}
     {%- do config.update({
         'incremental_strategy': 'append',
-        'pre_hook': [
-            config.pre_hook,
-            "{{ delete_conversations_to_refresh(" ~ (refresh | tojson) ~ ") }}",
-        ],
+        'pre_hook': config.pre_hook + ["{{ delete_conversations_to_refresh() }}"],
     }) -%}
     {{ return(config) }}
 {% endmacro %}

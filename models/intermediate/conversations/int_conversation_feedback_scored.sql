@@ -7,8 +7,6 @@
 
 with
 
-{{ previous_build_cte() }}
-
 {{ conversations_to_refresh_cte() }}
 
 feedback_events as (

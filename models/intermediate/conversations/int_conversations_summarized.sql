@@ -12,8 +12,6 @@
 
 with
 
-{{ previous_build_cte() }}
-
 {{ conversations_to_refresh_cte(**refresh) }}
 
 all_events as (

@@ -11,8 +11,6 @@
 
 with
 
-{{ previous_build_cte() }}
-
 {{ conversations_to_refresh_cte() }}
 
 exposure_events as (

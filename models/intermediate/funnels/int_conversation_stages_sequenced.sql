@@ -10,8 +10,6 @@
 
 with
 
-{{ previous_build_cte() }}
-
 {{ conversations_to_refresh_cte(**refresh) }}
 
 funnel_stages as (

@@ -13,8 +13,6 @@
 
 with
 
-{{ previous_build_cte() }}
-
 {{ conversations_to_refresh_cte() }}
 
 events as (

@@ -8,8 +8,6 @@
 
 with
 
-{{ previous_build_cte() }}
-
 {{ conversations_to_refresh_cte() }}
 
 user_messages as (

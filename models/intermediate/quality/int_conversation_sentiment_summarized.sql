@@ -16,8 +16,6 @@
 
 with
 
-{{ previous_build_cte() }}
-
 {{ conversations_to_refresh_cte(**refresh) }}
 
 messages as (

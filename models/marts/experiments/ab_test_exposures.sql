@@ -9,8 +9,6 @@
 
 with
 
-{{ previous_build_cte() }}
-
 {{ conversations_to_refresh_cte() }}
 
 exposures as (

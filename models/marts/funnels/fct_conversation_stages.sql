@@ -6,8 +6,6 @@
 
 with
 
-{{ previous_build_cte() }}
-
 {{ conversations_to_refresh_cte(**refresh) }}
 
 conversation_stages as (

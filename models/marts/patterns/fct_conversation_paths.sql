@@ -20,8 +20,6 @@
 
 with
 
-{{ previous_build_cte() }}
-
 {{ conversations_to_refresh_cte(**refresh) }}
 
 conversations as (
