@@ -140,11 +140,13 @@ step_starts as (
 events_numbered as (
     select
         step_starts.*,
-        sum(step_starts.is_step_start) over (
+        -- an int: DuckDB's sum of ints is a 128-bit integer, whose column
+        -- scanned 20x slower than this one (2 s per read of 8M steps)
+        cast(sum(step_starts.is_step_start) over (
             partition by step_starts.conversation_id
             order by step_starts.event_at, step_starts.event_id
             rows between unbounded preceding and current row
-        ) as step_number
+        ) as {{ dbt.type_int() }}) as step_number
     from step_starts
 ),
 
