@@ -1,10 +1,11 @@
 {#- For an incremental model whose rows aggregate conversations by day (the
     metrics, the funnel breakdown): the CTE `days_to_refresh`
     (refresh_date), every day whose rows may differ from what {{ this }}
-    holds. Needs previous_build_cte() before it; emits its CTEs followed by
-    a comma, nothing on a full build. A day is refreshed when
-      1. it holds a conversation that conversations_to_refresh_computed_cte(**refresh)
-         selects (`refresh` as for the per-conversation models; previous_rows
+    holds. Reads the conversations to refresh stored by
+    create_conversations_to_refresh(refresh) (days_to_refresh_literals()
+    stores them first); emits its CTEs followed by a comma, nothing on a
+    full build. A day is refreshed when
+      1. it holds a conversation to refresh (`refresh` as for the per-conversation models; previous_rows
          int_conversations_summarized). Every event date of such a
          conversation counts, which includes its day before a late event
          moved its first event earlier;
@@ -15,18 +16,17 @@
          forget_stale_incremental_build() then empties the table and records
          an empty watermark). -#}
 {% macro days_to_refresh_cte(refresh={}, lookback_days=none) %}
-{{ conversations_to_refresh_computed_cte(**refresh) }}
     {%- if is_incremental() %}
 
 days_of_conversations_to_refresh as (
     select stg_events.event_date as refresh_date
     from {{ ref('stg_events') }} as stg_events
-    inner join conversations_to_refresh
+    inner join {{ conversations_to_refresh_relation() }} as conversations_to_refresh
         on stg_events.conversation_id = conversations_to_refresh.conversation_id
     union
     select int_conversations_summarized.conversation_date as refresh_date
     from {{ ref('int_conversations_summarized') }} as int_conversations_summarized
-    inner join conversations_to_refresh
+    inner join {{ conversations_to_refresh_relation() }} as conversations_to_refresh
         on int_conversations_summarized.conversation_id = conversations_to_refresh.conversation_id
 ),
         {%- if lookback_days is not none %}
@@ -53,17 +53,39 @@ days_to_refresh as (
     {%- endif %}
 {%- endmacro %}
 
-{#- The days days_to_refresh_cte(refresh, lookback_days) selects, as a query
-    (one column, refresh_date) with its own previous_build. -#}
+{#- The days days_to_refresh_cte(refresh, lookback_days) selects, as a
+    query (one column, refresh_date). -#}
 {% macro days_to_refresh_query(refresh={}, lookback_days=none) %}
     with
-    {{ previous_build_cte() }}
     {{ days_to_refresh_cte(refresh, lookback_days) }}
     refreshed as (
         select days_to_refresh.refresh_date
         from days_to_refresh
     )
     select refreshed.refresh_date from refreshed
+{%- endmacro %}
+
+{#- The days to refresh, read now (a sorted list): the conversations to
+    refresh are stored first (create_conversations_to_refresh(refresh)), so
+    DuckDB joins the history to a set of known size, then dropped. -#}
+{% macro days_to_refresh_literals(refresh={}, lookback_days=none) %}
+    {%- do run_query(create_conversations_to_refresh(refresh)) -%}
+    {%- set days = run_query(days_to_refresh_query(refresh, lookback_days)).columns[0].values() | sort -%}
+    {%- do run_query(drop_conversations_to_refresh()) -%}
+    {{ return(days) }}
+{%- endmacro %}
+
+{#- `column` in a list of date literals; false for none. -#}
+{% macro is_in_days(column, days) %}
+    {%- if days | length == 0 -%}
+        false
+    {%- else -%}
+        {{ column }} in (
+            {%- for day in days -%}
+                cast('{{ day }}' as {{ type_date() }}){{ ", " if not loop.last }}
+            {%- endfor -%}
+        )
+    {%- endif -%}
 {%- endmacro %}
 
 {#- A condition for the body of a model replaced by day: `column` is one of
@@ -75,26 +97,22 @@ days_to_refresh as (
     (incremental_build_is_stale(): its pre-hook then empties the table).
     `seeds` (names) and `vars`: those of the model's watermark hooks. -#}
 {% macro is_day_to_refresh(column, refresh={}, lookback_days=none, seeds=[], vars=[]) %}
-    {#- rendered at parse time too, so dbt knows the query's dependencies -#}
-    {%- set days_query = days_to_refresh_query(refresh, lookback_days) -%}
-    {%- set seed_relations = [] -%}
-    {%- if execute and is_incremental() -%}
+    {%- if not execute -%}
+        {#- parse time: take the refs the set reads, so dbt knows the
+            dependencies -#}
+        {%- set parsed = conversations_to_refresh_query(refresh) -%}
+        true
+    {%- elif not is_incremental() -%}
+        true
+    {%- else -%}
+        {%- set seed_relations = [] -%}
         {%- for name in seeds -%}
             {%- do seed_relations.append(ref(name)) -%}
         {%- endfor -%}
-    {%- endif -%}
-    {%- if not execute or not is_incremental() or incremental_build_is_stale(none, seed_relations, vars) -%}
-        true
-    {%- else -%}
-        {%- set days = run_query(days_query).columns[0].values() | sort -%}
-        {%- if days | length == 0 -%}
-            false
+        {%- if incremental_build_is_stale(none, seed_relations, vars) -%}
+            true
         {%- else -%}
-            {{ column }} in (
-                {%- for day in days -%}
-                    cast('{{ day }}' as {{ type_date() }}){{ ", " if not loop.last }}
-                {%- endfor -%}
-            )
+            {{ is_in_days(column, days_to_refresh_literals(refresh, lookback_days)) }}
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
@@ -124,7 +142,7 @@ days_to_refresh as (
 {% macro delete_days_to_refresh(refresh={}, day_column='conversation_date') %}
     {%- if is_incremental() -%}
     delete from {{ this }}
-    where {{ day_column }} in ({{ days_to_refresh_query(refresh) }})
+    where {{ is_in_days(day_column, days_to_refresh_literals(refresh)) }}
     {%- else -%}
     select 1
     {%- endif -%}

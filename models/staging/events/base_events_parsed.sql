@@ -52,17 +52,7 @@ field_aliases as (
 ),
 
 field_aliases_fingerprinted as (
-    select
-        -- alias_field is unique (a seed test), so this order is total on both engines
-        coalesce(
-            {{ string_agg_ordered(
-                "field_aliases.alias_field || '>' || field_aliases.canonical_field",
-                "','",
-                "field_aliases.alias_field",
-            ) }},
-            ''
-        ) as field_aliases_fingerprint
-    from field_aliases
+    {{ field_aliases_fingerprint_query() }}
 ),
 
 raw_events as (
@@ -84,13 +74,8 @@ raw_events as (
         parse_error,
         typed_fields
     from {{ source('raw', 'events') }}
-    {% if is_incremental() %}
-        -- new load runs; every run again when the field aliases changed
-        where
-            load_id > (select coalesce(max(this.load_id), 0) from {{ this }} as this)
-            or (select coalesce(max(this.field_aliases_fingerprint), '') from {{ this }} as this)
-            <> (select field_aliases_fingerprinted.field_aliases_fingerprint from field_aliases_fingerprinted)
-    {% endif %}
+    -- new load runs; every run again when the field aliases changed
+    where {{ is_raw_load_to_parse('load_id') }}
 ),
 
 -- Fields sent under a name of seeds/field_aliases.csv (the loader keeps them
