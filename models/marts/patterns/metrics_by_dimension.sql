@@ -1,6 +1,15 @@
 {#- Daily breakdowns by every staged dimension, in one long table. The
     population is fct_conversation_paths (so exclude_development_traffic
-    applies); a conversation's day is its conversation_date. -#}
+    applies); a conversation's day is its conversation_date. Incremental,
+    replaced a whole metric_date at a time: a run recomputes every day
+    holding a conversation whose facts, path or dimension values may have
+    changed (new events, or the clock carrying it across the abandonment
+    window: is_day_to_refresh), and a changed path_cleaning seed or
+    exclude_development_traffic rebuilds every day. -#}
+{%- set refresh = {'clock_moves_rows': true, 'previous_rows': 'int_conversations_summarized'} %}
+{%- set seeds = ['path_cleaning'] %}
+{%- set vars = ['exclude_development_traffic'] %}
+{{ config(**day_replaced_config(refresh, day_column='metric_date', seeds=seeds, vars=vars)) }}
 {%- set double = type_double() %}
 with
 
@@ -10,6 +19,7 @@ paths as (
         conversation_date,
         is_successful
     from {{ ref('fct_conversation_paths') }}
+    where {{ is_day_to_refresh('conversation_date', refresh, seeds=seeds, vars=vars) }}
 ),
 
 conversations as (
