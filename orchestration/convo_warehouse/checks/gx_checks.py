@@ -99,7 +99,8 @@ RECONCILIATION = dg.AssetKey(["audit", "reconciliation"])
 def raw_events_suite_check(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
-    from convo_warehouse.checks.validation import store_outcome, table_exists, validate
+    from convo_warehouse.checks.validation import store_outcome, validate
+    from convo_warehouse.lib.warehouse import table_exists
 
     files_to_fix: list[str] = []
     with retry_when_busy(context), writer_lock(warehouse.database), warehouse.connect() as con:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from convo_warehouse.checks.suites import CRITICAL, WARNING, MartSuite
+from convo_warehouse.lib.warehouse import table_exists
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -316,24 +317,12 @@ def validate_mart(
     return outcome, []
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
-    schema, table = qualified_name.split(".")
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = ? and table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
-
-
 __all__ = [
     "CRITICAL",
     "WARNING",
     "ExpectationOutcome",
     "SuiteOutcome",
     "store_outcome",
-    "table_exists",
     "rewritten_by_latest_build",
     "validate",
     "validate_mart",

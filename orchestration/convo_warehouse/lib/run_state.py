@@ -33,6 +33,7 @@ from pathlib import Path
 import duckdb
 
 from convo_warehouse.lib.landing import discover_files, file_signature
+from convo_warehouse.lib.warehouse import table_exists
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -111,24 +112,15 @@ def changed_landing_files(con: duckdb.DuckDBPyConnection, landing_dir: Path) -> 
 
 
 def _seen_signatures(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, int]]:
-    if not _table_exists(con, "raw", "landing_files_seen"):
+    if not table_exists(con, "raw.landing_files_seen"):
         return {}
     rows = con.execute("select source_file, file_bytes, modified_ns from raw.landing_files_seen").fetchall()
     return {source_file: (size, modified) for source_file, size, modified in rows}
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
-
-
 def loaded_through(con: duckdb.DuckDBPyConnection) -> int:
     """The newest load run in the warehouse (0 when nothing was ever loaded)."""
-    if not _table_exists(con, "raw", "loaded_files"):
+    if not table_exists(con, "raw.loaded_files"):
         return 0
     return con.execute("select coalesce(max(load_id), 0) from raw.loaded_files").fetchone()[0]
 
@@ -147,7 +139,7 @@ def build_verdict(con: duckdb.DuckDBPyConnection, job_name: str, fingerprint: st
     Landing files are not looked at here: call it after the loader, or after
     ``changed_landing_files`` came back empty.
     """
-    if not _table_exists(con, "audit", "pipeline_runs"):
+    if not table_exists(con, "audit.pipeline_runs"):
         return Verdict(False, f"no complete run of {job_name} yet")
     jobs = COVERING_JOBS.get(job_name, (job_name,))
     last = con.execute(

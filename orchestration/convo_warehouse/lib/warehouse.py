@@ -219,3 +219,13 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     con.execute("set TimeZone = 'UTC'")
     con.execute("set memory_limit = ?", [os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT])
     return con
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
+    """Whether ``schema.table`` (a table or view) exists in the connection's database."""
+    schema, table = qualified_name.split(".")
+    (count,) = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    return count > 0

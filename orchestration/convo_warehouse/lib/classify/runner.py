@@ -44,8 +44,8 @@ from convo_warehouse.lib.classify.transcripts import (
     prepare_transcripts,
     record_prepared,
     staged_history,
-    table_exists,
 )
+from convo_warehouse.lib.warehouse import table_exists
 
 MODES = ("rules", "llm", "hybrid")
 
@@ -216,7 +216,7 @@ def _prepare(con, acceptable: str, acceptable_parameters: dict, changed: str | N
     other started conversation kept the transcript it was classified on (and
     its messages their sentiment), so it is cached and counted without being read.
     """
-    if changed is None or not table_exists(con, "marts", "fct_conversations"):
+    if changed is None or not table_exists(con, "marts.fct_conversations"):
         return prepare_transcripts(con)
     con.execute(
         f"""

@@ -19,22 +19,16 @@ from __future__ import annotations
 
 import duckdb
 
+from convo_warehouse.lib.warehouse import table_exists
+
 MESSAGES_TABLE = "classify_messages"
 TRANSCRIPTS_TABLE = "classify_transcripts"
 PREPARED_TABLE = "classification.transcripts_prepared"
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    row = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()
-    return bool(row and row[0])
-
-
 def staged_history(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
     """(newest staged ``load_id``, the fingerprint of how staging reads the history), or None when unknown."""
-    if not table_exists(con, "audit", "incremental_watermarks") or not table_exists(con, "staging", "stg_events"):
+    if not table_exists(con, "audit.incremental_watermarks") or not table_exists(con, "staging.stg_events"):
         return None
     row = con.execute(
         "select history_fingerprint from audit.incremental_watermarks "
@@ -52,7 +46,7 @@ def changed_since_last_prepared(
     ``record_prepared`` with the same ``settings``, or None: any may have (nothing
     recorded, other settings, or staging read the history anew). ``history``:
     ``staged_history`` now."""
-    if history is None or not table_exists(con, "classification", "transcripts_prepared"):
+    if history is None or not table_exists(con, "classification.transcripts_prepared"):
         return None
     previous = con.execute(
         f"select staged_through_load_id, staging_fingerprint, settings from {PREPARED_TABLE} "
@@ -85,10 +79,10 @@ def prepare_transcripts(con: duckdb.DuckDBPyConnection, conversations: str | Non
 
     ``conversations``: a relation of the ``conversation_id``s to prepare (default: every started one).
     """
-    if not table_exists(con, "staging", "stg_events"):
+    if not table_exists(con, "staging.stg_events"):
         raise RuntimeError("staging.stg_events does not exist: build the dbt models first")
     started_filter = ""
-    if table_exists(con, "marts", "fct_conversations"):
+    if table_exists(con, "marts.fct_conversations"):
         started_filter = """
             and stg_events.conversation_id in (
                 select fct_conversations.conversation_id
