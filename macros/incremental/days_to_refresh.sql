@@ -5,7 +5,8 @@
     create_conversations_to_refresh(refresh) (days_to_refresh_literals()
     stores them first); emits its CTEs followed by a comma, nothing on a
     full build. A day is refreshed when
-      1. it holds a conversation to refresh (`refresh` as for the per-conversation models; previous_rows
+      1. it holds a conversation to refresh (`refresh` as for the
+         per-conversation models; previous_rows
          int_conversations_summarized). Every event date of such a
          conversation counts, which includes its day before a late event
          moved its first event earlier;

@@ -87,7 +87,7 @@
     `{{ config(**keyed_incremental_config('conversation_id')) }}`. -#}
 {% macro keyed_incremental_config(unique_key, seeds=[], vars=[], refresh={}) %}
     {%- set arguments = watermark_hook_arguments(seeds, vars) -%}
-    {%- set classified = refresh.get('newly_classified', false) | tojson -%}
+    {%- set classified = refresh.get('newly_classified', false) -%}
     {{ return({
         'materialized': keyed_incremental_materialization(),
         'incremental_strategy': keyed_incremental_strategy(),
@@ -98,9 +98,9 @@
             "{{ create_conversations_to_refresh(" ~ (refresh | tojson) ~ ") }}",
         ],
         'post_hook': [
-            "{{ forget_conversations_refreshed(" ~ classified ~ ") }}",
-            "{{ remember_conversations_refreshed(" ~ classified ~ ") }}",
-            record_watermark_hook(arguments, refresh.get('newly_classified', false)),
+            "{{ forget_conversations_refreshed(" ~ (classified | tojson) ~ ") }}",
+            "{{ remember_conversations_refreshed(" ~ (classified | tojson) ~ ") }}",
+            record_watermark_hook(arguments, classified),
             "{{ drop_conversations_to_refresh() }}",
         ],
         'meta': {'records_conversations_refreshed': true},
