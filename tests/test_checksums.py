@@ -312,6 +312,17 @@ def test_a_batch_rewrites_only_the_conversations_it_touches(generated, make_ware
     assert rebuilt["marts.fct_conversation_paths"] == everyone
     assert rebuilt["marts.fct_conversations"] == set()
 
+    # dbt show runs no pre-hook: the body computes the set itself, and shows
+    # the rows the next build writes (its parents built first).
+    write_events("peek", [(first, "user_message", clock + timedelta(minutes=32))])
+    warehouse.load()
+    warehouse.dbt("run", "--select", "+fct_conversations", "--exclude", "fct_conversations")
+    shown = warehouse.dbt(
+        "show", "--select", "fct_conversations", "--indirect-selection", "empty", "--limit", "-1"
+    ).result.results[0]
+    assert [row["conversation_id"] for row in shown.agate_table] == [first]
+    warehouse.dbt(*select)
+
     incremental = {table: warehouse.table_hash(table) for table in CONVERSATION_MODELS}
     warehouse.dbt(*select, "--full-refresh")
     assert {table: warehouse.table_hash(table) for table in CONVERSATION_MODELS} == incremental

@@ -258,6 +258,27 @@ def test_every_metric_is_documented(built: Warehouse) -> None:
         assert f"`{name}`" in glossary, f"{name} missing from the dbt glossary"
 
 
+def test_a_metric_name_outside_the_definitions_fails_its_test(built: Warehouse) -> None:
+    """is_defined_metric: metrics_daily's names are those dim_metrics is generated from."""
+    select = ["test", "--select", "metrics_daily,test_name:is_defined_metric"]
+    built.dbt(*select)
+    columns = ", ".join(
+        "'not_a_metric'" if name == "metric_name" else name
+        for (name,) in built.query(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'marts' and table_name = 'metrics_daily' order by ordinal_position"
+        )
+    )
+    built.query(f"insert into marts.metrics_daily select {columns} from marts.metrics_daily limit 1")
+    try:
+        result = built.dbt(*select, check=False)
+    finally:
+        built.query("delete from marts.metrics_daily where metric_name = 'not_a_metric'")
+    assert not result.success
+    failed = [r.node.name for r in result.result.results if r.status == "fail"]
+    assert failed == ["is_defined_metric_metrics_daily_metric_name"]
+
+
 def test_alerts_fire_on_the_incident_day_only(built: Warehouse, generated) -> None:
     _, summary = generated
     incident_day = dt.date.fromisoformat(summary["incident_day"])

@@ -8,7 +8,8 @@
     the delete pre-hook and the post-hook that records the set all read:
     DuckDB then knows the set is small and probes it with the history,
     instead of building a hash table of the whole history (4-30x faster per
-    model at 10M events), and the set is not computed three times. -#}
+    model at 10M events), and the set is not computed three times. Commands
+    that run no hooks (dbt show, dbt compile) compute the set in the CTE. -#}
 {% macro conversations_to_refresh_cte(
     clock_moves_rows=false,
     previous_rows=none,
@@ -24,10 +25,20 @@
             'conversion_window_moves_rows': conversion_window_moves_rows,
             'newly_classified': newly_classified,
         }) %}
-    {%- elif is_incremental() %}
+    {%- elif is_incremental() and flags.WHICH in ('run', 'build', 'retry') %}
 conversations_to_refresh as (
     select to_refresh.conversation_id
     from {{ conversations_to_refresh_relation() }} as to_refresh
+),
+    {%- elif is_incremental() %}
+{#- dbt show / compile run no pre-hook: the set is computed here -#}
+conversations_to_refresh as (
+    {{ conversations_to_refresh_query({
+        'clock_moves_rows': clock_moves_rows,
+        'previous_rows': previous_rows,
+        'conversion_window_moves_rows': conversion_window_moves_rows,
+        'newly_classified': newly_classified,
+    }) }}
 ),
     {%- endif %}
 {%- endmacro %}
