@@ -6,10 +6,13 @@
 
 {#- The JSON kind the identifier was sent as: a loader column's from
     typed_fields (where the loader keeps every identifier not sent as text;
-    absent there means a string), a seed alias's from its JSON value. -#}
+    absent there means a string), a seed alias's from its JSON value. Rows
+    without typed_fields (most) sent every field as a JSON string under its
+    own name, and skip the JSON reads. -#}
 {% macro sent_json_kind(relation, field) -%}
     case
         when {{ relation }}.{{ field }}_sent_as is null then null
+        when {{ relation }}.typed_fields is null then 'string'
         when {{ relation }}.{{ field }}_sent_as in (
             'event_id', 'conversation_id', 'session_id', 'user_id', 'customer_id'
         )

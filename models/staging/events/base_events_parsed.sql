@@ -41,6 +41,8 @@
 ] -%}
 {#- Identifiers sent as one of these JSON kinds are quarantined. -#}
 {%- set invalid_kinds = "('object', 'array', 'boolean')" -%}
+{#- new load runs; every run again when the field aliases changed -#}
+{%- set is_load_to_parse = is_raw_load_to_parse('load_id') -%}
 
 with
 
@@ -74,8 +76,21 @@ raw_events as (
         parse_error,
         typed_fields
     from {{ source('raw', 'events') }}
-    -- new load runs; every run again when the field aliases changed
-    where {{ is_raw_load_to_parse('load_id') }}
+    where {{ is_load_to_parse }}
+),
+
+-- The rows whose loader kept typed_fields (a field without a column, or an
+-- identifier that is not a JSON string), read on their own: raw_events is
+-- then read once, as a stream (a CTE read twice is stored whole first,
+-- 11 s of 23 s over 10M events).
+raw_typed_fields as (
+    select
+        load_id,
+        source_file,
+        row_number,
+        typed_fields
+    from {{ source('raw', 'events') }}
+    where {{ is_load_to_parse }} and typed_fields is not null
 ),
 
 -- Fields sent under a name of seeds/field_aliases.csv (the loader keeps them
@@ -83,15 +98,14 @@ raw_events as (
 -- alias name. Rows without typed_fields (the usual case) skip this.
 aliases_present as (
     select
-        raw_events.load_id,
-        raw_events.source_file,
-        raw_events.row_number,
+        raw_typed_fields.load_id,
+        raw_typed_fields.source_file,
+        raw_typed_fields.row_number,
         field_aliases.canonical_field,
         field_aliases.alias_field,
-        {{ json_value_at('raw_events.typed_fields', 'field_aliases.alias_field') }} as alias_json
-    from raw_events
+        {{ json_value_at('raw_typed_fields.typed_fields', 'field_aliases.alias_field') }} as alias_json
+    from raw_typed_fields
     cross join field_aliases
-    where raw_events.typed_fields is not null
 ),
 
 aliases_chosen as (
@@ -290,7 +304,7 @@ rows_explained as (
         end as rejection_detail,
         case
             when rows_validated.properties_object is not null
-                then {{ json_text_list('rows_validated.properties_object', all_properties) }}
+                then {{ json_text_fields('rows_validated.properties_object', all_properties) }}
         end as property_values
     from rows_validated
 ),
@@ -309,7 +323,7 @@ final as (
         rows_explained.clean_channel as channel,
         rows_explained.properties_object as properties,
         {%- for name in all_properties %}
-            {%- set item = list_item('rows_explained.property_values', loop.index) %}
+            {%- set item = json_text_field('rows_explained.property_values', name) %}
             {%- if name in number_properties %}
                 {{ dbt.safe_cast(item, 'double') }} as {{ name }},
             {%- elif name in integer_properties %}
