@@ -61,13 +61,12 @@ warehouse_clock as (
     from all_events
 ),
 
-events_sequenced as (
+events_ordered as (
     select
         events.*,
-        row_number() over (
-            partition by events.conversation_id
-            order by events.event_at, events.event_id
-        ) as event_sequence,
+        -- the events' order within a conversation, as one sortable value (a
+        -- row_number() would sort all events first: 15 of 19 s at 10M)
+        {{ sort_key(['events.event_at', 'events.event_id']) }} as event_order,
         events.event_type in ('conversation_started', 'interaction_initialized')
             as is_setup_event
     from events
@@ -76,17 +75,17 @@ events_sequenced as (
 conversations_aggregated as (
     select
         conversation_id,
-        {{ first_value_by('user_id', 'event_sequence') }} as user_id,
-        {{ first_value_by('channel', 'event_sequence') }} as channel,
-        {{ first_value_by('case when is_setup_event then agent_id end', 'event_sequence') }}
+        {{ first_value_by('user_id', 'event_order') }} as user_id,
+        {{ first_value_by('channel', 'event_order') }} as channel,
+        {{ first_value_by('case when is_setup_event then agent_id end', 'event_order') }}
             as agent_id,
-        {{ first_value_by('case when is_setup_event then device end', 'event_sequence') }}
+        {{ first_value_by('case when is_setup_event then device end', 'event_order') }}
             as device,
-        {{ first_value_by('case when is_setup_event then source end', 'event_sequence') }}
+        {{ first_value_by('case when is_setup_event then source end', 'event_order') }}
             as source,  -- noqa: RF04
-        {{ first_value_by('case when is_setup_event then language end', 'event_sequence') }}
+        {{ first_value_by('case when is_setup_event then language end', 'event_order') }}
             as language,  -- noqa: RF04
-        {{ first_value_by('case when is_setup_event then environment end', 'event_sequence') }}
+        {{ first_value_by('case when is_setup_event then environment end', 'event_order') }}
             as environment,
         min(event_at) as first_event_at,
         max(event_at) as last_event_at,
@@ -108,32 +107,32 @@ conversations_aggregated as (
         count(case when event_type = 'handoff_requested' then 1 end) > 0 as had_handoff,
         count(case when event_type = 'conversation_abandoned' then 1 end) > 0
             as has_abandon_event
-    from events_sequenced
+    from events_ordered
     group by conversation_id
 ),
 
 -- With several abandon events, the first one's abandoned_at_turn counts.
 first_abandon_events as (
     select
-        events_sequenced.conversation_id,
-        events_sequenced.abandoned_at_turn as first_abandon_event_turn
-    from events_sequenced
-    where events_sequenced.event_type = 'conversation_abandoned'
+        events_ordered.conversation_id,
+        events_ordered.abandoned_at_turn as first_abandon_event_turn
+    from events_ordered
+    where events_ordered.event_type = 'conversation_abandoned'
     qualify row_number() over (
-        partition by events_sequenced.conversation_id
-        order by events_sequenced.event_sequence
+        partition by events_ordered.conversation_id
+        order by events_ordered.event_order
     ) = 1
 ),
 
 last_user_messages as (
     select
-        events_sequenced.conversation_id,
-        events_sequenced.content as last_user_message
-    from events_sequenced
-    where events_sequenced.event_type = 'user_message'
+        events_ordered.conversation_id,
+        events_ordered.content as last_user_message
+    from events_ordered
+    where events_ordered.event_type = 'user_message'
     qualify row_number() over (
-        partition by events_sequenced.conversation_id
-        order by events_sequenced.event_sequence desc
+        partition by events_ordered.conversation_id
+        order by events_ordered.event_order desc
     ) = 1
 ),
 
