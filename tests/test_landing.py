@@ -48,6 +48,7 @@ BAD_JSONL = [
     "{this is not json",  # unreadable line: bad JSON
     "[1, 2, 3]",  # unreadable line: JSON but not an object
     "",  # blank line: skipped, not a row
+    "  \u00a0\u3000 ",  # a line of (Unicode) spaces is blank too
     {"conversation_id": "c1", "event_type": "user_message", "timestamp": "2024-03-01T10:00:01Z"},  # no event_id
     event("bad-empty", "", "user_message", "2024-03-01T10:00:01Z"),  # empty conversation_id is missing
     event("bad-type", "c1", "   ", "2024-03-01T10:00:01Z"),  # blank event_type is missing
@@ -86,7 +87,7 @@ def test_each_bad_row_class_lands_in_quarantine_with_its_reason(warehouse):
     (warehouse.landing / "broken.parquet").write_bytes(b"not a parquet file")
 
     report = warehouse.load()
-    assert report.rows_loaded == len(BAD_JSONL) - 1 + 3 + 1  # blank line not counted
+    assert report.rows_loaded == len(BAD_JSONL) - 2 + 3 + 1  # blank lines not counted
     warehouse.build()
 
     reasons = dict(warehouse.query("select reason, count(*) from quarantine.rejected_events group by 1"))
