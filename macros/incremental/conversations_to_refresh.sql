@@ -16,15 +16,16 @@
     conversion_window_moves_rows=false,
     newly_classified=false
 ) %}
+    {%- set refresh = {
+        'clock_moves_rows': clock_moves_rows,
+        'previous_rows': previous_rows,
+        'conversion_window_moves_rows': conversion_window_moves_rows,
+        'newly_classified': newly_classified,
+    } %}
     {%- if not execute %}
         {#- parse time: take the refs the set reads, so dbt knows the
             dependencies (rendering the query takes them) -#}
-        {%- set parsed = conversations_to_refresh_query({
-            'clock_moves_rows': clock_moves_rows,
-            'previous_rows': previous_rows,
-            'conversion_window_moves_rows': conversion_window_moves_rows,
-            'newly_classified': newly_classified,
-        }) %}
+        {%- set parsed = conversations_to_refresh_query(refresh) %}
     {%- elif is_incremental() and flags.WHICH in ('run', 'build', 'retry') %}
 conversations_to_refresh as (
     select to_refresh.conversation_id
@@ -33,12 +34,7 @@ conversations_to_refresh as (
     {%- elif is_incremental() %}
 {#- dbt show / compile run no pre-hook: the set is computed here -#}
 conversations_to_refresh as (
-    {{ conversations_to_refresh_query({
-        'clock_moves_rows': clock_moves_rows,
-        'previous_rows': previous_rows,
-        'conversion_window_moves_rows': conversion_window_moves_rows,
-        'newly_classified': newly_classified,
-    }) }}
+    {{ conversations_to_refresh_query(refresh) }}
 ),
     {%- endif %}
 {%- endmacro %}

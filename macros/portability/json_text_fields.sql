@@ -8,7 +8,7 @@
 {% macro default__json_text_fields(json_column, keys) -%}
     named_struct(
         {%- for key in keys %}
-        '{{ key }}', get_json_object({{ json_column }}, '$.{{ key }}'){{ "," if not loop.last }}
+        '{{ key }}', {{ json_text(json_column, key) }}{{ "," if not loop.last }}
         {%- endfor %}
     )
 {%- endmacro %}
