@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from convo_warehouse.lib import landing as landing_module
+from convo_warehouse.lib.landing import files as landing_files
 from convo_warehouse.lib.landing import load_landing
 from convo_warehouse.lib.run_state import (
     build_fingerprint,
@@ -65,7 +65,7 @@ def test_unchanged_files_are_neither_opened_nor_hashed(con, landing, monkeypatch
     def fail(path):
         raise AssertionError(f"{path} was hashed although its size and mtime did not change")
 
-    monkeypatch.setattr(landing_module, "content_hash", fail)
+    monkeypatch.setattr(landing_files, "content_hash", fail)
     report = load_landing(con, landing, progress=False)
     assert report.files_loaded == [] and len(report.files_skipped) == 2
 
@@ -78,8 +78,8 @@ def test_touched_file_is_hashed_once_and_not_loaded_again(con, landing, monkeypa
     assert changed_landing_files(con, landing) == ["day1.jsonl"]
 
     hashed = []
-    original = landing_module.content_hash
-    monkeypatch.setattr(landing_module, "content_hash", lambda path: hashed.append(path.name) or original(path))
+    original = landing_files.content_hash
+    monkeypatch.setattr(landing_files, "content_hash", lambda path: hashed.append(path.name) or original(path))
     report = load_landing(con, landing, progress=False)
     # Same content: hashed (its mtime changed), skipped, and remembered.
     assert hashed == ["day1.jsonl"] and report.files_loaded == []

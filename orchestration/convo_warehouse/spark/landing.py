@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from convo_warehouse.lib import landing
+from convo_warehouse.lib.landing import csv_file, otlp
+from convo_warehouse.lib.landing.rows import FIELDS, IDENTIFIER_FIELDS
 
 RAW_EVENT_COLUMNS = (
     ("load_id", "int"),
@@ -131,12 +133,12 @@ def _literal(text: str) -> str:
 
 def _read_file(spark, path: Path, fmt: str):
     if fmt in ("otlp.jsonl", "otlp.jsonl.gz"):
-        return _python_rows(spark, landing.read_otlp_columns(path))
+        return _python_rows(spark, otlp.READER.rows(path))
     if fmt in ("jsonl", "jsonl.gz"):
         return _read_jsonl(spark, path)
     if fmt == "parquet":
         return _read_parquet(spark, path)
-    return _python_rows(spark, landing.read_csv_columns(path))
+    return _python_rows(spark, csv_file.READER.rows(path))
 
 
 def _read_jsonl(spark, path: Path):
@@ -145,7 +147,7 @@ def _read_jsonl(spark, path: Path):
         lines.map(lambda pair: (pair[1] + 1, pair[0])), "row_number bigint, line string"
     )
     numbered.createOrReplaceTempView("_landing_lines")
-    text_fields = [name for name in landing.FIELDS if name not in ("timestamp", "properties")]
+    text_fields = [name for name in FIELDS if name not in ("timestamp", "properties")]
     extracted = ",\n".join(
         f"case when is_object then get_json_object(line, '$.{name}') end as {name}"
         for name in text_fields
@@ -198,7 +200,7 @@ def _read_parquet(spark, path: Path):
     )
     frame = spark.createDataFrame(frame.rdd.zipWithIndex(), numbered)
     selects = [(F.col("index") + 1).cast("bigint").alias("row_number")]
-    for name in landing.FIELDS:
+    for name in FIELDS:
         target = "event_timestamp" if name == "timestamp" else name
         if name not in kinds:
             selects.append(F.lit(None).cast("string").alias(target))
@@ -219,8 +221,8 @@ def _read_parquet(spark, path: Path):
     typed = [
         name
         for name, kind in kinds.items()
-        if name not in landing.FIELDS
-        or (name in landing.IDENTIFIER_FIELDS and not isinstance(kind, T.StringType))
+        if name not in FIELDS
+        or (name in IDENTIFIER_FIELDS and not isinstance(kind, T.StringType))
     ]
     typed_fields = (
         F.to_json(F.struct(*[F.col(f"record.`{name}`").alias(name) for name in typed]))
@@ -237,7 +239,7 @@ def _read_parquet(spark, path: Path):
 
 def _python_rows(spark, columns: dict[str, list]):
     """Raw columns read in Python (the DuckDB loader's CSV and OTLP readers) -> a DataFrame."""
-    names = ["row_number", *landing.FIELDS, "raw_record", "parse_error", "typed_fields"]
+    names = ["row_number", *FIELDS, "raw_record", "parse_error", "typed_fields"]
     count = len(columns["row_number"])
     rows = list(zip(*(columns.get(name, [None] * count) for name in names), strict=True))
     schema = ", ".join(

@@ -1,0 +1,161 @@
+"""One load run: every new landing file into ``raw.events``, in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+from tqdm import tqdm
+
+from convo_warehouse.lib.landing import csv_file, files, jsonl, otlp, parquet, registry
+from convo_warehouse.lib.landing.rows import RAW_ROW_COLUMNS, STAGED_ROWS, Reader
+
+# Formats whose fast reader is DuckDB's own: when it fails on a file, the
+# run starts over reading that file with the format's fallback.
+_DUCKDB_READ = ("jsonl", "jsonl.gz", "parquet")
+
+READERS: dict[str, Reader] = {
+    "otlp.jsonl": otlp.READER,
+    "otlp.jsonl.gz": otlp.READER,
+    "jsonl": jsonl.READER,
+    "jsonl.gz": jsonl.READER,
+    "parquet": parquet.READER,
+    "csv": csv_file.READER,
+}
+
+
+@dataclass
+class LoadReport:
+    """What one loader run did."""
+
+    load_id: int
+    loaded_at: datetime
+    files_loaded: list[str] = field(default_factory=list)
+    files_skipped: list[str] = field(default_factory=list)
+    rows_loaded: int = 0
+    unreadable_rows: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"load {self.load_id}: {len(self.files_loaded)} new file(s), "
+            f"{len(self.files_skipped)} already loaded, {self.rows_loaded} raw rows "
+            f"({self.unreadable_rows} unreadable)"
+        )
+
+
+class _FastReaderFailed(Exception):
+    def __init__(self, path: Path, error: Exception) -> None:
+        super().__init__(str(error))
+        self.path = path
+        self.error = error
+
+
+def load_landing(
+    con: duckdb.DuckDBPyConnection, landing_dir: Path, progress: bool = True
+) -> LoadReport:
+    """Load every file not loaded before (by content hash) into ``raw.events``.
+
+    A file whose size and modification time are those recorded in
+    ``raw.landing_files_seen`` when it was last read is skipped without being
+    opened; any other file is hashed, and loaded if its content is new.
+
+    One load run is one transaction: its rows and its entries in
+    ``raw.loaded_files`` commit together, so an interrupted run leaves nothing
+    behind and the next run loads the same files again. (One transaction is
+    also about twice as fast as one per file: DuckDB writes large
+    transactions straight to the database file instead of through the WAL.)
+    """
+    landing_dir = Path(landing_dir)
+    registry.ensure_raw_tables(con)
+    found = files.discover_files(landing_dir)
+    # Files DuckDB's fast readers could not read, with the error: read again
+    # by the fallback (Python for JSONL; one unreadable row for Parquet).
+    failures: dict[Path, Exception] = {}
+    while True:
+        try:
+            return _load_files(con, landing_dir, found, failures, progress)
+        except _FastReaderFailed as failure:
+            # A failed statement aborts the run's transaction: start over,
+            # this time reading that file with its fallback.
+            failures[failure.path] = failure.error
+
+
+def _load_files(
+    con: duckdb.DuckDBPyConnection,
+    landing_dir: Path,
+    found: list[Path],
+    failures: dict[Path, Exception],
+    progress: bool,
+) -> LoadReport:
+    load_id = registry.next_load_id(con)
+    loaded_at = datetime.now(UTC).replace(tzinfo=None)
+    report = LoadReport(load_id=load_id, loaded_at=loaded_at)
+    known = registry.known_hashes(con)
+    seen = registry.seen_signatures(con)
+
+    con.execute("begin transaction")
+    try:
+        bar = tqdm(found, desc="loading landing files", unit="file", disable=not progress)
+        for path in bar:
+            relative = path.relative_to(landing_dir).as_posix()
+            signature = files.file_signature(path)
+            if seen.get(relative) == signature:
+                report.files_skipped.append(relative)
+                continue
+            digest = files.content_hash(path)
+            registry.record_seen(con, relative, signature, digest, loaded_at)
+            if digest in known:
+                report.files_skipped.append(relative)
+                continue
+            bar.set_postfix_str(relative[-40:])
+            fmt = files.file_format(path)
+            try:
+                READERS[fmt].stage(con, path, failures.get(path))
+                rows, unreadable = _record_file(con, load_id, loaded_at, relative, digest)
+            except duckdb.Error as error:
+                if fmt not in _DUCKDB_READ or path in failures:
+                    raise
+                raise _FastReaderFailed(path, error) from error
+            registry.record_loaded_file(con, load_id, loaded_at, relative, digest, fmt, signature[0], rows)
+            _drop_staged(con)
+            known.add(digest)
+            report.files_loaded.append(relative)
+            report.rows_loaded += rows
+            report.unreadable_rows += unreadable
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return report
+
+
+def _record_file(
+    con: duckdb.DuckDBPyConnection, load_id: int, loaded_at: datetime, relative: str, digest: str
+) -> tuple[int, int]:
+    """Copy ``_landing_rows`` into raw.events; (rows, unreadable rows) written."""
+    columns = ", ".join(RAW_ROW_COLUMNS)
+    (rows,) = con.execute(
+        f"""
+        insert into raw.events (load_id, loaded_at, source_file, file_hash, {columns})
+        select ?, ?, ?, ?, {columns}
+        from {STAGED_ROWS}
+        """,
+        [load_id, loaded_at, relative, digest],
+    ).fetchone()
+    # Counted in what was written: _landing_rows may be a view (read once).
+    (unreadable,) = con.execute(
+        "select count(*) from raw.events where load_id = ? and source_file = ? and parse_error is not null",
+        [load_id, relative],
+    ).fetchone()
+    return rows, unreadable
+
+
+def _drop_staged(con: duckdb.DuckDBPyConnection) -> None:
+    for name in (STAGED_ROWS, "_landing_lines"):
+        kind = con.execute(
+            "select table_type from information_schema.tables where table_name = ?", [name]
+        ).fetchone()
+        if kind:
+            con.execute(f"drop {'view' if kind[0] == 'VIEW' else 'table'} {name}")

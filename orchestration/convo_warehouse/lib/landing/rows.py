@@ -1,0 +1,108 @@
+"""The raw row every reader produces, and the reader interface.
+
+A reader turns one landing file into raw rows with the columns
+``RAW_ROW_COLUMNS`` (the load run, file and hash are added by the load):
+the row number in the file, the contract fields as text, and for a row that
+cannot be read its text and the reason (``parse_error``). Fields text cannot
+carry go to ``typed_fields`` as JSON.
+
+The loader stages a file by calling ``reader.stage(con, path, failure)``,
+which leaves the temporary relation ``_landing_rows`` with those columns.
+Readers that read in Python (CSV, OTLP) also expose ``rows(path)``, the same
+rows as column lists, for any engine (the Spark loader uses it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import duckdb
+import pyarrow as pa
+
+# Contract fields copied as text, in raw.events column order.
+FIELDS = (
+    "event_id",
+    "conversation_id",
+    "session_id",
+    "user_id",
+    "customer_id",
+    "event_type",
+    "timestamp",
+    "channel",
+    "properties",
+)
+# Fields staging checks the JSON type of (an object, array or boolean is
+# quarantined there): sent as anything but text, they are kept in typed_fields.
+IDENTIFIER_FIELDS = ("event_id", "conversation_id", "session_id", "user_id", "customer_id")
+
+
+def column_name(field: str) -> str:
+    """The raw.events column of a contract field (``timestamp`` is ``event_timestamp``)."""
+    return "event_timestamp" if field == "timestamp" else field
+
+
+RAW_ROW_COLUMNS = ("row_number", *(column_name(name) for name in FIELDS), "raw_record", "parse_error", "typed_fields")
+STAGED_ROWS = "_landing_rows"
+
+
+class Reader(Protocol):
+    """Reads one landing file format into raw rows."""
+
+    def stage(self, con: duckdb.DuckDBPyConnection, path: Path, failure: Exception | None) -> None:
+        """Leave ``_landing_rows`` (``RAW_ROW_COLUMNS``) for ``path``.
+
+        ``failure`` is set when this reader's fast path already failed on
+        the file in this load run: the reader then uses its fallback.
+        """
+
+
+def empty_columns() -> dict[str, list]:
+    return {name: [] for name in ("row_number", *FIELDS, "raw_record", "parse_error", "typed_fields")}
+
+
+def stage_python_rows(con: duckdb.DuckDBPyConnection, columns: dict[str, list]) -> None:
+    """Rows read in Python (column lists of text) -> ``_landing_rows``."""
+    table = pa.table(
+        {
+            "row_number": pa.array(columns["row_number"], pa.int64()),
+            **{column_name(name): pa.array(columns[name], pa.string()) for name in FIELDS},
+            "raw_record": pa.array(columns["raw_record"], pa.string()),
+            "parse_error": pa.array(columns["parse_error"], pa.string()),
+            "typed_fields": pa.array(columns["typed_fields"], pa.string()),
+        }
+    )
+    con.register("_landing_python_rows", table)
+    con.execute(f"create or replace temp table {STAGED_ROWS} as select * from _landing_python_rows")
+    con.unregister("_landing_python_rows")
+
+
+def stage_unreadable_file(con: duckdb.DuckDBPyConnection, error: Exception) -> None:
+    """A file no reader can open becomes one quarantined raw row, never a crash."""
+    con.execute(
+        f"""
+        create or replace temp table {STAGED_ROWS} as
+        select 0::bigint as row_number,
+               {", ".join(f"null::varchar as {column_name(name)}" for name in FIELDS)},
+               null::varchar as raw_record,
+               ? as parse_error,
+               null::varchar as typed_fields
+        """,
+        [f"unreadable file: {str(error).splitlines()[0][:300]}"],
+    )
+
+
+def epoch_ms_number_as_text(expression: str) -> str:
+    """SQL: a (possibly fractional) epoch-milliseconds number -> ISO text in UTC."""
+    return (
+        f"strftime(make_timestamp(cast(round({expression} * 1000) as bigint)), "
+        "'%Y-%m-%dT%H:%M:%S.%fZ')"
+    )
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
