@@ -319,3 +319,92 @@ def test_second_writer_gets_a_clear_busy_error(tmp_path):
     con = connect(database)  # free again, and not corrupted
     assert con.execute("select x from t").fetchall() == [(1,)]
     con.close()
+
+
+# --------------------------------------------------------------------------- which files, read how
+
+
+def test_links_out_of_the_landing_folder_are_refused(warehouse, tmp_path):
+    outside = tmp_path / "elsewhere" / "secret.jsonl"  # not under the landing folder
+    write_jsonl(outside, [event("secret-1", "c9", "user_message", "2024-03-01T10:00:00Z")])
+    (warehouse.landing / "link-out.jsonl").symlink_to(outside)
+    inside = warehouse.landing / "day" / "a.jsonl"
+    write_jsonl(inside, [event("in-1", "c1", "user_message", "2024-03-01T10:00:00Z")])
+    (warehouse.landing / "link-in.jsonl").symlink_to(inside)  # a link inside the folder is followed
+
+    report = warehouse.load()
+
+    assert report.files_refused == ["link-out.jsonl"]
+    assert "link-out.jsonl" in report.summary() and "outside the landing folder" in report.summary()
+    assert report.files_loaded == ["day/a.jsonl"] and report.files_skipped == ["link-in.jsonl"]  # same content
+    assert warehouse.query("select distinct event_id from raw.events") == [("in-1",)]
+
+
+def test_glob_characters_in_a_file_name_are_read_literally(warehouse):
+    # DuckDB's readers expand * ? [..]: "ev[1].jsonl" would read "ev1.jsonl"
+    write_jsonl(warehouse.landing / "ev[1].jsonl", [event("bracket", "c1", "user_message", "2024-03-01T10:00:00Z")])
+    write_jsonl(warehouse.landing / "ev1.jsonl", [event("plain", "c1", "user_message", "2024-03-01T10:00:01Z")])
+    write_jsonl(warehouse.landing / "a*b.jsonl.gz", [event("star", "c1", "user_message", "2024-03-01T10:00:02Z")])
+    write_jsonl(warehouse.landing / "axb.jsonl.gz", [event("axb", "c1", "user_message", "2024-03-01T10:00:03Z")])
+    pq.write_table(
+        pa.table({"event_id": ["question"], "conversation_id": ["c1"], "event_type": ["user_message"],
+                  "timestamp": ["2024-03-01T10:00:04Z"]}),
+        warehouse.landing / "q?.parquet",
+    )  # fmt: skip
+    pq.write_table(
+        pa.table({"event_id": ["qx"], "conversation_id": ["c1"], "event_type": ["user_message"],
+                  "timestamp": ["2024-03-01T10:00:05Z"]}),
+        warehouse.landing / "qx.parquet",
+    )  # fmt: skip
+    warehouse.load()
+    assert warehouse.query("select source_file, event_id from raw.events order by 1") == [
+        ("a*b.jsonl.gz", "star"),
+        ("axb.jsonl.gz", "axb"),
+        ("ev1.jsonl", "plain"),
+        ("ev[1].jsonl", "bracket"),
+        ("q?.parquet", "question"),
+        ("qx.parquet", "qx"),
+    ]
+
+
+def test_python_fallback_streams_a_gzip_file(warehouse, monkeypatch):
+    """A .jsonl.gz DuckDB cannot read (invalid UTF-8) is read by Python a
+    batch at a time: its Python allocations stay far below the file's size."""
+    import tracemalloc
+
+    from convo_warehouse.lib.landing import jsonl
+
+    def write_gzip(name: str, lines: list[str]) -> None:
+        with gzip.open(warehouse.landing / name, "wb") as handle:
+            handle.write("\n".join(lines).encode("utf-8", "surrogateescape") + b"\n")
+
+    monkeypatch.setattr(jsonl, "BATCH_LINES", 1_000)
+    # a small file first, so the imports the fallback needs are not counted
+    write_gzip("small.jsonl.gz", ['{"event_id": "\udcff"}'])
+    warehouse.load()
+    padding = "x" * 150
+    lines = [
+        json.dumps(event(f"s-{n}", f"c{n % 50}", "user_message", "2024-03-01T10:00:00Z", content=padding))
+        for n in range(60_000)
+    ]  # about 14 MB of text
+    lines[10] = lines[10].replace(padding, "bad \udcff byte")  # not UTF-8: DuckDB's reader gives up
+    write_gzip("big.jsonl.gz", lines)
+    del lines
+
+    tracemalloc.start()
+    try:
+        report = warehouse.load()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert report.rows_loaded == 60_000 and report.unreadable_rows == 0
+    assert peak < 5_000_000, f"Python held {peak:,} bytes at once"
+    assert warehouse.query(
+        "select row_number, event_id from raw.events where source_file = 'big.jsonl.gz' "
+        "and row_number in (1, 11, 60000) order by 1"
+    ) == [(1, "s-0"), (11, "s-10"), (60_000, "s-59999")]
+    assert "\ufffd" in warehouse.scalar(
+        "select properties from raw.events where source_file = 'big.jsonl.gz' and row_number = 11"
+    )
+

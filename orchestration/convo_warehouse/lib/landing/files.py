@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # OTLP/JSON trace exports (one per line) first: they also end in ".jsonl".
 SUFFIXES = (".otlp.jsonl", ".otlp.jsonl.gz", ".jsonl", ".jsonl.gz", ".parquet", ".csv")
@@ -13,8 +17,23 @@ class LandingError(RuntimeError):
     """The landing folder cannot be used (missing, not a folder)."""
 
 
-def discover_files(landing_dir: Path) -> list[Path]:
-    """Every accepted file under the landing folder, in a stable order."""
+@dataclass
+class Discovery:
+    """The landing files to consider, and the links refused (they point outside the folder)."""
+
+    files: list[Path] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+def discover(landing_dir: Path) -> Discovery:
+    """Every accepted file under the landing folder, in a stable order.
+
+    Dot-folders and dot-files are never loaded: writers build files in
+    `.tmp/` and rename them into place, rejects and spools live in
+    dot-folders. A symbolic link is followed only when its target is inside
+    the landing folder: a link to anything outside (another user's files,
+    /etc) is refused, named in the load report and logged.
+    """
     if not landing_dir.exists():
         raise LandingError(
             f"landing folder {landing_dir} does not exist: create it and drop event files in it, "
@@ -22,16 +41,35 @@ def discover_files(landing_dir: Path) -> list[Path]:
         )
     if not landing_dir.is_dir():
         raise LandingError(f"landing path {landing_dir} is not a folder.")
-    # Dot-folders and dot-files are never loaded: writers build files in
-    # `.tmp/` and rename them into place, rejects and spools live in dot-folders.
-    files = [
-        path
-        for path in landing_dir.rglob("*")
-        if path.is_file()
-        and path.name.lower().endswith(SUFFIXES)
-        and not any(part.startswith(".") for part in path.relative_to(landing_dir).parts)
-    ]
-    return sorted(files, key=lambda path: path.relative_to(landing_dir).as_posix())
+    root = landing_dir.resolve()
+    found = Discovery()
+    for path in landing_dir.rglob("*"):
+        relative = path.relative_to(landing_dir)
+        if not path.name.lower().endswith(SUFFIXES) or any(part.startswith(".") for part in relative.parts):
+            continue
+        if not path.resolve().is_relative_to(root):
+            log.warning("landing file %s links outside the landing folder %s: not loaded", relative, root)
+            found.refused.append(relative.as_posix())
+        elif path.is_file():
+            found.files.append(path)
+    found.files.sort(key=lambda path: path.relative_to(landing_dir).as_posix())
+    found.refused.sort()
+    return found
+
+
+def discover_files(landing_dir: Path) -> list[Path]:
+    """The landing files to consider (``discover(...).files``)."""
+    return discover(landing_dir).files
+
+
+def duckdb_path(path: Path) -> str:
+    """``path`` as DuckDB's file readers take it literally.
+
+    ``read_json``, ``read_csv`` and ``read_parquet`` expand ``*``, ``?`` and
+    ``[...]`` as a glob, so ``events[1].jsonl`` would read ``events1.jsonl``
+    instead; each of those characters becomes a one-character class.
+    """
+    return str(path).replace("[", "[[]").replace("*", "[*]").replace("?", "[?]")
 
 
 def file_format(path: Path) -> str:

@@ -34,14 +34,22 @@ class LoadReport:
     loaded_at: datetime
     files_loaded: list[str] = field(default_factory=list)
     files_skipped: list[str] = field(default_factory=list)
+    # links to files outside the landing folder: never read
+    files_refused: list[str] = field(default_factory=list)
     rows_loaded: int = 0
     unreadable_rows: int = 0
 
     def summary(self) -> str:
+        refused = (
+            f"; {len(self.files_refused)} link(s) to files outside the landing folder not loaded: "
+            + ", ".join(self.files_refused[:5])
+            if self.files_refused
+            else ""
+        )
         return (
             f"load {self.load_id}: {len(self.files_loaded)} new file(s), "
             f"{len(self.files_skipped)} already loaded, {self.rows_loaded} raw rows "
-            f"({self.unreadable_rows} unreadable)"
+            f"({self.unreadable_rows} unreadable){refused}"
         )
 
 
@@ -69,7 +77,7 @@ def load_landing(
     """
     landing_dir = Path(landing_dir)
     registry.ensure_raw_tables(con)
-    found = files.discover_files(landing_dir)
+    found = files.discover(landing_dir)
     # Files DuckDB's fast readers could not read, with the error: read again
     # by the fallback (Python for JSONL; one unreadable row for Parquet).
     failures: dict[Path, Exception] = {}
@@ -85,19 +93,19 @@ def load_landing(
 def _load_files(
     con: duckdb.DuckDBPyConnection,
     landing_dir: Path,
-    found: list[Path],
+    found: files.Discovery,
     failures: dict[Path, Exception],
     progress: bool,
 ) -> LoadReport:
     load_id = registry.next_load_id(con)
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
-    report = LoadReport(load_id=load_id, loaded_at=loaded_at)
+    report = LoadReport(load_id=load_id, loaded_at=loaded_at, files_refused=list(found.refused))
     known = registry.known_hashes(con)
     seen = registry.seen_signatures(con)
 
     con.execute("begin transaction")
     try:
-        bar = tqdm(found, desc="loading landing files", unit="file", disable=not progress)
+        bar = tqdm(found.files, desc="loading landing files", unit="file", disable=not progress)
         for path in bar:
             relative = path.relative_to(landing_dir).as_posix()
             signature = files.file_signature(path)
@@ -153,9 +161,14 @@ def _record_file(
 
 
 def _drop_staged(con: duckdb.DuckDBPyConnection) -> None:
-    for name in (STAGED_ROWS, "_landing_lines"):
+    for name in (STAGED_ROWS, "_landing_numbered", "_landing_lines"):
         kind = con.execute(
             "select table_type from information_schema.tables where table_name = ?", [name]
         ).fetchone()
         if kind:
             con.execute(f"drop {'view' if kind[0] == 'VIEW' else 'table'} {name}")
+    for name in ("_landing_line_stream", "_landing_python_rows"):
+        try:
+            con.unregister(name)
+        except duckdb.Error:
+            pass

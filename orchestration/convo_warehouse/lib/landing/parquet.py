@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 
+from convo_warehouse.lib.landing.files import duckdb_path
 from convo_warehouse.lib.landing.rows import (
     FIELDS,
     IDENTIFIER_FIELDS,
@@ -47,7 +48,7 @@ def _parquet_text(column: str, duck_type: str) -> str:
 
 
 def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    schema = con.execute("describe select * from read_parquet(?)", [str(path)]).fetchall()
+    schema = con.execute("describe select * from read_parquet(?)", [duckdb_path(path)]).fetchall()
     types = {name: duck_type for name, duck_type, *_ in schema}
     selects = [
         f"{_parquet_text(name, types[name]) if name in types else 'null'} as {column_name(name)}"
@@ -76,7 +77,7 @@ def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             null::varchar as raw_record,
             null::varchar as parse_error,
             {typed_fields} as typed_fields
-        from read_parquet({sql_literal(str(path))}, file_row_number = true)
+        from read_parquet({sql_literal(duckdb_path(path))}, file_row_number = true)
         """
     )
 

@@ -77,6 +77,12 @@ def stage_python_rows(con: duckdb.DuckDBPyConnection, columns: dict[str, list]) 
     con.unregister("_landing_python_rows")
 
 
+def unreadable_file_text(error: BaseException) -> str:
+    """``parse_error`` of a file that could not be read (staging's reason ``unreadable_file``)."""
+    first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return f"unreadable file: {first_line[:300]}"
+
+
 def stage_unreadable_file(con: duckdb.DuckDBPyConnection, error: Exception) -> None:
     """A file no reader can open becomes one quarantined raw row, never a crash."""
     con.execute(
@@ -88,7 +94,7 @@ def stage_unreadable_file(con: duckdb.DuckDBPyConnection, error: Exception) -> N
                ? as parse_error,
                null::varchar as typed_fields
         """,
-        [f"unreadable file: {str(error).splitlines()[0][:300]}"],
+        [unreadable_file_text(error)],
     )
 
 
