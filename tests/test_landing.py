@@ -408,3 +408,123 @@ def test_python_fallback_streams_a_gzip_file(warehouse, monkeypatch):
         "select properties from raw.events where source_file = 'big.jsonl.gz' and row_number = 11"
     )
 
+
+
+# --------------------------------------------------------------------------- no file stops the run
+
+
+def test_a_csv_field_of_200_kb_is_read(warehouse):
+    transcript = "word " * 40_000  # 200 KB: Python's csv module stops at 128 KiB by default
+    properties = json.dumps({"content": transcript}).replace('"', '""')
+    (warehouse.landing / "long.csv").write_text(
+        "event_id,conversation_id,event_type,timestamp,properties\n"
+        f'long-1,c1,user_message,2024-03-01 10:00:00,"{properties}"\n'
+        "long-2,c1,agent_message,2024-03-01 10:00:01,\n"
+    )
+    report = warehouse.load()
+    warehouse.build()
+    assert report.unreadable_rows == 0
+    assert warehouse.query("select event_id, length(content) from staging.stg_events order by 1") == [
+        ("long-1", len(transcript)),
+        ("long-2", None),
+    ]
+
+
+def test_an_error_while_mapping_one_otlp_line_quarantines_that_line(warehouse, monkeypatch):
+    from convo_warehouse.lib import otel_genai
+
+    real_mapping = otel_genai.map_export_request
+
+    def mapping(request):
+        if request.get("resourceSpans") == ["x"]:
+            raise AttributeError("'str' object has no attribute 'get'")  # what such a line raised
+        return real_mapping(request)
+
+    monkeypatch.setattr(otel_genai, "map_export_request", mapping)
+    (warehouse.landing / "traces.otlp.jsonl").write_text('{"resourceSpans": []}\n{"resourceSpans": ["x"]}\n')
+    write_jsonl(warehouse.landing / "other.jsonl", [event("o-1", "c1", "user_message", "2024-03-01T10:00:00Z")])
+
+    warehouse.load()
+    warehouse.build()
+
+    assert warehouse.query(
+        "select source_file, row_number, reason, reason_detail, raw_record from quarantine.rejected_events"
+    ) == [("traces.otlp.jsonl", 1, "unreadable_line", "unreadable line 2: 'str' object has no attribute 'get'",
+           '{"resourceSpans": ["x"]}')]  # fmt: skip
+    assert warehouse.query("select event_id from staging.stg_events") == [("o-1",)]
+
+
+def test_an_error_inside_a_reader_keeps_the_rows_read_and_the_run_goes_on(warehouse, monkeypatch):
+    from convo_warehouse.lib.landing import csv_file
+
+    real_rows = csv_file.CsvReader.rows
+
+    def breaking_rows(self, path):
+        rows = real_rows(self, path)
+        yield next(rows)
+        raise RuntimeError("the disk went away\nsecond line of the message")
+
+    monkeypatch.setattr(csv_file.CsvReader, "rows", breaking_rows)
+    (warehouse.landing / "broken.csv").write_text(
+        "event_id,conversation_id,event_type,timestamp\n"
+        "b-1,c1,user_message,2024-03-01 10:00:00\n"
+        "b-2,c1,user_message,2024-03-01 10:00:01\n"
+    )
+    write_jsonl(warehouse.landing / "fine.jsonl", [event("f-1", "c1", "user_message", "2024-03-01T10:00:02Z")])
+
+    report = warehouse.load()
+    warehouse.build()
+
+    assert report.files_loaded == ["broken.csv", "fine.jsonl"]
+    assert warehouse.query("select event_id from staging.stg_events order by 1") == [("b-1",), ("f-1",)]
+    assert warehouse.query("select source_file, row_number, reason, reason_detail from quarantine.rejected_events") == [
+        ("broken.csv", 0, "unreadable_file", "unreadable file: the disk went away"),
+    ]
+    assert warehouse.scalar("select bool_and(is_reconciled) from audit.reconciliation")
+
+
+def test_a_file_that_cannot_be_opened_is_reported_once_and_loaded_when_it_can(warehouse, monkeypatch):
+    from convo_warehouse.lib.landing import files
+
+    write_jsonl(warehouse.landing / "locked.jsonl", [event("l-1", "c1", "user_message", "2024-03-01T10:00:00Z")])
+    write_jsonl(warehouse.landing / "open.jsonl", [event("o-1", "c1", "user_message", "2024-03-01T10:00:01Z")])
+    real_hash = files.content_hash
+
+    def content_hash(path):
+        if path.name == "locked.jsonl":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_hash(path)
+
+    monkeypatch.setattr(files, "content_hash", content_hash)
+    assert warehouse.load().files_loaded == ["locked.jsonl", "open.jsonl"]
+    assert warehouse.load().files_loaded == []  # still locked: not reported twice
+    assert warehouse.query("select source_file, row_number, parse_error from raw.events order by 1") == [
+        ("locked.jsonl", 0, f"unreadable file: [Errno 13] Permission denied: '{warehouse.landing / 'locked.jsonl'}'"),
+        ("open.jsonl", 1, None),
+    ]
+    monkeypatch.setattr(files, "content_hash", real_hash)  # readable again
+    assert warehouse.load().files_loaded == ["locked.jsonl"]
+    warehouse.build()
+    assert warehouse.query("select event_id from staging.stg_events order by 1") == [("l-1",), ("o-1",)]
+
+
+def test_a_truncated_gzip_file_keeps_its_lines_and_is_reported(warehouse):
+    data = gzip.compress(
+        ("\n".join(json.dumps(event(f"t-{n}", "c1", "user_message", "2024-03-01T10:00:00Z")) for n in range(2000)) + "\n").encode()
+    )
+    (warehouse.landing / "cut.jsonl.gz").write_bytes(data[: len(data) * 2 // 3])  # the end of the stream is missing
+    write_jsonl(warehouse.landing / "fine.jsonl", [event("f-1", "c2", "user_message", "2024-03-01T10:00:00Z")])
+
+    report = warehouse.load()
+    warehouse.build()
+
+    assert report.files_loaded == ["cut.jsonl.gz", "fine.jsonl"]
+    kept = warehouse.scalar("select count(*) from raw.events where source_file = 'cut.jsonl.gz' and row_number > 0")
+    assert 0 < kept < 2000
+    reason, detail = warehouse.query(
+        "select reason, reason_detail from quarantine.rejected_events where source_file = 'cut.jsonl.gz'"
+    )[0]
+    assert reason == "unreadable_file" and "unreadable file" in detail
+    # every line read before the break is staged, but for a last line the break cut in two
+    assert warehouse.scalar("select count(*) from staging.stg_events where source_file = 'cut.jsonl.gz'") >= kept - 1
+    assert warehouse.scalar("select bool_and(is_reconciled) from audit.reconciliation")

@@ -21,13 +21,14 @@ Typing, validation, aliasing and dedupe stay in dbt, as on DuckDB.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from convo_warehouse.lib import landing
 from convo_warehouse.lib.landing import csv_file, otlp
-from convo_warehouse.lib.landing.rows import FIELDS, IDENTIFIER_FIELDS
+from convo_warehouse.lib.landing.rows import FIELDS, IDENTIFIER_FIELDS, RAW_ROW_COLUMNS, RawRow, guarded
 
 RAW_EVENT_COLUMNS = (
     ("load_id", "int"),
@@ -237,13 +238,11 @@ def _read_parquet(spark, path: Path):
     )
 
 
-def _python_rows(spark, columns: dict[str, list]):
-    """Raw columns read in Python (the DuckDB loader's CSV and OTLP readers) -> a DataFrame."""
-    names = ["row_number", *FIELDS, "raw_record", "parse_error", "typed_fields"]
-    count = len(columns["row_number"])
-    rows = list(zip(*(columns.get(name, [None] * count) for name in names), strict=True))
-    schema = ", ".join(
-        f"{'event_timestamp' if name == 'timestamp' else name} {'bigint' if name == 'row_number' else 'string'}"
-        for name in names
-    )
-    return spark.createDataFrame(rows, schema)
+def _python_rows(spark, rows: Iterator[RawRow]):
+    """Raw rows read in Python (the loader's CSV and OTLP readers) -> a DataFrame.
+
+    ``guarded`` keeps the rows read before any error and adds the error as
+    an unreadable-file row, as the DuckDB loader does.
+    """
+    schema = ", ".join(f"{name} {'bigint' if name == 'row_number' else 'string'}" for name in RAW_ROW_COLUMNS)
+    return spark.createDataFrame([row.as_tuple() for row in guarded(rows)], schema)

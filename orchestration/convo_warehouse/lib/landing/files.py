@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +85,41 @@ def file_signature(path: Path) -> tuple[int, int]:
     """(size in bytes, modification time in ns): tells that a file changed without reading it."""
     stat = path.stat()
     return stat.st_size, stat.st_mtime_ns
+
+
+# Stand-in hashes of files that could not be opened start with this.
+UNOPENABLE = "unopenable:"
+
+
+def unopenable_hash(relative: str, error: OSError) -> str:
+    """The stand-in hash of a file that cannot be opened: the same for the same path and error."""
+    return UNOPENABLE + hashlib.sha256(f"{relative}\0{type(error).__name__}".encode()).hexdigest()
+
+
+def gzip_problem(path: Path) -> str | None:
+    """Why a gzip file is broken (truncated, or failing its checksum), or None when it is whole.
+
+    DuckDB's readers end a truncated gzip stream quietly, as if the file
+    ended there: the file is decompressed once here to tell.
+    """
+    decompressor = zlib.decompressobj(wbits=31)
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                while block:
+                    decompressor.decompress(block, 1 << 20)
+                    block = decompressor.unconsumed_tail
+                    if decompressor.eof:
+                        # a second gzip member follows the first one
+                        block = decompressor.unused_data + block
+                        if not block.strip(b"\0"):
+                            break
+                        decompressor = zlib.decompressobj(wbits=31)
+    except zlib.error as error:
+        return f"corrupt gzip data: {error}"
+    if not decompressor.eof:
+        return "the gzip stream ends before its end: the file is truncated"
+    return None
 
 
 def content_hash(path: Path) -> str:

@@ -10,11 +10,7 @@ import duckdb
 from tqdm import tqdm
 
 from convo_warehouse.lib.landing import csv_file, files, jsonl, otlp, parquet, registry
-from convo_warehouse.lib.landing.rows import RAW_ROW_COLUMNS, STAGED_ROWS, Reader
-
-# Formats whose fast reader is DuckDB's own: when it fails on a file, the
-# run starts over reading that file with the format's fallback.
-_DUCKDB_READ = ("jsonl", "jsonl.gz", "parquet")
+from convo_warehouse.lib.landing.rows import RAW_ROW_COLUMNS, STAGED_ROWS, Reader, stage_unreadable_file
 
 READERS: dict[str, Reader] = {
     "otlp.jsonl": otlp.READER,
@@ -53,11 +49,17 @@ class LoadReport:
         )
 
 
-class _FastReaderFailed(Exception):
+class _FileFailed(Exception):
+    """Reading one file failed inside the run's transaction (which DuckDB then aborts)."""
+
     def __init__(self, path: Path, error: Exception) -> None:
         super().__init__(str(error))
         self.path = path
         self.error = error
+
+
+# Errors of the machine, not of a file: they stop the run.
+_NOT_A_FILE_ERROR = (MemoryError, duckdb.OutOfMemoryException, duckdb.InterruptException)
 
 
 def load_landing(
@@ -74,27 +76,33 @@ def load_landing(
     behind and the next run loads the same files again. (One transaction is
     also about twice as fast as one per file: DuckDB writes large
     transactions straight to the database file instead of through the WAL.)
+
+    No file stops the run. A file DuckDB's reader fails on is read again by
+    the format's fallback (Python, for JSONL); a file no reader can read, or
+    that cannot be opened at all, becomes one row with the error, which
+    staging quarantines as ``unreadable_file``; rows a Python reader read
+    before an error are kept.
     """
     landing_dir = Path(landing_dir)
     registry.ensure_raw_tables(con)
     found = files.discover(landing_dir)
-    # Files DuckDB's fast readers could not read, with the error: read again
-    # by the fallback (Python for JSONL; one unreadable row for Parquet).
-    failures: dict[Path, Exception] = {}
+    # The errors reading a file met in earlier attempts of this run: one
+    # means "use the fallback", two "no reader can: one unreadable row".
+    failures: dict[Path, list[Exception]] = {}
     while True:
         try:
             return _load_files(con, landing_dir, found, failures, progress)
-        except _FastReaderFailed as failure:
+        except _FileFailed as failure:
             # A failed statement aborts the run's transaction: start over,
             # this time reading that file with its fallback.
-            failures[failure.path] = failure.error
+            failures.setdefault(failure.path, []).append(failure.error)
 
 
 def _load_files(
     con: duckdb.DuckDBPyConnection,
     landing_dir: Path,
     found: files.Discovery,
-    failures: dict[Path, Exception],
+    failures: dict[Path, list[Exception]],
     progress: bool,
 ) -> LoadReport:
     load_id = registry.next_load_id(con)
@@ -108,24 +116,40 @@ def _load_files(
         bar = tqdm(found.files, desc="loading landing files", unit="file", disable=not progress)
         for path in bar:
             relative = path.relative_to(landing_dir).as_posix()
-            signature = files.file_signature(path)
-            if seen.get(relative) == signature:
+            try:
+                signature = files.file_signature(path)
+                digest = None if seen.get(relative) == signature else files.content_hash(path)
+            except OSError as error:
+                # cannot even be opened (permissions, gone): one row with the
+                # error, under a stand-in hash; not remembered as seen, so
+                # the next run tries again and loads it once it can be read
+                signature, digest = (0, 0), files.unopenable_hash(relative, error)
+                failures[path] = [error, error]
+            if digest is None:
                 report.files_skipped.append(relative)
                 continue
-            digest = files.content_hash(path)
-            registry.record_seen(con, relative, signature, digest, loaded_at)
+            if not digest.startswith(files.UNOPENABLE):
+                registry.record_seen(con, relative, signature, digest, loaded_at)
             if digest in known:
                 report.files_skipped.append(relative)
                 continue
             bar.set_postfix_str(relative[-40:])
             fmt = files.file_format(path)
+            errors = failures.get(path, [])
+            if not errors and fmt.endswith(".gz") and (problem := files.gzip_problem(path)):
+                # the fast readers would take it for whole: the fallback reads
+                # up to the break and reports it on the file
+                errors = failures[path] = [ValueError(problem)]
             try:
-                READERS[fmt].stage(con, path, failures.get(path))
+                if len(errors) >= 2:
+                    stage_unreadable_file(con, errors[0])
+                else:
+                    READERS[fmt].stage(con, path, errors[0] if errors else None)
                 rows, unreadable = _record_file(con, load_id, loaded_at, relative, digest)
-            except duckdb.Error as error:
-                if fmt not in _DUCKDB_READ or path in failures:
-                    raise
-                raise _FastReaderFailed(path, error) from error
+            except _NOT_A_FILE_ERROR:
+                raise
+            except Exception as error:  # noqa: BLE001 - reading one file never stops the run
+                raise _FileFailed(path, error) from error
             registry.record_loaded_file(con, load_id, loaded_at, relative, digest, fmt, signature[0], rows)
             _drop_staged(con)
             known.add(digest)
@@ -161,14 +185,15 @@ def _record_file(
 
 
 def _drop_staged(con: duckdb.DuckDBPyConnection) -> None:
-    for name in (STAGED_ROWS, "_landing_numbered", "_landing_lines"):
-        kind = con.execute(
-            "select table_type from information_schema.tables where table_name = ?", [name]
-        ).fetchone()
-        if kind:
-            con.execute(f"drop {'view' if kind[0] == 'VIEW' else 'table'} {name}")
+    """Drop the temporary tables and views a reader left (all named ``_landing_...``)."""
     for name in ("_landing_line_stream", "_landing_python_rows"):
-        try:
-            con.unregister(name)
-        except duckdb.Error:
-            pass
+        con.unregister(name)
+    staged = con.execute(
+        """
+        select table_name, table_type
+        from information_schema.tables
+        where table_catalog = 'temp' and starts_with(table_name, '_landing_')
+        """
+    ).fetchall()
+    for name, kind in sorted(staged, key=lambda item: item[1] != "VIEW"):  # views first
+        con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} if exists {name}")

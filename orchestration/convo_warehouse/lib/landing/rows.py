@@ -8,14 +8,16 @@ carry go to ``typed_fields`` as JSON.
 
 The loader stages a file by calling ``reader.stage(con, path, failure)``,
 which leaves the temporary relation ``_landing_rows`` with those columns.
-Readers that read in Python (CSV, OTLP) also expose ``rows(path)``, the same
-rows as column lists, for any engine (the Spark loader uses it).
+Readers that read in Python (CSV, OTLP) also expose ``rows(path)``: the
+same rows as :class:`RawRow`, streamed, for any engine (the Spark loader
+uses it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -57,24 +59,75 @@ class Reader(Protocol):
         """
 
 
-def empty_columns() -> dict[str, list]:
-    return {name: [] for name in ("row_number", *FIELDS, "raw_record", "parse_error", "typed_fields")}
+ROW_SCHEMA = pa.schema(
+    [("row_number", pa.int64())]
+    + [(column_name(name), pa.string()) for name in FIELDS]
+    + [("raw_record", pa.string()), ("parse_error", pa.string()), ("typed_fields", pa.string())]
+)
+BATCH_ROWS = 50_000
 
 
-def stage_python_rows(con: duckdb.DuckDBPyConnection, columns: dict[str, list]) -> None:
-    """Rows read in Python (column lists of text) -> ``_landing_rows``."""
-    table = pa.table(
-        {
-            "row_number": pa.array(columns["row_number"], pa.int64()),
-            **{column_name(name): pa.array(columns[name], pa.string()) for name in FIELDS},
-            "raw_record": pa.array(columns["raw_record"], pa.string()),
-            "parse_error": pa.array(columns["parse_error"], pa.string()),
-            "typed_fields": pa.array(columns["typed_fields"], pa.string()),
-        }
+class RawRow(NamedTuple):
+    """One raw row read in Python: contract fields (text) by contract name."""
+
+    row_number: int
+    values: dict[str, str | None]
+    raw_record: str | None = None
+    parse_error: str | None = None
+    typed_fields: str | None = None
+
+    def as_tuple(self) -> tuple:
+        """The row in ``RAW_ROW_COLUMNS`` order."""
+        return (
+            self.row_number,
+            *(self.values.get(name) for name in FIELDS),
+            self.raw_record,
+            self.parse_error,
+            self.typed_fields,
+        )
+
+
+def guarded(rows: Iterator[RawRow]) -> Iterator[RawRow]:
+    """The rows of a Python reader; whatever error stops it ends them with one more row.
+
+    A field over any limit, a broken file, a bug in a reader: the rows read
+    before it are kept, and the file gets a row numbered 0 whose
+    ``parse_error`` names the error, which staging quarantines as
+    ``unreadable_file``. The load run goes on with the other files.
+    """
+    try:
+        yield from rows
+    except MemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any error reading the file is reported on the file
+        yield RawRow(0, {}, parse_error=unreadable_file_text(error))
+
+
+def row_batches(rows: Iterator[RawRow], batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """Rows as Arrow batches of ``ROW_SCHEMA``, ``batch_rows`` at a time."""
+    batch: list[tuple] = []
+    for row in rows:
+        batch.append(row.as_tuple())
+        if len(batch) >= batch_rows:
+            yield _arrow_batch(batch)
+            batch = []
+    if batch:
+        yield _arrow_batch(batch)
+
+
+def _arrow_batch(rows: list[tuple]) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True))
+    return pa.record_batch(
+        [pa.array(values, type_) for values, type_ in zip(columns, ROW_SCHEMA.types, strict=True)],
+        schema=ROW_SCHEMA,
     )
-    con.register("_landing_python_rows", table)
-    con.execute(f"create or replace temp table {STAGED_ROWS} as select * from _landing_python_rows")
-    con.unregister("_landing_python_rows")
+
+
+def stage_python_rows(con: duckdb.DuckDBPyConnection, rows: Iterator[RawRow]) -> None:
+    """Rows read in Python -> ``_landing_rows``: a stream the insert reads once, never all in memory."""
+    stream = pa.RecordBatchReader.from_batches(ROW_SCHEMA, row_batches(guarded(rows)))
+    con.register("_landing_python_rows", stream)
+    con.execute(f"create or replace temp view {STAGED_ROWS} as select * from _landing_python_rows")
 
 
 def unreadable_file_text(error: BaseException) -> str:
