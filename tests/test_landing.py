@@ -528,3 +528,90 @@ def test_a_truncated_gzip_file_keeps_its_lines_and_is_reported(warehouse):
     # every line read before the break is staged, but for a last line the break cut in two
     assert warehouse.scalar("select count(*) from staging.stg_events where source_file = 'cut.jsonl.gz'") >= kept - 1
     assert warehouse.scalar("select bool_and(is_reconciled) from audit.reconciliation")
+
+
+# --------------------------------------------------------------------------- one parse per line
+
+
+# Lines both ways of reading JSONL must turn into the same raw rows, each
+# with what makes it an edge case.
+READER_CORPUS = [
+    '{"event_id":"a","conversation_id":"c","event_type":"user_message","timestamp":"2024-03-01T10:00:00Z"}',
+    "",  # blank: no row, but counted by the line numbers
+    '{"event_id":123,"conversation_id":7.0,"user_id":true,"session_id":null,"customer_id":{"k":[1]}}',  # typed ids
+    '{"id":"m-1","metadata":{"turn":3},"uuid":"u","nothing":null,"event_type":"x"}',  # fields without a column
+    "   \t ",  # ASCII spaces: blank
+    '{"event_id":"t","timestamp":1709287205000.5,"properties":"{\\"a\\": 1}"}',  # fractional epoch ms, double-encoded
+    '{"event_id":"e","timestamp":1.7e12,"properties":null,"channel":5}',  # exponent epoch ms, a number as channel
+    "{}",  # an object without fields: read (staging quarantines it)
+    "\u00a0\u3000",  # Unicode spaces: blank too
+    "{bad json}",  # malformed between braces
+    '{"event_id": "x"',  # truncated
+    "[1, 2]",  # valid JSON, not an object
+    '"a string"',
+    "  {\"event_id\": \"spaced\", \"event_type\" : \"y\"}  ",  # surrounding spaces
+    '{"event_id":"\\u00e9\\n\\u001f\\/","big":123456789012345678901234,"content":"caf\u00e9"}',  # escapes, big number
+    '{"event_id":"tail"} trailing',  # text after the object
+    '{"event_id":"cut","properties":{"content":',  # truncated (DuckDB's read_json also fails the next line)
+    '{"event_id":"after-cut","conversation_id":"c"}',
+]
+
+
+def test_jsonl_readers_agree_on_every_kind_of_line(tmp_path):
+    """DuckDB reading the lines and the Python fallback streaming them give
+    the same raw rows: blank lines, numbers, kinds, unreadable lines."""
+    import duckdb
+
+    from convo_warehouse.lib.landing import jsonl
+
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("\n".join(READER_CORPUS) + "\n")
+    rows = {}
+    for name, failure in (("duckdb", None), ("fallback", RuntimeError("DuckDB could not read it"))):
+        con = duckdb.connect()
+        jsonl.READER.stage(con, path, failure)
+        rows[name] = con.execute("select * from _landing_rows order by row_number").fetchall()
+        con.close()
+    assert rows["duckdb"] == rows["fallback"]
+    numbers = [row[0] for row in rows["duckdb"]]
+    assert numbers == [1, 3, 4, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18]  # blank lines 2, 5 and 9 are no rows
+    unreadable = {row[0]: row[-2] for row in rows["duckdb"] if row[-2] is not None}
+    assert unreadable == {
+        10: "unreadable line: not valid JSON",
+        11: "unreadable line: not valid JSON",
+        12: "unreadable line: JSON array, not an object",
+        13: "unreadable line: JSON varchar, not an object",
+        16: "unreadable line: not valid JSON",
+        17: "unreadable line: not valid JSON",
+    }
+
+
+def test_typed_fields_keep_only_what_text_cannot_carry(warehouse):
+    write_jsonl(
+        warehouse.landing / "typed.jsonl",
+        [
+            event("plain", "c1", "user_message", "2024-03-01T10:00:00Z", content="hi"),  # nothing to keep
+            {"event_id": 123, "conversation_id": "c1", "event_type": "user_message",
+             "timestamp": "2024-03-01T10:00:01Z"},  # a number as identifier
+            {"id": "m-1", "conversation_id": "c1", "event_type": "user_message",
+             "timestamp": "2024-03-01T10:00:02Z", "metadata": {"turn": 2}},  # v1.1 names
+        ],
+    )  # fmt: skip
+    warehouse.load()
+    assert warehouse.query("select row_number, event_id, typed_fields from raw.events order by 1") == [
+        (1, "plain", None),
+        (2, "123", '{"event_id":123}'),
+        (3, None, '{"id":"m-1","metadata":{"turn":2}}'),
+    ]
+
+
+def test_row_numbers_count_blank_lines_wherever_they_are(warehouse):
+    lines = ["", " ", event("n-3", "c1", "user_message", "2024-03-01T10:00:00Z"), "\u2003",
+             "{broken}", "", event("n-7", "c1", "user_message", "2024-03-01T10:00:01Z"), "\t"]  # fmt: skip
+    write_jsonl(warehouse.landing / "gaps.jsonl", lines)
+    warehouse.load()
+    assert warehouse.query("select row_number, event_id, parse_error from raw.events order by 1") == [
+        (3, "n-3", None),
+        (5, None, "unreadable line: not valid JSON"),
+        (7, "n-7", None),
+    ]
