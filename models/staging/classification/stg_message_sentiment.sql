@@ -2,7 +2,6 @@
 -- (a re-score with a newer model supersedes the older row).
 -- Incremental: a run recomputes the messages the classifier step scored
 -- since the newest scored_at held (classifier_output.sql).
-{{ config(**classifier_output_config('event_id')) }}
 
 with
 

@@ -2,7 +2,6 @@
 -- (a re-classification supersedes older rows; on a tie `llm` beats `rules`).
 -- Incremental: a run recomputes the conversations the classifier wrote rows
 -- for since the newest classified_at held (classifier_output.sql).
-{{ config(**classifier_output_config(['conversation_id', 'funnel_name', 'stage'])) }}
 
 with
 
