@@ -347,7 +347,8 @@ FUNNEL_CHAIN = {
     "intermediate.int_conversation_stages_combined": (["conversation_id", "funnel_name", "stage"], "source", MARKER),
     "intermediate.int_conversation_stages_sequenced": (["conversation_id", "funnel_name", "stage"], "source", MARKER),
     "intermediate.int_conversation_funnels_progressed": (["conversation_id", "funnel_name"], "last_stage", MARKER),
-    "marts.fct_conversation_stages": (["conversation_id", "funnel_name", "stage"], "source", MARKER),
+    # (source has a check constraint: the mark goes where none is)
+    "marts.fct_conversation_stages": (["conversation_id", "funnel_name", "stage"], "stage_order", -1),
 }
 CLASSIFIED_CHAIN = set(FUNNEL_CHAIN) - {
     "intermediate.int_conversation_markers_evaluated", "intermediate.int_conversation_flags_unpivoted",

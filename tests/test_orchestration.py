@@ -308,31 +308,59 @@ def test_raw_suite_warns_on_a_mostly_quarantined_file_naming_it_and_the_fix():
     assert "seeds/field_aliases.csv" in line
 
 
-def test_mart_suite_flags_out_of_range_satisfaction_with_its_row():
+def test_fct_conversations_suite_warns_of_negative_durations_and_unengaged_days_with_their_rows():
     from convo_warehouse.checks import suites
     from convo_warehouse.checks.validation import validate
 
     frame = pd.DataFrame(
         {
-            "conversation_id": ["ok", "too_happy", "ok2"],
+            "conversation_id": ["ok", "backwards", "quiet"],
             "conversation_date": pd.to_datetime(["2024-03-01"] * 3),
-            "satisfaction_score": [0.5, 1.4, None],  # too_happy: above 1
-            "feedback_score": [1.0, 0.0, None],
-            "user_turns": [2, 3, 0],
-            "duration_seconds": [10.0, 20.0, None],
+            "duration_seconds": [10.0, -3.0, None],  # backwards: ends before it starts
             "first_response_ms": [100.0, 50.0, None],
-            "conversations": [3, 3, 3],
-            "staged_conversations": [3, 3, 3],
+            "is_not_engaged": [0, 0, 1],
         }
     )
     outcome = validate(suites.fct_conversations_suite(), frame, "marts/fct_conversations", ["conversation_id"])
     [failure] = outcome.failed
-    assert failure.severity == "critical"
-    assert failure.column == "satisfaction_score"
-    assert failure.failing_rows == [{"conversation_id": "too_happy", "satisfaction_score": 1.4}]
+    assert failure.severity == "warning"
+    assert failure.column == "duration_seconds"
+    assert failure.failing_rows == [{"conversation_id": "backwards", "duration_seconds": -3.0}]
 
-    good = frame.assign(satisfaction_score=[0.5, 1.0, None])
+    # two of three conversations never engaged: above the warning share
+    unengaged = frame.assign(duration_seconds=[10.0, 3.0, None], is_not_engaged=[1, 1, 0])
+    outcome = validate(suites.fct_conversations_suite(), unengaged, "marts/fct_conversations", ["conversation_id"])
+    assert [item.label() for item in outcome.failed] == ["expect_column_mean_to_be_between(is_not_engaged)"]
+    assert not outcome.critical_failures
+
+    good = frame.assign(duration_seconds=[10.0, 3.0, None])
     assert validate(suites.fct_conversations_suite(), good, "marts/fct_conversations", ["conversation_id"]).passed
+
+
+def test_metrics_daily_suite_warns_of_a_day_far_from_its_trailing_volume():
+    """The suite's query over a metrics table: of the days rewritten, the
+    complete ones are compared with the median of the 28 days before."""
+    from convo_warehouse.checks import suites
+    from convo_warehouse.checks.validation import validate_mart
+
+    [mart] = [mart for mart in suites.MART_SUITES if mart.table == "metrics_daily"]
+    con = duckdb.connect()
+    con.execute("create schema marts; create schema audit")
+    # ten quiet days of 100 conversations, a day of 10 (a producer stopped),
+    # a normal day, and today's partial day (never checked)
+    volumes = [100] * 10 + [10, 100, 3]
+    con.execute(
+        "create table marts.metrics_daily as select date '2024-03-01' + cast(day as integer) as metric_date, "
+        "'conversations' as metric_name, 'all' as segment_type, 'all' as segment_value, "
+        "cast(volume as double) as value from (select unnest(range(13)) as day, unnest(?) as volume)",
+        [volumes],
+    )
+    outcome, missing = validate_mart(con, mart)
+    assert missing == []
+    [failure] = outcome.failed
+    assert failure.severity == "warning"
+    assert [str(row["metric_date"])[:10] for row in failure.failing_rows] == ["2024-03-11"]
+    assert outcome.row_count == 11  # every complete day after the first; today left out
 
 
 def test_mart_suite_flags_reached_in_order_growing_along_the_funnel():
@@ -364,37 +392,36 @@ def test_mart_suite_flags_reached_in_order_growing_along_the_funnel():
     assert outcome.critical_failures[0].failing_rows[0]["stage"] == "resolved"
 
 
-def _facts_warehouse(refreshed: list[tuple[str | None, bool]]) -> duckdb.DuckDBPyConnection:
-    """fct_conversations with a bad satisfaction in c2; the latest build's record of what it rewrote."""
+def _facts_warehouse(rewritten: list[tuple[str | None, bool]]) -> duckdb.DuckDBPyConnection:
+    """fct_conversations with a negative duration in c2 (2024-03-01); what its builds rewrote."""
     con = duckdb.connect()
-    con.execute("create schema marts; create schema staging; create schema audit")
+    con.execute("create schema marts; create schema audit")
     con.execute(
         "create table marts.fct_conversations as select * from (values "
-        "('c1', date '2024-03-01', 0.5, 1.0, 2, 10.0, 100.0), "
-        "('c2', date '2024-03-01', 1.4, 1.0, 2, 10.0, 100.0), "
-        "('c3', date '2024-03-02', 0.2, 0.0, 1, 5.0, 50.0)) as t(conversation_id, conversation_date, "
-        "satisfaction_score, feedback_score, user_turns, duration_seconds, first_response_ms)"
+        "('c1', date '2024-03-01', 10.0, 100.0, true), "
+        "('c2', date '2024-03-01', -4.0, 100.0, true), "
+        "('c3', date '2024-03-02', 5.0, 50.0, true)) as t(conversation_id, conversation_date, "
+        "duration_seconds, first_response_ms, engaged)"
     )
     con.execute(
-        "create table staging.stg_events as select * from (values ('c1'), ('c2'), ('c3'), ('c3')) as t(conversation_id)"
+        "create table audit.partitions_rewritten "
+        "(relation_name varchar, partition_date date, rewrote_all boolean, recorded_at timestamp)"
     )
-    con.execute(
-        "create table audit.conversations_refreshed "
-        "(model_name varchar, conversation_id varchar, rewrote_every_conversation boolean)"
-    )
-    for conversation_id, everything in refreshed:
-        con.execute(
-            "insert into audit.conversations_refreshed values ('fct_conversations', ?, ?)",
-            [conversation_id, everything],
-        )
+    for build, days in enumerate(rewritten):
+        for day in days:
+            con.execute(
+                "insert into audit.partitions_rewritten values ('marts.fct_conversations', ?, ?, "
+                "timestamp '2024-03-03' + to_seconds(?))",
+                [day, day is None, build],
+            )
     return con
 
 
-def test_fct_conversations_suite_reads_the_conversations_the_latest_build_rewrote():
-    """Like the mart's dbt tests: a bad row of an untouched conversation is
-    not read (it was validated when its conversation was built), one of a
-    rewritten conversation is, and every row after a full build or with
-    full_history. The reconciliation counts whole tables either way."""
+def test_fct_conversations_suite_reads_the_days_the_latest_build_rewrote():
+    """A bad row of a day the latest build did not rewrite is not read (it
+    was validated when its day was built), one of a rewritten day is, and
+    every row after a full build, with nothing recorded, or with
+    full_history."""
     from convo_warehouse.checks import suites
     from convo_warehouse.checks.validation import validate_mart
 
@@ -407,21 +434,15 @@ def test_fct_conversations_suite_reads_the_conversations_the_latest_build_rewrot
             item.label(): [row["conversation_id"] for row in item.failing_rows] for item in outcome.failed
         }
 
-    partial = [(None, False), ("c1", False), ("c3", False)]
-    assert failing(_facts_warehouse(partial)) == (2, {})
-    satisfaction = "expect_column_values_to_be_between(satisfaction_score)"
-    assert failing(_facts_warehouse(partial), full_history=True) == (3, {satisfaction: ["c2"]})
-    assert failing(_facts_warehouse([(None, False), ("c2", False)])) == (1, {satisfaction: ["c2"]})
-    assert failing(_facts_warehouse([(None, True)])) == (3, {satisfaction: ["c2"]})
-    assert failing(_facts_warehouse([])) == (3, {satisfaction: ["c2"]})
+    duration = "expect_column_values_to_be_between(duration_seconds)"
+    # the latest build rewrote 2024-03-02 only (an earlier one 2024-03-01)
+    latest_second = [["2024-03-01"], ["2024-03-02"]]
+    assert failing(_facts_warehouse(latest_second)) == (1, {})
+    assert failing(_facts_warehouse(latest_second), full_history=True) == (3, {duration: ["c2"]})
+    assert failing(_facts_warehouse([["2024-03-02"], ["2024-03-01"]])) == (2, {duration: ["c2"]})
+    assert failing(_facts_warehouse([["2024-03-01"], [None]])) == (3, {duration: ["c2"]})
+    assert failing(_facts_warehouse([])) == (3, {duration: ["c2"]})
 
-    # A staged conversation without facts: the whole tables' counts differ,
-    # though the rewritten conversations' rows are fine.
-    con = _facts_warehouse(partial)
-    con.execute("insert into staging.stg_events values ('c4')")
-    row_count, failed = failing(con)
-    assert row_count == 2
-    assert list(failed) == ["expect_column_pair_values_to_be_equal(conversations, staged_conversations)"]
 
 # ---------------------------------------------------------------------------
 # Alerts: surfaced in Dagster and posted to the webhook

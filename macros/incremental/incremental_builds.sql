@@ -70,16 +70,21 @@
     {{ return(latest) }}
 {%- endmacro %}
 
-{#- Where the history stands now, as the build reads it: the newest load
-    run (of raw.events for a model keyed by load, of the staged events
-    otherwise), the clock (when a clock touches the model) and the newest
-    classifier output (when that touches it). Each a max over a column,
-    which DuckDB answers from its statistics. -#}
-{% macro history_position(kind, touched_by) -%}
+{#- Where the history stands for this build: how far its inputs have come.
+    Each of the newest load run (of raw.events for a model keyed by load, of
+    the staged events otherwise), the clock (when a clock touches the model)
+    and the newest classifier output it reads (when that touches it) is read
+    from the data (a max over a column, which DuckDB answers from its
+    statistics) and held back to what every replace_touched model upstream
+    recorded: a model built while an upstream one lags (dbt run --select of
+    it alone) does not move past what that one has processed, and picks the
+    rest up once it has. -#}
+{% macro history_position(kind, touched_by, latest) -%}
     {%- set loads = graph_relation('source.convo_warehouse.raw.events') if kind == 'load'
         else graph_relation('model.convo_warehouse.stg_events') -%}
+    {%- set uses_clock = 'abandonment_clock' in touched_by or 'conversion_window' in touched_by -%}
     {%- set selects = ['(select max(loads.load_id) from ' ~ loads ~ ' as loads)'] -%}
-    {%- if 'abandonment_clock' in touched_by or 'conversion_window' in touched_by -%}
+    {%- if uses_clock -%}
         {%- do selects.append(
             '(select max(clock.event_at) from ' ~ graph_relation('model.convo_warehouse.stg_events') ~ ' as clock)'
         ) -%}
@@ -99,7 +104,19 @@
         {%- do selects.append('cast(null as ' ~ dbt.type_timestamp() ~ ')') -%}
     {%- endif -%}
     {%- set row = run_query('select ' ~ selects | join(', ')).rows[0] -%}
-    {{ return({'loaded_through_load_id': row[0], 'newest_event_at': row[1], 'classified_through': row[2]}) }}
+    {%- set position = {'loaded_through_load_id': row[0], 'newest_event_at': row[1], 'classified_through': row[2]} -%}
+    {%- for unique_id in upstream_nodes() -%}
+        {%- set node = graph.nodes.get(unique_id) -%}
+        {%- set recorded = latest.get(node.alias or node.name) if node and node.config.materialized == 'replace_touched' else none -%}
+        {%- if recorded -%}
+            {%- for field in ['loaded_through_load_id', 'newest_event_at', 'classified_through'] -%}
+                {%- if position[field] is not none and recorded[field] is not none and recorded[field] < position[field] -%}
+                    {%- do position.update({field: recorded[field]}) -%}
+                {%- endif -%}
+            {%- endfor -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(position) }}
 {%- endmacro %}
 
 {#- Append the build's row, unless it would repeat the newest one (a

@@ -43,7 +43,7 @@
         or should_full_refresh()
         or previous is none
         or previous.fingerprint != fingerprint -%}
-    {%- set position = history_position(kind, touched_by) -%}
+    {%- set position = history_position(kind, touched_by, latest) -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
