@@ -153,3 +153,33 @@ def test_gzip_bodies_are_read_and_bounded(collector):
     assert status == 413 and "inflates" in answer["error"]
     status, answer, _ = collector.post("/v1/events", b"not gzip", TOKEN, headers={"Content-Encoding": "gzip"})
     assert status == 400 and "gzip" in answer["error"]
+
+
+def test_poison_events_are_rejected_one_by_one_and_the_rest_stored(collector):
+    deep = "x"
+    body = ('{"events": [' + json.dumps(event("poison-ok-1")) + ","
+            + json.dumps(event("poison-date", timestamp="9999-12-31T24:00:00")) + ","  # past year 9999
+            + '{"event_id": "poison-deep", "properties": ' + '{"a": ' * 5000 + json.dumps(deep) + "}" * 5000 + "},"
+            + json.dumps(event("poison-ok-2")) + "]}").encode()
+    status, answer, _ = collector.post("/v1/events", body, TOKEN)
+    assert status == 200, answer
+    assert [(r["status"], r.get("reason")) for r in answer["results"]] == [
+        ("accepted", None), ("rejected", "future_timestamp"), ("rejected", "unreadable_line"), ("accepted", None)]
+    assert "nested deeper" in answer["results"][2]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/v1/events", b"[" * 100_000, "not valid JSON"),  # never closed, and deeper than any reader
+        ("/v1/events", b'{"events": [' + b"[" * 100_000 + b"]", "not valid JSON"),
+        ("/v1/traces", b"[" * 100_000, "nested deeper"),
+        ("/v1/traces", b'{"resourceSpans": "x"}', "resourceSpans"),
+    ],
+    ids=["events-brackets", "events-open-array", "traces-brackets", "traces-wrong-shape"],
+)
+def test_unreadable_bodies_are_400_never_500(collector, path, body, message):
+    status, answer, _ = collector.post(path, body, TOKEN)
+    assert status == 400 and message in answer["error"], answer
+    status, _, _ = post_events(collector, [event("after-poison")])
+    assert status == 200, "the collector keeps serving"

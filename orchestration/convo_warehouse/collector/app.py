@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import json
 import logging
@@ -23,6 +24,7 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,8 +35,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from convo_warehouse.collector.decode import (
+    BodyError,
+    TooManyEvents,
+    Unreadable,
+    decode_event_batch,
+    decode_json,
+)
 from convo_warehouse.collector.writer import RotatingWriter
-from convo_warehouse.lib.event_validation import validate_event
+from convo_warehouse.lib.event_validation import Verdict, validate_event
 from convo_warehouse.lib.otel_genai import map_export_request
 
 log = logging.getLogger("convo_warehouse.collector")
@@ -73,10 +82,6 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     return data
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
-
-
 class Collector:
     """State shared by the requests: writers, the recent-id window, counters."""
 
@@ -87,10 +92,12 @@ class Collector:
                                      config.rotate_bytes, config.rotate_seconds)
         self.rejects = RotatingWriter(landing / ".rejected", config.subfolder, "rejected",
                                       config.rotate_bytes, config.rotate_seconds)
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        # digests of the most recent accepted ids (16 bytes each, whatever the id's length)
+        self._recent: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
         self.in_flight = 0
         self.counts = {"accepted": 0, "duplicate": 0, "rejected": 0, "requests": 0}
+        self.on_accepted: list[Callable[[list[dict], str], None]] = []
 
     def start(self) -> None:
         for writer in (self.events, self.rejects):
@@ -101,42 +108,97 @@ class Collector:
         self.rejects.close()
 
     def process(self, records: list, source: str) -> list[dict]:
-        """Judge, de-duplicate and durably write one batch; one result per record."""
+        """Judge, de-duplicate and durably write one batch; one result per record.
+
+        Never raises for what a record holds: an item that cannot be read or
+        judged is that item's ``rejected`` result. Raises ``OSError`` when the
+        landing folder cannot be written (nothing was acknowledged).
+        """
         received_at = datetime.now(UTC).replace(tzinfo=None)
-        verdicts = [validate_event(record, received_at) for record in records]
+        received_text = received_at.isoformat() + "Z"
         results: list[dict] = []
-        accepted_lines: list[bytes] = []
+        accepted: list[tuple[dict, bytes]] = []
         rejected_lines: list[bytes] = []
+
+        def reject(index: int, record, verdict: Verdict) -> None:
+            results.append({"index": index, "event_id": verdict.event_id, "status": "rejected",
+                            "reason": verdict.reason, "detail": verdict.detail})
+            rejected_lines.append(_reject_line(received_text, source, verdict, record))
+
         with self._lock:
             batch_ids: set[str] = set()
-            for index, (record, verdict) in enumerate(zip(records, verdicts)):
+            for index, record in enumerate(records):
+                verdict = _judge(record, received_at)
                 if not verdict.accepted:
-                    results.append({"index": index, "event_id": verdict.event_id, "status": "rejected",
-                                    "reason": verdict.reason, "detail": verdict.detail})
-                    rejected_lines.append(_encode({
-                        "received_at": received_at.isoformat() + "Z", "source": source,
-                        "reason": verdict.reason, "detail": verdict.detail, "event": record,
-                    }))
+                    reject(index, record, verdict)
                     continue
                 event_id = verdict.event_id
-                if event_id in batch_ids or event_id in self._recent:
+                if event_id in batch_ids or _id_digest(event_id) in self._recent:
                     results.append({"index": index, "event_id": event_id, "status": "duplicate"})
                     continue
+                try:
+                    line = _encode(record)
+                except (ValueError, RecursionError) as error:
+                    reject(index, record, Verdict(event_id, "unreadable_line", f"unreadable line: {error}"))
+                    continue
                 batch_ids.add(event_id)
-                accepted_lines.append(_encode(record))
+                accepted.append((record, line))
                 results.append({"index": index, "event_id": event_id, "status": "accepted"})
             # durable before the answer (and before ids enter the window: a
             # failed write must not turn the client's retry into a "duplicate")
-            self.events.append(accepted_lines)
+            self.events.append([line for _, line in accepted])
             self.rejects.append(rejected_lines)
             for event_id in batch_ids:
-                self._recent[event_id] = None
+                self._recent[_id_digest(event_id)] = None
             while len(self._recent) > self.config.dedupe_window:
                 self._recent.popitem(last=False)
             for result in results:
                 self.counts[result["status"]] += 1
             self.counts["requests"] += 1
+        if accepted:
+            self._events_accepted([record for record, _ in accepted], source)
         return results
+
+    def _events_accepted(self, records: list[dict], source: str) -> None:
+        """The one place where accepted (durably written) events are seen after a request.
+
+        Listeners in ``on_accepted`` are called with the events as received
+        and the source (``events``, ``otlp``); a listener's error is logged and
+        never changes the answer (the events are already stored).
+        """
+        for listener in self.on_accepted:
+            try:
+                listener(records, source)
+            except Exception:
+                log.exception("collector: an on_accepted listener failed")
+
+
+def _judge(record, received_at: datetime) -> Verdict:
+    """Staging's verdict for one item; an item that cannot be judged is rejected, not a 500."""
+    if isinstance(record, Unreadable):
+        return Verdict(None, "unreadable_line", record.reason)
+    try:
+        return validate_event(record, received_at)
+    except Exception as error:  # any defect of one event must stay that event's answer
+        event_id = record.get("event_id") if isinstance(record, dict) else None
+        return Verdict(event_id if isinstance(event_id, str) else None, "unreadable_line",
+                       f"unreadable line: cannot judge this event ({type(error).__name__}: {error})"[:500])
+
+
+def _reject_line(received_text: str, source: str, verdict: Verdict, record) -> bytes:
+    """One line of the rejects file: the event as received, or its text when it cannot be encoded."""
+    entry = {"received_at": received_text, "source": source, "reason": verdict.reason,
+             "detail": verdict.detail}
+    event = record.text if isinstance(record, Unreadable) else record
+    try:
+        return _encode({**entry, "event": event})
+    except (ValueError, RecursionError):
+        return _encode({**entry, "event": repr(event)[:4096]})
+
+
+def _id_digest(event_id: str) -> bytes:
+    """A fixed-size key for the recent-id window, whatever the length of the id."""
+    return hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 # ensure_ascii: every line is valid UTF-8 JSON whatever the client sent
@@ -162,7 +224,7 @@ def create_app(config: CollectorConfig) -> Starlette:
                                    "with a token listed in CONVO_COLLECTOR_TOKENS",
                               {"WWW-Authenticate": 'Bearer realm="convo-warehouse"'})
 
-    async def read_json(request: Request):
+    def check_encoding(request: Request) -> str:
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("identity", "", "gzip"):
             raise _BadRequest(415, f"content encoding {encoding} is not supported: send plain or gzip JSON")
@@ -170,6 +232,10 @@ def create_app(config: CollectorConfig) -> Starlette:
         if content_type not in ("application/json", "text/plain", ""):
             raise _BadRequest(415, f"content type {content_type} is not supported: send application/json "
                                    "(for OpenTelemetry: OTEL_EXPORTER_OTLP_PROTOCOL=http/json)")
+        return encoding
+
+    async def read_body(request: Request) -> bytes:
+        """The whole body, at most ``max_body_bytes`` (413 above)."""
         limit = config.max_body_bytes
         declared = request.headers.get("content-length")
         declared_size = int(declared) if declared is not None and declared.isdigit() else None
@@ -191,22 +257,42 @@ def create_app(config: CollectorConfig) -> Starlette:
                         break
             raise _BadRequest(413, f"request body of {declared_size or 'more than ' + str(limit)} bytes is "
                                    f"over the {limit}-byte limit: send smaller batches")
-        body = b"".join(chunks)
-        if encoding == "gzip":
-            body = _gunzip(body, limit)
-        try:
-            return json.loads(body, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise _BadRequest(400, f"request body is not valid JSON: {error}") from error
+        return b"".join(chunks)
 
-    def batch_records(payload) -> list:
-        records = payload.get("events") if isinstance(payload, dict) else payload
-        if not isinstance(records, list):
-            raise _BadRequest(400, 'expected a JSON array of events or {"events": [...]}')
-        if len(records) > config.max_batch_events:
-            raise _BadRequest(413, f"{len(records)} events in one request; at most "
-                                   f"{config.max_batch_events}: split the batch")
-        return records
+    def inflate(body: bytes, encoding: str) -> bytes:
+        return _gunzip(body, config.max_body_bytes) if encoding == "gzip" else body
+
+    # The work on a body runs in a worker thread (JSON decoding, OTLP mapping,
+    # validation, the fsync), so the event loop keeps serving other clients.
+
+    def handle_events(body: bytes, encoding: str) -> dict:
+        try:
+            records = decode_event_batch(inflate(body, encoding), config.max_batch_events)
+        except TooManyEvents as error:
+            raise _BadRequest(413, str(error)) from error
+        except BodyError as error:
+            raise _BadRequest(400, str(error)) from error
+        return _summary(collector.process(records, "events"))
+
+    def handle_traces(body: bytes, encoding: str) -> dict:
+        try:
+            payload = decode_json(inflate(body, encoding))
+            mapped = map_export_request(payload)
+        except (BodyError, ValueError) as error:
+            raise _BadRequest(400, str(error)) from error
+        if len(mapped.events) > config.max_batch_events:
+            raise _BadRequest(413, f"{len(mapped.events)} events from one export; at most "
+                                   f"{config.max_batch_events}: export smaller batches")
+        results = collector.process(mapped.events, "otlp")
+        rejected = [result for result in results if result["status"] == "rejected"]
+        answer: dict = {}
+        if rejected:
+            answer["partialSuccess"] = {
+                "rejectedSpans": str(len({mapped.events[r["index"]]["properties"].get("otel_span_id")
+                                          for r in rejected})),
+                "errorMessage": "; ".join(sorted({f"{r['reason']}: {r['detail']}" for r in rejected}))[:1000],
+            }
+        return answer
 
     async def guarded(request: Request, handler) -> Response:
         if collector.in_flight >= config.max_in_flight:
@@ -215,7 +301,9 @@ def create_app(config: CollectorConfig) -> Starlette:
         collector.in_flight += 1
         try:
             authorize(request)
-            return await handler(request)
+            encoding = check_encoding(request)
+            body = await read_body(request)
+            return JSONResponse(await run_in_threadpool(handler, body, encoding))
         except _BadRequest as error:
             return JSONResponse({"error": str(error)}, status_code=error.status, headers=error.headers)
         except OSError as error:
@@ -226,35 +314,10 @@ def create_app(config: CollectorConfig) -> Starlette:
             collector.in_flight -= 1
 
     async def post_events(request: Request) -> Response:
-        async def handle(request: Request) -> Response:
-            records = batch_records(await read_json(request))
-            results = await run_in_threadpool(collector.process, records, "events")
-            return JSONResponse(_summary(results))
-
-        return await guarded(request, handle)
+        return await guarded(request, handle_events)
 
     async def post_traces(request: Request) -> Response:
-        async def handle(request: Request) -> Response:
-            payload = await read_json(request)
-            try:
-                mapped = map_export_request(payload)
-            except ValueError as error:
-                raise _BadRequest(400, str(error)) from error
-            if len(mapped.events) > config.max_batch_events:
-                raise _BadRequest(413, f"{len(mapped.events)} events from one export; at most "
-                                       f"{config.max_batch_events}: export smaller batches")
-            results = await run_in_threadpool(collector.process, mapped.events, "otlp")
-            rejected = [result for result in results if result["status"] == "rejected"]
-            answer: dict = {}
-            if rejected:
-                answer["partialSuccess"] = {
-                    "rejectedSpans": str(len({mapped.events[r["index"]]["properties"].get("otel_span_id")
-                                              for r in rejected})),
-                    "errorMessage": "; ".join(sorted({f"{r['reason']}: {r['detail']}" for r in rejected}))[:1000],
-                }
-            return JSONResponse(answer)
-
-        return await guarded(request, handle)
+        return await guarded(request, handle_traces)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({
