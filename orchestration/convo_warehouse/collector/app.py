@@ -29,8 +29,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -44,7 +49,7 @@ from convo_warehouse.collector.decode import (
 )
 from convo_warehouse.collector.writer import RotatingWriter
 from convo_warehouse.lib.event_validation import Verdict, validate_event
-from convo_warehouse.lib.otel_genai import map_export_request
+from convo_warehouse.lib.otel_genai import OtlpFormatError, map_export_request, parse_export
 
 log = logging.getLogger("convo_warehouse.collector")
 
@@ -59,6 +64,13 @@ class CollectorConfig:
     dedupe_window: int = 200_000
     rotate_bytes: int = 64 * 1024 * 1024
     rotate_seconds: float = 60.0
+    # a client must send its whole body within this many seconds (408 after):
+    # a slow client holds a connection, never a processing slot
+    body_timeout: float = 10.0
+    # Host header values served (DNS rebinding); "*" serves any. Requests with
+    # an Origin header (browsers) are refused unless the origin is listed.
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    allowed_origins: tuple[str, ...] = ()
     subfolder: str = "collector"
     started_at: float = field(default_factory=time.time)
 
@@ -98,6 +110,7 @@ class Collector:
         self.in_flight = 0
         self.counts = {"accepted": 0, "duplicate": 0, "rejected": 0, "requests": 0}
         self.on_accepted: list[Callable[[list[dict], str], None]] = []
+        self.trace_context = TraceContext()
 
     def start(self) -> None:
         for writer in (self.events, self.rejects):
@@ -224,15 +237,30 @@ def create_app(config: CollectorConfig) -> Starlette:
                                    "with a token listed in CONVO_COLLECTOR_TOKENS",
                               {"WWW-Authenticate": 'Bearer realm="convo-warehouse"'})
 
-    def check_encoding(request: Request) -> str:
+    def check_origin(request: Request) -> None:
+        # A browser adds Origin to a cross-site POST; SDKs and exporters send none.
+        origin = request.headers.get("origin")
+        if origin is not None and origin not in config.allowed_origins:
+            raise _BadRequest(403, f"requests from origin {origin} are refused (browsers cannot write here; "
+                                   "list the origin with --allowed-origin to allow it)")
+
+    def check_content(request: Request, content_types: tuple[str, ...]) -> tuple[str, str]:
+        """(content type, encoding): only types a cross-site form cannot send without a preflight."""
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("identity", "", "gzip"):
-            raise _BadRequest(415, f"content encoding {encoding} is not supported: send plain or gzip JSON")
-        content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        if content_type not in ("application/json", "text/plain", ""):
-            raise _BadRequest(415, f"content type {content_type} is not supported: send application/json "
-                                   "(for OpenTelemetry: OTEL_EXPORTER_OTLP_PROTOCOL=http/json)")
-        return encoding
+            raise _BadRequest(415, f"content encoding {encoding} is not supported: send plain or gzip")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in content_types:
+            raise _BadRequest(415, f"content type {content_type or '(none)'} is not supported: send "
+                                   + " or ".join(content_types))
+        return content_type, encoding
+
+    async def read_body_in_time(request: Request) -> bytes:
+        try:
+            return await asyncio.wait_for(read_body(request), config.body_timeout)
+        except TimeoutError as error:
+            raise _BadRequest(408, f"request body not received within {config.body_timeout:g} s",
+                              {"Connection": "close"}) from error
 
     async def read_body(request: Request) -> bytes:
         """The whole body, at most ``max_body_bytes`` (413 above)."""
@@ -265,7 +293,7 @@ def create_app(config: CollectorConfig) -> Starlette:
     # The work on a body runs in a worker thread (JSON decoding, OTLP mapping,
     # validation, the fsync), so the event loop keeps serving other clients.
 
-    def handle_events(body: bytes, encoding: str) -> dict:
+    def handle_events(body: bytes, content_type: str, encoding: str) -> dict:
         try:
             records = decode_event_batch(inflate(body, encoding), config.max_batch_events)
         except TooManyEvents as error:
@@ -274,36 +302,42 @@ def create_app(config: CollectorConfig) -> Starlette:
             raise _BadRequest(400, str(error)) from error
         return _summary(collector.process(records, "events"))
 
-    def handle_traces(body: bytes, encoding: str) -> dict:
+    def handle_otlp(signal: str, body: bytes, content_type: str, encoding: str) -> Response:
         try:
-            payload = decode_json(inflate(body, encoding))
-            mapped = map_export_request(payload)
-        except (BodyError, ValueError) as error:
+            message = parse_export(inflate(body, encoding), content_type, signal)
+            context = collector.trace_context if signal == "logs" else None
+            mapped = map_export_request(message, context)
+        except OtlpFormatError as error:
             raise _BadRequest(400, str(error)) from error
         if len(mapped.events) > config.max_batch_events:
             raise _BadRequest(413, f"{len(mapped.events)} events from one export; at most "
                                    f"{config.max_batch_events}: export smaller batches")
+        collector.trace_context.remember(mapped.trace_context)
         results = collector.process(mapped.events, "otlp")
-        rejected = [result for result in results if result["status"] == "rejected"]
-        answer: dict = {}
-        if rejected:
-            answer["partialSuccess"] = {
-                "rejectedSpans": str(len({mapped.events[r["index"]]["properties"].get("otel_span_id")
-                                          for r in rejected})),
-                "errorMessage": "; ".join(sorted({f"{r['reason']}: {r['detail']}" for r in rejected}))[:1000],
-            }
-        return answer
+        return otlp_answer(signal, mapped.events, results, content_type)
 
-    async def guarded(request: Request, handler) -> Response:
+    def handle_traces(body: bytes, content_type: str, encoding: str) -> Response:
+        return handle_otlp("traces", body, content_type, encoding)
+
+    def handle_logs(body: bytes, content_type: str, encoding: str) -> Response:
+        return handle_otlp("logs", body, content_type, encoding)
+
+    async def guarded(request: Request, handler, content_types: tuple[str, ...]) -> Response:
+        try:
+            check_origin(request)
+            authorize(request)
+            content_type, encoding = check_content(request, content_types)
+            # the body first: a client that sends slowly never holds a processing slot
+            body = await read_body_in_time(request)
+        except _BadRequest as error:
+            return JSONResponse({"error": str(error)}, status_code=error.status, headers=error.headers)
         if collector.in_flight >= config.max_in_flight:
             return JSONResponse({"error": "too many requests in flight; retry shortly"}, status_code=429,
                                 headers={"Retry-After": "1"})
         collector.in_flight += 1
         try:
-            authorize(request)
-            encoding = check_encoding(request)
-            body = await read_body(request)
-            return JSONResponse(await run_in_threadpool(handler, body, encoding))
+            answer = await run_in_threadpool(handler, body, content_type, encoding)
+            return answer if isinstance(answer, Response) else JSONResponse(answer)
         except _BadRequest as error:
             return JSONResponse({"error": str(error)}, status_code=error.status, headers=error.headers)
         except OSError as error:
@@ -314,10 +348,13 @@ def create_app(config: CollectorConfig) -> Starlette:
             collector.in_flight -= 1
 
     async def post_events(request: Request) -> Response:
-        return await guarded(request, handle_events)
+        return await guarded(request, handle_events, ("application/json",))
 
     async def post_traces(request: Request) -> Response:
-        return await guarded(request, handle_traces)
+        return await guarded(request, handle_traces, OTLP_CONTENT_TYPES)
+
+    async def post_logs(request: Request) -> Response:
+        return await guarded(request, handle_logs, OTLP_CONTENT_TYPES)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({
@@ -349,12 +386,65 @@ def create_app(config: CollectorConfig) -> Starlette:
         routes=[
             Route("/v1/events", post_events, methods=["POST"]),
             Route("/v1/traces", post_traces, methods=["POST"]),
+            Route("/v1/logs", post_logs, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts),
+                               www_redirect=False)],
     )
     app.state.collector = collector
     return app
+
+
+OTLP_CONTENT_TYPES = ("application/x-protobuf", "application/json")
+
+
+def otlp_answer(signal: str, events: list[dict], results: list[dict], content_type: str) -> Response:
+    """OTLP's answer: an empty export response, or ``partial_success`` naming what was rejected.
+
+    In the request's own encoding (protobuf or JSON), as OTLP/HTTP requires.
+    """
+    response = (ExportTraceServiceResponse() if signal == "traces" else ExportLogsServiceResponse())
+    rejected = [result for result in results if result["status"] == "rejected"]
+    if rejected:
+        partial = response.partial_success
+        count = len({events[r["index"]]["properties"].get("otel_span_id") for r in rejected})
+        if signal == "traces":
+            partial.rejected_spans = count
+        else:
+            partial.rejected_log_records = count
+        partial.error_message = "; ".join(sorted({f"{r['reason']}: {r['detail']}" for r in rejected}))[:1000]
+    if content_type == "application/x-protobuf":
+        return Response(response.SerializeToString(), media_type="application/x-protobuf")
+    return JSONResponse(json_format.MessageToDict(response))
+
+
+class TraceContext:
+    """Recent trace ids -> (conversation_id, user_id), learned from spans, for log events.
+
+    Log events of a model call carry the call's trace id but no conversation id,
+    which sits on the agent's span. Bounded (most recent traces) and in memory.
+    """
+
+    def __init__(self, size: int = 100_000) -> None:
+        self.size = size
+        self._known: OrderedDict[str, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, traces: dict[str, tuple]) -> None:
+        if not traces:
+            return
+        with self._lock:
+            for trace_id, value in traces.items():
+                self._known[trace_id] = value
+                self._known.move_to_end(trace_id)
+            while len(self._known) > self.size:
+                self._known.popitem(last=False)
+
+    def get(self, trace_id: str, default: tuple) -> tuple:
+        with self._lock:
+            return self._known.get(trace_id, default)
 
 
 def _summary(results: list[dict]) -> dict:

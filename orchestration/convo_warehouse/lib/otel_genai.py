@@ -248,12 +248,13 @@ def _span_dict(span, resource: dict) -> dict:
 # --- mapping -----------------------------------------------------------------------------
 
 
-def map_export_request(request: Any, context: dict[str, tuple[Any, Any]] | None = None) -> MappingReport:
+def map_export_request(request: Any, context: Any = None) -> MappingReport:
     """Contract events for every GenAI span or log event of one OTLP export.
 
     ``request``: the export's message (traces or logs), or its OTLP/JSON form
-    as decoded JSON. ``context``: trace id -> (conversation_id, user_id)
-    learned from earlier spans, used for log events that carry neither.
+    as decoded JSON. ``context``: anything with ``get(trace_id, default)``
+    giving (conversation_id, user_id) learned from earlier spans, used for log
+    events that carry neither.
     Raises ``OtlpFormatError`` (a ``ValueError``) for anything that is not an
     export; never another exception for any JSON input.
     """
@@ -473,7 +474,7 @@ _OUTPUT_EVENTS = {"gen_ai.choice": "assistant"}
 _DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 
 
-def _map_logs(request: ExportLogsServiceRequest, context: dict) -> MappingReport:
+def _map_logs(request: ExportLogsServiceRequest, context: Any) -> MappingReport:
     """GenAI log events, grouped by the span they belong to, as that span's messages."""
     report = MappingReport()
     groups: dict[tuple[str, str], dict] = {}
