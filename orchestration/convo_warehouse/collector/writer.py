@@ -30,7 +30,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from convo_warehouse.capture.transport import fsync_directory
+from convo_capture.transport import fsync_directory
 
 log = logging.getLogger("convo_warehouse.collector")
 
