@@ -135,3 +135,18 @@ def test_after_a_failed_fsync_the_file_is_finished_and_a_new_one_opened(tmp_path
     assert writer._path != first_file
     writer.close()
     assert sorted(landed_ids(tmp_path)) == [f"e-{i}" for i in range(6)]
+
+
+def test_landing_files_and_folders_are_private_to_the_collector_user(tmp_path: Path):
+    writer = RotatingWriter(tmp_path, "collector", "events")
+    writer.append(lines(2))
+    assert os.stat(writer._path).st_mode & 0o777 == 0o600
+    writer.close()
+    [landed] = discover_files(tmp_path)
+    assert landed.stat().st_mode & 0o777 == 0o600
+    assert landed.parent.stat().st_mode & 0o777 == 0o700 and (tmp_path / ".tmp").stat().st_mode & 0o777 == 0o700
+    shared = RotatingWriter(tmp_path / "group", "collector", "events", file_mode=0o640)
+    shared.append(lines(1))
+    shared.close()
+    [group_file] = discover_files(tmp_path / "group")
+    assert group_file.stat().st_mode & 0o777 == 0o640 and group_file.parent.stat().st_mode & 0o777 == 0o750

@@ -72,6 +72,8 @@ class CollectorConfig:
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
     allowed_origins: tuple[str, ...] = ()
     subfolder: str = "collector"
+    # landing and rejects files: readable by the collector's user only, unless configured
+    file_mode: int = 0o600
     started_at: float = field(default_factory=time.time)
 
 
@@ -101,9 +103,9 @@ class Collector:
         self.config = config
         landing = Path(config.landing_dir)
         self.events = RotatingWriter(landing, config.subfolder, "events",
-                                     config.rotate_bytes, config.rotate_seconds)
+                                     config.rotate_bytes, config.rotate_seconds, config.file_mode)
         self.rejects = RotatingWriter(landing / ".rejected", config.subfolder, "rejected",
-                                      config.rotate_bytes, config.rotate_seconds)
+                                      config.rotate_bytes, config.rotate_seconds, config.file_mode)
         # digests of the most recent accepted ids (16 bytes each, whatever the id's length)
         self._recent: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()

@@ -30,7 +30,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from convo_capture.transport import fsync_directory
+from convo_capture.transport import directory_mode, fsync_directory
 
 log = logging.getLogger("convo_warehouse.collector")
 
@@ -43,6 +43,7 @@ class RotatingWriter:
         prefix: str,
         max_bytes: int = 64 * 1024 * 1024,
         max_seconds: float = 60.0,
+        file_mode: int = 0o600,
     ) -> None:
         self.root = Path(root)
         self.tmp_dir = self.root / ".tmp"
@@ -50,6 +51,9 @@ class RotatingWriter:
         self.prefix = prefix
         self.max_bytes = max_bytes
         self.max_seconds = max_seconds
+        # files only the collector's user can read (they hold message text), folders to match
+        self.file_mode = file_mode
+        self.folder_mode = directory_mode(file_mode)
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._path: Path | None = None
@@ -123,10 +127,10 @@ class RotatingWriter:
         return self._bytes >= self.max_bytes or time.monotonic() - self._opened_at >= self.max_seconds
 
     def _open_locked(self) -> None:
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True, mode=self.folder_mode)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         path = self.tmp_dir / f"{self.prefix}-{stamp}-{os.getpid()}.jsonl.part"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, self.file_mode)
         fcntl.flock(fd, fcntl.LOCK_EX)
         fsync_directory(self.tmp_dir)
         self._fd, self._path = fd, path
@@ -192,7 +196,7 @@ class RotatingWriter:
         name = path.name.removesuffix(".part")
         day = name.split("-")[1][:8]  # <prefix>-<YYYYMMDD>T...-<pid>.jsonl
         folder = self.root / self.subfolder / f"{day[:4]}-{day[4:6]}-{day[6:8]}"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True, mode=self.folder_mode)
         target = folder / name
         os.replace(path, target)
         fsync_directory(folder)

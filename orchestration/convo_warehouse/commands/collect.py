@@ -18,6 +18,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _octal_mode(text: str) -> int:
+    try:
+        mode = int(text, 8)
+    except ValueError as error:
+        raise click.BadParameter(f"{text!r} is not an octal mode such as 0600 or 0640", param_hint="--file-mode") from error
+    if mode & ~0o666 or not mode & 0o600 == 0o600:
+        raise click.BadParameter(f"{text} must give the owner read and write and no execute bits",
+                                 param_hint="--file-mode")
+    return mode
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8765, show_default=True, type=int, help="TCP port.")
@@ -45,11 +56,14 @@ def _is_loopback(host: str) -> bool:
                    "(SDKs, exporters) are not affected.")
 @click.option("--body-timeout", default=10.0, show_default=True, type=float,
               help="Seconds a client has to send its whole request body (408 after).")
+@click.option("--file-mode", default="0600", show_default=True,
+              help="Permissions of the files written (octal); folders get the matching search bits. "
+                   "0640 lets the owner's group (e.g. the loader's user) read them.")
 @click.option("--max-connections", default=256, show_default=True, type=int,
               help="Open connections served at once (uvicorn's limit_concurrency; 503 above).")
 def collect(host: str, port: int, landing: str | None, max_body_mb: float, max_batch_events: int,
             rotate_mb: float, rotate_seconds: float, dedupe_window: int, allowed_hosts: tuple[str, ...],
-            allowed_origins: tuple[str, ...], body_timeout: float, max_connections: int) -> None:
+            allowed_origins: tuple[str, ...], body_timeout: float, file_mode: str, max_connections: int) -> None:
     """Receive events over HTTP and write them durably into the landing folder.
 
     POST /v1/events (contract events, batched), POST /v1/traces and
@@ -88,6 +102,7 @@ def collect(host: str, port: int, landing: str | None, max_body_mb: float, max_b
         body_timeout=body_timeout,
         allowed_hosts=allowed_hosts or (("127.0.0.1", "localhost", "::1") if _is_loopback(host) else ("*",)),
         allowed_origins=allowed_origins,
+        file_mode=_octal_mode(file_mode),
     )
     click.echo(f"collector: http://{host}:{port} -> {landing_dir}/{config.subfolder}/<date>/", err=True)
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False,
