@@ -291,8 +291,9 @@ class DeliveryEngine:
         try:
             self.spool.append(lines)
         except SpoolFull as error:
-            log.warning("capture: %d event(s) dropped: %s and %s", len(lines), why, error)
-            self._drop(len(lines), f"{why}; {error}")
+            log.warning("capture: %d event(s) dropped: %s and %s", error.dropped, why, error)
+            self.count("spooled", len(lines) - error.dropped)
+            self._drop(error.dropped, f"{why}; {error}")
             return
         except OSError as error:
             log.error("capture: %d event(s) dropped: %s and the spool %s failed: %s",

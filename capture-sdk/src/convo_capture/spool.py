@@ -34,7 +34,11 @@ log = logging.getLogger("convo_capture")
 
 
 class SpoolFull(OSError):
-    """Appending would pass the spool's size bound."""
+    """Appending would pass the spool's size bound; ``dropped`` lines (the last ones) were not written."""
+
+    def __init__(self, message: str, dropped: int) -> None:
+        super().__init__(message)
+        self.dropped = dropped
 
 
 def write_all(fd: int, payload: bytes) -> None:
@@ -112,17 +116,26 @@ class Spool:
     def append(self, lines: List[bytes]) -> None:
         """Append encoded events (one JSON object each) to this process's segment.
 
-        Raises ``SpoolFull`` when the folder would pass ``max_bytes``.
+        Writes the lines that fit under ``max_bytes``; raises ``SpoolFull``
+        naming how many did not.
         """
         if not lines:
             return
-        payload = b"".join(line + b"\n" for line in lines)
         with self._lock:
-            if self.size() + len(payload) > self.max_bytes:
-                raise SpoolFull(f"the spool {self.directory} would pass its {self.max_bytes}-byte bound")
-            if self._fd is None:
-                self._open_segment()
-            write_all(self._fd, payload)
+            room = self.max_bytes - self.size()
+            fitting = 0
+            for line in lines:
+                if len(line) + 1 > room:
+                    break
+                room -= len(line) + 1
+                fitting += 1
+            if fitting:
+                if self._fd is None:
+                    self._open_segment()
+                write_all(self._fd, b"".join(line + b"\n" for line in lines[:fitting]))
+        if fitting < len(lines):
+            raise SpoolFull(f"the spool {self.directory} is at its {self.max_bytes}-byte bound",
+                            len(lines) - fitting)
 
     def size(self) -> int:
         if not self.directory.is_dir():
