@@ -26,10 +26,13 @@ export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
 .PHONY: spark-venv test-spark bench-spark install run demo-data test dbt-test lint pytest bench bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
 
-$(INSTALLED): pyproject.toml
+# The capture SDK (capture-sdk/, distribution convo-capture) is installed
+# first: the warehouse depends on it and it is not on a package index.
+$(INSTALLED): pyproject.toml capture-sdk/pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ./capture-sdk
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
@@ -73,6 +76,7 @@ $(SPARK_INSTALLED): pyproject.toml Makefile
 	$(PYTHON) -m venv $(SPARK_VENV)
 	$(SPARK_VENV)/bin/pip install --quiet --upgrade pip
 	$(SPARK_VENV)/bin/pip install --quiet $(SPARK_PACKAGES)
+	$(SPARK_VENV)/bin/pip install --quiet --no-deps -e ./capture-sdk
 	$(SPARK_VENV)/bin/pip install --quiet --no-deps -e .
 	@touch $@
 

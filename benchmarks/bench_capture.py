@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from capture_helpers import CollectorProcess  # noqa: E402
 
-from convo_warehouse.capture import Tracker  # noqa: E402
+from convo_capture import Tracker  # noqa: E402
 
 COLLECTOR_TARGET = 20_000
 SDK_TARGET_US = 50.0

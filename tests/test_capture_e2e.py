@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from capture_helpers import REPO_ROOT, AnswerDroppingProxy, CollectorProcess, free_port, wait_for
 
-from convo_warehouse.capture import Tracker
+from convo_capture import Tracker
 
 TOKEN = "e2e-token"
 

@@ -18,6 +18,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _octal_mode(text: str) -> int:
+    try:
+        mode = int(text, 8)
+    except ValueError as error:
+        raise click.BadParameter(f"{text!r} is not an octal mode such as 0600 or 0640", param_hint="--file-mode") from error
+    if mode & ~0o666 or not mode & 0o600 == 0o600:
+        raise click.BadParameter(f"{text} must give the owner read and write and no execute bits",
+                                 param_hint="--file-mode")
+    return mode
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8765, show_default=True, type=int, help="TCP port.")
@@ -37,12 +48,27 @@ def _is_loopback(host: str) -> bool:
               help="Finish a landing file when it is this old (so the loader sees events soon).")
 @click.option("--dedupe-window", default=200_000, show_default=True, type=int,
               help="How many recent event ids are remembered to answer 'duplicate'.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True,
+              help="A Host header value to serve (repeat it). Default: loopback names when listening on "
+                   "loopback, any host otherwise (tokens are required there).")
+@click.option("--allowed-origin", "allowed_origins", multiple=True,
+              help="A browser Origin allowed to post (repeat it). Default: none; requests without Origin "
+                   "(SDKs, exporters) are not affected.")
+@click.option("--body-timeout", default=10.0, show_default=True, type=float,
+              help="Seconds a client has to send its whole request body (408 after).")
+@click.option("--file-mode", default="0600", show_default=True,
+              help="Permissions of the files written (octal); folders get the matching search bits. "
+                   "0640 lets the owner's group (e.g. the loader's user) read them.")
+@click.option("--max-connections", default=256, show_default=True, type=int,
+              help="Open connections served at once (uvicorn's limit_concurrency; 503 above).")
 def collect(host: str, port: int, landing: str | None, max_body_mb: float, max_batch_events: int,
-            rotate_mb: float, rotate_seconds: float, dedupe_window: int) -> None:
+            rotate_mb: float, rotate_seconds: float, dedupe_window: int, allowed_hosts: tuple[str, ...],
+            allowed_origins: tuple[str, ...], body_timeout: float, file_mode: str, max_connections: int) -> None:
     """Receive events over HTTP and write them durably into the landing folder.
 
-    POST /v1/events (contract events, batched), POST /v1/traces (OTLP/JSON
-    GenAI spans), GET /healthz. Bearer tokens come from CONVO_COLLECTOR_TOKENS
+    POST /v1/events (contract events, batched), POST /v1/traces and
+    POST /v1/logs (OTLP/HTTP, protobuf or JSON: GenAI spans and log events),
+    GET /healthz. Bearer tokens come from CONVO_COLLECTOR_TOKENS
     (comma-separated); without tokens the collector only listens on loopback.
     The loader picks up finished files from <landing>/collector/<date>/ on the
     next `convo-warehouse run`. See docs/capture.md.
@@ -73,6 +99,11 @@ def collect(host: str, port: int, landing: str | None, max_body_mb: float, max_b
         dedupe_window=dedupe_window,
         rotate_bytes=int(rotate_mb * 1024 * 1024),
         rotate_seconds=rotate_seconds,
+        body_timeout=body_timeout,
+        allowed_hosts=allowed_hosts or (("127.0.0.1", "localhost", "::1") if _is_loopback(host) else ("*",)),
+        allowed_origins=allowed_origins,
+        file_mode=_octal_mode(file_mode),
     )
     click.echo(f"collector: http://{host}:{port} -> {landing_dir}/{config.subfolder}/<date>/", err=True)
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False,
+                limit_concurrency=max_connections, timeout_keep_alive=5, timeout_graceful_shutdown=10)

@@ -106,8 +106,8 @@ def _parse_timestamp_text(text: str | None) -> datetime | None:
         # exactly as the general rule below would, several times faster
         try:
             return datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
-        except ValueError:
-            pass  # e.g. 24:00 or 30 February: decided by the general rule
+        except (ValueError, OverflowError):
+            pass  # e.g. 24:00 or 30 February, or past year 9999 in UTC: the general rule decides
     if _EPOCH_MS.fullmatch(text):
         try:
             return datetime(1970, 1, 1) + timedelta(milliseconds=int(text))
@@ -128,13 +128,19 @@ def _parse_timestamp_text(text: str | None) -> datetime | None:
         )
     except ValueError:
         return None
-    if next_day:
-        moment += timedelta(days=1)
-    if offset and offset != "Z":
-        sign = 1 if offset[0] == "+" else -1
-        digits = offset[1:].replace(":", "")
-        delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
-        moment -= sign * delta
+    try:
+        if next_day:
+            moment += timedelta(days=1)
+        if offset and offset != "Z":
+            sign = 1 if offset[0] == "+" else -1
+            digits = offset[1:].replace(":", "")
+            delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+            moment -= sign * delta
+    except OverflowError:
+        # past year 9999 or before year 1 once in UTC: Python's datetime ends
+        # there, DuckDB's does not (it stages the early one, and the late one
+        # is in the future); the nearest representable instant keeps the verdict
+        return datetime.max if moment.year == 9999 else datetime.min
     return moment
 
 

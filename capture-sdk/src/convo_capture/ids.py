@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -46,19 +46,19 @@ def uuid7(now_ns: int | None = None) -> str:
 def uuid7_time(event_id: str) -> datetime:
     """The creation time encoded in a UUIDv7 (UTC, millisecond precision)."""
     unix_ms = uuid.UUID(event_id).int >> 80
-    return datetime.fromtimestamp(unix_ms / 1000, UTC)
+    return datetime.fromtimestamp(unix_ms / 1000, timezone.utc)
 
 
 def utc_timestamp(value: datetime | float | int | None = None) -> str:
     """ISO-8601 UTC text with microseconds and ``Z``, as the contract accepts.
 
-    ``value``: None (now), an aware datetime (converted to UTC), a naive
+    ``value``: None (now), an aware datetime (converted to timezone.utc), a naive
     datetime (taken as UTC, as the contract does), or epoch seconds.
     """
     if value is None:
-        moment = datetime.now(UTC)
+        moment = datetime.now(timezone.utc)
     elif isinstance(value, datetime):
-        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        moment = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
     else:
-        moment = datetime.fromtimestamp(float(value), UTC)
+        moment = datetime.fromtimestamp(float(value), timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

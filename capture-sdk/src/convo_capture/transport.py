@@ -14,7 +14,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -62,6 +62,10 @@ class HttpTransport:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+
+    def forget_connection(self) -> None:
+        """In a forked child: the socket is the parent's; leave it to the parent."""
+        self._connection = None
 
     def send(self, lines: list[bytes]) -> SendOutcome:
         body = b'{"events":[' + b",".join(lines) + b"]}"
@@ -117,31 +121,37 @@ class LandingTransport:
     the loader never sees a partial file. Validation happens in staging.
     """
 
-    def __init__(self, landing_dir: Path | str, subfolder: str = "sdk") -> None:
+    def __init__(self, landing_dir: Path | str, subfolder: str = "sdk", file_mode: int = 0o600) -> None:
         self.landing_dir = Path(landing_dir)
         self.subfolder = subfolder
+        self.file_mode = file_mode
 
     def close(self) -> None:
         pass
 
+    def forget_connection(self) -> None:
+        pass
+
     def send(self, lines: list[bytes]) -> SendOutcome:
         try:
-            write_landing_file(self.landing_dir, self.subfolder, lines)
+            write_landing_file(self.landing_dir, self.subfolder, lines, self.file_mode)
         except OSError as error:
             return SendOutcome("retry", message=f"cannot write to {self.landing_dir}: {error}")
         return SendOutcome("delivered", results=[{"status": "accepted"}] * len(lines))
 
 
-def write_landing_file(landing_dir: Path, subfolder: str, lines: list[bytes]) -> Path:
-    """Write ``lines`` as one new JSONL file in the landing folder, atomically."""
-    now = datetime.now(UTC)
+def write_landing_file(landing_dir: Path, subfolder: str, lines: list[bytes], file_mode: int = 0o600) -> Path:
+    """Write ``lines`` as one new JSONL file in the landing folder, atomically (``file_mode``, 0600)."""
+    now = datetime.now(timezone.utc)
     tmp_dir = landing_dir / ".tmp"
     final_dir = landing_dir / subfolder / now.strftime("%Y-%m-%d")
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    final_dir.mkdir(parents=True, exist_ok=True)
+    folder_mode = directory_mode(file_mode)
+    tmp_dir.mkdir(parents=True, exist_ok=True, mode=folder_mode)
+    final_dir.mkdir(parents=True, exist_ok=True, mode=folder_mode)
     name = f"events-{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.jsonl"
     tmp_path = tmp_dir / (name + ".part")
-    with open(tmp_path, "wb") as handle:
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_mode)
+    with open(fd, "wb") as handle:
         handle.write(b"".join(line + b"\n" for line in lines))
         handle.flush()
         os.fsync(handle.fileno())
@@ -149,6 +159,11 @@ def write_landing_file(landing_dir: Path, subfolder: str, lines: list[bytes]) ->
     os.replace(tmp_path, final_path)
     fsync_directory(final_dir)
     return final_path
+
+
+def directory_mode(file_mode: int) -> int:
+    """The folder mode matching a file mode: search (x) wherever reading (r) is allowed."""
+    return 0o700 | (file_mode & 0o077) | ((file_mode & 0o044) >> 2)
 
 
 def fsync_directory(directory: Path) -> None:
