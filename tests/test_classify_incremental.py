@@ -92,12 +92,12 @@ def test_classifier_reads_the_conversations_with_new_events_and_stores_what_a_fu
     assert scoped_stored == full_stored
 
     # No new event: nothing read. Staging reads the history anew (an alias
-    # added changes its fingerprint): everything read.
+    # added changes its build fingerprint): everything read.
     assert classify(warehouse.path)[1] == set()
     warehouse.query(
-        "insert into audit.incremental_watermarks "
-        "select model_name, loaded_through_load_id, newest_event_at, 'remapped', recorded_at + interval 1 second, "
-        "classified_through from audit.incremental_watermarks where model_name = 'stg_events' "
+        "insert into audit.incremental_builds "
+        "select model_name, loaded_through_load_id, newest_event_at, classified_through, 'remapped', "
+        "recorded_at + interval 1 second from audit.incremental_builds where model_name = 'stg_events' "
         "order by recorded_at desc limit 1"
     )
     assert classify(warehouse.path)[1] == full_prepared

@@ -56,7 +56,8 @@ def run(landing: str | None, warehouse: str | None, classifier: str | None, quie
             f"landing folder {landing_dir} does not exist: pass --landing DIR or set CONVO_LANDING_DIR "
             "(make demo data with `convo-warehouse generate`)."
         )
-    # dbt, the resources and the classifier all read these.
+    # The run's settings, set once for the process: dbt, the resources and
+    # the classifier all read these.
     os.environ["CONVO_DUCKDB_PATH"] = str(database)
     os.environ["CONVO_LANDING_DIR"] = str(landing_dir)
     if classifier:
@@ -74,7 +75,7 @@ def run(landing: str | None, warehouse: str | None, classifier: str | None, quie
             from convo_warehouse.pipeline import PipelineError, materialize_all
 
             try:
-                materialize_all(warehouse_path=database, landing_dir=landing_dir, report=click.echo)
+                materialize_all(report=click.echo)
             except PipelineError as error:
                 raise click.ClickException(str(error)) from error
             from convo_warehouse.spark.target import on_spark
