@@ -57,7 +57,7 @@ run: demo-data target/manifest.json
 dbt-test: $(INSTALLED) target/manifest.json
 	rm -rf data/ci && mkdir -p data/ci
 	$(BIN)/convo-warehouse generate --conversations 1500 --days 5 --seed 7 --out data/ci/landing
-	CONVO_DUCKDB_PATH=data/ci/warehouse.duckdb $(BIN)/python -c "import duckdb, pathlib; from convo_warehouse.lib.landing import load_landing; print(load_landing(duckdb.connect('data/ci/warehouse.duckdb'), pathlib.Path('data/ci/landing'), progress=False).summary())"
+	CONVO_DUCKDB_PATH=data/ci/warehouse.duckdb $(BIN)/python -c "import pathlib; from convo_warehouse.lib.landing import load_landing; from convo_warehouse.lib.warehouse import connect; print(load_landing(connect(pathlib.Path('data/ci/warehouse.duckdb')), pathlib.Path('data/ci/landing'), progress=False).summary())"
 	CONVO_DUCKDB_PATH=data/ci/warehouse.duckdb $(BIN)/dbt build --quiet
 
 lint: $(INSTALLED)

@@ -69,7 +69,9 @@ class Warehouse:
     def load(self):
         from convo_warehouse.lib.landing import load_landing
 
-        con = duckdb.connect(str(self.path))
+        from convo_warehouse.lib.warehouse import connect
+
+        con = connect(self.path)
         try:
             return load_landing(con, self.landing, progress=False)
         finally:
