@@ -6,12 +6,13 @@ HTTP server on 127.0.0.1 and inspects what the endpoint received.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from fake_llm_server import FakeLLMServer
 
 from convo_warehouse.lib.classify.llm import LLMClassifier, LLMSettings, TranscriptItem
-from convo_warehouse.lib.classify.pii import introduced_names, mask_pii, mask_transcript
+from convo_warehouse.lib.classify.pii import MAX_MASKED_CHARS, introduced_names, mask_pii, mask_transcript
 
 
 @pytest.mark.parametrize(
@@ -104,3 +105,39 @@ def test_prompts_sent_to_the_endpoint_carry_no_names_or_addresses():
         assert secret not in sent
     assert "112-4481920" in sent  # the order number is kept
     assert "#NAME#" in sent and "#ADDRESS#" in sent
+
+
+def _fastest_of(runs: int, text: str) -> float:
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        mask_pii(text)
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
+# Inputs that made a pattern scan from every position (the email pattern on a run of letters
+# took 1.8 s for 40,000 characters) or could: runs of each pattern's characters and prefixes.
+HOSTILE_UNITS = ["a", "a.", "1", "1 ", "1.", "a:", "a@", "my name is ", "i'm dana ", "thanks, ", "my husband ",
+                 "Dana ", "12 maple ", "12/03/", "GB82 "]
+
+
+@pytest.mark.parametrize("unit", HOSTILE_UNITS)
+def test_masking_hostile_text_is_linear_and_bounded(unit):
+    # Linear: four times the text takes about four times as long; quadratic would be sixteen.
+    short, long = (unit * 2_500)[:2_500], (unit * 10_000)[:10_000]
+    assert _fastest_of(5, long) < 8 * _fastest_of(5, short) + 0.002
+    # Bounded: 40,000 characters (cut to MAX_MASKED_CHARS) take milliseconds; a generous bound.
+    started = time.perf_counter()
+    mask_pii(unit * 40_000)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_long_messages_are_cut_before_masking_and_say_so():
+    text = "my name is Dana Whitfield. " + "x" * (2 * MAX_MASKED_CHARS)
+    masked = mask_pii(text)
+    assert masked.startswith("my name is #NAME#. ")
+    assert masked.endswith(f" [{len(text) - MAX_MASKED_CHARS:,} more characters not shown]")
+    assert len(masked) < MAX_MASKED_CHARS + 60
+    [(_, masked_in_transcript)] = mask_transcript([("user", text)])
+    assert masked_in_transcript == masked

@@ -21,6 +21,11 @@ a number right after such a word ("order 112-4481920", "booking ref:
 88123456") is left as is. Otherwise masking errs on the side of hiding: a
 long bare number may be masked as a phone number.
 
+Text longer than ``MAX_MASKED_CHARS`` is cut before masking (and says so), so
+the cost of masking one message is bounded whatever its size. Every pattern
+starts at an anchor (a word boundary or a look-behind), so masking is linear
+in the text's length.
+
 Regular expressions, not a library: presidio-analyzer's pattern recognizers
 (no NLP model can be downloaded here) cover emails, cards, IBANs and phones
 but have no person or street-address recognizer without a spaCy model, so on
@@ -32,7 +37,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+# Longer messages are cut to this many characters before masking; the cut is
+# marked in the text. Big enough for any real chat message; small enough that
+# masking a pasted log or a hostile 1 MB message takes milliseconds.
+MAX_MASKED_CHARS = 10_000
+
+# The local part may not start in the middle of a run of its own characters:
+# without the look-behind, each of n starting positions scans to the run's end.
+EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 CARD = re.compile(r"(?<![\w])(?:\d[ \-]?){12,18}\d(?![\w])")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
 PHONE = re.compile(r"(?<![\w+])\+?\(?\d(?:[\s().\-]{0,2}\d){7,14}(?![\w])")
@@ -85,6 +97,7 @@ def mask_pii(text: str | None, names: Iterable[str] = ()) -> str:
     """The text with self-introduced names (and ``names``), addresses, emails, IBANs, cards and phones masked."""
     if not text:
         return ""
+    text, cut_note = _cut(text)
     text = EMAIL.sub("#EMAIL#", text)
     text = IBAN.sub("#IBAN#", text)
     text = STREET_ADDRESS.sub("#ADDRESS#", text)
@@ -94,15 +107,21 @@ def mask_pii(text: str | None, names: Iterable[str] = ()) -> str:
     found = set(introduced_names(text)) | {name for name in names if name}
     text = NAME_AFTER_MY_NAME_IS.sub(_mask_name_group, text)
     text = NAME_AFTER_INTRO.sub(_mask_name_group, text)
-    return _mask_words(text, found)
+    return _mask_words(text, found) + cut_note
 
 
 def mask_transcript(messages: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     """(role, text) pairs masked; a name introduced anywhere is masked wherever it appears in the transcript."""
     names: set[str] = set()
     for _, content in messages:
-        names.update(introduced_names(content or ""))
+        names.update(introduced_names(_cut(content or "")[0]))
     return [(role, mask_pii(content, names)) for role, content in messages]
+
+
+def _cut(text: str) -> tuple[str, str]:
+    if len(text) <= MAX_MASKED_CHARS:
+        return text, ""
+    return text[:MAX_MASKED_CHARS], f" [{len(text) - MAX_MASKED_CHARS:,} more characters not shown]"
 
 
 def introduced_names(text: str) -> list[str]:
