@@ -260,7 +260,7 @@ previous_build as (
         {%- do parts.append(relation_fingerprint(seed)) -%}
     {%- endfor -%}
     {%- for name in vars -%}
-        {%- do parts.append("'|" ~ name ~ "=" ~ (var(name, none) | string | replace("'", "''")) ~ "'") -%}
+        {%- do parts.append(string_literal("|" ~ name ~ "=" ~ (var(name, none) | string))) -%}
     {%- endfor -%}
     {{ dbt.concat(parts) if parts | length > 1 else parts[0] }}
 {%- endmacro %}

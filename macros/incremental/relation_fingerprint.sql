@@ -30,7 +30,7 @@
         ))) -%}
     {%- endfor -%}
     {%- for name in vars -%}
-        {%- do parts.append("'" ~ name ~ "=" ~ (var(name, none) | string | replace("'", "''")) ~ "'") -%}
+        {%- do parts.append(string_literal(name ~ "=" ~ (var(name, none) | string))) -%}
     {%- endfor -%}
     ({{ dbt.concat(parts) if parts | length > 1 else (parts[0] if parts else "''") }})
 {%- endmacro %}

@@ -26,11 +26,11 @@
             ~ event_type ~ "' then history_counts.events_counted end), 0) as " ~ dbt.type_string() ~ ")"
         ) -%}
     {%- endfor -%}
-    {%- do parts.append("'abandon_after_minutes=" ~ var('abandon_after_minutes') ~ "'") -%}
-    {%- do parts.append("'rephrase_jaccard_threshold=" ~ var('rephrase_jaccard_threshold') ~ "'") -%}
+    {%- do parts.append(string_literal('abandon_after_minutes=' ~ var('abandon_after_minutes'))) -%}
+    {%- do parts.append(string_literal('rephrase_jaccard_threshold=' ~ var('rephrase_jaccard_threshold'))) -%}
     {#- quality_score (fct_conversation_quality) reads the sentiment trend -#}
-    {%- do parts.append("'sentiment_min_user_messages=" ~ var('sentiment_min_user_messages') ~ "'") -%}
-    {%- do parts.append("'sentiment_trend_band=" ~ var('sentiment_trend_band') ~ "'") -%}
+    {%- do parts.append(string_literal('sentiment_min_user_messages=' ~ var('sentiment_min_user_messages'))) -%}
+    {%- do parts.append(string_literal('sentiment_trend_band=' ~ var('sentiment_trend_band'))) -%}
     {%- set pieces = [] -%}
     {%- for part in parts -%}
         {%- if not loop.first -%}

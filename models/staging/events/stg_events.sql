@@ -13,7 +13,11 @@
         post_hook="{{ record_incremental_watermark(staged_event_mapping_fingerprint(['user_message_senders']), events=this) }}",
     )
 }}
-{%- set user_message_senders = "'" ~ (var('user_message_senders') | join("', '")) ~ "'" -%}
+{%- set sender_literals = [] -%}
+{%- for sender in var('user_message_senders') -%}
+    {%- do sender_literals.append(string_literal(sender)) -%}
+{%- endfor -%}
+{%- set user_message_senders = sender_literals | join(', ') -%}
 {#- On an incremental run only the loads after the newest staged one, and no
     event id staged before; on a full build every row (true). -#}
 {%- set is_new_load = "load_id > (select coalesce(max(staged.load_id), 0) from " ~ this ~ " as staged)"
