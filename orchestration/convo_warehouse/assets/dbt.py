@@ -27,6 +27,7 @@ from dagster_dbt import (
 )
 
 from convo_warehouse.concurrency import WRITER_POOL, busy_retry, is_busy_error
+from convo_warehouse.lib.seed_columns import rebuild_changed_seeds
 from convo_warehouse.lib.warehouse import writer_lock
 from convo_warehouse.project import dbt_project, manifest_path
 from convo_warehouse.resources import WarehouseResource
@@ -150,6 +151,10 @@ def dbt_models(
     os.environ.update(overrides)
     try:
         with writer_lock(warehouse.database):
+            if not on_spark():  # a seed whose CSV columns changed is built anew (lib/seed_columns.py)
+                with warehouse.connect() as con:
+                    for change in rebuild_changed_seeds(con, manifest_path(), dbt_project.project_dir):
+                        context.log.warning(change.describe())
             invocation = dbt.cli(PRODUCTION_BUILD_ARGS, context=context, raise_on_error=False)
             yield from invocation.stream()
             error = invocation.get_error()
