@@ -51,14 +51,16 @@ install: $(INSTALLED)
 # 3.11 on Linux x86_64. uv keeps each version already in the lock unless a pin
 # or a new requirement forces a change; `make lock UPGRADE=1` moves every
 # package pinned nowhere to its newest release (review the diff).
-$(LOCK_VENV)/bin/uv:
+# Marked by version, so changing UV_VERSION installs that uv.
+$(LOCK_VENV)/.uv-$(UV_VERSION):
 	$(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/pip install --quiet uv==$(UV_VERSION)
+	@touch $@
 
 UV_COMPILE = $(LOCK_VENV)/bin/uv pip compile --quiet --python-version 3.11 --python-platform $(LOCK_PLATFORM) \
 	--generate-hashes $(if $(UPGRADE),--upgrade)
 
-lock: $(LOCK_VENV)/bin/uv
+lock: $(LOCK_VENV)/.uv-$(UV_VERSION)
 	$(UV_COMPILE) --extra dev pyproject.toml requirements/build.in -o $(LOCK)
 	$(UV_COMPILE) -c $(LOCK) requirements/spark.in -o $(SPARK_LOCK)
 
