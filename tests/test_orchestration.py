@@ -531,7 +531,7 @@ def _alerts_warehouse(database: Path, severities: list[str]) -> None:
         con.close()
 
 
-def _run_alert_check(database: Path):
+def _run_alert_check(database: Path, logs: list[str] | None = None):
     from convo_warehouse.checks.alerts import METRIC_ALERTS, metric_alerts_check
     from convo_warehouse.resources import WarehouseResource
 
@@ -548,6 +548,8 @@ def _run_alert_check(database: Path):
     job = checks_defs.resolve_job_def("alerts_only")
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False)
+        if logs is not None:
+            logs.extend(entry.user_message for entry in instance.all_logs(result.run_id))
     return result, result.get_asset_check_evaluations()
 
 
@@ -587,11 +589,34 @@ def test_medium_alert_warns_without_failing_the_run(webhook, warehouse_env):
 def test_unreachable_webhook_is_reported_not_fatal(warehouse_env, monkeypatch):
     database, _landing = warehouse_env
     _alerts_warehouse(database, ["medium"])
-    # Port 9 (discard) on localhost: nothing listens there.
-    monkeypatch.setenv("CONVO_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook")
-    result, [evaluation] = _run_alert_check(database)
+    # Port 9 (discard) on localhost: nothing listens there. The path is a webhook's secret.
+    monkeypatch.setenv("CONVO_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/services/T0/B0/s3cretToken?key=k3y")
+    logs: list[str] = []
+    result, [evaluation] = _run_alert_check(database, logs)
     assert result.success
     assert evaluation.metadata["webhook"].value.startswith("failed")
+    # Logged and recorded, but never with the secret part of the URL.
+    [warning] = [line for line in logs if "alert webhook" in line]
+    assert "http://127.0.0.1:9/<redacted> failed" in warning
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        [[status]] = con.execute("select webhook_status from audit.alert_notifications").fetchall()
+    finally:
+        con.close()
+    for text in [*logs, status, str(evaluation.metadata)]:
+        assert "s3cretToken" not in text and "k3y" not in text
+
+
+def test_webhook_urls_are_redacted_to_scheme_and_host():
+    from convo_warehouse.lib.alerts import redact_error, redact_url
+
+    assert redact_url("https://hooks.slack.com/services/T0/B0/XYZ") == "https://hooks.slack.com/<redacted>"
+    assert redact_url("https://user:pw@example.webhook.office.com:8443/webhookb2/abc?x=1") == (
+        "https://example.webhook.office.com:8443/<redacted>"
+    )
+    assert redact_url("not a url") == "?://?/<redacted>"
+    url = "https://hooks.example/secret"
+    assert redact_error(url, OSError(f"cannot reach {url}")) == "cannot reach https://hooks.example/<redacted>"
 
 
 def test_target_path_honours_dbt_target_path(monkeypatch, tmp_path):

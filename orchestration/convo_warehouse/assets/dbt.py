@@ -27,6 +27,7 @@ from dagster_dbt import (
 
 from convo_warehouse.concurrency import WRITER_POOL, busy_retry, is_busy_error
 from convo_warehouse.lib import dbt_commands
+from convo_warehouse.lib.seed_columns import rebuild_changed_seeds, record_loaded_seeds, unchanged_seeds
 from convo_warehouse.lib.warehouse import warehouse_path, writer_lock
 from convo_warehouse.project import dbt_project, manifest_path
 from convo_warehouse.resources import WarehouseResource
@@ -137,12 +138,15 @@ def dbt_models(
             "(CONVO_DUCKDB_PATH): configure the warehouse through CONVO_DUCKDB_PATH so dbt and the "
             "Python steps write the same file"
         )
-    args = dbt_commands.production_build(multi_step=on_spark())
     try:
         with writer_lock(warehouse.database):
+            unchanged = [] if on_spark() else _prepare_seeds(context, warehouse)
+            args = dbt_commands.production_build(multi_step=on_spark(), exclude=unchanged)
             invocation = dbt.cli(args, context=context, raise_on_error=False)
             yield from invocation.stream()
             error = invocation.get_error()
+            if error is None and not on_spark():
+                _record_seeds(invocation, warehouse)
     except Exception as busy:  # the lock itself: WarehouseBusyError
         error = busy
     if error is None:
@@ -152,6 +156,27 @@ def dbt_models(
     if is_busy_error(error):
         raise busy_retry(context, error) from error
     raise error
+
+
+def _prepare_seeds(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> list[str]:
+    """Seeds before dbt (lib/seed_columns.py): drop the table of a seed whose CSV columns
+    changed, so dbt builds it anew; return the seeds whose file is what the last build
+    loaded, left out of this one."""
+    with warehouse.connect() as con:
+        for change in rebuild_changed_seeds(con, manifest_path(), dbt_project.project_dir):
+            context.log.warning(change.describe())
+        return unchanged_seeds(con, manifest_path(), dbt_project.project_dir)
+
+
+def _record_seeds(invocation: Any, warehouse: WarehouseResource) -> None:
+    """After a successful build, the files of the seeds it loaded."""
+    loaded = [
+        result["unique_id"].split(".")[-1]
+        for result in invocation.get_artifact("run_results.json")["results"]
+        if result["unique_id"].startswith("seed.") and result["status"] == "success"
+    ]
+    with warehouse.connect() as con:
+        record_loaded_seeds(con, manifest_path(), dbt_project.project_dir, loaded)
 
 
 def _log_classifier_run(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:
