@@ -53,6 +53,20 @@ def pyproject_requirements() -> list[Requirement]:
     return [Requirement(text) for text in listed]
 
 
+def local_packages() -> dict[str, str]:
+    """Packages of this repository (requirements/local.in: installed from their folder, not the
+    lock) -> the version their own pyproject.toml declares."""
+    packages = {}
+    for line in (ROOT / "requirements" / "local.in").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            requirement = Requirement(line)
+            folder = ROOT / requirement.url.removeprefix("file:")
+            version = tomllib.loads((folder / "pyproject.toml").read_text())["project"]["version"]
+            packages[canonicalize_name(requirement.name)] = version
+    return packages
+
+
 def spark_in_requirements() -> list[Requirement]:
     lines = (line.split("#", 1)[0].strip() for line in SPARK_IN.read_text().splitlines())
     return [Requirement(line) for line in lines if line and not line.startswith("-")]
@@ -64,7 +78,9 @@ def test_every_pyproject_dependency_is_pinned_exactly():
 
 
 def test_every_pyproject_pin_equals_the_lock():
-    locked = lock_entries(MAIN_LOCK)
+    """...or, for a package of this repository, the version in its own pyproject.toml."""
+    locked = {**lock_entries(MAIN_LOCK), **{name: (version, 0) for name, version in local_packages().items()}}
+    assert "convo-capture" in local_packages()
     drift = {
         req.name: (exact_pin(req), locked.get(canonicalize_name(req.name), ("missing",))[0])
         for req in pyproject_requirements()
@@ -95,6 +111,7 @@ def test_every_locked_package_has_a_hash():
     for lock in (MAIN_LOCK, SPARK_LOCK):
         unhashed = [name for name, (_, hashes) in lock_entries(lock).items() if hashes == 0]
         assert unhashed == [], f"{lock.name}: no hash for {unhashed}"
+        assert not local_packages().keys() & lock_entries(lock).keys(), "a package of this repository is locked"
 
 
 def test_main_lock_holds_every_transitive_dependency():
@@ -115,7 +132,7 @@ def test_main_lock_holds_every_transitive_dependency():
             for text in metadata.distribution(name).requires or []:
                 pending.append((Requirement(text), wanted_extra))
     reached = {name for name, _ in seen}
-    missing = sorted(reached - locked.keys())
+    missing = sorted(reached - locked.keys() - local_packages().keys())
     assert len(reached) > 100 and missing == [], f"not in {MAIN_LOCK.name} (run `make lock`): {missing}"
 
 
