@@ -1,6 +1,6 @@
 {#- The population of every patterns mart: conversations in scope (all
     environments, or without `development` when the var
-    exclude_development_traffic is true: the only place that var is read),
+    exclude_development_traffic is true: macro patterns_in_scope),
     with their outcome, whether they succeeded, and their path.
     Incremental, replaced conversation by conversation: a run deletes and
     rewrites the rows of the conversations conversations_to_refresh_cte()
@@ -31,9 +31,7 @@ conversations as (
 conversations_in_scope as (
     select conversations.*
     from conversations
-    {% if var('exclude_development_traffic') %}
-        where conversations.environment is null or conversations.environment != 'development'
-    {% endif %}
+    where {{ patterns_in_scope('conversations.environment') }}
 ),
 
 steps as (
