@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from convo_warehouse.project import ensure_manifest
+from conftest import open_warehouse
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -496,7 +497,7 @@ def webhook(monkeypatch):
 
 
 def _alerts_warehouse(database: Path, severities: list[str]) -> None:
-    con = duckdb.connect(str(database))
+    con = open_warehouse(database)
     try:
         con.execute("create schema staging; create schema marts")
         con.execute(

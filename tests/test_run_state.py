@@ -25,6 +25,7 @@ from convo_warehouse.lib.run_state import (
     record_run_complete,
     record_run_started,
 )
+from conftest import open_warehouse
 
 FINGERPRINT = "f" * 64
 
@@ -41,7 +42,7 @@ def write_events(path: Path, *event_ids: str) -> None:
 
 @pytest.fixture()
 def con(tmp_path):
-    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    connection = open_warehouse(tmp_path / "warehouse.duckdb")
     yield connection
     connection.close()
 

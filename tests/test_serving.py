@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from convo_warehouse.lib import serving
 from convo_warehouse.lib.warehouse import WarehouseBusyError, busy_message, connect, lock_holders
+from conftest import open_warehouse
 
 PUBLISHED_AT = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 
@@ -29,7 +30,7 @@ def _clock(start: dt.datetime = PUBLISHED_AT):
 
 
 def _make_warehouse(path: Path) -> None:
-    con = duckdb.connect(str(path))
+    con = open_warehouse(path)
     con.execute(
         """
         create schema marts; create schema audit; create schema quarantine; create schema staging;
@@ -63,7 +64,7 @@ def setup(tmp_path):
 
 
 def _publish(database: Path, serving_dir: Path, **kwargs) -> serving.PublishResult:
-    con = duckdb.connect(str(database))
+    con = open_warehouse(database)
     try:
         kwargs.setdefault("now", _clock())
         return serving.publish(con, serving_dir, run_id="run-1", tests={"status": "passed"}, **kwargs)
@@ -72,7 +73,7 @@ def _publish(database: Path, serving_dir: Path, **kwargs) -> serving.PublishResu
 
 
 def _add_day(database: Path, day: str) -> None:
-    con = duckdb.connect(str(database))
+    con = open_warehouse(database)
     con.execute(
         f"insert into marts.metrics_daily values (date '{day}', 'conversations', 'all', 'all', 7.0)"
     )
@@ -183,18 +184,18 @@ def test_same_data_publishes_no_new_version(setup):
 
 def test_floating_point_noise_is_not_new_data(setup):
     database, serving_dir = setup
-    con = duckdb.connect(str(database))
+    con = open_warehouse(database)
     con.execute("create table marts.scores as select cast(0.1 as double) + cast(0.2 as double) as score")
     con.close()
     first = _publish(database, serving_dir)
-    con = duckdb.connect(str(database))
+    con = open_warehouse(database)
     # A rebuild summing doubles in another order: 0.3 instead of 0.1 + 0.2 (the last bits differ).
     con.execute("update marts.scores set score = cast(0.3 as double)")
     assert con.execute("select score != cast(0.1 as double) + cast(0.2 as double) from marts.scores").fetchone()[0]
     con.close()
     noise = _publish(database, serving_dir, now=_clock(PUBLISHED_AT + dt.timedelta(hours=1)))
     assert not noise.created and noise.snapshot.version == first.snapshot.version
-    con = duckdb.connect(str(database))
+    con = open_warehouse(database)
     con.execute("update marts.scores set score = 0.31")
     con.close()
     change = _publish(database, serving_dir, now=_clock(PUBLISHED_AT + dt.timedelta(hours=2)))

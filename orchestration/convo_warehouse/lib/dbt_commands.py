@@ -27,9 +27,9 @@ def production_build(*, multi_step: bool = False, exclude: Iterable[str] = ()) -
     args = ["build", "--exclude-resource-type", "unit_test"]
     if multi_step:
         args += ["--indirect-selection", "buildable"]
-    excluded = list(exclude)
-    if excluded:
-        args += ["--exclude", *excluded]
+    excluded = " ".join(exclude)
+    if excluded:  # one value: dagster-dbt takes only the first word after --exclude as its own
+        args += ["--exclude", excluded]
     return args
 
 
