@@ -428,7 +428,8 @@ def create_app(config: CollectorConfig) -> Starlette:
         answer = await ask_live(request, ("stats",))
         if isinstance(answer, Response):
             return answer
-        return JSONResponse({**answer, "dropped_events": collector.live.dropped_events})
+        return JSONResponse({**answer, "dropped_events": collector.live.dropped_events,
+                             "submitted_batches": collector.live.submitted_batches})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):

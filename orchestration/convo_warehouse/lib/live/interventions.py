@@ -146,7 +146,7 @@ class Firing:
             "channel": self.channel,
             "properties": {
                 "rule": self.rule,
-                "stage": self.stage,
+                "stage_at_trigger": self.stage,
                 "idempotency_key": self.key,
                 "fired_at": iso(self.fired_at),
                 "trigger_event_id": self.trigger_event_id,

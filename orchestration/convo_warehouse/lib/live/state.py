@@ -246,7 +246,7 @@ class LiveState:
         rule = event.properties.get("rule")
         if conversation is not None and isinstance(rule, str) and rule not in conversation.fired:
             conversation.fired[rule] = {"rule": rule, "idempotency_key": key, "fired_at": event.properties.get("fired_at"),
-                                        "triggered_at": iso(event.event_at), "stage": event.properties.get("stage"),
+                                        "triggered_at": iso(event.event_at), "stage": event.properties.get("stage_at_trigger"),
                                         "classifier": event.properties.get("classifier")}
 
     def _conversation(self, event: LiveEvent, now: float) -> ConversationState:
