@@ -34,12 +34,12 @@ conversations as (
 ),
 
 resolved_conversations as (
-    select distinct fct_conversation_stages.conversation_id
-    from {{ ref('fct_conversation_stages') }}
+    select distinct conversation_stages.conversation_id
+    from {{ ref('fct_conversation_stages') }} as conversation_stages
     where
-        fct_conversation_stages.funnel_name = 'support'
-        and fct_conversation_stages.stage = 'resolved'
-        and {{ touched('fct_conversation_stages.conversation_id') }}
+        conversation_stages.funnel_name = 'support'
+        and conversation_stages.stage = 'resolved'
+        and {{ touched('conversation_stages.conversation_id') }}
 ),
 
 handoffs as (
@@ -61,7 +61,7 @@ handoffs_after as (
     inner join handoffs
         on
             interventions.conversation_id = handoffs.conversation_id
-            and handoffs.event_at >= interventions.triggered_at
+            and interventions.triggered_at <= handoffs.event_at
     group by
         interventions.conversation_id,
         interventions.rule_name
