@@ -140,6 +140,8 @@ def collect(host: str, port: int, landing: str | None, max_body_mb: float, max_b
             settings=LiveSettings(max_conversations=live_max_conversations, max_events=live_max_events),
             intervention_rules=intervention_rules, webhook_url=webhook_url,
             rebuild_seconds=live_rebuild_minutes * 60 if live_rebuild_minutes else None, llm=llm,
+            llm_timeout=float(os.environ.get("CONVO_LIVE_LLM_TIMEOUT") or 10),
+            llm_concurrency=int(os.environ.get("CONVO_LIVE_LLM_CONCURRENCY") or 4),
         )
     click.echo(f"collector: http://{host}:{port} -> {landing_dir}/{config.subfolder}/<date>/"
                + (" (live state on)" if live else ""), err=True)
