@@ -320,3 +320,23 @@ def test_a_hanging_webhook_never_slows_the_acknowledgement(tmp_path):
         release.set()
         collector.stop()
         receiver.close()
+
+
+def test_a_full_live_queue_drops_from_the_live_state_without_waiting(tmp_path):
+    from convo_warehouse.collector.live import LiveConfig, LiveLink
+
+    link = LiveLink(LiveConfig(landing_dir=tmp_path, max_queue_bytes=1_000))
+    link.start()
+    try:
+        line = json.dumps(Script("c-full").event("user_message", "x" * 2_000)).encode()
+        started = time.perf_counter()
+        link.submit([line, line], time.time())
+        assert time.perf_counter() - started < 0.05
+        assert link.dropped_events == 2 and link.submitted_batches == 0
+        small = json.dumps(Script("c-small").event("user_message", "hi")).encode()
+        link.submit([small], time.time())
+        link.wait_until_idle()
+        assert link.ask(("conversation", "c-small"))["messages"] == 1
+        assert link.ask(("conversation", "c-full")) is None
+    finally:
+        link.stop()

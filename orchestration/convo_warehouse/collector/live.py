@@ -45,7 +45,9 @@ class LiveConfig:
     webhook_timeout: float = 5.0
     # landing files of the last this-many seconds are read back at start (default: twice the idle window)
     rebuild_seconds: float | None = None
+    # bound of what waits for the worker: batches, and bytes of their lines
     max_queue_batches: int = 20_000
+    max_queue_bytes: int = 256 * 1024 * 1024
     llm: bool = False  # CONVO_LIVE_LLM=1: rules marked `llm: confirm` are checked by the LLM first
     llm_timeout: float = 10.0
     llm_concurrency: int = 4
@@ -75,9 +77,11 @@ class LiveLink:
         # spawn: the collector has threads (uvicorn, the rotation task); a fork would copy their locks
         context = multiprocessing.get_context("spawn")
         self._queue = context.Queue(maxsize=self.config.max_queue_batches)
+        self._queued_bytes = context.Value("q", 0)
         parent_end, child_end = context.Pipe()
         self.config.parent_pid = os.getpid()
-        self._process = context.Process(target=live_worker.main, args=(self.config, self._queue, child_end),
+        self._process = context.Process(target=live_worker.main,
+                                        args=(self.config, self._queue, child_end, self._queued_bytes),
                                         name="convo-live-state", daemon=True)
         self._process.start()
         child_end.close()
@@ -88,8 +92,18 @@ class LiveLink:
         """Hand a stored batch to the worker; never blocks."""
         if self._queue is None:
             return
+        payload = b"\n".join(lines)
         try:
-            self._queue.put_nowait((b"\n".join(lines), acknowledged_at))
+            with self._queued_bytes.get_lock():
+                if self._queued_bytes.value + len(payload) > self.config.max_queue_bytes:
+                    raise queue.Full
+                self._queued_bytes.value += len(payload)
+            try:
+                self._queue.put_nowait((payload, acknowledged_at))
+            except queue.Full:
+                with self._queued_bytes.get_lock():
+                    self._queued_bytes.value -= len(payload)
+                raise
             self.submitted_batches += 1
         except queue.Full:
             self.dropped_events += len(lines)

@@ -75,7 +75,6 @@ class LiveWorker:
             self.webhook.on_sent = self._webhook_sent
         self.update_latency = Latencies()
         self.rebuilding = True
-        self.busy = False
         self.applied_batches = 0
         self.rebuild_report: dict = {}
         self.llm = LiveLLM(config, self) if config.llm else None
@@ -185,10 +184,6 @@ class LiveWorker:
                     "llm": self.llm.counts if self.llm else None,
                     "rss_bytes": _rss_bytes(),
                 }
-            if kind == "reset_latency":
-                self.update_latency = Latencies()
-                self.webhook_latency = Latencies()
-                return True
         return {"error": f"unknown request {kind!r}"}
 
     def close(self) -> None:
@@ -321,7 +316,7 @@ def _serve_reads(worker: LiveWorker, connection, stop: threading.Event) -> None:
             return
 
 
-def main(config, batches, connection) -> None:
+def main(config, batches, connection, queued_bytes) -> None:
     """The worker process: rebuild, then apply batches until told to stop or orphaned."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     worker = LiveWorker(config)
@@ -348,9 +343,9 @@ def main(config, batches, connection) -> None:
                 else:
                     pending.append(more)
             if pending:
-                worker.busy = True
                 worker.apply(pending)
-            worker.busy = False
+                with queued_bytes.get_lock():
+                    queued_bytes.value -= sum(len(payload) for payload, _ in pending)
             if ending or os.getppid() != config.parent_pid:
                 break
             if time.monotonic() >= next_housekeeping:
