@@ -418,6 +418,7 @@ class StageProgram:
             for index, signal in enumerate(rules.signals)
         ]
         self.last_user_only = [signal.scope == "last_user_message" for signal in rules.signals]
+        self.reads_last_user = any(self.last_user_only)
         # the query writes weights and thresholds as SQL literals, which DuckDB
         # reads as exact decimals; Decimal keeps a sum such as 0.6 + 0.3 + 0.1
         # exactly at 1.0 where floats would fall short
@@ -459,13 +460,15 @@ class StageTally:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def add(self, key: tuple, is_user: bool, mask: int) -> None:
+    def add(self, key: tuple, is_user: bool, mask: int) -> bool:
+        """Add a message; False when ``decide`` cannot have changed (no signal, appended last, and
+        no signal reads only the last user message)."""
         if not self.keys or key > self.keys[-1]:
             self.keys.append(key)
             self.users.append(is_user)
             self.masks.append(mask)
             self._count(len(self.keys) - 1)
-            return
+            return bool(mask) or len(self.keys) == 1 or (is_user and self.program.reads_last_user)
         position = bisect.bisect_right(self.keys, key)
         self.keys.insert(position, key)
         self.users.insert(position, is_user)
@@ -473,6 +476,7 @@ class StageTally:
         self._reset()
         for index in range(len(self.keys)):
             self._count(index)
+        return True
 
     def _count(self, position: int) -> None:
         mask = self.masks[position]

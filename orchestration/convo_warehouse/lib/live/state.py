@@ -18,6 +18,7 @@ the collector's live worker owns one (``collector/live_worker.py``).
 from __future__ import annotations
 
 import bisect
+import json
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
@@ -30,7 +31,6 @@ import yaml
 from convo_warehouse.lib.classify.rules import RuleSet, StageProgram, load_rules
 from convo_warehouse.lib.classify.sentiment import score_text
 from convo_warehouse.lib.classify.stages import STAGES
-from convo_warehouse.lib.event_validation import validate_event
 from convo_warehouse.lib.live.events import LiveEvent, live_event, resolved_sentiment
 from convo_warehouse.lib.live.interventions import (
     EVENT_TYPE,
@@ -223,9 +223,8 @@ class LiveState:
         return firings
 
     def apply_lines(self, lines: Iterable[bytes | str], acknowledged_at: float | None = None) -> list[Firing]:
-        """Apply landing lines (the collector's own files, read back at a restart)."""
-        import json
-
+        """Apply lines the collector stored (accepted events: from its queue, or its landing files
+        read back at a restart)."""
         records = []
         for line in lines:
             try:
@@ -233,7 +232,7 @@ class LiveState:
             except ValueError:
                 self.counters.unreadable += 1
                 continue
-            if isinstance(record, dict) and validate_event(record).accepted:
+            if isinstance(record, dict):
                 records.append(record)
         return self.apply(records, acknowledged_at)
 
@@ -294,8 +293,8 @@ class LiveState:
         if role is not None:
             conversation.messages += 1
             stages_before = conversation.stages_reached()
-            conversation.tally.add(event.key, role == "user", self.program.matcher.mask(role, event.content or ""))
-            self._decide(conversation, event, now, stages_before)
+            if conversation.tally.add(event.key, role == "user", self.program.matcher.mask(role, event.content or "")):
+                self._decide(conversation, event, now)
             if role == "user":
                 conversation.user_turns += 1
                 sentiment, source = resolved_sentiment(event, score_text if self.settings.sentiment else None)
@@ -325,7 +324,7 @@ class LiveState:
         conversation.bits.insert(position, bits)
         conversation.sentiments.insert(position, sentiment)
 
-    def _decide(self, conversation: ConversationState, event: LiveEvent, now: float, before: list[str]) -> None:
+    def _decide(self, conversation: ConversationState, event: LiveEvent, now: float) -> None:
         decided = conversation.tally.decide()
         conversation.current = {stage: (reached, confidence) for stage, (reached, confidence, _) in decided.items()}
         for stage, (reached, _confidence, _score) in decided.items():
