@@ -121,12 +121,16 @@ class LiveWorker:
 
     def apply(self, batches: list[tuple[bytes, float]]) -> None:
         firings: list[Firing] = []
-        with self.lock:
-            for payload, acknowledged_at in batches:
+        applied = []
+        for payload, acknowledged_at in batches:
+            # the lock batch by batch: reads wait for one batch at most
+            with self.lock:
                 firings += self.state.apply_lines(payload.split(b"\n"), acknowledged_at)
-            done = time.time()
-            for payload, acknowledged_at in batches:
-                self.update_latency.add(done - acknowledged_at, payload.count(b"\n") + 1)
+            applied.append((payload.count(b"\n") + 1, acknowledged_at))
+        done = time.time()
+        with self.lock:
+            for events, acknowledged_at in applied:
+                self.update_latency.add(done - acknowledged_at, events)
             self.applied_batches += len(batches)
         if self.llm is not None:
             firings = self.llm.hold_back(firings)

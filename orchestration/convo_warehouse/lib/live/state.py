@@ -202,7 +202,10 @@ class LiveState:
         self.counters = Counters()
         # ids of the events held, across conversations: staging keeps the first copy of an id
         self.owner: dict[str, str] = {}
-        self.already_fired: set[str] = set()  # idempotency keys read back at a restart
+        # idempotency key -> the firing (also those read back at a restart), the most recent
+        # 4 x max_conversations: a conversation that comes back after being dropped still
+        # finds its rules fired
+        self.already_fired: OrderedDict[str, dict] = OrderedDict()
 
     # --- events in ------------------------------------------------------------------
 
@@ -238,15 +241,16 @@ class LiveState:
 
     def remember_firing(self, event: LiveEvent) -> None:
         """An ``intervention_triggered`` event read back: that rule has fired for that conversation."""
-        key = event.properties.get("idempotency_key")
-        if isinstance(key, str):
-            self.already_fired.add(key)
+        key, rule = event.properties.get("idempotency_key"), event.properties.get("rule")
+        if not isinstance(key, str) or not isinstance(rule, str):
+            return
+        fired = {"rule": rule, "idempotency_key": key, "fired_at": event.properties.get("fired_at"),
+                 "triggered_at": iso(event.event_at), "stage": event.properties.get("stage_at_trigger"),
+                 "classifier": event.properties.get("classifier")}
+        self._remember_fired(key, fired)
         conversation = self.conversations.get(event.conversation_id)
-        rule = event.properties.get("rule")
-        if conversation is not None and isinstance(rule, str) and rule not in conversation.fired:
-            conversation.fired[rule] = {"rule": rule, "idempotency_key": key, "fired_at": event.properties.get("fired_at"),
-                                        "triggered_at": iso(event.event_at), "stage": event.properties.get("stage_at_trigger"),
-                                        "classifier": event.properties.get("classifier")}
+        if conversation is not None:
+            conversation.fired.setdefault(rule, fired)
 
     def _conversation(self, event: LiveEvent, now: float) -> ConversationState:
         conversation = self.conversations.get(event.conversation_id)
@@ -351,8 +355,7 @@ class LiveState:
                 continue
             key = idempotency_key(conversation.conversation_id, rule.name)
             if key in self.already_fired:
-                conversation.fired[rule.name] = {"rule": rule.name, "idempotency_key": key, "fired_at": None,
-                                                 "triggered_at": None, "stage": None, "classifier": None}
+                conversation.fired[rule.name] = self.already_fired[key]
                 continue
             # pending until the firing is stored (record_fired): a later event of the
             # same batch must not fire the rule again
@@ -388,15 +391,19 @@ class LiveState:
 
     def record_fired(self, firing: Firing) -> None:
         """Mark a firing as done (after it was written to the landing folder)."""
-        self.already_fired.add(firing.key)
+        fired = {"rule": firing.rule, "idempotency_key": firing.key, "fired_at": iso(firing.fired_at),
+                 "triggered_at": iso(firing.triggered_at), "stage": firing.stage, "classifier": firing.classifier}
+        self._remember_fired(firing.key, fired)
         self.counters.interventions_fired += 1
         conversation = self.conversations.get(firing.conversation_id)
         if conversation is not None:
             conversation.pending.discard(firing.rule)
-            conversation.fired[firing.rule] = {
-                "rule": firing.rule, "idempotency_key": firing.key, "fired_at": iso(firing.fired_at),
-                "triggered_at": iso(firing.triggered_at), "stage": firing.stage, "classifier": firing.classifier,
-            }
+            conversation.fired[firing.rule] = fired
+
+    def _remember_fired(self, key: str, fired: dict) -> None:
+        self.already_fired[key] = fired
+        while len(self.already_fired) > 4 * self.settings.max_conversations:
+            self.already_fired.popitem(last=False)
 
     # --- bounds and reading ---------------------------------------------------------------
 
