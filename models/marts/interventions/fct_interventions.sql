@@ -3,7 +3,8 @@
       handed_off   a handoff_requested event at or after the intervention;
       resolved     the support funnel's `resolved` stage (the classifier, or
                    conversation_completed);
-      abandoned    fct_conversations says abandoned (explicit or inferred);
+      abandoned    the conversation is abandoned (explicit or inferred, as
+                   fct_conversations says);
       in_progress  the conversation is still going (outcome in_progress);
       unresolved   it ended some other way (ended, converted, not resolved).
     Replaced conversation by conversation: new events, the abandonment clock
@@ -29,13 +30,13 @@ conversations as (
         conversation_id,
         outcome,
         was_abandoned
-    from {{ ref('fct_conversations') }}
+    from {{ ref('int_conversations_summarized') }}
     where {{ touched('conversation_id') }}
 ),
 
 resolved_conversations as (
     select distinct conversation_stages.conversation_id
-    from {{ ref('fct_conversation_stages') }} as conversation_stages
+    from {{ ref('int_conversation_stages_combined') }} as conversation_stages
     where
         conversation_stages.funnel_name = 'support'
         and conversation_stages.stage = 'resolved'

@@ -420,14 +420,19 @@ class StageProgram:
         self.last_user_only = [signal.scope == "last_user_message" for signal in rules.signals]
         self.reads_last_user = any(self.last_user_only)
         # the query writes weights and thresholds as SQL literals, which DuckDB
-        # reads as exact decimals; Decimal keeps a sum such as 0.6 + 0.3 + 0.1
-        # exactly at 1.0 where floats would fall short
-        self.weights = [Decimal(repr(signal.weight)) for signal in rules.signals]
-        self.reach = Decimal(repr(rules.reach_score))
-        self.reach_strong = Decimal(repr(rules.reach_score + 1))
+        # reads as exact decimals; scaled to integers they stay exact (a sum such
+        # as 0.6 + 0.3 + 0.1 is exactly 1.0, where floats fall short) and cheap
+        literals = [Decimal(repr(signal.weight)) for signal in rules.signals]
+        literals += [Decimal(repr(rules.reach_score)), Decimal(repr(rules.reach_score + 1))]
+        places = max(-min(literal.as_tuple().exponent, 0) for literal in literals)
+        self.scale = 10**places
+        self.weights = [int(literal * self.scale) for literal in literals[:-2]]
+        self.reach, self.reach_strong = (int(literal * self.scale) for literal in literals[-2:])
         self.stage_signals = {
             stage: [index for index, signal in enumerate(rules.signals) if signal.stage == stage] for stage in STAGES
         }
+        # a stage is reached when it or a stage implying it (transitively) is reached directly
+        self.implying = {stage: tuple(sorted(_implying(rules, stage))) for stage in STAGES}
 
     def tally(self) -> StageTally:
         return StageTally(self)
@@ -504,45 +509,36 @@ class StageTally:
         )
         return 1 if self.masks[position] & bit and anchored else 0
 
-    def scores(self) -> dict[str, Decimal]:
+    def scores(self) -> dict[str, int]:
+        """Each stage's score, scaled by ``program.scale`` (exact)."""
         program = self.program
         signals = program.rules.signals
         return {
-            stage: sum(
-                (program.weights[index] * min(self._count_of(index), signals[index].cap) for index in indexes),
-                Decimal(0),
-            )
+            stage: sum(program.weights[index] * min(self._count_of(index), signals[index].cap) for index in indexes)
             for stage, indexes in program.stage_signals.items()
         }
 
-    def decide(self) -> dict[str, tuple[bool, float, Decimal]]:
+    def decide(self) -> dict[str, tuple[bool, float, float]]:
         """``{stage: (reached, confidence, score)}``, as the query decides them; empty without messages."""
         if not self.keys:
             return {}
         program = self.program
-        rules = program.rules
+        confidence = program.rules.confidence
         scores = self.scores()
         direct = {stage: score >= program.reach for stage, score in scores.items()}
-        reached: dict[str, bool] = {}
-
-        def is_reached(stage: str) -> bool:
-            if stage not in reached:
-                reached[stage] = direct[stage] or any(is_reached(other) for other in rules.implied_by.get(stage, ()))
-            return reached[stage]
-
-        confidence = rules.confidence
         decided = {}
         for stage in STAGES:
             score = scores[stage]
+            reached = any(direct[other] for other in program.implying[stage])
             if score >= program.reach_strong:
                 level = confidence["reached_strong"]
             elif direct[stage]:
                 level = confidence["reached"]
-            elif is_reached(stage):
+            elif reached:
                 level = confidence["implied"]
             elif score > 0:
                 level = confidence["weak_evidence"]
             else:
                 level = confidence["no_evidence"]
-            decided[stage] = (is_reached(stage), level, score)
+            decided[stage] = (reached, level, score / program.scale)
         return decided

@@ -271,6 +271,18 @@ class Node:
     children: list[Node] = field(default_factory=list)
     stage: str | None = None
     number: int = 0
+    _ordered: list[Node] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def cheap_first(self) -> list[Node]:
+        """Children that only read the stages first: an ``and`` stops at the first that fails."""
+        if self._ordered is None:
+            self._ordered = sorted(self.children, key=lambda child: not child.reads_only_stages())
+        return self._ordered
+
+    def reads_only_stages(self) -> bool:
+        return self.operator == "stage" or (bool(self.children) and all(
+            child.reads_only_stages() for child in self.children))
 
     def relevant_bits(self) -> int:
         """The condition bits whose events can change this rule's result."""
@@ -302,9 +314,12 @@ class Node:
         if operator == "not":
             return Outcome(not self.children[0].evaluate(conversation).holds)
         if operator == "and":
-            outcomes = [child.evaluate(conversation) for child in self.children]
-            if not all(outcome.holds for outcome in outcomes):
-                return Outcome(False)
+            outcomes = []
+            for child in self.cheap_first:
+                outcome = child.evaluate(conversation)
+                if not outcome.holds:
+                    return Outcome(False)
+                outcomes.append(outcome)
             times = [outcome.at for outcome in outcomes if outcome.at is not None]
             return Outcome(True, max(times) if times else None, _merged(outcomes))
         if operator == "or":

@@ -127,8 +127,9 @@ class ConversationState:
             turns.append(count)
         return turns
 
-    def view(self) -> Conversation:
-        return Conversation(self.keys, self.bits, self.turns(), frozenset(self.stages_reached()))
+    def view(self, with_turns: bool = True) -> Conversation:
+        return Conversation(self.keys, self.bits, self.turns() if with_turns else (),
+                            frozenset(self.stages_reached()))
 
     def summary(self) -> dict:
         return {
@@ -311,8 +312,8 @@ class LiveState:
             stage_changed = False
 
         bits = self.interventions.program.event_bits(EventView(event, sentiment))
-        self._insert(conversation, event, bits, sentiment)
-        return self._due(conversation, event, bits, stage_changed, acknowledged_at)
+        appended_last = self._insert(conversation, event, bits, sentiment)
+        return self._due(conversation, event, bits, stage_changed, appended_last, acknowledged_at)
 
     def _last_user_key(self, conversation: ConversationState) -> tuple:
         for key, event_type in zip(reversed(conversation.keys), reversed(conversation.types), strict=True):
@@ -320,13 +321,15 @@ class LiveState:
                 return key
         return (datetime.min, "")
 
-    def _insert(self, conversation: ConversationState, event: LiveEvent, bits: int, sentiment) -> None:
+    def _insert(self, conversation: ConversationState, event: LiveEvent, bits: int, sentiment) -> bool:
+        """Place the event in time order; True when it went last (the usual case)."""
         keys = conversation.keys
         position = len(keys) if not keys or event.key > keys[-1] else bisect.bisect_right(keys, event.key)
         keys.insert(position, event.key)
         conversation.types.insert(position, event.event_type)
         conversation.bits.insert(position, bits)
         conversation.sentiments.insert(position, sentiment)
+        return position == len(keys) - 1
 
     def _decide(self, conversation: ConversationState, event: LiveEvent, now: float) -> None:
         decided = conversation.tally.decide()
@@ -338,19 +341,23 @@ class LiveState:
     # --- interventions ----------------------------------------------------------------------
 
     def _due(self, conversation: ConversationState, event: LiveEvent, bits: int, stage_changed: bool,
-             acknowledged_at: float) -> list[Firing]:
+             appended_last: bool, acknowledged_at: float) -> list[Firing]:
+        """The rules this event can make hold, evaluated. A rule's result changes only with events
+        matching its conditions, with the stages (if it reads them) and, for turns, with a user
+        message arriving out of order (it renumbers the turns after it)."""
         firings = []
         first_event = len(conversation.keys) == 1
-        view = None
+        views: dict[bool, Conversation] = {}
         for rule in self.interventions.rules:
             if rule.name in conversation.fired or rule.name in conversation.declined or rule.name in conversation.pending:
                 continue
             relevant = first_event or bits & rule.relevant_bits or (rule.reads_stages and stage_changed) or (
-                rule.reads_turns and event.event_type == "user_message")
+                rule.reads_turns and event.event_type == "user_message" and not appended_last)
             if not relevant:
                 continue
-            view = view or conversation.view()
-            outcome = rule.node.evaluate(view)
+            if rule.reads_turns not in views:
+                views[rule.reads_turns] = conversation.view(with_turns=rule.reads_turns)
+            outcome = rule.node.evaluate(views[rule.reads_turns])
             if not outcome.holds:
                 continue
             key = idempotency_key(conversation.conversation_id, rule.name)
