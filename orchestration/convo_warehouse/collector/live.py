@@ -132,6 +132,8 @@ class LiveLink:
             log.warning("collector: live state worker did not stop within %g s; terminating it", timeout)
             self._process.terminate()
             self._process.join(5)
+            # what is still buffered for it will never be read: do not wait to flush it
+            self._queue.cancel_join_thread()
         self._queue.close()
         self._queue.join_thread()
         self._process = None
