@@ -1,8 +1,8 @@
 """The collector's side of the live state: a worker process fed through a bounded queue.
 
-Stage rules, sentiment and intervention rules cost tens of microseconds of
-Python per event; run in the collector's process they would share its GIL
-and halve its throughput. So the live state lives in its own process
+Stage rules, sentiment and intervention rules are Python work per event,
+several times the collector's own (docs/capture.md); run in the collector's
+process they would share its GIL and cut its throughput. So the live state lives in its own process
 (``live_worker.main``): after a batch is stored, the collector hands it the
 batch's landed lines (bytes: nothing to serialise) and the time of the
 acknowledgement, with a non-blocking put on a bounded queue, and answers.

@@ -14,9 +14,9 @@ rules to one conversation at a time, message by message, as they arrive:
 ``MessageMatcher`` tests a message against the signals with RE2 (the engine
 behind DuckDB's ``regexp_matches``, through the ``google-re2`` bindings, with
 DuckDB's defaults) and ``StageTally`` keeps a conversation's counts and
-decides its stages exactly as the query does. A DuckDB query costs several
-milliseconds of regex compilation each time it runs, which a live update
-cannot pay per message. ``tests/test_live_rules_equal.py`` proves the two
+decides its stages exactly as the query does. A DuckDB query compiles every
+signal's regex each time it runs, a cost a live update cannot pay per
+message (docs/capture.md has the figures). ``tests/test_live_rules_equal.py`` proves the two
 paths equal on every prefix of thousands of transcripts (golden sets, real
 chats, generated and adversarial ones).
 """
