@@ -15,6 +15,10 @@ In one run, on the same generated JSONL files (the contract's format):
    and computing the per-conversation facts (validation, dedupe, aliases,
    counts, flags, first response, feedback, rephrases, inferred abandonment).
 
+6. **sizes**: the warehouse file against the same events (every JSONL file
+   loaded) written as one zstd Parquet file by DuckDB, and the blocks the
+   tables holding every event take.
+
 Each is a child process; we report wall time, the ratio to the floor and the
 peak resident memory of the largest process of its tree. For the full build
 we also report *load + facts*: the loader step plus the dbt models up to
@@ -169,6 +173,29 @@ import sys, duckdb
 con = duckdb.connect(sys.argv[1], read_only=True)
 print(con.execute("select count(*) from raw.events").fetchone()[0])
 """
+
+# The warehouse file's size against the same events as Parquet (zstd), and
+# what the tables holding every event take of it (DuckDB's storage_info: the
+# blocks of each table's column segments; blocks are 256 KiB).
+SIZE_SCRIPT = """
+import json, sys, duckdb
+warehouse, landing, parquet = sys.argv[1:4]
+con = duckdb.connect()
+con.execute(f"copy (select * from read_ndjson('{landing}/**/*.jsonl', union_by_name = true)) "
+            f"to '{parquet}' (format parquet, compression zstd)")
+con.execute(f"attach '{warehouse}' as warehouse (read_only)")
+tables = {}
+for name in ("raw.events", "staging.base_events_parsed", "staging.stg_events", "marts.fct_messages"):
+    try:
+        tables[name] = con.execute(
+            f"select count(distinct block_id) * 262144 from pragma_storage_info('warehouse.{name}') "
+            "where block_id >= 0"
+        ).fetchone()[0]
+    except duckdb.Error:
+        tables[name] = None
+print(json.dumps(tables))
+"""
+
 
 # Models whose time counts as "facts" besides the loader: fct_conversations
 # and every model it is built from (read from the manifest).
@@ -352,6 +379,13 @@ def main() -> None:
     )
     print(f"  {floor_output.strip()}")
 
+    print("sizes: the warehouse file, the same events as Parquet (zstd) ...", flush=True)
+    parquet_path = work / "events.zstd.parquet"
+    table_bytes = json.loads(subprocess.run(
+        [sys.executable, "-c", SIZE_SCRIPT, str(warehouse), str(landing), str(parquet_path)],
+        capture_output=True, text=True, check=True).stdout)
+    warehouse_bytes, parquet_bytes = warehouse.stat().st_size, parquet_path.stat().st_size
+
     rows = [
         ("full build (30 days)", full_seconds, full_rss),
         ("  of which load + facts", full_facts, None),
@@ -376,6 +410,10 @@ def main() -> None:
         },
         "new_day_share_of_full_build": round(day_seconds / full_seconds, 3),
         "hour_batch_lines": hour_events,
+        "warehouse_bytes": warehouse_bytes,
+        "events_parquet_zstd_bytes": parquet_bytes,
+        "warehouse_to_parquet": round(warehouse_bytes / parquet_bytes, 2),
+        "event_table_bytes": table_bytes,
         "profiles": profiles,
     }
     print()
@@ -387,6 +425,10 @@ def main() -> None:
         print(f"{name:<28} {shown:>9} {ratio:>8} {'' if rss is None else f'{rss:,.0f}':>9}")
     print(f"one new day / full build: {day_seconds / full_seconds:.1%}")
     print(f"one hour ({hour_events:,} lines): {hour_seconds:.1f} s (target <= 30 s; compare across history sizes)")
+    print(f"warehouse file: {warehouse_bytes / 2**20:,.0f} MiB = {warehouse_bytes / parquet_bytes:.1f}x the events "
+          f"as Parquet zstd ({parquet_bytes / 2**20:,.0f} MiB; target <= 3x)")
+    for name, size in table_bytes.items():
+        print(f"  {name:<28} {'n/a' if size is None else f'{size / 2**20:,.0f} MiB':>10}")
     for title, profile in profiles.items():
         print_profile(title, profile)
     results_dir = REPO_ROOT / "benchmarks" / "results"

@@ -217,3 +217,20 @@ def test_python_models_on_spark_fetch_only_the_columns_they_select():
     assert selected == [("conversation_id", "step")]
     pd.testing.assert_frame_equal(dbt.ref("int_conversation_steps_cleaned").df(), steps)
     assert selected == [("conversation_id", "step")]
+
+
+def test_the_spark_loader_has_a_reader_for_each_format_of_the_duckdb_loader_sharing_the_python_ones():
+    """One reader interface: the Spark loader's readers are keyed by the DuckDB
+    loader's formats, and CSV and OTLP are the very same Python readers (their
+    quarantine rules live once). JSONL's verdicts are compared on Spark by
+    ``make test-spark`` (tests/fixtures/landing/edge_lines.jsonl)."""
+    from convo_warehouse.lib.landing.load import READERS as DUCKDB_READERS
+    from convo_warehouse.spark.landing import READERS as SPARK_READERS
+    from convo_warehouse.spark.landing import PythonRowsReader
+
+    assert set(SPARK_READERS) == set(DUCKDB_READERS)
+    python_formats = {fmt for fmt, reader in DUCKDB_READERS.items() if hasattr(reader, "rows")}
+    assert python_formats == {"csv", "otlp.jsonl", "otlp.jsonl.gz"}
+    for fmt in python_formats:
+        assert isinstance(SPARK_READERS[fmt], PythonRowsReader)
+        assert SPARK_READERS[fmt].reader is DUCKDB_READERS[fmt]

@@ -27,6 +27,57 @@ def step(title: str, command: list[str], env: dict[str, str]) -> None:
         sys.exit(f"check failed at: {title} (exit {completed.returncode})")
 
 
+EDGE_LINES = ROOT / "tests" / "fixtures" / "landing" / "edge_lines.jsonl"
+# What the loader decides about a line (the rules of what is quarantined):
+# which lines are rows, their numbers, which are unreadable and why.
+LOADER_VERDICT = ("row_number", "raw_record", "parse_error")
+
+
+def duckdb_raw_rows(landing: Path) -> list[dict]:
+    """The DuckDB loader's raw rows of every landing file (nothing loaded)."""
+    import duckdb
+
+    from convo_warehouse.lib.landing import discover_files, file_format
+    from convo_warehouse.lib.landing.load import READERS
+
+    con = duckdb.connect()
+    rows = []
+    for path in discover_files(landing):
+        READERS[file_format(path)].stage(con, path, None)
+        cursor = con.execute("select * from _landing_rows")
+        names = [column[0] for column in cursor.description]
+        relative = path.relative_to(landing).as_posix()
+        rows += [{"source_file": relative, **dict(zip(names, values, strict=True))} for values in cursor.fetchall()]
+    return rows
+
+
+def check_loaders_agree(spark_python: Path, work: Path, env: dict[str, str]) -> None:
+    """Both loaders read the edge-case JSONL lines into the same verdicts."""
+    import json
+
+    landing = work / "edge-landing"
+    landing.mkdir(parents=True)
+    shutil.copy(EDGE_LINES, landing / EDGE_LINES.name)
+    print(f"\n== the loaders' verdicts on {EDGE_LINES.relative_to(ROOT)}", flush=True)
+    spark = subprocess.run(
+        [str(spark_python), "-m", "convo_warehouse.spark", "raw-rows", "--landing", str(landing)],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )
+    if spark.returncode != 0:
+        sys.exit(f"check failed at: Spark raw rows (exit {spark.returncode})\n{spark.stderr[-3000:]}")
+
+    def verdicts(rows: list[dict]) -> list[tuple]:
+        return sorted(tuple(row[name] for name in ("source_file", *LOADER_VERDICT)) for row in rows)
+
+    duck = verdicts(duckdb_raw_rows(landing))
+    on_spark = verdicts([json.loads(line) for line in spark.stdout.splitlines() if line.startswith("{")])
+    if duck != on_spark:
+        differing = sorted(set(duck) ^ set(on_spark))
+        sys.exit("the loaders disagree (source_file, row_number, raw_record, parse_error):\n"
+                 + "\n".join(f"  {'duckdb' if row in duck else 'spark '} {row}" for row in differing))
+    print(f"both loaders: the same {len(duck)} rows and verdicts")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conversations", type=int, default=600)
@@ -49,6 +100,7 @@ def main() -> None:
         "DAGSTER_HOME": str(work / "dagster_home"),
     }
     Path(env["DAGSTER_HOME"]).mkdir(parents=True)
+    check_loaders_agree(spark_python, work, env)
     step(
         "generate demo events",
         [str(main_bin / "convo-warehouse"), "generate", "--conversations", str(args.conversations),

@@ -66,6 +66,22 @@ def classify(as_json: bool) -> None:
         click.echo(f"{stats.mode}: {stats.classified} classified, {stats.cached} cached; {counts}")
 
 
+@main.command("raw-rows")
+@landing_option
+def raw_rows(landing: Path) -> None:
+    """Print the raw rows Spark's readers give for each landing file (JSON lines; nothing is loaded)."""
+    import json
+
+    from convo_warehouse.lib.landing import discover_files, file_format
+    from convo_warehouse.spark.landing import READERS
+    from convo_warehouse.spark.session import get_spark
+
+    spark = get_spark()
+    for path in discover_files(landing):
+        for row in READERS[file_format(path)].frame(spark, path).collect():
+            click.echo(json.dumps({"source_file": path.relative_to(landing).as_posix(), **row.asDict()}))
+
+
 @main.command("python-models")
 @click.option("--select", "names", multiple=True, help="A Python model to run (repeat; default: all).")
 def python_models(names: tuple[str, ...]) -> None:

@@ -6,8 +6,14 @@ itself so the data never passes through one machine's memory:
 
 * file discovery, content hashing and "a file is loaded once" come from the
   DuckDB loader's functions (one place);
+* every format through a reader of ``READERS``, keyed as the DuckDB
+  loader's (``SparkReader``: a file -> a DataFrame of ``RAW_ROW_COLUMNS``);
 * JSONL / JSONL.gz: Spark reads lines, numbers them (physical line number,
   blank lines skipped but counted), and extracts the contract fields as text;
+  a line that is not valid JSON, or not an object, is kept with the same
+  ``parse_error`` text as the DuckDB loader's (``make test-spark`` compares
+  both loaders' rows on the edge-case lines of
+  ``tests/fixtures/landing/edge_lines.jsonl``);
   the whole line is kept in ``typed_fields`` so staging reads every field's
   JSON type and the v1.1 field names from it (the DuckDB path keeps it only
   when needed: staging gives the same verdicts either way);
@@ -25,9 +31,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from convo_warehouse.lib import landing
-from convo_warehouse.lib.landing import csv_file, otlp
+from convo_warehouse.lib.landing import csv_file, jsonl, otlp
 from convo_warehouse.lib.landing.rows import FIELDS, IDENTIFIER_FIELDS, RAW_ROW_COLUMNS, RawRow, guarded
 
 RAW_EVENT_COLUMNS = (
@@ -132,20 +139,58 @@ def _literal(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _read_file(spark, path: Path, fmt: str):
-    if fmt in ("otlp.jsonl", "otlp.jsonl.gz"):
-        return _python_rows(spark, otlp.READER.rows(path))
-    if fmt in ("jsonl", "jsonl.gz"):
+class SparkReader(Protocol):
+    """Reads one landing file format on Spark: the Spark side of the loader's
+    :class:`convo_warehouse.lib.landing.rows.Reader`, keyed by the same
+    formats (``READERS``), giving the same ``RAW_ROW_COLUMNS``."""
+
+    def frame(self, spark, path: Path):
+        """A DataFrame of ``path``'s raw rows (``RAW_ROW_COLUMNS``)."""
+
+
+class PythonRowsReader:
+    """A format the DuckDB loader reads in Python (CSV, OTLP): its very rows."""
+
+    def __init__(self, reader: csv_file.CsvReader | otlp.OtlpReader) -> None:
+        self.reader = reader
+
+    def frame(self, spark, path: Path):
+        return _python_rows(spark, self.reader.rows(path))
+
+
+class JsonlReader:
+    def frame(self, spark, path: Path):
         return _read_jsonl(spark, path)
-    if fmt == "parquet":
+
+
+class ParquetReader:
+    def frame(self, spark, path: Path):
         return _read_parquet(spark, path)
-    return _python_rows(spark, csv_file.READER.rows(path))
+
+
+READERS: dict[str, SparkReader] = {
+    "otlp.jsonl": PythonRowsReader(otlp.READER),
+    "otlp.jsonl.gz": PythonRowsReader(otlp.READER),
+    "jsonl": JsonlReader(),
+    "jsonl.gz": JsonlReader(),
+    "parquet": ParquetReader(),
+    "csv": PythonRowsReader(csv_file.READER),
+}
+
+
+def _read_file(spark, path: Path, fmt: str):
+    return READERS[fmt].frame(spark, path)
 
 
 def _read_jsonl(spark, path: Path):
+    # DuckDB's JSON reader takes an object with a repeated key (the last wins)
+    spark.conf.set("spark.sql.variant.allowDuplicateKeys", "true")
+    whitespace = jsonl.WHITESPACE
+    # blank lines (Unicode whitespace, as the DuckDB loader's) are no rows but count in the numbering
     lines = spark.sparkContext.textFile(str(path)).zipWithIndex()
     numbered = spark.createDataFrame(
-        lines.map(lambda pair: (pair[1] + 1, pair[0])), "row_number bigint, line string"
+        lines.filter(lambda pair: pair[0].strip(whitespace) != "").map(lambda pair: (pair[1] + 1, pair[0])),
+        "row_number bigint, line string",
     )
     numbered.createOrReplaceTempView("_landing_lines")
     text_fields = [name for name in FIELDS if name not in ("timestamp", "properties")]
@@ -155,13 +200,33 @@ def _read_jsonl(spark, path: Path):
     )
     return spark.sql(
         f"""
-        with readable as (
+        with parsed as (
             select
                 row_number,
                 line,
-                json_object_keys(line) is not null as is_object
+                -- strict JSON (null when the line is not valid JSON), and its kind
+                schema_of_variant(try_parse_json(line)) as kind
             from _landing_lines
-            where trim(line) <> ''
+        ),
+        readable as (
+            select
+                row_number,
+                line,
+                coalesce(kind like 'OBJECT%', false) as is_object,
+                case
+                    when kind is null then 'unreadable line: not valid JSON'
+                    when kind like 'OBJECT%' then null
+                    -- the kind as DuckDB's json_type names it (the DuckDB loader's text)
+                    else 'unreadable line: JSON ' || case
+                        when kind like 'ARRAY%' then 'array'
+                        when kind = 'STRING' then 'varchar'
+                        when kind = 'BOOLEAN' then 'boolean'
+                        when kind = 'VOID' then 'null'
+                        when kind = 'BIGINT' then 'bigint'
+                        else 'double'
+                    end || ', not an object'
+                end as unreadable
+            from parsed
         ),
         fields as (
             select
@@ -183,7 +248,7 @@ def _read_jsonl(spark, path: Path):
             end as event_timestamp,
             case when is_object then get_json_object(line, '$.properties') end as properties,
             case when not is_object then line end as raw_record,
-            case when not is_object then 'unreadable line: not a JSON object' end as parse_error,
+            unreadable as parse_error,
             case when is_object then line end as typed_fields
         from fields
         """
