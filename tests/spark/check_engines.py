@@ -67,12 +67,12 @@ def check_loaders_agree(spark_python: Path, work: Path, env: dict[str, str]) -> 
         sys.exit(f"check failed at: Spark raw rows (exit {spark.returncode})\n{spark.stderr[-3000:]}")
 
     def verdicts(rows: list[dict]) -> list[tuple]:
-        return sorted(tuple(row[name] for name in ("source_file", *LOADER_VERDICT)) for row in rows)
+        return sorted((tuple(row[name] for name in ("source_file", *LOADER_VERDICT)) for row in rows), key=repr)
 
     duck = verdicts(duckdb_raw_rows(landing))
     on_spark = verdicts([json.loads(line) for line in spark.stdout.splitlines() if line.startswith("{")])
     if duck != on_spark:
-        differing = sorted(set(duck) ^ set(on_spark))
+        differing = sorted(set(duck) ^ set(on_spark), key=repr)
         sys.exit("the loaders disagree (source_file, row_number, raw_record, parse_error):\n"
                  + "\n".join(f"  {'duckdb' if row in duck else 'spark '} {row}" for row in differing))
     print(f"both loaders: the same {len(duck)} rows and verdicts")

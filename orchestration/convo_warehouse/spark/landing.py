@@ -204,9 +204,15 @@ def _read_jsonl(spark, path: Path):
             select
                 row_number,
                 line,
-                -- strict JSON (null when the line is not valid JSON), and its kind
-                schema_of_variant(try_parse_json(line)) as kind
-            from _landing_lines
+                -- the line's JSON kind; null when it is not valid JSON (Spark's
+                -- parser stops after the first value: text after an object or
+                -- an array is caught by the line's last character)
+                case
+                    when left(trimmed, 1) not in ('{{', '[')
+                        or right(trimmed, 1) = case left(trimmed, 1) when '{{' then '}}' else ']' end
+                        then schema_of_variant(try_parse_json(line))
+                end as kind
+            from (select *, trim(both ' \\t\\r' from line) as trimmed from _landing_lines) as lines
         ),
         readable as (
             select
