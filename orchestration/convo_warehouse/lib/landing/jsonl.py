@@ -11,11 +11,12 @@ return, a line over 64 MiB, a truncated gzip stream), Python streams it line
 by line, a batch at a time (a file of any size, plain or gzip, is never held
 in memory whole), into the same transform.
 
-(DuckDB's ``read_json`` parses each line once too, but it reports neither
+(DuckDB's ``read_json`` would parse each line only once, but it reports neither
 line numbers nor the text of a line it cannot read, drops the keys it has
 no column for unless asked for a MAP, whose copies cost more than the
 parses it saves, and after a truncated line it also rejects the next,
-valid, line: docs/staging.md.)
+valid, line: docs/staging.md. Here each of the four JSON functions parses
+the line on its own: docs/benchmarks.md, issue 26.)
 """
 
 from __future__ import annotations
