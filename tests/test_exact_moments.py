@@ -1,18 +1,17 @@
 """Exact sums of values and squares, in parts (macros/aggregation/exact_moments.sql),
 read back by convo_warehouse.lib.exact_moments.
 
-The SQL macros cut every value into integer limbs and sum products of limbs;
-the Python helper turns the parts into exact rationals. On thousands of
-values of every magnitude the parts, summed per day and then over days, must
-give exactly the sum of the values' images (each value with its fraction
-to 18 decimal places, as exact_sum() rounds it) and of their squares,
-and the mean and sample variance must be the exact ones rounded once: the
-same bits however the values are split into days.
+The SQL macros cut every value into integer limbs in base 2^30 and sum
+products of limbs; the Python helper turns the parts into exact rationals. On
+thousands of values of every magnitude the parts, summed per day and then
+over days, must give exactly the sum of the values' images (each value
+rounded to a multiple of 2^-60, computed here with exact fractions) and of
+their squares, and the mean and sample variance must be the exact ones
+rounded once: the same bits however the values are split into days.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
 from fractions import Fraction
 
 import duckdb
@@ -50,8 +49,21 @@ totals as (
 select * from totals
 """
 
-IMAGE_SQL = "select cast(cast(round(x, 0) as decimal(38, 0)) + cast(x - round(x, 0) as decimal(38, 18)) as varchar) " \
-    "from values_table where x is not null"
+def half_away(value: Fraction) -> int:
+    """The nearest integer, halves away from zero (as SQL's round)."""
+    magnitude = int(abs(value) + Fraction(1, 2))
+    return magnitude if value >= 0 else -magnitude
+
+
+def image(x: float) -> Fraction:
+    """The value the limbs stand for: its integer part, then the rest in units
+    of 2^-30 and what is left in units of 2^-60, each rounded."""
+    exact = Fraction(x)
+    whole = half_away(exact)
+    scaled = (exact - whole) * 2**30
+    high = half_away(scaled)
+    low = half_away((scaled - high) * 2**30)
+    return whole + Fraction(high, 2**30) + Fraction(low, 2**60)
 
 
 def values() -> list[float | None]:
@@ -75,7 +87,7 @@ def compiled(tmp_path_factory, dbt_target_dir) -> str:
     return warehouse.dbt("compile", "--inline", SQL).result.results[0].node.compiled_code
 
 
-def totals_of(compiled: str, xs: list[float | None], days: list[int]) -> tuple[dict, list[Decimal]]:
+def totals_of(compiled: str, xs: list[float | None], days: list[int]) -> tuple[dict, list[Fraction]]:
     """The totals row of the compiled SQL over ``xs`` split into ``days``, and the values' images."""
     con = duckdb.connect()
     con.execute("create table values_table (day_number integer, x double)")
@@ -83,8 +95,7 @@ def totals_of(compiled: str, xs: list[float | None], days: list[int]) -> tuple[d
     cursor = con.execute(compiled)
     names = [column[0] for column in cursor.description]
     row = dict(zip(names, cursor.fetchone(), strict=True))
-    images = [Decimal(text) for (text,) in con.execute(IMAGE_SQL).fetchall()]
-    return row, images
+    return row, [image(x) for x in xs if x is not None]
 
 
 def test_parts_sum_to_the_exact_sums_of_the_images_and_their_squares(compiled):
@@ -93,11 +104,11 @@ def test_parts_sum_to_the_exact_sums_of_the_images_and_their_squares(compiled):
     row, images = totals_of(compiled, xs, [int(day) for day in rng.integers(0, 30, len(xs))])
     assert row["metric_n"] == len(images) == sum(x is not None for x in xs)
     assert all(isinstance(row[name], str) for name in row if name != "metric_n")
-    assert exact_total(row, "metric", "sum") == sum(Fraction(image) for image in images)
-    assert exact_total(row, "metric", "square_sum") == sum(Fraction(image) ** 2 for image in images)
-    # an image is the value to 18 decimal places, as the engine casts its fraction
-    for x, image in zip([x for x in xs if x is not None], images, strict=True):
-        assert abs(Fraction(image) - Fraction(x)) <= Fraction(1, 10**16)
+    assert exact_total(row, "metric", "sum") == sum(images)
+    assert exact_total(row, "metric", "square_sum") == sum(value**2 for value in images)
+    # an image is the value rounded to a multiple of 2^-60
+    for x, value in zip([x for x in xs if x is not None], images, strict=True):
+        assert abs(value - Fraction(x)) <= Fraction(1, 2**61)
 
 
 def test_mean_and_variance_are_exact_and_the_same_however_the_days_split(compiled):
@@ -108,7 +119,7 @@ def test_mean_and_variance_are_exact_and_the_same_however_the_days_split(compile
     reversed_days, _ = totals_of(compiled, xs[::-1], [int(day) for day in rng.integers(0, 400, len(xs))])
     n, mean, variance = mean_and_variance(by_day, "metric")
     assert (n, mean, variance) == mean_and_variance(one_day, "metric") == mean_and_variance(reversed_days, "metric")
-    exact = [Fraction(image) for image in images]
+    exact = images
     exact_mean = sum(exact) / n
     assert mean == float(exact_mean)
     assert variance == float(sum((x - exact_mean) ** 2 for x in exact) / (n - 1))
@@ -127,7 +138,7 @@ def test_small_samples(compiled):
 
 
 def test_parts_of_another_metric_are_not_read():
-    row = {"metric_n": 2, "metric_sum_e0": "3", "metric_square_sum_e0": "5", "other_metric_sum_e0": "100"}
+    row = {"metric_n": 2, "metric_sum_p0": "3", "metric_square_sum_p0": "5", "other_metric_sum_p0": "100"}
     assert mean_and_variance(row, "metric") == (2, 1.5, 0.5)
-    with pytest.raises(KeyError, match="no missing_sum_e<k> parts"):
+    with pytest.raises(KeyError, match="no missing_sum_p<k> parts"):
         exact_total(row, "missing", "sum")

@@ -4,46 +4,56 @@
     split into partials and in whatever order they were added.
 
     exact_sum() sums each part of a value as a decimal, but a square needs
-    twice the decimal places (36) and overflows decimal(38, 18) for values
-    above 100. So each value is cut into integer "limbs" (exact_limbs()): its
-    image is limb_e0 + limb_e9 / 10^9 + limb_e18 / 10^18, the value to 18
-    decimal places as exact_sum() rounds it (the engine's cast of its
-    fraction to decimal(38, 18): within 1e-16 of the value); the
-    square of the image is then a sum of products of limbs, each summed as an
-    integer (exact_moment_sums()). Every part is named <prefix>_<moment>_e<k>
-    and stands for its value times 10^-k: whoever reads the parts (the
-    Python helper convo_warehouse.lib.exact_moments) takes the scale from the
-    name. Values must stay below 1e15 in magnitude and each part's sum below
-    1e38 (an engine raises on overflow). -#}
+    twice the decimal places and overflows decimal(38, 18) for values above
+    100. So each value is cut into integer "limbs" in base 2^30
+    (exact_limbs()), with double arithmetic that is exact (scaling by a power
+    of two, subtracting an integer from a nearby value): its image is
+    limb_p0 + limb_p30 * 2^-30 + limb_p60 * 2^-60, the value rounded to a
+    multiple of 2^-60 (within 4.4e-19 of it). The square of the image is a
+    sum of products of limbs, each summed as an integer
+    (exact_moment_parts()). Every part is named <prefix>_<moment>_p<k> and
+    stands for its value times 2^-k: whoever reads the parts (the Python
+    helper convo_warehouse.lib.exact_moments) takes the scale from the name.
+    Values must stay below 1e15 in magnitude and each part's sum below 1e38
+    (an engine raises on overflow). Only integer arithmetic is summed, so no
+    engine's decimal rounding rules enter. -#}
 
-{#- Per row: the limbs of `expression` as three columns <prefix>_limb_e0,
-    <prefix>_limb_e9 and <prefix>_limb_e18 (integers as decimal(38, 0), null
-    when the value is). -#}
+{#- Per row: the limbs of `expression` as three columns <prefix>_limb_p0
+    (the value rounded to an integer, as exact_integer_type()),
+    <prefix>_limb_p30 and <prefix>_limb_p60 (the rest in units of 2^-30,
+    rounded, then what is left in units of 2^-60, rounded: bigints of at
+    most 2^29 in magnitude); null when the value is. -#}
 {% macro exact_limbs(expression, prefix) -%}
-    {%- set fraction = 'cast(' ~ expression ~ ' - round(' ~ expression ~ ', 0) as decimal(38, 18))' -%}
-    cast(round({{ expression }}, 0) as decimal(38, 0)) as {{ prefix }}_limb_e0,
-    cast({{ fraction }} * 1000000000 as decimal(38, 0)) as {{ prefix }}_limb_e9,
-    cast({{ fraction }} * 1000000000000000000 as decimal(38, 0))
-    - cast({{ fraction }} * 1000000000 as decimal(38, 0)) * 1000000000 as {{ prefix }}_limb_e18
+    {%- set two_30 = 'cast(1073741824 as ' ~ type_double() ~ ')' -%}
+    {%- set fraction = '(' ~ expression ~ ' - round(' ~ expression ~ ', 0))' -%}
+    {%- set scaled = '(' ~ fraction ~ ' * ' ~ two_30 ~ ')' -%}
+    cast(round({{ expression }}, 0) as {{ exact_integer_type() }}) as {{ prefix }}_limb_p0,
+    cast(round({{ scaled }}, 0) as {{ dbt.type_bigint() }}) as {{ prefix }}_limb_p30,
+    cast(round(({{ scaled }} - round({{ scaled }}, 0)) * {{ two_30 }}, 0) as {{ dbt.type_bigint() }})
+    as {{ prefix }}_limb_p60
 {%- endmacro %}
 
 {#- The parts of `prefix` as (name, aggregate) pairs, count first: over
-    the limbs <prefix>_limb_e* of `relation` (a CTE with exact_limbs()
+    the limbs <prefix>_limb_p* of `relation` (a CTE with exact_limbs()
     columns), <prefix>_n (values that are not null), the sum of the images
-    as <prefix>_sum_e0/_e9/_e18 and the sum of their squares as
-    <prefix>_square_sum_e0/_e9/_e18/_e27/_e36. -#}
+    as <prefix>_sum_p0/_p30/_p60 and the sum of their squares as
+    <prefix>_square_sum_p0/_p30/_p60/_p90/_p120. Products of the small limbs
+    fit a bigint; anything with limb_p0 and every sum is an
+    exact_integer_type(). -#}
 {% macro exact_moment_parts(relation, prefix) -%}
-    {%- set limb = relation ~ '.' ~ prefix ~ '_limb_e' -%}
+    {%- set limb = relation ~ '.' ~ prefix ~ '_limb_p' -%}
+    {%- set wide = exact_integer_type() -%}
     {{ return([
         (prefix ~ '_n', 'count(' ~ limb ~ '0)'),
-        (prefix ~ '_sum_e0', 'sum(' ~ limb ~ '0)'),
-        (prefix ~ '_sum_e9', 'sum(' ~ limb ~ '9)'),
-        (prefix ~ '_sum_e18', 'sum(' ~ limb ~ '18)'),
-        (prefix ~ '_square_sum_e0', 'sum(' ~ limb ~ '0 * ' ~ limb ~ '0)'),
-        (prefix ~ '_square_sum_e9', 'sum(2 * ' ~ limb ~ '0 * ' ~ limb ~ '9)'),
-        (prefix ~ '_square_sum_e18', 'sum(2 * ' ~ limb ~ '0 * ' ~ limb ~ '18 + ' ~ limb ~ '9 * ' ~ limb ~ '9)'),
-        (prefix ~ '_square_sum_e27', 'sum(2 * ' ~ limb ~ '9 * ' ~ limb ~ '18)'),
-        (prefix ~ '_square_sum_e36', 'sum(' ~ limb ~ '18 * ' ~ limb ~ '18)'),
+        (prefix ~ '_sum_p0', 'sum(' ~ limb ~ '0)'),
+        (prefix ~ '_sum_p30', 'sum(cast(' ~ limb ~ '30 as ' ~ wide ~ '))'),
+        (prefix ~ '_sum_p60', 'sum(cast(' ~ limb ~ '60 as ' ~ wide ~ '))'),
+        (prefix ~ '_square_sum_p0', 'sum(' ~ limb ~ '0 * ' ~ limb ~ '0)'),
+        (prefix ~ '_square_sum_p30', 'sum(2 * ' ~ limb ~ '0 * ' ~ limb ~ '30)'),
+        (prefix ~ '_square_sum_p60',
+            'sum(cast(' ~ limb ~ '30 * ' ~ limb ~ '30 as ' ~ wide ~ ') + 2 * ' ~ limb ~ '0 * ' ~ limb ~ '60)'),
+        (prefix ~ '_square_sum_p90', 'sum(cast(2 * ' ~ limb ~ '30 * ' ~ limb ~ '60 as ' ~ wide ~ '))'),
+        (prefix ~ '_square_sum_p120', 'sum(cast(' ~ limb ~ '60 * ' ~ limb ~ '60 as ' ~ wide ~ '))'),
     ]) }}
 {%- endmacro %}
 
@@ -73,4 +83,19 @@
     them). -#}
 {% macro exact_moment_columns(prefix) -%}
     {{ exact_moment_parts('', prefix) | map(attribute=0) | join(', ') }}
+{%- endmacro %}
+
+{#- An exact integer type of at least 38 digits for the limbs' products and
+    sums: DuckDB's 128-bit HUGEINT (its arithmetic is several times faster
+    than a decimal's), decimal(38, 0) elsewhere. -#}
+{% macro exact_integer_type() -%}
+    {{ return(adapter.dispatch('exact_integer_type', 'convo_warehouse')()) }}
+{%- endmacro %}
+
+{% macro default__exact_integer_type() -%}
+    decimal(38, 0)
+{%- endmacro %}
+
+{% macro duckdb__exact_integer_type() -%}
+    hugeint
 {%- endmacro %}

@@ -2,9 +2,9 @@
 
 The SQL macros of ``macros/aggregation/exact_moments.sql`` keep, for a
 metric ``prefix``, the count ``<prefix>_n`` and integer parts
-``<prefix>_sum_e<k>`` / ``<prefix>_square_sum_e<k>`` whose values times
-10^-k add up to the exact sum of the values (each to 18 decimal places, as
-the engine casts it) and of their squares. Partial sums (per day) add up
+``<prefix>_sum_p<k>`` / ``<prefix>_square_sum_p<k>`` whose values times
+2^-k add up to the exact sum of the values (each rounded to a multiple of
+2^-60) and of their squares. Partial sums (per day) add up
 part by part, so the totals do not depend on how the rows were split or
 ordered. Here the parts become exact rationals, and the mean and the sample
 variance are computed exactly and rounded once to a double: the same bits
@@ -21,11 +21,11 @@ from fractions import Fraction
 def exact_total(row: Mapping[str, object], prefix: str, moment: str) -> Fraction:
     """The exact sum (``moment`` "sum") or sum of squares ("square_sum") of ``prefix``'s values.
 
-    Adds every ``<prefix>_<moment>_e<k>`` part of ``row`` times 10^-k. Parts are
+    Adds every ``<prefix>_<moment>_p<k>`` part of ``row`` times 2^-k. Parts are
     integers, as int or as text (how the warehouse hands them over: a
     38-digit integer does not survive a double).
     """
-    head = f"{prefix}_{moment}_e"
+    head = f"{prefix}_{moment}_p"
     total = Fraction(0)
     found = False
     for name, value in row.items():
@@ -35,9 +35,9 @@ def exact_total(row: Mapping[str, object], prefix: str, moment: str) -> Fraction
         found = True
         if value is None:
             continue
-        total += Fraction(int(str(value)), 10 ** int(exponent))
+        total += Fraction(int(str(value)), 2 ** int(exponent))
     if not found:
-        raise KeyError(f"no {prefix}_{moment}_e<k> parts in the row (columns: {', '.join(row)})")
+        raise KeyError(f"no {prefix}_{moment}_p<k> parts in the row (columns: {', '.join(row)})")
     return total
 
 
