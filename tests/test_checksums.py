@@ -2,16 +2,21 @@
 
 One warehouse is built the way production builds it, in incremental batches:
 two days, two more days with an alias added to the seed (it re-maps events
-staged before), two more days with a late message that moves an exposed
-conversation to the day before, then the late file (events of earlier days)
+staged before), two more days, then the late file (events of earlier days)
 with a changed experiments seed.
 Between batches the warehouse clock moves, so conversations that were still
 open cross the abandonment window without any new event of their own, and
 the stage classifier classifies what changed (its stages feed the funnel
-marts). Its
-marts must then equal, value for value and to the last bit of every double,
-a re-run with nothing new and a full refresh of the same raw rows; so must
-the day partials the experiments and patterns marts are summed from.
+marts). The third batch also brings late events of conversations loaded
+before: one moves a conversation to an earlier day, one names a funnel stage
+the seed lacks, one makes a conversation a sales conversation raising an
+objection, and a late message moves an exposed conversation to the day
+before; the daily partials of the whole-history marts (funnel summary,
+abandon turns, unknown stages, objections, A/B variants, path transitions,
+top paths, path divergence) must replace exactly those conversations' old
+contributions with their new ones. Its marts and those
+partials must then equal, value for value and to the last bit of every
+double, a re-run with nothing new and a full refresh of the same raw rows.
 """
 
 from __future__ import annotations
@@ -25,12 +30,45 @@ import pytest
 from convo_warehouse.lib.generate import generate_events
 
 MARTS = ("marts",)
+# the daily partials the whole-history marts sum (day-keyed replace_touched)
+DAY_PARTIALS = (
+    "intermediate.int_conversation_days_counted",
+    "intermediate.int_funnel_stage_days_counted",
+    "intermediate.int_funnel_stage_seconds_bucketed",
+    "intermediate.int_abandon_turn_days_counted",
+    "intermediate.int_unknown_stage_event_days_counted",
+    "intermediate.int_objection_days_counted",
+    "intermediate.int_ab_test_conversations_measured",
+    "intermediate.int_ab_test_variant_days_counted",
+    "intermediate.int_path_transition_days_counted",
+    "intermediate.int_path_days_counted",
+    "intermediate.int_divergence_population_days_counted",
+    "intermediate.int_divergence_step_days_counted",
+)
 
 
 def mart_checksums(warehouse) -> dict[str, str]:
-    """Table -> hash of its sorted rows (each value by repr: doubles exactly), for
-    every marts table and the day partials the experiments and patterns marts sum."""
-    return {table: warehouse.table_hash(table) for table in [*warehouse.tables(MARTS), *DAY_PARTIALS]}
+    """Table -> hash of its sorted rows (each value by repr: doubles exactly)."""
+    return {table: warehouse.table_hash(table) for table in (*warehouse.tables(MARTS), *DAY_PARTIALS)}
+
+
+def partitions_rewritten_since(warehouse, recorded_after) -> dict[str, set]:
+    """Relation -> the days its builds after `recorded_after` rewrote ("all" for a full build)."""
+    rewritten: dict[str, set] = {}
+    for relation, day, rewrote_all in warehouse.query(
+        "select relation_name, partition_date, rewrote_all from audit.partitions_rewritten "
+        "where recorded_at > ?",
+        [recorded_after],
+    ):
+        rewritten.setdefault(relation, set()).add("all" if rewrote_all else day)
+    return rewritten
+
+
+def last_classified(warehouse) -> int:
+    """Conversations the stage classifier classified in the newest build."""
+    return warehouse.scalar(
+        "select classified from classification.classifier_runs order by run_started_at desc limit 1"
+    )
 
 
 def abandoned(warehouse) -> dict[str, bool]:
@@ -80,16 +118,47 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
             for n, event_type in enumerate(event_types)
         ) + "\n")
 
+    def timestamp(moment: datetime) -> str:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def write_late(name: str, events: list[dict]) -> None:
+        folder = warehouse.landing / name
+        folder.mkdir()
+        (folder / f"{name}.jsonl").write_text("\n".join(
+            json.dumps({"event_id": f"{name}-{n}", **event}) for n, event in enumerate(events)
+        ) + "\n")
+
     write_events("open", "open-1", now + timedelta(hours=2), ["conversation_started", "user_message"])
-    after_batch, classified = [], []
+    after_batch, classified, rewritten = [], [], []
     for number, batch in enumerate(batches, start=1):
         for folder in batch:
             shutil.copytree(folder, warehouse.landing / folder.name)
         if number == 3:
+            # late events of three conversations of the first day: one moves
+            # to the day before (its old day's partials lose it), one names
+            # a sales stage the seed lacks, one becomes a sales conversation
+            # that raises the price objection
+            moved, unknown_stage, objecting = warehouse.query(
+                "select conversation_id, first_event_at, last_event_at, conversation_date "
+                "from marts.fct_conversations where conversation_date = "
+                "(select min(conversation_date) from marts.fct_conversations) "
+                "and conversation_id not in (select conversation_id from marts.fct_sales_conversations) "
+                "order by conversation_id limit 3"
+            )
+            write_late("late-touch", [
+                {"conversation_id": moved[0], "event_type": "user_message",
+                 "timestamp": timestamp(moved[1] - timedelta(days=1)), "properties": {"content": "hello?"}},
+                {"conversation_id": unknown_stage[0], "event_type": "stage_reached",
+                 "timestamp": timestamp(unknown_stage[2] + timedelta(seconds=1)),
+                 "properties": {"funnel": "sales", "stage": "upsold_later"}},
+                {"conversation_id": objecting[0], "event_type": "user_message",
+                 "timestamp": timestamp(objecting[2] + timedelta(seconds=1)),
+                 "properties": {"content": "honestly this is too expensive for us", "lead_score": 80}},
+            ])
             # A late message a day before an exposed conversation's first
-            # event moves it to the day before: the day partials of both days
-            # change (its old contribution leaves the old day).
-            moved, first_event_at, moved_from = warehouse.query(
+            # event moves it to the day before: the experiments partials of
+            # both days change too.
+            exposed = warehouse.query(
                 "select exposures.conversation_id, conversations.first_event_at, conversations.conversation_date "
                 "from intermediate.int_ab_test_exposures_checked as exposures "
                 "inner join intermediate.int_conversations_summarized as conversations "
@@ -97,7 +166,8 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
                 "where exposures.variant_count = 1 and conversations.started "
                 "order by conversations.conversation_date desc, exposures.conversation_id limit 1"
             )[0]
-            write_events("moved", moved, first_event_at - timedelta(days=1), ["user_message"])
+            write_events("moved", exposed[0], exposed[1] - timedelta(days=1), ["user_message"])
+            before_late = warehouse.scalar("select max(recorded_at) from audit.partitions_rewritten")
         if number == 4:
             # A changed experiments seed (the intended split of a test): the
             # experiments chain is rebuilt whole by the next run.
@@ -115,11 +185,13 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
                 "insert into seeds.event_type_aliases (alias, event_type) values (?, 'tool_called')", [unknown]
             )
         assert warehouse.load().load_id == number
+        # the stage classifier runs inside the build (a dbt Python model): its
+        # stages of this batch reach the funnel chain in the same run
         warehouse.dbt("run")
+        if number == 3:
+            rewritten = partitions_rewritten_since(warehouse, before_late)
         after_batch.append(abandoned(warehouse))
-        # the classifier's stages of this batch reach the funnel chain in the
-        # next batch's run (newly classified conversations are refreshed)
-        classified.append(warehouse.classify().classified)
+        classified.append(last_classified(warehouse))
     warehouse.dbt("run")
     assert classified[0] > 0 and classified[1] > 0, classified
 
@@ -138,10 +210,31 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
         "select count(*) from staging.stg_events where event_type = 'tool_called' and load_id = 1 "
         "and lower(raw_event_type) <> 'tool_called'"
     ) > 0, "the alias added later did not re-map events of the first load"
+
+    # The late events reached the partials incrementally: each daily partial
+    # rewrote some days, the moved conversation's old and new day among them,
+    # not the whole history; and their marts show the new contributions.
+    new_day = moved[3] - timedelta(days=1)
+    assert warehouse.scalar(
+        "select conversation_date from marts.fct_conversations where conversation_id = ?", [moved[0]]
+    ) == new_day
+    exposed_new_day = exposed[2] - timedelta(days=1)
     assert warehouse.scalar(
         "select conversation_date from intermediate.int_ab_test_conversations_measured where conversation_id = ?",
-        [moved],
-    ) == moved_from - timedelta(days=1), "the late message did not move its conversation a day back"
+        [exposed[0]],
+    ) == exposed_new_day, "the late message did not move the exposed conversation a day back"
+    for partial in DAY_PARTIALS:
+        assert "all" not in rewritten[partial], (partial, rewritten.get(partial))
+        assert {moved[3], new_day, exposed[2], exposed_new_day} <= rewritten[partial], (
+            partial, rewritten.get(partial)
+        )
+    assert warehouse.query(
+        "select events, conversations from marts.funnel_unknown_stage_events "
+        "where funnel_name = 'sales' and stage = 'upsold_later'"
+    ) == [(1, 1)]
+    assert "price" in warehouse.scalar(
+        "select objection_list from marts.fct_sales_conversations where conversation_id = ?", [objecting[0]]
+    )
 
     incremental = mart_checksums(warehouse)
     assert "marts.fct_conversations" in incremental and "marts.metrics_daily" in incremental
@@ -376,6 +469,7 @@ FUNNEL_CHAIN = {
     "intermediate.int_conversation_funnels_progressed": (["conversation_id", "funnel_name"], "last_stage", MARKER),
     # (source has a check constraint: the mark goes where none is)
     "marts.fct_conversation_stages": (["conversation_id", "funnel_name", "stage"], "stage_order", -1),
+    "marts.funnel_dropoffs": (["conversation_id", "funnel_name"], "last_user_message", MARKER),
 }
 CLASSIFIED_CHAIN = set(FUNNEL_CHAIN) - {
     "intermediate.int_conversation_markers_evaluated", "intermediate.int_conversation_flags_unpivoted",
@@ -384,18 +478,17 @@ CLASSIFIED_CHAIN = set(FUNNEL_CHAIN) - {
 
 def test_the_funnel_chain_rewrites_only_the_conversations_it_touches(generated, make_warehouse):
     """The funnel chain (markers, flags, stage reaches, combined and
-    sequenced stages, funnel progress, fct_conversation_stages) is replaced
-    conversation by conversation: new events of two conversations and a new
+    sequenced stages, funnel progress, fct_conversation_stages,
+    funnel_dropoffs) is replaced conversation by conversation: new events of two conversations and a new
     conversation rewrite those only, and a marker that no longer holds (a
     `never:` rule broken by a handoff) loses its row; a stage the classifier
     takes back, without any new event, rewrites that conversation in the
     models the classifier feeds and removes the stage. The result equals a
     full refresh."""
     warehouse = loaded_warehouse(make_warehouse, "funnel-chain", generated)
-    select = ("run", "--select", "+int_conversation_funnels_progressed +fct_conversation_stages")
+    select = ("run", "--select", "+int_conversation_funnels_progressed +fct_conversation_stages +funnel_dropoffs")
     warehouse.dbt(*select)
-    assert warehouse.classify().classified > 0
-    warehouse.dbt(*select)
+    assert last_classified(warehouse) > 0
     clock = warehouse.scalar("select max(event_at) from staging.stg_events")
 
     def conversations_of(table: str) -> set[str]:
@@ -450,7 +543,7 @@ def test_the_funnel_chain_rewrites_only_the_conversations_it_touches(generated, 
     classified_chain = {table: FUNNEL_CHAIN[table] for table in CLASSIFIED_CHAIN}
     rebuilt = rebuilt_conversations(warehouse, lambda: warehouse.dbt(*select), classified_chain)
     for table in CLASSIFIED_CHAIN:
-        assert rebuilt[table] == {taken_back}, table
+        assert rebuilt[table] == {taken_back} & conversations_of(table), table
     assert not warehouse.query(
         "select 1 from marts.fct_conversation_stages where conversation_id = ? and funnel_name = ? and stage = ?",
         [taken_back, funnel, stage],
@@ -463,7 +556,7 @@ def test_the_funnel_chain_rewrites_only_the_conversations_it_touches(generated, 
 
 # day partials: a model whose rows are a day's partial sums -> (its key, a
 # column to mark rows with, the marker); replaced day by day
-DAY_PARTIALS = {
+MARKED_PARTIALS = {
     "intermediate.int_ab_test_conversations_measured": (["test_name", "conversation_id"], "channel", MARKER),
     "intermediate.int_ab_test_variant_days_counted": (
         ["conversation_date", "test_name", "variant", "segment_type", "segment_value"], "exposed_conversations", -1,
@@ -497,13 +590,13 @@ def rebuilt_days(warehouse, run) -> dict[str, set]:
     """Mark every row of the day partials, call `run`, and return, per
     partial, the days whose rows were written again (the marker gone); the
     marked rows get their value back."""
-    for table, (key, column, marker) in DAY_PARTIALS.items():
+    for table, (key, column, marker) in MARKED_PARTIALS.items():
         backup = table.replace(".", "_") + "_backup"
         warehouse.query(f"create or replace table main.{backup} as select {', '.join(key)}, {column} from {table}")
         warehouse.query(f"update {table} set {column} = ?", [marker])
     run()
     rebuilt = {}
-    for table, (key, column, marker) in DAY_PARTIALS.items():
+    for table, (key, column, marker) in MARKED_PARTIALS.items():
         backup = table.replace(".", "_") + "_backup"
         rebuilt[table] = {
             row[0] for row in warehouse.query(
@@ -537,33 +630,34 @@ def touched_days(warehouse, conversations: set[str]) -> set:
     }
 
 
-def newly_classified(warehouse) -> dict[str, set[str]]:
-    """Per classifier-fed partial, the conversations with an output it reads
-    written after the classifier output its previous build recorded
-    (audit.incremental_builds.classified_through): what touches it besides
-    new events and the clock.
-
-    That recorded position is held back to the lowest one recorded upstream,
-    and an upstream model that reads only the sentiment records the newest
-    sentiment, older than the newest stage of the same classifier run: so
-    the stages of that run's last conversations touch these partials again
-    at every build until the classifier runs again (reported for
-    macros/incremental/incremental_builds.sql: history_position())."""
-    touched = {}
-    for table, outputs in CLASSIFIED_PARTIALS.items():
-        position = warehouse.scalar(
+def classifier_positions(warehouse) -> dict[str, object]:
+    """Per classifier-fed partial, the classifier output position its newest
+    build recorded (audit.incremental_builds.classified_through)."""
+    return {
+        table: warehouse.scalar(
             "select classified_through from audit.incremental_builds where model_name = ? "
             "order by recorded_at desc limit 1",
             [table.split(".")[1]],
         )
-        touched[table] = {
+        for table in CLASSIFIED_PARTIALS
+    }
+
+
+def classified_since(warehouse, positions: dict[str, object]) -> dict[str, set[str]]:
+    """Per classifier-fed partial, the conversations with an output it reads
+    written after `positions` (classifier_positions() before a run): what
+    touches it besides new events and the clock, including what the
+    classifier (a step of the same dbt run) wrote in that run."""
+    return {
+        table: {
             row[0]
             for output, written_at in outputs
             for row in warehouse.query(
-                f"select distinct conversation_id from {output} where {written_at} > ?", [position]
+                f"select distinct conversation_id from {output} where {written_at} > ?", [positions[table]]
             )
         }
-    return touched
+        for table, outputs in CLASSIFIED_PARTIALS.items()
+    }
 
 
 def test_day_partials_rewrite_only_the_days_they_touch(generated, make_warehouse):
@@ -573,10 +667,11 @@ def test_day_partials_rewrite_only_the_days_they_touch(generated, make_warehouse
     conversations (the moved one's old and new day); a batch that only moves
     the clock rewrites the days of the conversations it carries across the
     abandonment window; a stage the classifier takes back rewrites that
-    conversation's days (and those of the conversations the classifier
-    output still touches: newly_classified) in the partials the classifier
-    feeds, and none in the others. The partials and the marts summed from them then equal a
-    full refresh."""
+    conversation's days in the partials the classifier feeds, and none in the
+    others. Besides, the classifier-fed partials rewrite the days of what the
+    classifier (a step of the same dbt run) wrote in the run
+    (classified_since). The partials and the marts summed from them then
+    equal a full refresh."""
     warehouse = loaded_warehouse(make_warehouse, "day-partials", generated)
     select = (
         "run", "--select",
@@ -624,8 +719,9 @@ def test_day_partials_rewrite_only_the_days_they_touch(generated, make_warehouse
         (moved[0], "user_message", moved[1] - timedelta(days=1)),
     ])
     warehouse.load()
-    classified = newly_classified(warehouse)
+    positions = classifier_positions(warehouse)
     rebuilt = rebuilt_days(warehouse, lambda: warehouse.dbt(*select))
+    classified = classified_since(warehouse, positions)
     old_day, new_day = moved[3], moved[3] - timedelta(days=1)
     assert warehouse.scalar(
         "select conversation_date from intermediate.int_conversations_summarized where conversation_id = ?",
@@ -634,7 +730,7 @@ def test_day_partials_rewrite_only_the_days_they_touch(generated, make_warehouse
     touched = {first[0], moved[0]}
     days = touched_days(warehouse, touched)
     assert {first[3], old_day, new_day} <= days
-    for table in DAY_PARTIALS:
+    for table in MARKED_PARTIALS:
         expected = touched_days(warehouse, touched | classified.get(table, set()))
         assert rebuilt[table] == expected & days_present(table), table
     assert {old_day, new_day} <= rebuilt["intermediate.int_ab_test_variant_days_counted"]
@@ -656,16 +752,15 @@ def test_day_partials_rewrite_only_the_days_they_touch(generated, make_warehouse
         )
     }
     assert crossing
-    classified = newly_classified(warehouse)
+    positions = classifier_positions(warehouse)
     rebuilt = rebuilt_days(warehouse, lambda: warehouse.dbt(*select))
-    for table in DAY_PARTIALS:
+    classified = classified_since(warehouse, positions)
+    for table in MARKED_PARTIALS:
         expected = touched_days(warehouse, crossing | {"tick-3"} | classified.get(table, set()))
         assert rebuilt[table] == expected & days_present(table), table
 
-    # The classifier classifies every conversation, then takes back a stage
-    # without any new event.
-    assert warehouse.classify().classified > 0
-    warehouse.dbt(*select)
+    # The classifier (run by every build above) takes back a stage without
+    # any new event.
     taken_back, funnel, stage = warehouse.query(
         "select conversation_id, funnel_name, stage from intermediate.int_conversation_stages_combined "
         "where source = 'rules' order by conversation_id, stage limit 1"
@@ -675,10 +770,11 @@ def test_day_partials_rewrite_only_the_days_they_touch(generated, make_warehouse
         "where conversation_id = ? and funnel_name = ? and stage = ?",
         [taken_back, funnel, stage],
     )
-    classified = newly_classified(warehouse)
-    assert all(taken_back in conversations for conversations in classified.values())
+    positions = classifier_positions(warehouse)
     rebuilt = rebuilt_days(warehouse, lambda: warehouse.dbt(*select))
-    for table in DAY_PARTIALS:
+    classified = classified_since(warehouse, positions)
+    assert all(taken_back in conversations for conversations in classified.values())
+    for table in MARKED_PARTIALS:
         expected = touched_days(warehouse, classified[table]) if table in CLASSIFIED_PARTIALS else set()
         assert rebuilt[table] == expected & days_present(table), table
     assert touched_days(warehouse, {taken_back}) & days_present("intermediate.int_divergence_step_days_counted") <= (
@@ -686,7 +782,7 @@ def test_day_partials_rewrite_only_the_days_they_touch(generated, make_warehouse
     )
 
     warehouse.dbt(*marts)
-    tables = [*DAY_PARTIALS, "marts.ab_test_results", "marts.ab_test_metrics", "marts.ab_test_health",
+    tables = [*MARKED_PARTIALS, "marts.ab_test_results", "marts.ab_test_metrics", "marts.ab_test_health",
               "marts.path_transitions", "marts.top_paths", "marts.path_divergence"]
     incremental = {table: warehouse.table_hash(table) for table in tables}
     warehouse.dbt(*select, "--full-refresh")

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from convo_warehouse.project import ensure_manifest
+from conftest import open_warehouse
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,6 +26,7 @@ RAW = dg.AssetKey(["raw", "events"])
 STG_EVENTS = dg.AssetKey(["staging", "stg_events"])
 FCT = dg.AssetKey(["marts", "fct_conversations"])
 RECONCILIATION = dg.AssetKey(["audit", "reconciliation"])
+CLASSIFIER = dg.AssetKey(["classification", "classifier_runs"])
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,8 @@ def test_definitions_load_and_validate(defs):
     check_names = {(key.asset_key, key.name) for key in graph.asset_check_keys}
     assert (RECONCILIATION, "raw_events_suite") in check_names
     assert (FCT, "marts_fct_conversations_suite") in check_names
-    assert any(asset == FCT and name.startswith("not_null") for asset, name in check_names)
+    # (row rules are FCT's contract constraints; tests across rows remain)
+    assert any(name.startswith("relationships") for asset, name in check_names)
     # Jobs, schedules, sensor.
     assert {"load_and_rebuild_job", "build_all_job"} <= {job.name for job in defs.jobs}
     assert {schedule.name: schedule.cron_schedule for schedule in defs.schedules} == {
@@ -78,7 +81,8 @@ def test_definitions_load_and_validate(defs):
     }
     assert [sensor.name for sensor in defs.sensors] == ["landing_files_sensor"]
     hourly = defs.resolve_job_def("load_and_rebuild_job")
-    assert dg.AssetKey(["classification", "stage_classifications"]) not in hourly.asset_layer.executable_asset_keys
+    assert CLASSIFIER not in hourly.asset_layer.executable_asset_keys
+    assert CLASSIFIER in defs.resolve_job_def("build_all_job").asset_layer.executable_asset_keys
     assert hourly.tags["convo_warehouse/writer"] == "duckdb"
 
 
@@ -102,7 +106,10 @@ def built_warehouse(tmp_path_factory):
         + "\n"
     )
     database = root / "warehouse.duckdb"
-    result = materialize_all(database, landing, raise_on_error=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVO_DUCKDB_PATH", str(database))
+        patch.setenv("CONVO_LANDING_DIR", str(landing))
+        result = materialize_all(raise_on_error=False)
     return database, landing, summary, result
 
 
@@ -112,11 +119,22 @@ def test_full_job_runs_in_process_on_generated_data(built_warehouse):
     database, _landing, summary, result = built_warehouse
     assert result.success, _failure_message(result)
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
-    assert {RAW, STG_EVENTS, FCT} <= materialized
+    assert {RAW, STG_EVENTS, FCT, CLASSIFIER} <= materialized
+    # one dbt invocation builds everything, the stage classifier included
+    dbt_steps = {
+        event.step_key for event in result.all_events
+        if event.event_type == dg.DagsterEventType.STEP_START and event.step_key.startswith("dbt_models")
+    }
+    assert dbt_steps == {"dbt_models"}
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        classified = con.execute("select sum(classified) from classification.classifier_runs").fetchone()[0]
+    finally:
+        con.close()
+    assert classified > 0
     evaluations = {(e.asset_key, e.check_name): e for e in result.get_asset_check_evaluations()}
     assert evaluations[(FCT, "marts_fct_conversations_suite")].passed
-    # Every check of the job reported: a dbt test whose parents are built in
-    # two different dbt steps (before and after the classifier) never runs.
+    # Every check of the job reported (none is planned that never runs).
     planned = {(key.asset_key, key.name) for key in result.job_def.asset_layer.asset_graph.asset_check_keys}
     assert planned - set(evaluations) == set()
     # The bad file: a visible warning naming it and the fix; the good files flowed on.
@@ -152,12 +170,14 @@ def test_full_job_runs_in_process_on_generated_data(built_warehouse):
     assert {"raw_events_suite", "marts_fct_conversations_suite"} <= suites
 
 
-def test_second_run_without_new_files_builds_nothing(built_warehouse):
+def test_second_run_without_new_files_builds_nothing(built_warehouse, monkeypatch):
     from convo_warehouse.pipeline import materialize_all
 
     database, landing, _summary, _result = built_warehouse
+    monkeypatch.setenv("CONVO_DUCKDB_PATH", str(database))
+    monkeypatch.setenv("CONVO_LANDING_DIR", str(landing))
     said = []
-    assert materialize_all(database, landing, report=said.append) is None
+    assert materialize_all(report=said.append) is None
     assert len(said) == 1 and "nothing built" in said[0]
     con = duckdb.connect(str(database), read_only=True)
     try:
@@ -171,7 +191,7 @@ def test_second_run_without_new_files_builds_nothing(built_warehouse):
 
 def test_job_itself_skips_every_step_after_the_loader_when_nothing_is_new(built_warehouse, monkeypatch):
     """Launched by a schedule or from the UI (no pre-check): the loader finds nothing new
-    and materializes nothing, so Dagster skips the dbt steps, the classifier and the checks."""
+    and materializes nothing, so Dagster skips the dbt step (the classifier is in it) and the checks."""
     from convo_warehouse.definitions import defs
 
     database, landing, _summary, _result = built_warehouse
@@ -187,7 +207,7 @@ def test_job_itself_skips_every_step_after_the_loader_when_nothing_is_new(built_
         event.step_key for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_SKIPPED
     }
     assert succeeded == {"load_landing_files"}
-    assert {"dbt_models", "stage_classifications", "audit__pipeline_runs"} <= skipped
+    assert {"dbt_models", "audit__pipeline_runs"} <= skipped
     assert result.get_asset_materialization_events() == []
 
 
@@ -477,7 +497,7 @@ def webhook(monkeypatch):
 
 
 def _alerts_warehouse(database: Path, severities: list[str]) -> None:
-    con = duckdb.connect(str(database))
+    con = open_warehouse(database)
     try:
         con.execute("create schema staging; create schema marts")
         con.execute(
@@ -512,7 +532,7 @@ def _alerts_warehouse(database: Path, severities: list[str]) -> None:
         con.close()
 
 
-def _run_alert_check(database: Path):
+def _run_alert_check(database: Path, logs: list[str] | None = None):
     from convo_warehouse.checks.alerts import METRIC_ALERTS, metric_alerts_check
     from convo_warehouse.resources import WarehouseResource
 
@@ -529,6 +549,8 @@ def _run_alert_check(database: Path):
     job = checks_defs.resolve_job_def("alerts_only")
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False)
+        if logs is not None:
+            logs.extend(entry.user_message for entry in instance.all_logs(result.run_id))
     return result, result.get_asset_check_evaluations()
 
 
@@ -568,11 +590,34 @@ def test_medium_alert_warns_without_failing_the_run(webhook, warehouse_env):
 def test_unreachable_webhook_is_reported_not_fatal(warehouse_env, monkeypatch):
     database, _landing = warehouse_env
     _alerts_warehouse(database, ["medium"])
-    # Port 9 (discard) on localhost: nothing listens there.
-    monkeypatch.setenv("CONVO_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook")
-    result, [evaluation] = _run_alert_check(database)
+    # Port 9 (discard) on localhost: nothing listens there. The path is a webhook's secret.
+    monkeypatch.setenv("CONVO_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/services/T0/B0/s3cretToken?key=k3y")
+    logs: list[str] = []
+    result, [evaluation] = _run_alert_check(database, logs)
     assert result.success
     assert evaluation.metadata["webhook"].value.startswith("failed")
+    # Logged and recorded, but never with the secret part of the URL.
+    [warning] = [line for line in logs if "alert webhook" in line]
+    assert "http://127.0.0.1:9/<redacted> failed" in warning
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        [[status]] = con.execute("select webhook_status from audit.alert_notifications").fetchall()
+    finally:
+        con.close()
+    for text in [*logs, status, str(evaluation.metadata)]:
+        assert "s3cretToken" not in text and "k3y" not in text
+
+
+def test_webhook_urls_are_redacted_to_scheme_and_host():
+    from convo_warehouse.lib.alerts import redact_error, redact_url
+
+    assert redact_url("https://hooks.slack.com/services/T0/B0/XYZ") == "https://hooks.slack.com/<redacted>"
+    assert redact_url("https://user:pw@example.webhook.office.com:8443/webhookb2/abc?x=1") == (
+        "https://example.webhook.office.com:8443/<redacted>"
+    )
+    assert redact_url("not a url") == "?://?/<redacted>"
+    url = "https://hooks.example/secret"
+    assert redact_error(url, OSError(f"cannot reach {url}")) == "cannot reach https://hooks.example/<redacted>"
 
 
 def test_target_path_honours_dbt_target_path(monkeypatch, tmp_path):

@@ -75,48 +75,67 @@
     the staged events otherwise), the clock (when a clock touches the model)
     and the newest classifier output it reads (when that touches it) is read
     from the data (a max over a column, which DuckDB answers from its
-    statistics) and held back to what every replace_touched model upstream
-    recorded: a model built while an upstream one lags (dbt run --select of
-    it alone) does not move past what that one has processed, and picks the
-    rest up once it has. -#}
+    statistics) and held back to what a replace_touched model upstream
+    recorded, when that one lags (has not processed what is there now): a
+    model built while an upstream one lags (dbt run --select of it alone)
+    does not move past what that one has processed, and picks the rest up
+    once it has. Loads and the clock are the same history for every model;
+    the classifier outputs differ by model, so an upstream model lags only if
+    the outputs it reads hold something newer than it recorded. -#}
 {% macro history_position(kind, touched_by, latest) -%}
     {%- set loads = graph_relation('source.convo_warehouse.raw.events') if kind == 'load'
         else graph_relation('model.convo_warehouse.stg_events') -%}
-    {%- set uses_clock = 'abandonment_clock' in touched_by or 'conversion_window' in touched_by -%}
-    {%- set selects = ['(select max(loads.load_id) from ' ~ loads ~ ' as loads)'] -%}
-    {%- if uses_clock -%}
+    {%- set selects = [
+        '(select max(loads.load_id) from ' ~ loads ~ ' as loads)',
+        '(select max(clock.event_at) from ' ~ graph_relation('model.convo_warehouse.stg_events') ~ ' as clock)'
+            if kind != 'load' else 'cast(null as ' ~ dbt.type_timestamp() ~ ')',
+    ] -%}
+    {%- for name, written_at in classifier_outputs() -%}
         {%- do selects.append(
-            '(select max(clock.event_at) from ' ~ graph_relation('model.convo_warehouse.stg_events') ~ ' as clock)'
+            '(select max(output.' ~ written_at ~ ') from '
+            ~ graph_relation('model.convo_warehouse.' ~ name) ~ ' as output)'
+            if 'classifier_output' in touched_by else 'cast(null as ' ~ dbt.type_timestamp() ~ ')'
         ) -%}
-    {%- else -%}
-        {%- do selects.append('cast(null as ' ~ dbt.type_timestamp() ~ ')') -%}
-    {%- endif -%}
-    {%- if 'classifier_output' in touched_by -%}
-        {%- set written = [] -%}
-        {%- for name, written_at in classifier_outputs_read() -%}
-            {%- do written.append(
-                'select max(output.' ~ written_at ~ ') as written_at from '
-                ~ graph_relation('model.convo_warehouse.' ~ name) ~ ' as output'
-            ) -%}
-        {%- endfor -%}
-        {%- do selects.append('(select max(outputs.written_at) from (' ~ written | join(' union all ') ~ ') as outputs)') -%}
-    {%- else -%}
-        {%- do selects.append('cast(null as ' ~ dbt.type_timestamp() ~ ')') -%}
-    {%- endif -%}
+    {%- endfor -%}
     {%- set row = run_query('select ' ~ selects | join(', ')).rows[0] -%}
-    {%- set position = {'loaded_through_load_id': row[0], 'newest_event_at': row[1], 'classified_through': row[2]} -%}
+    {%- set written = {} -%}
+    {%- for name, written_at in classifier_outputs() -%}
+        {%- do written.update({name: row[2 + loop.index0]}) -%}
+    {%- endfor -%}
+    {%- set uses_clock = 'abandonment_clock' in touched_by or 'conversion_window' in touched_by -%}
+    {%- set position = {
+        'loaded_through_load_id': row[0],
+        'newest_event_at': row[1] if uses_clock else none,
+        'classified_through': newest_written(written, classifier_outputs_read()) if 'classifier_output' in touched_by else none,
+    } -%}
     {%- for unique_id in upstream_nodes() -%}
         {%- set node = graph.nodes.get(unique_id) -%}
         {%- set recorded = latest.get(node.alias or node.name) if node and node.config.materialized == 'replace_touched' else none -%}
         {%- if recorded -%}
-            {%- for field in ['loaded_through_load_id', 'newest_event_at', 'classified_through'] -%}
+            {%- for field in ['loaded_through_load_id', 'newest_event_at'] -%}
                 {%- if position[field] is not none and recorded[field] is not none and recorded[field] < position[field] -%}
                     {%- do position.update({field: recorded[field]}) -%}
                 {%- endif -%}
             {%- endfor -%}
+            {%- set its_newest = newest_written(written, classifier_outputs_read(node)) -%}
+            {%- if position.classified_through is not none and recorded.classified_through is not none
+                and its_newest is not none and recorded.classified_through < its_newest
+                and recorded.classified_through < position.classified_through -%}
+                {%- do position.update({'classified_through': recorded.classified_through}) -%}
+            {%- endif -%}
         {%- endif -%}
     {%- endfor -%}
     {{ return(position) }}
+{%- endmacro %}
+
+{#- The newest write time among the classifier outputs `read` (pairs of
+    classifier_outputs()), from `written` (name -> its newest write time). -#}
+{% macro newest_written(written, read) -%}
+    {%- set times = [] -%}
+    {%- for name, written_at in read if written[name] is not none -%}
+        {%- do times.append(written[name]) -%}
+    {%- endfor -%}
+    {{ return(times | max if times else none) }}
 {%- endmacro %}
 
 {#- Append the build's row, unless it would repeat the newest one (a

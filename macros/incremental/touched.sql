@@ -187,9 +187,10 @@
     )) }}
 {%- endmacro %}
 
-{#- Every node upstream of the current model (unique ids). -#}
-{% macro upstream_nodes() -%}
-    {%- set pending = model.depends_on.nodes | list -%}
+{#- Every node upstream of `node` (a manifest node; default the current
+    model), as unique ids. -#}
+{% macro upstream_nodes(node=none) -%}
+    {%- set pending = (node or model).depends_on.nodes | list -%}
     {%- set seen = [] -%}
     {#- a breadth-first walk: the loop also visits what it appends -#}
     {%- for unique_id in pending if unique_id not in seen -%}
@@ -202,10 +203,10 @@
     {{ return(seen) }}
 {%- endmacro %}
 
-{#- The classifier outputs (classifier_outputs()) upstream of the current
-    model: only what it reads can touch it. -#}
-{% macro classifier_outputs_read() -%}
-    {%- set upstream = upstream_nodes() -%}
+{#- The classifier outputs (classifier_outputs()) upstream of `node`
+    (default the current model): only what it reads can touch it. -#}
+{% macro classifier_outputs_read(node=none) -%}
+    {%- set upstream = upstream_nodes(node) -%}
     {%- set read = [] -%}
     {%- for name, written_at in classifier_outputs() -%}
         {%- if 'model.convo_warehouse.' ~ name in upstream -%}

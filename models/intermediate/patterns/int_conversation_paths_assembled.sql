@@ -2,10 +2,11 @@
     population of every patterns mart (fct_conversation_paths publishes it;
     the day partials of the patterns marts read it). The scope (all
     environments, or without `development` when the var
-    exclude_development_traffic is true) and the rule of success live here
-    only. Replaced conversation by conversation, for the conversations with
-    new events and those the moved clock carried across the abandonment
-    window (a new outcome); so with exclude_development_traffic true a
+    exclude_development_traffic is true: macro patterns_in_scope, shared
+    with int_sales_conversations_scored) and the rule of success live here.
+    Replaced conversation by conversation, for the conversations with new
+    events and those the moved clock carried across the abandonment window
+    (a new outcome); so with exclude_development_traffic true a
     conversation that a late setup event turns into `development` loses its
     row. -#}
 
@@ -26,9 +27,7 @@ conversations as (
 conversations_in_scope as (
     select conversations.*
     from conversations
-    {% if var('exclude_development_traffic') %}
-        where conversations.environment is null or conversations.environment != 'development'
-    {% endif %}
+    where {{ patterns_in_scope('conversations.environment') }}
 ),
 
 steps as (

@@ -3,6 +3,9 @@
 -- Incremental: a run recomputes the messages the classifier step scored
 -- since the newest scored_at held (classifier_output.sql).
 
+-- the classifier writes the source this reads, in the same dbt build
+-- depends_on: {{ ref('classifier_runs') }}
+
 with
 
 message_sentiment as (

@@ -3,6 +3,9 @@
 -- Incremental: a run recomputes the conversations the classifier wrote rows
 -- for since the newest classified_at held (classifier_output.sql).
 
+-- the classifier writes the source this reads, in the same dbt build
+-- depends_on: {{ ref('classifier_runs') }}
+
 with
 
 stage_classifications as (

@@ -287,7 +287,7 @@ rows_explained as (
             when 'future_timestamp'
                 then
                     'timestamp ' || rows_validated.clean_timestamp
-                    || ' is more than {{ var("max_future_hours") }} hours after load time '
+                    || {{ string_literal(' is more than ' ~ var('max_future_hours') ~ ' hours after load time ') }}
                     || cast(rows_validated.loaded_at as {{ dbt.type_string() }})
             when 'properties_not_object' then
                 'properties is not a JSON object: '

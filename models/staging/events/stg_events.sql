@@ -4,7 +4,11 @@
     load is earlier), so it only ever adds rows. When a seed or var the
     mapping reads changes (an alias added to the seed, user_message_senders),
     the build fingerprint changes and every event is mapped again. -#}
-{%- set user_message_senders = "'" ~ (var('user_message_senders') | join("', '")) ~ "'" -%}
+{%- set sender_literals = [] -%}
+{%- for sender in var('user_message_senders') -%}
+    {%- do sender_literals.append(string_literal(sender)) -%}
+{%- endfor -%}
+{%- set user_message_senders = sender_literals | join(', ') -%}
 
 with
 

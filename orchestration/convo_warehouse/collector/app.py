@@ -9,6 +9,10 @@ rejects file (``<landing>/.rejected/``, ignored by the loader) with the reason.
 ``POST /v1/traces``: an OTLP/JSON trace export; GenAI spans are mapped to
 contract events (``convo_warehouse.lib.otel_genai``) and handled like a batch.
 
+``GET /v1/conversations/{id}``, ``GET /v1/conversations?active=true``,
+``GET /v1/live``: the live state (stages, turns, sentiment, interventions of
+conversations in progress), kept by a worker process (``collector/live.py``).
+
 ``GET /healthz``: liveness and counters (no token needed).
 """
 
@@ -47,6 +51,7 @@ from convo_warehouse.collector.decode import (
     decode_event_batch,
     decode_json,
 )
+from convo_warehouse.collector.live import LiveConfig, LiveLink, LiveUnavailable
 from convo_warehouse.collector.writer import RotatingWriter
 from convo_warehouse.lib.event_validation import Verdict, validate_event
 from convo_warehouse.lib.otel_genai import OtlpFormatError, map_export_request, parse_export
@@ -74,6 +79,8 @@ class CollectorConfig:
     subfolder: str = "collector"
     # landing and rejects files: readable by the collector's user only, unless configured
     file_mode: int = 0o600
+    # the live state (stages, interventions) in a worker process; None: off
+    live: LiveConfig | None = None
     started_at: float = field(default_factory=time.time)
 
 
@@ -111,16 +118,26 @@ class Collector:
         self._lock = threading.Lock()
         self.in_flight = 0
         self.counts = {"accepted": 0, "duplicate": 0, "rejected": 0, "requests": 0}
-        self.on_accepted: list[Callable[[list[dict], str], None]] = []
+        self.on_accepted: list[Callable[[list[dict], list[bytes], str], None]] = []
         self.trace_context = TraceContext()
+        self.live: LiveLink | None = None
+        if config.live is not None:
+            live = LiveLink(config.live)
+            self.live = live
+            self.on_accepted.append(lambda records, lines, source: live.submit(lines, time.time()))
 
     def start(self) -> None:
         for writer in (self.events, self.rejects):
             writer.recover()
+        if self.live is not None:
+            # after recover(): the worker reads back finished files only
+            self.live.start()
 
     def stop(self) -> None:
         self.events.close()
         self.rejects.close()
+        if self.live is not None:
+            self.live.stop()
 
     def process(self, records: list, source: str) -> list[dict]:
         """Judge, de-duplicate and durably write one batch; one result per record.
@@ -171,19 +188,21 @@ class Collector:
                 self.counts[result["status"]] += 1
             self.counts["requests"] += 1
         if accepted:
-            self._events_accepted([record for record, _ in accepted], source)
+            self._events_accepted([record for record, _ in accepted], [line for _, line in accepted], source)
         return results
 
-    def _events_accepted(self, records: list[dict], source: str) -> None:
+    def _events_accepted(self, records: list[dict], lines: list[bytes], source: str) -> None:
         """The one place where accepted (durably written) events are seen after a request.
 
-        Listeners in ``on_accepted`` are called with the events as received
-        and the source (``events``, ``otlp``); a listener's error is logged and
-        never changes the answer (the events are already stored).
+        Listeners in ``on_accepted`` are called with the events as received,
+        the same events as the lines written to the landing file (compact
+        JSON), and the source (``events``, ``otlp``); a listener's error is
+        logged and never changes the answer (the events are already stored).
+        A listener must not block: the answer waits for it.
         """
         for listener in self.on_accepted:
             try:
-                listener(records, source)
+                listener(records, lines, source)
             except Exception:
                 log.exception("collector: an on_accepted listener failed")
 
@@ -364,8 +383,53 @@ def create_app(config: CollectorConfig) -> Starlette:
             "landing_dir": str(config.landing_dir),
             "uptime_seconds": round(time.time() - config.started_at, 1),
             "auth": bool(config.tokens),
+            "live": collector.live is not None,
+            "live_dropped_events": collector.live.dropped_events if collector.live else 0,
             **collector.counts,
         })
+
+    async def ask_live(request: Request, question: tuple) -> Response | object:
+        """The live worker's answer to ``question``, or an error response."""
+        try:
+            check_origin(request)
+            authorize(request)
+        except _BadRequest as error:
+            return JSONResponse({"error": str(error)}, status_code=error.status, headers=error.headers)
+        if collector.live is None:
+            return JSONResponse({"error": "the live state is off (collect --no-live)"}, status_code=503)
+        try:
+            return await run_in_threadpool(collector.live.ask, question)
+        except LiveUnavailable as error:
+            return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "1"})
+
+    async def get_conversation(request: Request) -> Response:
+        conversation_id = request.path_params["conversation_id"]
+        answer = await ask_live(request, ("conversation", conversation_id))
+        if isinstance(answer, Response):
+            return answer
+        if answer is None:
+            return JSONResponse({"error": f"conversation {conversation_id} is not in the live state: unknown, or "
+                                          "idle longer than the abandonment window"}, status_code=404)
+        return JSONResponse(answer)
+
+    async def list_conversations(request: Request) -> Response:
+        active = request.query_params.get("active", "true").lower()
+        if active not in ("true", "1", "false", "0"):
+            return JSONResponse({"error": "active must be true or false"}, status_code=400)
+        limit_text = request.query_params.get("limit", "500")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 10_000:
+            return JSONResponse({"error": "limit must be a whole number from 1 to 10000"}, status_code=400)
+        answer = await ask_live(request, ("active" if active in ("true", "1") else "all", int(limit_text)))
+        if isinstance(answer, Response):
+            return answer
+        return JSONResponse({"conversations": answer, "count": len(answer)})
+
+    async def live_stats(request: Request) -> Response:
+        answer = await ask_live(request, ("stats",))
+        if isinstance(answer, Response):
+            return answer
+        return JSONResponse({**answer, "dropped_events": collector.live.dropped_events,
+                             "submitted_batches": collector.live.submitted_batches})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -389,6 +453,9 @@ def create_app(config: CollectorConfig) -> Starlette:
             Route("/v1/events", post_events, methods=["POST"]),
             Route("/v1/traces", post_traces, methods=["POST"]),
             Route("/v1/logs", post_logs, methods=["POST"]),
+            Route("/v1/conversations", list_conversations, methods=["GET"]),
+            Route("/v1/conversations/{conversation_id:path}", get_conversation, methods=["GET"]),
+            Route("/v1/live", live_stats, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,

@@ -241,6 +241,40 @@ def validate_event(record: Any, received_at: datetime | None = None) -> Verdict:
     return Verdict(event_id)
 
 
+class StagedFields(NamedTuple):
+    """The fields staging gives an event it stages (``validate_event`` accepted it)."""
+
+    event_id: str
+    conversation_id: str
+    user_id: str | None
+    raw_event_type: str
+    event_at: datetime
+    channel: str | None
+    properties: dict
+
+
+def staged_fields(record: dict) -> StagedFields:
+    """The staged values of an event ``validate_event`` accepts (v1.1 names mapped, ids as text,
+    the timestamp in naive UTC, properties decoded). For the collector's live state;
+    ``tests/test_live_events.py`` compares them with ``staging.stg_events``."""
+    aliases = _field_aliases()
+    if not aliases.keys().isdisjoint(record):
+        from convo_warehouse.lib.field_aliases import apply_field_aliases
+
+        record = apply_field_aliases(record, aliases)
+    event_id = _identifier(record, ("event_id",), {})[0]
+    conversation_id = _identifier(record, ("conversation_id", "session_id"), {})[0]
+    user_id = _identifier(record, ("user_id", "customer_id"), {})[0]
+    raw_timestamp = record.get("timestamp")
+    event_at = (parse_timestamp(raw_timestamp) if isinstance(raw_timestamp, float)
+                else _parse_timestamp_text(_clean(raw_timestamp)))
+    properties = record.get("properties")
+    if isinstance(properties, str):
+        properties = json.loads(properties)
+    return StagedFields(event_id, conversation_id, user_id, _clean(record.get("event_type")), event_at,
+                        _clean(record.get("channel")), properties if isinstance(properties, dict) else {})
+
+
 def _json_kind(value: Any) -> str:
     if isinstance(value, list):
         return "array"
