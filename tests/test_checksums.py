@@ -268,10 +268,13 @@ CLOCK_MODELS = {
 }
 
 
-def rebuilt_conversations(warehouse, run, models=CONVERSATION_MODELS) -> dict[str, set[str]]:
-    """Mark every row of the per-conversation `models`, call `run`, and return,
-    per model, the conversations whose row was written again (the marker gone);
-    the marked rows get their value back."""
+def rebuilt_conversations(
+    warehouse, run, models=CONVERSATION_MODELS, grain: str = "conversation_id"
+) -> dict[str, set]:
+    """Mark every row of `models`, call `run`, and return, per model, the
+    values of `grain` (its conversations, or the days of a day partial) whose
+    rows were written again (the marker gone); the marked rows get their
+    value back, and none may stay marked."""
     for table, (key, column, marker) in models.items():
         backup = table.replace(".", "_") + "_backup"
         warehouse.query(f"create or replace table main.{backup} as select {', '.join(key)}, {column} from {table}")
@@ -282,15 +285,16 @@ def rebuilt_conversations(warehouse, run, models=CONVERSATION_MODELS) -> dict[st
         backup = table.replace(".", "_") + "_backup"
         rebuilt[table] = {
             row[0] for row in warehouse.query(
-                f"select conversation_id from {table} where {column} is distinct from ?", [marker]
+                f"select distinct {grain} from {table} where {column} is distinct from ?", [marker]
             )
         }
-        same_key = " and ".join(f"{table}.{name} = main.{backup}.{name}" for name in key)
+        same_key = " and ".join(f"{table}.{name} is not distinct from main.{backup}.{name}" for name in key)
         warehouse.query(
             f"update {table} set {column} = main.{backup}.{column} from main.{backup} "
             f"where {same_key} and {table}.{column} = ?",
             [marker],
         )
+        assert not warehouse.query(f"select 1 from {table} where {column} = ?", [marker]), table
         warehouse.query(f"drop table main.{backup}")
     return rebuilt
 
@@ -587,31 +591,8 @@ CLASSIFIED_PARTIALS = {
 
 
 def rebuilt_days(warehouse, run) -> dict[str, set]:
-    """Mark every row of the day partials, call `run`, and return, per
-    partial, the days whose rows were written again (the marker gone); the
-    marked rows get their value back."""
-    for table, (key, column, marker) in MARKED_PARTIALS.items():
-        backup = table.replace(".", "_") + "_backup"
-        warehouse.query(f"create or replace table main.{backup} as select {', '.join(key)}, {column} from {table}")
-        warehouse.query(f"update {table} set {column} = ?", [marker])
-    run()
-    rebuilt = {}
-    for table, (key, column, marker) in MARKED_PARTIALS.items():
-        backup = table.replace(".", "_") + "_backup"
-        rebuilt[table] = {
-            row[0] for row in warehouse.query(
-                f"select distinct conversation_date from {table} where {column} is distinct from ?", [marker]
-            )
-        }
-        same_key = " and ".join(f"{table}.{name} is not distinct from main.{backup}.{name}" for name in key)
-        warehouse.query(
-            f"update {table} set {column} = main.{backup}.{column} from main.{backup} "
-            f"where {same_key} and {table}.{column} = ?",
-            [marker],
-        )
-        assert not warehouse.query(f"select 1 from {table} where {column} = ?", [marker]), table
-        warehouse.query(f"drop table main.{backup}")
-    return rebuilt
+    """rebuilt_conversations() of the day partials: the days rewritten."""
+    return rebuilt_conversations(warehouse, run, MARKED_PARTIALS, grain="conversation_date")
 
 
 def touched_days(warehouse, conversations: set[str]) -> set:
