@@ -1,12 +1,14 @@
 """Publishing the snapshot (lib/serving.py) on a small hand-made warehouse: what is served,
-atomic switch, readers keep their view, a failed publish changes nothing, no-op, pruning,
-busy errors that name the holder, and `convo-warehouse export`."""
-
+files reused between versions as hard links (copies where links are refused), atomic switch,
+readers keep their view, a failed publish changes nothing, no-op, pruning, busy errors that
+name the holder, and `convo-warehouse export`."""
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -34,14 +36,28 @@ def _make_warehouse(path: Path) -> None:
         """
         create schema marts; create schema audit; create schema quarantine; create schema staging;
         create table marts.fct_conversations as
-            select * from (values ('c1', timestamp '2026-11-18 10:00:00'), ('c2', timestamp '2026-11-19 23:30:00'))
-            as t(conversation_id, last_event_at);
+            select * from (values
+                ('c1', date '2026-11-18', timestamp '2026-11-18 10:00:00', 0.25),
+                ('c2', date '2026-11-19', timestamp '2026-11-19 23:30:00', 0.5),
+                ('c3', date '2026-11-19', timestamp '2026-11-19 23:45:00', 0.75)
+            ) as t(conversation_id, conversation_date, last_event_at, score);
         create table marts.metrics_daily as
             select * from (values
                 (date '2026-11-18', 'conversations', 'all', 'all', 1.0),
                 (date '2026-11-19', 'conversations', 'all', 'all', 1.0),
                 (date '2026-11-19', 'completion_rate', 'all', 'all', 0.5)
             ) as t(metric_date, metric_name, segment_type, segment_value, value);
+        -- partitioned by the day of metric_hour: it has no date column
+        create table marts.metrics_hourly as
+            select * from (values
+                (timestamp '2026-11-18 10:00:00', 'conversations', 1),
+                (timestamp '2026-11-19 23:00:00', 'conversations', 2)
+            ) as t(metric_hour, metric_name, value);
+        -- no day column: one Parquet file even when large
+        create table marts.fct_messages as
+            select * from (values
+                ('c1', 1, 'hello'), ('c1', 2, 'it''s me'), ('c2', 1, 'hi')
+            ) as t(conversation_id, message_order, content);
         create view marts.conversations_per_day as
             select metric_date, value from marts.metrics_daily where metric_name = 'conversations';
         create table audit.reconciliation as select 1 as load_id, 10 as raw_rows;
@@ -71,12 +87,25 @@ def _publish(database: Path, serving_dir: Path, **kwargs) -> serving.PublishResu
         con.close()
 
 
-def _add_day(database: Path, day: str) -> None:
+def _later(hours: int) -> dict:
+    return {"now": _clock(PUBLISHED_AT + dt.timedelta(hours=hours))}
+
+
+def _sql(database: Path, sql: str, params: list | None = None) -> None:
     con = duckdb.connect(str(database))
-    con.execute(
-        f"insert into marts.metrics_daily values (date '{day}', 'conversations', 'all', 'all', 7.0)"
-    )
-    con.close()
+    try:
+        con.execute(sql, params or [])
+    finally:
+        con.close()
+
+
+def _add_day(database: Path, day: str) -> None:
+    _sql(database, f"insert into marts.metrics_daily values (date '{day}', 'conversations', 'all', 'all', 7.0)")
+
+
+def _add_conversation(database: Path, conversation_id: str, day: str | None) -> None:
+    _sql(database, "insert into marts.fct_conversations values (?, ?, timestamp '2026-11-19 12:00:00', 0.1)",
+         [conversation_id, day])
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
@@ -91,6 +120,38 @@ def _tree_digest(folder: Path) -> dict[str, str]:
     return digest
 
 
+def _files(folder: Path) -> dict[str, os.stat_result]:
+    return {str(path.relative_to(folder)): path.stat() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def _content(con: duckdb.DuckDBPyConnection, table: str, columns: str = "*") -> list[tuple]:
+    return sorted(con.execute(f"select {columns} from {table}").fetchall(), key=repr)
+
+
+def _served_columns(table: str) -> str:
+    return serving.SERVED_EXTRA_TABLES.get(table, "*")
+
+
+def _assert_snapshot_equals_warehouse(database: Path, snapshot: serving.Snapshot) -> None:
+    """Every served table of the snapshot has the warehouse's columns, types and rows."""
+    warehouse = duckdb.connect(str(database), read_only=True)
+    reader = snapshot.connect()
+    try:
+        for table in snapshot.tables:
+            columns = _served_columns(table)
+            expected_types = warehouse.execute(f"describe select {columns} from {table}").fetchall()
+            assert [row[:2] for row in reader.execute(f"describe {table}").fetchall()] == [row[:2] for row in expected_types], table
+            assert _content(reader, table) == _content(warehouse, table, columns), table
+    finally:
+        reader.close()
+        warehouse.close()
+
+
+# ---------------------------------------------------------------------------
+# What is published, and how it is laid out
+# ---------------------------------------------------------------------------
+
+
 def test_publish_writes_duckdb_parquet_and_manifest(setup):
     database, serving_dir = setup
     result = _publish(database, serving_dir)
@@ -102,16 +163,19 @@ def test_publish_writes_duckdb_parquet_and_manifest(setup):
         "audit.reconciliation",
         "marts.conversations_per_day",
         "marts.fct_conversations",
+        "marts.fct_messages",
         "marts.metrics_daily",
+        "marts.metrics_hourly",
         "quarantine.rejected_events",
     ]
     manifest = json.loads((serving_dir / "current" / "manifest.json").read_text())
     assert manifest["run_id"] == "run-1"
     assert manifest["published_at"] == PUBLISHED_AT.isoformat()
-    assert manifest["newest_event_at"] == "2026-11-19T23:30:00"
+    assert manifest["newest_event_at"] == "2026-11-19T23:45:00"
     assert manifest["tests"] == {"status": "passed"}
     assert manifest["tables"]["marts.metrics_daily"]["rows"] == 3
     assert manifest["tables"]["marts.conversations_per_day"]["rows"] == 2
+    assert manifest["files"] == {"written": 7, "linked": 0, "copied": 0}
     # The DuckDB file has the same schema.table names as the warehouse.
     con = snapshot.connect()
     try:
@@ -126,6 +190,51 @@ def test_publish_writes_duckdb_parquet_and_manifest(setup):
     assert parquet.num_rows == 3
     assert sorted(parquet.column("value").to_pylist()) == [0.5, 1.0, 1.0]
     assert snapshot.parquet("metrics_daily").name == "marts.metrics_daily.parquet"
+    _assert_snapshot_equals_warehouse(database, snapshot)
+
+# ---------------------------------------------------------------------------
+# A new version reuses what did not change
+# ---------------------------------------------------------------------------
+
+
+def test_unchanged_files_are_hard_links_of_the_previous_version(setup):
+    database, serving_dir = setup
+    first = _publish(database, serving_dir).snapshot
+    _add_conversation(database, "c4", "2026-11-20")
+    second = _publish(database, serving_dir, **_later(1)).snapshot
+
+    before, after = _files(first.folder / "parquet"), _files(second.folder / "parquet")
+    assert set(after) == set(before)
+    changed = "marts.fct_conversations.parquet"
+    assert after[changed].st_ino != before[changed].st_ino and after[changed].st_nlink == 1
+    for name, stat in before.items():
+        if name != changed:
+            assert (after[name].st_ino, after[name].st_nlink) == (stat.st_ino, 2), name  # the same file, twice linked
+    assert second.manifest["files"] == {"written": 1, "linked": len(before) - 1, "copied": 0}
+    _assert_snapshot_equals_warehouse(database, second)
+
+def test_files_are_copied_where_links_are_refused(setup, monkeypatch):
+    database, serving_dir = setup
+    first = _publish(database, serving_dir).snapshot
+
+    def refuse(source, target):
+        raise OSError(errno.EXDEV, "Invalid cross-device link (simulated)", str(target))
+
+    monkeypatch.setattr(serving.os, "link", refuse)
+    _add_day(database, "2026-11-20")
+    second = _publish(database, serving_dir, **_later(1)).snapshot
+    before, after = _files(first.folder / "parquet"), _files(second.folder / "parquet")
+    # metrics_daily (and the view over it) changed and are written; every other file is reused, copied.
+    rewritten = {"marts.metrics_daily.parquet", "marts.conversations_per_day.parquet"}
+    for name in set(before) - rewritten:
+        assert after[name].st_ino != before[name].st_ino
+        assert (second.folder / "parquet" / name).read_bytes() == (first.folder / "parquet" / name).read_bytes()
+    assert second.manifest["files"] == {"written": 2, "linked": 0, "copied": len(before) - 2}
+    _assert_snapshot_equals_warehouse(database, second)
+
+# ---------------------------------------------------------------------------
+# Readers, failures, no-op, pruning
+# ---------------------------------------------------------------------------
 
 
 def test_reader_opened_before_a_publish_keeps_its_view(setup):
@@ -151,6 +260,17 @@ def test_reader_opened_before_a_publish_keeps_its_view(setup):
     finally:
         fresh.close()
 
+def test_pruning_never_breaks_a_file_a_kept_version_links_to(setup):
+    database, serving_dir = setup
+    first = _publish(database, serving_dir, keep=1).snapshot
+    shared = first.folder / "parquet/marts.fct_messages.parquet"
+    content = shared.read_bytes()
+    _add_day(database, "2026-11-20")
+    second = _publish(database, serving_dir, keep=1, **_later(1))
+    assert second.pruned == [first.version] and not first.folder.exists()
+    kept = second.snapshot.folder / "parquet/marts.fct_messages.parquet"
+    assert kept.read_bytes() == content and kept.stat().st_nlink == 1
+    _assert_snapshot_equals_warehouse(database, second.snapshot)
 
 def test_failed_publish_leaves_the_current_snapshot_untouched(setup):
     database, serving_dir = setup
@@ -159,17 +279,17 @@ def test_failed_publish_leaves_the_current_snapshot_untouched(setup):
     _add_day(database, "2026-11-21")
     written: list[str] = []
 
-    def fail_on_second_table(message: str) -> None:
-        written.append(message)
-        if len(written) == 2:
+    def fail_on_third_table(message: str) -> None:
+        if message.startswith("publishing"):
+            written.append(message)
+        if len(written) == 3:
             raise OSError("disk full (simulated) while publishing")
 
     with pytest.raises(OSError, match="disk full"):
-        _publish(database, serving_dir, progress=fail_on_second_table, now=_clock(PUBLISHED_AT + dt.timedelta(hours=2)))
-    assert len(written) == 2  # it failed half-way through writing the new version
+        _publish(database, serving_dir, progress=fail_on_third_table, **_later(2))
+    assert len(written) == 3  # it failed half-way through writing the new version
     assert _tree_digest(serving_dir) == before  # no byte changed, no partial folder left
     assert serving.current_snapshot(serving_dir).version == first.snapshot.version
-
 
 def test_same_data_publishes_no_new_version(setup):
     database, serving_dir = setup
@@ -179,7 +299,6 @@ def test_same_data_publishes_no_new_version(setup):
     assert not again.created
     assert again.snapshot.version == first.snapshot.version
     assert _tree_digest(serving_dir) == before
-
 
 def test_floating_point_noise_is_not_new_data(setup):
     database, serving_dir = setup
@@ -192,12 +311,12 @@ def test_floating_point_noise_is_not_new_data(setup):
     con.execute("update marts.scores set score = cast(0.3 as double)")
     assert con.execute("select score != cast(0.1 as double) + cast(0.2 as double) from marts.scores").fetchone()[0]
     con.close()
-    noise = _publish(database, serving_dir, now=_clock(PUBLISHED_AT + dt.timedelta(hours=1)))
+    noise = _publish(database, serving_dir, **_later(1))
     assert not noise.created and noise.snapshot.version == first.snapshot.version
     con = duckdb.connect(str(database))
     con.execute("update marts.scores set score = 0.31")
     con.close()
-    change = _publish(database, serving_dir, now=_clock(PUBLISHED_AT + dt.timedelta(hours=2)))
+    change = _publish(database, serving_dir, **_later(2))
     assert change.created and change.snapshot.version != first.snapshot.version
 
 
@@ -211,7 +330,6 @@ def test_keeps_the_newest_n_versions(setup, monkeypatch):
     assert serving.list_versions(serving_dir) == versions[1:]
     assert serving.current_snapshot(serving_dir).version == versions[-1]
 
-
 def test_keep_setting_is_checked(monkeypatch):
     monkeypatch.setenv(serving.KEEP_ENV, "zero")
     with pytest.raises(ValueError, match="CONVO_SERVING_KEEP='zero' is not a whole number"):
@@ -219,7 +337,6 @@ def test_keep_setting_is_checked(monkeypatch):
     monkeypatch.setenv(serving.KEEP_ENV, "0")
     with pytest.raises(ValueError, match="keep at least 1"):
         serving.keep_versions()
-
 
 def test_no_snapshot_yet_says_how_to_make_one(tmp_path):
     with pytest.raises(serving.SnapshotNotFoundError, match="convo-warehouse run"):
@@ -244,7 +361,6 @@ def test_sqlalchemy_reads_the_snapshot_read_only(setup):
             connection.execute(sqlalchemy.text("delete from marts.metrics_daily"))
     engine.dispose()
 
-
 # ---------------------------------------------------------------------------
 # export
 # ---------------------------------------------------------------------------
@@ -266,7 +382,6 @@ def test_export_csv_since_a_day(setup, tmp_path):
     assert lines[0].replace('"', "") == "metric_date,metric_name,segment_type,segment_value,value"
     assert len(lines) == 3  # header + the two rows of 2026-11-19
     assert "wrote 2 rows of marts.metrics_daily" in result.output
-
 
 def test_export_parquet_of_a_schema_qualified_table(setup, tmp_path):
     database, serving_dir = setup
