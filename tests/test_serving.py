@@ -1,7 +1,7 @@
 """Publishing the snapshot (lib/serving.py) on a small hand-made warehouse: what is served,
-files reused between versions as hard links (copies where links are refused), atomic switch,
-readers keep their view, a failed publish changes nothing, no-op, pruning, busy errors that
-name the holder, and `convo-warehouse export`."""
+large tables' Parquet partitioned by day, files reused between versions as hard links (copies
+where links are refused), atomic switch, readers keep their view, a failed publish changes
+nothing, no-op, pruning, busy errors that name the holder, and `convo-warehouse export`."""
 from __future__ import annotations
 
 import datetime as dt
@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import duckdb
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -23,6 +24,8 @@ from convo_warehouse.lib import serving
 from convo_warehouse.lib.warehouse import WarehouseBusyError, busy_message, connect, lock_holders
 
 PUBLISHED_AT = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
+# With this threshold every table of two rows or more is served from Parquet.
+LARGE = 2
 
 
 def _clock(start: dt.datetime = PUBLISHED_AT):
@@ -192,6 +195,45 @@ def test_publish_writes_duckdb_parquet_and_manifest(setup):
     assert snapshot.parquet("metrics_daily").name == "marts.metrics_daily.parquet"
     _assert_snapshot_equals_warehouse(database, snapshot)
 
+def test_large_tables_are_written_as_parquet_partitioned_by_day(setup):
+    database, serving_dir = setup
+    _add_conversation(database, "c-undated", None)  # a row without a day: its own partition
+    snapshot = _publish(database, serving_dir, large=LARGE).snapshot
+    tables = snapshot.tables
+
+    conversations = tables["marts.fct_conversations"]
+    assert (conversations["partition_by"], conversations["parquet"]) == ("conversation_date", "parquet/marts.fct_conversations")
+    assert sorted(conversations["partitions"]) == ["2026-11-18", "2026-11-19", "__HIVE_DEFAULT_PARTITION__"]
+    assert conversations["partitions"]["2026-11-19"]["rows"] == 2
+    assert conversations["partitions"]["2026-11-19"]["files"] == [
+        "parquet/marts.fct_conversations/conversation_date=2026-11-19/part0.parquet"
+    ]
+    assert (snapshot.folder / "parquet/marts.fct_conversations/conversation_date=2026-11-18/part0.parquet").is_file()
+    assert tables["marts.metrics_daily"]["partition_by"] == "metric_date"
+    # No date column, but a timestamp: partitioned by its day (a key of its own, not a column of the table).
+    assert tables["marts.metrics_hourly"]["partition_by"] == "metric_hour_date"
+    assert sorted(tables["marts.metrics_hourly"]["partitions"]) == ["2026-11-18", "2026-11-19"]
+    # No day column at all: one file.
+    messages = tables["marts.fct_messages"]
+    assert (messages["partition_by"], messages["parquet"]) == (None, "parquet/marts.fct_messages.parquet")
+    # The DuckDB file still holds every table, equal to the warehouse's.
+    _assert_snapshot_equals_warehouse(database, snapshot)
+
+def test_parquet_readers_read_the_day_partitions(setup):
+    database, serving_dir = setup
+    snapshot = _publish(database, serving_dir, large=LARGE).snapshot
+    folder = snapshot.parquet("fct_conversations")
+    assert folder.is_dir()
+    # The documented way: a hive-partitioned dataset, the day typed as a date.
+    dataset = ds.dataset(folder, format="parquet", partitioning="hive")
+    table = dataset.to_table()
+    assert table.num_rows == 3
+    assert sorted(table.column("conversation_id").to_pylist()) == ["c1", "c2", "c3"]
+    assert sorted(str(day) for day in table.column("conversation_date").to_pylist()) == [
+        "2026-11-18", "2026-11-19", "2026-11-19"
+    ]
+
+
 # ---------------------------------------------------------------------------
 # A new version reuses what did not change
 # ---------------------------------------------------------------------------
@@ -199,38 +241,52 @@ def test_publish_writes_duckdb_parquet_and_manifest(setup):
 
 def test_unchanged_files_are_hard_links_of_the_previous_version(setup):
     database, serving_dir = setup
-    first = _publish(database, serving_dir).snapshot
+    first = _publish(database, serving_dir, large=LARGE).snapshot
     _add_conversation(database, "c4", "2026-11-20")
-    second = _publish(database, serving_dir, **_later(1)).snapshot
+    second = _publish(database, serving_dir, large=LARGE, **_later(1)).snapshot
 
     before, after = _files(first.folder / "parquet"), _files(second.folder / "parquet")
-    assert set(after) == set(before)
-    changed = "marts.fct_conversations.parquet"
-    assert after[changed].st_ino != before[changed].st_ino and after[changed].st_nlink == 1
+    new = "marts.fct_conversations/conversation_date=2026-11-20/part0.parquet"
+    assert set(after) == set(before) | {new}
     for name, stat in before.items():
-        if name != changed:
-            assert (after[name].st_ino, after[name].st_nlink) == (stat.st_ino, 2), name  # the same file, twice linked
-    assert second.manifest["files"] == {"written": 1, "linked": len(before) - 1, "copied": 0}
+        assert (after[name].st_ino, after[name].st_nlink) == (stat.st_ino, 2), name  # the same file, twice linked
+    assert after[new].st_nlink == 1
+    assert second.manifest["files"] == {"written": 1, "linked": len(before), "copied": 0}
     _assert_snapshot_equals_warehouse(database, second)
 
 def test_files_are_copied_where_links_are_refused(setup, monkeypatch):
     database, serving_dir = setup
-    first = _publish(database, serving_dir).snapshot
+    first = _publish(database, serving_dir, large=LARGE).snapshot
 
     def refuse(source, target):
         raise OSError(errno.EXDEV, "Invalid cross-device link (simulated)", str(target))
 
     monkeypatch.setattr(serving.os, "link", refuse)
     _add_day(database, "2026-11-20")
-    second = _publish(database, serving_dir, **_later(1)).snapshot
+    second = _publish(database, serving_dir, large=LARGE, **_later(1)).snapshot
     before, after = _files(first.folder / "parquet"), _files(second.folder / "parquet")
-    # metrics_daily (and the view over it) changed and are written; every other file is reused, copied.
-    rewritten = {"marts.metrics_daily.parquet", "marts.conversations_per_day.parquet"}
-    for name in set(before) - rewritten:
+    # A new day of metrics_daily (and of the view over it) is written; every earlier file is reused, copied.
+    assert sorted(set(after) - set(before)) == [
+        "marts.conversations_per_day/metric_date=2026-11-20/part0.parquet",
+        "marts.metrics_daily/metric_date=2026-11-20/part0.parquet",
+    ]
+    for name in before:
         assert after[name].st_ino != before[name].st_ino
         assert (second.folder / "parquet" / name).read_bytes() == (first.folder / "parquet" / name).read_bytes()
-    assert second.manifest["files"] == {"written": 2, "linked": 0, "copied": len(before) - 2}
+    assert second.manifest["files"] == {"written": 2, "linked": 0, "copied": len(before)}
     _assert_snapshot_equals_warehouse(database, second)
+
+def test_a_partitioned_table_stays_so_while_it_has_rows(setup):
+    database, serving_dir = setup
+    first = _publish(database, serving_dir, large=3).snapshot
+    assert first.tables["marts.fct_conversations"]["partition_by"] == "conversation_date"  # 3 rows
+    _sql(database, "delete from marts.fct_conversations where conversation_id = 'c3'")
+    second = _publish(database, serving_dir, large=3, **_later(1)).snapshot
+    assert second.tables["marts.fct_conversations"]["partition_by"] == "conversation_date"  # 2 rows, no flip
+    _sql(database, "delete from marts.fct_conversations")
+    third = _publish(database, serving_dir, large=3, **_later(2)).snapshot
+    assert third.tables["marts.fct_conversations"]["partition_by"] is None  # no rows: one (empty) file
+    _assert_snapshot_equals_warehouse(database, third)
 
 # ---------------------------------------------------------------------------
 # Readers, failures, no-op, pruning
@@ -262,15 +318,16 @@ def test_reader_opened_before_a_publish_keeps_its_view(setup):
 
 def test_pruning_never_breaks_a_file_a_kept_version_links_to(setup):
     database, serving_dir = setup
-    first = _publish(database, serving_dir, keep=1).snapshot
-    shared = first.folder / "parquet/marts.fct_messages.parquet"
+    first = _publish(database, serving_dir, keep=1, large=LARGE).snapshot
+    shared = first.folder / "parquet/marts.fct_conversations/conversation_date=2026-11-18/part0.parquet"
     content = shared.read_bytes()
     _add_day(database, "2026-11-20")
-    second = _publish(database, serving_dir, keep=1, **_later(1))
+    second = _publish(database, serving_dir, keep=1, large=LARGE, **_later(1))
     assert second.pruned == [first.version] and not first.folder.exists()
-    kept = second.snapshot.folder / "parquet/marts.fct_messages.parquet"
+    kept = second.snapshot.folder / "parquet/marts.fct_conversations/conversation_date=2026-11-18/part0.parquet"
     assert kept.read_bytes() == content and kept.stat().st_nlink == 1
     _assert_snapshot_equals_warehouse(database, second.snapshot)
+
 
 def test_failed_publish_leaves_the_current_snapshot_untouched(setup):
     database, serving_dir = setup
@@ -326,17 +383,31 @@ def test_keeps_the_newest_n_versions(setup, monkeypatch):
     versions = []
     for index, day in enumerate(["2026-11-21", "2026-11-22", "2026-11-23"]):
         _add_day(database, day)
-        versions.append(_publish(database, serving_dir, now=_clock(PUBLISHED_AT + dt.timedelta(hours=index))).snapshot.version)
+        versions.append(_publish(database, serving_dir, large=LARGE, **_later(index)).snapshot.version)
     assert serving.list_versions(serving_dir) == versions[1:]
     assert serving.current_snapshot(serving_dir).version == versions[-1]
 
-def test_keep_setting_is_checked(monkeypatch):
+
+def test_settings_are_checked(monkeypatch):
     monkeypatch.setenv(serving.KEEP_ENV, "zero")
     with pytest.raises(ValueError, match="CONVO_SERVING_KEEP='zero' is not a whole number"):
         serving.keep_versions()
     monkeypatch.setenv(serving.KEEP_ENV, "0")
     with pytest.raises(ValueError, match="keep at least 1"):
         serving.keep_versions()
+    monkeypatch.setenv(serving.PARQUET_ROWS_ENV, "lots")
+    with pytest.raises(ValueError, match="CONVO_SERVING_PARQUET_ROWS='lots' is not a whole number"):
+        serving.parquet_rows()
+    monkeypatch.setenv(serving.PARQUET_ROWS_ENV, "5000")
+    assert serving.parquet_rows() == 5000
+
+
+def test_the_threshold_comes_from_the_environment(setup, monkeypatch):
+    database, serving_dir = setup
+    monkeypatch.setenv(serving.PARQUET_ROWS_ENV, "3")
+    snapshot = _publish(database, serving_dir).snapshot
+    partitioned = {table: entry["partition_by"] for table, entry in snapshot.tables.items()}
+    assert partitioned["marts.fct_conversations"] == "conversation_date" and partitioned["marts.metrics_hourly"] is None
 
 def test_no_snapshot_yet_says_how_to_make_one(tmp_path):
     with pytest.raises(serving.SnapshotNotFoundError, match="convo-warehouse run"):

@@ -9,12 +9,20 @@ a new *version* folder beside the current one, then switches a pointer::
         current -> versions/<version>   symlink, replaced atomically (rename)
         versions/<version>/
             warehouse.duckdb            every served table, same schema.table names as the warehouse
-            parquet/<schema>.<table>.parquet
-            manifest.json               run id, published_at, newest event, row counts, test status
+            parquet/<schema>.<table>.parquet                    a table in one file
+            parquet/<schema>.<table>/<day column>=<day>/part0.parquet   a large table, one folder per day
+            manifest.json               run id, published_at, newest event, tables, files written and linked
 
-A table whose content did not change since the previous version is not copied
-again: its Parquet file is a hard link to the previous version's (a copy where
-the file system refuses links). Tables are compared by a content hash.
+A version costs what changed, not what is stored:
+
+- A *large* table (``CONVO_SERVING_PARQUET_ROWS`` rows or more) with a day
+  column (``DAY_COLUMNS``) is written as Parquet partitioned by day; other
+  tables as one Parquet file each. The DuckDB file holds every table.
+- A file whose content did not change since the previous version is a hard
+  link to the previous version's file (a copy where the file system refuses
+  links), so a new day writes the partitions of that day and links the rest.
+- What changed is found by a content hash of every table, partition by
+  partition, compared with the previous version's manifest.
 
 A version folder is written completely (under a hidden ``.partial`` name)
 before it is renamed into place and before the pointer moves, so a reader sees
@@ -47,6 +55,8 @@ from convo_warehouse.lib.warehouse import warehouse_path
 SERVING_DIR_ENV = "CONVO_SERVING_DIR"
 KEEP_ENV = "CONVO_SERVING_KEEP"
 DEFAULT_KEEP = 5
+PARQUET_ROWS_ENV = "CONVO_SERVING_PARQUET_ROWS"
+DEFAULT_PARQUET_ROWS = 100_000
 
 CURRENT_LINK = "current"
 VERSIONS_DIR = "versions"
@@ -54,6 +64,8 @@ DATABASE_FILE = "warehouse.duckdb"
 MANIFEST_FILE = "manifest.json"
 PARQUET_DIR = "parquet"
 PARTIAL_SUFFIX = ".partial"
+# DuckDB's (and Hive's) folder name for the rows whose partition value is null.
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
 # What is served: every table and view of these schemas...
 SERVED_SCHEMAS = ("marts",)
@@ -63,6 +75,32 @@ SERVED_EXTRA_TABLES: dict[str, str] = {
     "audit.reconciliation": "*",
     "quarantine.rejected_events": "load_id, source_file, row_number, reason, reason_detail",
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class DayColumn:
+    """What a large table is partitioned by: a day column, or the day of a timestamp column."""
+
+    key: str  # the partition folder's name, ``<key>=<day>``
+    source: str  # the table's column it comes from
+    source_type: str
+
+    @property
+    def derived(self) -> bool:
+        """Whether the key is computed (the day of a timestamp) rather than a column of the table."""
+        return self.key != self.source
+
+    @property
+    def expression(self) -> str:
+        return f"cast({ident(self.source)} as date)" if self.derived else ident(self.source)
+
+
+# The first of these a table has (with this type) partitions it by day.
+DAY_COLUMNS = (
+    DayColumn(key="conversation_date", source="conversation_date", source_type="DATE"),
+    DayColumn(key="metric_date", source="metric_date", source_type="DATE"),
+    DayColumn(key="metric_hour_date", source="metric_hour", source_type="TIMESTAMP"),
+)
 
 
 class SnapshotNotFoundError(FileNotFoundError):
@@ -85,7 +123,7 @@ class Snapshot:
         return self.folder / DATABASE_FILE
 
     def parquet(self, table: str) -> Path:
-        """The Parquet file of ``schema.table`` (or a bare mart name)."""
+        """The Parquet of ``schema.table`` (or a bare mart name): a file, or a folder of day partitions."""
         return self.folder / self.tables[qualified(table)]["parquet"]
 
     @property
@@ -114,6 +152,7 @@ class ServedTable:
     selection: str  # "*" or the served column list (SERVED_EXTRA_TABLES)
     all_columns: tuple[tuple[str, str], ...]  # every column of the warehouse table: (name, type)
     columns: tuple[tuple[str, str], ...]  # the served ones
+    day: DayColumn | None  # what partitions its Parquet by day when it is large
 
     @property
     def column_list(self) -> str:
@@ -144,18 +183,29 @@ def serving_path(explicit: str | os.PathLike | None = None, warehouse: Path | No
     return (warehouse or warehouse_path()).parent / "serving"
 
 
+def _positive_setting(name: str, default: int, meaning: str, example: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a whole number ({meaning}, e.g. {example})") from None
+    if number < 1:
+        raise ValueError(f"{name}={value!r}: it must be at least 1 ({meaning})")
+    return number
+
+
 def keep_versions() -> int:
     """How many versions to keep: ``CONVO_SERVING_KEEP`` (at least 1), default 5."""
-    value = os.environ.get(KEEP_ENV)
-    if not value:
-        return DEFAULT_KEEP
-    try:
-        keep = int(value)
-    except ValueError:
-        raise ValueError(f"{KEEP_ENV}={value!r} is not a whole number (how many snapshots to keep, e.g. 5)") from None
-    if keep < 1:
-        raise ValueError(f"{KEEP_ENV}={value!r}: keep at least 1 snapshot")
-    return keep
+    return _positive_setting(KEEP_ENV, DEFAULT_KEEP, "how many snapshots to keep; keep at least 1", 5)
+
+
+def parquet_rows() -> int:
+    """From how many rows a table's Parquet is partitioned by day: ``CONVO_SERVING_PARQUET_ROWS``, default 100,000."""
+    return _positive_setting(
+        PARQUET_ROWS_ENV, DEFAULT_PARQUET_ROWS, "from how many rows a table's Parquet is partitioned by day", 100_000
+    )
 
 
 def current_snapshot(serving_dir: Path) -> Snapshot:
@@ -182,6 +232,11 @@ def list_versions(serving_dir: Path) -> list[str]:
         and not entry.name.startswith(".")
         and (entry / MANIFEST_FILE).exists()
     )
+
+
+def _day_column(columns: Sequence[tuple[str, str]]) -> DayColumn | None:
+    types = dict(columns)
+    return next((day for day in DAY_COLUMNS if types.get(day.source) == day.source_type), None)
 
 
 def served_tables(con: duckdb.DuckDBPyConnection) -> list[ServedTable]:
@@ -211,7 +266,7 @@ def served_tables(con: duckdb.DuckDBPyConnection) -> list[ServedTable]:
         selection = SERVED_EXTRA_TABLES.get(name, "*")
         wanted = None if selection == "*" else {column.strip() for column in selection.split(",")}
         served = tuple(column for column in all_columns if wanted is None or column[0] in wanted)
-        tables.append(ServedTable(name, selection, all_columns, served))
+        tables.append(ServedTable(name, selection, all_columns, served, _day_column(served)))
     return tables
 
 
@@ -241,45 +296,130 @@ def _fingerprint(tables: Iterable[tuple[ServedTable, int, int]]) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Planning: which tables changed, which files to link from the previous version
+# Planning: what each table's files are in the new version, and which to write
 # ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Read:
+    """What to read (count and hash) of one table: the whole table, or each of its partitions."""
+
+    table: ServedTable
+    day: DayColumn | None  # None: the table as one part
+
+
+@dataclasses.dataclass
+class _Part:
+    """One Parquet file set: a day partition of a partitioned table, or a whole table."""
+
+    rows: int
+    content: int
+    reuse: list[Path] | None = None  # the previous version's files to link; None: write from the warehouse
+    files: list[str] = dataclasses.field(default_factory=list)  # relative to the version folder, once placed
 
 
 @dataclasses.dataclass
 class _TablePlan:
     table: ServedTable
     rows: int
-    content: int
-    reuse: Path | None = None  # the previous version's Parquet file to link; None: write from the warehouse
+    day: DayColumn | None  # partitioned by it, or one file
+    previous: dict | None  # the previous version's entry, when its files can be reused
+    read: _Read | None = None  # what must be read from the warehouse to settle the plan
+    parts: dict[str, _Part] = dataclasses.field(default_factory=dict)  # partition value (one file: "") -> part
+
+    @property
+    def content(self) -> int:
+        return sum(part.content for part in self.parts.values())
+
+    @property
+    def parquet(self) -> str:
+        name = self.table.name if self.day else f"{self.table.name}.parquet"
+        return f"{PARQUET_DIR}/{name}"
 
 
-def _content_sums(con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTable]) -> dict[str, tuple[int, int]]:
-    """Rows and content hash of every table, in one query."""
-    selects = " union all ".join(
-        f"select {literal(table.name)}, count(*), {_content_sum(table)} from {table.name}" for table in tables
+def _row_counts(con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTable]) -> dict[str, int]:
+    """Every table's row count, in one query."""
+    counts = " union all ".join(f"select {literal(table.name)}, count(*) from {table.name}" for table in tables)
+    return dict(con.execute(counts).fetchall())
+
+
+def _read_contents(
+    con: duckdb.DuckDBPyConnection, reads: Sequence[_Read]
+) -> dict[str, dict[str, tuple[int, int]]]:
+    """Rows and content hash per part (partition value, or "" for a whole table), of every read, in one query."""
+    selects = []
+    for read in reads:
+        key = "''" if read.day is None else f"coalesce(cast({read.day.expression} as varchar), '{NULL_PARTITION}')"
+        selects.append(
+            f"select {literal(read.table.name)}, {key}, count(*), {_content_sum(read.table)} "
+            f"from {read.table.name} group by all"
+        )
+    found: dict[str, dict[str, tuple[int, int]]] = {read.table.name: {} for read in reads}
+    if selects:
+        for table, key, rows, content in con.execute(" union all ".join(selects)).fetchall():
+            found[table][key] = (rows, int(content))
+    return found
+
+
+def _previous_files(previous_folder: Path | None, entry: dict | None, key: str) -> list[Path] | None:
+    """The previous version's files of one part, when they all still exist."""
+    if previous_folder is None or entry is None:
+        return None
+    names = entry["partitions"][key]["files"] if key else [entry["parquet"]]
+    paths = [previous_folder / name for name in names]
+    return paths if paths and all(path.is_file() for path in paths) else None
+
+
+def _comparable(entry: dict | None, table: ServedTable, day: DayColumn | None) -> dict | None:
+    """The previous entry when its files can be reused: same columns, same partitioning."""
+    if entry is None or "content_hash" not in entry:
+        return None
+    same = (
+        entry.get("columns") == [list(column) for column in table.columns]
+        and entry.get("partition_by") == (day.key if day else None)
     )
-    return {name: (rows, int(content)) for name, rows, content in con.execute(selects).fetchall()}
+    return entry if same else None
+
+
+def _start(table: ServedTable, rows: int, previous: Snapshot | None, large: int) -> _TablePlan:
+    """How the table is stored in the new version, and what must be read of it to know what changed."""
+    entry = previous.tables.get(table.name) if previous else None
+    # Once partitioned, a table stays so while it has rows (no flip-flop around the threshold).
+    partitioned = rows > 0 and (rows >= large or (entry or {}).get("partition_by") is not None)
+    day = table.day if partitioned else None
+    comparable = _comparable(entry, table, day)
+    return _TablePlan(table, rows, day, comparable, _Read(table, day))
+
+
+def _settle(plan: _TablePlan, found: dict[str, tuple[int, int]], previous_folder: Path | None) -> None:
+    """Decide every part: link it from the previous version when its content is the same, or write it."""
+    previous = plan.previous
+    if plan.day is None:
+        rows, content = found.get("", (0, 0))
+        same = previous is not None and int(previous["content_hash"]) == content and previous["rows"] == rows
+        plan.parts = {"": _Part(rows, content, _previous_files(previous_folder, previous, "") if same else None)}
+        return
+    old_parts = previous["partitions"] if previous else {}
+    plan.parts = {}
+    for key, (rows, content) in found.items():
+        old = old_parts.get(key)
+        same = old is not None and int(old["content_hash"]) == content and old["rows"] == rows
+        plan.parts[key] = _Part(rows, content, _previous_files(previous_folder, previous, key) if same else None)
 
 
 def _plan(
-    con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTable], previous: Snapshot | None
+    con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTable], previous: Snapshot | None, large: int
 ) -> list[_TablePlan]:
-    """Every table's rows and content hash, and the previous version's file when the content is the same."""
-    contents = _content_sums(con, tables)
-    plans = []
-    for table in tables:
-        rows, content = contents[table.name]
-        plan = _TablePlan(table, rows, content)
-        entry = previous.tables.get(table.name) if previous else None
-        same = (
-            entry is not None
-            and entry.get("content_hash") == str(content)
-            and entry.get("rows") == rows
-            and entry.get("columns") == [list(column) for column in table.columns]
-        )
-        if same and (previous.folder / entry["parquet"]).is_file():
-            plan.reuse = previous.folder / entry["parquet"]
-        plans.append(plan)
+    """Every table's files in the new version, and which of them can be linked from the previous one.
+
+    Every table is read (counted and hashed, per partition) in one query.
+    """
+    counts = _row_counts(con, tables)
+    plans = [_start(table, counts[table.name], previous, large) for table in tables]
+    found = _read_contents(con, [plan.read for plan in plans])
+    previous_folder = previous.folder if previous else None
+    for plan in plans:
+        _settle(plan, found[plan.table.name], previous_folder)
     return plans
 
 
@@ -309,13 +449,56 @@ def _link_or_copy(source: Path, target: Path, counts: _FileCounts, fresh: list[P
         fresh.append(target)
 
 
-def _write_parquet(
+def _write_partitions(
     con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, counts: _FileCounts, fresh: list[Path]
-) -> str:
-    """The table's Parquet file, written from the warehouse or linked from the previous version."""
-    name = f"{PARQUET_DIR}/{plan.table.name}.parquet"
-    target = folder / name
-    if plan.reuse is None:
+) -> None:
+    """Write the changed day partitions from the warehouse (one COPY), link the others."""
+    table, day = plan.table, plan.day
+    target = folder / plan.parquet
+    to_write = sorted(key for key, part in plan.parts.items() if part.reuse is None)
+    if to_write:
+        # Named parameters: DuckDB 1.5 fails on a positional one for the target after another.
+        where, params = "", {"target": str(target)}
+        if len(to_write) < len(plan.parts):
+            where = f"where list_contains(cast($days as date[]), {day.expression})"
+            if NULL_PARTITION in to_write:
+                where += f" or {day.expression} is null"
+            params["days"] = [dt.date.fromisoformat(key) for key in to_write if key != NULL_PARTITION]
+        columns = [ident(column) for column, _ in table.columns if day.derived or column != day.source]
+        con.execute(
+            f"""
+            copy (
+                select {", ".join(columns)}, {day.expression} as {ident(day.key)}
+                from {table.name}
+                {where}
+            ) to $target (format parquet, compression zstd, partition_by ({ident(day.key)}), filename_pattern 'part{{i}}')
+            """,
+            params,
+        )
+        written = sorted(path.name.split("=", 1)[1] for path in target.iterdir())
+        if written != to_write:
+            raise RuntimeError(
+                f"publishing {table.name}: DuckDB wrote the partitions {written[:5]}..., expected {to_write[:5]}..."
+            )
+    for key, part in sorted(plan.parts.items()):
+        partition = target / f"{day.key}={key}"
+        if part.reuse is None:
+            paths = sorted(partition.iterdir())
+            counts.written += len(paths)
+            fresh.extend(paths)
+        else:
+            paths = [partition / source.name for source in part.reuse]
+            for source, path in zip(part.reuse, paths, strict=True):
+                _link_or_copy(source, path, counts, fresh)
+        part.files = [str(path.relative_to(folder)) for path in paths]
+
+
+def _write_one_file(
+    con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, counts: _FileCounts, fresh: list[Path]
+) -> None:
+    target = folder / plan.parquet
+    [part] = plan.parts.values()
+    if part.reuse is None:
         con.execute(
             f"copy (select {plan.table.column_list} from {plan.table.name}) to $target (format parquet, compression zstd)",
             {"target": str(target)},
@@ -323,8 +506,8 @@ def _write_parquet(
         counts.written += 1
         fresh.append(target)
     else:
-        _link_or_copy(plan.reuse, target, counts, fresh)
-    return name
+        _link_or_copy(part.reuse[0], target, counts, fresh)
+    part.files = [plan.parquet]
 
 
 def _write_database(con: duckdb.DuckDBPyConnection, folder: Path, plans: Sequence[_TablePlan]) -> None:
@@ -339,6 +522,22 @@ def _write_database(con: duckdb.DuckDBPyConnection, folder: Path, plans: Sequenc
         con.execute(f"checkpoint {catalog}")
     finally:
         con.execute(f"detach {catalog}")
+
+
+def _manifest_entry(plan: _TablePlan) -> dict:
+    entry = {
+        "rows": plan.rows,
+        "parquet": plan.parquet,
+        "partition_by": plan.day.key if plan.day else None,
+        "columns": [list(column) for column in plan.table.columns],
+        "content_hash": str(plan.content),
+    }
+    if plan.day is not None:
+        entry["partitions"] = {
+            key: {"rows": part.rows, "content_hash": str(part.content), "files": part.files}
+            for key, part in sorted(plan.parts.items())
+        }
+    return entry
 
 
 def _fsync_one(path: Path) -> None:
@@ -367,16 +566,14 @@ def _write_version(
     counts, fresh = _FileCounts(), []
     for plan in plans:
         progress(f"publishing {plan.table.name}")
-        parquet = _write_parquet(con, plan, folder, counts, fresh)
-        manifest["tables"][plan.table.name] = {
-            "rows": plan.rows,
-            "parquet": parquet,
-            "columns": [list(column) for column in plan.table.columns],
-            "content_hash": str(plan.content),
-        }
-    manifest["files"] = dataclasses.asdict(counts)
+        if plan.day is not None:
+            _write_partitions(con, plan, folder, counts, fresh)
+        else:
+            _write_one_file(con, plan, folder, counts, fresh)
     progress(f"writing {DATABASE_FILE}")
     _write_database(con, folder, plans)
+    manifest["tables"] = {plan.table.name: _manifest_entry(plan) for plan in plans}
+    manifest["files"] = dataclasses.asdict(counts)
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     # Linked files are already on disk; the new ones and every folder's entries are not.
     _fsync([*fresh, folder / DATABASE_FILE, folder / MANIFEST_FILE])
@@ -433,17 +630,20 @@ def publish(
     run_id: str,
     tests: dict,
     keep: int | None = None,
+    large: int | None = None,
     progress: Callable[[str], None] = lambda message: None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> PublishResult:
     """Publish the served tables of the warehouse ``con`` as a new snapshot version.
 
-    ``tests`` is the run's test status, copied into the manifest. When the
-    data equals the current snapshot's, nothing is written and the current
-    snapshot is returned (``created`` false). The caller holds the writer lock,
-    so no two publishes run at once.
+    ``tests`` is the run's test status, copied into the manifest. ``large``
+    (default ``CONVO_SERVING_PARQUET_ROWS``) is the row count from which a
+    table's Parquet is partitioned by day. When the data equals the current snapshot's,
+    nothing is written and the current snapshot is returned (``created``
+    false). The caller holds the writer lock, so no two publishes run at once.
     """
     keep = keep_versions() if keep is None else keep
+    large = parquet_rows() if large is None else large
     tables = served_tables(con)
     if not tables:
         raise RuntimeError(
@@ -455,7 +655,7 @@ def publish(
     except SnapshotNotFoundError:
         previous = None
     progress(f"comparing {len(tables)} tables with the current snapshot")
-    plans = _plan(con, tables, previous)
+    plans = _plan(con, tables, previous, large)
     content = _fingerprint((plan.table, plan.rows, plan.content) for plan in plans)
     if previous is not None and previous.manifest.get("fingerprint") == content:
         return PublishResult(snapshot=previous, created=False, pruned=[])
