@@ -1,7 +1,8 @@
-"""Publishing the snapshot (lib/serving.py) on a small hand-made warehouse: what is served,
-large tables' Parquet partitioned by day, files reused between versions as hard links (copies
-where links are refused), atomic switch, readers keep their view, a failed publish changes
-nothing, no-op, pruning, busy errors that name the holder, and `convo-warehouse export`."""
+"""Publishing the snapshot (lib/serving.py) on a small hand-made warehouse: what is served, the
+layout (small tables in the DuckDB file, large ones as day-partitioned Parquet behind views),
+files reused between versions as hard links, atomic switch, readers keep their version, a failed
+publish changes nothing, no-op, pruning, BI readers, busy errors that name the holder, and
+`convo-warehouse export`."""
 from __future__ import annotations
 
 import datetime as dt
@@ -178,7 +179,8 @@ def test_publish_writes_duckdb_parquet_and_manifest(setup):
     assert manifest["tests"] == {"status": "passed"}
     assert manifest["tables"]["marts.metrics_daily"]["rows"] == 3
     assert manifest["tables"]["marts.conversations_per_day"]["rows"] == 2
-    assert manifest["files"] == {"written": 7, "linked": 0, "copied": 0}
+    # Small tables (all of them, below the default threshold) are held in the DuckDB file.
+    assert {entry["storage"] for entry in manifest["tables"].values()} == {"duckdb"}
     # The DuckDB file has the same schema.table names as the warehouse.
     con = snapshot.connect()
     try:
@@ -186,23 +188,25 @@ def test_publish_writes_duckdb_parquet_and_manifest(setup):
         columns = [row[0] for row in con.execute("describe quarantine.rejected_events").fetchall()]
         assert "raw_text" not in columns and "reason" in columns
         assert con.execute("select count(*) from information_schema.tables where table_schema = 'staging'").fetchone()[0] == 0
+        assert con.execute("select count(*) from information_schema.tables where table_type = 'VIEW'").fetchone()[0] == 0
     finally:
         con.close()
-    # One Parquet file per table, with the same rows.
+    # One Parquet file per small table, with the same rows.
     parquet = pq.read_table(snapshot.parquet("metrics_daily"))
     assert parquet.num_rows == 3
     assert sorted(parquet.column("value").to_pylist()) == [0.5, 1.0, 1.0]
     assert snapshot.parquet("metrics_daily").name == "marts.metrics_daily.parquet"
     _assert_snapshot_equals_warehouse(database, snapshot)
 
-def test_large_tables_are_written_as_parquet_partitioned_by_day(setup):
+def test_large_tables_are_served_from_parquet_partitioned_by_day(setup):
     database, serving_dir = setup
     _add_conversation(database, "c-undated", None)  # a row without a day: its own partition
     snapshot = _publish(database, serving_dir, large=LARGE).snapshot
     tables = snapshot.tables
 
     conversations = tables["marts.fct_conversations"]
-    assert (conversations["partition_by"], conversations["parquet"]) == ("conversation_date", "parquet/marts.fct_conversations")
+    assert (conversations["storage"], conversations["partition_by"]) == ("parquet", "conversation_date")
+    assert conversations["parquet"] == "parquet/marts.fct_conversations"
     assert sorted(conversations["partitions"]) == ["2026-11-18", "2026-11-19", "__HIVE_DEFAULT_PARTITION__"]
     assert conversations["partitions"]["2026-11-19"]["rows"] == 2
     assert conversations["partitions"]["2026-11-19"]["files"] == [
@@ -213,11 +217,29 @@ def test_large_tables_are_written_as_parquet_partitioned_by_day(setup):
     # No date column, but a timestamp: partitioned by its day (a key of its own, not a column of the table).
     assert tables["marts.metrics_hourly"]["partition_by"] == "metric_hour_date"
     assert sorted(tables["marts.metrics_hourly"]["partitions"]) == ["2026-11-18", "2026-11-19"]
-    # No day column at all: one file.
+    # No day column at all: one file, still read through a view.
     messages = tables["marts.fct_messages"]
-    assert (messages["partition_by"], messages["parquet"]) == (None, "parquet/marts.fct_messages.parquet")
-    # The DuckDB file still holds every table, equal to the warehouse's.
+    assert (messages["storage"], messages["partition_by"], messages["parquet"]) == (
+        "parquet", None, "parquet/marts.fct_messages.parquet"
+    )
+    # One row: below the threshold, held in the DuckDB file.
+    assert tables["audit.reconciliation"]["storage"] == "duckdb"
+
+    con = snapshot.connect()
+    try:
+        kinds = dict(con.execute(
+            "select table_schema || '.' || table_name, table_type from information_schema.tables"
+        ).fetchall())
+        views = con.execute("select sql from duckdb_views() where not internal").fetchall()
+    finally:
+        con.close()
+    assert kinds["marts.fct_conversations"] == "VIEW" and kinds["marts.fct_messages"] == "VIEW"
+    assert kinds["audit.reconciliation"] == "BASE TABLE"
+    # The views read this version's own files, by absolute path.
+    assert all(str(snapshot.folder / "parquet") in sql for (sql,) in views)
+    # Same columns, types (the day comes back a DATE) and rows as the warehouse, table by table.
     _assert_snapshot_equals_warehouse(database, snapshot)
+
 
 def test_parquet_readers_read_the_day_partitions(setup):
     database, serving_dir = setup
@@ -232,6 +254,65 @@ def test_parquet_readers_read_the_day_partitions(setup):
     assert sorted(str(day) for day in table.column("conversation_date").to_pylist()) == [
         "2026-11-18", "2026-11-19", "2026-11-19"
     ]
+
+
+_READ_EVERY_TABLE = textwrap.dedent(
+    """
+    import json, sys, duckdb
+    path, tables = sys.argv[1], json.loads(sys.argv[2])
+    direct = duckdb.connect(path, read_only=True)
+    attached = duckdb.connect()
+    attached.execute("attach '" + path.replace("'", "''") + "' as snapshot (read_only)")
+    counts = {
+        table: [
+            direct.execute(f"select count(*) from {table}").fetchone()[0],
+            attached.execute(f"select count(*) from snapshot.{table}").fetchone()[0],
+        ]
+        for table in tables
+    }
+    print(json.dumps(counts))
+    """
+)
+
+
+def test_readers_in_another_process_and_folder_read_every_table(setup, tmp_path):
+    """A reader elsewhere (another working directory), opening the file or ATTACHing it read-only."""
+    database, serving_dir = setup
+    snapshot = _publish(database, serving_dir, large=LARGE).snapshot
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", _READ_EVERY_TABLE, str(serving_dir / "current" / "warehouse.duckdb"),
+         json.dumps(sorted(snapshot.tables))],
+        cwd=elsewhere, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    counts = json.loads(result.stdout)
+    assert counts == {table: [entry["rows"]] * 2 for table, entry in snapshot.tables.items()}
+
+
+def test_relative_parquet_paths_would_follow_the_readers_folder(tmp_path, monkeypatch):
+    """Why the views name their files by absolute path: DuckDB resolves a relative path in a view
+    against the reading process's working directory, not against the DuckDB file's folder."""
+    folder = tmp_path / "version"
+    folder.mkdir()
+    monkeypatch.chdir(folder)  # the relative view binds (reads the file) when it is created
+    con = duckdb.connect(str(folder / "warehouse.duckdb"))
+    con.execute("copy (select 1 as x) to 'x.parquet' (format parquet)")
+    con.execute("create view relative_view as select * from read_parquet('x.parquet')")
+    con.execute(f"create view absolute_view as select * from read_parquet({serving.literal(folder / 'x.parquet')})")
+    con.close()
+    script = (
+        "import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
+        "print(con.execute('select count(*) from absolute_view').fetchone()[0]); "
+        "print(con.execute('select count(*) from relative_view').fetchone()[0])"
+    )
+    elsewhere = subprocess.run([sys.executable, "-c", script, str(folder / "warehouse.duckdb")],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert elsewhere.stdout.split() == ["1"] and "No files found" in elsewhere.stderr
+    inside = subprocess.run([sys.executable, "-c", script, str(folder / "warehouse.duckdb")],
+                            cwd=folder, capture_output=True, text=True, timeout=60)
+    assert inside.stdout.split() == ["1", "1"]
 
 
 # ---------------------------------------------------------------------------
@@ -276,16 +357,17 @@ def test_files_are_copied_where_links_are_refused(setup, monkeypatch):
     assert second.manifest["files"] == {"written": 2, "linked": 0, "copied": len(before)}
     _assert_snapshot_equals_warehouse(database, second)
 
-def test_a_partitioned_table_stays_so_while_it_has_rows(setup):
+def test_a_table_served_from_parquet_stays_so_while_it_has_rows(setup):
     database, serving_dir = setup
     first = _publish(database, serving_dir, large=3).snapshot
-    assert first.tables["marts.fct_conversations"]["partition_by"] == "conversation_date"  # 3 rows
+    assert first.tables["marts.fct_conversations"]["storage"] == "parquet"  # 3 rows
     _sql(database, "delete from marts.fct_conversations where conversation_id = 'c3'")
     second = _publish(database, serving_dir, large=3, **_later(1)).snapshot
-    assert second.tables["marts.fct_conversations"]["partition_by"] == "conversation_date"  # 2 rows, no flip
+    assert second.tables["marts.fct_conversations"]["storage"] == "parquet"  # 2 rows, no flip to the DuckDB file
     _sql(database, "delete from marts.fct_conversations")
     third = _publish(database, serving_dir, large=3, **_later(2)).snapshot
-    assert third.tables["marts.fct_conversations"]["partition_by"] is None  # no rows: one (empty) file
+    # No rows, no files to read: held in the DuckDB file.
+    assert third.tables["marts.fct_conversations"]["storage"] == "duckdb"
     _assert_snapshot_equals_warehouse(database, third)
 
 # ---------------------------------------------------------------------------
@@ -293,21 +375,22 @@ def test_a_partitioned_table_stays_so_while_it_has_rows(setup):
 # ---------------------------------------------------------------------------
 
 
-def test_reader_opened_before_a_publish_keeps_its_view(setup):
+def test_reader_opened_before_a_publish_keeps_its_version_until_it_closes(setup):
     database, serving_dir = setup
-    _publish(database, serving_dir, keep=1)
+    first = _publish(database, serving_dir, keep=1, large=LARGE).snapshot
     # A reader opens the snapshot as a BI tool does: through the stable `current` path.
     reader = duckdb.connect(str(serving_dir / "current" / "warehouse.duckdb"), read_only=True)
     try:
-        before = reader.execute("select count(*), sum(value) from marts.metrics_daily").fetchall()
+        before = {table: _content(reader, table) for table in first.tables}
         _add_day(database, "2026-11-20")
-        second = _publish(database, serving_dir, keep=1, now=_clock(PUBLISHED_AT + dt.timedelta(hours=1)))
+        _add_conversation(database, "c4", "2026-11-20")
+        second = _publish(database, serving_dir, keep=1, large=LARGE, **_later(1))
         assert second.created
-        # keep=1 pruned the reader's version folder; the open file stays readable and unchanged.
-        assert len(second.pruned) == 1
-        assert serving.list_versions(serving_dir) == [second.snapshot.version]
-        assert reader.execute("select count(*), sum(value) from marts.metrics_daily").fetchall() == before == [(3, 2.5)]
-        assert reader.execute("select count(*) from marts.conversations_per_day").fetchone()[0] == 2
+        # keep=1, but the reader holds the old version open: its views read that version's
+        # Parquet files, so it is kept, and it keeps reading what it read.
+        assert (second.pruned, second.held) == ([], [first.version])
+        assert {table: _content(reader, table) for table in first.tables} == before
+        assert reader.execute("select count(*), sum(value) from marts.metrics_daily").fetchall() == [(3, 2.5)]
     finally:
         reader.close()
     fresh = serving.current_snapshot(serving_dir).connect()
@@ -315,6 +398,24 @@ def test_reader_opened_before_a_publish_keeps_its_view(setup):
         assert fresh.execute("select count(*), sum(value) from marts.metrics_daily").fetchall() == [(4, 9.5)]
     finally:
         fresh.close()
+    # Closed: the next publish prunes it.
+    _add_day(database, "2026-11-21")
+    third = _publish(database, serving_dir, keep=1, large=LARGE, **_later(2))
+    assert third.pruned == [first.version, second.snapshot.version] and third.held == []
+    assert serving.list_versions(serving_dir) == [third.snapshot.version]
+    _assert_snapshot_equals_warehouse(database, third.snapshot)
+
+
+def test_a_version_held_by_another_process_is_not_pruned(setup, holder):
+    database, serving_dir = setup
+    first = _publish(database, serving_dir, keep=1, large=LARGE).snapshot
+    process = holder(first.database, "read")
+    assert [holder.pid for holder in lock_holders(first.database)] == [process.pid]
+    _add_day(database, "2026-11-20")
+    second = _publish(database, serving_dir, keep=1, large=LARGE, **_later(1))
+    assert (second.pruned, second.held) == ([], [first.version])
+    assert serving.list_versions(serving_dir) == [first.version, second.snapshot.version]
+
 
 def test_pruning_never_breaks_a_file_a_kept_version_links_to(setup):
     database, serving_dir = setup
@@ -331,7 +432,7 @@ def test_pruning_never_breaks_a_file_a_kept_version_links_to(setup):
 
 def test_failed_publish_leaves_the_current_snapshot_untouched(setup):
     database, serving_dir = setup
-    first = _publish(database, serving_dir)
+    first = _publish(database, serving_dir, large=LARGE)
     before = _tree_digest(serving_dir)
     _add_day(database, "2026-11-21")
     written: list[str] = []
@@ -343,7 +444,7 @@ def test_failed_publish_leaves_the_current_snapshot_untouched(setup):
             raise OSError("disk full (simulated) while publishing")
 
     with pytest.raises(OSError, match="disk full"):
-        _publish(database, serving_dir, progress=fail_on_third_table, **_later(2))
+        _publish(database, serving_dir, large=LARGE, progress=fail_on_third_table, **_later(2))
     assert len(written) == 3  # it failed half-way through writing the new version
     assert _tree_digest(serving_dir) == before  # no byte changed, no partial folder left
     assert serving.current_snapshot(serving_dir).version == first.snapshot.version
@@ -406,19 +507,29 @@ def test_the_threshold_comes_from_the_environment(setup, monkeypatch):
     database, serving_dir = setup
     monkeypatch.setenv(serving.PARQUET_ROWS_ENV, "3")
     snapshot = _publish(database, serving_dir).snapshot
-    partitioned = {table: entry["partition_by"] for table, entry in snapshot.tables.items()}
-    assert partitioned["marts.fct_conversations"] == "conversation_date" and partitioned["marts.metrics_hourly"] is None
+    storage = {table: entry["storage"] for table, entry in snapshot.tables.items()}
+    assert storage["marts.fct_conversations"] == "parquet" and storage["marts.metrics_hourly"] == "duckdb"
+
 
 def test_no_snapshot_yet_says_how_to_make_one(tmp_path):
     with pytest.raises(serving.SnapshotNotFoundError, match="convo-warehouse run"):
         serving.current_snapshot(tmp_path / "serving")
 
 
-def test_sqlalchemy_reads_the_snapshot_read_only(setup):
+def test_a_serving_folder_with_an_apostrophe_works(tmp_path):
+    database = tmp_path / "warehouse.duckdb"
+    _make_warehouse(database)
+    serving_dir = tmp_path / "o'brien's serving"
+    snapshot = _publish(database, serving_dir, large=LARGE).snapshot
+    _assert_snapshot_equals_warehouse(database, snapshot)
+
+
+@pytest.mark.parametrize("large", [None, LARGE])
+def test_sqlalchemy_reads_the_snapshot_read_only(setup, large):
     import sqlalchemy
 
     database, serving_dir = setup
-    _publish(database, serving_dir)
+    _publish(database, serving_dir, large=large)
     # The URL the README gives BI tools.
     engine = sqlalchemy.create_engine(
         f"duckdb:///{serving_dir / 'current' / 'warehouse.duckdb'}", connect_args={"read_only": True}
@@ -428,9 +539,15 @@ def test_sqlalchemy_reads_the_snapshot_read_only(setup):
             sqlalchemy.text("select value from marts.metrics_daily where metric_name = 'completion_rate'")
         ).scalar_one()
         assert value == 0.5
+        names = connection.execute(
+            sqlalchemy.text("select conversation_id from marts.fct_conversations where conversation_date = :day"),
+            {"day": dt.date(2026, 11, 19)},
+        ).scalars().all()
+        assert sorted(names) == ["c2", "c3"]
         with pytest.raises(sqlalchemy.exc.DBAPIError, match="read-only"):
-            connection.execute(sqlalchemy.text("delete from marts.metrics_daily"))
+            connection.execute(sqlalchemy.text("create table marts.scratch as select 1 as x"))
     engine.dispose()
+
 
 # ---------------------------------------------------------------------------
 # export
@@ -443,9 +560,10 @@ def _export(serving_dir: Path, *args: str):
     return CliRunner().invoke(export, ["--serving-dir", str(serving_dir), *args])
 
 
-def test_export_csv_since_a_day(setup, tmp_path):
+@pytest.mark.parametrize("large", [None, LARGE])
+def test_export_csv_since_a_day(setup, tmp_path, large):
     database, serving_dir = setup
-    _publish(database, serving_dir)
+    _publish(database, serving_dir, large=large)
     out = tmp_path / "out" / "metrics.csv"
     result = _export(serving_dir, "--table", "metrics_daily", "--since", "2026-11-19", "--format", "csv", "--out", str(out))
     assert result.exit_code == 0, result.output
@@ -453,6 +571,7 @@ def test_export_csv_since_a_day(setup, tmp_path):
     assert lines[0].replace('"', "") == "metric_date,metric_name,segment_type,segment_value,value"
     assert len(lines) == 3  # header + the two rows of 2026-11-19
     assert "wrote 2 rows of marts.metrics_daily" in result.output
+
 
 def test_export_parquet_of_a_schema_qualified_table(setup, tmp_path):
     database, serving_dir = setup
@@ -479,6 +598,22 @@ def test_export_since_needs_a_date_column(setup, tmp_path):
     result = _export(serving_dir, "--table", "audit.reconciliation", "--since", "2026-01-01", "--out", str(tmp_path / "r.csv"))
     assert result.exit_code != 0
     assert "has no date or timestamp column" in result.output
+
+
+@pytest.mark.parametrize("large", [None, LARGE])
+def test_export_reads_every_served_table(setup, tmp_path, large):
+    database, serving_dir = setup
+    snapshot = _publish(database, serving_dir, large=large).snapshot
+    warehouse = duckdb.connect(str(database), read_only=True)
+    try:
+        for table in snapshot.tables:
+            out = tmp_path / f"{table}.parquet"
+            result = _export(serving_dir, "--table", table, "--out", str(out))
+            assert result.exit_code == 0, result.output
+            exported = sorted((tuple(row.values()) for row in pq.read_table(out).to_pylist()), key=repr)
+            assert exported == _content(warehouse, table, _served_columns(table)), table
+    finally:
+        warehouse.close()
 
 
 def test_export_without_a_snapshot_says_how_to_make_one(tmp_path):

@@ -2,8 +2,8 @@
 
 DuckDB allows one writing process or many reading processes, never both, so
 dashboards, BI tools and analysts never open the warehouse the pipeline
-writes. After a successful run the publish step copies the served tables into
-a new *version* folder beside the current one, then switches a pointer::
+writes. After a successful run the publish step writes a new *version* folder
+beside the current one, then switches a pointer::
 
     <serving dir>/                      CONVO_SERVING_DIR, default: next to the warehouse, `serving/`
         current -> versions/<version>   symlink, replaced atomically (rename)
@@ -15,9 +15,11 @@ a new *version* folder beside the current one, then switches a pointer::
 
 A version costs what changed, not what is stored:
 
-- A *large* table (``CONVO_SERVING_PARQUET_ROWS`` rows or more) with a day
-  column (``DAY_COLUMNS``) is written as Parquet partitioned by day; other
-  tables as one Parquet file each. The DuckDB file holds every table.
+- A *large* table (``CONVO_SERVING_PARQUET_ROWS`` rows or more) is served from
+  Parquet: partitioned by day when it has a day column (``DAY_COLUMNS``), else
+  one file; the version's DuckDB file holds a view over its own Parquet files.
+  Small tables are held in the DuckDB file itself (and written to one Parquet
+  file for Parquet readers).
 - A file whose content did not change since the previous version is a hard
   link to the previous version's file (a copy where the file system refuses
   links), so a new day writes the partitions of that day and links the rest.
@@ -28,10 +30,10 @@ A version folder is written completely (under a hidden ``.partial`` name)
 before it is renamed into place and before the pointer moves, so a reader sees
 the old snapshot or the new one, never half of one. Nothing in a version
 folder changes after it is published. A reader that opened a snapshot keeps
-reading it after the pointer moves (even after its folder is pruned: the
-files stay readable until closed). The newest ``CONVO_SERVING_KEEP`` versions
-(default 5) are kept. Publishing data identical to the current snapshot's
-creates nothing.
+reading it after the pointer moves: pruning keeps the newest
+``CONVO_SERVING_KEEP`` versions (default 5) and never deletes a version whose
+DuckDB file a process holds open (its views read that version's Parquet
+files). Publishing data identical to the current snapshot's creates nothing.
 
 No Dagster here: the publish asset (``assets/serving.py``) calls ``publish``.
 """
@@ -45,12 +47,13 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import duckdb
 
-from convo_warehouse.lib.warehouse import warehouse_path
+from convo_warehouse.lib.warehouse import lock_holders, warehouse_path
 
 SERVING_DIR_ENV = "CONVO_SERVING_DIR"
 KEEP_ENV = "CONVO_SERVING_KEEP"
@@ -75,6 +78,9 @@ SERVED_EXTRA_TABLES: dict[str, str] = {
     "audit.reconciliation": "*",
     "quarantine.rejected_events": "load_id, source_file, row_number, reason, reason_detail",
 }
+
+STORED_IN_DUCKDB = "duckdb"
+STORED_IN_PARQUET = "parquet"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +148,7 @@ class PublishResult:
     snapshot: Snapshot
     created: bool  # false: the data equals the current snapshot's, nothing was written
     pruned: list[str]
+    held: list[str] = dataclasses.field(default_factory=list)  # old versions kept: a process has them open
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +159,7 @@ class ServedTable:
     selection: str  # "*" or the served column list (SERVED_EXTRA_TABLES)
     all_columns: tuple[tuple[str, str], ...]  # every column of the warehouse table: (name, type)
     columns: tuple[tuple[str, str], ...]  # the served ones
-    day: DayColumn | None  # what partitions its Parquet by day when it is large
+    day: DayColumn | None  # what partitions it by day when it is large
 
     @property
     def column_list(self) -> str:
@@ -170,7 +177,7 @@ def ident(name: str) -> str:
 
 
 def literal(text: str | os.PathLike) -> str:
-    """A quoted SQL string, for the places DuckDB takes no parameter (ATTACH)."""
+    """A quoted SQL string, for the places DuckDB takes no parameter (ATTACH, a view's body)."""
     return "'" + str(text).replace("'", "''") + "'"
 
 
@@ -202,9 +209,9 @@ def keep_versions() -> int:
 
 
 def parquet_rows() -> int:
-    """From how many rows a table's Parquet is partitioned by day: ``CONVO_SERVING_PARQUET_ROWS``, default 100,000."""
+    """From how many rows a table is served from Parquet: ``CONVO_SERVING_PARQUET_ROWS``, default 100,000."""
     return _positive_setting(
-        PARQUET_ROWS_ENV, DEFAULT_PARQUET_ROWS, "from how many rows a table's Parquet is partitioned by day", 100_000
+        PARQUET_ROWS_ENV, DEFAULT_PARQUET_ROWS, "from how many rows a table is served from Parquet files", 100_000
     )
 
 
@@ -229,6 +236,7 @@ def list_versions(serving_dir: Path) -> list[str]:
         entry.name
         for entry in versions.iterdir()
         if entry.is_dir()
+        and not entry.is_symlink()
         and not entry.name.startswith(".")
         and (entry / MANIFEST_FILE).exists()
     )
@@ -322,10 +330,13 @@ class _Part:
 class _TablePlan:
     table: ServedTable
     rows: int
+    storage: str
     day: DayColumn | None  # partitioned by it, or one file
+    previous_rows: int | None  # None: the previous version did not serve this table
     previous: dict | None  # the previous version's entry, when its files can be reused
     read: _Read | None = None  # what must be read from the warehouse to settle the plan
     parts: dict[str, _Part] = dataclasses.field(default_factory=dict)  # partition value (one file: "") -> part
+    removed: list[str] = dataclasses.field(default_factory=list)  # partitions gone since the previous version
 
     @property
     def content(self) -> int:
@@ -335,6 +346,15 @@ class _TablePlan:
     def parquet(self) -> str:
         name = self.table.name if self.day else f"{self.table.name}.parquet"
         return f"{PARQUET_DIR}/{name}"
+
+    def change(self) -> str:
+        """added, reused (every file linked), rewritten (every file written) or updated (some of each)."""
+        if self.previous_rows is None:
+            return "added"
+        reused = sum(part.reuse is not None for part in self.parts.values())
+        if reused == len(self.parts) and not self.removed:
+            return "reused"
+        return "rewritten" if reused == 0 else "updated"
 
 
 def _row_counts(con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTable]) -> dict[str, int]:
@@ -370,12 +390,13 @@ def _previous_files(previous_folder: Path | None, entry: dict | None, key: str) 
     return paths if paths and all(path.is_file() for path in paths) else None
 
 
-def _comparable(entry: dict | None, table: ServedTable, day: DayColumn | None) -> dict | None:
-    """The previous entry when its files can be reused: same columns, same partitioning."""
+def _comparable(entry: dict | None, table: ServedTable, storage: str, day: DayColumn | None) -> dict | None:
+    """The previous entry when its files can be reused: same columns, same storage, same partitioning."""
     if entry is None or "content_hash" not in entry:
         return None
     same = (
         entry.get("columns") == [list(column) for column in table.columns]
+        and entry.get("storage") == storage
         and entry.get("partition_by") == (day.key if day else None)
     )
     return entry if same else None
@@ -384,11 +405,12 @@ def _comparable(entry: dict | None, table: ServedTable, day: DayColumn | None) -
 def _start(table: ServedTable, rows: int, previous: Snapshot | None, large: int) -> _TablePlan:
     """How the table is stored in the new version, and what must be read of it to know what changed."""
     entry = previous.tables.get(table.name) if previous else None
-    # Once partitioned, a table stays so while it has rows (no flip-flop around the threshold).
-    partitioned = rows > 0 and (rows >= large or (entry or {}).get("partition_by") is not None)
-    day = table.day if partitioned else None
-    comparable = _comparable(entry, table, day)
-    return _TablePlan(table, rows, day, comparable, _Read(table, day))
+    # Once served from Parquet, a table stays so while it has rows (no flip-flop around the threshold).
+    from_parquet = rows > 0 and (rows >= large or (entry or {}).get("storage") == STORED_IN_PARQUET)
+    storage = STORED_IN_PARQUET if from_parquet else STORED_IN_DUCKDB
+    day = table.day if from_parquet else None
+    comparable = _comparable(entry, table, storage, day)
+    return _TablePlan(table, rows, storage, day, (entry or {}).get("rows"), comparable, _Read(table, day))
 
 
 def _settle(plan: _TablePlan, found: dict[str, tuple[int, int]], previous_folder: Path | None) -> None:
@@ -405,6 +427,7 @@ def _settle(plan: _TablePlan, found: dict[str, tuple[int, int]], previous_folder
         old = old_parts.get(key)
         same = old is not None and int(old["content_hash"]) == content and old["rows"] == rows
         plan.parts[key] = _Part(rows, content, _previous_files(previous_folder, previous, key) if same else None)
+    plan.removed = sorted(set(old_parts) - set(plan.parts))
 
 
 def _plan(
@@ -510,23 +533,100 @@ def _write_one_file(
     part.files = [plan.parquet]
 
 
-def _write_database(con: duckdb.DuckDBPyConnection, folder: Path, plans: Sequence[_TablePlan]) -> None:
-    """The version's DuckDB file: every served table, copied from the warehouse."""
+def _parquet_view(con: duckdb.DuckDBPyConnection, plan: _TablePlan, final: Path) -> str:
+    """SQL of the view that serves a Parquet-stored table, reading the version's files by absolute path.
+
+    A relative path would be resolved against each reader's working
+    directory, not the DuckDB file's folder, so it is absolute (the final
+    folder, which a reader resolves through ``current``). Columns are listed in
+    the table's order and cast where Parquet would give another type.
+    """
+    if plan.day is None:
+        source = f"read_parquet({literal(final / plan.parquet)})"
+    else:
+        pattern = final / plan.parquet / "*" / "*.parquet"
+        source = (
+            f"read_parquet({literal(pattern)}, hive_partitioning = true, "
+            f"hive_types = {{{literal(plan.day.key)}: 'DATE'}})"
+        )
+    read_types = dict(con.execute(f"select column_name, column_type from (describe select * from {source})").fetchall())
+    columns = [
+        ident(column) if read_types.get(column) == data_type else f"cast({ident(column)} as {data_type}) as {ident(column)}"
+        for column, data_type in plan.table.columns
+    ]
+    return f"select {', '.join(columns)} from {source}"
+
+
+def _served_objects(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, str]:
+    """``schema.name`` -> ``BASE TABLE`` or ``VIEW``, for every table and view of an attached database."""
+    return {
+        f"{schema}.{name}": kind
+        for schema, name, kind in con.execute(
+            "select table_schema, table_name, table_type from information_schema.tables where table_catalog = ?",
+            [catalog],
+        ).fetchall()
+    }
+
+
+def _write_database(
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    final: Path,
+    plans: Sequence[_TablePlan],
+    previous: Snapshot | None,
+    progress: Callable[[str], None],
+) -> None:
+    """The version's DuckDB file: small tables held in it, views over the Parquet files of the large ones.
+
+    It starts as a copy of the previous version's file (never a link: it is
+    changed), so a small table that did not change is not copied again from
+    the warehouse; the others are replaced, and every view is created anew to
+    read this version's files.
+
+    DuckDB binds a view when it is created, so the Parquet files must be
+    readable at the final path by then: a temporary symlink
+    ``versions/<version> -> .<version>.partial`` stands in for the folder while
+    the views are created, and is removed before the folder is renamed there.
+    """
+    database = folder / DATABASE_FILE
     catalog = "served_snapshot"
-    con.execute(f"attach {literal(folder / DATABASE_FILE)} as {catalog}")
+    final.symlink_to(folder.name)
     try:
-        for schema in sorted({plan.table.name.split(".")[0] for plan in plans}):
-            con.execute(f"create schema {catalog}.{schema}")
-        for plan in plans:
-            con.execute(f"create table {catalog}.{plan.table.name} as select {plan.table.column_list} from {plan.table.name}")
-        con.execute(f"checkpoint {catalog}")
+        progress(f"writing {DATABASE_FILE}")
+        if previous is not None and all("storage" in entry for entry in previous.tables.values()):
+            # Copied by a child process: closing a descriptor of the file here would drop every POSIX
+            # lock this process holds on it, such as a reader's DuckDB lock, which pruning looks for.
+            subprocess.run(["cp", str(previous.database), str(database)], check=True, capture_output=True, text=True)
+        con.execute(f"attach {literal(database)} as {catalog}")
+        try:
+            existing = _served_objects(con, catalog)
+            wanted = {plan.table.name for plan in plans}
+            for name, kind in existing.items():
+                if name not in wanted:
+                    con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} {catalog}.{name}")
+            for schema in sorted({plan.table.name.split(".")[0] for plan in plans}):
+                con.execute(f"create schema if not exists {catalog}.{schema}")
+            for plan in plans:
+                name, kind = plan.table.name, existing.get(plan.table.name)
+                if plan.storage == STORED_IN_DUCKDB and kind == "BASE TABLE" and plan.change() == "reused":
+                    continue  # the same rows, already in the copy
+                if kind is not None:
+                    con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} {catalog}.{name}")
+                if plan.storage == STORED_IN_DUCKDB:
+                    con.execute(f"create table {catalog}.{name} as select {plan.table.column_list} from {name}")
+                else:
+                    con.execute(f"create view {catalog}.{name} as {_parquet_view(con, plan, final)}")
+            con.execute(f"checkpoint {catalog}")
+        finally:
+            con.execute(f"detach {catalog}")
     finally:
-        con.execute(f"detach {catalog}")
+        final.unlink()
 
 
 def _manifest_entry(plan: _TablePlan) -> dict:
     entry = {
         "rows": plan.rows,
+        "storage": plan.storage,
         "parquet": plan.parquet,
         "partition_by": plan.day.key if plan.day else None,
         "columns": [list(column) for column in plan.table.columns],
@@ -557,11 +657,13 @@ def _fsync(paths: Iterable[Path]) -> None:
 def _write_version(
     con: duckdb.DuckDBPyConnection,
     folder: Path,
+    final: Path,
     plans: Sequence[_TablePlan],
+    previous: Snapshot | None,
     manifest: dict,
     progress: Callable[[str], None],
 ) -> None:
-    """Fill ``folder`` with the Parquet files, the DuckDB file and the manifest."""
+    """Fill ``folder`` (to be renamed ``final``) with the Parquet files, the DuckDB file and the manifest."""
     (folder / PARQUET_DIR).mkdir(parents=True)
     counts, fresh = _FileCounts(), []
     for plan in plans:
@@ -570,8 +672,7 @@ def _write_version(
             _write_partitions(con, plan, folder, counts, fresh)
         else:
             _write_one_file(con, plan, folder, counts, fresh)
-    progress(f"writing {DATABASE_FILE}")
-    _write_database(con, folder, plans)
+    _write_database(con, folder, final, plans, previous, progress)
     manifest["tables"] = {plan.table.name: _manifest_entry(plan) for plan in plans}
     manifest["files"] = dataclasses.asdict(counts)
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -599,21 +700,36 @@ def _switch_pointer(serving_dir: Path, version: str) -> None:
         os.close(directory)
 
 
-def _prune(serving_dir: Path, keep: int, current: str) -> list[str]:
-    """Delete all but the newest ``keep`` versions (never the current one) and leftovers of failed publishes.
+def _held_open(folder: Path) -> bool:
+    """Whether a process (this one included) holds the version's DuckDB file open."""
+    return bool(lock_holders(folder / DATABASE_FILE, include_self=True))
 
-    Files a kept version shares (hard links) stay: deleting a folder removes
-    its names, not the data other names point to.
+
+def _prune(serving_dir: Path, keep: int, current: str) -> tuple[list[str], list[str]]:
+    """Delete all but the newest ``keep`` versions and leftovers of failed publishes.
+
+    Never the current version, and never one whose DuckDB file a process holds
+    open: its views read its Parquet files by path. Such a version is deleted
+    by a later publish, once its readers have closed it. Files a kept version
+    shares (hard links) stay: deleting a folder removes its names, not the
+    data other names point to.
     """
     versions_dir = serving_dir / VERSIONS_DIR
-    for leftover in versions_dir.glob(f".*{PARTIAL_SUFFIX}"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    pruned = []
+    for leftover in versions_dir.iterdir():
+        if leftover.is_symlink():
+            leftover.unlink()  # a stand-in of an interrupted publish (see _write_database)
+        elif leftover.name.startswith(".") and leftover.name.endswith(PARTIAL_SUFFIX):
+            shutil.rmtree(leftover, ignore_errors=True)
+    pruned, held = [], []
     for version in list_versions(serving_dir)[:-keep]:
-        if version != current:
-            shutil.rmtree(versions_dir / version)
-            pruned.append(version)
-    return pruned
+        if version == current:
+            continue
+        if _held_open(versions_dir / version):
+            held.append(version)
+            continue
+        shutil.rmtree(versions_dir / version)
+        pruned.append(version)
+    return pruned, held
 
 
 def _newest_event_at(con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTable]) -> str | None:
@@ -638,7 +754,7 @@ def publish(
 
     ``tests`` is the run's test status, copied into the manifest. ``large``
     (default ``CONVO_SERVING_PARQUET_ROWS``) is the row count from which a
-    table's Parquet is partitioned by day. When the data equals the current snapshot's,
+    table is served from Parquet. When the data equals the current snapshot's,
     nothing is written and the current snapshot is returned (``created``
     false). The caller holds the writer lock, so no two publishes run at once.
     """
@@ -662,9 +778,10 @@ def publish(
 
     published_at = now()
     version = f"{published_at:%Y%m%dT%H%M%S%fZ}-{content[:8]}"
-    versions_dir = serving_dir / VERSIONS_DIR
+    versions_dir = Path(os.path.abspath(serving_dir)) / VERSIONS_DIR
     versions_dir.mkdir(parents=True, exist_ok=True)
     partial = versions_dir / f".{version}{PARTIAL_SUFFIX}"
+    final = versions_dir / version
     manifest = {
         "version": version,
         "run_id": run_id,
@@ -675,11 +792,13 @@ def publish(
         "tables": {},
     }
     try:
-        _write_version(con, partial, plans, manifest, progress)
-        os.rename(partial, versions_dir / version)
+        _write_version(con, partial, final, plans, previous, manifest, progress)
+        os.rename(partial, final)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
+        if final.is_symlink():
+            final.unlink()
         raise
     _switch_pointer(serving_dir, version)
-    pruned = _prune(serving_dir, keep, version)
-    return PublishResult(snapshot=current_snapshot(serving_dir), created=True, pruned=pruned)
+    pruned, held = _prune(serving_dir, keep, version)
+    return PublishResult(snapshot=current_snapshot(serving_dir), created=True, pruned=pruned, held=held)
