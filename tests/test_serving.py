@@ -181,6 +181,8 @@ def test_publish_writes_duckdb_parquet_and_manifest(setup):
     assert manifest["tables"]["marts.conversations_per_day"]["rows"] == 2
     # Small tables (all of them, below the default threshold) are held in the DuckDB file.
     assert {entry["storage"] for entry in manifest["tables"].values()} == {"duckdb"}
+    assert manifest["changes"]["previous_version"] is None
+    assert {change["change"] for change in manifest["changes"]["tables"].values()} == {"added"}
     # The DuckDB file has the same schema.table names as the warehouse.
     con = snapshot.connect()
     try:
@@ -197,6 +199,7 @@ def test_publish_writes_duckdb_parquet_and_manifest(setup):
     assert sorted(parquet.column("value").to_pylist()) == [0.5, 1.0, 1.0]
     assert snapshot.parquet("metrics_daily").name == "marts.metrics_daily.parquet"
     _assert_snapshot_equals_warehouse(database, snapshot)
+
 
 def test_large_tables_are_served_from_parquet_partitioned_by_day(setup):
     database, serving_dir = setup
@@ -332,8 +335,40 @@ def test_unchanged_files_are_hard_links_of_the_previous_version(setup):
     for name, stat in before.items():
         assert (after[name].st_ino, after[name].st_nlink) == (stat.st_ino, 2), name  # the same file, twice linked
     assert after[new].st_nlink == 1
-    assert second.manifest["files"] == {"written": 1, "linked": len(before), "copied": 0}
+
+    changes = second.manifest["changes"]
+    assert changes["previous_version"] == first.version
+    assert changes["files"] == {"written": 1, "linked": len(before), "copied": 0}
+    conversations = changes["tables"]["marts.fct_conversations"]
+    assert conversations["change"] == "updated"
+    assert (conversations["rows"], conversations["rows_before"]) == (4, 3)
+    assert conversations["partitions_rewritten"] == ["2026-11-20"]
+    assert (conversations["partitions_reused"], conversations["partitions_removed"]) == (2, [])
+    assert {table: change["change"] for table, change in changes["tables"].items() if table != "marts.fct_conversations"} == {
+        "audit.reconciliation": "reused",
+        "marts.conversations_per_day": "reused",
+        "marts.fct_messages": "reused",
+        "marts.metrics_daily": "reused",
+        "marts.metrics_hourly": "reused",
+        "quarantine.rejected_events": "reused",
+    }
     _assert_snapshot_equals_warehouse(database, second)
+
+
+def test_a_removed_day_and_a_removed_table_are_named(setup):
+    database, serving_dir = setup
+    _publish(database, serving_dir, large=LARGE)
+    _sql(database, "delete from marts.fct_conversations where conversation_date = date '2026-11-18'")
+    _sql(database, "drop table marts.metrics_hourly")
+    second = _publish(database, serving_dir, large=LARGE, **_later(1)).snapshot
+    changes = second.manifest["changes"]
+    assert changes["removed_tables"] == ["marts.metrics_hourly"]
+    conversations = changes["tables"]["marts.fct_conversations"]
+    assert (conversations["change"], conversations["partitions_removed"]) == ("updated", ["2026-11-18"])
+    assert conversations["partitions_rewritten"] == []
+    assert not (second.folder / "parquet/marts.fct_conversations/conversation_date=2026-11-18").exists()
+    _assert_snapshot_equals_warehouse(database, second)
+
 
 def test_files_are_copied_where_links_are_refused(setup, monkeypatch):
     database, serving_dir = setup
@@ -354,8 +389,21 @@ def test_files_are_copied_where_links_are_refused(setup, monkeypatch):
     for name in before:
         assert after[name].st_ino != before[name].st_ino
         assert (second.folder / "parquet" / name).read_bytes() == (first.folder / "parquet" / name).read_bytes()
-    assert second.manifest["files"] == {"written": 2, "linked": 0, "copied": len(before)}
+    assert second.manifest["changes"]["files"] == {"written": 2, "linked": 0, "copied": len(before)}
     _assert_snapshot_equals_warehouse(database, second)
+
+
+def test_a_table_whose_columns_change_is_rewritten(setup):
+    database, serving_dir = setup
+    _publish(database, serving_dir, large=LARGE)
+    _sql(database, "alter table marts.fct_conversations add column channel varchar default 'web'")
+    second = _publish(database, serving_dir, large=LARGE, **_later(1)).snapshot
+    change = second.manifest["changes"]["tables"]["marts.fct_conversations"]
+    assert change["change"] == "rewritten"
+    assert change["partitions_rewritten"] == ["2026-11-18", "2026-11-19"]
+    assert "layout or columns" in change["known_from"]
+    _assert_snapshot_equals_warehouse(database, second)
+
 
 def test_a_table_served_from_parquet_stays_so_while_it_has_rows(setup):
     database, serving_dir = setup
@@ -364,11 +412,13 @@ def test_a_table_served_from_parquet_stays_so_while_it_has_rows(setup):
     _sql(database, "delete from marts.fct_conversations where conversation_id = 'c3'")
     second = _publish(database, serving_dir, large=3, **_later(1)).snapshot
     assert second.tables["marts.fct_conversations"]["storage"] == "parquet"  # 2 rows, no flip to the DuckDB file
+    assert second.manifest["changes"]["tables"]["marts.fct_conversations"]["partitions_rewritten"] == ["2026-11-19"]
     _sql(database, "delete from marts.fct_conversations")
     third = _publish(database, serving_dir, large=3, **_later(2)).snapshot
     # No rows, no files to read: held in the DuckDB file.
     assert third.tables["marts.fct_conversations"]["storage"] == "duckdb"
     _assert_snapshot_equals_warehouse(database, third)
+
 
 # ---------------------------------------------------------------------------
 # Readers, failures, no-op, pruning

@@ -11,7 +11,7 @@ beside the current one, then switches a pointer::
             warehouse.duckdb            every served table, same schema.table names as the warehouse
             parquet/<schema>.<table>.parquet                    a table in one file
             parquet/<schema>.<table>/<day column>=<day>/part0.parquet   a large table, one folder per day
-            manifest.json               run id, published_at, newest event, tables, files written and linked
+            manifest.json               run id, published_at, newest event, tables, what changed
 
 A version costs what changed, not what is stored:
 
@@ -334,6 +334,7 @@ class _TablePlan:
     day: DayColumn | None  # partitioned by it, or one file
     previous_rows: int | None  # None: the previous version did not serve this table
     previous: dict | None  # the previous version's entry, when its files can be reused
+    known_from: str  # how the change is learnt (and why it had to be compared)
     read: _Read | None = None  # what must be read from the warehouse to settle the plan
     parts: dict[str, _Part] = dataclasses.field(default_factory=dict)  # partition value (one file: "") -> part
     removed: list[str] = dataclasses.field(default_factory=list)  # partitions gone since the previous version
@@ -410,7 +411,15 @@ def _start(table: ServedTable, rows: int, previous: Snapshot | None, large: int)
     storage = STORED_IN_PARQUET if from_parquet else STORED_IN_DUCKDB
     day = table.day if from_parquet else None
     comparable = _comparable(entry, table, storage, day)
-    return _TablePlan(table, rows, storage, day, (entry or {}).get("rows"), comparable, _Read(table, day))
+    if previous is None:
+        known_from = "content: no previous version"
+    elif entry is None:
+        known_from = "content: not in the previous version"
+    elif comparable is None:
+        known_from = "content: the previous version stored it another way (layout or columns)"
+    else:
+        known_from = "content"
+    return _TablePlan(table, rows, storage, day, (entry or {}).get("rows"), comparable, known_from, _Read(table, day))
 
 
 def _settle(plan: _TablePlan, found: dict[str, tuple[int, int]], previous_folder: Path | None) -> None:
@@ -640,6 +649,20 @@ def _manifest_entry(plan: _TablePlan) -> dict:
     return entry
 
 
+def _change_entry(plan: _TablePlan) -> dict:
+    change = {
+        "change": plan.change(),
+        "rows": plan.rows,
+        "rows_before": plan.previous_rows,
+        "known_from": plan.known_from,
+    }
+    if plan.day is not None:
+        change["partitions_rewritten"] = sorted(key for key, part in plan.parts.items() if part.reuse is None)
+        change["partitions_reused"] = sum(part.reuse is not None for part in plan.parts.values())
+        change["partitions_removed"] = plan.removed
+    return change
+
+
 def _fsync_one(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
@@ -674,7 +697,8 @@ def _write_version(
             _write_one_file(con, plan, folder, counts, fresh)
     _write_database(con, folder, final, plans, previous, progress)
     manifest["tables"] = {plan.table.name: _manifest_entry(plan) for plan in plans}
-    manifest["files"] = dataclasses.asdict(counts)
+    manifest["changes"]["tables"] = {plan.table.name: _change_entry(plan) for plan in plans}
+    manifest["changes"]["files"] = dataclasses.asdict(counts)
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     # Linked files are already on disk; the new ones and every folder's entries are not.
     _fsync([*fresh, folder / DATABASE_FILE, folder / MANIFEST_FILE])
@@ -789,6 +813,10 @@ def publish(
         "newest_event_at": _newest_event_at(con, tables),
         "fingerprint": content,
         "tests": tests,
+        "changes": {
+            "previous_version": previous.version if previous else None,
+            "removed_tables": sorted(set(previous.tables) - {table.name for table in tables}) if previous else [],
+        },
         "tables": {},
     }
     try:
