@@ -1,8 +1,9 @@
 """Publishing the snapshot (lib/serving.py) on a small hand-made warehouse: what is served, the
 layout (small tables in the DuckDB file, large ones as day-partitioned Parquet behind views),
-files reused between versions as hard links, atomic switch, readers keep their version, a failed
-publish changes nothing, no-op, pruning, BI readers, busy errors that name the holder, and
-`convo-warehouse export`."""
+files reused between versions as hard links, what changed read from audit.partitions_rewritten,
+the manifest, atomic switch, readers keep their version, a failed publish changes nothing,
+no-op, pruning, BI readers, busy errors that name the holder, and `convo-warehouse export`."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -22,11 +23,13 @@ import pytest
 from click.testing import CliRunner
 
 from convo_warehouse.lib import serving
+from convo_warehouse.lib.partition_history import read_partition_history
 from convo_warehouse.lib.warehouse import WarehouseBusyError, busy_message, connect, lock_holders
 
 PUBLISHED_AT = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 # With this threshold every table of two rows or more is served from Parquet.
 LARGE = 2
+BUILT_AT = dt.datetime(2026, 11, 20, 7, 0)
 
 
 def _clock(start: dt.datetime = PUBLISHED_AT):
@@ -110,6 +113,17 @@ def _add_day(database: Path, day: str) -> None:
 def _add_conversation(database: Path, conversation_id: str, day: str | None) -> None:
     _sql(database, "insert into marts.fct_conversations values (?, ?, timestamp '2026-11-19 12:00:00', 0.1)",
          [conversation_id, day])
+
+
+def _record(database: Path, rows: list[tuple]) -> None:
+    """Rows of audit.partitions_rewritten as the incremental materialization writes them."""
+    _sql(database, "create table if not exists audit.partitions_rewritten "
+                   "(relation_name varchar, partition_date date, rewrote_all boolean, recorded_at timestamp)")
+    con = duckdb.connect(str(database))
+    try:
+        con.executemany("insert into audit.partitions_rewritten values (?, ?, ?, ?)", rows)
+    finally:
+        con.close()
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
@@ -418,6 +432,125 @@ def test_a_table_served_from_parquet_stays_so_while_it_has_rows(setup):
     # No rows, no files to read: held in the DuckDB file.
     assert third.tables["marts.fct_conversations"]["storage"] == "duckdb"
     _assert_snapshot_equals_warehouse(database, third)
+
+
+# ---------------------------------------------------------------------------
+# What changed, from audit.partitions_rewritten
+# ---------------------------------------------------------------------------
+
+
+def test_partition_history_reads_what_was_rewritten_since_a_moment(setup):
+    database, _serving_dir = setup
+    con = duckdb.connect(str(database))
+    try:
+        missing = read_partition_history(con, since=BUILT_AT)
+        assert not missing.available and missing.reason == "audit.partitions_rewritten does not exist"
+        assert missing.rewrites_of("marts.fct_conversations") is None
+    finally:
+        con.close()
+    _record(database, [
+        ("marts.fct_conversations", None, True, BUILT_AT),
+        ("marts.metrics_daily", dt.date(2026, 11, 18), False, BUILT_AT),
+        ("marts.fct_conversations", dt.date(2026, 11, 19), False, BUILT_AT + dt.timedelta(hours=1)),
+        ("marts.fct_conversations", dt.date(2026, 11, 20), False, BUILT_AT + dt.timedelta(hours=2)),
+        ("marts.fct_messages", None, True, BUILT_AT + dt.timedelta(hours=2)),
+    ])
+    con = duckdb.connect(str(database))
+    try:
+        history = read_partition_history(con, since=BUILT_AT)
+        assert history.newest_recorded_at == BUILT_AT + dt.timedelta(hours=2)
+        recorded = history.rewrites_of("marts.fct_conversations")
+        assert (recorded.rewrote_all, recorded.days) == (False, {dt.date(2026, 11, 19), dt.date(2026, 11, 20)})
+        assert history.rewrites_of("marts.fct_messages").rewrote_all  # a null partition_date: all of it
+        nothing = history.rewrites_of("marts.metrics_daily")  # tracked, nothing since
+        assert (nothing.rewrote_all, nothing.days) == (False, frozenset())
+        assert history.rewrites_of("marts.metrics_hourly") is None  # never recorded: not incremental
+        assert "no rows in audit.partitions_rewritten" in history.why_unknown("marts.metrics_hourly")
+        assert read_partition_history(con, since=None).rewrites_of("marts.fct_conversations") is None
+        con.execute("alter table audit.partitions_rewritten drop column rewrote_all")
+        broken = read_partition_history(con, since=BUILT_AT)
+        assert not broken.available and "rewrote_all BOOLEAN" in broken.reason
+    finally:
+        con.close()
+
+
+def test_only_the_recorded_days_are_read_and_written(setup):
+    database, serving_dir = setup
+    _record(database, [("marts.fct_conversations", None, True, BUILT_AT)])
+    first = _publish(database, serving_dir, large=LARGE).snapshot
+    assert first.manifest["partitions_recorded_until"] == BUILT_AT.isoformat()
+
+    # The next build adds a day and records it...
+    _add_conversation(database, "c4", "2026-11-20")
+    _record(database, [("marts.fct_conversations", dt.date(2026, 11, 20), False, BUILT_AT + dt.timedelta(hours=1))])
+    # ...and this change is *not* recorded (the materialization never does that; it shows
+    # which days the publish reads): same row count, another score on 2026-11-18.
+    _sql(database, "update marts.fct_conversations set score = 0.99 where conversation_id = 'c1'")
+    second = _publish(database, serving_dir, large=LARGE, **_later(1)).snapshot
+
+    assert second.manifest["partitions_recorded_until"] == (BUILT_AT + dt.timedelta(hours=1)).isoformat()
+    change = second.manifest["changes"]["tables"]["marts.fct_conversations"]
+    assert change["partitions_rewritten"] == ["2026-11-20"]
+    assert change["known_from"] == f"audit.partitions_rewritten after {BUILT_AT.isoformat()}"
+    con = second.connect()
+    try:
+        assert con.execute("select score from marts.fct_conversations where conversation_id = 'c1'").fetchone()[0] == 0.25
+        assert con.execute("select count(*) from marts.fct_conversations").fetchone()[0] == 4
+    finally:
+        con.close()
+    # Tables the history does not track are compared by content.
+    assert second.manifest["changes"]["tables"]["marts.metrics_daily"]["known_from"].startswith("content: ")
+
+
+def test_rows_the_history_does_not_explain_mean_comparing_every_partition(setup):
+    database, serving_dir = setup
+    _record(database, [("marts.fct_conversations", None, True, BUILT_AT)])
+    _publish(database, serving_dir, large=LARGE)
+    # A row arrived in a day nothing recorded: the row count gives it away.
+    _add_conversation(database, "c4", "2026-11-18")
+    second = _publish(database, serving_dir, large=LARGE, **_later(1)).snapshot
+    change = second.manifest["changes"]["tables"]["marts.fct_conversations"]
+    assert change["known_from"] == "content: the row count disagreed with audit.partitions_rewritten"
+    assert change["partitions_rewritten"] == ["2026-11-18"]
+    _assert_snapshot_equals_warehouse(database, second)
+
+
+def test_a_whole_rewrite_compares_every_partition_and_writes_only_the_changed(setup):
+    database, serving_dir = setup
+    _record(database, [("marts.fct_conversations", None, True, BUILT_AT)])
+    _publish(database, serving_dir, large=LARGE)
+    _sql(database, "update marts.fct_conversations set score = 0.99 where conversation_id = 'c2'")
+    _record(database, [("marts.fct_conversations", None, True, BUILT_AT + dt.timedelta(hours=1))])
+    second = _publish(database, serving_dir, large=LARGE, **_later(1)).snapshot
+    change = second.manifest["changes"]["tables"]["marts.fct_conversations"]
+    assert change["known_from"] == "content: marts.fct_conversations was rewritten whole"
+    assert (change["partitions_rewritten"], change["partitions_reused"]) == (["2026-11-19"], 1)
+    _assert_snapshot_equals_warehouse(database, second)
+
+
+def test_without_the_history_table_every_table_is_compared_by_content(setup):
+    database, serving_dir = setup
+    _publish(database, serving_dir, large=LARGE)
+    _add_conversation(database, "c4", "2026-11-19")
+    second = _publish(database, serving_dir, large=LARGE, **_later(1)).snapshot
+    changes = second.manifest["changes"]
+    assert changes["history"] == "audit.partitions_rewritten does not exist"
+    assert second.manifest["partitions_recorded_until"] is None
+    change = changes["tables"]["marts.fct_conversations"]
+    assert change["known_from"] == "content: audit.partitions_rewritten does not exist"
+    assert (change["partitions_rewritten"], change["partitions_reused"]) == (["2026-11-19"], 1)
+    _assert_snapshot_equals_warehouse(database, second)
+
+
+def test_a_recorded_rewrite_of_the_same_rows_publishes_nothing(setup):
+    database, serving_dir = setup
+    _record(database, [("marts.fct_conversations", None, True, BUILT_AT)])
+    first = _publish(database, serving_dir, large=LARGE)
+    before = _tree_digest(serving_dir)
+    _record(database, [("marts.fct_conversations", dt.date(2026, 11, 19), False, BUILT_AT + dt.timedelta(hours=1))])
+    again = _publish(database, serving_dir, large=LARGE, **_later(1))
+    assert not again.created and again.snapshot.version == first.snapshot.version
+    assert _tree_digest(serving_dir) == before
 
 
 # ---------------------------------------------------------------------------

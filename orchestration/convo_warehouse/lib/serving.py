@@ -23,8 +23,10 @@ A version costs what changed, not what is stored:
 - A file whose content did not change since the previous version is a hard
   link to the previous version's file (a copy where the file system refuses
   links), so a new day writes the partitions of that day and links the rest.
-- What changed is found by a content hash of every table, partition by
-  partition, compared with the previous version's manifest.
+- What changed is read from ``audit.partitions_rewritten`` (the incremental
+  builds record the day partitions they rewrote, ``lib/partition_history.py``)
+  rather than by scanning every table; a table the history cannot answer for
+  is compared by a content hash, partition by partition.
 
 A version folder is written completely (under a hidden ``.partial`` name)
 before it is renamed into place and before the pointer moves, so a reader sees
@@ -53,6 +55,8 @@ from pathlib import Path
 
 import duckdb
 
+from convo_warehouse.lib.partition_history import PartitionHistory, read_partition_history
+from convo_warehouse.lib.partition_history import TABLE as PARTITION_HISTORY_TABLE
 from convo_warehouse.lib.warehouse import lock_holders, warehouse_path
 
 SERVING_DIR_ENV = "CONVO_SERVING_DIR"
@@ -310,10 +314,11 @@ def _fingerprint(tables: Iterable[tuple[ServedTable, int, int]]) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class _Read:
-    """What to read (count and hash) of one table: the whole table, or each of its partitions."""
+    """What to read (count and hash) of one table: the whole table, all its partitions, or some days."""
 
     table: ServedTable
     day: DayColumn | None  # None: the table as one part
+    days: tuple[dt.date, ...] | None = None  # None: every partition; else these days and the null partition
 
 
 @dataclasses.dataclass
@@ -334,7 +339,7 @@ class _TablePlan:
     day: DayColumn | None  # partitioned by it, or one file
     previous_rows: int | None  # None: the previous version did not serve this table
     previous: dict | None  # the previous version's entry, when its files can be reused
-    known_from: str  # how the change is learnt (and why it had to be compared)
+    known_from: str  # how the change is learnt: the partition history, or the content (and why)
     read: _Read | None = None  # what must be read from the warehouse to settle the plan
     parts: dict[str, _Part] = dataclasses.field(default_factory=dict)  # partition value (one file: "") -> part
     removed: list[str] = dataclasses.field(default_factory=list)  # partitions gone since the previous version
@@ -368,16 +373,21 @@ def _read_contents(
     con: duckdb.DuckDBPyConnection, reads: Sequence[_Read]
 ) -> dict[str, dict[str, tuple[int, int]]]:
     """Rows and content hash per part (partition value, or "" for a whole table), of every read, in one query."""
-    selects = []
-    for read in reads:
-        key = "''" if read.day is None else f"coalesce(cast({read.day.expression} as varchar), '{NULL_PARTITION}')"
+    selects, params = [], {}
+    for index, read in enumerate(reads):
+        key, where = "''", ""
+        if read.day is not None:
+            key = f"coalesce(cast({read.day.expression} as varchar), '{NULL_PARTITION}')"
+            if read.days is not None:
+                where = f"where list_contains(cast($days_{index} as date[]), {read.day.expression}) or {read.day.expression} is null"
+                params[f"days_{index}"] = list(read.days)
         selects.append(
             f"select {literal(read.table.name)}, {key}, count(*), {_content_sum(read.table)} "
-            f"from {read.table.name} group by all"
+            f"from {read.table.name} {where} group by all"
         )
     found: dict[str, dict[str, tuple[int, int]]] = {read.table.name: {} for read in reads}
     if selects:
-        for table, key, rows, content in con.execute(" union all ".join(selects)).fetchall():
+        for table, key, rows, content in con.execute(" union all ".join(selects), params).fetchall():
             found[table][key] = (rows, int(content))
     return found
 
@@ -403,7 +413,9 @@ def _comparable(entry: dict | None, table: ServedTable, storage: str, day: DayCo
     return entry if same else None
 
 
-def _start(table: ServedTable, rows: int, previous: Snapshot | None, large: int) -> _TablePlan:
+def _start(
+    table: ServedTable, rows: int, previous: Snapshot | None, history: PartitionHistory, large: int
+) -> _TablePlan:
     """How the table is stored in the new version, and what must be read of it to know what changed."""
     entry = previous.tables.get(table.name) if previous else None
     # Once served from Parquet, a table stays so while it has rows (no flip-flop around the threshold).
@@ -411,47 +423,81 @@ def _start(table: ServedTable, rows: int, previous: Snapshot | None, large: int)
     storage = STORED_IN_PARQUET if from_parquet else STORED_IN_DUCKDB
     day = table.day if from_parquet else None
     comparable = _comparable(entry, table, storage, day)
+    rewrites = history.rewrites_of(table.name) if comparable else None
+    from_history = False
     if previous is None:
         known_from = "content: no previous version"
     elif entry is None:
         known_from = "content: not in the previous version"
     elif comparable is None:
         known_from = "content: the previous version stored it another way (layout or columns)"
+    elif rewrites is None:
+        known_from = f"content: {history.why_unknown(table.name)}"
+    elif rewrites.rewrote_all:
+        known_from = f"content: {table.name} was rewritten whole"
+    elif day is None and rewrites.days:
+        known_from = f"content: {PARTITION_HISTORY_TABLE} recorded days, and it is one file"
     else:
-        known_from = "content"
-    return _TablePlan(table, rows, storage, day, (entry or {}).get("rows"), comparable, known_from, _Read(table, day))
+        known_from, from_history = history.reason, True
+    plan = _TablePlan(table, rows, storage, day, (entry or {}).get("rows"), comparable, known_from)
+    if day is not None:
+        # From the history: only the recorded days are read, and the null partition, which no recorded day can name.
+        plan.read = _Read(table, day, tuple(sorted(rewrites.days)) if from_history else None)
+    elif not (from_history and comparable["rows"] == rows):
+        plan.read = _Read(table, None)
+    return plan
 
 
-def _settle(plan: _TablePlan, found: dict[str, tuple[int, int]], previous_folder: Path | None) -> None:
-    """Decide every part: link it from the previous version when its content is the same, or write it."""
+def _settle(plan: _TablePlan, found: dict[str, tuple[int, int]], previous_folder: Path | None) -> bool:
+    """Decide every part: link it from the previous version or write it. False: read every partition first."""
     previous = plan.previous
     if plan.day is None:
-        rows, content = found.get("", (0, 0))
+        rows, content = found.get("", (0, 0)) if plan.read else (plan.rows, int(previous["content_hash"]))
         same = previous is not None and int(previous["content_hash"]) == content and previous["rows"] == rows
         plan.parts = {"": _Part(rows, content, _previous_files(previous_folder, previous, "") if same else None)}
-        return
+        return True
     old_parts = previous["partitions"] if previous else {}
+    if plan.read.days is None:
+        examined = set(found) | set(old_parts)
+    else:
+        examined = {day.isoformat() for day in plan.read.days} | {NULL_PARTITION}
+        kept_rows = previous["rows"] - sum(old_parts[key]["rows"] for key in examined if key in old_parts)
+        if kept_rows + sum(rows for rows, _ in found.values()) != plan.rows:
+            # Rows came or went in days the history does not name: compare every partition instead.
+            plan.known_from = f"content: the row count disagreed with {PARTITION_HISTORY_TABLE}"
+            plan.read = _Read(plan.table, plan.day)
+            return False
     plan.parts = {}
+    for key, old in old_parts.items():
+        if key not in examined:
+            plan.parts[key] = _Part(old["rows"], int(old["content_hash"]), _previous_files(previous_folder, previous, key))
     for key, (rows, content) in found.items():
         old = old_parts.get(key)
         same = old is not None and int(old["content_hash"]) == content and old["rows"] == rows
         plan.parts[key] = _Part(rows, content, _previous_files(previous_folder, previous, key) if same else None)
     plan.removed = sorted(set(old_parts) - set(plan.parts))
+    return True
 
 
 def _plan(
-    con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTable], previous: Snapshot | None, large: int
+    con: duckdb.DuckDBPyConnection,
+    tables: Sequence[ServedTable],
+    previous: Snapshot | None,
+    history: PartitionHistory,
+    large: int,
 ) -> list[_TablePlan]:
     """Every table's files in the new version, and which of them can be linked from the previous one.
 
-    Every table is read (counted and hashed, per partition) in one query.
+    What must be read is read in one query (and, for tables whose row count
+    the history does not explain, a second one).
     """
     counts = _row_counts(con, tables)
-    plans = [_start(table, counts[table.name], previous, large) for table in tables]
-    found = _read_contents(con, [plan.read for plan in plans])
+    plans = [_start(table, counts[table.name], previous, history, large) for table in tables]
     previous_folder = previous.folder if previous else None
-    for plan in plans:
-        _settle(plan, found[plan.table.name], previous_folder)
+    pending = plans
+    while pending:
+        found = _read_contents(con, [plan.read for plan in pending if plan.read is not None])
+        pending = [plan for plan in pending if not _settle(plan, found.get(plan.table.name, {}), previous_folder)]
     return plans
 
 
@@ -763,6 +809,11 @@ def _newest_event_at(con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTabl
     return value.isoformat() if value is not None else None
 
 
+def _history_since(previous: Snapshot | None) -> dt.datetime | None:
+    value = (previous.manifest if previous else {}).get("partitions_recorded_until")
+    return dt.datetime.fromisoformat(value) if value else None
+
+
 def publish(
     con: duckdb.DuckDBPyConnection,
     serving_dir: Path,
@@ -794,8 +845,9 @@ def publish(
         previous = current_snapshot(serving_dir)
     except SnapshotNotFoundError:
         previous = None
+    history = read_partition_history(con, _history_since(previous))
     progress(f"comparing {len(tables)} tables with the current snapshot")
-    plans = _plan(con, tables, previous, large)
+    plans = _plan(con, tables, previous, history, large)
     content = _fingerprint((plan.table, plan.rows, plan.content) for plan in plans)
     if previous is not None and previous.manifest.get("fingerprint") == content:
         return PublishResult(snapshot=previous, created=False, pruned=[])
@@ -806,6 +858,7 @@ def publish(
     versions_dir.mkdir(parents=True, exist_ok=True)
     partial = versions_dir / f".{version}{PARTIAL_SUFFIX}"
     final = versions_dir / version
+    newest_recorded = history.newest_recorded_at
     manifest = {
         "version": version,
         "run_id": run_id,
@@ -813,8 +866,10 @@ def publish(
         "newest_event_at": _newest_event_at(con, tables),
         "fingerprint": content,
         "tests": tests,
+        "partitions_recorded_until": newest_recorded.isoformat() if newest_recorded else None,
         "changes": {
             "previous_version": previous.version if previous else None,
+            "history": history.reason,
             "removed_tables": sorted(set(previous.tables) - {table.name for table in tables}) if previous else [],
         },
         "tables": {},
