@@ -613,33 +613,52 @@ def test_pruning_never_breaks_a_file_a_kept_version_links_to(setup):
     _assert_snapshot_equals_warehouse(database, second.snapshot)
 
 
-def test_failed_publish_leaves_the_current_snapshot_untouched(setup):
+@pytest.mark.parametrize("failing_step", ["publishing marts.fct_messages", "writing warehouse.duckdb"])
+def test_failed_publish_leaves_the_current_snapshot_untouched(setup, failing_step):
     database, serving_dir = setup
     first = _publish(database, serving_dir, large=LARGE)
     before = _tree_digest(serving_dir)
     _add_day(database, "2026-11-21")
-    written: list[str] = []
+    _add_conversation(database, "c4", "2026-11-21")
+    steps: list[str] = []
 
-    def fail_on_third_table(message: str) -> None:
-        if message.startswith("publishing"):
-            written.append(message)
-        if len(written) == 3:
+    def fail(message: str) -> None:
+        steps.append(message)
+        if message == failing_step:
             raise OSError("disk full (simulated) while publishing")
 
     with pytest.raises(OSError, match="disk full"):
-        _publish(database, serving_dir, large=LARGE, progress=fail_on_third_table, **_later(2))
-    assert len(written) == 3  # it failed half-way through writing the new version
-    assert _tree_digest(serving_dir) == before  # no byte changed, no partial folder left
+        _publish(database, serving_dir, large=LARGE, progress=fail, **_later(2))
+    # It failed half-way through writing the new version (some files written, others not)...
+    assert "publishing marts.fct_conversations" in steps
+    # ...and no byte changed: no partial folder, no stand-in link left.
+    assert _tree_digest(serving_dir) == before
     assert serving.current_snapshot(serving_dir).version == first.snapshot.version
+    assert sorted(path.name for path in (serving_dir / "versions").iterdir()) == [first.snapshot.version]
 
-def test_same_data_publishes_no_new_version(setup):
+
+def test_leftovers_of_an_interrupted_publish_are_removed(setup):
     database, serving_dir = setup
-    first = _publish(database, serving_dir)
+    first = _publish(database, serving_dir, large=LARGE).snapshot
+    versions = serving_dir / "versions"
+    (versions / ".20261120T090000000000Z-deadbeef.partial" / "parquet").mkdir(parents=True)
+    (versions / "20261120T090000000000Z-deadbeef").symlink_to(".20261120T090000000000Z-deadbeef.partial")
+    assert serving.list_versions(serving_dir) == [first.version]
+    _add_day(database, "2026-11-20")
+    second = _publish(database, serving_dir, large=LARGE, **_later(1)).snapshot
+    assert sorted(path.name for path in versions.iterdir()) == [first.version, second.version]
+
+
+@pytest.mark.parametrize("large", [None, LARGE])
+def test_same_data_publishes_no_new_version(setup, large):
+    database, serving_dir = setup
+    first = _publish(database, serving_dir, large=large)
     before = _tree_digest(serving_dir)
-    again = _publish(database, serving_dir, now=_clock(PUBLISHED_AT + dt.timedelta(hours=3)))
+    again = _publish(database, serving_dir, large=large, **_later(3))
     assert not again.created
     assert again.snapshot.version == first.snapshot.version
     assert _tree_digest(serving_dir) == before
+
 
 def test_floating_point_noise_is_not_new_data(setup):
     database, serving_dir = setup
