@@ -369,25 +369,40 @@ def _row_counts(con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTable]) -
     return dict(con.execute(counts).fetchall())
 
 
+def _days_filter(day: DayColumn, days: Iterable[dt.date], with_null: bool) -> str:
+    """SQL: a where clause keeping the rows of these days (and those without a day).
+
+    The days are date literals (written from ``datetime.date`` values), not a
+    list parameter: DuckDB pushes a literal ``in`` list into the scan and skips
+    the row groups of other days, so a day costs its rows, not the table's.
+    """
+    conditions = []
+    listed = ", ".join(f"date '{value.isoformat()}'" for value in sorted(days))
+    if listed:
+        conditions.append(f"{day.expression} in ({listed})")
+    if with_null:
+        conditions.append(f"{day.expression} is null")
+    return "where " + (" or ".join(conditions) or "false")
+
+
 def _read_contents(
     con: duckdb.DuckDBPyConnection, reads: Sequence[_Read]
 ) -> dict[str, dict[str, tuple[int, int]]]:
     """Rows and content hash per part (partition value, or "" for a whole table), of every read, in one query."""
-    selects, params = [], {}
-    for index, read in enumerate(reads):
+    selects = []
+    for read in reads:
         key, where = "''", ""
         if read.day is not None:
             key = f"coalesce(cast({read.day.expression} as varchar), '{NULL_PARTITION}')"
             if read.days is not None:
-                where = f"where list_contains(cast($days_{index} as date[]), {read.day.expression}) or {read.day.expression} is null"
-                params[f"days_{index}"] = list(read.days)
+                where = _days_filter(read.day, read.days, with_null=True)
         selects.append(
             f"select {literal(read.table.name)}, {key}, count(*), {_content_sum(read.table)} "
             f"from {read.table.name} {where} group by all"
         )
     found: dict[str, dict[str, tuple[int, int]]] = {read.table.name: {} for read in reads}
     if selects:
-        for table, key, rows, content in con.execute(" union all ".join(selects), params).fetchall():
+        for table, key, rows, content in con.execute(" union all ".join(selects)).fetchall():
             found[table][key] = (rows, int(content))
     return found
 
@@ -535,13 +550,10 @@ def _write_partitions(
     target = folder / plan.parquet
     to_write = sorted(key for key, part in plan.parts.items() if part.reuse is None)
     if to_write:
-        # Named parameters: DuckDB 1.5 fails on a positional one for the target after another.
-        where, params = "", {"target": str(target)}
+        where = ""
         if len(to_write) < len(plan.parts):
-            where = f"where list_contains(cast($days as date[]), {day.expression})"
-            if NULL_PARTITION in to_write:
-                where += f" or {day.expression} is null"
-            params["days"] = [dt.date.fromisoformat(key) for key in to_write if key != NULL_PARTITION]
+            days = [dt.date.fromisoformat(key) for key in to_write if key != NULL_PARTITION]
+            where = _days_filter(day, days, with_null=NULL_PARTITION in to_write)
         columns = [ident(column) for column, _ in table.columns if day.derived or column != day.source]
         con.execute(
             f"""
@@ -551,7 +563,7 @@ def _write_partitions(
                 {where}
             ) to $target (format parquet, compression zstd, partition_by ({ident(day.key)}), filename_pattern 'part{{i}}')
             """,
-            params,
+            {"target": str(target)},
         )
         written = sorted(path.name.split("=", 1)[1] for path in target.iterdir())
         if written != to_write:
