@@ -24,7 +24,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: spark-venv test-spark bench-spark install run demo-data test dbt-test lint pytest bench bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
+.PHONY: spark-venv test-spark bench-spark install run demo-data test dbt-test lint pytest bench bench-publish bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
 
 $(INSTALLED): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -89,6 +89,12 @@ bench-spark: $(INSTALLED) $(SPARK_INSTALLED) target/manifest.json
 
 bench: $(INSTALLED) target/manifest.json
 	$(BIN)/python benchmarks/bench_pipeline.py --events $${EVENTS:-2000000}
+
+# Publishing the snapshot: one new day's against a full build's, in one run
+# (docs/benchmarks.md). WAREHOUSE=path/to/warehouse.duckdb takes a built
+# warehouse (copied, never written to); without it EVENTS are generated and built.
+bench-publish: $(INSTALLED) target/manifest.json
+	$(BIN)/python benchmarks/bench_publish.py $${WAREHOUSE:+--warehouse "$$WAREHOUSE"} --events $${EVENTS:-2000000}
 
 bench-classify: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_classify.py
