@@ -207,11 +207,15 @@ def test_publish_writes_duckdb_parquet_and_manifest(setup):
         assert con.execute("select count(*) from information_schema.tables where table_type = 'VIEW'").fetchone()[0] == 0
     finally:
         con.close()
-    # One Parquet file per small table, with the same rows.
-    parquet = pq.read_table(snapshot.parquet("metrics_daily"))
+    # Parquet for every table: one file without a day column, else a folder per day.
+    assert snapshot.parquet("fct_messages").name == "marts.fct_messages.parquet"
+    assert sorted(pq.read_table(snapshot.parquet("fct_messages")).column("content").to_pylist()) == [
+        "hello", "hi", "it's me"
+    ]
+    assert snapshot.parquet("metrics_daily").name == "marts.metrics_daily"
+    parquet = ds.dataset(snapshot.parquet("metrics_daily"), format="parquet", partitioning="hive").to_table()
     assert parquet.num_rows == 3
     assert sorted(parquet.column("value").to_pylist()) == [0.5, 1.0, 1.0]
-    assert snapshot.parquet("metrics_daily").name == "marts.metrics_daily.parquet"
     _assert_snapshot_equals_warehouse(database, snapshot)
 
 
@@ -256,6 +260,30 @@ def test_large_tables_are_served_from_parquet_partitioned_by_day(setup):
     assert all(str(snapshot.folder / "parquet") in sql for (sql,) in views)
     # Same columns, types (the day comes back a DATE) and rows as the warehouse, table by table.
     _assert_snapshot_equals_warehouse(database, snapshot)
+
+
+@pytest.mark.parametrize(
+    ("change", "sql", "day"),
+    [
+        ("a new day", "insert into marts.fct_conversations values "
+                      "('c4', date '2026-11-20', timestamp '2026-11-20 09:00:00', 0.1)", "2026-11-20"),
+        ("a changed day", "update marts.fct_conversations set score = 0.9 where conversation_id = 'c2'", "2026-11-19"),
+        ("a removed day", "delete from marts.fct_conversations where conversation_date = date '2026-11-18'", "2026-11-18"),
+    ],
+)
+def test_a_small_table_with_a_day_column_gets_its_changed_days_replaced(setup, change, sql, day):
+    """Below the threshold a table is held in the DuckDB file, and still partitioned by day in Parquet:
+    the new DuckDB file (a copy of the previous one) gets the rows of the changed day replaced."""
+    database, serving_dir = setup
+    first = _publish(database, serving_dir).snapshot
+    conversations = first.tables["marts.fct_conversations"]
+    assert (conversations["storage"], conversations["partition_by"]) == ("duckdb", "conversation_date")
+    _sql(database, sql)
+    second = _publish(database, serving_dir, **_later(1)).snapshot
+    entry = second.manifest["changes"]["tables"]["marts.fct_conversations"]
+    assert entry["change"] == "updated", change
+    assert entry["partitions_rewritten"] + entry["partitions_removed"] == [day]
+    _assert_snapshot_equals_warehouse(database, second)
 
 
 def test_parquet_readers_read_the_day_partitions(setup):

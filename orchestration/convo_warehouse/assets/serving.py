@@ -70,10 +70,10 @@ def run_test_status(context: dg.AssetExecutionContext) -> dict:
     pool=WRITER_POOL,
     description=(
         "The published read-only snapshot: every mart (plus reconciliation and quarantine reasons) in a "
-        "new version folder: large tables as Parquet partitioned by day behind views, small ones in its "
-        "DuckDB file, files that did not change hard-linked from the previous version, a manifest of "
-        "what changed; then switched atomically (CONVO_SERVING_DIR/current). Dashboards, BI tools and "
-        "`convo-warehouse export` read it, never the warehouse."
+        "new version folder: Parquet partitioned by day (large tables read through views over it, small "
+        "ones held in its DuckDB file), files that did not change hard-linked from the previous version, "
+        "a manifest of what changed; then switched atomically (CONVO_SERVING_DIR/current). Dashboards, "
+        "BI tools and `convo-warehouse export` read it, never the warehouse."
     ),
 )
 def snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:

@@ -9,17 +9,18 @@ beside the current one, then switches a pointer::
         current -> versions/<version>   symlink, replaced atomically (rename)
         versions/<version>/
             warehouse.duckdb            every served table, same schema.table names as the warehouse
-            parquet/<schema>.<table>.parquet                    a table in one file
-            parquet/<schema>.<table>/<day column>=<day>/part0.parquet   a large table, one folder per day
+            parquet/<schema>.<table>.parquet                    a table without a day column
+            parquet/<schema>.<table>/<day column>=<day>/part0.parquet   a table with one, one folder per day
             manifest.json               run id, published_at, newest event, tables, what changed
 
 A version costs what changed, not what is stored:
 
+- A table's Parquet is partitioned by day when it has a day column
+  (``DAY_COLUMNS``), else one file.
 - A *large* table (``CONVO_SERVING_PARQUET_ROWS`` rows or more) is served from
-  Parquet: partitioned by day when it has a day column (``DAY_COLUMNS``), else
-  one file; the version's DuckDB file holds a view over its own Parquet files.
-  Small tables are held in the DuckDB file itself (and written to one Parquet
-  file for Parquet readers).
+  Parquet: the version's DuckDB file holds a view over its own Parquet files.
+  Small tables are held in the DuckDB file itself, which starts as a copy of
+  the previous version's: a small table's changed days are replaced there.
 - A file whose content did not change since the previous version is a hard
   link to the previous version's file (a copy where the file system refuses
   links), so a new day writes the partitions of that day and links the rest.
@@ -89,7 +90,7 @@ STORED_IN_PARQUET = "parquet"
 
 @dataclasses.dataclass(frozen=True)
 class DayColumn:
-    """What a large table is partitioned by: a day column, or the day of a timestamp column."""
+    """What a table's Parquet is partitioned by: a day column, or the day of a timestamp column."""
 
     key: str  # the partition folder's name, ``<key>=<day>``
     source: str  # the table's column it comes from
@@ -163,7 +164,7 @@ class ServedTable:
     selection: str  # "*" or the served column list (SERVED_EXTRA_TABLES)
     all_columns: tuple[tuple[str, str], ...]  # every column of the warehouse table: (name, type)
     columns: tuple[tuple[str, str], ...]  # the served ones
-    day: DayColumn | None  # what partitions it by day when it is large
+    day: DayColumn | None  # what partitions its Parquet by day
 
     @property
     def column_list(self) -> str:
@@ -436,7 +437,7 @@ def _start(
     # Once served from Parquet, a table stays so while it has rows (no flip-flop around the threshold).
     from_parquet = rows > 0 and (rows >= large or (entry or {}).get("storage") == STORED_IN_PARQUET)
     storage = STORED_IN_PARQUET if from_parquet else STORED_IN_DUCKDB
-    day = table.day if from_parquet else None
+    day = table.day if rows > 0 else None
     comparable = _comparable(entry, table, storage, day)
     rewrites = history.rewrites_of(table.name) if comparable else None
     from_history = False
@@ -624,6 +625,15 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, plan: _TablePlan, final: Path)
     return f"select {', '.join(columns)} from {source}"
 
 
+def _replace_days(con: duckdb.DuckDBPyConnection, catalog: str, plan: _TablePlan) -> None:
+    """In the copied DuckDB file, replace the rows of a small table's changed days (and drop the days gone)."""
+    changed = [key for key, part in plan.parts.items() if part.reuse is None] + plan.removed
+    days = [dt.date.fromisoformat(key) for key in changed if key != NULL_PARTITION]
+    where = _days_filter(plan.day, days, with_null=NULL_PARTITION in changed)
+    con.execute(f"delete from {catalog}.{plan.table.name} {where}")
+    con.execute(f"insert into {catalog}.{plan.table.name} select {plan.table.column_list} from {plan.table.name} {where}")
+
+
 def _served_objects(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, str]:
     """``schema.name`` -> ``BASE TABLE`` or ``VIEW``, for every table and view of an attached database."""
     return {
@@ -647,8 +657,9 @@ def _write_database(
 
     It starts as a copy of the previous version's file (never a link: it is
     changed), so a small table that did not change is not copied again from
-    the warehouse; the others are replaced, and every view is created anew to
-    read this version's files.
+    the warehouse; a small table partitioned by day gets the rows of its
+    changed days replaced; the others are created anew, and so is every view,
+    to read this version's files.
 
     DuckDB binds a view when it is created, so the Parquet files must be
     readable at the final path by then: a temporary symlink
@@ -675,8 +686,13 @@ def _write_database(
                 con.execute(f"create schema if not exists {catalog}.{schema}")
             for plan in plans:
                 name, kind = plan.table.name, existing.get(plan.table.name)
-                if plan.storage == STORED_IN_DUCKDB and kind == "BASE TABLE" and plan.change() == "reused":
-                    continue  # the same rows, already in the copy
+                if plan.storage == STORED_IN_DUCKDB and kind == "BASE TABLE" and plan.previous is not None:
+                    # The copy holds the previous version's rows, stored the same way.
+                    if plan.change() == "reused":
+                        continue
+                    if plan.day is not None:
+                        _replace_days(con, catalog, plan)
+                        continue
                 if kind is not None:
                     con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} {catalog}.{name}")
                 if plan.storage == STORED_IN_DUCKDB:
