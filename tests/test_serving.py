@@ -271,9 +271,9 @@ def test_large_tables_are_served_from_parquet_partitioned_by_day(setup):
         ("a removed day", "delete from marts.fct_conversations where conversation_date = date '2026-11-18'", "2026-11-18"),
     ],
 )
-def test_a_small_table_with_a_day_column_gets_its_changed_days_replaced(setup, change, sql, day):
-    """Below the threshold a table is held in the DuckDB file, and still partitioned by day in Parquet:
-    the new DuckDB file (a copy of the previous one) gets the rows of the changed day replaced."""
+def test_a_small_table_with_a_day_column_writes_only_its_changed_day(setup, change, sql, day):
+    """Below the threshold a table is held in the DuckDB file, and still partitioned by day in
+    Parquet: a changed day is the only partition written."""
     database, serving_dir = setup
     first = _publish(database, serving_dir).snapshot
     conversations = first.tables["marts.fct_conversations"]

@@ -20,7 +20,7 @@ A version costs what changed, not what is stored:
 - A *large* table (``CONVO_SERVING_PARQUET_ROWS`` rows or more) is served from
   Parquet: the version's DuckDB file holds a view over its own Parquet files.
   Small tables are held in the DuckDB file itself, which starts as a copy of
-  the previous version's: a small table's changed days are replaced there.
+  the previous version's: only the small tables that changed are copied anew.
 - A file whose content did not change since the previous version is a hard
   link to the previous version's file (a copy where the file system refuses
   links), so a new day writes the partitions of that day and links the rest.
@@ -625,15 +625,6 @@ def _parquet_view(con: duckdb.DuckDBPyConnection, plan: _TablePlan, final: Path)
     return f"select {', '.join(columns)} from {source}"
 
 
-def _replace_days(con: duckdb.DuckDBPyConnection, catalog: str, plan: _TablePlan) -> None:
-    """In the copied DuckDB file, replace the rows of a small table's changed days (and drop the days gone)."""
-    changed = [key for key, part in plan.parts.items() if part.reuse is None] + plan.removed
-    days = [dt.date.fromisoformat(key) for key in changed if key != NULL_PARTITION]
-    where = _days_filter(plan.day, days, with_null=NULL_PARTITION in changed)
-    con.execute(f"delete from {catalog}.{plan.table.name} {where}")
-    con.execute(f"insert into {catalog}.{plan.table.name} select {plan.table.column_list} from {plan.table.name} {where}")
-
-
 def _served_objects(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, str]:
     """``schema.name`` -> ``BASE TABLE`` or ``VIEW``, for every table and view of an attached database."""
     return {
@@ -657,9 +648,10 @@ def _write_database(
 
     It starts as a copy of the previous version's file (never a link: it is
     changed), so a small table that did not change is not copied again from
-    the warehouse; a small table partitioned by day gets the rows of its
-    changed days replaced; the others are created anew, and so is every view,
-    to read this version's files.
+    the warehouse; a changed one is dropped and created anew (deleting and
+    inserting its changed days instead would leave the deleted rows' space in
+    the file, which then grows version after version; a dropped table's
+    blocks are reused), and so is every view, to read this version's files.
 
     DuckDB binds a view when it is created, so the Parquet files must be
     readable at the final path by then: a temporary symlink
@@ -686,13 +678,8 @@ def _write_database(
                 con.execute(f"create schema if not exists {catalog}.{schema}")
             for plan in plans:
                 name, kind = plan.table.name, existing.get(plan.table.name)
-                if plan.storage == STORED_IN_DUCKDB and kind == "BASE TABLE" and plan.previous is not None:
-                    # The copy holds the previous version's rows, stored the same way.
-                    if plan.change() == "reused":
-                        continue
-                    if plan.day is not None:
-                        _replace_days(con, catalog, plan)
-                        continue
+                if plan.storage == STORED_IN_DUCKDB and kind == "BASE TABLE" and plan.change() == "reused":
+                    continue  # the same rows, already in the copy
                 if kind is not None:
                     con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} {catalog}.{name}")
                 if plan.storage == STORED_IN_DUCKDB:
