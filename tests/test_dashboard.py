@@ -289,7 +289,7 @@ def test_adding_a_page_is_one_module():
 
     pages = views.discover()
     assert [page.url_path for page in pages] == [
-        "overview", "funnels", "patterns", "metrics", "experiments", "alerts", "health",
+        "overview", "funnels", "patterns", "metrics", "experiments", "alerts", "health", "live",
     ]
 
 

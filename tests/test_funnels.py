@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO_ROOT, Warehouse
+from conftest import REPO_ROOT, Warehouse, open_warehouse
 
 from convo_warehouse.lib.classify.store import ensure_tables
 
@@ -66,7 +66,7 @@ def _fabricate_classifications(warehouse: Warehouse) -> None:
     """Classifier rows for about half the conversations: rules first, some
     re-classified later (by llm, or by rules saying the opposite), some rows
     for stages the seed does not classify (they must be ignored)."""
-    con = duckdb.connect(str(warehouse.path))
+    con = open_warehouse(warehouse.path)
     try:
         ensure_tables(con)
         ids = [row[0] for row in con.execute(
@@ -108,7 +108,7 @@ def built(generated, tmp_path_factory, dbt_target_dir) -> Warehouse:
 
 
 def frame(warehouse: Warehouse, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(warehouse.path))
+    con = open_warehouse(warehouse.path)
     try:
         result = con.execute(sql).df()
     finally:

@@ -1,12 +1,8 @@
 {#- Publishes int_conversation_stages_combined under the enforced contract.
     Incremental like it: a run replaces every row of the conversations with
     newly loaded events or new stage classifications. -#}
-{%- set refresh = {'newly_classified': true} -%}
-{{ config(**funnel_chain_config(refresh)) }}
 
 with
-
-{{ conversations_to_refresh_cte(**refresh) }}
 
 conversation_stages as (
     select
@@ -17,7 +13,7 @@ conversation_stages as (
         reached_at,
         source
     from {{ ref('int_conversation_stages_combined') }}
-    where {{ is_conversation_to_refresh('conversation_id') }}
+    where {{ touched('conversation_id') }}
 )
 
 select * from conversation_stages

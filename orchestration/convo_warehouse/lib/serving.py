@@ -23,7 +23,8 @@ A version costs what changed, not what is stored:
   the previous version's: only the small tables that changed are copied anew.
 - A file whose content did not change since the previous version is a hard
   link to the previous version's file (a copy where the file system refuses
-  links), so a new day writes the partitions of that day and links the rest.
+  links, or where the file's mode is not ``CONVO_FILE_MODE``'s: a link shares
+  it), so a new day writes the partitions of that day and links the rest.
 - What changed is read from ``audit.partitions_rewritten`` (the incremental
   builds record the day partitions they rewrote, ``lib/partition_history.py``)
   rather than by scanning every table; a table the history cannot answer for
@@ -32,11 +33,13 @@ A version costs what changed, not what is stored:
 A version folder is written completely (under a hidden ``.partial`` name)
 before it is renamed into place and before the pointer moves, so a reader sees
 the old snapshot or the new one, never half of one. Nothing in a version
-folder changes after it is published. A reader that opened a snapshot keeps
-reading it after the pointer moves: pruning keeps the newest
-``CONVO_SERVING_KEEP`` versions (default 5) and never deletes a version whose
-DuckDB file a process holds open (its views read that version's Parquet
-files). Publishing data identical to the current snapshot's creates nothing.
+folder changes after it is published. The snapshot holds message text, so
+its files are readable by their owner only (``CONVO_FILE_MODE``, see ``lib/file_modes.py``). A reader
+that opened a snapshot keeps reading it after the pointer moves: pruning
+keeps the newest ``CONVO_SERVING_KEEP`` versions (default 5) and never
+deletes a version whose DuckDB file a process holds open (its views read that
+version's Parquet files). Publishing data identical to the current snapshot's
+creates nothing.
 
 No Dagster here: the publish asset (``assets/serving.py``) calls ``publish``.
 """
@@ -56,6 +59,7 @@ from pathlib import Path
 
 import duckdb
 
+from convo_warehouse.lib import file_modes
 from convo_warehouse.lib.partition_history import PartitionHistory, read_partition_history
 from convo_warehouse.lib.partition_history import TABLE as PARTITION_HISTORY_TABLE
 from convo_warehouse.lib.warehouse import lock_holders, warehouse_path
@@ -526,21 +530,26 @@ def _plan(
 class _FileCounts:
     written: int = 0
     linked: int = 0
-    copied: int = 0  # the file system refused a hard link
+    copied: int = 0  # not linked: the file system refused a hard link, or the mode differs
 
 
 def _link_or_copy(source: Path, target: Path, counts: _FileCounts, fresh: list[Path]) -> None:
-    """Hard-link ``source`` as ``target``; copy it where the file system refuses links (another device, no support)."""
+    """Hard-link ``source`` as ``target``; copy it where the file system refuses links (another device, no
+    support) or where its mode is not ``CONVO_FILE_MODE``'s: a link shares the mode, and changing it would
+    change a published version."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-        counts.linked += 1
-    except FileNotFoundError:
-        raise
-    except OSError:
-        shutil.copyfile(source, target)
-        counts.copied += 1
-        fresh.append(target)
+    if source.stat().st_mode & 0o777 == file_modes.file_mode():
+        try:
+            os.link(source, target)
+            counts.linked += 1
+            return
+        except FileNotFoundError:
+            raise
+        except OSError:
+            pass
+    shutil.copyfile(source, target)
+    counts.copied += 1
+    fresh.append(target)
 
 
 def _write_partitions(
@@ -724,7 +733,8 @@ def _change_entry(plan: _TablePlan) -> dict:
     return change
 
 
-def _fsync_one(path: Path) -> None:
+def _fsync_path(path: Path) -> None:
+    """fsync a file, or a folder: a new entry or a rename is durable once its folder is fsynced."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
@@ -735,7 +745,7 @@ def _fsync_one(path: Path) -> None:
 def _fsync(paths: Iterable[Path]) -> None:
     """fsync files and folders, several at a time: a journaling file system commits concurrent ones together."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(_fsync_one, paths))
+        list(pool.map(_fsync_path, paths))
 
 
 def _write_version(
@@ -748,7 +758,9 @@ def _write_version(
     progress: Callable[[str], None],
 ) -> None:
     """Fill ``folder`` (to be renamed ``final``) with the Parquet files, the DuckDB file and the manifest."""
-    (folder / PARQUET_DIR).mkdir(parents=True)
+    # The folder is private from its creation (CONVO_FILE_MODE), so nobody else reads a file
+    # DuckDB creates with the umask's mode before restrict() below tightens it.
+    file_modes.make_dirs(folder / PARQUET_DIR)
     counts, fresh = _FileCounts(), []
     for plan in plans:
         progress(f"publishing {plan.table.name}")
@@ -761,7 +773,8 @@ def _write_version(
     manifest["changes"]["tables"] = {plan.table.name: _change_entry(plan) for plan in plans}
     manifest["changes"]["files"] = dataclasses.asdict(counts)
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    # Linked files are already on disk; the new ones and every folder's entries are not.
+    file_modes.restrict(folder)
+    # Linked files are already on disk with this mode (_link_or_copy); the new ones and every folder's entries are not.
     _fsync([*fresh, folder / DATABASE_FILE, folder / MANIFEST_FILE])
     _fsync(sorted({path.parent for path in folder.rglob("*")} | {folder}))
 
@@ -778,11 +791,7 @@ def _switch_pointer(serving_dir: Path, version: str) -> None:
         temporary.unlink()
     temporary.symlink_to(Path(VERSIONS_DIR) / version)
     os.replace(temporary, serving_dir / CURRENT_LINK)
-    directory = os.open(serving_dir, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    _fsync_path(serving_dir)
 
 
 def _held_open(folder: Path) -> bool:
@@ -850,6 +859,7 @@ def publish(
     """
     keep = keep_versions() if keep is None else keep
     large = parquet_rows() if large is None else large
+    file_modes.file_mode()  # a bad CONVO_FILE_MODE fails before anything is written
     tables = served_tables(con)
     if not tables:
         raise RuntimeError(
@@ -870,7 +880,7 @@ def publish(
     published_at = now()
     version = f"{published_at:%Y%m%dT%H%M%S%fZ}-{content[:8]}"
     versions_dir = Path(os.path.abspath(serving_dir)) / VERSIONS_DIR
-    versions_dir.mkdir(parents=True, exist_ok=True)
+    file_modes.make_dirs(versions_dir)
     partial = versions_dir / f".{version}{PARTIAL_SUFFIX}"
     final = versions_dir / version
     newest_recorded = history.newest_recorded_at
@@ -892,6 +902,8 @@ def publish(
     try:
         _write_version(con, partial, final, plans, previous, manifest, progress)
         os.rename(partial, final)
+        # The rename is recorded in versions/: without this a crash could lose the version `current` names.
+        _fsync_path(versions_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         if final.is_symlink():
