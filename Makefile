@@ -125,8 +125,9 @@ bench: $(INSTALLED) target/manifest.json
 # Publishing the snapshot: one new day's against a full build's, in one run
 # (docs/benchmarks.md). WAREHOUSE=path/to/warehouse.duckdb takes a built
 # warehouse (copied, never written to); without it EVENTS are generated and built.
+# REPEAT=N measures each publish N times (default 3).
 bench-publish: $(INSTALLED) target/manifest.json
-	$(BIN)/python benchmarks/bench_publish.py $${WAREHOUSE:+--warehouse "$$WAREHOUSE"} --events $${EVENTS:-2000000}
+	$(BIN)/python benchmarks/bench_publish.py $${WAREHOUSE:+--warehouse "$$WAREHOUSE"} --events $${EVENTS:-2000000} $${REPEAT:+--repeat "$$REPEAT"}
 
 bench-classify: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_classify.py

@@ -571,6 +571,23 @@ def test_without_the_history_table_every_table_is_compared_by_content(setup):
     _assert_snapshot_equals_warehouse(database, second)
 
 
+def test_a_table_without_a_day_column_is_compared_by_content_even_when_tracked(setup):
+    """replace_touched records the days of its day column: when it replaces some rows of a table
+    without one (fct_messages), it records nothing, so no row in the history is no proof of no change."""
+    database, serving_dir = setup
+    _record(database, [("marts.fct_messages", None, True, BUILT_AT)])  # the full build
+    _publish(database, serving_dir, large=LARGE)
+    # An incremental build replaced a conversation's messages: same row count, nothing recorded.
+    _sql(database, "update marts.fct_messages set content = 'hello again' where conversation_id = 'c1' and message_order = 1")
+    second = _publish(database, serving_dir, large=LARGE, **_later(1))
+    assert second.created
+    change = second.snapshot.manifest["changes"]["tables"]["marts.fct_messages"]
+    assert (change["change"], change["known_from"]) == (
+        "rewritten", "content: audit.partitions_rewritten names days, and marts.fct_messages is one file",
+    )
+    _assert_snapshot_equals_warehouse(database, second.snapshot)
+
+
 def test_a_recorded_rewrite_of_the_same_rows_publishes_nothing(setup):
     database, serving_dir = setup
     _record(database, [("marts.fct_conversations", None, True, BUILT_AT)])

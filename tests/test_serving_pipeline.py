@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from convo_warehouse.lib import serving
+from convo_warehouse.lib import file_modes, serving
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT_SECONDS = 1200
@@ -150,6 +150,14 @@ def test_reader_holding_the_snapshot_never_waits_while_two_runs_execute(root, tm
     second = serving.current_snapshot(serving_dir)
     assert second.version == versions[1]
     assert second.tables["marts.fct_conversations"]["rows"] > first.tables["marts.fct_conversations"]["rows"]
+    # The publish learnt what changed from audit.partitions_rewritten, which the replace_touched
+    # builds write, instead of hashing every table; what did not change is linked, not written again.
+    conversations = second.manifest["changes"]["tables"]["marts.fct_conversations"]
+    assert conversations["known_from"].startswith("audit.partitions_rewritten after"), conversations
+    assert second.manifest["changes"]["files"]["linked"] > 0
+    # Every file of both versions (written, linked, the DuckDB file) has CONVO_FILE_MODE's mode.
+    modes = {oct(path.stat().st_mode & 0o777) for path in (serving_dir / "versions").rglob("*") if path.is_file()}
+    assert modes == {oct(file_modes.file_mode(_env(root)))}
 
     results = json.loads(out.read_text())
     held, fresh = results["held"], results["fresh"]

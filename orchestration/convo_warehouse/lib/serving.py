@@ -455,15 +455,17 @@ def _start(
         known_from = f"content: {history.why_unknown(table.name)}"
     elif rewrites.rewrote_all:
         known_from = f"content: {table.name} was rewritten whole"
-    elif day is None and rewrites.days:
-        known_from = f"content: {PARTITION_HISTORY_TABLE} recorded days, and it is one file"
+    elif day is None:
+        # replace_touched records the days of its day column; a table without one gets no row when
+        # a build replaces some of its rows, so no row here does not mean that nothing changed.
+        known_from = f"content: {PARTITION_HISTORY_TABLE} names days, and {table.name} is one file"
     else:
         known_from, from_history = history.reason, True
     plan = _TablePlan(table, rows, storage, day, (entry or {}).get("rows"), comparable, known_from)
     if day is not None:
         # From the history: only the recorded days are read, and the null partition, which no recorded day can name.
         plan.read = _Read(table, day, tuple(sorted(rewrites.days)) if from_history else None)
-    elif not (from_history and comparable["rows"] == rows):
+    else:
         plan.read = _Read(table, None)
     return plan
 
@@ -472,7 +474,7 @@ def _settle(plan: _TablePlan, found: dict[str, tuple[int, int]], previous_folder
     """Decide every part: link it from the previous version or write it. False: read every partition first."""
     previous = plan.previous
     if plan.day is None:
-        rows, content = found.get("", (0, 0)) if plan.read else (plan.rows, int(previous["content_hash"]))
+        rows, content = found.get("", (0, 0))
         same = previous is not None and int(previous["content_hash"]) == content and previous["rows"] == rows
         plan.parts = {"": _Part(rows, content, _previous_files(previous_folder, previous, "") if same else None)}
         return True
