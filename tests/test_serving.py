@@ -578,7 +578,8 @@ def test_a_table_without_a_day_column_is_compared_by_content_even_when_tracked(s
     _record(database, [("marts.fct_messages", None, True, BUILT_AT)])  # the full build
     _publish(database, serving_dir, large=LARGE)
     # An incremental build replaced a conversation's messages: same row count, nothing recorded.
-    _sql(database, "update marts.fct_messages set content = 'hello again' where conversation_id = 'c1' and message_order = 1")
+    _sql(database, "update marts.fct_messages set content = 'hello again' "
+                   "where conversation_id = 'c1' and message_order = 1")
     second = _publish(database, serving_dir, large=LARGE, **_later(1))
     assert second.created
     change = second.snapshot.manifest["changes"]["tables"]["marts.fct_messages"]
