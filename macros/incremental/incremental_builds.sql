@@ -90,11 +90,15 @@
         '(select max(clock.event_at) from ' ~ graph_relation('model.convo_warehouse.stg_events') ~ ' as clock)'
             if kind != 'load' else 'cast(null as ' ~ dbt.type_timestamp() ~ ')',
     ] -%}
+    {#- only the outputs this model reads (so those of every model upstream
+        too): another one may not be built yet (dbt run --select) -#}
+    {%- set read = classifier_outputs_read() | map(attribute=0) | list -%}
     {%- for name, written_at in classifier_outputs() -%}
         {%- do selects.append(
             '(select max(output.' ~ written_at ~ ') from '
             ~ graph_relation('model.convo_warehouse.' ~ name) ~ ' as output)'
-            if 'classifier_output' in touched_by else 'cast(null as ' ~ dbt.type_timestamp() ~ ')'
+            if 'classifier_output' in touched_by and name in read
+            else 'cast(null as ' ~ dbt.type_timestamp() ~ ')'
         ) -%}
     {%- endfor -%}
     {%- set row = run_query('select ' ~ selects | join(', ')).rows[0] -%}
