@@ -232,9 +232,10 @@ def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def test_conversation_stages_match_the_reference(built, reference):
     keys = ["conversation_id", "funnel_name", "stage"]
-    columns = [*keys, "stage_order", "reached_at", "source"]
+    columns = [*keys, "stage_order", "reached_at", "source", "is_reached_in_order"]
     actual = _sorted(frame(built, "select * from marts.fct_conversation_stages")[columns], keys)
-    expected = _sorted(reference["reaches"][columns], keys)
+    in_order = reference["sequences"][[*keys, "is_reached_in_order"]]
+    expected = _sorted(reference["reaches"].merge(in_order, on=keys, how="left")[columns], keys)
     assert len(actual) > 1000
     assert set(actual["source"]) == {"event", "rules", "llm"}
     pd.testing.assert_frame_equal(actual, expected, check_dtype=False)
@@ -246,25 +247,42 @@ def expected_summary(sequences: pd.DataFrame, all_conversations: int) -> list[di
     for funnel, stages in SHIPPED.items():
         reached = [int(sequences[(sequences["funnel_name"] == funnel) & (sequences["stage"] == s)]["is_reached"].sum())
                    for s in stages]
+        in_order = [int(sequences[(sequences["funnel_name"] == funnel)
+                                  & (sequences["stage"] == s)]["is_reached_in_order"].sum()) for s in stages]
         for i, stage in enumerate(stages):
             denominator = all_conversations if i == 0 else reached[i - 1]
+            conversion_rate = reached[i] / denominator if denominator else np.nan
+            # v1.2: the nested reading; the first stage's rate is conversion_rate
+            in_order_rate = conversion_rate if i == 0 else (
+                in_order[i] / in_order[i - 1] if in_order[i - 1] else np.nan)
             expected_rows.append({
                 "funnel_name": funnel, "stage": stage, "stage_order": i + 1, "reached": reached[i],
-                "conversion_rate": reached[i] / denominator if denominator else np.nan,
+                "conversion_rate": conversion_rate,
                 "conversion_from_start": reached[i] / reached[0] if reached[0] else np.nan,
                 "drop_off": 0 if i == 0 else reached[i - 1] - reached[i],
+                "reached_in_order": in_order[i],
+                "conversion_rate_in_order": in_order_rate,
+                "drop_off_in_order": 0 if i == 0 else in_order[i - 1] - in_order[i],
             })
     return expected_rows
 
 
 def test_funnel_summary_matches_the_reference(built, reference):
-    expected_rows = expected_summary(reference["sequences"], len(reference["conversations"]))
+    sequences = reference["sequences"]
+    expected_rows = expected_summary(sequences, len(reference["conversations"]))
+    entered = sequences.groupby("funnel_name")["conversation_id"].nunique()  # reached any of its stages
+    for row in expected_rows:
+        row["entered"] = int(entered.get(row["funnel_name"], 0))
     expected = _sorted(pd.DataFrame(expected_rows), ["funnel_name", "stage_order"])
     actual = _sorted(frame(built, "select * from marts.funnel_summary"), ["funnel_name", "stage_order"])
     pd.testing.assert_frame_equal(actual[expected.columns], expected, check_dtype=False, rtol=1e-12)
     # a major drop-off is a stage losing more than 30% of the previous stage
     losing = (actual["drop_off"] / actual.groupby("funnel_name")["reached"].shift(1)) > 0.3
     assert (actual["is_major_drop_off"] == losing.fillna(False)).all()
+    # the nested reading never exceeds the stage before; the data has skipped stages where the other one does
+    assert (actual["drop_off_in_order"] >= 0).all() and (actual["drop_off"] < 0).any()
+    readings = dict(zip(actual["funnel_name"], actual["counting"], strict=True))
+    assert readings == {"support": "any_order", "sales": "in_order", "engagement": "in_order"}
 
 
 def test_funnel_summary_since_matches_the_reference_for_every_start_date(built, reference):
@@ -425,12 +443,13 @@ def test_cli_since_prints_the_mart_rows_of_the_first_start_date_on_or_after(buil
 # --------------------------------------------------------------------------- seed-only funnel
 
 
+# counting left empty: the funnel is shown in the default reading (in_order)
 NEW_FUNNEL_ROWS = """\
-self_service,10,opened,event_type,conversation_started,Test funnel: the conversation opened.
-self_service,20,smooth,marker,no_fallback,Test funnel: no fallback at all.
-self_service,30,solved_alone,marker,completed_without_handoff,Test funnel: completed without a human.
-self_service,40,rated,event_type,feedback_received,Test funnel: the user left a rating.
-self_service,40,rated,stage_reached,,Test funnel: or the application said so.
+self_service,10,opened,event_type,conversation_started,Test funnel: the conversation opened.,
+self_service,20,smooth,marker,no_fallback,Test funnel: no fallback at all.,
+self_service,30,solved_alone,marker,completed_without_handoff,Test funnel: completed without a human.,
+self_service,40,rated,event_type,feedback_received,Test funnel: the user left a rating.,
+self_service,40,rated,stage_reached,,Test funnel: or the application said so.,
 """
 
 
@@ -480,6 +499,8 @@ def test_a_funnel_added_by_seed_rows_alone_appears_everywhere(generated, tmp_pat
         "rated": sum("feedback_received" in types for types in by_conversation),
     }
     assert summary == expected
+    assert warehouse.scalar(
+        "select distinct counting from marts.funnel_summary where funnel_name = 'self_service'") == "in_order"
     # the other funnels are untouched by the new rows
     assert warehouse.scalar("select count(distinct funnel_name) from marts.funnel_summary") == 4
 

@@ -6,12 +6,14 @@ funnel_stages as (
         stage,
         stage_order,
         previous_stage,
-        is_first_stage
+        is_first_stage,
+        counting
     from {{ ref('int_funnel_stages_ordered') }}
 ),
 
 conversation_funnel_stages as (
     select
+        conversation_id,
         funnel_name,
         stage,
         is_reached,
@@ -31,6 +33,16 @@ dropoffs as (
 conversations as (
     select count(*) as conversations
     from {{ ref('int_conversations_summarized') }}
+),
+
+-- the funnel's population: conversations that reached any of its stages
+-- (the sequenced model has rows only for those)
+funnels_entered as (
+    select
+        conversation_funnel_stages.funnel_name,
+        count(distinct conversation_funnel_stages.conversation_id) as entered
+    from conversation_funnel_stages
+    group by conversation_funnel_stages.funnel_name
 ),
 
 stages_counted as (
@@ -68,6 +80,8 @@ stages_with_counts as (
         funnel_stages.stage_order,
         funnel_stages.previous_stage,
         funnel_stages.is_first_stage,
+        funnel_stages.counting,
+        coalesce(funnels_entered.entered, 0) as entered,
         coalesce(stages_counted.reached, 0) as reached,
         coalesce(stages_counted.reached_in_order, 0) as reached_in_order,
         stages_counted.avg_seconds_from_previous_stage,
@@ -84,6 +98,8 @@ stages_with_counts as (
         on
             funnel_stages.funnel_name = dropoffs_counted.funnel_name
             and funnel_stages.stage = dropoffs_counted.stage
+    left join funnels_entered
+        on funnel_stages.funnel_name = funnels_entered.funnel_name
     cross join conversations
 ),
 
@@ -139,7 +155,11 @@ funnel_summary as (
                         'stages_rated.conversion_rate', 'stages_rated.conversion_rate_sample', 'high'
                     ) }}
             end as {{ type_double() }}
-        ) as conversion_rate_ci_high
+        ) as conversion_rate_ci_high,
+        cast(stages_rated.conversion_rate_in_order as {{ type_double() }}) as conversion_rate_in_order,
+        cast(stages_rated.drop_off_in_order as {{ dbt.type_bigint() }}) as drop_off_in_order,
+        cast(stages_rated.entered as {{ dbt.type_bigint() }}) as entered,
+        cast(stages_rated.counting as {{ dbt.type_string() }}) as counting
     from stages_rated
 )
 
