@@ -38,7 +38,7 @@ conversations_in_scope as (
     select conversations.*
     from conversations
     {% if var('exclude_development_traffic') %}
-        where conversations.environment is null or conversations.environment != 'development'
+        where not {{ is_development_traffic('conversations.environment') }}
     {% endif %}
 ),
 
