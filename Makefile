@@ -1,6 +1,6 @@
 # convo-warehouse: two commands do everything on a fresh machine.
-#   make run    create .venv, install pinned dependencies, generate demo data,
-#               run the whole pipeline through Dagster, print a summary
+#   make run    create .venv, install the locked dependencies, generate demo
+#               data, run the whole pipeline through Dagster, print a summary
 #   make test   every test: dbt build with data tests and unit tests on a
 #               generated warehouse, SQL lint, pytest
 
@@ -9,12 +9,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-# Spark (docs/spark.md): its own virtualenv, dbt-core pinned as in pyproject.toml.
+# Every installed package, direct or not, comes from a lock with hashes
+# (docs/development.md#dependencies): requirements/main.lock for .venv,
+# requirements/spark.lock for the Spark virtualenv. `make lock` regenerates
+# both from pyproject.toml and requirements/*.in with uv (from PyPI only).
+LOCK := requirements/main.lock
+SPARK_LOCK := requirements/spark.lock
+UV_VERSION := 0.13.9
+LOCK_VENV := .venv-lock
+# The machines this project runs on (docs/development.md#dependencies).
+LOCK_PLATFORM := x86_64-unknown-linux-gnu
+
+# Spark (docs/spark.md): its own virtualenv, packages in requirements/spark.in.
 SPARK_VENV := .venv-spark
 SPARK_INSTALLED := $(SPARK_VENV)/.installed
-SPARK_PACKAGES := dbt-core==1.11.16 dbt-spark[session]==1.11.0 pyspark==4.3.0 \
-	duckdb==1.5.6 pyarrow==26.0.1 pandas==3.1.1 numpy==2.4.6 scipy==1.17.1 \
-	click==8.4.2 tqdm==4.70.1 pyyaml==6.0.3 openai==3.52.0
 
 DEMO_CONVERSATIONS ?= 5000
 DEMO_DAYS ?= 14
@@ -24,16 +32,40 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: spark-venv test-spark bench-spark install run demo-data test dbt-test lint pytest bench bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
+.PHONY: lock spark-venv test-spark bench-spark install run demo-data test dbt-test lint pytest bench bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
 
-$(INSTALLED): pyproject.toml
+# --no-deps: the lock is the whole set, so pip resolves nothing; the capture
+# SDK (capture-sdk/, distribution convo-capture: the warehouse depends on it,
+# it is on no package index) and the project itself are built with the locked
+# setuptools (no build isolation). `pip check` then fails when pyproject.toml
+# needs a package the lock lacks.
+$(INSTALLED): pyproject.toml capture-sdk/pyproject.toml $(LOCK)
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e ./capture-sdk
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/pip check >/dev/null || { $(BIN)/pip check; echo "$(LOCK) does not match pyproject.toml: run make lock"; exit 1; }
 	@touch $@
 
 install: $(INSTALLED)
+
+# Regenerates both locks from pyproject.toml and requirements/*.in, for Python
+# 3.11 on Linux x86_64. uv keeps each version already in the lock unless a pin
+# or a new requirement forces a change; `make lock UPGRADE=1` moves every
+# package pinned nowhere to its newest release (review the diff).
+# Marked by version, so changing UV_VERSION installs that uv.
+$(LOCK_VENV)/.uv-$(UV_VERSION):
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet uv==$(UV_VERSION)
+	@touch $@
+
+UV_COMPILE = $(LOCK_VENV)/bin/uv pip compile --quiet --python-version 3.11 --python-platform $(LOCK_PLATFORM) \
+	--generate-hashes $(if $(UPGRADE),--upgrade)
+
+lock: $(LOCK_VENV)/.uv-$(UV_VERSION)
+	$(UV_COMPILE) --extra dev --no-emit-package convo-capture pyproject.toml requirements/build.in requirements/local.in -o $(LOCK)
+	$(UV_COMPILE) -c $(LOCK) requirements/spark.in -o $(SPARK_LOCK)
 
 target/manifest.json: $(INSTALLED) dbt_project.yml $(shell find models macros seeds tests/dbt -type f 2>/dev/null)
 	$(BIN)/dbt parse --quiet
@@ -54,7 +86,7 @@ run: demo-data target/manifest.json
 dbt-test: $(INSTALLED) target/manifest.json
 	rm -rf data/ci && mkdir -p data/ci
 	$(BIN)/convo-warehouse generate --conversations 1500 --days 5 --seed 7 --out data/ci/landing
-	CONVO_DUCKDB_PATH=data/ci/warehouse.duckdb $(BIN)/python -c "import duckdb, pathlib; from convo_warehouse.lib.landing import load_landing; print(load_landing(duckdb.connect('data/ci/warehouse.duckdb'), pathlib.Path('data/ci/landing'), progress=False).summary())"
+	CONVO_DUCKDB_PATH=data/ci/warehouse.duckdb $(BIN)/python -c "import pathlib; from convo_warehouse.lib.landing import load_landing; from convo_warehouse.lib.warehouse import connect; print(load_landing(connect(pathlib.Path('data/ci/warehouse.duckdb')), pathlib.Path('data/ci/landing'), progress=False).summary())"
 	CONVO_DUCKDB_PATH=data/ci/warehouse.duckdb $(BIN)/dbt build --quiet
 
 lint: $(INSTALLED)
@@ -69,11 +101,11 @@ pytest: $(INSTALLED) target/manifest.json
 
 test: dbt-test lint pytest
 
-$(SPARK_INSTALLED): pyproject.toml Makefile
+$(SPARK_INSTALLED): pyproject.toml $(SPARK_LOCK)
 	$(PYTHON) -m venv $(SPARK_VENV)
-	$(SPARK_VENV)/bin/pip install --quiet --upgrade pip
-	$(SPARK_VENV)/bin/pip install --quiet $(SPARK_PACKAGES)
-	$(SPARK_VENV)/bin/pip install --quiet --no-deps -e .
+	$(SPARK_VENV)/bin/pip install --quiet --require-hashes --no-deps -r $(SPARK_LOCK)
+	$(SPARK_VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e ./capture-sdk
+	$(SPARK_VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
 
 spark-venv: $(SPARK_INSTALLED)
@@ -96,7 +128,8 @@ bench-classify: $(INSTALLED)
 bench-sentiment: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_sentiment.py
 
-# Collector throughput with durable writes and SDK cost per call (docs/capture.md).
+# Collector throughput with durable writes, SDK cost per call, and the live state:
+# latencies at 5,000 events/s, throughput with it on and off, memory (docs/capture.md).
 bench-capture: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_capture.py
 

@@ -5,8 +5,13 @@ In one run, on the same generated JSONL files (the contract's format):
 1. **full build**: ``convo-warehouse run`` (the Dagster job: loader, every dbt
    model and test, rules classifier, GX suites) on 30 of 31 days, from empty;
 2. **one new day**: the 31st day's file is added, ``convo-warehouse run`` again;
-3. **no-op**: ``convo-warehouse run`` once more, with nothing new;
-4. **floor**: one hand-written DuckDB query reading all 31 days of raw JSONL
+3. **one hour**: a fixed batch of about 10,000 events (800 conversations of
+   the day after, the generator's own seed) on top of that history, run by
+   the hourly job (``load_and_rebuild_job``, what the schedule runs every
+   hour: no classifier) -- the same batch at every history size, so its cost
+   should follow the batch, not the history;
+4. **no-op**: ``convo-warehouse run`` once more, with nothing new;
+5. **floor**: one hand-written DuckDB query reading all 31 days of raw JSONL
    and computing the per-conversation facts (validation, dedupe, aliases,
    counts, flags, first response, feedback, rephrases, inferred abandonment).
 
@@ -37,6 +42,10 @@ BIN = Path(sys.executable).parent
 EVENTS_PER_CONVERSATION = 12.4  # measured on the generator's output
 DAYS = 31  # 30 days of history, then one new day
 END_DATE = "2026-01-31"
+# the fixed one-hour batch: about 10,000 events of the day after the history
+HOUR_CONVERSATIONS = 800
+HOUR_DATE = "2026-02-01"
+HOUR_SEED = 7001
 
 FLOOR_QUERY = r"""
 create table floor_facts as
@@ -321,8 +330,19 @@ def main() -> None:
     events = int(subprocess.run([sys.executable, "-c", COUNT_SCRIPT, str(warehouse)],
                                 capture_output=True, text=True, check=True).stdout)
 
+    print("one hour (10,000 events, the hourly job) ...", flush=True)
+    hour_landing = landing / "hour"
+    timed_child(
+        [str(BIN / "convo-warehouse"), "generate", "-n", str(HOUR_CONVERSATIONS), "--days", "1", "--seed",
+         str(HOUR_SEED), "--end-date", HOUR_DATE, "--format-mix", "jsonl=1", "--out", str(hour_landing), "-q"]
+    )
+    hour_events = sum(1 for path in hour_landing.rglob("*.jsonl") for _ in path.open())
+    started_hour = time.time()
+    hour_seconds, hour_rss, hour_output = timed_child([*run, "--job", "load_and_rebuild_job"], env)
+    profiles["one hour"] = run_profile(target, started_hour, hour_output)
+
     print("no-op run ...", flush=True)
-    noop_seconds, noop_rss, noop_output = timed_child(run, env)
+    noop_seconds, noop_rss, noop_output = timed_child([*run, "--job", "load_and_rebuild_job"], env)
     if "nothing built" not in noop_output:
         raise SystemExit(f"the no-op run built something:\n{noop_output[-3000:]}")
 
@@ -336,6 +356,7 @@ def main() -> None:
         ("full build (30 days)", full_seconds, full_rss),
         ("  of which load + facts", full_facts, None),
         ("one new day", day_seconds, day_rss),
+        ("one hour (hourly job)", hour_seconds, hour_rss),
         ("no-op run", noop_seconds, noop_rss),
         ("floor: one query (31 days)", floor_seconds, floor_rss),
     ]
@@ -354,6 +375,7 @@ def main() -> None:
             for name, seconds, rss in rows
         },
         "new_day_share_of_full_build": round(day_seconds / full_seconds, 3),
+        "hour_batch_lines": hour_events,
         "profiles": profiles,
     }
     print()
@@ -364,6 +386,7 @@ def main() -> None:
         ratio = "" if seconds is None else f"{seconds / floor_seconds:.1f}x"
         print(f"{name:<28} {shown:>9} {ratio:>8} {'' if rss is None else f'{rss:,.0f}':>9}")
     print(f"one new day / full build: {day_seconds / full_seconds:.1%}")
+    print(f"one hour ({hour_events:,} lines): {hour_seconds:.1f} s (target <= 30 s; compare across history sizes)")
     for title, profile in profiles.items():
         print_profile(title, profile)
     results_dir = REPO_ROOT / "benchmarks" / "results"

@@ -34,6 +34,18 @@ def _session_manifest(target_dir: Path):
     return _MANIFESTS[target_dir]
 
 
+def open_warehouse(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A plain DuckDB connection to a warehouse file, configured as dbt's (``profiles.yml``).
+
+    dbt run in this process keeps its connection open, and DuckDB refuses a
+    second one to the same file with another configuration.
+    """
+    from convo_warehouse.lib.warehouse import STORAGE_VERSION
+
+    config = {} if read_only else {"storage_compatibility_version": STORAGE_VERSION}
+    return duckdb.connect(str(path), read_only=read_only, config=config)
+
+
 def _describe_failures(result) -> str:
     if result.exception is not None:
         return str(result.exception)
@@ -69,7 +81,9 @@ class Warehouse:
     def load(self):
         from convo_warehouse.lib.landing import load_landing
 
-        con = duckdb.connect(str(self.path))
+        from convo_warehouse.lib.warehouse import connect
+
+        con = connect(self.path)
         try:
             return load_landing(con, self.landing, progress=False)
         finally:
@@ -79,7 +93,7 @@ class Warehouse:
         """The rules stage classifier over this warehouse, as the pipeline's classifier step runs it."""
         from convo_warehouse.lib.classify.runner import classify_warehouse
 
-        con = duckdb.connect(str(self.path))
+        con = open_warehouse(self.path)
         try:
             return classify_warehouse(con, "rules", judge=False)
         finally:
@@ -107,7 +121,7 @@ class Warehouse:
         return self.dbt(*args)
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        con = duckdb.connect(str(self.path))
+        con = open_warehouse(self.path)
         try:
             return con.execute(sql, params or []).fetchall()
         finally:

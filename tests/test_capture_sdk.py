@@ -12,15 +12,15 @@ from pathlib import Path
 
 from capture_helpers import ScriptedServer, free_port, wait_for
 
-from convo_warehouse.capture import Tracker, uuid7
-from convo_warehouse.capture.ids import uuid7_time
+from convo_capture import Tracker, uuid7
+from convo_capture.ids import uuid7_time
 from convo_warehouse.lib.landing import discover_files
 
 
 def test_sdk_imports_without_dagster_dbt_or_duckdb(tmp_path: Path):
     code = (
         "import sys\n"
-        "from convo_warehouse.capture import Tracker\n"
+        "from convo_capture import Tracker\n"
         "t = Tracker(landing_dir=sys.argv[1], register_atexit=False)\n"
         "t.assign_variant('greeting_tone', 'c-1', ['control', 'warm'])\n"
         "t.close()\n"
@@ -156,7 +156,7 @@ def test_a_new_tracker_resends_an_ended_process_spool(tmp_path: Path):
 def test_exit_flushes_within_timeout(tmp_path: Path):
     code = (
         "import sys\n"
-        "from convo_warehouse.capture import Tracker\n"
+        "from convo_capture import Tracker\n"
         "t = Tracker(landing_dir=sys.argv[1], flush_interval=30)\n"
         "for i in range(100): t.track('user_message', 'c-1')\n"
     )
@@ -184,7 +184,7 @@ def test_close_spools_a_batch_whose_send_hangs(tmp_path: Path):
     finally:
         silent.close()
     # the hung send now fails; the sender must not spool the batch close() took
-    wait_for(lambda: tracker._in_flight is None, 10, "the hung send to end")
+    wait_for(lambda: tracker._engine._in_flight is None, 10, "the hung send to end")
     assert tracker.counters().spooled == counters.spooled == 5
     spooled = [json.loads(line)["event_id"] for path in (tmp_path / "spool").glob("spool-*.jsonl")
                for line in path.read_text().splitlines()]

@@ -6,9 +6,14 @@ staged before), two more days, then the late file (events of earlier days).
 Between batches the warehouse clock moves, so conversations that were still
 open cross the abandonment window without any new event of their own, and
 the stage classifier classifies what changed (its stages feed the funnel
-marts). Its
-marts must then equal, value for value and to the last bit of every double,
-a re-run with nothing new and a full refresh of the same raw rows.
+marts). The third batch also brings late events of conversations loaded
+before: one moves a conversation to an earlier day, one names a funnel stage
+the seed lacks, one makes a conversation a sales conversation raising an
+objection; the daily partials of the whole-history marts (funnel summary,
+abandon turns, unknown stages, objections) must replace exactly those
+conversations' old contributions with their new ones. Its marts and those
+partials must then equal, value for value and to the last bit of every
+double, a re-run with nothing new and a full refresh of the same raw rows.
 """
 
 from __future__ import annotations
@@ -22,11 +27,39 @@ import pytest
 from convo_warehouse.lib.generate import generate_events
 
 MARTS = ("marts",)
+# the daily partials the whole-history marts sum (day-keyed replace_touched)
+DAY_PARTIALS = (
+    "intermediate.int_conversation_days_counted",
+    "intermediate.int_funnel_stage_days_counted",
+    "intermediate.int_funnel_stage_seconds_bucketed",
+    "intermediate.int_abandon_turn_days_counted",
+    "intermediate.int_unknown_stage_event_days_counted",
+    "intermediate.int_objection_days_counted",
+)
 
 
 def mart_checksums(warehouse) -> dict[str, str]:
     """Table -> hash of its sorted rows (each value by repr: doubles exactly)."""
-    return {table: warehouse.table_hash(table) for table in warehouse.tables(MARTS)}
+    return {table: warehouse.table_hash(table) for table in (*warehouse.tables(MARTS), *DAY_PARTIALS)}
+
+
+def partitions_rewritten_since(warehouse, recorded_after) -> dict[str, set]:
+    """Relation -> the days its builds after `recorded_after` rewrote ("all" for a full build)."""
+    rewritten: dict[str, set] = {}
+    for relation, day, rewrote_all in warehouse.query(
+        "select relation_name, partition_date, rewrote_all from audit.partitions_rewritten "
+        "where recorded_at > ?",
+        [recorded_after],
+    ):
+        rewritten.setdefault(relation, set()).add("all" if rewrote_all else day)
+    return rewritten
+
+
+def last_classified(warehouse) -> int:
+    """Conversations the stage classifier classified in the newest build."""
+    return warehouse.scalar(
+        "select classified from classification.classifier_runs order by run_started_at desc limit 1"
+    )
 
 
 def abandoned(warehouse) -> dict[str, bool]:
@@ -76,11 +109,44 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
             for n, event_type in enumerate(event_types)
         ) + "\n")
 
+    def timestamp(moment: datetime) -> str:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def write_late(name: str, events: list[dict]) -> None:
+        folder = warehouse.landing / name
+        folder.mkdir()
+        (folder / f"{name}.jsonl").write_text("\n".join(
+            json.dumps({"event_id": f"{name}-{n}", **event}) for n, event in enumerate(events)
+        ) + "\n")
+
     write_events("open", "open-1", now + timedelta(hours=2), ["conversation_started", "user_message"])
-    after_batch, classified = [], []
+    after_batch, classified, rewritten = [], [], []
     for number, batch in enumerate(batches, start=1):
         for folder in batch:
             shutil.copytree(folder, warehouse.landing / folder.name)
+        if number == 3:
+            # late events of three conversations of the first day: one moves
+            # to the day before (its old day's partials lose it), one names
+            # a sales stage the seed lacks, one becomes a sales conversation
+            # that raises the price objection
+            moved, unknown_stage, objecting = warehouse.query(
+                "select conversation_id, first_event_at, last_event_at, conversation_date "
+                "from marts.fct_conversations where conversation_date = "
+                "(select min(conversation_date) from marts.fct_conversations) "
+                "and conversation_id not in (select conversation_id from marts.fct_sales_conversations) "
+                "order by conversation_id limit 3"
+            )
+            write_late("late-touch", [
+                {"conversation_id": moved[0], "event_type": "user_message",
+                 "timestamp": timestamp(moved[1] - timedelta(days=1)), "properties": {"content": "hello?"}},
+                {"conversation_id": unknown_stage[0], "event_type": "stage_reached",
+                 "timestamp": timestamp(unknown_stage[2] + timedelta(seconds=1)),
+                 "properties": {"funnel": "sales", "stage": "upsold_later"}},
+                {"conversation_id": objecting[0], "event_type": "user_message",
+                 "timestamp": timestamp(objecting[2] + timedelta(seconds=1)),
+                 "properties": {"content": "honestly this is too expensive for us", "lead_score": 80}},
+            ])
+            before_late = warehouse.scalar("select max(recorded_at) from audit.partitions_rewritten")
         if number == 2:
             write_events("tick", "tick-1", now + timedelta(hours=3), ["conversation_started"])
             # An alias added later: a type staged as unknown becomes a known one.
@@ -92,11 +158,13 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
                 "insert into seeds.event_type_aliases (alias, event_type) values (?, 'tool_called')", [unknown]
             )
         assert warehouse.load().load_id == number
+        # the stage classifier runs inside the build (a dbt Python model): its
+        # stages of this batch reach the funnel chain in the same run
         warehouse.dbt("run")
+        if number == 3:
+            rewritten = partitions_rewritten_since(warehouse, before_late)
         after_batch.append(abandoned(warehouse))
-        # the classifier's stages of this batch reach the funnel chain in the
-        # next batch's run (newly classified conversations are refreshed)
-        classified.append(warehouse.classify().classified)
+        classified.append(last_classified(warehouse))
     warehouse.dbt("run")
     assert classified[0] > 0 and classified[1] > 0, classified
 
@@ -115,6 +183,25 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
         "select count(*) from staging.stg_events where event_type = 'tool_called' and load_id = 1 "
         "and lower(raw_event_type) <> 'tool_called'"
     ) > 0, "the alias added later did not re-map events of the first load"
+
+    # The late events reached the partials incrementally: each daily partial
+    # rewrote some days, the moved conversation's old and new day among them,
+    # not the whole history; and their marts show the new contributions.
+    new_day = moved[3] - timedelta(days=1)
+    assert warehouse.scalar(
+        "select conversation_date from marts.fct_conversations where conversation_id = ?", [moved[0]]
+    ) == new_day
+    for partial in DAY_PARTIALS:
+        assert "all" not in rewritten[partial] and {moved[3], new_day} <= rewritten[partial], (
+            partial, rewritten.get(partial)
+        )
+    assert warehouse.query(
+        "select events, conversations from marts.funnel_unknown_stage_events "
+        "where funnel_name = 'sales' and stage = 'upsold_later'"
+    ) == [(1, 1)]
+    assert "price" in warehouse.scalar(
+        "select objection_list from marts.fct_sales_conversations where conversation_id = ?", [objecting[0]]
+    )
 
     incremental = mart_checksums(warehouse)
     assert "marts.fct_conversations" in incremental and "marts.metrics_daily" in incremental
@@ -312,15 +399,18 @@ def test_a_batch_rewrites_only_the_conversations_it_touches(generated, make_ware
     assert rebuilt["marts.fct_conversation_paths"] == everyone
     assert rebuilt["marts.fct_conversations"] == set()
 
-    # dbt show runs no pre-hook: the body computes the set itself, and shows
-    # the rows the next build writes (its parents built first).
+    # dbt show (and compile) of a replace_touched model work on a built
+    # warehouse and preview its whole body: the touched() marks are filled in
+    # only by the materialization.
     write_events("peek", [(first, "user_message", clock + timedelta(minutes=32))])
     warehouse.load()
     warehouse.dbt("run", "--select", "+fct_conversations", "--exclude", "fct_conversations")
     shown = warehouse.dbt(
         "show", "--select", "fct_conversations", "--indirect-selection", "empty", "--limit", "-1"
     ).result.results[0]
-    assert [row["conversation_id"] for row in shown.agate_table] == [first]
+    assert {row["conversation_id"] for row in shown.agate_table} == {
+        row[0] for row in warehouse.query("select conversation_id from intermediate.int_conversations_summarized")
+    }
     warehouse.dbt(*select)
 
     incremental = {table: warehouse.table_hash(table) for table in CONVERSATION_MODELS}
@@ -344,7 +434,9 @@ FUNNEL_CHAIN = {
     "intermediate.int_conversation_stages_combined": (["conversation_id", "funnel_name", "stage"], "source", MARKER),
     "intermediate.int_conversation_stages_sequenced": (["conversation_id", "funnel_name", "stage"], "source", MARKER),
     "intermediate.int_conversation_funnels_progressed": (["conversation_id", "funnel_name"], "last_stage", MARKER),
-    "marts.fct_conversation_stages": (["conversation_id", "funnel_name", "stage"], "source", MARKER),
+    # (source has a check constraint: the mark goes where none is)
+    "marts.fct_conversation_stages": (["conversation_id", "funnel_name", "stage"], "stage_order", -1),
+    "marts.funnel_dropoffs": (["conversation_id", "funnel_name"], "last_user_message", MARKER),
 }
 CLASSIFIED_CHAIN = set(FUNNEL_CHAIN) - {
     "intermediate.int_conversation_markers_evaluated", "intermediate.int_conversation_flags_unpivoted",
@@ -353,18 +445,17 @@ CLASSIFIED_CHAIN = set(FUNNEL_CHAIN) - {
 
 def test_the_funnel_chain_rewrites_only_the_conversations_it_touches(generated, make_warehouse):
     """The funnel chain (markers, flags, stage reaches, combined and
-    sequenced stages, funnel progress, fct_conversation_stages) is replaced
-    conversation by conversation: new events of two conversations and a new
+    sequenced stages, funnel progress, fct_conversation_stages,
+    funnel_dropoffs) is replaced conversation by conversation: new events of two conversations and a new
     conversation rewrite those only, and a marker that no longer holds (a
     `never:` rule broken by a handoff) loses its row; a stage the classifier
     takes back, without any new event, rewrites that conversation in the
     models the classifier feeds and removes the stage. The result equals a
     full refresh."""
     warehouse = loaded_warehouse(make_warehouse, "funnel-chain", generated)
-    select = ("run", "--select", "+int_conversation_funnels_progressed +fct_conversation_stages")
+    select = ("run", "--select", "+int_conversation_funnels_progressed +fct_conversation_stages +funnel_dropoffs")
     warehouse.dbt(*select)
-    assert warehouse.classify().classified > 0
-    warehouse.dbt(*select)
+    assert last_classified(warehouse) > 0
     clock = warehouse.scalar("select max(event_at) from staging.stg_events")
 
     def conversations_of(table: str) -> set[str]:
@@ -419,7 +510,7 @@ def test_the_funnel_chain_rewrites_only_the_conversations_it_touches(generated, 
     classified_chain = {table: FUNNEL_CHAIN[table] for table in CLASSIFIED_CHAIN}
     rebuilt = rebuilt_conversations(warehouse, lambda: warehouse.dbt(*select), classified_chain)
     for table in CLASSIFIED_CHAIN:
-        assert rebuilt[table] == {taken_back}, table
+        assert rebuilt[table] == {taken_back} & conversations_of(table), table
     assert not warehouse.query(
         "select 1 from marts.fct_conversation_stages where conversation_id = ? and funnel_name = ? and stage = ?",
         [taken_back, funnel, stage],

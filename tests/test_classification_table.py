@@ -7,13 +7,13 @@ from __future__ import annotations
 import duckdb
 import pytest
 import yaml
-from conftest import Warehouse
+from conftest import Warehouse, open_warehouse
 
 from convo_warehouse.lib.classify import store
 
 
 def describe(path) -> list[tuple[str, str]]:
-    con = duckdb.connect(str(path))
+    con = open_warehouse(path)
     try:
         return [
             (name, kind)
@@ -33,7 +33,7 @@ def created_by_dbt(tmp_path_factory, dbt_target_dir) -> list[tuple[str, str]]:
 
 def test_dbt_hook_and_python_writer_create_the_same_table(created_by_dbt, tmp_path):
     path = tmp_path / "python.duckdb"
-    con = duckdb.connect(str(path))
+    con = open_warehouse(path)
     store.ensure_tables(con)
     con.close()
     assert describe(path) == created_by_dbt
@@ -50,7 +50,7 @@ def test_both_follow_the_source_yaml(created_by_dbt):
 
 def test_python_brings_an_older_table_to_the_definition(created_by_dbt, tmp_path):
     path = tmp_path / "old.duckdb"
-    con = duckdb.connect(str(path))
+    con = open_warehouse(path)
     # the table as an earlier DDL made it: confidence a 4-byte float, no fallback_reason
     con.execute("create schema classification")
     con.execute(

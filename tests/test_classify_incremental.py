@@ -13,6 +13,7 @@ import duckdb
 from convo_warehouse.lib.classify.runner import classify_warehouse
 from convo_warehouse.lib.classify.transcripts import PREPARED_TABLE, TRANSCRIPTS_TABLE
 from convo_warehouse.lib.generate import generate_events
+from conftest import open_warehouse
 
 # A fixed past end date: every generated day is whole.
 END_DATE = "2024-04-02"
@@ -21,7 +22,7 @@ END_DATE = "2024-04-02"
 def classify(path: Path) -> tuple[dict, set[str], dict[str, list]]:
     """Run the rules classifier on ``path``: its stats, the conversations it
     prepared transcripts for, and what it stored (without write times)."""
-    con = duckdb.connect(str(path))
+    con = open_warehouse(path)
     try:
         stats = classify_warehouse(con, "rules", judge=False).as_dict()
         prepared = {row[0] for row in con.execute(f"select conversation_id from {TRANSCRIPTS_TABLE}").fetchall()}
@@ -62,7 +63,7 @@ def test_classifier_reads_the_conversations_with_new_events_and_stores_what_a_fu
     full = warehouse.root / "full-read.duckdb"
     warehouse.query("checkpoint")
     shutil.copyfile(warehouse.path, full)
-    with duckdb.connect(str(full)) as con:
+    with open_warehouse(full) as con:
         con.execute(f"drop table {PREPARED_TABLE}")
     # A conversation of the first day whose stored classification is unusable
     # (another rules version): read again, though it has no new event.
@@ -71,7 +72,7 @@ def test_classifier_reads_the_conversations_with_new_events_and_stores_what_a_fu
         "(select conversation_id from staging.stg_events where load_id = 2)"
     )
     for path in (warehouse.path, full):
-        with duckdb.connect(str(path)) as con:
+        with open_warehouse(path) as con:
             con.execute(
                 "update classification.stage_classifications set prompt_version = 'rules-old' "
                 "where conversation_id = ?",
@@ -92,12 +93,12 @@ def test_classifier_reads_the_conversations_with_new_events_and_stores_what_a_fu
     assert scoped_stored == full_stored
 
     # No new event: nothing read. Staging reads the history anew (an alias
-    # added changes its fingerprint): everything read.
+    # added changes its build fingerprint): everything read.
     assert classify(warehouse.path)[1] == set()
     warehouse.query(
-        "insert into audit.incremental_watermarks "
-        "select model_name, loaded_through_load_id, newest_event_at, 'remapped', recorded_at + interval 1 second, "
-        "classified_through from audit.incremental_watermarks where model_name = 'stg_events' "
+        "insert into audit.incremental_builds "
+        "select model_name, loaded_through_load_id, newest_event_at, classified_through, 'remapped', "
+        "recorded_at + interval 1 second from audit.incremental_builds where model_name = 'stg_events' "
         "order by recorded_at desc limit 1"
     )
     assert classify(warehouse.path)[1] == full_prepared

@@ -307,3 +307,10 @@ def test_sentiment_rows_of_another_model_are_scored_again(monkeypatch):
     assert classify_warehouse(con, "rules").sentiment_scored == 2  # classification cached, sentiment re-scored
     models = con.execute("select distinct sentiment_model from classification.message_sentiment").fetchall()
     assert models == [("lexicon-next",)]
+
+
+def test_settings_repr_never_shows_the_api_key():
+    settings = LLMSettings.from_env({"OPENAI_API_KEY": "sk-live-s3cret", "CONVO_LLM_MODEL": "m"})
+    assert settings.api_key == "sk-live-s3cret"
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings)
+    assert "model='m'" in repr(settings)

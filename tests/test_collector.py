@@ -125,9 +125,8 @@ def test_ten_thousand_events_in_one_batch(collector):
 
 
 def test_unknown_content_type_is_415(collector):
-    status, answer, _ = collector.post("/v1/traces", b"\x0a\x00", TOKEN,
-                                       headers={"Content-Type": "application/x-protobuf"})
-    assert status == 415 and "http/json" in answer["error"]
+    status, answer, _ = collector.post("/v1/traces", b"\x0a\x00", TOKEN, headers={"Content-Type": "text/xml"})
+    assert status == 415 and "application/x-protobuf" in answer["error"]
 
 
 def test_oversized_chunked_body_is_413(collector):
@@ -153,3 +152,99 @@ def test_gzip_bodies_are_read_and_bounded(collector):
     assert status == 413 and "inflates" in answer["error"]
     status, answer, _ = collector.post("/v1/events", b"not gzip", TOKEN, headers={"Content-Encoding": "gzip"})
     assert status == 400 and "gzip" in answer["error"]
+
+
+def test_poison_events_are_rejected_one_by_one_and_the_rest_stored(collector):
+    deep = "x"
+    body = ('{"events": [' + json.dumps(event("poison-ok-1")) + ","
+            + json.dumps(event("poison-date", timestamp="9999-12-31T24:00:00")) + ","  # past year 9999
+            + '{"event_id": "poison-deep", "properties": ' + '{"a": ' * 5000 + json.dumps(deep) + "}" * 5000 + "},"
+            + json.dumps(event("poison-ok-2")) + "]}").encode()
+    status, answer, _ = collector.post("/v1/events", body, TOKEN)
+    assert status == 200, answer
+    assert [(r["status"], r.get("reason")) for r in answer["results"]] == [
+        ("accepted", None), ("rejected", "future_timestamp"), ("rejected", "unreadable_line"), ("accepted", None)]
+    assert "nested deeper" in answer["results"][2]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/v1/events", b"[" * 100_000, "not valid JSON"),  # never closed, and deeper than any reader
+        ("/v1/events", b'{"events": [' + b"[" * 100_000 + b"]", "not valid JSON"),
+        ("/v1/traces", b"[" * 100_000, "nested deeper"),
+        ("/v1/traces", b'{"resourceSpans": "x"}', "resourceSpans"),
+    ],
+    ids=["events-brackets", "events-open-array", "traces-brackets", "traces-wrong-shape"],
+)
+def test_unreadable_bodies_are_400_never_500(collector, path, body, message):
+    status, answer, _ = collector.post(path, body, TOKEN)
+    assert status == 400 and message in answer["error"], answer
+    status, _, _ = post_events(collector, [event("after-poison")])
+    assert status == 200, "the collector keeps serving"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "message"),
+    [
+        ({"Content-Type": "text/plain", "Origin": "https://evil.example"}, 403, "origin"),  # a cross-site form
+        ({"Content-Type": "application/json", "Origin": "https://evil.example"}, 403, "origin"),
+        ({"Content-Type": "text/plain"}, 415, "application/json"),  # what a form can send without a preflight
+        ({"Content-Type": ""}, 415, "application/json"),
+        ({"Content-Type": "application/json", "Host": "attacker.example:8765"}, 400, None),  # DNS rebinding
+    ],
+    ids=["form-with-origin", "json-with-origin", "text-plain", "no-type", "foreign-host"],
+)
+def test_cross_site_writes_are_refused(tmp_path: Path, headers, status, message):
+    landing = tmp_path / "landing"
+    collector = CollectorProcess(landing, None, "").start()  # no tokens: loopback only
+    try:
+        answer_status, answer, _ = collector.post("/v1/events", json.dumps({"events": [event("x-site")]}).encode(),
+                                                  None, headers=headers) if status != 400 else _raw_post(
+            collector, headers)
+        assert answer_status == status
+        if message:
+            assert message in answer["error"]
+        ok, answer, _ = collector.post("/v1/events", json.dumps({"events": [event("same-site")]}).encode())
+        assert ok == 200 and answer["accepted"] == 1, "an SDK (no Origin, JSON, loopback Host) still writes"
+    finally:
+        collector.stop()
+
+
+def _raw_post(collector: CollectorProcess, headers: dict) -> tuple[int, dict, dict]:
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", collector.port, timeout=10)
+    connection.putrequest("POST", "/v1/events", skip_host=True)
+    body = json.dumps({"events": [event("x-host")]}).encode()
+    for name, value in {**headers, "Content-Length": str(len(body))}.items():
+        connection.putheader(name, value)
+    connection.endheaders(body)
+    answer = connection.getresponse()
+    return answer.status, {"error": answer.read().decode()}, dict(answer.headers)
+
+
+def test_slow_clients_never_hold_the_slots_of_others(tmp_path: Path):
+    import socket
+    import time
+
+    collector = CollectorProcess(tmp_path / "landing", None, TOKEN, "--body-timeout", "2").start()
+    slow = []
+    try:
+        for _ in range(70):  # more than the 64 processing slots
+            sock = socket.create_connection(("127.0.0.1", collector.port), timeout=10)
+            sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 1000\r\n\r\n{")
+            slow.append(sock)
+        time.sleep(0.3)
+        started = time.monotonic()
+        status, answer, _ = post_events(collector, [event("while-slow")])
+        assert status == 200 and answer["accepted"] == 1
+        assert time.monotonic() - started < 1.5, "a legitimate client waited for the slow ones"
+        # each slow client is answered 408 once its body deadline passes
+        slow[0].settimeout(10)
+        assert slow[0].recv(200).startswith(b"HTTP/1.1 408")
+    finally:
+        for sock in slow:
+            sock.close()
+        collector.stop()

@@ -72,3 +72,81 @@ def test_recovery_leaves_a_live_writers_file_alone(tmp_path: Path):
     live.close()
     assert sorted(landed_ids(tmp_path)) == ["e-0", "e-1", "e-2", "e-3"]
     assert os.listdir(tmp_path / ".tmp") == []
+
+
+def test_a_write_cut_short_by_a_full_disk_leaves_no_torn_fragment(tmp_path: Path):
+    # A child process with a 64 KiB file-size limit (RLIMIT_FSIZE) appends until
+    # a write fails part-way, gets the limit lifted ("space returned") and
+    # appends once more. Every landed line must be whole, and exactly the
+    # batches whose append returned must be there.
+    code = (
+        "import json, resource, sys\n"
+        "from pathlib import Path\n"
+        "from convo_warehouse.collector.writer import RotatingWriter\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))\n"
+        "w = RotatingWriter(Path(sys.argv[1]), 'collector', 'events')\n"
+        "ok, failed = [], 0\n"
+        "for batch in range(60):\n"
+        "    lines = [json.dumps({'event_id': f'b{batch}-{i}', 'pad': 'x' * 90}).encode() for i in range(10)]\n"
+        "    try:\n"
+        "        w.append(lines)\n"
+        "        ok.append(batch)\n"
+        "    except OSError:\n"
+        "        failed += 1\n"
+        "        if failed == 3:\n"
+        "            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))\n"
+        "w.close()\n"
+        "print(json.dumps({'ok': ok, 'failed': failed}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["failed"] == 3 and len(outcome["ok"]) == 57
+    landed = [json.loads(line) for path in discover_files(tmp_path) for line in path.read_text().splitlines()]
+    assert sorted(event["event_id"] for event in landed) == sorted(
+        f"b{batch}-{i}" for batch in outcome["ok"] for i in range(10))
+
+
+def test_after_a_failed_fsync_the_file_is_finished_and_a_new_one_opened(tmp_path: Path, monkeypatch):
+    writer = RotatingWriter(tmp_path, "collector", "events")
+    writer.append(lines(3))
+    first_file = writer._path
+    real_fsync = os.fsync
+    calls = {"n": 0}
+
+    def fsync_failing_once(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(5, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_failing_once)
+    try:
+        writer.append(lines(3, 3))
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the failed fsync must reach the caller (the collector answers 503)")
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    # the first file holds only what was acknowledged, and is already finished
+    assert landed_ids(tmp_path) == ["e-0", "e-1", "e-2"]
+    writer.append(lines(3, 3))  # the client's retry goes to a new file
+    assert writer._path != first_file
+    writer.close()
+    assert sorted(landed_ids(tmp_path)) == [f"e-{i}" for i in range(6)]
+
+
+def test_landing_files_and_folders_are_private_to_the_collector_user(tmp_path: Path):
+    writer = RotatingWriter(tmp_path, "collector", "events")
+    writer.append(lines(2))
+    assert os.stat(writer._path).st_mode & 0o777 == 0o600
+    writer.close()
+    [landed] = discover_files(tmp_path)
+    assert landed.stat().st_mode & 0o777 == 0o600
+    assert landed.parent.stat().st_mode & 0o777 == 0o700 and (tmp_path / ".tmp").stat().st_mode & 0o777 == 0o700
+    shared = RotatingWriter(tmp_path / "group", "collector", "events", file_mode=0o640)
+    shared.append(lines(1))
+    shared.close()
+    [group_file] = discover_files(tmp_path / "group")
+    assert group_file.stat().st_mode & 0o777 == 0o640 and group_file.parent.stat().st_mode & 0o777 == 0o750

@@ -496,7 +496,7 @@ def test_adding_a_page_is_one_module():
 
     pages = views.discover()
     assert [page.url_path for page in pages] == [
-        "overview", "funnels", "patterns", "metrics", "experiments", "models", "alerts", "health",
+        "overview", "funnels", "patterns", "metrics", "experiments", "models", "alerts", "health", "live",
     ]
 
 

@@ -155,7 +155,9 @@ def test_every_macro_is_documented_with_its_arguments(manifest: dict) -> None:
         if not macro["description"].strip():
             problems.append(f"{where}: no description in a _*.yml")
         documented = [argument["name"] for argument in macro["arguments"]]
-        expected = macro_signature_arguments(macro["macro_sql"], macro["name"])
+        # a materialization block takes no arguments (it reads config())
+        is_materialization = macro["name"].startswith("materialization_")
+        expected = [] if is_materialization else macro_signature_arguments(macro["macro_sql"], macro["name"])
         if documented != expected:
             problems.append(f"{where}: arguments documented {documented}, signature {expected}")
         problems += [

@@ -18,7 +18,7 @@ from collections import defaultdict
 
 import duckdb
 import pytest
-from conftest import REPO_ROOT, Warehouse
+from conftest import REPO_ROOT, Warehouse, open_warehouse
 
 from convo_warehouse.lib.assignment import assign_variant
 
@@ -61,7 +61,7 @@ def contamination_warehouse(tmp_path_factory, dbt_target_dir):
 
 
 def rows(warehouse: Warehouse, sql: str) -> list[dict]:
-    con = duckdb.connect(str(warehouse.path))
+    con = open_warehouse(warehouse.path)
     try:
         cursor = con.execute(sql)
         names = [column[0] for column in cursor.description]

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 import pytest
-from conftest import Warehouse
+from conftest import Warehouse, open_warehouse
 
 from convo_warehouse.lib.assignment import assign_variant
 
@@ -100,7 +100,7 @@ def reference_warehouse(tmp_path_factory, dbt_target_dir):
         events.conversation("button_color", ["red"])
     warehouse = Warehouse(tmp_path_factory.mktemp("experiments_reference"), dbt_target_dir)
     build_experiment_marts(warehouse, events.rows)
-    con = duckdb.connect(str(warehouse.path))  # same configuration as dbt's in-process connection
+    con = open_warehouse(warehouse.path)  # same configuration as dbt's in-process connection
     yield con
     con.close()
 

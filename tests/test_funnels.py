@@ -17,13 +17,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import REPO_ROOT, Warehouse
+from conftest import REPO_ROOT, Warehouse, open_warehouse
 
 from convo_warehouse.lib.classify.store import ensure_tables
 
@@ -66,7 +65,7 @@ def _fabricate_classifications(warehouse: Warehouse) -> None:
     """Classifier rows for about half the conversations: rules first, some
     re-classified later (by llm, or by rules saying the opposite), some rows
     for stages the seed does not classify (they must be ignored)."""
-    con = duckdb.connect(str(warehouse.path))
+    con = open_warehouse(warehouse.path)
     try:
         ensure_tables(con)
         ids = [row[0] for row in con.execute(
@@ -108,7 +107,7 @@ def built(generated, tmp_path_factory, dbt_target_dir) -> Warehouse:
 
 
 def frame(warehouse: Warehouse, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(warehouse.path))
+    con = open_warehouse(warehouse.path)
     try:
         result = con.execute(sql).df()
     finally:
@@ -484,7 +483,7 @@ def test_funnel_views_over_the_whole_history_equal_funnel_summary(built):
     """The one computation behind the dashboard, the CLI and the API agrees with the mart."""
     from convo_warehouse.lib import funnel_views
 
-    con = duckdb.connect(str(built.path))
+    con = open_warehouse(built.path)
     try:
         summary = con.execute(
             "select funnel_name, stage, reached, reached_in_order, entered, median_seconds_from_previous_stage "
@@ -500,8 +499,10 @@ def test_funnel_views_over_the_whole_history_equal_funnel_summary(built):
     finally:
         con.close()
     assert [row[:5] for row in shown] == [row[:5] for row in summary]
+    # the view's median is exact (quantile_cont over the conversations); the
+    # mart's comes from the daily histogram, within 0.5% (docs/funnels.md)
     for (*_, median), (*_, expected) in zip(shown, summary, strict=True):
-        assert (median is None and expected is None) or median == pytest.approx(expected, rel=1e-12)
+        assert (median is None and expected is None) or median == pytest.approx(expected, rel=0.005)
 
 
 # --------------------------------------------------------------------------- seed-only funnel

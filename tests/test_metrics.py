@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from conftest import Warehouse
+from conftest import Warehouse, open_warehouse
 
 END_DATE = "2024-03-14"
 DAYS = 14
@@ -67,7 +67,7 @@ def built(generated, tmp_path_factory, dbt_target_dir) -> Warehouse:
 def frame(warehouse: Warehouse, sql: str) -> pd.DataFrame:
     import duckdb
 
-    con = duckdb.connect(str(warehouse.path))
+    con = open_warehouse(warehouse.path)
     try:
         return con.execute(sql).df()
     finally:

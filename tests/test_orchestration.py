@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from convo_warehouse.project import ensure_manifest
+from conftest import open_warehouse
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,6 +26,7 @@ RAW = dg.AssetKey(["raw", "events"])
 STG_EVENTS = dg.AssetKey(["staging", "stg_events"])
 FCT = dg.AssetKey(["marts", "fct_conversations"])
 RECONCILIATION = dg.AssetKey(["audit", "reconciliation"])
+CLASSIFIER = dg.AssetKey(["classification", "classifier_runs"])
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,8 @@ def test_definitions_load_and_validate(defs):
     check_names = {(key.asset_key, key.name) for key in graph.asset_check_keys}
     assert (RECONCILIATION, "raw_events_suite") in check_names
     assert (FCT, "marts_fct_conversations_suite") in check_names
-    assert any(asset == FCT and name.startswith("not_null") for asset, name in check_names)
+    # (row rules are FCT's contract constraints; tests across rows remain)
+    assert any(name.startswith("relationships") for asset, name in check_names)
     # Jobs, schedules, sensor.
     assert {"load_and_rebuild_job", "build_all_job"} <= {job.name for job in defs.jobs}
     assert {schedule.name: schedule.cron_schedule for schedule in defs.schedules} == {
@@ -78,7 +81,8 @@ def test_definitions_load_and_validate(defs):
     }
     assert [sensor.name for sensor in defs.sensors] == ["landing_files_sensor"]
     hourly = defs.resolve_job_def("load_and_rebuild_job")
-    assert dg.AssetKey(["classification", "stage_classifications"]) not in hourly.asset_layer.executable_asset_keys
+    assert CLASSIFIER not in hourly.asset_layer.executable_asset_keys
+    assert CLASSIFIER in defs.resolve_job_def("build_all_job").asset_layer.executable_asset_keys
     assert hourly.tags["convo_warehouse/writer"] == "duckdb"
 
 
@@ -102,7 +106,10 @@ def built_warehouse(tmp_path_factory):
         + "\n"
     )
     database = root / "warehouse.duckdb"
-    result = materialize_all(database, landing, raise_on_error=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVO_DUCKDB_PATH", str(database))
+        patch.setenv("CONVO_LANDING_DIR", str(landing))
+        result = materialize_all(raise_on_error=False)
     return database, landing, summary, result
 
 
@@ -112,11 +119,22 @@ def test_full_job_runs_in_process_on_generated_data(built_warehouse):
     database, _landing, summary, result = built_warehouse
     assert result.success, _failure_message(result)
     materialized = {event.asset_key for event in result.get_asset_materialization_events()}
-    assert {RAW, STG_EVENTS, FCT} <= materialized
+    assert {RAW, STG_EVENTS, FCT, CLASSIFIER} <= materialized
+    # one dbt invocation builds everything, the stage classifier included
+    dbt_steps = {
+        event.step_key for event in result.all_events
+        if event.event_type == dg.DagsterEventType.STEP_START and event.step_key.startswith("dbt_models")
+    }
+    assert dbt_steps == {"dbt_models"}
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        classified = con.execute("select sum(classified) from classification.classifier_runs").fetchone()[0]
+    finally:
+        con.close()
+    assert classified > 0
     evaluations = {(e.asset_key, e.check_name): e for e in result.get_asset_check_evaluations()}
     assert evaluations[(FCT, "marts_fct_conversations_suite")].passed
-    # Every check of the job reported: a dbt test whose parents are built in
-    # two different dbt steps (before and after the classifier) never runs.
+    # Every check of the job reported (none is planned that never runs).
     planned = {(key.asset_key, key.name) for key in result.job_def.asset_layer.asset_graph.asset_check_keys}
     assert planned - set(evaluations) == set()
     # The bad file: a visible warning naming it and the fix; the good files flowed on.
@@ -152,12 +170,14 @@ def test_full_job_runs_in_process_on_generated_data(built_warehouse):
     assert {"raw_events_suite", "marts_fct_conversations_suite"} <= suites
 
 
-def test_second_run_without_new_files_builds_nothing(built_warehouse):
+def test_second_run_without_new_files_builds_nothing(built_warehouse, monkeypatch):
     from convo_warehouse.pipeline import materialize_all
 
     database, landing, _summary, _result = built_warehouse
+    monkeypatch.setenv("CONVO_DUCKDB_PATH", str(database))
+    monkeypatch.setenv("CONVO_LANDING_DIR", str(landing))
     said = []
-    assert materialize_all(database, landing, report=said.append) is None
+    assert materialize_all(report=said.append) is None
     assert len(said) == 1 and "nothing built" in said[0]
     con = duckdb.connect(str(database), read_only=True)
     try:
@@ -171,7 +191,7 @@ def test_second_run_without_new_files_builds_nothing(built_warehouse):
 
 def test_job_itself_skips_every_step_after_the_loader_when_nothing_is_new(built_warehouse, monkeypatch):
     """Launched by a schedule or from the UI (no pre-check): the loader finds nothing new
-    and materializes nothing, so Dagster skips the dbt steps, the classifier and the checks."""
+    and materializes nothing, so Dagster skips the dbt step (the classifier is in it) and the checks."""
     from convo_warehouse.definitions import defs
 
     database, landing, _summary, _result = built_warehouse
@@ -187,7 +207,7 @@ def test_job_itself_skips_every_step_after_the_loader_when_nothing_is_new(built_
         event.step_key for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_SKIPPED
     }
     assert succeeded == {"load_landing_files"}
-    assert {"dbt_models", "stage_classifications", "audit__pipeline_runs"} <= skipped
+    assert {"dbt_models", "audit__pipeline_runs"} <= skipped
     assert result.get_asset_materialization_events() == []
 
 
@@ -308,31 +328,59 @@ def test_raw_suite_warns_on_a_mostly_quarantined_file_naming_it_and_the_fix():
     assert "seeds/field_aliases.csv" in line
 
 
-def test_mart_suite_flags_out_of_range_satisfaction_with_its_row():
+def test_fct_conversations_suite_warns_of_negative_durations_and_unengaged_days_with_their_rows():
     from convo_warehouse.checks import suites
     from convo_warehouse.checks.validation import validate
 
     frame = pd.DataFrame(
         {
-            "conversation_id": ["ok", "too_happy", "ok2"],
+            "conversation_id": ["ok", "backwards", "quiet"],
             "conversation_date": pd.to_datetime(["2024-03-01"] * 3),
-            "satisfaction_score": [0.5, 1.4, None],  # too_happy: above 1
-            "feedback_score": [1.0, 0.0, None],
-            "user_turns": [2, 3, 0],
-            "duration_seconds": [10.0, 20.0, None],
+            "duration_seconds": [10.0, -3.0, None],  # backwards: ends before it starts
             "first_response_ms": [100.0, 50.0, None],
-            "conversations": [3, 3, 3],
-            "staged_conversations": [3, 3, 3],
+            "is_not_engaged": [0, 0, 1],
         }
     )
     outcome = validate(suites.fct_conversations_suite(), frame, "marts/fct_conversations", ["conversation_id"])
     [failure] = outcome.failed
-    assert failure.severity == "critical"
-    assert failure.column == "satisfaction_score"
-    assert failure.failing_rows == [{"conversation_id": "too_happy", "satisfaction_score": 1.4}]
+    assert failure.severity == "warning"
+    assert failure.column == "duration_seconds"
+    assert failure.failing_rows == [{"conversation_id": "backwards", "duration_seconds": -3.0}]
 
-    good = frame.assign(satisfaction_score=[0.5, 1.0, None])
+    # two of three conversations never engaged: above the warning share
+    unengaged = frame.assign(duration_seconds=[10.0, 3.0, None], is_not_engaged=[1, 1, 0])
+    outcome = validate(suites.fct_conversations_suite(), unengaged, "marts/fct_conversations", ["conversation_id"])
+    assert [item.label() for item in outcome.failed] == ["expect_column_mean_to_be_between(is_not_engaged)"]
+    assert not outcome.critical_failures
+
+    good = frame.assign(duration_seconds=[10.0, 3.0, None])
     assert validate(suites.fct_conversations_suite(), good, "marts/fct_conversations", ["conversation_id"]).passed
+
+
+def test_metrics_daily_suite_warns_of_a_day_far_from_its_trailing_volume():
+    """The suite's query over a metrics table: of the days rewritten, the
+    complete ones are compared with the median of the 28 days before."""
+    from convo_warehouse.checks import suites
+    from convo_warehouse.checks.validation import validate_mart
+
+    [mart] = [mart for mart in suites.MART_SUITES if mart.table == "metrics_daily"]
+    con = duckdb.connect()
+    con.execute("create schema marts; create schema audit")
+    # ten quiet days of 100 conversations, a day of 10 (a producer stopped),
+    # a normal day, and today's partial day (never checked)
+    volumes = [100] * 10 + [10, 100, 3]
+    con.execute(
+        "create table marts.metrics_daily as select date '2024-03-01' + cast(day as integer) as metric_date, "
+        "'conversations' as metric_name, 'all' as segment_type, 'all' as segment_value, "
+        "cast(volume as double) as value from (select unnest(range(13)) as day, unnest(?) as volume)",
+        [volumes],
+    )
+    outcome, missing = validate_mart(con, mart)
+    assert missing == []
+    [failure] = outcome.failed
+    assert failure.severity == "warning"
+    assert [str(row["metric_date"])[:10] for row in failure.failing_rows] == ["2024-03-11"]
+    assert outcome.row_count == 11  # every complete day after the first; today left out
 
 
 def test_mart_suite_flags_reached_in_order_growing_along_the_funnel():
@@ -364,37 +412,36 @@ def test_mart_suite_flags_reached_in_order_growing_along_the_funnel():
     assert outcome.critical_failures[0].failing_rows[0]["stage"] == "resolved"
 
 
-def _facts_warehouse(refreshed: list[tuple[str | None, bool]]) -> duckdb.DuckDBPyConnection:
-    """fct_conversations with a bad satisfaction in c2; the latest build's record of what it rewrote."""
+def _facts_warehouse(rewritten: list[tuple[str | None, bool]]) -> duckdb.DuckDBPyConnection:
+    """fct_conversations with a negative duration in c2 (2024-03-01); what its builds rewrote."""
     con = duckdb.connect()
-    con.execute("create schema marts; create schema staging; create schema audit")
+    con.execute("create schema marts; create schema audit")
     con.execute(
         "create table marts.fct_conversations as select * from (values "
-        "('c1', date '2024-03-01', 0.5, 1.0, 2, 10.0, 100.0), "
-        "('c2', date '2024-03-01', 1.4, 1.0, 2, 10.0, 100.0), "
-        "('c3', date '2024-03-02', 0.2, 0.0, 1, 5.0, 50.0)) as t(conversation_id, conversation_date, "
-        "satisfaction_score, feedback_score, user_turns, duration_seconds, first_response_ms)"
+        "('c1', date '2024-03-01', 10.0, 100.0, true), "
+        "('c2', date '2024-03-01', -4.0, 100.0, true), "
+        "('c3', date '2024-03-02', 5.0, 50.0, true)) as t(conversation_id, conversation_date, "
+        "duration_seconds, first_response_ms, engaged)"
     )
     con.execute(
-        "create table staging.stg_events as select * from (values ('c1'), ('c2'), ('c3'), ('c3')) as t(conversation_id)"
+        "create table audit.partitions_rewritten "
+        "(relation_name varchar, partition_date date, rewrote_all boolean, recorded_at timestamp)"
     )
-    con.execute(
-        "create table audit.conversations_refreshed "
-        "(model_name varchar, conversation_id varchar, rewrote_every_conversation boolean)"
-    )
-    for conversation_id, everything in refreshed:
-        con.execute(
-            "insert into audit.conversations_refreshed values ('fct_conversations', ?, ?)",
-            [conversation_id, everything],
-        )
+    for build, days in enumerate(rewritten):
+        for day in days:
+            con.execute(
+                "insert into audit.partitions_rewritten values ('marts.fct_conversations', ?, ?, "
+                "timestamp '2024-03-03' + to_seconds(?))",
+                [day, day is None, build],
+            )
     return con
 
 
-def test_fct_conversations_suite_reads_the_conversations_the_latest_build_rewrote():
-    """Like the mart's dbt tests: a bad row of an untouched conversation is
-    not read (it was validated when its conversation was built), one of a
-    rewritten conversation is, and every row after a full build or with
-    full_history. The reconciliation counts whole tables either way."""
+def test_fct_conversations_suite_reads_the_days_the_latest_build_rewrote():
+    """A bad row of a day the latest build did not rewrite is not read (it
+    was validated when its day was built), one of a rewritten day is, and
+    every row after a full build, with nothing recorded, or with
+    full_history."""
     from convo_warehouse.checks import suites
     from convo_warehouse.checks.validation import validate_mart
 
@@ -407,21 +454,15 @@ def test_fct_conversations_suite_reads_the_conversations_the_latest_build_rewrot
             item.label(): [row["conversation_id"] for row in item.failing_rows] for item in outcome.failed
         }
 
-    partial = [(None, False), ("c1", False), ("c3", False)]
-    assert failing(_facts_warehouse(partial)) == (2, {})
-    satisfaction = "expect_column_values_to_be_between(satisfaction_score)"
-    assert failing(_facts_warehouse(partial), full_history=True) == (3, {satisfaction: ["c2"]})
-    assert failing(_facts_warehouse([(None, False), ("c2", False)])) == (1, {satisfaction: ["c2"]})
-    assert failing(_facts_warehouse([(None, True)])) == (3, {satisfaction: ["c2"]})
-    assert failing(_facts_warehouse([])) == (3, {satisfaction: ["c2"]})
+    duration = "expect_column_values_to_be_between(duration_seconds)"
+    # the latest build rewrote 2024-03-02 only (an earlier one 2024-03-01)
+    latest_second = [["2024-03-01"], ["2024-03-02"]]
+    assert failing(_facts_warehouse(latest_second)) == (1, {})
+    assert failing(_facts_warehouse(latest_second), full_history=True) == (3, {duration: ["c2"]})
+    assert failing(_facts_warehouse([["2024-03-02"], ["2024-03-01"]])) == (2, {duration: ["c2"]})
+    assert failing(_facts_warehouse([["2024-03-01"], [None]])) == (3, {duration: ["c2"]})
+    assert failing(_facts_warehouse([])) == (3, {duration: ["c2"]})
 
-    # A staged conversation without facts: the whole tables' counts differ,
-    # though the rewritten conversations' rows are fine.
-    con = _facts_warehouse(partial)
-    con.execute("insert into staging.stg_events values ('c4')")
-    row_count, failed = failing(con)
-    assert row_count == 2
-    assert list(failed) == ["expect_column_pair_values_to_be_equal(conversations, staged_conversations)"]
 
 # ---------------------------------------------------------------------------
 # Alerts: surfaced in Dagster and posted to the webhook
@@ -456,7 +497,7 @@ def webhook(monkeypatch):
 
 
 def _alerts_warehouse(database: Path, severities: list[str]) -> None:
-    con = duckdb.connect(str(database))
+    con = open_warehouse(database)
     try:
         con.execute("create schema staging; create schema marts")
         con.execute(
@@ -491,7 +532,7 @@ def _alerts_warehouse(database: Path, severities: list[str]) -> None:
         con.close()
 
 
-def _run_alert_check(database: Path):
+def _run_alert_check(database: Path, logs: list[str] | None = None):
     from convo_warehouse.checks.alerts import METRIC_ALERTS, metric_alerts_check
     from convo_warehouse.resources import WarehouseResource
 
@@ -508,6 +549,8 @@ def _run_alert_check(database: Path):
     job = checks_defs.resolve_job_def("alerts_only")
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False)
+        if logs is not None:
+            logs.extend(entry.user_message for entry in instance.all_logs(result.run_id))
     return result, result.get_asset_check_evaluations()
 
 
@@ -547,11 +590,34 @@ def test_medium_alert_warns_without_failing_the_run(webhook, warehouse_env):
 def test_unreachable_webhook_is_reported_not_fatal(warehouse_env, monkeypatch):
     database, _landing = warehouse_env
     _alerts_warehouse(database, ["medium"])
-    # Port 9 (discard) on localhost: nothing listens there.
-    monkeypatch.setenv("CONVO_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/hook")
-    result, [evaluation] = _run_alert_check(database)
+    # Port 9 (discard) on localhost: nothing listens there. The path is a webhook's secret.
+    monkeypatch.setenv("CONVO_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/services/T0/B0/s3cretToken?key=k3y")
+    logs: list[str] = []
+    result, [evaluation] = _run_alert_check(database, logs)
     assert result.success
     assert evaluation.metadata["webhook"].value.startswith("failed")
+    # Logged and recorded, but never with the secret part of the URL.
+    [warning] = [line for line in logs if "alert webhook" in line]
+    assert "http://127.0.0.1:9/<redacted> failed" in warning
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        [[status]] = con.execute("select webhook_status from audit.alert_notifications").fetchall()
+    finally:
+        con.close()
+    for text in [*logs, status, str(evaluation.metadata)]:
+        assert "s3cretToken" not in text and "k3y" not in text
+
+
+def test_webhook_urls_are_redacted_to_scheme_and_host():
+    from convo_warehouse.lib.alerts import redact_error, redact_url
+
+    assert redact_url("https://hooks.slack.com/services/T0/B0/XYZ") == "https://hooks.slack.com/<redacted>"
+    assert redact_url("https://user:pw@example.webhook.office.com:8443/webhookb2/abc?x=1") == (
+        "https://example.webhook.office.com:8443/<redacted>"
+    )
+    assert redact_url("not a url") == "?://?/<redacted>"
+    url = "https://hooks.example/secret"
+    assert redact_error(url, OSError(f"cannot reach {url}")) == "cannot reach https://hooks.example/<redacted>"
 
 
 def test_target_path_honours_dbt_target_path(monkeypatch, tmp_path):

@@ -25,9 +25,15 @@ def attr(key: str, value) -> dict:
     return {"key": key, "value": {"stringValue": value}}
 
 
+def sid(name: str) -> str:
+    """A span id (16 hex digits) made from a short readable name."""
+    return name.encode().hex().ljust(16, "0")
+
+
 def span(span_id: str, name: str, start: int, end: int, parent: str = "", trace: str = TRACE, **attrs) -> dict:
     return {
-        "traceId": trace, "spanId": span_id, "parentSpanId": parent, "name": name, "kind": 1,
+        "traceId": trace, "spanId": sid(span_id), "parentSpanId": sid(parent) if parent else "", "name": name,
+        "kind": 1,
         "startTimeUnixNano": str(start), "endTimeUnixNano": str(end),
         "attributes": [attr(key.replace("__", "."), value) for key, value in attrs.items()],
     }
@@ -83,9 +89,9 @@ def test_agent_turn_maps_to_contract_events():
     assert started["properties"]["agent_id"] == "agent-7"
     assert user["properties"]["content"] == "Where is my order?"
     assert tool["properties"]["tool_name"] == "lookup_order"
-    assert agent["properties"] | {"otel_span_id": "c2"} == {
+    assert agent["properties"] == {
         "content": "It shipped today.", "model": "gpt-4o", "input_tokens": 130, "output_tokens": 9,
-        "latency_ms": 1500.0, "otel_trace_id": TRACE, "otel_span_id": "c2",
+        "latency_ms": 1500.0, "otel_trace_id": TRACE, "otel_span_id": sid("c2"),
     }
 
 
@@ -139,3 +145,65 @@ def test_otlp_files_and_traces_endpoint_reach_stg_events(warehouse, tmp_path: Pa
         ]
     reasons = warehouse.query("select source_file, reason from quarantine.rejected_events")
     assert reasons == [("otel/traces.otlp.jsonl", "unreadable_line")]
+
+
+MALFORMED = [
+    "x", 7, None, [], ["x"],  # not an object
+    {},  # neither resourceSpans nor resourceLogs
+    {"resourceSpans": "x"}, {"resourceSpans": ["x"]}, {"resourceSpans": [None]},
+    {"resourceSpans": [{"resource": "x"}]},
+    {"resourceSpans": [{"resource": {"attributes": "x"}}]},
+    {"resourceSpans": [{"resource": {"attributes": [{"key": "k", "value": "x"}]}}]},
+    {"resourceSpans": [{"scopeSpans": {"spans": []}}]}, {"resourceSpans": [{"scopeSpans": [5]}]},
+    {"resourceSpans": [{"scopeSpans": [{"spans": "x"}]}]}, {"resourceSpans": [{"scopeSpans": [{"spans": [[]]}]}]},
+    {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]},  # not hex
+    {"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": 5}]}]}]},
+    {"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]},
+    {"resourceSpans": [{"scopeSpans": [{"spans": [{"attributes": [{"key": "k", "value": {"intValue": "x"}}]}]}]}]},
+    {"resourceSpans": [{"scopeSpans": [{"spans": [{"events": "x"}]}]}]},
+    {"resourceSpans": [{"scopeSpans": [{"spans": [{"status": {"code": "broken"}}]}]}]},
+    {"resourceLogs": [{"scopeLogs": [{"logRecords": ["x"]}]}]},
+    {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": "x"}]}]}]},
+    {"resourceSpans": [], "resourceLogs": []},  # which one?
+]
+
+
+def test_malformed_exports_raise_only_the_documented_error_naming_the_place():
+    from convo_warehouse.lib.otel_genai import OtlpFormatError
+
+    for value in MALFORMED:
+        try:
+            map_export_request(value)
+        except OtlpFormatError as error:
+            assert "OTLP" in str(error) or "JSON" in str(error), (value, error)
+        else:
+            raise AssertionError(f"{value!r} was taken as an export")
+    try:
+        map_export_request({"resourceSpans": ["x"]})
+    except OtlpFormatError as error:
+        assert "resourceSpans[0] must be an object" in str(error)
+
+
+def test_values_of_the_wrong_kind_inside_a_valid_export_never_raise():
+    odd = export(
+        span("o1", "invoke_agent a", T0, T0 + SECOND, **{"gen_ai__conversation__id": "c-odd",
+                                                        "convo__outcome": "maybe"}),
+        span("o2", "chat m", T0, 2**63 - 1, parent="o1", **{  # an end far past year 9999
+            "gen_ai__input__messages": "[not json", "gen_ai__output__messages": "[" * 5000,
+            "gen_ai__usage__input_tokens": "many", "gen_ai__response__finish_reasons": "stop"}),
+    )
+    events = {e["event_type"]: e for e in map_export_request(odd).events}
+    assert set(events) == {"conversation_started", "agent_message"}
+    assert events["agent_message"]["timestamp"].startswith("2262-")  # staging rejects it: future_timestamp
+    assert events["agent_message"]["properties"]["input_tokens"] == "many"
+
+
+def test_the_loader_quarantines_a_malformed_otlp_line_and_keeps_the_rest(tmp_path: Path):
+    from convo_warehouse.lib.landing import read_otlp_columns
+
+    path = tmp_path / "mixed.otlp.jsonl"
+    path.write_text(json.dumps({"resourceSpans": ["x"]}) + "\n" + json.dumps(agent_turn("conv-mixed")) + "\n")
+    columns = read_otlp_columns(path)
+    errors = [error for error in columns["parse_error"] if error]
+    assert len(errors) == 1 and "resourceSpans[0] must be an object" in errors[0]
+    assert columns["conversation_id"].count("conv-mixed") == 4

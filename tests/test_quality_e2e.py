@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT, Warehouse
+from conftest import REPO_ROOT, Warehouse, open_warehouse
 
 CONVERSATIONS = 700
 DAYS = 4
@@ -39,7 +39,7 @@ def built(tmp_path_factory, dbt_target_dir) -> Warehouse:
         "build", "--exclude", "source:classification+", "--indirect-selection", "cautious",
         "--exclude-resource-type", "unit_test",
     )
-    con = duckdb.connect(str(warehouse.path))
+    con = open_warehouse(warehouse.path)
     try:
         classify_warehouse(con, "rules")
     finally:
@@ -54,7 +54,7 @@ def build(warehouse: Warehouse, select: str) -> None:
 
 
 def frame(warehouse: Warehouse, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(warehouse.path))
+    con = open_warehouse(warehouse.path)
     try:
         return con.execute(sql).df()
     finally:
@@ -240,7 +240,7 @@ def test_classification_tables_have_the_same_columns_from_python_and_dbt(built: 
     store.ensure_tables(python_made)
     sentiment.ensure_table(python_made)
     judge.ensure_table(python_made)
-    dbt_made = duckdb.connect(str(built.path))
+    dbt_made = open_warehouse(built.path)
 
     def columns(con, table):
         return con.execute(f"select column_name, column_type from (describe classification.{table})").fetchall()
@@ -256,7 +256,7 @@ def test_rerunning_classifier_and_models_changes_nothing(built: Warehouse) -> No
     from convo_warehouse.lib.classify.runner import classify_warehouse
 
     before = built.table_hash("marts.fct_conversation_quality")
-    con = duckdb.connect(str(built.path))
+    con = open_warehouse(built.path)
     try:
         stats = classify_warehouse(con, "rules")
     finally:

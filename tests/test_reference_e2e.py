@@ -56,6 +56,7 @@ from reference.contract import (
     read_file,
     stage,
 )
+from conftest import open_warehouse
 
 REAL_CHATS = Path("/work/shared/data/real-support-chats/chats.jsonl")
 
@@ -82,7 +83,7 @@ MAX_LISTED = 60
 
 
 def _rows(path: Path, sql: str) -> list[dict[str, Any]]:
-    con = duckdb.connect(str(path))  # same configuration as dbt's in-process connection
+    con = open_warehouse(path)  # same configuration as dbt's in-process connection
     try:
         cursor = con.execute(sql)
         names = [column[0] for column in cursor.description]

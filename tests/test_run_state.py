@@ -25,6 +25,7 @@ from convo_warehouse.lib.run_state import (
     record_run_complete,
     record_run_started,
 )
+from conftest import open_warehouse
 
 FINGERPRINT = "f" * 64
 
@@ -41,7 +42,7 @@ def write_events(path: Path, *event_ids: str) -> None:
 
 @pytest.fixture()
 def con(tmp_path):
-    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    connection = open_warehouse(tmp_path / "warehouse.duckdb")
     yield connection
     connection.close()
 
@@ -161,3 +162,16 @@ def test_renamed_landing_folder_file_is_not_loaded_twice(con, landing):
     report = load_landing(con, landing, progress=False)
     assert report.files_loaded == [] and "renamed.jsonl" in report.files_skipped
     assert con.execute("select count(*) from raw.events").fetchone()[0] == 3
+
+
+def test_fingerprint_reads_the_project_the_run_builds(tmp_path):
+    """A run on a copy of the project (CONVO_DBT_PROJECT_DIR) is fingerprinted by that copy's
+    seeds: an edited seed there is a change, not "nothing new"."""
+    project = tmp_path / "project"
+    (project / "seeds").mkdir(parents=True)
+    (project / "seeds" / "experiments.csv").write_text("test_name,variant\nt,a\n")
+    environ = {"CONVO_DBT_PROJECT_DIR": str(project)}
+    before = build_fingerprint(environ=environ)
+    (project / "seeds" / "experiments.csv").write_text("test_name,variant\nt,b\n")
+    assert build_fingerprint(environ=environ) != before
+    assert build_fingerprint(environ={}) == build_fingerprint(environ={})

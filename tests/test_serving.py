@@ -19,6 +19,7 @@ from click.testing import CliRunner
 
 from convo_warehouse.lib import serving
 from convo_warehouse.lib.warehouse import WarehouseBusyError, busy_message, connect, lock_holders
+from conftest import open_warehouse
 
 PUBLISHED_AT = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 
@@ -29,7 +30,7 @@ def _clock(start: dt.datetime = PUBLISHED_AT):
 
 
 def _make_warehouse(path: Path) -> None:
-    con = duckdb.connect(str(path))
+    con = open_warehouse(path)
     con.execute(
         """
         create schema marts; create schema audit; create schema quarantine; create schema staging;
@@ -63,7 +64,7 @@ def setup(tmp_path):
 
 
 def _publish(database: Path, serving_dir: Path, **kwargs) -> serving.PublishResult:
-    con = duckdb.connect(str(database))
+    con = open_warehouse(database)
     try:
         kwargs.setdefault("now", _clock())
         return serving.publish(con, serving_dir, run_id="run-1", tests={"status": "passed"}, **kwargs)
@@ -72,7 +73,7 @@ def _publish(database: Path, serving_dir: Path, **kwargs) -> serving.PublishResu
 
 
 def _add_day(database: Path, day: str) -> None:
-    con = duckdb.connect(str(database))
+    con = open_warehouse(database)
     con.execute(
         f"insert into marts.metrics_daily values (date '{day}', 'conversations', 'all', 'all', 7.0)"
     )
@@ -183,18 +184,18 @@ def test_same_data_publishes_no_new_version(setup):
 
 def test_floating_point_noise_is_not_new_data(setup):
     database, serving_dir = setup
-    con = duckdb.connect(str(database))
+    con = open_warehouse(database)
     con.execute("create table marts.scores as select cast(0.1 as double) + cast(0.2 as double) as score")
     con.close()
     first = _publish(database, serving_dir)
-    con = duckdb.connect(str(database))
+    con = open_warehouse(database)
     # A rebuild summing doubles in another order: 0.3 instead of 0.1 + 0.2 (the last bits differ).
     con.execute("update marts.scores set score = cast(0.3 as double)")
     assert con.execute("select score != cast(0.1 as double) + cast(0.2 as double) from marts.scores").fetchone()[0]
     con.close()
     noise = _publish(database, serving_dir, now=_clock(PUBLISHED_AT + dt.timedelta(hours=1)))
     assert not noise.created and noise.snapshot.version == first.snapshot.version
-    con = duckdb.connect(str(database))
+    con = open_warehouse(database)
     con.execute("update marts.scores set score = 0.31")
     con.close()
     change = _publish(database, serving_dir, now=_clock(PUBLISHED_AT + dt.timedelta(hours=2)))
@@ -369,3 +370,118 @@ def test_run_refuses_at_once_when_a_reader_holds_the_warehouse(setup, holder, tm
     result = CliRunner().invoke(run, ["--landing", str(landing), "--warehouse", str(database)])
     assert result.exit_code == 3
     assert f"pid {reader.pid}" in result.output and "published snapshot" in result.output
+
+
+# ---------------------------------------------------------------------------
+# Who can read the snapshot and exports (they hold message text), durability, quoting
+
+
+@pytest.fixture
+def loose_umask():
+    """The umask most systems default to (files 0644): the modes below must not depend on it."""
+    import os
+
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def _modes(folder: Path) -> dict[str, str]:
+    """Permission bits of everything under ``folder`` (links excluded), by kind."""
+    return {
+        ("dir " if path.is_dir() else "file ") + str(path.relative_to(folder)): oct(path.stat().st_mode & 0o777)
+        for path in sorted(folder.rglob("*"))
+        if not path.is_symlink()
+    }
+
+
+def test_snapshot_files_are_private_by_default(setup, loose_umask, monkeypatch):
+    monkeypatch.delenv("CONVO_FILE_MODE", raising=False)
+    database, serving_dir = setup
+    result = _publish(database, serving_dir)
+    modes = _modes(serving_dir)
+    assert modes[f"file versions/{result.snapshot.version}/warehouse.duckdb"] == "0o600"
+    assert modes[f"file versions/{result.snapshot.version}/parquet/marts.metrics_daily.parquet"] == "0o600"
+    assert {mode for key, mode in modes.items() if key.startswith("file ")} == {"0o600"}
+    assert {mode for key, mode in modes.items() if key.startswith("dir ")} == {"0o700"}
+    assert oct(serving_dir.stat().st_mode & 0o777) == "0o700"  # created by the publish
+
+
+def test_file_mode_setting_opens_the_snapshot_to_a_group(setup, loose_umask, monkeypatch):
+    monkeypatch.setenv("CONVO_FILE_MODE", "640")
+    database, serving_dir = setup
+    _publish(database, serving_dir)
+    modes = _modes(serving_dir)
+    assert {mode for key, mode in modes.items() if key.startswith("file ")} == {"0o640"}
+    assert {mode for key, mode in modes.items() if key.startswith("dir ")} == {"0o750"}
+
+
+def test_bad_file_mode_is_refused_before_anything_is_written(setup, monkeypatch, tmp_path):
+    monkeypatch.setenv("CONVO_FILE_MODE", "rw-r--r--")
+    database, serving_dir = setup
+    with pytest.raises(ValueError, match="CONVO_FILE_MODE='rw-r--r--' is not a file mode"):
+        _publish(database, serving_dir)
+    assert not serving_dir.exists()
+    monkeypatch.setenv("CONVO_FILE_MODE", "044")  # the owner could not read its own files
+    result = _export(serving_dir, "--table", "metrics_daily", "--out", str(tmp_path / "m.csv"))
+    assert result.exit_code != 0 and "is not a file mode" in result.output
+
+
+def test_folder_mode_adds_search_where_the_file_mode_reads():
+    from convo_warehouse.lib.file_modes import dir_mode, file_mode
+
+    assert [oct(dir_mode({"CONVO_FILE_MODE": mode})) for mode in ("600", "640", "644", "660")] == [
+        "0o700", "0o750", "0o755", "0o770",
+    ]
+    assert file_mode({}) == 0o600
+
+
+def test_export_files_are_private_by_default(setup, loose_umask, monkeypatch, tmp_path):
+    monkeypatch.delenv("CONVO_FILE_MODE", raising=False)
+    database, serving_dir = setup
+    _publish(database, serving_dir)
+    for name in ("new/metrics.csv", "new/metrics.parquet"):
+        out = tmp_path / name
+        result = _export(serving_dir, "--table", "metrics_daily", "--out", str(out))
+        assert result.exit_code == 0, result.output
+        assert oct(out.stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "new").stat().st_mode & 0o777) == "0o700"
+
+
+def test_serving_dir_with_an_apostrophe_publishes(tmp_path):
+    database = tmp_path / "warehouse.duckdb"
+    _make_warehouse(database)
+    serving_dir = tmp_path / "bob's snapshots"
+    result = _publish(database, serving_dir)
+    con = serving.current_snapshot(serving_dir).connect()
+    try:
+        assert con.execute("select count(*) from marts.metrics_daily").fetchone()[0] == 3
+    finally:
+        con.close()
+    assert pq.read_table(result.snapshot.parquet("metrics_daily")).num_rows == 3
+
+
+def test_versions_folder_is_fsynced_after_the_rename(setup, monkeypatch):
+    """A rename is durable only once its folder is fsynced: without it a crash can lose the
+    published version although `current` already points at it."""
+    import os
+
+    database, serving_dir = setup
+    steps: list[tuple[str, str]] = []
+    real_rename, real_fsync = os.rename, os.fsync
+
+    def rename(source, target):
+        steps.append(("rename", Path(target).parent.name))
+        return real_rename(source, target)
+
+    def fsync(fd):
+        path = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        if path.is_dir():
+            steps.append(("fsync dir", path.name))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(serving.os, "rename", rename)
+    monkeypatch.setattr(serving.os, "fsync", fsync)
+    _publish(database, serving_dir)
+    assert ("rename", "versions") in steps
+    assert steps.index(("fsync dir", "versions")) > steps.index(("rename", "versions"))

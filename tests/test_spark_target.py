@@ -17,7 +17,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from convo_warehouse.assets.classification import STAGE_CLASSIFICATIONS, stage_classifications
 from convo_warehouse.assets.ingest import RAW_EVENTS, load_landing_files
 from convo_warehouse.resources import WarehouseResource
 from convo_warehouse.spark.target import SparkStepError, run_spark_step
@@ -119,23 +118,38 @@ def spark_resources(tmp_path: Path) -> dict:
     return {"warehouse": WarehouseResource(database_path=str(tmp_path / "w.duckdb"), landing_dir=str(landing))}
 
 
-def test_classifier_on_spark_reads_and_writes_spark_not_duckdb(tmp_path, monkeypatch):
-    venv = fake_spark_venv(tmp_path, answer=json.dumps(CLASSIFY_ANSWER))
+def test_the_classifier_on_spark_is_a_python_model_step_run_in_spark_not_duckdb(tmp_path, monkeypatch):
+    from convo_warehouse.assets.spark_models import SPARK_PYTHON_MODELS
+
+    venv = fake_spark_venv(tmp_path, answer="Python models run in-session: classifier_runs")
     monkeypatch.setenv("CONVO_TARGET", "spark")
     monkeypatch.setenv("CONVO_SPARK_VENV", str(venv))
+    [classifier] = [
+        asset for asset in SPARK_PYTHON_MODELS if asset.key == dg.AssetKey(["classification", "classifier_runs"])
+    ]
+    dependencies = {key.to_user_string() for key in classifier.asset_deps[classifier.key]}
+    assert "staging/stg_events" in dependencies
 
-    result = dg.materialize([stage_classifications], resources=spark_resources(tmp_path))
+    result = dg.materialize([classifier], resources=spark_resources(tmp_path))
 
-    assert calls(venv) == ["-m convo_warehouse.spark classify --json"]
+    assert result.success
+    assert calls(venv) == ["-m convo_warehouse.spark python-models --select classifier_runs"]
     assert not (tmp_path / "w.duckdb").exists(), "the DuckDB warehouse must not be opened on Spark"
-    metadata = {
-        event.materialization.asset_key: event.materialization.metadata
-        for event in result.get_asset_materialization_events()
-    }[STAGE_CLASSIFICATIONS]
-    assert metadata["dagster/row_count"].value == 25
-    assert metadata["rows_reached"].value == 11
-    assert metadata["classified"].value == 3
-    assert metadata["cached_skipped"].value == 2
+
+
+def test_spark_builds_in_steps_around_the_python_models_in_dependency_order():
+    """dbt-spark cannot run Python models: dbt builds what needs none, the
+    classifier runs, dbt builds what it unblocked, the statistics run, dbt
+    builds the rest."""
+    from convo_warehouse.spark import pipeline
+
+    pipeline.TARGET_PATH = os.environ.get("DBT_TARGET_PATH", "target")
+    steps = pipeline.python_model_steps()
+    kinds = [kind for kind, _ in steps]
+    assert kinds == ["dbt", "python", "dbt", "python", "dbt"]
+    assert steps[1][1] == ["classifier_runs"]
+    assert "classifier_runs+" in steps[0][1] and steps[2][1][:2] == ["--select", "classifier_runs+"]
+    assert "path_divergence_scored" in steps[3][1] and "int_ab_test_results_scored" in steps[3][1]
 
 
 def test_loader_on_spark_loads_the_landing_folder_into_spark(tmp_path, monkeypatch):

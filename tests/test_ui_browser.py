@@ -140,7 +140,7 @@ def test_asset_graph_lists_our_assets(ui_url):
             page.get_by_text("ingest").first.wait_for(timeout=60_000)
             graph = page.inner_text("body")
             page.screenshot(path=str(OUTPUT / "dagster_asset_graph.png"))
-            for group in ("ingest", "seeds", "staging", "intermediate", "marts", "classification", "quarantine", "audit"):
+            for group in ("ingest", "seeds", "staging", "intermediate", "marts", "quarantine", "audit"):
                 assert group in graph, f"group {group!r} missing from the asset graph"
 
             # The catalog lists assets by [schema, table] key.
@@ -154,7 +154,11 @@ def test_asset_graph_lists_our_assets(ui_url):
                 page, f"{ui_url}/assets/marts/fct_conversations?view=checks", "marts_fct_conversations_suite"
             )
             page.screenshot(path=str(OUTPUT / "dagster_fct_conversations_checks.png"))
-            assert "not_null_fct_conversations_conversation_id" in checks
+            assert "marts_fct_conversations_suite" in checks
+            # a dbt data test, on the model it is declared on
+            relationship = "relationships_fct_messages_conversation_id__conversation_id__ref_fct_conversations_"
+            message_checks = _open(page, f"{ui_url}/assets/marts/fct_messages?view=checks", relationship)
+            assert relationship in message_checks
             raw_checks = _open(page, f"{ui_url}/assets/audit/reconciliation?view=checks", "raw_events_suite")
             assert "blocking" in raw_checks.lower()
 

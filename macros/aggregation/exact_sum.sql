@@ -13,12 +13,30 @@
     integer parts as decimal(38, 0) (values and sums up to 1e38), the
     fractions rounded to 18 decimal places as decimal(38, 18). -#}
 {% macro default__exact_sum(expression) -%}
+    {{ exact_sum_of_parts(exact_sum_whole(expression), exact_sum_fraction(expression)) }}
+{%- endmacro %}
+
+{#- The two exact parts of exact_sum(), as aggregates a partial stores (one
+    sum per day, say): exact_sum_whole the sum of the values rounded to
+    integers, as decimal(38, 0); exact_sum_fraction the sum of what rounding
+    left, each rounded to 18 decimal places, as decimal(38, 18). Decimal
+    sums are exact, so summing stored parts again gives the parts of the
+    whole, and exact_sum_of_parts() of those is the double exact_sum() gives
+    over every row, to the last bit. -#}
+{% macro exact_sum_whole(expression) -%}
+    sum(cast(round({{ expression }}, 0) as decimal(38, 0)))
+{%- endmacro %}
+
+{% macro exact_sum_fraction(expression) -%}
+    sum(cast({{ expression }} - round({{ expression }}, 0) as decimal(38, 18)))
+{%- endmacro %}
+
+{#- The double of an exact sum from its two parts (exact_sum_whole,
+    exact_sum_fraction, or sums of stored ones). -#}
+{% macro exact_sum_of_parts(whole, fraction) -%}
     (
-        cast(sum(cast(round({{ expression }}, 0) as decimal(38, 0))) as {{ type_double() }})
-        + cast(
-            sum(cast({{ expression }} - round({{ expression }}, 0) as decimal(38, 18)))
-            as {{ type_double() }}
-        )
+        cast({{ whole }} as {{ type_double() }})
+        + cast({{ fraction }} as {{ type_double() }})
     )
 {%- endmacro %}
 

@@ -1,4 +1,5 @@
-{#- A SQL string literal for a Jinja value: single quotes doubled. -#}
+{#- A SQL string literal for a Jinja value: the project's string_literal (one
+    quoting rule for every engine). -#}
 {% macro funnel_sql_literal(value) -%}
-    '{{ (value | string) | replace("'", "''") }}'
+    {{ return(string_literal(value)) }}
 {%- endmacro %}

@@ -6,18 +6,6 @@
     row of them, the keys with a row written after the newest one the model
     holds; the rest are unchanged. -#}
 
-{#- The config() of such a model: replaced key by key (delete+insert on
-    DuckDB, merge elsewhere; a table on Spark with Parquet, as the other
-    keyed models). -#}
-{% macro classifier_output_config(unique_key) %}
-    {{ return({
-        'materialized': keyed_incremental_materialization(),
-        'incremental_strategy': keyed_incremental_strategy(),
-        'unique_key': unique_key,
-        'on_schema_change': 'fail',
-    }) }}
-{% endmacro %}
-
 {#- A condition on a row of such a model's source `relation`: its `key` has a
     row written (`written_at`, the column of the write time, named the same
     in the model) after the newest write time the model holds; true on a

@@ -7,8 +7,6 @@ definitions only.
 
 from __future__ import annotations
 
-import importlib.util
-
 import dagster as dg
 
 from convo_warehouse.assets import ingest, run_state, serving
@@ -28,20 +26,14 @@ from convo_warehouse.spark.target import on_spark, spark_dbt_executable
 # the DuckDB file), and the Python models are a Spark step of their own.
 _on_spark = on_spark()
 _asset_modules = [ingest] if _on_spark else [ingest, serving, run_state]
+_spark_python_models = []
 if _on_spark:
-    from convo_warehouse.assets import spark_models
-
-    _asset_modules.append(spark_models)
-# The stage classifier's asset module (owned by the classification work).
-if importlib.util.find_spec("convo_warehouse.assets.classification") is not None:
-    from convo_warehouse.assets import classification
-
-    _asset_modules.append(classification)
+    from convo_warehouse.assets.spark_models import SPARK_PYTHON_MODELS as _spark_python_models
 
 _alert_checks = [metric_alerts_check] if METRIC_ALERTS in dbt_models.keys and not _on_spark else []
 
 defs = dg.Definitions(
-    assets=[*dg.load_assets_from_modules(_asset_modules), dbt_models],
+    assets=[*dg.load_assets_from_modules(_asset_modules), dbt_models, *_spark_python_models],
     asset_checks=[
         *([] if _on_spark else gx_asset_checks),
         *_alert_checks,

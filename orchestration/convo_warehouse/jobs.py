@@ -13,12 +13,9 @@ from convo_warehouse.concurrency import WRITER_TAGS
 
 RAW_EVENTS = dg.AssetKey(["raw", "events"])
 RAW_LOADED_FILES = dg.AssetKey(["raw", "loaded_files"])
-# the classifier multi-asset: stage classifications, message sentiment, LLM judgments
-CLASSIFICATION_KEYS = (
-    dg.AssetKey(["classification", "stage_classifications"]),
-    dg.AssetKey(["classification", "message_sentiment"]),
-    dg.AssetKey(["classification", "conversation_judgments"]),
-)
+# the stage classifier (a dbt Python model writing stage classifications,
+# message sentiment and LLM judgments): the costly step, left to the daily job
+CLASSIFIER = dg.AssetKey(["classification", "classifier_runs"])
 
 # New landing files -> raw -> every dbt asset downstream of raw (staging is
 # incremental with a lookback, so only affected days are recomputed), plus
@@ -33,7 +30,7 @@ load_and_rebuild_job = dg.define_asset_job(
         dg.AssetSelection.assets(RAW_EVENTS, RAW_LOADED_FILES).downstream()
         | dg.AssetSelection.groups("seeds").downstream()
     )
-    - dg.AssetSelection.assets(*CLASSIFICATION_KEYS),
+    - dg.AssetSelection.assets(CLASSIFIER),
     description="Load new landing files and rebuild what they affect (no classification).",
     tags=WRITER_TAGS,
 )

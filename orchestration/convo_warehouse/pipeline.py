@@ -9,18 +9,21 @@ When nothing changed since the last complete run (no new or changed landing
 file by size and mtime, same project files, seeds, vars and classifier
 settings: ``lib/run_state.py``), ``materialize_all`` says so and returns
 without parsing dbt or starting Dagster (about a second at any history size).
+
+The warehouse, the landing folder and the classifier come from the process's
+settings (``CONVO_DUCKDB_PATH``, ``CONVO_LANDING_DIR``, ``CONVO_CLASSIFIER``),
+which the caller sets once (``convo-warehouse run`` from its options): every
+step, dbt included, reads the same ones.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from convo_warehouse.lib.warehouse import connect, writer_lock
+from convo_warehouse.lib.warehouse import connect, landing_path, warehouse_path, writer_lock
 from convo_warehouse.spark.target import on_spark
 
 if TYPE_CHECKING:
@@ -37,21 +40,6 @@ class PipelineError(RuntimeError):
     def __init__(self, message: str, result: ExecuteInProcessResult | None = None):
         super().__init__(message)
         self.result = result
-
-
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the run (dbt and the resources read them)."""
-    previous = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _failure_message(result: ExecuteInProcessResult) -> str:
@@ -86,20 +74,16 @@ def _failure_message(result: ExecuteInProcessResult) -> str:
 
 
 def materialize_all(
-    warehouse_path: str | os.PathLike,
-    landing_dir: str | os.PathLike,
-    classifier: str | None = None,
     *,
     job_name: str = JOB_NAME,
     raise_on_error: bool = True,
     report: Callable[[str], None] = logger.info,
 ) -> ExecuteInProcessResult | None:
-    """Run ``build_all_job`` in-process on ``landing_dir`` into ``warehouse_path``.
+    """Run ``job_name`` (default ``build_all_job``) in-process on the configured warehouse.
 
-    ``classifier`` (``rules``, ``llm``, ``hybrid``) sets ``CONVO_CLASSIFIER`` for
-    the run. The dbt project is parsed first when it changed (``dbt parse``).
-    Holds the warehouse's writer lock for the whole run. Returns None, having
-    built nothing, when the warehouse is up to date (``report`` gets the reason).
+    The dbt project is parsed first when it changed (``dbt parse``). Holds the
+    warehouse's writer lock for the whole run. Returns None, having built
+    nothing, when the warehouse is up to date (``report`` gets the reason).
     Raises ``PipelineError`` naming the failed steps and checks unless
     ``raise_on_error`` is false.
     """
@@ -108,12 +92,9 @@ def materialize_all(
 
     log_level = os.environ.get("CONVO_LOG_LEVEL", "INFO").upper()
 
-    warehouse = Path(warehouse_path).resolve()
-    landing = Path(landing_dir).resolve()
-    values = {"CONVO_DUCKDB_PATH": str(warehouse), "CONVO_LANDING_DIR": str(landing)}
-    if classifier:
-        values["CONVO_CLASSIFIER"] = classifier
-    with _environment(values), writer_lock(warehouse):
+    warehouse = warehouse_path()
+    landing = landing_path()
+    with writer_lock(warehouse):
         # the up-to-date check reads DuckDB's run bookkeeping (a Spark run always builds)
         if warehouse.exists() and not on_spark():
             con = connect(warehouse)

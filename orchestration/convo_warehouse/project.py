@@ -73,7 +73,9 @@ def ensure_manifest(force: bool = False) -> Path:
     if not force and path.exists() and stamp.exists():
         if stamp.read_text() == f"{fingerprint} {path.stat().st_mtime_ns}":
             return path
-    command = [dbt_executable(), "parse", "--quiet"]
+    from convo_warehouse.lib import dbt_commands
+
+    command = [dbt_executable(), *dbt_commands.parse()]
     env = {
         **os.environ,
         "DBT_TARGET_PATH": str(target_path()),

@@ -3,11 +3,8 @@
 -- (r - 1) / 4; any other rating is ignored) and summed for the satisfaction
 -- score. Incremental: a run rescores the conversations with newly loaded
 -- events (conversations_to_refresh_cte), replacing their rows.
-{{ config(**keyed_incremental_config('conversation_id')) }}
 
 with
-
-{{ conversations_to_refresh_cte() }}
 
 feedback_events as (
     select
@@ -18,7 +15,7 @@ feedback_events as (
     where
         is_known_type
         and event_type = 'feedback_received'
-        and {{ is_conversation_to_refresh('conversation_id') }}
+        and {{ touched('conversation_id') }}
 ),
 
 feedback_rated as (

@@ -4,11 +4,8 @@
 -- var('rephrase_jaccard_threshold'); a pair with an empty word set never is.
 -- Incremental: a run recounts the conversations with newly loaded events
 -- (conversations_to_refresh_cte), replacing their rows.
-{{ config(**keyed_incremental_config('conversation_id')) }}
 
 with
-
-{{ conversations_to_refresh_cte() }}
 
 user_messages as (
     select
@@ -21,7 +18,7 @@ user_messages as (
     where
         is_known_type
         and event_type = 'user_message'
-        and {{ is_conversation_to_refresh('conversation_id') }}
+        and {{ touched('conversation_id') }}
 ),
 
 user_message_words as (

@@ -7,12 +7,8 @@
     across the abandonment window (inferred abandonment compares with the
     newest event in the whole warehouse); conversations_to_refresh_cte()
     holds the rules. Every other row stays as it is. -#}
-{%- set refresh = {'clock_moves_rows': true} -%}
-{{ config(**keyed_incremental_config('conversation_id', refresh=refresh)) }}
 
 with
-
-{{ conversations_to_refresh_cte(**refresh) }}
 
 all_events as (
     select event_at from {{ ref('stg_events') }}
@@ -37,7 +33,7 @@ events as (
     -- unknown event types are staged for the record but take part in no metric
     where
         is_known_type
-        and {{ is_conversation_to_refresh('conversation_id') }}
+        and {{ touched('conversation_id') }}
 ),
 
 feedback_scored as (

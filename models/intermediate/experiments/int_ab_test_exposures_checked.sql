@@ -7,11 +7,8 @@
 -- conversations with newly loaded events (conversations_to_refresh_cte); a
 -- changed experiments seed rebuilds every row (the watermark's fingerprint
 -- covers it).
-{{ config(**keyed_incremental_config(['test_name', 'conversation_id'], seeds=['stg_seeds__experiments'])) }}
 
 with
-
-{{ conversations_to_refresh_cte() }}
 
 exposure_events as (
     select
@@ -26,7 +23,7 @@ exposure_events as (
         and is_known_type
         and test_name is not null
         and variant is not null
-        and {{ is_conversation_to_refresh('conversation_id') }}
+        and {{ touched('conversation_id') }}
 ),
 
 conversations as (

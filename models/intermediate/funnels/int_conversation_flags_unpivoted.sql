@@ -2,11 +2,8 @@
 -- (seeds/funnel_stages.csv, reached_by = flag), each with the time of the
 -- earliest event that makes it true. Incremental: a run recomputes every row
 -- of the conversations with newly loaded events.
-{{ config(**conversation_replaced_config()) }}
 
 with
-
-{{ conversations_to_refresh_cte() }}
 
 conversations as (
     select
@@ -18,7 +15,7 @@ conversations as (
         completed_at,
         converted_at
     from {{ ref('int_conversations_summarized') }}
-    where {{ is_conversation_to_refresh('conversation_id') }}
+    where {{ touched('conversation_id') }}
 ),
 
 user_messages as (
@@ -29,7 +26,7 @@ user_messages as (
     where
         is_known_type
         and event_type = 'user_message'
-        and {{ is_conversation_to_refresh('conversation_id') }}
+        and {{ touched('conversation_id') }}
 ),
 
 responses as (

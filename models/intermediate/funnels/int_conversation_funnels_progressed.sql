@@ -4,16 +4,8 @@
 -- the conversations with newly loaded events or new stage classifications, and
 -- of those whose conversion window the warehouse clock closed
 -- (conversations_to_refresh_cte).
-{%- set refresh = {
-    'newly_classified': true,
-    'conversion_window_moves_rows': true,
-    'previous_rows': 'int_conversations_summarized',
-} %}
-{{ config(**funnel_chain_config(refresh)) }}
 
 with
-
-{{ conversations_to_refresh_cte(**refresh) }}
 
 conversation_funnel_stages as (
     select
@@ -26,7 +18,7 @@ conversation_funnel_stages as (
         is_reached,
         reached_at
     from {{ ref('int_conversation_stages_sequenced') }}
-    where {{ is_conversation_to_refresh('conversation_id') }}
+    where {{ touched('conversation_id') }}
 ),
 
 funnel_stages as (
@@ -44,7 +36,7 @@ conversations as (
         conversation_id,
         first_event_at
     from {{ ref('int_conversations_summarized') }}
-    where {{ is_conversation_to_refresh('conversation_id') }}
+    where {{ touched('conversation_id') }}
 ),
 
 newest_event as (

@@ -4,7 +4,6 @@
     funnel_marker_rule_sql; see docs/funnels.md for the language.
     Incremental: a run recomputes every row of the conversations with newly
     loaded events (conversations_to_refresh_cte). -#}
-{{ config(**conversation_replaced_config(vars=['funnel_markers'])) }}
 {%- set markers = funnel_markers() -%}
 {%- set state = {'conditions': [], 'sequences': []} -%}
 {%- set compiled_markers = [] -%}
@@ -14,8 +13,6 @@
 {%- endfor -%}
 
 with
-
-{{ conversations_to_refresh_cte() }}
 
 events as (
     select
@@ -27,7 +24,7 @@ events as (
     from {{ ref('stg_events') }}
     where
         is_known_type
-        and {{ is_conversation_to_refresh('conversation_id') }}
+        and {{ touched('conversation_id') }}
 ),
 
 conversations as (

@@ -2,12 +2,8 @@
 -- combined into one row per stage in int_conversation_stages_combined.
 -- Incremental: a run recomputes every row of the conversations with newly
 -- loaded events or new stage classifications (conversations_to_refresh_cte).
-{%- set refresh = {'newly_classified': true} -%}
-{{ config(**funnel_chain_config(refresh)) }}
 
 with
-
-{{ conversations_to_refresh_cte(**refresh) }}
 
 stage_rules as (
     select
@@ -36,7 +32,7 @@ events as (
     from {{ ref('stg_events') }}
     where
         is_known_type
-        and {{ is_conversation_to_refresh('conversation_id') }}
+        and {{ touched('conversation_id') }}
 ),
 
 conversation_flags as (
@@ -45,7 +41,7 @@ conversation_flags as (
         flag,
         reached_at
     from {{ ref('int_conversation_flags_unpivoted') }}
-    where {{ is_conversation_to_refresh('conversation_id') }}
+    where {{ touched('conversation_id') }}
 ),
 
 conversation_markers as (
@@ -54,7 +50,7 @@ conversation_markers as (
         marker_name,
         reached_at
     from {{ ref('int_conversation_markers_evaluated') }}
-    where {{ is_conversation_to_refresh('conversation_id') }}
+    where {{ touched('conversation_id') }}
 ),
 
 stage_classifications as (
@@ -66,13 +62,13 @@ stage_classifications as (
     from {{ ref('stg_stage_classifications') }}
     where
         is_reached
-        and {{ is_conversation_to_refresh('conversation_id') }}
+        and {{ touched('conversation_id') }}
 ),
 
 conversations as (
     select conversation_id
     from {{ ref('int_conversations_summarized') }}
-    where {{ is_conversation_to_refresh('conversation_id') }}
+    where {{ touched('conversation_id') }}
 ),
 
 reached_by_event_type as (

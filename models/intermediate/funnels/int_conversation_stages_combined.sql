@@ -5,12 +5,8 @@
 -- by the classifier keeps the classifier's name and has no time.
 -- Incremental: a run recomputes every row of the conversations with newly
 -- loaded events or new stage classifications (conversations_to_refresh_cte).
-{%- set refresh = {'newly_classified': true} -%}
-{{ config(**funnel_chain_config(refresh)) }}
 
 with
-
-{{ conversations_to_refresh_cte(**refresh) }}
 
 stage_reaches as (
     select
@@ -21,7 +17,7 @@ stage_reaches as (
         reached_at,
         source
     from {{ ref('int_conversation_stage_reaches_unioned') }}
-    where {{ is_conversation_to_refresh('conversation_id') }}
+    where {{ touched('conversation_id') }}
 ),
 
 stages_combined as (

@@ -5,12 +5,8 @@
 -- times are known).
 -- Incremental: a run recomputes every row of the conversations with newly
 -- loaded events or new stage classifications (conversations_to_refresh_cte).
-{%- set refresh = {'newly_classified': true} -%}
-{{ config(**funnel_chain_config(refresh)) }}
 
 with
-
-{{ conversations_to_refresh_cte(**refresh) }}
 
 funnel_stages as (
     select
@@ -31,7 +27,7 @@ conversation_stages as (
         reached_at,
         source
     from {{ ref('int_conversation_stages_combined') }}
-    where {{ is_conversation_to_refresh('conversation_id') }}
+    where {{ touched('conversation_id') }}
 ),
 
 conversation_funnels as (

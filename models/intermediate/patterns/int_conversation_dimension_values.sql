@@ -9,11 +9,8 @@
 -- (conversations_to_refresh_cte). New events only add to a conversation's
 -- (dimension, value) pairs, so replacing the recomputed keys replaces every
 -- row that changed; a re-mapped history rebuilds every row.
-{{ config(**keyed_incremental_config(['conversation_id', 'dimension', 'dimension_value'])) }}
 
 with
-
-{{ conversations_to_refresh_cte() }}
 
 events as (
     select
@@ -31,7 +28,7 @@ events as (
     from {{ ref('stg_events') }}
     where
         is_known_type
-        and {{ is_conversation_to_refresh('conversation_id') }}
+        and {{ touched('conversation_id') }}
 ),
 
 dimension_events as (

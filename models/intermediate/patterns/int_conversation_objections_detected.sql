@@ -4,11 +4,8 @@
 -- conversations with new events (a new message only adds objections or an
 -- earlier first raising); a changed lexicon rebuilds every row (the
 -- watermark's fingerprint).
-{{ config(**keyed_incremental_config(['conversation_id', 'objection'], seeds=['objection_lexicon'])) }}
 
 with
-
-{{ conversations_to_refresh_cte() }}
 
 user_messages as (
     select
@@ -22,7 +19,7 @@ user_messages as (
         is_known_type
         and event_type = 'user_message'
         and content is not null
-        and {{ is_conversation_to_refresh('conversation_id') }}
+        and {{ touched('conversation_id') }}
 ),
 
 -- one row per message x objection, however many of its patterns match

@@ -13,6 +13,7 @@ events as (
     from {{ ref('stg_events') }}
     where
         is_known_type
+        and {{ touched('conversation_id') }}
         and (
             lead_score is not null
             or (event_type = 'stage_reached' and lower(funnel) = 'sales')

@@ -11,11 +11,8 @@
 -- adds a boundary), so replacing the recomputed (conversation, step) rows
 -- replaces every row that changed; a changed path_cleaning seed or a
 -- re-mapped history rebuilds every row (the watermark's fingerprint).
-{{ config(**keyed_incremental_config(['conversation_id', 'step_number'], seeds=['path_cleaning'])) }}
 
 with
-
-{{ conversations_to_refresh_cte() }}
 
 events as (
     select
@@ -32,7 +29,7 @@ events as (
     -- unknown event types are staged for the record but take part in no metric
     where
         is_known_type
-        and {{ is_conversation_to_refresh('conversation_id') }}
+        and {{ touched('conversation_id') }}
 ),
 
 cleaning_rules as (

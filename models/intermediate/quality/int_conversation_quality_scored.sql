@@ -33,7 +33,9 @@ conversations as (
         user_turns,
         duration_seconds
     from {{ ref('int_conversations_summarized') }}
-    where started
+    where
+        started
+        and {{ touched('conversation_date', 'day') }}
 ),
 
 sentiment as (
@@ -43,6 +45,7 @@ sentiment as (
         sentiment_end,
         sentiment_trend
     from {{ ref('int_conversation_sentiment_summarized') }}
+    where conversation_id in (select conversations.conversation_id from conversations)
 ),
 
 support_stages as (
@@ -61,6 +64,7 @@ classified_stages as (
     where
         funnel_name = 'support'
         and is_reached
+        and conversation_id in (select conversations.conversation_id from conversations)
 ),
 
 weights as (

@@ -11,12 +11,8 @@
     watermark's fingerprint). -#}
 {%- set band = var('sentiment_trend_band') %}
 {%- set minimum = var('sentiment_min_user_messages') %}
-{%- set refresh = {'newly_classified': true} -%}
-{{ config(**keyed_incremental_config('conversation_id', refresh=refresh)) }}
 
 with
-
-{{ conversations_to_refresh_cte(**refresh) }}
 
 messages as (
     select
@@ -25,7 +21,7 @@ messages as (
         event_at,
         sentiment
     from {{ ref('int_message_sentiment_resolved') }}
-    where {{ is_conversation_to_refresh('conversation_id') }}
+    where {{ touched('conversation_id') }}
 ),
 
 messages_numbered as (

@@ -5,12 +5,8 @@
     (source null) until the model has scored the message. Incremental: a run
     recomputes the messages of the conversations with new events or new
     scores (conversations_to_refresh_cte). -#}
-{%- set refresh = {'newly_classified': true} -%}
-{{ config(**keyed_incremental_config('event_id', refresh=refresh)) }}
 
 with
-
-{{ conversations_to_refresh_cte(**refresh) }}
 
 user_messages as (
     select
@@ -23,7 +19,7 @@ user_messages as (
         is_known_type
         and event_type = 'user_message'
         and conversation_id is not null
-        and {{ is_conversation_to_refresh('conversation_id') }}
+        and {{ touched('conversation_id') }}
 ),
 
 model_scores as (

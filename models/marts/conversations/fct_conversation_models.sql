@@ -4,7 +4,6 @@
     per-model comparison (joined to metrics_by_conversation for the
     conversation's outcome). A view: the snapshot stores it as a table when a
     run publishes, and nothing in the pipeline reads it. -#}
-{{ config(materialized='view') }}
 
 with
 

@@ -4,14 +4,10 @@
     conversations_to_refresh_cte() selects (newly loaded events, or carried
     across the abandonment window by the moved clock), the same set
     int_conversations_summarized recomputed. -#}
-{%- set refresh = {'clock_moves_rows': true} -%}
-{{ config(**keyed_incremental_config('conversation_id', refresh=refresh)) }}
 
 -- depends_on: {{ ref('stg_events') }}
 
 with
-
-{{ conversations_to_refresh_cte(**refresh) }}
 
 conversations as (
     select
@@ -52,7 +48,7 @@ conversations as (
         converted_at,
         last_user_message
     from {{ ref('int_conversations_summarized') }}
-    where {{ is_conversation_to_refresh('conversation_id') }}
+    where {{ touched('conversation_id') }}
 )
 
 select * from conversations

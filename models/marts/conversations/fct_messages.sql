@@ -6,11 +6,8 @@
     conversation's messages only grow between builds (a staged event keeps
     its id, type and conversation; a re-mapped history rebuilds every row),
     so replacing the recomputed event ids replaces every row that changed. -#}
-{{ config(**keyed_incremental_config('event_id')) }}
 
 with
-
-{{ conversations_to_refresh_cte() }}
 
 messages as (
     select
@@ -24,7 +21,7 @@ messages as (
     where
         stg_events.event_type in ('user_message', 'agent_message')
         and stg_events.conversation_id is not null
-        and {{ is_conversation_to_refresh('stg_events.conversation_id') }}
+        and {{ touched('stg_events.conversation_id') }}
 ),
 
 messages_ordered as (

@@ -2,14 +2,11 @@
     Incremental like it: a run replaces the rows of the conversations with
     newly loaded events (conversations_to_refresh_cte); a changed experiments
     seed rebuilds every row. -#}
-{{ config(**keyed_incremental_config(['test_name', 'conversation_id'], seeds=['stg_seeds__experiments'])) }}
 
 -- depends_on: {{ ref('stg_events') }}
 -- depends_on: {{ ref('stg_seeds__experiments') }}
 
 with
-
-{{ conversations_to_refresh_cte() }}
 
 exposures as (
     select
@@ -22,7 +19,7 @@ exposures as (
         expected_variant,
         assignment_ok
     from {{ ref('int_ab_test_exposures_checked') }}
-    where {{ is_conversation_to_refresh('conversation_id') }}
+    where {{ touched('conversation_id') }}
 )
 
 select * from exposures

@@ -1,21 +1,19 @@
+-- The daily partials summed: small whatever the history.
 with
 
-abandoned_conversations as (
+turn_days as (
     select
-        conversation_id,
-        abandoned_at_turn
-    from {{ ref('int_conversations_summarized') }}
-    where
-        was_abandoned
-        and abandoned_at_turn is not null
+        turn,
+        conversations
+    from {{ ref('int_abandon_turn_days_counted') }}
 ),
 
 turns_counted as (
     select
-        abandoned_conversations.abandoned_at_turn as turn,
-        count(*) as conversations
-    from abandoned_conversations
-    group by abandoned_conversations.abandoned_at_turn
+        turn_days.turn,
+        sum(turn_days.conversations) as conversations
+    from turn_days
+    group by turn_days.turn
 ),
 
 turns_shared as (

@@ -3,12 +3,8 @@
     under the enforced contract. Incremental like them: a run replaces every
     row of the conversations with newly loaded events or new stage
     classifications. -#}
-{%- set refresh = {'newly_classified': true} -%}
-{{ config(**funnel_chain_config(refresh)) }}
 
 with
-
-{{ conversations_to_refresh_cte(**refresh) }}
 
 conversation_stages as (
     select
@@ -22,7 +18,7 @@ conversation_stages as (
     from {{ ref('int_conversation_stages_sequenced') }}
     where
         is_reached
-        and {{ is_conversation_to_refresh('conversation_id') }}
+        and {{ touched('conversation_id') }}
 )
 
 select * from conversation_stages

@@ -1,3 +1,7 @@
+{#- Replaced conversation by conversation: a conversation's rows change with
+    its stages (events, the classifier), its outcome (the abandonment clock)
+    and window_open (the conversion window). -#}
+
 with
 
 funnel_progress as (
@@ -12,6 +16,7 @@ funnel_progress as (
         has_reached_last_stage,
         is_window_open
     from {{ ref('int_conversation_funnels_progressed') }}
+    where {{ touched('conversation_id') }}
 ),
 
 conversations as (
@@ -22,6 +27,7 @@ conversations as (
         last_user_message,
         outcome
     from {{ ref('int_conversations_summarized') }}
+    where {{ touched('conversation_id') }}
 ),
 
 conversations_stopped as (
@@ -43,9 +49,7 @@ conversations_stopped as (
     from funnel_progress
     inner join conversations
         on funnel_progress.conversation_id = conversations.conversation_id
-    where
-        not funnel_progress.has_reached_last_stage
-        and conversations.outcome != 'in_progress'
+    where {{ funnel_has_stopped('funnel_progress', 'conversations') }}
 )
 
 select * from conversations_stopped

@@ -1,5 +1,6 @@
 -- The channel rows of funnel_stage_daily_breakdown: one counting rule for
--- both tables, so they cannot drift apart.
+-- both tables, so they cannot drift apart. Replaced day by day, the days
+-- the breakdown replaces.
 
 with
 
@@ -14,7 +15,9 @@ stages_by_channel as (
         reached,
         reached_in_order
     from {{ ref('funnel_stage_daily_breakdown') }}
-    where segment_type = 'channel'
+    where
+        segment_type = 'channel'
+        and {{ touched('conversation_date', 'day') }}
 )
 
 select * from stages_by_channel

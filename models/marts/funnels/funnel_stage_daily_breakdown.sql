@@ -6,15 +6,6 @@
 -- facts or exposures may have changed (is_day_to_refresh), and a changed
 -- funnel or experiments seed, marker rules or conversion window rebuild
 -- every day.
-{%- set refresh = {
-    'clock_moves_rows': true,
-    'conversion_window_moves_rows': true,
-    'newly_classified': true,
-    'previous_rows': 'int_conversations_summarized',
-} %}
-{%- set seeds = ['stg_seeds__funnel_stages', 'stg_seeds__experiments'] %}
-{%- set vars = ['funnel_markers', 'funnel_conversion_window_hours'] %}
-{{ config(**day_replaced_config(refresh, seeds=seeds, vars=vars)) }}
 
 with
 
@@ -44,7 +35,7 @@ conversations as (
         channel,
         agent_id
     from {{ ref('int_conversations_summarized') }}
-    where {{ is_day_to_refresh('conversation_date', refresh, seeds=seeds, vars=vars) }}
+    where {{ touched('conversation_date', 'day') }}
 ),
 
 -- one variant per conversation and test; contaminated conversations (more

@@ -11,66 +11,130 @@ funnel_stages as (
     from {{ ref('int_funnel_stages_ordered') }}
 ),
 
-conversation_funnel_stages as (
+stage_days as (
     select
-        conversation_id,
         funnel_name,
         stage,
-        is_reached,
-        is_reached_in_order,
-        seconds_from_previous_stage
-    from {{ ref('int_conversation_stages_sequenced') }}
+        reached,
+        reached_in_order,
+        entered,
+        timed_conversations,
+        seconds_from_previous_stage_whole,
+        seconds_from_previous_stage_fraction,
+        dropped_here,
+        window_open_here
+    from {{ ref('int_funnel_stage_days_counted') }}
 ),
 
-dropoffs as (
+stage_time_buckets as (
     select
         funnel_name,
-        last_stage,
-        window_open
-    from {{ ref('funnel_dropoffs') }}
+        stage,
+        seconds_bucket,
+        timed_conversations,
+        min_seconds,
+        max_seconds
+    from {{ ref('int_funnel_stage_seconds_bucketed') }}
+),
+
+conversation_days as (
+    select conversations
+    from {{ ref('int_conversation_days_counted') }}
 ),
 
 conversations as (
-    select count(*) as conversations
-    from {{ ref('int_conversations_summarized') }}
-),
-
--- the funnel's population: conversations that reached any of its stages
--- (the sequenced model has rows only for those)
-funnels_entered as (
-    select
-        conversation_funnel_stages.funnel_name,
-        count(distinct conversation_funnel_stages.conversation_id) as entered
-    from conversation_funnel_stages
-    group by conversation_funnel_stages.funnel_name
+    select cast(coalesce(sum(conversation_days.conversations), 0) as {{ dbt.type_bigint() }}) as conversations
+    from conversation_days
 ),
 
 stages_counted as (
     select
-        conversation_funnel_stages.funnel_name,
-        conversation_funnel_stages.stage,
-        sum(case when conversation_funnel_stages.is_reached then 1 else 0 end) as reached,
-        sum(case when conversation_funnel_stages.is_reached_in_order then 1 else 0 end) as reached_in_order,
-        {{ exact_avg('conversation_funnel_stages.seconds_from_previous_stage') }}
-            as avg_seconds_from_previous_stage,
-        {{ funnel_median('conversation_funnel_stages.seconds_from_previous_stage') }}
-            as median_seconds_from_previous_stage
-    from conversation_funnel_stages
+        stage_days.funnel_name,
+        stage_days.stage,
+        sum(stage_days.reached) as reached,
+        sum(stage_days.reached_in_order) as reached_in_order,
+        sum(stage_days.entered) as entered,
+        {{ exact_sum_of_parts(
+            'sum(stage_days.seconds_from_previous_stage_whole)',
+            'sum(stage_days.seconds_from_previous_stage_fraction)',
+        ) }} / nullif(sum(stage_days.timed_conversations), 0) as avg_seconds_from_previous_stage,
+        sum(stage_days.dropped_here) as stopped_here,
+        sum(stage_days.window_open_here) as window_open_here
+    from stage_days
     group by
-        conversation_funnel_stages.funnel_name,
-        conversation_funnel_stages.stage
+        stage_days.funnel_name,
+        stage_days.stage
 ),
 
-dropoffs_counted as (
+-- the median from the histogram summed over the days: the middle value (or
+-- the mean of the two middle values) is stood for by its bucket's value
+buckets_summed as (
     select
-        dropoffs.funnel_name,
-        dropoffs.last_stage as stage,  -- noqa: RF04
-        sum(case when dropoffs.window_open then 0 else 1 end) as stopped_here,
-        sum(case when dropoffs.window_open then 1 else 0 end) as window_open_here
-    from dropoffs
+        stage_time_buckets.funnel_name,
+        stage_time_buckets.stage,
+        stage_time_buckets.seconds_bucket,
+        sum(stage_time_buckets.timed_conversations) as timed_conversations,
+        min(stage_time_buckets.min_seconds) as min_seconds,
+        max(stage_time_buckets.max_seconds) as max_seconds
+    from stage_time_buckets
     group by
-        dropoffs.funnel_name,
-        dropoffs.last_stage
+        stage_time_buckets.funnel_name,
+        stage_time_buckets.stage,
+        stage_time_buckets.seconds_bucket
+),
+
+buckets_ranked as (
+    select
+        buckets_summed.funnel_name,
+        buckets_summed.stage,
+        {{ log_bucket_value(
+            'buckets_summed.seconds_bucket', 'buckets_summed.min_seconds', 'buckets_summed.max_seconds'
+        ) }} as bucket_seconds,
+        -- the bucket holds the ranks after rank_before up to rank_through
+        sum(buckets_summed.timed_conversations) over (
+            partition by buckets_summed.funnel_name, buckets_summed.stage
+            order by buckets_summed.seconds_bucket
+            rows between unbounded preceding and current row
+        ) - buckets_summed.timed_conversations as rank_before,
+        sum(buckets_summed.timed_conversations) over (
+            partition by buckets_summed.funnel_name, buckets_summed.stage
+            order by buckets_summed.seconds_bucket
+            rows between unbounded preceding and current row
+        ) as rank_through,
+        sum(buckets_summed.timed_conversations) over (
+            partition by buckets_summed.funnel_name, buckets_summed.stage
+        ) as timed_conversations
+    from buckets_summed
+),
+
+-- of ranks 1..n the middle ones are floor((n + 1) / 2) and floor(n / 2) + 1
+-- (one rank when n is odd), as quantile_cont(0.5) interpolates
+stage_medians as (
+    select
+        buckets_ranked.funnel_name,
+        buckets_ranked.stage,
+        (
+            max(
+                case
+                    when
+                        floor((buckets_ranked.timed_conversations + 1) / 2.0) > buckets_ranked.rank_before
+                        and floor((buckets_ranked.timed_conversations + 1) / 2.0) <= buckets_ranked.rank_through
+                        then buckets_ranked.bucket_seconds
+                end
+            )
+            + max(
+                case
+                    when
+                        floor(buckets_ranked.timed_conversations / 2.0) + 1 > buckets_ranked.rank_before
+                        and floor(buckets_ranked.timed_conversations / 2.0) + 1 <= buckets_ranked.rank_through
+                        then buckets_ranked.bucket_seconds
+                end
+            )
+        ) / 2.0 as median_seconds_from_previous_stage
+    from buckets_ranked
+    group by
+        buckets_ranked.funnel_name,
+        buckets_ranked.stage
 ),
 
 stages_with_counts as (
@@ -81,25 +145,23 @@ stages_with_counts as (
         funnel_stages.previous_stage,
         funnel_stages.is_first_stage,
         funnel_stages.counting,
-        coalesce(funnels_entered.entered, 0) as entered,
+        coalesce(stages_counted.entered, 0) as entered,
         coalesce(stages_counted.reached, 0) as reached,
         coalesce(stages_counted.reached_in_order, 0) as reached_in_order,
         stages_counted.avg_seconds_from_previous_stage,
-        stages_counted.median_seconds_from_previous_stage,
-        coalesce(dropoffs_counted.stopped_here, 0) as stopped_here,
-        coalesce(dropoffs_counted.window_open_here, 0) as window_open_here,
+        stage_medians.median_seconds_from_previous_stage,
+        coalesce(stages_counted.stopped_here, 0) as stopped_here,
+        coalesce(stages_counted.window_open_here, 0) as window_open_here,
         conversations.conversations as all_conversations
     from funnel_stages
     left join stages_counted
         on
             funnel_stages.funnel_name = stages_counted.funnel_name
             and funnel_stages.stage = stages_counted.stage
-    left join dropoffs_counted
+    left join stage_medians
         on
-            funnel_stages.funnel_name = dropoffs_counted.funnel_name
-            and funnel_stages.stage = dropoffs_counted.stage
-    left join funnels_entered
-        on funnel_stages.funnel_name = funnels_entered.funnel_name
+            funnel_stages.funnel_name = stage_medians.funnel_name
+            and funnel_stages.stage = stage_medians.stage
     cross join conversations
 ),
 

@@ -1,6 +1,6 @@
 -- funnel_summary for the conversations of each day on: the rows the
 -- `convo-warehouse funnel --since DATE` command prints. Counts are summed from
--- funnel_stage_daily and rated by the same macros as funnel_summary.
+-- the same daily partials as funnel_summary and rated by the same macros.
 with
 
 funnel_stages as (
@@ -13,27 +13,21 @@ funnel_stages as (
     from {{ ref('int_funnel_stages_ordered') }}
 ),
 
-stages_daily as (
+stages_by_date as (
     select
         funnel_name,
-        conversation_date,
         stage,
+        conversation_date,
         reached,
         reached_in_order
-    from {{ ref('funnel_stage_daily') }}
-),
-
-conversations as (
-    select conversation_date
-    from {{ ref('fct_conversations') }}
+    from {{ ref('int_funnel_stage_days_counted') }}
 ),
 
 conversations_by_date as (
     select
-        conversations.conversation_date,
-        count(*) as conversations
-    from conversations
-    group by conversations.conversation_date
+        conversation_date,
+        conversations
+    from {{ ref('int_conversation_days_counted') }}
 ),
 
 start_dates as (
@@ -44,20 +38,6 @@ start_dates as (
             rows between unbounded preceding and current row
         ) as all_conversations
     from conversations_by_date
-),
-
-stages_by_date as (
-    select
-        stages_daily.funnel_name,
-        stages_daily.stage,
-        stages_daily.conversation_date,
-        sum(stages_daily.reached) as reached,
-        sum(stages_daily.reached_in_order) as reached_in_order
-    from stages_daily
-    group by
-        stages_daily.funnel_name,
-        stages_daily.stage,
-        stages_daily.conversation_date
 ),
 
 -- every stage on every start date, with that day's counts (0 when none)

@@ -3,49 +3,30 @@
 -- seed (or fix the sender) and they count on the next run.
 with
 
-stage_reached_events as (
-    select
-        conversation_id,
-        event_at,
-        funnel,
-        stage
-    from {{ ref('stg_events') }}
-    where
-        is_known_type
-        and event_type = 'stage_reached'
-),
-
-funnel_stages as (
+unknown_stage_days as (
     select
         funnel_name,
-        stage
-    from {{ ref('int_funnel_stages_ordered') }}
+        stage,
+        events,
+        conversations,
+        first_seen_at,
+        last_seen_at
+    from {{ ref('int_unknown_stage_event_days_counted') }}
 ),
 
-unknown_stage_events as (
-    select stage_reached_events.*
-    from stage_reached_events
-    left join funnel_stages
-        on
-            stage_reached_events.funnel = funnel_stages.funnel_name
-            and stage_reached_events.stage = funnel_stages.stage
-    where funnel_stages.funnel_name is null
-),
-
+-- a conversation counts on its own day only: distinct counts add up
 unknown_stages_counted as (
     select
-        cast(coalesce(unknown_stage_events.funnel, '(missing)') as {{ dbt.type_string() }}) as funnel_name,
-        cast(
-            coalesce(unknown_stage_events.stage, '(missing)') as {{ dbt.type_string() }}
-        ) as stage,  -- noqa: RF04
-        cast(count(*) as {{ dbt.type_bigint() }}) as events,
-        cast(count(distinct unknown_stage_events.conversation_id) as {{ dbt.type_bigint() }}) as conversations,
-        min(unknown_stage_events.event_at) as first_seen_at,
-        max(unknown_stage_events.event_at) as last_seen_at
-    from unknown_stage_events
+        cast(unknown_stage_days.funnel_name as {{ dbt.type_string() }}) as funnel_name,
+        cast(unknown_stage_days.stage as {{ dbt.type_string() }}) as stage,  -- noqa: RF04
+        cast(sum(unknown_stage_days.events) as {{ dbt.type_bigint() }}) as events,
+        cast(sum(unknown_stage_days.conversations) as {{ dbt.type_bigint() }}) as conversations,
+        min(unknown_stage_days.first_seen_at) as first_seen_at,
+        max(unknown_stage_days.last_seen_at) as last_seen_at
+    from unknown_stage_days
     group by
-        coalesce(unknown_stage_events.funnel, '(missing)'),
-        coalesce(unknown_stage_events.stage, '(missing)')
+        unknown_stage_days.funnel_name,
+        unknown_stage_days.stage
 )
 
 select * from unknown_stages_counted

@@ -7,7 +7,6 @@
     A view: the snapshot stores it as a table when a run publishes, and
     nothing in the pipeline reads it, so a table here would cost a full write
     of every conversation on every run for nothing. -#}
-{{ config(materialized='view') }}
 
 with
 

@@ -3,7 +3,6 @@
     is_metrics_day_to_refresh() for which days a run recomputes. The post-hook
     removes days that no longer have any conversation (a late event moved
     their only conversation to an earlier day). -#}
-{{ config(**metrics_incremental_config()) }}
 
 -- depends_on: {{ ref('int_conversations_summarized') }}
 -- depends_on: {{ ref('stg_events') }}
@@ -40,7 +39,7 @@ conversations_segmented as (
         int_conversations_segmented.sales_attended_in_order,
         int_conversations_segmented.sales_converted_in_order
     from {{ ref('int_conversations_segmented') }} as int_conversations_segmented
-    where {{ is_metrics_day_to_refresh('int_conversations_segmented.metric_date') }}
+    where {{ touched('int_conversations_segmented.metric_date', 'day') }}
 ),
 
 {{ metrics_long_format('conversations_segmented', ['metric_date']) }}

@@ -18,8 +18,10 @@
     ) }}
 {% endif %}
 {%- set open_end = 'metrics_daily.metric_date' %}
-{%- set period_start = "cast('" ~ start_date ~ "' as " ~ type_date() ~ ")" if start_date is not none else open_end %}
-{%- set period_end = "cast('" ~ end_date ~ "' as " ~ type_date() ~ ")" if end_date is not none else open_end %}
+{%- set period_start = open_end if start_date is none
+    else "cast(" ~ string_literal(start_date) ~ " as " ~ type_date() ~ ")" %}
+{%- set period_end = open_end if end_date is none
+    else "cast(" ~ string_literal(end_date) ~ " as " ~ type_date() ~ ")" %}
 {%- set double = type_double() %}
 
 with
@@ -32,8 +34,8 @@ metrics as (
         metrics_daily.denominator
     from {{ ref('metrics_daily') }} as metrics_daily
     where
-        metrics_daily.metric_name = '{{ metric_name }}'
-        and metrics_daily.segment_type = '{{ segment_type }}'
+        metrics_daily.metric_name = {{ string_literal(metric_name) }}
+        and metrics_daily.segment_type = {{ string_literal(segment_type) }}
         -- an open end of the period compares the date with itself
         and metrics_daily.metric_date >= {{ period_start }}
         and metrics_daily.metric_date <= {{ period_end }}
@@ -94,8 +96,8 @@ segments_tested as (
 
 segments_compared as (
     select
-        '{{ metric_name }}' as metric_name,
-        '{{ segment_type }}' as segment_type,
+        {{ string_literal(metric_name) }} as metric_name,
+        {{ string_literal(segment_type) }} as segment_type,
         segments_tested.segment_value,
         segments_tested.period_start,
         segments_tested.period_end,

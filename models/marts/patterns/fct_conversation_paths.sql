@@ -1,6 +1,6 @@
 {#- The population of every patterns mart: conversations in scope (all
     environments, or without `development` when the var
-    exclude_development_traffic is true: the only place that var is read),
+    exclude_development_traffic is true: macro patterns_in_scope),
     with their outcome, whether they succeeded, and their path.
     Incremental, replaced conversation by conversation: a run deletes and
     rewrites the rows of the conversations conversations_to_refresh_cte()
@@ -10,17 +10,11 @@
     conversation that a late setup event turns into `development` loses its
     row. A changed path_cleaning seed or exclude_development_traffic
     rebuilds every row (the watermark's fingerprint). -#}
-{%- set refresh = {'clock_moves_rows': true, 'previous_rows': 'fct_conversations'} -%}
-{{ config(**conversation_replaced_config(
-    refresh, seeds=['path_cleaning'], vars=['exclude_development_traffic']
-)) }}
 
 -- depends_on: {{ ref('stg_events') }}
 -- depends_on: {{ ref('path_cleaning') }}
 
 with
-
-{{ conversations_to_refresh_cte(**refresh) }}
 
 conversations as (
     select
@@ -31,15 +25,13 @@ conversations as (
         outcome,
         started
     from {{ ref('fct_conversations') }}
-    where {{ is_conversation_to_refresh('conversation_id') }}
+    where {{ touched('conversation_id') }}
 ),
 
 conversations_in_scope as (
     select conversations.*
     from conversations
-    {% if var('exclude_development_traffic') %}
-        where not {{ is_development_traffic('conversations.environment') }}
-    {% endif %}
+    where {{ patterns_in_scope('conversations.environment') }}
 ),
 
 steps as (
@@ -48,7 +40,7 @@ steps as (
         step_number,
         step
     from {{ ref('int_conversation_steps_cleaned') }}
-    where {{ is_conversation_to_refresh('conversation_id') }}
+    where {{ touched('conversation_id') }}
 ),
 
 paths_aggregated as (

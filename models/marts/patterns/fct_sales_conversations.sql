@@ -1,135 +1,23 @@
-{#- Sales conversations: the population of fct_conversation_paths with a
-    sales signal (int_conversation_sales_signals). -#}
-{%- set double = type_double() %}
+{#- Publishes int_sales_conversations_scored under the enforced contract;
+    every rule lives there. Replaced conversation by conversation, as it. -#}
 with
 
-paths as (
+sales_conversations as (
     select
         conversation_id,
         conversation_date,
         outcome,
-        is_successful
-    from {{ ref('fct_conversation_paths') }}
-),
-
-conversations as (
-    select
-        conversation_id,
-        user_turns,
         converted,
-        converted_at
-    from {{ ref('fct_conversations') }}
-),
-
-sales_signals as (
-    select
-        conversation_id,
-        lead_score
-    from {{ ref('int_conversation_sales_signals') }}
-),
-
-sales_stages as (
-    select
-        conversation_id,
-        stage
-    from {{ ref('fct_conversation_stages') }}
-    where funnel_name = 'sales'
-),
-
-objections as (
-    select
-        conversation_id,
-        objection
-    from {{ ref('int_conversation_objections_detected') }}
-),
-
-stages_reached as (
-    select
-        sales_stages.conversation_id,
-        max(case when sales_stages.stage = 'qualified' then 1 else 0 end) = 1 as reached_qualified,
-        max(case when sales_stages.stage = 'booked' then 1 else 0 end) = 1 as reached_booked
-    from sales_stages
-    group by sales_stages.conversation_id
-),
-
-objections_listed as (
-    select
-        objections.conversation_id,
-        count(*) as objections_raised,
-        {{ string_agg_ordered('objections.objection', "', '", 'objections.objection') }} as objection_list
-    from objections
-    group by objections.conversation_id
-),
-
-sales_conversations as (
-    select
-        paths.conversation_id,
-        paths.conversation_date,
-        paths.outcome,
-        paths.is_successful,
-        conversations.user_turns,
-        conversations.converted,
-        sales_signals.lead_score,
-        coalesce(stages_reached.reached_qualified, false) as reached_qualified,
-        coalesce(stages_reached.reached_booked, false) as reached_booked,
-        coalesce(objections_listed.objections_raised, 0) as objections_raised,
-        objections_listed.objection_list
-    from sales_signals
-    inner join paths
-        on sales_signals.conversation_id = paths.conversation_id
-    inner join conversations
-        on sales_signals.conversation_id = conversations.conversation_id
-    left join stages_reached
-        on sales_signals.conversation_id = stages_reached.conversation_id
-    left join objections_listed
-        on sales_signals.conversation_id = objections_listed.conversation_id
-),
-
--- qualification_score: weighted mean of the signals present:
--- lead (lead_score / 100, clipped to 0..1) weight 0.5, engagement
--- (min(user_turns, 5) / 5) weight 0.25, objections (1 - min(objections, 3) / 3)
--- weight 0.25; without a lead_score the other two carry the score.
-sales_conversations_scored as (
-    select
-        sales_conversations.*,
-        (
-            coalesce(0.5 * least(greatest(sales_conversations.lead_score / 100.0, 0.0), 1.0), 0.0)
-            + 0.25 * least(sales_conversations.user_turns, 5) / 5.0
-            + 0.25 * (1.0 - least(sales_conversations.objections_raised, 3) / 3.0)
-        ) / (case when sales_conversations.lead_score is null then 0.5 else 1.0 end) as qualification_score
-    from sales_conversations
-),
-
-sales_outcomes as (
-    select
-        sales_conversations_scored.*,
-        case
-            when sales_conversations_scored.reached_booked then 'booked'
-            when
-                sales_conversations_scored.reached_qualified
-                or sales_conversations_scored.qualification_score >= {{ var('qualification_score_threshold') }}
-                then 'qualified'
-            when sales_conversations_scored.outcome = 'in_progress' then 'open'
-            else 'disqualified'
-        end as sales_outcome
-    from sales_conversations_scored
-),
-
-final as (
-    select
-        cast(sales_outcomes.conversation_id as {{ dbt.type_string() }}) as conversation_id,
-        cast(sales_outcomes.conversation_date as {{ type_date() }}) as conversation_date,
-        cast(sales_outcomes.outcome as {{ dbt.type_string() }}) as outcome,
-        cast(sales_outcomes.converted as {{ dbt.type_boolean() }}) as converted,
-        cast(sales_outcomes.lead_score as {{ double }}) as lead_score,
-        cast(sales_outcomes.user_turns as {{ dbt.type_bigint() }}) as user_turns,
-        cast(sales_outcomes.objections_raised as {{ dbt.type_bigint() }}) as objections_raised,
-        cast(sales_outcomes.objection_list as {{ dbt.type_string() }}) as objection_list,
-        cast(sales_outcomes.qualification_score as {{ double }}) as qualification_score,
-        cast(sales_outcomes.reached_qualified as {{ dbt.type_boolean() }}) as reached_qualified,
-        cast(sales_outcomes.reached_booked as {{ dbt.type_boolean() }}) as reached_booked,
-        cast(sales_outcomes.sales_outcome as {{ dbt.type_string() }}) as sales_outcome
-    from sales_outcomes
+        lead_score,
+        user_turns,
+        objections_raised,
+        objection_list,
+        qualification_score,
+        reached_qualified,
+        reached_booked,
+        sales_outcome
+    from {{ ref('int_sales_conversations_scored') }}
+    where {{ touched('conversation_id') }}
 )
 
-select * from final
+select * from sales_conversations

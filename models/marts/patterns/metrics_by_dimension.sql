@@ -6,10 +6,6 @@
     changed (new events, or the clock carrying it across the abandonment
     window: is_day_to_refresh), and a changed path_cleaning seed or
     exclude_development_traffic rebuilds every day. -#}
-{%- set refresh = {'clock_moves_rows': true, 'previous_rows': 'int_conversations_summarized'} %}
-{%- set seeds = ['path_cleaning'] %}
-{%- set vars = ['exclude_development_traffic'] %}
-{{ config(**day_replaced_config(refresh, day_column='metric_date', seeds=seeds, vars=vars)) }}
 {%- set double = type_double() %}
 with
 
@@ -19,7 +15,7 @@ paths as (
         conversation_date,
         is_successful
     from {{ ref('fct_conversation_paths') }}
-    where {{ is_day_to_refresh('conversation_date', refresh, seeds=seeds, vars=vars) }}
+    where {{ touched('conversation_date', 'day') }}
 ),
 
 conversations as (

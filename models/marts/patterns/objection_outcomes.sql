@@ -1,65 +1,29 @@
 {#- Per objection: conversion after it was raised vs in sales conversations
-    that did not raise it. -#}
+    that did not raise it, summed from the daily partial. -#}
 {%- set double = type_double() %}
 with
 
-sales_conversations as (
-    select conversation_id
-    from {{ ref('fct_sales_conversations') }}
-),
-
-conversations as (
+objection_days as (
     select
-        conversation_id,
-        converted_at
-    from {{ ref('fct_conversations') }}
-),
-
-objections as (
-    select
-        conversation_id,
         objection,
-        first_raised_at
-    from {{ ref('int_conversation_objections_detected') }}
-),
-
-lexicon_objections as (
-    select distinct objection
-    from {{ ref('objection_lexicon') }}
-),
-
--- every sales conversation x every objection of the lexicon, raised or not
-conversation_objections as (
-    select
-        lexicon_objections.objection,
-        sales_conversations.conversation_id,
-        objections.first_raised_at is not null as was_raised,
-        conversations.converted_at is not null as converted,
-        -- converted after raising: a conversion at or after the first raising
-        objections.first_raised_at is not null
-        and conversations.converted_at >= objections.first_raised_at as converted_after_raised
-    from sales_conversations
-    cross join lexicon_objections
-    inner join conversations
-        on sales_conversations.conversation_id = conversations.conversation_id
-    left join objections
-        on
-            sales_conversations.conversation_id = objections.conversation_id
-            and lexicon_objections.objection = objections.objection
+        sales_conversations,
+        raised_conversations,
+        converted_after_raised,
+        not_raised_conversations,
+        converted_not_raised
+    from {{ ref('int_objection_days_counted') }}
 ),
 
 objections_counted as (
     select
-        conversation_objections.objection,
-        count(*) as sales_conversations,
-        sum(case when conversation_objections.was_raised then 1 else 0 end) as raised_conversations,
-        sum(case when conversation_objections.converted_after_raised then 1 else 0 end)
-            as converted_after_raised,
-        sum(case when not conversation_objections.was_raised then 1 else 0 end) as not_raised_conversations,
-        sum(case when not conversation_objections.was_raised and conversation_objections.converted then 1 else 0 end)
-            as converted_not_raised
-    from conversation_objections
-    group by conversation_objections.objection
+        objection_days.objection,
+        sum(objection_days.sales_conversations) as sales_conversations,
+        sum(objection_days.raised_conversations) as raised_conversations,
+        sum(objection_days.converted_after_raised) as converted_after_raised,
+        sum(objection_days.not_raised_conversations) as not_raised_conversations,
+        sum(objection_days.converted_not_raised) as converted_not_raised
+    from objection_days
+    group by objection_days.objection
 ),
 
 objections_rated as (

@@ -1,6 +1,8 @@
 {#- One row per started conversation: sentiment start/end/trend, the rule-based
     quality components and quality_score, and beside them (never replacing
-    them) the optional LLM judge's rubric labels. -#}
+    them) the optional LLM judge's rubric labels. Replaced day by day like
+    int_conversation_quality_scored (a conversation's efficiency compares it
+    with its agent's other conversations of the day). -#}
 with
 
 quality as (
@@ -17,6 +19,7 @@ quality as (
         median_user_turns,
         median_resolution_seconds
     from {{ ref('int_conversation_quality_scored') }}
+    where {{ touched('conversation_date', 'day') }}
 ),
 
 sentiment as (
@@ -28,6 +31,7 @@ sentiment as (
         sentiment_end,
         sentiment_trend
     from {{ ref('int_conversation_sentiment_summarized') }}
+    where conversation_id in (select quality.conversation_id from quality)
 ),
 
 judgments as (
@@ -38,6 +42,7 @@ judgments as (
         reason,
         model
     from {{ ref('stg_conversation_judgments') }}
+    where conversation_id in (select quality.conversation_id from quality)
 ),
 
 quality_published as (

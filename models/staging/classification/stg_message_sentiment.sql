@@ -2,7 +2,9 @@
 -- (a re-score with a newer model supersedes the older row).
 -- Incremental: a run recomputes the messages the classifier step scored
 -- since the newest scored_at held (classifier_output.sql).
-{{ config(**classifier_output_config('event_id')) }}
+
+-- the classifier writes the source this reads, in the same dbt build
+-- depends_on: {{ ref('classifier_runs') }}
 
 with
 

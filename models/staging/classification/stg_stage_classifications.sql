@@ -2,7 +2,9 @@
 -- (a re-classification supersedes older rows; on a tie `llm` beats `rules`).
 -- Incremental: a run recomputes the conversations the classifier wrote rows
 -- for since the newest classified_at held (classifier_output.sql).
-{{ config(**classifier_output_config(['conversation_id', 'funnel_name', 'stage'])) }}
+
+-- the classifier writes the source this reads, in the same dbt build
+-- depends_on: {{ ref('classifier_runs') }}
 
 with
 

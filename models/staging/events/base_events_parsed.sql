@@ -1,12 +1,3 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy=partition_incremental_strategy(),
-        unique_key='load_id',
-        partition_by='load_id' if target.type == 'spark' else none,
-        on_schema_change='append_new_columns',
-    )
-}}
 {#- Incremental because parsing JSON is the expensive step: each raw row is
     parsed once, in the run that loaded it. Every rule here depends only on
     the row itself, its load time and seeds/field_aliases.csv, so an
@@ -42,7 +33,7 @@
 {#- Identifiers sent as one of these JSON kinds are quarantined. -#}
 {%- set invalid_kinds = "('object', 'array', 'boolean')" -%}
 {#- new load runs; every run again when the field aliases changed -#}
-{%- set is_load_to_parse = is_raw_load_to_parse('load_id') -%}
+{%- set is_load_to_parse = touched('load_id', 'load') -%}
 
 with
 
@@ -296,7 +287,7 @@ rows_explained as (
             when 'future_timestamp'
                 then
                     'timestamp ' || rows_validated.clean_timestamp
-                    || ' is more than {{ var("max_future_hours") }} hours after load time '
+                    || {{ string_literal(' is more than ' ~ var('max_future_hours') ~ ' hours after load time ') }}
                     || cast(rows_validated.loaded_at as {{ dbt.type_string() }})
             when 'properties_not_object' then
                 'properties is not a JSON object: '

@@ -1,25 +1,14 @@
-{#- Incremental: a run stages the valid events of the loads after the newest
-    one staged, whose event_id is not staged yet (the first delivered copy
-    wins, and every earlier load is earlier), so appending is a merge of new
-    ids. When a seed or var the mapping reads changes (an alias added to the
-    seed, user_message_senders), the pre-hook empties the table and this run
-    maps every event again. -#}
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{{ forget_stale_incremental_build(staged_event_mapping_fingerprint(['user_message_senders'])) }}",
-        post_hook="{{ record_incremental_watermark(staged_event_mapping_fingerprint(['user_message_senders']), events=this) }}",
-    )
-}}
-{%- set user_message_senders = "'" ~ (var('user_message_senders') | join("', '")) ~ "'" -%}
-{#- On an incremental run only the loads after the newest staged one, and no
-    event id staged before; on a full build every row (true). -#}
-{%- set is_new_load = "load_id > (select coalesce(max(staged.load_id), 0) from " ~ this ~ " as staged)"
-    if is_incremental() else "true" -%}
-{%- set is_new_event_id = "events_parsed.event_id not in (select staged.event_id from " ~ this ~ " as staged)"
-    if is_incremental() else "true" -%}
+{#- Replaced load run by load run (touched_key load_id): a run stages the
+    valid events of the loads since the previous build whose event_id no
+    earlier load delivered (the first delivered copy wins, and every earlier
+    load is earlier), so it only ever adds rows. When a seed or var the
+    mapping reads changes (an alias added to the seed, user_message_senders),
+    the build fingerprint changes and every event is mapped again. -#}
+{%- set sender_literals = [] -%}
+{%- for sender in var('user_message_senders') -%}
+    {%- do sender_literals.append(string_literal(sender)) -%}
+{%- endfor -%}
+{%- set user_message_senders = sender_literals | join(', ') -%}
 
 with
 
@@ -72,12 +61,12 @@ events_parsed as (
     from {{ ref('base_events_parsed') }}
     where
         rejection_reason is null
-        and {{ is_new_load }}
+        and {{ touched('load_id', 'load') }}
 ),
 
 -- The dedupe keys are read on their own: a CTE used twice (events_parsed)
 -- would be materialized in full by DuckDB, wide rows and all.
-delivery_keys as (
+new_delivery_keys as (
     select
         event_id,
         load_id,
@@ -86,7 +75,30 @@ delivery_keys as (
     from {{ ref('base_events_parsed') }}
     where
         rejection_reason is null
-        and {{ is_new_load }}
+        and {{ touched('load_id', 'load') }}
+),
+
+-- every valid delivery of those event ids: the new loads' and, when a run
+-- stages some loads only, the earlier loads' copies (already staged if they
+-- came first)
+delivery_keys as (
+    select
+        new_delivery_keys.event_id,
+        new_delivery_keys.load_id,
+        new_delivery_keys.source_file,
+        new_delivery_keys.row_number
+    from new_delivery_keys
+    union all
+    select
+        earlier_deliveries.event_id,
+        earlier_deliveries.load_id,
+        earlier_deliveries.source_file,
+        earlier_deliveries.row_number
+    from {{ ref('base_events_parsed') }} as earlier_deliveries
+    where
+        earlier_deliveries.rejection_reason is null
+        and not {{ touched('earlier_deliveries.load_id', 'load') }}
+        and earlier_deliveries.event_id in (select new_delivery_keys.event_id from new_delivery_keys)
 ),
 
 event_type_aliases as (
@@ -134,10 +146,8 @@ events_deduplicated as (
             and events_parsed.load_id = later_deliveries.load_id
             and events_parsed.source_file = later_deliveries.source_file
             and events_parsed.row_number = later_deliveries.row_number
-    where
-        later_deliveries.event_id is null
-        -- a copy of an event staged by an earlier load: that one was first
-        and {{ is_new_event_id }}
+    -- a later copy, of this run's loads or of an earlier load's event
+    where later_deliveries.event_id is null
 ),
 
 -- An alias may also assert a funnel stage (meeting_booked -> stage_reached,

@@ -7,7 +7,7 @@
         'rule_name': dbt.type_string(),
         'metric_name': dbt.type_string(),
         'condition': dbt.type_string(),
-        'threshold': dbt.type_float(),
+        'threshold': type_double(),
         'time_window': dbt.type_string(),
     },
     optional_columns={

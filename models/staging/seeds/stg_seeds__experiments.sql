@@ -7,7 +7,7 @@
         'variant': dbt.type_string(),
         'variant_order': dbt.type_int(),
         'is_control': dbt.type_boolean(),
-        'weight': dbt.type_float(),
+        'weight': type_double(),
     },
     optional_columns={
         'description': [dbt.type_string(), 'null'],

@@ -1,20 +1,19 @@
 """Every dbt model, seed and snapshot as a Dagster asset; dbt tests as asset checks.
 
-One ``@dbt_assets`` over the whole manifest. The translator names assets
-``[schema, table]`` (``staging/stg_events``, ``marts/fct_conversations``) and
-maps the two dbt sources to the Python assets that write them, so lineage
-reads ``raw/events -> staging -> marts -> classification -> funnels``.
+One ``@dbt_assets`` over the whole manifest, run as one ``dbt build``. The
+translator names assets ``[schema, table]`` (``staging/stg_events``,
+``marts/fct_conversations``) and maps the ``raw.events`` source to the loader
+asset; the stage classifier is a dbt Python model in the same build
+(``classification/classifier_runs``), so lineage reads ``raw/events ->
+staging -> classification -> funnels -> marts``.
 
-The classifier (a Python asset) sits between dbt models: it reads
-``marts/fct_conversations`` and the funnel models read its table. Dagster
-resolves that by running this multi-asset as several steps (it is
-subsettable): the models before the classifier, then the classifier, then
-the models after it. Each step is a ``dbt build --select <its models>``.
+On Spark, dbt-spark cannot run Python models: they are assets of their own
+(``assets/spark_models.py``) and Dagster runs this multi-asset (subsettable)
+in several steps around them.
 """
 
 
 import json
-import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -27,25 +26,24 @@ from dagster_dbt import (
 )
 
 from convo_warehouse.concurrency import WRITER_POOL, busy_retry, is_busy_error
-from convo_warehouse.lib.warehouse import writer_lock
+from convo_warehouse.lib import dbt_commands
+from convo_warehouse.lib.seed_columns import rebuild_changed_seeds, record_loaded_seeds, unchanged_seeds
+from convo_warehouse.lib.warehouse import warehouse_path, writer_lock
 from convo_warehouse.project import dbt_project, manifest_path
 from convo_warehouse.resources import WarehouseResource
 from convo_warehouse.spark.target import on_spark
 
-# dbt sources written by Python assets: dbt (schema, table) -> Dagster asset key.
+# The stage classifier: a dbt Python model whose results are the
+# `classification` source tables.
+CLASSIFIER = dg.AssetKey(["classification", "classifier_runs"])
+
+# dbt sources written by Python assets: dbt (schema, table) -> Dagster asset
+# key. The `classification` sources keep keys of their own (classifier_runs,
+# which writes them, is a dbt model, and keys are one per dbt node); the
+# staging models that read them also depend on classifier_runs.
 SOURCE_ASSET_KEYS: dict[tuple[str, str], dg.AssetKey] = {
     ("raw", "events"): dg.AssetKey(["raw", "events"]),
-    ("classification", "stage_classifications"): dg.AssetKey(
-        ["classification", "stage_classifications"]
-    ),
-    ("classification", "message_sentiment"): dg.AssetKey(["classification", "message_sentiment"]),
-    ("classification", "conversation_judgments"): dg.AssetKey(["classification", "conversation_judgments"]),
 }
-
-# A production run builds and checks data: models, seeds and data tests.
-# dbt unit tests check our SQL against fixtures; they run in `make test` and
-# CI (`dbt build` there), never in a scheduled run or `convo-warehouse run`.
-PRODUCTION_BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
 
 # Top-level folders under models/ that are layers (and Dagster groups).
 MODEL_LAYERS = ("staging", "intermediate", "marts", "quarantine", "audit")
@@ -134,35 +132,66 @@ def dbt_models(
     exponential backoff; any other dbt failure (a failing test, a SQL error)
     fails the step at once, since retrying would give the same result.
     """
-    # When Dagster runs this multi-asset as several steps (around the
-    # classifier), a step must only run the tests whose every parent is built
-    # by it or before it: dbt's "buildable" indirect selection. dbt's default,
-    # "eager", would run a relationships test of a later model in the seeds'
-    # step, before that model exists; "cautious" would never run a test whose
-    # parents are built in two different steps. Set through the environment
-    # (not a CLI flag) so dagster-dbt can still override it with "empty" when a
-    # user deselects checks in the UI.
-    overrides = {
-        "CONVO_DUCKDB_PATH": str(warehouse.database),
-        "DBT_INDIRECT_SELECTION": os.environ.get("DBT_INDIRECT_SELECTION") or "buildable",
-    }
-    previous = {key: os.environ.get(key) for key in overrides}
-    os.environ.update(overrides)
+    if warehouse.database != warehouse_path():
+        raise dg.Failure(
+            f"the warehouse resource names {warehouse.database} but dbt would write {warehouse_path()} "
+            "(CONVO_DUCKDB_PATH): configure the warehouse through CONVO_DUCKDB_PATH so dbt and the "
+            "Python steps write the same file"
+        )
     try:
         with writer_lock(warehouse.database):
-            invocation = dbt.cli(PRODUCTION_BUILD_ARGS, context=context, raise_on_error=False)
+            unchanged = [] if on_spark() else _prepare_seeds(context, warehouse)
+            args = dbt_commands.production_build(multi_step=on_spark(), exclude=unchanged)
+            invocation = dbt.cli(args, context=context, raise_on_error=False)
             yield from invocation.stream()
             error = invocation.get_error()
+            if error is None and not on_spark():
+                _record_seeds(invocation, warehouse)
     except Exception as busy:  # the lock itself: WarehouseBusyError
         error = busy
-    finally:
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     if error is None:
+        if CLASSIFIER in context.selected_asset_keys and not on_spark():
+            _log_classifier_run(context, warehouse)
         return
     if is_busy_error(error):
         raise busy_retry(context, error) from error
     raise error
+
+
+def _prepare_seeds(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> list[str]:
+    """Seeds before dbt (lib/seed_columns.py): drop the table of a seed whose CSV columns
+    changed, so dbt builds it anew; return the seeds whose file is what the last build
+    loaded, left out of this one."""
+    with warehouse.connect() as con:
+        for change in rebuild_changed_seeds(con, manifest_path(), dbt_project.project_dir):
+            context.log.warning(change.describe())
+        return unchanged_seeds(con, manifest_path(), dbt_project.project_dir)
+
+
+def _record_seeds(invocation: Any, warehouse: WarehouseResource) -> None:
+    """After a successful build, the files of the seeds it loaded."""
+    loaded = [
+        result["unique_id"].split(".")[-1]
+        for result in invocation.get_artifact("run_results.json")["results"]
+        if result["unique_id"].startswith("seed.") and result["status"] == "success"
+    ]
+    with warehouse.connect() as con:
+        record_loaded_seeds(con, manifest_path(), dbt_project.project_dir, loaded)
+
+
+def _log_classifier_run(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:
+    """What the stage classifier did in this build (its newest classifier_runs row)."""
+    with warehouse.connect(read_only=True) as con:
+        row = con.execute(
+            "select classifier, classified, cached, llm_calls, fell_back_to_rules, fallback_reasons, "
+            "estimated_cost_usd from classification.classifier_runs order by run_started_at desc limit 1"
+        ).fetchone()
+    if row is None:
+        return
+    mode, classified, cached, calls, fell_back, reasons, cost = row
+    context.log.info(
+        f"stage classifier ({mode}): {classified} classified, {cached} cached, {calls} LLM calls, "
+        f"{fell_back} fell back to rules, estimated cost ${cost:.4f}"
+    )
+    if fell_back:
+        context.log.warning(f"LLM failed for {fell_back} conversations: {reasons}")

@@ -19,7 +19,6 @@ from convo_warehouse.lib.warehouse import writer_lock
 from convo_warehouse.resources import WarehouseResource
 
 PIPELINE_RUNS = dg.AssetKey(["audit", "pipeline_runs"])
-STAGE_CLASSIFICATIONS = dg.AssetKey(["classification", "stage_classifications"])
 
 
 def terminal_assets(upstreams: dict[dg.AssetKey, Iterable[dg.AssetKey]]) -> list[dg.AssetKey]:
@@ -31,7 +30,6 @@ def terminal_assets(upstreams: dict[dg.AssetKey, Iterable[dg.AssetKey]]) -> list
 _UPSTREAMS = {
     **{key: set(parents) for key, parents in dbt_assets.dbt_models.asset_deps.items()},
     **{key: set(parents) for key, parents in serving_assets.snapshot.asset_deps.items()},
-    STAGE_CLASSIFICATIONS: {dg.AssetKey(["marts", "fct_conversations"])},
 }
 
 

@@ -1,12 +1,15 @@
-"""On Spark: the dbt project's Python models (the experiment statistics) as one step.
+"""On Spark: each of the dbt project's Python models (the stage classifier, the statistics) as a step.
 
 dbt-spark submits Python models only to Databricks clusters, so with
-``CONVO_TARGET=spark`` they are left out of the dbt assets and run here by
-``python -m convo_warehouse.spark python-models`` (their own code on
-DataFrames read from Spark, then their dbt data tests). The assets keep the
-dbt assets' keys, groups and upstreams, so the graph is the one DuckDB
-shows and Dagster runs the dbt models after them in a later step.
+``CONVO_TARGET=spark`` they are left out of the dbt assets and each runs here
+by ``python -m convo_warehouse.spark python-models --select <model>`` (its own
+code on DataFrames read from Spark, then its dbt data tests). The assets keep
+the dbt assets' keys, groups and upstreams, so the graph is the one DuckDB
+shows, and Dagster runs the dbt models between them in steps of their own
+(the dbt assets are subsettable).
 """
+
+import json
 
 import dagster as dg
 
@@ -16,30 +19,29 @@ from convo_warehouse.project import manifest_path
 from convo_warehouse.spark.target import run_spark_step
 
 
-def _specs() -> list[dg.AssetSpec]:
-    import json
+def _python_model_asset(node: dict, parents: dict) -> dg.AssetsDefinition:
+    key = translator.get_asset_key(node)
 
+    @dg.asset(
+        key=key,
+        deps=[translator.get_asset_key(parents[parent]) for parent in node["depends_on"]["nodes"]],
+        group_name=translator.get_group_name(node),
+        kinds={"python", "spark"},
+        description=node.get("description") or None,
+        pool=WRITER_POOL,
+    )
+    def _run(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        summary = run_spark_step(["python-models", "--select", node["name"]])
+        context.log.info(summary)
+        return dg.MaterializeResult(metadata={"engine": "spark"})
+
+    return _run
+
+
+def _assets() -> list[dg.AssetsDefinition]:
     manifest = json.loads(manifest_path().read_text())
     parents = {**manifest["nodes"], **manifest["sources"]}
-    return [
-        dg.AssetSpec(
-            translator.get_asset_key(node),
-            deps=[translator.get_asset_key(parents[parent]) for parent in node["depends_on"]["nodes"]],
-            group_name=translator.get_group_name(node),
-            kinds={"python", "spark"},
-            description=node.get("description") or None,
-        )
-        for node in python_model_nodes().values()
-    ]
+    return [_python_model_asset(node, parents) for node in python_model_nodes().values()]
 
 
-SPECS = _specs()
-
-
-@dg.multi_asset(name="spark_python_models", specs=SPECS, pool=WRITER_POOL)
-def spark_python_models(context: dg.AssetExecutionContext):
-    """Run the Python models on Spark and their data tests."""
-    summary = run_spark_step(["python-models"])
-    context.log.info(summary)
-    for spec in SPECS:
-        yield dg.MaterializeResult(asset_key=spec.key, metadata={"engine": "spark"})
+SPARK_PYTHON_MODELS = _assets()

@@ -46,8 +46,9 @@ def metric_alerts_check(context: dg.AssetCheckExecutionContext, warehouse: Wareh
                 status = alert_lib.post_webhook(url, alert_lib.webhook_payload(fired, context.run.run_id))
                 webhook_status = f"HTTP {status}"
             except OSError as error:  # URLError, HTTPError, timeouts
-                webhook_status = f"failed: {error}"
-                context.log.warning(f"alert webhook {url} failed: {error}")
+                # The URL is a secret (Slack, Teams): logs and the audit table get it redacted.
+                webhook_status = f"failed: {alert_lib.redact_error(url, error)}"
+                context.log.warning(f"alert webhook {alert_lib.redact_url(url)} {webhook_status}")
         if fired:
             alert_lib.record_notified(con, fired, context.run.run_id, webhook_status)
 

@@ -5,11 +5,11 @@
   and files or loads with many quarantined rows (warnings naming the file
   and the fix). It reads staging's verdicts; it re-derives no rule.
 * ``marts_*_suite`` on each mart that exists in the dbt project
-  (``fct_conversations``, ``metrics_daily``, ``funnel_stage_daily``,
-  ``ab_test_results``): run right after the mart is built. The
-  ``fct_conversations`` suite reads the conversations the latest build
-  rewrote (every row after a full build, or with ``CONVO_GX_FULL_HISTORY=1``),
-  like the mart's dbt tests.
+  (``fct_conversations``, ``metrics_daily``, ``funnel_stage_daily``): run
+  right after the mart is built, for what its contract and dbt tests cannot
+  say. The ``fct_conversations`` and ``metrics_daily`` suites read the days
+  the latest build rewrote (every row after a full build, or with
+  ``CONVO_GX_FULL_HISTORY=1``).
 
 All are ``blocking``: a failed *critical* expectation (severity ERROR) stops
 every downstream asset in the run; failed *warning* expectations give a WARN

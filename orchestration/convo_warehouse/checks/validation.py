@@ -263,8 +263,8 @@ def store_outcome(
         )
 
 
-# Set to 1 to validate every row of a conversation-keyed mart, not only the
-# conversations its latest build rewrote (dbt's tests: the var test_full_history).
+# Set to 1 to validate every row of a day-partitioned mart, not only the days
+# its latest build rewrote.
 FULL_HISTORY_ENV = "CONVO_GX_FULL_HISTORY"
 
 
@@ -273,29 +273,29 @@ def full_history_from_env() -> bool:
 
 
 def rewritten_by_latest_build(
-    con: duckdb.DuckDBPyConnection, model_name: str, full_history: bool = False
+    con: duckdb.DuckDBPyConnection, relation: str, day_column: str, full_history: bool = False
 ) -> str:
-    """A condition on ``conversation_id``: the conversations ``model_name``'s latest build rewrote.
+    """A condition on ``day_column``: the days ``relation``'s latest build rewrote.
 
-    The rule of the dbt macro ``duckdb__rewritten_by_latest_build`` (data
-    tests read the same rows; ``tests/test_incremental_data_tests.py``
-    proves the two agree): ``true`` (every row) when the model has recorded
-    nothing in ``audit.conversations_refreshed`` or its latest build rewrote
-    everything, and with ``full_history``.
+    What the replace_touched materialization recorded in
+    ``audit.partitions_rewritten`` (the rows of the newest ``recorded_at`` of
+    that relation): ``true`` (every row) when it recorded nothing or its latest
+    build rewrote everything, and with ``full_history``; ``false`` when the
+    build rewrote no day.
     """
-    if full_history or not table_exists(con, "audit.conversations_refreshed"):
+    if full_history or not table_exists(con, "audit.partitions_rewritten"):
         return "true"
-    recorded, everything = con.execute(
-        "select count(*), count(case when rewrote_every_conversation then 1 end) "
-        "from audit.conversations_refreshed where model_name = ?",
-        [model_name],
-    ).fetchone()
-    if recorded == 0 or everything > 0:
+    rows = con.execute(
+        "select rewritten.partition_date, rewritten.rewrote_all from audit.partitions_rewritten as rewritten "
+        "where rewritten.relation_name = ? and rewritten.recorded_at = ("
+        "select max(newest.recorded_at) from audit.partitions_rewritten as newest "
+        "where newest.relation_name = ?)",
+        [relation, relation],
+    ).fetchall()
+    if not rows or any(rewrote_all for _, rewrote_all in rows):
         return "true"
-    return (
-        "conversation_id in (select recorded.conversation_id from audit.conversations_refreshed as recorded "
-        f"where recorded.model_name = '{model_name}' and recorded.conversation_id is not null)"
-    )
+    days = ", ".join(f"date '{day.isoformat()}'" for day, _ in rows)
+    return f"{day_column} in ({days})"
 
 
 def validate_mart(
@@ -303,15 +303,17 @@ def validate_mart(
 ) -> tuple[SuiteOutcome | None, list[str]]:
     """Validate ``mart``'s suite on the warehouse ``con``: (outcome, []) or (None, missing tables).
 
-    A conversation-keyed mart (``mart.rewritten_by``) is read for the
-    conversations its latest build rewrote, every row with ``full_history``.
+    A day-partitioned mart (``mart.day_column``) is read for the days its
+    latest build rewrote, every row with ``full_history``.
     """
     missing = [name for name in (f"{mart.schema}.{mart.table}", *mart.reads) if not table_exists(con, name)]
     if missing:
         return None, missing
     query = mart.query
-    if mart.rewritten_by:
-        query = query.format(rewritten=rewritten_by_latest_build(con, mart.rewritten_by, full_history))
+    if mart.day_column:
+        query = query.format(
+            rewritten=rewritten_by_latest_build(con, f"{mart.schema}.{mart.table}", mart.day_column, full_history)
+        )
     frame = con.execute(query).df()
     outcome = validate(mart.build_suite(), frame, f"{mart.schema}/{mart.table}", mart.index_columns)
     return outcome, []

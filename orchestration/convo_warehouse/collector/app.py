@@ -9,6 +9,10 @@ rejects file (``<landing>/.rejected/``, ignored by the loader) with the reason.
 ``POST /v1/traces``: an OTLP/JSON trace export; GenAI spans are mapped to
 contract events (``convo_warehouse.lib.otel_genai``) and handled like a batch.
 
+``GET /v1/conversations/{id}``, ``GET /v1/conversations?active=true``,
+``GET /v1/live``: the live state (stages, turns, sentiment, interventions of
+conversations in progress), kept by a worker process (``collector/live.py``).
+
 ``GET /healthz``: liveness and counters (no token needed).
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import json
 import logging
@@ -23,19 +28,33 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from convo_warehouse.collector.decode import (
+    BodyError,
+    TooManyEvents,
+    Unreadable,
+    decode_event_batch,
+    decode_json,
+)
+from convo_warehouse.collector.live import LiveConfig, LiveLink, LiveUnavailable
 from convo_warehouse.collector.writer import RotatingWriter
-from convo_warehouse.lib.event_validation import validate_event
-from convo_warehouse.lib.otel_genai import map_export_request
+from convo_warehouse.lib.event_validation import Verdict, validate_event
+from convo_warehouse.lib.otel_genai import OtlpFormatError, map_export_request, parse_export
 
 log = logging.getLogger("convo_warehouse.collector")
 
@@ -50,7 +69,18 @@ class CollectorConfig:
     dedupe_window: int = 200_000
     rotate_bytes: int = 64 * 1024 * 1024
     rotate_seconds: float = 60.0
+    # a client must send its whole body within this many seconds (408 after):
+    # a slow client holds a connection, never a processing slot
+    body_timeout: float = 10.0
+    # Host header values served (DNS rebinding); "*" serves any. Requests with
+    # an Origin header (browsers) are refused unless the origin is listed.
+    allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    allowed_origins: tuple[str, ...] = ()
     subfolder: str = "collector"
+    # landing and rejects files: readable by the collector's user only, unless configured
+    file_mode: int = 0o600
+    # the live state (stages, interventions) in a worker process; None: off
+    live: LiveConfig | None = None
     started_at: float = field(default_factory=time.time)
 
 
@@ -73,10 +103,6 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     return data
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
-
-
 class Collector:
     """State shared by the requests: writers, the recent-id window, counters."""
 
@@ -84,59 +110,129 @@ class Collector:
         self.config = config
         landing = Path(config.landing_dir)
         self.events = RotatingWriter(landing, config.subfolder, "events",
-                                     config.rotate_bytes, config.rotate_seconds)
+                                     config.rotate_bytes, config.rotate_seconds, config.file_mode)
         self.rejects = RotatingWriter(landing / ".rejected", config.subfolder, "rejected",
-                                      config.rotate_bytes, config.rotate_seconds)
-        self._recent: OrderedDict[str, None] = OrderedDict()
+                                      config.rotate_bytes, config.rotate_seconds, config.file_mode)
+        # digests of the most recent accepted ids (16 bytes each, whatever the id's length)
+        self._recent: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
         self.in_flight = 0
         self.counts = {"accepted": 0, "duplicate": 0, "rejected": 0, "requests": 0}
+        self.on_accepted: list[Callable[[list[dict], list[bytes], str], None]] = []
+        self.trace_context = TraceContext()
+        self.live: LiveLink | None = None
+        if config.live is not None:
+            live = LiveLink(config.live)
+            self.live = live
+            self.on_accepted.append(lambda records, lines, source: live.submit(lines, time.time()))
 
     def start(self) -> None:
         for writer in (self.events, self.rejects):
             writer.recover()
+        if self.live is not None:
+            # after recover(): the worker reads back finished files only
+            self.live.start()
 
     def stop(self) -> None:
         self.events.close()
         self.rejects.close()
+        if self.live is not None:
+            self.live.stop()
 
     def process(self, records: list, source: str) -> list[dict]:
-        """Judge, de-duplicate and durably write one batch; one result per record."""
+        """Judge, de-duplicate and durably write one batch; one result per record.
+
+        Never raises for what a record holds: an item that cannot be read or
+        judged is that item's ``rejected`` result. Raises ``OSError`` when the
+        landing folder cannot be written (nothing was acknowledged).
+        """
         received_at = datetime.now(UTC).replace(tzinfo=None)
-        verdicts = [validate_event(record, received_at) for record in records]
+        received_text = received_at.isoformat() + "Z"
         results: list[dict] = []
-        accepted_lines: list[bytes] = []
+        accepted: list[tuple[dict, bytes]] = []
         rejected_lines: list[bytes] = []
+
+        def reject(index: int, record, verdict: Verdict) -> None:
+            results.append({"index": index, "event_id": verdict.event_id, "status": "rejected",
+                            "reason": verdict.reason, "detail": verdict.detail})
+            rejected_lines.append(_reject_line(received_text, source, verdict, record))
+
         with self._lock:
             batch_ids: set[str] = set()
-            for index, (record, verdict) in enumerate(zip(records, verdicts)):
+            for index, record in enumerate(records):
+                verdict = _judge(record, received_at)
                 if not verdict.accepted:
-                    results.append({"index": index, "event_id": verdict.event_id, "status": "rejected",
-                                    "reason": verdict.reason, "detail": verdict.detail})
-                    rejected_lines.append(_encode({
-                        "received_at": received_at.isoformat() + "Z", "source": source,
-                        "reason": verdict.reason, "detail": verdict.detail, "event": record,
-                    }))
+                    reject(index, record, verdict)
                     continue
                 event_id = verdict.event_id
-                if event_id in batch_ids or event_id in self._recent:
+                if event_id in batch_ids or _id_digest(event_id) in self._recent:
                     results.append({"index": index, "event_id": event_id, "status": "duplicate"})
                     continue
+                try:
+                    line = _encode(record)
+                except (ValueError, RecursionError) as error:
+                    reject(index, record, Verdict(event_id, "unreadable_line", f"unreadable line: {error}"))
+                    continue
                 batch_ids.add(event_id)
-                accepted_lines.append(_encode(record))
+                accepted.append((record, line))
                 results.append({"index": index, "event_id": event_id, "status": "accepted"})
             # durable before the answer (and before ids enter the window: a
             # failed write must not turn the client's retry into a "duplicate")
-            self.events.append(accepted_lines)
+            self.events.append([line for _, line in accepted])
             self.rejects.append(rejected_lines)
             for event_id in batch_ids:
-                self._recent[event_id] = None
+                self._recent[_id_digest(event_id)] = None
             while len(self._recent) > self.config.dedupe_window:
                 self._recent.popitem(last=False)
             for result in results:
                 self.counts[result["status"]] += 1
             self.counts["requests"] += 1
+        if accepted:
+            self._events_accepted([record for record, _ in accepted], [line for _, line in accepted], source)
         return results
+
+    def _events_accepted(self, records: list[dict], lines: list[bytes], source: str) -> None:
+        """The one place where accepted (durably written) events are seen after a request.
+
+        Listeners in ``on_accepted`` are called with the events as received,
+        the same events as the lines written to the landing file (compact
+        JSON), and the source (``events``, ``otlp``); a listener's error is
+        logged and never changes the answer (the events are already stored).
+        A listener must not block: the answer waits for it.
+        """
+        for listener in self.on_accepted:
+            try:
+                listener(records, lines, source)
+            except Exception:
+                log.exception("collector: an on_accepted listener failed")
+
+
+def _judge(record, received_at: datetime) -> Verdict:
+    """Staging's verdict for one item; an item that cannot be judged is rejected, not a 500."""
+    if isinstance(record, Unreadable):
+        return Verdict(None, "unreadable_line", record.reason)
+    try:
+        return validate_event(record, received_at)
+    except Exception as error:  # any defect of one event must stay that event's answer
+        event_id = record.get("event_id") if isinstance(record, dict) else None
+        return Verdict(event_id if isinstance(event_id, str) else None, "unreadable_line",
+                       f"unreadable line: cannot judge this event ({type(error).__name__}: {error})"[:500])
+
+
+def _reject_line(received_text: str, source: str, verdict: Verdict, record) -> bytes:
+    """One line of the rejects file: the event as received, or its text when it cannot be encoded."""
+    entry = {"received_at": received_text, "source": source, "reason": verdict.reason,
+             "detail": verdict.detail}
+    event = record.text if isinstance(record, Unreadable) else record
+    try:
+        return _encode({**entry, "event": event})
+    except (ValueError, RecursionError):
+        return _encode({**entry, "event": repr(event)[:4096]})
+
+
+def _id_digest(event_id: str) -> bytes:
+    """A fixed-size key for the recent-id window, whatever the length of the id."""
+    return hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 # ensure_ascii: every line is valid UTF-8 JSON whatever the client sent
@@ -162,14 +258,33 @@ def create_app(config: CollectorConfig) -> Starlette:
                                    "with a token listed in CONVO_COLLECTOR_TOKENS",
                               {"WWW-Authenticate": 'Bearer realm="convo-warehouse"'})
 
-    async def read_json(request: Request):
+    def check_origin(request: Request) -> None:
+        # A browser adds Origin to a cross-site POST; SDKs and exporters send none.
+        origin = request.headers.get("origin")
+        if origin is not None and origin not in config.allowed_origins:
+            raise _BadRequest(403, f"requests from origin {origin} are refused (browsers cannot write here; "
+                                   "list the origin with --allowed-origin to allow it)")
+
+    def check_content(request: Request, content_types: tuple[str, ...]) -> tuple[str, str]:
+        """(content type, encoding): only types a cross-site form cannot send without a preflight."""
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("identity", "", "gzip"):
-            raise _BadRequest(415, f"content encoding {encoding} is not supported: send plain or gzip JSON")
-        content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        if content_type not in ("application/json", "text/plain", ""):
-            raise _BadRequest(415, f"content type {content_type} is not supported: send application/json "
-                                   "(for OpenTelemetry: OTEL_EXPORTER_OTLP_PROTOCOL=http/json)")
+            raise _BadRequest(415, f"content encoding {encoding} is not supported: send plain or gzip")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in content_types:
+            raise _BadRequest(415, f"content type {content_type or '(none)'} is not supported: send "
+                                   + " or ".join(content_types))
+        return content_type, encoding
+
+    async def read_body_in_time(request: Request) -> bytes:
+        try:
+            return await asyncio.wait_for(read_body(request), config.body_timeout)
+        except TimeoutError as error:
+            raise _BadRequest(408, f"request body not received within {config.body_timeout:g} s",
+                              {"Connection": "close"}) from error
+
+    async def read_body(request: Request) -> bytes:
+        """The whole body, at most ``max_body_bytes`` (413 above)."""
         limit = config.max_body_bytes
         declared = request.headers.get("content-length")
         declared_size = int(declared) if declared is not None and declared.isdigit() else None
@@ -191,31 +306,59 @@ def create_app(config: CollectorConfig) -> Starlette:
                         break
             raise _BadRequest(413, f"request body of {declared_size or 'more than ' + str(limit)} bytes is "
                                    f"over the {limit}-byte limit: send smaller batches")
-        body = b"".join(chunks)
-        if encoding == "gzip":
-            body = _gunzip(body, limit)
+        return b"".join(chunks)
+
+    def inflate(body: bytes, encoding: str) -> bytes:
+        return _gunzip(body, config.max_body_bytes) if encoding == "gzip" else body
+
+    # The work on a body runs in a worker thread (JSON decoding, OTLP mapping,
+    # validation, the fsync), so the event loop keeps serving other clients.
+
+    def handle_events(body: bytes, content_type: str, encoding: str) -> dict:
         try:
-            return json.loads(body, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise _BadRequest(400, f"request body is not valid JSON: {error}") from error
+            records = decode_event_batch(inflate(body, encoding), config.max_batch_events)
+        except TooManyEvents as error:
+            raise _BadRequest(413, str(error)) from error
+        except BodyError as error:
+            raise _BadRequest(400, str(error)) from error
+        return _summary(collector.process(records, "events"))
 
-    def batch_records(payload) -> list:
-        records = payload.get("events") if isinstance(payload, dict) else payload
-        if not isinstance(records, list):
-            raise _BadRequest(400, 'expected a JSON array of events or {"events": [...]}')
-        if len(records) > config.max_batch_events:
-            raise _BadRequest(413, f"{len(records)} events in one request; at most "
-                                   f"{config.max_batch_events}: split the batch")
-        return records
+    def handle_otlp(signal: str, body: bytes, content_type: str, encoding: str) -> Response:
+        try:
+            message = parse_export(inflate(body, encoding), content_type, signal)
+            context = collector.trace_context if signal == "logs" else None
+            mapped = map_export_request(message, context)
+        except OtlpFormatError as error:
+            raise _BadRequest(400, str(error)) from error
+        if len(mapped.events) > config.max_batch_events:
+            raise _BadRequest(413, f"{len(mapped.events)} events from one export; at most "
+                                   f"{config.max_batch_events}: export smaller batches")
+        collector.trace_context.remember(mapped.trace_context)
+        results = collector.process(mapped.events, "otlp")
+        return otlp_answer(signal, mapped.events, results, content_type)
 
-    async def guarded(request: Request, handler) -> Response:
+    def handle_traces(body: bytes, content_type: str, encoding: str) -> Response:
+        return handle_otlp("traces", body, content_type, encoding)
+
+    def handle_logs(body: bytes, content_type: str, encoding: str) -> Response:
+        return handle_otlp("logs", body, content_type, encoding)
+
+    async def guarded(request: Request, handler, content_types: tuple[str, ...]) -> Response:
+        try:
+            check_origin(request)
+            authorize(request)
+            content_type, encoding = check_content(request, content_types)
+            # the body first: a client that sends slowly never holds a processing slot
+            body = await read_body_in_time(request)
+        except _BadRequest as error:
+            return JSONResponse({"error": str(error)}, status_code=error.status, headers=error.headers)
         if collector.in_flight >= config.max_in_flight:
             return JSONResponse({"error": "too many requests in flight; retry shortly"}, status_code=429,
                                 headers={"Retry-After": "1"})
         collector.in_flight += 1
         try:
-            authorize(request)
-            return await handler(request)
+            answer = await run_in_threadpool(handler, body, content_type, encoding)
+            return answer if isinstance(answer, Response) else JSONResponse(answer)
         except _BadRequest as error:
             return JSONResponse({"error": str(error)}, status_code=error.status, headers=error.headers)
         except OSError as error:
@@ -226,35 +369,13 @@ def create_app(config: CollectorConfig) -> Starlette:
             collector.in_flight -= 1
 
     async def post_events(request: Request) -> Response:
-        async def handle(request: Request) -> Response:
-            records = batch_records(await read_json(request))
-            results = await run_in_threadpool(collector.process, records, "events")
-            return JSONResponse(_summary(results))
-
-        return await guarded(request, handle)
+        return await guarded(request, handle_events, ("application/json",))
 
     async def post_traces(request: Request) -> Response:
-        async def handle(request: Request) -> Response:
-            payload = await read_json(request)
-            try:
-                mapped = map_export_request(payload)
-            except ValueError as error:
-                raise _BadRequest(400, str(error)) from error
-            if len(mapped.events) > config.max_batch_events:
-                raise _BadRequest(413, f"{len(mapped.events)} events from one export; at most "
-                                       f"{config.max_batch_events}: export smaller batches")
-            results = await run_in_threadpool(collector.process, mapped.events, "otlp")
-            rejected = [result for result in results if result["status"] == "rejected"]
-            answer: dict = {}
-            if rejected:
-                answer["partialSuccess"] = {
-                    "rejectedSpans": str(len({mapped.events[r["index"]]["properties"].get("otel_span_id")
-                                              for r in rejected})),
-                    "errorMessage": "; ".join(sorted({f"{r['reason']}: {r['detail']}" for r in rejected}))[:1000],
-                }
-            return JSONResponse(answer)
+        return await guarded(request, handle_traces, OTLP_CONTENT_TYPES)
 
-        return await guarded(request, handle)
+    async def post_logs(request: Request) -> Response:
+        return await guarded(request, handle_logs, OTLP_CONTENT_TYPES)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({
@@ -262,8 +383,53 @@ def create_app(config: CollectorConfig) -> Starlette:
             "landing_dir": str(config.landing_dir),
             "uptime_seconds": round(time.time() - config.started_at, 1),
             "auth": bool(config.tokens),
+            "live": collector.live is not None,
+            "live_dropped_events": collector.live.dropped_events if collector.live else 0,
             **collector.counts,
         })
+
+    async def ask_live(request: Request, question: tuple) -> Response | object:
+        """The live worker's answer to ``question``, or an error response."""
+        try:
+            check_origin(request)
+            authorize(request)
+        except _BadRequest as error:
+            return JSONResponse({"error": str(error)}, status_code=error.status, headers=error.headers)
+        if collector.live is None:
+            return JSONResponse({"error": "the live state is off (collect --no-live)"}, status_code=503)
+        try:
+            return await run_in_threadpool(collector.live.ask, question)
+        except LiveUnavailable as error:
+            return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "1"})
+
+    async def get_conversation(request: Request) -> Response:
+        conversation_id = request.path_params["conversation_id"]
+        answer = await ask_live(request, ("conversation", conversation_id))
+        if isinstance(answer, Response):
+            return answer
+        if answer is None:
+            return JSONResponse({"error": f"conversation {conversation_id} is not in the live state: unknown, or "
+                                          "idle longer than the abandonment window"}, status_code=404)
+        return JSONResponse(answer)
+
+    async def list_conversations(request: Request) -> Response:
+        active = request.query_params.get("active", "true").lower()
+        if active not in ("true", "1", "false", "0"):
+            return JSONResponse({"error": "active must be true or false"}, status_code=400)
+        limit_text = request.query_params.get("limit", "500")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 10_000:
+            return JSONResponse({"error": "limit must be a whole number from 1 to 10000"}, status_code=400)
+        answer = await ask_live(request, ("active" if active in ("true", "1") else "all", int(limit_text)))
+        if isinstance(answer, Response):
+            return answer
+        return JSONResponse({"conversations": answer, "count": len(answer)})
+
+    async def live_stats(request: Request) -> Response:
+        answer = await ask_live(request, ("stats",))
+        if isinstance(answer, Response):
+            return answer
+        return JSONResponse({**answer, "dropped_events": collector.live.dropped_events,
+                             "submitted_batches": collector.live.submitted_batches})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -286,12 +452,68 @@ def create_app(config: CollectorConfig) -> Starlette:
         routes=[
             Route("/v1/events", post_events, methods=["POST"]),
             Route("/v1/traces", post_traces, methods=["POST"]),
+            Route("/v1/logs", post_logs, methods=["POST"]),
+            Route("/v1/conversations", list_conversations, methods=["GET"]),
+            Route("/v1/conversations/{conversation_id:path}", get_conversation, methods=["GET"]),
+            Route("/v1/live", live_stats, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts),
+                               www_redirect=False)],
     )
     app.state.collector = collector
     return app
+
+
+OTLP_CONTENT_TYPES = ("application/x-protobuf", "application/json")
+
+
+def otlp_answer(signal: str, events: list[dict], results: list[dict], content_type: str) -> Response:
+    """OTLP's answer: an empty export response, or ``partial_success`` naming what was rejected.
+
+    In the request's own encoding (protobuf or JSON), as OTLP/HTTP requires.
+    """
+    response = (ExportTraceServiceResponse() if signal == "traces" else ExportLogsServiceResponse())
+    rejected = [result for result in results if result["status"] == "rejected"]
+    if rejected:
+        partial = response.partial_success
+        count = len({events[r["index"]]["properties"].get("otel_span_id") for r in rejected})
+        if signal == "traces":
+            partial.rejected_spans = count
+        else:
+            partial.rejected_log_records = count
+        partial.error_message = "; ".join(sorted({f"{r['reason']}: {r['detail']}" for r in rejected}))[:1000]
+    if content_type == "application/x-protobuf":
+        return Response(response.SerializeToString(), media_type="application/x-protobuf")
+    return JSONResponse(json_format.MessageToDict(response))
+
+
+class TraceContext:
+    """Recent trace ids -> (conversation_id, user_id), learned from spans, for log events.
+
+    Log events of a model call carry the call's trace id but no conversation id,
+    which sits on the agent's span. Bounded (most recent traces) and in memory.
+    """
+
+    def __init__(self, size: int = 100_000) -> None:
+        self.size = size
+        self._known: OrderedDict[str, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, traces: dict[str, tuple]) -> None:
+        if not traces:
+            return
+        with self._lock:
+            for trace_id, value in traces.items():
+                self._known[trace_id] = value
+                self._known.move_to_end(trace_id)
+            while len(self._known) > self.size:
+                self._known.popitem(last=False)
+
+    def get(self, trace_id: str, default: tuple) -> tuple:
+        with self._lock:
+            return self._known.get(trace_id, default)
 
 
 def _summary(results: list[dict]) -> dict:

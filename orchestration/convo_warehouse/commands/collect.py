@@ -10,6 +10,17 @@ import click
 from convo_warehouse.lib.access import is_loopback
 
 
+def _octal_mode(text: str) -> int:
+    try:
+        mode = int(text, 8)
+    except ValueError as error:
+        raise click.BadParameter(f"{text!r} is not an octal mode such as 0600 or 0640", param_hint="--file-mode") from error
+    if mode & ~0o666 or not mode & 0o600 == 0o600:
+        raise click.BadParameter(f"{text} must give the owner read and write and no execute bits",
+                                 param_hint="--file-mode")
+    return mode
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=8765, show_default=True, type=int, help="TCP port.")
@@ -29,12 +40,47 @@ from convo_warehouse.lib.access import is_loopback
               help="Finish a landing file when it is this old (so the loader sees events soon).")
 @click.option("--dedupe-window", default=200_000, show_default=True, type=int,
               help="How many recent event ids are remembered to answer 'duplicate'.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True,
+              help="A Host header value to serve (repeat it). Default: loopback names when listening on "
+                   "loopback, any host otherwise (tokens are required there).")
+@click.option("--allowed-origin", "allowed_origins", multiple=True,
+              help="A browser Origin allowed to post (repeat it). Default: none; requests without Origin "
+                   "(SDKs, exporters) are not affected.")
+@click.option("--body-timeout", default=10.0, show_default=True, type=float,
+              help="Seconds a client has to send its whole request body (408 after).")
+@click.option("--file-mode", default="0600", show_default=True,
+              help="Permissions of the files written (octal); folders get the matching search bits. "
+                   "0640 lets the owner's group (e.g. the loader's user) read them.")
+@click.option("--max-connections", default=256, show_default=True, type=int,
+              help="Open connections served at once (uvicorn's limit_concurrency; 503 above).")
+@click.option("--live/--no-live", default=True, show_default=True,
+              help="Keep the live state of conversations in progress (stages, interventions) in a worker process.")
+@click.option("--intervention-rules", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Intervention rules file (default: $CONVO_INTERVENTION_RULES or the packaged one).")
+@click.option("--webhook-url", default=None,
+              help="Where interventions are POSTed (default: $CONVO_INTERVENTION_WEBHOOK_URL; none: not sent).")
+@click.option("--live-max-conversations", default=200_000, show_default=True, type=int,
+              help="Conversations kept in the live state (the least recently active is dropped above).")
+@click.option("--live-max-events", default=2_000, show_default=True, type=int,
+              help="Events kept per conversation (beyond, it is marked truncated and stops changing).")
+@click.option("--live-rebuild-minutes", default=None, type=float,
+              help="Landing files of the last this-many minutes are read back at start "
+                   "(default: twice the abandonment window).")
+@click.option("--live-llm/--no-live-llm", default=None,
+              help="Check `llm: confirm` rules with the LLM before they fire (default: $CONVO_LIVE_LLM, off).")
 def collect(host: str, port: int, landing: str | None, max_body_mb: float, max_batch_events: int,
-            rotate_mb: float, rotate_seconds: float, dedupe_window: int) -> None:
+            rotate_mb: float, rotate_seconds: float, dedupe_window: int, allowed_hosts: tuple[str, ...],
+            allowed_origins: tuple[str, ...], body_timeout: float, file_mode: str, max_connections: int,
+            live: bool, intervention_rules: str | None, webhook_url: str | None, live_max_conversations: int,
+            live_max_events: int, live_rebuild_minutes: float | None, live_llm: bool | None) -> None:
     """Receive events over HTTP and write them durably into the landing folder.
 
-    POST /v1/events (contract events, batched), POST /v1/traces (OTLP/JSON
-    GenAI spans), GET /healthz. Bearer tokens come from CONVO_COLLECTOR_TOKENS
+    POST /v1/events (contract events, batched), POST /v1/traces and
+    POST /v1/logs (OTLP/HTTP, protobuf or JSON: GenAI spans and log events),
+    GET /v1/conversations/{id} and GET /v1/conversations?active=true (the
+    live state: stages, turns, sentiment, interventions), GET /healthz.
+    Interventions go to CONVO_INTERVENTION_WEBHOOK_URL and into the landing
+    folder as intervention_triggered events. Bearer tokens come from CONVO_COLLECTOR_TOKENS
     (comma-separated); without tokens the collector only listens on loopback.
     The loader picks up finished files from <landing>/collector/<date>/ on the
     next `convo-warehouse run`. See docs/capture.md.
@@ -42,6 +88,10 @@ def collect(host: str, port: int, landing: str | None, max_body_mb: float, max_b
     import uvicorn
 
     from convo_warehouse.collector.app import CollectorConfig, create_app
+    from convo_warehouse.collector.live import LiveConfig
+    from convo_warehouse.lib.live.interventions import load_intervention_rules
+    from convo_warehouse.lib.live.markers import RuleError
+    from convo_warehouse.lib.live.state import LiveSettings
     from convo_warehouse.lib.warehouse import landing_path
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -65,6 +115,27 @@ def collect(host: str, port: int, landing: str | None, max_body_mb: float, max_b
         dedupe_window=dedupe_window,
         rotate_bytes=int(rotate_mb * 1024 * 1024),
         rotate_seconds=rotate_seconds,
+        body_timeout=body_timeout,
+        allowed_hosts=allowed_hosts or (("127.0.0.1", "localhost", "::1") if is_loopback(host) else ("*",)),
+        allowed_origins=allowed_origins,
+        file_mode=_octal_mode(file_mode),
     )
-    click.echo(f"collector: http://{host}:{port} -> {landing_dir}/{config.subfolder}/<date>/", err=True)
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False)
+    if live:
+        try:
+            load_intervention_rules(intervention_rules)  # a broken rules file stops here, not in the worker
+        except RuleError as error:
+            raise click.ClickException(f"{error}\nFix the rule, or start with --no-live.") from error
+        llm = live_llm if live_llm is not None else os.environ.get("CONVO_LIVE_LLM", "0").lower() in ("1", "true")
+        config.live = LiveConfig(
+            landing_dir=landing_dir, subfolder=config.subfolder, file_mode=config.file_mode,
+            rotate_bytes=config.rotate_bytes, rotate_seconds=config.rotate_seconds,
+            settings=LiveSettings(max_conversations=live_max_conversations, max_events=live_max_events),
+            intervention_rules=intervention_rules, webhook_url=webhook_url,
+            rebuild_seconds=live_rebuild_minutes * 60 if live_rebuild_minutes else None, llm=llm,
+            llm_timeout=float(os.environ.get("CONVO_LIVE_LLM_TIMEOUT") or 10),
+            llm_concurrency=int(os.environ.get("CONVO_LIVE_LLM_CONCURRENCY") or 4),
+        )
+    click.echo(f"collector: http://{host}:{port} -> {landing_dir}/{config.subfolder}/<date>/"
+               + (" (live state on)" if live else ""), err=True)
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False,
+                limit_concurrency=max_connections, timeout_keep_alive=5, timeout_graceful_shutdown=10)

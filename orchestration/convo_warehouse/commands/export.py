@@ -1,7 +1,8 @@
 """``convo-warehouse export``: one published table to CSV or Parquet, for analysts.
 
 Reads the published snapshot (never the warehouse, so it works while a run
-writes). ``--since`` keeps rows whose date column (the table's first DATE
+writes). The file is readable by its owner only unless ``CONVO_FILE_MODE``
+says otherwise (``lib/file_modes.py``). ``--since`` keeps rows whose date column (the table's first DATE
 column, else its first TIMESTAMP column) is on or after that day.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import click
 
 from convo_warehouse.commands._reading import echo_json, json_option
-from convo_warehouse.lib import serving
+from convo_warehouse.lib import file_modes, serving
 
 _DATE_TYPES = ("DATE",)
 _TIME_TYPES = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE")
@@ -66,8 +67,11 @@ def export_table(
         data = con.execute(f"select * from {table} {where}", params).to_arrow_table()
     finally:
         con.close()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    file_modes.make_dirs(out.parent)
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    # Created empty with the file mode (CONVO_FILE_MODE, default owner only) before any row is written.
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_modes.file_mode()))
+    file_modes.restrict(temporary)
     if file_format == "parquet":
         pyarrow.parquet.write_table(data, temporary, compression="zstd")
     else:
@@ -108,6 +112,10 @@ def export(table: str, since: dt.datetime | None, file_format: str | None, out: 
     --format parquet --out metrics.parquet
     """
     path = Path(out)
+    try:
+        file_modes.file_mode()
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
     if file_format is None:
         file_format = "parquet" if path.suffix.lower() == ".parquet" else "csv"
     try:

@@ -39,8 +39,16 @@ from convo_warehouse.lib.warehouse import (
     default=None,
     help="Stage classifier (default: $CONVO_CLASSIFIER or rules).",
 )
+@click.option(
+    "--job",
+    type=click.Choice(["build_all_job", "load_and_rebuild_job"]),
+    default="build_all_job",
+    show_default=True,
+    help="build_all_job: everything, the stage classifier included (the daily schedule); "
+    "load_and_rebuild_job: new files and what they affect, no classifier (the hourly schedule).",
+)
 @click.option("--quiet", is_flag=True, help="Do not print the summary.")
-def run(landing: str | None, warehouse: str | None, classifier: str | None, quiet: bool) -> None:
+def run(landing: str | None, warehouse: str | None, classifier: str | None, job: str, quiet: bool) -> None:
     """Load new landing files and rebuild every asset (Dagster, in-process).
 
     Materializes the same Dagster definitions the UI shows: loader, dbt models
@@ -56,7 +64,8 @@ def run(landing: str | None, warehouse: str | None, classifier: str | None, quie
             f"landing folder {landing_dir} does not exist: pass --landing DIR or set CONVO_LANDING_DIR "
             "(make demo data with `convo-warehouse generate`)."
         )
-    # dbt, the resources and the classifier all read these.
+    # The run's settings, set once for the process: dbt, the resources and
+    # the classifier all read these.
     os.environ["CONVO_DUCKDB_PATH"] = str(database)
     os.environ["CONVO_LANDING_DIR"] = str(landing_dir)
     if classifier:
@@ -74,7 +83,7 @@ def run(landing: str | None, warehouse: str | None, classifier: str | None, quie
             from convo_warehouse.pipeline import PipelineError, materialize_all
 
             try:
-                materialize_all(warehouse_path=database, landing_dir=landing_dir, report=click.echo)
+                materialize_all(job_name=job, report=click.echo)
             except PipelineError as error:
                 raise click.ClickException(str(error)) from error
             from convo_warehouse.spark.target import on_spark

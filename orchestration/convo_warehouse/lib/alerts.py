@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -150,6 +151,27 @@ def webhook_payload(alerts: list[dict[str, Any]], run_id: str | None) -> dict[st
     }
 
 
+def redact_url(url: str) -> str:
+    """The webhook URL as it may appear in logs: scheme and host only. Slack and Teams
+    webhooks carry their secret in the path (and some in the query or user info)."""
+    parts = urllib.parse.urlsplit(url)
+    port = _port_or_none(parts)
+    return f"{parts.scheme or '?'}://{parts.hostname or '?'}{'' if port is None else f':{port}'}/<redacted>"
+
+
+def redact_error(url: str, error: BaseException) -> str:
+    """The error of a failed POST as it may be logged and recorded: the URL redacted even
+    where the error's text repeats it."""
+    return str(error).replace(url, redact_url(url))
+
+
+def _port_or_none(parts: urllib.parse.SplitResult) -> int | None:
+    try:
+        return parts.port
+    except ValueError:  # a port that is no number: leave it out
+        return None
+
+
 def post_webhook(url: str, payload: dict[str, Any], timeout: float = 10.0) -> int:
     """POST ``payload`` as JSON; return the HTTP status. Raises ``OSError`` on failure."""
     body = json.dumps(payload, default=str).encode("utf-8")
@@ -183,6 +205,8 @@ def _plain(value: Any) -> Any:
 
 __all__ = [
     "WEBHOOK_ENV",
+    "redact_url",
+    "redact_error",
     "describe",
     "new_alerts",
     "post_webhook",

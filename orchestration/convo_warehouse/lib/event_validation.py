@@ -106,8 +106,8 @@ def _parse_timestamp_text(text: str | None) -> datetime | None:
         # exactly as the general rule below would, several times faster
         try:
             return datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
-        except ValueError:
-            pass  # e.g. 24:00 or 30 February: decided by the general rule
+        except (ValueError, OverflowError):
+            pass  # e.g. 24:00 or 30 February, or past year 9999 in UTC: the general rule decides
     if _EPOCH_MS.fullmatch(text):
         try:
             return datetime(1970, 1, 1) + timedelta(milliseconds=int(text))
@@ -128,13 +128,19 @@ def _parse_timestamp_text(text: str | None) -> datetime | None:
         )
     except ValueError:
         return None
-    if next_day:
-        moment += timedelta(days=1)
-    if offset and offset != "Z":
-        sign = 1 if offset[0] == "+" else -1
-        digits = offset[1:].replace(":", "")
-        delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
-        moment -= sign * delta
+    try:
+        if next_day:
+            moment += timedelta(days=1)
+        if offset and offset != "Z":
+            sign = 1 if offset[0] == "+" else -1
+            digits = offset[1:].replace(":", "")
+            delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+            moment -= sign * delta
+    except OverflowError:
+        # past year 9999 or before year 1 once in UTC: Python's datetime ends
+        # there, DuckDB's does not (it stages the early one, and the late one
+        # is in the future); the nearest representable instant keeps the verdict
+        return datetime.max if moment.year == 9999 else datetime.min
     return moment
 
 
@@ -233,6 +239,40 @@ def validate_event(record: Any, received_at: datetime | None = None) -> Verdict:
     if not _properties_object(record):
         return Verdict(event_id, "properties_not_object", "properties is not a JSON object")
     return Verdict(event_id)
+
+
+class StagedFields(NamedTuple):
+    """The fields staging gives an event it stages (``validate_event`` accepted it)."""
+
+    event_id: str
+    conversation_id: str
+    user_id: str | None
+    raw_event_type: str
+    event_at: datetime
+    channel: str | None
+    properties: dict
+
+
+def staged_fields(record: dict) -> StagedFields:
+    """The staged values of an event ``validate_event`` accepts (v1.1 names mapped, ids as text,
+    the timestamp in naive UTC, properties decoded). For the collector's live state;
+    ``tests/test_live_events.py`` compares them with ``staging.stg_events``."""
+    aliases = _field_aliases()
+    if not aliases.keys().isdisjoint(record):
+        from convo_warehouse.lib.field_aliases import apply_field_aliases
+
+        record = apply_field_aliases(record, aliases)
+    event_id = _identifier(record, ("event_id",), {})[0]
+    conversation_id = _identifier(record, ("conversation_id", "session_id"), {})[0]
+    user_id = _identifier(record, ("user_id", "customer_id"), {})[0]
+    raw_timestamp = record.get("timestamp")
+    event_at = (parse_timestamp(raw_timestamp) if isinstance(raw_timestamp, float)
+                else _parse_timestamp_text(_clean(raw_timestamp)))
+    properties = record.get("properties")
+    if isinstance(properties, str):
+        properties = json.loads(properties)
+    return StagedFields(event_id, conversation_id, user_id, _clean(record.get("event_type")), event_at,
+                        _clean(record.get("channel")), properties if isinstance(properties, dict) else {})
 
 
 def _json_kind(value: Any) -> str:

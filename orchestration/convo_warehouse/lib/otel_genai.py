@@ -1,27 +1,49 @@
-"""OpenTelemetry GenAI spans -> contract events (pure: no I/O, no Dagster, no DuckDB).
+"""OpenTelemetry GenAI spans and log events -> contract events (pure: no I/O, no Dagster, no DuckDB).
 
-Input is an OTLP/JSON ``ExportTraceServiceRequest`` (``{"resourceSpans": [...]}``),
-as sent to the collector's ``POST /v1/traces`` or written one per line into a
-``*.otlp.jsonl`` landing file. Spans are read per the GenAI semantic
-conventions, current and older attribute names alike:
+Input is an OTLP export request, traces (``ExportTraceServiceRequest``) or
+logs (``ExportLogsServiceRequest``), in any of its forms: binary protobuf as
+the OpenTelemetry SDKs send it (``parse_export``), its JSON form as the
+collector receives it with ``application/json``, or the decoded JSON of one
+line of a ``*.otlp.jsonl`` landing file (``map_export_request``). All of them
+are read by one parser, the OTLP messages of ``opentelemetry-proto``
+(``google.protobuf.json_format`` for JSON), so every level is type-checked;
+a request that is not an export raises ``OtlpFormatError`` (a ``ValueError``)
+naming what is wrong, which the collector answers with 400 and the loader
+quarantines as an ``unreadable_line``.
+
+Spans are read per the GenAI semantic conventions, current and older names:
 
 * ``execute_tool`` -> ``tool_called`` (``gen_ai.tool.name``), at the span start.
 * ``chat`` / ``text_completion`` / ``generate_content`` (and ``invoke_agent``
   with no such span below it in the request) ->
   - ``user_message`` at the span start, when the last input message has role
     ``user`` (the user just spoke; a step after a tool result does not repeat it);
-  - ``agent_message`` at the span end with ``model``, ``input_tokens``,
-    ``output_tokens``, ``latency_ms`` (span duration) and the output text, unless
-    the model only asked for tools (finish reasons all tool calls, no text):
-    that step is not a message to the user.
+  - ``agent_message`` at the span end with ``model``, tokens (input, output,
+    cache read/creation, reasoning), ``latency_ms`` (span duration) and the
+    output text, unless the model only asked for tools (finish reasons all
+    tool calls, no text): that step is not a message to the user.
 * ``invoke_agent`` -> ``conversation_started`` carrying ``agent_id``
-  (``gen_ai.agent.id`` or ``gen_ai.agent.name``); one per conversation, since
-  its ``event_id`` is derived from the conversation id.
+  (``gen_ai.agent.id``, ``gen_ai.agent.name``, else the resource's
+  ``service.name``) and ``environment`` (``deployment.environment.name``);
+  one per conversation, since its ``event_id`` is derived from the
+  conversation id. With a ``convo.outcome`` attribute (``completed``,
+  ``abandoned``, ``ended``) it also records that outcome at the span end.
+* A span whose status is ERROR, or with ``error.type``, gives its event an
+  ``error`` property (the error type, else the status message).
 
-``conversation_id`` is ``gen_ai.conversation.id`` (or ``session.id``) of the span
-or its nearest ancestor in the request; ``user_id`` likewise from ``user.id`` /
-``enduser.id``. A GenAI span with none still becomes an event, which staging
-(and the collector) quarantine for the missing field: nothing is dropped
+Log events (``/v1/logs``): ``gen_ai.user.message`` / ``gen_ai.choice`` (one
+event per message, the older conventions) and
+``gen_ai.client.inference.operation.details`` (one event per model call)
+become the same ``user_message`` / ``agent_message`` events as the span they
+belong to, with the same ``event_id``, so a message seen through both signals
+counts once.
+
+``conversation_id`` is ``gen_ai.conversation.id`` (or ``session.id``) of the
+span or its nearest ancestor in the request (for a log event: its own
+attributes, its resource's, else ``context`` — ids the caller learned from
+earlier spans of the same trace); ``user_id`` likewise from ``user.id`` /
+``enduser.id``. A GenAI span or event with none still becomes an event, which
+staging (and the collector) reject for the missing field: nothing is dropped
 silently. Spans of other kinds (HTTP, database, ...) are ignored and counted.
 
 Event ids are deterministic (trace id, span id, role), so exporting the same
@@ -30,77 +52,241 @@ spans twice yields duplicates that staging drops.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 CHAT_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "completion"})
 AGENT_OPERATION = "invoke_agent"
 TOOL_OPERATION = "execute_tool"
 GENAI_OPERATIONS = CHAT_OPERATIONS | {AGENT_OPERATION, TOOL_OPERATION}
 _TOOL_FINISH_REASONS = frozenset({"tool_calls", "tool_call", "tool_use", "function_call"})
+OUTCOME_ATTRIBUTE = "convo.outcome"
+_OUTCOME_EVENTS = {"completed": "conversation_completed", "abandoned": "conversation_abandoned",
+                   "ended": "conversation_ended"}
+_STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+_CONVERSATION_KEYS = ("gen_ai.conversation.id", "session.id")
+_USER_KEYS = ("user.id", "enduser.id")
+
+SIGNALS = {"traces": ExportTraceServiceRequest, "logs": ExportLogsServiceRequest}
+
+
+class OtlpFormatError(ValueError):
+    """The input is not an OTLP export request (the message names what and where)."""
 
 
 @dataclass
 class MappingReport:
-    """What a mapping did: events made, and spans that were not GenAI spans."""
+    """What a mapping did: events made, GenAI spans / log events read, others ignored."""
 
     events: list[dict] = field(default_factory=list)
     genai_spans: int = 0
     ignored_spans: int = 0
+    genai_log_events: int = 0
+    ignored_log_events: int = 0
+    # trace id -> (conversation_id, user_id) seen on this request's spans, so a
+    # caller can resolve log events of the same trace that arrive later
+    trace_context: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
 
-def any_value(value: dict | None) -> Any:
-    """An OTLP/JSON ``AnyValue`` as a plain Python value."""
+# --- reading: bytes or JSON -> OTLP message ----------------------------------------------
+
+
+def parse_export(body: bytes, content_type: str, signal: str) -> Message:
+    """An OTLP/HTTP request body (``application/x-protobuf`` or ``application/json``) as its message."""
+    message_type = SIGNALS[signal]
+    if content_type == "application/x-protobuf":
+        message = message_type()
+        try:
+            message.ParseFromString(body)
+        except (DecodeError, RuntimeError, ValueError) as error:
+            raise OtlpFormatError(f"not an OTLP {signal} export in protobuf: {error}") from error
+        return message
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise OtlpFormatError(f"request body is not valid JSON: {error}") from error
+    except RecursionError as error:
+        raise OtlpFormatError("request body is nested deeper than the collector reads") from error
+    return message_from_json(value, signal)
+
+
+_ID_FIELDS = {"trace_id": 16, "span_id": 8, "parent_span_id": 8}
+_TOP_KEYS = {"resourceSpans": "traces", "resource_spans": "traces",
+             "resourceLogs": "logs", "resource_logs": "logs"}
+_MAX_DEPTH = 64  # nested messages (attributes holding lists of maps ...); protobuf's own limit is 100
+
+
+def message_from_json(value: Any, signal: str | None = None) -> Message:
+    """The OTLP/JSON form of an export as its message; ``signal`` inferred when None.
+
+    The JSON is first walked along the message's schema: every message must be
+    an object and every repeated field a list (``json_format`` lets a string
+    stand for a message when unknown fields are ignored), unknown fields are
+    dropped (OTLP receivers must ignore them), and trace and span ids, hex in
+    OTLP/JSON, become the base64 ``json_format`` reads. ``json_format`` then
+    checks every scalar.
+    """
     if not isinstance(value, dict):
-        return value
-    if "stringValue" in value:
-        return value["stringValue"]
-    if "intValue" in value:
-        return int(value["intValue"])
-    if "doubleValue" in value:
-        return float(value["doubleValue"])
-    if "boolValue" in value:
-        return bool(value["boolValue"])
-    if "arrayValue" in value:
-        return [any_value(item) for item in (value["arrayValue"] or {}).get("values", [])]
-    if "kvlistValue" in value:
-        return attributes((value["kvlistValue"] or {}).get("values", []))
-    if "bytesValue" in value:
-        return value["bytesValue"]
-    return None
+        raise OtlpFormatError(f"not an OTLP export: expected a JSON object, got {_kind(value)}")
+    if signal is None:
+        found = {_TOP_KEYS[key] for key in value if key in _TOP_KEYS}
+        if len(found) != 1:
+            raise OtlpFormatError("not an OTLP export: expected an object with resourceSpans or resourceLogs")
+        signal = found.pop()
+    message = SIGNALS[signal]()
+    checked = _checked(value, message.DESCRIPTOR, "", 0)
+    try:
+        json_format.ParseDict(checked, message)
+    except (json_format.ParseError, TypeError, ValueError) as error:
+        raise OtlpFormatError(f"not an OTLP {signal} export: {error}") from error
+    except RecursionError as error:
+        raise OtlpFormatError(f"not an OTLP {signal} export: nested deeper than the collector reads") from error
+    return message
 
 
-def attributes(items: list[dict] | None) -> dict[str, Any]:
-    return {item.get("key"): any_value(item.get("value")) for item in items or [] if isinstance(item, dict)}
+_FIELDS_CACHE: dict[str, dict] = {}
 
 
-def map_export_request(request: Any) -> MappingReport:
-    """Contract events for every GenAI span of one OTLP/JSON trace export."""
-    if not isinstance(request, dict) or not isinstance(request.get("resourceSpans", []), list):
-        raise ValueError("not an OTLP/JSON trace export: expected an object with a resourceSpans list")
+def _fields(descriptor) -> dict:
+    fields = _FIELDS_CACHE.get(descriptor.full_name)
+    if fields is None:
+        fields = {}
+        for field_descriptor in descriptor.fields:
+            fields[field_descriptor.name] = fields[field_descriptor.json_name] = field_descriptor
+        _FIELDS_CACHE[descriptor.full_name] = fields
+    return fields
+
+
+def _checked(value: Any, descriptor, where: str, depth: int) -> dict:
+    """``value`` with its shape checked against ``descriptor`` (see ``message_from_json``)."""
+    if not isinstance(value, dict):
+        raise OtlpFormatError(f"not an OTLP export: {where or 'the request'} must be an object, got {_kind(value)}")
+    if depth > _MAX_DEPTH:
+        raise OtlpFormatError(f"not an OTLP export: {where} is nested more than {_MAX_DEPTH} levels deep")
+    checked = {}
+    fields = _fields(descriptor)
+    for key, item in value.items():
+        field_descriptor = fields.get(key)
+        if field_descriptor is None or item is None:
+            continue
+        place = f"{where}.{key}" if where else key
+        if field_descriptor.is_repeated:
+            if not isinstance(item, list):
+                raise OtlpFormatError(f"not an OTLP export: {place} must be a list, got {_kind(item)}")
+            if field_descriptor.message_type is not None:
+                item = [_checked(element, field_descriptor.message_type, f"{place}[{index}]", depth + 1)
+                        for index, element in enumerate(item)]
+        elif field_descriptor.message_type is not None:
+            item = _checked(item, field_descriptor.message_type, place, depth + 1)
+        elif field_descriptor.name in _ID_FIELDS and item != "":
+            item = _id_as_base64(item, _ID_FIELDS[field_descriptor.name], place)
+        checked[key] = item
+    return checked
+
+
+_HEX = re.compile(r"[0-9a-fA-F]*")
+
+
+def _id_as_base64(value: Any, size: int, place: str) -> str:
+    if not isinstance(value, str) or len(value) != 2 * size or not _HEX.fullmatch(value):
+        raise OtlpFormatError(f"not an OTLP export: {place} must be {2 * size} hex digits, got {str(value)[:40]!r}")
+    return base64.b64encode(bytes.fromhex(value)).decode("ascii")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
+
+
+# --- message -> plain values -------------------------------------------------------------
+
+
+def _any_value(value) -> Any:
+    """An OTLP ``AnyValue`` as a plain Python value."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [_any_value(item) for item in value.array_value.values]
+    if kind == "kvlist_value":
+        return {item.key: _any_value(item.value) for item in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode("ascii")
+    return getattr(value, kind)
+
+
+def _attributes(items) -> dict[str, Any]:
+    return {item.key: _any_value(item.value) for item in items}
+
+
+def _span_dict(span, resource: dict) -> dict:
+    return {
+        "traceId": span.trace_id.hex(),
+        "spanId": span.span_id.hex(),
+        "parentSpanId": span.parent_span_id.hex(),
+        "name": span.name,
+        "startTimeUnixNano": span.start_time_unix_nano,
+        "endTimeUnixNano": span.end_time_unix_nano,
+        "events": [{"name": event.name, "attributes": _attributes(event.attributes)} for event in span.events],
+        "status_code": span.status.code,
+        "status_message": span.status.message,
+        "_attributes": _attributes(span.attributes),
+        "_resource": resource,
+    }
+
+
+# --- mapping -----------------------------------------------------------------------------
+
+
+def map_export_request(request: Any, context: Any = None) -> MappingReport:
+    """Contract events for every GenAI span or log event of one OTLP export.
+
+    ``request``: the export's message (traces or logs), or its OTLP/JSON form
+    as decoded JSON. ``context``: anything with ``get(trace_id, default)``
+    giving (conversation_id, user_id) learned from earlier spans, used for log
+    events that carry neither.
+    Raises ``OtlpFormatError`` (a ``ValueError``) for anything that is not an
+    export; never another exception for any JSON input.
+    """
+    if not isinstance(request, Message):
+        request = message_from_json(request)
+    if isinstance(request, ExportLogsServiceRequest):
+        return _map_logs(request, context or {})
+    return _map_spans(request)
+
+
+def _map_spans(request: ExportTraceServiceRequest) -> MappingReport:
     spans: list[dict] = []
-    for resource_spans in request.get("resourceSpans") or []:
-        resource = attributes(((resource_spans or {}).get("resource") or {}).get("attributes"))
-        for scope_spans in (resource_spans or {}).get("scopeSpans") or []:
-            for span in (scope_spans or {}).get("spans") or []:
-                if isinstance(span, dict):
-                    spans.append({**span, "_attributes": attributes(span.get("attributes")),
-                                  "_resource": resource})
+    for resource_spans in request.resource_spans:
+        resource = _attributes(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            spans.extend(_span_dict(span, resource) for span in scope_spans.spans)
     report = MappingReport()
-    by_id = {(span.get("traceId"), span.get("spanId")): span for span in spans}
+    by_id = {(span["traceId"], span["spanId"]): span for span in spans}
     operations = {key: _operation(span) for key, span in by_id.items()}
     has_chat_below = _agents_with_chat_below(by_id, operations)
     for span in spans:
-        key = (span.get("traceId"), span.get("spanId"))
+        key = (span["traceId"], span["spanId"])
         operation = operations.get(key)
         if operation not in GENAI_OPERATIONS:
             report.ignored_spans += 1
             continue
         report.genai_spans += 1
-        report.events.extend(_span_events(span, operation, by_id, key in has_chat_below))
+        span_events = _span_events(span, operation, by_id, key in has_chat_below)
+        report.events.extend(span_events)
+        conversation = next((e["conversation_id"] for e in span_events if e["conversation_id"]), None)
+        if conversation is not None:
+            report.trace_context.setdefault(span["traceId"], (conversation, span_events[0].get("user_id")))
     return report
 
 
@@ -108,7 +294,7 @@ def _operation(span: dict) -> str | None:
     operation = span["_attributes"].get("gen_ai.operation.name")
     if isinstance(operation, str) and operation:
         return operation
-    first_word = str(span.get("name") or "").split(" ", 1)[0]
+    first_word = span["name"].split(" ", 1)[0]
     return first_word if first_word in GENAI_OPERATIONS else None
 
 
@@ -118,12 +304,12 @@ def _agents_with_chat_below(by_id: dict, operations: dict) -> set:
     for key, operation in operations.items():
         if operation not in CHAT_OPERATIONS:
             continue
-        parent = (key[0], by_id[key].get("parentSpanId"))
+        parent = (key[0], by_id[key]["parentSpanId"])
         seen = 0
         while parent in by_id and seen < 256:
             if operations.get(parent) == AGENT_OPERATION:
                 found.add(parent)
-            parent = (parent[0], by_id[parent].get("parentSpanId"))
+            parent = (parent[0], by_id[parent]["parentSpanId"])
             seen += 1
     return found
 
@@ -132,37 +318,55 @@ def _inherited(span: dict, by_id: dict, names: tuple[str, ...]) -> Any:
     """The first of ``names`` set on the span or its nearest ancestor in the request."""
     current, seen = span, 0
     while current is not None and seen < 256:
-        for name in names:
-            value = current["_attributes"].get(name)
-            if value not in (None, ""):
-                return value
-        current = by_id.get((current.get("traceId"), current.get("parentSpanId")))
+        value = _text_attribute(current["_attributes"], names)
+        if value is not None:
+            return value
+        current = by_id.get((current["traceId"], current["parentSpanId"]))
         seen += 1
+    return None
+
+
+def _text_attribute(attrs: dict, names: tuple[str, ...]) -> Any:
+    for name in names:
+        value = attrs.get(name)
+        if value not in (None, ""):
+            return value
     return None
 
 
 def _nanos_text(value: Any) -> str | None:
     try:
         nanos = int(value)
-    except (TypeError, ValueError):
-        return None
-    if nanos <= 0:
-        return None
-    seconds, rest = divmod(nanos, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{rest // 1000:06d}Z"
+        if nanos <= 0:
+            return None
+        seconds, rest = divmod(nanos, 1_000_000_000)
+        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{rest // 1000:06d}Z"
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None  # no usable time: the event is rejected for its missing timestamp
+
+
+def _error(attrs: dict, status_code: int, status_message: str) -> str | None:
+    """``error.type``, else the message of an ERROR status (or ``error``)."""
+    error_type = attrs.get("error.type")
+    if error_type not in (None, ""):
+        return str(error_type)
+    if status_code == _STATUS_ERROR:
+        return status_message or "error"
+    return None
 
 
 def _span_events(span: dict, operation: str, by_id: dict, agent_has_chat: bool) -> list[dict]:
     attrs = span["_attributes"]
-    trace_id, span_id = span.get("traceId") or "", span.get("spanId") or ""
-    conversation_id = _inherited(span, by_id, ("gen_ai.conversation.id", "session.id"))
+    trace_id, span_id = span["traceId"], span["spanId"]
+    conversation_id = _inherited(span, by_id, _CONVERSATION_KEYS)
     base = {"conversation_id": conversation_id}
-    user_id = _inherited(span, by_id, ("user.id", "enduser.id"))
+    user_id = _inherited(span, by_id, _USER_KEYS)
     if user_id is not None:
         base["user_id"] = user_id
     trace = {"otel_trace_id": trace_id, "otel_span_id": span_id}
-    started = _nanos_text(span.get("startTimeUnixNano"))
-    ended = _nanos_text(span.get("endTimeUnixNano")) or started
+    started = _nanos_text(span["startTimeUnixNano"])
+    ended = _nanos_text(span["endTimeUnixNano"]) or started
+    error = _error(attrs, span["status_code"], span["status_message"])
     events = []
 
     if operation == TOOL_OPERATION:
@@ -172,66 +376,163 @@ def _span_events(span: dict, operation: str, by_id: dict, agent_has_chat: bool) 
             "event_type": "tool_called",
             "timestamp": started,
             "properties": {"tool_name": attrs.get("gen_ai.tool.name"),
-                           "tool_call_id": attrs.get("gen_ai.tool.call.id"), **trace},
+                           "tool_call_id": attrs.get("gen_ai.tool.call.id"), "error": error, **trace},
         })
-        return events
+        return _without_nulls(events)
 
     if operation == AGENT_OPERATION:
-        agent_id = attrs.get("gen_ai.agent.id") or attrs.get("gen_ai.agent.name")
+        resource = span["_resource"]
+        agent_id = _text_attribute(attrs, ("gen_ai.agent.id", "gen_ai.agent.name")) or resource.get("service.name")
         events.append({
             "event_id": _event_id(str(conversation_id), "", "started"),
             **base,
             "event_type": "conversation_started",
             "timestamp": started,
-            "properties": {"agent_id": agent_id, "agent_name": attrs.get("gen_ai.agent.name"), **trace},
-        })
-        if agent_has_chat:
-            return events
-
-    inputs = input_messages(span)
-    if inputs and inputs[-1]["role"] == "user":
-        position = len(inputs) - 1
-        content = inputs[-1]["content"]
-        digest = hashlib.sha256(f"{conversation_id}|{trace_id}|{position}|{content}".encode()).hexdigest()
-        events.append({
-            "event_id": "otel-" + digest[:32],
-            **base,
-            "event_type": "user_message",
-            "timestamp": started,
-            "properties": {"content": content, **trace},
-        })
-
-    outputs = output_messages(span)
-    text = "\n".join(message["content"] for message in outputs if message["content"])
-    finish_reasons = {str(reason) for reason in _as_list(attrs.get("gen_ai.response.finish_reasons"))}
-    finish_reasons |= {message["finish_reason"] for message in outputs if message.get("finish_reason")}
-    only_tools = bool(finish_reasons) and finish_reasons <= _TOOL_FINISH_REASONS and not text
-    if not only_tools:
-        input_tokens = _first(attrs, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
-        output_tokens = _first(attrs, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
-        events.append({
-            "event_id": _event_id(trace_id, span_id, "agent"),
-            **base,
-            "event_type": "agent_message",
-            "timestamp": ended,
             "properties": {
-                "content": text or None,
-                "model": _first(attrs, "gen_ai.request.model", "gen_ai.response.model"),
-                "response_model": attrs.get("gen_ai.response.model"),
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "latency_ms": _duration_ms(span),
-                "provider": _first(attrs, "gen_ai.provider.name", "gen_ai.system"),
-                **trace,
+                "agent_id": agent_id, "agent_name": attrs.get("gen_ai.agent.name"),
+                "environment": _text_attribute(resource, ("deployment.environment.name", "deployment.environment")),
+                "service_version": resource.get("service.version"), **trace,
             },
         })
+        outcome = attrs.get(OUTCOME_ATTRIBUTE)
+        if isinstance(outcome, str) and outcome.lower() in _OUTCOME_EVENTS:
+            events.append({
+                "event_id": _event_id(str(conversation_id), "", "outcome"),
+                **base,
+                "event_type": _OUTCOME_EVENTS[outcome.lower()],
+                "timestamp": ended,
+                "properties": {"error": error, **trace},
+            })
+        if agent_has_chat:
+            return _without_nulls(events)
+
+    user = _user_message(span, input_messages(span), conversation_id, base, started, trace)
+    if user is not None:
+        events.append(user)
+    agent = _agent_message(span, output_messages(span), base, ended, trace, error)
+    if agent is not None:
+        events.append(agent)
+    return _without_nulls(events)
+
+
+def _user_message(span: dict, inputs: list[dict], conversation_id, base: dict, at, trace: dict) -> dict | None:
+    """The span's last input message when the user wrote it (its id from its text and position)."""
+    if not inputs or inputs[-1]["role"] != "user":
+        return None
+    position = len(inputs) - 1
+    content = inputs[-1]["content"]
+    digest = hashlib.sha256(f"{conversation_id}|{trace['otel_trace_id']}|{position}|{content}".encode(
+        "utf-8", "surrogatepass")).hexdigest()
+    return {"event_id": "otel-" + digest[:32], **base, "event_type": "user_message", "timestamp": at,
+            "properties": {"content": content, **trace}}
+
+
+def _agent_message(span: dict, outputs: list[dict], base: dict, at, trace: dict, error) -> dict | None:
+    """The model's answer, unless it only asked for tools; model, tokens and latency from the span."""
+    attrs = span["_attributes"]
+    text = "\n".join(message["content"] for message in outputs if message["content"])
+    finish_reasons = {str(reason) for reason in _as_list(attrs.get("gen_ai.response.finish_reasons"))}
+    finish_reasons |= {str(message["finish_reason"]) for message in outputs if message.get("finish_reason")}
+    if finish_reasons and finish_reasons <= _TOOL_FINISH_REASONS and not text:
+        return None
+    return {
+        "event_id": _event_id(trace["otel_trace_id"], trace["otel_span_id"], "agent"),
+        **base,
+        "event_type": "agent_message",
+        "timestamp": at,
+        "properties": {
+            "content": text or None,
+            "model": _first(attrs, "gen_ai.request.model", "gen_ai.response.model"),
+            "response_model": attrs.get("gen_ai.response.model"),
+            "input_tokens": _first(attrs, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
+            "output_tokens": _first(attrs, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"),
+            "cache_read_input_tokens": _first(attrs, "gen_ai.usage.cache_read.input_tokens",
+                                              "gen_ai.usage.cache_read_input_tokens"),
+            "cache_creation_input_tokens": _first(attrs, "gen_ai.usage.cache_creation.input_tokens",
+                                                  "gen_ai.usage.cache_creation_input_tokens"),
+            "reasoning_tokens": _first(attrs, "gen_ai.usage.reasoning.output_tokens",
+                                       "gen_ai.usage.reasoning_tokens"),
+            "latency_ms": _duration_ms(span),
+            "provider": _first(attrs, "gen_ai.provider.name", "gen_ai.system"),
+            "error": error,
+            **trace,
+        },
+    }
+
+
+def _without_nulls(events: list[dict]) -> list[dict]:
     for event in events:
         event["properties"] = {key: value for key, value in event["properties"].items() if value is not None}
     return events
 
 
+# --- log events --------------------------------------------------------------------------
+
+_INPUT_EVENTS = {"gen_ai.system.message": "system", "gen_ai.user.message": "user",
+                 "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"}
+_OUTPUT_EVENTS = {"gen_ai.choice": "assistant"}
+_DETAILS_EVENT = "gen_ai.client.inference.operation.details"
+
+
+def _map_logs(request: ExportLogsServiceRequest, context: Any) -> MappingReport:
+    """GenAI log events, grouped by the span they belong to, as that span's messages."""
+    report = MappingReport()
+    groups: dict[tuple[str, str], dict] = {}
+    for resource_logs in request.resource_logs:
+        resource = _attributes(resource_logs.resource.attributes)
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                attrs = _attributes(record.attributes)
+                name = record.event_name or attrs.get("event.name") or ""
+                if name not in _INPUT_EVENTS and name not in _OUTPUT_EVENTS and name != _DETAILS_EVENT:
+                    report.ignored_log_events += 1
+                    continue
+                report.genai_log_events += 1
+                key = (record.trace_id.hex(), record.span_id.hex())
+                group = groups.setdefault(key, {"inputs": [], "outputs": [], "attrs": {}, "resource": resource,
+                                                "time": None})
+                group["attrs"].update(attrs)
+                stamp = record.time_unix_nano or record.observed_time_unix_nano
+                group["time"] = stamp if group["time"] is None else min(group["time"], stamp)
+                body = _any_value(record.body) if record.HasField("body") else None
+                if name == _DETAILS_EVENT:
+                    group["inputs"].extend(_messages_from(attrs.get("gen_ai.input.messages")))
+                    group["outputs"].extend(_messages_from(attrs.get("gen_ai.output.messages")))
+                elif name in _INPUT_EVENTS:
+                    group["inputs"].append(_message({"role": _INPUT_EVENTS[name],
+                                                     **(body if isinstance(body, dict) else {"content": body})}))
+                else:
+                    message = body.get("message") if isinstance(body, dict) else None
+                    message = message if isinstance(message, dict) else {"content": body}
+                    finish = body.get("finish_reason") if isinstance(body, dict) else None
+                    group["outputs"].append(_message({"role": "assistant", **message, "finish_reason": finish}))
+    for (trace_id, span_id), group in groups.items():
+        attrs, resource = group["attrs"], group["resource"]
+        known = context.get(trace_id, (None, None))
+        conversation_id = (_text_attribute(attrs, _CONVERSATION_KEYS) or _text_attribute(resource, _CONVERSATION_KEYS)
+                           or known[0])
+        user_id = _text_attribute(attrs, _USER_KEYS) or _text_attribute(resource, _USER_KEYS) or known[1]
+        base = {"conversation_id": conversation_id, **({"user_id": user_id} if user_id is not None else {})}
+        trace = {"otel_trace_id": trace_id, "otel_span_id": span_id}
+        at = _nanos_text(group["time"])
+        span = {"_attributes": attrs, "startTimeUnixNano": 0, "endTimeUnixNano": 0}
+        events = []
+        user = _user_message(span, group["inputs"], conversation_id, base, at, trace)
+        if user is not None:
+            events.append(user)
+        if group["outputs"]:
+            agent = _agent_message(span, group["outputs"], base, at, trace, _error(attrs, 0, ""))
+            if agent is not None:
+                events.append(agent)
+        report.events.extend(_without_nulls(events))
+    return report
+
+
+# --- messages in attributes and span events ----------------------------------------------
+
+
 def _event_id(trace_id: str, span_id: str, role: str) -> str:
-    return "otel-" + hashlib.sha256(f"{trace_id}|{span_id}|{role}".encode()).hexdigest()[:32]
+    return "otel-" + hashlib.sha256(f"{trace_id}|{span_id}|{role}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _first(attrs: dict, *names: str) -> Any:
@@ -249,51 +550,53 @@ def _as_list(value: Any) -> list:
     if isinstance(value, str) and value.startswith("["):
         try:
             decoded = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return [value]
         return decoded if isinstance(decoded, list) else [value]
     return [value]
 
 
 def _duration_ms(span: dict) -> float | None:
-    try:
-        return round((int(span["endTimeUnixNano"]) - int(span["startTimeUnixNano"])) / 1e6, 3)
-    except (KeyError, TypeError, ValueError):
+    start, end = span["startTimeUnixNano"], span["endTimeUnixNano"]
+    if not start or not end:
         return None
+    return round((end - start) / 1e6, 3)
 
 
 def input_messages(span: dict) -> list[dict]:
     """The span's input messages as ``{"role", "content"}`` (current, older and event forms)."""
-    return _messages(span, "gen_ai.input.messages", "gen_ai.prompt",
-                     {"gen_ai.system.message": "system", "gen_ai.user.message": "user",
-                      "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"})
+    return _messages(span, "gen_ai.input.messages", "gen_ai.prompt", _INPUT_EVENTS)
 
 
 def output_messages(span: dict) -> list[dict]:
     """The span's output messages as ``{"role", "content", "finish_reason"}``."""
-    return _messages(span, "gen_ai.output.messages", "gen_ai.completion", {"gen_ai.choice": "assistant"})
+    return _messages(span, "gen_ai.output.messages", "gen_ai.completion", _OUTPUT_EVENTS)
+
+
+def _messages_from(value: Any) -> list[dict]:
+    return [_message(item) for item in _as_list(value) if isinstance(item, dict)]
 
 
 def _messages(span: dict, current: str, older: str, event_roles: dict[str, str]) -> list[dict]:
     attrs = span["_attributes"]
     for name in (current, older):
-        value = _as_list(attrs.get(name)) if attrs.get(name) is not None else None
-        if value:
-            return [_message(item) for item in value if isinstance(item, dict)]
+        messages = _messages_from(attrs.get(name))
+        if messages:
+            return messages
     flattened = _flattened(attrs, older)
     if flattened:
         return flattened
     messages = []
     for event in span.get("events") or []:
-        role = event_roles.get((event or {}).get("name"))
+        role = event_roles.get(event["name"])
         if role is None:
             continue
-        event_attrs = attributes(event.get("attributes"))
+        event_attrs = event["attributes"]
         message = event_attrs.get("message")
         if isinstance(message, str):
             try:
                 message = json.loads(message)
-            except ValueError:
+            except (ValueError, RecursionError):
                 message = {"content": message}
         if not isinstance(message, dict):
             message = {"content": event_attrs.get("content")}
@@ -316,13 +619,14 @@ def _flattened(attrs: dict, prefix: str) -> list[dict]:
 
 def _message(item: dict) -> dict:
     content = item.get("content")
-    if content is None and isinstance(item.get("parts"), list):
+    parts = item.get("parts")
+    if content is None and isinstance(parts, list):
         content = "\n".join(
             str(part.get("content"))
-            for part in item["parts"]
+            for part in parts
             if isinstance(part, dict) and part.get("type", "text") == "text" and part.get("content") is not None
         ) or None
-        if any(isinstance(part, dict) and part.get("type") == "tool_call" for part in item["parts"]):
+        if any(isinstance(part, dict) and part.get("type") == "tool_call" for part in parts):
             item = {**item, "finish_reason": item.get("finish_reason") or "tool_calls"}
     elif isinstance(content, list):
         content = "\n".join(
@@ -330,6 +634,11 @@ def _message(item: dict) -> dict:
             for part in content
         ) or None
     elif content is not None and not isinstance(content, str):
-        content = json.dumps(content)
+        try:
+            content = json.dumps(content)
+        except (ValueError, TypeError, RecursionError):
+            content = str(content)[:10_000]
+    if item.get("tool_calls") and not content:
+        item = {**item, "finish_reason": item.get("finish_reason") or "tool_calls"}
     return {"role": str(item.get("role") or ""), "content": content,
             "finish_reason": item.get("finish_reason")}

@@ -89,9 +89,13 @@ def project_fingerprint(root: Path = REPO_ROOT) -> str:
     return digest.hexdigest()
 
 
-def build_fingerprint(root: Path = REPO_ROOT, environ: dict[str, str] | None = None) -> str:
-    """sha256 over the project files, the stage rules file and the settings in the environment."""
+def build_fingerprint(root: Path | None = None, environ: dict[str, str] | None = None) -> str:
+    """sha256 over the project files, the stage rules file and the settings in the environment.
+
+    ``root`` defaults to the dbt project the run builds: ``CONVO_DBT_PROJECT_DIR`` (as
+    ``project.py`` reads it), else the repository."""
     env = os.environ if environ is None else environ
+    root = root or Path(env.get("CONVO_DBT_PROJECT_DIR") or REPO_ROOT)
     digest = hashlib.sha256(project_fingerprint(root).encode())
     rules = Path(env.get("CONVO_STAGE_RULES") or DEFAULT_STAGE_RULES)
     digest.update(rules.read_bytes() if rules.is_file() else b"(no rules file)")

@@ -15,7 +15,9 @@ a new *version* folder beside the current one, then switches a pointer::
 A version folder is written completely (under a hidden ``.partial`` name)
 before it is renamed into place and before the pointer moves, so a reader sees
 the old snapshot or the new one, never half of one. Nothing in a version
-folder changes after it is published. A reader that opened a snapshot keeps
+folder changes after it is published. The snapshot holds message text, so its
+files are readable by their owner only (``CONVO_FILE_MODE``, see
+``lib/file_modes.py``). A reader that opened a snapshot keeps
 reading it after the pointer moves (even after its folder is pruned: the
 files stay readable until closed). The newest ``CONVO_SERVING_KEEP`` versions
 (default 5) are kept. Publishing data identical to the current snapshot's
@@ -37,6 +39,7 @@ from pathlib import Path
 
 import duckdb
 
+from convo_warehouse.lib import file_modes
 from convo_warehouse.lib.warehouse import warehouse_path
 
 SERVING_DIR_ENV = "CONVO_SERVING_DIR"
@@ -216,8 +219,10 @@ def _write_version(
     progress: Callable[[str], None],
 ) -> None:
     """Fill ``folder`` with the DuckDB file, one Parquet per table and the manifest."""
-    (folder / PARQUET_DIR).mkdir(parents=True)
-    con.execute(f"attach '{folder / DATABASE_FILE}' as served_snapshot")
+    # The folder is private from its creation (CONVO_FILE_MODE), so nobody else reads a file
+    # DuckDB creates with the umask's mode before restrict() below tightens it.
+    file_modes.make_dirs(folder / PARQUET_DIR)
+    con.execute(f"attach {_sql_string(folder / DATABASE_FILE)} as served_snapshot")
     try:
         for schema in sorted({table.split(".")[0] for table, _ in tables}):
             con.execute(f"create schema served_snapshot.{schema}")
@@ -227,13 +232,14 @@ def _write_version(
             rows = con.execute(f"select count(*) from served_snapshot.{table}").fetchone()[0]
             parquet = folder / PARQUET_DIR / f"{table}.parquet"
             con.execute(
-                f"copy (select * from served_snapshot.{table}) to '{parquet}' (format parquet, compression zstd)"
+                f"copy (select * from served_snapshot.{table}) to {_sql_string(parquet)} (format parquet, compression zstd)"
             )
             manifest["tables"][table] = {"rows": rows, "parquet": f"{PARQUET_DIR}/{parquet.name}"}
         con.execute("checkpoint served_snapshot")
     finally:
         con.execute("detach served_snapshot")
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    file_modes.restrict(folder)
     for path in [*folder.rglob("*"), folder]:
         if path.is_file():
             with open(path, "rb") as handle:
@@ -247,11 +253,21 @@ def _switch_pointer(serving_dir: Path, version: str) -> None:
         temporary.unlink()
     temporary.symlink_to(Path(VERSIONS_DIR) / version)
     os.replace(temporary, serving_dir / CURRENT_LINK)
-    directory = os.open(serving_dir, os.O_RDONLY)
+    _fsync_directory(serving_dir)
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make a rename or a new entry in ``folder`` durable (the entry lives in the folder, not the file)."""
+    directory = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _sql_string(path: Path) -> str:
+    """``path`` as a SQL string literal: a quote in a folder name ("bob's data") is doubled."""
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _prune(serving_dir: Path, keep: int, current: str) -> list[str]:
@@ -285,6 +301,7 @@ def publish(
     so no two publishes run at once.
     """
     keep = keep_versions() if keep is None else keep
+    file_modes.file_mode()  # a bad CONVO_FILE_MODE fails before anything is written
     tables = served_tables(con)
     if not tables:
         raise RuntimeError(
@@ -302,7 +319,7 @@ def publish(
     published_at = now()
     version = f"{published_at:%Y%m%dT%H%M%S%fZ}-{content[:8]}"
     versions_dir = serving_dir / VERSIONS_DIR
-    versions_dir.mkdir(parents=True, exist_ok=True)
+    file_modes.make_dirs(versions_dir)
     partial = versions_dir / f".{version}{PARTIAL_SUFFIX}"
     manifest = {
         "version": version,
@@ -316,6 +333,7 @@ def publish(
     try:
         _write_version(con, partial, tables, manifest, progress)
         os.rename(partial, versions_dir / version)
+        _fsync_directory(versions_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

@@ -7,6 +7,8 @@ import datetime as dt
 
 import duckdb
 
+from convo_warehouse.lib.seed_columns import rebuilt_seed_lines
+
 KEY_RATES = ("completion_rate", "handoff_rate", "abandonment_rate", "conversion_rate", "fallback_rate")
 
 
@@ -169,9 +171,18 @@ def alert_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [f"Metric alerts fired: {count:,} (see marts.metric_alerts)"]
 
 
+def seed_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Seeds the latest run rebuilt because their CSV columns changed."""
+    if not _exists(con, "audit", "pipeline_runs"):
+        return []
+    started = con.execute("select max(started_at) from audit.pipeline_runs").fetchone()[0]
+    return rebuilt_seed_lines(con, started)
+
+
 def run_summary(con: duckdb.DuckDBPyConnection, today: dt.date | None = None) -> str:
     """The report; ``today`` (UTC, default the current date) decides which day is complete."""
     sections = [
+        seed_lines(con),
         reconciliation_lines(con),
         outcome_lines(con),
         funnel_lines(con),

@@ -199,9 +199,16 @@ def writer_lock(path: Path) -> Iterator[None]:
         handle.close()
 
 
+# A new warehouse file is written in the storage format of the DuckDB we pin
+# (its dictionary + FSST string compression: about 20 % smaller than the
+# default, which stays readable by DuckDB 0.10). Only the warehouse: readers
+# open the published snapshot, which keeps DuckDB's default.
+STORAGE_VERSION = "v1.5.0"
+
+
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse in UTC, capped at ``CONVO_DUCKDB_MEMORY_LIMIT``, turning DuckDB's lock
-    error into ``WarehouseBusyError``."""
+    error into ``WarehouseBusyError``. A new file is created in ``STORAGE_VERSION``'s format."""
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     elif not path.exists():
@@ -209,7 +216,8 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
             f"no warehouse at {path}: run `convo-warehouse run` first (or set CONVO_DUCKDB_PATH)."
         )
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        config = {} if read_only else {"storage_compatibility_version": STORAGE_VERSION}
+        con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as error:
         if "lock" in str(error).lower():
             raise WarehouseBusyError(

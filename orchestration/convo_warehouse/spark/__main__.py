@@ -67,7 +67,8 @@ def classify(as_json: bool) -> None:
 
 
 @main.command("python-models")
-def python_models() -> None:
+@click.option("--select", "names", multiple=True, help="A Python model to run (repeat; default: all).")
+def python_models(names: tuple[str, ...]) -> None:
     """Run the project's Python models on Spark in this session, then their dbt data tests."""
     from convo_warehouse.spark.pipeline import SparkPipelineError, dbt, run_python_models
     from convo_warehouse.spark.session import get_spark
@@ -75,7 +76,7 @@ def python_models() -> None:
     spark = get_spark()
     try:
         dbt(["parse"])
-        ran = run_python_models(spark)
+        ran = run_python_models(spark, list(names) or None)
         dbt(["test", "--select", *ran])
     except SparkPipelineError as error:
         click.echo(f"error: {error}", err=True)

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from convo_warehouse.lib.dbt_commands import production_build
 from convo_warehouse.spark.landing import load_landing_spark
 from convo_warehouse.spark.session import get_spark
 
@@ -99,8 +100,8 @@ def python_model_names() -> list[str]:
     )
 
 
-def run_python_models(spark) -> list[str]:
-    """Execute the project's Python models in dependency order; return their names."""
+def run_python_models(spark, names: list[str] | None = None) -> list[str]:
+    """Execute the project's Python models (``names``, default all) in dependency order; return their names."""
     nodes = _manifest_nodes()
     relations = {
         node["name"]: f"{node['schema']}.{node['alias']}"
@@ -111,6 +112,7 @@ def run_python_models(spark) -> list[str]:
         unique_id: node
         for unique_id, node in nodes.items()
         if node["resource_type"] == "model" and node.get("language") == "python"
+        and (names is None or node["name"] in names)
     }
     done: list[str] = []
     pending = dict(python_models)
@@ -132,6 +134,54 @@ def run_python_models(spark) -> list[str]:
     return done
 
 
+def python_model_steps() -> list[tuple[str, list[str]]]:
+    """The build as alternating steps: ("dbt", selection args) and ("python", model names).
+
+    The dbt steps' arguments are ``--select``/``--exclude`` lists; the caller
+    also excludes the Python models themselves from every dbt step.
+
+    dbt-spark cannot run Python models, so dbt builds what needs none of them
+    not yet run, then the Python models whose inputs are built run here, then
+    dbt builds what they unblocked, and so on (the stage classifier is a
+    Python model early in the graph; the statistics ones come late).
+    """
+    nodes = _manifest_nodes()
+    python_models = {
+        unique_id: node["name"]
+        for unique_id, node in nodes.items()
+        if node["resource_type"] == "model" and node.get("language") == "python"
+    }
+    children: dict[str, set[str]] = {}
+    for unique_id, node in nodes.items():
+        for parent in node.get("depends_on", {}).get("nodes", []):
+            children.setdefault(parent, set()).add(unique_id)
+
+    def downstream(unique_id: str) -> set[str]:
+        seen, stack = set(), [unique_id]
+        while stack:
+            for child in children.get(stack.pop(), ()):
+                if child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        return seen
+
+    pending = set(python_models)
+    steps: list[tuple[str, list[str]]] = []
+    selected: list[str] | None = None  # the first dbt step selects everything not excluded
+    while True:
+        excluded = [f"{python_models[unique_id]}+" for unique_id in sorted(pending)]
+        dbt_args = ([] if selected is None else ["--select", *selected]) + (["--exclude", *excluded] if excluded else [])
+        if selected is None or selected:
+            steps.append(("dbt", dbt_args))
+        if not pending:
+            return steps
+        blocked = set().union(*(downstream(unique_id) for unique_id in pending))
+        ready = sorted(unique_id for unique_id in pending if unique_id not in blocked)
+        steps.append(("python", [python_models[unique_id] for unique_id in ready]))
+        pending -= set(ready)
+        selected = [f"{python_models[unique_id]}+" for unique_id in ready]
+
+
 def _execute_python_model(spark, node: dict, relations: dict[str, str]):
     path = PROJECT_DIR / node["original_file_path"]
     spec = importlib.util.spec_from_file_location(f"convo_python_model_{node['name']}", path)
@@ -142,7 +192,7 @@ def _execute_python_model(spark, node: dict, relations: dict[str, str]):
 
 # What the stage classifier reads and writes (lib/classify): copied between
 # Spark and an in-memory DuckDB, where the classifier runs unchanged.
-CLASSIFIER_INPUTS = ("staging.stg_events", "marts.fct_conversations")
+CLASSIFIER_INPUTS = ("staging.stg_events", "audit.incremental_builds")
 CLASSIFIER_OUTPUTS = (
     "classification.stage_classifications",
     "classification.llm_calls",
@@ -197,19 +247,18 @@ def _spark_schema(con, relation: str) -> str:
 
 
 def run_spark_pipeline(landing_dir: Path, progress: bool = True) -> str:
-    """Load new landing files, build, classify, and build what reads the classification."""
+    """Load new landing files and build the project: dbt and the Python models in turn."""
     spark = get_spark()
     report = load_landing_spark(spark, landing_dir, progress=progress)
     dbt(["parse"])
     python_models = python_model_names()
-    common = ["--exclude-resource-type", "unit_test"]
-    after_python = [f"{name}+" for name in python_models]
-    dbt(["build", *common, "--exclude", *after_python])
-    stats, _ = classify_on_spark(spark)
-    dbt(["build", *common, "--select", "source:classification+", "--exclude", *after_python])
-    ran = run_python_models(spark)
-    dbt(["build", *common, "--select", *after_python, "--exclude", *python_models])
-    return (
-        f"{report.summary()}; classifier: {stats.classified} classified, {stats.cached} cached; "
-        f"Python models run in-session: {', '.join(ran)}"
-    )
+    ran: list[str] = []
+    for kind, arguments in python_model_steps():
+        if kind == "python":
+            ran += run_python_models(spark, arguments)
+            dbt(["test", "--select", *arguments])
+        else:
+            excluded = arguments[arguments.index("--exclude") + 1:] if "--exclude" in arguments else []
+            selection = arguments[: arguments.index("--exclude")] if "--exclude" in arguments else arguments
+            dbt([*production_build(multi_step=True, exclude=[*excluded, *python_models]), *selection])
+    return f"{report.summary()}; Python models run in-session: {', '.join(ran)}"

@@ -63,7 +63,8 @@ class InvalidAnswer(ValueError):
 @dataclass
 class LLMSettings:
     base_url: str | None = None
-    api_key: str = "not-needed"
+    # Out of the repr, so logging or printing the settings never shows the key.
+    api_key: str = field(default="not-needed", repr=False)
     model: str = "gpt-4o-mini"
     concurrency: int = 8
     timeout: float = 30.0

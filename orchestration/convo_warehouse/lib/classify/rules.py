@@ -8,17 +8,31 @@ would.
 
 Input: a table or view with ``conversation_id``, ``seq`` (message order within
 the conversation), ``role`` (``user`` | ``agent``) and ``content``.
+
+The collector's live state (``convo_warehouse.lib.live``) applies the same
+rules to one conversation at a time, message by message, as they arrive:
+``MessageMatcher`` tests a message against the signals with RE2 (the engine
+behind DuckDB's ``regexp_matches``, through the ``google-re2`` bindings, with
+DuckDB's defaults) and ``StageTally`` keeps a conversation's counts and
+decides its stages exactly as the query does. A DuckDB query compiles every
+signal's regex each time it runs, a cost a live update cannot pay per
+message (docs/capture.md has the figures). ``tests/test_live_rules_equal.py`` proves the two
+paths equal on every prefix of thousands of transcripts (golden sets, real
+chats, generated and adversarial ones).
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import re2
 import yaml
 
 from convo_warehouse.lib.classify.stages import STAGES
@@ -137,6 +151,14 @@ def _combined(patterns: tuple[str, ...]) -> str:
     return "|".join(f"(?:{pattern})" for pattern in patterns)
 
 
+def _implying(rules: RuleSet, stage: str) -> set[str]:
+    """The stages whose being reached implies ``stage`` (``stage`` included), through ``implied_by``."""
+    found = {stage}
+    for other in rules.implied_by.get(stage, ()):
+        found |= _implying(rules, other)
+    return found
+
+
 def rules_sql(rules: RuleSet, messages_relation: str) -> str:
     """The query: one row per (conversation, stage) with reached and confidence.
 
@@ -158,14 +180,8 @@ def rules_sql(rules: RuleSet, messages_relation: str) -> str:
     # first message with direct (unconditioned, positive) evidence of a stage
     anchors = sorted({signal.after for signal in rules.signals if signal.after})
     anchor_columns = []
-    def implying(stage: str) -> set[str]:
-        found = {stage}
-        for other in rules.implied_by.get(stage, ()):
-            found |= implying(other)
-        return found
-
     for stage in anchors:
-        evidence_stages = implying(stage)
+        evidence_stages = _implying(rules, stage)
         flags = [
             f"messages_signalled.signal_{index}"
             for index, signal in enumerate(rules.signals)
@@ -334,3 +350,195 @@ def classify_messages(
         return result
     finally:
         con.close()
+
+
+# --- the same rules, one conversation at a time (the collector's live state) ---------
+
+
+def normalise_text(content: str | None) -> str:
+    """The text the signals read, as the query's ``messages_normalised`` makes it.
+
+    DuckDB lowers one code point at a time: U+0130 (dotted capital I) becomes
+    ``i``, where Python's full case mapping gives ``i`` plus a combining dot.
+    """
+    text = (content or "").replace("’", "'")
+    if "\u0130" in text:
+        text = text.replace("\u0130", "i")
+    return text.lower()
+
+
+def _re2_compile(patterns: tuple[str, ...]):
+    # DuckDB's regexp_matches(text, pattern) runs RE2 with its default options
+    # (UTF-8, case-sensitive, `.` not matching a newline, `^`/`$` at the ends
+    # of the text); so do these.
+    return re2.compile(_combined(patterns).encode("utf-8"))
+
+
+class MessageMatcher:
+    """The signals one message carries, as a bit mask (bit i = ``rules.signals[i]``)."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.rules = rules
+        self._by_role: dict[str, list[tuple[int, Any, Any]]] = {role: [] for role in ROLES}
+        for index, signal in enumerate(rules.signals):
+            self._by_role[signal.role].append((
+                1 << index,
+                _re2_compile(signal.patterns),
+                _re2_compile(signal.exclude) if signal.exclude else None,
+            ))
+
+    def mask(self, role: str, content: str | None) -> int:
+        text = normalise_text(content).encode("utf-8", "surrogatepass")
+        mask = 0
+        for bit, pattern, exclude in self._by_role.get(role, ()):
+            if pattern.search(text) is not None and (exclude is None or exclude.search(text) is None):
+                mask |= bit
+        return mask
+
+
+class StageProgram:
+    """A ``RuleSet`` prepared for ``StageTally``: which bits feed which counts and stages."""
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.rules = rules
+        self.matcher = MessageMatcher(rules)
+        self.anchors = sorted({signal.after for signal in rules.signals if signal.after})
+        self.anchor_index = {stage: index for index, stage in enumerate(self.anchors)}
+        # a message with any of these bits is direct evidence of the anchor stage
+        self.anchor_evidence = [
+            sum(
+                1 << index
+                for index, signal in enumerate(rules.signals)
+                if signal.stage in _implying(rules, stage) and signal.after is None and signal.weight > 0
+            )
+            for stage in self.anchors
+        ]
+        self.counted = [  # (bit, anchor index or None) of signals counted over every message
+            (1 << index, self.anchor_index[signal.after] if signal.after else None)
+            for index, signal in enumerate(rules.signals)
+        ]
+        self.last_user_only = [signal.scope == "last_user_message" for signal in rules.signals]
+        self.reads_last_user = any(self.last_user_only)
+        # the query writes weights and thresholds as SQL literals, which DuckDB
+        # reads as exact decimals; scaled to integers they stay exact (a sum such
+        # as 0.6 + 0.3 + 0.1 is exactly 1.0, where floats fall short) and cheap
+        literals = [Decimal(repr(signal.weight)) for signal in rules.signals]
+        literals += [Decimal(repr(rules.reach_score)), Decimal(repr(rules.reach_score + 1))]
+        places = max(-min(literal.as_tuple().exponent, 0) for literal in literals)
+        self.scale = 10**places
+        self.weights = [int(literal * self.scale) for literal in literals[:-2]]
+        self.reach, self.reach_strong = (int(literal * self.scale) for literal in literals[-2:])
+        self.stage_signals = {
+            stage: [index for index, signal in enumerate(rules.signals) if signal.stage == stage] for stage in STAGES
+        }
+        # a stage is reached when it or a stage implying it (transitively) is reached directly
+        self.implying = {stage: tuple(sorted(_implying(rules, stage))) for stage in STAGES}
+
+    def tally(self) -> StageTally:
+        return StageTally(self)
+
+
+class StageTally:
+    """One conversation's messages as the rules see them, updated one message at a time.
+
+    ``add`` takes a message's sort key (``event_at``, ``event_id``: the
+    query's ``seq`` order), side and signal mask. A message arriving after the
+    others updates the counts in place; one arriving out of order is inserted
+    where it belongs and the counts are computed again from all messages.
+    ``decide`` gives what ``rules_sql`` gives for these messages.
+    """
+
+    __slots__ = ("program", "keys", "users", "masks", "counts", "anchor_positions", "last_user_position")
+
+    def __init__(self, program: StageProgram) -> None:
+        self.program = program
+        self.keys: list[tuple] = []
+        self.users: list[bool] = []
+        self.masks: list[int] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self.counts = [0] * len(self.program.counted)
+        self.anchor_positions: list[int | None] = [None] * len(self.program.anchors)
+        self.last_user_position: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def add(self, key: tuple, is_user: bool, mask: int) -> bool:
+        """Add a message; False when ``decide`` cannot have changed (no signal, appended last, and
+        no signal reads only the last user message)."""
+        if not self.keys or key > self.keys[-1]:
+            self.keys.append(key)
+            self.users.append(is_user)
+            self.masks.append(mask)
+            self._count(len(self.keys) - 1)
+            return bool(mask) or len(self.keys) == 1 or (is_user and self.program.reads_last_user)
+        position = bisect.bisect_right(self.keys, key)
+        self.keys.insert(position, key)
+        self.users.insert(position, is_user)
+        self.masks.insert(position, mask)
+        self._reset()
+        for index in range(len(self.keys)):
+            self._count(index)
+        return True
+
+    def _count(self, position: int) -> None:
+        mask = self.masks[position]
+        anchors = self.anchor_positions
+        if mask:
+            for index, evidence in enumerate(self.program.anchor_evidence):
+                if anchors[index] is None and mask & evidence:
+                    anchors[index] = position
+            for index, (bit, anchor) in enumerate(self.program.counted):
+                if mask & bit and (anchor is None or (anchors[anchor] is not None and position > anchors[anchor])):
+                    self.counts[index] += 1
+        if self.users[position]:
+            self.last_user_position = position
+
+    def _count_of(self, index: int) -> int:
+        if not self.program.last_user_only[index]:
+            return self.counts[index]
+        # scope last_user_message: only the last user message counts
+        position = self.last_user_position
+        if position is None:
+            return 0
+        bit, anchor = self.program.counted[index]
+        anchored = anchor is None or (
+            self.anchor_positions[anchor] is not None and position > self.anchor_positions[anchor]
+        )
+        return 1 if self.masks[position] & bit and anchored else 0
+
+    def scores(self) -> dict[str, int]:
+        """Each stage's score, scaled by ``program.scale`` (exact)."""
+        program = self.program
+        signals = program.rules.signals
+        return {
+            stage: sum(program.weights[index] * min(self._count_of(index), signals[index].cap) for index in indexes)
+            for stage, indexes in program.stage_signals.items()
+        }
+
+    def decide(self) -> dict[str, tuple[bool, float, float]]:
+        """``{stage: (reached, confidence, score)}``, as the query decides them; empty without messages."""
+        if not self.keys:
+            return {}
+        program = self.program
+        confidence = program.rules.confidence
+        scores = self.scores()
+        direct = {stage: score >= program.reach for stage, score in scores.items()}
+        decided = {}
+        for stage in STAGES:
+            score = scores[stage]
+            reached = any(direct[other] for other in program.implying[stage])
+            if score >= program.reach_strong:
+                level = confidence["reached_strong"]
+            elif direct[stage]:
+                level = confidence["reached"]
+            elif reached:
+                level = confidence["implied"]
+            elif score > 0:
+                level = confidence["weak_evidence"]
+            else:
+                level = confidence["no_evidence"]
+            decided[stage] = (reached, level, score / program.scale)
+        return decided

@@ -22,7 +22,11 @@ and misses "this is a joke"), so the lexicon stays (docs/quality.md).
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import math
+import re
+from functools import lru_cache
 from pathlib import Path
 
 import duckdb
@@ -174,3 +178,43 @@ def score_texts(texts: list[str]) -> list[float]:
         return [float(score) for _, score in rows]
     finally:
         con.close()
+
+
+# --- the same score for one message at a time (the collector's live state) -------------
+
+_TOKEN = re.compile(r"[a-z']+")
+
+
+@lru_cache(maxsize=1)
+def _lexicon() -> dict[str, tuple[float, ...]]:
+    """word -> its scores (a word listed twice counts twice, as the query's join does)."""
+    scores: dict[str, list[float]] = {}
+    with open(LEXICON_PATH, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            scores.setdefault(row["word"], []).append(float(row["score"]))
+    return {word: tuple(values) for word, values in scores.items()}
+
+
+def score_text(content: str | None) -> float:
+    """The lexicon score of one message, as ``sentiment_sql`` computes it.
+
+    ``tests/test_live_sentiment.py`` proves the two equal on every user
+    message of the golden sets and the real chats, and on fuzzed text.
+    """
+    from convo_warehouse.lib.classify.rules import normalise_text
+
+    tokens = _TOKEN.findall(normalise_text(content))
+    lexicon = _lexicon()
+    total, matched = 0.0, False
+    for position, token in enumerate(tokens):
+        scores = lexicon.get(token)
+        if scores is None:
+            continue
+        negated = (position >= 1 and tokens[position - 1] in NEGATORS) or (
+            position >= 2 and tokens[position - 2] in NEGATORS)
+        for score in scores:
+            total += -score if negated else score
+        matched = True
+    if not matched:
+        return 0.0
+    return total / math.sqrt(total * total + 15)

@@ -7,9 +7,9 @@ transcript (roles and contents in order) is the cache key, with the prompt or
 rules version and the model.
 
 Staging only appends events (a new load's rows, ``load_id`` above every staged
-one) until the way it reads the history changes (an alias added: its
-fingerprint in ``audit.incremental_watermarks`` changes and every event is
-mapped again). So a transcript can only have changed if its conversation has
+one) until the way it reads the history changes (an alias added: its build
+fingerprint in ``audit.incremental_builds`` changes and every event is mapped
+again). So a transcript can only have changed if its conversation has
 events of a load staged since the previous preparation, recorded in
 ``classification.transcripts_prepared`` with that fingerprint and the caller's
 settings (``changed_since_last_prepared``).
@@ -28,10 +28,10 @@ PREPARED_TABLE = "classification.transcripts_prepared"
 
 def staged_history(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
     """(newest staged ``load_id``, the fingerprint of how staging reads the history), or None when unknown."""
-    if not table_exists(con, "audit.incremental_watermarks") or not table_exists(con, "staging.stg_events"):
+    if not table_exists(con, "audit.incremental_builds") or not table_exists(con, "staging.stg_events"):
         return None
     row = con.execute(
-        "select history_fingerprint from audit.incremental_watermarks "
+        "select build_fingerprint from audit.incremental_builds "
         "where model_name = 'stg_events' order by recorded_at desc limit 1"
     ).fetchone()
     if row is None or row[0] is None:
@@ -77,18 +77,13 @@ def record_prepared(con: duckdb.DuckDBPyConnection, history: tuple[int, str] | N
 def prepare_transcripts(con: duckdb.DuckDBPyConnection, conversations: str | None = None) -> int:
     """Build temp tables ``classify_messages`` and ``classify_transcripts``; return the conversation count.
 
-    ``conversations``: a relation of the ``conversation_id``s to prepare (default: every started one).
+    ``conversations``: a relation of the ``conversation_id``s to prepare (default:
+    every conversation with a message; a message is an event that starts a
+    conversation, so they are the started ones with a transcript).
     """
     if not table_exists(con, "staging.stg_events"):
         raise RuntimeError("staging.stg_events does not exist: build the dbt models first")
     started_filter = ""
-    if table_exists(con, "marts.fct_conversations"):
-        started_filter = """
-            and stg_events.conversation_id in (
-                select fct_conversations.conversation_id
-                from marts.fct_conversations
-                where fct_conversations.started
-            )"""
     if conversations is not None:
         started_filter += f"""
             and stg_events.conversation_id in (select wanted.conversation_id from {conversations} as wanted)"""

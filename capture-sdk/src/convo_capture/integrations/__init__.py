@@ -1,0 +1,1 @@
+"""Drop-in instrumentation; each module imports its library only when used."""

@@ -1,0 +1,23 @@
+{#- The partial of every "all conversations" denominator of a whole-history
+    mart (funnel_summary, funnel_summary_since): conversations per day.
+    Replaced a whole conversation_date at a time: a run recomputes the days
+    of the conversations with new events (and the day a late event moved
+    one from). -#}
+
+with
+
+conversations as (
+    select conversation_date
+    from {{ ref('int_conversations_summarized') }}
+    where {{ touched('conversation_date', 'day') }}
+),
+
+days_counted as (
+    select
+        cast(conversations.conversation_date as {{ type_date() }}) as conversation_date,
+        cast(count(*) as {{ dbt.type_bigint() }}) as conversations
+    from conversations
+    group by conversations.conversation_date
+)
+
+select * from days_counted

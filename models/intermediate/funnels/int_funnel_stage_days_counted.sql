@@ -1,0 +1,118 @@
+{#- The partial funnel_summary sums: per funnel, day and stage, what the
+    conversations of that day contributed. Replaced a whole
+    conversation_date at a time: a run recomputes every day holding a
+    conversation whose stages (events, the classifier), outcome (the
+    abandonment clock) or conversion window changed. -#}
+
+with
+
+conversations as (
+    select
+        conversation_id,
+        conversation_date,
+        outcome
+    from {{ ref('int_conversations_summarized') }}
+    where {{ touched('conversation_date', 'day') }}
+),
+
+conversation_funnel_stages as (
+    select
+        conversation_id,
+        funnel_name,
+        stage,
+        is_reached,
+        is_reached_in_order,
+        seconds_from_previous_stage
+    from {{ ref('int_conversation_stages_sequenced') }}
+    where conversation_id in (select conversations.conversation_id from conversations)
+),
+
+funnel_progress as (
+    select
+        conversation_id,
+        funnel_name,
+        last_stage,
+        has_reached_last_stage,
+        is_window_open
+    from {{ ref('int_conversation_funnels_progressed') }}
+    where conversation_id in (select conversations.conversation_id from conversations)
+),
+
+stages_counted as (
+    select
+        conversation_funnel_stages.funnel_name,
+        conversations.conversation_date,
+        conversation_funnel_stages.stage,
+        sum(case when conversation_funnel_stages.is_reached then 1 else 0 end) as reached,
+        sum(case when conversation_funnel_stages.is_reached_in_order then 1 else 0 end) as reached_in_order,
+        -- the sequenced model has a row for every stage of every funnel a
+        -- conversation entered, so each stage's row count is the funnel's
+        -- population that day
+        count(*) as entered,
+        count(conversation_funnel_stages.seconds_from_previous_stage) as timed_conversations,
+        {{ exact_sum_whole('conversation_funnel_stages.seconds_from_previous_stage') }}
+            as seconds_from_previous_stage_whole,
+        {{ exact_sum_fraction('conversation_funnel_stages.seconds_from_previous_stage') }}
+            as seconds_from_previous_stage_fraction,
+        0 as dropped_here,
+        0 as window_open_here
+    from conversation_funnel_stages
+    inner join conversations
+        on conversation_funnel_stages.conversation_id = conversations.conversation_id
+    group by
+        conversation_funnel_stages.funnel_name,
+        conversations.conversation_date,
+        conversation_funnel_stages.stage
+),
+
+-- the conversations that stopped at a stage: funnel_dropoffs' rows
+stops_counted as (
+    select
+        funnel_progress.funnel_name,
+        conversations.conversation_date,
+        funnel_progress.last_stage as stage,  -- noqa: RF04
+        0 as reached,
+        0 as reached_in_order,
+        0 as entered,
+        0 as timed_conversations,
+        cast(null as decimal(38, 0)) as seconds_from_previous_stage_whole,
+        cast(null as decimal(38, 18)) as seconds_from_previous_stage_fraction,
+        sum(case when funnel_progress.is_window_open then 0 else 1 end) as dropped_here,
+        sum(case when funnel_progress.is_window_open then 1 else 0 end) as window_open_here
+    from funnel_progress
+    inner join conversations
+        on funnel_progress.conversation_id = conversations.conversation_id
+    where {{ funnel_has_stopped('funnel_progress', 'conversations') }}
+    group by
+        funnel_progress.funnel_name,
+        conversations.conversation_date,
+        funnel_progress.last_stage
+),
+
+stage_days_counted as (
+    select
+        cast(counts.funnel_name as {{ dbt.type_string() }}) as funnel_name,
+        cast(counts.conversation_date as {{ type_date() }}) as conversation_date,
+        cast(counts.stage as {{ dbt.type_string() }}) as stage,  -- noqa: RF04
+        cast(sum(counts.reached) as {{ dbt.type_bigint() }}) as reached,
+        cast(sum(counts.reached_in_order) as {{ dbt.type_bigint() }}) as reached_in_order,
+        cast(sum(counts.entered) as {{ dbt.type_bigint() }}) as entered,
+        cast(sum(counts.timed_conversations) as {{ dbt.type_bigint() }}) as timed_conversations,
+        cast(sum(counts.seconds_from_previous_stage_whole) as decimal(38, 0))
+            as seconds_from_previous_stage_whole,
+        cast(sum(counts.seconds_from_previous_stage_fraction) as decimal(38, 18))
+            as seconds_from_previous_stage_fraction,
+        cast(sum(counts.dropped_here) as {{ dbt.type_bigint() }}) as dropped_here,
+        cast(sum(counts.window_open_here) as {{ dbt.type_bigint() }}) as window_open_here
+    from (
+        select * from stages_counted
+        union all
+        select * from stops_counted
+    ) as counts
+    group by
+        counts.funnel_name,
+        counts.conversation_date,
+        counts.stage
+)
+
+select * from stage_days_counted

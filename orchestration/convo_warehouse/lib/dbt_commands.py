@@ -1,0 +1,38 @@
+"""Every dbt command the pipeline runs, built in one place.
+
+Dagster's dbt asset, ``ensure_manifest`` and the Spark runner take their
+arguments from here, so a production run means one thing everywhere. dbt
+reads the warehouse from ``CONVO_DUCKDB_PATH`` (``profiles.yml``), which the
+entry points (``convo-warehouse run``, ``make ui``, the shell of a deployed
+Dagster) set once for the process; nothing changes ``os.environ`` while a
+run is under way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def production_build(*, multi_step: bool = False, exclude: Iterable[str] = ()) -> list[str]:
+    """``dbt build`` as a production run: models, seeds and data tests, no unit tests.
+
+    dbt unit tests check our SQL against fixtures; they run in ``make test`` and
+    CI. ``multi_step``: the build is split into several dbt invocations (on
+    Spark, around the Python models run outside dbt), so each must only run
+    the tests whose every parent it builds or has built: dbt's "buildable"
+    indirect selection (the default, "eager", would test a model a later step
+    builds). ``exclude``: dbt selectors left out (a seed whose file is
+    unchanged since it was loaded).
+    """
+    args = ["build", "--exclude-resource-type", "unit_test"]
+    if multi_step:
+        args += ["--indirect-selection", "buildable"]
+    excluded = " ".join(exclude)
+    if excluded:  # one value: dagster-dbt takes only the first word after --exclude as its own
+        args += ["--exclude", excluded]
+    return args
+
+
+def parse() -> list[str]:
+    """``dbt parse``: the manifest Dagster's definitions are built from."""
+    return ["parse", "--quiet"]

@@ -1,0 +1,67 @@
+"""Who may read the files we write that hold message text: the owner only, unless configured.
+
+``CONVO_FILE_MODE`` (octal, default ``600``) is the mode of every such file;
+folders we create get the same bits plus the search (execute) bit wherever
+the mode gives read access (``600`` -> ``700``, ``640`` -> ``750``). The
+mode is set with chmod, so the process umask can make nothing looser. Set
+``CONVO_FILE_MODE=640`` (and a group) when a BI tool runs as another user.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+FILE_MODE_ENV = "CONVO_FILE_MODE"
+DEFAULT_FILE_MODE = 0o600
+
+
+def file_mode(environ: Mapping[str, str] | None = None) -> int:
+    """The mode for files, from ``CONVO_FILE_MODE``; a clear error when it is no octal mode."""
+    value = (os.environ if environ is None else environ).get(FILE_MODE_ENV, "").strip()
+    if not value:
+        return DEFAULT_FILE_MODE
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o777 or not mode & stat.S_IRUSR or not mode & stat.S_IWUSR:
+        raise ValueError(
+            f"{FILE_MODE_ENV}={value!r} is not a file mode: give three octal digits that let the owner "
+            "read and write, such as 600 (owner only, the default) or 640 (owner and group may read)."
+        )
+    return mode
+
+
+def dir_mode(environ: Mapping[str, str] | None = None) -> int:
+    """The mode for folders: the file mode plus search wherever it grants read."""
+    mode = file_mode(environ)
+    for read, search in ((stat.S_IRUSR, stat.S_IXUSR), (stat.S_IRGRP, stat.S_IXGRP), (stat.S_IROTH, stat.S_IXOTH)):
+        if mode & read:
+            mode |= search
+    return mode
+
+
+def make_dirs(folder: Path) -> None:
+    """Create ``folder`` and any missing parents with the folder mode; existing ones are left as they are."""
+    missing = []
+    for parent in [folder, *folder.parents]:
+        if parent.exists():
+            break
+        missing.append(parent)
+    folder.mkdir(parents=True, exist_ok=True)
+    for created in missing:
+        os.chmod(created, dir_mode())
+
+
+def restrict(path: Path) -> None:
+    """Give ``path`` the file mode, or the folder mode to it and everything under it."""
+    if path.is_dir() and not path.is_symlink():
+        for child in path.rglob("*"):
+            if not child.is_symlink():
+                os.chmod(child, dir_mode() if child.is_dir() else file_mode())
+        os.chmod(path, dir_mode())
+    else:
+        os.chmod(path, file_mode())
