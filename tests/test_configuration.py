@@ -7,8 +7,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PAGE = REPO_ROOT / "docs" / "configuration.md"
-# Where settings are read: the package, the dbt project, the Makefile, CI and benchmarks.
-SOURCES = ("orchestration", "models", "macros", "benchmarks", ".ci", "Makefile", "profiles.yml", "dbt_project.yml")
+# Where settings are read: the package, the capture SDK, the dbt project, the Makefile, CI and benchmarks.
+SOURCES = ("orchestration", "capture-sdk/src", "models", "macros", "benchmarks", ".ci", "Makefile", "profiles.yml", "dbt_project.yml")
 SUFFIXES = {".py", ".sql", ".yml", ".yaml", ""}
 NAME = re.compile(r"\bCONVO_[A-Z][A-Z0-9_]*[A-Z0-9]\b")
 

@@ -500,6 +500,18 @@ def test_adding_a_page_is_one_module():
     ]
 
 
+def test_values_in_captions_are_shown_as_text():
+    """Filter values come from events and from the URL: every caption or Markdown line that shows
+    them escapes them (fmt.markdown_safe), so ``![](https://host/beacon)`` draws no image."""
+    escaped = fmt.markdown_safe("channel ![](https://host/beacon), agent a_b `x` <b> :red[y]")
+    assert escaped == r"channel \!\[\]\(https\://host/beacon\), agent a\_b \`x\` \<b\> \:red\[y\]"
+    views = REPO_ROOT / "orchestration" / "convo_warehouse" / "dashboard" / "views"
+    unescaped = [f"{path.name}:{number}" for path in views.glob("*.py")
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if "describe(" in line and "markdown_safe(" not in line and "def " not in line]
+    assert unescaped == []
+
+
 def test_no_page_renders_text_as_markdown_tables():
     """st.table renders cells as Markdown: every table goes through tables.show (st.dataframe)."""
     views = REPO_ROOT / "orchestration" / "convo_warehouse" / "dashboard" / "views"

@@ -130,17 +130,22 @@ def test_the_page_renders_live_conversations_and_the_panel(collector, monkeypatc
         con = duckdb.connect()
         con.execute("create schema marts")
         con.execute("create table marts.fct_conversations as select 'c1' as conversation_id, "
-                    "date '2024-01-01' as conversation_date, 'web' as channel, 'a1' as agent_id, "
+                    "date '2024-01-01' as conversation_date, '![](https://host/beacon)' as channel, 'a1' as agent_id, "
                     "'production' as environment")
         con.execute("create table marts.fct_interventions as select 'c1' as conversation_id, "
                     "'user_asked_for_human' as rule_name, date '2024-01-01' as triggered_date, "
                     "'handed_off' as outcome_after")
-        live.render(ViewContext(con=con, snapshot=None, scope=Scope(channels=("web",)), choice=None))
+        # a channel value from events (or a shared URL) that is Markdown: shown as text
+        live.render(ViewContext(con=con, snapshot=None, scope=Scope(channels=("![](https://host/beacon)",)),
+                                choice=None))
 
     app = AppTest.from_function(page, default_timeout=60).run()
     assert not app.exception, app.exception
     assert app.title[0].value == "Live"
     shown = json.dumps([frame.value.to_dict("records") for frame in app.dataframe], default=str)
     assert "c-dash" in shown and "c-done" not in shown.split("first reached")[0]
-    assert "user_asked_for_human" in shown
+    assert "user_asked_for_human" in shown  # the channel filter kept c1's intervention
+    captions = [caption.value for caption in app.caption]
+    assert any(r"\!\[\]\(https\://host/beacon\)" in caption for caption in captions), captions
+    assert not any("![](" in caption for caption in captions)
     assert [metric.value for metric in app.metric][0] == "1"

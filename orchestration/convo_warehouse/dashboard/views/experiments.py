@@ -153,7 +153,7 @@ def render(context) -> None:
     st.title("Experiments")
     st.caption("Results, SRM and verdicts cover each test's whole run (every exposure), whatever the period; "
                f"the table under each test follows the period and filters: **{context.choice.period_words}**; "
-               f"{scope.describe(period=False)}.")
+               f"{fmt.markdown_safe(scope.describe(period=False))}.")
     views = experiment_views(con)
     if not views:
         st.info("No tests in the experiments seed.")

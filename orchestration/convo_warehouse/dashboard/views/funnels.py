@@ -124,7 +124,7 @@ def render(context) -> None:
     con, scope = context.con, context.scope
     st.title("Funnels")
     st.caption(
-        f"**{context.choice.period_words}**; {scope.describe(period=False)}. Each funnel is shown in the reading its seed "
+        f"**{context.choice.period_words}**; {fmt.markdown_safe(scope.describe(period=False))}. Each funnel is shown in the reading its seed "
         "declares (seeds/funnel_stages.csv, counting), the other one a click away. Shares are never above 100%: "
         "the first stage's 'from previous' is its share of the conversations that entered the funnel. Red: a "
         "stage losing more than the project's major drop-off threshold."

@@ -207,7 +207,7 @@ def render(context: ViewContext) -> None:
     in_progress()
 
     st.subheader("Interventions (snapshot)")
-    st.caption(context.scope.describe())
+    st.caption(fmt.markdown_safe(context.scope.describe()))
     summary = intervention_summary(context.con, scope=context.scope)
     if summary.empty:
         st.info("No intervention in the snapshot for this period and filters (marts.fct_interventions).")

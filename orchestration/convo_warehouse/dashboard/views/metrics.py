@@ -112,7 +112,7 @@ def render(context) -> None:
                             key="metric", bind="query-params")
     segment_type = right.selectbox("Segment", segment_types(con), key="segment", bind="query-params")
     info = glossary[metric]
-    st.caption(f"{info.description} Unit: {info.unit}. **{context.choice.period_words}**; {scope.describe(period=False)}. "
+    st.caption(f"{info.description} Unit: {info.unit}. **{context.choice.period_words}**; {fmt.markdown_safe(scope.describe(period=False))}. "
                "Days are UTC conversation days; a day without a denominator has no point.")
     series = metric_series(con, metric, segment_type, scope)
     if series.empty:

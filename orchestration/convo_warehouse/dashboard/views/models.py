@@ -74,7 +74,7 @@ def render(context) -> None:
 
     st.title("Models")
     st.caption(
-        f"**{context.choice.period_words}**; {context.scope.describe(period=False)}. A conversation counts for every model that "
+        f"**{context.choice.period_words}**; {fmt.markdown_safe(context.scope.describe(period=False))}. A conversation counts for every model that "
         "wrote one of its agent messages, so models' conversations can add up to more than the total."
     )
     if not has_table(context.con, "marts.fct_conversation_models"):

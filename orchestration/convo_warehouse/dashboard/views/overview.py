@@ -91,7 +91,7 @@ def render(context) -> None:
         st.info(f"No conversations in {context.choice.period_words} with these filters.")
         return
     st.caption(
-        f"**{context.choice.period_words}**; {scope.describe(period=False)}. Change is against the period of the same "
+        f"**{context.choice.period_words}**; {fmt.markdown_safe(scope.describe(period=False))}. Change is against the period of the same "
         "length just before: percentage points for rates, relative change otherwise. Sparklines: one point "
         "per day."
     )

@@ -197,7 +197,7 @@ def render(context) -> None:
         st.info("This snapshot has no patterns marts yet: run `convo-warehouse run` to build them.")
         return
     st.caption(
-        f"**{context.choice.period_words}**; {scope.describe(period=False)} (paths and the Sankey; other sections say what "
+        f"**{context.choice.period_words}**; {fmt.markdown_safe(scope.describe(period=False))} (paths and the Sankey; other sections say what "
         "they cover). Success = converted, or completed without a handoff. Links are coloured from red (no "
         "conversation through them succeeded) to green (all did)."
     )
