@@ -4,7 +4,7 @@ The reference (``tests/reference/contract.py``) re-implements the contract in
 plain Python from the contract text. Each test drops files into a temporary
 landing folder, runs the real loader (once per load run) and
 ``dbt build --select +fct_conversations +reconciliation +metrics_daily
-+metrics_hourly``, then compares:
++metrics_hourly +funnel_summary``, then compares:
 
 * staging: the set of staged event ids and, per event, the winning copy
   (load run, file, row), its parsed UTC timestamp, canonical type, ids, channel;
@@ -13,7 +13,9 @@ landing folder, runs the real loader (once per load run) and
 * ``marts.fct_conversations``: every column of every conversation
   (floats within 1e-9 relative);
 * ``marts.metrics_daily`` / ``metrics_hourly``: v1.2's five sales step rates
-  (numerator, denominator, value) for every period and segment.
+  (numerator, denominator, value) for every period and segment;
+* ``marts.funnel_summary``: the any-order and v1.2's nested reading of the
+  funnels whose stages come from events (sales, engagement).
 
 A failure lists every disagreement with the conversation id and both values.
 """
@@ -49,7 +51,10 @@ from reference.contract import (
     RawStore,
     Reference,
     build_reference,
+    EVENT_FUNNELS,
     conversation_facts,
+    funnel_stage_counts,
+    funnel_summary_rows,
     sales_step_rates,
     parse_timestamp,
     rating_value,
@@ -302,6 +307,45 @@ def compare_sales_step_rates(db: Path, ref: Reference) -> list[str]:
         for key in sorted(set(warehouse) & set(expected), key=str):
             if not all(_same(a, e) for a, e in zip(warehouse[key], expected[key], strict=True)):
                 mismatches.append(f"{table}{key}: warehouse={warehouse[key]} reference={expected[key]}")
+    return mismatches
+
+
+FUNNEL_COLUMNS = ("reached", "reached_in_order", "conversion_rate", "conversion_from_start", "drop_off",
+                  "conversion_rate_in_order", "drop_off_in_order")
+
+
+def compare_funnel_summary(db: Path, ref: Reference) -> list[str]:
+    """funnel_summary of the event funnels (sales, engagement), every column of both readings.
+
+    A whole-history mart holds the ambiguity probes too: their stage counts are taken from the
+    warehouse's own stages (int_conversation_stages_sequenced, what fct_conversation_stages
+    publishes; their number from fct_conversations), the rest
+    from the reference, and every rate is computed by the reference from the summed counts."""
+    compared = {cid: fact for cid, fact in ref.facts.items() if _compared_conversation(cid)}
+    counts = funnel_stage_counts(ref.staging.staged, compared)
+    probe_stages = _rows(db, "select conversation_id, funnel_name, stage, is_reached_in_order "
+                             "from intermediate.int_conversation_stages_sequenced where is_reached")
+    for row in probe_stages:
+        key = (row["funnel_name"], row["stage"])
+        if not _compared_conversation(row["conversation_id"]) and key in counts:
+            counts[key][0] += 1
+            counts[key][1] += int(row["is_reached_in_order"])
+    probes = sum(1 for row in _rows(db, "select conversation_id from marts.fct_conversations")
+                 if not _compared_conversation(row["conversation_id"]))
+    expected = funnel_summary_rows(counts, len(compared) + probes)
+    funnels = ", ".join(f"'{name}'" for name in EVENT_FUNNELS)
+    warehouse = {(r["funnel_name"], r["stage"]): r for r in _rows(
+        db, f"select funnel_name, stage, {', '.join(FUNNEL_COLUMNS)} from marts.funnel_summary "
+            f"where funnel_name in ({funnels})")}  # fmt: skip
+    mismatches = []
+    for key in sorted(set(expected) | set(warehouse)):
+        if key not in warehouse or key not in expected:
+            mismatches.append(f"funnel_summary{key}: only in {'the reference' if key in expected else 'the warehouse'}")
+            continue
+        for column in FUNNEL_COLUMNS:
+            if not _same(warehouse[key][column], expected[key][column]):
+                mismatches.append(f"funnel_summary{key}.{column}: warehouse={warehouse[key][column]} "
+                                  f"reference={expected[key][column]}")
     return mismatches
 
 
@@ -877,7 +921,7 @@ def test_reference_one_conversation_clock():
 
 
 # The contract marts compared here (metrics for the v1.2 sales step rates).
-BUILD_SELECT = "+fct_conversations +reconciliation +metrics_daily +metrics_hourly"
+BUILD_SELECT = "+fct_conversations +reconciliation +metrics_daily +metrics_hourly +funnel_summary"
 
 
 @dataclass
@@ -974,6 +1018,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, dbt_target_dir: Path) -> Bui
         "quarantine": compare_quarantine(warehouse.path, first),
         "fct_conversations": compare_facts(warehouse.path, first),
         "sales step rates": compare_sales_step_rates(warehouse.path, first),
+        "funnel_summary": compare_funnel_summary(warehouse.path, first),
     }
     lap("reference + compare 1")
     if held_back.exists():
@@ -1023,6 +1068,17 @@ def test_sales_step_rates_match_reference(built: Built):
     for metric in SALES_METRICS:  # the comparison covers real counts, not only zeros
         assert sum(n for (_, name, kind, _), (n, _, _) in expected.items() if name == metric and kind == "all") > 0
     assert any(kind.startswith("experiment:") for (_, _, kind, _) in expected)
+
+
+def test_funnel_summary_matches_reference(built: Built):
+    """v1.2: funnel_summary's both readings of the sales and engagement funnels after the
+    incremental second build (summed from its daily partials), every value; the sales cases
+    make the readings differ (skipped and late stages)."""
+    assert_no_mismatches("funnel_summary", compare_funnel_summary(built.path, built.ref))
+    rows = {(r["funnel_name"], r["stage"]): r for r in _rows(
+        built.path, "select funnel_name, stage, reached, reached_in_order from marts.funnel_summary")}
+    assert any(row["reached_in_order"] < row["reached"] for key, row in rows.items() if key[0] == "sales")
+    assert all(rows[(funnel, stage)]["reached"] > 0 for funnel, stages in EVENT_FUNNELS.items() for stage in stages)
 
 
 def test_scenarios_are_present(built: Built):

@@ -851,3 +851,93 @@ def sales_step_rates(staged: list[Event], facts: dict[str, dict[str, Any]], grai
         for key, (numerator, denominator) in sums.items()
         if denominator
     }
+
+
+# --------------------------------------------------------------------------- v1.2: funnel_summary's nested reading
+
+
+ENGAGEMENT_STAGES = ("initialized", "engaged", "completed")
+# The funnels whose stages come from events alone (support's come from the
+# stage classifier, which the contract does not define).
+EVENT_FUNNELS = {"sales": SALES_STAGES, "engagement": ENGAGEMENT_STAGES}
+
+
+def engagement_stage_times(events: list[Event]) -> dict[str, datetime]:
+    """marts.md: initialized = the first interaction_initialized, engaged = the first
+    user_message, completed = the first conversation_completed; a stage_reached event with
+    funnel engagement and one of these stages counts too (the earliest way wins)."""
+    events = [e for e in events if e.is_known_type]
+    times: dict[str, list[datetime]] = defaultdict(list)
+    first_of = {"interaction_initialized": "initialized", "user_message": "engaged",
+                "conversation_completed": "completed"}
+    for event in events:
+        if event.event_type in first_of:
+            times[first_of[event.event_type]].append(event.event_at)
+        elif event.event_type == "stage_reached" and _text(_prop(event, "funnel")) == "engagement":
+            stage = _text(_prop(event, "stage"))
+            if stage in ENGAGEMENT_STAGES:
+                times[stage].append(event.event_at)
+    return {stage: min(found) for stage, found in times.items() if found}
+
+
+def chain_in_order(stages: tuple[str, ...], times: dict[str, datetime]) -> dict[str, bool]:
+    """Reached this stage and every earlier one, each not later than the next."""
+    result, chain, previous = {}, True, None
+    for stage in stages:
+        at = times.get(stage)
+        chain = chain and at is not None and (previous is None or previous <= at)
+        result[stage] = chain
+        previous = at
+    return result
+
+
+def funnel_stage_counts(staged: list[Event], facts: dict[str, dict[str, Any]]) -> dict[tuple[str, str], list[int]]:
+    """(funnel, stage) -> [reached, reached_in_order] over the conversations of ``facts``, for the
+    event funnels (sales, engagement)."""
+    by_conversation: dict[str, list[Event]] = defaultdict(list)
+    for event in staged:
+        by_conversation[event.conversation_id].append(event)
+    counts: dict[tuple[str, str], list[int]] = {
+        (funnel, stage): [0, 0] for funnel, stages in EVENT_FUNNELS.items() for stage in stages
+    }
+    for conversation_id, fact in facts.items():
+        events = by_conversation[conversation_id]
+        for funnel, stages in EVENT_FUNNELS.items():
+            times = sales_stage_times(events, fact) if funnel == "sales" else engagement_stage_times(events)
+            in_order = chain_in_order(stages, times)
+            for stage in stages:
+                counts[(funnel, stage)][0] += stage in times
+                counts[(funnel, stage)][1] += in_order[stage]
+    return counts
+
+
+def funnel_summary_rows(counts: dict[tuple[str, str], list[int]], all_conversations: int) -> dict[tuple[str, str], dict]:
+    """marts.md's funnel_summary for the event funnels from the stage counts: reached,
+    conversion_rate, conversion_from_start, drop_off and v1.2's reached_in_order,
+    conversion_rate_in_order, drop_off_in_order (a rate with a 0 denominator is None)."""
+
+    def ratio(numerator: int, denominator: int) -> float | None:
+        return numerator / denominator if denominator else None
+
+    rows = {}
+    for funnel, stages in EVENT_FUNNELS.items():
+        first_reached = counts[(funnel, stages[0])][0]
+        for index, stage in enumerate(stages):
+            reached, reached_in_order = counts[(funnel, stage)]
+            if index == 0:
+                rows[(funnel, stage)] = {
+                    "reached": reached, "reached_in_order": reached_in_order,
+                    "conversion_rate": ratio(reached, all_conversations),
+                    "conversion_from_start": ratio(reached, first_reached), "drop_off": 0,
+                    "conversion_rate_in_order": ratio(reached, all_conversations), "drop_off_in_order": 0,
+                }
+                continue
+            previous, previous_in_order = counts[(funnel, stages[index - 1])]
+            rows[(funnel, stage)] = {
+                "reached": reached, "reached_in_order": reached_in_order,
+                "conversion_rate": ratio(reached, previous),
+                "conversion_from_start": ratio(reached, first_reached), "drop_off": previous - reached,
+                "conversion_rate_in_order": ratio(reached_in_order, previous_in_order),
+                "drop_off_in_order": previous_in_order - reached_in_order,
+            }
+    return rows
