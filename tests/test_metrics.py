@@ -269,6 +269,29 @@ def test_metrics_hourly_matches_independent_recomputation(built: Warehouse) -> N
     assert_same_metrics(actual, expected, HOURLY_KEY)
 
 
+def test_the_alert_unit_test_holds_the_shipped_sales_bot_rules() -> None:
+    """The unit test metric_alerts_shipped_sales_bot_rules gives metric_alerts the rules of
+    seeds/alert_rules.csv (issue 30: the sales-bot definitions); a rule edited in the seed and not
+    in the test, or the other way round, fails here."""
+    import csv
+
+    import yaml
+
+    from conftest import REPO_ROOT
+
+    with open(REPO_ROOT / "seeds" / "alert_rules.csv", newline="") as handle:
+        seed = {row["rule_name"]: row for row in csv.DictReader(handle)}
+    tests = yaml.safe_load((REPO_ROOT / "models" / "marts" / "metrics" / "_metrics__unit_tests.yml").read_text())
+    test = next(test for test in tests["unit_tests"] if test["name"] == "metric_alerts_shipped_sales_bot_rules")
+    given = next(given["rows"] for given in test["given"] if given["input"] == "ref('stg_seeds__alert_rules')")
+    assert {row["rule_name"] for row in given} == {"low_sales_response_rate", "high_fallback_rate", "negative_sentiment"}
+    for row in given:
+        shipped = seed[row["rule_name"]]
+        for column, value in row.items():
+            expected = float(shipped[column]) if isinstance(value, (int, float)) else shipped[column]
+            assert value == expected, (row["rule_name"], column, value, shipped[column])
+
+
 def test_every_metric_is_documented(built: Warehouse) -> None:
     names = {row[0] for row in built.query("select distinct metric_name from marts.metrics_daily")}
     documented = {row[0] for row in built.query("select metric_name from marts.dim_metrics")}
