@@ -32,7 +32,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: lock spark-venv test-spark bench-spark install run demo-data test dbt-test lint pytest bench bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
+.PHONY: lock spark-venv test-spark bench-spark install run demo-data test dbt-test lint pytest bench bench-publish bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
 
 # --no-deps: the lock is the whole set, so pip resolves nothing; the capture
 # SDK (capture-sdk/, distribution convo-capture: the warehouse depends on it,
@@ -121,6 +121,13 @@ bench-spark: $(INSTALLED) $(SPARK_INSTALLED) target/manifest.json
 
 bench: $(INSTALLED) target/manifest.json
 	$(BIN)/python benchmarks/bench_pipeline.py --events $${EVENTS:-2000000}
+
+# Publishing the snapshot: one new day's against a full build's, in one run
+# (docs/benchmarks.md). WAREHOUSE=path/to/warehouse.duckdb takes a built
+# warehouse (copied, never written to); without it EVENTS are generated and built.
+# REPEAT=N measures each publish N times (default 3).
+bench-publish: $(INSTALLED) target/manifest.json
+	$(BIN)/python benchmarks/bench_publish.py $${WAREHOUSE:+--warehouse "$$WAREHOUSE"} --events $${EVENTS:-2000000} $${REPEAT:+--repeat "$$REPEAT"}
 
 bench-classify: $(INSTALLED)
 	$(BIN)/python benchmarks/bench_classify.py

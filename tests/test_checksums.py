@@ -2,16 +2,19 @@
 
 One warehouse is built the way production builds it, in incremental batches:
 two days, two more days with an alias added to the seed (it re-maps events
-staged before), two more days, then the late file (events of earlier days).
+staged before), two more days, then the late file (events of earlier days)
+with a changed experiments seed.
 Between batches the warehouse clock moves, so conversations that were still
 open cross the abandonment window without any new event of their own, and
 the stage classifier classifies what changed (its stages feed the funnel
 marts). The third batch also brings late events of conversations loaded
 before: one moves a conversation to an earlier day, one names a funnel stage
 the seed lacks, one makes a conversation a sales conversation raising an
-objection; the daily partials of the whole-history marts (funnel summary,
-abandon turns, unknown stages, objections) must replace exactly those
-conversations' old contributions with their new ones. Its marts and those
+objection, and a late message moves an exposed conversation to the day
+before; the daily partials of the whole-history marts (funnel summary,
+abandon turns, unknown stages, objections, A/B variants, path transitions,
+top paths, path divergence) must replace exactly those conversations' old
+contributions with their new ones. Its marts and those
 partials must then equal, value for value and to the last bit of every
 double, a re-run with nothing new and a full refresh of the same raw rows.
 """
@@ -35,6 +38,12 @@ DAY_PARTIALS = (
     "intermediate.int_abandon_turn_days_counted",
     "intermediate.int_unknown_stage_event_days_counted",
     "intermediate.int_objection_days_counted",
+    "intermediate.int_ab_test_conversations_measured",
+    "intermediate.int_ab_test_variant_days_counted",
+    "intermediate.int_path_transition_days_counted",
+    "intermediate.int_path_days_counted",
+    "intermediate.int_divergence_population_days_counted",
+    "intermediate.int_divergence_step_days_counted",
 )
 
 
@@ -103,7 +112,7 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
         folder = warehouse.landing / name
         folder.mkdir()
         (folder / f"{name}.jsonl").write_text("\n".join(
-            json.dumps({"event_id": f"{conversation_id}-{n}", "conversation_id": conversation_id,
+            json.dumps({"event_id": f"{name}-{conversation_id}-{n}", "conversation_id": conversation_id,
                         "event_type": event_type, "timestamp": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
                         "properties": {"content": "where is my order"}})
             for n, event_type in enumerate(event_types)
@@ -146,7 +155,25 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
                  "timestamp": timestamp(objecting[2] + timedelta(seconds=1)),
                  "properties": {"content": "honestly this is too expensive for us", "lead_score": 80}},
             ])
+            # A late message a day before an exposed conversation's first
+            # event moves it to the day before: the experiments partials of
+            # both days change too.
+            exposed = warehouse.query(
+                "select exposures.conversation_id, conversations.first_event_at, conversations.conversation_date "
+                "from intermediate.int_ab_test_exposures_checked as exposures "
+                "inner join intermediate.int_conversations_summarized as conversations "
+                "on exposures.conversation_id = conversations.conversation_id "
+                "where exposures.variant_count = 1 and conversations.started "
+                "order by conversations.conversation_date desc, exposures.conversation_id limit 1"
+            )[0]
+            write_events("moved", exposed[0], exposed[1] - timedelta(days=1), ["user_message"])
             before_late = warehouse.scalar("select max(recorded_at) from audit.partitions_rewritten")
+        if number == 4:
+            # A changed experiments seed (the intended split of a test): the
+            # experiments chain is rebuilt whole by the next run.
+            warehouse.query(
+                "update seeds.experiments set weight = 0.6 where test_name = 'greeting_tone' and is_control"
+            )
         if number == 2:
             write_events("tick", "tick-1", now + timedelta(hours=3), ["conversation_started"])
             # An alias added later: a type staged as unknown becomes a known one.
@@ -191,8 +218,14 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
     assert warehouse.scalar(
         "select conversation_date from marts.fct_conversations where conversation_id = ?", [moved[0]]
     ) == new_day
+    exposed_new_day = exposed[2] - timedelta(days=1)
+    assert warehouse.scalar(
+        "select conversation_date from intermediate.int_ab_test_conversations_measured where conversation_id = ?",
+        [exposed[0]],
+    ) == exposed_new_day, "the late message did not move the exposed conversation a day back"
     for partial in DAY_PARTIALS:
-        assert "all" not in rewritten[partial] and {moved[3], new_day} <= rewritten[partial], (
+        assert "all" not in rewritten[partial], (partial, rewritten.get(partial))
+        assert {moved[3], new_day, exposed[2], exposed_new_day} <= rewritten[partial], (
             partial, rewritten.get(partial)
         )
     assert warehouse.query(
@@ -235,10 +268,13 @@ CLOCK_MODELS = {
 }
 
 
-def rebuilt_conversations(warehouse, run, models=CONVERSATION_MODELS) -> dict[str, set[str]]:
-    """Mark every row of the per-conversation `models`, call `run`, and return,
-    per model, the conversations whose row was written again (the marker gone);
-    the marked rows get their value back."""
+def rebuilt_conversations(
+    warehouse, run, models=CONVERSATION_MODELS, grain: str = "conversation_id"
+) -> dict[str, set]:
+    """Mark every row of `models`, call `run`, and return, per model, the
+    values of `grain` (its conversations, or the days of a day partial) whose
+    rows were written again (the marker gone); the marked rows get their
+    value back, and none may stay marked."""
     for table, (key, column, marker) in models.items():
         backup = table.replace(".", "_") + "_backup"
         warehouse.query(f"create or replace table main.{backup} as select {', '.join(key)}, {column} from {table}")
@@ -249,15 +285,16 @@ def rebuilt_conversations(warehouse, run, models=CONVERSATION_MODELS) -> dict[st
         backup = table.replace(".", "_") + "_backup"
         rebuilt[table] = {
             row[0] for row in warehouse.query(
-                f"select conversation_id from {table} where {column} is distinct from ?", [marker]
+                f"select distinct {grain} from {table} where {column} is distinct from ?", [marker]
             )
         }
-        same_key = " and ".join(f"{table}.{name} = main.{backup}.{name}" for name in key)
+        same_key = " and ".join(f"{table}.{name} is not distinct from main.{backup}.{name}" for name in key)
         warehouse.query(
             f"update {table} set {column} = main.{backup}.{column} from main.{backup} "
             f"where {same_key} and {table}.{column} = ?",
             [marker],
         )
+        assert not warehouse.query(f"select 1 from {table} where {column} = ?", [marker]), table
         warehouse.query(f"drop table main.{backup}")
     return rebuilt
 
@@ -519,3 +556,217 @@ def test_the_funnel_chain_rewrites_only_the_conversations_it_touches(generated, 
     incremental = {table: warehouse.table_hash(table) for table in FUNNEL_CHAIN}
     warehouse.dbt(*select, "--full-refresh")
     assert {table: warehouse.table_hash(table) for table in FUNNEL_CHAIN} == incremental
+
+
+# day partials: a model whose rows are a day's partial sums -> (its key, a
+# column to mark rows with, the marker); replaced day by day
+MARKED_PARTIALS = {
+    "intermediate.int_ab_test_conversations_measured": (["test_name", "conversation_id"], "channel", MARKER),
+    "intermediate.int_ab_test_variant_days_counted": (
+        ["conversation_date", "test_name", "variant", "segment_type", "segment_value"], "exposed_conversations", -1,
+    ),
+    "intermediate.int_path_transition_days_counted": (
+        ["conversation_date", "depth", "from_step", "to_step"], "conversations", -1,
+    ),
+    "intermediate.int_path_days_counted": (["conversation_date", "is_successful", "path"], "conversations", -1),
+    "intermediate.int_divergence_population_days_counted": (
+        ["conversation_date", "comparison", "segment_type", "segment_value"], "successful_conversations", -1,
+    ),
+    "intermediate.int_divergence_step_days_counted": (
+        ["conversation_date", "comparison", "segment_type", "segment_value", "scope", "depth", "step"],
+        "successful_with_step", -1,
+    ),
+}
+# the partials the classifier's output reaches -> the outputs they read
+# (table, column holding when a row was written): quality scores read stages
+# and sentiment, divergence the stages
+STAGES = ("classification.stage_classifications", "classified_at")
+SENTIMENT = ("classification.message_sentiment", "scored_at")
+CLASSIFIED_PARTIALS = {
+    "intermediate.int_ab_test_conversations_measured": (STAGES, SENTIMENT),
+    "intermediate.int_ab_test_variant_days_counted": (STAGES, SENTIMENT),
+    "intermediate.int_divergence_population_days_counted": (STAGES,),
+    "intermediate.int_divergence_step_days_counted": (STAGES,),
+}
+
+
+def rebuilt_days(warehouse, run) -> dict[str, set]:
+    """rebuilt_conversations() of the day partials: the days rewritten."""
+    return rebuilt_conversations(warehouse, run, MARKED_PARTIALS, grain="conversation_date")
+
+
+def touched_days(warehouse, conversations: set[str]) -> set:
+    """The days a run must rewrite for `conversations`: every date of their
+    events (their day before a late event moved it too) and their day now."""
+    if not conversations:
+        return set()
+    placeholders = ", ".join("?" for _ in conversations)
+    return {
+        row[0] for row in warehouse.query(
+            f"select cast(event_at as date) from staging.stg_events where conversation_id in ({placeholders}) "
+            f"union select conversation_date from intermediate.int_conversations_summarized "
+            f"where conversation_id in ({placeholders})",
+            [*conversations, *conversations],
+        )
+    }
+
+
+def classifier_positions(warehouse) -> dict[str, object]:
+    """Per classifier-fed partial, the classifier output position its newest
+    build recorded (audit.incremental_builds.classified_through)."""
+    return {
+        table: warehouse.scalar(
+            "select classified_through from audit.incremental_builds where model_name = ? "
+            "order by recorded_at desc limit 1",
+            [table.split(".")[1]],
+        )
+        for table in CLASSIFIED_PARTIALS
+    }
+
+
+def classified_since(warehouse, positions: dict[str, object]) -> dict[str, set[str]]:
+    """Per classifier-fed partial, the conversations with an output it reads
+    written after `positions` (classifier_positions() before a run): what
+    touches it besides new events and the clock, including what the
+    classifier (a step of the same dbt run) wrote in that run."""
+    return {
+        table: {
+            row[0]
+            for output, written_at in outputs
+            for row in warehouse.query(
+                f"select distinct conversation_id from {output} where {written_at} > ?", [positions[table]]
+            )
+        }
+        for table, outputs in CLASSIFIED_PARTIALS.items()
+    }
+
+
+def test_day_partials_rewrite_only_the_days_they_touch(generated, make_warehouse):
+    """The partials the experiments and patterns marts sum are replaced day
+    by day: new events of an exposed conversation, and a late event that
+    moves another one to the day before, rewrite exactly the days of those
+    conversations (the moved one's old and new day); a batch that only moves
+    the clock rewrites the days of the conversations it carries across the
+    abandonment window; a stage the classifier takes back rewrites that
+    conversation's days in the partials the classifier feeds, and none in the
+    others. Besides, the classifier-fed partials rewrite the days of what the
+    classifier (a step of the same dbt run) wrote in the run
+    (classified_since). The partials and the marts summed from them then
+    equal a full refresh."""
+    warehouse = loaded_warehouse(make_warehouse, "day-partials", generated)
+    select = (
+        "run", "--select",
+        "+int_ab_test_variant_days_counted +int_path_transition_days_counted +int_path_days_counted"
+        " +int_divergence_population_days_counted +int_divergence_step_days_counted",
+    )
+    marts = (
+        "run", "--select",
+        "int_ab_test_variant_days_counted+ int_path_transition_days_counted+ int_path_days_counted+"
+        " int_divergence_population_days_counted+ int_divergence_step_days_counted+",
+    )
+    warehouse.dbt(*select)
+    clock = warehouse.scalar("select max(event_at) from staging.stg_events")
+
+    def write_events(name: str, events: list[tuple[str, str, datetime]]) -> None:
+        folder = warehouse.landing / name
+        folder.mkdir()
+        (folder / f"{name}.jsonl").write_text("\n".join(
+            json.dumps({"event_id": f"{name}-{n}", "conversation_id": conversation_id, "event_type": event_type,
+                        "timestamp": at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "properties": {"content": "hello?"}})
+            for n, (conversation_id, event_type, at) in enumerate(events)
+        ) + "\n")
+
+    def days_present(table: str) -> set:
+        return {row[0] for row in warehouse.query(f"select distinct conversation_date from {table}")}
+
+    # Two exposed conversations that ended a day or more before the clock,
+    # on two different days: the first gets a message after its last event,
+    # the second one a day before its first, which moves it a day back.
+    exposed = warehouse.query(
+        "select conversations.conversation_id, conversations.first_event_at, conversations.last_event_at, "
+        "conversations.conversation_date "
+        "from intermediate.int_conversations_summarized as conversations "
+        "inner join intermediate.int_ab_test_exposures_checked as exposures "
+        "on conversations.conversation_id = exposures.conversation_id "
+        "where exposures.variant_count = 1 and conversations.last_event_at < ? "
+        "and cast(conversations.first_event_at as date) = cast(conversations.last_event_at as date) "
+        "order by conversations.conversation_date desc, conversations.conversation_id",
+        [clock - timedelta(days=1)],
+    )
+    first = exposed[0]
+    moved = next(row for row in exposed if row[3] < first[3])
+    write_events("touch", [
+        (first[0], "user_message", first[2] + timedelta(seconds=1)),
+        (moved[0], "user_message", moved[1] - timedelta(days=1)),
+    ])
+    warehouse.load()
+    positions = classifier_positions(warehouse)
+    rebuilt = rebuilt_days(warehouse, lambda: warehouse.dbt(*select))
+    classified = classified_since(warehouse, positions)
+    old_day, new_day = moved[3], moved[3] - timedelta(days=1)
+    assert warehouse.scalar(
+        "select conversation_date from intermediate.int_conversations_summarized where conversation_id = ?",
+        [moved[0]],
+    ) == new_day
+    touched = {first[0], moved[0]}
+    days = touched_days(warehouse, touched)
+    assert {first[3], old_day, new_day} <= days
+    for table in MARKED_PARTIALS:
+        expected = touched_days(warehouse, touched | classified.get(table, set()))
+        assert rebuilt[table] == expected & days_present(table), table
+    assert {old_day, new_day} <= rebuilt["intermediate.int_ab_test_variant_days_counted"]
+    # the moved conversation's old day lost it and its new day has it
+    assert warehouse.scalar(
+        "select conversation_date from intermediate.int_ab_test_conversations_measured where conversation_id = ?",
+        [moved[0]],
+    ) == new_day
+
+    # Only the clock moves: the days of the conversations it carries across
+    # the abandonment window (and of the new one) are rewritten.
+    write_events("tick", [("tick-3", "conversation_started", clock + timedelta(minutes=31))])
+    warehouse.load()
+    crossing = {
+        row[0] for row in warehouse.query(
+            "select conversation_id from intermediate.int_conversations_summarized "
+            "where last_event_at >= ? and last_event_at <= ?",
+            [clock - timedelta(minutes=30), clock + timedelta(minutes=1)],
+        )
+    }
+    assert crossing
+    positions = classifier_positions(warehouse)
+    rebuilt = rebuilt_days(warehouse, lambda: warehouse.dbt(*select))
+    classified = classified_since(warehouse, positions)
+    for table in MARKED_PARTIALS:
+        expected = touched_days(warehouse, crossing | {"tick-3"} | classified.get(table, set()))
+        assert rebuilt[table] == expected & days_present(table), table
+
+    # The classifier (run by every build above) takes back a stage without
+    # any new event.
+    taken_back, funnel, stage = warehouse.query(
+        "select conversation_id, funnel_name, stage from intermediate.int_conversation_stages_combined "
+        "where source = 'rules' order by conversation_id, stage limit 1"
+    )[0]
+    warehouse.query(
+        "update classification.stage_classifications set reached = false, classified_at = current_timestamp "
+        "where conversation_id = ? and funnel_name = ? and stage = ?",
+        [taken_back, funnel, stage],
+    )
+    positions = classifier_positions(warehouse)
+    rebuilt = rebuilt_days(warehouse, lambda: warehouse.dbt(*select))
+    classified = classified_since(warehouse, positions)
+    assert all(taken_back in conversations for conversations in classified.values())
+    for table in MARKED_PARTIALS:
+        expected = touched_days(warehouse, classified[table]) if table in CLASSIFIED_PARTIALS else set()
+        assert rebuilt[table] == expected & days_present(table), table
+    assert touched_days(warehouse, {taken_back}) & days_present("intermediate.int_divergence_step_days_counted") <= (
+        rebuilt["intermediate.int_divergence_step_days_counted"]
+    )
+
+    warehouse.dbt(*marts)
+    tables = [*MARKED_PARTIALS, "marts.ab_test_results", "marts.ab_test_metrics", "marts.ab_test_health",
+              "marts.path_transitions", "marts.top_paths", "marts.path_divergence"]
+    incremental = {table: warehouse.table_hash(table) for table in tables}
+    warehouse.dbt(*select, "--full-refresh")
+    warehouse.dbt(*marts)
+    full = {table: warehouse.table_hash(table) for table in tables}
+    assert full == incremental, sorted(table for table in full if full[table] != incremental[table])

@@ -52,6 +52,9 @@ def _run_env(root: Path) -> dict[str, str]:
         "CONVO_DUCKDB_PATH": str(root / "warehouse.duckdb"),
         "CONVO_LANDING_DIR": str(root / "landing"),
         "CONVO_SERVING_DIR": str(root / "serving"),
+        # The larger marts (messages, stages, conversations, hourly metrics) served from Parquet behind
+        # views, as a real warehouse's are: the pages must read them that way.
+        "CONVO_SERVING_PARQUET_ROWS": "1000",
         "DBT_TARGET_PATH": str(root / "target"),
         "DBT_LOG_PATH": str(root / "dbt-logs"),
         "DBT_PROFILES_DIR": str(REPO_ROOT),
@@ -186,6 +189,16 @@ def _expected_funnel(warehouse, funnel: str, scope: Scope) -> dict:
 # ---------------------------------------------------------------------------
 # The pages' data functions equal the marts
 # ---------------------------------------------------------------------------
+
+
+def test_the_large_marts_are_read_through_views_over_parquet(demo, snapshot_con):
+    """The pages below read these marts from the snapshot's Parquet files (CONVO_SERVING_PARQUET_ROWS)."""
+    _con, snapshot = snapshot_con
+    storage = {table: snapshot.tables[table]["storage"] for table in (
+        "marts.fct_conversations", "marts.fct_messages", "marts.metrics_hourly", "marts.funnel_dropoffs",
+    )}
+    assert set(storage.values()) == {"parquet"}
+    assert snapshot.tables["marts.fct_conversations"]["partition_by"] == "conversation_date"
 
 
 def test_overview_numbers_equal_the_marts_for_the_default_and_a_chosen_scope(demo, snapshot_con):

@@ -26,7 +26,11 @@ END_DATE = "2024-05-10"
 DAYS = 4
 CONVERSATIONS = 1200
 SEED = 23
-PATTERNS_SELECT = "+path_divergence +top_paths +path_transitions +metrics_by_dimension +objection_outcomes"
+# ab_test_exposures and fct_conversation_stages: the divergence re-count reads the published marts
+PATTERNS_SELECT = (
+    "+path_divergence +top_paths +path_transitions +metrics_by_dimension +objection_outcomes"
+    " +ab_test_exposures +fct_conversation_stages"
+)
 PLANTED_STEP = f"tool_called:{planted.PLANTED_TOOL}"
 
 

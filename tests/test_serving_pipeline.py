@@ -2,8 +2,9 @@
 
 A module fixture builds a warehouse with one run (which publishes the first
 snapshot). Then, while a SQLAlchemy reader in another process holds the
-snapshot open and queries `marts.metrics_daily` in a loop (and a second loop
-reconnects through `current` every time), two more runs execute: one with new
+snapshot open and queries `marts.metrics_daily` (served from day-partitioned
+Parquet behind a view) in a loop (and a second loop reconnects through
+`current` every time), two more runs execute: one with new
 files (a new version) and one without (no new version). Every query must
 succeed without waiting and both runs must succeed. Then a run failing half-way
 (an invalid stage rules file) must leave the snapshot untouched, and `dbt docs generate` must
@@ -22,13 +23,14 @@ from pathlib import Path
 
 import pytest
 
-from convo_warehouse.lib import serving
+from convo_warehouse.lib import file_modes, serving
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT_SECONDS = 1200
 # A query that waited on a lock would fail or stall; on a busy 2-core machine
 # a plain count over a small snapshot stays far below this.
 MAX_QUERY_SECONDS = 2.0
+PARQUET_ROWS = 50
 
 READER = textwrap.dedent(
     """
@@ -71,6 +73,9 @@ def _env(root: Path) -> dict[str, str]:
         "CONVO_DUCKDB_PATH": str(root / "warehouse.duckdb"),
         "CONVO_LANDING_DIR": str(root / "landing"),
         "CONVO_SERVING_DIR": str(root / "serving"),
+        # Low enough that the larger marts (metrics_daily among them) are served from day-partitioned
+        # Parquet behind views, as a real warehouse's are.
+        "CONVO_SERVING_PARQUET_ROWS": str(PARQUET_ROWS),
         "DBT_TARGET_PATH": str(root / "target"),
         "DBT_LOG_PATH": str(root / "dbt-logs"),
         "DBT_PROFILES_DIR": str(REPO_ROOT),
@@ -115,6 +120,9 @@ def test_reader_holding_the_snapshot_never_waits_while_two_runs_execute(root, tm
     serving_dir = root / "serving"
     first = serving.current_snapshot(serving_dir)
     assert first.manifest["tests"]["status"] in ("passed", "passed_with_warnings")
+    # The reader queries a view over the version's day-partitioned Parquet files.
+    assert first.tables["marts.metrics_daily"]["storage"] == "parquet"
+    assert first.tables["marts.metrics_daily"]["partition_by"] == "metric_date"
     stop, out = tmp_path / "stop", tmp_path / "reader.json"
     reader = subprocess.Popen(
         [sys.executable, "-c", READER, str(serving_dir / "current" / "warehouse.duckdb"), str(stop), str(out)],
@@ -142,6 +150,14 @@ def test_reader_holding_the_snapshot_never_waits_while_two_runs_execute(root, tm
     second = serving.current_snapshot(serving_dir)
     assert second.version == versions[1]
     assert second.tables["marts.fct_conversations"]["rows"] > first.tables["marts.fct_conversations"]["rows"]
+    # The publish learnt what changed from audit.partitions_rewritten, which the replace_touched
+    # builds write, instead of hashing every table; what did not change is linked, not written again.
+    conversations = second.manifest["changes"]["tables"]["marts.fct_conversations"]
+    assert conversations["known_from"].startswith("audit.partitions_rewritten after"), conversations
+    assert second.manifest["changes"]["files"]["linked"] > 0
+    # Every file of both versions (written, linked, the DuckDB file) has CONVO_FILE_MODE's mode.
+    modes = {oct(path.stat().st_mode & 0o777) for path in (serving_dir / "versions").rglob("*") if path.is_file()}
+    assert modes == {oct(file_modes.file_mode(_env(root)))}
 
     results = json.loads(out.read_text())
     held, fresh = results["held"], results["fresh"]
@@ -150,9 +166,10 @@ def test_reader_holding_the_snapshot_never_waits_while_two_runs_execute(root, tm
     assert failures == []
     slowest = max(result["seconds"] for result in held + fresh)
     assert slowest < MAX_QUERY_SECONDS, f"a query took {slowest:.2f} s"
-    # The held connection kept its consistent old view the whole time...
+    # The held connection kept its consistent old view the whole time (a sum of doubles read from
+    # several Parquet files in parallel may differ in its last bits from one query to the next)...
     first_rows = first.tables["marts.metrics_daily"]["rows"]
-    assert {(result["rows"], result["sum"]) for result in held} == {(held[0]["rows"], held[0]["sum"])}
+    assert {(result["rows"], round(result["sum"], 6)) for result in held} == {(held[0]["rows"], round(held[0]["sum"], 6))}
     assert held[0]["rows"] == first_rows
     # ...while reconnecting through `current` moved from the first version to the second.
     assert fresh[0]["rows"] == first_rows

@@ -22,7 +22,9 @@
     left, each rounded to 18 decimal places, as decimal(38, 18). Decimal
     sums are exact, so summing stored parts again gives the parts of the
     whole, and exact_sum_of_parts() of those is the double exact_sum() gives
-    over every row, to the last bit. -#}
+    over every row, to the last bit. A partial that a variance is computed
+    from keeps exact_moments.sql's parts instead (the squares do not fit
+    these decimals). -#}
 {% macro exact_sum_whole(expression) -%}
     sum(cast(round({{ expression }}, 0) as decimal(38, 0)))
 {%- endmacro %}

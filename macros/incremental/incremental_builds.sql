@@ -90,18 +90,20 @@
         '(select max(clock.event_at) from ' ~ graph_relation('model.convo_warehouse.stg_events') ~ ' as clock)'
             if kind != 'load' else 'cast(null as ' ~ dbt.type_timestamp() ~ ')',
     ] -%}
-    {#- only the outputs this model reads (those upstream of it read a
-        subset): an output nothing upstream reads may not exist yet -#}
-    {%- set outputs = classifier_outputs_read() if 'classifier_output' in touched_by else [] -%}
-    {%- for name, written_at in outputs -%}
+    {#- only the outputs this model reads (so those of every model upstream
+        too): another one may not be built yet (dbt run --select) -#}
+    {%- set read = classifier_outputs_read() | map(attribute=0) | list -%}
+    {%- for name, written_at in classifier_outputs() -%}
         {%- do selects.append(
             '(select max(output.' ~ written_at ~ ') from '
             ~ graph_relation('model.convo_warehouse.' ~ name) ~ ' as output)'
+            if 'classifier_output' in touched_by and name in read
+            else 'cast(null as ' ~ dbt.type_timestamp() ~ ')'
         ) -%}
     {%- endfor -%}
     {%- set row = run_query('select ' ~ selects | join(', ')).rows[0] -%}
     {%- set written = {} -%}
-    {%- for name, written_at in outputs -%}
+    {%- for name, written_at in classifier_outputs() -%}
         {%- do written.update({name: row[2 + loop.index0]}) -%}
     {%- endfor -%}
     {%- set uses_clock = 'abandonment_clock' in touched_by or 'conversion_window' in touched_by -%}
@@ -131,11 +133,10 @@
 {%- endmacro %}
 
 {#- The newest write time among the classifier outputs `read` (pairs of
-    classifier_outputs()), from `written` (name -> its newest write time; a
-    name missing there was not read). -#}
+    classifier_outputs()), from `written` (name -> its newest write time). -#}
 {% macro newest_written(written, read) -%}
     {%- set times = [] -%}
-    {%- for name, written_at in read if written.get(name) is not none -%}
+    {%- for name, written_at in read if written[name] is not none -%}
         {%- do times.append(written[name]) -%}
     {%- endfor -%}
     {{ return(times | max if times else none) }}

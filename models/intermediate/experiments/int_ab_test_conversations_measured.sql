@@ -1,4 +1,24 @@
+{#- One row per test x exposed conversation: what the experiment marts
+    measure of it, and its conversation_date, the day whose partial
+    (int_ab_test_variant_days_counted) it counts in. Replaced day by day:
+    quality_score compares a conversation with its agent's other
+    conversations of the same day, so a run recomputes every day holding a
+    conversation it touched (new events, the clock, the classifier). -#}
+
 with
+
+conversations as (
+    select
+        conversation_id,
+        conversation_date,
+        channel,
+        was_completed,
+        had_handoff,
+        satisfaction_score,
+        first_response_ms
+    from {{ ref('int_conversations_summarized') }}
+    where {{ touched('conversation_date', 'day') }}
+),
 
 exposures as (
     select
@@ -9,6 +29,7 @@ exposures as (
         variant_count,
         assignment_ok
     from {{ ref('int_ab_test_exposures_checked') }}
+    where conversation_id in (select conversations.conversation_id from conversations)
 ),
 
 conversion_events as (
@@ -16,18 +37,10 @@ conversion_events as (
         conversation_id,
         event_at
     from {{ ref('stg_events') }}
-    where event_type = 'conversion' and is_known_type
-),
-
-conversations as (
-    select
-        conversation_id,
-        channel,
-        was_completed,
-        had_handoff,
-        satisfaction_score,
-        first_response_ms
-    from {{ ref('int_conversations_summarized') }}
+    where
+        event_type = 'conversion'
+        and is_known_type
+        and conversation_id in (select exposures.conversation_id from exposures)
 ),
 
 quality as (
@@ -35,6 +48,7 @@ quality as (
         conversation_id,
         quality_score
     from {{ ref('int_conversation_quality_scored') }}
+    where {{ touched('conversation_date', 'day') }}
 ),
 
 -- a conversion at or after the first exposure exists iff the last one is
@@ -46,10 +60,13 @@ last_conversions as (
     group by conversion_events.conversation_id
 ),
 
+-- an exposure is a known event of its conversation, so the conversation
+-- always has its summary row (the inner join loses nothing)
 exposures_measured as (
     select
         exposures.test_name,
         exposures.conversation_id,
+        conversations.conversation_date,
         exposures.variant,
         exposures.first_exposed_at,
         exposures.variant_count,
@@ -66,7 +83,7 @@ exposures_measured as (
         conversations.first_response_ms,
         quality.quality_score
     from exposures
-    left join conversations
+    inner join conversations
         on exposures.conversation_id = conversations.conversation_id
     left join last_conversions
         on exposures.conversation_id = last_conversions.conversation_id

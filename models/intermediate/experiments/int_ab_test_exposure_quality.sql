@@ -1,43 +1,31 @@
+-- the sum over days and variants of int_ab_test_variant_days_counted
 with
 
-exposures as (
+variant_days as (
     select
         test_name,
-        channel,
-        is_contaminated,
-        assignment_ok
-    from {{ ref('int_ab_test_conversations_measured') }}
-),
-
-exposures_segmented as (
-    select
-        exposures.*,
-        'all' as segment_type,
-        'all' as segment_value
-    from exposures
-    union all
-    select
-        exposures.*,
-        'channel' as segment_type,
-        exposures.channel as segment_value
-    from exposures
+        segment_type,
+        segment_value,
+        exposed_conversations,
+        contaminated_conversations,
+        assignment_mismatches
+    from {{ ref('int_ab_test_variant_days_counted') }}
 ),
 
 exposure_quality as (
     select
-        exposures_segmented.test_name,
-        exposures_segmented.segment_type,
-        exposures_segmented.segment_value,
-        count(*) as exposed_conversations,
-        count(case when exposures_segmented.is_contaminated then 1 end) as contaminated_conversations,
-        count(
-            case when not exposures_segmented.assignment_ok then 1 end
-        ) as assignment_mismatches
-    from exposures_segmented
+        variant_days.test_name,
+        variant_days.segment_type,
+        variant_days.segment_value,
+        cast(sum(variant_days.exposed_conversations) as {{ dbt.type_bigint() }}) as exposed_conversations,
+        cast(sum(variant_days.contaminated_conversations) as {{ dbt.type_bigint() }})
+            as contaminated_conversations,
+        cast(sum(variant_days.assignment_mismatches) as {{ dbt.type_bigint() }}) as assignment_mismatches
+    from variant_days
     group by
-        exposures_segmented.test_name,
-        exposures_segmented.segment_type,
-        exposures_segmented.segment_value
+        variant_days.test_name,
+        variant_days.segment_type,
+        variant_days.segment_value
 )
 
 select * from exposure_quality

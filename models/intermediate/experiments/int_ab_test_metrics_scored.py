@@ -2,11 +2,15 @@
 
 Rates by the pooled z-test, means by Welch's t-test, Holm's adjustment over
 each test's non-guardrail metrics x non-control variants; see
-``convo_warehouse.lib.experiments.score_metrics``. A Python model for scipy's
+``convo_warehouse.lib.experiments.score_metrics``. The means and sample
+variances are computed here, exactly, from the exact sums
+int_ab_test_variants_aggregated adds up over days
+(``convo_warehouse.lib.exact_moments``). A Python model for scipy's
 distributions; the public mart ``ab_test_metrics`` selects from it under a
 contract.
 """
 
+from convo_warehouse.lib import exact_moments
 from convo_warehouse.lib import experiments as ex
 
 SCHEMA = {
@@ -40,5 +44,11 @@ def model(dbt, session):
     variants = variants.astype(object).where(variants.notna(), None)
     rows = []
     for _, test_variants in variants.groupby("test_name", sort=True):
-        rows.extend(ex.score_metrics(test_variants.to_dict("records")))
+        records = test_variants.to_dict("records")
+        for record in records:
+            for prefix in ex.MEAN_METRIC_PREFIXES.values():
+                _, record[f"{prefix}_mean"], record[f"{prefix}_variance"] = exact_moments.mean_and_variance(
+                    record, prefix
+                )
+        rows.extend(ex.score_metrics(records))
     return ex.records_to_frame(rows, SCHEMA)

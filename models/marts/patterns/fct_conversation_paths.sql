@@ -1,93 +1,23 @@
-{#- The population of every patterns mart: conversations in scope (all
-    environments, or without `development` when the var
-    exclude_development_traffic is true: macro patterns_in_scope),
-    with their outcome, whether they succeeded, and their path.
-    Incremental, replaced conversation by conversation: a run deletes and
-    rewrites the rows of the conversations conversations_to_refresh_cte()
-    selects (newly loaded events: new steps; or carried across the
-    abandonment window by the moved clock: a new outcome), the same set
-    fct_conversations recomputed; so with exclude_development_traffic true a
-    conversation that a late setup event turns into `development` loses its
-    row. A changed path_cleaning seed or exclude_development_traffic
-    rebuilds every row (the watermark's fingerprint). -#}
-
--- depends_on: {{ ref('stg_events') }}
--- depends_on: {{ ref('path_cleaning') }}
-
+{#- Publishes int_conversation_paths_assembled under the enforced contract;
+    the scope and the rule of success live there. Replaced conversation by
+    conversation like it. -#}
 with
 
-conversations as (
+paths as (
     select
         conversation_id,
         conversation_date,
         channel,
         environment,
         outcome,
-        started
-    from {{ ref('fct_conversations') }}
+        started,
+        is_successful,
+        path,
+        path_length,
+        first_step,
+        outcome_step
+    from {{ ref('int_conversation_paths_assembled') }}
     where {{ touched('conversation_id') }}
-),
-
-conversations_in_scope as (
-    select conversations.*
-    from conversations
-    where {{ patterns_in_scope('conversations.environment') }}
-),
-
-steps as (
-    select
-        conversation_id,
-        step_number,
-        step
-    from {{ ref('int_conversation_steps_cleaned') }}
-    where {{ touched('conversation_id') }}
-),
-
-paths_aggregated as (
-    select
-        steps.conversation_id,
-        {{ string_agg_ordered('steps.step', "' > '", 'steps.step_number') }} as steps_path,
-        count(*) as steps_before_outcome,
-        {{ first_value_by('steps.step', 'steps.step_number') }} as first_step
-    from steps
-    group by steps.conversation_id
-),
-
-paths_ended as (
-    select
-        conversations_in_scope.conversation_id,
-        conversations_in_scope.conversation_date,
-        conversations_in_scope.channel,
-        conversations_in_scope.environment,
-        conversations_in_scope.outcome,
-        conversations_in_scope.started,
-        -- success: converted, or completed without a handoff (outcome
-        -- `completed` already means no handoff and no conversion)
-        conversations_in_scope.outcome in ('converted', 'completed') as is_successful,
-        'outcome:' || conversations_in_scope.outcome as outcome_step,
-        coalesce(paths_aggregated.steps_before_outcome, 0) as steps_before_outcome,
-        coalesce(paths_aggregated.first_step, 'outcome:' || conversations_in_scope.outcome) as first_step,
-        coalesce(paths_aggregated.steps_path || ' > ', '') || 'outcome:' || conversations_in_scope.outcome
-            as path  -- noqa: RF04
-    from conversations_in_scope
-    left join paths_aggregated
-        on conversations_in_scope.conversation_id = paths_aggregated.conversation_id
-),
-
-final as (
-    select
-        cast(paths_ended.conversation_id as {{ dbt.type_string() }}) as conversation_id,
-        cast(paths_ended.conversation_date as {{ type_date() }}) as conversation_date,
-        cast(paths_ended.channel as {{ dbt.type_string() }}) as channel,
-        cast(paths_ended.environment as {{ dbt.type_string() }}) as environment,
-        cast(paths_ended.outcome as {{ dbt.type_string() }}) as outcome,
-        cast(paths_ended.started as {{ dbt.type_boolean() }}) as started,
-        cast(paths_ended.is_successful as {{ dbt.type_boolean() }}) as is_successful,
-        cast(paths_ended.path as {{ dbt.type_string() }}) as path,  -- noqa: RF04
-        cast(paths_ended.steps_before_outcome + 1 as {{ dbt.type_int() }}) as path_length,
-        cast(paths_ended.first_step as {{ dbt.type_string() }}) as first_step,
-        cast(paths_ended.outcome_step as {{ dbt.type_string() }}) as outcome_step
-    from paths_ended
 )
 
-select * from final
+select * from paths

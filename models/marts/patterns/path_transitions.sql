@@ -1,49 +1,31 @@
 -- Sankey-ready: every step-to-next-step move, the last step of each path
--- leading to its outcome node. The moves come with the steps
--- (int_conversation_steps_cleaned.next_step, kept up to date conversation by
--- conversation), so this is one join and one count over them.
+-- leading to its outcome node; the sum over days of the day partials
+-- (int_path_transition_days_counted), which a run rewrites for the days it
+-- touched.
 with
 
-paths as (
+transition_days as (
     select
-        conversation_id,
-        is_successful,
-        outcome_step
-    from {{ ref('fct_conversation_paths') }}
-),
-
-steps as (
-    select
-        conversation_id,
-        step_number,
-        step,
-        next_step
-    from {{ ref('int_conversation_steps_cleaned') }}
-),
-
-moves as (
-    select
-        steps.step_number as depth,  -- noqa: RF04
-        steps.step as from_step,
-        coalesce(steps.next_step, paths.outcome_step) as to_step,
-        paths.is_successful
-    from steps
-    inner join paths
-        on steps.conversation_id = paths.conversation_id
+        depth,
+        from_step,
+        to_step,
+        conversations,
+        successful_conversations
+    from {{ ref('int_path_transition_days_counted') }}
 ),
 
 transitions_counted as (
     select
-        moves.depth,
-        moves.from_step,
-        moves.to_step,
-        count(*) as conversations,
-        sum(case when moves.is_successful then 1 else 0 end) as successful_conversations
-    from moves
+        transition_days.depth,
+        transition_days.from_step,
+        transition_days.to_step,
+        sum(transition_days.conversations) as conversations,
+        sum(transition_days.successful_conversations) as successful_conversations
+    from transition_days
     group by
-        moves.depth,
-        moves.from_step,
-        moves.to_step
+        transition_days.depth,
+        transition_days.from_step,
+        transition_days.to_step
 ),
 
 final as (

@@ -1,27 +1,29 @@
 -- Most common paths, ranked separately among successful and failed
 -- conversations (failed: every finished conversation that did not succeed;
--- in_progress conversations are left out).
+-- in_progress conversations are left out): the sum over days of the day
+-- partials (int_path_days_counted), which a run rewrites for the days it
+-- touched.
 with
 
-paths as (
+path_days as (
     select
+        is_successful,
         path,
         path_length,
-        is_successful
-    from {{ ref('fct_conversation_paths') }}
-    where outcome != 'in_progress'
+        conversations
+    from {{ ref('int_path_days_counted') }}
 ),
 
 paths_counted as (
     select
-        paths.path,
-        paths.is_successful,
-        min(paths.path_length) as path_length,
-        count(*) as conversations
-    from paths
+        path_days.path,
+        path_days.is_successful,
+        min(path_days.path_length) as path_length,
+        sum(path_days.conversations) as conversations
+    from path_days
     group by
-        paths.path,
-        paths.is_successful
+        path_days.path,
+        path_days.is_successful
 ),
 
 paths_ranked as (

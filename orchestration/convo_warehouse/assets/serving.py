@@ -3,8 +3,8 @@
 Downstream of every mart, the reconciliation and the quarantine, so it runs
 last, and only when they were all built in this run and their blocking checks
 (dbt tests, GX suites) passed: a failed run publishes nothing and the previous
-snapshot stays current. The copy, the atomic switch and pruning are in
-``lib/serving.py``.
+snapshot stays current. What is written and what is linked from the previous
+version, the atomic switch and pruning are in ``lib/serving.py``.
 """
 
 
@@ -69,10 +69,11 @@ def run_test_status(context: dg.AssetExecutionContext) -> dict:
     group_name="serving",
     pool=WRITER_POOL,
     description=(
-        "The published read-only snapshot: every mart (plus reconciliation and quarantine reasons) "
-        "copied to a new versioned DuckDB file and one Parquet file per table, with a manifest, then "
-        "switched atomically (CONVO_SERVING_DIR/current). Dashboards, BI tools and "
-        "`convo-warehouse export` read it, never the warehouse."
+        "The published read-only snapshot: every mart (plus reconciliation and quarantine reasons) in a "
+        "new version folder: Parquet partitioned by day (large tables read through views over it, small "
+        "ones held in its DuckDB file), files that did not change hard-linked from the previous version, "
+        "a manifest of what changed; then switched atomically (CONVO_SERVING_DIR/current). Dashboards, "
+        "BI tools and `convo-warehouse export` read it, never the warehouse."
     ),
 )
 def snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
@@ -92,10 +93,21 @@ def snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
             progress=context.log.debug,
         )
     published = result.snapshot
+    changes = published.manifest.get("changes", {})
+    changed = sorted(
+        table for table, change in changes.get("tables", {}).items() if change["change"] != "reused"
+    )
+    files = changes.get("files", {})
     if result.created:
-        context.log.info(f"published snapshot {published.version} to {serving_dir}")
+        context.log.info(
+            f"published snapshot {published.version} to {serving_dir}: {len(changed)} table(s) changed; "
+            f"{files.get('written', 0)} file(s) written, {files.get('linked', 0)} linked, "
+            f"{files.get('copied', 0)} copied"
+        )
     else:
         context.log.info(f"data unchanged: snapshot {published.version} stays current")
+    if result.held:
+        context.log.info(f"kept old version(s) a reader still has open: {', '.join(result.held)}")
     return dg.MaterializeResult(
         metadata={
             "version": published.version,
@@ -105,6 +117,10 @@ def snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
             "newest_event_at": published.manifest["newest_event_at"] or "none",
             "tables": len(published.tables),
             "rows": sum(table["rows"] for table in published.tables.values()),
+            "tables_changed": ", ".join(changed) or "none",
+            "files_written": files.get("written", 0),
+            "files_linked": files.get("linked", 0) + files.get("copied", 0),
             "pruned_versions": ", ".join(result.pruned) or "none",
+            "held_versions": ", ".join(result.held) or "none",
         }
     )

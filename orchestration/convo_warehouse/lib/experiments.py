@@ -422,6 +422,15 @@ METRICS: dict[str, tuple[str, str, bool]] = {
 }
 
 
+#: The mean metrics and the prefix of their columns in a variant's row
+#: (``<prefix>_n``, ``<prefix>_mean``, ``<prefix>_variance``).
+MEAN_METRIC_PREFIXES: dict[str, str] = {
+    "satisfaction_score": "satisfaction",
+    "quality_score": "quality",
+    "first_response_ms": "first_response",
+}
+
+
 def _metric_summary(variant: dict, metric: str) -> dict:
     """n and value (plus successes or variance) of one metric of one variant."""
     sessions = int(variant["sessions"])
@@ -431,9 +440,7 @@ def _metric_summary(variant: dict, metric: str) -> dict:
         return {"n": sessions, "x": int(variant["completions"])}
     if metric == "handoff_rate":
         return {"n": sessions, "x": int(variant["handoffs"])}
-    prefix = {"satisfaction_score": "satisfaction", "quality_score": "quality", "first_response_ms": "first_response"}[
-        metric
-    ]
+    prefix = MEAN_METRIC_PREFIXES[metric]
     return {
         "n": int(variant[f"{prefix}_n"]),
         "mean": _none_if_nan(variant[f"{prefix}_mean"]),

@@ -2,25 +2,43 @@
 
 DuckDB allows one writing process or many reading processes, never both, so
 dashboards, BI tools and analysts never open the warehouse the pipeline
-writes. After a successful run the publish step copies the served tables into
-a new *version* folder beside the current one, then switches a pointer::
+writes. After a successful run the publish step writes a new *version* folder
+beside the current one, then switches a pointer::
 
     <serving dir>/                      CONVO_SERVING_DIR, default: next to the warehouse, `serving/`
         current -> versions/<version>   symlink, replaced atomically (rename)
         versions/<version>/
             warehouse.duckdb            every served table, same schema.table names as the warehouse
-            parquet/<schema>.<table>.parquet
-            manifest.json               run id, published_at, newest event, row counts, test status
+            parquet/<schema>.<table>.parquet                    a table without a day column
+            parquet/<schema>.<table>/<day column>=<day>/part0.parquet   a table with one, one folder per day
+            manifest.json               run id, published_at, newest event, tables, what changed
+
+A version costs what changed, not what is stored:
+
+- A table's Parquet is partitioned by day when it has a day column
+  (``DAY_COLUMNS``), else one file.
+- A *large* table (``CONVO_SERVING_PARQUET_ROWS`` rows or more) is served from
+  Parquet: the version's DuckDB file holds a view over its own Parquet files.
+  Small tables are held in the DuckDB file itself, which starts as a copy of
+  the previous version's: only the small tables that changed are copied anew.
+- A file whose content did not change since the previous version is a hard
+  link to the previous version's file (a copy where the file system refuses
+  links, or where the file's mode is not ``CONVO_FILE_MODE``'s: a link shares
+  it), so a new day writes the partitions of that day and links the rest.
+- What changed is read from ``audit.partitions_rewritten`` (the incremental
+  builds record the day partitions they rewrote, ``lib/partition_history.py``)
+  rather than by scanning every table; a table the history cannot answer for
+  is compared by a content hash, partition by partition.
 
 A version folder is written completely (under a hidden ``.partial`` name)
 before it is renamed into place and before the pointer moves, so a reader sees
 the old snapshot or the new one, never half of one. Nothing in a version
-folder changes after it is published. The snapshot holds message text, so its
-files are readable by their owner only (``CONVO_FILE_MODE``, see
-``lib/file_modes.py``). A reader that opened a snapshot keeps
-reading it after the pointer moves (even after its folder is pruned: the
-files stay readable until closed). The newest ``CONVO_SERVING_KEEP`` versions
-(default 5) are kept. Publishing data identical to the current snapshot's
+folder changes after it is published. The snapshot holds message text, so
+its files are readable by their owner only (``CONVO_FILE_MODE``, see ``lib/file_modes.py``). A reader
+that opened a snapshot keeps reading it after the pointer moves: pruning
+keeps the newest ``CONVO_SERVING_KEEP`` versions (default 5) and never
+deletes a version whose DuckDB file a process holds open (its views read that
+version's Parquet files). Publishing data identical to the current snapshot's
 creates nothing.
 
 No Dagster here: the publish asset (``assets/serving.py``) calls ``publish``.
@@ -28,23 +46,29 @@ No Dagster here: the publish asset (``assets/serving.py``) calls ``publish``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime as dt
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+import subprocess
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import duckdb
 
 from convo_warehouse.lib import file_modes
-from convo_warehouse.lib.warehouse import warehouse_path
+from convo_warehouse.lib.partition_history import PartitionHistory, read_partition_history
+from convo_warehouse.lib.partition_history import TABLE as PARTITION_HISTORY_TABLE
+from convo_warehouse.lib.warehouse import lock_holders, warehouse_path
 
 SERVING_DIR_ENV = "CONVO_SERVING_DIR"
 KEEP_ENV = "CONVO_SERVING_KEEP"
 DEFAULT_KEEP = 5
+PARQUET_ROWS_ENV = "CONVO_SERVING_PARQUET_ROWS"
+DEFAULT_PARQUET_ROWS = 100_000
 
 CURRENT_LINK = "current"
 VERSIONS_DIR = "versions"
@@ -52,6 +76,8 @@ DATABASE_FILE = "warehouse.duckdb"
 MANIFEST_FILE = "manifest.json"
 PARQUET_DIR = "parquet"
 PARTIAL_SUFFIX = ".partial"
+# DuckDB's (and Hive's) folder name for the rows whose partition value is null.
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
 # What is served: every table and view of these schemas...
 SERVED_SCHEMAS = ("marts",)
@@ -61,6 +87,35 @@ SERVED_EXTRA_TABLES: dict[str, str] = {
     "audit.reconciliation": "*",
     "quarantine.rejected_events": "load_id, source_file, row_number, reason, reason_detail",
 }
+
+STORED_IN_DUCKDB = "duckdb"
+STORED_IN_PARQUET = "parquet"
+
+
+@dataclasses.dataclass(frozen=True)
+class DayColumn:
+    """What a table's Parquet is partitioned by: a day column, or the day of a timestamp column."""
+
+    key: str  # the partition folder's name, ``<key>=<day>``
+    source: str  # the table's column it comes from
+    source_type: str
+
+    @property
+    def derived(self) -> bool:
+        """Whether the key is computed (the day of a timestamp) rather than a column of the table."""
+        return self.key != self.source
+
+    @property
+    def expression(self) -> str:
+        return f"cast({ident(self.source)} as date)" if self.derived else ident(self.source)
+
+
+# The first of these a table has (with this type) partitions it by day.
+DAY_COLUMNS = (
+    DayColumn(key="conversation_date", source="conversation_date", source_type="DATE"),
+    DayColumn(key="metric_date", source="metric_date", source_type="DATE"),
+    DayColumn(key="metric_hour_date", source="metric_hour", source_type="TIMESTAMP"),
+)
 
 
 class SnapshotNotFoundError(FileNotFoundError):
@@ -83,8 +138,8 @@ class Snapshot:
         return self.folder / DATABASE_FILE
 
     def parquet(self, table: str) -> Path:
-        """The Parquet file of ``schema.table`` (or a bare mart name)."""
-        return self.folder / PARQUET_DIR / f"{qualified(table)}.parquet"
+        """The Parquet of ``schema.table`` (or a bare mart name): a file, or a folder of day partitions."""
+        return self.folder / self.tables[qualified(table)]["parquet"]
 
     @property
     def tables(self) -> dict[str, dict]:
@@ -102,11 +157,37 @@ class PublishResult:
     snapshot: Snapshot
     created: bool  # false: the data equals the current snapshot's, nothing was written
     pruned: list[str]
+    held: list[str] = dataclasses.field(default_factory=list)  # old versions kept: a process has them open
+
+
+@dataclasses.dataclass(frozen=True)
+class ServedTable:
+    """A table of the warehouse as the snapshot serves it."""
+
+    name: str  # schema.table
+    selection: str  # "*" or the served column list (SERVED_EXTRA_TABLES)
+    all_columns: tuple[tuple[str, str], ...]  # every column of the warehouse table: (name, type)
+    columns: tuple[tuple[str, str], ...]  # the served ones
+    day: DayColumn | None  # what partitions its Parquet by day
+
+    @property
+    def column_list(self) -> str:
+        return ", ".join(ident(column) for column, _ in self.columns)
 
 
 def qualified(table: str) -> str:
     """``schema.table``; a bare name means a mart (``metrics_daily`` -> ``marts.metrics_daily``)."""
     return table if "." in table else f"marts.{table}"
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str | os.PathLike) -> str:
+    """A quoted SQL string, for the places DuckDB takes no parameter (ATTACH, a view's body)."""
+    return "'" + str(text).replace("'", "''") + "'"
 
 
 def serving_path(explicit: str | os.PathLike | None = None, warehouse: Path | None = None) -> Path:
@@ -118,18 +199,29 @@ def serving_path(explicit: str | os.PathLike | None = None, warehouse: Path | No
     return (warehouse or warehouse_path()).parent / "serving"
 
 
+def _positive_setting(name: str, default: int, meaning: str, example: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a whole number ({meaning}, e.g. {example})") from None
+    if number < 1:
+        raise ValueError(f"{name}={value!r}: it must be at least 1 ({meaning})")
+    return number
+
+
 def keep_versions() -> int:
     """How many versions to keep: ``CONVO_SERVING_KEEP`` (at least 1), default 5."""
-    value = os.environ.get(KEEP_ENV)
-    if not value:
-        return DEFAULT_KEEP
-    try:
-        keep = int(value)
-    except ValueError:
-        raise ValueError(f"{KEEP_ENV}={value!r} is not a whole number (how many snapshots to keep, e.g. 5)") from None
-    if keep < 1:
-        raise ValueError(f"{KEEP_ENV}={value!r}: keep at least 1 snapshot")
-    return keep
+    return _positive_setting(KEEP_ENV, DEFAULT_KEEP, "how many snapshots to keep; keep at least 1", 5)
+
+
+def parquet_rows() -> int:
+    """From how many rows a table is served from Parquet: ``CONVO_SERVING_PARQUET_ROWS``, default 100,000."""
+    return _positive_setting(
+        PARQUET_ROWS_ENV, DEFAULT_PARQUET_ROWS, "from how many rows a table is served from Parquet files", 100_000
+    )
 
 
 def current_snapshot(serving_dir: Path) -> Snapshot:
@@ -152,25 +244,47 @@ def list_versions(serving_dir: Path) -> list[str]:
     return sorted(
         entry.name
         for entry in versions.iterdir()
-        if entry.is_dir() and not entry.name.startswith(".") and (entry / MANIFEST_FILE).exists()
+        if entry.is_dir()
+        and not entry.is_symlink()
+        and not entry.name.startswith(".")
+        and (entry / MANIFEST_FILE).exists()
     )
 
 
-def served_tables(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-    """``(schema.table, column list)`` for every served table that exists in the warehouse."""
+def _day_column(columns: Sequence[tuple[str, str]]) -> DayColumn | None:
+    types = dict(columns)
+    return next((day for day in DAY_COLUMNS if types.get(day.source) == day.source_type), None)
+
+
+def served_tables(con: duckdb.DuckDBPyConnection) -> list[ServedTable]:
+    """Every served table that exists in the warehouse, with its columns."""
     placeholders = ", ".join("?" for _ in SERVED_SCHEMAS)
+    extra = ", ".join("?" for _ in SERVED_EXTRA_TABLES)
     rows = con.execute(
         f"""
-        select table_schema, table_name
-        from information_schema.tables
-        where table_catalog = current_database()
-            and (table_schema in ({placeholders})
-                 or table_schema || '.' || table_name in ({", ".join("?" for _ in SERVED_EXTRA_TABLES)}))
-        order by table_schema, table_name
+        select tables.table_schema || '.' || tables.table_name as table_name,
+            list((columns.column_name, columns.data_type) order by columns.ordinal_position) as columns,
+        from information_schema.tables as tables
+        inner join information_schema.columns as columns
+            on columns.table_catalog = tables.table_catalog
+            and columns.table_schema = tables.table_schema
+            and columns.table_name = tables.table_name
+        where tables.table_catalog = current_database()
+            and (tables.table_schema in ({placeholders})
+                 or tables.table_schema || '.' || tables.table_name in ({extra}))
+        group by all
+        order by table_name
         """,
         [*SERVED_SCHEMAS, *SERVED_EXTRA_TABLES],
     ).fetchall()
-    return [(f"{schema}.{name}", SERVED_EXTRA_TABLES.get(f"{schema}.{name}", "*")) for schema, name in rows]
+    tables = []
+    for name, columns in rows:
+        all_columns = tuple((column_name, data_type) for column_name, data_type in columns)
+        selection = SERVED_EXTRA_TABLES.get(name, "*")
+        wanted = None if selection == "*" else {column.strip() for column in selection.split(",")}
+        served = tuple(column for column in all_columns if wanted is None or column[0] in wanted)
+        tables.append(ServedTable(name, selection, all_columns, served, _day_column(served)))
+    return tables
 
 
 # Floating-point columns are compared to 12 significant digits: DuckDB's
@@ -180,70 +294,496 @@ _FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
 FLOAT_DIGITS = 12
 
 
-def fingerprint(con: duckdb.DuckDBPyConnection, tables: Sequence[tuple[str, str]]) -> str:
-    """Order-independent hash of the served tables: names, column types and every row."""
+def _content_sum(table: ServedTable) -> str:
+    """SQL: an order-independent hash of the rows (a sum of row hashes, so partitions add up to the table)."""
+    values = ", ".join(
+        f"format('{{:.{FLOAT_DIGITS}g}}', {ident(column)})" if data_type in _FLOAT_TYPES else ident(column)
+        for column, data_type in table.columns
+    )
+    return f"coalesce(sum(hash(row({values}))), 0)"
+
+
+def _fingerprint(tables: Iterable[tuple[ServedTable, int, int]]) -> str:
+    """SHA-256 over every served table's name, columns, types, row count and content hash."""
     digest = hashlib.sha256()
-    for table, columns in tables:
-        schema, name = table.split(".")
-        types = con.execute(
-            "select column_name, data_type from information_schema.columns "
-            "where table_catalog = current_database() and table_schema = ? and table_name = ? "
-            "order by ordinal_position",
-            [schema, name],
-        ).fetchall()
-        wanted = None if columns == "*" else {column.strip() for column in columns.split(",")}
-        values = ", ".join(
-            f"format('{{:.{FLOAT_DIGITS}g}}', \"{column}\")" if data_type in _FLOAT_TYPES else f'"{column}"'
-            for column, data_type in types
-            if wanted is None or column in wanted
-        )
-        rows, content = con.execute(
-            f"select count(*), coalesce(sum(hash(row({values}))), 0) from {table}"
-        ).fetchone()
-        digest.update(f"{table}|{columns}|{types}|{rows}|{content}\n".encode())
+    for table, rows, content in tables:
+        types = list(table.all_columns)
+        digest.update(f"{table.name}|{table.selection}|{types}|{rows}|{content}\n".encode())
     return digest.hexdigest()
 
 
-def _newest_event_at(con: duckdb.DuckDBPyConnection, tables: Sequence[tuple[str, str]]) -> str | None:
-    if ("marts.fct_conversations", "*") not in tables:
+# ---------------------------------------------------------------------------
+# Planning: what each table's files are in the new version, and which to write
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Read:
+    """What to read (count and hash) of one table: the whole table, all its partitions, or some days."""
+
+    table: ServedTable
+    day: DayColumn | None  # None: the table as one part
+    days: tuple[dt.date, ...] | None = None  # None: every partition; else these days and the null partition
+
+
+@dataclasses.dataclass
+class _Part:
+    """One Parquet file set: a day partition of a partitioned table, or a whole table."""
+
+    rows: int
+    content: int
+    reuse: list[Path] | None = None  # the previous version's files to link; None: write from the warehouse
+    files: list[str] = dataclasses.field(default_factory=list)  # relative to the version folder, once placed
+
+
+@dataclasses.dataclass
+class _TablePlan:
+    table: ServedTable
+    rows: int
+    storage: str
+    day: DayColumn | None  # partitioned by it, or one file
+    previous_rows: int | None  # None: the previous version did not serve this table
+    previous: dict | None  # the previous version's entry, when its files can be reused
+    known_from: str  # how the change is learnt: the partition history, or the content (and why)
+    read: _Read | None = None  # what must be read from the warehouse to settle the plan
+    parts: dict[str, _Part] = dataclasses.field(default_factory=dict)  # partition value (one file: "") -> part
+    removed: list[str] = dataclasses.field(default_factory=list)  # partitions gone since the previous version
+
+    @property
+    def content(self) -> int:
+        return sum(part.content for part in self.parts.values())
+
+    @property
+    def parquet(self) -> str:
+        name = self.table.name if self.day else f"{self.table.name}.parquet"
+        return f"{PARQUET_DIR}/{name}"
+
+    def change(self) -> str:
+        """added, reused (every file linked), rewritten (every file written) or updated (some of each)."""
+        if self.previous_rows is None:
+            return "added"
+        reused = sum(part.reuse is not None for part in self.parts.values())
+        if reused == len(self.parts) and not self.removed:
+            return "reused"
+        return "rewritten" if reused == 0 else "updated"
+
+
+def _row_counts(con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTable]) -> dict[str, int]:
+    """Every table's row count, in one query."""
+    counts = " union all ".join(f"select {literal(table.name)}, count(*) from {table.name}" for table in tables)
+    return dict(con.execute(counts).fetchall())
+
+
+def _days_filter(day: DayColumn, days: Iterable[dt.date], with_null: bool) -> str:
+    """SQL: a where clause keeping the rows of these days (and those without a day).
+
+    The days are date literals (written from ``datetime.date`` values), not a
+    list parameter: DuckDB pushes a literal ``in`` list into the scan and skips
+    the row groups of other days, so a day costs its rows, not the table's.
+    """
+    conditions = []
+    listed = ", ".join(f"date '{value.isoformat()}'" for value in sorted(days))
+    if listed:
+        conditions.append(f"{day.expression} in ({listed})")
+    if with_null:
+        conditions.append(f"{day.expression} is null")
+    return "where " + (" or ".join(conditions) or "false")
+
+
+def _read_contents(
+    con: duckdb.DuckDBPyConnection, reads: Sequence[_Read]
+) -> dict[str, dict[str, tuple[int, int]]]:
+    """Rows and content hash per part (partition value, or "" for a whole table), of every read, in one query."""
+    selects = []
+    for read in reads:
+        key, where = "''", ""
+        if read.day is not None:
+            key = f"coalesce(cast({read.day.expression} as varchar), '{NULL_PARTITION}')"
+            if read.days is not None:
+                where = _days_filter(read.day, read.days, with_null=True)
+        selects.append(
+            f"select {literal(read.table.name)}, {key}, count(*), {_content_sum(read.table)} "
+            f"from {read.table.name} {where} group by all"
+        )
+    found: dict[str, dict[str, tuple[int, int]]] = {read.table.name: {} for read in reads}
+    if selects:
+        for table, key, rows, content in con.execute(" union all ".join(selects)).fetchall():
+            found[table][key] = (rows, int(content))
+    return found
+
+
+def _previous_files(previous_folder: Path | None, entry: dict | None, key: str) -> list[Path] | None:
+    """The previous version's files of one part, when they all still exist."""
+    if previous_folder is None or entry is None:
         return None
-    value = con.execute("select max(last_event_at) from marts.fct_conversations").fetchone()[0]
-    return value.isoformat() if value is not None else None
+    names = entry["partitions"][key]["files"] if key else [entry["parquet"]]
+    paths = [previous_folder / name for name in names]
+    return paths if paths and all(path.is_file() for path in paths) else None
+
+
+def _comparable(entry: dict | None, table: ServedTable, storage: str, day: DayColumn | None) -> dict | None:
+    """The previous entry when its files can be reused: same columns, same storage, same partitioning."""
+    if entry is None or "content_hash" not in entry:
+        return None
+    same = (
+        entry.get("columns") == [list(column) for column in table.columns]
+        and entry.get("storage") == storage
+        and entry.get("partition_by") == (day.key if day else None)
+    )
+    return entry if same else None
+
+
+def _start(
+    table: ServedTable, rows: int, previous: Snapshot | None, history: PartitionHistory, large: int
+) -> _TablePlan:
+    """How the table is stored in the new version, and what must be read of it to know what changed."""
+    entry = previous.tables.get(table.name) if previous else None
+    # Once served from Parquet, a table stays so while it has rows (no flip-flop around the threshold).
+    from_parquet = rows > 0 and (rows >= large or (entry or {}).get("storage") == STORED_IN_PARQUET)
+    storage = STORED_IN_PARQUET if from_parquet else STORED_IN_DUCKDB
+    day = table.day if rows > 0 else None
+    comparable = _comparable(entry, table, storage, day)
+    rewrites = history.rewrites_of(table.name) if comparable else None
+    from_history = False
+    if previous is None:
+        known_from = "content: no previous version"
+    elif entry is None:
+        known_from = "content: not in the previous version"
+    elif comparable is None:
+        known_from = "content: the previous version stored it another way (layout or columns)"
+    elif rewrites is None:
+        known_from = f"content: {history.why_unknown(table.name)}"
+    elif rewrites.rewrote_all:
+        known_from = f"content: {table.name} was rewritten whole"
+    elif day is None:
+        # replace_touched records the days of its day column; a table without one gets no row when
+        # a build replaces some of its rows, so no row here does not mean that nothing changed.
+        known_from = f"content: {PARTITION_HISTORY_TABLE} names days, and {table.name} is one file"
+    else:
+        known_from, from_history = history.reason, True
+    plan = _TablePlan(table, rows, storage, day, (entry or {}).get("rows"), comparable, known_from)
+    if day is not None:
+        # From the history: only the recorded days are read, and the null partition, which no recorded day can name.
+        plan.read = _Read(table, day, tuple(sorted(rewrites.days)) if from_history else None)
+    else:
+        plan.read = _Read(table, None)
+    return plan
+
+
+def _settle(plan: _TablePlan, found: dict[str, tuple[int, int]], previous_folder: Path | None) -> bool:
+    """Decide every part: link it from the previous version or write it. False: read every partition first."""
+    previous = plan.previous
+    if plan.day is None:
+        rows, content = found.get("", (0, 0))
+        same = previous is not None and int(previous["content_hash"]) == content and previous["rows"] == rows
+        plan.parts = {"": _Part(rows, content, _previous_files(previous_folder, previous, "") if same else None)}
+        return True
+    old_parts = previous["partitions"] if previous else {}
+    if plan.read.days is None:
+        examined = set(found) | set(old_parts)
+    else:
+        examined = {day.isoformat() for day in plan.read.days} | {NULL_PARTITION}
+        kept_rows = previous["rows"] - sum(old_parts[key]["rows"] for key in examined if key in old_parts)
+        if kept_rows + sum(rows for rows, _ in found.values()) != plan.rows:
+            # Rows came or went in days the history does not name: compare every partition instead.
+            plan.known_from = f"content: the row count disagreed with {PARTITION_HISTORY_TABLE}"
+            plan.read = _Read(plan.table, plan.day)
+            return False
+    plan.parts = {}
+    for key, old in old_parts.items():
+        if key not in examined:
+            plan.parts[key] = _Part(old["rows"], int(old["content_hash"]), _previous_files(previous_folder, previous, key))
+    for key, (rows, content) in found.items():
+        old = old_parts.get(key)
+        same = old is not None and int(old["content_hash"]) == content and old["rows"] == rows
+        plan.parts[key] = _Part(rows, content, _previous_files(previous_folder, previous, key) if same else None)
+    plan.removed = sorted(set(old_parts) - set(plan.parts))
+    return True
+
+
+def _plan(
+    con: duckdb.DuckDBPyConnection,
+    tables: Sequence[ServedTable],
+    previous: Snapshot | None,
+    history: PartitionHistory,
+    large: int,
+) -> list[_TablePlan]:
+    """Every table's files in the new version, and which of them can be linked from the previous one.
+
+    What must be read is read in one query (and, for tables whose row count
+    the history does not explain, a second one).
+    """
+    counts = _row_counts(con, tables)
+    plans = [_start(table, counts[table.name], previous, history, large) for table in tables]
+    previous_folder = previous.folder if previous else None
+    pending = plans
+    while pending:
+        found = _read_contents(con, [plan.read for plan in pending if plan.read is not None])
+        pending = [plan for plan in pending if not _settle(plan, found.get(plan.table.name, {}), previous_folder)]
+    return plans
+
+
+# ---------------------------------------------------------------------------
+# Writing a version
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _FileCounts:
+    written: int = 0
+    linked: int = 0
+    copied: int = 0  # not linked: the file system refused a hard link, or the mode differs
+
+
+def _link_or_copy(source: Path, target: Path, counts: _FileCounts, fresh: list[Path]) -> None:
+    """Hard-link ``source`` as ``target``; copy it where the file system refuses links (another device, no
+    support) or where its mode is not ``CONVO_FILE_MODE``'s: a link shares the mode, and changing it would
+    change a published version."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.stat().st_mode & 0o777 == file_modes.file_mode():
+        try:
+            os.link(source, target)
+            counts.linked += 1
+            return
+        except FileNotFoundError:
+            raise
+        except OSError:
+            pass
+    shutil.copyfile(source, target)
+    counts.copied += 1
+    fresh.append(target)
+
+
+def _write_partitions(
+    con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, counts: _FileCounts, fresh: list[Path]
+) -> None:
+    """Write the changed day partitions from the warehouse (one COPY), link the others."""
+    table, day = plan.table, plan.day
+    target = folder / plan.parquet
+    to_write = sorted(key for key, part in plan.parts.items() if part.reuse is None)
+    if to_write:
+        where = ""
+        if len(to_write) < len(plan.parts):
+            days = [dt.date.fromisoformat(key) for key in to_write if key != NULL_PARTITION]
+            where = _days_filter(day, days, with_null=NULL_PARTITION in to_write)
+        columns = [ident(column) for column, _ in table.columns if day.derived or column != day.source]
+        con.execute(
+            f"""
+            copy (
+                select {", ".join(columns)}, {day.expression} as {ident(day.key)}
+                from {table.name}
+                {where}
+            ) to $target (format parquet, compression zstd, partition_by ({ident(day.key)}), filename_pattern 'part{{i}}')
+            """,
+            {"target": str(target)},
+        )
+        written = sorted(path.name.split("=", 1)[1] for path in target.iterdir())
+        if written != to_write:
+            raise RuntimeError(
+                f"publishing {table.name}: DuckDB wrote the partitions {written[:5]}..., expected {to_write[:5]}..."
+            )
+    for key, part in sorted(plan.parts.items()):
+        partition = target / f"{day.key}={key}"
+        if part.reuse is None:
+            paths = sorted(partition.iterdir())
+            counts.written += len(paths)
+            fresh.extend(paths)
+        else:
+            paths = [partition / source.name for source in part.reuse]
+            for source, path in zip(part.reuse, paths, strict=True):
+                _link_or_copy(source, path, counts, fresh)
+        part.files = [str(path.relative_to(folder)) for path in paths]
+
+
+def _write_one_file(
+    con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, counts: _FileCounts, fresh: list[Path]
+) -> None:
+    target = folder / plan.parquet
+    [part] = plan.parts.values()
+    if part.reuse is None:
+        con.execute(
+            f"copy (select {plan.table.column_list} from {plan.table.name}) to $target (format parquet, compression zstd)",
+            {"target": str(target)},
+        )
+        counts.written += 1
+        fresh.append(target)
+    else:
+        _link_or_copy(part.reuse[0], target, counts, fresh)
+    part.files = [plan.parquet]
+
+
+def _parquet_view(con: duckdb.DuckDBPyConnection, plan: _TablePlan, final: Path) -> str:
+    """SQL of the view that serves a Parquet-stored table, reading the version's files by absolute path.
+
+    A relative path would be resolved against each reader's working
+    directory, not the DuckDB file's folder, so it is absolute (the final
+    folder, which a reader resolves through ``current``). Columns are listed in
+    the table's order and cast where Parquet would give another type.
+    """
+    if plan.day is None:
+        source = f"read_parquet({literal(final / plan.parquet)})"
+    else:
+        pattern = final / plan.parquet / "*" / "*.parquet"
+        source = (
+            f"read_parquet({literal(pattern)}, hive_partitioning = true, "
+            f"hive_types = {{{literal(plan.day.key)}: 'DATE'}})"
+        )
+    read_types = dict(con.execute(f"select column_name, column_type from (describe select * from {source})").fetchall())
+    columns = [
+        ident(column) if read_types.get(column) == data_type else f"cast({ident(column)} as {data_type}) as {ident(column)}"
+        for column, data_type in plan.table.columns
+    ]
+    return f"select {', '.join(columns)} from {source}"
+
+
+def _served_objects(con: duckdb.DuckDBPyConnection, catalog: str) -> dict[str, str]:
+    """``schema.name`` -> ``BASE TABLE`` or ``VIEW``, for every table and view of an attached database."""
+    return {
+        f"{schema}.{name}": kind
+        for schema, name, kind in con.execute(
+            "select table_schema, table_name, table_type from information_schema.tables where table_catalog = ?",
+            [catalog],
+        ).fetchall()
+    }
+
+
+def _write_database(
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    final: Path,
+    plans: Sequence[_TablePlan],
+    previous: Snapshot | None,
+    progress: Callable[[str], None],
+) -> None:
+    """The version's DuckDB file: small tables held in it, views over the Parquet files of the large ones.
+
+    It starts as a copy of the previous version's file (never a link: it is
+    changed), so a small table that did not change is not copied again from
+    the warehouse; a changed one is dropped and created anew (deleting and
+    inserting its changed days instead would leave the deleted rows' space in
+    the file, which then grows version after version; a dropped table's
+    blocks are reused), and so is every view, to read this version's files.
+
+    DuckDB binds a view when it is created, so the Parquet files must be
+    readable at the final path by then: a temporary symlink
+    ``versions/<version> -> .<version>.partial`` stands in for the folder while
+    the views are created, and is removed before the folder is renamed there.
+    """
+    database = folder / DATABASE_FILE
+    catalog = "served_snapshot"
+    final.symlink_to(folder.name)
+    try:
+        progress(f"writing {DATABASE_FILE}")
+        if previous is not None and all("storage" in entry for entry in previous.tables.values()):
+            # Copied by a child process: closing a descriptor of the file here would drop every POSIX
+            # lock this process holds on it, such as a reader's DuckDB lock, which pruning looks for.
+            subprocess.run(["cp", str(previous.database), str(database)], check=True, capture_output=True, text=True)
+        con.execute(f"attach {literal(database)} as {catalog}")
+        try:
+            existing = _served_objects(con, catalog)
+            wanted = {plan.table.name for plan in plans}
+            for name, kind in existing.items():
+                if name not in wanted:
+                    con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} {catalog}.{name}")
+            for schema in sorted({plan.table.name.split(".")[0] for plan in plans}):
+                con.execute(f"create schema if not exists {catalog}.{schema}")
+            for plan in plans:
+                name, kind = plan.table.name, existing.get(plan.table.name)
+                if plan.storage == STORED_IN_DUCKDB and kind == "BASE TABLE" and plan.change() == "reused":
+                    continue  # the same rows, already in the copy
+                if kind is not None:
+                    con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} {catalog}.{name}")
+                if plan.storage == STORED_IN_DUCKDB:
+                    con.execute(f"create table {catalog}.{name} as select {plan.table.column_list} from {name}")
+                else:
+                    con.execute(f"create view {catalog}.{name} as {_parquet_view(con, plan, final)}")
+            con.execute(f"checkpoint {catalog}")
+        finally:
+            con.execute(f"detach {catalog}")
+    finally:
+        final.unlink()
+
+
+def _manifest_entry(plan: _TablePlan) -> dict:
+    entry = {
+        "rows": plan.rows,
+        "storage": plan.storage,
+        "parquet": plan.parquet,
+        "partition_by": plan.day.key if plan.day else None,
+        "columns": [list(column) for column in plan.table.columns],
+        "content_hash": str(plan.content),
+    }
+    if plan.day is not None:
+        entry["partitions"] = {
+            key: {"rows": part.rows, "content_hash": str(part.content), "files": part.files}
+            for key, part in sorted(plan.parts.items())
+        }
+    return entry
+
+
+def _change_entry(plan: _TablePlan) -> dict:
+    change = {
+        "change": plan.change(),
+        "rows": plan.rows,
+        "rows_before": plan.previous_rows,
+        "known_from": plan.known_from,
+    }
+    if plan.day is not None:
+        change["partitions_rewritten"] = sorted(key for key, part in plan.parts.items() if part.reuse is None)
+        change["partitions_reused"] = sum(part.reuse is not None for part in plan.parts.values())
+        change["partitions_removed"] = plan.removed
+    return change
+
+
+def _fsync_path(path: Path) -> None:
+    """fsync a file, or a folder: a new entry or a rename is durable once its folder is fsynced."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _fsync(paths: Iterable[Path]) -> None:
+    """fsync files and folders, several at a time: a journaling file system commits concurrent ones together."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(_fsync_path, paths))
 
 
 def _write_version(
     con: duckdb.DuckDBPyConnection,
     folder: Path,
-    tables: Sequence[tuple[str, str]],
+    final: Path,
+    plans: Sequence[_TablePlan],
+    previous: Snapshot | None,
     manifest: dict,
     progress: Callable[[str], None],
 ) -> None:
-    """Fill ``folder`` with the DuckDB file, one Parquet per table and the manifest."""
+    """Fill ``folder`` (to be renamed ``final``) with the Parquet files, the DuckDB file and the manifest."""
     # The folder is private from its creation (CONVO_FILE_MODE), so nobody else reads a file
     # DuckDB creates with the umask's mode before restrict() below tightens it.
     file_modes.make_dirs(folder / PARQUET_DIR)
-    con.execute(f"attach {_sql_string(folder / DATABASE_FILE)} as served_snapshot")
-    try:
-        for schema in sorted({table.split(".")[0] for table, _ in tables}):
-            con.execute(f"create schema served_snapshot.{schema}")
-        for table, columns in tables:
-            progress(f"publishing {table}")
-            con.execute(f"create table served_snapshot.{table} as select {columns} from {table}")
-            rows = con.execute(f"select count(*) from served_snapshot.{table}").fetchone()[0]
-            parquet = folder / PARQUET_DIR / f"{table}.parquet"
-            con.execute(
-                f"copy (select * from served_snapshot.{table}) to {_sql_string(parquet)} (format parquet, compression zstd)"
-            )
-            manifest["tables"][table] = {"rows": rows, "parquet": f"{PARQUET_DIR}/{parquet.name}"}
-        con.execute("checkpoint served_snapshot")
-    finally:
-        con.execute("detach served_snapshot")
+    counts, fresh = _FileCounts(), []
+    for plan in plans:
+        progress(f"publishing {plan.table.name}")
+        if plan.day is not None:
+            _write_partitions(con, plan, folder, counts, fresh)
+        else:
+            _write_one_file(con, plan, folder, counts, fresh)
+    _write_database(con, folder, final, plans, previous, progress)
+    manifest["tables"] = {plan.table.name: _manifest_entry(plan) for plan in plans}
+    manifest["changes"]["tables"] = {plan.table.name: _change_entry(plan) for plan in plans}
+    manifest["changes"]["files"] = dataclasses.asdict(counts)
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     file_modes.restrict(folder)
-    for path in [*folder.rglob("*"), folder]:
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
+    # Linked files are already on disk with this mode (_link_or_copy); the new ones and every folder's entries are not.
+    _fsync([*fresh, folder / DATABASE_FILE, folder / MANIFEST_FILE])
+    _fsync(sorted({path.parent for path in folder.rglob("*")} | {folder}))
+
+
+# ---------------------------------------------------------------------------
+# Publishing: plan, write, switch, prune
+# ---------------------------------------------------------------------------
 
 
 def _switch_pointer(serving_dir: Path, version: str) -> None:
@@ -253,34 +793,51 @@ def _switch_pointer(serving_dir: Path, version: str) -> None:
         temporary.unlink()
     temporary.symlink_to(Path(VERSIONS_DIR) / version)
     os.replace(temporary, serving_dir / CURRENT_LINK)
-    _fsync_directory(serving_dir)
+    _fsync_path(serving_dir)
 
 
-def _fsync_directory(folder: Path) -> None:
-    """Make a rename or a new entry in ``folder`` durable (the entry lives in the folder, not the file)."""
-    directory = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+def _held_open(folder: Path) -> bool:
+    """Whether a process (this one included) holds the version's DuckDB file open."""
+    return bool(lock_holders(folder / DATABASE_FILE, include_self=True))
 
 
-def _sql_string(path: Path) -> str:
-    """``path`` as a SQL string literal: a quote in a folder name ("bob's data") is doubled."""
-    return "'" + str(path).replace("'", "''") + "'"
+def _prune(serving_dir: Path, keep: int, current: str) -> tuple[list[str], list[str]]:
+    """Delete all but the newest ``keep`` versions and leftovers of failed publishes.
 
-
-def _prune(serving_dir: Path, keep: int, current: str) -> list[str]:
-    """Delete all but the newest ``keep`` versions (never the current one) and leftovers of failed publishes."""
+    Never the current version, and never one whose DuckDB file a process holds
+    open: its views read its Parquet files by path. Such a version is deleted
+    by a later publish, once its readers have closed it. Files a kept version
+    shares (hard links) stay: deleting a folder removes its names, not the
+    data other names point to.
+    """
     versions_dir = serving_dir / VERSIONS_DIR
-    for leftover in versions_dir.glob(f".*{PARTIAL_SUFFIX}"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    pruned = []
+    for leftover in versions_dir.iterdir():
+        if leftover.is_symlink():
+            leftover.unlink()  # a stand-in of an interrupted publish (see _write_database)
+        elif leftover.name.startswith(".") and leftover.name.endswith(PARTIAL_SUFFIX):
+            shutil.rmtree(leftover, ignore_errors=True)
+    pruned, held = [], []
     for version in list_versions(serving_dir)[:-keep]:
-        if version != current:
-            shutil.rmtree(versions_dir / version)
-            pruned.append(version)
-    return pruned
+        if version == current:
+            continue
+        if _held_open(versions_dir / version):
+            held.append(version)
+            continue
+        shutil.rmtree(versions_dir / version)
+        pruned.append(version)
+    return pruned, held
+
+
+def _newest_event_at(con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTable]) -> str | None:
+    if "marts.fct_conversations" not in {table.name for table in tables}:
+        return None
+    value = con.execute("select max(last_event_at) from marts.fct_conversations").fetchone()[0]
+    return value.isoformat() if value is not None else None
+
+
+def _history_since(previous: Snapshot | None) -> dt.datetime | None:
+    value = (previous.manifest if previous else {}).get("partitions_recorded_until")
+    return dt.datetime.fromisoformat(value) if value else None
 
 
 def publish(
@@ -290,17 +847,20 @@ def publish(
     run_id: str,
     tests: dict,
     keep: int | None = None,
+    large: int | None = None,
     progress: Callable[[str], None] = lambda message: None,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> PublishResult:
     """Publish the served tables of the warehouse ``con`` as a new snapshot version.
 
-    ``tests`` is the run's test status, copied into the manifest. When the
-    data equals the current snapshot's, nothing is written and the current
-    snapshot is returned (``created`` false). The caller holds the writer lock,
-    so no two publishes run at once.
+    ``tests`` is the run's test status, copied into the manifest. ``large``
+    (default ``CONVO_SERVING_PARQUET_ROWS``) is the row count from which a
+    table is served from Parquet. When the data equals the current snapshot's,
+    nothing is written and the current snapshot is returned (``created``
+    false). The caller holds the writer lock, so no two publishes run at once.
     """
     keep = keep_versions() if keep is None else keep
+    large = parquet_rows() if large is None else large
     file_modes.file_mode()  # a bad CONVO_FILE_MODE fails before anything is written
     tables = served_tables(con)
     if not tables:
@@ -308,19 +868,24 @@ def publish(
             "nothing to publish: the warehouse has no marts yet. Run the whole pipeline "
             "(`convo-warehouse run`) before publishing."
         )
-    content = fingerprint(con, tables)
     try:
-        current = current_snapshot(serving_dir)
+        previous = current_snapshot(serving_dir)
     except SnapshotNotFoundError:
-        current = None
-    if current is not None and current.manifest.get("fingerprint") == content:
-        return PublishResult(snapshot=current, created=False, pruned=[])
+        previous = None
+    history = read_partition_history(con, _history_since(previous))
+    progress(f"comparing {len(tables)} tables with the current snapshot")
+    plans = _plan(con, tables, previous, history, large)
+    content = _fingerprint((plan.table, plan.rows, plan.content) for plan in plans)
+    if previous is not None and previous.manifest.get("fingerprint") == content:
+        return PublishResult(snapshot=previous, created=False, pruned=[])
 
     published_at = now()
     version = f"{published_at:%Y%m%dT%H%M%S%fZ}-{content[:8]}"
-    versions_dir = serving_dir / VERSIONS_DIR
+    versions_dir = Path(os.path.abspath(serving_dir)) / VERSIONS_DIR
     file_modes.make_dirs(versions_dir)
     partial = versions_dir / f".{version}{PARTIAL_SUFFIX}"
+    final = versions_dir / version
+    newest_recorded = history.newest_recorded_at
     manifest = {
         "version": version,
         "run_id": run_id,
@@ -328,15 +893,24 @@ def publish(
         "newest_event_at": _newest_event_at(con, tables),
         "fingerprint": content,
         "tests": tests,
+        "partitions_recorded_until": newest_recorded.isoformat() if newest_recorded else None,
+        "changes": {
+            "previous_version": previous.version if previous else None,
+            "history": history.reason,
+            "removed_tables": sorted(set(previous.tables) - {table.name for table in tables}) if previous else [],
+        },
         "tables": {},
     }
     try:
-        _write_version(con, partial, tables, manifest, progress)
-        os.rename(partial, versions_dir / version)
-        _fsync_directory(versions_dir)
+        _write_version(con, partial, final, plans, previous, manifest, progress)
+        os.rename(partial, final)
+        # The rename is recorded in versions/: without this a crash could lose the version `current` names.
+        _fsync_path(versions_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
+        if final.is_symlink():
+            final.unlink()
         raise
     _switch_pointer(serving_dir, version)
-    pruned = _prune(serving_dir, keep, version)
-    return PublishResult(snapshot=current_snapshot(serving_dir), created=True, pruned=pruned)
+    pruned, held = _prune(serving_dir, keep, version)
+    return PublishResult(snapshot=current_snapshot(serving_dir), created=True, pruned=pruned, held=held)

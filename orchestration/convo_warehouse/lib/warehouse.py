@@ -59,11 +59,12 @@ def _command_of(pid: int) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def lock_holders(path: Path) -> list[LockHolder]:
+def lock_holders(path: Path, *, include_self: bool = False) -> list[LockHolder]:
     """Other processes holding a lock on the warehouse file (DuckDB's) or its run lock, from /proc/locks.
 
     DuckDB takes a shared lock for a read-only connection and an exclusive one
     for a writer. Empty where /proc/locks is unavailable (not Linux).
+    ``include_self`` counts this process's own connections too.
     """
     inodes: dict[tuple[int, int], str] = {}
     for candidate, mode in ((path, "duckdb"), (Path(f"{path}.lock"), "run")):
@@ -89,7 +90,7 @@ def lock_holders(path: Path) -> list[LockHolder]:
         except ValueError:
             continue
         owner = inodes.get((major, minor, inode))
-        if owner is None or pid == os.getpid():
+        if owner is None or (pid == os.getpid() and not include_self):
             continue
         if owner == "run":
             mode = "run"

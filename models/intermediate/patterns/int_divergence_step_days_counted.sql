@@ -1,0 +1,216 @@
+{#- One row per conversation_date x divergence population (comparison x
+    segment, int_divergence_memberships_listed) x scope x depth x candidate
+    step: how many successful and how many failed conversations of the
+    population and day have the step anywhere in their path (scope
+    `anywhere`, depth null) or at that depth (`at_depth`, depths up to
+    var('divergence_max_depth')); path_divergence_counted adds up the days.
+    Steps matching var('divergence_excluded_step_pattern') are not
+    candidates. A run rewrites every day holding a conversation it touched.
+
+    Counting every step row once per population it falls in would multiply
+    the steps by the populations a conversation belongs to, so the steps are
+    counted once per day and membership *signature* (the populations a
+    conversation belongs to and its group in each: a few hundred distinct at
+    most in practice), and the counts then spread to the populations of each
+    signature. -#}
+{%- set excluded_step_pattern = var('divergence_excluded_step_pattern') %}
+{%- set max_depth = var('divergence_max_depth') | int %}
+
+with
+
+memberships as (
+    select
+        comparison,
+        segment_type,
+        segment_value,
+        conversation_id,
+        conversation_date,
+        is_successful
+    from {{ ref('int_divergence_memberships_listed') }}
+    where {{ touched('conversation_date', 'day') }}
+),
+
+steps as (
+    select
+        conversation_id,
+        step_number,
+        step,
+        is_first_occurrence
+    from {{ ref('int_conversation_steps_cleaned') }}
+),
+
+populations as (
+    select
+        distinct_populations.comparison,
+        distinct_populations.segment_type,
+        distinct_populations.segment_value,
+        row_number() over (
+            order by
+                distinct_populations.comparison,
+                distinct_populations.segment_type,
+                distinct_populations.segment_value
+        ) as population_number
+    from (
+        select distinct
+            memberships.comparison,
+            memberships.segment_type,
+            memberships.segment_value
+        from memberships
+    ) as distinct_populations
+),
+
+memberships_numbered as (
+    select
+        memberships.conversation_id,
+        memberships.conversation_date,
+        populations.population_number,
+        memberships.is_successful
+    from memberships
+    inner join populations
+        on
+            memberships.comparison = populations.comparison
+            and memberships.segment_type = populations.segment_type
+            and memberships.segment_value = populations.segment_value
+),
+
+-- A conversation's signature: its populations and its group in each,
+-- e.g. `2,7,12` (population 1 successful, 3 failed, 6 failed).
+conversation_signatures as (
+    select
+        memberships_numbered.conversation_id,
+        memberships_numbered.conversation_date,
+        {{ string_agg_ordered(
+            'cast(2 * memberships_numbered.population_number'
+            ~ ' + case when memberships_numbered.is_successful then 0 else 1 end as ' ~ dbt.type_string() ~ ')',
+            "','",
+            'memberships_numbered.population_number'
+        ) }} as signature
+    from memberships_numbered
+    group by
+        memberships_numbered.conversation_id,
+        memberships_numbered.conversation_date
+),
+
+signatures as (
+    select
+        distinct_signatures.signature,
+        row_number() over (order by distinct_signatures.signature) as signature_number
+    from (
+        select distinct conversation_signatures.signature
+        from conversation_signatures
+    ) as distinct_signatures
+),
+
+conversations_signed as (
+    select
+        conversation_signatures.conversation_id,
+        conversation_signatures.conversation_date,
+        signatures.signature_number
+    from conversation_signatures
+    inner join signatures
+        on conversation_signatures.signature = signatures.signature
+),
+
+signature_memberships as (
+    select distinct
+        conversations_signed.signature_number,
+        memberships_numbered.population_number,
+        memberships_numbered.is_successful
+    from memberships_numbered
+    inner join conversations_signed
+        on memberships_numbered.conversation_id = conversations_signed.conversation_id
+),
+
+-- Per day, signature, step and depth (null past max_depth): the step rows
+-- and the conversations whose first occurrence of the step it is.
+steps_per_signature as (
+    select
+        conversations_signed.conversation_date,
+        conversations_signed.signature_number,
+        steps.step,
+        case when steps.step_number <= {{ max_depth }} then steps.step_number end as depth,  -- noqa: RF04
+        count(*) as step_rows,
+        count(case when steps.is_first_occurrence then 1 end) as first_occurrences
+    from steps
+    inner join conversations_signed
+        on steps.conversation_id = conversations_signed.conversation_id
+    where not {{ regex_contains('steps.step', string_literal(excluded_step_pattern)) }}
+    group by
+        conversations_signed.conversation_date,
+        conversations_signed.signature_number,
+        steps.step,
+        case when steps.step_number <= {{ max_depth }} then steps.step_number end
+),
+
+-- Conversations with the step anywhere in the path (depth null), and at
+-- each depth (a conversation has one step per depth).
+step_presence as (
+    select
+        steps_per_signature.conversation_date,
+        steps_per_signature.signature_number,
+        'anywhere' as scope,
+        cast(null as {{ dbt.type_int() }}) as depth,  -- noqa: RF04
+        steps_per_signature.step,
+        sum(steps_per_signature.first_occurrences) as conversations
+    from steps_per_signature
+    group by
+        steps_per_signature.conversation_date,
+        steps_per_signature.signature_number,
+        steps_per_signature.step
+
+    union all
+
+    select
+        steps_per_signature.conversation_date,
+        steps_per_signature.signature_number,
+        'at_depth' as scope,
+        steps_per_signature.depth,
+        steps_per_signature.step,
+        steps_per_signature.step_rows as conversations
+    from steps_per_signature
+    where steps_per_signature.depth is not null
+),
+
+step_days_counted as (
+    select
+        step_presence.conversation_date,
+        populations.comparison,
+        populations.segment_type,
+        populations.segment_value,
+        step_presence.scope,
+        step_presence.depth,
+        step_presence.step,
+        sum(case when signature_memberships.is_successful then step_presence.conversations else 0 end)
+            as successful_with_step,
+        sum(case when signature_memberships.is_successful then 0 else step_presence.conversations end)
+            as failed_with_step
+    from step_presence
+    inner join signature_memberships
+        on step_presence.signature_number = signature_memberships.signature_number
+    inner join populations
+        on signature_memberships.population_number = populations.population_number
+    group by
+        step_presence.conversation_date,
+        populations.comparison,
+        populations.segment_type,
+        populations.segment_value,
+        step_presence.scope,
+        step_presence.depth,
+        step_presence.step
+),
+
+final as (
+    select
+        step_days_counted.conversation_date,
+        step_days_counted.comparison,
+        step_days_counted.segment_type,
+        step_days_counted.segment_value,
+        step_days_counted.scope,
+        cast(step_days_counted.depth as {{ dbt.type_int() }}) as depth,  -- noqa: RF04
+        step_days_counted.step,
+        cast(step_days_counted.successful_with_step as {{ dbt.type_bigint() }}) as successful_with_step,
+        cast(step_days_counted.failed_with_step as {{ dbt.type_bigint() }}) as failed_with_step
+    from step_days_counted
+)
+
+select * from final

@@ -1,0 +1,58 @@
+{#- One row per conversation_date x depth x from_step x to_step: the
+    moves of that day's conversations (int_conversation_paths_assembled)
+    from the step at `depth` to the next one, the last step moving into its
+    outcome node; path_transitions adds up the days. A conversation counts
+    in the day of its conversation_date; a run rewrites every day holding a
+    conversation it touched (new events, or a new outcome when the clock
+    carried it across the abandonment window), so its old moves are
+    replaced by its new ones. -#}
+with
+
+paths as (
+    select
+        conversation_id,
+        conversation_date,
+        is_successful,
+        outcome_step
+    from {{ ref('int_conversation_paths_assembled') }}
+    where {{ touched('conversation_date', 'day') }}
+),
+
+steps as (
+    select
+        conversation_id,
+        step_number,
+        step,
+        next_step
+    from {{ ref('int_conversation_steps_cleaned') }}
+),
+
+moves as (
+    select
+        paths.conversation_date,
+        steps.step_number as depth,  -- noqa: RF04
+        steps.step as from_step,
+        coalesce(steps.next_step, paths.outcome_step) as to_step,
+        paths.is_successful
+    from steps
+    inner join paths
+        on steps.conversation_id = paths.conversation_id
+),
+
+transition_days_counted as (
+    select
+        moves.conversation_date,
+        moves.depth,
+        moves.from_step,
+        moves.to_step,
+        count(*) as conversations,
+        count(case when moves.is_successful then 1 end) as successful_conversations
+    from moves
+    group by
+        moves.conversation_date,
+        moves.depth,
+        moves.from_step,
+        moves.to_step
+)
+
+select * from transition_days_counted
