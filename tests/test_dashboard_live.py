@@ -3,6 +3,7 @@ and the page itself rendered by Streamlit's test runner."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import duckdb
@@ -10,6 +11,7 @@ import pytest
 
 from capture_helpers import CollectorProcess
 from convo_warehouse.dashboard.views import live
+from convo_warehouse.lib.scope import Scope
 from test_live_collector import TOKEN, Script, WebhookReceiver, applied, send
 
 
@@ -71,6 +73,48 @@ def test_intervention_panel_sums_the_last_days_per_rule():
     assert live.intervention_summary(duckdb.connect()).empty  # an older snapshot without the mart
 
 
+def snapshot_with_scoped_interventions() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute("create schema marts")
+    con.execute("""create table marts.fct_conversations as select * from (values
+        ('a', date '2024-01-01', 'web', 'a1', 'production'),
+        ('b', date '2024-01-02', 'web', 'a1', 'development'),
+        ('c', date '2024-01-02', 'sms', 'a1', 'production'),
+        ('d', date '2024-01-03', null, 'a1', 'production')
+        ) as t(conversation_id, conversation_date, channel, agent_id, environment)""")
+    con.execute("""create table marts.fct_interventions as select * from (values
+        ('a', 'user_asked_for_human', date '2024-01-01', 'handed_off'),
+        ('a', 'negative_sentiment_twice', date '2024-01-01', 'resolved'),
+        ('b', 'user_asked_for_human', date '2024-01-02', 'abandoned'),
+        ('c', 'user_asked_for_human', date '2024-01-02', 'resolved'),
+        ('d', 'user_asked_for_human', date '2024-01-03', 'in_progress')
+        ) as t(conversation_id, rule_name, triggered_date, outcome_after)""")
+    return con
+
+
+def test_intervention_panel_follows_the_period_and_filters():
+    """The snapshot part of the page counts the interventions triggered in the sidebar's period on
+    the conversations its filters keep (an unknown channel is 'unknown', development left out)."""
+    con = snapshot_with_scoped_interventions()
+    everything = live.intervention_summary(con, scope=Scope())
+    assert everything.set_index("rule_name")["interventions"].to_dict() == {
+        "user_asked_for_human": 4, "negative_sentiment_twice": 1}
+    scoped = live.intervention_summary(con, scope=Scope(start=dt.date(2024, 1, 2), channels=("web", "unknown"),
+                                                        include_development=False))
+    assert scoped.to_dict("records") == [
+        {"rule_name": "user_asked_for_human", "interventions": 1, "handed_off": 0, "resolved": 0, "abandoned": 0,
+         "in_progress": 1, "unresolved": 0},
+    ]
+    web = live.intervention_summary(con, scope=Scope(end=dt.date(2024, 1, 2), channels=("web",)))
+    assert web.set_index("rule_name")[["interventions", "handed_off", "abandoned"]].to_dict("index") == {
+        "user_asked_for_human": {"interventions": 2, "handed_off": 1, "abandoned": 1},
+        "negative_sentiment_twice": {"interventions": 1, "handed_off": 0, "abandoned": 0},
+    }
+    days = live.intervention_days(con, scope=Scope(channels=("sms",)))
+    assert [(row["triggered_date"].date(), row["rule_name"], row["interventions"])
+            for row in days.to_dict("records")] == [(dt.date(2024, 1, 2), "user_asked_for_human", 1)]
+
+
 def test_the_page_renders_live_conversations_and_the_panel(collector, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
@@ -80,19 +124,28 @@ def test_the_page_renders_live_conversations_and_the_panel(collector, monkeypatc
     def page() -> None:
         import duckdb
 
-        from convo_warehouse.dashboard.views import live
+        from convo_warehouse.dashboard.views import ViewContext, live
+        from convo_warehouse.lib.scope import Scope
 
         con = duckdb.connect()
         con.execute("create schema marts")
-        con.execute("create table marts.intervention_daily as select 'user_asked_for_human' as rule_name, "
-                    "date '2024-01-01' as triggered_date, 3 as interventions, 3 as conversations, 2 as handed_off, "
-                    "1 as resolved, 0 as abandoned, 0 as in_progress, 0 as unresolved")
-        live.render(con, None)
+        con.execute("create table marts.fct_conversations as select 'c1' as conversation_id, "
+                    "date '2024-01-01' as conversation_date, '![](https://host/beacon)' as channel, 'a1' as agent_id, "
+                    "'production' as environment")
+        con.execute("create table marts.fct_interventions as select 'c1' as conversation_id, "
+                    "'user_asked_for_human' as rule_name, date '2024-01-01' as triggered_date, "
+                    "'handed_off' as outcome_after")
+        # a channel value from events (or a shared URL) that is Markdown: shown as text
+        live.render(ViewContext(con=con, snapshot=None, scope=Scope(channels=("![](https://host/beacon)",)),
+                                choice=None))
 
     app = AppTest.from_function(page, default_timeout=60).run()
     assert not app.exception, app.exception
     assert app.title[0].value == "Live"
     shown = json.dumps([frame.value.to_dict("records") for frame in app.dataframe], default=str)
     assert "c-dash" in shown and "c-done" not in shown.split("first reached")[0]
-    assert "user_asked_for_human" in shown
+    assert "user_asked_for_human" in shown  # the channel filter kept c1's intervention
+    captions = [caption.value for caption in app.caption]
+    assert any(r"\!\[\]\(https\://host/beacon\)" in caption for caption in captions), captions
+    assert not any("![](" in caption for caption in captions)
     assert [metric.value for metric in app.metric][0] == "1"

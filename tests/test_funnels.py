@@ -17,7 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -232,9 +231,10 @@ def _sorted(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def test_conversation_stages_match_the_reference(built, reference):
     keys = ["conversation_id", "funnel_name", "stage"]
-    columns = [*keys, "stage_order", "reached_at", "source"]
+    columns = [*keys, "stage_order", "reached_at", "source", "is_reached_in_order"]
     actual = _sorted(frame(built, "select * from marts.fct_conversation_stages")[columns], keys)
-    expected = _sorted(reference["reaches"][columns], keys)
+    in_order = reference["sequences"][[*keys, "is_reached_in_order"]]
+    expected = _sorted(reference["reaches"].merge(in_order, on=keys, how="left")[columns], keys)
     assert len(actual) > 1000
     assert set(actual["source"]) == {"event", "rules", "llm"}
     pd.testing.assert_frame_equal(actual, expected, check_dtype=False)
@@ -246,25 +246,42 @@ def expected_summary(sequences: pd.DataFrame, all_conversations: int) -> list[di
     for funnel, stages in SHIPPED.items():
         reached = [int(sequences[(sequences["funnel_name"] == funnel) & (sequences["stage"] == s)]["is_reached"].sum())
                    for s in stages]
+        in_order = [int(sequences[(sequences["funnel_name"] == funnel)
+                                  & (sequences["stage"] == s)]["is_reached_in_order"].sum()) for s in stages]
         for i, stage in enumerate(stages):
             denominator = all_conversations if i == 0 else reached[i - 1]
+            conversion_rate = reached[i] / denominator if denominator else np.nan
+            # v1.2: the nested reading; the first stage's rate is conversion_rate
+            in_order_rate = conversion_rate if i == 0 else (
+                in_order[i] / in_order[i - 1] if in_order[i - 1] else np.nan)
             expected_rows.append({
                 "funnel_name": funnel, "stage": stage, "stage_order": i + 1, "reached": reached[i],
-                "conversion_rate": reached[i] / denominator if denominator else np.nan,
+                "conversion_rate": conversion_rate,
                 "conversion_from_start": reached[i] / reached[0] if reached[0] else np.nan,
                 "drop_off": 0 if i == 0 else reached[i - 1] - reached[i],
+                "reached_in_order": in_order[i],
+                "conversion_rate_in_order": in_order_rate,
+                "drop_off_in_order": 0 if i == 0 else in_order[i - 1] - in_order[i],
             })
     return expected_rows
 
 
 def test_funnel_summary_matches_the_reference(built, reference):
-    expected_rows = expected_summary(reference["sequences"], len(reference["conversations"]))
+    sequences = reference["sequences"]
+    expected_rows = expected_summary(sequences, len(reference["conversations"]))
+    entered = sequences.groupby("funnel_name")["conversation_id"].nunique()  # reached any of its stages
+    for row in expected_rows:
+        row["entered"] = int(entered.get(row["funnel_name"], 0))
     expected = _sorted(pd.DataFrame(expected_rows), ["funnel_name", "stage_order"])
     actual = _sorted(frame(built, "select * from marts.funnel_summary"), ["funnel_name", "stage_order"])
     pd.testing.assert_frame_equal(actual[expected.columns], expected, check_dtype=False, rtol=1e-12)
     # a major drop-off is a stage losing more than 30% of the previous stage
     losing = (actual["drop_off"] / actual.groupby("funnel_name")["reached"].shift(1)) > 0.3
     assert (actual["is_major_drop_off"] == losing.fillna(False)).all()
+    # the nested reading never exceeds the stage before; the data has skipped stages where the other one does
+    assert (actual["drop_off_in_order"] >= 0).all() and (actual["drop_off"] < 0).any()
+    readings = dict(zip(actual["funnel_name"], actual["counting"], strict=True))
+    assert readings == {"support": "any_order", "sales": "in_order", "engagement": "in_order"}
 
 
 def test_funnel_summary_since_matches_the_reference_for_every_start_date(built, reference):
@@ -368,69 +385,136 @@ def test_breakdown_channel_rows_equal_funnel_stage_daily(built):
 # --------------------------------------------------------------------------- CLI
 
 
-def test_cli_prints_every_funnel_and_the_worst_step(built, tmp_path):
-    from convo_warehouse.commands.funnel import funnel
-
-    # a copy: the CLI opens the file read-only, which DuckDB refuses while this
-    # process (in-process dbt) still holds a read-write connection to it
+def _warehouse_copy(built: Warehouse, tmp_path: Path) -> Path:
     database = tmp_path / "copy.duckdb"
     built.query("checkpoint")
     shutil.copy2(built.path, database)
-    result = CliRunner().invoke(funnel, ["--database", str(database)])
+    return database
+
+
+def test_cli_prints_every_funnel_in_its_reading_without_impossible_numbers(built, tmp_path):
+    from convo_warehouse.commands.funnel import funnel
+
+    database = _warehouse_copy(built, tmp_path)
+    result = CliRunner().invoke(funnel, ["--warehouse", str(database)])
     assert result.exit_code == 0, result.output
     for name, stages in SHIPPED.items():
-        assert f"funnel {name}" in result.output
+        reading = "any order" if name == "support" else "in order"
+        assert f"funnel {name} ({reading}:" in result.output
         for stage in stages:
             assert stage in result.output
     assert "last user messages of conversations that stopped before" in result.output
+    assert "other reading: --reading in_order" in result.output
+    # no rate above 100% and no negative drop-off, in either reading
+    for reading in ("any_order", "in_order"):
+        shown = CliRunner().invoke(funnel, ["--warehouse", str(database), "--reading", reading])
+        assert shown.exit_code == 0, shown.output
+        percents = [float(cell[:-1]) for cell in shown.output.split() if cell.endswith("%") and cell[:-1]
+                    .replace(".", "", 1).lstrip("-").isdigit()]
+        assert percents and max(percents) <= 100.0 and min(percents) >= 0.0, reading
+        table_rows = [line.split() for line in shown.output.splitlines() if line.startswith(("  ", "! "))]
+        drop_offs = [int(row[-3].replace(",", "")) for row in table_rows if len(row) >= 7 and row[-3]
+                     .replace(",", "").lstrip("-").isdigit()]
+        assert drop_offs and min(drop_offs) >= 0, reading
 
-    since = CliRunner().invoke(funnel, ["--database", str(database), "--funnel", "sales", "--since", END_DATE])
-    assert since.exit_code == 0, since.output
-    assert "funnel sales (conversations from" in since.output and "funnel support" not in since.output
-
-    unknown = CliRunner().invoke(funnel, ["--database", str(database), "--funnel", "nope"])
+    # the old option name still works (hidden), the snapshot is the default source
+    old = CliRunner().invoke(funnel, ["--database", str(database), "--funnel", "sales", "--since", END_DATE])
+    assert old.exit_code == 0, old.output
+    assert "funnel sales (in order" in old.output and f"{END_DATE}..last day" in old.output
+    assert "funnel support" not in old.output
+    unknown = CliRunner().invoke(funnel, ["--warehouse", str(database), "--funnel", "nope"])
     assert unknown.exit_code != 0 and "known funnels" in unknown.output
+    empty = CliRunner().invoke(funnel, ["--warehouse", str(database), "--since", "2099-01-01"])
+    assert empty.exit_code == 0 and "no conversations in the funnels for 2099-01-01..last day" in empty.output
+    no_snapshot = CliRunner().invoke(funnel, ["--serving-dir", str(tmp_path / "none")])
+    assert no_snapshot.exit_code != 0 and "no published snapshot" in no_snapshot.output
 
 
-def test_cli_since_prints_the_mart_rows_of_the_first_start_date_on_or_after(built, tmp_path):
+def test_cli_json_for_a_period_equals_the_reference_in_both_readings(built, reference, tmp_path):
+    """--since / --until / --json: every count against the reference's sequences of those days;
+    rates are fractions, counts integers."""
+    import json
+
     from convo_warehouse.commands.funnel import funnel
 
-    database = tmp_path / "copy.duckdb"
-    built.query("checkpoint")
-    shutil.copy2(built.path, database)
-    # END_DATE - 1 day: a day with conversations, so its rows are printed as they are
-    since = (dt.date.fromisoformat(END_DATE) - dt.timedelta(days=1)).isoformat()
-    rows = built.query(
-        "select stage, reached, conversion_rate, drop_off, is_major_drop_off, major_drop_off_threshold "
-        "from marts.funnel_summary_since where funnel_name = 'sales' and start_date = ? order by stage_order",
-        [since],
-    )
-    assert rows and rows[0][1] > 0
-    result = CliRunner().invoke(funnel, ["--database", str(database), "--funnel", "sales", "--since", since])
-    assert result.exit_code == 0, result.output
-    lines = {line.lstrip("! ").split()[0]: line for line in result.output.splitlines()[2:] if line.strip()}
-    for stage, reached, rate, drop_off, is_major, threshold in rows:
-        line = lines[stage]
-        assert f"{reached:,}" in line.split() and f"{drop_off:,}" in line.split()
-        assert f"{rate * 100:.1f}%" in line.split()
-        assert line.startswith("! ") == is_major
-    if any(row[4] for row in rows):
-        assert f"major drop-offs (more than {rows[0][5] * 100:.1f}% lost)" in result.output
+    database = _warehouse_copy(built, tmp_path)
+    end = dt.date.fromisoformat(END_DATE)
+    since, until = end - dt.timedelta(days=3), end - dt.timedelta(days=1)
+    conversations = reference["conversations"]
+    days = pd.to_datetime(conversations["conversation_date"]).dt.date
+    in_period = set(conversations[(days >= since) & (days <= until)]["conversation_id"])
+    sequences = reference["sequences"][reference["sequences"]["conversation_id"].isin(in_period)]
+    for reading in ("any_order", "in_order"):
+        result = CliRunner().invoke(funnel, ["--warehouse", str(database), "--since", since.isoformat(),
+                                             "--until", until.isoformat(), "--reading", reading, "--json"])
+        assert result.exit_code == 0, result.output
+        payload = json.loads(result.output)
+        assert payload["source"]["kind"] == "warehouse"
+        for shown in payload["funnels"]:
+            name = shown["funnel_name"]
+            funnel_rows = sequences[sequences["funnel_name"] == name]
+            assert shown["entered"] == funnel_rows["conversation_id"].nunique()
+            reached = {stage: set(funnel_rows[(funnel_rows["stage"] == stage) & funnel_rows["is_reached"]]
+                                  ["conversation_id"]) for stage in SHIPPED[name]}
+            in_order = {stage: set(funnel_rows[(funnel_rows["stage"] == stage) & funnel_rows["is_reached_in_order"]]
+                                   ["conversation_id"]) for stage in SHIPPED[name]}
+            for index, stage in enumerate(shown["stages"]):
+                name_of_stage = SHIPPED[name][index]
+                assert stage["stage"] == name_of_stage
+                assert isinstance(stage["count"], int) and isinstance(stage["drop_off"], int)
+                assert stage["reached"] == len(reached[name_of_stage])
+                assert stage["reached_in_order"] == len(in_order[name_of_stage])
+                if index == 0:
+                    base, went_on = shown["entered"], stage["count"]
+                elif reading == "in_order":
+                    previous = SHIPPED[name][index - 1]
+                    base, went_on = len(in_order[previous]), len(in_order[name_of_stage])
+                else:
+                    previous = SHIPPED[name][index - 1]
+                    base, went_on = len(reached[previous]), len(reached[previous] & reached[name_of_stage])
+                assert stage["drop_off"] == base - went_on >= 0
+                if base:
+                    assert stage["from_previous"] == pytest.approx(went_on / base)
+                    assert 0 <= stage["from_previous"] <= 1
+                assert stage["share_of_entered"] is None or 0 <= stage["share_of_entered"] <= 1
 
-    later = CliRunner().invoke(funnel, ["--database", str(database), "--funnel", "sales", "--since", "2099-01-01"])
-    assert later.exit_code == 0, later.output
-    assert "no conversations from 2099-01-01 on" in later.output
+
+def test_funnel_views_over_the_whole_history_equal_funnel_summary(built):
+    """The one computation behind the dashboard, the CLI and the API agrees with the mart."""
+    from convo_warehouse.lib import funnel_views
+
+    con = open_warehouse(built.path)
+    try:
+        summary = con.execute(
+            "select funnel_name, stage, reached, reached_in_order, entered, median_seconds_from_previous_stage "
+            "from marts.funnel_summary order by funnel_name, stage_order"
+        ).fetchall()
+        shown = [
+            (view.funnel_name, stage.stage, stage.reached, stage.reached_in_order, view.entered,
+             stage.median_seconds_from_previous_stage)
+            for name in funnel_views.funnel_names(con)
+            for view in [funnel_views.funnel_view(con, name)]
+            for stage in view.stages
+        ]
+    finally:
+        con.close()
+    assert [row[:5] for row in shown] == [row[:5] for row in summary]
+    # the view's median is exact (quantile_cont over the conversations); the
+    # mart's comes from the daily histogram, within 0.5% (docs/funnels.md)
+    for (*_, median), (*_, expected) in zip(shown, summary, strict=True):
+        assert (median is None and expected is None) or median == pytest.approx(expected, rel=0.005)
 
 
 # --------------------------------------------------------------------------- seed-only funnel
 
 
+# counting left empty: the funnel is shown in the default reading (in_order)
 NEW_FUNNEL_ROWS = """\
-self_service,10,opened,event_type,conversation_started,Test funnel: the conversation opened.
-self_service,20,smooth,marker,no_fallback,Test funnel: no fallback at all.
-self_service,30,solved_alone,marker,completed_without_handoff,Test funnel: completed without a human.
-self_service,40,rated,event_type,feedback_received,Test funnel: the user left a rating.
-self_service,40,rated,stage_reached,,Test funnel: or the application said so.
+self_service,10,opened,event_type,conversation_started,Test funnel: the conversation opened.,
+self_service,20,smooth,marker,no_fallback,Test funnel: no fallback at all.,
+self_service,30,solved_alone,marker,completed_without_handoff,Test funnel: completed without a human.,
+self_service,40,rated,event_type,feedback_received,Test funnel: the user left a rating.,
+self_service,40,rated,stage_reached,,Test funnel: or the application said so.,
 """
 
 
@@ -480,6 +564,8 @@ def test_a_funnel_added_by_seed_rows_alone_appears_everywhere(generated, tmp_pat
         "rated": sum("feedback_received" in types for types in by_conversation),
     }
     assert summary == expected
+    assert warehouse.scalar(
+        "select distinct counting from marts.funnel_summary where funnel_name = 'self_service'") == "in_order"
     # the other funnels are untouched by the new rows
     assert warehouse.scalar("select count(distinct funnel_name) from marts.funnel_summary") == 4
 

@@ -28,8 +28,9 @@ CONVERSATIONS = 1500
 SEED = 11
 METRICS_SELECT = (
     "+metric_alerts +segment_comparison +dim_metrics alert_rules fct_conversations ab_test_exposures"
-    " +fct_conversation_quality"
+    " +fct_conversation_quality +fct_conversation_stages"
 )
+SALES_STAGES = ["started", "responded", "qualified", "booked", "attended", "converted"]
 KEY = ["metric_date", "metric_name", "segment_type", "segment_value"]
 HOURLY_KEY = ["metric_hour", "metric_name", "segment_type", "segment_value"]
 ATTRIBUTE_SEGMENTS = ["channel", "agent_id", "device", "source", "language"]
@@ -77,7 +78,8 @@ def frame(warehouse: Warehouse, sql: str) -> pd.DataFrame:
 
 
 def reference_metrics(
-    conversations: pd.DataFrame, sentiments: pd.DataFrame, exposures: pd.DataFrame, grain: str
+    conversations: pd.DataFrame, sentiments: pd.DataFrame, exposures: pd.DataFrame, sales: pd.DataFrame,
+    grain: str,
 ) -> pd.DataFrame:
     """The contract's metrics in long format, computed with pandas.
 
@@ -90,6 +92,11 @@ def reference_metrics(
     per_conv = sentiments.groupby("conversation_id")["sentiment"].agg(["sum", "count"])
     c["sentiment_sum"] = c["conversation_id"].map(per_conv["sum"]).fillna(0.0)
     c["sentiment_count"] = c["conversation_id"].map(per_conv["count"]).fillna(0).astype(int)
+    # v1.2: the sales stages a conversation reached in order (is_reached_in_order of
+    # fct_conversation_stages; the in-order rule itself is checked by test_reference_e2e)
+    for stage in SALES_STAGES:
+        reached = set(sales[(sales["stage"] == stage) & sales["is_reached_in_order"]]["conversation_id"])
+        c[f"sales_{stage}"] = c["conversation_id"].isin(reached)
 
     segments = [c[["conversation_id"]].assign(segment_type="all", segment_value="all")]
     for attribute in ATTRIBUTE_SEGMENTS:
@@ -141,6 +148,17 @@ def reference_metrics(
         "quality_score": (
             seg["quality_score"].astype(float).fillna(0.0), seg["quality_score"].notna().astype(float)
         ),
+        # v1.2: the sales step rates, each in-order stage over the one before
+        "sales_response_rate": ((started & b("sales_responded")).astype(float), started.astype(float)),
+        "qualification_rate": (b("sales_qualified").astype(float), b("sales_responded").astype(float)),
+        "booking_rate": (b("sales_booked").astype(float), b("sales_qualified").astype(float)),
+        "show_rate": (b("sales_attended").astype(float), b("sales_booked").astype(float)),
+        "sales_conversion_rate": (b("sales_converted").astype(float), b("sales_attended").astype(float)),
+        # not in the contract: mean of sentiment_end - sentiment_start where both exist
+        "sentiment_change": (
+            (seg["sentiment_end"].astype(float) - seg["sentiment_start"].astype(float)).fillna(0.0),
+            (seg["sentiment_end"].notna() & seg["sentiment_start"].notna()).astype(float),
+        ),
     }
     keys = [grain, "segment_type", "segment_value"]
     parts = []
@@ -173,10 +191,11 @@ def reference_metrics(
     return result[[grain, "metric_name", "segment_type", "segment_value", "numerator", "denominator", "value"]]
 
 
-def reference_inputs(warehouse: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def reference_inputs(warehouse: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     conversations = frame(
         warehouse,
-        "select fct_conversations.*, fct_conversation_quality.quality_score from marts.fct_conversations "
+        "select fct_conversations.*, fct_conversation_quality.quality_score, fct_conversation_quality.sentiment_start,"
+        " fct_conversation_quality.sentiment_end from marts.fct_conversations "
         "left join marts.fct_conversation_quality "
         "on fct_conversations.conversation_id = fct_conversation_quality.conversation_id",
     )
@@ -194,7 +213,12 @@ def reference_inputs(warehouse: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame, 
     exposures = frame(
         warehouse, "select test_name, conversation_id, variant, variant_count from marts.ab_test_exposures"
     )
-    return conversations, sentiments, exposures
+    sales = frame(
+        warehouse,
+        "select conversation_id, stage, is_reached_in_order from marts.fct_conversation_stages "
+        "where funnel_name = 'sales'",
+    )
+    return conversations, sentiments, exposures, sales
 
 
 def assert_same_metrics(actual: pd.DataFrame, expected: pd.DataFrame, key: list[str], rel: float = 1e-9) -> None:
@@ -243,6 +267,29 @@ def test_metrics_hourly_matches_independent_recomputation(built: Warehouse) -> N
     actual["metric_hour"] = pd.to_datetime(actual["metric_hour"])
     expected["metric_hour"] = pd.to_datetime(expected["metric_hour"])
     assert_same_metrics(actual, expected, HOURLY_KEY)
+
+
+def test_the_alert_unit_test_holds_the_shipped_sales_bot_rules() -> None:
+    """The unit test metric_alerts_shipped_sales_bot_rules gives metric_alerts the rules of
+    seeds/alert_rules.csv (issue 30: the sales-bot definitions); a rule edited in the seed and not
+    in the test, or the other way round, fails here."""
+    import csv
+
+    import yaml
+
+    from conftest import REPO_ROOT
+
+    with open(REPO_ROOT / "seeds" / "alert_rules.csv", newline="") as handle:
+        seed = {row["rule_name"]: row for row in csv.DictReader(handle)}
+    tests = yaml.safe_load((REPO_ROOT / "models" / "marts" / "metrics" / "_metrics__unit_tests.yml").read_text())
+    test = next(test for test in tests["unit_tests"] if test["name"] == "metric_alerts_shipped_sales_bot_rules")
+    given = next(given["rows"] for given in test["given"] if given["input"] == "ref('stg_seeds__alert_rules')")
+    assert {row["rule_name"] for row in given} == {"low_sales_response_rate", "high_fallback_rate", "negative_sentiment"}
+    for row in given:
+        shipped = seed[row["rule_name"]]
+        for column, value in row.items():
+            expected = float(shipped[column]) if isinstance(value, (int, float)) else shipped[column]
+            assert value == expected, (row["rule_name"], column, value, shipped[column])
 
 
 def test_every_metric_is_documented(built: Warehouse) -> None:
@@ -355,9 +402,11 @@ def test_incremental_runs_equal_a_full_refresh(generated, tmp_path_factory, dbt_
                 "where metric_date = ? and metric_name = 'conversations' and segment_type = 'all'",
                 [oldest],
             )
-        # the reference reads the marts fct_conversations, ab_test_exposures and fct_conversation_quality
+        # the reference reads the marts fct_conversations, ab_test_exposures, fct_conversation_quality
+        # and fct_conversation_stages
         metrics_and_inputs = (
             "+metrics_daily +metrics_hourly fct_conversations ab_test_exposures +fct_conversation_quality"
+            " +fct_conversation_stages"
         )
         warehouse.dbt("run", "--select", metrics_and_inputs, "--vars", incremental_vars)
         if number in (2, 3):

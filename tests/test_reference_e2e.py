@@ -3,14 +3,19 @@
 The reference (``tests/reference/contract.py``) re-implements the contract in
 plain Python from the contract text. Each test drops files into a temporary
 landing folder, runs the real loader (once per load run) and
-``dbt build --select +fct_conversations +reconciliation``, then compares:
+``dbt build --select +fct_conversations +reconciliation +metrics_daily
++metrics_hourly +funnel_summary``, then compares:
 
 * staging: the set of staged event ids and, per event, the winning copy
   (load run, file, row), its parsed UTC timestamp, canonical type, ids, channel;
 * quarantine: every rejected row (load run, file, row) and its reason;
 * reconciliation: raw = staged + duplicates + quarantined, each number;
 * ``marts.fct_conversations``: every column of every conversation
-  (floats within 1e-9 relative).
+  (floats within 1e-9 relative);
+* ``marts.metrics_daily`` / ``metrics_hourly``: v1.2's five sales step rates
+  (numerator, denominator, value) for every period and segment;
+* ``marts.funnel_summary``: the any-order and v1.2's nested reading of the
+  funnels whose stages come from events (sales, engagement).
 
 A failure lists every disagreement with the conversation id and both values.
 """
@@ -46,7 +51,11 @@ from reference.contract import (
     RawStore,
     Reference,
     build_reference,
+    EVENT_FUNNELS,
     conversation_facts,
+    funnel_stage_counts,
+    funnel_summary_rows,
+    sales_step_rates,
     parse_timestamp,
     rating_value,
     read_file,
@@ -258,6 +267,85 @@ def compare_facts(db: Path, ref: Reference) -> list[str]:
                 )
     if by_column:
         mismatches.insert(0, f"mismatching columns: {dict(by_column)}")
+    return mismatches
+
+
+SALES_METRICS = ("sales_response_rate", "qualification_rate", "booking_rate", "show_rate", "sales_conversion_rate")
+
+
+def compare_sales_step_rates(db: Path, ref: Reference) -> list[str]:
+    """metrics_daily and metrics_hourly rows of the five v1.2 metrics, every period and segment.
+
+    The ambiguity probes are left out of the comparisons; a metric sums whole
+    periods, so the periods holding a probe conversation, by the reference's
+    reading or by the warehouse's, are left out (the sales edge cases are a
+    day earlier)."""
+    mismatches = []
+    probes = [fact for cid, fact in ref.facts.items() if not _compared_conversation(cid)]
+    probes += [row for row in _rows(db, "select conversation_id, conversation_date, first_event_at "
+                                        "from marts.fct_conversations") if not _compared_conversation(row["conversation_id"])]
+    names = ", ".join(f"'{name}'" for name in SALES_METRICS)
+    for table, period, grain in (("metrics_daily", "metric_date", "day"), ("metrics_hourly", "metric_hour", "hour")):
+        rows = _rows(db, f"select {period} as period, metric_name, segment_type, segment_value, numerator, "
+                         f"denominator, value from marts.{table} where metric_name in ({names})")
+        warehouse = {(r["period"], r["metric_name"], r["segment_type"], r["segment_value"]):
+                     (r["numerator"], r["denominator"], r["value"]) for r in rows}  # fmt: skip
+        expected = sales_step_rates(ref.staging.staged, ref.facts, grain)
+        left_out = {
+            fact["conversation_date"] if grain == "day"
+            else fact["first_event_at"].replace(minute=0, second=0, microsecond=0)
+            for fact in probes
+        }
+        warehouse = {key: value for key, value in warehouse.items() if key[0] not in left_out}
+        expected = {key: value for key, value in expected.items() if key[0] not in left_out}
+        if not expected:
+            mismatches.append(f"{table}: nothing compared (every period holds a probe)")
+        for key in sorted(set(expected) - set(warehouse), key=str):
+            mismatches.append(f"{table}{key}: missing from the warehouse (reference {expected[key]})")
+        for key in sorted(set(warehouse) - set(expected), key=str):
+            mismatches.append(f"{table}{key}: not expected by the reference (warehouse {warehouse[key]})")
+        for key in sorted(set(warehouse) & set(expected), key=str):
+            if not all(_same(a, e) for a, e in zip(warehouse[key], expected[key], strict=True)):
+                mismatches.append(f"{table}{key}: warehouse={warehouse[key]} reference={expected[key]}")
+    return mismatches
+
+
+FUNNEL_COLUMNS = ("reached", "reached_in_order", "conversion_rate", "conversion_from_start", "drop_off",
+                  "conversion_rate_in_order", "drop_off_in_order")
+
+
+def compare_funnel_summary(db: Path, ref: Reference) -> list[str]:
+    """funnel_summary of the event funnels (sales, engagement), every column of both readings.
+
+    A whole-history mart holds the ambiguity probes too: their stage counts are taken from the
+    warehouse's own stages (int_conversation_stages_sequenced, what fct_conversation_stages
+    publishes; their number from fct_conversations), the rest
+    from the reference, and every rate is computed by the reference from the summed counts."""
+    compared = {cid: fact for cid, fact in ref.facts.items() if _compared_conversation(cid)}
+    counts = funnel_stage_counts(ref.staging.staged, compared)
+    probe_stages = _rows(db, "select conversation_id, funnel_name, stage, is_reached_in_order "
+                             "from intermediate.int_conversation_stages_sequenced where is_reached")
+    for row in probe_stages:
+        key = (row["funnel_name"], row["stage"])
+        if not _compared_conversation(row["conversation_id"]) and key in counts:
+            counts[key][0] += 1
+            counts[key][1] += int(row["is_reached_in_order"])
+    probes = sum(1 for row in _rows(db, "select conversation_id from marts.fct_conversations")
+                 if not _compared_conversation(row["conversation_id"]))
+    expected = funnel_summary_rows(counts, len(compared) + probes)
+    funnels = ", ".join(f"'{name}'" for name in EVENT_FUNNELS)
+    warehouse = {(r["funnel_name"], r["stage"]): r for r in _rows(
+        db, f"select funnel_name, stage, {', '.join(FUNNEL_COLUMNS)} from marts.funnel_summary "
+            f"where funnel_name in ({funnels})")}  # fmt: skip
+    mismatches = []
+    for key in sorted(set(expected) | set(warehouse)):
+        if key not in warehouse or key not in expected:
+            mismatches.append(f"funnel_summary{key}: only in {'the reference' if key in expected else 'the warehouse'}")
+            continue
+        for column in FUNNEL_COLUMNS:
+            if not _same(warehouse[key][column], expected[key][column]):
+                mismatches.append(f"funnel_summary{key}.{column}: warehouse={warehouse[key][column]} "
+                                  f"reference={expected[key][column]}")
     return mismatches
 
 
@@ -624,6 +712,62 @@ def _edge_case_run_1(landing: Path, now: datetime, base: datetime = BASE) -> Non
         ("feedback_received", 3, {"rating": 9}),
         ("handoff_requested", 4, {}),
     ]))  # fmt: skip
+    _sales_cases(landing, t - timedelta(days=1))
+
+
+def _sales_cases(landing: Path, t: datetime) -> None:
+    """v1.2's sales step rates: the in-order chain (started > responded > qualified > booked >
+    attended > converted) as the contract words it."""
+    sales = "sales"
+    cases = []
+    # Every stage in order; booked through the meeting_booked alias; converted by stage_reached.
+    cases += _conversation("c-sales-nested", t, [
+        ("conversation_started", 0, {"agent_id": "sales-bot"}),
+        ("agent_message", 1, {"content": "Hi, what brings you here?"}),
+        ("user_message", 2, {"content": "pricing for 20 seats"}),
+        ("stage_reached", 3, {"funnel": sales, "stage": "qualified"}),
+        ("meeting_booked", 4, {}),
+        ("stage_reached", 5, {"funnel": sales, "stage": "attended"}),
+        ("stage_reached", 6, {"funnel": sales, "stage": "converted"}),
+    ])  # fmt: skip
+    # booked without qualified: qualified and every later stage are out of order.
+    cases += _conversation("c-sales-skip", t, [
+        ("conversation_started", 0, {"agent_id": "sales-bot"}),
+        ("agent_message", 1, {"content": "Hello"}),
+        ("user_message", 2, {"content": "book me"}),
+        ("stage_reached", 3, {"funnel": sales, "stage": "booked"}),
+        ("stage_reached", 4, {"funnel": sales, "stage": "attended"}),
+    ])  # fmt: skip
+    # A conversion before attended: converted is reached, not in order. Run 2 brings a late
+    # attended event dated before the booking: attended is then out of order too.
+    cases += _conversation("c-sales-late", t, [
+        ("conversation_started", 0, {"agent_id": "sales-bot"}),
+        ("agent_message", 1, {"content": "Hi"}),
+        ("user_message", 2, {"content": "demo please"}),
+        ("stage_reached", 3, {"funnel": sales, "stage": "qualified"}),
+        ("stage_reached", 4, {"funnel": sales, "stage": "booked"}),
+        ("conversion", 5, {"goal": "demo_booked"}),
+    ])  # fmt: skip
+    # Equal times are in order (responded and qualified at the same instant).
+    cases += _conversation("c-sales-tie", t, [
+        ("conversation_started", 0, {"agent_id": "sales-bot"}),
+        ("agent_message", 1, {"content": "Hi"}),
+        ("user_message", 2, {"content": "yes"}),
+        ("stage_reached", 2, {"funnel": sales, "stage": "qualified"}),
+    ])  # fmt: skip
+    # The user wrote only before the agent's first message: not responded; a stage_reached
+    # sales/responded counts whatever the messages say (on another conversation).
+    cases += _conversation("c-sales-user-first", t, [
+        ("user_message", 0, {"content": "hello?"}),
+        ("agent_message", 1, {"content": "Hi"}),
+        ("stage_reached", 2, {"funnel": sales, "stage": "qualified"}),
+    ])  # fmt: skip
+    cases += _conversation("c-sales-asserted", t, [
+        ("conversation_started", 0, {"agent_id": "sales-bot"}),
+        ("stage_reached", 1, {"funnel": sales, "stage": "responded"}),
+        ("stage_reached", 2, {"funnel": sales, "stage": "qualified"}),
+    ])  # fmt: skip
+    _write_jsonl(landing / "d" / "sales.jsonl", cases)
 
 
 def _edge_case_run_2(landing: Path, base: datetime = BASE) -> None:
@@ -647,6 +791,10 @@ def _edge_case_run_2(landing: Path, base: datetime = BASE) -> None:
         # 30 minutes and 1 ms: abandoned.
         _event("silent-31-1", "c-silent-31", "user_message",
                _iso(t + timedelta(minutes=30, seconds=0, milliseconds=999)), {"content": "a"}),  # fmt: skip
+        # A late sales stage of run 1's c-sales-late (a day before base), dated before its booking.
+        _event("sales-late-1", "c-sales-late", "stage_reached",
+               _iso(t - timedelta(days=1) + timedelta(seconds=3, milliseconds=500)),
+               {"funnel": "sales", "stage": "attended"}, channel="web"),
     ]
     _write_jsonl(landing / "0-late" / "late.jsonl", late)
     # Same bytes as run 1's gzip file under a new path: not loaded again.
@@ -772,6 +920,10 @@ def test_reference_one_conversation_clock():
 # --------------------------------------------------------------------------- end to end
 
 
+# The contract marts compared here (metrics for the v1.2 sales step rates).
+BUILD_SELECT = "+fct_conversations +reconciliation +metrics_daily +metrics_hourly +funnel_summary"
+
+
 @dataclass
 class Built:
     """One warehouse holding every scenario, built once for the module (dbt parses once)."""
@@ -858,13 +1010,15 @@ def built(tmp_path_factory: pytest.TempPathFactory, dbt_target_dir: Path) -> Bui
     store = RawStore()
     load(warehouse, store)
     lap("load 1")
-    warehouse.build()
+    warehouse.build(BUILD_SELECT)
     lap("dbt build 1")
     first = build_reference(store)
     after_run_1 = {
         "staging": compare_staging(warehouse.path, first),
         "quarantine": compare_quarantine(warehouse.path, first),
         "fct_conversations": compare_facts(warehouse.path, first),
+        "sales step rates": compare_sales_step_rates(warehouse.path, first),
+        "funnel_summary": compare_funnel_summary(warehouse.path, first),
     }
     lap("reference + compare 1")
     if held_back.exists():
@@ -872,7 +1026,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, dbt_target_dir: Path) -> Bui
     _edge_case_run_2(warehouse.landing / "edge", base)
     load(warehouse, store)
     lap("load 2")
-    warehouse.build()
+    warehouse.build(BUILD_SELECT)
     lap("dbt build 2")
     ref = build_reference(store)
     lap("reference 2")
@@ -901,6 +1055,30 @@ def test_reconciliation_matches_reference(built: Built):
 
 def test_fct_conversations_matches_reference(built: Built):
     assert_no_mismatches("marts.fct_conversations", compare_facts(built.path, built.ref))
+
+
+def test_sales_step_rates_match_reference(built: Built):
+    """v1.2: the five sales step rates in metrics_daily and metrics_hourly, every segment, after the
+    incremental second build (the late attended event re-reads c-sales-late's day)."""
+    assert_no_mismatches("sales step rates", compare_sales_step_rates(built.path, built.ref))
+    expected = sales_step_rates(built.ref.staging.staged, built.ref.facts)
+    days = {fact["conversation_date"] for cid, fact in built.ref.facts.items() if cid.startswith("c-sales-")}
+    assert len(days) == 1 and not days & {f["conversation_date"] for c, f in built.ref.facts.items()
+                                          if not _compared_conversation(c)}, "the sales cases must be compared"
+    for metric in SALES_METRICS:  # the comparison covers real counts, not only zeros
+        assert sum(n for (_, name, kind, _), (n, _, _) in expected.items() if name == metric and kind == "all") > 0
+    assert any(kind.startswith("experiment:") for (_, _, kind, _) in expected)
+
+
+def test_funnel_summary_matches_reference(built: Built):
+    """v1.2: funnel_summary's both readings of the sales and engagement funnels after the
+    incremental second build (summed from its daily partials), every value; the sales cases
+    make the readings differ (skipped and late stages)."""
+    assert_no_mismatches("funnel_summary", compare_funnel_summary(built.path, built.ref))
+    rows = {(r["funnel_name"], r["stage"]): r for r in _rows(
+        built.path, "select funnel_name, stage, reached, reached_in_order from marts.funnel_summary")}
+    assert any(row["reached_in_order"] < row["reached"] for key, row in rows.items() if key[0] == "sales")
+    assert all(rows[(funnel, stage)]["reached"] > 0 for funnel, stages in EVENT_FUNNELS.items() for stage in stages)
 
 
 def test_scenarios_are_present(built: Built):

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from convo_warehouse.lib import serving
 from convo_warehouse.lib.partition_history import read_partition_history
 from convo_warehouse.lib.warehouse import WarehouseBusyError, busy_message, connect, lock_holders
-from conftest import open_warehouse
+from conftest import REPO_ROOT, open_warehouse
 
 PUBLISHED_AT = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 # With this threshold every table of two rows or more is served from Parquet.
@@ -1075,3 +1075,31 @@ def test_versions_folder_is_fsynced_after_the_rename(setup, monkeypatch):
     _publish(database, serving_dir)
     assert ("rename", "versions") in steps
     assert steps.index(("fsync dir", "versions")) > steps.index(("rename", "versions"))
+
+
+def test_the_publisher_partitions_each_incremental_mart_by_the_day_its_builds_record():
+    """A replace_touched mart records the days it rewrote by its day column
+    (dbt_project.yml, macros/materializations/replace_touched.sql); the
+    publisher partitions its Parquet by the same day, so a new day rewrites
+    only those partitions. The manifest's declared columns stand for the table's."""
+    manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
+    checked = 0
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "model" or node["schema"] not in serving.SERVED_SCHEMAS:
+            continue
+        config = node["config"]
+        if config["materialized"] != "replace_touched":
+            continue
+        columns = [(name, (column.get("data_type") or "").upper()) for name, column in node["columns"].items()]
+        key = config.get("touched_key") or "conversation_id"
+        recorded = config.get("day_column") or (key if key not in ("conversation_id", "load_id") else "conversation_date")
+        day = serving._day_column(columns)
+        if recorded not in dict(columns):
+            assert day is None, f"{node['name']}: partitioned by {day} but its builds record no day"
+            continue
+        assert day is not None and day.source == recorded, (
+            f"{node['name']}: its builds record days of {recorded}, the publisher partitions by "
+            f"{day.source if day else 'nothing'}: set day_column in dbt_project.yml or DAY_COLUMNS in lib/serving.py"
+        )
+        checked += 1
+    assert checked >= 10

@@ -3,8 +3,13 @@
     first_stage_reached (see funnel_stage_neighbours): conversion_rate,
     conversion_from_start, conversion_rate_sample (conversion_rate's
     denominator), drop_off, drop_off_rate and is_major_drop_off
-    (drop_off_rate above the var funnel_major_drop_off_threshold). A rate
-    whose denominator is 0 is null. -#}
+    (drop_off_rate above the var funnel_major_drop_off_threshold); and the
+    nested reading of contract v1.2 from reached_in_order and
+    previous_stage_reached_in_order: conversion_rate_in_order
+    (reached_in_order / the previous stage's; for the first stage equal to
+    conversion_rate) and drop_off_in_order (the previous stage's
+    reached_in_order - reached_in_order; 0 for the first). A rate whose
+    denominator is 0 is null. -#}
 {% macro funnel_stage_rates(relation) -%}
     case
         when {{ relation }}.is_first_stage
@@ -45,5 +50,18 @@
         false
     ) as is_major_drop_off,
     cast({{ var('funnel_major_drop_off_threshold') }} as {{ type_double() }})
-        as major_drop_off_threshold
+        as major_drop_off_threshold,
+    case
+        when {{ relation }}.is_first_stage
+            then
+                cast({{ relation }}.reached as {{ type_double() }})
+                / nullif({{ relation }}.all_conversations, 0)
+        else
+            cast({{ relation }}.reached_in_order as {{ type_double() }})
+            / nullif({{ relation }}.previous_stage_reached_in_order, 0)
+    end as conversion_rate_in_order,
+    case
+        when {{ relation }}.is_first_stage then 0
+        else {{ relation }}.previous_stage_reached_in_order - {{ relation }}.reached_in_order
+    end as drop_off_in_order
 {%- endmacro %}

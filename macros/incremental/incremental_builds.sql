@@ -201,7 +201,7 @@
         {{ return(keys | map('string') | list) }}
     {%- endif -%}
     {%- set days = run_query(
-        'select distinct cast(' ~ day_column ~ ' as ' ~ dbt.type_string() ~ ') from ' ~ relation
+        'select distinct cast(cast(' ~ day_column ~ ' as ' ~ type_date() ~ ') as ' ~ dbt.type_string() ~ ') from ' ~ relation
         ~ ' where ' ~ touched_condition(key, kind, keys, touched_relation)
     ).columns[0].values() -%}
     {{ return(days | list) }}

@@ -10,10 +10,11 @@
       touched_by    what touches a conversation besides its new events
                     (always counted): abandonment_clock, conversion_window,
                     classifier_output (touched_conversations_query()).
-      day_column    the date column whose days the build records as
-                    rewritten (audit.partitions_rewritten, read by the
-                    snapshot publisher); default the day key, else
-                    conversation_date.
+      day_column    the date (or timestamp: its day) column whose days
+                    the build records as rewritten
+                    (audit.partitions_rewritten, read by the snapshot
+                    publisher, which partitions by the same day); default
+                    the day key, else conversation_date.
       unique_key    the grain: checked on the rows a build writes (a
                     conversation's or day's rows are written together, so a
                     duplicate can only lie among them).

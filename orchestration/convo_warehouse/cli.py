@@ -13,6 +13,7 @@ import click
 
 # name -> "module:attribute" of a click command
 COMMANDS: dict[str, str] = {
+    "api": "convo_warehouse.commands.api:api",
     "funnel": "convo_warehouse.commands.funnel:funnel",
     "generate": "convo_warehouse.commands.generate:generate",
     "experiments": "convo_warehouse.commands.experiments:experiments",

@@ -1,6 +1,7 @@
 -- seeds/funnel_stages.csv must describe well-formed funnels: one order per
 -- stage and one stage per order, a value where the rule needs one, flags we
--- know, markers that are defined and event types of the vocabulary.
+-- know, markers that are defined, event types of the vocabulary and one
+-- reading (counting) per funnel.
 {%- set marker_literals = ["'(no marker)'"] %}
 {%- for marker_name in funnel_markers().keys() | sort %}
     {%- do marker_literals.append(funnel_sql_literal(marker_name)) %}
@@ -14,7 +15,8 @@ stage_rules as (
         stage_order,
         stage,
         reached_by,
-        reached_by_value
+        reached_by_value,
+        counting
     from {{ ref('stg_seeds__funnel_stages') }}
 ),
 
@@ -80,6 +82,17 @@ duplicated_rules as (
     having count(*) > 1
 ),
 
+funnels_with_several_readings as (
+    select
+        stage_rules.funnel_name,
+        min(stage_rules.stage) as stage,  -- noqa: RF04
+        'the funnel has several counting values: '
+        || min(stage_rules.counting) || ', ' || max(stage_rules.counting) as problem
+    from stage_rules
+    group by stage_rules.funnel_name
+    having count(distinct stage_rules.counting) > 1
+),
+
 problems as (
     select * from stages_with_several_orders
     union all
@@ -88,6 +101,8 @@ problems as (
     select * from rules_with_bad_values
     union all
     select * from duplicated_rules
+    union all
+    select * from funnels_with_several_readings
 )
 
 select * from problems

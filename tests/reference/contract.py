@@ -15,6 +15,7 @@ Entry point::
     store.load(landing_dir, loaded_at)      # after each warehouse loader run
     ref = build_reference(store)
     ref.staging.staged / .quarantined / .duplicates / .reasons, ref.facts
+    sales_step_rates(ref.staging.staged, ref.facts)   # v1.2 metrics, long format
 """
 
 from __future__ import annotations
@@ -738,3 +739,205 @@ def build_reference(runs: list[LoadRun] | RawStore, **options: Any) -> Reference
     rows = runs.rows if isinstance(runs, RawStore) else read_runs(runs)
     staging = stage(rows)
     return Reference(staging, fct_conversations(staging.staged, **options), rows)
+
+
+# --------------------------------------------------------------------------- v1.2: the sales step rates
+
+
+SALES_STAGES = ("started", "responded", "qualified", "booked", "attended", "converted")
+SALES_STEP_RATES = (
+    # (metric_name, numerator stage, denominator stage); sales_response_rate's
+    # numerator is "started and reached responded in order" over "started".
+    ("sales_response_rate", "responded", "started"),
+    ("qualification_rate", "qualified", "responded"),
+    ("booking_rate", "booked", "qualified"),
+    ("show_rate", "attended", "booked"),
+    ("sales_conversion_rate", "converted", "attended"),
+)
+SEGMENT_ATTRIBUTES = ("channel", "agent_id", "device", "source", "language")
+
+
+def sales_stage_times(events: list[Event], fact: dict[str, Any]) -> dict[str, datetime]:
+    """marts.md: when a conversation reached each `sales` stage (absent: not reached).
+
+    started: started_at; responded: the first user_message strictly after the
+    first agent_message; qualified, booked, attended: stage_reached events;
+    converted: the first conversion or stage_reached converted. "A
+    stage_reached event with funnel F and stage S always counts for (F, S)",
+    so every stage also takes its earliest such event; a stage reached several
+    ways is reached at the earliest.
+    """
+    events = sorted((e for e in events if e.is_known_type), key=_order)
+    times: dict[str, list[datetime]] = defaultdict(list)
+    if fact["started_at"] is not None:
+        times["started"].append(fact["started_at"])
+    agents = [e.event_at for e in events if e.event_type == "agent_message"]
+    if agents:
+        first_agent = min(agents)
+        replies = [e.event_at for e in events if e.event_type == "user_message" and e.event_at > first_agent]
+        if replies:
+            times["responded"].append(min(replies))
+    times["converted"].extend(e.event_at for e in events if e.event_type == "conversion")
+    for event in events:
+        if event.event_type == "stage_reached" and _text(_prop(event, "funnel")) == "sales":
+            stage = _text(_prop(event, "stage"))
+            if stage in SALES_STAGES:
+                times[stage].append(event.event_at)
+    return {stage: min(found) for stage, found in times.items() if found}
+
+
+def reached_in_order(times: dict[str, datetime]) -> dict[str, bool]:
+    """marts.md: reached this stage and every earlier one, each not later than the next
+    (all sales stage times are known, so every consecutive pair is compared)."""
+    result, chain, previous = {}, True, None
+    for stage in SALES_STAGES:
+        at = times.get(stage)
+        chain = chain and at is not None and (previous is None or previous <= at)
+        result[stage] = chain
+        previous = at
+    return result
+
+
+def experiment_segments(staged: list[Event]) -> dict[str, list[tuple[str, str]]]:
+    """conversation_id -> [(segment_type, variant)] of the tests it was exposed to once.
+
+    marts.md: the variant of the first exposure (timestamp, then event_id);
+    conversations that saw more than one variant of a test are left out of
+    that test's segment. Reading: an exposure without test_name or variant
+    says nothing about a test and is ignored.
+    """
+    exposures: dict[tuple[str, str], list[Event]] = defaultdict(list)
+    for event in staged:
+        if event.is_known_type and event.event_type == "experiment_exposure":
+            test, variant = _text(_prop(event, "test_name")), _text(_prop(event, "variant"))
+            if test is not None and variant is not None:
+                exposures[(event.conversation_id, test)].append(event)
+    segments: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for (conversation_id, test), seen in exposures.items():
+        if len({_text(_prop(e, "variant")) for e in seen}) == 1:
+            first = min(seen, key=_order)
+            segments[conversation_id].append((f"experiment:{test}", _text(_prop(first, "variant"))))
+    return segments
+
+
+def sales_step_rates(staged: list[Event], facts: dict[str, dict[str, Any]], grain: str = "day") -> dict:
+    """(period, metric_name, segment_type, segment_value) -> (numerator, denominator, value) of the
+    five v1.2 metrics, as metrics_daily (grain "day": the UTC date of first_event_at) or
+    metrics_hourly (grain "hour": its truncated hour) hold them. A period and segment whose
+    denominator is 0 has no row."""
+    by_conversation: dict[str, list[Event]] = defaultdict(list)
+    for event in staged:
+        by_conversation[event.conversation_id].append(event)
+    experiments = experiment_segments(staged)
+    sums: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for conversation_id, fact in facts.items():
+        in_order = reached_in_order(sales_stage_times(by_conversation[conversation_id], fact))
+        period = fact["conversation_date"] if grain == "day" else fact["first_event_at"].replace(
+            minute=0, second=0, microsecond=0)
+        segments = [("all", "all")]
+        segments += [(name, fact[name] if fact[name] is not None else "unknown") for name in SEGMENT_ATTRIBUTES]
+        segments += experiments.get(conversation_id, [])
+        for metric, stage, previous in SALES_STEP_RATES:
+            if metric == "sales_response_rate":
+                numerator, denominator = fact["started"] and in_order["responded"], fact["started"]
+            else:
+                numerator, denominator = in_order[stage], in_order[previous]
+            for segment_type, segment_value in segments:
+                totals = sums[(period, metric, segment_type, segment_value)]
+                totals[0] += int(numerator)
+                totals[1] += int(denominator)
+    return {
+        key: (numerator, denominator, numerator / denominator)
+        for key, (numerator, denominator) in sums.items()
+        if denominator
+    }
+
+
+# --------------------------------------------------------------------------- v1.2: funnel_summary's nested reading
+
+
+ENGAGEMENT_STAGES = ("initialized", "engaged", "completed")
+# The funnels whose stages come from events alone (support's come from the
+# stage classifier, which the contract does not define).
+EVENT_FUNNELS = {"sales": SALES_STAGES, "engagement": ENGAGEMENT_STAGES}
+
+
+def engagement_stage_times(events: list[Event]) -> dict[str, datetime]:
+    """marts.md: initialized = the first interaction_initialized, engaged = the first
+    user_message, completed = the first conversation_completed; a stage_reached event with
+    funnel engagement and one of these stages counts too (the earliest way wins)."""
+    events = [e for e in events if e.is_known_type]
+    times: dict[str, list[datetime]] = defaultdict(list)
+    first_of = {"interaction_initialized": "initialized", "user_message": "engaged",
+                "conversation_completed": "completed"}
+    for event in events:
+        if event.event_type in first_of:
+            times[first_of[event.event_type]].append(event.event_at)
+        elif event.event_type == "stage_reached" and _text(_prop(event, "funnel")) == "engagement":
+            stage = _text(_prop(event, "stage"))
+            if stage in ENGAGEMENT_STAGES:
+                times[stage].append(event.event_at)
+    return {stage: min(found) for stage, found in times.items() if found}
+
+
+def chain_in_order(stages: tuple[str, ...], times: dict[str, datetime]) -> dict[str, bool]:
+    """Reached this stage and every earlier one, each not later than the next."""
+    result, chain, previous = {}, True, None
+    for stage in stages:
+        at = times.get(stage)
+        chain = chain and at is not None and (previous is None or previous <= at)
+        result[stage] = chain
+        previous = at
+    return result
+
+
+def funnel_stage_counts(staged: list[Event], facts: dict[str, dict[str, Any]]) -> dict[tuple[str, str], list[int]]:
+    """(funnel, stage) -> [reached, reached_in_order] over the conversations of ``facts``, for the
+    event funnels (sales, engagement)."""
+    by_conversation: dict[str, list[Event]] = defaultdict(list)
+    for event in staged:
+        by_conversation[event.conversation_id].append(event)
+    counts: dict[tuple[str, str], list[int]] = {
+        (funnel, stage): [0, 0] for funnel, stages in EVENT_FUNNELS.items() for stage in stages
+    }
+    for conversation_id, fact in facts.items():
+        events = by_conversation[conversation_id]
+        for funnel, stages in EVENT_FUNNELS.items():
+            times = sales_stage_times(events, fact) if funnel == "sales" else engagement_stage_times(events)
+            in_order = chain_in_order(stages, times)
+            for stage in stages:
+                counts[(funnel, stage)][0] += stage in times
+                counts[(funnel, stage)][1] += in_order[stage]
+    return counts
+
+
+def funnel_summary_rows(counts: dict[tuple[str, str], list[int]], all_conversations: int) -> dict[tuple[str, str], dict]:
+    """marts.md's funnel_summary for the event funnels from the stage counts: reached,
+    conversion_rate, conversion_from_start, drop_off and v1.2's reached_in_order,
+    conversion_rate_in_order, drop_off_in_order (a rate with a 0 denominator is None)."""
+
+    def ratio(numerator: int, denominator: int) -> float | None:
+        return numerator / denominator if denominator else None
+
+    rows = {}
+    for funnel, stages in EVENT_FUNNELS.items():
+        first_reached = counts[(funnel, stages[0])][0]
+        for index, stage in enumerate(stages):
+            reached, reached_in_order = counts[(funnel, stage)]
+            if index == 0:
+                rows[(funnel, stage)] = {
+                    "reached": reached, "reached_in_order": reached_in_order,
+                    "conversion_rate": ratio(reached, all_conversations),
+                    "conversion_from_start": ratio(reached, first_reached), "drop_off": 0,
+                    "conversion_rate_in_order": ratio(reached, all_conversations), "drop_off_in_order": 0,
+                }
+                continue
+            previous, previous_in_order = counts[(funnel, stages[index - 1])]
+            rows[(funnel, stage)] = {
+                "reached": reached, "reached_in_order": reached_in_order,
+                "conversion_rate": ratio(reached, previous),
+                "conversion_from_start": ratio(reached, first_reached), "drop_off": previous - reached,
+                "conversion_rate_in_order": ratio(reached_in_order, previous_in_order),
+                "drop_off_in_order": previous_in_order - reached_in_order,
+            }
+    return rows

@@ -45,6 +45,10 @@ stages_counted as (
         conversation_funnel_stages.stage,
         sum(case when conversation_funnel_stages.is_reached then 1 else 0 end) as reached,
         sum(case when conversation_funnel_stages.is_reached_in_order then 1 else 0 end) as reached_in_order,
+        -- the sequenced model has a row for every stage of every funnel a
+        -- conversation entered, so each stage's row count is the funnel's
+        -- population that day
+        count(*) as entered,
         count(conversation_funnel_stages.seconds_from_previous_stage) as timed_conversations,
         {{ exact_sum_whole('conversation_funnel_stages.seconds_from_previous_stage') }}
             as seconds_from_previous_stage_whole,
@@ -69,6 +73,7 @@ stops_counted as (
         funnel_progress.last_stage as stage,  -- noqa: RF04
         0 as reached,
         0 as reached_in_order,
+        0 as entered,
         0 as timed_conversations,
         cast(null as decimal(38, 0)) as seconds_from_previous_stage_whole,
         cast(null as decimal(38, 18)) as seconds_from_previous_stage_fraction,
@@ -91,6 +96,7 @@ stage_days_counted as (
         cast(counts.stage as {{ dbt.type_string() }}) as stage,  -- noqa: RF04
         cast(sum(counts.reached) as {{ dbt.type_bigint() }}) as reached,
         cast(sum(counts.reached_in_order) as {{ dbt.type_bigint() }}) as reached_in_order,
+        cast(sum(counts.entered) as {{ dbt.type_bigint() }}) as entered,
         cast(sum(counts.timed_conversations) as {{ dbt.type_bigint() }}) as timed_conversations,
         cast(sum(counts.seconds_from_previous_stage_whole) as decimal(38, 0))
             as seconds_from_previous_stage_whole,

@@ -4,8 +4,19 @@ funnel_stage_rules as (
     select
         funnel_name,
         stage_order,
-        stage
+        stage,
+        counting
     from {{ ref('stg_seeds__funnel_stages') }}
+),
+
+-- the reading the funnel is shown in: whatever its rows say (the seed test
+-- rejects two different values), in_order when none says
+funnel_readings as (
+    select
+        funnel_stage_rules.funnel_name,
+        coalesce(max(funnel_stage_rules.counting), 'in_order') as counting
+    from funnel_stage_rules
+    group by funnel_stage_rules.funnel_name
 ),
 
 funnel_stages as (
@@ -56,8 +67,11 @@ funnel_stages_flagged as (
         funnel_stages_ordered.next_stage,
         funnel_stages_ordered.next_stage_order,
         funnel_stages_ordered.stage_order = funnel_stages_ordered.first_stage_order as is_first_stage,
-        funnel_stages_ordered.stage_order = funnel_stages_ordered.last_stage_order as is_last_stage
+        funnel_stages_ordered.stage_order = funnel_stages_ordered.last_stage_order as is_last_stage,
+        funnel_readings.counting
     from funnel_stages_ordered
+    inner join funnel_readings
+        on funnel_stages_ordered.funnel_name = funnel_readings.funnel_name
 )
 
 select * from funnel_stages_flagged

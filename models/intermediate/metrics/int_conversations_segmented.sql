@@ -17,6 +17,7 @@ conversations as (
         int_conversations_summarized.device,
         int_conversations_summarized.source,
         int_conversations_summarized.language,
+        int_conversations_summarized.environment,
         int_conversations_summarized.initialized,
         int_conversations_summarized.started,
         int_conversations_summarized.engaged,
@@ -38,8 +39,65 @@ sentiment_per_conversation as (
     select
         int_conversation_sentiment_summarized.conversation_id,
         int_conversation_sentiment_summarized.sentiment_sum,
-        int_conversation_sentiment_summarized.scored_messages as sentiment_count
+        int_conversation_sentiment_summarized.scored_messages as sentiment_count,
+        int_conversation_sentiment_summarized.sentiment_start,
+        int_conversation_sentiment_summarized.sentiment_end
     from {{ ref('int_conversation_sentiment_summarized') }} as int_conversation_sentiment_summarized
+),
+
+-- The sales funnel's stages reached in order (contract v1.2: every earlier
+-- sales stage reached, each not later than the next), for the step rates.
+sales_stages_in_order as (
+    select
+        int_conversation_stages_sequenced.conversation_id,
+        max(
+            case
+                when
+                    int_conversation_stages_sequenced.stage = 'responded'
+                    and int_conversation_stages_sequenced.is_reached_in_order
+                    then 1
+                else 0
+            end
+        ) = 1 as sales_responded_in_order,
+        max(
+            case
+                when
+                    int_conversation_stages_sequenced.stage = 'qualified'
+                    and int_conversation_stages_sequenced.is_reached_in_order
+                    then 1
+                else 0
+            end
+        ) = 1 as sales_qualified_in_order,
+        max(
+            case
+                when
+                    int_conversation_stages_sequenced.stage = 'booked'
+                    and int_conversation_stages_sequenced.is_reached_in_order
+                    then 1
+                else 0
+            end
+        ) = 1 as sales_booked_in_order,
+        max(
+            case
+                when
+                    int_conversation_stages_sequenced.stage = 'attended'
+                    and int_conversation_stages_sequenced.is_reached_in_order
+                    then 1
+                else 0
+            end
+        ) = 1 as sales_attended_in_order,
+        max(
+            case
+                when
+                    int_conversation_stages_sequenced.stage = 'converted'
+                    and int_conversation_stages_sequenced.is_reached_in_order
+                    then 1
+                else 0
+            end
+        ) = 1 as sales_converted_in_order
+    from {{ ref('int_conversation_stages_sequenced') }} as int_conversation_stages_sequenced
+    where int_conversation_stages_sequenced.funnel_name = 'sales'
+    group by int_conversation_stages_sequenced.conversation_id
 ),
 
 quality as (
@@ -104,7 +162,20 @@ conversations_segmented as (
         conversations.rephrase_count,
         coalesce(sentiment_per_conversation.sentiment_sum, 0) as sentiment_sum,
         coalesce(sentiment_per_conversation.sentiment_count, 0) as sentiment_count,
-        quality.quality_score
+        sentiment_per_conversation.sentiment_start,
+        sentiment_per_conversation.sentiment_end,
+        quality.quality_score,
+        conversations.channel,
+        conversations.agent_id,
+        conversations.device,
+        conversations.source,
+        conversations.language,
+        conversations.environment,
+        coalesce(sales_stages_in_order.sales_responded_in_order, false) as sales_responded_in_order,
+        coalesce(sales_stages_in_order.sales_qualified_in_order, false) as sales_qualified_in_order,
+        coalesce(sales_stages_in_order.sales_booked_in_order, false) as sales_booked_in_order,
+        coalesce(sales_stages_in_order.sales_attended_in_order, false) as sales_attended_in_order,
+        coalesce(sales_stages_in_order.sales_converted_in_order, false) as sales_converted_in_order
     from conversation_segments
     inner join conversations
         on conversation_segments.conversation_id = conversations.conversation_id
@@ -112,6 +183,8 @@ conversations_segmented as (
         on conversations.conversation_id = sentiment_per_conversation.conversation_id
     left join quality
         on conversations.conversation_id = quality.conversation_id
+    left join sales_stages_in_order
+        on conversations.conversation_id = sales_stages_in_order.conversation_id
 )
 
 select * from conversations_segmented

@@ -1,6 +1,8 @@
-{#- Publishes int_conversation_stages_combined under the enforced contract.
-    Incremental like it: a run replaces every row of the conversations with
-    newly loaded events or new stage classifications. -#}
+{#- Publishes the stages reached (int_conversation_stages_combined, through
+    int_conversation_stages_sequenced, which adds the in-order reading)
+    under the enforced contract. Incremental like them: a run replaces every
+    row of the conversations with newly loaded events or new stage
+    classifications. -#}
 
 with
 
@@ -11,9 +13,12 @@ conversation_stages as (
         stage,
         stage_order,
         reached_at,
-        source
-    from {{ ref('int_conversation_stages_combined') }}
-    where {{ touched('conversation_id') }}
+        source,
+        is_reached_in_order
+    from {{ ref('int_conversation_stages_sequenced') }}
+    where
+        is_reached
+        and {{ touched('conversation_id') }}
 )
 
 select * from conversation_stages

@@ -6,7 +6,8 @@ funnel_stages as (
         stage,
         stage_order,
         previous_stage,
-        is_first_stage
+        is_first_stage,
+        counting
     from {{ ref('int_funnel_stages_ordered') }}
 ),
 
@@ -16,6 +17,7 @@ stage_days as (
         stage,
         reached,
         reached_in_order,
+        entered,
         timed_conversations,
         seconds_from_previous_stage_whole,
         seconds_from_previous_stage_fraction,
@@ -51,6 +53,7 @@ stages_counted as (
         stage_days.stage,
         sum(stage_days.reached) as reached,
         sum(stage_days.reached_in_order) as reached_in_order,
+        sum(stage_days.entered) as entered,
         {{ exact_sum_of_parts(
             'sum(stage_days.seconds_from_previous_stage_whole)',
             'sum(stage_days.seconds_from_previous_stage_fraction)',
@@ -141,6 +144,8 @@ stages_with_counts as (
         funnel_stages.stage_order,
         funnel_stages.previous_stage,
         funnel_stages.is_first_stage,
+        funnel_stages.counting,
+        coalesce(stages_counted.entered, 0) as entered,
         coalesce(stages_counted.reached, 0) as reached,
         coalesce(stages_counted.reached_in_order, 0) as reached_in_order,
         stages_counted.avg_seconds_from_previous_stage,
@@ -212,7 +217,11 @@ funnel_summary as (
                         'stages_rated.conversion_rate', 'stages_rated.conversion_rate_sample', 'high'
                     ) }}
             end as {{ type_double() }}
-        ) as conversion_rate_ci_high
+        ) as conversion_rate_ci_high,
+        cast(stages_rated.conversion_rate_in_order as {{ type_double() }}) as conversion_rate_in_order,
+        cast(stages_rated.drop_off_in_order as {{ dbt.type_bigint() }}) as drop_off_in_order,
+        cast(stages_rated.entered as {{ dbt.type_bigint() }}) as entered,
+        cast(stages_rated.counting as {{ dbt.type_string() }}) as counting
     from stages_rated
 )
 

@@ -112,7 +112,9 @@ funnel_summary_since as (
         cast(stages_rated.drop_off as {{ dbt.type_bigint() }}) as drop_off,
         cast(stages_rated.drop_off_rate as {{ type_double() }}) as drop_off_rate,
         stages_rated.is_major_drop_off,
-        stages_rated.major_drop_off_threshold
+        stages_rated.major_drop_off_threshold,
+        cast(stages_rated.conversion_rate_in_order as {{ type_double() }}) as conversion_rate_in_order,
+        cast(stages_rated.drop_off_in_order as {{ dbt.type_bigint() }}) as drop_off_in_order
     from stages_rated
 )
 

@@ -21,7 +21,9 @@ metric_glossary as (
             {{ numerator_definition }} as numerator_definition,
             {{ denominator_definition }} as denominator_definition,
             '{{ metric.description | replace("'", "''") }}' as description,
-            {{ loop.index }} as display_order
+            {{ loop.index }} as display_order,
+            cast({{ metric.percentile if metric.kind == 'percentile' else 'null' }} as {{ type_double() }})
+                as percentile
         {% if not loop.last %}
             union all
         {% endif %}

@@ -30,7 +30,14 @@ conversations_segmented as (
         int_conversations_segmented.rephrase_count,
         int_conversations_segmented.sentiment_sum,
         int_conversations_segmented.sentiment_count,
-        int_conversations_segmented.quality_score
+        int_conversations_segmented.sentiment_start,
+        int_conversations_segmented.sentiment_end,
+        int_conversations_segmented.quality_score,
+        int_conversations_segmented.sales_responded_in_order,
+        int_conversations_segmented.sales_qualified_in_order,
+        int_conversations_segmented.sales_booked_in_order,
+        int_conversations_segmented.sales_attended_in_order,
+        int_conversations_segmented.sales_converted_in_order
     from {{ ref('int_conversations_segmented') }} as int_conversations_segmented
     where {{ touched('int_conversations_segmented.metric_date', 'day') }}
 ),

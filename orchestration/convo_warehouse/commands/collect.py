@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 
 import click
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from convo_warehouse.lib.access import is_loopback
 
 
 def _octal_mode(text: str) -> int:
@@ -105,7 +97,7 @@ def collect(host: str, port: int, landing: str | None, max_body_mb: float, max_b
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tokens = tuple(token.strip() for token in os.environ.get("CONVO_COLLECTOR_TOKENS", "").split(",")
                    if token.strip())
-    if not tokens and not _is_loopback(host):
+    if not tokens and not is_loopback(host):
         raise click.ClickException(
             f"refusing to listen on {host} without authentication: set CONVO_COLLECTOR_TOKENS "
             "(comma-separated bearer tokens), or listen on 127.0.0.1."
@@ -124,7 +116,7 @@ def collect(host: str, port: int, landing: str | None, max_body_mb: float, max_b
         rotate_bytes=int(rotate_mb * 1024 * 1024),
         rotate_seconds=rotate_seconds,
         body_timeout=body_timeout,
-        allowed_hosts=allowed_hosts or (("127.0.0.1", "localhost", "::1") if _is_loopback(host) else ("*",)),
+        allowed_hosts=allowed_hosts or (("127.0.0.1", "localhost", "::1") if is_loopback(host) else ("*",)),
         allowed_origins=allowed_origins,
         file_mode=_octal_mode(file_mode),
     )

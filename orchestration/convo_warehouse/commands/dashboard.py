@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from convo_warehouse.lib import serving
+from convo_warehouse.lib import access, serving
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 
@@ -26,10 +26,19 @@ def dashboard(host: str, port: int, serving_dir: str | None) -> None:
     """Serve the dashboard on http://HOST:PORT (default 127.0.0.1:8501).
 
     Pages: overview, funnels (with transcripts, personal data masked),
-    metrics by segment, experiments, alerts, data health. It reads only the
-    published snapshot, so it never blocks (or waits for) a pipeline run and
-    shows a new snapshot as soon as one is published.
+    patterns, metrics by segment, experiments, models, alerts, data health;
+    a period and filters (channel, agent, environment, experiment variant)
+    in the sidebar and the URL. It reads only the published snapshot, so it
+    never blocks (or waits for) a pipeline run and shows a new snapshot as
+    soon as one is published. Beyond 127.0.0.1 it needs a password
+    (CONVO_DASHBOARD_PASSWORD; several, comma-separated) and refuses to start
+    without one.
     """
+    from convo_warehouse.dashboard import PASSWORD_ENV
+
+    refusal = access.refusal(host, bool(access.tokens_from_env(PASSWORD_ENV)), f"{PASSWORD_ENV} (the sign-in password)")
+    if refusal:
+        raise click.ClickException(refusal)
     folder = serving.serving_path(serving_dir)
     try:
         snapshot = serving.current_snapshot(folder)
@@ -45,5 +54,7 @@ def dashboard(host: str, port: int, serving_dir: str | None) -> None:
         "--browser.gatherUsageStats", "false",
         "--server.fileWatcherType", "none",
         "--global.developmentMode", "false",
+        # viewers get no Deploy button or developer menu
+        "--client.toolbarMode", "viewer",
     ]
     os.execv(sys.executable, command)

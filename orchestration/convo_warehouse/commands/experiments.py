@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import math
-
 import click
 
+from convo_warehouse.commands._reading import echo_json, json_option, open_marts, read_options
 from convo_warehouse.lib import experiments as ex
-from convo_warehouse.lib.warehouse import WarehouseBusyError, connect, warehouse_path
 
 
 def _rows(con, sql: str, params: list | None = None) -> list[dict]:
@@ -142,50 +139,33 @@ def render_test(test: dict, sequential: bool = False) -> list[str]:
     return lines
 
 
-def _json_safe(value):
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
-
-
 @click.command()
 @click.option("--test", "test_name", default=None, help="Show only this test (default: every test in the seed).")
 @click.option("--sequential", is_flag=True,
               help="Show the always-valid (sequential) 95% interval of each lift instead of the fixed-horizon one: "
                    "safe to look at daily and stop early.")
-@click.option("--warehouse", type=click.Path(dir_okay=False), default=None,
-              help="DuckDB warehouse file (default: $CONVO_DUCKDB_PATH or data/warehouse.duckdb).")
-@click.option("--json", "as_json", is_flag=True, help="Print results, metrics and health as JSON.")
-def experiments(test_name: str | None, sequential: bool, warehouse: str | None, as_json: bool) -> None:
+@json_option
+@read_options
+def experiments(test_name: str | None, sequential: bool, as_json: bool, warehouse: str | None,
+                serving_dir: str | None) -> None:
     """Print each A/B test's results and health from the experiment marts.
 
     Per test: variants with sessions, conversions and rates (Wilson 95% CI),
     lift against the control with its 95% CI and p-value (pooled z-test), the
     sample ratio mismatch check (overall and per channel), contamination and
     assignment mismatches, sample sufficiency, secondary and guardrail
-    metrics, and a one-line verdict. Reads marts built by `convo-warehouse run`.
+    metrics, and a one-line verdict. Reads the published snapshot (so it works
+    while `convo-warehouse run` writes), or a warehouse with --warehouse.
     """
-    try:
-        con = connect(warehouse_path(warehouse), read_only=True)
-    except (WarehouseBusyError, FileNotFoundError) as error:
-        raise click.ClickException(str(error)) from None
-    try:
+    with open_marts(warehouse, serving_dir) as (con, _source):
         tests = read_experiments(con, test_name)
-    finally:
-        con.close()
     if test_name and not tests:
         raise click.ClickException(
             f"no test named {test_name!r} in the experiments seed (seeds/experiments.csv)."
         )
     if as_json:
-        payload = [
-            {key: [{k: _json_safe(v) for k, v in row.items()} for row in rows] if isinstance(rows, list) else rows
-             for key, rows in test.items()}
-            for test in tests
-        ]
-        click.echo(json.dumps(payload, indent=2))
+        # one object per test: results, metrics and health rows as the marts hold them
+        echo_json(tests)
         return
     if not tests:
         click.echo("no tests in the experiments seed.")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from convo_warehouse.commands._reading import echo_json, json_option
 from convo_warehouse.lib import file_modes, serving
 
 _DATE_TYPES = ("DATE",)
@@ -101,7 +102,9 @@ def export_table(
     default=None,
     help="Snapshot folder (default: $CONVO_SERVING_DIR, else serving/ beside the warehouse).",
 )
-def export(table: str, since: dt.datetime | None, file_format: str | None, out: str, serving_dir: str | None) -> None:
+@json_option
+def export(table: str, since: dt.datetime | None, file_format: str | None, out: str, serving_dir: str | None,
+           as_json: bool) -> None:
     """Export one table of the published snapshot to CSV or Parquet.
 
     Reads the newest published snapshot, so it never waits for (or blocks) a
@@ -120,6 +123,10 @@ def export(table: str, since: dt.datetime | None, file_format: str | None, out: 
     except serving.SnapshotNotFoundError as error:
         raise click.ClickException(str(error)) from None
     rows = export_table(snapshot, table, path, file_format, since.date() if since else None)
+    if as_json:
+        echo_json({"table": serving.qualified(table), "rows": rows, "out": str(path), "format": file_format,
+                   "snapshot": snapshot.version, "data_up_to": snapshot.manifest.get("newest_event_at")})
+        return
     click.echo(
         f"wrote {rows:,} rows of {serving.qualified(table)} to {path} ({file_format}; "
         f"snapshot {snapshot.version}, data up to {snapshot.manifest.get('newest_event_at') or 'n/a'})"

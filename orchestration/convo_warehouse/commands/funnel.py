@@ -1,107 +1,27 @@
-"""``convo-warehouse funnel``: print funnels from the warehouse's funnel marts.
+"""``convo-warehouse funnel``: print funnels from the published snapshot.
 
-Reads ``marts.funnel_summary`` (whole history) or, with ``--since``,
-``marts.funnel_summary_since`` (the same rates over the conversations from a
-day on), plus ``marts.funnel_dropoffs`` for the last user messages where
-conversations stop. Every number printed is a mart value: nothing is
-recomputed here. Read-only: it never writes to the warehouse.
+Each funnel is shown in the reading its seed declares (``counting``:
+``any_order`` or ``in_order``; ``--reading`` shows the other), over any
+period and filters, by ``lib/funnel_views.py`` (the same function the
+dashboard and the read API use): no rate above 100%, no negative drop-off.
+Then the most common last user messages of the conversations that stopped
+at the worst step (``marts.funnel_dropoffs``, conversion window closed).
+Reads the snapshot (``--warehouse`` reads a warehouse file instead); never
+writes.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
-
 import click
 
+from convo_warehouse.commands._reading import echo_json, json_option, open_marts, read_options
+from convo_warehouse.lib import funnel_views
+from convo_warehouse.lib.scope import Scope
 
-@dataclass
-class StageRow:
-    """One stage of one funnel, as printed."""
-
-    funnel_name: str
-    stage: str
-    stage_order: int
-    reached: int
-    reached_in_order: int
-    conversion_rate: float | None
-    conversion_from_start: float | None
-    drop_off: int
-    drop_off_rate: float | None
-    is_major_drop_off: bool
-    median_seconds: float | None = None
-
-
-STAGE_COLUMNS = (
-    "funnel_name, stage, stage_order, reached, reached_in_order, conversion_rate, "
-    "conversion_from_start, drop_off, drop_off_rate, is_major_drop_off"
-)
-
-
-def funnel_rows(con, funnel: str | None, start_date: dt.date | None) -> list[StageRow]:
-    """Stage rows of every funnel (or one): funnel_summary, or with
-    ``start_date`` the funnel_summary_since rows of that start date."""
-    if start_date is None:
-        records = con.execute(
-            f"""
-            select {STAGE_COLUMNS}, median_seconds_from_previous_stage
-            from marts.funnel_summary
-            where ? is null or funnel_name = ?
-            order by funnel_name, stage_order
-            """,
-            [funnel, funnel],
-        ).fetchall()
-    else:
-        records = con.execute(
-            f"""
-            select {STAGE_COLUMNS}
-            from marts.funnel_summary_since
-            where (? is null or funnel_name = ?) and start_date = ?
-            order by funnel_name, stage_order
-            """,
-            [funnel, funnel, start_date],
-        ).fetchall()
-    return [StageRow(*record) for record in records]
-
-
-def first_start_date(con, since: dt.date) -> dt.date | None:
-    """The first start date of funnel_summary_since on or after ``since``.
-
-    Start dates are the days that have conversations, so its rows count
-    exactly the conversations from ``since`` on; None when none is that recent.
-    """
-    return con.execute(
-        "select min(start_date) from marts.funnel_summary_since where start_date >= ?", [since]
-    ).fetchone()[0]
-
-
-def major_drop_off_threshold(con) -> float | None:
-    """The threshold the marts' is_major_drop_off was built with (the dbt var)."""
-    row = con.execute("select max(major_drop_off_threshold) from marts.funnel_summary_since").fetchone()
-    return None if row is None else row[0]
-
-
-def worst_step(rows: list[StageRow]) -> StageRow | None:
-    """The stage with the largest drop-off rate (ties: the earlier stage), if any stage loses anyone."""
-    candidates = [row for row in rows if row.drop_off_rate is not None and row.drop_off_rate > 0]
-    return max(candidates, key=lambda row: (row.drop_off_rate, -row.stage_order), default=None)
-
-
-def top_last_messages(con, funnel: str, next_stage: str, since: dt.date | None, limit: int = 5) -> list[tuple]:
-    """Most frequent last user messages of conversations that stopped right before ``next_stage``
-    (conversion window closed)."""
-    return con.execute(
-        """
-        select coalesce(last_user_message, '(no user message)') as message, count(*) as conversations
-        from marts.funnel_dropoffs
-        where funnel_name = ? and next_stage = ? and not window_open
-          and (cast(? as date) is null or conversation_date >= cast(? as date))
-        group by 1
-        order by conversations desc, message
-        limit ?
-        """,
-        [funnel, next_stage, since, since, limit],
-    ).fetchall()
+READING_WORDS = {
+    "any_order": "any order: a stage counts whatever came before it",
+    "in_order": "in order: a stage counts only after every earlier one",
+}
 
 
 def _percent(value: float | None) -> str:
@@ -123,21 +43,20 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def render_funnel(rows: list[StageRow]) -> str:
-    """A fixed-width table of one funnel's stages."""
-    header = ("stage", "reached", "in order", "conv %", "from start", "drop-off", "drop %", "median t")
+def render_funnel(view: funnel_views.FunnelView) -> str:
+    """A fixed-width table of one funnel's stages in the view's reading."""
+    header = ("stage", "reached", "of entered", "from prev.", "drop-off", "drop %", "median t")
     body = [
         (
-            ("! " if row.is_major_drop_off else "  ") + row.stage,
-            f"{row.reached:,}",
-            f"{row.reached_in_order:,}",
-            _percent(row.conversion_rate),
-            _percent(row.conversion_from_start),
-            f"{row.drop_off:,}",
-            _percent(row.drop_off_rate),
-            _duration(row.median_seconds),
+            ("! " if stage.is_major_drop_off else "  ") + stage.stage,
+            f"{stage.count:,}",
+            _percent(stage.share_of_entered),
+            _percent(stage.from_previous),
+            f"{stage.drop_off:,}",
+            _percent(stage.drop_off_rate),
+            _duration(stage.median_seconds_from_previous_stage),
         )
-        for row in rows
+        for stage in view.stages
     ]
     widths = [max(len(str(line[index])) for line in [header, *body]) for index in range(len(header))]
     lines = [
@@ -151,78 +70,111 @@ def render_funnel(rows: list[StageRow]) -> str:
     return "\n".join(lines)
 
 
+def _experiment(value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    test_name, separator, variant = value.partition(":")
+    if not separator or not test_name or not variant:
+        raise click.BadParameter("use <test_name>:<variant>, e.g. greeting_tone:casual", param_hint="--variant")
+    return test_name, variant
+
+
 @click.command(
     "funnel",
     help=(
-        "Print each funnel (or one) as a table: conversations reaching every stage (any order and in "
-        "order), conversion from the previous stage and from the start, drop-off, median time from the "
-        "previous stage, and major drop-offs (marked '!': more than the dbt var "
-        "funnel_major_drop_off_threshold of the previous stage lost; most severe first), then the most "
-        "common last user messages "
-        "of conversations that stopped at the worst step. Reads the marts built by `convo-warehouse run`. "
-        "See docs/funnels.md."
+        "Print each funnel (or one) as a table, in the reading its seed declares (counting: any_order or "
+        "in_order; --reading shows the other): conversations at each stage, their share of the conversations "
+        "that entered the funnel, conversion from the previous stage, drop-off, median time from the previous "
+        "stage, and major drop-offs (marked '!': more than the dbt var funnel_major_drop_off_threshold of the "
+        "previous stage lost); then the most common last user messages of conversations that stopped at the "
+        "worst step. Any period (--since, --until) and filters. Reads the published snapshot, so it works "
+        "while a run writes. See docs/funnels.md."
     ),
 )
 @click.option("--funnel", "funnel_name", default=None, help="Only this funnel (a funnel_name of seeds/funnel_stages.csv).")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="Only conversations whose day (UTC date of the first event) is on or after this date (YYYY-MM-DD).")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Only conversations whose day is on or before this date (YYYY-MM-DD).")
+@click.option("--reading", type=click.Choice(funnel_views.READINGS), default=None,
+              help="Show every funnel in this reading instead of the one its seed declares.")
+@click.option("--channel", "channels", multiple=True, help="Only this channel (repeat for several; 'unknown' = none).")
+@click.option("--agent", "agents", multiple=True, help="Only this agent_id (repeat for several).")
+@click.option("--environment", "environments", multiple=True, help="Only this environment (repeat for several).")
+@click.option("--exclude-development", is_flag=True, help="Leave out development traffic (environment development).")
+@click.option("--variant", default=None, help="Only conversations of one experiment variant: <test_name>:<variant>.")
 @click.option("--messages", type=click.IntRange(min=0), default=5, show_default=True,
               help="How many last user messages to show at the worst step.")
-@click.option("--database", type=click.Path(dir_okay=False), default=None,
-              help="DuckDB file. Default: $CONVO_DUCKDB_PATH, else data/warehouse.duckdb.")
-def funnel(funnel_name, since, messages, database):
-    from convo_warehouse.lib.warehouse import WarehouseBusyError, connect, warehouse_path
-
-    since_date = since.date() if since is not None else None
+@json_option
+@read_options
+def funnel(funnel_name, since, until, reading, channels, agents, environments, exclude_development, variant,
+           messages, as_json, warehouse, serving_dir):
     try:
-        con = connect(warehouse_path(database), read_only=True)
-    except (FileNotFoundError, WarehouseBusyError) as error:
-        raise click.ClickException(str(error)) from error
-    try:
+        scope = Scope(
+            start=since.date() if since else None,
+            end=until.date() if until else None,
+            channels=channels, agents=agents, environments=environments,
+            include_development=not exclude_development,
+            experiment=_experiment(variant),
+        )
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--since/--until") from None
+    with open_marts(warehouse, serving_dir) as (con, source):
+        names = [funnel_name] if funnel_name else funnel_views.funnel_names(con)
         try:
-            start_date = None if since_date is None else first_start_date(con, since_date)
-            if since_date is not None and start_date is None:
-                latest = con.execute("select max(start_date) from marts.funnel_summary_since").fetchone()[0]
-                click.echo(f"no conversations from {since_date} on (the latest day with conversations is {latest}).")
-                return
-            rows = funnel_rows(con, funnel_name, start_date)
-            threshold = major_drop_off_threshold(con)
-        except Exception as error:  # turned into a readable CLI error below
-            if "does not exist" in str(error):
-                raise click.ClickException(
-                    "the funnel marts are not built yet: run `convo-warehouse run` first."
-                ) from error
-            raise
-        if not rows:
-            known = [name for (name,) in con.execute(
-                "select distinct funnel_name from marts.funnel_summary order by 1").fetchall()]
-            raise click.ClickException(
-                f"no funnel named {funnel_name!r}; known funnels: {', '.join(known) or 'none'}"
-            )
-        funnels = sorted({row.funnel_name for row in rows})
-        scope = f"conversations from {since_date} on" if since_date else "whole history"
-        for index, name in enumerate(funnels):
-            stages = [row for row in rows if row.funnel_name == name]
-            if index:
-                click.echo("")
-            click.secho(f"funnel {name} ({scope})", bold=True)
-            click.echo(render_funnel(stages))
-            major = sorted(
-                (row for row in stages if row.is_major_drop_off),
-                key=lambda row: row.drop_off_rate or 0.0,
-                reverse=True,
-            )
-            if major:
-                losing = "" if threshold is None else f" (more than {_percent(threshold)} lost)"
-                click.echo(f"major drop-offs{losing}, most severe first: " + ", ".join(
-                    f"-> {row.stage} {_percent(row.drop_off_rate)}" for row in major))
-            worst = worst_step(stages)
-            if worst is None or messages == 0:
-                continue
-            top = top_last_messages(con, name, worst.stage, since_date, messages)
-            if top:
-                click.echo(f"last user messages of conversations that stopped before {worst.stage}:")
-                for message, count in top:
-                    click.echo(f"  {count:>6,}  {_shorten(message, 90)}")
-    finally:
-        con.close()
+            views = [funnel_views.funnel_view(con, name, scope, reading) for name in names]
+        except funnel_views.UnknownFunnelError as error:
+            raise click.ClickException(str(error)) from None
+        stopped = {}
+        for view in views:
+            worst = view.worst_step()
+            if worst is not None and messages:
+                stopped[view.funnel_name] = (
+                    worst, funnel_views.stopped_before(con, view.funnel_name, worst.stage, scope, messages))
+    if as_json:
+        echo_json({
+            "source": source.as_dict(),
+            "scope": scope.describe(),
+            "funnels": [
+                {
+                    **view.as_dict(),
+                    "stopped_before": None if view.funnel_name not in stopped else {
+                        "stage": stopped[view.funnel_name][0].stage,
+                        "last_user_messages": [
+                            {"message": message, "conversations": number}
+                            for message, number in stopped[view.funnel_name][1]
+                        ],
+                    },
+                }
+                for view in views
+            ],
+        })
+        return
+    if all(view.entered == 0 for view in views):
+        click.echo(f"no conversations in the funnels for {scope.describe()} ({source.describe()}).")
+        return
+    for index, view in enumerate(views):
+        if index:
+            click.echo("")
+        other = next(name for name in funnel_views.READINGS if name != view.reading)
+        declared = "" if view.reading == view.counting else f"; its seed declares {view.counting}"
+        click.secho(
+            f"funnel {view.funnel_name} ({READING_WORDS[view.reading]}{declared}; {view.entered:,} conversations "
+            f"entered; {scope.describe()})",
+            bold=True,
+        )
+        click.echo(render_funnel(view))
+        major = sorted((stage for stage in view.stages if stage.is_major_drop_off),
+                       key=lambda stage: stage.drop_off_rate or 0.0, reverse=True)
+        if major:
+            losing = "" if view.major_drop_off_threshold is None else (
+                f" (more than {_percent(view.major_drop_off_threshold)} lost)")
+            click.echo(f"major drop-offs{losing}, most severe first: " + ", ".join(
+                f"-> {stage.stage} {_percent(stage.drop_off_rate)}" for stage in major))
+        click.echo(f"other reading: --reading {other}")
+        if view.funnel_name in stopped and stopped[view.funnel_name][1]:
+            worst, top = stopped[view.funnel_name]
+            click.echo(f"last user messages of conversations that stopped before {worst.stage}:")
+            for message, number in top:
+                click.echo(f"  {number:>6,}  {_shorten(message, 90)}")
+    click.echo(f"\n(read from {source.describe()})")

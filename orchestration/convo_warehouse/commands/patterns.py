@@ -1,12 +1,17 @@
 """``convo-warehouse patterns``: print the top paths and divergence points.
 
-Reads ``marts.top_paths`` and ``marts.path_divergence`` (built by
-``convo-warehouse run``). Read-only: it never writes to the warehouse.
+Reads ``marts.top_paths`` and ``marts.path_divergence`` of the published
+snapshot (``--warehouse`` reads a warehouse file instead). Read-only.
 """
 
 from __future__ import annotations
 
 import click
+
+from convo_warehouse.commands._reading import echo_json, json_option, open_marts, read_options
+
+DIVERGENCE_COLUMNS = ("rank", "depth", "step", "more_common_in", "share_successful", "share_failed", "statistic",
+                      "p_value_adjusted", "test_method", "is_first_divergence")
 
 
 def _percent(value) -> str:
@@ -101,11 +106,9 @@ def first_divergence(con, comparison: str, segment_type: str, segment_value: str
 @click.option("--by-depth", is_flag=True, help="Rank steps at each depth instead of steps anywhere in the path.")
 @click.option("--width", type=click.IntRange(min=20), default=110, show_default=True,
               help="Longer paths are cut at the start to this many characters.")
-@click.option("--database", type=click.Path(dir_okay=False), default=None,
-              help="DuckDB file. Default: $CONVO_DUCKDB_PATH, else data/warehouse.duckdb.")
-def patterns(comparison, segment, path_limit, step_limit, by_depth, width, database):
-    from convo_warehouse.lib.warehouse import WarehouseBusyError, connect, warehouse_path
-
+@json_option
+@read_options
+def patterns(comparison, segment, path_limit, step_limit, by_depth, width, as_json, warehouse, serving_dir):
     if segment == "all":
         segment_type, segment_value = "all", "all"
     elif ":" in segment:
@@ -114,71 +117,72 @@ def patterns(comparison, segment, path_limit, step_limit, by_depth, width, datab
     else:
         raise click.BadParameter("use `all` or `<test_name>:<variant>`", param_hint="--segment")
     scope = "at_depth" if by_depth else "anywhere"
-    try:
-        con = connect(warehouse_path(database), read_only=True)
-    except (FileNotFoundError, WarehouseBusyError) as error:
-        raise click.ClickException(str(error)) from error
-    try:
-        try:
-            groups = top_paths(con, path_limit)
-            rows = divergence_points(con, comparison, segment_type, segment_value, scope, step_limit)
-        except Exception as error:  # turned into a readable CLI error below
-            if "does not exist" in str(error):
-                raise click.ClickException(
-                    "the patterns marts are not built yet: run `convo-warehouse run` first."
-                ) from error
-            raise
-        if path_limit:
-            for group in ("successful", "failed"):
-                click.secho(f"top paths of {group} conversations", bold=True)
-                body = [
-                    (f"{rank}", f"{conversations:,}", _percent(share), _shorten(path, width))
-                    for rank, conversations, share, path in groups[group]
-                ]
-                click.echo(render_table(("#", "convs", "share", "path"), body, left_aligned=(3,))
-                           if body else "  (none)")
-                click.echo("")
-        if not rows:
-            known = [
-                comparison_name + " " + ("all" if kind == "all" else kind.removeprefix("experiment:") + ":" + value)
-                for comparison_name, kind, value in con.execute(
-                    "select distinct comparison, segment_type, segment_value from marts.path_divergence order by 1, 2, 3"
-                ).fetchall()
-            ]
-            raise click.ClickException(
-                f"no divergence rows for --comparison {comparison} --segment {segment}; "
-                f"available (comparison segment): {', '.join(known) or 'none (too few conversations)'}"
-            )
-        title = f"where successful and failed conversations diverge ({comparison}, segment {segment}"
-        click.secho(title + (", by depth)" if by_depth else ", step anywhere in the path)"), bold=True)
-        body = [
-            (
-                f"{rank}",
-                "-" if depth is None else f"{depth}",
-                step + (" *" if is_first else ""),
-                more_common_in,
-                _percent(share_successful),
-                _percent(share_failed),
-                f"{statistic:,.1f}",
-                _p_value(p_adjusted),
-                method,
-            )
-            for rank, depth, step, more_common_in, share_successful, share_failed, statistic, p_adjusted, method,
-            is_first in rows
-        ]
-        click.echo(render_table(
-            ("#", "depth", "step", "more in", "successful", "failed", "chi2", "p (adj.)", "test"), body,
-            left_aligned=(2, 3),
-        ))
+    with open_marts(warehouse, serving_dir) as (con, source):
+        groups = top_paths(con, path_limit)
+        rows = divergence_points(con, comparison, segment_type, segment_value, scope, step_limit)
         first = first_divergence(con, comparison, segment_type, segment_value)
-        if first is None:
-            click.echo("first point of divergence: none significant")
-        else:
-            depth, step, more_common_in, share_successful, share_failed, p_adjusted = first
-            click.echo(
-                f"first point of divergence (*): depth {depth}, {step} "
-                f"({_percent(share_successful)} of successful vs {_percent(share_failed)} of failed, "
-                f"p adj. {_p_value(p_adjusted)})"
-            )
-    finally:
-        con.close()
+        known = [
+            comparison_name + " " + ("all" if kind == "all" else kind.removeprefix("experiment:") + ":" + value)
+            for comparison_name, kind, value in con.execute(
+                "select distinct comparison, segment_type, segment_value from marts.path_divergence order by 1, 2, 3"
+            ).fetchall()
+        ]
+    if not rows:
+        raise click.ClickException(
+            f"no divergence rows for --comparison {comparison} --segment {segment}; "
+            f"available (comparison segment): {', '.join(known) or 'none (too few conversations)'}"
+        )
+    if as_json:
+        echo_json({
+            "source": source.as_dict(),
+            "comparison": comparison,
+            "segment": segment,
+            "scope": scope,
+            "top_paths": {
+                group: [{"rank": rank, "conversations": conversations, "share": share, "path": path}
+                        for rank, conversations, share, path in paths]
+                for group, paths in groups.items()
+            },
+            "divergence": [dict(zip(DIVERGENCE_COLUMNS, row, strict=True)) for row in rows],
+        })
+        return
+    if path_limit:
+        for group in ("successful", "failed"):
+            click.secho(f"top paths of {group} conversations", bold=True)
+            body = [
+                (f"{rank}", f"{conversations:,}", _percent(share), _shorten(path, width))
+                for rank, conversations, share, path in groups[group]
+            ]
+            click.echo(render_table(("#", "convs", "share", "path"), body, left_aligned=(3,))
+                       if body else "  (none)")
+            click.echo("")
+    title = f"where successful and failed conversations diverge ({comparison}, segment {segment}"
+    click.secho(title + (", by depth)" if by_depth else ", step anywhere in the path)"), bold=True)
+    body = [
+        (
+            f"{rank}",
+            "-" if depth is None else f"{depth}",
+            step + (" *" if is_first else ""),
+            more_common_in,
+            _percent(share_successful),
+            _percent(share_failed),
+            f"{statistic:,.1f}",
+            _p_value(p_adjusted),
+            method,
+        )
+        for rank, depth, step, more_common_in, share_successful, share_failed, statistic, p_adjusted, method,
+        is_first in rows
+    ]
+    click.echo(render_table(
+        ("#", "depth", "step", "more in", "successful", "failed", "chi2", "p (adj.)", "test"), body,
+        left_aligned=(2, 3),
+    ))
+    if first is None:
+        click.echo("first point of divergence: none significant")
+    else:
+        depth, step, more_common_in, share_successful, share_failed, p_adjusted = first
+        click.echo(
+            f"first point of divergence (*): depth {depth}, {step} "
+            f"({_percent(share_successful)} of successful vs {_percent(share_failed)} of failed, "
+            f"p adj. {_p_value(p_adjusted)})"
+        )

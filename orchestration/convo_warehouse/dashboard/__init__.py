@@ -4,3 +4,6 @@
 with data functions (plain DuckDB queries, unit-tested) apart from its
 ``render`` function; ``format.py`` writes numbers as people read them.
 """
+
+# The sign-in password(s), comma-separated; required to listen beyond loopback.
+PASSWORD_ENV = "CONVO_DASHBOARD_PASSWORD"

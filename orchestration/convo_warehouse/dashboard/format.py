@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 
 from convo_warehouse.lib.experiments import format_p
 
-__all__ = ["count", "duration", "format_p", "milliseconds", "number", "percent", "points", "relative_change", "since"]
+__all__ = ["count", "duration", "format_p", "markdown_safe", "milliseconds", "number", "percent", "points",
+           "relative_change", "since"]
 
 MISSING = "–"
+
+
+# Every ASCII punctuation character may be backslash-escaped in CommonMark,
+# Streamlit's Markdown; these are the ones that start Markdown or HTML.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
+
+
+def markdown_safe(text: str) -> str:
+    """``text`` escaped for Streamlit's Markdown (captions, st.markdown), so values that came
+    from events or from the URL (a channel named ``![](https://host/beacon)``) show as text."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def _missing(value) -> bool:

@@ -110,11 +110,17 @@ class DayColumn:
         return f"cast({ident(self.source)} as date)" if self.derived else ident(self.source)
 
 
-# The first of these a table has (with this type) partitions it by day.
+# The first of these a table has (with this type) partitions it by day: the
+# day an incremental build records as rewritten (its `day_column`, so a new
+# day rewrites only its partitions; tests/test_serving.py checks the two agree).
 DAY_COLUMNS = (
     DayColumn(key="conversation_date", source="conversation_date", source_type="DATE"),
     DayColumn(key="metric_date", source="metric_date", source_type="DATE"),
     DayColumn(key="metric_hour_date", source="metric_hour", source_type="TIMESTAMP"),
+    DayColumn(key="triggered_date", source="triggered_date", source_type="DATE"),
+    DayColumn(key="message_date", source="message_at", source_type="TIMESTAMP"),
+    DayColumn(key="reached_date", source="reached_at", source_type="TIMESTAMP"),
+    DayColumn(key="first_exposed_date", source="first_exposed_at", source_type="TIMESTAMP"),
 )
 
 

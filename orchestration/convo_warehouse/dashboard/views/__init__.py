@@ -2,8 +2,10 @@
 
 Add a page by adding one module here with a ``PAGE = Page(...)``; the app
 finds it (ordered by ``Page.order``). Keep a page's queries in plain
-functions taking a DuckDB connection, apart from its ``render``, so their
-numbers can be tested without Streamlit.
+functions taking a DuckDB connection (and the ``Scope`` of the sidebar's
+period and filters), apart from its ``render``, so their numbers can be
+tested without Streamlit. Every table goes through ``tables.show`` (plain
+text cells and a CSV download).
 """
 
 from __future__ import annotations
@@ -15,11 +17,22 @@ from collections.abc import Callable
 
 
 @dataclasses.dataclass(frozen=True)
+class ViewContext:
+    """What a page draws from: a read-only DuckDB connection to the snapshot, the
+    ``lib.serving.Snapshot``, the sidebar's ``Scope`` and the sidebar's whole choice
+    (``dashboard.filters.Choice``: options, default period)."""
+
+    con: object
+    snapshot: object
+    scope: object
+    choice: object
+
+
+@dataclasses.dataclass(frozen=True)
 class Page:
     """One page: its title, URL path, icon (a Material symbol), position and render function.
 
-    ``render(con, snapshot)`` draws the page with Streamlit from a read-only
-    DuckDB connection to the snapshot and the ``lib.serving.Snapshot``.
+    ``render(context)`` draws the page with Streamlit from a ``ViewContext``.
     """
 
     title: str

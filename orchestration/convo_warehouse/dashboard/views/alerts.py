@@ -1,18 +1,24 @@
-"""Alerts: every fired metric alert (``marts.metric_alerts``), by severity."""
+"""Alerts: the metric alerts (``marts.metric_alerts``) whose window starts in the period, by severity.
+
+An alert watches one segment: with a channel or agent filter, the alerts on
+other channels or agents are left out (those on every conversation stay).
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from convo_warehouse.dashboard import format as fmt
+from convo_warehouse.dashboard import tables
 from convo_warehouse.dashboard.data import frame, has_table
 from convo_warehouse.dashboard.views import Page
+from convo_warehouse.lib.scope import Scope
 
 SEVERITY_ORDER = ("high", "medium", "low")
 
 
-def fired_alerts(con) -> pd.DataFrame:
-    """Fired alerts, most severe first, then newest window first."""
+def fired_alerts(con, scope: Scope = Scope()) -> pd.DataFrame:
+    """Fired alerts of the scope's period and segments, most severe first, then newest window first."""
     if not has_table(con, "marts.metric_alerts"):
         return pd.DataFrame()
     alerts = frame(
@@ -25,8 +31,14 @@ def fired_alerts(con) -> pd.DataFrame:
                metric_alerts.sample_size, dim_metrics.unit
         from marts.metric_alerts
         left join marts.dim_metrics on metric_alerts.metric_name = dim_metrics.metric_name
+        where (cast(? as date) is null or cast(metric_alerts.window_start as date) >= cast(? as date))
+            and (cast(? as date) is null or cast(metric_alerts.window_start as date) <= cast(? as date))
         """,
+        [scope.start, scope.start, scope.end, scope.end],
     )
+    for segment_type, values in (("channel", scope.channels), ("agent_id", scope.agents)):
+        if values:
+            alerts = alerts[(alerts["segment_type"] != segment_type) | alerts["segment_value"].isin(values)]
     rank = {severity: index for index, severity in enumerate(SEVERITY_ORDER)}
     alerts["severity_rank"] = alerts["severity"].str.lower().map(rank).fillna(len(rank))
     return alerts.sort_values(["severity_rank", "window_start"], ascending=[True, False], kind="stable").drop(
@@ -43,13 +55,15 @@ def counts_by_severity(alerts: pd.DataFrame) -> dict[str, int]:
     return counts
 
 
-def render(con, snapshot) -> None:
+def render(context) -> None:
     import plotly.express as px
     import streamlit as st
 
     st.title("Alerts")
-    st.caption("Rules in seeds/alert_rules.csv, evaluated on fixed UTC windows (1h, 4h, 1d).")
-    alerts = fired_alerts(con)
+    st.caption(f"Rules in seeds/alert_rules.csv, evaluated on fixed UTC windows (1h, 4h, 1d). Windows starting in "
+               f"**{context.choice.period_words}**; with a channel or agent filter, alerts on other channels or "
+               "agents are left out.")
+    alerts = fired_alerts(context.con, context.scope)
     counts = counts_by_severity(alerts)
     for column, (severity, number) in zip(st.columns(len(counts)), counts.items(), strict=True):
         column.metric(f"{severity.capitalize()} severity", fmt.count(number))
@@ -79,7 +93,7 @@ def render(con, snapshot) -> None:
         if rows.empty:
             continue
         with st.expander(f"{severity.capitalize()}: {len(rows):,} alert(s)", expanded=severity == most_severe):
-            st.dataframe(
+            tables.show(
                 pd.DataFrame(
                     {
                         "window (UTC)": [
@@ -95,7 +109,9 @@ def render(con, snapshot) -> None:
                         "sample": [fmt.count(value) for value in rows["sample_size"]],
                     }
                 ),
-                hide_index=True,
+                rows.drop(columns="unit"),
+                title=f"{severity} alerts",
+                key=f"alerts-{severity}",
             )
 
 

@@ -2,17 +2,27 @@
 
 Rows come from the experiment marts through ``commands/experiments.read_experiments``
 (the same reading as ``convo-warehouse experiments``); rate intervals are
-Wilson intervals from ``lib/experiments.py``; the verdict is the mart's.
+Wilson intervals from ``lib/experiments.py``; the verdict is the mart's. A
+test is judged over its whole run, so these do not follow the sidebar's
+period; below them, the key metrics per variant for the period and filters
+(the metrics' experiment segments, ``lib/metric_views.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+import pandas as pd
+
 from convo_warehouse.commands.experiments import read_experiments
 from convo_warehouse.dashboard import format as fmt
+from convo_warehouse.dashboard import tables
 from convo_warehouse.dashboard.views import Page
 from convo_warehouse.lib import experiments as ex
+from convo_warehouse.lib import metric_views
+from convo_warehouse.lib.scope import Scope
+
+PERIOD_METRICS = ("conversations", "conversion_rate", "completion_rate", "handoff_rate", "avg_satisfaction_score")
 
 
 @dataclasses.dataclass
@@ -82,6 +92,18 @@ def experiment_views(con) -> list[TestView]:
     return views
 
 
+def variant_metrics(con, test_name: str, scope: Scope) -> pd.DataFrame:
+    """PERIOD_METRICS per variant of ``test_name`` over the scope: variant, metric_name, numerator,
+    denominator, value (the metrics' experiment segment: contaminated conversations left out)."""
+    parts = []
+    for name in PERIOD_METRICS:
+        totals = metric_views.metric_series(con, name, scope, f"experiment:{test_name}", "total")
+        parts.append(totals.drop(columns="period").assign(metric_name=name))
+    if not parts:
+        return pd.DataFrame(columns=["segment_value", "numerator", "denominator", "value", "metric_name"])
+    return pd.concat(parts, ignore_index=True).rename(columns={"segment_value": "variant"})
+
+
 def _rates_chart(view: TestView):
     import plotly.graph_objects as go
 
@@ -107,8 +129,6 @@ def _rates_chart(view: TestView):
 
 
 def _variant_table(view: TestView):
-    import pandas as pd
-
     return pd.DataFrame(
         {
             "variant": [v.variant + (" (control)" if v.is_control else "") for v in view.variants],
@@ -126,10 +146,14 @@ def _variant_table(view: TestView):
     )
 
 
-def render(con, snapshot) -> None:
+def render(context) -> None:
     import streamlit as st
 
+    con, scope = context.con, context.scope
     st.title("Experiments")
+    st.caption("Results, SRM and verdicts cover each test's whole run (every exposure), whatever the period; "
+               f"the table under each test follows the period and filters: **{context.choice.period_words}**; "
+               f"{fmt.markdown_safe(scope.describe(period=False))}.")
     views = experiment_views(con)
     if not views:
         st.info("No tests in the experiments seed.")
@@ -141,7 +165,10 @@ def render(con, snapshot) -> None:
             (st.success if healthy else st.warning)(f"Verdict: {view.verdict}")
             left, right = st.columns([2, 3])
             left.plotly_chart(_rates_chart(view), key=f"rates-{view.test_name}")
-            right.table(_variant_table(view).set_index("variant"))
+            with right:
+                tables.show(_variant_table(view),
+                            pd.DataFrame([dataclasses.asdict(variant) for variant in view.variants]),
+                            title=f"{view.test_name} results", key=f"results-{view.test_name}")
             a, b, c, d = right.columns(4)
             a.metric("SRM p-value", fmt.format_p(view.srm_p_value),
                      help="Chi-square of sessions across variants against the seed's weights; mismatch below 0.001.")
@@ -151,6 +178,19 @@ def render(con, snapshot) -> None:
             d.metric("Contaminated", fmt.percent(view.contamination_rate),
                      help=f"Of {fmt.count(view.exposed)} exposed conversations, the share that saw several variants "
                      "(excluded from results).")
+            period = variant_metrics(con, view.test_name, scope)
+            st.markdown(f"**Key metrics per variant, {context.choice.period_words}** (period and filters applied)")
+            if period.empty:
+                st.info("No exposed conversation in this period and filters.")
+                continue
+            glossary = metric_views.glossary(con)
+            wide = period.pivot(index="variant", columns="metric_name", values="value").reindex(
+                columns=[name for name in PERIOD_METRICS if name in set(period["metric_name"])])
+            shown = pd.DataFrame({"variant": wide.index})
+            for name in wide.columns:
+                shown[name] = [fmt.metric_value(value, glossary[name].unit) for value in wide[name]]
+            tables.show(shown, period, title=f"{view.test_name} metrics in the period",
+                        key=f"period-{view.test_name}")
 
 
 PAGE = Page(title="Experiments", url_path="experiments", icon=":material/science:", order=40, render=render)

@@ -1,50 +1,58 @@
-"""Funnels: a funnel chart per funnel, drop-off, time between stages, where people stop, and their transcripts.
+"""Funnels: each funnel in its declared reading (the other one click away), where people stop, and their transcripts.
 
-Stage numbers come from ``marts.funnel_summary`` through the same functions
-``convo-warehouse funnel`` prints (``commands/funnel.py``); the most frequent
-last user messages and the transcripts (``marts.fct_messages``) are masked
-with ``lib/classify/pii.py`` before they are shown.
+Stage numbers come from ``lib/funnel_views.py`` (the same function
+``convo-warehouse funnel`` and the read API use) over the sidebar's period
+and filters: no rate above 100%, no negative drop-off. The most frequent last
+user messages and the transcripts (``marts.fct_messages``) are masked with
+``lib/classify/pii.py`` and shown as plain text.
 """
 
 from __future__ import annotations
 
-from convo_warehouse.commands.funnel import StageRow, funnel_rows, top_last_messages, worst_step
+import pandas as pd
+
 from convo_warehouse.dashboard import format as fmt
+from convo_warehouse.dashboard import tables
 from convo_warehouse.dashboard.data import has_table, records
 from convo_warehouse.dashboard.views import Page
+from convo_warehouse.lib import funnel_views
 from convo_warehouse.lib.classify.pii import mask_pii
+from convo_warehouse.lib.scope import Scope, scope_cte
 
 MESSAGES_SHOWN = 5
 CONVERSATIONS_LISTED = 50
+READING_LABELS = {"any_order": "any order", "in_order": "in order (nested)"}
+READING_HELP = {
+    "any_order": "A stage counts every conversation that reached it, whatever came before; shares are of the "
+                 "conversations that entered the funnel, and 'from previous' is the share of those that reached "
+                 "the previous stage that also reached this one.",
+    "in_order": "A stage counts a conversation only when it reached every earlier stage first: each stage is "
+                "a subset of the one before.",
+}
 
 
-def funnel_names(con) -> list[str]:
-    return [row[0] for row in con.execute("select distinct funnel_name from marts.funnel_summary order by 1").fetchall()]
+def last_messages_at(con, funnel: str, next_stage: str, scope: Scope) -> list[tuple[str, int]]:
+    """The most frequent last user messages of the scope's conversations that stopped before ``next_stage``, masked."""
+    return [(mask_pii(message), count)
+            for message, count in funnel_views.stopped_before(con, funnel, next_stage, scope, MESSAGES_SHOWN)]
 
 
-def stages(con, funnel: str) -> list[StageRow]:
-    """Every stage of ``funnel`` over the whole history, as funnel_summary has it."""
-    return funnel_rows(con, funnel, None)
-
-
-def last_messages_at(con, funnel: str, next_stage: str) -> list[tuple[str, int]]:
-    """The most frequent last user messages of conversations that stopped before ``next_stage``, masked."""
-    return [(mask_pii(message), count) for message, count in top_last_messages(con, funnel, next_stage, None, MESSAGES_SHOWN)]
-
-
-def stopped_conversations(con, funnel: str, next_stage: str) -> list[dict]:
-    """Conversations that stopped right before ``next_stage`` (newest first), last message masked."""
+def stopped_conversations(con, funnel: str, next_stage: str, scope: Scope) -> list[dict]:
+    """The scope's conversations that stopped right before ``next_stage`` (newest first), last message masked."""
+    scope_sql, params = scope_cte(scope)
     rows = records(
         con,
-        """
+        f"""
+        with scope as ({scope_sql})
         select funnel_dropoffs.conversation_id, funnel_dropoffs.conversation_date, funnel_dropoffs.channel,
                funnel_dropoffs.outcome, funnel_dropoffs.last_user_message
         from marts.funnel_dropoffs
+        inner join scope on funnel_dropoffs.conversation_id = scope.conversation_id
         where funnel_dropoffs.funnel_name = ? and funnel_dropoffs.next_stage = ? and not funnel_dropoffs.window_open
         order by funnel_dropoffs.last_stage_reached_at desc nulls last, funnel_dropoffs.conversation_id
         limit ?
         """,
-        [funnel, next_stage, CONVERSATIONS_LISTED],
+        [*params, funnel, next_stage, CONVERSATIONS_LISTED],
     )
     for row in rows:
         row["last_user_message"] = mask_pii(row["last_user_message"])
@@ -71,73 +79,90 @@ def transcript(con, conversation_id: str) -> list[dict]:
     return rows
 
 
-def _funnel_chart(rows: list[StageRow]):
+def funnel_chart(view: funnel_views.FunnelView):
+    """In order: a funnel, each stage nested in the one before. Any order: each stage's share of
+    the conversations that entered (bars, since a later stage may be larger)."""
     import plotly.graph_objects as go
 
-    figure = go.Figure(
-        go.Funnel(
-            y=[row.stage for row in rows],
-            x=[row.reached for row in rows],
-            text=[
-                f"{fmt.count(row.reached)} · {fmt.percent(row.conversion_from_start)} of start"
-                for row in rows
-            ],
-            textinfo="text",
-            marker={"color": ["#d62728" if row.is_major_drop_off else "#1f77b4" for row in rows]},
-        )
-    )
-    figure.update_layout(height=60 + 55 * len(rows), margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    names = [stage.stage for stage in view.stages]
+    colours = ["#d62728" if stage.is_major_drop_off else "#1f77b4" for stage in view.stages]
+    text = [f"{fmt.count(stage.count)} · {fmt.percent(stage.share_of_entered)} of entered" for stage in view.stages]
+    if view.reading == "in_order":
+        trace = go.Funnel(y=names, x=[stage.count for stage in view.stages], text=text, textinfo="text",
+                          marker={"color": colours})
+    else:
+        trace = go.Bar(y=names, x=[stage.share_of_entered or 0 for stage in view.stages], orientation="h", text=text,
+                       textposition="auto", marker={"color": colours})
+    figure = go.Figure(trace)
+    figure.update_layout(height=60 + 55 * len(names), margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    if view.reading == "any_order":
+        figure.update_yaxes(autorange="reversed")
+        figure.update_xaxes(range=[0, 1], tickformat=".0%", title="share of the conversations that entered")
     return figure
 
 
-def _stage_table(rows: list[StageRow]):
-    import pandas as pd
+def stage_frames(view: funnel_views.FunnelView) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the table shown, its raw values for the CSV)."""
+    stages = view.stages
+    shown = pd.DataFrame({
+        "stage": [stage.stage for stage in stages],
+        "reached": [fmt.count(stage.count) for stage in stages],
+        "of entered": [fmt.percent(stage.share_of_entered) for stage in stages],
+        "from previous": [fmt.percent(stage.from_previous) for stage in stages],
+        "drop-off": [fmt.count(stage.drop_off) for stage in stages],
+        "drop-off %": [fmt.percent(stage.drop_off_rate) for stage in stages],
+        "median time from previous stage": [fmt.duration(stage.median_seconds_from_previous_stage) for stage in stages],
+    })
+    raw = pd.DataFrame([{"funnel_name": view.funnel_name, "reading": view.reading, "entered": view.entered,
+                         **stage.as_dict()} for stage in stages])
+    return shown, raw
 
-    return pd.DataFrame(
-        {
-            "stage": [row.stage for row in rows],
-            "reached": [fmt.count(row.reached) for row in rows],
-            "from previous": [fmt.percent(row.conversion_rate) for row in rows],
-            "from start": [fmt.percent(row.conversion_from_start) for row in rows],
-            "drop-off": [fmt.count(row.drop_off) for row in rows],
-            "drop-off %": [fmt.percent(row.drop_off_rate) for row in rows],
-            "median time from previous stage": [fmt.duration(row.median_seconds) for row in rows],
-        }
-    )
 
-
-def render(con, snapshot) -> None:
+def render(context) -> None:
     import streamlit as st
 
+    con, scope = context.con, context.scope
     st.title("Funnels")
     st.caption(
-        "Whole history. Stages count every conversation that reached them, in any order; "
-        "red stages lose more than the project's major drop-off threshold of the previous stage."
+        f"**{context.choice.period_words}**; {fmt.markdown_safe(scope.describe(period=False))}. Each funnel is shown in the reading its seed "
+        "declares (seeds/funnel_stages.csv, counting), the other one a click away. Shares are never above 100%: "
+        "the first stage's 'from previous' is its share of the conversations that entered the funnel. Red: a "
+        "stage losing more than the project's major drop-off threshold."
     )
-    names = funnel_names(con)
+    names = funnel_views.funnel_names(con)
     if not names:
         st.info("No funnels in this snapshot.")
         return
     for funnel, tab in zip(names, st.tabs(names), strict=True):
         with tab:
-            rows = stages(con, funnel)
-            left, right = st.columns([1, 1])
-            left.plotly_chart(_funnel_chart(rows), key=f"funnel-{funnel}")
-            right.table(_stage_table(rows).set_index("stage"))
-            worst = worst_step(rows)
+            declared = funnel_views.declared_reading(con, funnel)
+            reading = st.segmented_control(
+                "Reading", list(funnel_views.READINGS), default=declared, required=True,
+                format_func=lambda name, declared=declared: READING_LABELS[name] + (
+                    " (declared)" if name == declared else ""),
+                key=f"reading-{funnel}", bind="query-params",
+            ) or declared
+            view = funnel_views.funnel_view(con, funnel, scope, reading)
+            st.caption(f"{READING_HELP[reading]} {fmt.count(view.entered)} conversations entered the funnel.")
+            if view.entered == 0:
+                st.info("No conversation of the period and filters entered this funnel.")
+                continue
+            st.plotly_chart(funnel_chart(view), key=f"funnel-{funnel}")
+            shown, raw = stage_frames(view)
+            tables.show(shown, raw, title=f"{funnel} funnel ({reading})", key=f"stages-{funnel}")
+            worst = view.worst_step()
             if worst is None:
                 st.success("No stage loses anyone.")
                 continue
-            previous = rows[rows.index(worst) - 1]
+            previous = view.previous_stage(worst)
             st.subheader(f"Worst step: {previous.stage} → {worst.stage} ({fmt.percent(worst.drop_off_rate)} drop off)")
-            messages = last_messages_at(con, funnel, worst.stage)
+            messages = last_messages_at(con, funnel, worst.stage, scope)
             if messages:
                 st.markdown("**Most frequent last user messages of those who stopped** (personal data masked)")
-                st.table(
-                    {"last user message": [message for message, _ in messages],
-                     "conversations": [fmt.count(number) for _, number in messages]}
-                )
-            stopped = stopped_conversations(con, funnel, worst.stage)
+                frame = pd.DataFrame({"last user message": [message for message, _ in messages],
+                                      "conversations": [number for _, number in messages]})
+                tables.show(frame, title=f"last messages before {worst.stage}", key=f"messages-{funnel}")
+            stopped = stopped_conversations(con, funnel, worst.stage, scope)
             if not stopped:
                 continue
             choice = st.selectbox(

@@ -1,11 +1,18 @@
-"""Data health: reconciliation (raw = staged + duplicates + quarantined), quarantine reasons, freshness."""
+"""Data health: reconciliation (raw = staged + duplicates + quarantined), quarantine reasons, freshness.
+
+About the pipeline, not the conversations: the period and filters do not apply
+(the page says so).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 
+import pandas as pd
+
 from convo_warehouse.dashboard import format as fmt
+from convo_warehouse.dashboard import tables
 from convo_warehouse.dashboard.data import has_table, records
 from convo_warehouse.dashboard.views import Page
 
@@ -92,11 +99,13 @@ def freshness(manifest: dict) -> Freshness:
     )
 
 
-def render(con, snapshot) -> None:
+def render(context) -> None:
     import plotly.express as px
     import streamlit as st
 
+    con, snapshot = context.con, context.snapshot
     st.title("Data health")
+    st.caption("The whole warehouse, every load: the sidebar's period and filters do not apply here.")
     now = dt.datetime.now(dt.UTC)
     fresh = freshness(snapshot.manifest)
     st.subheader("Freshness")
@@ -129,7 +138,8 @@ def render(con, snapshot) -> None:
         st.caption(f"{fmt.count(totals.loads)} load run(s); unknown event types staged (in no metric): "
                    f"{fmt.count(totals.unknown_type_rows)}.")
         with st.expander("Per load run"):
-            st.dataframe(loads(con), hide_index=True)
+            runs = pd.DataFrame(loads(con))
+            tables.show(runs, title="load runs", key="loads")
 
     st.subheader("Quarantine reasons")
     reasons = quarantine_reasons(con)
@@ -140,19 +150,25 @@ def render(con, snapshot) -> None:
         chart.update_layout(height=80 + 40 * len(reasons), margin={"l": 10, "r": 10, "t": 10, "b": 10},
                             yaxis={"categoryorder": "total ascending"})
         st.plotly_chart(chart, key="quarantine-reasons")
-        st.table(
-            {
+        tables.show(
+            pd.DataFrame({
                 "reason": [row["reason"] for row in reasons],
                 "rows": [fmt.count(row["rows"]) for row in reasons],
                 "example (file:row)": [row["example"] for row in reasons],
                 "detail": [row["example_detail"] for row in reasons],
-            }
+            }),
+            pd.DataFrame(reasons),
+            title="quarantine reasons",
+            key="quarantine",
         )
 
     st.subheader("Published tables")
-    st.dataframe(
-        [{"table": name, "rows": fmt.count(info["rows"])} for name, info in sorted(snapshot.tables.items())],
-        hide_index=True,
+    published = sorted(snapshot.tables.items())
+    tables.show(
+        pd.DataFrame({"table": [name for name, _ in published], "rows": [fmt.count(info["rows"]) for _, info in published]}),
+        pd.DataFrame({"table": [name for name, _ in published], "rows": [info["rows"] for _, info in published]}),
+        title="published tables",
+        key="published",
     )
 
 

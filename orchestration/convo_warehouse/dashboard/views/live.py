@@ -5,8 +5,10 @@ The live part reads ``GET /v1/conversations?active=true`` and
 ``GET /v1/conversations/{id}`` of the collector at ``CONVO_COLLECTOR_URL``
 (default http://127.0.0.1:8765) with the bearer token ``CONVO_COLLECTOR_TOKEN``
 (else the first of ``CONVO_COLLECTOR_TOKENS``); it refreshes every
-``CONVO_LIVE_REFRESH_SECONDS`` (5). The snapshot part is as fresh as the last
-published run.
+``CONVO_LIVE_REFRESH_SECONDS`` (5); it is what is happening now, so the
+sidebar's period and filters do not apply to it. The snapshot part is as
+fresh as the last published run and follows the sidebar: the interventions
+triggered in the period, on the conversations the filters keep.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ import json
 import os
 import urllib.error
 import urllib.parse
+import dataclasses
 import urllib.request
 
 import pandas as pd
 
 from convo_warehouse.dashboard import format as fmt
+from convo_warehouse.dashboard import tables
 from convo_warehouse.dashboard.data import frame, has_table
-from convo_warehouse.dashboard.views import Page
+from convo_warehouse.dashboard.views import Page, ViewContext
 from convo_warehouse.lib.classify.stages import STAGES
+from convo_warehouse.lib.scope import Scope, scope_cte
 
 
 class LiveUnreachable(RuntimeError):
@@ -78,8 +83,53 @@ def stage_table(detail: dict) -> pd.DataFrame:
     )
 
 
-def intervention_summary(con, days: int = 14) -> pd.DataFrame:
-    """Per rule over the last ``days`` days of the snapshot: fired and what happened afterwards."""
+def _scoped_interventions(scope: Scope) -> tuple[str, list]:
+    """The interventions of ``scope`` (from marts.fct_interventions): triggered in its period, on
+    the conversations its filters keep, as a CTE body with its parameters."""
+    filters_sql, params = scope_cte(dataclasses.replace(scope, start=None, end=None))
+    conditions = []
+    if scope.start is not None:
+        conditions.append("fct_interventions.triggered_date >= ?")
+        params.append(scope.start)
+    if scope.end is not None:
+        conditions.append("fct_interventions.triggered_date <= ?")
+        params.append(scope.end)
+    where = f"where {' and '.join(conditions)}" if conditions else ""
+    sql = f"""
+        select fct_interventions.rule_name, fct_interventions.triggered_date, fct_interventions.outcome_after
+        from marts.fct_interventions
+        inner join ({filters_sql}) as kept on fct_interventions.conversation_id = kept.conversation_id
+        {where}
+    """
+    return sql, params
+
+
+def intervention_summary(con, days: int = 14, scope: Scope | None = None) -> pd.DataFrame:
+    """Per rule: fired and what happened afterwards. Without ``scope``, the last ``days`` days of
+    marts.intervention_daily; with the sidebar's scope, its interventions from marts.fct_interventions
+    (the same counts intervention_daily sums)."""
+    if scope is not None:
+        if not has_table(con, "marts.fct_interventions"):
+            return pd.DataFrame()
+        sql, params = _scoped_interventions(scope)
+        return frame(
+            con,
+            f"""
+            with interventions as ({sql})
+            select
+                interventions.rule_name,
+                count(*) as interventions,
+                count(case when interventions.outcome_after = 'handed_off' then 1 end) as handed_off,
+                count(case when interventions.outcome_after = 'resolved' then 1 end) as resolved,
+                count(case when interventions.outcome_after = 'abandoned' then 1 end) as abandoned,
+                count(case when interventions.outcome_after = 'in_progress' then 1 end) as in_progress,
+                count(case when interventions.outcome_after = 'unresolved' then 1 end) as unresolved
+            from interventions
+            group by interventions.rule_name
+            order by interventions desc, interventions.rule_name
+            """,
+            params,
+        )
     if not has_table(con, "marts.intervention_daily"):
         return pd.DataFrame()
     return frame(
@@ -102,14 +152,21 @@ def intervention_summary(con, days: int = 14) -> pd.DataFrame:
     )
 
 
-def intervention_days(con) -> pd.DataFrame:
+def intervention_days(con, scope: Scope | None = None) -> pd.DataFrame:
+    """Interventions per day and rule (of ``scope`` when given, as intervention_summary)."""
+    if scope is not None:
+        if not has_table(con, "marts.fct_interventions"):
+            return pd.DataFrame()
+        sql, params = _scoped_interventions(scope)
+        return frame(con, f"with interventions as ({sql}) select triggered_date, rule_name, count(*) as interventions "
+                          "from interventions group by all order by triggered_date, rule_name", params)
     if not has_table(con, "marts.intervention_daily"):
         return pd.DataFrame()
     return frame(con, "select triggered_date, rule_name, interventions from marts.intervention_daily "
                       "order by triggered_date, rule_name")
 
 
-def render(con, snapshot) -> None:
+def render(context: ViewContext) -> None:
     import plotly.express as px
     import streamlit as st
 
@@ -134,7 +191,7 @@ def render(con, snapshot) -> None:
         if table.empty:
             st.info("No conversation in progress.")
             return
-        st.dataframe(table, hide_index=True)
+        tables.show(table, title="Conversations in progress", key="live-active")
         chosen = st.selectbox("Conversation", table["conversation"].tolist(), key="live_conversation")
         if chosen:
             try:
@@ -143,18 +200,20 @@ def render(con, snapshot) -> None:
                 st.warning(str(error))
                 return
             left, right = st.columns(2)
-            left.dataframe(stage_table(detail), hide_index=True)
-            right.dataframe(pd.DataFrame(detail["last_messages"], columns=["role", "text", "at"]), hide_index=True)
+            tables.show(stage_table(detail), title=f"Stages of {chosen}", key="live-stages", container=left)
+            tables.show(pd.DataFrame(detail["last_messages"], columns=["role", "text", "at"]),
+                        title=f"Last messages of {chosen}", key="live-messages", container=right)
 
     in_progress()
 
     st.subheader("Interventions (snapshot)")
-    summary = intervention_summary(con)
+    st.caption(fmt.markdown_safe(context.scope.describe()))
+    summary = intervention_summary(context.con, scope=context.scope)
     if summary.empty:
-        st.info("No intervention in the snapshot yet (marts.intervention_daily).")
+        st.info("No intervention in the snapshot for this period and filters (marts.fct_interventions).")
         return
-    st.dataframe(summary, hide_index=True)
-    days = intervention_days(con)
+    tables.show(summary, title="Interventions", key="live-interventions")
+    days = intervention_days(context.con, scope=context.scope)
     st.plotly_chart(px.bar(days, x="triggered_date", y="interventions", color="rule_name",
                            labels={"triggered_date": "day (UTC)", "rule_name": "rule"}))
     outcomes = summary.melt(id_vars="rule_name", value_vars=["handed_off", "resolved", "abandoned", "in_progress",

@@ -1,45 +1,29 @@
-"""Metrics over time by segment: pick a metric and a segment type; fired alerts are marked on the chart."""
+"""Metrics over time by segment, for the period and filters: pick a metric and a segment type; fired alerts are marked."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from convo_warehouse.dashboard import format as fmt
-from convo_warehouse.dashboard.data import frame, has_table, records
+from convo_warehouse.dashboard import tables
+from convo_warehouse.dashboard.data import frame, has_table
 from convo_warehouse.dashboard.views import Page
+from convo_warehouse.lib import metric_views
+from convo_warehouse.lib.scope import Scope
 
 MAX_SEGMENTS_SHOWN = 8
 
 
-def metric_glossary(con) -> list[dict]:
-    """Metrics in glossary order, with unit and description."""
-    return records(
-        con,
-        "select metric_name, unit, description from marts.dim_metrics order by display_order, metric_name",
-    )
-
-
 def segment_types(con) -> list[str]:
-    """Segment types present in metrics_daily, ``all`` first."""
-    rows = con.execute(
-        "select distinct segment_type from marts.metrics_daily order by segment_type = 'all' desc, segment_type"
-    ).fetchall()
-    return [row[0] for row in rows]
+    """Segment types of the long metric tables: all, the attributes, one per experiment."""
+    tests = [row[0] for row in con.execute(
+        "select distinct test_name from marts.ab_test_exposures order by 1").fetchall()]
+    return ["all", *metric_views.ATTRIBUTE_SEGMENTS, *(f"experiment:{test}" for test in tests)]
 
 
-def metric_series(con, metric: str, segment_type: str) -> pd.DataFrame:
-    """Daily value, numerator and denominator of ``metric`` per segment value, oldest day first."""
-    return frame(
-        con,
-        """
-        select metrics_daily.metric_date, metrics_daily.segment_value, metrics_daily.value,
-               metrics_daily.numerator, metrics_daily.denominator
-        from marts.metrics_daily
-        where metrics_daily.metric_name = ? and metrics_daily.segment_type = ?
-        order by metrics_daily.metric_date, metrics_daily.segment_value
-        """,
-        [metric, segment_type],
-    )
+def metric_series(con, metric: str, segment_type: str, scope: Scope) -> pd.DataFrame:
+    """Daily value, numerator and denominator of ``metric`` per segment value over the scope, oldest day first."""
+    return metric_views.metric_series(con, metric, scope, segment_type).rename(columns={"period": "metric_date"})
 
 
 def largest_segments(series: pd.DataFrame, limit: int = MAX_SEGMENTS_SHOWN) -> list[str]:
@@ -51,10 +35,12 @@ def largest_segments(series: pd.DataFrame, limit: int = MAX_SEGMENTS_SHOWN) -> l
     return list(totals.index[:limit])
 
 
-def alert_markers(con, metric: str, segment_type: str) -> pd.DataFrame:
-    """Fired alerts of ``metric`` for this segment type: the day of the window start, value, severity."""
+def alert_markers(con, metric: str, segment_type: str, scope: Scope) -> pd.DataFrame:
+    """Fired alerts of ``metric`` for this segment type whose window starts in the period."""
+    empty = pd.DataFrame(columns=["metric_date", "segment_value", "observed_value", "severity", "rule_name",
+                                  "time_window"])
     if not has_table(con, "marts.metric_alerts"):
-        return pd.DataFrame(columns=["metric_date", "segment_value", "observed_value", "severity", "rule_name", "time_window"])
+        return empty
     return frame(
         con,
         """
@@ -63,9 +49,11 @@ def alert_markers(con, metric: str, segment_type: str) -> pd.DataFrame:
                metric_alerts.time_window
         from marts.metric_alerts
         where metric_alerts.metric_name = ? and metric_alerts.segment_type = ?
+            and (cast(? as date) is null or cast(metric_alerts.window_start as date) >= cast(? as date))
+            and (cast(? as date) is null or cast(metric_alerts.window_start as date) <= cast(? as date))
         order by metric_alerts.window_start
         """,
-        [metric, segment_type],
+        [metric, segment_type, scope.start, scope.start, scope.end, scope.end],
     )
 
 
@@ -109,45 +97,62 @@ def _chart(series: pd.DataFrame, alerts: pd.DataFrame, unit: str | None):
     return figure
 
 
-def render(con, snapshot) -> None:
+def render(context) -> None:
     import streamlit as st
 
+    con, scope = context.con, context.scope
     st.title("Metrics over time")
-    glossary = metric_glossary(con)
-    names = [row["metric_name"] for row in glossary]
+    glossary = metric_views.glossary(con)
+    names = list(glossary)
     if not names:
         st.info("No metrics in this snapshot.")
         return
     left, right = st.columns(2)
-    metric = left.selectbox("Metric", names, index=names.index("completion_rate") if "completion_rate" in names else 0)
-    segment_type = right.selectbox("Segment", segment_types(con))
-    info = next(row for row in glossary if row["metric_name"] == metric)
-    st.caption(f"{info['description']} Unit: {info['unit']}. Days are UTC conversation days.")
-    series = metric_series(con, metric, segment_type)
+    metric = left.selectbox("Metric", names, index=names.index("completion_rate") if "completion_rate" in names else 0,
+                            key="metric", bind="query-params")
+    segment_type = right.selectbox("Segment", segment_types(con), key="segment", bind="query-params")
+    info = glossary[metric]
+    st.caption(f"{info.description} Unit: {info.unit}. **{context.choice.period_words}**; {fmt.markdown_safe(scope.describe(period=False))}. "
+               "Days are UTC conversation days; a day without a denominator has no point.")
+    series = metric_series(con, metric, segment_type, scope)
     if series.empty:
-        st.info(f"No {metric} values for segment {segment_type}.")
+        st.info(f"No {metric} values for segment {segment_type} in this period and filters.")
         return
     available = largest_segments(series, limit=len(series))
     chosen = st.multiselect("Segment values", available, default=available[:MAX_SEGMENTS_SHOWN])
     shown = series[series["segment_value"].isin(chosen)]
-    alerts = alert_markers(con, metric, segment_type)
+    alerts = alert_markers(con, metric, segment_type, scope)
     alerts = alerts[alerts["segment_value"].isin(chosen)]
-    st.plotly_chart(_chart(shown, alerts, info["unit"]), key="metric-chart")
-    latest_day = shown["metric_date"].max()
-    latest = shown[shown["metric_date"] == latest_day]
-    st.markdown(f"**Values on {latest_day:%Y-%m-%d}**")
-    st.table(
-        pd.DataFrame(
-            {
-                "segment": latest["segment_value"],
-                metric: [fmt.metric_value(value, info["unit"]) for value in latest["value"]],
-                "numerator": [fmt.number(value, 0) for value in latest["numerator"]],
-                "denominator": [fmt.number(value, 0) for value in latest["denominator"]],
-            }
-        ).set_index("segment")
+    st.plotly_chart(_chart(shown, alerts, info.unit), key="metric-chart")
+    totals = metric_views.metric_series(con, metric, scope, segment_type, "total")
+    totals = totals[totals["segment_value"].isin(chosen)]
+    st.markdown("**Over the whole period**")
+    tables.show(
+        pd.DataFrame({
+            "segment": totals["segment_value"],
+            metric: [fmt.metric_value(value, info.unit) for value in totals["value"]],
+            "numerator": [fmt.number(value, 0 if fmt.is_fraction(info.unit) else 2) for value in totals["numerator"]],
+            "denominator": [fmt.number(value, 0) for value in totals["denominator"]],
+        }),
+        totals.drop(columns="period").assign(metric_name=metric, start=scope.start, end=scope.end),
+        title=f"{metric} by {segment_type}",
+        key="metric-totals",
     )
+    with st.expander("Every day"):
+        tables.show(
+            pd.DataFrame({
+                "day": [f"{day:%Y-%m-%d}" for day in shown["metric_date"]],
+                "segment": shown["segment_value"],
+                metric: [fmt.metric_value(value, info.unit) for value in shown["value"]],
+                "numerator": [fmt.number(value, 2) for value in shown["numerator"]],
+                "denominator": [fmt.number(value, 0) for value in shown["denominator"]],
+            }),
+            shown.assign(metric_name=metric),
+            title=f"{metric} by {segment_type} per day",
+            key="metric-daily",
+        )
     if not alerts.empty:
-        st.markdown(f"**{len(alerts):,} alert(s) on this metric** (✕ on the chart)")
+        st.markdown(f"**{len(alerts):,} alert(s) on this metric in the period** (✕ on the chart)")
 
 
 PAGE = Page(title="Metrics", url_path="metrics", icon=":material/show_chart:", order=30, render=render)

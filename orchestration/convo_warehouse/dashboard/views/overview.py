@@ -1,13 +1,17 @@
-"""Overview: the latest complete day's key rates, with sparklines and week-over-week change."""
+"""Overview: the key rates of the chosen period and filters, against the period before, with daily sparklines."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 
+import pandas as pd
+
 from convo_warehouse.dashboard import format as fmt
-from convo_warehouse.dashboard.data import records
+from convo_warehouse.dashboard import tables
 from convo_warehouse.dashboard.views import Page
+from convo_warehouse.lib import metric_views
+from convo_warehouse.lib.scope import Scope
 
 KEY_METRICS = (
     "conversations",
@@ -16,22 +20,24 @@ KEY_METRICS = (
     "handoff_rate",
     "abandonment_rate",
     "conversion_rate",
+    "sales_response_rate",
     "fallback_rate",
     "avg_satisfaction_score",
     "avg_first_response_ms",
+    "sentiment_change",
+    "first_response_ms_p95",
 )
-SPARKLINE_DAYS = 28
 
 
 @dataclasses.dataclass
 class KeyRate:
-    """One key metric on one day, the same weekday a week earlier, and its recent daily values."""
+    """One key metric over the period, over the period of the same length before it, and per day."""
 
     metric_name: str
     unit: str | None
     description: str | None
     value: float | None
-    week_ago: float | None
+    previous: float | None
     series: list[tuple[dt.date, float]]
 
     @property
@@ -40,60 +46,30 @@ class KeyRate:
 
     @property
     def change(self) -> str:
-        return fmt.metric_change(self.value, self.week_ago, self.unit)
+        return fmt.metric_change(self.value, self.previous, self.unit)
 
 
-def latest_complete_day(con) -> dt.date | None:
-    """The newest day with metrics before the day of the newest event (that day is still running);
-    the newest day itself when there is no earlier one."""
-    row = con.execute(
-        """
-        with newest as (
-            select cast(max(last_event_at) as date) as newest_day from marts.fct_conversations
-        )
-        select
-            max(case when metrics_daily.metric_date < newest.newest_day then metrics_daily.metric_date end),
-            max(metrics_daily.metric_date)
-        from marts.metrics_daily, newest
-        where metrics_daily.segment_type = 'all'
-        """
-    ).fetchone()
-    return row[0] or row[1]
-
-
-def key_rates(con, day: dt.date) -> list[KeyRate]:
-    """The key metrics (segment all) on ``day``, a week before, and the last 28 days up to ``day``."""
-    placeholders = ", ".join("?" for _ in KEY_METRICS)
-    rows = records(
-        con,
-        f"""
-        select metrics_daily.metric_name, metrics_daily.metric_date, metrics_daily.value
-        from marts.metrics_daily
-        where metrics_daily.segment_type = 'all'
-            and metrics_daily.metric_name in ({placeholders})
-            and metrics_daily.metric_date between ? and ?
-        order by metrics_daily.metric_date
-        """,
-        [*KEY_METRICS, day - dt.timedelta(days=SPARKLINE_DAYS - 1), day],
-    )
-    glossary = {
-        row["metric_name"]: row
-        for row in records(con, "select metric_name, unit, description from marts.dim_metrics")
-    }
-    week_ago = day - dt.timedelta(days=7)
+def key_rates(con, scope: Scope) -> list[KeyRate]:
+    """The key metrics over ``scope``, the same filters over the period before, and their daily values."""
+    glossary = metric_views.glossary(con)
+    names = [name for name in KEY_METRICS if name in glossary]
+    now = metric_views.metric_values(con, scope, names)
+    before = {}
+    if scope.start is not None and scope.end is not None:
+        start, end = metric_views.previous_period(scope.start, scope.end)
+        before = metric_views.metric_values(con, dataclasses.replace(scope, start=start, end=end), names)
+    daily = metric_views.daily_values(con, scope, names)
     rates = []
-    for name in KEY_METRICS:
-        series = [(row["metric_date"], row["value"]) for row in rows if row["metric_name"] == name]
-        by_day = dict(series)
-        info = glossary.get(name, {})
+    for name in names:
+        info = glossary[name]
         rates.append(
             KeyRate(
                 metric_name=name,
-                unit=info.get("unit"),
-                description=info.get("description"),
-                value=by_day.get(day),
-                week_ago=by_day.get(week_ago),
-                series=series,
+                unit=info.unit,
+                description=info.description,
+                value=now[name].value,
+                previous=before[name].value if name in before else None,
+                series=daily[name],
             )
         )
     return rates
@@ -105,19 +81,20 @@ def label(metric_name: str) -> str:
     return words[:1].upper() + words[1:]
 
 
-def render(con, snapshot) -> None:
+def render(context) -> None:
     import streamlit as st
 
     st.title("Overview")
-    day = latest_complete_day(con)
-    if day is None:
-        st.info("No daily metrics in this snapshot yet.")
+    scope = context.scope
+    rates = key_rates(context.con, scope)
+    if not rates or rates[0].value in (None, 0):
+        st.info(f"No conversations in {context.choice.period_words} with these filters.")
         return
     st.caption(
-        f"Latest complete day: **{day:%A %d %B %Y}** (UTC). Change is against the same weekday a "
-        "week earlier: percentage points for rates, relative change otherwise. Sparklines: last 28 days."
+        f"**{context.choice.period_words}**; {fmt.markdown_safe(scope.describe(period=False))}. Change is against the period of the same "
+        "length just before: percentage points for rates, relative change otherwise. Sparklines: one point "
+        "per day."
     )
-    rates = key_rates(con, day)
     columns = st.columns(3)
     for index, rate in enumerate(rates):
         with columns[index % 3], st.container(border=True):
@@ -130,6 +107,23 @@ def render(con, snapshot) -> None:
                 chart_data=[value for _, value in rate.series] or None,
                 chart_type="line",
             )
+    with st.expander("These numbers as a table"):
+        tables.show(
+            pd.DataFrame({
+                "metric": [rate.metric_name for rate in rates],
+                "value": [rate.shown for rate in rates],
+                "period before": [fmt.metric_value(rate.previous, rate.unit) for rate in rates],
+                "change": [rate.change for rate in rates],
+            }),
+            pd.DataFrame({
+                "metric_name": [rate.metric_name for rate in rates],
+                "value": [rate.value for rate in rates],
+                "previous_period_value": [rate.previous for rate in rates],
+                "start": scope.start, "end": scope.end,
+            }),
+            title="Key rates",
+            key="key-rates",
+        )
 
 
 PAGE = Page(title="Overview", url_path="overview", icon=":material/dashboard:", order=10, render=render)

@@ -1,0 +1,371 @@
+"""The read API: metrics, funnels and experiments as JSON, from the published snapshot.
+
+Starlette on uvicorn, like the collector. Every request reads the snapshot
+the ``current`` pointer names when it arrives (a new snapshot is served from
+the next request on; a request never mixes two), read-only, never the
+warehouse a run writes. Numbers come from the same functions the dashboard
+and the CLI use (``lib/metric_views.py``, ``lib/funnel_views.py``,
+``commands/experiments.read_experiments``): rates are fractions 0..1, counts
+integers. With tokens configured every route but ``/api/health`` needs
+``Authorization: Bearer <token>``. ``/api/openapi.json`` describes it all
+(OpenAPI 3, generated from the route docstrings by Starlette's
+SchemaGenerator).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import duckdb
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.schemas import SchemaGenerator
+
+from convo_warehouse.commands._reading import jsonable
+from convo_warehouse.lib import access, funnel_views, metric_views, serving
+from convo_warehouse.lib.scope import Scope, default_period
+
+TOKENS_ENV = "CONVO_API_TOKENS"
+OPEN_PATHS = ("/api/health",)
+CONNECTIONS_KEPT = 3  # snapshot versions with an open connection (readers of an old one finish on it)
+
+SCHEMAS = SchemaGenerator(
+    {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "convo-warehouse read API",
+            "version": "1",
+            "description": (
+                "Metrics, funnels and experiments of the published snapshot. Rates are fractions 0..1, counts "
+                "integers, days UTC conversation days (YYYY-MM-DD, inclusive). Filters on every metric and "
+                "funnel route: channel, agent, environment (each repeatable), exclude_development=true, "
+                "variant=<test_name>:<variant>. Send 'Authorization: Bearer <token>' when the server has "
+                "tokens (CONVO_API_TOKENS)."
+            ),
+        },
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+    }
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiConfig:
+    serving_dir: Path
+    tokens: tuple[str, ...] = ()
+
+
+class _Problem(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _Snapshots:
+    """One read-only connection per snapshot version (its files never change), newest few kept."""
+
+    def __init__(self, serving_dir: Path) -> None:
+        self.serving_dir = serving_dir
+        self._lock = threading.Lock()
+        self._connections: OrderedDict[str, duckdb.DuckDBPyConnection] = OrderedDict()
+
+    def cursor(self) -> tuple[duckdb.DuckDBPyConnection, serving.Snapshot]:
+        try:
+            snapshot = serving.current_snapshot(self.serving_dir)
+        except serving.SnapshotNotFoundError as error:
+            raise _Problem(503, str(error)) from None
+        with self._lock:
+            con = self._connections.get(snapshot.version)
+            if con is None:
+                con = snapshot.connect()
+                self._connections[snapshot.version] = con
+                while len(self._connections) > CONNECTIONS_KEPT:
+                    _, oldest = self._connections.popitem(last=False)
+                    oldest.close()
+            self._connections.move_to_end(snapshot.version)
+            cursor = con.cursor()  # a cursor per request: DuckDB connections are not shared across threads
+        cursor.execute("set TimeZone = 'UTC'")
+        return cursor, snapshot
+
+    def close(self) -> None:
+        with self._lock:
+            for con in self._connections.values():
+                con.close()
+            self._connections.clear()
+
+
+def _date(request: Request, name: str) -> dt.date | None:
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise _Problem(400, f"{name}={value!r} is not a day: use YYYY-MM-DD") from None
+
+
+def _scope(request: Request, con) -> Scope:
+    """The request's period and filters; without start and end, the last 28 complete days."""
+    params = request.query_params
+    start, end = _date(request, "start"), _date(request, "end")
+    if start is None and end is None and params.get("period") != "all":
+        period = default_period(con)
+        if period is not None:
+            start, end = period
+    variant = params.get("variant")
+    experiment = None
+    if variant:
+        test_name, separator, value = variant.partition(":")
+        if not separator or not test_name or not value:
+            raise _Problem(400, f"variant={variant!r}: use <test_name>:<variant>")
+        experiment = (test_name, value)
+    flag = params.get("exclude_development", "false").lower()
+    if flag not in ("true", "false", "1", "0"):
+        raise _Problem(400, f"exclude_development={flag!r}: use true or false")
+    try:
+        return Scope(
+            start=start, end=end,
+            channels=tuple(params.getlist("channel")),
+            agents=tuple(params.getlist("agent")),
+            environments=tuple(params.getlist("environment")),
+            include_development=flag in ("false", "0"),
+            experiment=experiment,
+        )
+    except ValueError as error:
+        raise _Problem(400, str(error)) from None
+
+
+def _scope_json(scope: Scope) -> dict:
+    return {
+        "start": scope.start, "end": scope.end, "channels": list(scope.channels), "agents": list(scope.agents),
+        "environments": list(scope.environments), "include_development": scope.include_development,
+        "variant": ":".join(scope.experiment) if scope.experiment else None, "description": scope.describe(),
+    }
+
+
+def _counts(record: dict, metric: metric_views.Metric) -> dict:
+    """Numerator and denominator of counts and proportions are counts of conversations: integers."""
+    if metric.kind == "count" or metric.is_proportion:
+        for key in ("numerator", "denominator"):
+            if record.get(key) is not None:
+                record[key] = int(round(record[key]))
+        if metric.kind == "count" and record.get("value") is not None:
+            record["value"] = int(round(record["value"]))
+    return record
+
+
+def _snapshot_json(snapshot: serving.Snapshot) -> dict:
+    return {"version": snapshot.version, "published_at": snapshot.manifest.get("published_at"),
+            "data_up_to": snapshot.manifest.get("newest_event_at")}
+
+
+def create_app(config: ApiConfig) -> Starlette:
+    snapshots = _Snapshots(config.serving_dir)
+
+    def refused(request: Request) -> JSONResponse | None:
+        """401 unless the request may pass: no tokens configured, an open path, or a known token."""
+        if not config.tokens or request.url.path in OPEN_PATHS:
+            return None
+        if access.matches_any(access.bearer_token(request.headers.get("authorization")), config.tokens):
+            return None
+        return JSONResponse(
+            {"error": f"missing or wrong bearer token: send 'Authorization: Bearer <token>' with a token listed "
+                      f"in {TOKENS_ENV}"},
+            status_code=401, headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    def respond(handler):
+        def endpoint(request: Request) -> JSONResponse:
+            refusal = refused(request)
+            if refusal is not None:
+                return refusal
+            try:
+                con, snapshot = snapshots.cursor()
+                try:
+                    payload = handler(request, con)
+                finally:
+                    con.close()
+            except _Problem as problem:
+                return JSONResponse({"error": problem.message}, status_code=problem.status)
+            except (metric_views.UnknownMetricError, funnel_views.UnknownFunnelError) as error:
+                return JSONResponse({"error": str(error.args[0])}, status_code=404)
+            except ValueError as error:
+                return JSONResponse({"error": str(error)}, status_code=400)
+            return JSONResponse(jsonable({"snapshot": _snapshot_json(snapshot), **payload}))
+
+        endpoint.__doc__ = handler.__doc__
+        endpoint.__name__ = handler.__name__
+        return endpoint
+
+    def health(request: Request, con) -> dict:
+        """
+        responses:
+          200:
+            description: The API is up; the snapshot it serves (no token needed).
+          503:
+            description: No snapshot has been published yet.
+        """
+        return {"status": "ok"}
+
+    def metrics_list(request: Request, con) -> dict:
+        """
+        responses:
+          200:
+            description: Every metric (name, kind, unit, description, whether it is a 0..1 proportion).
+        """
+        return {"metrics": [dataclasses.asdict(metric) for metric in metric_views.glossary(con).values()]}
+
+    def metric(request: Request, con) -> dict:
+        """
+        parameters:
+          - {name: name, in: path, required: true, schema: {type: string}, description: "A metric_name of /api/metrics, e.g. completion_rate."}
+          - {name: start, in: query, schema: {type: string, format: date}, description: "First conversation day (default: 28 complete days before the newest)."}
+          - {name: end, in: query, schema: {type: string, format: date}, description: "Last conversation day (default: the latest complete day)."}
+          - {name: period, in: query, schema: {type: string, enum: [all]}, description: "all: the whole history when start and end are not given."}
+          - {name: segment_type, in: query, schema: {type: string}, description: "all (default), channel, agent_id, device, source, language or experiment:<test_name>."}
+          - {name: segment_value, in: query, schema: {type: string}, description: "Only this value of segment_type."}
+          - {name: grain, in: query, schema: {type: string, enum: [day, hour]}, description: "The series' period (default day)."}
+          - {name: channel, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: agent, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: environment, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: exclude_development, in: query, schema: {type: boolean}}
+          - {name: variant, in: query, schema: {type: string}, description: "<test_name>:<variant>."}
+        responses:
+          200:
+            description: >
+              The metric over the whole period per segment value (totals) and per day (or hour) and
+              segment value (series), as metrics_daily rows: numerator, denominator, value; no row where
+              a ratio's denominator is 0.
+          404:
+            description: Unknown metric.
+        """
+        name = request.path_params["name"]
+        scope = _scope(request, con)
+        segment_type = request.query_params.get("segment_type", "all")
+        segment_value = request.query_params.get("segment_value")
+        known = metric_views.glossary(con)
+        if name not in known:
+            raise metric_views.UnknownMetricError(f"unknown metric {name!r}; known metrics: {', '.join(known)}")
+        info = known[name]
+        series = metric_views.metric_series(con, name, scope, segment_type, request.query_params.get("grain", "day"))
+        if segment_value is not None:
+            series = series[series["segment_value"] == segment_value]
+        totals = metric_views.metric_series(con, name, scope, segment_type, "total")
+        if segment_value is not None:
+            totals = totals[totals["segment_value"] == segment_value]
+        return {
+            "metric": dataclasses.asdict(info),
+            "scope": _scope_json(scope),
+            "segment_type": segment_type,
+            "segment_value": segment_value,
+            "totals": [_counts(record, info) for record in totals.drop(columns="period").to_dict("records")],
+            "series": [_counts(record, info) for record in series.to_dict("records")],
+        }
+
+    def funnels_list(request: Request, con) -> dict:
+        """
+        responses:
+          200:
+            description: Every funnel with its stages and the reading it is shown in (counting).
+        """
+        rows = con.execute(
+            "select funnel_name, counting, list(stage order by stage_order) from marts.funnel_summary "
+            "group by funnel_name, counting order by funnel_name"
+        ).fetchall()
+        return {"funnels": [{"funnel_name": name, "counting": counting, "stages": stages}
+                            for name, counting, stages in rows]}
+
+    def funnel(request: Request, con) -> dict:
+        """
+        parameters:
+          - {name: name, in: path, required: true, schema: {type: string}, description: "A funnel_name of /api/funnels."}
+          - {name: reading, in: query, schema: {type: string, enum: [any_order, in_order]}, description: "Default: the funnel's counting."}
+          - {name: start, in: query, schema: {type: string, format: date}}
+          - {name: end, in: query, schema: {type: string, format: date}}
+          - {name: period, in: query, schema: {type: string, enum: [all]}}
+          - {name: channel, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: agent, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: environment, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: exclude_development, in: query, schema: {type: boolean}}
+          - {name: variant, in: query, schema: {type: string}}
+        responses:
+          200:
+            description: >
+              The funnel's stages in one reading: count, share_of_entered, from_previous, drop_off,
+              drop_off_rate (never above 1, never negative), both raw counts (reached, reached_in_order)
+              and the median seconds from the previous stage; entered is the population.
+          404:
+            description: Unknown funnel.
+        """
+        scope = _scope(request, con)
+        view = funnel_views.funnel_view(con, request.path_params["name"], scope,
+                                        request.query_params.get("reading"))
+        return {"scope": _scope_json(scope), "funnel": view.as_dict()}
+
+    def experiments(request: Request, con) -> dict:
+        """
+        responses:
+          200:
+            description: >
+              Every A/B test of the experiments seed (whole history): results per variant (sessions,
+              conversions, rate, lift, CI, p-value, SRM), metrics and health rows as the marts hold them.
+        """
+        from convo_warehouse.commands.experiments import read_experiments
+
+        return {"experiments": _experiments(read_experiments, con, None)}
+
+    def experiment(request: Request, con) -> dict:
+        """
+        parameters:
+          - {name: test_name, in: path, required: true, schema: {type: string}}
+        responses:
+          200:
+            description: One test's results, metrics and health.
+          404:
+            description: Not a test of the experiments seed.
+        """
+        from convo_warehouse.commands.experiments import read_experiments
+
+        test_name = request.path_params["test_name"]
+        tests = _experiments(read_experiments, con, test_name)
+        if not tests:
+            raise _Problem(404, f"no test named {test_name!r} in the experiments seed")
+        return {"experiment": tests[0]}
+
+    def openapi(request: Request) -> JSONResponse:
+        return refused(request) or JSONResponse(SCHEMAS.get_schema(routes=app.routes))
+
+    routes = [
+        Route("/api/health", respond(health), methods=["GET"]),
+        Route("/api/metrics", respond(metrics_list), methods=["GET"]),
+        Route("/api/metrics/{name}", respond(metric), methods=["GET"]),
+        Route("/api/funnels", respond(funnels_list), methods=["GET"]),
+        Route("/api/funnels/{name}", respond(funnel), methods=["GET"]),
+        Route("/api/experiments", respond(experiments), methods=["GET"]),
+        Route("/api/experiments/{test_name}", respond(experiment), methods=["GET"]),
+        Route("/api/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+    ]
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        yield
+        snapshots.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    return app
+
+
+def _experiments(read_experiments, con, test_name: str | None) -> list[dict]:
+    import click
+
+    try:
+        return read_experiments(con, test_name)
+    except click.ClickException as error:  # the marts are missing from this snapshot
+        raise _Problem(503, error.message) from None

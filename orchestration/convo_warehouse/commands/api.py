@@ -1,0 +1,50 @@
+"""``convo-warehouse api``: the read API (JSON over the published snapshot)."""
+
+from __future__ import annotations
+
+import click
+
+from convo_warehouse.lib import access
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8600, show_default=True, type=int, help="TCP port.")
+@click.option(
+    "--serving-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Snapshot folder (default: $CONVO_SERVING_DIR, else serving/ beside the warehouse).",
+)
+def api(host: str, port: int, serving_dir: str | None) -> None:
+    """Serve metrics, funnels and experiments as JSON on http://HOST:PORT/api/.
+
+    GET /api/metrics, /api/metrics/<name>?start=&end=&segment_type=&grain=,
+    /api/funnels, /api/funnels/<name>?start=&end=&reading=, /api/experiments,
+    /api/experiments/<test_name>, /api/health; filters channel, agent,
+    environment, exclude_development, variant; the OpenAPI description at
+    /api/openapi.json. Reads only the published snapshot, so it never blocks
+    (or waits for) a pipeline run. Bearer tokens come from CONVO_API_TOKENS
+    (comma-separated); without tokens it only listens on loopback. See
+    docs/serving.md.
+    """
+    import uvicorn
+
+    from convo_warehouse.api.app import TOKENS_ENV, ApiConfig, create_app
+    from convo_warehouse.lib import serving
+
+    tokens = access.tokens_from_env(TOKENS_ENV)
+    refusal = access.refusal(host, bool(tokens), f"{TOKENS_ENV} (comma-separated bearer tokens)")
+    if refusal:
+        raise click.ClickException(refusal)
+    folder = serving.serving_path(serving_dir)
+    try:
+        snapshot = serving.current_snapshot(folder)
+    except serving.SnapshotNotFoundError as error:
+        raise click.ClickException(str(error)) from None
+    if not tokens:
+        click.echo(f"api: no {TOKENS_ENV} set; answering unauthenticated requests on loopback.", err=True)
+    click.echo(f"api: http://{host}:{port}/api/ (snapshot {snapshot.version} in {folder}; new snapshots are "
+               "served as they are published); Ctrl-C stops it", err=True)
+    uvicorn.run(create_app(ApiConfig(serving_dir=folder, tokens=tokens)), host=host, port=port,
+                log_level="warning", access_log=False)
