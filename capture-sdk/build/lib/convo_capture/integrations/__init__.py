@@ -1,1 +1,0 @@
-"""Drop-in instrumentation; each module imports its library only when used."""
