@@ -199,11 +199,11 @@ def test_values_of_the_wrong_kind_inside_a_valid_export_never_raise():
 
 
 def test_the_loader_quarantines_a_malformed_otlp_line_and_keeps_the_rest(tmp_path: Path):
-    from convo_warehouse.lib.landing import read_otlp_columns
+    from convo_warehouse.lib.landing.otlp import READER
 
     path = tmp_path / "mixed.otlp.jsonl"
     path.write_text(json.dumps({"resourceSpans": ["x"]}) + "\n" + json.dumps(agent_turn("conv-mixed")) + "\n")
-    columns = read_otlp_columns(path)
-    errors = [error for error in columns["parse_error"] if error]
+    rows = list(READER.rows(path))
+    errors = [row.parse_error for row in rows if row.parse_error]
     assert len(errors) == 1 and "resourceSpans[0] must be an object" in errors[0]
-    assert columns["conversation_id"].count("conv-mixed") == 4
+    assert [row.values.get("conversation_id") for row in rows].count("conv-mixed") == 4
