@@ -97,7 +97,7 @@ lint: $(INSTALLED)
 PYTEST_WORKERS ?= 2
 
 pytest: $(INSTALLED) target/manifest.json
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=20
 
 test: dbt-test lint pytest
 
