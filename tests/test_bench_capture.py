@@ -30,7 +30,8 @@ def test_otlp_benchmark_counts_the_events_the_collector_mapped_and_landed(conten
               for event in map_export_request(request).events}
     assert result["spans"] == 48 and result["requests"] == 3
     assert result["events"] == len(mapped) == 12 * 3 + 3  # 12 turns of 3 events, conversations of 5 turns
-    assert result["cpu_seconds"] > 0 and result["events_per_cpu_second"] == result["events"] / result["cpu_seconds"]
+    # the rates are of those landed events (CPU time is counted in 10 ms ticks: a tiny run may read 0)
+    assert result["events_per_second"] == result["events"] / result["seconds"]
 
 
 def test_openai_integration_benchmark_delivers_every_wrapped_call():
