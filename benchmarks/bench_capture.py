@@ -27,6 +27,25 @@ throughput with the live state on and off (unpaced, as above); and the live
 worker's memory holding ``--conversations`` (100,000) conversations, and with
 a cap below that.
 
+OTLP (issue 28, ``--otlp-only``): the same collector, ``POST /v1/traces`` with
+bodies as real exporters send them: ``ExportTraceServiceRequest`` messages
+built with opentelemetry-proto, one agent turn per trace (``invoke_agent`` ->
+``chat`` asking for a tool -> ``execute_tool`` -> ``chat`` answering, with
+``gen_ai.*`` attributes, messages and token counts; ``--otlp-spans`` spans per
+request), the same content encoded as ``application/x-protobuf`` and as
+``application/json``. Events are the contract events the collector maps the
+spans to, counted from the lines landed; fsync before every answer as above.
+
+Integrations (issue 28, ``--integrations-only``): the caller thread's CPU per
+wrapped call, for the ``openai`` client (``instrument_openai``) calling a local
+fake OpenAI-compatible server on 127.0.0.1 (it runs on its own thread, so its
+CPU is not counted), and for a LangChain chat model with the
+``ConvoCallbackHandler`` (when langchain-core is installed). Each is timed
+against the same call unwrapped (for LangChain: with a do-nothing handler, so
+LangChain's own callback dispatch is not counted), in alternating rounds, so
+the difference is what the integration and ``Tracker.track`` cost the
+application.
+
 Targets (issue 13): collector >= 20,000 events/s; SDK < 50 µs per call.
 Targets (issue 29): both p95 <= 50 ms; throughput with live state >= 80% of without.
 Both are reported in wall time and in CPU time (the collector process's
@@ -56,6 +75,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from capture_helpers import CollectorProcess  # noqa: E402
 
 from convo_capture import Tracker  # noqa: E402
+
+OTLP_CONTENT_TYPES = ("application/x-protobuf", "application/json")
 
 COLLECTOR_TARGET = 20_000
 SDK_TARGET_US = 50.0
@@ -124,6 +145,153 @@ def bench_collector(events: int, batch: int, clients: int, live: bool = False) -
             "cpu_seconds": cpu_seconds, "events_per_cpu_second": total / cpu_seconds,
             "batch": batch, "clients": clients, "worker_cpu_seconds": worker_cpu,
             "live_caught_up_seconds": live_elapsed}
+
+
+# --- OTLP bodies as exporters send them ----------------------------------------------------
+
+def _span(request_spans, trace_id: bytes, span_id: int, parent: int, name: str, start: int, end: int,
+          attributes: dict):
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    span = request_spans.add(trace_id=trace_id, span_id=span_id.to_bytes(8, "big"), name=name, kind=3,
+                              start_time_unix_nano=start, end_time_unix_nano=end)
+    if parent:
+        span.parent_span_id = parent.to_bytes(8, "big")
+    for key, value in attributes.items():
+        if isinstance(value, int):
+            span.attributes.append(KeyValue(key=key, value=AnyValue(int_value=value)))
+        elif isinstance(value, list):
+            item = KeyValue(key=key)
+            item.value.array_value.values.extend(AnyValue(string_value=v) for v in value)
+            span.attributes.append(item)
+        else:
+            span.attributes.append(KeyValue(key=key, value=AnyValue(string_value=value)))
+
+
+def make_otlp_requests(spans: int, per_request: int, salt: str = "") -> list:
+    """``ExportTraceServiceRequest`` messages of GenAI agent turns (4 spans each), unique ids throughout.
+
+    A conversation has 5 turns; each turn maps to 3 events (user message, tool call, agent message) and
+    ``conversation_started`` (which the collector keeps once per conversation: its id is the conversation's).
+    """
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    second = 10**9
+    start = time.time_ns() - (spans // 4 + 1) * 10 * second  # turns 10 s apart, all in the past
+    question = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "Where is my order 4411? "
+                                                       "It was due on Monday and has not arrived."}]}])
+    after_tool = json.dumps(json.loads(question) + [
+        {"role": "assistant", "parts": [{"type": "tool_call", "name": "lookup_order", "id": "call-1"}]},
+        {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call-1", "response": "left the depot"}]}])
+    answer = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "Sorry for the wait: order "
+                                                          "4411 left the depot this morning, it arrives tomorrow."}],
+                          "finish_reason": "stop"}])
+    requests = []
+    turn = 0
+    for first in range(0, spans, per_request):
+        request = ExportTraceServiceRequest()
+        resource_spans = request.resource_spans.add()
+        resource_spans.resource.attributes.extend([
+            KeyValue(key="service.name", value=AnyValue(string_value="support-bot")),
+            KeyValue(key="deployment.environment.name", value=AnyValue(string_value="bench"))])
+        scope = resource_spans.scope_spans.add()
+        scope.scope.name = "bench"
+        for _ in range(max(1, min(per_request, spans - first) // 4)):
+            turn += 1
+            trace_id = uuid.uuid5(uuid.NAMESPACE_OID, f"{salt}{turn}").bytes
+            at = start + turn * 10 * second
+            base = turn * 8
+            _span(scope.spans, trace_id, base + 1, 0, "invoke_agent support", at, at + 5 * second, {
+                "gen_ai.operation.name": "invoke_agent", "gen_ai.conversation.id": f"otlp-{salt}{turn // 5}",
+                "gen_ai.agent.id": "agent-7", "user.id": f"u-{turn // 5}"})
+            _span(scope.spans, trace_id, base + 2, base + 1, "chat gpt-4o", at + second // 10, at + 2 * second, {
+                "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+                "gen_ai.input.messages": question, "gen_ai.usage.input_tokens": 120,
+                "gen_ai.usage.output_tokens": 12, "gen_ai.response.finish_reasons": ["tool_calls"]})
+            _span(scope.spans, trace_id, base + 3, base + 1, "execute_tool lookup_order", at + 2 * second,
+                  at + 3 * second, {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup_order"})
+            _span(scope.spans, trace_id, base + 4, base + 1, "chat gpt-4o", at + 3 * second, at + 4 * second, {
+                "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o",
+                "gen_ai.input.messages": after_tool, "gen_ai.output.messages": answer,
+                "gen_ai.usage.input_tokens": 160, "gen_ai.usage.output_tokens": 24,
+                "gen_ai.response.finish_reasons": ["stop"]})
+        requests.append(request)
+    return requests
+
+
+def encode_otlp(request, content_type: str) -> bytes:
+    """The body an OTLP/HTTP exporter sends: protobuf bytes, or OTLP/JSON (ids in hex, not proto3's base64)."""
+    import base64
+
+    from google.protobuf import json_format
+
+    if content_type == "application/x-protobuf":
+        return request.SerializeToString()
+    value = json_format.MessageToDict(request)
+    for resource_spans in value["resourceSpans"]:
+        for scope_spans in resource_spans["scopeSpans"]:
+            for span in scope_spans["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def landed_events(landing: Path, skip_prefix: str) -> int:
+    """Lines landed (after the collector stopped: its open file is only named ``*.jsonl`` when closed),
+    leaving out the warm-up's, whose conversation ids start with ``skip_prefix``."""
+    return sum(not json.loads(line)["conversation_id"].startswith(skip_prefix)
+               for path in (landing / "collector").rglob("*.jsonl") for line in path.open("rb"))
+
+
+def bench_otlp(spans: int, per_request: int, clients: int, content_type: str) -> dict:
+    """The collector's throughput on ``POST /v1/traces`` bodies of one encoding; events counted from the landing."""
+    requests = make_otlp_requests(spans, per_request)
+    bodies = [encode_otlp(request, content_type) for request in requests]
+    span_count = sum(len(r.resource_spans[0].scope_spans[0].spans) for r in requests)
+    with tempfile.TemporaryDirectory(prefix="bench-otlp-") as root:
+        landing = Path(root) / "landing"
+        landing.mkdir()
+        collector = CollectorProcess(landing, None, "bench-token", "--no-live").start()
+        errors: list[str] = []
+
+        def client(index: int) -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", collector.port, timeout=60)
+            headers = {"Content-Type": content_type, "Authorization": "Bearer bench-token"}
+            for body in bodies[index::clients]:
+                connection.request("POST", "/v1/traces", body=body, headers=headers)
+                answer = connection.getresponse()
+                payload = answer.read()
+                # an OTLP answer names rejected spans in partial_success; a full success is an empty message
+                if answer.status != 200 or payload not in (b"", b"{}"):
+                    errors.append(f"HTTP {answer.status}: {payload[:200]!r}")
+                    return
+
+        try:
+            warm = encode_otlp(make_otlp_requests(8, 8, salt="warm-")[0], content_type)
+            status, _, _ = collector.post("/v1/traces", warm, "bench-token", headers={"Content-Type": content_type})
+            if status != 200:
+                raise SystemExit(f"OTLP warm-up request failed: HTTP {status}")
+            threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+            cpu_before = process_cpu_seconds(collector.process.pid)
+            started = time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            elapsed = time.perf_counter() - started
+            cpu_seconds = process_cpu_seconds(collector.process.pid) - cpu_before
+        finally:
+            collector.stop()
+        if errors:
+            raise SystemExit(f"OTLP benchmark ({content_type}) failed: {errors[0]}")
+        events = landed_events(landing, "otlp-warm-")
+    return {"content_type": content_type, "requests": len(bodies), "spans": span_count, "events": events,
+            "bytes_per_request": sum(map(len, bodies)) / len(bodies), "seconds": elapsed,
+            "events_per_second": events / elapsed, "cpu_seconds": cpu_seconds,
+            "events_per_cpu_second": events / cpu_seconds if cpu_seconds else float("inf"),
+            "spans_per_second": span_count / elapsed}
 
 
 def child_pids(pid: int) -> list[int]:
@@ -385,6 +553,110 @@ def bench_sdk(calls: int) -> dict:
     }
 
 
+# --- the SDK's integrations: CPU of the caller thread per wrapped call ---------------------
+
+WARM_UP_CALLS = 20
+
+
+def _thread_cpu_per_call(call, calls: int) -> float:
+    started = time.thread_time_ns()
+    for _ in range(calls):
+        call()
+    return (time.thread_time_ns() - started) / calls / 1000
+
+
+def compare_calls(plain, wrapped, calls: int, rounds: int = 3) -> dict:
+    """Caller-thread CPU µs per call, unwrapped and wrapped: the lowest of ``rounds`` alternating rounds
+    of ``calls // rounds`` calls each (alternating, so a burst of load on the machine hits both alike)."""
+    for _ in range(WARM_UP_CALLS):  # imports, the connection, caches
+        plain()
+        wrapped()
+    per_round = max(1, calls // rounds)
+    plain_us, wrapped_us = [], []
+    for _ in range(rounds):
+        plain_us.append(_thread_cpu_per_call(plain, per_round))
+        wrapped_us.append(_thread_cpu_per_call(wrapped, per_round))
+    return {"plain_us": min(plain_us), "wrapped_us": min(wrapped_us), "overhead_us": min(wrapped_us) - min(plain_us),
+            "wrapped_calls": WARM_UP_CALLS + rounds * per_round}
+
+
+def bench_openai_integration(calls: int) -> dict:
+    """``instrument_openai``: the same chat completion unwrapped and wrapped inside a conversation."""
+    import openai
+    from fake_llm_server import FakeLLMServer
+
+    from convo_capture.integrations.openai import instrument_openai
+
+    messages = [{"role": "system", "content": "You are a support agent."},
+                {"role": "user", "content": "Where is my order 4411?"}]
+    with tempfile.TemporaryDirectory(prefix="bench-openai-") as root, \
+            FakeLLMServer(default=lambda body: {"kind": "ok", "content": "It left the depot today."}) as server:
+        plain = openai.OpenAI(base_url=server.base_url, api_key="bench", max_retries=0)
+        wrapped = instrument_openai(openai.OpenAI(base_url=server.base_url, api_key="bench", max_retries=0))
+        tracker = Tracker(landing_dir=root, queue_size=4 * calls + 1000, register_atexit=False)
+        with tracker.conversation("bench-openai", user_id="u-1"):  # the plain client records nothing
+            timing = compare_calls(
+                lambda: plain.chat.completions.create(model="gpt-4o-mini", messages=messages),
+                lambda: wrapped.chat.completions.create(model="gpt-4o-mini", messages=messages), calls)
+        counters = tracker.close(timeout=60)
+        events = sum(sum(1 for _ in path.open("rb")) for path in Path(root).rglob("*.jsonl"))
+    return {"integration": "openai", **timing, "delivered": counters.sent, "landed": events}
+
+
+def bench_langchain_integration(calls: int) -> dict | None:
+    """``ConvoCallbackHandler`` on a LangChain fake chat model; None when langchain-core is not installed."""
+    try:
+        from langchain_core.callbacks import BaseCallbackHandler
+        from langchain_core.language_models.fake_chat_models import FakeListChatModel
+        from langchain_core.messages import HumanMessage, SystemMessage
+    except ImportError:
+        return None
+    from convo_capture.integrations.langchain import ConvoCallbackHandler
+
+    messages = [SystemMessage("You are a support agent."), HumanMessage("Where is my order 4411?")]
+    model = FakeListChatModel(responses=["It left the depot today."])
+    with tempfile.TemporaryDirectory(prefix="bench-langchain-") as root:
+        tracker = Tracker(landing_dir=root, queue_size=4 * calls + 1000, register_atexit=False)
+        handler = ConvoCallbackHandler(tracker)
+        # against a handler that does nothing: LangChain's own callback dispatch is not the integration's cost
+        silent = BaseCallbackHandler()
+        with tracker.conversation("bench-langchain", user_id="u-1"):  # without our handler nothing is recorded
+            timing = compare_calls(lambda: model.invoke(messages, config={"callbacks": [silent]}),
+                                   lambda: model.invoke(messages, config={"callbacks": [handler]}), calls)
+            timing["bare_us"] = _thread_cpu_per_call(lambda: model.invoke(messages), max(1, calls // 3))
+        counters = tracker.close(timeout=60)
+        events = sum(sum(1 for _ in path.open("rb")) for path in Path(root).rglob("*.jsonl"))
+    return {"integration": "langchain", **timing, "delivered": counters.sent, "landed": events}
+
+
+def report_otlp(args) -> None:
+    print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for content_type in OTLP_CONTENT_TYPES:
+        result = bench_otlp(args.otlp_spans_total, args.otlp_spans, args.clients, content_type)
+        verdict = "meets" if result["events_per_second"] >= COLLECTOR_TARGET else "MISSES"
+        cpu_verdict = "meets" if result["events_per_cpu_second"] >= COLLECTOR_TARGET else "MISSES"
+        print(f"collector OTLP {content_type}: {result['spans']:,} spans in {result['requests']:,} requests "
+              f"(~{result['bytes_per_request'] / 1024:,.0f} KiB each) -> {result['events']:,} events landed in "
+              f"{result['seconds']:.2f} s = {result['events_per_second']:,.0f} events/s with fsync (wall {verdict} "
+              f"the target); {result['cpu_seconds']:.2f} CPU s = {result['events_per_cpu_second']:,.0f} events per "
+              f"CPU second ({cpu_verdict} the {COLLECTOR_TARGET:,}/s target)")
+
+
+def report_integrations(args) -> None:
+    print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for result in (bench_openai_integration(args.integration_calls),
+                   bench_langchain_integration(args.integration_calls)):
+        if result is None:
+            print("langchain: langchain-core is not installed, skipped")
+            continue
+        baseline = ("unwrapped" if "bare_us" not in result else
+                    f"with a do-nothing callback handler ({result['bare_us']:.0f} µs without any)")
+        print(f"{result['integration']}: {result['wrapped_calls']:,} wrapped calls, caller-thread CPU per call: "
+              f"{result['plain_us']:.0f} µs {baseline}, {result['wrapped_us']:.0f} µs wrapped -> the integration "
+              f"and Tracker.track add {result['overhead_us']:.0f} µs per call ({result['delivered']:,} events "
+              f"delivered, {result['landed']:,} landed)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000, help="events posted to the collector")
@@ -397,14 +669,29 @@ def main() -> None:
     parser.add_argument("--live-batch", type=int, default=25, help="live benchmark: events per request")
     parser.add_argument("--conversations", type=int, default=100_000,
                         help="live benchmark: conversations held for the memory figure")
+    parser.add_argument("--otlp-spans", type=int, default=400, help="OTLP benchmark: spans per request")
+    parser.add_argument("--otlp-spans-total", type=int, default=200_000, help="OTLP benchmark: spans posted")
+    parser.add_argument("--integration-calls", type=int, default=2_000,
+                        help="integrations benchmark: wrapped calls timed per integration")
     parser.add_argument("--live-only", action="store_true", help="only the live state benchmark")
+    parser.add_argument("--otlp-only", action="store_true", help="only the OTLP (protobuf and JSON) benchmark")
+    parser.add_argument("--integrations-only", action="store_true",
+                        help="only the SDK integrations benchmark (openai, LangChain)")
     parser.add_argument("--skip-memory", action="store_true", help="of the live state benchmark, no memory figure")
     parser.add_argument("--latency-only", action="store_true",
                         help="of the live state benchmark, only the latencies at --rate (no throughput, no memory)")
     args = parser.parse_args()
-    if not args.live_only:
+    only = [args.live_only, args.otlp_only, args.integrations_only]
+    if sum(only) > 1:
+        parser.error("--live-only, --otlp-only and --integrations-only exclude each other: pick one")
+    if not any(only):
         bench_throughput_and_sdk(args)
-    report_live(args)
+    if args.otlp_only or not any(only):
+        report_otlp(args)
+    if args.integrations_only or not any(only):
+        report_integrations(args)
+    if args.live_only or not any(only):
+        report_live(args)
 
 
 def report_live(args) -> None:
