@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from convo_warehouse.collector.writer import RotatingWriter
 from convo_warehouse.lib.landing import discover_files
 
@@ -122,12 +124,8 @@ def test_after_a_failed_fsync_the_file_is_finished_and_a_new_one_opened(tmp_path
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync_failing_once)
-    try:
+    with pytest.raises(OSError):  # the failed fsync reaches the caller (the collector answers 503)
         writer.append(lines(3, 3))
-    except OSError:
-        pass
-    else:
-        raise AssertionError("the failed fsync must reach the caller (the collector answers 503)")
     monkeypatch.setattr(os, "fsync", real_fsync)
     # the first file holds only what was acknowledged, and is already finished
     assert landed_ids(tmp_path) == ["e-0", "e-1", "e-2"]
