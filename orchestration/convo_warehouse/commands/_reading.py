@@ -38,11 +38,19 @@ class Source:
         return dataclasses.asdict(self)
 
 
+# The published snapshot a command reads or serves (every reading command, the dashboard, the API, export).
+serving_dir_option = click.option(
+    "--serving-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Snapshot folder (default: $CONVO_SERVING_DIR, else serving/ beside the warehouse).",
+)
+
+
 def read_options(command: Callable) -> Callable:
     """``--warehouse`` (and its hidden old name ``--database``) and ``--serving-dir``."""
 
-    @click.option("--serving-dir", type=click.Path(file_okay=False), default=None,
-                  help="Snapshot folder to read (default: $CONVO_SERVING_DIR, else serving/ beside the warehouse).")
+    @serving_dir_option
     @click.option("--database", "database_alias", type=click.Path(dir_okay=False), default=None, hidden=True)
     @click.option("--warehouse", type=click.Path(dir_okay=False), default=None,
                   help="Read this DuckDB warehouse file instead of the published snapshot (read-only; busy while "

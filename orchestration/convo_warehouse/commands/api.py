@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import click
 
+from convo_warehouse.commands._reading import serving_dir_option
+
 from convo_warehouse.lib import access
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8600, show_default=True, type=int, help="TCP port.")
-@click.option(
-    "--serving-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Snapshot folder (default: $CONVO_SERVING_DIR, else serving/ beside the warehouse).",
-)
+@serving_dir_option
 def api(host: str, port: int, serving_dir: str | None) -> None:
     """Serve metrics, funnels and experiments as JSON on http://HOST:PORT/api/.
 

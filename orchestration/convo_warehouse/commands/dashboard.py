@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from convo_warehouse.commands._reading import serving_dir_option
+
 from convo_warehouse.lib import access, serving
 
 APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
@@ -16,12 +18,7 @@ APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8501, show_default=True, type=int, help="Port to listen on.")
-@click.option(
-    "--serving-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Snapshot folder (default: $CONVO_SERVING_DIR, else serving/ beside the warehouse).",
-)
+@serving_dir_option
 def dashboard(host: str, port: int, serving_dir: str | None) -> None:
     """Serve the dashboard on http://HOST:PORT (default 127.0.0.1:8501).
 

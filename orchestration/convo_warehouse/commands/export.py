@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from convo_warehouse.commands._reading import echo_json, json_option
+from convo_warehouse.commands._reading import echo_json, json_option, serving_dir_option
 from convo_warehouse.lib import file_modes, serving
 
 _DATE_TYPES = ("DATE",)
@@ -96,12 +96,7 @@ def export_table(
     help="Output format (default: from the --out extension, else csv).",
 )
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="File to write.")
-@click.option(
-    "--serving-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Snapshot folder (default: $CONVO_SERVING_DIR, else serving/ beside the warehouse).",
-)
+@serving_dir_option
 @json_option
 def export(table: str, since: dt.datetime | None, file_format: str | None, out: str, serving_dir: str | None,
            as_json: bool) -> None:
