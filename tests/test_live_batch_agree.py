@@ -14,11 +14,10 @@ import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from capture_helpers import CollectorProcess
-from conftest import Warehouse
+from conftest import Warehouse, open_warehouse
 from test_live_collector import TOKEN, WebhookReceiver, get
 
 REAL_CHATS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-support-chats" / "chats.jsonl"
@@ -77,7 +76,7 @@ def fed(tmp_path_factory, dbt_target_dir):
     warehouse.dbt("seed")
     warehouse.dbt("build", "--exclude", "source:classification+", "--indirect-selection", "cautious",
                   "--exclude-resource-type", "unit_test")
-    con = duckdb.connect(str(warehouse.path))
+    con = open_warehouse(warehouse.path)
     try:
         classify_warehouse(con, "rules", judge=False)
     finally:
