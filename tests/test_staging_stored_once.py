@@ -1,0 +1,93 @@
+"""Each event is stored once: base_events_parsed is the one parsed copy and
+decides first delivery load run by load run; stg_events and rejected_events
+are views over it (docs/staging.md, docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+TS = "2024-03-01T10:00:00Z"
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def event(event_id: str, content: str, timestamp: str = TS) -> dict:
+    return {
+        "event_id": event_id,
+        "conversation_id": "c1",
+        "event_type": "user_message",
+        "timestamp": timestamp,
+        "properties": {"content": content},
+    }
+
+
+def test_first_delivery_is_decided_when_a_load_run_is_parsed_and_kept_once(warehouse):
+    write_jsonl(
+        warehouse.landing / "a.jsonl",
+        [event("e1", "first"), event("e2", "bad copy", timestamp="not a time"), event("e3", "only")],
+    )
+    warehouse.load()
+    warehouse.build()
+
+    # a later load run: e1 again (a duplicate), e2's first valid copy (a bad
+    # copy never wins), e4 twice in one file (the earlier row wins)
+    write_jsonl(
+        warehouse.landing / "b.jsonl",
+        [event("e1", "resent"), event("e2", "good copy"), event("e4", "row 3"), event("e4", "row 4")],
+    )
+    warehouse.load()
+    warehouse.build()
+
+    flags = warehouse.query(
+        "select load_id, source_file, row_number, event_id, rejection_reason, is_first_delivery "
+        "from staging.base_events_parsed order by load_id, row_number"
+    )
+    assert flags == [
+        (1, "a.jsonl", 1, "e1", None, True),
+        (1, "a.jsonl", 2, "e2", "unparseable_timestamp", False),
+        (1, "a.jsonl", 3, "e3", None, True),
+        (2, "b.jsonl", 1, "e1", None, False),
+        (2, "b.jsonl", 2, "e2", None, True),
+        (2, "b.jsonl", 3, "e4", None, True),
+        (2, "b.jsonl", 4, "e4", None, False),
+    ]
+    assert warehouse.query("select event_id, content from staging.stg_events order by event_id") == [
+        ("e1", "first"),
+        ("e2", "good copy"),
+        ("e3", "only"),
+        ("e4", "row 3"),
+    ]
+    assert warehouse.query(
+        "select load_id, raw_rows, staged_rows, duplicates_dropped, quarantined_rows, is_reconciled "
+        "from audit.reconciliation order by load_id"
+    ) == [(1, 3, 2, 0, 1, True), (2, 4, 2, 2, 0, True)]
+
+    # decided load by load, the same as parsing every load run at once
+    incremental = warehouse.table_hash("staging.base_events_parsed")
+    warehouse.build(full_refresh=True)
+    assert warehouse.table_hash("staging.base_events_parsed") == incremental
+
+
+def test_the_events_are_materialized_once(warehouse):
+    write_jsonl(warehouse.landing / "a.jsonl", [event("e1", "hello"), event("e2", "bad", timestamp="never")])
+    warehouse.load()
+    warehouse.build()
+
+    kinds = dict(
+        warehouse.query(
+            "select table_schema || '.' || table_name, table_type from information_schema.tables "
+            "where table_name in ('base_events_parsed', 'stg_events', 'rejected_events', 'reconciliation')"
+        )
+    )
+    assert kinds == {
+        "staging.base_events_parsed": "BASE TABLE",
+        "staging.stg_events": "VIEW",
+        "quarantine.rejected_events": "VIEW",
+        "audit.reconciliation": "BASE TABLE",
+    }
+    assert warehouse.query("select event_id, reason from quarantine.rejected_events") == [
+        ("e2", "unparseable_timestamp")
+    ]
