@@ -5,7 +5,10 @@ are views over it (docs/staging.md, docs/benchmarks.md)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+
+from conftest import open_warehouse
 
 TS = "2024-03-01T10:00:00Z"
 
@@ -91,3 +94,18 @@ def test_the_events_are_materialized_once(warehouse):
     assert warehouse.query("select event_id, reason from quarantine.rejected_events") == [
         ("e2", "unparseable_timestamp")
     ]
+
+
+def test_the_views_read_the_warehouse_copied_under_another_name(warehouse):
+    write_jsonl(warehouse.landing / "a.jsonl", [event("e1", "hello"), event("e2", "bad", timestamp="never")])
+    warehouse.load()
+    warehouse.build()
+    warehouse.query("checkpoint")
+    copy = warehouse.root / "backup-copy.duckdb"
+    shutil.copyfile(warehouse.path, copy)
+
+    # the file's catalog is now backup-copy: a view naming "warehouse" would fail
+    with open_warehouse(copy) as con:
+        assert con.execute("select event_id from staging.stg_events").fetchall() == [("e1",)]
+        assert con.execute("select event_id from quarantine.rejected_events").fetchall() == [("e2",)]
+        assert con.execute("select raw_rows from staging.stg_loads").fetchall() == [(2,)]

@@ -230,3 +230,30 @@
         {%- endcall -%}
     {%- endif -%}
 {%- endmacro %}
+
+{#- A post-hook of a view read as a history (stg_events): record its build
+    fingerprint in audit.incremental_builds, as replace_touched records its
+    tables', so a reader outside dbt (the classifier's transcripts) sees when
+    the view reads every row anew (an alias added to a seed it maps
+    through). A view holds no position in the history: those fields are
+    null, and an unchanged fingerprint records nothing. Spark's builds are
+    full each run and record none. -#}
+{% macro record_view_build() -%}
+    {{ return(adapter.dispatch('record_view_build', 'convo_warehouse')()) }}
+{%- endmacro %}
+
+{% macro default__record_view_build() -%}
+{%- endmacro %}
+
+{% macro duckdb__record_view_build() -%}
+    {%- if execute -%}
+        {%- do create_incremental_audit_tables() -%}
+        {%- set latest = latest_builds() -%}
+        {%- do record_build(
+            this.identifier,
+            {'loaded_through_load_id': none, 'newest_event_at': none, 'classified_through': none},
+            build_fingerprint(model.compiled_code, latest),
+            latest.get(this.identifier),
+        ) -%}
+    {%- endif -%}
+{%- endmacro %}
