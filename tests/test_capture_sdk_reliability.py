@@ -170,6 +170,9 @@ def test_fork_children_deliver_their_own_events(tmp_path: Path):
 def test_sigterm_closes_the_tracker_before_the_process_ends(tmp_path: Path):
     code = (
         "import os, sys, signal, time\n"
+        # SIGTERM at its default, as in a service: a shell running the tests in the
+        # background may hand it down ignored, and the SDK leaves a set disposition alone
+        "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
         "from convo_capture import Tracker\n"
         "t = Tracker(landing_dir=sys.argv[1], flush_interval=30)\n"
         "for i in range(100): t.track('user_message', 'c-1')\n"
