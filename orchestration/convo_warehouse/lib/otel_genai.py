@@ -248,10 +248,12 @@ def _kind(value: Any) -> str:
 def _any_value(value) -> Any:
     """An OTLP ``AnyValue`` as a plain Python value."""
     kind = value.WhichOneof("value")
+    return value.string_value if kind == "string_value" else _value_of_kind(value, kind)
+
+
+def _value_of_kind(value, kind: str | None) -> Any:
     if kind is None:
         return None
-    if kind == "string_value":
-        return value.string_value
     if kind == "array_value":
         return [_any_value(item) for item in value.array_value.values]
     if kind == "kvlist_value":
@@ -262,7 +264,13 @@ def _any_value(value) -> Any:
 
 
 def _attributes(items) -> dict[str, Any]:
-    return {item.key: _any_value(item.value) for item in items}
+    # _any_value inlined: attributes are most of the time spent reading a protobuf export
+    attributes = {}
+    for item in items:
+        value = item.value
+        kind = value.WhichOneof("value")
+        attributes[item.key] = value.string_value if kind == "string_value" else _value_of_kind(value, kind)
+    return attributes
 
 
 def _read_message(request: Message) -> tuple[str, list[dict]]:
