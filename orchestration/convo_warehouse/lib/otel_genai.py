@@ -290,7 +290,7 @@ def _read_message(request: Message) -> tuple[str, list[dict]]:
 
 
 def _span_dict(span, resource: dict) -> dict:
-    status = span.status
+    status, events = span.status, span.events
     return {
         "traceId": span.trace_id.hex(),
         "spanId": span.span_id.hex(),
@@ -298,7 +298,8 @@ def _span_dict(span, resource: dict) -> dict:
         "name": span.name,
         "startTimeUnixNano": span.start_time_unix_nano,
         "endTimeUnixNano": span.end_time_unix_nano,
-        "events": [{"name": event.name, "attributes": _attributes(event.attributes)} for event in span.events],
+        "events": [{"name": event.name, "attributes": _attributes(event.attributes)} for event in events]
+        if events else [],
         "status_code": status.code,
         "status_message": status.message,
         "_attributes": _attributes(span.attributes),
