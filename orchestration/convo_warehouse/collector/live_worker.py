@@ -8,8 +8,9 @@ written to the landing folder as an ``intervention_triggered`` event (fsynced)
 *before* its webhook is queued: after a crash it is known as fired and never
 sent twice. That write is the job of a thread of its own, which stores all
 the firings waiting with one fsync, so applying events never waits for the
-disk (the rule stays ``pending`` meanwhile: it cannot fire twice). The process ends with the collector (a ``None`` on the queue, or
-its parent gone).
+disk (the rule stays ``pending`` meanwhile: it cannot fire twice). The
+process ends with the collector (a ``None`` on the queue, or its parent
+gone).
 """
 
 from __future__ import annotations

@@ -111,9 +111,9 @@ class MappingReport:
 # Both encodings are read into the same plain values (one dict per span or log
 # record, attributes as ``{key: value}``), which the mapping below reads: the
 # rules live once. Protobuf is read from the parsed message; OTLP/JSON is read
-# straight from the decoded JSON by ``_fast_json``, which handles the exports
+# straight from the decoded JSON by ``_read_json``, which handles the exports
 # OTLP/JSON exporters write and hands anything else (a value of another JSON
-# type, an enum by name, snake_case keys, bytes values, an error) to
+# type, an unknown enum name, snake_case keys, bytes values, an error) to
 # ``message_from_json`` (``json_format``), which decides: the same values, or
 # the error. tests/test_otel_encodings.py proves both readers give the same
 # events.
@@ -328,7 +328,7 @@ def _record_dict(record, resource: dict) -> dict:
 
 
 class _Irregular(Exception):
-    """Not the plain form ``_fast_json`` reads: let ``message_from_json`` judge it."""
+    """Not the plain form ``_read_json`` reads itself: let ``message_from_json`` judge it."""
 
 
 def _irregular(value: Any) -> Any:
@@ -589,10 +589,11 @@ def _plain_record(kept: dict, resource: dict) -> dict:
 def map_export_request(request: Any, context: Any = None) -> MappingReport:
     """Contract events for every GenAI span or log event of one OTLP export.
 
-    ``request``: the export's message (traces or logs), or its OTLP/JSON form
-    as decoded JSON. ``context``: anything with ``get(trace_id, default)``
-    giving (conversation_id, user_id) learned from earlier spans, used for log
-    events that carry neither.
+    ``request``: the export's message (traces or logs), its OTLP/JSON form as
+    decoded JSON (the signal inferred from the top key), or an ``OtlpJson``
+    from ``parse_export`` (the signal the endpoint names). ``context``:
+    anything with ``get(trace_id, default)`` giving (conversation_id, user_id)
+    learned from earlier spans, used for log events that carry neither.
     Raises ``OtlpFormatError`` (a ``ValueError``) for anything that is not an
     export; never another exception for any JSON input.
     """
@@ -673,7 +674,9 @@ def _text_attribute(attrs: dict, names: tuple[str, ...]) -> Any:
     return None
 
 
-_DAY_TEXT: dict[int, str] = {}  # days since the epoch -> "YYYY-MM-DDT" (strftime per event was a tenth of the mapping)
+# days since the epoch -> "YYYY-MM-DDT": strftime per timestamp is slow, and the events of a
+# request share a few days at most
+_DAY_TEXT: dict[int, str] = {}
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
