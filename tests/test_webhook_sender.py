@@ -45,9 +45,10 @@ def test_a_slow_receiver_does_not_hold_every_later_intervention_back():
         deadline = time.monotonic() + 10
         while len(receiver.arrivals) < 4 and time.monotonic() < deadline:
             time.sleep(0.01)
-        # one sender would deliver the 4th after 3 answers of 0.5 s; four deliver them together
+        # one sender would deliver the 4th after 3 answers of 0.5 s (1.5 s); four deliver them
+        # together (the bound leaves a busy machine room, and still fails for one sender)
         assert sorted(key for _, key in receiver.arrivals) == ["k0", "k1", "k2", "k3"]
-        assert max(at for at, _ in receiver.arrivals) - started < 0.45
+        assert max(at for at, _ in receiver.arrivals) - started < 1.0
     finally:
         sender.close(timeout=5)
         receiver.server.shutdown()
