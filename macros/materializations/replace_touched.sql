@@ -24,7 +24,9 @@
     full when the table does not exist, on --full-refresh, without a
     watermark, and when the model's build fingerprint changed (its compiled
     SQL, an upstream model's, an upstream seed's content:
-    build_fingerprint()). Everything below runs in one transaction. -#}
+    build_fingerprint()). The keys a build replaced are recorded in
+    audit.keys_rewritten, where the data tests of the model read what the
+    run wrote (written_rows()). Everything below runs in one transaction. -#}
 {% materialization replace_touched, default %}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
@@ -65,6 +67,7 @@
         {%- endif -%}
         {%- do adapter.rename_relation(intermediate_relation, target_relation) -%}
         {%- do record_partitions_rewritten(target_relation, day_column, none) -%}
+        {%- do record_keys_rewritten(target_relation, none) -%}
     {%- else -%}
         {%- set touched_relation = touched_keys_relation() -%}
         {%- call statement('touched_keys') -%}
@@ -86,6 +89,9 @@
         {%- do check_unique_key(target_relation, unique_key, touched_condition(key, kind, keys, touched_relation)) -%}
         {%- do rewritten_days.extend(days_of_touched_rows(target_relation, key, kind, day_column, keys, touched_relation)) -%}
         {%- do record_partitions_rewritten(target_relation, day_column, rewritten_days) -%}
+        {%- if build_moved(previous, position, fingerprint) -%}
+            {%- do record_keys_rewritten(target_relation, touched_relation) -%}
+        {%- endif -%}
         {%- do drop_relation_if_exists(touched_relation) -%}
     {%- endif -%}
     {%- do record_build(this.identifier, position, fingerprint, previous) -%}
