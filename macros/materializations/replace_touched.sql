@@ -18,6 +18,12 @@
       unique_key    the grain: checked on the rows a build writes (a
                     conversation's or day's rows are written together, so a
                     duplicate can only lie among them).
+      compared_days_back
+                    (day key) the days before each day the model compares
+                    it with, e.g. [7] for week over week: a touched day also
+                    touches the days that many days after it, and the body
+                    reads the earlier days with touched(column, 'day',
+                    days_before=7).
 
     The body marks where its rows are narrowed to the touched keys with
     touched(column, kind); a full build leaves every mark true. A build is
@@ -35,6 +41,7 @@
     {%- set touched_by = config.get('touched_by', []) -%}
     {%- set day_column = config.get('day_column') or (key if kind == 'day' else 'conversation_date') -%}
     {%- set unique_key = config.get('unique_key') -%}
+    {%- set days_back = config.get('compared_days_back') or [] -%}
 
     {%- do check_touched_upstream(kind, touched_by) -%}
     {%- do create_incremental_audit_tables() -%}
@@ -71,7 +78,7 @@
     {%- else -%}
         {%- set touched_relation = touched_keys_relation() -%}
         {%- call statement('touched_keys') -%}
-            {{ create_touched_keys(touched_relation, kind, key, touched_by, previous, position) }}
+            {{ create_touched_keys(touched_relation, kind, key, touched_by, previous, position, days_back) }}
         {%- endcall -%}
         {%- set keys = touched_key_literals(touched_relation, kind) -%}
         {%- set columns = adapter.get_columns_in_relation(existing_relation) | map(attribute='quoted') | join(', ') -%}
