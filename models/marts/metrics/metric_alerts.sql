@@ -13,9 +13,6 @@
     those days' metrics and the days a week before. -#}
 {%- set double = type_double() %}
 
--- depends_on: {{ ref('int_conversations_summarized') }}
--- depends_on: {{ ref('stg_events') }}
-
 with
 
 rules as (
