@@ -4,14 +4,23 @@
     checks the keys it replaced. Decided when the test is compiled, which
     dbt does right before running it (after its model in a dbt build). -#}
 
-{#- A condition on `column` (holding `model_name`'s touched key: its
+{#- The graph node of a model named by `model` (its name, or a relation:
+    ref('...') in a test's argument also makes the test run after it). -#}
+{% macro written_node(model) -%}
+    {%- set name = model if model is string else model.identifier -%}
+    {{ return(graph.nodes.get('model.convo_warehouse.' ~ name)) }}
+{%- endmacro %}
+
+{#- A condition on `column` (holding `model`'s touched key: its
     conversation_id, day or load_id) true for the rows the model's newest
-    build that moved it replaced (audit.keys_rewritten). 1 = 1 (every row)
-    when that build was full, when nothing is recorded (a model built
-    before keys were recorded, any other materialization, Spark), and when
-    dbt only parses or compiles without a warehouse. -#}
-{% macro written_rows(model_name, column) -%}
-    {%- set node = graph.nodes.get('model.convo_warehouse.' ~ model_name) if execute else none -%}
+    build that moved it replaced (audit.keys_rewritten). `model` is a name
+    or a relation (written_node()). 1 = 1 (every row) when that build was
+    full, when nothing is recorded (a model built before keys were
+    recorded, any other materialization, Spark; the audit table created by
+    this very invocation is not in dbt's relation cache yet, so the first
+    run after an upgrade checks everything), and when dbt only parses. -#}
+{% macro written_rows(model, column) -%}
+    {%- set node = written_node(model) if execute else none -%}
     {%- if node is none or node.config.materialized != 'replace_touched' -%}
         {{ return('1 = 1') }}
     {%- endif -%}
@@ -60,11 +69,12 @@
 {%- endmacro %}
 
 {#- A condition on `column` (a date) true for the days the newest build of
-    any model of `model_names` rewrote (audit.partitions_rewritten: the
-    rows of its newest recorded build, old days of moved conversations
-    included), for checks that compare models day by day. 1 = 1 when one of
-    them rewrote everything or recorded nothing (see written_rows()). -#}
-{% macro written_days(model_names, column) -%}
+    any of `models` (names or relations, written_node()) rewrote
+    (audit.partitions_rewritten: the rows of its newest recorded build, old
+    days of moved conversations included), for checks that compare models
+    day by day. 1 = 1 when one of them rewrote everything or recorded
+    nothing (see written_rows()). -#}
+{% macro written_days(models, column) -%}
     {%- if not execute -%}
         {{ return('1 = 1') }}
     {%- endif -%}
@@ -73,8 +83,8 @@
         {{ return('1 = 1') }}
     {%- endif -%}
     {%- set selects = [] -%}
-    {%- for model_name in model_names -%}
-        {%- set node = graph.nodes.get('model.convo_warehouse.' ~ model_name) -%}
+    {%- for model in models -%}
+        {%- set node = written_node(model) -%}
         {%- if node is none or node.config.materialized != 'replace_touched' -%}
             {{ return('1 = 1') }}
         {%- endif -%}
@@ -87,7 +97,7 @@
     {%- endfor -%}
     {%- set rows = run_query(selects | join(' union all ')).rows -%}
     {%- set recorded = rows | map(attribute=0) | unique | list -%}
-    {%- if recorded | length < model_names | length or rows | selectattr(2) | list -%}
+    {%- if recorded | length < models | length or rows | selectattr(2) | list -%}
         {{ return('1 = 1') }}
     {%- endif -%}
     {%- set days = rows | map(attribute=1) | reject('none') | map('string') | unique | sort | list -%}
