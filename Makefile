@@ -32,7 +32,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: lock spark-venv test-spark bench-spark install run demo-data test dbt-test lint pytest bench bench-publish bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
+.PHONY: lock spark-venv test-spark bench-spark install run demo-data test dbt-test lint pytest bench bench-hour bench-publish bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
 
 # --no-deps: the lock is the whole set, so pip resolves nothing; the capture
 # SDK (capture-sdk/, distribution convo-capture: the warehouse depends on it,
@@ -120,7 +120,13 @@ bench-spark: $(INSTALLED) $(SPARK_INSTALLED) target/manifest.json
 	$(BIN)/python benchmarks/bench_spark.py --events $${EVENTS:-1000000}
 
 bench: $(INSTALLED) target/manifest.json
-	$(BIN)/python benchmarks/bench_pipeline.py --events $${EVENTS:-2000000}
+	$(BIN)/python benchmarks/bench_pipeline.py --events $${EVENTS:-2000000} $${STATE:+--save-hour-state "$$STATE"}
+
+# Only the one-hour batch, on a copy of the history `make bench STATE=dir`
+# saved before its hour step (docs/benchmarks.md).
+bench-hour: $(INSTALLED) target/manifest.json
+	@test -n "$$STATE" || { echo "STATE=dir is required: the folder make bench STATE=dir saved"; exit 1; }
+	$(BIN)/python benchmarks/bench_pipeline.py --hour-from "$$STATE" --workdir benchmarks/results/hour-work
 
 # Publishing the snapshot: one new day's against a full build's, in one run
 # (docs/benchmarks.md). WAREHOUSE=path/to/warehouse.duckdb takes a built

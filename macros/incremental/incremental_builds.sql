@@ -10,11 +10,23 @@
       build_fingerprint       build_fingerprint(): a change rebuilds every key
       recorded_at             when the row was written
     audit.partitions_rewritten: one row per day a build rewrote (or one row
-    saying it rewrote everything), for the snapshot publisher. -#}
+    saying it rewrote everything), for the snapshot publisher.
+    audit.keys_rewritten: the keys (conversations, days or load runs) the
+    newest build that moved each model replaced, for the data tests that
+    check what a run wrote (written_rows()): a header row per model (key
+    null; rewrote_all true for a full build) and one row per key. A model's
+    rows are replaced by each build that moves it (a DELETE: DuckDB only;
+    on Spark every build is full and nothing is recorded). -#}
 
 {% macro incremental_builds_relation() -%}
     {{ return(api.Relation.create(
         database=target.get('database'), schema='audit', identifier='incremental_builds'
+    )) }}
+{%- endmacro %}
+
+{% macro keys_rewritten_relation() -%}
+    {{ return(api.Relation.create(
+        database=target.get('database'), schema='audit', identifier='keys_rewritten'
     )) }}
 {%- endmacro %}
 
@@ -42,6 +54,13 @@
         'create table if not exists ' ~ partitions_rewritten_relation() ~ ' ('
         ~ 'relation_name ' ~ dbt.type_string() ~ ', '
         ~ 'partition_date ' ~ type_date() ~ ', '
+        ~ 'rewrote_all ' ~ dbt.type_boolean() ~ ', '
+        ~ 'recorded_at ' ~ dbt.type_timestamp() ~ ')'
+    ) -%}
+    {%- do run_query(
+        'create table if not exists ' ~ keys_rewritten_relation() ~ ' ('
+        ~ 'relation_name ' ~ dbt.type_string() ~ ', '
+        ~ 'touched_key ' ~ dbt.type_string() ~ ', '
         ~ 'rewrote_all ' ~ dbt.type_boolean() ~ ', '
         ~ 'recorded_at ' ~ dbt.type_timestamp() ~ ')'
     ) -%}
@@ -142,14 +161,20 @@
     {{ return(times | max if times else none) }}
 {%- endmacro %}
 
+{#- Whether a build moves its model: it was never built, or where the
+    history stands or its fingerprint differs from the newest build row. -#}
+{% macro build_moved(previous, position, fingerprint) -%}
+    {{ return(previous is none
+        or previous.loaded_through_load_id != position.loaded_through_load_id
+        or previous.newest_event_at != position.newest_event_at
+        or previous.classified_through != position.classified_through
+        or previous.fingerprint != fingerprint) }}
+{%- endmacro %}
+
 {#- Append the build's row, unless it would repeat the newest one (a
     re-run with nothing new changes no byte). -#}
 {% macro record_build(model_name, position, fingerprint, previous) -%}
-    {%- if previous is not none
-        and previous.loaded_through_load_id == position.loaded_through_load_id
-        and previous.newest_event_at == position.newest_event_at
-        and previous.classified_through == position.classified_through
-        and previous.fingerprint == fingerprint -%}
+    {%- if not build_moved(previous, position, fingerprint) -%}
         {{ return(none) }}
     {%- endif -%}
     {%- call statement('record_build') -%}
@@ -226,4 +251,31 @@
             from (values {{ values | join(', ') }}) as rewritten (relation_name, partition_date, rewrote_all)
         {%- endcall -%}
     {%- endif -%}
+{%- endmacro %}
+
+{#- The keys this build replaced, instead of those of the model's previous
+    build: from `touched_relation` (the touched keys' table), or none for a
+    full build (one row, rewrote_all). -#}
+{% macro record_keys_rewritten(relation, touched_relation) -%}
+    {%- set name = relation.schema ~ '.' ~ relation.identifier -%}
+    {%- call statement('record_keys_rewritten') -%}
+        delete from {{ keys_rewritten_relation() }}
+        where relation_name = {{ string_literal(name) }}
+        ;
+        insert into {{ keys_rewritten_relation() }}
+        select
+            {{ string_literal(name) }},
+            cast(null as {{ dbt.type_string() }}),
+            {{ 'true' if touched_relation is none else 'false' }},
+            {{ dbt.current_timestamp() }}
+        {%- if touched_relation is not none %}
+        union all
+        select distinct
+            {{ string_literal(name) }},
+            cast(touched_keys.touched_key as {{ dbt.type_string() }}),
+            false,
+            {{ dbt.current_timestamp() }}
+        from {{ touched_relation }} as touched_keys
+        {%- endif %}
+    {%- endcall -%}
 {%- endmacro %}
