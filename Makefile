@@ -104,17 +104,26 @@ dbt-test: $(INSTALLED) target/manifest.json
 	CONVO_DUCKDB_PATH=data/ci/warehouse.duckdb $(BIN)/python -c "import pathlib; from convo_warehouse.lib.landing import load_landing; from convo_warehouse.lib.warehouse import connect; print(load_landing(connect(pathlib.Path('data/ci/warehouse.duckdb')), pathlib.Path('data/ci/landing'), progress=False).summary())"
 	CONVO_DUCKDB_PATH=data/ci/warehouse.duckdb $(BIN)/dbt build --quiet
 
+# Its own dbt target folder: lint compiles the project while `make test` runs
+# dbt-test beside it (below), which writes target/.
 lint: $(INSTALLED)
-	$(BIN)/sqlfluff lint models tests/dbt macros
+	DBT_TARGET_PATH=target/lint DBT_LOG_PATH=target/lint $(BIN)/sqlfluff lint models tests/dbt macros
 
 # Test files run on PYTEST_WORKERS processes (one file's tests stay together,
-# so module fixtures such as a built warehouse are made once).
+# so module fixtures such as a built warehouse are made once), the longest
+# files first (tests/conftest.py LONGEST_FIRST; --no-loadscope-reorder keeps
+# that order instead of xdist's most-tests-first).
 PYTEST_WORKERS ?= 2
 
 pytest: $(INSTALLED) target/manifest.json
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=20
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
 
-test: dbt-test lint pytest
+# dbt-test and lint side by side: each keeps about one of two cores busy
+# (sqlfluff and dbt's Python are single-threaded; docs/development.md#tests),
+# and --output-sync prints each one's output whole. Then pytest, on every core.
+test:
+	@$(MAKE) --no-print-directory -j2 --output-sync=target dbt-test lint
+	@$(MAKE) --no-print-directory pytest
 
 $(SPARK_INSTALLED): pyproject.toml capture-sdk/pyproject.toml $(SPARK_LOCK)
 	$(call venv_from_lock,$(SPARK_VENV),$(SPARK_LOCK))
