@@ -104,10 +104,12 @@ dbt-test: $(INSTALLED) target/manifest.json
 	CONVO_DUCKDB_PATH=data/ci/warehouse.duckdb $(BIN)/python -c "import pathlib; from convo_warehouse.lib.landing import load_landing; from convo_warehouse.lib.warehouse import connect; print(load_landing(connect(pathlib.Path('data/ci/warehouse.duckdb')), pathlib.Path('data/ci/landing'), progress=False).summary())"
 	CONVO_DUCKDB_PATH=data/ci/warehouse.duckdb $(BIN)/dbt build --quiet
 
-# Its own dbt target folder: lint compiles the project while `make test` runs
-# dbt-test beside it (below), which writes target/.
+# Its own dbt target folder and its own empty warehouse: lint compiles the
+# project (macros that look a relation up open the warehouse) while `make test`
+# runs dbt-test beside it (below), which writes target/ and data/.
 lint: $(INSTALLED)
-	DBT_TARGET_PATH=target/lint DBT_LOG_PATH=target/lint $(BIN)/sqlfluff lint models tests/dbt macros
+	@mkdir -p target/lint
+	DBT_TARGET_PATH=target/lint DBT_LOG_PATH=target/lint CONVO_DUCKDB_PATH=target/lint/lint.duckdb $(BIN)/sqlfluff lint models tests/dbt macros
 
 # Test files run on PYTEST_WORKERS processes (one file's tests stay together,
 # so module fixtures such as a built warehouse are made once), the longest
