@@ -15,7 +15,8 @@ INSTALLED := $(VENV)/.installed
 # both from pyproject.toml and requirements/*.in with uv (from PyPI only).
 LOCK := requirements/main.lock
 SPARK_LOCK := requirements/spark.lock
-UV_VERSION := 0.13.9
+# uv's version: its pin in requirements/build.in (so the lock holds it with hashes).
+UV_VERSION := $(shell sed -n 's/^uv==//p' requirements/build.in)
 LOCK_VENV := .venv-lock
 # The machines this project runs on (docs/development.md#dependencies).
 LOCK_PLATFORM := x86_64-unknown-linux-gnu
@@ -32,23 +33,37 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: lock spark-venv test-spark bench-spark install run demo-data test dbt-test lint pytest bench bench-publish bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
+.PHONY: uv-entry lock spark-venv test-spark bench-spark install run demo-data test dbt-test lint pytest bench bench-hour bench-publish bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
 
-# --no-deps: the lock is the whole set, so pip resolves nothing; the capture
-# SDK (capture-sdk/, distribution convo-capture: the warehouse depends on it,
-# it is on no package index) and the project itself are built with the locked
-# setuptools (no build isolation). `pip check` then fails when pyproject.toml
-# needs a package the lock lacks.
-$(INSTALLED): pyproject.toml capture-sdk/pyproject.toml $(LOCK)
+# A virtualenv from a lock: pip installs uv from the lock's own entry
+# (hash-checked), then uv installs the whole lock with the same guarantees as
+# `pip install --require-hashes --no-deps` (every file's hash checked, nothing
+# resolved, nothing outside the lock) but downloading and unpacking in
+# parallel (docs/development.md#dependencies). The capture SDK (capture-sdk/,
+# distribution convo-capture: the warehouse depends on it, it is on no package
+# index) and the project itself are built with the locked setuptools (no build
+# isolation). $(1): the virtualenv, $(2): its lock.
+UV_ENTRY = awk '/^uv==/ {keep = 1; print; next} keep && /^ / {print; next} {keep = 0}'
+define venv_from_lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e ./capture-sdk
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(PYTHON) -m venv $(1)
+	$(UV_ENTRY) $(2) > $(1)/uv-requirement.txt
+	$(1)/bin/pip install --quiet --require-hashes --no-deps -r $(1)/uv-requirement.txt
+	UV_LINK_MODE=copy $(1)/bin/uv pip install --quiet --python $(1)/bin/python --require-hashes --no-deps -r $(2)
+	UV_LINK_MODE=copy $(1)/bin/uv pip install --quiet --python $(1)/bin/python --no-deps --no-build-isolation -e ./capture-sdk -e .
+endef
+
+$(INSTALLED): pyproject.toml capture-sdk/pyproject.toml $(LOCK)
+	$(call venv_from_lock,$(VENV),$(LOCK))
+	@# fails when pyproject.toml needs a package the lock lacks
 	@$(BIN)/pip check >/dev/null || { $(BIN)/pip check; echo "$(LOCK) does not match pyproject.toml: run make lock"; exit 1; }
 	@touch $@
 
 install: $(INSTALLED)
+
+# uv's entry of a lock (the requirement pip installs first): make uv-entry LOCK_FILE=...
+uv-entry:
+	@$(UV_ENTRY) $(LOCK_FILE)
 
 # Regenerates both locks from pyproject.toml and requirements/*.in, for Python
 # 3.11 on Linux x86_64. uv keeps each version already in the lock unless a pin
@@ -89,23 +104,31 @@ dbt-test: $(INSTALLED) target/manifest.json
 	CONVO_DUCKDB_PATH=data/ci/warehouse.duckdb $(BIN)/python -c "import pathlib; from convo_warehouse.lib.landing import load_landing; from convo_warehouse.lib.warehouse import connect; print(load_landing(connect(pathlib.Path('data/ci/warehouse.duckdb')), pathlib.Path('data/ci/landing'), progress=False).summary())"
 	CONVO_DUCKDB_PATH=data/ci/warehouse.duckdb $(BIN)/dbt build --quiet
 
+# Its own dbt target folder and its own empty warehouse: lint compiles the
+# project (macros that look a relation up open the warehouse) while `make test`
+# runs dbt-test beside it (below), which writes target/ and data/.
 lint: $(INSTALLED)
-	$(BIN)/sqlfluff lint models tests/dbt macros
+	@mkdir -p target/lint
+	DBT_TARGET_PATH=target/lint DBT_LOG_PATH=target/lint CONVO_DUCKDB_PATH=target/lint/lint.duckdb $(BIN)/sqlfluff lint models tests/dbt macros
 
 # Test files run on PYTEST_WORKERS processes (one file's tests stay together,
-# so module fixtures such as a built warehouse are made once).
+# so module fixtures such as a built warehouse are made once), the longest
+# files first (tests/conftest.py LONGEST_FIRST; --no-loadscope-reorder keeps
+# that order instead of xdist's most-tests-first).
 PYTEST_WORKERS ?= 2
 
 pytest: $(INSTALLED) target/manifest.json
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=20
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
 
-test: dbt-test lint pytest
+# dbt-test and lint side by side: each keeps about one of two cores busy
+# (sqlfluff and dbt's Python are single-threaded; docs/development.md#tests),
+# and --output-sync prints each one's output whole. Then pytest, on every core.
+test:
+	@$(MAKE) --no-print-directory -j2 --output-sync=target dbt-test lint
+	@$(MAKE) --no-print-directory pytest
 
-$(SPARK_INSTALLED): pyproject.toml $(SPARK_LOCK)
-	$(PYTHON) -m venv $(SPARK_VENV)
-	$(SPARK_VENV)/bin/pip install --quiet --require-hashes --no-deps -r $(SPARK_LOCK)
-	$(SPARK_VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e ./capture-sdk
-	$(SPARK_VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
+$(SPARK_INSTALLED): pyproject.toml capture-sdk/pyproject.toml $(SPARK_LOCK)
+	$(call venv_from_lock,$(SPARK_VENV),$(SPARK_LOCK))
 	@touch $@
 
 spark-venv: $(SPARK_INSTALLED)
@@ -120,7 +143,13 @@ bench-spark: $(INSTALLED) $(SPARK_INSTALLED) target/manifest.json
 	$(BIN)/python benchmarks/bench_spark.py --events $${EVENTS:-1000000}
 
 bench: $(INSTALLED) target/manifest.json
-	$(BIN)/python benchmarks/bench_pipeline.py --events $${EVENTS:-2000000}
+	$(BIN)/python benchmarks/bench_pipeline.py --events $${EVENTS:-2000000} $${STATE:+--save-hour-state "$$STATE"}
+
+# Only the one-hour batch, on a copy of the history `make bench STATE=dir`
+# saved before its hour step (docs/benchmarks.md).
+bench-hour: $(INSTALLED) target/manifest.json
+	@test -n "$$STATE" || { echo "STATE=dir is required: the folder make bench STATE=dir saved"; exit 1; }
+	$(BIN)/python benchmarks/bench_pipeline.py --hour-from "$$STATE" --workdir benchmarks/results/hour-work
 
 # Publishing the snapshot: one new day's against a full build's, in one run
 # (docs/benchmarks.md). WAREHOUSE=path/to/warehouse.duckdb takes a built

@@ -26,6 +26,14 @@ we also report *load + facts*: the loader step plus the dbt models up to
 
     .venv/bin/python benchmarks/bench_pipeline.py --events 2000000
     make bench EVENTS=10000000
+
+To measure the hour alone again (after a change to tests or materializations,
+without paying for the history each time): ``--save-hour-state DIR`` keeps a
+copy of the work folder as it stands before the hour (31 days built), and
+``--hour-from DIR`` copies it back and runs only the hour step (``make
+bench-hour STATE=DIR``). A change to a model's SQL rebuilds that model whole
+in such an hour run (its build fingerprint changed): compare those with a full
+``make bench``.
 """
 
 from __future__ import annotations
@@ -266,6 +274,8 @@ def run_profile(target: Path, since: float, output: str, top: int = 8) -> dict:
         models = sorted((r for r in results if r["unique_id"].startswith("model.")), key=lambda r: -r["execution_time"])
         invocations[results_file.parent.name.split("-")[0]] = {
             "elapsed_seconds": round(run_results["elapsed_time"], 1),
+            "models": len(models),
+            "data_tests": sum(1 for r in results if r["unique_id"].startswith("test.")),
             "data_test_seconds": round(sum(r["execution_time"] for r in results if r["unique_id"].startswith("test.")), 1),
             "slowest_models": {r["unique_id"].split(".")[-1]: round(r["execution_time"], 1) for r in models[:top]},
         }
@@ -278,7 +288,8 @@ def print_profile(title: str, profile: dict) -> None:
     print("  dagster steps (s): " + ", ".join(f"{step} {seconds:.0f}" for step, seconds in steps if seconds >= 1))
     for name, dbt in profile["dbt"].items():
         slowest = ", ".join(f"{model} {seconds}" for model, seconds in dbt["slowest_models"].items())
-        print(f"  {name}: dbt {dbt['elapsed_seconds']} s elapsed, data tests {dbt['data_test_seconds']} s summed; "
+        print(f"  {name}: dbt {dbt['elapsed_seconds']} s elapsed, {dbt['models']} models, {dbt['data_tests']} data tests "
+              f"summing {dbt['data_test_seconds']} s; "
               f"slowest models (s): {slowest}")
 
 
@@ -297,13 +308,74 @@ def _loader_seconds(output: str) -> float | None:
     return None
 
 
+def work_env(work: Path) -> dict[str, str]:
+    """The environment of every pipeline child process working in ``work``."""
+    return {
+        **os.environ,
+        "CONVO_DUCKDB_PATH": str(work / "warehouse.duckdb"),
+        "CONVO_LANDING_DIR": str(work / "landing"),
+        "CONVO_CLASSIFIER": "rules",
+        "DBT_TARGET_PATH": str(work / "target"),
+        "DBT_LOG_PATH": str(work / "logs"),
+        "DBT_PROFILES_DIR": str(REPO_ROOT),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DAGSTER_HOME": str(work / "dagster_home"),
+    }
+
+
+def run_hour(work: Path) -> tuple[int, float, float, dict]:
+    """The fixed hour batch landed in ``work`` and run by the hourly job: (lines, seconds, peak MiB, profile)."""
+    hour_landing = work / "landing" / "hour"
+    timed_child(
+        [str(BIN / "convo-warehouse"), "generate", "-n", str(HOUR_CONVERSATIONS), "--days", "1", "--seed",
+         str(HOUR_SEED), "--end-date", HOUR_DATE, "--format-mix", "jsonl=1", "--out", str(hour_landing), "-q"]
+    )
+    hour_events = sum(1 for path in hour_landing.rglob("*.jsonl") for _ in path.open())
+    started = time.time()
+    seconds, rss, output = timed_child(
+        [str(BIN / "convo-warehouse"), "run", "--quiet", "--job", "load_and_rebuild_job"], work_env(work)
+    )
+    return hour_events, seconds, rss, run_profile(work / "target", started, output)
+
+
+def save_state(work: Path, state: Path) -> None:
+    """A copy of the work folder (warehouse, landing, snapshots, Dagster home; hard links kept)."""
+    shutil.rmtree(state, ignore_errors=True)
+    subprocess.run(["cp", "-a", str(work), str(state)], check=True)
+
+
+def hour_only(state: Path, work: Path, keep: bool) -> None:
+    """The hour step alone, on a copy of ``state`` (a --save-hour-state folder): the project as it is now."""
+    if not (state / "warehouse.duckdb").exists():
+        raise SystemExit(f"{state} holds no warehouse.duckdb: write it with --save-hour-state first (make bench-hour)")
+    shutil.rmtree(work, ignore_errors=True)
+    save_state(state, work)
+    env = work_env(work)
+    # the manifest of the project as it is now, parsed outside the timing
+    shutil.rmtree(work / "target", ignore_errors=True)
+    timed_child([sys.executable, "-c", "from convo_warehouse.project import ensure_manifest; ensure_manifest()"], env)
+    print("one hour (10,000 events, the hourly job) ...", flush=True)
+    lines, seconds, rss, profile = run_hour(work)
+    print(f"one hour ({lines:,} lines): {seconds:.1f} s, peak {rss:,.0f} MiB")
+    print_profile("one hour", profile)
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=2_000_000, help="approximate raw events to generate (default 2,000,000)")
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "work", help="scratch folder")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the generated files and warehouses")
+    parser.add_argument("--save-hour-state", type=Path, metavar="DIR",
+                        help="copy the work folder, as it stands before the hour step, to DIR")
+    parser.add_argument("--hour-from", type=Path, metavar="DIR",
+                        help="run only the hour step, on a copy of a folder --save-hour-state wrote")
     args = parser.parse_args()
+    if args.hour_from:
+        hour_only(args.hour_from.resolve(), args.workdir.resolve(), keep=args.keep)
+        return
 
     work = args.workdir.resolve()
     shutil.rmtree(work, ignore_errors=True)
@@ -324,17 +396,7 @@ def main() -> None:
 
     warehouse = work / "warehouse.duckdb"
     target = work / "target"
-    env = {
-        **os.environ,
-        "CONVO_DUCKDB_PATH": str(warehouse),
-        "CONVO_LANDING_DIR": str(landing),
-        "CONVO_CLASSIFIER": "rules",
-        "DBT_TARGET_PATH": str(target),
-        "DBT_LOG_PATH": str(work / "logs"),
-        "DBT_PROFILES_DIR": str(REPO_ROOT),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DAGSTER_HOME": str(work / "dagster_home"),
-    }
+    env = work_env(work)
     (work / "dagster_home").mkdir()
     (work / "dagster_home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     # Parse once outside the timing: a fixed cost of a changed project, not of the data.
@@ -360,16 +422,10 @@ def main() -> None:
     events = int(subprocess.run([sys.executable, "-c", COUNT_SCRIPT, str(warehouse)],
                                 capture_output=True, text=True, check=True).stdout)
 
+    if args.save_hour_state:
+        save_state(work, args.save_hour_state.resolve())
     print("one hour (10,000 events, the hourly job) ...", flush=True)
-    hour_landing = landing / "hour"
-    timed_child(
-        [str(BIN / "convo-warehouse"), "generate", "-n", str(HOUR_CONVERSATIONS), "--days", "1", "--seed",
-         str(HOUR_SEED), "--end-date", HOUR_DATE, "--format-mix", "jsonl=1", "--out", str(hour_landing), "-q"]
-    )
-    hour_events = sum(1 for path in hour_landing.rglob("*.jsonl") for _ in path.open())
-    started_hour = time.time()
-    hour_seconds, hour_rss, hour_output = timed_child([*run, "--job", "load_and_rebuild_job"], env)
-    profiles["one hour"] = run_profile(target, started_hour, hour_output)
+    hour_events, hour_seconds, hour_rss, profiles["one hour"] = run_hour(work)
 
     print("no-op run ...", flush=True)
     noop_seconds, noop_rss, noop_output = timed_child([*run, "--job", "load_and_rebuild_job"], env)

@@ -34,6 +34,48 @@ def _session_manifest(target_dir: Path):
     return _MANIFESTS[target_dir]
 
 
+# Test files in the order they start, longest first (the rest follow in
+# collection order). `make pytest` runs `--dist loadfile --no-loadscope-reorder`:
+# xdist hands whole files to its workers in collection order, so the files
+# that run whole pipelines start first and the short ones fill in at the end,
+# rather than one long file running alone while the other worker idles.
+# Measured per-file durations: docs/development.md#tests.
+LONGEST_FIRST = (
+    "test_landing.py",
+    "test_serving_pipeline.py",
+    "test_checksums.py",
+    "test_seed_columns.py",
+    "test_funnels.py",
+    "test_dashboard.py",
+    "test_read_surfaces.py",
+    "test_metrics.py",
+    "test_orchestration.py",
+    "test_experiments_e2e.py",
+    "test_capture_e2e.py",
+    "test_ui_browser.py",
+    "test_reference_e2e.py",
+    "test_staging_v11.py",
+    "test_minimal_seeds.py",
+    "test_semantic_layer.py",
+    "test_quality_e2e.py",
+    "test_live_batch_agree.py",
+    "test_classify_incremental.py",
+    "test_patterns.py",
+)
+
+
+def start_order(names: list[str]) -> list[str]:
+    """``names`` (test file names, in collection order) in the order they should start."""
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    return sorted(names, key=lambda name: rank.get(name, len(rank)))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    order = {name: position for position, name in enumerate(start_order(list(dict.fromkeys(
+        item.path.name for item in items))))}
+    items.sort(key=lambda item: order[item.path.name])  # stable: a file's tests keep their order
+
+
 def open_warehouse(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A plain DuckDB connection to a warehouse file, configured as dbt's (``profiles.yml``).
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -10,6 +12,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from capture_helpers import ScriptedServer, free_port, wait_for
 
@@ -39,38 +43,63 @@ def test_one_bad_value_never_spoils_a_batch(tmp_path: Path):
     assert received[-1]["properties"]["content"] == "a lone surrogate: \ufffd here"
 
 
+@contextlib.contextmanager
+def refusing_poison(server: ScriptedServer):
+    """The fake collector answers 400 to any batch holding an event whose content is "poison"."""
+    original = server.server.RequestHandlerClass.do_POST
+
+    def do_post(handler):
+        body = handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
+        if b'"poison"' in body:
+            server.requests.append((time.monotonic(), body))
+            handler.send_response(400)
+            handler.send_header("Content-Length", "2")
+            handler.end_headers()
+            handler.wfile.write(b"{}")
+            return
+        handler.rfile = io.BytesIO(body)
+        handler.headers.replace_header("Content-Length", str(len(body)))
+        original(handler)
+
+    server.server.RequestHandlerClass.do_POST = do_post
+    try:
+        yield
+    finally:
+        server.server.RequestHandlerClass.do_POST = original
+
+
+def delivered_contents(server: ScriptedServer) -> list[str]:
+    return sorted(event["properties"]["content"] for _, body in server.requests if b"poison" not in body
+                  for event in json.loads(body)["events"])
+
+
 def test_a_400_is_split_until_only_the_unreadable_event_is_dropped(tmp_path: Path):
-    with ScriptedServer([]) as server:
-        original = server.server.RequestHandlerClass.do_POST
-
-        def do_post(handler):  # answers 400 to any batch holding the event with content "poison"
-            body = handler.rfile.read(int(handler.headers.get("Content-Length", 0)))
-            if b'"poison"' in body:
-                server.requests.append((time.monotonic(), body))
-                handler.send_response(400)
-                handler.send_header("Content-Length", "2")
-                handler.end_headers()
-                handler.wfile.write(b"{}")
-                return
-            handler.rfile = __import__("io").BytesIO(body)
-            handler.headers.replace_header("Content-Length", str(len(body)))
-            original(handler)
-
-        server.server.RequestHandlerClass.do_POST = do_post
-        try:
-            tracker = Tracker(server.url, spool_dir=tmp_path / "spool", flush_interval=0.2, register_atexit=False)
-            for index in range(16):
-                tracker.track("user_message", "c-1", {"content": "poison" if index == 5 else f"fine {index}"})
-            assert tracker.flush(10)
-            counters = tracker.close()
-        finally:
-            server.server.RequestHandlerClass.do_POST = original
-        delivered = [e["properties"]["content"] for _, body in server.requests if b"poison" not in body
-                     for e in json.loads(body)["events"]]
-    assert sorted(delivered) == sorted(f"fine {i}" for i in range(16) if i != 5)
+    with ScriptedServer([]) as server, refusing_poison(server):
+        tracker = Tracker(server.url, spool_dir=tmp_path / "spool", flush_interval=0.2, register_atexit=False)
+        for index in range(16):
+            tracker.track("user_message", "c-1", {"content": "poison" if index == 5 else f"fine {index}"})
+        assert tracker.flush(10)
+        counters = tracker.close()
+    assert delivered_contents(server) == sorted(f"fine {i}" for i in range(16) if i != 5)
     assert counters.sent == 15 and counters.dropped == 1
 
 
+def test_a_spooled_batch_is_split_the_same_way_and_its_segment_finished(tmp_path: Path):
+    spool = tmp_path / "spool"
+    down = Tracker(f"http://127.0.0.1:{free_port()}", spool_dir=spool, max_attempts=1, register_atexit=False)
+    for index in range(16):
+        down.track("user_message", "c-1", {"content": "poison" if index == 9 else f"fine {index}"})
+    assert down.close(timeout=2).spooled == 16
+    with ScriptedServer([]) as server, refusing_poison(server):
+        fresh = Tracker(server.url, spool_dir=spool, flush_interval=0.05, register_atexit=False)
+        wait_for(lambda: fresh.counters().sent == 15 and fresh.counters().dropped == 1, 20,
+                 "the spool to be re-sent without the refused event")
+        fresh.close()
+    assert delivered_contents(server) == sorted(f"fine {i}" for i in range(16) if i != 9)
+    assert not fresh.spool.has_segments()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the test kills it
 def test_a_dead_sender_is_restarted_and_its_batch_kept(tmp_path: Path):
     landing = tmp_path / "landing"
     tracker = Tracker(landing_dir=landing, flush_interval=0.05, register_atexit=False)
@@ -141,6 +170,9 @@ def test_fork_children_deliver_their_own_events(tmp_path: Path):
 def test_sigterm_closes_the_tracker_before_the_process_ends(tmp_path: Path):
     code = (
         "import os, sys, signal, time\n"
+        # SIGTERM at its default, as in a service: a shell running the tests in the
+        # background may hand it down ignored, and the SDK leaves a set disposition alone
+        "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
         "from convo_capture import Tracker\n"
         "t = Tracker(landing_dir=sys.argv[1], flush_interval=30)\n"
         "for i in range(100): t.track('user_message', 'c-1')\n"

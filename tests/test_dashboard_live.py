@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 
 import duckdb
 import pytest
@@ -120,6 +121,10 @@ def test_the_page_renders_live_conversations_and_the_panel(collector, monkeypatc
 
     monkeypatch.setenv("CONVO_COLLECTOR_URL", collector.url)
     monkeypatch.setenv("CONVO_COLLECTOR_TOKEN", TOKEN)
+    # Streamlit runs the page as sys.modules["__main__"] and leaves it there: a process that
+    # multiprocessing later spawns from this pytest process (the collector's live worker in
+    # test_live_collector.py) would re-run that page as its main module and die.
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
 
     def page() -> None:
         import duckdb

@@ -237,7 +237,7 @@ def mixed_landing(landing: Path, part: int) -> None:
 MART_SCHEMAS = ("staging", "marts", "quarantine", "audit")
 # What each build did (docs/incremental.md): a no-op run must add nothing
 # there, but a full refresh records itself.
-BUILD_LOGS = ("audit.incremental_builds", "audit.partitions_rewritten")
+BUILD_LOGS = ("audit.incremental_builds", "audit.partitions_rewritten", "audit.keys_rewritten")
 
 
 def test_rerun_without_new_files_changes_nothing_and_incremental_equals_full_refresh(make_warehouse):

@@ -18,19 +18,23 @@ TOKEN = "s3cret"
 
 
 class WebhookReceiver:
-    """Records every POST (headers, JSON body, arrival time); answers from ``statuses`` in turn, then 200."""
+    """Records every POST (headers, JSON body, arrival time); answers from ``statuses`` in turn, then 200,
+    ``delay`` seconds after the request arrived (connections kept alive)."""
 
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0) -> None:
         self.requests: list[dict] = []
         self.statuses = list(statuses or [])
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:  # the name http.server dispatches to
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 receiver.requests.append({"headers": dict(self.headers), "body": json.loads(body),
                                           "status": status, "at": time.time()})
+                time.sleep(delay)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

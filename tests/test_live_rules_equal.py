@@ -128,10 +128,18 @@ def _compare_every_prefix(rules, transcripts: dict[str, list[tuple[str, str]]], 
                 if generator.random() < 0.3:
                     arrival[index - 1], arrival[index] = arrival[index], arrival[index - 1]
         tally = program.tally()
+        previous = None
         for count, (event_at, event_id, role, content) in enumerate(arrival, start=1):
-            tally.add((event_at, event_id), role == "user", program.matcher.mask(role, content))
+            mask = program.matcher.mask(role, content)
+            # the one-pass RE2 set gives what searching signal by signal gives
+            assert mask == program.matcher.mask_each(role, content), (role, content)
+            may_change = tally.add((event_at, event_id), role == "user", mask)
+            decided = tally.decide()
+            # add() says False only when decide() cannot have changed (the live state skips it then)
+            assert may_change or decided == previous, (conversation_id, count)
+            previous = decided
             prefix_id = f"{conversation_id}#{count}"
-            live[prefix_id] = {stage: (reached, confidence) for stage, (reached, confidence, _) in tally.decide().items()}
+            live[prefix_id] = {stage: (reached, confidence) for stage, (reached, confidence, _) in decided.items()}
             for seq, (_, _, arrived_role, arrived_content) in enumerate(sorted(arrival[:count]), start=1):
                 rows.append((prefix_id, seq, arrived_role, arrived_content))
     batch = _sql_decisions(rules, rows)
@@ -202,3 +210,20 @@ def test_stages_are_the_contract_stages():
     tally = program.tally()
     tally.add(("t", "e"), False, program.matcher.mask("agent", "Hello!"))
     assert set(tally.decide()) == set(STAGES)
+
+
+def test_a_message_the_rule_set_cannot_answer_is_searched_signal_by_signal():
+    # RE2's set answers "no match" when its DFA runs out of memory: the combined pattern confirms it
+    program = StageProgram(load_rules())
+    matcher = program.matcher
+
+    class OutOfMemory:
+        def Match(self, text):  # noqa: N802 - the name of RE2's set method
+            return None
+
+    for role, patterns in list(matcher._sets.items()):
+        matcher._sets[role] = (OutOfMemory(), patterns[1])
+    for role, content in [("user", "I want to talk to a human, this is useless"), ("agent", "Hello! How can I help?"),
+                          ("user", "ok"), ("agent", "")]:
+        assert matcher.mask(role, content) == matcher.mask_each(role, content)
+    assert matcher.mask("agent", "Hello! How can I help?") != 0

@@ -67,3 +67,15 @@ def test_unknown_event_types_take_part_in_nothing():
     state = LiveState()
     state.apply([event(1, "u", "custom_thing", "I want a human")])
     assert state.get("u")["interventions"] == [] and state.stats()["unknown_type"] == 1
+
+
+def test_stored_lines_are_applied_whether_or_not_one_of_them_is_unreadable():
+    import json
+
+    lines = [json.dumps(event(n, "lines")).encode() for n in range(1, 4)]
+    state = LiveState()
+    state.apply_lines(lines)  # read in one decode
+    damaged = LiveState()
+    damaged.apply_lines([lines[0], b'{"event_id": "cut', lines[1], b"7", lines[2]])  # read line by line
+    assert state.get("lines")["user_turns"] == damaged.get("lines")["user_turns"] == 3
+    assert (state.counters.unreadable, damaged.counters.unreadable) == (0, 1)

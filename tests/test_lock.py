@@ -149,3 +149,20 @@ def test_lock_entry_parser_reads_uv_output(tmp_path):
     path = tmp_path / "sample.lock"
     path.write_text(sample)
     assert lock_entries(path) == {"dbt-spark": ("1.11.0", 2), "ruamel-yaml": ("0.19.1", 1)}
+
+
+def test_uv_is_installed_from_its_hashed_lock_entry(tmp_path):
+    """make install installs uv with pip from the lock's uv entry (hash-checked), then the lock with
+    that uv: the entry the Makefile cuts out of each lock is uv's alone, at the version
+    requirements/build.in pins (the Makefile's UV_VERSION), with every hash the lock has for it."""
+    import subprocess
+
+    [pin] = [Requirement(line) for line in (ROOT / "requirements" / "build.in").read_text().splitlines()
+             if line.startswith("uv==")]
+    for lock in (MAIN_LOCK, SPARK_LOCK):
+        entry = subprocess.run(["make", "-s", "uv-entry", f"LOCK_FILE={lock}"], cwd=ROOT, capture_output=True,
+                               text=True, check=True, timeout=60).stdout
+        (tmp_path / lock.name).write_text(entry)
+        hashes = lock_entries(lock)["uv"][1]
+        assert hashes > 0
+        assert lock_entries(tmp_path / lock.name) == {"uv": (exact_pin(pin), hashes)}

@@ -381,14 +381,23 @@ def test_incremental_runs_equal_a_full_refresh(generated, tmp_path_factory, dbt_
     """Load the generated days in four batches (the late events last), run the
     incremental metrics after each and compare with the independent
     recomputation of that moment, then with --full-refresh on the same
-    warehouse. The lookback is 0, so only the touched-day and newest-event logic
-    keeps the incremental tables right."""
+    warehouse: only the touched-day and newest-event logic keeps the incremental
+    tables right. metric_alerts, replaced day by day,
+    with rules that fire in every window (week-over-week ones included: the
+    late events change days whose week-later windows compare with them)
+    equals its full refresh too."""
     source, _ = generated
     warehouse = Warehouse(tmp_path_factory.mktemp("metrics-incremental"), dbt_target_dir)
     day_folders = sorted(p for p in source.iterdir() if p.is_dir() and p.name != "late")
     batches = [day_folders[:7], day_folders[7:10], day_folders[10:], [source / "late"]]
-    incremental_vars = "{metrics_lookback_days: 0}"
     warehouse.dbt("seed")
+    warehouse.query(
+        "insert into seeds.alert_rules (rule_name, metric_name, segment_type, segment_value, condition, threshold, "
+        "time_window, severity, min_sample) values "
+        "('any_volume', 'conversations', 'all', 'all', 'exceeds', 0, '1h', 'low', 1), "
+        "('completion_wow_any', 'completion_rate', 'channel', '*', 'drops_by_points_wow', -2, '1d', 'low', 1), "
+        "('volume_wow_any', 'conversations', 'all', 'all', 'drops_by_points_wow', -1000000, '4h', 'low', 1)"
+    )
     snapshots = []
     for number, batch in enumerate(batches, start=1):
         for folder in batch:
@@ -406,9 +415,10 @@ def test_incremental_runs_equal_a_full_refresh(generated, tmp_path_factory, dbt_
         # and fct_conversation_stages
         metrics_and_inputs = (
             "+metrics_daily +metrics_hourly fct_conversations ab_test_exposures +fct_conversation_quality"
-            " +fct_conversation_stages"
+            " +fct_conversation_stages +metric_alerts"
         )
-        warehouse.dbt("run", "--select", metrics_and_inputs, "--vars", incremental_vars)
+        alerts_built = warehouse.scalar("select max(recorded_at) from audit.partitions_rewritten") if number > 1 else None
+        warehouse.dbt("run", "--select", metrics_and_inputs)
         if number in (2, 3):
             # incremental, not a rebuild: the oldest day was left alone
             kept = warehouse.query(
@@ -425,13 +435,39 @@ def test_incremental_runs_equal_a_full_refresh(generated, tmp_path_factory, dbt_
     newest_before_late = max(snapshots[2]["metric_date"])
     changed = changed_days(snapshots[2], snapshots[3])
     assert any(day < newest_before_late - dt.timedelta(days=3) for day in changed), changed
+    # the late run replaced the alerts of the changed days and of the days a
+    # week after them (their baselines changed), not every day
+    alert_days = {
+        row[0] for row in warehouse.query(
+            "select partition_date from audit.partitions_rewritten where relation_name = 'marts.metric_alerts' "
+            "and recorded_at > ? and not rewrote_all",
+            [alerts_built],
+        )
+    }
+    assert alert_days >= changed | {day + dt.timedelta(days=7) for day in changed}, (alert_days, changed)
+    assert not warehouse.query(
+        "select 1 from audit.partitions_rewritten where relation_name = 'marts.metric_alerts' "
+        "and recorded_at > ? and rewrote_all",
+        [alerts_built],
+    )
+    alerts = (
+        "select rule_name, segment_type, segment_value, window_start, window_date, window_end, observed_value, "
+        "baseline_value, sample_size, baseline_sample_size from marts.metric_alerts"
+    )
+    incremental_alerts = warehouse.query(f"{alerts} order by all")
+    wow = [row for row in incremental_alerts if row[0] in ("completion_wow_any", "volume_wow_any")]
+    assert {row[0] for row in wow} == {"completion_wow_any", "volume_wow_any"}, "no week-over-week alert fired"
+    assert {row[4] for row in wow} & {day + dt.timedelta(days=7) for day in changed}, (
+        "no week-over-week window compares with a day the late events changed"
+    )
 
     incremental = metric_tables(warehouse)
-    warehouse.dbt("run", "--select", "metrics_daily metrics_hourly", "--full-refresh", "--vars", incremental_vars)
+    warehouse.dbt("run", "--select", "metrics_daily metrics_hourly metric_alerts", "--full-refresh")
     full = metric_tables(warehouse)
     assert len(incremental[0]) == len(full[0]) and len(incremental[1]) == len(full[1])
     assert_same_metrics(incremental[0], full[0], KEY, rel=1e-12)
     assert_same_metrics(incremental[1], full[1], HOURLY_KEY, rel=1e-12)
+    assert warehouse.query(f"{alerts} order by all") == incremental_alerts
 
 
 def metric_tables(warehouse: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -476,7 +512,7 @@ def test_late_event_moving_a_conversation_empties_its_old_day(warehouse: Warehou
     ])
     warehouse.load()
     warehouse.dbt("seed")
-    run = ("run", "--select", "+metrics_daily +metrics_hourly", "--vars", "{metrics_lookback_days: 0}")
+    run = ("run", "--select", "+metrics_daily +metrics_hourly")
     warehouse.dbt(*run)
     days = warehouse.query("select distinct metric_date from marts.metrics_daily order by 1")
     assert [d for (d,) in days] == [dt.date(2024, 1, 1), dt.date(2024, 1, 2)]
@@ -501,7 +537,7 @@ def test_newer_events_elsewhere_make_an_old_day_abandoned(warehouse: Warehouse) 
     """Inferred abandonment depends on the newest event in the warehouse. a (alone
     on 2024-01-01) is silent for 15 minutes at the first run: not abandoned. The
     second load only brings a conversation on 2024-01-03; a's day receives no
-    event and is outside the lookback, yet a is now abandoned and its day must
+    event, yet a is now abandoned and its day must
     be recomputed."""
     write_events(warehouse.landing / "first.jsonl", [
         event("a1", "a", "conversation_started", "2024-01-01T23:40:00Z"),
@@ -510,7 +546,7 @@ def test_newer_events_elsewhere_make_an_old_day_abandoned(warehouse: Warehouse) 
     ])
     warehouse.load()
     warehouse.dbt("seed")
-    run = ("run", "--select", "+metrics_daily +metrics_hourly", "--vars", "{metrics_lookback_days: 0}")
+    run = ("run", "--select", "+metrics_daily +metrics_hourly")
     warehouse.dbt(*run)
     abandonment = (
         "select numerator from marts.metrics_daily where metric_name = 'abandonment_rate' "
@@ -543,11 +579,11 @@ def test_changed_history_rules_recompute_every_day(warehouse: Warehouse) -> None
     )
     select = ("run", "--select", "+metrics_daily +metrics_hourly", "--vars")
     # 100 hours of silence needed: a (36 hours silent) is not abandoned
-    warehouse.dbt(*select, "{metrics_lookback_days: 0, abandon_after_minutes: 6000}")
+    warehouse.dbt(*select, "{abandon_after_minutes: 6000}")
     assert warehouse.scalar(abandonment) == 0
-    # back to 30 minutes, no new event: a's day is neither touched, nor near the
-    # newest event, nor in the lookback; only the fingerprint brings it back
-    warehouse.dbt(*select, "{metrics_lookback_days: 0, abandon_after_minutes: 30}")
+    # back to 30 minutes, no new event: a's day is neither touched nor near the
+    # newest event; only the build fingerprint brings it back
+    warehouse.dbt(*select, "{abandon_after_minutes: 30}")
     assert warehouse.scalar(abandonment) == 1
     hourly = warehouse.scalar(
         "select sum(numerator) from marts.metrics_hourly where metric_name = 'abandonment_rate' "

@@ -165,6 +165,11 @@ MALFORMED = [
     {"resourceLogs": [{"scopeLogs": [{"logRecords": ["x"]}]}]},
     {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": "x"}]}]}]},
     {"resourceSpans": [], "resourceLogs": []},  # which one?
+    # a double beyond float range (json_format raised OverflowError, which escaped as a 500)
+    {"resourceSpans": [{"scopeSpans": [{"spans": [{"attributes": [{"key": "k",
+                                                                    "value": {"doubleValue": 10**400}}]}]}]}]},
+    # an enum name that is not UTF-8 text (upb's lookup raised SystemError, a 500)
+    {"resourceSpans": [{"scopeSpans": [{"spans": [{"kind": "\ud800"}]}]}]},
 ]
 
 

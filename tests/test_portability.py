@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -11,8 +12,17 @@ from convo_warehouse.spark.session import spark_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 # Types both DuckDB and Spark accept under these names (DuckDB reads `string`
-# as VARCHAR; Spark 4 rejects a VARCHAR without a length).
+# as VARCHAR; Spark 4 rejects a VARCHAR without a length), and decimal(p, s)
+# with p <= 38 (both engines' limit; the exact sums across partials use it).
 PORTABLE_TYPES = {"string", "boolean", "integer", "bigint", "double", "date", "timestamp"}
+PORTABLE_DECIMAL = re.compile(r"decimal\((\d+), ?(\d+)\)")
+
+
+def is_portable(kind: str) -> bool:
+    decimal = PORTABLE_DECIMAL.fullmatch(kind.lower())
+    if decimal:
+        return int(decimal.group(2)) <= int(decimal.group(1)) <= 38
+    return kind.lower() in PORTABLE_TYPES
 
 
 def _yaml_files(folder: str):
@@ -26,9 +36,11 @@ def test_model_contract_types_are_portable():
         for model in document.get("models", []) or []:
             for column in model.get("columns", []) or []:
                 kind = column.get("data_type")
-                if kind is not None and kind.lower() not in PORTABLE_TYPES:
+                if kind is not None and not is_portable(kind):
                     offending.append(f"{path.relative_to(ROOT)}: {model['name']}.{column['name']} {kind}")
-    assert not offending, "use one of " + ", ".join(sorted(PORTABLE_TYPES)) + ":\n" + "\n".join(offending)
+    assert not offending, (
+        "use one of " + ", ".join(sorted(PORTABLE_TYPES)) + " or decimal(p, s), p <= 38:\n" + "\n".join(offending)
+    )
 
 
 def test_seed_column_types_are_portable():

@@ -138,3 +138,49 @@ def test_a_changed_var_or_seed_rebuilds_the_models_computed_from_it(generated, m
     warehouse.dbt(*select, "--vars", "{abandon_after_minutes: 45}")
     changed = {model for model, count in builds().items() if count != second.get(model)}
     assert {"stg_events", "fct_messages", "fct_conversations"} <= changed
+
+
+def test_replace_touched_models_hold_their_not_null_rules_as_constraints(generated, make_warehouse):
+    """A not_null rule of a replace_touched model is a contract constraint, enforced by
+    DuckDB on every row a build inserts, never a data test node (a node per column
+    costs every run a query over the table; the constraint costs nothing)."""
+    from conftest import _session_manifest
+
+    warehouse = built(make_warehouse, "constraints", generated)
+    manifest = _session_manifest(warehouse.target_dir)
+    touched = {
+        unique_id: node for unique_id, node in manifest.nodes.items()
+        if node.resource_type == "model" and node.config.materialized == "replace_touched"
+    }
+    not_null_tests = sorted(
+        node.attached_node for node in manifest.nodes.values()
+        if node.resource_type == "test" and getattr(node, "test_metadata", None)
+        and node.test_metadata.name == "not_null" and node.attached_node in touched
+        and touched[node.attached_node].original_file_path.startswith("models/intermediate")
+    )
+    assert not not_null_tests, not_null_tests
+
+    enforced = dict(warehouse.query(
+        "select schema_name || '.' || table_name, list(constraint_column_names[1] order by constraint_column_names[1]) "
+        "from duckdb_constraints() where constraint_type = 'NOT NULL' group by 1"
+    ))
+    checked = 0
+    for node in touched.values():
+        declared = sorted(
+            name for name, column in node.columns.items()
+            if any(constraint.type == "not_null" for constraint in column.constraints)
+        )
+        relation = f"{node.schema}.{node.alias or node.name}"
+        if declared and warehouse.scalar(
+            "select count(*) from information_schema.tables where table_schema || '.' || table_name = ?", [relation]
+        ):
+            assert enforced.get(relation) == declared, relation
+            checked += 1
+    assert checked >= 5, checked
+    conversation = warehouse.scalar("select min(conversation_id) from intermediate.int_conversations_summarized")
+    with pytest.raises(Exception, match="NOT NULL constraint failed"):
+        warehouse.query(
+            "insert into intermediate.int_conversations_summarized select * replace (null as conversation_id) "
+            "from intermediate.int_conversations_summarized where conversation_id = ?",
+            [conversation],
+        )

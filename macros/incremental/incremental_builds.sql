@@ -10,11 +10,23 @@
       build_fingerprint       build_fingerprint(): a change rebuilds every key
       recorded_at             when the row was written
     audit.partitions_rewritten: one row per day a build rewrote (or one row
-    saying it rewrote everything), for the snapshot publisher. -#}
+    saying it rewrote everything), for the snapshot publisher.
+    audit.keys_rewritten: the keys (conversations, days or load runs) the
+    newest build that moved each model replaced, for the data tests that
+    check what a run wrote (written_rows()): a header row per model (key
+    null; rewrote_all true for a full build) and one row per key. A model's
+    rows are replaced by each build that moves it (a DELETE: DuckDB only;
+    on Spark every build is full and nothing is recorded). -#}
 
 {% macro incremental_builds_relation() -%}
     {{ return(api.Relation.create(
         database=target.get('database'), schema='audit', identifier='incremental_builds'
+    )) }}
+{%- endmacro %}
+
+{% macro keys_rewritten_relation() -%}
+    {{ return(api.Relation.create(
+        database=target.get('database'), schema='audit', identifier='keys_rewritten'
     )) }}
 {%- endmacro %}
 
@@ -42,6 +54,13 @@
         'create table if not exists ' ~ partitions_rewritten_relation() ~ ' ('
         ~ 'relation_name ' ~ dbt.type_string() ~ ', '
         ~ 'partition_date ' ~ type_date() ~ ', '
+        ~ 'rewrote_all ' ~ dbt.type_boolean() ~ ', '
+        ~ 'recorded_at ' ~ dbt.type_timestamp() ~ ')'
+    ) -%}
+    {%- do run_query(
+        'create table if not exists ' ~ keys_rewritten_relation() ~ ' ('
+        ~ 'relation_name ' ~ dbt.type_string() ~ ', '
+        ~ 'touched_key ' ~ dbt.type_string() ~ ', '
         ~ 'rewrote_all ' ~ dbt.type_boolean() ~ ', '
         ~ 'recorded_at ' ~ dbt.type_timestamp() ~ ')'
     ) -%}
@@ -145,14 +164,20 @@
     {{ return(times | max if times else none) }}
 {%- endmacro %}
 
+{#- Whether a build moves its model: it was never built, or where the
+    history stands or its fingerprint differs from the newest build row. -#}
+{% macro build_moved(previous, position, fingerprint) -%}
+    {{ return(previous is none
+        or previous.loaded_through_load_id != position.loaded_through_load_id
+        or previous.newest_event_at != position.newest_event_at
+        or previous.classified_through != position.classified_through
+        or previous.fingerprint != fingerprint) }}
+{%- endmacro %}
+
 {#- Append the build's row, unless it would repeat the newest one (a
     re-run with nothing new changes no byte). -#}
 {% macro record_build(model_name, position, fingerprint, previous) -%}
-    {%- if previous is not none
-        and previous.loaded_through_load_id == position.loaded_through_load_id
-        and previous.newest_event_at == position.newest_event_at
-        and previous.classified_through == position.classified_through
-        and previous.fingerprint == fingerprint -%}
+    {%- if not build_moved(previous, position, fingerprint) -%}
         {{ return(none) }}
     {%- endif -%}
     {%- call statement('record_build') -%}
@@ -231,29 +256,29 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- A post-hook of a view read as a history (stg_events): record its build
-    fingerprint in audit.incremental_builds, as replace_touched records its
-    tables', so a reader outside dbt (the classifier's transcripts) sees when
-    the view reads every row anew (an alias added to a seed it maps
-    through). A view holds no position in the history: those fields are
-    null, and an unchanged fingerprint records nothing. Spark's builds are
-    full each run and record none. -#}
-{% macro record_view_build() -%}
-    {{ return(adapter.dispatch('record_view_build', 'convo_warehouse')()) }}
-{%- endmacro %}
-
-{% macro default__record_view_build() -%}
-{%- endmacro %}
-
-{% macro duckdb__record_view_build() -%}
-    {%- if execute -%}
-        {%- do create_incremental_audit_tables() -%}
-        {%- set latest = latest_builds() -%}
-        {%- do record_build(
-            this.identifier,
-            {'loaded_through_load_id': none, 'newest_event_at': none, 'classified_through': none},
-            build_fingerprint(model.compiled_code, latest),
-            latest.get(this.identifier),
-        ) -%}
-    {%- endif -%}
+{#- The keys this build replaced, instead of those of the model's previous
+    build: from `touched_relation` (the touched keys' table), or none for a
+    full build (one row, rewrote_all). -#}
+{% macro record_keys_rewritten(relation, touched_relation) -%}
+    {%- set name = relation.schema ~ '.' ~ relation.identifier -%}
+    {%- call statement('record_keys_rewritten') -%}
+        delete from {{ keys_rewritten_relation() }}
+        where relation_name = {{ string_literal(name) }}
+        ;
+        insert into {{ keys_rewritten_relation() }}
+        select
+            {{ string_literal(name) }},
+            cast(null as {{ dbt.type_string() }}),
+            {{ 'true' if touched_relation is none else 'false' }},
+            {{ dbt.current_timestamp() }}
+        {%- if touched_relation is not none %}
+        union all
+        select distinct
+            {{ string_literal(name) }},
+            cast(touched_keys.touched_key as {{ dbt.type_string() }}),
+            false,
+            {{ dbt.current_timestamp() }}
+        from {{ touched_relation }} as touched_keys
+        {%- endif %}
+    {%- endcall -%}
 {%- endmacro %}

@@ -7,9 +7,13 @@
     an incremental build of a replace_touched model of the same kind fills
     it in (touched_filled()), a full build, another materialization, dbt
     show and dbt compile leave it true. An ephemeral model may hold marks:
-    the model that inlines it fills them. -#}
-{% macro touched(column, kind='conversation') -%}
-    (/* touched {{ kind }}: {{ column }} */ 1 = 1)
+    the model that inlines it fills them. `days_before` (day kind): the
+    rows whose day is that many days before a touched day instead, for a
+    model that compares a day with an earlier one (compared_days_back). -#}
+{% macro touched(column, kind='conversation', days_before=0) -%}
+    {%- set expression = column if not days_before
+        else dbt.dateadd('day', days_before, column) | replace('\n', ' ') | trim -%}
+    (/* touched {{ kind }}: {{ expression }} */ 1 = 1)
 {%- endmacro %}
 
 {#- In the body of a model keyed by load_id: the rows this model already
@@ -93,8 +97,11 @@
       load          the load runs after the previous build's newest;
       conversation  touched_conversations_query();
       day           every event date of those conversations (their day
-                    before a late event moved it, too) and their day now. -#}
-{% macro create_touched_keys(relation, kind, key, touched_by, previous, position) -%}
+                    before a late event moved it, too) and their day now;
+                    and, for each of `days_back` (compared_days_back), the
+                    day that many days after each, whose comparison with
+                    it changes. -#}
+{% macro create_touched_keys(relation, kind, key, touched_by, previous, position, days_back=[]) -%}
     {%- set events = graph_relation('model.convo_warehouse.base_events_parsed') -%}
     {%- if kind == 'load' -%}
         create temporary table {{ relation }} as
@@ -112,16 +119,25 @@
         create temporary table {{ touched_conversations }} as
         {{ touched_conversations_query(touched_by, previous, position) }};
         create temporary table {{ relation }} as
-        select cast(staged.event_at as {{ type_date() }}) as touched_key
-        from {{ events }} as staged
-        inner join {{ touched_conversations }} as touched_conversations
-            on staged.conversation_id = touched_conversations.touched_key
-        where staged.is_first_delivery
+        with days_touched as (
+            select cast(staged.event_at as {{ type_date() }}) as touched_key
+            from {{ events }} as staged
+            inner join {{ touched_conversations }} as touched_conversations
+                on staged.conversation_id = touched_conversations.touched_key
+            where staged.is_first_delivery
+            union
+            select summarized.conversation_date as touched_key
+            from {{ conversations }} as summarized
+            inner join {{ touched_conversations }} as touched_conversations
+                on summarized.conversation_id = touched_conversations.touched_key
+        )
+        select days_touched.touched_key
+        from days_touched
+        {%- for days in days_back %}
         union
-        select summarized.conversation_date as touched_key
-        from {{ conversations }} as summarized
-        inner join {{ touched_conversations }} as touched_conversations
-            on summarized.conversation_id = touched_conversations.touched_key;
+        select cast({{ dbt.dateadd('day', days, 'days_touched.touched_key') }} as {{ type_date() }}) as touched_key
+        from days_touched
+        {%- endfor %};
         drop table {{ touched_conversations }}
     {%- endif -%}
 {%- endmacro %}

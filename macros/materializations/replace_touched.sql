@@ -18,13 +18,21 @@
       unique_key    the grain: checked on the rows a build writes (a
                     conversation's or day's rows are written together, so a
                     duplicate can only lie among them).
+      compared_days_back
+                    (day key) the days before each day the model compares
+                    it with, e.g. [7] for week over week: a touched day also
+                    touches the days that many days after it, and the body
+                    reads the earlier days with touched(column, 'day',
+                    days_before=7).
 
     The body marks where its rows are narrowed to the touched keys with
     touched(column, kind); a full build leaves every mark true. A build is
     full when the table does not exist, on --full-refresh, without a
     watermark, and when the model's build fingerprint changed (its compiled
     SQL, an upstream model's, an upstream seed's content:
-    build_fingerprint()). Everything below runs in one transaction. -#}
+    build_fingerprint()). The keys a build replaced are recorded in
+    audit.keys_rewritten, where the data tests of the model read what the
+    run wrote (written_rows()). Everything below runs in one transaction. -#}
 {% materialization replace_touched, default %}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
@@ -33,6 +41,7 @@
     {%- set touched_by = config.get('touched_by', []) -%}
     {%- set day_column = config.get('day_column') or (key if kind == 'day' else 'conversation_date') -%}
     {%- set unique_key = config.get('unique_key') -%}
+    {%- set days_back = config.get('compared_days_back') or [] -%}
 
     {%- do check_touched_upstream(kind, touched_by) -%}
     {%- do create_incremental_audit_tables() -%}
@@ -65,10 +74,11 @@
         {%- endif -%}
         {%- do adapter.rename_relation(intermediate_relation, target_relation) -%}
         {%- do record_partitions_rewritten(target_relation, day_column, none) -%}
+        {%- do record_keys_rewritten(target_relation, none) -%}
     {%- else -%}
         {%- set touched_relation = touched_keys_relation() -%}
         {%- call statement('touched_keys') -%}
-            {{ create_touched_keys(touched_relation, kind, key, touched_by, previous, position) }}
+            {{ create_touched_keys(touched_relation, kind, key, touched_by, previous, position, days_back) }}
         {%- endcall -%}
         {%- set keys = touched_key_literals(touched_relation, kind) -%}
         {%- set columns = adapter.get_columns_in_relation(existing_relation) | map(attribute='quoted') | join(', ') -%}
@@ -86,6 +96,9 @@
         {%- do check_unique_key(target_relation, unique_key, touched_condition(key, kind, keys, touched_relation)) -%}
         {%- do rewritten_days.extend(days_of_touched_rows(target_relation, key, kind, day_column, keys, touched_relation)) -%}
         {%- do record_partitions_rewritten(target_relation, day_column, rewritten_days) -%}
+        {%- if build_moved(previous, position, fingerprint) -%}
+            {%- do record_keys_rewritten(target_relation, touched_relation) -%}
+        {%- endif -%}
         {%- do drop_relation_if_exists(touched_relation) -%}
     {%- endif -%}
     {%- do record_build(this.identifier, position, fingerprint, previous) -%}

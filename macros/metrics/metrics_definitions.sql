@@ -326,3 +326,20 @@
         },
     ]) }}
 {% endmacro %}
+
+{#- The select list of the int_conversations_segmented columns that the
+    expressions of metrics_definitions() read, qualified by `relation`: what a
+    model selects (besides its grain and segment columns) before
+    metrics_long_format(). A new metric reading a new column adds it here. -#}
+{% macro metrics_input_columns(relation) %}
+    {%- set columns = [
+        'initialized', 'started', 'engaged', 'was_completed', 'was_abandoned', 'had_handoff', 'converted',
+        'user_turns', 'fallback_count', 'duration_seconds', 'first_response_ms', 'satisfaction_score',
+        'feedback_score', 'rephrase_count', 'sentiment_sum', 'sentiment_count', 'sentiment_start',
+        'sentiment_end', 'quality_score', 'sales_responded_in_order', 'sales_qualified_in_order',
+        'sales_booked_in_order', 'sales_attended_in_order', 'sales_converted_in_order',
+    ] -%}
+    {%- for column in columns -%}
+        {{ relation }}.{{ column }}{{ ',\n        ' if not loop.last }}
+    {%- endfor -%}
+{%- endmacro %}

@@ -17,8 +17,8 @@ RAW_LOADED_FILES = dg.AssetKey(["raw", "loaded_files"])
 # message sentiment and LLM judgments): the costly step, left to the daily job
 CLASSIFIER = dg.AssetKey(["classification", "classifier_runs"])
 
-# New landing files -> raw -> every dbt asset downstream of raw (staging is
-# incremental with a lookback, so only affected days are recomputed), plus
+# New landing files -> raw -> every dbt asset downstream of raw (replace_touched
+# models recompute only what the new events touched: docs/incremental.md), plus
 # the seeds and everything downstream of them (their staging models, which
 # fill in optional columns). The classifier (possibly an LLM, the costly part)
 # is left to the daily job; funnel marts are rebuilt with the classifications

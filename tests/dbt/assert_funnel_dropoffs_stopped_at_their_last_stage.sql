@@ -1,4 +1,6 @@
 -- A drop-off reached its last_stage and no stage at or after next_stage.
+-- Checked on the conversations the newest build of either model rewrote
+-- (written_rows()); every conversation after a full build.
 with
 
 dropoffs as (
@@ -8,6 +10,9 @@ dropoffs as (
         last_stage,
         next_stage_order
     from {{ ref('funnel_dropoffs') }}
+    where
+        {{ written_rows('funnel_dropoffs', 'conversation_id') }}
+        or {{ written_rows('fct_conversation_stages', 'conversation_id') }}
 ),
 
 conversation_stages as (
@@ -17,6 +22,9 @@ conversation_stages as (
         stage,
         stage_order
     from {{ ref('fct_conversation_stages') }}
+    where
+        {{ written_rows('funnel_dropoffs', 'conversation_id') }}
+        or {{ written_rows('fct_conversation_stages', 'conversation_id') }}
 ),
 
 last_stage_missing as (

@@ -1,7 +1,9 @@
 {#- Every conversation day of fct_conversations has its conversations/all row
     in metrics_daily with the right count, and metrics_daily has no day that
     fct_conversations lacks: catches an incremental run that skipped or kept
-    a stale day. -#}
+    a stale day. Checked on the days the newest builds of either rewrote (a
+    moved conversation's old day included); every day after a full build. -#}
+{%- set days_written = ['fct_conversations', 'metrics_daily'] %}
 
 with
 
@@ -10,6 +12,7 @@ conversation_days as (
         fct_conversations.conversation_date,
         count(*) as conversations
     from {{ ref('fct_conversations') }} as fct_conversations
+    where {{ written_days(days_written, 'fct_conversations.conversation_date') }}
     group by fct_conversations.conversation_date
 ),
 
@@ -21,11 +24,13 @@ metric_days as (
     where
         metrics_daily.metric_name = 'conversations'
         and metrics_daily.segment_type = 'all'
+        and {{ written_days(days_written, 'metrics_daily.metric_date') }}
 ),
 
 every_day_ever as (
     select distinct metrics_daily.metric_date
     from {{ ref('metrics_daily') }} as metrics_daily
+    where {{ written_days(days_written, 'metrics_daily.metric_date') }}
 ),
 
 mismatches as (

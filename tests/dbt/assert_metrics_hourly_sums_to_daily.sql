@@ -4,7 +4,10 @@
     without hours, or hours without a daily row, fail. One documented
     exception: fallbacks in an hour without any user message have no hourly
     fallback_rate row (denominator 0) but count in the day's numerator, so
-    for fallback_rate the hourly numerators may fall short, never exceed. -#}
+    for fallback_rate the hourly numerators may fall short, never exceed.
+    Checked on the days the newest builds of either rewrote; every day after
+    a full build. -#}
+{%- set days_written = ['metrics_daily', 'metrics_hourly'] %}
 
 with
 
@@ -17,7 +20,9 @@ daily as (
         metrics_daily.numerator,
         metrics_daily.denominator
     from {{ ref('metrics_daily') }} as metrics_daily
-    where metrics_daily.numerator is not null
+    where
+        metrics_daily.numerator is not null
+        and {{ written_days(days_written, 'metrics_daily.metric_date') }}
 ),
 
 hourly_summed as (
@@ -29,7 +34,9 @@ hourly_summed as (
         sum(metrics_hourly.numerator) as numerator,
         sum(metrics_hourly.denominator) as denominator
     from {{ ref('metrics_hourly') }} as metrics_hourly
-    where metrics_hourly.numerator is not null
+    where
+        metrics_hourly.numerator is not null
+        and {{ written_days(days_written, 'metrics_hourly.metric_date') }}
     group by
         metrics_hourly.metric_date,
         metrics_hourly.metric_name,

@@ -1,5 +1,7 @@
 {#- Resolution (completed without handoff) is a subset of completion: for
-    every day and segment, resolution_rate's numerator <= completion_rate's. -#}
+    every day and segment, resolution_rate's numerator <= completion_rate's.
+    Checked on the days metrics_daily's newest build rewrote; every day after
+    a full build. -#}
 
 with
 
@@ -10,7 +12,9 @@ completion as (
         metrics_daily.segment_value,
         metrics_daily.numerator
     from {{ ref('metrics_daily') }} as metrics_daily
-    where metrics_daily.metric_name = 'completion_rate'
+    where
+        metrics_daily.metric_name = 'completion_rate'
+        and {{ written_days(['metrics_daily'], 'metrics_daily.metric_date') }}
 ),
 
 resolution as (
@@ -20,7 +24,9 @@ resolution as (
         metrics_daily.segment_value,
         metrics_daily.numerator
     from {{ ref('metrics_daily') }} as metrics_daily
-    where metrics_daily.metric_name = 'resolution_rate'
+    where
+        metrics_daily.metric_name = 'resolution_rate'
+        and {{ written_days(['metrics_daily'], 'metrics_daily.metric_date') }}
 ),
 
 violations as (

@@ -364,20 +364,9 @@ class DeliveryEngine:
         attempt = 0
         while True:
             outcome = self.transport.send(lines)
-            if outcome.kind == "delivered":
-                self._record(lines, outcome)
-                self._down_until = 0.0
-                return True
-            if outcome.kind in ("too_large", "fatal") and len(lines) > 1:
-                # 413: too big; 400: something in it cannot be read. Halves on their
-                # own find the offending event without dropping the others.
-                middle = len(lines) // 2
-                first = self._deliver_batch(lines[:middle])
-                return self._deliver_batch(lines[middle:]) and first
-            if outcome.kind in ("too_large", "fatal"):
-                log.error("capture: 1 event dropped, the collector refused it: %s", outcome.message[:300])
-                self._drop(1, f"refused by the collector: {outcome.message[:300]}")
-                return False
+            settled = self._settle(lines, outcome, self._deliver_batch)
+            if settled is not None:
+                return settled
             if outcome.kind == "unauthorized":
                 log.error("capture: collector refused the token (%s); events spooled until it "
                           "accepts (set CONVO_COLLECTOR_TOKEN)", outcome.message[:300])
@@ -398,6 +387,30 @@ class DeliveryEngine:
         self._next_spool_check = self._down_until
         self._spool_lines(lines, "collector unavailable")
         return False
+
+    def _settle(self, lines: List[bytes], outcome: SendOutcome,
+                send: Callable[[List[bytes]], bool]) -> Optional[bool]:
+        """What the collector's answer settles, the same for fresh and spooled events.
+
+        True: every event is accounted for (delivered, or one refused event dropped
+        and counted). None: nothing is settled (retry or spool). A refused batch
+        (413: too big; 400: something in it cannot be read) is halved and each half
+        sent again with ``send``: the halves find the offending event without
+        dropping the others.
+        """
+        if outcome.kind == "delivered":
+            self._record(lines, outcome)
+            self._down_until = 0.0
+            return True
+        if outcome.kind not in ("too_large", "fatal"):
+            return None
+        if len(lines) > 1:
+            middle = len(lines) // 2
+            first = send(lines[:middle])
+            return send(lines[middle:]) and first
+        log.error("capture: 1 event dropped, the collector refused it: %s", outcome.message[:300])
+        self._drop(1, f"refused by the collector: {outcome.message[:300]}")
+        return True
 
     def _record(self, lines: List[bytes], outcome: SendOutcome) -> None:
         counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
@@ -449,17 +462,9 @@ class DeliveryEngine:
     def _deliver_from_spool(self, lines: List[bytes]) -> bool:
         """One attempt for spooled events: on failure they simply stay in their segment."""
         outcome = self.transport.send(lines)
-        if outcome.kind == "delivered":
-            self._record(lines, outcome)
-            self._down_until = 0.0
-            return True
-        if outcome.kind in ("too_large", "fatal") and len(lines) > 1:
-            middle = len(lines) // 2
-            return self._deliver_from_spool(lines[:middle]) and self._deliver_from_spool(lines[middle:])
-        if outcome.kind in ("too_large", "fatal"):
-            log.error("capture: 1 spooled event dropped, the collector refused it: %s", outcome.message[:300])
-            self._drop(1, f"refused by the collector: {outcome.message[:300]}")
-            return True
+        settled = self._settle(lines, outcome, self._deliver_from_spool)
+        if settled is not None:
+            return settled
         self._down_until = time.monotonic() + self.probe_interval
         self._next_spool_check = self._down_until
         return False

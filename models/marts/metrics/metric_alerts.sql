@@ -6,7 +6,11 @@
     metrics). Only windows with data are evaluated; a rule fires only when
     the sample (and for drops_by_points_wow the baseline's sample too) is at
     least min_sample. segment_value '*' evaluates every value of the segment
-    type. Percentile metrics have no numerator and cannot be alerted on. -#}
+    type. Percentile metrics have no numerator and cannot be alerted on.
+    Replaced day by day (replace_touched): a run recomputes the windows of
+    the days whose metrics it rewrote and of the days a week after them
+    (compared_days_back: their week-over-week baseline changed), reading
+    those days' metrics and the days a week before. -#}
 {%- set double = type_double() %}
 
 with
@@ -34,6 +38,9 @@ hourly_metrics as (
         metrics_hourly.numerator,
         metrics_hourly.denominator
     from {{ ref('metrics_hourly') }} as metrics_hourly
+    where
+        {{ touched('metrics_hourly.metric_date', 'day') }}
+        or {{ touched('metrics_hourly.metric_date', 'day', days_before=7) }}
 ),
 
 daily_metrics as (
@@ -45,6 +52,9 @@ daily_metrics as (
         metrics_daily.numerator,
         metrics_daily.denominator
     from {{ ref('metrics_daily') }} as metrics_daily
+    where
+        {{ touched('metrics_daily.metric_date', 'day') }}
+        or {{ touched('metrics_daily.metric_date', 'day', days_before=7) }}
 ),
 
 rule_rows_windowed as (
@@ -170,6 +180,7 @@ alerts_fired as (
         windows_judged.segment_type,
         windows_judged.segment_value,
         windows_judged.time_window,
+        cast(windows_judged.window_start as {{ type_date() }}) as window_date,
         windows_judged.window_start,
         windows_judged.window_end,
         windows_judged.condition,
@@ -181,7 +192,10 @@ alerts_fired as (
         windows_judged.min_sample,
         windows_judged.severity
     from windows_judged
-    where coalesce(windows_judged.has_fired, false)
+    where
+        coalesce(windows_judged.has_fired, false)
+        -- the days a week back were read as baselines, not replaced
+        and {{ touched('cast(windows_judged.window_start as ' ~ type_date() ~ ')', 'day') }}
 )
 
 select * from alerts_fired

@@ -1,8 +1,8 @@
-{#- Incremental, replaced a whole day at a time: late events, and inferred
-    abandonment that depends on the newest event, change past days. See
-    is_metrics_day_to_refresh() for which days a run recomputes. The post-hook
-    removes days that no longer have any conversation (a late event moved
-    their only conversation to an earlier day). -#}
+{#- One row per UTC day of the conversations' first event x metric x
+    segment (metrics_long_format() over metrics_definitions()).
+    replace_touched by metric_date: a run recomputes every day holding a
+    conversation it touched (new events, or the clock carrying it across the
+    abandonment window) and deletes a day left with no conversation. -#}
 
 -- depends_on: {{ ref('int_conversations_summarized') }}
 -- depends_on: {{ ref('stg_events') }}
@@ -14,30 +14,7 @@ conversations_segmented as (
         int_conversations_segmented.metric_date,
         int_conversations_segmented.segment_type,
         int_conversations_segmented.segment_value,
-        int_conversations_segmented.initialized,
-        int_conversations_segmented.started,
-        int_conversations_segmented.engaged,
-        int_conversations_segmented.was_completed,
-        int_conversations_segmented.was_abandoned,
-        int_conversations_segmented.had_handoff,
-        int_conversations_segmented.converted,
-        int_conversations_segmented.user_turns,
-        int_conversations_segmented.fallback_count,
-        int_conversations_segmented.duration_seconds,
-        int_conversations_segmented.first_response_ms,
-        int_conversations_segmented.satisfaction_score,
-        int_conversations_segmented.feedback_score,
-        int_conversations_segmented.rephrase_count,
-        int_conversations_segmented.sentiment_sum,
-        int_conversations_segmented.sentiment_count,
-        int_conversations_segmented.sentiment_start,
-        int_conversations_segmented.sentiment_end,
-        int_conversations_segmented.quality_score,
-        int_conversations_segmented.sales_responded_in_order,
-        int_conversations_segmented.sales_qualified_in_order,
-        int_conversations_segmented.sales_booked_in_order,
-        int_conversations_segmented.sales_attended_in_order,
-        int_conversations_segmented.sales_converted_in_order
+        {{ metrics_input_columns('int_conversations_segmented') }}
     from {{ ref('int_conversations_segmented') }} as int_conversations_segmented
     where {{ touched('int_conversations_segmented.metric_date', 'day') }}
 ),

@@ -1,10 +1,7 @@
-{#- The hourly twin of metrics_daily (same metrics, same macro), one row per
-    UTC hour of the conversations' first event. Incremental, replaced a whole
-    day at a time: late events, and inferred
-    abandonment that depends on the newest event, change past days. See
-    is_metrics_day_to_refresh() for which days a run recomputes. The post-hook
-    removes days that no longer have any conversation (a late event moved
-    their only conversation to an earlier day). -#}
+{#- The hourly twin of metrics_daily (same metrics, same macro): one row per
+    UTC hour of the conversations' first event x metric x segment.
+    replace_touched by metric_date, like metrics_daily: a run recomputes the
+    whole days holding a conversation it touched. -#}
 
 -- depends_on: {{ ref('int_conversations_summarized') }}
 -- depends_on: {{ ref('stg_events') }}
@@ -17,30 +14,7 @@ conversations_segmented as (
         int_conversations_segmented.metric_hour,
         int_conversations_segmented.segment_type,
         int_conversations_segmented.segment_value,
-        int_conversations_segmented.initialized,
-        int_conversations_segmented.started,
-        int_conversations_segmented.engaged,
-        int_conversations_segmented.was_completed,
-        int_conversations_segmented.was_abandoned,
-        int_conversations_segmented.had_handoff,
-        int_conversations_segmented.converted,
-        int_conversations_segmented.user_turns,
-        int_conversations_segmented.fallback_count,
-        int_conversations_segmented.duration_seconds,
-        int_conversations_segmented.first_response_ms,
-        int_conversations_segmented.satisfaction_score,
-        int_conversations_segmented.feedback_score,
-        int_conversations_segmented.rephrase_count,
-        int_conversations_segmented.sentiment_sum,
-        int_conversations_segmented.sentiment_count,
-        int_conversations_segmented.sentiment_start,
-        int_conversations_segmented.sentiment_end,
-        int_conversations_segmented.quality_score,
-        int_conversations_segmented.sales_responded_in_order,
-        int_conversations_segmented.sales_qualified_in_order,
-        int_conversations_segmented.sales_booked_in_order,
-        int_conversations_segmented.sales_attended_in_order,
-        int_conversations_segmented.sales_converted_in_order
+        {{ metrics_input_columns('int_conversations_segmented') }}
     from {{ ref('int_conversations_segmented') }} as int_conversations_segmented
     where {{ touched('int_conversations_segmented.metric_date', 'day') }}
 ),

@@ -6,8 +6,11 @@ restart keeps the conversations in progress and the interventions already
 fired; then it applies batches from the queue, a few at a time. A firing is
 written to the landing folder as an ``intervention_triggered`` event (fsynced)
 *before* its webhook is queued: after a crash it is known as fired and never
-sent twice. The process ends with the collector (a ``None`` on the queue, or
-its parent gone).
+sent twice. That write is the job of a thread of its own, which stores all
+the firings waiting with one fsync, so applying events never waits for the
+disk (the rule stays ``pending`` meanwhile: it cannot fire twice). The
+process ends with the collector (a ``None`` on the queue, or its parent
+gone).
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ class LiveWorker:
         self.applied_batches = 0
         self.rebuild_report: dict = {}
         self.llm = LiveLLM(config, self) if config.llm else None
+        self._to_store: queue.Queue[list[Firing] | None] = queue.Queue()
+        self._storer = threading.Thread(target=self._store_firings, name="live-interventions", daemon=True)
+        self._storer.start()
 
     # --- start: read back the recent landing files ----------------------------------------
 
@@ -134,7 +140,33 @@ class LiveWorker:
             self.applied_batches += len(batches)
         if self.llm is not None:
             firings = self.llm.hold_back(firings)
-        self._fire(firings)
+        self.fire_later(firings)
+
+    def fire_later(self, firings: list[Firing]) -> None:
+        """Hand firings to the thread that stores them and queues their webhooks."""
+        if firings:
+            self._to_store.put(firings)
+
+    def _store_firings(self) -> None:
+        """The storing thread: every firing waiting, one write and fsync, until a None."""
+        ending = False
+        while not ending:
+            item = self._to_store.get()
+            firings = [] if item is None else list(item)
+            ending = item is None
+            while not ending:
+                try:
+                    more = self._to_store.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    ending = True
+                else:
+                    firings += more
+            try:
+                self._fire(firings)
+            except Exception:  # the thread must go on storing the next ones
+                log.exception("live state: cannot store %d interventions", len(firings))
 
     def _fire(self, firings: list[Firing]) -> None:
         """Store the firings (fsynced), mark them fired, then queue their webhooks."""
@@ -193,6 +225,8 @@ class LiveWorker:
     def close(self) -> None:
         if self.llm is not None:
             self.llm.close()
+        self._to_store.put(None)
+        self._storer.join(30)
         if self.webhook is not None:
             self.webhook.close()
         self.writer.close()
@@ -269,7 +303,7 @@ class LiveLLM:
         if labels is None:
             firing.fallback_reason = f"llm_failed: {error}"
             self.counts["fallback"] += 1
-            self.worker._fire([firing])
+            self.worker.fire_later([firing])
             return
         with self.worker.lock:
             conversation = self.worker.state.conversations.get(firing.conversation_id)
@@ -284,7 +318,7 @@ class LiveLLM:
         if holds:
             firing.classifier = "llm"
             self.counts["confirmed"] += 1
-            self.worker._fire([firing])
+            self.worker.fire_later([firing])
         else:
             self.counts["declined"] += 1
 

@@ -7,7 +7,11 @@ the body), so a receiver that sees a retry after a lost answer can drop it.
 full jitter (``Retry-After`` honoured as a minimum) up to ``max_attempts``;
 other 4xx are not. The queue is bounded: when it is full the intervention is
 not sent (counted as ``dropped`` and logged); it is already in the landing
-folder either way. Nothing here ever blocks the caller.
+folder either way. Nothing here ever blocks the caller. A few sender threads
+(``senders``, each with its own kept-alive connection) deliver at once, so a
+slow receiver or a retry's backoff does not hold every later intervention
+back; their order of arrival is not guaranteed (the idempotency key is what
+identifies one).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class WebhookSettings:
     backoff_max: float = 10.0
     timeout: float = 5.0
     headers: dict[str, str] = field(default_factory=dict)
+    senders: int = 4
 
 
 class WebhookSender:
@@ -49,18 +54,25 @@ class WebhookSender:
         self._queue: queue.Queue = queue.Queue(maxsize=settings.max_queue)
         self._sleep = sleep
         self._stop = threading.Event()
-        self._connection: http.client.HTTPConnection | None = None
+        self._local = threading.local()  # each sender thread's connection
+        self._counts_lock = threading.Lock()
         self.counts = {"sent": 0, "failed": 0, "retried": 0, "dropped": 0}
         self.on_sent: Callable[[dict, float], None] | None = None  # (payload, first attempt at): latency stats
-        self._thread = threading.Thread(target=self._run, name="intervention-webhook", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name=f"intervention-webhook-{number}", daemon=True)
+                         for number in range(max(1, settings.senders))]
+        for thread in self._threads:
+            thread.start()
+
+    def _count(self, name: str) -> None:
+        with self._counts_lock:
+            self.counts[name] += 1
 
     def submit(self, payload: dict) -> bool:
         try:
             self._queue.put_nowait(payload)
             return True
         except queue.Full:
-            self.counts["dropped"] += 1
+            self._count("dropped")
             log.warning("intervention webhook queue full (%d): %s for %s not sent", self.settings.max_queue,
                         payload.get("rule"), payload.get("idempotency_key"))
             return False
@@ -74,8 +86,13 @@ class WebhookSender:
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.01)
         self._stop.set()
-        self._queue.put(None) if not self._queue.full() else None
-        self._thread.join(max(0.0, deadline - time.monotonic()) + 0.1)
+        for _thread in self._threads:
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:
+                break
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()) + 0.1)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -96,15 +113,15 @@ class WebhookSender:
         for attempt in range(1, self.settings.max_attempts + 1):
             status, retry_after, error = self._post(body, key)
             if status is not None and 200 <= status < 300:
-                self.counts["sent"] += 1
+                self._count("sent")
                 return
             retryable = status is None or status in (408, 429) or status >= 500
             if not retryable or attempt == self.settings.max_attempts or self._stop.is_set():
-                self.counts["failed"] += 1
+                self._count("failed")
                 log.warning("intervention webhook: %s for %s not delivered after %d attempt(s): %s",
                             payload.get("rule"), key, attempt, error or f"HTTP {status}")
                 return
-            self.counts["retried"] += 1
+            self._count("retried")
             delay = random.uniform(0, min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempt - 1)))
             if retry_after is not None:
                 delay = min(self.settings.backoff_max, max(delay, retry_after))
@@ -131,16 +148,18 @@ class WebhookSender:
     def _connect(self, fresh: bool) -> http.client.HTTPConnection:
         if fresh:
             self._close_connection()
-        if self._connection is None:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
             parsed = self._parsed
             kind = http.client.HTTPSConnection if parsed.scheme == "https" else http.client.HTTPConnection
-            self._connection = kind(parsed.hostname, parsed.port, timeout=self.settings.timeout)
-        return self._connection
+            connection = self._local.connection = kind(parsed.hostname, parsed.port, timeout=self.settings.timeout)
+        return connection
 
     def _close_connection(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
 
 
 def _seconds(value: str | None) -> float | None:

@@ -4,12 +4,17 @@ Input is an OTLP export request, traces (``ExportTraceServiceRequest``) or
 logs (``ExportLogsServiceRequest``), in any of its forms: binary protobuf as
 the OpenTelemetry SDKs send it (``parse_export``), its JSON form as the
 collector receives it with ``application/json``, or the decoded JSON of one
-line of a ``*.otlp.jsonl`` landing file (``map_export_request``). All of them
-are read by one parser, the OTLP messages of ``opentelemetry-proto``
-(``google.protobuf.json_format`` for JSON), so every level is type-checked;
-a request that is not an export raises ``OtlpFormatError`` (a ``ValueError``)
-naming what is wrong, which the collector answers with 400 and the loader
-quarantines as an ``unreadable_line``.
+line of a ``*.otlp.jsonl`` landing file (``map_export_request``). Both
+encodings are read into the same plain values (a dict per span or log record,
+attributes as ``{key: value}``), and the mapping reads only those, so its
+rules live once: protobuf through the OTLP messages of ``opentelemetry-proto``;
+JSON directly, type-checking every field the way ``json_format`` does, and
+through ``json_format`` itself (the message) for anything that direct reader
+does not take (``tests/test_otel_encodings.py`` proves both give the same
+events, and the same errors). A request that is not an export raises
+``OtlpFormatError`` (a ``ValueError``) naming what is wrong, which the
+collector answers with 400 and the loader quarantines as an
+``unreadable_line``.
 
 Spans are read per the GenAI semantic conventions, current and older names:
 
@@ -55,15 +60,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import date
 from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 CHAT_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "completion"})
 AGENT_OPERATION = "invoke_agent"
@@ -98,11 +106,29 @@ class MappingReport:
     trace_context: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
 
-# --- reading: bytes or JSON -> OTLP message ----------------------------------------------
+# --- reading: bytes or JSON -> plain values ----------------------------------------------
+#
+# Both encodings are read into the same plain values (one dict per span or log
+# record, attributes as ``{key: value}``), which the mapping below reads: the
+# rules live once. Protobuf is read from the parsed message; OTLP/JSON is read
+# straight from the decoded JSON by ``_read_json``, which handles the exports
+# OTLP/JSON exporters write and hands anything else (a value of another JSON
+# type, an unknown enum name, snake_case keys, bytes values, an error) to
+# ``message_from_json`` (``json_format``), which decides: the same values, or
+# the error. tests/test_otel_encodings.py proves both readers give the same
+# events.
 
 
-def parse_export(body: bytes, content_type: str, signal: str) -> Message:
-    """An OTLP/HTTP request body (``application/x-protobuf`` or ``application/json``) as its message."""
+@dataclass(frozen=True)
+class OtlpJson:
+    """An OTLP/JSON export as decoded JSON; ``signal`` (traces, logs) as the endpoint says, None to infer."""
+
+    value: Any
+    signal: str | None = None
+
+
+def parse_export(body: bytes, content_type: str, signal: str) -> Message | OtlpJson:
+    """An OTLP/HTTP request body (``application/x-protobuf`` or ``application/json``), for ``map_export_request``."""
     message_type = SIGNALS[signal]
     if content_type == "application/x-protobuf":
         message = message_type()
@@ -117,7 +143,7 @@ def parse_export(body: bytes, content_type: str, signal: str) -> Message:
         raise OtlpFormatError(f"request body is not valid JSON: {error}") from error
     except RecursionError as error:
         raise OtlpFormatError("request body is nested deeper than the collector reads") from error
-    return message_from_json(value, signal)
+    return OtlpJson(value, signal)
 
 
 _ID_FIELDS = {"trace_id": 16, "span_id": 8, "parent_span_id": 8}
@@ -136,6 +162,19 @@ def message_from_json(value: Any, signal: str | None = None) -> Message:
     OTLP/JSON, become the base64 ``json_format`` reads. ``json_format`` then
     checks every scalar.
     """
+    signal = _json_signal(value, signal)
+    message = SIGNALS[signal]()
+    checked = _checked(value, message.DESCRIPTOR, "", 0)
+    try:
+        json_format.ParseDict(checked, message)
+    except (json_format.ParseError, TypeError, ValueError, OverflowError) as error:
+        raise OtlpFormatError(f"not an OTLP {signal} export: {error}") from error
+    except RecursionError as error:
+        raise OtlpFormatError(f"not an OTLP {signal} export: nested deeper than the collector reads") from error
+    return message
+
+
+def _json_signal(value: Any, signal: str | None) -> str:
     if not isinstance(value, dict):
         raise OtlpFormatError(f"not an OTLP export: expected a JSON object, got {_kind(value)}")
     if signal is None:
@@ -143,15 +182,7 @@ def message_from_json(value: Any, signal: str | None = None) -> Message:
         if len(found) != 1:
             raise OtlpFormatError("not an OTLP export: expected an object with resourceSpans or resourceLogs")
         signal = found.pop()
-    message = SIGNALS[signal]()
-    checked = _checked(value, message.DESCRIPTOR, "", 0)
-    try:
-        json_format.ParseDict(checked, message)
-    except (json_format.ParseError, TypeError, ValueError) as error:
-        raise OtlpFormatError(f"not an OTLP {signal} export: {error}") from error
-    except RecursionError as error:
-        raise OtlpFormatError(f"not an OTLP {signal} export: nested deeper than the collector reads") from error
-    return message
+    return signal
 
 
 _FIELDS_CACHE: dict[str, dict] = {}
@@ -190,6 +221,9 @@ def _checked(value: Any, descriptor, where: str, depth: int) -> dict:
             item = _checked(item, field_descriptor.message_type, place, depth + 1)
         elif field_descriptor.name in _ID_FIELDS and item != "":
             item = _id_as_base64(item, _ID_FIELDS[field_descriptor.name], place)
+        elif field_descriptor.enum_type is not None and isinstance(item, str) and _SURROGATE.search(item):
+            # upb's enum lookup fails with a SystemError on text that is not UTF-8
+            raise OtlpFormatError(f"not an OTLP export: {place} is not a valid enum name: {item[:40]!r}")
         checked[key] = item
     return checked
 
@@ -214,6 +248,10 @@ def _kind(value: Any) -> str:
 def _any_value(value) -> Any:
     """An OTLP ``AnyValue`` as a plain Python value."""
     kind = value.WhichOneof("value")
+    return value.string_value if kind == "string_value" else _value_of_kind(value, kind)
+
+
+def _value_of_kind(value, kind: str | None) -> Any:
     if kind is None:
         return None
     if kind == "array_value":
@@ -226,10 +264,33 @@ def _any_value(value) -> Any:
 
 
 def _attributes(items) -> dict[str, Any]:
-    return {item.key: _any_value(item.value) for item in items}
+    # _any_value inlined: attributes are most of the time spent reading a protobuf export
+    attributes = {}
+    for item in items:
+        value = item.value
+        kind = value.WhichOneof("value")
+        attributes[item.key] = value.string_value if kind == "string_value" else _value_of_kind(value, kind)
+    return attributes
+
+
+def _read_message(request: Message) -> tuple[str, list[dict]]:
+    """(signal, the export's spans or log records as plain dicts)."""
+    items: list[dict] = []
+    if isinstance(request, ExportLogsServiceRequest):
+        for resource_logs in request.resource_logs:
+            resource = _attributes(resource_logs.resource.attributes)
+            for scope_logs in resource_logs.scope_logs:
+                items.extend(_record_dict(record, resource) for record in scope_logs.log_records)
+        return "logs", items
+    for resource_spans in request.resource_spans:
+        resource = _attributes(resource_spans.resource.attributes)
+        for scope_spans in resource_spans.scope_spans:
+            items.extend(_span_dict(span, resource) for span in scope_spans.spans)
+    return "traces", items
 
 
 def _span_dict(span, resource: dict) -> dict:
+    status, events = span.status, span.events
     return {
         "traceId": span.trace_id.hex(),
         "spanId": span.span_id.hex(),
@@ -237,10 +298,287 @@ def _span_dict(span, resource: dict) -> dict:
         "name": span.name,
         "startTimeUnixNano": span.start_time_unix_nano,
         "endTimeUnixNano": span.end_time_unix_nano,
-        "events": [{"name": event.name, "attributes": _attributes(event.attributes)} for event in span.events],
-        "status_code": span.status.code,
-        "status_message": span.status.message,
+        "events": [{"name": event.name, "attributes": _attributes(event.attributes)} for event in events]
+        if events else [],
+        "status_code": status.code,
+        "status_message": status.message,
         "_attributes": _attributes(span.attributes),
+        "_resource": resource,
+    }
+
+
+def _record_dict(record, resource: dict) -> dict:
+    return {
+        "event_name": record.event_name,
+        "traceId": record.trace_id.hex(),
+        "spanId": record.span_id.hex(),
+        "time": record.time_unix_nano or record.observed_time_unix_nano,
+        "body": _any_value(record.body) if record.HasField("body") else None,
+        "_attributes": _attributes(record.attributes),
+        "_resource": resource,
+    }
+
+
+# --- OTLP/JSON -> plain values, directly -------------------------------------------------
+#
+# Each converter returns the value as the protobuf reader above gives it, or
+# raises _Irregular for anything it does not read itself (json_format then
+# decides). Unknown keys are ignored (as message_from_json drops them); a key
+# that names a field another way (snake_case) is irregular.
+
+
+class _Irregular(Exception):
+    """Not the plain form ``_read_json`` reads itself: let ``message_from_json`` judge it."""
+
+
+def _irregular(value: Any) -> Any:
+    raise _Irregular
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_UINT32 = 1 << 32
+_UINT64 = 1 << 64
+_INT64 = 1 << 63
+_ENUM_RANGE = 1 << 31
+
+
+def _text(value: Any) -> str:
+    if type(value) is not str or (not value.isascii() and _SURROGATE.search(value)):
+        raise _Irregular
+    return value
+
+
+def _uint32(value: Any) -> int:
+    if type(value) is not int or not 0 <= value < _UINT32:
+        raise _Irregular
+    return value
+
+
+def _enum(enum_type):
+    """An enum field's converter: its number, or its name (as ``json_format`` writes enums)."""
+    numbers = {value.name: value.number for value in enum_type.values}
+
+    def read(value: Any) -> int:
+        if type(value) is str and value in numbers:
+            return numbers[value]
+        if type(value) is not int or not -_ENUM_RANGE <= value < _ENUM_RANGE:
+            raise _Irregular
+        return value
+    return read
+
+
+def _fixed64(value: Any) -> int:
+    if type(value) is str and value.isascii() and value.isdigit():
+        value = int(value)
+    if type(value) is not int or not 0 <= value < _UINT64:
+        raise _Irregular
+    return value
+
+
+def _int64(value: Any) -> int:
+    if type(value) is str and value.isascii() and value.lstrip("-").isdigit() and value.count("-") <= 1:
+        value = int(value)
+    if type(value) is not int or not -_INT64 <= value < _INT64:
+        raise _Irregular
+    return value
+
+
+def _double(value: Any) -> float:
+    if type(value) is float and math.isfinite(value):
+        return value
+    if type(value) is int and -(1 << 53) <= value <= 1 << 53:
+        return float(value)
+    raise _Irregular
+
+
+def _hex_id(size: int):
+    def read(value: Any) -> str:
+        if type(value) is not str or (value and (len(value) != 2 * size or not _HEX.fullmatch(value))):
+            raise _Irregular
+        return value.lower()
+    return read
+
+
+def _json_any(value: Any, depth: int = 0) -> Any:
+    """An ``AnyValue`` in JSON as ``_any_value`` gives it."""
+    if type(value) is not dict or len(value) > 1 or depth > _MAX_DEPTH // 2:
+        raise _Irregular
+    if not value:
+        return None
+    [(key, item)] = value.items()
+    if key == "stringValue":
+        return _text(item)
+    if key == "intValue":
+        return _int64(item)
+    if key == "boolValue":
+        if type(item) is not bool:
+            raise _Irregular
+        return item
+    if key == "doubleValue":
+        return _double(item)
+    if key == "arrayValue":
+        return [_json_any(element, depth + 1) for element in _values(item)]
+    if key == "kvlistValue":
+        return _json_attributes(_values(item), depth + 1)
+    raise _Irregular
+
+
+def _values(value: Any) -> list:
+    """The ``values`` list of an ``ArrayValue`` / ``KeyValueList``."""
+    if type(value) is not dict or len(value) > 1:
+        raise _Irregular
+    items = value.get("values", [])
+    if type(items) is not list or (value and "values" not in value):
+        raise _Irregular
+    return items
+
+
+def _json_attributes(items: Any, depth: int = 0) -> dict[str, Any]:
+    if type(items) is not list:
+        raise _Irregular
+    attributes = {}
+    for item in items:
+        if type(item) is not dict or len(item) != 2 or "key" not in item or "value" not in item:
+            raise _Irregular
+        value = item["value"]
+        attributes[_text(item["key"])] = None if value is None else _json_any(value, depth)
+    return attributes
+
+
+def _message_reader(fields: dict[str, tuple[str | None, Any]], snake_case: tuple[str, ...] = ()):
+    """A converter of one message: ``fields`` maps each JSON key to (the key it is kept as or None, converter)."""
+    table = dict(fields)
+    table.update({name: (None, _irregular) for name in snake_case})
+
+    def read(value: Any) -> dict:
+        if type(value) is not dict:
+            raise _Irregular
+        kept = {}
+        for key, item in value.items():
+            entry = table.get(key)
+            if entry is None or item is None:
+                continue
+            name, convert = entry
+            converted = convert(item)
+            if name is not None:
+                kept[name] = converted
+        return kept
+    return read
+
+
+def _repeated(convert):
+    def read(value: Any) -> list:
+        if type(value) is not list:
+            raise _Irregular
+        return [convert(item) for item in value]
+    return read
+
+
+def _empty_list(value: Any) -> None:
+    if value != []:
+        raise _Irregular
+
+
+_read_json_scope = _message_reader({
+    "name": (None, _text), "version": (None, _text), "attributes": (None, _json_attributes),
+    "droppedAttributesCount": (None, _uint32)}, ("dropped_attributes_count",))
+_read_json_resource = _message_reader({
+    "attributes": ("attributes", _json_attributes), "droppedAttributesCount": (None, _uint32),
+    "entityRefs": (None, _empty_list)}, ("dropped_attributes_count", "entity_refs"))
+_read_json_span_event = _message_reader({
+    "timeUnixNano": (None, _fixed64), "name": ("name", _text), "attributes": ("attributes", _json_attributes),
+    "droppedAttributesCount": (None, _uint32)}, ("time_unix_nano", "dropped_attributes_count"))
+_read_json_link = _message_reader({
+    "traceId": (None, _hex_id(16)), "spanId": (None, _hex_id(8)), "traceState": (None, _text),
+    "attributes": (None, _json_attributes), "droppedAttributesCount": (None, _uint32), "flags": (None, _uint32)},
+    ("trace_id", "span_id", "trace_state", "dropped_attributes_count"))
+_status_code = _enum(Status.DESCRIPTOR.fields_by_name["code"].enum_type)
+_span_kind = _enum(Span.DESCRIPTOR.fields_by_name["kind"].enum_type)
+_severity_number = _enum(LogRecord.DESCRIPTOR.fields_by_name["severity_number"].enum_type)
+_read_json_status = _message_reader({"message": ("message", _text), "code": ("code", _status_code)})
+_read_json_span = _message_reader({
+    "traceId": ("traceId", _hex_id(16)), "spanId": ("spanId", _hex_id(8)), "traceState": (None, _text),
+    "parentSpanId": ("parentSpanId", _hex_id(8)), "flags": (None, _uint32), "name": ("name", _text),
+    "kind": (None, _span_kind), "startTimeUnixNano": ("start", _fixed64), "endTimeUnixNano": ("end", _fixed64),
+    "attributes": ("attributes", _json_attributes), "droppedAttributesCount": (None, _uint32),
+    "events": ("events", _repeated(_read_json_span_event)), "droppedEventsCount": (None, _uint32),
+    "links": (None, _repeated(_read_json_link)), "droppedLinksCount": (None, _uint32),
+    "status": ("status", _read_json_status)},
+    ("trace_id", "span_id", "trace_state", "parent_span_id", "start_time_unix_nano", "end_time_unix_nano",
+     "dropped_attributes_count", "dropped_events_count", "dropped_links_count"))
+_read_json_record = _message_reader({
+    "timeUnixNano": ("time", _fixed64), "observedTimeUnixNano": ("observed", _fixed64),
+    "severityNumber": (None, _severity_number), "severityText": (None, _text), "body": ("body", _json_any),
+    "attributes": ("attributes", _json_attributes), "droppedAttributesCount": (None, _uint32),
+    "flags": (None, _uint32), "traceId": ("traceId", _hex_id(16)), "spanId": ("spanId", _hex_id(8)),
+    "eventName": ("event_name", _text)},
+    ("time_unix_nano", "observed_time_unix_nano", "severity_number", "severity_text", "dropped_attributes_count",
+     "trace_id", "span_id", "event_name"))
+_read_json_scope_items = {
+    "traces": _message_reader({"scope": (None, _read_json_scope), "spans": ("items", _repeated(_read_json_span)),
+                               "schemaUrl": (None, _text)}, ("schema_url",)),
+    "logs": _message_reader({"scope": (None, _read_json_scope),
+                             "logRecords": ("items", _repeated(_read_json_record)), "schemaUrl": (None, _text)},
+                            ("log_records", "schema_url")),
+}
+_read_json_resource_items = {
+    "traces": _message_reader({"resource": ("resource", _read_json_resource),
+                               "scopeSpans": ("scopes", _repeated(_read_json_scope_items["traces"])),
+                               "schemaUrl": (None, _text)}, ("scope_spans", "schema_url")),
+    "logs": _message_reader({"resource": ("resource", _read_json_resource),
+                             "scopeLogs": ("scopes", _repeated(_read_json_scope_items["logs"])),
+                             "schemaUrl": (None, _text)}, ("scope_logs", "schema_url")),
+}
+_read_json_export = {
+    "traces": _message_reader({"resourceSpans": ("resources", _repeated(_read_json_resource_items["traces"]))},
+                              ("resource_spans",)),
+    "logs": _message_reader({"resourceLogs": ("resources", _repeated(_read_json_resource_items["logs"]))},
+                            ("resource_logs",)),
+}
+
+
+def _read_json(value: Any, signal: str | None) -> tuple[str, list[dict]]:
+    """(signal, the export's spans or log records as plain dicts) from OTLP/JSON."""
+    signal = _json_signal(value, signal)
+    try:
+        export = _read_json_export[signal](value)
+    except (_Irregular, RecursionError):
+        return _read_message(message_from_json(value, signal))
+    plain = _plain_span if signal == "traces" else _plain_record
+    items = []
+    for resource_items in export.get("resources", ()):
+        resource = resource_items.get("resource", {}).get("attributes", {})
+        for scope_items in resource_items.get("scopes", ()):
+            items.extend(plain(item, resource) for item in scope_items.get("items", ()))
+    return signal, items
+
+
+def _plain_span(kept: dict, resource: dict) -> dict:
+    status = kept.get("status", {})
+    return {
+        "traceId": kept.get("traceId", ""),
+        "spanId": kept.get("spanId", ""),
+        "parentSpanId": kept.get("parentSpanId", ""),
+        "name": kept.get("name", ""),
+        "startTimeUnixNano": kept.get("start", 0),
+        "endTimeUnixNano": kept.get("end", 0),
+        "events": [{"name": event.get("name", ""), "attributes": event.get("attributes", {})}
+                   for event in kept.get("events", ())],
+        "status_code": status.get("code", 0),
+        "status_message": status.get("message", ""),
+        "_attributes": kept.get("attributes", {}),
+        "_resource": resource,
+    }
+
+
+def _plain_record(kept: dict, resource: dict) -> dict:
+    return {
+        "event_name": kept.get("event_name", ""),
+        "traceId": kept.get("traceId", ""),
+        "spanId": kept.get("spanId", ""),
+        "time": kept.get("time") or kept.get("observed", 0),
+        "body": kept.get("body"),
+        "_attributes": kept.get("attributes", {}),
         "_resource": resource,
     }
 
@@ -251,26 +589,26 @@ def _span_dict(span, resource: dict) -> dict:
 def map_export_request(request: Any, context: Any = None) -> MappingReport:
     """Contract events for every GenAI span or log event of one OTLP export.
 
-    ``request``: the export's message (traces or logs), or its OTLP/JSON form
-    as decoded JSON. ``context``: anything with ``get(trace_id, default)``
-    giving (conversation_id, user_id) learned from earlier spans, used for log
-    events that carry neither.
+    ``request``: the export's message (traces or logs), its OTLP/JSON form as
+    decoded JSON (the signal inferred from the top key), or an ``OtlpJson``
+    from ``parse_export`` (the signal the endpoint names). ``context``:
+    anything with ``get(trace_id, default)`` giving (conversation_id, user_id)
+    learned from earlier spans, used for log events that carry neither.
     Raises ``OtlpFormatError`` (a ``ValueError``) for anything that is not an
     export; never another exception for any JSON input.
     """
-    if not isinstance(request, Message):
-        request = message_from_json(request)
-    if isinstance(request, ExportLogsServiceRequest):
-        return _map_logs(request, context or {})
-    return _map_spans(request)
+    if isinstance(request, Message):
+        signal, items = _read_message(request)
+    elif isinstance(request, OtlpJson):
+        signal, items = _read_json(request.value, request.signal)
+    else:
+        signal, items = _read_json(request, None)
+    if signal == "logs":
+        return _map_logs(items, context or {})
+    return _map_spans(items)
 
 
-def _map_spans(request: ExportTraceServiceRequest) -> MappingReport:
-    spans: list[dict] = []
-    for resource_spans in request.resource_spans:
-        resource = _attributes(resource_spans.resource.attributes)
-        for scope_spans in resource_spans.scope_spans:
-            spans.extend(_span_dict(span, resource) for span in scope_spans.spans)
+def _map_spans(spans: list[dict]) -> MappingReport:
     report = MappingReport()
     by_id = {(span["traceId"], span["spanId"]): span for span in spans}
     operations = {key: _operation(span) for key, span in by_id.items()}
@@ -284,9 +622,11 @@ def _map_spans(request: ExportTraceServiceRequest) -> MappingReport:
         report.genai_spans += 1
         span_events = _span_events(span, operation, by_id, key in has_chat_below)
         report.events.extend(span_events)
-        conversation = next((e["conversation_id"] for e in span_events if e["conversation_id"]), None)
-        if conversation is not None:
-            report.trace_context.setdefault(span["traceId"], (conversation, span_events[0].get("user_id")))
+        for event in span_events:
+            if event["conversation_id"]:
+                report.trace_context.setdefault(span["traceId"], (event["conversation_id"],
+                                                                  span_events[0].get("user_id")))
+                break
     return report
 
 
@@ -329,20 +669,39 @@ def _inherited(span: dict, by_id: dict, names: tuple[str, ...]) -> Any:
 def _text_attribute(attrs: dict, names: tuple[str, ...]) -> Any:
     for name in names:
         value = attrs.get(name)
-        if value not in (None, ""):
+        if value is not None and value != "":
             return value
     return None
 
 
+# days since the epoch -> "YYYY-MM-DDT": strftime per timestamp is slow, and the events of a
+# request share a few days at most
+_DAY_TEXT: dict[int, str] = {}
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
 def _nanos_text(value: Any) -> str | None:
+    """Nanoseconds since the epoch as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``; None when not a usable time."""
     try:
         nanos = int(value)
-        if nanos <= 0:
-            return None
-        seconds, rest = divmod(nanos, 1_000_000_000)
-        return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{rest // 1000:06d}Z"
-    except (TypeError, ValueError, OverflowError, OSError):
+    except (TypeError, ValueError, OverflowError):
         return None  # no usable time: the event is rejected for its missing timestamp
+    if nanos <= 0:
+        return None
+    seconds, rest = divmod(nanos, 1_000_000_000)
+    day, second = divmod(seconds, 86_400)
+    prefix = _DAY_TEXT.get(day)
+    if prefix is None:
+        try:
+            prefix = date.fromordinal(_EPOCH_ORDINAL + day).isoformat() + "T"
+        except (ValueError, OverflowError):
+            return None  # after year 9999
+        if len(_DAY_TEXT) >= 4096:
+            _DAY_TEXT.clear()
+        _DAY_TEXT[day] = prefix
+    hour, second = divmod(second, 3600)
+    minute, second = divmod(second, 60)
+    return f"{prefix}{hour:02d}:{minute:02d}:{second:02d}.{rest // 1000:06d}Z"
 
 
 def _error(attrs: dict, status_code: int, status_message: str) -> str | None:
@@ -365,7 +724,6 @@ def _span_events(span: dict, operation: str, by_id: dict, agent_has_chat: bool) 
         base["user_id"] = user_id
     trace = {"otel_trace_id": trace_id, "otel_span_id": span_id}
     started = _nanos_text(span["startTimeUnixNano"])
-    ended = _nanos_text(span["endTimeUnixNano"]) or started
     error = _error(attrs, span["status_code"], span["status_message"])
     events = []
 
@@ -400,7 +758,7 @@ def _span_events(span: dict, operation: str, by_id: dict, agent_has_chat: bool) 
                 "event_id": _event_id(str(conversation_id), "", "outcome"),
                 **base,
                 "event_type": _OUTCOME_EVENTS[outcome.lower()],
-                "timestamp": ended,
+                "timestamp": _nanos_text(span["endTimeUnixNano"]) or started,
                 "properties": {"error": error, **trace},
             })
         if agent_has_chat:
@@ -409,6 +767,7 @@ def _span_events(span: dict, operation: str, by_id: dict, agent_has_chat: bool) 
     user = _user_message(span, input_messages(span), conversation_id, base, started, trace)
     if user is not None:
         events.append(user)
+    ended = _nanos_text(span["endTimeUnixNano"]) or started
     agent = _agent_message(span, output_messages(span), base, ended, trace, error)
     if agent is not None:
         events.append(agent)
@@ -474,38 +833,35 @@ _OUTPUT_EVENTS = {"gen_ai.choice": "assistant"}
 _DETAILS_EVENT = "gen_ai.client.inference.operation.details"
 
 
-def _map_logs(request: ExportLogsServiceRequest, context: Any) -> MappingReport:
+def _map_logs(records: list[dict], context: Any) -> MappingReport:
     """GenAI log events, grouped by the span they belong to, as that span's messages."""
     report = MappingReport()
     groups: dict[tuple[str, str], dict] = {}
-    for resource_logs in request.resource_logs:
-        resource = _attributes(resource_logs.resource.attributes)
-        for scope_logs in resource_logs.scope_logs:
-            for record in scope_logs.log_records:
-                attrs = _attributes(record.attributes)
-                name = record.event_name or attrs.get("event.name") or ""
-                if name not in _INPUT_EVENTS and name not in _OUTPUT_EVENTS and name != _DETAILS_EVENT:
-                    report.ignored_log_events += 1
-                    continue
-                report.genai_log_events += 1
-                key = (record.trace_id.hex(), record.span_id.hex())
-                group = groups.setdefault(key, {"inputs": [], "outputs": [], "attrs": {}, "resource": resource,
-                                                "time": None})
-                group["attrs"].update(attrs)
-                stamp = record.time_unix_nano or record.observed_time_unix_nano
-                group["time"] = stamp if group["time"] is None else min(group["time"], stamp)
-                body = _any_value(record.body) if record.HasField("body") else None
-                if name == _DETAILS_EVENT:
-                    group["inputs"].extend(_messages_from(attrs.get("gen_ai.input.messages")))
-                    group["outputs"].extend(_messages_from(attrs.get("gen_ai.output.messages")))
-                elif name in _INPUT_EVENTS:
-                    group["inputs"].append(_message({"role": _INPUT_EVENTS[name],
-                                                     **(body if isinstance(body, dict) else {"content": body})}))
-                else:
-                    message = body.get("message") if isinstance(body, dict) else None
-                    message = message if isinstance(message, dict) else {"content": body}
-                    finish = body.get("finish_reason") if isinstance(body, dict) else None
-                    group["outputs"].append(_message({"role": "assistant", **message, "finish_reason": finish}))
+    for record in records:
+        attrs = record["_attributes"]
+        name = record["event_name"] or attrs.get("event.name") or ""
+        if name not in _INPUT_EVENTS and name not in _OUTPUT_EVENTS and name != _DETAILS_EVENT:
+            report.ignored_log_events += 1
+            continue
+        report.genai_log_events += 1
+        key = (record["traceId"], record["spanId"])
+        group = groups.setdefault(key, {"inputs": [], "outputs": [], "attrs": {}, "resource": record["_resource"],
+                                        "time": None})
+        group["attrs"].update(attrs)
+        stamp = record["time"]
+        group["time"] = stamp if group["time"] is None else min(group["time"], stamp)
+        body = record["body"]
+        if name == _DETAILS_EVENT:
+            group["inputs"].extend(_messages_from(attrs.get("gen_ai.input.messages")))
+            group["outputs"].extend(_messages_from(attrs.get("gen_ai.output.messages")))
+        elif name in _INPUT_EVENTS:
+            group["inputs"].append(_message({"role": _INPUT_EVENTS[name],
+                                             **(body if isinstance(body, dict) else {"content": body})}))
+        else:
+            message = body.get("message") if isinstance(body, dict) else None
+            message = message if isinstance(message, dict) else {"content": body}
+            finish = body.get("finish_reason") if isinstance(body, dict) else None
+            group["outputs"].append(_message({"role": "assistant", **message, "finish_reason": finish}))
     for (trace_id, span_id), group in groups.items():
         attrs, resource = group["attrs"], group["resource"]
         known = context.get(trace_id, (None, None))
@@ -537,8 +893,9 @@ def _event_id(trace_id: str, span_id: str, role: str) -> str:
 
 def _first(attrs: dict, *names: str) -> Any:
     for name in names:
-        if attrs.get(name) not in (None, ""):
-            return attrs[name]
+        value = attrs.get(name)
+        if value is not None and value != "":
+            return value
     return None
 
 
@@ -619,15 +976,20 @@ def _flattened(attrs: dict, prefix: str) -> list[dict]:
 
 def _message(item: dict) -> dict:
     content = item.get("content")
+    finish_reason = item.get("finish_reason")
     parts = item.get("parts")
     if content is None and isinstance(parts, list):
-        content = "\n".join(
-            str(part.get("content"))
-            for part in parts
-            if isinstance(part, dict) and part.get("type", "text") == "text" and part.get("content") is not None
-        ) or None
-        if any(isinstance(part, dict) and part.get("type") == "tool_call" for part in parts):
-            item = {**item, "finish_reason": item.get("finish_reason") or "tool_calls"}
+        texts = []
+        for part in parts:
+            if isinstance(part, dict):
+                kind = part.get("type", "text")
+                if kind == "text":
+                    text = part.get("content")
+                    if text is not None:
+                        texts.append(str(text))
+                elif kind == "tool_call":
+                    finish_reason = finish_reason or "tool_calls"
+        content = "\n".join(texts) or None
     elif isinstance(content, list):
         content = "\n".join(
             str(part.get("text") or part.get("content") or "") if isinstance(part, dict) else str(part)
@@ -638,7 +1000,6 @@ def _message(item: dict) -> dict:
             content = json.dumps(content)
         except (ValueError, TypeError, RecursionError):
             content = str(content)[:10_000]
-    if item.get("tool_calls") and not content:
-        item = {**item, "finish_reason": item.get("finish_reason") or "tool_calls"}
-    return {"role": str(item.get("role") or ""), "content": content,
-            "finish_reason": item.get("finish_reason")}
+    if not content and item.get("tool_calls"):
+        finish_reason = finish_reason or "tool_calls"
+    return {"role": str(item.get("role") or ""), "content": content, "finish_reason": finish_reason}

@@ -121,6 +121,7 @@ DAY_COLUMNS = (
     DayColumn(key="message_date", source="message_at", source_type="TIMESTAMP"),
     DayColumn(key="reached_date", source="reached_at", source_type="TIMESTAMP"),
     DayColumn(key="first_exposed_date", source="first_exposed_at", source_type="TIMESTAMP"),
+    DayColumn(key="window_date", source="window_date", source_type="DATE"),
 )
 
 

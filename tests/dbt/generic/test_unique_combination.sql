@@ -1,10 +1,16 @@
-{#- Fails for every combination of the columns that appears more than once. -#}
-{% test unique_combination(model, columns) %}
+{#- Fails for every combination of the columns that appears more than once.
+    Optional `scope`, a condition, narrows the rows (e.g. to what the run
+    wrote: written_days(), written_rows(), rendered when the test is
+    compiled; a `where` config is rendered when the project is parsed). -#}
+{% test unique_combination(model, columns, scope=none) %}
 
 select
     {{ columns | join(', ') }},
     count(*) as occurrences
 from {{ model }}
+{%- if scope %}
+where {{ scope }}
+{%- endif %}
 group by {{ columns | join(', ') }}
 having count(*) > 1
 

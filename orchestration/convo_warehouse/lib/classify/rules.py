@@ -375,7 +375,13 @@ def _re2_compile(patterns: tuple[str, ...]):
 
 
 class MessageMatcher:
-    """The signals one message carries, as a bit mask (bit i = ``rules.signals[i]``)."""
+    """The signals one message carries, as a bit mask (bit i = ``rules.signals[i]``).
+
+    ``mask`` runs the patterns of the message's role in one pass (an RE2 set:
+    which of them match anywhere), then the exclusions of those that matched;
+    ``mask_each`` searches pattern by pattern, as the query does, and is the
+    reference (``tests/test_live_rules_equal.py`` checks both on every message).
+    """
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
@@ -386,9 +392,40 @@ class MessageMatcher:
                 _re2_compile(signal.patterns),
                 _re2_compile(signal.exclude) if signal.exclude else None,
             ))
+        # role -> (RE2 set of its patterns, every pattern combined): the combined one confirms a
+        # set's empty answer, which is also what RE2 gives when its DFA runs out of memory
+        self._sets: dict[str, tuple[Any, Any]] = {}
+        for role, entries in self._by_role.items():
+            if entries:
+                patterns = re2.Set.SearchSet()
+                for _bit, pattern, _exclude in entries:
+                    patterns.Add(pattern.pattern)
+                patterns.Compile()
+                every = tuple(_combined(signal.patterns) for signal in rules.signals if signal.role == role)
+                self._sets[role] = (patterns, _re2_compile(every))
 
     def mask(self, role: str, content: str | None) -> int:
+        found = self._sets.get(role)
+        if found is None:
+            return 0
         text = normalise_text(content).encode("utf-8", "surrogatepass")
+        matched = found[0].Match(text)
+        if matched is None:
+            if found[1].search(text) is None:
+                return 0
+            return self._mask_each(role, text)  # the set failed: search pattern by pattern
+        entries = self._by_role[role]
+        mask = 0
+        for index in matched:
+            bit, _pattern, exclude = entries[index]
+            if exclude is None or exclude.search(text) is None:
+                mask |= bit
+        return mask
+
+    def mask_each(self, role: str, content: str | None) -> int:
+        return self._mask_each(role, normalise_text(content).encode("utf-8", "surrogatepass"))
+
+    def _mask_each(self, role: str, text: bytes) -> int:
         mask = 0
         for bit, pattern, exclude in self._by_role.get(role, ()):
             if pattern.search(text) is not None and (exclude is None or exclude.search(text) is None):
@@ -419,6 +456,7 @@ class StageProgram:
         ]
         self.last_user_only = [signal.scope == "last_user_message" for signal in rules.signals]
         self.reads_last_user = any(self.last_user_only)
+        self.last_user_bits = sum(1 << index for index, only in enumerate(self.last_user_only) if only)
         # the query writes weights and thresholds as SQL literals, which DuckDB
         # reads as exact decimals; scaled to integers they stay exact (a sum such
         # as 0.6 + 0.3 + 0.1 is exactly 1.0, where floats fall short) and cheap
@@ -431,6 +469,12 @@ class StageProgram:
         self.stage_signals = {
             stage: [index for index, signal in enumerate(rules.signals) if signal.stage == stage] for stage in STAGES
         }
+        # (stage, ((signal index, weight, cap, counts only the last user message), ...)), for scores()
+        self.stage_terms = tuple(
+            (stage, tuple((index, self.weights[index], rules.signals[index].cap, self.last_user_only[index])
+                          for index in indexes))
+            for stage, indexes in self.stage_signals.items()
+        )
         # a stage is reached when it or a stage implying it (transitively) is reached directly
         self.implying = {stage: tuple(sorted(_implying(rules, stage))) for stage in STAGES}
 
@@ -469,11 +513,16 @@ class StageTally:
         """Add a message; False when ``decide`` cannot have changed (no signal, appended last, and
         no signal reads only the last user message)."""
         if not self.keys or key > self.keys[-1]:
+            previous_user = self.last_user_position
             self.keys.append(key)
             self.users.append(is_user)
             self.masks.append(mask)
             self._count(len(self.keys) - 1)
-            return bool(mask) or len(self.keys) == 1 or (is_user and self.program.reads_last_user)
+            # a user message without signals changes a last-user-message count only when the
+            # user message it replaces as the last one had such a signal
+            return bool(mask) or len(self.keys) == 1 or (
+                is_user and previous_user is not None
+                and bool(self.masks[previous_user] & self.program.last_user_bits))
         position = bisect.bisect_right(self.keys, key)
         self.keys.insert(position, key)
         self.users.insert(position, is_user)
@@ -511,12 +560,15 @@ class StageTally:
 
     def scores(self) -> dict[str, int]:
         """Each stage's score, scaled by ``program.scale`` (exact)."""
-        program = self.program
-        signals = program.rules.signals
-        return {
-            stage: sum(program.weights[index] * min(self._count_of(index), signals[index].cap) for index in indexes)
-            for stage, indexes in program.stage_signals.items()
-        }
+        counts = self.counts
+        scores = {}
+        for stage, terms in self.program.stage_terms:
+            score = 0
+            for index, weight, cap, last_user_only in terms:
+                count = self._count_of(index) if last_user_only else counts[index]
+                score += weight * (count if count <= cap else cap)
+            scores[stage] = score
+        return scores
 
     def decide(self) -> dict[str, tuple[bool, float, float]]:
         """``{stage: (reached, confidence, score)}``, as the query decides them; empty without messages."""

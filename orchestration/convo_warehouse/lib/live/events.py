@@ -15,9 +15,9 @@ from __future__ import annotations
 import csv
 import math
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 import yaml
 
@@ -28,9 +28,13 @@ SEEDS = REPO_ROOT / "seeds"
 MESSAGE_TYPES = ("user_message", "agent_message")
 
 
-@dataclass(frozen=True, slots=True)
-class LiveEvent:
-    """One staged event: what the live state, the stage rules and the intervention rules read."""
+_ROLES = {"user_message": "user", "agent_message": "agent"}
+
+
+class LiveEvent(NamedTuple):
+    """One staged event: what the live state, the stage rules and the intervention rules read
+    (immutable: a NamedTuple, since one is built per event and a frozen dataclass's constructor
+    sets each field through ``object.__setattr__``)."""
 
     event_id: str
     conversation_id: str
@@ -50,7 +54,7 @@ class LiveEvent:
 
     @property
     def role(self) -> str | None:
-        return {"user_message": "user", "agent_message": "agent"}.get(self.event_type)
+        return _ROLES.get(self.event_type)
 
 
 @lru_cache(maxsize=1)

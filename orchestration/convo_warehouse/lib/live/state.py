@@ -229,16 +229,22 @@ class LiveState:
     def apply_lines(self, lines: Iterable[bytes | str], acknowledged_at: float | None = None) -> list[Firing]:
         """Apply lines the collector stored (accepted events: from its queue, or its landing files
         read back at a restart)."""
-        records = []
-        for line in lines:
+        lines = list(lines)
+        decoded = None
+        if all(type(line) is bytes for line in lines):
             try:
-                record = json.loads(line)
+                # the collector's lines are compact JSON, one value each: one decode for them all
+                decoded = json.loads(b"[" + b",".join(lines) + b"]")
             except ValueError:
-                self.counters.unreadable += 1
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-        return self.apply(records, acknowledged_at)
+                decoded = None
+        if decoded is None or len(decoded) != len(lines):
+            decoded = []
+            for line in lines:
+                try:
+                    decoded.append(json.loads(line))
+                except ValueError:
+                    self.counters.unreadable += 1
+        return self.apply([record for record in decoded if isinstance(record, dict)], acknowledged_at)
 
     def remember_firing(self, event: LiveEvent) -> None:
         """An ``intervention_triggered`` event read back: that rule has fired for that conversation."""
@@ -297,9 +303,9 @@ class LiveState:
         role = event.role
         if role is not None:
             conversation.messages += 1
-            stages_before = conversation.stages_reached()
+            stage_changed = False
             if conversation.tally.add(event.key, role == "user", self.program.matcher.mask(role, event.content or "")):
-                self._decide(conversation, event, now)
+                stage_changed = self._decide(conversation, event, now)
             if role == "user":
                 conversation.user_turns += 1
                 sentiment, source = resolved_sentiment(event, score_text if self.settings.sentiment else None)
@@ -307,7 +313,6 @@ class LiveState:
                     conversation.sentiment, conversation.sentiment_source = sentiment, source
             conversation.last_messages.append(Message(event.event_id, role, (event.content or "")[: self.settings.text_chars],
                                                        event.event_at, sentiment))
-            stage_changed = conversation.stages_reached() != stages_before
         else:
             stage_changed = False
 
@@ -331,12 +336,18 @@ class LiveState:
         conversation.sentiments.insert(position, sentiment)
         return position == len(keys) - 1
 
-    def _decide(self, conversation: ConversationState, event: LiveEvent, now: float) -> None:
+    def _decide(self, conversation: ConversationState, event: LiveEvent, now: float) -> bool:
+        """Classify the transcript again; True when the stages reached changed."""
+        before = conversation.current
         decided = conversation.tally.decide()
         conversation.current = {stage: (reached, confidence) for stage, (reached, confidence, _) in decided.items()}
+        changed = False
         for stage, (reached, _confidence, _score) in decided.items():
+            if reached != before.get(stage, (False,))[0]:
+                changed = True
             if reached and stage not in conversation.first_reached:
                 conversation.first_reached[stage] = (event.event_at, now)
+        return changed
 
     # --- interventions ----------------------------------------------------------------------
 
