@@ -109,3 +109,36 @@ def test_the_views_read_the_warehouse_copied_under_another_name(warehouse):
         assert con.execute("select event_id from staging.stg_events").fetchall() == [("e1",)]
         assert con.execute("select event_id from quarantine.rejected_events").fetchall() == [("e2",)]
         assert con.execute("select raw_rows from staging.stg_loads").fetchall() == [(2,)]
+
+
+def stg_events_failures(warehouse) -> dict[str, int]:
+    """dbt test of stg_events' own tests: unique_combination / expression_is_true -> failing rows."""
+    result = warehouse.dbt("test", "--select", "stg_events", "--exclude", "test_type:unit", check=False)
+    return {
+        node_result.node.name.split("_stg_events")[0]: int(node_result.failures or 0)
+        for node_result in result.result.results
+        if getattr(node_result.node, "attached_node", None) == "model.convo_warehouse.stg_events"
+    }
+
+
+def test_stg_events_tests_check_the_load_runs_the_build_parsed_against_every_staged_event(warehouse):
+    write_jsonl(warehouse.landing / "a.jsonl", [event("e1", "first"), event("e2", "second")])
+    warehouse.load()
+    warehouse.build()
+    write_jsonl(warehouse.landing / "b.jsonl", [event("e2", "resent"), event("e3", "third")])
+    warehouse.load()
+    warehouse.build()
+    assert set(stg_events_failures(warehouse).values()) == {0}
+
+    # an old load run's row is not checked again (the build parsed load 2 only)
+    warehouse.query("update staging.base_events_parsed set properties = null where event_id = 'e1'")
+    assert set(stg_events_failures(warehouse).values()) == {0}
+    # a staged event of the parsed load run is checked against every staged one
+    warehouse.query(
+        "update staging.base_events_parsed set is_first_delivery = true where event_id = 'e2' and load_id = 2"
+    )
+    found = stg_events_failures(warehouse)
+    assert found["unique_combination"] == 1, found
+    # and its fields
+    warehouse.query("update staging.base_events_parsed set properties = null where event_id = 'e3'")
+    assert stg_events_failures(warehouse)["expression_is_true"] == 1
