@@ -184,7 +184,8 @@ print(con.execute("select count(*) from raw.events").fetchone()[0])
 
 # The warehouse file's size against the same events as Parquet (zstd), and
 # what the tables holding every event take of it (DuckDB's storage_info: the
-# blocks of each table's column segments; blocks are 256 KiB).
+# blocks of each table's column segments; blocks are 256 KiB). stg_events and
+# rejected_events are views over base_events_parsed.
 SIZE_SCRIPT = """
 import json, sys, duckdb
 warehouse, landing, parquet = sys.argv[1:4]
@@ -195,7 +196,7 @@ con.execute(f"copy (select * from read_ndjson('{landing}/**/*.jsonl', union_by_n
             f"to '{parquet}' (format parquet, compression zstd)")
 con.execute(f"attach '{warehouse}' as warehouse (read_only)")
 tables = {}
-for name in ("raw.events", "staging.base_events_parsed", "staging.stg_events", "marts.fct_messages"):
+for name in ("raw.events", "staging.base_events_parsed", "marts.fct_messages"):
     try:
         tables[name] = con.execute(
             f"select count(distinct block_id) * 262144 from pragma_storage_info('warehouse.{name}') "

@@ -63,9 +63,11 @@ def test_rows_a_build_writes_that_repeat_the_grain_fail_it_and_roll_it_back(gene
     conversation = warehouse.scalar(
         "select min(conversation_id) from marts.fct_messages where event_type = 'user_message'"
     )
-    # a message of that conversation staged twice (a defect upstream of the mart)
+    # a message of that conversation staged twice (a defect upstream of the mart: a second
+    # row of base_events_parsed flagged as its first delivery, so stg_events shows both)
     warehouse.query(
-        "insert into staging.stg_events select * from staging.stg_events where event_id = "
+        "insert into staging.base_events_parsed "
+        "select * replace (row_number + 1000000 as row_number) from staging.base_events_parsed where event_id = "
         "(select min(event_id) from staging.stg_events where conversation_id = ? and event_type = 'user_message')",
         [conversation],
     )

@@ -93,8 +93,8 @@
     Each of the newest load run (of raw.events for a model keyed by load, of
     the staged events otherwise), the clock (when a clock touches the model)
     and the newest classifier output it reads (when that touches it) is read
-    from the data (a max over a column, which DuckDB answers from its
-    statistics) and held back to what a replace_touched model upstream
+    from the data (a max over a column: from its statistics, or a scan of
+    base_events_parsed's first-delivery flag and the column) and held back to what a replace_touched model upstream
     recorded, when that one lags (has not processed what is there now): a
     model built while an upstream one lags (dbt run --select of it alone)
     does not move past what that one has processed, and picks the rest up
@@ -102,11 +102,14 @@
     the classifier outputs differ by model, so an upstream model lags only if
     the outputs it reads hold something newer than it recorded. -#}
 {% macro history_position(kind, touched_by, latest) -%}
-    {%- set loads = graph_relation('source.convo_warehouse.raw.events') if kind == 'load'
-        else graph_relation('model.convo_warehouse.stg_events') -%}
+    {#- the staged events are base_events_parsed's is_first_delivery rows
+        (stg_events is a view of them) -#}
+    {%- set staged = graph_relation('model.convo_warehouse.base_events_parsed') -%}
     {%- set selects = [
-        '(select max(loads.load_id) from ' ~ loads ~ ' as loads)',
-        '(select max(clock.event_at) from ' ~ graph_relation('model.convo_warehouse.stg_events') ~ ' as clock)'
+        '(select max(loads.load_id) from ' ~ graph_relation('source.convo_warehouse.raw.events') ~ ' as loads)'
+            if kind == 'load'
+            else '(select max(loads.load_id) from ' ~ staged ~ ' as loads where loads.is_first_delivery)',
+        '(select max(clock.event_at) from ' ~ staged ~ ' as clock where clock.is_first_delivery)'
             if kind != 'load' else 'cast(null as ' ~ dbt.type_timestamp() ~ ')',
     ] -%}
     {#- only the outputs this model reads (so those of every model upstream

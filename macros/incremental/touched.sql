@@ -16,6 +16,19 @@
     (/* touched {{ kind }}: {{ expression }} */ 1 = 1)
 {%- endmacro %}
 
+{#- In the body of a model keyed by load_id: the rows this model already
+    holds for the load runs before the ones the build replaces, as a
+    subquery of `columns` where `condition` holds (what a load's rows depend
+    on in earlier loads: the first delivery of an event_id). It renders as
+    no rows, typed like `like` (a CTE of the body with those columns): a
+    full build, Spark, dbt show and dbt compile parse every load in the body
+    itself. An incremental replace_touched build fills it in with its own
+    table, read after the touched loads' rows were deleted, so exactly the
+    earlier loads'. -#}
+{% macro earlier_loads(columns, like, condition) -%}
+    (/* earlier loads where {{ condition }} */ select {{ columns | join(', ') }} from {{ like }} where 1 = 0)
+{%- endmacro %}
+
 {#- conversation, load or day: the kind of a touched_key. -#}
 {% macro touched_key_kind(key) -%}
     {{ return('conversation' if key == 'conversation_id' else ('load' if key == 'load_id' else 'day')) }}
@@ -35,6 +48,12 @@
         {%- set condition = '(' ~ touched_condition(column, kind, touched['keys'], touched['relation']) ~ ')' -%}
         {%- set filled.sql = filled.sql | replace(mark, condition) -%}
     {%- endfor -%}
+    {%- if kind == 'load' -%}
+        {%- set earlier = modules.re.compile(
+            '\\(/\\* earlier loads where (.+?) \\*/ select (.+?) from [^ ]+ where 1 = 0\\)'
+        ) -%}
+        {%- set filled.sql = earlier.sub('(select \\2 from ' ~ this ~ ' where \\1)', filled.sql) -%}
+    {%- endif -%}
     {{ return(filled.sql) }}
 {%- endmacro %}
 
@@ -83,7 +102,7 @@
                     day that many days after each, whose comparison with
                     it changes. -#}
 {% macro create_touched_keys(relation, kind, key, touched_by, previous, position, days_back=[]) -%}
-    {%- set events = graph_relation('model.convo_warehouse.stg_events') -%}
+    {%- set events = graph_relation('model.convo_warehouse.base_events_parsed') -%}
     {%- if kind == 'load' -%}
         create temporary table {{ relation }} as
         select distinct raw_events.load_id as touched_key
@@ -101,10 +120,11 @@
         {{ touched_conversations_query(touched_by, previous, position) }};
         create temporary table {{ relation }} as
         with days_touched as (
-            select cast(stg_events.event_at as {{ type_date() }}) as touched_key
-            from {{ events }} as stg_events
+            select cast(staged.event_at as {{ type_date() }}) as touched_key
+            from {{ events }} as staged
             inner join {{ touched_conversations }} as touched_conversations
-                on stg_events.conversation_id = touched_conversations.touched_key
+                on staged.conversation_id = touched_conversations.touched_key
+            where staged.is_first_delivery
             union
             select summarized.conversation_date as touched_key
             from {{ conversations }} as summarized
@@ -141,7 +161,8 @@
     Both ends of a clock window are inclusive: a conversation on the
     boundary is recomputed rather than risked. -#}
 {% macro touched_conversations_query(touched_by, previous, position) -%}
-    {%- set events = graph_relation('model.convo_warehouse.stg_events') -%}
+    {#- the staged events: stg_events is a view of these rows -#}
+    {%- set events = graph_relation('model.convo_warehouse.base_events_parsed') -%}
     {%- set conversations = this if this.identifier == 'int_conversations_summarized'
         else graph_relation('model.convo_warehouse.int_conversations_summarized') -%}
     {%- set windows = [] -%}
@@ -151,9 +172,11 @@
     {%- if 'conversion_window' in touched_by -%}
         {%- do windows.append(('first_event_at', 60 * var('funnel_conversion_window_hours'))) -%}
     {%- endif -%}
-    select distinct stg_events.conversation_id as touched_key
-    from {{ events }} as stg_events
-    where stg_events.load_id > {{ previous.loaded_through_load_id or -1 }}
+    select distinct staged.conversation_id as touched_key
+    from {{ events }} as staged
+    where
+        staged.is_first_delivery
+        and staged.load_id > {{ previous.loaded_through_load_id or -1 }}
     {%- for column, minutes in windows %}
         {%- if previous.newest_event_at is not none and position.newest_event_at is not none %}
     union
@@ -238,7 +261,7 @@
     before them in a run; touched_by classifier_output needs some classifier
     output upstream. -#}
 {% macro check_touched_upstream(kind, touched_by) -%}
-    {%- set needed = [] if kind == 'load' else ['model.convo_warehouse.stg_events'] -%}
+    {%- set needed = [] if kind == 'load' else ['model.convo_warehouse.base_events_parsed'] -%}
     {%- if kind == 'day' or 'abandonment_clock' in touched_by or 'conversion_window' in touched_by -%}
         {%- do needed.append('model.convo_warehouse.int_conversations_summarized') -%}
     {%- endif -%}

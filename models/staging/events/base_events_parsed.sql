@@ -233,7 +233,10 @@ properties_decoded as (
     from fields_cleaned
 ),
 
-rows_validated as (
+-- Read twice, by the rows' path and by the delivery keys' (whose copy
+-- computes the few columns the verdict needs): stored whole first, every
+-- wide row would be written to memory and read back.
+rows_validated as {{ cte_not_materialized() }} (
     select
         properties_decoded.*,
         case
@@ -300,7 +303,7 @@ rows_explained as (
     from rows_validated
 ),
 
-final as (
+rows_typed as (
     select
         rows_explained.load_id,
         rows_explained.loaded_at,
@@ -337,6 +340,73 @@ final as (
         field_aliases_fingerprinted.field_aliases_fingerprint
     from rows_explained
     cross join field_aliases_fingerprinted
+),
+
+-- First delivery: among the valid copies of an event_id the first delivered
+-- wins (earliest load run, then file path, then row number), so a bad copy
+-- never wins. It is decided when a load run is parsed and never changes:
+-- every load run parsed later is a later delivery.
+new_delivery_keys as (
+    select
+        rows_validated.clean_event_id as event_id,
+        rows_validated.load_id,
+        rows_validated.source_file,
+        rows_validated.row_number
+    from rows_validated
+    where rows_validated.rejection_reason is null
+),
+
+-- the first deliveries of those event_ids in the load runs parsed before
+-- (none in a full build, which parses every load run here)
+earlier_deliveries as (
+    select
+        earlier.event_id,
+        earlier.load_id,
+        earlier.source_file,
+        earlier.row_number
+    from {{ earlier_loads(
+        ['event_id', 'load_id', 'source_file', 'row_number'], 'new_delivery_keys', 'is_first_delivery'
+    ) }} as earlier
+    where earlier.event_id in (select new_delivery_keys.event_id from new_delivery_keys)
+),
+
+delivery_keys as (
+    select * from new_delivery_keys
+    union all
+    select * from earlier_deliveries
+),
+
+-- Only repeated event_ids are ranked (a window over every wide row is the
+-- slowest way to do this); the later copies are then flagged.
+repeated_event_ids as (
+    select delivery_keys.event_id
+    from delivery_keys
+    group by delivery_keys.event_id
+    having count(*) > 1
+),
+
+later_deliveries as (
+    select delivery_keys.*
+    from delivery_keys
+    inner join repeated_event_ids
+        on delivery_keys.event_id = repeated_event_ids.event_id
+    qualify row_number() over (
+        partition by delivery_keys.event_id
+        order by delivery_keys.load_id, delivery_keys.source_file, delivery_keys.row_number
+    ) > 1
+),
+
+final as (
+    select
+        rows_typed.*,
+        rows_typed.rejection_reason is null and later_deliveries.event_id is null as is_first_delivery
+    from rows_typed
+    left join later_deliveries
+        on
+            rows_typed.event_id = later_deliveries.event_id
+            and rows_typed.load_id = later_deliveries.load_id
+            and rows_typed.source_file = later_deliveries.source_file
+            and rows_typed.row_number = later_deliveries.row_number
 )
 
 select * from final

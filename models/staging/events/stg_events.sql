@@ -1,9 +1,10 @@
-{#- Replaced load run by load run (touched_key load_id): a run stages the
-    valid events of the loads since the previous build whose event_id no
-    earlier load delivered (the first delivered copy wins, and every earlier
-    load is earlier), so it only ever adds rows. When a seed or var the
-    mapping reads changes (an alias added to the seed, user_message_senders),
-    the build fingerprint changes and every event is mapped again. -#}
+{#- A view: the valid, first-delivered rows of base_events_parsed (the one
+    stored copy of the events, which decides first delivery when it parses
+    a load run), event types mapped. A reader's filter (a conversation, a
+    load run, a day) reaches the base table's scan. When a seed or var the
+    mapping reads changes (an alias added to seeds/event_type_aliases.csv,
+    user_message_senders), the view maps every event anew and the models
+    downstream rebuild (their build fingerprint changes). -#}
 {%- set sender_literals = [] -%}
 {%- for sender in var('user_message_senders') -%}
     {%- do sender_literals.append(string_literal(sender)) -%}
@@ -59,46 +60,7 @@ events_parsed as (
         source_file,
         row_number
     from {{ ref('base_events_parsed') }}
-    where
-        rejection_reason is null
-        and {{ touched('load_id', 'load') }}
-),
-
--- The dedupe keys are read on their own: a CTE used twice (events_parsed)
--- would be materialized in full by DuckDB, wide rows and all.
-new_delivery_keys as (
-    select
-        event_id,
-        load_id,
-        source_file,
-        row_number
-    from {{ ref('base_events_parsed') }}
-    where
-        rejection_reason is null
-        and {{ touched('load_id', 'load') }}
-),
-
--- every valid delivery of those event ids: the new loads' and, when a run
--- stages some loads only, the earlier loads' copies (already staged if they
--- came first)
-delivery_keys as (
-    select
-        new_delivery_keys.event_id,
-        new_delivery_keys.load_id,
-        new_delivery_keys.source_file,
-        new_delivery_keys.row_number
-    from new_delivery_keys
-    union all
-    select
-        earlier_deliveries.event_id,
-        earlier_deliveries.load_id,
-        earlier_deliveries.source_file,
-        earlier_deliveries.row_number
-    from {{ ref('base_events_parsed') }} as earlier_deliveries
-    where
-        earlier_deliveries.rejection_reason is null
-        and not {{ touched('earlier_deliveries.load_id', 'load') }}
-        and earlier_deliveries.event_id in (select new_delivery_keys.event_id from new_delivery_keys)
+    where is_first_delivery
 ),
 
 event_type_aliases as (
@@ -114,54 +76,18 @@ event_types as (
     select event_type from {{ ref('event_types') }}
 ),
 
--- Validation came first, so a bad copy never wins. Among valid copies the
--- first delivered wins: earliest load run, then file path, then row number.
--- Only repeated event_ids are ranked (a window over every wide row is the
--- slowest way to do this); the later copies are then left out.
-
-repeated_event_ids as (
-    select delivery_keys.event_id
-    from delivery_keys
-    group by delivery_keys.event_id
-    having count(*) > 1
-),
-
-later_deliveries as (
-    select delivery_keys.*
-    from delivery_keys
-    inner join repeated_event_ids
-        on delivery_keys.event_id = repeated_event_ids.event_id
-    qualify row_number() over (
-        partition by delivery_keys.event_id
-        order by delivery_keys.load_id, delivery_keys.source_file, delivery_keys.row_number
-    ) > 1
-),
-
-events_deduplicated as (
-    select events_parsed.*
-    from events_parsed
-    left join later_deliveries
-        on
-            events_parsed.event_id = later_deliveries.event_id
-            and events_parsed.load_id = later_deliveries.load_id
-            and events_parsed.source_file = later_deliveries.source_file
-            and events_parsed.row_number = later_deliveries.row_number
-    -- a later copy, of this run's loads or of an earlier load's event
-    where later_deliveries.event_id is null
-),
-
 -- An alias may also assert a funnel stage (meeting_booked -> stage_reached,
 -- sales / booked): the alias's funnel and stage win over the properties'.
 events_aliased as (
     select
-        events_deduplicated.*,
-        coalesce(event_type_aliases.event_type, lower(events_deduplicated.raw_event_type))
+        events_parsed.*,
+        coalesce(event_type_aliases.event_type, lower(events_parsed.raw_event_type))
             as aliased_event_type,
-        coalesce(event_type_aliases.funnel, events_deduplicated.funnel) as aliased_funnel,
-        coalesce(event_type_aliases.stage, events_deduplicated.stage) as aliased_stage
-    from events_deduplicated
+        coalesce(event_type_aliases.funnel, events_parsed.funnel) as aliased_funnel,
+        coalesce(event_type_aliases.stage, events_parsed.stage) as aliased_stage
+    from events_parsed
     left join event_type_aliases
-        on lower(events_deduplicated.raw_event_type) = event_type_aliases.alias
+        on lower(events_parsed.raw_event_type) = event_type_aliases.alias
 ),
 
 -- A message the agent side reports (message_received, agent_message) is the
