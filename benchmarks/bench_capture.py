@@ -410,11 +410,13 @@ def bench_live(rate: int, seconds: float, clients: int, batch: int) -> dict:
             interval = batch / (rate / clients)
             due = time.perf_counter()
             while due < stop_at:
-                while len(active) < 400:
-                    active.append((next_number, iter(conversation_events(next_number)), [0]))
-                    next_number += clients
                 items = []
-                for _ in range(min(batch, len(active))):
+                # every request carries `batch` events: a finished conversation
+                # makes room for a new one rather than a shorter batch
+                while len(items) < batch:
+                    while len(active) < 400:
+                        active.append((next_number, iter(conversation_events(next_number)), [0]))
+                        next_number += clients
                     number, steps, position = active.popleft()
                     step = next(steps, None)
                     if step is None:
