@@ -142,3 +142,28 @@ def test_stg_events_tests_check_the_load_runs_the_build_parsed_against_every_sta
     # and its fields
     warehouse.query("update staging.base_events_parsed set properties = null where event_id = 'e3'")
     assert stg_events_failures(warehouse)["expression_is_true"] == 1
+
+
+def test_rejected_events_tests_check_the_load_runs_the_build_parsed(warehouse):
+    write_jsonl(warehouse.landing / "a.jsonl", [event("e1", "first"), event("e2", "bad", timestamp="never")])
+    warehouse.load()
+    warehouse.build()
+    write_jsonl(warehouse.landing / "b.jsonl", [event("e3", "third"), event("e4", "bad", timestamp="never")])
+    warehouse.load()
+    warehouse.build()
+
+    def failures(model: str) -> dict[str, int]:
+        result = warehouse.dbt("test", "--select", model, "--exclude", "test_type:unit", check=False)
+        return {
+            node_result.node.name: int(node_result.failures or 0)
+            for node_result in result.result.results
+            if getattr(node_result.node, "attached_node", None) == f"model.convo_warehouse.{model}"
+        }
+
+    assert set(failures("rejected_events").values()) == {0}
+    # an old load run's rejected row is not read again
+    warehouse.query("update staging.base_events_parsed set rejection_detail = null where event_id = 'e2'")
+    assert set(failures("rejected_events").values()) == {0}
+    # the parsed load run's rejected row is
+    warehouse.query("update staging.base_events_parsed set rejection_detail = null where event_id = 'e4'")
+    assert sorted(failures("rejected_events").values()) == [0, 1]
