@@ -166,3 +166,23 @@ def test_uv_is_installed_from_its_hashed_lock_entry(tmp_path):
         hashes = lock_entries(lock)["uv"][1]
         assert hashes > 0
         assert lock_entries(tmp_path / lock.name) == {"uv": (exact_pin(pin), hashes)}
+
+
+def test_the_installed_modules_are_compiled_to_bytecode():
+    """`make install` compiles every module as it installs it (and the project's
+    own sources): where PYTHONDONTWRITEBYTECODE is set, a module without its
+    .pyc is compiled again in every process that imports it (seconds for each
+    dbt and Dagster start)."""
+    import importlib.util
+
+    import convo_warehouse.lib.serving
+    import dagster
+    import dbt.cli.main
+    import pandas
+
+    missing = [
+        module.__name__
+        for module in (dagster, dbt.cli.main, pandas, convo_warehouse.lib.serving)
+        if not Path(importlib.util.cache_from_source(module.__file__)).exists()
+    ]
+    assert not missing, f"no bytecode next to {missing}: reinstall with `make install` (uv --compile-bytecode)"
