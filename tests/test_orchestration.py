@@ -629,6 +629,31 @@ def test_target_path_honours_dbt_target_path(monkeypatch, tmp_path):
     assert project.manifest_path() == REPO_ROOT / "target" / "manifest.json"
 
 
+def test_only_the_newest_dbt_invocation_folders_are_kept(monkeypatch, tmp_path):
+    import os
+
+    from convo_warehouse import project
+
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path))
+    folders = []
+    for age in range(8):  # dbt_models-<run>-<id>, oldest last
+        folder = tmp_path / f"dbt_models-run{age}-abc{age}"
+        (folder / "compiled").mkdir(parents=True)
+        (folder / "dbt.log").write_text("log")
+        os.utime(folder, ns=(10**18 - age * 10**9, 10**18 - age * 10**9))
+        folders.append(folder)
+    other = tmp_path / "spark_models-run0-abc"
+    other.mkdir()
+    os.utime(other, ns=(1, 1))
+    (tmp_path / "manifest.json").write_text("{}")
+
+    deleted = project.prune_invocation_targets("dbt_models", keep=5)
+
+    assert deleted == folders[5:]
+    assert [folder.exists() for folder in folders] == [True] * 5 + [False] * 3
+    assert other.exists() and (tmp_path / "manifest.json").exists()
+
+
 def test_dbt_resource_reads_the_installed_version_and_opens_no_adapter(monkeypatch):
     """The DuckDB runs' dbt resource skips two fixed costs of dagster-dbt: the
     `dbt --version` subprocess (its version is the installed dbt-core's, the

@@ -37,6 +37,30 @@ def manifest_path() -> Path:
     return target_path() / "manifest.json"
 
 
+#: dbt invocation folders (``<target>/<op>-<run>-<id>/``: dagster-dbt gives
+#: each ``dbt build`` its own, ~17 MB of logs and artifacts) kept per op.
+KEEP_INVOCATIONS = 5
+
+
+def prune_invocation_targets(op_name: str, keep: int = KEEP_INVOCATIONS) -> list[Path]:
+    """Delete all but the ``keep`` newest invocation folders of ``op_name``; return those deleted.
+
+    Without this, an hourly schedule left ~400 MB a day of old dbt logs and
+    manifests under the target folder. The newest ones stay for debugging
+    (``dbt.log``, ``run_results.json`` of the last runs).
+    """
+    import shutil
+
+    folders = sorted(
+        (path for path in target_path().glob(f"{op_name}-*-*") if path.is_dir()),
+        key=lambda path: path.stat().st_mtime_ns,
+        reverse=True,
+    )
+    for folder in folders[keep:]:
+        shutil.rmtree(folder, ignore_errors=True)
+    return folders[keep:]
+
+
 def dbt_executable() -> str:
     """The ``dbt`` next to this Python (the project's venv), else ``dbt`` on PATH."""
     candidate = Path(sys.executable).with_name("dbt")

@@ -29,7 +29,7 @@ from convo_warehouse.concurrency import WRITER_POOL, busy_retry, is_busy_error
 from convo_warehouse.lib import dbt_commands
 from convo_warehouse.lib.seed_columns import rebuild_changed_seeds, record_loaded_seeds, unchanged_seeds
 from convo_warehouse.lib.warehouse import warehouse_path, writer_lock
-from convo_warehouse.project import dbt_project, manifest_path
+from convo_warehouse.project import dbt_project, manifest_path, prune_invocation_targets
 from convo_warehouse.resources import WarehouseResource
 from convo_warehouse.spark.target import on_spark
 
@@ -143,10 +143,13 @@ def dbt_models(
             unchanged = [] if on_spark() else _prepare_seeds(context, warehouse)
             args = dbt_commands.production_build(multi_step=on_spark(), exclude=unchanged)
             invocation = dbt.cli(args, context=context, raise_on_error=False)
-            yield from invocation.stream()
-            error = invocation.get_error()
-            if error is None and not on_spark():
-                _record_seeds(invocation, warehouse)
+            try:
+                yield from invocation.stream()
+                error = invocation.get_error()
+                if error is None and not on_spark():
+                    _record_seeds(invocation, warehouse)
+            finally:
+                prune_invocation_targets(context.op_def.name)
     except Exception as busy:  # the lock itself: WarehouseBusyError
         error = busy
     if error is None:
