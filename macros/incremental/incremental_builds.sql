@@ -36,9 +36,14 @@
     )) }}
 {%- endmacro %}
 
-{#- Both tables, created if missing (one statement at a time: Spark takes
-    a single statement per call). -#}
+{#- The three tables, created if missing: an on-run-start hook
+    (dbt_project.yml), so once per dbt invocation rather than by every model
+    (four statements each). DuckDB only: on Spark every build is full and
+    nothing is recorded. -#}
 {% macro create_incremental_audit_tables() -%}
+    {%- if not execute or target.type == 'spark' -%}
+        {{ return('') }}
+    {%- endif -%}
     {%- set builds = incremental_builds_relation() -%}
     {%- do run_query('create schema if not exists ' ~ builds.without_identifier()) -%}
     {%- do run_query(

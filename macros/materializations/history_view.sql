@@ -31,7 +31,6 @@
             {{ sql | replace(own_catalog, '') }}
         )
     {%- endcall -%}
-    {%- do create_incremental_audit_tables() -%}
     {%- set latest = latest_builds() -%}
     {%- do record_build(
         this.identifier,

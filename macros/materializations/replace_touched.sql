@@ -44,7 +44,6 @@
     {%- set days_back = config.get('compared_days_back') or [] -%}
 
     {%- do check_touched_upstream(kind, touched_by) -%}
-    {%- do create_incremental_audit_tables() -%}
     {%- set latest = latest_builds() -%}
     {%- set fingerprint = build_fingerprint(sql, latest) -%}
     {%- set previous = latest.get(this.identifier) -%}
