@@ -679,3 +679,24 @@ def test_dbt_resource_reads_the_installed_version_and_opens_no_adapter(monkeypat
     assert str(dbt._cli_version) == installed
     assert f"installed: {installed}" in asked
     assert dbt._initialize_dbt_core_adapter(["build"]) is None
+
+
+def test_great_expectations_is_imported_in_the_background_for_the_suites():
+    """The dbt step starts GX's import in a thread (the suites after it then
+    find it imported); the thread swallows errors, so a wrong module name
+    would only show as a slower run: checked here in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, threading\n"
+        "from convo_warehouse.checks import suites\n"
+        "assert 'great_expectations' not in sys.modules\n"
+        "suites.import_great_expectations_in_background()\n"
+        "[thread.join() for thread in threading.enumerate() if thread.name == 'import great_expectations']\n"
+        "print(suites.GX_MODULE in sys.modules)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip() == "True", completed.stderr[-3000:]
+    assert "failed" not in completed.stderr

@@ -25,6 +25,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from convo_warehouse.checks import suites
 from convo_warehouse.concurrency import WRITER_POOL, busy_retry, is_busy_error
 from convo_warehouse.lib import dbt_commands
 from convo_warehouse.lib.seed_columns import rebuild_changed_seeds, record_loaded_seeds, unchanged_seeds
@@ -143,6 +144,8 @@ def dbt_models(
             unchanged = [] if on_spark() else _prepare_seeds(context, warehouse)
             args = dbt_commands.production_build(multi_step=on_spark(), exclude=unchanged)
             invocation = dbt.cli(args, context=context, raise_on_error=False)
+            if not on_spark():  # the GX suites run after this step (checks/gx_checks.py)
+                suites.import_great_expectations_in_background()
             try:
                 yield from invocation.stream()
                 error = invocation.get_error()
