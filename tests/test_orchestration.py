@@ -700,3 +700,18 @@ def test_great_expectations_is_imported_in_the_background_for_the_suites():
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.strip() == "True", completed.stderr[-3000:]
     assert "failed" not in completed.stderr
+
+
+def test_production_build_logs_at_info_to_file_unless_asked(monkeypatch):
+    """dbt's file log at debug wrote every SQL statement (10 MB and ~15% of
+    dbt's CPU an hourly run): production builds ask for info, and a
+    DBT_LOG_LEVEL_FILE set by the user wins (dbt reads it itself)."""
+    from convo_warehouse.lib import dbt_commands
+
+    monkeypatch.delenv("DBT_LOG_LEVEL_FILE", raising=False)
+    args = dbt_commands.production_build()
+    assert args[args.index("--log-level-file") + 1] == "info"
+    assert args[:3] == ["build", "--exclude-resource-type", "unit_test"]
+
+    monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")
+    assert "--log-level-file" not in dbt_commands.production_build(exclude=["experiments"])
