@@ -184,8 +184,9 @@ print(con.execute("select count(*) from raw.events").fetchone()[0])
 
 # The warehouse file's size against the same events as Parquet (zstd), and
 # what the tables holding every event take of it (DuckDB's storage_info: the
-# blocks of each table's column segments; blocks are 256 KiB). stg_events and
-# rejected_events are views over base_events_parsed.
+# blocks of each table's column segments, a zstd column's overflow blocks
+# included; blocks are 256 KiB). stg_events and rejected_events are views
+# over base_events_parsed.
 SIZE_SCRIPT = """
 import json, sys, duckdb
 warehouse, landing, parquet = sys.argv[1:4]
@@ -198,9 +199,11 @@ con.execute(f"attach '{warehouse}' as warehouse (read_only)")
 tables = {}
 for name in ("raw.events", "staging.base_events_parsed", "marts.fct_messages"):
     try:
+        # a zstd segment keeps its strings in overflow blocks (additional_block_ids)
         tables[name] = con.execute(
-            f"select count(distinct block_id) * 262144 from pragma_storage_info('warehouse.{name}') "
-            "where block_id >= 0"
+            f"select count(distinct block) * 262144 from ("
+            f"select block_id as block from pragma_storage_info('warehouse.{name}') where block_id >= 0 "
+            f"union all select unnest(additional_block_ids) from pragma_storage_info('warehouse.{name}'))"
         ).fetchone()[0]
     except duckdb.Error:
         tables[name] = None

@@ -1049,6 +1049,23 @@ def test_quarantine_matches_reference(built: Built):
     assert_no_mismatches("quarantine.rejected_events", compare_quarantine(built.path, built.ref))
 
 
+def test_the_events_long_text_is_stored_with_zstd(built: Built):
+    """The properties JSON and message text of the stored events use zstd, not DuckDB's dictionary + FSST
+    (the loader's DDL and base_events_parsed's contract; docs/staging.md#what-is-stored)."""
+    con = open_warehouse(built.path)
+    try:
+        for table, column in (("raw.events", "properties"), ("staging.base_events_parsed", "properties"),
+                              ("staging.base_events_parsed", "content")):
+            methods = {method for (method,) in con.execute(
+                f"select distinct compression from pragma_storage_info('{table}') "
+                "where column_name = ? and segment_type = 'VARCHAR'", [column]).fetchall()}
+            # (a segment too small to compress stays Uncompressed)
+            assert "ZSTD" in methods and methods <= {"ZSTD", "Uncompressed"}, (
+                f"{table}.{column} is stored with {sorted(methods)}")
+    finally:
+        con.close()
+
+
 def test_reconciliation_matches_reference(built: Built):
     assert_no_mismatches("audit.reconciliation", compare_reconciliation(built.path, built.ref))
 
