@@ -1,7 +1,6 @@
 {#- A view: it is only read filtered by day (the incremental metrics models
     push their day filter into it), so storing it would cost a full write of
-    conversations x segments on every run for nothing. -#}
-{{ config(materialized='view') }}
+    conversations x segments on every run for nothing (dbt_project.yml). -#}
 
 {%- set attribute_segments = ['channel', 'agent_id', 'device', 'source', 'language'] %}
 

@@ -2,8 +2,9 @@
     messages (agent_message.model; no model: 'unknown'): how many messages,
     the tokens read and written, and the reply latency measured, for the
     per-model comparison (joined to metrics_by_conversation for the
-    conversation's outcome). A view: the snapshot stores it as a table when a
-    run publishes, and nothing in the pipeline reads it. -#}
+    conversation's outcome). Replaced conversation by conversation for the
+    conversations with new events, and recorded by conversation_date, so the
+    snapshot publishes only the days a run rewrote. -#}
 
 with
 
@@ -19,6 +20,15 @@ agent_messages as (
         stg_events.event_type = 'agent_message'
         and stg_events.is_known_type
         and stg_events.conversation_id is not null
+        and {{ touched('stg_events.conversation_id') }}
+),
+
+conversation_days as (
+    select
+        int_conversations_summarized.conversation_id,
+        int_conversations_summarized.conversation_date
+    from {{ ref('int_conversations_summarized') }} as int_conversations_summarized
+    where {{ touched('int_conversations_summarized.conversation_id') }}
 ),
 
 conversation_models as (
@@ -41,6 +51,7 @@ final as (
     select
         cast(conversation_models.conversation_id as {{ dbt.type_string() }}) as conversation_id,
         cast(conversation_models.model as {{ dbt.type_string() }}) as model,  -- noqa: RF04
+        cast(conversation_days.conversation_date as {{ type_date() }}) as conversation_date,
         cast(conversation_models.agent_messages as {{ dbt.type_bigint() }}) as agent_messages,
         cast(conversation_models.token_measurements as {{ dbt.type_bigint() }}) as token_measurements,
         cast(conversation_models.input_tokens as {{ dbt.type_bigint() }}) as input_tokens,
@@ -48,6 +59,8 @@ final as (
         cast(conversation_models.latency_ms_total as {{ type_double() }}) as latency_ms_total,
         cast(conversation_models.latency_measurements as {{ dbt.type_bigint() }}) as latency_measurements
     from conversation_models
+    left join conversation_days
+        on conversation_models.conversation_id = conversation_days.conversation_id
 )
 
 select * from final

@@ -4,9 +4,10 @@
     filters (channel and agent and environment, an experiment variant) is a
     sum over rows: sum(<metric>__numerator) / sum(<metric>__denominator). The
     dashboard, `convo-warehouse` and the read API read it from the snapshot.
-    A view: the snapshot stores it as a table when a run publishes, and
-    nothing in the pipeline reads it, so a table here would cost a full write
-    of every conversation on every run for nothing. -#}
+    Replaced conversation by conversation (replace_touched), for the
+    conversations the run touched, and recorded by metric_date: the snapshot
+    publishes the days the run rewrote instead of hashing every conversation
+    to find them. -#}
 
 with
 
@@ -46,7 +47,9 @@ conversations as (
         sales_attended_in_order,
         sales_converted_in_order
     from {{ ref('int_conversations_segmented') }}
-    where segment_type = 'all'
+    where
+        segment_type = 'all'
+        and {{ touched('conversation_id') }}
 ),
 
 conversation_contributions as (
