@@ -19,6 +19,7 @@ from datetime import timedelta
 import pytest
 
 from convo_warehouse.lib.generate import generate_events
+from conftest import open_warehouse
 
 END_DATE = "2024-04-02"
 SELECT = "+fct_conversations +fct_messages +metrics_daily"
@@ -51,6 +52,32 @@ def daily_failures(warehouse) -> int:
     return failures(warehouse, "assert_metrics_daily_counts_every_conversation")[
         "assert_metrics_daily_counts_every_conversation"
     ]
+
+
+def days_picked(warehouse, condition: str) -> set:
+    """The days of fct_conversations a condition on a column `d` keeps."""
+    return {row[0] for row in warehouse.query(
+        f"select d from (select distinct conversation_date as d from marts.fct_conversations) where {condition}"
+    )}
+
+
+def days_picked_by_dbt(warehouse, model: str) -> set:
+    """The days dbt's written_days() picks for the model's newest build (compiled as a data test is)."""
+    result = warehouse.dbt("compile", "--inline", f"select {{{{ written_days(['{model}'], 'd') }}}} as condition")
+    compiled = result.result.results[0].node.compiled_code
+    return days_picked(warehouse, compiled.split("select ", 1)[1].rsplit(" as condition", 1)[0])
+
+
+def days_picked_by_gx(warehouse, model: str) -> set:
+    """The days the Great Expectations suites read for the model: the Python twin of written_days()."""
+    from convo_warehouse.checks.validation import rewritten_by_latest_build
+
+    con = open_warehouse(warehouse.path)
+    try:
+        condition = rewritten_by_latest_build(con, f"marts.{model}", "d")
+    finally:
+        con.close()
+    return days_picked(warehouse, condition)
 
 
 def test_scoped_tests_fail_on_rows_the_run_wrote_and_full_builds_check_everything(generated, make_warehouse):
@@ -88,6 +115,8 @@ def test_scoped_tests_fail_on_rows_the_run_wrote_and_full_builds_check_everythin
         "and touched_key is not null"
     ) == [(written,)]
     assert relationships_failures(warehouse) == 0 and daily_failures(warehouse) == 0
+    assert days_picked_by_dbt(warehouse, "fct_conversations") == days_picked_by_gx(warehouse, "fct_conversations")
+    assert days_picked_by_gx(warehouse, "fct_conversations") == {first_day}
 
     # metrics_daily: a wrong count on a day the run did not rewrite is not
     # read again; on the day it rewrote, the test fails
@@ -115,3 +144,37 @@ def test_scoped_tests_fail_on_rows_the_run_wrote_and_full_builds_check_everythin
     # a full build of fct_messages wrote every row: both conversations fail
     warehouse.dbt("run", "--select", "fct_messages", "--full-refresh")
     assert relationships_failures(warehouse) == messages[written] + messages[untouched]
+
+
+def reconcile_failures(warehouse) -> int:
+    return failures(warehouse, "assert_raw_rows_reconcile")["assert_raw_rows_reconcile"]
+
+
+def test_the_raw_rows_reconciliation_checks_the_load_runs_the_build_parsed(generated, make_warehouse):
+    warehouse = make_warehouse("reconciled")
+    warehouse.dbt("seed")
+    for day in generated:  # a load run per day
+        shutil.copytree(day, warehouse.landing / day.name)
+        warehouse.load()
+        warehouse.dbt("run", "--select", "+reconciliation")
+    loads = [row[0] for row in warehouse.query("select load_id from audit.reconciliation order by load_id")]
+    assert len(loads) == 2
+    assert reconcile_failures(warehouse) == 0
+
+    lose_a_staged_row = (
+        "delete from staging.base_events_parsed where rowid = (select min(rowid) from staging.base_events_parsed "
+        "where load_id = ? and is_first_delivery)"
+    )
+    # a row lost from the load run parsed before is not read again; from the
+    # one the newest build parsed, it fails the test
+    warehouse.query(lose_a_staged_row, [loads[0]])
+    assert reconcile_failures(warehouse) == 0
+    warehouse.query(lose_a_staged_row, [loads[1]])
+    assert reconcile_failures(warehouse) == 1
+
+    # a full build parsed every load run: a row lost from each fails both
+    warehouse.dbt("run", "--select", "base_events_parsed", "--full-refresh")
+    assert reconcile_failures(warehouse) == 0
+    for load in loads:
+        warehouse.query(lose_a_staged_row, [load])
+    assert reconcile_failures(warehouse) == 2

@@ -16,6 +16,7 @@ conversation_funnel_stages as (
         is_first_stage,
         is_last_stage,
         is_reached,
+        is_reached_in_order,
         reached_at
     from {{ ref('int_conversation_stages_sequenced') }}
     where {{ touched('conversation_id') }}
@@ -51,6 +52,11 @@ funnel_progress as (
         max(
             case when conversation_funnel_stages.is_reached then conversation_funnel_stages.stage_order end
         ) as last_stage_order,
+        -- is_reached_in_order holds for a prefix of the stages (every stage
+        -- before it reached, each not later than the next): its end
+        max(
+            case when conversation_funnel_stages.is_reached_in_order then conversation_funnel_stages.stage_order end
+        ) as last_in_order_stage_order,
         max(
             case
                 when conversation_funnel_stages.is_reached and conversation_funnel_stages.is_first_stage
@@ -79,6 +85,7 @@ funnel_progress_with_stages as (
         funnel_progress.has_reached_last_stage,
         funnel_stages.stage as last_stage,
         funnel_progress.last_stage_order,
+        funnel_progress.last_in_order_stage_order,
         conversation_funnel_stages.reached_at as last_stage_reached_at,
         funnel_stages.next_stage,
         funnel_stages.next_stage_order,

@@ -45,58 +45,48 @@ sentiment_per_conversation as (
 ),
 
 -- The sales funnel's stages reached in order (contract v1.2: every earlier
--- sales stage reached, each not later than the next), for the step rates.
+-- sales stage reached, each not later than the next), for the step rates:
+-- a stage is reached in order when it lies within the prefix of stages a
+-- conversation reached in order (int_conversation_funnels_progressed, one
+-- row per conversation in the funnel, rather than every stage row of
+-- int_conversation_stages_sequenced).
+sales_stage_orders as (
+    select
+        max(case when int_funnel_stages_ordered.stage = 'responded' then int_funnel_stages_ordered.stage_order end)
+            as responded_stage_order,
+        max(case when int_funnel_stages_ordered.stage = 'qualified' then int_funnel_stages_ordered.stage_order end)
+            as qualified_stage_order,
+        max(case when int_funnel_stages_ordered.stage = 'booked' then int_funnel_stages_ordered.stage_order end)
+            as booked_stage_order,
+        max(case when int_funnel_stages_ordered.stage = 'attended' then int_funnel_stages_ordered.stage_order end)
+            as attended_stage_order,
+        max(case when int_funnel_stages_ordered.stage = 'converted' then int_funnel_stages_ordered.stage_order end)
+            as converted_stage_order
+    from {{ ref('int_funnel_stages_ordered') }} as int_funnel_stages_ordered
+    where int_funnel_stages_ordered.funnel_name = 'sales'
+),
+
 sales_stages_in_order as (
     select
-        int_conversation_stages_sequenced.conversation_id,
-        max(
-            case
-                when
-                    int_conversation_stages_sequenced.stage = 'responded'
-                    and int_conversation_stages_sequenced.is_reached_in_order
-                    then 1
-                else 0
-            end
-        ) = 1 as sales_responded_in_order,
-        max(
-            case
-                when
-                    int_conversation_stages_sequenced.stage = 'qualified'
-                    and int_conversation_stages_sequenced.is_reached_in_order
-                    then 1
-                else 0
-            end
-        ) = 1 as sales_qualified_in_order,
-        max(
-            case
-                when
-                    int_conversation_stages_sequenced.stage = 'booked'
-                    and int_conversation_stages_sequenced.is_reached_in_order
-                    then 1
-                else 0
-            end
-        ) = 1 as sales_booked_in_order,
-        max(
-            case
-                when
-                    int_conversation_stages_sequenced.stage = 'attended'
-                    and int_conversation_stages_sequenced.is_reached_in_order
-                    then 1
-                else 0
-            end
-        ) = 1 as sales_attended_in_order,
-        max(
-            case
-                when
-                    int_conversation_stages_sequenced.stage = 'converted'
-                    and int_conversation_stages_sequenced.is_reached_in_order
-                    then 1
-                else 0
-            end
-        ) = 1 as sales_converted_in_order
-    from {{ ref('int_conversation_stages_sequenced') }} as int_conversation_stages_sequenced
-    where int_conversation_stages_sequenced.funnel_name = 'sales'
-    group by int_conversation_stages_sequenced.conversation_id
+        sales_progress.conversation_id,
+        coalesce(
+            sales_progress.last_in_order_stage_order >= sales_stage_orders.responded_stage_order, false
+        ) as sales_responded_in_order,
+        coalesce(
+            sales_progress.last_in_order_stage_order >= sales_stage_orders.qualified_stage_order, false
+        ) as sales_qualified_in_order,
+        coalesce(
+            sales_progress.last_in_order_stage_order >= sales_stage_orders.booked_stage_order, false
+        ) as sales_booked_in_order,
+        coalesce(
+            sales_progress.last_in_order_stage_order >= sales_stage_orders.attended_stage_order, false
+        ) as sales_attended_in_order,
+        coalesce(
+            sales_progress.last_in_order_stage_order >= sales_stage_orders.converted_stage_order, false
+        ) as sales_converted_in_order
+    from {{ ref('int_conversation_funnels_progressed') }} as sales_progress
+    cross join sales_stage_orders
+    where sales_progress.funnel_name = 'sales'
 ),
 
 quality as (
