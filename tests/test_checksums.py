@@ -64,6 +64,23 @@ def partitions_rewritten_since(warehouse, recorded_after) -> dict[str, set]:
     return rewritten
 
 
+def recorded_history_position(warehouse) -> tuple:
+    """The newest load run parsed and the clock, as base_events_parsed's newest build recorded them
+    (every other model reads them there: history_position())."""
+    return warehouse.query(
+        "select loaded_through_load_id, newest_event_at from audit.incremental_builds "
+        "where model_name = 'base_events_parsed' order by recorded_at desc limit 1"
+    )[0]
+
+
+def scanned_history_position(warehouse) -> tuple:
+    """The same, read from every raw row and staged event."""
+    return warehouse.query(
+        "select (select max(load_id) from raw.events), "
+        "(select max(event_at) from staging.base_events_parsed where is_first_delivery)"
+    )[0]
+
+
 def last_classified(warehouse) -> int:
     """Conversations the stage classifier classified in the newest build."""
     return warehouse.scalar(
@@ -190,6 +207,7 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
         warehouse.dbt("run")
         if number == 3:
             rewritten = partitions_rewritten_since(warehouse, before_late)
+        assert recorded_history_position(warehouse) == scanned_history_position(warehouse)
         after_batch.append(abandoned(warehouse))
         classified.append(last_classified(warehouse))
     warehouse.dbt("run")

@@ -3,8 +3,10 @@
     audit.incremental_builds gets one row per build that moved the model
     (append only: no UPDATE or DELETE, which Spark tables without Delta
     lack); the newest row of a model counts.
-      loaded_through_load_id  the newest load run staged when it was built
-      newest_event_at         the warehouse clock then (newest staged event)
+      loaded_through_load_id  the newest load run parsed when it was built
+      newest_event_at         the warehouse clock then (newest staged
+                              event); the staged events' model records it
+                              for every other model to read
       classified_through      the newest time the classifier step had
                               written anything (models touched by it)
       build_fingerprint       build_fingerprint(): a change rebuilds every key
@@ -108,14 +110,21 @@
     the outputs it reads hold something newer than it recorded. -#}
 {% macro history_position(kind, touched_by, latest) -%}
     {#- the staged events are base_events_parsed's is_first_delivery rows
-        (stg_events is a view of them) -#}
-    {%- set staged = graph_relation('model.convo_warehouse.base_events_parsed') -%}
+        (stg_events is a view of them); its build row records the newest
+        load run it parsed and the clock (staged_events_clock()), read here
+        instead of scanning every event, unless it has recorded no clock yet -#}
+    {%- set staged = graph_relation(staged_events_model_id()) -%}
+    {%- set staged_build = latest.get(staged.identifier) -%}
+    {%- set clock_recorded = kind != 'load' and staged_build is not none
+        and staged_build.newest_event_at is not none and staged_build.loaded_through_load_id is not none -%}
     {%- set selects = [
         '(select max(loads.load_id) from ' ~ graph_relation('source.convo_warehouse.raw.events') ~ ' as loads)'
             if kind == 'load'
-            else '(select max(loads.load_id) from ' ~ staged ~ ' as loads where loads.is_first_delivery)',
-        '(select max(clock.event_at) from ' ~ staged ~ ' as clock where clock.is_first_delivery)'
-            if kind != 'load' else 'cast(null as ' ~ dbt.type_timestamp() ~ ')',
+            else (staged_build.loaded_through_load_id if clock_recorded
+                else '(select max(loads.load_id) from ' ~ staged ~ ' as loads where loads.is_first_delivery)'),
+        'cast(null as ' ~ dbt.type_timestamp() ~ ')'
+            if kind == 'load' or clock_recorded
+            else '(select max(clock.event_at) from ' ~ staged ~ ' as clock where clock.is_first_delivery)',
     ] -%}
     {#- only the outputs this model reads (so those of every model upstream
         too): another one may not be built yet (dbt run --select) -#}
@@ -129,6 +138,7 @@
         ) -%}
     {%- endfor -%}
     {%- set row = run_query('select ' ~ selects | join(', ')).rows[0] -%}
+    {%- set clock = staged_build.newest_event_at if clock_recorded else row[1] -%}
     {%- set written = {} -%}
     {%- for name, written_at in classifier_outputs() -%}
         {%- do written.update({name: row[2 + loop.index0]}) -%}
@@ -136,7 +146,7 @@
     {%- set uses_clock = 'abandonment_clock' in touched_by or 'conversion_window' in touched_by -%}
     {%- set position = {
         'loaded_through_load_id': row[0],
-        'newest_event_at': row[1] if uses_clock else none,
+        'newest_event_at': clock if uses_clock else none,
         'classified_through': newest_written(written, classifier_outputs_read()) if 'classifier_output' in touched_by else none,
     } -%}
     {%- for unique_id in upstream_nodes() -%}
@@ -167,6 +177,30 @@
         {%- do times.append(written[name]) -%}
     {%- endfor -%}
     {{ return(times | max if times else none) }}
+{%- endmacro %}
+
+{#- The model holding the staged events (base_events_parsed): every other
+    model's history position is read from what its builds record. -#}
+{% macro staged_events_model_id() -%}
+    {{ return('model.convo_warehouse.base_events_parsed') }}
+{%- endmacro %}
+
+{#- The clock the staged events' model records in its build row: the newest
+    staged event (first deliveries), the newest of the clock its previous
+    build recorded and the rows of the load runs `keys` it parsed now (none:
+    a full build, every row). A load run's rows never change once parsed, so
+    the clock moves only with new load runs and never needs a scan of every
+    event. -#}
+{% macro staged_events_clock(relation, previous, keys) -%}
+    {%- set parsed_now = 'true' if keys is none else touched_condition('staged.load_id', 'load', keys, none) -%}
+    {%- set newest = run_query(
+        'select max(staged.event_at) from ' ~ relation ~ ' as staged where staged.is_first_delivery and ' ~ parsed_now
+    ).rows[0][0] -%}
+    {%- set earlier = previous.newest_event_at if keys is not none and previous is not none else none -%}
+    {%- if newest is none or (earlier is not none and earlier > newest) -%}
+        {{ return(earlier) }}
+    {%- endif -%}
+    {{ return(newest) }}
 {%- endmacro %}
 
 {#- Whether a build moves its model: it was never built, or where the

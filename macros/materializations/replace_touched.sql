@@ -100,6 +100,11 @@
         {%- endif -%}
         {%- do drop_relation_if_exists(touched_relation) -%}
     {%- endif -%}
+    {%- if model.unique_id == staged_events_model_id() -%}
+        {%- do position.update({'newest_event_at': staged_events_clock(
+            target_relation, previous, none if full_build else keys
+        )}) -%}
+    {%- endif -%}
     {%- do record_build(this.identifier, position, fingerprint, previous) -%}
 
     {%- do persist_docs(target_relation, model) -%}
