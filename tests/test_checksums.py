@@ -185,6 +185,12 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
             )[0]
             write_events("moved", exposed[0], exposed[1] - timedelta(days=1), ["user_message"])
             before_late = warehouse.scalar("select max(recorded_at) from audit.partitions_rewritten")
+            # as a warehouse built before base_events_parsed recorded the
+            # clock: this batch's events are older than the clock, so the
+            # clock must be read from every event once
+            warehouse.query(
+                "update audit.incremental_builds set newest_event_at = null where model_name = 'base_events_parsed'"
+            )
         if number == 4:
             # A changed experiments seed (the intended split of a test): the
             # experiments chain is rebuilt whole by the next run.

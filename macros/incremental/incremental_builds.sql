@@ -187,16 +187,18 @@
 
 {#- The clock the staged events' model records in its build row: the newest
     staged event (first deliveries), the newest of the clock its previous
-    build recorded and the rows of the load runs `keys` it parsed now (none:
-    a full build, every row). A load run's rows never change once parsed, so
-    the clock moves only with new load runs and never needs a scan of every
-    event. -#}
+    build recorded and the rows of the load runs `keys` it parsed now. A
+    load run's rows never change once parsed, so the clock moves only with
+    new load runs and needs no scan of every event, except after a full
+    build (`keys` none) and when the previous build recorded no clock (a
+    warehouse built before the clock was recorded). -#}
 {% macro staged_events_clock(relation, previous, keys) -%}
-    {%- set parsed_now = 'true' if keys is none else touched_condition('staged.load_id', 'load', keys, none) -%}
+    {%- set from_previous = keys is not none and previous is not none and previous.newest_event_at is not none -%}
+    {%- set parsed_now = touched_condition('staged.load_id', 'load', keys, none) if from_previous else 'true' -%}
     {%- set newest = run_query(
         'select max(staged.event_at) from ' ~ relation ~ ' as staged where staged.is_first_delivery and ' ~ parsed_now
     ).rows[0][0] -%}
-    {%- set earlier = previous.newest_event_at if keys is not none and previous is not none else none -%}
+    {%- set earlier = previous.newest_event_at if from_previous else none -%}
     {%- if newest is none or (earlier is not none and earlier > newest) -%}
         {{ return(earlier) }}
     {%- endif -%}
