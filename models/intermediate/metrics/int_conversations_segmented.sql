@@ -3,8 +3,6 @@
     conversations x segments on every run for nothing (dbt_project.yml). -#}
 
 {%- set attribute_segments = ['channel', 'agent_id', 'device', 'source', 'language'] %}
-{#- the sales stages whose step rates the metrics give (contract v1.2) -#}
-{%- set sales_steps = ['responded', 'qualified', 'booked', 'attended', 'converted'] %}
 
 with
 
@@ -54,10 +52,16 @@ sentiment_per_conversation as (
 -- int_conversation_stages_sequenced).
 sales_stage_orders as (
     select
-        {%- for stage in sales_steps %}
-        max(case when int_funnel_stages_ordered.stage = '{{ stage }}' then int_funnel_stages_ordered.stage_order end)
-            as {{ stage }}_stage_order{{ ',' if not loop.last }}
-        {%- endfor %}
+        max(case when int_funnel_stages_ordered.stage = 'responded' then int_funnel_stages_ordered.stage_order end)
+            as responded_stage_order,
+        max(case when int_funnel_stages_ordered.stage = 'qualified' then int_funnel_stages_ordered.stage_order end)
+            as qualified_stage_order,
+        max(case when int_funnel_stages_ordered.stage = 'booked' then int_funnel_stages_ordered.stage_order end)
+            as booked_stage_order,
+        max(case when int_funnel_stages_ordered.stage = 'attended' then int_funnel_stages_ordered.stage_order end)
+            as attended_stage_order,
+        max(case when int_funnel_stages_ordered.stage = 'converted' then int_funnel_stages_ordered.stage_order end)
+            as converted_stage_order
     from {{ ref('int_funnel_stages_ordered') }} as int_funnel_stages_ordered
     where int_funnel_stages_ordered.funnel_name = 'sales'
 ),
@@ -65,11 +69,21 @@ sales_stage_orders as (
 sales_stages_in_order as (
     select
         sales_progress.conversation_id,
-        {%- for stage in sales_steps %}
         coalesce(
-            sales_progress.last_in_order_stage_order >= sales_stage_orders.{{ stage }}_stage_order, false
-        ) as sales_{{ stage }}_in_order{{ ',' if not loop.last }}
-        {%- endfor %}
+            sales_progress.last_in_order_stage_order >= sales_stage_orders.responded_stage_order, false
+        ) as sales_responded_in_order,
+        coalesce(
+            sales_progress.last_in_order_stage_order >= sales_stage_orders.qualified_stage_order, false
+        ) as sales_qualified_in_order,
+        coalesce(
+            sales_progress.last_in_order_stage_order >= sales_stage_orders.booked_stage_order, false
+        ) as sales_booked_in_order,
+        coalesce(
+            sales_progress.last_in_order_stage_order >= sales_stage_orders.attended_stage_order, false
+        ) as sales_attended_in_order,
+        coalesce(
+            sales_progress.last_in_order_stage_order >= sales_stage_orders.converted_stage_order, false
+        ) as sales_converted_in_order
     from {{ ref('int_conversation_funnels_progressed') }} as sales_progress
     cross join sales_stage_orders
     where sales_progress.funnel_name = 'sales'
