@@ -95,15 +95,19 @@
         {%- do check_unique_key(target_relation, unique_key, touched_condition(key, kind, keys, touched_relation)) -%}
         {%- do rewritten_days.extend(days_of_touched_rows(target_relation, key, kind, day_column, keys, touched_relation)) -%}
         {%- do record_partitions_rewritten(target_relation, day_column, rewritten_days) -%}
-        {%- if build_moved(previous, position, fingerprint) -%}
-            {%- do record_keys_rewritten(target_relation, touched_relation) -%}
-        {%- endif -%}
-        {%- do drop_relation_if_exists(touched_relation) -%}
     {%- endif -%}
+    {#- the staged events' model records the clock it now holds, before
+        anything asks whether the build moved it -#}
     {%- if model.unique_id == staged_events_model_id() -%}
         {%- do position.update({'newest_event_at': staged_events_clock(
             target_relation, previous, none if full_build else keys
         )}) -%}
+    {%- endif -%}
+    {%- if not full_build -%}
+        {%- if build_moved(previous, position, fingerprint) -%}
+            {%- do record_keys_rewritten(target_relation, touched_relation) -%}
+        {%- endif -%}
+        {%- do drop_relation_if_exists(touched_relation) -%}
     {%- endif -%}
     {%- do record_build(this.identifier, position, fingerprint, previous) -%}
 
