@@ -501,8 +501,9 @@ def _alerts_warehouse(database: Path, severities: list[str]) -> None:
     try:
         con.execute("create schema staging; create schema marts")
         con.execute(
-            "create table staging.stg_events as "
-            "select timestamp '2024-03-02 12:00:00' as event_at"
+            "create table staging.base_events_parsed as "
+            "select timestamp '2024-03-02 12:00:00' as event_at, true as is_first_delivery "
+            "union all select timestamp '2024-03-09 12:00:00', false"
         )
         con.execute(
             """
