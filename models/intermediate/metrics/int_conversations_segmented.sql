@@ -1,99 +1,49 @@
 {#- A view: it is only read filtered by day (the incremental metrics models
     push their day filter into it), so storing it would cost a full write of
-    conversations x segments on every run for nothing (dbt_project.yml). -#}
+    conversations x segments on every run for nothing (dbt_project.yml). The
+    measures are int_conversation_measures' (one row per conversation); this
+    model only says which segments each conversation belongs to. -#}
 
 {%- set attribute_segments = ['channel', 'agent_id', 'device', 'source', 'language'] %}
 
 with
 
-conversations as (
+measures as (
     select
-        int_conversations_summarized.conversation_id,
-        int_conversations_summarized.conversation_date,
-        int_conversations_summarized.first_event_at,
-        int_conversations_summarized.channel,
-        int_conversations_summarized.agent_id,
-        int_conversations_summarized.device,
-        int_conversations_summarized.source,
-        int_conversations_summarized.language,
-        int_conversations_summarized.environment,
-        int_conversations_summarized.initialized,
-        int_conversations_summarized.started,
-        int_conversations_summarized.engaged,
-        int_conversations_summarized.was_completed,
-        int_conversations_summarized.was_abandoned,
-        int_conversations_summarized.had_handoff,
-        int_conversations_summarized.converted,
-        int_conversations_summarized.user_turns,
-        int_conversations_summarized.fallback_count,
-        int_conversations_summarized.duration_seconds,
-        int_conversations_summarized.first_response_ms,
-        int_conversations_summarized.satisfaction_score,
-        int_conversations_summarized.feedback_score,
-        int_conversations_summarized.rephrase_count
-    from {{ ref('int_conversations_summarized') }} as int_conversations_summarized
-),
-
-sentiment_per_conversation as (
-    select
-        int_conversation_sentiment_summarized.conversation_id,
-        int_conversation_sentiment_summarized.sentiment_sum,
-        int_conversation_sentiment_summarized.scored_messages as sentiment_count,
-        int_conversation_sentiment_summarized.sentiment_start,
-        int_conversation_sentiment_summarized.sentiment_end
-    from {{ ref('int_conversation_sentiment_summarized') }} as int_conversation_sentiment_summarized
-),
-
--- The sales funnel's stages reached in order (contract v1.2: every earlier
--- sales stage reached, each not later than the next), for the step rates:
--- a stage is reached in order when it lies within the prefix of stages a
--- conversation reached in order (int_conversation_funnels_progressed, one
--- row per conversation in the funnel, rather than every stage row of
--- int_conversation_stages_sequenced).
-sales_stage_orders as (
-    select
-        max(case when int_funnel_stages_ordered.stage = 'responded' then int_funnel_stages_ordered.stage_order end)
-            as responded_stage_order,
-        max(case when int_funnel_stages_ordered.stage = 'qualified' then int_funnel_stages_ordered.stage_order end)
-            as qualified_stage_order,
-        max(case when int_funnel_stages_ordered.stage = 'booked' then int_funnel_stages_ordered.stage_order end)
-            as booked_stage_order,
-        max(case when int_funnel_stages_ordered.stage = 'attended' then int_funnel_stages_ordered.stage_order end)
-            as attended_stage_order,
-        max(case when int_funnel_stages_ordered.stage = 'converted' then int_funnel_stages_ordered.stage_order end)
-            as converted_stage_order
-    from {{ ref('int_funnel_stages_ordered') }} as int_funnel_stages_ordered
-    where int_funnel_stages_ordered.funnel_name = 'sales'
-),
-
-sales_stages_in_order as (
-    select
-        sales_progress.conversation_id,
-        coalesce(
-            sales_progress.last_in_order_stage_order >= sales_stage_orders.responded_stage_order, false
-        ) as sales_responded_in_order,
-        coalesce(
-            sales_progress.last_in_order_stage_order >= sales_stage_orders.qualified_stage_order, false
-        ) as sales_qualified_in_order,
-        coalesce(
-            sales_progress.last_in_order_stage_order >= sales_stage_orders.booked_stage_order, false
-        ) as sales_booked_in_order,
-        coalesce(
-            sales_progress.last_in_order_stage_order >= sales_stage_orders.attended_stage_order, false
-        ) as sales_attended_in_order,
-        coalesce(
-            sales_progress.last_in_order_stage_order >= sales_stage_orders.converted_stage_order, false
-        ) as sales_converted_in_order
-    from {{ ref('int_conversation_funnels_progressed') }} as sales_progress
-    cross join sales_stage_orders
-    where sales_progress.funnel_name = 'sales'
-),
-
-quality as (
-    select
-        int_conversation_quality_scored.conversation_id,
-        int_conversation_quality_scored.quality_score
-    from {{ ref('int_conversation_quality_scored') }} as int_conversation_quality_scored
+        int_conversation_measures.conversation_id,
+        int_conversation_measures.metric_date,
+        int_conversation_measures.metric_hour,
+        int_conversation_measures.initialized,
+        int_conversation_measures.started,
+        int_conversation_measures.engaged,
+        int_conversation_measures.was_completed,
+        int_conversation_measures.was_abandoned,
+        int_conversation_measures.had_handoff,
+        int_conversation_measures.converted,
+        int_conversation_measures.user_turns,
+        int_conversation_measures.fallback_count,
+        int_conversation_measures.duration_seconds,
+        int_conversation_measures.first_response_ms,
+        int_conversation_measures.satisfaction_score,
+        int_conversation_measures.feedback_score,
+        int_conversation_measures.rephrase_count,
+        int_conversation_measures.sentiment_sum,
+        int_conversation_measures.sentiment_count,
+        int_conversation_measures.sentiment_start,
+        int_conversation_measures.sentiment_end,
+        int_conversation_measures.quality_score,
+        int_conversation_measures.channel,
+        int_conversation_measures.agent_id,
+        int_conversation_measures.device,
+        int_conversation_measures.source,
+        int_conversation_measures.language,
+        int_conversation_measures.environment,
+        int_conversation_measures.sales_responded_in_order,
+        int_conversation_measures.sales_qualified_in_order,
+        int_conversation_measures.sales_booked_in_order,
+        int_conversation_measures.sales_attended_in_order,
+        int_conversation_measures.sales_converted_in_order
+    from {{ ref('int_conversation_measures') }} as int_conversation_measures
 ),
 
 exposures as (
@@ -108,17 +58,17 @@ exposures as (
 
 conversation_segments as (
     select
-        conversations.conversation_id,
+        measures.conversation_id,
         'all' as segment_type,
         'all' as segment_value
-    from conversations
+    from measures
     {% for attribute in attribute_segments %}
         union all
         select
-            conversations.conversation_id,
+            measures.conversation_id,
             '{{ attribute }}' as segment_type,
-            coalesce(cast(conversations.{{ attribute }} as {{ dbt.type_string() }}), 'unknown') as segment_value
-        from conversations
+            coalesce(cast(measures.{{ attribute }} as {{ dbt.type_string() }}), 'unknown') as segment_value
+        from measures
     {% endfor %}
     union all
     select
@@ -130,50 +80,44 @@ conversation_segments as (
 
 conversations_segmented as (
     select
-        conversations.conversation_id,
-        conversations.conversation_date as metric_date,
-        {{ dbt.date_trunc('hour', 'conversations.first_event_at') }} as metric_hour,
+        measures.conversation_id,
+        measures.metric_date,
+        measures.metric_hour,
         conversation_segments.segment_type,
         conversation_segments.segment_value,
-        conversations.initialized,
-        conversations.started,
-        conversations.engaged,
-        conversations.was_completed,
-        conversations.was_abandoned,
-        conversations.had_handoff,
-        conversations.converted,
-        conversations.user_turns,
-        conversations.fallback_count,
-        conversations.duration_seconds,
-        conversations.first_response_ms,
-        conversations.satisfaction_score,
-        conversations.feedback_score,
-        conversations.rephrase_count,
-        coalesce(sentiment_per_conversation.sentiment_sum, 0) as sentiment_sum,
-        coalesce(sentiment_per_conversation.sentiment_count, 0) as sentiment_count,
-        sentiment_per_conversation.sentiment_start,
-        sentiment_per_conversation.sentiment_end,
-        quality.quality_score,
-        conversations.channel,
-        conversations.agent_id,
-        conversations.device,
-        conversations.source,
-        conversations.language,
-        conversations.environment,
-        coalesce(sales_stages_in_order.sales_responded_in_order, false) as sales_responded_in_order,
-        coalesce(sales_stages_in_order.sales_qualified_in_order, false) as sales_qualified_in_order,
-        coalesce(sales_stages_in_order.sales_booked_in_order, false) as sales_booked_in_order,
-        coalesce(sales_stages_in_order.sales_attended_in_order, false) as sales_attended_in_order,
-        coalesce(sales_stages_in_order.sales_converted_in_order, false) as sales_converted_in_order
+        measures.initialized,
+        measures.started,
+        measures.engaged,
+        measures.was_completed,
+        measures.was_abandoned,
+        measures.had_handoff,
+        measures.converted,
+        measures.user_turns,
+        measures.fallback_count,
+        measures.duration_seconds,
+        measures.first_response_ms,
+        measures.satisfaction_score,
+        measures.feedback_score,
+        measures.rephrase_count,
+        measures.sentiment_sum,
+        measures.sentiment_count,
+        measures.sentiment_start,
+        measures.sentiment_end,
+        measures.quality_score,
+        measures.channel,
+        measures.agent_id,
+        measures.device,
+        measures.source,
+        measures.language,
+        measures.environment,
+        measures.sales_responded_in_order,
+        measures.sales_qualified_in_order,
+        measures.sales_booked_in_order,
+        measures.sales_attended_in_order,
+        measures.sales_converted_in_order
     from conversation_segments
-    inner join conversations
-        on conversation_segments.conversation_id = conversations.conversation_id
-    left join sentiment_per_conversation
-        on conversations.conversation_id = sentiment_per_conversation.conversation_id
-    left join quality
-        on conversations.conversation_id = quality.conversation_id
-    left join sales_stages_in_order
-        on conversations.conversation_id = sales_stages_in_order.conversation_id
+    inner join measures
+        on conversation_segments.conversation_id = measures.conversation_id
 )
 
 select * from conversations_segmented

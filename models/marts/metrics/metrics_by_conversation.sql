@@ -4,10 +4,12 @@
     filters (channel and agent and environment, an experiment variant) is a
     sum over rows: sum(<metric>__numerator) / sum(<metric>__denominator). The
     dashboard, `convo-warehouse` and the read API read it from the snapshot.
-    Replaced conversation by conversation (replace_touched), for the
-    conversations the run touched, and recorded by metric_date: the snapshot
-    publishes the days the run rewrote instead of hashing every conversation
-    to find them. -#}
+    Replaced day by day (replace_touched keyed by metric_date): the days of
+    the conversations a run touched, since a conversation's quality_score
+    compares it with its agent's other conversations of the same day
+    (int_conversation_quality_scored), so a change to one conversation can
+    change the others of its day. The snapshot publishes the days the run
+    rewrote. -#}
 
 with
 
@@ -46,10 +48,8 @@ conversations as (
         sales_booked_in_order,
         sales_attended_in_order,
         sales_converted_in_order
-    from {{ ref('int_conversations_segmented') }}
-    where
-        segment_type = 'all'
-        and {{ touched('conversation_id') }}
+    from {{ ref('int_conversation_measures') }}
+    where {{ touched('metric_date', 'day') }}
 ),
 
 conversation_contributions as (

@@ -1,0 +1,144 @@
+{#- A view: one row per conversation with every measure the metrics sum,
+    joined once. metrics_by_conversation reads it for the days a run touched
+    (the filter reaches int_conversations_summarized's scan) and
+    int_conversations_segmented crosses it with the conversation's segments
+    for the day-keyed metrics; storing it would rewrite every conversation on
+    every run for nothing (dbt_project.yml). -#}
+
+with
+
+conversations as (
+    select
+        int_conversations_summarized.conversation_id,
+        int_conversations_summarized.conversation_date,
+        int_conversations_summarized.first_event_at,
+        int_conversations_summarized.channel,
+        int_conversations_summarized.agent_id,
+        int_conversations_summarized.device,
+        int_conversations_summarized.source,
+        int_conversations_summarized.language,
+        int_conversations_summarized.environment,
+        int_conversations_summarized.initialized,
+        int_conversations_summarized.started,
+        int_conversations_summarized.engaged,
+        int_conversations_summarized.was_completed,
+        int_conversations_summarized.was_abandoned,
+        int_conversations_summarized.had_handoff,
+        int_conversations_summarized.converted,
+        int_conversations_summarized.user_turns,
+        int_conversations_summarized.fallback_count,
+        int_conversations_summarized.duration_seconds,
+        int_conversations_summarized.first_response_ms,
+        int_conversations_summarized.satisfaction_score,
+        int_conversations_summarized.feedback_score,
+        int_conversations_summarized.rephrase_count
+    from {{ ref('int_conversations_summarized') }} as int_conversations_summarized
+),
+
+sentiment_per_conversation as (
+    select
+        int_conversation_sentiment_summarized.conversation_id,
+        int_conversation_sentiment_summarized.sentiment_sum,
+        int_conversation_sentiment_summarized.scored_messages as sentiment_count,
+        int_conversation_sentiment_summarized.sentiment_start,
+        int_conversation_sentiment_summarized.sentiment_end
+    from {{ ref('int_conversation_sentiment_summarized') }} as int_conversation_sentiment_summarized
+),
+
+-- The sales funnel's stages reached in order (contract v1.2: every earlier
+-- sales stage reached, each not later than the next), for the step rates:
+-- a stage is reached in order when it lies within the prefix of stages a
+-- conversation reached in order (int_conversation_funnels_progressed, one
+-- row per conversation in the funnel, rather than every stage row of
+-- int_conversation_stages_sequenced).
+sales_stage_orders as (
+    select
+        max(case when int_funnel_stages_ordered.stage = 'responded' then int_funnel_stages_ordered.stage_order end)
+            as responded_stage_order,
+        max(case when int_funnel_stages_ordered.stage = 'qualified' then int_funnel_stages_ordered.stage_order end)
+            as qualified_stage_order,
+        max(case when int_funnel_stages_ordered.stage = 'booked' then int_funnel_stages_ordered.stage_order end)
+            as booked_stage_order,
+        max(case when int_funnel_stages_ordered.stage = 'attended' then int_funnel_stages_ordered.stage_order end)
+            as attended_stage_order,
+        max(case when int_funnel_stages_ordered.stage = 'converted' then int_funnel_stages_ordered.stage_order end)
+            as converted_stage_order
+    from {{ ref('int_funnel_stages_ordered') }} as int_funnel_stages_ordered
+    where int_funnel_stages_ordered.funnel_name = 'sales'
+),
+
+sales_stages_in_order as (
+    select
+        sales_progress.conversation_id,
+        coalesce(
+            sales_progress.last_in_order_stage_order >= sales_stage_orders.responded_stage_order, false
+        ) as sales_responded_in_order,
+        coalesce(
+            sales_progress.last_in_order_stage_order >= sales_stage_orders.qualified_stage_order, false
+        ) as sales_qualified_in_order,
+        coalesce(
+            sales_progress.last_in_order_stage_order >= sales_stage_orders.booked_stage_order, false
+        ) as sales_booked_in_order,
+        coalesce(
+            sales_progress.last_in_order_stage_order >= sales_stage_orders.attended_stage_order, false
+        ) as sales_attended_in_order,
+        coalesce(
+            sales_progress.last_in_order_stage_order >= sales_stage_orders.converted_stage_order, false
+        ) as sales_converted_in_order
+    from {{ ref('int_conversation_funnels_progressed') }} as sales_progress
+    cross join sales_stage_orders
+    where sales_progress.funnel_name = 'sales'
+),
+
+quality as (
+    select
+        int_conversation_quality_scored.conversation_id,
+        int_conversation_quality_scored.quality_score
+    from {{ ref('int_conversation_quality_scored') }} as int_conversation_quality_scored
+),
+
+conversation_measures as (
+    select
+        conversations.conversation_id,
+        conversations.conversation_date as metric_date,
+        {{ dbt.date_trunc('hour', 'conversations.first_event_at') }} as metric_hour,
+        conversations.initialized,
+        conversations.started,
+        conversations.engaged,
+        conversations.was_completed,
+        conversations.was_abandoned,
+        conversations.had_handoff,
+        conversations.converted,
+        conversations.user_turns,
+        conversations.fallback_count,
+        conversations.duration_seconds,
+        conversations.first_response_ms,
+        conversations.satisfaction_score,
+        conversations.feedback_score,
+        conversations.rephrase_count,
+        coalesce(sentiment_per_conversation.sentiment_sum, 0) as sentiment_sum,
+        coalesce(sentiment_per_conversation.sentiment_count, 0) as sentiment_count,
+        sentiment_per_conversation.sentiment_start,
+        sentiment_per_conversation.sentiment_end,
+        quality.quality_score,
+        conversations.channel,
+        conversations.agent_id,
+        conversations.device,
+        conversations.source,
+        conversations.language,
+        conversations.environment,
+        coalesce(sales_stages_in_order.sales_responded_in_order, false) as sales_responded_in_order,
+        coalesce(sales_stages_in_order.sales_qualified_in_order, false) as sales_qualified_in_order,
+        coalesce(sales_stages_in_order.sales_booked_in_order, false) as sales_booked_in_order,
+        coalesce(sales_stages_in_order.sales_attended_in_order, false) as sales_attended_in_order,
+        coalesce(sales_stages_in_order.sales_converted_in_order, false) as sales_converted_in_order
+    from conversations
+    left join sentiment_per_conversation
+        on conversations.conversation_id = sentiment_per_conversation.conversation_id
+    left join quality
+        on conversations.conversation_id = quality.conversation_id
+    left join sales_stages_in_order
+        on conversations.conversation_id = sales_stages_in_order.conversation_id
+)
+
+select * from conversation_measures
