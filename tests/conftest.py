@@ -31,7 +31,17 @@ def _session_manifest(target_dir: Path):
         if not result.success:
             raise AssertionError(f"dbt parse failed: {result.exception}")
         _MANIFESTS[target_dir] = result.result
-    return _MANIFESTS[target_dir]
+    manifest = _MANIFESTS[target_dir]
+    # dbt marks a compiled node as holding its ephemeral models' CTEs and, in
+    # a later invocation on the same manifest object, renders the node again
+    # but skips putting them back ("__dbt__cte__... does not exist"): every
+    # invocation starts from uncompiled nodes, as a fresh parse would.
+    for node in manifest.nodes.values():
+        if getattr(node, "extra_ctes_injected", False):
+            node.extra_ctes_injected = False
+            node.extra_ctes = []
+            node._pre_injected_sql = None
+    return manifest
 
 
 # Test files in the order they start, longest first (the rest follow in

@@ -488,10 +488,6 @@ def test_a_batch_rewrites_only_the_conversations_it_touches(generated, make_ware
 MARKED_AT = datetime(1900, 1, 1)
 FUNNEL_CHAIN = {
     "intermediate.int_conversation_markers_evaluated": (["conversation_id", "marker_name"], "reached_at", MARKED_AT),
-    "intermediate.int_conversation_flags_unpivoted": (["conversation_id", "flag"], "reached_at", MARKED_AT),
-    "intermediate.int_conversation_stage_reaches_unioned": (
-        ["conversation_id", "funnel_name", "stage", "reached_by"], "source", MARKER
-    ),
     "intermediate.int_conversation_stages_combined": (["conversation_id", "funnel_name", "stage"], "source", MARKER),
     "intermediate.int_conversation_stages_sequenced": (["conversation_id", "funnel_name", "stage"], "source", MARKER),
     "intermediate.int_conversation_funnels_progressed": (["conversation_id", "funnel_name"], "last_stage", MARKER),
@@ -500,13 +496,13 @@ FUNNEL_CHAIN = {
     "marts.funnel_dropoffs": (["conversation_id", "funnel_name"], "last_user_message", MARKER),
 }
 CLASSIFIED_CHAIN = set(FUNNEL_CHAIN) - {
-    "intermediate.int_conversation_markers_evaluated", "intermediate.int_conversation_flags_unpivoted",
+    "intermediate.int_conversation_markers_evaluated",
 }
 
 
 def test_the_funnel_chain_rewrites_only_the_conversations_it_touches(generated, make_warehouse):
-    """The funnel chain (markers, flags, stage reaches, combined and
-    sequenced stages, funnel progress, fct_conversation_stages,
+    """The funnel chain (markers, combined stages with the flags and stage
+    reaches they inline, sequenced stages, funnel progress, fct_conversation_stages,
     funnel_dropoffs) is replaced conversation by conversation: new events of two conversations and a new
     conversation rewrite those only, and a marker that no longer holds (a
     `never:` rule broken by a handoff) loses its row; a stage the classifier

@@ -2,9 +2,13 @@
     push their day filter into it), so storing it would cost a full write of
     conversations x segments on every run for nothing (dbt_project.yml). The
     measures are int_conversation_measures' (one row per conversation); this
-    model only says which segments each conversation belongs to. -#}
+    model only says which segments each conversation belongs to.
+    Every read of the measures carries metric_date to the output, so a
+    reader's day filter reaches each of them: a segment list built from an
+    unfiltered read and joined back would compute the measures (their joins
+    included) for the whole history on every run. -#}
 
-{%- set attribute_segments = ['channel', 'agent_id', 'device', 'source', 'language'] %}
+{%- set attribute_segments = ['channel', 'agent_id', 'device', 'source', 'language'] -%}
 
 with
 
@@ -56,35 +60,28 @@ exposures as (
     where coalesce(int_ab_test_exposures_checked.variant_count, 0) <= 1
 ),
 
-conversation_segments as (
-    select
-        measures.conversation_id,
-        'all' as segment_type,
-        'all' as segment_value
-    from measures
+attribute_segment_types as (
+    select 'all' as segment_type
     {% for attribute in attribute_segments %}
         union all
-        select
-            measures.conversation_id,
-            '{{ attribute }}' as segment_type,
-            coalesce(cast(measures.{{ attribute }} as {{ dbt.type_string() }}), 'unknown') as segment_value
-        from measures
+        select '{{ attribute }}' as segment_type
     {% endfor %}
-    union all
-    select
-        exposures.conversation_id,
-        {{ dbt.concat(["'experiment:'", "coalesce(exposures.test_name, 'unknown')"]) }} as segment_type,
-        coalesce(cast(exposures.variant as {{ dbt.type_string() }}), 'unknown') as segment_value
-    from exposures
 ),
 
-conversations_segmented as (
+-- every conversation in `all` and in the value of each attribute
+attribute_segments as (
     select
         measures.conversation_id,
         measures.metric_date,
         measures.metric_hour,
-        conversation_segments.segment_type,
-        conversation_segments.segment_value,
+        attribute_segment_types.segment_type,
+        case attribute_segment_types.segment_type
+            when 'all' then 'all'
+            {% for attribute in attribute_segments %}
+                when '{{ attribute }}'
+                    then coalesce(cast(measures.{{ attribute }} as {{ dbt.type_string() }}), 'unknown')
+            {% endfor %}
+        end as segment_value,
         measures.initialized,
         measures.started,
         measures.engaged,
@@ -115,9 +112,57 @@ conversations_segmented as (
         measures.sales_booked_in_order,
         measures.sales_attended_in_order,
         measures.sales_converted_in_order
-    from conversation_segments
+    from measures
+    cross join attribute_segment_types
+),
+
+-- and in the variant of each A/B test it was exposed to
+experiment_segments as (
+    select
+        measures.conversation_id,
+        measures.metric_date,
+        measures.metric_hour,
+        {{ dbt.concat(["'experiment:'", "coalesce(exposures.test_name, 'unknown')"]) }} as segment_type,
+        coalesce(cast(exposures.variant as {{ dbt.type_string() }}), 'unknown') as segment_value,
+        measures.initialized,
+        measures.started,
+        measures.engaged,
+        measures.was_completed,
+        measures.was_abandoned,
+        measures.had_handoff,
+        measures.converted,
+        measures.user_turns,
+        measures.fallback_count,
+        measures.duration_seconds,
+        measures.first_response_ms,
+        measures.satisfaction_score,
+        measures.feedback_score,
+        measures.rephrase_count,
+        measures.sentiment_sum,
+        measures.sentiment_count,
+        measures.sentiment_start,
+        measures.sentiment_end,
+        measures.quality_score,
+        measures.channel,
+        measures.agent_id,
+        measures.device,
+        measures.source,
+        measures.language,
+        measures.environment,
+        measures.sales_responded_in_order,
+        measures.sales_qualified_in_order,
+        measures.sales_booked_in_order,
+        measures.sales_attended_in_order,
+        measures.sales_converted_in_order
+    from exposures
     inner join measures
-        on conversation_segments.conversation_id = measures.conversation_id
+        on exposures.conversation_id = measures.conversation_id
+),
+
+conversations_segmented as (
+    select * from attribute_segments
+    union all
+    select * from experiment_segments
 )
 
 select * from conversations_segmented
