@@ -499,11 +499,16 @@ def webhook(monkeypatch):
 def _alerts_warehouse(database: Path, severities: list[str]) -> None:
     con = open_warehouse(database)
     try:
-        con.execute("create schema staging; create schema marts")
+        con.execute("create schema audit; create schema marts")
+        # The clock is the staged events' latest recorded build: not another
+        # model's row, not an older build's (either would put the alerts out
+        # of the lookback or bring back the old one).
         con.execute(
-            "create table staging.base_events_parsed as "
-            "select timestamp '2024-03-02 12:00:00' as event_at, true as is_first_delivery "
-            "union all select timestamp '2024-03-09 12:00:00', false"
+            "create table audit.incremental_builds as "
+            "select 'base_events_parsed' as model_name, timestamp '2024-02-01 12:00:00' as newest_event_at, "
+            "timestamp '2024-02-01 13:00:00' as recorded_at "
+            "union all select 'base_events_parsed', timestamp '2024-03-02 12:00:00', timestamp '2024-03-02 13:00:00' "
+            "union all select 'metrics_daily', timestamp '2024-03-09 12:00:00', timestamp '2024-03-09 13:00:00'"
         )
         con.execute(
             """
@@ -576,6 +581,17 @@ def test_high_alert_is_posted_to_webhook_and_fails_the_run_once(webhook, warehou
     result, [evaluation] = _run_alert_check(database)
     assert result.success and evaluation.passed
     assert len(webhook) == 1
+
+
+def test_the_alerts_clock_is_the_one_the_staged_events_builds_record():
+    """The alerts check reads the clock from the build rows of the model the
+    incremental macros record it for (staged_events_model_id()), not from a
+    query of its own: the two name the same model."""
+    from convo_warehouse.lib import alerts as alert_lib
+
+    manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
+    macro = manifest["macros"]["macro.convo_warehouse.staged_events_model_id"]["macro_sql"]
+    assert f"'model.convo_warehouse.{alert_lib.STAGED_EVENTS_MODEL}'" in macro, macro
 
 
 def test_medium_alert_warns_without_failing_the_run(webhook, warehouse_env):

@@ -25,6 +25,8 @@ WEBHOOK_ENV = "CONVO_ALERT_WEBHOOK_URL"
 LOOKBACK_ENV = "CONVO_ALERT_LOOKBACK_HOURS"
 DEFAULT_LOOKBACK_HOURS = 24
 HIGH = "high"
+# the model whose builds record the warehouse clock (staged_events_model_id() in the macros)
+STAGED_EVENTS_MODEL = "base_events_parsed"
 
 NOTIFICATIONS_DDL = """
 create schema if not exists audit;
@@ -65,12 +67,14 @@ def new_alerts(
     frame = con.execute(
         f"""
         with newest_event as (
-            -- the warehouse clock: the newest staged event, read from the stored
-            -- first deliveries stg_events is a view of (the view's joins would
-            -- map every event of the history for one max: 1.4 s at 10M)
-            select max(base_events_parsed.event_at) as newest_event_at
-            from staging.base_events_parsed as base_events_parsed
-            where base_events_parsed.is_first_delivery
+            -- the warehouse clock: the newest staged event, as the staged
+            -- events' latest build recorded it (staged_events_clock() in
+            -- macros/incremental/incremental_builds.sql, its one definition)
+            select incremental_builds.newest_event_at
+            from audit.incremental_builds as incremental_builds
+            where incremental_builds.model_name = '{STAGED_EVENTS_MODEL}'
+            order by incremental_builds.recorded_at desc
+            limit 1
         )
 
         select metric_alerts.*
