@@ -8,6 +8,9 @@ generated landing folder; the other tests build what they need themselves.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -187,6 +190,29 @@ def test_second_run_without_new_files_builds_nothing(built_warehouse, monkeypatc
     finally:
         con.close()
     assert runs == [("build_all_job", 1)]
+
+
+def test_an_up_to_date_run_imports_neither_dagster_nor_dbt(built_warehouse):
+    """The up-to-date check is the whole of a no-op run: importing dagster-dbt
+    (and dbt with it) would cost it several seconds at any history size."""
+    database, landing, _summary, _result = built_warehouse
+    probe = (
+        "import sys\n"
+        "from convo_warehouse.pipeline import materialize_all\n"
+        "said = []\n"
+        "assert materialize_all(report=said.append) is None, 'it built something'\n"
+        "print(said[0])\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in ('dagster', 'dagster_dbt', 'dbt')))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "CONVO_DUCKDB_PATH": str(database), "CONVO_LANDING_DIR": str(landing)},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    reason, imported = completed.stdout.strip().splitlines()[-2:]
+    assert "nothing built" in reason
+    assert imported == "[]"
 
 
 def test_job_itself_skips_every_step_after_the_loader_when_nothing_is_new(built_warehouse, monkeypatch):
