@@ -106,7 +106,7 @@ def materialize_all(
                 return None
         # Re-parse when the project changed: a manifest older than the models
         # would make Dagster's view disagree with what `dbt build` runs (~4 s).
-        # Imported here, not above: it imports dagster-dbt and dbt (~3 s),
+        # Imported here, not above: it imports dagster-dbt and dbt (~5 s),
         # which an up-to-date warehouse never needs.
         from convo_warehouse.project import ensure_manifest
 
