@@ -14,7 +14,7 @@
       unit, description: the glossary, also published in dim_metrics
     Expressions use the columns of int_conversations_segmented. -#}
 {% macro metrics_definitions() %}
-    {%- set flag = "case when {} then 1 else 0 end" -%}
+    {%- set flag = metric_flag_format() -%}
     {{ return([
         {
             "name": "conversations",
@@ -342,4 +342,10 @@
     {%- for column in columns -%}
         {{ relation }}.{{ column }}{{ ',\n        ' if not loop.last }}
     {%- endfor -%}
+{%- endmacro %}
+
+{#- A metric's 0/1 flag: metric_flag_format().format(condition). metric_sum()
+    recognises it, so it is written in this one place. -#}
+{% macro metric_flag_format() -%}
+    {{ return("case when {} then 1 else 0 end") }}
 {%- endmacro %}

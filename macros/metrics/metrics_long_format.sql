@@ -21,9 +21,9 @@ metrics_aggregated as (
         {%- if metric.kind == 'percentile' %}
         {{ metrics_percentile_cont(from_cte ~ '.' ~ metric.expression, metric.percentile) }} as {{ metric.name }}__value,
         {%- else %}
-        {{ exact_sum(metric.numerator) }} as {{ metric.name }}__numerator,
+        {{ metric_sum(metric.numerator) }} as {{ metric.name }}__numerator,
         {%- if metric.kind == 'ratio' %}
-        {{ exact_sum(metric.denominator) }} as {{ metric.name }}__denominator,
+        {{ metric_sum(metric.denominator) }} as {{ metric.name }}__denominator,
         {%- endif %}
         {%- endif %}
         {%- endfor %}
@@ -70,4 +70,23 @@ metrics_long as (
     {%- endif %}
     {%- endfor %}
 ),
+{%- endmacro %}
+
+{#- Aggregate: the sum of a metric's numerator or denominator, as a double.
+    A count (the constant 1, or a flag of metric_flag_format() around a
+    plain condition) is summed as an integer: exact in any row order, the
+    same double exact_sum() gives, without its two decimal sums per value
+    (metrics_daily and metrics_hourly over 10M events: about half their
+    time). Any other expression goes through exact_sum(). -#}
+{% macro metric_sum(expression) -%}
+    {%- set prefix, suffix = metric_flag_format().split('{}') -%}
+    {%- set text = expression | trim -%}
+    {%- set condition = text[prefix | length:(text | length) - (suffix | length)] -%}
+    {%- set is_flag = text.startswith(prefix) and text.endswith(suffix)
+        and 'case ' not in condition and ' then ' not in condition -%}
+    {%- if text == '1' or is_flag -%}
+        cast(sum({{ text }}) as {{ type_double() }})
+    {%- else -%}
+        {{ exact_sum(expression) }}
+    {%- endif -%}
 {%- endmacro %}

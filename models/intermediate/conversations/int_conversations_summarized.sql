@@ -14,7 +14,11 @@ all_events as (
     select event_at from {{ ref('stg_events') }}
 ),
 
-events as (
+-- events and events_ordered are read by several CTEs below: computed for
+-- each reader (each reads only its columns of the staged events) rather
+-- than stored whole first with every message's text (26 -> 10 s for the
+-- whole history at 10M events, half the memory)
+events as {{ cte_not_materialized() }} (
     select
         conversation_id,
         event_id,
@@ -57,7 +61,7 @@ warehouse_clock as (
     from all_events
 ),
 
-events_ordered as (
+events_ordered as {{ cte_not_materialized() }} (
     select
         events.*,
         -- the events' order within a conversation, as one sortable value (a

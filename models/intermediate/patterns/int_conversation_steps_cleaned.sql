@@ -110,54 +110,55 @@ events_cleaned as (
     where tokens_cleaned.step is not null and tokens_cleaned.step != ''
 ),
 
-events_compared_with_previous as (
+-- One sort of the conversation's events gives each its previous token, its
+-- position and the conversation's number of events (the windows share it).
+events_ordered as (
     select
-        events_cleaned.*,
+        events_cleaned.conversation_id,
+        events_cleaned.event_at,
+        events_cleaned.step,
         lag(events_cleaned.step) over (
             partition by events_cleaned.conversation_id
             order by events_cleaned.event_at, events_cleaned.event_id
-        ) as previous_step
+        ) as previous_step,
+        row_number() over (
+            partition by events_cleaned.conversation_id
+            order by events_cleaned.event_at, events_cleaned.event_id
+        ) as event_number,
+        count(*) over (
+            partition by events_cleaned.conversation_id
+            order by events_cleaned.event_at, events_cleaned.event_id
+            rows between unbounded preceding and unbounded following
+        ) as conversation_events
     from events_cleaned
 ),
 
--- A step starts where the token differs from the previous event's token.
-step_starts as (
-    select
-        events_compared_with_previous.*,
-        case
-            when
-                events_compared_with_previous.previous_step is null
-                or events_compared_with_previous.previous_step != events_compared_with_previous.step
-                then 1
-            else 0
-        end as is_step_start
-    from events_compared_with_previous
-),
-
-events_numbered as (
-    select
-        step_starts.*,
-        -- an int: DuckDB's sum of ints is a 128-bit integer, whose column
-        -- scanned 20x slower than this one (2 s per read of 8M steps)
-        cast(sum(step_starts.is_step_start) over (
-            partition by step_starts.conversation_id
-            order by step_starts.event_at, step_starts.event_id
-            rows between unbounded preceding and current row
-        ) as {{ dbt.type_int() }}) as step_number
-    from step_starts
-),
-
+-- A step starts where the token differs from the previous event's token; the
+-- step is that event's token and lasts until the next step starts (or the
+-- conversation ends). Collapsing the steps is then one sort of their starts,
+-- not a running sum and a group by over every event.
 steps_collapsed as (
     select
-        events_numbered.conversation_id,
-        events_numbered.step_number,
-        min(events_numbered.step) as step,
-        min(events_numbered.event_at) as step_started_at,
-        count(*) as events_in_step
-    from events_numbered
-    group by
-        events_numbered.conversation_id,
-        events_numbered.step_number
+        events_ordered.conversation_id,
+        cast(row_number() over (
+            partition by events_ordered.conversation_id
+            order by events_ordered.event_number
+        ) as {{ dbt.type_int() }}) as step_number,
+        events_ordered.step,
+        events_ordered.event_at as step_started_at,
+        coalesce(
+            lead(events_ordered.event_number) over (
+                partition by events_ordered.conversation_id
+                order by events_ordered.event_number
+            ),
+            events_ordered.conversation_events + 1
+        ) - events_ordered.event_number as events_in_step,
+        lead(events_ordered.step) over (
+            partition by events_ordered.conversation_id
+            order by events_ordered.event_number
+        ) as next_step
+    from events_ordered
+    where events_ordered.previous_step is null or events_ordered.previous_step != events_ordered.step
 ),
 
 steps_with_next as (
@@ -167,10 +168,7 @@ steps_with_next as (
         steps_collapsed.step,
         steps_collapsed.step_started_at,
         steps_collapsed.events_in_step,
-        lead(steps_collapsed.step) over (
-            partition by steps_collapsed.conversation_id
-            order by steps_collapsed.step_number
-        ) as next_step,
+        steps_collapsed.next_step,
         row_number() over (
             partition by steps_collapsed.conversation_id, steps_collapsed.step
             order by steps_collapsed.step_number
