@@ -21,12 +21,15 @@ COUNTS = {
     "constant": "1",
     "flag": "case when values_table.b then 1 else 0 end",
     "flag_of_two_conditions": "case when values_table.b and values_table.x > 0 then 1 else 0 end",
+    # words that contain `case` / `then` are no second branch
+    "flag_of_a_column_named_like_a_keyword": "case when values_table.is_authenticated then 1 else 0 end",
 }
 NOT_COUNTS = {
     "value": "values_table.x",
     "coalesced_value": "coalesce(values_table.x, 0)",
     "two_branches": "case when values_table.b then 0.5 when values_table.x > 0 then 1 else 0 end",
     "nested_case": "case when (case when values_table.b then 0.5 else 2 end) > 1 then 1 else 0 end",
+    "nested_case_in_capitals": "case when (CASE WHEN values_table.b THEN 0.5 ELSE 2 END) > 1 then 1 else 0 end",
 }
 
 SQL = "select\n" + ",\n".join(
@@ -35,7 +38,20 @@ SQL = "select\n" + ",\n".join(
     for name, expression in {**COUNTS, **NOT_COUNTS}.items()
 ) + "\nfrom values_table"
 
-FLAG_SQL = "select '{{ metric_flag_format() }}' as flag_format"
+# every numerator and denominator of the metric definitions, and what metric_sum() makes of it
+DEFINITIONS_SQL = """
+{%- set sums = [] -%}
+{%- for metric in metrics_definitions() if metric.kind != 'percentile' -%}
+    {%- for expression in [metric.numerator, metric.denominator] if expression -%}
+        {%- do sums.append((expression, metric_sum(expression))) -%}
+    {%- endfor -%}
+{%- endfor -%}
+select * from (values
+{%- for expression, summed in sums %}
+    ({{ string_literal(expression) }}, {{ string_literal(summed) }}){{ ',' if not loop.last }}
+{%- endfor %}
+) as sums (expression, summed)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +76,18 @@ def select_items(compiled: str) -> dict[str, str]:
     return items
 
 
-def test_the_flags_in_the_metric_definitions_have_the_format_metric_sum_recognises(warehouse):
-    flag_format = warehouse.dbt("compile", "--inline", FLAG_SQL).result.results[0].node.compiled_code
-    assert "case when {} then 1 else 0 end" in flag_format
-    assert COUNTS["flag"] == "case when {} then 1 else 0 end".format("values_table.b")
+def test_every_flag_of_the_metric_definitions_is_summed_as_an_integer(warehouse):
+    compiled = warehouse.dbt("compile", "--inline", DEFINITIONS_SQL).result.results[0].node.compiled_code
+    sums = duckdb.connect().execute(compiled).fetchall()
+    flags = [(expression, summed) for expression, summed in sums
+             if expression == "1" or (expression.startswith("case when ") and expression.endswith(" then 1 else 0 end"))]
+    others = [(expression, summed) for expression, summed in sums if (expression, summed) not in flags]
+    # the definitions count conversations with flags; a few sum values (durations, scores)
+    assert len(flags) >= 30 and len(others) >= 5, (len(flags), len(others))
+    for expression, summed in flags:
+        assert summed.startswith("cast(sum(") and "decimal" not in summed, expression
+    for expression, summed in others:
+        assert "decimal(38, 18)" in summed, expression
 
 
 def test_counts_take_the_integer_path_and_the_rest_exact_sum(compiled):
@@ -91,6 +115,8 @@ def test_metric_sum_gives_the_same_doubles_as_exact_sum_in_any_row_order(compile
         con = duckdb.connect()
         con.execute("create table values_table (b boolean, x double)")
         con.executemany("insert into values_table values (?, ?)", shuffled)
+        con.execute("alter table values_table add column is_authenticated boolean")
+        con.execute("update values_table set is_authenticated = not b")
         cursor = con.execute(compiled)
         names = [column[0] for column in cursor.description]
         results.append(dict(zip(names, cursor.fetchone(), strict=True)))

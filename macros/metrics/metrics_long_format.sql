@@ -81,9 +81,9 @@ metrics_long as (
 {% macro metric_sum(expression) -%}
     {%- set prefix, suffix = metric_flag_format().split('{}') -%}
     {%- set text = expression | trim -%}
-    {%- set condition = text[prefix | length:(text | length) - (suffix | length)] -%}
+    {%- set condition = text[prefix | length:(text | length) - (suffix | length)] | lower -%}
     {%- set is_flag = text.startswith(prefix) and text.endswith(suffix)
-        and 'case ' not in condition and ' then ' not in condition -%}
+        and not modules.re.search('\\b(case|then)\\b', condition) -%}
     {%- if text == '1' or is_flag -%}
         cast(sum({{ text }}) as {{ type_double() }})
     {%- else -%}

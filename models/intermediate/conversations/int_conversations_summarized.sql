@@ -16,8 +16,8 @@ all_events as (
 
 -- events and events_ordered are read by several CTEs below: computed for
 -- each reader (each reads only its columns of the staged events) rather
--- than stored whole first with every message's text (26 -> 10 s for the
--- whole history at 10M events, half the memory)
+-- than stored whole first with every message's text (26.7 -> 11.5 s alone
+-- for the whole history at 10M events, CPU 50.8 -> 19.5 s)
 events as {{ cte_not_materialized() }} (
     select
         conversation_id,

@@ -161,7 +161,7 @@ steps_collapsed as (
     where events_ordered.previous_step is null or events_ordered.previous_step != events_ordered.step
 ),
 
-steps_with_next as (
+steps_first_occurrences as (
     select
         steps_collapsed.conversation_id,
         steps_collapsed.step_number,
@@ -176,4 +176,4 @@ steps_with_next as (
     from steps_collapsed
 )
 
-select * from steps_with_next
+select * from steps_first_occurrences
