@@ -1,8 +1,38 @@
+-- base_events_parsed holds each row's verdict; its text as the loader copied
+-- it is in raw.events, the one copy of the raw rows, joined here by the
+-- row's key (a reader's filter on load_id reaches both scans).
+
 with
 
 rows_rejected as (
-    select * from {{ ref('base_events_parsed') }}
+    select
+        load_id,
+        loaded_at,
+        source_file,
+        row_number,
+        rejection_reason,
+        rejection_detail
+    from {{ ref('base_events_parsed') }}
     where rejection_reason is not null
+),
+
+raw_rows as (
+    select
+        load_id,
+        source_file,
+        row_number,
+        event_id,
+        conversation_id,
+        session_id,
+        user_id,
+        customer_id,
+        event_type,
+        event_timestamp,
+        channel,
+        properties,
+        raw_record,
+        typed_fields
+    from {{ source('raw', 'events') }}
 ),
 
 final as (
@@ -13,20 +43,26 @@ final as (
         rows_rejected.row_number,
         rows_rejected.rejection_reason as reason,
         rows_rejected.rejection_detail as reason_detail,
-        rows_rejected.raw_event_id as event_id,
-        rows_rejected.raw_conversation_id as conversation_id,
-        rows_rejected.raw_session_id as session_id,
-        rows_rejected.raw_user_id as user_id,
-        rows_rejected.raw_customer_id as customer_id,
-        rows_rejected.raw_event_type_text as event_type,
-        rows_rejected.raw_timestamp as event_timestamp,
-        rows_rejected.raw_channel as channel,
-        rows_rejected.raw_properties as properties,
+        raw_rows.event_id,
+        raw_rows.conversation_id,
+        raw_rows.session_id,
+        raw_rows.user_id,
+        raw_rows.customer_id,
+        raw_rows.event_type,
+        raw_rows.event_timestamp,
+        raw_rows.channel,
+        raw_rows.properties,
         coalesce(
-            rows_rejected.raw_record,
-            {{ raw_row_as_json('rows_rejected') }}
+            raw_rows.raw_record,
+            {{ raw_row_as_json('raw_rows') }}
         ) as raw_record
     from rows_rejected
+    -- left: a rejected row is never lost, even without its text
+    left join raw_rows
+        on
+            rows_rejected.load_id = raw_rows.load_id
+            and rows_rejected.source_file = raw_rows.source_file
+            and rows_rejected.row_number = raw_rows.row_number
 )
 
 select * from final

@@ -19,13 +19,6 @@
     'input_tokens', 'output_tokens',
 ] -%}
 {%- set all_properties = text_properties + number_properties + integer_properties -%}
-{%- set raw_columns = [
-    ('event_id', 'raw_event_id'), ('conversation_id', 'raw_conversation_id'),
-    ('session_id', 'raw_session_id'), ('user_id', 'raw_user_id'),
-    ('customer_id', 'raw_customer_id'), ('event_type', 'raw_event_type_text'),
-    ('event_timestamp', 'raw_timestamp'), ('channel', 'raw_channel'),
-    ('properties', 'raw_properties'), ('typed_fields', 'raw_typed_fields'),
-] -%}
 {#- Every field seeds/field_aliases.csv may map to. -#}
 {%- set aliasable_fields = [
     'event_id', 'conversation_id', 'user_id', 'event_type', 'timestamp', 'channel', 'properties',
@@ -63,7 +56,6 @@ raw_events as (
         event_timestamp,
         channel,
         properties,
-        raw_record,
         parse_error,
         typed_fields
     from {{ source('raw', 'events') }}
@@ -328,15 +320,6 @@ rows_typed as (
         {%- endfor %}
         rows_explained.rejection_reason,
         rows_explained.rejection_detail,
-        -- the raw text, kept for quarantined rows only (valid rows have it typed)
-        {%- for raw_column, raw_alias in raw_columns %}
-            case
-                when rows_explained.rejection_reason is not null then rows_explained.{{ raw_column }}
-            end as {{ raw_alias }},
-        {%- endfor %}
-        case
-            when rows_explained.rejection_reason is not null then rows_explained.raw_record
-        end as raw_record,
         field_aliases_fingerprinted.field_aliases_fingerprint
     from rows_explained
     cross join field_aliases_fingerprinted
