@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 
@@ -137,5 +138,10 @@ def collect(host: str, port: int, landing: str | None, max_body_mb: float, max_b
         )
     click.echo(f"collector: http://{host}:{port} -> {landing_dir}/{config.subfolder}/<date>/"
                + (" (live state on)" if live else ""), err=True)
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning", access_log=False,
+    app = create_app(config)
+    # What start-up made (modules, the app, the collector's recent-id window) lives as long as the
+    # process: frozen, the garbage collector stops walking it each time decoded request bodies
+    # (OTLP/JSON above all) have added enough new objects to start a full collection.
+    gc.freeze()
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                 limit_concurrency=max_connections, timeout_keep_alive=5, timeout_graceful_shutdown=10)
