@@ -98,6 +98,50 @@ def test_protobuf_and_json_bodies_of_the_same_export_give_the_same_events(name: 
     assert outcome(map_export_request(value)) == from_protobuf  # a landing file's line: the signal inferred
 
 
+def _nested(depth: int, leaf: dict) -> dict:
+    """``leaf`` (an AnyValue) at the bottom of ``depth`` key-value lists, one inside the other."""
+    for _ in range(depth):
+        leaf = {"kvlistValue": {"values": [{"key": "k", "value": leaf}]}}
+    return leaf
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 16, 17])
+def test_attribute_values_of_every_kind_at_any_depth_read_from_json_as_from_protobuf(depth: int, monkeypatch):
+    # strings are read in place by the direct reader, other values through its general rule: the same values
+    value = agent_turn()
+    agent = next(s for s in value["resourceSpans"][0]["scopeSpans"][0]["spans"] if s["name"].startswith("invoke"))
+    agent["attributes"].append({"key": "gen_ai.agent.name", "value": _nested(depth, {"arrayValue": {"values": [
+        {"stringValue": "plain"}, {"stringValue": "ünïcode"}, {"stringValue": ""}, {"intValue": "-7"},
+        {"boolValue": True}, {"doubleValue": 0.5}, {}, _nested(2, {"stringValue": "inner"})]}})})
+    value["resourceSpans"][0]["resource"]["attributes"].append(
+        {"key": "deployment.environment.name", "value": _nested(depth, {"stringValue": "prød"})})
+    protobuf = message_from_json(value, "traces").SerializeToString()
+    from_protobuf = outcome(map_export_request(parse_export(protobuf, "application/x-protobuf", "traces")))
+    started = next(e for e in from_protobuf[0] if e["event_type"] == "conversation_started")
+    assert "agent_name" in started["properties"] and "environment" in started["properties"]
+
+    def not_needed(*args):
+        raise AssertionError("read through json_format: the direct JSON reader gave up on a regular export")
+
+    monkeypatch.setattr(otel_genai, "message_from_json", not_needed)
+    assert outcome(map_export_request(parse_export(json.dumps(value).encode(), "application/json", "traces"))) \
+        == from_protobuf
+
+
+@pytest.mark.parametrize("leaf", [{"stringValue": "deep"}, {"intValue": "5"}])
+def test_attribute_values_deeper_than_the_direct_reader_goes_are_left_to_json_format(leaf: dict):
+    """The direct reader reads values 32 key-value lists deep; below that json_format judges (and refuses)."""
+    def mapped(depth: int):
+        value = agent_turn()
+        value["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"].append(
+            {"key": "deep", "value": _nested(depth, leaf)})
+        return map_export_request(parse_export(json.dumps(value).encode(), "application/json", "traces"))
+
+    assert mapped(32).events
+    with pytest.raises(OtlpFormatError, match="nested more than 64 levels deep"):
+        mapped(33)
+
+
 def test_json_the_direct_reader_does_not_take_is_read_by_json_format():
     # bytes values, snake_case keys, an int64 as a float: valid OTLP/JSON the direct reader leaves to json_format
     value = logs_export()

@@ -158,14 +158,15 @@ class Collector:
             rejected_lines.append(_reject_line(received_text, source, verdict, record))
 
         with self._lock:
-            batch_ids: set[str] = set()
+            batch_ids: dict[str, bytes] = {}  # accepted id -> its digest in the recent-id window
             for index, record in enumerate(records):
                 verdict = _judge(record, received_at)
                 if not verdict.accepted:
                     reject(index, record, verdict)
                     continue
                 event_id = verdict.event_id
-                if event_id in batch_ids or _id_digest(event_id) in self._recent:
+                digest = _id_digest(event_id)
+                if event_id in batch_ids or digest in self._recent:
                     results.append({"index": index, "event_id": event_id, "status": "duplicate"})
                     continue
                 try:
@@ -173,15 +174,15 @@ class Collector:
                 except (ValueError, RecursionError) as error:
                     reject(index, record, Verdict(event_id, "unreadable_line", f"unreadable line: {error}"))
                     continue
-                batch_ids.add(event_id)
+                batch_ids[event_id] = digest
                 accepted.append((record, line))
                 results.append({"index": index, "event_id": event_id, "status": "accepted"})
             # durable before the answer (and before ids enter the window: a
             # failed write must not turn the client's retry into a "duplicate")
             self.events.append([line for _, line in accepted])
             self.rejects.append(rejected_lines)
-            for event_id in batch_ids:
-                self._recent[_id_digest(event_id)] = None
+            for digest in batch_ids.values():
+                self._recent[digest] = None
             while len(self._recent) > self.config.dedupe_window:
                 self._recent.popitem(last=False)
             for result in results:
@@ -325,9 +326,9 @@ def create_app(config: CollectorConfig) -> Starlette:
 
     def handle_otlp(signal: str, body: bytes, content_type: str, encoding: str) -> Response:
         try:
-            message = parse_export(inflate(body, encoding), content_type, signal)
             context = collector.trace_context if signal == "logs" else None
-            mapped = map_export_request(message, context)
+            # in one expression: the decoded body is freed once mapped, before the events are judged
+            mapped = map_export_request(parse_export(inflate(body, encoding), content_type, signal), context)
         except OtlpFormatError as error:
             raise _BadRequest(400, str(error)) from error
         if len(mapped.events) > config.max_batch_events:

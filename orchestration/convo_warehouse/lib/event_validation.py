@@ -105,6 +105,8 @@ def _parse_timestamp_text(text: str | None) -> datetime | None:
         # the usual form (the SDK writes it): the standard library reads it
         # exactly as the general rule below would, several times faster
         try:
+            if text.endswith("Z"):  # UTC already: read without the zone, nothing to convert
+                return datetime.fromisoformat(text[:-1])
             return datetime.fromisoformat(text).astimezone(UTC).replace(tzinfo=None)
         except (ValueError, OverflowError):
             pass  # e.g. 24:00 or 30 February, or past year 9999 in UTC: the general rule decides

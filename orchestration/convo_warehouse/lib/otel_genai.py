@@ -300,8 +300,7 @@ def _span_dict(span, resource: dict) -> dict:
         "endTimeUnixNano": span.end_time_unix_nano,
         "events": [{"name": event.name, "attributes": _attributes(event.attributes)} for event in events]
         if events else [],
-        "status_code": status.code,
-        "status_message": status.message,
+        "status": (status.code, status.message),
         "_attributes": _attributes(span.attributes),
         "_resource": resource,
     }
@@ -440,20 +439,29 @@ def _json_attributes(items: Any, depth: int = 0) -> dict[str, Any]:
     for item in items:
         if type(item) is not dict or len(item) != 2 or "key" not in item or "value" not in item:
             raise _Irregular
-        value = item["value"]
-        attributes[_text(item["key"])] = None if value is None else _json_any(value, depth)
+        key, value = _text(item["key"]), item["value"]
+        # _json_any inlined for a string value: attributes are most of the time spent reading a JSON export
+        text = value.get("stringValue") if type(value) is dict and len(value) == 1 else None
+        if type(text) is str and (text.isascii() or not _SURROGATE.search(text)) and depth <= _MAX_DEPTH // 2:
+            attributes[key] = text
+        else:
+            attributes[key] = None if value is None else _json_any(value, depth)
     return attributes
 
 
-def _message_reader(fields: dict[str, tuple[str | None, Any]], snake_case: tuple[str, ...] = ()):
-    """A converter of one message: ``fields`` maps each JSON key to (the key it is kept as or None, converter)."""
+def _message_reader(fields: dict[str, tuple[str | None, Any]], snake_case: tuple[str, ...] = (), new=dict):
+    """A converter of one message: ``fields`` maps each JSON key to (the key it is kept as or None, converter).
+
+    ``new`` makes the dict the converted fields are kept in: for a span, its
+    plain value with every default, so the span is read in one dict.
+    """
     table = dict(fields)
     table.update({name: (None, _irregular) for name in snake_case})
 
     def read(value: Any) -> dict:
         if type(value) is not dict:
             raise _Irregular
-        kept = {}
+        kept = new()
         for key, item in value.items():
             entry = table.get(key)
             if entry is None or item is None:
@@ -487,7 +495,8 @@ _read_json_resource = _message_reader({
     "entityRefs": (None, _empty_list)}, ("dropped_attributes_count", "entity_refs"))
 _read_json_span_event = _message_reader({
     "timeUnixNano": (None, _fixed64), "name": ("name", _text), "attributes": ("attributes", _json_attributes),
-    "droppedAttributesCount": (None, _uint32)}, ("time_unix_nano", "dropped_attributes_count"))
+    "droppedAttributesCount": (None, _uint32)}, ("time_unix_nano", "dropped_attributes_count"),
+    lambda: {"name": "", "attributes": {}})
 _read_json_link = _message_reader({
     "traceId": (None, _hex_id(16)), "spanId": (None, _hex_id(8)), "traceState": (None, _text),
     "attributes": (None, _json_attributes), "droppedAttributesCount": (None, _uint32), "flags": (None, _uint32)},
@@ -495,17 +504,30 @@ _read_json_link = _message_reader({
 _status_code = _enum(Status.DESCRIPTOR.fields_by_name["code"].enum_type)
 _span_kind = _enum(Span.DESCRIPTOR.fields_by_name["kind"].enum_type)
 _severity_number = _enum(LogRecord.DESCRIPTOR.fields_by_name["severity_number"].enum_type)
-_read_json_status = _message_reader({"message": ("message", _text), "code": ("code", _status_code)})
+_read_json_status_fields = _message_reader({"message": ("message", _text), "code": ("code", _status_code)})
+
+
+def _read_json_status(value: Any) -> tuple[int, str]:
+    status = _read_json_status_fields(value)
+    return status.get("code", 0), status.get("message", "")
+
+
+def _new_span() -> dict:
+    """A span's plain value (as ``_span_dict`` gives it) before its fields are read, ``_resource`` aside."""
+    return {"traceId": "", "spanId": "", "parentSpanId": "", "name": "", "startTimeUnixNano": 0,
+            "endTimeUnixNano": 0, "events": [], "status": (0, ""), "_attributes": {}}
+
+
 _read_json_span = _message_reader({
     "traceId": ("traceId", _hex_id(16)), "spanId": ("spanId", _hex_id(8)), "traceState": (None, _text),
     "parentSpanId": ("parentSpanId", _hex_id(8)), "flags": (None, _uint32), "name": ("name", _text),
-    "kind": (None, _span_kind), "startTimeUnixNano": ("start", _fixed64), "endTimeUnixNano": ("end", _fixed64),
-    "attributes": ("attributes", _json_attributes), "droppedAttributesCount": (None, _uint32),
-    "events": ("events", _repeated(_read_json_span_event)), "droppedEventsCount": (None, _uint32),
-    "links": (None, _repeated(_read_json_link)), "droppedLinksCount": (None, _uint32),
-    "status": ("status", _read_json_status)},
+    "kind": (None, _span_kind), "startTimeUnixNano": ("startTimeUnixNano", _fixed64),
+    "endTimeUnixNano": ("endTimeUnixNano", _fixed64), "attributes": ("_attributes", _json_attributes),
+    "droppedAttributesCount": (None, _uint32), "events": ("events", _repeated(_read_json_span_event)),
+    "droppedEventsCount": (None, _uint32), "links": (None, _repeated(_read_json_link)),
+    "droppedLinksCount": (None, _uint32), "status": ("status", _read_json_status)},
     ("trace_id", "span_id", "trace_state", "parent_span_id", "start_time_unix_nano", "end_time_unix_nano",
-     "dropped_attributes_count", "dropped_events_count", "dropped_links_count"))
+     "dropped_attributes_count", "dropped_events_count", "dropped_links_count"), _new_span)
 _read_json_record = _message_reader({
     "timeUnixNano": ("time", _fixed64), "observedTimeUnixNano": ("observed", _fixed64),
     "severityNumber": (None, _severity_number), "severityText": (None, _text), "body": ("body", _json_any),
@@ -544,31 +566,17 @@ def _read_json(value: Any, signal: str | None) -> tuple[str, list[dict]]:
         export = _read_json_export[signal](value)
     except (_Irregular, RecursionError):
         return _read_message(message_from_json(value, signal))
-    plain = _plain_span if signal == "traces" else _plain_record
     items = []
     for resource_items in export.get("resources", ()):
         resource = resource_items.get("resource", {}).get("attributes", {})
         for scope_items in resource_items.get("scopes", ()):
-            items.extend(plain(item, resource) for item in scope_items.get("items", ()))
+            if signal == "logs":
+                items.extend(_plain_record(item, resource) for item in scope_items.get("items", ()))
+                continue
+            for span in scope_items.get("items", ()):  # read into its plain value already (_new_span)
+                span["_resource"] = resource
+                items.append(span)
     return signal, items
-
-
-def _plain_span(kept: dict, resource: dict) -> dict:
-    status = kept.get("status", {})
-    return {
-        "traceId": kept.get("traceId", ""),
-        "spanId": kept.get("spanId", ""),
-        "parentSpanId": kept.get("parentSpanId", ""),
-        "name": kept.get("name", ""),
-        "startTimeUnixNano": kept.get("start", 0),
-        "endTimeUnixNano": kept.get("end", 0),
-        "events": [{"name": event.get("name", ""), "attributes": event.get("attributes", {})}
-                   for event in kept.get("events", ())],
-        "status_code": status.get("code", 0),
-        "status_message": status.get("message", ""),
-        "_attributes": kept.get("attributes", {}),
-        "_resource": resource,
-    }
 
 
 def _plain_record(kept: dict, resource: dict) -> dict:
@@ -724,7 +732,7 @@ def _span_events(span: dict, operation: str, by_id: dict, agent_has_chat: bool) 
         base["user_id"] = user_id
     trace = {"otel_trace_id": trace_id, "otel_span_id": span_id}
     started = _nanos_text(span["startTimeUnixNano"])
-    error = _error(attrs, span["status_code"], span["status_message"])
+    error = _error(attrs, *span["status"])
     events = []
 
     if operation == TOOL_OPERATION:
