@@ -4,9 +4,7 @@ DuckDB reads the file as lines (its CSV reader with one text column and no
 quoting: no JSON parsing yet, so one malformed line cannot reject the file,
 and the rows keep their line numbers); one SQL transform, ``rows_from_lines``,
 then turns each line into the row's columns with DuckDB's JSON functions,
-keeping the line's text only when it cannot be read. The load gathers the
-lines of several files (``JsonlReader.add_lines``) and transforms them in
-one statement (``batch_rows``), so DuckDB reads them on every thread.
+keeping the line's text only when it cannot be read.
 
 When DuckDB cannot read the file as lines (invalid UTF-8, a lone carriage
 return, a line over 64 MiB, a truncated gzip stream), Python streams it line
