@@ -47,9 +47,6 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 # numbers). Python's whitespace (str.isspace), for both readers.
 WHITESPACE = "".join(chr(code) for code in range(0x3001) if chr(code).isspace())
 
-# The lines of several files, gathered by the load (JsonlReader.add_lines).
-BATCH_COLUMNS = "source_file varchar, file_hash varchar, row_number bigint, line varchar, read_error varchar"
-
 _LINE_SCHEMA = pa.schema([("row_number", pa.int64()), ("line", pa.string()), ("read_error", pa.string())])
 
 
@@ -60,36 +57,11 @@ class JsonlReader:
         else:
             _stage_python_lines(con, path)
 
-    def add_lines(self, con: duckdb.DuckDBPyConnection, path: Path, source_file: str, file_hash: str,
-                  batch: str) -> int:
-        """Append the file's lines, as DuckDB reads them, to the table ``batch``
-        (``BATCH_COLUMNS``); returns how many. The rows come later, for the
-        whole batch at once (``batch_rows``)."""
-        _read_lines_duckdb(con, path)
-        (count,) = con.execute(
-            f"insert into {batch} select ?, ?, row_number, line, read_error from _landing_numbered_lines",
-            [source_file, file_hash],
-        ).fetchone()
-        return count
-
-    def batch_rows(self, batch: str) -> str:
-        """SQL of the raw rows of a table of batched lines, each with its source_file and file_hash."""
-        return rows_from_lines(batch, carried=("source_file", "file_hash"))
-
 
 # --------------------------------------------------------------------------- DuckDB reads the lines
 
 
 def _stage_lines_duckdb(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    _read_lines_duckdb(con, path)
-    stage_lines(con, "_landing_numbered_lines")
-
-
-def _read_lines_duckdb(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """``_landing_numbered_lines`` (row_number, line, read_error): the file's non-blank lines.
-
-    DuckDB reads the file as text; its reader fails here (invalid UTF-8, a
-    lone carriage return, ...), which sends the file to the fallback."""
     # One text column per line (\x1f never appears unescaped in valid JSON).
     # Insertion order is kept, so rowids count lines (inside a transaction
     # they start at a large offset, hence the minimum); blank lines arrive
@@ -122,6 +94,7 @@ def _read_lines_duckdb(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             )
         """
     )
+    stage_lines(con, "_landing_numbered_lines")
 
 
 # --------------------------------------------------------------------------- the fallback
@@ -186,17 +159,15 @@ def stage_lines(con: duckdb.DuckDBPyConnection, relation: str) -> None:
     con.execute(f"create or replace temp view {STAGED_ROWS} as {rows_from_lines(relation)}")
 
 
-def rows_from_lines(relation: str, carried: tuple[str, ...] = ()) -> str:
+def rows_from_lines(relation: str) -> str:
     """SQL (a query) of the raw rows of (row_number, line, read_error) rows: the
     same columns as the JSON reader's path, from DuckDB's JSON functions on
-    each line's text. ``carried``: more columns of ``relation`` passed
-    through first (a batch's file)."""
+    each line's text."""
     structure = "{" + ", ".join(f'"{name}": "JSON"' for name in FIELDS) + "}"
-    carry = "".join(f"{name}, " for name in carried)
     return f"""
         with lines as (
             select
-                {carry}row_number,
+                row_number,
                 line,
                 read_error,
                 -- a case, not an and: DuckDB may evaluate the terms of an and in any order
@@ -206,7 +177,7 @@ def rows_from_lines(relation: str, carried: tuple[str, ...] = ()) -> str:
         ),
         parsed as (
             select
-                {carry}row_number,
+                row_number,
                 line,
                 read_error,
                 is_object,
@@ -214,7 +185,7 @@ def rows_from_lines(relation: str, carried: tuple[str, ...] = ()) -> str:
             from lines
         )
         select
-            {carry}row_number,
+            row_number,
             {_fields_from_fragments("fields")},
             case when not is_object and read_error is null then line end as raw_record,
             case

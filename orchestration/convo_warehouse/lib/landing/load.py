@@ -12,9 +12,6 @@ from tqdm import tqdm
 from convo_warehouse.lib.landing import csv_file, files, jsonl, otlp, parquet, registry
 from convo_warehouse.lib.landing.rows import RAW_ROW_COLUMNS, STAGED_ROWS, Reader, stage_unreadable_file
 
-# Read by DuckDB into lines that become rows a batch of files at a time.
-BATCHED_FORMATS = ("jsonl", "jsonl.gz")
-
 READERS: dict[str, Reader] = {
     "otlp.jsonl": otlp.READER,
     "otlp.jsonl.gz": otlp.READER,
@@ -52,24 +49,6 @@ class LoadReport:
         )
 
 
-# JSONL read by DuckDB is turned into rows a batch of files at a time: DuckDB
-# splits a scan by row group (122,880 rows), so one small file alone is read
-# on one thread; a batch of this many lines (about 150 MB of typical events)
-# keeps every thread busy. 0: each file on its own.
-BATCH_LINES = 500_000
-_BATCH_TABLE = "_load_batch_lines"
-
-
-@dataclass
-class _PendingFile:
-    """A file whose lines are in the batch, recorded when the batch becomes rows."""
-
-    relative: str
-    digest: str
-    fmt: str
-    size: int
-
-
 class _FileFailed(Exception):
     """Reading one file failed inside the run's transaction (which DuckDB then aborts)."""
 
@@ -77,10 +56,6 @@ class _FileFailed(Exception):
         super().__init__(str(error))
         self.path = path
         self.error = error
-
-
-class _BatchFailed(Exception):
-    """Turning a batch of several files' lines into rows failed: which file, is not known."""
 
 
 # Errors of the machine, not of a file: they stop the run.
@@ -114,19 +89,13 @@ def load_landing(
     # The errors reading a file met in earlier attempts of this run: one
     # means "use the fallback", two "no reader can: one unreadable row".
     failures: dict[Path, list[Exception]] = {}
-    batch_lines = BATCH_LINES
     while True:
         try:
-            return _load_files(con, landing_dir, found, failures, progress, batch_lines)
+            return _load_files(con, landing_dir, found, failures, progress)
         except _FileFailed as failure:
             # A failed statement aborts the run's transaction: start over,
             # this time reading that file with its fallback.
             failures.setdefault(failure.path, []).append(failure.error)
-        except _BatchFailed:
-            if batch_lines == 0:  # a batch of one file names it: never here
-                raise
-            # start over with a file per batch, so the failure names its file
-            batch_lines = 0
 
 
 def _load_files(
@@ -135,18 +104,15 @@ def _load_files(
     found: files.Discovery,
     failures: dict[Path, list[Exception]],
     progress: bool,
-    batch_lines: int,
 ) -> LoadReport:
     load_id = registry.next_load_id(con)
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
     report = LoadReport(load_id=load_id, loaded_at=loaded_at, files_refused=list(found.refused))
     known = registry.known_hashes(con)
     seen = registry.seen_signatures(con)
-    batch = _LineBatch(con, report)
 
     con.execute("begin transaction")
     try:
-        batch.create()
         bar = tqdm(found.files, desc="loading landing files", unit="file", disable=not progress)
         for path in bar:
             relative = path.relative_to(landing_dir).as_posix()
@@ -174,102 +140,27 @@ def _load_files(
                 # the fast readers would take it for whole: the fallback reads
                 # up to the break and reports it on the file
                 errors = failures[path] = [ValueError(problem)]
-            pending = _PendingFile(relative, digest, fmt, signature[0])
             try:
-                if fmt in BATCHED_FORMATS and not errors:
-                    batch.add(path, pending)
+                if len(errors) >= 2:
+                    stage_unreadable_file(con, errors[0])
                 else:
-                    if len(errors) >= 2:
-                        stage_unreadable_file(con, errors[0])
-                    else:
-                        READERS[fmt].stage(con, path, errors[0] if errors else None)
-                    _record_loaded(con, report, pending, *_record_file(con, load_id, loaded_at, relative, digest))
+                    READERS[fmt].stage(con, path, errors[0] if errors else None)
+                rows, unreadable = _record_file(con, load_id, loaded_at, relative, digest)
             except _NOT_A_FILE_ERROR:
                 raise
             except Exception as error:  # noqa: BLE001 - reading one file never stops the run
                 raise _FileFailed(path, error) from error
+            registry.record_loaded_file(con, load_id, loaded_at, relative, digest, fmt, signature[0], rows)
             _drop_staged(con)
             known.add(digest)
             report.files_loaded.append(relative)
-            if batch.lines >= batch_lines:
-                batch.flush()
-        batch.flush()
+            report.rows_loaded += rows
+            report.unreadable_rows += unreadable
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
     return report
-
-
-class _LineBatch:
-    """The lines of JSONL files DuckDB read, gathered until there are enough
-    to turn into rows in one statement on every thread (``BATCH_LINES``)."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, report: LoadReport) -> None:
-        self.con = con
-        self.report = report
-        self.files: list[tuple[Path, _PendingFile]] = []
-        self.lines = 0
-
-    def create(self) -> None:
-        self.con.execute(f"create or replace temp table {_BATCH_TABLE} ({jsonl.BATCH_COLUMNS})")
-
-    def add(self, path: Path, pending: _PendingFile) -> None:
-        self.lines += jsonl.READER.add_lines(self.con, path, pending.relative, pending.digest, _BATCH_TABLE)
-        self.files.append((path, pending))
-
-    def flush(self) -> None:
-        """Every batched line into raw.events, and each file into the registry.
-
-        A failure names its file when the batch holds one (the file goes to
-        the fallback on the next attempt); else the load starts over with a
-        file per batch."""
-        if not self.files:
-            return
-        columns = ", ".join(RAW_ROW_COLUMNS)
-        try:
-            self.con.execute(
-                f"""
-                insert into raw.events (load_id, loaded_at, source_file, file_hash, {columns})
-                select ?, ?, source_file, file_hash, {columns}
-                from ({jsonl.READER.batch_rows(_BATCH_TABLE)})
-                """,
-                [self.report.load_id, self.report.loaded_at],
-            )
-        except _NOT_A_FILE_ERROR:
-            raise
-        except Exception as error:  # noqa: BLE001 - a line no reader can turn into a row
-            if len(self.files) == 1:
-                raise _FileFailed(self.files[0][0], error) from error
-            raise _BatchFailed(str(error)) from error
-        counted = {
-            source_file: (rows, unreadable)
-            for source_file, rows, unreadable in self.con.execute(
-                """
-                select source_file, count(*), count(parse_error)
-                from raw.events
-                where load_id = ? and source_file in (select unnest(?))
-                group by source_file
-                """,
-                [self.report.load_id, [pending.relative for _, pending in self.files]],
-            ).fetchall()
-        }
-        for _, pending in self.files:
-            _record_loaded(self.con, self.report, pending, *counted.get(pending.relative, (0, 0)))
-        self.files = []
-        self.lines = 0
-        self.create()
-
-
-def _record_loaded(
-    con: duckdb.DuckDBPyConnection, report: LoadReport, pending: _PendingFile, rows: int, unreadable: int
-) -> None:
-    """A file's entry in raw.loaded_files, and its counts in the report."""
-    registry.record_loaded_file(
-        con, report.load_id, report.loaded_at, pending.relative, pending.digest, pending.fmt, pending.size, rows
-    )
-    report.rows_loaded += rows
-    report.unreadable_rows += unreadable
 
 
 def _record_file(
