@@ -1,35 +1,27 @@
 {#- A readable reconstruction of a raw row (contract field -> text value) for
     rows whose original line was not kept verbatim, with the fields the loader
     kept with their JSON types (typed_fields: aliases such as `id`,
-    identifiers sent as numbers or objects) laid over it. -#}
+    identifiers sent as numbers or objects) laid over it. The fields are
+    listed once, as the key/value arguments both engines' JSON constructors
+    take. -#}
 {% macro raw_row_as_json(relation_alias) -%}
-    {{ return(adapter.dispatch('raw_row_as_json', 'convo_warehouse')(relation_alias)) }}
+    {%- set arguments = [] -%}
+    {%- for field, column in [
+        ('event_id', 'event_id'), ('conversation_id', 'conversation_id'), ('session_id', 'session_id'),
+        ('user_id', 'user_id'), ('customer_id', 'customer_id'), ('event_type', 'event_type'),
+        ('timestamp', 'event_timestamp'), ('channel', 'channel'), ('properties', 'properties'),
+    ] -%}
+        {%- do arguments.append("'" ~ field ~ "', " ~ relation_alias ~ "." ~ column) -%}
+    {%- endfor -%}
+    {{ return(adapter.dispatch('raw_row_as_json', 'convo_warehouse')(relation_alias, arguments | join(', '))) }}
 {%- endmacro %}
 
-{% macro default__raw_row_as_json(relation_alias) -%}
-    to_json(named_struct(
-        'event_id', {{ relation_alias }}.event_id,
-        'conversation_id', {{ relation_alias }}.conversation_id,
-        'session_id', {{ relation_alias }}.session_id,
-        'user_id', {{ relation_alias }}.user_id,
-        'customer_id', {{ relation_alias }}.customer_id,
-        'event_type', {{ relation_alias }}.event_type,
-        'timestamp', {{ relation_alias }}.event_timestamp,
-        'channel', {{ relation_alias }}.channel,
-        'properties', {{ relation_alias }}.properties
-    ))
+{% macro default__raw_row_as_json(relation_alias, arguments) -%}
+    to_json(named_struct({{ arguments }}))
 {%- endmacro %}
 
-{% macro duckdb__raw_row_as_json(relation_alias) -%}
-    cast(json_merge_patch(json_object(
-        'event_id', {{ relation_alias }}.event_id,
-        'conversation_id', {{ relation_alias }}.conversation_id,
-        'session_id', {{ relation_alias }}.session_id,
-        'user_id', {{ relation_alias }}.user_id,
-        'customer_id', {{ relation_alias }}.customer_id,
-        'event_type', {{ relation_alias }}.event_type,
-        'timestamp', {{ relation_alias }}.event_timestamp,
-        'channel', {{ relation_alias }}.channel,
-        'properties', {{ relation_alias }}.properties
-    ), coalesce({{ relation_alias }}.typed_fields, '{}')) as {{ dbt.type_string() }})
+{% macro duckdb__raw_row_as_json(relation_alias, arguments) -%}
+    cast(json_merge_patch(
+        json_object({{ arguments }}), coalesce({{ relation_alias }}.typed_fields, '{}')
+    ) as {{ dbt.type_string() }})
 {%- endmacro %}
