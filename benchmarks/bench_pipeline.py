@@ -15,7 +15,10 @@ In one run, on the same generated JSONL files (the contract's format):
    and computing the per-conversation facts (validation, dedupe, aliases,
    counts, flags, first response, feedback, rephrases, inferred abandonment).
 
-6. **sizes**: the warehouse file against the same events (every JSONL file
+6. **loader alone**: the loader (``load_landing``) reading all 31 days into
+   an empty warehouse in a process of its own, for its time and peak memory
+   (issue 26: at most 2 GiB at 10M events);
+7. **sizes**: the warehouse file against the same events (every JSONL file
    loaded) written as one zstd Parquet file by DuckDB, and the blocks the
    tables holding every event take.
 
@@ -172,8 +175,20 @@ left join rephrases using (conversation_id)
 FLOOR_SCRIPT = """
 import sys, duckdb
 con = duckdb.connect(sys.argv[1])
+con.execute("set enable_progress_bar = false")
 con.execute(sys.argv[2])
 print(con.execute("select count(*) from floor_facts").fetchone()[0], "conversations")
+"""
+
+# The loader alone (issue 26's memory target): every landing file into an
+# empty warehouse, as the pipeline's loader step runs it, in its own process.
+LOADER_SCRIPT = """
+import sys
+from pathlib import Path
+from convo_warehouse.lib.landing import load_landing
+from convo_warehouse.lib.warehouse import connect
+con = connect(Path(sys.argv[1]))
+print(load_landing(con, Path(sys.argv[2]), progress=False).summary())
 """
 
 COUNT_SCRIPT = """
@@ -444,6 +459,12 @@ def main() -> None:
     )
     print(f"  {floor_output.strip()}")
 
+    print("the loader alone: every landing file into an empty warehouse ...", flush=True)
+    loader_seconds, loader_rss, _ = timed_child(
+        [sys.executable, "-c", LOADER_SCRIPT, str(work / "loader.duckdb"), str(landing)], env
+    )
+    (work / "loader.duckdb").unlink()
+
     print("sizes: the warehouse file, the same events as Parquet (zstd) ...", flush=True)
     parquet_path = work / "events.zstd.parquet"
     table_bytes = json.loads(subprocess.run(
@@ -457,6 +478,7 @@ def main() -> None:
         ("one new day", day_seconds, day_rss),
         ("one hour (hourly job)", hour_seconds, hour_rss),
         ("no-op run", noop_seconds, noop_rss),
+        ("loader alone (31 days)", loader_seconds, loader_rss),
         ("floor: one query (31 days)", floor_seconds, floor_rss),
     ]
     result = {

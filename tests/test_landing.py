@@ -299,6 +299,60 @@ def test_python_connections_share_dbts_memory_cap(tmp_path, monkeypatch):
     assert cap() == "953.6 MiB"
 
 
+def test_loader_lowers_the_memory_cap_while_loading_and_restores_it(tmp_path, monkeypatch):
+    """The loader runs under LOADER_MEMORY_LIMIT (the 10M-event load peaked at
+    2.4 GB under the 3 GB cap, 1.5 GB under 1 GB), never above the configured
+    cap, and leaves the connection with the configured cap."""
+    from convo_warehouse.lib import warehouse
+    from convo_warehouse.lib.landing import jsonl, load
+
+    seen_during_load = []
+    stage = jsonl.JsonlReader.stage
+
+    def recording_stage(self, con, path, failure):
+        seen_during_load.append(con.execute("select current_setting('memory_limit')").fetchone()[0])
+        return stage(self, con, path, failure)
+
+    monkeypatch.setattr(jsonl.JsonlReader, "stage", recording_stage)
+    landing = tmp_path / "landing"
+    write_jsonl(landing / "a.jsonl", [event("e1", "c1", "conversation_started", "2024-03-01T10:00:00Z")])
+    monkeypatch.delenv(warehouse.MEMORY_LIMIT_ENV, raising=False)
+    con = connect(tmp_path / "w.duckdb")
+    try:
+        load.load_landing(con, landing, progress=False)
+        assert seen_during_load == ["953.6 MiB"]  # 1GB
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "2.7 GiB"
+    finally:
+        con.close()
+
+    # a cap configured below the loader's is kept as it is
+    monkeypatch.setenv(warehouse.MEMORY_LIMIT_ENV, "800MB")
+    write_jsonl(landing / "b.jsonl", [event("e2", "c1", "user_message", "2024-03-01T10:00:01Z")])
+    con = connect(tmp_path / "w.duckdb")
+    try:
+        load.load_landing(con, landing, progress=False)
+        assert seen_during_load[1:] == ["762.9 MiB"]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("3GB", 3_000_000_000), ("1500MB", 1_500_000_000), ("2.7 GiB", int(2.7 * 1024**3)), ("512kib", 512 * 1024)],
+)
+def test_memory_sizes_read_as_duckdb_writes_them(text, expected):
+    from convo_warehouse.lib.warehouse import size_bytes
+
+    assert size_bytes(text) == expected
+
+
+def test_a_memory_size_duckdb_would_not_read_is_refused():
+    from convo_warehouse.lib.warehouse import size_bytes
+
+    with pytest.raises(ValueError, match="not a memory size"):
+        size_bytes("three gigabytes")
+
+
 def test_second_writer_gets_a_clear_busy_error(tmp_path):
     database = tmp_path / "w.duckdb"
     with writer_lock(database):

@@ -226,8 +226,43 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
             ) from error
         raise
     con.execute("set TimeZone = 'UTC'")
-    con.execute("set memory_limit = ?", [os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT])
+    con.execute("set memory_limit = ?", [configured_memory_limit()])
     return con
+
+
+_SIZE_UNITS = {
+    "b": 1, "bytes": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+}
+
+
+def size_bytes(text: str) -> int:
+    """Bytes of a DuckDB memory size such as ``3GB``, ``1500MB`` or ``2.7 GiB`` (as DuckDB reports it)."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else None
+    if match is None or (unit and unit not in _SIZE_UNITS):
+        raise ValueError(f"not a memory size: {text!r} (write it as DuckDB does, e.g. 3GB or 1500MB)")
+    return int(float(match.group(1)) * _SIZE_UNITS[unit or "b"])
+
+
+def configured_memory_limit() -> str:
+    """DuckDB's memory cap for the warehouse's connections: ``CONVO_DUCKDB_MEMORY_LIMIT`` or 3GB."""
+    return os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+
+
+@contextlib.contextmanager
+def memory_capped(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
+    """Lower a ``connect()`` connection's memory cap to ``limit`` for the block (never raise it
+    above the configured cap), then set the configured cap again."""
+    configured = configured_memory_limit()
+    if size_bytes(configured) <= size_bytes(limit):
+        yield
+        return
+    con.execute("set memory_limit = ?", [limit])
+    try:
+        yield
+    finally:
+        con.execute("set memory_limit = ?", [configured])
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:

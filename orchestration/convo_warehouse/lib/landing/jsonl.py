@@ -42,6 +42,9 @@ from convo_warehouse.lib.landing.rows import (
 BATCH_LINES = 50_000
 # The longest line read (DuckDB's readers stop at their own limits otherwise).
 MAX_LINE_BYTES = 64 * 1024 * 1024
+# DuckDB's read buffer: it must hold the longest line; its default, 16 times
+# that (1 GiB), does not fit under the loader's 1 GB memory cap.
+READ_BUFFER_BYTES = 2 * MAX_LINE_BYTES
 
 # A line of these characters only is blank: no row (but it counts in the line
 # numbers). Python's whitespace (str.isspace), for both readers.
@@ -72,7 +75,8 @@ def _stage_lines_duckdb(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         select line
         from read_csv(
             {sql_literal(duckdb_path(path))}, columns = {{'line': 'VARCHAR'}}, header = false, delim = '\x1f',
-            quote = '', escape = '', auto_detect = false, new_line = '\\n', max_line_size = {MAX_LINE_BYTES}
+            quote = '', escape = '', auto_detect = false, new_line = '\\n', max_line_size = {MAX_LINE_BYTES},
+            buffer_size = {READ_BUFFER_BYTES}
         )
         """
     )

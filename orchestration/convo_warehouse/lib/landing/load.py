@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from convo_warehouse.lib.landing import csv_file, files, jsonl, otlp, parquet, registry
 from convo_warehouse.lib.landing.rows import RAW_ROW_COLUMNS, STAGED_ROWS, Reader, stage_unreadable_file
+from convo_warehouse.lib.warehouse import memory_capped
 
 READERS: dict[str, Reader] = {
     "otlp.jsonl": otlp.READER,
@@ -58,6 +59,13 @@ class _FileFailed(Exception):
         self.error = error
 
 
+# DuckDB's memory cap while loading. The loader holds one file's lines at a
+# time and a large append goes straight to the database file, but under the
+# warehouse's 3 GB cap DuckDB kept what it had written cached up to the cap:
+# the 10M-event load peaked at 2.4 GB. Under 1 GB it peaked at 1.5 GB and
+# took as long (docs/benchmarks.md).
+LOADER_MEMORY_LIMIT = "1GB"
+
 # Errors of the machine, not of a file: they stop the run.
 _NOT_A_FILE_ERROR = (MemoryError, duckdb.OutOfMemoryException, duckdb.InterruptException)
 
@@ -91,7 +99,8 @@ def load_landing(
     failures: dict[Path, list[Exception]] = {}
     while True:
         try:
-            return _load_files(con, landing_dir, found, failures, progress)
+            with memory_capped(con, LOADER_MEMORY_LIMIT):
+                return _load_files(con, landing_dir, found, failures, progress)
         except _FileFailed as failure:
             # A failed statement aborts the run's transaction: start over,
             # this time reading that file with its fallback.
