@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 
 from convo_warehouse.lib.classify.runner import classify_warehouse
-from convo_warehouse.lib.classify.transcripts import PREPARED_TABLE, TRANSCRIPTS_TABLE
+from convo_warehouse.lib.classify.transcripts import PREPARED_TABLE, TRANSCRIPTS_TABLE, staged_history
 from convo_warehouse.lib.generate import generate_events
 from conftest import open_warehouse
 
@@ -59,6 +59,20 @@ def test_classifier_reads_the_conversations_with_new_events_and_stores_what_a_fu
     shutil.copytree(days[1], warehouse.landing / days[1].name)
     warehouse.load()
     warehouse.build()
+    # The newest staged load run, as the staged events' build recorded it, is
+    # the one a scan of every staged event finds; without the record, the scan.
+    scanned = warehouse.scalar("select max(load_id) from staging.stg_events")
+    recorded = warehouse.scalar(
+        "select loaded_through_load_id from audit.incremental_builds "
+        "where model_name = 'base_events_parsed' order by recorded_at desc limit 1"
+    )
+    assert recorded == scanned == 2
+    with open_warehouse(warehouse.path) as con:
+        assert staged_history(con)[0] == recorded
+        con.execute("begin")
+        con.execute("update audit.incremental_builds set loaded_through_load_id = null")
+        assert staged_history(con)[0] == scanned
+        con.execute("rollback")
     # The same warehouse without the record: the classifier reads everything there.
     full = warehouse.root / "full-read.duckdb"
     warehouse.query("checkpoint")

@@ -610,14 +610,17 @@ def test_high_alert_is_posted_to_webhook_and_fails_the_run_once(webhook, warehou
 
 
 def test_the_alerts_clock_is_the_one_the_staged_events_builds_record():
-    """The alerts check reads the clock from the build rows of the model the
-    incremental macros record it for (staged_events_model_id()), not from a
-    query of its own: the two name the same model."""
+    """The alerts check (its clock) and the classifier (the newest staged load
+    run) read the build rows of the model the incremental macros record them
+    for (staged_events_model_id()), not a query of their own: the two name
+    the same model."""
     from convo_warehouse.lib import alerts as alert_lib
+    from convo_warehouse.lib.warehouse import STAGED_EVENTS_MODEL
 
     manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
     macro = manifest["macros"]["macro.convo_warehouse.staged_events_model_id"]["macro_sql"]
-    assert f"'model.convo_warehouse.{alert_lib.STAGED_EVENTS_MODEL}'" in macro, macro
+    assert f"'model.convo_warehouse.{STAGED_EVENTS_MODEL}'" in macro, macro
+    assert alert_lib.STAGED_EVENTS_MODEL == STAGED_EVENTS_MODEL
 
 
 def test_medium_alert_warns_without_failing_the_run(webhook, warehouse_env):

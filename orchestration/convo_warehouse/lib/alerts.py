@@ -21,12 +21,12 @@ from typing import Any
 
 import duckdb
 
+from convo_warehouse.lib.warehouse import STAGED_EVENTS_MODEL
+
 WEBHOOK_ENV = "CONVO_ALERT_WEBHOOK_URL"
 LOOKBACK_ENV = "CONVO_ALERT_LOOKBACK_HOURS"
 DEFAULT_LOOKBACK_HOURS = 24
 HIGH = "high"
-# the model whose builds record the warehouse clock (staged_events_model_id() in the macros)
-STAGED_EVENTS_MODEL = "base_events_parsed"
 
 NOTIFICATIONS_DDL = """
 create schema if not exists audit;

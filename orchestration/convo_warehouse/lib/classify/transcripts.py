@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import duckdb
 
-from convo_warehouse.lib.warehouse import table_exists
+from convo_warehouse.lib.warehouse import STAGED_EVENTS_MODEL, table_exists
 
 MESSAGES_TABLE = "classify_messages"
 TRANSCRIPTS_TABLE = "classify_transcripts"
@@ -27,7 +27,17 @@ PREPARED_TABLE = "classification.transcripts_prepared"
 
 
 def staged_history(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
-    """(newest staged ``load_id``, the fingerprint of how staging reads the history), or None when unknown."""
+    """(newest staged ``load_id``, the fingerprint of how staging reads the history), or None when unknown.
+
+    The newest load run is the one the staged events' latest build recorded
+    parsing through (``loaded_through_load_id`` of ``STAGED_EVENTS_MODEL``'s
+    row, as ``history_position()`` in the macros reads it), not a scan of every
+    staged event through the ``stg_events`` view (0.6 s at 10M events, growing
+    with the history). Every load run up to it was parsed by then, and a
+    staged row of those runs can change only when staging reads the history
+    anew, which changes the fingerprint. A warehouse whose build recorded
+    none is scanned.
+    """
     if not table_exists(con, "audit.incremental_builds") or not table_exists(con, "staging.stg_events"):
         return None
     row = con.execute(
@@ -36,6 +46,13 @@ def staged_history(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
     ).fetchone()
     if row is None or row[0] is None:
         return None
+    recorded = con.execute(
+        "select loaded_through_load_id from audit.incremental_builds "
+        "where model_name = ? order by recorded_at desc limit 1",
+        [STAGED_EVENTS_MODEL],
+    ).fetchone()
+    if recorded is not None and recorded[0] is not None:
+        return recorded[0], row[0]
     return con.execute("select coalesce(max(load_id), 0) from staging.stg_events").fetchone()[0], row[0]
 
 
