@@ -338,7 +338,15 @@ def test_loader_lowers_the_memory_cap_while_loading_and_restores_it(tmp_path, mo
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("3GB", 3_000_000_000), ("1500MB", 1_500_000_000), ("2.7 GiB", int(2.7 * 1024**3)), ("512kib", 512 * 1024)],
+    [
+        ("3GB", 3_000_000_000),
+        ("1500MB", 1_500_000_000),
+        ("4g", 4_000_000_000),
+        ("2 gigabytes", 2_000_000_000),
+        ("2.7 GiB", int(2.7 * 1024**3)),
+        ("512kib", 512 * 1024),
+        ("16383.9 PiB", int(16383.9 * 1024**5)),  # what DuckDB reports for no cap
+    ],
 )
 def test_memory_sizes_read_as_duckdb_writes_them(text, expected):
     from convo_warehouse.lib.warehouse import size_bytes
@@ -349,8 +357,25 @@ def test_memory_sizes_read_as_duckdb_writes_them(text, expected):
 def test_a_memory_size_duckdb_would_not_read_is_refused():
     from convo_warehouse.lib.warehouse import size_bytes
 
-    with pytest.raises(ValueError, match="not a memory size"):
-        size_bytes("three gigabytes")
+    for text in ("three gigabytes", "80%", "4 PB"):
+        with pytest.raises(ValueError, match="not a memory size"):
+            size_bytes(text)
+
+
+@pytest.mark.parametrize("configured", ["4G", "2 gigabytes", "3000m"])
+def test_every_cap_duckdb_takes_is_lowered_for_the_loader(configured, tmp_path, monkeypatch):
+    """A cap written in any of DuckDB's units (connect() has set it) is compared and restored."""
+    from convo_warehouse.lib import warehouse
+
+    monkeypatch.setenv(warehouse.MEMORY_LIMIT_ENV, configured)
+    con = connect(tmp_path / "w.duckdb")
+    try:
+        before = con.execute("select current_setting('memory_limit')").fetchone()[0]
+        with warehouse.memory_capped(con, "1GB"):
+            assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "953.6 MiB"
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == before
+    finally:
+        con.close()
 
 
 def test_second_writer_gets_a_clear_busy_error(tmp_path):

@@ -234,9 +234,22 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     return con
 
 
+# DuckDB's memory units, as it reads them (``current_setting('memory_limit')``
+# reports the binary ones).
+_DECIMAL_UNITS = (
+    ("k", "kb", "kilobyte", "kilobytes"),
+    ("m", "mb", "megabyte", "megabytes"),
+    ("g", "gb", "gigabyte", "gigabytes"),
+    ("t", "tb", "terabyte", "terabytes"),
+)
+_BINARY_UNITS = ("kib", "mib", "gib", "tib", "pib")
 _SIZE_UNITS = {
-    "b": 1, "bytes": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
-    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+    "": 1,
+    "b": 1,
+    "byte": 1,
+    "bytes": 1,
+    **{unit: 1000**power for power, names in enumerate(_DECIMAL_UNITS, start=1) for unit in names},
+    **{unit: 1024**power for power, unit in enumerate(_BINARY_UNITS, start=1)},
 }
 
 
@@ -244,9 +257,9 @@ def size_bytes(text: str) -> int:
     """Bytes of a DuckDB memory size such as ``3GB``, ``1500MB`` or ``2.7 GiB`` (as DuckDB reports it)."""
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
     unit = match.group(2).lower() if match else None
-    if match is None or (unit and unit not in _SIZE_UNITS):
+    if match is None or unit not in _SIZE_UNITS:
         raise ValueError(f"not a memory size: {text!r} (write it as DuckDB does, e.g. 3GB or 1500MB)")
-    return int(float(match.group(1)) * _SIZE_UNITS[unit or "b"])
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
 
 
 def configured_memory_limit() -> str:
@@ -256,17 +269,17 @@ def configured_memory_limit() -> str:
 
 @contextlib.contextmanager
 def memory_capped(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
-    """Lower a ``connect()`` connection's memory cap to ``limit`` for the block (never raise it
-    above the configured cap), then set the configured cap again."""
-    configured = configured_memory_limit()
-    if size_bytes(configured) <= size_bytes(limit):
+    """Lower a ``connect()`` connection's memory cap to ``limit`` for the block (never raise it:
+    compared with the cap as DuckDB reports it), then set the configured cap again."""
+    (current,) = con.execute("select current_setting('memory_limit')").fetchone()
+    if size_bytes(current) <= size_bytes(limit):
         yield
         return
     con.execute("set memory_limit = ?", [limit])
     try:
         yield
     finally:
-        con.execute("set memory_limit = ?", [configured])
+        con.execute("set memory_limit = ?", [configured_memory_limit()])
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
