@@ -29,6 +29,11 @@ from convo_warehouse.lib.warehouse import lock_holders
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT_SECONDS = 1200
 TOKEN = "read-token-1"
+# The generated data ends on a fixed day, not today: a run fails on a new
+# `high` metric alert, and an hour of random data that happens to cross an
+# alert's threshold on one day but not another made this file pass or fail
+# by the date it ran (the negative_sentiment rule fired on 2026-11-25).
+END_DATE = "2026-03-10"
 
 
 def _env(root: Path, **extra: str) -> dict[str, str]:
@@ -59,7 +64,7 @@ def published(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("read-surfaces")
     (root / "dagster_home").mkdir()
-    generate_events(root / "landing" / "first", conversations=900, days=5, seed=13, progress=False)
+    generate_events(root / "landing" / "first", conversations=900, days=5, seed=13, end_date=END_DATE, progress=False)
     run = _cli(root, "run", "--quiet")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return root
@@ -286,7 +291,9 @@ def test_reads_work_while_a_run_holds_the_warehouse(published):
         before = health["snapshot"]["version"]
 
         # new data, so the second run has real work to do
-        generate_events(published / "landing" / "second", conversations=1500, days=3, seed=29, progress=False)
+        generate_events(
+            published / "landing" / "second", conversations=1500, days=3, seed=29, end_date=END_DATE, progress=False
+        )
         warehouse = published / "warehouse.duckdb"
         run = subprocess.Popen(
             [sys.executable, "-m", "convo_warehouse.cli", "run", "--quiet"], cwd=REPO_ROOT, env=_env(published),
