@@ -1115,3 +1115,21 @@ def test_no_served_mart_is_a_view():
     assert len(served) >= 20
     views = sorted(node["name"] for node in served if node["config"]["materialized"] == "view")
     assert not views, f"served marts materialized as views: {views}"
+
+
+def test_folders_holding_names_every_folder_between_the_root_and_the_files(tmp_path):
+    """The publish sets modes and fsyncs these folders instead of walking the version."""
+    from convo_warehouse.lib.serving import _folders_holding
+
+    files = [
+        tmp_path / "parquet" / "marts.metrics_daily" / "metric_date=2026-11-19" / "part0.parquet",
+        tmp_path / "parquet" / "marts.metrics_daily" / "metric_date=2026-11-20" / "part0.parquet",
+        tmp_path / "parquet" / "marts.top_paths.parquet",
+        tmp_path / "warehouse.duckdb",
+    ]
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    walked = sorted({path.parent for path in tmp_path.rglob("*")} | {tmp_path})
+    assert _folders_holding(tmp_path, files) == walked
+    assert _folders_holding(tmp_path, []) == [tmp_path]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 FILE_MODE_ENV = "CONVO_FILE_MODE"
@@ -59,9 +59,19 @@ def make_dirs(folder: Path) -> None:
 def restrict(path: Path) -> None:
     """Give ``path`` the file mode, or the folder mode to it and everything under it."""
     if path.is_dir() and not path.is_symlink():
-        for child in path.rglob("*"):
-            if not child.is_symlink():
-                os.chmod(child, dir_mode() if child.is_dir() else file_mode())
-        os.chmod(path, dir_mode())
+        children = [child for child in path.rglob("*") if not child.is_symlink()]
+        apply(
+            files=[child for child in children if not child.is_dir()],
+            folders=[path, *(child for child in children if child.is_dir())],
+        )
     else:
-        os.chmod(path, file_mode())
+        apply(files=[path], folders=[])
+
+
+def apply(files: Iterable[Path], folders: Iterable[Path]) -> None:
+    """Give each of ``files`` the file mode and each of ``folders`` the folder mode (paths known already)."""
+    files_mode, folders_mode = file_mode(), dir_mode()
+    for path in files:
+        os.chmod(path, files_mode)
+    for path in folders:
+        os.chmod(path, folders_mode)

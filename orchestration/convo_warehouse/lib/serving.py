@@ -782,10 +782,26 @@ def _write_version(
     manifest["changes"]["tables"] = {plan.table.name: _change_entry(plan) for plan in plans}
     manifest["changes"]["files"] = dataclasses.asdict(counts)
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    file_modes.restrict(folder)
-    # Linked files are already on disk with this mode (_link_or_copy); the new ones and every folder's entries are not.
-    _fsync([*fresh, folder / DATABASE_FILE, folder / MANIFEST_FILE])
-    _fsync(sorted({path.parent for path in folder.rglob("*")} | {folder}))
+    # The plans name every file of the version, so the modes and the fsyncs need no walk of its
+    # folders (thousands of day partitions, nearly all linked). Linked files already have the mode
+    # and are on disk (_link_or_copy); the new files and every folder, new in each version, are not.
+    written = [*fresh, folder / DATABASE_FILE, folder / MANIFEST_FILE]
+    linked = (folder / name for plan in plans for part in plan.parts.values() for name in part.files)
+    folders = _folders_holding(folder, [*written, *linked])
+    file_modes.apply(files=written, folders=folders)
+    _fsync(written)
+    _fsync(folders)
+
+
+def _folders_holding(root: Path, files: Iterable[Path]) -> list[Path]:
+    """``root`` and every folder between it and one of ``files`` (paths under ``root``)."""
+    folders = {root}
+    for path in files:
+        parent = path.parent
+        while parent not in folders:
+            folders.add(parent)
+            parent = parent.parent
+    return sorted(folders)
 
 
 # ---------------------------------------------------------------------------
