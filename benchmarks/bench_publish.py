@@ -3,13 +3,12 @@
 On a copy of a built warehouse (``--warehouse``, never written to; or one
 built here from ``--events`` generated events with ``convo-warehouse run``):
 
-1. **as the incremental materialization will leave it**: the conversation-keyed
-   marts that lack a ``conversation_date`` (``fct_messages``,
-   ``fct_conversation_stages``) get one, from ``fct_conversations`` (the lead
-   adds it in dbt; ``--as-is`` skips this), and ``audit.partitions_rewritten``
-   records a whole rewrite of every served table with a day column, as a full
-   build would (tables without one, the small aggregates among them, get no
-   rows there and are compared by content);
+1. **the marts as the pipeline built them**: ``audit.partitions_rewritten``
+   records a whole rewrite of every served table with a day column (its own,
+   or the day of a timestamp such as ``fct_messages.message_at``:
+   ``serving.DAY_COLUMNS``), as a full build would (tables without one, the
+   small aggregates among them, get no rows there and are compared by
+   content);
 2. **full publish**: ``lib.serving.publish`` into an empty serving folder;
 3. **one new day**: in every served table with a day column, the rows of a
    full day (the newest with at least the median conversations) are copied to
@@ -44,9 +43,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 EVENTS_PER_CONVERSATION = 12.4  # measured on the generator's output
 DAYS = 30
-# The marts the lead keys by conversation_date in dbt (issue 25); until then
-# this benchmark adds the column to its copy.
-CONVERSATION_KEYED = ("marts.fct_messages", "marts.fct_conversation_stages")
 
 
 def build_warehouse(work: Path, events: int, seed: int) -> Path:
@@ -85,26 +81,6 @@ def columns_of(con, table: str) -> list[tuple[str, str]]:
         "where table_catalog = current_database() and table_schema = ? and table_name = ? order by ordinal_position",
         [schema, name],
     ).fetchall()]
-
-
-def add_conversation_dates(con) -> list[str]:
-    """Give the conversation-keyed marts a conversation_date (from fct_conversations), as the lead will in dbt."""
-    added = []
-    for table in CONVERSATION_KEYED:
-        columns = columns_of(con, table)
-        if not columns or "conversation_date" in dict(columns):
-            continue
-        con.execute(
-            f"""
-            create or replace table {table} as
-            select keyed.*, conversations.conversation_date,
-            from {table} as keyed
-            left join marts.fct_conversations as conversations
-                on conversations.conversation_id = keyed.conversation_id
-            """
-        )
-        added.append(table)
-    return added
 
 
 def day_tables(con, serving) -> dict[str, object]:
@@ -215,7 +191,6 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2_000_000, help="without --warehouse: events to generate and build")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="measure each publish this many times (median)")
-    parser.add_argument("--as-is", action="store_true", help="do not add conversation_date to the conversation-keyed marts")
     parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "publish-work")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
@@ -234,10 +209,9 @@ def main() -> None:
 
     con = connect(warehouse)
     events = con.execute("select count(*) from staging.stg_events").fetchone()[0]
-    added_columns = [] if args.as_is else add_conversation_dates(con)
     con.execute("drop table if exists audit.partitions_rewritten")
     tables = day_tables(con, serving)
-    # The incremental builds (the lead's materialization) record every table with a day column;
+    # The incremental builds (replace_touched) record every table with a day column;
     # the ones without (small aggregates, ab_test_exposures, top_paths) are compared by content.
     tracked = sorted(tables)
     source_day = busy_day(con)
@@ -275,7 +249,6 @@ def main() -> None:
     result = {
         "warehouse": str(source),
         "raw_events": events,
-        "conversation_date_added_to": added_columns,
         "tracked_tables": tracked,
         "rows_in_one_new_day": sum(rows_added.values()),
         "serving_parquet_rows": serving.parquet_rows(),
@@ -294,8 +267,6 @@ def main() -> None:
     print(f"raw events: {events:,}; tables with a day column (partitioned, recorded): {', '.join(tracked)}")
     print(f"read through views (CONVO_SERVING_PARQUET_ROWS={serving.parquet_rows():,}): "
           f"{', '.join(first['read_through_views'])}")
-    if added_columns:
-        print(f"conversation_date added to {', '.join(added_columns)} (as the lead's dbt change will)")
     print(f"{'publish (median of runs)':<32} {'seconds':>8} {'share of full':>14}")
     for name, seconds, share in (
         ("full build", full_s, 1.0), ("one new day", day_s, day_share), ("one new day, no history", blind_s, blind_share)
