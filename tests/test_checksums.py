@@ -97,7 +97,17 @@ def generated(tmp_path_factory):
     source = tmp_path_factory.mktemp("checksum-landing")
     # Ending today: the generator's far-future rows are then quarantined (more
     # than 24 h after their load) instead of setting the warehouse clock.
-    generate_events(source, conversations=360, days=6, seed=23, progress=False)
+    # The last batch is the late file: 2% of the first days' conversations,
+    # whose numbers per day follow the date and the hours of today already
+    # past, so a seed can give none on some days and hours (seed 23 at 20:05
+    # UTC on 2026-11-25). The first seed from 23 with a late file is used.
+    for seed in range(23, 43):
+        if generate_events(source, conversations=360, days=6, seed=seed, progress=False)["late_file"]:
+            break
+        shutil.rmtree(source)
+        source.mkdir()
+    else:
+        pytest.fail("seeds 23-42 gave no late file: the late batch would test nothing")
     days = sorted(path for path in source.iterdir() if path.is_dir() and path.name != "late")
     return source, days
 
