@@ -115,7 +115,7 @@ def test_classifier_reads_the_conversations_with_new_events_and_stores_what_a_fu
     # maps messages through: the view's build records a new fingerprint):
     # everything read.
     warehouse.dbt(
-        "build", "--select", "stg_events",
+        "build", "--select", "stg_events", "--exclude-resource-type", "unit_test",
         "--vars", '{"user_message_senders": [prospect, user, customer, visitor, lead, guest]}',
     )
     assert classify(warehouse.path)[1] == full_prepared

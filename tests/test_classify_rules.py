@@ -195,3 +195,22 @@ def test_lexicon_sentiment_sign_and_negation():
     assert angry < -0.3
     assert negated < 0  # "good" negated by "not"
     assert neutral == 0.0
+
+
+def test_the_rules_classifier_does_not_import_the_llm_client():
+    """Every run imports the classifier (the dbt model classifier_runs); the ``openai`` client
+    costs about a second to import and only the llm and hybrid classifiers call it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "import convo_warehouse.lib.classify.runner\n"
+        "loaded = 'openai' in sys.modules\n"
+        "from convo_warehouse.lib.classify.llm import LLMClassifier, LLMSettings\n"
+        "LLMClassifier(LLMSettings(base_url='http://127.0.0.1:9/v1', api_key='x', model='m'))._client()\n"
+        "print(loaded, 'openai' in sys.modules)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.split() == ["False", "True"]

@@ -182,7 +182,7 @@ def test_a_field_alias_added_later_remaps_rows_loaded_before(warehouse):
     warehouse.query("insert into seeds.field_aliases values ('uuid', 'event_id')")
     warehouse.dbt(
         "build", "--select", "+fct_conversations +reconciliation", "--exclude", "resource_type:seed",
-        "--indirect-selection", "cautious",
+        "--indirect-selection", "cautious", "--exclude-resource-type", "unit_test",
     )
     assert rejected(warehouse) == []
     assert staged(warehouse, "event_id, conversation_id") == [("u-1", "cu")]

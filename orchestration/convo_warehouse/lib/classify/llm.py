@@ -25,12 +25,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-import openai
-from openai import AsyncOpenAI
+from typing import TYPE_CHECKING
 
 from convo_warehouse.lib.classify.pii import mask_transcript
 from convo_warehouse.lib.classify.stages import DEFINITIONS, STAGES
+
+if TYPE_CHECKING:
+    import openai
+    from openai import AsyncOpenAI
 
 PROMPT_VERSION = "support-stages-v1"
 
@@ -230,6 +232,10 @@ class LLMClassifier:
         self.circuit_open = False
 
     def _client(self) -> AsyncOpenAI:
+        # imported here: the client costs ~1 s to import, and the rules
+        # classifier (the default, and every hourly run) never calls it
+        from openai import AsyncOpenAI
+
         return AsyncOpenAI(
             base_url=self.settings.base_url,
             api_key=self.settings.api_key,
@@ -267,6 +273,8 @@ class LLMClassifier:
         return asyncio.run(self.classify_many(items, on_result))
 
     async def _classify_one(self, client: AsyncOpenAI, item: TranscriptItem) -> LLMResult:
+        import openai  # its exception types (loaded with the client already)
+
         settings = self.settings
         result = LLMResult(item.conversation_id, item.transcript_hash, None)
         if self.circuit_open:

@@ -40,20 +40,22 @@ def staged_history(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
     """
     if not table_exists(con, "audit.incremental_builds") or not table_exists(con, "staging.stg_events"):
         return None
-    row = con.execute(
-        "select build_fingerprint from audit.incremental_builds "
-        "where model_name = 'stg_events' order by recorded_at desc limit 1"
-    ).fetchone()
-    if row is None or row[0] is None:
+    fingerprint = _latest_build(con, "stg_events", "build_fingerprint")
+    if fingerprint is None:
         return None
-    recorded = con.execute(
-        "select loaded_through_load_id from audit.incremental_builds "
-        "where model_name = ? order by recorded_at desc limit 1",
-        [STAGED_EVENTS_MODEL],
+    loaded_through = _latest_build(con, STAGED_EVENTS_MODEL, "loaded_through_load_id")
+    if loaded_through is None:
+        loaded_through = con.execute("select coalesce(max(load_id), 0) from staging.stg_events").fetchone()[0]
+    return loaded_through, fingerprint
+
+
+def _latest_build(con: duckdb.DuckDBPyConnection, model: str, column: str):
+    """``column`` of the newest row ``audit.incremental_builds`` holds for ``model`` (None: no row, or null)."""
+    row = con.execute(
+        f"select {column} from audit.incremental_builds where model_name = ? order by recorded_at desc limit 1",
+        [model],
     ).fetchone()
-    if recorded is not None and recorded[0] is not None:
-        return recorded[0], row[0]
-    return con.execute("select coalesce(max(load_id), 0) from staging.stg_events").fetchone()[0], row[0]
+    return None if row is None else row[0]
 
 
 def changed_since_last_prepared(
