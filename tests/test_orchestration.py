@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from convo_warehouse.project import ensure_manifest
+from convo_warehouse.project import ensure_manifest, manifest_path
 from conftest import open_warehouse
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +76,14 @@ def test_definitions_load_and_validate(defs):
     assert (FCT, "marts_fct_conversations_suite") in check_names
     # (row rules are FCT's contract constraints; tests across rows remain)
     assert any(name.startswith("relationships") for asset, name in check_names)
+    # Every dbt data test is one: the raw source's tests on the loader's asset,
+    # a singular test of several models on the model its meta names. A test
+    # Dagster cannot place is logged as a warning on every run instead.
+    manifest = json.loads(manifest_path().read_text())
+    tests = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "test"}
+    assert tests - {name for _, name in check_names} == set()
+    assert (RAW, "source_not_null_raw_events_load_id") in check_names
+    assert (RECONCILIATION, "assert_raw_rows_reconcile") in check_names
     # Jobs, schedules, sensor.
     assert {"load_and_rebuild_job", "build_all_job"} <= {job.name for job in defs.jobs}
     assert {schedule.name: schedule.cron_schedule for schedule in defs.schedules} == {

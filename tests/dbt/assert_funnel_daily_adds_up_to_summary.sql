@@ -1,3 +1,5 @@
+{{ config(meta={'dagster': {'ref': {'name': 'funnel_stage_daily'}}}) }}
+
 -- Summed over days and channels, funnel_stage_daily gives funnel_summary's
 -- reached and reached_in_order for every stage, and its population is the
 -- first stage's reached.

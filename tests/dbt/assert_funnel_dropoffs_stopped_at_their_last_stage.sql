@@ -1,3 +1,5 @@
+{{ config(meta={'dagster': {'ref': {'name': 'funnel_dropoffs'}}}) }}
+
 -- A drop-off reached its last_stage and no stage at or after next_stage.
 -- Checked on the conversations the newest build of either model rewrote
 -- (written_rows()); every conversation after a full build.

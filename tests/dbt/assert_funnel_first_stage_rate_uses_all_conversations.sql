@@ -1,3 +1,5 @@
+{{ config(meta={'dagster': {'ref': {'name': 'funnel_summary'}}}) }}
+
 -- The first stage's conversion_rate is reached / every conversation in
 -- fct_conversations, not only those that entered the funnel.
 with

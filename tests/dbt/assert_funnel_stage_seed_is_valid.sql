@@ -1,3 +1,5 @@
+{{ config(meta={'dagster': {'ref': {'name': 'stg_seeds__funnel_stages'}}}) }}
+
 -- seeds/funnel_stages.csv must describe well-formed funnels: one order per
 -- stage and one stage per order, a value where the rule needs one, flags we
 -- know, markers that are defined, event types of the vocabulary and one

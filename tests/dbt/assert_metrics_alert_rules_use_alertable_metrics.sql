@@ -1,3 +1,5 @@
+{{ config(meta={'dagster': {'ref': {'name': 'stg_seeds__alert_rules'}}}) }}
+
 {#- Every alert rule watches a metric that windows can re-aggregate (it has a
     numerator: not a percentile) and has a positive min_sample. A rule on a
     percentile would silently never fire. -#}

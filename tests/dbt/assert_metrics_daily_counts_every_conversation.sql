@@ -1,3 +1,5 @@
+{{ config(meta={'dagster': {'ref': {'name': 'metrics_daily'}}}) }}
+
 {#- Every conversation day of fct_conversations has its conversations/all row
     in metrics_daily with the right count, and metrics_daily has no day that
     fct_conversations lacks: catches an incremental run that skipped or kept

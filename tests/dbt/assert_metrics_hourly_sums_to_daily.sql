@@ -1,3 +1,5 @@
+{{ config(meta={'dagster': {'ref': {'name': 'metrics_hourly'}}}) }}
+
 {#- Hourly and daily metrics agree: for every day x metric x segment, the
     hourly numerators and denominators sum to the daily ones (counts, rates,
     averages; percentiles cannot be summed). Both directions: a daily row

@@ -1,3 +1,5 @@
+{{ config(meta={'dagster': {'ref': {'name': 'metrics_by_dimension'}}}) }}
+
 {#- metrics_by_dimension adds up to fct_conversations, day by day, over the
     patterns population (fct_conversation_paths): the environment rows count
     every conversation once (and its started/completed ones); tool calls,

@@ -1,3 +1,5 @@
+{{ config(meta={'dagster': {'ref': {'name': 'reconciliation'}}}) }}
+
 -- raw rows = staged rows + duplicates dropped + quarantined rows, for every
 -- load run the newest build of base_events_parsed parsed (every load run
 -- after a full build), each count read on its own from the table holding

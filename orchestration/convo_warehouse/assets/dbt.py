@@ -89,8 +89,12 @@ class ConvoDbtTranslator(DagsterDbtTranslator):
         return "dbt"
 
 
+# Every dbt data test is an asset check: on its model, on the loader's asset
+# for the tests of the raw sources, and on the model a singular test of
+# several models names in its `meta: dagster: ref:`. A test Dagster cannot
+# place would be logged as a warning on every run.
 translator = ConvoDbtTranslator(
-    settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
+    settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_source_tests_as_checks=True)
 )
 
 if not manifest_path().exists():
