@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,6 +87,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     order = {name: position for position, name in enumerate(start_order(list(dict.fromkeys(
         item.path.name for item in items))))}
     items.sort(key=lambda item: order[item.path.name])  # stable: a file's tests keep their order
+
+
+def in_fresh_interpreter(script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``script`` run by a new Python process (what it imports starts from nothing); it must succeed."""
+    completed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed
 
 
 def open_warehouse(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:

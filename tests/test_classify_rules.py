@@ -200,8 +200,7 @@ def test_lexicon_sentiment_sign_and_negation():
 def test_the_rules_classifier_does_not_import_the_llm_client():
     """Every run imports the classifier (the dbt model classifier_runs); the ``openai`` client
     costs about a second to import and only the llm and hybrid classifiers call it."""
-    import subprocess
-    import sys
+    from conftest import in_fresh_interpreter
 
     probe = (
         "import sys\n"
@@ -211,6 +210,4 @@ def test_the_rules_classifier_does_not_import_the_llm_client():
         "LLMClassifier(LLMSettings(base_url='http://127.0.0.1:9/v1', api_key='x', model='m'))._client()\n"
         "print(loaded, 'openai' in sys.modules)\n"
     )
-    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert completed.stdout.split() == ["False", "True"]
+    assert in_fresh_interpreter(probe).stdout.split() == ["False", "True"]

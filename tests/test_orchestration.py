@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from convo_warehouse.project import ensure_manifest, manifest_path
-from conftest import open_warehouse
+from conftest import in_fresh_interpreter, open_warehouse
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -212,12 +212,9 @@ def test_an_up_to_date_run_imports_neither_dagster_nor_dbt(built_warehouse):
         "print(said[0])\n"
         "print(sorted(name for name in sys.modules if name.split('.')[0] in ('dagster', 'dagster_dbt', 'dbt')))\n"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", probe],
-        env={**os.environ, "CONVO_DUCKDB_PATH": str(database), "CONVO_LANDING_DIR": str(landing)},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    completed = in_fresh_interpreter(
+        probe, env={**os.environ, "CONVO_DUCKDB_PATH": str(database), "CONVO_LANDING_DIR": str(landing)}
+    )
     reason, imported = completed.stdout.strip().splitlines()[-2:]
     assert "nothing built" in reason
     assert imported == "[]"
@@ -739,9 +736,6 @@ def test_great_expectations_is_imported_in_the_background_for_the_suites():
     """The dbt step starts GX's import in a thread (the suites after it then
     find it imported); the thread swallows errors, so a wrong module name
     would only show as a slower run: checked here in a fresh interpreter."""
-    import subprocess
-    import sys
-
     script = (
         "import sys, threading\n"
         "from convo_warehouse.checks import suites\n"
@@ -750,8 +744,7 @@ def test_great_expectations_is_imported_in_the_background_for_the_suites():
         "[thread.join() for thread in threading.enumerate() if thread.name == 'import great_expectations']\n"
         "print(suites.GX_MODULE in sys.modules)\n"
     )
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    completed = in_fresh_interpreter(script)
     assert completed.stdout.strip() == "True", completed.stderr[-3000:]
     assert "failed" not in completed.stderr
 
