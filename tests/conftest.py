@@ -180,11 +180,16 @@ class Warehouse:
             raise AssertionError(f"dbt {' '.join(args)} failed:\n{_describe_failures(result)}")
         return result
 
-    def build(self, select: str = "+fct_conversations +reconciliation", full_refresh: bool = False):
-        """``dbt build`` of ``select`` with its data tests, as a production run builds: no dbt
-        unit tests (they check SQL against fixtures, not this warehouse's data, and
-        `make dbt-test` runs every one of them once)."""
-        args = ["build", "--select", select, "--indirect-selection", "cautious", "--exclude-resource-type", "unit_test"]
+    def build(self, select: str | None = "+fct_conversations +reconciliation", *more: str, full_refresh: bool = False):
+        """``dbt build`` of ``select`` (None: the whole project) with the data tests of what it
+        builds, as a production run builds (``dbt_commands.production_build``): no dbt unit tests,
+        which check SQL against fixtures rather than this warehouse and which `make dbt-test`
+        runs once each. ``more``: further dbt arguments (``--exclude``, ``--vars``)."""
+        from convo_warehouse.lib import dbt_commands
+
+        args = [*dbt_commands.production_build(), "--indirect-selection", "cautious", *more]
+        if select is not None:
+            args += ["--select", select]
         if full_refresh:
             args.append("--full-refresh")
         return self.dbt(*args)

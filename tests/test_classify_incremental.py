@@ -114,8 +114,5 @@ def test_classifier_reads_the_conversations_with_new_events_and_stores_what_a_fu
     # Staging reads the history anew (a sender added to the var the view
     # maps messages through: the view's build records a new fingerprint):
     # everything read.
-    warehouse.dbt(
-        "build", "--select", "stg_events", "--exclude-resource-type", "unit_test",
-        "--vars", '{"user_message_senders": [prospect, user, customer, visitor, lead, guest]}',
-    )
+    warehouse.build("stg_events", "--vars", '{"user_message_senders": [prospect, user, customer, visitor, lead, guest]}')
     assert classify(warehouse.path)[1] == full_prepared

@@ -74,15 +74,13 @@ def fed(tmp_path_factory, dbt_target_dir):
 
     warehouse.load()
     warehouse.dbt("seed")
-    warehouse.dbt("build", "--exclude", "source:classification+", "--indirect-selection", "cautious",
-                  "--exclude-resource-type", "unit_test")
+    warehouse.build(None, "--exclude", "source:classification+")
     con = open_warehouse(warehouse.path)
     try:
         classify_warehouse(con, "rules", judge=False)
     finally:
         con.close()
-    warehouse.dbt("build", "--select", "source:classification+", "--indirect-selection", "cautious",
-                  "--exclude-resource-type", "unit_test")
+    warehouse.build("source:classification+")
     return {"live": live, "warehouse": warehouse, "stats": stats, "accepted": accepted,
             "webhooks": receiver.delivered()}
 

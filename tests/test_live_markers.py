@@ -56,8 +56,7 @@ def warehouse(tmp_path_factory, dbt_target_dir) -> Warehouse:
     shutil.rmtree(built.landing)
     generate_events(built.landing, conversations=600, days=3, seed=31, end_date="2024-05-10", progress=False)
     built.load()
-    built.dbt("build", "--select", "+int_conversation_markers_evaluated", "--indirect-selection", "cautious",
-              "--exclude-resource-type", "unit_test", "--vars", json.dumps({"funnel_markers": MARKERS}))
+    built.build("+int_conversation_markers_evaluated", "--vars", json.dumps({"funnel_markers": MARKERS}))
     return built
 
 

@@ -35,22 +35,14 @@ def built(tmp_path_factory, dbt_target_dir) -> Warehouse:
     shutil.copytree(source, warehouse.landing)
     warehouse.load()
     warehouse.dbt("seed")
-    warehouse.dbt(
-        "build", "--exclude", "source:classification+", "--indirect-selection", "cautious",
-        "--exclude-resource-type", "unit_test",
-    )
+    warehouse.build(None, "--exclude", "source:classification+")
     con = open_warehouse(warehouse.path)
     try:
         classify_warehouse(con, "rules")
     finally:
         con.close()
-    build(warehouse, AFTER_CLASSIFIER)
+    warehouse.build(AFTER_CLASSIFIER)
     return warehouse
-
-
-def build(warehouse: Warehouse, select: str) -> None:
-    """dbt build of the selection with its data tests (unit tests run in make test's full build)."""
-    warehouse.dbt("build", "--select", select, "--indirect-selection", "cautious", "--exclude-resource-type", "unit_test")
 
 
 def frame(warehouse: Warehouse, sql: str) -> pd.DataFrame:
@@ -262,5 +254,5 @@ def test_rerunning_classifier_and_models_changes_nothing(built: Warehouse) -> No
     finally:
         con.close()
     assert stats.classified == 0 and stats.sentiment_scored == 0
-    build(built, AFTER_CLASSIFIER)
+    built.build(AFTER_CLASSIFIER)
     assert built.table_hash("marts.fct_conversation_quality") == before
