@@ -199,6 +199,52 @@ def test_second_run_without_new_files_builds_nothing(built_warehouse, monkeypatc
     assert runs == [("build_all_job", 1)]
 
 
+def test_a_run_with_new_data_leaves_out_the_seed_only_nodes_but_tests_what_it_wrote(
+    built_warehouse, tmp_path, monkeypatch
+):
+    """lib/seed_only.py: on a copy of the built warehouse, a new day's file run by the hourly
+    job leaves out the models computed from seeds alone and their tests (the project is the one
+    the first run built), but still runs the tests of what it wrote."""
+    import shutil
+
+    from convo_warehouse.lib.generate import generate_events
+    from convo_warehouse.pipeline import materialize_all
+
+    database, landing, _summary, first = built_warehouse
+    copy = tmp_path / "copy"
+    shutil.copytree(database.parent, copy, ignore=shutil.ignore_patterns("*.lock"))
+    generate_events(copy / "landing" / "next", conversations=40, days=1, seed=12, progress=False)
+    monkeypatch.setenv("CONVO_DUCKDB_PATH", str(copy / database.name))
+    monkeypatch.setenv("CONVO_LANDING_DIR", str(copy / landing.name))
+    second = materialize_all(job_name="load_and_rebuild_job", raise_on_error=False)
+    assert second is not None and second.success
+
+    def materialized(result) -> set[str]:
+        return {"/".join(event.asset_key.path) for event in result.get_asset_materialization_events()}
+
+    def checks(result) -> set[str]:
+        return {evaluation.check_name for evaluation in result.get_asset_check_evaluations()}
+
+    seed_only = {"staging/stg_seeds__experiments", "staging/stg_seeds__funnel_stages", "marts/dim_metrics"}
+    assert seed_only <= materialized(first)
+    assert seed_only.isdisjoint(materialized(second))
+    assert {"staging/stg_events", "marts/fct_conversations", "marts/metric_alerts"} <= materialized(second)
+    # metric_alerts' relationships test reads stg_seeds__alert_rules: that model is rebuilt and the
+    # test runs; the model's own tests do not
+    assert "staging/stg_seeds__alert_rules" in materialized(second)
+    relationships = {name for name in checks(second) if name.startswith("relationships_metric_alerts")}
+    assert relationships and relationships <= checks(first)
+    left_out = checks(first) - checks(second)
+    assert {
+        "unique_stg_seeds__alert_rules_rule_name",
+        "not_null_stg_seeds__experiments_test_name",
+        "unique_dim_metrics_metric_name",
+    } <= left_out
+    assert not {name for name in left_out if "fct_conversations" in name or "stg_events" in name}
+    assert all(evaluation.passed for evaluation in second.get_asset_check_evaluations()
+               if evaluation.severity == dg.AssetCheckSeverity.ERROR)
+
+
 def test_an_up_to_date_run_imports_neither_dagster_nor_dbt(built_warehouse):
     """The up-to-date check is the whole of a no-op run: importing dagster-dbt
     (and dbt with it) would cost it several seconds at any history size."""

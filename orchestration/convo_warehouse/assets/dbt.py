@@ -27,7 +27,7 @@ from dagster_dbt import (
 
 from convo_warehouse.checks import suites
 from convo_warehouse.concurrency import WRITER_POOL, busy_retry, is_busy_error
-from convo_warehouse.lib import dbt_commands
+from convo_warehouse.lib import dbt_commands, seed_only
 from convo_warehouse.lib.seed_columns import rebuild_changed_seeds, record_loaded_seeds, unchanged_seeds
 from convo_warehouse.lib.warehouse import warehouse_path, writer_lock
 from convo_warehouse.project import dbt_project, manifest_path, prune_invocation_targets
@@ -145,8 +145,8 @@ def dbt_models(
         )
     try:
         with writer_lock(warehouse.database):
-            unchanged = [] if on_spark() else _prepare_seeds(context, warehouse)
-            args = dbt_commands.production_build(multi_step=on_spark(), exclude=unchanged)
+            left_out = [] if on_spark() else _prepare_seeds(context, warehouse)
+            args = dbt_commands.production_build(multi_step=on_spark(), exclude=left_out)
             invocation = dbt.cli(args, context=context, raise_on_error=False)
             if not on_spark():  # the GX suites run after this step (checks/gx_checks.py)
                 suites.import_great_expectations_in_background()
@@ -170,23 +170,32 @@ def dbt_models(
 
 def _prepare_seeds(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> list[str]:
     """Seeds before dbt (lib/seed_columns.py): drop the table of a seed whose CSV columns
-    changed, so dbt builds it anew; return the seeds whose file is what the last build
-    loaded, left out of this one."""
+    changed, so dbt builds it anew. Return what this build leaves out: the seeds whose file
+    is what the last build loaded and, when the project is the one last built, the nodes
+    computed from seeds alone (lib/seed_only.py)."""
+    manifest = json.loads(manifest_path().read_text())
     with warehouse.connect() as con:
         for change in rebuild_changed_seeds(con, manifest_path(), dbt_project.project_dir):
             context.log.warning(change.describe())
-        return unchanged_seeds(con, manifest_path(), dbt_project.project_dir)
+        static = seed_only.left_out(con, manifest, dbt_project.project_dir)
+        if not static:
+            seed_only.forget_build(con)
+        return unchanged_seeds(con, manifest_path(), dbt_project.project_dir) + static
 
 
 def _record_seeds(invocation: Any, warehouse: WarehouseResource) -> None:
-    """After a successful build, the files of the seeds it loaded."""
+    """After a successful build, the files of the seeds it loaded and the project of the
+    seed-only nodes it built."""
+    results = invocation.get_artifact("run_results.json")["results"]
     loaded = [
         result["unique_id"].split(".")[-1]
-        for result in invocation.get_artifact("run_results.json")["results"]
+        for result in results
         if result["unique_id"].startswith("seed.") and result["status"] == "success"
     ]
+    manifest = json.loads(manifest_path().read_text())
     with warehouse.connect() as con:
         record_loaded_seeds(con, manifest_path(), dbt_project.project_dir, loaded)
+        seed_only.record_build(con, manifest, dbt_project.project_dir, results)
 
 
 def _log_classifier_run(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:

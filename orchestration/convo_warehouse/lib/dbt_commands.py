@@ -23,7 +23,8 @@ def production_build(*, multi_step: bool = False, exclude: Iterable[str] = ()) -
     the tests whose every parent it builds or has built: dbt's "buildable"
     indirect selection (the default, "eager", would test a model a later step
     builds). ``exclude``: dbt selectors left out (a seed whose file is
-    unchanged since it was loaded).
+    unchanged since it was loaded, the nodes computed from seeds alone while
+    the project is unchanged: lib/seed_only.py).
     """
     args = ["build", "--exclude-resource-type", "unit_test"]
     if "DBT_LOG_LEVEL_FILE" not in os.environ:
