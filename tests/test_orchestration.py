@@ -212,7 +212,7 @@ def test_a_run_with_new_data_leaves_out_the_seed_only_nodes_but_tests_what_it_wr
 
     database, landing, _summary, first = built_warehouse
     copy = tmp_path / "copy"
-    shutil.copytree(database.parent, copy, ignore=shutil.ignore_patterns("*.lock"))
+    shutil.copytree(database.parent, copy, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
     generate_events(copy / "landing" / "next", conversations=40, days=1, seed=12, progress=False)
     monkeypatch.setenv("CONVO_DUCKDB_PATH", str(copy / database.name))
     monkeypatch.setenv("CONVO_LANDING_DIR", str(copy / landing.name))
@@ -225,24 +225,24 @@ def test_a_run_with_new_data_leaves_out_the_seed_only_nodes_but_tests_what_it_wr
     def checks(result) -> set[str]:
         return {evaluation.check_name for evaluation in result.get_asset_check_evaluations()}
 
-    seed_only = {"staging/stg_seeds__experiments", "staging/stg_seeds__funnel_stages", "marts/dim_metrics"}
-    assert seed_only <= materialized(first)
-    assert seed_only.isdisjoint(materialized(second))
+    left_out = {"staging/stg_seeds__experiments", "staging/stg_seeds__funnel_stages",
+                "intermediate/int_funnel_stages_ordered"}
+    assert left_out <= materialized(first)
+    assert left_out.isdisjoint(materialized(second))
     assert {"staging/stg_events", "marts/fct_conversations", "marts/metric_alerts"} <= materialized(second)
-    # metric_alerts' relationships test reads stg_seeds__alert_rules: that model is rebuilt and the
-    # test runs; the model's own tests do not
-    assert "staging/stg_seeds__alert_rules" in materialized(second)
-    relationships = {name for name in checks(second) if name.startswith("relationships_metric_alerts")}
-    assert relationships and relationships <= checks(first)
-    left_out = checks(first) - checks(second)
-    assert {
-        "unique_stg_seeds__alert_rules_rule_name",
-        "not_null_stg_seeds__experiments_test_name",
-        "unique_dim_metrics_metric_name",
-    } <= left_out
-    assert not {name for name in left_out if "fct_conversations" in name or "stg_events" in name}
+    # the snapshot step waits for every served table, so the served ones computed from seeds stay
+    # in; so does the model metric_alerts' relationships test reads; and the run completes
+    assert {"marts/dim_metrics", "staging/stg_seeds__alert_rules", "serving/snapshot",
+            "audit/pipeline_runs"} <= materialized(second)
+    assert {"unique_dim_metrics_metric_name", "unique_stg_seeds__alert_rules_rule_name"} <= checks(second)
+    assert {name for name in checks(second) if name.startswith("relationships_metric_alerts")}
+    not_run = checks(first) - checks(second)
+    assert {"not_null_stg_seeds__experiments_test_name", "not_null_stg_seeds__funnel_stages_funnel_name"} <= not_run
+    assert not {name for name in not_run if "fct_conversations" in name or "stg_events" in name}
     assert all(evaluation.passed for evaluation in second.get_asset_check_evaluations()
                if evaluation.severity == dg.AssetCheckSeverity.ERROR)
+    skipped = {event.step_key for event in second.all_events if event.event_type == dg.DagsterEventType.STEP_SKIPPED}
+    assert skipped == set()
 
 
 def test_an_up_to_date_run_imports_neither_dagster_nor_dbt(built_warehouse):

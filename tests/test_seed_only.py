@@ -28,37 +28,44 @@ def _node(resource_type: str, name: str, parents: list[str], materialized: str =
 MANIFEST = {
     "nodes": {
         "seed.p.rules": _node("seed", "rules", [], "seed"),
+        "seed.p.tones": _node("seed", "tones", [], "seed"),
+        # read by models only: left out
+        "model.p.stg_tones": _node("model", "stg_tones", ["seed.p.tones"]),
+        "model.p.tones_ordered": _node("model", "tones_ordered", ["model.p.stg_tones"], "view"),
+        # read by a test of another model (relationships_alerts_rule): stays in
         "model.p.stg_rules": _node("model", "stg_rules", ["seed.p.rules"]),
-        "model.p.rules_ordered": _node("model", "rules_ordered", ["model.p.stg_rules"], "view"),
+        # served (the snapshot step waits for it): stays in
+        "model.p.dim_rules": {**_node("model", "dim_rules", ["seed.p.rules"]), "schema": "marts"},
+        # read by no model (the run's last step waits for it): stays in
         "model.p.constants": _node("model", "constants", []),
         "model.p.events": _node("model", "events", ["source.p.raw.events"], "replace_touched"),
-        "model.p.alerts": _node("model", "alerts", ["model.p.events", "model.p.stg_rules"]),
+        "model.p.alerts": _node(
+            "model", "alerts", ["model.p.events", "model.p.stg_rules", "model.p.tones_ordered", "model.p.dim_rules"]
+        ),
+        # not rebuilt whole from seeds by SQL: never left out
         "model.p.seed_stats": _node("model", "seed_stats", ["seed.p.rules"], language="python"),
         "model.p.seed_history": _node("model", "seed_history", ["seed.p.rules"], "incremental"),
-        "test.p.not_null_rules_name": _node("test", "not_null_rules_name", ["seed.p.rules"], "test"),
-        "test.p.unique_stg_rules_name": _node("test", "unique_stg_rules_name", ["model.p.stg_rules"], "test"),
-        "test.p.rules_match_constants": _node(
-            "test", "rules_match_constants", ["model.p.rules_ordered", "model.p.constants"], "test"
+        "model.p.seed_reader": _node("model", "seed_reader", ["model.p.seed_stats", "model.p.seed_history"]),
+        "test.p.not_null_tones_name": _node("test", "not_null_tones_name", ["seed.p.tones"], "test"),
+        "test.p.unique_stg_tones_name": _node("test", "unique_stg_tones_name", ["model.p.stg_tones"], "test"),
+        "test.p.tones_match_rules": _node(
+            "test", "tones_match_rules", ["model.p.tones_ordered", "model.p.stg_rules"], "test"
         ),
         "test.p.relationships_alerts_rule": _node(
             "test", "relationships_alerts_rule", ["model.p.alerts", "model.p.stg_rules"], "test"
         ),
-        "test.p.not_null_alerts_rule": _node("test", "not_null_alerts_rule", ["model.p.alerts"], "test"),
     }
 }
 
 
-def test_seed_only_nodes_are_sql_models_rebuilt_whole_from_seeds_and_the_tests_of_nothing_else():
+def test_seed_only_models_are_sql_rebuilt_whole_from_seeds_and_stay_in_when_read_outside_dbt_models():
     nodes = seed_only.seed_only_nodes(MANIFEST)
-    assert set(nodes.models) == {"model.p.stg_rules", "model.p.rules_ordered", "model.p.constants"}
-    assert set(nodes.tests.values()) == {
-        "not_null_rules_name", "unique_stg_rules_name", "rules_match_constants"
+    assert set(nodes.models) == {
+        "model.p.stg_tones", "model.p.tones_ordered", "model.p.stg_rules", "model.p.dim_rules", "model.p.constants"
     }
-    # the relationships test of alerts reads stg_rules: stg_rules stays in the build, its own tests do not
-    assert nodes.read_by_other_tests == {"model.p.stg_rules"}
-    assert nodes.left_out() == [
-        "constants", "rules_ordered", "not_null_rules_name", "rules_match_constants", "unique_stg_rules_name"
-    ]
+    assert nodes.kept == {"model.p.stg_rules", "model.p.dim_rules", "model.p.constants"}
+    # dbt leaves out the tests of a model left out (unique_stg_tones_name, tones_match_rules) with it
+    assert nodes.left_out() == ["stg_tones", "tones_ordered"]
 
 
 def _project(root: Path) -> Path:
@@ -70,8 +77,8 @@ def _project(root: Path) -> Path:
 
 def _warehouse_with_the_tables(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
-    con.execute("create schema s")
-    for name in ("stg_rules", "rules_ordered", "constants"):
+    con.execute("create schema s; create schema marts; create table marts.dim_rules (x int)")
+    for name in ("stg_tones", "tones_ordered", "stg_rules", "constants"):
         con.execute(f"create table s.{name} (x int)")
     return con
 
@@ -85,16 +92,16 @@ def test_nothing_is_left_out_until_a_build_of_every_seed_only_model_succeeded(tm
     con = _warehouse_with_the_tables(tmp_path)
     assert seed_only.left_out(con, MANIFEST, project) == []
     # a build that missed one of them (a subset run) records nothing
-    seed_only.record_build(con, MANIFEST, project, _results("stg_rules", "constants"))
+    seed_only.record_build(con, MANIFEST, project, _results("stg_tones", "stg_rules", "dim_rules", "constants"))
     assert seed_only.left_out(con, MANIFEST, project) == []
-    seed_only.record_build(con, MANIFEST, project, _results("stg_rules", "rules_ordered", "constants"))
+    seed_only.record_build(con, MANIFEST, project, _results("stg_tones", "tones_ordered", "stg_rules", "dim_rules", "constants"))
     assert seed_only.left_out(con, MANIFEST, project) == seed_only.seed_only_nodes(MANIFEST).left_out()
 
 
 def test_a_changed_project_file_a_missing_table_or_a_build_under_way_leaves_nothing_out(tmp_path):
     project = _project(tmp_path / "project")
     con = _warehouse_with_the_tables(tmp_path)
-    all_built = _results("stg_rules", "rules_ordered", "constants")
+    all_built = _results("stg_tones", "tones_ordered", "stg_rules", "dim_rules", "constants")
     seed_only.record_build(con, MANIFEST, project, all_built)
     assert seed_only.left_out(con, MANIFEST, project) != []
 
@@ -103,9 +110,9 @@ def test_a_changed_project_file_a_missing_table_or_a_build_under_way_leaves_noth
     seed_only.record_build(con, MANIFEST, project, all_built)
     assert seed_only.left_out(con, MANIFEST, project) != []
 
-    con.execute("drop table s.constants")
+    con.execute("drop table s.tones_ordered")
     assert seed_only.left_out(con, MANIFEST, project) == []
-    con.execute("create table s.constants (x int)")
+    con.execute("create table s.tones_ordered (x int)")
 
     # a build that builds them (nothing left out) forgets the record until it succeeds
     seed_only.forget_build(con)
@@ -115,22 +122,20 @@ def test_a_changed_project_file_a_missing_table_or_a_build_under_way_leaves_noth
 def test_recording_the_same_project_again_changes_no_byte(tmp_path):
     project = _project(tmp_path / "project")
     con = _warehouse_with_the_tables(tmp_path)
-    all_built = _results("stg_rules", "rules_ordered", "constants")
+    all_built = _results("stg_tones", "tones_ordered", "stg_rules", "dim_rules", "constants")
     at = dt.datetime(2026, 11, 26, 3, 0)
     seed_only.record_build(con, MANIFEST, project, all_built, now=at)
     seed_only.record_build(con, MANIFEST, project, all_built, now=at + dt.timedelta(hours=1))
     assert con.execute("select built_at from audit.seed_only_builds").fetchall() == [(at,)]
 
 
-def test_the_real_project_leaves_out_the_seed_models_but_keeps_the_one_metric_alerts_is_tested_against():
+def test_the_real_project_leaves_out_the_seeds_staging_but_not_what_is_served_or_tested_with_metric_alerts():
     from convo_warehouse.project import ensure_manifest
 
     nodes = seed_only.seed_only_nodes(json.loads(ensure_manifest().read_text()))
     names = {unique_id.split(".")[-1] for unique_id in nodes.models}
     assert {"stg_seeds__experiments", "stg_seeds__funnel_stages", "dim_metrics", "metricflow_time_spine"} <= names
     assert not any(name.startswith(("stg_events", "fct_", "int_conversation")) for name in names)
-    assert {unique_id.split(".")[-1] for unique_id in nodes.read_by_other_tests} == {"stg_seeds__alert_rules"}
     left_out = nodes.left_out()
-    assert "stg_seeds__alert_rules" not in left_out
-    assert "unique_stg_seeds__alert_rules_rule_name" in left_out
-    assert not any(name.startswith("relationships_metric_alerts") for name in left_out)
+    assert {"stg_seeds__experiments", "stg_seeds__funnel_stages", "int_funnel_stages_ordered"} <= set(left_out)
+    assert {"stg_seeds__alert_rules", "dim_metrics", "metricflow_time_spine"}.isdisjoint(left_out)

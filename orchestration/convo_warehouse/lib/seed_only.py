@@ -1,25 +1,28 @@
 """Nodes computed from seeds alone: left out of a build when the project is the one last built.
 
 A model whose every input is a seed or another such model (``stg_seeds__*``,
-``int_funnel_stages_ordered``) or that reads nothing (``dim_metrics``,
-``metricflow_time_spine``), and a data test whose every parent is one of
-those or a seed, can only change when the project changes: no load reaches
-them. Rebuilding them and running their tests every hour wrote the same
-rows and checked them again (36 nodes in an hourly run, about 5 s of dbt
-node time at 2M events: docs/benchmarks.md).
+``int_funnel_stages_ordered``) can only change when the project changes: no
+load reaches it. Rebuilding such models and running their tests every hour
+wrote the same rows and checked them again.
 
-So ``dbt build`` leaves them out (``left_out``) when the dbt project's files
-(models, macros, seeds, vars, profile: ``run_state.project_fingerprint``)
-are those of the last build that built them all and succeeded
-(``audit.seed_only_builds``, written by ``record_build``), and every such
-model's table exists. Any change to the project builds and tests them all
-again, as a first build does.
+So ``dbt build`` leaves them out (``left_out``), with their tests (dbt drops
+a data test with any parent left out), when the dbt project's files (models,
+macros, seeds, vars, profile: ``run_state.project_fingerprint``) are those of
+the last build that built them all and succeeded (``audit.seed_only_builds``,
+written by ``record_build``), and every such model's table exists. Any change
+to the project builds and tests them all again, as a first build does.
 
-dbt leaves out a data test with any parent left out (its default, "eager",
-indirect selection). A model that a test of other models also reads (the
-relationships test from ``metric_alerts`` to ``stg_seeds__alert_rules``)
-therefore stays in the build, so that test still runs; only its own tests
-are left out, by name.
+A model stays in every build, with its tests, when something besides other
+dbt models waits for it:
+
+- a served table (``serving.SERVED_SCHEMAS``: ``dim_metrics``,
+  ``metricflow_time_spine``): the snapshot step waits for each one, and
+  Dagster skips a step whose input was not built;
+- a model no other model reads: the run's last step (``audit/pipeline_runs``)
+  waits for each such asset;
+- a model that a data test of other models reads (``stg_seeds__alert_rules``,
+  which ``metric_alerts``' relationships test reads): leaving it out would
+  drop that test.
 
 No Dagster here: ``assets/dbt.py`` calls these under the writer lock, around
 ``dbt build``; on Spark nothing is left out.
@@ -35,6 +38,7 @@ from pathlib import Path
 import duckdb
 
 from convo_warehouse.lib.run_state import project_fingerprint
+from convo_warehouse.lib.serving import SERVED_EXTRA_TABLES, SERVED_SCHEMAS
 
 BUILDS_DDL = """
 create schema if not exists audit;
@@ -50,23 +54,19 @@ _REBUILT_WHOLE = ("table", "view")
 
 @dataclass(frozen=True)
 class SeedOnlyNodes:
-    """The manifest's nodes computed from seeds alone."""
+    """The manifest's models computed from seeds alone, by unique id -> (schema, table)."""
 
-    #: models: unique id -> (schema, table)
     models: dict[str, tuple[str, str]]
-    #: data tests whose every parent is a seed or one of ``models``: unique id -> name
-    tests: dict[str, str]
-    #: models that a data test of other nodes also reads: they stay in every build
-    read_by_other_tests: frozenset[str]
+    #: those that stay in every build (read by something besides dbt models: the module docstring)
+    kept: frozenset[str]
 
     def left_out(self) -> list[str]:
-        """dbt selectors of the nodes to leave out of a build (see the module docstring)."""
-        models = [uid.split(".")[-1] for uid in self.models if uid not in self.read_by_other_tests]
-        return sorted(models) + sorted(self.tests.values())
+        """dbt selectors of the models to leave out of a build (dbt leaves out their tests with them)."""
+        return sorted(unique_id.split(".")[-1] for unique_id in self.models if unique_id not in self.kept)
 
 
 def seed_only_nodes(manifest: Mapping) -> SeedOnlyNodes:
-    """The models computed from seeds alone (SQL, rebuilt whole) and the data tests of nothing else."""
+    """The models computed from seeds alone (SQL, rebuilt whole) and which of them stay in every build."""
     nodes = manifest["nodes"]
     verdicts: dict[str, bool] = {}
 
@@ -90,17 +90,24 @@ def seed_only_nodes(manifest: Mapping) -> SeedOnlyNodes:
         for unique_id, node in nodes.items()
         if node["resource_type"] == "model" and seed_only(unique_id)
     }
-    tests: dict[str, str] = {}
+    read_by_models: set[str] = set()
     read_by_other_tests: set[str] = set()
-    for unique_id, node in nodes.items():
-        if node["resource_type"] != "test":
-            continue
-        parents = node["depends_on"]["nodes"]
-        if parents and all(seed_only(parent) for parent in parents):
-            tests[unique_id] = node["name"]
-        else:
-            read_by_other_tests.update(parent for parent in parents if parent in models)
-    return SeedOnlyNodes(models, tests, frozenset(read_by_other_tests))
+    for node in nodes.values():
+        parents = node.get("depends_on", {}).get("nodes", [])
+        if node["resource_type"] == "model":
+            read_by_models.update(parents)
+        elif node["resource_type"] == "test" and not all(seed_only(parent) for parent in parents):
+            read_by_other_tests.update(parents)
+    kept = {
+        unique_id
+        for unique_id, relation in models.items()
+        if _served(*relation) or unique_id not in read_by_models or unique_id in read_by_other_tests
+    }
+    return SeedOnlyNodes(models, frozenset(kept))
+
+
+def _served(schema: str, table: str) -> bool:
+    return schema in SERVED_SCHEMAS or f"{schema}.{table}" in SERVED_EXTRA_TABLES
 
 
 def left_out(con: duckdb.DuckDBPyConnection, manifest: Mapping, project_dir: Path) -> list[str]:
