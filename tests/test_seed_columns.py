@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
 import os
 import shutil
 import subprocess
@@ -56,12 +55,11 @@ def test_rebuild_drops_only_changed_seed_tables_and_records_them(tmp_path):
                            "original_file_path": f"seeds/{name}.csv"}
         for name in ("changed", "same", "new")
     } | {"model.p.m": {"resource_type": "model", "name": "m", "schema": "x", "original_file_path": "m.sql"}}}
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     (tmp_path / "seeds" / "new.csv").write_text("a\n1\n")
     con = duckdb.connect()
     con.execute("create schema seeds; create table seeds.changed (a int, b int, c int); create table seeds.same (a int, b int)")
     at = dt.datetime(2026, 11, 23, 12, 0)
-    [change] = rebuild_changed_seeds(con, tmp_path / "manifest.json", tmp_path, now=at)
+    [change] = rebuild_changed_seeds(con, manifest, tmp_path, now=at)
     assert (change.seed.name, change.previous_columns, change.csv_columns) == ("changed", ("a", "b", "c"), ("a", "b"))
     tables = {row[0] for row in con.execute("select table_name from information_schema.tables where table_schema = 'seeds'").fetchall()}
     assert tables == {"same"}
@@ -69,7 +67,7 @@ def test_rebuild_drops_only_changed_seed_tables_and_records_them(tmp_path):
         "seed changed rebuilt (columns removed: c): its CSV columns changed, so it was built anew and what reads it follows"
     ]
     assert rebuilt_seed_lines(con, at + dt.timedelta(seconds=1)) == []  # a later run rebuilt nothing
-    assert rebuild_changed_seeds(con, tmp_path / "manifest.json", tmp_path) == []
+    assert rebuild_changed_seeds(con, manifest, tmp_path) == []
 
 
 def _project_copy(destination: Path) -> Path:

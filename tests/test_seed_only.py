@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 
 from convo_warehouse.lib import seed_only
+from convo_warehouse.lib.run_state import project_fingerprint
 
 
 def _node(resource_type: str, name: str, parents: list[str], materialized: str = "table", **extra) -> dict:
@@ -87,45 +88,49 @@ def _results(*names: str) -> list[dict]:
     return [{"unique_id": f"model.p.{name}", "status": "success"} for name in names]
 
 
+ALL_BUILT = _results("stg_tones", "tones_ordered", "stg_rules", "dim_rules", "constants")
+
+
 def test_nothing_is_left_out_until_a_build_of_every_seed_only_model_succeeded(tmp_path):
-    project = _project(tmp_path / "project")
+    project = project_fingerprint(_project(tmp_path / "project"))
     con = _warehouse_with_the_tables(tmp_path)
     assert seed_only.left_out(con, MANIFEST, project) == []
     # a build that missed one of them (a subset run) records nothing
     seed_only.record_build(con, MANIFEST, project, _results("stg_tones", "stg_rules", "dim_rules", "constants"))
     assert seed_only.left_out(con, MANIFEST, project) == []
-    seed_only.record_build(con, MANIFEST, project, _results("stg_tones", "tones_ordered", "stg_rules", "dim_rules", "constants"))
+    seed_only.record_build(con, MANIFEST, project, ALL_BUILT)
     assert seed_only.left_out(con, MANIFEST, project) == seed_only.seed_only_nodes(MANIFEST).left_out()
 
 
 def test_a_changed_project_file_a_missing_table_or_a_build_under_way_leaves_nothing_out(tmp_path):
     project = _project(tmp_path / "project")
     con = _warehouse_with_the_tables(tmp_path)
-    all_built = _results("stg_tones", "tones_ordered", "stg_rules", "dim_rules", "constants")
-    seed_only.record_build(con, MANIFEST, project, all_built)
-    assert seed_only.left_out(con, MANIFEST, project) != []
+    before = project_fingerprint(project)
+    seed_only.record_build(con, MANIFEST, before, ALL_BUILT)
+    assert seed_only.left_out(con, MANIFEST, before) != []
 
     (project / "models" / "stg_rules.sql").write_text("select name from {{ ref('rules') }}\n")
-    assert seed_only.left_out(con, MANIFEST, project) == []
-    seed_only.record_build(con, MANIFEST, project, all_built)
-    assert seed_only.left_out(con, MANIFEST, project) != []
+    after = project_fingerprint(project)
+    assert after != before
+    assert seed_only.left_out(con, MANIFEST, after) == []
+    seed_only.record_build(con, MANIFEST, after, ALL_BUILT)
+    assert seed_only.left_out(con, MANIFEST, after) != []
 
     con.execute("drop table s.tones_ordered")
-    assert seed_only.left_out(con, MANIFEST, project) == []
+    assert seed_only.left_out(con, MANIFEST, after) == []
     con.execute("create table s.tones_ordered (x int)")
 
     # a build that builds them (nothing left out) forgets the record until it succeeds
     seed_only.forget_build(con)
-    assert seed_only.left_out(con, MANIFEST, project) == []
+    assert seed_only.left_out(con, MANIFEST, after) == []
 
 
 def test_recording_the_same_project_again_changes_no_byte(tmp_path):
-    project = _project(tmp_path / "project")
+    project = project_fingerprint(_project(tmp_path / "project"))
     con = _warehouse_with_the_tables(tmp_path)
-    all_built = _results("stg_tones", "tones_ordered", "stg_rules", "dim_rules", "constants")
     at = dt.datetime(2026, 11, 26, 3, 0)
-    seed_only.record_build(con, MANIFEST, project, all_built, now=at)
-    seed_only.record_build(con, MANIFEST, project, all_built, now=at + dt.timedelta(hours=1))
+    seed_only.record_build(con, MANIFEST, project, ALL_BUILT, now=at)
+    seed_only.record_build(con, MANIFEST, project, ALL_BUILT, now=at + dt.timedelta(hours=1))
     assert con.execute("select built_at from audit.seed_only_builds").fetchall() == [(at,)]
 
 

@@ -28,6 +28,7 @@ from dagster_dbt import (
 from convo_warehouse.checks import suites
 from convo_warehouse.concurrency import WRITER_POOL, busy_retry, is_busy_error
 from convo_warehouse.lib import dbt_commands, seed_only
+from convo_warehouse.lib.run_state import project_fingerprint
 from convo_warehouse.lib.seed_columns import rebuild_changed_seeds, record_loaded_seeds, unchanged_seeds
 from convo_warehouse.lib.warehouse import warehouse_path, writer_lock
 from convo_warehouse.project import dbt_project, manifest_path, prune_invocation_targets
@@ -145,7 +146,10 @@ def dbt_models(
         )
     try:
         with writer_lock(warehouse.database):
-            left_out = [] if on_spark() else _prepare_seeds(context, warehouse)
+            # the manifest and the project as this build starts, read once for the seeds' steps
+            manifest = {} if on_spark() else json.loads(manifest_path().read_text())
+            project = "" if on_spark() else project_fingerprint(dbt_project.project_dir)
+            left_out = [] if on_spark() else _prepare_seeds(context, warehouse, manifest, project)
             args = dbt_commands.production_build(multi_step=on_spark(), exclude=left_out)
             invocation = dbt.cli(args, context=context, raise_on_error=False)
             if not on_spark():  # the GX suites run after this step (checks/gx_checks.py)
@@ -154,7 +158,7 @@ def dbt_models(
                 yield from invocation.stream()
                 error = invocation.get_error()
                 if error is None and not on_spark():
-                    _record_seeds(invocation, warehouse)
+                    _record_seeds(invocation, warehouse, manifest, project)
             finally:
                 prune_invocation_targets(context.op_def.name)
     except Exception as busy:  # the lock itself: WarehouseBusyError
@@ -168,22 +172,23 @@ def dbt_models(
     raise error
 
 
-def _prepare_seeds(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> list[str]:
+def _prepare_seeds(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, manifest: Mapping, project: str
+) -> list[str]:
     """Seeds before dbt (lib/seed_columns.py): drop the table of a seed whose CSV columns
     changed, so dbt builds it anew. Return what this build leaves out: the seeds whose file
-    is what the last build loaded and, when the project is the one last built, the nodes
-    computed from seeds alone (lib/seed_only.py)."""
-    manifest = json.loads(manifest_path().read_text())
+    is what the last build loaded and, when the project (fingerprint ``project``) is the one
+    last built, the nodes computed from seeds alone (lib/seed_only.py)."""
     with warehouse.connect() as con:
-        for change in rebuild_changed_seeds(con, manifest_path(), dbt_project.project_dir):
+        for change in rebuild_changed_seeds(con, manifest, dbt_project.project_dir):
             context.log.warning(change.describe())
-        static = seed_only.left_out(con, manifest, dbt_project.project_dir)
+        static = seed_only.left_out(con, manifest, project)
         if not static:
             seed_only.forget_build(con)
-        return unchanged_seeds(con, manifest_path(), dbt_project.project_dir) + static
+        return unchanged_seeds(con, manifest, dbt_project.project_dir) + static
 
 
-def _record_seeds(invocation: Any, warehouse: WarehouseResource) -> None:
+def _record_seeds(invocation: Any, warehouse: WarehouseResource, manifest: Mapping, project: str) -> None:
     """After a successful build, the files of the seeds it loaded and the project of the
     seed-only nodes it built."""
     results = invocation.get_artifact("run_results.json")["results"]
@@ -192,10 +197,9 @@ def _record_seeds(invocation: Any, warehouse: WarehouseResource) -> None:
         for result in results
         if result["unique_id"].startswith("seed.") and result["status"] == "success"
     ]
-    manifest = json.loads(manifest_path().read_text())
     with warehouse.connect() as con:
-        record_loaded_seeds(con, manifest_path(), dbt_project.project_dir, loaded)
-        seed_only.record_build(con, manifest, dbt_project.project_dir, results)
+        record_loaded_seeds(con, manifest, dbt_project.project_dir, loaded)
+        seed_only.record_build(con, manifest, project, results)
 
 
 def _log_classifier_run(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:

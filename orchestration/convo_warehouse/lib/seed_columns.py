@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,13 +131,13 @@ def table_columns(con: duckdb.DuckDBPyConnection, seeds: Sequence[SeedTable]) ->
 
 def rebuild_changed_seeds(
     con: duckdb.DuckDBPyConnection,
-    manifest_path: Path,
+    manifest: Mapping,
     project_dir: Path,
     now: dt.datetime | None = None,
 ) -> list[ChangedSeed]:
     """Drop the table of every seed whose CSV columns changed (dbt then builds it from the CSV),
     record each in ``audit.seed_rebuilds`` and return them."""
-    seeds = seed_tables(json.loads(manifest_path.read_text()), project_dir)
+    seeds = seed_tables(manifest, project_dir)
     by_name = {seed.name: seed for seed in seeds}
     headers = {seed.name: csv_header(seed.csv_path) for seed in seeds if seed.csv_path.exists()}
     existing = table_columns(con, seeds)
@@ -184,7 +183,7 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def unchanged_seeds(con: duckdb.DuckDBPyConnection, manifest_path: Path, project_dir: Path) -> list[str]:
+def unchanged_seeds(con: duckdb.DuckDBPyConnection, manifest: Mapping, project_dir: Path) -> list[str]:
     """The seeds to leave out of this build: their table exists and their file is the one the
     last successful build loaded (``audit.seeds_loaded``)."""
     exists = con.execute(
@@ -193,7 +192,7 @@ def unchanged_seeds(con: duckdb.DuckDBPyConnection, manifest_path: Path, project
     if not exists:
         return []
     loaded = dict(con.execute("select seed_name, file_sha256 from audit.seeds_loaded").fetchall())
-    seeds = seed_tables(json.loads(manifest_path.read_text()), project_dir)
+    seeds = seed_tables(manifest, project_dir)
     present = table_columns(con, seeds)
     return sorted(
         seed.name
@@ -204,13 +203,13 @@ def unchanged_seeds(con: duckdb.DuckDBPyConnection, manifest_path: Path, project
 
 def record_loaded_seeds(
     con: duckdb.DuckDBPyConnection,
-    manifest_path: Path,
+    manifest: Mapping,
     project_dir: Path,
     loaded: Sequence[str],
     now: dt.datetime | None = None,
 ) -> None:
     """After a successful build: the sha256 of the files of the seeds it ``loaded`` (names)."""
-    seeds = seed_tables(json.loads(manifest_path.read_text()), project_dir)
+    seeds = seed_tables(manifest, project_dir)
     rows = [
         (seed.name, file_sha256(seed.csv_path))
         for seed in seeds

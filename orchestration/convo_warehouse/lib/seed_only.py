@@ -7,7 +7,8 @@ wrote the same rows and checked them again.
 
 So ``dbt build`` leaves them out (``left_out``), with their tests (dbt drops
 a data test with any parent left out), when the dbt project's files (models,
-macros, seeds, vars, profile: ``run_state.project_fingerprint``) are those of
+macros, seeds, vars, profile: ``run_state.project_fingerprint``, computed once
+per build by the caller) are those of
 the last build that built them all and succeeded (``audit.seed_only_builds``,
 written by ``record_build``), and every such model's table exists. Any change
 to the project builds and tests them all again, as a first build does.
@@ -33,12 +34,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 
-from convo_warehouse.lib.run_state import project_fingerprint
 from convo_warehouse.lib.serving import SERVED_EXTRA_TABLES, SERVED_SCHEMAS
+from convo_warehouse.lib.warehouse import table_exists
 
 BUILDS_DDL = """
 create schema if not exists audit;
@@ -110,11 +110,12 @@ def _served(schema: str, table: str) -> bool:
     return schema in SERVED_SCHEMAS or f"{schema}.{table}" in SERVED_EXTRA_TABLES
 
 
-def left_out(con: duckdb.DuckDBPyConnection, manifest: Mapping, project_dir: Path) -> list[str]:
-    """The seed-only nodes to leave out of this build: none unless the project is the one the
-    last complete build of them built (``audit.seed_only_builds``) and their tables exist."""
+def left_out(con: duckdb.DuckDBPyConnection, manifest: Mapping, project: str) -> list[str]:
+    """The seed-only nodes to leave out of this build: none unless ``project`` (the dbt
+    project's ``run_state.project_fingerprint``) is the one the last complete build of them
+    built (``audit.seed_only_builds``) and their tables exist."""
     nodes = seed_only_nodes(manifest)
-    if not nodes.models or _last_build(con) != project_fingerprint(project_dir):
+    if not nodes.models or _last_build(con) != project:
         return []
     present = set(
         con.execute("select table_schema, table_name from information_schema.tables").fetchall()
@@ -133,33 +134,28 @@ def forget_build(con: duckdb.DuckDBPyConnection) -> None:
 def record_build(
     con: duckdb.DuckDBPyConnection,
     manifest: Mapping,
-    project_dir: Path,
+    project: str,
     results: Iterable[Mapping],
     now: dt.datetime | None = None,
 ) -> None:
     """After a successful build: when it built every seed-only model (dbt's ``run_results``
-    ``results``), record the project it built them from."""
+    ``results``), record ``project``, the fingerprint of the project it built them from."""
     models = seed_only_nodes(manifest).models
     built = {result["unique_id"] for result in results if result["status"] == "success"}
     if not models or not set(models) <= built:
         return
-    fingerprint = project_fingerprint(project_dir)
-    if _last_build(con) == fingerprint:  # a build that changed nothing writes no byte
+    if _last_build(con) == project:  # a build that changed nothing writes no byte
         return
     built_at = (now or dt.datetime.now(dt.UTC)).replace(tzinfo=None)
     con.execute(BUILDS_DDL)
     con.execute("begin")
     con.execute("delete from audit.seed_only_builds")
-    con.execute("insert into audit.seed_only_builds values (?, ?)", [fingerprint, built_at])
+    con.execute("insert into audit.seed_only_builds values (?, ?)", [project, built_at])
     con.execute("commit")
 
 
 def _last_build(con: duckdb.DuckDBPyConnection) -> str | None:
-    exists = con.execute(
-        "select count(*) from information_schema.tables "
-        "where table_schema = 'audit' and table_name = 'seed_only_builds'"
-    ).fetchone()[0]
-    if not exists:
+    if not table_exists(con, "audit.seed_only_builds"):
         return None
     row = con.execute("select project_fingerprint from audit.seed_only_builds").fetchone()
     return row[0] if row else None
