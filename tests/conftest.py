@@ -108,6 +108,34 @@ def open_warehouse(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnec
     return duckdb.connect(str(path), read_only=read_only, config=config)
 
 
+def undocumented_columns(manifest: dict, con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """Every model's columns, as built in the warehouse ``con``, that its YAML does not describe.
+
+    The rule: every model and column has a description. A model's YAML may
+    list only some of its columns (contracts, which make them exactly the
+    table's, are on the marts), so the built relation says which columns
+    there are. Ephemeral models build nothing; a model with no relation in
+    this warehouse is reported under its name.
+    """
+    built: dict[tuple[str, str], list[str]] = {}
+    for schema, table, column in con.execute(
+        "select schema_name, table_name, column_name from duckdb_columns() order by column_index"
+    ).fetchall():
+        built.setdefault((schema, table), []).append(column)
+    missing: dict[str, list[str]] = {}
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "model" or node["config"]["materialized"] == "ephemeral":
+            continue
+        columns = built.get((node["schema"], node.get("alias") or node["name"]))
+        if columns is None:
+            missing[node["name"]] = ["(not built)"]
+            continue
+        described = {name for name, column in node["columns"].items() if column.get("description", "").strip()}
+        if undescribed := [column for column in columns if column not in described]:
+            missing[node["name"]] = undescribed
+    return missing
+
+
 def _describe_failures(result) -> str:
     if result.exception is not None:
         return str(result.exception)

@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 
+import duckdb
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -185,3 +186,36 @@ def test_every_sql_mart_has_a_contract_and_every_column_a_description(manifest: 
             if not properties.get("description", "").strip()
         ]
     assert problems == []
+
+
+def test_every_model_description_starts_with_its_grain(manifest: dict) -> None:
+    models = [node for node in manifest["nodes"].values() if node["resource_type"] == "model"]
+    assert [node["name"] for node in models if not node["description"].startswith("One row per")] == []
+
+
+def test_the_column_checker_reports_undescribed_and_unbuilt_columns() -> None:
+    from conftest import undocumented_columns
+
+    def model(name: str, columns: dict[str, str], materialized: str = "table") -> dict:
+        return {
+            "resource_type": "model",
+            "name": name,
+            "schema": "marts",
+            "alias": name,
+            "config": {"materialized": materialized},
+            "columns": {column: {"name": column, "description": text} for column, text in columns.items()},
+        }
+
+    manifest = {
+        "nodes": {
+            "model.p.a": model("a", {"id": "The key.", "value": ""}),
+            "model.p.b": model("b", {"id": "The key."}),
+            "model.p.c": model("c", {}),
+            "model.p.inlined": model("inlined", {}, materialized="ephemeral"),
+        }
+    }
+    con = duckdb.connect()
+    con.execute("create schema marts")
+    con.execute("create table marts.a (id integer, value integer, extra integer)")
+    con.execute("create table marts.b (id integer)")
+    assert undocumented_columns(manifest, con) == {"a": ["value", "extra"], "c": ["(not built)"]}
