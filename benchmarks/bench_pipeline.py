@@ -9,7 +9,9 @@ In one run, on the same generated JSONL files (the contract's format):
    the day after, the generator's own seed) on top of that history, run by
    the hourly job (``load_and_rebuild_job``, what the schedule runs every
    hour: no classifier) -- the same batch at every history size, so its cost
-   should follow the batch, not the history;
+   should follow the batch, not the history; then **one conversation** (of
+   the day after the hour) by the same job: what a run costs whatever
+   arrives, the run's fixed cost, printed as a share of the hour;
 4. **no-op**: ``convo-warehouse run`` once more, with nothing new;
 5. **floor**: one hand-written DuckDB query reading all 31 days of raw JSONL
    and computing the per-conversation facts (validation, dedupe, aliases,
@@ -61,6 +63,9 @@ END_DATE = "2026-01-31"
 HOUR_CONVERSATIONS = 800
 HOUR_DATE = "2026-02-01"
 HOUR_SEED = 7001
+# the smallest batch: one conversation of the day after the hour
+ONE_CONVERSATION_DATE = "2026-02-02"
+ONE_CONVERSATION_SEED = 7002
 
 FLOOR_QUERY = r"""
 create table floor_facts as
@@ -341,19 +346,25 @@ def work_env(work: Path) -> dict[str, str]:
     }
 
 
-def run_hour(work: Path) -> tuple[int, float, float, dict]:
-    """The fixed hour batch landed in ``work`` and run by the hourly job: (lines, seconds, peak MiB, profile)."""
-    hour_landing = work / "landing" / "hour"
+def run_batch(work: Path, folder: str, conversations: int, seed: int, day: str) -> tuple[int, float, float, dict]:
+    """``conversations`` generated conversations of ``day`` landed in ``work/landing/folder`` and run by
+    the hourly job: (lines, seconds, peak MiB, profile)."""
+    batch_landing = work / "landing" / folder
     timed_child(
-        [str(BIN / "convo-warehouse"), "generate", "-n", str(HOUR_CONVERSATIONS), "--days", "1", "--seed",
-         str(HOUR_SEED), "--end-date", HOUR_DATE, "--format-mix", "jsonl=1", "--out", str(hour_landing), "-q"]
+        [str(BIN / "convo-warehouse"), "generate", "-n", str(conversations), "--days", "1", "--seed",
+         str(seed), "--end-date", day, "--format-mix", "jsonl=1", "--out", str(batch_landing), "-q"]
     )
-    hour_events = sum(1 for path in hour_landing.rglob("*.jsonl") for _ in path.open())
+    lines = sum(1 for path in batch_landing.rglob("*.jsonl") for _ in path.open())
     started = time.time()
     seconds, rss, output = timed_child(
         [str(BIN / "convo-warehouse"), "run", "--quiet", "--job", "load_and_rebuild_job"], work_env(work)
     )
-    return hour_events, seconds, rss, run_profile(work / "target", started, output)
+    return lines, seconds, rss, run_profile(work / "target", started, output)
+
+
+def run_hour(work: Path) -> tuple[int, float, float, dict]:
+    """The fixed hour batch, run by the hourly job: (lines, seconds, peak MiB, profile)."""
+    return run_batch(work, "hour", HOUR_CONVERSATIONS, HOUR_SEED, HOUR_DATE)
 
 
 def save_state(work: Path, state: Path) -> None:
@@ -447,6 +458,10 @@ def main() -> None:
         save_state(work, args.save_hour_state.resolve())
     print("one hour (10,000 events, the hourly job) ...", flush=True)
     hour_events, hour_seconds, hour_rss, profiles["one hour"] = run_hour(work)
+    print("one conversation (the hourly job) ...", flush=True)
+    one_events, one_seconds, one_rss, profiles["one conversation"] = run_batch(
+        work, "one_conversation", 1, ONE_CONVERSATION_SEED, ONE_CONVERSATION_DATE
+    )
 
     print("no-op run ...", flush=True)
     noop_seconds, noop_rss, noop_output = timed_child([*run, "--job", "load_and_rebuild_job"], env)
@@ -477,6 +492,7 @@ def main() -> None:
         ("  of which load + facts", full_facts, None),
         ("one new day", day_seconds, day_rss),
         ("one hour (hourly job)", hour_seconds, hour_rss),
+        ("one conversation (hourly)", one_seconds, one_rss),
         ("no-op run", noop_seconds, noop_rss),
         ("loader alone (31 days)", loader_seconds, loader_rss),
         ("floor: one query (31 days)", floor_seconds, floor_rss),
@@ -497,6 +513,8 @@ def main() -> None:
         },
         "new_day_share_of_full_build": round(day_seconds / full_seconds, 3),
         "hour_batch_lines": hour_events,
+        "one_conversation_lines": one_events,
+        "one_conversation_share_of_hour": round(one_seconds / hour_seconds, 3),
         "warehouse_bytes": warehouse_bytes,
         "events_parquet_zstd_bytes": parquet_bytes,
         "warehouse_to_parquet": round(warehouse_bytes / parquet_bytes, 2),
@@ -512,6 +530,8 @@ def main() -> None:
         print(f"{name:<28} {shown:>9} {ratio:>8} {'' if rss is None else f'{rss:,.0f}':>9}")
     print(f"one new day / full build: {day_seconds / full_seconds:.1%}")
     print(f"one hour ({hour_events:,} lines): {hour_seconds:.1f} s (target <= 30 s; compare across history sizes)")
+    print(f"one conversation ({one_events:,} lines): {one_seconds:.1f} s = {one_seconds / hour_seconds:.0%} of the hour "
+          "(what every run pays, whatever arrives)")
     print(f"warehouse file: {warehouse_bytes / 2**20:,.0f} MiB = {warehouse_bytes / parquet_bytes:.1f}x the events "
           f"as Parquet zstd ({parquet_bytes / 2**20:,.0f} MiB; target <= 3x)")
     for name, size in table_bytes.items():
