@@ -119,7 +119,7 @@ lint: $(INSTALLED)
 
 # Test files run on PYTEST_WORKERS processes (one file's tests stay together,
 # so module fixtures such as a built warehouse are made once), the longest
-# files first (tests/conftest.py LONGEST_FIRST; --no-loadscope-reorder keeps
+# files first (tests/support/start_order.py LONGEST_FIRST; --no-loadscope-reorder keeps
 # that order instead of xdist's most-tests-first).
 PYTEST_WORKERS ?= 2
 

@@ -72,7 +72,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from capture_helpers import CollectorProcess  # noqa: E402
+from support.capture import CollectorProcess  # noqa: E402
 
 from convo_capture import Tracker  # noqa: E402
 
@@ -585,7 +585,7 @@ def compare_calls(plain, wrapped, calls: int, rounds: int = 3) -> dict:
 def bench_openai_integration(calls: int) -> dict:
     """``instrument_openai``: the same chat completion unwrapped and wrapped inside a conversation."""
     import openai
-    from fake_llm_server import FakeLLMServer
+    from support.fake_llm_server import FakeLLMServer
 
     from convo_capture.integrations.openai import instrument_openai
 

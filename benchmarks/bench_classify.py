@@ -8,7 +8,7 @@ in DuckDB straight into a temporary ``staging.stg_events``, then classified
 through the same path as the asset (transcript hashing, cache check, rules,
 write). A second run measures the cached path.
 
-LLM: the fake chat-completions server (tests/fake_llm_server.py) runs in its own
+LLM: the fake chat-completions server (tests/support/fake_llm_server.py) runs in its own
 process with --latency (default 50 ms); conversations are classified at
 --concurrency (default 32), then re-run to confirm zero calls.
 """

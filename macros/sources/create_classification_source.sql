@@ -4,7 +4,7 @@
     must exist, possibly empty, before any model selects from them.
     stage_classifications is built from its one definition, the `data_type` of
     each column in models/staging/classification/_classification__sources.yml,
-    which lib/classify/store.py reads too (tests/test_classification_table.py
+    which lib/classify/store.py reads too (tests/classification/test_classification_table.py
     proves the two tables are identical). message_sentiment and
     conversation_judgments have the same columns as lib/classify/sentiment.py
     and judge.py create. One statement per call: some engines (Spark) take a

@@ -9,7 +9,7 @@ This module is the only Python implementation of that rule: the capture SDK
 uses it, and the warehouse (generator, experiment statistics) imports it
 through ``convo_warehouse.lib.assignment``. The SQL side is the
 ``hash_bucket`` macro (``ab_test_exposures.expected_variant``);
-``tests/test_assignment.py`` proves the two agree.
+``tests/experiments/test_assignment.py`` proves the two agree.
 
 Pure standard library: importable without Dagster, dbt or DuckDB.
 """

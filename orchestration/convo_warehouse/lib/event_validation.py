@@ -4,7 +4,7 @@ The rules themselves live in dbt (``models/staging/events/base_events_parsed.sql
 ``stg_events.sql``, macro ``parse_event_timestamp``): that is where every
 landed row is judged. The collector must tell a client *before* landing
 whether an event will be staged, so this module mirrors those rules for one
-JSON event, and ``tests/test_event_validation.py`` feeds a corpus of edge-case
+JSON event, and ``tests/capture/test_validation_equals_staging.py`` feeds a corpus of edge-case
 rows through both this module and the real dbt staging and proves the verdicts
 (and reasons) identical. Change a rule in staging and that test fails until
 this mirror follows.
@@ -258,7 +258,7 @@ class StagedFields(NamedTuple):
 def staged_fields(record: dict) -> StagedFields:
     """The staged values of an event ``validate_event`` accepts (v1.1 names mapped, ids as text,
     the timestamp in naive UTC, properties decoded). For the collector's live state;
-    ``tests/test_live_events.py`` compares them with ``staging.stg_events``."""
+    ``tests/live/test_live_event_staging.py`` compares them with ``staging.stg_events``."""
     aliases = _field_aliases()
     if not aliases.keys().isdisjoint(record):
         from convo_warehouse.lib.field_aliases import apply_field_aliases

@@ -207,7 +207,7 @@ def wilson_interval(successes: int, trials: int, z_crit: float = Z_95) -> tuple[
     """Wilson score interval of one rate (better than the Wald one near 0 or 1), clipped to 0..1.
 
     The SQL twin is the ``wilson_interval_bound`` macro (segment_comparison,
-    funnel_summary); tests/test_statistics_sql.py proves they agree.
+    funnel_summary); tests/warehouse/test_statistics_sql_equals_python.py proves they agree.
     """
     if not trials:
         return None, None

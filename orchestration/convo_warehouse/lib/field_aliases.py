@@ -10,7 +10,7 @@ that handles events before they land, such as the HTTP collector:
   field, the first by alias name wins;
 * a value is present unless it is null or text that is empty after trimming.
 
-``tests/test_staging_v11.py`` checks that this and staging agree.
+``tests/warehouse/test_contract_v11_fields.py`` checks that this and staging agree.
 """
 
 from __future__ import annotations

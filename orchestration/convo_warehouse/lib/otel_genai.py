@@ -10,7 +10,7 @@ attributes as ``{key: value}``), and the mapping reads only those, so its
 rules live once: protobuf through the OTLP messages of ``opentelemetry-proto``;
 JSON directly, type-checking every field the way ``json_format`` does, and
 through ``json_format`` itself (the message) for anything that direct reader
-does not take (``tests/test_otel_encodings.py`` proves both give the same
+does not take (``tests/capture/test_otlp_encodings.py`` proves both give the same
 events, and the same errors). A request that is not an export raises
 ``OtlpFormatError`` (a ``ValueError``) naming what is wrong, which the
 collector answers with 400 and the loader quarantines as an
@@ -115,7 +115,7 @@ class MappingReport:
 # OTLP/JSON exporters write and hands anything else (a value of another JSON
 # type, an unknown enum name, snake_case keys, bytes values, an error) to
 # ``message_from_json`` (``json_format``), which decides: the same values, or
-# the error. tests/test_otel_encodings.py proves both readers give the same
+# the error. tests/capture/test_otlp_encodings.py proves both readers give the same
 # events.
 
 

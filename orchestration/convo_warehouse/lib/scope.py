@@ -15,7 +15,7 @@ import datetime as dt
 
 # The rule of macros/metrics/is_development_traffic.sql (environment =
 # 'development'; a conversation without one is not), over fct_conversations.
-# tests/test_dashboard.py proves it selects what metrics_by_conversation's
+# tests/serving/test_dashboard.py proves it selects what metrics_by_conversation's
 # is_development (built with the macro) selects.
 IS_DEVELOPMENT_SQL = "coalesce(fct_conversations.environment = 'development', false)"
 UNKNOWN = "unknown"  # a null attribute, as the metrics' segment values say

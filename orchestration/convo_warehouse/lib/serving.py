@@ -112,7 +112,7 @@ class DayColumn:
 
 # The first of these a table has (with this type) partitions it by day: the
 # day an incremental build records as rewritten (its `day_column`, so a new
-# day rewrites only its partitions; tests/test_serving.py checks the two agree).
+# day rewrites only its partitions; tests/serving/test_snapshot_publish.py checks the two agree).
 DAY_COLUMNS = (
     DayColumn(key="conversation_date", source="conversation_date", source_type="DATE"),
     DayColumn(key="metric_date", source="metric_date", source_type="DATE"),

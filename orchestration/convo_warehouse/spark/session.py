@@ -4,7 +4,7 @@ dbt-spark's session mode asks ``SparkSession.builder.getOrCreate()`` for its
 session, so a process that creates the session first (the loader, the engine
 comparison) and then runs dbt in the same process shares one JVM and one
 metastore. The settings below and ``server_side_parameters`` of the ``spark``
-output in profiles.yml must agree; ``tests/test_spark_profile.py`` proves it.
+output in profiles.yml must agree; ``tests/spark/test_spark_target.py`` proves it.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ behind DuckDB's ``regexp_matches``, through the ``google-re2`` bindings, with
 DuckDB's defaults) and ``StageTally`` keeps a conversation's counts and
 decides its stages exactly as the query does. A DuckDB query compiles every
 signal's regex each time it runs, a cost a live update cannot pay per
-message (docs/capture.md has the figures). ``tests/test_live_rules_equal.py`` proves the two
+message (docs/capture.md has the figures). ``tests/live/test_stage_rules_python_equals_sql.py`` proves the two
 paths equal on every prefix of thousands of transcripts (golden sets, real
 chats, generated and adversarial ones).
 """
@@ -380,7 +380,7 @@ class MessageMatcher:
     ``mask`` runs the patterns of the message's role in one pass (an RE2 set:
     which of them match anywhere), then the exclusions of those that matched;
     ``mask_each`` searches pattern by pattern, as the query does, and is the
-    reference (``tests/test_live_rules_equal.py`` checks both on every message).
+    reference (``tests/live/test_stage_rules_python_equals_sql.py`` checks both on every message).
     """
 
     def __init__(self, rules: RuleSet) -> None:

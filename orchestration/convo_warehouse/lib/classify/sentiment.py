@@ -198,7 +198,7 @@ def _lexicon() -> dict[str, tuple[float, ...]]:
 def score_text(content: str | None) -> float:
     """The lexicon score of one message, as ``sentiment_sql`` computes it.
 
-    ``tests/test_live_sentiment.py`` proves the two equal on every user
+    ``tests/live/test_sentiment_python_equals_sql.py`` proves the two equal on every user
     message of the golden sets and the real chats, and on fuzzed text.
     """
     from convo_warehouse.lib.classify.rules import normalise_text

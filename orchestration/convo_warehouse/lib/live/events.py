@@ -5,7 +5,7 @@ matched ignoring case and surrounding spaces), turns an ``agent_message``
 whose ``sender`` names the user's side (dbt var ``user_message_senders``) into
 a ``user_message``, flags types outside ``seeds/event_types.csv`` and reads
 ``content`` and ``sentiment`` from the properties. ``live_event`` does the same
-for one event, reading the same seeds and var; ``tests/test_live_events.py``
+for one event, reading the same seeds and var; ``tests/live/test_live_event_staging.py``
 compares it with the real ``stg_events`` on a corpus of aliases, senders and
 property kinds.
 """

@@ -3,7 +3,7 @@
 The warehouse compiles markers to SQL (``macros/funnels/``); intervention
 rules are written in the same language so analysts learn one, and the
 collector evaluates them here while the conversation is in progress.
-``tests/test_live_markers.py`` evaluates markers using every operator both
+``tests/live/test_markers_python_equals_sql.py`` evaluates markers using every operator both
 here and through dbt (``int_conversation_markers_evaluated``) on generated
 conversations and requires the same conversations to reach each.
 

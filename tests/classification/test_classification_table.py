@@ -1,0 +1,80 @@
+"""classification.stage_classifications has one definition (the dbt source's
+YAML): the table dbt's on-run-start hook creates and the one the Python writer
+creates are the same, column for column and type for type."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+import yaml
+from support.warehouse import Warehouse, open_warehouse
+
+from convo_warehouse.lib.classify import store
+
+
+def describe(path) -> list[tuple[str, str]]:
+    con = open_warehouse(path)
+    try:
+        return [
+            (name, kind)
+            for name, kind, *_ in con.execute("describe classification.stage_classifications").fetchall()
+        ]
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def created_by_dbt(tmp_path_factory, dbt_target_dir) -> list[tuple[str, str]]:
+    """The table as the on-run-start hook creates it in an empty warehouse (any dbt command that runs hooks)."""
+    warehouse = Warehouse(tmp_path_factory.mktemp("classification-dbt"), dbt_target_dir)
+    warehouse.dbt("seed", "--select", "experiments")
+    return describe(warehouse.path)
+
+
+def test_dbt_hook_and_python_writer_create_the_same_table(created_by_dbt, tmp_path):
+    path = tmp_path / "python.duckdb"
+    con = open_warehouse(path)
+    store.ensure_tables(con)
+    con.close()
+    assert describe(path) == created_by_dbt
+    assert ("confidence", "DOUBLE") in created_by_dbt
+
+
+def test_both_follow_the_source_yaml(created_by_dbt):
+    document = yaml.safe_load(store.RESULTS_DEFINITION.read_text())
+    table = document["sources"][0]["tables"][0]
+    assert table["name"] == "stage_classifications"
+    assert [name for name, _ in created_by_dbt] == [column["name"] for column in table["columns"]]
+    assert [store.DUCKDB_TYPES[column["data_type"]] for column in table["columns"]] == [k for _, k in created_by_dbt]
+
+
+def test_python_brings_an_older_table_to_the_definition(created_by_dbt, tmp_path):
+    path = tmp_path / "old.duckdb"
+    con = open_warehouse(path)
+    # the table as an earlier DDL made it: confidence a 4-byte float, no fallback_reason
+    con.execute("create schema classification")
+    con.execute(
+        "create table classification.stage_classifications (conversation_id varchar, funnel_name varchar, "
+        "stage varchar, reached boolean, confidence float, classifier varchar, model varchar, "
+        "prompt_version varchar, transcript_hash varchar, classified_at timestamp)"
+    )
+    con.execute("insert into classification.stage_classifications values "
+                "('c1', 'support', 'greeted', true, 0.7, 'rules', 'rules', 'v1', 'h', '2024-01-01 00:00:00')")
+    store.ensure_tables(con)
+    assert con.execute("select confidence from classification.stage_classifications").fetchone()[0] == pytest.approx(0.7)
+    con.close()
+    assert describe(path) == created_by_dbt
+
+
+def test_an_unknown_type_in_the_yaml_names_the_file_and_column(tmp_path, monkeypatch):
+    bad = tmp_path / "_classification__sources.yml"
+    document = yaml.safe_load(store.RESULTS_DEFINITION.read_text())
+    document["sources"][0]["tables"][0]["columns"][4]["data_type"] = "float4"
+    bad.write_text(yaml.safe_dump(document))
+    monkeypatch.setattr(store, "RESULTS_DEFINITION", bad)
+    store.results_columns.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=r"column confidence of stage_classifications has data_type 'float4'"):
+            store.results_columns()
+    finally:
+        store.results_columns.cache_clear()

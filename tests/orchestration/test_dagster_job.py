@@ -1,0 +1,821 @@
+"""Dagster orchestration: definitions, the full in-process run, the sensor,
+GX checks that block, and the alert webhook.
+
+The full run (``built_warehouse``) is done once per module on a small
+generated landing folder; the other tests build what they need themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from convo_warehouse.project import ensure_manifest, manifest_path
+from support.warehouse import in_fresh_interpreter, open_warehouse, undocumented_columns
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+RAW = dg.AssetKey(["raw", "events"])
+STG_EVENTS = dg.AssetKey(["staging", "stg_events"])
+FCT = dg.AssetKey(["marts", "fct_conversations"])
+RECONCILIATION = dg.AssetKey(["audit", "reconciliation"])
+CLASSIFIER = dg.AssetKey(["classification", "classifier_runs"])
+
+
+@pytest.fixture(scope="module")
+def defs():
+    ensure_manifest(force=True)
+    from convo_warehouse.definitions import defs as definitions
+
+    return definitions
+
+
+@pytest.fixture()
+def warehouse_env(tmp_path, monkeypatch):
+    """A private warehouse file and landing folder, through the env vars the resources read."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    database = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("CONVO_DUCKDB_PATH", str(database))
+    monkeypatch.setenv("CONVO_LANDING_DIR", str(landing))
+    return database, landing
+
+
+# ---------------------------------------------------------------------------
+# Definitions
+# ---------------------------------------------------------------------------
+
+
+def test_definitions_load_and_validate(defs):
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = graph.get_all_asset_keys()
+    for key in (RAW, STG_EVENTS, FCT, dg.AssetKey(["seeds", "event_type_aliases"])):
+        assert key in keys, key
+    # Sources map to the Python assets that write them, so lineage connects.
+    assert RAW in graph.get(dg.AssetKey(["staging", "base_events_parsed"])).parent_keys
+    assert graph.get(RAW).is_materializable
+    # Groups by layer.
+    assert graph.get(RAW).group_name == "ingest"
+    assert graph.get(STG_EVENTS).group_name == "staging"
+    assert graph.get(FCT).group_name == "marts"
+    assert graph.get(dg.AssetKey(["seeds", "event_types"])).group_name == "seeds"
+    # dbt tests and GX suites are asset checks.
+    check_names = {(key.asset_key, key.name) for key in graph.asset_check_keys}
+    assert (RECONCILIATION, "raw_events_suite") in check_names
+    assert (FCT, "marts_fct_conversations_suite") in check_names
+    # (row rules are FCT's contract constraints; tests across rows remain)
+    assert any(name.startswith("relationships") for asset, name in check_names)
+    # Every dbt data test is one: the raw source's tests on the loader's asset,
+    # a singular test of several models on the model its meta names. A test
+    # Dagster cannot place is logged as a warning on every run instead.
+    manifest = json.loads(manifest_path().read_text())
+    tests = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "test"}
+    assert tests - {name for _, name in check_names} == set()
+    assert (RAW, "source_not_null_raw_events_load_id") in check_names
+    assert (RECONCILIATION, "assert_raw_rows_reconcile") in check_names
+    # Jobs, schedules, sensor.
+    assert {"load_and_rebuild_job", "build_all_job"} <= {job.name for job in defs.jobs}
+    assert {schedule.name: schedule.cron_schedule for schedule in defs.schedules} == {
+        "load_and_rebuild_job_schedule": "17 * * * *",
+        "build_all_job_schedule": "45 2 * * *",
+    }
+    assert [sensor.name for sensor in defs.sensors] == ["landing_files_sensor"]
+    hourly = defs.resolve_job_def("load_and_rebuild_job")
+    assert CLASSIFIER not in hourly.asset_layer.executable_asset_keys
+    assert CLASSIFIER in defs.resolve_job_def("build_all_job").asset_layer.executable_asset_keys
+    assert hourly.tags["convo_warehouse/writer"] == "duckdb"
+
+
+# ---------------------------------------------------------------------------
+# The full job, in-process, on generated data
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def built_warehouse(tmp_path_factory):
+    from convo_warehouse.lib.generate import generate_events
+    from convo_warehouse.pipeline import materialize_all
+
+    root = tmp_path_factory.mktemp("orchestration_full")
+    landing = root / "landing"
+    summary = generate_events(landing, conversations=150, days=3, seed=11, progress=False)
+    # One producer's bad file next to the good ones: 7 events without event_id.
+    (landing / PRODUCER_FILE).parent.mkdir(parents=True)
+    (landing / PRODUCER_FILE).write_text(
+        "\n".join(json.dumps({k: v for k, v in _event(n, None).items() if k != "event_id"}) for n in range(7))
+        + "\n"
+    )
+    database = root / "warehouse.duckdb"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVO_DUCKDB_PATH", str(database))
+        patch.setenv("CONVO_LANDING_DIR", str(landing))
+        result = materialize_all(raise_on_error=False)
+    return database, landing, summary, result
+
+
+def test_every_column_every_model_builds_is_described(built_warehouse):
+    """The whole job built every model: each column of each, as the warehouse holds it, has a
+    description in its YAML (a column a model adds without documenting it fails here)."""
+    database, *_ = built_warehouse
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        missing = undocumented_columns(json.loads(manifest_path().read_text()), con)
+    finally:
+        con.close()
+    assert missing == {}
+
+
+def test_full_job_runs_in_process_on_generated_data(built_warehouse):
+    from convo_warehouse.pipeline import _failure_message
+
+    database, _landing, summary, result = built_warehouse
+    assert result.success, _failure_message(result)
+    materialized = {event.asset_key for event in result.get_asset_materialization_events()}
+    assert {RAW, STG_EVENTS, FCT, CLASSIFIER} <= materialized
+    # one dbt invocation builds everything, the stage classifier included
+    dbt_steps = {
+        event.step_key for event in result.all_events
+        if event.event_type == dg.DagsterEventType.STEP_START and event.step_key.startswith("dbt_models")
+    }
+    assert dbt_steps == {"dbt_models"}
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        classified = con.execute("select sum(classified) from classification.classifier_runs").fetchone()[0]
+    finally:
+        con.close()
+    assert classified > 0
+    evaluations = {(e.asset_key, e.check_name): e for e in result.get_asset_check_evaluations()}
+    assert evaluations[(FCT, "marts_fct_conversations_suite")].passed
+    # Every check of the job reported (none is planned that never runs).
+    planned = {(key.asset_key, key.name) for key in result.job_def.asset_layer.asset_graph.asset_check_keys}
+    assert planned - set(evaluations) == set()
+    # The bad file: a visible warning naming it and the fix; the good files flowed on.
+    raw_check = evaluations[(RECONCILIATION, "raw_events_suite")]
+    assert not raw_check.passed
+    assert raw_check.severity == dg.AssetCheckSeverity.WARN
+    assert raw_check.metadata["critical_failures"].value == 0
+    assert PRODUCER_FILE in raw_check.description
+    assert "7 of 7 rows quarantined, mostly missing_required_field" in raw_check.description
+    assert "seeds/field_aliases.csv" in raw_check.description
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        raw_rows = con.execute("select count(*) from raw.events").fetchone()[0]
+        conversations = con.execute("select count(*) from marts.fct_conversations").fetchone()[0]
+        producer_rows = con.execute(
+            "select reason, count(*) from quarantine.rejected_events where source_file = ? group by 1",
+            [PRODUCER_FILE],
+        ).fetchall()
+        staged_files = con.execute("select count(distinct source_file) from staging.stg_events").fetchone()[0]
+        suites = {
+            row[0]
+            for row in con.execute(
+                "select distinct suite_name from audit.gx_validation_results"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+    # Blank JSONL lines are not rows; everything else written is.
+    assert raw_rows == summary["rows_written"] + 7
+    assert 0 < conversations <= 150
+    assert producer_rows == [("missing_required_field", 7)]
+    assert staged_files > 1
+    assert {"raw_events_suite", "marts_fct_conversations_suite"} <= suites
+
+
+def test_second_run_without_new_files_builds_nothing(built_warehouse, monkeypatch):
+    from convo_warehouse.pipeline import materialize_all
+
+    database, landing, _summary, _result = built_warehouse
+    monkeypatch.setenv("CONVO_DUCKDB_PATH", str(database))
+    monkeypatch.setenv("CONVO_LANDING_DIR", str(landing))
+    said = []
+    assert materialize_all(report=said.append) is None
+    assert len(said) == 1 and "nothing built" in said[0]
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        runs = con.execute(
+            "select job_name, count(*) from audit.pipeline_runs where completed_at is not null group by 1"
+        ).fetchall()
+    finally:
+        con.close()
+    assert runs == [("build_all_job", 1)]
+
+
+def test_a_run_with_new_data_leaves_out_the_seed_only_nodes_but_tests_what_it_wrote(
+    built_warehouse, tmp_path, monkeypatch
+):
+    """lib/seed_only.py: on a copy of the built warehouse, a new day's file run by the hourly
+    job leaves out the models computed from seeds alone and their tests (the project is the one
+    the first run built), but still runs the tests of what it wrote."""
+    import shutil
+
+    from convo_warehouse.lib.generate import generate_events
+    from convo_warehouse.pipeline import materialize_all
+
+    database, landing, _summary, first = built_warehouse
+    copy = tmp_path / "copy"
+    shutil.copytree(database.parent, copy, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
+    generate_events(copy / "landing" / "next", conversations=40, days=1, seed=12, progress=False)
+    monkeypatch.setenv("CONVO_DUCKDB_PATH", str(copy / database.name))
+    monkeypatch.setenv("CONVO_LANDING_DIR", str(copy / landing.name))
+    second = materialize_all(job_name="load_and_rebuild_job", raise_on_error=False)
+    assert second is not None and second.success
+
+    def materialized(result) -> set[str]:
+        return {"/".join(event.asset_key.path) for event in result.get_asset_materialization_events()}
+
+    def checks(result) -> set[str]:
+        return {evaluation.check_name for evaluation in result.get_asset_check_evaluations()}
+
+    left_out = {"staging/stg_seeds__experiments", "staging/stg_seeds__funnel_stages",
+                "intermediate/int_funnel_stages_ordered"}
+    assert left_out <= materialized(first)
+    assert left_out.isdisjoint(materialized(second))
+    assert {"staging/stg_events", "marts/fct_conversations", "marts/metric_alerts"} <= materialized(second)
+    # the snapshot step waits for every served table, so the served ones computed from seeds stay
+    # in; so does the model metric_alerts' relationships test reads; and the run completes
+    assert {"marts/dim_metrics", "staging/stg_seeds__alert_rules", "serving/snapshot",
+            "audit/pipeline_runs"} <= materialized(second)
+    assert {"unique_dim_metrics_metric_name", "unique_stg_seeds__alert_rules_rule_name"} <= checks(second)
+    assert {name for name in checks(second) if name.startswith("relationships_metric_alerts")}
+    not_run = checks(first) - checks(second)
+    assert {"not_null_stg_seeds__experiments_test_name", "not_null_stg_seeds__funnel_stages_funnel_name"} <= not_run
+    assert not {name for name in not_run if "fct_conversations" in name or "stg_events" in name}
+    assert all(evaluation.passed for evaluation in second.get_asset_check_evaluations()
+               if evaluation.severity == dg.AssetCheckSeverity.ERROR)
+    skipped = {event.step_key for event in second.all_events if event.event_type == dg.DagsterEventType.STEP_SKIPPED}
+    assert skipped == set()
+
+
+def test_an_up_to_date_run_imports_neither_dagster_nor_dbt(built_warehouse):
+    """The up-to-date check is the whole of a no-op run: importing dagster-dbt
+    (and dbt with it) would cost it several seconds at any history size."""
+    database, landing, _summary, _result = built_warehouse
+    probe = (
+        "import sys\n"
+        "from convo_warehouse.pipeline import materialize_all\n"
+        "said = []\n"
+        "assert materialize_all(report=said.append) is None, 'it built something'\n"
+        "print(said[0])\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in ('dagster', 'dagster_dbt', 'dbt')))\n"
+    )
+    completed = in_fresh_interpreter(
+        probe, env={**os.environ, "CONVO_DUCKDB_PATH": str(database), "CONVO_LANDING_DIR": str(landing)}
+    )
+    reason, imported = completed.stdout.strip().splitlines()[-2:]
+    assert "nothing built" in reason
+    assert imported == "[]"
+
+
+def test_job_itself_skips_every_step_after_the_loader_when_nothing_is_new(built_warehouse, monkeypatch):
+    """Launched by a schedule or from the UI (no pre-check): the loader finds nothing new
+    and materializes nothing, so Dagster skips the dbt step (the classifier is in it) and the checks."""
+    from convo_warehouse.definitions import defs
+
+    database, landing, _summary, _result = built_warehouse
+    monkeypatch.setenv("CONVO_DUCKDB_PATH", str(database))
+    monkeypatch.setenv("CONVO_LANDING_DIR", str(landing))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("build_all_job").execute_in_process(instance=instance)
+    assert result.success
+    succeeded = {
+        event.step_key for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_SUCCESS
+    }
+    skipped = {
+        event.step_key for event in result.all_events if event.event_type == dg.DagsterEventType.STEP_SKIPPED
+    }
+    assert succeeded == {"load_landing_files"}
+    assert {"dbt_models", "audit__pipeline_runs"} <= skipped
+    assert result.get_asset_materialization_events() == []
+
+
+# ---------------------------------------------------------------------------
+# Sensor
+# ---------------------------------------------------------------------------
+
+
+def _evaluate_sensor(landing: Path, cursor: str | None):
+    from convo_warehouse.resources import WarehouseResource
+    from convo_warehouse.sensors import landing_files_sensor
+
+    context = dg.build_sensor_context(
+        cursor=cursor, resources={"warehouse": WarehouseResource(landing_dir=str(landing))}
+    )
+    result = landing_files_sensor(context)
+    return result.run_requests or [], result.cursor
+
+
+def test_sensor_requests_a_run_per_new_file_and_none_without(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    requests, cursor = _evaluate_sensor(landing, None)
+    assert requests == []  # empty folder: nothing to do
+
+    (landing / "a.jsonl").write_text('{"event_id": "1"}\n')
+    (landing / "notes.txt").write_text("not an event file")
+    requests, cursor = _evaluate_sensor(landing, cursor)
+    assert len(requests) == 1
+    assert requests[0].run_key.startswith("landing-")
+
+    requests, cursor = _evaluate_sensor(landing, cursor)
+    assert requests == []  # the same file does not trigger twice
+
+    (landing / "sub").mkdir()
+    (landing / "sub" / "b.parquet").write_bytes(b"PAR1")
+    requests, cursor = _evaluate_sensor(landing, cursor)
+    assert len(requests) == 1
+    requests, _ = _evaluate_sensor(landing, cursor)
+    assert requests == []
+
+
+# ---------------------------------------------------------------------------
+# Great Expectations: the raw suite reads staging's verdicts per file
+# ---------------------------------------------------------------------------
+
+PRODUCER_FILE = "producer_x/events.jsonl"
+
+
+def _event(n: int, event_id: str | None) -> dict:
+    return {
+        "event_id": event_id,
+        "conversation_id": f"c{n // 4}",
+        "event_type": "user_message",
+        "timestamp": "2024-03-01T10:00:00Z",
+        "properties": {"content": "hello"},
+    }
+
+
+def _raw_frame(**overrides) -> pd.DataFrame:
+    """Per-file accounting as RAW_EVENTS_QUERY returns it: two healthy files."""
+    frame = pd.DataFrame(
+        {
+            "load_id": [3, 3],
+            "source_file": ["a.jsonl", "b.parquet"],
+            "raw_rows": [100, 50],
+            "parsed_rows": [100, 50],
+            "valid_rows": [98, 50],
+            "staged_rows": [97, 50],
+            "quarantined_rows": [2, 0],
+            "quarantined_share": [0.02, 0.0],
+            "load_quarantined_share": [2 / 150, 2 / 150],
+            "top_reason": ["unparseable_timestamp", None],
+            "top_reason_detail": ["unparseable timestamp: now", None],
+        }
+    )
+    for column, values in overrides.items():
+        frame[column] = values
+    return frame
+
+
+def test_raw_suite_passes_healthy_files_and_blocks_only_on_lost_rows():
+    from convo_warehouse.checks import suites
+    from convo_warehouse.checks.validation import validate
+
+    healthy = validate(suites.raw_events_suite(), _raw_frame(), "audit/reconciliation", ["source_file"])
+    assert healthy.passed
+
+    # b.parquet: 50 raw rows but 49 reached staging -> the marts would be wrong.
+    lost = validate(
+        suites.raw_events_suite(), _raw_frame(parsed_rows=[100, 49]), "audit/reconciliation", ["source_file"]
+    )
+    assert [item.label() for item in lost.critical_failures] == [
+        "expect_column_pair_values_to_be_equal(raw_rows, parsed_rows)"
+    ]
+    assert [row["source_file"] for row in lost.critical_failures[0].failing_rows] == ["b.parquet"]
+
+
+def test_raw_suite_warns_on_a_mostly_quarantined_file_naming_it_and_the_fix():
+    from convo_warehouse.checks import suites
+    from convo_warehouse.checks.validation import validate
+
+    frame = _raw_frame(
+        quarantined_rows=[2, 50],
+        valid_rows=[98, 0],
+        staged_rows=[97, 0],
+        quarantined_share=[0.02, 1.0],
+        load_quarantined_share=[52 / 150, 52 / 150],
+        top_reason=["unparseable_timestamp", "missing_required_field"],
+        top_reason_detail=["unparseable timestamp: now", "missing required field(s): event_id"],
+    )
+    outcome = validate(suites.raw_events_suite(), frame, "audit/reconciliation", ["source_file"])
+    assert not outcome.critical_failures
+    share = [item for item in outcome.warning_failures if item.column == "quarantined_share"]
+    assert share and [row["source_file"] for row in share[0].failing_rows] == ["b.parquet"]
+    [line] = suites.raw_files_to_fix(frame)
+    assert line.startswith("b.parquet: 50 of 50 rows quarantined, mostly missing_required_field")
+    assert "seeds/field_aliases.csv" in line
+
+
+def test_fct_conversations_suite_warns_of_negative_durations_and_unengaged_days_with_their_rows():
+    from convo_warehouse.checks import suites
+    from convo_warehouse.checks.validation import validate
+
+    frame = pd.DataFrame(
+        {
+            "conversation_id": ["ok", "backwards", "quiet"],
+            "conversation_date": pd.to_datetime(["2024-03-01"] * 3),
+            "duration_seconds": [10.0, -3.0, None],  # backwards: ends before it starts
+            "first_response_ms": [100.0, 50.0, None],
+            "is_not_engaged": [0, 0, 1],
+        }
+    )
+    outcome = validate(suites.fct_conversations_suite(), frame, "marts/fct_conversations", ["conversation_id"])
+    [failure] = outcome.failed
+    assert failure.severity == "warning"
+    assert failure.column == "duration_seconds"
+    assert failure.failing_rows == [{"conversation_id": "backwards", "duration_seconds": -3.0}]
+
+    # two of three conversations never engaged: above the warning share
+    unengaged = frame.assign(duration_seconds=[10.0, 3.0, None], is_not_engaged=[1, 1, 0])
+    outcome = validate(suites.fct_conversations_suite(), unengaged, "marts/fct_conversations", ["conversation_id"])
+    assert [item.label() for item in outcome.failed] == ["expect_column_mean_to_be_between(is_not_engaged)"]
+    assert not outcome.critical_failures
+
+    good = frame.assign(duration_seconds=[10.0, 3.0, None])
+    assert validate(suites.fct_conversations_suite(), good, "marts/fct_conversations", ["conversation_id"]).passed
+
+
+def test_metrics_daily_suite_warns_of_a_day_far_from_its_trailing_volume():
+    """The suite's query over a metrics table: of the days rewritten, the
+    complete ones are compared with the median of the 28 days before."""
+    from convo_warehouse.checks import suites
+    from convo_warehouse.checks.validation import validate_mart
+
+    [mart] = [mart for mart in suites.MART_SUITES if mart.table == "metrics_daily"]
+    con = duckdb.connect()
+    con.execute("create schema marts; create schema audit")
+    # ten quiet days of 100 conversations, a day of 10 (a producer stopped),
+    # a normal day, and today's partial day (never checked)
+    volumes = [100] * 10 + [10, 100, 3]
+    con.execute(
+        "create table marts.metrics_daily as select date '2024-03-01' + cast(day as integer) as metric_date, "
+        "'conversations' as metric_name, 'all' as segment_type, 'all' as segment_value, "
+        "cast(volume as double) as value from (select unnest(range(13)) as day, unnest(?) as volume)",
+        [volumes],
+    )
+    outcome, missing = validate_mart(con, mart)
+    assert missing == []
+    [failure] = outcome.failed
+    assert failure.severity == "warning"
+    assert [str(row["metric_date"])[:10] for row in failure.failing_rows] == ["2024-03-11"]
+    assert outcome.row_count == 11  # every complete day after the first; today left out
+
+
+def test_mart_suite_flags_reached_in_order_growing_along_the_funnel():
+    from convo_warehouse.checks import suites
+    from convo_warehouse.checks.validation import validate
+
+    frame = pd.DataFrame(
+        {
+            "funnel_name": ["support"] * 3,
+            "conversation_date": pd.to_datetime(["2024-03-01"] * 3),
+            "channel": ["web"] * 3,
+            "stage": ["initiated", "greeted", "resolved"],
+            "stage_order": [1, 2, 3],
+            "conversations": [10, 10, 10],
+            "reached": [10, 8, 9],
+            "reached_in_order": [10, 6, 7],  # resolved: 7 in order after only 6 greeted
+            "previous_reached_in_order": [None, 10, 6],
+        }
+    )
+    outcome = validate(
+        suites.funnel_stage_daily_suite(),
+        frame,
+        "marts/funnel_stage_daily",
+        ["funnel_name", "conversation_date", "channel", "stage"],
+    )
+    assert [f.label() for f in outcome.critical_failures] == [
+        "expect_column_pair_values_a_to_be_greater_than_b(previous_reached_in_order, reached_in_order)"
+    ]
+    assert outcome.critical_failures[0].failing_rows[0]["stage"] == "resolved"
+
+
+def _facts_warehouse(rewritten: list[tuple[str | None, bool]]) -> duckdb.DuckDBPyConnection:
+    """fct_conversations with a negative duration in c2 (2024-03-01); what its builds rewrote."""
+    con = duckdb.connect()
+    con.execute("create schema marts; create schema audit")
+    con.execute(
+        "create table marts.fct_conversations as select * from (values "
+        "('c1', date '2024-03-01', 10.0, 100.0, true), "
+        "('c2', date '2024-03-01', -4.0, 100.0, true), "
+        "('c3', date '2024-03-02', 5.0, 50.0, true)) as t(conversation_id, conversation_date, "
+        "duration_seconds, first_response_ms, engaged)"
+    )
+    con.execute(
+        "create table audit.partitions_rewritten "
+        "(relation_name varchar, partition_date date, rewrote_all boolean, recorded_at timestamp)"
+    )
+    for build, days in enumerate(rewritten):
+        for day in days:
+            con.execute(
+                "insert into audit.partitions_rewritten values ('marts.fct_conversations', ?, ?, "
+                "timestamp '2024-03-03' + to_seconds(?))",
+                [day, day is None, build],
+            )
+    return con
+
+
+def test_fct_conversations_suite_reads_the_days_the_latest_build_rewrote():
+    """A bad row of a day the latest build did not rewrite is not read (it
+    was validated when its day was built), one of a rewritten day is, and
+    every row after a full build, with nothing recorded, or with
+    full_history."""
+    from convo_warehouse.checks import suites
+    from convo_warehouse.checks.validation import validate_mart
+
+    [mart] = [mart for mart in suites.MART_SUITES if mart.table == "fct_conversations"]
+
+    def failing(con, **options) -> tuple[int, dict[str, list]]:
+        outcome, missing = validate_mart(con, mart, **options)
+        assert missing == []
+        return outcome.row_count, {
+            item.label(): [row["conversation_id"] for row in item.failing_rows] for item in outcome.failed
+        }
+
+    duration = "expect_column_values_to_be_between(duration_seconds)"
+    # the latest build rewrote 2024-03-02 only (an earlier one 2024-03-01)
+    latest_second = [["2024-03-01"], ["2024-03-02"]]
+    assert failing(_facts_warehouse(latest_second)) == (1, {})
+    assert failing(_facts_warehouse(latest_second), full_history=True) == (3, {duration: ["c2"]})
+    assert failing(_facts_warehouse([["2024-03-02"], ["2024-03-01"]])) == (2, {duration: ["c2"]})
+    assert failing(_facts_warehouse([["2024-03-01"], [None]])) == (3, {duration: ["c2"]})
+    assert failing(_facts_warehouse([])) == (3, {duration: ["c2"]})
+
+
+# ---------------------------------------------------------------------------
+# Alerts: surfaced in Dagster and posted to the webhook
+# ---------------------------------------------------------------------------
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self):  # the name http.server dispatches to
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Recorder.received.append(
+            {"content_type": self.headers["Content-Type"], "json": json.loads(body)}
+        )
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def webhook(monkeypatch):
+    _Recorder.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("CONVO_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
+    yield _Recorder.received
+    server.shutdown()
+    server.server_close()
+
+
+def _alerts_warehouse(database: Path, severities: list[str]) -> None:
+    con = open_warehouse(database)
+    try:
+        con.execute("create schema audit; create schema marts")
+        # The clock is the staged events' latest recorded build: not another
+        # model's row, not an older build's (either would put the alerts out
+        # of the lookback or bring back the old one).
+        con.execute(
+            "create table audit.incremental_builds as "
+            "select 'base_events_parsed' as model_name, timestamp '2024-02-01 12:00:00' as newest_event_at, "
+            "timestamp '2024-02-01 13:00:00' as recorded_at "
+            "union all select 'base_events_parsed', timestamp '2024-03-02 12:00:00', timestamp '2024-03-02 13:00:00' "
+            "union all select 'metrics_daily', timestamp '2024-03-09 12:00:00', timestamp '2024-03-09 13:00:00'"
+        )
+        con.execute(
+            """
+            create table marts.metric_alerts (
+                rule_name varchar, metric_name varchar, segment_type varchar,
+                segment_value varchar, time_window varchar, window_start timestamp,
+                window_end timestamp, condition varchar, observed_value double,
+                baseline_value double, threshold double, sample_size bigint,
+                baseline_sample_size bigint, min_sample bigint, severity varchar
+            )
+            """
+        )
+        for number, severity in enumerate(severities):
+            con.execute(
+                "insert into marts.metric_alerts values (?, 'completion_rate', 'all', 'all', '1h', "
+                "timestamp '2024-03-02 11:00:00', timestamp '2024-03-02 12:00:00', 'drops_below', "
+                "0.31, null, 0.5, 120, null, 20, ?)",
+                [f"rule_{number}", severity],
+            )
+        # An old alert, outside the 24 h lookback: never announced.
+        con.execute(
+            "insert into marts.metric_alerts values ('old_rule', 'completion_rate', 'all', 'all', "
+            "'1h', timestamp '2024-02-01 11:00:00', timestamp '2024-02-01 12:00:00', "
+            "'drops_below', 0.1, null, 0.5, 120, null, 20, 'high')"
+        )
+    finally:
+        con.close()
+
+
+def _run_alert_check(database: Path, logs: list[str] | None = None):
+    from convo_warehouse.checks.alerts import METRIC_ALERTS, metric_alerts_check
+    from convo_warehouse.resources import WarehouseResource
+
+    checks_defs = dg.Definitions(
+        assets=[dg.AssetSpec(METRIC_ALERTS)],
+        asset_checks=[metric_alerts_check],
+        jobs=[
+            dg.define_asset_job(
+                "alerts_only", selection=dg.AssetSelection.checks_for_assets(METRIC_ALERTS)
+            )
+        ],
+        resources={"warehouse": WarehouseResource(database_path=str(database))},
+    )
+    job = checks_defs.resolve_job_def("alerts_only")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        if logs is not None:
+            logs.extend(entry.user_message for entry in instance.all_logs(result.run_id))
+    return result, result.get_asset_check_evaluations()
+
+
+def test_high_alert_is_posted_to_webhook_and_fails_the_run_once(webhook, warehouse_env):
+    database, _landing = warehouse_env
+    _alerts_warehouse(database, ["high", "medium"])
+
+    result, [evaluation] = _run_alert_check(database)
+    assert not result.success  # a high alert fails the run
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluation.metadata["new_alerts"].value == 2
+    [post] = webhook
+    assert post["content_type"] == "application/json"
+    payload = post["json"]
+    assert payload["alert_count"] == 2 and payload["high_count"] == 1
+    assert {alert["rule_name"] for alert in payload["alerts"]} == {"rule_0", "rule_1"}
+    assert payload["alerts"][0]["severity"] == "high"
+    assert payload["alerts"][0]["observed_value"] == pytest.approx(0.31)
+
+    # Announced once: the next run has nothing new and posts nothing.
+    result, [evaluation] = _run_alert_check(database)
+    assert result.success and evaluation.passed
+    assert len(webhook) == 1
+
+
+def test_the_alerts_clock_is_the_one_the_staged_events_builds_record():
+    """The alerts check (its clock) and the classifier (the newest staged load
+    run) read the build rows of the model the incremental macros record them
+    for (staged_events_model_id()), not a query of their own: the two name
+    the same model."""
+    from convo_warehouse.lib import alerts as alert_lib
+    from convo_warehouse.lib.warehouse import STAGED_EVENTS_MODEL
+
+    manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
+    macro = manifest["macros"]["macro.convo_warehouse.staged_events_model_id"]["macro_sql"]
+    assert f"'model.convo_warehouse.{STAGED_EVENTS_MODEL}'" in macro, macro
+    assert alert_lib.STAGED_EVENTS_MODEL == STAGED_EVENTS_MODEL
+
+
+def test_medium_alert_warns_without_failing_the_run(webhook, warehouse_env):
+    database, _landing = warehouse_env
+    _alerts_warehouse(database, ["medium"])
+    result, [evaluation] = _run_alert_check(database)
+    assert result.success
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert [alert["rule_name"] for alert in webhook[0]["json"]["alerts"]] == ["rule_0"]
+
+
+def test_unreachable_webhook_is_reported_not_fatal(warehouse_env, monkeypatch):
+    database, _landing = warehouse_env
+    _alerts_warehouse(database, ["medium"])
+    # Port 9 (discard) on localhost: nothing listens there. The path is a webhook's secret.
+    monkeypatch.setenv("CONVO_ALERT_WEBHOOK_URL", "http://127.0.0.1:9/services/T0/B0/s3cretToken?key=k3y")
+    logs: list[str] = []
+    result, [evaluation] = _run_alert_check(database, logs)
+    assert result.success
+    assert evaluation.metadata["webhook"].value.startswith("failed")
+    # Logged and recorded, but never with the secret part of the URL.
+    [warning] = [line for line in logs if "alert webhook" in line]
+    assert "http://127.0.0.1:9/<redacted> failed" in warning
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        [[status]] = con.execute("select webhook_status from audit.alert_notifications").fetchall()
+    finally:
+        con.close()
+    for text in [*logs, status, str(evaluation.metadata)]:
+        assert "s3cretToken" not in text and "k3y" not in text
+
+
+def test_webhook_urls_are_redacted_to_scheme_and_host():
+    from convo_warehouse.lib.alerts import redact_error, redact_url
+
+    assert redact_url("https://hooks.slack.com/services/T0/B0/XYZ") == "https://hooks.slack.com/<redacted>"
+    assert redact_url("https://user:pw@example.webhook.office.com:8443/webhookb2/abc?x=1") == (
+        "https://example.webhook.office.com:8443/<redacted>"
+    )
+    assert redact_url("not a url") == "?://?/<redacted>"
+    url = "https://hooks.example/secret"
+    assert redact_error(url, OSError(f"cannot reach {url}")) == "cannot reach https://hooks.example/<redacted>"
+
+
+def test_target_path_honours_dbt_target_path(monkeypatch, tmp_path):
+    from convo_warehouse import project
+
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path / "t"))
+    assert project.manifest_path() == tmp_path / "t" / "manifest.json"
+    monkeypatch.delenv("DBT_TARGET_PATH")
+    assert project.manifest_path() == REPO_ROOT / "target" / "manifest.json"
+
+
+def test_only_the_newest_dbt_invocation_folders_are_kept(monkeypatch, tmp_path):
+    import os
+
+    from convo_warehouse import project
+
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path))
+    folders = []
+    for age in range(8):  # dbt_models-<run>-<id>, oldest last
+        folder = tmp_path / f"dbt_models-run{age}-abc{age}"
+        (folder / "compiled").mkdir(parents=True)
+        (folder / "dbt.log").write_text("log")
+        os.utime(folder, ns=(10**18 - age * 10**9, 10**18 - age * 10**9))
+        folders.append(folder)
+    other = tmp_path / "spark_models-run0-abc"
+    other.mkdir()
+    os.utime(other, ns=(1, 1))
+    (tmp_path / "manifest.json").write_text("{}")
+
+    deleted = project.prune_invocation_targets("dbt_models", keep=5)
+
+    assert deleted == folders[5:]
+    assert [folder.exists() for folder in folders] == [True] * 5 + [False] * 3
+    assert other.exists() and (tmp_path / "manifest.json").exists()
+
+
+def test_dbt_resource_reads_the_installed_version_and_opens_no_adapter(monkeypatch):
+    """The DuckDB runs' dbt resource skips two fixed costs of dagster-dbt: the
+    `dbt --version` subprocess (its version is the installed dbt-core's, the
+    executable's own answer) and the in-process adapter handle."""
+    import importlib.metadata
+    import subprocess
+
+    from dagster_dbt.core import resource as dagster_dbt_resource
+
+    from convo_warehouse.definitions import defs
+    from convo_warehouse.project import dbt_executable
+    from convo_warehouse.resources import ProjectDbtCliResource
+
+    dbt = defs.resources["dbt"]
+    assert isinstance(dbt, ProjectDbtCliResource)
+    asked = subprocess.run([dbt_executable(), "--version"], capture_output=True, text=True, check=True).stdout
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"ran {args}")
+
+    monkeypatch.setattr(dagster_dbt_resource, "check_output", no_subprocess)
+    installed = importlib.metadata.version("dbt-core")
+    assert str(dbt._cli_version) == installed
+    assert f"installed: {installed}" in asked
+    assert dbt._initialize_dbt_core_adapter(["build"]) is None
+
+
+def test_great_expectations_is_imported_in_the_background_for_the_suites():
+    """The dbt step starts GX's import in a thread (the suites after it then
+    find it imported); the thread swallows errors, so a wrong module name
+    would only show as a slower run: checked here in a fresh interpreter."""
+    script = (
+        "import sys, threading\n"
+        "from convo_warehouse.checks import suites\n"
+        "assert 'great_expectations' not in sys.modules\n"
+        "suites.import_great_expectations_in_background()\n"
+        "[thread.join() for thread in threading.enumerate() if thread.name == 'import great_expectations']\n"
+        "print(suites.GX_MODULE in sys.modules)\n"
+    )
+    completed = in_fresh_interpreter(script)
+    assert completed.stdout.strip() == "True", completed.stderr[-3000:]
+    assert "failed" not in completed.stderr
+
+
+def test_production_build_logs_at_info_to_file_unless_asked(monkeypatch):
+    """dbt's file log at debug wrote every SQL statement (10 MB and ~15% of
+    dbt's CPU an hourly run): production builds ask for info, and a
+    DBT_LOG_LEVEL_FILE set by the user wins (dbt reads it itself)."""
+    from convo_warehouse.lib import dbt_commands
+
+    monkeypatch.delenv("DBT_LOG_LEVEL_FILE", raising=False)
+    args = dbt_commands.production_build()
+    assert args[args.index("--log-level-file") + 1] == "info"
+    assert args[:3] == ["build", "--exclude-resource-type", "unit_test"]
+
+    monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")
+    assert "--log-level-file" not in dbt_commands.production_build(exclude=["experiments"])

@@ -1,0 +1,128 @@
+"""The semantic layer: `mf query` (dbt-metricflow) answers with metrics_daily's numbers.
+
+A small warehouse is built by the loader and dbt; `dbt parse` and `mf query`
+run in a copy of the project (MetricFlow reads target/semantic_manifest.json
+of the project folder, which must not be the repository's). For single
+segments every value equals metrics_daily's row; a crossed query (channel by
+agent_id), which metrics_daily cannot answer, adds up to the single-segment
+numerators.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from support.warehouse import REPO_ROOT, Warehouse
+
+MF = Path(sys.executable).with_name("mf")
+DBT = Path(sys.executable).with_name("dbt")
+
+pytestmark = pytest.mark.skipif(
+    not MF.exists(), reason="dbt-metricflow is not installed (pip install -e '.[dev]' installs it)"
+)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, dbt_target_dir) -> tuple[Path, Warehouse]:
+    from convo_warehouse.lib.generate import generate_events
+
+    root = tmp_path_factory.mktemp("semantic")
+    warehouse = Warehouse(root / "warehouse", dbt_target_dir)
+    generate_events(warehouse.landing, conversations=600, days=3, seed=31, progress=False)
+    warehouse.load()
+    warehouse.build("+metrics_daily +metrics_by_conversation metricflow_time_spine")
+    # dbt ran in this process and keeps the file open: MetricFlow (another process) reads a copy
+    warehouse.query("checkpoint")
+    readable = Warehouse(root / "readable", dbt_target_dir)
+    shutil.copy2(warehouse.path, readable.path)
+    warehouse = readable
+    copy = root / "project"
+    copy.mkdir()
+    for name in ("dbt_project.yml", "profiles.yml"):
+        shutil.copy2(REPO_ROOT / name, copy / name)
+    for folder in ("models", "macros", "seeds", "tests/dbt"):
+        shutil.copytree(REPO_ROOT / folder, copy / folder)
+    env = {**warehouse.env, "DBT_PROFILES_DIR": str(copy)}
+    env.pop("DBT_TARGET_PATH")
+    parsed = subprocess.run([str(DBT), "parse", "--quiet"], cwd=copy, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert parsed.returncode == 0, parsed.stdout[-3000:]
+    return copy, warehouse
+
+
+def _mf(project: Path, warehouse: Warehouse, metric: str, group_by: str, out: Path) -> list[dict]:
+    env = {**warehouse.env, "DBT_PROFILES_DIR": str(project)}
+    env.pop("DBT_TARGET_PATH")
+    result = subprocess.run(
+        [str(MF), "query", "--metrics", metric, "--group-by", group_by, "--csv", str(out)],
+        cwd=project, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with open(out, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.parametrize(
+    ("metric", "segment_type"),
+    [("completion_rate", "channel"), ("sales_response_rate", "agent_id"), ("conversations", "language")],
+)
+def test_mf_query_equals_metrics_daily_for_a_single_segment(project, metric, segment_type, tmp_path):
+    copy, warehouse = project
+    rows = _mf(copy, warehouse, metric, f"metric_time__day,conversation__{segment_type}", tmp_path / "out.csv")
+    shown = {
+        (row["metric_time__day"][:10], row[f"conversation__{segment_type}"]): float(row[metric])
+        for row in rows
+        if row[metric] not in ("", "None")  # a ratio whose denominator is 0: no row in metrics_daily
+    }
+    expected = {
+        (str(day), value_of_segment): value
+        for day, value_of_segment, value in warehouse.query(
+            "select metric_date, segment_value, value from marts.metrics_daily "
+            "where metric_name = ? and segment_type = ?",
+            [metric, segment_type],
+        )
+    }
+    assert len(expected) > 5
+    assert shown.keys() == expected.keys()
+    assert shown == pytest.approx(expected, rel=1e-9)
+
+
+def test_mf_query_crosses_segments_metrics_daily_cannot(project, tmp_path):
+    copy, warehouse = project
+    crossed = _mf(copy, warehouse, "completion_rate_numerator",
+                  "metric_time__day,conversation__channel,conversation__agent_id", tmp_path / "crossed.csv")
+    by_channel: dict[tuple[str, str], float] = {}
+    for row in crossed:
+        key = (row["metric_time__day"][:10], row["conversation__channel"])
+        by_channel[key] = by_channel.get(key, 0.0) + float(row["completion_rate_numerator"] or 0)
+    expected = {
+        (str(day), channel): numerator
+        for day, channel, numerator in warehouse.query(
+            "select metric_date, segment_value, numerator from marts.metrics_daily "
+            "where metric_name = 'completion_rate' and segment_type = 'channel'"
+        )
+    }
+    assert {key: value for key, value in by_channel.items() if key in expected} == pytest.approx(expected)
+    assert len({row["conversation__agent_id"] for row in crossed}) > 1
+
+
+def test_every_summed_metric_is_in_the_semantic_layer():
+    """The semantic layer lists every count and ratio of dim_metrics' definitions (percentiles excepted)."""
+    definitions = (REPO_ROOT / "macros" / "metrics" / "metrics_definitions.sql").read_text()
+    import re
+
+    kinds = dict(re.findall(r'"name": "(\w+)",\s*"kind": "(\w+)"', definitions))
+    semantic = yaml.safe_load((REPO_ROOT / "models" / "marts" / "semantic" / "_semantic__models.yml").read_text())
+    metrics = {metric["name"]: metric["type"] for metric in semantic["metrics"]}
+    for name, kind in kinds.items():
+        if kind == "percentile":
+            assert name not in metrics
+        else:
+            assert metrics.get(name) == ("simple" if kind == "count" else "ratio"), name

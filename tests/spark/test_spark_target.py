@@ -1,0 +1,236 @@
+"""CONVO_TARGET=spark: the Dagster code location runs dbt, the loader, the classifier
+and the Python models on Spark, without opening the DuckDB warehouse.
+
+No Spark needed: a stand-in Spark virtualenv (CONVO_SPARK_VENV) whose ``python``
+records its arguments and answers as ``python -m convo_warehouse.spark`` would.
+The Spark run itself is checked by ``make test-spark``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from convo_warehouse.assets.ingest import RAW_EVENTS, load_landing_files
+from convo_warehouse.resources import WarehouseResource
+from convo_warehouse.spark.target import SparkStepError, run_spark_step
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+CLASSIFY_ANSWER = {
+    "stats": {"mode": "rules", "conversations": 5, "classified": 3, "cached": 2},
+    "counts": {"stage_rows": 25, "stage_rows_reached": 11, "sentiment_rows": 7, "judgment_rows": 0},
+}
+
+
+def fake_spark_venv(root: Path, answer: str = "", exit_code: int = 0) -> Path:
+    """A venv stand-in: bin/dbt exists; bin/python appends its arguments to calls.txt."""
+    venv = root / "fake-venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "dbt").write_text("#!/bin/sh\nexit 0\n")
+    (venv / "bin" / "python").write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> "{venv}/calls.txt"\n'
+        f"cat <<'ANSWER'\n{answer}\nANSWER\n"
+        "echo 'step failed: the metastore is locked' >&2\n"
+        f"exit {exit_code}\n"
+    )
+    for name in ("dbt", "python"):
+        (venv / "bin" / name).chmod(0o755)
+    return venv
+
+
+def calls(venv: Path) -> list[str]:
+    path = venv / "calls.txt"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def load_definitions(env: dict[str, str]) -> dict:
+    """Import the code location in a fresh process (the target is read at import)."""
+    script = """
+import json
+from convo_warehouse.definitions import defs
+from convo_warehouse.assets.dbt import dbt_models, python_model_nodes
+graph = defs.resolve_asset_graph()
+dbt = defs.resources["dbt"]
+print(json.dumps({
+    "target": dbt.target,
+    "dbt_executable": dbt.dbt_executable,
+    # dagster-dbt's handle on the target's adapter, which this project never opens in this process
+    "adapter_handle": dbt._initialize_dbt_core_adapter(["build"]) is not None,
+    "python_models": [node["schema"] + "/" + node["alias"] for node in python_model_nodes().values()],
+    "dbt_keys": sorted(key.to_user_string() for key in dbt_models.keys),
+    "all_keys": sorted(key.to_user_string() for key in graph.get_all_asset_keys()),
+    "checks": len(list(graph.asset_check_keys)),
+}))
+"""
+    completed = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def test_definitions_on_spark_use_the_spark_dbt_and_run_python_models_as_a_spark_step(tmp_path):
+    venv = fake_spark_venv(tmp_path)
+    base = {key: value for key, value in os.environ.items() if key != "CONVO_TARGET"}
+    duck = load_definitions(base)
+    spark = load_definitions({**base, "CONVO_TARGET": "spark", "CONVO_SPARK_VENV": str(venv)})
+
+    assert duck["target"] is None and duck["dbt_executable"] != str(venv / "bin" / "dbt")
+    assert spark["target"] == "spark"
+    assert spark["dbt_executable"] == str(venv / "bin" / "dbt")
+    # No adapter handle in Dagster's process on either target: it has no
+    # dbt-spark (the handle logged a traceback per step), and the handle only
+    # serves metadata this project does not fetch.
+    assert not duck["adapter_handle"] and not spark["adapter_handle"]
+    python_models = spark["python_models"]
+    assert python_models, "the project has Python models (experiment statistics)"
+    # DuckDB: dbt runs them; Spark: the same keys, outside the dbt assets
+    assert set(python_models) <= set(duck["dbt_keys"])
+    assert not set(python_models) & set(spark["dbt_keys"])
+    assert set(python_models) <= set(spark["all_keys"])
+    # the DuckDB-only steps (serving snapshot, run bookkeeping) are not part of the Spark location
+    assert "audit/pipeline_runs" in duck["all_keys"] and "audit/pipeline_runs" not in spark["all_keys"]
+    assert set(spark["all_keys"]) - set(duck["all_keys"]) == set()
+    assert spark["checks"] < duck["checks"]
+
+
+def test_definitions_refuse_spark_without_its_virtualenv(tmp_path):
+    env = {**os.environ, "CONVO_TARGET": "spark", "CONVO_SPARK_VENV": str(tmp_path / "missing")}
+    completed = subprocess.run(
+        [sys.executable, "-c", "import convo_warehouse.definitions"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert completed.returncode != 0
+    assert "make spark-venv" in completed.stderr
+
+
+def spark_resources(tmp_path: Path) -> dict:
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    return {"warehouse": WarehouseResource(database_path=str(tmp_path / "w.duckdb"), landing_dir=str(landing))}
+
+
+def test_the_classifier_on_spark_is_a_python_model_step_run_in_spark_not_duckdb(tmp_path, monkeypatch):
+    from convo_warehouse.assets.spark_models import SPARK_PYTHON_MODELS
+
+    venv = fake_spark_venv(tmp_path, answer="Python models run in-session: classifier_runs")
+    monkeypatch.setenv("CONVO_TARGET", "spark")
+    monkeypatch.setenv("CONVO_SPARK_VENV", str(venv))
+    [classifier] = [
+        asset for asset in SPARK_PYTHON_MODELS if asset.key == dg.AssetKey(["classification", "classifier_runs"])
+    ]
+    dependencies = {key.to_user_string() for key in classifier.asset_deps[classifier.key]}
+    assert "staging/stg_events" in dependencies
+
+    result = dg.materialize([classifier], resources=spark_resources(tmp_path))
+
+    assert result.success
+    assert calls(venv) == ["-m convo_warehouse.spark python-models --select classifier_runs"]
+    assert not (tmp_path / "w.duckdb").exists(), "the DuckDB warehouse must not be opened on Spark"
+
+
+def test_spark_builds_in_steps_around_the_python_models_in_dependency_order():
+    """dbt-spark cannot run Python models: dbt builds what needs none, the
+    classifier runs, dbt builds what it unblocked, the statistics run, dbt
+    builds the rest."""
+    from convo_warehouse.spark import pipeline
+
+    pipeline.TARGET_PATH = os.environ.get("DBT_TARGET_PATH", "target")
+    steps = pipeline.python_model_steps()
+    kinds = [kind for kind, _ in steps]
+    assert kinds == ["dbt", "python", "dbt", "python", "dbt"]
+    assert steps[1][1] == ["classifier_runs"]
+    assert "classifier_runs+" in steps[0][1] and steps[2][1][:2] == ["--select", "classifier_runs+"]
+    assert "path_divergence_scored" in steps[3][1] and "int_ab_test_results_scored" in steps[3][1]
+
+
+def test_loader_on_spark_loads_the_landing_folder_into_spark(tmp_path, monkeypatch):
+    venv = fake_spark_venv(tmp_path, answer="loaded 2 file(s), 40 row(s) into Spark")
+    monkeypatch.setenv("CONVO_TARGET", "spark")
+    monkeypatch.setenv("CONVO_SPARK_VENV", str(venv))
+
+    result = dg.materialize([load_landing_files], resources=spark_resources(tmp_path))
+
+    assert calls(venv) == [f"-m convo_warehouse.spark load --landing {tmp_path / 'landing'}"]
+    assert not (tmp_path / "w.duckdb").exists()
+    events = {event.materialization.asset_key: event for event in result.get_asset_materialization_events()}
+    assert events[RAW_EVENTS].materialization.metadata["summary"].value == "loaded 2 file(s), 40 row(s) into Spark"
+
+
+def test_a_failed_spark_step_says_which_command_and_why(tmp_path, monkeypatch):
+    venv = fake_spark_venv(tmp_path, exit_code=3)
+    monkeypatch.setenv("CONVO_SPARK_VENV", str(venv))
+
+    with pytest.raises(SparkStepError, match=r"(?s)classify.*exit 3.*metastore is locked"):
+        run_spark_step(["classify", "--json"])
+
+
+def test_unknown_target_is_refused(monkeypatch):
+    from convo_warehouse.spark.target import active_target
+
+    monkeypatch.setenv("CONVO_TARGET", "postgres")
+    with pytest.raises(ValueError, match="postgres"):
+        active_target()
+
+
+class _RecordingSparkTable:
+    """A Spark DataFrame stand-in over pandas that records the columns selected."""
+
+    def __init__(self, frame, selected: list) -> None:
+        self._frame, self._selected = frame, selected
+
+    def select(self, *columns: str) -> "_RecordingSparkTable":
+        self._selected.append(columns)
+        return _RecordingSparkTable(self._frame[list(columns)], self._selected)
+
+    def toPandas(self):  # noqa: N802 (Spark's name)
+        return self._frame.copy()
+
+
+def test_python_models_on_spark_fetch_only_the_columns_they_select():
+    """A Python model's ``dbt.ref(...).select(...).df()`` works as on DuckDB, and Spark
+    is asked for those columns only (path_divergence_scored reads the steps, most of
+    the history's rows, this way)."""
+    import pandas as pd
+
+    from convo_warehouse.spark.pipeline import _DbtShim
+
+    steps = pd.DataFrame({"conversation_id": ["c1", "c2"], "step": ["a", "b"], "step_started_at": [1, 2]})
+    selected: list = []
+
+    class FakeSpark:
+        def table(self, name: str) -> _RecordingSparkTable:
+            assert name == "intermediate.int_conversation_steps_cleaned"
+            return _RecordingSparkTable(steps, selected)
+
+    dbt = _DbtShim(FakeSpark(), {"int_conversation_steps_cleaned": "intermediate.int_conversation_steps_cleaned"})
+    narrowed = dbt.ref("int_conversation_steps_cleaned").select("conversation_id", "step").df()
+    pd.testing.assert_frame_equal(narrowed, steps[["conversation_id", "step"]])
+    assert selected == [("conversation_id", "step")]
+    pd.testing.assert_frame_equal(dbt.ref("int_conversation_steps_cleaned").df(), steps)
+    assert selected == [("conversation_id", "step")]
+
+
+def test_the_spark_loader_has_a_reader_for_each_format_of_the_duckdb_loader_sharing_the_python_ones():
+    """One reader interface: the Spark loader's readers are keyed by the DuckDB
+    loader's formats, and CSV and OTLP are the very same Python readers (their
+    quarantine rules live once). JSONL's verdicts are compared on Spark by
+    ``make test-spark`` (tests/fixtures/landing/edge_lines.jsonl)."""
+    from convo_warehouse.lib.landing.load import READERS as DUCKDB_READERS
+    from convo_warehouse.spark.landing import READERS as SPARK_READERS
+    from convo_warehouse.spark.landing import PythonRowsReader
+
+    assert set(SPARK_READERS) == set(DUCKDB_READERS)
+    python_formats = {fmt for fmt, reader in DUCKDB_READERS.items() if hasattr(reader, "rows")}
+    assert python_formats == {"csv", "otlp.jsonl", "otlp.jsonl.gz"}
+    for fmt in python_formats:
+        assert isinstance(SPARK_READERS[fmt], PythonRowsReader)
+        assert SPARK_READERS[fmt].reader is DUCKDB_READERS[fmt]

@@ -1,0 +1,212 @@
+"""Temporary warehouses built by the real loader and dbt, and plain connections to them.
+
+A test gets a ``Warehouse`` (its own DuckDB file, landing folder and dbt target
+folder), drops files into ``warehouse.landing``, calls ``warehouse.load()`` and
+``warehouse.build(...)`` and queries the result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Parsing the project costs seconds; it is done once per session and the
+# manifest reused for every warehouse (all test warehouses are files named
+# warehouse.duckdb, so relation names are the same).
+_MANIFESTS: dict[Path, object] = {}
+
+
+def _session_manifest(target_dir: Path):
+    if target_dir not in _MANIFESTS:
+        from dbt.cli.main import dbtRunner
+
+        result = dbtRunner().invoke(["parse", "--quiet"])
+        if not result.success:
+            raise AssertionError(f"dbt parse failed: {result.exception}")
+        _MANIFESTS[target_dir] = result.result
+    manifest = _MANIFESTS[target_dir]
+    # dbt marks a compiled node as holding its ephemeral models' CTEs and, in
+    # a later invocation on the same manifest object, renders the node again
+    # but skips putting them back ("__dbt__cte__... does not exist"): every
+    # invocation starts from uncompiled nodes, as a fresh parse would.
+    for node in manifest.nodes.values():
+        if getattr(node, "extra_ctes_injected", False):
+            node.extra_ctes_injected = False
+            node.extra_ctes = []
+            node._pre_injected_sql = None
+    return manifest
+
+
+def in_fresh_interpreter(script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``script`` run by a new Python process (what it imports starts from nothing); it must succeed."""
+    completed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return completed
+
+
+def open_warehouse(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A plain DuckDB connection to a warehouse file, configured as dbt's (``profiles.yml``).
+
+    dbt run in this process keeps its connection open, and DuckDB refuses a
+    second one to the same file with another configuration.
+    """
+    from convo_warehouse.lib.warehouse import STORAGE_VERSION
+
+    config = {} if read_only else {"storage_compatibility_version": STORAGE_VERSION}
+    return duckdb.connect(str(path), read_only=read_only, config=config)
+
+
+def undocumented_columns(manifest: dict, con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """Every model's columns, as built in the warehouse ``con``, that its YAML does not describe.
+
+    The rule: every model and column has a description. A model's YAML may
+    list only some of its columns (contracts, which make them exactly the
+    table's, are on the marts), so the built relation says which columns
+    there are. Ephemeral models build nothing; a model with no relation in
+    this warehouse is reported under its name.
+    """
+    built: dict[tuple[str, str], list[str]] = {}
+    for schema, table, column in con.execute(
+        "select schema_name, table_name, column_name from duckdb_columns() order by column_index"
+    ).fetchall():
+        built.setdefault((schema, table), []).append(column)
+    missing: dict[str, list[str]] = {}
+    for node in manifest["nodes"].values():
+        if node["resource_type"] != "model" or node["config"]["materialized"] == "ephemeral":
+            continue
+        columns = built.get((node["schema"], node.get("alias") or node["name"]))
+        if columns is None:
+            missing[node["name"]] = ["(not built)"]
+            continue
+        described = {name for name, column in node["columns"].items() if column.get("description", "").strip()}
+        if undescribed := [column for column in columns if column not in described]:
+            missing[node["name"]] = undescribed
+    return missing
+
+
+def _describe_failures(result) -> str:
+    if result.exception is not None:
+        return str(result.exception)
+    lines = []
+    for node_result in getattr(result.result, "results", []) or []:
+        if str(node_result.status) not in ("success", "pass", "skipped"):
+            lines.append(f"{node_result.node.unique_id}: {node_result.status}: {node_result.message}")
+    return "\n".join(lines) or "unknown failure"
+
+
+class Warehouse:
+    """A throwaway warehouse: loader + dbt on a temporary DuckDB file."""
+
+    def __init__(self, root: Path, target_dir: Path) -> None:
+        self.root = root
+        self.path = root / "warehouse.duckdb"
+        self.landing = root / "landing"
+        self.landing.mkdir(parents=True, exist_ok=True)
+        self.target_dir = target_dir
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "CONVO_DUCKDB_PATH": str(self.path),
+            "CONVO_LANDING_DIR": str(self.landing),
+            "DBT_TARGET_PATH": str(self.target_dir),
+            "DBT_LOG_PATH": str(self.root / "dbt-logs"),
+            "DBT_PROFILES_DIR": str(REPO_ROOT),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            # dbt.log at info, as a production run writes it: at debug it holds every
+            # SQL statement, ~5% of a test build's CPU (a failed build's errors are in
+            # the assertion message; DBT_LOG_LEVEL_FILE=debug in the shell brings it back)
+            "DBT_LOG_LEVEL_FILE": os.environ.get("DBT_LOG_LEVEL_FILE", "info"),
+        }
+
+    def load(self):
+        from convo_warehouse.lib.landing import load_landing
+
+        from convo_warehouse.lib.warehouse import connect
+
+        con = connect(self.path)
+        try:
+            return load_landing(con, self.landing, progress=False)
+        finally:
+            con.close()
+
+    def classify(self):
+        """The rules stage classifier over this warehouse, as the pipeline's classifier step runs it."""
+        from convo_warehouse.lib.classify.runner import classify_warehouse
+
+        con = open_warehouse(self.path)
+        try:
+            return classify_warehouse(con, "rules", judge=False)
+        finally:
+            con.close()
+
+    def dbt(self, *args: str, check: bool = True):
+        """Run dbt in-process on this warehouse, reusing the session's parsed manifest."""
+        from dbt.cli.main import dbtRunner
+
+        saved = dict(os.environ)
+        os.environ.update(self.env)
+        try:
+            result = dbtRunner(manifest=_session_manifest(self.target_dir)).invoke([*args, "--quiet"])
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        if check and not result.success:
+            raise AssertionError(f"dbt {' '.join(args)} failed:\n{_describe_failures(result)}")
+        return result
+
+    def build(self, select: str | None = "+fct_conversations +reconciliation", *more: str, full_refresh: bool = False):
+        """``dbt build`` of ``select`` (None: the whole project) with the data tests of what it
+        builds, as a production run builds (``dbt_commands.production_build``): no dbt unit tests,
+        which check SQL against fixtures rather than this warehouse and which `make dbt-test`
+        runs once each. ``more``: further dbt arguments (``--exclude``, ``--vars``)."""
+        from convo_warehouse.lib import dbt_commands
+
+        args = [*dbt_commands.production_build(), "--indirect-selection", "cautious", *more]
+        if select is not None:
+            args += ["--select", select]
+        if full_refresh:
+            args.append("--full-refresh")
+        return self.dbt(*args)
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        con = open_warehouse(self.path)
+        try:
+            return con.execute(sql, params or []).fetchall()
+        finally:
+            con.close()
+
+    def scalar(self, sql: str, params: list | None = None):
+        return self.query(sql, params)[0][0]
+
+    def table_hash(self, table: str, exclude: tuple[str, ...] = ()) -> str:
+        """Order-independent fingerprint of a table's content."""
+        columns = [
+            row[0]
+            for row in self.query(f"describe {table}")
+            if row[0] not in exclude
+        ]
+        rows = self.query(f"select {', '.join(columns)} from {table}")
+        digest = hashlib.sha256()
+        for line in sorted(repr(row) for row in rows):
+            digest.update(line.encode())
+        return digest.hexdigest()
+
+    def tables(self, schemas: tuple[str, ...]) -> list[str]:
+        placeholders = ", ".join("?" for _ in schemas)
+        return [
+            f"{schema}.{name}"
+            for schema, name in self.query(
+                f"select table_schema, table_name from information_schema.tables "
+                f"where table_schema in ({placeholders}) order by 1, 2",
+                list(schemas),
+            )
+        ]

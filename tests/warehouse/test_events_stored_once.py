@@ -1,0 +1,169 @@
+"""Each event is stored once: base_events_parsed is the one parsed copy and
+decides first delivery load run by load run; stg_events and rejected_events
+are views over it (docs/staging.md, docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from support.warehouse import open_warehouse
+
+TS = "2024-03-01T10:00:00Z"
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def event(event_id: str, content: str, timestamp: str = TS) -> dict:
+    return {
+        "event_id": event_id,
+        "conversation_id": "c1",
+        "event_type": "user_message",
+        "timestamp": timestamp,
+        "properties": {"content": content},
+    }
+
+
+def test_first_delivery_is_decided_when_a_load_run_is_parsed_and_kept_once(warehouse):
+    write_jsonl(
+        warehouse.landing / "a.jsonl",
+        [event("e1", "first"), event("e2", "bad copy", timestamp="not a time"), event("e3", "only")],
+    )
+    warehouse.load()
+    warehouse.build()
+
+    # a later load run: e1 again (a duplicate), e2's first valid copy (a bad
+    # copy never wins), e4 twice in one file (the earlier row wins)
+    write_jsonl(
+        warehouse.landing / "b.jsonl",
+        [event("e1", "resent"), event("e2", "good copy"), event("e4", "row 3"), event("e4", "row 4")],
+    )
+    warehouse.load()
+    warehouse.build()
+
+    flags = warehouse.query(
+        "select load_id, source_file, row_number, event_id, rejection_reason, is_first_delivery "
+        "from staging.base_events_parsed order by load_id, row_number"
+    )
+    assert flags == [
+        (1, "a.jsonl", 1, "e1", None, True),
+        (1, "a.jsonl", 2, "e2", "unparseable_timestamp", False),
+        (1, "a.jsonl", 3, "e3", None, True),
+        (2, "b.jsonl", 1, "e1", None, False),
+        (2, "b.jsonl", 2, "e2", None, True),
+        (2, "b.jsonl", 3, "e4", None, True),
+        (2, "b.jsonl", 4, "e4", None, False),
+    ]
+    assert warehouse.query("select event_id, content from staging.stg_events order by event_id") == [
+        ("e1", "first"),
+        ("e2", "good copy"),
+        ("e3", "only"),
+        ("e4", "row 3"),
+    ]
+    assert warehouse.query(
+        "select load_id, raw_rows, staged_rows, duplicates_dropped, quarantined_rows, is_reconciled "
+        "from audit.reconciliation order by load_id"
+    ) == [(1, 3, 2, 0, 1, True), (2, 4, 2, 2, 0, True)]
+
+    # decided load by load, the same as parsing every load run at once
+    incremental = warehouse.table_hash("staging.base_events_parsed")
+    warehouse.build(full_refresh=True)
+    assert warehouse.table_hash("staging.base_events_parsed") == incremental
+
+
+def test_the_events_are_materialized_once(warehouse):
+    write_jsonl(warehouse.landing / "a.jsonl", [event("e1", "hello"), event("e2", "bad", timestamp="never")])
+    warehouse.load()
+    warehouse.build()
+
+    kinds = dict(
+        warehouse.query(
+            "select table_schema || '.' || table_name, table_type from information_schema.tables "
+            "where table_name in ('base_events_parsed', 'stg_events', 'rejected_events', 'reconciliation')"
+        )
+    )
+    assert kinds == {
+        "staging.base_events_parsed": "BASE TABLE",
+        "staging.stg_events": "VIEW",
+        "quarantine.rejected_events": "VIEW",
+        "audit.reconciliation": "BASE TABLE",
+    }
+    assert warehouse.query("select event_id, reason from quarantine.rejected_events") == [
+        ("e2", "unparseable_timestamp")
+    ]
+
+
+def test_the_views_read_the_warehouse_copied_under_another_name(warehouse):
+    write_jsonl(warehouse.landing / "a.jsonl", [event("e1", "hello"), event("e2", "bad", timestamp="never")])
+    warehouse.load()
+    warehouse.build()
+    warehouse.query("checkpoint")
+    copy = warehouse.root / "backup-copy.duckdb"
+    shutil.copyfile(warehouse.path, copy)
+
+    # the file's catalog is now backup-copy: a view naming "warehouse" would fail
+    with open_warehouse(copy) as con:
+        assert con.execute("select event_id from staging.stg_events").fetchall() == [("e1",)]
+        assert con.execute("select event_id from quarantine.rejected_events").fetchall() == [("e2",)]
+        assert con.execute("select raw_rows from staging.stg_loads").fetchall() == [(2,)]
+
+
+def stg_events_failures(warehouse) -> dict[str, int]:
+    """dbt test of stg_events' own tests: unique_combination / expression_is_true -> failing rows."""
+    result = warehouse.dbt("test", "--select", "stg_events", "--exclude", "test_type:unit", check=False)
+    return {
+        node_result.node.name.split("_stg_events")[0]: int(node_result.failures or 0)
+        for node_result in result.result.results
+        if getattr(node_result.node, "attached_node", None) == "model.convo_warehouse.stg_events"
+    }
+
+
+def test_stg_events_tests_check_the_load_runs_the_build_parsed_against_every_staged_event(warehouse):
+    write_jsonl(warehouse.landing / "a.jsonl", [event("e1", "first"), event("e2", "second")])
+    warehouse.load()
+    warehouse.build()
+    write_jsonl(warehouse.landing / "b.jsonl", [event("e2", "resent"), event("e3", "third")])
+    warehouse.load()
+    warehouse.build()
+    assert set(stg_events_failures(warehouse).values()) == {0}
+
+    # an old load run's row is not checked again (the build parsed load 2 only)
+    warehouse.query("update staging.base_events_parsed set properties = null where event_id = 'e1'")
+    assert set(stg_events_failures(warehouse).values()) == {0}
+    # a staged event of the parsed load run is checked against every staged one
+    warehouse.query(
+        "update staging.base_events_parsed set is_first_delivery = true where event_id = 'e2' and load_id = 2"
+    )
+    found = stg_events_failures(warehouse)
+    assert found["unique_combination"] == 1, found
+    # and its fields
+    warehouse.query("update staging.base_events_parsed set properties = null where event_id = 'e3'")
+    assert stg_events_failures(warehouse)["expression_is_true"] == 1
+
+
+def test_rejected_events_tests_check_the_load_runs_the_build_parsed(warehouse):
+    write_jsonl(warehouse.landing / "a.jsonl", [event("e1", "first"), event("e2", "bad", timestamp="never")])
+    warehouse.load()
+    warehouse.build()
+    write_jsonl(warehouse.landing / "b.jsonl", [event("e3", "third"), event("e4", "bad", timestamp="never")])
+    warehouse.load()
+    warehouse.build()
+
+    def failures(model: str) -> dict[str, int]:
+        result = warehouse.dbt("test", "--select", model, "--exclude", "test_type:unit", check=False)
+        return {
+            node_result.node.name: int(node_result.failures or 0)
+            for node_result in result.result.results
+            if getattr(node_result.node, "attached_node", None) == f"model.convo_warehouse.{model}"
+        }
+
+    assert set(failures("rejected_events").values()) == {0}
+    # an old load run's rejected row is not read again
+    warehouse.query("update staging.base_events_parsed set rejection_detail = null where event_id = 'e2'")
+    assert set(failures("rejected_events").values()) == {0}
+    # the parsed load run's rejected row is
+    warehouse.query("update staging.base_events_parsed set rejection_detail = null where event_id = 'e4'")
+    assert sorted(failures("rejected_events").values()) == [0, 1]

@@ -1,0 +1,258 @@
+"""Conversation quality end to end: generated events -> loader -> dbt -> classifier (rules,
+lexicon sentiment) -> dbt, then fct_conversation_quality and the quality_score metric
+checked against a pandas recomputation that reads only fct_conversations, the staged
+events, the classifier's tables and the weights seed (it shares no code with the models).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from support.warehouse import REPO_ROOT, Warehouse, open_warehouse
+
+CONVERSATIONS = 700
+DAYS = 4
+SEED = 23
+END_DATE = "2024-05-10"
+ATTRIBUTE_SEGMENTS = ["channel", "agent_id", "device", "source", "language"]
+AFTER_CLASSIFIER = "source:classification+"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, dbt_target_dir) -> Warehouse:
+    from convo_warehouse.lib.classify.runner import classify_warehouse
+    from convo_warehouse.lib.generate import generate_events
+
+    source = tmp_path_factory.mktemp("quality-generated")
+    generate_events(source, conversations=CONVERSATIONS, days=DAYS, seed=SEED, end_date=END_DATE, progress=False)
+    warehouse = Warehouse(tmp_path_factory.mktemp("quality-warehouse"), dbt_target_dir)
+    shutil.rmtree(warehouse.landing)
+    shutil.copytree(source, warehouse.landing)
+    warehouse.load()
+    warehouse.dbt("seed")
+    warehouse.build(None, "--exclude", "source:classification+")
+    con = open_warehouse(warehouse.path)
+    try:
+        classify_warehouse(con, "rules")
+    finally:
+        con.close()
+    warehouse.build(AFTER_CLASSIFIER)
+    return warehouse
+
+
+def frame(warehouse: Warehouse, sql: str) -> pd.DataFrame:
+    con = open_warehouse(warehouse.path)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------------- reference implementation
+
+
+def reference_sentiment(warehouse: Warehouse) -> pd.DataFrame:
+    """Per conversation: n scored user messages, mean, start / end (first / last floor(n/3)), trend."""
+    messages = frame(
+        warehouse,
+        "select stg_events.conversation_id, stg_events.event_id, stg_events.event_at, "
+        "stg_events.sentiment as event_sentiment, message_sentiment.sentiment as lexicon_sentiment "
+        "from staging.stg_events left join classification.message_sentiment "
+        "on stg_events.event_id = message_sentiment.event_id "
+        "where stg_events.is_known_type and stg_events.event_type = 'user_message'",
+    )
+    usable = messages["event_sentiment"].between(-1, 1)
+    messages["sentiment"] = messages["event_sentiment"].where(usable, messages["lexicon_sentiment"])
+    rows = []
+    for conversation_id, group in messages.dropna(subset=["sentiment"]).groupby("conversation_id"):
+        values = group.sort_values(["event_at", "event_id"])["sentiment"].to_numpy(dtype=float)
+        n, k = len(values), len(values) // 3
+        start = values[:k].mean() if n >= 3 else np.nan
+        end = values[n - k:].mean() if n >= 3 else np.nan
+        trend = None
+        if n >= 3:
+            delta = round(end - start, 6)
+            trend = "improving" if delta >= 0.2 else "worsening" if delta <= -0.2 else "stable"
+        rows.append((conversation_id, n, values.mean(), start, end, trend))
+    return pd.DataFrame(rows, columns=["conversation_id", "n", "avg", "start", "end", "trend"])
+
+
+def reference_quality(warehouse: Warehouse) -> pd.DataFrame:
+    """The four components and the weighted score, per started conversation (docs/quality.md)."""
+    conversations = frame(warehouse, "select * from marts.fct_conversations where started")
+    reached = frame(
+        warehouse,
+        "select conversation_id, stage from classification.stage_classifications "
+        "where funnel_name = 'support' and reached",
+    )
+    stage_order = {"initiated": 1, "greeted": 2, "problem_identified": 3, "solution_proposed": 4,
+                   "solution_accepted": 5, "resolved": 6}
+    highest = reached.assign(order=reached["stage"].map(stage_order)).groupby("conversation_id")["order"].max()
+    weights = pd.read_csv(REPO_ROOT / "seeds" / "quality_weights.csv").set_index("component")["weight"]
+    sentiment = reference_sentiment(warehouse).set_index("conversation_id")
+
+    c = conversations.copy()  # completed_at: the first conversation_completed event
+    c["highest"] = c["conversation_id"].map(highest)
+    c["classified_resolved"] = c["highest"] == 6
+    c["resolution"] = np.select(
+        [c["converted"], c["had_handoff"], c["was_completed"] | c["classified_resolved"]], [1.0, 0.5, 1.0], 0.0
+    )
+    c["goal_completion"] = np.where(
+        c["converted"] | c["was_completed"] | c["classified_resolved"], 1.0, c["highest"].fillna(1) / 6
+    )
+    seconds = (pd.to_datetime(c["completed_at"]) - pd.to_datetime(c["started_at"])).dt.total_seconds()
+    c["resolution_seconds"] = seconds.where(c["completed_at"].notna(), c["duration_seconds"])
+    c["agent"] = c["agent_id"].fillna("unknown")
+    with_turns = c[c["user_turns"] > 0]
+    medians = with_turns.groupby(["agent", "conversation_date"])[["user_turns", "resolution_seconds"]].median()
+    c = c.join(medians, on=["agent", "conversation_date"], rsuffix="_median")
+    turns_part = np.minimum(1.0, c["user_turns_median"] / c["user_turns"].where(c["user_turns"] > 0))
+    time_part = np.where(
+        c["resolution_seconds"] <= 0, 1.0, np.minimum(1.0, c["resolution_seconds_median"] / c["resolution_seconds"])
+    )
+    c["efficiency"] = (0.5 * turns_part + 0.5 * time_part).where(c["user_turns"] > 0)
+    s = c["conversation_id"].map
+    trend_value = s(sentiment["trend"]).map({"improving": 1.0, "stable": 0.5, "worsening": 0.0})
+    c["sentiment"] = np.where(
+        trend_value.notna(),
+        0.5 * (s(sentiment["end"]) + 1) / 2 + 0.5 * trend_value,
+        (s(sentiment["avg"]) + 1) / 2,
+    )
+    components = ["resolution", "efficiency", "sentiment", "goal_completion"]
+    values = c[components].astype(float)
+    w = np.array([weights[name] for name in components], dtype=float)
+    present = values.notna().to_numpy()
+    c["quality_score"] = (values.fillna(0).to_numpy() * w).sum(axis=1) / (present * w).sum(axis=1)
+    return c
+
+
+def reference_quality_metric(warehouse: Warehouse, quality: pd.DataFrame) -> pd.DataFrame:
+    """quality_score in metrics_daily: sum and count of quality_score per day and segment."""
+    exposures = frame(
+        warehouse,
+        "select test_name, conversation_id, variant from marts.ab_test_exposures where variant_count <= 1",
+    )
+    parts = [quality.assign(segment_type="all", segment_value="all")]
+    for attribute in ATTRIBUTE_SEGMENTS:
+        parts.append(quality.assign(segment_type=attribute, segment_value=quality[attribute].fillna("unknown").astype(str)))
+    exposed = quality.merge(exposures, on="conversation_id")
+    parts.append(exposed.assign(segment_type="experiment:" + exposed["test_name"], segment_value=exposed["variant"]))
+    rows = pd.concat(parts, ignore_index=True)
+    grouped = rows.groupby(["conversation_date", "segment_type", "segment_value"])["quality_score"]
+    result = pd.DataFrame({"numerator": grouped.sum(), "denominator": grouped.count()}).reset_index()
+    result = result[result["denominator"] > 0]
+    result["value"] = result["numerator"] / result["denominator"]
+    return result.rename(columns={"conversation_date": "metric_date"})
+
+
+# ------------------------------------------------------------------------------ tests
+
+
+def test_sentiment_start_end_trend_match_recomputation(built: Warehouse) -> None:
+    actual = frame(
+        built, "select conversation_id, sentiment_messages, avg_sentiment, sentiment_start, sentiment_end, "
+        "sentiment_trend from marts.fct_conversation_quality",
+    ).set_index("conversation_id")
+    expected = reference_sentiment(built).set_index("conversation_id")
+    both = actual.join(expected, how="inner")
+    assert len(both) > 300
+    assert (actual.loc[~actual.index.isin(expected.index), "sentiment_messages"] == 0).all()
+    assert (both["sentiment_messages"] == both["n"]).all()
+    for mine, theirs in (("avg_sentiment", "avg"), ("sentiment_start", "start"), ("sentiment_end", "end")):
+        assert np.allclose(both[mine].astype(float), both[theirs].astype(float), equal_nan=True, atol=1e-12), mine
+    assert (both["sentiment_trend"].fillna("-") == both["trend"].fillna("-")).all()
+    # the generated data exercises every band and the null below three messages
+    assert set(both["sentiment_trend"].dropna()) == {"improving", "stable", "worsening"}
+    assert both["sentiment_trend"].isna().any()
+
+
+def test_quality_components_and_score_match_recomputation(built: Warehouse) -> None:
+    actual = frame(built, "select * from marts.fct_conversation_quality").set_index("conversation_id")
+    expected = reference_quality(built).set_index("conversation_id")
+    assert set(actual.index) == set(expected.index)  # one row per started conversation
+    both = actual.join(expected, rsuffix="_expected")
+    for column in ("resolution", "efficiency", "sentiment", "goal_completion"):
+        assert np.allclose(
+            both[f"{column}_component"].astype(float), both[column].astype(float), equal_nan=True, atol=1e-12
+        ), column
+    assert np.allclose(both["quality_score"], both["quality_score_expected"], atol=1e-12)
+    assert both["quality_score"].between(0, 1).all()
+    # several values of every component occur, so the comparison can fail
+    assert both["resolution_component"].nunique() == 3
+    assert both["efficiency_component"].nunique() > 10
+
+
+def test_quality_score_in_metrics_daily_matches_pandas(built: Warehouse) -> None:
+    quality = reference_quality(built)
+    expected = reference_quality_metric(built, quality)
+    actual = frame(
+        built, "select metric_date, segment_type, segment_value, numerator, denominator, value "
+        "from marts.metrics_daily where metric_name = 'quality_score'",
+    )
+    actual["metric_date"] = pd.to_datetime(actual["metric_date"]).dt.date
+    expected["metric_date"] = pd.to_datetime(expected["metric_date"]).dt.date
+    key = ["metric_date", "segment_type", "segment_value"]
+    merged = actual.merge(expected, on=key, how="outer", suffixes=("", "_expected"), indicator=True)
+    assert (merged["_merge"] == "both").all(), merged[merged["_merge"] != "both"][key].head(10)
+    for column in ("numerator", "denominator", "value"):
+        assert np.allclose(merged[column].astype(float), merged[f"{column}_expected"].astype(float), rtol=1e-9), column
+    assert {"all", "agent_id", "channel"} <= set(actual["segment_type"])
+    assert any(segment.startswith("experiment:") for segment in actual["segment_type"])
+
+
+def test_quality_score_is_a_secondary_metric_of_every_experiment(built: Warehouse) -> None:
+    rows = frame(
+        built, "select test_name, variant, metric_role, sample_size, value from marts.ab_test_metrics "
+        "where metric_name = 'quality_score'",
+    )
+    tests = {row[0] for row in built.query("select distinct test_name from seeds.experiments")}
+    assert set(rows["test_name"]) == tests
+    assert (rows["metric_role"] == "secondary").all()
+    quality = reference_quality(built)
+    exposures = frame(
+        built, "select test_name, conversation_id, variant from marts.ab_test_exposures where variant_count <= 1"
+    )
+    expected = quality.merge(exposures, on="conversation_id").groupby(["test_name", "variant"])["quality_score"]
+    for row in rows.itertuples():
+        assert row.sample_size == expected.count().get((row.test_name, row.variant), 0)
+        if row.sample_size:
+            assert row.value == pytest.approx(expected.mean()[(row.test_name, row.variant)], rel=1e-9)
+
+
+def test_classification_tables_have_the_same_columns_from_python_and_dbt(built: Warehouse) -> None:
+    """The warehouse's tables were created by dbt's on-run-start hook (before the classifier ran)."""
+    from convo_warehouse.lib.classify import judge, sentiment, store
+
+    python_made = duckdb.connect()
+    store.ensure_tables(python_made)
+    sentiment.ensure_table(python_made)
+    judge.ensure_table(python_made)
+    dbt_made = open_warehouse(built.path)
+
+    def columns(con, table):
+        return con.execute(f"select column_name, column_type from (describe classification.{table})").fetchall()
+
+    try:
+        for table in ("stage_classifications", "message_sentiment", "conversation_judgments"):
+            assert columns(python_made, table) == columns(dbt_made, table), table
+    finally:
+        dbt_made.close()
+
+
+def test_rerunning_classifier_and_models_changes_nothing(built: Warehouse) -> None:
+    from convo_warehouse.lib.classify.runner import classify_warehouse
+
+    before = built.table_hash("marts.fct_conversation_quality")
+    con = open_warehouse(built.path)
+    try:
+        stats = classify_warehouse(con, "rules")
+    finally:
+        con.close()
+    assert stats.classified == 0 and stats.sentiment_scored == 0
+    built.build(AFTER_CLASSIFIER)
+    assert built.table_hash("marts.fct_conversation_quality") == before
