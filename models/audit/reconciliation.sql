@@ -3,12 +3,23 @@
     staging, or classified twice, breaks the identity checked by
     tests/dbt/assert_raw_rows_reconcile.sql. A load run's counts never change
     once it is parsed: a run counts the load runs since the previous build. -#}
+{{ config(
+    unique_key='load_id',
+    scope_key='load_id',
+    scope_model='scope_load_runs',
+) }}
 
 with
 
+load_runs_in_scope as (
+    select load_id from {{ ref('scope_load_runs') }}
+),
+
 loads as (
     select * from {{ ref('stg_loads') }}
-    where {{ touched('load_id', 'load') }}
+    {%- if is_incremental() %}
+    where load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
+    {%- endif %}
 ),
 
 staged_rows as (
@@ -17,7 +28,9 @@ staged_rows as (
         count(*) as staged_rows,
         sum(case when not is_known_type then 1 else 0 end) as unknown_type_rows
     from {{ ref('stg_events') }}
-    where {{ touched('load_id', 'load') }}
+    {%- if is_incremental() %}
+    where load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
+    {%- endif %}
     group by load_id
 ),
 
@@ -28,7 +41,9 @@ valid_rows as (
     from {{ ref('base_events_parsed') }}
     where
         rejection_reason is null
-        and {{ touched('load_id', 'load') }}
+        {%- if is_incremental() %}
+        and load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
+        {%- endif %}
     group by load_id
 ),
 
@@ -37,7 +52,9 @@ quarantined_rows as (
         load_id,
         count(*) as quarantined_rows
     from {{ ref('rejected_events') }}
-    where {{ touched('load_id', 'load') }}
+    {%- if is_incremental() %}
+    where load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
+    {%- endif %}
     group by load_id
 ),
 

@@ -1,8 +1,7 @@
 {{ config(meta={'dagster': {'ref': {'name': 'funnel_dropoffs'}}}) }}
 
 -- A drop-off reached its last_stage and no stage at or after next_stage.
--- Checked on the conversations the newest build of either model rewrote
--- (written_rows()); every conversation after a full build.
+-- Checked on the conversations this run recomputed (scope_conversations).
 with
 
 dropoffs as (
@@ -12,9 +11,7 @@ dropoffs as (
         last_stage,
         next_stage_order
     from {{ ref('funnel_dropoffs') }}
-    where
-        {{ written_rows('funnel_dropoffs', 'conversation_id') }}
-        or {{ written_rows('fct_conversation_stages', 'conversation_id') }}
+    where conversation_id in (select conversation_id from {{ ref('scope_conversations') }})
 ),
 
 conversation_stages as (
@@ -24,9 +21,7 @@ conversation_stages as (
         stage,
         stage_order
     from {{ ref('fct_conversation_stages') }}
-    where
-        {{ written_rows('funnel_dropoffs', 'conversation_id') }}
-        or {{ written_rows('fct_conversation_stages', 'conversation_id') }}
+    where conversation_id in (select conversation_id from {{ ref('scope_conversations') }})
 ),
 
 last_stage_missing as (

@@ -5,7 +5,6 @@
     fct_conversations lacks: catches an incremental run that skipped or kept
     a stale day. Checked on the days the newest builds of either rewrote (a
     moved conversation's old day included); every day after a full build. -#}
-{%- set days_written = ['fct_conversations', 'metrics_daily'] %}
 
 with
 
@@ -14,7 +13,7 @@ conversation_days as (
         fct_conversations.conversation_date,
         count(*) as conversations
     from {{ ref('fct_conversations') }} as fct_conversations
-    where {{ written_days(days_written, 'fct_conversations.conversation_date') }}
+    where fct_conversations.conversation_date in (select event_date from {{ ref('scope_days') }})
     group by fct_conversations.conversation_date
 ),
 
@@ -26,13 +25,13 @@ metric_days as (
     where
         metrics_daily.metric_name = 'conversations'
         and metrics_daily.segment_type = 'all'
-        and {{ written_days(days_written, 'metrics_daily.metric_date') }}
+        and metrics_daily.metric_date in (select event_date from {{ ref('scope_days') }})
 ),
 
 every_day_ever as (
     select distinct metrics_daily.metric_date
     from {{ ref('metrics_daily') }} as metrics_daily
-    where {{ written_days(days_written, 'metrics_daily.metric_date') }}
+    where metrics_daily.metric_date in (select event_date from {{ ref('scope_days') }})
 ),
 
 mismatches as (

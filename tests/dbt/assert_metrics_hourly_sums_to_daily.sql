@@ -9,7 +9,6 @@
     for fallback_rate the hourly numerators may fall short, never exceed.
     Checked on the days the newest builds of either rewrote; every day after
     a full build. -#}
-{%- set days_written = ['metrics_daily', 'metrics_hourly'] %}
 
 with
 
@@ -24,7 +23,7 @@ daily as (
     from {{ ref('metrics_daily') }} as metrics_daily
     where
         metrics_daily.numerator is not null
-        and {{ written_days(days_written, 'metrics_daily.metric_date') }}
+        and metrics_daily.metric_date in (select event_date from {{ ref('scope_days') }})
 ),
 
 hourly_summed as (
@@ -38,7 +37,7 @@ hourly_summed as (
     from {{ ref('metrics_hourly') }} as metrics_hourly
     where
         metrics_hourly.numerator is not null
-        and {{ written_days(days_written, 'metrics_hourly.metric_date') }}
+        and metrics_hourly.metric_date in (select event_date from {{ ref('scope_days') }})
     group by
         metrics_hourly.metric_date,
         metrics_hourly.metric_name,

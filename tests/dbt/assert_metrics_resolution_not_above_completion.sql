@@ -1,7 +1,6 @@
 {#- Resolution (completed without handoff) is a subset of completion: for
     every day and segment, resolution_rate's numerator <= completion_rate's.
-    Checked on the days metrics_daily's newest build rewrote; every day after
-    a full build. -#}
+    Checked on the days this run recomputed (scope_days). -#}
 
 with
 
@@ -14,7 +13,7 @@ completion as (
     from {{ ref('metrics_daily') }} as metrics_daily
     where
         metrics_daily.metric_name = 'completion_rate'
-        and {{ written_days(['metrics_daily'], 'metrics_daily.metric_date') }}
+        and metrics_daily.metric_date in (select event_date from {{ ref('scope_days') }})
 ),
 
 resolution as (
@@ -26,7 +25,7 @@ resolution as (
     from {{ ref('metrics_daily') }} as metrics_daily
     where
         metrics_daily.metric_name = 'resolution_rate'
-        and {{ written_days(['metrics_daily'], 'metrics_daily.metric_date') }}
+        and metrics_daily.metric_date in (select event_date from {{ ref('scope_days') }})
 ),
 
 violations as (

@@ -8,7 +8,6 @@
     agent_messages. Each failing row names the day, the check, and both sides.
     Checked on the days the newest builds of the three rewrote; every day
     after a full build. -#}
-{%- set days_written = ['fct_conversations', 'fct_conversation_paths', 'metrics_by_dimension'] %}
 
 with
 
@@ -24,7 +23,7 @@ population as (
     from {{ ref('fct_conversations') }} as fct_conversations
     inner join {{ ref('fct_conversation_paths') }} as fct_conversation_paths
         on fct_conversations.conversation_id = fct_conversation_paths.conversation_id
-    where {{ written_days(days_written, 'fct_conversations.conversation_date') }}
+    where fct_conversations.conversation_date in (select event_date from {{ ref('scope_days') }})
 ),
 
 expected as (
@@ -61,7 +60,7 @@ breakdowns as (
         coalesce(sum(case when metrics_by_dimension.dimension = 'model' then metrics_by_dimension.events end), 0)
             as agent_messages
     from {{ ref('metrics_by_dimension') }} as metrics_by_dimension
-    where {{ written_days(days_written, 'metrics_by_dimension.metric_date') }}
+    where metrics_by_dimension.metric_date in (select event_date from {{ ref('scope_days') }})
     group by metrics_by_dimension.metric_date
 ),
 

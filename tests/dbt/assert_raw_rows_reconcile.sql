@@ -17,7 +17,7 @@ raw_rows as (
         events.load_id,
         count(*) as raw_rows
     from {{ source('raw', 'events') }} as events
-    where {{ written_rows(ref('base_events_parsed'), 'events.load_id') }}
+    where events.load_id in (select load_id from {{ ref('scope_load_runs') }})
     group by events.load_id
 ),
 
@@ -26,7 +26,7 @@ staged_rows as (
         stg_events.load_id,
         count(*) as staged_rows
     from {{ ref('stg_events') }} as stg_events
-    where {{ written_rows(ref('base_events_parsed'), 'stg_events.load_id') }}
+    where stg_events.load_id in (select load_id from {{ ref('scope_load_runs') }})
     group by stg_events.load_id
 ),
 
@@ -37,7 +37,7 @@ valid_rows as (
     from {{ ref('base_events_parsed') }} as parsed
     where
         parsed.rejection_reason is null
-        and {{ written_rows(ref('base_events_parsed'), 'parsed.load_id') }}
+        and parsed.load_id in (select load_id from {{ ref('scope_load_runs') }})
     group by parsed.load_id
 ),
 
@@ -46,7 +46,7 @@ quarantined_rows as (
         rejected_events.load_id,
         count(*) as quarantined_rows
     from {{ ref('rejected_events') }} as rejected_events
-    where {{ written_rows(ref('base_events_parsed'), 'rejected_events.load_id') }}
+    where rejected_events.load_id in (select load_id from {{ ref('scope_load_runs') }})
     group by rejected_events.load_id
 ),
 

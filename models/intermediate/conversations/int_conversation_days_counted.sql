@@ -3,13 +3,25 @@
     Replaced a whole conversation_date at a time: a run recomputes the days
     of the conversations with new events (and the day a late event moved
     one from). -#}
+{{ config(
+    unique_key='conversation_date',
+    scope_key='conversation_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
 
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 conversations as (
     select conversation_date
     from {{ ref('int_conversations_summarized') }}
-    where {{ touched('conversation_date', 'day') }}
+    {%- if is_incremental() %}
+    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    {%- endif %}
 ),
 
 days_counted as (

@@ -7,11 +7,18 @@
     across the abandonment window (inferred abandonment compares with the
     newest event in the whole warehouse); conversations_to_refresh_cte()
     holds the rules. Every other row stays as it is. -#}
+{{ config(
+    unique_key='conversation_id',
+) }}
 
 with
 
-all_events as (
-    select event_at from {{ ref('stg_events') }}
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
+
+run as (
+    select clock from {{ ref('scope_run') }}
 ),
 
 -- events and events_ordered are read by several CTEs below: computed for
@@ -32,33 +39,84 @@ events as {{ cte_not_materialized() }} (
         environment,
         agent_id,
         content,
+        rating,
         abandoned_at_turn
     from {{ ref('stg_events') }}
     -- unknown event types are staged for the record but take part in no metric
     where
         is_known_type
-        and {{ touched('conversation_id') }}
+        {%- if is_incremental() %}
+        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- endif %}
+),
+
+-- feedback ratings scored 0..1 (positive 1.0, negative 0.0, a digit r in
+-- 1..5 (r - 1) / 4; any other rating is ignored), summed for the
+-- satisfaction score
+feedback_rated as (
+    select
+        events.conversation_id,
+        case
+            when lower(trim(events.rating)) = 'positive' then 1.0
+            when lower(trim(events.rating)) = 'negative' then 0.0
+            when trim(events.rating) in ('1', '2', '3', '4', '5')
+                then (cast(trim(events.rating) as {{ type_double() }}) - 1.0) / 4.0
+        end as rating_score
+    from events
+    where events.event_type = 'feedback_received'
 ),
 
 feedback_scored as (
     select
-        conversation_id,
-        feedback_signals,
-        feedback_total,
-        feedback_score
-    from {{ ref('int_conversation_feedback_scored') }}
+        feedback_rated.conversation_id,
+        count(feedback_rated.rating_score) as feedback_signals,
+        sum(feedback_rated.rating_score) as feedback_total,
+        avg(feedback_rated.rating_score) as feedback_score
+    from feedback_rated
+    group by feedback_rated.conversation_id
+),
+
+-- consecutive user messages (by timestamp, then event_id) whose lower-cased
+-- word sets have a Jaccard similarity of at least
+-- var('rephrase_jaccard_threshold') are a rephrase; a pair with an empty
+-- word set never is
+user_message_words as (
+    select
+        events.conversation_id,
+        {{ word_set('events.content') }} as words,
+        row_number() over (
+            partition by events.conversation_id
+            order by events.event_at, events.event_id
+        ) as message_sequence
+    from events
+    where events.event_type = 'user_message'
+),
+
+consecutive_messages_compared as (
+    select
+        later.conversation_id,
+        {{ list_length('earlier.words') }} > 0
+        and {{ list_length('later.words') }} > 0
+        and {{ jaccard_similarity('earlier.words', 'later.words') }}
+        >= {{ var('rephrase_jaccard_threshold') }} as is_rephrase
+    from user_message_words as later
+    inner join user_message_words as earlier
+        on
+            later.conversation_id = earlier.conversation_id
+            and later.message_sequence = earlier.message_sequence + 1
 ),
 
 rephrases_counted as (
     select
-        conversation_id,
-        rephrase_count
-    from {{ ref('int_conversation_rephrases_counted') }}
+        consecutive_messages_compared.conversation_id,
+        count(case when consecutive_messages_compared.is_rephrase then 1 end) as rephrase_count
+    from consecutive_messages_compared
+    group by consecutive_messages_compared.conversation_id
 ),
 
 warehouse_clock as (
-    select max(all_events.event_at) as newest_event_at
-    from all_events
+    select run.clock as newest_event_at
+    from run
 ),
 
 events_ordered as {{ cte_not_materialized() }} (

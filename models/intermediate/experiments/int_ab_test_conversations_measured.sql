@@ -4,8 +4,18 @@
     quality_score compares a conversation with its agent's other
     conversations of the same day, so a run recomputes every day holding a
     conversation it touched (new events, the clock, the classifier). -#}
+{{ config(
+    unique_key=['test_name', 'conversation_id'],
+    scope_key='conversation_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
 
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 conversations as (
     select
@@ -17,7 +27,9 @@ conversations as (
         satisfaction_score,
         first_response_ms
     from {{ ref('int_conversations_summarized') }}
-    where {{ touched('conversation_date', 'day') }}
+    {%- if is_incremental() %}
+    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    {%- endif %}
 ),
 
 exposures as (
@@ -48,7 +60,9 @@ quality as (
         conversation_id,
         quality_score
     from {{ ref('int_conversation_quality_scored') }}
-    where {{ touched('conversation_date', 'day') }}
+    {%- if is_incremental() %}
+    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    {%- endif %}
 ),
 
 -- a conversion at or after the first exposure exists iff the last one is

@@ -1,4 +1,5 @@
 -- the sum over days and variants of int_ab_test_variant_days_counted
+{{ config(materialized='view') }}
 with
 
 variant_days as (

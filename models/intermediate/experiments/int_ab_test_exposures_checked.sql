@@ -1,3 +1,6 @@
+{{ config(
+    unique_key=['test_name', 'conversation_id'],
+) }}
 -- One row per test and conversation exposed to it: the first exposure (by
 -- timestamp, then event_id) gives the variant; variant_count > 1 marks a
 -- contaminated conversation; expected_variant recomputes the applications'
@@ -9,6 +12,10 @@
 -- covers it).
 
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 exposure_events as (
     select
@@ -23,7 +30,9 @@ exposure_events as (
         and is_known_type
         and test_name is not null
         and variant is not null
-        and {{ touched('conversation_id') }}
+        {%- if is_incremental() %}
+        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- endif %}
 ),
 
 conversations as (

@@ -39,6 +39,9 @@ SCHEMA = {
 
 
 def model(dbt, session):
+    # statistics over the summed counts: a table computed whole each run
+    # (dbt reads a Python model's materialization from its own config)
+    dbt.config(materialized="table")
     variants = dbt.ref("int_ab_test_variants_aggregated").df()
     variants = variants[variants["segment_type"] == "all"]
     variants = variants.astype(object).where(variants.notna(), None)

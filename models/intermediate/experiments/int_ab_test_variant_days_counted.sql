@@ -11,8 +11,18 @@
     conversions and values count nowhere. Means and variances are kept as
     exact sums (exact_moments.sql), added up over days and divided in
     Python. -#}
+{{ config(
+    unique_key=['conversation_date', 'test_name', 'variant', 'segment_type', 'segment_value'],
+    scope_key='conversation_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
 
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 exposures as (
     select
@@ -29,7 +39,9 @@ exposures as (
         first_response_ms,
         quality_score
     from {{ ref('int_ab_test_conversations_measured') }}
-    where {{ touched('conversation_date', 'day') }}
+    {%- if is_incremental() %}
+    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    {%- endif %}
 ),
 
 exposures_segmented as (

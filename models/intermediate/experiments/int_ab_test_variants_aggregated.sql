@@ -1,6 +1,7 @@
 -- The sum over days of int_ab_test_variant_days_counted for every seed
 -- variant and segment; the means and sample variances are computed from the
 -- exact sums by the Python model that tests them (int_ab_test_metrics_scored).
+{{ config(materialized='view') }}
 with
 
 experiments as (

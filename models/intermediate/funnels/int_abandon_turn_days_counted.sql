@@ -2,8 +2,18 @@
     that day abandoned at that turn. Replaced a whole conversation_date at
     a time: a run recomputes the days of the conversations with new events
     and of those the moved clock carried across the abandonment window. -#}
+{{ config(
+    unique_key=['conversation_date', 'turn'],
+    scope_key='conversation_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
 
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 abandoned_conversations as (
     select
@@ -13,7 +23,9 @@ abandoned_conversations as (
     where
         was_abandoned
         and abandoned_at_turn is not null
-        and {{ touched('conversation_date', 'day') }}
+        {%- if is_incremental() %}
+        and conversation_date in (select days_in_scope.event_date from days_in_scope)
+        {%- endif %}
 ),
 
 turn_days_counted as (

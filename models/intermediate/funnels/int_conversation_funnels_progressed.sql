@@ -1,3 +1,6 @@
+{{ config(
+    unique_key=['conversation_id', 'funnel_name'],
+) }}
 -- How far each conversation got in each funnel it entered: its highest stage
 -- reached (stages may be skipped), the stage after it, and whether the
 -- conversion window is still open. Incremental: a run recomputes every row of
@@ -6,6 +9,10 @@
 -- (conversations_to_refresh_cte).
 
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 conversation_funnel_stages as (
     select
@@ -19,7 +26,9 @@ conversation_funnel_stages as (
         is_reached_in_order,
         reached_at
     from {{ ref('int_conversation_stages_sequenced') }}
-    where {{ touched('conversation_id') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 funnel_stages as (
@@ -37,12 +46,14 @@ conversations as (
         conversation_id,
         first_event_at
     from {{ ref('int_conversations_summarized') }}
-    where {{ touched('conversation_id') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 newest_event as (
-    select max(event_at) as newest_event_at
-    from {{ ref('stg_events') }}
+    select clock as newest_event_at
+    from {{ ref('scope_run') }}
 ),
 
 funnel_progress as (

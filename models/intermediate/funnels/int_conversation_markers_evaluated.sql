@@ -4,6 +4,10 @@
     funnel_marker_rule_sql; see docs/funnels.md for the language.
     Incremental: a run recomputes every row of the conversations with newly
     loaded events (conversations_to_refresh_cte). -#}
+{{ config(
+    unique_key=['conversation_id', 'marker_name'],
+) }}
+
 {%- set markers = funnel_markers() -%}
 {%- set state = {'conditions': [], 'sequences': []} -%}
 {%- set compiled_markers = [] -%}
@@ -13,6 +17,10 @@
 {%- endfor -%}
 
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 events as (
     select
@@ -24,7 +32,9 @@ events as (
     from {{ ref('stg_events') }}
     where
         is_known_type
-        and {{ touched('conversation_id') }}
+        {%- if is_incremental() %}
+        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- endif %}
 ),
 
 conversations as (

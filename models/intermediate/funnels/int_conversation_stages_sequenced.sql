@@ -1,3 +1,6 @@
+{{ config(
+    unique_key=['conversation_id', 'funnel_name', 'stage'],
+) }}
 -- Every stage of a funnel for every conversation that reached at least one
 -- of its stages, reached or not, with the in-order reading: a stage is
 -- reached in order when it and every earlier stage are reached and each
@@ -7,6 +10,10 @@
 -- loaded events or new stage classifications (conversations_to_refresh_cte).
 
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 funnel_stages as (
     select
@@ -27,7 +34,9 @@ conversation_stages as (
         reached_at,
         source
     from {{ ref('int_conversation_stages_combined') }}
-    where {{ touched('conversation_id') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 conversation_funnels as (

@@ -3,8 +3,18 @@
     conversation_date at a time: a run recomputes every day holding a
     conversation whose stages (events, the classifier), outcome (the
     abandonment clock) or conversion window changed. -#}
+{{ config(
+    unique_key=['funnel_name', 'conversation_date', 'stage'],
+    scope_key='conversation_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
 
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 conversations as (
     select
@@ -12,7 +22,9 @@ conversations as (
         conversation_date,
         outcome
     from {{ ref('int_conversations_summarized') }}
-    where {{ touched('conversation_date', 'day') }}
+    {%- if is_incremental() %}
+    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    {%- endif %}
 ),
 
 conversation_funnel_stages as (

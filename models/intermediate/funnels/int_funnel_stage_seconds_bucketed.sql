@@ -4,15 +4,27 @@
     the smallest and largest of those times. Replaced a whole
     conversation_date at a time: a run recomputes every day holding a
     conversation whose stages (events, the classifier) changed. -#}
+{{ config(
+    unique_key=['funnel_name', 'conversation_date', 'stage', 'seconds_bucket'],
+    scope_key='conversation_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
 
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 conversations as (
     select
         conversation_id,
         conversation_date
     from {{ ref('int_conversations_summarized') }}
-    where {{ touched('conversation_date', 'day') }}
+    {%- if is_incremental() %}
+    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    {%- endif %}
 ),
 
 stage_times as (

@@ -1,3 +1,4 @@
+{{ config(materialized='table', tags=['static']) }}
 with
 
 funnel_stage_rules as (

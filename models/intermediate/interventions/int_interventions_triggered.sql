@@ -4,8 +4,15 @@
     file is ever copied twice under other ids). Its time is the time of the
     event that made the rule hold; fired_at is the collector's clock.
     Replaced conversation by conversation (new events). -#}
+{{ config(
+    unique_key=['conversation_id', 'rule_name'],
+) }}
 
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 interventions as (
     select
@@ -17,7 +24,9 @@ interventions as (
     where
         event_type = 'intervention_triggered'
         and is_known_type
-        and {{ touched('conversation_id') }}
+        {%- if is_incremental() %}
+        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- endif %}
 ),
 
 interventions_read as (

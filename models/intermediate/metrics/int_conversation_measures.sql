@@ -4,6 +4,7 @@
     int_conversations_segmented crosses it with the conversation's segments
     for the day-keyed metrics; storing it would rewrite every conversation on
     every run for nothing (dbt_project.yml). -#}
+{{ config(materialized='view') }}
 
 with
 

@@ -7,6 +7,7 @@
     reader's day filter reaches each of them: a segment list built from an
     unfiltered read and joined back would compute the measures (their joins
     included) for the whole history on every run. -#}
+{{ config(materialized='view') }}
 
 {%- set attribute_segments = ['channel', 'agent_id', 'device', 'source', 'language'] -%}
 

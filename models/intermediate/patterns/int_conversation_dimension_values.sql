@@ -1,3 +1,6 @@
+{{ config(
+    unique_key=['conversation_id', 'dimension', 'dimension_value'],
+) }}
 -- One row per conversation x dimension x value seen in its events:
 -- fallback_topic (fallback_triggered.topic), tool (tool_called.tool_name),
 -- handoff_reason (handoff_requested.reason), model (agent_message.model),
@@ -11,6 +14,10 @@
 -- row that changed; a re-mapped history rebuilds every row.
 
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 events as (
     select
@@ -28,7 +35,9 @@ events as (
     from {{ ref('stg_events') }}
     where
         is_known_type
-        and {{ touched('conversation_id') }}
+        {%- if is_incremental() %}
+        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- endif %}
 ),
 
 dimension_events as (

@@ -1,3 +1,6 @@
+{{ config(
+    unique_key=['conversation_id', 'objection'],
+) }}
 -- One row per conversation x objection raised: a user message whose
 -- lower-cased content contains a match of one of the objection's lexicon
 -- patterns (seeds/objection_lexicon.csv). Incremental: a run recomputes the
@@ -6,6 +9,10 @@
 -- watermark's fingerprint).
 
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 user_messages as (
     select
@@ -19,7 +26,9 @@ user_messages as (
         is_known_type
         and event_type = 'user_message'
         and content is not null
-        and {{ touched('conversation_id') }}
+        {%- if is_incremental() %}
+        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- endif %}
 ),
 
 -- one row per message x objection, however many of its patterns match

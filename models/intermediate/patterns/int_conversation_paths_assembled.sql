@@ -9,8 +9,15 @@
     (a new outcome); so with exclude_development_traffic true a
     conversation that a late setup event turns into `development` loses its
     row. -#}
+{{ config(
+    unique_key='conversation_id',
+) }}
 
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 conversations as (
     select
@@ -21,10 +28,12 @@ conversations as (
         outcome,
         started
     from {{ ref('int_conversations_summarized') }}
-    where {{ touched('conversation_id') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
-conversations_in_scope as (
+conversations_in_population as (
     select conversations.*
     from conversations
     where {{ patterns_in_scope('conversations.environment') }}
@@ -36,7 +45,9 @@ steps as (
         step_number,
         step
     from {{ ref('int_conversation_steps_cleaned') }}
-    where {{ touched('conversation_id') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 paths_aggregated as (
@@ -51,23 +62,23 @@ paths_aggregated as (
 
 paths_ended as (
     select
-        conversations_in_scope.conversation_id,
-        conversations_in_scope.conversation_date,
-        conversations_in_scope.channel,
-        conversations_in_scope.environment,
-        conversations_in_scope.outcome,
-        conversations_in_scope.started,
+        conversations_in_population.conversation_id,
+        conversations_in_population.conversation_date,
+        conversations_in_population.channel,
+        conversations_in_population.environment,
+        conversations_in_population.outcome,
+        conversations_in_population.started,
         -- success: converted, or completed without a handoff (outcome
         -- `completed` already means no handoff and no conversion)
-        conversations_in_scope.outcome in ('converted', 'completed') as is_successful,
-        'outcome:' || conversations_in_scope.outcome as outcome_step,
+        conversations_in_population.outcome in ('converted', 'completed') as is_successful,
+        'outcome:' || conversations_in_population.outcome as outcome_step,
         coalesce(paths_aggregated.steps_before_outcome, 0) as steps_before_outcome,
-        coalesce(paths_aggregated.first_step, 'outcome:' || conversations_in_scope.outcome) as first_step,
-        coalesce(paths_aggregated.steps_path || ' > ', '') || 'outcome:' || conversations_in_scope.outcome
+        coalesce(paths_aggregated.first_step, 'outcome:' || conversations_in_population.outcome) as first_step,
+        coalesce(paths_aggregated.steps_path || ' > ', '') || 'outcome:' || conversations_in_population.outcome
             as path  -- noqa: RF04
-    from conversations_in_scope
+    from conversations_in_population
     left join paths_aggregated
-        on conversations_in_scope.conversation_id = paths_aggregated.conversation_id
+        on conversations_in_population.conversation_id = paths_aggregated.conversation_id
 ),
 
 final as (

@@ -1,3 +1,6 @@
+{{ config(
+    unique_key=['conversation_id', 'step_number'],
+) }}
 -- One row per conversation x step of its path: each known event becomes a
 -- token (`event_type`, or `event_type:detail` where the event carries the
 -- detail that tells steps apart), the path_cleaning seed renames or drops
@@ -14,6 +17,10 @@
 
 with
 
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
+
 events as (
     select
         event_id,
@@ -29,7 +36,9 @@ events as (
     -- unknown event types are staged for the record but take part in no metric
     where
         is_known_type
-        and {{ touched('conversation_id') }}
+        {%- if is_incremental() %}
+        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- endif %}
 ),
 
 cleaning_rules as (

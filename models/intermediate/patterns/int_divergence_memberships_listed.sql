@@ -11,6 +11,8 @@
       funnel:<name> / all / all           finished conversations that
                                           reached the funnel's first stage,
                                           success = reached its last stage. -#}
+{{ config(materialized='view') }}
+
 with
 
 paths as (

@@ -2,7 +2,18 @@
     segment, int_divergence_memberships_listed): its successful and failed
     conversations of that day; path_divergence_counted adds up the days. A
     run rewrites every day holding a conversation it touched. -#}
+{{ config(
+    unique_key=['conversation_date', 'comparison', 'segment_type', 'segment_value'],
+    scope_key='conversation_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
+
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 memberships as (
     select
@@ -12,7 +23,9 @@ memberships as (
         conversation_date,
         is_successful
     from {{ ref('int_divergence_memberships_listed') }}
-    where {{ touched('conversation_date', 'day') }}
+    {%- if is_incremental() %}
+    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    {%- endif %}
 ),
 
 population_days_counted as (

@@ -13,10 +13,21 @@
     conversation belongs to and its group in each: a few hundred distinct at
     most in practice), and the counts then spread to the populations of each
     signature. -#}
+{{ config(
+    unique_key=['conversation_date', 'comparison', 'segment_type', 'segment_value', 'scope', 'depth', 'step'],
+    scope_key='conversation_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
+
 {%- set excluded_step_pattern = var('divergence_excluded_step_pattern') %}
 {%- set max_depth = var('divergence_max_depth') | int %}
 
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 memberships as (
     select
@@ -27,7 +38,9 @@ memberships as (
         conversation_date,
         is_successful
     from {{ ref('int_divergence_memberships_listed') }}
-    where {{ touched('conversation_date', 'day') }}
+    {%- if is_incremental() %}
+    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    {%- endif %}
 ),
 
 steps as (

@@ -4,8 +4,18 @@
     first raising, for those that raised it). Replaced a whole
     conversation_date at a time: a run recomputes the days of the
     conversations with new events. -#}
+{{ config(
+    unique_key=['objection', 'conversation_date'],
+    scope_key='conversation_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
 
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 sales_conversations as (
     select
@@ -13,7 +23,9 @@ sales_conversations as (
         conversation_date,
         converted_at
     from {{ ref('int_sales_conversations_scored') }}
-    where {{ touched('conversation_date', 'day') }}
+    {%- if is_incremental() %}
+    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    {%- endif %}
 ),
 
 objections as (

@@ -4,7 +4,18 @@
     conversation counts in the day of its conversation_date; a run rewrites
     every day holding a conversation it touched (new steps, or a new outcome
     when the clock carried it across the abandonment window). -#}
+{{ config(
+    unique_key=['conversation_date', 'is_successful', 'path'],
+    scope_key='conversation_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
+
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 paths as (
     select
@@ -15,7 +26,9 @@ paths as (
     from {{ ref('int_conversation_paths_assembled') }}
     where
         outcome != 'in_progress'
-        and {{ touched('conversation_date', 'day') }}
+        {%- if is_incremental() %}
+        and conversation_date in (select days_in_scope.event_date from days_in_scope)
+        {%- endif %}
 ),
 
 path_days_counted as (

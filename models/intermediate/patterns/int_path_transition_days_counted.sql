@@ -6,7 +6,18 @@
     conversation it touched (new events, or a new outcome when the clock
     carried it across the abandonment window), so its old moves are
     replaced by its new ones. -#}
+{{ config(
+    unique_key=['conversation_date', 'depth', 'from_step', 'to_step'],
+    scope_key='conversation_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
+
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 paths as (
     select
@@ -15,7 +26,9 @@ paths as (
         is_successful,
         outcome_step
     from {{ ref('int_conversation_paths_assembled') }}
-    where {{ touched('conversation_date', 'day') }}
+    {%- if is_incremental() %}
+    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    {%- endif %}
 ),
 
 steps as (

@@ -4,8 +4,16 @@
     daily partial counts them. Replaced conversation by conversation: a
     conversation's row changes with its events, its outcome (the abandonment
     clock) and its sales stages (the classifier). -#}
+{{ config(
+    unique_key='conversation_id',
+) }}
+
 {%- set double = type_double() %}
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 conversations as (
     select
@@ -17,15 +25,48 @@ conversations as (
         converted,
         converted_at
     from {{ ref('int_conversations_summarized') }}
-    where {{ touched('conversation_id') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
+),
+
+-- a sales signal: an event carrying `lead_score`, or a `stage_reached`
+-- event of the `sales` funnel
+signal_events as (
+    select
+        event_id,
+        conversation_id,
+        event_at,
+        lead_score
+    from {{ ref('stg_events') }}
+    where
+        is_known_type
+        and (
+            lead_score is not null
+            or (event_type = 'stage_reached' and lower(funnel) = 'sales')
+        )
+        {%- if is_incremental() %}
+        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- endif %}
+),
+
+signal_events_sequenced as (
+    select
+        signal_events.*,
+        row_number() over (
+            partition by signal_events.conversation_id
+            order by signal_events.event_at, signal_events.event_id
+        ) as event_sequence
+    from signal_events
 ),
 
 sales_signals as (
     select
-        conversation_id,
-        lead_score
-    from {{ ref('int_conversation_sales_signals') }}
-    where {{ touched('conversation_id') }}
+        signal_events_sequenced.conversation_id,
+        {{ first_value_by('signal_events_sequenced.lead_score', 'signal_events_sequenced.event_sequence') }}
+            as lead_score
+    from signal_events_sequenced
+    group by signal_events_sequenced.conversation_id
 ),
 
 sales_stages as (
@@ -35,7 +76,9 @@ sales_stages as (
     from {{ ref('int_conversation_stages_combined') }}
     where
         funnel_name = 'sales'
-        and {{ touched('conversation_id') }}
+        {%- if is_incremental() %}
+        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- endif %}
 ),
 
 objections as (
@@ -43,7 +86,9 @@ objections as (
         conversation_id,
         objection
     from {{ ref('int_conversation_objections_detected') }}
-    where {{ touched('conversation_id') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 stages_reached as (

@@ -18,7 +18,18 @@
     day's scores then depend on that day's conversations only, so the
     incremental metrics (which recompute the days new events touch) stay
     exact. -#}
+{{ config(
+    unique_key='conversation_id',
+    scope_key='conversation_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
+
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 conversations as (
     select
@@ -35,7 +46,9 @@ conversations as (
     from {{ ref('int_conversations_summarized') }}
     where
         started
-        and {{ touched('conversation_date', 'day') }}
+        {%- if is_incremental() %}
+        and conversation_date in (select days_in_scope.event_date from days_in_scope)
+        {%- endif %}
 ),
 
 sentiment as (

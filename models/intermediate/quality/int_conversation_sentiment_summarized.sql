@@ -9,19 +9,65 @@
     Incremental: a run recomputes the conversations with new events or new
     scores (conversations_to_refresh_cte; the two vars are in the
     watermark's fingerprint). -#}
+{{ config(
+    unique_key='conversation_id',
+) }}
+
 {%- set band = var('sentiment_trend_band') %}
 {%- set minimum = var('sentiment_min_user_messages') %}
 
 with
 
-messages as (
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
+
+user_messages as (
     select
         conversation_id,
         event_id,
         event_at,
         sentiment
-    from {{ ref('int_message_sentiment_resolved') }}
-    where {{ touched('conversation_id') }}
+    from {{ ref('stg_events') }}
+    where
+        is_known_type
+        and event_type = 'user_message'
+        and conversation_id is not null
+        {%- if is_incremental() %}
+        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- endif %}
+),
+
+model_scores as (
+    select
+        event_id,
+        model_sentiment,
+        model_source
+    from {{ ref('stg_message_sentiment') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
+),
+
+-- a user message's sentiment -1..1: the event's own `sentiment` property
+-- when it is a number in -1..1 (source `event`), else the offline model's
+-- score the classifier wrote (its source), else null until it is scored
+messages as (
+    select
+        user_messages.conversation_id,
+        user_messages.event_id,
+        user_messages.event_at,
+        case
+            when user_messages.sentiment between -1 and 1 then user_messages.sentiment
+            else model_scores.model_sentiment
+        end as sentiment,
+        case
+            when user_messages.sentiment between -1 and 1 then 'event'
+            when model_scores.model_sentiment is not null then model_scores.model_source
+        end as sentiment_source
+    from user_messages
+    left join model_scores
+        on user_messages.event_id = model_scores.event_id
 ),
 
 messages_numbered as (

@@ -5,8 +5,15 @@
     conversation's outcome). Replaced conversation by conversation for the
     conversations with new events, and recorded by conversation_date, so the
     snapshot publishes only the days a run rewrote. -#}
+{{ config(
+    unique_key=['conversation_id', 'model'],
+) }}
 
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 agent_messages as (
     select
@@ -20,7 +27,9 @@ agent_messages as (
         stg_events.event_type = 'agent_message'
         and stg_events.is_known_type
         and stg_events.conversation_id is not null
-        and {{ touched('stg_events.conversation_id') }}
+        {%- if is_incremental() %}
+        and stg_events.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- endif %}
 ),
 
 conversation_days as (
@@ -28,7 +37,9 @@ conversation_days as (
         int_conversations_summarized.conversation_id,
         int_conversations_summarized.conversation_date
     from {{ ref('int_conversations_summarized') }} as int_conversations_summarized
-    where {{ touched('int_conversations_summarized.conversation_id') }}
+    {%- if is_incremental() %}
+    where int_conversations_summarized.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 conversation_models as (

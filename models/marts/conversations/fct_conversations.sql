@@ -4,10 +4,15 @@
     conversations_to_refresh_cte() selects (newly loaded events, or carried
     across the abandonment window by the moved clock), the same set
     int_conversations_summarized recomputed. -#}
-
--- depends_on: {{ ref('stg_events') }}
+{{ config(
+    unique_key='conversation_id',
+) }}
 
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 conversations as (
     select
@@ -48,7 +53,9 @@ conversations as (
         converted_at,
         last_user_message
     from {{ ref('int_conversations_summarized') }}
-    where {{ touched('conversation_id') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 )
 
 select * from conversations

@@ -6,8 +6,15 @@
     conversation's messages only grow between builds (a staged event keeps
     its id, type and conversation; a re-mapped history rebuilds every row),
     so replacing the recomputed event ids replaces every row that changed. -#}
+{{ config(
+    unique_key='event_id',
+) }}
 
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 messages as (
     select
@@ -21,7 +28,9 @@ messages as (
     where
         stg_events.event_type in ('user_message', 'agent_message')
         and stg_events.conversation_id is not null
-        and {{ touched('stg_events.conversation_id') }}
+        {%- if is_incremental() %}
+        and stg_events.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- endif %}
 ),
 
 messages_ordered as (

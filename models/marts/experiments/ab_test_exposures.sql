@@ -2,11 +2,15 @@
     Incremental like it: a run replaces the rows of the conversations with
     newly loaded events (conversations_to_refresh_cte); a changed experiments
     seed rebuilds every row. -#}
-
--- depends_on: {{ ref('stg_events') }}
--- depends_on: {{ ref('stg_seeds__experiments') }}
+{{ config(
+    unique_key=['test_name', 'conversation_id'],
+) }}
 
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 exposures as (
     select
@@ -19,7 +23,9 @@ exposures as (
         expected_variant,
         assignment_ok
     from {{ ref('int_ab_test_exposures_checked') }}
-    where {{ touched('conversation_id') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 )
 
 select * from exposures

@@ -1,4 +1,5 @@
 -- the statistics come from a Python model (scipy); this model pins the public types
+{{ config(materialized='view') }}
 with
 
 metrics_scored as (

@@ -1,4 +1,5 @@
 -- The daily partials summed: small whatever the history.
+{{ config(materialized='view') }}
 with
 
 turn_days as (

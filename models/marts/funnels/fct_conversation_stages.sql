@@ -3,8 +3,15 @@
     under the enforced contract. Incremental like them: a run replaces every
     row of the conversations with newly loaded events or new stage
     classifications. -#}
+{{ config(
+    unique_key=['conversation_id', 'funnel_name', 'stage'],
+) }}
 
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 conversation_stages as (
     select
@@ -18,7 +25,9 @@ conversation_stages as (
     from {{ ref('int_conversation_stages_sequenced') }}
     where
         is_reached
-        and {{ touched('conversation_id') }}
+        {%- if is_incremental() %}
+        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- endif %}
 )
 
 select * from conversation_stages

@@ -1,8 +1,15 @@
 {#- Replaced conversation by conversation: a conversation's rows change with
     its stages (events, the classifier), its outcome (the abandonment clock)
     and window_open (the conversion window). -#}
+{{ config(
+    unique_key=['conversation_id', 'funnel_name'],
+) }}
 
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 funnel_progress as (
     select
@@ -16,7 +23,9 @@ funnel_progress as (
         has_reached_last_stage,
         is_window_open
     from {{ ref('int_conversation_funnels_progressed') }}
-    where {{ touched('conversation_id') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 conversations as (
@@ -27,7 +36,9 @@ conversations as (
         last_user_message,
         outcome
     from {{ ref('int_conversations_summarized') }}
-    where {{ touched('conversation_id') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 conversations_stopped as (

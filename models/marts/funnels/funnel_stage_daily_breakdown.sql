@@ -1,3 +1,9 @@
+{{ config(
+    unique_key=['funnel_name', 'conversation_date', 'segment_type', 'segment_value', 'stage'],
+    scope_key='conversation_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
 -- funnel_stage_daily broken down by segment: channel, agent_id and each
 -- experiment's variant (segment_type 'experiment:<test_name>'; conversations
 -- that saw more than one variant of a test are left out of that test).
@@ -8,6 +14,10 @@
 -- every day.
 
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 conversation_funnel_stages as (
     select
@@ -35,7 +45,9 @@ conversations as (
         channel,
         agent_id
     from {{ ref('int_conversations_summarized') }}
-    where {{ touched('conversation_date', 'day') }}
+    {%- if is_incremental() %}
+    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    {%- endif %}
 ),
 
 -- one variant per conversation and test; contaminated conversations (more

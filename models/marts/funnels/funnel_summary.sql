@@ -1,3 +1,4 @@
+{{ config(materialized='view') }}
 with
 
 funnel_stages as (

@@ -1,6 +1,7 @@
 -- funnel_summary for the conversations of each day on: the rows the
 -- `convo-warehouse funnel --since DATE` command prints. Counts are summed from
 -- the same daily partials as funnel_summary and rated by the same macros.
+{{ config(materialized='view') }}
 with
 
 funnel_stages as (

@@ -1,6 +1,7 @@
 -- Data-quality report: stage_reached events whose (funnel, stage) is not in
 -- seeds/funnel_stages.csv. Funnel tables ignore them; add the stage to the
 -- seed (or fix the sender) and they count on the next run.
+{{ config(materialized='view') }}
 with
 
 unknown_stage_days as (

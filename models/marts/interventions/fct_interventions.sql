@@ -9,8 +9,15 @@
       unresolved   it ended some other way (ended, converted, not resolved).
     Replaced conversation by conversation: new events, the abandonment clock
     and new stage classifications all change outcome_after. -#}
+{{ config(
+    unique_key=['conversation_id', 'rule_name'],
+) }}
 
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 interventions as (
     select
@@ -22,7 +29,9 @@ interventions as (
         classifier,
         user_turns_at_trigger
     from {{ ref('int_interventions_triggered') }}
-    where {{ touched('conversation_id') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 conversations as (
@@ -31,7 +40,9 @@ conversations as (
         outcome,
         was_abandoned
     from {{ ref('int_conversations_summarized') }}
-    where {{ touched('conversation_id') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 resolved_conversations as (
@@ -40,7 +51,9 @@ resolved_conversations as (
     where
         conversation_stages.funnel_name = 'support'
         and conversation_stages.stage = 'resolved'
-        and {{ touched('conversation_stages.conversation_id') }}
+        {%- if is_incremental() %}
+        and conversation_stages.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- endif %}
 ),
 
 handoffs as (
@@ -51,7 +64,9 @@ handoffs as (
     where
         event_type = 'handoff_requested'
         and is_known_type
-        and {{ touched('conversation_id') }}
+        {%- if is_incremental() %}
+        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- endif %}
 ),
 
 handoffs_after as (

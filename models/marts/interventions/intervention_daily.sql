@@ -4,8 +4,18 @@
     five counts add up to interventions). Rates divide by interventions.
     Replaced a day at a time: every day of the conversations whose
     interventions may have changed. -#}
+{{ config(
+    unique_key=['rule_name', 'triggered_date'],
+    scope_key='triggered_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
 
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 interventions as (
     select
@@ -14,7 +24,9 @@ interventions as (
         triggered_date,
         outcome_after
     from {{ ref('fct_interventions') }}
-    where {{ touched('triggered_date', 'day') }}
+    {%- if is_incremental() %}
+    where triggered_date in (select days_in_scope.event_date from days_in_scope)
+    {%- endif %}
 ),
 
 interventions_counted as (

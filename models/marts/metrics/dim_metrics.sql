@@ -1,6 +1,8 @@
 {#- The metric glossary as a table, generated from metrics_definitions() (the
     same list that builds metrics_daily and metrics_hourly), so BI tools can
     join it and it cannot drift from the numbers. -#}
+{{ config(materialized='table', tags=['static']) }}
+
 {%- set metrics = metrics_definitions() %}
 {%- set null_string = 'cast(null as ' ~ dbt.type_string() ~ ')' %}
 

@@ -7,10 +7,11 @@
     the sample (and for drops_by_points_wow the baseline's sample too) is at
     least min_sample. segment_value '*' evaluates every value of the segment
     type. Percentile metrics have no numerator and cannot be alerted on.
-    Replaced day by day (replace_touched): a run recomputes the windows of
-    the days whose metrics it rewrote and of the days a week after them
-    (compared_days_back: their week-over-week baseline changed), reading
-    those days' metrics and the days a week before. -#}
+    A table rebuilt each run: it keeps only the windows that fired, and a
+    day's windows depend on the day a week before (drops_by_points_wow), so
+    it reads the metrics whole rather than tracking which days compare with
+    which. -#}
+{{ config(materialized='table') }}
 {%- set double = type_double() %}
 
 with
@@ -38,9 +39,6 @@ hourly_metrics as (
         metrics_hourly.numerator,
         metrics_hourly.denominator
     from {{ ref('metrics_hourly') }} as metrics_hourly
-    where
-        {{ touched('metrics_hourly.metric_date', 'day') }}
-        or {{ touched('metrics_hourly.metric_date', 'day', days_before=7) }}
 ),
 
 daily_metrics as (
@@ -52,9 +50,6 @@ daily_metrics as (
         metrics_daily.numerator,
         metrics_daily.denominator
     from {{ ref('metrics_daily') }} as metrics_daily
-    where
-        {{ touched('metrics_daily.metric_date', 'day') }}
-        or {{ touched('metrics_daily.metric_date', 'day', days_before=7) }}
 ),
 
 rule_rows_windowed as (
@@ -192,10 +187,7 @@ alerts_fired as (
         windows_judged.min_sample,
         windows_judged.severity
     from windows_judged
-    where
-        coalesce(windows_judged.has_fired, false)
-        -- the days a week back were read as baselines, not replaced
-        and {{ touched('cast(windows_judged.window_start as ' ~ type_date() ~ ')', 'day') }}
+    where coalesce(windows_judged.has_fired, false)
 )
 
 select * from alerts_fired

@@ -10,8 +10,18 @@
     (int_conversation_quality_scored), so a change to one conversation can
     change the others of its day. The snapshot publishes the days the run
     rewrote. -#}
+{{ config(
+    unique_key='conversation_id',
+    scope_key='metric_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
 
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 conversations as (
     select
@@ -49,7 +59,9 @@ conversations as (
         sales_attended_in_order,
         sales_converted_in_order
     from {{ ref('int_conversation_measures') }}
-    where {{ touched('metric_date', 'day') }}
+    {%- if is_incremental() %}
+    where metric_date in (select days_in_scope.event_date from days_in_scope)
+    {%- endif %}
 ),
 
 conversation_contributions as (

@@ -3,11 +3,18 @@
     replace_touched by metric_date: a run recomputes every day holding a
     conversation it touched (new events, or the clock carrying it across the
     abandonment window) and deletes a day left with no conversation. -#}
-
--- depends_on: {{ ref('int_conversations_summarized') }}
--- depends_on: {{ ref('stg_events') }}
+{{ config(
+    unique_key=['metric_date', 'metric_name', 'segment_type', 'segment_value'],
+    scope_key='metric_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
 
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 conversations_segmented as (
     select
@@ -16,7 +23,9 @@ conversations_segmented as (
         int_conversations_segmented.segment_value,
         {{ metrics_input_columns('int_conversations_segmented') }}
     from {{ ref('int_conversations_segmented') }} as int_conversations_segmented
-    where {{ touched('int_conversations_segmented.metric_date', 'day') }}
+    {%- if is_incremental() %}
+    where int_conversations_segmented.metric_date in (select days_in_scope.event_date from days_in_scope)
+    {%- endif %}
 ),
 
 {{ metrics_long_format('conversations_segmented', ['metric_date']) }}

@@ -4,6 +4,8 @@
     segment_comparison_end_date, segment_comparison_min_sample).
     Numerators and denominators are re-aggregated from metrics_daily, never
     averaged. -#}
+{{ config(materialized='view') }}
+
 {%- set metric_name = var('segment_comparison_metric') %}
 {%- set segment_type = var('segment_comparison_segment_type') %}
 {%- set start_date = var('segment_comparison_start_date') %}

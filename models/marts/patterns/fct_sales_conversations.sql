@@ -1,6 +1,14 @@
 {#- Publishes int_sales_conversations_scored under the enforced contract;
     every rule lives there. Replaced conversation by conversation, as it. -#}
+{{ config(
+    unique_key='conversation_id',
+) }}
+
 with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 sales_conversations as (
     select
@@ -17,7 +25,9 @@ sales_conversations as (
         reached_booked,
         sales_outcome
     from {{ ref('int_sales_conversations_scored') }}
-    where {{ touched('conversation_id') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 )
 
 select * from sales_conversations

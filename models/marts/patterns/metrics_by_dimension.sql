@@ -6,8 +6,19 @@
     changed (new events, or the clock carrying it across the abandonment
     window: is_day_to_refresh), and a changed path_cleaning seed or
     exclude_development_traffic rebuilds every day. -#}
+{{ config(
+    unique_key=['metric_date', 'dimension', 'dimension_value'],
+    scope_key='metric_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
+
 {%- set double = type_double() %}
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 paths as (
     select
@@ -15,7 +26,9 @@ paths as (
         conversation_date,
         is_successful
     from {{ ref('fct_conversation_paths') }}
-    where {{ touched('conversation_date', 'day') }}
+    {%- if is_incremental() %}
+    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    {%- endif %}
 ),
 
 conversations as (

@@ -1,5 +1,7 @@
 {#- Per objection: conversion after it was raised vs in sales conversations
     that did not raise it, summed from the daily partial. -#}
+{{ config(materialized='view') }}
+
 {%- set double = type_double() %}
 with
 

@@ -1,5 +1,6 @@
 -- The scored divergence rows (path_divergence_scored, a Python model) under
 -- an enforced contract.
+{{ config(materialized='view') }}
 with
 
 scored as (

@@ -7,6 +7,7 @@
 -- are defined there), which a run rewrites for the days it touched. A
 -- population needs both groups; a step (or a step at a depth) needs
 -- var('divergence_min_conversations') conversations of the population.
+{{ config(materialized='view') }}
 with
 
 population_days as (

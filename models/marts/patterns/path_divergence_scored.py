@@ -12,4 +12,7 @@ from convo_warehouse.lib import patterns
 
 
 def model(dbt, session):
+    # statistics over the summed counts: a table computed whole each run
+    # (dbt reads a Python model's materialization from its own config)
+    dbt.config(materialized="table")
     return patterns.score_counts(dbt.ref("path_divergence_counted").df())

@@ -2,6 +2,7 @@
 -- leading to its outcome node; the sum over days of the day partials
 -- (int_path_transition_days_counted), which a run rewrites for the days it
 -- touched.
+{{ config(materialized='view') }}
 with
 
 transition_days as (

@@ -3,6 +3,7 @@
 -- in_progress conversations are left out): the sum over days of the day
 -- partials (int_path_days_counted), which a run rewrites for the days it
 -- touched.
+{{ config(materialized='view') }}
 with
 
 path_days as (

@@ -3,7 +3,18 @@
     them) the optional LLM judge's rubric labels. Replaced day by day like
     int_conversation_quality_scored (a conversation's efficiency compares it
     with its agent's other conversations of the day). -#}
+{{ config(
+    unique_key='conversation_id',
+    scope_key='conversation_date',
+    scope_model='scope_days',
+    scope_column='event_date',
+) }}
+
 with
+
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
 
 quality as (
     select
@@ -19,7 +30,9 @@ quality as (
         median_user_turns,
         median_resolution_seconds
     from {{ ref('int_conversation_quality_scored') }}
-    where {{ touched('conversation_date', 'day') }}
+    {%- if is_incremental() %}
+    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    {%- endif %}
 ),
 
 sentiment as (

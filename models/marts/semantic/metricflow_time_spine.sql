@@ -1,4 +1,5 @@
 -- MetricFlow's time spine: one row per day (only the semantic layer reads it).
+{{ config(materialized='table', tags=['static']) }}
 with
 
 days as (

@@ -1,6 +1,4 @@
 -- One row per judged conversation: the newest LLM quality judgment wins.
--- the classifier writes the source this reads, in the same dbt build
--- depends_on: {{ ref('classifier_runs') }}
 
 with
 

@@ -1,10 +1,5 @@
 -- One row per scored user message: the newest offline-model score wins
 -- (a re-score with a newer model supersedes the older row).
--- Incremental: a run recomputes the messages the classifier step scored
--- since the newest scored_at held (classifier_output.sql).
-
--- the classifier writes the source this reads, in the same dbt build
--- depends_on: {{ ref('classifier_runs') }}
 
 with
 
@@ -20,9 +15,6 @@ message_sentiment as (
     where
         event_id is not null
         and sentiment is not null
-        and {{ has_rows_written_since_previous_build(
-            'event_id', source('classification', 'message_sentiment'), 'scored_at'
-        ) }}
 ),
 
 sentiment_ranked as (

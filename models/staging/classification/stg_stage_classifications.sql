@@ -1,10 +1,5 @@
 -- One row per conversation x funnel stage: the newest classification wins
 -- (a re-classification supersedes older rows; on a tie `llm` beats `rules`).
--- Incremental: a run recomputes the conversations the classifier wrote rows
--- for since the newest classified_at held (classifier_output.sql).
-
--- the classifier writes the source this reads, in the same dbt build
--- depends_on: {{ ref('classifier_runs') }}
 
 with
 
@@ -25,9 +20,6 @@ stage_classifications as (
         conversation_id is not null
         and funnel_name is not null
         and stage is not null
-        and {{ has_rows_written_since_previous_build(
-            'conversation_id', source('classification', 'stage_classifications'), 'classified_at'
-        ) }}
 ),
 
 classifications_ranked as (

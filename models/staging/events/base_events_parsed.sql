@@ -3,10 +3,17 @@
     the row itself, its load time and seeds/field_aliases.csv, so an
     incremental run and a full refresh give the same rows: when the field
     aliases change (field_aliases_fingerprint), every load run is parsed
-    again and replaces its rows (delete+insert by load_id). A property
-    column added to the lists below appears in an existing warehouse without
-    a full refresh (append_new_columns); rows parsed before it keep null
-    there until `dbt build --full-refresh`. -#}
+    again (a changed seed rebuilds its children whole: docs/incremental.md).
+    Incremental by load run (replace_scope on load_id): a run parses the
+    load runs of scope_load_runs. -#}
+{{ config(
+    materialized=('table' if target.type == 'spark' else 'incremental'),
+    incremental_strategy='replace_scope',
+    on_schema_change='fail',
+    unique_key=['load_id', 'source_file', 'row_number'],
+    scope_key='load_id',
+    scope_model='scope_load_runs',
+) }}
 
 {%- set text_properties = [
     'device', 'source', 'language', 'environment', 'page_url', 'agent_id', 'content',
@@ -25,10 +32,12 @@
 ] -%}
 {#- Identifiers sent as one of these JSON kinds are quarantined. -#}
 {%- set invalid_kinds = "('object', 'array', 'boolean')" -%}
-{#- new load runs; every run again when the field aliases changed -#}
-{%- set is_load_to_parse = touched('load_id', 'load') -%}
 
 with
+
+load_runs_in_scope as (
+    select load_id from {{ ref('scope_load_runs') }}
+),
 
 field_aliases as (
     select
@@ -59,7 +68,9 @@ raw_events as (
         parse_error,
         typed_fields
     from {{ source('raw', 'events') }}
-    where {{ is_load_to_parse }}
+    {%- if is_incremental() %}
+    where load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
+    {%- endif %}
 ),
 
 -- The rows whose loader kept typed_fields (a field without a column, or an
@@ -73,7 +84,11 @@ raw_typed_fields as (
         row_number,
         typed_fields
     from {{ source('raw', 'events') }}
-    where {{ is_load_to_parse }} and typed_fields is not null
+    where
+        typed_fields is not null
+        {%- if is_incremental() %}
+        and load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
+        {%- endif %}
 ),
 
 -- Fields sent under a name of seeds/field_aliases.csv (the loader keeps them
@@ -339,18 +354,23 @@ new_delivery_keys as (
     where rows_validated.rejection_reason is null
 ),
 
--- the first deliveries of those event_ids in the load runs parsed before
--- (none in a full build, which parses every load run here)
+-- the first deliveries of those event_ids in the load runs parsed before:
+-- none in a full build, which parses every load run here
 earlier_deliveries as (
+    {%- if is_incremental() %}
     select
         earlier.event_id,
         earlier.load_id,
         earlier.source_file,
         earlier.row_number
-    from {{ earlier_loads(
-        ['event_id', 'load_id', 'source_file', 'row_number'], 'new_delivery_keys', 'is_first_delivery'
-    ) }} as earlier
-    where earlier.event_id in (select new_delivery_keys.event_id from new_delivery_keys)
+    from {{ this }} as earlier
+    where
+        earlier.is_first_delivery
+        and earlier.load_id not in (select load_runs_in_scope.load_id from load_runs_in_scope)
+        and earlier.event_id in (select new_delivery_keys.event_id from new_delivery_keys)
+    {%- else %}
+    select * from new_delivery_keys where 1 = 0
+    {%- endif %}
 ),
 
 delivery_keys as (

@@ -1,7 +1,7 @@
 {#- Fails for rows where the boolean SQL expression is false, e.g.
     `resolution_rate <= completion_rate`. Optional `scope`, a condition,
-    narrows the rows (e.g. to what the run wrote: written_days(),
-    written_rows(), rendered when the test is compiled). -#}
+    narrows the rows (e.g. to what the run recomputed: the conversations,
+    days or load runs of a scope model). -#}
 {% test expression_is_true(model, expression, scope=none) %}
 
 select *

@@ -1,7 +1,7 @@
 {#- Fails for every combination of the columns that appears more than once.
     Optional `scope`, a condition, narrows the rows (e.g. to what the run
-    wrote: written_days(), written_rows(), rendered when the test is
-    compiled; a `where` config is rendered when the project is parsed). -#}
+    recomputed: the days of scope_days; a `where` config is rendered when
+    the project is parsed, before ref() can name a scope model). -#}
 {% test unique_combination(model, columns, scope=none) %}
 
 select

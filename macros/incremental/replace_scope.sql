@@ -1,0 +1,120 @@
+{#- The replace_scope incremental strategy (docs/incremental.md): a run
+    replaces every row of the scope's keys with what the model's body
+    returns for them.
+
+    A model says which of its columns holds the key a run replaces and
+    which scope model lists this run's keys, in its own config():
+      scope_key     the model's column (default conversation_id)
+      scope_model   the model of the staging/scope folder listing this
+                    run's keys (default scope_conversations); the model's
+                    body reads it with ref() in its is_incremental() filter
+      scope_column  that model's column holding the keys (default: the
+                    same name as scope_key)
+      unique_key    the grain
+
+    Before anything is written, the rows the body returned (dbt's temporary
+    relation) are checked: every row's key is in the scope (a body that
+    returns rows outside it would leave stale or duplicated rows), and the
+    grain holds among them and against the rows kept. A failed check fails
+    the build and the table is unchanged. Then, in dbt's transaction: delete
+    every row of the scope's keys (a key whose rows the body no longer
+    returns loses them), insert the new rows. -#}
+{% macro get_incremental_replace_scope_sql(arg_dict) %}
+    {%- set target_relation = arg_dict['target_relation'] -%}
+    {%- set new_rows = arg_dict['temp_relation'] -%}
+    {%- set scope_key = config.get('scope_key', 'conversation_id') -%}
+    {%- set scope = ref(config.get('scope_model', 'scope_conversations')) -%}
+    {%- set scope_column = config.get('scope_column', scope_key) -%}
+    {%- set in_scope = scope_key ~ ' in (select scope.' ~ scope_column ~ ' from ' ~ scope ~ ' as scope)' -%}
+    {%- set columns = arg_dict['dest_columns'] | map(attribute='quoted') | join(', ') -%}
+    {%- do check_rows_to_insert(new_rows, target_relation, in_scope) -%}
+    delete from {{ target_relation }}
+    where {{ in_scope }};
+    insert into {{ target_relation }} ({{ columns }})
+    select {{ columns }}
+    from {{ new_rows }}
+{% endmacro %}
+
+{#- The replace_scope checks on `new_rows`, the rows about to replace the
+    scope's rows in `target_relation` (`in_scope`: the condition true for a
+    row of the scope's keys). One query; a second one only to name an
+    example when a check fails. -#}
+{% macro check_rows_to_insert(new_rows, target_relation, in_scope) -%}
+    {%- set grain = unique_key_columns() -%}
+    {%- set scope_key = config.get('scope_key', 'conversation_id') -%}
+    {#- keys kept outside the scope can collide only when the grain does not
+        contain the scope key (a conversation keyed by its day) -#}
+    {%- set check_kept = scope_key not in grain -%}
+    {%- set counts = run_query(
+        'select (select count(*) from ' ~ new_rows ~ ' as new_rows where not coalesce(new_rows.' ~ in_scope ~ ', false))'
+        ~ ', (select count(*) from (select 1 as repeated from ' ~ new_rows ~ ' group by ' ~ grain | join(', ')
+        ~ ' having count(*) > 1) as repeated_keys)'
+        ~ (', (select count(*) from ' ~ new_rows ~ ' as new_rows inner join ' ~ target_relation ~ ' as kept on '
+            ~ grain_join(grain, 'new_rows', 'kept') ~ ' where not coalesce(kept.' ~ in_scope ~ ', false))'
+            if check_kept else ', 0')
+    ).rows[0] -%}
+    {%- if counts[0] > 0 -%}
+        {%- set example = run_query(
+            'select ' ~ scope_key ~ ' from ' ~ new_rows ~ ' as new_rows where not coalesce(new_rows.' ~ in_scope
+            ~ ', false) limit 1'
+        ).rows[0][0] -%}
+        {{ exceptions.raise_compiler_error(
+            this.identifier ~ ': the body returned ' ~ counts[0] ~ ' rows outside this run\'s scope (e.g. '
+            ~ scope_key ~ ' = ' ~ example ~ ', not in ' ~ config.get('scope_model', 'scope_conversations')
+            ~ '); the build is rolled back. Narrow the body\'s input to the scope in its is_incremental() filter.'
+        ) }}
+    {%- endif -%}
+    {%- if counts[1] > 0 or counts[2] > 0 -%}
+        {%- do raise_repeated_grain(new_rows, grain) -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The model's unique_key config as a list of columns. -#}
+{% macro unique_key_columns() -%}
+    {%- set unique_key = config.require('unique_key') -%}
+    {{ return([unique_key] if unique_key is string else unique_key) }}
+{%- endmacro %}
+
+{#- A join condition: `grain`'s columns equal in `left` and `right`. -#}
+{% macro grain_join(grain, left, right) -%}
+    {%- for column in grain -%}
+        {{ left }}.{{ column }} = {{ right }}.{{ column }}{{ ' and ' if not loop.last }}
+    {%- endfor -%}
+{%- endmacro %}
+
+{#- Fail the build naming a key `relation` holds more than once. -#}
+{% macro raise_repeated_grain(relation, grain) -%}
+    {%- set repeated = run_query(
+        'select ' ~ grain | join(', ') ~ ', count(*) from ' ~ relation ~ ' group by ' ~ grain | join(', ')
+        ~ ' having count(*) > 1 limit 1'
+    ).rows -%}
+    {%- set example = [] -%}
+    {%- if repeated | length > 0 -%}
+        {%- for column in grain -%}
+            {%- do example.append(column ~ ' = ' ~ repeated[0][loop.index0]) -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ exceptions.raise_compiler_error(
+        this.identifier ~ ': the rows to write repeat the grain (' ~ grain | join(', ') ~ ')'
+        ~ (', e.g. ' ~ example | join(', ') if example else ', or repeat a key the table keeps outside this run\'s scope')
+        ~ '; the build is rolled back. Find the join or union that duplicates them.'
+    ) }}
+{%- endmacro %}
+
+{#- post-hook of every replace_scope model: a full build (the table new, or
+    --full-refresh) wrote every row, so the grain is checked over all of
+    them before the build commits. An incremental build was checked by the
+    strategy before it wrote. -#}
+{% macro check_grain_of_full_build() -%}
+    {%- if execute and config.get('materialized') == 'incremental'
+        and config.get('incremental_strategy') == 'replace_scope' and not is_incremental() -%}
+        {%- set grain = unique_key_columns() -%}
+        {%- set repeated = run_query(
+            'select count(*) from (select 1 as repeated from ' ~ this ~ ' group by ' ~ grain | join(', ')
+            ~ ' having count(*) > 1) as repeated_keys'
+        ).rows[0][0] -%}
+        {%- if repeated > 0 -%}
+            {%- do raise_repeated_grain(this, grain) -%}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}

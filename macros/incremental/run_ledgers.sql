@@ -1,0 +1,110 @@
+{#- The two ledgers a run appends to (docs/incremental.md), declared as the
+    `ledger` source (models/staging/scope/_scope__sources.yml):
+      audit.scope_runs            one row per run that built every
+                                  replace_scope model: the history position
+                                  it covered, where the next run's scope
+                                  starts (scope_run reads the newest row)
+      audit.partitions_rewritten  the days each run rewrote in each
+                                  replace_scope model, or one row saying a
+                                  build rewrote everything; the snapshot
+                                  publisher and the GX suites read it
+    Appended by hooks, never by a model, so a --full-refresh or a changed
+    model never loses them. -#}
+
+{#- on-run-start: the ledgers, created when missing. DuckDB only: Spark
+    tables are rebuilt whole each run. -#}
+{% macro create_run_ledgers() -%}
+    {%- if not execute or target.type != 'duckdb' -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- do run_query('create schema if not exists audit') -%}
+    {%- do run_query(
+        'create table if not exists audit.scope_runs ('
+        ~ 'invocation_id ' ~ dbt.type_string() ~ ', '
+        ~ 'through_load_id ' ~ dbt.type_bigint() ~ ', '
+        ~ 'clock ' ~ dbt.type_timestamp() ~ ', '
+        ~ 'classified_through ' ~ dbt.type_timestamp() ~ ', '
+        ~ 'recorded_at ' ~ dbt.type_timestamp() ~ ')'
+    ) -%}
+    {%- do run_query(
+        'create table if not exists audit.partitions_rewritten ('
+        ~ 'relation_name ' ~ dbt.type_string() ~ ', '
+        ~ 'partition_date ' ~ type_date() ~ ', '
+        ~ 'rewrote_all ' ~ dbt.type_boolean() ~ ', '
+        ~ 'recorded_at ' ~ dbt.type_timestamp() ~ ')'
+    ) -%}
+{%- endmacro %}
+
+{#- pre-hook of every replace_scope model: a build that will write every row
+    (the table new, --full-refresh) says so in audit.partitions_rewritten.
+    Decided before the build, while is_incremental() still tells. -#}
+{% macro record_full_build() -%}
+    {%- if execute and target.type == 'duckdb' and config.get('materialized') == 'incremental'
+        and config.get('incremental_strategy') == 'replace_scope' and not is_incremental() -%}
+        insert into audit.partitions_rewritten
+        values ({{ string_literal(this.schema ~ '.' ~ this.identifier) }}, null, true, {{ dbt.current_timestamp() }})
+    {%- endif -%}
+{%- endmacro %}
+
+{#- on-run-end: when every replace_scope model built successfully in this
+    invocation, the run covered its scope: scope_run's position becomes the
+    newest row of audit.scope_runs (unless it repeats it: a run with
+    nothing new changes no byte), and every replace_scope model rewrote the
+    days of scope_days. A run that built only some of them (dbt build
+    --select) records nothing; the next complete run covers its scope
+    again. -#}
+{% macro record_run_scope(results) -%}
+    {%- if not execute or target.type != 'duckdb' -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set replacing = [] -%}
+    {%- for node in graph.nodes.values()
+        if node.resource_type == 'model' and node.config.get('incremental_strategy') == 'replace_scope'
+            and node.config.materialized == 'incremental' -%}
+        {%- do replacing.append(node.unique_id) -%}
+    {%- endfor -%}
+    {%- set built = [] -%}
+    {%- set relations_built = {} -%}
+    {%- for result in results if result.status == 'success' -%}
+        {%- do built.append(result.node.unique_id) -%}
+        {%- do relations_built.update({result.node.name: api.Relation.create(
+            database=result.node.database, schema=result.node.schema,
+            identifier=result.node.alias or result.node.name,
+        )}) -%}
+    {%- endfor -%}
+    {#- the scope this run covered: scope_run and scope_days as it built them -#}
+    {%- set scope_run = relations_built.get('scope_run') -%}
+    {%- set scope_days = relations_built.get('scope_days') -%}
+    {%- if not replacing or replacing | reject('in', built) | list or scope_run is none or scope_days is none -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set relations = [] -%}
+    {%- for unique_id in replacing -%}
+        {%- set node = graph.nodes[unique_id] -%}
+        {%- do relations.append("(" ~ string_literal(node.schema ~ '.' ~ (node.alias or node.name)) ~ ")") -%}
+    {%- endfor -%}
+    {%- call statement('record_run_scope') -%}
+        insert into audit.partitions_rewritten
+        select models.relation_name, scope_days.event_date, false, {{ dbt.current_timestamp() }}
+        from {{ scope_days }} as scope_days
+        cross join (values {{ relations | join(', ') }}) as models (relation_name);
+        insert into audit.scope_runs
+        select
+            {{ string_literal(invocation_id) }},
+            scope_run.through_load_id,
+            scope_run.clock,
+            scope_run.classified_through,
+            {{ dbt.current_timestamp() }}
+        from {{ scope_run }} as scope_run
+        where not exists (
+            select 1
+            from audit.scope_runs as covered
+            where
+                covered.through_load_id is not distinct from scope_run.through_load_id
+                and covered.clock is not distinct from scope_run.clock
+                and covered.classified_through is not distinct from scope_run.classified_through
+                and covered.recorded_at = (select max(newest.recorded_at) from audit.scope_runs as newest)
+        )
+    {%- endcall -%}
+    {%- do adapter.commit() -%}
+{%- endmacro %}

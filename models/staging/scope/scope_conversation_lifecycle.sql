@@ -1,0 +1,53 @@
+{#- One row per conversation with a staged event: when it began and when it
+    was last heard from, kept up to date as loads arrive. Incremental
+    (delete+insert by conversation): a run recomputes, from all their
+    events, the conversations with an event in this run's load runs;
+    recomputed_at says when (the classifier prepares the transcripts of the
+    conversations recomputed since it last ran). -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='conversation_id',
+) }}
+
+with
+
+load_runs_in_scope as (
+    select load_id from {{ ref('scope_load_runs') }}
+),
+
+conversations_with_new_events as (
+    select distinct conversation_id
+    from {{ ref('stg_events') }}
+    {%- if is_incremental() %}
+    where load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
+    {%- endif %}
+),
+
+events as (
+    select
+        conversation_id,
+        event_at,
+        is_known_type,
+        load_id
+    from {{ ref('stg_events') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_with_new_events.conversation_id from conversations_with_new_events)
+    {%- endif %}
+),
+
+lifecycle as (
+    select
+        events.conversation_id,
+        -- over the known event types, as fct_conversations counts them
+        min(case when events.is_known_type then events.event_at end) as first_event_at,
+        max(case when events.is_known_type then events.event_at end) as last_event_at,
+        -- over every staged event: the warehouse clock is their newest
+        max(events.event_at) as last_staged_at,
+        max(events.load_id) as last_load_id,
+        {{ timestamp_literal(run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f')) }} as recomputed_at
+    from events
+    group by events.conversation_id
+)
+
+select * from lifecycle
