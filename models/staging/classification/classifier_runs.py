@@ -25,6 +25,8 @@ def model(dbt, session):
     # from its own config, not dbt_project.yml's folder settings)
     dbt.config(materialized="incremental", incremental_strategy="append")
     dbt.ref("stg_events")  # the transcripts: the run reads the staged events
+    # the conversations recomputed since the classifier last ran (lib/classify/transcripts.py)
+    dbt.ref("scope_conversation_lifecycle")
     started_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     if type(session).__module__.startswith("pyspark"):
         from convo_warehouse.spark.pipeline import classify_on_spark

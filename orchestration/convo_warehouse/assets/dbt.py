@@ -14,7 +14,9 @@ in several steps around them.
 
 
 import json
+import subprocess
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -27,11 +29,9 @@ from dagster_dbt import (
 
 from convo_warehouse.checks import suites
 from convo_warehouse.concurrency import WRITER_POOL, busy_retry, is_busy_error
-from convo_warehouse.lib import dbt_commands, seed_only
-from convo_warehouse.lib.run_state import project_fingerprint
-from convo_warehouse.lib.seed_columns import rebuild_changed_seeds, record_loaded_seeds, unchanged_seeds
-from convo_warehouse.lib.warehouse import warehouse_path, writer_lock
-from convo_warehouse.project import dbt_project, manifest_path, prune_invocation_targets
+from convo_warehouse.lib import dbt_commands, dbt_state
+from convo_warehouse.lib.warehouse import table_exists, warehouse_path, writer_lock
+from convo_warehouse.project import dbt_executable, dbt_project, manifest_path, prune_invocation_targets
 from convo_warehouse.resources import WarehouseResource
 from convo_warehouse.spark.target import on_spark
 
@@ -146,19 +146,21 @@ def dbt_models(
         )
     try:
         with writer_lock(warehouse.database):
-            # the manifest and the project as this build starts, read once for the seeds' steps
-            manifest = {} if on_spark() else json.loads(manifest_path().read_text())
-            project = "" if on_spark() else project_fingerprint(dbt_project.project_dir)
-            left_out = [] if on_spark() else _prepare_seeds(context, warehouse, manifest, project)
-            args = dbt_commands.production_build(multi_step=on_spark(), exclude=left_out)
+            manifest = json.loads(manifest_path().read_text())
+            plan = None if on_spark() else _prepare(context, warehouse, manifest)
+            args = dbt_commands.production_build(
+                multi_step=on_spark(),
+                exclude=plan.exclude if plan else (),
+                state=plan.state if plan else None,
+            )
             invocation = dbt.cli(args, context=context, raise_on_error=False)
             if not on_spark():  # the GX suites run after this step (checks/gx_checks.py)
                 suites.import_great_expectations_in_background()
             try:
-                yield from invocation.stream()
+                yield from (invocation.stream() if plan is None else _with_left_out(context, invocation, manifest))
                 error = invocation.get_error()
-                if error is None and not on_spark():
-                    _record_seeds(invocation, warehouse, manifest, project)
+                if error is None and plan is not None:
+                    dbt_state.keep(warehouse.database, dbt_project.project_dir, manifest_path())
             finally:
                 prune_invocation_targets(context.op_def.name)
     except Exception as busy:  # the lock itself: WarehouseBusyError
@@ -172,34 +174,86 @@ def dbt_models(
     raise error
 
 
-def _prepare_seeds(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, manifest: Mapping, project: str
-) -> list[str]:
-    """Seeds before dbt (lib/seed_columns.py): drop the table of a seed whose CSV columns
-    changed, so dbt builds it anew. Return what this build leaves out: the seeds whose file
-    is what the last build loaded and, when the project (fingerprint ``project``) is the one
-    last built, the nodes computed from seeds alone (lib/seed_only.py)."""
-    with warehouse.connect() as con:
-        for change in rebuild_changed_seeds(con, manifest, dbt_project.project_dir):
-            context.log.warning(change.describe())
-        static = seed_only.left_out(con, manifest, project)
-        if not static:
-            seed_only.forget_build(con)
-        return unchanged_seeds(con, manifest, dbt_project.project_dir) + static
+def _prepare(context: dg.AssetExecutionContext, warehouse: WarehouseResource, manifest: Mapping) -> dbt_state.Plan:
+    """Before dbt: compare the project (``manifest``, parsed for this run) with the last
+    successful build (lib/dbt_state.py) and drop the relations of what changed, so this build
+    builds them whole."""
+    project_dir = dbt_project.project_dir
+    with warehouse.connect(read_only=True) as con:
+        has_models = table_exists(con, "staging.base_events_parsed")
+    plan = dbt_state.plan(warehouse.database, project_dir, manifest, has_models)
+    if plan.state is not None and (plan.changed_vars or dbt_state.project_changed(warehouse.database, project_dir)):
+        plan.rebuilt = _select(plan.selector_of_rebuilt(manifest), plan.state)
+    if plan.rebuild_all or plan.rebuilt:
+        with warehouse.connect() as con:
+            kinds = dict(((schema, name), kind) for schema, name, kind in con.execute(
+                "select table_schema, table_name, table_type from information_schema.tables"
+            ).fetchall())
+            dropped = plan.drop(con, manifest, lambda schema, name: kinds.get((schema, name)))
+        why = "no kept manifest to compare with" if plan.rebuild_all else (
+            "changed since the last successful build"
+            + (f" (vars: {', '.join(plan.changed_vars)})" if plan.changed_vars else "")
+        )
+        context.log.info(f"rebuilt whole, {why}: {', '.join(dropped) or 'nothing built yet'}")
+    return plan
 
 
-def _record_seeds(invocation: Any, warehouse: WarehouseResource, manifest: Mapping, project: str) -> None:
-    """After a successful build, the files of the seeds it loaded and the project of the
-    seed-only nodes it built."""
-    results = invocation.get_artifact("run_results.json")["results"]
-    loaded = [
-        result["unique_id"].split(".")[-1]
-        for result in results
-        if result["unique_id"].startswith("seed.") and result["status"] == "success"
+def _select(selector: str, state: Path) -> list[str]:
+    """The unique ids of the models and seeds dbt's ``selector`` selects against the kept manifest."""
+    command = [
+        dbt_executable(), "ls", "--quiet", "--select", selector, "--state", str(state),
+        "--resource-type", "model", "--resource-type", "seed", "--output", "json", "--output-keys", "unique_id",
     ]
-    with warehouse.connect() as con:
-        record_loaded_seeds(con, manifest, dbt_project.project_dir, loaded)
-        seed_only.record_build(con, manifest, project, results)
+    listed = subprocess.run(command, cwd=dbt_project.project_dir, capture_output=True, text=True)
+    if listed.returncode != 0:
+        raise RuntimeError(f"dbt ls --select {selector} failed:\n{listed.stdout}\n{listed.stderr}")
+    return [json.loads(line)["unique_id"] for line in listed.stdout.splitlines() if line.startswith("{")]
+
+
+def _with_left_out(context: dg.AssetExecutionContext, invocation: Any, manifest: Mapping) -> Iterator[Any]:
+    """dbt's events, with an output for each selected model or seed the build left out (a seed, a
+    view or a static model, all unmodified: lib/dbt_state.py), so the steps waiting for it (the
+    snapshot, the run's last step) run: it is up to date as the last build left it. Dagster takes a
+    multi-asset's outputs in dependency order and dbt reports its nodes in that order, so a node's
+    ancestors that dbt has not reported by then were left out, and are output just before it."""
+    keys = {
+        unique_id: translator.get_asset_key(node)
+        for unique_id, node in manifest["nodes"].items()
+        if node["resource_type"] in ("model", "seed")
+    }
+    node_of = {key: unique_id for unique_id, key in keys.items()}
+    done: set[str] = set()
+
+    def left_out_before(unique_id: str) -> Iterator[dg.Output]:
+        for parent in manifest["nodes"][unique_id]["depends_on"].get("nodes", []):
+            if parent in keys and parent not in done:
+                yield from left_out_before(parent)
+                done.add(parent)
+                if keys[parent] in context.selected_asset_keys:
+                    yield dg.Output(
+                        None,
+                        output_name=context.assets_def.get_output_name_for_asset_key(keys[parent]),
+                        metadata={"left_out": "unmodified since the last successful build, so not rebuilt"},
+                    )
+
+    for event in invocation.stream():
+        if isinstance(event, dg.Output):
+            unique_id = node_of.get(context.assets_def.keys_by_output_name.get(event.output_name))
+            if unique_id is not None:
+                yield from left_out_before(unique_id)
+                done.add(unique_id)
+        yield event
+    if invocation.get_error() is None:
+        for unique_id in sorted(keys):
+            if unique_id not in done:
+                yield from left_out_before(unique_id)
+                done.add(unique_id)
+                if keys[unique_id] in context.selected_asset_keys:
+                    yield dg.Output(
+                        None,
+                        output_name=context.assets_def.get_output_name_for_asset_key(keys[unique_id]),
+                        metadata={"left_out": "unmodified since the last successful build, so not rebuilt"},
+                    )
 
 
 def _log_classifier_run(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:

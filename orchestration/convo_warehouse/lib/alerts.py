@@ -21,7 +21,6 @@ from typing import Any
 
 import duckdb
 
-from convo_warehouse.lib.warehouse import STAGED_EVENTS_MODEL
 
 WEBHOOK_ENV = "CONVO_ALERT_WEBHOOK_URL"
 LOOKBACK_ENV = "CONVO_ALERT_LOOKBACK_HOURS"
@@ -67,14 +66,10 @@ def new_alerts(
     frame = con.execute(
         f"""
         with newest_event as (
-            -- the warehouse clock: the newest staged event, as the staged
-            -- events' latest build recorded it (staged_events_clock() in
-            -- macros/incremental/incremental_builds.sql, its one definition)
-            select incremental_builds.newest_event_at
-            from audit.incremental_builds as incremental_builds
-            where incremental_builds.model_name = '{STAGED_EVENTS_MODEL}'
-            order by incremental_builds.recorded_at desc
-            limit 1
+            -- the warehouse clock of the latest run: the newest staged event
+            -- (scope_run, its one definition)
+            select scope_run.clock as newest_event_at
+            from scope.scope_run as scope_run
         )
 
         select metric_alerts.*

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 
-def production_build(*, multi_step: bool = False, exclude: Iterable[str] = ()) -> list[str]:
+def production_build(
+    *, multi_step: bool = False, exclude: Iterable[str] = (), state: Path | None = None
+) -> list[str]:
     """``dbt build`` as a production run: models, seeds and data tests, no unit tests.
 
     dbt unit tests check our SQL against fixtures; they run in ``make test`` and
@@ -22,9 +25,9 @@ def production_build(*, multi_step: bool = False, exclude: Iterable[str] = ()) -
     Spark, around the Python models run outside dbt), so each must only run
     the tests whose every parent it builds or has built: dbt's "buildable"
     indirect selection (the default, "eager", would test a model a later step
-    builds). ``exclude``: dbt selectors left out (a seed whose file is
-    unchanged since it was loaded, the nodes computed from seeds alone while
-    the project is unchanged: lib/seed_only.py).
+    builds). ``exclude``: dbt selectors left out (what no load reaches while
+    dbt's state comparison finds it unmodified: lib/dbt_state.py), against
+    the manifest kept in ``state``.
     """
     args = ["build", "--exclude-resource-type", "unit_test"]
     if "DBT_LOG_LEVEL_FILE" not in os.environ:
@@ -38,6 +41,8 @@ def production_build(*, multi_step: bool = False, exclude: Iterable[str] = ()) -
     excluded = " ".join(exclude)
     if excluded:  # one value: dagster-dbt takes only the first word after --exclude as its own
         args += ["--exclude", excluded]
+    if state is not None:
+        args += ["--state", str(state)]
     return args
 
 

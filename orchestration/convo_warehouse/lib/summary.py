@@ -7,7 +7,6 @@ import datetime as dt
 
 import duckdb
 
-from convo_warehouse.lib.seed_columns import rebuilt_seed_lines
 
 KEY_RATES = ("completion_rate", "handoff_rate", "abandonment_rate", "conversion_rate", "fallback_rate")
 
@@ -171,18 +170,30 @@ def alert_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [f"Metric alerts fired: {count:,} (see marts.metric_alerts)"]
 
 
-def seed_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Seeds the latest run rebuilt because their CSV columns changed."""
-    if not _exists(con, "audit", "pipeline_runs"):
+def rebuilt_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The incremental models the latest run rebuilt whole (the project changed, or a new
+    warehouse), from ``audit.partitions_rewritten``'s rewrote_all rows."""
+    if not _exists(con, "audit", "pipeline_runs") or not _exists(con, "audit", "partitions_rewritten"):
         return []
     started = con.execute("select max(started_at) from audit.pipeline_runs").fetchone()[0]
-    return rebuilt_seed_lines(con, started)
+    names = [
+        name
+        for (name,) in con.execute(
+            "select distinct relation_name from audit.partitions_rewritten"
+            " where rewrote_all and recorded_at >= ? order by 1",
+            [started],
+        ).fetchall()
+    ]
+    if not names or started is None:
+        return []
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return [f"Rebuilt whole (new, or changed since the last successful build): {len(names)} models ({shown})"]
 
 
 def run_summary(con: duckdb.DuckDBPyConnection, today: dt.date | None = None) -> str:
     """The report; ``today`` (UTC, default the current date) decides which day is complete."""
     sections = [
-        seed_lines(con),
+        rebuilt_lines(con),
         reconciliation_lines(con),
         outcome_lines(con),
         funnel_lines(con),

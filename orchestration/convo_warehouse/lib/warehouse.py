@@ -26,12 +26,6 @@ DEFAULT_LANDING = "data/landing"
 # grow. DuckDB's own default is 80 % of the machine's memory.
 MEMORY_LIMIT_ENV = "CONVO_DUCKDB_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "3GB"
-# The model whose builds record the staged events' position: the newest load
-# run parsed and the warehouse clock (staged_events_model_id() in the macros,
-# a test keeps the two the same).
-STAGED_EVENTS_MODEL = "base_events_parsed"
-
-
 # Lock files this process holds -> the pid that took them (a forked child
 # inherits the dict but not the lock, so the pid is checked too).
 _HELD_LOCKS: dict[Path, int] = {}

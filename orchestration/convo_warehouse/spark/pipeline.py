@@ -192,7 +192,7 @@ def _execute_python_model(spark, node: dict, relations: dict[str, str]):
 
 # What the stage classifier reads and writes (lib/classify): copied between
 # Spark and an in-memory DuckDB, where the classifier runs unchanged.
-CLASSIFIER_INPUTS = ("staging.stg_events", "audit.incremental_builds")
+CLASSIFIER_INPUTS = ("staging.stg_events", "scope.scope_conversation_lifecycle")
 CLASSIFIER_OUTPUTS = (
     "classification.stage_classifications",
     "classification.llm_calls",

@@ -43,7 +43,7 @@ from convo_warehouse.lib.classify.transcripts import (
     fetch_transcripts,
     prepare_transcripts,
     record_prepared,
-    staged_history,
+    lifecycle_through,
 )
 from convo_warehouse.lib.warehouse import table_exists
 
@@ -128,7 +128,7 @@ def classify_warehouse(
     prepared_for = f"sentiment={sentiment.MODEL if scores_sentiment else 'off'}"
     judges = stats.judge and mode in ("llm", "hybrid")
     # Staging cannot change during the run (the caller holds the writer lock): read once.
-    history = staged_history(con)
+    history = lifecycle_through(con)
     changed = None if judges else changed_since_last_prepared(con, history, prepared_for)
     stats.conversations = _prepare(con, acceptable, acceptable_parameters, changed)
 

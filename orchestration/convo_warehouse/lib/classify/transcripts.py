@@ -6,91 +6,62 @@ Messages are ``staging.stg_events`` rows of type ``user_message`` /
 transcript (roles and contents in order) is the cache key, with the prompt or
 rules version and the model.
 
-Staging only appends events (a new load's rows, ``load_id`` above every staged
-one) until the way it reads the history changes (an alias added: its build
-fingerprint in ``audit.incremental_builds`` changes and every event is mapped
-again). So a transcript can only have changed if its conversation has
-events of a load staged since the previous preparation, recorded in
-``classification.transcripts_prepared`` with that fingerprint and the caller's
-settings (``changed_since_last_prepared``).
+A transcript can only have changed if its conversation's row of
+``scope.scope_conversation_lifecycle`` was recomputed since the transcripts
+were last prepared for the same settings: a run recomputes the conversations
+with new events, and a change to how staging reads the history (an alias
+added to a seed) rebuilds the lifecycle whole (docs/incremental.md), which
+recomputes them all. ``classification.transcript_preparations`` keeps the
+newest ``recomputed_at`` each preparation covered
+(``changed_since_last_prepared``).
 """
 
 from __future__ import annotations
 
 import duckdb
 
-from convo_warehouse.lib.warehouse import STAGED_EVENTS_MODEL, table_exists
+from convo_warehouse.lib.warehouse import table_exists
 
 MESSAGES_TABLE = "classify_messages"
 TRANSCRIPTS_TABLE = "classify_transcripts"
-PREPARED_TABLE = "classification.transcripts_prepared"
+PREPARED_TABLE = "classification.transcript_preparations"
+LIFECYCLE_TABLE = "scope.scope_conversation_lifecycle"
 
 
-def staged_history(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
-    """(newest staged ``load_id``, the fingerprint of how staging reads the history), or None when unknown.
-
-    The newest load run is the one the staged events' latest build recorded
-    parsing through (``loaded_through_load_id`` of ``STAGED_EVENTS_MODEL``'s
-    row, as ``history_position()`` in the macros reads it), not a scan of every
-    staged event through the ``stg_events`` view (0.2 s at 10M events on a
-    quiet machine, growing with the history). Every load run up to it was parsed by then, and a
-    staged row of those runs can change only when staging reads the history
-    anew, which changes the fingerprint. A warehouse whose build recorded
-    none is scanned.
-    """
-    if not table_exists(con, "audit.incremental_builds") or not table_exists(con, "staging.stg_events"):
+def lifecycle_through(con: duckdb.DuckDBPyConnection):
+    """The newest ``recomputed_at`` of the conversations' lifecycle (None: no lifecycle yet)."""
+    if not table_exists(con, LIFECYCLE_TABLE):
         return None
-    fingerprint = _latest_build(con, "stg_events", "build_fingerprint")
-    if fingerprint is None:
-        return None
-    loaded_through = _latest_build(con, STAGED_EVENTS_MODEL, "loaded_through_load_id")
-    if loaded_through is None:
-        loaded_through = con.execute("select coalesce(max(load_id), 0) from staging.stg_events").fetchone()[0]
-    return loaded_through, fingerprint
+    return con.execute(f"select max(recomputed_at) from {LIFECYCLE_TABLE}").fetchone()[0]
 
 
-def _latest_build(con: duckdb.DuckDBPyConnection, model: str, column: str):
-    """``column`` of the newest row ``audit.incremental_builds`` holds for ``model`` (None: no row, or null)."""
-    row = con.execute(
-        f"select {column} from audit.incremental_builds where model_name = ? order by recorded_at desc limit 1",
-        [model],
-    ).fetchone()
-    return None if row is None else row[0]
-
-
-def changed_since_last_prepared(
-    con: duckdb.DuckDBPyConnection, history: tuple[int, str] | None, settings: str
-) -> str | None:
+def changed_since_last_prepared(con: duckdb.DuckDBPyConnection, through, settings: str) -> str | None:
     """A query of the conversations whose transcript may have changed since the last
     ``record_prepared`` with the same ``settings``, or None: any may have (nothing
-    recorded, other settings, or staging read the history anew). ``history``:
-    ``staged_history`` now."""
-    if history is None or not table_exists(con, "classification.transcripts_prepared"):
+    recorded, other settings, no lifecycle). ``through``: ``lifecycle_through`` now."""
+    if through is None or not table_exists(con, PREPARED_TABLE):
         return None
     previous = con.execute(
-        f"select staged_through_load_id, staging_fingerprint, settings from {PREPARED_TABLE} "
-        "order by prepared_at desc limit 1"
+        f"select lifecycle_through, settings from {PREPARED_TABLE} order by prepared_at desc limit 1"
     ).fetchone()
-    if previous is None or (previous[1], previous[2]) != (history[1], settings):
+    if previous is None or previous[1] != settings or previous[0] is None:
         return None
     return (
-        "select distinct stg_events.conversation_id from staging.stg_events "
-        f"where stg_events.load_id > {int(previous[0])}"
+        f"select lifecycle.conversation_id from {LIFECYCLE_TABLE} as lifecycle "
+        f"where lifecycle.recomputed_at > '{previous[0]}'::timestamp"
     )
 
 
-def record_prepared(con: duckdb.DuckDBPyConnection, history: tuple[int, str] | None, settings: str) -> None:
-    """Record what the transcripts were prepared from (``staged_history`` when they were), once
-    everything they fed is stored."""
-    if history is None:
+def record_prepared(con: duckdb.DuckDBPyConnection, through, settings: str) -> None:
+    """Record what the transcripts were prepared from (``lifecycle_through`` when they were),
+    once everything they fed is stored."""
+    if through is None:
         return
     con.execute(
         f"create table if not exists {PREPARED_TABLE} "
-        "(prepared_at timestamp, staged_through_load_id bigint, staging_fingerprint varchar, settings varchar)"
+        "(prepared_at timestamp, lifecycle_through timestamp, settings varchar)"
     )
-    con.execute(
-        f"insert into {PREPARED_TABLE} values (current_timestamp::timestamp, ?, ?, ?)", [*history, settings]
-    )
+    con.execute(f"insert into {PREPARED_TABLE} values (current_timestamp::timestamp, ?, ?)", [through, settings])
 
 
 def prepare_transcripts(con: duckdb.DuckDBPyConnection, conversations: str | None = None) -> int:
