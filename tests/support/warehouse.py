@@ -8,7 +8,9 @@ folder), drops files into ``warehouse.landing``, calls ``warehouse.load()`` and
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +23,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # manifest reused for every warehouse (all test warehouses are files named
 # warehouse.duckdb, so relation names are the same).
 _MANIFESTS: dict[Path, object] = {}
+
+
+def forget_parsed_manifest(target_dir: Path) -> None:
+    """The next dbt call with ``target_dir`` parses the project again (it was edited)."""
+    _MANIFESTS.pop(target_dir, None)
 
 
 def _session_manifest(target_dir: Path):
@@ -104,12 +111,13 @@ def _describe_failures(result) -> str:
 class Warehouse:
     """A throwaway warehouse: loader + dbt on a temporary DuckDB file."""
 
-    def __init__(self, root: Path, target_dir: Path) -> None:
+    def __init__(self, root: Path, target_dir: Path, project_dir: Path = REPO_ROOT) -> None:
         self.root = root
         self.path = root / "warehouse.duckdb"
         self.landing = root / "landing"
         self.landing.mkdir(parents=True, exist_ok=True)
-        self.target_dir = target_dir
+        self.target_dir = target_dir  # one per project: the parsed manifest is kept per target folder
+        self.project_dir = project_dir
 
     @property
     def env(self) -> dict[str, str]:
@@ -118,6 +126,7 @@ class Warehouse:
             "CONVO_DUCKDB_PATH": str(self.path),
             "CONVO_LANDING_DIR": str(self.landing),
             "DBT_TARGET_PATH": str(self.target_dir),
+            "DBT_PROJECT_DIR": str(self.project_dir),
             "DBT_LOG_PATH": str(self.root / "dbt-logs"),
             "DBT_PROFILES_DIR": str(REPO_ROOT),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -177,6 +186,38 @@ class Warehouse:
             args.append("--full-refresh")
         return self.dbt(*args)
 
+    def run_build(self, *more: str):
+        """The dbt step of a pipeline run (assets/dbt.py), without Dagster: compare the project with
+        the manifest the last successful build kept (lib/dbt_state.py), drop what changed, ``dbt
+        build`` with what no load reaches left out while unmodified, and keep the manifest."""
+        from convo_warehouse.lib import dbt_commands, dbt_state
+
+        if not (self.target_dir / "manifest.json").is_file():
+            saved = dict(os.environ)
+            os.environ.update(self.env)
+            try:
+                _session_manifest(self.target_dir)
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+        manifest = json.loads((self.target_dir / "manifest.json").read_text())
+        con = open_warehouse(self.path)
+        try:
+            plan, dropped, left_out = dbt_state.prepare(con, self.path, self.project_dir, manifest, self._select)
+        finally:
+            con.close()
+        args = dbt_commands.production_build(exclude=left_out)
+        result = self.dbt(*args, *more)
+        dbt_state.keep(self.path, self.project_dir, self.target_dir / "manifest.json")
+        return plan, dropped, result
+
+    def _select(self, selector: str, state: Path) -> list[str]:
+        result = self.dbt(
+            "ls", "--select", selector, "--state", str(state), "--resource-type", "model", "--resource-type", "seed",
+            "--output", "json", "--output-keys", "unique_id",
+        )
+        return [json.loads(line)["unique_id"] for line in result.result]
+
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         con = open_warehouse(self.path)
         try:
@@ -199,6 +240,15 @@ class Warehouse:
         for line in sorted(repr(row) for row in rows):
             digest.update(line.encode())
         return digest.hexdigest()
+
+    def copy_project(self, folder: Path) -> Path:
+        """A copy of this warehouse's dbt project in ``folder``, to edit (a seed, a var, a model)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("dbt_project.yml", "profiles.yml"):
+            shutil.copy2(self.project_dir / name, folder / name)
+        for name in ("models", "macros", "seeds", "tests/dbt"):
+            shutil.copytree(self.project_dir / name, folder / name)
+        return folder
 
     def tables(self, schemas: tuple[str, ...]) -> list[str]:
         placeholders = ", ".join("?" for _ in schemas)

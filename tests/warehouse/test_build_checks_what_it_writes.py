@@ -1,11 +1,12 @@
-"""The replace_touched materialization checks what each build writes.
+"""The replace_scope strategy checks what each build writes, and a changed project rebuilds whole.
 
 Row rules are the models' contract constraints (enforced by the engine on
-every row a build inserts) and the grain is the model's unique_key (checked
-by the materialization on the rows it wrote, before it commits), so a run
-checks exactly what it wrote and a full build everything. A failed check
-rolls the build back. And a change to what a model is computed from (its
-SQL or vars, an upstream seed's rows) rebuilds it whole.
+every row a build inserts); the grain (unique_key) and the scope are checked
+by the strategy on the rows a build is about to write, before it writes
+(macros/incremental/replace_scope.sql). A failed check fails the build and
+leaves the table as it was. A change to what a model is computed from (its
+SQL, a var it reads, an upstream seed's rows) rebuilds it whole
+(lib/dbt_state.py), and what did not change stays incremental.
 """
 
 from __future__ import annotations
@@ -15,27 +16,30 @@ import shutil
 from datetime import timedelta
 
 import pytest
+from support.warehouse import Warehouse, forget_parsed_manifest
 
 from convo_warehouse.lib.generate import generate_events
 
 # A fixed past end date: every generated day is whole.
 END_DATE = "2024-04-02"
+# the scope models and what the two marts read
+UP_TO_MESSAGES = "+fct_conversations +fct_messages"
 
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    source = tmp_path_factory.mktemp("replace-touched-landing")
+    source = tmp_path_factory.mktemp("replace-scope-landing")
     generate_events(source, conversations=60, days=2, seed=5, end_date=END_DATE, progress=False)
     return sorted(path for path in source.iterdir() if path.is_dir() and path.name != "late")
 
 
-def built(make_warehouse, name: str, days) -> object:
-    warehouse = make_warehouse(name)
+def built(warehouse: Warehouse, days) -> Warehouse:
     warehouse.dbt("seed")
     for day in days:
         shutil.copytree(day, warehouse.landing / day.name)
     warehouse.load()
-    warehouse.dbt("run", "--select", "+fct_conversations +fct_messages")
+    # a complete run: the next one's scope starts where it stopped (a partial one records nothing)
+    warehouse.dbt("run")
     return warehouse
 
 
@@ -58,8 +62,8 @@ def failure_of(result) -> str:
     return "\n".join(str(node_result.message) for node_result in result.result.results if node_result.message)
 
 
-def test_rows_a_build_writes_that_repeat_the_grain_fail_it_and_roll_it_back(generated, make_warehouse):
-    warehouse = built(make_warehouse, "grain", generated)
+def test_rows_repeating_the_grain_fail_the_build_and_leave_the_table_as_it_was(generated, make_warehouse):
+    warehouse = built(make_warehouse("grain"), generated)
     conversation = warehouse.scalar(
         "select min(conversation_id) from marts.fct_messages where event_type = 'user_message'"
     )
@@ -73,15 +77,15 @@ def test_rows_a_build_writes_that_repeat_the_grain_fail_it_and_roll_it_back(gene
     )
     before = warehouse.table_hash("marts.fct_messages")
     touch(warehouse, conversation)
-    result = warehouse.dbt("run", "--select", "base_events_parsed stg_events fct_messages", check=False)
+    result = warehouse.dbt("run", "--select", UP_TO_MESSAGES, check=False)
     assert not result.success
     message = failure_of(result)
-    assert "fct_messages: the rows this build wrote repeat its unique key (event_id)" in message, message
+    assert "fct_messages: the rows to write repeat the grain (event_id)" in message, message
     assert warehouse.table_hash("marts.fct_messages") == before, "the failed build was not rolled back"
 
 
 def test_a_row_breaking_the_contract_fails_the_build_that_writes_it(generated, make_warehouse):
-    warehouse = built(make_warehouse, "contract", generated)
+    warehouse = built(make_warehouse("contract"), generated)
     bad, good = (row[0] for row in warehouse.query(
         "select conversation_id from marts.fct_conversations where started order by conversation_id limit 2"
     ))
@@ -91,98 +95,91 @@ def test_a_row_breaking_the_contract_fails_the_build_that_writes_it(generated, m
         "update intermediate.int_conversations_summarized set satisfaction_score = 1.5 where conversation_id = ?",
         [bad],
     )
+    # the scope and the mart, not the model the defect sits in
+    mart_only = ("run", "--select", "+scope_days fct_conversations")
     touch(warehouse, good, "good")
-    warehouse.dbt("run", "--select", "base_events_parsed stg_events fct_conversations")
+    warehouse.dbt(*mart_only)
     # the build that rewrites it fails on the constraint (satisfaction_score between 0 and 1)
     touch(warehouse, bad, "bad")
     before = warehouse.table_hash("marts.fct_conversations")
-    result = warehouse.dbt("run", "--select", "base_events_parsed stg_events fct_conversations", check=False)
+    result = warehouse.dbt(*mart_only, check=False)
     assert not result.success
     assert "CHECK constraint failed" in failure_of(result) and "satisfaction_score" in failure_of(result)
     assert warehouse.table_hash("marts.fct_conversations") == before
 
 
-def test_a_changed_var_or_seed_rebuilds_the_models_computed_from_it(generated, make_warehouse):
-    """The build fingerprint: rebuilt models record a new row in
-    audit.incremental_builds; a re-run with nothing new records none."""
-    warehouse = built(make_warehouse, "fingerprint", generated)
-    select = ("run", "--select", "+fct_conversations +fct_messages")
-
-    def builds() -> dict[str, int]:
-        return dict(warehouse.query(
-            "select model_name, count(*) from audit.incremental_builds group by model_name"
-        ))
-
-    first = builds()
-    warehouse.dbt(*select)
-    assert builds() == first, "a re-run with nothing new recorded a build"
-
-    # abandon_after_minutes is read by int_conversations_summarized: it and
-    # fct_conversations are rebuilt whole, fct_messages (not computed from it) is not
-    warehouse.dbt(*select, "--vars", "{abandon_after_minutes: 45}")
-    changed = {model for model, count in builds().items() if count != first.get(model)}
-    assert {"int_conversations_summarized", "fct_conversations"} <= changed
-    assert "fct_messages" not in changed and "stg_events" not in changed
-    rewrote_all = warehouse.query(
-        "select relation_name from audit.partitions_rewritten where rewrote_all "
-        "and recorded_at > (select min(recorded_at) from audit.incremental_builds "
-        "where model_name = 'int_conversations_summarized' and recorded_at > (select max(recorded_at) "
-        "from audit.incremental_builds where model_name = 'stg_events'))"
-    )
-    assert ("marts.fct_conversations",) in rewrote_all
-
-    # an alias added to the event-type seed: staging maps every event again
-    # (its rows are in every staged model's fingerprint)
-    second = builds()
-    warehouse.query("insert into seeds.event_type_aliases (alias, event_type) values ('never_sent', 'tool_called')")
-    warehouse.dbt(*select, "--vars", "{abandon_after_minutes: 45}")
-    changed = {model for model, count in builds().items() if count != second.get(model)}
-    assert {"stg_events", "fct_messages", "fct_conversations"} <= changed
-
-
-def test_replace_touched_models_hold_their_not_null_rules_as_constraints(generated, make_warehouse):
-    """A not_null rule of a replace_touched model is a contract constraint, enforced by
-    DuckDB on every row a build inserts, never a data test node (a node per column
-    costs every run a query over the table; the constraint costs nothing)."""
-    from support.warehouse import _session_manifest
-
-    warehouse = built(make_warehouse, "constraints", generated)
-    manifest = _session_manifest(warehouse.target_dir)
-    touched = {
-        unique_id: node for unique_id, node in manifest.nodes.items()
-        if node.resource_type == "model" and node.config.materialized == "replace_touched"
-    }
-    not_null_tests = sorted(
-        node.attached_node for node in manifest.nodes.values()
-        if node.resource_type == "test" and getattr(node, "test_metadata", None)
-        and node.test_metadata.name == "not_null" and node.attached_node in touched
-        and touched[node.attached_node].original_file_path.startswith("models/intermediate")
-    )
-    assert not not_null_tests, not_null_tests
-
-    enforced = dict(warehouse.query(
-        "select schema_name || '.' || table_name, list(constraint_column_names[1] order by constraint_column_names[1]) "
-        "from duckdb_constraints() where constraint_type = 'NOT NULL' group by 1"
+def test_a_body_returning_rows_outside_the_scope_fails_the_build(generated, tmp_path, make_warehouse):
+    """The slip of a model narrowed to the wrong scope (fct_messages to whole days instead of its
+    conversations): its body returns the rows of every conversation of those days, which would
+    be written twice. The strategy refuses to write them."""
+    project = make_warehouse("wrong-scope").copy_project(tmp_path / "project")
+    model = project / "models" / "marts" / "conversations" / "fct_messages.sql"
+    text = model.read_text()
+    narrowed = "stg_events.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)"
+    assert narrowed in text, "fct_messages no longer reads its scope this way: update the test"
+    model.write_text(text.replace(
+        narrowed, "cast(stg_events.event_at as date) in (select days_in_scope.event_date from days_in_scope)",
+    ).replace(
+        "\nwith\n\n", "\nwith\n\ndays_in_scope as (\n    select event_date from {{ ref('scope_days') }}\n),\n\n", 1,
     ))
-    declaring = {}
-    for node in touched.values():
-        declared = sorted(
-            name for name, column in node.columns.items()
-            if any(constraint.type == "not_null" for constraint in column.constraints)
-        )
-        relation = f"{node.schema}.{node.alias or node.name}"
-        if declared and warehouse.scalar(
-            "select count(*) from information_schema.tables where table_schema || '.' || table_name = ?", [relation]
-        ):
-            declaring[relation] = declared
-    # every replace_touched model this build made (upstream of the two facts)
-    # holds each rule it declares
-    assert {"intermediate.int_conversations_summarized", "marts.fct_conversations"} <= set(declaring), declaring
-    assert {relation: enforced.get(relation) for relation in declaring} == declaring
-    conversation = warehouse.scalar("select min(conversation_id) from intermediate.int_conversations_summarized")
-    with pytest.raises(Exception, match="NOT NULL constraint failed"):
-        warehouse.query(
-            "insert into intermediate.int_conversations_summarized select * replace (null as conversation_id) "
-            "from intermediate.int_conversations_summarized where conversation_id = ?",
-            [conversation],
-        )
+    warehouse = built(Warehouse(tmp_path / "warehouse", tmp_path / "target", project), generated)
+    conversation = warehouse.scalar("select min(conversation_id) from marts.fct_messages")
+    before = warehouse.table_hash("marts.fct_messages")
+    touch(warehouse, conversation)
+    result = warehouse.dbt("run", "--select", UP_TO_MESSAGES, check=False)
+    assert not result.success
+    message = failure_of(result)
+    assert "fct_messages: the body returned" in message and "rows outside this run's scope" in message, message
+    assert "Narrow the body's input to the scope" in message
+    assert warehouse.table_hash("marts.fct_messages") == before
+
+
+def test_a_changed_var_seed_or_model_rebuilds_what_reads_it_and_nothing_else(generated, tmp_path):
+    """dbt's state comparison against the manifest the last successful build kept: a var a
+    model reads, an upstream seed's content and a model's SQL each rebuild the models computed
+    from them whole; the rest stays incremental; a run with nothing new rebuilds nothing."""
+    project_dir = Warehouse(tmp_path / "scratch", tmp_path / "scratch-target").copy_project(tmp_path / "project")
+    warehouse = Warehouse(tmp_path / "warehouse", tmp_path / "target", project_dir)
+    for day in generated:
+        shutil.copytree(day, warehouse.landing / day.name)
+    warehouse.load()
+
+    def build() -> set[str]:
+        plan, dropped, _ = warehouse.run_build()
+        return set(dropped)
+
+    def reparse() -> None:
+        """The project changed: parse it again, as a run does (project.ensure_manifest)."""
+        (warehouse.target_dir / "manifest.json").unlink()
+        forget_parsed_manifest(warehouse.target_dir)
+
+    assert build() == set(), "a new warehouse has nothing to drop"
+    assert build() == set(), "a run with nothing new rebuilt something"
+
+    # abandon_after_minutes is read by int_conversations_summarized (and the scope); the var
+    # changes in the project, which is parsed again
+    project = project_dir / "dbt_project.yml"
+    project.write_text(project.read_text().replace("abandon_after_minutes: 30", "abandon_after_minutes: 45"))
+    reparse()
+    rebuilt = build()
+    assert {"intermediate.int_conversations_summarized", "scope.scope_conversations", "marts.metrics_daily"} <= rebuilt
+    assert "marts.fct_messages" not in rebuilt and "staging.base_events_parsed" not in rebuilt, rebuilt
+    assert build() == set()
+
+    # the experiments seed (a test's intended split): the seed and what reads it, nothing else
+    seed = project_dir / "seeds" / "experiments.csv"
+    seed.write_text(seed.read_text().replace(
+        "greeting_tone,formal,0,true,0.5,", "greeting_tone,formal,0,true,0.6,").replace(
+        "greeting_tone,casual,1,false,0.5,", "greeting_tone,casual,1,false,0.4,"))
+    reparse()
+    rebuilt = build()
+    assert {"seeds.experiments", "intermediate.int_ab_test_exposures_checked", "marts.ab_test_exposures"} <= rebuilt
+    assert "intermediate.int_conversations_summarized" not in rebuilt, rebuilt
+    assert warehouse.scalar("select weight from seeds.experiments where variant = 'formal'") == 0.6
+
+    # a model's SQL: fct_messages alone (nothing reads it)
+    model = project_dir / "models" / "marts" / "conversations" / "fct_messages.sql"
+    model.write_text(model.read_text() + "\n-- changed\n")
+    reparse()
+    assert build() == {"marts.fct_messages"}
+    assert build() == set()

@@ -14,9 +14,7 @@ in several steps around them.
 
 
 import json
-import subprocess
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -30,7 +28,7 @@ from dagster_dbt import (
 from convo_warehouse.checks import suites
 from convo_warehouse.concurrency import WRITER_POOL, busy_retry, is_busy_error
 from convo_warehouse.lib import dbt_commands, dbt_state
-from convo_warehouse.lib.warehouse import table_exists, warehouse_path, writer_lock
+from convo_warehouse.lib.warehouse import warehouse_path, writer_lock
 from convo_warehouse.project import dbt_executable, dbt_project, manifest_path, prune_invocation_targets
 from convo_warehouse.resources import WarehouseResource
 from convo_warehouse.spark.target import on_spark
@@ -147,12 +145,8 @@ def dbt_models(
     try:
         with writer_lock(warehouse.database):
             manifest = json.loads(manifest_path().read_text())
-            plan = None if on_spark() else _prepare(context, warehouse, manifest)
-            args = dbt_commands.production_build(
-                multi_step=on_spark(),
-                exclude=plan.exclude if plan else (),
-                state=plan.state if plan else None,
-            )
+            plan, left_out = (None, []) if on_spark() else _prepare(context, warehouse, manifest)
+            args = dbt_commands.production_build(multi_step=on_spark(), exclude=left_out)
             invocation = dbt.cli(args, context=context, raise_on_error=False)
             if not on_spark():  # the GX suites run after this step (checks/gx_checks.py)
                 suites.import_great_expectations_in_background()
@@ -174,40 +168,27 @@ def dbt_models(
     raise error
 
 
-def _prepare(context: dg.AssetExecutionContext, warehouse: WarehouseResource, manifest: Mapping) -> dbt_state.Plan:
+def _prepare(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, manifest: Mapping
+) -> tuple[dbt_state.Plan, list[str]]:
     """Before dbt: compare the project (``manifest``, parsed for this run) with the last
-    successful build (lib/dbt_state.py) and drop the relations of what changed, so this build
-    builds them whole."""
-    project_dir = dbt_project.project_dir
-    with warehouse.connect(read_only=True) as con:
-        has_models = table_exists(con, "staging.base_events_parsed")
-    plan = dbt_state.plan(warehouse.database, project_dir, manifest, has_models)
-    if plan.state is not None and (plan.changed_vars or dbt_state.project_changed(warehouse.database, project_dir)):
-        plan.rebuilt = _select(plan.selector_of_rebuilt(manifest), plan.state)
+    successful build and drop the tables of what changed, so this build builds them whole; return
+    the plan and the nodes this build leaves out (lib/dbt_state.py)."""
+    with warehouse.connect() as con:
+        plan, dropped, left_out = dbt_state.prepare(
+            con, warehouse.database, dbt_project.project_dir, manifest,
+            dbt_state.dbt_ls(dbt_executable(), dbt_project.project_dir),
+        )
     if plan.rebuild_all or plan.rebuilt:
-        with warehouse.connect() as con:
-            kinds = dict(((schema, name), kind) for schema, name, kind in con.execute(
-                "select table_schema, table_name, table_type from information_schema.tables"
-            ).fetchall())
-            dropped = plan.drop(con, manifest, lambda schema, name: kinds.get((schema, name)))
         why = "no kept manifest to compare with" if plan.rebuild_all else (
             "changed since the last successful build"
             + (f" (vars: {', '.join(plan.changed_vars)})" if plan.changed_vars else "")
         )
         context.log.info(f"rebuilt whole, {why}: {', '.join(dropped) or 'nothing built yet'}")
-    return plan
+    return plan, left_out
 
 
-def _select(selector: str, state: Path) -> list[str]:
-    """The unique ids of the models and seeds dbt's ``selector`` selects against the kept manifest."""
-    command = [
-        dbt_executable(), "ls", "--quiet", "--select", selector, "--state", str(state),
-        "--resource-type", "model", "--resource-type", "seed", "--output", "json", "--output-keys", "unique_id",
-    ]
-    listed = subprocess.run(command, cwd=dbt_project.project_dir, capture_output=True, text=True)
-    if listed.returncode != 0:
-        raise RuntimeError(f"dbt ls --select {selector} failed:\n{listed.stdout}\n{listed.stderr}")
-    return [json.loads(line)["unique_id"] for line in listed.stdout.splitlines() if line.startswith("{")]
+LEFT_OUT = "no load reaches it and the project's changes did not: left as the last build left it"
 
 
 def _with_left_out(context: dg.AssetExecutionContext, invocation: Any, manifest: Mapping) -> Iterator[Any]:
@@ -233,7 +214,7 @@ def _with_left_out(context: dg.AssetExecutionContext, invocation: Any, manifest:
                     yield dg.Output(
                         None,
                         output_name=context.assets_def.get_output_name_for_asset_key(keys[parent]),
-                        metadata={"left_out": "unmodified since the last successful build, so not rebuilt"},
+                        metadata={"left_out": LEFT_OUT},
                     )
 
     for event in invocation.stream():
@@ -252,7 +233,7 @@ def _with_left_out(context: dg.AssetExecutionContext, invocation: Any, manifest:
                     yield dg.Output(
                         None,
                         output_name=context.assets_def.get_output_name_for_asset_key(keys[unique_id]),
-                        metadata={"left_out": "unmodified since the last successful build, so not rebuilt"},
+                        metadata={"left_out": LEFT_OUT},
                     )
 
 

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from pathlib import Path
 
 
-def production_build(
-    *, multi_step: bool = False, exclude: Iterable[str] = (), state: Path | None = None
-) -> list[str]:
+def production_build(*, multi_step: bool = False, exclude: Iterable[str] = ()) -> list[str]:
     """``dbt build`` as a production run: models, seeds and data tests, no unit tests.
 
     dbt unit tests check our SQL against fixtures; they run in ``make test`` and
@@ -25,9 +22,8 @@ def production_build(
     Spark, around the Python models run outside dbt), so each must only run
     the tests whose every parent it builds or has built: dbt's "buildable"
     indirect selection (the default, "eager", would test a model a later step
-    builds). ``exclude``: dbt selectors left out (what no load reaches while
-    dbt's state comparison finds it unmodified: lib/dbt_state.py), against
-    the manifest kept in ``state``.
+    builds). ``exclude``: the nodes left out (what no load reaches, unless the
+    project's changes rebuild it: lib/dbt_state.py).
     """
     args = ["build", "--exclude-resource-type", "unit_test"]
     if "DBT_LOG_LEVEL_FILE" not in os.environ:
@@ -41,8 +37,6 @@ def production_build(
     excluded = " ".join(exclude)
     if excluded:  # one value: dagster-dbt takes only the first word after --exclude as its own
         args += ["--exclude", excluded]
-    if state is not None:
-        args += ["--state", str(state)]
     return args
 
 

@@ -10,13 +10,15 @@ warehouse (``<warehouse>.dbt-state/manifest.json``), with the vars it read
   downstream of them. dbt 1.11 has no ``state:modified.vars``, so the nodes
   whose SQL or macros name a var whose value changed are added
   (``var_readers``) with everything downstream.
-- Those relations are dropped before the build (``Plan.drop``), so dbt
-  builds each one whole, as it builds a new table; the rest are built
-  incrementally in the same ``dbt build``. A dropped relation the build then
-  fails to create is simply absent, and built whole by the next run.
-- What no load reaches is left out of the build while unmodified
-  (``Plan.exclude``): seeds, views (a view has no rows to keep up to date)
-  and the models tagged ``static`` (computed from seeds alone).
+- Their tables are dropped before the build (``Plan.drop``), so dbt builds
+  each one whole, as it builds a new table; the rest are built
+  incrementally in the same ``dbt build``. A dropped table the build then
+  fails to create is simply absent, and built whole by the next run. A view
+  is never dropped: it holds no rows, and dbt replaces it when its own
+  definition changed.
+- What no load reaches is left out of the build unless it is among them
+  (``Plan.left_out``): seeds, views and the models tagged ``static``
+  (computed from seeds alone), when their relation exists.
 
 Without a kept manifest (a new warehouse, or one built before this was
 kept) there is nothing to compare with: a new warehouse is built whole
@@ -31,6 +33,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,15 +47,21 @@ MANIFEST = "manifest.json"
 VARS = "vars.json"
 FINGERPRINT = "project_fingerprint"
 
-# Left out of a build while dbt's state comparison finds them unmodified.
-UNMODIFIED_LEFT_OUT = (
-    "state:unmodified,resource_type:seed",
-    "state:unmodified,config.materialized:view",
-    "state:unmodified,tag:static",
-)
+STATIC_TAG = "static"
+SCOPE_TAG = "scope"
 
-# The schemas dbt builds into (a relation there that no node names is not ours to drop).
-_DROPPABLE = ("model", "seed")
+
+def _relation(node: Mapping) -> tuple[str, str]:
+    return node["schema"], node.get("alias") or node["name"]
+
+
+def _reached_by_no_load(node: Mapping) -> bool:
+    """A seed, a view or a static model: what a new load cannot change."""
+    return (
+        node["resource_type"] == "seed"
+        or (node["resource_type"] == "model" and node["config"].get("materialized") == "view")
+        or STATIC_TAG in node["config"].get("tags", [])
+    )
 
 
 def state_dir(warehouse: Path) -> Path:
@@ -103,36 +112,51 @@ class Plan:
     rebuild_all: bool = False
     rebuilt: list[str] = field(default_factory=list)  # unique ids rebuilt whole (filled by ``find_rebuilt``)
 
-    @property
-    def exclude(self) -> list[str]:
-        return list(UNMODIFIED_LEFT_OUT) if self.state is not None else []
+    def left_out(self, manifest: Mapping, existing: Callable[[str, str], str | None]) -> list[str]:
+        """The nodes this build leaves out (by name): what no load reaches and this build does not
+        rebuild, where its relation exists. Nothing without a kept manifest."""
+        if self.state is None or self.rebuild_all:
+            return []
+        rebuilt = set(self.rebuilt)
+        return sorted(
+            node["name"]
+            for unique_id, node in manifest["nodes"].items()
+            if node["resource_type"] in ("model", "seed")
+            and _reached_by_no_load(node)
+            and unique_id not in rebuilt
+            and existing(*_relation(node)) is not None
+        )
 
     def selector_of_rebuilt(self, manifest: Mapping) -> str | None:
         """dbt's selector of what this build rebuilds whole: the state comparison and the var readers."""
         if self.state is None:
             return None
-        names = sorted(manifest["nodes"][unique_id]["name"] for unique_id in var_readers(manifest, self.changed_vars))
-        return " ".join(["state:modified+", *(f"{name}+" for name in names)])
+        selectors = ["state:modified+"]
+        for unique_id in sorted(var_readers(manifest, self.changed_vars)):
+            node = manifest["nodes"][unique_id]
+            # every incremental model reads the scope models, but a var they read decides only
+            # which keys later runs recompute, not the rows built so far: they are rebuilt alone
+            selectors.append(node["name"] if SCOPE_TAG in node["config"].get("tags", []) else f'{node["name"]}+')
+        return " ".join(selectors)
 
     def drop(self, con: duckdb.DuckDBPyConnection, manifest: Mapping, existing: Callable[[str, str], str | None]) -> list[str]:
-        """Drop the relations of ``self.rebuilt`` (of every model and seed when ``rebuild_all``);
-        return their names. A node configured ``full_refresh: false`` keeps its relation."""
+        """Drop the tables of ``self.rebuilt`` (of every model and seed when ``rebuild_all``);
+        return their names. A node configured ``full_refresh: false`` keeps its table."""
         dropped = []
         nodes = manifest["nodes"]
         unique_ids = (
-            [unique_id for unique_id, node in nodes.items() if node["resource_type"] in _DROPPABLE]
+            [unique_id for unique_id, node in nodes.items() if node["resource_type"] in ("model", "seed")]
             if self.rebuild_all
             else self.rebuilt
         )
         for unique_id in unique_ids:
             node = nodes.get(unique_id)
-            if node is None or node["resource_type"] not in _DROPPABLE or node["config"].get("full_refresh") is False:
+            if node is None or node["resource_type"] not in ("model", "seed") or node["config"].get("full_refresh") is False:
                 continue
-            name = f'{node["schema"]}.{node.get("alias") or node["name"]}'
-            kind = existing(node["schema"], node.get("alias") or node["name"])
-            if kind is None:
+            if existing(*_relation(node)) != "BASE TABLE":
                 continue
-            con.execute(f'drop {"view" if kind == "VIEW" else "table"} if exists {name}')
+            name = ".".join(_relation(node))
+            con.execute(f"drop table if exists {name}")
             dropped.append(name)
         return dropped
 
@@ -154,6 +178,50 @@ def plan(warehouse: Path, project_dir: Path, manifest: Mapping, has_models: bool
         if previous_vars.get(name) != current_vars.get(name)
     )
     return Plan(state=folder, changed_vars=changed)
+
+
+def prepare(
+    con: duckdb.DuckDBPyConnection,
+    warehouse: Path,
+    project_dir: Path,
+    manifest: Mapping,
+    select: Callable[[str, Path], list[str]],
+) -> tuple[Plan, list[str], list[str]]:
+    """Before a build: compare the project with what the last successful build kept and drop the
+    tables of what changed. ``select(selector, state)`` lists the unique ids dbt's selector
+    selects against the kept manifest (``dbt ls``). Returns the plan, the tables dropped and
+    the nodes to leave out (``--exclude``)."""
+    has_models = bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'staging' and table_name = 'base_events_parsed'"
+    ).fetchone()[0])
+    build = plan(warehouse, project_dir, manifest, has_models)
+    if build.state is not None and (build.changed_vars or project_changed(warehouse, project_dir)):
+        build.rebuilt = select(build.selector_of_rebuilt(manifest), build.state)
+    kinds = {
+        (schema, name): kind
+        for schema, name, kind in con.execute(
+            "select table_schema, table_name, table_type from information_schema.tables"
+        ).fetchall()
+    }
+    existing = lambda schema, name: kinds.get((schema, name))  # noqa: E731
+    dropped = build.drop(con, manifest, existing) if (build.rebuild_all or build.rebuilt) else []
+    return build, dropped, build.left_out(manifest, existing)
+
+
+def dbt_ls(dbt: str, project_dir: Path) -> Callable[[str, Path], list[str]]:
+    """``select`` for ``prepare``: ``dbt ls`` of the project's models and seeds, run by ``dbt``."""
+
+    def select(selector: str, state: Path) -> list[str]:
+        command = [
+            dbt, "ls", "--quiet", "--select", selector, "--state", str(state),
+            "--resource-type", "model", "--resource-type", "seed", "--output", "json", "--output-keys", "unique_id",
+        ]
+        listed = subprocess.run(command, cwd=project_dir, capture_output=True, text=True)
+        if listed.returncode != 0:
+            raise RuntimeError(f"dbt ls --select {selector} failed:\n{listed.stdout}\n{listed.stderr}")
+        return [json.loads(line)["unique_id"] for line in listed.stdout.splitlines() if line.startswith("{")]
+
+    return select
 
 
 def project_changed(warehouse: Path, project_dir: Path) -> bool:
