@@ -33,7 +33,7 @@ METRICS_SELECT = (
 SALES_STAGES = ["started", "responded", "qualified", "booked", "attended", "converted"]
 KEY = ["metric_date", "metric_name", "segment_type", "segment_value"]
 HOURLY_KEY = ["metric_hour", "metric_name", "segment_type", "segment_value"]
-ATTRIBUTE_SEGMENTS = ["channel", "agent_id", "device", "source", "language"]
+ATTRIBUTE_SEGMENTS = ["channel", "agent_id", "device", "source", "language", "environment"]
 
 
 # --------------------------------------------------------------------------- fixtures

@@ -8,7 +8,8 @@
     unfiltered read and joined back would compute the measures (their joins
     included) for the whole history on every run. -#}
 
-{%- set attribute_segments = ['channel', 'agent_id', 'device', 'source', 'language'] -%}
+{#- environment (contract v1.3) lets a BI tool filter development traffic out -#}
+{%- set attribute_segments = ['channel', 'agent_id', 'device', 'source', 'language', 'environment'] -%}
 
 with
 

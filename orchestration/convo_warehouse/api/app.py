@@ -230,7 +230,7 @@ def create_app(config: ApiConfig) -> Starlette:
           - {name: start, in: query, schema: {type: string, format: date}, description: "First conversation day (default: 28 complete days before the newest)."}
           - {name: end, in: query, schema: {type: string, format: date}, description: "Last conversation day (default: the latest complete day)."}
           - {name: period, in: query, schema: {type: string, enum: [all]}, description: "all: the whole history when start and end are not given."}
-          - {name: segment_type, in: query, schema: {type: string}, description: "all (default), channel, agent_id, device, source, language or experiment:<test_name>."}
+          - {name: segment_type, in: query, schema: {type: string}, description: "all (default), channel, agent_id, device, source, language, environment or experiment:<test_name>."}
           - {name: segment_value, in: query, schema: {type: string}, description: "Only this value of segment_type."}
           - {name: grain, in: query, schema: {type: string, enum: [day, hour]}, description: "The series' period (default day)."}
           - {name: channel, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}

@@ -20,7 +20,7 @@ import pandas as pd
 
 from convo_warehouse.lib.scope import Scope, scope_cte
 
-ATTRIBUTE_SEGMENTS = ("channel", "agent_id", "device", "source", "language")
+ATTRIBUTE_SEGMENTS = ("channel", "agent_id", "device", "source", "language", "environment")
 # the series' period column: per day, per hour, or one total over the whole scope
 GRAINS = {"day": "metric_date", "hour": "metric_hour", "total": None}
 
