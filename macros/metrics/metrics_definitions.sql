@@ -287,9 +287,9 @@
             "numerator": "coalesce(sentiment_end - sentiment_start, 0)",
             "denominator": flag.format("sentiment_start is not null and sentiment_end is not null"),
             "unit": "sentiment change -2..2",
-            "numerator_definition": "sum of sentiment_end - sentiment_start (mean sentiment of the last third of the scored user messages minus the first third's)",
-            "denominator_definition": "conversations with both sentiment_start and sentiment_end (at least var sentiment_min_user_messages scored user messages)",
-            "description": "Mean change of user sentiment within a conversation (end - start; positive: users leave happier than they came). The number behind fct_conversation_quality.sentiment_trend. Not in the contract.",
+            "numerator_definition": "sum of sentiment_end - sentiment_start (mean sentiment of the last third of the scored user messages minus the first third's, at least one message each)",
+            "denominator_definition": "conversations with both sentiment_start and sentiment_end (at least one scored user message)",
+            "description": "Mean change of user sentiment within a conversation (end - start; positive: users leave happier than they came): the mean of fct_conversation_quality.sentiment_trend. Not in the contract.",
         },
         {
             "name": "first_response_ms_p50",

@@ -754,7 +754,8 @@ SALES_STEP_RATES = (
     ("show_rate", "attended", "booked"),
     ("sales_conversion_rate", "converted", "attended"),
 )
-SEGMENT_ATTRIBUTES = ("channel", "agent_id", "device", "source", "language")
+# v1.3 adds environment
+SEGMENT_ATTRIBUTES = ("channel", "agent_id", "device", "source", "language", "environment")
 
 
 def sales_stage_times(events: list[Event], fact: dict[str, Any]) -> dict[str, datetime]:
@@ -941,3 +942,56 @@ def funnel_summary_rows(counts: dict[tuple[str, str], list[int]], all_conversati
                 "drop_off_in_order": previous_in_order - reached_in_order,
             }
     return rows
+
+
+# --------------------------------------------------------------------------- v1.3: the sentiment trend as a number
+
+
+def message_sentiment(event: Event, lexicon: dict[str, float]) -> float | None:
+    """A user message's sentiment: its `sentiment` property (events.md: -1..1) when that is a number
+    in -1..1, else the offline model's score of the message (``lexicon``: event_id -> score, what
+    the classifier wrote; the model is not in the contract), else None (not scored).
+
+    Reading: a numeric string is a number (JSON text is read as text); a boolean is not."""
+    value = _prop(event, "sentiment")
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is not None and -1 <= number <= 1:
+        return number
+    return lexicon.get(event.event_id)
+
+
+def conversation_sentiment(
+    staged: list[Event], facts: dict[str, dict[str, Any]], lexicon: dict[str, float]
+) -> dict[str, dict[str, Any]]:
+    """marts.md v1.3, ``fct_conversation_quality``: conversation_id -> sentiment_start,
+    sentiment_end, sentiment_trend (= end - start) and the number of scored user messages, for
+    every started conversation with at least one scored user message.
+
+    Reading (the contract leaves n < 3 open): over the n scored user messages in time order (then
+    event_id), k = max(1, floor(n / 3)); start = mean of the first k, end = mean of the last k, so
+    one message is both start and end (trend 0) and two are the first and the second."""
+    scored: dict[str, list[tuple[tuple, float]]] = defaultdict(list)
+    for event in staged:
+        if event.is_known_type and event.event_type == "user_message":
+            value = message_sentiment(event, lexicon)
+            if value is not None:
+                scored[event.conversation_id].append((_order(event), value))
+    result = {}
+    for conversation_id, fact in facts.items():
+        values = [value for _, value in sorted(scored.get(conversation_id, []))]
+        if not fact["started"] or not values:
+            continue
+        n = len(values)
+        k = max(1, n // 3)
+        start, end = math.fsum(values[:k]) / k, math.fsum(values[n - k:]) / k
+        result[conversation_id] = {
+            "sentiment_messages": n, "sentiment_start": start, "sentiment_end": end, "sentiment_trend": end - start,
+        }
+    return result

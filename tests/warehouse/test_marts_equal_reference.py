@@ -53,6 +53,7 @@ from support.reference_contract import (
     build_reference,
     EVENT_FUNNELS,
     conversation_facts,
+    conversation_sentiment,
     funnel_stage_counts,
     funnel_summary_rows,
     sales_step_rates,
@@ -346,6 +347,34 @@ def compare_funnel_summary(db: Path, ref: Reference) -> list[str]:
             if not _same(warehouse[key][column], expected[key][column]):
                 mismatches.append(f"funnel_summary{key}.{column}: warehouse={warehouse[key][column]} "
                                   f"reference={expected[key][column]}")
+    return mismatches
+
+
+QUALITY_SENTIMENT_COLUMNS = ("sentiment_messages", "sentiment_start", "sentiment_end", "sentiment_trend")
+
+
+def lexicon_scores(db: Path) -> dict[str, float]:
+    """The offline sentiment model's newest score per user message (classifier output, an input here)."""
+    return {row["event_id"]: row["sentiment"] for row in _rows(
+        db, "select event_id, sentiment from classification.message_sentiment "
+            "qualify row_number() over (partition by event_id order by scored_at desc) = 1")}
+
+
+def compare_quality_sentiment(db: Path, ref: Reference) -> list[str]:
+    """v1.3: fct_conversation_quality's rows (started conversations with a scored user message) and
+    their sentiment start, end and numeric trend."""
+    expected = {cid: row for cid, row in conversation_sentiment(ref.staging.staged, ref.facts, lexicon_scores(db)).items()
+                if _compared_conversation(cid)}
+    warehouse = {row["conversation_id"]: row for row in _rows(
+        db, f"select conversation_id, {', '.join(QUALITY_SENTIMENT_COLUMNS)} from marts.fct_conversation_quality")
+        if _compared_conversation(row["conversation_id"])}
+    mismatches = [f"fct_conversation_quality[{cid!r}]: only in {'the reference' if cid in expected else 'the warehouse'}"
+                  for cid in sorted(set(expected) ^ set(warehouse))]
+    for cid in sorted(set(expected) & set(warehouse)):
+        for column in QUALITY_SENTIMENT_COLUMNS:
+            if not _same(warehouse[cid][column], expected[cid][column]):
+                mismatches.append(f"fct_conversation_quality[{cid!r}].{column}: warehouse={warehouse[cid][column]!r} "
+                                  f"reference={expected[cid][column]!r}")
     return mismatches
 
 
@@ -921,7 +950,8 @@ def test_reference_one_conversation_clock():
 
 
 # The contract marts compared here (metrics for the v1.2 sales step rates).
-BUILD_SELECT = "+fct_conversations +reconciliation +metrics_daily +metrics_hourly +funnel_summary"
+BUILD_SELECT = ("+fct_conversations +reconciliation +metrics_daily +metrics_hourly +funnel_summary"
+                " +fct_conversation_quality")
 
 
 @dataclass
@@ -1019,6 +1049,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, dbt_target_dir: Path) -> Bui
         "fct_conversations": compare_facts(warehouse.path, first),
         "sales step rates": compare_sales_step_rates(warehouse.path, first),
         "funnel_summary": compare_funnel_summary(warehouse.path, first),
+        "fct_conversation_quality": compare_quality_sentiment(warehouse.path, first),
     }
     lap("reference + compare 1")
     if held_back.exists():
@@ -1096,6 +1127,16 @@ def test_funnel_summary_matches_reference(built: Built):
         built.path, "select funnel_name, stage, reached, reached_in_order from marts.funnel_summary")}
     assert any(row["reached_in_order"] < row["reached"] for key, row in rows.items() if key[0] == "sales")
     assert all(rows[(funnel, stage)]["reached"] > 0 for funnel, stages in EVENT_FUNNELS.items() for stage in stages)
+
+
+def test_quality_sentiment_matches_reference(built: Built):
+    """v1.3: fct_conversation_quality has exactly the started conversations with a scored user message,
+    and sentiment_start / _end / _trend (a number) equal the reference's, for one, two and more
+    scored messages, after the incremental second build."""
+    assert_no_mismatches("fct_conversation_quality", compare_quality_sentiment(built.path, built.ref))
+    counts = {row["sentiment_messages"] for row in _rows(
+        built.path, "select sentiment_messages from marts.fct_conversation_quality")}
+    assert {1, 2} <= counts and max(counts) >= 6, counts
 
 
 def test_scenarios_are_present(built: Built):
