@@ -25,6 +25,7 @@ funnel_stages as (
 events as (
     select
         conversation_id,
+        event_id,
         event_type,
         event_at,
         funnel,
@@ -58,7 +59,8 @@ stage_classifications as (
         conversation_id,
         funnel_name,
         stage,
-        classifier
+        classifier,
+        message_event_id
     from {{ ref('stg_stage_classifications') }}
     where
         is_reached
@@ -149,18 +151,26 @@ reached_by_marker as (
         stage_rules.stage
 ),
 
+-- reached at the time of the message the classifier names (contract v1.3);
+-- no time when it names none, or a message that is not one of the
+-- conversation's user or agent messages
 reached_by_classifier as (
     select distinct
         stage_classifications.conversation_id,
         stage_classifications.funnel_name,
         stage_classifications.stage,
-        cast(null as {{ dbt.type_timestamp() }}) as reached_at,
+        cast(named_messages.event_at as {{ dbt.type_timestamp() }}) as reached_at,
         'classifier' as reached_by,
         stage_classifications.classifier as source  -- noqa: RF04
     from stage_classifications
     -- a classification of a conversation the warehouse does not know is ignored
     inner join conversations
         on stage_classifications.conversation_id = conversations.conversation_id
+    left join events as named_messages
+        on
+            stage_classifications.conversation_id = named_messages.conversation_id
+            and stage_classifications.message_event_id = named_messages.event_id
+            and named_messages.event_type in ('user_message', 'agent_message')
     inner join stage_rules
         on
             stage_rules.reached_by = 'classifier'

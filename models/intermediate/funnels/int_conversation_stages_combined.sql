@@ -2,7 +2,8 @@
 -- (int_conversation_stage_reaches_unioned) combined into one. An event (or a
 -- flag, a stage_reached event, a marker) beats the classifier: the source is
 -- 'event' and the time the earliest qualifying event's; a stage reached only
--- by the classifier keeps the classifier's name and has no time.
+-- by the classifier keeps the classifier's name and the time of the message
+-- it names (null when it names none).
 -- Incremental: a run recomputes every row of the conversations with newly
 -- loaded events or new stage classifications (conversations_to_refresh_cte).
 
@@ -26,9 +27,11 @@ stages_combined as (
         stage_reaches.funnel_name,
         stage_reaches.stage,
         stage_reaches.stage_order,
-        min(
-            case when stage_reaches.source = 'event' then stage_reaches.reached_at end
-        ) as reached_at,
+        case
+            when max(case when stage_reaches.source = 'event' then 1 else 0 end) = 1
+                then min(case when stage_reaches.source = 'event' then stage_reaches.reached_at end)
+            else min(stage_reaches.reached_at)
+        end as reached_at,
         case
             when max(case when stage_reaches.source = 'event' then 1 else 0 end) = 1 then 'event'
             else min(stage_reaches.source)

@@ -38,6 +38,10 @@ import yaml
 from convo_warehouse.lib.classify.stages import STAGES
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("stage_rules.yml")
+# What a stored rules result holds, hashed into the rules version with the rules
+# file: 2 names the message that reaches each stage (rows of 1 have none, so
+# they are classified again)
+RULES_OUTPUT_VERSION = 2
 ROLES = ("user", "agent")
 SCOPES = ("all", "last_user_message")
 
@@ -75,7 +79,7 @@ def rules_path() -> Path:
 
 
 def load_rules(path: str | os.PathLike | None = None) -> RuleSet:
-    """Read and validate a rules file; its content hash is the rules version."""
+    """Read and validate a rules file; the hash of its content and RULES_OUTPUT_VERSION is the rules version."""
     path = Path(path) if path else rules_path()
     text = path.read_text(encoding="utf-8")
     data: dict[str, Any] = yaml.safe_load(text)
@@ -127,7 +131,7 @@ def load_rules(path: str | os.PathLike | None = None) -> RuleSet:
         reach_score=float(data.get("reach_score", 1.0)),
         hybrid_uncertain_below=float(data.get("hybrid_uncertain_below", 0.7)),
         confidence={key: float(value) for key, value in confidence.items()},
-        version="rules-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:12],
+        version="rules-" + hashlib.sha256(f"{RULES_OUTPUT_VERSION}\n{text}".encode()).hexdigest()[:12],
         path=str(path),
     )
 
@@ -160,9 +164,13 @@ def _implying(rules: RuleSet, stage: str) -> set[str]:
 
 
 def rules_sql(rules: RuleSet, messages_relation: str) -> str:
-    """The query: one row per (conversation, stage) with reached and confidence.
+    """The query: one row per (conversation, stage) with reached, confidence, score and reached_seq.
 
     ``messages_relation`` is a table/view name (or a parenthesised subquery).
+    ``reached_seq`` is the ``seq`` of the message that shows the stage: the
+    first message at which the rules, read over the messages up to it, reach
+    the stage (what the collector's live tally reports as that message
+    arrives); null when the stage is not reached.
     """
     signal_columns = []
     for index, signal in enumerate(rules.signals):
@@ -192,14 +200,28 @@ def rules_sql(rules: RuleSet, messages_relation: str) -> str:
             f"min(case when {condition} then messages_signalled.seq end) as first_{stage}_seq"
         )
 
+    # what each signal counts over the messages up to this one (a prefix's first
+    # anchor message is the conversation's, when the prefix holds it), so the
+    # last message's counts are the whole conversation's
+    up_to_here = (
+        "over (partition by messages_signalled.conversation_id order by messages_signalled.seq "
+        "rows between unbounded preceding and current row)"
+    )
     count_columns = []
     for index, signal in enumerate(rules.signals):
         condition = f"messages_signalled.signal_{index}"
         if signal.after:
             condition += f" and messages_signalled.seq > conversation_anchors.first_{signal.after}_seq"
         if signal.scope == "last_user_message":
-            condition += " and messages_signalled.seq = conversation_anchors.last_user_seq"
-        count_columns.append(f"count(*) filter (where {condition}) as count_{index}")
+            # only the last user message so far counts
+            count_columns.append(
+                "coalesce(last_value(case when messages_signalled.role = 'user' then "
+                f"case when {condition} then 1 else 0 end end ignore nulls) {up_to_here}, 0) as count_{index}"
+            )
+        else:
+            count_columns.append(
+                f"cast(sum(case when {condition} then 1 else 0 end) {up_to_here} as bigint) as count_{index}"
+            )
 
     score_columns = []
     for stage in STAGES:
@@ -210,12 +232,30 @@ def rules_sql(rules: RuleSet, messages_relation: str) -> str:
         ]
         score_columns.append(f"{' + '.join(terms) if terms else '0.0'} as score_{stage}")
 
+    # per conversation: the scores after its last message, and the first message
+    # after which each stage's own score reaches reach_score
+    final_columns = []
+    for stage in STAGES:
+        final_columns.append(
+            f"max(case when scores_running.is_last_message then scores_running.score_{stage} end) as score_{stage}"
+        )
+        final_columns.append(
+            f"min(case when scores_running.score_{stage} >= {rules.reach_score!r} then scores_running.seq end)"
+            f" as first_direct_seq_{stage}"
+        )
+
     def direct(stage: str) -> str:
         return f"(stage_scores.score_{stage} >= {rules.reach_score!r})"
 
     def reached(stage: str) -> str:
         parts = [direct(stage)] + [reached(other) for other in rules.implied_by.get(stage, ())]
         return "(" + " or ".join(parts) + ")"
+
+    def reached_seq(stage: str) -> str:
+        # reached as soon as it or a stage implying it is reached directly: the
+        # earliest of those (least skips nulls)
+        firsts = [f"stage_scores.first_direct_seq_{other}" for other in sorted(_implying(rules, stage))]
+        return f"case when {reached(stage)} then least({', '.join(firsts)}) end"
 
     confidence = rules.confidence
     stage_rows = []
@@ -234,7 +274,8 @@ def rules_sql(rules: RuleSet, messages_relation: str) -> str:
             when {score} > 0 then {confidence['weak_evidence']!r}
             else {confidence['no_evidence']!r}
         end as confidence,
-        {score} as score
+        {score} as score,
+        cast({reached_seq(stage)} as bigint) as reached_seq
     from stage_scores"""
         )
 
@@ -266,7 +307,7 @@ messages_signalled as (
 conversation_anchors as (
     select
         messages_signalled.conversation_id,
-        max(case when messages_signalled.role = 'user' then messages_signalled.seq end) as last_user_seq,
+        max(messages_signalled.seq) as last_seq,
         {''.join(column + ',' + chr(10) + '        ' for column in anchor_columns)}
     from messages_signalled
     group by messages_signalled.conversation_id
@@ -275,18 +316,29 @@ conversation_anchors as (
 signals_counted as (
     select
         messages_signalled.conversation_id,
+        messages_signalled.seq,
+        messages_signalled.seq = conversation_anchors.last_seq as is_last_message,
         {(',' + chr(10) + '        ').join(count_columns)},
     from messages_signalled
     inner join conversation_anchors
         on messages_signalled.conversation_id = conversation_anchors.conversation_id
-    group by messages_signalled.conversation_id
+),
+
+scores_running as (
+    select
+        signals_counted.conversation_id,
+        signals_counted.seq,
+        signals_counted.is_last_message,
+        {(',' + chr(10) + '        ').join(score_columns)},
+    from signals_counted
 ),
 
 stage_scores as (
     select
-        signals_counted.conversation_id,
-        {(',' + chr(10) + '        ').join(score_columns)},
-    from signals_counted
+        scores_running.conversation_id,
+        {(',' + chr(10) + '        ').join(final_columns)},
+    from scores_running
+    group by scores_running.conversation_id
 ),
 
 stages_decided as (
@@ -341,7 +393,7 @@ def classify_messages(
             con.executemany("insert into golden_messages values (?, ?, ?, ?)", rows)
         result: dict[str, dict[str, tuple[bool, float]]] = {cid: {} for cid in messages}
         relation = classify_relation(con, "golden_messages", rules)
-        for conversation_id, stage, reached, confidence, _score in relation.fetchall():
+        for conversation_id, stage, reached, confidence, _score, _reached_seq in relation.fetchall():
             result[conversation_id][stage] = (bool(reached), float(confidence))
         # conversations without any message: nothing reached
         for conversation_id, stages in result.items():
