@@ -200,28 +200,33 @@ def rules_sql(rules: RuleSet, messages_relation: str) -> str:
             f"min(case when {condition} then messages_signalled.seq end) as first_{stage}_seq"
         )
 
-    # what each signal counts over the messages up to this one (a prefix's first
-    # anchor message is the conversation's, when the prefix holds it), so the
-    # last message's counts are the whole conversation's
-    up_to_here = (
-        "over (partition by messages_signalled.conversation_id order by messages_signalled.seq "
-        "rows between unbounded preceding and current row)"
-    )
     count_columns = []
+    # where each signal's capped count steps up, for the prefix scores below: the
+    # positions of its first `cap` counted messages (scope last_user_message: the
+    # user messages that carry it; its count at a prefix is whether the prefix's
+    # last user message is one of them)
+    position_columns = []
     for index, signal in enumerate(rules.signals):
         condition = f"messages_signalled.signal_{index}"
         if signal.after:
             condition += f" and messages_signalled.seq > conversation_anchors.first_{signal.after}_seq"
         if signal.scope == "last_user_message":
-            # only the last user message so far counts
-            count_columns.append(
-                "coalesce(last_value(case when messages_signalled.role = 'user' then "
-                f"case when {condition} then 1 else 0 end end ignore nulls) {up_to_here}, 0) as count_{index}"
+            position_columns.append(
+                f"coalesce(list(messages_signalled.seq) filter (where messages_signalled.role = 'user' and {condition}),"
+                f" []) as positions_{index}"
             )
+            condition += " and messages_signalled.seq = conversation_anchors.last_user_seq"
         else:
-            count_columns.append(
-                f"cast(sum(case when {condition} then 1 else 0 end) {up_to_here} as bigint) as count_{index}"
+            position_columns.append(
+                f"coalesce(list_sort(list(messages_signalled.seq) filter (where {condition}))[1:{signal.cap}], [])"
+                f" as positions_{index}"
             )
+        count_columns.append(f"count(*) filter (where {condition}) as count_{index}")
+    reads_last_user = any(signal.scope == "last_user_message" for signal in rules.signals)
+    if reads_last_user:
+        position_columns.append(
+            "list(messages_signalled.seq) filter (where messages_signalled.role = 'user') as user_positions"
+        )
 
     score_columns = []
     for stage in STAGES:
@@ -232,17 +237,37 @@ def rules_sql(rules: RuleSet, messages_relation: str) -> str:
         ]
         score_columns.append(f"{' + '.join(terms) if terms else '0.0'} as score_{stage}")
 
-    # per conversation: the scores after its last message, and the first message
-    # after which each stage's own score reaches reach_score
-    final_columns = []
+    # a stage's score over the messages up to position p, from where its
+    # signals' counts step up; it can only change at those positions (and at
+    # user messages for last_user_message signals), so they are the candidates
+    def count_at(index: int, signal: Signal) -> str:
+        positions = f"reach_candidates.positions_{index}"
+        if signal.scope == "last_user_message":
+            last_user = (
+                "list_max(list_filter(reach_candidates.user_positions, "
+                "position -> position <= reach_candidates.candidate_seq))"
+            )
+            return f"(case when list_contains({positions}, {last_user}) then least(1, {signal.cap}) else 0 end)"
+        return f"len(list_filter({positions}, position -> position <= reach_candidates.candidate_seq))"
+
+    first_direct_columns = []
     for stage in STAGES:
-        final_columns.append(
-            f"max(case when scores_running.is_last_message then scores_running.score_{stage} end) as score_{stage}"
-        )
-        final_columns.append(
-            f"min(case when scores_running.score_{stage} >= {rules.reach_score!r} then scores_running.seq end)"
+        terms = [
+            f"{signal.weight!r} * {count_at(index, signal)}"
+            for index, signal in enumerate(rules.signals)
+            if signal.stage == stage
+        ]
+        score_at = " + ".join(terms) if terms else "0.0"
+        first_direct_columns.append(
+            f"min(case when {score_at} >= {rules.reach_score!r} then reach_candidates.candidate_seq end)"
             f" as first_direct_seq_{stage}"
         )
+    candidate_lists = [f"signal_positions.positions_{index}" for index in range(len(rules.signals))]
+    if reads_last_user:
+        candidate_lists.append("signal_positions.user_positions")
+    candidates = "[]"
+    for candidate_list in candidate_lists:
+        candidates = f"list_concat({candidates}, {candidate_list})"
 
     def direct(stage: str) -> str:
         return f"(stage_scores.score_{stage} >= {rules.reach_score!r})"
@@ -254,7 +279,7 @@ def rules_sql(rules: RuleSet, messages_relation: str) -> str:
     def reached_seq(stage: str) -> str:
         # reached as soon as it or a stage implying it is reached directly: the
         # earliest of those (least skips nulls)
-        firsts = [f"stage_scores.first_direct_seq_{other}" for other in sorted(_implying(rules, stage))]
+        firsts = [f"first_reaches.first_direct_seq_{other}" for other in sorted(_implying(rules, stage))]
         return f"case when {reached(stage)} then least({', '.join(firsts)}) end"
 
     confidence = rules.confidence
@@ -276,7 +301,9 @@ def rules_sql(rules: RuleSet, messages_relation: str) -> str:
         end as confidence,
         {score} as score,
         cast({reached_seq(stage)} as bigint) as reached_seq
-    from stage_scores"""
+    from stage_scores
+    left join first_reaches
+        on stage_scores.conversation_id = first_reaches.conversation_id"""
         )
 
     return f"""
@@ -307,7 +334,7 @@ messages_signalled as (
 conversation_anchors as (
     select
         messages_signalled.conversation_id,
-        max(messages_signalled.seq) as last_seq,
+        max(case when messages_signalled.role = 'user' then messages_signalled.seq end) as last_user_seq,
         {''.join(column + ',' + chr(10) + '        ' for column in anchor_columns)}
     from messages_signalled
     group by messages_signalled.conversation_id
@@ -316,29 +343,43 @@ conversation_anchors as (
 signals_counted as (
     select
         messages_signalled.conversation_id,
-        messages_signalled.seq,
-        messages_signalled.seq = conversation_anchors.last_seq as is_last_message,
         {(',' + chr(10) + '        ').join(count_columns)},
     from messages_signalled
     inner join conversation_anchors
         on messages_signalled.conversation_id = conversation_anchors.conversation_id
-),
-
-scores_running as (
-    select
-        signals_counted.conversation_id,
-        signals_counted.seq,
-        signals_counted.is_last_message,
-        {(',' + chr(10) + '        ').join(score_columns)},
-    from signals_counted
+    group by messages_signalled.conversation_id
 ),
 
 stage_scores as (
     select
-        scores_running.conversation_id,
-        {(',' + chr(10) + '        ').join(final_columns)},
-    from scores_running
-    group by scores_running.conversation_id
+        signals_counted.conversation_id,
+        {(',' + chr(10) + '        ').join(score_columns)},
+    from signals_counted
+),
+
+signal_positions as (
+    select
+        messages_signalled.conversation_id,
+        {(',' + chr(10) + '        ').join(position_columns)},
+    from messages_signalled
+    inner join conversation_anchors
+        on messages_signalled.conversation_id = conversation_anchors.conversation_id
+    group by messages_signalled.conversation_id
+),
+
+reach_candidates as (
+    select
+        signal_positions.*,
+        unnest(list_distinct({candidates})) as candidate_seq
+    from signal_positions
+),
+
+first_reaches as (
+    select
+        reach_candidates.conversation_id,
+        {(',' + chr(10) + '        ').join(first_direct_columns)},
+    from reach_candidates
+    group by reach_candidates.conversation_id
 ),
 
 stages_decided as (
