@@ -119,6 +119,28 @@ def test_live_stages_equal_the_batch_classifier_on_real_and_generated_chats(fed)
     assert set(live_stages) == set(batch)
 
 
+def test_live_stage_times_equal_the_batch_stage_times(fed):
+    """v1.3: a classified stage's time in the marts is its message's (the first message at which the
+    rules reach it), which is the time the live state reports it first reached, message by message
+    (every conversation it holds whole: the chats' messages are sent in time order)."""
+    warehouse, live = fed["warehouse"], fed["live"]
+    batch = {(conversation_id, stage): reached_at for conversation_id, stage, reached_at in warehouse.query(
+        "select conversation_id, stage, reached_at from marts.fct_conversation_stages where source = 'rules'")}
+    held_whole = {conversation_id for conversation_id, state in live.items()
+                  if state["messages"] and not state.get("truncated")}
+    compared, differences = 0, []
+    for (conversation_id, stage), reached_at in batch.items():
+        if conversation_id not in held_whole:
+            continue
+        shown = next(item for item in live[conversation_id]["stages"] if item["stage"] == stage)
+        compared += 1
+        live_at = shown["first_reached_at"] and datetime.fromisoformat(shown["first_reached_at"]).replace(tzinfo=None)
+        if live_at != reached_at:
+            differences.append((conversation_id, stage, shown["first_reached_at"], reached_at))
+    assert compared > 1000
+    assert not differences, f"{len(differences)} stage times differ (live, batch): {differences[:3]}"
+
+
 def test_interventions_reach_staging_and_the_marts(fed):
     warehouse = fed["warehouse"]
     fired = {(state["conversation_id"], item["rule"]) for state in fed["live"].values()

@@ -5,7 +5,10 @@ engines: ``rules_sql`` over whole transcripts in the warehouse, and
 ``StageTally`` message by message in the collector. These tests feed both
 every *prefix* of thousands of transcripts (what the live state reports after
 each message), in arrival orders that include late messages, and require the
-same reached flag and confidence for every stage.
+same reached flag and confidence for every stage. The message the batch names
+for a stage (``reached_seq``, whose time is the stage's ``reached_at``, contract
+v1.3) is the one after which the live tally, fed in time order, first says
+the stage is reached.
 """
 
 from __future__ import annotations
@@ -96,7 +99,9 @@ def _transcript_sources() -> dict[str, list[tuple[str, str]]]:
     return transcripts
 
 
-def _sql_decisions(rules, rows: list[tuple[str, int, str, str]]) -> dict[str, dict[str, tuple[bool, float]]]:
+def _sql_decisions(rules, rows: list[tuple[str, int, str, str]], seqs: dict | None = None) -> dict[str, dict[str, tuple[bool, float]]]:
+    """The batch query's (reached, confidence) per transcript and stage; ``seqs`` (if given) gets
+    each reached stage's reached_seq."""
     con = duckdb.connect()
     try:
         columns = list(zip(*rows, strict=True))
@@ -106,8 +111,12 @@ def _sql_decisions(rules, rows: list[tuple[str, int, str, str]]) -> dict[str, di
                              "content": pa.array(columns[3], pa.string())})
         con.register("messages", messages)
         decided: dict[str, dict[str, tuple[bool, float]]] = {}
-        for conversation_id, stage, reached, confidence, _score in classify_relation(con, "messages", rules).fetchall():
+        for conversation_id, stage, reached, confidence, _score, seq in classify_relation(con, "messages", rules).fetchall():
             decided.setdefault(conversation_id, {})[stage] = (bool(reached), float(confidence))
+            # a stage is reached exactly when the batch names the message that shows it
+            assert (seq is not None) == bool(reached), (conversation_id, stage, seq)
+            if seqs is not None and reached:
+                seqs[(conversation_id, stage)] = seq
         return decided
     finally:
         con.close()
@@ -118,6 +127,7 @@ def _compare_every_prefix(rules, transcripts: dict[str, list[tuple[str, str]]], 
     program = StageProgram(rules)
     generator = random.Random(shuffle_seed)
     rows, live = [], {}
+    first_reached: dict[tuple[str, str], int] = {}  # (conversation, stage) -> messages when live first said reached
     for conversation_id, messages in transcripts.items():
         keyed = [(f"2026-01-01T00:{position // 60:02d}:{position % 60:02d}", f"e{position:04d}", role, content)
                  for position, (role, content) in enumerate(messages)]
@@ -140,12 +150,23 @@ def _compare_every_prefix(rules, transcripts: dict[str, list[tuple[str, str]]], 
             previous = decided
             prefix_id = f"{conversation_id}#{count}"
             live[prefix_id] = {stage: (reached, confidence) for stage, (reached, confidence, _) in decided.items()}
+            for stage, (reached, _, _) in decided.items():
+                if reached:
+                    first_reached.setdefault((conversation_id, stage), count)
             for seq, (_, _, arrived_role, arrived_content) in enumerate(sorted(arrival[:count]), start=1):
                 rows.append((prefix_id, seq, arrived_role, arrived_content))
-    batch = _sql_decisions(rules, rows)
+    seqs: dict[tuple[str, str], int] = {}
+    batch = _sql_decisions(rules, rows, seqs)
     differences = [(prefix_id, live[prefix_id], batch.get(prefix_id)) for prefix_id in live
                    if live[prefix_id] != batch.get(prefix_id)]
     assert not differences, f"{len(differences)} prefixes differ, e.g. {differences[:3]}"
+    if shuffle_seed is None:  # arrival is time order: the live tally's first reach is the batch's message
+        named = {(prefix_id, stage): seq for (prefix_id, stage), seq in seqs.items()}
+        wrong = [(prefix_id, stage, seq, first_reached.get((prefix_id.rsplit("#", 1)[0], stage)))
+                 for (prefix_id, stage), seq in named.items()
+                 if seq != first_reached.get((prefix_id.rsplit("#", 1)[0], stage))]
+        assert not wrong, f"{len(wrong)} stages named another message, e.g. {wrong[:3]}"
+        assert len(named) > 1000
     return len(live)
 
 
@@ -176,6 +197,9 @@ def test_every_rules_feature_agrees(tmp_path):
         for number in range(1500)
     }
     _compare_every_prefix(rules, transcripts, shuffle_seed=11)
+    # in time order: the message each stage is reached at, with a negative weight that can take a
+    # stage back, a score over the last user message only, and an `after` on an implied stage
+    _compare_every_prefix(rules, transcripts, shuffle_seed=None)
 
 
 def test_decimal_weights_reach_exactly_at_the_threshold(tmp_path):

@@ -268,6 +268,28 @@ def test_metric_views_equal_metrics_daily_and_hourly_for_single_segments(snapsho
     assert {(row.period, row.segment_value): row.value for row in series.itertuples()} == pytest.approx(hourly)
 
 
+def test_segment_comparison_on_the_metrics_page_equals_the_mart(snapshot_con):
+    """v1.3: the Metrics page's comparison table (lib/metric_views.segment_comparison) shows the mart's
+    rows for the chosen metric and segment type, best first, its best and significant values marked."""
+    from convo_warehouse.dashboard.views.metrics import comparison_table
+    from convo_warehouse.lib import metric_views
+
+    con, _snapshot = snapshot_con
+    for metric, segment_type in (("completion_rate", "agent_id"), ("abandonment_rate", "environment")):
+        mart = {value: (rate, best, significant) for value, rate, best, significant in con.execute(
+            "select segment_value, rate, is_best, is_significant from marts.segment_comparison "
+            "where metric_name = ? and segment_type = ?", [metric, segment_type]).fetchall()}
+        rows = metric_views.segment_comparison(con, metric, segment_type)
+        assert set(rows["segment_value"]) == set(mart) and len(mart) > 1
+        table = comparison_table(rows)
+        for shown, value in zip(table.itertuples(), rows["segment_value"], strict=True):
+            rate, best, significant = mart[value]
+            assert shown.rate == fmt.percent(rate) and (shown.best == "best") == best
+            assert shown.significant == ("-" if significant is None else "yes" if significant else "no")
+        assert list(rows["rate"]) == sorted(rows["rate"], reverse=True)
+    assert metric_views.segment_comparison(con, "no_such_metric").empty
+
+
 def test_the_python_development_rule_is_the_macros(snapshot_con):
     """lib/scope.IS_DEVELOPMENT_SQL selects what metrics_by_conversation.is_development (the macro) does."""
     from convo_warehouse.lib.scope import IS_DEVELOPMENT_SQL
@@ -320,6 +342,32 @@ def test_funnels_read_right_in_both_readings_and_equal_the_marts(demo, snapshot_
         messages = funnels.transcript(con, conversation_id)
         assert messages and all("@" not in shown["content"] for shown in messages)
         assert any("#EMAIL#" in shown["content"] for shown in messages) and "@" in message
+
+
+def test_funnel_times_from_the_first_stage_equal_the_marts(snapshot_con):
+    """v1.3: classified stages have times, so the support funnel has times between its stages and a
+    median time to resolution; the Funnels page's exact medians over the whole history are within
+    0.5% of funnel_summary's (read from its histogram)."""
+    from convo_warehouse.dashboard.views.funnels import stage_frames
+    from convo_warehouse.lib import funnel_views
+
+    con, _snapshot = snapshot_con
+    summary = {stage: (previous, first) for stage, previous, first in con.execute(
+        "select stage, median_seconds_from_previous_stage, median_seconds_from_first_stage from marts.funnel_summary "
+        "where funnel_name = 'support'").fetchall()}
+    view = funnel_views.funnel_view(con, "support", Scope(), "any_order")
+    assert summary["resolved"][1] is not None and summary["greeted"][0] is not None
+    assert view.stages[0].median_seconds_from_first_stage is None
+    for stage in view.stages:
+        for shown, mart in ((stage.median_seconds_from_previous_stage, summary[stage.stage][0]),
+                            (stage.median_seconds_from_first_stage, summary[stage.stage][1])):
+            assert (shown is None) == (mart is None), stage.stage
+            if shown is not None:
+                assert shown == pytest.approx(mart, rel=0.005, abs=1e-9), stage.stage
+    shown, raw = stage_frames(view)
+    assert list(shown["median time from first stage"]) == [fmt.duration(stage.median_seconds_from_first_stage)
+                                                           for stage in view.stages]
+    assert "median_seconds_from_first_stage" in raw.columns
 
 
 def test_experiment_numbers_equal_the_marts(demo, snapshot_con):

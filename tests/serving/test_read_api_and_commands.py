@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -134,6 +135,30 @@ def test_api_metrics_equal_metrics_daily_for_single_segments(client, published):
     assert payload["scope"]["start"] == str(start) and payload["snapshot"]["version"]
 
 
+def test_api_segment_comparison_equals_the_mart(client, published):
+    """v1.3: /api/segment-comparison serves marts.segment_comparison, whole or for one metric and
+    segment type, counts as integers and days as YYYY-MM-DD."""
+    expected = {value: (int(n), rate, p_value, best) for value, n, rate, p_value, best in _snapshot_rows(
+        published, "select segment_value, sample_size, rate, p_value, is_best from marts.segment_comparison "
+                   "where metric_name = 'completion_rate' and segment_type = 'channel'")}
+    assert len(expected) > 1
+    payload = client.get("/api/segment-comparison", params={"metric": "completion_rate", "segment_type": "channel"})
+    assert payload.status_code == 200, payload.text
+    rows = payload.json()["rows"]
+    shown = {row["segment_value"]: (row["sample_size"], row["rate"], row["p_value"], row["is_best"]) for row in rows}
+    assert shown.keys() == expected.keys()
+    for value, (n, rate, p_value, best) in shown.items():
+        assert (n, best) == (expected[value][0], expected[value][3]) and isinstance(n, int)
+        assert rate == pytest.approx(expected[value][1])
+        assert (p_value is None and expected[value][2] is None) or p_value == pytest.approx(expected[value][2])
+    assert [row["rate"] for row in rows] == sorted((row["rate"] for row in rows), reverse=True)
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", rows[0]["period_start"])
+    everything = client.get("/api/segment-comparison").json()["rows"]
+    proportions = {row[0] for row in _snapshot_rows(published, "select metric_name from marts.dim_metrics where is_proportion")}
+    assert {row["metric_name"] for row in everything} == proportions
+    assert {"environment", "channel"} <= {row["segment_type"] for row in everything}
+
+
 def test_api_funnels_read_right_and_experiments_equal_the_marts(client, published):
     listed = {funnel["funnel_name"]: funnel["counting"] for funnel in client.get("/api/funnels").json()["funnels"]}
     assert listed == {"support": "any_order", "sales": "in_order", "engagement": "in_order"}
@@ -148,6 +173,9 @@ def test_api_funnels_read_right_and_experiments_equal_the_marts(client, publishe
                 assert (stage["reached"], stage["reached_in_order"]) == summary[(funnel, stage["stage"])]
                 assert stage["drop_off"] >= 0 and isinstance(stage["count"], int)
                 assert stage["from_previous"] is None or 0 <= stage["from_previous"] <= 1
+            if funnel == "support":  # v1.3: classified stages have times, so resolution has a median time
+                resolved = next(stage for stage in view["stages"] if stage["stage"] == "resolved")
+                assert resolved["median_seconds_from_first_stage"] > 0
     results = _snapshot_rows(published, "select test_name, variant, sessions, conversions from marts.ab_test_results "
                                         "order by test_name, variant_order")
     payload = client.get("/api/experiments").json()

@@ -754,7 +754,8 @@ SALES_STEP_RATES = (
     ("show_rate", "attended", "booked"),
     ("sales_conversion_rate", "converted", "attended"),
 )
-SEGMENT_ATTRIBUTES = ("channel", "agent_id", "device", "source", "language")
+# v1.3 adds environment
+SEGMENT_ATTRIBUTES = ("channel", "agent_id", "device", "source", "language", "environment")
 
 
 def sales_stage_times(events: list[Event], fact: dict[str, Any]) -> dict[str, datetime]:
@@ -911,16 +912,18 @@ def funnel_stage_counts(staged: list[Event], facts: dict[str, dict[str, Any]]) -
     return counts
 
 
-def funnel_summary_rows(counts: dict[tuple[str, str], list[int]], all_conversations: int) -> dict[tuple[str, str], dict]:
-    """marts.md's funnel_summary for the event funnels from the stage counts: reached,
-    conversion_rate, conversion_from_start, drop_off and v1.2's reached_in_order,
+def funnel_summary_rows(
+    counts: dict[tuple[str, str], list[int]], all_conversations: int, funnels: dict[str, tuple[str, ...]] | None = None
+) -> dict[tuple[str, str], dict]:
+    """marts.md's funnel_summary for ``funnels`` (default: the event funnels) from the stage counts:
+    reached, conversion_rate, conversion_from_start, drop_off and v1.2's reached_in_order,
     conversion_rate_in_order, drop_off_in_order (a rate with a 0 denominator is None)."""
 
     def ratio(numerator: int, denominator: int) -> float | None:
         return numerator / denominator if denominator else None
 
     rows = {}
-    for funnel, stages in EVENT_FUNNELS.items():
+    for funnel, stages in (funnels or EVENT_FUNNELS).items():
         first_reached = counts[(funnel, stages[0])][0]
         for index, stage in enumerate(stages):
             reached, reached_in_order = counts[(funnel, stage)]
@@ -941,3 +944,273 @@ def funnel_summary_rows(counts: dict[tuple[str, str], list[int]], all_conversati
                 "drop_off_in_order": previous_in_order - reached_in_order,
             }
     return rows
+
+
+# --------------------------------------------------------------------------- v1.3: the sentiment trend as a number
+
+
+def message_sentiment(event: Event, lexicon: dict[str, float]) -> float | None:
+    """A user message's sentiment: its `sentiment` property (events.md: -1..1) when that is a number
+    in -1..1, else the offline model's score of the message (``lexicon``: event_id -> score, what
+    the classifier wrote; the model is not in the contract), else None (not scored).
+
+    Reading: a numeric string is a number (JSON text is read as text); a boolean is not."""
+    value = _prop(event, "sentiment")
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is not None and -1 <= number <= 1:
+        return number
+    return lexicon.get(event.event_id)
+
+
+def conversation_sentiment(
+    staged: list[Event], facts: dict[str, dict[str, Any]], lexicon: dict[str, float]
+) -> dict[str, dict[str, Any]]:
+    """marts.md v1.3, ``fct_conversation_quality``: conversation_id -> sentiment_start,
+    sentiment_end, sentiment_trend (= end - start) and the number of scored user messages, for
+    every started conversation with at least one scored user message.
+
+    Reading (the contract leaves n < 3 open): over the n scored user messages in time order (then
+    event_id), k = max(1, floor(n / 3)); start = mean of the first k, end = mean of the last k, so
+    one message is both start and end (trend 0) and two are the first and the second."""
+    scored: dict[str, list[tuple[tuple, float]]] = defaultdict(list)
+    for event in staged:
+        if event.is_known_type and event.event_type == "user_message":
+            value = message_sentiment(event, lexicon)
+            if value is not None:
+                scored[event.conversation_id].append((_order(event), value))
+    result = {}
+    for conversation_id, fact in facts.items():
+        values = [value for _, value in sorted(scored.get(conversation_id, []))]
+        if not fact["started"] or not values:
+            continue
+        n = len(values)
+        k = max(1, n // 3)
+        start, end = math.fsum(values[:k]) / k, math.fsum(values[n - k:]) / k
+        result[conversation_id] = {
+            "sentiment_messages": n, "sentiment_start": start, "sentiment_end": end, "sentiment_trend": end - start,
+        }
+    return result
+
+
+# --------------------------------------------------------------------------- v1.3: segment_comparison
+
+
+# marts.md's proportion metrics (a count of conversations out of a count of conversations):
+# metric -> (numerator, denominator) of one conversation, from its facts and its sales stages in order.
+CONTRACT_PROPORTIONS = {
+    "interaction_rate": lambda f, s: (f["initialized"] and f["engaged"], f["initialized"]),
+    "completion_rate": lambda f, s: (f["was_completed"], f["started"]),
+    "abandonment_rate": lambda f, s: (f["was_abandoned"], f["started"]),
+    "handoff_rate": lambda f, s: (f["had_handoff"], f["started"]),
+    "resolution_rate": lambda f, s: (f["was_completed"] and not f["had_handoff"], f["started"]),
+    "conversion_rate": lambda f, s: (f["converted"], f["started"]),
+    "feedback_rate": lambda f, s: (f["started"] and f["feedback_score"] is not None, f["started"]),
+    "positive_feedback_rate": lambda f, s: (
+        f["feedback_score"] is not None and f["feedback_score"] >= 0.5, f["feedback_score"] is not None),
+    "rephrase_rate": lambda f, s: (f["started"] and f["rephrase_count"] > 0, f["started"]),
+    "sales_response_rate": lambda f, s: (f["started"] and s["responded"], f["started"]),
+    "qualification_rate": lambda f, s: (s["qualified"], s["responded"]),
+    "booking_rate": lambda f, s: (s["booked"], s["qualified"]),
+    "show_rate": lambda f, s: (s["attended"], s["booked"]),
+    "sales_conversion_rate": lambda f, s: (s["converted"], s["attended"]),
+}
+# Reading: the task names abandonment, handoff and rephrase as the rates where lower is better;
+# every other proportion is better higher.
+LOWER_IS_BETTER = frozenset({"abandonment_rate", "handoff_rate", "rephrase_rate"})
+Z_95 = 1.959964
+
+
+def proportion_contributions(staged: list[Event], facts: dict[str, dict[str, Any]]) -> dict[str, dict[str, tuple[int, int]]]:
+    """conversation_id -> metric -> (numerator, denominator) it adds, for CONTRACT_PROPORTIONS."""
+    by_conversation: dict[str, list[Event]] = defaultdict(list)
+    for event in staged:
+        by_conversation[event.conversation_id].append(event)
+    result = {}
+    for conversation_id, fact in facts.items():
+        in_order = reached_in_order(sales_stage_times(by_conversation[conversation_id], fact))
+        result[conversation_id] = {
+            metric: (int(bool(numerator)), int(bool(denominator)))
+            for metric, rule in CONTRACT_PROPORTIONS.items()
+            for numerator, denominator in [rule(fact, in_order)]
+        }
+    return result
+
+
+def conversation_segments(staged: list[Event], facts: dict[str, dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
+    """conversation_id -> its segments of the long metric tables other than all/all."""
+    experiments = experiment_segments(staged)
+    return {
+        conversation_id: [(name, fact[name] if fact[name] is not None else "unknown") for name in SEGMENT_ATTRIBUTES]
+        + experiments.get(conversation_id, [])
+        for conversation_id, fact in facts.items()
+    }
+
+
+def _wilson(rate: float, n: float) -> tuple[float, float]:
+    centre = rate + Z_95 * Z_95 / (2 * n)
+    half = Z_95 * math.sqrt(rate * (1 - rate) / n + Z_95 * Z_95 / (4 * n * n))
+    scale = 1 + Z_95 * Z_95 / n
+    return max(0.0, (centre - half) / scale), min(1.0, (centre + half) / scale)
+
+
+def benjamini_hochberg(p_values: dict[Any, float]) -> dict[Any, float]:
+    """Each key's Benjamini-Hochberg adjusted p-value: for the i-th smallest of m, min over j >= i of
+    m * p_(j) / j, at most 1."""
+    ordered = sorted(p_values.items(), key=lambda item: item[1])
+    m = len(ordered)
+    adjusted, running = {}, 1.0
+    for rank in range(m, 0, -1):
+        key, p_value = ordered[rank - 1]
+        running = min(running, m * p_value / rank)
+        adjusted[key] = running
+    return adjusted
+
+
+def segment_comparison(
+    contributions: dict[str, dict[str, tuple[float, float]]],
+    segments: dict[str, list[tuple[str, str]]],
+    days: dict[str, date],
+    min_sample: int = 30,
+    significance_level: float = 0.05,
+) -> tuple[tuple[date, date] | None, dict[tuple[str, str, str], dict[str, Any]]]:
+    """marts.md v1.3, ``segment_comparison`` over the whole history: (period, rows keyed by metric,
+    segment type and value). Each value of a segment type is compared with the rest of that segment
+    type's population (the other values together): sample_size and rate from summed numerators and
+    denominators, Wilson 95% interval, rest_rate, difference_from_rest, a pooled two-proportion
+    z-test whose two-sided p-value is adjusted within metric and segment type (Benjamini-Hochberg,
+    the project's documented choice), is_significant (adjusted p < level), is_best.
+
+    Readings: a value is a row when its summed denominator is positive (metrics_daily has no row
+    otherwise); no rest or a pooled rate of 0 or 1 gives no test (null p-value, not counted in the
+    adjustment); is_best marks every value tied for the best rate among those with sample_size >=
+    min_sample, false elsewhere; the period runs from the first to the last day of a conversation
+    counted in some row."""
+    sums: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    counted_days = set()
+    for conversation_id, metrics in contributions.items():
+        for metric, (numerator, denominator) in metrics.items():
+            if not denominator:
+                continue
+            counted_days.add(days[conversation_id])
+            for segment_type, segment_value in segments.get(conversation_id, []):
+                totals = sums[(metric, segment_type, segment_value)]
+                totals[0] += numerator
+                totals[1] += denominator
+    families: dict[tuple[str, str], dict[str, tuple[float, float]]] = defaultdict(dict)
+    for (metric, segment_type, segment_value), (x, n) in sums.items():
+        families[(metric, segment_type)][segment_value] = (x, n)
+    rows = {}
+    for (metric, segment_type), values in families.items():
+        x_all, n_all = sum(x for x, _ in values.values()), sum(n for _, n in values.values())
+        raw = {}
+        for value, (x, n) in values.items():
+            x_rest, n_rest = x_all - x, n_all - n
+            rate = x / n
+            rest_rate = x_rest / n_rest if n_rest else None
+            z = None
+            if n_rest:
+                pooled = (x + x_rest) / (n + n_rest)
+                if 0 < pooled < 1:
+                    z = (rate - rest_rate) / math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / n_rest))
+                    raw[value] = math.erfc(abs(z) / math.sqrt(2))
+            low, high = _wilson(rate, n)
+            rows[(metric, segment_type, value)] = {
+                "numerator": x, "sample_size": n, "rate": rate, "ci_low": low, "ci_high": high,
+                "rest_rate": rest_rate, "difference_from_rest": None if rest_rate is None else rate - rest_rate,
+                "z_score": z, "unadjusted_p_value": raw.get(value),
+            }
+        adjusted = benjamini_hochberg(raw)
+        sign = -1 if metric in LOWER_IS_BETTER else 1
+        eligible = [sign * x / n for x, n in values.values() if n >= min_sample]
+        for value, (x, n) in values.items():
+            row = rows[(metric, segment_type, value)]
+            row["p_value"] = adjusted.get(value)
+            row["is_significant"] = None if row["p_value"] is None else row["p_value"] < significance_level
+            row["is_best"] = n >= min_sample and sign * x / n == max(eligible)
+    period = (min(counted_days), max(counted_days)) if counted_days else None
+    return period, rows
+
+
+# --------------------------------------------------------------------------- v1.3: classified stages have times
+
+
+SUPPORT_STAGES = ("initiated", "greeted", "problem_identified", "solution_proposed", "solution_accepted", "resolved")
+MESSAGE_TYPES = frozenset({"user_message", "agent_message"})
+
+
+def support_stage_reaches(
+    events: list[Event], fact: dict[str, Any], classified: dict[str, tuple[str, str | None]]
+) -> dict[str, tuple[str, datetime | None]]:
+    """marts.md, the `support` funnel of one conversation: stage -> (source, reached_at) for each
+    stage reached. initiated: started_at; resolved: the first conversation_completed; any stage: a
+    stage_reached event with funnel support (source `event`, the earliest such time). A stage the
+    stage classifier says was reached (``classified``: stage -> (classifier, the event_id of the
+    message it names or None), its newest answer: an input, the classifier is not in the contract)
+    and reached by no event has the classifier as source and, v1.3, the timestamp of the named
+    message, None when it names none.
+
+    Reading: a named event that is not a user_message or agent_message of this conversation names
+    no message."""
+    events = sorted((e for e in events if e.is_known_type), key=_order)
+    found: dict[str, list[datetime]] = defaultdict(list)
+    if fact["started_at"] is not None:
+        found["initiated"].append(fact["started_at"])
+    found["resolved"].extend(e.event_at for e in events if e.event_type == "conversation_completed")
+    for event in events:
+        if event.event_type == "stage_reached" and _text(_prop(event, "funnel")) == "support":
+            stage = _text(_prop(event, "stage"))
+            if stage in SUPPORT_STAGES:
+                found[stage].append(event.event_at)
+    reaches = {stage: ("event", min(times)) for stage, times in found.items() if times}
+    messages = {e.event_id: e.event_at for e in events if e.event_type in MESSAGE_TYPES}
+    for stage, (classifier, message_event_id) in classified.items():
+        if stage in SUPPORT_STAGES[1:] and stage not in reaches:
+            reaches[stage] = (classifier, messages.get(message_event_id))
+    return reaches
+
+
+def in_order_where_known(stages: tuple[str, ...], reached: dict[str, datetime | None]) -> dict[str, bool]:
+    """marts.md: reached this stage and every earlier one, each not later than the next where both
+    times are known (a stage reached without a time is reached; its pairs are not compared)."""
+    result, chain, previous = {}, True, None
+    for index, stage in enumerate(stages):
+        if stage not in reached:
+            chain = False
+        elif index and previous is not None and reached[stage] is not None and previous > reached[stage]:
+            chain = False
+        result[stage] = chain
+        previous = reached.get(stage)
+    return result
+
+
+def stage_seconds(stages: tuple[str, ...], reached: dict[str, datetime | None]) -> dict[str, tuple[float | None, float | None]]:
+    """Per reached stage after the first: (seconds from the previous stage, from the first stage), each
+    when both are reached with known times and this one is not earlier."""
+    def between(start: datetime | None, end: datetime | None) -> float | None:
+        if start is None or end is None or start > end:
+            return None
+        return (end - start) / timedelta(milliseconds=1) / 1000.0
+
+    result = {}
+    for index, stage in enumerate(stages[1:], start=1):
+        if stage in reached:
+            previous = stages[index - 1]
+            result[stage] = (between(reached.get(previous), reached[stage]) if previous in reached else None,
+                             between(reached.get(stages[0]), reached[stage]) if stages[0] in reached else None)
+    return result
+
+
+def median(values: list[float]) -> float | None:
+    """The interpolated median (the mean of the two middle values of an even count)."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2

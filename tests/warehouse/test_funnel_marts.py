@@ -169,8 +169,15 @@ def reference_stage_reaches(events: pd.DataFrame, conversations: pd.DataFrame,
     )
     latest = latest[latest["reached"].astype(bool) & latest["conversation_id"].isin(conversations["conversation_id"])]
     latest = latest[[(f, s) in CLASSIFIED for f, s in zip(latest["funnel_name"], latest["stage"])]]
+    # v1.3: at the time of the message the classifier names (none: no time); a named event that is
+    # not one of the conversation's messages names none
+    messages = known[known["event_type"].isin(["user_message", "agent_message"])]
+    message_times = dict(zip(zip(messages["conversation_id"], messages["event_id"]), messages["event_at"], strict=True))
+    named = latest["message_event_id"] if "message_event_id" in latest else pd.Series(None, index=latest.index)
     classifier_reaches = latest[["conversation_id", "funnel_name", "stage"]].assign(
-        reached_at=pd.NaT, source=latest["classifier"].values)
+        reached_at=[message_times.get((cid, event_id), pd.NaT)
+                    for cid, event_id in zip(latest["conversation_id"], named, strict=True)],
+        source=latest["classifier"].values)
     keys = ["conversation_id", "funnel_name", "stage"]
     classifier_only = classifier_reaches.merge(event_reaches[keys], on=keys, how="left", indicator=True)
     classifier_only = classifier_only[classifier_only["_merge"] == "left_only"].drop(columns="_merge")

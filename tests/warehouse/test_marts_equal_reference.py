@@ -3,8 +3,7 @@
 The reference (``tests/support/reference_contract.py``) re-implements the contract in
 plain Python from the contract text. Each test drops files into a temporary
 landing folder, runs the real loader (once per load run) and
-``dbt build --select +fct_conversations +reconciliation +metrics_daily
-+metrics_hourly +funnel_summary``, then compares:
+``dbt build`` of the contract marts (``BUILD_SELECT``), then compares:
 
 * staging: the set of staged event ids and, per event, the winning copy
   (load run, file, row), its parsed UTC timestamp, canonical type, ids, channel;
@@ -15,7 +14,10 @@ landing folder, runs the real loader (once per load run) and
 * ``marts.metrics_daily`` / ``metrics_hourly``: v1.2's five sales step rates
   (numerator, denominator, value) for every period and segment;
 * ``marts.funnel_summary``: the any-order and v1.2's nested reading of the
-  funnels whose stages come from events (sales, engagement).
+  funnels whose stages come from events (sales, engagement);
+* v1.3: ``marts.fct_conversation_quality``'s rows and numeric sentiment trend,
+  ``marts.segment_comparison`` for every contract proportion metric and
+  segment type, and the environment segment of the sales step rates.
 
 A failure lists every disagreement with the conversation id and both values.
 """
@@ -52,7 +54,18 @@ from support.reference_contract import (
     Reference,
     build_reference,
     EVENT_FUNNELS,
+    CONTRACT_PROPORTIONS,
+    SEGMENT_ATTRIBUTES,
+    SUPPORT_STAGES,
+    in_order_where_known,
+    median,
+    stage_seconds,
+    support_stage_reaches,
     conversation_facts,
+    conversation_segments,
+    conversation_sentiment,
+    proportion_contributions,
+    segment_comparison,
     funnel_stage_counts,
     funnel_summary_rows,
     sales_step_rates,
@@ -346,6 +359,202 @@ def compare_funnel_summary(db: Path, ref: Reference) -> list[str]:
             if not _same(warehouse[key][column], expected[key][column]):
                 mismatches.append(f"funnel_summary{key}.{column}: warehouse={warehouse[key][column]} "
                                   f"reference={expected[key][column]}")
+    return mismatches
+
+
+QUALITY_SENTIMENT_COLUMNS = ("sentiment_messages", "sentiment_start", "sentiment_end", "sentiment_trend")
+
+
+def lexicon_scores(db: Path) -> dict[str, float]:
+    """The offline sentiment model's newest score per user message (classifier output, an input here)."""
+    return {row["event_id"]: row["sentiment"] for row in _rows(
+        db, "select event_id, sentiment from classification.message_sentiment "
+            "qualify row_number() over (partition by event_id order by scored_at desc) = 1")}
+
+
+def compare_quality_sentiment(db: Path, ref: Reference) -> list[str]:
+    """v1.3: fct_conversation_quality's rows (started conversations with a scored user message) and
+    their sentiment start, end and numeric trend."""
+    expected = {cid: row for cid, row in conversation_sentiment(ref.staging.staged, ref.facts, lexicon_scores(db)).items()
+                if _compared_conversation(cid)}
+    warehouse = {row["conversation_id"]: row for row in _rows(
+        db, f"select conversation_id, {', '.join(QUALITY_SENTIMENT_COLUMNS)} from marts.fct_conversation_quality")
+        if _compared_conversation(row["conversation_id"])}
+    mismatches = [f"fct_conversation_quality[{cid!r}]: only in {'the reference' if cid in expected else 'the warehouse'}"
+                  for cid in sorted(set(expected) ^ set(warehouse))]
+    for cid in sorted(set(expected) & set(warehouse)):
+        for column in QUALITY_SENTIMENT_COLUMNS:
+            if not _same(warehouse[cid][column], expected[cid][column]):
+                mismatches.append(f"fct_conversation_quality[{cid!r}].{column}: warehouse={warehouse[cid][column]!r} "
+                                  f"reference={expected[cid][column]!r}")
+    return mismatches
+
+
+COMPARISON_COLUMNS = ("numerator", "sample_size", "rate", "ci_low", "ci_high", "rest_rate", "difference_from_rest",
+                      "z_score", "is_best")
+P_VALUE_COLUMNS = ("unadjusted_p_value", "p_value")
+
+
+def reference_segment_comparison(db: Path, ref: Reference):
+    """The reference's segment_comparison over the whole history. A whole-history mart holds the
+    ambiguity probes too: their contributions (numerator and denominator of each metric), segments
+    and days are the warehouse's own (metrics_by_conversation, ab_test_exposures), every other
+    conversation's the reference's."""
+    compared = {cid: fact for cid, fact in ref.facts.items() if _compared_conversation(cid)}
+    contributions = proportion_contributions(ref.staging.staged, compared)
+    segments = conversation_segments(ref.staging.staged, compared)
+    days = {cid: fact["conversation_date"] for cid, fact in compared.items()}
+    columns = ", ".join(f"{metric}__numerator, {metric}__denominator" for metric in CONTRACT_PROPORTIONS)
+    exposures: dict[str, list[tuple[str, str]]] = {}
+    for row in _rows(db, "select conversation_id, test_name, variant from marts.ab_test_exposures "
+                         "where variant_count = 1"):
+        exposures.setdefault(row["conversation_id"], []).append((f"experiment:{row['test_name']}", row["variant"]))
+    for row in _rows(db, f"select conversation_id, metric_date, channel, agent_id, device, source, language, "
+                         f"environment, {columns} from marts.metrics_by_conversation"):
+        cid = row["conversation_id"]
+        if _compared_conversation(cid):
+            continue
+        contributions[cid] = {metric: (row[f"{metric}__numerator"], row[f"{metric}__denominator"])
+                              for metric in CONTRACT_PROPORTIONS}
+        segments[cid] = [(name, row[name]) for name in SEGMENT_ATTRIBUTES] + exposures.get(cid, [])
+        days[cid] = row["metric_date"]
+    return segment_comparison(contributions, segments, days)
+
+
+def compare_segment_comparison(db: Path, ref: Reference) -> list[str]:
+    """v1.3: segment_comparison's rows of the contract's proportion metrics, every column the contract
+    names, and the period. The SQL normal CDF is within 1.5e-7 of the exact one, an error the
+    adjustment multiplies by up to the family's number of tests: p-values are compared within 2e-7
+    times that number."""
+    period, expected = reference_segment_comparison(db, ref)
+    metrics = ", ".join(f"'{metric}'" for metric in CONTRACT_PROPORTIONS)
+    rows = _rows(db, f"select * from marts.segment_comparison where metric_name in ({metrics})")
+    warehouse = {(r["metric_name"], r["segment_type"], r["segment_value"]): r for r in rows}
+    mismatches = [f"segment_comparison{key}: only in {'the reference' if key in expected else 'the warehouse'}"
+                  for key in sorted(set(expected) ^ set(warehouse))]
+    periods = {(r["period_start"], r["period_end"]) for r in rows}
+    if periods != {period}:
+        mismatches.append(f"segment_comparison period: warehouse={periods} reference={period}")
+    family_tests = Counter(key[:2] for key, row in expected.items() if row["unadjusted_p_value"] is not None)
+    for key in sorted(set(expected) & set(warehouse)):
+        actual, want = warehouse[key], expected[key]
+        tolerance = 2e-7 * max(1, family_tests[key[:2]])
+        for column in COMPARISON_COLUMNS:
+            if not _same(actual[column], want[column]):
+                mismatches.append(f"segment_comparison{key}.{column}: warehouse={actual[column]!r} reference={want[column]!r}")
+        for column in P_VALUE_COLUMNS:
+            if (actual[column] is None) != (want[column] is None) or (
+                    want[column] is not None and abs(actual[column] - want[column]) > tolerance):
+                mismatches.append(f"segment_comparison{key}.{column}: warehouse={actual[column]!r} reference={want[column]!r}")
+        near_level = want["p_value"] is not None and abs(want["p_value"] - 0.05) <= tolerance
+        if not near_level and actual["is_significant"] != want["is_significant"]:
+            mismatches.append(f"segment_comparison{key}.is_significant: warehouse={actual['is_significant']!r} "
+                              f"reference={want['is_significant']!r}")
+    return mismatches
+
+
+def classifier_answers(db: Path) -> dict[str, dict[str, tuple[str, str | None]]]:
+    """The stage classifier's newest answer per conversation and support stage (llm before rules at
+    the same instant), its reached ones: stage -> (classifier, message_event_id). An input: what the
+    classifier decides is not in the contract, the time of the message it names is."""
+    answers: dict[str, dict[str, tuple[str, str | None]]] = {}
+    for row in _rows(db, "select conversation_id, stage, reached, classifier, message_event_id "
+                         "from classification.stage_classifications where funnel_name = 'support' "
+                         "qualify row_number() over (partition by conversation_id, stage "
+                         "order by classified_at desc, classifier = 'llm' desc) = 1"):
+        if row["reached"]:
+            answers.setdefault(row["conversation_id"], {})[row["stage"]] = (row["classifier"], row["message_event_id"])
+    return answers
+
+
+def reference_support(ref: Reference, db: Path) -> dict[str, dict[str, tuple[str, datetime | None]]]:
+    """conversation_id -> the reference's support stages reached: stage -> (source, reached_at)."""
+    answers = classifier_answers(db)
+    by_conversation: dict[str, list] = {}
+    for event in ref.staging.staged:
+        by_conversation.setdefault(event.conversation_id, []).append(event)
+    return {cid: support_stage_reaches(by_conversation.get(cid, []), fact, answers.get(cid, {}))
+            for cid, fact in ref.facts.items() if _compared_conversation(cid)}
+
+
+def compare_support_funnel(db: Path, ref: Reference) -> list[str]:
+    """v1.3: the support funnel, whose classified stages now have times: fct_conversation_stages'
+    rows (reached_at, source), funnel_summary's both readings and its medians of the seconds from the
+    previous and from the first stage (within 0.5%: read from a histogram), and funnel_stage_daily.
+    The probes' stages (whole-history sums) are the warehouse's own; the days holding a probe are
+    left out of funnel_stage_daily."""
+    support = reference_support(ref, db)
+    mismatches = []
+    warehouse = {(r["conversation_id"], r["stage"]): (r["reached_at"], r["source"]) for r in _rows(
+        db, "select conversation_id, stage, reached_at, source from marts.fct_conversation_stages "
+            "where funnel_name = 'support'") if _compared_conversation(r["conversation_id"])}
+    expected = {(cid, stage): reach for cid, reaches in support.items() for stage, reach in reaches.items()}
+    for key in sorted(set(expected) ^ set(warehouse)):
+        mismatches.append(f"fct_conversation_stages{key}: only in {'the reference' if key in expected else 'the warehouse'}")
+    for key in sorted(set(expected) & set(warehouse)):
+        if not (_same(warehouse[key][0], expected[key][1]) and warehouse[key][1] == expected[key][0]):
+            mismatches.append(f"fct_conversation_stages{key}: warehouse={warehouse[key]} reference={expected[key][::-1]}")
+
+    counts = {("support", stage): [0, 0] for stage in SUPPORT_STAGES}
+    seconds: dict[str, tuple[list[float], list[float]]] = {stage: ([], []) for stage in SUPPORT_STAGES}
+    for reaches in support.values():
+        times = {stage: at for stage, (_, at) in reaches.items()}
+        in_order = in_order_where_known(SUPPORT_STAGES, times)
+        for stage in SUPPORT_STAGES:
+            counts[("support", stage)][0] += stage in times
+            counts[("support", stage)][1] += in_order[stage]
+        for stage, (from_previous, from_first) in stage_seconds(SUPPORT_STAGES, times).items():
+            for values, value in zip(seconds[stage], (from_previous, from_first), strict=True):
+                if value is not None:
+                    values.append(value)
+    for row in _rows(db, "select conversation_id, stage, is_reached, is_reached_in_order, seconds_from_previous_stage, "
+                         "seconds_from_first_stage from intermediate.int_conversation_stages_sequenced "
+                         "where funnel_name = 'support' and is_reached"):
+        if not _compared_conversation(row["conversation_id"]):
+            counts[("support", row["stage"])][0] += 1
+            counts[("support", row["stage"])][1] += int(row["is_reached_in_order"])
+            for values, value in zip(seconds[row["stage"]], (row["seconds_from_previous_stage"],
+                                                             row["seconds_from_first_stage"]), strict=True):
+                if value is not None:
+                    values.append(value)
+    all_conversations = len(_rows(db, "select conversation_id from marts.fct_conversations"))
+    summary = funnel_summary_rows(counts, all_conversations, {"support": SUPPORT_STAGES})
+    rows = {r["stage"]: r for r in _rows(
+        db, f"select stage, {', '.join(FUNNEL_COLUMNS)}, median_seconds_from_previous_stage, "
+            "median_seconds_from_first_stage from marts.funnel_summary where funnel_name = 'support'")}
+    for stage in SUPPORT_STAGES:
+        for column in FUNNEL_COLUMNS:
+            if not _same(rows[stage][column], summary[("support", stage)][column]):
+                mismatches.append(f"funnel_summary('support', {stage!r}).{column}: warehouse={rows[stage][column]} "
+                                  f"reference={summary[('support', stage)][column]}")
+        for column, values in zip(("median_seconds_from_previous_stage", "median_seconds_from_first_stage"),
+                                  seconds[stage], strict=True):
+            want, got = median(values), rows[stage][column]
+            if (want is None) != (got is None) or (want is not None and abs(got - want) > 0.005 * want + 1e-9):
+                mismatches.append(f"funnel_summary('support', {stage!r}).{column}: warehouse={got} reference={want}")
+
+    probe_days = {row["conversation_date"] for row in _rows(db, "select conversation_id, conversation_date "
+                                                                "from marts.fct_conversations")
+                  if not _compared_conversation(row["conversation_id"])}
+    daily: dict[tuple, list[int]] = {}
+    for cid, reaches in support.items():
+        fact = ref.facts[cid]
+        if not reaches or fact["conversation_date"] in probe_days:
+            continue
+        channel = fact["channel"] if fact["channel"] is not None else "unknown"
+        in_order = in_order_where_known(SUPPORT_STAGES, {stage: at for stage, (_, at) in reaches.items()})
+        for stage in SUPPORT_STAGES:
+            totals = daily.setdefault((fact["conversation_date"], channel, stage), [0, 0, 0])
+            totals[0] += SUPPORT_STAGES[0] in reaches
+            totals[1] += stage in reaches
+            totals[2] += in_order[stage]
+    shown = {(r["conversation_date"], r["channel"], r["stage"]): [r["conversations"], r["reached"], r["reached_in_order"]]
+             for r in _rows(db, "select conversation_date, channel, stage, conversations, reached, reached_in_order "
+                                "from marts.funnel_stage_daily where funnel_name = 'support'")
+             if r["conversation_date"] not in probe_days}
+    for key in sorted(set(daily) | set(shown), key=str):
+        if daily.get(key) != shown.get(key):
+            mismatches.append(f"funnel_stage_daily('support', {key}): warehouse={shown.get(key)} reference={daily.get(key)}")
     return mismatches
 
 
@@ -921,7 +1130,9 @@ def test_reference_one_conversation_clock():
 
 
 # The contract marts compared here (metrics for the v1.2 sales step rates).
-BUILD_SELECT = "+fct_conversations +reconciliation +metrics_daily +metrics_hourly +funnel_summary"
+BUILD_SELECT = ("+fct_conversations +reconciliation +metrics_daily +metrics_hourly +funnel_summary"
+                " +fct_conversation_quality +segment_comparison +metrics_by_conversation +ab_test_exposures"
+                " +fct_conversation_stages +funnel_stage_daily")
 
 
 @dataclass
@@ -1019,6 +1230,9 @@ def built(tmp_path_factory: pytest.TempPathFactory, dbt_target_dir: Path) -> Bui
         "fct_conversations": compare_facts(warehouse.path, first),
         "sales step rates": compare_sales_step_rates(warehouse.path, first),
         "funnel_summary": compare_funnel_summary(warehouse.path, first),
+        "fct_conversation_quality": compare_quality_sentiment(warehouse.path, first),
+        "segment_comparison": compare_segment_comparison(warehouse.path, first),
+        "support funnel": compare_support_funnel(warehouse.path, first),
     }
     lap("reference + compare 1")
     if held_back.exists():
@@ -1096,6 +1310,54 @@ def test_funnel_summary_matches_reference(built: Built):
         built.path, "select funnel_name, stage, reached, reached_in_order from marts.funnel_summary")}
     assert any(row["reached_in_order"] < row["reached"] for key, row in rows.items() if key[0] == "sales")
     assert all(rows[(funnel, stage)]["reached"] > 0 for funnel, stages in EVENT_FUNNELS.items() for stage in stages)
+
+
+def test_quality_sentiment_matches_reference(built: Built):
+    """v1.3: fct_conversation_quality has exactly the started conversations with a scored user message,
+    and sentiment_start / _end / _trend (a number) equal the reference's, for one, two and more
+    scored messages, after the incremental second build."""
+    assert_no_mismatches("fct_conversation_quality", compare_quality_sentiment(built.path, built.ref))
+    counts = {row["sentiment_messages"] for row in _rows(
+        built.path, "select sentiment_messages from marts.fct_conversation_quality")}
+    assert {1, 2} <= counts and max(counts) >= 6, counts
+
+
+def test_support_funnel_times_match_reference(built: Built):
+    """v1.3: every classified support stage has the time of the message the classifier names (the
+    rules classifier runs in the build), so the support funnel's in-order counts, its medians and
+    funnel_stage_daily compare stage times; checked after the incremental second build."""
+    assert_no_mismatches("support funnel", compare_support_funnel(built.path, built.ref))
+    support = reference_support(built.ref, built.path)
+    classified = [at for reaches in support.values() for source, at in reaches.values() if source == "rules"]
+    assert len(classified) > 1000 and all(at is not None for at in classified)
+    rows = {r["stage"]: r for r in _rows(built.path, "select stage, reached, reached_in_order, "
+                                                     "median_seconds_from_first_stage from marts.funnel_summary "
+                                                     "where funnel_name = 'support'")}
+    assert rows["resolved"]["median_seconds_from_first_stage"] > 0
+    # times make the in-order reading bite: conversations whose classified stages are all reached,
+    # one of them later than the next
+    late = [cid for cid, reaches in support.items()
+            if all(stage in reaches for stage in SUPPORT_STAGES)
+            and not in_order_where_known(SUPPORT_STAGES, {s: at for s, (_, at) in reaches.items()})["resolved"]]
+    assert late, "no conversation reached every support stage with two of them out of order"
+
+
+def test_segment_comparison_matches_reference(built: Built):
+    """v1.3: every contract proportion metric by every segment type (environment and the experiments
+    included) over the whole history, after the incremental second build: sums, Wilson interval,
+    rest, z-test, Benjamini-Hochberg p-values, significance and the best value (lower is better for
+    abandonment, handoff, rephrase)."""
+    assert_no_mismatches("segment_comparison", compare_segment_comparison(built.path, built.ref))
+    _, expected = reference_segment_comparison(built.path, built.ref)
+    assert {metric for metric, _, _ in expected} == set(CONTRACT_PROPORTIONS)
+    assert {"environment", "channel"} <= {segment_type for _, segment_type, _ in expected}
+    assert any(row["is_significant"] for row in expected.values())
+    assert any(row["p_value"] is not None and row["unadjusted_p_value"] < 0.05 <= row["p_value"]
+               for row in expected.values()), "no value significant only before the adjustment"
+    best_low = [key for key, row in expected.items() if key[0] == "abandonment_rate" and row["is_best"]]
+    assert best_low and all(expected[key]["rate"] <= min(row["rate"] for k, row in expected.items()
+                                                          if k[:2] == key[:2] and row["sample_size"] >= 30)
+                            for key in best_low)
 
 
 def test_scenarios_are_present(built: Built):

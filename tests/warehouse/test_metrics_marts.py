@@ -33,7 +33,7 @@ METRICS_SELECT = (
 SALES_STAGES = ["started", "responded", "qualified", "booked", "attended", "converted"]
 KEY = ["metric_date", "metric_name", "segment_type", "segment_value"]
 HOURLY_KEY = ["metric_hour", "metric_name", "segment_type", "segment_value"]
-ATTRIBUTE_SEGMENTS = ["channel", "agent_id", "device", "source", "language"]
+ATTRIBUTE_SEGMENTS = ["channel", "agent_id", "device", "source", "language", "environment"]
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -192,10 +192,15 @@ def reference_metrics(
 
 
 def reference_inputs(warehouse: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    # the quality score of every started conversation (fct_conversation_quality publishes those with a
+    # scored user message: contract v1.3), and the sentiment start / end the mart publishes
     conversations = frame(
         warehouse,
-        "select fct_conversations.*, fct_conversation_quality.quality_score, fct_conversation_quality.sentiment_start,"
-        " fct_conversation_quality.sentiment_end from marts.fct_conversations "
+        "select fct_conversations.*, int_conversation_quality_scored.quality_score,"
+        " fct_conversation_quality.sentiment_start, fct_conversation_quality.sentiment_end"
+        " from marts.fct_conversations "
+        "left join intermediate.int_conversation_quality_scored "
+        "on fct_conversations.conversation_id = int_conversation_quality_scored.conversation_id "
         "left join marts.fct_conversation_quality "
         "on fct_conversations.conversation_id = fct_conversation_quality.conversation_id",
     )
@@ -339,29 +344,73 @@ def test_alerts_fire_on_the_incident_day_only(built: Warehouse, generated) -> No
 
 
 def test_segment_comparison_matches_scipy(built: Warehouse) -> None:
+    """v1.3: every proportion metric x every segment type but all, over the whole history, from
+    metrics_daily's summed day rows; z-test, Wilson interval, Benjamini-Hochberg within metric and
+    segment type, is_best (highest, lowest where lower is better) among samples >= 30."""
     rows = frame(built, "select * from marts.segment_comparison")
-    assert set(rows["metric_name"]) == {"completion_rate"}
-    assert set(rows["segment_type"]) == {"channel"}
+    proportions = dict(built.query("select metric_name, better_direction from marts.dim_metrics where is_proportion"))
+    assert proportions["abandonment_rate"] == "lower" and proportions["completion_rate"] == "higher"
     daily = frame(
-        built, "select segment_value, sum(numerator) as x, sum(denominator) as n from marts.metrics_daily "
-        "where metric_name = 'completion_rate' and segment_type = 'channel' group by 1",
-    ).set_index("segment_value")
+        built, "select metric_name, segment_type, segment_value, min(metric_date) as first_day, "
+        "max(metric_date) as last_day, sum(numerator) as x, sum(denominator) as n from marts.metrics_daily "
+        "where segment_type != 'all' group by 1, 2, 3",
+    )
+    daily = daily[daily["metric_name"].isin(proportions)]
+    assert set(zip(rows["metric_name"], rows["segment_type"])) == set(zip(daily["metric_name"], daily["segment_type"]))
+    assert {"environment", "channel", "agent_id"} <= set(rows["segment_type"])
+    assert any(kind.startswith("experiment:") for kind in rows["segment_type"])
+    assert len(rows) == len(daily)
+    assert set(rows["period_start"]) == {daily["first_day"].min()} and set(rows["period_end"]) == {daily["last_day"].max()}
     z95 = stats.norm.ppf(0.975)
+    expected = {}
+    for (metric, segment_type), family in daily.groupby(["metric_name", "segment_type"]):
+        x_all, n_all = family["x"].sum(), family["n"].sum()
+        tested = {}
+        for value, x, n in zip(family["segment_value"], family["x"], family["n"], strict=True):
+            x_rest, n_rest = x_all - x, n_all - n
+            p = x / n
+            pooled = (x + x_rest) / (n + n_rest) if n_rest else None
+            z = None
+            if n_rest and 0 < pooled < 1:
+                z = (p - x_rest / n_rest) / math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / n_rest))
+                tested[value] = 2 * stats.norm.sf(abs(z))
+            centre = (p + z95**2 / (2 * n)) / (1 + z95**2 / n)
+            half = z95 / (1 + z95**2 / n) * math.sqrt(p * (1 - p) / n + z95**2 / (4 * n * n))
+            expected[(metric, segment_type, value)] = dict(
+                x=x, n=n, rate=p, rest_rate=x_rest / n_rest if n_rest else None, z=z, low=centre - half,
+                high=centre + half, small=n < 30 or n_rest < 30)
+        adjusted = dict(zip(tested, stats.false_discovery_control(list(tested.values())), strict=True)) if tested else {}
+        sign = -1 if proportions[metric] == "lower" else 1
+        eligible = [sign * x / n for x, n in zip(family["x"], family["n"], strict=True) if n >= 30]
+        for value, x, n in zip(family["segment_value"], family["x"], family["n"], strict=True):
+            row = expected[(metric, segment_type, value)]
+            row["p"] = adjusted.get(value)
+            row["best"] = bool(eligible) and n >= 30 and sign * x / n == max(eligible)
+    significant = best = 0
     for row in rows.itertuples():
-        x, n = daily.loc[row.segment_value, "x"], daily.loc[row.segment_value, "n"]
-        x_rest, n_rest = daily["x"].sum() - x, daily["n"].sum() - n
-        p, p_rest = x / n, x_rest / n_rest
-        pooled = (x + x_rest) / (n + n_rest)
-        z = (p - p_rest) / math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / n_rest))
-        centre = (p + z95**2 / (2 * n)) / (1 + z95**2 / n)
-        half = z95 / (1 + z95**2 / n) * math.sqrt(p * (1 - p) / n + z95**2 / (4 * n * n))
-        assert row.sample_size == n and row.numerator == x
-        assert row.rate == pytest.approx(p, rel=1e-12)
-        assert row.ci_low == pytest.approx(centre - half, abs=1e-6)
-        assert row.ci_high == pytest.approx(centre + half, abs=1e-6)
-        assert row.z_score == pytest.approx(z, rel=1e-9)
-        assert row.p_value == pytest.approx(2 * stats.norm.sf(abs(z)), abs=2e-7)
-        assert row.is_small_sample == (n < 30 or n_rest < 30)
+        want = expected[(row.metric_name, row.segment_type, row.segment_value)]
+        assert row.sample_size == want["n"] and row.numerator == want["x"]
+        assert row.rate == pytest.approx(want["rate"], rel=1e-12)
+        assert row.ci_low == pytest.approx(want["low"], abs=1e-6)
+        assert row.ci_high == pytest.approx(want["high"], abs=1e-6)
+        if want["rest_rate"] is None:
+            assert pd.isna(row.rest_rate) and pd.isna(row.difference_from_rest)
+        else:
+            assert row.difference_from_rest == pytest.approx(want["rate"] - want["rest_rate"], abs=1e-12)
+        if want["z"] is None:
+            assert pd.isna(row.z_score) and pd.isna(row.p_value) and pd.isna(row.is_significant)
+        else:
+            assert row.z_score == pytest.approx(want["z"], rel=1e-9)
+            assert row.p_value == pytest.approx(want["p"], abs=2e-6)
+            if abs(want["p"] - 0.05) > 1e-5:  # the SQL normal CDF is within 1e-7 of scipy's
+                assert bool(row.is_significant) == (want["p"] < 0.05)
+            significant += bool(row.is_significant)
+        assert row.is_best == want["best"], (row.metric_name, row.segment_type, row.segment_value)
+        assert row.is_small_sample == want["small"]
+        best += row.is_best
+    # the generated data makes the checks bite: significant values, and adjusted p-values that differ
+    assert significant > 5 and best > 20
+    assert (rows["p_value"] > rows["unadjusted_p_value"] + 1e-9).sum() > 20
 
 
 def test_two_sided_p_value_macro_matches_scipy(built: Warehouse) -> None:

@@ -19,7 +19,7 @@ CONVERSATIONS = 700
 DAYS = 4
 SEED = 23
 END_DATE = "2024-05-10"
-ATTRIBUTE_SEGMENTS = ["channel", "agent_id", "device", "source", "language"]
+ATTRIBUTE_SEGMENTS = ["channel", "agent_id", "device", "source", "language", "environment"]
 AFTER_CLASSIFIER = "source:classification+"
 
 
@@ -57,7 +57,8 @@ def frame(warehouse: Warehouse, sql: str) -> pd.DataFrame:
 
 
 def reference_sentiment(warehouse: Warehouse) -> pd.DataFrame:
-    """Per conversation: n scored user messages, mean, start / end (first / last floor(n/3)), trend."""
+    """Per conversation: n scored user messages, mean, start / end (first / last max(1, floor(n/3))),
+    trend (end - start, contract v1.3) and direction (the category, from 3 messages on)."""
     messages = frame(
         warehouse,
         "select stg_events.conversation_id, stg_events.event_id, stg_events.event_at, "
@@ -71,15 +72,15 @@ def reference_sentiment(warehouse: Warehouse) -> pd.DataFrame:
     rows = []
     for conversation_id, group in messages.dropna(subset=["sentiment"]).groupby("conversation_id"):
         values = group.sort_values(["event_at", "event_id"])["sentiment"].to_numpy(dtype=float)
-        n, k = len(values), len(values) // 3
-        start = values[:k].mean() if n >= 3 else np.nan
-        end = values[n - k:].mean() if n >= 3 else np.nan
-        trend = None
+        n = len(values)
+        k = max(1, n // 3)
+        start, end = values[:k].mean(), values[n - k:].mean()
+        direction = None
         if n >= 3:
             delta = round(end - start, 6)
-            trend = "improving" if delta >= 0.2 else "worsening" if delta <= -0.2 else "stable"
-        rows.append((conversation_id, n, values.mean(), start, end, trend))
-    return pd.DataFrame(rows, columns=["conversation_id", "n", "avg", "start", "end", "trend"])
+            direction = "improving" if delta >= 0.2 else "worsening" if delta <= -0.2 else "stable"
+        rows.append((conversation_id, n, values.mean(), start, end, end - start, direction))
+    return pd.DataFrame(rows, columns=["conversation_id", "n", "avg", "start", "end", "trend", "direction"])
 
 
 def reference_quality(warehouse: Warehouse) -> pd.DataFrame:
@@ -117,7 +118,7 @@ def reference_quality(warehouse: Warehouse) -> pd.DataFrame:
     )
     c["efficiency"] = (0.5 * turns_part + 0.5 * time_part).where(c["user_turns"] > 0)
     s = c["conversation_id"].map
-    trend_value = s(sentiment["trend"]).map({"improving": 1.0, "stable": 0.5, "worsening": 0.0})
+    trend_value = s(sentiment["direction"]).map({"improving": 1.0, "stable": 0.5, "worsening": 0.0})
     c["sentiment"] = np.where(
         trend_value.notna(),
         0.5 * (s(sentiment["end"]) + 1) / 2 + 0.5 * trend_value,
@@ -156,25 +157,34 @@ def reference_quality_metric(warehouse: Warehouse, quality: pd.DataFrame) -> pd.
 def test_sentiment_start_end_trend_match_recomputation(built: Warehouse) -> None:
     actual = frame(
         built, "select conversation_id, sentiment_messages, avg_sentiment, sentiment_start, sentiment_end, "
-        "sentiment_trend from marts.fct_conversation_quality",
+        "sentiment_trend, sentiment_direction from marts.fct_conversation_quality",
     ).set_index("conversation_id")
     expected = reference_sentiment(built).set_index("conversation_id")
+    started = {row[0] for row in built.query("select conversation_id from marts.fct_conversations where started")}
+    # contract v1.3: exactly the started conversations with a scored user message
+    assert set(actual.index) == set(expected.index) & started
     both = actual.join(expected, how="inner")
     assert len(both) > 300
-    assert (actual.loc[~actual.index.isin(expected.index), "sentiment_messages"] == 0).all()
     assert (both["sentiment_messages"] == both["n"]).all()
-    for mine, theirs in (("avg_sentiment", "avg"), ("sentiment_start", "start"), ("sentiment_end", "end")):
-        assert np.allclose(both[mine].astype(float), both[theirs].astype(float), equal_nan=True, atol=1e-12), mine
-    assert (both["sentiment_trend"].fillna("-") == both["trend"].fillna("-")).all()
-    # the generated data exercises every band and the null below three messages
-    assert set(both["sentiment_trend"].dropna()) == {"improving", "stable", "worsening"}
-    assert both["sentiment_trend"].isna().any()
+    for mine, theirs in (("avg_sentiment", "avg"), ("sentiment_start", "start"), ("sentiment_end", "end"),
+                         ("sentiment_trend", "trend")):
+        assert np.allclose(both[mine].astype(float), both[theirs].astype(float), atol=1e-12), mine
+    # the trend is exactly the difference of the published start and end
+    assert (both["sentiment_trend"] == both["sentiment_end"] - both["sentiment_start"]).all()
+    assert (both["sentiment_direction"].fillna("-") == both["direction"].fillna("-")).all()
+    # the generated data exercises every band, one and two messages, and the null direction below three
+    assert set(both["sentiment_direction"].dropna()) == {"improving", "stable", "worsening"}
+    assert {1, 2} <= set(both["n"]) and both.loc[both["n"] < 3, "sentiment_direction"].isna().all()
+    assert (both.loc[both["n"] == 1, "sentiment_trend"] == 0).all()
 
 
 def test_quality_components_and_score_match_recomputation(built: Warehouse) -> None:
     actual = frame(built, "select * from marts.fct_conversation_quality").set_index("conversation_id")
     expected = reference_quality(built).set_index("conversation_id")
-    assert set(actual.index) == set(expected.index)  # one row per started conversation
+    scored = set(reference_sentiment(built)["conversation_id"])
+    # contract v1.3: one row per started conversation with a scored user message
+    assert set(actual.index) == set(expected.index) & scored
+    assert len(set(expected.index) - scored) > 0, "no started conversation without a scored message to leave out"
     both = actual.join(expected, rsuffix="_expected")
     for column in ("resolution", "efficiency", "sentiment", "goal_completion"):
         assert np.allclose(

@@ -15,8 +15,8 @@ import pytest
 from support.warehouse import REPO_ROOT
 
 VARS = {
-    "segment_comparison_segment_type": "partner's channel",
-    "segment_comparison_start_date": "2026-01-01",
+    # not a date (the model casts it when it runs); compiled, it must stay one literal
+    "segment_comparison_start_date": "2026-01-0'1",
     "user_message_senders": ["user", "customer's app"],
 }
 
@@ -49,7 +49,7 @@ def _parse_error(sql: str) -> str | None:
 
 @pytest.mark.parametrize(
     ("model", "literal"),
-    [("segment_comparison", "'partner''s channel'"), ("stg_events", "'customer''s app'")],
+    [("segment_comparison", "'2026-01-0''1'"), ("stg_events", "'customer''s app'")],
 )
 def test_var_with_an_apostrophe_compiles_to_valid_sql(compiled, model, literal):
     sql = compiled[model]

@@ -4,7 +4,8 @@
     which stage) combined into one. An event (or a flag, a stage_reached
     event, a marker) beats the classifier: the source is 'event' and the time
     the earliest qualifying event's; a stage reached only by the classifier
-    keeps the classifier's name and has no time. A flag's time is that of the
+    keeps the classifier's name and the time of the message it names (null
+    when it names none). A flag's time is that of the
     earliest event making it true; `responded` is the first user_message
     strictly after the first agent_message. -#}
 {{ config(
@@ -37,6 +38,7 @@ funnel_stages as (
 events as (
     select
         conversation_id,
+        event_id,
         event_type,
         event_at,
         funnel,
@@ -149,7 +151,8 @@ stage_classifications as (
         conversation_id,
         funnel_name,
         stage,
-        classifier
+        classifier,
+        message_event_id
     from {{ ref('stg_stage_classifications') }}
     where
         is_reached
@@ -236,18 +239,26 @@ reached_by_marker as (
         stage_rules.stage
 ),
 
+-- reached at the time of the message the classifier names (contract v1.3);
+-- no time when it names none, or a message that is not one of the
+-- conversation's user or agent messages
 reached_by_classifier as (
     select distinct
         stage_classifications.conversation_id,
         stage_classifications.funnel_name,
         stage_classifications.stage,
-        cast(null as {{ dbt.type_timestamp() }}) as reached_at,
+        cast(named_messages.event_at as {{ dbt.type_timestamp() }}) as reached_at,
         'classifier' as reached_by,
         stage_classifications.classifier as source  -- noqa: RF04
     from stage_classifications
     -- a classification of a conversation the warehouse does not know is ignored
     inner join conversations
         on stage_classifications.conversation_id = conversations.conversation_id
+    left join events as named_messages
+        on
+            stage_classifications.conversation_id = named_messages.conversation_id
+            and stage_classifications.message_event_id = named_messages.event_id
+            and named_messages.event_type in ('user_message', 'agent_message')
     inner join stage_rules
         on
             stage_rules.reached_by = 'classifier'
@@ -289,9 +300,11 @@ stages_combined as (
         reaches_with_stage_order.funnel_name,
         reaches_with_stage_order.stage,
         reaches_with_stage_order.stage_order,
-        min(
-            case when reaches_with_stage_order.source = 'event' then reaches_with_stage_order.reached_at end
-        ) as reached_at,
+        case
+            when max(case when reaches_with_stage_order.source = 'event' then 1 else 0 end) = 1
+                then min(case when reaches_with_stage_order.source = 'event' then reaches_with_stage_order.reached_at end)
+            else min(reaches_with_stage_order.reached_at)
+        end as reached_at,
         case
             when max(case when reaches_with_stage_order.source = 'event' then 1 else 0 end) = 1 then 'event'
             else min(reaches_with_stage_order.source)

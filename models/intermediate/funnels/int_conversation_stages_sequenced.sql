@@ -5,7 +5,8 @@
 -- of its stages, reached or not, with the in-order reading: a stage is
 -- reached in order when it and every earlier stage are reached and each
 -- stage's time is not later than the next one's (compared only where both
--- times are known).
+-- times are known); and the seconds from the previous stage and from the
+-- funnel's first stage.
 -- Incremental: a run recomputes every row of the conversations with newly
 -- loaded events or new stage classifications (conversations_to_refresh_cte).
 
@@ -82,7 +83,16 @@ stages_with_previous as (
                 conversation_funnel_stages.conversation_id,
                 conversation_funnel_stages.funnel_name
             order by conversation_funnel_stages.stage_order
-        ) as is_previous_stage_reached
+        ) as is_previous_stage_reached,
+        max(
+            case
+                when conversation_funnel_stages.is_first_stage then conversation_funnel_stages.reached_at
+            end
+        ) over (
+            partition by
+                conversation_funnel_stages.conversation_id,
+                conversation_funnel_stages.funnel_name
+        ) as first_stage_reached_at
     from conversation_funnel_stages
 ),
 
@@ -131,7 +141,20 @@ stages_sequenced as (
                     'stages_step_checked.previous_stage_reached_at',
                     'stages_step_checked.reached_at'
                 ) }}
-        end as seconds_from_previous_stage
+        end as seconds_from_previous_stage,
+        -- from the funnel's first stage (the support funnel's start to its
+        -- resolution): both times known, this one not earlier; the stages
+        -- between may be skipped
+        case
+            when
+                stages_step_checked.is_reached
+                and not stages_step_checked.is_first_stage
+                and stages_step_checked.first_stage_reached_at <= stages_step_checked.reached_at
+                then {{ funnel_seconds_between(
+                    'stages_step_checked.first_stage_reached_at',
+                    'stages_step_checked.reached_at'
+                ) }}
+        end as seconds_from_first_stage
     from stages_step_checked
 )
 

@@ -1,9 +1,9 @@
-{#- The histogram partial of funnel_summary's median: per funnel, day, stage
+{#- The histogram partial of funnel_summary's medians: per funnel, day, stage
     and 1% logarithmic bucket (log_bucket()), how many of that day's
-    conversations took a time from the previous stage in the bucket, and
-    the smallest and largest of those times. Replaced a whole
-    conversation_date at a time: a run recomputes every day holding a
-    conversation whose stages (events, the classifier) changed. -#}
+    conversations took a time from the previous stage, and from the funnel's
+    first stage, in the bucket, and the smallest and largest of those times.
+    Replaced a whole conversation_date at a time: a run recomputes every day
+    holding a conversation whose stages (events, the classifier) changed. -#}
 {{ config(
     unique_key=['funnel_name', 'conversation_date', 'stage', 'seconds_bucket'],
     scope_key='conversation_date',
@@ -32,23 +32,48 @@ stage_times as (
         conversation_id,
         funnel_name,
         stage,
-        seconds_from_previous_stage
+        seconds_from_previous_stage,
+        seconds_from_first_stage
     from {{ ref('int_conversation_stages_sequenced') }}
     where
-        seconds_from_previous_stage is not null
+        (seconds_from_previous_stage is not null or seconds_from_first_stage is not null)
         and conversation_id in (select conversations.conversation_id from conversations)
+),
+
+-- one row per time: from the previous stage, from the first stage
+stage_times_unpivoted as (
+    select
+        stage_times.conversation_id,
+        stage_times.funnel_name,
+        stage_times.stage,
+        'previous_stage' as measured_from,
+        stage_times.seconds_from_previous_stage as seconds
+    from stage_times
+    where stage_times.seconds_from_previous_stage is not null
+
+    union all
+
+    select
+        stage_times.conversation_id,
+        stage_times.funnel_name,
+        stage_times.stage,
+        'first_stage' as measured_from,
+        stage_times.seconds_from_first_stage as seconds
+    from stage_times
+    where stage_times.seconds_from_first_stage is not null
 ),
 
 stage_times_bucketed as (
     select
-        stage_times.funnel_name,
+        stage_times_unpivoted.funnel_name,
         conversations.conversation_date,
-        stage_times.stage,
-        stage_times.seconds_from_previous_stage,
-        {{ log_bucket('stage_times.seconds_from_previous_stage') }} as seconds_bucket
-    from stage_times
+        stage_times_unpivoted.stage,
+        stage_times_unpivoted.measured_from,
+        stage_times_unpivoted.seconds,
+        {{ log_bucket('stage_times_unpivoted.seconds') }} as seconds_bucket
+    from stage_times_unpivoted
     inner join conversations
-        on stage_times.conversation_id = conversations.conversation_id
+        on stage_times_unpivoted.conversation_id = conversations.conversation_id
 ),
 
 buckets_counted as (
@@ -57,9 +82,30 @@ buckets_counted as (
         cast(stage_times_bucketed.conversation_date as {{ type_date() }}) as conversation_date,
         cast(stage_times_bucketed.stage as {{ dbt.type_string() }}) as stage,  -- noqa: RF04
         cast(stage_times_bucketed.seconds_bucket as {{ dbt.type_int() }}) as seconds_bucket,
-        cast(count(*) as {{ dbt.type_bigint() }}) as timed_conversations,
-        cast(min(stage_times_bucketed.seconds_from_previous_stage) as {{ type_double() }}) as min_seconds,
-        cast(max(stage_times_bucketed.seconds_from_previous_stage) as {{ type_double() }}) as max_seconds
+        cast(
+            sum(case when stage_times_bucketed.measured_from = 'previous_stage' then 1 else 0 end)
+            as {{ dbt.type_bigint() }}
+        ) as timed_conversations,
+        cast(
+            min(case when stage_times_bucketed.measured_from = 'previous_stage' then stage_times_bucketed.seconds end)
+            as {{ type_double() }}
+        ) as min_seconds,
+        cast(
+            max(case when stage_times_bucketed.measured_from = 'previous_stage' then stage_times_bucketed.seconds end)
+            as {{ type_double() }}
+        ) as max_seconds,
+        cast(
+            sum(case when stage_times_bucketed.measured_from = 'first_stage' then 1 else 0 end)
+            as {{ dbt.type_bigint() }}
+        ) as timed_from_first_stage,
+        cast(
+            min(case when stage_times_bucketed.measured_from = 'first_stage' then stage_times_bucketed.seconds end)
+            as {{ type_double() }}
+        ) as min_seconds_from_first_stage,
+        cast(
+            max(case when stage_times_bucketed.measured_from = 'first_stage' then stage_times_bucketed.seconds end)
+            as {{ type_double() }}
+        ) as max_seconds_from_first_stage
     from stage_times_bucketed
     group by
         stage_times_bucketed.funnel_name,

@@ -9,7 +9,8 @@
     included) for the whole history on every run. -#}
 {{ config(materialized='view') }}
 
-{%- set attribute_segments = ['channel', 'agent_id', 'device', 'source', 'language'] -%}
+{#- environment (contract v1.3) lets a BI tool filter development traffic out -#}
+{%- set attribute_segments = ['channel', 'agent_id', 'device', 'source', 'language', 'environment'] -%}
 
 with
 

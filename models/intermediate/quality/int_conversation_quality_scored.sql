@@ -7,7 +7,7 @@
       efficiency       mean of min(1, agent's median user turns / user turns)
                        and min(1, agent's median seconds to resolution /
                        seconds to resolution); null without user turns
-      sentiment        with a trend: 0.5 * (sentiment_end + 1) / 2
+      sentiment        with a direction: 0.5 * (sentiment_end + 1) / 2
                        + 0.5 * (improving 1, stable 0.5, worsening 0);
                        else (avg_sentiment + 1) / 2; null without scores
       goal_completion  1 converted, completed or classified resolved (the
@@ -56,7 +56,7 @@ sentiment as (
         conversation_id,
         avg_sentiment,
         sentiment_end,
-        sentiment_trend
+        sentiment_direction
     from {{ ref('int_conversation_sentiment_summarized') }}
     where conversation_id in (select conversations.conversation_id from conversations)
 ),
@@ -152,7 +152,7 @@ parts_measured as (
             when conversations_timed.resolution_seconds <= 0 then 1.0
             else least(1.0, agent_medians.median_resolution_seconds / conversations_timed.resolution_seconds)
         end as time_part,
-        case sentiment.sentiment_trend
+        case sentiment.sentiment_direction
             when 'improving' then 1.0
             when 'stable' then 0.5
             when 'worsening' then 0.0

@@ -1,11 +1,14 @@
 {#- One row per conversation with at least one user_message. Over its user
     messages that have a sentiment (int_message_sentiment_resolved), numbered
-    by time then event_id, n of them and k = floor(n / 3):
-    sentiment_start = mean of the first k, sentiment_end = mean of the last k,
-    sentiment_trend from end - start (rounded to 6 decimals) against the band
+    by time then event_id, n of them and k = max(1, floor(n / 3)):
+    sentiment_start = mean of the first k, sentiment_end = mean of the last k
+    (n = 1: the one message both; n = 2: the first and the second),
+    sentiment_trend = sentiment_end - sentiment_start (contract v1.3); all
+    three null when no message is scored. sentiment_direction, the category:
+    end - start (rounded to 6 decimals) against the band
     var('sentiment_trend_band'): improving (>= band), worsening (<= -band),
-    else stable. All three are null below var('sentiment_min_user_messages')
-    scored messages (a third of fewer than 3 messages says nothing).
+    else stable; null below var('sentiment_min_user_messages') scored
+    messages (a change between one or two messages says little).
     Incremental: a run recomputes the conversations with new events or new
     scores (conversations_to_refresh_cte; the two vars are in the
     watermark's fingerprint). -#}
@@ -83,22 +86,30 @@ messages_numbered as (
     where messages.sentiment is not null
 ),
 
+-- k = max(1, floor(n / 3)) messages at each end
+messages_thirded as (
+    select
+        messages_numbered.*,
+        greatest(1, floor(messages_numbered.scored_messages / 3)) as third_size
+    from messages_numbered
+),
+
 thirds_summed as (
     select
-        messages_numbered.conversation_id,
-        max(messages_numbered.scored_messages) as scored_messages,
-        {{ exact_sum('messages_numbered.sentiment') }} as sentiment_sum,
+        messages_thirded.conversation_id,
+        max(messages_thirded.scored_messages) as scored_messages,
+        {{ exact_sum('messages_thirded.sentiment') }} as sentiment_sum,
         {{ exact_avg(
-            'case when messages_numbered.scored_message_number <= floor(messages_numbered.scored_messages / 3)'
-            ~ ' then messages_numbered.sentiment end'
+            'case when messages_thirded.scored_message_number <= messages_thirded.third_size'
+            ~ ' then messages_thirded.sentiment end'
         ) }} as first_third_mean,
         {{ exact_avg(
-            'case when messages_numbered.scored_message_number'
-            ~ ' > messages_numbered.scored_messages - floor(messages_numbered.scored_messages / 3)'
-            ~ ' then messages_numbered.sentiment end'
+            'case when messages_thirded.scored_message_number'
+            ~ ' > messages_thirded.scored_messages - messages_thirded.third_size'
+            ~ ' then messages_thirded.sentiment end'
         ) }} as last_third_mean
-    from messages_numbered
-    group by messages_numbered.conversation_id
+    from messages_thirded
+    group by messages_thirded.conversation_id
 ),
 
 conversations as (
@@ -116,12 +127,9 @@ sentiment_summarized as (
         coalesce(thirds_summed.scored_messages, 0) as scored_messages,
         coalesce(thirds_summed.sentiment_sum, 0) as sentiment_sum,
         thirds_summed.sentiment_sum / thirds_summed.scored_messages as avg_sentiment,
-        case
-            when thirds_summed.scored_messages >= {{ minimum }} then thirds_summed.first_third_mean
-        end as sentiment_start,
-        case
-            when thirds_summed.scored_messages >= {{ minimum }} then thirds_summed.last_third_mean
-        end as sentiment_end,
+        thirds_summed.first_third_mean as sentiment_start,
+        thirds_summed.last_third_mean as sentiment_end,
+        thirds_summed.last_third_mean - thirds_summed.first_third_mean as sentiment_trend,
         case
             when coalesce(thirds_summed.scored_messages, 0) < {{ minimum }} then null
             when round(thirds_summed.last_third_mean - thirds_summed.first_third_mean, 6) >= {{ band }}
@@ -129,7 +137,7 @@ sentiment_summarized as (
             when round(thirds_summed.last_third_mean - thirds_summed.first_third_mean, 6) <= -{{ band }}
                 then 'worsening'
             else 'stable'
-        end as sentiment_trend
+        end as sentiment_direction
     from conversations
     left join thirds_summed
         on conversations.conversation_id = thirds_summed.conversation_id

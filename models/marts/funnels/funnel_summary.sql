@@ -34,7 +34,10 @@ stage_time_buckets as (
         seconds_bucket,
         timed_conversations,
         min_seconds,
-        max_seconds
+        max_seconds,
+        timed_from_first_stage,
+        min_seconds_from_first_stage,
+        max_seconds_from_first_stage
     from {{ ref('int_funnel_stage_seconds_bucketed') }}
 ),
 
@@ -67,53 +70,85 @@ stages_counted as (
         stage_days.stage
 ),
 
+-- the two histograms (seconds from the previous stage, from the first stage)
+-- as rows of one
+stage_time_buckets_unpivoted as (
+    select
+        stage_time_buckets.funnel_name,
+        stage_time_buckets.stage,
+        'previous_stage' as measured_from,
+        stage_time_buckets.seconds_bucket,
+        stage_time_buckets.timed_conversations,
+        stage_time_buckets.min_seconds,
+        stage_time_buckets.max_seconds
+    from stage_time_buckets
+    where stage_time_buckets.timed_conversations > 0
+
+    union all
+
+    select
+        stage_time_buckets.funnel_name,
+        stage_time_buckets.stage,
+        'first_stage' as measured_from,
+        stage_time_buckets.seconds_bucket,
+        stage_time_buckets.timed_from_first_stage as timed_conversations,
+        stage_time_buckets.min_seconds_from_first_stage as min_seconds,
+        stage_time_buckets.max_seconds_from_first_stage as max_seconds
+    from stage_time_buckets
+    where stage_time_buckets.timed_from_first_stage > 0
+),
+
 -- the median from the histogram summed over the days: the middle value (or
 -- the mean of the two middle values) is stood for by its bucket's value
 buckets_summed as (
     select
-        stage_time_buckets.funnel_name,
-        stage_time_buckets.stage,
-        stage_time_buckets.seconds_bucket,
-        sum(stage_time_buckets.timed_conversations) as timed_conversations,
-        min(stage_time_buckets.min_seconds) as min_seconds,
-        max(stage_time_buckets.max_seconds) as max_seconds
-    from stage_time_buckets
+        stage_time_buckets_unpivoted.funnel_name,
+        stage_time_buckets_unpivoted.stage,
+        stage_time_buckets_unpivoted.measured_from,
+        stage_time_buckets_unpivoted.seconds_bucket,
+        sum(stage_time_buckets_unpivoted.timed_conversations) as timed_conversations,
+        min(stage_time_buckets_unpivoted.min_seconds) as min_seconds,
+        max(stage_time_buckets_unpivoted.max_seconds) as max_seconds
+    from stage_time_buckets_unpivoted
     group by
-        stage_time_buckets.funnel_name,
-        stage_time_buckets.stage,
-        stage_time_buckets.seconds_bucket
+        stage_time_buckets_unpivoted.funnel_name,
+        stage_time_buckets_unpivoted.stage,
+        stage_time_buckets_unpivoted.measured_from,
+        stage_time_buckets_unpivoted.seconds_bucket
 ),
 
 buckets_ranked as (
     select
         buckets_summed.funnel_name,
         buckets_summed.stage,
+        buckets_summed.measured_from,
         {{ log_bucket_value(
             'buckets_summed.seconds_bucket', 'buckets_summed.min_seconds', 'buckets_summed.max_seconds'
         ) }} as bucket_seconds,
         -- the bucket holds the ranks after rank_before up to rank_through
         sum(buckets_summed.timed_conversations) over (
-            partition by buckets_summed.funnel_name, buckets_summed.stage
+            partition by buckets_summed.funnel_name, buckets_summed.stage, buckets_summed.measured_from
             order by buckets_summed.seconds_bucket
             rows between unbounded preceding and current row
         ) - buckets_summed.timed_conversations as rank_before,
         sum(buckets_summed.timed_conversations) over (
-            partition by buckets_summed.funnel_name, buckets_summed.stage
+            partition by buckets_summed.funnel_name, buckets_summed.stage, buckets_summed.measured_from
             order by buckets_summed.seconds_bucket
             rows between unbounded preceding and current row
         ) as rank_through,
         sum(buckets_summed.timed_conversations) over (
-            partition by buckets_summed.funnel_name, buckets_summed.stage
+            partition by buckets_summed.funnel_name, buckets_summed.stage, buckets_summed.measured_from
         ) as timed_conversations
     from buckets_summed
 ),
 
 -- of ranks 1..n the middle ones are floor((n + 1) / 2) and floor(n / 2) + 1
 -- (one rank when n is odd), as quantile_cont(0.5) interpolates
-stage_medians as (
+stage_medians_measured as (
     select
         buckets_ranked.funnel_name,
         buckets_ranked.stage,
+        buckets_ranked.measured_from,
         (
             max(
                 case
@@ -131,11 +166,32 @@ stage_medians as (
                         then buckets_ranked.bucket_seconds
                 end
             )
-        ) / 2.0 as median_seconds_from_previous_stage
+        ) / 2.0 as median_seconds
     from buckets_ranked
     group by
         buckets_ranked.funnel_name,
-        buckets_ranked.stage
+        buckets_ranked.stage,
+        buckets_ranked.measured_from
+),
+
+stage_medians as (
+    select
+        stage_medians_measured.funnel_name,
+        stage_medians_measured.stage,
+        max(
+            case
+                when stage_medians_measured.measured_from = 'previous_stage' then stage_medians_measured.median_seconds
+            end
+        ) as median_seconds_from_previous_stage,
+        max(
+            case
+                when stage_medians_measured.measured_from = 'first_stage' then stage_medians_measured.median_seconds
+            end
+        ) as median_seconds_from_first_stage
+    from stage_medians_measured
+    group by
+        stage_medians_measured.funnel_name,
+        stage_medians_measured.stage
 ),
 
 stages_with_counts as (
@@ -151,6 +207,7 @@ stages_with_counts as (
         coalesce(stages_counted.reached_in_order, 0) as reached_in_order,
         stages_counted.avg_seconds_from_previous_stage,
         stage_medians.median_seconds_from_previous_stage,
+        stage_medians.median_seconds_from_first_stage,
         coalesce(stages_counted.stopped_here, 0) as stopped_here,
         coalesce(stages_counted.window_open_here, 0) as window_open_here,
         conversations.conversations as all_conversations
@@ -222,7 +279,9 @@ funnel_summary as (
         cast(stages_rated.conversion_rate_in_order as {{ type_double() }}) as conversion_rate_in_order,
         cast(stages_rated.drop_off_in_order as {{ dbt.type_bigint() }}) as drop_off_in_order,
         cast(stages_rated.entered as {{ dbt.type_bigint() }}) as entered,
-        cast(stages_rated.counting as {{ dbt.type_string() }}) as counting
+        cast(stages_rated.counting as {{ dbt.type_string() }}) as counting,
+        cast(stages_rated.median_seconds_from_first_stage as {{ type_double() }})
+            as median_seconds_from_first_stage
     from stages_rated
 )
 

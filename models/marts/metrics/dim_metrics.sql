@@ -18,6 +18,7 @@ metric_glossary as (
             '{{ metric.name }}' as metric_name,
             '{{ metric.kind }}' as metric_kind,
             {{ 'true' if metric.proportion else 'false' }} as is_proportion,
+            {{ null_string if metric.better is none else "'" ~ metric.better ~ "'" }} as better_direction,
             {{ 'false' if metric.kind == 'percentile' else 'true' }} as is_alertable,
             '{{ metric.unit }}' as unit,
             {{ numerator_definition }} as numerator_definition,

@@ -1,6 +1,7 @@
-{#- One row per started conversation: sentiment start/end/trend, the rule-based
-    quality components and quality_score, and beside them (never replacing
-    them) the optional LLM judge's rubric labels. Replaced day by day like
+{#- One row per started conversation with at least one scored user message
+    (contract v1.3): sentiment start/end/trend (a number) and direction (the
+    category), the rule-based quality components and quality_score, and
+    beside them (never replacing them) the optional LLM judge's rubric labels. Replaced day by day like
     int_conversation_quality_scored (a conversation's efficiency compares it
     with its agent's other conversations of the day). -#}
 {{ config(
@@ -42,9 +43,12 @@ sentiment as (
         avg_sentiment,
         sentiment_start,
         sentiment_end,
-        sentiment_trend
+        sentiment_trend,
+        sentiment_direction
     from {{ ref('int_conversation_sentiment_summarized') }}
-    where conversation_id in (select quality.conversation_id from quality)
+    where
+        scored_messages > 0
+        and conversation_id in (select quality.conversation_id from quality)
 ),
 
 judgments as (
@@ -62,11 +66,12 @@ quality_published as (
     select
         cast(quality.conversation_id as {{ dbt.type_string() }}) as conversation_id,
         cast(quality.conversation_date as date) as conversation_date,
-        cast(coalesce(sentiment.scored_messages, 0) as {{ dbt.type_bigint() }}) as sentiment_messages,
+        cast(sentiment.scored_messages as {{ dbt.type_bigint() }}) as sentiment_messages,
         cast(sentiment.avg_sentiment as {{ type_double() }}) as avg_sentiment,
         cast(sentiment.sentiment_start as {{ type_double() }}) as sentiment_start,
         cast(sentiment.sentiment_end as {{ type_double() }}) as sentiment_end,
-        cast(sentiment.sentiment_trend as {{ dbt.type_string() }}) as sentiment_trend,
+        cast(sentiment.sentiment_trend as {{ type_double() }}) as sentiment_trend,
+        cast(sentiment.sentiment_direction as {{ dbt.type_string() }}) as sentiment_direction,
         cast(quality.resolution as {{ type_double() }}) as resolution_component,
         cast(quality.efficiency as {{ type_double() }}) as efficiency_component,
         cast(quality.sentiment as {{ type_double() }}) as sentiment_component,
@@ -80,7 +85,8 @@ quality_published as (
         cast(judgments.reason as {{ dbt.type_string() }}) as judge_reason,
         cast(judgments.model as {{ dbt.type_string() }}) as judge_model
     from quality
-    left join sentiment
+    -- the grain: started conversations with a scored user message
+    inner join sentiment
         on quality.conversation_id = sentiment.conversation_id
     left join judgments
         on quality.conversation_id = judgments.conversation_id

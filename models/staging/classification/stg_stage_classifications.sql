@@ -14,7 +14,8 @@ stage_classifications as (
         model,
         prompt_version,
         transcript_hash,
-        classified_at
+        classified_at,
+        message_event_id
     from {{ source('classification', 'stage_classifications') }}
     where
         conversation_id is not null
@@ -50,7 +51,8 @@ classifications_deduplicated as (
         cast(model as {{ dbt.type_string() }}) as model,  -- noqa: RF04
         cast(prompt_version as {{ dbt.type_string() }}) as prompt_version,
         cast(transcript_hash as {{ dbt.type_string() }}) as transcript_hash,
-        cast(classified_at as {{ dbt.type_timestamp() }}) as classified_at
+        cast(classified_at as {{ dbt.type_timestamp() }}) as classified_at,
+        cast(message_event_id as {{ dbt.type_string() }}) as message_event_id
     from classifications_ranked
     where recency_rank = 1
 )

@@ -230,7 +230,7 @@ def create_app(config: ApiConfig) -> Starlette:
           - {name: start, in: query, schema: {type: string, format: date}, description: "First conversation day (default: 28 complete days before the newest)."}
           - {name: end, in: query, schema: {type: string, format: date}, description: "Last conversation day (default: the latest complete day)."}
           - {name: period, in: query, schema: {type: string, enum: [all]}, description: "all: the whole history when start and end are not given."}
-          - {name: segment_type, in: query, schema: {type: string}, description: "all (default), channel, agent_id, device, source, language or experiment:<test_name>."}
+          - {name: segment_type, in: query, schema: {type: string}, description: "all (default), channel, agent_id, device, source, language, environment or experiment:<test_name>."}
           - {name: segment_value, in: query, schema: {type: string}, description: "Only this value of segment_type."}
           - {name: grain, in: query, schema: {type: string, enum: [day, hour]}, description: "The series' period (default day)."}
           - {name: channel, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
@@ -270,6 +270,26 @@ def create_app(config: ApiConfig) -> Starlette:
             "series": [_counts(record, info) for record in series.to_dict("records")],
         }
 
+    def segment_comparison(request: Request, con) -> dict:
+        """
+        parameters:
+          - {name: metric, in: query, schema: {type: string}, description: "Only this proportion metric (default: every one)."}
+          - {name: segment_type, in: query, schema: {type: string}, description: "Only this segment type (default: every one)."}
+        responses:
+          200:
+            description: >
+              marts.segment_comparison (contract v1.3): every proportion metric's segment values against
+              the rest of their segment type over the mart's period (the whole history by default; no
+              filters): sample_size, rate, Wilson ci_low / ci_high, rest_rate, difference_from_rest,
+              p_value (adjusted within metric and segment type, Benjamini-Hochberg), is_significant, is_best.
+        """
+        params = request.query_params
+        rows = metric_views.segment_comparison(con, params.get("metric"), params.get("segment_type"))
+        records = rows.to_dict("records")
+        for record in records:  # counts of conversations are integers
+            record["numerator"], record["sample_size"] = int(record["numerator"]), int(record["sample_size"])
+        return {"rows": records}
+
     def funnels_list(request: Request, con) -> dict:
         """
         responses:
@@ -300,8 +320,9 @@ def create_app(config: ApiConfig) -> Starlette:
           200:
             description: >
               The funnel's stages in one reading: count, share_of_entered, from_previous, drop_off,
-              drop_off_rate (never above 1, never negative), both raw counts (reached, reached_in_order)
-              and the median seconds from the previous stage; entered is the population.
+              drop_off_rate (never above 1, never negative), both raw counts (reached, reached_in_order),
+              the median seconds from the previous stage and from the funnel's first stage (on the support
+              funnel's resolved stage: the median time to resolution); entered is the population.
           404:
             description: Unknown funnel.
         """
@@ -347,6 +368,7 @@ def create_app(config: ApiConfig) -> Starlette:
         Route("/api/health", respond(health), methods=["GET"]),
         Route("/api/metrics", respond(metrics_list), methods=["GET"]),
         Route("/api/metrics/{name}", respond(metric), methods=["GET"]),
+        Route("/api/segment-comparison", respond(segment_comparison), methods=["GET"]),
         Route("/api/funnels", respond(funnels_list), methods=["GET"]),
         Route("/api/funnels/{name}", respond(funnel), methods=["GET"]),
         Route("/api/experiments", respond(experiments), methods=["GET"]),

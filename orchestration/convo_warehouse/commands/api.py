@@ -17,7 +17,7 @@ def api(host: str, port: int, serving_dir: str | None) -> None:
     """Serve metrics, funnels and experiments as JSON on http://HOST:PORT/api/.
 
     GET /api/metrics, /api/metrics/<name>?start=&end=&segment_type=&grain=,
-    /api/funnels, /api/funnels/<name>?start=&end=&reading=, /api/experiments,
+    /api/segment-comparison?metric=&segment_type=, /api/funnels, /api/funnels/<name>?start=&end=&reading=, /api/experiments,
     /api/experiments/<test_name>, /api/health; filters channel, agent,
     environment, exclude_development, variant; the OpenAPI description at
     /api/openapi.json. Reads only the published snapshot, so it never blocks

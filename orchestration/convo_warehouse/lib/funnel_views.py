@@ -45,6 +45,9 @@ class StageView:
     reached: int  # any order
     reached_in_order: int
     median_seconds_from_previous_stage: float | None  # both reached with known times, this one not earlier
+    # from the funnel's first stage, both reached with known times, this one not earlier (stages between may
+    # be skipped); None for the first stage. The support funnel's resolved: the median time to resolution
+    median_seconds_from_first_stage: float | None = None
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -135,9 +138,27 @@ def funnel_view(con, funnel: str, scope: Scope = Scope(), reading: str | None = 
             where fct_conversation_stages.funnel_name = ?
         ),
         stage_list as (
-            select funnel_summary.stage, funnel_summary.previous_stage
+            select funnel_summary.stage, funnel_summary.previous_stage, funnel_summary.stage_order,
+                   funnel_summary.stage_order = min(funnel_summary.stage_order) over () as is_first_stage
             from marts.funnel_summary
             where funnel_summary.funnel_name = ?
+        ),
+        from_first as (
+            -- as funnel_summary.median_seconds_from_first_stage (exact here, over the scope)
+            select stage_list.stage,
+                   quantile_cont(
+                       case when first_stage.reached_at <= current_stage.reached_at
+                           then (epoch_ms(current_stage.reached_at) - epoch_ms(first_stage.reached_at)) / 1000.0 end,
+                       0.5
+                   ) as median_seconds
+            from stage_list
+            inner join stage_list as first_list on first_list.is_first_stage
+            inner join reached as current_stage on stage_list.stage = current_stage.stage
+            inner join reached as first_stage
+                on first_list.stage = first_stage.stage
+                and current_stage.conversation_id = first_stage.conversation_id
+            where not stage_list.is_first_stage
+            group by stage_list.stage
         ),
         with_previous as (
             select stage_list.stage,
@@ -164,10 +185,12 @@ def funnel_view(con, funnel: str, scope: Scope = Scope(), reading: str | None = 
         select stage_list.stage,
                coalesce(per_stage.reached, 0), coalesce(per_stage.reached_in_order, 0),
                coalesce(with_previous.went_on, 0), with_previous.median_seconds,
-               (select count(distinct reached.conversation_id) from reached)
+               (select count(distinct reached.conversation_id) from reached),
+               from_first.median_seconds
         from stage_list
         left join per_stage on stage_list.stage = per_stage.stage
         left join with_previous on stage_list.stage = with_previous.stage
+        left join from_first on stage_list.stage = from_first.stage
         """,
         [*scope_params, funnel, funnel],
     ).fetchall()
@@ -177,7 +200,7 @@ def funnel_view(con, funnel: str, scope: Scope = Scope(), reading: str | None = 
     views: list[StageView] = []
     previous = None  # (count, reached) of the previous stage
     for stage, stage_order, _previous_stage, _counting in stages:
-        reached, reached_in_order, went_on, median_seconds = by_stage[stage][:4]
+        reached, reached_in_order, went_on, median_seconds, _entered, median_from_first = by_stage[stage]
         count = reached_in_order if reading == "in_order" else reached
         if previous is None:
             base, continued = entered, count
@@ -203,6 +226,7 @@ def funnel_view(con, funnel: str, scope: Scope = Scope(), reading: str | None = 
                 reached=reached,
                 reached_in_order=reached_in_order,
                 median_seconds_from_previous_stage=median_seconds,
+                median_seconds_from_first_stage=median_from_first,
             )
         )
         previous = (count, reached)

@@ -20,7 +20,7 @@ import pandas as pd
 
 from convo_warehouse.lib.scope import Scope, scope_cte
 
-ATTRIBUTE_SEGMENTS = ("channel", "agent_id", "device", "source", "language")
+ATTRIBUTE_SEGMENTS = ("channel", "agent_id", "device", "source", "language", "environment")
 # the series' period column: per day, per hour, or one total over the whole scope
 GRAINS = {"day": "metric_date", "hour": "metric_hour", "total": None}
 
@@ -206,3 +206,38 @@ def previous_period(start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
     """The period of the same length just before ``start``..``end``."""
     length = end - start + dt.timedelta(days=1)
     return start - length, start - dt.timedelta(days=1)
+
+
+# marts.segment_comparison's columns the readers show (contract v1.3)
+SEGMENT_COMPARISON_COLUMNS = (
+    "metric_name", "segment_type", "segment_value", "period_start", "period_end", "numerator", "sample_size", "rate",
+    "ci_low", "ci_high", "rest_rate", "difference_from_rest", "unadjusted_p_value", "p_value", "is_significant",
+    "is_best", "better_direction", "is_small_sample",
+)
+
+
+def segment_comparison(con, metric_name: str | None = None, segment_type: str | None = None) -> pd.DataFrame:
+    """Rows of ``marts.segment_comparison`` (each proportion metric's values against the rest of their
+    segment type, over the period the mart was built for: the whole history by default), optionally of
+    one metric and one segment type; highest rate first within each. Empty when the snapshot has no
+    such table (published before contract v1.3)."""
+    present = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'marts' "
+        "and table_name = 'segment_comparison'"
+    ).fetchone()[0]
+    if not present:
+        return pd.DataFrame(columns=list(SEGMENT_COMPARISON_COLUMNS))
+    rows = con.execute(
+        f"""
+        select {', '.join(f'segment_comparison.{column}' for column in SEGMENT_COMPARISON_COLUMNS)}
+        from marts.segment_comparison
+        where (cast(? as varchar) is null or segment_comparison.metric_name = ?)
+            and (cast(? as varchar) is null or segment_comparison.segment_type = ?)
+        order by segment_comparison.metric_name, segment_comparison.segment_type, segment_comparison.rate desc,
+            segment_comparison.segment_value
+        """,
+        [metric_name, metric_name, segment_type, segment_type],
+    ).df()
+    for column in ("period_start", "period_end"):  # days, not midnights
+        rows[column] = rows[column].dt.date
+    return rows

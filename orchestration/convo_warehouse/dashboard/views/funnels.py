@@ -112,6 +112,7 @@ def stage_frames(view: funnel_views.FunnelView) -> tuple[pd.DataFrame, pd.DataFr
         "drop-off": [fmt.count(stage.drop_off) for stage in stages],
         "drop-off %": [fmt.percent(stage.drop_off_rate) for stage in stages],
         "median time from previous stage": [fmt.duration(stage.median_seconds_from_previous_stage) for stage in stages],
+        "median time from first stage": [fmt.duration(stage.median_seconds_from_first_stage) for stage in stages],
     })
     raw = pd.DataFrame([{"funnel_name": view.funnel_name, "reading": view.reading, "entered": view.entered,
                          **stage.as_dict()} for stage in stages])

@@ -153,6 +153,40 @@ def render(context) -> None:
         )
     if not alerts.empty:
         st.markdown(f"**{len(alerts):,} alert(s) on this metric in the period** (✕ on the chart)")
+    if info.is_proportion and segment_type != "all":
+        _segment_comparison(con, metric, segment_type)
+
+
+def comparison_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """segment_comparison rows as people read them: rates and intervals in %, differences in points."""
+    return pd.DataFrame({
+        "segment": rows["segment_value"],
+        "rate": [fmt.percent(value) for value in rows["rate"]],
+        "95% interval": [f"{fmt.percent(low)} to {fmt.percent(high)}"
+                         for low, high in zip(rows["ci_low"], rows["ci_high"], strict=True)],
+        "vs the rest": [fmt.points(value) for value in rows["difference_from_rest"]],
+        "p (adjusted)": [fmt.number(value, 4) for value in rows["p_value"]],
+        "significant": ["-" if pd.isna(value) else "yes" if value else "no" for value in rows["is_significant"]],
+        "best": ["best" if value else "" for value in rows["is_best"]],
+        "sample": [fmt.number(value, 0) for value in rows["sample_size"]],
+    })
+
+
+def _segment_comparison(con, metric: str, segment_type: str) -> None:
+    """The metric's values against the rest of the segment type (marts.segment_comparison: its period,
+    the whole history by default, and no filters)."""
+    import streamlit as st
+
+    rows = metric_views.segment_comparison(con, metric, segment_type)
+    if rows.empty:
+        return
+    period = f"{rows['period_start'].iloc[0]:%Y-%m-%d} to {rows['period_end'].iloc[0]:%Y-%m-%d}"
+    better = "lowest" if rows["better_direction"].iloc[0] == "lower" else "highest"
+    st.markdown(f"**Each value against the rest of {segment_type}** ({period}, every conversation; "
+                f"p-values adjusted for the {len(rows)} values by Benjamini-Hochberg; best = the {better} rate "
+                "among values with enough sample)")
+    tables.show(comparison_table(rows), rows, title=f"{metric} by {segment_type} against the rest",
+                key="metric-comparison")
 
 
 PAGE = Page(title="Metrics", url_path="metrics", icon=":material/show_chart:", order=30, render=render)

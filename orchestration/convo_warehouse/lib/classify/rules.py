@@ -38,6 +38,10 @@ import yaml
 from convo_warehouse.lib.classify.stages import STAGES
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("stage_rules.yml")
+# What a stored rules result holds, hashed into the rules version with the rules
+# file: 2 names the message that reaches each stage (rows of 1 have none, so
+# they are classified again)
+RULES_OUTPUT_VERSION = 2
 ROLES = ("user", "agent")
 SCOPES = ("all", "last_user_message")
 
@@ -75,7 +79,7 @@ def rules_path() -> Path:
 
 
 def load_rules(path: str | os.PathLike | None = None) -> RuleSet:
-    """Read and validate a rules file; its content hash is the rules version."""
+    """Read and validate a rules file; the hash of its content and RULES_OUTPUT_VERSION is the rules version."""
     path = Path(path) if path else rules_path()
     text = path.read_text(encoding="utf-8")
     data: dict[str, Any] = yaml.safe_load(text)
@@ -127,7 +131,7 @@ def load_rules(path: str | os.PathLike | None = None) -> RuleSet:
         reach_score=float(data.get("reach_score", 1.0)),
         hybrid_uncertain_below=float(data.get("hybrid_uncertain_below", 0.7)),
         confidence={key: float(value) for key, value in confidence.items()},
-        version="rules-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:12],
+        version="rules-" + hashlib.sha256(f"{RULES_OUTPUT_VERSION}\n{text}".encode()).hexdigest()[:12],
         path=str(path),
     )
 
@@ -160,9 +164,13 @@ def _implying(rules: RuleSet, stage: str) -> set[str]:
 
 
 def rules_sql(rules: RuleSet, messages_relation: str) -> str:
-    """The query: one row per (conversation, stage) with reached and confidence.
+    """The query: one row per (conversation, stage) with reached, confidence, score and reached_seq.
 
     ``messages_relation`` is a table/view name (or a parenthesised subquery).
+    ``reached_seq`` is the ``seq`` of the message that shows the stage: the
+    first message at which the rules, read over the messages up to it, reach
+    the stage (what the collector's live tally reports as that message
+    arrives); null when the stage is not reached.
     """
     signal_columns = []
     for index, signal in enumerate(rules.signals):
@@ -193,13 +201,32 @@ def rules_sql(rules: RuleSet, messages_relation: str) -> str:
         )
 
     count_columns = []
+    # where each signal's capped count steps up, for the prefix scores below: the
+    # positions of its first `cap` counted messages (scope last_user_message: the
+    # user messages that carry it; its count at a prefix is whether the prefix's
+    # last user message is one of them)
+    position_columns = []
     for index, signal in enumerate(rules.signals):
         condition = f"messages_signalled.signal_{index}"
         if signal.after:
             condition += f" and messages_signalled.seq > conversation_anchors.first_{signal.after}_seq"
         if signal.scope == "last_user_message":
+            position_columns.append(
+                f"coalesce(list(messages_signalled.seq) filter (where messages_signalled.role = 'user' and {condition}),"
+                f" []) as positions_{index}"
+            )
             condition += " and messages_signalled.seq = conversation_anchors.last_user_seq"
+        else:
+            position_columns.append(
+                f"coalesce(list_sort(list(messages_signalled.seq) filter (where {condition}))[1:{signal.cap}], [])"
+                f" as positions_{index}"
+            )
         count_columns.append(f"count(*) filter (where {condition}) as count_{index}")
+    reads_last_user = any(signal.scope == "last_user_message" for signal in rules.signals)
+    if reads_last_user:
+        position_columns.append(
+            "list(messages_signalled.seq) filter (where messages_signalled.role = 'user') as user_positions"
+        )
 
     score_columns = []
     for stage in STAGES:
@@ -210,12 +237,50 @@ def rules_sql(rules: RuleSet, messages_relation: str) -> str:
         ]
         score_columns.append(f"{' + '.join(terms) if terms else '0.0'} as score_{stage}")
 
+    # a stage's score over the messages up to position p, from where its
+    # signals' counts step up; it can only change at those positions (and at
+    # user messages for last_user_message signals), so they are the candidates
+    def count_at(index: int, signal: Signal) -> str:
+        positions = f"reach_candidates.positions_{index}"
+        if signal.scope == "last_user_message":
+            last_user = (
+                "list_max(list_filter(reach_candidates.user_positions, "
+                "position -> position <= reach_candidates.candidate_seq))"
+            )
+            return f"(case when list_contains({positions}, {last_user}) then least(1, {signal.cap}) else 0 end)"
+        return f"len(list_filter({positions}, position -> position <= reach_candidates.candidate_seq))"
+
+    first_direct_columns = []
+    for stage in STAGES:
+        terms = [
+            f"{signal.weight!r} * {count_at(index, signal)}"
+            for index, signal in enumerate(rules.signals)
+            if signal.stage == stage
+        ]
+        score_at = " + ".join(terms) if terms else "0.0"
+        first_direct_columns.append(
+            f"min(case when {score_at} >= {rules.reach_score!r} then reach_candidates.candidate_seq end)"
+            f" as first_direct_seq_{stage}"
+        )
+    candidate_lists = [f"signal_positions.positions_{index}" for index in range(len(rules.signals))]
+    if reads_last_user:
+        candidate_lists.append("signal_positions.user_positions")
+    candidates = "[]"
+    for candidate_list in candidate_lists:
+        candidates = f"list_concat({candidates}, {candidate_list})"
+
     def direct(stage: str) -> str:
         return f"(stage_scores.score_{stage} >= {rules.reach_score!r})"
 
     def reached(stage: str) -> str:
         parts = [direct(stage)] + [reached(other) for other in rules.implied_by.get(stage, ())]
         return "(" + " or ".join(parts) + ")"
+
+    def reached_seq(stage: str) -> str:
+        # reached as soon as it or a stage implying it is reached directly: the
+        # earliest of those (least skips nulls)
+        firsts = [f"first_reaches.first_direct_seq_{other}" for other in sorted(_implying(rules, stage))]
+        return f"case when {reached(stage)} then least({', '.join(firsts)}) end"
 
     confidence = rules.confidence
     stage_rows = []
@@ -234,8 +299,11 @@ def rules_sql(rules: RuleSet, messages_relation: str) -> str:
             when {score} > 0 then {confidence['weak_evidence']!r}
             else {confidence['no_evidence']!r}
         end as confidence,
-        {score} as score
-    from stage_scores"""
+        {score} as score,
+        cast({reached_seq(stage)} as bigint) as reached_seq
+    from stage_scores
+    left join first_reaches
+        on stage_scores.conversation_id = first_reaches.conversation_id"""
         )
 
     return f"""
@@ -287,6 +355,31 @@ stage_scores as (
         signals_counted.conversation_id,
         {(',' + chr(10) + '        ').join(score_columns)},
     from signals_counted
+),
+
+signal_positions as (
+    select
+        messages_signalled.conversation_id,
+        {(',' + chr(10) + '        ').join(position_columns)},
+    from messages_signalled
+    inner join conversation_anchors
+        on messages_signalled.conversation_id = conversation_anchors.conversation_id
+    group by messages_signalled.conversation_id
+),
+
+reach_candidates as (
+    select
+        signal_positions.*,
+        unnest(list_distinct({candidates})) as candidate_seq
+    from signal_positions
+),
+
+first_reaches as (
+    select
+        reach_candidates.conversation_id,
+        {(',' + chr(10) + '        ').join(first_direct_columns)},
+    from reach_candidates
+    group by reach_candidates.conversation_id
 ),
 
 stages_decided as (
@@ -341,7 +434,7 @@ def classify_messages(
             con.executemany("insert into golden_messages values (?, ?, ?, ?)", rows)
         result: dict[str, dict[str, tuple[bool, float]]] = {cid: {} for cid in messages}
         relation = classify_relation(con, "golden_messages", rules)
-        for conversation_id, stage, reached, confidence, _score in relation.fetchall():
+        for conversation_id, stage, reached, confidence, _score, _reached_seq in relation.fetchall():
             result[conversation_id][stage] = (bool(reached), float(confidence))
         # conversations without any message: nothing reached
         for conversation_id, stages in result.items():

@@ -3,6 +3,10 @@
 The results table is also the cache: a conversation whose stored rows carry its
 current transcript hash and the current rules version (rules) or prompt version
 and model (llm) is not classified again.
+
+Each reached stage's row names the message that shows it (``message_event_id``,
+contract v1.3): the classifier's message position (``seq`` in the prepared
+messages, ``transcripts.MESSAGES_TABLE``) mapped to that message's event_id.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import yaml
 
 from convo_warehouse.lib.classify.llm import CallRecord, LLMResult
 from convo_warehouse.lib.classify.stages import FUNNEL_NAME, STAGES
+from convo_warehouse.lib.classify.transcripts import MESSAGES_TABLE
 from convo_warehouse.lib.warehouse import REPO_ROOT
 
 RESULTS = "classification.stage_classifications"
@@ -98,8 +103,10 @@ def replace_with_rules(
     transcripts_table: str,
     rules_version: str,
     fallback_reason: str | None = None,
+    messages_table: str = MESSAGES_TABLE,
 ) -> int:
-    """Replace the rows of the conversations in ``ids_table`` with the rules result."""
+    """Replace the rows of the conversations in ``ids_table`` with the rules result (its
+    ``reached_seq``, a position in ``messages_table``, becomes the message's event_id)."""
     con.execute(
         f"delete from {RESULTS} where funnel_name = '{FUNNEL_NAME}' "
         f"and conversation_id in (select conversation_id from {ids_table})"
@@ -119,11 +126,15 @@ def replace_with_rules(
             {transcripts_table}.transcript_hash,
             current_timestamp::timestamp as classified_at,
             ? as fallback_reason,
+            named_messages.event_id as message_event_id,
         from {rules_result_table}
         inner join {ids_table}
             on {rules_result_table}.conversation_id = {ids_table}.conversation_id
         inner join {transcripts_table}
             on {rules_result_table}.conversation_id = {transcripts_table}.conversation_id
+        left join {messages_table} as named_messages
+            on {rules_result_table}.conversation_id = named_messages.conversation_id
+            and {rules_result_table}.reached_seq = named_messages.seq
         """,
         [rules_version, fallback_reason],
     )
@@ -131,9 +142,15 @@ def replace_with_rules(
 
 
 def replace_with_llm(
-    con: duckdb.DuckDBPyConnection, results: Sequence[LLMResult], model: str, prompt_version: str
+    con: duckdb.DuckDBPyConnection,
+    results: Sequence[LLMResult],
+    model: str,
+    prompt_version: str,
+    messages_table: str = MESSAGES_TABLE,
 ) -> None:
-    """Replace the rows of successfully classified conversations with the LLM's labels (one bulk insert)."""
+    """Replace the rows of successfully classified conversations with the LLM's labels (one bulk
+    insert); the message number it named for a stage (1 = the first, as ``seq`` in
+    ``messages_table``) becomes that message's event_id."""
     done = [result for result in results if result.labels is not None]
     if not done:
         return
@@ -143,6 +160,10 @@ def replace_with_llm(
             "stage": [stage for _ in done for stage in STAGES],
             "reached": [result.labels[stage] for result in done for stage in STAGES],
             "transcript_hash": [result.transcript_hash for result in done for _ in STAGES],
+            "message_seq": pa.array(
+                [getattr(result.labels, "messages", {}).get(stage) for result in done for stage in STAGES],
+                pa.int64(),
+            ),
         }
     )
     con.register("classify_llm_rows", llm_rows)
@@ -166,7 +187,11 @@ def replace_with_llm(
                 classify_llm_rows.transcript_hash,
                 current_timestamp::timestamp as classified_at,
                 null as fallback_reason,
+                named_messages.event_id as message_event_id,
             from classify_llm_rows
+            left join {messages_table} as named_messages
+                on classify_llm_rows.conversation_id = named_messages.conversation_id
+                and classify_llm_rows.message_seq = named_messages.seq
             """,
             [model, prompt_version],
         )
