@@ -1077,44 +1077,45 @@ def test_versions_folder_is_fsynced_after_the_rename(setup, monkeypatch):
     assert steps.index(("fsync dir", "versions")) > steps.index(("rename", "versions"))
 
 
-def test_the_publisher_partitions_each_incremental_mart_by_the_day_its_builds_record():
-    """A replace_touched mart records the days it rewrote by its day column
-    (dbt_project.yml, macros/materializations/replace_touched.sql); the
-    publisher partitions its Parquet by the same day, so a new day rewrites
-    only those partitions. The manifest's declared columns stand for the table's."""
+def test_the_publisher_partitions_each_incremental_mart_by_a_day_its_runs_record():
+    """A run records the days of scope_days as rewritten in every incremental mart
+    (macros/incremental/run_ledgers.sql); the publisher partitions a mart's Parquet by its day
+    column, so a new day rewrites only those partitions. A mart replaced day by day is partitioned
+    by its scope key (its rows of other days are not touched); a mart replaced conversation by
+    conversation by any day column (a conversation's rows carry the days of its events, all in
+    scope_days). The manifest's declared columns stand for the table's."""
     manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
     checked = 0
     for node in manifest["nodes"].values():
         if node["resource_type"] != "model" or node["schema"] not in serving.SERVED_SCHEMAS:
             continue
         config = node["config"]
-        if config["materialized"] != "replace_touched":
+        if config["materialized"] != "incremental":
             continue
         columns = [(name, (column.get("data_type") or "").upper()) for name, column in node["columns"].items()]
-        key = config.get("touched_key") or "conversation_id"
-        recorded = config.get("day_column") or (key if key not in ("conversation_id", "load_id") else "conversation_date")
         day = serving._day_column(columns)
-        if recorded not in dict(columns):
-            assert day is None, f"{node['name']}: partitioned by {day} but its builds record no day"
-            continue
-        assert day is not None and day.source == recorded, (
-            f"{node['name']}: its builds record days of {recorded}, the publisher partitions by "
-            f"{day.source if day else 'nothing'}: set day_column in dbt_project.yml or DAY_COLUMNS in lib/serving.py"
-        )
-        checked += 1
+        if config.get("scope_model") == "scope_days":
+            assert day is not None and day.source == config["scope_key"], (
+                f"{node['name']}: replaced by {config['scope_key']}, the publisher partitions by "
+                f"{day.source if day else 'nothing'}: set DAY_COLUMNS in lib/serving.py"
+            )
+        checked += day is not None
     assert checked >= 10
 
 
-def test_no_served_mart_is_a_view():
+def test_no_served_mart_with_a_day_column_is_a_view():
     """A view's changed days are recorded by no build, so every publish would hash all of its rows to find
-    them (metrics_by_conversation and fct_conversation_models did: ~1.4 s of the 2M hour, growing with the
-    history). A mart is a table: replace_touched with a day column, or a small table rebuilt whole."""
+    them, a cost growing with the history. A mart with a day column is a table (incremental, its days
+    recorded in audit.partitions_rewritten); a view is a small sum over day partials, compared whole."""
     manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
     served = [node for node in manifest["nodes"].values()
               if node["resource_type"] == "model" and node["schema"] in serving.SERVED_SCHEMAS]
     assert len(served) >= 20
-    views = sorted(node["name"] for node in served if node["config"]["materialized"] == "view")
-    assert not views, f"served marts materialized as views: {views}"
+    day_sources = {day.source for day in serving.DAY_COLUMNS}
+    views = [node for node in served if node["config"]["materialized"] == "view"]
+    assert views, "no served mart is a view: the check reads nothing"
+    with_days = sorted(node["name"] for node in views if day_sources & set(node["columns"]))
+    assert not with_days, f"served views with a day column: {with_days}"
 
 
 def test_folders_holding_names_every_folder_between_the_root_and_the_files(tmp_path):

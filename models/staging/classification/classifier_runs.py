@@ -23,7 +23,7 @@ def model(dbt, session):
 
     # appended, one row per run (dbt reads a Python model's materialization
     # from its own config, not dbt_project.yml's folder settings)
-    dbt.config(materialized="incremental", incremental_strategy="append")
+    dbt.config(materialized="incremental", incremental_strategy="append", schema="classification")
     dbt.ref("stg_events")  # the transcripts: the run reads the staged events
     # the conversations recomputed since the classifier last ran (lib/classify/transcripts.py)
     dbt.ref("scope_conversation_lifecycle")
