@@ -1107,8 +1107,8 @@ def test_the_publisher_partitions_each_incremental_mart_by_the_day_its_builds_re
 
 def test_no_served_mart_is_a_view():
     """A view's changed days are recorded by no build, so every publish would hash all of its rows to find
-    them (metrics_by_conversation and fct_conversation_models did: ~1.4 s of the 2M hour, growing with the
-    history). A mart is a table: replace_touched with a day column, or a small table rebuilt whole."""
+    them (metrics_by_conversation and fct_conversation_models did, at a cost growing with the history).
+    A mart is a table: replace_touched with a day column, or a small table rebuilt whole."""
     manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
     served = [node for node in manifest["nodes"].values()
               if node["resource_type"] == "model" and node["schema"] in serving.SERVED_SCHEMAS]

@@ -205,7 +205,7 @@ def writer_lock(path: Path) -> Iterator[None]:
 
 
 # A new warehouse file is written in the storage format of the DuckDB we pin
-# (its dictionary + FSST string compression: about 20 % smaller than the
+# (its dictionary + FSST string compression makes the file smaller than the
 # default, which stays readable by DuckDB 0.10). Only the warehouse: readers
 # open the published snapshot, which keeps DuckDB's default.
 STORAGE_VERSION = "v1.5.0"

@@ -32,8 +32,8 @@ def staged_history(con: duckdb.DuckDBPyConnection) -> tuple[int, str] | None:
     The newest load run is the one the staged events' latest build recorded
     parsing through (``loaded_through_load_id`` of ``STAGED_EVENTS_MODEL``'s
     row, as ``history_position()`` in the macros reads it), not a scan of every
-    staged event through the ``stg_events`` view (0.2 s at 10M events on a
-    quiet machine, growing with the history). Every load run up to it was parsed by then, and a
+    staged event through the ``stg_events`` view, which grows with the
+    history. Every load run up to it was parsed by then, and a
     staged row of those runs can change only when staging reads the history
     anew, which changes the fingerprint. A warehouse whose build recorded
     none is scanned.

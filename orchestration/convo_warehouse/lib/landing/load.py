@@ -60,10 +60,11 @@ class _FileFailed(Exception):
 
 
 # DuckDB's memory cap while loading. The loader holds one file's lines at a
-# time and a large append goes straight to the database file, but under the
-# warehouse's 3 GB cap DuckDB kept what it had written cached up to the cap:
-# the 10M-event load peaked at 2.4 GB. Under 1 GB it peaked at 1.5 GB and
-# took as long (docs/benchmarks.md).
+# time and a large append goes straight to the database file, but DuckDB
+# keeps what it has written cached up to its cap: under the warehouse's cap a
+# large load would hold that much for nothing. A lower cap keeps the loader
+# within its memory target and costs it no time (docs/benchmarks.md, "What
+# limits each figure").
 LOADER_MEMORY_LIMIT = "1GB"
 
 # Errors of the machine, not of a file: they stop the run.
