@@ -15,6 +15,7 @@ import click
 COMMANDS: dict[str, str] = {
     "api": "convo_warehouse.commands.api:api",
     "funnel": "convo_warehouse.commands.funnel:funnel",
+    "keys": "convo_warehouse.commands.keys:keys",
     "generate": "convo_warehouse.commands.generate:generate",
     "experiments": "convo_warehouse.commands.experiments:experiments",
     "classify-eval": "convo_warehouse.commands.classify_eval:classify_eval",
