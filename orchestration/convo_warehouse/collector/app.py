@@ -273,18 +273,18 @@ class Collector:
         """Why an event whose line is long is too long (one string, or the whole), or None."""
         if len(line) > self.config.max_event_bytes:
             return f"the event is {len(line):,} bytes as JSON; at most {self.config.max_event_bytes:,}"
-        stack = [record]
+        stack: list[tuple[object, str]] = [(record, "")]
         while stack:
-            value = stack.pop()
+            value, path = stack.pop()
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for name, item in items:
+                where = f"{path}[{name}]" if isinstance(name, int) else f"{path}.{str(name)[:64]}".lstrip(".")
                 if isinstance(name, str) and len(name) > self.config.max_string_chars:
                     return f"a property name is {len(name):,} characters long; at most {self.config.max_string_chars:,}"
                 if isinstance(item, str) and len(item) > self.config.max_string_chars:
-                    return (f"{str(name)[:64]} is {len(item):,} characters long; at most "
-                            f"{self.config.max_string_chars:,}")
-                if isinstance(item, dict | list):
-                    stack.append(item)
+                    return f"{where} is {len(item):,} characters long; at most {self.config.max_string_chars:,}"
+                if isinstance(item, dict | list) and len(path) < 1024:
+                    stack.append((item, where))
         return None
 
     def _events_accepted(self, records: list[dict], lines: list[bytes], source: str) -> None:
