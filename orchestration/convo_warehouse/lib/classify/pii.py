@@ -137,6 +137,12 @@ _FUNCTION_WORDS = {
     "can", "could", "should", "may", "might", "must", "shall", "let", "lets", "see", "ll", "ve", "d", "s", "t",
     "first", "second", "third", "last", "next", "normal", "normally", "always", "never", "once", "sometimes",
     "often", "usually", "ever", "soon", "later", "almost", "nearly", "maybe", "perhaps", "around",
+    # words of forms and sentences that start with a capital ("Email Address:", "Contact Information
+    # Name:", "Because here", "email After that"), and titles ("Hello Mr. Agent")
+    "address", "information", "name", "names", "details", "number", "form", "service", "department", "desk",
+    "center", "centre", "street", "email", "phone", "telephone", "username", "password", "code", "because",
+    "everything", "nothing", "something", "anything", "someone", "anyone", "nobody", "somebody", "anybody",
+    "people", "after", "before", "while", "since", "until", "mr", "mrs", "ms", "mx", "dr", "prof", "miss",
     # days and months are capitalised but never names here ("it's Monday", "ask Friday's shift")
     "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february",
     "march", "april", "june", "july", "august", "september", "october", "november", "december",
@@ -388,7 +394,8 @@ def _name_word_spans(text: str) -> list[tuple[int, int]]:
             spans += words
     for match in NAME_HERE.finditer(text):
         words = _words_until(match)
-        if words and not any(_is_common(text[start:end]) for start, end in words):
+        if words and all(not _is_common(word) and (re.fullmatch(_CAPITALISED, word) or word.islower())
+                         for word in (text[start:end] for start, end in words)):
             spans += words
     for match in NAME_AFTER_CONTACT.finditer(text):
         spans += _capitalised_name(match)
@@ -397,7 +404,7 @@ def _name_word_spans(text: str) -> list[tuple[int, int]]:
     for match in NAME_AFTER_GREETING.finditer(text):
         spans += _capitalised_name(match)
     for match in NAME_AS_NAME.finditer(text):
-        spans += _capitalised_name(match) or _uncommon_name(match)
+        spans += _capitalised_name(match)
     return sorted(set(spans))
 
 
