@@ -153,6 +153,17 @@ class Collector:
         short = {"event_id", "conversation_id", "session_id", "user_id", "customer_id", "event_type", "channel",
                  "timestamp"}
         self._short_fields = frozenset(short | {alias for alias, canonical in aliases.items() if canonical in short})
+        # An accepted event has its four required fields, each under its shortest name (an alias
+        # may be shorter: "id"), each value at least one character ({"id":1,...}); with one of them
+        # a string of n characters, its line is at least 10 + n + sum(name + 3) bytes long. A line no
+        # longer than that with n = max_id_chars holds no over-long identifier.
+        groups = {"event_id": {"event_id"}, "conversation_id": {"conversation_id", "session_id"},
+                  "event_type": {"event_type"}, "timestamp": {"timestamp"}}
+        for alias, canonical in aliases.items():
+            for group in groups.values():
+                if canonical in group:
+                    group.add(alias)
+        self._short_line = 10 + config.max_id_chars + sum(min(map(len, names)) + 3 for names in groups.values())
         self._lock = threading.Lock()
         self.in_flight = 0
         self.counts = {"accepted": 0, "duplicate": 0, "rejected": 0, "requests": 0}
@@ -196,12 +207,14 @@ class Collector:
                             "reason": verdict.reason, "detail": verdict.detail})
             rejected_lines.append(_reject_line(received_text, source, verdict, record))
 
+        bound = key.agent_ids is not None
+        short_line = self._short_line
         with self._lock:
             batch_ids: dict[str, bytes] = {}  # accepted id -> its digest in the recent-id window
             for index, record in enumerate(records):
                 verdict = _judge(record, received_at)
-                if verdict.accepted:
-                    record, verdict = self._admit(record, verdict, key)
+                if verdict.accepted and bound:
+                    record, verdict = self._bind(record, verdict, key)
                 if not verdict.accepted:
                     reject(index, record, verdict)
                     continue
@@ -215,8 +228,9 @@ class Collector:
                 except (ValueError, RecursionError) as error:
                     reject(index, record, Verdict(event_id, "unreadable_line", f"unreadable line: {error}"))
                     continue
-                if len(line) > self.config.max_string_chars and (problem := self._too_large(record, line)):
-                    reject(index, record, Verdict(event_id, "too_long", problem))
+                if len(line) > short_line and (problem := self._too_long(record, line, event_id)):
+                    reject(index, record, Verdict(event_id if len(event_id) <= self.config.max_id_chars else None,
+                                                  "too_long", problem))
                     continue
                 batch_ids[event_id] = digest
                 accepted.append((record, line))
@@ -236,20 +250,24 @@ class Collector:
             self._events_accepted([record for record, _ in accepted], [line for _, line in accepted], source)
         return results
 
-    def _admit(self, record: dict, verdict: Verdict, key: Key) -> tuple[dict, Verdict]:
-        """The collector's own admission, after staging's verdict: lengths of the top-level
-        strings, and the agent a bound key may write for (an event without ``agent_id`` sent with a
-        key of one agent is stored with that agent's id)."""
+    def _too_long(self, record: dict, line: bytes, event_id: str) -> str | None:
+        """Why an event is too long for the collector, or None: an identifier (or event type,
+        channel, timestamp) over ``max_id_chars``, another string over ``max_string_chars``, or the
+        whole event over ``max_event_bytes``. Called only for lines longer than ``_short_line``
+        (shorter ones cannot hold such a field: the check costs nothing for most events)."""
         config = self.config
         for name, value in record.items():
             if type(value) is str:
                 limit = config.max_id_chars if name in self._short_fields else config.max_string_chars
                 if len(value) > limit:
-                    event_id = verdict.event_id if len(verdict.event_id) <= config.max_id_chars else None
-                    return record, Verdict(event_id, "too_long", f"{name[:64]} is {len(value):,} characters long; "
-                                                                 f"at most {limit:,}")
-        if key.agent_ids is None:
-            return record, verdict
+                    return f"{name[:64]} is {len(value):,} characters long; at most {limit:,}"
+        if len(line) > config.max_string_chars:
+            return self._too_large(record, line)
+        return None
+
+    def _bind(self, record: dict, verdict: Verdict, key: Key) -> tuple[dict, Verdict]:
+        """The agent a bound key may write for (an event without ``agent_id`` sent with a key of one
+        agent is stored with that agent's id)."""
         properties_field = "properties" if "properties" in record or "metadata" not in record else "metadata"
         properties = record.get(properties_field)
         if isinstance(properties, str):
