@@ -16,6 +16,19 @@ from support.live import TOKEN, Script, WebhookReceiver, applied, send
 from convo_warehouse.collector.live import LiveConfig, LiveLink, LiveUnavailable
 
 
+def stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is stopped (SIGSTOP takes effect after os.kill returns)."""
+    from pathlib import Path
+
+    states = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+        except (FileNotFoundError, IndexError):
+            continue
+    return bool(states) and all(state in ("T", "t") for state in states)
+
+
 def test_a_read_given_up_on_never_answers_a_later_read(tmp_path):
     link = LiveLink(LiveConfig(landing_dir=tmp_path))
     link.start()
@@ -24,10 +37,11 @@ def test_a_read_given_up_on_never_answers_a_later_read(tmp_path):
         link.submit([json.dumps(Script(name).event("user_message", f"hello from {name}")).encode()
                      for name in names], time.time())
         link.wait_until_idle()
-        pid = link.health()["pid"]
+        pid = link._process.pid
         for round_number in range(4):
             os.kill(pid, signal.SIGSTOP)  # the worker is slow: every read now times out
             try:
+                wait_for(lambda: stopped(pid), 5, "the worker stopped")
                 for name in names[:3]:
                     with pytest.raises(LiveUnavailable):
                         link.ask(("conversation", name, None), timeout=0.2)

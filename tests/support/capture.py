@@ -43,12 +43,13 @@ class CollectorProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> CollectorProcess:
-        env = {**os.environ, "CONVO_COLLECTOR_TOKENS": self.tokens, **self.env}
+        env = {**os.environ, "CONVO_COLLECTOR_TOKENS": self.tokens, "CONVO_COLLECTOR_KEYS_FILE": str(self.keys_file),
+               **self.env}
         self.landing.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "convo_warehouse.cli", "collect", "--port", str(self.port),
-                 "--landing", str(self.landing), "--keys-file", str(self.keys_file), *self.extra],
+                 "--landing", str(self.landing), *self.extra],
                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
             )
         deadline = time.monotonic() + timeout

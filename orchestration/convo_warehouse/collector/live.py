@@ -62,6 +62,9 @@ class LiveConfig:
     # bound of what waits for the worker: batches, and bytes of their lines
     max_queue_batches: int = 20_000
     max_queue_bytes: int = 256 * 1024 * 1024
+    # a worker started again while the collector runs also reads the collector's open landing files
+    # (at the first start everything acknowledged after it is on the queue)
+    read_open_files: bool = False
     llm: bool = False  # CONVO_LIVE_LLM=1: rules marked `llm: confirm` are checked by the LLM first
     llm_timeout: float = 10.0
     llm_concurrency: int = 4
@@ -102,9 +105,10 @@ class LiveLink:
         self._watcher = threading.Thread(target=self._watch, name="live-supervisor", daemon=True)
         self._watcher.start()
 
-    def _spawn(self) -> None:
+    def _spawn(self, restart: bool = False) -> None:
         from convo_warehouse.collector import live_worker
 
+        self.config.read_open_files = restart
         # spawn: the collector has threads (uvicorn, the rotation task); a fork would copy their locks
         context = multiprocessing.get_context("spawn")
         batches = context.Queue(maxsize=self.config.max_queue_batches)
@@ -144,7 +148,7 @@ class LiveLink:
             backoff = min(self.RESTART_BACKOFF[1], backoff * 2)
             self.restarts += 1
             try:
-                self._spawn()
+                self._spawn(restart=True)
             except Exception:  # try again after the next backoff
                 log.exception("collector: cannot start the live state worker")
 

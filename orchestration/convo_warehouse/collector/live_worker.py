@@ -103,7 +103,7 @@ class LiveWorker:
         files = sorted(
             [*(path for pattern in ("*/events-*.jsonl", "*/interventions-*.jsonl") for path in folder.glob(pattern)),
              *(path for pattern in ("events-*.jsonl.part", "interventions-*.jsonl.part")
-               for path in open_files.glob(pattern))],
+               for path in (open_files.glob(pattern) if self.config.read_open_files else ()))],
             key=lambda path: (not path.name.startswith("interventions-"), path.name.split("-")[1], path.name),
         )
         files = [path for path in files if _modified(path) >= since]
