@@ -33,7 +33,12 @@ def post(collector: CollectorProcess, events: list[dict], source: str | None = N
         connection.request("POST", "/v1/events", body=json.dumps({"events": events}).encode(),
                            headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
         answer = connection.getresponse()
-        return answer.status, json.loads(answer.read() or b"{}"), dict(answer.headers)
+        raw = answer.read()
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {"raw": raw.decode("utf-8", "replace")}
+        return answer.status, body, dict(answer.headers)
     finally:
         connection.close()
 
@@ -54,6 +59,14 @@ def closed_within(sock: socket.socket, seconds: float) -> bytes | None:
             return received
         received += data
     return None
+
+
+@pytest.fixture
+def plain_collector(tmp_path):
+    """The defaults (no live state)."""
+    process = CollectorProcess(tmp_path / "landing", None, TOKEN, "--no-live").start()
+    yield process
+    process.stop()
 
 
 @pytest.fixture
@@ -200,9 +213,9 @@ def _get(collector: CollectorProcess, path: str) -> bytes:
         connection.close()
 
 
-def test_over_long_identifiers_and_strings_are_rejected_one_by_one(collector):
+def test_over_long_identifiers_and_strings_are_rejected_one_by_one(plain_collector):
     long_id = "c" * 2_000_000
-    status, answer, _ = post(collector, [
+    status, answer, _ = post(plain_collector, [
         event("long-conversation", conversation_id=long_id),
         event("x" * 300),
         event("long-type", event_type="t" * 300),
@@ -221,7 +234,8 @@ def test_over_long_identifiers_and_strings_are_rejected_one_by_one(collector):
     assert results[4]["detail"] == "properties.tool.args[0] is 70,000 characters long; at most 65,536"
 
 
-def test_a_lone_surrogate_is_echoed_and_the_retry_is_a_duplicate(collector):
+def test_a_lone_surrogate_is_echoed_and_the_retry_is_a_duplicate(plain_collector):
+    collector = plain_collector
     body = b'{"events": [' + json.dumps(event("PLACEHOLDER")).replace(
         '"PLACEHOLDER"', '"e-\\ud800-lone"').encode() + b"]}"
     for expected in ("accepted", "duplicate"):
