@@ -199,8 +199,9 @@ class LiveWorker:
             for firing in firings:
                 self.state.record_fired(firing)
         if self.webhook is not None:
+            raw = self.state.settings.evidence_raw_text
             for firing in firings:
-                self.webhook.submit(firing.webhook_payload())
+                self.webhook.submit(firing.webhook_payload() if raw else firing.masked_payload())
 
     def _webhook_sent(self, payload: dict, sent_at: float) -> None:
         self.webhook_latency.add(sent_at - payload["condition_met_at"])

@@ -217,6 +217,13 @@ NAME_AS_NAME = re.compile(
     r"(?:\s+(?:is|was|to|as))?\s*[:,]?\s+)"
     rf"(?P<name>(?:[A-Z]\.\s+)?{_ANY_WORD}(?:\s+{_ANY_WORD}){{0,2}})"
 )
+# Substrings without which a rule cannot match (so it is not run): of the verbs of contact, of the
+# titles (as written, capitalised), of the words a lower-case postcode needs before it.
+_CONTACT_STEMS = ("spok", "speak", "talk", "chat", "deal", "ask", "tell", "told", "contact", "email", "messag",
+                  "phon", "ring", "rang", "cc", "forward", "transfer", "put", "name", "called")
+_TITLE_STEMS = ("Mr", "Ms", "Mx", "Miss", "Mister", "Dr", "Prof", "Sir", "Dame", "Madam")
+_POSTCODE_WORDS = ("post", "zip", "address", "deliver", "ship", "live", "flat", "street", "road", "lane",
+                   "avenue")
 # A name after a title: the title is kept, the name masked ("Kind regards, Mr. Smith").
 NAME_AFTER_TITLE = re.compile(
     rf"\b(?:Mr|Mrs|Ms|Mx|Miss|Dr|Prof|Sir|Dame|Mister|Madam)\.?\s+(?P<name>{_CAPITALISED}(?:\s+{_CAPITALISED})?)\b"
@@ -317,27 +324,36 @@ def introduced_names(text: str) -> list[str]:
 def pii_spans(text: str, names: Iterable[str] = ()) -> list[Span]:
     """Where personal data is in ``text`` (which must be at most ``MAX_MASKED_CHARS`` long), in order,
     not overlapping: where two kinds claim the same characters, the earlier kind below wins."""
+    # A rule whose words are nowhere in the text is not run (a substring test costs far less than a
+    # pattern's pass over the text): most messages have none of them.
+    lower = text.lower()
     candidates: list[Span] = []
     candidates += [Span(*m.span(), "#EMAIL#") for m in EMAIL.finditer(text)]
-    candidates += [Span(*m.span(), "#EMAIL#") for m in OBFUSCATED_EMAIL.finditer(text) if _dodges(m.group(0))]
-    candidates += [Span(*m.span("number"), "#PASSPORT#") for m in PASSPORT.finditer(text)]
+    if "dot" in lower or _bracketed_at(lower):
+        candidates += [Span(*m.span(), "#EMAIL#") for m in OBFUSCATED_EMAIL.finditer(text) if _dodges(m.group(0))]
+    if "passport" in lower:
+        candidates += [Span(*m.span("number"), "#PASSPORT#") for m in PASSPORT.finditer(text)]
     candidates += [Span(*m.span(), "#NATIONAL_ID#") for m in NATIONAL_INSURANCE.finditer(text)]
-    candidates += [Span(*m.span("number"), "#NATIONAL_ID#") for m in NATIONAL_INSURANCE_CONTEXT.finditer(text)]
+    if "insurance" in lower or "ni" in lower or "n.i" in lower:
+        candidates += [Span(*m.span("number"), "#NATIONAL_ID#") for m in NATIONAL_INSURANCE_CONTEXT.finditer(text)]
     candidates += [Span(*m.span(), "#NATIONAL_ID#") for m in SOCIAL_SECURITY.finditer(text)]
-    candidates += [Span(*m.span("number"), "#NATIONAL_ID#") for m in SOCIAL_SECURITY_CONTEXT.finditer(text)]
+    if "ssn" in lower or "social" in lower or "national" in lower:
+        candidates += [Span(*m.span("number"), "#NATIONAL_ID#") for m in SOCIAL_SECURITY_CONTEXT.finditer(text)]
     candidates += [Span(*m.span(), "#IP_ADDRESS#") for m in _ip_addresses(text)]
     candidates += [Span(*m.span(), "#IBAN#") for m in IBAN.finditer(text) if _is_iban(m.group(0))]
     candidates += [Span(*m.span(), "#ADDRESS#") for m in STREET_ADDRESS.finditer(text)]
     candidates += [Span(*m.span(), "#ADDRESS#") for m in EUROPEAN_ADDRESS.finditer(text)]
     candidates += [Span(*m.span(), "#ADDRESS#") for m in UK_POSTCODE.finditer(text)]
-    candidates += [Span(*m.span(), "#ADDRESS#") for m in UK_POSTCODE_ANY_CASE.finditer(text)
-                   if POSTCODE_CONTEXT.search(text, max(0, m.start() - 60), m.start())]
-    candidates += [Span(*m.span("number"), "#ADDRESS#") for m in ZIP_CODE.finditer(text)]
+    if any(word in lower for word in _POSTCODE_WORDS):
+        candidates += [Span(*m.span(), "#ADDRESS#") for m in UK_POSTCODE_ANY_CASE.finditer(text)
+                       if POSTCODE_CONTEXT.search(text, max(0, m.start() - 60), m.start())]
+    if "zip" in lower:
+        candidates += [Span(*m.span("number"), "#ADDRESS#") for m in ZIP_CODE.finditer(text)]
     # Any other date is kept, and so is not taken for a phone number either ("on 2026-10-30").
     candidates += [Span(*m.span(), "#DATE#" if _is_birth_date(m) else KEPT) for m in DATE.finditer(text)]
     candidates += [Span(*m.span(), "#CARD#") for m in CARD.finditer(text) if _is_card(m)]
     candidates += [Span(*m.span(), "#PHONENUMBER#") for m in PHONE.finditer(text) if not _kept_identifier(m)]
-    name_spans = _name_word_spans(text)
+    name_spans = _name_word_spans(text, lower)
     known = {text[start:end] for start, end in name_spans} | {name for name in names if name}
     candidates += [Span(start, end, "#NAME#") for start, end in name_spans]
     candidates += [Span(*m.span(), "#NAME#") for m in _known_words(text, known)]
@@ -371,8 +387,9 @@ def _common_words() -> frozenset[str]:
     return frozenset(lexicon | _FUNCTION_WORDS)
 
 
-def _name_word_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of the words of names found by every name rule."""
+def _name_word_spans(text: str, lower: str | None = None) -> list[tuple[int, int]]:
+    """Spans of the words of names found by every name rule (``lower``: the text in lower case)."""
+    lower = text.lower() if lower is None else lower
     spans: list[tuple[int, int]] = []
     for match in NAME_AFTER_MY_NAME_IS.finditer(text):
         spans += _words_until(match, lambda word: word.lower() in _FUNCTION_WORDS)
@@ -386,25 +403,33 @@ def _name_word_spans(text: str) -> list[tuple[int, int]]:
             spans += words
     for match in NAME_AFTER_RELATION.finditer(text):
         spans += _capitalised_name(match) or _uncommon_name(match)
-    for match in NAME_AFTER_CALL_ME.finditer(text):
-        spans += _capitalised_name(match) or _uncommon_name(match)
-    for match in NAME_AFTER_ITS.finditer(text):
-        words = _capitalised_name(match)
-        if words and _CLAUSE_END.match(text, words[-1][1]):
-            spans += words
-    for match in NAME_HERE.finditer(text):
-        words = _words_until(match)
-        if words and all(not _is_common(word) and (re.fullmatch(_CAPITALISED, word) or word.islower())
-                         for word in (text[start:end] for start, end in words)):
-            spans += words
-    for match in NAME_AFTER_CONTACT.finditer(text):
-        spans += _capitalised_name(match)
-    for match in NAME_AFTER_TITLE.finditer(text):
-        spans += _words_until(match, _is_common)
-    for match in NAME_AFTER_GREETING.finditer(text):
-        spans += _capitalised_name(match)
-    for match in NAME_AS_NAME.finditer(text):
-        spans += _capitalised_name(match)
+    # the rules of issue 47, each only where its words are (see pii_spans)
+    if "call" in lower:
+        for match in NAME_AFTER_CALL_ME.finditer(text):
+            spans += _capitalised_name(match) or _uncommon_name(match)
+    if "it" in lower:
+        for match in NAME_AFTER_ITS.finditer(text):
+            words = _capitalised_name(match)
+            if words and _CLAUSE_END.match(text, words[-1][1]):
+                spans += words
+    if "here" in lower:
+        for match in NAME_HERE.finditer(text):
+            words = _words_until(match)
+            if words and all(not _is_common(word) and (re.fullmatch(_CAPITALISED, word) or word.islower())
+                             for word in (text[start:end] for start, end in words)):
+                spans += words
+    if any(stem in lower for stem in _CONTACT_STEMS):
+        for match in NAME_AFTER_CONTACT.finditer(text):
+            spans += _capitalised_name(match)
+    if any(title in text for title in _TITLE_STEMS):
+        for match in NAME_AFTER_TITLE.finditer(text):
+            spans += _words_until(match, _is_common)
+    greeting = NAME_AFTER_GREETING.match(text)
+    if greeting:
+        spans += _capitalised_name(greeting)
+    if "name" in lower or "att" in lower or "c/o" in lower:
+        for match in NAME_AS_NAME.finditer(text):
+            spans += _capitalised_name(match)
     return sorted(set(spans))
 
 
@@ -469,6 +494,10 @@ def _merge_adjacent_names(text: str, spans: list[Span]) -> list[Span]:
         else:
             merged.append(span)
     return merged
+
+
+def _bracketed_at(lower: str) -> bool:
+    return "at" in lower and ("[" in lower or "(" in lower or "{" in lower or "<" in lower)
 
 
 def _dodges(candidate: str) -> bool:

@@ -20,9 +20,9 @@ Each conversation remembers the ``agent_id`` of its events, so a key bound
 to agents reads only the conversations all of whose events are its agents'
 (``get`` and ``page`` take the agents a key may read).
 
-An intervention's evidence carries its messages' text masked
-(``lib/classify/pii.py``, names found anywhere in the messages held masked
-in each), unless ``evidence_raw_text`` is set.
+An intervention's webhook carries its evidence's text masked
+(``Firing.masked_payload``: names found in any message held are masked in
+each), unless ``evidence_raw_text`` is set.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from functools import lru_cache
 
 import yaml
 
-from convo_warehouse.lib.classify.pii import introduced_names, mask_pii
 from convo_warehouse.lib.classify.rules import RuleSet, StageProgram, load_rules
 from convo_warehouse.lib.classify.sentiment import score_text
 from convo_warehouse.lib.classify.stages import STAGES
@@ -436,20 +435,12 @@ class LiveState:
     def _firing(self, conversation: ConversationState, rule, event: LiveEvent, evidence: list[int],
                 acknowledged_at: float) -> Firing:
         texts = {message.event_id: message for message in conversation.last_messages}
-        names: set[str] = set()
-        if not self.settings.evidence_raw_text:
-            # a name introduced in any message held is masked in every evidence text
-            for message in conversation.last_messages:
-                names.update(introduced_names(message.text))
         items = []
         for position in evidence[-10:]:
             event_at, event_id = conversation.keys[position]
             message = texts.get(event_id)
-            text = message.text if message else None
-            if text is not None and not self.settings.evidence_raw_text:
-                text = mask_pii(text, names)
             items.append({"event_id": event_id, "event_type": conversation.types[position], "at": iso(event_at),
-                          "text": text, "sentiment": conversation.sentiments[position]})
+                          "text": message.text if message else None, "sentiment": conversation.sentiments[position]})
         return Firing(
             key=idempotency_key(conversation.conversation_id, rule.name),
             conversation_id=conversation.conversation_id,
@@ -465,6 +456,9 @@ class LiveState:
             condition_met_at=acknowledged_at,
             evidence=items,
             user_turns=conversation.user_turns,
+            # masked off the path that applies events (``Firing.masked_payload``), by the worker's
+            # thread that stores firings and queues webhooks
+            context=tuple(message.text for message in conversation.last_messages),
         )
 
     def record_fired(self, firing: Firing) -> None:
