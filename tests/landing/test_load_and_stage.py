@@ -575,10 +575,10 @@ def test_a_file_that_cannot_be_opened_is_reported_once_and_loaded_when_it_can(wa
     write_jsonl(warehouse.landing / "open.jsonl", [event("o-1", "c1", "user_message", "2024-03-01T10:00:01Z")])
     real_hash = files.content_hash
 
-    def content_hash(path):
+    def content_hash(path, check=None):
         if path.name == "locked.jsonl":
             raise PermissionError(13, "Permission denied", str(path))
-        return real_hash(path)
+        return real_hash(path, check)
 
     monkeypatch.setattr(files, "content_hash", content_hash)
     assert warehouse.load().files_loaded == ["locked.jsonl", "open.jsonl"]
