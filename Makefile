@@ -45,9 +45,9 @@ export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 # isolation). Every module is compiled to bytecode as it is installed (and
 # the project's own sources after): Python never has to compile dbt, Dagster
 # or pandas when a process starts, which it otherwise does at every start
-# where PYTHONDONTWRITEBYTECODE is set or site-packages is read-only (about
-# 2.5 s per Dagster process and 1.6 s per dbt process here;
-# docs/development.md#dependencies). $(1): the virtualenv, $(2): its lock.
+# where PYTHONDONTWRITEBYTECODE is set or site-packages is read-only, seconds
+# of every Dagster and dbt process (docs/development.md#dependencies).
+# $(1): the virtualenv, $(2): its lock.
 UV_ENTRY = awk '/^uv==/ {keep = 1; print; next} keep && /^ / {print; next} {keep = 0}'
 define venv_from_lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -144,7 +144,7 @@ spark-venv: $(SPARK_INSTALLED)
 test-spark: $(INSTALLED) $(SPARK_INSTALLED) target/manifest.json
 	$(BIN)/python tests/spark/check_engines.py
 
-# DuckDB next to Spark local mode, full build of the same events (docs/benchmarks.md#spark).
+# DuckDB next to Spark local mode, full build of the same events (docs/benchmarks.md#spark-make-bench-spark).
 bench-spark: $(INSTALLED) $(SPARK_INSTALLED) target/manifest.json
 	$(BIN)/python benchmarks/bench_spark.py --events $${EVENTS:-1000000}
 

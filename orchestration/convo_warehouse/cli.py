@@ -15,6 +15,7 @@ import click
 COMMANDS: dict[str, str] = {
     "api": "convo_warehouse.commands.api:api",
     "funnel": "convo_warehouse.commands.funnel:funnel",
+    "keys": "convo_warehouse.commands.keys:keys",
     "generate": "convo_warehouse.commands.generate:generate",
     "experiments": "convo_warehouse.commands.experiments:experiments",
     "classify-eval": "convo_warehouse.commands.classify_eval:classify_eval",
@@ -46,6 +47,13 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="convo-warehouse")
 def main() -> None:
     """Conversation-analytics warehouse: dbt on DuckDB, orchestrated by Dagster."""
+    from convo_warehouse.lib.file_modes import apply_umask
+
+    try:
+        # files DuckDB, dbt and Dagster create for us (the warehouse's WAL) are owner-only too
+        apply_umask()
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ check, one step after another in this process.
 When nothing changed since the last complete run (no new or changed landing
 file by size and mtime, same project files, seeds, vars and classifier
 settings: ``lib/run_state.py``), ``materialize_all`` says so and returns
-without parsing dbt or starting Dagster (about a second at any history size).
+without parsing dbt or starting Dagster, so its cost does not grow with the history.
 
 The warehouse, the landing folder and the classifier come from the process's
 settings (``CONVO_DUCKDB_PATH``, ``CONVO_LANDING_DIR``, ``CONVO_CLASSIFIER``),
@@ -105,8 +105,8 @@ def materialize_all(
                 report(verdict.reason)
                 return None
         # Re-parse when the project changed: a manifest older than the models
-        # would make Dagster's view disagree with what `dbt build` runs (~4 s).
-        # Imported here, not above: it imports dagster-dbt and dbt (~5 s),
+        # would make Dagster's view disagree with what `dbt build` runs.
+        # Imported here, not above: it imports dagster-dbt and dbt (slow),
         # which an up-to-date warehouse never needs.
         from convo_warehouse.project import ensure_manifest
 

@@ -38,15 +38,15 @@ def manifest_path() -> Path:
 
 
 #: dbt invocation folders (``<target>/<op>-<run>-<id>/``: dagster-dbt gives
-#: each ``dbt build`` its own, ~17 MB of logs and artifacts) kept per op.
+#: each ``dbt build`` its own, with its logs and artifacts) kept per op.
 KEEP_INVOCATIONS = 5
 
 
 def prune_invocation_targets(op_name: str, keep: int = KEEP_INVOCATIONS) -> list[Path]:
     """Delete all but the ``keep`` newest invocation folders of ``op_name``; return those deleted.
 
-    Without this, an hourly schedule left ~400 MB a day of old dbt logs and
-    manifests under the target folder. The newest ones stay for debugging
+    Without this, an hourly schedule would fill the target folder with old
+    dbt logs and manifests, a new folder every run. The newest ones stay for debugging
     (``dbt.log``, ``run_results.json`` of the last runs).
     """
     import shutil
@@ -87,8 +87,8 @@ def ensure_manifest(force: bool = False) -> Path:
 
     Up to date: it was written by our last parse (same modification time) from
     the same project files, target and database (``parse_fingerprint``, kept
-    next to the manifest). A parse
-    costs ~4 s, so a run skips it when nothing it reads changed. Parsing
+    next to the manifest). A parse costs seconds
+    of every run, so a run skips it when nothing it reads changed. Parsing
     writes only into the target folder; it touches no warehouse.
     """
     path = manifest_path()

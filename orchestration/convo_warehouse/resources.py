@@ -57,7 +57,7 @@ class ProjectDbtCliResource(_DbtCliWithoutAdapter):
     """dbt on the DuckDB targets, run by this virtualenv's ``dbt``.
 
     dagster-dbt asks the executable for its version (``dbt --version`` in a
-    subprocess, about 3 s at the first dbt step of every run); this
+    subprocess, which starts dbt once more at the first dbt step of every run); this
     virtualenv's ``dbt`` is the installed dbt-core, so its version is read
     from the package.
     """

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from support.capture import CollectorProcess
+from support.capture import CollectorProcess, connect_from
 
 from convo_warehouse.lib.landing import discover_files
 
@@ -92,8 +92,8 @@ def test_per_event_answers_and_durable_landing(collector):
 @pytest.mark.parametrize(
     ("token", "body", "status", "message"),
     [
-        (None, b'{"events": []}', 401, "bearer token"),
-        ("wrong", b'{"events": []}', 401, "bearer token"),
+        (None, b'{"events": []}', 401, "unknown key"),
+        ("wrong", b'{"events": []}', 401, "unknown key"),
         (TOKEN, b'{"events": [', 400, "not valid JSON"),
         (TOKEN, b'{"events": [{"a": NaN}]}', 400, "not valid JSON"),
         (TOKEN, b'{"events": {"event_id": "x"}}', 400, "expected a JSON array"),
@@ -231,8 +231,8 @@ def test_slow_clients_never_hold_the_slots_of_others(tmp_path: Path):
     collector = CollectorProcess(tmp_path / "landing", None, TOKEN, "--body-timeout", "2").start()
     slow = []
     try:
-        for _ in range(70):  # more than the 64 processing slots
-            sock = socket.create_connection(("127.0.0.1", collector.port), timeout=10)
+        for number in range(70):  # more than the 64 processing slots, from two other clients
+            sock = connect_from(f"127.0.0.{2 + number % 2}", collector.port)
             sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                          b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 1000\r\n\r\n{")
             slow.append(sock)

@@ -62,6 +62,19 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
         ("I was born March 12, 1985 if you need it", ["1985"], "I was born #DATE# if you need it"),
         ("dob: 04.11.90", ["04.11"], "dob: #DATE#"),
         ("Flat 2, Hull HU5 3QT", ["HU5"], "Flat 2, Hull #ADDRESS#"),
+        # issue 47 item 10: what reached the LLM and the dashboard before
+        ("I spoke to Sarah Connor yesterday", ["Sarah", "Connor"], "I spoke to #NAME# yesterday"),
+        ("can you ask Peter Parker to ring me", ["Peter", "Parker"], "can you ask #NAME# to ring me"),
+        ("call me Dana, the app is broken", ["Dana"], "call me #NAME#, the app is broken"),
+        ("Dana here, still no refund", ["Dana"], "#NAME# here, still no refund"),
+        ("Please close it. Kind regards, Mr. Smith", ["Smith"], "Please close it. Kind regards, Mr. #NAME#"),
+        ("my passport number is 533401271", ["533401271"], "my passport number is #PASSPORT#"),
+        ("NI number AB 12 34 56 C", ["34 56"], "NI number #NATIONAL_ID#"),
+        ("ssn 078-05-1120 on the form", ["1120"], "ssn #NATIONAL_ID# on the form"),
+        ("my postcode is hu5 3qt", ["hu5"], "my postcode is #ADDRESS#"),
+        ("email dana at example dot com", ["dana"], "email #EMAIL#"),
+        ("it's jorge [at] correo [dot] example", ["jorge"], "it's #EMAIL#"),
+        ("Hi Maelle, your refund is on its way", ["Maelle"], "Hi #NAME#, your refund is on its way"),
     ],
 )
 def test_personal_data_is_masked(text, secrets, expected):
@@ -96,6 +109,14 @@ def test_personal_data_is_masked(text, secrets, expected):
         "It is the best thing",
         "my husband is not happy",
         "meeting at 12:30:45",
+        "I spoke to someone yesterday",
+        "call me back tomorrow",
+        "it's Monday and still nothing",
+        "Support here said they'd email me",
+        "invoice #INV-2026-00913 has the wrong amount",
+        "my iphone 12 128gb is slow",
+        "what documents do I need, passport or driving licence?",
+        "look at the screenshot I attached",
     ],
 )
 def test_identifiers_and_ordinary_text_are_kept(text):
@@ -145,13 +166,37 @@ def test_prompts_sent_to_the_endpoint_carry_no_names_or_addresses():
 # pii_eval.yml was used to tune the rules; pii_eval_holdout.yml was scored once, after tuning.
 @pytest.mark.parametrize(
     ("name", "recall_floor", "precision_floor"),
-    [("pii_eval.yml", 52 / 56, 53 / 53), ("pii_eval_holdout.yml", 19 / 20, 19 / 20)],
+    [("pii_eval.yml", 53 / 56, 54 / 54), ("pii_eval_holdout.yml", 20 / 20, 20 / 21),
+     ("pii_eval_support.yml", 172 / 183, 175 / 175)],
 )
 def test_recall_and_precision_on_the_labelled_sets_stay_at_the_measured_floor(name, recall_floor, precision_floor):
     score = score_masking(load_examples(FIXTURES / name))
     assert score.labelled >= 20
     assert score.recall >= recall_floor, score.missed
     assert score.precision >= precision_floor, score.wrongly_masked
+
+
+# Per kind on the 322 support messages (docs/quality.md#pii-masking): recall floors as measured.
+KIND_RECALL_FLOORS = {"name": 72 / 78, "email": 16 / 16, "phone": 16 / 16, "address": 24 / 28, "card": 7 / 7,
+                      "iban": 6 / 7, "ip_address": 7 / 7, "date_of_birth": 11 / 11, "passport": 7 / 7,
+                      "national_id": 6 / 6}
+
+
+def test_every_kind_keeps_its_measured_recall_and_precision():
+    examples = load_examples(FIXTURES / "pii_eval_support.yml")
+    assert len(examples) >= 300
+    score = score_masking(examples)
+    for kind, floor in KIND_RECALL_FLOORS.items():
+        assert score.kinds[kind].recall >= floor, (kind, [miss for miss in score.missed])
+        assert score.kinds[kind].precision == 1.0, (kind, score.wrongly_masked)
+
+
+def test_a_name_given_once_is_masked_in_every_later_message():
+    masked = mask_transcript([("user", "call me Priya, my parcel is late"),
+                              ("agent", "Thanks Priya! I see order 12."),
+                              ("user", "Priya again: any news?")])
+    assert [text for _, text in masked] == ["call me #NAME#, my parcel is late", "Thanks #NAME#! I see order 12.",
+                                            "#NAME# again: any news?"]
 
 
 def test_the_score_counts_misses_and_wrong_masks():
@@ -181,10 +226,11 @@ def _fastest_of(runs: int, text: str) -> float:
     return min(timings)
 
 
-# Inputs that made a pattern scan from every position (the email pattern on a run of letters
-# took 1.8 s for 40,000 characters) or could: runs of each pattern's characters and prefixes.
+# Inputs that made a pattern scan from every position (the email pattern on a run of letters:
+# quadratic in its length) or could: runs of each pattern's characters and prefixes.
 HOSTILE_UNITS = ["a", "a.", "1", "1 ", "1.", "a:", "a@", "my name is ", "i'm dana ", "thanks, ", "my husband ",
-                 "Dana ", "12 maple ", "12/03/", "GB82 "]
+                 "Dana ", "12 maple ", "12/03/", "GB82 ", "a at ", "a dot ", "a [at] ", "call me ", "spoke to Dana ",
+                 "Mr Dana ", "passport 1", "hu5 ", "AB 12 ", "Dana Dana here "]
 
 
 @pytest.mark.parametrize("unit", HOSTILE_UNITS)

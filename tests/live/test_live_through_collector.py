@@ -221,7 +221,7 @@ def test_a_full_live_queue_drops_from_the_live_state_without_waiting(tmp_path):
         small = json.dumps(Script("c-small").event("user_message", "hi")).encode()
         link.submit([small], time.time())
         link.wait_until_idle()
-        assert link.ask(("conversation", "c-small"))["messages"] == 1
-        assert link.ask(("conversation", "c-full")) is None
+        assert link.ask(("conversation", "c-small", None))["messages"] == 1
+        assert link.ask(("conversation", "c-full", None)) is None
     finally:
         link.stop()

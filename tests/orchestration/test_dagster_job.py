@@ -807,8 +807,8 @@ def test_great_expectations_is_imported_in_the_background_for_the_suites():
 
 
 def test_production_build_logs_at_info_to_file_unless_asked(monkeypatch):
-    """dbt's file log at debug wrote every SQL statement (10 MB and ~15% of
-    dbt's CPU an hourly run): production builds ask for info, and a
+    """dbt's file log at debug writes every SQL statement (a real share of
+    dbt's CPU): production builds ask for info, and a
     DBT_LOG_LEVEL_FILE set by the user wins (dbt reads it itself)."""
     from convo_warehouse.lib import dbt_commands
 

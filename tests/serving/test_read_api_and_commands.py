@@ -77,7 +77,8 @@ def client(published):
 
     from convo_warehouse.api.app import ApiConfig, create_app
 
-    with TestClient(create_app(ApiConfig(serving_dir=published / "serving", tokens=(TOKEN,)))) as test_client:
+    with TestClient(create_app(ApiConfig(serving_dir=published / "serving", tokens=(TOKEN,))),
+                    base_url="http://127.0.0.1") as test_client:
         test_client.headers["Authorization"] = f"Bearer {TOKEN}"
         yield test_client
 
@@ -196,7 +197,7 @@ def test_api_errors_and_tokens(client):
     assert client.get("/api/metrics/completion_rate", params={"variant": "no-colon"}).status_code == 400
     backwards = client.get("/api/metrics/completion_rate", params={"start": "2026-02-01", "end": "2026-01-01"})
     assert backwards.status_code == 400
-    anonymous = TestClient(client.app)
+    anonymous = TestClient(client.app, base_url="http://127.0.0.1")
     assert anonymous.get("/api/metrics").status_code == 401
     assert anonymous.get("/api/openapi.json").status_code == 401
     assert anonymous.get("/api/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401

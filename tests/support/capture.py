@@ -26,11 +26,15 @@ def free_port() -> int:
 class CollectorProcess:
     """``convo-warehouse collect`` in a subprocess, started and stopped by its PID."""
 
-    def __init__(self, landing: Path, port: int | None = None, tokens: str = "", *extra: str) -> None:
+    def __init__(self, landing: Path, port: int | None = None, tokens: str = "", *extra: str,
+                 keys_file: Path | None = None, env: dict | None = None) -> None:
         self.landing = landing
         self.port = port or free_port()
         self.tokens = tokens
         self.extra = extra
+        # the test's own keys file (none unless a test writes it): never the repository's data/
+        self.keys_file = keys_file or landing.parent / f"keys-{self.port}.json"
+        self.env = env or {}
         self.process: subprocess.Popen | None = None
         self.log = landing.parent / f"collector-{self.port}.log"
 
@@ -39,7 +43,9 @@ class CollectorProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> CollectorProcess:
-        env = {**os.environ, "CONVO_COLLECTOR_TOKENS": self.tokens}
+        env = {**os.environ, "CONVO_COLLECTOR_TOKENS": self.tokens, "CONVO_COLLECTOR_KEYS_FILE": str(self.keys_file),
+               **self.env}
+        self.landing.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "convo_warehouse.cli", "collect", "--port", str(self.port),
@@ -200,6 +206,16 @@ class AnswerDroppingProxy:
 
     def __exit__(self, *exc) -> None:
         self.listener.close()
+
+
+def connect_from(source: str, port: int, timeout: float = 10) -> socket.socket:
+    """A TCP connection to the collector on 127.0.0.1 from another loopback address (127.0.0.2, ...):
+    another client, as far as per-client limits can tell."""
+    sock = socket.socket()
+    sock.settimeout(timeout)
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
 
 
 def wait_for(condition, timeout: float, what: str) -> None:

@@ -131,7 +131,7 @@ class Warehouse:
             "DBT_PROFILES_DIR": str(REPO_ROOT),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             # dbt.log at info, as a production run writes it: at debug it holds every
-            # SQL statement, ~5% of a test build's CPU (a failed build's errors are in
+            # SQL statement, which costs CPU every build (a failed build's errors are in
             # the assertion message; DBT_LOG_LEVEL_FILE=debug in the shell brings it back)
             "DBT_LOG_LEVEL_FILE": os.environ.get("DBT_LOG_LEVEL_FILE", "info"),
         }

@@ -1,6 +1,6 @@
 """Each event is stored once: base_events_parsed is the one parsed copy and
 decides first delivery load run by load run; stg_events and rejected_events
-are views over it (docs/staging.md, docs/benchmarks.md)."""
+are views over it (docs/staging.md)."""
 
 from __future__ import annotations
 

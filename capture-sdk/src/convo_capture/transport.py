@@ -8,7 +8,9 @@ one place.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
+import logging
 import os
 import socket
 import time
@@ -17,6 +19,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
+
+log = logging.getLogger("convo_capture")
+
+# hosts already warned about (once per process and host)
+_WARNED_PLAIN_HTTP: set = set()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -50,6 +66,11 @@ class HttpTransport:
         self._headers = {"Content-Type": "application/json"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
+            if parts.scheme == "http" and not _is_loopback(parts.hostname) and parts.hostname not in _WARNED_PLAIN_HTTP:
+                # anyone on the way can read the key (and the events): say so, once
+                _WARNED_PLAIN_HTTP.add(parts.hostname)
+                log.warning("capture: the collector key is sent over plain http to %s, readable by anyone on the "
+                            "network path; use an https:// endpoint", parts.hostname)
         self._connection: http.client.HTTPConnection | None = None
 
     def _connect(self) -> http.client.HTTPConnection:

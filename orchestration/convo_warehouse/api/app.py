@@ -7,7 +7,10 @@ warehouse a run writes. Numbers come from the same functions the dashboard
 and the CLI use (``lib/metric_views.py``, ``lib/funnel_views.py``,
 ``commands/experiments.read_experiments``): rates are fractions 0..1, counts
 integers. With tokens configured every route but ``/api/health`` needs
-``Authorization: Bearer <token>``. ``/api/openapi.json`` describes it all
+``Authorization: Bearer <token>``. Like the collector, it serves only its
+configured ``Host`` names (loopback ones by default) and refuses requests a
+browser marks as coming from another site, and it runs behind the same
+per-client limits (``lib/server_limits.py``). ``/api/openapi.json`` describes it all
 (OpenAPI 3, generated from the route docstrings by Starlette's
 SchemaGenerator).
 """
@@ -23,6 +26,8 @@ from pathlib import Path
 
 import duckdb
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -60,6 +65,10 @@ SCHEMAS = SchemaGenerator(
 class ApiConfig:
     serving_dir: Path
     tokens: tuple[str, ...] = ()
+    # Host header values served ("*": any) and browser origins allowed, as the collector
+    # (lib/access.py): a DNS-rebinding page or another site's script reads nothing
+    allowed_hosts: tuple[str, ...] = access.LOOPBACK_HOSTS
+    allowed_origins: tuple[str, ...] = ()
 
 
 class _Problem(Exception):
@@ -187,6 +196,9 @@ def create_app(config: ApiConfig) -> Starlette:
             refusal = refused(request)
             if refusal is not None:
                 return refusal
+            cross_site = access.cross_site_refusal(request.headers, config.allowed_origins)
+            if cross_site is not None:
+                return JSONResponse({"error": cross_site}, status_code=403)
             try:
                 con, snapshot = snapshots.cursor()
                 try:
@@ -362,6 +374,9 @@ def create_app(config: ApiConfig) -> Starlette:
         return {"experiment": tests[0]}
 
     def openapi(request: Request) -> JSONResponse:
+        cross_site = access.cross_site_refusal(request.headers, config.allowed_origins)
+        if cross_site is not None:
+            return JSONResponse({"error": cross_site}, status_code=403)
         return refused(request) or JSONResponse(SCHEMAS.get_schema(routes=app.routes))
 
     routes = [
@@ -380,7 +395,9 @@ def create_app(config: ApiConfig) -> Starlette:
         yield
         snapshots.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts),
+                                           www_redirect=False)])
     return app
 
 

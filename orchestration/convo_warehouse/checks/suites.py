@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # GX costs ~3 s to import: only when a suite is built.
+if TYPE_CHECKING:  # GX is slow to import (it pulls in SciPy): only when a suite is built.
     import great_expectations as gx
     import pandas as pd
 
@@ -57,9 +57,9 @@ def import_great_expectations_in_background() -> None:
     """Import GX in a daemon thread, so the suites after dbt find it imported.
 
     The dbt step calls this once its subprocess runs: this process then
-    mostly waits, and the ~3 s of importing GX (it pulls in SciPy) leave the
-    path between the dbt build and the suites (2M hour batch, three runs
-    each: 35.2 s -> 32.4 s on average). A suite built meanwhile waits for
+    mostly waits, and importing GX (slow: it pulls in SciPy) leaves the path
+    between the dbt build and the suites, where every run would wait for it.
+    A suite built meanwhile waits for
     the thread (Python's import lock); a failed import is logged here and
     raised again where the suite imports GX.
     """

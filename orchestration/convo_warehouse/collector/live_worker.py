@@ -67,13 +67,15 @@ class LiveWorker:
                                interventions=load_intervention_rules(config.intervention_rules))
         self.writer = RotatingWriter(Path(config.landing_dir), config.subfolder, "interventions",
                                      config.rotate_bytes, config.rotate_seconds, config.file_mode)
-        url = config.webhook_url or os.environ.get("CONVO_INTERVENTION_WEBHOOK_URL") or None
         self.webhook = None
         self.webhook_latency = Latencies()
-        if url:
+        if config.webhook_url:
+            # checked by collect before the worker starts; a bad one here names no secret either
             self.webhook = WebhookSender(WebhookSettings(
-                url=url, max_queue=config.webhook_max_queue, max_attempts=config.webhook_max_attempts,
-                backoff_base=config.webhook_backoff_base, timeout=config.webhook_timeout,
+                url=config.webhook_url, max_queue=config.webhook_max_queue,
+                max_attempts=config.webhook_max_attempts, backoff_base=config.webhook_backoff_base,
+                timeout=config.webhook_timeout, secrets=tuple(config.webhook_secrets),
+                authorization=config.webhook_authorization, allow_http=config.webhook_allow_http,
             ))
             self.webhook.on_sent = self._webhook_sent
         self.update_latency = Latencies()
@@ -95,19 +97,30 @@ class LiveWorker:
         horizon = self.config.rebuild_seconds or 2 * self.state.settings.idle()
         since = time.time() - horizon
         folder = Path(self.config.landing_dir) / self.config.subfolder
+        # and the collector's open files (a worker started again while the collector runs): their
+        # complete lines were acknowledged
+        open_files = Path(self.config.landing_dir) / ".tmp"
         files = sorted(
-            (path for pattern in ("*/events-*.jsonl", "*/interventions-*.jsonl") for path in folder.glob(pattern)
-             if path.stat().st_mtime >= since),
+            [*(path for pattern in ("*/events-*.jsonl", "*/interventions-*.jsonl") for path in folder.glob(pattern)),
+             *(path for pattern in ("events-*.jsonl.part", "interventions-*.jsonl.part")
+               for path in (open_files.glob(pattern) if self.config.read_open_files else ()))],
             key=lambda path: (not path.name.startswith("interventions-"), path.name.split("-")[1], path.name),
         )
+        files = [path for path in files if _modified(path) >= since]
         firings: list[Firing] = []
         events = 0
         for path in files:
-            with open(path, "rb") as handle:
-                lines = handle.read().splitlines()
+            try:
+                with open(path, "rb") as handle:
+                    data = handle.read()
+            except FileNotFoundError:  # finished (renamed) meanwhile: its lines are in the dated folder
+                continue
+            if path.name.endswith(".part") and not data.endswith(b"\n"):
+                data = data[: data.rfind(b"\n") + 1]  # a line being written is not complete yet
+            lines = data.splitlines()
             events += len(lines)
             with self.lock:
-                firings += self.state.apply_lines(lines, acknowledged_at=path.stat().st_mtime)
+                firings += self.state.apply_lines(lines, acknowledged_at=_modified(path))
         with self.lock:
             self.state.expire()
             live = [firing for firing in firings
@@ -186,8 +199,9 @@ class LiveWorker:
             for firing in firings:
                 self.state.record_fired(firing)
         if self.webhook is not None:
+            raw = self.state.settings.evidence_raw_text
             for firing in firings:
-                self.webhook.submit(firing.webhook_payload())
+                self.webhook.submit(firing.webhook_payload() if raw else firing.masked_payload())
 
     def _webhook_sent(self, payload: dict, sent_at: float) -> None:
         self.webhook_latency.add(sent_at - payload["condition_met_at"])
@@ -200,14 +214,15 @@ class LiveWorker:
     # --- reads ----------------------------------------------------------------------------
 
     def answer(self, request: tuple):
-        kind = request[0]
+        """A read: the last item of every request is the agents the asking key may read (None: all)."""
+        kind, agents = request[0], request[-1]
+        agents = None if agents is None else frozenset(agents)
         with self.lock:
             if kind == "conversation":
-                return self.state.get(request[1])
-            if kind == "active":
-                return self.state.active(request[1])
-            if kind == "all":
-                return self.state.active(request[1], include_ended=True)
+                return self.state.get(request[1], agents)
+            if kind in ("active", "all"):
+                _, limit, after, max_bytes, _ = request
+                return self.state.page(limit, after, max_bytes, include_ended=kind == "all", agents=agents)
             if kind == "stats":
                 return {
                     **self.state.stats(),
@@ -327,6 +342,13 @@ class LiveLLM:
         self._thread.join(2)
 
 
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
 def _rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as handle:
@@ -340,16 +362,16 @@ def _serve_reads(worker: LiveWorker, connection, stop: threading.Event) -> None:
         try:
             if not connection.poll(0.5):
                 continue
-            request = connection.recv()
+            number, request = connection.recv()
         except (EOFError, OSError):
             return
         try:
             answer = worker.answer(request)
         except Exception as error:  # a bad request must not end the reads
-            log.exception("live state: cannot answer %r", request)
-            answer = {"error": str(error)}
+            log.exception("live state: cannot answer a %r request", request[0] if request else None)
+            answer = {"error": str(error)[:300]}
         try:
-            connection.send(answer)
+            connection.send((number, answer))
         except (OSError, ValueError):
             return
 

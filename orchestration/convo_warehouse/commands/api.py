@@ -12,8 +12,15 @@ from convo_warehouse.lib import access
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8600, show_default=True, type=int, help="TCP port.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True,
+              help="A Host header value to serve (repeat it). Default: loopback names when listening on "
+                   "loopback, any host otherwise (tokens are required there).")
+@click.option("--allowed-origin", "allowed_origins", multiple=True,
+              help="A browser Origin allowed to read (repeat it). Default: none; requests without Origin "
+                   "(scripts, BI tools) are not affected.")
 @serving_dir_option
-def api(host: str, port: int, serving_dir: str | None) -> None:
+def api(host: str, port: int, allowed_hosts: tuple[str, ...], allowed_origins: tuple[str, ...],
+        serving_dir: str | None) -> None:
     """Serve metrics, funnels and experiments as JSON on http://HOST:PORT/api/.
 
     GET /api/metrics, /api/metrics/<name>?start=&end=&segment_type=&grain=,
@@ -25,10 +32,9 @@ def api(host: str, port: int, serving_dir: str | None) -> None:
     (comma-separated); without tokens it only listens on loopback. See
     docs/serving.md.
     """
-    import uvicorn
-
     from convo_warehouse.api.app import TOKENS_ENV, ApiConfig, create_app
     from convo_warehouse.lib import serving
+    from convo_warehouse.lib.server_limits import ClientLimits, serve
 
     tokens = access.tokens_from_env(TOKENS_ENV)
     refusal = access.refusal(host, bool(tokens), f"{TOKENS_ENV} (comma-separated bearer tokens)")
@@ -43,5 +49,6 @@ def api(host: str, port: int, serving_dir: str | None) -> None:
         click.echo(f"api: no {TOKENS_ENV} set; answering unauthenticated requests on loopback.", err=True)
     click.echo(f"api: http://{host}:{port}/api/ (snapshot {snapshot.version} in {folder}; new snapshots are "
                "served as they are published); Ctrl-C stops it", err=True)
-    uvicorn.run(create_app(ApiConfig(serving_dir=folder, tokens=tokens)), host=host, port=port,
-                log_level="warning", access_log=False)
+    config = ApiConfig(serving_dir=folder, tokens=tokens, allowed_hosts=allowed_hosts or access.default_hosts(host),
+                       allowed_origins=allowed_origins)
+    serve(create_app(config), host, port, ClientLimits(), log_level="warning", access_log=False)

@@ -3,8 +3,10 @@
 Cells are drawn by ``st.dataframe``, which shows text as text: a last user
 message like ``![](https://host/beacon)`` or a tool name with a backtick is
 never rendered as Markdown (``st.table`` would show the image). The download
-holds the table's raw values (rates as fractions 0..1, counts as integers),
-not the formatted text.
+button's label, which Streamlit renders as Markdown, has the title escaped
+(a conversation id in it shows as text, never as a link or an image). The
+download holds the table's raw values (rates as fractions 0..1, counts as
+integers), not the formatted text.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+
+from convo_warehouse.dashboard.format import markdown_safe
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
@@ -31,7 +35,7 @@ def show(shown: pd.DataFrame, raw: pd.DataFrame | None = None, *, title: str, ke
     target = container or st
     target.dataframe(shown, hide_index=True, key=f"table-{key}")
     target.download_button(
-        f"Download CSV: {title}",
+        f"Download CSV: {markdown_safe(title)}",
         csv_bytes(shown if raw is None else raw),
         file_name=file_name(title),
         mime="text/csv",

@@ -28,8 +28,8 @@ def production_build(*, multi_step: bool = False, exclude: Iterable[str] = ()) -
     args = ["build", "--exclude-resource-type", "unit_test"]
     if "DBT_LOG_LEVEL_FILE" not in os.environ:
         # dbt.log at info (node starts, results, warnings, errors) rather than
-        # debug, which also writes every SQL statement: ~1,600 statements an
-        # hourly run, a 10 MB log and ~15% of dbt's CPU. The SQL each node ran
+        # debug, which also writes every SQL statement of every node, and
+        # formatting them is a real share of dbt's CPU. The SQL each node ran
         # stays in target/.../run/; DBT_LOG_LEVEL_FILE=debug brings it back.
         args += ["--log-level-file", "info"]
     if multi_step:

@@ -5,6 +5,11 @@ folders we create get the same bits plus the search (execute) bit wherever
 the mode gives read access (``600`` -> ``700``, ``640`` -> ``750``). The
 mode is set with chmod, so the process umask can make nothing looser. Set
 ``CONVO_FILE_MODE=640`` (and a group) when a BI tool runs as another user.
+
+Files other programs create for us (DuckDB's write-ahead log, which it
+deletes at each checkpoint and creates again with the umask's mode; dbt's
+and Dagster's files) follow the mode through the process umask, which every
+``convo-warehouse`` command sets (``apply_umask``): ``600`` -> umask ``077``.
 """
 
 from __future__ import annotations
@@ -75,3 +80,20 @@ def apply(files: Iterable[Path], folders: Iterable[Path]) -> None:
         os.chmod(path, files_mode)
     for path in folders:
         os.chmod(path, folders_mode)
+
+
+def umask_for_mode(environ: Mapping[str, str] | None = None) -> int:
+    """The umask under which new files get at most the file mode and folders the folder mode."""
+    return 0o777 & ~dir_mode(environ)
+
+
+def apply_umask() -> None:
+    """Set the process umask from ``CONVO_FILE_MODE`` (files others create for us follow it)."""
+    os.umask(umask_for_mode())
+
+
+def protect_database(path: Path, folder_is_ours: bool) -> None:
+    """A DuckDB file and its write-ahead log get the file mode; its folder the folder mode when it is
+    one of ours (the default ``data/``; never a folder such as /tmp that a user pointed us into)."""
+    apply(files=[candidate for candidate in (path, Path(f"{path}.wal")) if candidate.exists()],
+          folders=[path.parent] if folder_is_ours else [])

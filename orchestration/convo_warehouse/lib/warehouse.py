@@ -18,6 +18,8 @@ from pathlib import Path
 
 import duckdb
 
+from convo_warehouse.lib import file_modes
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_WAREHOUSE = "data/warehouse.duckdb"
 DEFAULT_LANDING = "data/landing"
@@ -199,7 +201,7 @@ def writer_lock(path: Path) -> Iterator[None]:
 
 
 # A new warehouse file is written in the storage format of the DuckDB we pin
-# (its dictionary + FSST string compression: about 20 % smaller than the
+# (its dictionary + FSST string compression makes the file smaller than the
 # default, which stays readable by DuckDB 0.10). Only the warehouse: readers
 # open the published snapshot, which keeps DuckDB's default.
 STORAGE_VERSION = "v1.5.0"
@@ -209,7 +211,7 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse in UTC, capped at ``CONVO_DUCKDB_MEMORY_LIMIT``, turning DuckDB's lock
     error into ``WarehouseBusyError``. A new file is created in ``STORAGE_VERSION``'s format."""
     if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        file_modes.make_dirs(path.parent)  # created owner-only (CONVO_FILE_MODE)
     elif not path.exists():
         raise FileNotFoundError(
             f"no warehouse at {path}: run `convo-warehouse run` first (or set CONVO_DUCKDB_PATH)."
@@ -223,6 +225,9 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
                 busy_message(path, "read" if read_only else "write", str(error))
             ) from error
         raise
+    if not read_only:
+        # every message is in here: owner-only, as the snapshot and the landing files are
+        file_modes.protect_database(path, folder_is_ours=path.parent == (Path.cwd() / DEFAULT_WAREHOUSE).parent)
     con.execute("set TimeZone = 'UTC'")
     con.execute("set memory_limit = ?", [configured_memory_limit()])
     return con

@@ -16,7 +16,7 @@ from convo_warehouse.dashboard import tables
 from convo_warehouse.dashboard.data import has_table, records
 from convo_warehouse.dashboard.views import Page
 from convo_warehouse.lib import funnel_views
-from convo_warehouse.lib.classify.pii import mask_pii
+from convo_warehouse.lib.classify.pii import mask_pii, mask_transcript
 from convo_warehouse.lib.scope import Scope, scope_cte
 
 MESSAGES_SHOWN = 5
@@ -60,7 +60,7 @@ def stopped_conversations(con, funnel: str, next_stage: str, scope: Scope) -> li
 
 
 def transcript(con, conversation_id: str) -> list[dict]:
-    """The conversation's messages in order, content masked."""
+    """The conversation's messages in order, content masked (names across the whole transcript)."""
     if not has_table(con, "marts.fct_messages"):
         return []
     rows = records(
@@ -75,7 +75,10 @@ def transcript(con, conversation_id: str) -> list[dict]:
     )
     for row in rows:
         row["who"] = "user" if row.pop("event_type") == "user_message" else "agent"
-        row["content"] = mask_pii(row["content"])
+    # masked as one transcript: a name the user gave once is masked where the agent repeats it too
+    masked = mask_transcript([(row["who"], row["content"] or "") for row in rows])
+    for row, (_, text) in zip(rows, masked, strict=True):
+        row["content"] = text
     return rows
 
 

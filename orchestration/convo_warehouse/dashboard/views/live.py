@@ -3,8 +3,10 @@ panel from the snapshot (``marts.intervention_daily``).
 
 The live part reads ``GET /v1/conversations?active=true`` and
 ``GET /v1/conversations/{id}`` of the collector at ``CONVO_COLLECTOR_URL``
-(default http://127.0.0.1:8765) with the bearer token ``CONVO_COLLECTOR_TOKEN``
-(else the first of ``CONVO_COLLECTOR_TOKENS``); it refreshes every
+(default http://127.0.0.1:8765) with a read key, ``CONVO_COLLECTOR_TOKEN``
+(else the first of the deprecated ``CONVO_COLLECTOR_TOKENS``); the messages
+shown are masked (``lib/classify/pii.py``), a name found in any of them
+masked in all; every event-derived string is shown as plain text. It refreshes every
 ``CONVO_LIVE_REFRESH_SECONDS`` (5); it is what is happening now, so the
 sidebar's period and filters do not apply to it. The snapshot part is as
 fresh as the last published run and follows the sidebar: the interventions
@@ -26,6 +28,7 @@ from convo_warehouse.dashboard import format as fmt
 from convo_warehouse.dashboard import tables
 from convo_warehouse.dashboard.data import frame, has_table
 from convo_warehouse.dashboard.views import Page, ViewContext
+from convo_warehouse.lib.classify.pii import mask_transcript
 from convo_warehouse.lib.classify.stages import STAGES
 from convo_warehouse.lib.scope import Scope, scope_cte
 
@@ -72,6 +75,16 @@ def active_table(answer: dict) -> pd.DataFrame:
     ]
     return pd.DataFrame(rows, columns=["conversation", "stage", "user turns", "sentiment", "interventions",
                                        "last event (UTC)"])
+
+
+def messages_table(detail: dict) -> pd.DataFrame:
+    """The conversation's last messages, masked as one transcript (a name the user gave once is
+    masked where the agent repeats it too)."""
+    messages = detail.get("last_messages", [])
+    masked = mask_transcript([(item.get("role") or "", item.get("text") or "") for item in messages])
+    return pd.DataFrame([{"role": role, "text": text, "at": item.get("at")}
+                         for (role, text), item in zip(masked, messages, strict=True)],
+                        columns=["role", "text", "at"])
 
 
 def stage_table(detail: dict) -> pd.DataFrame:
@@ -201,8 +214,8 @@ def render(context: ViewContext) -> None:
                 return
             left, right = st.columns(2)
             tables.show(stage_table(detail), title=f"Stages of {chosen}", key="live-stages", container=left)
-            tables.show(pd.DataFrame(detail["last_messages"], columns=["role", "text", "at"]),
-                        title=f"Last messages of {chosen}", key="live-messages", container=right)
+            tables.show(messages_table(detail), title=f"Last messages of {chosen}", key="live-messages",
+                        container=right)
 
     in_progress()
 

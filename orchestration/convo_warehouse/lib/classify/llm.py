@@ -291,7 +291,7 @@ class LLMClassifier:
         self.circuit_open = False
 
     def _client(self) -> AsyncOpenAI:
-        # imported here: the client costs ~1 s to import, and the rules
+        # imported here: the client is slow to import, and the rules
         # classifier (the default, and every hourly run) never calls it
         from openai import AsyncOpenAI
 
@@ -355,8 +355,8 @@ class LLMClassifier:
                     body["response_format"] = {"type": "json_object"}
                 # The client's generic POST: same transport, errors and exception
                 # types as ``chat.completions.create`` but without its per-call
-                # typed-dict transform and model parsing (3x less CPU per call,
-                # which is what bounds throughput at high concurrency).
+                # typed-dict transform and model parsing: the client's CPU per
+                # call is what bounds throughput at high concurrency.
                 response = await client.post("/chat/completions", body=body, cast_to=object)
                 usage = response.get("usage") or {}
                 prompt_tokens = int(usage.get("prompt_tokens") or 0)

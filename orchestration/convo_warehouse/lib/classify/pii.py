@@ -10,6 +10,12 @@ Kinds masked, each with a placeholder in the style the real datasets use:
     billing");
   - in a sign-off at the end of a line ("Thanks, Dana Whitfield", "Regards, dana");
   - after a relation ("my husband John Smith", "my daughter, Amy");
+  - after "call me" ("call me Dana"), before "here" ("Dana here", "Hey,
+    Marta Kowalczyk here");
+  - a third party after a verb of contact ("I spoke to Sarah Connor", "ask
+    Peter Parker", "an agent called Mike"): capitalised words only;
+  - after a title ("Mr. Smith", "Ms Whitfield", "Kind regards, Dr Okafor"):
+    the name, not the title;
   ``mask_transcript`` also masks every later mention of those names in the
   same transcript ("Hi Dana, ...").
 - ``#ADDRESS#``: a street address: a house number, one to four words and a
@@ -17,7 +23,13 @@ Kinds masked, each with a placeholder in the style the real datasets use:
   European form ("Hauptstrasse 12", "12 rue de la Paix").
 - ``#EMAIL#``; ``#IP_ADDRESS#`` (IPv4 and IPv6, checked by ``ipaddress``);
   ``#IBAN#`` (in capitals, or in any case when its check digits are right);
-  ``#ADDRESS#`` also for a UK postcode in capitals ("HU5 3QT");
+  ``#ADDRESS#`` also for a UK postcode in capitals ("HU5 3QT"), or in any
+  case after "postcode" / "post code" / "zip" / an address ("hu5 3qt");
+  ``#EMAIL#`` also for an address written to dodge filters ("dana at example
+  dot com", "dana [at] example [dot] com");
+  ``#PASSPORT#`` (6-9 letters and digits after "passport"); ``#NATIONAL_ID#``
+  (a UK national insurance number, "QQ 12 34 56 C", or a US social security
+  number, "123-45-6789", or 9 digits after "SSN" / "social security");
   ``#CARD#`` (13-19 digits, spaces or dashes allowed); ``#DATE#`` (a full date
   whose year is at least ten years back, so a birth date, or any date after
   "born" / "date of birth" / "DOB"); ``#PHONENUMBER#`` (8+ digits, optionally
@@ -68,7 +80,8 @@ MAX_MASKED_CHARS = 10_000
 EMAIL = re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 CARD = re.compile(r"(?<![\w])(?:\d[ \-]?){12,18}\d(?![\w])")
 IBAN = re.compile(r"(?i)\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
-PHONE = re.compile(r"(?<![\w+])\+?\(?\d(?:[\s().\-]{0,2}\d){7,14}(?![\w])")
+# not inside an identifier ("INV-2026-00913", "SKU/12345678")
+PHONE = re.compile(r"(?<![\w+\-/])\+?\(?\d(?:[\s().\-]{0,2}\d){7,14}(?![\w])")
 IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 
@@ -124,6 +137,15 @@ _FUNCTION_WORDS = {
     "can", "could", "should", "may", "might", "must", "shall", "let", "lets", "see", "ll", "ve", "d", "s", "t",
     "first", "second", "third", "last", "next", "normal", "normally", "always", "never", "once", "sometimes",
     "often", "usually", "ever", "soon", "later", "almost", "nearly", "maybe", "perhaps", "around",
+    # words of forms and sentences that start with a capital ("Email Address:", "Contact Information
+    # Name:", "Because here", "email After that"), and titles ("Hello Mr. Agent")
+    "address", "information", "name", "names", "details", "number", "form", "service", "department", "desk",
+    "center", "centre", "street", "email", "phone", "telephone", "username", "password", "code", "because",
+    "everything", "nothing", "something", "anything", "someone", "anyone", "nobody", "somebody", "anybody",
+    "people", "after", "before", "while", "since", "until", "mr", "mrs", "ms", "mx", "dr", "prof", "miss",
+    # days and months are capitalised but never names here ("it's Monday", "ask Friday's shift")
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february",
+    "march", "april", "june", "july", "august", "september", "october", "november", "december",
 }
 NAME_AFTER_MY_NAME_IS = re.compile(
     r"(?i:\b(?:my\s+name\s+is|my\s+name's|name\s+is|i\s+am\s+called|i'm\s+called)\s+)"
@@ -156,12 +178,63 @@ NAME_AFTER_RELATION = re.compile(
     rf"(?i:\b(?:my|our)\s+(?:{_RELATIONS})\s*,?\s+)"
     rf"(?P<name>{_ANY_WORD}(?:\s+{_ANY_WORD}){{0,2}})"
 )
+NAME_AFTER_CALL_ME = re.compile(
+    r"(?i:\b(?:call\s+me|you\s+can\s+call\s+me|people\s+call\s+me)\s+)"
+    rf"(?P<name>{_ANY_WORD}(?:\s+{_ANY_WORD}){{0,2}})"
+)
+# "it's Dana again", "hi it is Dana from 4B": only a name that ends the clause (not "it's Monday morning")
+NAME_AFTER_ITS = re.compile(
+    r"(?i:\b(?:it's|it’s|it\s+is)\s+)"
+    rf"(?P<name>{_ANY_WORD}(?:\s+{_ANY_WORD}){{0,2}})"
+)
+# "Dana here", "Hey, Marta Kowalczyk here": at the start of the text or of a sentence, after a greeting.
+NAME_HERE = re.compile(
+    r"(?:^|(?<=[.!?\n])\s*|(?i:\b(?:hi|hello|hey|morning|evening|afternoon|ok|okay)\b)[,!.]?\s+)"
+    rf"(?P<name>{_ANY_WORD}(?:\s+{_ANY_WORD}){{0,2}})\s+here\b"
+)
+# Someone else, named after a verb of contact: capitalised words only ("spoke to Sarah Connor").
+_CONTACT_VERBS = (
+    r"spoke|speak|speaking|talked|talk|talking|chatted|chatting|dealt|dealing|spoken|"
+    r"ask|asked|asking|tell|told|contact|contacted|email|emailed|message|messaged|phone|phoned|ring|rang|"
+    r"cc|forward(?:ed)?\s+(?:it|this)\s+to|transferred\s+(?:me\s+)?to|put\s+me\s+through\s+to|"
+    r"named|called|name\s+of"
+)
+NAME_AFTER_CONTACT = re.compile(
+    rf"(?i:\b(?:{_CONTACT_VERBS})(?:\s+(?:to|with))?\s+(?:(?:an?|the|your|my)\s+(?:agent|colleague|rep|"
+    rf"representative|manager|supervisor|guy|lady|woman|man|person)\s+(?:called|named)?\s*)?)"
+    rf"(?P<name>{_CAPITALISED}(?:\s+{_CAPITALISED}){{0,2}})\b"
+)
+# A greeting's name at the start of a message ("Hi Maelle,", "Thanks Fitzgerald, ..."): capitalised only.
+NAME_AFTER_GREETING = re.compile(
+    r"^\s*(?i:hi|hello|hey|dear|thanks|thank\s+you|morning|good\s+(?:morning|afternoon|evening))\s+"
+    rf"(?P<name>{_CAPITALISED}(?:\s+{_CAPITALISED})?)\s*[,!.:\n]"
+)
+# A name given as one: "surname Doherty", "name on the card is R. Okafor", "Attn: Gideon Marsh".
+NAME_AS_NAME = re.compile(
+    r"(?i:\b(?:(?:first|last|full|family|given|delivery|account|maiden)\s+name|surname|name\s+on\s+the\s+"
+    r"(?:card|account|booking|order|ticket|parcel|reservation)|(?:his|her|their|husband's|wife's|partner's|"
+    r"son's|daughter's|mother's|father's)\s+name|attn|for\s+the\s+attention\s+of|c/o)"
+    r"(?:\s+(?:is|was|to|as))?\s*[:,]?\s+)"
+    rf"(?P<name>(?:[A-Z]\.\s+)?{_ANY_WORD}(?:\s+{_ANY_WORD}){{0,2}})"
+)
+# Substrings without which a rule cannot match (so it is not run): of the verbs of contact, of the
+# titles (as written, capitalised), of the words a lower-case postcode needs before it.
+_CONTACT_STEMS = ("spok", "speak", "talk", "chat", "deal", "ask", "tell", "told", "contact", "email", "messag",
+                  "phon", "ring", "rang", "cc", "forward", "transfer", "put", "name", "called")
+_TITLE_STEMS = ("Mr", "Ms", "Mx", "Miss", "Mister", "Dr", "Prof", "Sir", "Dame", "Madam")
+_POSTCODE_WORDS = ("post", "zip", "address", "deliver", "ship", "live", "flat", "street", "road", "lane",
+                   "avenue")
+# A name after a title: the title is kept, the name masked ("Kind regards, Mr. Smith").
+NAME_AFTER_TITLE = re.compile(
+    rf"\b(?:Mr|Mrs|Ms|Mx|Miss|Dr|Prof|Sir|Dame|Mister|Madam)\.?\s+(?P<name>{_CAPITALISED}(?:\s+{_CAPITALISED})?)\b"
+)
 # What may follow a one-word name for it to count as one ("This is Dana.", "i'm dana from billing").
 _CLAUSE_END = re.compile(r"(?i)\s*(?:[,.!?;:]|$)|\s+(?:from|here|speaking|calling|writing|again|with|at|and)\b")
 
 _STREET_TYPES = (
     r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|way|court|ct|place|pl|terrace|close|"
-    r"crescent|cres|highway|hwy|parkway|pkwy|square|sq|circle|cir|trail|row|grove|gardens|walk"
+    r"crescent|cres|highway|hwy|parkway|pkwy|square|sq|circle|cir|trail|row|grove|gardens|walk|hill|rise|"
+    r"mews|green|wharf|quay"
 )
 # Words that never belong to a street name ("2 parcels are on the way" is no address).
 _FILLER_WORDS = (
@@ -173,8 +246,33 @@ STREET_ADDRESS = re.compile(
     rf"(?:{_STREET_TYPES})\b\.?"
     r"(?:,?\s*(?:apt|apartment|flat|suite|unit|floor|fl)\.?\s*#?\s*\w+)?"
 )
-# A UK postcode in capitals ("HU5 3QT", "SW1A 1AA").
+# A UK postcode in capitals ("HU5 3QT", "SW1A 1AA"); in any case only where the text says it is one.
 UK_POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[ABD-HJLNP-UW-Z]{2}\b")
+UK_POSTCODE_ANY_CASE = re.compile(r"(?i)\b[A-Z]{1,2}\d[A-Z\d]?\s?\d[ABD-HJLNP-UW-Z]{2}\b")
+POSTCODE_CONTEXT = re.compile(
+    r"(?i)\b(?:post\s*code|postal\s+code|zip(?:\s*code)?|address|deliver(?:ed|y)?\s+to|ship(?:ped)?\s+to|"
+    r"live\s+(?:at|in)|flat|street|road|lane|avenue)\b")
+# An email written to dodge filters: "at" and "dot" as words, or bracketed.
+_AT = r"(?:\s*[\[({<]\s*at\s*[\])}>]\s*|\s+at\s+)"
+_DOT = r"(?:\s*[\[({<]\s*dot\s*[\])}>]\s*|\s+dot\s+|\.)"
+OBFUSCATED_EMAIL = re.compile(
+    rf"(?i)(?<![\w.+\-])[a-z0-9][a-z0-9._+\-]{{0,63}}(?:{_DOT}[a-z0-9][a-z0-9._+\-]{{0,63}}){{0,3}}"
+    rf"{_AT}[a-z0-9][a-z0-9\-]{{0,62}}(?:{_DOT}[a-z0-9\-]{{1,63}}){{1,4}}(?![\w])")
+# A US ZIP code where the text says it is one.
+ZIP_CODE = re.compile(r"(?i)\bzip(?:\s*code)?\s*(?:is|:)?\s*(?P<number>\d{5}(?:-\d{4})?)\b")
+# A passport number: after the word, 6-9 letters and digits with a digit among them.
+PASSPORT = re.compile(
+    r"(?i)\bpassport(?:\s+(?:number|num|no\.?|nr\.?|id))?\s*(?:is|was|:|#)?\s*(?:is\s+)?"
+    r"(?P<number>(?=[A-Z]{0,3}\d)[A-Z0-9]{6,9})\b")
+# A UK national insurance number (its prefix letters as HMRC issues them), any case.
+NATIONAL_INSURANCE = re.compile(r"\b[A-Z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D]\b")
+NATIONAL_INSURANCE_CONTEXT = re.compile(
+    r"(?i)\b(?:national\s+insurance|n\.?i\.?|nino)(?:\s+(?:number|num|no\.?))?\s*(?:is|:|#)?\s*"
+    r"(?P<number>[a-z]{2}\s?\d{2}\s?\d{2}\s?\d{2}\s?[a-d])\b")
+SOCIAL_SECURITY = re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b")
+SOCIAL_SECURITY_CONTEXT = re.compile(
+    r"(?i)\b(?:ssn|social\s+security(?:\s+number)?|national\s+id(?:entity)?(?:\s+number)?)\s*(?:is|:|#)?\s*"
+    r"(?P<number>\d{3}[\s\-]?\d{2}[\s\-]?\d{4})\b")
 EUROPEAN_ADDRESS = re.compile(
     r"(?i)\b(?:\d{1,5}[a-z]?,?\s+(?:rue|avenue|boulevard|calle|avenida|via|viale|rua|piazza|plaza|place)"
     r"(?:\s+[a-zà-ÿ'\-]+){1,4}"
@@ -226,18 +324,36 @@ def introduced_names(text: str) -> list[str]:
 def pii_spans(text: str, names: Iterable[str] = ()) -> list[Span]:
     """Where personal data is in ``text`` (which must be at most ``MAX_MASKED_CHARS`` long), in order,
     not overlapping: where two kinds claim the same characters, the earlier kind below wins."""
+    # A rule whose words are nowhere in the text is not run (a substring test costs far less than a
+    # pattern's pass over the text): most messages have none of them.
+    lower = text.lower()
     candidates: list[Span] = []
     candidates += [Span(*m.span(), "#EMAIL#") for m in EMAIL.finditer(text)]
+    if "dot" in lower or _bracketed_at(lower):
+        candidates += [Span(*m.span(), "#EMAIL#") for m in OBFUSCATED_EMAIL.finditer(text) if _dodges(m.group(0))]
+    if "passport" in lower:
+        candidates += [Span(*m.span("number"), "#PASSPORT#") for m in PASSPORT.finditer(text)]
+    candidates += [Span(*m.span(), "#NATIONAL_ID#") for m in NATIONAL_INSURANCE.finditer(text)]
+    if "insurance" in lower or "ni" in lower or "n.i" in lower:
+        candidates += [Span(*m.span("number"), "#NATIONAL_ID#") for m in NATIONAL_INSURANCE_CONTEXT.finditer(text)]
+    candidates += [Span(*m.span(), "#NATIONAL_ID#") for m in SOCIAL_SECURITY.finditer(text)]
+    if "ssn" in lower or "social" in lower or "national" in lower:
+        candidates += [Span(*m.span("number"), "#NATIONAL_ID#") for m in SOCIAL_SECURITY_CONTEXT.finditer(text)]
     candidates += [Span(*m.span(), "#IP_ADDRESS#") for m in _ip_addresses(text)]
     candidates += [Span(*m.span(), "#IBAN#") for m in IBAN.finditer(text) if _is_iban(m.group(0))]
     candidates += [Span(*m.span(), "#ADDRESS#") for m in STREET_ADDRESS.finditer(text)]
     candidates += [Span(*m.span(), "#ADDRESS#") for m in EUROPEAN_ADDRESS.finditer(text)]
     candidates += [Span(*m.span(), "#ADDRESS#") for m in UK_POSTCODE.finditer(text)]
+    if any(word in lower for word in _POSTCODE_WORDS):
+        candidates += [Span(*m.span(), "#ADDRESS#") for m in UK_POSTCODE_ANY_CASE.finditer(text)
+                       if POSTCODE_CONTEXT.search(text, max(0, m.start() - 60), m.start())]
+    if "zip" in lower:
+        candidates += [Span(*m.span("number"), "#ADDRESS#") for m in ZIP_CODE.finditer(text)]
     # Any other date is kept, and so is not taken for a phone number either ("on 2026-10-30").
     candidates += [Span(*m.span(), "#DATE#" if _is_birth_date(m) else KEPT) for m in DATE.finditer(text)]
     candidates += [Span(*m.span(), "#CARD#") for m in CARD.finditer(text) if _is_card(m)]
     candidates += [Span(*m.span(), "#PHONENUMBER#") for m in PHONE.finditer(text) if not _kept_identifier(m)]
-    name_spans = _name_word_spans(text)
+    name_spans = _name_word_spans(text, lower)
     known = {text[start:end] for start, end in name_spans} | {name for name in names if name}
     candidates += [Span(start, end, "#NAME#") for start, end in name_spans]
     candidates += [Span(*m.span(), "#NAME#") for m in _known_words(text, known)]
@@ -271,8 +387,9 @@ def _common_words() -> frozenset[str]:
     return frozenset(lexicon | _FUNCTION_WORDS)
 
 
-def _name_word_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of the words of names found by every name rule."""
+def _name_word_spans(text: str, lower: str | None = None) -> list[tuple[int, int]]:
+    """Spans of the words of names found by every name rule (``lower``: the text in lower case)."""
+    lower = text.lower() if lower is None else lower
     spans: list[tuple[int, int]] = []
     for match in NAME_AFTER_MY_NAME_IS.finditer(text):
         spans += _words_until(match, lambda word: word.lower() in _FUNCTION_WORDS)
@@ -286,6 +403,33 @@ def _name_word_spans(text: str) -> list[tuple[int, int]]:
             spans += words
     for match in NAME_AFTER_RELATION.finditer(text):
         spans += _capitalised_name(match) or _uncommon_name(match)
+    # the rules of issue 47, each only where its words are (see pii_spans)
+    if "call" in lower:
+        for match in NAME_AFTER_CALL_ME.finditer(text):
+            spans += _capitalised_name(match) or _uncommon_name(match)
+    if "it" in lower:
+        for match in NAME_AFTER_ITS.finditer(text):
+            words = _capitalised_name(match)
+            if words and _CLAUSE_END.match(text, words[-1][1]):
+                spans += words
+    if "here" in lower:
+        for match in NAME_HERE.finditer(text):
+            words = _words_until(match)
+            if words and all(not _is_common(word) and (re.fullmatch(_CAPITALISED, word) or word.islower())
+                             for word in (text[start:end] for start, end in words)):
+                spans += words
+    if any(stem in lower for stem in _CONTACT_STEMS):
+        for match in NAME_AFTER_CONTACT.finditer(text):
+            spans += _capitalised_name(match)
+    if any(title in text for title in _TITLE_STEMS):
+        for match in NAME_AFTER_TITLE.finditer(text):
+            spans += _words_until(match, _is_common)
+    greeting = NAME_AFTER_GREETING.match(text)
+    if greeting:
+        spans += _capitalised_name(greeting)
+    if "name" in lower or "att" in lower or "c/o" in lower:
+        for match in NAME_AS_NAME.finditer(text):
+            spans += _capitalised_name(match)
     return sorted(set(spans))
 
 
@@ -313,10 +457,11 @@ def _capitalised_name(match: re.Match) -> list[tuple[int, int]]:
     words = []
     for span in _words_until(match):
         word = match.string[span[0] : span[1]]
-        if not re.fullmatch(_CAPITALISED, word) or _is_common(word):
+        initial = not words and re.fullmatch(r"[A-Z]\.", word)  # "R. Okafor"
+        if not initial and (not re.fullmatch(_CAPITALISED, word) or _is_common(word)):
             break
         words.append(span)
-    return words
+    return words if not words or not re.fullmatch(r"[A-Z]\.", match.string[words[-1][0]:words[-1][1]]) else words[:-1]
 
 
 def _uncommon_name(match: re.Match) -> list[tuple[int, int]]:
@@ -349,6 +494,17 @@ def _merge_adjacent_names(text: str, spans: list[Span]) -> list[Span]:
         else:
             merged.append(span)
     return merged
+
+
+def _bracketed_at(lower: str) -> bool:
+    return "at" in lower and ("[" in lower or "(" in lower or "{" in lower or "<" in lower)
+
+
+def _dodges(candidate: str) -> bool:
+    """An obfuscated email writes its "at" or "dot" as a word or in brackets (a plain one is EMAIL's)."""
+    lowered = candidate.lower()
+    return "@" not in candidate and (" dot " in lowered or re.search(r"[\[({<]\s*(?:at|dot)\s*[\])}>]", lowered)
+                                     is not None)
 
 
 def _ip_addresses(text: str) -> Iterable[re.Match]:
@@ -405,7 +561,9 @@ def _luhn_valid(digits: str) -> bool:
 
 
 def _kept_identifier(match: re.Match) -> bool:
-    return _identifier_word(match) is not None
+    """A number after an identifier word is kept, unless it is written as a phone number is
+    ("+44 ..." or "(212) ...": no order number starts so)."""
+    return _identifier_word(match) is not None and not match.group(0).startswith(("+", "("))
 
 
 def _identifier_word(match: re.Match) -> str | None:

@@ -13,11 +13,11 @@ s / sqrt(s^2 + 15) (VADER's normalisation) of the summed word scores, in
 -1..1; 0 without any lexicon word. The lexicon is ``sentiment_lexicon.csv``
 (word, score -1..1).
 
-Measured against VADER (``vadersentiment``) on 100 hand-labelled support
-messages (``benchmarks/sentiment_messages.jsonl``, ``make bench-sentiment``):
-the lexicon agrees with the labels on 75% of messages (negative / neutral /
-positive), VADER on 66% (it reads "I'd like to close my account" as positive
-and misses "this is a joke"), so the lexicon stays (docs/quality.md).
+Compared with VADER (``vadersentiment``) on hand-labelled support messages
+(``benchmarks/sentiment_messages.jsonl``, ``make bench-sentiment``), the
+lexicon agrees with the labels more often: VADER reads "I'd like to close my
+account" as positive and misses "this is a joke", so the lexicon stays
+(docs/quality.md; the figures: docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -96,8 +96,70 @@ def unopenable_hash(relative: str, error: OSError) -> str:
     return UNOPENABLE + hashlib.sha256(f"{relative}\0{type(error).__name__}".encode()).hexdigest()
 
 
-def gzip_problem(path: Path) -> str | None:
-    """Why a gzip file is broken (truncated, or failing its checksum), or None when it is whole.
+class LineCheck:
+    """Whether DuckDB's line reader can read a JSONL stream, fed block by block: valid UTF-8, no lone
+    carriage return (a CRLF line end included), no line over ``max_line_bytes``. What it cannot read
+    goes straight to the Python
+    reader, so no file fails inside the load's transaction for these reasons (a failure there
+    restarts the whole load). Costs little: ``isascii`` on each block, UTF-8 decoding only of the
+    blocks that are not ASCII, and two searches for a newline."""
+
+    def __init__(self, max_line_bytes: int) -> None:
+        import codecs
+
+        self.max_line_bytes = max_line_bytes
+        self.problem: str | None = None
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._line = 0  # bytes of the current line so far
+
+    def feed(self, block: bytes) -> None:
+        if self.problem is not None or not block:
+            return
+        if not block.isascii() or self._decoder.getstate()[0]:
+            try:
+                self._decoder.decode(block)
+            except UnicodeDecodeError as error:
+                self.problem = f"invalid UTF-8 ({error.reason})"
+                return
+        if b"\r" in block:  # DuckDB's line reader (new_line '\n', strict) fails on \r\n line ends too
+            self.problem = "a carriage return"
+            return
+        last = block.rfind(b"\n")
+        if last < 0:
+            self._line += len(block)
+        else:
+            # a line inside one block is shorter than the block (blocks are at most 1 MiB): only a
+            # line running across blocks can be over the limit
+            if self._line + block.find(b"\n") > self.max_line_bytes:
+                self.problem = f"a line over {self.max_line_bytes:,} bytes"
+                return
+            self._line = len(block) - last - 1
+        if self._line > self.max_line_bytes:
+            self.problem = f"a line over {self.max_line_bytes:,} bytes"
+
+    def finish(self) -> str | None:
+        if self.problem is None:
+            try:
+                self._decoder.decode(b"", final=True)
+            except UnicodeDecodeError as error:
+                self.problem = f"invalid UTF-8 at its end ({error.reason})"
+        return self.problem
+
+
+def line_problem(path: Path, max_line_bytes: int) -> str | None:
+    """Why DuckDB's line reader cannot read a plain JSONL file, or None (``LineCheck``)."""
+    check = LineCheck(max_line_bytes)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            check.feed(block)
+            if check.problem:
+                break
+    return check.finish()
+
+
+def gzip_problem(path: Path, check: LineCheck | None = None) -> str | None:
+    """Why a gzip file is broken (truncated, or failing its checksum), or None when it is whole; with
+    ``check``, also why its lines cannot be read by DuckDB.
 
     DuckDB's readers end a truncated gzip stream quietly, as if the file
     ended there: the file is decompressed once here to tell.
@@ -107,7 +169,9 @@ def gzip_problem(path: Path) -> str | None:
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 while block:
-                    decompressor.decompress(block, 1 << 20)
+                    inflated = decompressor.decompress(block, 1 << 20)
+                    if check is not None:
+                        check.feed(inflated)
                     block = decompressor.unconsumed_tail
                     if decompressor.eof:
                         # a second gzip member follows the first one
@@ -119,12 +183,15 @@ def gzip_problem(path: Path) -> str | None:
         return f"corrupt gzip data: {error}"
     if not decompressor.eof:
         return "the gzip stream ends before its end: the file is truncated"
-    return None
+    return check.finish() if check is not None else None
 
 
-def content_hash(path: Path) -> str:
+def content_hash(path: Path, check: LineCheck | None = None) -> str:
+    """The SHA-256 of the file's bytes; ``check`` is fed the same blocks (one read for both)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+            if check is not None:
+                check.feed(block)
     return digest.hexdigest()

@@ -16,7 +16,7 @@ line numbers nor the text of a line it cannot read, drops the keys it has
 no column for unless asked for a MAP, whose copies cost more than the
 parses it saves, and after a truncated line it also rejects the next,
 valid, line: docs/staging.md. Here each of the four JSON functions parses
-the line on its own: docs/benchmarks.md, issue 26.)
+the line on its own; issue 26.)
 """
 
 from __future__ import annotations

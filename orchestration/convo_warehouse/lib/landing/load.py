@@ -10,6 +10,7 @@ import duckdb
 from tqdm import tqdm
 
 from convo_warehouse.lib.landing import csv_file, files, jsonl, otlp, parquet, registry
+from convo_warehouse.lib.landing.jsonl import MAX_LINE_BYTES
 from convo_warehouse.lib.landing.rows import RAW_ROW_COLUMNS, STAGED_ROWS, Reader, stage_unreadable_file
 from convo_warehouse.lib.warehouse import memory_capped
 
@@ -35,6 +36,8 @@ class LoadReport:
     files_refused: list[str] = field(default_factory=list)
     rows_loaded: int = 0
     unreadable_rows: int = 0
+    # transactions the run took: 1, unless a file failed in a way no check before reading foresaw
+    passes: int = 1
 
     def summary(self) -> str:
         refused = (
@@ -60,10 +63,11 @@ class _FileFailed(Exception):
 
 
 # DuckDB's memory cap while loading. The loader holds one file's lines at a
-# time and a large append goes straight to the database file, but under the
-# warehouse's 3 GB cap DuckDB kept what it had written cached up to the cap:
-# the 10M-event load peaked at 2.4 GB. Under 1 GB it peaked at 1.5 GB and
-# took as long (docs/benchmarks.md).
+# time and a large append goes straight to the database file, but DuckDB
+# keeps what it has written cached up to its cap: under the warehouse's cap a
+# large load would hold that much for nothing. A lower cap keeps the loader
+# within its memory target and costs it no time (docs/benchmarks.md, "What
+# limits each figure").
 LOADER_MEMORY_LIMIT = "1GB"
 
 # Errors of the machine, not of a file: they stop the run.
@@ -85,22 +89,31 @@ def load_landing(
     also about twice as fast as one per file: DuckDB writes large
     transactions straight to the database file instead of through the WAL.)
 
-    No file stops the run. A file DuckDB's reader fails on is read again by
+    No file stops the run. A file DuckDB's reader would fail on is read by
     the format's fallback (Python, for JSONL); a file no reader can read, or
     that cannot be opened at all, becomes one row with the error, which
     staging quarantines as ``unreadable_file``; rows a Python reader read
-    before an error are kept.
+    before an error are kept. Each new file is checked before it is read
+    (``_known_problem``: for JSONL the reasons DuckDB's line reader fails,
+    for Parquet its footer), so however many files are unreadable the run
+    takes one pass; only a failure none of those checks foresaw aborts the
+    transaction, and the run starts over with that file on its fallback
+    (``passes`` counts them).
     """
     landing_dir = Path(landing_dir)
     registry.ensure_raw_tables(con)
     found = files.discover(landing_dir)
-    # The errors reading a file met in earlier attempts of this run: one
-    # means "use the fallback", two "no reader can: one unreadable row".
+    # The errors reading a file met before reading it or in earlier attempts of this run:
+    # one means "use the fallback", two "no reader can: one unreadable row".
     failures: dict[Path, list[Exception]] = {}
+    passes = 0
     while True:
+        passes += 1
         try:
             with memory_capped(con, LOADER_MEMORY_LIMIT):
-                return _load_files(con, landing_dir, found, failures, progress)
+                report = _load_files(con, landing_dir, found, failures, progress)
+                report.passes = passes
+                return report
         except _FileFailed as failure:
             # A failed statement aborts the run's transaction: start over,
             # this time reading that file with its fallback.
@@ -125,9 +138,11 @@ def _load_files(
         bar = tqdm(found.files, desc="loading landing files", unit="file", disable=not progress)
         for path in bar:
             relative = path.relative_to(landing_dir).as_posix()
+            # a plain JSONL file is checked for what DuckDB's reader fails on while it is hashed
+            check = files.LineCheck(MAX_LINE_BYTES) if files.file_format(path) == "jsonl" else None
             try:
                 signature = files.file_signature(path)
-                digest = None if seen.get(relative) == signature else files.content_hash(path)
+                digest = None if seen.get(relative) == signature else files.content_hash(path, check)
             except OSError as error:
                 # cannot even be opened (permissions, gone): one row with the
                 # error, under a stand-in hash; not remembered as seen, so
@@ -145,10 +160,8 @@ def _load_files(
             bar.set_postfix_str(relative[-40:])
             fmt = files.file_format(path)
             errors = failures.get(path, [])
-            if not errors and fmt.endswith(".gz") and (problem := files.gzip_problem(path)):
-                # the fast readers would take it for whole: the fallback reads
-                # up to the break and reports it on the file
-                errors = failures[path] = [ValueError(problem)]
+            if not errors:
+                errors = failures[path] = _known_problem(path, fmt, check)
             try:
                 if len(errors) >= 2:
                     stage_unreadable_file(con, errors[0])
@@ -170,6 +183,34 @@ def _load_files(
         con.execute("rollback")
         raise
     return report
+
+
+def _known_problem(path: Path, fmt: str, check: files.LineCheck | None) -> list[Exception]:
+    """What a file's fast reader would fail on, found before reading it inside the transaction:
+    [] for none, [error] to read it with the fallback, [error, error] for no reader at all.
+    ``check``: the line check fed while the file was hashed (plain JSONL)."""
+    try:
+        if fmt == "jsonl.gz":
+            # DuckDB would take a truncated stream for whole, or fail on its lines: the fallback
+            # reads up to the break and reports it on the file
+            problem = files.gzip_problem(path, files.LineCheck(MAX_LINE_BYTES))
+        elif fmt.endswith(".gz"):
+            problem = files.gzip_problem(path)
+        elif fmt == "jsonl":
+            problem = check.finish() if check is not None else files.line_problem(path, MAX_LINE_BYTES)
+        elif fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                pq.read_metadata(path)
+            except Exception as error:  # noqa: BLE001 - any reason it is no Parquet file
+                return [error, error]
+            problem = None
+        else:
+            problem = None
+    except OSError as error:
+        return [error, error]
+    return [ValueError(problem)] if problem else []
 
 
 def _record_file(

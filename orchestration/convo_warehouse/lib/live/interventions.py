@@ -115,6 +115,20 @@ class Firing:
     user_turns: int
     classifier: str = "rules"
     fallback_reason: str | None = None
+    context: tuple[str, ...] = ()  # the conversation's messages held when it fired (names to mask)
+
+    def masked_payload(self) -> dict:
+        """``webhook_payload`` with each evidence text masked (``lib/classify/pii.py``): a name
+        introduced in any message of ``context`` is masked in every text."""
+        from convo_warehouse.lib.classify.pii import introduced_names, mask_pii
+
+        names: set[str] = set()
+        for text in self.context:
+            names.update(introduced_names(text))
+        payload = self.webhook_payload()
+        payload["evidence"] = [{**item, "text": mask_pii(item["text"], names) if item["text"] else item["text"]}
+                               for item in payload["evidence"]]
+        return payload
 
     def webhook_payload(self) -> dict:
         return {

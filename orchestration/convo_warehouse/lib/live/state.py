@@ -9,15 +9,27 @@ each event. It returns the interventions that fired.
 
 Bounded: a conversation idle (no event received) for longer than the
 abandonment window (dbt var ``abandon_after_minutes``) is dropped; above
-``max_conversations`` the least recently active one is dropped; a
-conversation keeps at most ``max_events`` events (beyond, it is marked
-``truncated`` and stops changing). Each drop is counted. Pure Python, no I/O:
-the collector's live worker owns one (``collector/live_worker.py``).
+``max_conversations``, or above ``max_bytes`` of what the conversations hold
+(an estimate from the lengths of their ids and texts, see ``_event_cost``),
+the least recently active one is dropped; a conversation keeps at most
+``max_events`` events (beyond, it is marked ``truncated`` and stops
+changing). Each drop is counted. Pure Python, no I/O: the collector's live
+worker owns one (``collector/live_worker.py``).
+
+Each conversation remembers the ``agent_id`` of its events, so a key bound
+to agents reads only the conversations all of whose events are its agents'
+(``get`` and ``page`` take the agents a key may read).
+
+An intervention's webhook carries its evidence's text masked
+(``Firing.masked_payload``: names found in any message held are masked in
+each), unless ``evidence_raw_text`` is set.
 """
 
 from __future__ import annotations
 
+import base64
 import bisect
+import heapq
 import json
 import time
 from collections import OrderedDict, deque
@@ -44,6 +56,13 @@ from convo_warehouse.lib.live.markers import Conversation, EventView
 from convo_warehouse.lib.warehouse import REPO_ROOT
 
 ENDING_TYPES = ("conversation_completed", "conversation_abandoned", "conversation_ended")
+# Estimated bytes of a conversation held (its object, tally, deque and dicts) and of each event
+# held (its key tuple, list slots, id set, owner and acknowledgement entries) besides its strings:
+# measured as RSS over 100,000 conversations (docs/capture.md), rounded up.
+CONVERSATION_BYTES = 4096
+EVENT_BYTES = 400
+MESSAGE_BYTES = 200
+AGENTS_KEPT = 16  # agent ids remembered per conversation; more make it readable to unbound keys only
 
 
 @lru_cache(maxsize=1)
@@ -61,6 +80,8 @@ class LiveSettings:
     last_messages: int = 10
     text_chars: int = 500
     sentiment: bool = True
+    max_bytes: int = 1024 * 1024 * 1024
+    evidence_raw_text: bool = False
 
     def idle(self) -> float:
         return self.idle_seconds if self.idle_seconds is not None else abandon_after_minutes() * 60
@@ -82,7 +103,7 @@ class ConversationState:
         "conversation_id", "user_id", "channel", "keys", "types", "bits", "sentiments", "ids", "tally",
         "current", "first_reached", "user_turns", "messages", "last_messages", "sentiment", "sentiment_source",
         "fired", "declined", "pending", "last_received", "first_received", "ended", "handed_off", "truncated",
-        "acknowledged",
+        "acknowledged", "agent_ids", "bytes",
     )
 
     def __init__(self, conversation_id: str, tally, keep_messages: int) -> None:
@@ -111,6 +132,12 @@ class ConversationState:
         self.handed_off = False
         self.truncated = False
         self.acknowledged: dict[str, float] = {}  # event_id -> epoch seconds acknowledged (trigger times)
+        self.agent_ids: set[str | None] = set()  # of its events (None: an event without one)
+        self.bytes = CONVERSATION_BYTES + 2 * len(conversation_id)
+
+    def visible_to(self, agents: frozenset[str] | None) -> bool:
+        """Whether a key reading ``agents`` (None: every agent) may read this conversation."""
+        return agents is None or (bool(self.agent_ids) and self.agent_ids <= agents)
 
     def stages_reached(self) -> list[str]:
         return [stage for stage in STAGES if self.current.get(stage, (False,))[0]]
@@ -207,6 +234,7 @@ class LiveState:
         # 4 x max_conversations: a conversation that comes back after being dropped still
         # finds its rules fired
         self.already_fired: OrderedDict[str, dict] = OrderedDict()
+        self.bytes = 0  # estimated bytes of the conversations held
 
     # --- events in ------------------------------------------------------------------
 
@@ -265,6 +293,7 @@ class LiveState:
             conversation = ConversationState(event.conversation_id, self.program.tally(), self.settings.last_messages)
             conversation.first_received = now
             self.conversations[event.conversation_id] = conversation
+            self.bytes += conversation.bytes
             while len(self.conversations) > self.settings.max_conversations:
                 self._drop(next(iter(self.conversations)))
                 self.counters.conversations_evicted += 1
@@ -272,6 +301,18 @@ class LiveState:
             self.conversations.move_to_end(event.conversation_id)
         conversation.last_received = max(conversation.last_received, now)
         return conversation
+
+    def _grow(self, conversation: ConversationState, size: int) -> None:
+        """Count ``size`` more bytes for the conversation; drop the least recently active ones
+        (never this one) while the state holds more than ``max_bytes``."""
+        conversation.bytes += size
+        self.bytes += size
+        while self.bytes > self.settings.max_bytes and len(self.conversations) > 1:
+            oldest = next(iter(self.conversations))
+            if oldest == conversation.conversation_id:
+                break
+            self._drop(oldest)
+            self.counters.conversations_evicted += 1
 
     def _apply_one(self, event: LiveEvent, acknowledged_at: float) -> list[Firing]:
         # when the collector acknowledged it: now, or a landing file's time when read back
@@ -283,6 +324,12 @@ class LiveState:
         self.counters.events += 1
         conversation.user_id = conversation.user_id or event.user_id
         conversation.channel = conversation.channel or event.channel
+        agent = event.properties.get("agent_id")
+        agent = agent if isinstance(agent, str) else None
+        if agent not in conversation.agent_ids:
+            # past the bound, a conversation is one only unbound keys read (a None nobody holds)
+            conversation.agent_ids.add(agent if len(conversation.agent_ids) < AGENTS_KEPT else None)
+            self._grow(conversation, 100 + len(agent or ""))
         if not event.is_known_type:
             # staged but used by nothing (the contract): no stage, no rule reads it
             self.counters.unknown_type += 1
@@ -293,6 +340,7 @@ class LiveState:
             return []
         self.owner[event.event_id] = event.conversation_id
         conversation.ids.add(event.event_id)
+        self._grow(conversation, EVENT_BYTES + 3 * len(event.event_id))
         conversation.acknowledged[event.event_id] = acknowledged_at
         if event.event_type in ENDING_TYPES:
             conversation.ended = event.event_type
@@ -311,6 +359,9 @@ class LiveState:
                 sentiment, source = resolved_sentiment(event, score_text if self.settings.sentiment else None)
                 if conversation.sentiment is None or event.key >= self._last_user_key(conversation):
                     conversation.sentiment, conversation.sentiment_source = sentiment, source
+            if len(conversation.last_messages) < (conversation.last_messages.maxlen or 0):
+                # a full deque replaces a message by one of the same bound: counted once
+                self._grow(conversation, MESSAGE_BYTES + self.settings.text_chars + len(event.event_id))
             conversation.last_messages.append(Message(event.event_id, role, (event.content or "")[: self.settings.text_chars],
                                                        event.event_at, sentiment))
         else:
@@ -405,6 +456,9 @@ class LiveState:
             condition_met_at=acknowledged_at,
             evidence=items,
             user_turns=conversation.user_turns,
+            # masked off the path that applies events (``Firing.masked_payload``), by the worker's
+            # thread that stores firings and queues webhooks
+            context=tuple(message.text for message in conversation.last_messages),
         )
 
     def record_fired(self, firing: Firing) -> None:
@@ -440,24 +494,47 @@ class LiveState:
 
     def _drop(self, conversation_id: str) -> None:
         conversation = self.conversations.pop(conversation_id)
+        self.bytes -= conversation.bytes
         for event_id in conversation.ids:
             self.owner.pop(event_id, None)
 
-    def get(self, conversation_id: str) -> dict | None:
+    def get(self, conversation_id: str, agents: frozenset[str] | None = None) -> dict | None:
+        """The conversation's detail, None when it is not held or not readable with ``agents``."""
         conversation = self.conversations.get(conversation_id)
-        return None if conversation is None else conversation.detail()
+        return None if conversation is None or not conversation.visible_to(agents) else conversation.detail()
 
-    def active(self, limit: int = 500, include_ended: bool = False) -> list[dict]:
-        """Conversations in progress (no completed/abandoned/ended event; with ``include_ended``
-        every one kept), most recently active first."""
-        found = []
-        for conversation in reversed(self.conversations.values()):
-            if include_ended or conversation.ended is None:
-                found.append(conversation.summary())
-                if len(found) >= limit:
-                    break
-        return found
+    def page(self, limit: int = 500, after: str | None = None, max_bytes: int = 1024 * 1024,
+             include_ended: bool = False, agents: frozenset[str] | None = None) -> dict:
+        """One page of ``active``: at most ``limit`` summaries and ``max_bytes`` of their JSON, most
+        recently active first, after the cursor ``after`` (a previous page's ``next``, which is None
+        on the last page)."""
+        position = None
+        if after:
+            try:
+                seconds, _, conversation_id = base64.urlsafe_b64decode(after.encode("ascii")).decode().partition("|")
+                position = (float(seconds), conversation_id)
+            except (ValueError, UnicodeError):
+                return {"error": "after must be the \"next\" of a previous page"}
+        candidates = (
+            ((conversation.last_received, conversation.conversation_id), conversation)
+            for conversation in self.conversations.values()
+            if (include_ended or conversation.ended is None) and conversation.visible_to(agents)
+            and (position is None or (conversation.last_received, conversation.conversation_id) < position)
+        )
+        chosen = heapq.nlargest(limit + 1, candidates, key=lambda item: item[0])
+        found, size, last = [], 2, None
+        for place, conversation in chosen[:limit]:
+            summary = conversation.summary()
+            size += len(json.dumps(summary)) + 1
+            if found and size > max_bytes:
+                break
+            found.append(summary)
+            last = place
+        more = len(found) < len(chosen)
+        cursor = (base64.urlsafe_b64encode(f"{last[0]!r}|{last[1]}".encode()).decode("ascii")
+                  if more and last is not None else None)
+        return {"conversations": found, "next": cursor}
 
     def stats(self) -> dict:
-        return {"conversations": len(self.conversations), **self.counters.as_dict(),
+        return {"conversations": len(self.conversations), "bytes": self.bytes, **self.counters.as_dict(),
                 "rules_version": self.program.rules.version, "interventions_version": self.interventions.version}

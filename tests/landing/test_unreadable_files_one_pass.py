@@ -1,0 +1,60 @@
+"""However many landing files DuckDB's readers cannot read, a load takes one pass (issue 47, item 11):
+each is found before the run's transaction reads it and goes to its fallback, so it never aborts the
+transaction and restarts the load."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import duckdb
+
+from convo_warehouse.lib.landing import load_landing
+from convo_warehouse.lib.landing.files import LineCheck
+
+
+def line(event_id: str) -> bytes:
+    return json.dumps({"event_id": event_id, "conversation_id": "c-1", "event_type": "user_message",
+                       "timestamp": "2026-01-05T10:00:00Z", "properties": {"content": "hi"}}).encode()
+
+
+def test_many_unreadable_files_cost_one_pass(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "good-1.jsonl").write_bytes(line("good-1") + b"\n")
+    for number in range(3):  # invalid UTF-8 in a line
+        (landing / f"bad-utf8-{number}.jsonl").write_bytes(line(f"u{number}-a") + b"\n\xff\xfe broken\n"
+                                                          + line(f"u{number}-b") + b"\n")
+    (landing / "bad-cr.jsonl").write_bytes(line("cr-a") + b"\r" + line("cr-b") + b"\n")  # a lone carriage return
+    (landing / "bad-gz.jsonl.gz").write_bytes(gzip.compress(line("gz-a") + b"\n\xc3\x28\n"))  # invalid UTF-8 inside
+    (landing / "bad.parquet").write_bytes(b"PAR1 this is not parquet PAR1")
+    # CRLF line ends: DuckDB's line reader fails on them too; the fallback reads them whole
+    (landing / "good-2.jsonl").write_bytes(line("good-2") + b"\r\n" + line("good-3") + b"\r\n")
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    report = load_landing(con, landing, progress=False)
+    assert report.passes == 1, report
+    assert len(report.files_loaded) == 8
+    ids = {row[0] for row in con.execute("select event_id from raw.events where event_id is not null").fetchall()}
+    assert {"good-1", "good-2", "good-3", "u0-a", "u0-b", "u2-b", "gz-a"} <= ids
+    errors = con.execute("select source_file, parse_error from raw.events where parse_error is not null").fetchall()
+    assert any(source == "bad.parquet" and "unreadable file" in error for source, error in errors)
+    assert sum(1 for source, _ in errors if source.startswith("bad-utf8")) == 3  # one bad line each, kept
+
+
+def test_the_line_check_reads_across_blocks():
+    check = LineCheck(max_line_bytes=10)
+    check.feed(b"12345")
+    check.feed(b"678\n123")
+    assert check.finish() is None
+    check = LineCheck(max_line_bytes=10)
+    check.feed(b"123456")
+    check.feed(b"78901\n")
+    assert "line over 10 bytes" in check.finish()
+    check = LineCheck(max_line_bytes=100)
+    check.feed(b"abc\xc3")  # a character split across two blocks
+    check.feed(b"\xa9\n")
+    assert check.finish() is None
+    check = LineCheck(max_line_bytes=100)
+    check.feed(b"abc\n")
+    check.feed(b"def\r\n")
+    assert check.finish() == "a carriage return"
