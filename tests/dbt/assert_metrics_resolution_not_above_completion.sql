@@ -1,3 +1,5 @@
+{{ config(meta={'dagster': {'ref': {'name': 'metrics_daily'}}}) }}
+
 {#- Resolution (completed without handoff) is a subset of completion: for
     every day and segment, resolution_rate's numerator <= completion_rate's.
     Checked on the days this run recomputed (scope_days). -#}

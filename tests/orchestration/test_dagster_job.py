@@ -211,12 +211,13 @@ def test_second_run_without_new_files_builds_nothing(built_warehouse, monkeypatc
     assert runs == [("build_all_job", 1)]
 
 
-def test_a_run_with_new_data_leaves_out_the_seed_only_nodes_but_tests_what_it_wrote(
+def test_a_run_with_new_data_leaves_out_what_no_load_reaches_but_tests_what_it_wrote(
     built_warehouse, tmp_path, monkeypatch
 ):
-    """lib/seed_only.py: on a copy of the built warehouse, a new day's file run by the hourly
-    job leaves out the models computed from seeds alone and their tests (the project is the one
-    the first run built), but still runs the tests of what it wrote."""
+    """lib/dbt_state.py: on a copy of the built warehouse, a new day's file run by the hourly job
+    leaves out of dbt's build what no load reaches (seeds, views, the static models computed from
+    seeds alone; the project is the one the first run built) and their tests, reports them up to
+    date so the steps waiting for them run, and still runs the tests of what it wrote."""
     import shutil
 
     from convo_warehouse.lib.generate import generate_events
@@ -231,26 +232,27 @@ def test_a_run_with_new_data_leaves_out_the_seed_only_nodes_but_tests_what_it_wr
     second = materialize_all(job_name="load_and_rebuild_job", raise_on_error=False)
     assert second is not None and second.success
 
-    def materialized(result) -> set[str]:
-        return {"/".join(event.asset_key.path) for event in result.get_asset_materialization_events()}
+    def materialized(result) -> dict[str, dict]:
+        return {
+            "/".join(event.asset_key.path): event.event_specific_data.materialization.metadata
+            for event in result.get_asset_materialization_events()
+        }
 
     def checks(result) -> set[str]:
         return {evaluation.check_name for evaluation in result.get_asset_check_evaluations()}
 
-    left_out = {"staging/stg_seeds__experiments", "staging/stg_seeds__funnel_stages",
-                "intermediate/int_funnel_stages_ordered"}
-    assert left_out <= materialized(first)
-    assert left_out.isdisjoint(materialized(second))
-    assert {"staging/stg_events", "marts/fct_conversations", "marts/metric_alerts"} <= materialized(second)
-    # the snapshot step waits for every served table, so the served ones computed from seeds stay
-    # in; so does the model metric_alerts' relationships test reads; and the run completes
-    assert {"marts/dim_metrics", "staging/stg_seeds__alert_rules", "serving/snapshot",
-            "audit/pipeline_runs"} <= materialized(second)
-    assert {"unique_dim_metrics_metric_name", "unique_stg_seeds__alert_rules_rule_name"} <= checks(second)
-    assert {name for name in checks(second) if name.startswith("relationships_metric_alerts")}
+    built, again = materialized(first), materialized(second)
+    no_load_reaches = {"staging/stg_seeds__experiments", "staging/stg_seeds__funnel_stages",
+                       "intermediate/int_funnel_stages_ordered", "staging/stg_events", "marts/funnel_summary"}
+    assert no_load_reaches <= set(built) and not any("left_out" in built[key] for key in no_load_reaches)
+    assert all("left_out" in again[key] for key in no_load_reaches), {key: again.get(key) for key in no_load_reaches}
+    rebuilt = {"scope/scope_days", "marts/fct_conversations", "marts/metrics_daily", "marts/metric_alerts"}
+    assert rebuilt <= set(again) and not any("left_out" in again[key] for key in rebuilt)
+    # the steps waiting for every served table ran, and the run completed
+    assert {"serving/snapshot", "audit/pipeline_runs"} <= set(again)
     not_run = checks(first) - checks(second)
     assert {"not_null_stg_seeds__experiments_test_name", "not_null_stg_seeds__funnel_stages_funnel_name"} <= not_run
-    assert not {name for name in not_run if "fct_conversations" in name or "stg_events" in name}
+    assert not {name for name in not_run if "fct_conversations" in name or "fct_messages" in name}
     assert all(evaluation.passed for evaluation in second.get_asset_check_evaluations()
                if evaluation.severity == dg.AssetCheckSeverity.ERROR)
     skipped = {event.step_key for event in second.all_events if event.event_type == dg.DagsterEventType.STEP_SKIPPED}
@@ -584,20 +586,12 @@ def webhook(monkeypatch):
     server.server_close()
 
 
-def _alerts_warehouse(database: Path, severities: list[str]) -> None:
+def _alerts_warehouse(database: Path, severities: list[str], clock: str = "2024-03-02 12:00:00") -> None:
     con = open_warehouse(database)
     try:
-        con.execute("create schema audit; create schema marts")
-        # The clock is the staged events' latest recorded build: not another
-        # model's row, not an older build's (either would put the alerts out
-        # of the lookback or bring back the old one).
-        con.execute(
-            "create table audit.incremental_builds as "
-            "select 'base_events_parsed' as model_name, timestamp '2024-02-01 12:00:00' as newest_event_at, "
-            "timestamp '2024-02-01 13:00:00' as recorded_at "
-            "union all select 'base_events_parsed', timestamp '2024-03-02 12:00:00', timestamp '2024-03-02 13:00:00' "
-            "union all select 'metrics_daily', timestamp '2024-03-09 12:00:00', timestamp '2024-03-09 13:00:00'"
-        )
+        con.execute("create schema audit; create schema marts; create schema scope")
+        # The clock is the latest run's (scope_run): the lookback counts back from it.
+        con.execute(f"create table scope.scope_run as select timestamp '{clock}' as clock")
         con.execute(
             """
             create table marts.metric_alerts (
@@ -671,18 +665,14 @@ def test_high_alert_is_posted_to_webhook_and_fails_the_run_once(webhook, warehou
     assert len(webhook) == 1
 
 
-def test_the_alerts_clock_is_the_one_the_staged_events_builds_record():
-    """The alerts check (its clock) and the classifier (the newest staged load
-    run) read the build rows of the model the incremental macros record them
-    for (staged_events_model_id()), not a query of their own: the two name
-    the same model."""
-    from convo_warehouse.lib import alerts as alert_lib
-    from convo_warehouse.lib.warehouse import STAGED_EVENTS_MODEL
-
-    manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
-    macro = manifest["macros"]["macro.convo_warehouse.staged_events_model_id"]["macro_sql"]
-    assert f"'model.convo_warehouse.{STAGED_EVENTS_MODEL}'" in macro, macro
-    assert alert_lib.STAGED_EVENTS_MODEL == STAGED_EVENTS_MODEL
+def test_the_alerts_lookback_counts_back_from_the_latest_runs_clock(webhook, warehouse_env):
+    """The same alerts, with the latest run's clock (scope_run, its one definition) a week later:
+    outside the lookback, nothing is announced."""
+    database, _landing = warehouse_env
+    _alerts_warehouse(database, ["high", "medium"], clock="2024-03-09 12:00:00")
+    result, [evaluation] = _run_alert_check(database)
+    assert result.success and evaluation.passed
+    assert webhook == []
 
 
 def test_medium_alert_warns_without_failing_the_run(webhook, warehouse_env):
@@ -767,7 +757,6 @@ def test_dbt_resource_reads_the_installed_version_and_opens_no_adapter(monkeypat
     `dbt --version` subprocess (its version is the installed dbt-core's, the
     executable's own answer) and the in-process adapter handle."""
     import importlib.metadata
-    import subprocess
 
     from dagster_dbt.core import resource as dagster_dbt_resource
 
