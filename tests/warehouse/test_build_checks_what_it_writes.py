@@ -92,7 +92,7 @@ def test_a_row_breaking_the_contract_fails_the_build_that_writes_it(generated, m
     # an impossible satisfaction upstream of the mart, in a conversation no
     # build rewrites yet: the mart's old rows are not read again
     warehouse.query(
-        "update intermediate.int_conversations_summarized set satisfaction_score = 1.5 where conversation_id = ?",
+        "update marts.fct_conversations set satisfaction_score = 1.5 where conversation_id = ?",
         [bad],
     )
     # the scope and the mart, not the model the defect sits in
@@ -156,13 +156,13 @@ def test_a_changed_var_seed_or_model_rebuilds_what_reads_it_and_nothing_else(gen
     assert build() == set(), "a new warehouse has nothing to drop"
     assert build() == set(), "a run with nothing new rebuilt something"
 
-    # abandon_after_minutes is read by int_conversations_summarized (and the scope); the var
+    # abandon_after_minutes is read by fct_conversations (and the scope); the var
     # changes in the project, which is parsed again
     project = project_dir / "dbt_project.yml"
     project.write_text(project.read_text().replace("abandon_after_minutes: 30", "abandon_after_minutes: 45"))
     reparse()
     rebuilt = build()
-    assert {"intermediate.int_conversations_summarized", "scope.scope_conversations", "marts.metrics_daily"} <= rebuilt
+    assert {"marts.fct_conversations", "scope.scope_conversations", "marts.metrics_daily"} <= rebuilt
     assert "marts.fct_messages" not in rebuilt and "staging.base_events_parsed" not in rebuilt, rebuilt
     assert build() == set()
 
@@ -174,7 +174,7 @@ def test_a_changed_var_seed_or_model_rebuilds_what_reads_it_and_nothing_else(gen
     reparse()
     rebuilt = build()
     assert {"seeds.experiments", "intermediate.int_ab_test_exposures_checked", "marts.ab_test_exposures"} <= rebuilt
-    assert "intermediate.int_conversations_summarized" not in rebuilt, rebuilt
+    assert "marts.fct_conversations" not in rebuilt, rebuilt
     assert warehouse.scalar("select weight from seeds.experiments where variant = 'formal'") == 0.6
 
     # a model's SQL: fct_messages alone (nothing reads it)

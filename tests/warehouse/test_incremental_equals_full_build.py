@@ -188,7 +188,7 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
             exposed = warehouse.query(
                 "select exposures.conversation_id, conversations.first_event_at, conversations.conversation_date "
                 "from intermediate.int_ab_test_exposures_checked as exposures "
-                "inner join intermediate.int_conversations_summarized as conversations "
+                "inner join marts.fct_conversations as conversations "
                 "on exposures.conversation_id = conversations.conversation_id "
                 "where exposures.variant_count = 1 and conversations.started "
                 "order by conversations.conversation_date desc, exposures.conversation_id limit 1"
@@ -287,7 +287,7 @@ def test_incremental_batches_rerun_and_full_refresh_give_identical_marts(generat
 # model rebuilt from it
 MARKER = "(left untouched)"
 CONVERSATION_MODELS = {
-    "intermediate.int_conversations_summarized": (["conversation_id"], "last_user_message", MARKER),
+    "marts.fct_conversations": (["conversation_id"], "last_user_message", MARKER),
     "marts.fct_conversations": (["conversation_id"], "last_user_message", MARKER),
     "intermediate.int_ab_test_exposures_checked": (["test_name", "conversation_id"], "user_id", MARKER),
     "marts.ab_test_exposures": (["test_name", "conversation_id"], "user_id", MARKER),
@@ -298,7 +298,7 @@ CONVERSATION_MODELS = {
 }
 # the models whose rows depend on inferred abandonment (the warehouse clock)
 CLOCK_MODELS = {
-    "intermediate.int_conversations_summarized", "marts.fct_conversations", "marts.fct_conversation_paths",
+    "marts.fct_conversations", "marts.fct_conversations", "marts.fct_conversation_paths",
 }
 
 
@@ -480,7 +480,7 @@ def test_a_batch_rewrites_only_the_conversations_it_touches(generated, make_ware
         "show", "--select", "fct_conversations", "--indirect-selection", "empty", "--limit", "-1"
     ).result.results[0]
     assert {row["conversation_id"] for row in shown.agate_table} == {
-        row[0] for row in warehouse.query("select conversation_id from intermediate.int_conversations_summarized")
+        row[0] for row in warehouse.query("select conversation_id from marts.fct_conversations")
     }
     warehouse.dbt(*select)
 
@@ -536,7 +536,7 @@ def test_the_funnel_chain_rewrites_only_the_conversations_it_touches(generated, 
         [clock - timedelta(days=1)],
     ))
     last_event = dict(warehouse.query(
-        "select conversation_id, last_event_at from intermediate.int_conversations_summarized "
+        "select conversation_id, last_event_at from marts.fct_conversations "
         "where conversation_id in (?, ?)",
         [unhanded, other],
     ))
@@ -634,7 +634,7 @@ def touched_days(warehouse, conversations: set[str]) -> set:
     return {
         row[0] for row in warehouse.query(
             f"select cast(event_at as date) from staging.stg_events where conversation_id in ({placeholders}) "
-            f"union select conversation_date from intermediate.int_conversations_summarized "
+            f"union select conversation_date from marts.fct_conversations "
             f"where conversation_id in ({placeholders})",
             [*conversations, *conversations],
         )
@@ -715,7 +715,7 @@ def test_day_partials_rewrite_only_the_days_they_touch(generated, make_warehouse
     exposed = warehouse.query(
         "select conversations.conversation_id, conversations.first_event_at, conversations.last_event_at, "
         "conversations.conversation_date "
-        "from intermediate.int_conversations_summarized as conversations "
+        "from marts.fct_conversations as conversations "
         "inner join intermediate.int_ab_test_exposures_checked as exposures "
         "on conversations.conversation_id = exposures.conversation_id "
         "where exposures.variant_count = 1 and conversations.last_event_at < ? "
@@ -735,7 +735,7 @@ def test_day_partials_rewrite_only_the_days_they_touch(generated, make_warehouse
     classified = classified_since(warehouse, positions)
     old_day, new_day = moved[3], moved[3] - timedelta(days=1)
     assert warehouse.scalar(
-        "select conversation_date from intermediate.int_conversations_summarized where conversation_id = ?",
+        "select conversation_date from marts.fct_conversations where conversation_id = ?",
         [moved[0]],
     ) == new_day
     touched = {first[0], moved[0]}
@@ -757,7 +757,7 @@ def test_day_partials_rewrite_only_the_days_they_touch(generated, make_warehouse
     warehouse.load()
     crossing = {
         row[0] for row in warehouse.query(
-            "select conversation_id from intermediate.int_conversations_summarized "
+            "select conversation_id from marts.fct_conversations "
             "where last_event_at >= ? and last_event_at <= ?",
             [clock - timedelta(minutes=30), clock + timedelta(minutes=1)],
         )

@@ -26,7 +26,7 @@ conversations as (
         had_handoff,
         satisfaction_score,
         first_response_ms
-    from {{ ref('int_conversations_summarized') }}
+    from {{ ref('fct_conversations') }}
     {%- if is_incremental() %}
     where conversation_date in (select days_in_scope.event_date from days_in_scope)
     {%- endif %}

@@ -39,7 +39,7 @@ conversations as (
     select
         conversation_id,
         user_id
-    from {{ ref('int_conversations_summarized') }}
+    from {{ ref('fct_conversations') }}
 ),
 
 experiments as (

@@ -19,7 +19,7 @@ abandoned_conversations as (
     select
         conversation_date,
         abandoned_at_turn
-    from {{ ref('int_conversations_summarized') }}
+    from {{ ref('fct_conversations') }}
     where
         was_abandoned
         and abandoned_at_turn is not null

@@ -45,7 +45,7 @@ conversations as (
     select
         conversation_id,
         first_event_at
-    from {{ ref('int_conversations_summarized') }}
+    from {{ ref('fct_conversations') }}
     {%- if is_incremental() %}
     where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
     {%- endif %}

@@ -60,7 +60,7 @@ conversations as (
         first_agent_message_at,
         completed_at,
         converted_at
-    from {{ ref('int_conversations_summarized') }}
+    from {{ ref('fct_conversations') }}
     {%- if is_incremental() %}
     where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
     {%- endif %}

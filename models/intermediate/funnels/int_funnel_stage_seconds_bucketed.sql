@@ -21,7 +21,7 @@ conversations as (
     select
         conversation_id,
         conversation_date
-    from {{ ref('int_conversations_summarized') }}
+    from {{ ref('fct_conversations') }}
     {%- if is_incremental() %}
     where conversation_date in (select days_in_scope.event_date from days_in_scope)
     {%- endif %}

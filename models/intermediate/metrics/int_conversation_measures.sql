@@ -1,6 +1,6 @@
 {#- A view: one row per conversation with every measure the metrics sum,
     joined once. metrics_by_conversation reads it for the days a run touched
-    (the filter reaches int_conversations_summarized's scan) and
+    (the filter reaches fct_conversations's scan) and
     int_conversations_segmented crosses it with the conversation's segments
     for the day-keyed metrics; storing it would rewrite every conversation on
     every run for nothing (dbt_project.yml). -#}
@@ -10,30 +10,30 @@ with
 
 conversations as (
     select
-        int_conversations_summarized.conversation_id,
-        int_conversations_summarized.conversation_date,
-        int_conversations_summarized.first_event_at,
-        int_conversations_summarized.channel,
-        int_conversations_summarized.agent_id,
-        int_conversations_summarized.device,
-        int_conversations_summarized.source,
-        int_conversations_summarized.language,
-        int_conversations_summarized.environment,
-        int_conversations_summarized.initialized,
-        int_conversations_summarized.started,
-        int_conversations_summarized.engaged,
-        int_conversations_summarized.was_completed,
-        int_conversations_summarized.was_abandoned,
-        int_conversations_summarized.had_handoff,
-        int_conversations_summarized.converted,
-        int_conversations_summarized.user_turns,
-        int_conversations_summarized.fallback_count,
-        int_conversations_summarized.duration_seconds,
-        int_conversations_summarized.first_response_ms,
-        int_conversations_summarized.satisfaction_score,
-        int_conversations_summarized.feedback_score,
-        int_conversations_summarized.rephrase_count
-    from {{ ref('int_conversations_summarized') }} as int_conversations_summarized
+        fct_conversations.conversation_id,
+        fct_conversations.conversation_date,
+        fct_conversations.first_event_at,
+        fct_conversations.channel,
+        fct_conversations.agent_id,
+        fct_conversations.device,
+        fct_conversations.source,
+        fct_conversations.language,
+        fct_conversations.environment,
+        fct_conversations.initialized,
+        fct_conversations.started,
+        fct_conversations.engaged,
+        fct_conversations.was_completed,
+        fct_conversations.was_abandoned,
+        fct_conversations.had_handoff,
+        fct_conversations.converted,
+        fct_conversations.user_turns,
+        fct_conversations.fallback_count,
+        fct_conversations.duration_seconds,
+        fct_conversations.first_response_ms,
+        fct_conversations.satisfaction_score,
+        fct_conversations.feedback_score,
+        fct_conversations.rephrase_count
+    from {{ ref('fct_conversations') }} as fct_conversations
 ),
 
 sentiment_per_conversation as (

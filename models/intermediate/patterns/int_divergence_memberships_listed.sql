@@ -3,7 +3,7 @@
     there: a view, read by the day partials for the days they rewrite. A population is a comparison x segment
     (path_divergence):
       overall / all / all                 started, finished conversations
-                                          (int_conversation_paths_assembled:
+                                          (fct_conversation_paths:
                                           outcome not `in_progress`),
                                           success = is_successful;
       overall / experiment:<test> / <v>   the same, exposed to variant v of
@@ -21,7 +21,7 @@ paths as (
         conversation_date,
         started,
         is_successful
-    from {{ ref('int_conversation_paths_assembled') }}
+    from {{ ref('fct_conversation_paths') }}
     where outcome != 'in_progress'
 ),
 

@@ -1,5 +1,5 @@
 {#- The partial objection_outcomes sums: per objection of the lexicon and
-    day, the sales conversations of that day (int_sales_conversations_scored)
+    day, the sales conversations of that day (fct_sales_conversations)
     that raised it or not, and of each group how many converted (after the
     first raising, for those that raised it). Replaced a whole
     conversation_date at a time: a run recomputes the days of the
@@ -22,7 +22,7 @@ sales_conversations as (
         conversation_id,
         conversation_date,
         converted_at
-    from {{ ref('int_sales_conversations_scored') }}
+    from {{ ref('fct_sales_conversations') }}
     {%- if is_incremental() %}
     where conversation_date in (select days_in_scope.event_date from days_in_scope)
     {%- endif %}

@@ -23,7 +23,7 @@ paths as (
         is_successful,
         path,
         path_length
-    from {{ ref('int_conversation_paths_assembled') }}
+    from {{ ref('fct_conversation_paths') }}
     where
         outcome != 'in_progress'
         {%- if is_incremental() %}

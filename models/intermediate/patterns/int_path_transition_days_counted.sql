@@ -1,5 +1,5 @@
 {#- One row per conversation_date x depth x from_step x to_step: the
-    moves of that day's conversations (int_conversation_paths_assembled)
+    moves of that day's conversations (fct_conversation_paths)
     from the step at `depth` to the next one, the last step moving into its
     outcome node; path_transitions adds up the days. A conversation counts
     in the day of its conversation_date; a run rewrites every day holding a
@@ -25,7 +25,7 @@ paths as (
         conversation_date,
         is_successful,
         outcome_step
-    from {{ ref('int_conversation_paths_assembled') }}
+    from {{ ref('fct_conversation_paths') }}
     {%- if is_incremental() %}
     where conversation_date in (select days_in_scope.event_date from days_in_scope)
     {%- endif %}

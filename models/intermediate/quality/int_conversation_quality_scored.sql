@@ -43,7 +43,7 @@ conversations as (
         converted,
         user_turns,
         duration_seconds
-    from {{ ref('int_conversations_summarized') }}
+    from {{ ref('fct_conversations') }}
     where
         started
         {%- if is_incremental() %}

@@ -34,11 +34,11 @@ agent_messages as (
 
 conversation_days as (
     select
-        int_conversations_summarized.conversation_id,
-        int_conversations_summarized.conversation_date
-    from {{ ref('int_conversations_summarized') }} as int_conversations_summarized
+        fct_conversations.conversation_id,
+        fct_conversations.conversation_date
+    from {{ ref('fct_conversations') }} as fct_conversations
     {%- if is_incremental() %}
-    where int_conversations_summarized.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    where fct_conversations.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
     {%- endif %}
 ),
 

@@ -35,7 +35,7 @@ conversations as (
         channel,
         last_user_message,
         outcome
-    from {{ ref('int_conversations_summarized') }}
+    from {{ ref('fct_conversations') }}
     {%- if is_incremental() %}
     where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
     {%- endif %}

@@ -44,7 +44,7 @@ conversations as (
         conversation_date,
         channel,
         agent_id
-    from {{ ref('int_conversations_summarized') }}
+    from {{ ref('fct_conversations') }}
     {%- if is_incremental() %}
     where conversation_date in (select days_in_scope.event_date from days_in_scope)
     {%- endif %}
