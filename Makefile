@@ -33,7 +33,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: uv-entry lock spark-venv test-spark bench-spark install run demo-data test dbt-test lint pytest bench bench-hour bench-publish bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
+.PHONY: audit uv-entry lock spark-venv test-spark bench-spark install run demo-data test dbt-test lint pytest bench bench-hour bench-publish bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
 
 # A virtualenv from a lock: pip installs uv from the lock's own entry
 # (hash-checked), then uv installs the whole lock with the same guarantees as
@@ -198,6 +198,12 @@ dashboard: $(INSTALLED)
 # the demo warehouse: open target/index.html or run `dbt docs serve`.
 docs: $(INSTALLED) target/manifest.json
 	CONVO_DUCKDB_PATH=data/warehouse.duckdb $(BIN)/dbt docs generate --quiet
+
+# dbt-labs/dbt-project-evaluator on a scratch copy of the project, our exceptions
+# in tools/dbt_project_evaluator_exceptions.csv (tools/project_audit.py). Offline,
+# from local checkouts: make audit EVALUATOR=path DBT_UTILS=path; else the dbt hub.
+audit: $(INSTALLED)
+	$(BIN)/python tools/project_audit.py $${EVALUATOR:+--evaluator "$$EVALUATOR"} $${DBT_UTILS:+--dbt-utils "$$DBT_UTILS"}
 
 clean:
 	rm -rf target logs data/ci
