@@ -3,8 +3,8 @@
 {#- Every conversation day of fct_conversations has its conversations/all row
     in metrics_daily with the right count, and metrics_daily has no day that
     fct_conversations lacks: catches an incremental run that skipped or kept
-    a stale day. Checked on the days the newest builds of either rewrote (a
-    moved conversation's old day included); every day after a full build. -#}
+    a stale day. Checked on the days this run recomputed (scope_days, a moved
+    conversation's old day included). -#}
 
 with
 

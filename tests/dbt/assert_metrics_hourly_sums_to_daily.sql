@@ -7,8 +7,7 @@
     exception: fallbacks in an hour without any user message have no hourly
     fallback_rate row (denominator 0) but count in the day's numerator, so
     for fallback_rate the hourly numerators may fall short, never exceed.
-    Checked on the days the newest builds of either rewrote; every day after
-    a full build. -#}
+    Checked on the days this run recomputed (scope_days). -#}
 
 with
 

@@ -6,8 +6,7 @@
     fallbacks, user messages (intent) and agent messages (model) add up to
     fct_conversations' tool_calls, fallback_count, user_turns and
     agent_messages. Each failing row names the day, the check, and both sides.
-    Checked on the days the newest builds of the three rewrote; every day
-    after a full build. -#}
+    Checked on the days this run recomputed (scope_days). -#}
 
 with
 

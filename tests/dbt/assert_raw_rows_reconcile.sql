@@ -1,8 +1,7 @@
 {{ config(meta={'dagster': {'ref': {'name': 'reconciliation'}}}) }}
 
 -- raw rows = staged rows + duplicates dropped + quarantined rows, for every
--- load run the newest build of base_events_parsed parsed (every load run
--- after a full build), each count read on its own from the table holding
+-- load run this run parsed (scope_load_runs), each count read on its own from the table holding
 -- the rows, and audit.reconciliation's row of the load run says the same.
 -- A load run's rows never change once it is parsed, so checking each when
 -- it is written covers the history without reading it again

@@ -3,7 +3,7 @@
     (int_ab_test_variant_days_counted) it counts in. Replaced day by day:
     quality_score compares a conversation with its agent's other
     conversations of the same day, so a run recomputes every day holding a
-    conversation it touched (new events, the clock, the classifier). -#}
+    conversation in scope (new events, the clock, the classifier). -#}
 {{ config(
     unique_key=['test_name', 'conversation_id'],
     scope_key='conversation_date',

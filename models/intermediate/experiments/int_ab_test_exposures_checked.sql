@@ -7,9 +7,9 @@
 -- sha256 assignment rule (macro hash_bucket) over the test's variants from the
 -- experiments seed in variant_order, and assignment_ok compares the two.
 -- Incremental, keyed by test and conversation: a run recomputes the
--- conversations with newly loaded events (conversations_to_refresh_cte); a
--- changed experiments seed rebuilds every row (the watermark's fingerprint
--- covers it).
+-- conversations with newly loaded events (scope_conversations); a
+-- changed experiments seed rebuilds every row (dbt's state comparison:
+-- docs/incremental.md).
 
 with
 

@@ -5,7 +5,7 @@
     numbers are sums of these rows (int_ab_test_variants_aggregated,
     int_ab_test_exposure_quality). Replaced day by day, like
     int_ab_test_conversations_measured: a run rewrites the days holding a
-    conversation it touched, so a conversation's old contribution (its old
+    conversation in scope, so a conversation's old contribution (its old
     day too, when a late event moved it) is replaced by its new one.
     Contaminated conversations are exposures but no sessions: their
     conversions and values count nowhere. Means and variances are kept as

@@ -6,7 +6,7 @@
 -- conversion window is still open. Incremental: a run recomputes every row of
 -- the conversations with newly loaded events or new stage classifications, and
 -- of those whose conversion window the warehouse clock closed
--- (conversations_to_refresh_cte).
+-- (scope_conversations).
 
 with
 

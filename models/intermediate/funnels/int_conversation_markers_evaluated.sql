@@ -3,7 +3,7 @@
     conversation x marker that holds. The rules are compiled to SQL by
     funnel_marker_rule_sql; see docs/funnels.md for the language.
     Incremental: a run recomputes every row of the conversations with newly
-    loaded events (conversations_to_refresh_cte). -#}
+    loaded events (scope_conversations). -#}
 {{ config(
     unique_key=['conversation_id', 'marker_name'],
 ) }}

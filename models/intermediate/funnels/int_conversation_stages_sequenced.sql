@@ -8,7 +8,7 @@
 -- times are known); and the seconds from the previous stage and from the
 -- funnel's first stage.
 -- Incremental: a run recomputes every row of the conversations with newly
--- loaded events or new stage classifications (conversations_to_refresh_cte).
+-- loaded events or new stage classifications (scope_conversations).
 
 with
 

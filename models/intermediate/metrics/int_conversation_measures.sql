@@ -1,5 +1,5 @@
 {#- A view: one row per conversation with every measure the metrics sum,
-    joined once. metrics_by_conversation reads it for the days a run touched
+    joined once. metrics_by_conversation reads it for the days in scope
     (the filter reaches fct_conversations's scan) and
     int_conversations_segmented crosses it with the conversation's segments
     for the day-keyed metrics; storing it would rewrite every conversation on

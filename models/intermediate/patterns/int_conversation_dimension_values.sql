@@ -9,7 +9,7 @@
 -- (user_message.intent). A missing value is `unknown` (the event still
 -- counts). Incremental, keyed by conversation, dimension and value: a run
 -- recomputes every row of the conversations with newly loaded events
--- (conversations_to_refresh_cte). New events only add to a conversation's
+-- (scope_conversations). New events only add to a conversation's
 -- (dimension, value) pairs, so replacing the recomputed keys replaces every
 -- row that changed; a re-mapped history rebuilds every row.
 

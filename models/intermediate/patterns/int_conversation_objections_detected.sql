@@ -5,8 +5,8 @@
 -- lower-cased content contains a match of one of the objection's lexicon
 -- patterns (seeds/objection_lexicon.csv). Incremental: a run recomputes the
 -- conversations with new events (a new message only adds objections or an
--- earlier first raising); a changed lexicon rebuilds every row (the
--- watermark's fingerprint).
+-- earlier first raising); a changed lexicon rebuilds every row (dbt's state
+-- comparison: docs/incremental.md).
 
 with
 

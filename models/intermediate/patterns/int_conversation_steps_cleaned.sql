@@ -9,11 +9,11 @@
 -- is_first_occurrence marks where the token first appears in the path.
 -- Incremental, keyed by conversation and step: a run
 -- recomputes every step of the conversations with newly loaded events
--- (conversations_to_refresh_cte). New events never lower a conversation's
+-- (scope_conversations). New events never lower a conversation's
 -- number of steps (an event added between two steps either joins one or
 -- adds a boundary), so replacing the recomputed (conversation, step) rows
 -- replaces every row that changed; a changed path_cleaning seed or a
--- re-mapped history rebuilds every row (the watermark's fingerprint).
+-- re-mapped history rebuilds every row (dbt's state comparison: docs/incremental.md).
 
 with
 

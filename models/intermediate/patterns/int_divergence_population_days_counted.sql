@@ -1,7 +1,7 @@
 {#- One row per conversation_date x divergence population (comparison x
     segment, int_divergence_memberships_listed): its successful and failed
     conversations of that day; path_divergence_counted adds up the days. A
-    run rewrites every day holding a conversation it touched. -#}
+    run rewrites every day holding a conversation in scope. -#}
 {{ config(
     unique_key=['conversation_date', 'comparison', 'segment_type', 'segment_value'],
     scope_key='conversation_date',

@@ -5,7 +5,7 @@
     `anywhere`, depth null) or at that depth (`at_depth`, depths up to
     var('divergence_max_depth')); path_divergence_counted adds up the days.
     Steps matching var('divergence_excluded_step_pattern') are not
-    candidates. A run rewrites every day holding a conversation it touched.
+    candidates. A run rewrites every day holding a conversation in scope.
 
     Counting every step row once per population it falls in would multiply
     the steps by the populations a conversation belongs to, so the steps are

@@ -2,7 +2,7 @@
     finished conversations of that day (in_progress ones are in neither
     group) took the path; top_paths adds up the days and ranks. A
     conversation counts in the day of its conversation_date; a run rewrites
-    every day holding a conversation it touched (new steps, or a new outcome
+    every day holding a conversation in scope (new steps, or a new outcome
     when the clock carried it across the abandonment window). -#}
 {{ config(
     unique_key=['conversation_date', 'is_successful', 'path'],

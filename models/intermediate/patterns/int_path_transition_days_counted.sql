@@ -3,7 +3,7 @@
     from the step at `depth` to the next one, the last step moving into its
     outcome node; path_transitions adds up the days. A conversation counts
     in the day of its conversation_date; a run rewrites every day holding a
-    conversation it touched (new events, or a new outcome when the clock
+    conversation in scope (new events, or a new outcome when the clock
     carried it across the abandonment window), so its old moves are
     replaced by its new ones. -#}
 {{ config(

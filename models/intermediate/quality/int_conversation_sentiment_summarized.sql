@@ -10,8 +10,7 @@
     else stable; null below var('sentiment_min_user_messages') scored
     messages (a change between one or two messages says little).
     Incremental: a run recomputes the conversations with new events or new
-    scores (conversations_to_refresh_cte; the two vars are in the
-    watermark's fingerprint). -#}
+    scores (scope_conversations). -#}
 {{ config(
     unique_key='conversation_id',
 ) }}

@@ -1,7 +1,7 @@
 {#- The transcripts served to the dashboard's drill-down: user and agent
     messages in conversation order (time, then event_id, as everywhere).
     Incremental, keyed by message: a run recomputes the messages of the
-    conversations with newly loaded events (conversations_to_refresh_cte),
+    conversations with newly loaded events (scope_conversations),
     so a late message renumbers its conversation's other messages too. A
     conversation's messages only grow between builds (a staged event keeps
     its id, type and conversation; a re-mapped history rebuilds every row),

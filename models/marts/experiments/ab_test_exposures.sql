@@ -1,6 +1,6 @@
 {#- Publishes int_ab_test_exposures_checked under the enforced contract.
     Incremental like it: a run replaces the rows of the conversations with
-    newly loaded events (conversations_to_refresh_cte); a changed experiments
+    newly loaded events (scope_conversations); a changed experiments
     seed rebuilds every row. -#}
 {{ config(
     unique_key=['test_name', 'conversation_id'],

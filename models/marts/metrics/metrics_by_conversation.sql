@@ -4,8 +4,8 @@
     filters (channel and agent and environment, an experiment variant) is a
     sum over rows: sum(<metric>__numerator) / sum(<metric>__denominator). The
     dashboard, `convo-warehouse` and the read API read it from the snapshot.
-    Replaced day by day (replace_touched keyed by metric_date): the days of
-    the conversations a run touched, since a conversation's quality_score
+    Replaced day by day (incremental keyed by metric_date): the days of
+    the conversations in scope, since a conversation's quality_score
     compares it with its agent's other conversations of the same day
     (int_conversation_quality_scored), so a change to one conversation can
     change the others of its day. The snapshot publishes the days the run

@@ -1,7 +1,7 @@
 {#- One row per UTC day of the conversations' first event x metric x
     segment (metrics_long_format() over metrics_definitions()).
-    replace_touched by metric_date: a run recomputes every day holding a
-    conversation it touched (new events, or the clock carrying it across the
+    incremental by metric_date: a run recomputes every day holding a
+    conversation in scope (new events, or the clock carrying it across the
     abandonment window) and deletes a day left with no conversation. -#}
 {{ config(
     unique_key=['metric_date', 'metric_name', 'segment_type', 'segment_value'],

@@ -1,7 +1,7 @@
 {#- The hourly twin of metrics_daily (same metrics, same macro): one row per
     UTC hour of the conversations' first event x metric x segment.
-    replace_touched by metric_date, like metrics_daily: a run recomputes the
-    whole days holding a conversation it touched. -#}
+    incremental by metric_date, like metrics_daily: a run recomputes the
+    whole days holding a conversation in scope. -#}
 {{ config(
     unique_key=['metric_hour', 'metric_name', 'segment_type', 'segment_value'],
     scope_key='metric_date',

@@ -4,7 +4,7 @@
 -- path_divergence_scored adds the statistics. The sums over days of the day
 -- partials (int_divergence_population_days_counted,
 -- int_divergence_step_days_counted: the populations and the candidate steps
--- are defined there), which a run rewrites for the days it touched. A
+-- are defined there), which a run rewrites for the days in scope. A
 -- population needs both groups; a step (or a step at a depth) needs
 -- var('divergence_min_conversations') conversations of the population.
 {{ config(materialized='view') }}

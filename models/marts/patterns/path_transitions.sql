@@ -1,7 +1,7 @@
 -- Sankey-ready: every step-to-next-step move, the last step of each path
 -- leading to its outcome node; the sum over days of the day partials
--- (int_path_transition_days_counted), which a run rewrites for the days it
--- touched.
+-- (int_path_transition_days_counted), which a run rewrites for the days in scope
+-- (scope_days).
 {{ config(materialized='view') }}
 with
 

@@ -1,8 +1,8 @@
 -- Most common paths, ranked separately among successful and failed
 -- conversations (failed: every finished conversation that did not succeed;
 -- in_progress conversations are left out): the sum over days of the day
--- partials (int_path_days_counted), which a run rewrites for the days it
--- touched.
+-- partials (int_path_days_counted), which a run rewrites for the days in scope
+-- (scope_days).
 {{ config(materialized='view') }}
 with
 

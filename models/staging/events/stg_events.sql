@@ -4,7 +4,7 @@
     load run, a day) reaches the base table's scan. When a seed or var the
     mapping reads changes (an alias added to seeds/event_type_aliases.csv,
     user_message_senders), the view maps every event anew and the models
-    downstream rebuild (their build fingerprint changes). -#}
+    downstream rebuild (built whole: docs/incremental.md). -#}
 {%- set sender_literals = [] -%}
 {%- for sender in var('user_message_senders') -%}
     {%- do sender_literals.append(string_literal(sender)) -%}
