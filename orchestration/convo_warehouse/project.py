@@ -68,15 +68,17 @@ def dbt_executable() -> str:
 
 
 def parse_fingerprint() -> str:
-    """What a parse depends on: the project's files and the profile's target and database."""
+    """What a parse depends on: the project's files, the profile's target, and the database's
+    name (a DuckDB file's name without its folder: the manifest names relations by it, so the
+    manifest of one warehouse serves another of the same name, such as a copy)."""
     import hashlib
 
     from convo_warehouse.lib.run_state import project_fingerprint
 
     inputs = [
-        project_fingerprint(REPO_ROOT),
+        project_fingerprint(PROJECT_DIR),
         os.environ.get("CONVO_DBT_TARGET", ""),
-        os.environ.get("CONVO_DUCKDB_PATH", ""),
+        Path(os.environ.get("CONVO_DUCKDB_PATH", "data/warehouse.duckdb")).stem,
         os.environ.get("DBT_PROFILES_DIR", ""),
     ]
     return hashlib.sha256("\0".join(inputs).encode()).hexdigest()
@@ -91,12 +93,22 @@ def ensure_manifest(force: bool = False) -> Path:
     of every run, so a run skips it when nothing it reads changed. Parsing
     writes only into the target folder; it touches no warehouse.
     """
+    import fcntl
+
     path = manifest_path()
     stamp = path.with_name("convo_parse_fingerprint")
     fingerprint = parse_fingerprint()
-    if not force and path.exists() and stamp.exists():
-        if stamp.read_text() == f"{fingerprint} {path.stat().st_mtime_ns}":
-            return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # runs sharing a target folder (tests, a scheduled run beside `make ui`) parse it one at a time
+    with open(path.with_name(".convo_parse.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not force and path.exists() and stamp.exists():
+            if stamp.read_text() == f"{fingerprint} {path.stat().st_mtime_ns}":
+                return path
+        return _parse(path, stamp, fingerprint)
+
+
+def _parse(path: Path, stamp: Path, fingerprint: str) -> Path:
     from convo_warehouse.lib import dbt_commands
 
     command = [dbt_executable(), *dbt_commands.parse()]
