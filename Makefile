@@ -144,7 +144,7 @@ spark-venv: $(SPARK_INSTALLED)
 test-spark: $(INSTALLED) $(SPARK_INSTALLED) target/manifest.json
 	$(BIN)/python tests/spark/check_engines.py
 
-# DuckDB next to Spark local mode, full build of the same events (docs/benchmarks.md#spark-make-bench-spark).
+# DuckDB next to Spark local mode: a full build and an hour batch on it (docs/benchmarks.md#spark-make-bench-spark).
 bench-spark: $(INSTALLED) $(SPARK_INSTALLED) target/manifest.json
 	$(BIN)/python benchmarks/bench_spark.py --events $${EVENTS:-1000000}
 

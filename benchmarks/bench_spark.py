@@ -1,17 +1,24 @@
-"""DuckDB next to Spark local mode: the full build of the same generated events.
+"""DuckDB next to Spark local mode: a full build and an hour batch on that history.
 
-`make bench-spark` (EVENTS=1000000 by default). Generates JSONL events, then
-builds them from empty on each engine as a child process:
+`make bench-spark` (EVENTS=1000000 by default). Generates JSONL events (30
+days ending END_DATE, as `make bench`), then, each engine as a child
+process, one after the other:
 
-- DuckDB: ``convo-warehouse run`` (the Dagster job: loader, dbt build with data
-  tests, rules classifier, GX suites, serving snapshot);
-- Spark: ``python -m convo_warehouse.spark run`` in .venv-spark (the Spark loader,
-  dbt build on the ``spark`` target with data tests, rules classifier, Python
-  models in the session).
+1. **full build** from empty: DuckDB through ``convo-warehouse run`` (the
+   Dagster job: loader, dbt build with data tests, rules classifier, GX
+   suites, serving snapshot); Spark through ``python -m convo_warehouse.spark
+   run`` in .venv-spark (the Spark loader, dbt on the ``spark`` target with
+   data tests, rules classifier, Python models in the session, the run
+   recorded in the ledgers);
+2. **one hour**: `make bench`'s fixed batch (about 10,000 events of the day
+   after the history) landed and run again by the same command: an
+   incremental run on both engines.
 
 Prints wall time and the peak resident memory of each process tree (the sum
 over its processes, sampled every 0.2 s: Spark's JVM is a child of Python),
-and writes them to benchmarks/results/spark.json.
+the hour as a share of the full build on each engine, and the partitions the
+hour rewrote on Spark (from the table files: those whose files changed),
+against the days it touched. Writes benchmarks/results/spark.json.
 """
 
 from __future__ import annotations
@@ -30,7 +37,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = REPO_ROOT / ".venv" / "bin"
 SPARK_PYTHON = REPO_ROOT / ".venv-spark" / "bin" / "python"
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_pipeline import EVENTS_PER_CONVERSATION  # noqa: E402  (one measured ratio)
+from bench_pipeline import (  # noqa: E402  (the history and hour batch of make bench)
+    END_DATE,
+    EVENTS_PER_CONVERSATION,
+    HOUR_CONVERSATIONS,
+    HOUR_DATE,
+    HOUR_SEED,
+)
+
+sys.path.insert(0, str(REPO_ROOT / "orchestration"))
+from convo_warehouse.spark.compare import partition_files, partitions_rewritten  # noqa: E402
 
 COUNT_SCRIPT = """
 import sys, duckdb
@@ -87,6 +103,14 @@ def timed_tree(command: list[str], env: dict[str, str], log: Path) -> tuple[floa
     return seconds, peak / 2**20
 
 
+def generate(env: dict[str, str], out: Path, conversations: int, days: int, seed: int, end_date: str) -> None:
+    subprocess.run(
+        [str(BIN / "convo-warehouse"), "generate", "-n", str(conversations), "--days", str(days),
+         "--seed", str(seed), "--end-date", end_date, "--format-mix", "jsonl=1", "--out", str(out), "-q"],
+        cwd=REPO_ROOT, env=env, check=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="approximate raw events to generate")
@@ -113,33 +137,66 @@ def main() -> None:
     conversations = max(1, int(args.events / EVENTS_PER_CONVERSATION))
     print(f"generating ~{args.events:,} events ({conversations:,} conversations, {args.days} days, JSONL) ...",
           flush=True)
-    subprocess.run(
-        [str(BIN / "convo-warehouse"), "generate", "-n", str(conversations), "--days", str(args.days),
-         "--seed", str(args.seed), "--format-mix", "jsonl=1", "--out", str(landing), "-q"],
-        cwd=REPO_ROOT, env=env, check=True,
-    )
+    generate(env, landing / "history", conversations, args.days, args.seed, END_DATE)
     subprocess.run([str(BIN / "python"), "-c", "from convo_warehouse.project import ensure_manifest; "
                     "ensure_manifest()"], cwd=REPO_ROOT, env=env, check=True)
+    duck_command = [str(BIN / "convo-warehouse"), "run", "--quiet"]
+    spark_command = [str(SPARK_PYTHON), "-m", "convo_warehouse.spark", "run", "--landing", str(landing)]
 
     print("DuckDB full build (convo-warehouse run) ...", flush=True)
-    duck = timed_tree([str(BIN / "convo-warehouse"), "run", "--quiet"], env, work / "duckdb.log")
+    duck_full = timed_tree(duck_command, env, work / "duckdb-full.log")
     events = int(subprocess.run([str(BIN / "python"), "-c", COUNT_SCRIPT, str(warehouse)],
                                 capture_output=True, text=True, check=True).stdout)
     print("Spark local-mode full build (python -m convo_warehouse.spark run) ...", flush=True)
-    spark = timed_tree([str(SPARK_PYTHON), "-m", "convo_warehouse.spark", "run", "--landing", str(landing)],
-                       env, work / "spark.log")
+    spark_full = timed_tree(spark_command, env, work / "spark-full.log")
 
-    rows = [("DuckDB", *duck), ("Spark local[2]", *spark)]
-    print(f"\n{events:,} raw events, {conversations:,} conversations")
-    print(f"{'engine':<16} {'wall s':>9} {'peak MiB':>9}")
-    for name, seconds, rss in rows:
-        print(f"{name:<16} {seconds:>9.1f} {rss:>9,.0f}")
+    generate(env, landing / "hour", HOUR_CONVERSATIONS, 1, HOUR_SEED, HOUR_DATE)
+    hour_lines = sum(1 for path in (landing / "hour").rglob("*.jsonl") for _ in path.open())
+    print(f"DuckDB one hour ({hour_lines:,} lines) ...", flush=True)
+    duck_hour = timed_tree(duck_command, env, work / "duckdb-hour.log")
+    before = partition_files(work / "spark")
+    print(f"Spark one hour ({hour_lines:,} lines) ...", flush=True)
+    spark_hour = timed_tree(spark_command, env, work / "spark-hour.log")
+    rewritten = partitions_rewritten(before, partition_files(work / "spark"))
+    partitions_after = len(partition_files(work / "spark"))
+    import duckdb
+
+    days_touched = sorted(
+        str(row[0]) for row in duckdb.connect().execute(
+            "select event_date from read_parquet(?)",
+            [str(work / "spark" / "warehouse" / "scope.db" / "scope_days" / "*.parquet")],
+        ).fetchall()
+    )
+    rewritten_days = sorted({value for table, values in rewritten.items()
+                             if table != "staging.base_events_parsed" for value in values})
+
+    rows = [("DuckDB", *duck_full, *duck_hour), ("Spark local[2]", *spark_full, *spark_hour)]
+    print(f"\n{events:,} raw events, {conversations:,} conversations; hour batch {hour_lines:,} lines")
+    print(f"{'engine':<16} {'full s':>9} {'peak MiB':>9} {'hour s':>9} {'peak MiB':>9} {'hour/full':>10}")
+    for name, full_s, full_rss, hour_s, hour_rss in rows:
+        print(f"{name:<16} {full_s:>9.1f} {full_rss:>9,.0f} {hour_s:>9.1f} {hour_rss:>9,.0f} "
+              f"{hour_s / full_s:>10.1%}")
+    print(f"Spark's hour rewrote {sum(len(values) for values in rewritten.values())} of {partitions_after} "
+          f"partitions, days {', '.join(rewritten_days)}; the days it touched (scope_days): "
+          f"{', '.join(days_touched)}")
     result = {
         "raw_events": events,
         "conversations": conversations,
         "days": args.days,
-        "full_build": {name: {"seconds": round(seconds, 1), "peak_rss_mib": round(rss)}
-                       for name, seconds, rss in rows},
+        "hour_batch_lines": hour_lines,
+        "engines": {
+            name: {
+                "full_build_seconds": round(full_s, 1),
+                "full_build_peak_rss_mib": round(full_rss),
+                "hour_seconds": round(hour_s, 1),
+                "hour_peak_rss_mib": round(hour_rss),
+                "hour_share_of_full_build": round(hour_s / full_s, 3),
+            }
+            for name, full_s, full_rss, hour_s, hour_rss in rows
+        },
+        "spark_hour_partitions_rewritten": {table: sorted(values) for table, values in rewritten.items() if values},
+        "spark_partitions_after_hour": partitions_after,
+        "spark_hour_days_touched": days_touched,
     }
     (REPO_ROOT / "benchmarks" / "results" / "spark.json").write_text(json.dumps(result, indent=2) + "\n")
 

@@ -101,13 +101,14 @@
     ) }}
 {%- endmacro %}
 
-{#- post-hook of every replace_scope model: a full build (the table new, or
-    --full-refresh) wrote every row, so the grain is checked over all of
-    them before the build commits. An incremental build was checked by the
-    strategy before it wrote. -#}
+{#- post-hook of every replace_scope model (insert_overwrite on Spark): a
+    full build (the table new, or --full-refresh) wrote every row, so the
+    grain is checked over all of them before the build commits. An
+    incremental build was checked by the strategy before it wrote. -#}
 {% macro check_grain_of_full_build() -%}
     {%- if execute and config.get('materialized') == 'incremental'
-        and config.get('incremental_strategy') == 'replace_scope' and not is_incremental() -%}
+        and config.get('incremental_strategy') in ('replace_scope', 'insert_overwrite')
+        and config.get('unique_key') and not is_incremental() -%}
         {%- set grain = unique_key_columns() -%}
         {%- set repeated = run_query(
             'select count(*) from (select 1 as repeated from ' ~ this ~ ' group by ' ~ grain | join(', ')

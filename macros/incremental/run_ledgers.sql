@@ -11,10 +11,10 @@
     Appended by hooks, never by a model, so a --full-refresh or a changed
     model never loses them. -#}
 
-{#- on-run-start: the ledgers, created when missing. DuckDB only: Spark
-    tables are rebuilt whole each run. -#}
+{#- on-run-start: the ledgers, created when missing (portable SQL: DuckDB
+    and Spark). -#}
 {% macro create_run_ledgers() -%}
-    {%- if not execute or target.type != 'duckdb' -%}
+    {%- if not execute -%}
         {{ return('') }}
     {%- endif -%}
     {%- do run_query('create schema if not exists audit') -%}
@@ -39,8 +39,10 @@
     (the table new, --full-refresh) says so in audit.partitions_rewritten.
     Decided before the build, while is_incremental() still tells. -#}
 {% macro record_full_build() -%}
-    {%- if execute and target.type == 'duckdb' and config.get('materialized') == 'incremental'
-        and config.get('incremental_strategy') == 'replace_scope' and not is_incremental() -%}
+    {%- if execute and config.get('materialized') == 'incremental' and not is_incremental()
+        and (config.get('incremental_strategy') == 'replace_scope'
+            or (target.type == 'spark' and config.get('incremental_strategy') == 'insert_overwrite'
+                and 'scope' not in config.get('tags', []))) -%}
         insert into audit.partitions_rewritten
         values ({{ string_literal(this.schema ~ '.' ~ this.identifier) }}, null, true, {{ dbt.current_timestamp() }})
     {%- endif -%}
@@ -84,10 +86,24 @@
         {%- do relations.append("(" ~ string_literal(node.schema ~ '.' ~ (node.alias or node.name)) ~ ")") -%}
     {%- endfor -%}
     {%- call statement('record_run_scope') -%}
+        {{ partitions_rewritten_insert(scope_days, relations) }};
+        {{ scope_runs_insert(scope_run) }}
+    {%- endcall -%}
+    {%- do adapter.commit() -%}
+{%- endmacro %}
+
+{#- The days of `scope_days` rewritten in each of `relations` (a list of
+    `('schema.name')` rows). -#}
+{% macro partitions_rewritten_insert(scope_days, relations) -%}
         insert into audit.partitions_rewritten
         select models.relation_name, scope_days.event_date, false, {{ dbt.current_timestamp() }}
         from {{ scope_days }} as scope_days
-        cross join (values {{ relations | join(', ') }}) as models (relation_name);
+        cross join (values {{ relations | join(', ') }}) as models (relation_name)
+{%- endmacro %}
+
+{#- `scope_run`'s position as the newest row of audit.scope_runs, unless it
+    repeats it. -#}
+{% macro scope_runs_insert(scope_run) -%}
         insert into audit.scope_runs
         select
             {{ string_literal(invocation_id) }},
@@ -105,6 +121,31 @@
                 and covered.classified_through is not distinct from scope_run.classified_through
                 and covered.recorded_at = (select max(newest.recorded_at) from audit.scope_runs as newest)
         )
-    {%- endcall -%}
-    {%- do adapter.commit() -%}
+{%- endmacro %}
+
+{#- `dbt run-operation record_steps_scope`: on Spark the pipeline builds in
+    several dbt invocations around the Python models (convo_warehouse.spark),
+    so no one invocation's on-run-end sees the whole run; the driver calls
+    this after every step succeeded. It records what record_run_scope
+    records: scope_run's position, and the days of scope_days for every
+    incremental model that replaces day partitions (scope models aside). Its
+    SQL goes through dbt's connection: the session, or a Thrift server. -#}
+{% macro record_steps_scope() -%}
+    {%- set relations = [] -%}
+    {%- for node in graph.nodes.values()
+        if node.resource_type == 'model' and node.config.materialized == 'incremental'
+            and node.config.get('incremental_strategy') in ('replace_scope', 'insert_overwrite')
+            and 'scope' not in node.tags -%}
+        {%- do relations.append("(" ~ string_literal(node.schema ~ '.' ~ (node.alias or node.name)) ~ ")") -%}
+    {%- endfor -%}
+    {%- set scope_run = ref('scope_run') -%}
+    {%- set scope_days = ref('scope_days') -%}
+    {%- if relations -%}
+        {%- do run_query(partitions_rewritten_insert(scope_days, relations)) -%}
+    {%- endif -%}
+    {%- do run_query(scope_runs_insert(scope_run)) -%}
+    {%- if target.type == 'duckdb' -%}
+        {%- do adapter.commit() -%}
+    {%- endif -%}
+    {{ log('recorded the run: ' ~ relations | length ~ ' models, the days of ' ~ scope_days, info=true) }}
 {%- endmacro %}

@@ -28,7 +28,9 @@ _on_spark = on_spark()
 _asset_modules = [ingest] if _on_spark else [ingest, serving, run_state]
 _spark_python_models = []
 if _on_spark:
-    from convo_warehouse.assets.spark_models import SPARK_PYTHON_MODELS as _spark_python_models
+    from convo_warehouse.assets.spark_models import SPARK_PYTHON_MODELS, SPARK_RUN_RECORD
+
+    _spark_python_models = [*SPARK_PYTHON_MODELS, SPARK_RUN_RECORD]
 
 _alert_checks = [metric_alerts_check] if METRIC_ALERTS in dbt_models.keys and not _on_spark else []
 

@@ -5,6 +5,15 @@ except the newest day's are loaded and built on both engines and compared;
 then the newest day's files arrive, both engines run again (incrementally),
 and the marts are compared again. Any difference fails (exit 1).
 
+Each engine runs the whole Dagster job (`convo-warehouse run`; on Spark with
+CONVO_TARGET=spark: the Spark loader, dbt on the spark target, the
+classifier and the Python models as Spark steps, the run recorded last).
+The incremental batch must rewrite on Spark exactly the partitions of the
+days it touched (the days of DuckDB's scope_days for that run) in every
+day-partitioned table, found from the table files themselves, not from
+what the run says it did; and a conversation alone on its day, moved to
+the day before by a late event, must leave no partition behind.
+
 Run from the main virtualenv; Spark steps run in .venv-spark.
 """
 
@@ -18,6 +27,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "orchestration"))
+from convo_warehouse.spark.compare import partition_files, partitions_rewritten  # noqa: E402
 
 
 def step(title: str, command: list[str], env: dict[str, str]) -> None:
@@ -78,6 +89,91 @@ def check_loaders_agree(spark_python: Path, work: Path, env: dict[str, str]) -> 
     print(f"both loaders: the same {len(duck)} rows and verdicts")
 
 
+# A conversation alone on its day (days before the generated ones) in batch
+# 1; in batch 2 a late event a day earlier becomes its first: its old day
+# must then hold no row anywhere (on Spark: its partitions dropped).
+LONELY_DAY = "2026-01-10"
+LONELY_EARLIER_DAY = "2026-01-09"
+LONELY_BATCH_1 = [
+    {"event_id": "e-lonely-1", "event_type": "conversation_started", "timestamp": f"{LONELY_DAY}T10:00:00Z",
+     "channel": "web", "properties": {"agent_id": "support-ava", "environment": "production"}},
+    {"event_id": "e-lonely-2", "event_type": "message_received", "timestamp": f"{LONELY_DAY}T10:00:05Z",
+     "channel": "web", "properties": {"sender": "user", "content": "where is my order?", "turn": 1}},
+    {"event_id": "e-lonely-3", "event_type": "agent_message", "timestamp": f"{LONELY_DAY}T10:00:09Z",
+     "channel": "web", "properties": {"content": "Let me check that for you.", "turn": 1}},
+]
+LONELY_BATCH_2 = [
+    {"event_id": "e-lonely-0", "event_type": "conversation_started",
+     "timestamp": f"{LONELY_EARLIER_DAY}T23:50:00Z", "channel": "web",
+     "properties": {"agent_id": "support-ava", "environment": "production"}},
+]
+
+
+def write_lonely_conversation(folder: Path, events: list[dict]) -> None:
+    import json
+
+    folder.mkdir(parents=True)
+    with (folder / "events_lonely.jsonl").open("w") as out:
+        for event in events:
+            out.write(json.dumps({"conversation_id": "c-lonely", "user_id": "u-lonely", **event}) + "\n")
+
+
+def check_partitions_rewritten(before: dict, after: dict, warehouse: Path, spark_dir: Path) -> None:
+    """Spark's incremental batch rewrote, in each day-partitioned table, exactly the partitions of
+    the days the batch touched: DuckDB's scope_days of the same run. A partition whose files
+    changed or that was dropped was rewritten; the others' files are untouched."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    touched = {str(row[0]) for row in con.execute("select event_date from scope.scope_days").fetchall()}
+    con.close()
+    recorded = {
+        str(row[0]) for row in duckdb.connect().execute(
+            "select partition_date from read_parquet(?) where not rewrote_all and recorded_at = "
+            "(select max(recorded_at) from read_parquet(?))",
+            [str(spark_dir / "warehouse" / "audit.db" / "partitions_rewritten" / "**" / "*.parquet")] * 2,
+        ).fetchall()
+    }
+    changed = partitions_rewritten(before, after)
+    tables = sorted(changed)
+    problems, rewritten_total, partitions_total, days = [], 0, 0, set()
+    for table in tables:
+        old = {value for (name, value) in before if name == table}
+        new = {value for (name, value) in after if name == table}
+        rewritten = changed[table]
+        rewritten_total += len(rewritten)
+        partitions_total += len(old | new)
+        if table == "staging.base_events_parsed":
+            # by load run: only the batch's new load runs
+            if rewritten & old:
+                problems.append(f"{table}: rewrote earlier load runs {sorted(rewritten & old)}")
+            continue
+        days |= old | new
+        expected = touched & (old | new)
+        if table.startswith("scope."):
+            # the lifecycle recomputes the days of the conversations with new events: no more
+            expected_outside = rewritten - touched
+            if expected_outside:
+                problems.append(f"{table}: rewrote days outside the batch's {sorted(expected_outside)}")
+        elif rewritten != expected:
+            problems.append(f"{table}: rewrote {sorted(rewritten)}, the batch touched {sorted(expected)}")
+    lonely = {table for (table, value) in after if value == LONELY_DAY}
+    if lonely:
+        problems.append(f"the day its only conversation left still has partitions in {sorted(lonely)}")
+    if not {table for (table, value) in before if value == LONELY_DAY}:
+        problems.append(f"batch 1 wrote no partition for {LONELY_DAY}: the lonely-day check checks nothing")
+    if recorded != touched:
+        problems.append(f"audit.partitions_rewritten on Spark records {sorted(recorded)}, touched {sorted(touched)}")
+    if touched >= days:
+        problems.append(f"the batch touched every day {sorted(days)}: nothing shows partitions left alone")
+    print(f"\nSpark, batch 2: {rewritten_total} of {partitions_total} partitions rewritten in "
+          f"{len(tables)} partitioned tables; days touched: {len(touched)} of {len(days)} "
+          f"({', '.join(sorted(touched))}); recorded in audit.partitions_rewritten: {len(recorded)} days")
+    if problems:
+        sys.exit("partitions rewritten on Spark are not the days the batch touched:\n"
+                 + "\n".join(f"  {problem}" for problem in problems))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conversations", type=int, default=600)
@@ -107,23 +203,33 @@ def main() -> None:
          "--days", str(args.days), "--seed", "11", "--out", str(generated)],
         env,
     )
+    write_lonely_conversation(generated / "lonely-1", LONELY_BATCH_1)
+    write_lonely_conversation(generated / "lonely-2", LONELY_BATCH_2)
     # batch 1: every day folder but the newest; batch 2: the newest day and
     # the late events (older days corrected by the incremental run)
     entries = sorted(generated.iterdir())
     dated = [path for path in entries if path.is_dir() and path.name[:1].isdigit()]
-    later = [dated[-1], *(path for path in entries if path.is_dir() and path not in dated)]
+    later = [dated[-1], generated / "lonely-2",
+             *(path for path in entries if path.is_dir() and path not in dated and not path.name.startswith("lonely"))]
     batches = [[path for path in entries if path not in later], later]
+    spark_dir = Path(env["CONVO_SPARK_DIR"])
+    spark_job = [str(main_bin / "convo-warehouse"), "run", "--landing", str(landing),
+                 "--warehouse", str(work / "spark-run.duckdb"), "--quiet"]
     for number, batch in enumerate(batches, start=1):
         landing.mkdir(parents=True, exist_ok=True)
         for path in batch:
             shutil.move(str(path), landing / path.name)
         step(f"batch {number}: DuckDB pipeline", [str(main_bin / "convo-warehouse"), "run",
              "--landing", str(landing), "--warehouse", str(warehouse)], env)
-        step(f"batch {number}: Spark pipeline", [str(spark_python), "-m", "convo_warehouse.spark", "run",
-             "--landing", str(landing)], env)
+        before = partition_files(spark_dir)
+        step(f"batch {number}: the Dagster job on Spark (CONVO_TARGET=spark)", spark_job,
+             {**env, "CONVO_TARGET": "spark"})
         step(f"batch {number}: compare every contract mart", [str(spark_python), "-m",
              "convo_warehouse.spark", "compare", "--duckdb", str(warehouse)], env)
-    print("\nDuckDB and Spark agree on every contract mart, after a full and an incremental batch.")
+        if number == 2:
+            check_partitions_rewritten(before, partition_files(spark_dir), warehouse, spark_dir)
+    print("\nDuckDB and Spark agree on every contract mart, after a full and an incremental batch; "
+          "Spark's incremental batch rewrote only the partitions of the days it touched.")
 
 
 if __name__ == "__main__":

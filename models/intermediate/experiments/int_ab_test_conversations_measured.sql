@@ -9,6 +9,7 @@
     scope_key='conversation_date',
     scope_model='scope_days',
     scope_column='event_date',
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
 with

@@ -1,5 +1,6 @@
 {{ config(
     unique_key=['test_name', 'conversation_id'],
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 -- One row per test and conversation exposed to it: the first exposure (by
 -- timestamp, then event_id) gives the variant; variant_count > 1 marks a
@@ -15,6 +16,17 @@ with
 
 conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
+),
+
+-- the day of the conversation (the Spark partition of its rows: docs/spark.md)
+conversation_days as (
+    select
+        conversation_id,
+        conversation_date
+    from {{ ref('scope_conversation_lifecycle') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 exposure_events as (
@@ -140,6 +152,15 @@ exposures_checked as (
             = experiment_variant_positions.variant_position
     left join conversations
         on first_exposures_bucketed.conversation_id = conversations.conversation_id
+),
+
+exposures_checked_dated as (
+    select
+        exposures_checked.*,
+        conversation_days.conversation_date
+    from exposures_checked
+    inner join conversation_days
+        on exposures_checked.conversation_id = conversation_days.conversation_id
 )
 
-select * from exposures_checked
+select * from exposures_checked_dated

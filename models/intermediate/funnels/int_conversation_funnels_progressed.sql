@@ -1,5 +1,6 @@
 {{ config(
     unique_key=['conversation_id', 'funnel_name'],
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 -- How far each conversation got in each funnel it entered: its highest stage
 -- reached (stages may be skipped), the stage after it, and whether the
@@ -12,6 +13,17 @@ with
 
 conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
+),
+
+-- the day of the conversation (the Spark partition of its rows: docs/spark.md)
+conversation_days as (
+    select
+        conversation_id,
+        conversation_date
+    from {{ ref('scope_conversation_lifecycle') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 conversation_funnel_stages as (
@@ -121,6 +133,15 @@ funnel_progress_with_stages as (
     left join conversations
         on funnel_progress.conversation_id = conversations.conversation_id
     cross join newest_event
+),
+
+funnel_progress_with_stages_dated as (
+    select
+        funnel_progress_with_stages.*,
+        conversation_days.conversation_date
+    from funnel_progress_with_stages
+    inner join conversation_days
+        on funnel_progress_with_stages.conversation_id = conversation_days.conversation_id
 )
 
-select * from funnel_progress_with_stages
+select * from funnel_progress_with_stages_dated

@@ -6,6 +6,7 @@
     loaded events (scope_conversations). -#}
 {{ config(
     unique_key=['conversation_id', 'marker_name'],
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
 {%- set markers = funnel_markers() -%}
@@ -20,6 +21,17 @@ with
 
 conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
+),
+
+-- the day of the conversation (the Spark partition of its rows: docs/spark.md)
+conversation_days as (
+    select
+        conversation_id,
+        conversation_date
+    from {{ ref('scope_conversation_lifecycle') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 events as (
@@ -117,6 +129,15 @@ markers_reached as (
         markers_evaluated.reached_at
     from markers_evaluated
     where markers_evaluated.is_reached
+),
+
+markers_reached_dated as (
+    select
+        markers_reached.*,
+        conversation_days.conversation_date
+    from markers_reached
+    inner join conversation_days
+        on markers_reached.conversation_id = conversation_days.conversation_id
 )
 
-select * from markers_reached
+select * from markers_reached_dated

@@ -10,12 +10,24 @@
     strictly after the first agent_message. -#}
 {{ config(
     unique_key=['conversation_id', 'funnel_name', 'stage'],
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
 with
 
 conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
+),
+
+-- the day of the conversation (the Spark partition of its rows: docs/spark.md)
+conversation_days as (
+    select
+        conversation_id,
+        conversation_date
+    from {{ ref('scope_conversation_lifecycle') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 stage_rules as (
@@ -326,6 +338,15 @@ conversation_stages as (
         cast(stages_combined.reached_at as {{ dbt.type_timestamp() }}) as reached_at,
         cast(stages_combined.source as {{ dbt.type_string() }}) as source  -- noqa: RF04
     from stages_combined
+),
+
+conversation_stages_dated as (
+    select
+        conversation_stages.*,
+        conversation_days.conversation_date
+    from conversation_stages
+    inner join conversation_days
+        on conversation_stages.conversation_id = conversation_days.conversation_id
 )
 
-select * from conversation_stages
+select * from conversation_stages_dated

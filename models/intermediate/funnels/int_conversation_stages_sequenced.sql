@@ -1,5 +1,6 @@
 {{ config(
     unique_key=['conversation_id', 'funnel_name', 'stage'],
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 -- Every stage of a funnel for every conversation that reached at least one
 -- of its stages, reached or not, with the in-order reading: a stage is
@@ -14,6 +15,17 @@ with
 
 conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
+),
+
+-- the day of the conversation (the Spark partition of its rows: docs/spark.md)
+conversation_days as (
+    select
+        conversation_id,
+        conversation_date
+    from {{ ref('scope_conversation_lifecycle') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 funnel_stages as (
@@ -156,6 +168,15 @@ stages_sequenced as (
                 ) }}
         end as seconds_from_first_stage
     from stages_step_checked
+),
+
+stages_sequenced_dated as (
+    select
+        stages_sequenced.*,
+        conversation_days.conversation_date
+    from stages_sequenced
+    inner join conversation_days
+        on stages_sequenced.conversation_id = conversation_days.conversation_id
 )
 
-select * from stages_sequenced
+select * from stages_sequenced_dated

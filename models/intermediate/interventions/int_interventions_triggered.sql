@@ -6,12 +6,24 @@
     Replaced conversation by conversation (new events). -#}
 {{ config(
     unique_key=['conversation_id', 'rule_name'],
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
 with
 
 conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
+),
+
+-- the day of the conversation (the Spark partition of its rows: docs/spark.md)
+conversation_days as (
+    select
+        conversation_id,
+        conversation_date
+    from {{ ref('scope_conversation_lifecycle') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 interventions as (
@@ -51,6 +63,15 @@ interventions_first as (
         partition by interventions_read.conversation_id, interventions_read.rule_name
         order by interventions_read.triggered_at, interventions_read.event_id
     ) = 1
+),
+
+interventions_first_dated as (
+    select
+        interventions_first.*,
+        conversation_days.conversation_date
+    from interventions_first
+    inner join conversation_days
+        on interventions_first.conversation_id = conversation_days.conversation_id
 )
 
-select * from interventions_first
+select * from interventions_first_dated

@@ -1,5 +1,6 @@
 {{ config(
     unique_key=['conversation_id', 'dimension', 'dimension_value'],
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 -- One row per conversation x dimension x value seen in its events:
 -- fallback_topic (fallback_triggered.topic), tool (tool_called.tool_name),
@@ -17,6 +18,17 @@ with
 
 conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
+),
+
+-- the day of the conversation (the Spark partition of its rows: docs/spark.md)
+conversation_days as (
+    select
+        conversation_id,
+        conversation_date
+    from {{ ref('scope_conversation_lifecycle') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 events as (
@@ -92,6 +104,15 @@ values_counted as (
         dimension_events.conversation_id,
         dimension_events.dimension,
         coalesce(dimension_events.dimension_value, 'unknown')
+),
+
+values_counted_dated as (
+    select
+        values_counted.*,
+        conversation_days.conversation_date
+    from values_counted
+    inner join conversation_days
+        on values_counted.conversation_id = conversation_days.conversation_id
 )
 
-select * from values_counted
+select * from values_counted_dated

@@ -1,5 +1,6 @@
 {{ config(
     unique_key=['conversation_id', 'objection'],
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 -- One row per conversation x objection raised: a user message whose
 -- lower-cased content contains a match of one of the objection's lexicon
@@ -12,6 +13,17 @@ with
 
 conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
+),
+
+-- the day of the conversation (the Spark partition of its rows: docs/spark.md)
+conversation_days as (
+    select
+        conversation_id,
+        conversation_date
+    from {{ ref('scope_conversation_lifecycle') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 user_messages as (
@@ -59,6 +71,15 @@ objections_per_conversation as (
     group by
         messages_matched.conversation_id,
         messages_matched.objection
+),
+
+objections_per_conversation_dated as (
+    select
+        objections_per_conversation.*,
+        conversation_days.conversation_date
+    from objections_per_conversation
+    inner join conversation_days
+        on objections_per_conversation.conversation_id = conversation_days.conversation_id
 )
 
-select * from objections_per_conversation
+select * from objections_per_conversation_dated

@@ -1,5 +1,6 @@
 {{ config(
     unique_key=['conversation_id', 'step_number'],
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 -- One row per conversation x step of its path: each known event becomes a
 -- token (`event_type`, or `event_type:detail` where the event carries the
@@ -19,6 +20,17 @@ with
 
 conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
+),
+
+-- the day of the conversation (the Spark partition of its rows: docs/spark.md)
+conversation_days as (
+    select
+        conversation_id,
+        conversation_date
+    from {{ ref('scope_conversation_lifecycle') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 events as (
@@ -183,6 +195,15 @@ steps_first_occurrences as (
             order by steps_collapsed.step_number
         ) = 1 as is_first_occurrence
     from steps_collapsed
+),
+
+steps_first_occurrences_dated as (
+    select
+        steps_first_occurrences.*,
+        conversation_days.conversation_date
+    from steps_first_occurrences
+    inner join conversation_days
+        on steps_first_occurrences.conversation_id = conversation_days.conversation_id
 )
 
-select * from steps_first_occurrences
+select * from steps_first_occurrences_dated

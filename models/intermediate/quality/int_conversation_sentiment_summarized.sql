@@ -13,6 +13,7 @@
     scores (scope_conversations). -#}
 {{ config(
     unique_key='conversation_id',
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
 {%- set band = var('sentiment_trend_band') %}
@@ -22,6 +23,17 @@ with
 
 conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
+),
+
+-- the day of the conversation (the Spark partition of its rows: docs/spark.md)
+conversation_days as (
+    select
+        conversation_id,
+        conversation_date
+    from {{ ref('scope_conversation_lifecycle') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 user_messages as (
@@ -140,6 +152,15 @@ sentiment_summarized as (
     from conversations
     left join thirds_summed
         on conversations.conversation_id = thirds_summed.conversation_id
+),
+
+sentiment_summarized_dated as (
+    select
+        sentiment_summarized.*,
+        conversation_days.conversation_date
+    from sentiment_summarized
+    inner join conversation_days
+        on sentiment_summarized.conversation_id = conversation_days.conversation_id
 )
 
-select * from sentiment_summarized
+select * from sentiment_summarized_dated

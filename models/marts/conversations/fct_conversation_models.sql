@@ -7,6 +7,7 @@
     snapshot publishes only the days a run rewrote. -#}
 {{ config(
     unique_key=['conversation_id', 'model'],
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
 with

@@ -7,6 +7,7 @@
     (scope_run). -#}
 {{ config(
     unique_key='conversation_id',
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
 with

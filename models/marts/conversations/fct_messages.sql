@@ -8,12 +8,24 @@
     so replacing the recomputed event ids replaces every row that changed. -#}
 {{ config(
     unique_key='event_id',
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
 with
 
 conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
+),
+
+-- the day of the conversation (the Spark partition of its rows: docs/spark.md)
+conversation_days as (
+    select
+        conversation_id,
+        conversation_date
+    from {{ ref('scope_conversation_lifecycle') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 messages as (
@@ -46,6 +58,15 @@ messages_ordered as (
         messages.turn,
         messages.content
     from messages
+),
+
+messages_ordered_dated as (
+    select
+        messages_ordered.*,
+        conversation_days.conversation_date
+    from messages_ordered
+    inner join conversation_days
+        on messages_ordered.conversation_id = conversation_days.conversation_id
 )
 
-select * from messages_ordered
+select * from messages_ordered_dated

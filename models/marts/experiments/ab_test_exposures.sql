@@ -4,12 +4,24 @@
     seed rebuilds every row. -#}
 {{ config(
     unique_key=['test_name', 'conversation_id'],
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
 with
 
 conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
+),
+
+-- the day of the conversation (the Spark partition of its rows: docs/spark.md)
+conversation_days as (
+    select
+        conversation_id,
+        conversation_date
+    from {{ ref('scope_conversation_lifecycle') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 exposures as (
@@ -26,6 +38,15 @@ exposures as (
     {%- if is_incremental() %}
     where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
     {%- endif %}
+),
+
+exposures_dated as (
+    select
+        exposures.*,
+        conversation_days.conversation_date
+    from exposures
+    inner join conversation_days
+        on exposures.conversation_id = conversation_days.conversation_id
 )
 
-select * from exposures
+select * from exposures_dated

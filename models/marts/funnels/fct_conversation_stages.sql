@@ -5,12 +5,24 @@
     classifications. -#}
 {{ config(
     unique_key=['conversation_id', 'funnel_name', 'stage'],
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
 with
 
 conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
+),
+
+-- the day of the conversation (the Spark partition of its rows: docs/spark.md)
+conversation_days as (
+    select
+        conversation_id,
+        conversation_date
+    from {{ ref('scope_conversation_lifecycle') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 conversation_stages as (
@@ -28,6 +40,15 @@ conversation_stages as (
         {%- if is_incremental() %}
         and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
         {%- endif %}
+),
+
+conversation_stages_dated as (
+    select
+        conversation_stages.*,
+        conversation_days.conversation_date
+    from conversation_stages
+    inner join conversation_days
+        on conversation_stages.conversation_id = conversation_days.conversation_id
 )
 
-select * from conversation_stages
+select * from conversation_stages_dated

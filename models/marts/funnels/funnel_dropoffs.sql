@@ -3,6 +3,7 @@
     and window_open (the conversion window). -#}
 {{ config(
     unique_key=['conversation_id', 'funnel_name'],
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
 with

@@ -3,6 +3,7 @@
     scope_key='conversation_date',
     scope_model='scope_days',
     scope_column='event_date',
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 -- The channel rows of funnel_stage_daily_breakdown: one counting rule for
 -- both tables, so they cannot drift apart. Replaced day by day, the days

@@ -3,6 +3,7 @@
     scope_key='conversation_date',
     scope_model='scope_days',
     scope_column='event_date',
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 -- funnel_stage_daily broken down by segment: channel, agent_id and each
 -- experiment's variant (segment_type 'experiment:<test_name>'; conversations

@@ -11,12 +11,24 @@
     and new stage classifications all change outcome_after. -#}
 {{ config(
     unique_key=['conversation_id', 'rule_name'],
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
 with
 
 conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
+),
+
+-- the day of the conversation (the Spark partition of its rows: docs/spark.md)
+conversation_days as (
+    select
+        conversation_id,
+        conversation_date
+    from {{ ref('scope_conversation_lifecycle') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 interventions as (
@@ -120,6 +132,15 @@ interventions_classified as (
             else 'unresolved'
         end as outcome_after
     from interventions_followed
+),
+
+interventions_classified_dated as (
+    select
+        interventions_classified.*,
+        conversation_days.conversation_date
+    from interventions_classified
+    inner join conversation_days
+        on interventions_classified.conversation_id = conversation_days.conversation_id
 )
 
-select * from interventions_classified
+select * from interventions_classified_dated

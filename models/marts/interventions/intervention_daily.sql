@@ -9,6 +9,7 @@
     scope_key='triggered_date',
     scope_model='scope_days',
     scope_column='event_date',
+    partition_by=('triggered_date' if target.type == 'spark' else none),
 ) }}
 
 with

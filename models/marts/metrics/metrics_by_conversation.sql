@@ -15,6 +15,7 @@
     scope_key='metric_date',
     scope_model='scope_days',
     scope_column='event_date',
+    partition_by=('metric_date' if target.type == 'spark' else none),
 ) }}
 
 with

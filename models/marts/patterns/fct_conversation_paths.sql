@@ -9,6 +9,7 @@
     turns into `development` loses its row. -#}
 {{ config(
     unique_key='conversation_id',
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
 with

@@ -6,6 +6,7 @@
     (the clock) and its sales stages (the classifier). -#}
 {{ config(
     unique_key='conversation_id',
+    partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
 {%- set double = type_double() %}

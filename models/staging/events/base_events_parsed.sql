@@ -5,10 +5,12 @@
     aliases change (field_aliases_fingerprint), every load run is parsed
     again (a changed seed rebuilds its children whole: docs/incremental.md).
     Incremental by load run (replace_scope on load_id): a run parses the
-    load runs of scope_load_runs. -#}
+    load runs of scope_load_runs. On Spark, partitioned by load_id (a run
+    writes the partitions of its load runs). -#}
 {{ config(
-    materialized=('table' if target.type == 'spark' else 'incremental'),
-    incremental_strategy='replace_scope',
+    materialized='incremental',
+    incremental_strategy=('insert_overwrite' if target.type == 'spark' else 'replace_scope'),
+    partition_by=('load_id' if target.type == 'spark' else none),
     on_schema_change='fail',
     unique_key=['load_id', 'source_file', 'row_number'],
     scope_key='load_id',

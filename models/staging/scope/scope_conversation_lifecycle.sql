@@ -3,11 +3,16 @@
     (delete+insert by conversation): a run recomputes, from all their
     events, the conversations with an event in this run's load runs;
     recomputed_at says when (the classifier prepares the transcripts of the
-    conversations recomputed since it last ran). -#}
+    conversations recomputed since it last ran). On Spark the table is
+    partitioned by conversation_date and a run rewrites whole days: it also
+    recomputes every conversation of the days those conversations have
+    events on (conversations_of_whole_days). -#}
 {{ config(
     materialized='incremental',
-    incremental_strategy='delete+insert',
+    incremental_strategy=('insert_overwrite' if target.type == 'spark' else 'delete+insert'),
     unique_key='conversation_id',
+    partition_by=('conversation_date' if target.type == 'spark' else none),
+    scope_from_rows=true,
 ) }}
 
 with
@@ -24,6 +29,10 @@ conversations_with_new_events as (
     {%- endif %}
 ),
 
+conversations_recomputed as (
+    {{ conversations_of_whole_days('conversations_with_new_events') }}
+),
+
 events as (
     select
         conversation_id,
@@ -32,7 +41,7 @@ events as (
         load_id
     from {{ ref('stg_events') }}
     {%- if is_incremental() %}
-    where conversation_id in (select conversations_with_new_events.conversation_id from conversations_with_new_events)
+    where conversation_id in (select conversations_recomputed.conversation_id from conversations_recomputed)
     {%- endif %}
 ),
 
@@ -45,7 +54,16 @@ lifecycle as (
         -- over every staged event: the warehouse clock is their newest
         max(events.event_at) as last_staged_at,
         max(events.load_id) as last_load_id,
-        {{ timestamp_literal(run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f')) }} as recomputed_at
+        {{ timestamp_literal(run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f')) }} as recomputed_at,
+        -- fct_conversations.conversation_date (its first known-type event's
+        -- day), or its first staged event's day when it has none: the day
+        -- its rows are partitioned by on Spark
+        cast(
+            coalesce(
+                min(case when events.is_known_type then events.event_at end),
+                min(events.event_at)
+            ) as {{ type_date() }}
+        ) as conversation_date
     from events
     group by events.conversation_id
 )

@@ -15,7 +15,10 @@
                                  a judgment of it
     Both ends of a clock window are inclusive: a conversation on the boundary
     is recomputed rather than risked. In a warehouse no run has covered yet,
-    every conversation has new events. -#}
+    every conversation has new events. On Spark, where models are replaced
+    by whole conversation_date partitions, every conversation of a day such
+    a conversation has an event on is recomputed too, with every reason
+    false (scope_conversations_of_whole_days). -#}
 {%- set abandon_minutes = var('abandon_after_minutes') %}
 {%- set window_minutes = 60 * var('funnel_conversion_window_hours') %}
 
@@ -35,7 +38,8 @@ lifecycle as (
         conversation_id,
         first_event_at,
         last_event_at,
-        last_load_id
+        last_load_id,
+        conversation_date
     from {{ ref('scope_conversation_lifecycle') }}
 ),
 
@@ -80,7 +84,7 @@ reasons as (
         on lifecycle.conversation_id = classified_conversations.conversation_id
 ),
 
-conversations_in_scope as (
+conversations_with_a_reason as (
     select *
     from reasons
     where
@@ -88,6 +92,10 @@ conversations_in_scope as (
         or crossed_abandonment_window
         or crossed_conversion_window
         or has_new_classifier_output
+),
+
+conversations_in_scope as (
+    {{ scope_conversations_of_whole_days('conversations_with_a_reason', 'lifecycle') }}
 )
 
 select * from conversations_in_scope

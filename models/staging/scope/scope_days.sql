@@ -15,6 +15,13 @@ conversations_in_scope as (
         crossed_conversion_window,
         has_new_classifier_output
     from {{ ref('scope_conversations') }}
+    -- on Spark the scope also lists the other conversations of those days,
+    -- with no reason (scope_conversations): the days are the same
+    where
+        has_new_events
+        or crossed_abandonment_window
+        or crossed_conversion_window
+        or has_new_classifier_output
 ),
 
 event_days as (

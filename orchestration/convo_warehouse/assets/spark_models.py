@@ -45,3 +45,38 @@ def _assets() -> list[dg.AssetsDefinition]:
 
 
 SPARK_PYTHON_MODELS = _assets()
+
+# The last step of a run on Spark: it depends on every asset nothing else
+# depends on, so it runs only when every step before it succeeded.
+SPARK_RUN_RECORDED = dg.AssetKey(["audit", "spark_run_recorded"])
+
+
+def _run_recorded_asset() -> dg.AssetsDefinition:
+    from convo_warehouse.assets.dbt import dbt_models
+
+    upstreams = {key: set(parents) for key, parents in dbt_models.asset_deps.items()}
+    for asset in SPARK_PYTHON_MODELS:
+        upstreams.update({key: set(parents) for key, parents in asset.asset_deps.items()})
+    depended_on = {parent for parents in upstreams.values() for parent in parents}
+    terminal = sorted((key for key in upstreams if key not in depended_on), key=lambda key: key.path)
+
+    @dg.asset(
+        key=SPARK_RUN_RECORDED,
+        deps=terminal,
+        group_name="audit",
+        kinds={"python", "spark"},
+        description=(
+            "The run's scope and the partitions it rewrote, appended to audit.scope_runs and "
+            "audit.partitions_rewritten once every step succeeded (on DuckDB one dbt invocation's "
+            "on-run-end hook does it; on Spark dbt runs in several steps)."
+        ),
+        pool=WRITER_POOL,
+    )
+    def _record(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        context.log.info(run_spark_step(["record-run"]))
+        return dg.MaterializeResult(metadata={"engine": "spark"})
+
+    return _record
+
+
+SPARK_RUN_RECORD = _run_recorded_asset()

@@ -100,6 +100,20 @@ def python_models(names: tuple[str, ...]) -> None:
     click.echo(f"Python models run in-session: {', '.join(ran)}")
 
 
+@main.command("record-run")
+def record_run_command() -> None:
+    """Record a run whose every step succeeded in the ledgers (audit.scope_runs, audit.partitions_rewritten)."""
+    from convo_warehouse.spark.pipeline import SparkPipelineError, dbt, record_run
+
+    try:
+        dbt(["parse"])
+        record_run()
+    except SparkPipelineError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    click.echo("run recorded: audit.scope_runs, audit.partitions_rewritten")
+
+
 @main.command()
 @click.option(
     "--duckdb",

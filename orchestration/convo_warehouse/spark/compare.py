@@ -100,3 +100,34 @@ def values_equal(left, right, rel_tol: float = 1e-9) -> bool:
             return isinstance(right, float) and math.isnan(right)
         return math.isclose(left, right, rel_tol=rel_tol, abs_tol=1e-12)
     return left == right
+
+
+def partition_files(spark_dir: Path) -> dict[tuple[str, str], frozenset[str]]:
+    """(schema.table, partition value) -> the names of its data files, for every partitioned table
+    under ``spark_dir``'s warehouse (``<schema>.db/<table>/<column>=<value>/``).
+
+    A partition a run rewrote has new files (dynamic partition overwrite
+    writes new ones), or is gone; one it left alone has the same files. Read
+    from the file system, not from what the run says it did.
+    """
+    partitions = {}
+    for folder in (spark_dir / "warehouse").glob("*.db/*/*=*"):
+        if folder.is_dir():
+            table = f"{folder.parent.parent.name.removesuffix('.db')}.{folder.parent.name}"
+            partitions[(table, folder.name.split("=", 1)[1])] = frozenset(
+                path.name for path in folder.iterdir() if not path.name.startswith((".", "_"))
+            )
+    return partitions
+
+
+def partitions_rewritten(before: dict, after: dict) -> dict[str, set[str]]:
+    """Per table, the partitions whose files changed or that appeared or vanished between two
+    ``partition_files`` listings."""
+    tables = {table for table, _ in (*before, *after)}
+    rewritten = {}
+    for table in sorted(tables):
+        old = {value: files for (name, value), files in before.items() if name == table}
+        new = {value: files for (name, value), files in after.items() if name == table}
+        rewritten[table] = {value for value in old.keys() | new.keys() if old.get(value) != new.get(value)}
+    return rewritten
+

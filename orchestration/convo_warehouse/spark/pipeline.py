@@ -261,4 +261,18 @@ def run_spark_pipeline(landing_dir: Path, progress: bool = True) -> str:
             excluded = arguments[arguments.index("--exclude") + 1:] if "--exclude" in arguments else []
             selection = arguments[: arguments.index("--exclude")] if "--exclude" in arguments else arguments
             dbt([*production_build(multi_step=True, exclude=[*excluded, *python_models]), *selection])
+    record_run()
     return f"{report.summary()}; Python models run in-session: {', '.join(ran)}"
+
+
+def record_run() -> None:
+    """Every step succeeded: record the run's scope and the partitions it rewrote in the ledgers.
+
+    On DuckDB the on-run-end hook does it when one dbt invocation built
+    every incremental model; here the build is several invocations around
+    the Python models, so the driver does it after the last one, through
+    dbt's connection (the session, or a Thrift server): ``record_steps_scope``
+    (macros/incremental/run_ledgers.sql). A run that failed before records
+    nothing, and the next one covers its scope again.
+    """
+    dbt(["run-operation", "record_steps_scope"])

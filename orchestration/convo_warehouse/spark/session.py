@@ -35,6 +35,8 @@ def spark_settings(directory: Path | None = None) -> dict[str, str]:
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.memory": "3g",
+        # insert_overwrite replaces only the partitions a run writes rows to
+        "spark.sql.sources.partitionOverwriteMode": "dynamic",
     }
 
 
