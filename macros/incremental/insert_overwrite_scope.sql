@@ -19,15 +19,17 @@
         (the day a late event moved its only conversation away from) is
         dropped: dynamic overwrite leaves a partition it writes no row to
         as it was.
-    The rows are computed once (CACHE TABLE; released by the post-hook
-    release_rows_to_insert) for the checks and the insert.
+    The rows are computed once, into a table beside the model's
+    (<model>__dbt_rows, dropped by the post-hook release_rows_to_insert), for
+    the checks and the insert: dbt's temporary view would be planned again
+    by every statement reading it.
     Without partition_by, dbt-spark's own statement. -#}
 {% macro get_insert_overwrite_sql(source_relation, target_relation, existing_relation) %}
     {%- set dest_columns = adapter.get_columns_in_relation(target_relation) -%}
     {%- set dest_cols_csv = dest_columns | map(attribute='quoted') | join(', ') -%}
     {%- set partition_by = config.get('partition_by') -%}
     {%- if partition_by and not existing_relation.is_iceberg -%}
-        {%- do replace_partitions_checked(source_relation, target_relation, partition_by) -%}
+        {%- set source_relation = replace_partitions_checked(source_relation, target_relation, partition_by) -%}
     {%- endif -%}
     {% if existing_relation.is_iceberg %}
       insert overwrite {{ target_relation }}
@@ -39,18 +41,20 @@
 {% endmacro %}
 
 {#- The checks and the dropped partitions of get_insert_overwrite_sql (one
-    partition column). -#}
-{% macro replace_partitions_checked(new_rows, target_relation, partition_by) -%}
+    partition column); returns the table holding the rows to insert. -#}
+{% macro replace_partitions_checked(new_rows_view, target_relation, partition_by) -%}
     {%- set partition = partition_by if partition_by is string else partition_by[0] -%}
     {%- if partition_by is not string and partition_by | length != 1 -%}
         {{ exceptions.raise_compiler_error(this.identifier ~ ': one partition column is supported, got ' ~ partition_by) }}
     {%- endif -%}
     {%- set scope_key = config.get('scope_key', 'conversation_id') -%}
+    {%- set new_rows = rows_to_insert_relation(target_relation) -%}
+    {%- do run_query('drop table if exists ' ~ new_rows) -%}
+    {%- do run_query('create table ' ~ new_rows ~ ' using parquet as select * from ' ~ new_rows_view) -%}
     {%- set scope_from_rows = config.get('scope_from_rows', false) -%}
     {%- set scope_relation = new_rows if scope_from_rows else ref(config.get('scope_model', 'scope_conversations')) -%}
     {%- set scope_column = scope_key if scope_from_rows else config.get('scope_column', scope_key) -%}
     {%- set in_scope = scope_key ~ ' in (select scope.' ~ scope_column ~ ' from ' ~ scope_relation ~ ' as scope)' -%}
-    {%- do run_query('cache table ' ~ new_rows) -%}
     {%- do check_rows_to_insert(new_rows, target_relation, in_scope) -%}
     {#- the partitions rewritten: those of the new rows, and those of the
         scope's rows now (a day its rows left) -#}
@@ -88,6 +92,15 @@
         {%- endfor -%}
         {%- do run_query('alter table ' ~ target_relation ~ ' drop if exists ' ~ dropped | join(', ')) -%}
     {%- endif -%}
+    {{ return(new_rows) }}
+{%- endmacro %}
+
+{#- Where replace_partitions_checked keeps the rows to insert. -#}
+{% macro rows_to_insert_relation(target_relation) -%}
+    {{ return(api.Relation.create(
+        database=target_relation.database, schema=target_relation.schema,
+        identifier=target_relation.identifier ~ '__dbt_rows', type='table',
+    )) }}
 {%- endmacro %}
 
 {#- SQL literals of partition values (dates, numbers or text). -#}
@@ -105,12 +118,12 @@
     {{ return(literals) }}
 {%- endmacro %}
 
-{#- post-hook of every model: the rows an incremental insert_overwrite run
-    cached for its checks are released (Spark only). -#}
+{#- post-hook of every model: the table of the rows an incremental
+    insert_overwrite run checked and inserted is dropped (Spark only). -#}
 {% macro release_rows_to_insert() -%}
     {%- if execute and target.type == 'spark' and config.get('materialized') == 'incremental'
         and config.get('incremental_strategy') == 'insert_overwrite' and config.get('partition_by')
         and is_incremental() -%}
-        uncache table if exists {{ this.identifier ~ '__dbt_tmp' }}
+        drop table if exists {{ rows_to_insert_relation(this) }}
     {%- endif -%}
 {%- endmacro %}

@@ -37,6 +37,19 @@ metrics_aggregated as (
         {{ from_cte }}.segment_value
 ),
 
+{{ metrics_unpivoted(metrics, grain_columns) }}
+{%- endmacro %}
+
+{#- The `metrics_long` CTE of metrics_long_format(): one row per row of
+    `metrics_aggregated` and metric (`metrics`, metrics_definitions()). -#}
+{% macro metrics_unpivoted(metrics, grain_columns) -%}
+    {{ return(adapter.dispatch('metrics_unpivoted', 'convo_warehouse')(metrics, grain_columns)) }}
+{%- endmacro %}
+
+{#- One select per metric, unioned: DuckDB computes metrics_aggregated once
+    (a CTE read many times is stored). -#}
+{% macro default__metrics_unpivoted(metrics, grain_columns) -%}
+    {%- set double = type_double() -%}
 metrics_long as (
     {%- for metric in metrics %}
     select
@@ -69,6 +82,66 @@ metrics_long as (
     union all
     {%- endif %}
     {%- endfor %}
+),
+{%- endmacro %}
+
+{#- Spark inlines every CTE: a union of one select per metric plans and
+    computes metrics_aggregated (and every view under it) once per metric.
+    One pass instead: stack() gives each aggregated row one row per metric,
+    with the same values and the same rows kept as the union's. -#}
+{% macro spark__metrics_unpivoted(metrics, grain_columns) -%}
+    {%- set double = type_double() -%}
+metrics_long as (
+    select
+        {%- for grain_column in grain_columns %}
+        metrics_stacked.{{ grain_column }},
+        {%- endfor %}
+        metrics_stacked.metric_name,
+        metrics_stacked.segment_type,
+        metrics_stacked.segment_value,
+        metrics_stacked.numerator,
+        metrics_stacked.denominator,
+        metrics_stacked.value
+    from (
+        select
+            {%- for grain_column in grain_columns %}
+            metrics_aggregated.{{ grain_column }},
+            {%- endfor %}
+            metrics_aggregated.segment_type,
+            metrics_aggregated.segment_value,
+            stack(
+                {{ metrics | length }},
+                {%- for metric in metrics %}
+                {%- if metric.kind == 'count' %}
+                '{{ metric.name }}', 'count',
+                cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }}),
+                cast(null as {{ double }}),
+                cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }})
+                {%- elif metric.kind == 'ratio' %}
+                '{{ metric.name }}', 'ratio',
+                cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }}),
+                cast(metrics_aggregated.{{ metric.name }}__denominator as {{ double }}),
+                case
+                    when metrics_aggregated.{{ metric.name }}__denominator > 0
+                        then cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }})
+                        / cast(metrics_aggregated.{{ metric.name }}__denominator as {{ double }})
+                end
+                {%- else %}
+                '{{ metric.name }}', 'percentile',
+                cast(null as {{ double }}),
+                cast(null as {{ double }}),
+                cast(metrics_aggregated.{{ metric.name }}__value as {{ double }})
+                {%- endif %}
+                {{- ',' if not loop.last }}
+                {%- endfor %}
+            ) as (metric_name, metric_kind, numerator, denominator, value)
+        from metrics_aggregated
+    ) as metrics_stacked
+    -- counts keep every row, ratios need a denominator above 0, percentiles a value
+    where
+        metrics_stacked.metric_kind = 'count'
+        or (metrics_stacked.metric_kind = 'ratio' and metrics_stacked.denominator > 0)
+        or (metrics_stacked.metric_kind = 'percentile' and metrics_stacked.value is not null)
 ),
 {%- endmacro %}
 

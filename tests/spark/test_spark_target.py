@@ -98,7 +98,8 @@ def test_definitions_on_spark_use_the_spark_dbt_and_run_python_models_as_a_spark
     assert set(python_models) <= set(spark["all_keys"])
     # the DuckDB-only steps (serving snapshot, run bookkeeping) are not part of the Spark location
     assert "audit/pipeline_runs" in duck["all_keys"] and "audit/pipeline_runs" not in spark["all_keys"]
-    assert set(spark["all_keys"]) - set(duck["all_keys"]) == set()
+    # Spark's last step records the run in the ledgers (a dbt hook does it on DuckDB)
+    assert set(spark["all_keys"]) - set(duck["all_keys"]) == {"audit/spark_run_recorded"}
     assert spark["checks"] < duck["checks"]
 
 
@@ -234,3 +235,39 @@ def test_the_spark_loader_has_a_reader_for_each_format_of_the_duckdb_loader_shar
     for fmt in python_formats:
         assert isinstance(SPARK_READERS[fmt], PythonRowsReader)
         assert SPARK_READERS[fmt].reader is DUCKDB_READERS[fmt]
+
+
+def test_the_last_step_on_spark_records_the_run_after_every_other_step(tmp_path, monkeypatch):
+    """dbt runs in several steps on Spark, so no dbt hook sees the whole run: the ledgers are
+    written by a step after every other one (the asset nothing else depends on), through
+    ``python -m convo_warehouse.spark record-run``."""
+    venv = fake_spark_venv(tmp_path, answer="run recorded")
+    env = {**os.environ, "CONVO_TARGET": "spark", "CONVO_SPARK_VENV": str(venv)}
+    script = """
+import json
+from convo_warehouse.definitions import defs
+graph = defs.resolve_asset_graph()
+record = graph.get(__import__("dagster").AssetKey(["audit", "spark_run_recorded"]))
+others = graph.get_all_asset_keys() - {record.key}
+# every other materializable asset is upstream of it
+ancestors, stack = set(), [record.key]
+while stack:
+    for parent in graph.get(stack.pop()).parent_keys:
+        if parent not in ancestors:
+            ancestors.add(parent)
+            stack.append(parent)
+missing = sorted(key.to_user_string() for key in others if graph.get(key).is_materializable and key not in ancestors)
+print(json.dumps(missing))
+"""
+    completed = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True,
+                               text=True, timeout=240)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert json.loads(completed.stdout.strip().splitlines()[-1]) == []
+
+    from convo_warehouse.assets.spark_models import SPARK_RUN_RECORD
+
+    monkeypatch.setenv("CONVO_SPARK_VENV", str(venv))
+    result = dg.materialize([SPARK_RUN_RECORD], resources=spark_resources(tmp_path))
+    assert result.success
+    assert calls(venv) == ["-m convo_warehouse.spark record-run"]
+

@@ -23,15 +23,13 @@ conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
--- the day of the conversation (the Spark partition of its rows: docs/spark.md)
+-- the day of each conversation (the Spark partition of its rows:
+-- docs/spark.md); read whole, so it narrows no body to its scope
 conversation_days as (
     select
         conversation_id,
         conversation_date
     from {{ ref('scope_conversation_lifecycle') }}
-    {%- if is_incremental() %}
-    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-    {%- endif %}
 ),
 
 events as (

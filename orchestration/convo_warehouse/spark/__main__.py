@@ -100,6 +100,24 @@ def python_models(names: tuple[str, ...]) -> None:
     click.echo(f"Python models run in-session: {', '.join(ran)}")
 
 
+@main.command("run-thrift")
+@landing_option
+@click.option("--port", type=int, default=None, help="The server's port on 127.0.0.1 (default $CONVO_SPARK_THRIFT_PORT or 10001).")
+def run_thrift(landing: Path, port: int | None) -> None:
+    """The pipeline with dbt sent to a Thrift server started here over the session's warehouse and metastore."""
+    from convo_warehouse.spark.pipeline import SparkPipelineError
+    from convo_warehouse.spark.thrift import ThriftServer, run_through_thrift
+
+    server = ThriftServer(port=port)
+    try:
+        click.echo(run_through_thrift(landing, server))
+    except (SparkPipelineError, RuntimeError) as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    finally:
+        server.stop()
+
+
 @main.command("record-run")
 def record_run_command() -> None:
     """Record a run whose every step succeeded in the ledgers (audit.scope_runs, audit.partitions_rewritten)."""

@@ -88,8 +88,8 @@ def dbt(args: list[str]) -> None:
         raise SparkPipelineError(f"dbt {' '.join(args)} failed on Spark (see logs/dbt.log)")
 
 
-def _manifest_nodes() -> dict:
-    return json.loads((PROJECT_DIR / TARGET_PATH / "manifest.json").read_text())["nodes"]
+def _manifest_nodes(target_path: str | None = None) -> dict:
+    return json.loads((PROJECT_DIR / (target_path or TARGET_PATH) / "manifest.json").read_text())["nodes"]
 
 
 def python_model_names() -> list[str]:
@@ -134,7 +134,7 @@ def run_python_models(spark, names: list[str] | None = None) -> list[str]:
     return done
 
 
-def python_model_steps() -> list[tuple[str, list[str]]]:
+def python_model_steps(target_path: str | None = None) -> list[tuple[str, list[str]]]:
     """The build as alternating steps: ("dbt", selection args) and ("python", model names).
 
     The dbt steps' arguments are ``--select``/``--exclude`` lists; the caller
@@ -145,7 +145,7 @@ def python_model_steps() -> list[tuple[str, list[str]]]:
     dbt builds what they unblocked, and so on (the stage classifier is a
     Python model early in the graph; the statistics ones come late).
     """
-    nodes = _manifest_nodes()
+    nodes = _manifest_nodes(target_path)
     python_models = {
         unique_id: node["name"]
         for unique_id, node in nodes.items()

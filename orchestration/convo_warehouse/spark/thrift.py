@@ -1,0 +1,162 @@
+"""A Spark Thrift server on this machine, over the warehouse and metastore the session uses.
+
+The pyspark distribution on PyPI ships the Thrift server's classes
+(``jars/spark-hive-thriftserver_*.jar``: ``HiveThriftServer2`` and the Hive
+service it serves) and ``bin/spark-submit``, but not ``sbin/start-thriftserver.sh``;
+that script only runs ``spark-submit --class ...HiveThriftServer2 spark-internal``,
+which this does. The server gets the session's settings
+(``convo_warehouse.spark.session.spark_settings``): the same warehouse
+folder and Derby metastore, so it serves the tables the loader and the
+session wrote. Derby is embedded: one JVM at a time holds the metastore, so
+the server and a local session (the loader, the Python models) take turns
+here; on a cluster a shared metastore service lets them run side by side.
+The ``spark_thrift`` output of profiles.yml (``method: thrift``) is the one
+a cluster user copies.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from convo_warehouse.spark.session import spark_dir, spark_settings
+
+HOST = "127.0.0.1"
+
+
+def thrift_port() -> int:
+    return int(os.environ.get("CONVO_SPARK_THRIFT_PORT", "10001"))
+
+
+def _spark_home() -> Path:
+    import pyspark
+
+    return Path(pyspark.__file__).parent
+
+
+def server_command(directory: Path, port: int) -> list[str]:
+    """``spark-submit`` of HiveThriftServer2 with the session's settings, bound to 127.0.0.1:``port``."""
+    command = [str(_spark_home() / "bin" / "spark-submit"),
+               "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
+               "--name", "convo-warehouse-thrift"]
+    for key, value in spark_settings(directory).items():
+        command += ["--conf", f"{key}={value}"]
+    command += ["--hiveconf", f"hive.server2.thrift.bind.host={HOST}",
+                "--hiveconf", f"hive.server2.thrift.port={port}",
+                "--hiveconf", "hive.server2.transport.mode=binary",
+                "spark-internal"]
+    return command
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((HOST, port)) == 0
+
+
+class ThriftServer:
+    """Start with ``start()`` (returns once it accepts connections), stop with ``stop()``."""
+
+    def __init__(self, directory: Path | None = None, port: int | None = None, log: Path | None = None) -> None:
+        self.directory = directory or spark_dir()
+        self.port = port or thrift_port()
+        self.log = log or self.directory / "thrift-server.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 300) -> None:
+        if _listening(self.port):
+            raise RuntimeError(f"something already listens on {HOST}:{self.port}")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "SPARK_HOME": str(_spark_home())}
+        with self.log.open("a") as out:
+            self.process = subprocess.Popen(server_command(self.directory, self.port), stdout=out,
+                                            stderr=subprocess.STDOUT, env=env, cwd=self.directory)
+        deadline = time.monotonic() + timeout
+        while not _listening(self.port):
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Thrift server exited ({self.process.returncode}): see {self.log}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the Thrift server did not listen on {HOST}:{self.port} within {timeout:.0f} s")
+            time.sleep(1)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+        # the port closes with the JVM; the metastore lock with it
+        while _listening(self.port):
+            time.sleep(0.5)
+
+    def __enter__(self) -> "ThriftServer":
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+THRIFT_TARGET_PATH = "target-spark-thrift"
+
+
+def run_through_thrift(landing_dir: Path, server: ThriftServer) -> str:
+    """The pipeline with every dbt step sent to ``server`` through the ``spark_thrift`` output.
+
+    The loader and the Python models (stage classifier, statistics) need a
+    Spark session of their own (``python -m convo_warehouse.spark load`` /
+    ``python-models``), each a process writing through the same metastore;
+    with an embedded Derby metastore the server is stopped while one runs
+    and started again for the next dbt step. The run is recorded last,
+    through the server (``record_steps_scope``). This process starts no JVM.
+    """
+    import sys
+
+    from convo_warehouse.lib.dbt_commands import production_build
+    from convo_warehouse.spark.pipeline import PROJECT_DIR, SparkPipelineError, python_model_steps
+
+    env = {**os.environ, "CONVO_SPARK_THRIFT_PORT": str(server.port), "DBT_PROFILES_DIR": str(PROJECT_DIR),
+           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    dbt_executable = str(Path(sys.executable).parent / "dbt")
+
+    def spark_step(*args: str) -> None:
+        server.stop()
+        completed = subprocess.run([sys.executable, "-m", "convo_warehouse.spark", *args], cwd=PROJECT_DIR, env=env)
+        if completed.returncode != 0:
+            raise SparkPipelineError(f"python -m convo_warehouse.spark {' '.join(args)} failed")
+
+    def thrift_dbt(*args: str) -> None:
+        if server.process is None:
+            server.start()
+        completed = subprocess.run(
+            [dbt_executable, *args, "--project-dir", str(PROJECT_DIR), "--target", "spark_thrift",
+             "--target-path", str(PROJECT_DIR / THRIFT_TARGET_PATH)],
+            cwd=PROJECT_DIR, env=env,
+        )
+        if completed.returncode != 0:
+            raise SparkPipelineError(f"dbt {' '.join(args[:1])} through the Thrift server failed")
+
+    spark_step("load", "--landing", str(landing_dir))
+    subprocess.run([dbt_executable, "parse", "--quiet", "--project-dir", str(PROJECT_DIR), "--target",
+                    "spark_thrift", "--target-path", str(PROJECT_DIR / THRIFT_TARGET_PATH)],
+                   cwd=PROJECT_DIR, env=env, check=True)
+    steps = python_model_steps(THRIFT_TARGET_PATH)
+    python_models = [name for kind, names in steps if kind == "python" for name in names]
+    for kind, arguments in steps:
+        if kind == "python":
+            spark_step("python-models", *(item for name in arguments for item in ("--select", name)))
+            continue
+        excluded = arguments[arguments.index("--exclude") + 1:] if "--exclude" in arguments else []
+        selection = arguments[: arguments.index("--exclude")] if "--exclude" in arguments else arguments
+        thrift_dbt(*production_build(multi_step=True, exclude=[*excluded, *python_models]), *selection)
+    thrift_dbt("run-operation", "record_steps_scope")
+    server.stop()
+    return f"built through the Thrift server on {HOST}:{server.port}; Python models in sessions: {', '.join(python_models)}"
