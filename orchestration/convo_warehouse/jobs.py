@@ -17,13 +17,14 @@ RAW_LOADED_FILES = dg.AssetKey(["raw", "loaded_files"])
 # message sentiment and LLM judgments): the costly step, left to the daily job
 CLASSIFIER = dg.AssetKey(["classification", "classifier_runs"])
 
-# New landing files -> raw -> every dbt asset downstream of raw (replace_touched
-# models recompute only what the new events touched: docs/incremental.md), plus
+# New landing files -> raw -> every dbt asset downstream of raw (incremental
+# models recompute only what their scope model lists: docs/incremental.md), plus
 # the seeds and everything downstream of them (their staging models, which
-# fill in optional columns). The classifier (possibly an LLM, the costly part)
-# is left to the daily job; funnel marts are rebuilt with the classifications
-# made so far. Asset checks of the selected assets (dbt tests, GX suites,
-# alerts) run with them.
+# fill in optional columns; the dbt step leaves out what no load reaches unless
+# the project's changes reach it, lib/dbt_state.py). The classifier (possibly
+# an LLM, the costly part) is left to the daily job; funnel marts are rebuilt
+# with the classifications made so far. Asset checks of the selected assets
+# (dbt tests, GX suites, alerts) run with them.
 load_and_rebuild_job = dg.define_asset_job(
     name="load_and_rebuild_job",
     selection=(
