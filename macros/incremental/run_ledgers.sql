@@ -49,8 +49,8 @@
 {#- on-run-end: when every replace_scope model built successfully in this
     invocation, the run covered its scope: scope_run's position becomes the
     newest row of audit.scope_runs (unless it repeats it: a run with
-    nothing new changes no byte), and every replace_scope model rewrote the
-    days of scope_days. A run that built only some of them (dbt build
+    nothing new changes no byte), and every replace_scope model it did not
+    build whole rewrote the days of scope_days. A run that built only some of them (dbt build
     --select) records nothing; the next complete run covers its scope
     again. -#}
 {% macro record_run_scope(results) -%}
@@ -87,7 +87,16 @@
         insert into audit.partitions_rewritten
         select models.relation_name, scope_days.event_date, false, {{ dbt.current_timestamp() }}
         from {{ scope_days }} as scope_days
-        cross join (values {{ relations | join(', ') }}) as models (relation_name);
+        cross join (values {{ relations | join(', ') }}) as models (relation_name)
+        -- a model this run built whole already says so (record_full_build())
+        where not exists (
+            select 1
+            from audit.partitions_rewritten as whole
+            where
+                whole.relation_name = models.relation_name
+                and whole.rewrote_all
+                and whole.recorded_at >= {{ timestamp_literal(run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f')) }}
+        );
         insert into audit.scope_runs
         select
             {{ string_literal(invocation_id) }},

@@ -16,6 +16,12 @@ RAW_LOADED_FILES = dg.AssetKey(["raw", "loaded_files"])
 # the stage classifier (a dbt Python model writing stage classifications,
 # message sentiment and LLM judgments): the costly step, left to the daily job
 CLASSIFIER = dg.AssetKey(["classification", "classifier_runs"])
+# the staging views over the classifier's tables (the `classification` dbt
+# source): they read what the classifier wrote so far, downstream of no loader
+CLASSIFIER_OUTPUT_VIEWS = [
+    dg.AssetKey(["staging", name])
+    for name in ("stg_stage_classifications", "stg_message_sentiment", "stg_conversation_judgments")
+]
 
 # New landing files -> raw -> every dbt asset downstream of raw (incremental
 # models recompute only what their scope model lists: docs/incremental.md), plus
@@ -30,6 +36,7 @@ load_and_rebuild_job = dg.define_asset_job(
     selection=(
         dg.AssetSelection.assets(RAW_EVENTS, RAW_LOADED_FILES).downstream()
         | dg.AssetSelection.groups("seeds").downstream()
+        | dg.AssetSelection.assets(*CLASSIFIER_OUTPUT_VIEWS)
     )
     - dg.AssetSelection.assets(CLASSIFIER),
     description="Load new landing files and rebuild what they affect (no classification).",

@@ -92,6 +92,10 @@ def test_definitions_load_and_validate(defs):
     assert [sensor.name for sensor in defs.sensors] == ["landing_files_sensor"]
     hourly = defs.resolve_job_def("load_and_rebuild_job")
     assert CLASSIFIER not in hourly.asset_layer.executable_asset_keys
+    # the views over what the classifier wrote are downstream of no loader: a new warehouse's
+    # hourly run must build them too
+    from convo_warehouse.jobs import CLASSIFIER_OUTPUT_VIEWS
+    assert set(CLASSIFIER_OUTPUT_VIEWS) <= hourly.asset_layer.executable_asset_keys
     assert CLASSIFIER in defs.resolve_job_def("build_all_job").asset_layer.executable_asset_keys
     assert hourly.tags["convo_warehouse/writer"] == "duckdb"
 

@@ -1,5 +1,5 @@
 {#- One row per conversation with at least one user_message. Over its user
-    messages that have a sentiment (int_message_sentiment_resolved), numbered
+    messages that have a sentiment (resolved below), numbered
     by time then event_id, n of them and k = max(1, floor(n / 3)):
     sentiment_start = mean of the first k, sentiment_end = mean of the last k
     (n = 1: the one message both; n = 2: the first and the second),

@@ -40,7 +40,7 @@ CLASSIFIER = dg.AssetKey(["classification", "classifier_runs"])
 # dbt sources written by Python assets: dbt (schema, table) -> Dagster asset
 # key. The `classification` sources keep keys of their own (classifier_runs,
 # which writes them, is a dbt model, and keys are one per dbt node); the
-# staging models that read them also depend on classifier_runs.
+# hourly job selects the staging views over them (jobs.py).
 SOURCE_ASSET_KEYS: dict[tuple[str, str], dg.AssetKey] = {
     ("raw", "events"): dg.AssetKey(["raw", "events"]),
 }

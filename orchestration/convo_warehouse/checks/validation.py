@@ -283,8 +283,8 @@ def rewritten_by_latest_build(
     as it ends, and a build that writes the whole table records a
     ``rewrote_all`` row before it starts): ``true`` (every row) when nothing
     is recorded, when those rows say the whole table, and with
-    ``full_history``. A model rebuilt whole in a complete run gets that run's
-    days after its ``rewrote_all`` row, so it is read for those days.
+    ``full_history``. A model a run built whole gets no day rows from that
+    run, so its newest row is the ``rewrote_all`` one and it is read whole.
     """
     if full_history or not table_exists(con, "audit.partitions_rewritten"):
         return "true"
