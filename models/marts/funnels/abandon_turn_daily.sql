@@ -1,7 +1,9 @@
-{#- The partial abandon_turns sums: per day and turn, the conversations of
-    that day abandoned at that turn. Replaced a whole conversation_date at
-    a time: a run recomputes the days of the conversations with new events
-    and of those the moved clock carried across the abandonment window. -#}
+{#- Per day and turn, the conversations of that day abandoned at that turn:
+    the day partials abandon_turns sums, published so that any period's top
+    abandon turns is a small sum (the dashboard's Funnels page, the read API,
+    `convo-warehouse funnel`). Replaced a whole conversation_date at a time:
+    a run recomputes the days of the conversations with new events and of
+    those the moved clock carried across the abandonment window. -#}
 {{ config(
     unique_key=['conversation_date', 'turn'],
     scope_key='conversation_date',
