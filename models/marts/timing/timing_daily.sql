@@ -1,12 +1,12 @@
-{#- Per day and UTC hour of the first event, the conversations and the
-    numerators and denominators of the timing rates (interaction,
-    engagement, completion): the day partials timing_patterns sums by
-    weekday and hour, published so that any period's heatmap is a small
-    sum. Replaced a whole conversation_date at a time: a run recomputes the
+{#- Per day, UTC hour of the first event, channel, agent and environment
+    (the dashboard's filters), the conversations and the numerators and
+    denominators of the timing rates (interaction, engagement,
+    completion): the day partials timing_patterns sums by weekday and
+    hour, published so that any period's heatmap is a small sum. Replaced a whole conversation_date at a time: a run recomputes the
     days of the conversations with new events and of those the moved clock
     carried across the abandonment window (their flags may change). -#}
 {{ config(
-    unique_key=['conversation_date', 'hour_of_day'],
+    unique_key=['conversation_date', 'hour_of_day', 'channel', 'agent_id', 'environment'],
     scope_key='conversation_date',
     scope_model='scope_days',
     scope_column='event_date',
@@ -23,6 +23,9 @@ conversations as (
     select
         conversation_date,
         first_event_at,
+        coalesce(channel, 'unknown') as channel,
+        coalesce(agent_id, 'unknown') as agent_id,
+        coalesce(environment, 'unknown') as environment,
         initialized,
         started,
         engaged,
@@ -45,6 +48,9 @@ hours_counted as (
         cast(conversations_timed.conversation_date as {{ type_date() }}) as conversation_date,
         cast(conversations_timed.hour_of_day as {{ dbt.type_int() }}) as hour_of_day,
         cast({{ iso_weekday('conversations_timed.conversation_date') }} as {{ dbt.type_int() }}) as weekday,
+        cast(conversations_timed.channel as {{ dbt.type_string() }}) as channel,
+        cast(conversations_timed.agent_id as {{ dbt.type_string() }}) as agent_id,
+        cast(conversations_timed.environment as {{ dbt.type_string() }}) as environment,
         cast(count(*) as {{ bigint }}) as conversations,
         cast(count(case when conversations_timed.initialized then 1 end) as {{ bigint }})
             as initialized_conversations,
@@ -58,7 +64,10 @@ hours_counted as (
     from conversations_timed
     group by
         conversations_timed.conversation_date,
-        conversations_timed.hour_of_day
+        conversations_timed.hour_of_day,
+        conversations_timed.channel,
+        conversations_timed.agent_id,
+        conversations_timed.environment
 )
 
 select * from hours_counted
