@@ -29,8 +29,9 @@ mismatches as (
         variant_days_summed.conversions as summed_conversions
     from {{ ref('ab_test_results') }} as ab_test_results
     left join variant_days_summed
-        on ab_test_results.test_name = variant_days_summed.test_name
-        and ab_test_results.variant = variant_days_summed.variant
+        on
+            ab_test_results.test_name = variant_days_summed.test_name
+            and ab_test_results.variant = variant_days_summed.variant
     where
         coalesce(variant_days_summed.sessions, 0) != ab_test_results.sessions
         or coalesce(variant_days_summed.conversions, 0) != ab_test_results.conversions

@@ -12,7 +12,10 @@ conversation_days as (
         fct_conversations.conversation_date,
         count(*) as conversations
     from {{ ref('fct_conversations') }} as fct_conversations
-    where fct_conversations.conversation_date in (select event_date from {{ ref('scope_days') }})
+    where
+        fct_conversations.conversation_date in (
+            select scope_days.event_date from {{ ref('scope_days') }} as scope_days
+        )
     group by fct_conversations.conversation_date
 ),
 
@@ -21,7 +24,10 @@ timing_days as (
         timing_daily.conversation_date,
         sum(timing_daily.conversations) as conversations
     from {{ ref('timing_daily') }} as timing_daily
-    where timing_daily.conversation_date in (select event_date from {{ ref('scope_days') }})
+    where
+        timing_daily.conversation_date in (
+            select scope_days.event_date from {{ ref('scope_days') }} as scope_days
+        )
     group by timing_daily.conversation_date
 ),
 

@@ -47,20 +47,26 @@ hours_counted as (
     select
         cast(conversations_timed.conversation_date as {{ type_date() }}) as conversation_date,
         cast(conversations_timed.hour_of_day as {{ dbt.type_int() }}) as hour_of_day,
-        cast({{ iso_weekday('conversations_timed.conversation_date') }} as {{ dbt.type_int() }}) as weekday,
+        cast(
+            {{ iso_weekday('conversations_timed.conversation_date') }} as {{ dbt.type_int() }}
+        ) as weekday,  -- noqa: RF04
         cast(conversations_timed.channel as {{ dbt.type_string() }}) as channel,
         cast(conversations_timed.agent_id as {{ dbt.type_string() }}) as agent_id,
         cast(conversations_timed.environment as {{ dbt.type_string() }}) as environment,
         cast(count(*) as {{ bigint }}) as conversations,
         cast(count(case when conversations_timed.initialized then 1 end) as {{ bigint }})
             as initialized_conversations,
-        cast(count(case when conversations_timed.initialized and conversations_timed.engaged then 1 end) as {{ bigint }})
-            as interacted_conversations,
+        cast(
+            count(case when conversations_timed.initialized and conversations_timed.engaged then 1 end) as {{ bigint }}
+        ) as interacted_conversations,
         cast(count(case when conversations_timed.started then 1 end) as {{ bigint }}) as started_conversations,
-        cast(count(case when conversations_timed.started and conversations_timed.engaged then 1 end) as {{ bigint }})
-            as engaged_conversations,
-        cast(count(case when conversations_timed.started and conversations_timed.was_completed then 1 end) as {{ bigint }})
-            as completed_conversations
+        cast(
+            count(case when conversations_timed.started and conversations_timed.engaged then 1 end) as {{ bigint }}
+        ) as engaged_conversations,
+        cast(
+            count(case when conversations_timed.started and conversations_timed.was_completed then 1 end)
+            as {{ bigint }}
+        ) as completed_conversations
     from conversations_timed
     group by
         conversations_timed.conversation_date,

@@ -37,7 +37,7 @@ hours_summed as (
 
 hours_rated as (
     select
-        cast(hours_summed.weekday as {{ dbt.type_int() }}) as weekday,
+        cast(hours_summed.weekday as {{ dbt.type_int() }}) as weekday,  -- noqa: RF04
         cast(
             case hours_summed.weekday
                 when 1 then 'Monday'
