@@ -17,6 +17,9 @@ readings (docs/funnels.md):
 In both, the population is the conversations that entered the funnel (reached
 any of its stages) and the first stage's "from previous" is its share of it,
 so no rate exceeds 1 and no drop-off is negative.
+
+``abandon_turns`` gives the turns at which the scope's conversations were
+abandoned most, summed from the day partials of ``abandon_turn_daily``.
 """
 
 from __future__ import annotations
