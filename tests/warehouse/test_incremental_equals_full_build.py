@@ -35,7 +35,6 @@ DAY_PARTIALS = (
     "intermediate.int_conversation_days_counted",
     "intermediate.int_funnel_stage_days_counted",
     "intermediate.int_funnel_stage_seconds_bucketed",
-    "intermediate.int_abandon_turn_days_counted",
     "intermediate.int_unknown_stage_event_days_counted",
     "intermediate.int_objection_days_counted",
     "intermediate.int_ab_test_conversations_measured",
@@ -44,6 +43,11 @@ DAY_PARTIALS = (
     "intermediate.int_path_days_counted",
     "intermediate.int_divergence_population_days_counted",
     "intermediate.int_divergence_step_days_counted",
+    # published day partials (marts: their checksums are compared with every mart's too)
+    "marts.abandon_turn_daily",
+    "marts.timing_daily",
+    "marts.ab_test_variant_daily",
+    "marts.feedback_rating_daily",
 )
 
 
