@@ -11,7 +11,7 @@
 
 with
 
-conversations_in_scope as (
+conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
@@ -27,9 +27,9 @@ agent_messages as (
         stg_events.event_type = 'agent_message'
         and stg_events.is_known_type
         and stg_events.conversation_id is not null
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and stg_events.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 conversation_days as (

@@ -11,7 +11,7 @@
 
 with
 
-conversations_in_scope as (
+conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
@@ -43,9 +43,9 @@ events as {{ cte_not_materialized() }} (
     -- unknown event types are staged for the record but take part in no metric
     where
         is_known_type
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 -- feedback ratings scored 0..1 (positive 1.0, negative 0.0, a digit r in

@@ -11,7 +11,7 @@
 
 with
 
-days_in_scope as (
+days_in_scope as (  -- noqa: ST03
     select event_date from {{ ref('scope_days') }}
 ),
 
@@ -27,9 +27,9 @@ variant_days as (
     from {{ ref('int_ab_test_variant_days_counted') }}
     where
         segment_type = 'all'
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_date in (select days_in_scope.event_date from days_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 variant_days_typed as (

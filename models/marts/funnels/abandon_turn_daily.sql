@@ -14,7 +14,7 @@
 
 with
 
-days_in_scope as (
+days_in_scope as (  -- noqa: ST03
     select event_date from {{ ref('scope_days') }}
 ),
 
@@ -29,9 +29,9 @@ abandoned_conversations as (
     where
         was_abandoned
         and abandoned_at_turn is not null
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_date in (select days_in_scope.event_date from days_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 turn_days_counted as (

@@ -9,7 +9,7 @@
 
 with
 
-conversations_in_scope as (
+conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
@@ -25,9 +25,9 @@ conversation_stages as (
     from {{ ref('int_conversation_stages_sequenced') }}
     where
         is_reached
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-        {%- endif %}
+    {%- endif %}
 )
 
 select * from conversation_stages

@@ -13,9 +13,14 @@
                                  first event)
       has_new_classifier_output  the classifier wrote a stage, a sentiment or
                                  a judgment of it
-    Both ends of a clock window are inclusive: a conversation on the boundary
-    is recomputed rather than risked. In a warehouse no run has covered yet,
-    every conversation has new events. -#}
+    A window's ends follow the comparison that flips: fct_conversations
+    infers abandonment while last_event_at < clock - abandon window, so the
+    flip interval is [previous clock, clock) moved back by the window;
+    int_conversation_funnels_progressed keeps a window open while
+    first_event_at + window > clock, so it is (previous clock, clock]. Both
+    are empty when the clock has not moved: a run with nothing new has an
+    empty scope. In a warehouse no run has covered yet, every conversation
+    has new events. -#}
 {%- set abandon_minutes = var('abandon_after_minutes') %}
 {%- set window_minutes = 60 * var('funnel_conversion_window_hours') %}
 
@@ -65,11 +70,11 @@ reasons as (
         coalesce(lifecycle.last_load_id > run.previous_load_id, true) as has_new_events,
         coalesce(
             lifecycle.last_event_at >= {{ dbt.dateadd('minute', -1 * abandon_minutes, 'run.previous_clock') }}
-            and lifecycle.last_event_at <= {{ dbt.dateadd('minute', -1 * abandon_minutes, 'run.clock') }},
+            and lifecycle.last_event_at < {{ dbt.dateadd('minute', -1 * abandon_minutes, 'run.clock') }},
             false
         ) as crossed_abandonment_window,
         coalesce(
-            lifecycle.first_event_at >= {{ dbt.dateadd('minute', -1 * window_minutes, 'run.previous_clock') }}
+            lifecycle.first_event_at > {{ dbt.dateadd('minute', -1 * window_minutes, 'run.previous_clock') }}
             and lifecycle.first_event_at <= {{ dbt.dateadd('minute', -1 * window_minutes, 'run.clock') }},
             false
         ) as crossed_conversion_window,
