@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from support.warehouse import Warehouse, open_warehouse
+from support.warehouse import Warehouse, forget_parsed_manifest, open_warehouse
 
 END_DATE = "2024-03-14"
 DAYS = 14
@@ -428,13 +428,15 @@ def test_two_sided_p_value_macro_matches_scipy(built: Warehouse) -> None:
 
 def test_incremental_runs_equal_a_full_refresh(generated, tmp_path_factory, dbt_target_dir) -> None:
     """Load the generated days in four batches (the late events last), run the
-    incremental metrics after each and compare with the independent
-    recomputation of that moment, then with --full-refresh on the same
-    warehouse: only the touched-day and newest-event logic keeps the incremental
-    tables right. metric_alerts, replaced day by day,
-    with rules that fire in every window (week-over-week ones included: the
-    late events change days whose week-later windows compare with them)
-    equals its full refresh too."""
+    whole project after each (a complete run: the next one recomputes what
+    changed since) and compare the metrics with the independent recomputation
+    of that moment, then with --full-refresh on the same warehouse: only the
+    scope of each run (scope_days: the days of the conversations with new
+    events, and of those the clock moved across a window) keeps the
+    incremental tables right. metric_alerts, rebuilt by every run from
+    metrics_daily, with rules that fire in every window (week-over-week ones
+    included: the late events change days whose week-later windows compare
+    with them) equals its full refresh too."""
     source, _ = generated
     warehouse = Warehouse(tmp_path_factory.mktemp("metrics-incremental"), dbt_target_dir)
     day_folders = sorted(p for p in source.iterdir() if p.is_dir() and p.name != "late")
@@ -460,14 +462,10 @@ def test_incremental_runs_equal_a_full_refresh(generated, tmp_path_factory, dbt_
                 "where metric_date = ? and metric_name = 'conversations' and segment_type = 'all'",
                 [oldest],
             )
-        # the reference reads the marts fct_conversations, ab_test_exposures, fct_conversation_quality
-        # and fct_conversation_stages
-        metrics_and_inputs = (
-            "+metrics_daily +metrics_hourly fct_conversations ab_test_exposures +fct_conversation_quality"
-            " +fct_conversation_stages +metric_alerts"
-        )
-        alerts_built = warehouse.scalar("select max(recorded_at) from audit.partitions_rewritten") if number > 1 else None
-        warehouse.dbt("run", "--select", metrics_and_inputs)
+        recorded = warehouse.scalar("select max(recorded_at) from audit.partitions_rewritten") if number > 1 else None
+        # a complete run (the reference reads the marts fct_conversations, ab_test_exposures,
+        # fct_conversation_quality and fct_conversation_stages)
+        warehouse.dbt("run")
         if number in (2, 3):
             # incremental, not a rebuild: the oldest day was left alone
             kept = warehouse.query(
@@ -484,20 +482,20 @@ def test_incremental_runs_equal_a_full_refresh(generated, tmp_path_factory, dbt_
     newest_before_late = max(snapshots[2]["metric_date"])
     changed = changed_days(snapshots[2], snapshots[3])
     assert any(day < newest_before_late - dt.timedelta(days=3) for day in changed), changed
-    # the late run replaced the alerts of the changed days and of the days a
-    # week after them (their baselines changed), not every day
-    alert_days = {
+    # the late run replaced the days of its scope, the changed days among them, not every day
+    rewritten_days = {
         row[0] for row in warehouse.query(
-            "select partition_date from audit.partitions_rewritten where relation_name = 'marts.metric_alerts' "
+            "select partition_date from audit.partitions_rewritten where relation_name = 'marts.metrics_daily' "
             "and recorded_at > ? and not rewrote_all",
-            [alerts_built],
+            [recorded],
         )
     }
-    assert alert_days >= changed | {day + dt.timedelta(days=7) for day in changed}, (alert_days, changed)
+    assert rewritten_days == {row[0] for row in warehouse.query("select event_date from scope.scope_days")}
+    assert changed <= rewritten_days < set(snapshots[3]["metric_date"]), (rewritten_days, changed)
     assert not warehouse.query(
-        "select 1 from audit.partitions_rewritten where relation_name = 'marts.metric_alerts' "
+        "select 1 from audit.partitions_rewritten where relation_name = 'marts.metrics_daily' "
         "and recorded_at > ? and rewrote_all",
-        [alerts_built],
+        [recorded],
     )
     alerts = (
         "select rule_name, segment_type, segment_value, window_start, window_date, window_end, observed_value, "
@@ -551,8 +549,9 @@ def event(event_id: str, conversation_id: str, event_type: str, timestamp: str, 
 
 def test_late_event_moving_a_conversation_empties_its_old_day(warehouse: Warehouse) -> None:
     """Conversation x is alone on 2024-01-02; a late event puts its first event on
-    2024-01-01. The incremental run must drop 2024-01-02 entirely (delete+insert
-    alone would keep it) and recount 2024-01-01."""
+    2024-01-01. The incremental run (x alone in its scope, both its days) must
+    drop 2024-01-02 entirely (delete+insert alone would keep it) and recount
+    2024-01-01."""
     write_events(warehouse.landing / "first.jsonl", [
         event("y1", "y", "conversation_started", "2024-01-01T09:00:00Z", agent_id="a1"),
         event("y2", "y", "user_message", "2024-01-01T09:00:05Z", content="hello", sentiment=0.5),
@@ -561,8 +560,7 @@ def test_late_event_moving_a_conversation_empties_its_old_day(warehouse: Warehou
     ])
     warehouse.load()
     warehouse.dbt("seed")
-    run = ("run", "--select", "+metrics_daily +metrics_hourly")
-    warehouse.dbt(*run)
+    warehouse.dbt("run")  # complete runs: the second recomputes what changed since the first
     days = warehouse.query("select distinct metric_date from marts.metrics_daily order by 1")
     assert [d for (d,) in days] == [dt.date(2024, 1, 1), dt.date(2024, 1, 2)]
 
@@ -570,7 +568,11 @@ def test_late_event_moving_a_conversation_empties_its_old_day(warehouse: Warehou
         event("x0", "x", "interaction_initialized", "2024-01-01T23:00:00Z", device="mobile"),
     ])
     warehouse.load()
-    warehouse.dbt(*run)
+    warehouse.dbt("run")
+    assert warehouse.query("select conversation_id from scope.scope_conversations") == [("x",)]
+    assert warehouse.query("select event_date from scope.scope_days order by 1") == [
+        (dt.date(2024, 1, 1),), (dt.date(2024, 1, 2),)
+    ]
     days = warehouse.query("select distinct metric_date from marts.metrics_daily order by 1")
     assert [d for (d,) in days] == [dt.date(2024, 1, 1)]
     hours = warehouse.query("select distinct metric_hour from marts.metrics_hourly order by 1")
@@ -586,8 +588,8 @@ def test_newer_events_elsewhere_make_an_old_day_abandoned(warehouse: Warehouse) 
     """Inferred abandonment depends on the newest event in the warehouse. a (alone
     on 2024-01-01) is silent for 15 minutes at the first run: not abandoned. The
     second load only brings a conversation on 2024-01-03; a's day receives no
-    event, yet a is now abandoned and its day must
-    be recomputed."""
+    event, yet a is now abandoned (in the second run's scope for crossing the
+    abandonment window) and its day must be recomputed."""
     write_events(warehouse.landing / "first.jsonl", [
         event("a1", "a", "conversation_started", "2024-01-01T23:40:00Z"),
         event("a2", "a", "user_message", "2024-01-01T23:50:00Z", content="anyone there?"),
@@ -595,8 +597,7 @@ def test_newer_events_elsewhere_make_an_old_day_abandoned(warehouse: Warehouse) 
     ])
     warehouse.load()
     warehouse.dbt("seed")
-    run = ("run", "--select", "+metrics_daily +metrics_hourly")
-    warehouse.dbt(*run)
+    warehouse.dbt("run")  # complete runs: the second recomputes what changed since the first
     abandonment = (
         "select numerator from marts.metrics_daily where metric_name = 'abandonment_rate' "
         "and segment_type = 'all' and metric_date = date '2024-01-01'"
@@ -607,32 +608,44 @@ def test_newer_events_elsewhere_make_an_old_day_abandoned(warehouse: Warehouse) 
         event("c1", "c", "conversation_started", "2024-01-03T12:00:00Z"),
     ])
     warehouse.load()
-    warehouse.dbt(*run)
+    warehouse.dbt("run")
     assert warehouse.scalar(abandonment) == 1
+    assert warehouse.query(
+        "select conversation_id, has_new_events, crossed_abandonment_window from scope.scope_conversations "
+        "where conversation_id = 'a'"
+    ) == [("a", False, True)]
 
 
-def test_changed_history_rules_recompute_every_day(warehouse: Warehouse) -> None:
-    """A var that changes every conversation (abandon_after_minutes) with no new
-    event: the stored history fingerprint no longer matches, so the incremental
-    run recomputes days it would otherwise leave alone."""
+def test_changed_history_rules_recompute_every_day(tmp_path: Path) -> None:
+    """A var that changes every conversation (abandon_after_minutes, in the
+    project's dbt_project.yml) with no new event: dbt's state comparison with
+    the last build's manifest finds its readers, so the run rebuilds the days
+    its scope would otherwise leave alone."""
+    project = Warehouse(tmp_path / "scratch", tmp_path / "scratch-target").copy_project(tmp_path / "project")
+    settings = project / "dbt_project.yml"
+    # 100 hours of silence needed: a (36 hours silent) is not abandoned
+    settings.write_text(settings.read_text().replace("abandon_after_minutes: 30", "abandon_after_minutes: 6000"))
+    warehouse = Warehouse(tmp_path / "warehouse", tmp_path / "target", project)
     write_events(warehouse.landing / "first.jsonl", [
         event("a1", "a", "conversation_started", "2024-01-01T23:40:00Z"),
         event("a2", "a", "user_message", "2024-01-01T23:50:00Z", content="anyone there?"),
         event("c1", "c", "conversation_started", "2024-01-03T12:00:00Z"),
     ])
     warehouse.load()
-    warehouse.dbt("seed")
     abandonment = (
         "select numerator from marts.metrics_daily where metric_name = 'abandonment_rate' "
         "and segment_type = 'all' and metric_date = date '2024-01-01'"
     )
-    select = ("run", "--select", "+metrics_daily +metrics_hourly", "--vars")
-    # 100 hours of silence needed: a (36 hours silent) is not abandoned
-    warehouse.dbt(*select, "{abandon_after_minutes: 6000}")
+    warehouse.run_build()
     assert warehouse.scalar(abandonment) == 0
-    # back to 30 minutes, no new event: a's day is neither touched nor near the
-    # newest event; only the build fingerprint brings it back
-    warehouse.dbt(*select, "{abandon_after_minutes: 30}")
+    # back to 30 minutes, no new event: a's day is neither in the run's scope nor
+    # near the newest event; only the changed var brings it back
+    settings.write_text(settings.read_text().replace("abandon_after_minutes: 6000", "abandon_after_minutes: 30"))
+    (warehouse.target_dir / "manifest.json").unlink()
+    forget_parsed_manifest(warehouse.target_dir)
+    _, dropped, _ = warehouse.run_build()
+    assert {"marts.fct_conversations", "marts.metrics_daily", "marts.metrics_hourly"} <= set(dropped)
+    assert warehouse.query("select conversation_id from scope.scope_conversations") == []
     assert warehouse.scalar(abandonment) == 1
     hourly = warehouse.scalar(
         "select sum(numerator) from marts.metrics_hourly where metric_name = 'abandonment_rate' "
