@@ -116,6 +116,8 @@ def python_model_nodes() -> dict[str, dict]:
 # dbt-spark runs Python models only on Databricks clusters: on Spark they are
 # a step of their own (assets/spark_models.py), between the dbt steps.
 SPARK_EXCLUDED = " ".join(sorted(node["name"] for node in python_model_nodes().values()))
+# No asset check for a test that no production run runs.
+EXCLUDED = " ".join([dbt_commands.GRAIN_TESTS, *([SPARK_EXCLUDED] if on_spark() else [])])
 
 
 @dbt_assets(
@@ -123,7 +125,7 @@ SPARK_EXCLUDED = " ".join(sorted(node["name"] for node in python_model_nodes().v
     project=dbt_project,
     dagster_dbt_translator=translator,
     pool=WRITER_POOL,
-    exclude=SPARK_EXCLUDED if on_spark() else "",
+    exclude=EXCLUDED,
 )
 def dbt_models(
     context: dg.AssetExecutionContext,

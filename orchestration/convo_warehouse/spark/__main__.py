@@ -85,7 +85,9 @@ def raw_rows(landing: Path) -> None:
 @main.command("python-models")
 @click.option("--select", "names", multiple=True, help="A Python model to run (repeat; default: all).")
 def python_models(names: tuple[str, ...]) -> None:
-    """Run the project's Python models on Spark in this session, then their dbt data tests."""
+    """Run the project's Python models on Spark in this session, then their dbt data tests
+    (not the grain tests, as in production_build)."""
+    from convo_warehouse.lib.dbt_commands import GRAIN_TESTS
     from convo_warehouse.spark.pipeline import SparkPipelineError, dbt, run_python_models
     from convo_warehouse.spark.session import get_spark
 
@@ -93,7 +95,7 @@ def python_models(names: tuple[str, ...]) -> None:
     try:
         dbt(["parse"])
         ran = run_python_models(spark, list(names) or None)
-        dbt(["test", "--select", *ran])
+        dbt(["test", "--select", *ran, "--exclude", GRAIN_TESTS])
     except SparkPipelineError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)

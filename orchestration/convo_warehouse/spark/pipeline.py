@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from convo_warehouse.lib.dbt_commands import production_build
+from convo_warehouse.lib.dbt_commands import GRAIN_TESTS, production_build
 from convo_warehouse.spark.landing import load_landing_spark
 from convo_warehouse.spark.session import get_spark
 
@@ -256,7 +256,7 @@ def run_spark_pipeline(landing_dir: Path, progress: bool = True) -> str:
     for kind, arguments in python_model_steps():
         if kind == "python":
             ran += run_python_models(spark, arguments)
-            dbt(["test", "--select", *arguments])
+            dbt(["test", "--select", *arguments, "--exclude", GRAIN_TESTS])
         else:
             excluded = arguments[arguments.index("--exclude") + 1:] if "--exclude" in arguments else []
             selection = arguments[: arguments.index("--exclude")] if "--exclude" in arguments else arguments
