@@ -11,8 +11,8 @@
                                  conversion window
                                  (funnel_conversion_window_hours after its
                                  first event)
-      has_new_classifier_output  the classifier wrote a stage, a sentiment or
-                                 a judgment of it
+      has_new_classifier_output  the classifier wrote a stage, a sentiment,
+                                 an embedding or a judgment of it
     Both ends of a clock window are inclusive: a conversation on the boundary
     is recomputed rather than risked. In a warehouse no run has covered yet,
     every conversation has new events. -#}
@@ -51,6 +51,12 @@ classified_conversations as (
     cross join run
     -- every output is new while no run has covered one
     where coalesce(message_sentiment.scored_at > run.previous_classified_through, true)
+    union
+    select message_embeddings.conversation_id
+    from {{ source('classification', 'message_embeddings') }} as message_embeddings
+    cross join run
+    -- every output is new while no run has covered one
+    where coalesce(message_embeddings.embedded_at > run.previous_classified_through, true)
     union
     select conversation_judgments.conversation_id
     from {{ source('classification', 'conversation_judgments') }} as conversation_judgments
