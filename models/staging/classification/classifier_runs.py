@@ -57,7 +57,7 @@ def model(dbt, session):
         "completion_tokens": stats.completion_tokens,
         "estimated_cost_usd": round(stats.cost_usd, 6),
         "sentiment_scored": stats.sentiment_scored,
-        "embedding_model": stats.embedding_model or None,
+        "embedding_model": stats.embedding_model,
         "messages_embedded": stats.messages_embedded,
         "judged": stats.judged,
         "judge_failed": stats.judge_failed,
