@@ -3,9 +3,9 @@
 1. Speed: every user message of the chats embedded by the NumPy encoder (the
    `embeddings` extra) and, given ``--torch-site`` (the site-packages of a
    separate virtualenv with ``pip install torch==2.13.0 sentence-transformers``),
-   by sentence-transformers on torch, each ``--repeat`` times: model load,
-   seconds per 1,000 messages (median), peak memory added, and how far the two
-   embeddings are apart.
+   by sentence-transformers on torch, each ``--repeat`` times, taking turns:
+   model load, wall and CPU seconds per 1,000 messages (medians), peak memory
+   added by each load, and how far the two embeddings are apart.
 2. Rephrases: the chats loaded into a fresh warehouse and built by the
    pipeline's own steps (dbt, the classifier step with the model configured),
    then counted from ``fct_conversation_rephrases`` and
@@ -47,22 +47,29 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def time_backend(backend: str, model: Path, texts: list[str], repeat: int) -> dict:
-    """Load the model once, embed every text ``repeat`` times; seconds per 1,000 texts (median)."""
+def load_backend(backend: str, model: Path) -> dict:
+    """The encoder, how long it took to load and the peak memory it added (loads run in this order)."""
     from convo_warehouse.lib.classify.embeddings import EmbeddingSettings, Encoder
 
     before = peak_rss_mib()
     started = time.perf_counter()
     encoder = Encoder(EmbeddingSettings(model=str(model), backend=backend))
-    load_seconds = time.perf_counter() - started
-    runs, vectors = [], None
+    return {"backend": backend, "encoder": encoder, "load_seconds": time.perf_counter() - started,
+            "peak_rss_added_mib": peak_rss_mib() - before, "wall": [], "cpu": [], "vectors": None}
+
+
+def time_backends(runs: list[dict], texts: list[str], repeat: int) -> None:
+    """Embed every text ``repeat`` times with each encoder, taking turns (a shared machine's load
+    then weighs on both alike); wall and CPU seconds (every thread of the process) per run."""
     for _ in range(repeat):
-        started = time.perf_counter()
-        vectors = encoder.encode(texts)
-        runs.append(time.perf_counter() - started)
-    return {"backend": backend, "load_seconds": load_seconds, "seconds": runs,
-            "seconds_per_1000": statistics.median(runs) / len(texts) * 1000,
-            "peak_rss_added_mib": peak_rss_mib() - before, "vectors": vectors}
+        for run in runs:
+            wall, cpu = time.perf_counter(), time.process_time()
+            run["vectors"] = run["encoder"].encode(texts)
+            run["wall"].append(time.perf_counter() - wall)
+            run["cpu"].append(time.process_time() - cpu)
+    for run in runs:
+        run["wall_per_1000"] = statistics.median(run["wall"]) / len(texts) * 1000
+        run["cpu_per_1000"] = statistics.median(run["cpu"]) / len(texts) * 1000
 
 
 def build_and_count(chats: Path, model: Path) -> dict:
@@ -143,17 +150,18 @@ def main() -> None:
     args = parser.parse_args()
     texts = user_messages(args.chats)
     print(f"{len(texts)} user messages, {sum(map(len, texts)):,} characters")
-    numpy_run = time_backend("numpy", args.model, texts, args.repeat)
-    runs = [numpy_run]
+    runs = [load_backend("numpy", args.model)]
     if args.torch_site:
         sys.path.append(str(args.torch_site))
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)
-        runs.append(time_backend("sentence-transformers", args.model, texts, args.repeat))
+        runs.append(load_backend("sentence-transformers", args.model))
+    time_backends(runs, texts, args.repeat)
     for run in runs:
-        print(f"{run['backend']:<22} load {run['load_seconds']:.2f} s  {run['seconds_per_1000']:.1f} s per 1,000 "
-              f"messages (runs: {', '.join(f'{s:.1f}' for s in run['seconds'])} s)  "
+        print(f"{run['backend']:<22} load {run['load_seconds']:.2f} s  per 1,000 messages: "
+              f"{run['wall_per_1000']:.1f} s wall, {run['cpu_per_1000']:.1f} s CPU "
+              f"(runs: {', '.join(f'{w:.1f}/{c:.1f}' for w, c in zip(run['wall'], run['cpu']))} s wall/CPU)  "
               f"peak memory +{run['peak_rss_added_mib']:.0f} MiB")
     if len(runs) == 2:
         import numpy as np

@@ -16,7 +16,9 @@ contract_counts as (
     from {{ ref('fct_conversations') }} as fct_conversations
     where
         fct_conversations.user_turns > 0
-        and fct_conversations.conversation_id in (select conversation_id from {{ ref('scope_conversations') }})
+        and fct_conversations.conversation_id in (
+            select scope_conversations.conversation_id from {{ ref('scope_conversations') }} as scope_conversations
+        )
 ),
 
 flag_counts as (
@@ -24,7 +26,9 @@ flag_counts as (
         fct_conversation_rephrases.conversation_id,
         fct_conversation_rephrases.rephrase_count
     from {{ ref('fct_conversation_rephrases') }} as fct_conversation_rephrases
-    where fct_conversation_rephrases.conversation_id in (select conversation_id from {{ ref('scope_conversations') }})
+    where fct_conversation_rephrases.conversation_id in (
+        select scope_conversations.conversation_id from {{ ref('scope_conversations') }} as scope_conversations
+    )
 ),
 
 violations as (
