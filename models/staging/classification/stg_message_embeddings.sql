@@ -20,8 +20,10 @@ message_embeddings as (
 embeddings_ranked as (
     select
         message_embeddings.*,
+        -- partitioned by conversation too (an event belongs to one): a reader's filter on
+        -- conversation_id then reaches the table scan instead of ranking every embedding
         row_number() over (
-            partition by message_embeddings.event_id
+            partition by message_embeddings.conversation_id, message_embeddings.event_id
             order by
                 message_embeddings.embedded_at desc nulls last,
                 message_embeddings.embedding_model asc

@@ -233,7 +233,9 @@ class SentenceTransformersEncoder:
             ) from None
         self.batch_size = batch_size
         self.model = SentenceTransformer(name_or_folder, device="cpu")
-        self.dimensions = int(self.model.get_sentence_embedding_dimension())
+        # renamed in sentence-transformers 6 (the old name warns there)
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dimensions = int(dimension())
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         vectors = self.model.encode([text or "" for text in texts], batch_size=self.batch_size,
