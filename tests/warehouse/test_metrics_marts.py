@@ -349,10 +349,16 @@ def test_the_alert_unit_test_holds_the_shipped_sales_bot_rules() -> None:
             assert value == expected, (row["rule_name"], column, value, shipped[column])
 
 
+# Metrics whose inputs this warehouse cannot have, so no day has a denominator: semantic rephrases
+# need an embedding model (CONVO_EMBEDDING_MODEL), and the price seed has no price for the generated
+# models in early 2024 (each model's prices start at its release), so no started conversation's cost is known.
+WITHOUT_ROWS_IN_THIS_DATA = {"semantic_rephrase_rate", "cost_per_conversation"}
+
+
 def test_every_metric_is_documented(built: Warehouse) -> None:
     names = {row[0] for row in built.query("select distinct metric_name from marts.metrics_daily")}
     documented = {row[0] for row in built.query("select metric_name from marts.dim_metrics")}
-    assert names == documented
+    assert names == documented - WITHOUT_ROWS_IN_THIS_DATA
     docs = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
     glossary = (
         Path(__file__).resolve().parents[2] / "models" / "marts" / "metrics" / "_metrics__docs.md"
