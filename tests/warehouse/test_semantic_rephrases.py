@@ -1,8 +1,9 @@
 """Semantic rephrases end to end, on the real all-MiniLM-L6-v2: hand-written chats -> loader ->
 the pipeline's dbt step without an embedding model (the contract's word-overlap rule decides
-is_frustrated), then with CONVO_EMBEDDING_MODEL set (the classifier step embeds the user messages;
-the conversations they belong to are recomputed), then a full refresh of the same project, which
-must equal the incremental result. The counts are checked against a recomputation in pandas from
+is_frustrated), then a second batch (a new chat, a late message of another, a second model) with
+CONVO_EMBEDDING_MODEL set (the classifier step embeds the user messages; the conversations they
+belong to are recomputed), then a full refresh of the same project, which must equal the
+incremental result (the model calls' costs included). The counts are checked against a recomputation in pandas from
 the stored embeddings and the staged messages, which shares no code with the models.
 """
 
@@ -33,28 +34,46 @@ CHATS = {
     # unrelated questions, resolved
     "n1": (["How do I reset my password?", "What are your opening hours?", "thanks"], "conversation_completed"),
 }
-COMPARED = ("int_user_messages_compared", "fct_conversation_rephrases", "metrics_by_conversation")
+# the second batch: a new chat, and w1's user asking once more (answered by another model)
+BATCH2 = {
+    "n2": (["Why was my card charged twice?", "My card was charged twice", "hello?"], "conversation_completed"),
+    "w1": (["where is my order 12345, I asked four times"], None),
+}
+COMPARED = ("int_user_messages_compared", "fct_conversation_rephrases", "metrics_by_conversation",
+            "fct_conversation_models")
 
 
-def chat_events(conversation_id: str, messages: list[str], ending: str) -> list[dict]:
-    at = DAY + dt.timedelta(minutes=10 * list(CHATS).index(conversation_id))
-    events = [("conversation_started", {"agent_id": "support-ava"})]
+def chat_events(conversation_id: str, messages: list[str], ending: str | None, batch: int = 1) -> list[dict]:
+    """A chat of ``messages`` (batch 2: an hour later, answered by another model)."""
+    at = DAY + dt.timedelta(minutes=10 * sorted({*CHATS, *BATCH2}).index(conversation_id), hours=batch - 1)
+    model = "gpt-4o-mini" if batch == 1 else "claude-3-5-sonnet"
+    events = [("conversation_started", {"agent_id": "support-ava"})] if conversation_id not in CHATS or batch == 1 else []
     for message in messages:
         events += [("user_message", {"content": message}),
-                   ("agent_message", {"content": "Sorry, could you tell me more?", "model": "gpt-4o-mini",
+                   ("agent_message", {"content": "Sorry, could you tell me more?", "model": model,
                                       "input_tokens": 800, "output_tokens": 12})]
-    events.append((ending, {}))
+    if ending:
+        events.append((ending, {}))
     return [
-        {"event_id": f"{conversation_id}-{n:02d}", "conversation_id": conversation_id, "user_id": f"u-{conversation_id}",
-         "event_type": event_type, "timestamp": (at + dt.timedelta(seconds=20 * n)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        {"event_id": f"{conversation_id}-b{batch}-{n:02d}", "conversation_id": conversation_id,
+         "user_id": f"u-{conversation_id}", "event_type": event_type,
+         "timestamp": (at + dt.timedelta(seconds=20 * n)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
          "channel": "web", "properties": properties}
         for n, (event_type, properties) in enumerate(events)
     ]
 
 
+def user_messages_per_chat() -> dict[str, int]:
+    counts = {cid: len(messages) for cid, (messages, _) in CHATS.items()}
+    for cid, (messages, _) in BATCH2.items():
+        counts[cid] = counts.get(cid, 0) + len(messages)
+    return counts
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, dbt_target_dir, embedding_model):
-    """(warehouse, rows of COMPARED after the run without a model, after the run with it)."""
+    """(warehouse, rows of COMPARED after the run without a model (and fct_conversations' rephrase
+    counts then), after the second batch's run with it)."""
     warehouse = Warehouse(tmp_path_factory.mktemp("semantic-rephrases"), dbt_target_dir)
     lines = [json.dumps(event) for cid, (messages, ending) in CHATS.items() for event in chat_events(cid, messages, ending)]
     (warehouse.landing / "chats.jsonl").write_text("\n".join(lines) + "\n")
@@ -65,6 +84,12 @@ def runs(tmp_path_factory, dbt_target_dir, embedding_model):
         mp.delenv("CONVO_EMBEDDING_MODEL", raising=False)
         warehouse.run_build()
         without_model = snapshot(warehouse)
+        without_model["contract_rephrase_counts"] = set(
+            warehouse.query("select conversation_id, rephrase_count from marts.fct_conversations"))
+        lines = [json.dumps(event) for cid, (messages, ending) in BATCH2.items()
+                 for event in chat_events(cid, messages, ending, batch=2)]
+        (warehouse.landing / "batch2.jsonl").write_text("\n".join(lines) + "\n")
+        warehouse.load()
         # the classifier runs inside the dbt step (in this process): it reads the setting there
         mp.setenv("CONVO_EMBEDDING_MODEL", str(embedding_model))
         warehouse.run_build()
@@ -115,7 +140,7 @@ def test_without_a_model_the_word_overlap_rule_decides(runs):
     warehouse, without_model, _ = runs
     found = {row[0]: row for row in without_model["fct_conversation_rephrases"]}
     assert set(found) == set(CHATS)
-    contract = dict(warehouse.query("select conversation_id, rephrase_count from marts.fct_conversations"))
+    contract = dict(without_model["contract_rephrase_counts"])
     columns = [row[0] for row in warehouse.query("describe marts.fct_conversation_rephrases")]
     for cid, row in found.items():
         record = dict(zip(columns, row, strict=True))
@@ -129,12 +154,12 @@ def test_without_a_model_the_word_overlap_rule_decides(runs):
 def test_with_a_model_every_user_message_is_embedded_and_compared(runs):
     warehouse, _, _ = runs
     found = rephrases(warehouse)
-    user_messages = {cid: len(messages) for cid, (messages, _) in CHATS.items()}
+    user_messages = user_messages_per_chat()
     assert {cid: row["embedded_user_messages"] for cid, row in found.items()} == user_messages
     assert {cid: row["semantic_rephrase_count"] for cid, row in found.items()} == reference_semantic_counts(warehouse)
     for row in found.values():
         assert row["frustration_rephrase_method"] == "embedding"
-        assert row["is_frustrated"] == (row["semantic_rephrase_count"] >= 3 and row["conversation_id"] != "n1")
+        assert row["is_frustrated"] == (row["semantic_rephrase_count"] >= 3 and row["conversation_id"] not in ("n1", "n2"))
     # the model finds p1's rephrases and knows r1's repeats are not rephrasings
     assert found["p1"]["semantic_rephrase_count"] > found["p1"]["rephrase_count"]
     assert found["r1"]["semantic_rephrase_count"] == 0 < found["r1"]["rephrase_count"]
@@ -158,3 +183,22 @@ def test_a_full_refresh_equals_the_incremental_runs(runs, embedding_model, monke
     monkeypatch.setenv("CONVO_EMBEDDING_MODEL", str(embedding_model))
     warehouse.run_build("--full-refresh")
     assert snapshot(warehouse) == with_model
+    assert len(with_model["fct_conversation_models"]) == len(CHATS) + len(BATCH2)  # w1 with two models
+
+
+def test_each_models_calls_cost_its_price_on_the_day(runs):
+    """Every agent message here reads 800 tokens and writes 12, on 2026-03-10: a conversation x
+    model row costs its messages at the seed's latest price on or before that day."""
+    warehouse, _, _ = runs
+    prices = {}
+    for model, price_in, price_out, valid_from in warehouse.query(
+            "select model, input_price_per_million, output_price_per_million, valid_from from seeds.model_prices"):
+        if valid_from <= DAY.date() and (model not in prices or valid_from > prices[model][2]):
+            prices[model] = (price_in, price_out, valid_from)
+    rows = warehouse.query("select conversation_id, model, agent_messages, unpriced_agent_messages, cost_usd "
+                           "from marts.fct_conversation_models")
+    assert {model for _, model, *_ in rows} == {"gpt-4o-mini", "claude-3-5-sonnet"}
+    for _, model, messages, unpriced, cost in rows:
+        price_in, price_out, _ = prices[model]
+        assert unpriced == 0
+        assert cost == pytest.approx(messages * (800 * price_in + 12 * price_out) / 1e6, rel=1e-12)
