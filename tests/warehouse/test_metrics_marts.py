@@ -28,7 +28,7 @@ CONVERSATIONS = 1500
 SEED = 11
 METRICS_SELECT = (
     "+metric_alerts +segment_comparison +dim_metrics alert_rules fct_conversations ab_test_exposures"
-    " +fct_conversation_quality +fct_conversation_stages"
+    " +fct_conversation_quality +fct_conversation_stages model_prices"
 )
 SALES_STAGES = ["started", "responded", "qualified", "booked", "attended", "converted"]
 KEY = ["metric_date", "metric_name", "segment_type", "segment_value"]
@@ -159,6 +159,25 @@ def reference_metrics(
             (seg["sentiment_end"].astype(float) - seg["sentiment_start"].astype(float)).fillna(0.0),
             (seg["sentiment_end"].notna() & seg["sentiment_start"].notna()).astype(float),
         ),
+        # not in the contract: semantic rephrases where every user message is embedded, and the
+        # frustration flag (>= 3 rephrases by embeddings where known, else by word overlap, then
+        # abandoned or handed off)
+        "semantic_rephrase_rate": (
+            (started & (seg["semantic_rephrase_count"].astype(float) > 0)).astype(float),
+            (started & seg["semantic_rephrase_count"].notna()).astype(float),
+        ),
+        "frustration_rate": (
+            (started & (seg["semantic_rephrase_count"].astype(float).fillna(seg["rephrase_count"].astype(float)) >= 3)
+             & (b("was_abandoned") | b("had_handoff"))).astype(float),
+            started.astype(float),
+        ),
+        # not in the contract: the model calls' cost of started conversations whose every agent
+        # message is priced, and the conversations with an unpriced one
+        "cost_per_conversation": (
+            (seg["cost_usd"].astype(float).where(started & ~b("has_unpriced"), 0.0)).fillna(0.0),
+            (started & ~b("has_unpriced")).astype(float),
+        ),
+        "unpriced_conversations": (b("has_unpriced").astype(float), None),
     }
     keys = [grain, "segment_type", "segment_value"]
     parts = []
@@ -191,6 +210,33 @@ def reference_metrics(
     return result[[grain, "metric_name", "segment_type", "segment_value", "numerator", "denominator", "value"]]
 
 
+def reference_costs(warehouse: Warehouse) -> pd.DataFrame:
+    """Per conversation with agent messages: the cost of its messages at the seed's price holding at
+    each message's time (model matched ignoring case and spaces; a missing token count adds nothing)
+    and whether any message had no price. Read from the staged events and the seed itself."""
+    messages = frame(warehouse, "select conversation_id, model, event_at, input_tokens, output_tokens "
+                                "from staging.stg_events where event_type = 'agent_message' and is_known_type")
+    prices = frame(warehouse, "select model, input_price_per_million, output_price_per_million, valid_from "
+                              "from seeds.model_prices")
+    periods: dict[str, list] = {}
+    for row in prices.itertuples():
+        periods.setdefault(str(row.model).strip().lower(), []).append(
+            (pd.Timestamp(row.valid_from), row.input_price_per_million, row.output_price_per_million))
+    rows = []
+    for message in messages.itertuples():
+        held = [period for period in periods.get(str(message.model or "unknown").strip().lower(), [])
+                if period[0] <= pd.Timestamp(message.event_at)]
+        if not held:
+            rows.append((message.conversation_id, 0.0, 1))
+            continue
+        _, price_in, price_out = max(held)
+        tokens_in = 0 if pd.isna(message.input_tokens) else message.input_tokens
+        tokens_out = 0 if pd.isna(message.output_tokens) else message.output_tokens
+        rows.append((message.conversation_id, (tokens_in * price_in + tokens_out * price_out) / 1e6, 0))
+    costs = pd.DataFrame(rows, columns=["conversation_id", "cost_usd", "unpriced"])
+    return costs.groupby("conversation_id", as_index=False).sum()
+
+
 def reference_inputs(warehouse: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     # the quality score of every started conversation (fct_conversation_quality publishes those with a
     # scored user message: contract v1.3), and the sentiment start / end the mart publishes
@@ -215,6 +261,12 @@ def reference_inputs(warehouse: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame, 
         " where stg_events.is_known_type and stg_events.event_type = 'user_message'"
         ") where sentiment is not null",
     )
+    rephrases = frame(warehouse, "select conversation_id, semantic_rephrase_count from marts.fct_conversation_rephrases")
+    conversations = conversations.merge(rephrases, on="conversation_id", how="left")
+    costs = reference_costs(warehouse)
+    conversations = conversations.merge(costs, on="conversation_id", how="left")
+    conversations["has_unpriced"] = conversations["unpriced"].fillna(0) > 0
+    conversations["cost_usd"] = conversations["cost_usd"].fillna(0.0)  # no agent message: nothing spent
     exposures = frame(
         warehouse, "select test_name, conversation_id, variant, variant_count from marts.ab_test_exposures"
     )
@@ -297,10 +349,16 @@ def test_the_alert_unit_test_holds_the_shipped_sales_bot_rules() -> None:
             assert value == expected, (row["rule_name"], column, value, shipped[column])
 
 
+# Metrics whose inputs this warehouse cannot have, so no day has a denominator: semantic rephrases
+# need an embedding model (CONVO_EMBEDDING_MODEL), and the price seed has no price for the generated
+# models in early 2024 (each model's prices start at its release), so no started conversation's cost is known.
+WITHOUT_ROWS_IN_THIS_DATA = {"semantic_rephrase_rate", "cost_per_conversation"}
+
+
 def test_every_metric_is_documented(built: Warehouse) -> None:
     names = {row[0] for row in built.query("select distinct metric_name from marts.metrics_daily")}
     documented = {row[0] for row in built.query("select metric_name from marts.dim_metrics")}
-    assert names == documented
+    assert names == documented - WITHOUT_ROWS_IN_THIS_DATA
     docs = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
     glossary = (
         Path(__file__).resolve().parents[2] / "models" / "marts" / "metrics" / "_metrics__docs.md"

@@ -57,7 +57,11 @@ conversations as (
         sales_qualified_in_order,
         sales_booked_in_order,
         sales_attended_in_order,
-        sales_converted_in_order
+        sales_converted_in_order,
+        semantic_rephrase_count,
+        is_frustrated,
+        conversation_cost_usd,
+        has_unpriced_model_calls
     from {{ ref('int_conversation_measures') }}
     {%- if is_incremental() %}
     where metric_date in (select days_in_scope.event_date from days_in_scope)

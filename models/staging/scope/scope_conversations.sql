@@ -11,8 +11,8 @@
                                  conversion window
                                  (funnel_conversion_window_hours after its
                                  first event)
-      has_new_classifier_output  the classifier wrote a stage, a sentiment or
-                                 a judgment of it
+      has_new_classifier_output  the classifier wrote a stage, a sentiment,
+                                 an embedding or a judgment of it
     A window's ends follow the comparison that flips: fct_conversations
     infers abandonment while last_event_at < clock - abandon window, so the
     flip interval is [previous clock, clock) moved back by the window;
@@ -56,6 +56,12 @@ classified_conversations as (
     cross join run
     -- every output is new while no run has covered one
     where coalesce(message_sentiment.scored_at > run.previous_classified_through, true)
+    union
+    select message_embeddings.conversation_id
+    from {{ source('classification', 'message_embeddings') }} as message_embeddings
+    cross join run
+    -- every output is new while no run has covered one
+    where coalesce(message_embeddings.embedded_at > run.previous_classified_through, true)
     union
     select conversation_judgments.conversation_id
     from {{ source('classification', 'conversation_judgments') }} as conversation_judgments

@@ -43,6 +43,9 @@ classifier_outputs as (
     select max(scored_at) as written_at
     from {{ source('classification', 'message_sentiment') }}
     union all
+    select max(embedded_at) as written_at
+    from {{ source('classification', 'message_embeddings') }}
+    union all
     select max(judged_at) as written_at
     from {{ source('classification', 'conversation_judgments') }}
 ),

@@ -555,6 +555,44 @@ def create_app(config: ApiConfig) -> Starlette:
         scope = _scope(request, con)
         return {"scope": _scope_json(scope),
                 "cells": [cell.as_dict() for cell in timing_views.timing_cells(con, scope)]}
+    # ---- the language models compared (issue 48, item 8: lib/model_views.py, the dashboard's
+    # Models page) ------------------------------------------------------------------------------
+    def models_compared(request: Request, con) -> dict:
+        """
+        parameters:
+          - {name: start, in: query, schema: {type: string, format: date}, description: "First conversation day (default: 28 complete days before the newest)."}
+          - {name: end, in: query, schema: {type: string, format: date}, description: "Last conversation day (default: the latest complete day)."}
+          - {name: period, in: query, schema: {type: string, enum: [all]}, description: "all: the whole history when start and end are not given."}
+          - {name: channel, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: agent, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: environment, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: exclude_development, in: query, schema: {type: boolean}}
+          - {name: variant, in: query, schema: {type: string}, description: "<test_name>:<variant>."}
+          - {name: min_started, in: query, schema: {type: integer, minimum: 1}, description: "Started conversations a model needs to be compared (default 30)."}
+        responses:
+          200:
+            description: >
+              One row per model that wrote agent messages in the scope (a conversation counts for each
+              of its models): completion and handoff rates with 95% Wilson intervals, mean satisfaction
+              with its 95% t interval, and for each measure the best model (is_best) and every other
+              comparable model's difference from it with its 95% interval, p-value (two-proportion
+              z-test; Welch's t-test for satisfaction), Holm-adjusted p-value and worse_than_best;
+              cost_usd, cost_per_conversation (conversations whose messages are all priced),
+              unpriced_agent_messages (no price in seeds/model_prices.csv at their time, never
+              guessed), tokens and latency.
+          400:
+            description: A malformed parameter.
+        """
+        from convo_warehouse.lib import model_views
+
+        scope = _scope(request, con)
+        raw = request.query_params.get("min_started", str(model_views.MIN_STARTED))
+        if not raw.isdigit() or int(raw) < 1:
+            raise _Problem(400, f"min_started={raw!r}: use a whole number of at least 1")
+        if not _has_relation(con, "marts", "fct_conversation_models"):
+            raise _Problem(503, "this snapshot has no marts.fct_conversation_models: run `convo-warehouse run`")
+        frame = model_views.model_comparison(con, scope, int(raw))
+        return {"scope": _scope_json(scope), "min_started": int(raw), "models": frame.to_dict("records")}
 
     def openapi(request: Request) -> JSONResponse:
         cross_site = access.cross_site_refusal(request.headers, config.allowed_origins)
@@ -577,6 +615,8 @@ def create_app(config: ApiConfig) -> Starlette:
         Route("/api/analytics/funnel", respond(analytics_funnel, bare=True), methods=["GET"]),
         Route("/api/openapi.json", openapi, methods=["GET"], include_in_schema=False),
     ]
+    # the language models compared (issue 48, item 8)
+    routes.append(Route("/api/models", respond(models_compared), methods=["GET"]))
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         yield
@@ -586,6 +626,13 @@ def create_app(config: ApiConfig) -> Starlette:
                     middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts),
                                            www_redirect=False)])
     return app
+
+
+def _has_relation(con, schema: str, name: str) -> bool:
+    """Whether the snapshot has this table or view (an older snapshot may lack a newer mart)."""
+    return con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+    ).fetchone()[0] > 0
 
 
 def _experiments(read_experiments, con, test_name: str | None) -> list[dict]:

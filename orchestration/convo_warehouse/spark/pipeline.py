@@ -197,6 +197,7 @@ CLASSIFIER_OUTPUTS = (
     "classification.stage_classifications",
     "classification.llm_calls",
     "classification.message_sentiment",
+    "classification.message_embeddings",
     "classification.conversation_judgments",
 )
 
@@ -229,6 +230,9 @@ def classify_on_spark(spark, mode: str | None = None):
     stats = classify_warehouse(con, mode=mode)
     for relation in CLASSIFIER_OUTPUTS:
         frame = con.execute(f"select * from {relation}").df()
+        for column, kind, *_ in con.execute(f"describe {relation}").fetchall():
+            if kind.endswith("[]"):  # Spark takes Python lists, not the NumPy arrays pandas holds
+                frame[column] = frame[column].map(lambda value: None if value is None else [float(x) for x in value])
         spark.sql(f"create database if not exists {relation.split('.')[0]}")
         spark.createDataFrame(frame, schema=_spark_schema(con, relation)).write.mode("overwrite").format(
             "parquet"
@@ -243,7 +247,13 @@ def _spark_schema(con, relation: str) -> str:
     names = {"VARCHAR": "string", "BOOLEAN": "boolean", "DOUBLE": "double", "FLOAT": "float",
              "INTEGER": "int", "BIGINT": "bigint", "TIMESTAMP": "timestamp", "DATE": "date"}
     columns = con.execute(f"describe {relation}").fetchall()
-    return ", ".join(f"{name} {names.get(kind.upper(), 'string')}" for name, kind, *_ in columns)
+
+    def spark_type(kind: str) -> str:
+        if kind.endswith("[]"):  # a list: message_embeddings.embedding
+            return f"array<{spark_type(kind[:-2])}>"
+        return names.get(kind.upper(), "string")
+
+    return ", ".join(f"{name} {spark_type(kind)}" for name, kind, *_ in columns)
 
 
 def run_spark_pipeline(landing_dir: Path, progress: bool = True) -> str:
