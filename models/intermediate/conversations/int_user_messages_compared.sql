@@ -1,8 +1,8 @@
 {#- One row per user message (known event types), compared with the user
     message before it in its conversation (by timestamp, then event_id): the
     per-message flags behind both rephrase counts.
-      is_rephrase           the contract's word-overlap rule, as
-                            fct_conversations.rephrase_count counts it: both
+      is_rephrase           the contract's word-overlap rule (held here
+                            only; fct_conversations.rephrase_count counts it): both
                             word sets non-empty and Jaccard similarity >=
                             var('rephrase_jaccard_threshold')
       is_semantic_rephrase  the sentence-embedding rule: both messages
