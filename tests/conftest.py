@@ -11,6 +11,12 @@ from support.start_order import start_order
 from support.warehouse import Warehouse
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # `make test-embeddings` installs the extra and the model, so there a missing one is a failure
+    parser.addoption("--require-embeddings", action="store_true",
+                     help="fail, not skip, the tests marked embeddings when the extra or the model is missing")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests = Path(__file__).parent
     names = {item: item.path.relative_to(tests).as_posix() for item in items}
@@ -36,3 +42,17 @@ def make_warehouse(tmp_path: Path, dbt_target_dir: Path):
         return Warehouse(tmp_path / name, dbt_target_dir)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def embedding_model(request: pytest.FixtureRequest) -> Path:
+    """The folder of the real sentence-embedding model (``make embedding-model``); skips (or, with
+    --require-embeddings, fails) when it or the embeddings extra is missing."""
+    from support.embeddings import model_folder_or_reason
+
+    folder, reason = model_folder_or_reason()
+    if folder is None:
+        if request.config.getoption("--require-embeddings"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return folder

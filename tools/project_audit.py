@@ -2,11 +2,12 @@
 
 The package is never part of the project (no dbt hub here): this copies the
 project to a scratch folder, adds the package (and dbt-utils, which it needs)
-from local checkouts or from the dbt hub, loads our exceptions
+from local checkouts or from the dbt hub, sets the package's vars for our
+layout (``tools/dbt_project_evaluator_vars.yml``), loads our exceptions
 (``tools/dbt_project_evaluator_exceptions.csv``: every rule we keep breaking,
 with the reason) as the package's exceptions seed, builds the package's
 models and tests against a scratch DuckDB file, and prints each rule's
-violations. Exit status 1 when any violation is left.
+violations, with their rows. Exit status 1 when any violation is left.
 
     .venv/bin/python tools/project_audit.py --evaluator PATH --dbt-utils PATH   # local checkouts
     .venv/bin/python tools/project_audit.py                                     # from the dbt hub (network)
@@ -24,8 +25,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import duckdb
+import yaml
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXCEPTIONS = REPO_ROOT / "tools" / "dbt_project_evaluator_exceptions.csv"
+SETTINGS = REPO_ROOT / "tools" / "dbt_project_evaluator_vars.yml"
 PROJECT_FILES = ("dbt_project.yml", "profiles.yml")
 PROJECT_FOLDERS = ("models", "macros", "seeds", "tests/dbt")
 HUB_VERSIONS = {"dbt-labs/dbt_project_evaluator": '">=1.0.0", "<2.0.0"', "dbt-labs/dbt_utils": '">=1.0.0", "<2.0.0"'}
@@ -47,11 +52,24 @@ def scratch_project(folder: Path, evaluator: Path | None, dbt_utils: Path | None
     else:
         packages = [f"  - package: {name}\n    version: [{versions}]" for name, versions in HUB_VERSIONS.items()]
     (folder / "packages.yml").write_text("packages:\n" + "\n".join(packages) + "\n")
-    with (folder / "dbt_project.yml").open("a") as project:
-        project.write(
-            "\n# the audit's scratch copy: our exceptions replace the package's empty seed\n"
-            "  dbt_project_evaluator:\n    dbt_project_evaluator_exceptions:\n      +enabled: false\n"
-        )
+    project_file = folder / "dbt_project.yml"
+    project = yaml.safe_load(project_file.read_text())
+    # vars under the package's name are the package's alone
+    project.setdefault("vars", {})["dbt_project_evaluator"] = yaml.safe_load(SETTINGS.read_text())
+    # our exceptions replace the package's empty seed of the same name
+    project.setdefault("seeds", {})["dbt_project_evaluator"] = {"dbt_project_evaluator_exceptions": {"+enabled": False}}
+    project_file.write_text(yaml.safe_dump(project, sort_keys=False))
+
+
+def violation_rows(database: Path, rule: str) -> list[str]:
+    """The rows of a rule's table (the package's ``fct_`` model of that name), one line each."""
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        cursor = con.execute(f"select * from main.{rule}")
+        names = [column[0] for column in cursor.description]
+        return [", ".join(f"{name}={value}" for name, value in zip(names, row)) for row in cursor.fetchall()]
+    finally:
+        con.close()
 
 
 def main() -> int:
@@ -87,6 +105,8 @@ def main() -> int:
         total = sum(int(count) for count, _ in found)
         for count, rule in sorted(found, key=lambda item: -int(item[0])):
             print(f"{int(count):5d}  {rule}")
+            for row in violation_rows(Path(env["CONVO_DUCKDB_PATH"]), rule):
+                print(f"       {row}")
         print(f"{total:5d}  violations in {len(found)} rules (exceptions: {EXCEPTIONS.relative_to(REPO_ROOT)})")
         if "ERROR" in completed.stdout.split("Done.")[-1].split("TOTAL")[0] and "ERROR=0" not in completed.stdout:
             print(completed.stdout[-3000:], file=sys.stderr)

@@ -51,8 +51,8 @@
 {#- on-run-end: when every replace_scope model built successfully in this
     invocation, the run covered its scope: scope_run's position becomes the
     newest row of audit.scope_runs (unless it repeats it: a run with
-    nothing new changes no byte), and every replace_scope model rewrote the
-    days of scope_days. A run that built only some of them (dbt build
+    nothing new changes no byte), and every replace_scope model it did not
+    build whole rewrote the days of scope_days. A run that built only some of them (dbt build
     --select) records nothing; the next complete run covers its scope
     again. -#}
 {% macro record_run_scope(results) -%}
@@ -93,12 +93,23 @@
 {%- endmacro %}
 
 {#- The days of `scope_days` rewritten in each of `relations` (a list of
-    `('schema.name')` rows). -#}
-{% macro partitions_rewritten_insert(scope_days, relations) -%}
+    `('schema.name')` rows), but for a model this run built whole: it
+    already says so (record_full_build()) with a row recorded since `since`
+    (a 'YYYY-MM-DD HH:MM:SS' UTC string; default: when this invocation
+    started). -#}
+{% macro partitions_rewritten_insert(scope_days, relations, since=none) -%}
         insert into audit.partitions_rewritten
         select models.relation_name, scope_days.event_date, false, {{ dbt.current_timestamp() }}
         from {{ scope_days }} as scope_days
         cross join (values {{ relations | join(', ') }}) as models (relation_name)
+        where not exists (
+            select 1
+            from audit.partitions_rewritten as whole
+            where
+                whole.relation_name = models.relation_name
+                and whole.rewrote_all
+                and whole.recorded_at >= {{ timestamp_literal(since or run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f')) }}
+        )
 {%- endmacro %}
 
 {#- `scope_run`'s position as the newest row of audit.scope_runs, unless it
@@ -126,11 +137,13 @@
 {#- `dbt run-operation record_steps_scope`: on Spark the pipeline builds in
     several dbt invocations around the Python models (convo_warehouse.spark),
     so no one invocation's on-run-end sees the whole run; the driver calls
-    this after every step succeeded. It records what record_run_scope
-    records: scope_run's position, and the days of scope_days for every
-    incremental model that replaces day partitions (scope models aside). Its
-    SQL goes through dbt's connection: the session, or a Thrift server. -#}
-{% macro record_steps_scope() -%}
+    this after every step succeeded, with `since`: when the run's first step
+    started (UTC, 'YYYY-MM-DD HH:MM:SS'), so the models its steps built whole
+    are told apart. It records what record_run_scope records: scope_run's
+    position, and the days of scope_days for every incremental model that
+    replaces day partitions (scope models aside). Its SQL goes through dbt's
+    connection: the session, or a Thrift server. -#}
+{% macro record_steps_scope(since=none) -%}
     {%- set relations = [] -%}
     {%- for node in graph.nodes.values()
         if node.resource_type == 'model' and node.config.materialized == 'incremental'
@@ -141,7 +154,7 @@
     {%- set scope_run = ref('scope_run') -%}
     {%- set scope_days = ref('scope_days') -%}
     {%- if relations -%}
-        {%- do run_query(partitions_rewritten_insert(scope_days, relations)) -%}
+        {%- do run_query(partitions_rewritten_insert(scope_days, relations, since)) -%}
     {%- endif -%}
     {%- do run_query(scope_runs_insert(scope_run)) -%}
     {%- if target.type == 'duckdb' -%}

@@ -11,7 +11,7 @@
 
 with
 
-load_runs_in_scope as (
+load_runs_in_scope as (  -- noqa: ST03
     select load_id from {{ ref('scope_load_runs') }}
 ),
 
@@ -41,9 +41,9 @@ valid_rows as (
     from {{ ref('base_events_parsed') }}
     where
         rejection_reason is null
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
-        {%- endif %}
+    {%- endif %}
     group by load_id
 ),
 

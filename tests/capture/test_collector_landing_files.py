@@ -143,8 +143,13 @@ def test_landing_files_and_folders_are_private_to_the_collector_user(tmp_path: P
     [landed] = discover_files(tmp_path)
     assert landed.stat().st_mode & 0o777 == 0o600
     assert landed.parent.stat().st_mode & 0o777 == 0o700 and (tmp_path / ".tmp").stat().st_mode & 0o777 == 0o700
-    shared = RotatingWriter(tmp_path / "group", "collector", "events", file_mode=0o640)
-    shared.append(lines(1))
-    shared.close()
+    # the configured mode, whatever the umask (every convo-warehouse command sets 077 for its own files)
+    previous = os.umask(0o077)
+    try:
+        shared = RotatingWriter(tmp_path / "group", "collector", "events", file_mode=0o640)
+        shared.append(lines(1))
+        shared.close()
+    finally:
+        os.umask(previous)
     [group_file] = discover_files(tmp_path / "group")
     assert group_file.stat().st_mode & 0o777 == 0o640 and group_file.parent.stat().st_mode & 0o777 == 0o750

@@ -1,31 +1,52 @@
 """The classifier reads only the transcripts that may have changed: the
-conversations with events staged since its previous run and those without a
-usable stored classification. It stores exactly what reading every
-transcript stores, and reads everything when staging read the history anew."""
+conversations whose scope.scope_conversation_lifecycle row a run recomputed
+since it last prepared transcripts (those with new events) and those without a
+usable stored classification. It stores exactly what reading every transcript
+stores, and reads everything when staging read the history anew (the
+lifecycle is then rebuilt whole, which recomputes every conversation)."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-import duckdb
+import pytest
 
+from convo_warehouse.lib.classify import runner
 from convo_warehouse.lib.classify.runner import classify_warehouse
-from convo_warehouse.lib.classify.transcripts import PREPARED_TABLE, TRANSCRIPTS_TABLE, staged_history
+from convo_warehouse.lib.classify.transcripts import PREPARED_TABLE, TRANSCRIPTS_TABLE
 from convo_warehouse.lib.generate import generate_events
-from support.warehouse import open_warehouse
+from support.warehouse import Warehouse, forget_parsed_manifest, open_warehouse
 
 # A fixed past end date: every generated day is whole.
 END_DATE = "2024-04-02"
+WITH_MESSAGES = (
+    "select distinct conversation_id from staging.stg_events where event_type in ('user_message', 'agent_message')"
+)
 
 
-def classify(path: Path) -> tuple[dict, set[str], dict[str, list]]:
+@pytest.fixture
+def prepared(monkeypatch) -> list[set[str]]:
+    """The conversations each classifier run prepared transcripts for, the classifier steps
+    of the dbt builds (the Python model classifier_runs runs in this process) included."""
+    runs: list[set[str]] = []
+    prepare = runner.prepare_transcripts
+
+    def recording(con, conversations=None):
+        count = prepare(con, conversations)
+        runs.append({row[0] for row in con.execute(f"select conversation_id from {TRANSCRIPTS_TABLE}").fetchall()})
+        return count
+
+    monkeypatch.setattr(runner, "prepare_transcripts", recording)
+    return runs
+
+
+def classify(path: Path, prepared: list[set[str]]) -> tuple[dict, set[str], dict[str, list]]:
     """Run the rules classifier on ``path``: its stats, the conversations it
     prepared transcripts for, and what it stored (without write times)."""
     con = open_warehouse(path)
     try:
         stats = classify_warehouse(con, "rules", judge=False).as_dict()
-        prepared = {row[0] for row in con.execute(f"select conversation_id from {TRANSCRIPTS_TABLE}").fetchall()}
         stored = {
             table: con.execute(f"select * exclude ({written}) from {table} order by all").fetchall()
             for table, written in (
@@ -36,44 +57,40 @@ def classify(path: Path) -> tuple[dict, set[str], dict[str, list]]:
     finally:
         con.close()
     del stats["seconds"]
-    return stats, prepared, stored
+    return stats, prepared[-1], stored
 
 
 def test_classifier_reads_the_conversations_with_new_events_and_stores_what_a_full_read_stores(
-    tmp_path_factory, make_warehouse
+    tmp_path, prepared
 ):
-    source = tmp_path_factory.mktemp("classify-incremental-landing")
+    source = tmp_path / "landing-source"
     generate_events(source, conversations=90, days=2, seed=8, end_date=END_DATE, progress=False)
     days = sorted(path for path in source.iterdir() if path.is_dir() and path.name != "late")
-    warehouse = make_warehouse("classify-incremental")
-    warehouse.dbt("seed")
+    project = Warehouse(tmp_path / "scratch", tmp_path / "scratch-target").copy_project(tmp_path / "project")
+    warehouse = Warehouse(tmp_path / "warehouse", tmp_path / "target", project)
     shutil.copytree(days[0], warehouse.landing / days[0].name)
     warehouse.load()
-    warehouse.build()
-    first_stats, first_prepared, _ = classify(warehouse.path)
-    started = "select conversation_id from marts.fct_conversations where started"
-    # Nothing recorded before: every started conversation with a message was read.
-    assert first_prepared and first_stats["conversations"] == len(first_prepared)
-    assert first_stats["classified"] == len(first_prepared)
+    # A pipeline run: its classifier step prepared every conversation with a message
+    # (nothing recorded before).
+    warehouse.run_build()
+    everyone = {row[0] for row in warehouse.query(WITH_MESSAGES)}
+    assert everyone and prepared[-1] == everyone
 
+    # The next load staged and its conversations' lifecycle recomputed, as a run does
+    # before its classifier step (a partial run: the next complete one covers it again).
     shutil.copytree(days[1], warehouse.landing / days[1].name)
     warehouse.load()
-    warehouse.build()
-    # The newest staged load run, as the staged events' build recorded it, is
-    # the one a scan of every staged event finds; without the record, the scan.
-    scanned = warehouse.scalar("select max(load_id) from staging.stg_events")
-    recorded = warehouse.scalar(
-        "select loaded_through_load_id from audit.incremental_builds "
-        "where model_name = 'base_events_parsed' order by recorded_at desc limit 1"
-    )
-    assert recorded == scanned == 2
-    with open_warehouse(warehouse.path) as con:
-        assert staged_history(con)[0] == recorded
-        con.execute("begin")
-        con.execute("update audit.incremental_builds set loaded_through_load_id = null")
-        assert staged_history(con)[0] == scanned
-        con.execute("rollback")
-    # The same warehouse without the record: the classifier reads everything there.
+    warehouse.dbt("run", "--select", "+scope_conversation_lifecycle")
+    new_events = {
+        row[0] for row in warehouse.query(
+            f"select distinct conversation_id from staging.stg_events where load_id = 2 "
+            f"and conversation_id in ({WITH_MESSAGES})"
+        )
+    }
+    assert new_events and {row[0] for row in warehouse.query(
+        "select conversation_id from scope.scope_conversation_lifecycle where last_load_id = 2"
+    )} >= new_events
+    # The same warehouse without the record of what was prepared: the classifier reads everything there.
     full = warehouse.root / "full-read.duckdb"
     warehouse.query("checkpoint")
     shutil.copyfile(warehouse.path, full)
@@ -93,26 +110,33 @@ def test_classifier_reads_the_conversations_with_new_events_and_stores_what_a_fu
                 [unusable],
             )
 
-    scoped_stats, scoped_prepared, scoped_stored = classify(warehouse.path)
-    full_stats, full_prepared, full_stored = classify(full)
-    new_events = {
-        row[0] for row in warehouse.query(
-            f"select distinct conversation_id from staging.stg_events where load_id = 2 and conversation_id in ({started})"
-        )
-    }
+    scoped_stats, scoped_prepared, scoped_stored = classify(warehouse.path, prepared)
+    full_stats, full_prepared, full_stored = classify(full, prepared)
+    assert full_prepared == {row[0] for row in warehouse.query(WITH_MESSAGES)}
     assert scoped_prepared == (new_events | {unusable}) & full_prepared
     assert len(scoped_prepared) < len(full_prepared)
     assert scoped_stats == full_stats
     assert scoped_stats["classified"] > 1 and scoped_stats["sentiment_scored"] > 0
     assert scoped_stored == full_stored
 
-    # No new event: nothing read, and a build with nothing new leaves
-    # stg_events' recorded fingerprint as it was.
-    assert classify(warehouse.path)[1] == set()
-    warehouse.build()
-    assert classify(warehouse.path)[1] == set()
-    # Staging reads the history anew (a sender added to the var the view
-    # maps messages through: the view's build records a new fingerprint):
-    # everything read.
-    warehouse.build("stg_events", "--vars", '{"user_message_senders": [prospect, user, customer, visitor, lead, guest]}')
-    assert classify(warehouse.path)[1] == full_prepared
+    # No new event: nothing read, by the classifier alone or in a run with nothing new.
+    assert classify(warehouse.path, prepared)[1] == set()
+    warehouse.run_build()
+    # (the partial run recorded nothing: the first complete run recomputes its conversations once more)
+    assert prepared[-1] == new_events
+    warehouse.run_build()
+    assert prepared[-1] == set()
+    assert classify(warehouse.path, prepared)[1] == set()
+
+    # Staging reads the history anew (a sender added to the var the staged events map
+    # messages through): the run rebuilds the lifecycle whole, and its classifier step
+    # reads everything.
+    settings = project / "dbt_project.yml"
+    senders = "user_message_senders: [prospect, user, customer, visitor, lead]"
+    assert senders in settings.read_text()
+    settings.write_text(settings.read_text().replace(senders, senders.replace("lead]", "lead, guest]")))
+    (warehouse.target_dir / "manifest.json").unlink()
+    forget_parsed_manifest(warehouse.target_dir)
+    _, dropped, _ = warehouse.run_build()
+    assert "scope.scope_conversation_lifecycle" in dropped
+    assert prepared[-1] == {row[0] for row in warehouse.query(WITH_MESSAGES)}

@@ -4,6 +4,10 @@
 -- Checked on the conversations this run recomputed (scope_conversations).
 with
 
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+),
+
 dropoffs as (
     select
         conversation_id,
@@ -11,7 +15,7 @@ dropoffs as (
         last_stage,
         next_stage_order
     from {{ ref('funnel_dropoffs') }}
-    where conversation_id in (select conversation_id from {{ ref('scope_conversations') }})
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
 ),
 
 conversation_stages as (
@@ -21,7 +25,7 @@ conversation_stages as (
         stage,
         stage_order
     from {{ ref('fct_conversation_stages') }}
-    where conversation_id in (select conversation_id from {{ ref('scope_conversations') }})
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
 ),
 
 last_stage_missing as (

@@ -8,12 +8,16 @@
 
 with
 
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
+
 conversation_days as (
     select
         fct_conversations.conversation_date,
         count(*) as conversations
     from {{ ref('fct_conversations') }} as fct_conversations
-    where fct_conversations.conversation_date in (select event_date from {{ ref('scope_days') }})
+    where fct_conversations.conversation_date in (select days_in_scope.event_date from days_in_scope)
     group by fct_conversations.conversation_date
 ),
 
@@ -25,13 +29,13 @@ metric_days as (
     where
         metrics_daily.metric_name = 'conversations'
         and metrics_daily.segment_type = 'all'
-        and metrics_daily.metric_date in (select event_date from {{ ref('scope_days') }})
+        and metrics_daily.metric_date in (select days_in_scope.event_date from days_in_scope)
 ),
 
 every_day_ever as (
     select distinct metrics_daily.metric_date
     from {{ ref('metrics_daily') }} as metrics_daily
-    where metrics_daily.metric_date in (select event_date from {{ ref('scope_days') }})
+    where metrics_daily.metric_date in (select days_in_scope.event_date from days_in_scope)
 ),
 
 mismatches as (

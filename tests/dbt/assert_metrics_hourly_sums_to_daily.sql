@@ -11,6 +11,10 @@
 
 with
 
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
+
 daily as (
     select
         metrics_daily.metric_date,
@@ -22,7 +26,7 @@ daily as (
     from {{ ref('metrics_daily') }} as metrics_daily
     where
         metrics_daily.numerator is not null
-        and metrics_daily.metric_date in (select event_date from {{ ref('scope_days') }})
+        and metrics_daily.metric_date in (select days_in_scope.event_date from days_in_scope)
 ),
 
 hourly_summed as (
@@ -36,7 +40,7 @@ hourly_summed as (
     from {{ ref('metrics_hourly') }} as metrics_hourly
     where
         metrics_hourly.numerator is not null
-        and metrics_hourly.metric_date in (select event_date from {{ ref('scope_days') }})
+        and metrics_hourly.metric_date in (select days_in_scope.event_date from days_in_scope)
     group by
         metrics_hourly.metric_date,
         metrics_hourly.metric_name,

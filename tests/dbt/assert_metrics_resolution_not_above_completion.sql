@@ -6,6 +6,10 @@
 
 with
 
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
+
 completion as (
     select
         metrics_daily.metric_date,
@@ -15,7 +19,7 @@ completion as (
     from {{ ref('metrics_daily') }} as metrics_daily
     where
         metrics_daily.metric_name = 'completion_rate'
-        and metrics_daily.metric_date in (select event_date from {{ ref('scope_days') }})
+        and metrics_daily.metric_date in (select days_in_scope.event_date from days_in_scope)
 ),
 
 resolution as (
@@ -27,7 +31,7 @@ resolution as (
     from {{ ref('metrics_daily') }} as metrics_daily
     where
         metrics_daily.metric_name = 'resolution_rate'
-        and metrics_daily.metric_date in (select event_date from {{ ref('scope_days') }})
+        and metrics_daily.metric_date in (select days_in_scope.event_date from days_in_scope)
 ),
 
 violations as (

@@ -10,6 +10,10 @@
 
 with
 
+days_in_scope as (
+    select event_date from {{ ref('scope_days') }}
+),
+
 population as (
     select
         fct_conversations.conversation_date,
@@ -22,7 +26,7 @@ population as (
     from {{ ref('fct_conversations') }} as fct_conversations
     inner join {{ ref('fct_conversation_paths') }} as fct_conversation_paths
         on fct_conversations.conversation_id = fct_conversation_paths.conversation_id
-    where fct_conversations.conversation_date in (select event_date from {{ ref('scope_days') }})
+    where fct_conversations.conversation_date in (select days_in_scope.event_date from days_in_scope)
 ),
 
 expected as (
@@ -59,7 +63,7 @@ breakdowns as (
         coalesce(sum(case when metrics_by_dimension.dimension = 'model' then metrics_by_dimension.events end), 0)
             as agent_messages
     from {{ ref('metrics_by_dimension') }} as metrics_by_dimension
-    where metrics_by_dimension.metric_date in (select event_date from {{ ref('scope_days') }})
+    where metrics_by_dimension.metric_date in (select days_in_scope.event_date from days_in_scope)
     group by metrics_by_dimension.metric_date
 ),
 

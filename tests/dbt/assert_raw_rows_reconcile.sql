@@ -11,12 +11,16 @@
 
 with
 
+load_runs_in_scope as (
+    select load_id from {{ ref('scope_load_runs') }}
+),
+
 raw_rows as (
     select
         events.load_id,
         count(*) as raw_rows
     from {{ source('raw', 'events') }} as events
-    where events.load_id in (select load_id from {{ ref('scope_load_runs') }})
+    where events.load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
     group by events.load_id
 ),
 
@@ -25,7 +29,7 @@ staged_rows as (
         stg_events.load_id,
         count(*) as staged_rows
     from {{ ref('stg_events') }} as stg_events
-    where stg_events.load_id in (select load_id from {{ ref('scope_load_runs') }})
+    where stg_events.load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
     group by stg_events.load_id
 ),
 
@@ -36,7 +40,7 @@ valid_rows as (
     from {{ ref('base_events_parsed') }} as parsed
     where
         parsed.rejection_reason is null
-        and parsed.load_id in (select load_id from {{ ref('scope_load_runs') }})
+        and parsed.load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
     group by parsed.load_id
 ),
 
@@ -45,7 +49,7 @@ quarantined_rows as (
         rejected_events.load_id,
         count(*) as quarantined_rows
     from {{ ref('rejected_events') }} as rejected_events
-    where rejected_events.load_id in (select load_id from {{ ref('scope_load_runs') }})
+    where rejected_events.load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
     group by rejected_events.load_id
 ),
 

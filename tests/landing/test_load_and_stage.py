@@ -235,34 +235,42 @@ def mixed_landing(landing: Path, part: int) -> None:
 
 
 MART_SCHEMAS = ("staging", "marts", "quarantine", "audit")
-# What each build did (docs/incremental.md): a no-op run must add nothing
-# there, but a full refresh records itself.
-BUILD_LOGS = ("audit.incremental_builds", "audit.partitions_rewritten", "audit.keys_rewritten")
+# What each run covered (docs/incremental.md): a run with nothing new must add
+# nothing there, but a full refresh records that it rewrote everything.
+RUN_LEDGERS = ("audit.scope_runs", "audit.partitions_rewritten")
 
 
 def test_rerun_without_new_files_changes_nothing_and_incremental_equals_full_refresh(make_warehouse):
     incremental = make_warehouse("incremental")
+    incremental.dbt("seed")
     mixed_landing(incremental.landing, 1)
     incremental.load()
-    incremental.build()
+    incremental.dbt("run")  # complete runs: each covers what the one before did not
     mixed_landing(incremental.landing, 2)
     incremental.load()
-    incremental.build()
+    incremental.dbt("run")
+    assert incremental.query("select load_id from scope.scope_load_runs") == [(2,)]
     tables = incremental.tables(MART_SCHEMAS)
     assert "staging.stg_events" in tables and "marts.fct_conversations" in tables
+    assert set(RUN_LEDGERS) <= set(tables)
     before = {table: incremental.table_hash(table) for table in tables}
 
-    # Same files again: nothing is loaded, nothing changes.
+    # Same files again: nothing is loaded, nothing changes, the ledgers included.
     assert incremental.load().files_loaded == []
-    incremental.build()
+    incremental.dbt("run")
     assert {table: incremental.table_hash(table) for table in tables} == before
 
     # A full refresh over the same raw rows gives exactly the same tables.
-    incremental.build(full_refresh=True)
-    data_tables = [table for table in tables if table not in BUILD_LOGS]
+    incremental.dbt("run", "--full-refresh")
+    data_tables = [table for table in tables if table not in RUN_LEDGERS]
     assert {table: incremental.table_hash(table) for table in data_tables} == {
         table: before[table] for table in data_tables
     }
+    assert incremental.table_hash("audit.scope_runs") == before["audit.scope_runs"]
+    assert incremental.scalar(
+        "select count(*) from audit.partitions_rewritten "
+        "where rewrote_all and relation_name = 'marts.fct_conversations'"
+    ) == 2
     assert incremental.scalar("select count(*) from staging.stg_events") == 2 * (6 + 12)
 
 

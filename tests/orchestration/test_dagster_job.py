@@ -75,12 +75,20 @@ def test_definitions_load_and_validate(defs):
     assert (FCT, "marts_fct_conversations_suite") in check_names
     # (row rules are FCT's contract constraints; tests across rows remain)
     assert any(name.startswith("relationships") for asset, name in check_names)
-    # Every dbt data test is one: the raw source's tests on the loader's asset,
-    # a singular test of several models on the model its meta names. A test
-    # Dagster cannot place is logged as a warning on every run instead.
+    # Every dbt data test a production run runs is one: the raw source's tests on
+    # the loader's asset, a singular test of several models on the model its meta
+    # names. A test Dagster cannot place is logged as a warning on every run
+    # instead. The grain tests run in `make dbt-test` only: no check.
     manifest = json.loads(manifest_path().read_text())
-    tests = {node["name"] for node in manifest["nodes"].values() if node["resource_type"] == "test"}
-    assert tests - {name for _, name in check_names} == set()
+    tests = {
+        node["name"]: "grain" in node["config"]["tags"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "test"
+    }
+    checks = {name for _, name in check_names}
+    assert {name for name, grain in tests.items() if not grain} - checks == set()
+    assert {name for name, grain in tests.items() if grain} & checks == set()
+    assert any(tests.values())
     assert (RAW, "source_not_null_raw_events_load_id") in check_names
     assert (RECONCILIATION, "assert_raw_rows_reconcile") in check_names
     # Jobs, schedules, sensor.
@@ -92,6 +100,10 @@ def test_definitions_load_and_validate(defs):
     assert [sensor.name for sensor in defs.sensors] == ["landing_files_sensor"]
     hourly = defs.resolve_job_def("load_and_rebuild_job")
     assert CLASSIFIER not in hourly.asset_layer.executable_asset_keys
+    # the views over what the classifier wrote are downstream of no loader: a new warehouse's
+    # hourly run must build them too
+    from convo_warehouse.jobs import CLASSIFIER_OUTPUT_VIEWS
+    assert set(CLASSIFIER_OUTPUT_VIEWS) <= hourly.asset_layer.executable_asset_keys
     assert CLASSIFIER in defs.resolve_job_def("build_all_job").asset_layer.executable_asset_keys
     assert hourly.tags["convo_warehouse/writer"] == "duckdb"
 
@@ -808,3 +820,15 @@ def test_production_build_logs_at_info_to_file_unless_asked(monkeypatch):
 
     monkeypatch.setenv("DBT_LOG_LEVEL_FILE", "debug")
     assert "--log-level-file" not in dbt_commands.production_build(exclude=["experiments"])
+
+
+def test_production_build_leaves_out_the_grain_tests():
+    """The grain tests read whole tables (make dbt-test runs them): a production build excludes
+    them with the nodes it is asked to leave out, in one --exclude value (dagster-dbt reads one)."""
+    from convo_warehouse.lib import dbt_commands
+
+    args = dbt_commands.production_build()
+    assert args[args.index("--exclude") + 1] == "tag:grain"
+    args = dbt_commands.production_build(exclude=["dim_metrics", "event_types"])
+    assert args.count("--exclude") == 1
+    assert args[args.index("--exclude") + 1].split() == ["tag:grain", "dim_metrics", "event_types"]

@@ -80,7 +80,7 @@ def test_touched_file_is_hashed_once_and_not_loaded_again(con, landing, monkeypa
 
     hashed = []
     original = landing_files.content_hash
-    monkeypatch.setattr(landing_files, "content_hash", lambda path: hashed.append(path.name) or original(path))
+    monkeypatch.setattr(landing_files, "content_hash", lambda path, *check: hashed.append(path.name) or original(path, *check))
     report = load_landing(con, landing, progress=False)
     # Same content: hashed (its mtime changed), skipped, and remembered.
     assert hashed == ["day1.jsonl"] and report.files_loaded == []

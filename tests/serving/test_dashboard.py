@@ -502,6 +502,152 @@ def test_alert_and_health_numbers_equal_the_marts(demo, snapshot_con):
     assert fresh.test_status in ("passed", "passed_with_warnings")
 
 
+def _scopes_of_the_pages(warehouse) -> list[Scope]:
+    """The default view (the last 28 complete days, production only) and a chosen period and channel."""
+    end = _latest_complete_day(warehouse)
+    return [Scope(start=end - dt.timedelta(days=27), end=end, include_development=False),
+            Scope(start=end - dt.timedelta(days=3), end=end, channels=("web",), include_development=False)]
+
+
+def test_top_abandon_turns_on_the_funnels_page_equal_fct_conversations(demo, snapshot_con):
+    """The Funnels page's top abandon turns (marts.abandon_turn_daily summed over the sidebar's period
+    and filters) against abandoned conversations counted in fct_conversations."""
+    from convo_warehouse.dashboard.views.funnels import ABANDON_TURNS_SHOWN, abandon_turn_frames
+    from convo_warehouse.lib import funnel_views
+
+    con, _snapshot = snapshot_con
+    warehouse = _warehouse(demo)
+    try:
+        scopes = _scopes_of_the_pages(warehouse)
+        expected = {}
+        for scope in scopes:
+            where, params = _where(scope)
+            expected[scope] = warehouse.execute(
+                f"select abandoned_at_turn, count(*) from marts.fct_conversations "
+                f"where was_abandoned and abandoned_at_turn is not null and {where} group by 1 order by 2 desc, 1",
+                params,
+            ).fetchall()
+    finally:
+        warehouse.close()
+    for scope in scopes:
+        turns = funnel_views.abandon_turns(con, scope, ABANDON_TURNS_SHOWN)
+        total = sum(count for _, count in expected[scope])
+        assert turns.abandoned == total and total > 0
+        assert [(turn.turn, turn.conversations) for turn in turns.turns] == expected[scope][:ABANDON_TURNS_SHOWN]
+        shown, raw = abandon_turn_frames(turns)
+        assert list(shown["abandoned conversations"]) == [fmt.count(count) for _, count in expected[scope][:10]]
+        assert list(shown["share of the abandoned"]) == [fmt.percent(count / total)
+                                                         for _, count in expected[scope][:10]]
+        assert list(raw["share"]) == pytest.approx([count / total for _, count in expected[scope][:10]])
+    # the default view leaves development traffic out: its numbers differ from every environment's
+    end = scopes[0].end
+    everything = funnel_views.abandon_turns(con, Scope(start=end - dt.timedelta(days=27), end=end))
+    assert everything.abandoned > funnel_views.abandon_turns(con, scopes[0]).abandoned
+    assert funnel_views.abandon_turns(con, Scope(experiment=("greeting_tone", "casual"))).variant_ignored
+
+
+def test_timing_heatmap_equals_fct_conversations(demo, snapshot_con):
+    """The Overview's heatmap (marts.timing_daily summed over the sidebar's period and filters): each
+    weekday and UTC hour's counts and rates against fct_conversations, drawn in the right cell."""
+    from convo_warehouse.dashboard.views.overview import timing_frame, timing_heatmap
+    from convo_warehouse.lib import timing_views
+
+    con, _snapshot = snapshot_con
+    warehouse = _warehouse(demo)
+    try:
+        scopes = _scopes_of_the_pages(warehouse)
+        expected = {}
+        for scope in scopes:
+            where, params = _where(scope)
+            expected[scope] = {(weekday, hour): counts for weekday, hour, *counts in warehouse.execute(
+                f"""
+                select isodow(conversation_date), hour(first_event_at), count(*),
+                       count(*) filter (where initialized), count(*) filter (where initialized and engaged),
+                       count(*) filter (where started), count(*) filter (where started and engaged),
+                       count(*) filter (where started and was_completed)
+                from marts.fct_conversations where {where} group by 1, 2
+                """,
+                params,
+            ).fetchall()}
+    finally:
+        warehouse.close()
+    for scope in scopes:
+        cells = timing_views.timing_cells(con, scope)
+        assert {(cell.weekday, cell.hour_of_day): [getattr(cell, name) for name in timing_views.COUNTS]
+                for cell in cells} == expected[scope]
+        figure = timing_heatmap(cells, "completion_rate")
+        z = [list(row) for row in figure.data[0].z]
+        assert len(z) == 7 and all(len(row) == 24 for row in z)
+        for (weekday, hour), counts in expected[scope].items():
+            started, completed = counts[3], counts[5]
+            want = completed / started if started else None
+            assert (z[weekday - 1][hour] is None) == (want is None)
+            if want is not None:
+                assert z[weekday - 1][hour] == pytest.approx(want)
+        assert sum(value is not None for row in z for value in row) == sum(
+            1 for counts in expected[scope].values() if counts[3])
+        shown, raw = timing_frame(cells)
+        assert list(raw["conversations"]) == [cell.conversations for cell in cells]
+        assert list(shown["interaction"]) == [fmt.percent(cell.rate("interaction_rate")) for cell in cells]
+    assert len(expected[scopes[0]]) > 24, "the demo should span several weekdays and hours"
+
+
+def test_the_overview_and_funnels_pages_draw_the_new_sections():
+    """Overview and Funnels render (Streamlit's AppTest, no browser) with the heatmap and the top abandon
+    turns of a handmade snapshot, a channel name from events shown as text."""
+    from streamlit.testing.v1 import AppTest
+
+    def page(name: str) -> None:
+        import datetime as dt
+
+        import duckdb
+
+        from convo_warehouse.dashboard.filters import Choice
+        from convo_warehouse.dashboard.views import ViewContext, funnels, overview
+        from convo_warehouse.lib.scope import FilterOptions, Scope
+
+        con = duckdb.connect()
+        con.execute("create schema marts")
+        con.execute("create table marts.abandon_turn_daily as select * from (values "
+                    "(date '2024-01-01', '![](https://host/beacon)', 'a1', 'production', 2, 3::bigint), "
+                    "(date '2024-01-02', '![](https://host/beacon)', 'a1', 'production', 1, 1::bigint), "
+                    "(date '2024-01-02', 'web', 'a1', 'development', 4, 9::bigint)) "
+                    "as t(conversation_date, channel, agent_id, environment, turn, conversations)")
+        con.execute("create table marts.timing_daily as select * from (values "
+                    "(date '2024-01-01', 9, 1, '![](https://host/beacon)', 'a1', 'production', 4::bigint, 2::bigint, "
+                    "1::bigint, 4::bigint, 3::bigint, 1::bigint)) as t(conversation_date, hour_of_day, weekday, "
+                    "channel, agent_id, environment, conversations, initialized_conversations, "
+                    "interacted_conversations, started_conversations, engaged_conversations, completed_conversations)")
+        con.execute("create table marts.funnel_summary (funnel_name varchar)")
+        con.execute("create table marts.dim_metrics (metric_name varchar, metric_kind varchar, is_proportion boolean, "
+                    "unit varchar, description varchar, percentile double, display_order int)")
+        scope = Scope(start=dt.date(2024, 1, 1), end=dt.date(2024, 1, 2), channels=("![](https://host/beacon)",),
+                      include_development=False)
+        choice = Choice(scope=scope, options=FilterOptions(None, None, [], [], [], {}),
+                        default_start=scope.start, default_end=scope.end)
+        context = ViewContext(con=con, snapshot=None, scope=scope, choice=choice)
+        if name == "funnels":
+            funnels.render(context)
+        else:
+            overview._timing(context)  # the page's key rates need the whole metric marts
+
+    funnels_page = AppTest.from_function(page, args=("funnels",), default_timeout=60).run()
+    assert not funnels_page.exception, funnels_page.exception
+    assert [header.value for header in funnels_page.subheader] == ["Where conversations are abandoned"]
+    [table] = [frame.value for frame in funnels_page.dataframe]
+    assert table.values.tolist() == [["2", "3", "75.0%"], ["1", "1", "25.0%"]]
+    captions = [caption.value for caption in funnels_page.caption]
+    assert not any("![](" in caption for caption in captions), captions
+    assert len(funnels_page.get("plotly_chart")) == 1
+    timing = AppTest.from_function(page, args=("timing",), default_timeout=60).run()
+    assert not timing.exception, timing.exception
+    assert [header.value for header in timing.subheader] == ["When conversations go well"]
+    assert len(timing.get("plotly_chart")) == 1
+    [table] = [frame.value for frame in timing.dataframe]
+    assert table.values.tolist() == [["Monday", "09h", "4", "50.0%", "75.0%", "25.0%"]]
+    assert not any("![](" in caption.value for caption in timing.caption)
+
+
 def test_transcript_masks_personal_data_of_a_handmade_snapshot():
     from convo_warehouse.dashboard.views import funnels
 

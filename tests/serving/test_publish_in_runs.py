@@ -150,8 +150,8 @@ def test_reader_holding_the_snapshot_never_waits_while_two_runs_execute(root, tm
     second = serving.current_snapshot(serving_dir)
     assert second.version == versions[1]
     assert second.tables["marts.fct_conversations"]["rows"] > first.tables["marts.fct_conversations"]["rows"]
-    # The publish learnt what changed from audit.partitions_rewritten, which the replace_touched
-    # builds write, instead of hashing every table; what did not change is linked, not written again.
+    # The publish learnt what changed from audit.partitions_rewritten, which every complete run
+    # writes, instead of hashing every table; what did not change is linked, not written again.
     conversations = second.manifest["changes"]["tables"]["marts.fct_conversations"]
     assert conversations["known_from"].startswith("audit.partitions_rewritten after"), conversations
     assert second.manifest["changes"]["files"]["linked"] > 0

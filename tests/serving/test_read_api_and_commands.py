@@ -10,6 +10,7 @@ command and the API server.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -24,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from convo_warehouse.lib import serving
+from convo_warehouse.api.app import SNAPSHOT_HEADER
+from convo_warehouse.lib import chat_analytics, serving
 from convo_warehouse.lib.warehouse import lock_holders
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -209,6 +211,282 @@ def test_api_errors_and_tokens(client):
     assert {"start", "end", "segment_type", "channel", "exclude_development", "variant"} <= parameters
 
 
+# --------------------------------------------------------------------------- the chat-analytics document's routes
+
+
+def _warehouse_rows(root: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """Rows of the run's warehouse (staged events, marts), read-only: the independent side of a comparison."""
+    import duckdb
+
+    con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+# Per conversation, straight from the staged events (known types, as the contract counts them): its day
+# (UTC date of the first event), first and last event, user messages, handoff, fallbacks, conversion and
+# milliseconds from the first user message to the first agent message at or after it.
+EVENT_FACTS = """
+with events as (
+    select conversation_id, event_type, event_at, rating, topic
+    from staging.stg_events
+    where is_known_type and conversation_id is not null
+),
+facts as (
+    select conversation_id, min(event_at) as first_at, max(event_at) as last_at,
+           count(*) filter (where event_type = 'user_message') as user_messages,
+           bool_or(event_type = 'handoff_requested') as handoff,
+           count(*) filter (where event_type = 'fallback_triggered') as fallbacks,
+           bool_or(event_type = 'conversion') as converted,
+           min(event_at) filter (where event_type = 'user_message') as first_user_at
+    from events group by conversation_id
+),
+replies as (
+    select facts.conversation_id, min(events.event_at) as reply_at
+    from facts join events on events.conversation_id = facts.conversation_id
+        and events.event_type = 'agent_message' and events.event_at >= facts.first_user_at
+    group by facts.conversation_id
+)
+select facts.conversation_id, cast(facts.first_at as date) as day, facts.first_at, facts.last_at,
+       facts.user_messages, facts.handoff, facts.fallbacks, facts.converted,
+       epoch_ms(replies.reply_at) - epoch_ms(facts.first_user_at) as first_response_ms
+from facts left join replies on facts.conversation_id = replies.conversation_id
+"""
+
+
+def _expected_dashboard(root: Path, start, end) -> dict:
+    """GET /api/analytics/dashboard's answer computed from the warehouse's staged events and the seeds,
+    as docs/serving.md defines each field."""
+    facts = [row for row in _warehouse_rows(root, EVENT_FACTS) if start <= row[1] <= end]
+    in_period = {row[0] for row in facts}
+    sessions = len(facts)
+
+    def ratio(numerator, denominator):
+        return numerator / denominator if denominator else None
+
+    user_messages = sum(row[4] for row in facts)
+    responses = [row[8] for row in facts if row[8] is not None]
+    ratings = [int(rating.strip()) for conversation_id, rating in _warehouse_rows(
+        root, "select conversation_id, rating from staging.stg_events "
+              "where is_known_type and event_type = 'feedback_received' and trim(rating) in ('1', '2', '3', '4', '5')")
+        if conversation_id in in_period]
+    escalation = ratio(sum(row[5] for row in facts), sessions)
+    metrics = {
+        "total_sessions": sessions,
+        "avg_session_duration_seconds": ratio(sum((row[3] - row[2]).total_seconds() for row in facts), sessions),
+        "avg_messages_per_session": ratio(user_messages, sessions),
+        "escalation_rate": escalation,
+        "resolution_rate": None if escalation is None else 1 - escalation,
+        "fallback_rate": ratio(sum(row[6] for row in facts), user_messages),
+        "conversion_rate": ratio(sum(row[7] for row in facts), sessions),
+        "avg_first_response_ms": ratio(sum(responses), len(responses)),
+        "avg_satisfaction_score": ratio(sum(ratings), len(ratings)),
+    }
+    topics: dict[str, list] = {}
+    for conversation_id, topic in _warehouse_rows(
+            root, "select conversation_id, coalesce(topic, 'unknown') from staging.stg_events "
+                  "where is_known_type and event_type = 'fallback_triggered'"):
+        if conversation_id in in_period:
+            events, conversations = topics.setdefault(topic, [0, set()])
+            topics[topic][0] = events + 1
+            conversations.add(conversation_id)
+    top = sorted(((topic, events, len(ids)) for topic, (events, ids) in topics.items()),
+                 key=lambda item: (-item[1], item[0]))[:10]
+    conversions = _warehouse_rows(
+        root, "select conversation_id, event_at from staging.stg_events where is_known_type and event_type = 'conversion'")
+    exposures = _warehouse_rows(
+        root, "select test_name, conversation_id, variant, first_exposed_at from marts.ab_test_exposures "
+              "where variant_count = 1")
+    tests = []
+    for test_name, start_date, end_date in _warehouse_rows(
+            root, "select test_name, min(start_date), max(end_date) from seeds.experiments group by 1 order by 1"):
+        if (start_date is not None and start_date > end) or (end_date is not None and end_date < start):
+            continue
+        variants = []
+        for variant, is_control in _warehouse_rows(
+                root, "select variant, is_control from seeds.experiments where test_name = ? order by variant_order",
+                [test_name]):
+            exposed = [(cid, at) for name, cid, value, at in exposures
+                       if name == test_name and value == variant and cid in in_period]
+            converted = sum(any(cid == other and when >= at for other, when in conversions) for cid, at in exposed)
+            variants.append({"variant": variant, "is_control": is_control, "sessions": len(exposed),
+                             "conversions": converted, "conversion_rate": ratio(converted, len(exposed))})
+        tests.append({"test_name": test_name, "start_date": start_date, "end_date": end_date, "variants": variants})
+    return {"metrics": metrics, "funnel": _expected_funnel_steps(root, "support", in_period),
+            "top_fallback_topics": [{"topic": topic, "count": events, "conversations": conversations}
+                                    for topic, events, conversations in top],
+            "ab_tests": tests, "period": {"start": str(start), "end": str(end)}}
+
+
+def _expected_funnel_steps(root: Path, funnel: str, conversations: set[str]) -> list[dict]:
+    """The document's funnel from fct_conversation_stages of the warehouse: in the funnel's declared
+    reading, each stage's count and the percent of the previous stage's conversations that did not reach
+    it (any order) or that it lost (in order, each stage nested in the one before)."""
+    stages = _warehouse_rows(root, "select stage, counting from marts.funnel_summary where funnel_name = ? "
+                                   "order by stage_order", [funnel])
+    reached: dict[str, set] = {stage: set() for stage, _ in stages}
+    in_order: dict[str, set] = {stage: set() for stage, _ in stages}
+    for conversation_id, stage, ordered in _warehouse_rows(
+            root, "select conversation_id, stage, is_reached_in_order from marts.fct_conversation_stages "
+                  "where funnel_name = ?", [funnel]):
+        if conversation_id in conversations:
+            reached[stage].add(conversation_id)
+            if ordered:
+                in_order[stage].add(conversation_id)
+    counting = stages[0][1]
+    steps, previous = [], None
+    for stage, _ in stages:
+        counted = in_order[stage] if counting == "in_order" else reached[stage]
+        if previous is None:
+            rate = 0.0
+        else:
+            went_on = len(counted) if counting == "in_order" else len(previous & counted)
+            rate = round((len(previous) - went_on) / len(previous) * 100, 1) if previous else None
+        steps.append({"name": stage, "sessionCount": len(counted), "dropoffRate": rate})
+        previous = counted
+    return steps
+
+
+def _assert_same(shown, expected, path="") -> None:
+    """Equal, doubles to 12 significant digits."""
+    if isinstance(expected, dict):
+        assert isinstance(shown, dict) and shown.keys() == expected.keys(), (path, shown)
+        for key in expected:
+            _assert_same(shown[key], expected[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(shown, list) and len(shown) == len(expected), (path, shown, expected)
+        for index, (got, want) in enumerate(zip(shown, expected, strict=True)):
+            _assert_same(got, want, f"{path}[{index}]")
+    elif isinstance(expected, float):
+        assert shown == pytest.approx(expected, rel=1e-12), path
+    else:
+        assert shown == (expected.isoformat() if hasattr(expected, "isoformat") else expected), path
+        assert type(shown) is not float or isinstance(expected, float), path  # counts are integers
+
+
+def test_analytics_dashboard_equals_the_events_for_a_period_and_the_default(client, published):
+    """Every field of /api/analytics/dashboard against a direct reading of the run's staged events: a
+    period inside the data, the default (the last 28 complete days) and a period without conversations."""
+    days = [row[0] for row in _warehouse_rows(
+        published, "select distinct conversation_date from marts.fct_conversations order by 1")]
+    newest = _warehouse_rows(published, "select cast(max(last_event_at) as date) from marts.fct_conversations")[0][0]
+    latest_complete = max(day for day in days if day < newest)
+    for params, (start, end) in (
+        ({"start": str(days[1]), "end": str(days[-2])}, (days[1], days[-2])),
+        ({}, (latest_complete - dt.timedelta(days=27), latest_complete)),
+    ):
+        answer = client.get("/api/analytics/dashboard", params=params)
+        assert answer.status_code == 200, answer.text
+        payload = answer.json()
+        assert list(payload) == ["metrics", "funnel", "top_fallback_topics", "ab_tests", "period"]
+        assert list(payload["metrics"]) == list(chat_analytics.METRICS)
+        expected = _expected_dashboard(published, start, end)
+        _assert_same(payload, expected)
+        assert expected["metrics"]["total_sessions"] > 100 and expected["top_fallback_topics"]
+        assert expected["metrics"]["avg_satisfaction_score"] is not None
+        assert all(variant["sessions"] for test in expected["ab_tests"] for variant in test["variants"])
+        assert answer.headers[SNAPSHOT_HEADER] == client.get("/api/health").json()["snapshot"]["version"]
+    empty = client.get("/api/analytics/dashboard", params={"start": "2000-01-01", "end": "2000-01-31"}).json()
+    _assert_same(empty, _expected_dashboard(published, dt.date(2000, 1, 1), dt.date(2000, 1, 31)))
+    assert empty["metrics"]["total_sessions"] == 0 and empty["metrics"]["resolution_rate"] is None
+    assert [step["dropoffRate"] for step in empty["funnel"]][:2] == [0.0, None]
+
+
+def test_analytics_funnel_equals_the_stages_for_every_funnel(client, published):
+    """/api/analytics/funnel: the support funnel by default, funnel= another, as the document shapes it."""
+    days = [row[0] for row in _warehouse_rows(
+        published, "select distinct conversation_date from marts.fct_conversations order by 1")]
+    start, end = days[1], days[-1]
+    in_period = {row[0] for row in _warehouse_rows(
+        published, "select conversation_id from marts.fct_conversations where conversation_date between ? and ?",
+        [start, end])}
+    for funnel in ("support", "sales", "engagement"):
+        params = {"start": str(start), "end": str(end), **({} if funnel == "support" else {"funnel": funnel})}
+        answer = client.get("/api/analytics/funnel", params=params)
+        assert answer.status_code == 200, answer.text
+        steps = answer.json()
+        _assert_same(steps, _expected_funnel_steps(published, funnel, in_period))
+        assert all(list(step) == ["name", "sessionCount", "dropoffRate"] for step in steps)
+        assert any(step["dropoffRate"] for step in steps), "no stage loses anyone: the test proves little"
+    # the dashboard's funnel is this route's answer for the support funnel
+    dashboard = client.get("/api/analytics/dashboard", params={"start": str(start), "end": str(end)}).json()
+    assert dashboard["funnel"] == client.get("/api/analytics/funnel", params={"start": str(start), "end": str(end)}).json()
+
+
+def test_abandon_turns_and_timing_routes_equal_fct_conversations(client, published):
+    """/api/abandon-turns and /api/timing over a period and filters against fct_conversations."""
+    days = [row[0] for row in _warehouse_rows(
+        published, "select distinct conversation_date from marts.fct_conversations order by 1")]
+    start, end = days[1], days[-2]
+    where = ("conversation_date between ? and ? and coalesce(channel, 'unknown') = 'web' "
+             "and coalesce(environment, '') != 'development'")
+    turns = _warehouse_rows(
+        published, f"select abandoned_at_turn, count(*) from marts.fct_conversations "
+                   f"where was_abandoned and abandoned_at_turn is not null and {where} group by 1 order by 2 desc, 1",
+        [start, end])
+    abandoned = sum(count for _, count in turns)
+    params = {"start": str(start), "end": str(end), "channel": "web", "exclude_development": "true", "limit": "3"}
+    payload = client.get("/api/abandon-turns", params=params).json()
+    assert payload["abandoned"] == abandoned and len(turns) > 3
+    assert [(row["turn"], row["conversations"]) for row in payload["turns"]] == turns[:3]
+    assert [row["share"] for row in payload["turns"]] == pytest.approx([count / abandoned for _, count in turns[:3]])
+    whole = client.get("/api/abandon-turns", params={"period": "all", "limit": "1000"}).json()
+    assert {row["turn"]: row["conversations"] for row in whole["turns"]} == dict(_snapshot_rows(
+        published, "select turn, conversations from marts.abandon_turns"))
+
+    expected = {(weekday, hour): counts for weekday, hour, *counts in _warehouse_rows(
+        published,
+        f"""
+        select isodow(conversation_date), hour(first_event_at), count(*),
+               count(*) filter (where initialized), count(*) filter (where initialized and engaged),
+               count(*) filter (where started), count(*) filter (where started and engaged),
+               count(*) filter (where started and was_completed)
+        from marts.fct_conversations where {where} group by 1, 2
+        """, [start, end])}
+    cells = client.get("/api/timing", params={k: v for k, v in params.items() if k != "limit"}).json()["cells"]
+    assert {(cell["weekday"], cell["hour_of_day"]): [
+        cell["conversations"], cell["initialized_conversations"], cell["interacted_conversations"],
+        cell["started_conversations"], cell["engaged_conversations"], cell["completed_conversations"]]
+        for cell in cells} == expected
+    for cell in cells:
+        _, initialized, interacted, started, engaged, completed = expected[(cell["weekday"], cell["hour_of_day"])]
+        assert cell["interaction_rate"] == (pytest.approx(interacted / initialized) if initialized else None)
+        assert cell["engagement_rate"] == (pytest.approx(engaged / started) if started else None)
+        assert cell["completion_rate"] == (pytest.approx(completed / started) if started else None)
+        assert cell["weekday_name"] == dt.date(2024, 1, cell["weekday"]).strftime("%A")  # 2024-01-01: a Monday
+    whole = client.get("/api/timing", params={"period": "all"}).json()["cells"]
+    patterns = {(weekday, hour): rate for weekday, hour, rate in _snapshot_rows(
+        published, "select weekday, hour_of_day, completion_rate from marts.timing_patterns")}
+    assert {(cell["weekday"], cell["hour_of_day"]): cell["completion_rate"] for cell in whole} == pytest.approx(patterns)
+
+
+def test_the_document_routes_refuse_what_they_cannot_count(client):
+    """Filters are refused, not ignored; the same tokens, Host checks and OpenAPI as every route."""
+    from starlette.testclient import TestClient
+
+    for route in ("/api/analytics/dashboard", "/api/analytics/funnel"):
+        refused = client.get(route, params={"channel": "web"})
+        assert refused.status_code == 400 and "start and end" in refused.json()["error"]
+        assert client.get(route, params={"start": "2026-02-30"}).status_code == 400
+        assert client.get(route, params={"start": "2026-03-05", "end": "2026-03-01"}).status_code == 400
+        assert TestClient(client.app, base_url="http://127.0.0.1").get(route).status_code == 401
+        assert client.get(route, headers={"Host": "evil.example"}).status_code == 400
+        assert client.get(route, headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert client.get("/api/analytics/funnel", params={"funnel": "nope"}).status_code == 404
+    for route in ("/api/abandon-turns", "/api/timing"):
+        assert client.get(route, params={"variant": "greeting_tone:casual"}).status_code == 400
+    for limit in ("0", "x", "1001"):
+        assert client.get("/api/abandon-turns", params={"limit": limit}).status_code == 400
+    paths = client.get("/api/openapi.json").json()["paths"]
+    assert {"/api/analytics/dashboard", "/api/analytics/funnel", "/api/abandon-turns", "/api/timing"} <= set(paths)
+    schema = paths["/api/analytics/dashboard"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert list(schema["properties"]["metrics"]["properties"]) == list(chat_analytics.METRICS)
+    assert {p["name"] for p in paths["/api/analytics/funnel"]["get"]["parameters"]} == {"start", "end", "funnel"}
+
+
 # --------------------------------------------------------------------------- the CLI's JSON
 
 
@@ -233,6 +511,30 @@ def test_every_read_command_prints_json_from_the_snapshot(published):
     assert json.loads(export.stdout)["rows"] == len((published / "m.csv").read_text().splitlines()) - 1
     for command in ("funnel", "experiments", "patterns", "export", "api", "dashboard"):
         assert _cli(published, command, "--help").returncode == 0
+
+
+def test_funnel_command_prints_the_top_abandon_turns(published, client):
+    """`convo-warehouse funnel` ends with the period's top abandon turns (--abandon-turns N, in --json too):
+    the API's numbers, filters applied, the variant reported as not applied."""
+    days = [row[0] for row in _warehouse_rows(
+        published, "select distinct conversation_date from marts.fct_conversations order by 1")]
+    since = str(days[1])
+    printed = _cli(published, "funnel", "--json", "--abandon-turns", "4", "--since", since, "--channel", "web")
+    assert printed.returncode == 0, printed.stderr
+    shown = json.loads(printed.stdout)["abandon_turns"]
+    api = client.get("/api/abandon-turns", params={"start": since, "channel": "web", "limit": "4"}).json()
+    assert shown["turns"] == api["turns"] and shown["abandoned"] == api["abandoned"] and len(shown["turns"]) == 4
+    assert shown["variant_ignored"] is False
+    text = _cli(published, "funnel", "--funnel", "support", "--abandon-turns", "3", "--variant", "greeting_tone:casual")
+    assert text.returncode == 0, text.stderr
+    section = text.stdout.split("turns at which conversations were abandoned")[1]
+    assert "the variant filter does not apply here" in section
+    whole = client.get("/api/abandon-turns", params={"period": "all", "limit": "3"}).json()["turns"]
+    rows = [line.split() for line in section.splitlines()[3:6]]
+    assert [(int(row[0]), int(row[1].replace(",", ""))) for row in rows] == [
+        (turn["turn"], turn["conversations"]) for turn in whole]
+    hidden = _cli(published, "funnel", "--json", "--abandon-turns", "0")
+    assert json.loads(hidden.stdout)["abandon_turns"] is None
 
 
 # --------------------------------------------------------------------------- a real server, and while a run writes

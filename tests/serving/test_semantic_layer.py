@@ -49,7 +49,7 @@ def project(tmp_path_factory, dbt_target_dir) -> tuple[Path, Warehouse]:
         shutil.copy2(REPO_ROOT / name, copy / name)
     for folder in ("models", "macros", "seeds", "tests/dbt"):
         shutil.copytree(REPO_ROOT / folder, copy / folder)
-    env = {**warehouse.env, "DBT_PROFILES_DIR": str(copy)}
+    env = {**warehouse.env, "DBT_PROFILES_DIR": str(copy), "DBT_PROJECT_DIR": str(copy)}
     env.pop("DBT_TARGET_PATH")
     parsed = subprocess.run([str(DBT), "parse", "--quiet"], cwd=copy, env=env, capture_output=True, text=True,
                             timeout=600)
@@ -58,7 +58,7 @@ def project(tmp_path_factory, dbt_target_dir) -> tuple[Path, Warehouse]:
 
 
 def _mf(project: Path, warehouse: Warehouse, metric: str, group_by: str, out: Path) -> list[dict]:
-    env = {**warehouse.env, "DBT_PROFILES_DIR": str(project)}
+    env = {**warehouse.env, "DBT_PROFILES_DIR": str(project), "DBT_PROJECT_DIR": str(project)}
     env.pop("DBT_TARGET_PATH")
     result = subprocess.run(
         [str(MF), "query", "--metrics", metric, "--group-by", group_by, "--csv", str(out)],

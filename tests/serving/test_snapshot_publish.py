@@ -572,8 +572,8 @@ def test_without_the_history_table_every_table_is_compared_by_content(setup):
 
 
 def test_a_table_without_a_day_column_is_compared_by_content_even_when_tracked(setup):
-    """replace_touched records the days of its day column: when it replaces some rows of a table
-    without one (fct_messages), it records nothing, so no row in the history is no proof of no change."""
+    """The history names days: a table the publisher writes as one file, without a day column
+    (fct_messages), cannot take its changes from it, so no row in the history is no proof of no change."""
     database, serving_dir = setup
     _record(database, [("marts.fct_messages", None, True, BUILT_AT)])  # the full build
     _publish(database, serving_dir, large=LARGE)

@@ -87,25 +87,27 @@ def test_rows_repeating_the_grain_fail_the_build_and_leave_the_table_as_it_was(g
 def test_a_row_breaking_the_contract_fails_the_build_that_writes_it(generated, make_warehouse):
     warehouse = built(make_warehouse("contract"), generated)
     bad, good = (row[0] for row in warehouse.query(
-        "select conversation_id from marts.fct_conversations where started order by conversation_id limit 2"
+        "select distinct conversation_id from intermediate.int_conversation_stages_sequenced "
+        "order by conversation_id limit 2"
     ))
-    # an impossible satisfaction upstream of the mart, in a conversation no
-    # build rewrites yet: the mart's old rows are not read again
+    # an impossible source upstream of the mart (fct_conversation_stages checks
+    # source in ('event', 'rules', 'llm')), in a conversation no build rewrites
+    # yet: the mart's old rows are not read again
     warehouse.query(
-        "update marts.fct_conversations set satisfaction_score = 1.5 where conversation_id = ?",
+        "update intermediate.int_conversation_stages_sequenced set source = 'bogus' where conversation_id = ?",
         [bad],
     )
     # the scope and the mart, not the model the defect sits in
-    mart_only = ("run", "--select", "+scope_days fct_conversations")
+    mart_only = ("run", "--select", "+scope_days fct_conversation_stages")
     touch(warehouse, good, "good")
     warehouse.dbt(*mart_only)
-    # the build that rewrites it fails on the constraint (satisfaction_score between 0 and 1)
+    # the build that rewrites it fails on the constraint
     touch(warehouse, bad, "bad")
-    before = warehouse.table_hash("marts.fct_conversations")
+    before = warehouse.table_hash("marts.fct_conversation_stages")
     result = warehouse.dbt(*mart_only, check=False)
     assert not result.success
-    assert "CHECK constraint failed" in failure_of(result) and "satisfaction_score" in failure_of(result)
-    assert warehouse.table_hash("marts.fct_conversations") == before
+    assert "CHECK constraint failed" in failure_of(result) and "source" in failure_of(result)
+    assert warehouse.table_hash("marts.fct_conversation_stages") == before
 
 
 def test_a_body_returning_rows_outside_the_scope_fails_the_build(generated, tmp_path, make_warehouse):

@@ -33,7 +33,7 @@ def test_first_delivery_is_decided_when_a_load_run_is_parsed_and_kept_once(wareh
         [event("e1", "first"), event("e2", "bad copy", timestamp="not a time"), event("e3", "only")],
     )
     warehouse.load()
-    warehouse.build()
+    warehouse.build(None)  # a complete run: the next one parses the load runs after this one's
 
     # a later load run: e1 again (a duplicate), e2's first valid copy (a bad
     # copy never wins), e4 twice in one file (the earlier row wins)
@@ -42,7 +42,8 @@ def test_first_delivery_is_decided_when_a_load_run_is_parsed_and_kept_once(wareh
         [event("e1", "resent"), event("e2", "good copy"), event("e4", "row 3"), event("e4", "row 4")],
     )
     warehouse.load()
-    warehouse.build()
+    warehouse.build(None)
+    assert warehouse.query("select load_id from scope.scope_load_runs") == [(2,)], "load run 1 was parsed again"
 
     flags = warehouse.query(
         "select load_id, source_file, row_number, event_id, rejection_reason, is_first_delivery "
@@ -70,7 +71,7 @@ def test_first_delivery_is_decided_when_a_load_run_is_parsed_and_kept_once(wareh
 
     # decided load by load, the same as parsing every load run at once
     incremental = warehouse.table_hash("staging.base_events_parsed")
-    warehouse.build(full_refresh=True)
+    warehouse.dbt("run", "--select", "base_events_parsed", "--full-refresh")
     assert warehouse.table_hash("staging.base_events_parsed") == incremental
 
 
@@ -111,59 +112,54 @@ def test_the_views_read_the_warehouse_copied_under_another_name(warehouse):
         assert con.execute("select raw_rows from staging.stg_loads").fetchall() == [(2,)]
 
 
-def stg_events_failures(warehouse) -> dict[str, int]:
-    """dbt test of stg_events' own tests: unique_combination / expression_is_true -> failing rows."""
-    result = warehouse.dbt("test", "--select", "stg_events", "--exclude", "test_type:unit", check=False)
+def failures(warehouse, model: str) -> dict[str, int]:
+    """dbt test of ``model``'s own tests: test name -> failing rows (0 when it passed)."""
+    result = warehouse.dbt("test", "--select", model, "--exclude", "test_type:unit", check=False)
     return {
-        node_result.node.name.split("_stg_events")[0]: int(node_result.failures or 0)
+        node_result.node.name: int(node_result.failures or 0)
         for node_result in result.result.results
-        if getattr(node_result.node, "attached_node", None) == "model.convo_warehouse.stg_events"
+        if getattr(node_result.node, "attached_node", None) == f"model.convo_warehouse.{model}"
     }
 
 
-def test_stg_events_tests_check_the_load_runs_the_build_parsed_against_every_staged_event(warehouse):
-    write_jsonl(warehouse.landing / "a.jsonl", [event("e1", "first"), event("e2", "second")])
-    warehouse.load()
-    warehouse.build()
-    write_jsonl(warehouse.landing / "b.jsonl", [event("e2", "resent"), event("e3", "third")])
-    warehouse.load()
-    warehouse.build()
-    assert set(stg_events_failures(warehouse).values()) == {0}
+def failing(found: dict[str, int]) -> dict[str, int]:
+    """The failing tests of ``found``, by kind (unique_combination, expression_is_true)."""
+    return {name.split(f"_{model}")[0]: rows for name, rows in found.items() if rows
+            for model in ("stg_events", "rejected_events") if f"_{model}" in name}
 
-    # an old load run's row is not checked again (the build parsed load 2 only)
+
+def test_stg_events_and_rejected_events_tests_check_the_load_runs_the_run_parsed(warehouse):
+    """Their tests read the load runs of scope_load_runs (a parsed row never changes): a
+    complete run that parsed load run 2 checks its staged events against every staged one and
+    its rejected rows, and does not read load run 1's rows again."""
+    write_jsonl(warehouse.landing / "a.jsonl", [
+        event("e1", "first"), event("e2", "second"), event("e5", "bad", timestamp="never"),
+    ])
+    warehouse.load()
+    warehouse.build(None)
+    write_jsonl(warehouse.landing / "b.jsonl", [
+        event("e2", "resent"), event("e3", "third"), event("e6", "bad", timestamp="never"),
+    ])
+    warehouse.load()
+    warehouse.build(None)
+    assert warehouse.query("select load_id from scope.scope_load_runs") == [(2,)]
+    stg_events, rejected = failures(warehouse, "stg_events"), failures(warehouse, "rejected_events")
+    assert len(stg_events) >= 2 and len(rejected) == 2
+    assert set(stg_events.values()) == set(rejected.values()) == {0}
+
+    # an old load run's rows are not checked again (the run parsed load 2 only)
     warehouse.query("update staging.base_events_parsed set properties = null where event_id = 'e1'")
-    assert set(stg_events_failures(warehouse).values()) == {0}
+    warehouse.query("update staging.base_events_parsed set rejection_detail = null where event_id = 'e5'")
+    assert set(failures(warehouse, "stg_events").values()) == {0}
+    assert set(failures(warehouse, "rejected_events").values()) == {0}
     # a staged event of the parsed load run is checked against every staged one
     warehouse.query(
         "update staging.base_events_parsed set is_first_delivery = true where event_id = 'e2' and load_id = 2"
     )
-    found = stg_events_failures(warehouse)
-    assert found["unique_combination"] == 1, found
+    assert failing(failures(warehouse, "stg_events")) == {"unique_combination": 1}
     # and its fields
     warehouse.query("update staging.base_events_parsed set properties = null where event_id = 'e3'")
-    assert stg_events_failures(warehouse)["expression_is_true"] == 1
-
-
-def test_rejected_events_tests_check_the_load_runs_the_build_parsed(warehouse):
-    write_jsonl(warehouse.landing / "a.jsonl", [event("e1", "first"), event("e2", "bad", timestamp="never")])
-    warehouse.load()
-    warehouse.build()
-    write_jsonl(warehouse.landing / "b.jsonl", [event("e3", "third"), event("e4", "bad", timestamp="never")])
-    warehouse.load()
-    warehouse.build()
-
-    def failures(model: str) -> dict[str, int]:
-        result = warehouse.dbt("test", "--select", model, "--exclude", "test_type:unit", check=False)
-        return {
-            node_result.node.name: int(node_result.failures or 0)
-            for node_result in result.result.results
-            if getattr(node_result.node, "attached_node", None) == f"model.convo_warehouse.{model}"
-        }
-
-    assert set(failures("rejected_events").values()) == {0}
-    # an old load run's rejected row is not read again
-    warehouse.query("update staging.base_events_parsed set rejection_detail = null where event_id = 'e2'")
-    assert set(failures("rejected_events").values()) == {0}
-    # the parsed load run's rejected row is
-    warehouse.query("update staging.base_events_parsed set rejection_detail = null where event_id = 'e4'")
-    assert sorted(failures("rejected_events").values()) == [0, 1]
+    assert failing(failures(warehouse, "stg_events")) == {"unique_combination": 1, "expression_is_true": 1}
+    # the parsed load run's rejected row is read
+    warehouse.query("update staging.base_events_parsed set rejection_detail = null where event_id = 'e6'")
+    assert failing(failures(warehouse, "rejected_events")) == {"expression_is_true": 1}

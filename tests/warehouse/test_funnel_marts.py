@@ -539,7 +539,7 @@ def test_a_funnel_added_by_seed_rows_alone_appears_everywhere(generated, tmp_pat
     project = _project_copy(tmp_path / "project")
     seed = project / "seeds" / "funnel_stages.csv"
     seed.write_text(seed.read_text().rstrip("\n") + "\n" + NEW_FUNNEL_ROWS)
-    warehouse = Warehouse(tmp_path / "warehouse", tmp_path / "target")
+    warehouse = Warehouse(tmp_path / "warehouse", tmp_path / "target", project_dir=project)
     shutil.rmtree(warehouse.landing)
     shutil.copytree(generated, warehouse.landing)
     warehouse.load()

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from support.warehouse import Warehouse, open_warehouse
+from support.warehouse import Warehouse, forget_parsed_manifest, open_warehouse
 
 END_DATE = "2024-03-14"
 DAYS = 14
@@ -28,7 +28,7 @@ CONVERSATIONS = 1500
 SEED = 11
 METRICS_SELECT = (
     "+metric_alerts +segment_comparison +dim_metrics alert_rules fct_conversations ab_test_exposures"
-    " +fct_conversation_quality +fct_conversation_stages"
+    " +fct_conversation_quality +fct_conversation_stages model_prices"
 )
 SALES_STAGES = ["started", "responded", "qualified", "booked", "attended", "converted"]
 KEY = ["metric_date", "metric_name", "segment_type", "segment_value"]
@@ -159,6 +159,25 @@ def reference_metrics(
             (seg["sentiment_end"].astype(float) - seg["sentiment_start"].astype(float)).fillna(0.0),
             (seg["sentiment_end"].notna() & seg["sentiment_start"].notna()).astype(float),
         ),
+        # not in the contract: semantic rephrases where every user message is embedded, and the
+        # frustration flag (>= 3 rephrases by embeddings where known, else by word overlap, then
+        # abandoned or handed off)
+        "semantic_rephrase_rate": (
+            (started & (seg["semantic_rephrase_count"].astype(float) > 0)).astype(float),
+            (started & seg["semantic_rephrase_count"].notna()).astype(float),
+        ),
+        "frustration_rate": (
+            (started & (seg["semantic_rephrase_count"].astype(float).fillna(seg["rephrase_count"].astype(float)) >= 3)
+             & (b("was_abandoned") | b("had_handoff"))).astype(float),
+            started.astype(float),
+        ),
+        # not in the contract: the model calls' cost of started conversations whose every agent
+        # message is priced, and the conversations with an unpriced one
+        "cost_per_conversation": (
+            (seg["cost_usd"].astype(float).where(started & ~b("has_unpriced"), 0.0)).fillna(0.0),
+            (started & ~b("has_unpriced")).astype(float),
+        ),
+        "unpriced_conversations": (b("has_unpriced").astype(float), None),
     }
     keys = [grain, "segment_type", "segment_value"]
     parts = []
@@ -191,6 +210,33 @@ def reference_metrics(
     return result[[grain, "metric_name", "segment_type", "segment_value", "numerator", "denominator", "value"]]
 
 
+def reference_costs(warehouse: Warehouse) -> pd.DataFrame:
+    """Per conversation with agent messages: the cost of its messages at the seed's price holding at
+    each message's time (model matched ignoring case and spaces; a missing token count adds nothing)
+    and whether any message had no price. Read from the staged events and the seed itself."""
+    messages = frame(warehouse, "select conversation_id, model, event_at, input_tokens, output_tokens "
+                                "from staging.stg_events where event_type = 'agent_message' and is_known_type")
+    prices = frame(warehouse, "select model, input_price_per_million, output_price_per_million, valid_from "
+                              "from seeds.model_prices")
+    periods: dict[str, list] = {}
+    for row in prices.itertuples():
+        periods.setdefault(str(row.model).strip().lower(), []).append(
+            (pd.Timestamp(row.valid_from), row.input_price_per_million, row.output_price_per_million))
+    rows = []
+    for message in messages.itertuples():
+        held = [period for period in periods.get(str(message.model or "unknown").strip().lower(), [])
+                if period[0] <= pd.Timestamp(message.event_at)]
+        if not held:
+            rows.append((message.conversation_id, 0.0, 1))
+            continue
+        _, price_in, price_out = max(held)
+        tokens_in = 0 if pd.isna(message.input_tokens) else message.input_tokens
+        tokens_out = 0 if pd.isna(message.output_tokens) else message.output_tokens
+        rows.append((message.conversation_id, (tokens_in * price_in + tokens_out * price_out) / 1e6, 0))
+    costs = pd.DataFrame(rows, columns=["conversation_id", "cost_usd", "unpriced"])
+    return costs.groupby("conversation_id", as_index=False).sum()
+
+
 def reference_inputs(warehouse: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     # the quality score of every started conversation (fct_conversation_quality publishes those with a
     # scored user message: contract v1.3), and the sentiment start / end the mart publishes
@@ -215,6 +261,12 @@ def reference_inputs(warehouse: Warehouse) -> tuple[pd.DataFrame, pd.DataFrame, 
         " where stg_events.is_known_type and stg_events.event_type = 'user_message'"
         ") where sentiment is not null",
     )
+    rephrases = frame(warehouse, "select conversation_id, semantic_rephrase_count from marts.fct_conversation_rephrases")
+    conversations = conversations.merge(rephrases, on="conversation_id", how="left")
+    costs = reference_costs(warehouse)
+    conversations = conversations.merge(costs, on="conversation_id", how="left")
+    conversations["has_unpriced"] = conversations["unpriced"].fillna(0) > 0
+    conversations["cost_usd"] = conversations["cost_usd"].fillna(0.0)  # no agent message: nothing spent
     exposures = frame(
         warehouse, "select test_name, conversation_id, variant, variant_count from marts.ab_test_exposures"
     )
@@ -297,10 +349,16 @@ def test_the_alert_unit_test_holds_the_shipped_sales_bot_rules() -> None:
             assert value == expected, (row["rule_name"], column, value, shipped[column])
 
 
+# Metrics whose inputs this warehouse cannot have, so no day has a denominator: semantic rephrases
+# need an embedding model (CONVO_EMBEDDING_MODEL), and the price seed has no price for the generated
+# models in early 2024 (each model's prices start at its release), so no started conversation's cost is known.
+WITHOUT_ROWS_IN_THIS_DATA = {"semantic_rephrase_rate", "cost_per_conversation"}
+
+
 def test_every_metric_is_documented(built: Warehouse) -> None:
     names = {row[0] for row in built.query("select distinct metric_name from marts.metrics_daily")}
     documented = {row[0] for row in built.query("select metric_name from marts.dim_metrics")}
-    assert names == documented
+    assert names == documented - WITHOUT_ROWS_IN_THIS_DATA
     docs = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
     glossary = (
         Path(__file__).resolve().parents[2] / "models" / "marts" / "metrics" / "_metrics__docs.md"
@@ -428,13 +486,15 @@ def test_two_sided_p_value_macro_matches_scipy(built: Warehouse) -> None:
 
 def test_incremental_runs_equal_a_full_refresh(generated, tmp_path_factory, dbt_target_dir) -> None:
     """Load the generated days in four batches (the late events last), run the
-    incremental metrics after each and compare with the independent
-    recomputation of that moment, then with --full-refresh on the same
-    warehouse: only the touched-day and newest-event logic keeps the incremental
-    tables right. metric_alerts, replaced day by day,
-    with rules that fire in every window (week-over-week ones included: the
-    late events change days whose week-later windows compare with them)
-    equals its full refresh too."""
+    whole project after each (a complete run: the next one recomputes what
+    changed since) and compare the metrics with the independent recomputation
+    of that moment, then with --full-refresh on the same warehouse: only the
+    scope of each run (scope_days: the days of the conversations with new
+    events, and of those the clock moved across a window) keeps the
+    incremental tables right. metric_alerts, rebuilt by every run from
+    metrics_daily, with rules that fire in every window (week-over-week ones
+    included: the late events change days whose week-later windows compare
+    with them) equals its full refresh too."""
     source, _ = generated
     warehouse = Warehouse(tmp_path_factory.mktemp("metrics-incremental"), dbt_target_dir)
     day_folders = sorted(p for p in source.iterdir() if p.is_dir() and p.name != "late")
@@ -460,14 +520,10 @@ def test_incremental_runs_equal_a_full_refresh(generated, tmp_path_factory, dbt_
                 "where metric_date = ? and metric_name = 'conversations' and segment_type = 'all'",
                 [oldest],
             )
-        # the reference reads the marts fct_conversations, ab_test_exposures, fct_conversation_quality
-        # and fct_conversation_stages
-        metrics_and_inputs = (
-            "+metrics_daily +metrics_hourly fct_conversations ab_test_exposures +fct_conversation_quality"
-            " +fct_conversation_stages +metric_alerts"
-        )
-        alerts_built = warehouse.scalar("select max(recorded_at) from audit.partitions_rewritten") if number > 1 else None
-        warehouse.dbt("run", "--select", metrics_and_inputs)
+        recorded = warehouse.scalar("select max(recorded_at) from audit.partitions_rewritten") if number > 1 else None
+        # a complete run (the reference reads the marts fct_conversations, ab_test_exposures,
+        # fct_conversation_quality and fct_conversation_stages)
+        warehouse.dbt("run")
         if number in (2, 3):
             # incremental, not a rebuild: the oldest day was left alone
             kept = warehouse.query(
@@ -484,20 +540,20 @@ def test_incremental_runs_equal_a_full_refresh(generated, tmp_path_factory, dbt_
     newest_before_late = max(snapshots[2]["metric_date"])
     changed = changed_days(snapshots[2], snapshots[3])
     assert any(day < newest_before_late - dt.timedelta(days=3) for day in changed), changed
-    # the late run replaced the alerts of the changed days and of the days a
-    # week after them (their baselines changed), not every day
-    alert_days = {
+    # the late run replaced the days of its scope, the changed days among them, not every day
+    rewritten_days = {
         row[0] for row in warehouse.query(
-            "select partition_date from audit.partitions_rewritten where relation_name = 'marts.metric_alerts' "
+            "select partition_date from audit.partitions_rewritten where relation_name = 'marts.metrics_daily' "
             "and recorded_at > ? and not rewrote_all",
-            [alerts_built],
+            [recorded],
         )
     }
-    assert alert_days >= changed | {day + dt.timedelta(days=7) for day in changed}, (alert_days, changed)
+    assert rewritten_days == {row[0] for row in warehouse.query("select event_date from scope.scope_days")}
+    assert changed <= rewritten_days < set(snapshots[3]["metric_date"]), (rewritten_days, changed)
     assert not warehouse.query(
-        "select 1 from audit.partitions_rewritten where relation_name = 'marts.metric_alerts' "
+        "select 1 from audit.partitions_rewritten where relation_name = 'marts.metrics_daily' "
         "and recorded_at > ? and rewrote_all",
-        [alerts_built],
+        [recorded],
     )
     alerts = (
         "select rule_name, segment_type, segment_value, window_start, window_date, window_end, observed_value, "
@@ -551,8 +607,9 @@ def event(event_id: str, conversation_id: str, event_type: str, timestamp: str, 
 
 def test_late_event_moving_a_conversation_empties_its_old_day(warehouse: Warehouse) -> None:
     """Conversation x is alone on 2024-01-02; a late event puts its first event on
-    2024-01-01. The incremental run must drop 2024-01-02 entirely (delete+insert
-    alone would keep it) and recount 2024-01-01."""
+    2024-01-01. The incremental run (x alone in its scope, both its days) must
+    drop 2024-01-02 entirely (delete+insert alone would keep it) and recount
+    2024-01-01."""
     write_events(warehouse.landing / "first.jsonl", [
         event("y1", "y", "conversation_started", "2024-01-01T09:00:00Z", agent_id="a1"),
         event("y2", "y", "user_message", "2024-01-01T09:00:05Z", content="hello", sentiment=0.5),
@@ -561,8 +618,7 @@ def test_late_event_moving_a_conversation_empties_its_old_day(warehouse: Warehou
     ])
     warehouse.load()
     warehouse.dbt("seed")
-    run = ("run", "--select", "+metrics_daily +metrics_hourly")
-    warehouse.dbt(*run)
+    warehouse.dbt("run")  # complete runs: the second recomputes what changed since the first
     days = warehouse.query("select distinct metric_date from marts.metrics_daily order by 1")
     assert [d for (d,) in days] == [dt.date(2024, 1, 1), dt.date(2024, 1, 2)]
 
@@ -570,7 +626,11 @@ def test_late_event_moving_a_conversation_empties_its_old_day(warehouse: Warehou
         event("x0", "x", "interaction_initialized", "2024-01-01T23:00:00Z", device="mobile"),
     ])
     warehouse.load()
-    warehouse.dbt(*run)
+    warehouse.dbt("run")
+    assert warehouse.query("select conversation_id from scope.scope_conversations") == [("x",)]
+    assert warehouse.query("select event_date from scope.scope_days order by 1") == [
+        (dt.date(2024, 1, 1),), (dt.date(2024, 1, 2),)
+    ]
     days = warehouse.query("select distinct metric_date from marts.metrics_daily order by 1")
     assert [d for (d,) in days] == [dt.date(2024, 1, 1)]
     hours = warehouse.query("select distinct metric_hour from marts.metrics_hourly order by 1")
@@ -586,8 +646,8 @@ def test_newer_events_elsewhere_make_an_old_day_abandoned(warehouse: Warehouse) 
     """Inferred abandonment depends on the newest event in the warehouse. a (alone
     on 2024-01-01) is silent for 15 minutes at the first run: not abandoned. The
     second load only brings a conversation on 2024-01-03; a's day receives no
-    event, yet a is now abandoned and its day must
-    be recomputed."""
+    event, yet a is now abandoned (in the second run's scope for crossing the
+    abandonment window) and its day must be recomputed."""
     write_events(warehouse.landing / "first.jsonl", [
         event("a1", "a", "conversation_started", "2024-01-01T23:40:00Z"),
         event("a2", "a", "user_message", "2024-01-01T23:50:00Z", content="anyone there?"),
@@ -595,8 +655,7 @@ def test_newer_events_elsewhere_make_an_old_day_abandoned(warehouse: Warehouse) 
     ])
     warehouse.load()
     warehouse.dbt("seed")
-    run = ("run", "--select", "+metrics_daily +metrics_hourly")
-    warehouse.dbt(*run)
+    warehouse.dbt("run")  # complete runs: the second recomputes what changed since the first
     abandonment = (
         "select numerator from marts.metrics_daily where metric_name = 'abandonment_rate' "
         "and segment_type = 'all' and metric_date = date '2024-01-01'"
@@ -607,32 +666,44 @@ def test_newer_events_elsewhere_make_an_old_day_abandoned(warehouse: Warehouse) 
         event("c1", "c", "conversation_started", "2024-01-03T12:00:00Z"),
     ])
     warehouse.load()
-    warehouse.dbt(*run)
+    warehouse.dbt("run")
     assert warehouse.scalar(abandonment) == 1
+    assert warehouse.query(
+        "select conversation_id, has_new_events, crossed_abandonment_window from scope.scope_conversations "
+        "where conversation_id = 'a'"
+    ) == [("a", False, True)]
 
 
-def test_changed_history_rules_recompute_every_day(warehouse: Warehouse) -> None:
-    """A var that changes every conversation (abandon_after_minutes) with no new
-    event: the stored history fingerprint no longer matches, so the incremental
-    run recomputes days it would otherwise leave alone."""
+def test_changed_history_rules_recompute_every_day(tmp_path: Path) -> None:
+    """A var that changes every conversation (abandon_after_minutes, in the
+    project's dbt_project.yml) with no new event: dbt's state comparison with
+    the last build's manifest finds its readers, so the run rebuilds the days
+    its scope would otherwise leave alone."""
+    project = Warehouse(tmp_path / "scratch", tmp_path / "scratch-target").copy_project(tmp_path / "project")
+    settings = project / "dbt_project.yml"
+    # 100 hours of silence needed: a (36 hours silent) is not abandoned
+    settings.write_text(settings.read_text().replace("abandon_after_minutes: 30", "abandon_after_minutes: 6000"))
+    warehouse = Warehouse(tmp_path / "warehouse", tmp_path / "target", project)
     write_events(warehouse.landing / "first.jsonl", [
         event("a1", "a", "conversation_started", "2024-01-01T23:40:00Z"),
         event("a2", "a", "user_message", "2024-01-01T23:50:00Z", content="anyone there?"),
         event("c1", "c", "conversation_started", "2024-01-03T12:00:00Z"),
     ])
     warehouse.load()
-    warehouse.dbt("seed")
     abandonment = (
         "select numerator from marts.metrics_daily where metric_name = 'abandonment_rate' "
         "and segment_type = 'all' and metric_date = date '2024-01-01'"
     )
-    select = ("run", "--select", "+metrics_daily +metrics_hourly", "--vars")
-    # 100 hours of silence needed: a (36 hours silent) is not abandoned
-    warehouse.dbt(*select, "{abandon_after_minutes: 6000}")
+    warehouse.run_build()
     assert warehouse.scalar(abandonment) == 0
-    # back to 30 minutes, no new event: a's day is neither touched nor near the
-    # newest event; only the build fingerprint brings it back
-    warehouse.dbt(*select, "{abandon_after_minutes: 30}")
+    # back to 30 minutes, no new event: a's day is neither in the run's scope nor
+    # near the newest event; only the changed var brings it back
+    settings.write_text(settings.read_text().replace("abandon_after_minutes: 6000", "abandon_after_minutes: 30"))
+    (warehouse.target_dir / "manifest.json").unlink()
+    forget_parsed_manifest(warehouse.target_dir)
+    _, dropped, _ = warehouse.run_build()
+    assert {"marts.fct_conversations", "marts.metrics_daily", "marts.metrics_hourly"} <= set(dropped)
+    assert warehouse.query("select conversation_id from scope.scope_conversations") == []
     assert warehouse.scalar(abandonment) == 1
     hourly = warehouse.scalar(
         "select sum(numerator) from marts.metrics_hourly where metric_name = 'abandonment_rate' "

@@ -28,6 +28,7 @@ REQUIRED_COLUMNS = {
     "alert_rules": ["rule_name", "metric_name", "condition", "threshold", "time_window"],
     "event_type_aliases": ["alias", "event_type"],
     "field_aliases": ["alias_field", "canonical_field"],
+    "model_prices": ["model", "input_price_per_million", "output_price_per_million", "valid_from"],
 }
 
 
@@ -96,6 +97,9 @@ def test_production_run_with_required_seed_columns_only(tmp_path):
         assert con.execute(
             "select distinct segment_type, segment_value, severity, min_sample from staging.stg_seeds__alert_rules"
         ).fetchall() == [("all", "all", "medium", 1)]
+        # a price seed without notes still prices the generated models' calls
+        assert con.execute("select count(*) from staging.stg_seeds__model_prices where note is not null").fetchone()[0] == 0
+        assert con.execute("select count(*) from marts.fct_conversation_models where cost_usd > 0").fetchone()[0] > 0
     finally:
         con.close()
 

@@ -15,7 +15,7 @@
 
 with
 
-conversations_in_scope as (
+conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
@@ -56,9 +56,9 @@ events as (
     from {{ ref('stg_events') }}
     where
         is_known_type
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 conversations as (
@@ -166,9 +166,9 @@ stage_classifications as (
     from {{ ref('stg_stage_classifications') }}
     where
         is_reached
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 reached_by_event_type as (
@@ -312,7 +312,9 @@ stages_combined as (
         reaches_with_stage_order.stage_order,
         case
             when max(case when reaches_with_stage_order.source = 'event' then 1 else 0 end) = 1
-                then min(case when reaches_with_stage_order.source = 'event' then reaches_with_stage_order.reached_at end)
+                then min(
+                    case when reaches_with_stage_order.source = 'event' then reaches_with_stage_order.reached_at end
+                )
             else min(reaches_with_stage_order.reached_at)
         end as reached_at,
         case

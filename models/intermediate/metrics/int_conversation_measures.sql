@@ -91,6 +91,31 @@ sales_stages_in_order as (
     where sales_progress.funnel_name = 'sales'
 ),
 
+-- rephrases by sentence embeddings and the frustration flag
+-- (fct_conversation_rephrases: conversations with a user message)
+rephrases as (
+    select
+        fct_conversation_rephrases.conversation_id,
+        fct_conversation_rephrases.conversation_date,
+        fct_conversation_rephrases.semantic_rephrase_count,
+        fct_conversation_rephrases.is_frustrated
+    from {{ ref('fct_conversation_rephrases') }} as fct_conversation_rephrases
+),
+
+-- what the agent's model calls cost, over the conversation's models; the
+-- day is carried to the join so a reader's day filter reaches this read
+model_costs as (
+    select
+        fct_conversation_models.conversation_id,
+        fct_conversation_models.conversation_date,
+        sum(fct_conversation_models.unpriced_agent_messages) as unpriced_agent_messages,
+        {{ exact_sum('fct_conversation_models.cost_usd') }} as cost_usd
+    from {{ ref('fct_conversation_models') }} as fct_conversation_models
+    group by
+        fct_conversation_models.conversation_id,
+        fct_conversation_models.conversation_date
+),
+
 quality as (
     select
         int_conversation_quality_scored.conversation_id,
@@ -132,7 +157,14 @@ conversation_measures as (
         coalesce(sales_stages_in_order.sales_qualified_in_order, false) as sales_qualified_in_order,
         coalesce(sales_stages_in_order.sales_booked_in_order, false) as sales_booked_in_order,
         coalesce(sales_stages_in_order.sales_attended_in_order, false) as sales_attended_in_order,
-        coalesce(sales_stages_in_order.sales_converted_in_order, false) as sales_converted_in_order
+        coalesce(sales_stages_in_order.sales_converted_in_order, false) as sales_converted_in_order,
+        rephrases.semantic_rephrase_count,
+        coalesce(rephrases.is_frustrated, false) as is_frustrated,
+        -- known when every agent message has a price (none: the conversation cost nothing)
+        case
+            when coalesce(model_costs.unpriced_agent_messages, 0) = 0 then coalesce(model_costs.cost_usd, 0)
+        end as conversation_cost_usd,
+        coalesce(model_costs.unpriced_agent_messages, 0) > 0 as has_unpriced_model_calls
     from conversations
     left join sentiment_per_conversation
         on conversations.conversation_id = sentiment_per_conversation.conversation_id
@@ -140,6 +172,14 @@ conversation_measures as (
         on conversations.conversation_id = quality.conversation_id
     left join sales_stages_in_order
         on conversations.conversation_id = sales_stages_in_order.conversation_id
+    left join rephrases
+        on
+            conversations.conversation_id = rephrases.conversation_id
+            and conversations.conversation_date = rephrases.conversation_date
+    left join model_costs
+        on
+            conversations.conversation_id = model_costs.conversation_id
+            and conversations.conversation_date = model_costs.conversation_date
 )
 
 select * from conversation_measures

@@ -11,7 +11,7 @@
 
 with
 
-conversations_in_scope as (
+conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
@@ -36,9 +36,9 @@ user_messages as (
         is_known_type
         and event_type = 'user_message'
         and content is not null
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 -- one row per message x objection, however many of its patterns match

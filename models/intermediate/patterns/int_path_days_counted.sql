@@ -14,7 +14,7 @@
 
 with
 
-days_in_scope as (
+days_in_scope as (  -- noqa: ST03
     select event_date from {{ ref('scope_days') }}
 ),
 
@@ -27,9 +27,9 @@ paths as (
     from {{ ref('fct_conversation_paths') }}
     where
         outcome != 'in_progress'
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_date in (select days_in_scope.event_date from days_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 path_days_counted as (

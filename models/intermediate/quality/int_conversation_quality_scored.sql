@@ -28,7 +28,7 @@
 
 with
 
-days_in_scope as (
+days_in_scope as (  -- noqa: ST03
     select event_date from {{ ref('scope_days') }}
 ),
 
@@ -47,9 +47,9 @@ conversations as (
     from {{ ref('fct_conversations') }}
     where
         started
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_date in (select days_in_scope.event_date from days_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 sentiment as (

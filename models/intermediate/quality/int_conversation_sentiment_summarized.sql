@@ -1,5 +1,5 @@
 {#- One row per conversation with at least one user_message. Over its user
-    messages that have a sentiment (int_message_sentiment_resolved), numbered
+    messages that have a sentiment (resolved below), numbered
     by time then event_id, n of them and k = max(1, floor(n / 3)):
     sentiment_start = mean of the first k, sentiment_end = mean of the last k
     (n = 1: the one message both; n = 2: the first and the second),
@@ -21,7 +21,7 @@
 
 with
 
-conversations_in_scope as (
+conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
@@ -45,9 +45,9 @@ user_messages as (
         is_known_type
         and event_type = 'user_message'
         and conversation_id is not null
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 model_scores as (

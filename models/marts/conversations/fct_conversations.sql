@@ -12,7 +12,7 @@
 
 with
 
-conversations_in_scope as (
+conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
@@ -20,10 +20,20 @@ run as (
     select clock from {{ ref('scope_run') }}
 ),
 
+user_messages_compared as (
+    select
+        conversation_id,
+        is_rephrase
+    from {{ ref('int_user_messages_compared') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
+),
+
 -- events and events_ordered are read by several CTEs below: computed for
 -- each reader (each reads only its columns of the staged events) rather
--- than stored whole first with every message's text (26.7 -> 11.5 s alone
--- for the whole history at 10M events, CPU 50.8 -> 19.5 s)
+-- than stored whole first with every message's text, which cost more than
+-- the reads it saved
 events as {{ cte_not_materialized() }} (
     select
         conversation_id,
@@ -44,9 +54,9 @@ events as {{ cte_not_materialized() }} (
     -- unknown event types are staged for the record but take part in no metric
     where
         is_known_type
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 -- feedback ratings scored 0..1 (positive 1.0, negative 0.0, a digit r in
@@ -75,42 +85,13 @@ feedback_scored as (
     group by feedback_rated.conversation_id
 ),
 
--- consecutive user messages (by timestamp, then event_id) whose lower-cased
--- word sets have a Jaccard similarity of at least
--- var('rephrase_jaccard_threshold') are a rephrase; a pair with an empty
--- word set never is
-user_message_words as (
-    select
-        events.conversation_id,
-        {{ word_set('events.content') }} as words,
-        row_number() over (
-            partition by events.conversation_id
-            order by events.event_at, events.event_id
-        ) as message_sequence
-    from events
-    where events.event_type = 'user_message'
-),
-
-consecutive_messages_compared as (
-    select
-        later.conversation_id,
-        {{ list_length('earlier.words') }} > 0
-        and {{ list_length('later.words') }} > 0
-        and {{ jaccard_similarity('earlier.words', 'later.words') }}
-        >= {{ var('rephrase_jaccard_threshold') }} as is_rephrase
-    from user_message_words as later
-    inner join user_message_words as earlier
-        on
-            later.conversation_id = earlier.conversation_id
-            and later.message_sequence = earlier.message_sequence + 1
-),
-
+-- the contract's rephrase rule holds per message in int_user_messages_compared
 rephrases_counted as (
     select
-        consecutive_messages_compared.conversation_id,
-        count(case when consecutive_messages_compared.is_rephrase then 1 end) as rephrase_count
-    from consecutive_messages_compared
-    group by consecutive_messages_compared.conversation_id
+        user_messages_compared.conversation_id,
+        count(case when user_messages_compared.is_rephrase then 1 end) as rephrase_count
+    from user_messages_compared
+    group by user_messages_compared.conversation_id
 ),
 
 warehouse_clock as (

@@ -13,7 +13,7 @@
 
 with
 
-conversations_in_scope as (
+conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
@@ -38,9 +38,9 @@ messages as (
     where
         stg_events.event_type in ('user_message', 'agent_message')
         and stg_events.conversation_id is not null
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and stg_events.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 messages_ordered as (

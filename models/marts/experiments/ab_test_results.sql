@@ -30,6 +30,25 @@ results_scored as (
     from {{ ref('int_ab_test_results_scored') }}
 ),
 
+experiments as (
+    select
+        test_name,
+        start_date,
+        end_date
+    from {{ ref('stg_seeds__experiments') }}
+),
+
+-- a test's dates may be written on one of its rows or on all of them: the
+-- earliest start and the latest end written on any
+test_dates as (
+    select
+        experiments.test_name,
+        min(experiments.start_date) as start_date,
+        max(experiments.end_date) as end_date
+    from experiments
+    group by experiments.test_name
+),
+
 results_typed as (
     select
         cast(results_scored.test_name as {{ dbt.type_string() }}) as test_name,
@@ -54,8 +73,12 @@ results_typed as (
         cast(results_scored.total_sessions as {{ dbt.type_bigint() }}) as total_sessions,
         cast(results_scored.has_enough_traffic as {{ dbt.type_boolean() }}) as has_enough_traffic,
         cast(results_scored.sequential_ci_low as {{ type_double() }}) as sequential_ci_low,
-        cast(results_scored.sequential_ci_high as {{ type_double() }}) as sequential_ci_high
+        cast(results_scored.sequential_ci_high as {{ type_double() }}) as sequential_ci_high,
+        cast(test_dates.start_date as {{ type_date() }}) as start_date,
+        cast(test_dates.end_date as {{ type_date() }}) as end_date
     from results_scored
+    left join test_dates
+        on results_scored.test_name = test_dates.test_name
 )
 
 select * from results_typed

@@ -6,7 +6,7 @@ turn_days as (
     select
         turn,
         conversations
-    from {{ ref('int_abandon_turn_days_counted') }}
+    from {{ ref('abandon_turn_daily') }}
 ),
 
 turns_counted as (

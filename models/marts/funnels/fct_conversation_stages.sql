@@ -10,7 +10,7 @@
 
 with
 
-conversations_in_scope as (
+conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
@@ -35,9 +35,9 @@ conversation_stages as (
     from {{ ref('int_conversation_stages_sequenced') }}
     where
         is_reached
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 conversation_stages_dated as (

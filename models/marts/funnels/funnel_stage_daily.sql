@@ -11,7 +11,7 @@
 
 with
 
-days_in_scope as (
+days_in_scope as (  -- noqa: ST03
     select event_date from {{ ref('scope_days') }}
 ),
 
@@ -28,9 +28,9 @@ stages_by_channel as (
     from {{ ref('funnel_stage_daily_breakdown') }}
     where
         segment_type = 'channel'
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_date in (select days_in_scope.event_date from days_in_scope)
-        {%- endif %}
+    {%- endif %}
 )
 
 select * from stages_by_channel

@@ -16,7 +16,7 @@
 
 with
 
-conversations_in_scope as (
+conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
@@ -61,9 +61,9 @@ resolved_conversations as (
     where
         conversation_stages.funnel_name = 'support'
         and conversation_stages.stage = 'resolved'
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_stages.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 handoffs as (
@@ -74,9 +74,9 @@ handoffs as (
     where
         event_type = 'handoff_requested'
         and is_known_type
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 handoffs_after as (

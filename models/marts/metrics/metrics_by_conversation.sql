@@ -20,7 +20,7 @@
 
 with
 
-days_in_scope as (
+days_in_scope as (  -- noqa: ST03
     select event_date from {{ ref('scope_days') }}
 ),
 
@@ -58,7 +58,11 @@ conversations as (
         sales_qualified_in_order,
         sales_booked_in_order,
         sales_attended_in_order,
-        sales_converted_in_order
+        sales_converted_in_order,
+        semantic_rephrase_count,
+        is_frustrated,
+        conversation_cost_usd,
+        has_unpriced_model_calls
     from {{ ref('int_conversation_measures') }}
     {%- if is_incremental() %}
     where metric_date in (select days_in_scope.event_date from days_in_scope)

@@ -12,7 +12,7 @@
 
 with
 
-days_in_scope as (
+days_in_scope as (  -- noqa: ST03
     select event_date from {{ ref('scope_days') }}
 ),
 

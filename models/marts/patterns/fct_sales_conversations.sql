@@ -12,7 +12,7 @@
 {%- set double = type_double() %}
 with
 
-conversations_in_scope as (
+conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
@@ -46,9 +46,9 @@ signal_events as (
             lead_score is not null
             or (event_type = 'stage_reached' and lower(funnel) = 'sales')
         )
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 signal_events_sequenced as (
@@ -77,9 +77,9 @@ sales_stages as (
     from {{ ref('int_conversation_stages_combined') }}
     where
         funnel_name = 'sales'
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 objections as (

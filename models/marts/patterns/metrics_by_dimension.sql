@@ -17,7 +17,7 @@
 {%- set double = type_double() %}
 with
 
-days_in_scope as (
+days_in_scope as (  -- noqa: ST03
     select event_date from {{ ref('scope_days') }}
 ),
 

@@ -3,10 +3,11 @@
 The classifier is a step of the dbt build, so one dbt invocation builds
 everything: it reads the staged transcripts (stg_events), classifies the new
 or changed ones (rules, an LLM or both: CONVO_CLASSIFIER), scores the user
-messages' sentiment and, with CONVO_QUALITY_JUDGE, asks the LLM quality
-judge. Its results go to its own tables, the `classification` source
+messages' sentiment, embeds them with CONVO_EMBEDDING_MODEL (when set) and,
+with CONVO_QUALITY_JUDGE, asks the LLM quality judge. Its results go to its own tables, the `classification` source
 (lib/classify/store.py), which stg_stage_classifications,
-stg_message_sentiment and stg_conversation_judgments read after it; this
+stg_message_sentiment, stg_message_embeddings and stg_conversation_judgments
+read after it; this
 model's rows say what each run did. Unchanged transcripts are not classified
 again (cached by transcript hash, rules or prompt version and model).
 
@@ -56,10 +57,13 @@ def model(dbt, session):
         "completion_tokens": stats.completion_tokens,
         "estimated_cost_usd": round(stats.cost_usd, 6),
         "sentiment_scored": stats.sentiment_scored,
+        "embedding_model": stats.embedding_model,
+        "messages_embedded": stats.messages_embedded,
         "judged": stats.judged,
         "judge_failed": stats.judge_failed,
         "stage_rows": counts["stage_rows"],
         "sentiment_rows": counts["sentiment_rows"],
+        "embedding_rows": counts["embedding_rows"],
         "judgment_rows": counts["judgment_rows"],
         "seconds": round(stats.seconds, 3),
     }

@@ -37,7 +37,7 @@
 
 with
 
-load_runs_in_scope as (
+load_runs_in_scope as (  -- noqa: ST03
     select load_id from {{ ref('scope_load_runs') }}
 ),
 
@@ -88,9 +88,9 @@ raw_typed_fields as (
     from {{ source('raw', 'events') }}
     where
         typed_fields is not null
-        {%- if is_incremental() %}
+    {%- if is_incremental() %}
         and load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
-        {%- endif %}
+    {%- endif %}
 ),
 
 -- Fields sent under a name of seeds/field_aliases.csv (the loader keeps them
@@ -360,18 +360,19 @@ new_delivery_keys as (
 -- none in a full build, which parses every load run here
 earlier_deliveries as (
     {%- if is_incremental() %}
-    select
-        earlier.event_id,
-        earlier.load_id,
-        earlier.source_file,
-        earlier.row_number
-    from {{ this }} as earlier
-    where
-        earlier.is_first_delivery
-        and earlier.load_id not in (select load_runs_in_scope.load_id from load_runs_in_scope)
-        and earlier.event_id in (select new_delivery_keys.event_id from new_delivery_keys)
+        select
+            earlier.event_id,
+            earlier.load_id,
+            earlier.source_file,
+            earlier.row_number
+        from {{ this }} as earlier
+        where
+            earlier.is_first_delivery
+            and earlier.load_id not in (select load_runs_in_scope.load_id from load_runs_in_scope)
+            and earlier.event_id in (select new_delivery_keys.event_id from new_delivery_keys)
     {%- else %}
-    select * from new_delivery_keys where 1 = 0
+        select * from new_delivery_keys
+        where 1 = 0
     {%- endif %}
 ),
 

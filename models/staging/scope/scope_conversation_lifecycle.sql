@@ -17,11 +17,11 @@
 
 with
 
-load_runs_in_scope as (
+load_runs_in_scope as (  -- noqa: ST03
     select load_id from {{ ref('scope_load_runs') }}
 ),
 
-conversations_with_new_events as (
+conversations_with_new_events as (  -- noqa: ST03
     select distinct conversation_id
     from {{ ref('stg_events') }}
     {%- if is_incremental() %}

@@ -11,14 +11,19 @@
                                  conversion window
                                  (funnel_conversion_window_hours after its
                                  first event)
-      has_new_classifier_output  the classifier wrote a stage, a sentiment or
-                                 a judgment of it
-    Both ends of a clock window are inclusive: a conversation on the boundary
-    is recomputed rather than risked. In a warehouse no run has covered yet,
-    every conversation has new events. On Spark, where models are replaced
-    by whole conversation_date partitions, every conversation of a day such
-    a conversation has an event on is recomputed too, with every reason
-    false (scope_conversations_of_whole_days). -#}
+      has_new_classifier_output  the classifier wrote a stage, a sentiment,
+                                 an embedding or a judgment of it
+    A window's ends follow the comparison that flips: fct_conversations
+    infers abandonment while last_event_at < clock - abandon window, so the
+    flip interval is [previous clock, clock) moved back by the window;
+    int_conversation_funnels_progressed keeps a window open while
+    first_event_at + window > clock, so it is (previous clock, clock]. Both
+    are empty when the clock has not moved: a run with nothing new has an
+    empty scope. In a warehouse no run has covered yet, every conversation
+    has new events. On Spark, where models are replaced by whole
+    conversation_date partitions, every conversation of a day such a
+    conversation has an event on is recomputed too, with every reason false
+    (scope_conversations_of_whole_days). -#}
 {%- set abandon_minutes = var('abandon_after_minutes') %}
 {%- set window_minutes = 60 * var('funnel_conversion_window_hours') %}
 
@@ -56,6 +61,12 @@ classified_conversations as (
     -- every output is new while no run has covered one
     where coalesce(message_sentiment.scored_at > run.previous_classified_through, true)
     union
+    select message_embeddings.conversation_id
+    from {{ source('classification', 'message_embeddings') }} as message_embeddings
+    cross join run
+    -- every output is new while no run has covered one
+    where coalesce(message_embeddings.embedded_at > run.previous_classified_through, true)
+    union
     select conversation_judgments.conversation_id
     from {{ source('classification', 'conversation_judgments') }} as conversation_judgments
     cross join run
@@ -69,11 +80,11 @@ reasons as (
         coalesce(lifecycle.last_load_id > run.previous_load_id, true) as has_new_events,
         coalesce(
             lifecycle.last_event_at >= {{ dbt.dateadd('minute', -1 * abandon_minutes, 'run.previous_clock') }}
-            and lifecycle.last_event_at <= {{ dbt.dateadd('minute', -1 * abandon_minutes, 'run.clock') }},
+            and lifecycle.last_event_at < {{ dbt.dateadd('minute', -1 * abandon_minutes, 'run.clock') }},
             false
         ) as crossed_abandonment_window,
         coalesce(
-            lifecycle.first_event_at >= {{ dbt.dateadd('minute', -1 * window_minutes, 'run.previous_clock') }}
+            lifecycle.first_event_at > {{ dbt.dateadd('minute', -1 * window_minutes, 'run.previous_clock') }}
             and lifecycle.first_event_at <= {{ dbt.dateadd('minute', -1 * window_minutes, 'run.clock') }},
             false
         ) as crossed_conversion_window,

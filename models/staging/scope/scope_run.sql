@@ -1,8 +1,8 @@
 {#- One row: where the history stands for this run and where it stood for
     the last complete run (the newest row of audit.scope_runs; null in a
-    warehouse no run has covered yet). The clock (the newest staged event)
-    is computed here once; every model that compares with it reads it
-    here. -#}
+    warehouse no run has covered yet and in a --full-refresh). The clock
+    (the newest staged event) is computed here once; every model that
+    compares with it reads it here. -#}
 {%- set classifier_runs = load_relation(ref('classifier_runs')) %}
 
 with
@@ -13,9 +13,15 @@ covered as (
         scope_runs.clock,
         scope_runs.classified_through
     from {{ source('ledger', 'scope_runs') }} as scope_runs
-    where scope_runs.recorded_at = (
-        select max(newest.recorded_at) from {{ source('ledger', 'scope_runs') }} as newest
-    )
+    where
+        scope_runs.recorded_at = (
+            select max(newest.recorded_at) from {{ source('ledger', 'scope_runs') }} as newest
+        )
+    -- a --full-refresh covers the whole history, as a first run does: its
+    -- data tests and the GX suites read every row
+    {%- if flags.FULL_REFRESH %}
+        and false
+    {%- endif %}
 ),
 
 load_runs as (
@@ -37,6 +43,9 @@ classifier_outputs as (
     select max(scored_at) as written_at
     from {{ source('classification', 'message_sentiment') }}
     union all
+    select max(embedded_at) as written_at
+    from {{ source('classification', 'message_embeddings') }}
+    union all
     select max(judged_at) as written_at
     from {{ source('classification', 'conversation_judgments') }}
 ),
@@ -45,9 +54,9 @@ classified as (
     select
         max(classifier_outputs.written_at) as classified_through,
         {%- if classifier_runs is not none %}
-        (select max(classifier_runs.run_started_at) from {{ classifier_runs }} as classifier_runs)
+            (select max(classifier_runs.run_started_at) from {{ classifier_runs }} as classifier_runs)
         {%- else %}
-        cast(null as {{ dbt.type_timestamp() }})
+            cast(null as {{ dbt.type_timestamp() }})
         {%- endif %} as classifier_run_at
     from classifier_outputs
 ),

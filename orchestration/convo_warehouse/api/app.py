@@ -13,6 +13,11 @@ browser marks as coming from another site, and it runs behind the same
 per-client limits (``lib/server_limits.py``). ``/api/openapi.json`` describes it all
 (OpenAPI 3, generated from the route docstrings by Starlette's
 SchemaGenerator).
+
+Beside these, ``/api/analytics/dashboard`` and ``/api/analytics/funnel``
+answer in the shapes of the chat-analytics document the warehouse replaces
+(``lib/chat_analytics.py``): the same snapshot, checks and limits, the body
+exactly the document's, the snapshot's version in a header.
 """
 
 from __future__ import annotations
@@ -34,12 +39,16 @@ from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
 from convo_warehouse.commands._reading import jsonable
-from convo_warehouse.lib import access, funnel_views, metric_views, serving
+from convo_warehouse.lib import access, chat_analytics, funnel_views, metric_views, serving, timing_views
 from convo_warehouse.lib.scope import Scope, default_period
 
 TOKENS_ENV = "CONVO_API_TOKENS"
 OPEN_PATHS = ("/api/health",)
 CONNECTIONS_KEPT = 3  # snapshot versions with an open connection (readers of an old one finish on it)
+# The snapshot a document-shaped answer (/api/analytics/*) came from: its body has no room for it.
+SNAPSHOT_HEADER = "X-Convo-Snapshot"
+FILTERS = ("channel", "agent", "environment", "exclude_development", "variant")
+MAX_ABANDON_TURNS = 1000
 
 SCHEMAS = SchemaGenerator(
     {
@@ -51,8 +60,9 @@ SCHEMAS = SchemaGenerator(
                 "Metrics, funnels and experiments of the published snapshot. Rates are fractions 0..1, counts "
                 "integers, days UTC conversation days (YYYY-MM-DD, inclusive). Filters on every metric and "
                 "funnel route: channel, agent, environment (each repeatable), exclude_development=true, "
-                "variant=<test_name>:<variant>. Send 'Authorization: Bearer <token>' when the server has "
-                "tokens (CONVO_API_TOKENS)."
+                "variant=<test_name>:<variant>. /api/analytics/dashboard and /api/analytics/funnel answer in the "
+                "chat-analytics document's shapes (start and end only; dropoffRate in percent). Send "
+                "'Authorization: Bearer <token>' when the server has tokens (CONVO_API_TOKENS)."
             ),
         },
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
@@ -152,6 +162,32 @@ def _scope(request: Request, con) -> Scope:
         raise _Problem(400, str(error)) from None
 
 
+def _analytics_period(request: Request, con) -> chat_analytics.Period:
+    """The period of a chat-analytics route (start, end); the filters of the other routes are refused,
+    not ignored: the document's routes count every conversation of the period."""
+    given = sorted({name for name in FILTERS if name in request.query_params})
+    if given:
+        raise _Problem(400, f"{', '.join(given)}: the chat-analytics routes take only start and end (every "
+                            "conversation of the period); /api/metrics/<name> and /api/funnels/<name> filter")
+    period = chat_analytics.period_of(con, _date(request, "start"), _date(request, "end"), default_period(con))
+    if period is None:
+        raise _Problem(503, "the snapshot holds no conversation yet")
+    return period
+
+
+def _limit(request: Request, default: int) -> int:
+    value = request.query_params.get("limit")
+    if value is None:
+        return default
+    try:
+        limit = int(value)
+    except ValueError:
+        raise _Problem(400, f"limit={value!r} is not a whole number") from None
+    if not 1 <= limit <= MAX_ABANDON_TURNS:
+        raise _Problem(400, f"limit={limit}: use 1..{MAX_ABANDON_TURNS}")
+    return limit
+
+
 def _scope_json(scope: Scope) -> dict:
     return {
         "start": scope.start, "end": scope.end, "channels": list(scope.channels), "agents": list(scope.agents),
@@ -191,7 +227,11 @@ def create_app(config: ApiConfig) -> Starlette:
             status_code=401, headers={"WWW-Authenticate": "Bearer"},
         )
 
-    def respond(handler):
+    def respond(handler, bare: bool = False):
+        """The route: checks, a snapshot cursor, errors as JSON. The answer is the handler's payload
+        with ``snapshot`` beside it, or (``bare``, the document's shapes) the payload as it is, the
+        snapshot's version in the ``X-Convo-Snapshot`` header."""
+
         def endpoint(request: Request) -> JSONResponse:
             refusal = refused(request)
             if refusal is not None:
@@ -211,6 +251,8 @@ def create_app(config: ApiConfig) -> Starlette:
                 return JSONResponse({"error": str(error.args[0])}, status_code=404)
             except ValueError as error:
                 return JSONResponse({"error": str(error)}, status_code=400)
+            if bare:
+                return JSONResponse(jsonable(payload), headers={SNAPSHOT_HEADER: snapshot.version})
             return JSONResponse(jsonable({"snapshot": _snapshot_json(snapshot), **payload}))
 
         endpoint.__doc__ = handler.__doc__
@@ -373,6 +415,185 @@ def create_app(config: ApiConfig) -> Starlette:
             raise _Problem(404, f"no test named {test_name!r} in the experiments seed")
         return {"experiment": tests[0]}
 
+    def analytics_dashboard(request: Request, con) -> dict:
+        """
+        parameters:
+          - {name: start, in: query, schema: {type: string, format: date}, description: "First conversation day (UTC date of a conversation's first event), inclusive. Without start and end: the last 28 complete days; without one of them: the first or last day of the data."}
+          - {name: end, in: query, schema: {type: string, format: date}, description: "Last conversation day, inclusive."}
+        responses:
+          200:
+            description: >
+              The chat-analytics dashboard as its document writes it, over the conversations whose day
+              (UTC date of the first event) is in the period. metrics holds exactly total_sessions,
+              avg_session_duration_seconds (first to last event), avg_messages_per_session (user
+              messages), escalation_rate (sessions with a handoff / sessions), resolution_rate
+              (1 - escalation_rate: the document's meaning, not the contract's), fallback_rate (fallbacks
+              / user messages), conversion_rate (converted sessions / sessions), avg_first_response_ms,
+              avg_satisfaction_score (mean of the numeric 1-5 ratings; positive / negative are left out).
+              funnel is /api/analytics/funnel's answer for the support funnel; top_fallback_topics the
+              ten most frequent fallback topics (topic, count of fallbacks, conversations); ab_tests the
+              experiments seed's tests active in the period (start_date..end_date meets it; no date:
+              always) with each variant's sessions, conversions and conversion_rate in the period.
+              Rates are fractions 0..1 (dropoffRate: percent). The snapshot's version is in the
+              X-Convo-Snapshot header. No other filter: channel, agent, ... are refused (400).
+            content:
+              application/json:
+                schema:
+                  type: object
+                  required: [metrics, funnel, top_fallback_topics, ab_tests, period]
+                  properties:
+                    metrics:
+                      type: object
+                      properties:
+                        total_sessions: {type: integer}
+                        avg_session_duration_seconds: {type: number, nullable: true}
+                        avg_messages_per_session: {type: number, nullable: true}
+                        escalation_rate: {type: number, nullable: true}
+                        resolution_rate: {type: number, nullable: true}
+                        fallback_rate: {type: number, nullable: true}
+                        conversion_rate: {type: number, nullable: true}
+                        avg_first_response_ms: {type: number, nullable: true}
+                        avg_satisfaction_score: {type: number, nullable: true}
+                    funnel:
+                      type: array
+                      items: {type: object, properties: {name: {type: string}, sessionCount: {type: integer}, dropoffRate: {type: number, nullable: true}}}
+                    top_fallback_topics:
+                      type: array
+                      items: {type: object, properties: {topic: {type: string}, count: {type: integer}, conversations: {type: integer}}}
+                    ab_tests:
+                      type: array
+                      items:
+                        type: object
+                        properties:
+                          test_name: {type: string}
+                          start_date: {type: string, format: date, nullable: true}
+                          end_date: {type: string, format: date, nullable: true}
+                          variants:
+                            type: array
+                            items: {type: object, properties: {variant: {type: string}, is_control: {type: boolean}, sessions: {type: integer}, conversions: {type: integer}, conversion_rate: {type: number, nullable: true}}}
+                    period:
+                      type: object
+                      properties: {start: {type: string, format: date}, end: {type: string, format: date}}
+          400:
+            description: A bad day, a period that ends before it starts, or a filter parameter.
+        """
+        return chat_analytics.dashboard(con, _analytics_period(request, con))
+
+    def analytics_funnel(request: Request, con) -> list:
+        """
+        parameters:
+          - {name: start, in: query, schema: {type: string, format: date}, description: "First conversation day, inclusive (as /api/analytics/dashboard)."}
+          - {name: end, in: query, schema: {type: string, format: date}, description: "Last conversation day, inclusive."}
+          - {name: funnel, in: query, schema: {type: string, default: support}, description: "A funnel_name of /api/funnels."}
+        responses:
+          200:
+            description: >
+              The funnel's stages as the document writes them, in the funnel's declared reading:
+              name, sessionCount (the stage's count, as /api/funnels/<name>), dropoffRate (percent, one
+              decimal, of the previous stage's conversations that did not go on to this stage; 0.0 for
+              the first stage, which has no previous step; null when the previous stage has none). The
+              snapshot's version is in the X-Convo-Snapshot header.
+            content:
+              application/json:
+                schema:
+                  type: array
+                  items: {type: object, properties: {name: {type: string}, sessionCount: {type: integer}, dropoffRate: {type: number, nullable: true}}}
+          404:
+            description: Unknown funnel.
+        """
+        funnel = request.query_params.get("funnel") or chat_analytics.DEFAULT_FUNNEL
+        return chat_analytics.funnel_steps(con, _analytics_period(request, con), funnel)
+
+    def abandon_turns(request: Request, con) -> dict:
+        """
+        parameters:
+          - {name: start, in: query, schema: {type: string, format: date}, description: "First conversation day (default: 28 complete days before the newest)."}
+          - {name: end, in: query, schema: {type: string, format: date}, description: "Last conversation day (default: the latest complete day)."}
+          - {name: period, in: query, schema: {type: string, enum: [all]}, description: "all: the whole history when start and end are not given."}
+          - {name: limit, in: query, schema: {type: integer, default: 10, minimum: 1, maximum: 1000}, description: "How many turns."}
+          - {name: channel, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: agent, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: environment, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: exclude_development, in: query, schema: {type: boolean}}
+        responses:
+          200:
+            description: >
+              The user turns at which the period's conversations were abandoned, most abandoned first
+              (marts.abandon_turn_daily summed over the period): turn, conversations, share (of the
+              period's abandoned conversations with a turn, `abandoned`). variant is refused (400): the
+              mart has no variant.
+        """
+        if "variant" in request.query_params:
+            raise _Problem(400, "variant: abandon turns are counted per day, channel, agent and environment, "
+                                "not per experiment variant")
+        scope = _scope(request, con)
+        limit = _limit(request, funnel_views.DEFAULT_ABANDON_TURNS)
+        return {"scope": _scope_json(scope), **funnel_views.abandon_turns(con, scope, limit).as_dict()}
+
+    def timing(request: Request, con) -> dict:
+        """
+        parameters:
+          - {name: start, in: query, schema: {type: string, format: date}, description: "First conversation day (default: 28 complete days before the newest)."}
+          - {name: end, in: query, schema: {type: string, format: date}, description: "Last conversation day (default: the latest complete day)."}
+          - {name: period, in: query, schema: {type: string, enum: [all]}, description: "all: the whole history when start and end are not given."}
+          - {name: channel, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: agent, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: environment, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: exclude_development, in: query, schema: {type: boolean}}
+        responses:
+          200:
+            description: >
+              Every weekday (ISO, 1 = Monday) and UTC hour of the first event with a conversation of the
+              period (marts.timing_daily summed): the counts and interaction_rate (initialized and engaged
+              / initialized), engagement_rate (started and engaged / started), completion_rate (started
+              and completed / started), each a summed numerator over a summed denominator (null where it
+              is 0). variant is refused (400).
+        """
+        if "variant" in request.query_params:
+            raise _Problem(400, "variant: timing is counted per day, hour, channel, agent and environment, "
+                                "not per experiment variant")
+        scope = _scope(request, con)
+        return {"scope": _scope_json(scope),
+                "cells": [cell.as_dict() for cell in timing_views.timing_cells(con, scope)]}
+    # ---- the language models compared (issue 48, item 8: lib/model_views.py, the dashboard's
+    # Models page) ------------------------------------------------------------------------------
+    def models_compared(request: Request, con) -> dict:
+        """
+        parameters:
+          - {name: start, in: query, schema: {type: string, format: date}, description: "First conversation day (default: 28 complete days before the newest)."}
+          - {name: end, in: query, schema: {type: string, format: date}, description: "Last conversation day (default: the latest complete day)."}
+          - {name: period, in: query, schema: {type: string, enum: [all]}, description: "all: the whole history when start and end are not given."}
+          - {name: channel, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: agent, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: environment, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
+          - {name: exclude_development, in: query, schema: {type: boolean}}
+          - {name: variant, in: query, schema: {type: string}, description: "<test_name>:<variant>."}
+          - {name: min_started, in: query, schema: {type: integer, minimum: 1}, description: "Started conversations a model needs to be compared (default 30)."}
+        responses:
+          200:
+            description: >
+              One row per model that wrote agent messages in the scope (a conversation counts for each
+              of its models): completion and handoff rates with 95% Wilson intervals, mean satisfaction
+              with its 95% t interval, and for each measure the best model (is_best) and every other
+              comparable model's difference from it with its 95% interval, p-value (two-proportion
+              z-test; Welch's t-test for satisfaction), Holm-adjusted p-value and worse_than_best;
+              cost_usd, cost_per_conversation (conversations whose messages are all priced),
+              unpriced_agent_messages (no price in seeds/model_prices.csv at their time, never
+              guessed), tokens and latency.
+          400:
+            description: A malformed parameter.
+        """
+        from convo_warehouse.lib import model_views
+
+        scope = _scope(request, con)
+        raw = request.query_params.get("min_started", str(model_views.MIN_STARTED))
+        if not raw.isdigit() or int(raw) < 1:
+            raise _Problem(400, f"min_started={raw!r}: use a whole number of at least 1")
+        if not _has_relation(con, "marts", "fct_conversation_models"):
+            raise _Problem(503, "this snapshot has no marts.fct_conversation_models: run `convo-warehouse run`")
+        frame = model_views.model_comparison(con, scope, int(raw))
+        return {"scope": _scope_json(scope), "min_started": int(raw), "models": frame.to_dict("records")}
+
     def openapi(request: Request) -> JSONResponse:
         cross_site = access.cross_site_refusal(request.headers, config.allowed_origins)
         if cross_site is not None:
@@ -388,8 +609,14 @@ def create_app(config: ApiConfig) -> Starlette:
         Route("/api/funnels/{name}", respond(funnel), methods=["GET"]),
         Route("/api/experiments", respond(experiments), methods=["GET"]),
         Route("/api/experiments/{test_name}", respond(experiment), methods=["GET"]),
+        Route("/api/abandon-turns", respond(abandon_turns), methods=["GET"]),
+        Route("/api/timing", respond(timing), methods=["GET"]),
+        Route("/api/analytics/dashboard", respond(analytics_dashboard, bare=True), methods=["GET"]),
+        Route("/api/analytics/funnel", respond(analytics_funnel, bare=True), methods=["GET"]),
         Route("/api/openapi.json", openapi, methods=["GET"], include_in_schema=False),
     ]
+    # the language models compared (issue 48, item 8)
+    routes.append(Route("/api/models", respond(models_compared), methods=["GET"]))
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         yield
@@ -399,6 +626,13 @@ def create_app(config: ApiConfig) -> Starlette:
                     middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts),
                                            www_redirect=False)])
     return app
+
+
+def _has_relation(con, schema: str, name: str) -> bool:
+    """Whether the snapshot has this table or view (an older snapshot may lack a newer mart)."""
+    return con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+    ).fetchone()[0] > 0
 
 
 def _experiments(read_experiments, con, test_name: str | None) -> list[dict]:

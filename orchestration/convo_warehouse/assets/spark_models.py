@@ -10,6 +10,7 @@ shows, and Dagster runs the dbt models between them in steps of their own
 """
 
 import json
+from datetime import datetime, timezone
 
 import dagster as dg
 
@@ -73,7 +74,9 @@ def _run_recorded_asset() -> dg.AssetsDefinition:
         pool=WRITER_POOL,
     )
     def _record(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        context.log.info(run_spark_step(["record-run"]))
+        stats = context.instance.get_run_stats(context.run.run_id)
+        started = datetime.fromtimestamp(stats.start_time or stats.launch_time, tz=timezone.utc)
+        context.log.info(run_spark_step(["record-run", "--since", started.strftime("%Y-%m-%d %H:%M:%S")]))
         return dg.MaterializeResult(metadata={"engine": "spark"})
 
     return _record

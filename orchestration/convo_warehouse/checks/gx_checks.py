@@ -8,7 +8,8 @@
   (``fct_conversations``, ``metrics_daily``, ``funnel_stage_daily``): run
   right after the mart is built, for what its contract and dbt tests cannot
   say. The ``fct_conversations`` and ``metrics_daily`` suites read the days
-  the latest build rewrote (every row after a full build, or with
+  the latest run recorded in ``audit.partitions_rewritten`` (the days of its
+  ``scope_days``; every row when nothing is recorded, or with
   ``CONVO_GX_FULL_HISTORY=1``).
 
 All are ``blocking``: a failed *critical* expectation (severity ERROR) stops

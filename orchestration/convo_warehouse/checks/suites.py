@@ -434,10 +434,10 @@ class MartSuite:
     index_columns: tuple[str, ...]
     # Other tables the query reads (must exist for the suite to run).
     reads: tuple[str, ...] = field(default_factory=tuple)
-    # A model replaced day by day (replace_touched): the query's
-    # ``{rewritten}`` is a condition on this date column, the days the
-    # model's latest build rewrote (every row after a full build). None: the
-    # query reads the whole table.
+    # An incremental model: the query's ``{rewritten}`` is a condition on
+    # this date column, the days the model's latest run recorded in
+    # audit.partitions_rewritten (validation.rewritten_by_latest_build).
+    # None: the query reads the whole table.
     day_column: str | None = None
 
 

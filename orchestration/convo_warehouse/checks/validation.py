@@ -275,13 +275,16 @@ def full_history_from_env() -> bool:
 def rewritten_by_latest_build(
     con: duckdb.DuckDBPyConnection, relation: str, day_column: str, full_history: bool = False
 ) -> str:
-    """A condition on ``day_column``: the days ``relation``'s latest build rewrote.
+    """A condition on ``day_column``: the days ``relation``'s latest run rewrote.
 
-    What the replace_touched materialization recorded in
-    ``audit.partitions_rewritten`` (the rows of the newest ``recorded_at`` of
-    that relation): ``true`` (every row) when it recorded nothing or its latest
-    build rewrote everything, and with ``full_history``; ``false`` when the
-    build rewrote no day.
+    The rows of the newest ``recorded_at`` of that relation in
+    ``audit.partitions_rewritten`` (macros/incremental/run_ledgers.sql: a
+    complete run records the days of scope_days for every incremental model
+    as it ends, and a build that writes the whole table records a
+    ``rewrote_all`` row before it starts): ``true`` (every row) when nothing
+    is recorded, when those rows say the whole table, and with
+    ``full_history``. A model a run built whole gets no day rows from that
+    run, so its newest row is the ``rewrote_all`` one and it is read whole.
     """
     if full_history or not table_exists(con, "audit.partitions_rewritten"):
         return "true"

@@ -32,6 +32,8 @@ from pathlib import Path
 
 from convo_capture.transport import directory_mode, fsync_directory
 
+from convo_warehouse.lib.file_modes import make_dirs
+
 log = logging.getLogger("convo_warehouse.collector")
 
 
@@ -127,10 +129,11 @@ class RotatingWriter:
         return self._bytes >= self.max_bytes or time.monotonic() - self._opened_at >= self.max_seconds
 
     def _open_locked(self) -> None:
-        self.tmp_dir.mkdir(parents=True, exist_ok=True, mode=self.folder_mode)
+        make_dirs(self.tmp_dir, self.folder_mode)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         path = self.tmp_dir / f"{self.prefix}-{stamp}-{os.getpid()}.jsonl.part"
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, self.file_mode)
+        os.fchmod(fd, self.file_mode)  # open's mode passes through the umask: a group mode would be lost
         fcntl.flock(fd, fcntl.LOCK_EX)
         fsync_directory(self.tmp_dir)
         self._fd, self._path = fd, path
@@ -196,7 +199,7 @@ class RotatingWriter:
         name = path.name.removesuffix(".part")
         day = name.split("-")[1][:8]  # <prefix>-<YYYYMMDD>T...-<pid>.jsonl
         folder = self.root / self.subfolder / f"{day[:4]}-{day[4:6]}-{day[6:8]}"
-        folder.mkdir(parents=True, exist_ok=True, mode=self.folder_mode)
+        make_dirs(folder, self.folder_mode)
         target = folder / name
         os.replace(path, target)
         fsync_directory(folder)

@@ -5,7 +5,9 @@ Each funnel is shown in the reading its seed declares (``counting``:
 period and filters, by ``lib/funnel_views.py`` (the same function the
 dashboard and the read API use): no rate above 100%, no negative drop-off.
 Then the most common last user messages of the conversations that stopped
-at the worst step (``marts.funnel_dropoffs``, conversion window closed).
+at the worst step (``marts.funnel_dropoffs``, conversion window closed), and
+the turns at which the period's conversations were abandoned most
+(``marts.abandon_turn_daily``, ``--abandon-turns``).
 Reads the snapshot (``--warehouse`` reads a warehouse file instead); never
 writes.
 """
@@ -70,6 +72,16 @@ def render_funnel(view: funnel_views.FunnelView) -> str:
     return "\n".join(lines)
 
 
+def render_abandon_turns(turns: funnel_views.AbandonTurns) -> str:
+    """A fixed-width table of the top abandon turns."""
+    header = ("turn", "abandoned", "share")
+    body = [(str(turn.turn), f"{turn.conversations:,}", _percent(turn.share)) for turn in turns.turns]
+    widths = [max(len(line[index]) for line in [header, *body]) for index in range(len(header))]
+    lines = ["  ".join(cell.rjust(widths[index]) for index, cell in enumerate(line)) for line in [header, *body]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
 def _experiment(value: str | None) -> tuple[str, str] | None:
     if value is None:
         return None
@@ -87,8 +99,9 @@ def _experiment(value: str | None) -> tuple[str, str] | None:
         "that entered the funnel, conversion from the previous stage, drop-off, median time from the previous "
         "stage, and major drop-offs (marked '!': more than the dbt var funnel_major_drop_off_threshold of the "
         "previous stage lost); then the most common last user messages of conversations that stopped at the "
-        "worst step. Any period (--since, --until) and filters. Reads the published snapshot, so it works "
-        "while a run writes. See docs/funnels.md."
+        "worst step, and the user turns at which the period's conversations were abandoned most "
+        "(--abandon-turns). Any period (--since, --until) and filters. Reads the published snapshot, so it "
+        "works while a run writes. See docs/funnels.md."
     ),
 )
 @click.option("--funnel", "funnel_name", default=None, help="Only this funnel (a funnel_name of seeds/funnel_stages.csv).")
@@ -105,10 +118,14 @@ def _experiment(value: str | None) -> tuple[str, str] | None:
 @click.option("--variant", default=None, help="Only conversations of one experiment variant: <test_name>:<variant>.")
 @click.option("--messages", type=click.IntRange(min=0), default=5, show_default=True,
               help="How many last user messages to show at the worst step.")
+@click.option("--abandon-turns", "abandon_turn_count", type=click.IntRange(min=0),
+              default=funnel_views.DEFAULT_ABANDON_TURNS, show_default=True,
+              help="How many of the turns at which the period's conversations were abandoned most to show "
+                   "(0: none). Channel, agent, environment and development filters apply; --variant does not.")
 @json_option
 @read_options
 def funnel(funnel_name, since, until, reading, channels, agents, environments, exclude_development, variant,
-           messages, as_json, warehouse, serving_dir):
+           messages, abandon_turn_count, as_json, warehouse, serving_dir):
     try:
         scope = Scope(
             start=since.date() if since else None,
@@ -131,6 +148,7 @@ def funnel(funnel_name, since, until, reading, channels, agents, environments, e
             if worst is not None and messages:
                 stopped[view.funnel_name] = (
                     worst, funnel_views.stopped_before(con, view.funnel_name, worst.stage, scope, messages))
+        abandoned = funnel_views.abandon_turns(con, scope, abandon_turn_count) if abandon_turn_count else None
     if as_json:
         echo_json({
             "source": source.as_dict(),
@@ -148,6 +166,7 @@ def funnel(funnel_name, since, until, reading, channels, agents, environments, e
                 }
                 for view in views
             ],
+            "abandon_turns": None if abandoned is None else abandoned.as_dict(),
         })
         return
     if all(view.entered == 0 for view in views):
@@ -177,4 +196,10 @@ def funnel(funnel_name, since, until, reading, channels, agents, environments, e
             click.echo(f"last user messages of conversations that stopped before {worst.stage}:")
             for message, number in top:
                 click.echo(f"  {number:>6,}  {_shorten(message, 90)}")
+    if abandoned is not None:
+        click.echo("")
+        ignored = " (the variant filter does not apply here)" if abandoned.variant_ignored else ""
+        click.secho(f"turns at which conversations were abandoned, most first ({abandoned.abandoned:,} abandoned "
+                    f"conversations with a turn; {scope.describe()}){ignored}", bold=True)
+        click.echo(render_abandon_turns(abandoned) if abandoned.turns else "no abandoned conversation.")
     click.echo(f"\n(read from {source.describe()})")

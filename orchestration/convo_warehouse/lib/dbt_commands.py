@@ -13,12 +13,21 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+# The grain tests (tests/dbt/generic/test_grain.sql) read whole tables: `make
+# dbt-test` and CI run them; production runs, and so the Dagster assets' checks,
+# leave them out.
+GRAIN_TESTS = "tag:grain"
+
 
 def production_build(*, multi_step: bool = False, exclude: Iterable[str] = ()) -> list[str]:
-    """``dbt build`` as a production run: models, seeds and data tests, no unit tests.
+    """``dbt build`` as a production run: models, seeds and data tests, but no unit
+    tests and no grain tests.
 
-    dbt unit tests check our SQL against fixtures; they run in ``make test`` and
-    CI. ``multi_step``: the build is split into several dbt invocations (on
+    dbt unit tests check our SQL against fixtures; the grain tests
+    (tests/dbt/generic/test_grain.sql) read whole tables, and the
+    replace_scope strategy checks an incremental model's grain on every row a
+    run inserts. Both run in ``make test`` and CI, which check every model's
+    grain. ``multi_step``: the build is split into several dbt invocations (on
     Spark, around the Python models run outside dbt), so each must only run
     the tests whose every parent it builds or has built: dbt's "buildable"
     indirect selection (the default, "eager", would test a model a later step
@@ -34,9 +43,8 @@ def production_build(*, multi_step: bool = False, exclude: Iterable[str] = ()) -
         args += ["--log-level-file", "info"]
     if multi_step:
         args += ["--indirect-selection", "buildable"]
-    excluded = " ".join(exclude)
-    if excluded:  # one value: dagster-dbt takes only the first word after --exclude as its own
-        args += ["--exclude", excluded]
+    # one value: dagster-dbt takes only the first word after --exclude as its own
+    args += ["--exclude", " ".join([GRAIN_TESTS, *exclude])]
     return args
 
 

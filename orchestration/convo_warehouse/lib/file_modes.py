@@ -49,8 +49,9 @@ def dir_mode(environ: Mapping[str, str] | None = None) -> int:
     return mode
 
 
-def make_dirs(folder: Path) -> None:
-    """Create ``folder`` and any missing parents with the folder mode; existing ones are left as they are."""
+def make_dirs(folder: Path, mode: int | None = None) -> None:
+    """Create ``folder`` and any missing parents with ``mode`` (default: the folder mode), set by chmod
+    (mkdir's mode passes through the umask); existing ones are left as they are."""
     missing = []
     for parent in [folder, *folder.parents]:
         if parent.exists():
@@ -58,7 +59,7 @@ def make_dirs(folder: Path) -> None:
         missing.append(parent)
     folder.mkdir(parents=True, exist_ok=True)
     for created in missing:
-        os.chmod(created, dir_mode())
+        os.chmod(created, dir_mode() if mode is None else mode)
 
 
 def restrict(path: Path) -> None:

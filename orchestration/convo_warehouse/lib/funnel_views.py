@@ -17,13 +17,16 @@ readings (docs/funnels.md):
 In both, the population is the conversations that entered the funnel (reached
 any of its stages) and the first stage's "from previous" is its share of it,
 so no rate exceeds 1 and no drop-off is negative.
+
+``abandon_turns`` gives the turns at which the scope's conversations were
+abandoned most, summed from the day partials of ``abandon_turn_daily``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from convo_warehouse.lib.scope import Scope, scope_cte
+from convo_warehouse.lib.scope import Scope, day_mart_where, scope_cte
 
 READINGS = ("any_order", "in_order")
 
@@ -251,3 +254,58 @@ def stopped_before(con, funnel: str, next_stage: str, scope: Scope = Scope(), li
         """,
         [*scope_params, funnel, next_stage, limit],
     ).fetchall()
+
+
+DEFAULT_ABANDON_TURNS = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class AbandonTurn:
+    turn: int  # fct_conversations.abandoned_at_turn
+    conversations: int  # the scope's abandoned conversations abandoned at this turn
+    share: float  # of the scope's abandoned conversations with a turn
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class AbandonTurns:
+    """The turns at which the scope's conversations were abandoned, most abandoned first."""
+
+    abandoned: int  # abandoned conversations with a turn in the scope (every turn, not only those listed)
+    turns: list[AbandonTurn]  # at most the limit asked for; ties: the earlier turn first
+    variant_ignored: bool  # the scope names an experiment variant, which abandon_turn_daily cannot filter by
+
+    def as_dict(self) -> dict:
+        return {"abandoned": self.abandoned, "turns": [turn.as_dict() for turn in self.turns],
+                "variant_ignored": self.variant_ignored}
+
+
+def abandon_turns(con, scope: Scope = Scope(), limit: int = DEFAULT_ABANDON_TURNS) -> AbandonTurns:
+    """The top ``limit`` abandon turns of the scope's days and filters, summed from the day partials of
+    ``marts.abandon_turn_daily`` (channel, agent, environment and development traffic apply; an
+    experiment variant cannot and is reported as ignored)."""
+    if limit < 1:
+        raise ValueError(f"limit={limit}: ask for at least one turn")
+    where, params = day_mart_where(scope, "abandon_turn_daily")
+    rows = con.execute(
+        f"""
+        with turns as (
+            select abandon_turn_daily.turn, sum(abandon_turn_daily.conversations) as conversations
+            from marts.abandon_turn_daily
+            where {where}
+            group by abandon_turn_daily.turn
+        )
+        select turns.turn, turns.conversations, sum(turns.conversations) over () as abandoned
+        from turns
+        order by turns.conversations desc, turns.turn
+        """,
+        params,
+    ).fetchall()
+    abandoned = int(rows[0][2]) if rows else 0
+    return AbandonTurns(
+        abandoned=abandoned,
+        turns=[AbandonTurn(int(turn), int(count), int(count) / abandoned) for turn, count, _ in rows[:limit]],
+        variant_ignored=scope.experiment is not None,
+    )

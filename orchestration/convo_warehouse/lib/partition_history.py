@@ -1,11 +1,11 @@
 """Which day partitions the incremental builds rewrote: read from ``audit.partitions_rewritten``.
 
-The incremental materialization records, for every incremental model it
-builds, the day partitions it rewrote: one row per ``(relation_name,
-partition_date)``, or one row with ``rewrote_all`` (and a null
-``partition_date``) when it rebuilt the whole table. Tables rebuilt whole on
-every run (small aggregates) get no rows. ``recorded_at`` grows from one build
-to the next.
+dbt's hooks record it (macros/incremental/run_ledgers.sql): a complete run
+records, for every incremental model, the days of ``scope_days``, one row per
+``(relation_name, partition_date)``; a build that writes a whole table
+records one row with ``rewrote_all`` (and a null ``partition_date``) before
+it starts. Models that are not incremental (views, tables) get no rows.
+``recorded_at`` grows from one run to the next.
 
 The publisher reads it to learn what changed since the snapshot it published
 last without scanning the history of every table: a table with rows there is

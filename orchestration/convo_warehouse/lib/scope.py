@@ -98,6 +98,30 @@ def scope_cte(scope: Scope) -> tuple[str, list]:
     return sql, params
 
 
+def day_mart_where(scope: Scope, relation: str) -> tuple[str, list]:
+    """A where clause (``true`` when unfiltered) selecting the rows of a day mart that belong to the
+    scope, with its parameters: the mart has ``conversation_date`` and the conversations'
+    ``channel``, ``agent_id`` and ``environment`` with ``unknown`` for a missing value
+    (``abandon_turn_daily``, ``timing_daily``). The experiment variant is no column of such a mart:
+    callers refuse or mention it (``scope.experiment``)."""
+    conditions, params = ["true"], []
+    if scope.start is not None:
+        conditions.append(f"{relation}.conversation_date >= ?")
+        params.append(scope.start)
+    if scope.end is not None:
+        conditions.append(f"{relation}.conversation_date <= ?")
+        params.append(scope.end)
+    for column, values in (("channel", scope.channels), ("agent_id", scope.agents),
+                           ("environment", scope.environments)):
+        if values:
+            conditions.append(f"{relation}.{column} in ({', '.join('?' for _ in values)})")
+            params.extend(values)
+    if not scope.include_development:
+        # IS_DEVELOPMENT_SQL's rule: a missing environment (stored as unknown) is not development
+        conditions.append(f"{relation}.environment != 'development'")
+    return " and ".join(conditions), params
+
+
 def latest_complete_day(con) -> dt.date | None:
     """The newest conversation day before the day of the newest event (that day is still
     running); the newest day itself when there is no earlier one; None without conversations."""

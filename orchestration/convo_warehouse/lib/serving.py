@@ -25,8 +25,8 @@ A version costs what changed, not what is stored:
   link to the previous version's file (a copy where the file system refuses
   links, or where the file's mode is not ``CONVO_FILE_MODE``'s: a link shares
   it), so a new day writes the partitions of that day and links the rest.
-- What changed is read from ``audit.partitions_rewritten`` (the incremental
-  builds record the day partitions they rewrote, ``lib/partition_history.py``)
+- What changed is read from ``audit.partitions_rewritten`` (each run records
+  the days it rewrote in each incremental model, ``lib/partition_history.py``)
   rather than by scanning every table; a table the history cannot answer for
   is compared by a content hash, partition by partition.
 
@@ -110,9 +110,12 @@ class DayColumn:
         return f"cast({ident(self.source)} as date)" if self.derived else ident(self.source)
 
 
-# The first of these a table has (with this type) partitions it by day: the
-# day an incremental build records as rewritten (its `day_column`, so a new
-# day rewrites only its partitions; tests/serving/test_snapshot_publish.py checks the two agree).
+# The first of these a table has (with this type) partitions it by day. A run
+# records the days of scope_days as rewritten in every incremental mart, and
+# the rows it replaces lie on those days by any of these columns (a mart
+# replaced day by day is partitioned by its scope key:
+# tests/serving/test_snapshot_publish.py checks it), so a new day rewrites
+# only its partitions.
 DAY_COLUMNS = (
     DayColumn(key="conversation_date", source="conversation_date", source_type="DATE"),
     DayColumn(key="metric_date", source="metric_date", source_type="DATE"),
@@ -463,8 +466,8 @@ def _start(
     elif rewrites.rewrote_all:
         known_from = f"content: {table.name} was rewritten whole"
     elif day is None:
-        # replace_touched records the days of its day column; a table without one gets no row when
-        # a build replaces some of its rows, so no row here does not mean that nothing changed.
+        # the history names days, and a table without a day column is one file: a recorded day
+        # does not say which of its rows changed, and no row does not mean that nothing did.
         known_from = f"content: {PARTITION_HISTORY_TABLE} names days, and {table.name} is one file"
     else:
         known_from, from_history = history.reason, True

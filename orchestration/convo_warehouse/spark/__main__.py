@@ -85,7 +85,9 @@ def raw_rows(landing: Path) -> None:
 @main.command("python-models")
 @click.option("--select", "names", multiple=True, help="A Python model to run (repeat; default: all).")
 def python_models(names: tuple[str, ...]) -> None:
-    """Run the project's Python models on Spark in this session, then their dbt data tests."""
+    """Run the project's Python models on Spark in this session, then their dbt data tests
+    (not the grain tests, as in production_build)."""
+    from convo_warehouse.lib.dbt_commands import GRAIN_TESTS
     from convo_warehouse.spark.pipeline import SparkPipelineError, dbt, run_python_models
     from convo_warehouse.spark.session import get_spark
 
@@ -93,7 +95,7 @@ def python_models(names: tuple[str, ...]) -> None:
     try:
         dbt(["parse"])
         ran = run_python_models(spark, list(names) or None)
-        dbt(["test", "--select", *ran])
+        dbt(["test", "--select", *ran, "--exclude", GRAIN_TESTS])
     except SparkPipelineError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
@@ -119,13 +121,16 @@ def run_thrift(landing: Path, port: int | None) -> None:
 
 
 @main.command("record-run")
-def record_run_command() -> None:
+@click.option("--since", required=True,
+              help="When the run's first step started, UTC 'YYYY-MM-DD HH:MM:SS' (models built whole since then "
+                   "already recorded it).")
+def record_run_command(since: str) -> None:
     """Record a run whose every step succeeded in the ledgers (audit.scope_runs, audit.partitions_rewritten)."""
     from convo_warehouse.spark.pipeline import SparkPipelineError, dbt, record_run
 
     try:
         dbt(["parse"])
-        record_run()
+        record_run(since)
     except SparkPipelineError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
@@ -142,12 +147,12 @@ def record_run_command() -> None:
 )
 @click.option("--rel-tol", default=1e-9, show_default=True, help="Relative tolerance for doubles.")
 def compare(duckdb_path: Path, rel_tol: float) -> None:
-    """Compare every contract mart on Spark with the DuckDB warehouse, row by row."""
-    from convo_warehouse.spark.compare import CONTRACT_MARTS, compare_marts
+    """Compare every contract mart (and the other public day marts) on Spark with the DuckDB warehouse, row by row."""
+    from convo_warehouse.spark.compare import COMPARED_MARTS, compare_marts
     from convo_warehouse.spark.session import get_spark
 
     differences = compare_marts(get_spark(), duckdb_path, rel_tol=rel_tol)
-    for table in CONTRACT_MARTS:
+    for table in COMPARED_MARTS:
         problems = differences.get(table, [])
         click.echo(f"{'OK  ' if not problems else 'DIFF'} marts.{table}")
         for problem in problems[:10]:

@@ -25,15 +25,26 @@ CONTRACT_MARTS: dict[str, tuple[str, ...]] = {
     "ab_test_results": ("test_name", "variant"),
 }
 
+# Public marts beside the contract's, compared the same way (their grain).
+OTHER_MARTS: dict[str, tuple[str, ...]] = {
+    "fct_conversation_rephrases": ("conversation_id",),
+    "abandon_turn_daily": ("conversation_date", "channel", "agent_id", "environment", "turn"),
+    "timing_daily": ("conversation_date", "hour_of_day", "channel", "agent_id", "environment"),
+    "timing_patterns": ("weekday", "hour_of_day"),
+    "ab_test_variant_daily": ("conversation_date", "test_name", "variant"),
+    "feedback_rating_daily": ("conversation_date", "rating"),
+}
+COMPARED_MARTS = {**CONTRACT_MARTS, **OTHER_MARTS}
+
 
 def compare_marts(spark, duckdb_path: Path, rel_tol: float = 1e-9) -> dict[str, list[str]]:
-    """Per contract mart, the differences found (an empty list when equal)."""
+    """Per compared mart (the contract's and OTHER_MARTS), the differences found (an empty list when equal)."""
     import duckdb
 
     con = duckdb.connect(str(duckdb_path), read_only=True)
     try:
         differences = {}
-        for table, keys in CONTRACT_MARTS.items():
+        for table, keys in COMPARED_MARTS.items():
             duck_rows = _rows(con.execute(f"select * from marts.{table}"))
             spark_frame = spark.table(f"marts.{table}")
             spark_rows = [row.asDict() for row in spark_frame.collect()]

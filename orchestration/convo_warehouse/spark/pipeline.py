@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from convo_warehouse.lib.dbt_commands import production_build
+from convo_warehouse.lib.dbt_commands import GRAIN_TESTS, production_build
 from convo_warehouse.spark.landing import load_landing_spark
 from convo_warehouse.spark.session import get_spark
 
@@ -197,6 +197,7 @@ CLASSIFIER_OUTPUTS = (
     "classification.stage_classifications",
     "classification.llm_calls",
     "classification.message_sentiment",
+    "classification.message_embeddings",
     "classification.conversation_judgments",
 )
 
@@ -221,14 +222,23 @@ def classify_on_spark(spark, mode: str | None = None):
         schema, table = relation.split(".")
         if not spark.catalog.tableExists(relation):
             continue
-        frame = spark.table(relation).toPandas()
+        table_on_spark = spark.table(relation)
+        frame = table_on_spark.toPandas()
         con.execute(f"create schema if not exists {schema}")
+        # typed from Spark's schema: pandas alone types an empty column (an
+        # embedding list) as an integer, which would then be written back
+        columns = ", ".join(f'"{field.name}" {_duckdb_type(field.dataType.simpleString())}'
+                            for field in table_on_spark.schema.fields)
+        con.execute(f"create table {relation} ({columns})")
         con.register("_spark_frame", frame)
-        con.execute(f"create table {relation} as select * from _spark_frame")
+        con.execute(f"insert into {relation} select * from _spark_frame")
         con.unregister("_spark_frame")
     stats = classify_warehouse(con, mode=mode)
     for relation in CLASSIFIER_OUTPUTS:
         frame = con.execute(f"select * from {relation}").df()
+        for column, kind, *_ in con.execute(f"describe {relation}").fetchall():
+            if kind.endswith("[]"):  # Spark takes Python lists, not the NumPy arrays pandas holds
+                frame[column] = frame[column].map(lambda value: None if value is None else [float(x) for x in value])
         spark.sql(f"create database if not exists {relation.split('.')[0]}")
         spark.createDataFrame(frame, schema=_spark_schema(con, relation)).write.mode("overwrite").format(
             "parquet"
@@ -238,16 +248,32 @@ def classify_on_spark(spark, mode: str | None = None):
     return stats, counts
 
 
+def _duckdb_type(spark_type: str) -> str:
+    """DuckDB's name for a Spark column type (``simpleString()``), lists included."""
+    if spark_type.startswith("array<"):
+        return _duckdb_type(spark_type[len("array<"):-1]) + "[]"
+    names = {"string": "varchar", "boolean": "boolean", "double": "double", "float": "float", "int": "integer",
+             "bigint": "bigint", "timestamp": "timestamp", "timestamp_ntz": "timestamp", "date": "date"}
+    return names.get(spark_type, "varchar")
+
+
 def _spark_schema(con, relation: str) -> str:
     """A Spark DDL schema for a DuckDB table (so empty tables keep their types)."""
     names = {"VARCHAR": "string", "BOOLEAN": "boolean", "DOUBLE": "double", "FLOAT": "float",
              "INTEGER": "int", "BIGINT": "bigint", "TIMESTAMP": "timestamp", "DATE": "date"}
     columns = con.execute(f"describe {relation}").fetchall()
-    return ", ".join(f"{name} {names.get(kind.upper(), 'string')}" for name, kind, *_ in columns)
+
+    def spark_type(kind: str) -> str:
+        if kind.endswith("[]"):  # a list: message_embeddings.embedding
+            return f"array<{spark_type(kind[:-2])}>"
+        return names.get(kind.upper(), "string")
+
+    return ", ".join(f"{name} {spark_type(kind)}" for name, kind, *_ in columns)
 
 
 def run_spark_pipeline(landing_dir: Path, progress: bool = True) -> str:
     """Load new landing files and build the project: dbt and the Python models in turn."""
+    started = run_started()
     spark = get_spark()
     report = load_landing_spark(spark, landing_dir, progress=progress)
     dbt(["parse"])
@@ -256,16 +282,28 @@ def run_spark_pipeline(landing_dir: Path, progress: bool = True) -> str:
     for kind, arguments in python_model_steps():
         if kind == "python":
             ran += run_python_models(spark, arguments)
-            dbt(["test", "--select", *arguments])
+            dbt(["test", "--select", *arguments, "--exclude", GRAIN_TESTS])
         else:
             excluded = arguments[arguments.index("--exclude") + 1:] if "--exclude" in arguments else []
             selection = arguments[: arguments.index("--exclude")] if "--exclude" in arguments else arguments
             dbt([*production_build(multi_step=True, exclude=[*excluded, *python_models]), *selection])
-    record_run()
+    record_run(started)
     return f"{report.summary()}; Python models run in-session: {', '.join(ran)}"
 
 
-def record_run() -> None:
+def run_started() -> str:
+    """Now, in UTC, as ``record_steps_scope`` takes it: when a run's first step starts."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def record_steps_args(started: str) -> list[str]:
+    """``dbt run-operation record_steps_scope`` for a run that started at ``started``."""
+    return ["run-operation", "record_steps_scope", "--args", json.dumps({"since": started})]
+
+
+def record_run(started: str) -> None:
     """Every step succeeded: record the run's scope and the partitions it rewrote in the ledgers.
 
     On DuckDB the on-run-end hook does it when one dbt invocation built
@@ -273,6 +311,8 @@ def record_run() -> None:
     the Python models, so the driver does it after the last one, through
     dbt's connection (the session, or a Thrift server): ``record_steps_scope``
     (macros/incremental/run_ledgers.sql). A run that failed before records
-    nothing, and the next one covers its scope again.
+    nothing, and the next one covers its scope again. The models a step
+    built whole (first build, --full-refresh) recorded that themselves
+    since ``started``, and get no day rows.
     """
-    dbt(["run-operation", "record_steps_scope"])
+    dbt(record_steps_args(started))

@@ -121,7 +121,9 @@ def run_through_thrift(landing_dir: Path, server: ThriftServer) -> str:
     import sys
 
     from convo_warehouse.lib.dbt_commands import production_build
-    from convo_warehouse.spark.pipeline import PROJECT_DIR, SparkPipelineError, python_model_steps
+    from convo_warehouse.spark.pipeline import (
+        PROJECT_DIR, SparkPipelineError, python_model_steps, record_steps_args, run_started,
+    )
 
     env = {**os.environ, "CONVO_SPARK_THRIFT_PORT": str(server.port), "DBT_PROFILES_DIR": str(PROJECT_DIR),
            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
@@ -144,6 +146,7 @@ def run_through_thrift(landing_dir: Path, server: ThriftServer) -> str:
         if completed.returncode != 0:
             raise SparkPipelineError(f"dbt {' '.join(args[:1])} through the Thrift server failed")
 
+    started = run_started()
     spark_step("load", "--landing", str(landing_dir))
     subprocess.run([dbt_executable, "parse", "--quiet", "--project-dir", str(PROJECT_DIR), "--target",
                     "spark_thrift", "--target-path", str(PROJECT_DIR / THRIFT_TARGET_PATH)],
@@ -157,6 +160,6 @@ def run_through_thrift(landing_dir: Path, server: ThriftServer) -> str:
         excluded = arguments[arguments.index("--exclude") + 1:] if "--exclude" in arguments else []
         selection = arguments[: arguments.index("--exclude")] if "--exclude" in arguments else arguments
         thrift_dbt(*production_build(multi_step=True, exclude=[*excluded, *python_models]), *selection)
-    thrift_dbt("run-operation", "record_steps_scope")
+    thrift_dbt(*record_steps_args(started))
     server.stop()
     return f"built through the Thrift server on {HOST}:{server.port}; Python models in sessions: {', '.join(python_models)}"

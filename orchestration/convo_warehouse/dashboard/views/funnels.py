@@ -4,7 +4,10 @@ Stage numbers come from ``lib/funnel_views.py`` (the same function
 ``convo-warehouse funnel`` and the read API use) over the sidebar's period
 and filters: no rate above 100%, no negative drop-off. The most frequent last
 user messages and the transcripts (``marts.fct_messages``) are masked with
-``lib/classify/pii.py`` and shown as plain text.
+``lib/classify/pii.py`` and shown as plain text. Below the funnels, the ten
+user turns at which the period's conversations were abandoned most
+(``marts.abandon_turn_daily``: the sidebar's filters apply, but for the
+experiment variant, which the mart has no column for).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from convo_warehouse.lib.classify.pii import mask_pii, mask_transcript
 from convo_warehouse.lib.scope import Scope, scope_cte
 
 MESSAGES_SHOWN = 5
+ABANDON_TURNS_SHOWN = 10
 CONVERSATIONS_LISTED = 50
 READING_LABELS = {"any_order": "any order", "in_order": "in order (nested)"}
 READING_HELP = {
@@ -122,6 +126,51 @@ def stage_frames(view: funnel_views.FunnelView) -> tuple[pd.DataFrame, pd.DataFr
     return shown, raw
 
 
+def abandon_turn_frames(turns: funnel_views.AbandonTurns) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the table shown, its raw values for the CSV) of the top abandon turns."""
+    shown = pd.DataFrame({
+        "turn": [str(turn.turn) for turn in turns.turns],
+        "abandoned conversations": [fmt.count(turn.conversations) for turn in turns.turns],
+        "share of the abandoned": [fmt.percent(turn.share) for turn in turns.turns],
+    })
+    raw = pd.DataFrame([turn.as_dict() for turn in turns.turns], columns=["turn", "conversations", "share"])
+    return shown, raw
+
+
+def abandon_turn_chart(turns: funnel_views.AbandonTurns):
+    """The top turns as bars, most abandoned on top."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure(go.Bar(
+        y=[f"turn {turn.turn}" for turn in turns.turns], x=[turn.conversations for turn in turns.turns],
+        orientation="h", text=[fmt.percent(turn.share) for turn in turns.turns], textposition="auto",
+    ))
+    figure.update_layout(height=60 + 32 * len(turns.turns), margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    figure.update_yaxes(autorange="reversed")
+    figure.update_xaxes(title="abandoned conversations")
+    return figure
+
+
+def _abandon_turns(con, scope: Scope, period_words: str) -> None:
+    import streamlit as st
+
+    st.subheader("Where conversations are abandoned")
+    turns = funnel_views.abandon_turns(con, scope, ABANDON_TURNS_SHOWN)
+    ignored = " The experiment variant filter does not apply here." if turns.variant_ignored else ""
+    st.caption(
+        f"**{period_words}**; {fmt.markdown_safe(scope.describe(period=False))}. The user turns at which the "
+        "period's abandoned conversations were abandoned "
+        f"(the abandon event's turn, else the user turns so far), the {ABANDON_TURNS_SHOWN} most frequent; "
+        f"{fmt.count(turns.abandoned)} abandoned conversations with a turn in all.{ignored}"
+    )
+    if not turns.turns:
+        st.info("No conversation of the period and filters was abandoned.")
+        return
+    st.plotly_chart(abandon_turn_chart(turns), key="abandon-turns-chart")
+    shown, raw = abandon_turn_frames(turns)
+    tables.show(shown, raw, title="top abandon turns", key="abandon-turns")
+
+
 def render(context) -> None:
     import streamlit as st
 
@@ -136,7 +185,14 @@ def render(context) -> None:
     names = funnel_views.funnel_names(con)
     if not names:
         st.info("No funnels in this snapshot.")
-        return
+    else:
+        _funnel_tabs(con, scope, names)
+    _abandon_turns(con, scope, context.choice.period_words)
+
+
+def _funnel_tabs(con, scope: Scope, names: list[str]) -> None:
+    import streamlit as st
+
     for funnel, tab in zip(names, st.tabs(names), strict=True):
         with tab:
             declared = funnel_views.declared_reading(con, funnel)

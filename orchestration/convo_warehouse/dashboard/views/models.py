@@ -1,12 +1,14 @@
-"""Models: the language models side by side over the period and filters.
+"""Models: the language models side by side over the period and filters, with statistics.
 
 A conversation counts for every model that wrote one of its agent messages
-(``marts.fct_conversation_models``); its completion and handoff count through
-``marts.metrics_by_conversation`` (the metrics' own numerators and
-denominators), so a model's completion rate is the completion_rate of the
-conversations it took part in. Tokens per conversation divide the tokens of
-that model's messages by the conversations where they were reported; latency
-is the mean ``latency_ms`` of its messages.
+(``marts.fct_conversation_models``); its completion, handoff and satisfaction
+count through ``marts.metrics_by_conversation``. Each rate has its 95% Wilson
+interval and the satisfaction mean its 95% t interval; each model is tested
+against the best model of the measure (two-proportion z-test, Welch's t-test,
+Holm-adjusted over the models): ``lib/model_views.py``, which the read API's
+``/api/models`` serves too. Costs are the calls' tokens at the price valid at
+each message's time (``seeds/model_prices.csv``); a model without a price
+shows its unpriced messages, never a guessed cost.
 """
 
 from __future__ import annotations
@@ -15,54 +17,47 @@ import pandas as pd
 
 from convo_warehouse.dashboard import format as fmt
 from convo_warehouse.dashboard import tables
-from convo_warehouse.dashboard.data import frame, has_table
+from convo_warehouse.dashboard.data import has_table
 from convo_warehouse.dashboard.views import Page
-from convo_warehouse.lib.scope import Scope, scope_cte
+from convo_warehouse.lib.model_views import MIN_STARTED, model_comparison
+
+__all__ = ["PAGE", "model_comparison"]
 
 
-def model_comparison(con, scope: Scope = Scope()) -> pd.DataFrame:
-    """One row per model: conversations, completion_rate, handoff_rate, tokens_per_conversation,
-    avg_latency_ms (and their numerators and denominators), most conversations first."""
-    scope_sql, params = scope_cte(scope)
-    return frame(
-        con,
-        f"""
-        with scope as ({scope_sql})
-        select fct_conversation_models.model,
-               count(*) as conversations,
-               sum(metrics_by_conversation.completion_rate__numerator) as completed,
-               sum(metrics_by_conversation.completion_rate__denominator) as started,
-               sum(metrics_by_conversation.completion_rate__numerator)
-                   / nullif(sum(metrics_by_conversation.completion_rate__denominator), 0) as completion_rate,
-               sum(metrics_by_conversation.handoff_rate__numerator)
-                   / nullif(sum(metrics_by_conversation.handoff_rate__denominator), 0) as handoff_rate,
-               sum(fct_conversation_models.input_tokens + fct_conversation_models.output_tokens) as tokens,
-               count(*) filter (where fct_conversation_models.token_measurements > 0) as conversations_with_tokens,
-               sum(fct_conversation_models.input_tokens + fct_conversation_models.output_tokens)
-                   / nullif(count(*) filter (where fct_conversation_models.token_measurements > 0), 0)
-                   as tokens_per_conversation,
-               sum(fct_conversation_models.agent_messages) as agent_messages,
-               sum(fct_conversation_models.latency_ms_total)
-                   / nullif(sum(fct_conversation_models.latency_measurements), 0) as avg_latency_ms
-        from marts.fct_conversation_models
-        inner join scope on fct_conversation_models.conversation_id = scope.conversation_id
-        inner join marts.metrics_by_conversation
-            on fct_conversation_models.conversation_id = metrics_by_conversation.conversation_id
-        group by fct_conversation_models.model
-        order by conversations desc, fct_conversation_models.model
-        """,
-        params,
-    )
+def _interval(low: float | None, high: float | None, render) -> str:
+    return f"{render(low)} – {render(high)}" if low is not None and low == low else fmt.MISSING
+
+
+def _versus_best(row, measure: str, render) -> str:
+    """"best", "-4.1 pts (p 0.03) worse", "-0.2 pts (p 0.81)", or a dash when not tested."""
+    if row[f"{measure}_is_best"]:
+        return "best"
+    p_adjusted = row[f"{measure}_p_adjusted"]
+    if p_adjusted is None or p_adjusted != p_adjusted:
+        return fmt.MISSING
+    worse = " worse" if row[f"{measure}_worse_than_best"] else ""
+    return f"{render(row[f'{measure}_difference'])} (p {fmt.format_p(p_adjusted)}){worse}"
+
+
+def _signed_score(value: float | None) -> str:
+    return fmt.MISSING if value is None or value != value else f"{value:+.3f}"
 
 
 def _chart(models: pd.DataFrame):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    figure = make_subplots(rows=1, cols=3, subplot_titles=("Completion rate", "Handoff rate", "Mean latency (ms)"))
-    figure.add_trace(go.Bar(x=models["model"], y=models["completion_rate"], name="completion"), row=1, col=1)
-    figure.add_trace(go.Bar(x=models["model"], y=models["handoff_rate"], name="handoff"), row=1, col=2)
-    figure.add_trace(go.Bar(x=models["model"], y=models["avg_latency_ms"], name="latency (ms)"), row=1, col=3)
+    figure = make_subplots(rows=1, cols=3, subplot_titles=("Completion rate", "Handoff rate", "Mean satisfaction"))
+    for col, (value, low, high) in enumerate((
+        ("completion_rate", "completion_ci_low", "completion_ci_high"),
+        ("handoff_rate", "handoff_ci_low", "handoff_ci_high"),
+        ("satisfaction_mean", "satisfaction_ci_low", "satisfaction_ci_high"),
+    ), start=1):
+        figure.add_trace(go.Bar(
+            x=models["model"], y=models[value], name=value,
+            error_y={"type": "data", "symmetric": False, "array": models[high] - models[value],
+                     "arrayminus": models[value] - models[low]},
+        ), row=1, col=col)
     figure.update_yaxes(tickformat=".0%", row=1, col=1)
     figure.update_yaxes(tickformat=".0%", row=1, col=2)
     figure.update_layout(height=340, showlegend=False, margin={"l": 10, "r": 10, "t": 40, "b": 10})
@@ -75,7 +70,10 @@ def render(context) -> None:
     st.title("Models")
     st.caption(
         f"**{context.choice.period_words}**; {fmt.markdown_safe(context.scope.describe(period=False))}. A conversation counts for every model that "
-        "wrote one of its agent messages, so models' conversations can add up to more than the total."
+        "wrote one of its agent messages, so models' conversations can add up to more than the total. Bars show 95% "
+        "intervals (Wilson for rates, t for the satisfaction mean); each model is tested against the best one "
+        f"(z-test for rates, Welch's t-test for satisfaction, Holm-adjusted) when both have at least {MIN_STARTED} "
+        "started conversations."
     )
     if not has_table(context.con, "marts.fct_conversation_models"):
         st.info("This snapshot has no per-model mart yet: run `convo-warehouse run` to publish one.")
@@ -85,19 +83,36 @@ def render(context) -> None:
         st.info("No agent message names a model in this period and filters.")
         return
     st.plotly_chart(_chart(models), key="models-chart")
-    tables.show(
-        pd.DataFrame({
-            "model": models["model"],
-            "conversations": [fmt.count(value) for value in models["conversations"]],
-            "completion rate": [fmt.percent(value) for value in models["completion_rate"]],
-            "handoff rate": [fmt.percent(value) for value in models["handoff_rate"]],
-            "tokens per conversation": [fmt.number(value, 0) for value in models["tokens_per_conversation"]],
-            "mean latency": [fmt.milliseconds(value) for value in models["avg_latency_ms"]],
-        }),
-        models,
-        title="models",
-        key="models",
-    )
+    shown = pd.DataFrame({
+        "model": models["model"],
+        "conversations": [fmt.count(value) for value in models["conversations"]],
+        "completion rate": [fmt.percent(value) for value in models["completion_rate"]],
+        "completion 95% CI": [_interval(low, high, fmt.percent)
+                              for low, high in zip(models["completion_ci_low"], models["completion_ci_high"])],
+        "completion vs best": [_versus_best(row, "completion", fmt.points) for _, row in models.iterrows()],
+        "handoff rate": [fmt.percent(value) for value in models["handoff_rate"]],
+        "handoff 95% CI": [_interval(low, high, fmt.percent)
+                           for low, high in zip(models["handoff_ci_low"], models["handoff_ci_high"])],
+        "handoff vs best": [_versus_best(row, "handoff", fmt.points) for _, row in models.iterrows()],
+        "satisfaction": [fmt.number(value, 3) for value in models["satisfaction_mean"]],
+        "satisfaction 95% CI": [_interval(low, high, lambda value: fmt.number(value, 3))
+                                for low, high in zip(models["satisfaction_ci_low"], models["satisfaction_ci_high"])],
+        "satisfaction vs best": [_versus_best(row, "satisfaction", _signed_score) for _, row in models.iterrows()],
+        "cost per conversation": [f"${value:,.4f}" if value is not None and value == value else fmt.MISSING
+                                  for value in models["cost_per_conversation"]],
+        "unpriced messages": [fmt.count(value) for value in models["unpriced_agent_messages"]],
+        "tokens per conversation": [fmt.number(value, 0) for value in models["tokens_per_conversation"]],
+        "mean latency": [fmt.milliseconds(value) for value in models["avg_latency_ms"]],
+    })
+    tables.show(shown, models, title="models", key="models")
+    unpriced = models[models["unpriced_agent_messages"] > 0]
+    if not unpriced.empty:
+        st.caption(
+            "No price in `seeds/model_prices.csv` at the messages' time for: "
+            + ", ".join(f"{fmt.markdown_safe(str(model))} ({fmt.count(count)} messages)"
+                        for model, count in zip(unpriced["model"], unpriced["unpriced_agent_messages"]))
+            + ". Add a row (model, prices per million tokens, valid_from) and re-run to cost them."
+        )
 
 
 PAGE = Page(title="Models", url_path="models", icon=":material/smart_toy:", order=45, render=render)

@@ -1,4 +1,6 @@
-"""Overview: the key rates of the chosen period and filters, against the period before, with daily sparklines."""
+"""Overview: the key rates of the chosen period and filters, against the period before, with daily sparklines;
+then when conversations go well: a heatmap of a timing rate by weekday and UTC hour of the first event
+(``lib/timing_views.py`` over ``marts.timing_daily``)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import pandas as pd
 from convo_warehouse.dashboard import format as fmt
 from convo_warehouse.dashboard import tables
 from convo_warehouse.dashboard.views import Page
-from convo_warehouse.lib import metric_views
+from convo_warehouse.lib import metric_views, timing_views
 from convo_warehouse.lib.scope import Scope
 
 KEY_METRICS = (
@@ -27,6 +29,13 @@ KEY_METRICS = (
     "sentiment_change",
     "first_response_ms_p95",
 )
+
+
+TIMING_LABELS = {
+    "interaction_rate": "interaction (initialized and engaged / initialized)",
+    "engagement_rate": "engagement (engaged / started)",
+    "completion_rate": "completion (completed / started)",
+}
 
 
 @dataclasses.dataclass
@@ -81,6 +90,62 @@ def label(metric_name: str) -> str:
     return words[:1].upper() + words[1:]
 
 
+def timing_heatmap(cells: list[timing_views.TimingCell], rate: str):
+    """The rate by weekday (rows, Monday on top) and UTC hour (columns); hovering a cell shows its
+    numerator and denominator. Empty where the period has no conversation or no denominator."""
+    import plotly.graph_objects as go
+
+    numerator, denominator = timing_views.RATES[rate]
+    counts = [[""] * 24 for _ in timing_views.WEEKDAYS]
+    for cell in cells:
+        counts[cell.weekday - 1][cell.hour_of_day] = (
+            f"{fmt.count(getattr(cell, numerator))} of {fmt.count(getattr(cell, denominator))}")
+    figure = go.Figure(go.Heatmap(
+        z=timing_views.grid(cells, rate), x=[f"{hour:02d}h" for hour in range(24)], y=list(timing_views.WEEKDAYS),
+        customdata=counts, colorscale="Blues", zmin=0, zmax=1, colorbar={"tickformat": ".0%"},
+        hovertemplate="%{y} %{x} UTC: %{z:.1%} (%{customdata})<extra></extra>", hoverongaps=False,
+    ))
+    figure.update_layout(height=330, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+    figure.update_yaxes(autorange="reversed")
+    return figure
+
+
+def timing_frame(cells: list[timing_views.TimingCell]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the table shown, its raw values for the CSV): every weekday and hour with a conversation."""
+    shown = pd.DataFrame({
+        "weekday": [cell.weekday_name for cell in cells],
+        "hour (UTC)": [f"{cell.hour_of_day:02d}h" for cell in cells],
+        "conversations": [fmt.count(cell.conversations) for cell in cells],
+        **{name.removesuffix("_rate"): [fmt.percent(cell.rate(name)) for cell in cells] for name in timing_views.RATES},
+    })
+    return shown, pd.DataFrame([cell.as_dict() for cell in cells])
+
+
+def _timing(context) -> None:
+    import streamlit as st
+
+    scope = context.scope
+    st.subheader("When conversations go well")
+    rate = st.segmented_control(
+        "Rate", list(timing_views.RATES), default="completion_rate", required=True,
+        format_func=lambda name: TIMING_LABELS[name], key="timing", bind="query-params",
+    ) or "completion_rate"
+    ignored = " The experiment variant filter does not apply here." if scope.experiment else ""
+    st.caption(
+        f"**{context.choice.period_words}**; {fmt.markdown_safe(scope.describe(period=False))}. Each "
+        "conversation counts in the weekday of its day and the UTC hour of its first event; each cell is its "
+        f"conversations' numerator over their denominator, not an average of daily rates.{ignored}"
+    )
+    cells = timing_views.timing_cells(context.con, scope)
+    if not cells:
+        st.info("No conversations in this period with these filters.")
+        return
+    st.plotly_chart(timing_heatmap(cells, rate), key="timing-heatmap")
+    with st.expander("Every weekday and hour as a table"):
+        shown, raw = timing_frame(cells)
+        tables.show(shown, raw, title="timing by weekday and hour", key="timing")
+
+
 def render(context) -> None:
     import streamlit as st
 
@@ -124,6 +189,7 @@ def render(context) -> None:
             title="Key rates",
             key="key-rates",
         )
+    _timing(context)
 
 
 PAGE = Page(title="Overview", url_path="overview", icon=":material/dashboard:", order=10, render=render)

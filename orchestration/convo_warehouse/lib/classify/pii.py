@@ -57,7 +57,7 @@ Regular expressions, not a library: presidio-analyzer's pattern recognizers
 (no NLP model can be downloaded here) cover emails, cards, IBANs and phones
 but have no person or street-address recognizer without a spaCy model, so on
 the kinds this module exists for they find nothing (docs/quality.md). What it
-still misses, measured on a labelled set: docs/quality.md#pii-masking.
+still misses, measured on a labelled set: docs/quality.md#pii-masking-libclassifypiipy.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 import duckdb
 import pyarrow as pa
 
-from convo_warehouse.lib.classify import judge, sentiment, store
+from convo_warehouse.lib.classify import embeddings, judge, sentiment, store
 from convo_warehouse.lib.classify.llm import (
     PROMPT_VERSION,
     LLMClassifier,
@@ -69,6 +69,8 @@ class ClassifyStats:
     rules_version: str = ""
     model: str = ""
     sentiment_scored: int = 0
+    embedding_model: str = ""
+    messages_embedded: int = 0
     judge: bool = False
     judged: int = 0
     judge_failed: int = 0
@@ -92,10 +94,14 @@ def classify_warehouse(
     rules: RuleSet | None = None,
     chunk_size: int = 500,
     judge: bool | None = None,
+    embedding: embeddings.EmbeddingSettings | None = None,
 ) -> ClassifyStats:
     """Classify new or changed conversations into ``classification.stage_classifications``.
 
-    Also scores user-message sentiment (``classification.message_sentiment``) and, with ``judge``
+    Also scores user-message sentiment (``classification.message_sentiment``), embeds user
+    messages with the sentence-embedding model of ``embedding`` (default:
+    ``CONVO_EMBEDDING_MODEL``; none: nothing embedded) into ``classification.message_embeddings``
+    and, with ``judge``
     (default: ``CONVO_QUALITY_JUDGE``) in llm/hybrid mode, asks the LLM quality judge
     (``classification.conversation_judgments``).
     """
@@ -124,8 +130,14 @@ def classify_warehouse(
         if f"${name}" in acceptable
     }
     scores_sentiment = os.environ.get("CONVO_SENTIMENT", "1").lower() not in ("0", "false", "no")
-    # What else the transcripts feed: sentiment per message, the judge per conversation.
+    embedding_settings = embeddings.EmbeddingSettings.from_env() if embedding is None else embedding
+    # loaded before anything is read: a model that cannot load fails the run at once
+    encoder = embeddings.load_encoder(embedding_settings) if embedding_settings.enabled else None
+    stats.embedding_model = encoder.identity if encoder else ""
+    # What else the transcripts feed: sentiment and embeddings per message, the judge per conversation.
     prepared_for = f"sentiment={sentiment.MODEL if scores_sentiment else 'off'}"
+    if encoder is not None:  # (unchanged without a model: warehouses prepared before embeddings existed)
+        prepared_for += f" embeddings={encoder.identity}"
     judges = stats.judge and mode in ("llm", "hybrid")
     # Staging cannot change during the run (the caller holds the writer lock): read once.
     history = lifecycle_through(con)
@@ -152,6 +164,8 @@ def classify_warehouse(
     stats.cached = stats.conversations - todo
     if scores_sentiment:
         stats.sentiment_scored = sentiment.score_messages(con, MESSAGES_TABLE)
+    if encoder is not None:
+        stats.messages_embedded = embeddings.embed_messages(con, MESSAGES_TABLE, encoder)
     if todo == 0:
         _run_judge(con, stats, settings, mode)
         record_prepared(con, history, prepared_for)
@@ -247,6 +261,7 @@ def _prepare(con, acceptable: str, acceptable_parameters: dict, changed: str | N
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Rows in the classifier's tables after a run (for run metadata), on any engine's copy."""
     judge.ensure_table(con)
+    embeddings.ensure_table(con)
     rows, reached = con.execute(
         "select count(*), count(*) filter (where reached) from classification.stage_classifications"
     ).fetchone()
@@ -254,6 +269,7 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         "stage_rows": rows,
         "stage_rows_reached": reached,
         "sentiment_rows": con.execute("select count(*) from classification.message_sentiment").fetchone()[0],
+        "embedding_rows": con.execute(f"select count(*) from {embeddings.EMBEDDINGS_TABLE}").fetchone()[0],
         "judgment_rows": con.execute(f"select count(*) from {judge.JUDGMENTS}").fetchone()[0],
     }
 

@@ -5,7 +5,7 @@ Every user message of the classified conversations gets a lexicon score
 'lexicon'`` and ``sentiment_model`` (``lexicon-`` + a hash of the lexicon and
 negators: editing them re-scores every message). Whether the event's own
 ``sentiment`` property wins is decided in one place, the dbt model
-``int_message_sentiment_resolved``.
+``int_conversation_sentiment_summarized`` (its ``messages`` step).
 
 Tokens are runs of letters and apostrophes; a token within two tokens after a
 negator (not, no, never, don't, ...) counts with the opposite sign. Score =

@@ -41,6 +41,12 @@ def render_sql(seed: int) -> str:
             case when content is not null then '"content":"' || content || '"' end,
             case when is_user and content is not null then '"message_length":' || length(content)::varchar end,
             case when is_agent and content is not null then '"response_length":' || length(content)::varchar end,
+            -- what the agent's model call would read (a system prompt plus the
+            -- conversation so far, growing by event) and write (about four
+            -- characters a token), for the cost per model (seeds/model_prices.csv)
+            case when is_agent and content is not null then
+                '"input_tokens":' || (600 + 45 * seq)::varchar
+                || ',"output_tokens":' || ((length(content) + 3) // 4)::varchar end,
             nullif(rtrim(props_b, ','), ''),
             case when redeliver then '"delivery_attempt":2' end"""
     ts_forms = """case ts_kind

@@ -20,19 +20,20 @@ create table if not exists raw.events (
     source_file varchar not null,
     file_hash varchar not null,
     row_number bigint not null,
-    event_id varchar,
+    -- zstd for the long, nearly unique texts (ids, timestamps as sent, JSON):
+    -- much smaller than DuckDB's default dictionary + FSST for them
+    event_id varchar using compression zstd,
     conversation_id varchar,
     session_id varchar,
     user_id varchar,
     customer_id varchar,
     event_type varchar,
-    event_timestamp varchar,
+    event_timestamp varchar using compression zstd,
     channel varchar,
-    -- zstd: the JSON text 2.4x smaller than DuckDB's default dictionary + FSST
     properties varchar using compression zstd,
-    raw_record varchar,
+    raw_record varchar using compression zstd,
     parse_error varchar,
-    typed_fields varchar
+    typed_fields varchar using compression zstd
 );
 -- warehouses created before typed_fields existed
 alter table raw.events add column if not exists typed_fields varchar;

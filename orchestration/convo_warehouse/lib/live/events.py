@@ -120,7 +120,7 @@ def live_event(record: dict) -> LiveEvent:
 
 
 def resolved_sentiment(event: LiveEvent, lexicon_score) -> tuple[float | None, str | None]:
-    """A user message's sentiment and its source, as ``int_message_sentiment_resolved`` decides:
+    """A user message's sentiment and its source, as ``int_conversation_sentiment_summarized`` decides:
     the event's own value when it is within -1..1, else the lexicon's."""
     if event.sentiment is not None and -1 <= event.sentiment <= 1:
         return event.sentiment, "event"
