@@ -21,7 +21,7 @@
 
 with
 
-conversations_in_scope as (
+conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
