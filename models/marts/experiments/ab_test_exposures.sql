@@ -1,11 +1,16 @@
-{#- Publishes int_ab_test_exposures_checked under the enforced contract: a
-    view, so the rows are stored once, in the intermediate model. -#}
+{#- Publishes int_ab_test_exposures_checked under the enforced contract.
+    Incremental like it: a run replaces the rows of the conversations with
+    newly loaded events (scope_conversations); a changed experiments
+    seed rebuilds every row. -#}
 {{ config(
-    materialized='view',
     unique_key=['test_name', 'conversation_id'],
 ) }}
 
 with
+
+conversations_in_scope as (  -- noqa: ST03
+    select conversation_id from {{ ref('scope_conversations') }}
+),
 
 exposures as (
     select
@@ -18,6 +23,9 @@ exposures as (
         expected_variant,
         assignment_ok
     from {{ ref('int_ab_test_exposures_checked') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 )
 
 select * from exposures
