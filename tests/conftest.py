@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from support.pipeline import share_parses_under
 from support.start_order import start_order
 from support.warehouse import Warehouse
 
@@ -22,6 +23,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     names = {item: item.path.relative_to(tests).as_posix() for item in items}
     order = {name: position for position, name in enumerate(start_order(list(dict.fromkeys(names.values()))))}
     items.sort(key=lambda item: order[names[item]])  # stable: a file's tests keep their order
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pipeline_runs_share_a_parse(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Pipeline runs of this process name their warehouse by one link (``support/pipeline.py``)."""
+    share_parses_under(tmp_path_factory.getbasetemp() / "pipeline-runs")
 
 
 @pytest.fixture(scope="session")

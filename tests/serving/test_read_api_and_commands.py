@@ -29,6 +29,8 @@ from convo_warehouse.api.app import SNAPSHOT_HEADER
 from convo_warehouse.lib import chat_analytics, serving
 from convo_warehouse.lib.warehouse import lock_holders
 
+from support.pipeline import pipeline_env
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_SECONDS = 1200
 TOKEN = "read-token-1"
@@ -42,10 +44,9 @@ END_DATE = "2026-03-10"
 def _env(root: Path, **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
-        "CONVO_DUCKDB_PATH": str(root / "warehouse.duckdb"),
+        **pipeline_env(root),
         "CONVO_LANDING_DIR": str(root / "landing"),
         "CONVO_SERVING_DIR": str(root / "serving"),
-        "DBT_TARGET_PATH": str(root / "target"),
         "DBT_LOG_PATH": str(root / "dbt-logs"),
         "DBT_PROFILES_DIR": str(REPO_ROOT),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",

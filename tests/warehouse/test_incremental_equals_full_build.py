@@ -53,6 +53,10 @@ COMPARED_SCHEMAS = ("marts", "intermediate", "staging", "quarantine", "audit")
 LEDGERS = ("audit.scope_runs", "audit.partitions_rewritten")
 
 MARKER = "(left untouched)"
+# the mark of a count in a published day mart: a count no test day reaches, and positive, as
+# their contracts' check constraints require (abandon_turn_daily: conversations > 0;
+# ab_test_variant_daily: sessions <= exposed_conversations), which DuckDB enforces on update
+COUNT_MARKER = 1_000_000_007
 MARKED_AT = datetime(1900, 1, 1)
 # per-conversation model -> (its key, a column to mark rows with, the marker).
 # Only models keyed by conversation read the column, and only for the
@@ -91,13 +95,15 @@ DAY_PARTIALS = {
         ["funnel_name", "conversation_date", "stage", "seconds_bucket"], "timed_conversations", -1,
     ),
     "marts.abandon_turn_daily": (
-        ["conversation_date", "channel", "agent_id", "environment", "turn"], "conversations", -1,
+        ["conversation_date", "channel", "agent_id", "environment", "turn"], "conversations", COUNT_MARKER,
     ),
     "marts.timing_daily": (
-        ["conversation_date", "hour_of_day", "channel", "agent_id", "environment"], "conversations", -1,
+        ["conversation_date", "hour_of_day", "channel", "agent_id", "environment"], "conversations", COUNT_MARKER,
     ),
-    "marts.ab_test_variant_daily": (["conversation_date", "test_name", "variant"], "exposed_conversations", -1),
-    "marts.feedback_rating_daily": (["conversation_date", "rating"], "feedback_events", -1),
+    "marts.ab_test_variant_daily": (
+        ["conversation_date", "test_name", "variant"], "exposed_conversations", COUNT_MARKER,
+    ),
+    "marts.feedback_rating_daily": (["conversation_date", "rating"], "feedback_events", COUNT_MARKER),
     "intermediate.int_unknown_stage_event_days_counted": (
         ["conversation_date", "funnel_name", "stage"], "events", -1,
     ),
