@@ -11,10 +11,12 @@
     Appended by hooks, never by a model, so a --full-refresh or a changed
     model never loses them. -#}
 
-{#- on-run-start: the ledgers, created when missing. DuckDB only: Spark
-    tables are rebuilt whole each run. -#}
+{#- on-run-start: the ledgers, created when missing, on every engine (the
+    scope models read them). Only DuckDB records into them: Spark tables are
+    rebuilt whole each run, so an empty ledger (every load run in scope) is
+    what a Spark run covers. -#}
 {% macro create_run_ledgers() -%}
-    {%- if not execute or target.type != 'duckdb' -%}
+    {%- if not execute -%}
         {{ return('') }}
     {%- endif -%}
     {%- do run_query('create schema if not exists audit') -%}
