@@ -3,9 +3,10 @@
     (delete+insert by conversation): a run recomputes, from all their
     events, the conversations with an event in this run's load runs;
     recomputed_at says when (the classifier prepares the transcripts of the
-    conversations recomputed since it last ran). -#}
+    conversations recomputed since it last ran). On Spark, whose tables are
+    rebuilt whole each run, a table of every conversation. -#}
 {{ config(
-    materialized='incremental',
+    materialized=('table' if target.type == 'spark' else 'incremental'),
     incremental_strategy='delete+insert',
     unique_key='conversation_id',
 ) }}
