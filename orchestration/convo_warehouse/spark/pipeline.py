@@ -222,10 +222,16 @@ def classify_on_spark(spark, mode: str | None = None):
         schema, table = relation.split(".")
         if not spark.catalog.tableExists(relation):
             continue
-        frame = spark.table(relation).toPandas()
+        table_on_spark = spark.table(relation)
+        frame = table_on_spark.toPandas()
         con.execute(f"create schema if not exists {schema}")
+        # typed from Spark's schema: pandas alone types an empty column (an
+        # embedding list) as an integer, which would then be written back
+        columns = ", ".join(f'"{field.name}" {_duckdb_type(field.dataType.simpleString())}'
+                            for field in table_on_spark.schema.fields)
+        con.execute(f"create table {relation} ({columns})")
         con.register("_spark_frame", frame)
-        con.execute(f"create table {relation} as select * from _spark_frame")
+        con.execute(f"insert into {relation} select * from _spark_frame")
         con.unregister("_spark_frame")
     stats = classify_warehouse(con, mode=mode)
     for relation in CLASSIFIER_OUTPUTS:
@@ -240,6 +246,15 @@ def classify_on_spark(spark, mode: str | None = None):
     counts = table_counts(con)
     con.close()
     return stats, counts
+
+
+def _duckdb_type(spark_type: str) -> str:
+    """DuckDB's name for a Spark column type (``simpleString()``), lists included."""
+    if spark_type.startswith("array<"):
+        return _duckdb_type(spark_type[len("array<"):-1]) + "[]"
+    names = {"string": "varchar", "boolean": "boolean", "double": "double", "float": "float", "int": "integer",
+             "bigint": "bigint", "timestamp": "timestamp", "timestamp_ntz": "timestamp", "date": "date"}
+    return names.get(spark_type, "varchar")
 
 
 def _spark_schema(con, relation: str) -> str:
