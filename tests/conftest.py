@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _pipeline_runs_share_a_parse(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Pipeline runs of this process name their warehouse by one link (``support/pipeline.py``)."""
     share_parses_under(tmp_path_factory.getbasetemp() / "pipeline-runs")
+
+
+@pytest.fixture(autouse=True)
+def _main_module_kept() -> Iterator[None]:
+    """Streamlit's AppTest leaves its temporary script as ``__main__``; a process a later test
+    of the same worker starts with multiprocessing's spawn would run that script and die."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")

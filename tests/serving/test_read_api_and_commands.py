@@ -158,7 +158,12 @@ def test_api_segment_comparison_equals_the_mart(client, published):
     assert [row["rate"] for row in rows] == sorted((row["rate"] for row in rows), reverse=True)
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", rows[0]["period_start"])
     everything = client.get("/api/segment-comparison").json()["rows"]
-    proportions = {row[0] for row in _snapshot_rows(published, "select metric_name from marts.dim_metrics where is_proportion")}
+    # every proportion metric with a denominator somewhere (semantic_rephrase_rate has none
+    # without an embedding model)
+    proportions = {row[0] for row in _snapshot_rows(
+        published, "select metric_name from marts.dim_metrics where is_proportion and metric_name in "
+                   "(select metric_name from marts.metrics_daily where denominator > 0)")}
+    assert "completion_rate" in proportions
     assert {row["metric_name"] for row in everything} == proportions
     assert {"environment", "channel"} <= {row["segment_type"] for row in everything}
 
