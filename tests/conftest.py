@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from support.pipeline import share_parses_under
 from support.start_order import start_order
 from support.warehouse import Warehouse
 
@@ -22,6 +24,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     names = {item: item.path.relative_to(tests).as_posix() for item in items}
     order = {name: position for position, name in enumerate(start_order(list(dict.fromkeys(names.values()))))}
     items.sort(key=lambda item: order[names[item]])  # stable: a file's tests keep their order
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pipeline_runs_share_a_parse(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Pipeline runs of this process name their warehouse by one link (``support/pipeline.py``)."""
+    share_parses_under(tmp_path_factory.getbasetemp() / "pipeline-runs")
+
+
+@pytest.fixture(autouse=True)
+def _main_module_kept() -> Iterator[None]:
+    """Streamlit's AppTest leaves its temporary script as ``__main__``; a process a later test
+    of the same worker starts with multiprocessing's spawn would run that script and die."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")

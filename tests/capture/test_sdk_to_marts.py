@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from support.capture import REPO_ROOT, AnswerDroppingProxy, CollectorProcess, free_port, wait_for
+from support.pipeline import pipeline_env
 
 from convo_capture import Tracker
 
@@ -129,8 +130,7 @@ def delivered(tmp_path_factory):
         forgetful.stop()
 
     warehouse = root / "warehouse.duckdb"
-    env = {**os.environ, "CONVO_DUCKDB_PATH": str(warehouse), "CONVO_LANDING_DIR": str(landing),
-           "DBT_TARGET_PATH": str(root / "target"), "DBT_LOG_PATH": str(root / "dbt-logs"),
+    env = {**os.environ, **pipeline_env(root), "CONVO_LANDING_DIR": str(landing), "DBT_LOG_PATH": str(root / "dbt-logs"),
            "DAGSTER_HOME": str(root / "dagster"), "DBT_PROFILES_DIR": str(REPO_ROOT)}
     (root / "dagster").mkdir()
     (root / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")

@@ -33,6 +33,8 @@ from convo_warehouse.lib import serving
 from convo_warehouse.lib.classify.pii import mask_pii
 from convo_warehouse.lib.scope import Scope
 
+from support.pipeline import pipeline_env
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = REPO_ROOT / "test-output"
 CHROMIUM = Path("/usr/bin/chromium")
@@ -49,13 +51,12 @@ BACKTICK_TOPIC = "`rm -rf` request"
 def _run_env(root: Path) -> dict[str, str]:
     return {
         **os.environ,
-        "CONVO_DUCKDB_PATH": str(root / "warehouse.duckdb"),
+        **pipeline_env(root),
         "CONVO_LANDING_DIR": str(root / "landing"),
         "CONVO_SERVING_DIR": str(root / "serving"),
         # The larger marts (messages, stages, conversations, hourly metrics) served from Parquet behind
         # views, as a real warehouse's are: the pages must read them that way.
         "CONVO_SERVING_PARQUET_ROWS": "1000",
-        "DBT_TARGET_PATH": str(root / "target"),
         "DBT_LOG_PATH": str(root / "dbt-logs"),
         "DBT_PROFILES_DIR": str(REPO_ROOT),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",

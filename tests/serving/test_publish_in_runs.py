@@ -25,6 +25,8 @@ import pytest
 
 from convo_warehouse.lib import file_modes, serving
 
+from support.pipeline import pipeline_env
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_SECONDS = 1200
 # A query that waited on a lock would fail or stall; on a busy 2-core machine
@@ -70,13 +72,12 @@ READER = textwrap.dedent(
 def _env(root: Path) -> dict[str, str]:
     return {
         **os.environ,
-        "CONVO_DUCKDB_PATH": str(root / "warehouse.duckdb"),
+        **pipeline_env(root),
         "CONVO_LANDING_DIR": str(root / "landing"),
         "CONVO_SERVING_DIR": str(root / "serving"),
         # Low enough that the larger marts (metrics_daily among them) are served from day-partitioned
         # Parquet behind views, as a real warehouse's are.
         "CONVO_SERVING_PARQUET_ROWS": str(PARQUET_ROWS),
-        "DBT_TARGET_PATH": str(root / "target"),
         "DBT_LOG_PATH": str(root / "dbt-logs"),
         "DBT_PROFILES_DIR": str(REPO_ROOT),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -199,11 +200,12 @@ def test_dbt_docs_generate_lists_the_exposures(root):
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    manifest = json.loads((root / "target" / "manifest.json").read_text())
+    target = Path(env["DBT_TARGET_PATH"])
+    manifest = json.loads((target / "manifest.json").read_text())
     exposures = {exposure["name"]: exposure for exposure in manifest["exposures"].values()}
     assert exposures["convo_dashboard"]["type"] == "dashboard"
     assert "model.convo_warehouse.fct_messages" in exposures["convo_dashboard"]["depends_on"]["nodes"]
     assert exposures["bi_metrics_daily"]["depends_on"]["nodes"] == ["model.convo_warehouse.metrics_daily"]
-    catalog = json.loads((root / "target" / "catalog.json").read_text())
+    catalog = json.loads((target / "catalog.json").read_text())
     assert "model.convo_warehouse.metrics_daily" in catalog["nodes"]
-    assert (root / "target" / "index.html").exists()
+    assert (target / "index.html").exists()

@@ -29,6 +29,8 @@ from convo_warehouse.api.app import SNAPSHOT_HEADER
 from convo_warehouse.lib import chat_analytics, serving
 from convo_warehouse.lib.warehouse import lock_holders
 
+from support.pipeline import pipeline_env
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_SECONDS = 1200
 TOKEN = "read-token-1"
@@ -42,10 +44,9 @@ END_DATE = "2026-03-10"
 def _env(root: Path, **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
-        "CONVO_DUCKDB_PATH": str(root / "warehouse.duckdb"),
+        **pipeline_env(root),
         "CONVO_LANDING_DIR": str(root / "landing"),
         "CONVO_SERVING_DIR": str(root / "serving"),
-        "DBT_TARGET_PATH": str(root / "target"),
         "DBT_LOG_PATH": str(root / "dbt-logs"),
         "DBT_PROFILES_DIR": str(REPO_ROOT),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -157,7 +158,12 @@ def test_api_segment_comparison_equals_the_mart(client, published):
     assert [row["rate"] for row in rows] == sorted((row["rate"] for row in rows), reverse=True)
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", rows[0]["period_start"])
     everything = client.get("/api/segment-comparison").json()["rows"]
-    proportions = {row[0] for row in _snapshot_rows(published, "select metric_name from marts.dim_metrics where is_proportion")}
+    # every proportion metric with a denominator somewhere (semantic_rephrase_rate has none
+    # without an embedding model)
+    proportions = {row[0] for row in _snapshot_rows(
+        published, "select metric_name from marts.dim_metrics where is_proportion and metric_name in "
+                   "(select metric_name from marts.metrics_daily where denominator > 0)")}
+    assert "completion_rate" in proportions
     assert {row["metric_name"] for row in everything} == proportions
     assert {"environment", "channel"} <= {row["segment_type"] for row in everything}
 

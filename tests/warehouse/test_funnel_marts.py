@@ -79,10 +79,12 @@ def _fabricate_classifications(warehouse: Warehouse) -> None:
                 continue
             for stage in SHIPPED["support"][1:]:
                 reached = bool(rng.random() < 0.6)
-                rows.append((conversation_id, "support", stage, reached, 0.7, "rules", None, "v1", "h1", base))
+                row = (conversation_id, "support", stage, reached, 0.7, "rules", None, "v1", "h1", base)
                 if rng.random() < 0.2:
-                    rows.append((conversation_id, "support", stage, not reached, 0.9, "llm", "m", "v2", "h2",
-                                 base + dt.timedelta(days=1)))
+                    # classified again a day later by the LLM: the classifier replaces the row
+                    row = (conversation_id, "support", stage, not reached, 0.9, "llm", "m", "v2", "h2",
+                           base + dt.timedelta(days=1))
+                rows.append(row)
             if rng.random() < 0.1:
                 rows.append((conversation_id, "sales", "qualified", True, 0.5, "rules", None, "v1", "h1", base))
         con.executemany(

@@ -1,45 +1,23 @@
--- One row per judged conversation: the newest LLM quality judgment wins.
+-- One row per judged conversation, as the judge wrote it. The judge
+-- replaces a conversation's row when it judges it again, so the source holds
+-- one row per conversation_id (its unique test checks it) and nothing is
+-- deduplicated here: a window over the whole table would sit between a
+-- run's scope filter and the scan.
 
 with
 
 conversation_judgments as (
     select
-        conversation_id,
-        transcript_hash,
-        resolution,
-        user_frustration,
-        reason,
-        model,
-        prompt_version,
-        judged_at
+        cast(conversation_id as {{ dbt.type_string() }}) as conversation_id,
+        cast(transcript_hash as {{ dbt.type_string() }}) as transcript_hash,
+        cast(lower(resolution) as {{ dbt.type_string() }}) as resolution,
+        cast(lower(user_frustration) as {{ dbt.type_string() }}) as user_frustration,
+        cast(reason as {{ dbt.type_string() }}) as reason,
+        cast(model as {{ dbt.type_string() }}) as model,  -- noqa: RF04
+        cast(prompt_version as {{ dbt.type_string() }}) as prompt_version,
+        cast(judged_at as {{ dbt.type_timestamp() }}) as judged_at
     from {{ source('classification', 'conversation_judgments') }}
     where conversation_id is not null
-),
-
-judgments_ranked as (
-    select
-        conversation_judgments.*,
-        row_number() over (
-            partition by conversation_judgments.conversation_id
-            order by
-                conversation_judgments.judged_at desc nulls last,
-                conversation_judgments.model asc
-        ) as recency_rank
-    from conversation_judgments
-),
-
-judgments_deduplicated as (
-    select
-        cast(judgments_ranked.conversation_id as {{ dbt.type_string() }}) as conversation_id,
-        cast(judgments_ranked.transcript_hash as {{ dbt.type_string() }}) as transcript_hash,
-        cast(lower(judgments_ranked.resolution) as {{ dbt.type_string() }}) as resolution,
-        cast(lower(judgments_ranked.user_frustration) as {{ dbt.type_string() }}) as user_frustration,
-        cast(judgments_ranked.reason as {{ dbt.type_string() }}) as reason,
-        cast(judgments_ranked.model as {{ dbt.type_string() }}) as model,  -- noqa: RF04
-        cast(judgments_ranked.prompt_version as {{ dbt.type_string() }}) as prompt_version,
-        cast(judgments_ranked.judged_at as {{ dbt.type_timestamp() }}) as judged_at
-    from judgments_ranked
-    where judgments_ranked.recency_rank = 1
 )
 
-select * from judgments_deduplicated
+select * from conversation_judgments
