@@ -1,10 +1,3 @@
-{#- The conversations scope_conversation_lifecycle recomputes, from the CTE
-    `conversations` of those with new events (docs/spark.md#incremental-runs).
-    DuckDB replaces rows by key: those conversations. Spark replaces
-    partitions whole, by conversation_date: those conversations, and every
-    conversation of a day they have an event on (so of the day a late event
-    moves one of them away from, and of the day it moves to). Only in an
-    incremental run: a full build reads every conversation. -#}
 {% macro conversations_of_whole_days(conversations) -%}
     {{ return(adapter.dispatch('conversations_of_whole_days', 'convo_warehouse')(conversations)) }}
 {%- endmacro %}
@@ -27,42 +20,18 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- scope_conversations from the CTE `conversations` of those with a reason
-    (one boolean column per reason) and the CTE `lifecycle`
-    (scope_conversation_lifecycle). DuckDB: those conversations. Spark, where
-    conversation-keyed models are partitioned by conversation_date: also
-    every conversation whose conversation_date is a day one of them has an
-    event on, every reason false; so a run rewrites each such day's
-    partition with all its conversations' rows. -#}
 {% macro scope_conversations_of_whole_days(conversations, lifecycle) -%}
     {{ return(adapter.dispatch('scope_conversations_of_whole_days', 'convo_warehouse')(conversations, lifecycle)) }}
 {%- endmacro %}
 
 {% macro default__scope_conversations_of_whole_days(conversations, lifecycle) -%}
-    select
-        {{ conversations }}.conversation_id,
-        {{ conversations }}.has_new_events,
-        {{ conversations }}.crossed_abandonment_window,
-        {{ conversations }}.crossed_conversion_window,
-        {{ conversations }}.has_new_classifier_output
-    from {{ conversations }}
+    select * from {{ conversations }}
 {%- endmacro %}
 
 {% macro spark__scope_conversations_of_whole_days(conversations, lifecycle) -%}
-    select
-        {{ conversations }}.conversation_id,
-        {{ conversations }}.has_new_events,
-        {{ conversations }}.crossed_abandonment_window,
-        {{ conversations }}.crossed_conversion_window,
-        {{ conversations }}.has_new_classifier_output
-    from {{ conversations }}
+    select * from {{ conversations }}
     union all
-    select
-        {{ lifecycle }}.conversation_id,
-        false,
-        false,
-        false,
-        false
+    select {{ lifecycle }}.conversation_id, false, false, false, false
     from {{ lifecycle }}
     where
         {{ lifecycle }}.conversation_id not in (select {{ conversations }}.conversation_id from {{ conversations }})

@@ -1,29 +1,3 @@
-{#- Spark's incremental runs (docs/spark.md#incremental-runs): dbt-spark's
-    insert_overwrite strategy on Parquet tables partitioned by a day (or a
-    load run), with dynamic partition overwrite, so a run rewrites only the
-    partitions its rows fall in. Defined here, by the name dbt-spark's
-    incremental materialization calls, so the rows are checked before the
-    partitions are replaced, as replace_scope checks them on DuckDB.
-
-    The scope is the model's (scope_key, scope_model, scope_column, as for
-    replace_scope); a model configured scope_from_rows
-    (scope_conversation_lifecycle, which computes its scope itself) replaces
-    the keys its rows hold. Before writing:
-      - the rows the body returned are in the scope and hold the grain
-        (check_rows_to_insert, as on DuckDB);
-      - every partition the run rewrites holds only rows of the scope's
-        keys: dynamic overwrite replaces a partition whole, so a row of
-        another key there would be lost (the scope models widen the scope
-        to whole days on Spark so this holds: scope_conversations);
-      - a partition that held rows of the scope's keys and gets none now
-        (the day a late event moved its only conversation away from) is
-        dropped: dynamic overwrite leaves a partition it writes no row to
-        as it was.
-    The rows are computed once, into a table beside the model's
-    (<model>__dbt_rows, dropped by the post-hook release_rows_to_insert), for
-    the checks and the insert: dbt's temporary view would be planned again
-    by every statement reading it.
-    Without partition_by, dbt-spark's own statement. -#}
 {% macro get_insert_overwrite_sql(source_relation, target_relation, existing_relation) %}
     {%- set dest_columns = adapter.get_columns_in_relation(target_relation) -%}
     {%- set dest_cols_csv = dest_columns | map(attribute='quoted') | join(', ') -%}
@@ -40,8 +14,6 @@
     select {{ dest_cols_csv }} from {{ source_relation }}
 {% endmacro %}
 
-{#- The checks and the dropped partitions of get_insert_overwrite_sql (one
-    partition column); returns the table holding the rows to insert. -#}
 {% macro replace_partitions_checked(new_rows_view, target_relation, partition_by) -%}
     {%- set partition = partition_by if partition_by is string else partition_by[0] -%}
     {%- if partition_by is not string and partition_by | length != 1 -%}
@@ -56,9 +28,7 @@
     {%- set scope_column = scope_key if scope_from_rows else config.get('scope_column', scope_key) -%}
     {%- set in_scope = scope_key ~ ' in (select scope.' ~ scope_column ~ ' from ' ~ scope_relation ~ ' as scope)' -%}
     {%- do check_rows_to_insert(new_rows, target_relation, in_scope) -%}
-    {#- the partitions rewritten: those of the new rows, and those of the
-        scope's rows now (a day its rows left) -#}
-    {%- set partitions = run_query(
+        {%- set partitions = run_query(
         'select distinct new_rows.' ~ partition ~ ', true as has_new_rows from ' ~ new_rows ~ ' as new_rows'
         ~ ' union all select distinct kept.' ~ partition ~ ', false from ' ~ target_relation ~ ' as kept'
         ~ ' where coalesce(kept.' ~ in_scope ~ ', false)'
@@ -95,7 +65,6 @@
     {{ return(new_rows) }}
 {%- endmacro %}
 
-{#- Where replace_partitions_checked keeps the rows to insert. -#}
 {% macro rows_to_insert_relation(target_relation) -%}
     {{ return(api.Relation.create(
         database=target_relation.database, schema=target_relation.schema,
@@ -103,7 +72,6 @@
     )) }}
 {%- endmacro %}
 
-{#- SQL literals of partition values (dates, numbers or text). -#}
 {% macro partition_literals(values) -%}
     {%- set literals = [] -%}
     {%- for value in values -%}
@@ -118,8 +86,6 @@
     {{ return(literals) }}
 {%- endmacro %}
 
-{#- post-hook of every model: the table of the rows an incremental
-    insert_overwrite run checked and inserted is dropped (Spark only). -#}
 {% macro release_rows_to_insert() -%}
     {%- if execute and target.type == 'spark' and config.get('materialized') == 'incremental'
         and config.get('incremental_strategy') == 'insert_overwrite' and config.get('partition_by')

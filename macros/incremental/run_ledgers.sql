@@ -11,8 +11,6 @@
     Appended by hooks, never by a model, so a --full-refresh or a changed
     model never loses them. -#}
 
-{#- on-run-start: the ledgers, created when missing (portable SQL: DuckDB
-    and Spark). -#}
 {% macro create_run_ledgers() -%}
     {%- if not execute -%}
         {{ return('') }}
@@ -52,8 +50,8 @@
     invocation, the run covered its scope: scope_run's position becomes the
     newest row of audit.scope_runs (unless it repeats it: a run with
     nothing new changes no byte), and every replace_scope model it did not
-    build whole rewrote the days of scope_days. A run that built only some of them (dbt build
-    --select) records nothing; the next complete run covers its scope
+    build whole rewrote the days of scope_days. A run that built only some
+    of them (dbt build --select) records nothing; the next complete run covers its scope
     again. -#}
 {% macro record_run_scope(results) -%}
     {%- if not execute or target.type != 'duckdb' -%}
@@ -92,11 +90,6 @@
     {%- do adapter.commit() -%}
 {%- endmacro %}
 
-{#- The days of `scope_days` rewritten in each of `relations` (a list of
-    `('schema.name')` rows), but for a model this run built whole: it
-    already says so (record_full_build()) with a row recorded since `since`
-    (a 'YYYY-MM-DD HH:MM:SS' UTC string; default: when this invocation
-    started). -#}
 {% macro partitions_rewritten_insert(scope_days, relations, since=none) -%}
         insert into audit.partitions_rewritten
         select models.relation_name, scope_days.event_date, false, {{ dbt.current_timestamp() }}
@@ -112,8 +105,6 @@
         )
 {%- endmacro %}
 
-{#- `scope_run`'s position as the newest row of audit.scope_runs, unless it
-    repeats it. -#}
 {% macro scope_runs_insert(scope_run) -%}
         insert into audit.scope_runs
         select
@@ -134,15 +125,6 @@
         )
 {%- endmacro %}
 
-{#- `dbt run-operation record_steps_scope`: on Spark the pipeline builds in
-    several dbt invocations around the Python models (convo_warehouse.spark),
-    so no one invocation's on-run-end sees the whole run; the driver calls
-    this after every step succeeded, with `since`: when the run's first step
-    started (UTC, 'YYYY-MM-DD HH:MM:SS'), so the models its steps built whole
-    are told apart. It records what record_run_scope records: scope_run's
-    position, and the days of scope_days for every incremental model that
-    replaces day partitions (scope models aside). Its SQL goes through dbt's
-    connection: the session, or a Thrift server. -#}
 {% macro record_steps_scope(since=none) -%}
     {%- set relations = [] -%}
     {%- for node in graph.nodes.values()

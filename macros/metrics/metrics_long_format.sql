@@ -40,14 +40,10 @@ metrics_aggregated as (
 {{ metrics_unpivoted(metrics, grain_columns) }}
 {%- endmacro %}
 
-{#- The `metrics_long` CTE of metrics_long_format(): one row per row of
-    `metrics_aggregated` and metric (`metrics`, metrics_definitions()). -#}
 {% macro metrics_unpivoted(metrics, grain_columns) -%}
     {{ return(adapter.dispatch('metrics_unpivoted', 'convo_warehouse')(metrics, grain_columns)) }}
 {%- endmacro %}
 
-{#- One select per metric, unioned: DuckDB computes metrics_aggregated once
-    (a CTE read many times is stored). -#}
 {% macro default__metrics_unpivoted(metrics, grain_columns) -%}
     {%- set double = type_double() -%}
 metrics_long as (
@@ -85,10 +81,6 @@ metrics_long as (
 ),
 {%- endmacro %}
 
-{#- Spark inlines every CTE: a union of one select per metric plans and
-    computes metrics_aggregated (and every view under it) once per metric.
-    One pass instead: stack() gives each aggregated row one row per metric,
-    with the same values and the same rows kept as the union's. -#}
 {% macro spark__metrics_unpivoted(metrics, grain_columns) -%}
     {%- set double = type_double() -%}
 metrics_long as (

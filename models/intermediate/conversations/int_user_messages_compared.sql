@@ -14,8 +14,7 @@
     A conversation's first user message compares with nothing: both flags
     false (is_semantic_rephrase null until it is embedded). Replaced
     conversation by conversation: new events, and new embeddings from the
-    classifier (scope_conversations); on Spark by conversation_date
-    partitions. -#}
+    classifier (scope_conversations). -#}
 {{ config(
     unique_key='event_id',
     partition_by=('conversation_date' if target.type == 'spark' else none),
@@ -25,15 +24,6 @@ with
 
 conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
-),
-
--- the day of each conversation (the Spark partition of its rows:
--- docs/spark.md); read whole, so it narrows no body to its scope
-conversation_days as (
-    select
-        conversation_id,
-        conversation_date
-    from {{ ref('scope_conversation_lifecycle') }}
 ),
 
 user_messages as (
@@ -130,15 +120,6 @@ messages_compared as (
                 and messages_paired.embedding_similarity > {{ var('semantic_rephrase_similarity') }}
         end as is_semantic_rephrase
     from messages_paired
-),
-
-messages_compared_dated as (
-    select
-        messages_compared.*,
-        conversation_days.conversation_date
-    from messages_compared
-    inner join conversation_days
-        on messages_compared.conversation_id = conversation_days.conversation_id
 )
 
-select * from messages_compared_dated
+{{ select_with_conversation_date('messages_compared') }}

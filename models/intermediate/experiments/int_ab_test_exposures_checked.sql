@@ -18,15 +18,6 @@ conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
--- the day of each conversation (the Spark partition of its rows:
--- docs/spark.md); read whole, so it narrows no body to its scope
-conversation_days as (
-    select
-        conversation_id,
-        conversation_date
-    from {{ ref('scope_conversation_lifecycle') }}
-),
-
 exposure_events as (
     select
         event_id,
@@ -150,15 +141,6 @@ exposures_checked as (
             = experiment_variant_positions.variant_position
     left join conversations
         on first_exposures_bucketed.conversation_id = conversations.conversation_id
-),
-
-exposures_checked_dated as (
-    select
-        exposures_checked.*,
-        conversation_days.conversation_date
-    from exposures_checked
-    inner join conversation_days
-        on exposures_checked.conversation_id = conversation_days.conversation_id
 )
 
-select * from exposures_checked_dated
+{{ select_with_conversation_date('exposures_checked') }}

@@ -15,15 +15,6 @@ conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
--- the day of each conversation (the Spark partition of its rows:
--- docs/spark.md); read whole, so it narrows no body to its scope
-conversation_days as (
-    select
-        conversation_id,
-        conversation_date
-    from {{ ref('scope_conversation_lifecycle') }}
-),
-
 conversation_funnel_stages as (
     select
         conversation_id,
@@ -131,15 +122,6 @@ funnel_progress_with_stages as (
     left join conversations
         on funnel_progress.conversation_id = conversations.conversation_id
     cross join newest_event
-),
-
-funnel_progress_with_stages_dated as (
-    select
-        funnel_progress_with_stages.*,
-        conversation_days.conversation_date
-    from funnel_progress_with_stages
-    inner join conversation_days
-        on funnel_progress_with_stages.conversation_id = conversation_days.conversation_id
 )
 
-select * from funnel_progress_with_stages_dated
+{{ select_with_conversation_date('funnel_progress_with_stages') }}

@@ -23,15 +23,6 @@ conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
--- the day of each conversation (the Spark partition of its rows:
--- docs/spark.md); read whole, so it narrows no body to its scope
-conversation_days as (
-    select
-        conversation_id,
-        conversation_date
-    from {{ ref('scope_conversation_lifecycle') }}
-),
-
 events as (
     select
         conversation_id,
@@ -127,15 +118,6 @@ markers_reached as (
         markers_evaluated.reached_at
     from markers_evaluated
     where markers_evaluated.is_reached
-),
-
-markers_reached_dated as (
-    select
-        markers_reached.*,
-        conversation_days.conversation_date
-    from markers_reached
-    inner join conversation_days
-        on markers_reached.conversation_id = conversation_days.conversation_id
 )
 
-select * from markers_reached_dated
+{{ select_with_conversation_date('markers_reached') }}

@@ -19,15 +19,6 @@ conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
--- the day of each conversation (the Spark partition of its rows:
--- docs/spark.md); read whole, so it narrows no body to its scope
-conversation_days as (
-    select
-        conversation_id,
-        conversation_date
-    from {{ ref('scope_conversation_lifecycle') }}
-),
-
 stage_rules as (
     select
         funnel_name,
@@ -338,15 +329,6 @@ conversation_stages as (
         cast(stages_combined.reached_at as {{ dbt.type_timestamp() }}) as reached_at,
         cast(stages_combined.source as {{ dbt.type_string() }}) as source  -- noqa: RF04
     from stages_combined
-),
-
-conversation_stages_dated as (
-    select
-        conversation_stages.*,
-        conversation_days.conversation_date
-    from conversation_stages
-    inner join conversation_days
-        on conversation_stages.conversation_id = conversation_days.conversation_id
 )
 
-select * from conversation_stages_dated
+{{ select_with_conversation_date('conversation_stages') }}

@@ -17,15 +17,6 @@ conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
--- the day of each conversation (the Spark partition of its rows:
--- docs/spark.md); read whole, so it narrows no body to its scope
-conversation_days as (
-    select
-        conversation_id,
-        conversation_date
-    from {{ ref('scope_conversation_lifecycle') }}
-),
-
 funnel_stages as (
     select
         funnel_name,
@@ -166,15 +157,6 @@ stages_sequenced as (
                 ) }}
         end as seconds_from_first_stage
     from stages_step_checked
-),
-
-stages_sequenced_dated as (
-    select
-        stages_sequenced.*,
-        conversation_days.conversation_date
-    from stages_sequenced
-    inner join conversation_days
-        on stages_sequenced.conversation_id = conversation_days.conversation_id
 )
 
-select * from stages_sequenced_dated
+{{ select_with_conversation_date('stages_sequenced') }}

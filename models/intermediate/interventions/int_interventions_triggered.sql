@@ -15,15 +15,6 @@ conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
--- the day of each conversation (the Spark partition of its rows:
--- docs/spark.md); read whole, so it narrows no body to its scope
-conversation_days as (
-    select
-        conversation_id,
-        conversation_date
-    from {{ ref('scope_conversation_lifecycle') }}
-),
-
 interventions as (
     select
         event_id,
@@ -61,15 +52,6 @@ interventions_first as (
         partition by interventions_read.conversation_id, interventions_read.rule_name
         order by interventions_read.triggered_at, interventions_read.event_id
     ) = 1
-),
-
-interventions_first_dated as (
-    select
-        interventions_first.*,
-        conversation_days.conversation_date
-    from interventions_first
-    inner join conversation_days
-        on interventions_first.conversation_id = conversation_days.conversation_id
 )
 
-select * from interventions_first_dated
+{{ select_with_conversation_date('interventions_first') }}

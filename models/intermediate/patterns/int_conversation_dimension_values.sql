@@ -20,15 +20,6 @@ conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
--- the day of each conversation (the Spark partition of its rows:
--- docs/spark.md); read whole, so it narrows no body to its scope
-conversation_days as (
-    select
-        conversation_id,
-        conversation_date
-    from {{ ref('scope_conversation_lifecycle') }}
-),
-
 events as (
     select
         conversation_id,
@@ -102,15 +93,6 @@ values_counted as (
         dimension_events.conversation_id,
         dimension_events.dimension,
         coalesce(dimension_events.dimension_value, 'unknown')
-),
-
-values_counted_dated as (
-    select
-        values_counted.*,
-        conversation_days.conversation_date
-    from values_counted
-    inner join conversation_days
-        on values_counted.conversation_id = conversation_days.conversation_id
 )
 
-select * from values_counted_dated
+{{ select_with_conversation_date('values_counted') }}

@@ -15,15 +15,6 @@ conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
--- the day of each conversation (the Spark partition of its rows:
--- docs/spark.md); read whole, so it narrows no body to its scope
-conversation_days as (
-    select
-        conversation_id,
-        conversation_date
-    from {{ ref('scope_conversation_lifecycle') }}
-),
-
 user_messages as (
     select
         event_id,
@@ -69,15 +60,6 @@ objections_per_conversation as (
     group by
         messages_matched.conversation_id,
         messages_matched.objection
-),
-
-objections_per_conversation_dated as (
-    select
-        objections_per_conversation.*,
-        conversation_days.conversation_date
-    from objections_per_conversation
-    inner join conversation_days
-        on objections_per_conversation.conversation_id = conversation_days.conversation_id
 )
 
-select * from objections_per_conversation_dated
+{{ select_with_conversation_date('objections_per_conversation') }}

@@ -22,15 +22,6 @@ conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
--- the day of each conversation (the Spark partition of its rows:
--- docs/spark.md); read whole, so it narrows no body to its scope
-conversation_days as (
-    select
-        conversation_id,
-        conversation_date
-    from {{ ref('scope_conversation_lifecycle') }}
-),
-
 events as (
     select
         event_id,
@@ -193,15 +184,6 @@ steps_first_occurrences as (
             order by steps_collapsed.step_number
         ) = 1 as is_first_occurrence
     from steps_collapsed
-),
-
-steps_first_occurrences_dated as (
-    select
-        steps_first_occurrences.*,
-        conversation_days.conversation_date
-    from steps_first_occurrences
-    inner join conversation_days
-        on steps_first_occurrences.conversation_id = conversation_days.conversation_id
 )
 
-select * from steps_first_occurrences_dated
+{{ select_with_conversation_date('steps_first_occurrences') }}

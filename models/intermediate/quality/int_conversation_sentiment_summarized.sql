@@ -25,15 +25,6 @@ conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
--- the day of each conversation (the Spark partition of its rows:
--- docs/spark.md); read whole, so it narrows no body to its scope
-conversation_days as (
-    select
-        conversation_id,
-        conversation_date
-    from {{ ref('scope_conversation_lifecycle') }}
-),
-
 user_messages as (
     select
         conversation_id,
@@ -150,15 +141,6 @@ sentiment_summarized as (
     from conversations
     left join thirds_summed
         on conversations.conversation_id = thirds_summed.conversation_id
-),
-
-sentiment_summarized_dated as (
-    select
-        sentiment_summarized.*,
-        conversation_days.conversation_date
-    from sentiment_summarized
-    inner join conversation_days
-        on sentiment_summarized.conversation_id = conversation_days.conversation_id
 )
 
-select * from sentiment_summarized_dated
+{{ select_with_conversation_date('sentiment_summarized') }}

@@ -17,15 +17,6 @@ conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
--- the day of each conversation (the Spark partition of its rows:
--- docs/spark.md); read whole, so it narrows no body to its scope
-conversation_days as (
-    select
-        conversation_id,
-        conversation_date
-    from {{ ref('scope_conversation_lifecycle') }}
-),
-
 messages as (
     select
         stg_events.event_id,
@@ -56,15 +47,6 @@ messages_ordered as (
         messages.turn,
         messages.content
     from messages
-),
-
-messages_ordered_dated as (
-    select
-        messages_ordered.*,
-        conversation_days.conversation_date
-    from messages_ordered
-    inner join conversation_days
-        on messages_ordered.conversation_id = conversation_days.conversation_id
 )
 
-select * from messages_ordered_dated
+{{ select_with_conversation_date('messages_ordered') }}

@@ -13,15 +13,6 @@ conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
--- the day of each conversation (the Spark partition of its rows:
--- docs/spark.md); read whole, so it narrows no body to its scope
-conversation_days as (
-    select
-        conversation_id,
-        conversation_date
-    from {{ ref('scope_conversation_lifecycle') }}
-),
-
 exposures as (
     select
         test_name,
@@ -36,15 +27,6 @@ exposures as (
     {%- if is_incremental() %}
     where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
     {%- endif %}
-),
-
-exposures_dated as (
-    select
-        exposures.*,
-        conversation_days.conversation_date
-    from exposures
-    inner join conversation_days
-        on exposures.conversation_id = conversation_days.conversation_id
 )
 
-select * from exposures_dated
+{{ select_with_conversation_date('exposures') }}

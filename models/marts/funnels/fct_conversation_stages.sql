@@ -14,15 +14,6 @@ conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
--- the day of each conversation (the Spark partition of its rows:
--- docs/spark.md); read whole, so it narrows no body to its scope
-conversation_days as (
-    select
-        conversation_id,
-        conversation_date
-    from {{ ref('scope_conversation_lifecycle') }}
-),
-
 conversation_stages as (
     select
         conversation_id,
@@ -38,15 +29,6 @@ conversation_stages as (
     {%- if is_incremental() %}
         and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
     {%- endif %}
-),
-
-conversation_stages_dated as (
-    select
-        conversation_stages.*,
-        conversation_days.conversation_date
-    from conversation_stages
-    inner join conversation_days
-        on conversation_stages.conversation_id = conversation_days.conversation_id
 )
 
-select * from conversation_stages_dated
+{{ select_with_conversation_date('conversation_stages') }}

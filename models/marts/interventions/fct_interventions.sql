@@ -20,15 +20,6 @@ conversations_in_scope as (  -- noqa: ST03
     select conversation_id from {{ ref('scope_conversations') }}
 ),
 
--- the day of each conversation (the Spark partition of its rows:
--- docs/spark.md); read whole, so it narrows no body to its scope
-conversation_days as (
-    select
-        conversation_id,
-        conversation_date
-    from {{ ref('scope_conversation_lifecycle') }}
-),
-
 interventions as (
     select
         conversation_id,
@@ -130,15 +121,6 @@ interventions_classified as (
             else 'unresolved'
         end as outcome_after
     from interventions_followed
-),
-
-interventions_classified_dated as (
-    select
-        interventions_classified.*,
-        conversation_days.conversation_date
-    from interventions_classified
-    inner join conversation_days
-        on interventions_classified.conversation_id = conversation_days.conversation_id
 )
 
-select * from interventions_classified_dated
+{{ select_with_conversation_date('interventions_classified') }}
