@@ -179,7 +179,10 @@ def check_partitions_rewritten(before: dict, after: dict, warehouse: Path, spark
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conversations", type=int, default=600)
-    parser.add_argument("--days", type=int, default=4)
+    # a fixed end date: the generator's default (today, no event after now)
+    # made the days a batch touches depend on the hour the check ran
+    parser.add_argument("--days", type=int, default=6)
+    parser.add_argument("--end-date", default="2026-11-20")
     parser.add_argument("--workdir", type=Path, default=ROOT / "data" / "spark-check")
     args = parser.parse_args()
 
@@ -202,7 +205,7 @@ def main() -> None:
     step(
         "generate demo events",
         [str(main_bin / "convo-warehouse"), "generate", "--conversations", str(args.conversations),
-         "--days", str(args.days), "--seed", "11", "--out", str(generated)],
+         "--days", str(args.days), "--seed", "11", "--end-date", args.end_date, "--out", str(generated)],
         env,
     )
     write_lonely_conversation(generated / "lonely-1", LONELY_BATCH_1)

@@ -21,7 +21,7 @@ load_runs_in_scope as (  -- noqa: ST03
     select load_id from {{ ref('scope_load_runs') }}
 ),
 
-conversations_with_new_events as (  -- noqa: ST03
+conversations_with_new_events as (
     select distinct conversation_id
     from {{ ref('stg_events') }}
     {%- if is_incremental() %}
@@ -29,7 +29,7 @@ conversations_with_new_events as (  -- noqa: ST03
     {%- endif %}
 ),
 
-conversations_recomputed as (
+conversations_recomputed as (  -- noqa: ST03
     {{ conversations_of_whole_days('conversations_with_new_events') }}
 ),
 
