@@ -234,3 +234,19 @@ def test_the_spark_loader_has_a_reader_for_each_format_of_the_duckdb_loader_shar
     for fmt in python_formats:
         assert isinstance(SPARK_READERS[fmt], PythonRowsReader)
         assert SPARK_READERS[fmt].reader is DUCKDB_READERS[fmt]
+
+
+def test_classifier_tables_keep_their_column_types_between_spark_and_duckdb():
+    """The classifier step copies its tables from Spark into DuckDB and back: each type,
+    lists included, maps to the other engine's and back to itself (an empty column would
+    otherwise be typed by pandas)."""
+    import duckdb
+
+    from convo_warehouse.spark.pipeline import _duckdb_type, _spark_schema
+
+    spark_types = ["string", "boolean", "double", "float", "int", "bigint", "timestamp", "date", "array<float>"]
+    con = duckdb.connect()
+    con.execute("create table copied (" + ", ".join(
+        f"c{number} {_duckdb_type(kind)}" for number, kind in enumerate(spark_types)) + ")")
+    assert _spark_schema(con, "copied") == ", ".join(f"c{number} {kind}" for number, kind in enumerate(spark_types))
+    assert _duckdb_type("timestamp_ntz") == "timestamp"
