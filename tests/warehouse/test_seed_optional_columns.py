@@ -13,14 +13,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
 
-from support.warehouse import REPO_ROOT
+from support.warehouse import REPO_ROOT, Warehouse
 
 # seed -> its required columns (docs/staging.md)
 REQUIRED_COLUMNS = {
@@ -31,15 +30,6 @@ REQUIRED_COLUMNS = {
     "field_aliases": ["alias_field", "canonical_field"],
     "model_prices": ["model", "input_price_per_million", "output_price_per_million", "valid_from"],
 }
-
-
-def _project_copy(destination: Path) -> Path:
-    destination.mkdir(parents=True)
-    for name in ("dbt_project.yml", "profiles.yml"):
-        shutil.copy2(REPO_ROOT / name, destination / name)
-    for folder in ("models", "macros", "seeds", "tests/dbt"):
-        shutil.copytree(REPO_ROOT / folder, destination / folder)
-    return destination
 
 
 def _write_seed(project: Path, seed: str, columns: list[str] | None) -> None:
@@ -58,7 +48,7 @@ def _write_seed(project: Path, seed: str, columns: list[str] | None) -> None:
 
 
 def test_runs_after_seeds_lose_or_regain_their_optional_columns(tmp_path):
-    project = _project_copy(tmp_path / "project")
+    project = Warehouse(tmp_path / "scratch", tmp_path / "scratch-target").copy_project(tmp_path / "project")
     full_header = (REPO_ROOT / "seeds" / "experiments.csv").read_text().splitlines()[0].split(",")
     assert len(full_header) > len(REQUIRED_COLUMNS["experiments"])
     landing, database, target = tmp_path / "landing", tmp_path / "warehouse.duckdb", tmp_path / "target"
