@@ -1,15 +1,3 @@
-{#- The assignment bucket of a text: int(sha256(text).hexdigest(), 16) % n,
-    exactly as Python computes it.
-
-    A sha256 digest is a 256-bit number, far beyond any SQL integer type, so
-    the modulo is reduced digit by digit over the 64 hex characters (Horner's
-    rule): acc = (acc * 16 + digit) % n. Every intermediate value stays below
-    16 * n, so a bigint is enough for any realistic n.
-
-    Arguments:
-      text_expr: SQL expression of the text to hash (hashed as UTF-8).
-      n_expr: SQL expression of the number of buckets (a positive integer).
--#}
 {% macro hash_bucket(text_expr, n_expr) -%}
     {{ return(adapter.dispatch('hash_bucket', 'convo_warehouse')(text_expr, n_expr)) }}
 {%- endmacro %}

@@ -1,16 +1,3 @@
-{#- Compiles one event condition of the marker language to a SQL boolean over
-    the columns of an `events` relation (event_type, content, properties).
-
-    A condition is a mapping; several keys in one mapping must all hold:
-      event_type: user_message            (or a list: any of them)
-      property: {name: intent, equals: cancel}
-          operators: equals, not_equals, in (a list), matches (regex, any case),
-          gt, gte, lt, lte (numbers), exists (true/false)
-      text: {matches: "refund|money back"}   (message content, regex, any case)
-      text: {contains: "refund"}             (message content, plain text, any case)
-      text: "refund"                         (short for matches)
-      and: [condition, ...]   or: [condition, ...]   not: condition
-    The result is never null: a missing property is simply no match. -#}
 {% macro funnel_marker_condition_sql(condition, marker_name) -%}
     {%- if condition is not mapping or condition | length == 0 -%}
         {{ exceptions.raise_compiler_error("marker '" ~ marker_name ~ "': an event condition must be a non-empty mapping, got: " ~ condition) }}
@@ -57,4 +44,3 @@
         {{ return('(' ~ parts | join(' and ') ~ ')') }}
     {%- endif -%}
 {%- endmacro %}
-

@@ -1,4 +1,3 @@
-{#- `property: {name: <key>, <operator>: <value>}` -> SQL boolean, never null. -#}
 {% macro funnel_marker_property_sql(rule, marker_name) -%}
     {%- if rule is not mapping or 'name' not in rule or rule | length != 2 -%}
         {{ exceptions.raise_compiler_error("marker '" ~ marker_name ~ "': property needs a name and exactly one operator, got: " ~ rule) }}

@@ -1,22 +1,3 @@
-{#- Compiles one marker rule (conversation level) to SQL.
-
-    Conversation-level operators:
-      at_least_once: <event condition>   some event satisfies it; time = first such event
-      never: <event condition>           no event satisfies it; no time
-      seq: [<event condition>, ...]      events satisfying each condition in this order,
-                                         each strictly later than the previous one;
-                                         time = the event completing the earliest sequence
-      and: [<rule>, ...]                 all hold; time = the latest of the known times
-      or: [<rule>, ...]                  any holds; time = the earliest time among those that hold
-      not: <rule>                        does not hold; no time
-    A bare event condition (event_type, property, text) at this level means
-    at_least_once of it.
-
-    `state` collects what the SQL refers to: state.conditions (event conditions,
-    each aggregated as event_conditions_aggregated.condition_<n>_at = first event
-    satisfying it) and state.sequences (lists of event conditions, each
-    evaluated as CTEs sequence_<n>_step_<k>, completed in sequence_<n>_completed).
-    Returns {'reached': <SQL boolean, never null>, 'at': <SQL timestamp or null>}. -#}
 {% macro funnel_marker_rule_sql(rule, state, marker_name) -%}
     {%- set operators = ['and', 'or', 'not', 'seq', 'at_least_once', 'never'] -%}
     {%- if rule is not mapping or rule | length == 0 -%}
@@ -24,7 +5,6 @@
     {%- endif -%}
     {%- set keys = rule.keys() | list -%}
     {%- if keys | select('in', operators) | list | length == 0 -%}
-        {#- a bare event condition: at least once -#}
         {{ return(funnel_marker_rule_sql({'at_least_once': rule}, state, marker_name)) }}
     {%- endif -%}
     {%- if keys | length != 1 -%}

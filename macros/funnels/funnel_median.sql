@@ -1,4 +1,3 @@
-{#- Aggregate: the median (interpolated 50th percentile) of a numeric expression. -#}
 {% macro funnel_median(expression) -%}
     {{ return(adapter.dispatch('funnel_median', 'convo_warehouse')(expression)) }}
 {%- endmacro %}

@@ -1,5 +1,3 @@
-{#- Seconds from one timestamp to a later one, as a double with millisecond
-    precision (negative when `end_at` is earlier). -#}
 {% macro funnel_seconds_between(start_at, end_at) -%}
     {{ return(adapter.dispatch('funnel_seconds_between', 'convo_warehouse')(start_at, end_at)) }}
 {%- endmacro %}

@@ -1,7 +1,3 @@
-{#- The previous stage's and the first stage's `reached` of every row of
-    `relation` (one row per stage of a funnel, within `partition_by`), as
-    columns previous_stage_reached and first_stage_reached, and the previous
-    stage's `reached_in_order` as previous_stage_reached_in_order. -#}
 {% macro funnel_stage_neighbours(relation, partition_by) -%}
     {%- set partition = [] -%}
     {%- for column in partition_by -%}

@@ -1,15 +1,3 @@
-{#- The contract's per-stage funnel rates of every row of `relation`, which
-    has is_first_stage, reached, all_conversations, previous_stage_reached and
-    first_stage_reached (see funnel_stage_neighbours): conversion_rate,
-    conversion_from_start, conversion_rate_sample (conversion_rate's
-    denominator), drop_off, drop_off_rate and is_major_drop_off
-    (drop_off_rate above the var funnel_major_drop_off_threshold); and the
-    nested reading of contract v1.2 from reached_in_order and
-    previous_stage_reached_in_order: conversion_rate_in_order
-    (reached_in_order / the previous stage's; for the first stage equal to
-    conversion_rate) and drop_off_in_order (the previous stage's
-    reached_in_order - reached_in_order; 0 for the first). A rate whose
-    denominator is 0 is null. -#}
 {% macro funnel_stage_rates(relation) -%}
     case
         when {{ relation }}.is_first_stage

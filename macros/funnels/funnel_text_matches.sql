@@ -1,5 +1,3 @@
-{#- True when the text contains a match of the regular expression, ignoring
-    case (a search, not a full match). Null text is no match. -#}
 {% macro funnel_text_matches(text_expression, pattern) -%}
     {{ return(adapter.dispatch('funnel_text_matches', 'convo_warehouse')(text_expression, pattern)) }}
 {%- endmacro %}

@@ -1,7 +1,3 @@
-{#- The unique_key config of the model whose relation is `relation`, as a
-    list of columns: the grain test's columns when it is given none. A test
-    is handed its model's relation, not its config, so the model is found in
-    dbt's graph by schema and name. -#}
 {% macro grain_of(relation) -%}
     {%- if not execute -%}
         {{ return([]) }}

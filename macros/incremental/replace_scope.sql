@@ -1,24 +1,3 @@
-{#- The replace_scope incremental strategy (docs/incremental.md): a run
-    replaces every row of the scope's keys with what the model's body
-    returns for them.
-
-    A model says which of its columns holds the key a run replaces and
-    which scope model lists this run's keys, in its own config():
-      scope_key     the model's column (default conversation_id)
-      scope_model   the model of the staging/scope folder listing this
-                    run's keys (default scope_conversations); the model's
-                    body reads it with ref() in its is_incremental() filter
-      scope_column  that model's column holding the keys (default: the
-                    same name as scope_key)
-      unique_key    the grain
-
-    Before anything is written, the rows the body returned (dbt's temporary
-    relation) are checked: every row's key is in the scope (a body that
-    returns rows outside it would leave stale or duplicated rows), and the
-    grain holds among them and against the rows kept. A failed check fails
-    the build and the table is unchanged. Then, in dbt's transaction: delete
-    every row of the scope's keys (a key whose rows the body no longer
-    returns loses them), insert the new rows. -#}
 {% macro get_incremental_replace_scope_sql(arg_dict) %}
     {%- set target_relation = arg_dict['target_relation'] -%}
     {%- set new_rows = arg_dict['temp_relation'] -%}
@@ -35,15 +14,9 @@
     from {{ new_rows }}
 {% endmacro %}
 
-{#- The replace_scope checks on `new_rows`, the rows about to replace the
-    scope's rows in `target_relation` (`in_scope`: the condition true for a
-    row of the scope's keys). One query; a second one only to name an
-    example when a check fails. -#}
 {% macro check_rows_to_insert(new_rows, target_relation, in_scope) -%}
     {%- set grain = unique_key_columns() -%}
     {%- set scope_key = config.get('scope_key', 'conversation_id') -%}
-    {#- keys kept outside the scope can collide only when the grain does not
-        contain the scope key (a conversation keyed by its day) -#}
     {%- set check_kept = scope_key not in grain -%}
     {%- set counts = run_query(
         'select (select count(*) from ' ~ new_rows ~ ' as new_rows where not coalesce(new_rows.' ~ in_scope ~ ', false))'
@@ -69,20 +42,17 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The model's unique_key config as a list of columns. -#}
 {% macro unique_key_columns() -%}
     {%- set unique_key = config.require('unique_key') -%}
     {{ return([unique_key] if unique_key is string else unique_key) }}
 {%- endmacro %}
 
-{#- A join condition: `grain`'s columns equal in `left` and `right`. -#}
 {% macro grain_join(grain, left, right) -%}
     {%- for column in grain -%}
         {{ left }}.{{ column }} = {{ right }}.{{ column }}{{ ' and ' if not loop.last }}
     {%- endfor -%}
 {%- endmacro %}
 
-{#- Fail the build naming a key `relation` holds more than once. -#}
 {% macro raise_repeated_grain(relation, grain) -%}
     {%- set repeated = run_query(
         'select ' ~ grain | join(', ') ~ ', count(*) from ' ~ relation ~ ' group by ' ~ grain | join(', ')
@@ -101,10 +71,6 @@
     ) }}
 {%- endmacro %}
 
-{#- post-hook of every replace_scope model (insert_overwrite on Spark): a
-    full build (the table new, or --full-refresh) wrote every row, so the
-    grain is checked over all of them before the build commits. An
-    incremental build was checked by the strategy before it wrote. -#}
 {% macro check_grain_of_full_build() -%}
     {%- if execute and config.get('materialized') == 'incremental'
         and config.get('incremental_strategy') in ('replace_scope', 'insert_overwrite')

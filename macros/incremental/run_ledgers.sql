@@ -1,16 +1,3 @@
-{#- The two ledgers a run appends to (docs/incremental.md), declared as the
-    `ledger` source (models/staging/scope/_scope__sources.yml):
-      audit.scope_runs            one row per run that built every
-                                  replace_scope model: the history position
-                                  it covered, where the next run's scope
-                                  starts (scope_run reads the newest row)
-      audit.partitions_rewritten  the days each run rewrote in each
-                                  replace_scope model, or one row saying a
-                                  build rewrote everything; the snapshot
-                                  publisher and the GX suites read it
-    Appended by hooks, never by a model, so a --full-refresh or a changed
-    model never loses them. -#}
-
 {% macro create_run_ledgers() -%}
     {%- if not execute -%}
         {{ return('') }}
@@ -33,9 +20,6 @@
     ) -%}
 {%- endmacro %}
 
-{#- pre-hook of every replace_scope model: a build that will write every row
-    (the table new, --full-refresh) says so in audit.partitions_rewritten.
-    Decided before the build, while is_incremental() still tells. -#}
 {% macro record_full_build() -%}
     {%- if execute and config.get('materialized') == 'incremental' and not is_incremental()
         and (config.get('incremental_strategy') == 'replace_scope'
@@ -46,13 +30,6 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- on-run-end: when every replace_scope model built successfully in this
-    invocation, the run covered its scope: scope_run's position becomes the
-    newest row of audit.scope_runs (unless it repeats it: a run with
-    nothing new changes no byte), and every replace_scope model it did not
-    build whole rewrote the days of scope_days. A run that built only some
-    of them (dbt build --select) records nothing; the next complete run covers its scope
-    again. -#}
 {% macro record_run_scope(results) -%}
     {%- if not execute or target.type != 'duckdb' -%}
         {{ return('') }}
@@ -72,7 +49,6 @@
             identifier=result.node.alias or result.node.name,
         )}) -%}
     {%- endfor -%}
-    {#- the scope this run covered: scope_run and scope_days as it built them -#}
     {%- set scope_run = relations_built.get('scope_run') -%}
     {%- set scope_days = relations_built.get('scope_days') -%}
     {%- if not replacing or replacing | reject('in', built) | list or scope_run is none or scope_days is none -%}

@@ -1,26 +1,5 @@
-{#- The one list of metrics that metrics_daily, metrics_hourly, dim_metrics,
-    segment_comparison and metric_alerts share, as YAML (one flow mapping per
-    metric; tests read the same text). Each entry:
-      name         metric_name in the long tables
-      kind         count (value = numerator, denominator null),
-                   ratio (value = numerator / denominator; no row when the
-                   denominator is 0), or percentile (value only)
-      proportion   true for a ratio whose numerator counts a subset of the
-                   denominator's units (0..1, Wilson interval and z-test apply)
-      better       which way is good news: higher or lower (absent for volume
-                   and length); segment_comparison's is_best picks the highest
-                   rate of a `higher` proportion metric and the lowest of a
-                   `lower` one (every proportion metric says which)
-      numerator    per-conversation expression, summed over the population;
-                   numerator_if: a condition, counted as a metric flag
-                   (metric_flag_format())
-      denominator  the same (ratios only); or denominator_if
-      expression, percentile
-                   percentile metrics: the per-conversation value (nulls
-                   ignored) and the fraction 0..1
-      unit, numerator_definition, denominator_definition, description:
-                   the glossary, also published in dim_metrics
-    Expressions use the columns of int_conversations_segmented. -#}
+{#- One flow mapping per metric, its fields in _metrics__macros.yml; a test
+    reads this block's text (tests/serving/test_semantic_layer.py). -#}
 {% macro metrics_definitions() %}
 {%- set definitions -%}
 - {name: conversations, kind: count, unit: conversations,
@@ -189,10 +168,6 @@
     {{ return(metrics) }}
 {% endmacro %}
 
-{#- The select list of the int_conversations_segmented columns that the
-    expressions of metrics_definitions() read, qualified by `relation`: what a
-    model selects (besides its grain and segment columns) before
-    metrics_long_format(). A new metric reading a new column adds it here. -#}
 {% macro metrics_input_columns(relation) %}
     {%- set columns = [
         'initialized', 'started', 'engaged', 'was_completed', 'was_abandoned', 'had_handoff', 'converted',
@@ -207,8 +182,6 @@
     {%- endfor -%}
 {%- endmacro %}
 
-{#- A metric's 0/1 flag: metric_flag_format().format(condition). metric_sum()
-    recognises it, so it is written in this one place. -#}
 {% macro metric_flag_format() -%}
     {{ return("case when {} then 1 else 0 end") }}
 {%- endmacro %}

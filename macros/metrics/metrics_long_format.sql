@@ -1,12 +1,3 @@
-{#- Aggregates a conversation x segment relation (`from_cte`, columns of
-    int_conversations_segmented) to `grain_columns` x segment and unpivots
-    every metric of metrics_definitions() into the long format:
-    grain..., metric_name, segment_type, segment_value, numerator,
-    denominator, value. Emits two CTEs, `metrics_aggregated` and
-    `metrics_long`, and a trailing comma, so the caller continues the
-    `with` list. Rules: counts keep a null denominator and every row (0 is
-    a value); ratios have no row when the denominator is 0; percentiles
-    have only a value and no row when there is nothing to rank. -#}
 {% macro metrics_long_format(from_cte, grain_columns) %}
     {%- set metrics = metrics_definitions() -%}
     {%- set double = type_double() -%}
@@ -137,12 +128,6 @@ metrics_long as (
 ),
 {%- endmacro %}
 
-{#- Aggregate: the sum of a metric's numerator or denominator, as a double.
-    A count (the constant 1, or a flag of metric_flag_format() around a
-    plain condition) is summed as an integer: exact in any row order, the
-    same double exact_sum() gives, without its two decimal sums per value
-    (metrics_daily and metrics_hourly over 10M events: about half their
-    time). Any other expression goes through exact_sum(). -#}
 {% macro metric_sum(expression) -%}
     {%- set prefix, suffix = metric_flag_format().split('{}') -%}
     {%- set text = expression | trim -%}

@@ -1,6 +1,3 @@
-{#- Continuous percentile (linear interpolation between the two nearest
-    ranks, like numpy's default and SQL percentile_cont) of `expression` over
-    the group, ignoring nulls. `fraction` is 0..1. -#}
 {% macro metrics_percentile_cont(expression, fraction) %}
     {{ return(adapter.dispatch('metrics_percentile_cont', 'convo_warehouse')(expression, fraction)) }}
 {% endmacro %}

@@ -1,8 +1,3 @@
-{#- Two-proportion z-score of rate - other_rate with the pooled standard
-    error; null when other_sample_size is 0 or the pooled rate is 0 or 1
-    (se = 0). Arguments are SQL expressions of doubles. The SQL twin of the
-    z-score of lib/experiments.compare_proportions (tests/warehouse/test_statistics_sql_equals_python.py
-    proves they agree). -#}
 {% macro metrics_pooled_z_score(successes, sample_size, other_successes, other_sample_size) %}
     case
         when

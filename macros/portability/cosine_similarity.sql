@@ -1,5 +1,3 @@
-{#- Cosine similarity of two numeric lists of the same length, as a double;
-    null when either is null or has length 0. -#}
 {% macro cosine_similarity(left_list, right_list) -%}
     {{ return(adapter.dispatch('cosine_similarity', 'convo_warehouse')(left_list, right_list)) }}
 {%- endmacro %}

@@ -1,4 +1,3 @@
-{#- Aggregate: the first non-null `value` when rows are ordered by `order_by`. -#}
 {% macro first_value_by(value, order_by) -%}
     {{ return(adapter.dispatch('first_value_by', 'convo_warehouse')(value, order_by)) }}
 {%- endmacro %}

@@ -1,6 +1,3 @@
-{#- The ISO day of the week of a date: 1 = Monday .. 7 = Sunday. Each engine
-    numbers weekdays its own way (DuckDB's dayofweek and Spark's start on
-    Sunday, with different bases), hence one macro. -#}
 {% macro iso_weekday(date_expression) -%}
     {{ return(adapter.dispatch('iso_weekday', 'convo_warehouse')(date_expression)) }}
 {%- endmacro %}

@@ -1,6 +1,3 @@
-{#- The kind of JSON value held as text: 'object', 'array', 'string',
-    'number', 'boolean', 'null', or null when the text is null or not valid
-    JSON. -#}
 {% macro json_object_kind(json_text_expression) -%}
     {{ return(adapter.dispatch('json_object_kind', 'convo_warehouse')(json_text_expression)) }}
 {%- endmacro %}

@@ -1,4 +1,3 @@
-{#- Text value of one top-level key of a JSON object held as text. -#}
 {% macro json_text(json_column, key) -%}
     {{ return(adapter.dispatch('json_text', 'convo_warehouse')(json_column, key)) }}
 {%- endmacro %}

@@ -1,6 +1,3 @@
-{#- Text values of several top-level keys of a JSON object, as one record
-    with a field per key (null when the key is missing); read a field with
-    json_text_field(record, key). -#}
 {% macro json_text_fields(json_column, keys) -%}
     {{ return(adapter.dispatch('json_text_fields', 'convo_warehouse')(json_column, keys)) }}
 {%- endmacro %}
@@ -13,10 +10,8 @@
     )
 {%- endmacro %}
 
-{#- json_transform parses the object once and fills every field: 3x faster
-    than json_extract_string of a list of paths (31.9 s -> about 11 s over
-    10M events). A value that is not a JSON string comes back as its JSON
-    text, as json_extract_string gives it. -#}
+{#- json_transform parses the object once for every field, unlike json_extract_string
+    of a list of paths (benchmarks/results/2026-11-23.md). -#}
 {% macro duckdb__json_text_fields(json_column, keys) -%}
     json_transform(
         {{ json_column }},
@@ -24,7 +19,6 @@
     )
 {%- endmacro %}
 
-{#- One field of a json_text_fields() record. -#}
 {% macro json_text_field(record_expression, key) -%}
     {{ record_expression }}.{{ adapter.quote(key) }}
 {%- endmacro %}

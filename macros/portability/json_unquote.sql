@@ -1,5 +1,3 @@
-{#- The text inside a JSON string value ('"abc"' -> 'abc'), used to decode
-    double-encoded JSON. -#}
 {% macro json_unquote(json_text_expression) -%}
     {{ return(adapter.dispatch('json_unquote', 'convo_warehouse')(json_text_expression)) }}
 {%- endmacro %}

@@ -1,4 +1,3 @@
-{#- Number of items in a list/array. -#}
 {% macro list_length(list_expression) -%}
     {{ return(adapter.dispatch('list_length', 'convo_warehouse')(list_expression)) }}
 {%- endmacro %}

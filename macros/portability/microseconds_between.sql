@@ -1,6 +1,3 @@
-{#- Whole microseconds from `start_at` to `end_at` (negative when `end_at` is
-    earlier; null when either is null). dbt.datediff's Spark version of
-    'microsecond' parses text and fails on nulls, hence our own. -#}
 {% macro microseconds_between(start_at, end_at) -%}
     {{ return(adapter.dispatch('microseconds_between', 'convo_warehouse')(start_at, end_at)) }}
 {%- endmacro %}

@@ -1,9 +1,3 @@
-{#- Contract timestamp text -> naive UTC timestamp, or null when unparseable.
-
-    Accepted: epoch milliseconds (a number or a string of digits), and
-    ISO-8601 date-times with `T` or a space, optional seconds and fraction,
-    and `Z`, an offset (+HH:MM, +HHMM, +HH) or nothing (UTC). The offset is
-    applied, not dropped. A date alone, words, or anything else is null. -#}
 {% macro parse_event_timestamp(text_expression) -%}
     {{ return(adapter.dispatch('parse_event_timestamp', 'convo_warehouse')(text_expression)) }}
 {%- endmacro %}
@@ -20,9 +14,8 @@
     end
 {%- endmacro %}
 
-{#- Spark: a cast of ISO text with an offset gives the instant, shown in the
-    session time zone (UTC in our profiles). `+HHMM` and `+HH` offsets are
-    first rewritten to `+HH:MM`, the form Spark's cast reads. -#}
+{#- Spark's cast gives the instant in the session time zone (UTC in our profiles)
+    and reads only `+HH:MM` offsets, so `+HHMM` and `+HH` are rewritten first. -#}
 {% macro spark__parse_event_timestamp(text_expression) -%}
     case
         when {{ regex_full_match('trim(' ~ text_expression ~ ')', '-?[0-9]{1,15}') }}

@@ -1,9 +1,3 @@
-{#- A readable reconstruction of a raw row (contract field -> text value) for
-    rows whose original line was not kept verbatim, with the fields the loader
-    kept with their JSON types (typed_fields: aliases such as `id`,
-    identifiers sent as numbers or objects) laid over it. The fields are
-    listed once, as the key/value arguments both engines' JSON constructors
-    take. -#}
 {% macro raw_row_as_json(relation_alias) -%}
     {%- set arguments = [] -%}
     {%- for field, column in [

@@ -1,5 +1,3 @@
-{#- True when the text contains a match of a regular expression given as a
-    SQL expression (a column or a literal); null text gives null. -#}
 {% macro regex_contains(expression, pattern_expression) -%}
     {{ return(adapter.dispatch('regex_contains', 'convo_warehouse')(expression, pattern_expression)) }}
 {%- endmacro %}

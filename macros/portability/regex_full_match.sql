@@ -1,4 +1,3 @@
-{#- True when the whole text matches the regular expression. -#}
 {% macro regex_full_match(expression, pattern) -%}
     {{ return(adapter.dispatch('regex_full_match', 'convo_warehouse')(expression, pattern)) }}
 {%- endmacro %}

@@ -1,6 +1,3 @@
-{#- Every match of a regular expression (a SQL expression) replaced by a
-    replacement (a SQL expression). Group references in the replacement are
-    engine syntax (`\1` on DuckDB, `$1` on Spark). -#}
 {% macro regex_replace_all(expression, pattern_expression, replacement_expression) -%}
     {{ return(adapter.dispatch('regex_replace_all', 'convo_warehouse')(
         expression, pattern_expression, replacement_expression

@@ -1,6 +1,3 @@
-{#- One value that sorts as the expressions do, in order (the first, ties
-    broken by the next): to order rows by several columns in an aggregate
-    (first_value_by) without numbering them with a window first. -#}
 {% macro sort_key(expressions) -%}
     {{ return(adapter.dispatch('sort_key', 'convo_warehouse')(expressions)) }}
 {%- endmacro %}

@@ -1,8 +1,3 @@
-{#- Seeds on Spark. dbt-spark's session connection pastes string bindings
-    into the SQL unescaped, so a seed text with an apostrophe ("the user's
-    message") breaks the load. This renders each value as an escaped literal
-    instead. Found before dbt-spark's own through the `dispatch` search order
-    in dbt_project.yml. -#}
 {% macro spark__load_csv_rows(model, agate_table) %}
     {%- set column_override = model['config'].get('column_types', {}) -%}
     {%- set statements = [] -%}

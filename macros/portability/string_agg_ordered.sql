@@ -1,5 +1,3 @@
-{#- Aggregate: the non-null values joined by `separator` (a SQL string
-    literal), in the order of `order_by`. -#}
 {% macro string_agg_ordered(value, separator, order_by) -%}
     {{ return(adapter.dispatch('string_agg_ordered', 'convo_warehouse')(value, separator, order_by)) }}
 {%- endmacro %}
@@ -14,10 +12,8 @@
     )
 {%- endmacro %}
 
-{#- A sorted list rather than `string_agg(... order by ...)`: DuckDB's ordered
-    aggregates keep a sort buffer per group, which ran out of memory on 800k
-    conversations under the 3 GB limit; the list form used a quarter less
-    memory and a third less time on 10M steps, same strings. -#}
+{#- A sorted list, not an ordered string_agg, whose sort buffer per group cannot
+    spill (benchmarks/results/2026-11-22.md). -#}
 {% macro duckdb__string_agg_ordered(value, separator, order_by) -%}
     array_to_string(
         list_transform(

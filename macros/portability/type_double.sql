@@ -1,6 +1,3 @@
-{#- An 8-byte floating point type for rates, scores and durations.
-    dbt.type_float() renders `float`, a 4-byte REAL on DuckDB: too coarse for
-    values compared digit by digit. -#}
 {% macro type_double() -%}
     {{ return(adapter.dispatch('type_double', 'convo_warehouse')()) }}
 {%- endmacro %}

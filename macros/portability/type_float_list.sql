@@ -1,5 +1,3 @@
-{#- A list of 4-byte floats (a message's sentence embedding: 384 of them
-    hold the model's precision at half a double's storage). -#}
 {% macro type_float_list() -%}
     {{ return(adapter.dispatch('type_float_list', 'convo_warehouse')()) }}
 {%- endmacro %}

@@ -1,6 +1,3 @@
-{#- The lower-cased words of a text in order, repeats kept (words are runs
-    of [a-z0-9'], as word_set's); an empty list for null text. Two messages
-    are worded alike when their word lists are equal. -#}
 {% macro word_list(text_expression) -%}
     {{ return(adapter.dispatch('word_list', 'convo_warehouse')(text_expression)) }}
 {%- endmacro %}

@@ -1,5 +1,3 @@
-{#- Distinct lower-cased words of a text, words being runs of [a-z0-9'];
-    an empty list for null text. -#}
 {% macro word_set(text_expression) -%}
     {{ return(adapter.dispatch('word_set', 'convo_warehouse')(text_expression)) }}
 {%- endmacro %}

@@ -1,5 +1,3 @@
-{#- Schemas are plain names (`staging`, `marts`, ...), not dbt's default
-    `<target_schema>_<custom>`: analysts and BI tools read them directly. -#}
 {% macro generate_schema_name(custom_schema_name, node) -%}
     {%- if custom_schema_name is none -%}
         {{ target.schema }}

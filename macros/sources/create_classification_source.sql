@@ -1,14 +1,3 @@
-{#- The stage classifier (a Python Dagster asset) writes
-    classification.stage_classifications, classification.message_sentiment,
-    classification.message_embeddings and classification.conversation_judgments. dbt reads them as sources, so they
-    must exist, possibly empty, before any model selects from them.
-    stage_classifications is built from its one definition, the `data_type` of
-    each column in models/staging/classification/_classification__sources.yml,
-    which lib/classify/store.py reads too (tests/classification/test_classification_table.py
-    proves the two tables are identical). message_sentiment,
-    message_embeddings and conversation_judgments have the same columns as
-    lib/classify/sentiment.py, embeddings.py and judge.py create. One statement per call: some engines (Spark) take a
-    single statement at a time. -#}
 {% macro create_classification_source() %}
     {%- if execute %}
         {%- set sources = graph.sources.values()

@@ -1,6 +1,3 @@
-{#- The fingerprint of seeds/field_aliases.csv as base_events_parsed
-    stores it (field_aliases_fingerprint), as a query (one row): every
-    alias>canonical pair in alias order. -#}
 {% macro field_aliases_fingerprint_query() %}
     select
         -- alias_field is unique (a seed test), so this order is total on both engines

@@ -1,14 +1,3 @@
-{#- Identifier typing in base_events_parsed (contract: an identifier sent as
-    a JSON object, array or boolean is quarantined as invalid_field_type; a
-    number is taken as its decimal text). `relation` has, for `field`
-    (event_id, conversation_id, user_id): <field>_sent_as (the name it came
-    under), <field>_text, <field>_alias_json, <field>_kind and typed_fields. -#}
-
-{#- The JSON kind the identifier was sent as: a loader column's from
-    typed_fields (where the loader keeps every identifier not sent as text;
-    absent there means a string), a seed alias's from its JSON value. Rows
-    without typed_fields (most) sent every field as a JSON string under its
-    own name, and skip the JSON reads. -#}
 {% macro sent_json_kind(relation, field) -%}
     case
         when {{ relation }}.{{ field }}_sent_as is null then null
@@ -24,7 +13,6 @@
     end
 {%- endmacro %}
 
-{#- The identifier's text: a number as its decimal text, anything else as sent. -#}
 {% macro identifier_text(relation, field) -%}
     case
         when {{ relation }}.{{ field }}_kind = 'number'
@@ -33,8 +21,6 @@
     end
 {%- endmacro %}
 
-{#- Null, or what is wrong with the identifier's type, naming the field and
-    the name it was sent under: "event_id (sent as id) is a JSON object". -#}
 {% macro identifier_type_error(relation, field, invalid_kinds) -%}
     case
         when {{ relation }}.{{ field }}_kind in {{ invalid_kinds }}

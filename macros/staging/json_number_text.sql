@@ -1,7 +1,3 @@
-{#- The decimal text of a JSON number given as text: an integral value
-    without a fraction ('123', '123.0' and '1.23e2' -> '123'), any other
-    value as the shortest text that reads back as the same double
-    ('12.5' -> '12.5'). -#}
 {% macro json_number_text(number_text_expression) -%}
     {{ return(adapter.dispatch('json_number_text', 'convo_warehouse')(number_text_expression)) }}
 {%- endmacro %}

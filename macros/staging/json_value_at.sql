@@ -1,6 +1,3 @@
-{#- The JSON value (as JSON text: '"abc"', '123', '{"a": 1}') of a top-level
-    key of a JSON object held as text, the key given by an SQL expression
-    (a column), or null when the object has no such key. -#}
 {% macro json_value_at(json_text_expression, key_expression) -%}
     {{ return(adapter.dispatch('json_value_at', 'convo_warehouse')(json_text_expression, key_expression)) }}
 {%- endmacro %}
@@ -13,9 +10,8 @@
     cast(json_extract({{ json_text_expression }}, concat('$."', {{ key_expression }}, '"')) as varchar)
 {%- endmacro %}
 
-{#- Spark's get_json_object returns a string value without its quotes, so a
-    string and a number would read alike; through a VARIANT the value keeps
-    its JSON text, as on DuckDB. -#}
+{#- Spark's get_json_object drops a string's quotes (a string and a number would
+    read alike); a VARIANT keeps the JSON text, as on DuckDB. -#}
 {% macro spark__json_value_at(json_text_expression, key_expression) -%}
     to_json(from_json({{ json_text_expression }}, 'map<string, variant>')[{{ key_expression }}])
 {%- endmacro %}

@@ -1,6 +1,3 @@
-{#- One bound of the 95% Wilson score interval of a rate p out of n trials
-    (z = 1.959964): (p + z^2/2n -/+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n).
-    `bound` is 'low' or 'high'. Null when n is 0 or null. -#}
 {% macro wilson_interval_bound(rate, sample_size, bound) -%}
     {%- if bound not in ('low', 'high') -%}
         {{ exceptions.raise_compiler_error("wilson_interval_bound: bound must be 'low' or 'high', got " ~ bound) }}

@@ -274,3 +274,18 @@ print(json.dumps(missing))
     [call] = calls(venv)
     assert re.fullmatch(r"-m convo_warehouse\.spark record-run --since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", call), call
 
+
+def test_classifier_tables_keep_their_column_types_between_spark_and_duckdb():
+    """The classifier step copies its tables from Spark into DuckDB and back: each type,
+    lists included, maps to the other engine's and back to itself (an empty column would
+    otherwise be typed by pandas)."""
+    import duckdb
+
+    from convo_warehouse.spark.pipeline import _duckdb_type, _spark_schema
+
+    spark_types = ["string", "boolean", "double", "float", "int", "bigint", "timestamp", "date", "array<float>"]
+    con = duckdb.connect()
+    con.execute("create table copied (" + ", ".join(
+        f"c{number} {_duckdb_type(kind)}" for number, kind in enumerate(spark_types)) + ")")
+    assert _spark_schema(con, "copied") == ", ".join(f"c{number} {kind}" for number, kind in enumerate(spark_types))
+    assert _duckdb_type("timestamp_ntz") == "timestamp"

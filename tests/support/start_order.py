@@ -15,7 +15,6 @@ LONGEST_FIRST = (
     "serving/test_dashboard.py",
     "capture/test_sdk_to_marts.py",
     "warehouse/test_seed_optional_columns.py",
-    "warehouse/test_minimal_seeds.py",
     "landing/test_load_and_stage.py",
     "warehouse/test_incremental_equals_full_build.py",
     "warehouse/test_build_checks_what_it_writes.py",

@@ -1,51 +1,62 @@
-"""A seed edited as the contract allows (optional columns dropped or added back) on a warehouse
-built with the other shape: the seed and what reads it are rebuilt whole, and the run says so
-(lib/dbt_state.py: dbt's state comparison finds the changed CSV)."""
+"""User-editable seeds with only their required columns (docs/staging.md), on a copy of the dbt
+project (CONVO_DBT_PROJECT_DIR) that `convo-warehouse run` builds.
+
+One warehouse, three runs: the shipped seeds; every seed cut to its required columns (the
+contract's five-column experiments.csv among them); the shipped seeds again. A run after a seed
+edit rebuilds the seed and what reads it whole and says so (lib/dbt_state.py: dbt's state
+comparison finds the changed CSV), the optional columns take their documented defaults, and a
+production run runs data tests but no dbt unit test (those belong to `make test`).
+"""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
 
-from support.warehouse import REPO_ROOT
+from support.warehouse import REPO_ROOT, Warehouse
 
-EXPERIMENTS_REQUIRED = ["test_name", "variant", "variant_order", "is_control", "weight"]
+# seed -> its required columns (docs/staging.md)
+REQUIRED_COLUMNS = {
+    "experiments": ["test_name", "variant", "variant_order", "is_control", "weight"],
+    "funnel_stages": ["funnel_name", "stage_order", "stage", "reached_by"],
+    "alert_rules": ["rule_name", "metric_name", "condition", "threshold", "time_window"],
+    "event_type_aliases": ["alias", "event_type"],
+    "field_aliases": ["alias_field", "canonical_field"],
+    "model_prices": ["model", "input_price_per_million", "output_price_per_million", "valid_from"],
+}
 
 
-def _project_copy(destination: Path) -> Path:
-    destination.mkdir(parents=True)
-    for name in ("dbt_project.yml", "profiles.yml"):
-        shutil.copy2(REPO_ROOT / name, destination / name)
-    for folder in ("models", "macros", "seeds", "tests/dbt"):
-        shutil.copytree(REPO_ROOT / folder, destination / folder)
-    return destination
-
-
-def _rewrite_experiments(project: Path, columns: list[str]) -> None:
-    with open(REPO_ROOT / "seeds" / "experiments.csv", newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    with open(project / "seeds" / "experiments.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+def _write_seed(project: Path, seed: str, columns: list[str] | None) -> None:
+    """``seed`` of ``project`` as shipped, cut to ``columns`` (None: every shipped column)."""
+    with open(REPO_ROOT / "seeds" / f"{seed}.csv", newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        shipped = list(reader.fieldnames or [])
+        rows = list(reader)
+    if columns is not None and seed == "funnel_stages":
+        # without reached_by_value: keep the rules that need none
+        rows = [row for row in rows if row["reached_by"] in ("classifier", "stage_reached")]
+    with open(project / "seeds" / f"{seed}.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns or shipped, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
 
 
-def test_pipeline_rebuilds_a_seed_whose_optional_columns_were_dropped_or_added_back(tmp_path):
-    project = _project_copy(tmp_path / "project")
+def test_runs_after_seeds_lose_or_regain_their_optional_columns(tmp_path):
+    project = Warehouse(tmp_path / "scratch", tmp_path / "scratch-target").copy_project(tmp_path / "project")
     full_header = (REPO_ROOT / "seeds" / "experiments.csv").read_text().splitlines()[0].split(",")
-    assert len(full_header) > len(EXPERIMENTS_REQUIRED)
-    landing, database = tmp_path / "landing", tmp_path / "warehouse.duckdb"
+    assert len(full_header) > len(REQUIRED_COLUMNS["experiments"])
+    landing, database, target = tmp_path / "landing", tmp_path / "warehouse.duckdb", tmp_path / "target"
     bin_dir = Path(sys.executable).parent
     env = {
         **os.environ,
         "CONVO_DBT_PROJECT_DIR": str(project),
-        "DBT_TARGET_PATH": str(tmp_path / "target"),
+        "DBT_TARGET_PATH": str(target),
         "DBT_PROFILES_DIR": str(project),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
@@ -53,54 +64,73 @@ def test_pipeline_rebuilds_a_seed_whose_optional_columns_were_dropped_or_added_b
     }
     (tmp_path / "dagster_home").mkdir()
     generate = subprocess.run(
-        [str(bin_dir / "convo-warehouse"), "generate", "--conversations", "120", "--days", "2", "--seed", "5",
+        [str(bin_dir / "convo-warehouse"), "generate", "--conversations", "150", "--days", "2", "--seed", "3",
          "--out", str(landing)],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert generate.returncode == 0, generate.stderr[-3000:]
 
-    def run() -> str:
+    def run() -> set[str]:
+        """A pipeline run; the tables its dbt step dropped to build them whole (its log line)."""
         completed = subprocess.run(
             [str(bin_dir / "convo-warehouse"), "run", "--landing", str(landing), "--warehouse", str(database)],
             env=env, capture_output=True, text=True, timeout=1200, cwd=tmp_path,
         )  # fmt: skip
-        assert completed.returncode == 0, (completed.stdout + completed.stderr)[-6000:]
-        return completed.stdout + completed.stderr
+        output = completed.stdout + completed.stderr
+        assert completed.returncode == 0, output[-6000:]
+        marker = "rebuilt whole, changed since the last successful build"
+        lines = [line for line in output.splitlines() if marker in line]
+        return {name.strip() for line in lines for name in line.split(": ", 1)[-1].split(",")}
 
-    def experiments_columns() -> list[str]:
+    def query(sql: str) -> list[tuple]:
         con = duckdb.connect(str(database), read_only=True)
         try:
-            return [row[0] for row in con.execute(
-                "select column_name from information_schema.columns"
-                " where table_schema = 'seeds' and table_name = 'experiments' order by ordinal_position"
-            ).fetchall()]  # fmt: skip
+            return con.execute(sql).fetchall()
         finally:
             con.close()
 
-    def rebuilt_whole(output: str) -> set[str]:
-        """The tables the run's dbt step dropped to build them whole (its log line)."""
-        lines = [line for line in output.splitlines() if "rebuilt whole, changed since the last successful build" in line]
-        return {name.strip() for line in lines for name in line.split(": ", 1)[-1].split(",")}
+    def experiments_columns() -> list[str]:
+        return [row[0] for row in query(
+            "select column_name from information_schema.columns"
+            " where table_schema = 'seeds' and table_name = 'experiments' order by ordinal_position"
+        )]  # fmt: skip
 
-    first = run()
-    assert rebuilt_whole(first) == set()  # a first build: nothing was built to change
+    assert run() == set()  # a first build: nothing was built to change
     assert experiments_columns() == full_header
 
-    # The contract's five columns: dbt loads a seed into its table's columns, so the seed and
-    # everything computed from it are built whole.
-    _rewrite_experiments(project, EXPERIMENTS_REQUIRED)
-    second = run()
-    assert {"seeds.experiments", "staging.stg_seeds__experiments", "marts.ab_test_exposures"} <= rebuilt_whole(second)
-    assert "staging.base_events_parsed" not in rebuilt_whole(second)
-    assert experiments_columns() == EXPERIMENTS_REQUIRED
+    # Every seed at its required columns: dbt loads a seed into its table's columns, so
+    # the seeds and everything computed from them are built whole; field_aliases (all
+    # its columns are required) is unchanged, so the parsed events are left alone.
+    for seed, columns in REQUIRED_COLUMNS.items():
+        _write_seed(project, seed, columns)
+    rebuilt = run()
+    assert {"seeds.experiments", "staging.stg_seeds__experiments", "marts.ab_test_exposures",
+            "seeds.alert_rules", "seeds.model_prices", "seeds.event_type_aliases"} <= rebuilt  # fmt: skip
+    assert "staging.base_events_parsed" not in rebuilt
+    assert experiments_columns() == REQUIRED_COLUMNS["experiments"]
+    assert query("select count(*) from marts.fct_conversations")[0][0] > 100
+    assert query("select count(*) from marts.ab_test_results")[0][0] > 0
+    assert query("select count(*) from marts.funnel_summary")[0][0] > 0
+    # the optional columns took their documented defaults
+    assert query("select distinct primary_metric from staging.stg_seeds__experiments") == [("conversion_rate",)]
+    assert query(
+        "select distinct segment_type, segment_value, severity, min_sample from staging.stg_seeds__alert_rules"
+    ) == [("all", "all", "medium", 1)]
+    # a price seed without notes still prices the generated models' calls
+    assert query("select count(*) from staging.stg_seeds__model_prices where note is not null")[0][0] == 0
+    assert query("select count(*) from marts.fct_conversation_models where cost_usd > 0")[0][0] > 0
 
     # And back: the optional columns added to a warehouse built without them.
-    _rewrite_experiments(project, full_header)
-    third = run()
-    assert "seeds.experiments" in rebuilt_whole(third)
+    for seed in REQUIRED_COLUMNS:
+        _write_seed(project, seed, None)
+    rebuilt = run()
+    assert {"seeds.experiments", "seeds.event_type_aliases"} <= rebuilt
     assert experiments_columns() == full_header
-    con = duckdb.connect(str(database), read_only=True)
-    try:
-        assert con.execute("select count(*) from marts.ab_test_results").fetchone()[0] > 0
-    finally:
-        con.close()
+    assert query("select count(*) from marts.ab_test_results")[0][0] > 0
+    assert query("select count(*) from staging.stg_seeds__alert_rules where description is not null")[0][0] > 0
+
+    # dbt ran data tests but no unit test
+    results = [json.loads(path.read_text()) for path in target.rglob("run_results.json")]
+    unique_ids = [result["unique_id"] for run_results in results for result in run_results["results"]]
+    assert any(unique_id.startswith("test.") for unique_id in unique_ids)
+    assert not [unique_id for unique_id in unique_ids if unique_id.startswith("unit_test.")]

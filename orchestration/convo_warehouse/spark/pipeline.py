@@ -248,25 +248,27 @@ def classify_on_spark(spark, mode: str | None = None):
     return stats, counts
 
 
+# Spark's name of a column type (``simpleString()``) -> DuckDB's, one map for both directions
+_DUCKDB_TYPES = {"string": "varchar", "boolean": "boolean", "double": "double", "float": "float", "int": "integer",
+                 "bigint": "bigint", "timestamp": "timestamp", "date": "date"}
+_SPARK_TYPES = {duckdb_type: spark_type for spark_type, duckdb_type in _DUCKDB_TYPES.items()}
+
+
 def _duckdb_type(spark_type: str) -> str:
     """DuckDB's name for a Spark column type (``simpleString()``), lists included."""
     if spark_type.startswith("array<"):
         return _duckdb_type(spark_type[len("array<"):-1]) + "[]"
-    names = {"string": "varchar", "boolean": "boolean", "double": "double", "float": "float", "int": "integer",
-             "bigint": "bigint", "timestamp": "timestamp", "timestamp_ntz": "timestamp", "date": "date"}
-    return names.get(spark_type, "varchar")
+    return _DUCKDB_TYPES.get(spark_type.removesuffix("_ntz"), "varchar")
 
 
 def _spark_schema(con, relation: str) -> str:
     """A Spark DDL schema for a DuckDB table (so empty tables keep their types)."""
-    names = {"VARCHAR": "string", "BOOLEAN": "boolean", "DOUBLE": "double", "FLOAT": "float",
-             "INTEGER": "int", "BIGINT": "bigint", "TIMESTAMP": "timestamp", "DATE": "date"}
     columns = con.execute(f"describe {relation}").fetchall()
 
     def spark_type(kind: str) -> str:
         if kind.endswith("[]"):  # a list: message_embeddings.embedding
             return f"array<{spark_type(kind[:-2])}>"
-        return names.get(kind.upper(), "string")
+        return _SPARK_TYPES.get(kind.lower(), "string")
 
     return ", ".join(f"{name} {spark_type(kind)}" for name, kind, *_ in columns)
 
