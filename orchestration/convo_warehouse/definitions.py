@@ -18,7 +18,7 @@ from convo_warehouse.project import dbt_executable, dbt_project
 from convo_warehouse.resources import ProjectDbtCliResource, SparkDbtCliResource, WarehouseResource
 from convo_warehouse.schedules import schedules
 from convo_warehouse.sensors import landing_files_sensor
-from convo_warehouse.spark.target import on_spark, spark_dbt_executable
+from convo_warehouse.spark.target import on_spark, spark_dbt_executable, spark_dbt_target
 
 # serving: the published snapshot, downstream of every mart; run_state: the
 # last step of a run, marking it complete. With CONVO_TARGET=spark (docs/spark.md)
@@ -46,7 +46,8 @@ defs = dg.Definitions(
     sensors=[landing_files_sensor],
     resources={
         "dbt": (
-            SparkDbtCliResource(project_dir=dbt_project, dbt_executable=spark_dbt_executable(), target="spark")
+            SparkDbtCliResource(project_dir=dbt_project, dbt_executable=spark_dbt_executable(),
+                                 target=spark_dbt_target())
             if _on_spark
             else ProjectDbtCliResource(project_dir=dbt_project, dbt_executable=dbt_executable())
         ),

@@ -75,4 +75,26 @@ class SparkDbtCliResource(_DbtCliWithoutAdapter):
     dbt-spark lives only in the Spark virtualenv, so the adapter handle
     dagster-dbt opens in Dagster's process failed and logged a "Could not find
     adapter type spark" traceback at every dbt step; none is taken.
+
+    Each invocation starts from the partial parse of its own output's target
+    folder (``target-spark``, ``target-spark-thrift``; dagster-dbt would copy
+    the DuckDB target's, whose other profile makes dbt parse everything again).
+    With ``CONVO_SPARK_THRIFT=local`` the local Thrift server is started first
+    (``convo_warehouse.spark.target``).
     """
+
+    def cli(self, args, *, context=None, target_path=None, **kwargs):
+        import shutil
+
+        from convo_warehouse.spark.target import REPO_ROOT, SPARK_TARGET_PATHS, local_thrift, start_thrift_server
+
+        if local_thrift():
+            start_thrift_server()
+        target_path = target_path or self._get_unique_target_path(context=context)
+        if not target_path.is_absolute():
+            target_path = Path(self.project_dir) / target_path
+        own = REPO_ROOT / SPARK_TARGET_PATHS.get(self.target or "spark", "target-spark") / "partial_parse.msgpack"
+        if own.exists() and not (target_path / own.name).exists():
+            target_path.mkdir(parents=True, exist_ok=True)
+            shutil.copy(own, target_path / own.name)
+        return super().cli(args, context=context, target_path=target_path, **kwargs)

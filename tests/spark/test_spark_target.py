@@ -127,7 +127,7 @@ def test_the_classifier_on_spark_is_a_python_model_step_run_in_spark_not_duckdb(
     monkeypatch.setenv("CONVO_TARGET", "spark")
     monkeypatch.setenv("CONVO_SPARK_VENV", str(venv))
     [classifier] = [
-        asset for asset in SPARK_PYTHON_MODELS if asset.key == dg.AssetKey(["classification", "classifier_runs"])
+        asset for asset in SPARK_PYTHON_MODELS if dg.AssetKey(["classification", "classifier_runs"]) in asset.keys
     ]
     dependencies = {key.to_user_string() for key in classifier.asset_deps[classifier.key]}
     assert "staging/stg_events" in dependencies
@@ -268,11 +268,33 @@ print(json.dumps(missing))
     from convo_warehouse.assets.spark_models import SPARK_RUN_RECORD
 
     monkeypatch.setenv("CONVO_SPARK_VENV", str(venv))
+    monkeypatch.setenv("CONVO_SPARK_DIR", str(tmp_path / "spark"))
     result = dg.materialize([SPARK_RUN_RECORD], resources=spark_resources(tmp_path))
     assert result.success
     # with when the run started: the models a step built whole since then already recorded it
     [call] = calls(venv)
     assert re.fullmatch(r"-m convo_warehouse\.spark record-run --since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", call), call
+    # and keeps the project's state, so the next run leaves out what no load reaches
+    from convo_warehouse.lib import dbt_state
+
+    manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
+    left_out = dbt_state.left_out_if_unchanged(tmp_path / "spark" / "dbt-state", REPO_ROOT, manifest)
+    assert "stg_events" in left_out and "event_types" in left_out and "fct_conversations" not in left_out
+    assert dbt_state.left_out_if_unchanged(tmp_path / "nothing-kept", REPO_ROOT, manifest) == []
+
+
+def test_python_models_that_need_no_other_run_as_one_step():
+    """The statistics models need the classifier (through dbt models) but not each other:
+    two groups, so two Spark steps instead of five."""
+    from convo_warehouse.assets.spark_models import SPARK_PYTHON_MODELS, python_model_groups
+
+    manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
+    groups = [[manifest["nodes"][unique_id]["name"] for unique_id in group]
+              for group in python_model_groups(manifest["nodes"])]
+    assert groups[0] == ["classifier_runs"]
+    assert sorted(groups[1]) == ["int_ab_test_health_scored", "int_ab_test_metrics_scored",
+                                 "int_ab_test_results_scored", "path_divergence_scored"]
+    assert len(SPARK_PYTHON_MODELS) == 2
 
 
 def test_classifier_tables_keep_their_column_types_between_spark_and_duckdb():

@@ -31,7 +31,7 @@ from convo_warehouse.lib import dbt_commands, dbt_state
 from convo_warehouse.lib.warehouse import warehouse_path, writer_lock
 from convo_warehouse.project import dbt_executable, dbt_project, manifest_path, prune_invocation_targets
 from convo_warehouse.resources import WarehouseResource
-from convo_warehouse.spark.target import on_spark
+from convo_warehouse.spark.target import on_spark, spark_state_dir
 
 # The stage classifier: a dbt Python model whose results are the
 # `classification` source tables.
@@ -44,6 +44,8 @@ CLASSIFIER = dg.AssetKey(["classification", "classifier_runs"])
 SOURCE_ASSET_KEYS: dict[tuple[str, str], dg.AssetKey] = {
     ("raw", "events"): dg.AssetKey(["raw", "events"]),
 }
+
+CLASSIFICATION_SOURCES = "source.convo_warehouse.classification."
 
 # Top-level folders under models/ that are layers (and Dagster groups).
 MODEL_LAYERS = ("staging", "intermediate", "marts", "quarantine", "audit")
@@ -72,8 +74,15 @@ class ConvoDbtTranslator(DagsterDbtTranslator):
         """
         spec = super().get_asset_spec(manifest, unique_id, project)
         node = manifest["nodes"].get(unique_id, {})
-        if node.get("resource_type") in ("seed", "model") and not node.get("depends_on", {}).get("nodes"):
+        parents = node.get("depends_on", {}).get("nodes")
+        if node.get("resource_type") in ("seed", "model") and not parents:
             return spec.merge_attributes(deps=[SOURCE_ASSET_KEYS[("raw", "events")]])
+        if (on_spark() and node.get("resource_type") == "model"
+                and parents and all(parent.startswith(CLASSIFICATION_SOURCES) for parent in parents)):
+            # On Spark the classifier is a step of its own (assets/spark_models.py): the views over
+            # its tables come after it, in the dbt step that follows, not in one of their own (a
+            # Spark start) before the loader.
+            return spec.merge_attributes(deps=[CLASSIFIER])
         return spec
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
@@ -147,13 +156,19 @@ def dbt_models(
     try:
         with writer_lock(warehouse.database):
             manifest = json.loads(manifest_path().read_text())
-            plan, left_out = (None, []) if on_spark() else _prepare(context, warehouse, manifest)
+            if on_spark():
+                # the last complete Spark run kept its state (assets/spark_models.py)
+                plan, left_out = None, dbt_state.left_out_if_unchanged(
+                    spark_state_dir(), dbt_project.project_dir, manifest)
+            else:
+                plan, left_out = _prepare(context, warehouse, manifest)
             args = dbt_commands.production_build(multi_step=on_spark(), exclude=left_out)
             invocation = dbt.cli(args, context=context, raise_on_error=False)
             if not on_spark():  # the GX suites run after this step (checks/gx_checks.py)
                 suites.import_great_expectations_in_background()
             try:
-                yield from (invocation.stream() if plan is None else _with_left_out(context, invocation, manifest))
+                yield from (invocation.stream() if plan is None and not left_out
+                            else _with_left_out(context, invocation, manifest))
                 error = invocation.get_error()
                 if error is None and plan is not None:
                     dbt_state.keep(warehouse.database, dbt_project.project_dir, manifest_path())

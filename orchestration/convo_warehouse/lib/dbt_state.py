@@ -233,10 +233,31 @@ def project_changed(warehouse: Path, project_dir: Path) -> bool:
 
 def keep(warehouse: Path, project_dir: Path, manifest_path: Path) -> None:
     """After a successful build: keep the manifest it ran from, its vars and the project's fingerprint."""
-    folder = state_dir(warehouse)
+    keep_in(state_dir(warehouse), project_dir, manifest_path)
+
+
+def keep_in(folder: Path, project_dir: Path, manifest_path: Path) -> None:
+    """``keep`` into ``folder`` (on Spark: beside its warehouse, by the run's last step)."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = folder / f"{MANIFEST}.partial"
     shutil.copyfile(manifest_path, partial)
     partial.replace(folder / MANIFEST)
     (folder / VARS).write_text(json.dumps(project_vars(project_dir), sort_keys=True, default=str))
     (folder / FINGERPRINT).write_text(project_fingerprint(project_dir))
+
+
+def left_out_if_unchanged(folder: Path, project_dir: Path, manifest: Mapping) -> list[str]:
+    """On Spark: what no load reaches (seeds, views, static models), when the last complete run
+    kept its state in ``folder`` and neither the project's files nor its vars changed since, so
+    that run built every one of them as this one would. Else nothing: the build builds them all."""
+    if not (folder / FINGERPRINT).is_file() or not (folder / VARS).is_file():
+        return []
+    if (folder / FINGERPRINT).read_text() != project_fingerprint(project_dir):
+        return []
+    if json.loads((folder / VARS).read_text()) != json.loads(json.dumps(project_vars(project_dir), sort_keys=True, default=str)):
+        return []
+    return sorted(
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] in ("model", "seed") and _reached_by_no_load(node)
+    )

@@ -19,9 +19,10 @@ from pathlib import Path
 from convo_warehouse.lib.dbt_commands import GRAIN_TESTS, production_build
 from convo_warehouse.spark.landing import load_landing_spark
 from convo_warehouse.spark.session import get_spark
+from convo_warehouse.spark.target import SPARK_TARGET_PATHS
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
-TARGET_PATH = "target-spark"
+TARGET_PATH = SPARK_TARGET_PATHS["spark"]
 
 
 class SparkPipelineError(RuntimeError):

@@ -7,10 +7,19 @@ virtualenv's ``dbt`` on the ``spark`` target, and the loader, the stage
 classifier and the Python models as ``python -m convo_warehouse.spark <step>``
 (the same functions ``python -m convo_warehouse.spark run`` calls). Importing
 this module needs neither PySpark nor Dagster.
+
+``CONVO_SPARK_THRIFT=local``: the dbt steps go through a Thrift server
+(``spark_thrift`` output, ``method: thrift``) that this process starts on
+127.0.0.1 (``CONVO_SPARK_THRIFT_PORT``) over the session's warehouse and
+metastore, and the run is recorded through it too. Derby (the embedded
+metastore) admits one JVM at a time, so the server stops before each session
+step (the loader, the classifier, the Python models) and starts again for the
+next dbt step; it stops when the process exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 from pathlib import Path
@@ -33,6 +42,56 @@ def active_target() -> str:
 
 def on_spark() -> bool:
     return active_target() == "spark"
+
+
+def local_thrift() -> bool:
+    """Whether dbt goes through a Thrift server this process runs (``CONVO_SPARK_THRIFT=local``)."""
+    value = (os.environ.get("CONVO_SPARK_THRIFT") or "").strip().lower()
+    if value not in ("", "local"):
+        raise ValueError(f"CONVO_SPARK_THRIFT={value!r}: use local, or leave it unset (dbt in a Spark session)")
+    return value == "local"
+
+
+def spark_dbt_target() -> str:
+    """The profile output the dbt steps use: ``spark_thrift`` with a local Thrift server, else ``spark``."""
+    return "spark_thrift" if local_thrift() else "spark"
+
+
+_thrift_server = None
+
+
+def start_thrift_server() -> None:
+    """Start the local Thrift server unless it runs (the first dbt step, or after a session step)."""
+    global _thrift_server
+    from convo_warehouse.spark.thrift import ThriftServer
+
+    if _thrift_server is None:
+        _thrift_server = ThriftServer(spark_home=spark_venv_pyspark())
+        atexit.register(stop_thrift_server)
+    if _thrift_server.process is None:
+        _thrift_server.start()
+
+
+def stop_thrift_server() -> None:
+    """Stop the local Thrift server if it runs, releasing the metastore for a session step."""
+    if _thrift_server is not None:
+        _thrift_server.stop()
+
+
+def spark_state_dir() -> Path:
+    """Where the last complete Spark run keeps the project's fingerprint and vars
+    (``lib/dbt_state.py``): in the Spark folder, so it goes with the tables it describes."""
+    from convo_warehouse.spark.session import spark_dir
+
+    return spark_dir() / "dbt-state"
+
+
+def spark_venv_pyspark() -> Path:
+    """The pyspark package of the Spark virtualenv (its jars and bin/spark-submit)."""
+    found = sorted(spark_venv().glob("lib/python*/site-packages/pyspark"))
+    if not found:
+        raise SparkStepError(f"no pyspark in {spark_venv()}: run `make spark-venv`")
+    return found[-1]
 
 
 def spark_venv() -> Path:
@@ -62,8 +121,28 @@ def run_spark_step(args: list[str]) -> str:
     when it fails.
     """
     command = [_spark_venv_file("python"), "-m", "convo_warehouse.spark", *args]
+    stop_thrift_server()  # the step's own session takes the metastore
     completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
     if completed.returncode != 0:
         tail = "\n".join((completed.stderr or completed.stdout).strip().splitlines()[-20:])
         raise SparkStepError(f"`{' '.join(command)}` failed (exit {completed.returncode}):\n{tail}")
     return completed.stdout.strip()
+
+
+def run_spark_dbt(args: list[str]) -> str:
+    """Run the Spark virtualenv's ``dbt`` with ``args`` on the dbt steps' target (through the local
+    Thrift server when there is one); return its output, or raise ``SparkStepError``."""
+    target = spark_dbt_target()
+    if target == "spark_thrift":
+        start_thrift_server()
+    command = [_spark_venv_file("dbt"), *args, "--target", target,
+               "--target-path", str(REPO_ROOT / SPARK_TARGET_PATHS[target])]
+    completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    if completed.returncode != 0:
+        tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-20:])
+        raise SparkStepError(f"`{' '.join(command)}` failed (exit {completed.returncode}):\n{tail}")
+    return completed.stdout.strip()
+
+
+# dbt's target folder per output on Spark: its manifest and partial parse state
+SPARK_TARGET_PATHS = {"spark": "target-spark", "spark_thrift": "target-spark-thrift"}

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from convo_warehouse.spark.session import spark_dir, spark_settings
+from convo_warehouse.spark.target import SPARK_TARGET_PATHS
 
 HOST = "127.0.0.1"
 
@@ -37,12 +38,33 @@ def _spark_home() -> Path:
     return Path(pyspark.__file__).parent
 
 
-def server_command(directory: Path, port: int) -> list[str]:
+# Warnings only, but each statement the server runs and its start: Spark's
+# INFO lines (every task, broadcast and metastore call) made megabytes per batch.
+LOG_SETTINGS = """\
+rootLogger.level = warn
+rootLogger.appenderRef.console.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+logger.thriftserver.name = org.apache.spark.sql.hive.thriftserver
+logger.thriftserver.level = info
+"""
+
+# What the server logs for each statement it runs (make test-spark counts them)
+STATEMENT_LINE = "SparkExecuteStatementOperation: Submitting query"
+
+
+def server_command(directory: Path, port: int, spark_home: Path | None = None) -> list[str]:
     """``spark-submit`` of HiveThriftServer2 with the session's settings, bound to 127.0.0.1:``port``."""
-    command = [str(_spark_home() / "bin" / "spark-submit"),
+    command = [str((spark_home or _spark_home()) / "bin" / "spark-submit"),
                "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
                "--name", "convo-warehouse-thrift"]
+    log_settings = directory / "thrift-log4j2.properties"
     for key, value in spark_settings(directory).items():
+        if key == "spark.driver.extraJavaOptions":
+            value += f" -Dlog4j2.configurationFile={log_settings}"
         command += ["--conf", f"{key}={value}"]
     command += ["--hiveconf", f"hive.server2.thrift.bind.host={HOST}",
                 "--hiveconf", f"hive.server2.thrift.port={port}",
@@ -60,19 +82,23 @@ def _listening(port: int) -> bool:
 class ThriftServer:
     """Start with ``start()`` (returns once it accepts connections), stop with ``stop()``."""
 
-    def __init__(self, directory: Path | None = None, port: int | None = None, log: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, port: int | None = None, log: Path | None = None,
+                 spark_home: Path | None = None) -> None:
         self.directory = directory or spark_dir()
         self.port = port or thrift_port()
         self.log = log or self.directory / "thrift-server.log"
+        # pyspark's folder (its jars, bin/spark-submit): this Python's, or the Spark virtualenv's
+        self.spark_home = spark_home or _spark_home()
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 300) -> None:
         if _listening(self.port):
             raise RuntimeError(f"something already listens on {HOST}:{self.port}")
         self.directory.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "SPARK_HOME": str(_spark_home())}
+        (self.directory / "thrift-log4j2.properties").write_text(LOG_SETTINGS)
+        env = {**os.environ, "SPARK_HOME": str(self.spark_home)}
         with self.log.open("a") as out:
-            self.process = subprocess.Popen(server_command(self.directory, self.port), stdout=out,
+            self.process = subprocess.Popen(server_command(self.directory, self.port, self.spark_home), stdout=out,
                                             stderr=subprocess.STDOUT, env=env, cwd=self.directory)
         deadline = time.monotonic() + timeout
         while not _listening(self.port):
@@ -105,7 +131,7 @@ class ThriftServer:
         self.stop()
 
 
-THRIFT_TARGET_PATH = "target-spark-thrift"
+THRIFT_TARGET_PATH = SPARK_TARGET_PATHS["spark_thrift"]
 
 
 def run_through_thrift(landing_dir: Path, server: ThriftServer) -> str:
