@@ -16,7 +16,8 @@
         ~ 'relation_name ' ~ dbt.type_string() ~ ', '
         ~ 'partition_date ' ~ type_date() ~ ', '
         ~ 'rewrote_all ' ~ dbt.type_boolean() ~ ', '
-        ~ 'recorded_at ' ~ dbt.type_timestamp() ~ ')'
+        ~ 'recorded_at ' ~ dbt.type_timestamp()
+        ~ (', entry ' ~ dbt.type_string() ~ ') using parquet partitioned by (entry)' if target.type == 'spark' else ')')
     ) -%}
 {%- endmacro %}
 
@@ -25,8 +26,15 @@
         and (config.get('incremental_strategy') == 'replace_scope'
             or (target.type == 'spark' and config.get('incremental_strategy') == 'insert_overwrite'
                 and 'scope' not in config.get('tags', []))) -%}
+        {%- set relation_name = string_literal(this.schema ~ '.' ~ this.identifier) -%}
+        {%- if target.type == 'spark' %}
+        insert overwrite table audit.partitions_rewritten partition (entry)
+        select {{ relation_name }}, cast(null as date), true, {{ dbt.current_timestamp() }},
+            {{ string_literal(invocation_id ~ '/' ~ this.schema ~ '.' ~ this.identifier) }}
+        {%- else %}
         insert into audit.partitions_rewritten
-        values ({{ string_literal(this.schema ~ '.' ~ this.identifier) }}, null, true, {{ dbt.current_timestamp() }})
+        values ({{ relation_name }}, null, true, {{ dbt.current_timestamp() }})
+        {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
 
@@ -69,6 +77,7 @@
 {% macro partitions_rewritten_insert(scope_days, relations, since=none) -%}
         insert into audit.partitions_rewritten
         select models.relation_name, scope_days.event_date, false, {{ dbt.current_timestamp() }}
+            {{- ', ' ~ string_literal(invocation_id) if target.type == 'spark' }}
         from {{ scope_days }} as scope_days
         cross join (values {{ relations | join(', ') }}) as models (relation_name)
         where not exists (

@@ -276,11 +276,18 @@ def _spark_schema(con, relation: str) -> str:
 
 def run_spark_pipeline(landing_dir: Path, progress: bool = True) -> str:
     """Load new landing files and build the project: dbt and the Python models in turn."""
+    from convo_warehouse.lib import dbt_state
+    from convo_warehouse.spark.target import spark_state_dir
+
     started = run_started()
     spark = get_spark()
     report = load_landing_spark(spark, landing_dir, progress=progress)
     dbt(["parse"])
     python_models = python_model_names()
+    manifest_path = PROJECT_DIR / TARGET_PATH / "manifest.json"
+    # as the Dagster job: what no load reaches is left out while the project stays as the last
+    # complete run left it (lib/dbt_state.py)
+    left_out = dbt_state.left_out_if_unchanged(spark_state_dir(), PROJECT_DIR, json.loads(manifest_path.read_text()))
     ran: list[str] = []
     for kind, arguments in python_model_steps():
         if kind == "python":
@@ -289,8 +296,9 @@ def run_spark_pipeline(landing_dir: Path, progress: bool = True) -> str:
         else:
             excluded = arguments[arguments.index("--exclude") + 1:] if "--exclude" in arguments else []
             selection = arguments[: arguments.index("--exclude")] if "--exclude" in arguments else arguments
-            dbt([*production_build(multi_step=True, exclude=[*excluded, *python_models]), *selection])
+            dbt([*production_build(multi_step=True, exclude=[*excluded, *python_models, *left_out]), *selection])
     record_run(started)
+    dbt_state.keep_in(spark_state_dir(), PROJECT_DIR, manifest_path)
     return f"{report.summary()}; Python models run in-session: {', '.join(ran)}"
 
 
