@@ -8,11 +8,13 @@ and the marts are compared again. Any difference fails (exit 1).
 Each engine runs the whole Dagster job (`convo-warehouse run`; on Spark with
 CONVO_TARGET=spark: the Spark loader, dbt on the spark target, the
 classifier and the Python models as Spark steps, the run recorded last).
-On Spark the incremental batch sends every dbt step and the run's record
-through a Thrift server the job starts on 127.0.0.1 (CONVO_SPARK_THRIFT=local:
-dbt's `method: thrift`, the output a cluster user copies) over the warehouse
-and metastore the loader writes; the server's log must show the statements
-it ran. The incremental batch must
+On Spark each batch's job starts one Spark server on 127.0.0.1
+(CONVO_SPARK_THRIFT=local) and every step goes through it: every dbt step
+and the run's record through its Thrift service (dbt's `method: thrift`,
+the output a cluster user copies), the loader, the classifier and the
+Python models through its Spark Connect service. The server's log must show,
+for each batch, one start, the statements it ran through Thrift and the
+operations Spark Connect clients sent. The incremental batch must
 rewrite on Spark exactly the partitions of the days it touched (the days of DuckDB's scope_days for that run) in every
 day-partitioned table, found from the table files themselves, not from
 what the run says it did; and a conversation alone on its day, moved to
@@ -229,20 +231,24 @@ def main() -> None:
         timed(f"batch {number}: DuckDB pipeline", [str(main_bin / "convo-warehouse"), "run",
              "--landing", str(landing), "--warehouse", str(warehouse)], env)
         before = partition_files(spark_dir)
-        spark_env = {**env, "CONVO_TARGET": "spark"}
-        how = "dbt in Spark sessions"
-        if number == 2:
-            spark_env.update(CONVO_SPARK_THRIFT="local", CONVO_SPARK_THRIFT_PORT=str(free_port()))
-            how = f"dbt through a Thrift server on 127.0.0.1:{spark_env['CONVO_SPARK_THRIFT_PORT']}"
+        server_log = spark_dir / "thrift-server.log"
+        log_start = server_log.stat().st_size if server_log.exists() else 0
+        thrift_port, connect_port = free_port(), free_port()
+        while connect_port == thrift_port:
+            connect_port = free_port()
+        spark_env = {**env, "CONVO_TARGET": "spark", "CONVO_SPARK_THRIFT": "local",
+                     "CONVO_SPARK_THRIFT_PORT": str(thrift_port), "CONVO_SPARK_CONNECT_PORT": str(connect_port)}
+        how = (f"one Spark server: dbt through Thrift on 127.0.0.1:{spark_env['CONVO_SPARK_THRIFT_PORT']}, "
+               f"the Python steps through Spark Connect on 127.0.0.1:{spark_env['CONVO_SPARK_CONNECT_PORT']}")
         timed(f"batch {number}: the Dagster job on Spark (CONVO_TARGET=spark, {how})", spark_job, spark_env)
+        check_one_server_for_the_job(number, server_log, log_start)
         step(f"batch {number}: compare every contract mart", [str(spark_python), "-m",
              "convo_warehouse.spark", "compare", "--duckdb", str(warehouse)], env)
         if number == 2:
             check_partitions_rewritten(before, partition_files(spark_dir), warehouse, spark_dir)
-            check_statements_through_thrift(spark_dir / "thrift-server.log")
-    print("\nDuckDB and Spark agree on every contract mart, after a full batch and an incremental one whose "
-          "dbt steps ran through a Thrift server; Spark's incremental batch rewrote only the partitions of the "
-          "days it touched.")
+    print("\nDuckDB and Spark agree on every contract mart, after a full batch and an incremental one, each "
+          "built by one Spark server (dbt through Thrift, the Python steps through Spark Connect); Spark's "
+          "incremental batch rewrote only the partitions of the days it touched.")
     for title, seconds in TIMES:
         print(f"  {seconds:7.1f} s  {title}")
 
@@ -259,16 +265,20 @@ def timed(title: str, command: list[str], env: dict[str, str]) -> None:
     TIMES.append((title, time.monotonic() - started))
 
 
-def check_statements_through_thrift(log: Path) -> None:
-    """The incremental batch's dbt went through the Thrift server: its log (written only by the
-    server, which batch 1 never started) shows it started and the statements it ran."""
-    from convo_warehouse.spark.thrift import STATEMENT_LINE
+def check_one_server_for_the_job(batch: int, log: Path, offset: int) -> None:
+    """The batch's Dagster job started one Spark server, its dbt steps went through its Thrift service
+    and its Python steps through its Spark Connect service: the server's log (written only by the
+    server) since the batch began shows one start, the statements run and the clients' operations."""
+    from convo_warehouse.spark.thrift import CONNECT_OPERATION_LINE, SERVER_STARTED_LINE, STATEMENT_LINE
 
-    text = log.read_text() if log.exists() else ""
+    text = log.read_bytes()[offset:].decode(errors="replace") if log.exists() else ""
+    starts = text.count(SERVER_STARTED_LINE)
     statements = text.count(STATEMENT_LINE)
-    print(f"Thrift server: {text.count('HiveThriftServer2 started')} start(s), {statements} statements run")
-    if "HiveThriftServer2 started" not in text or statements == 0:
-        sys.exit(f"batch 2's dbt steps did not go through the Thrift server (see {log})")
+    operations = sum(1 for line in text.splitlines() if CONNECT_OPERATION_LINE in line and "is created" in line)
+    print(f"batch {batch}, Spark server: {starts} start(s), {statements} statements through Thrift, "
+          f"{operations} Spark Connect operations")
+    if starts != 1 or statements == 0 or operations == 0:
+        sys.exit(f"batch {batch}'s job did not run on one Spark server through Thrift and Spark Connect (see {log})")
 
 
 def free_port() -> int:

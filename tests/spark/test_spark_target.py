@@ -139,6 +139,55 @@ def test_the_classifier_on_spark_is_a_python_model_step_run_in_spark_not_duckdb(
     assert not (tmp_path / "w.duckdb").exists(), "the DuckDB warehouse must not be opened on Spark"
 
 
+class _FakeServer:
+    """The job's Spark server as run_spark_step sees it (no JVM): running, serving Spark Connect."""
+
+    process = object()
+    connect_url = "sc://127.0.0.1:15002"
+
+    def stop(self) -> None:
+        raise AssertionError("a step must not stop the job's server")
+
+
+def test_with_the_jobs_own_server_the_python_steps_are_its_spark_connect_clients(tmp_path, monkeypatch):
+    """CONVO_SPARK_THRIFT=local: the classifier's step runs with CONVO_SPARK_CONNECT naming the job's
+    server (so it starts no JVM), its dbt tests go through the Thrift output, and the server keeps running."""
+    from convo_warehouse.assets.spark_models import SPARK_PYTHON_MODELS
+    from convo_warehouse.spark import target
+
+    venv = fake_spark_venv(tmp_path, answer="Python models run in-session: classifier_runs")
+    python = venv / "bin" / "python"
+    python.write_text(python.read_text().replace('echo "$@"', 'echo "$CONVO_SPARK_CONNECT $@"', 1))
+    monkeypatch.setenv("CONVO_TARGET", "spark")
+    monkeypatch.setenv("CONVO_SPARK_VENV", str(venv))
+    monkeypatch.setenv("CONVO_SPARK_THRIFT", "local")
+    monkeypatch.setattr(target, "_thrift_server", _FakeServer())
+    monkeypatch.setattr(target, "start_thrift_server", lambda: None)
+    [classifier] = [
+        asset for asset in SPARK_PYTHON_MODELS if dg.AssetKey(["classification", "classifier_runs"]) in asset.keys
+    ]
+
+    assert dg.materialize([classifier], resources=spark_resources(tmp_path)).success
+    assert calls(venv) == [
+        "sc://127.0.0.1:15002 -m convo_warehouse.spark python-models --target spark_thrift --select classifier_runs"
+    ]
+
+
+def test_the_server_serves_spark_connect_beside_thrift_on_localhost_only(tmp_path):
+    from convo_warehouse.spark.thrift import HOST, server_command
+
+    def settings(command: list[str]) -> dict[str, str]:
+        return dict(command[i + 1].split("=", 1) for i, arg in enumerate(command) if arg == "--conf")
+
+    both = server_command(tmp_path, 10001, spark_home=tmp_path, connect_port=15002)
+    assert HOST == "127.0.0.1"
+    assert f"hive.server2.thrift.bind.host={HOST}" in both
+    assert settings(both)["spark.plugins"] == "org.apache.spark.sql.connect.SparkConnectPlugin"
+    assert settings(both)["spark.connect.grpc.binding.address"] == HOST
+    assert settings(both)["spark.connect.grpc.binding.port"] == "15002"
+    assert "spark.plugins" not in settings(server_command(tmp_path, 10001, spark_home=tmp_path))
+
+
 def test_spark_builds_in_steps_around_the_python_models_in_dependency_order():
     """dbt-spark cannot run Python models: dbt builds what needs none, the
     classifier runs, dbt builds what it unblocked, the statistics run, dbt

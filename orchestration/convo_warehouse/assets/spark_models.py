@@ -68,7 +68,9 @@ def _python_models_asset(group: list[str], nodes: dict, parents: dict) -> dg.Ass
     )
     def _run(context: dg.AssetExecutionContext):
         selected = sorted(name_of[key] for key in context.selected_asset_keys)
-        summary = run_spark_step(["python-models", *(item for name in selected for item in ("--select", name))])
+        # with the job's own server, their dbt tests go through its Thrift service as the dbt steps do
+        target = ["--target", "spark_thrift"] if local_thrift() else []
+        summary = run_spark_step(["python-models", *target, *(item for name in selected for item in ("--select", name))])
         context.log.info(summary)
         for key in sorted(context.selected_asset_keys, key=lambda key: key.path):
             yield dg.MaterializeResult(asset_key=key, metadata={"engine": "spark"})

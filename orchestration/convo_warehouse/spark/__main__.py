@@ -82,20 +82,32 @@ def raw_rows(landing: Path) -> None:
             click.echo(json.dumps({"source_file": path.relative_to(landing).as_posix(), **row.asDict()}))
 
 
+dbt_target_option = click.option(
+    "--target",
+    "dbt_target",
+    type=click.Choice(["spark", "spark_thrift"]),
+    default="spark",
+    show_default=True,
+    help="The profile output dbt uses: spark (a session in this process) or spark_thrift (a Thrift server).",
+)
+
+
 @main.command("python-models")
 @click.option("--select", "names", multiple=True, help="A Python model to run (repeat; default: all).")
-def python_models(names: tuple[str, ...]) -> None:
+@dbt_target_option
+def python_models(names: tuple[str, ...], dbt_target: str) -> None:
     """Run the project's Python models on Spark in this session, then their dbt data tests
     (not the grain tests, as in production_build)."""
     from convo_warehouse.lib.dbt_commands import GRAIN_TESTS
     from convo_warehouse.spark.pipeline import SparkPipelineError, dbt, run_python_models
     from convo_warehouse.spark.session import get_spark
+    from convo_warehouse.spark.target import SPARK_TARGET_PATHS
 
     spark = get_spark()
     try:
-        dbt(["parse"])
-        ran = run_python_models(spark, list(names) or None)
-        dbt(["test", "--select", *ran, "--exclude", GRAIN_TESTS])
+        dbt(["parse"], dbt_target)
+        ran = run_python_models(spark, list(names) or None, SPARK_TARGET_PATHS[dbt_target])
+        dbt(["test", "--select", *ran, "--exclude", GRAIN_TESTS], dbt_target)
     except SparkPipelineError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
@@ -110,7 +122,9 @@ def run_thrift(landing: Path, port: int | None) -> None:
     from convo_warehouse.spark.pipeline import SparkPipelineError
     from convo_warehouse.spark.thrift import ThriftServer, run_through_thrift
 
-    server = ThriftServer(port=port)
+    from convo_warehouse.spark.thrift import free_port
+
+    server = ThriftServer(port=port, connect_port=free_port())
     try:
         click.echo(run_through_thrift(landing, server))
     except (SparkPipelineError, RuntimeError) as error:

@@ -185,14 +185,8 @@ def _read_file(spark, path: Path, fmt: str):
 def _read_jsonl(spark, path: Path):
     # DuckDB's JSON reader takes an object with a repeated key (the last wins)
     spark.conf.set("spark.sql.variant.allowDuplicateKeys", "true")
-    whitespace = jsonl.WHITESPACE
     # blank lines (Unicode whitespace, as the DuckDB loader's) are no rows but count in the numbering
-    lines = spark.sparkContext.textFile(str(path)).zipWithIndex()
-    numbered = spark.createDataFrame(
-        lines.filter(lambda pair: pair[0].strip(whitespace) != "").map(lambda pair: (pair[1] + 1, pair[0])),
-        "row_number bigint, line string",
-    )
-    numbered.createOrReplaceTempView("_landing_lines")
+    _numbered_lines(spark, path).createOrReplaceTempView("_landing_lines")
     text_fields = [name for name in FIELDS if name not in ("timestamp", "properties")]
     extracted = ",\n".join(
         f"case when is_object then get_json_object(line, '$.{name}') end as {name}"
@@ -261,16 +255,43 @@ def _read_jsonl(spark, path: Path):
     )
 
 
+def _numbered_lines(spark, path: Path):
+    """The file's lines (``line``) with their 1-based physical line number (``row_number``), blank
+    lines left out, in DataFrame operations only: a Spark Connect client has no RDDs.
+
+    Spark's text reader splits lines as ``textFile`` does (at \\n, \\r or \\r\\n) and reads a
+    file's blocks in order; a line's position is its block's start, then its order within the
+    block's task (``monotonically_increasing_id`` grows within a task), numbered in one window
+    over the file.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    whitespace = "".join(f"\\x{{{ord(char):x}}}" for char in jsonl.WHITESPACE)
+    in_file_order = Window.orderBy(F.col("block_start"), F.col("position_in_block"))
+    return (
+        spark.read.text(str(path))
+        .select(
+            F.col("value").alias("line"),
+            F.col("_metadata.file_block_start").alias("block_start"),
+            F.monotonically_increasing_id().alias("position_in_block"),
+        )
+        .select(F.row_number().over(in_file_order).cast("bigint").alias("row_number"), "line")
+        .where(F.regexp_replace("line", f"[{whitespace}]", "") != "")
+    )
+
+
 def _read_parquet(spark, path: Path):
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     frame = spark.read.parquet(str(path))
     kinds = {column.name: column.dataType for column in frame.schema.fields}
-    numbered = T.StructType(
-        [T.StructField("record", frame.schema), T.StructField("index", T.LongType(), False)]
+    # the row's position in the file, from the Parquet reader itself (no RDD: Spark Connect has none)
+    frame = frame.select(
+        F.struct(*[F.col(f"`{name}`") for name in frame.columns]).alias("record"),
+        F.col("_metadata.row_index").alias("index"),
     )
-    frame = spark.createDataFrame(frame.rdd.zipWithIndex(), numbered)
     selects = [(F.col("index") + 1).cast("bigint").alias("row_number")]
     for name in FIELDS:
         target = "event_timestamp" if name == "timestamp" else name

@@ -72,8 +72,9 @@ class _DbtShim:
         return _Ref(self._spark, self._relations[name])
 
 
-def dbt(args: list[str]) -> None:
-    """Run one dbt command on the spark target in this process; raise on failure."""
+def dbt(args: list[str], target: str = "spark") -> None:
+    """Run one dbt command on the ``target`` output (``spark``: in this process's session;
+    ``spark_thrift``: through the Thrift server) in this process; raise on failure."""
     from dbt.cli.main import dbtRunner
 
     os.environ.setdefault("DBT_PROFILES_DIR", str(PROJECT_DIR))
@@ -81,8 +82,8 @@ def dbt(args: list[str]) -> None:
     full = [
         *args,
         "--project-dir", str(PROJECT_DIR),
-        "--target", "spark",
-        "--target-path", str(PROJECT_DIR / TARGET_PATH),
+        "--target", target,
+        "--target-path", str(PROJECT_DIR / SPARK_TARGET_PATHS[target]),
     ]
     result = dbtRunner().invoke(full)
     if not result.success:
@@ -101,9 +102,10 @@ def python_model_names() -> list[str]:
     )
 
 
-def run_python_models(spark, names: list[str] | None = None) -> list[str]:
-    """Execute the project's Python models (``names``, default all) in dependency order; return their names."""
-    nodes = _manifest_nodes()
+def run_python_models(spark, names: list[str] | None = None, target_path: str | None = None) -> list[str]:
+    """Execute the project's Python models (``names``, default all) in dependency order; return their names.
+    ``target_path``: the dbt target folder whose manifest to read (default ``target-spark``)."""
+    nodes = _manifest_nodes(target_path)
     relations = {
         node["name"]: f"{node['schema']}.{node['alias']}"
         for node in nodes.values()

@@ -5,6 +5,11 @@ session, so a process that creates the session first (the loader, the engine
 comparison) and then runs dbt in the same process shares one JVM and one
 metastore. The settings below and ``server_side_parameters`` of the ``spark``
 output in profiles.yml must agree; ``tests/spark/test_spark_target.py`` proves it.
+
+With ``CONVO_SPARK_CONNECT`` set (``sc://127.0.0.1:<port>``: the Dagster job
+sets it for its steps when it runs its own Spark server, ``CONVO_SPARK_THRIFT=local``)
+the session is a Spark Connect client of that server instead: no JVM in this
+process, the server's warehouse, metastore and settings.
 """
 
 from __future__ import annotations
@@ -40,10 +45,20 @@ def spark_settings(directory: Path | None = None) -> dict[str, str]:
     }
 
 
+def connect_url() -> str | None:
+    """The Spark Connect server this process's steps use (``CONVO_SPARK_CONNECT``), if any."""
+    return os.environ.get("CONVO_SPARK_CONNECT") or None
+
+
 def get_spark(directory: Path | None = None):
-    """The process's Spark session (created on first use), Hive metastore on."""
+    """The process's Spark session (created on first use), Hive metastore on; a Spark Connect
+    session of the server ``CONVO_SPARK_CONNECT`` names when it is set."""
     from pyspark.sql import SparkSession
 
+    remote = connect_url()
+    if remote:
+        # the server was started with spark_settings(): its session has them all
+        return SparkSession.builder.remote(remote).getOrCreate()
     directory = directory or spark_dir()
     directory.mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder.appName("convo-warehouse").enableHiveSupport()

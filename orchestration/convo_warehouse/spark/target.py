@@ -8,13 +8,14 @@ classifier and the Python models as ``python -m convo_warehouse.spark <step>``
 (the same functions ``python -m convo_warehouse.spark run`` calls). Importing
 this module needs neither PySpark nor Dagster.
 
-``CONVO_SPARK_THRIFT=local``: the dbt steps go through a Thrift server
-(``spark_thrift`` output, ``method: thrift``) that this process starts on
-127.0.0.1 (``CONVO_SPARK_THRIFT_PORT``) over the session's warehouse and
-metastore, and the run is recorded through it too. Derby (the embedded
-metastore) admits one JVM at a time, so the server stops before each session
-step (the loader, the classifier, the Python models) and starts again for the
-next dbt step; it stops when the process exits.
+``CONVO_SPARK_THRIFT=local``: this process starts one Spark server on
+127.0.0.1 for the whole job, over the session's warehouse and metastore
+(``convo_warehouse/spark/thrift.py``). It serves Thrift (``CONVO_SPARK_THRIFT_PORT``),
+which the dbt steps and the run's record go through (``spark_thrift`` output,
+``method: thrift``), and Spark Connect (``CONVO_SPARK_CONNECT_PORT``, default a
+free port), which the loader, the classifier and the Python models reach as
+clients (``CONVO_SPARK_CONNECT`` in their environment): one JVM and one
+metastore for every step. It stops when the process exits.
 """
 
 from __future__ import annotations
@@ -63,17 +64,18 @@ _thrift_server = None
 def start_thrift_server() -> None:
     """Start the local Thrift server unless it runs (the first dbt step, or after a session step)."""
     global _thrift_server
-    from convo_warehouse.spark.thrift import ThriftServer
+    from convo_warehouse.spark.thrift import ThriftServer, free_port
 
     if _thrift_server is None:
-        _thrift_server = ThriftServer(spark_home=spark_venv_pyspark())
+        connect_port = int(os.environ.get("CONVO_SPARK_CONNECT_PORT") or free_port())
+        _thrift_server = ThriftServer(spark_home=spark_venv_pyspark(), connect_port=connect_port)
         atexit.register(stop_thrift_server)
     if _thrift_server.process is None:
         _thrift_server.start()
 
 
 def stop_thrift_server() -> None:
-    """Stop the local Thrift server if it runs, releasing the metastore for a session step."""
+    """Stop the local Spark server if it runs (at the process's exit)."""
     if _thrift_server is not None:
         _thrift_server.stop()
 
@@ -117,12 +119,17 @@ def spark_dbt_executable() -> str:
 def run_spark_step(args: list[str]) -> str:
     """Run ``python -m convo_warehouse.spark <args>`` in the Spark virtualenv; return its output.
 
-    Raises ``SparkStepError`` with the command and the end of its error output
-    when it fails.
+    With ``CONVO_SPARK_THRIFT=local`` the step is a Spark Connect client of
+    the job's server (started here if it is not yet), else it starts a Spark
+    session of its own. Raises ``SparkStepError`` with the command and the end
+    of its error output when it fails.
     """
     command = [_spark_venv_file("python"), "-m", "convo_warehouse.spark", *args]
-    stop_thrift_server()  # the step's own session takes the metastore
-    completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
+    env = None
+    if local_thrift():
+        start_thrift_server()
+        env = {**os.environ, "CONVO_SPARK_CONNECT": _thrift_server.connect_url}
+    completed = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=env)
     if completed.returncode != 0:
         tail = "\n".join((completed.stderr or completed.stdout).strip().splitlines()[-20:])
         raise SparkStepError(f"`{' '.join(command)}` failed (exit {completed.returncode}):\n{tail}")

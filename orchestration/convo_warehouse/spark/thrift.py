@@ -12,6 +12,12 @@ the server and a local session (the loader, the Python models) take turns
 here; on a cluster a shared metastore service lets them run side by side.
 The ``spark_thrift`` output of profiles.yml (``method: thrift``) is the one
 a cluster user copies.
+
+Given a Spark Connect port, the same JVM also serves Spark Connect (the
+plugin in ``jars/spark-connect_*.jar``, bound to 127.0.0.1 too): the
+Dagster job's Python steps (the loader, the classifier, the statistics)
+then reach this one server as clients and hold no metastore of their own,
+so the server runs for the whole job and no step starts a JVM.
 """
 
 from __future__ import annotations
@@ -32,6 +38,13 @@ def thrift_port() -> int:
     return int(os.environ.get("CONVO_SPARK_THRIFT_PORT", "10001"))
 
 
+def free_port() -> int:
+    """A port nothing listens on at 127.0.0.1 now."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
 def _spark_home() -> Path:
     import pyspark
 
@@ -50,19 +63,33 @@ appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
 logger.thriftserver.name = org.apache.spark.sql.hive.thriftserver
 logger.thriftserver.level = info
+logger.connect.name = org.apache.spark.sql.connect.service.SparkConnectExecutionManager
+logger.connect.level = info
 """
 
-# What the server logs for each statement it runs (make test-spark counts them)
+# What the server logs for each statement it runs through Thrift, and for each operation a
+# Spark Connect client sends (make test-spark counts both)
 STATEMENT_LINE = "SparkExecuteStatementOperation: Submitting query"
+CONNECT_OPERATION_LINE = "SparkConnectExecutionManager: ExecuteHolder"
+SERVER_STARTED_LINE = "HiveThriftServer2 started"
 
 
-def server_command(directory: Path, port: int, spark_home: Path | None = None) -> list[str]:
-    """``spark-submit`` of HiveThriftServer2 with the session's settings, bound to 127.0.0.1:``port``."""
+def server_command(directory: Path, port: int, spark_home: Path | None = None,
+                   connect_port: int | None = None) -> list[str]:
+    """``spark-submit`` of HiveThriftServer2 with the session's settings, bound to 127.0.0.1:``port``;
+    serving Spark Connect on 127.0.0.1:``connect_port`` too when given."""
     command = [str((spark_home or _spark_home()) / "bin" / "spark-submit"),
                "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
                "--name", "convo-warehouse-thrift"]
     log_settings = directory / "thrift-log4j2.properties"
-    for key, value in spark_settings(directory).items():
+    settings = spark_settings(directory)
+    if connect_port is not None:
+        settings.update({
+            "spark.plugins": "org.apache.spark.sql.connect.SparkConnectPlugin",
+            "spark.connect.grpc.binding.address": HOST,
+            "spark.connect.grpc.binding.port": str(connect_port),
+        })
+    for key, value in settings.items():
         if key == "spark.driver.extraJavaOptions":
             value += f" -Dlog4j2.configurationFile={log_settings}"
         command += ["--conf", f"{key}={value}"]
@@ -83,31 +110,42 @@ class ThriftServer:
     """Start with ``start()`` (returns once it accepts connections), stop with ``stop()``."""
 
     def __init__(self, directory: Path | None = None, port: int | None = None, log: Path | None = None,
-                 spark_home: Path | None = None) -> None:
+                 spark_home: Path | None = None, connect_port: int | None = None) -> None:
         self.directory = directory or spark_dir()
         self.port = port or thrift_port()
+        # Spark Connect beside the Thrift service, in the same JVM (None: Thrift only)
+        self.connect_port = connect_port
         self.log = log or self.directory / "thrift-server.log"
         # pyspark's folder (its jars, bin/spark-submit): this Python's, or the Spark virtualenv's
         self.spark_home = spark_home or _spark_home()
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 300) -> None:
-        if _listening(self.port):
-            raise RuntimeError(f"something already listens on {HOST}:{self.port}")
+        ports = [self.port] if self.connect_port is None else [self.port, self.connect_port]
+        for port in ports:
+            if _listening(port):
+                raise RuntimeError(f"something already listens on {HOST}:{port}")
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "thrift-log4j2.properties").write_text(LOG_SETTINGS)
         env = {**os.environ, "SPARK_HOME": str(self.spark_home)}
         with self.log.open("a") as out:
-            self.process = subprocess.Popen(server_command(self.directory, self.port, self.spark_home), stdout=out,
-                                            stderr=subprocess.STDOUT, env=env, cwd=self.directory)
+            self.process = subprocess.Popen(
+                server_command(self.directory, self.port, self.spark_home, self.connect_port),
+                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=self.directory,
+            )
         deadline = time.monotonic() + timeout
-        while not _listening(self.port):
+        while not all(_listening(port) for port in ports):
             if self.process.poll() is not None:
                 raise RuntimeError(f"the Thrift server exited ({self.process.returncode}): see {self.log}")
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"the Thrift server did not listen on {HOST}:{self.port} within {timeout:.0f} s")
-            time.sleep(1)
+                raise RuntimeError(f"the Thrift server did not listen on {HOST}:{ports} within {timeout:.0f} s")
+            time.sleep(0.5)
+
+    @property
+    def connect_url(self) -> str | None:
+        """``sc://127.0.0.1:<port>`` for a Spark Connect client, if the server serves it."""
+        return None if self.connect_port is None else f"sc://{HOST}:{self.connect_port}"
 
     def stop(self) -> None:
         if self.process is None:
@@ -137,11 +175,12 @@ THRIFT_TARGET_PATH = SPARK_TARGET_PATHS["spark_thrift"]
 def run_through_thrift(landing_dir: Path, server: ThriftServer) -> str:
     """The pipeline with every dbt step sent to ``server`` through the ``spark_thrift`` output.
 
-    The loader and the Python models (stage classifier, statistics) need a
-    Spark session of their own (``python -m convo_warehouse.spark load`` /
-    ``python-models``), each a process writing through the same metastore;
-    with an embedded Derby metastore the server is stopped while one runs
-    and started again for the next dbt step. The run is recorded last,
+    The loader and the Python models (stage classifier, statistics) run as
+    processes (``python -m convo_warehouse.spark load`` / ``python-models``)
+    that are Spark Connect clients of the same server when it serves Spark
+    Connect (``connect_port``); otherwise each starts a Spark session of its
+    own, and with an embedded Derby metastore the server is stopped while one
+    runs and started again for the next dbt step. The run is recorded last,
     through the server (``record_steps_scope``). This process starts no JVM.
     """
     import sys
@@ -156,8 +195,15 @@ def run_through_thrift(landing_dir: Path, server: ThriftServer) -> str:
     dbt_executable = str(Path(sys.executable).parent / "dbt")
 
     def spark_step(*args: str) -> None:
-        server.stop()
-        completed = subprocess.run([sys.executable, "-m", "convo_warehouse.spark", *args], cwd=PROJECT_DIR, env=env)
+        step_env = env
+        if server.connect_url is None:
+            server.stop()
+        else:
+            if server.process is None:
+                server.start()
+            step_env = {**env, "CONVO_SPARK_CONNECT": server.connect_url}
+        completed = subprocess.run([sys.executable, "-m", "convo_warehouse.spark", *args], cwd=PROJECT_DIR,
+                                   env=step_env)
         if completed.returncode != 0:
             raise SparkPipelineError(f"python -m convo_warehouse.spark {' '.join(args)} failed")
 
@@ -181,7 +227,9 @@ def run_through_thrift(landing_dir: Path, server: ThriftServer) -> str:
     python_models = [name for kind, names in steps if kind == "python" for name in names]
     for kind, arguments in steps:
         if kind == "python":
-            spark_step("python-models", *(item for name in arguments for item in ("--select", name)))
+            # their dbt tests through the server when the steps are its clients (else in their session)
+            target = [] if server.connect_url is None else ["--target", "spark_thrift"]
+            spark_step("python-models", *target, *(item for name in arguments for item in ("--select", name)))
             continue
         excluded = arguments[arguments.index("--exclude") + 1:] if "--exclude" in arguments else []
         selection = arguments[: arguments.index("--exclude")] if "--exclude" in arguments else arguments
