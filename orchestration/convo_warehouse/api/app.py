@@ -91,7 +91,15 @@ PARAMETERS = {parameter["name"]: parameter for parameter in (
            "other of its variants (a conversation that saw several is contaminated and in no variant). Without "
            "the colon, the test name or the variant: 400."),
 )}
+# Names for the runs of them most routes take whole: `$ref: "#/components/parameters/days"` is start,
+# end and period; `.../filters` the five filters (a route refusing one names the others one by one).
+PARAMETER_GROUPS = {"days": ("start", "end", "period"), "filters": FILTERS}
 SHARED_PARAMETER = "#/components/parameters/"
+
+
+def _shared(name: str) -> list[dict]:
+    """The definitions a ``$ref`` name stands for: a group's parameters, or the one parameter."""
+    return [copy.deepcopy(PARAMETERS[each]) for each in PARAMETER_GROUPS.get(name, (name,))]
 
 
 class _Schemas(SchemaGenerator):
@@ -102,9 +110,11 @@ class _Schemas(SchemaGenerator):
         parsed = super().parse_docstring(func_or_method)
         if "parameters" in parsed:
             parsed["parameters"] = [
-                copy.deepcopy(PARAMETERS[parameter["$ref"].removeprefix(SHARED_PARAMETER)]) if "$ref" in parameter
-                else parameter
+                written
                 for parameter in parsed["parameters"]
+                for written in (
+                    _shared(parameter["$ref"].removeprefix(SHARED_PARAMETER)) if "$ref" in parameter else [parameter]
+                )
             ]
         return parsed
 
@@ -341,17 +351,11 @@ def create_app(config: ApiConfig) -> Starlette:
         """
         parameters:
           - {name: name, in: path, required: true, schema: {type: string}, description: "A metric_name of /api/metrics, e.g. completion_rate."}
-          - $ref: "#/components/parameters/start"
-          - $ref: "#/components/parameters/end"
-          - $ref: "#/components/parameters/period"
+          - $ref: "#/components/parameters/days"
           - {name: segment_type, in: query, schema: {type: string}, description: "all (default), channel, agent_id, device, source, language, environment or experiment:<test_name>."}
           - {name: segment_value, in: query, schema: {type: string}, description: "Only this value of segment_type."}
           - {name: grain, in: query, schema: {type: string, enum: [day, hour]}, description: "The series' period (default day)."}
-          - $ref: "#/components/parameters/channel"
-          - $ref: "#/components/parameters/agent"
-          - $ref: "#/components/parameters/environment"
-          - $ref: "#/components/parameters/exclude_development"
-          - $ref: "#/components/parameters/variant"
+          - $ref: "#/components/parameters/filters"
         responses:
           200:
             description: >
@@ -422,14 +426,8 @@ def create_app(config: ApiConfig) -> Starlette:
         parameters:
           - {name: name, in: path, required: true, schema: {type: string}, description: "A funnel_name of /api/funnels."}
           - {name: reading, in: query, schema: {type: string, enum: [any_order, in_order]}, description: "Default: the funnel's counting."}
-          - $ref: "#/components/parameters/start"
-          - $ref: "#/components/parameters/end"
-          - $ref: "#/components/parameters/period"
-          - $ref: "#/components/parameters/channel"
-          - $ref: "#/components/parameters/agent"
-          - $ref: "#/components/parameters/environment"
-          - $ref: "#/components/parameters/exclude_development"
-          - $ref: "#/components/parameters/variant"
+          - $ref: "#/components/parameters/days"
+          - $ref: "#/components/parameters/filters"
         responses:
           200:
             description: >
@@ -568,9 +566,7 @@ def create_app(config: ApiConfig) -> Starlette:
     def abandon_turns(request: Request, con) -> dict:
         """
         parameters:
-          - $ref: "#/components/parameters/start"
-          - $ref: "#/components/parameters/end"
-          - $ref: "#/components/parameters/period"
+          - $ref: "#/components/parameters/days"
           - {name: limit, in: query, schema: {type: integer, default: 10, minimum: 1, maximum: 1000}, description: "How many turns."}
           - $ref: "#/components/parameters/channel"
           - $ref: "#/components/parameters/agent"
@@ -594,9 +590,7 @@ def create_app(config: ApiConfig) -> Starlette:
     def timing(request: Request, con) -> dict:
         """
         parameters:
-          - $ref: "#/components/parameters/start"
-          - $ref: "#/components/parameters/end"
-          - $ref: "#/components/parameters/period"
+          - $ref: "#/components/parameters/days"
           - $ref: "#/components/parameters/channel"
           - $ref: "#/components/parameters/agent"
           - $ref: "#/components/parameters/environment"
@@ -621,14 +615,8 @@ def create_app(config: ApiConfig) -> Starlette:
     def models_compared(request: Request, con) -> dict:
         """
         parameters:
-          - $ref: "#/components/parameters/start"
-          - $ref: "#/components/parameters/end"
-          - $ref: "#/components/parameters/period"
-          - $ref: "#/components/parameters/channel"
-          - $ref: "#/components/parameters/agent"
-          - $ref: "#/components/parameters/environment"
-          - $ref: "#/components/parameters/exclude_development"
-          - $ref: "#/components/parameters/variant"
+          - $ref: "#/components/parameters/days"
+          - $ref: "#/components/parameters/filters"
           - {name: min_started, in: query, schema: {type: integer, minimum: 1}, description: "Started conversations a model needs to be compared (default 30)."}
         responses:
           200:
