@@ -134,8 +134,14 @@ lint: $(INSTALLED)
 # that order instead of xdist's most-tests-first).
 PYTEST_WORKERS ?= 2
 
+# The tests' warehouses, dbt targets and landing folders in memory where
+# /dev/shm exists (docs/development.md#tests): a folder per checkout, cleared
+# by pytest at the start, removed after a green run, kept after a red one.
+TEST_TMP ?= $(if $(wildcard /dev/shm/.),/dev/shm/convo-warehouse-tests-$(shell id -u)-$(shell printf %s "$(CURDIR)" | cksum | cut -d" " -f1))
+
 pytest: $(INSTALLED) target/manifest.json
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20 $(if $(TEST_TMP),--basetemp=$(TEST_TMP))
+	$(if $(TEST_TMP),@rm -rf "$(TEST_TMP)")
 
 # dbt-test and lint side by side: each keeps about one of two cores busy
 # (sqlfluff and dbt's Python are single-threaded; docs/development.md#tests),

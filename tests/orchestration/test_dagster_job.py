@@ -108,6 +108,27 @@ def test_definitions_load_and_validate(defs):
     assert hourly.tags["convo_warehouse/writer"] == "duckdb"
 
 
+def test_classifier_tables_are_tested_by_the_runs_that_write_them(defs):
+    """dagster-dbt runs the tests of every source upstream of a selected model: the hourly job
+    (no classifier) would test the classifier's tables, which it never writes, every hour. The
+    dbt step leaves those tests out of it; the daily job, which runs the classifier, runs them."""
+    from convo_warehouse.assets.dbt import unwritten_source_tests
+
+    manifest = json.loads(manifest_path().read_text())
+    hourly = defs.resolve_job_def("load_and_rebuild_job").asset_layer.executable_asset_keys
+    daily = defs.resolve_job_def("build_all_job").asset_layer.executable_asset_keys
+    left_out = unwritten_source_tests(manifest, hourly)
+    assert "source_unique_classification_message_sentiment_event_id" in left_out
+    tests = {node["name"]: node for node in manifest["nodes"].values() if node["resource_type"] == "test"}
+    for name in left_out:
+        assert {manifest["sources"][parent]["source_name"] for parent in tests[name]["depends_on"]["nodes"]} == {
+            "classification"
+        }
+    # what a load writes is tested by every run that loads
+    assert "source_not_null_raw_events_load_id" not in left_out
+    assert unwritten_source_tests(manifest, daily) == []
+
+
 # ---------------------------------------------------------------------------
 # The full job, in-process, on generated data
 # ---------------------------------------------------------------------------
@@ -264,6 +285,8 @@ def test_a_run_with_new_data_leaves_out_what_no_load_reaches_but_tests_what_it_w
     assert {"serving/snapshot", "audit/pipeline_runs"} <= set(again)
     not_run = checks(first) - checks(second)
     assert {"not_null_stg_seeds__experiments_test_name", "not_null_stg_seeds__funnel_stages_funnel_name"} <= not_run
+    # the classifier's tables are tested by the daily job that wrote them, not by the hourly one
+    assert "source_unique_classification_message_sentiment_event_id" in not_run
     assert not {name for name in not_run if "fct_conversations" in name or "fct_messages" in name}
     assert all(evaluation.passed for evaluation in second.get_asset_check_evaluations()
                if evaluation.severity == dg.AssetCheckSeverity.ERROR)

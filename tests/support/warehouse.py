@@ -24,6 +24,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # warehouse.duckdb, so relation names are the same).
 _MANIFESTS: dict[Path, object] = {}
 
+# dbt commands whose JSON output is what they are for (every other call skips writing it)
+JSON_COMMANDS = ("parse", "docs")
+
 
 def forget_parsed_manifest(target_dir: Path) -> None:
     """The next dbt call with ``target_dir`` parses the project again (it was edited)."""
@@ -161,10 +164,14 @@ class Warehouse:
         """Run dbt in-process on this warehouse, reusing the session's parsed manifest."""
         from dbt.cli.main import dbtRunner
 
+        # No manifest.json or run_results.json rewritten per call: writing them costs more
+        # than a small build's nodes, and the parse already wrote the manifest ``run_build``
+        # reads; the results are in ``result``.
+        artifacts = [] if args[0] in JSON_COMMANDS else ["--no-write-json"]
         saved = dict(os.environ)
         os.environ.update(self.env)
         try:
-            result = dbtRunner(manifest=_session_manifest(self.target_dir)).invoke([*args, "--quiet"])
+            result = dbtRunner(manifest=_session_manifest(self.target_dir)).invoke([*args, "--quiet", *artifacts])
         finally:
             os.environ.clear()
             os.environ.update(saved)

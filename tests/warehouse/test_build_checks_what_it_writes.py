@@ -24,6 +24,16 @@ from convo_warehouse.lib.generate import generate_events
 END_DATE = "2024-04-02"
 # the scope models and what the two marts read
 UP_TO_MESSAGES = "+fct_conversations +fct_messages"
+# abandoned conversations per day, as each mart counts them (the contract's
+# abandonment_rate: was_abandoned over started, by the conversation's day)
+ABANDONED_BY_DAY = {
+    "fct_conversations": "select conversation_date, count_if(was_abandoned) from marts.fct_conversations "
+                         "group by 1 order by 1",
+    "metrics_daily": "select metric_date, cast(numerator as bigint) from marts.metrics_daily "
+                     "where metric_name = 'abandonment_rate' and segment_type = 'all' order by 1",
+    "metrics_hourly": "select metric_date, cast(sum(numerator) as bigint) from marts.metrics_hourly "
+                      "where metric_name = 'abandonment_rate' and segment_type = 'all' group by 1 order by 1",
+}
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +154,13 @@ def test_a_changed_var_seed_or_model_rebuilds_what_reads_it_and_nothing_else(gen
     warehouse = Warehouse(tmp_path / "warehouse", tmp_path / "target", project_dir)
     for day in generated:
         shutil.copytree(day, warehouse.landing / day.name)
+    # engaged, then silent: abandoned after 30 minutes, not after two years
+    (warehouse.landing / "silent.jsonl").write_text("".join(json.dumps({
+        "event_id": f"silent-{number}", "conversation_id": "silent", "event_type": event_type,
+        "timestamp": f"2024-04-01T10:0{number}:00Z", "properties": properties,
+    }) + "\n" for number, (event_type, properties) in enumerate(
+        [("conversation_started", {}), ("user_message", {"content": "anyone there?"})]
+    )))
     warehouse.load()
 
     def build() -> set[str]:
@@ -159,13 +176,20 @@ def test_a_changed_var_seed_or_model_rebuilds_what_reads_it_and_nothing_else(gen
     assert build() == set(), "a run with nothing new rebuilt something"
 
     # abandon_after_minutes is read by fct_conversations (and the scope); the var
-    # changes in the project, which is parsed again
+    # changes in the project, which is parsed again. After two years of silence no
+    # conversation is abandoned any longer, and no new event puts a day in the
+    # run's scope: only the rebuild recounts them.
+    before = warehouse.query(ABANDONED_BY_DAY["metrics_daily"])
     project = project_dir / "dbt_project.yml"
-    project.write_text(project.read_text().replace("abandon_after_minutes: 30", "abandon_after_minutes: 45"))
+    project.write_text(project.read_text().replace("abandon_after_minutes: 30", "abandon_after_minutes: 1000000"))
     reparse()
     rebuilt = build()
     assert {"marts.fct_conversations", "scope.scope_conversations", "marts.metrics_daily"} <= rebuilt
     assert "marts.fct_messages" not in rebuilt and "staging.base_events_parsed" not in rebuilt, rebuilt
+    assert warehouse.query("select conversation_id from scope.scope_conversations") == []
+    after = {mart: warehouse.query(sql) for mart, sql in ABANDONED_BY_DAY.items()}
+    assert after["metrics_daily"] != before, "the var changed no day's abandonment: the test cannot fail"
+    assert after["metrics_daily"] == after["metrics_hourly"] == after["fct_conversations"]
     assert build() == set()
 
     # the experiments seed (a test's intended split): the seed and what reads it, nothing else

@@ -12,7 +12,8 @@ configured ``Host`` names (loopback ones by default) and refuses requests a
 browser marks as coming from another site, and it runs behind the same
 per-client limits (``lib/server_limits.py``). ``/api/openapi.json`` describes it all
 (OpenAPI 3, generated from the route docstrings by Starlette's
-SchemaGenerator).
+SchemaGenerator; the query parameters several routes share are defined once,
+in ``PARAMETERS``).
 
 Beside these, ``/api/analytics/dashboard`` and ``/api/analytics/funnel``
 answer in the shapes of the chat-analytics document the warehouse replaces
@@ -23,6 +24,7 @@ exactly the document's, the snapshot's version in a header.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import datetime as dt
 import threading
@@ -50,7 +52,74 @@ SNAPSHOT_HEADER = "X-Convo-Snapshot"
 FILTERS = ("channel", "agent", "environment", "exclude_development", "variant")
 MAX_ABANDON_TURNS = 1000
 
-SCHEMAS = SchemaGenerator(
+
+def _query(name: str, schema: dict, description: str, **more) -> dict:
+    return {"name": name, "in": "query", "schema": schema, **more, "description": description}
+
+
+def _one_of(name: str, column: str) -> dict:
+    """A repeatable attribute filter (channel=web&channel=sms)."""
+    return _query(name, {"type": "array", "items": {"type": "string"}},
+                  f"Only the conversations whose {column} is one of the values given (repeat the parameter for "
+                  f"several); a conversation without one counts as `unknown`.", style="form", explode=True)
+
+
+# The query parameters several routes share (what _scope reads: the period's days, then the filters),
+# each defined once, its description true on every route that takes it. A route's docstring names
+# one as `- $ref: "#/components/parameters/<name>"` in its place among the route's own parameters;
+# the schema served has the definition written out there (_Schemas).
+PARAMETERS = {parameter["name"]: parameter for parameter in (
+    _query("start", {"type": "string", "format": "date"},
+           "First conversation day (the UTC date of a conversation's first event), inclusive. Without start and "
+           "end the period defaults to the last 28 complete days, up to the latest complete day (the newest "
+           "conversation day before the day of the newest event); with end alone it runs from the first day of "
+           "the data. Not a YYYY-MM-DD day, or after end: 400."),
+    _query("end", {"type": "string", "format": "date"},
+           "Last conversation day, inclusive. Without start and end: the latest complete day (see start); with "
+           "start alone, the last day of the data. Not a YYYY-MM-DD day, or before start: 400."),
+    _query("period", {"type": "string", "enum": ["all"]},
+           "all: without start and end, the whole history instead of the last 28 complete days. Ignored when "
+           "start or end is given; any other value is ignored."),
+    _one_of("channel", "channel"),
+    _one_of("agent", "agent_id"),
+    _one_of("environment", "environment"),
+    _query("exclude_development", {"type": "boolean"},
+           "true (or 1): leave out development traffic, the conversations whose environment is development (one "
+           "without an environment is kept); false (or 0), the default: keep it. Anything else: 400."),
+    _query("variant", {"type": "string"},
+           "<test_name>:<variant>: only the conversations exposed to this variant of this A/B test and to no "
+           "other of its variants (a conversation that saw several is contaminated and in no variant). Without "
+           "the colon, the test name or the variant: 400."),
+)}
+# Names for the runs of them most routes take whole: `$ref: "#/components/parameters/days"` is start,
+# end and period; `.../filters` the five filters (a route refusing one names the others one by one).
+PARAMETER_GROUPS = {"days": ("start", "end", "period"), "filters": FILTERS}
+SHARED_PARAMETER = "#/components/parameters/"
+
+
+def _shared(name: str) -> list[dict]:
+    """The definitions a ``$ref`` name stands for: a group's parameters, or the one parameter."""
+    return [copy.deepcopy(PARAMETERS[each]) for each in PARAMETER_GROUPS.get(name, (name,))]
+
+
+class _Schemas(SchemaGenerator):
+    """Starlette's schema generator, with each shared parameter a route's docstring names
+    (``$ref``) written out from PARAMETERS: the schema served lists every parameter in its route."""
+
+    def parse_docstring(self, func_or_method) -> dict:
+        parsed = super().parse_docstring(func_or_method)
+        if "parameters" in parsed:
+            parsed["parameters"] = [
+                written
+                for parameter in parsed["parameters"]
+                for written in (
+                    _shared(parameter["$ref"].removeprefix(SHARED_PARAMETER)) if "$ref" in parameter else [parameter]
+                )
+            ]
+        return parsed
+
+
+SCHEMAS = _Schemas(
     {
         "openapi": "3.0.3",
         "info": {
@@ -58,11 +127,12 @@ SCHEMAS = SchemaGenerator(
             "version": "1",
             "description": (
                 "Metrics, funnels and experiments of the published snapshot. Rates are fractions 0..1, counts "
-                "integers, days UTC conversation days (YYYY-MM-DD, inclusive). Filters on every metric and "
-                "funnel route: channel, agent, environment (each repeatable), exclude_development=true, "
-                "variant=<test_name>:<variant>. /api/analytics/dashboard and /api/analytics/funnel answer in the "
-                "chat-analytics document's shapes (start and end only; dropoffRate in percent). Send "
-                "'Authorization: Bearer <token>' when the server has tokens (CONVO_API_TOKENS)."
+                "integers, days UTC conversation days (YYYY-MM-DD, inclusive). The routes that count a period's "
+                "conversations take its days (start, end, period) and filters (channel, agent, environment, "
+                "exclude_development, variant); a conversation counts when it passes every filter given. "
+                "/api/analytics/dashboard and /api/analytics/funnel answer in the chat-analytics document's "
+                "shapes (start and end only; dropoffRate in percent). Send 'Authorization: Bearer <token>' when "
+                "the server has tokens (CONVO_API_TOKENS)."
             ),
         },
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
@@ -281,17 +351,11 @@ def create_app(config: ApiConfig) -> Starlette:
         """
         parameters:
           - {name: name, in: path, required: true, schema: {type: string}, description: "A metric_name of /api/metrics, e.g. completion_rate."}
-          - {name: start, in: query, schema: {type: string, format: date}, description: "First conversation day (default: 28 complete days before the newest)."}
-          - {name: end, in: query, schema: {type: string, format: date}, description: "Last conversation day (default: the latest complete day)."}
-          - {name: period, in: query, schema: {type: string, enum: [all]}, description: "all: the whole history when start and end are not given."}
+          - $ref: "#/components/parameters/days"
           - {name: segment_type, in: query, schema: {type: string}, description: "all (default), channel, agent_id, device, source, language, environment or experiment:<test_name>."}
           - {name: segment_value, in: query, schema: {type: string}, description: "Only this value of segment_type."}
           - {name: grain, in: query, schema: {type: string, enum: [day, hour]}, description: "The series' period (default day)."}
-          - {name: channel, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
-          - {name: agent, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
-          - {name: environment, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
-          - {name: exclude_development, in: query, schema: {type: boolean}}
-          - {name: variant, in: query, schema: {type: string}, description: "<test_name>:<variant>."}
+          - $ref: "#/components/parameters/filters"
         responses:
           200:
             description: >
@@ -362,14 +426,8 @@ def create_app(config: ApiConfig) -> Starlette:
         parameters:
           - {name: name, in: path, required: true, schema: {type: string}, description: "A funnel_name of /api/funnels."}
           - {name: reading, in: query, schema: {type: string, enum: [any_order, in_order]}, description: "Default: the funnel's counting."}
-          - {name: start, in: query, schema: {type: string, format: date}}
-          - {name: end, in: query, schema: {type: string, format: date}}
-          - {name: period, in: query, schema: {type: string, enum: [all]}}
-          - {name: channel, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
-          - {name: agent, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
-          - {name: environment, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
-          - {name: exclude_development, in: query, schema: {type: boolean}}
-          - {name: variant, in: query, schema: {type: string}}
+          - $ref: "#/components/parameters/days"
+          - $ref: "#/components/parameters/filters"
         responses:
           200:
             description: >
@@ -418,8 +476,8 @@ def create_app(config: ApiConfig) -> Starlette:
     def analytics_dashboard(request: Request, con) -> dict:
         """
         parameters:
-          - {name: start, in: query, schema: {type: string, format: date}, description: "First conversation day (UTC date of a conversation's first event), inclusive. Without start and end: the last 28 complete days; without one of them: the first or last day of the data."}
-          - {name: end, in: query, schema: {type: string, format: date}, description: "Last conversation day, inclusive."}
+          - $ref: "#/components/parameters/start"
+          - $ref: "#/components/parameters/end"
         responses:
           200:
             description: >
@@ -482,8 +540,8 @@ def create_app(config: ApiConfig) -> Starlette:
     def analytics_funnel(request: Request, con) -> list:
         """
         parameters:
-          - {name: start, in: query, schema: {type: string, format: date}, description: "First conversation day, inclusive (as /api/analytics/dashboard)."}
-          - {name: end, in: query, schema: {type: string, format: date}, description: "Last conversation day, inclusive."}
+          - $ref: "#/components/parameters/start"
+          - $ref: "#/components/parameters/end"
           - {name: funnel, in: query, schema: {type: string, default: support}, description: "A funnel_name of /api/funnels."}
         responses:
           200:
@@ -492,7 +550,8 @@ def create_app(config: ApiConfig) -> Starlette:
               name, sessionCount (the stage's count, as /api/funnels/<name>), dropoffRate (percent, one
               decimal, of the previous stage's conversations that did not go on to this stage; 0.0 for
               the first stage, which has no previous step; null when the previous stage has none). The
-              snapshot's version is in the X-Convo-Snapshot header.
+              snapshot's version is in the X-Convo-Snapshot header. No other filter: channel, agent, ...
+              are refused (400), as on /api/analytics/dashboard.
             content:
               application/json:
                 schema:
@@ -507,14 +566,12 @@ def create_app(config: ApiConfig) -> Starlette:
     def abandon_turns(request: Request, con) -> dict:
         """
         parameters:
-          - {name: start, in: query, schema: {type: string, format: date}, description: "First conversation day (default: 28 complete days before the newest)."}
-          - {name: end, in: query, schema: {type: string, format: date}, description: "Last conversation day (default: the latest complete day)."}
-          - {name: period, in: query, schema: {type: string, enum: [all]}, description: "all: the whole history when start and end are not given."}
+          - $ref: "#/components/parameters/days"
           - {name: limit, in: query, schema: {type: integer, default: 10, minimum: 1, maximum: 1000}, description: "How many turns."}
-          - {name: channel, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
-          - {name: agent, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
-          - {name: environment, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
-          - {name: exclude_development, in: query, schema: {type: boolean}}
+          - $ref: "#/components/parameters/channel"
+          - $ref: "#/components/parameters/agent"
+          - $ref: "#/components/parameters/environment"
+          - $ref: "#/components/parameters/exclude_development"
         responses:
           200:
             description: >
@@ -533,13 +590,11 @@ def create_app(config: ApiConfig) -> Starlette:
     def timing(request: Request, con) -> dict:
         """
         parameters:
-          - {name: start, in: query, schema: {type: string, format: date}, description: "First conversation day (default: 28 complete days before the newest)."}
-          - {name: end, in: query, schema: {type: string, format: date}, description: "Last conversation day (default: the latest complete day)."}
-          - {name: period, in: query, schema: {type: string, enum: [all]}, description: "all: the whole history when start and end are not given."}
-          - {name: channel, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
-          - {name: agent, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
-          - {name: environment, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
-          - {name: exclude_development, in: query, schema: {type: boolean}}
+          - $ref: "#/components/parameters/days"
+          - $ref: "#/components/parameters/channel"
+          - $ref: "#/components/parameters/agent"
+          - $ref: "#/components/parameters/environment"
+          - $ref: "#/components/parameters/exclude_development"
         responses:
           200:
             description: >
@@ -560,14 +615,8 @@ def create_app(config: ApiConfig) -> Starlette:
     def models_compared(request: Request, con) -> dict:
         """
         parameters:
-          - {name: start, in: query, schema: {type: string, format: date}, description: "First conversation day (default: 28 complete days before the newest)."}
-          - {name: end, in: query, schema: {type: string, format: date}, description: "Last conversation day (default: the latest complete day)."}
-          - {name: period, in: query, schema: {type: string, enum: [all]}, description: "all: the whole history when start and end are not given."}
-          - {name: channel, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
-          - {name: agent, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
-          - {name: environment, in: query, schema: {type: array, items: {type: string}}, style: form, explode: true}
-          - {name: exclude_development, in: query, schema: {type: boolean}}
-          - {name: variant, in: query, schema: {type: string}, description: "<test_name>:<variant>."}
+          - $ref: "#/components/parameters/days"
+          - $ref: "#/components/parameters/filters"
           - {name: min_started, in: query, schema: {type: integer, minimum: 1}, description: "Started conversations a model needs to be compared (default 30)."}
         responses:
           200:

@@ -14,7 +14,7 @@ in several steps around them.
 
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 import dagster as dg
@@ -46,6 +46,13 @@ SOURCE_ASSET_KEYS: dict[tuple[str, str], dg.AssetKey] = {
 }
 
 CLASSIFICATION_SOURCES = "source.convo_warehouse.classification."
+
+# dbt sources whose tables a dbt model writes, not a load: source name -> the
+# writer's asset key. Their tables change only in a build that runs the writer,
+# and that build tests them; dagster-dbt adds the tests of every source upstream
+# of a selected model, so without this the hourly job (no classifier) re-read
+# the classifier's tables in full every hour to test rows it never writes.
+SOURCE_WRITERS: dict[str, dg.AssetKey] = {"classification": CLASSIFIER}
 
 # Top-level folders under models/ that are layers (and Dagster groups).
 MODEL_LAYERS = ("staging", "intermediate", "marts", "quarantine", "audit")
@@ -162,6 +169,8 @@ def dbt_models(
                     spark_state_dir(), dbt_project.project_dir, manifest)
             else:
                 plan, left_out = _prepare(context, warehouse, manifest)
+            if plan is not None:
+                left_out += unwritten_source_tests(manifest, context.selected_asset_keys)
             args = dbt_commands.production_build(multi_step=on_spark(), exclude=left_out)
             invocation = dbt.cli(args, context=context, raise_on_error=False)
             if not on_spark():  # the GX suites run after this step (checks/gx_checks.py)
@@ -203,6 +212,23 @@ def _prepare(
         )
         context.log.info(f"rebuilt whole, {why}: {', '.join(dropped) or 'nothing built yet'}")
     return plan, left_out
+
+
+def unwritten_source_tests(manifest: Mapping, selected: Collection[dg.AssetKey]) -> list[str]:
+    """The data tests (by name) that read only sources whose writer (``SOURCE_WRITERS``) is
+    not among the ``selected`` assets: this build leaves their tables as the writer's last
+    build wrote and tested them."""
+    unwritten = {source for source, writer in SOURCE_WRITERS.items() if writer not in selected}
+    if not unwritten:
+        return []
+    return sorted(
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "test"
+        and (parents := node["depends_on"].get("nodes", []))
+        and all(parent in manifest["sources"] and manifest["sources"][parent]["source_name"] in unwritten
+                for parent in parents)
+    )
 
 
 LEFT_OUT = "no load reaches it and the project's changes did not: left as the last build left it"

@@ -32,7 +32,8 @@ def production_build(*, multi_step: bool = False, exclude: Iterable[str] = ()) -
     the tests whose every parent it builds or has built: dbt's "buildable"
     indirect selection (the default, "eager", would test a model a later step
     builds). ``exclude``: the nodes left out (what no load reaches, unless the
-    project's changes rebuild it: lib/dbt_state.py).
+    project's changes rebuild it: lib/dbt_state.py; the tests of sources this
+    run does not write: assets/dbt.py).
     """
     args = ["build", "--exclude-resource-type", "unit_test"]
     if "DBT_LOG_LEVEL_FILE" not in os.environ:
