@@ -236,4 +236,5 @@ def run_through_thrift(landing_dir: Path, server: ThriftServer) -> str:
         thrift_dbt(*production_build(multi_step=True, exclude=[*excluded, *python_models]), *selection)
     thrift_dbt(*record_steps_args(started))
     server.stop()
-    return f"built through the Thrift server on {HOST}:{server.port}; Python models in sessions: {', '.join(python_models)}"
+    where = "in sessions" if server.connect_url is None else f"through Spark Connect on {server.connect_url}"
+    return f"built through the Thrift server on {HOST}:{server.port}; Python models {where}: {', '.join(python_models)}"
