@@ -279,6 +279,9 @@ def check_one_server_for_the_job(batch: int, log: Path, offset: int) -> None:
           f"{operations} Spark Connect operations")
     if starts != 1 or statements == 0 or operations == 0:
         sys.exit(f"batch {batch}'s job did not run on one Spark server through Thrift and Spark Connect (see {log})")
+    # a class pyspark does not ship, needed by whatever touched it (thrift.MISSING_HIVE_INTERFACE)
+    if "NoClassDefFoundError" in text:
+        sys.exit(f"batch {batch}: the Spark server missed a class (NoClassDefFoundError in {log})")
 
 
 def free_port() -> int:

@@ -188,6 +188,39 @@ def test_the_server_serves_spark_connect_beside_thrift_on_localhost_only(tmp_pat
     assert "spark.plugins" not in settings(server_command(tmp_path, 10001, spark_home=tmp_path))
 
 
+def test_the_server_class_path_holds_the_hive_interface_pyspark_lacks(tmp_path):
+    """The class file in the stub jar is a public interface of the missing name, extending nothing
+    but Object (read back field by field), and the server starts with that jar on its class path."""
+    import struct
+    import zipfile
+
+    from convo_warehouse.spark.thrift import MISSING_HIVE_INTERFACE, server_command
+
+    command = server_command(tmp_path, 10001, spark_home=tmp_path)
+    jar = Path(command[command.index("--driver-class-path") + 1])
+    with zipfile.ZipFile(jar) as archive:
+        assert archive.namelist() == [f"{MISSING_HIVE_INTERFACE}.class"]
+        data = archive.read(f"{MISSING_HIVE_INTERFACE}.class")
+    magic, _minor, major, count = struct.unpack(">IHHH", data[:10])
+    assert (magic, major) == (0xCAFEBABE, 52)
+    constants, position = {}, 10
+    for index in range(1, count):
+        tag = data[position]
+        if tag == 1:  # Utf8
+            (length,) = struct.unpack(">H", data[position + 1:position + 3])
+            constants[index] = data[position + 3:position + 3 + length].decode()
+            position += 3 + length
+        else:
+            assert tag == 7  # Class: its name's index
+            (constants[index],) = struct.unpack(">H", data[position + 1:position + 3])
+            position += 3
+    flags, this, parent, *counts = struct.unpack(">HHHHHHH", data[position:position + 14])
+    assert flags == 0x0601  # public interface (abstract)
+    assert constants[constants[this]] == MISSING_HIVE_INTERFACE
+    assert constants[constants[parent]] == "java/lang/Object"
+    assert counts == [0, 0, 0, 0] and len(data) == position + 14
+
+
 def test_spark_builds_in_steps_around_the_python_models_in_dependency_order():
     """dbt-spark cannot run Python models: dbt builds what needs none, the
     classifier runs, dbt builds what it unblocked, the statistics run, dbt

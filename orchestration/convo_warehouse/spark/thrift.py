@@ -74,13 +74,51 @@ CONNECT_OPERATION_LINE = "SparkConnectExecutionManager: ExecuteHolder"
 SERVER_STARTED_LINE = "HiveThriftServer2 started"
 
 
+# Closing a Thrift session can initialise Hive's function registry (SessionState.close ->
+# Hive.get on a handler thread that has no metastore client yet). Its static initialiser
+# registers a table function whose class names LlapSigner.Signable, from hive-llap-common,
+# which pyspark 4 no longer ships (apache/spark SPARK-51041 added it back for Spark's own
+# tests only), so the close failed with NoClassDefFoundError whenever a session closed on
+# such a thread, and dbt reported the model that connection had built as failed. An empty
+# interface of that name is all the initialiser needs; nothing calls it.
+MISSING_HIVE_INTERFACE = "org/apache/hadoop/hive/llap/security/LlapSigner$Signable"
+
+
+def _interface_class_file(name: str) -> bytes:
+    """The class file of an empty public interface ``name`` (slashes between packages), Java 8's format."""
+    def utf8(text: str) -> bytes:
+        data = text.encode()
+        return b"\x01" + len(data).to_bytes(2, "big") + data
+
+    constants = [utf8(name), b"\x07" + (1).to_bytes(2, "big"),  # 1: the name, 2: this class
+                 utf8("java/lang/Object"), b"\x07" + (3).to_bytes(2, "big")]  # 3, 4: its super class
+    public_interface = 0x0001 | 0x0200 | 0x0400  # ACC_PUBLIC | ACC_INTERFACE | ACC_ABSTRACT
+    return b"".join([
+        bytes.fromhex("cafebabe"), (0).to_bytes(2, "big"), (52).to_bytes(2, "big"),
+        (len(constants) + 1).to_bytes(2, "big"), *constants,
+        public_interface.to_bytes(2, "big"), (2).to_bytes(2, "big"), (4).to_bytes(2, "big"),
+        bytes(8),  # no interfaces, fields, methods or attributes
+    ])
+
+
+def hive_stub_jar(directory: Path) -> Path:
+    """A jar in ``directory`` holding ``MISSING_HIVE_INTERFACE``, for the server's class path."""
+    import zipfile
+
+    jar = directory / "hive-llap-signable-stub.jar"
+    with zipfile.ZipFile(jar, "w") as archive:
+        archive.writestr(f"{MISSING_HIVE_INTERFACE}.class", _interface_class_file(MISSING_HIVE_INTERFACE))
+    return jar
+
+
 def server_command(directory: Path, port: int, spark_home: Path | None = None,
                    connect_port: int | None = None) -> list[str]:
     """``spark-submit`` of HiveThriftServer2 with the session's settings, bound to 127.0.0.1:``port``;
     serving Spark Connect on 127.0.0.1:``connect_port`` too when given."""
     command = [str((spark_home or _spark_home()) / "bin" / "spark-submit"),
                "--class", "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2",
-               "--name", "convo-warehouse-thrift"]
+               "--name", "convo-warehouse-thrift",
+               "--driver-class-path", str(hive_stub_jar(directory))]
     log_settings = directory / "thrift-log4j2.properties"
     settings = spark_settings(directory)
     if connect_port is not None:
