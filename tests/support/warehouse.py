@@ -101,7 +101,8 @@ def undocumented_columns(manifest: dict, con: duckdb.DuckDBPyConnection) -> dict
     return missing
 
 
-def _describe_failures(result) -> str:
+def describe_failures(result) -> str:
+    """What failed in a dbt invocation's ``result``: its exception, or each failed node's message."""
     if result.exception is not None:
         return str(result.exception)
     lines = []
@@ -176,7 +177,7 @@ class Warehouse:
             os.environ.clear()
             os.environ.update(saved)
         if check and not result.success:
-            raise AssertionError(f"dbt {' '.join(args)} failed:\n{_describe_failures(result)}")
+            raise AssertionError(f"dbt {' '.join(args)} failed:\n{describe_failures(result)}")
         return result
 
     def build(self, select: str | None = "+fct_conversations +reconciliation", *more: str, full_refresh: bool = False):
