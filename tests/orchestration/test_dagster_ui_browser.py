@@ -9,6 +9,7 @@ Skipped, with a message, only when /usr/bin/chromium is not installed
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -121,11 +122,9 @@ def _open(page, url: str, wait_for_text: str, exact: bool = True, first: bool = 
 
     page.goto(url, wait_until="domcontentloaded")
     page.get_by_text(wait_for_text, exact=exact).first.wait_for(timeout=90_000)
-    if first:  # shown once per browser profile, a moment after the first page loads
-        try:
+    if first:  # shown once per browser profile, a moment after the first page loads (or not at all)
+        with contextlib.suppress(PlaywrightTimeoutError):
             page.get_by_role("button", name="Skip").first.click(timeout=5_000)
-        except PlaywrightTimeoutError:
-            pass
     page.wait_for_timeout(1_500)
     return page.inner_text("body")
 

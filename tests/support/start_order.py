@@ -7,7 +7,7 @@ from __future__ import annotations
 # xdist hands whole files to its workers in collection order, so the files
 # that run whole pipelines start first and the short ones fill in at the end,
 # rather than one long file running alone while the other worker idles.
-# Measured per-file durations: docs/development.md#tests.
+# Measured per-file durations: benchmarks/results/2026-11-26-test-suite.md.
 LONGEST_FIRST = (
     "warehouse/test_incremental_equals_full_build.py",
     "serving/test_dashboard.py",

@@ -527,18 +527,8 @@ self_service,40,rated,stage_reached,,Test funnel: or the application said so.,
 """
 
 
-def _project_copy(destination: Path) -> Path:
-    """The dbt project (not data, not the venv) copied to ``destination``."""
-    destination.mkdir(parents=True)
-    for name in ("dbt_project.yml", "profiles.yml"):
-        shutil.copy2(REPO_ROOT / name, destination / name)
-    for folder in ("models", "macros", "seeds", "tests/dbt"):
-        shutil.copytree(REPO_ROOT / folder, destination / folder)
-    return destination
-
-
 def test_a_funnel_added_by_seed_rows_alone_appears_everywhere(generated, tmp_path):
-    project = _project_copy(tmp_path / "project")
+    project = Warehouse(tmp_path / "scratch", tmp_path / "scratch-target").copy_project(tmp_path / "project")
     seed = project / "seeds" / "funnel_stages.csv"
     seed.write_text(seed.read_text().rstrip("\n") + "\n" + NEW_FUNNEL_ROWS)
     warehouse = Warehouse(tmp_path / "warehouse", tmp_path / "target", project_dir=project)
