@@ -2,7 +2,9 @@
 
 ``make ui`` and ``convo-warehouse ui`` call ``main``. It
 
-1. parses the dbt project (``dbt parse``) so the definitions can load,
+1. parses the dbt project (``dbt parse``) so the definitions can load, unless
+   the manifest is already the parse of the project as it is now
+   (``ensure_manifest``'s fingerprint),
 2. makes a Dagster instance folder (``DAGSTER_HOME``, default
    ``data/.dagster_home``) with a ``dagster.yaml`` that turns telemetry off
    and allows one writing run at a time (others queue),
@@ -71,7 +73,7 @@ def dagster_dev_command(host: str, port: int) -> list[str]:
 def prepare_environment(home: Path) -> dict[str, str]:
     """The environment ``dagster dev`` runs with (manifest parsed, instance ready)."""
     os.chdir(REPO_ROOT)
-    ensure_manifest(force=True)
+    ensure_manifest()
     prepare_home(home)
     env = dict(os.environ)
     env["DAGSTER_HOME"] = str(home)

@@ -27,6 +27,13 @@ _MANIFESTS: dict[Path, object] = {}
 # dbt commands whose JSON output is what they are for (every other call skips writing it)
 JSON_COMMANDS = ("parse", "docs")
 
+# dbt commands that run nodes on the profile's threads. In this process they run on one:
+# a crash in a C extension (DuckDB's Python binding driven by several threads at once)
+# would take the whole test worker down, with every test left in its file, and CI saw two
+# such segfaults inside in-process runs on several threads. A pipeline run (its own
+# process, the profile's threads) still runs nodes side by side.
+THREADED_COMMANDS = ("build", "run", "test", "seed", "compile", "show")
+
 
 def forget_parsed_manifest(target_dir: Path) -> None:
     """The next dbt call with ``target_dir`` parses the project again (it was edited)."""
@@ -101,7 +108,8 @@ def undocumented_columns(manifest: dict, con: duckdb.DuckDBPyConnection) -> dict
     return missing
 
 
-def _describe_failures(result) -> str:
+def describe_failures(result) -> str:
+    """What failed in a dbt invocation's ``result``: its exception, or each failed node's message."""
     if result.exception is not None:
         return str(result.exception)
     lines = []
@@ -167,16 +175,18 @@ class Warehouse:
         # No manifest.json or run_results.json rewritten per call: writing them costs more
         # than a small build's nodes, and the parse already wrote the manifest ``run_build``
         # reads; the results are in ``result``.
-        artifacts = [] if args[0] in JSON_COMMANDS else ["--no-write-json"]
+        options = [] if args[0] in JSON_COMMANDS else ["--no-write-json"]
+        if args[0] in THREADED_COMMANDS:
+            options += ["--threads", "1"]
         saved = dict(os.environ)
         os.environ.update(self.env)
         try:
-            result = dbtRunner(manifest=_session_manifest(self.target_dir)).invoke([*args, "--quiet", *artifacts])
+            result = dbtRunner(manifest=_session_manifest(self.target_dir)).invoke([*args, "--quiet", *options])
         finally:
             os.environ.clear()
             os.environ.update(saved)
         if check and not result.success:
-            raise AssertionError(f"dbt {' '.join(args)} failed:\n{_describe_failures(result)}")
+            raise AssertionError(f"dbt {' '.join(args)} failed:\n{describe_failures(result)}")
         return result
 
     def build(self, select: str | None = "+fct_conversations +reconciliation", *more: str, full_refresh: bool = False):

@@ -1,12 +1,12 @@
-"""The replace_scope strategy checks what each build writes, and a changed project rebuilds whole.
+"""The replace_scope strategy checks what each build writes.
 
 Row rules are the models' contract constraints (enforced by the engine on
 every row a build inserts); the grain (unique_key) and the scope are checked
 by the strategy on the rows a build is about to write, before it writes
 (macros/incremental/replace_scope.sql). A failed check fails the build and
-leaves the table as it was. A change to what a model is computed from (its
-SQL, a var it reads, an upstream seed's rows) rebuilds it whole
-(lib/dbt_state.py), and what did not change stays incremental.
+leaves the table as it was. (That a change to what a model is computed from,
+its SQL, a var it reads or an upstream seed's rows, rebuilds it whole is
+checked by the runs of tests/warehouse/test_incremental_equals_full_build.py.)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import shutil
 from datetime import timedelta
 
 import pytest
-from support.warehouse import Warehouse, forget_parsed_manifest
+from support.warehouse import Warehouse
 
 from convo_warehouse.lib.generate import generate_events
 
@@ -24,16 +24,6 @@ from convo_warehouse.lib.generate import generate_events
 END_DATE = "2024-04-02"
 # the scope models and what the two marts read
 UP_TO_MESSAGES = "+fct_conversations +fct_messages"
-# abandoned conversations per day, as each mart counts them (the contract's
-# abandonment_rate: was_abandoned over started, by the conversation's day)
-ABANDONED_BY_DAY = {
-    "fct_conversations": "select conversation_date, count_if(was_abandoned) from marts.fct_conversations "
-                         "group by 1 order by 1",
-    "metrics_daily": "select metric_date, cast(numerator as bigint) from marts.metrics_daily "
-                     "where metric_name = 'abandonment_rate' and segment_type = 'all' order by 1",
-    "metrics_hourly": "select metric_date, cast(sum(numerator) as bigint) from marts.metrics_hourly "
-                      "where metric_name = 'abandonment_rate' and segment_type = 'all' group by 1 order by 1",
-}
 
 
 @pytest.fixture(scope="module")
@@ -144,68 +134,3 @@ def test_a_body_returning_rows_outside_the_scope_fails_the_build(generated, tmp_
     assert "fct_messages: the body returned" in message and "rows outside this run's scope" in message, message
     assert "Narrow the body's input to the scope" in message
     assert warehouse.table_hash("marts.fct_messages") == before
-
-
-def test_a_changed_var_seed_or_model_rebuilds_what_reads_it_and_nothing_else(generated, tmp_path):
-    """dbt's state comparison against the manifest the last successful build kept: a var a
-    model reads, an upstream seed's content and a model's SQL each rebuild the models computed
-    from them whole; the rest stays incremental; a run with nothing new rebuilds nothing."""
-    project_dir = Warehouse(tmp_path / "scratch", tmp_path / "scratch-target").copy_project(tmp_path / "project")
-    warehouse = Warehouse(tmp_path / "warehouse", tmp_path / "target", project_dir)
-    for day in generated:
-        shutil.copytree(day, warehouse.landing / day.name)
-    # engaged, then silent: abandoned after 30 minutes, not after two years
-    (warehouse.landing / "silent.jsonl").write_text("".join(json.dumps({
-        "event_id": f"silent-{number}", "conversation_id": "silent", "event_type": event_type,
-        "timestamp": f"2024-04-01T10:0{number}:00Z", "properties": properties,
-    }) + "\n" for number, (event_type, properties) in enumerate(
-        [("conversation_started", {}), ("user_message", {"content": "anyone there?"})]
-    )))
-    warehouse.load()
-
-    def build() -> set[str]:
-        plan, dropped, _ = warehouse.run_build()
-        return set(dropped)
-
-    def reparse() -> None:
-        """The project changed: parse it again, as a run does (project.ensure_manifest)."""
-        (warehouse.target_dir / "manifest.json").unlink()
-        forget_parsed_manifest(warehouse.target_dir)
-
-    assert build() == set(), "a new warehouse has nothing to drop"
-    assert build() == set(), "a run with nothing new rebuilt something"
-
-    # abandon_after_minutes is read by fct_conversations (and the scope); the var
-    # changes in the project, which is parsed again. After two years of silence no
-    # conversation is abandoned any longer, and no new event puts a day in the
-    # run's scope: only the rebuild recounts them.
-    before = warehouse.query(ABANDONED_BY_DAY["metrics_daily"])
-    project = project_dir / "dbt_project.yml"
-    project.write_text(project.read_text().replace("abandon_after_minutes: 30", "abandon_after_minutes: 1000000"))
-    reparse()
-    rebuilt = build()
-    assert {"marts.fct_conversations", "scope.scope_conversations", "marts.metrics_daily"} <= rebuilt
-    assert "marts.fct_messages" not in rebuilt and "staging.base_events_parsed" not in rebuilt, rebuilt
-    assert warehouse.query("select conversation_id from scope.scope_conversations") == []
-    after = {mart: warehouse.query(sql) for mart, sql in ABANDONED_BY_DAY.items()}
-    assert after["metrics_daily"] != before, "the var changed no day's abandonment: the test cannot fail"
-    assert after["metrics_daily"] == after["metrics_hourly"] == after["fct_conversations"]
-    assert build() == set()
-
-    # the experiments seed (a test's intended split): the seed and what reads it, nothing else
-    seed = project_dir / "seeds" / "experiments.csv"
-    seed.write_text(seed.read_text().replace(
-        "greeting_tone,formal,0,true,0.5,", "greeting_tone,formal,0,true,0.6,").replace(
-        "greeting_tone,casual,1,false,0.5,", "greeting_tone,casual,1,false,0.4,"))
-    reparse()
-    rebuilt = build()
-    assert {"seeds.experiments", "intermediate.int_ab_test_exposures_checked", "marts.ab_test_exposures"} <= rebuilt
-    assert "marts.fct_conversations" not in rebuilt, rebuilt
-    assert warehouse.scalar("select weight from seeds.experiments where variant = 'formal'") == 0.6
-
-    # a model's SQL: fct_messages alone (nothing reads it)
-    model = project_dir / "models" / "marts" / "conversations" / "fct_messages.sql"
-    model.write_text(model.read_text() + "\n-- changed\n")
-    reparse()
-    assert build() == {"marts.fct_messages"}
-    assert build() == set()

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from support.warehouse import REPO_ROOT, Warehouse, open_warehouse
+from support.warehouse import REPO_ROOT, Warehouse, describe_failures, open_warehouse
 
 from convo_warehouse.lib.classify.store import ensure_tables
 
@@ -527,18 +527,8 @@ self_service,40,rated,stage_reached,,Test funnel: or the application said so.,
 """
 
 
-def _project_copy(destination: Path) -> Path:
-    """The dbt project (not data, not the venv) copied to ``destination``."""
-    destination.mkdir(parents=True)
-    for name in ("dbt_project.yml", "profiles.yml"):
-        shutil.copy2(REPO_ROOT / name, destination / name)
-    for folder in ("models", "macros", "seeds", "tests/dbt"):
-        shutil.copytree(REPO_ROOT / folder, destination / folder)
-    return destination
-
-
 def test_a_funnel_added_by_seed_rows_alone_appears_everywhere(generated, tmp_path):
-    project = _project_copy(tmp_path / "project")
+    project = Warehouse(tmp_path / "scratch", tmp_path / "scratch-target").copy_project(tmp_path / "project")
     seed = project / "seeds" / "funnel_stages.csv"
     seed.write_text(seed.read_text().rstrip("\n") + "\n" + NEW_FUNNEL_ROWS)
     warehouse = Warehouse(tmp_path / "warehouse", tmp_path / "target", project_dir=project)
@@ -593,10 +583,9 @@ def test_a_funnel_added_by_seed_rows_alone_appears_everywhere(generated, tmp_pat
     ],
 )
 def test_bad_marker_rules_fail_at_compile_time_with_a_clear_message(markers, message, warehouse):
-    result = subprocess.run(
-        [DBT_EXECUTABLE, "compile", "--select", "int_conversation_markers_evaluated",
-         "--vars", f"{{funnel_markers: {markers}}}"],
-        cwd=REPO_ROOT, env=warehouse.env, capture_output=True, text=True,
-    )
-    assert result.returncode != 0
-    assert message in result.stdout
+    # in-process on the session's parse: the var given to the compile is the one the model
+    # renders with (a `dbt compile --vars` of its own would parse the whole project again)
+    result = warehouse.dbt("compile", "--select", "int_conversation_markers_evaluated",
+                           "--vars", f"{{funnel_markers: {markers}}}", check=False)
+    assert not result.success
+    assert message in describe_failures(result)

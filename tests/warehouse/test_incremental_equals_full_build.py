@@ -20,9 +20,12 @@ manifest drops what the project's changes reach, then one ``dbt build``):
    at or before the clock;
 6. only the clock moves (a new conversation 31 minutes later);
 7. no event: the stage classifier takes a stage back;
-8. the var exclude_development_traffic set.
+8. the var exclude_development_traffic set;
+9. the var abandon_after_minutes from 30 minutes to two years, with nothing
+   new: only the rebuild of what reads it recounts every day's abandonments;
+10. a comment added to fct_messages.sql: that model alone is built whole.
 
-Before runs 2-8 every row of the per-conversation models, and before runs
+Before runs 2-9 every row of the per-conversation models, and before runs
 3, 5, 6 and 7 every row of the day partials, is marked, in a column no model
 reads for the keys a run leaves alone, so the rows a run writes again show: each run
 rewrites the rows of the conversations of scope.scope_conversations and of
@@ -128,6 +131,16 @@ DAY_PARTIALS = {
 STATISTICS = ("int_ab_test_metrics_scored", "int_ab_test_results_scored", "int_ab_test_health_scored",
               "path_divergence_scored")
 REASONS = ("has_new_events", "crossed_abandonment_window", "crossed_conversion_window", "has_new_classifier_output")
+# abandoned conversations per day, as each mart counts them (the contract's
+# abandonment_rate: was_abandoned over started, by the conversation's day)
+ABANDONED_BY_DAY = {
+    "fct_conversations": "select conversation_date, count_if(was_abandoned) from marts.fct_conversations "
+                         "group by 1 order by 1",
+    "metrics_daily": "select metric_date, cast(numerator as bigint) from marts.metrics_daily "
+                     "where metric_name = 'abandonment_rate' and segment_type = 'all' order by 1",
+    "metrics_hourly": "select metric_date, cast(sum(numerator) as bigint) from marts.metrics_hourly "
+                      "where metric_name = 'abandonment_rate' and segment_type = 'all' group by 1 order by 1",
+}
 
 
 @dataclass
@@ -153,6 +166,8 @@ class Scenario:
     runs: dict[str, Run] = field(default_factory=dict)
     facts: dict[str, object] = field(default_factory=dict)
     abandoned: dict[str, dict[str, bool]] = field(default_factory=dict)  # run -> conversation -> was_abandoned
+    # before / after the abandonment var -> mart -> (day, abandoned conversations) rows
+    abandoned_by_day: dict[str, dict[str, list]] = field(default_factory=dict)
     checksums: dict[str, dict[str, str]] = field(default_factory=dict)  # incremental / rerun / full_refresh
 
 
@@ -473,6 +488,21 @@ def scenario(generated, tmp_path_factory) -> Scenario:
     reparse()
     story.runs["var"] = complete_run(warehouse, CONVERSATION_MODELS)
 
+    # 9. A var the conversations' facts read, with nothing new: no conversation is
+    # abandoned after 30 minutes of silence any longer, only after two years. No event
+    # puts a conversation or a day in the run's scope: the rebuild alone recounts them.
+    story.abandoned_by_day["before"] = {mart: warehouse.query(sql) for mart, sql in ABANDONED_BY_DAY.items()}
+    edit(project / "dbt_project.yml", "abandon_after_minutes: 30", "abandon_after_minutes: 1000000")
+    reparse()
+    story.runs["abandon_var"] = complete_run(warehouse, CONVERSATION_MODELS)
+    story.abandoned_by_day["after"] = {mart: warehouse.query(sql) for mart, sql in ABANDONED_BY_DAY.items()}
+
+    # 10. A model's SQL: fct_messages, which no model reads.
+    model = project / "models" / "marts" / "conversations" / "fct_messages.sql"
+    model.write_text(model.read_text() + "\n-- changed\n")
+    reparse()
+    story.runs["model"] = complete_run(warehouse)
+
     story.checksums["incremental"] = mart_checksums(warehouse)
     story.runs["rerun"] = complete_run(warehouse)
     story.checksums["rerun"] = mart_checksums(warehouse)
@@ -512,7 +542,7 @@ def test_each_run_records_its_scope_in_the_ledgers(scenario):
     assert {"staging.base_events_parsed", "marts.fct_conversations", *CONVERSATION_MODELS, *DAY_PARTIALS} <= replacing
     for name, run in scenario.runs.items():
         assert run.position == run.scanned, name
-        if name in ("var", "rerun"):
+        if name in ("var", "abandon_var", "model", "rerun"):
             # nothing new: the position is the one recorded before
             assert run.recorded == [] and run.scope == {} and run.scope_days == set(), name
         else:
@@ -579,6 +609,13 @@ def test_a_run_recomputes_what_changed_since_the_last_complete_run(scenario):
     var = runs["var"]
     assert {"marts.fct_conversation_paths", "intermediate.int_path_days_counted"} <= var.dropped
     assert {table for table in CONVERSATION_MODELS if var.rewritten[table]} == {"marts.fct_conversation_paths"}
+    # a var the conversations' facts read: they and what is computed from them, not the messages
+    abandon = runs["abandon_var"]
+    assert {"marts.fct_conversations", "scope.scope_conversations", "marts.metrics_daily"} <= abandon.dropped
+    assert not {"marts.fct_messages", "staging.base_events_parsed"} & abandon.dropped, abandon.dropped
+    assert abandon.scope == {} and abandon.scope_days == set()
+    # a model's SQL: that model alone
+    assert runs["model"].dropped == {"marts.fct_messages"}
 
 
 def test_late_events_rewrite_the_old_and_the_new_day_of_a_moved_conversation(scenario):
@@ -648,6 +685,10 @@ def test_the_clock_the_seeds_the_var_and_the_classifier_reach_the_marts(scenario
     assert facts["development"] and not paths & facts["development"]
     var = scenario.runs["var"]
     assert var.rewritten["marts.fct_conversation_paths"] == var.present["marts.fct_conversation_paths"] == paths
+    # the abandonment var recounted every day, and the daily and hourly metrics count as the facts do
+    before, after = scenario.abandoned_by_day["before"], scenario.abandoned_by_day["after"]
+    assert after["metrics_daily"] != before["metrics_daily"], "the var changed no day's abandonment"
+    assert after["metrics_daily"] == after["metrics_hourly"] == after["fct_conversations"]
 
 
 def test_incremental_runs_a_rerun_and_a_full_refresh_give_identical_marts(scenario):

@@ -1,11 +1,11 @@
 """User-editable seeds with only their required columns (docs/staging.md), on a copy of the dbt
 project (CONVO_DBT_PROJECT_DIR) that `convo-warehouse run` builds.
 
-One warehouse, three runs: the shipped seeds; every seed cut to its required columns (the
-contract's five-column experiments.csv among them); the shipped seeds again. A run after a seed
-edit rebuilds the seed and what reads it whole and says so (lib/dbt_state.py: dbt's state
-comparison finds the changed CSV), the optional columns take their documented defaults, and a
-production run runs data tests but no dbt unit test (those belong to `make test`).
+One warehouse, two runs: every seed cut to its required columns (the contract's five-column
+experiments.csv among them), then the shipped seeds. The optional columns take their documented
+defaults, a run after a seed edit rebuilds the seed and what reads it whole and says so
+(lib/dbt_state.py: dbt's state comparison finds the changed CSV), and a production run runs data
+tests but no dbt unit test (those belong to `make test`).
 """
 
 from __future__ import annotations
@@ -95,23 +95,15 @@ def test_runs_after_seeds_lose_or_regain_their_optional_columns(tmp_path):
             " where table_schema = 'seeds' and table_name = 'experiments' order by ordinal_position"
         )]  # fmt: skip
 
-    assert run() == set()  # a first build: nothing was built to change
-    assert experiments_columns() == full_header
-
-    # Every seed at its required columns: dbt loads a seed into its table's columns, so
-    # the seeds and everything computed from them are built whole; field_aliases (all
-    # its columns are required) is unchanged, so the parsed events are left alone.
+    # A first build with every seed at its required columns (the contract's five-column
+    # experiments.csv among them): the optional columns take their documented defaults.
     for seed, columns in REQUIRED_COLUMNS.items():
         _write_seed(project, seed, columns)
-    rebuilt = run()
-    assert {"seeds.experiments", "staging.stg_seeds__experiments", "marts.ab_test_exposures",
-            "seeds.alert_rules", "seeds.model_prices", "seeds.event_type_aliases"} <= rebuilt  # fmt: skip
-    assert "staging.base_events_parsed" not in rebuilt
+    assert run() == set()  # a first build: nothing was built to change
     assert experiments_columns() == REQUIRED_COLUMNS["experiments"]
     assert query("select count(*) from marts.fct_conversations")[0][0] > 100
     assert query("select count(*) from marts.ab_test_results")[0][0] > 0
     assert query("select count(*) from marts.funnel_summary")[0][0] > 0
-    # the optional columns took their documented defaults
     assert query("select distinct primary_metric from staging.stg_seeds__experiments") == [("conversion_rate",)]
     assert query(
         "select distinct segment_type, segment_value, severity, min_sample from staging.stg_seeds__alert_rules"
@@ -120,14 +112,20 @@ def test_runs_after_seeds_lose_or_regain_their_optional_columns(tmp_path):
     assert query("select count(*) from staging.stg_seeds__model_prices where note is not null")[0][0] == 0
     assert query("select count(*) from marts.fct_conversation_models where cost_usd > 0")[0][0] > 0
 
-    # And back: the optional columns added to a warehouse built without them.
+    # The shipped seeds: their optional columns added to a warehouse built without them. dbt
+    # loads a seed into its table's columns, so the seeds and everything computed from them
+    # are built whole; field_aliases (all its columns are required) is unchanged, so the
+    # parsed events are left alone.
     for seed in REQUIRED_COLUMNS:
         _write_seed(project, seed, None)
     rebuilt = run()
-    assert {"seeds.experiments", "seeds.event_type_aliases"} <= rebuilt
+    assert {"seeds.experiments", "staging.stg_seeds__experiments", "marts.ab_test_exposures",
+            "seeds.alert_rules", "seeds.model_prices", "seeds.event_type_aliases"} <= rebuilt  # fmt: skip
+    assert "staging.base_events_parsed" not in rebuilt
     assert experiments_columns() == full_header
     assert query("select count(*) from marts.ab_test_results")[0][0] > 0
     assert query("select count(*) from staging.stg_seeds__alert_rules where description is not null")[0][0] > 0
+    assert query("select count(*) from staging.stg_seeds__model_prices where note is not null")[0][0] > 0
 
     # dbt ran data tests but no unit test
     results = [json.loads(path.read_text()) for path in target.rglob("run_results.json")]
