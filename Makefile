@@ -145,9 +145,10 @@ TEST_TMP ?= $(if $(wildcard /dev/shm/.),/dev/shm/convo-warehouse-tests-$(shell i
 # faulthandler_timeout prints every thread's stack; PYTEST_TIME_LIMIT
 # (seconds) ends a run that hangs anyway.
 PYTEST_TIME_LIMIT ?= 2400
+PYTEST_XDIST = timeout --kill-after=60 $(PYTEST_TIME_LIMIT) $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --max-worker-restart 0
 
 pytest: $(INSTALLED) target/manifest.json
-	timeout --kill-after=60 $(PYTEST_TIME_LIMIT) $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --max-worker-restart 0 --durations=20 $(if $(TEST_TMP),--basetemp=$(TEST_TMP))
+	$(PYTEST_XDIST) --no-loadscope-reorder --durations=20 $(if $(TEST_TMP),--basetemp=$(TEST_TMP))
 	$(if $(TEST_TMP),@rm -rf "$(TEST_TMP)")
 
 # dbt-test and lint side by side: each keeps about one of two cores busy
@@ -185,7 +186,7 @@ embedding-model: $(EMBEDDING_MODEL_DIR)/.unpacked
 # The tests marked `embeddings` (they skip in `make test` until the extra and
 # the model are there; here a skip is a failure), on the real model.
 test-embeddings: $(EMBEDDINGS_INSTALLED) $(EMBEDDING_MODEL_DIR)/.unpacked target/manifest.json
-	timeout --kill-after=60 $(PYTEST_TIME_LIMIT) $(BIN)/pytest -q -m embeddings --require-embeddings -n $(PYTEST_WORKERS) --dist loadfile --max-worker-restart 0
+	$(PYTEST_XDIST) -m embeddings --require-embeddings
 
 # Rephrases by each method and the time per 1,000 messages on the real chats
 # (../shared/data/real-support-chats, or CHATS=path) (docs/benchmarks.md).
