@@ -123,16 +123,20 @@ dbt-test: $(INSTALLED) target/manifest.json
 
 # Its own dbt target folder and its own empty warehouse: lint compiles the
 # project (macros that look a relation up open the warehouse) while `make test`
-# runs dbt-test beside it (below), which writes target/ and data/.
+# runs dbt-test beside it (below), which writes target/ and data/. The files
+# are linted on every core (--processes 0): sqlfluff's rules, not the dbt
+# templater, are most of its time, and each process lints whole files.
 lint: $(INSTALLED)
 	@mkdir -p target/lint
-	DBT_TARGET_PATH=target/lint DBT_LOG_PATH=target/lint CONVO_DUCKDB_PATH=target/lint/lint.duckdb $(BIN)/sqlfluff lint models tests/dbt macros
+	DBT_TARGET_PATH=target/lint DBT_LOG_PATH=target/lint CONVO_DUCKDB_PATH=target/lint/lint.duckdb $(BIN)/sqlfluff lint models tests/dbt macros --processes 0
 
 # Test files run on PYTEST_WORKERS processes (one file's tests stay together,
 # so module fixtures such as a built warehouse are made once), the longest
 # files first (tests/support/start_order.py LONGEST_FIRST; --no-loadscope-reorder keeps
-# that order instead of xdist's most-tests-first).
-PYTEST_WORKERS ?= 2
+# that order instead of xdist's most-tests-first). One worker more than two
+# cores: while one waits (a browser, a server, a subprocess's start), another
+# runs (benchmarks/results/2026-11-27-test-suite.md).
+PYTEST_WORKERS ?= 3
 
 # The tests' warehouses, dbt targets and landing folders in memory where
 # /dev/shm exists (docs/development.md#tests): a folder per checkout, cleared
@@ -151,9 +155,9 @@ pytest: $(INSTALLED) target/manifest.json
 	$(PYTEST_XDIST) --no-loadscope-reorder --durations=20 $(if $(TEST_TMP),--basetemp=$(TEST_TMP))
 	$(if $(TEST_TMP),@rm -rf "$(TEST_TMP)")
 
-# dbt-test and lint side by side: each keeps about one of two cores busy
-# (sqlfluff and dbt's Python are single-threaded; docs/development.md#tests),
-# and --output-sync prints each one's output whole. Then pytest, on every core.
+# dbt-test and lint side by side (lint on every core outlasts dbt-test;
+# docs/development.md#tests), --output-sync printing each one's output whole.
+# Then pytest, on every core.
 test:
 	@$(MAKE) --no-print-directory -j2 --output-sync=target dbt-test lint
 	@$(MAKE) --no-print-directory pytest

@@ -141,10 +141,11 @@ class Warehouse:
             "DBT_LOG_PATH": str(self.root / "dbt-logs"),
             "DBT_PROFILES_DIR": str(REPO_ROOT),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            # dbt.log at info, as a production run writes it: at debug it holds every
-            # SQL statement, which costs CPU every build (a failed build's errors are in
-            # the assertion message; DBT_LOG_LEVEL_FILE=debug in the shell brings it back)
-            "DBT_LOG_LEVEL_FILE": os.environ.get("DBT_LOG_LEVEL_FILE", "info"),
+            # No dbt.log: dbt formats every event, debug ones included, for each logger it
+            # has before the logger's level drops it, which costs CPU every build (a failed
+            # build's errors are in the assertion message; DBT_LOG_LEVEL_FILE=debug in the
+            # shell brings the file back)
+            "DBT_LOG_LEVEL_FILE": os.environ.get("DBT_LOG_LEVEL_FILE", "none"),
         }
 
     def load(self):
@@ -176,6 +177,8 @@ class Warehouse:
         # than a small build's nodes, and the parse already wrote the manifest ``run_build``
         # reads; the results are in ``result``.
         options = [] if args[0] in JSON_COMMANDS else ["--no-write-json"]
+        # nothing printed (what failed is in ``result``), so no console logger formats each event
+        options += ["--log-level", "none"]
         if args[0] in THREADED_COMMANDS:
             options += ["--threads", "1"]
         saved = dict(os.environ)
