@@ -1,16 +1,22 @@
 """The read API and the read commands: their numbers, their JSON, and that they work while a run writes.
 
 A module fixture generates a small demo and runs `convo-warehouse run` (which
-publishes a snapshot). The API is tested in-process (Starlette's test client)
-and as a real server on 127.0.0.1 with a free port; the CLI through its
-entry point in subprocesses. The last test starts a second `convo-warehouse
-run` on new data and, while it holds the warehouse, reads through every
-command and the API server.
+publishes a snapshot; the larger marts, metrics_daily among them, as
+day-partitioned Parquet behind views, as a real warehouse's are). The API is
+tested in-process (Starlette's test client) and as a real server on
+127.0.0.1 with a free port; the CLI through its entry point in subprocesses.
+The last tests run `convo-warehouse run` again: a run failing half-way (an
+invalid stage rules file) leaves the snapshot untouched; then, while a run
+on new data holds the warehouse, every read command, the API server and a
+SQLAlchemy reader in another process holding the snapshot open answer
+without waiting; that run publishes a new version and a run without new
+files none. Every subprocess has a time limit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -18,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -26,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from convo_warehouse.api.app import SNAPSHOT_HEADER
-from convo_warehouse.lib import chat_analytics, serving
+from convo_warehouse.lib import chat_analytics, file_modes, serving
 from convo_warehouse.lib.warehouse import lock_holders
 
 from support.pipeline import pipeline_env
@@ -39,6 +46,48 @@ TOKEN = "read-token-1"
 # alert's threshold on one day but not another made this file pass or fail
 # by the date it ran (the negative_sentiment rule fired on 2026-11-25).
 END_DATE = "2026-03-10"
+# Low enough that the larger marts (metrics_daily among them) are served from day-partitioned
+# Parquet behind views, as a real warehouse's are.
+PARQUET_ROWS = 50
+# A query that waited on a lock would fail or stall; on a busy 2-core machine
+# a plain count over a small snapshot stays far below this.
+MAX_QUERY_SECONDS = 2.0
+
+# A BI tool's reader: one connection held open on the snapshot and one that reconnects
+# through `current` each time, querying metrics_daily in a loop until told to stop.
+READER = textwrap.dedent(
+    """
+    import json, os, sys, time
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    path, stop_file, out = sys.argv[1:4]
+    url = f"duckdb:///{path}"
+    query = sqlalchemy.text("select count(*), sum(value) from marts.metrics_daily")
+    held, fresh = [], []
+
+    def timed(connection, results):
+        started = time.monotonic()
+        try:
+            count, total = connection.execute(query).one()
+            results.append({"ok": True, "seconds": time.monotonic() - started, "rows": count, "sum": total})
+        except Exception as error:  # recorded, the test fails on it
+            results.append({"ok": False, "seconds": time.monotonic() - started, "error": str(error)})
+
+    holding = sqlalchemy.create_engine(url, connect_args={"read_only": True})
+    reconnecting = sqlalchemy.create_engine(url, connect_args={"read_only": True}, poolclass=NullPool)
+    with holding.connect() as connection:
+        timed(connection, held)
+        print("ready", flush=True)
+        while not os.path.exists(stop_file):
+            timed(connection, held)
+            with reconnecting.connect() as again:
+                timed(again, fresh)
+            time.sleep(0.05)
+    with open(out, "w") as handle:
+        json.dump({"held": held, "fresh": fresh}, handle)
+    """
+)
 
 
 def _env(root: Path, **extra: str) -> dict[str, str]:
@@ -47,6 +96,7 @@ def _env(root: Path, **extra: str) -> dict[str, str]:
         **pipeline_env(root),
         "CONVO_LANDING_DIR": str(root / "landing"),
         "CONVO_SERVING_DIR": str(root / "serving"),
+        "CONVO_SERVING_PARQUET_ROWS": str(PARQUET_ROWS),
         "DBT_LOG_PATH": str(root / "dbt-logs"),
         "DBT_PROFILES_DIR": str(REPO_ROOT),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -57,9 +107,9 @@ def _env(root: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _cli(root: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
+def _cli(root: Path, *args: str, timeout: int = 300, **extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "convo_warehouse.cli", *args], cwd=REPO_ROOT,
-                          env=_env(root, **extra), capture_output=True, text=True, timeout=300)
+                          env=_env(root, **extra), capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -604,9 +654,74 @@ def test_the_api_refuses_to_listen_beyond_loopback_without_tokens(published):
     assert refused.returncode != 0 and "CONVO_API_TOKENS" in refused.stderr
 
 
-def test_reads_work_while_a_run_holds_the_warehouse(published):
+def _digest(folder: Path) -> dict[str, str]:
+    digest = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink():
+            digest[str(path.relative_to(folder))] = "-> " + str(path.readlink())
+        elif path.is_file():
+            digest[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest
+
+
+def _run(root: Path, **settings: str) -> subprocess.CompletedProcess:
+    return _cli(root, "run", "--quiet", timeout=RUN_TIMEOUT_SECONDS, **settings)
+
+
+def test_dbt_docs_generate_lists_the_exposures(published):
+    env = _env(published)
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), "docs", "generate", "--quiet"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    target = Path(env["DBT_TARGET_PATH"])
+    manifest = json.loads((target / "manifest.json").read_text())
+    exposures = {exposure["name"]: exposure for exposure in manifest["exposures"].values()}
+    assert exposures["convo_dashboard"]["type"] == "dashboard"
+    assert "model.convo_warehouse.fct_messages" in exposures["convo_dashboard"]["depends_on"]["nodes"]
+    assert exposures["bi_metrics_daily"]["depends_on"]["nodes"] == ["model.convo_warehouse.metrics_daily"]
+    catalog = json.loads((target / "catalog.json").read_text())
+    assert "model.convo_warehouse.metrics_daily" in catalog["nodes"]
+    assert (target / "index.html").exists()
+
+
+def test_failed_run_leaves_the_snapshot_untouched(published):
+    """New files arrive, but the stage rules were edited into an invalid file:
+    staging builds, the classifier step fails, the run exits non-zero naming the
+    file, and the published snapshot stays byte for byte what it was."""
     from convo_warehouse.lib.generate import generate_events
 
+    serving_dir = published / "serving"
+    before = _digest(serving_dir)
+    generate_events(published / "landing" / "after-bad-rules", conversations=120, days=3, seed=23,
+                    end_date=END_DATE, progress=False)
+    rules = published / "broken_stage_rules.yml"
+    rules.write_text("stages:\n  not_a_stage:\n    signals: []\n")
+    failed = _run(published, CONVO_STAGE_RULES=str(rules))
+    assert failed.returncode != 0
+    output = failed.stdout + failed.stderr
+    assert str(rules) in output and "unknown stages" in output
+    assert _digest(serving_dir) == before
+
+
+def test_reads_work_while_a_run_holds_the_warehouse(published, tmp_path):
+    """While a run on new data holds the warehouse, every read command and the API answer from
+    the snapshot, and a reader holding the snapshot open never waits; the run publishes a second
+    version (what did not change linked, not written again), a run without new files none."""
+    from convo_warehouse.lib.generate import generate_events
+
+    serving_dir = published / "serving"
+    first = serving.current_snapshot(serving_dir)
+    assert first.manifest["tests"]["status"] in ("passed", "passed_with_warnings")
+    # The reader queries a view over the version's day-partitioned Parquet files.
+    assert first.tables["marts.metrics_daily"]["storage"] == "parquet"
+    assert first.tables["marts.metrics_daily"]["partition_by"] == "metric_date"
+    stop, out = tmp_path / "stop", tmp_path / "reader.json"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(serving_dir / "current" / "warehouse.duckdb"), str(stop), str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
     port = _free_port()
     api = subprocess.Popen(
         [sys.executable, "-m", "convo_warehouse.cli", "api", "--port", str(port)],
@@ -616,6 +731,7 @@ def test_reads_work_while_a_run_holds_the_warehouse(published):
     base = f"http://127.0.0.1:{port}/api"
     run = None
     try:
+        assert reader.stdout.readline().strip() == "ready", reader.stderr.read()
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -625,9 +741,9 @@ def test_reads_work_while_a_run_holds_the_warehouse(published):
                 assert time.monotonic() < deadline and api.poll() is None, "the API did not start"
                 time.sleep(0.5)
         assert status == 200
-        before = health["snapshot"]["version"]
+        assert health["snapshot"]["version"] == first.version
 
-        # new data, so the second run has real work to do
+        # new data, so the run has real work to do
         generate_events(
             published / "landing" / "second", conversations=1500, days=3, seed=29, end_date=END_DATE, progress=False
         )
@@ -661,8 +777,48 @@ def test_reads_work_while_a_run_holds_the_warehouse(published):
         assert run.returncode == 0, output[-3000:]
         # the API follows the new snapshot without a restart
         status, health = _get(f"{base}/health")
-        assert status == 200 and health["snapshot"]["version"] != before
+        assert status == 200 and health["snapshot"]["version"] != first.version
+        without_new_files = _run(published)
+        assert without_new_files.returncode == 0, without_new_files.stdout[-3000:] + without_new_files.stderr[-3000:]
     finally:
+        stop.touch()
         if run is not None and run.poll() is None:
             _stop(run)
         _stop(api)
+        try:
+            reader.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            reader.kill()
+            reader.wait(timeout=10)
+    assert reader.returncode == 0, reader.stderr.read()
+
+    # The run with new files published a second version; the run without, nothing.
+    versions = serving.list_versions(serving_dir)
+    assert len(versions) == 2 and versions[0] == first.version
+    second = serving.current_snapshot(serving_dir)
+    assert second.version == versions[1]
+    assert second.tables["marts.fct_conversations"]["rows"] > first.tables["marts.fct_conversations"]["rows"]
+    # The publish learnt what changed from audit.partitions_rewritten, which every complete run
+    # writes, instead of hashing every table; what did not change is linked, not written again.
+    conversations = second.manifest["changes"]["tables"]["marts.fct_conversations"]
+    assert conversations["known_from"].startswith("audit.partitions_rewritten after"), conversations
+    assert second.manifest["changes"]["files"]["linked"] > 0
+    # Every file of both versions (written, linked, the DuckDB file) has CONVO_FILE_MODE's mode.
+    modes = {oct(path.stat().st_mode & 0o777) for path in (serving_dir / "versions").rglob("*") if path.is_file()}
+    assert modes == {oct(file_modes.file_mode(_env(published)))}
+
+    results = json.loads(out.read_text())
+    held, fresh = results["held"], results["fresh"]
+    assert len(held) >= 20 and len(fresh) >= 20
+    failures = [result for result in held + fresh if not result["ok"]]
+    assert failures == []
+    slowest = max(result["seconds"] for result in held + fresh)
+    assert slowest < MAX_QUERY_SECONDS, f"a query took {slowest:.2f} s"
+    # The held connection kept its consistent old view the whole time (a sum of doubles read from
+    # several Parquet files in parallel may differ in its last bits from one query to the next)...
+    first_rows = first.tables["marts.metrics_daily"]["rows"]
+    assert {(result["rows"], round(result["sum"], 6)) for result in held} == {(held[0]["rows"], round(held[0]["sum"], 6))}
+    assert held[0]["rows"] == first_rows
+    # ...while reconnecting through `current` moved from the first version to the second.
+    assert fresh[0]["rows"] == first_rows
+    assert fresh[-1]["rows"] == second.tables["marts.metrics_daily"]["rows"] != first_rows

@@ -13,7 +13,6 @@ LONGEST_FIRST = (
     "serving/test_dashboard.py",
     "warehouse/test_metrics_marts.py",
     "landing/test_load_and_stage.py",
-    "serving/test_publish_in_runs.py",
     "serving/test_read_api_and_commands.py",
     "warehouse/test_seed_optional_columns.py",
     "orchestration/test_dagster_job.py",
