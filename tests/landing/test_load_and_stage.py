@@ -222,58 +222,6 @@ def test_late_file_corrects_an_earlier_day(warehouse):
     ) == [(date(2024, 3, 1), 2, 3), (date(2024, 3, 5), 1, 2)]
 
 
-def mixed_landing(landing: Path, part: int) -> None:
-    """A small messy batch: aliases, duplicates, bad rows, several formats."""
-    day = f"2024-03-0{part}"
-    rows = []
-    for n in range(6):
-        rows += conversation_day(f"p{part}-c{n}", day, n % 3 + 1)
-    rows.append(rows[1])  # duplicate in the same file
-    rows.append("{broken")  # unreadable
-    write_jsonl(landing / f"part{part}.jsonl", rows)
-    write_jsonl(landing / f"part{part}-dupes.jsonl.gz", rows[:3])  # duplicates across files
-
-
-MART_SCHEMAS = ("staging", "marts", "quarantine", "audit")
-# What each run covered (docs/incremental.md): a run with nothing new must add
-# nothing there, but a full refresh records that it rewrote everything.
-RUN_LEDGERS = ("audit.scope_runs", "audit.partitions_rewritten")
-
-
-def test_rerun_without_new_files_changes_nothing_and_incremental_equals_full_refresh(make_warehouse):
-    incremental = make_warehouse("incremental")
-    incremental.dbt("seed")
-    mixed_landing(incremental.landing, 1)
-    incremental.load()
-    incremental.dbt("run")  # complete runs: each covers what the one before did not
-    mixed_landing(incremental.landing, 2)
-    incremental.load()
-    incremental.dbt("run")
-    assert incremental.query("select load_id from scope.scope_load_runs") == [(2,)]
-    tables = incremental.tables(MART_SCHEMAS)
-    assert "staging.stg_events" in tables and "marts.fct_conversations" in tables
-    assert set(RUN_LEDGERS) <= set(tables)
-    before = {table: incremental.table_hash(table) for table in tables}
-
-    # Same files again: nothing is loaded, nothing changes, the ledgers included.
-    assert incremental.load().files_loaded == []
-    incremental.dbt("run")
-    assert {table: incremental.table_hash(table) for table in tables} == before
-
-    # A full refresh over the same raw rows gives exactly the same tables.
-    incremental.dbt("run", "--full-refresh")
-    data_tables = [table for table in tables if table not in RUN_LEDGERS]
-    assert {table: incremental.table_hash(table) for table in data_tables} == {
-        table: before[table] for table in data_tables
-    }
-    assert incremental.table_hash("audit.scope_runs") == before["audit.scope_runs"]
-    assert incremental.scalar(
-        "select count(*) from audit.partitions_rewritten "
-        "where rewrote_all and relation_name = 'marts.fct_conversations'"
-    ) == 2
-    assert incremental.scalar("select count(*) from staging.stg_events") == 2 * (6 + 12)
-
-
 HOLD_CONNECTION = """
 import duckdb, sys, time
 con = duckdb.connect(sys.argv[1])

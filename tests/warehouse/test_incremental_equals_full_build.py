@@ -506,8 +506,15 @@ def scenario(generated, tmp_path_factory) -> Scenario:
     story.checksums["incremental"] = mart_checksums(warehouse)
     story.runs["rerun"] = complete_run(warehouse)
     story.checksums["rerun"] = mart_checksums(warehouse)
+    scope_runs = warehouse.query("select * from audit.scope_runs order by all")
+    before_refresh = warehouse.scalar("select max(recorded_at) from audit.partitions_rewritten")
     warehouse.dbt("run", "--full-refresh")
     story.checksums["full_refresh"] = mart_checksums(warehouse)
+    story.facts["full_refresh_ledgers"] = (
+        scope_runs == warehouse.query("select * from audit.scope_runs order by all"),
+        ledger_since(warehouse, "audit.partitions_rewritten", "relation_name, partition_date, rewrote_all",
+                     before_refresh),
+    )
     return story
 
 
@@ -555,6 +562,11 @@ def test_each_run_records_its_scope_in_the_ledgers(scenario):
         assert run.days_recorded == days_of_models_replaced, name
     rerun = scenario.runs["rerun"]
     assert rerun.dropped == set() and rerun.recorded_whole == set() and rerun.days_recorded == {}
+    # a full refresh with nothing new: no scope run, and each replace_scope model rewrote_all once
+    scope_runs_kept, refreshed = scenario.facts["full_refresh_ledgers"]
+    assert scope_runs_kept
+    assert sorted(relation for relation, day, whole in refreshed if whole and day is None) == sorted(replacing)
+    assert all(whole for _, _, whole in refreshed)
 
 
 def test_a_run_recomputes_what_changed_since_the_last_complete_run(scenario):
