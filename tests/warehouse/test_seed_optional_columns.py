@@ -1,25 +1,22 @@
 """User-editable seeds with only their required columns (docs/staging.md), on a copy of the dbt
-project (CONVO_DBT_PROJECT_DIR) that `convo-warehouse run` builds.
+project built as a pipeline run's dbt step builds it (``Warehouse.run_build()``: dbt's state
+comparison with the last build's manifest, then the production build).
 
-One warehouse, two runs: every seed cut to its required columns (the contract's five-column
+One warehouse, two builds: every seed cut to its required columns (the contract's five-column
 experiments.csv among them), then the shipped seeds. The optional columns take their documented
-defaults, a run after a seed edit rebuilds the seed and what reads it whole and says so
-(lib/dbt_state.py: dbt's state comparison finds the changed CSV), and a production run runs data
-tests but no dbt unit test (those belong to `make test`).
+defaults, a build after a seed edit rebuilds the seed and what reads it whole (lib/dbt_state.py:
+dbt's state comparison finds the changed CSV; a pipeline run logs the same list), and a production
+build runs data tests but no dbt unit test (those belong to `make test`).
 """
 
 from __future__ import annotations
 
 import csv
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import duckdb
+from support.warehouse import REPO_ROOT, Warehouse, forget_parsed_manifest
 
-from support.warehouse import REPO_ROOT, Warehouse
+from convo_warehouse.lib.generate import generate_events
 
 # seed -> its required columns (docs/staging.md)
 REQUIRED_COLUMNS = {
@@ -51,46 +48,17 @@ def test_runs_after_seeds_lose_or_regain_their_optional_columns(tmp_path):
     project = Warehouse(tmp_path / "scratch", tmp_path / "scratch-target").copy_project(tmp_path / "project")
     full_header = (REPO_ROOT / "seeds" / "experiments.csv").read_text().splitlines()[0].split(",")
     assert len(full_header) > len(REQUIRED_COLUMNS["experiments"])
-    landing, database, target = tmp_path / "landing", tmp_path / "warehouse.duckdb", tmp_path / "target"
-    bin_dir = Path(sys.executable).parent
-    env = {
-        **os.environ,
-        "CONVO_DBT_PROJECT_DIR": str(project),
-        "DBT_TARGET_PATH": str(target),
-        "DBT_PROFILES_DIR": str(project),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
-        "CONVO_SERVING_DIR": str(tmp_path / "serving"),
-    }
-    (tmp_path / "dagster_home").mkdir()
-    generate = subprocess.run(
-        [str(bin_dir / "convo-warehouse"), "generate", "--conversations", "150", "--days", "2", "--seed", "3",
-         "--out", str(landing)],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert generate.returncode == 0, generate.stderr[-3000:]
+    warehouse = Warehouse(tmp_path / "warehouse", tmp_path / "target", project)
+    generate_events(warehouse.landing, conversations=150, days=2, seed=3, progress=False)
+    warehouse.load()
 
-    def run() -> set[str]:
-        """A pipeline run; the tables its dbt step dropped to build them whole (its log line)."""
-        completed = subprocess.run(
-            [str(bin_dir / "convo-warehouse"), "run", "--landing", str(landing), "--warehouse", str(database)],
-            env=env, capture_output=True, text=True, timeout=1200, cwd=tmp_path,
-        )  # fmt: skip
-        output = completed.stdout + completed.stderr
-        assert completed.returncode == 0, output[-6000:]
-        marker = "rebuilt whole, changed since the last successful build"
-        lines = [line for line in output.splitlines() if marker in line]
-        return {name.strip() for line in lines for name in line.split(": ", 1)[-1].split(",")}
-
-    def query(sql: str) -> list[tuple]:
-        con = duckdb.connect(str(database), read_only=True)
-        try:
-            return con.execute(sql).fetchall()
-        finally:
-            con.close()
+    def run() -> tuple[set[str], list[str]]:
+        """A pipeline run's dbt step: the tables it dropped to build them whole, and the nodes it ran."""
+        _, dropped, result = warehouse.run_build()
+        return set(dropped), [node_result.node.unique_id for node_result in result.result.results]
 
     def experiments_columns() -> list[str]:
-        return [row[0] for row in query(
+        return [row[0] for row in warehouse.query(
             "select column_name from information_schema.columns"
             " where table_schema = 'seeds' and table_name = 'experiments' order by ordinal_position"
         )]  # fmt: skip
@@ -99,18 +67,21 @@ def test_runs_after_seeds_lose_or_regain_their_optional_columns(tmp_path):
     # experiments.csv among them): the optional columns take their documented defaults.
     for seed, columns in REQUIRED_COLUMNS.items():
         _write_seed(project, seed, columns)
-    assert run() == set()  # a first build: nothing was built to change
+    rebuilt, ran = run()
+    assert rebuilt == set()  # a first build: nothing was built to change
     assert experiments_columns() == REQUIRED_COLUMNS["experiments"]
-    assert query("select count(*) from marts.fct_conversations")[0][0] > 100
-    assert query("select count(*) from marts.ab_test_results")[0][0] > 0
-    assert query("select count(*) from marts.funnel_summary")[0][0] > 0
-    assert query("select distinct primary_metric from staging.stg_seeds__experiments") == [("conversion_rate",)]
-    assert query(
+    assert warehouse.scalar("select count(*) from marts.fct_conversations") > 100
+    assert warehouse.scalar("select count(*) from marts.ab_test_results") > 0
+    assert warehouse.scalar("select count(*) from marts.funnel_summary") > 0
+    assert warehouse.query("select distinct primary_metric from staging.stg_seeds__experiments") == [
+        ("conversion_rate",)
+    ]
+    assert warehouse.query(
         "select distinct segment_type, segment_value, severity, min_sample from staging.stg_seeds__alert_rules"
     ) == [("all", "all", "medium", 1)]
     # a price seed without notes still prices the generated models' calls
-    assert query("select count(*) from staging.stg_seeds__model_prices where note is not null")[0][0] == 0
-    assert query("select count(*) from marts.fct_conversation_models where cost_usd > 0")[0][0] > 0
+    assert warehouse.scalar("select count(*) from staging.stg_seeds__model_prices where note is not null") == 0
+    assert warehouse.scalar("select count(*) from marts.fct_conversation_models where cost_usd > 0") > 0
 
     # The shipped seeds: their optional columns added to a warehouse built without them. dbt
     # loads a seed into its table's columns, so the seeds and everything computed from them
@@ -118,17 +89,18 @@ def test_runs_after_seeds_lose_or_regain_their_optional_columns(tmp_path):
     # parsed events are left alone.
     for seed in REQUIRED_COLUMNS:
         _write_seed(project, seed, None)
-    rebuilt = run()
+    (warehouse.target_dir / "manifest.json").unlink()  # the project changed: parsed again, as a run does
+    forget_parsed_manifest(warehouse.target_dir)
+    rebuilt, ran_again = run()
     assert {"seeds.experiments", "staging.stg_seeds__experiments", "marts.ab_test_exposures",
             "seeds.alert_rules", "seeds.model_prices", "seeds.event_type_aliases"} <= rebuilt  # fmt: skip
     assert "staging.base_events_parsed" not in rebuilt
     assert experiments_columns() == full_header
-    assert query("select count(*) from marts.ab_test_results")[0][0] > 0
-    assert query("select count(*) from staging.stg_seeds__alert_rules where description is not null")[0][0] > 0
-    assert query("select count(*) from staging.stg_seeds__model_prices where note is not null")[0][0] > 0
+    assert warehouse.scalar("select count(*) from marts.ab_test_results") > 0
+    assert warehouse.scalar("select count(*) from staging.stg_seeds__alert_rules where description is not null") > 0
+    assert warehouse.scalar("select count(*) from staging.stg_seeds__model_prices where note is not null") > 0
 
     # dbt ran data tests but no unit test
-    results = [json.loads(path.read_text()) for path in target.rglob("run_results.json")]
-    unique_ids = [result["unique_id"] for run_results in results for result in run_results["results"]]
+    unique_ids = ran + ran_again
     assert any(unique_id.startswith("test.") for unique_id in unique_ids)
     assert not [unique_id for unique_id in unique_ids if unique_id.startswith("unit_test.")]
