@@ -7,16 +7,16 @@ from __future__ import annotations
 # xdist hands whole files to its workers in collection order, so the files
 # that run whole pipelines start first and the short ones fill in at the end,
 # rather than one long file running alone while the other worker idles.
-# Measured per-file durations: benchmarks/results/2026-11-26-test-suite.md.
+# Measured per-file durations: benchmarks/results/2026-11-27-test-suite.md.
 LONGEST_FIRST = (
     "warehouse/test_incremental_equals_full_build.py",
     "serving/test_dashboard.py",
     "warehouse/test_metrics_marts.py",
-    "landing/test_load_and_stage.py",
     "serving/test_read_api_and_commands.py",
-    "warehouse/test_seed_optional_columns.py",
     "orchestration/test_dagster_job.py",
+    "landing/test_load_and_stage.py",
     "classification/test_reads_changed_transcripts_only.py",
+    "warehouse/test_seed_optional_columns.py",
     "warehouse/test_events_stored_once.py",
     "orchestration/test_dagster_ui_browser.py",
     "warehouse/test_build_checks_what_it_writes.py",

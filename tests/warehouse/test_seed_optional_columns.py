@@ -1,20 +1,26 @@
 """User-editable seeds with only their required columns (docs/staging.md), on a copy of the dbt
-project built as a pipeline run's dbt step builds it (``Warehouse.run_build()``: dbt's state
-comparison with the last build's manifest, then the production build).
+project.
 
 One warehouse, two builds: every seed cut to its required columns (the contract's five-column
-experiments.csv among them), then the shipped seeds. The optional columns take their documented
-defaults, a build after a seed edit rebuilds the seed and what reads it whole (lib/dbt_state.py:
-dbt's state comparison finds the changed CSV; a pipeline run logs the same list), and a production
-build runs data tests but no dbt unit test (those belong to `make test`).
+experiments.csv among them), built as a pipeline run's dbt step builds (``Warehouse.run_build()``:
+dbt's state comparison with the last build's manifest, then the production build); then the
+shipped seeds, built by `convo-warehouse run` on the copy (CONVO_DBT_PROJECT_DIR). The optional
+columns take their documented defaults, the run after the seed edit rebuilds the seeds and what
+reads them whole and says so (lib/dbt_state.py: dbt's state comparison finds the changed CSV),
+and a production build runs data tests but no dbt unit test (those belong to `make test`).
 """
 
 from __future__ import annotations
 
 import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-from support.warehouse import REPO_ROOT, Warehouse, forget_parsed_manifest
+from support.warehouse import REPO_ROOT, Warehouse
 
 from convo_warehouse.lib.generate import generate_events
 
@@ -52,12 +58,41 @@ def test_runs_after_seeds_lose_or_regain_their_optional_columns(tmp_path):
     generate_events(warehouse.landing, conversations=150, days=2, seed=3, progress=False)
     warehouse.load()
 
-    def run() -> tuple[set[str], list[str]]:
+    def built_in_process() -> tuple[set[str], list[str]]:
         """A pipeline run's dbt step: the tables it dropped to build them whole, and the nodes it ran."""
         _, dropped, result = warehouse.run_build()
         return set(dropped), [node_result.node.unique_id for node_result in result.result.results]
 
-    def experiments_columns() -> list[str]:
+    def pipeline_run(warehouse: Warehouse) -> tuple[set[str], list[str]]:
+        """`convo-warehouse run` on the project copy: the tables its dbt step dropped to build them
+        whole (its log line), and the nodes its dbt build ran."""
+        target = tmp_path / "pipeline-target"
+        (tmp_path / "dagster_home").mkdir()
+        env = {
+            **os.environ,
+            "CONVO_DBT_PROJECT_DIR": str(project),
+            "DBT_TARGET_PATH": str(target),
+            "DBT_PROFILES_DIR": str(project),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+            "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+            "CONVO_SERVING_DIR": str(tmp_path / "serving"),
+        }
+        completed = subprocess.run(
+            [str(Path(sys.executable).parent / "convo-warehouse"), "run", "--landing", str(warehouse.landing),
+             "--warehouse", str(warehouse.path)],
+            env=env, capture_output=True, text=True, timeout=1200, cwd=tmp_path,
+        )  # fmt: skip
+        output = completed.stdout + completed.stderr
+        assert completed.returncode == 0, output[-6000:]
+        marker = "rebuilt whole, changed since the last successful build"
+        lines = [line for line in output.splitlines() if marker in line]
+        results = [json.loads(path.read_text()) for path in target.rglob("run_results.json")]
+        return (
+            {name.strip() for line in lines for name in line.split(": ", 1)[-1].split(",")},
+            [result["unique_id"] for run_results in results for result in run_results["results"]],
+        )
+
+    def experiments_columns(warehouse: Warehouse) -> list[str]:
         return [row[0] for row in warehouse.query(
             "select column_name from information_schema.columns"
             " where table_schema = 'seeds' and table_name = 'experiments' order by ordinal_position"
@@ -67,9 +102,9 @@ def test_runs_after_seeds_lose_or_regain_their_optional_columns(tmp_path):
     # experiments.csv among them): the optional columns take their documented defaults.
     for seed, columns in REQUIRED_COLUMNS.items():
         _write_seed(project, seed, columns)
-    rebuilt, ran = run()
+    rebuilt, ran = built_in_process()
     assert rebuilt == set()  # a first build: nothing was built to change
-    assert experiments_columns() == REQUIRED_COLUMNS["experiments"]
+    assert experiments_columns(warehouse) == REQUIRED_COLUMNS["experiments"]
     assert warehouse.scalar("select count(*) from marts.fct_conversations") > 100
     assert warehouse.scalar("select count(*) from marts.ab_test_results") > 0
     assert warehouse.scalar("select count(*) from marts.funnel_summary") > 0
@@ -89,13 +124,16 @@ def test_runs_after_seeds_lose_or_regain_their_optional_columns(tmp_path):
     # parsed events are left alone.
     for seed in REQUIRED_COLUMNS:
         _write_seed(project, seed, None)
-    (warehouse.target_dir / "manifest.json").unlink()  # the project changed: parsed again, as a run does
-    forget_parsed_manifest(warehouse.target_dir)
-    rebuilt, ran_again = run()
+    # (on a copy of the warehouse folder, its kept manifest included: dbt in this process holds
+    # the file open, and a run refuses a warehouse another writer holds)
+    warehouse.query("checkpoint")
+    shutil.copytree(warehouse.root, tmp_path / "run", ignore=shutil.ignore_patterns("*.lock", "dbt-logs"))
+    warehouse = Warehouse(tmp_path / "run", warehouse.target_dir, project)
+    rebuilt, ran_again = pipeline_run(warehouse)
     assert {"seeds.experiments", "staging.stg_seeds__experiments", "marts.ab_test_exposures",
             "seeds.alert_rules", "seeds.model_prices", "seeds.event_type_aliases"} <= rebuilt  # fmt: skip
     assert "staging.base_events_parsed" not in rebuilt
-    assert experiments_columns() == full_header
+    assert experiments_columns(warehouse) == full_header
     assert warehouse.scalar("select count(*) from marts.ab_test_results") > 0
     assert warehouse.scalar("select count(*) from staging.stg_seeds__alert_rules where description is not null") > 0
     assert warehouse.scalar("select count(*) from staging.stg_seeds__model_prices where note is not null") > 0
