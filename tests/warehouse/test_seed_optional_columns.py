@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from support.warehouse import REPO_ROOT, Warehouse
 
 from convo_warehouse.lib.generate import generate_events
@@ -50,6 +51,9 @@ def _write_seed(project: Path, seed: str, columns: list[str] | None) -> None:
         writer.writerows(rows)
 
 
+# dbt's seed loader (agate) warns of every column_types entry (dbt_project.yml) naming an optional
+# column the cut seeds lack: expected here, and the warnings would hide others in the summary
+@pytest.mark.filterwarnings("ignore:.* does not match the name of any column in this table:RuntimeWarning")
 def test_runs_after_seeds_lose_or_regain_their_optional_columns(tmp_path):
     project = Warehouse(tmp_path / "scratch", tmp_path / "scratch-target").copy_project(tmp_path / "project")
     full_header = (REPO_ROOT / "seeds" / "experiments.csv").read_text().splitlines()[0].split(",")
