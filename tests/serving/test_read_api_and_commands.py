@@ -112,6 +112,11 @@ def _cli(root: Path, *args: str, timeout: int = 300, **extra: str) -> subprocess
                           env=_env(root, **extra), capture_output=True, text=True, timeout=timeout)
 
 
+def _run(root: Path, **settings: str) -> subprocess.CompletedProcess:
+    """`convo-warehouse run` on ``root``, within the run's time limit (not a read command's)."""
+    return _cli(root, "run", "--quiet", timeout=RUN_TIMEOUT_SECONDS, **settings)
+
+
 @pytest.fixture(scope="module")
 def published(tmp_path_factory) -> Path:
     from convo_warehouse.lib.generate import generate_events
@@ -119,7 +124,7 @@ def published(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("read-surfaces")
     (root / "dagster_home").mkdir()
     generate_events(root / "landing" / "first", conversations=900, days=5, seed=13, end_date=END_DATE, progress=False)
-    run = _cli(root, "run", "--quiet")
+    run = _run(root)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return root
 
@@ -662,10 +667,6 @@ def _digest(folder: Path) -> dict[str, str]:
         elif path.is_file():
             digest[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return digest
-
-
-def _run(root: Path, **settings: str) -> subprocess.CompletedProcess:
-    return _cli(root, "run", "--quiet", timeout=RUN_TIMEOUT_SECONDS, **settings)
 
 
 def test_dbt_docs_generate_lists_the_exposures(published):

@@ -184,7 +184,7 @@ class Warehouse:
         saved = dict(os.environ)
         os.environ.update(self.env)
         try:
-            result = dbtRunner(manifest=_session_manifest(self.target_dir)).invoke([*args, "--quiet", *options])
+            result = dbtRunner(manifest=_session_manifest(self.target_dir)).invoke([*args, *options])
         finally:
             os.environ.clear()
             os.environ.update(saved)
