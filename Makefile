@@ -114,7 +114,11 @@ run: demo-data target/manifest.json
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/convo-warehouse run --landing data/landing --warehouse data/warehouse.duckdb
 
-# dbt build (models, seeds, data tests, unit tests) on a small generated warehouse.
+# A plain `dbt build` (models, seeds, data tests, unit tests) on a small
+# generated warehouse, for a hand check outside the tests. `make test` does not
+# run it: its data tests run in every test build, and its unit and whole-table
+# grain tests on the test suite's build of the whole project
+# (tests/warehouse/test_quality_marts.py).
 dbt-test: $(INSTALLED) target/manifest.json
 	rm -rf data/ci && mkdir -p data/ci
 	$(BIN)/convo-warehouse generate --conversations 1500 --days 5 --seed 7 --out data/ci/landing
@@ -122,9 +126,9 @@ dbt-test: $(INSTALLED) target/manifest.json
 	CONVO_DUCKDB_PATH=data/ci/warehouse.duckdb $(BIN)/dbt build --quiet
 
 # Its own dbt target folder and its own empty warehouse: lint compiles the
-# project (macros that look a relation up open the warehouse) while `make test`
-# runs dbt-test beside it (below), which writes target/ and data/. The files
-# are linted on every core (--processes 0): sqlfluff's rules, not the dbt
+# project (macros that look a relation up open the warehouse) and never
+# writes the target/ and data/ that dbt and the tests use. The files are
+# linted on every core (--processes 0): sqlfluff's rules, not the dbt
 # templater, are most of its time, and each process lints whole files.
 lint: $(INSTALLED)
 	@mkdir -p target/lint
@@ -155,11 +159,9 @@ pytest: $(INSTALLED) target/manifest.json
 	$(PYTEST_XDIST) --no-loadscope-reorder --durations=20 $(if $(TEST_TMP),--basetemp=$(TEST_TMP))
 	$(if $(TEST_TMP),@rm -rf "$(TEST_TMP)")
 
-# dbt-test and lint side by side (lint on every core outlasts dbt-test;
-# docs/development.md#tests), --output-sync printing each one's output whole.
-# Then pytest, on every core.
+# Lint, then pytest (docs/development.md#tests), each on every core.
 test:
-	@$(MAKE) --no-print-directory -j2 --output-sync=target dbt-test lint
+	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory pytest
 
 $(SPARK_INSTALLED): pyproject.toml capture-sdk/pyproject.toml $(SPARK_LOCK)

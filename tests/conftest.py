@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from support.pipeline import share_parses_under
+from support.pipeline import share_parses_under, shared_target
 from support.start_order import start_order
 from support.warehouse import Warehouse
 
@@ -42,8 +42,9 @@ def _main_module_kept() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def dbt_target_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("dbt-target")
+def dbt_target_dir(_pipeline_runs_share_a_parse: None) -> Path:
+    """In-process dbt's target folder: the pipeline runs' own, whose parse both use (support/pipeline.py)."""
+    return shared_target()
 
 
 @pytest.fixture

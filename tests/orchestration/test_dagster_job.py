@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from convo_warehouse.project import ensure_manifest, manifest_path
+from support.pipeline import parse_env, pipeline_env
 from support.warehouse import in_fresh_interpreter, open_warehouse, undocumented_columns
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,11 @@ CLASSIFIER = dg.AssetKey(["classification", "classifier_runs"])
 
 @pytest.fixture(scope="module")
 def defs():
-    ensure_manifest(force=True)
+    # The warehouse path of this process's pipeline runs (the link of support/pipeline.py): the
+    # in-process runs below name their warehouses by it, so their dbt reads this parse partially.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVO_DUCKDB_PATH", parse_env()["CONVO_DUCKDB_PATH"])
+        ensure_manifest(force=True)
     from convo_warehouse.definitions import defs as definitions
 
     return definitions
@@ -150,7 +155,7 @@ def built_warehouse(tmp_path_factory):
     )
     database = root / "warehouse.duckdb"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CONVO_DUCKDB_PATH", str(database))
+        patch.setenv("CONVO_DUCKDB_PATH", pipeline_env(root)["CONVO_DUCKDB_PATH"])
         patch.setenv("CONVO_LANDING_DIR", str(landing))
         result = materialize_all(raise_on_error=False)
     return database, landing, summary, result
@@ -260,7 +265,7 @@ def test_a_run_with_new_data_leaves_out_what_no_load_reaches_but_tests_what_it_w
     copy = tmp_path / "copy"
     shutil.copytree(database.parent, copy, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
     generate_events(copy / "landing" / "next", conversations=40, days=1, seed=12, progress=False)
-    monkeypatch.setenv("CONVO_DUCKDB_PATH", str(copy / database.name))
+    monkeypatch.setenv("CONVO_DUCKDB_PATH", pipeline_env(copy, database.name)["CONVO_DUCKDB_PATH"])
     monkeypatch.setenv("CONVO_LANDING_DIR", str(copy / landing.name))
     second = materialize_all(job_name="load_and_rebuild_job", raise_on_error=False)
     assert second is not None and second.success

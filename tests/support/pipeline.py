@@ -10,6 +10,10 @@ already parsed (same project, same file name) and dbt's build reads the
 target's ``partial_parse.msgpack``. Tests in one process run one at a time,
 so the link never has to name two folders at once.
 
+The same target folder is the test process's ``dbt_target_dir``: its in-process dbt
+(``support/warehouse.py``) takes its manifest from the parse the pipeline runs use, so a
+test process parses the project in full once, not once for each.
+
 ``conftest.py`` calls ``share_parses_under()`` once per session (each xdist
 worker has its own temporary folder, so workers never share a link).
 """
@@ -29,14 +33,30 @@ def share_parses_under(folder: Path) -> None:
     _folder = folder
 
 
+def _shared() -> Path:
+    if _folder is None:
+        raise RuntimeError("share_parses_under() was not called (tests/conftest.py does it)")
+    return _folder
+
+
+def shared_target() -> Path:
+    """The dbt target folder of this process's pipeline runs (and of its in-process dbt)."""
+    return _shared() / "target"
+
+
+def parse_env(name: str = "warehouse.duckdb") -> dict[str, str]:
+    """What a parse for ``shared_target()`` is made with: the link's warehouse path (part of
+    dbt's profile, so of whether a later run may parse partially) and the target folder."""
+    return {"CONVO_DUCKDB_PATH": str(_shared() / "warehouse" / name), "DBT_TARGET_PATH": str(shared_target())}
+
+
 def pipeline_env(root: Path, name: str = "warehouse.duckdb") -> dict[str, str]:
     """``CONVO_DUCKDB_PATH`` and ``DBT_TARGET_PATH`` for processes that work on the warehouse
     ``root / name``: the warehouse through this process's link, now pointed at ``root``."""
-    if _folder is None:
-        raise RuntimeError("share_parses_under() was not called (tests/conftest.py does it)")
-    link = _folder / "warehouse"
-    pending = _folder / f".warehouse-{os.getpid()}"
+    folder = _shared()
+    link = folder / "warehouse"
+    pending = folder / f".warehouse-{os.getpid()}"
     pending.unlink(missing_ok=True)
     pending.symlink_to(root.resolve(), target_is_directory=True)
     os.replace(pending, link)
-    return {"CONVO_DUCKDB_PATH": str(link / name), "DBT_TARGET_PATH": str(_folder / "target")}
+    return parse_env(name)

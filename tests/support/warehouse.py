@@ -40,14 +40,37 @@ def forget_parsed_manifest(target_dir: Path) -> None:
     _MANIFESTS.pop(target_dir, None)
 
 
+def _parse_in_process():
+    from dbt.cli.main import dbtRunner
+
+    # manifest.json left as the last parse wrote it: ensure_manifest() recognises its own by its time
+    result = dbtRunner().invoke(["parse", "--quiet", "--no-write-json"])
+    if not result.success:
+        raise AssertionError(f"dbt parse failed: {result.exception}")
+    return result.result
+
+
 def _session_manifest(target_dir: Path):
     if target_dir not in _MANIFESTS:
-        from dbt.cli.main import dbtRunner
+        from support.pipeline import parse_env, shared_target
 
-        result = dbtRunner().invoke(["parse", "--quiet"])
-        if not result.success:
-            raise AssertionError(f"dbt parse failed: {result.exception}")
-        _MANIFESTS[target_dir] = result.result
+        if target_dir == shared_target():
+            # The pipeline runs' target: parsed as a run parses it (project.ensure_manifest(), in
+            # full once per test process), then read here from that parse (partially: the same
+            # profile, the link's warehouse path). The manifest serves every warehouse named
+            # warehouse.duckdb, whatever its folder.
+            from convo_warehouse.project import ensure_manifest
+
+            saved = dict(os.environ)
+            os.environ.update(parse_env())
+            try:
+                ensure_manifest()
+                _MANIFESTS[target_dir] = _parse_in_process()
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+        else:
+            _MANIFESTS[target_dir] = _parse_in_process()
     manifest = _MANIFESTS[target_dir]
     # dbt marks a compiled node as holding its ephemeral models' CTEs and, in
     # a later invocation on the same manifest object, renders the node again

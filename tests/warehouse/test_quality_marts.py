@@ -2,11 +2,17 @@
 lexicon sentiment) -> dbt, then fct_conversation_quality and the quality_score metric
 checked against a pandas recomputation that reads only fct_conversations, the staged
 events, the classifier's tables and the weights seed (it shares no code with the models).
+
+This file's warehouse is the suite's one build of every model of the project as shipped (its
+own seeds and vars, no copy), so the dbt unit tests and the whole-table grain tests, which a
+run leaves out, run on it too (the last test).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections import Counter
 
 import duckdb
 import numpy as np
@@ -266,3 +272,23 @@ def test_rerunning_classifier_and_models_changes_nothing(built: Warehouse) -> No
     assert stats.classified == 0 and stats.sentiment_scored == 0
     built.build(AFTER_CLASSIFIER)
     assert built.table_hash("marts.fct_conversation_quality") == before
+
+
+def test_every_unit_test_and_whole_table_grain_holds(built: Warehouse) -> None:
+    """Every dbt unit test (our SQL against its fixtures) and every model's grain over its whole
+    table (``tag:grain``): a run leaves both out (``dbt_commands.production_build``), so they run
+    here, where every model the project ships is built. Unit tests need their inputs' relations
+    to exist, which this warehouse has. A failing one fails ``built.dbt``; the counts prove the
+    selection ran them all."""
+    from convo_warehouse.lib.dbt_commands import GRAIN_TESTS
+
+    result = built.dbt("test", "--select", f"test_type:unit {GRAIN_TESTS}")
+    ran = Counter(
+        "grain" if "grain" in node_result.node.tags else str(node_result.node.resource_type.value)
+        for node_result in result.result.results
+        if node_result.node.resource_type.value != "operation"  # the project's on-run hooks
+    )
+    manifest = json.loads((built.target_dir / "manifest.json").read_text())
+    grains = [node for node in manifest["nodes"].values() if "grain" in node.get("tags", [])]
+    assert grains and manifest["unit_tests"]
+    assert ran == {"unit_test": len(manifest["unit_tests"]), "grain": len(grains)}
