@@ -132,7 +132,7 @@ dbt-test: $(INSTALLED) target/manifest.json
 # templater, are most of its time, and each process lints whole files.
 lint: $(INSTALLED)
 	@mkdir -p target/lint
-	DBT_TARGET_PATH=target/lint DBT_LOG_PATH=target/lint CONVO_DUCKDB_PATH=target/lint/lint.duckdb $(BIN)/sqlfluff lint models tests/dbt macros --processes 0
+	DBT_TARGET_PATH=target/lint DBT_LOG_PATH=target/lint CONVO_DUCKDB_PATH=target/lint/lint.duckdb $(LINT_NICE) $(BIN)/sqlfluff lint models tests/dbt macros --processes 0
 
 # Test files run on PYTEST_WORKERS processes (one file's tests stay together,
 # so module fixtures such as a built warehouse are made once), the longest
@@ -159,10 +159,12 @@ pytest: $(INSTALLED) target/manifest.json
 	$(PYTEST_XDIST) --no-loadscope-reorder --durations=20 $(if $(TEST_TMP),--basetemp=$(TEST_TMP))
 	$(if $(TEST_TMP),@rm -rf "$(TEST_TMP)")
 
-# Lint, then pytest (docs/development.md#tests), each on every core.
+# Lint beside pytest, at a lower priority (nice): it takes the moments pytest's
+# workers leave a core idle (waiting for a browser, a server, a subprocess),
+# not their time (docs/development.md#tests). --output-sync prints each one's
+# output whole when it ends.
 test:
-	@$(MAKE) --no-print-directory lint
-	@$(MAKE) --no-print-directory pytest
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint pytest LINT_NICE="nice -n 10"
 
 $(SPARK_INSTALLED): pyproject.toml capture-sdk/pyproject.toml $(SPARK_LOCK)
 	$(call venv_from_lock,$(SPARK_VENV),$(SPARK_LOCK))

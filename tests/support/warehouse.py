@@ -40,11 +40,10 @@ def forget_parsed_manifest(target_dir: Path) -> None:
     _MANIFESTS.pop(target_dir, None)
 
 
-def _parse_in_process():
+def _parse_in_process(*options: str):
     from dbt.cli.main import dbtRunner
 
-    # manifest.json left as the last parse wrote it: ensure_manifest() recognises its own by its time
-    result = dbtRunner().invoke(["parse", "--quiet", "--no-write-json"])
+    result = dbtRunner().invoke(["parse", "--quiet", *options])
     if not result.success:
         raise AssertionError(f"dbt parse failed: {result.exception}")
     return result.result
@@ -65,7 +64,8 @@ def _session_manifest(target_dir: Path):
             os.environ.update(parse_env())
             try:
                 ensure_manifest()
-                _MANIFESTS[target_dir] = _parse_in_process()
+                # manifest.json left as that parse wrote it: ensure_manifest() knows its own by its time
+                _MANIFESTS[target_dir] = _parse_in_process("--no-write-json")
             finally:
                 os.environ.clear()
                 os.environ.update(saved)
