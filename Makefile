@@ -159,10 +159,10 @@ pytest: $(INSTALLED) target/manifest.json
 	$(PYTEST_XDIST) --no-loadscope-reorder --durations=20 $(if $(TEST_TMP),--basetemp=$(TEST_TMP))
 	$(if $(TEST_TMP),@rm -rf "$(TEST_TMP)")
 
-# Lint beside pytest, at a lower priority (nice): it takes the moments pytest's
-# workers leave a core idle (waiting for a browser, a server, a subprocess),
-# not their time (docs/development.md#tests). --output-sync prints each one's
-# output whole when it ends.
+# Lint beside pytest, at a lower priority (nice): pytest's workers keep the
+# cores, lint takes what they leave idle (a wait for a browser, a server, a
+# subprocess) and ends about when pytest does (docs/development.md#tests).
+# --output-sync prints each one's output whole when it ends.
 test:
 	@$(MAKE) --no-print-directory -j2 --output-sync=target lint pytest LINT_NICE="nice -n 10"
 
