@@ -13,6 +13,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -40,6 +42,18 @@ def forget_parsed_manifest(target_dir: Path) -> None:
     _MANIFESTS.pop(target_dir, None)
 
 
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` in this process's environment, which in-process dbt reads, until the block ends."""
+    saved = dict(os.environ)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def _parse_in_process(*options: str):
     from dbt.cli.main import dbtRunner
 
@@ -60,15 +74,10 @@ def _session_manifest(target_dir: Path):
             # warehouse.duckdb, whatever its folder.
             from convo_warehouse.project import ensure_manifest
 
-            saved = dict(os.environ)
-            os.environ.update(parse_env())
-            try:
+            with _environment(parse_env()):
                 ensure_manifest()
                 # manifest.json left as that parse wrote it: ensure_manifest() knows its own by its time
                 _MANIFESTS[target_dir] = _parse_in_process("--no-write-json")
-            finally:
-                os.environ.clear()
-                os.environ.update(saved)
         else:
             _MANIFESTS[target_dir] = _parse_in_process()
     manifest = _MANIFESTS[target_dir]
@@ -204,13 +213,8 @@ class Warehouse:
         options += ["--log-level", "none"]
         if args[0] in THREADED_COMMANDS:
             options += ["--threads", "1"]
-        saved = dict(os.environ)
-        os.environ.update(self.env)
-        try:
+        with _environment(self.env):
             result = dbtRunner(manifest=_session_manifest(self.target_dir)).invoke([*args, *options])
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
         if check and not result.success:
             raise AssertionError(f"dbt {' '.join(args)} failed:\n{describe_failures(result)}")
         return result
@@ -229,21 +233,20 @@ class Warehouse:
             args.append("--full-refresh")
         return self.dbt(*args)
 
+    def manifest_json(self) -> dict:
+        """The project's manifest (``manifest.json``) as this warehouse's dbt calls parse it."""
+        if not (self.target_dir / "manifest.json").is_file():
+            with _environment(self.env):
+                _session_manifest(self.target_dir)
+        return json.loads((self.target_dir / "manifest.json").read_text())
+
     def run_build(self, *more: str):
         """The dbt step of a pipeline run (assets/dbt.py), without Dagster: compare the project with
         the manifest the last successful build kept (lib/dbt_state.py), drop what changed, ``dbt
         build`` with what no load reaches left out while unmodified, and keep the manifest."""
         from convo_warehouse.lib import dbt_commands, dbt_state
 
-        if not (self.target_dir / "manifest.json").is_file():
-            saved = dict(os.environ)
-            os.environ.update(self.env)
-            try:
-                _session_manifest(self.target_dir)
-            finally:
-                os.environ.clear()
-                os.environ.update(saved)
-        manifest = json.loads((self.target_dir / "manifest.json").read_text())
+        manifest = self.manifest_json()
         con = open_warehouse(self.path)
         try:
             plan, dropped, left_out = dbt_state.prepare(con, self.path, self.project_dir, manifest, self._select)

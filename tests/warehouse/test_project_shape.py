@@ -1,4 +1,4 @@
-"""The dbt project's shape, read from the manifest of a fresh `dbt parse`.
+"""The dbt project's shape, read from the manifest of this test session's `dbt parse`.
 
 The DAG flows one way (staging -> intermediate -> marts): a model's layer is
 the folder under models/ it lives in (its fqn's second part, as the Dagster
@@ -11,14 +11,12 @@ Every macro is documented in YAML with each of its arguments.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from pathlib import Path
 
 import duckdb
 import pytest
-from support.warehouse import undocumented_columns
+from support.warehouse import Warehouse, undocumented_columns
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,27 +69,9 @@ def layer_violations(manifest: dict) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from dbt.cli.main import dbtRunner
-
-    target = tmp_path_factory.mktemp("dag-target")
-    saved = dict(os.environ)
-    os.environ.update(
-        {
-            "DBT_PROFILES_DIR": str(REPO_ROOT),
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "DBT_LOG_PATH": str(target / "logs"),
-        }
-    )
-    try:
-        result = dbtRunner().invoke(
-            ["parse", "--quiet", "--project-dir", str(REPO_ROOT), "--target-path", str(target)]
-        )
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    assert result.success, f"dbt parse failed: {result.exception}"
-    return json.loads((target / "manifest.json").read_text())
+def manifest(tmp_path_factory: pytest.TempPathFactory, dbt_target_dir: Path) -> dict:
+    """The manifest of this test session's parse of the project (the one every test build uses)."""
+    return Warehouse(tmp_path_factory.mktemp("shape"), dbt_target_dir).manifest_json()
 
 
 def test_every_model_reads_only_its_own_or_earlier_layers(manifest: dict) -> None:
