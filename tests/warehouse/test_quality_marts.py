@@ -10,7 +10,6 @@ run leaves out, run on it too (the last test).
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections import Counter
 
@@ -288,7 +287,7 @@ def test_every_unit_test_and_whole_table_grain_holds(built: Warehouse) -> None:
         for node_result in result.result.results
         if node_result.node.resource_type.value != "operation"  # the project's on-run hooks
     )
-    manifest = json.loads((built.target_dir / "manifest.json").read_text())
+    manifest = built.manifest_json()
     grains = [node for node in manifest["nodes"].values() if "grain" in node.get("tags", [])]
     assert grains and manifest["unit_tests"]
     assert ran == {"unit_test": len(manifest["unit_tests"]), "grain": len(grains)}
