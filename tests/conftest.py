@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,10 +27,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: order[names[item]])  # stable: a file's tests keep their order
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _pipeline_runs_share_a_parse(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Pipeline runs of this process name their warehouse by one link (``support/pipeline.py``)."""
-    share_parses_under(tmp_path_factory.getbasetemp() / "pipeline-runs")
+@pytest.hookimpl(trylast=True)  # after pytest's own configure, which sets up the temporary folder
+def pytest_configure(config: pytest.Config) -> None:
+    """Pipeline runs of this process name their warehouse by one link (``support/pipeline.py``),
+    and dbt in this process and its children writes into that folder's target, never the
+    checkout's ``target/``: ``DBT_TARGET_PATH`` is set before a test module imports
+    ``convo_warehouse.project`` (which reads it once), so a parse made for a test warehouse
+    never leaves ``make run`` a manifest of another profile."""
+    folder = config._tmp_path_factory.getbasetemp() / "pipeline-runs"
+    share_parses_under(folder)
+    os.environ["DBT_TARGET_PATH"] = str(shared_target())
 
 
 @pytest.fixture(autouse=True)
@@ -42,7 +49,7 @@ def _main_module_kept() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def dbt_target_dir(_pipeline_runs_share_a_parse: None) -> Path:
+def dbt_target_dir() -> Path:
     """In-process dbt's target folder: the pipeline runs' own, whose parse both use (support/pipeline.py)."""
     return shared_target()
 

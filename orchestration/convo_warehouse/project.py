@@ -68,19 +68,22 @@ def dbt_executable() -> str:
 
 
 def parse_fingerprint() -> str:
-    """What a parse depends on: the project's files, the profile's target, and the database's
-    name (a DuckDB file's name without its folder: the manifest names relations by it, so the
-    manifest of one warehouse serves another of the same name, such as a copy)."""
+    """What a parse depends on: the project's files and every setting the profile reads.
+
+    dbt parses partially only when the profile's connection (the warehouse's path, its
+    settings) is the one of the saved parse, so each environment variable ``profiles.yml``
+    reads counts, the warehouse path as written (a folder moved or named another way is
+    another profile to dbt)."""
     import hashlib
+    import re
 
     from convo_warehouse.lib.run_state import project_fingerprint
 
-    inputs = [
-        project_fingerprint(PROJECT_DIR),
-        os.environ.get("CONVO_DBT_TARGET", ""),
-        Path(os.environ.get("CONVO_DUCKDB_PATH", "data/warehouse.duckdb")).stem,
-        os.environ.get("DBT_PROFILES_DIR", ""),
-    ]
+    profiles_dir = Path(os.environ.get("DBT_PROFILES_DIR") or PROJECT_DIR)
+    profile = (profiles_dir / "profiles.yml").read_text()
+    inputs = [project_fingerprint(PROJECT_DIR), str(profiles_dir)]
+    for name in sorted(set(re.findall(r"env_var\(\s*['\"](\w+)['\"]", profile))):
+        inputs.append(f"{name}={os.environ.get(name, '')}")
     return hashlib.sha256("\0".join(inputs).encode()).hexdigest()
 
 
@@ -88,8 +91,8 @@ def ensure_manifest(force: bool = False) -> Path:
     """Run ``dbt parse`` unless the manifest is up to date (or ``force``); return its path.
 
     Up to date: it was written by our last parse (same modification time) from
-    the same project files, target and database (``parse_fingerprint``, kept
-    next to the manifest). A parse costs seconds
+    the same project files and profile settings (``parse_fingerprint``, kept
+    next to the manifest), so dbt's next build reads it partially. A parse costs seconds
     of every run, so a run skips it when nothing it reads changed. Parsing
     writes only into the target folder; it touches no warehouse.
     """

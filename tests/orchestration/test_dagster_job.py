@@ -35,10 +35,11 @@ CLASSIFIER = dg.AssetKey(["classification", "classifier_runs"])
 @pytest.fixture(scope="module")
 def defs():
     # The warehouse path of this process's pipeline runs (the link of support/pipeline.py): the
-    # in-process runs below name their warehouses by it, so their dbt reads this parse partially.
+    # in-process runs below name their warehouses by it, so their dbt reads this parse partially
+    # (the parse of this process's target folder, DBT_TARGET_PATH: tests/conftest.py).
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CONVO_DUCKDB_PATH", parse_env()["CONVO_DUCKDB_PATH"])
-        ensure_manifest(force=True)
+        ensure_manifest()
     from convo_warehouse.definitions import defs as definitions
 
     return definitions
@@ -186,6 +187,11 @@ def test_full_job_runs_in_process_on_generated_data(built_warehouse):
         if event.event_type == dg.DagsterEventType.STEP_START and event.step_key.startswith("dbt_models")
     }
     assert dbt_steps == {"dbt_models"}
+    # that build read the run's parse (project.ensure_manifest) partially: a parse made with
+    # another profile (another warehouse path) would have had it parse the whole project again
+    logs = list(manifest_path().parent.glob(f"dbt_models-{result.run_id[:7]}-*/dbt.log"))
+    assert len(logs) == 1
+    assert "Unable to do partial parsing" not in logs[0].read_text()
     con = duckdb.connect(str(database), read_only=True)
     try:
         classified = con.execute("select sum(classified) from classification.classifier_runs").fetchone()[0]
@@ -765,6 +771,23 @@ def test_target_path_honours_dbt_target_path(monkeypatch, tmp_path):
     assert project.manifest_path() == tmp_path / "t" / "manifest.json"
     monkeypatch.delenv("DBT_TARGET_PATH")
     assert project.manifest_path() == REPO_ROOT / "target" / "manifest.json"
+
+
+def test_a_parse_serves_the_profile_settings_it_was_made_with(monkeypatch, tmp_path):
+    """project.ensure_manifest() parses again when a setting profiles.yml reads changed: dbt's
+    build parses partially only with the profile of the saved parse, the warehouse path included."""
+    from convo_warehouse import project
+
+    monkeypatch.setenv("CONVO_DUCKDB_PATH", str(tmp_path / "a" / "warehouse.duckdb"))
+    monkeypatch.delenv("CONVO_DUCKDB_MEMORY_LIMIT", raising=False)
+    first = project.parse_fingerprint()
+    assert project.parse_fingerprint() == first
+    # the same file name in another folder is another profile to dbt
+    monkeypatch.setenv("CONVO_DUCKDB_PATH", str(tmp_path / "b" / "warehouse.duckdb"))
+    assert project.parse_fingerprint() != first
+    monkeypatch.setenv("CONVO_DUCKDB_PATH", str(tmp_path / "a" / "warehouse.duckdb"))
+    monkeypatch.setenv("CONVO_DUCKDB_MEMORY_LIMIT", "1GB")
+    assert project.parse_fingerprint() != first
 
 
 def test_only_the_newest_dbt_invocation_folders_are_kept(monkeypatch, tmp_path):
