@@ -32,9 +32,11 @@ rewrites the rows of the conversations of scope.scope_conversations and of
 the days of scope.scope_days, and every row of a model the project's changes
 rebuild whole; nothing else. The scope itself is checked against what each
 batch brought, and the ledgers (audit.scope_runs, audit.partitions_rewritten)
-against the scope. Then the marts, the day partials and every other model
-must equal, value for value and to the last bit of every double, a re-run
-with nothing new and a full refresh of the same raw rows.
+against the scope. After every run, marts.metrics_daily must equal the
+contract's metrics recomputed from that moment's conversation facts
+(support/metrics_reference.py). Then the marts, the day partials and every
+other model must equal, value for value and to the last bit of every double,
+a re-run with nothing new and a full refresh of the same raw rows.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from support.metrics_reference import KEY, assert_same_metrics, metrics_daily, reference_inputs, reference_metrics
 from support.warehouse import Warehouse, forget_parsed_manifest
 
 from convo_warehouse.lib.dbt_state import project_vars
@@ -158,6 +161,9 @@ class Run:
     days_recorded: dict[str, set] = field(default_factory=dict)  # relation -> days partitions_rewritten got
     recorded_whole: set[str] = field(default_factory=set)  # relations with a rewrote_all row
     classified: int = 0  # conversations the stage classifier classified in the run
+    # marts.metrics_daily after the run, and the contract's metrics recomputed from that moment's
+    # conversation facts (support/metrics_reference.py)
+    metrics: tuple = ()
 
 
 @dataclass
@@ -258,6 +264,7 @@ def complete_run(warehouse: Warehouse, marked: dict | None = None, *more: str) -
     run.classified = warehouse.scalar(
         "select classified from classification.classifier_runs order by run_started_at desc limit 1"
     )
+    run.metrics = (metrics_daily(warehouse), reference_metrics(*reference_inputs(warehouse), grain="metric_date"))
     return run
 
 
@@ -701,6 +708,20 @@ def test_the_clock_the_seeds_the_var_and_the_classifier_reach_the_marts(scenario
     before, after = scenario.abandoned_by_day["before"], scenario.abandoned_by_day["after"]
     assert after["metrics_daily"] != before["metrics_daily"], "the var changed no day's abandonment"
     assert after["metrics_daily"] == after["metrics_hourly"] == after["fct_conversations"]
+
+
+def test_metrics_daily_equals_its_independent_recomputation_after_every_run(scenario):
+    """Every run, whatever it brought (new days, late events moving conversations, changed
+    seeds and vars, only the clock, the classifier alone), leaves marts.metrics_daily (replaced
+    day by day) equal to the contract's metrics recomputed from that moment's conversation
+    facts."""
+    for name, run in scenario.runs.items():
+        actual, expected = run.metrics
+        assert len(actual) > 100, name
+        try:
+            assert_same_metrics(actual, expected, KEY)
+        except AssertionError as error:
+            raise AssertionError(f"after the {name!r} run: {error}") from None
 
 
 def test_incremental_runs_a_rerun_and_a_full_refresh_give_identical_marts(scenario):
