@@ -43,6 +43,10 @@ def write_jsonl(path: Path, lines: list) -> None:
 
 # One JSONL file with one row per quarantine reason, each commented with its
 # defect, around valid rows that must be staged.
+# What the loader's rows become (staging, quarantine, reconciliation) and their data tests: the
+# builds of the tests that read nothing further
+STAGED = "+reconciliation +rejected_events"
+
 BAD_JSONL = [
     event("ok-1", "c1", "conversation_started", "2024-03-01T10:00:00Z"),
     "{this is not json",  # unreadable line: bad JSON
@@ -88,7 +92,7 @@ def test_each_bad_row_class_lands_in_quarantine_with_its_reason(warehouse):
 
     report = warehouse.load()
     assert report.rows_loaded == len(BAD_JSONL) - 2 + 3 + 1  # blank lines not counted
-    warehouse.build()
+    warehouse.build(STAGED)
 
     reasons = dict(warehouse.query("select reason, count(*) from quarantine.rejected_events group by 1"))
     assert reasons == {
@@ -132,7 +136,7 @@ def test_duplicates_within_and_across_files_count_once(warehouse):
     # A bad copy of d-2 never wins against a good one.
     write_jsonl(warehouse.landing / "0-first.jsonl", [event("d-2", "c1", "agent_message", "soon")])
     warehouse.load()
-    warehouse.build()
+    warehouse.build(STAGED)
 
     assert warehouse.query("select event_id, source_file, row_number from staging.stg_events order by 1") == [
         ("d-1", "a.jsonl", 1),
@@ -154,7 +158,7 @@ def test_file_loaded_once_by_content_and_changed_content_loaded_again(warehouse)
     assert report.files_loaded == [] and report.files_skipped == ["a.jsonl", "copy/a-renamed.jsonl"]
     write_jsonl(warehouse.landing / "a.jsonl", rows + [event("h-2", "c1", "agent_message", "2024-03-01T10:00:01Z")])
     assert warehouse.load().files_loaded == ["a.jsonl"]
-    warehouse.build()
+    warehouse.build(STAGED)
     assert warehouse.query("select count(*), count(distinct event_id) from staging.stg_events") == [(2, 2)]
     assert warehouse.scalar("select sum(duplicates_dropped) from audit.reconciliation") == 1
 
@@ -182,7 +186,7 @@ def test_parquet_typed_columns_and_struct_properties(warehouse):
     )
     pq.write_table(tz_table, warehouse.landing / "tz.parquet")
     warehouse.load()
-    warehouse.build()
+    warehouse.build(STAGED)
     assert warehouse.query(
         "select event_id, conversation_id, user_id, event_type, strftime(event_at, '%Y-%m-%d %H:%M:%S.%g'), device, turn "
         "from staging.stg_events order by event_id"
@@ -463,7 +467,7 @@ def test_a_csv_field_of_200_kb_is_read(warehouse):
         "long-2,c1,agent_message,2024-03-01 10:00:01,\n"
     )
     report = warehouse.load()
-    warehouse.build()
+    warehouse.build(STAGED)
     assert report.unreadable_rows == 0
     assert warehouse.query("select event_id, length(content) from staging.stg_events order by 1") == [
         ("long-1", len(transcript)),
@@ -486,7 +490,7 @@ def test_an_error_while_mapping_one_otlp_line_quarantines_that_line(warehouse, m
     write_jsonl(warehouse.landing / "other.jsonl", [event("o-1", "c1", "user_message", "2024-03-01T10:00:00Z")])
 
     warehouse.load()
-    warehouse.build()
+    warehouse.build(STAGED)
 
     assert warehouse.query(
         "select source_file, row_number, reason, reason_detail, raw_record from quarantine.rejected_events"
@@ -514,7 +518,7 @@ def test_an_error_inside_a_reader_keeps_the_rows_read_and_the_run_goes_on(wareho
     write_jsonl(warehouse.landing / "fine.jsonl", [event("f-1", "c1", "user_message", "2024-03-01T10:00:02Z")])
 
     report = warehouse.load()
-    warehouse.build()
+    warehouse.build(STAGED)
 
     assert report.files_loaded == ["broken.csv", "fine.jsonl"]
     assert warehouse.query("select event_id from staging.stg_events order by 1") == [("b-1",), ("f-1",)]
@@ -545,7 +549,7 @@ def test_a_file_that_cannot_be_opened_is_reported_once_and_loaded_when_it_can(wa
     ]
     monkeypatch.setattr(files, "content_hash", real_hash)  # readable again
     assert warehouse.load().files_loaded == ["locked.jsonl"]
-    warehouse.build()
+    warehouse.build(STAGED)
     assert warehouse.query("select event_id from staging.stg_events order by 1") == [("l-1",), ("o-1",)]
 
 
@@ -557,7 +561,7 @@ def test_a_truncated_gzip_file_keeps_its_lines_and_is_reported(warehouse):
     write_jsonl(warehouse.landing / "fine.jsonl", [event("f-1", "c2", "user_message", "2024-03-01T10:00:00Z")])
 
     report = warehouse.load()
-    warehouse.build()
+    warehouse.build(STAGED)
 
     assert report.files_loaded == ["cut.jsonl.gz", "fine.jsonl"]
     kept = warehouse.scalar("select count(*) from raw.events where source_file = 'cut.jsonl.gz' and row_number > 0")
