@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from convo_warehouse.lib.warehouse import WarehouseBusyError, connect, writer_lock
+from support.warehouse import STAGED
 
 
 def event(event_id, conversation_id, event_type, timestamp, **properties):
@@ -43,10 +44,6 @@ def write_jsonl(path: Path, lines: list) -> None:
 
 # One JSONL file with one row per quarantine reason, each commented with its
 # defect, around valid rows that must be staged.
-# What the loader's rows become (staging, quarantine, reconciliation) and their data tests: the
-# builds of the tests that read nothing further
-STAGED = "+reconciliation +rejected_events"
-
 BAD_JSONL = [
     event("ok-1", "c1", "conversation_started", "2024-03-01T10:00:00Z"),
     "{this is not json",  # unreadable line: bad JSON

@@ -26,6 +26,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # warehouse.duckdb, so relation names are the same).
 _MANIFESTS: dict[Path, object] = {}
 
+# What the loader's rows become (staging, quarantine, reconciliation) with their data tests: the
+# build of a test that reads nothing further
+STAGED = "+reconciliation +rejected_events"
+
 # dbt commands whose JSON output is what they are for (every other call skips writing it)
 JSON_COMMANDS = ("parse", "docs")
 

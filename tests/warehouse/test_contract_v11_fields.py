@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from convo_warehouse.lib.field_aliases import apply_field_aliases, read_field_aliases
+from support.warehouse import STAGED
 
 
 def write_jsonl(path: Path, rows: list[dict | str]) -> None:
@@ -71,7 +72,7 @@ def test_identifier_types_in_jsonl_and_parquet(warehouse):
         warehouse.landing / "ids-float.parquet",
     )
     warehouse.load()
-    warehouse.build()
+    warehouse.build(STAGED)
 
     assert staged(warehouse) == [
         ("1003", "s-1", None, "user_message"),
@@ -173,7 +174,7 @@ def test_a_field_alias_added_later_remaps_rows_loaded_before(warehouse):
           "timestamp": "2024-03-01T10:00:00Z"}],
     )  # fmt: skip
     warehouse.load()
-    warehouse.build()
+    warehouse.build(STAGED)
     assert rejected(warehouse) == [
         ("uuid.jsonl", 1, "missing_required_field", "missing required field(s): event_id")
     ]

@@ -8,7 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
-from support.warehouse import open_warehouse
+from support.warehouse import STAGED, open_warehouse
 
 TS = "2024-03-01T10:00:00Z"
 # Complete runs (every model, so the next run parses the load runs after this one's) without
@@ -82,7 +82,7 @@ def test_first_delivery_is_decided_when_a_load_run_is_parsed_and_kept_once(wareh
 def test_the_events_are_materialized_once(warehouse):
     write_jsonl(warehouse.landing / "a.jsonl", [event("e1", "hello"), event("e2", "bad", timestamp="never")])
     warehouse.load()
-    warehouse.build()
+    warehouse.build(STAGED)
 
     kinds = dict(
         warehouse.query(
@@ -104,7 +104,7 @@ def test_the_events_are_materialized_once(warehouse):
 def test_the_views_read_the_warehouse_copied_under_another_name(warehouse):
     write_jsonl(warehouse.landing / "a.jsonl", [event("e1", "hello"), event("e2", "bad", timestamp="never")])
     warehouse.load()
-    warehouse.build()
+    warehouse.build(STAGED)
     warehouse.query("checkpoint")
     copy = warehouse.root / "backup-copy.duckdb"
     shutil.copyfile(warehouse.path, copy)
