@@ -80,7 +80,9 @@ def parse_fingerprint() -> str:
     from convo_warehouse.lib.run_state import project_fingerprint
 
     profiles_dir = Path(os.environ.get("DBT_PROFILES_DIR") or PROJECT_DIR)
-    profile = (profiles_dir / "profiles.yml").read_text()
+    profiles = profiles_dir / "profiles.yml"
+    # without one, dbt's parse fails and says so: nothing for the fingerprint to read
+    profile = profiles.read_text() if profiles.is_file() else ""
     inputs = [project_fingerprint(PROJECT_DIR), str(profiles_dir)]
     for name in sorted(set(re.findall(r"env_var\(\s*['\"](\w+)['\"]", profile))):
         inputs.append(f"{name}={os.environ.get(name, '')}")
