@@ -9,20 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from support.warehouse import Warehouse, open_warehouse
+from support.warehouse import Warehouse, frame
 
 SALES_STAGES = ["started", "responded", "qualified", "booked", "attended", "converted"]
 KEY = ["metric_date", "metric_name", "segment_type", "segment_value"]
 HOURLY_KEY = ["metric_hour", "metric_name", "segment_type", "segment_value"]
 ATTRIBUTE_SEGMENTS = ["channel", "agent_id", "device", "source", "language", "environment"]
-
-
-def frame(warehouse: Warehouse, sql: str) -> pd.DataFrame:
-    con = open_warehouse(warehouse.path)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
 
 
 def metrics_daily(warehouse: Warehouse) -> pd.DataFrame:

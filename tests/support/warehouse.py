@@ -116,6 +116,15 @@ def open_warehouse(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnec
     return duckdb.connect(str(path), read_only=read_only, config=config)
 
 
+def frame(warehouse: "Warehouse", sql: str):
+    """The rows of ``sql`` on ``warehouse`` as a pandas DataFrame."""
+    con = open_warehouse(warehouse.path)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
 def undocumented_columns(manifest: dict, con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     """Every model's columns, as built in the warehouse ``con``, that its YAML does not describe.
 

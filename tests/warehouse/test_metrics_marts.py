@@ -25,12 +25,11 @@ from support.metrics_reference import (
     HOURLY_KEY,
     KEY,
     assert_same_metrics,
-    frame,
     metrics_daily,
     reference_inputs,
     reference_metrics,
 )
-from support.warehouse import Warehouse
+from support.warehouse import Warehouse, frame
 
 END_DATE = "2024-03-14"
 DAYS = 14

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from support.warehouse import REPO_ROOT, Warehouse, open_warehouse
+from support.warehouse import REPO_ROOT, Warehouse, frame, open_warehouse
 
 CONVERSATIONS = 700
 DAYS = 4
@@ -48,14 +48,6 @@ def built(tmp_path_factory, dbt_target_dir) -> Warehouse:
         con.close()
     warehouse.build(AFTER_CLASSIFIER)
     return warehouse
-
-
-def frame(warehouse: Warehouse, sql: str) -> pd.DataFrame:
-    con = open_warehouse(warehouse.path)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
 
 
 # ------------------------------------------------------------- reference implementation
