@@ -83,7 +83,12 @@ def _session_manifest(target_dir: Path):
                 # manifest.json left as that parse wrote it: ensure_manifest() knows its own by its time
                 _MANIFESTS[target_dir] = _parse_in_process("--no-write-json")
         else:
-            _MANIFESTS[target_dir] = _parse_in_process()
+            # A copy of the project (or the project in a target of its own): parsed with the
+            # link's warehouse path, from the session parse's partial-parse file when it has
+            # none yet (start_from_session_parse), so dbt reads only the files the copy changed.
+            start_from_session_parse(target_dir)
+            with _environment({"CONVO_DUCKDB_PATH": parse_env()["CONVO_DUCKDB_PATH"]}):
+                _MANIFESTS[target_dir] = _parse_in_process()
     manifest = _MANIFESTS[target_dir]
     # dbt marks a compiled node as holding its ephemeral models' CTEs and, in
     # a later invocation on the same manifest object, renders the node again
@@ -95,6 +100,37 @@ def _session_manifest(target_dir: Path):
             node.extra_ctes = []
             node._pre_injected_sql = None
     return manifest
+
+
+def start_from_session_parse(target_dir: Path) -> None:
+    """Give ``target_dir`` (a copy of the project's, empty) the session parse's partial-parse file.
+
+    dbt decides whether it may parse partially from its version, the vars, the profile's
+    connection settings (the warehouse path among them: parse with ``parse_env()``'s) and
+    each ``dbt_project.yml``; the files it compares by their path inside the project and
+    their checksum, not by the folder the project is in. So a copy of the project parses
+    only the files the copy changed, where it paid a full parse before; a copy whose
+    ``dbt_project.yml`` changed is parsed in full, as dbt would parse the project itself.
+    """
+    from support.pipeline import shared_target
+
+    saved = target_dir / "partial_parse.msgpack"
+    if target_dir == shared_target() or saved.exists():
+        return
+    _session_manifest(shared_target())  # the session parse exists from here on
+    target_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(shared_target() / "partial_parse.msgpack", saved)
+
+
+def parsing_from_the_session(root: Path, target_dir: Path) -> dict[str, str]:
+    """``CONVO_DUCKDB_PATH`` and ``DBT_TARGET_PATH`` for a dbt process (or a pipeline run) on the
+    warehouse ``root / "warehouse.duckdb"`` with the target ``target_dir``: the warehouse named
+    through this process's link (support/pipeline.py), the target started from the session
+    parse, so the process parses only the files its project copy changed."""
+    from support.pipeline import pipeline_env
+
+    start_from_session_parse(target_dir)
+    return {**pipeline_env(root), "DBT_TARGET_PATH": str(target_dir)}
 
 
 def in_fresh_interpreter(script: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

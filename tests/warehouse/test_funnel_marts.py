@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from support.warehouse import REPO_ROOT, Warehouse, describe_failures, open_warehouse
+from support.warehouse import REPO_ROOT, Warehouse, describe_failures, open_warehouse, parsing_from_the_session
 
 from convo_warehouse.lib.classify.store import ensure_tables
 
@@ -538,7 +538,8 @@ def test_a_funnel_added_by_seed_rows_alone_appears_everywhere(generated, tmp_pat
     result = subprocess.run(
         [DBT_EXECUTABLE, "build", "--select", FUNNEL_SELECT, "--indirect-selection", "cautious",
          "--exclude", "test_type:unit"],
-        cwd=project, env=warehouse.env, capture_output=True, text=True,
+        cwd=project, env={**warehouse.env, **parsing_from_the_session(warehouse.root, warehouse.target_dir)},
+        capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout[-6000:]
 

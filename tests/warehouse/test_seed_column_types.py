@@ -13,7 +13,7 @@ import duckdb
 import pytest
 from scipy import stats
 
-from support.warehouse import REPO_ROOT
+from support.warehouse import REPO_ROOT, parsing_from_the_session
 from convo_warehouse.lib.experiments import sample_ratio_mismatch
 
 SESSIONS = [430, 290, 280]  # against 0.4 / 0.3 / 0.3 of 1,000
@@ -39,8 +39,7 @@ def staged_three_way_test(tmp_path_factory):
     database = root / "warehouse.duckdb"
     env = {
         **os.environ,
-        "CONVO_DUCKDB_PATH": str(database),
-        "DBT_TARGET_PATH": str(root / "target"),
+        **parsing_from_the_session(root, root / "target"),
         "DBT_LOG_PATH": str(root / "logs"),
         "DBT_PROFILES_DIR": str(project),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.warehouse import REPO_ROOT, Warehouse
+from support.warehouse import REPO_ROOT, Warehouse, parsing_from_the_session
 
 from convo_warehouse.lib.generate import generate_events
 
@@ -72,10 +72,11 @@ def test_runs_after_seeds_lose_or_regain_their_optional_columns(tmp_path):
         whole (its log line), and the nodes its dbt build ran."""
         target = tmp_path / "pipeline-target"
         (tmp_path / "dagster_home").mkdir()
+        parsing = parsing_from_the_session(warehouse.root, target)
         env = {
             **os.environ,
+            **parsing,
             "CONVO_DBT_PROJECT_DIR": str(project),
-            "DBT_TARGET_PATH": str(target),
             "DBT_PROFILES_DIR": str(project),
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "DAGSTER_HOME": str(tmp_path / "dagster_home"),
@@ -83,7 +84,7 @@ def test_runs_after_seeds_lose_or_regain_their_optional_columns(tmp_path):
         }
         completed = subprocess.run(
             [str(Path(sys.executable).parent / "convo-warehouse"), "run", "--landing", str(warehouse.landing),
-             "--warehouse", str(warehouse.path)],
+             "--warehouse", parsing["CONVO_DUCKDB_PATH"]],
             env=env, capture_output=True, text=True, timeout=1200, cwd=tmp_path,
         )  # fmt: skip
         output = completed.stdout + completed.stderr
