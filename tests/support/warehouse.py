@@ -78,10 +78,16 @@ def _session_manifest(target_dir: Path):
             # warehouse.duckdb, whatever its folder.
             from convo_warehouse.project import ensure_manifest
 
-            with _environment(parse_env()):
+            # The project as shipped, whichever copy's dbt settings this process holds now (the
+            # first call may come from a copy's parse: start_from_session_parse)
+            with _environment({**parse_env(), "DBT_PROJECT_DIR": str(REPO_ROOT)}):
                 ensure_manifest()
                 # manifest.json left as that parse wrote it: ensure_manifest() knows its own by its time
                 _MANIFESTS[target_dir] = _parse_in_process("--no-write-json")
+            # a seed read from a copy's folder would give every later build that copy's edits
+            elsewhere = {node.root_path for node in _MANIFESTS[target_dir].nodes.values()
+                         if node.resource_type == "seed" and Path(node.root_path).resolve() != REPO_ROOT}
+            assert not elsewhere, f"the session parse reads seeds outside the project: {elsewhere}"
         else:
             # A copy of the project (or the project in a target of its own): parsed with the
             # link's warehouse path, from the session parse's partial-parse file when it has
