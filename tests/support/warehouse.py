@@ -117,6 +117,9 @@ def start_from_session_parse(target_dir: Path) -> None:
     their checksum, not by the folder the project is in. So a copy of the project parses
     only the files the copy changed, where it paid a full parse before; a copy whose
     ``dbt_project.yml`` changed is parsed in full, as dbt would parse the project itself.
+    A seed the copy left as shipped keeps its parsed node, which names the project's own
+    folder (the same file content): edit a copy before its parse, or parse it again after
+    (``forget_parsed_manifest``), as every edit needs anyway.
     """
     from support.pipeline import shared_target
 
