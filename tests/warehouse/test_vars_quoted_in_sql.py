@@ -4,15 +4,11 @@ an apostrophe in a segment type or a message sender compiles to valid SQL with t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import duckdb
 import pytest
 
-from support.warehouse import REPO_ROOT
+from support.warehouse import Warehouse
 
 VARS = {
     # not a date (the model casts it when it runs); compiled, it must stay one literal
@@ -22,23 +18,12 @@ VARS = {
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("vars_quoted")
-    env = {
-        **os.environ,
-        "CONVO_DUCKDB_PATH": str(root / "warehouse.duckdb"),
-        "DBT_TARGET_PATH": str(root / "target"),
-        "DBT_LOG_PATH": str(root / "logs"),
-        "DBT_PROFILES_DIR": str(REPO_ROOT),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-    completed = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "compile", "--quiet", "--project-dir", str(REPO_ROOT),
-         "--select", "segment_comparison", "stg_events", "--vars", json.dumps(VARS)],
-        env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert completed.returncode == 0, (completed.stdout + completed.stderr)[-4000:]
-    return {path.stem: path.read_text() for path in (root / "target" / "compiled").rglob("*.sql")}
+def compiled(tmp_path_factory, dbt_target_dir) -> dict[str, str]:
+    """The two models compiled with ``VARS`` given on the command line (dbt renders a model's SQL
+    with the invocation's vars when it compiles, so the session's parse serves)."""
+    warehouse = Warehouse(tmp_path_factory.mktemp("vars_quoted"), dbt_target_dir)
+    result = warehouse.dbt("compile", "--select", "segment_comparison", "stg_events", "--vars", json.dumps(VARS))
+    return {node_result.node.name: node_result.node.compiled_code for node_result in result.result.results}
 
 
 def _parse_error(sql: str) -> str | None:
