@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +20,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from support.warehouse import REPO_ROOT, Warehouse, describe_failures, open_warehouse, parsing_from_the_session
+from support.warehouse import Warehouse, describe_failures, open_warehouse
 
 from convo_warehouse.lib.classify.store import ensure_tables
 
-DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
 
 END_DATE = "2024-03-14"
 DAYS = 6
@@ -535,13 +532,8 @@ def test_a_funnel_added_by_seed_rows_alone_appears_everywhere(generated, tmp_pat
     shutil.rmtree(warehouse.landing)
     shutil.copytree(generated, warehouse.landing)
     warehouse.load()
-    result = subprocess.run(
-        [DBT_EXECUTABLE, "build", "--select", FUNNEL_SELECT, "--indirect-selection", "cautious",
-         "--exclude", "test_type:unit"],
-        cwd=project, env={**warehouse.env, **parsing_from_the_session(warehouse.root, warehouse.target_dir)},
-        capture_output=True, text=True,
-    )
-    assert result.returncode == 0, result.stdout[-6000:]
+    warehouse.dbt("build", "--select", FUNNEL_SELECT, "--indirect-selection", "cautious",
+                  "--exclude", "test_type:unit")
 
     counts = {
         table: warehouse.scalar(f"select count(*) from marts.{table} where funnel_name = 'self_service'")
