@@ -16,7 +16,7 @@ from convo_warehouse.lib.classify import runner
 from convo_warehouse.lib.classify.runner import classify_warehouse
 from convo_warehouse.lib.classify.transcripts import PREPARED_TABLE, TRANSCRIPTS_TABLE
 from convo_warehouse.lib.generate import generate_events
-from support.warehouse import Warehouse, forget_parsed_manifest, open_warehouse
+from support.warehouse import Warehouse, copy_project, forget_parsed_manifest, open_warehouse
 
 # A fixed past end date: every generated day is whole.
 END_DATE = "2024-04-02"
@@ -66,7 +66,7 @@ def test_classifier_reads_the_conversations_with_new_events_and_stores_what_a_fu
     source = tmp_path / "landing-source"
     generate_events(source, conversations=90, days=2, seed=8, end_date=END_DATE, progress=False)
     days = sorted(path for path in source.iterdir() if path.is_dir() and path.name != "late")
-    project = Warehouse(tmp_path / "scratch", tmp_path / "scratch-target").copy_project(tmp_path / "project")
+    project = copy_project(tmp_path / "project")
     warehouse = Warehouse(tmp_path / "warehouse", tmp_path / "target", project)
     shutil.copytree(days[0], warehouse.landing / days[0].name)
     warehouse.load()

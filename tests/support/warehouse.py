@@ -108,6 +108,17 @@ def _session_manifest(target_dir: Path):
     return manifest
 
 
+def copy_project(folder: Path) -> Path:
+    """A copy of the dbt project in ``folder``, to edit (a seed, a var, a model) and build with
+    ``Warehouse(root, target_dir, project_dir=folder)``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("dbt_project.yml", "profiles.yml"):
+        shutil.copy2(REPO_ROOT / name, folder / name)
+    for name in ("models", "macros", "seeds", "tests/dbt"):
+        shutil.copytree(REPO_ROOT / name, folder / name)
+    return folder
+
+
 def start_from_session_parse(target_dir: Path) -> None:
     """Give ``target_dir`` (a copy of the project's, empty) the session parse's partial-parse file.
 
@@ -344,15 +355,6 @@ class Warehouse:
         for line in sorted(repr(row) for row in rows):
             digest.update(line.encode())
         return digest.hexdigest()
-
-    def copy_project(self, folder: Path) -> Path:
-        """A copy of this warehouse's dbt project in ``folder``, to edit (a seed, a var, a model)."""
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in ("dbt_project.yml", "profiles.yml"):
-            shutil.copy2(self.project_dir / name, folder / name)
-        for name in ("models", "macros", "seeds", "tests/dbt"):
-            shutil.copytree(self.project_dir / name, folder / name)
-        return folder
 
     def tables(self, schemas: tuple[str, ...]) -> list[str]:
         placeholders = ", ".join("?" for _ in schemas)

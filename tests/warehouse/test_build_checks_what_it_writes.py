@@ -16,7 +16,7 @@ import shutil
 from datetime import timedelta
 
 import pytest
-from support.warehouse import Warehouse
+from support.warehouse import Warehouse, copy_project
 
 from convo_warehouse.lib.generate import generate_events
 
@@ -110,11 +110,11 @@ def test_a_row_breaking_the_contract_fails_the_build_that_writes_it(generated, m
     assert warehouse.table_hash("marts.fct_conversation_stages") == before
 
 
-def test_a_body_returning_rows_outside_the_scope_fails_the_build(generated, tmp_path, make_warehouse):
+def test_a_body_returning_rows_outside_the_scope_fails_the_build(generated, tmp_path):
     """The slip of a model narrowed to the wrong scope (fct_messages to whole days instead of its
     conversations): its body returns the rows of every conversation of those days, which would
     be written twice. The strategy refuses to write them."""
-    project = make_warehouse("wrong-scope").copy_project(tmp_path / "project")
+    project = copy_project(tmp_path / "project")
     model = project / "models" / "marts" / "conversations" / "fct_messages.sql"
     text = model.read_text()
     narrowed = "stg_events.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)"

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from support.warehouse import Warehouse, describe_failures, open_warehouse
+from support.warehouse import Warehouse, copy_project, describe_failures, open_warehouse
 
 from convo_warehouse.lib.classify.store import ensure_tables
 
@@ -525,7 +525,7 @@ self_service,40,rated,stage_reached,,Test funnel: or the application said so.,
 
 
 def test_a_funnel_added_by_seed_rows_alone_appears_everywhere(generated, tmp_path):
-    project = Warehouse(tmp_path / "scratch", tmp_path / "scratch-target").copy_project(tmp_path / "project")
+    project = copy_project(tmp_path / "project")
     seed = project / "seeds" / "funnel_stages.csv"
     seed.write_text(seed.read_text().rstrip("\n") + "\n" + NEW_FUNNEL_ROWS)
     warehouse = Warehouse(tmp_path / "warehouse", tmp_path / "target", project_dir=project)

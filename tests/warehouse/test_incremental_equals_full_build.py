@@ -48,7 +48,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from support.metrics_reference import KEY, assert_same_metrics, metrics_daily, reference_inputs, reference_metrics
-from support.warehouse import Warehouse, forget_parsed_manifest
+from support.warehouse import Warehouse, copy_project, forget_parsed_manifest
 
 from convo_warehouse.lib.dbt_state import project_vars
 from convo_warehouse.lib.generate import generate_events
@@ -329,7 +329,7 @@ def generated(tmp_path_factory):
 def scenario(generated, tmp_path_factory) -> Scenario:
     source, days = generated
     root = tmp_path_factory.mktemp("incremental-scenario")
-    project = Warehouse(root / "scratch", root / "scratch-target").copy_project(root / "project")
+    project = copy_project(root / "project")
     warehouse = Warehouse(root / "warehouse", root / "target", project)
     story = Scenario(warehouse)
     facts = story.facts

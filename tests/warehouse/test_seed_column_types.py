@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
-from support.warehouse import Warehouse, open_warehouse
+from support.warehouse import Warehouse, copy_project, open_warehouse
 from convo_warehouse.lib.experiments import sample_ratio_mismatch
 
 SESSIONS = [430, 290, 280]  # against 0.4 / 0.3 / 0.3 of 1,000
@@ -21,7 +21,7 @@ def staged_three_way_test(tmp_path_factory):
     """A copy of the project whose experiments seed is a 0.4/0.3/0.3 test, its seeds built
     and staged by dbt into a fresh warehouse."""
     root = tmp_path_factory.mktemp("seed_types")
-    project = Warehouse(root / "scratch", root / "scratch-target").copy_project(root / "project")
+    project = copy_project(root / "project")
     (project / "seeds" / "experiments.csv").write_text(
         "test_name,variant,variant_order,is_control,weight\n"
         "three_way,a,0,true,0.4\n"

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.warehouse import REPO_ROOT, Warehouse, parsing_from_the_session
+from support.warehouse import REPO_ROOT, Warehouse, copy_project, parsing_from_the_session
 
 from convo_warehouse.lib.generate import generate_events
 
@@ -55,7 +55,7 @@ def _write_seed(project: Path, seed: str, columns: list[str] | None) -> None:
 # column the cut seeds lack: expected here, and the warnings would hide others in the summary
 @pytest.mark.filterwarnings("ignore:.* does not match the name of any column in this table:RuntimeWarning")
 def test_runs_after_seeds_lose_or_regain_their_optional_columns(tmp_path):
-    project = Warehouse(tmp_path / "scratch", tmp_path / "scratch-target").copy_project(tmp_path / "project")
+    project = copy_project(tmp_path / "project")
     full_header = (REPO_ROOT / "seeds" / "experiments.csv").read_text().splitlines()[0].split(",")
     assert len(full_header) > len(REQUIRED_COLUMNS["experiments"])
     warehouse = Warehouse(tmp_path / "warehouse", tmp_path / "target", project)
