@@ -130,12 +130,13 @@ dbt-test: $(INSTALLED) target/manifest.json
 
 # Its own dbt target folder and its own empty warehouse: lint compiles the
 # project (macros that look a relation up open the warehouse) and never
-# writes the target/ and data/ that dbt and the tests use. The files are
-# linted on every core (--processes 0): sqlfluff's rules, not the dbt
+# writes the target/ and data/ that dbt and the tests use. Alone, the files
+# are linted on every core (LINT_PROCESSES=0): sqlfluff's rules, not the dbt
 # templater, are most of its time, and each process lints whole files.
+LINT_PROCESSES ?= 0
 lint: $(INSTALLED)
 	@mkdir -p target/lint
-	DBT_TARGET_PATH=target/lint DBT_LOG_PATH=target/lint CONVO_DUCKDB_PATH=target/lint/lint.duckdb $(LINT_NICE) $(BIN)/sqlfluff lint models tests/dbt macros --processes 0
+	DBT_TARGET_PATH=target/lint DBT_LOG_PATH=target/lint CONVO_DUCKDB_PATH=target/lint/lint.duckdb $(LINT_NICE) $(BIN)/sqlfluff lint models tests/dbt macros --processes $(LINT_PROCESSES)
 
 # Test files run on PYTEST_WORKERS processes (one file's tests stay together,
 # so module fixtures such as a built warehouse are made once), the longest
@@ -165,9 +166,12 @@ pytest: $(INSTALLED) target/manifest.json
 # Lint beside pytest, at a lower priority (nice): pytest's workers keep the
 # cores, lint takes what they leave idle (a wait for a browser, a server, a
 # subprocess) and ends about when pytest does (docs/development.md#tests).
-# --output-sync prints each one's output whole when it ends.
+# In one process: a second one would only add the CPU of sending every
+# linted file's parse tree back to the first, while pytest's workers keep
+# both cores busy anyway. --output-sync prints each one's output whole when
+# it ends.
 test:
-	@$(MAKE) --no-print-directory -j2 --output-sync=target lint pytest LINT_NICE="nice -n 10"
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint pytest LINT_NICE="nice -n 10" LINT_PROCESSES=1
 
 $(SPARK_INSTALLED): pyproject.toml capture-sdk/pyproject.toml $(SPARK_LOCK)
 	$(call venv_from_lock,$(SPARK_VENV),$(SPARK_LOCK))

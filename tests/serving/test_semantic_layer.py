@@ -6,12 +6,14 @@ of the session's parse (MetricFlow reads target/semantic_manifest.json of
 the project folder, which must not be the repository's). For single
 segments every value equals metrics_daily's row; a crossed query (channel by
 agent_id), which metrics_daily cannot answer, adds up to the single-segment
-numerators.
+numerators. The queries are `mf`'s own command run in one Python process, one
+after the other, so MetricFlow and dbt are imported once, not once a query.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -53,25 +55,48 @@ def project(tmp_path_factory, dbt_target_dir) -> tuple[Path, Warehouse]:
     return copy, warehouse
 
 
-def _mf(project: Path, warehouse: Warehouse, metric: str, group_by: str, out: Path) -> list[dict]:
-    env = {**warehouse.env, "DBT_PROFILES_DIR": str(project), "DBT_PROJECT_DIR": str(project)}
+SINGLE_SEGMENTS = [("completion_rate", "channel"), ("sales_response_rate", "agent_id"), ("conversations", "language")]
+CROSSED = ("completion_rate_numerator", "metric_time__day,conversation__channel,conversation__agent_id")
+# `mf query` for each (metric, group-by, csv) of argv's JSON, in this one process: the entry
+# point the `mf` script calls, with click's exit status kept (a failed query fails the run)
+QUERIES = """
+import json, sys
+from dbt_metricflow.cli.main import cli
+for metric, group_by, out in json.loads(sys.argv[1]):
+    try:
+        cli.main(["query", "--metrics", metric, "--group-by", group_by, "--csv", out], prog_name="mf")
+    except SystemExit as status:
+        if status.code:
+            sys.exit(f"mf query --metrics {metric} --group-by {group_by} exited with {status.code}")
+"""
+
+
+@pytest.fixture(scope="module")
+def answers(project, tmp_path_factory) -> dict[tuple[str, str], list[dict]]:
+    """(metric, group-by) -> the rows `mf query` wrote to its CSV, for every query of this file."""
+    copy, warehouse = project
+    out = tmp_path_factory.mktemp("mf-answers")
+    queries = [(metric, f"metric_time__day,conversation__{segment}") for metric, segment in SINGLE_SEGMENTS]
+    queries.append(CROSSED)
+    argv = [(metric, group_by, str(out / f"{number}.csv")) for number, (metric, group_by) in enumerate(queries)]
+    env = {**warehouse.env, "DBT_PROFILES_DIR": str(copy), "DBT_PROJECT_DIR": str(copy)}
     env.pop("DBT_TARGET_PATH")
     result = subprocess.run(
-        [str(MF), "query", "--metrics", metric, "--group-by", group_by, "--csv", str(out)],
-        cwd=project, env=env, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-c", QUERIES, json.dumps(argv)],
+        cwd=copy, env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    with open(out, newline="") as handle:
-        return list(csv.DictReader(handle))
+    rows = {}
+    for metric, group_by, csv_path in argv:
+        with open(csv_path, newline="") as handle:
+            rows[(metric, group_by)] = list(csv.DictReader(handle))
+    return rows
 
 
-@pytest.mark.parametrize(
-    ("metric", "segment_type"),
-    [("completion_rate", "channel"), ("sales_response_rate", "agent_id"), ("conversations", "language")],
-)
-def test_mf_query_equals_metrics_daily_for_a_single_segment(project, metric, segment_type, tmp_path):
-    copy, warehouse = project
-    rows = _mf(copy, warehouse, metric, f"metric_time__day,conversation__{segment_type}", tmp_path / "out.csv")
+@pytest.mark.parametrize(("metric", "segment_type"), SINGLE_SEGMENTS)
+def test_mf_query_equals_metrics_daily_for_a_single_segment(project, answers, metric, segment_type):
+    _, warehouse = project
+    rows = answers[(metric, f"metric_time__day,conversation__{segment_type}")]
     shown = {
         (row["metric_time__day"][:10], row[f"conversation__{segment_type}"]): float(row[metric])
         for row in rows
@@ -90,10 +115,9 @@ def test_mf_query_equals_metrics_daily_for_a_single_segment(project, metric, seg
     assert shown == pytest.approx(expected, rel=1e-9)
 
 
-def test_mf_query_crosses_segments_metrics_daily_cannot(project, tmp_path):
-    copy, warehouse = project
-    crossed = _mf(copy, warehouse, "completion_rate_numerator",
-                  "metric_time__day,conversation__channel,conversation__agent_id", tmp_path / "crossed.csv")
+def test_mf_query_crosses_segments_metrics_daily_cannot(project, answers):
+    _, warehouse = project
+    crossed = answers[CROSSED]
     by_channel: dict[tuple[str, str], float] = {}
     for row in crossed:
         key = (row["metric_time__day"][:10], row["conversation__channel"])

@@ -108,6 +108,34 @@ def _session_manifest(target_dir: Path):
     return manifest
 
 
+def seed_content_tests(manifest) -> list[str]:
+    """The data tests of ``manifest`` (a parsed project) a production build runs (the grain tests
+    it leaves out: ``dbt_commands.GRAIN_TESTS``) that read nothing but seeds, directly or through
+    models built from seeds alone (stg_seeds__*): their result depends only on the project's
+    files, the same for every warehouse built from the same project."""
+    from convo_warehouse.lib.dbt_commands import GRAIN_TESTS
+
+    left_out_tag = GRAIN_TESTS.removeprefix("tag:")
+    only_seeds: dict[str, bool] = {}
+
+    def reads_only_seeds(unique_id: str) -> bool:
+        if unique_id not in only_seeds:
+            node = manifest.nodes.get(unique_id)
+            if node is None or node.resource_type not in ("seed", "model", "test"):
+                only_seeds[unique_id] = False  # a source, or a node without parents of its own
+            elif node.resource_type == "seed":
+                only_seeds[unique_id] = True
+            else:
+                parents = node.depends_on.nodes
+                only_seeds[unique_id] = bool(parents) and all(reads_only_seeds(parent) for parent in parents)
+        return only_seeds[unique_id]
+
+    return sorted(
+        node.name for unique_id, node in manifest.nodes.items()
+        if node.resource_type == "test" and left_out_tag not in node.tags and reads_only_seeds(unique_id)
+    )
+
+
 def copy_project(folder: Path) -> Path:
     """A copy of the dbt project in ``folder``, to edit (a seed, a var, a model) and build with
     ``Warehouse(root, target_dir, project_dir=folder)``."""
@@ -288,14 +316,25 @@ class Warehouse:
             raise AssertionError(f"dbt {' '.join(args)} failed:\n{describe_failures(result)}")
         return result
 
+    def seed_tests_left_out(self) -> list[str]:
+        """``--exclude`` of the data tests that read only seeds, for a warehouse of the project as
+        shipped: they check the project's own seed files, which every such warehouse loads the
+        same, so the suite runs them once, on test_quality_marts.py's whole build, and not again
+        in each test's build. A copy of the project (edited seeds) runs them in its builds."""
+        if self.project_dir != REPO_ROOT:
+            return []
+        return ["--exclude", " ".join(seed_content_tests(_session_manifest(self.target_dir)))]
+
     def build(self, select: str | None = "+fct_conversations +reconciliation", *more: str, full_refresh: bool = False):
         """``dbt build`` of ``select`` (None: the whole project) with the data tests of what it
         builds, as a production run builds (``dbt_commands.production_build``): no dbt unit tests,
         which check SQL against fixtures rather than this warehouse and which `make dbt-test`
-        runs once each. ``more``: further dbt arguments (``--exclude``, ``--vars``)."""
+        runs once each, and, on the project as shipped, not the tests of its seeds
+        (``seed_tests_left_out``). ``more``: further dbt arguments (``--exclude``, ``--vars``)."""
         from convo_warehouse.lib import dbt_commands
 
-        args = [*dbt_commands.production_build(), "--indirect-selection", "cautious", *more]
+        args = [*dbt_commands.production_build(), "--indirect-selection", "cautious", *self.seed_tests_left_out(),
+                *more]
         if select is not None:
             args += ["--select", select]
         if full_refresh:
@@ -312,7 +351,8 @@ class Warehouse:
     def run_build(self, *more: str):
         """The dbt step of a pipeline run (assets/dbt.py), without Dagster: compare the project with
         the manifest the last successful build kept (lib/dbt_state.py), drop what changed, ``dbt
-        build`` with what no load reaches left out while unmodified, and keep the manifest."""
+        build`` with what no load reaches left out while unmodified (and the tests of the shipped
+        project's seeds: ``seed_tests_left_out``), and keep the manifest."""
         from convo_warehouse.lib import dbt_commands, dbt_state
 
         manifest = self.manifest_json()
@@ -322,7 +362,7 @@ class Warehouse:
         finally:
             con.close()
         args = dbt_commands.production_build(exclude=left_out)
-        result = self.dbt(*args, *more)
+        result = self.dbt(*args, *self.seed_tests_left_out(), *more)
         dbt_state.keep(self.path, self.project_dir, self.target_dir / "manifest.json")
         return plan, dropped, result
 

@@ -5,7 +5,9 @@ events, the classifier's tables and the weights seed (it shares no code with the
 
 This file's warehouse is the suite's one build of every model of the project as shipped (its
 own seeds and vars, no copy), so the dbt unit tests and the whole-table grain tests, which a
-run leaves out, run on it too (the last test).
+run leaves out, run on it too (the last test), and so do the data tests of the shipped seeds,
+which every other test's build of the shipped project leaves out (they would check the same
+files again: ``Warehouse.seed_tests_left_out``).
 """
 
 from __future__ import annotations
@@ -265,21 +267,30 @@ def test_rerunning_classifier_and_models_changes_nothing(built: Warehouse) -> No
     assert built.table_hash("marts.fct_conversation_quality") == before
 
 
-def test_every_unit_test_and_whole_table_grain_holds(built: Warehouse) -> None:
+def test_every_unit_test_whole_table_grain_and_seed_test_holds(built: Warehouse) -> None:
     """Every dbt unit test (our SQL against its fixtures) and every model's grain over its whole
     table (``tag:grain``): a run leaves both out (``dbt_commands.production_build``), so they run
     here, where every model the project ships is built. Unit tests need their inputs' relations
-    to exist, which this warehouse has. A failing one fails ``built.dbt``; the counts prove the
-    selection ran them all."""
+    to exist, which this warehouse has. With them, the data tests of the shipped seeds, which the
+    builds of the suite's warehouses of the shipped project leave out. A failing one fails
+    ``built.dbt``; the counts prove the selection ran them all."""
     from convo_warehouse.lib.dbt_commands import GRAIN_TESTS
 
-    result = built.dbt("test", "--select", f"test_type:unit {GRAIN_TESTS}")
+    (seed_tests,) = built.seed_tests_left_out()[1:]
+    result = built.dbt("test", "--select", f"test_type:unit {GRAIN_TESTS} {seed_tests}")
     ran = Counter(
-        "grain" if "grain" in node_result.node.tags else str(node_result.node.resource_type.value)
+        "grain" if "grain" in node_result.node.tags
+        else "seed" if node_result.node.name in seed_tests.split()
+        else str(node_result.node.resource_type.value)
         for node_result in result.result.results
         if node_result.node.resource_type.value != "operation"  # the project's on-run hooks
     )
     manifest = built.manifest_json()
     grains = [node for node in manifest["nodes"].values() if "grain" in node.get("tags", [])]
+    # every data test of a seed, and one of a model built from seeds alone (stg_seeds__*)
+    assert {"seed.convo_warehouse.experiments", "model.convo_warehouse.stg_seeds__alert_rules"} <= {
+        parent for node in manifest["nodes"].values() if node["name"] in seed_tests.split()
+        for parent in node["depends_on"]["nodes"]
+    }
     assert grains and manifest["unit_tests"]
-    assert ran == {"unit_test": len(manifest["unit_tests"]), "grain": len(grains)}
+    assert ran == {"unit_test": len(manifest["unit_tests"]), "grain": len(grains), "seed": len(seed_tests.split())}
