@@ -57,6 +57,14 @@ def dbt_target_dir() -> Path:
     return shared_target()
 
 
+@pytest.fixture(scope="session")
+def manifest(tmp_path_factory: pytest.TempPathFactory, dbt_target_dir: Path) -> dict:
+    """The manifest (``manifest.json``) of this test session's parse of the project as shipped,
+    the one every test build of it uses: tests read it there, not in the checkout's target/,
+    which ``make pytest`` neither needs nor writes."""
+    return Warehouse(tmp_path_factory.mktemp("manifest"), dbt_target_dir).manifest_json()
+
+
 @pytest.fixture
 def warehouse(tmp_path: Path, dbt_target_dir: Path) -> Iterator[Warehouse]:
     yield Warehouse(tmp_path, dbt_target_dir)

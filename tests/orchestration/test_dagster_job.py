@@ -815,7 +815,7 @@ def test_only_the_newest_dbt_invocation_folders_are_kept(monkeypatch, tmp_path):
     assert other.exists() and (tmp_path / "manifest.json").exists()
 
 
-def test_dbt_resource_reads_the_installed_version_and_opens_no_adapter(monkeypatch):
+def test_dbt_resource_reads_the_installed_version_and_opens_no_adapter(defs, monkeypatch):
     """The DuckDB runs' dbt resource skips two fixed costs of dagster-dbt: the
     `dbt --version` subprocess (its version is the installed dbt-core's, the
     executable's own answer) and the in-process adapter handle."""
@@ -823,7 +823,6 @@ def test_dbt_resource_reads_the_installed_version_and_opens_no_adapter(monkeypat
 
     from dagster_dbt.core import resource as dagster_dbt_resource
 
-    from convo_warehouse.definitions import defs
     from convo_warehouse.project import dbt_executable
     from convo_warehouse.resources import ProjectDbtCliResource
 

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from convo_warehouse.lib import serving
 from convo_warehouse.lib.partition_history import read_partition_history
 from convo_warehouse.lib.warehouse import WarehouseBusyError, busy_message, connect, lock_holders
-from support.warehouse import REPO_ROOT, open_warehouse
+from support.warehouse import open_warehouse
 
 PUBLISHED_AT = dt.datetime(2026, 11, 20, 8, 0, tzinfo=dt.UTC)
 # With this threshold every table of two rows or more is served from Parquet.
@@ -1077,14 +1077,13 @@ def test_versions_folder_is_fsynced_after_the_rename(setup, monkeypatch):
     assert steps.index(("fsync dir", "versions")) > steps.index(("rename", "versions"))
 
 
-def test_the_publisher_partitions_each_incremental_mart_by_a_day_its_runs_record():
+def test_the_publisher_partitions_each_incremental_mart_by_a_day_its_runs_record(manifest):
     """A run records the days of scope_days as rewritten in every incremental mart
     (macros/incremental/run_ledgers.sql); the publisher partitions a mart's Parquet by its day
     column, so a new day rewrites only those partitions. A mart replaced day by day is partitioned
     by its scope key (its rows of other days are not touched); a mart replaced conversation by
     conversation by any day column (a conversation's rows carry the days of its events, all in
     scope_days). The manifest's declared columns stand for the table's."""
-    manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
     checked = 0
     for node in manifest["nodes"].values():
         if node["resource_type"] != "model" or node["schema"] not in serving.SERVED_SCHEMAS:
@@ -1103,11 +1102,10 @@ def test_the_publisher_partitions_each_incremental_mart_by_a_day_its_runs_record
     assert checked >= 10
 
 
-def test_no_served_mart_with_a_day_column_is_a_view():
+def test_no_served_mart_with_a_day_column_is_a_view(manifest):
     """A view's changed days are recorded by no build, so every publish would hash all of its rows to find
     them, a cost growing with the history. A mart with a day column is a table (incremental, its days
     recorded in audit.partitions_rewritten); a view is a small sum over day partials, compared whole."""
-    manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
     served = [node for node in manifest["nodes"].values()
               if node["resource_type"] == "model" and node["schema"] in serving.SERVED_SCHEMAS]
     assert len(served) >= 20

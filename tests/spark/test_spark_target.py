@@ -320,7 +320,7 @@ def test_the_spark_loader_has_a_reader_for_each_format_of_the_duckdb_loader_shar
         assert SPARK_READERS[fmt].reader is DUCKDB_READERS[fmt]
 
 
-def test_the_last_step_on_spark_records_the_run_after_every_other_step(tmp_path, monkeypatch):
+def test_the_last_step_on_spark_records_the_run_after_every_other_step(tmp_path, monkeypatch, manifest):
     """dbt runs in several steps on Spark, so no dbt hook sees the whole run: the ledgers are
     written by a step after every other one (the asset nothing else depends on), through
     ``python -m convo_warehouse.spark record-run --since <the run's start>``."""
@@ -359,18 +359,16 @@ print(json.dumps(missing))
     # and keeps the project's state, so the next run leaves out what no load reaches
     from convo_warehouse.lib import dbt_state
 
-    manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
     left_out = dbt_state.left_out_if_unchanged(tmp_path / "spark" / "dbt-state", REPO_ROOT, manifest)
     assert "stg_events" in left_out and "event_types" in left_out and "fct_conversations" not in left_out
     assert dbt_state.left_out_if_unchanged(tmp_path / "nothing-kept", REPO_ROOT, manifest) == []
 
 
-def test_python_models_that_need_no_other_run_as_one_step():
+def test_python_models_that_need_no_other_run_as_one_step(manifest):
     """The statistics models need the classifier (through dbt models) but not each other:
     two groups, so two Spark steps instead of five."""
     from convo_warehouse.assets.spark_models import SPARK_PYTHON_MODELS, python_model_groups
 
-    manifest = json.loads((REPO_ROOT / "target" / "manifest.json").read_text())
     groups = [[manifest["nodes"][unique_id]["name"] for unique_id in group]
               for group in python_model_groups(manifest["nodes"])]
     assert groups[0] == ["classifier_runs"]

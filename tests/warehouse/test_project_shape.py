@@ -15,8 +15,7 @@ import re
 from pathlib import Path
 
 import duckdb
-import pytest
-from support.warehouse import Warehouse, undocumented_columns
+from support.warehouse import undocumented_columns
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,12 +65,6 @@ def layer_violations(manifest: dict) -> list[str]:
                     f"{node['name']} ({layer}) reads {parent['name']} ({layer_of(parent)})"
                 )
     return violations
-
-
-@pytest.fixture(scope="module")
-def manifest(tmp_path_factory: pytest.TempPathFactory, dbt_target_dir: Path) -> dict:
-    """The manifest of this test session's parse of the project (the one every test build uses)."""
-    return Warehouse(tmp_path_factory.mktemp("shape"), dbt_target_dir).manifest_json()
 
 
 def test_every_model_reads_only_its_own_or_earlier_layers(manifest: dict) -> None:
