@@ -136,7 +136,7 @@ dbt-test: $(INSTALLED) target/manifest.json
 LINT_PROCESSES ?= 0
 lint: $(INSTALLED)
 	@mkdir -p target/lint
-	DBT_TARGET_PATH=target/lint DBT_LOG_PATH=target/lint CONVO_DUCKDB_PATH=target/lint/lint.duckdb $(LINT_NICE) $(BIN)/sqlfluff lint models tests/dbt macros --processes $(LINT_PROCESSES)
+	DBT_TARGET_PATH=target/lint DBT_LOG_PATH=target/lint CONVO_DUCKDB_PATH=target/lint/lint.duckdb $(BIN)/sqlfluff lint models tests/dbt macros --processes $(LINT_PROCESSES)
 
 # Test files run on PYTEST_WORKERS processes (one file's tests stay together,
 # so module fixtures such as a built warehouse are made once), the longest
@@ -165,15 +165,9 @@ pytest: $(INSTALLED)
 	$(PYTEST_XDIST) --no-loadscope-reorder --durations=20 $(if $(TEST_TMP),--basetemp=$(TEST_TMP))
 	$(if $(TEST_TMP),@rm -rf "$(TEST_TMP)")
 
-# Lint beside pytest, at a lower priority (nice): pytest's workers keep the
-# cores, lint takes what they leave idle (a wait for a browser, a server, a
-# subprocess) and ends about when pytest does (docs/development.md#tests).
-# In one process: a second one would only add the CPU of sending every
-# linted file's parse tree back to the first, while pytest's workers keep
-# both cores busy anyway. --output-sync prints each one's output whole when
-# it ends.
-test:
-	@$(MAKE) --no-print-directory -j2 --output-sync=target lint pytest LINT_NICE="nice -n 10" LINT_PROCESSES=1
+# The lint runs inside pytest, as one of its files (tests/project/test_sql_style.py
+# runs `make lint` in one process), so xdist fits it in beside the other files.
+test: pytest
 
 $(SPARK_INSTALLED): pyproject.toml capture-sdk/pyproject.toml $(SPARK_LOCK)
 	$(call venv_from_lock,$(SPARK_VENV),$(SPARK_LOCK))

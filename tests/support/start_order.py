@@ -17,6 +17,7 @@ LONGEST_FIRST = (
     "landing/test_load_and_stage.py",
     "classification/test_reads_changed_transcripts_only.py",
     "warehouse/test_seed_optional_columns.py",
+    "project/test_sql_style.py",
     "warehouse/test_events_stored_once.py",
     "orchestration/test_dagster_ui_browser.py",
     "warehouse/test_build_checks_what_it_writes.py",
