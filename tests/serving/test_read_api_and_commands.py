@@ -4,7 +4,9 @@ A module fixture generates a small demo and runs `convo-warehouse run` (which
 publishes a snapshot; the larger marts, metrics_daily among them, as
 day-partitioned Parquet behind views, as a real warehouse's are). The API is
 tested in-process (Starlette's test client) and as a real server on
-127.0.0.1 with a free port; the CLI through its entry point in subprocesses.
+127.0.0.1 with a free port; the CLI through its entry point in subprocesses
+(the runs, and the reads while a run holds the warehouse) and through click's
+runner in this process (the other reads).
 The last tests run `convo-warehouse run` again: a run failing half-way (an
 invalid stage rules file) leaves the snapshot untouched; then, while a run
 on new data holds the warehouse, every read command, the API server and a
@@ -110,6 +112,23 @@ def _env(root: Path, **extra: str) -> dict[str, str]:
 def _cli(root: Path, *args: str, timeout: int = 300, **extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "convo_warehouse.cli", *args], cwd=REPO_ROOT,
                           env=_env(root, **extra), capture_output=True, text=True, timeout=timeout)
+
+
+def _read(root: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
+    """A read command run in this process by click's runner, with ``_env(root)`` set around it:
+    the command's own code without a Python start-up (``_cli`` runs the entry point as a
+    process). A failure's exception is in ``stderr``."""
+    from click.testing import CliRunner
+
+    from convo_warehouse.cli import main
+
+    env = {name: value for name, value in _env(root, **extra).items() if os.environ.get(name) != value}
+    if "CONVO_API_TOKENS" in os.environ:
+        env["CONVO_API_TOKENS"] = None  # unset, as _env leaves it
+    result = CliRunner().invoke(main, list(args), env=env)
+    unexpected = result.exception is not None and not isinstance(result.exception, SystemExit)
+    error = result.stderr + (f"\n{result.exception!r}" if unexpected else "")
+    return subprocess.CompletedProcess(["convo-warehouse", *args], result.exit_code, result.stdout, error)
 
 
 def _run(root: Path, **settings: str) -> subprocess.CompletedProcess:
@@ -560,14 +579,14 @@ def test_every_read_command_prints_json_from_the_snapshot(published):
         for stage in view["stages"]:
             assert isinstance(stage["count"], int) and stage["drop_off"] >= 0
             assert stage["from_previous"] is None or 0 <= stage["from_previous"] <= 1
-    experiments = _cli(published, "experiments", "--json")
+    experiments = _read(published, "experiments", "--json")
     assert experiments.returncode == 0, experiments.stderr
     assert all(0 <= row["conversion_rate"] <= 1 for test in json.loads(experiments.stdout) for row in test["results"]
                if row["conversion_rate"] is not None)
-    patterns = _cli(published, "patterns", "--json", "--steps", "3")
+    patterns = _read(published, "patterns", "--json", "--steps", "3")
     assert patterns.returncode == 0, patterns.stderr
     assert len(json.loads(patterns.stdout)["divergence"]) <= 3
-    export = _cli(published, "export", "--table", "metrics_daily", "--out", str(published / "m.csv"), "--json")
+    export = _read(published, "export", "--table", "metrics_daily", "--out", str(published / "m.csv"), "--json")
     assert export.returncode == 0, export.stderr
     assert json.loads(export.stdout)["rows"] == len((published / "m.csv").read_text().splitlines()) - 1
     for command in ("funnel", "experiments", "patterns", "export", "api", "dashboard"):
@@ -580,13 +599,13 @@ def test_funnel_command_prints_the_top_abandon_turns(published, client):
     days = [row[0] for row in _warehouse_rows(
         published, "select distinct conversation_date from marts.fct_conversations order by 1")]
     since = str(days[1])
-    printed = _cli(published, "funnel", "--json", "--abandon-turns", "4", "--since", since, "--channel", "web")
+    printed = _read(published, "funnel", "--json", "--abandon-turns", "4", "--since", since, "--channel", "web")
     assert printed.returncode == 0, printed.stderr
     shown = json.loads(printed.stdout)["abandon_turns"]
     api = client.get("/api/abandon-turns", params={"start": since, "channel": "web", "limit": "4"}).json()
     assert shown["turns"] == api["turns"] and shown["abandoned"] == api["abandoned"] and len(shown["turns"]) == 4
     assert shown["variant_ignored"] is False
-    text = _cli(published, "funnel", "--funnel", "support", "--abandon-turns", "3", "--variant", "greeting_tone:casual")
+    text = _read(published, "funnel", "--funnel", "support", "--abandon-turns", "3", "--variant", "greeting_tone:casual")
     assert text.returncode == 0, text.stderr
     section = text.stdout.split("turns at which conversations were abandoned")[1]
     assert "the variant filter does not apply here" in section
@@ -594,7 +613,7 @@ def test_funnel_command_prints_the_top_abandon_turns(published, client):
     rows = [line.split() for line in section.splitlines()[3:6]]
     assert [(int(row[0]), int(row[1].replace(",", ""))) for row in rows] == [
         (turn["turn"], turn["conversations"]) for turn in whole]
-    hidden = _cli(published, "funnel", "--json", "--abandon-turns", "0")
+    hidden = _read(published, "funnel", "--json", "--abandon-turns", "0")
     assert json.loads(hidden.stdout)["abandon_turns"] is None
 
 
@@ -645,11 +664,11 @@ def test_reading_a_warehouse_a_writer_holds_says_why_and_where_to_read(published
     )
     try:
         assert holder.stdout.readline().strip() == "open"
-        busy = _cli(published, "funnel", "--warehouse", str(copy))
+        busy = _read(published, "funnel", "--warehouse", str(copy))
         assert busy.returncode != 0 and "warehouse is busy" in busy.stderr and "snapshot" in busy.stderr
     finally:
         _stop(holder)
-    read = _cli(published, "funnel", "--warehouse", str(copy), "--json")
+    read = _read(published, "funnel", "--warehouse", str(copy), "--json")
     assert read.returncode == 0 and json.loads(read.stdout)["source"] == {
         "kind": "warehouse", "name": str(copy), "data_up_to": None}
 

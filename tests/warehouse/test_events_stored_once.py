@@ -8,7 +8,9 @@ import json
 import shutil
 from pathlib import Path
 
-from support.warehouse import STAGED, open_warehouse
+import pytest
+
+from support.warehouse import STAGED, Warehouse, open_warehouse
 
 TS = "2024-03-01T10:00:00Z"
 # Complete runs (every model, so the next run parses the load runs after this one's) without
@@ -79,11 +81,19 @@ def test_first_delivery_is_decided_when_a_load_run_is_parsed_and_kept_once(wareh
     assert warehouse.table_hash("staging.base_events_parsed") == incremental
 
 
-def test_the_events_are_materialized_once(warehouse):
+@pytest.fixture(scope="module")
+def staged(tmp_path_factory, dbt_target_dir) -> Warehouse:
+    """One good event and one with a bad timestamp, loaded and staged."""
+    warehouse = Warehouse(tmp_path_factory.mktemp("staged"), dbt_target_dir)
     write_jsonl(warehouse.landing / "a.jsonl", [event("e1", "hello"), event("e2", "bad", timestamp="never")])
     warehouse.load()
     warehouse.build(STAGED)
+    warehouse.query("checkpoint")  # dbt keeps the file open in this process: its rows in the file
+    return warehouse
 
+
+def test_the_events_are_materialized_once(staged):
+    warehouse = staged
     kinds = dict(
         warehouse.query(
             "select table_schema || '.' || table_name, table_type from information_schema.tables "
@@ -101,13 +111,9 @@ def test_the_events_are_materialized_once(warehouse):
     ]
 
 
-def test_the_views_read_the_warehouse_copied_under_another_name(warehouse):
-    write_jsonl(warehouse.landing / "a.jsonl", [event("e1", "hello"), event("e2", "bad", timestamp="never")])
-    warehouse.load()
-    warehouse.build(STAGED)
-    warehouse.query("checkpoint")
-    copy = warehouse.root / "backup-copy.duckdb"
-    shutil.copyfile(warehouse.path, copy)
+def test_the_views_read_the_warehouse_copied_under_another_name(staged, tmp_path):
+    copy = tmp_path / "backup-copy.duckdb"
+    shutil.copyfile(staged.path, copy)
 
     # the file's catalog is now backup-copy: a view naming "warehouse" would fail
     with open_warehouse(copy) as con:
