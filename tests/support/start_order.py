@@ -10,6 +10,7 @@ from __future__ import annotations
 # Measured per-file durations: benchmarks/results/2026-11-27-test-suite.md.
 LONGEST_FIRST = (
     "warehouse/test_incremental_equals_full_build.py",
+    "project/test_sql_style.py",
     "serving/test_dashboard.py",
     "warehouse/test_metrics_marts.py",
     "serving/test_read_api_and_commands.py",
@@ -17,7 +18,6 @@ LONGEST_FIRST = (
     "landing/test_load_and_stage.py",
     "classification/test_reads_changed_transcripts_only.py",
     "warehouse/test_seed_optional_columns.py",
-    "project/test_sql_style.py",
     "warehouse/test_events_stored_once.py",
     "orchestration/test_dagster_ui_browser.py",
     "warehouse/test_build_checks_what_it_writes.py",
