@@ -119,8 +119,11 @@ def test_classifier_reads_the_conversations_with_new_events_and_stores_what_a_fu
     assert scoped_stats["classified"] > 1 and scoped_stats["sentiment_scored"] > 0
     assert scoped_stored == full_stored
 
-    # No new event: nothing read, by the classifier alone or in a run with nothing new.
-    assert classify(warehouse.path, prepared)[1] == set()
+    # No new event: nothing read, classified or scored, by the classifier alone or in a run with
+    # nothing new.
+    again_stats, again_prepared, again_stored = classify(warehouse.path, prepared)
+    assert again_prepared == set() and again_stored == scoped_stored
+    assert again_stats["classified"] == 0 and again_stats["sentiment_scored"] == 0
     warehouse.run_build()
     # (the partial run recorded nothing: the first complete run recomputes its conversations once more)
     assert prepared[-1] == new_events

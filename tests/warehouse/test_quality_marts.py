@@ -253,20 +253,6 @@ def test_classification_tables_have_the_same_columns_from_python_and_dbt(built: 
         dbt_made.close()
 
 
-def test_rerunning_classifier_and_models_changes_nothing(built: Warehouse) -> None:
-    from convo_warehouse.lib.classify.runner import classify_warehouse
-
-    before = built.table_hash("marts.fct_conversation_quality")
-    con = open_warehouse(built.path)
-    try:
-        stats = classify_warehouse(con, "rules")
-    finally:
-        con.close()
-    assert stats.classified == 0 and stats.sentiment_scored == 0
-    built.build(AFTER_CLASSIFIER)
-    assert built.table_hash("marts.fct_conversation_quality") == before
-
-
 def test_every_unit_test_whole_table_grain_and_seed_test_holds(built: Warehouse) -> None:
     """Every dbt unit test (our SQL against its fixtures) and every model's grain over its whole
     table (``tag:grain``): a run leaves both out (``dbt_commands.production_build``), so they run
