@@ -91,9 +91,7 @@ def test_classifier_reads_the_conversations_with_new_events_and_stores_what_a_fu
         "select conversation_id from scope.scope_conversation_lifecycle where last_load_id = 2"
     )} >= new_events
     # The same warehouse without the record of what was prepared: the classifier reads everything there.
-    full = warehouse.root / "full-read.duckdb"
-    warehouse.query("checkpoint")
-    shutil.copyfile(warehouse.path, full)
+    full = warehouse.file_copy(warehouse.root / "full-read.duckdb")
     with open_warehouse(full) as con:
         con.execute(f"drop table {PREPARED_TABLE}")
     # A conversation of the first day whose stored classification is unusable

@@ -41,10 +41,7 @@ def project(tmp_path_factory, dbt_target_dir) -> tuple[Path, Warehouse]:
     warehouse.load()
     warehouse.build("+metrics_daily +metrics_by_conversation metricflow_time_spine")
     # dbt ran in this process and keeps the file open: MetricFlow (another process) reads a copy
-    warehouse.query("checkpoint")
-    readable = Warehouse(root / "readable", dbt_target_dir)
-    shutil.copy2(warehouse.path, readable.path)
-    warehouse = readable
+    warehouse = warehouse.copy(root / "readable")
     # MetricFlow reads the project's dbt_project.yml, the profile and target/semantic_manifest.json:
     # the one this session's parse wrote (the same project, a warehouse of the same name)
     copy = root / "project"

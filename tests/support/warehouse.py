@@ -373,6 +373,22 @@ class Warehouse:
         )
         return [json.loads(line)["unique_id"] for line in result.result]
 
+    def file_copy(self, path: Path) -> Path:
+        """This warehouse's DuckDB file copied to ``path``, whole: dbt run in this process keeps
+        the file open, with rows not yet written into it, so a checkpoint comes first."""
+        self.query("checkpoint")
+        shutil.copy2(self.path, path)
+        return path
+
+    def copy(self, root: Path) -> Warehouse:
+        """A new warehouse under ``root`` holding what this one holds: its file (``file_copy``),
+        the state its last build kept (``<name>.dbt-state``) and its landing folder, built by
+        the same project into the same target. A test changes the copy, or hands it to another
+        process (a run refuses a warehouse another writer holds)."""
+        self.query("checkpoint")
+        shutil.copytree(self.root, root, ignore=shutil.ignore_patterns("*.lock", "dbt-logs"), dirs_exist_ok=True)
+        return Warehouse(root, self.target_dir, self.project_dir)
+
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         con = open_warehouse(self.path)
         try:

@@ -46,16 +46,7 @@ def built(warehouse: Warehouse, days) -> Warehouse:
 @pytest.fixture(scope="module")
 def shipped(generated, tmp_path_factory, dbt_target_dir) -> Warehouse:
     """The generated days built by the project as shipped, once for the tests that start from it."""
-    warehouse = built(Warehouse(tmp_path_factory.mktemp("shipped-build"), dbt_target_dir), generated)
-    warehouse.query("checkpoint")  # dbt keeps the file open in this process: its rows in the file
-    return warehouse
-
-
-def copy_of(warehouse: Warehouse, into: Warehouse) -> Warehouse:
-    """``into`` holding what ``warehouse`` holds: its file and its landing folder."""
-    shutil.copy2(warehouse.path, into.path)
-    shutil.copytree(warehouse.landing, into.landing, dirs_exist_ok=True)
-    return into
+    return built(Warehouse(tmp_path_factory.mktemp("shipped-build"), dbt_target_dir), generated)
 
 
 def touch(warehouse, conversation_id: str, name: str = "touch") -> None:
@@ -77,8 +68,8 @@ def failure_of(result) -> str:
     return "\n".join(str(node_result.message) for node_result in result.result.results if node_result.message)
 
 
-def test_rows_repeating_the_grain_fail_the_build_and_leave_the_table_as_it_was(shipped, make_warehouse):
-    warehouse = copy_of(shipped, make_warehouse("grain"))
+def test_rows_repeating_the_grain_fail_the_build_and_leave_the_table_as_it_was(shipped, tmp_path):
+    warehouse = shipped.copy(tmp_path / "grain")
     conversation = warehouse.scalar(
         "select min(conversation_id) from marts.fct_messages where event_type = 'user_message'"
     )
@@ -99,8 +90,8 @@ def test_rows_repeating_the_grain_fail_the_build_and_leave_the_table_as_it_was(s
     assert warehouse.table_hash("marts.fct_messages") == before, "the failed build was not rolled back"
 
 
-def test_a_row_breaking_the_contract_fails_the_build_that_writes_it(shipped, make_warehouse):
-    warehouse = copy_of(shipped, make_warehouse("contract"))
+def test_a_row_breaking_the_contract_fails_the_build_that_writes_it(shipped, tmp_path):
+    warehouse = shipped.copy(tmp_path / "contract")
     bad, good = (row[0] for row in warehouse.query(
         "select distinct conversation_id from intermediate.int_conversation_stages_sequenced "
         "order by conversation_id limit 2"

@@ -392,10 +392,7 @@ def test_breakdown_channel_rows_equal_funnel_stage_daily(built):
 
 
 def _warehouse_copy(built: Warehouse, tmp_path: Path) -> Path:
-    database = tmp_path / "copy.duckdb"
-    built.query("checkpoint")
-    shutil.copy2(built.path, database)
-    return database
+    return built.file_copy(tmp_path / "copy.duckdb")
 
 
 def test_cli_prints_every_funnel_in_its_reading_without_impossible_numbers(built, tmp_path):

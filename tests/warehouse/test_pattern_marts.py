@@ -255,10 +255,7 @@ def test_paths_end_in_the_outcome_node_and_transitions_add_up(built):
 def _read_only_copy(warehouse: Warehouse, tmp_path: Path) -> Path:
     # the CLI opens the file read-only, which DuckDB refuses while this process
     # (in-process dbt) still holds a read-write connection to it
-    database = tmp_path / "copy.duckdb"
-    warehouse.query("checkpoint")
-    shutil.copy2(warehouse.path, database)
-    return database
+    return warehouse.file_copy(tmp_path / "copy.duckdb")
 
 
 def test_patterns_cli_prints_the_planted_step_first(built, tmp_path):

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -131,9 +130,7 @@ def test_runs_after_seeds_lose_or_regain_their_optional_columns(tmp_path):
         _write_seed(project, seed, None)
     # (on a copy of the warehouse folder, its kept manifest included: dbt in this process holds
     # the file open, and a run refuses a warehouse another writer holds)
-    warehouse.query("checkpoint")
-    shutil.copytree(warehouse.root, tmp_path / "run", ignore=shutil.ignore_patterns("*.lock", "dbt-logs"))
-    warehouse = Warehouse(tmp_path / "run", warehouse.target_dir, project)
+    warehouse = warehouse.copy(tmp_path / "run")
     rebuilt, ran_again = pipeline_run(warehouse)
     assert {"seeds.experiments", "staging.stg_seeds__experiments", "marts.ab_test_exposures",
             "seeds.alert_rules", "seeds.model_prices", "seeds.event_type_aliases"} <= rebuilt  # fmt: skip
