@@ -51,6 +51,23 @@ def _main_module_kept() -> Iterator[None]:
     sys.modules["__main__"] = main
 
 
+# pytest's own (the test and phase running), and one a library sets once on import (Streamlit
+# sets matplotlib's backend)
+_NOT_THE_TESTS = frozenset({"PYTEST_CURRENT_TEST", "MPLBACKEND"})
+
+
+@pytest.fixture(autouse=True)
+def _environment_kept() -> Iterator[None]:
+    """A test leaves the process's environment as it found it: a command run in the test process
+    that sets its settings there (``convo-warehouse run`` does) would hand them to the next tests
+    of the same worker, which then read another test's warehouse."""
+    before = dict(os.environ)
+    yield
+    changed = sorted(name for name in set(before) | set(os.environ)
+                     if before.get(name) != os.environ.get(name) and name not in _NOT_THE_TESTS)
+    assert not changed, f"the test changed the environment variables {changed}: set them with monkeypatch"
+
+
 @pytest.fixture(scope="session")
 def dbt_target_dir() -> Path:
     """In-process dbt's target folder: the pipeline runs' own, whose parse both use (support/pipeline.py)."""

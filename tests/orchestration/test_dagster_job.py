@@ -265,7 +265,7 @@ def test_a_run_with_new_data_leaves_out_what_no_load_reaches_but_tests_what_it_w
     import shutil
 
     from convo_warehouse.lib.generate import generate_events
-    from convo_warehouse.pipeline import materialize_all
+    from convo_warehouse.pipeline import _failure_message, materialize_all
 
     database, landing, _summary, first = built_warehouse
     copy = tmp_path / "copy"
@@ -274,7 +274,7 @@ def test_a_run_with_new_data_leaves_out_what_no_load_reaches_but_tests_what_it_w
     monkeypatch.setenv("CONVO_DUCKDB_PATH", pipeline_env(copy, database.name)["CONVO_DUCKDB_PATH"])
     monkeypatch.setenv("CONVO_LANDING_DIR", str(copy / landing.name))
     second = materialize_all(job_name="load_and_rebuild_job", raise_on_error=False)
-    assert second is not None and second.success
+    assert second is not None and second.success, _failure_message(second)
 
     def materialized(result) -> dict[str, dict]:
         return {

@@ -936,7 +936,10 @@ def test_run_refuses_at_once_when_a_reader_holds_the_warehouse(setup, holder, tm
     landing = tmp_path / "landing"
     landing.mkdir()
     reader = holder(database, "read")
-    result = CliRunner().invoke(run, ["--landing", str(landing), "--warehouse", str(database)])
+    # `run` sets the run's settings in the process's environment (its dbt and assets read them
+    # there): the runner restores them, so later tests of this worker never inherit this warehouse
+    settings = {"CONVO_DUCKDB_PATH": None, "CONVO_LANDING_DIR": None, "CONVO_CLASSIFIER": None}
+    result = CliRunner(env=settings).invoke(run, ["--landing", str(landing), "--warehouse", str(database)])
     assert result.exit_code == 3
     assert f"pid {reader.pid}" in result.output and "published snapshot" in result.output
 
