@@ -42,7 +42,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: audit uv-entry lock spark-venv test-spark embeddings embedding-model test-embeddings bench-embeddings bench-spark install run demo-data test dbt-test lint pytest bench bench-hour bench-publish bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
+.PHONY: audit uv-entry lock spark-venv test-spark embeddings embedding-model test-embeddings bench-embeddings bench-spark install run demo-data test coverage dbt-test lint pytest bench bench-hour bench-publish bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
 
 # A virtualenv from a lock: pip installs uv from the lock's own entry
 # (hash-checked), then uv installs the whole lock with the same guarantees as
@@ -163,6 +163,13 @@ PYTEST_XDIST = timeout --kill-after=60 $(PYTEST_TIME_LIMIT) $(BIN)/pytest -q -n 
 # tests' own target (tests/support/pipeline.py) and reads the manifest there.
 pytest: $(INSTALLED)
 	$(PYTEST_XDIST) --no-loadscope-reorder --durations=20 $(if $(TEST_TMP),--basetemp=$(TEST_TMP))
+	$(if $(TEST_TMP),@rm -rf "$(TEST_TMP)")
+
+# Line coverage of orchestration/convo_warehouse by the same run (pytest-cov; slower: it
+# traces every line). It counts what runs in the test processes, not in the processes a test
+# starts (`convo-warehouse run`, the collector, the dashboard).
+coverage: $(INSTALLED)
+	$(PYTEST_XDIST) --no-loadscope-reorder --cov=convo_warehouse --cov-report=term:skip-covered $(if $(TEST_TMP),--basetemp=$(TEST_TMP))
 	$(if $(TEST_TMP),@rm -rf "$(TEST_TMP)")
 
 # The lint runs inside pytest, as one of its files (tests/project/test_sql_style.py
