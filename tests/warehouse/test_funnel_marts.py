@@ -391,14 +391,10 @@ def test_breakdown_channel_rows_equal_funnel_stage_daily(built):
 # --------------------------------------------------------------------------- CLI
 
 
-def _warehouse_copy(built: Warehouse, tmp_path: Path) -> Path:
-    return built.file_copy(tmp_path / "copy.duckdb")
-
-
 def test_cli_prints_every_funnel_in_its_reading_without_impossible_numbers(built, tmp_path):
     from convo_warehouse.commands.funnel import funnel
 
-    database = _warehouse_copy(built, tmp_path)
+    database = built.file_copy(tmp_path / "copy.duckdb")
     result = CliRunner().invoke(funnel, ["--warehouse", str(database)])
     assert result.exit_code == 0, result.output
     for name, stages in SHIPPED.items():
@@ -440,7 +436,7 @@ def test_cli_json_for_a_period_equals_the_reference_in_both_readings(built, refe
 
     from convo_warehouse.commands.funnel import funnel
 
-    database = _warehouse_copy(built, tmp_path)
+    database = built.file_copy(tmp_path / "copy.duckdb")
     end = dt.date.fromisoformat(END_DATE)
     since, until = end - dt.timedelta(days=3), end - dt.timedelta(days=1)
     conversations = reference["conversations"]
