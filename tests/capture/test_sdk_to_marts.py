@@ -14,14 +14,13 @@ Then every event sent is in ``staging.stg_events`` exactly once.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from support.capture import REPO_ROOT, AnswerDroppingProxy, CollectorProcess, free_port, wait_for
+from support.cli import invoke
 from support.pipeline import pipeline_env
 
 from convo_capture import Tracker
@@ -135,8 +134,7 @@ def delivered(tmp_path_factory):
     (root / "dagster").mkdir()
     (root / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     started = time.monotonic()
-    run = subprocess.run([sys.executable, "-m", "convo_warehouse.cli", "run", "--quiet"], cwd=REPO_ROOT,
-                         env=env, capture_output=True, text=True, timeout=900)
+    run = invoke(["run", "--quiet"], env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     print(f"convo-warehouse run took {time.monotonic() - started:.0f} s")
     return {"warehouse": warehouse, "sent": sent, "expected": expected, "counters": counters,

@@ -33,13 +33,13 @@ from convo_warehouse.lib import serving
 from convo_warehouse.lib.classify.pii import mask_pii
 from convo_warehouse.lib.scope import Scope
 
+from support.cli import invoke
 from support.pipeline import pipeline_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = REPO_ROOT / "test-output"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-RUN_TIMEOUT_SECONDS = 1200
 START_TIMEOUT_SECONDS = 120
 PAGE_TIMEOUT_MS = 90_000
 DAYS = 9
@@ -101,10 +101,7 @@ def demo(tmp_path_factory):
     yesterday = dt.date.fromisoformat(summary["end_date"]) - dt.timedelta(days=1)
     (root / "landing" / "markdown.jsonl").write_text(
         "\n".join(json.dumps(line) for line in _markdown_conversations(yesterday)) + "\n")
-    run = subprocess.run(
-        [sys.executable, "-m", "convo_warehouse.cli", "run", "--quiet"],
-        cwd=REPO_ROOT, env=_run_env(root), capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS,
-    )
+    run = invoke(["run", "--quiet"], _run_env(root))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return root
 

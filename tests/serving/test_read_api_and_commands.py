@@ -38,6 +38,7 @@ from convo_warehouse.api.app import SNAPSHOT_HEADER
 from convo_warehouse.lib import chat_analytics, file_modes, serving
 from convo_warehouse.lib.warehouse import lock_holders
 
+from support.cli import invoke
 from support.pipeline import pipeline_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -115,25 +116,14 @@ def _cli(root: Path, *args: str, timeout: int = 300, **extra: str) -> subprocess
 
 
 def _read(root: Path, *args: str, **extra: str) -> subprocess.CompletedProcess:
-    """A read command run in this process by click's runner, with ``_env(root)`` set around it:
-    the command's own code without a Python start-up (``_cli`` runs the entry point as a
-    process). A failure's exception is in ``stderr``."""
-    from click.testing import CliRunner
-
-    from convo_warehouse.cli import main
-
-    env = {name: value for name, value in _env(root, **extra).items() if os.environ.get(name) != value}
-    if "CONVO_API_TOKENS" in os.environ:
-        env["CONVO_API_TOKENS"] = None  # unset, as _env leaves it
-    result = CliRunner().invoke(main, list(args), env=env)
-    unexpected = result.exception is not None and not isinstance(result.exception, SystemExit)
-    error = result.stderr + (f"\n{result.exception!r}" if unexpected else "")
-    return subprocess.CompletedProcess(["convo-warehouse", *args], result.exit_code, result.stdout, error)
+    """A read command run in this process (``support/cli.py``) with ``_env(root)``: the command's
+    own code without a Python start-up (``_cli`` runs the entry point as a process)."""
+    return invoke(list(args), _env(root, **extra))
 
 
 def _run(root: Path, **settings: str) -> subprocess.CompletedProcess:
-    """`convo-warehouse run` on ``root``, within the run's time limit (not a read command's)."""
-    return _cli(root, "run", "--quiet", timeout=RUN_TIMEOUT_SECONDS, **settings)
+    """`convo-warehouse run` on ``root``, in this process (``support/cli.py``)."""
+    return invoke(["run", "--quiet"], _env(root, **settings))
 
 
 @pytest.fixture(scope="module")
@@ -789,10 +779,10 @@ def test_reads_work_while_a_run_holds_the_warehouse(published, tmp_path):
 
         # while it holds the warehouse: every read command and the API answer from the snapshot
         answers = {
-            "funnel": _cli(published, "funnel", "--json"),
-            "experiments": _cli(published, "experiments", "--json"),
-            "patterns": _cli(published, "patterns", "--json"),
-            "export": _cli(published, "export", "--table", "funnel_summary", "--out", str(published / "f.csv")),
+            "funnel": _read(published, "funnel", "--json"),
+            "experiments": _read(published, "experiments", "--json"),
+            "patterns": _read(published, "patterns", "--json"),
+            "export": _read(published, "export", "--table", "funnel_summary", "--out", str(published / "f.csv")),
         }
         status, metric = _get(f"{base}/metrics/completion_rate?period=all", TOKEN)
         still_running = run.poll() is None and any(holder.pid == run.pid for holder in lock_holders(warehouse))
