@@ -162,15 +162,14 @@ PYTEST_XDIST = timeout --kill-after=60 $(PYTEST_TIME_LIMIT) $(BIN)/pytest -q -n 
 # No target/manifest.json: each test process parses the project into the
 # tests' own target (tests/support/pipeline.py) and reads the manifest there.
 pytest: $(INSTALLED)
-	$(PYTEST_XDIST) --no-loadscope-reorder --durations=20 $(if $(TEST_TMP),--basetemp=$(TEST_TMP))
+	$(PYTEST_XDIST) --no-loadscope-reorder --durations=20 $(PYTEST_EXTRA) $(if $(TEST_TMP),--basetemp=$(TEST_TMP))
 	$(if $(TEST_TMP),@rm -rf "$(TEST_TMP)")
 
 # Line coverage of orchestration/convo_warehouse by the same run (pytest-cov; slower: it
 # traces every line). It counts what runs in the test processes, not in the processes a test
-# starts (`convo-warehouse run`, the collector, the dashboard).
-coverage: $(INSTALLED)
-	$(PYTEST_XDIST) --no-loadscope-reorder --cov=convo_warehouse --cov-report=term:skip-covered $(if $(TEST_TMP),--basetemp=$(TEST_TMP))
-	$(if $(TEST_TMP),@rm -rf "$(TEST_TMP)")
+# starts (a `convo-warehouse run` started as a process, the collector, the dashboard server).
+coverage: PYTEST_EXTRA = --cov=convo_warehouse --cov-report=term:skip-covered
+coverage: pytest
 
 # The lint runs inside pytest, as one of its files (tests/project/test_sql_style.py
 # runs `make lint` in one process), so xdist fits it in beside the other files.
