@@ -280,3 +280,17 @@ def test_every_unit_test_whole_table_grain_and_seed_test_holds(built: Warehouse)
     }
     assert grains and manifest["unit_tests"]
     assert ran == {"unit_test": len(manifest["unit_tests"]), "grain": len(grains), "seed": len(seed_tests.split())}
+
+
+def test_a_grain_test_finds_its_models_unique_key_and_fails_on_a_repeated_key(built: Warehouse, tmp_path) -> None:
+    """The grain test without `columns` reads the model's unique_key from dbt's graph
+    (tests/dbt/generic/test_grain.sql): a row of marts.fct_messages copied once fails it, by that
+    one event_id, while the intact warehouse passes (the test above)."""
+    from convo_warehouse.lib.dbt_commands import GRAIN_TESTS
+
+    warehouse = built.copy(tmp_path / "repeated")
+    (event_id,) = warehouse.query("select min(event_id) from marts.fct_messages")[0]
+    warehouse.query("insert into marts.fct_messages select * from marts.fct_messages where event_id = ?", [event_id])
+    result = warehouse.dbt("test", "--select", f"{GRAIN_TESTS},fct_messages", check=False)
+    failed = [(r.node.name, r.failures) for r in result.result.results if r.status == "fail"]
+    assert failed == [("grain_fct_messages_", 1)], failed
