@@ -9,31 +9,27 @@
     (dbt_commands.production_build) and `make dbt-test` runs it. -#}
 {% test grain(model, columns=none) %}
 {{ config(tags=['grain']) }}
-{%- set grain = namespace(columns=columns if columns is not none else []) %}
-{%- if columns is none and execute %}
+{%- set grain = columns %}
+{%- if grain is none and execute %}
     {#- a test is handed its model's relation, not its config: the model is found in dbt's graph -#}
-    {%- set models = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
-        | selectattr('schema', 'equalto', model.schema) | list %}
-    {%- for node in models if (node.alias or node.name) == model.identifier %}
-        {%- set unique_key = node.config.get('unique_key') %}
-        {%- if not unique_key %}
-            {{ exceptions.raise_compiler_error(
-                'grain: ' ~ node.name ~ ' has no unique_key config; give the test its columns') }}
-        {%- endif %}
-        {%- set grain.columns = [unique_key] if unique_key is string else unique_key %}
-    {%- else %}
-        {{ exceptions.raise_compiler_error('grain: no model of this project is ' ~ model) }}
-    {%- endfor %}
+    {%- set node = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
+        | selectattr('schema', 'equalto', model.schema) | selectattr('alias', 'equalto', model.identifier) | first %}
+    {%- set unique_key = node.config.get('unique_key') if node is defined else none %}
+    {%- if not unique_key %}
+        {{ exceptions.raise_compiler_error(
+            'grain: ' ~ model ~ ' is no model of this project with a unique_key config; give the test its columns') }}
+    {%- endif %}
+    {%- set grain = [unique_key] if unique_key is string else unique_key %}
 {%- endif %}
 
 select
-    {%- for column in grain.columns %}
+    {%- for column in grain or [] %}
     {{ column }},
     {%- endfor %}
     count(*) as occurrences
 from {{ model }}
-{%- if grain.columns %}
-group by {{ grain.columns | join(', ') }}
+{%- if grain %}
+group by {{ grain | join(', ') }}
 {%- endif %}
 having count(*) > 1
 
