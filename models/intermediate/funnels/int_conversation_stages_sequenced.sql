@@ -7,7 +7,8 @@
 -- reached in order when it and every earlier stage are reached and each
 -- stage's time is not later than the next one's (compared only where both
 -- times are known); and the seconds from the previous stage and from the
--- funnel's first stage.
+-- funnel's first stage. The previous stage's time is read only here, not
+-- stored: every reader takes the seconds.
 -- Incremental: a run recomputes every row of the conversations with newly
 -- loaded events or new stage classifications (scope_conversations).
 
@@ -124,7 +125,6 @@ stages_sequenced as (
         stages_step_checked.is_reached,
         stages_step_checked.reached_at,
         stages_step_checked.source,
-        stages_step_checked.previous_stage_reached_at,
         min(stages_step_checked.is_step_in_order) over (
             partition by
                 stages_step_checked.conversation_id,

@@ -21,7 +21,9 @@ create table if not exists raw.events (
     file_hash varchar not null,
     row_number bigint not null,
     -- zstd for the long, nearly unique texts (ids, timestamps as sent, JSON):
-    -- much smaller than DuckDB's default dictionary + FSST for them
+    -- much smaller than DuckDB's default dictionary + FSST for them. Not for
+    -- raw_record, a line kept only when no field of it could be read: on a
+    -- column that is nearly always null, zstd's segments take more room.
     event_id varchar using compression zstd,
     conversation_id varchar,
     session_id varchar,
@@ -31,7 +33,7 @@ create table if not exists raw.events (
     event_timestamp varchar using compression zstd,
     channel varchar,
     properties varchar using compression zstd,
-    raw_record varchar using compression zstd,
+    raw_record varchar,
     parse_error varchar,
     typed_fields varchar using compression zstd
 );
