@@ -26,7 +26,7 @@ staged_rows as (
     select
         load_id,
         count(*) as staged_rows,
-        sum(case when not is_known_type then 1 else 0 end) as unknown_type_rows
+        cast(sum(case when not is_known_type then 1 else 0 end) as {{ dbt.type_bigint() }}) as unknown_type_rows
     from {{ ref('stg_events') }}
     {%- if is_incremental() %}
     where load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)

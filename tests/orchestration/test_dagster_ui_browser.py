@@ -165,7 +165,7 @@ def test_asset_graph_lists_our_assets(ui_url):
             # a dbt data test, on the model it is declared on
             raw_checks = _open(page, f"{ui_url}/assets/audit/reconciliation?view=checks", "raw_events_suite")
             assert "blocking" in raw_checks.lower()
-            assert "unique_reconciliation_load_id" in raw_checks  # a dbt data test beside the GX suite
+            assert "assert_raw_rows_reconcile" in raw_checks  # a dbt data test beside the GX suite
 
             # Schedules and the sensor.
             automation = _open(page, f"{ui_url}/automation", "landing_files_sensor")

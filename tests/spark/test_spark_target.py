@@ -30,6 +30,12 @@ CLASSIFY_ANSWER = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _project_parsed(manifest) -> None:
+    """The code location reads the session's parse of the project (``DBT_TARGET_PATH``,
+    tests/conftest.py): made here when this file runs before any other that parses."""
+
+
 def fake_spark_venv(root: Path, answer: str = "", exit_code: int = 0) -> Path:
     """A venv stand-in: bin/dbt exists; bin/python appends its arguments to calls.txt."""
     venv = root / "fake-venv"

@@ -116,6 +116,38 @@ def test_a_row_breaking_the_contract_fails_the_build_that_writes_it(shipped, tmp
     assert warehouse.table_hash("marts.fct_conversation_stages") == before
 
 
+def test_every_row_rule_a_contract_states_is_a_constraint_of_its_table(shipped):
+    """Row rules live in the contracts, not in data tests: each not_null and check constraint an
+    enforced contract states is in the built table's definition, so DuckDB checks every insert."""
+    declared: dict[str, tuple[set[str], int]] = {}
+    for node in shipped.manifest_json()["nodes"].values():
+        if node["resource_type"] != "model" or node["config"]["materialized"] not in ("table", "incremental"):
+            continue
+        if not node["config"]["contract"]["enforced"]:
+            continue
+        not_null = {name for name, column in node["columns"].items()
+                    if any(c["type"] == "not_null" for c in column.get("constraints", []))}
+        checks = sum(c["type"] == "check" for column in node["columns"].values() for c in column.get("constraints", []))
+        checks += sum(c["type"] == "check" for c in node.get("constraints", []))
+        declared[f"{node['schema']}.{node['alias']}"] = (not_null, checks)
+    assert "intermediate.int_conversation_quality_scored" in declared and "audit.reconciliation" in declared
+    built: dict[str, tuple[set[str], int]] = {name: (set(), 0) for name in declared}
+    for schema, table, kind, columns in shipped.query(
+        "select schema_name, table_name, constraint_type, constraint_column_names from duckdb_constraints()"
+    ):
+        name = f"{schema}.{table}"
+        if name in built and kind == "NOT NULL":
+            built[name][0].update(columns)
+        elif name in built and kind == "CHECK":
+            built[name] = (built[name][0], built[name][1] + 1)
+    missing = {name: (sorted(want[0] - built[name][0]), want[1], built[name][1])
+               for name, want in declared.items() if not want[0] <= built[name][0] or want[1] != built[name][1]}
+    assert not missing, f"declared (not null columns missing, checks declared, checks built): {missing}"
+    # and DuckDB holds a row to them
+    with pytest.raises(Exception, match="CHECK constraint failed"):
+        shipped.query("update intermediate.int_conversation_quality_scored set resolution = 2")
+
+
 def test_a_body_returning_rows_outside_the_scope_fails_the_build(generated, tmp_path):
     """The slip of a model narrowed to the wrong scope (fct_messages to whole days instead of its
     conversations): its body returns the rows of every conversation of those days, which would
