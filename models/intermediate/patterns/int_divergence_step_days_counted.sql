@@ -24,11 +24,10 @@
 {%- set excluded_step_pattern = var('divergence_excluded_step_pattern') %}
 {%- set max_depth = var('divergence_max_depth') | int %}
 
-with
+{#- the days this run rewrites, as literals: the view read below computes only those days -#}
+{%- set scope_days = ref('scope_days') %}
 
-days_in_scope as (  -- noqa: ST03
-    select event_date from {{ ref('scope_days') }}
-),
+with
 
 memberships as (
     select
@@ -40,7 +39,7 @@ memberships as (
         is_successful
     from {{ ref('int_divergence_memberships_listed') }}
     {%- if is_incremental() %}
-    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
 

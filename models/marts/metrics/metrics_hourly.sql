@@ -10,11 +10,10 @@
     partition_by=('metric_date' if target.type == 'spark' else none),
 ) }}
 
-with
+{#- the days this run rewrites, as literals: the view read below computes only those days -#}
+{%- set scope_days = ref('scope_days') %}
 
-days_in_scope as (  -- noqa: ST03
-    select event_date from {{ ref('scope_days') }}
-),
+with
 
 conversations_segmented as (
     select
@@ -25,7 +24,7 @@ conversations_segmented as (
         {{ metrics_input_columns('int_conversations_segmented') }}
     from {{ ref('int_conversations_segmented') }} as int_conversations_segmented
     {%- if is_incremental() %}
-    where int_conversations_segmented.metric_date in (select days_in_scope.event_date from days_in_scope)
+    where int_conversations_segmented.metric_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
 
