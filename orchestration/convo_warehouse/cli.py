@@ -47,8 +47,15 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="convo-warehouse")
 def main() -> None:
     """Conversation-analytics warehouse: dbt on DuckDB, orchestrated by Dagster."""
+    import atexit
+    import gc
+
     from convo_warehouse.lib.file_modes import apply_umask
 
+    # The interpreter's last garbage collection walks every object still alive
+    # (after a run: the dbt manifest and Dagster's definitions, seconds of it)
+    # to free nothing the process's end would not; frozen, it skips them.
+    atexit.register(gc.freeze)
     try:
         # files DuckDB, dbt and Dagster create for us (the warehouse's WAL) are owner-only too
         apply_umask()

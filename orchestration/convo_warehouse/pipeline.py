@@ -18,6 +18,7 @@ step, dbt included, reads the same ones.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Callable
@@ -116,6 +117,11 @@ def materialize_all(
         from convo_warehouse.definitions import defs
 
         job = defs.resolve_job_def(job_name)
+        # The definitions (every dbt node's asset and check) live as long as the
+        # process: out of the garbage collector's sight, its collections during
+        # the run walk only what the run allocates (lib/dbt_process.py does the
+        # same in dbt's process).
+        gc.freeze()
         with dg.DagsterInstance.ephemeral() as instance:
             result = job.execute_in_process(
                 instance=instance,

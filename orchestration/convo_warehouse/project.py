@@ -62,9 +62,13 @@ def prune_invocation_targets(op_name: str, keep: int = KEEP_INVOCATIONS) -> list
 
 
 def dbt_executable() -> str:
-    """The ``dbt`` next to this Python (the project's venv), else ``dbt`` on PATH."""
-    candidate = Path(sys.executable).with_name("dbt")
-    return str(candidate) if candidate.exists() else "dbt"
+    """The dbt the pipeline runs: ``convo-dbt`` next to this Python (dbt's command line with
+    less garbage collection: ``lib/dbt_process.py``), else that venv's ``dbt``, else ``dbt`` on PATH."""
+    for name in ("convo-dbt", "dbt"):
+        candidate = Path(sys.executable).with_name(name)
+        if candidate.exists():
+            return str(candidate)
+    return "dbt"
 
 
 def parse_fingerprint() -> str:
