@@ -18,6 +18,7 @@
     {%- set grain = unique_key_columns() -%}
     {%- set scope_key = config.get('scope_key', 'conversation_id') -%}
     {%- set check_kept = scope_key not in grain -%}
+    {%- set conditions = unenforced_constraints() -%}
     {%- set counts = run_query(
         'select (select count(*) from ' ~ new_rows ~ ' as new_rows where not coalesce(new_rows.' ~ in_scope ~ ', false))'
         ~ ', (select count(*) from (select 1 as repeated from ' ~ new_rows ~ ' group by ' ~ grain | join(', ')
@@ -25,6 +26,7 @@
         ~ (', (select count(*) from ' ~ new_rows ~ ' as new_rows inner join ' ~ target_relation ~ ' as kept on '
             ~ grain_join(grain, 'new_rows', 'kept') ~ ' where not coalesce(kept.' ~ in_scope ~ ', false))'
             if check_kept else ', 0')
+        ~ (', (select count(*) from ' ~ new_rows ~ ' where not (' ~ conditions | join(' and ') ~ '))' if conditions else ', 0')
     ).rows[0] -%}
     {%- if counts[0] > 0 -%}
         {%- set example = run_query(
@@ -37,9 +39,8 @@
             ~ '); the build is rolled back. Narrow the body\'s input to the scope in its is_incremental() filter.'
         ) }}
     {%- endif -%}
-    {%- if counts[1] > 0 or counts[2] > 0 -%}
-        {%- do raise_repeated_grain(new_rows, grain) -%}
-    {%- endif -%}
+    {%- do raise_repeated_grain(new_rows, grain) if counts[1] > 0 or counts[2] > 0 -%}
+    {%- do raise_broken_constraint(new_rows, conditions) if counts[3] > 0 -%}
 {%- endmacro %}
 
 {% macro unique_key_columns() -%}
@@ -71,17 +72,18 @@
     ) }}
 {%- endmacro %}
 
-{% macro check_grain_of_full_build() -%}
-    {%- if execute and config.get('materialized') == 'incremental'
-        and config.get('incremental_strategy') in ('replace_scope', 'insert_overwrite')
-        and config.get('unique_key') and not is_incremental() -%}
-        {%- set grain = unique_key_columns() -%}
-        {%- set repeated = run_query(
-            'select count(*) from (select 1 as repeated from ' ~ this ~ ' group by ' ~ grain | join(', ')
-            ~ ' having count(*) > 1) as repeated_keys'
-        ).rows[0][0] -%}
-        {%- if repeated > 0 -%}
-            {%- do raise_repeated_grain(this, grain) -%}
-        {%- endif -%}
+{% macro check_full_build() -%}
+    {%- set incremental = config.get('materialized') == 'incremental'
+        and config.get('incremental_strategy') in ('replace_scope', 'insert_overwrite') -%}
+    {%- if execute and not is_incremental() and (incremental or config.get('materialized') == 'table') -%}
+        {%- set grain = unique_key_columns() if incremental and config.get('unique_key') else none -%}
+        {%- set conditions = unenforced_constraints() -%}
+        {%- set counts = run_query(
+            'select ' ~ ('(select count(*) from (select 1 as repeated from ' ~ this ~ ' group by ' ~ grain | join(', ')
+            ~ ' having count(*) > 1) as repeated_keys)' if grain else '0')
+            ~ (', (select count(*) from ' ~ this ~ ' where not (' ~ conditions | join(' and ') ~ '))' if conditions else ', 0')
+        ).rows[0] if grain or conditions else [0, 0] -%}
+        {%- do raise_repeated_grain(this, grain) if counts[0] > 0 -%}
+        {%- do raise_broken_constraint(this, conditions) if counts[1] > 0 -%}
     {%- endif -%}
 {%- endmacro %}

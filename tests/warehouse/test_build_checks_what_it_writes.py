@@ -172,3 +172,36 @@ def test_a_body_returning_rows_outside_the_scope_fails_the_build(generated, tmp_
     assert "fct_messages: the body returned" in message and "rows outside this run's scope" in message, message
     assert "Narrow the body's input to the scope" in message
     assert warehouse.table_hash("marts.fct_messages") == before
+
+
+def test_constraints_the_engine_does_not_enforce_are_checked_on_what_a_build_writes(generated, tmp_path):
+    """Where no engine enforces a contract's constraints (Spark's Parquet tables; here a copy of the
+    project whose mart's contract is not enforced), the strategy counts the rows to write against
+    them: the row rule still fails the build that would write a breaking row, incremental or full."""
+    project = copy_project(tmp_path / "project")
+    schema = project / "models" / "marts" / "funnels" / "_funnels__models.yml"
+    text = schema.read_text()
+    enforced = "  - name: fct_conversation_stages\n"
+    start = text.index(enforced)
+    contract = text.index("        enforced: true\n", start)
+    schema.write_text(text[:contract] + "        enforced: false\n" + text[contract + len("        enforced: true\n"):])
+    warehouse = built(Warehouse(tmp_path / "warehouse", tmp_path / "target", project), generated)
+    assert warehouse.manifest_json()["nodes"]["model.convo_warehouse.fct_conversation_stages"]["config"][
+        "contract"]["enforced"] is False
+    bad = warehouse.scalar("select min(conversation_id) from intermediate.int_conversation_stages_sequenced")
+    warehouse.query(
+        "update intermediate.int_conversation_stages_sequenced set source = 'bogus' where conversation_id = ?", [bad],
+    )
+    touch(warehouse, bad)
+    before = warehouse.table_hash("marts.fct_conversation_stages")
+    result = warehouse.dbt("run", "--select", "+scope_days fct_conversation_stages", check=False)
+    assert not result.success
+    message = failure_of(result)
+    assert "fct_conversation_stages: rows to write break its contract's constraint" in message, message
+    assert "source in ('event', 'rules', 'llm')" in message and "not enforced by duckdb" in message
+    assert warehouse.table_hash("marts.fct_conversation_stages") == before
+    # a full build checks every row it wrote, and is rolled back
+    result = warehouse.dbt("run", "--select", "fct_conversation_stages", "--full-refresh", check=False)
+    assert not result.success
+    assert "rows to write break its contract's constraint" in failure_of(result)
+    assert warehouse.table_hash("marts.fct_conversation_stages") == before
