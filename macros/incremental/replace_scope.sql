@@ -26,7 +26,7 @@
         ~ (', (select count(*) from ' ~ new_rows ~ ' as new_rows inner join ' ~ target_relation ~ ' as kept on '
             ~ grain_join(grain, 'new_rows', 'kept') ~ ' where not coalesce(kept.' ~ in_scope ~ ', false))'
             if check_kept else ', 0')
-        ~ (', (select count(*) from ' ~ new_rows ~ ' where not (' ~ conditions | join(' and ') ~ '))' if conditions else ', 0')
+        ~ ', ' ~ (rows_breaking(new_rows, conditions) if conditions else '0')
     ).rows[0] -%}
     {%- if counts[0] > 0 -%}
         {%- set example = run_query(
@@ -81,7 +81,7 @@
         {%- set counts = run_query(
             'select ' ~ ('(select count(*) from (select 1 as repeated from ' ~ this ~ ' group by ' ~ grain | join(', ')
             ~ ' having count(*) > 1) as repeated_keys)' if grain else '0')
-            ~ (', (select count(*) from ' ~ this ~ ' where not (' ~ conditions | join(' and ') ~ '))' if conditions else ', 0')
+            ~ ', ' ~ (rows_breaking(this, conditions) if conditions else '0')
         ).rows[0] if grain or conditions else [0, 0] -%}
         {%- do raise_repeated_grain(this, grain) if counts[0] > 0 -%}
         {%- do raise_broken_constraint(this, conditions) if counts[1] > 0 -%}

@@ -1,14 +1,12 @@
-{#- The model's not_null and check constraints its engine does not enforce (a
-    contract not enforced; all on Spark's Parquet tables), as conditions every
-    row must meet, which check_rows_to_insert and check_full_build count. -#}
+{#- The model's not_null and check constraints its engine does not enforce (all
+    on Spark's Parquet tables), as conditions every row must meet (a check fails
+    only when false); check_rows_to_insert and check_full_build count them. -#}
 {% macro unenforced_constraints() -%}
     {%- set conditions = [] -%}
     {%- if execute and not (model.contract.enforced and adapter.dispatch('engine_enforces_constraints', 'convo_warehouse')()) -%}
-        {#- none: the model's own constraints -#}
-        {%- for column in [none] + (model.columns.values() | list) -%}
+        {%- for column in [none] + (model.columns.values() | list) -%}  {#- none: the model's own -#}
             {%- for constraint in (model.get('constraints', []) if column is none else column.get('constraints', []))
                 if constraint.type in ('not_null', 'check') -%}
-                {#- SQL's rule: a check fails only when its expression is false -#}
                 {%- do conditions.append(column.name ~ ' is not null' if constraint.type == 'not_null'
                     else 'coalesce(' ~ constraint.expression ~ ', true)') -%}
             {%- endfor -%}
@@ -17,8 +15,10 @@
     {{ return(conditions) }}
 {%- endmacro %}
 
+{% macro rows_breaking(relation, conditions) %}(select count(*) from {{ relation }} where not ({{ conditions | join(' and ') }})){% endmacro %}
+
 {% macro raise_broken_constraint(relation, conditions) -%}
-    {%- for condition in conditions if run_query('select count(*) from ' ~ relation ~ ' where not (' ~ condition ~ ')').rows[0][0] > 0 -%}
+    {%- for condition in conditions if run_query('select ' ~ rows_breaking(relation, [condition])).rows[0][0] > 0 -%}
         {{ exceptions.raise_compiler_error(this.identifier ~ ': rows to write break its contract\'s constraint `' ~ condition
             ~ '` (not enforced by ' ~ target.type ~ ', so checked here); the build fails. Fix the rows\' source.') }}
     {%- endfor -%}
