@@ -3,7 +3,8 @@
 Two batches, so incremental runs are compared too: the generated files
 except the newest day's are loaded and built on both engines and compared;
 then the newest day's files arrive, both engines run again (incrementally),
-and the marts are compared again. Any difference fails (exit 1).
+and the marts are compared again. Any difference fails (exit 1). In each
+batch DuckDB's run goes beside Spark's job (its output printed when it ends).
 
 Each engine runs the whole Dagster job (`convo-warehouse run`; on Spark with
 CONVO_TARGET=spark: the Spark loader, dbt on the spark target, the
@@ -228,19 +229,25 @@ def main() -> None:
         landing.mkdir(parents=True, exist_ok=True)
         for path in batch:
             shutil.move(str(path), landing / path.name)
-        timed(f"batch {number}: DuckDB pipeline", [str(main_bin / "convo-warehouse"), "run",
-             "--landing", str(landing), "--warehouse", str(warehouse)], env)
+        # DuckDB's run beside Spark's job: the two share only the landing files they read, and the
+        # Spark job's start (a JVM, its servers) leaves a core to spare
+        duckdb_run = Background(f"batch {number}: DuckDB pipeline", [str(main_bin / "convo-warehouse"), "run",
+                                "--landing", str(landing), "--warehouse", str(warehouse)], env,
+                                work / f"duckdb-batch-{number}.log")
         before = partition_files(spark_dir)
         server_log = spark_dir / "thrift-server.log"
         log_start = server_log.stat().st_size if server_log.exists() else 0
         thrift_port, connect_port = free_port(), free_port()
         while connect_port == thrift_port:
             connect_port = free_port()
+        # its own dbt target folder: the DuckDB run beside it parses the project into the default one
         spark_env = {**env, "CONVO_TARGET": "spark", "CONVO_SPARK_THRIFT": "local",
-                     "CONVO_SPARK_THRIFT_PORT": str(thrift_port), "CONVO_SPARK_CONNECT_PORT": str(connect_port)}
+                     "CONVO_SPARK_THRIFT_PORT": str(thrift_port), "CONVO_SPARK_CONNECT_PORT": str(connect_port),
+                     "DBT_TARGET_PATH": str(work / "target-spark-job")}
         how = (f"one Spark server: dbt through Thrift on 127.0.0.1:{spark_env['CONVO_SPARK_THRIFT_PORT']}, "
                f"the Python steps through Spark Connect on 127.0.0.1:{spark_env['CONVO_SPARK_CONNECT_PORT']}")
         timed(f"batch {number}: the Dagster job on Spark (CONVO_TARGET=spark, {how})", spark_job, spark_env)
+        duckdb_run.wait()
         check_one_server_for_the_job(number, server_log, log_start)
         step(f"batch {number}: compare every contract mart", [str(spark_python), "-m",
              "convo_warehouse.spark", "compare", "--duckdb", str(warehouse)], env)
@@ -263,6 +270,35 @@ def timed(title: str, command: list[str], env: dict[str, str]) -> None:
     started = time.monotonic()
     step(title, command, env)
     TIMES.append((title, time.monotonic() - started))
+
+
+class Background:
+    """``timed``, in a process of its own while the caller goes on; its output goes to ``log``, and is
+    printed when it ends."""
+
+    def __init__(self, title: str, command: list[str], env: dict[str, str], log: Path) -> None:
+        import threading
+        import time
+
+        print(f"\n== {title} (beside the next step; output: {log})\n$ {' '.join(command)}", flush=True)
+        self.title, self.log = title, log
+        started = time.monotonic()
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+
+        def timed_wait() -> None:  # its own time, not the step's it ran beside
+            self.process.wait()
+            TIMES.append((title, time.monotonic() - started))
+
+        self.waiter = threading.Thread(target=timed_wait, daemon=True)
+        self.waiter.start()
+
+    def wait(self) -> None:
+        self.waiter.join()
+        returncode = self.process.returncode
+        print(f"\n== {self.title}: its output\n{self.log.read_text(errors='replace')}", flush=True)
+        if returncode != 0:
+            sys.exit(f"check failed at: {self.title} (exit {returncode})")
 
 
 def check_one_server_for_the_job(batch: int, log: Path, offset: int) -> None:
