@@ -382,6 +382,8 @@ def scenario(generated, tmp_path_factory) -> Scenario:
         "from marts.fct_conversations where conversation_date = "
         "(select min(conversation_date) from marts.fct_conversations) "
         "and conversation_id not in (select conversation_id from marts.fct_sales_conversations) "
+        # run 8 leaves development traffic out of the patterns marts the objection is read from
+        "and environment is distinct from 'development' "
         "order by conversation_id limit 3"
     )
     # A late message a day before an exposed conversation's first event moves
