@@ -149,16 +149,17 @@ def test_every_row_rule_a_contract_states_is_a_constraint_of_its_table(shipped):
 
 
 def test_a_body_returning_rows_outside_the_scope_fails_the_build(generated, tmp_path):
-    """The slip of a model narrowed to the wrong scope (fct_messages to whole days instead of its
-    conversations): its body returns the rows of every conversation of those days, which would
-    be written twice. The strategy refuses to write them."""
+    """The slip of a model narrowed to the wrong scope (fct_messages reading the staged events of
+    the scope's days instead of its conversations' events): its body returns the rows of every
+    conversation of those days, which would be written twice. The strategy refuses to write them."""
     project = copy_project(tmp_path / "project")
     model = project / "models" / "marts" / "conversations" / "fct_messages.sql"
     text = model.read_text()
-    narrowed = "stg_events.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)"
+    narrowed = "from {{ events_in_scope if is_incremental() else staged_events }} as stg_events\n    where\n"
     assert narrowed in text, "fct_messages no longer reads its scope this way: update the test"
     model.write_text(text.replace(
-        narrowed, "cast(stg_events.event_at as date) in (select days_in_scope.event_date from days_in_scope)",
+        narrowed, "from {{ staged_events }} as stg_events\n    where\n"
+        "        cast(stg_events.event_at as date) in (select days_in_scope.event_date from days_in_scope) and\n",
     ).replace(
         "\nwith\n\n", "\nwith\n\ndays_in_scope as (\n    select event_date from {{ ref('scope_days') }}\n),\n\n", 1,
     ))

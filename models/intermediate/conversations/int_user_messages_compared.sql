@@ -20,6 +20,10 @@
     partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
+{#- an incremental build reads the staged events of its scope (scope_events), a build from
+    nothing every staged event; both refs are taken, so dbt sees both dependencies -#}
+{%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
+
 with
 
 conversations_in_scope as (  -- noqa: ST03
@@ -32,14 +36,11 @@ user_messages as (
         event_id,
         event_at,
         content
-    from {{ ref('stg_events') }}
+    from {{ events_in_scope if is_incremental() else staged_events }}
     where
         is_known_type
         and event_type = 'user_message'
         and conversation_id is not null
-    {%- if is_incremental() %}
-        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-    {%- endif %}
 ),
 
 embeddings as (

@@ -12,6 +12,10 @@
 -- changed experiments seed rebuilds every row (dbt's state comparison:
 -- docs/incremental.md).
 
+{#- an incremental build reads the staged events of its scope (scope_events), a build from
+    nothing every staged event; both refs are taken, so dbt sees both dependencies -#}
+{%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
+
 with
 
 conversations_in_scope as (  -- noqa: ST03
@@ -25,15 +29,12 @@ exposure_events as (
         test_name,
         variant,
         event_at
-    from {{ ref('stg_events') }}
+    from {{ events_in_scope if is_incremental() else staged_events }}
     where
         event_type = 'experiment_exposure'
         and is_known_type
         and test_name is not null
         and variant is not null
-    {%- if is_incremental() %}
-        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-    {%- endif %}
 ),
 
 conversations as (

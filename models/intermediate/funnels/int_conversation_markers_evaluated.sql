@@ -17,6 +17,10 @@
     {%- do compiled_markers.append({'name': marker_name, 'reached': compiled.reached, 'at': compiled.at}) -%}
 {%- endfor -%}
 
+{#- an incremental build reads the staged events of its scope (scope_events), a build from
+    nothing every staged event; both refs are taken, so dbt sees both dependencies -#}
+{%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
+
 with
 
 conversations_in_scope as (
@@ -30,12 +34,9 @@ events as (
         event_at,
         content,
         properties
-    from {{ ref('stg_events') }}
+    from {{ events_in_scope if is_incremental() else staged_events }}
     where
         is_known_type
-        {%- if is_incremental() %}
-        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-        {%- endif %}
 ),
 
 conversations as (

@@ -14,6 +14,10 @@
 -- (dimension, value) pairs, so replacing the recomputed keys replaces every
 -- row that changed; a re-mapped history rebuilds every row.
 
+{#- an incremental build reads the staged events of its scope (scope_events), a build from
+    nothing every staged event; both refs are taken, so dbt sees both dependencies -#}
+{%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
+
 with
 
 conversations_in_scope as (  -- noqa: ST03
@@ -33,12 +37,9 @@ events as (
         button,
         page_url,
         intent
-    from {{ ref('stg_events') }}
+    from {{ events_in_scope if is_incremental() else staged_events }}
     where
         is_known_type
-    {%- if is_incremental() %}
-        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-    {%- endif %}
 ),
 
 dimension_events as (

@@ -9,6 +9,10 @@
 -- earlier first raising); a changed lexicon rebuilds every row (dbt's state
 -- comparison: docs/incremental.md).
 
+{#- an incremental build reads the staged events of its scope (scope_events), a build from
+    nothing every staged event; both refs are taken, so dbt sees both dependencies -#}
+{%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
+
 with
 
 conversations_in_scope as (  -- noqa: ST03
@@ -22,14 +26,11 @@ user_messages as (
         event_at,
         turn,
         content
-    from {{ ref('stg_events') }}
+    from {{ events_in_scope if is_incremental() else staged_events }}
     where
         is_known_type
         and event_type = 'user_message'
         and content is not null
-    {%- if is_incremental() %}
-        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-    {%- endif %}
 ),
 
 -- one row per message x objection, however many of its patterns match

@@ -16,6 +16,10 @@
 -- replaces every row that changed; a changed path_cleaning seed or a
 -- re-mapped history rebuilds every row (dbt's state comparison: docs/incremental.md).
 
+{#- an incremental build reads the staged events of its scope (scope_events), a build from
+    nothing every staged event; both refs are taken, so dbt sees both dependencies -#}
+{%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
+
 with
 
 conversations_in_scope as (  -- noqa: ST03
@@ -33,13 +37,10 @@ events as (
         reason,
         flow_name,
         button
-    from {{ ref('stg_events') }}
+    from {{ events_in_scope if is_incremental() else staged_events }}
     -- unknown event types are staged for the record but take part in no metric
     where
         is_known_type
-    {%- if is_incremental() %}
-        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-    {%- endif %}
 ),
 
 cleaning_rules as (

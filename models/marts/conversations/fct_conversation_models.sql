@@ -18,6 +18,10 @@
     partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
+{#- an incremental build reads the staged events of its scope (scope_events), a build from
+    nothing every staged event; both refs are taken, so dbt sees both dependencies -#}
+{%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
+
 with
 
 conversations_in_scope as (  -- noqa: ST03
@@ -32,14 +36,11 @@ agent_messages as (
         stg_events.input_tokens,
         stg_events.output_tokens,
         stg_events.latency_ms
-    from {{ ref('stg_events') }} as stg_events
+    from {{ events_in_scope if is_incremental() else staged_events }} as stg_events
     where
         stg_events.event_type = 'agent_message'
         and stg_events.is_known_type
         and stg_events.conversation_id is not null
-    {%- if is_incremental() %}
-        and stg_events.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-    {%- endif %}
 ),
 
 model_prices as (

@@ -10,6 +10,10 @@
     partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
+{#- an incremental build reads the staged events of its scope (scope_events), a build from
+    nothing every staged event; both refs are taken, so dbt sees both dependencies -#}
+{%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
+
 with
 
 conversations_in_scope as (  -- noqa: ST03
@@ -50,13 +54,10 @@ events as {{ cte_not_materialized() }} (
         content,
         rating,
         abandoned_at_turn
-    from {{ ref('stg_events') }}
+    from {{ events_in_scope if is_incremental() else staged_events }}
     -- unknown event types are staged for the record but take part in no metric
     where
         is_known_type
-    {%- if is_incremental() %}
-        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-    {%- endif %}
 ),
 
 -- feedback ratings scored 0..1 (positive 1.0, negative 0.0, a digit r in

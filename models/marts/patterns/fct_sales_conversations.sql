@@ -10,6 +10,10 @@
 ) }}
 
 {%- set double = type_double() %}
+{#- an incremental build reads the staged events of its scope (scope_events), a build from
+    nothing every staged event; both refs are taken, so dbt sees both dependencies -#}
+{%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
+
 with
 
 conversations_in_scope as (  -- noqa: ST03
@@ -39,16 +43,13 @@ signal_events as (
         conversation_id,
         event_at,
         lead_score
-    from {{ ref('stg_events') }}
+    from {{ events_in_scope if is_incremental() else staged_events }}
     where
         is_known_type
         and (
             lead_score is not null
             or (event_type = 'stage_reached' and lower(funnel) = 'sales')
         )
-    {%- if is_incremental() %}
-        and conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-    {%- endif %}
 ),
 
 signal_events_sequenced as (

@@ -1,0 +1,51 @@
+{#- One row per staged event of a conversation this run recomputes: the
+    events of scope_conversations, read from stg_events once per run. The
+    models keyed by conversation read these in their is_incremental() branch
+    instead of deriving the same rows from the whole staged history in every
+    CTE that reads events (a view is evaluated once per reference, on Spark
+    and on DuckDB alike). A build from nothing reads stg_events itself. Only
+    the columns those models read. -#}
+
+with
+
+conversations_in_scope as (
+    select conversation_id from {{ ref('scope_conversations') }}
+)
+
+select
+    stg_events.conversation_id,
+    stg_events.event_id,
+    stg_events.event_type,
+    stg_events.is_known_type,
+    stg_events.event_at,
+    stg_events.user_id,
+    stg_events.channel,
+    stg_events.device,
+    stg_events.source,
+    stg_events.language,
+    stg_events.environment,
+    stg_events.page_url,
+    stg_events.agent_id,
+    stg_events.lead_score,
+    stg_events.content,
+    stg_events.turn,
+    stg_events.intent,
+    stg_events.sentiment,
+    stg_events.model,
+    stg_events.latency_ms,
+    stg_events.input_tokens,
+    stg_events.output_tokens,
+    stg_events.tool_name,
+    stg_events.topic,
+    stg_events.reason,
+    stg_events.rating,
+    stg_events.funnel,
+    stg_events.stage,
+    stg_events.test_name,
+    stg_events.variant,
+    stg_events.button,
+    stg_events.flow_name,
+    stg_events.abandoned_at_turn,
+    stg_events.properties
+from {{ ref('stg_events') }} as stg_events
+where stg_events.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
