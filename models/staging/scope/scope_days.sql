@@ -28,7 +28,8 @@ event_days as (
     select distinct
         conversation_id,
         cast(event_at as {{ type_date() }}) as event_date
-    from {{ ref('scope_events') }}
+    from {{ ref('stg_events') }}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
 ),
 
 days_in_scope as (

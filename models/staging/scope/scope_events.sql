@@ -3,13 +3,22 @@
     models keyed by conversation read these in their is_incremental() branch
     instead of deriving the same rows from the whole staged history in every
     CTE that reads events (a view is evaluated once per reference, on Spark
-    and on DuckDB alike). A build from nothing reads stg_events itself. Only
-    the columns those models read. -#}
+    and on DuckDB alike). Only the columns those models read. A build from
+    nothing (no run recorded, no table yet) stores no row: every model then
+    reads stg_events itself, and a copy of the whole history would only
+    grow the warehouse file. Once a run has recorded where it ended, or the
+    table exists (a first build that failed half-way, whose models are
+    incremental on the next try), it holds every event of the scope. -#}
+{%- set from_nothing = execute and load_relation(this) is none %}
 
 with
 
 conversations_in_scope as (
     select conversation_id from {{ ref('scope_conversations') }}
+),
+
+previous_run as (
+    select previous_load_id from {{ ref('scope_run') }}
 )
 
 select
@@ -48,4 +57,8 @@ select
     stg_events.abandoned_at_turn,
     stg_events.properties
 from {{ ref('stg_events') }} as stg_events
-where stg_events.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+where
+    stg_events.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- if from_nothing %}
+    and (select previous_run.previous_load_id from previous_run) is not null
+    {%- endif %}
