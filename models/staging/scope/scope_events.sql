@@ -59,6 +59,7 @@ select
 from {{ ref('stg_events') }} as stg_events
 where
     stg_events.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
-    {%- if from_nothing %}
-    and (select previous_run.previous_load_id from previous_run) is not null
-    {%- endif %}
+    and (
+        not {{ 'true' if from_nothing else 'false' }}
+        or (select previous_run.previous_load_id from previous_run) is not null
+    )
