@@ -108,10 +108,19 @@ def test_classifier_reads_the_conversations_with_new_events_and_stores_what_a_fu
                 [unusable],
             )
 
+    # What an engine that copies the classifier's tables asks first (spark/pipeline.py): which
+    # conversations' transcripts the classifier will read; here the new ones and the unusable one.
+    with open_warehouse(warehouse.path) as con:
+        to_read = runner.conversations_to_read(con, "rules", judge=False)
+        announced = {row[0] for row in con.execute(f"select conversation_id from {to_read}").fetchall()}
+    with open_warehouse(full) as con:
+        assert runner.conversations_to_read(con, "rules", judge=False) is None
+
     scoped_stats, scoped_prepared, scoped_stored = classify(warehouse.path, prepared)
     full_stats, full_prepared, full_stored = classify(full, prepared)
     assert full_prepared == {row[0] for row in warehouse.query(WITH_MESSAGES)}
     assert scoped_prepared == (new_events | {unusable}) & full_prepared
+    assert announced & full_prepared == scoped_prepared
     assert len(scoped_prepared) < len(full_prepared)
     assert scoped_stats == full_stats
     assert scoped_stats["classified"] > 1 and scoped_stats["sentiment_scored"] > 0

@@ -161,14 +161,14 @@ def record_run_command(since: str) -> None:
 )
 @click.option("--rel-tol", default=1e-9, show_default=True, help="Relative tolerance for doubles.")
 def compare(duckdb_path: Path, rel_tol: float) -> None:
-    """Compare every contract mart (and the other public day marts) on Spark with the DuckDB warehouse, row by row."""
-    from convo_warehouse.spark.compare import COMPARED_MARTS, compare_marts
+    """Compare every contract mart (and the other public day marts) and the classifier's stores on
+    Spark with the DuckDB warehouse, row by row."""
+    from convo_warehouse.spark.compare import compare_marts
     from convo_warehouse.spark.session import get_spark
 
     differences = compare_marts(get_spark(), duckdb_path, rel_tol=rel_tol)
-    for table in COMPARED_MARTS:
-        problems = differences.get(table, [])
-        click.echo(f"{'OK  ' if not problems else 'DIFF'} marts.{table}")
+    for relation, problems in differences.items():
+        click.echo(f"{'OK  ' if not problems else 'DIFF'} {relation}")
         for problem in problems[:10]:
             click.echo(f"     {problem}")
     if any(differences.values()):

@@ -193,62 +193,172 @@ def _execute_python_model(spark, node: dict, relations: dict[str, str]):
     return module.model(_DbtShim(spark, relations, node.get("config")), spark)
 
 
-# What the stage classifier reads and writes (lib/classify): copied between
-# Spark and an in-memory DuckDB, where the classifier runs unchanged.
-CLASSIFIER_INPUTS = ("staging.stg_events", "scope.scope_conversation_lifecycle")
-CLASSIFIER_OUTPUTS = (
-    "classification.stage_classifications",
-    "classification.llm_calls",
-    "classification.message_sentiment",
-    "classification.message_embeddings",
-    "classification.conversation_judgments",
-)
+# What the stage classifier reads and writes (lib/classify), copied between Spark
+# and an in-memory DuckDB where the classifier runs unchanged, and how much of
+# each: "all" rows; the rows of the "conversations" whose transcripts it reads
+# (runner.conversations_to_read: those a run recomputed, so an hour's run copies
+# an hour's transcripts, not the history); "none" (a log it only appends to).
+# Copied in first, the tables that say which conversations those are.
+CLASSIFIER_TABLES = {
+    "scope.scope_conversation_lifecycle": "all",
+    "marts.fct_conversations": "all",
+    "classification.transcript_preparations": "all",
+    "classification.stage_classifications": "all",
+    "staging.stg_events": "conversations",
+    "classification.message_sentiment": "conversations",
+    "classification.message_embeddings": "conversations",
+    "classification.conversation_judgments": "conversations",
+    "classification.llm_calls": "none",
+}
+# the columns the classifier reads of the tables it does not write
+CLASSIFIER_INPUT_COLUMNS = {
+    "scope.scope_conversation_lifecycle": ("conversation_id", "recomputed_at"),
+    "marts.fct_conversations": ("conversation_id", "started"),
+    "staging.stg_events": ("conversation_id", "event_id", "event_at", "event_type", "content", "sentiment"),
+}
+CLASSIFIER_OUTPUTS = tuple(relation for relation in CLASSIFIER_TABLES if relation not in CLASSIFIER_INPUT_COLUMNS)
 
 
 def classify_on_spark(spark, mode: str | None = None):
     """Run the stage classifier on Spark's transcripts; results go back to Spark.
 
     Returns the classifier's ``ClassifyStats`` and ``table_counts`` (rows in
-    its tables after the run).
+    its tables after the run, counted on Spark).
 
-    The classifier's rules run as set-based DuckDB SQL, so its inputs and its
-    earlier results (the cache: unchanged transcripts are not classified
-    again) are copied from Spark into an in-memory DuckDB, and its tables are
-    written back.
+    The classifier's rules run as set-based DuckDB SQL, so what it reads is
+    copied from Spark into an in-memory DuckDB (``CLASSIFIER_TABLES``: the
+    transcripts and earlier results of the conversations it will read), and
+    what it changed goes back: appended when it only added rows (an hour's new
+    messages and conversations), the table rewritten when it replaced some (a
+    conversation reclassified after late events).
     """
     import duckdb
 
-    from convo_warehouse.lib.classify.runner import classify_warehouse, table_counts
+    from convo_warehouse.lib.classify.runner import classify_warehouse, conversations_to_read
 
     con = duckdb.connect()
-    for relation in (*CLASSIFIER_INPUTS, *CLASSIFIER_OUTPUTS):
-        schema, table = relation.split(".")
-        if not spark.catalog.tableExists(relation):
-            continue
-        table_on_spark = spark.table(relation)
-        frame = table_on_spark.toPandas()
-        con.execute(f"create schema if not exists {schema}")
-        # typed from Spark's schema: pandas alone types an empty column (an
-        # embedding list) as an integer, which would then be written back
-        columns = ", ".join(f'"{field.name}" {_duckdb_type(field.dataType.simpleString())}'
-                            for field in table_on_spark.schema.fields)
-        con.execute(f"create table {relation} ({columns})")
-        con.register("_spark_frame", frame)
-        con.execute(f"insert into {relation} select * from _spark_frame")
-        con.unregister("_spark_frame")
+    for relation, extent in CLASSIFIER_TABLES.items():
+        if extent == "all":
+            _copy_to_duckdb(spark, con, relation, extent)
+    to_read = conversations_to_read(con, mode)
+    conversations = None if to_read is None else spark.createDataFrame(
+        con.execute(f"select conversation_id from {to_read}").df(), "conversation_id string"
+    )
+    for relation, extent in CLASSIFIER_TABLES.items():
+        if extent != "all":
+            _copy_to_duckdb(spark, con, relation, extent, conversations)
+    for relation in CLASSIFIER_OUTPUTS:
+        if _exists(con, relation):
+            con.execute(f"create temp table {_before(relation)} as select * from {relation}")
     stats = classify_warehouse(con, mode=mode)
     for relation in CLASSIFIER_OUTPUTS:
-        frame = con.execute(f"select * from {relation}").df()
-        for column, kind, *_ in con.execute(f"describe {relation}").fetchall():
-            if kind.endswith("[]"):  # Spark takes Python lists, not the NumPy arrays pandas holds
-                frame[column] = frame[column].map(lambda value: None if value is None else [float(x) for x in value])
-        spark.sql(f"create database if not exists {relation.split('.')[0]}")
-        spark.createDataFrame(frame, schema=_spark_schema(con, relation)).write.mode("overwrite").format(
-            "parquet"
-        ).saveAsTable(relation)
-    counts = table_counts(con)
+        _write_back(spark, con, relation, conversations if CLASSIFIER_TABLES[relation] == "conversations" else None)
+    counts = _table_counts(spark, con)
     con.close()
     return stats, counts
+
+
+def _before(relation: str) -> str:
+    """The DuckDB copy of ``relation`` as the classifier found it."""
+    return "before_" + relation.replace(".", "__")
+
+
+def _staged(relation: str) -> str:
+    """The Spark table a rewrite of ``relation`` is written to before it takes its name."""
+    return f"{relation}__classified"
+
+
+def _exists(con, relation: str) -> bool:
+    """Whether ``con`` holds ``relation`` (``schema.table``, or a temp table's bare name)."""
+    schema, table = relation.split(".") if "." in relation else ("main", relation)
+    return con.execute(
+        "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?", [schema, table]
+    ).fetchone()[0] > 0
+
+
+def _copy_to_duckdb(spark, con, relation: str, extent: str, conversations=None) -> None:
+    """Copy ``relation`` from Spark into the same name in ``con``: ``extent`` "all" its rows,
+    "conversations" the rows of the ``conversations`` DataFrame's ids (None: all), "none" no row."""
+    staged = _staged(relation)
+    if not spark.catalog.tableExists(relation) and spark.catalog.tableExists(staged):
+        spark.sql(f"alter table {staged} rename to {relation}")  # a swap (_write_back) a run did not finish
+    if not spark.catalog.tableExists(relation):
+        return
+    table = spark.table(relation)
+    columns = CLASSIFIER_INPUT_COLUMNS.get(relation)
+    if columns:
+        table = table.select(*[column for column in columns if column in table.columns])
+    if relation == "staging.stg_events":
+        table = table.where("event_type in ('user_message', 'agent_message')")
+    if extent == "conversations" and conversations is not None:
+        table = table.join(conversations.hint("broadcast"), "conversation_id", "left_semi")
+    schema = relation.split(".")[0]
+    con.execute(f"create schema if not exists {schema}")
+    # typed from Spark's schema: pandas alone types an empty column (an
+    # embedding list) as an integer, which would then be written back
+    # (if not exists: the classifier's own DDL may have made it already, runner.conversations_to_read)
+    con.execute(f"create table if not exists {relation} "
+                f"({', '.join(_duckdb_column(field) for field in table.schema.fields)})")
+    if extent == "none":
+        return
+    con.register("_spark_frame", table.toPandas())
+    con.execute(f"insert into {relation} by name select * from _spark_frame")
+    con.unregister("_spark_frame")
+
+
+def _duckdb_column(field) -> str:
+    return f'"{field.name}" {_duckdb_type(field.dataType.simpleString())}'
+
+
+def _write_back(spark, con, relation: str, conversations) -> None:
+    """Store on Spark what the classifier changed in ``relation``: append the rows it added,
+    or, if it removed or replaced any, rewrite the table: the rows of conversations it did
+    not read (``conversations``: the ids whose rows were copied; None: every row was) and its copy."""
+    before = _before(relation)
+    if not _exists(con, before):
+        con.execute(f"create temp table {before} as select * from {relation} limit 0")
+    replaced = con.execute(f"select count(*) from (from {before} except all from {relation})").fetchone()[0]
+    if replaced == 0:
+        added = con.execute(f"select count(*) from (from {relation} except all from {before})").fetchone()[0]
+        if added == 0 and spark.catalog.tableExists(relation):
+            return
+        _spark_frame(spark, con, relation, f"from {relation} except all from {before}").write.mode(
+            "append").format("parquet").saveAsTable(relation)
+        return
+    rows = _spark_frame(spark, con, relation, f"from {relation}")
+    if conversations is not None and spark.catalog.tableExists(relation):
+        kept = spark.table(relation).join(conversations.hint("broadcast"), "conversation_id", "left_anti")
+        rows = kept.unionByName(rows)
+    # Spark cannot overwrite a table it reads in the same statement: write a new one, then swap
+    staged = _staged(relation)
+    spark.sql(f"drop table if exists {staged}")
+    rows.write.mode("overwrite").format("parquet").saveAsTable(staged)
+    spark.sql(f"drop table if exists {relation}")
+    spark.sql(f"alter table {staged} rename to {relation}")
+
+
+def _spark_frame(spark, con, relation: str, query: str):
+    """A Spark DataFrame of ``query``'s rows in ``con``, with ``relation``'s column types."""
+    frame = con.execute(query).df()
+    for column, kind, *_ in con.execute(f"describe {relation}").fetchall():
+        if kind.endswith("[]"):  # Spark takes Python lists, not the NumPy arrays pandas holds
+            frame[column] = frame[column].map(lambda value: None if value is None else [float(x) for x in value])
+    spark.sql(f"create database if not exists {relation.split('.')[0]}")
+    return spark.createDataFrame(frame, schema=_spark_schema(con, relation))
+
+
+def _table_counts(spark, con) -> dict[str, int]:
+    """``runner.table_counts`` after the write-back: the tables copied whole counted in ``con``,
+    the others (``con`` holds the rows of the conversations read) on Spark."""
+    from convo_warehouse.lib.classify.runner import table_counts
+
+    counts = table_counts(con)
+    for key, relation in (("sentiment_rows", "classification.message_sentiment"),
+                          ("embedding_rows", "classification.message_embeddings"),
+                          ("judgment_rows", "classification.conversation_judgments")):
+        if CLASSIFIER_TABLES[relation] != "all":
+            counts[key] = spark.table(relation).count() if spark.catalog.tableExists(relation) else 0
+    return counts
 
 
 # Spark's name of a column type (``simpleString()``) -> DuckDB's, one map for both directions
@@ -282,26 +392,49 @@ def run_spark_pipeline(landing_dir: Path, progress: bool = True) -> str:
     from convo_warehouse.spark.target import spark_state_dir
 
     started = run_started()
+    clock = _StepClock(progress)
     spark = get_spark()
+    clock.lap("Spark session")
     report = load_landing_spark(spark, landing_dir, progress=progress)
+    clock.lap("load")
     dbt(["parse"])
+    clock.lap("dbt parse")
     python_models = python_model_names()
     manifest_path = PROJECT_DIR / TARGET_PATH / "manifest.json"
     # as the Dagster job: what no load reaches is left out while the project stays as the last
     # complete run left it (lib/dbt_state.py)
     left_out = dbt_state.left_out_if_unchanged(spark_state_dir(), PROJECT_DIR, json.loads(manifest_path.read_text()))
     ran: list[str] = []
-    for kind, arguments in python_model_steps():
+    for number, (kind, arguments) in enumerate(python_model_steps(), start=1):
         if kind == "python":
             ran += run_python_models(spark, arguments)
             dbt(["test", "--select", *arguments, "--exclude", GRAIN_TESTS])
+            clock.lap(f"step {number}: Python models {', '.join(arguments)} and their tests")
         else:
             excluded = arguments[arguments.index("--exclude") + 1:] if "--exclude" in arguments else []
             selection = arguments[: arguments.index("--exclude")] if "--exclude" in arguments else arguments
             dbt([*production_build(multi_step=True, exclude=[*excluded, *python_models, *left_out]), *selection])
+            clock.lap(f"step {number}: dbt build {' '.join(selection) or '(first)'}")
     record_run(started)
     dbt_state.keep_in(spark_state_dir(), PROJECT_DIR, manifest_path)
+    clock.lap("run recorded")
     return f"{report.summary()}; Python models run in-session: {', '.join(ran)}"
+
+
+class _StepClock:
+    """Prints how long each step of a run took (``progress``), so a slow run says where."""
+
+    def __init__(self, progress: bool) -> None:
+        import time
+
+        self._progress, self._now = progress, time.perf_counter
+        self._last = self._now()
+
+    def lap(self, step: str) -> None:
+        now = self._now()
+        if self._progress:
+            print(f"spark run: {step}: {now - self._last:.1f} s", flush=True)
+        self._last = now
 
 
 def run_started() -> str:

@@ -42,6 +42,8 @@ def spark_settings(directory: Path | None = None) -> dict[str, str]:
         "spark.driver.memory": "3g",
         # insert_overwrite replaces only the partitions a run writes rows to
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        # DataFrames to and from pandas column by column (the classifier's copies, the Python models' inputs)
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
     }
 
 

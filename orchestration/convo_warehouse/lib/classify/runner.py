@@ -48,6 +48,7 @@ from convo_warehouse.lib.classify.transcripts import (
 from convo_warehouse.lib.warehouse import table_exists
 
 MODES = ("rules", "llm", "hybrid")
+CANDIDATES_TABLE = "classify_candidates"
 
 
 @dataclass
@@ -115,34 +116,18 @@ def classify_warehouse(
     stats.judge = judge_from_env() if judge is None else judge
 
     store.ensure_tables(con)
-    rules_ok = "(stored.classifier = 'rules' and stored.prompt_version = $rules_version"
-    rules_ok += " and stored.fallback_reason is null)" if mode == "hybrid" else ")"
-    llm_ok = "(stored.classifier = 'llm' and stored.model = $model and stored.prompt_version = $prompt_version)"
-    acceptable = {"rules": "(stored.classifier = 'rules' and stored.prompt_version = $rules_version)",
-                  "llm": llm_ok, "hybrid": f"({rules_ok} or {llm_ok})"}[mode]
-    acceptable_parameters = {
-        name: value
-        for name, value in {
-            "rules_version": rules.version,
-            "model": settings.model,
-            "prompt_version": PROMPT_VERSION,
-        }.items()
-        if f"${name}" in acceptable
-    }
-    scores_sentiment = os.environ.get("CONVO_SENTIMENT", "1").lower() not in ("0", "false", "no")
+    acceptable, acceptable_parameters = _acceptable(mode, rules, settings)
+    scores_sentiment = sentiment_from_env()
     embedding_settings = embeddings.EmbeddingSettings.from_env() if embedding is None else embedding
     # loaded before anything is read: a model that cannot load fails the run at once
     encoder = embeddings.load_encoder(embedding_settings) if embedding_settings.enabled else None
     stats.embedding_model = encoder.identity if encoder else ""
-    # What else the transcripts feed: sentiment and embeddings per message, the judge per conversation.
-    prepared_for = f"sentiment={sentiment.MODEL if scores_sentiment else 'off'}"
-    if encoder is not None:  # (unchanged without a model: warehouses prepared before embeddings existed)
-        prepared_for += f" embeddings={encoder.identity}"
+    prepared_for = _prepared_for(scores_sentiment, encoder)
     judges = stats.judge and mode in ("llm", "hybrid")
     # Staging cannot change during the run (the caller holds the writer lock): read once.
     history = lifecycle_through(con)
-    changed = None if judges else changed_since_last_prepared(con, history, prepared_for)
-    stats.conversations = _prepare(con, acceptable, acceptable_parameters, changed)
+    to_read = _to_read(con, history, prepared_for, judges, acceptable, acceptable_parameters)
+    stats.conversations = _prepare(con, to_read)
 
     con.execute(
         f"""
@@ -221,20 +206,46 @@ def classify_warehouse(
     return stats
 
 
-def _prepare(con, acceptable: str, acceptable_parameters: dict, changed: str | None) -> int:
-    """Prepare the transcripts that may need work; return how many started conversations have one.
+def conversations_to_read(
+    con: duckdb.DuckDBPyConnection,
+    mode: str | None = None,
+    judge: bool | None = None,
+    embedding: embeddings.EmbeddingSettings | None = None,
+) -> str | None:
+    """The temp table of the conversation_ids whose transcripts ``classify_warehouse`` with the
+    same arguments reads now, or None: it reads every transcript.
 
-    With ``changed`` (``changed_since_last_prepared``: the conversations with
-    events staged since the previous run for the same settings), only those
-    and the started ones without an ``acceptable`` stored classification: every
-    other started conversation kept the transcript it was classified on (and
-    its messages their sentiment), so it is cached and counted without being read.
+    Needs only the tables that say what changed (``scope.scope_conversation_lifecycle``,
+    ``classification.transcript_preparations``, ``marts.fct_conversations`` and the stored
+    classifications), so an engine that copies the classifier's tables into DuckDB
+    (spark/pipeline.py) can copy the transcripts of these conversations only.
     """
+    mode = mode or mode_from_env()
+    rules, settings = load_rules(), LLMSettings.from_env()
+    judges = (judge_from_env() if judge is None else judge) and mode in ("llm", "hybrid")
+    embedding_settings = embeddings.EmbeddingSettings.from_env() if embedding is None else embedding
+    encoder = embeddings.load_encoder(embedding_settings) if embedding_settings.enabled else None
+    store.ensure_tables(con)
+    prepared_for = _prepared_for(sentiment_from_env(), encoder)
+    return _to_read(con, lifecycle_through(con), prepared_for, judges, *_acceptable(mode, rules, settings))
+
+
+def _to_read(con, history, prepared_for: str, judges: bool, acceptable: str, acceptable_parameters: dict) -> str | None:
+    """``CANDIDATES_TABLE`` filled with the conversations whose transcript may need work, or
+    None: every transcript (nothing recorded for these settings, no conversations mart yet,
+    or the judge runs, which reads them all).
+
+    The candidates: those with events staged since the last preparation for the same
+    settings (``changed_since_last_prepared``; every other started conversation kept the
+    transcript it was classified on, and its messages their sentiment) and the started
+    ones without an ``acceptable`` stored classification.
+    """
+    changed = None if judges else changed_since_last_prepared(con, history, prepared_for)
     if changed is None or not table_exists(con, "marts.fct_conversations"):
-        return prepare_transcripts(con)
+        return None
     con.execute(
         f"""
-        create or replace temp table classify_candidates as
+        create or replace temp table {CANDIDATES_TABLE} as
         {changed}
         union
         select fct_conversations.conversation_id
@@ -250,10 +261,51 @@ def _prepare(con, acceptable: str, acceptable_parameters: dict, changed: str | N
         """,
         acceptable_parameters,
     )
-    prepared = prepare_transcripts(con, "classify_candidates")
+    return CANDIDATES_TABLE
+
+
+def sentiment_from_env() -> bool:
+    """``CONVO_SENTIMENT`` (default on): score user messages' sentiment."""
+    return os.environ.get("CONVO_SENTIMENT", "1").lower() not in ("0", "false", "no")
+
+
+def _prepared_for(scores_sentiment: bool, encoder: embeddings.Encoder | None) -> str:
+    """What else the transcripts feed (sentiment and embeddings per message): a preparation
+    for other settings says nothing about what changed since."""
+    prepared_for = f"sentiment={sentiment.MODEL if scores_sentiment else 'off'}"
+    if encoder is not None:  # (unchanged without a model: warehouses prepared before embeddings existed)
+        prepared_for += f" embeddings={encoder.identity}"
+    return prepared_for
+
+
+def _acceptable(mode: str, rules: RuleSet, settings: LLMSettings) -> tuple[str, dict]:
+    """The condition a stored row (``stored``) meets to be reused in ``mode``, and its parameters."""
+    rules_ok = "(stored.classifier = 'rules' and stored.prompt_version = $rules_version"
+    rules_ok += " and stored.fallback_reason is null)" if mode == "hybrid" else ")"
+    llm_ok = "(stored.classifier = 'llm' and stored.model = $model and stored.prompt_version = $prompt_version)"
+    acceptable = {"rules": "(stored.classifier = 'rules' and stored.prompt_version = $rules_version)",
+                  "llm": llm_ok, "hybrid": f"({rules_ok} or {llm_ok})"}[mode]
+    parameters = {
+        name: value
+        for name, value in {
+            "rules_version": rules.version,
+            "model": settings.model,
+            "prompt_version": PROMPT_VERSION,
+        }.items()
+        if f"${name}" in acceptable
+    }
+    return acceptable, parameters
+
+
+def _prepare(con, to_read: str | None) -> int:
+    """Prepare the transcripts of ``to_read`` (``_to_read``; None: all); return how many
+    started conversations have one: the others are cached and counted without being read."""
+    if to_read is None:
+        return prepare_transcripts(con)
+    prepared = prepare_transcripts(con, to_read)
     unread = con.execute(
         "select count(*) from marts.fct_conversations where fct_conversations.started and "
-        "fct_conversations.conversation_id not in (select conversation_id from classify_candidates)"
+        f"fct_conversations.conversation_id not in (select conversation_id from {to_read})"
     ).fetchone()[0]
     return prepared + unread
 
