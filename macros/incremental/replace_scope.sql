@@ -21,8 +21,7 @@
     {%- set conditions = unenforced_constraints() -%}
     {%- set counts = run_query(
         'select (select count(*) from ' ~ new_rows ~ ' as new_rows where not coalesce(new_rows.' ~ in_scope ~ ', false))'
-        ~ ', (select count(*) from (select 1 as repeated from ' ~ new_rows ~ ' group by ' ~ grain | join(', ')
-        ~ ' having count(*) > 1) as repeated_keys)'
+        ~ ', ' ~ repeated_grain_count(new_rows, grain)
         ~ (', (select count(*) from ' ~ new_rows ~ ' as new_rows inner join ' ~ target_relation ~ ' as kept on '
             ~ grain_join(grain, 'new_rows', 'kept') ~ ' where not coalesce(kept.' ~ in_scope ~ ', false))'
             if check_kept else ', 0')
@@ -46,6 +45,12 @@
 {% macro unique_key_columns() -%}
     {%- set unique_key = config.require('unique_key') -%}
     {{ return([unique_key] if unique_key is string else unique_key) }}
+{%- endmacro %}
+
+{% macro repeated_grain_count(relation, grain) -%}
+    {#- a scalar subquery: how many keys of the grain repeat in relation -#}
+    (select count(*) from (select 1 as repeated from {{ relation }} group by {{ grain | join(', ') }}
+    having count(*) > 1) as repeated_keys)
 {%- endmacro %}
 
 {% macro grain_join(grain, left, right) -%}
@@ -79,8 +84,7 @@
         {%- set grain = unique_key_columns() if incremental and config.get('unique_key') else none -%}
         {%- set conditions = unenforced_constraints() -%}
         {%- set counts = run_query(
-            'select ' ~ ('(select count(*) from (select 1 as repeated from ' ~ this ~ ' group by ' ~ grain | join(', ')
-            ~ ' having count(*) > 1) as repeated_keys)' if grain else '0')
+            'select ' ~ (repeated_grain_count(this, grain) if grain else '0')
             ~ ', ' ~ (rows_breaking(this, conditions) if conditions else '0')
         ).rows[0] if grain or conditions else [0, 0] -%}
         {%- do raise_repeated_grain(this, grain) if counts[0] > 0 -%}
