@@ -9,16 +9,16 @@
     scope_model='scope_load_runs',
 ) }}
 
-with
+{#- an incremental build's load runs, as literals (integers_listed) -#}
+{%- set load_runs_in_scope = ref('scope_load_runs') %}
+{%- set load_ids_in_scope = integers_listed(load_runs_in_scope, 'load_id') if is_incremental() else none %}
 
-load_runs_in_scope as (  -- noqa: ST03
-    select load_id from {{ ref('scope_load_runs') }}
-),
+with
 
 loads as (
     select * from {{ ref('stg_loads') }}
     {%- if is_incremental() %}
-    where load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
+    where load_id in {{ load_ids_in_scope }}
     {%- endif %}
 ),
 
@@ -29,7 +29,7 @@ staged_rows as (
         cast(sum(case when not is_known_type then 1 else 0 end) as {{ dbt.type_bigint() }}) as unknown_type_rows
     from {{ ref('stg_events') }}
     {%- if is_incremental() %}
-    where load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
+    where load_id in {{ load_ids_in_scope }}
     {%- endif %}
     group by load_id
 ),
@@ -42,7 +42,7 @@ valid_rows as (
     where
         rejection_reason is null
     {%- if is_incremental() %}
-        and load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
+        and load_id in {{ load_ids_in_scope }}
     {%- endif %}
     group by load_id
 ),
@@ -53,7 +53,7 @@ quarantined_rows as (
         count(*) as quarantined_rows
     from {{ ref('rejected_events') }}
     {%- if is_incremental() %}
-    where load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
+    where load_id in {{ load_ids_in_scope }}
     {%- endif %}
     group by load_id
 ),

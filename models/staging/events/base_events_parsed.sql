@@ -35,11 +35,11 @@
 {#- Identifiers sent as one of these JSON kinds are quarantined. -#}
 {%- set invalid_kinds = "('object', 'array', 'boolean')" -%}
 
-with
+{#- an incremental build's load runs, as literals (integers_listed) -#}
+{%- set load_runs_in_scope = ref('scope_load_runs') %}
+{%- set load_ids_in_scope = integers_listed(load_runs_in_scope, 'load_id') if is_incremental() else none %}
 
-load_runs_in_scope as (  -- noqa: ST03
-    select load_id from {{ ref('scope_load_runs') }}
-),
+with
 
 field_aliases as (
     select
@@ -71,7 +71,7 @@ raw_events as (
         typed_fields
     from {{ source('raw', 'events') }}
     {%- if is_incremental() %}
-    where load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
+    where load_id in {{ load_ids_in_scope }}
     {%- endif %}
 ),
 
@@ -89,7 +89,7 @@ raw_typed_fields as (
     where
         typed_fields is not null
     {%- if is_incremental() %}
-        and load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
+        and load_id in {{ load_ids_in_scope }}
     {%- endif %}
 ),
 
@@ -368,7 +368,7 @@ earlier_deliveries as (
         from {{ this }} as earlier
         where
             earlier.is_first_delivery
-            and earlier.load_id not in (select load_runs_in_scope.load_id from load_runs_in_scope)
+            and earlier.load_id not in {{ load_ids_in_scope }}
             and earlier.event_id in (select new_delivery_keys.event_id from new_delivery_keys)
     {%- else %}
         select * from new_delivery_keys

@@ -15,17 +15,17 @@
     scope_from_rows=true,
 ) }}
 
-with
+{#- an incremental build's load runs, as literals (integers_listed) -#}
+{%- set load_runs_in_scope = ref('scope_load_runs') %}
+{%- set load_ids_in_scope = integers_listed(load_runs_in_scope, 'load_id') if is_incremental() else none %}
 
-load_runs_in_scope as (  -- noqa: ST03
-    select load_id from {{ ref('scope_load_runs') }}
-),
+with
 
 conversations_with_new_events as (
     select distinct conversation_id
     from {{ ref('stg_events') }}
     {%- if is_incremental() %}
-    where load_id in (select load_runs_in_scope.load_id from load_runs_in_scope)
+    where load_id in {{ load_ids_in_scope }}
     {%- endif %}
 ),
 
