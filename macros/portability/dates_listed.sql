@@ -2,7 +2,10 @@
     of a view the model reads, but stops a subquery (`in (select ...)`) at
     the view's joins and aggregates, so that view would compute every day. -#}
 {% macro dates_listed(relation, column) -%}
-    {%- set dates = run_query('select distinct ' ~ column ~ ' from ' ~ relation ~ ' order by 1').columns[0].values()
-        if execute else [] -%}
-    ({% for day in dates %}cast('{{ (day | string)[:10] }}' as {{ type_date() }}){{ ', ' if not loop.last }}{% else %}cast(null as {{ type_date() }}){% endfor %})
+    ({% for day in distinct_values(relation, column) %}cast('{{ (day | string)[:10] }}' as {{ type_date() }}){{ ', ' if not loop.last }}{% else %}cast(null as {{ type_date() }}){% endfor %})
+{%- endmacro %}
+
+{% macro distinct_values(relation, column) -%}
+    {{ return(run_query('select distinct ' ~ column ~ ' from ' ~ relation ~ ' order by 1').columns[0].values()
+        if execute else []) }}
 {%- endmacro %}

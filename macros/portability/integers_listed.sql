@@ -3,7 +3,5 @@
     values: raw.events keeps each load run in files of its own), where a
     subquery (`in (select ...)`) reaches it only as a join. -#}
 {% macro integers_listed(relation, column) -%}
-    {%- set values = run_query('select distinct ' ~ column ~ ' from ' ~ relation ~ ' order by 1').columns[0].values()
-        if execute else [] -%}
-    ({% for value in values %}{{ value | int }}{{ ', ' if not loop.last }}{% else %}null{% endfor %})
+    ({% for value in distinct_values(relation, column) %}{{ value | int }}{{ ', ' if not loop.last }}{% else %}null{% endfor %})
 {%- endmacro %}
