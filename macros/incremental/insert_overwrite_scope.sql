@@ -21,39 +21,46 @@
     {%- endif -%}
     {%- set scope_key = config.get('scope_key', 'conversation_id') -%}
     {%- set new_rows = rows_to_insert_relation(target_relation) -%}
-    {%- do run_query('drop table if exists ' ~ new_rows) -%}
+    {#- the post-hook drops it after each run: it exists only after a failed one -#}
+    {%- if adapter.get_relation(database=new_rows.database, schema=new_rows.schema, identifier=new_rows.identifier) -%}
+        {%- do run_query('drop table if exists ' ~ new_rows) -%}
+    {%- endif -%}
     {%- do run_query('create table ' ~ new_rows ~ ' using parquet as select * from ' ~ new_rows_view) -%}
     {%- set scope_from_rows = config.get('scope_from_rows', false) -%}
     {%- set scope_relation = new_rows if scope_from_rows else ref(config.get('scope_model', 'scope_conversations')) -%}
     {%- set scope_column = scope_key if scope_from_rows else config.get('scope_column', scope_key) -%}
     {%- set in_scope = scope_key ~ ' in (select scope.' ~ scope_column ~ ' from ' ~ scope_relation ~ ' as scope)' -%}
     {%- do check_rows_to_insert(new_rows, target_relation, in_scope) -%}
-        {%- set partitions = run_query(
-        'select distinct new_rows.' ~ partition ~ ', true as has_new_rows from ' ~ new_rows ~ ' as new_rows'
-        ~ ' union all select distinct kept.' ~ partition ~ ', false from ' ~ target_relation ~ ' as kept'
-        ~ ' where coalesce(kept.' ~ in_scope ~ ', false)'
+    {#- Per partition, in one pass over the table: whether it gets new rows, and
+        how many of its rows belong to keys in the scope and outside it. -#}
+    {%- set partitions = run_query(
+        'select partitions.' ~ partition ~ ', max(partitions.new_rows), max(partitions.kept_in_scope),'
+        ~ ' sum(partitions.kept_outside), min(partitions.outside_key) from ('
+        ~ ' select distinct new_rows.' ~ partition ~ ', 1 as new_rows, 0 as kept_in_scope, 0 as kept_outside,'
+        ~ ' null as outside_key from ' ~ new_rows ~ ' as new_rows'
+        ~ ' union all select kept.' ~ partition ~ ', 0,'
+        ~ ' case when scope.scope_value is null then 0 else 1 end,'
+        ~ ' case when scope.scope_value is null then 1 else 0 end,'
+        ~ ' case when scope.scope_value is null then kept.' ~ scope_key ~ ' end'
+        ~ ' from ' ~ target_relation ~ ' as kept left join (select distinct scope.' ~ scope_column
+        ~ ' as scope_value from ' ~ scope_relation ~ ' as scope) as scope'
+        ~ ' on kept.' ~ scope_key ~ ' = scope.scope_value'
+        ~ ') as partitions group by partitions.' ~ partition
     ).rows -%}
-    {%- set written = [] -%}
-    {%- set left = [] -%}
-    {%- for row in partitions -%}
-        {%- do (written if row[1] else left).append(row[0]) -%}
+    {%- set vanished = [] -%}
+    {%- set outside = namespace(rows=0, key=none) -%}
+    {%- for row in partitions if row[1] == 1 or row[2] == 1 -%}
+        {%- do vanished.append(row[0]) if row[1] == 0 -%}
+        {%- set outside.rows = outside.rows + row[3] -%}
+        {%- set outside.key = row[4] if outside.key is none else outside.key -%}
     {%- endfor -%}
-    {%- set vanished = left | reject('in', written) | unique | list -%}
-    {%- set rewritten = (written + vanished) | unique | list -%}
-    {%- if rewritten | length > 0 -%}
-        {%- set outside = run_query(
-            'select count(*), min(kept.' ~ scope_key ~ ') from ' ~ target_relation ~ ' as kept'
-            ~ ' where kept.' ~ partition ~ ' in (' ~ partition_literals(rewritten) | join(', ') ~ ')'
-            ~ ' and not coalesce(kept.' ~ in_scope ~ ', false)'
-        ).rows[0] -%}
-        {%- if outside[0] > 0 -%}
-            {{ exceptions.raise_compiler_error(
-                this.identifier ~ ': ' ~ outside[0] ~ ' rows of keys outside this run\'s scope (e.g. ' ~ scope_key
-                ~ ' = ' ~ outside[1] ~ ') lie in the ' ~ partition ~ ' partitions it rewrites, and would be lost;'
-                ~ ' nothing was written. The scope must hold every key of the partitions it touches'
-                ~ ' (scope_conversations on Spark).'
-            ) }}
-        {%- endif -%}
+    {%- if outside.rows > 0 -%}
+        {{ exceptions.raise_compiler_error(
+            this.identifier ~ ': ' ~ outside.rows ~ ' rows of keys outside this run\'s scope (e.g. ' ~ scope_key
+            ~ ' = ' ~ outside.key ~ ') lie in the ' ~ partition ~ ' partitions it rewrites, and would be lost;'
+            ~ ' nothing was written. The scope must hold every key of the partitions it touches'
+            ~ ' (scope_conversations on Spark).'
+        ) }}
     {%- endif -%}
     {%- if vanished | length > 0 -%}
         {%- set dropped = [] -%}
