@@ -319,11 +319,11 @@ def _write_back(spark, con, relation: str, conversations) -> None:
         con.execute(f"create temp table {before} as select * from {relation} limit 0")
     replaced = con.execute(f"select count(*) from (from {before} except all from {relation})").fetchone()[0]
     if replaced == 0:
-        added = con.execute(f"select count(*) from (from {relation} except all from {before})").fetchone()[0]
-        if added == 0 and spark.catalog.tableExists(relation):
+        con.execute(f"create or replace temp table added_rows as from {relation} except all from {before}")
+        if con.execute("select count(*) from added_rows").fetchone()[0] == 0 and spark.catalog.tableExists(relation):
             return
-        _spark_frame(spark, con, relation, f"from {relation} except all from {before}").write.mode(
-            "append").format("parquet").saveAsTable(relation)
+        _spark_frame(spark, con, relation, "from added_rows").write.mode("append").format("parquet").saveAsTable(
+            relation)
         return
     rows = _spark_frame(spark, con, relation, f"from {relation}")
     if conversations is not None and spark.catalog.tableExists(relation):

@@ -107,26 +107,18 @@ def classify_warehouse(
     (``classification.conversation_judgments``).
     """
     started = time.perf_counter()
-    mode = mode or mode_from_env()
-    if mode not in MODES:
-        raise ValueError(f"classifier must be one of {MODES}, got {mode!r}")
-    rules = rules or load_rules()
-    settings = settings or LLMSettings.from_env()
+    run = _resolve(mode, settings, rules, judge, embedding)
+    mode, rules, settings, encoder = run.mode, run.rules, run.settings, run.encoder
     stats = ClassifyStats(mode=mode, rules_version=rules.version, model=settings.model if mode != "rules" else "rules")
-    stats.judge = judge_from_env() if judge is None else judge
+    stats.judge = run.judge
+    stats.embedding_model = encoder.identity if encoder else ""
 
     store.ensure_tables(con)
-    acceptable, acceptable_parameters = _acceptable(mode, rules, settings)
-    scores_sentiment = sentiment_from_env()
-    embedding_settings = embeddings.EmbeddingSettings.from_env() if embedding is None else embedding
-    # loaded before anything is read: a model that cannot load fails the run at once
-    encoder = embeddings.load_encoder(embedding_settings) if embedding_settings.enabled else None
-    stats.embedding_model = encoder.identity if encoder else ""
-    prepared_for = _prepared_for(scores_sentiment, encoder)
-    judges = stats.judge and mode in ("llm", "hybrid")
+    acceptable, acceptable_parameters = run.acceptable()
+    prepared_for = run.prepared_for()
     # Staging cannot change during the run (the caller holds the writer lock): read once.
     history = lifecycle_through(con)
-    to_read = _to_read(con, history, prepared_for, judges, acceptable, acceptable_parameters)
+    to_read = _to_read(con, history, prepared_for, run.judges(), acceptable, acceptable_parameters)
     stats.conversations = _prepare(con, to_read)
 
     con.execute(
@@ -147,7 +139,7 @@ def classify_warehouse(
     )
     todo = con.execute("select count(*) from classify_todo").fetchone()[0]
     stats.cached = stats.conversations - todo
-    if scores_sentiment:
+    if run.scores_sentiment:
         stats.sentiment_scored = sentiment.score_messages(con, MESSAGES_TABLE)
     if encoder is not None:
         stats.messages_embedded = embeddings.embed_messages(con, MESSAGES_TABLE, encoder)
@@ -220,14 +212,54 @@ def conversations_to_read(
     classifications), so an engine that copies the classifier's tables into DuckDB
     (spark/pipeline.py) can copy the transcripts of these conversations only.
     """
-    mode = mode or mode_from_env()
-    rules, settings = load_rules(), LLMSettings.from_env()
-    judges = (judge_from_env() if judge is None else judge) and mode in ("llm", "hybrid")
-    embedding_settings = embeddings.EmbeddingSettings.from_env() if embedding is None else embedding
-    encoder = embeddings.load_encoder(embedding_settings) if embedding_settings.enabled else None
+    run = _resolve(mode, None, None, judge, embedding)
     store.ensure_tables(con)
-    prepared_for = _prepared_for(sentiment_from_env(), encoder)
-    return _to_read(con, lifecycle_through(con), prepared_for, judges, *_acceptable(mode, rules, settings))
+    return _to_read(con, lifecycle_through(con), run.prepared_for(), run.judges(), *run.acceptable())
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What a classifier run (or the question which transcripts it will read) works with:
+    each argument given, or its environment default."""
+
+    mode: str
+    rules: RuleSet
+    settings: LLMSettings
+    judge: bool
+    scores_sentiment: bool
+    encoder: embeddings.Encoder | None
+
+    def judges(self) -> bool:
+        """The LLM quality judge runs (it reads every transcript)."""
+        return self.judge and self.mode in ("llm", "hybrid")
+
+    def prepared_for(self) -> str:
+        return _prepared_for(self.scores_sentiment, self.encoder)
+
+    def acceptable(self) -> tuple[str, dict]:
+        return _acceptable(self.mode, self.rules, self.settings)
+
+
+def _resolve(
+    mode: str | None,
+    settings: LLMSettings | None,
+    rules: RuleSet | None,
+    judge: bool | None,
+    embedding: embeddings.EmbeddingSettings | None,
+) -> _Run:
+    mode = mode or mode_from_env()
+    if mode not in MODES:
+        raise ValueError(f"classifier must be one of {MODES}, got {mode!r}")
+    embedding_settings = embeddings.EmbeddingSettings.from_env() if embedding is None else embedding
+    return _Run(
+        mode=mode,
+        rules=rules or load_rules(),
+        settings=settings or LLMSettings.from_env(),
+        judge=judge_from_env() if judge is None else judge,
+        scores_sentiment=sentiment_from_env(),
+        # loaded before anything is read: a model that cannot load fails the run at once
+        encoder=embeddings.load_encoder(embedding_settings) if embedding_settings.enabled else None,
+    )
 
 
 def _to_read(con, history, prepared_for: str, judges: bool, acceptable: str, acceptable_parameters: dict) -> str | None:
