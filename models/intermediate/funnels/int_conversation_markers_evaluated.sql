@@ -17,8 +17,6 @@
     {%- do compiled_markers.append({'name': marker_name, 'reached': compiled.reached, 'at': compiled.at}) -%}
 {%- endfor -%}
 
-{#- an incremental build reads the staged events of its scope (scope_events), a build from
-    nothing every staged event; both refs are taken, so dbt sees both dependencies -#}
 {%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
 
 with

@@ -13,8 +13,6 @@
     partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
-{#- an incremental build reads the staged events of its scope (scope_events), a build from
-    nothing every staged event; both refs are taken, so dbt sees both dependencies -#}
 {%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
 
 with

@@ -14,8 +14,6 @@
 -- (dimension, value) pairs, so replacing the recomputed keys replaces every
 -- row that changed; a re-mapped history rebuilds every row.
 
-{#- an incremental build reads the staged events of its scope (scope_events), a build from
-    nothing every staged event; both refs are taken, so dbt sees both dependencies -#}
 {%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
 
 with

@@ -9,8 +9,6 @@
 -- earlier first raising); a changed lexicon rebuilds every row (dbt's state
 -- comparison: docs/incremental.md).
 
-{#- an incremental build reads the staged events of its scope (scope_events), a build from
-    nothing every staged event; both refs are taken, so dbt sees both dependencies -#}
 {%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
 
 with

@@ -19,8 +19,6 @@
 {%- set band = var('sentiment_trend_band') %}
 {%- set minimum = var('sentiment_min_user_messages') %}
 
-{#- an incremental build reads the staged events of its scope (scope_events), a build from
-    nothing every staged event; both refs are taken, so dbt sees both dependencies -#}
 {%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
 
 with
