@@ -52,38 +52,25 @@ steps as (
     from {{ ref('int_conversation_steps_cleaned') }}
 ),
 
-populations as (
-    select
-        distinct_populations.comparison,
-        distinct_populations.segment_type,
-        distinct_populations.segment_value,
-        row_number() over (
-            order by
-                distinct_populations.comparison,
-                distinct_populations.segment_type,
-                distinct_populations.segment_value
-        ) as population_number
-    from (
-        select distinct
-            memberships.comparison,
-            memberships.segment_type,
-            memberships.segment_value
-        from memberships
-    ) as distinct_populations
-),
-
+-- Each membership with its population's number (populations numbered by
+-- comparison and segment). Every CTE below reads the memberships through
+-- this one and each other CTE as few times as it can: Spark writes a CTE
+-- into the plan wherever it is read, and the view again with it.
 memberships_numbered as (
     select
         memberships.conversation_id,
         memberships.conversation_date,
-        populations.population_number,
+        memberships.comparison,
+        memberships.segment_type,
+        memberships.segment_value,
+        dense_rank() over (
+            order by
+                memberships.comparison,
+                memberships.segment_type,
+                memberships.segment_value
+        ) as population_number,
         memberships.is_successful
     from memberships
-    inner join populations
-        on
-            memberships.comparison = populations.comparison
-            and memberships.segment_type = populations.segment_type
-            and memberships.segment_value = populations.segment_value
 ),
 
 -- A conversation's signature: its populations and its group in each,
@@ -104,30 +91,21 @@ conversation_signatures as (
         memberships_numbered.conversation_date
 ),
 
-signatures as (
-    select
-        distinct_signatures.signature,
-        row_number() over (order by distinct_signatures.signature) as signature_number
-    from (
-        select distinct conversation_signatures.signature
-        from conversation_signatures
-    ) as distinct_signatures
-),
-
+-- each conversation with its signature's number (signatures numbered in order)
 conversations_signed as (
     select
         conversation_signatures.conversation_id,
         conversation_signatures.conversation_date,
-        signatures.signature_number
+        dense_rank() over (order by conversation_signatures.signature) as signature_number
     from conversation_signatures
-    inner join signatures
-        on conversation_signatures.signature = signatures.signature
 ),
 
 signature_memberships as (
     select distinct
         conversations_signed.signature_number,
-        memberships_numbered.population_number,
+        memberships_numbered.comparison,
+        memberships_numbered.segment_type,
+        memberships_numbered.segment_value,
         memberships_numbered.is_successful
     from memberships_numbered
     inner join conversations_signed
@@ -187,9 +165,9 @@ step_presence as (
 step_days_counted as (
     select
         step_presence.conversation_date,
-        populations.comparison,
-        populations.segment_type,
-        populations.segment_value,
+        signature_memberships.comparison,
+        signature_memberships.segment_type,
+        signature_memberships.segment_value,
         step_presence.scope,
         step_presence.depth,
         step_presence.step,
@@ -200,13 +178,11 @@ step_days_counted as (
     from step_presence
     inner join signature_memberships
         on step_presence.signature_number = signature_memberships.signature_number
-    inner join populations
-        on signature_memberships.population_number = populations.population_number
     group by
         step_presence.conversation_date,
-        populations.comparison,
-        populations.segment_type,
-        populations.segment_value,
+        signature_memberships.comparison,
+        signature_memberships.segment_type,
+        signature_memberships.segment_value,
         step_presence.scope,
         step_presence.depth,
         step_presence.step
