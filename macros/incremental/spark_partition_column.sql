@@ -7,12 +7,48 @@
 {%- endmacro %}
 
 {% macro spark__select_with_conversation_date(relation) -%}
+    {#- outside is_incremental(), so dbt sees the dependency when it parses -#}
+    {%- set scope_days = ref('scope_days') %}
     select
         {{ relation }}.*,
         conversation_days.conversation_date
     from {{ relation }}
     inner join {{ ref('scope_conversation_lifecycle') }} as conversation_days
         on {{ relation }}.conversation_id = conversation_days.conversation_id
+    {%- if is_incremental() %}
+    -- the scope's conversations lie on its days: read only their partitions
+    where conversation_days.conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+    {%- endif %}
+{%- endmacro %}
+
+{#- The day a Spark-only conversation_date (above) adds to a join between
+    per-conversation rows: `and <day> = <relation>.conversation_date` on
+    Spark, nothing elsewhere. The conversation fixes its day, so the rows
+    joined are the same; with it, a day filter on one side reaches the other
+    side's scan, and Spark reads only those days' partitions. -#}
+{% macro and_same_conversation_date(day, relation) -%}
+    {{ return(adapter.dispatch('and_same_conversation_date', 'convo_warehouse')(day, relation)) }}
+{%- endmacro %}
+
+{% macro default__and_same_conversation_date(day, relation) -%}
+{%- endmacro %}
+
+{% macro spark__and_same_conversation_date(day, relation) -%}
+    and {{ day }} = {{ relation }}.conversation_date
+{%- endmacro %}
+
+{#- `<relation>.conversation_date,` on Spark (select_with_conversation_date's
+    column), nothing elsewhere: for a CTE whose rows and_same_conversation_date
+    joins. -#}
+{% macro conversation_date_on_spark(relation) -%}
+    {{ return(adapter.dispatch('conversation_date_on_spark', 'convo_warehouse')(relation)) }}
+{%- endmacro %}
+
+{% macro default__conversation_date_on_spark(relation) -%}
+{%- endmacro %}
+
+{% macro spark__conversation_date_on_spark(relation) -%}
+    {{ relation }}.conversation_date,
 {%- endmacro %}
 
 {% macro partition_column_outside_contract() -%}

@@ -19,11 +19,9 @@
     partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
-with
+{%- set scope_days = ref('scope_days') %}
 
-days_in_scope as (  -- noqa: ST03
-    select event_date from {{ ref('scope_days') }}
-),
+with
 
 exposures as (
     select
@@ -41,7 +39,7 @@ exposures as (
         quality_score
     from {{ ref('int_ab_test_conversations_measured') }}
     {%- if is_incremental() %}
-    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
 

@@ -1,6 +1,7 @@
 {#- A view: one row per conversation with every measure the metrics sum,
     joined once. metrics_by_conversation reads it for the days in scope
-    (the filter reaches fct_conversations's scan) and
+    (every read is joined on the conversation's day too, so the filter
+    reaches every scan) and
     int_conversations_segmented crosses it with the conversation's segments
     for the day-keyed metrics; storing it would rewrite every conversation on
     every run for nothing (dbt_project.yml). -#}
@@ -39,6 +40,7 @@ conversations as (
 sentiment_per_conversation as (
     select
         int_conversation_sentiment_summarized.conversation_id,
+        {{ conversation_date_on_spark('int_conversation_sentiment_summarized') }}
         int_conversation_sentiment_summarized.sentiment_sum,
         int_conversation_sentiment_summarized.scored_messages as sentiment_count,
         int_conversation_sentiment_summarized.sentiment_start,
@@ -71,6 +73,7 @@ sales_stage_orders as (
 sales_stages_in_order as (
     select
         sales_progress.conversation_id,
+        {{ conversation_date_on_spark('sales_progress') }}
         coalesce(
             sales_progress.last_in_order_stage_order >= sales_stage_orders.responded_stage_order, false
         ) as sales_responded_in_order,
@@ -102,8 +105,7 @@ rephrases as (
     from {{ ref('fct_conversation_rephrases') }} as fct_conversation_rephrases
 ),
 
--- what the agent's model calls cost, over the conversation's models; the
--- day is carried to the join so a reader's day filter reaches this read
+-- what the agent's model calls cost, over the conversation's models
 model_costs as (
     select
         fct_conversation_models.conversation_id,
@@ -119,6 +121,7 @@ model_costs as (
 quality as (
     select
         int_conversation_quality_scored.conversation_id,
+        int_conversation_quality_scored.conversation_date,
         int_conversation_quality_scored.quality_score
     from {{ ref('int_conversation_quality_scored') }} as int_conversation_quality_scored
 ),
@@ -167,11 +170,17 @@ conversation_measures as (
         coalesce(model_costs.unpriced_agent_messages, 0) > 0 as has_unpriced_model_calls
     from conversations
     left join sentiment_per_conversation
-        on conversations.conversation_id = sentiment_per_conversation.conversation_id
+        on
+            conversations.conversation_id = sentiment_per_conversation.conversation_id
+            {{ and_same_conversation_date('conversations.conversation_date', 'sentiment_per_conversation') }}
     left join quality
-        on conversations.conversation_id = quality.conversation_id
+        on
+            conversations.conversation_id = quality.conversation_id
+            and conversations.conversation_date = quality.conversation_date
     left join sales_stages_in_order
-        on conversations.conversation_id = sales_stages_in_order.conversation_id
+        on
+            conversations.conversation_id = sales_stages_in_order.conversation_id
+            {{ and_same_conversation_date('conversations.conversation_date', 'sales_stages_in_order') }}
     left join rephrases
         on
             conversations.conversation_id = rephrases.conversation_id

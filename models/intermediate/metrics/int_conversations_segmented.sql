@@ -33,6 +33,7 @@ exposures as (
     select
         int_ab_test_exposures_checked.test_name,
         int_ab_test_exposures_checked.conversation_id,
+        {{ conversation_date_on_spark('int_ab_test_exposures_checked') }}
         int_ab_test_exposures_checked.variant
     from {{ ref('int_ab_test_exposures_checked') }} as int_ab_test_exposures_checked
     -- variant_count > 1: the conversation saw several variants (contaminated)
@@ -89,7 +90,9 @@ experiment_segments as (
         {{ metrics_input_columns('measures') }}
     from exposures
     inner join measures
-        on exposures.conversation_id = measures.conversation_id
+        on
+            exposures.conversation_id = measures.conversation_id
+            {{ and_same_conversation_date('measures.metric_date', 'exposures') }}
 ),
 
 conversations_segmented as (

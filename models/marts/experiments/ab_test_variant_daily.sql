@@ -10,11 +10,9 @@
     partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
-with
+{%- set scope_days = ref('scope_days') %}
 
-days_in_scope as (  -- noqa: ST03
-    select event_date from {{ ref('scope_days') }}
-),
+with
 
 variant_days as (
     select
@@ -29,7 +27,7 @@ variant_days as (
     where
         segment_type = 'all'
     {%- if is_incremental() %}
-        and conversation_date in (select days_in_scope.event_date from days_in_scope)
+        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
 

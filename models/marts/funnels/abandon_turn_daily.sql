@@ -13,11 +13,9 @@
     partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
-with
+{%- set scope_days = ref('scope_days') %}
 
-days_in_scope as (  -- noqa: ST03
-    select event_date from {{ ref('scope_days') }}
-),
+with
 
 abandoned_conversations as (
     select
@@ -31,7 +29,7 @@ abandoned_conversations as (
         was_abandoned
         and abandoned_at_turn is not null
     {%- if is_incremental() %}
-        and conversation_date in (select days_in_scope.event_date from days_in_scope)
+        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
 

@@ -9,11 +9,9 @@
 -- both tables, so they cannot drift apart. Replaced day by day, the days
 -- the breakdown replaces.
 
-with
+{%- set scope_days = ref('scope_days') %}
 
-days_in_scope as (  -- noqa: ST03
-    select event_date from {{ ref('scope_days') }}
-),
+with
 
 stages_by_channel as (
     select
@@ -29,7 +27,7 @@ stages_by_channel as (
     where
         segment_type = 'channel'
     {%- if is_incremental() %}
-        and conversation_date in (select days_in_scope.event_date from days_in_scope)
+        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 )
 

@@ -14,11 +14,9 @@
 -- funnel or experiments seed, marker rules or conversion window rebuild
 -- every day.
 
-with
+{%- set scope_days = ref('scope_days') %}
 
-days_in_scope as (  -- noqa: ST03
-    select event_date from {{ ref('scope_days') }}
-),
+with
 
 conversation_funnel_stages as (
     select
@@ -47,7 +45,7 @@ conversations as (
         agent_id
     from {{ ref('fct_conversations') }}
     {%- if is_incremental() %}
-    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
 

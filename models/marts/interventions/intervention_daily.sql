@@ -12,11 +12,9 @@
     partition_by=('triggered_date' if target.type == 'spark' else none),
 ) }}
 
-with
+{%- set scope_days = ref('scope_days') %}
 
-days_in_scope as (  -- noqa: ST03
-    select event_date from {{ ref('scope_days') }}
-),
+with
 
 interventions as (
     select
@@ -26,7 +24,7 @@ interventions as (
         outcome_after
     from {{ ref('fct_interventions') }}
     {%- if is_incremental() %}
-    where triggered_date in (select days_in_scope.event_date from days_in_scope)
+    where triggered_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
 

@@ -18,11 +18,9 @@
     partition_by=('metric_date' if target.type == 'spark' else none),
 ) }}
 
-with
+{%- set scope_days = ref('scope_days') %}
 
-days_in_scope as (  -- noqa: ST03
-    select event_date from {{ ref('scope_days') }}
-),
+with
 
 conversations as (
     select
@@ -65,7 +63,7 @@ conversations as (
         has_unpriced_model_calls
     from {{ ref('int_conversation_measures') }}
     {%- if is_incremental() %}
-    where metric_date in (select days_in_scope.event_date from days_in_scope)
+    where metric_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
 

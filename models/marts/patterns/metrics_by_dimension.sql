@@ -15,11 +15,9 @@
 ) }}
 
 {%- set double = type_double() %}
-with
+{%- set scope_days = ref('scope_days') %}
 
-days_in_scope as (  -- noqa: ST03
-    select event_date from {{ ref('scope_days') }}
-),
+with
 
 paths as (
     select
@@ -28,7 +26,7 @@ paths as (
         is_successful
     from {{ ref('fct_conversation_paths') }}
     {%- if is_incremental() %}
-    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
 

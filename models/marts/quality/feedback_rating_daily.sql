@@ -12,11 +12,9 @@
     partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
-with
+{%- set scope_days = ref('scope_days') %}
 
-days_in_scope as (  -- noqa: ST03
-    select event_date from {{ ref('scope_days') }}
-),
+with
 
 conversations as (
     select
@@ -24,7 +22,7 @@ conversations as (
         conversation_date
     from {{ ref('fct_conversations') }}
     {%- if is_incremental() %}
-    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
 

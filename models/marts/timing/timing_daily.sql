@@ -14,11 +14,9 @@
 ) }}
 
 {%- set bigint = dbt.type_bigint() %}
-with
+{%- set scope_days = ref('scope_days') %}
 
-days_in_scope as (  -- noqa: ST03
-    select event_date from {{ ref('scope_days') }}
-),
+with
 
 conversations as (
     select
@@ -33,7 +31,7 @@ conversations as (
         was_completed
     from {{ ref('fct_conversations') }}
     {%- if is_incremental() %}
-    where conversation_date in (select days_in_scope.event_date from days_in_scope)
+    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
 
