@@ -40,7 +40,7 @@
 {#- `<relation>.conversation_date,` on Spark (select_with_conversation_date's
     column), nothing elsewhere: for a CTE whose rows and_same_conversation_date
     joins. -#}
-{% macro conversation_date_on_spark(relation) -%}
+{% macro conversation_date_on_spark(relation=none) -%}
     {{ return(adapter.dispatch('conversation_date_on_spark', 'convo_warehouse')(relation)) }}
 {%- endmacro %}
 
@@ -48,7 +48,7 @@
 {%- endmacro %}
 
 {% macro spark__conversation_date_on_spark(relation) -%}
-    {{ relation }}.conversation_date,
+    {{ relation ~ '.' if relation }}conversation_date,
 {%- endmacro %}
 
 {% macro partition_column_outside_contract() -%}

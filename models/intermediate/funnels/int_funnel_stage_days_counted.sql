@@ -29,6 +29,7 @@ conversations as (
 conversation_funnel_stages as (
     select
         conversation_id,
+        {{ conversation_date_on_spark() }}
         funnel_name,
         stage,
         is_reached,
@@ -41,6 +42,7 @@ conversation_funnel_stages as (
 funnel_progress as (
     select
         conversation_id,
+        {{ conversation_date_on_spark() }}
         funnel_name,
         last_stage,
         has_reached_last_stage,
@@ -69,7 +71,9 @@ stages_counted as (
         0 as window_open_here
     from conversation_funnel_stages
     inner join conversations
-        on conversation_funnel_stages.conversation_id = conversations.conversation_id
+        on
+            conversation_funnel_stages.conversation_id = conversations.conversation_id
+            {{ and_same_conversation_date('conversations.conversation_date', 'conversation_funnel_stages') }}
     group by
         conversation_funnel_stages.funnel_name,
         conversations.conversation_date,
@@ -92,7 +96,9 @@ stops_counted as (
         sum(case when funnel_progress.is_window_open then 1 else 0 end) as window_open_here
     from funnel_progress
     inner join conversations
-        on funnel_progress.conversation_id = conversations.conversation_id
+        on
+            funnel_progress.conversation_id = conversations.conversation_id
+            {{ and_same_conversation_date('conversations.conversation_date', 'funnel_progress') }}
     where {{ funnel_has_stopped('funnel_progress', 'conversations') }}
     group by
         funnel_progress.funnel_name,

@@ -29,6 +29,7 @@ conversations as (
 stage_times as (
     select
         conversation_id,
+        {{ conversation_date_on_spark() }}
         funnel_name,
         stage,
         seconds_from_previous_stage,
@@ -43,6 +44,7 @@ stage_times as (
 stage_times_unpivoted as (
     select
         stage_times.conversation_id,
+        {{ conversation_date_on_spark('stage_times') }}
         stage_times.funnel_name,
         stage_times.stage,
         'previous_stage' as measured_from,
@@ -54,6 +56,7 @@ stage_times_unpivoted as (
 
     select
         stage_times.conversation_id,
+        {{ conversation_date_on_spark('stage_times') }}
         stage_times.funnel_name,
         stage_times.stage,
         'first_stage' as measured_from,
@@ -72,7 +75,9 @@ stage_times_bucketed as (
         {{ log_bucket('stage_times_unpivoted.seconds') }} as seconds_bucket
     from stage_times_unpivoted
     inner join conversations
-        on stage_times_unpivoted.conversation_id = conversations.conversation_id
+        on
+            stage_times_unpivoted.conversation_id = conversations.conversation_id
+            {{ and_same_conversation_date('conversations.conversation_date', 'stage_times_unpivoted') }}
 ),
 
 buckets_counted as (

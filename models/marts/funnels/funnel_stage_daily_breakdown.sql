@@ -21,6 +21,7 @@ with
 conversation_funnel_stages as (
     select
         conversation_id,
+        {{ conversation_date_on_spark() }}
         funnel_name,
         stage,
         stage_order,
@@ -32,6 +33,7 @@ conversation_funnel_stages as (
 conversation_funnels as (
     select
         conversation_id,
+        {{ conversation_date_on_spark() }}
         funnel_name,
         has_reached_first_stage
     from {{ ref('int_conversation_funnels_progressed') }}
@@ -96,12 +98,15 @@ stages_segmented as (
         conversation_funnel_stages.is_reached,
         conversation_funnel_stages.is_reached_in_order
     from conversation_funnel_stages
+    inner join conversations
+        on
+            conversation_funnel_stages.conversation_id = conversations.conversation_id
+            {{ and_same_conversation_date('conversations.conversation_date', 'conversation_funnel_stages') }}
     inner join conversation_funnels
         on
             conversation_funnel_stages.conversation_id = conversation_funnels.conversation_id
             and conversation_funnel_stages.funnel_name = conversation_funnels.funnel_name
-    inner join conversations
-        on conversation_funnel_stages.conversation_id = conversations.conversation_id
+            {{ and_same_conversation_date('conversations.conversation_date', 'conversation_funnels') }}
     inner join conversation_segments
         on conversation_funnel_stages.conversation_id = conversation_segments.conversation_id
 ),
