@@ -21,25 +21,27 @@
     {%- endif %}
 {%- endmacro %}
 
-{#- The day a Spark-only conversation_date (above) adds to a join between
-    per-conversation rows: `and <day> = <relation>.conversation_date` on
-    Spark, nothing elsewhere. The conversation fixes its day, so the rows
-    joined are the same; with it, a day filter on one side reaches the other
-    side's scan, and Spark reads only those days' partitions. -#}
-{% macro and_same_conversation_date(day, relation) -%}
-    {{ return(adapter.dispatch('and_same_conversation_date', 'convo_warehouse')(day, relation)) }}
+{#- The condition joining two per-conversation relations on their
+    conversation: `left.conversation_id = right.conversation_id`, and on Spark
+    also `left_day = right.conversation_date` (select_with_conversation_date's
+    Spark-only column, or the same day under another name). The conversation
+    fixes its day, so the rows joined are the same; with the day, a day filter
+    on the left side reaches the right side's scan, and Spark reads only those
+    days' partitions. -#}
+{% macro same_conversation(left, right, left_day) -%}
+    {{ return(adapter.dispatch('same_conversation', 'convo_warehouse')(left, right, left_day)) }}
 {%- endmacro %}
 
-{% macro default__and_same_conversation_date(day, relation) -%}
+{% macro default__same_conversation(left, right, left_day) -%}
+    {{ left }}.conversation_id = {{ right }}.conversation_id
 {%- endmacro %}
 
-{% macro spark__and_same_conversation_date(day, relation) -%}
-    and {{ day }} = {{ relation }}.conversation_date
+{% macro spark__same_conversation(left, right, left_day) -%}
+    {{ left }}.conversation_id = {{ right }}.conversation_id and {{ left_day }} = {{ right }}.conversation_date
 {%- endmacro %}
 
 {#- `<relation>.conversation_date,` on Spark (select_with_conversation_date's
-    column), nothing elsewhere: for a CTE whose rows and_same_conversation_date
-    joins. -#}
+    column), nothing elsewhere: for a CTE whose rows same_conversation joins. -#}
 {% macro conversation_date_on_spark(relation=none) -%}
     {{ return(adapter.dispatch('conversation_date_on_spark', 'convo_warehouse')(relation)) }}
 {%- endmacro %}

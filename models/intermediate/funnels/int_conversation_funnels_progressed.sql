@@ -9,6 +9,8 @@
 -- of those whose conversion window the warehouse clock closed
 -- (scope_conversations).
 
+{%- set scope_days = ref('scope_days') %}
+
 with
 
 conversations_in_scope as (  -- noqa: ST03
@@ -48,7 +50,10 @@ conversations as (
         first_event_at
     from {{ ref('fct_conversations') }}
     {%- if is_incremental() %}
-    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    where
+        conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        -- they all lie on the scope's days: Spark reads only those partitions
+        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
 

@@ -15,6 +15,8 @@
 
 {%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
 
+{%- set scope_days = ref('scope_days') %}
+
 with
 
 conversations_in_scope as (  -- noqa: ST03
@@ -62,7 +64,10 @@ conversations as (
         converted_at
     from {{ ref('fct_conversations') }}
     {%- if is_incremental() %}
-    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    where
+        conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        -- they all lie on the scope's days: Spark reads only those partitions
+        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
 

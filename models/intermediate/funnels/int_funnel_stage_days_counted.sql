@@ -71,9 +71,7 @@ stages_counted as (
         0 as window_open_here
     from conversation_funnel_stages
     inner join conversations
-        on
-            conversation_funnel_stages.conversation_id = conversations.conversation_id
-            {{ and_same_conversation_date('conversations.conversation_date', 'conversation_funnel_stages') }}
+        on {{ same_conversation('conversations', 'conversation_funnel_stages', 'conversations.conversation_date') }}
     group by
         conversation_funnel_stages.funnel_name,
         conversations.conversation_date,
@@ -96,9 +94,7 @@ stops_counted as (
         sum(case when funnel_progress.is_window_open then 1 else 0 end) as window_open_here
     from funnel_progress
     inner join conversations
-        on
-            funnel_progress.conversation_id = conversations.conversation_id
-            {{ and_same_conversation_date('conversations.conversation_date', 'funnel_progress') }}
+        on {{ same_conversation('conversations', 'funnel_progress', 'conversations.conversation_date') }}
     where {{ funnel_has_stopped('funnel_progress', 'conversations') }}
     group by
         funnel_progress.funnel_name,

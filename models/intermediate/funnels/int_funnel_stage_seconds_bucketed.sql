@@ -75,9 +75,7 @@ stage_times_bucketed as (
         {{ log_bucket('stage_times_unpivoted.seconds') }} as seconds_bucket
     from stage_times_unpivoted
     inner join conversations
-        on
-            stage_times_unpivoted.conversation_id = conversations.conversation_id
-            {{ and_same_conversation_date('conversations.conversation_date', 'stage_times_unpivoted') }}
+        on {{ same_conversation('conversations', 'stage_times_unpivoted', 'conversations.conversation_date') }}
 ),
 
 buckets_counted as (

@@ -170,17 +170,13 @@ conversation_measures as (
         coalesce(model_costs.unpriced_agent_messages, 0) > 0 as has_unpriced_model_calls
     from conversations
     left join sentiment_per_conversation
-        on
-            conversations.conversation_id = sentiment_per_conversation.conversation_id
-            {{ and_same_conversation_date('conversations.conversation_date', 'sentiment_per_conversation') }}
+        on {{ same_conversation('conversations', 'sentiment_per_conversation', 'conversations.conversation_date') }}
     left join quality
         on
             conversations.conversation_id = quality.conversation_id
             and conversations.conversation_date = quality.conversation_date
     left join sales_stages_in_order
-        on
-            conversations.conversation_id = sales_stages_in_order.conversation_id
-            {{ and_same_conversation_date('conversations.conversation_date', 'sales_stages_in_order') }}
+        on {{ same_conversation('conversations', 'sales_stages_in_order', 'conversations.conversation_date') }}
     left join rephrases
         on
             conversations.conversation_id = rephrases.conversation_id

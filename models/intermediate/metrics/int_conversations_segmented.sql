@@ -90,9 +90,7 @@ experiment_segments as (
         {{ metrics_input_columns('measures') }}
     from exposures
     inner join measures
-        on
-            exposures.conversation_id = measures.conversation_id
-            {{ and_same_conversation_date('measures.metric_date', 'exposures') }}
+        on {{ same_conversation('measures', 'exposures', 'measures.metric_date') }}
 ),
 
 conversations_segmented as (

@@ -6,6 +6,8 @@
     partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
+{%- set scope_days = ref('scope_days') %}
+
 with
 
 conversations_in_scope as (  -- noqa: ST03
@@ -38,7 +40,10 @@ conversations as (
         outcome
     from {{ ref('fct_conversations') }}
     {%- if is_incremental() %}
-    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    where
+        conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        -- they all lie on the scope's days: Spark reads only those partitions
+        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
 

@@ -99,14 +99,13 @@ stages_segmented as (
         conversation_funnel_stages.is_reached_in_order
     from conversation_funnel_stages
     inner join conversations
-        on
-            conversation_funnel_stages.conversation_id = conversations.conversation_id
-            {{ and_same_conversation_date('conversations.conversation_date', 'conversation_funnel_stages') }}
+        on {{ same_conversation('conversations', 'conversation_funnel_stages', 'conversations.conversation_date') }}
     inner join conversation_funnels
         on
-            conversation_funnel_stages.conversation_id = conversation_funnels.conversation_id
+            {{ same_conversation(
+                'conversation_funnel_stages', 'conversation_funnels', 'conversations.conversation_date'
+            ) }}
             and conversation_funnel_stages.funnel_name = conversation_funnels.funnel_name
-            {{ and_same_conversation_date('conversations.conversation_date', 'conversation_funnels') }}
     inner join conversation_segments
         on conversation_funnel_stages.conversation_id = conversation_segments.conversation_id
 ),
