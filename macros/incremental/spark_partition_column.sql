@@ -40,6 +40,23 @@
     {{ left }}.conversation_id = {{ right }}.conversation_id and {{ left_day }} = {{ right }}.conversation_date
 {%- endmacro %}
 
+{#- Whether the per-conversation models carry their conversation's day and
+    are partitioned by it (Spark: select_with_conversation_date). A model
+    reading one for the scope's conversations then also filters that day by
+    the scope's days, which all of them lie on: the filter changes no row and
+    lets Spark read only those days' partitions. -#}
+{% macro conversation_days_partitioned() -%}
+    {{ return(adapter.dispatch('conversation_days_partitioned', 'convo_warehouse')()) }}
+{%- endmacro %}
+
+{% macro default__conversation_days_partitioned() -%}
+    {{ return(false) }}
+{%- endmacro %}
+
+{% macro spark__conversation_days_partitioned() -%}
+    {{ return(true) }}
+{%- endmacro %}
+
 {#- `<relation>.conversation_date,` on Spark (select_with_conversation_date's
     column), nothing elsewhere: for a CTE whose rows same_conversation joins. -#}
 {% macro conversation_date_on_spark(relation=none) -%}

@@ -35,6 +35,7 @@ exposures as (
     select
         test_name,
         conversation_id,
+        {{ conversation_date_on_spark() }}
         variant,
         first_exposed_at,
         variant_count,
@@ -97,7 +98,7 @@ exposures_measured as (
         quality.quality_score
     from exposures
     inner join conversations
-        on exposures.conversation_id = conversations.conversation_id
+        on {{ same_conversation('conversations', 'exposures', 'conversations.conversation_date') }}
     left join last_conversions
         on exposures.conversation_id = last_conversions.conversation_id
     left join quality

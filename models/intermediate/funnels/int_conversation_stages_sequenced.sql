@@ -12,6 +12,8 @@
 -- Incremental: a run recomputes every row of the conversations with newly
 -- loaded events or new stage classifications (scope_conversations).
 
+{%- set scope_days = ref('scope_days') %}
+
 with
 
 conversations_in_scope as (  -- noqa: ST03
@@ -38,7 +40,11 @@ conversation_stages as (
         source
     from {{ ref('int_conversation_stages_combined') }}
     {%- if is_incremental() %}
-    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    where
+        conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- if conversation_days_partitioned() %}
+        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        {%- endif %}
     {%- endif %}
 ),
 

@@ -28,6 +28,7 @@ paths as (
 stages_reached as (
     select
         conversation_id,
+        {{ conversation_date_on_spark() }}
         funnel_name,
         stage
     from {{ ref('int_conversation_stages_combined') }}
@@ -46,6 +47,7 @@ exposures as (
     select
         test_name,
         variant,
+        {{ conversation_date_on_spark() }}
         conversation_id
     from {{ ref('int_ab_test_exposures_checked') }}
     where variant_count = 1
@@ -74,7 +76,7 @@ funnel_memberships as (
             stages_reached.funnel_name = funnel_ends.funnel_name
             and stages_reached.stage in (funnel_ends.first_stage, funnel_ends.last_stage)
     inner join paths
-        on stages_reached.conversation_id = paths.conversation_id
+        on {{ same_conversation('paths', 'stages_reached', 'paths.conversation_date') }}
     group by
         funnel_ends.funnel_name,
         stages_reached.conversation_id,
@@ -104,7 +106,7 @@ memberships_listed as (
         paths.is_successful
     from paths
     inner join exposures
-        on paths.conversation_id = exposures.conversation_id
+        on {{ same_conversation('paths', 'exposures', 'paths.conversation_date') }}
     where paths.started
 
     union all

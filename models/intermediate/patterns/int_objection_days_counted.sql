@@ -30,6 +30,7 @@ sales_conversations as (
 objections as (
     select
         conversation_id,
+        {{ conversation_date_on_spark() }}
         objection,
         first_raised_at
     from {{ ref('int_conversation_objections_detected') }}
@@ -55,7 +56,7 @@ conversation_objections as (
     cross join lexicon_objections
     left join objections
         on
-            sales_conversations.conversation_id = objections.conversation_id
+            {{ same_conversation('sales_conversations', 'objections', 'sales_conversations.conversation_date') }}
             and lexicon_objections.objection = objections.objection
 ),
 

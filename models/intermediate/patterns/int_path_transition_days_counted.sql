@@ -33,6 +33,7 @@ paths as (
 steps as (
     select
         conversation_id,
+        {{ conversation_date_on_spark() }}
         step_number,
         step,
         next_step
@@ -48,7 +49,7 @@ moves as (
         paths.is_successful
     from steps
     inner join paths
-        on steps.conversation_id = paths.conversation_id
+        on {{ same_conversation('paths', 'steps', 'paths.conversation_date') }}
 ),
 
 transition_days_counted as (

@@ -20,6 +20,8 @@
 
 {%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
 
+{%- set scope_days = ref('scope_days') %}
+
 with
 
 conversations_in_scope as (  -- noqa: ST03
@@ -57,7 +59,10 @@ conversation_days as (
         fct_conversations.conversation_date
     from {{ ref('fct_conversations') }} as fct_conversations
     {%- if is_incremental() %}
-    where fct_conversations.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    where
+        fct_conversations.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        -- they all lie on the scope's days: Spark reads only those partitions
+        and fct_conversations.conversation_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
 

@@ -20,6 +20,8 @@
     partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
+{%- set scope_days = ref('scope_days') %}
+
 with
 
 conversations_in_scope as (  -- noqa: ST03
@@ -34,7 +36,10 @@ conversations as (
         fct_conversations.had_handoff
     from {{ ref('fct_conversations') }} as fct_conversations
     {%- if is_incremental() %}
-    where fct_conversations.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    where
+        fct_conversations.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        -- they all lie on the scope's days: Spark reads only those partitions
+        and fct_conversations.conversation_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
 

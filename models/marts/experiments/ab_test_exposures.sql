@@ -7,6 +7,8 @@
     partition_by=('conversation_date' if target.type == 'spark' else none),
 ) }}
 
+{%- set scope_days = ref('scope_days') %}
+
 with
 
 conversations_in_scope as (  -- noqa: ST03
@@ -25,7 +27,11 @@ exposures as (
         assignment_ok
     from {{ ref('int_ab_test_exposures_checked') }}
     {%- if is_incremental() %}
-    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    where
+        conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- if conversation_days_partitioned() %}
+        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        {%- endif %}
     {%- endif %}
 )
 

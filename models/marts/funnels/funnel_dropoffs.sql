@@ -27,7 +27,11 @@ funnel_progress as (
         is_window_open
     from {{ ref('int_conversation_funnels_progressed') }}
     {%- if is_incremental() %}
-    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    where
+        conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- if conversation_days_partitioned() %}
+        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        {%- endif %}
     {%- endif %}
 ),
 

@@ -16,6 +16,8 @@
 
 {%- set events_in_scope, staged_events = ref('scope_events'), ref('stg_events') %}
 
+{%- set scope_days = ref('scope_days') %}
+
 with
 
 conversations_in_scope as (  -- noqa: ST03
@@ -33,7 +35,11 @@ interventions as (
         user_turns_at_trigger
     from {{ ref('int_interventions_triggered') }}
     {%- if is_incremental() %}
-    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    where
+        conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- if conversation_days_partitioned() %}
+        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        {%- endif %}
     {%- endif %}
 ),
 

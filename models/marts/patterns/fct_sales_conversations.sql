@@ -92,7 +92,11 @@ objections as (
         objection
     from {{ ref('int_conversation_objections_detected') }}
     {%- if is_incremental() %}
-    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    where
+        conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+        {%- if conversation_days_partitioned() %}
+        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        {%- endif %}
     {%- endif %}
 ),
 
