@@ -121,7 +121,7 @@ model_costs as (
 quality as (
     select
         int_conversation_quality_scored.conversation_id,
-        int_conversation_quality_scored.conversation_date,
+        {{ conversation_date_on_spark('int_conversation_quality_scored') }}
         int_conversation_quality_scored.quality_score
     from {{ ref('int_conversation_quality_scored') }} as int_conversation_quality_scored
 ),
@@ -172,9 +172,7 @@ conversation_measures as (
     left join sentiment_per_conversation
         on {{ same_conversation('conversations', 'sentiment_per_conversation', 'conversations.conversation_date') }}
     left join quality
-        on
-            conversations.conversation_id = quality.conversation_id
-            and conversations.conversation_date = quality.conversation_date
+        on {{ same_conversation('conversations', 'quality', 'conversations.conversation_date') }}
     left join sales_stages_in_order
         on {{ same_conversation('conversations', 'sales_stages_in_order', 'conversations.conversation_date') }}
     left join rephrases
