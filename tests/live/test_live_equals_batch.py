@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import urllib.parse
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,10 @@ def generated_events(folder: Path) -> list:
     from convo_warehouse.lib.generate import generate_events
 
     now = datetime.now(UTC).replace(tzinfo=None)
-    generate_events(folder, conversations=150, days=1, seed=29, end_date=now.date(), now=now, progress=False,
+    # the day of ten minutes ago: just after midnight UTC today holds too little time for
+    # 150 conversations (the generator refuses a range under a minute)
+    day = (now - timedelta(minutes=10)).date()
+    generate_events(folder, conversations=150, days=1, seed=29, end_date=day, now=now, progress=False,
                     format_mix="jsonl=1")
     events = []
     for path in sorted(folder.rglob("*.jsonl")):

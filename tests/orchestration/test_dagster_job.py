@@ -7,6 +7,7 @@ generated landing folder; the other tests build what they need themselves.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -270,7 +271,11 @@ def test_a_run_with_new_data_leaves_out_what_no_load_reaches_but_tests_what_it_w
     database, landing, _summary, first = built_warehouse
     copy = tmp_path / "copy"
     shutil.copytree(database.parent, copy, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
-    generate_events(copy / "landing" / "next", conversations=40, days=1, seed=12, progress=False)
+    # yesterday's day (new conversations on a day the history holds): a day ending now holds
+    # too little of it just after midnight UTC, and the generator refuses a range under a minute
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    generate_events(copy / "landing" / "next", conversations=40, days=1, seed=12, end_date=yesterday,
+                    progress=False)
     monkeypatch.setenv("CONVO_DUCKDB_PATH", pipeline_env(copy, database.name)["CONVO_DUCKDB_PATH"])
     monkeypatch.setenv("CONVO_LANDING_DIR", str(copy / landing.name))
     second = materialize_all(job_name="load_and_rebuild_job", raise_on_error=False)
