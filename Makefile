@@ -175,8 +175,22 @@ coverage: pytest
 # runs `make lint` in one process), so xdist fits it in beside the other files.
 test: pytest
 
-$(SPARK_INSTALLED): pyproject.toml capture-sdk/pyproject.toml $(SPARK_LOCK)
+# Spark's local file system, built into pyspark's jars folder (where every
+# Spark this virtualenv starts finds it): the pyspark wheel has no native
+# Hadoop library, so Hadoop's own starts a chmod process for each file and
+# directory it writes (orchestration/convo_warehouse/spark/java/, docs/spark.md).
+SPARK_LOCAL_FS := orchestration/convo_warehouse/spark/java/NioLocalFileSystem.java
+define spark_local_fs_jar
+	@command -v javac >/dev/null 2>&1 || { echo "javac not found: Spark needs a JDK 17 (Debian: apt install openjdk-17-jdk-headless)"; exit 1; }
+	rm -rf $(1)/local-fs-classes
+	jars=$$(echo $(1)/lib/python*/site-packages/pyspark/jars) && \
+	  javac --release 17 -nowarn -cp "$$(echo $$jars/hadoop-client-api-*.jar)" -d $(1)/local-fs-classes $(SPARK_LOCAL_FS) && \
+	  jar cf $$jars/convo-warehouse-local-fs.jar -C $(1)/local-fs-classes .
+endef
+
+$(SPARK_INSTALLED): pyproject.toml capture-sdk/pyproject.toml $(SPARK_LOCK) $(SPARK_LOCAL_FS)
 	$(call venv_from_lock,$(SPARK_VENV),$(SPARK_LOCK))
+	$(call spark_local_fs_jar,$(SPARK_VENV))
 	@touch $@
 
 spark-venv: $(SPARK_INSTALLED)

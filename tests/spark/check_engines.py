@@ -96,6 +96,42 @@ def check_loaders_agree(spark_python: Path, work: Path, env: dict[str, str]) -> 
     print(f"both loaders: the same {len(duck)} rows and verdicts")
 
 
+# Run in .venv-spark: the local file system Spark is configured with sets the
+# permission bits Hadoop asks for, by itself (no chmod process), and leaves
+# the bits java.nio cannot set to Hadoop's chmod.
+LOCAL_FS_CHECK = """
+import os, stat, sys, tempfile
+from pyspark.java_gateway import launch_gateway
+from convo_warehouse.spark.session import spark_settings
+jvm = launch_gateway().jvm
+conf = jvm.org.apache.hadoop.conf.Configuration()
+for key, value in spark_settings().items():
+    if key.startswith("spark.hadoop."):
+        conf.set(key[len("spark.hadoop."):], value)
+fs = jvm.org.apache.hadoop.fs.FileSystem.getLocal(conf)
+folder = tempfile.mkdtemp()
+path = os.path.join(folder, "f")
+open(path, "w").close()
+def mode_after(permission):
+    fs.setPermission(jvm.org.apache.hadoop.fs.Path(path), jvm.org.apache.hadoop.fs.permission.FsPermission(permission))
+    return oct(stat.S_IMODE(os.stat(path).st_mode))
+print(fs.getClass().getName(), mode_after(0o640), mode_after(0o1751), mode_after(0o604))
+"""
+
+
+def check_local_file_system(spark_python: Path, env: dict[str, str]) -> None:
+    """Spark's file: scheme is the project's file system, and it sets what chmod would."""
+    print("\n== Spark's local file system", flush=True)
+    completed = subprocess.run([str(spark_python), "-c", LOCAL_FS_CHECK], cwd=ROOT, env=env,
+                               capture_output=True, text=True)
+    expected = "org.convowarehouse.hadoop.NioLocalFileSystem 0o640 0o1751 0o604"
+    answer = completed.stdout.strip().splitlines()[-1:] or [completed.stderr[-2000:]]
+    if completed.returncode != 0 or answer[0] != expected:
+        sys.exit(f"Spark's local file system: expected {expected!r}, got {answer[0]!r}\n"
+                 "(the jar is built by the Makefile's .venv-spark step: make spark-venv)")
+    print(f"{expected.split()[0]}: modes set as asked (0640, 1751 through chmod, 0604)")
+
+
 # A conversation alone on its day (days before the generated ones) in batch
 # 1; in batch 2 a late event a day earlier becomes its first: its old day
 # must then hold no row anywhere (on Spark: its partitions dropped).
@@ -206,6 +242,7 @@ def main() -> None:
         "DAGSTER_HOME": str(work / "dagster_home"),
     }
     Path(env["DAGSTER_HOME"]).mkdir(parents=True)
+    check_local_file_system(spark_python, env)
     check_loaders_agree(spark_python, work, env)
     step(
         "generate demo events",

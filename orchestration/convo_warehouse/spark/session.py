@@ -44,6 +44,8 @@ def spark_settings(directory: Path | None = None) -> dict[str, str]:
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         # DataFrames to and from pandas column by column (the classifier's copies, the Python models' inputs)
         "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # permissions set without a chmod process per file written (spark/java/, built by the Makefile)
+        "spark.hadoop.fs.file.impl": "org.convowarehouse.hadoop.NioLocalFileSystem",
     }
 
 
