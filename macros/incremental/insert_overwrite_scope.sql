@@ -1,41 +1,76 @@
+{#- dbt-spark's incremental materialization makes the body a temporary view
+    (<model>__dbt_tmp) and inserts from it. A model whose rows are checked
+    before they replace partitions (writes_rows_to_insert) has them written
+    once to <model>__dbt_rows here instead, and the view reads that table:
+    the body is analysed and run once, and the checks, the view's
+    on_schema_change describe and the insert read the written rows. -#}
+{% macro spark__create_temporary_view(relation, compiled_code) -%}
+    {%- if writes_rows_to_insert() -%}
+        {%- set new_rows = rows_to_insert_relation(this) -%}
+        {#- the post-hook drops it after each run: it exists only after a failed one -#}
+        {%- if adapter.get_relation(database=new_rows.database, schema=new_rows.schema, identifier=new_rows.identifier) -%}
+            {%- do run_query('drop table if exists ' ~ new_rows) -%}
+        {%- endif -%}
+        {%- do run_query('create table ' ~ new_rows ~ ' using parquet as ' ~ compiled_code) -%}
+        {%- set compiled_code = 'select * from ' ~ new_rows -%}
+    {%- endif %}
+    create or replace temporary view {{ relation }} as
+      {{ compiled_code }}
+{%- endmacro %}
+
+{#- Whether this build is an incremental run of a partitioned insert_overwrite
+    model on Parquet: its rows are written to <model>__dbt_rows, checked, and
+    replace the partitions they and the scope's keys lie in. -#}
+{% macro writes_rows_to_insert() -%}
+    {{ return(execute and target.type == 'spark' and config.get('materialized') == 'incremental'
+        and config.get('incremental_strategy') == 'insert_overwrite' and config.get('partition_by')
+        and config.get('file_format', 'parquet') == 'parquet' and is_incremental()) }}
+{%- endmacro %}
+
 {% macro get_insert_overwrite_sql(source_relation, target_relation, existing_relation) %}
-    {%- set dest_columns = adapter.get_columns_in_relation(target_relation) -%}
-    {%- set dest_cols_csv = dest_columns | map(attribute='quoted') | join(', ') -%}
-    {%- set partition_by = config.get('partition_by') -%}
-    {%- if partition_by and not existing_relation.is_iceberg -%}
-        {%- set source_relation = replace_partitions_checked(source_relation, target_relation, partition_by) -%}
-    {%- endif -%}
-    {% if existing_relation.is_iceberg %}
+    {%- if writes_rows_to_insert() -%}
+        {%- set rows = replace_partitions_checked(target_relation, config.get('partition_by')) -%}
+        {#- the columns by name; with an on_schema_change check (it has compared the
+            rows' columns with the table's) in the rows' order, so the table needs no describe -#}
+        {%- set checked = config.get('on_schema_change', 'ignore') != 'ignore' -%}
+        {%- set columns = adapter.get_columns_in_relation(source_relation if checked else target_relation)
+            | map(attribute='quoted') | join(', ') -%}
+      insert overwrite table {{ target_relation }}
+      {{ partition_cols(label="partition") }} ({{ columns }})
+      select {{ columns }} from {{ rows }}
+    {%- else -%}
+        {%- set dest_cols_csv = adapter.get_columns_in_relation(target_relation) | map(attribute='quoted') | join(', ') -%}
+        {% if existing_relation.is_iceberg %}
       insert overwrite {{ target_relation }}
-    {% else %}
+        {% else %}
       insert overwrite table {{ target_relation }}
       {{ partition_cols(label="partition") }}
-    {% endif %}
-    select {{ dest_cols_csv }} from {{ source_relation }}
+        {% endif %}
+      select {{ dest_cols_csv }} from {{ source_relation }}
+    {%- endif %}
 {% endmacro %}
 
-{% macro replace_partitions_checked(new_rows_view, target_relation, partition_by) -%}
+{% macro replace_partitions_checked(target_relation, partition_by) -%}
     {%- set partition = partition_by if partition_by is string else partition_by[0] -%}
     {%- if partition_by is not string and partition_by | length != 1 -%}
         {{ exceptions.raise_compiler_error(this.identifier ~ ': one partition column is supported, got ' ~ partition_by) }}
     {%- endif -%}
     {%- set scope_key = config.get('scope_key', 'conversation_id') -%}
     {%- set new_rows = rows_to_insert_relation(target_relation) -%}
-    {#- the post-hook drops it after each run: it exists only after a failed one -#}
-    {%- if adapter.get_relation(database=new_rows.database, schema=new_rows.schema, identifier=new_rows.identifier) -%}
-        {%- do run_query('drop table if exists ' ~ new_rows) -%}
-    {%- endif -%}
-    {%- do run_query('create table ' ~ new_rows ~ ' using parquet as select * from ' ~ new_rows_view) -%}
     {%- set scope_from_rows = config.get('scope_from_rows', false) -%}
     {%- set scope_relation = new_rows if scope_from_rows else ref(config.get('scope_model', 'scope_conversations')) -%}
     {%- set scope_column = scope_key if scope_from_rows else config.get('scope_column', scope_key) -%}
     {%- set in_scope = scope_key ~ ' in (select scope.' ~ scope_column ~ ' from ' ~ scope_relation ~ ' as scope)' -%}
-    {%- do check_rows_to_insert(new_rows, target_relation, in_scope) -%}
-    {#- Per partition, in one pass over the table: whether it gets new rows, and
-        how many of its rows belong to keys in the scope and outside it. -#}
-    {%- set partitions = run_query(
-        'select partitions.' ~ partition ~ ', max(partitions.new_rows), max(partitions.kept_in_scope),'
-        ~ ' sum(partitions.kept_outside), min(partitions.outside_key) from ('
+    {#- One statement: check_rows_to_insert's counts, and per partition, in one
+        pass over the table, whether it gets new rows and how many of its rows
+        belong to keys in the scope and outside it (no partition: one row of
+        counts, the partition's columns null). -#}
+    {%- set rows = run_query(
+        'select checks.*, partitions.* from (select ' ~ rows_to_insert_counts(new_rows, target_relation, in_scope)
+        ~ ') as checks left join ('
+        ~ ' select partitions.' ~ partition ~ ' as partition_value, max(partitions.new_rows) as gets_new_rows,'
+        ~ ' max(partitions.kept_in_scope) as holds_scope, sum(partitions.kept_outside) as rows_outside,'
+        ~ ' min(partitions.outside_key) as key_outside from ('
         ~ ' select distinct new_rows.' ~ partition ~ ', 1 as new_rows, 0 as kept_in_scope, 0 as kept_outside,'
         ~ ' null as outside_key from ' ~ new_rows ~ ' as new_rows'
         ~ ' union all select kept.' ~ partition ~ ', 0,'
@@ -46,13 +81,15 @@
         ~ ' as scope_value from ' ~ scope_relation ~ ' as scope) as scope'
         ~ ' on kept.' ~ scope_key ~ ' = scope.scope_value'
         ~ ') as partitions group by partitions.' ~ partition
+        ~ ') as partitions on 1 = 1'
     ).rows -%}
+    {%- do raise_rows_to_insert(rows[0], new_rows, in_scope) -%}
     {%- set vanished = [] -%}
     {%- set outside = namespace(rows=0, key=none) -%}
-    {%- for row in partitions if row[1] == 1 or row[2] == 1 -%}
-        {%- do vanished.append(row[0]) if row[1] == 0 -%}
-        {%- set outside.rows = outside.rows + row[3] -%}
-        {%- set outside.key = row[4] if outside.key is none else outside.key -%}
+    {%- for row in rows if row[5] == 1 or row[6] == 1 -%}
+        {%- do vanished.append(row[4]) if row[5] == 0 -%}
+        {%- set outside.rows = outside.rows + row[7] -%}
+        {%- set outside.key = row[8] if outside.key is none else outside.key -%}
     {%- endfor -%}
     {%- if outside.rows > 0 -%}
         {{ exceptions.raise_compiler_error(
@@ -94,9 +131,7 @@
 {%- endmacro %}
 
 {% macro release_rows_to_insert() -%}
-    {%- if execute and target.type == 'spark' and config.get('materialized') == 'incremental'
-        and config.get('incremental_strategy') == 'insert_overwrite' and config.get('partition_by')
-        and is_incremental() -%}
+    {%- if writes_rows_to_insert() -%}
         drop table if exists {{ rows_to_insert_relation(this) }}
     {%- endif -%}
 {%- endmacro %}

@@ -15,18 +15,24 @@
 {% endmacro %}
 
 {% macro check_rows_to_insert(new_rows, target_relation, in_scope) -%}
+    {%- set counts = run_query('select ' ~ rows_to_insert_counts(new_rows, target_relation, in_scope)).rows[0] -%}
+    {%- do raise_rows_to_insert(counts, new_rows, in_scope) -%}
+{%- endmacro %}
+
+{% macro rows_to_insert_counts(new_rows, target_relation, in_scope) -%}
     {%- set grain = unique_key_columns() -%}
     {%- set scope_key = config.get('scope_key', 'conversation_id') -%}
-    {%- set check_kept = scope_key not in grain -%}
-    {%- set conditions = unenforced_constraints() -%}
-    {%- set counts = run_query(
-        'select (select count(*) from ' ~ new_rows ~ ' as new_rows where not coalesce(new_rows.' ~ in_scope ~ ', false))'
-        ~ ', ' ~ repeated_grain_count(new_rows, grain)
-        ~ (', (select count(*) from ' ~ new_rows ~ ' as new_rows inner join ' ~ target_relation ~ ' as kept on '
-            ~ grain_join(grain, 'new_rows', 'kept') ~ ' where not coalesce(kept.' ~ in_scope ~ ', false))'
-            if check_kept else ', 0')
-        ~ ', ' ~ (rows_breaking(new_rows, conditions) if conditions else '0')
-    ).rows[0] -%}
+    (select count(*) from {{ new_rows }} as new_rows where not coalesce(new_rows.{{ in_scope }}, false)) as outside_scope,
+    {{ repeated_grain_count(new_rows, grain) }} as repeated_grain,
+    {% if scope_key not in grain -%}
+    (select count(*) from {{ new_rows }} as new_rows inner join {{ target_relation }} as kept
+        on {{ grain_join(grain, 'new_rows', 'kept') }} where not coalesce(kept.{{ in_scope }}, false))
+    {%- else %}0{% endif %} as repeated_kept_key,
+    {{ rows_breaking(new_rows, unenforced_constraints()) if unenforced_constraints() else '0' }} as breaking_constraints
+{%- endmacro %}
+
+{% macro raise_rows_to_insert(counts, new_rows, in_scope) -%}
+    {%- set scope_key = config.get('scope_key', 'conversation_id') -%}
     {%- if counts[0] > 0 -%}
         {%- set example = run_query(
             'select ' ~ scope_key ~ ' from ' ~ new_rows ~ ' as new_rows where not coalesce(new_rows.' ~ in_scope
@@ -38,8 +44,8 @@
             ~ '); the build is rolled back. Narrow the body\'s input to the scope in its is_incremental() filter.'
         ) }}
     {%- endif -%}
-    {%- do raise_repeated_grain(new_rows, grain) if counts[1] > 0 or counts[2] > 0 -%}
-    {%- do raise_broken_constraint(new_rows, conditions) if counts[3] > 0 -%}
+    {%- do raise_repeated_grain(new_rows, unique_key_columns()) if counts[1] > 0 or counts[2] > 0 -%}
+    {%- do raise_broken_constraint(new_rows, unenforced_constraints()) if counts[3] > 0 -%}
 {%- endmacro %}
 
 {% macro unique_key_columns() -%}
