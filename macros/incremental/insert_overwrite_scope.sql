@@ -1,9 +1,4 @@
-{#- dbt-spark's incremental materialization makes the body a temporary view
-    (<model>__dbt_tmp) and inserts from it. A model whose rows are checked
-    before they replace partitions (writes_rows_to_insert) has them written
-    once to <model>__dbt_rows here instead, and the view reads that table:
-    the body is analysed and run once, and the checks, the view's
-    on_schema_change describe and the insert read the written rows. -#}
+{#- the body runs once: into <model>__dbt_rows, which dbt-spark's view then reads -#}
 {% macro spark__create_temporary_view(relation, compiled_code) -%}
     {%- if writes_rows_to_insert() -%}
         {%- set new_rows = rows_to_insert_relation(this) -%}
@@ -18,9 +13,6 @@
       {{ compiled_code }}
 {%- endmacro %}
 
-{#- Whether this build is an incremental run of a partitioned insert_overwrite
-    model on Parquet: its rows are written to <model>__dbt_rows, checked, and
-    replace the partitions they and the scope's keys lie in. -#}
 {% macro writes_rows_to_insert() -%}
     {{ return(execute and target.type == 'spark' and config.get('materialized') == 'incremental'
         and config.get('incremental_strategy') == 'insert_overwrite' and config.get('partition_by')
