@@ -4,6 +4,7 @@
     tests/dbt/assert_raw_rows_reconcile.sql. A load run's counts never change
     once it is parsed: a run counts the load runs since the previous build. -#}
 {{ config(
+    partition_by=('load_id' if target.type == 'spark' else none),
     unique_key='load_id',
     scope_key='load_id',
     scope_model='scope_load_runs',
