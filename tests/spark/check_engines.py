@@ -31,6 +31,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,6 +218,28 @@ def check_partitions_rewritten(before: dict, after: dict, warehouse: Path, spark
                  + "\n".join(f"  {problem}" for problem in problems))
 
 
+def check_each_file_read_once(landing: Path, spark_dir: Path) -> None:
+    """Spark's loader read each landing file once over both batches: batch 2's job skipped batch 1's
+    unchanged files by their size and mtime in raw.landing_files_seen (a file read again would have
+    a second row there), and recorded each file's current signature."""
+    import duckdb
+
+    from convo_warehouse.lib.landing import discover_files, file_signature
+
+    rows = duckdb.connect().execute(
+        "select source_file, file_bytes, modified_ns from read_parquet(?)",
+        [str(spark_dir / "warehouse" / "raw.db" / "landing_files_seen" / "*.parquet")],
+    ).fetchall()
+    files = {path.relative_to(landing).as_posix(): file_signature(path) for path in discover_files(landing)}
+    read = [(name, (size, modified)) for name, size, modified in rows]
+    problems = [f"{name}: read {times} times" for name, times in Counter(name for name, _ in read).items() if times > 1]
+    problems += [f"{row} {'recorded' if row in read else 'on disk'} only" for row in set(read) ^ set(files.items())]
+    if problems:
+        sys.exit("Spark's loader did not read each landing file exactly once (raw.landing_files_seen):\n"
+                 + "\n".join(f"  {problem}" for problem in sorted(problems)))
+    print(f"Spark's loader read each of the {len(files)} landing files once over both batches")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conversations", type=int, default=600)
@@ -290,6 +313,7 @@ def main() -> None:
              "convo_warehouse.spark", "compare", "--duckdb", str(warehouse)], env)
         if number == 2:
             check_partitions_rewritten(before, partition_files(spark_dir), warehouse, spark_dir)
+            check_each_file_read_once(landing, spark_dir)
     print("\nDuckDB and Spark agree on every contract mart, after a full batch and an incremental one, each "
           "built by one Spark server (dbt through Thrift, the Python steps through Spark Connect); Spark's "
           "incremental batch rewrote only the partitions of the days it touched.")

@@ -4,8 +4,10 @@ The Spark path of the loader: the same files, the same rules and the same
 columns as :mod:`convo_warehouse.lib.landing` (the DuckDB path), read by Spark
 itself so the data never passes through one machine's memory:
 
-* file discovery, content hashing and "a file is loaded once" come from the
-  DuckDB loader's functions (one place);
+* file discovery, content hashing, "a file is loaded once" and "a file whose
+  size and mtime are those recorded when it was last read is not read again"
+  (``raw.landing_files_seen``) come from the DuckDB loader's functions (one
+  place);
 * every format through a reader of ``READERS``, keyed as the DuckDB
   loader's (``SparkReader``: a file -> a DataFrame of ``RAW_ROW_COLUMNS``);
 * JSONL / JSONL.gz: Spark reads lines, numbers them (physical line number,
@@ -65,6 +67,13 @@ LOADED_FILE_COLUMNS = (
     ("file_bytes", "bigint"),
     ("raw_rows", "bigint"),
 )
+SEEN_FILE_COLUMNS = (
+    ("source_file", "string"),
+    ("file_bytes", "bigint"),
+    ("modified_ns", "bigint"),
+    ("file_hash", "string"),
+    ("seen_at", "timestamp"),
+)
 _ISO_MICROS = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS'Z'"
 
 
@@ -75,6 +84,7 @@ class SparkLoadReport:
     load_id: int
     files_loaded: list[str] = field(default_factory=list)
     files_skipped: list[str] = field(default_factory=list)
+    files_hashed: list[str] = field(default_factory=list)
     rows_loaded: int = 0
 
     def summary(self) -> str:
@@ -86,23 +96,41 @@ class SparkLoadReport:
 
 def ensure_raw_tables(spark) -> None:
     spark.sql("create database if not exists raw")
-    for table, columns in (("events", RAW_EVENT_COLUMNS), ("loaded_files", LOADED_FILE_COLUMNS)):
+    tables = (("events", RAW_EVENT_COLUMNS), ("loaded_files", LOADED_FILE_COLUMNS),
+              ("landing_files_seen", SEEN_FILE_COLUMNS))
+    for table, columns in tables:
         ddl = ", ".join(f"{name} {kind}" for name, kind in columns)
         spark.sql(f"create table if not exists raw.{table} ({ddl}) using parquet")
 
 
 def load_landing_spark(spark, landing_dir: Path, progress: bool = True) -> SparkLoadReport:
-    """Load every landing file not loaded before (by content hash) into Spark's raw tables."""
+    """Load every landing file not loaded before (by content hash) into Spark's raw tables.
+
+    As the DuckDB loader: a file whose size and mtime are those recorded in
+    ``raw.landing_files_seen`` when it was last read is skipped unread; any
+    other file is hashed, and loaded if its content is new. What was read is
+    recorded after the files' rows, in one statement: a run that stops
+    before it only hashes those files again next time.
+    """
     landing_dir = Path(landing_dir)
     ensure_raw_tables(spark)
     files = landing.discover_files(landing_dir)
     known = {row.file_hash for row in spark.sql("select file_hash from raw.loaded_files").collect()}
+    seen = _seen_signatures(spark)
     load_id = spark.sql("select coalesce(max(load_id), 0) + 1 as next from raw.loaded_files").first().next
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
+    at = f"timestamp'{loaded_at.isoformat(sep=' ')}'"
     report = SparkLoadReport(load_id=load_id)
+    read: list[str] = []
     for number, path in enumerate(files, start=1):
         relative = path.relative_to(landing_dir).as_posix()
+        signature = landing.file_signature(path)
+        if seen.get(relative) == signature:
+            report.files_skipped.append(relative)
+            continue
         digest = landing.content_hash(path)
+        report.files_hashed.append(relative)
+        read.append(f"({_literal(relative)}, {signature[0]}, {signature[1]}, '{digest}', {at})")
         if digest in known:
             report.files_skipped.append(relative)
             continue
@@ -115,8 +143,7 @@ def load_landing_spark(spark, landing_dir: Path, progress: bool = True) -> Spark
         spark.sql(
             f"""
             insert into raw.events
-            select {load_id}, timestamp'{loaded_at.isoformat(sep=' ')}', {_literal(relative)},
-                   '{digest}', row_number, {columns}
+            select {load_id}, {at}, {_literal(relative)}, '{digest}', row_number, {columns}
             from _landing_rows
             """
         )
@@ -124,15 +151,25 @@ def load_landing_spark(spark, landing_dir: Path, progress: bool = True) -> Spark
         spark.sql(
             f"""
             insert into raw.loaded_files values (
-                {load_id}, timestamp'{loaded_at.isoformat(sep=' ')}', {_literal(relative)},
-                '{digest}', '{fmt}', {path.stat().st_size}, {count}
+                {load_id}, {at}, {_literal(relative)}, '{digest}', '{fmt}', {signature[0]}, {count}
             )
             """
         )
         known.add(digest)
         report.files_loaded.append(relative)
         report.rows_loaded += count
+    if read:
+        spark.sql(f"insert into raw.landing_files_seen values {', '.join(read)}")
     return report
+
+
+def _seen_signatures(spark) -> dict[str, tuple[int, int]]:
+    """(size, mtime) of every landing file when it was last read. The table only grows (Spark
+    cannot overwrite a table it reads): a file read again has a newer row, and the newest wins."""
+    rows = spark.sql(
+        "select source_file, file_bytes, modified_ns from raw.landing_files_seen order by seen_at"
+    ).collect()
+    return {row.source_file: (row.file_bytes, row.modified_ns) for row in rows}
 
 
 def _literal(text: str) -> str:
