@@ -108,9 +108,10 @@ def load_landing_spark(spark, landing_dir: Path, progress: bool = True) -> Spark
 
     As the DuckDB loader: a file whose size and mtime are those recorded in
     ``raw.landing_files_seen`` when it was last read is skipped unread; any
-    other file is hashed, and loaded if its content is new. What was read is
-    recorded after the files' rows, in one statement: a run that stops
-    before it only hashes those files again next time.
+    other file is hashed, and loaded if its content is new. The new files'
+    rows go into ``raw.events`` in one insert, their entries into
+    ``raw.loaded_files`` in another. What was read is recorded last, in one
+    statement: a run that stops before it only hashes those files again.
     """
     landing_dir = Path(landing_dir)
     ensure_raw_tables(spark)
@@ -122,6 +123,8 @@ def load_landing_spark(spark, landing_dir: Path, progress: bool = True) -> Spark
     at = f"timestamp'{loaded_at.isoformat(sep=' ')}'"
     report = SparkLoadReport(load_id=load_id)
     read: list[str] = []
+    new_files: list[tuple[str, str, str, int]] = []  # relative path, hash, format, bytes
+    frames = []
     for number, path in enumerate(files, start=1):
         relative = path.relative_to(landing_dir).as_posix()
         signature = landing.file_signature(path)
@@ -137,30 +140,42 @@ def load_landing_spark(spark, landing_dir: Path, progress: bool = True) -> Spark
         fmt = landing.file_format(path)
         if progress:
             print(f"spark load: [{number}/{len(files)}] {relative}", flush=True)
-        rows = _read_file(spark, path, fmt)
-        rows.createOrReplaceTempView("_landing_rows")
-        columns = ", ".join(name for name, _ in RAW_EVENT_COLUMNS[5:])
-        spark.sql(
-            f"""
-            insert into raw.events
-            select {load_id}, {at}, {_literal(relative)}, '{digest}', row_number, {columns}
-            from _landing_rows
-            """
-        )
-        count = spark.sql("select count(*) as n from _landing_rows").first().n
-        spark.sql(
-            f"""
-            insert into raw.loaded_files values (
-                {load_id}, {at}, {_literal(relative)}, '{digest}', '{fmt}', {signature[0]}, {count}
-            )
-            """
-        )
+        frames.append(_with_origin(READERS[fmt].frame(spark, path, f"_landing_{len(frames)}"), relative, digest))
+        new_files.append((relative, digest, fmt, signature[0]))
         known.add(digest)
-        report.files_loaded.append(relative)
-        report.rows_loaded += count
+    if frames:
+        # every new file in one insert (a statement per file costs Spark's fixed planning each time)
+        rows = frames[0]
+        for frame in frames[1:]:
+            rows = rows.unionByName(frame)
+        rows.createOrReplaceTempView("_landing_rows")
+        columns = ", ".join(name for name, _ in RAW_EVENT_COLUMNS[2:])
+        spark.sql(f"insert into raw.events select {load_id}, {at}, {columns} from _landing_rows")
+        counts = {
+            row.source_file: row.n
+            for row in spark.sql(
+                f"select source_file, count(*) as n from raw.events where load_id = {load_id} group by source_file"
+            ).collect()
+        }
+        values = ", ".join(
+            f"({load_id}, {at}, {_literal(relative)}, '{digest}', '{fmt}', {size}, {counts.get(relative, 0)})"
+            for relative, digest, fmt, size in new_files
+        )
+        spark.sql(f"insert into raw.loaded_files values {values}")
+        report.files_loaded = [relative for relative, *_ in new_files]
+        report.rows_loaded = sum(counts.values())
     if read:
         spark.sql(f"insert into raw.landing_files_seen values {', '.join(read)}")
     return report
+
+
+def _with_origin(frame, relative: str, digest: str):
+    """A file's raw rows with the file they came from, as ``raw.events``' columns after the load's."""
+    from pyspark.sql import functions as F
+
+    return frame.select(
+        F.lit(relative).alias("source_file"), F.lit(digest).alias("file_hash"), *RAW_ROW_COLUMNS
+    )
 
 
 def _seen_signatures(spark) -> dict[str, tuple[int, int]]:
@@ -181,8 +196,9 @@ class SparkReader(Protocol):
     :class:`convo_warehouse.lib.landing.rows.Reader`, keyed by the same
     formats (``READERS``), giving the same ``RAW_ROW_COLUMNS``."""
 
-    def frame(self, spark, path: Path):
-        """A DataFrame of ``path``'s raw rows (``RAW_ROW_COLUMNS``)."""
+    def frame(self, spark, path: Path, view: str = "_landing_file"):
+        """A DataFrame of ``path``'s raw rows (``RAW_ROW_COLUMNS``); ``view``: a temporary view name
+        of its own, should the reader need one (one load run reads many files before inserting)."""
 
 
 class PythonRowsReader:
@@ -191,17 +207,17 @@ class PythonRowsReader:
     def __init__(self, reader: csv_file.CsvReader | otlp.OtlpReader) -> None:
         self.reader = reader
 
-    def frame(self, spark, path: Path):
+    def frame(self, spark, path: Path, view: str = "_landing_file"):
         return _python_rows(spark, self.reader.rows(path))
 
 
 class JsonlReader:
-    def frame(self, spark, path: Path):
-        return _read_jsonl(spark, path)
+    def frame(self, spark, path: Path, view: str = "_landing_file"):
+        return _read_jsonl(spark, path, view)
 
 
 class ParquetReader:
-    def frame(self, spark, path: Path):
+    def frame(self, spark, path: Path, view: str = "_landing_file"):
         return _read_parquet(spark, path)
 
 
@@ -215,15 +231,11 @@ READERS: dict[str, SparkReader] = {
 }
 
 
-def _read_file(spark, path: Path, fmt: str):
-    return READERS[fmt].frame(spark, path)
-
-
-def _read_jsonl(spark, path: Path):
+def _read_jsonl(spark, path: Path, view: str):
     # DuckDB's JSON reader takes an object with a repeated key (the last wins)
     spark.conf.set("spark.sql.variant.allowDuplicateKeys", "true")
     # blank lines (Unicode whitespace, as the DuckDB loader's) are no rows but count in the numbering
-    _numbered_lines(spark, path).createOrReplaceTempView("_landing_lines")
+    _numbered_lines(spark, path).createOrReplaceTempView(view)
     text_fields = [name for name in FIELDS if name not in ("timestamp", "properties")]
     extracted = ",\n".join(
         f"case when is_object then get_json_object(line, '$.{name}') end as {name}"
@@ -243,7 +255,7 @@ def _read_jsonl(spark, path: Path):
                         or right(trimmed, 1) = case left(trimmed, 1) when '{{' then '}}' else ']' end
                         then schema_of_variant(try_parse_json(line))
                 end as kind
-            from (select *, trim(both ' \\t\\r' from line) as trimmed from _landing_lines) as lines
+            from (select *, trim(both ' \\t\\r' from line) as trimmed from {view}) as lines
         ),
         readable as (
             select
