@@ -22,13 +22,14 @@
 {% macro rows_to_insert_counts(new_rows, target_relation, in_scope) -%}
     {%- set grain = unique_key_columns() -%}
     {%- set scope_key = config.get('scope_key', 'conversation_id') -%}
+    {%- set conditions = unenforced_constraints() -%}
     (select count(*) from {{ new_rows }} as new_rows where not coalesce(new_rows.{{ in_scope }}, false)) as outside_scope,
     {{ repeated_grain_count(new_rows, grain) }} as repeated_grain,
     {% if scope_key not in grain -%}
     (select count(*) from {{ new_rows }} as new_rows inner join {{ target_relation }} as kept
         on {{ grain_join(grain, 'new_rows', 'kept') }} where not coalesce(kept.{{ in_scope }}, false))
     {%- else %}0{% endif %} as repeated_kept_key,
-    {{ rows_breaking(new_rows, unenforced_constraints()) if unenforced_constraints() else '0' }} as breaking_constraints
+    {{ rows_breaking(new_rows, conditions) if conditions else '0' }} as breaking_constraints
 {%- endmacro %}
 
 {% macro raise_rows_to_insert(counts, new_rows, in_scope) -%}

@@ -97,11 +97,17 @@ def check_loaders_agree(spark_python: Path, work: Path, env: dict[str, str]) -> 
     print(f"both loaders: the same {len(duck)} rows and verdicts")
 
 
+# For a JVM that lives for a few hundred statements on little data: C2 would
+# spend more CPU compiling Spark's planner than its code saves; the first tier
+# alone needs its own code cache (its default is 48 MB).
+SMALL_DATA_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
+
+
 # Run in .venv-spark: the local file system Spark is configured with sets the
 # permission bits Hadoop asks for, by itself (no chmod process), and leaves
 # the bits java.nio cannot set to Hadoop's chmod.
 LOCAL_FS_CHECK = """
-import os, stat, sys, tempfile
+import os, shutil, stat, sys, tempfile
 from pyspark.java_gateway import launch_gateway
 from convo_warehouse.spark.session import spark_settings
 jvm = launch_gateway().jvm
@@ -116,7 +122,10 @@ open(path, "w").close()
 def mode_after(permission):
     fs.setPermission(jvm.org.apache.hadoop.fs.Path(path), jvm.org.apache.hadoop.fs.permission.FsPermission(permission))
     return oct(stat.S_IMODE(os.stat(path).st_mode))
-print(fs.getClass().getName(), mode_after(0o640), mode_after(0o1751), mode_after(0o604))
+try:
+    print(fs.getClass().getName(), mode_after(0o640), mode_after(0o1751), mode_after(0o604))
+finally:
+    shutil.rmtree(folder)
 """
 
 
@@ -263,6 +272,8 @@ def main() -> None:
         "CONVO_LANDING_DIR": str(landing),
         "CONVO_CLASSIFIER": "rules",
         "DAGSTER_HOME": str(work / "dagster_home"),
+        # demo-size data: the JIT's first tier only (docs/spark.md)
+        "CONVO_SPARK_JAVA_OPTIONS": os.environ.get("CONVO_SPARK_JAVA_OPTIONS", SMALL_DATA_JAVA_OPTIONS),
     }
     Path(env["DAGSTER_HOME"]).mkdir(parents=True)
     check_local_file_system(spark_python, env)

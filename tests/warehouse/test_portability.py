@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from convo_warehouse.spark.session import spark_settings
@@ -53,11 +54,21 @@ def test_seed_column_types_are_portable():
     assert not offending, "use one of " + ", ".join(sorted(PORTABLE_TYPES)) + ":\n" + "\n".join(offending)
 
 
-def test_spark_profile_matches_the_session_the_spark_path_creates(monkeypatch, tmp_path):
-    """profiles.yml's spark target and convo_warehouse.spark.session configure one Spark."""
+@pytest.mark.parametrize("java_options", [None, "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"])
+def test_spark_profile_matches_the_session_the_spark_path_creates(monkeypatch, tmp_path, java_options):
+    """profiles.yml's spark target and convo_warehouse.spark.session configure one Spark,
+    with or without CONVO_SPARK_JAVA_OPTIONS."""
     monkeypatch.setenv("CONVO_SPARK_DIR", str(tmp_path))
+    if java_options is None:
+        monkeypatch.delenv("CONVO_SPARK_JAVA_OPTIONS", raising=False)
+    else:
+        monkeypatch.setenv("CONVO_SPARK_JAVA_OPTIONS", java_options)
     text = (ROOT / "profiles.yml").read_text()
-    rendered = text.replace("{{ env_var('CONVO_SPARK_DIR', 'data/spark') }}", os.environ["CONVO_SPARK_DIR"])
+    # dbt's env_var(name, default), for the names the spark target reads
+    rendered = re.sub(
+        r"\{\{ env_var\('(CONVO_SPARK_DIR|CONVO_SPARK_JAVA_OPTIONS)', '([^']*)'\) \}\}",
+        lambda match: os.environ.get(match.group(1), match.group(2)), text,
+    )
     profile = yaml.safe_load(rendered)["convo_warehouse"]["outputs"]["spark"]
     assert profile["method"] == "session"
     assert {key: str(value) for key, value in profile["server_side_parameters"].items()} == spark_settings(

@@ -32,13 +32,11 @@ def spark_settings(directory: Path | None = None) -> dict[str, str]:
         "spark.hadoop.javax.jdo.option.ConnectionURL": (
             f"jdbc:derby:;databaseName={directory}/metastore_db;create=true"
         ),
-        # The JIT's first tier only (with its own code cache: alone, that tier gets a small
-        # one): a local Spark lives for one run of many short statements, and the second
-        # tier spent more CPU compiling Spark's planner than its faster code saved
-        # (benchmarks/results/2026-11-29-spark-jit.md).
+        # CONVO_SPARK_JAVA_OPTIONS: the JVM's own options, e.g. the JIT's first tier only for
+        # small data (make test-spark; docs/spark.md)
         "spark.driver.extraJavaOptions": (
-            f"-Dderby.system.home={directory} -Dderby.stream.error.file={directory}/derby.log"
-            " -XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
+            f"-Dderby.system.home={directory} -Dderby.stream.error.file={directory}/derby.log "
+            + os.environ.get("CONVO_SPARK_JAVA_OPTIONS", "")
         ),
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": "4",
