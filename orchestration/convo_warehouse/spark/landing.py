@@ -84,7 +84,6 @@ class SparkLoadReport:
     load_id: int
     files_loaded: list[str] = field(default_factory=list)
     files_skipped: list[str] = field(default_factory=list)
-    files_hashed: list[str] = field(default_factory=list)
     rows_loaded: int = 0
 
     def summary(self) -> str:
@@ -132,7 +131,6 @@ def load_landing_spark(spark, landing_dir: Path, progress: bool = True) -> Spark
             report.files_skipped.append(relative)
             continue
         digest = landing.content_hash(path)
-        report.files_hashed.append(relative)
         read.append(f"({_literal(relative)}, {signature[0]}, {signature[1]}, '{digest}', {at})")
         if digest in known:
             report.files_skipped.append(relative)
