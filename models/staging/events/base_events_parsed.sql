@@ -242,9 +242,10 @@ properties_decoded as (
     from fields_cleaned
 ),
 
--- Read twice, by the rows' path and by the delivery keys' (whose copy
--- computes the few columns the verdict needs): stored whole first, every
--- wide row would be written to memory and read back.
+-- Read twice, by the rows' path and by the delivery keys'. DuckDB computes it
+-- for each (whose copy computes the few columns the verdict needs: stored
+-- whole first, every wide row would be written to memory and read back);
+-- Spark once (evaluated_once: each copy would repeat the parse's shuffles).
 rows_validated as {{ cte_not_materialized() }} (
     select
         properties_decoded.*,
@@ -272,6 +273,7 @@ rows_validated as {{ cte_not_materialized() }} (
             when properties_decoded.properties_object is null then 'properties_not_object'
         end as rejection_reason
     from properties_decoded
+    where {{ evaluated_once() }}
 ),
 
 rows_explained as (

@@ -40,6 +40,9 @@ def spark_settings(directory: Path | None = None) -> dict[str, str]:
         ),
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": "4",
+        # day filters are literal lists (dates_listed), which prune both sides of a join on the
+        # day statically; dynamic pruning would only add a copy of the other side's plan per join
+        "spark.sql.optimizer.dynamicPartitionPruning.enabled": "false",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.memory": "3g",
