@@ -243,9 +243,9 @@ properties_decoded as (
 ),
 
 -- Read twice, by the rows' path and by the delivery keys'. DuckDB computes it
--- for each (whose copy computes the few columns the verdict needs: stored
--- whole first, every wide row would be written to memory and read back);
--- Spark once (evaluated_once: each copy would repeat the parse's shuffles).
+-- for each reader (the keys' copy needs only a few columns; stored whole,
+-- every wide row would be written to memory and read back). Spark computes
+-- it once (evaluated_once): a copy per reader repeats the parse's shuffles.
 rows_validated as {{ cte_not_materialized() }} (
     select
         properties_decoded.*,
