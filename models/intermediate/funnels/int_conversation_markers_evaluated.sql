@@ -35,6 +35,8 @@ events as (
     from {{ events_in_scope if is_incremental() else staged_events }}
     where
         is_known_type
+        -- read by every condition and sequence step below: Spark computes it once
+        and {{ evaluated_once() }}
 ),
 
 conversations as (

@@ -63,12 +63,15 @@ conversations as (
         completed_at,
         converted_at
     from {{ ref('fct_conversations') }}
-    {%- if is_incremental() %}
     where
+    {%- if is_incremental() %}
         conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
         -- they all lie on the scope's days: Spark reads only those partitions
         and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        and
     {%- endif %}
+        -- read by seven parts of the query: Spark computes it once (evaluated_once)
+        {{ evaluated_once() }}
 ),
 
 responses as (

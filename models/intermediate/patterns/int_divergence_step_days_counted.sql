@@ -38,9 +38,14 @@ memberships as (
         conversation_date,
         is_successful
     from {{ ref('int_divergence_memberships_listed') }}
+    where
     {%- if is_incremental() %}
-    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        and
     {%- endif %}
+        -- the view reads fct_conversation_paths once per kind of population,
+        -- and three parts of the query read this: Spark computes it once
+        {{ evaluated_once() }}
 ),
 
 steps as (
