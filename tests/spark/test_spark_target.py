@@ -179,6 +179,43 @@ def test_with_the_jobs_own_server_the_python_steps_are_its_spark_connect_clients
     ]
 
 
+def test_with_a_running_server_the_job_starts_none_and_its_steps_use_that_server(tmp_path, monkeypatch):
+    """CONVO_SPARK_THRIFT=running: the dbt steps take the Thrift output, the classifier's step runs
+    with the environment's CONVO_SPARK_CONNECT, and nothing starts or stops a server."""
+    from convo_warehouse.assets.spark_models import SPARK_PYTHON_MODELS
+    from convo_warehouse.spark import target
+
+    venv = fake_spark_venv(tmp_path, answer="Python models run in-session: classifier_runs")
+    python = venv / "bin" / "python"
+    python.write_text(python.read_text().replace('echo "$@"', 'echo "$CONVO_SPARK_CONNECT $@"', 1))
+    monkeypatch.setenv("CONVO_TARGET", "spark")
+    monkeypatch.setenv("CONVO_SPARK_VENV", str(venv))
+    monkeypatch.setenv("CONVO_SPARK_THRIFT", "running")
+    monkeypatch.setenv("CONVO_SPARK_CONNECT", "sc://127.0.0.1:15003")
+
+    def no_server() -> None:
+        raise AssertionError("a job on a running server must not start one")
+
+    monkeypatch.setattr(target, "start_thrift_server", no_server)
+    [classifier] = [
+        asset for asset in SPARK_PYTHON_MODELS if dg.AssetKey(["classification", "classifier_runs"]) in asset.keys
+    ]
+
+    assert target.spark_dbt_target() == "spark_thrift"
+    assert dg.materialize([classifier], resources=spark_resources(tmp_path)).success
+    assert calls(venv) == [
+        "sc://127.0.0.1:15003 -m convo_warehouse.spark python-models --target spark_thrift --select classifier_runs"
+    ]
+
+
+def test_an_unknown_thrift_mode_is_refused_naming_the_ones_there_are(monkeypatch):
+    from convo_warehouse.spark import target
+
+    monkeypatch.setenv("CONVO_SPARK_THRIFT", "cluster")
+    with pytest.raises(ValueError, match="use local .*running .*or leave it unset"):
+        target.spark_dbt_target()
+
+
 def test_the_server_serves_spark_connect_beside_thrift_on_localhost_only(tmp_path):
     from convo_warehouse.spark.thrift import HOST, server_command
 

@@ -20,7 +20,7 @@ from convo_warehouse.assets.dbt import translator
 from convo_warehouse.concurrency import WRITER_POOL
 from convo_warehouse.lib import dbt_state
 from convo_warehouse.project import dbt_project, manifest_path
-from convo_warehouse.spark.target import local_thrift, run_spark_dbt, run_spark_step, spark_state_dir
+from convo_warehouse.spark.target import run_spark_dbt, run_spark_step, spark_state_dir, through_thrift
 
 
 def python_model_groups(nodes: dict) -> list[list[str]]:
@@ -68,8 +68,8 @@ def _python_models_asset(group: list[str], nodes: dict, parents: dict) -> dg.Ass
     )
     def _run(context: dg.AssetExecutionContext):
         selected = sorted(name_of[key] for key in context.selected_asset_keys)
-        # with the job's own server, their dbt tests go through its Thrift service as the dbt steps do
-        target = ["--target", "spark_thrift"] if local_thrift() else []
+        # through a Thrift server, their dbt tests go through it as the dbt steps do
+        target = ["--target", "spark_thrift"] if through_thrift() else []
         summary = run_spark_step(["python-models", *target, *(item for name in selected for item in ("--select", name))])
         context.log.info(summary)
         for key in sorted(context.selected_asset_keys, key=lambda key: key.path):
@@ -116,7 +116,7 @@ def _run_recorded_asset() -> dg.AssetsDefinition:
         stats = context.instance.get_run_stats(context.run.run_id)
         started = datetime.fromtimestamp(stats.start_time or stats.launch_time, tz=timezone.utc)
         since = started.strftime("%Y-%m-%d %H:%M:%S")
-        if local_thrift():  # dbt through the run's Thrift server: no session needed
+        if through_thrift():  # dbt through the Thrift server: no session needed
             context.log.info(run_spark_dbt(["run-operation", "record_steps_scope", "--args", json.dumps({"since": since})]))
         else:
             context.log.info(run_spark_step(["record-run", "--since", since]))

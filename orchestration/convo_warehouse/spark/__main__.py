@@ -134,6 +134,33 @@ def run_thrift(landing: Path, port: int | None) -> None:
         server.stop()
 
 
+@main.command()
+@click.option("--port", type=int, default=None, help="The Thrift port on 127.0.0.1 (default $CONVO_SPARK_THRIFT_PORT or 10001).")
+@click.option("--connect-port", type=int, required=True, help="The Spark Connect port on 127.0.0.1.")
+def serve(port: int | None, connect_port: int) -> None:
+    """A Spark server over the session's warehouse and metastore, until stopped (Ctrl-C or SIGTERM):
+    Thrift and Spark Connect on 127.0.0.1, for jobs run with CONVO_SPARK_THRIFT=running and
+    CONVO_SPARK_CONNECT=sc://127.0.0.1:<connect port>. Jobs then share its warm JVM."""
+    import signal
+
+    from convo_warehouse.spark.thrift import ThriftServer
+
+    server = ThriftServer(port=port, connect_port=connect_port)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.start()
+        click.echo(f"serving: Thrift on 127.0.0.1:{server.port}, Spark Connect on {server.connect_url} "
+                   f"(log: {server.log})", err=True)
+        server.process.wait()
+        click.echo(f"error: the server exited ({server.process.returncode}): see {server.log}", err=True)
+        sys.exit(1)
+    except RuntimeError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    finally:
+        server.stop()
+
+
 @main.command("record-run")
 @click.option("--since", required=True,
               help="When the run's first step started, UTC 'YYYY-MM-DD HH:MM:SS' (models built whole since then "

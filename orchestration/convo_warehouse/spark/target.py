@@ -16,6 +16,12 @@ which the dbt steps and the run's record go through (``spark_thrift`` output,
 free port), which the loader, the classifier and the Python models reach as
 clients (``CONVO_SPARK_CONNECT`` in their environment): one JVM and one
 metastore for every step. It stops when the process exits.
+
+``CONVO_SPARK_THRIFT=running``: the same, through a Spark server that already
+runs and outlives the job (a cluster's, or ``python -m convo_warehouse.spark
+serve``): dbt at ``CONVO_SPARK_THRIFT_HOST``:``CONVO_SPARK_THRIFT_PORT``, the
+Python steps through ``CONVO_SPARK_CONNECT`` when it is set (else each starts a
+session of its own, which needs a metastore shared with the server).
 """
 
 from __future__ import annotations
@@ -45,17 +51,32 @@ def on_spark() -> bool:
     return active_target() == "spark"
 
 
+def thrift_mode() -> str:
+    """How the dbt steps reach Spark (``CONVO_SPARK_THRIFT``): ``local`` (a server this process
+    starts), ``running`` (a server that already runs), or ``session`` (unset: dbt in a Spark session)."""
+    value = (os.environ.get("CONVO_SPARK_THRIFT") or "").strip().lower()
+    if value not in ("", "local", "running"):
+        raise ValueError(
+            f"CONVO_SPARK_THRIFT={value!r}: use local (a Spark server this job starts), running (a Thrift "
+            "server already listening at CONVO_SPARK_THRIFT_HOST:CONVO_SPARK_THRIFT_PORT), or leave it "
+            "unset (dbt in a Spark session)"
+        )
+    return value or "session"
+
+
 def local_thrift() -> bool:
     """Whether dbt goes through a Thrift server this process runs (``CONVO_SPARK_THRIFT=local``)."""
-    value = (os.environ.get("CONVO_SPARK_THRIFT") or "").strip().lower()
-    if value not in ("", "local"):
-        raise ValueError(f"CONVO_SPARK_THRIFT={value!r}: use local, or leave it unset (dbt in a Spark session)")
-    return value == "local"
+    return thrift_mode() == "local"
+
+
+def through_thrift() -> bool:
+    """Whether dbt goes through a Thrift server, this process's or one already running."""
+    return thrift_mode() != "session"
 
 
 def spark_dbt_target() -> str:
-    """The profile output the dbt steps use: ``spark_thrift`` with a local Thrift server, else ``spark``."""
-    return "spark_thrift" if local_thrift() else "spark"
+    """The profile output the dbt steps use: ``spark_thrift`` through a Thrift server, else ``spark``."""
+    return "spark_thrift" if through_thrift() else "spark"
 
 
 _thrift_server = None
@@ -120,8 +141,8 @@ def run_spark_step(args: list[str]) -> str:
     """Run ``python -m convo_warehouse.spark <args>`` in the Spark virtualenv; return its output.
 
     With ``CONVO_SPARK_THRIFT=local`` the step is a Spark Connect client of
-    the job's server (started here if it is not yet), else it starts a Spark
-    session of its own. Raises ``SparkStepError`` with the command and the end
+    the job's server (started here if it is not yet); otherwise of the server
+    ``CONVO_SPARK_CONNECT`` names, or without it, it starts a Spark session of its own. Raises ``SparkStepError`` with the command and the end
     of its error output when it fails.
     """
     command = [_spark_venv_file("python"), "-m", "convo_warehouse.spark", *args]
@@ -137,10 +158,10 @@ def run_spark_step(args: list[str]) -> str:
 
 
 def run_spark_dbt(args: list[str]) -> str:
-    """Run the Spark virtualenv's ``dbt`` with ``args`` on the dbt steps' target (through the local
-    Thrift server when there is one); return its output, or raise ``SparkStepError``."""
+    """Run the Spark virtualenv's ``dbt`` with ``args`` on the dbt steps' target (through a Thrift
+    server when there is one); return its output, or raise ``SparkStepError``."""
     target = spark_dbt_target()
-    if target == "spark_thrift":
+    if local_thrift():
         start_thrift_server()
     command = [_spark_venv_file("dbt"), *args, "--target", target,
                "--target-path", str(REPO_ROOT / SPARK_TARGET_PATHS[target])]
