@@ -6,28 +6,19 @@ process, one after the other:
 
 1. **full build** from empty: DuckDB through ``convo-warehouse run`` (the
    Dagster job: loader, dbt build with data tests, rules classifier, GX
-   suites, serving snapshot); Spark in two ways, each with a Spark folder of
-   its own:
-   - **a JVM per run**: ``python -m convo_warehouse.spark run`` in
-     .venv-spark (the Spark loader, dbt on the ``spark`` target with data
-     tests, rules classifier, Python models in the session, the run recorded
-     in the ledgers), which starts Spark and ends with it;
-   - **one running server**: ``python -m convo_warehouse.spark serve``
-     started before the full build and left running, as a cluster's Thrift
-     server is, and the Dagster job on Spark through it
-     (``CONVO_SPARK_THRIFT=running``: dbt through Thrift, the Python steps
-     through Spark Connect). The full build pays the server's start; the
-     hour runs on its warm JVM (the JIT has compiled Spark's planner).
+   suites, serving snapshot); Spark through ``python -m convo_warehouse.spark
+   run`` in .venv-spark (the Spark loader, dbt on the ``spark`` target with
+   data tests, rules classifier, Python models in the session, the run
+   recorded in the ledgers);
 2. **one hour**: `make bench`'s fixed batch (about 10,000 events of the day
    after the history) landed and run again by the same command: an
-   incremental run on every engine.
+   incremental run on both engines.
 
 Prints wall time and the peak resident memory of each process tree (the sum
-over its processes, sampled every 0.2 s: Spark's JVM is a child of Python;
-with the server, its tree is added), the hour as a share of the full build
-on each engine, and the partitions the hour rewrote on Spark (from the table
-files: those whose files changed), against the days it touched. Writes
-benchmarks/results/spark.json.
+over its processes, sampled every 0.2 s: Spark's JVM is a child of Python),
+the hour as a share of the full build on each engine, and the partitions the
+hour rewrote on Spark (from the table files: those whose files changed),
+against the days it touched. Writes benchmarks/results/spark.json.
 """
 
 from __future__ import annotations
@@ -87,9 +78,8 @@ def _tree_rss_bytes(root: int) -> int:
     return total
 
 
-def timed_tree(command: list[str], env: dict[str, str], log: Path, beside: int | None = None) -> tuple[float, float]:
-    """Run a child process; return (seconds, peak RSS of its process tree in MiB, with the tree of
-    process ``beside`` added: a server the command works through)."""
+def timed_tree(command: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
+    """Run a child process; return (seconds, peak RSS of its process tree in MiB)."""
     peak = 0
     started = time.perf_counter()
     with log.open("w") as output:
@@ -99,7 +89,7 @@ def timed_tree(command: list[str], env: dict[str, str], log: Path, beside: int |
         def sample() -> None:
             nonlocal peak
             while not done.is_set():
-                peak = max(peak, _tree_rss_bytes(process.pid) + (_tree_rss_bytes(beside) if beside else 0))
+                peak = max(peak, _tree_rss_bytes(process.pid))
                 done.wait(0.2)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -111,40 +101,6 @@ def timed_tree(command: list[str], env: dict[str, str], log: Path, beside: int |
     if code != 0:
         raise SystemExit(f"{' '.join(command[:4])} failed (exit {code}); see {log}")
     return seconds, peak / 2**20
-
-
-class SparkServer:
-    """``python -m convo_warehouse.spark serve`` over ``env``'s Spark folder, from ``start()`` (returns
-    once it listens) until ``stop()``; ``env_for_jobs``: the environment of a Dagster job using it."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        from convo_warehouse.spark.thrift import free_port
-
-        self.thrift_port, self.connect_port = free_port(), free_port()
-        while self.connect_port == self.thrift_port:
-            self.connect_port = free_port()
-        self.env, self.log, self.process = env, log, None
-
-    def start(self) -> None:
-        command = [str(SPARK_PYTHON), "-m", "convo_warehouse.spark", "serve", "--port", str(self.thrift_port),
-                   "--connect-port", str(self.connect_port)]
-        with self.log.open("wb") as output:
-            self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=self.env, stdout=output,
-                                            stderr=subprocess.STDOUT)
-        while b"serving:" not in self.log.read_bytes():
-            if self.process.poll() is not None:
-                raise SystemExit(f"the Spark server did not start; see {self.log}")
-            time.sleep(0.2)
-
-    def env_for_jobs(self) -> dict[str, str]:
-        return {**self.env, "CONVO_TARGET": "spark", "CONVO_SPARK_THRIFT": "running",
-                "CONVO_SPARK_THRIFT_PORT": str(self.thrift_port),
-                "CONVO_SPARK_CONNECT": f"sc://127.0.0.1:{self.connect_port}"}
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=120)
 
 
 def generate(env: dict[str, str], out: Path, conversations: int, days: int, seed: int, end_date: str) -> None:
@@ -186,44 +142,23 @@ def main() -> None:
                     "ensure_manifest()"], cwd=REPO_ROOT, env=env, check=True)
     duck_command = [str(BIN / "convo-warehouse"), "run", "--quiet"]
     spark_command = [str(SPARK_PYTHON), "-m", "convo_warehouse.spark", "run", "--landing", str(landing)]
-    # the server's own Spark folder, DuckDB bookkeeping file and dbt target folder
-    served_env = {**env, "CONVO_SPARK_DIR": str(work / "spark-served"),
-                  "DBT_TARGET_PATH": str(work / "target-spark-served")}
-    served_command = [str(BIN / "convo-warehouse"), "run", "--landing", str(landing),
-                      "--warehouse", str(work / "spark-served-run.duckdb"), "--quiet"]
-    server = SparkServer(served_env, work / "spark-server.log")
 
     print("DuckDB full build (convo-warehouse run) ...", flush=True)
     duck_full = timed_tree(duck_command, env, work / "duckdb-full.log")
     events = int(subprocess.run([str(BIN / "python"), "-c", COUNT_SCRIPT, str(warehouse)],
                                 capture_output=True, text=True, check=True).stdout)
-    print("Spark full build, a JVM per run (python -m convo_warehouse.spark run) ...", flush=True)
+    print("Spark local-mode full build (python -m convo_warehouse.spark run) ...", flush=True)
     spark_full = timed_tree(spark_command, env, work / "spark-full.log")
-    try:
-        print("Spark full build, one running server (its start, then the Dagster job through it) ...", flush=True)
-        started = time.perf_counter()
-        server.start()
-        server_start = time.perf_counter() - started
-        served_seconds, served_rss = timed_tree(served_command, server.env_for_jobs(), work / "spark-served-full.log",
-                                                beside=server.process.pid)
-        served_full = (server_start + served_seconds, served_rss)
 
-        generate(env, landing / "hour", HOUR_CONVERSATIONS, 1, HOUR_SEED, HOUR_DATE)
-        hour_lines = sum(1 for path in (landing / "hour").rglob("*.jsonl") for _ in path.open())
-        print(f"DuckDB one hour ({hour_lines:,} lines) ...", flush=True)
-        duck_hour = timed_tree(duck_command, env, work / "duckdb-hour.log")
-        before = partition_files(work / "spark")
-        print(f"Spark one hour, a JVM per run ({hour_lines:,} lines) ...", flush=True)
-        spark_hour = timed_tree(spark_command, env, work / "spark-hour.log")
-        rewritten = partitions_rewritten(before, partition_files(work / "spark"))
-        partitions_after = len(partition_files(work / "spark"))
-        before = partition_files(work / "spark-served")
-        print(f"Spark one hour, the running server ({hour_lines:,} lines) ...", flush=True)
-        served_hour = timed_tree(served_command, server.env_for_jobs(), work / "spark-served-hour.log",
-                                 beside=server.process.pid)
-        served_rewritten = partitions_rewritten(before, partition_files(work / "spark-served"))
-    finally:
-        server.stop()
+    generate(env, landing / "hour", HOUR_CONVERSATIONS, 1, HOUR_SEED, HOUR_DATE)
+    hour_lines = sum(1 for path in (landing / "hour").rglob("*.jsonl") for _ in path.open())
+    print(f"DuckDB one hour ({hour_lines:,} lines) ...", flush=True)
+    duck_hour = timed_tree(duck_command, env, work / "duckdb-hour.log")
+    before = partition_files(work / "spark")
+    print(f"Spark one hour ({hour_lines:,} lines) ...", flush=True)
+    spark_hour = timed_tree(spark_command, env, work / "spark-hour.log")
+    rewritten = partitions_rewritten(before, partition_files(work / "spark"))
+    partitions_after = len(partition_files(work / "spark"))
     import duckdb
 
     days_touched = sorted(
@@ -237,18 +172,15 @@ def main() -> None:
                              if table != "staging.base_events_parsed" and not table.startswith("audit.")
                              for value in values})
 
-    rows = [("DuckDB", *duck_full, *duck_hour), ("Spark, JVM per run", *spark_full, *spark_hour),
-            ("Spark, server", *served_full, *served_hour)]
+    rows = [("DuckDB", *duck_full, *duck_hour), ("Spark local[2]", *spark_full, *spark_hour)]
     print(f"\n{events:,} raw events, {conversations:,} conversations; hour batch {hour_lines:,} lines")
-    print(f"{'engine':<20} {'full s':>9} {'peak MiB':>9} {'hour s':>9} {'peak MiB':>9} {'hour/full':>10}")
+    print(f"{'engine':<16} {'full s':>9} {'peak MiB':>9} {'hour s':>9} {'peak MiB':>9} {'hour/full':>10}")
     for name, full_s, full_rss, hour_s, hour_rss in rows:
-        print(f"{name:<20} {full_s:>9.1f} {full_rss:>9,.0f} {hour_s:>9.1f} {hour_rss:>9,.0f} "
+        print(f"{name:<16} {full_s:>9.1f} {full_rss:>9,.0f} {hour_s:>9.1f} {hour_rss:>9,.0f} "
               f"{hour_s / full_s:>10.1%}")
     print(f"Spark's hour rewrote {sum(len(values) for values in rewritten.values())} of {partitions_after} "
           f"partitions, days {', '.join(rewritten_days)}; the days it touched (scope_days): "
           f"{', '.join(days_touched)}")
-    print(f"Through the server it rewrote {sum(len(values) for values in served_rewritten.values())} "
-          f"(the server's full build took {server_start:.1f} s to start it)")
     result = {
         "raw_events": events,
         "conversations": conversations,
@@ -264,11 +196,7 @@ def main() -> None:
             }
             for name, full_s, full_rss, hour_s, hour_rss in rows
         },
-        "spark_server_start_seconds": round(server_start, 1),
         "spark_hour_partitions_rewritten": {table: sorted(values) for table, values in rewritten.items() if values},
-        "spark_server_hour_partitions_rewritten": {
-            table: sorted(values) for table, values in served_rewritten.items() if values
-        },
         "spark_partitions_after_hour": partitions_after,
         "spark_hour_days_touched": days_touched,
     }
