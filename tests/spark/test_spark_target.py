@@ -155,23 +155,31 @@ class _FakeServer:
         raise AssertionError("a step must not stop the job's server")
 
 
-def test_with_the_jobs_own_server_the_python_steps_are_its_spark_connect_clients(tmp_path, monkeypatch):
-    """CONVO_SPARK_THRIFT=local: the classifier's step runs with CONVO_SPARK_CONNECT naming the job's
-    server (so it starts no JVM), its dbt tests go through the Thrift output, and the server keeps running."""
+def _classifier_step_on_spark(tmp_path, monkeypatch, thrift_mode: str):
+    """The classifier's Spark step asset with CONVO_SPARK_THRIFT=``thrift_mode``, and a fake Spark
+    virtualenv whose python records each call with the CONVO_SPARK_CONNECT it was given."""
     from convo_warehouse.assets.spark_models import SPARK_PYTHON_MODELS
-    from convo_warehouse.spark import target
 
     venv = fake_spark_venv(tmp_path, answer="Python models run in-session: classifier_runs")
     python = venv / "bin" / "python"
     python.write_text(python.read_text().replace('echo "$@"', 'echo "$CONVO_SPARK_CONNECT $@"', 1))
     monkeypatch.setenv("CONVO_TARGET", "spark")
     monkeypatch.setenv("CONVO_SPARK_VENV", str(venv))
-    monkeypatch.setenv("CONVO_SPARK_THRIFT", "local")
-    monkeypatch.setattr(target, "_thrift_server", _FakeServer())
-    monkeypatch.setattr(target, "start_thrift_server", lambda: None)
+    monkeypatch.setenv("CONVO_SPARK_THRIFT", thrift_mode)
     [classifier] = [
         asset for asset in SPARK_PYTHON_MODELS if dg.AssetKey(["classification", "classifier_runs"]) in asset.keys
     ]
+    return classifier, venv
+
+
+def test_with_the_jobs_own_server_the_python_steps_are_its_spark_connect_clients(tmp_path, monkeypatch):
+    """CONVO_SPARK_THRIFT=local: the classifier's step runs with CONVO_SPARK_CONNECT naming the job's
+    server (so it starts no JVM), its dbt tests go through the Thrift output, and the server keeps running."""
+    from convo_warehouse.spark import target
+
+    classifier, venv = _classifier_step_on_spark(tmp_path, monkeypatch, "local")
+    monkeypatch.setattr(target, "_thrift_server", _FakeServer())
+    monkeypatch.setattr(target, "start_thrift_server", lambda: None)
 
     assert dg.materialize([classifier], resources=spark_resources(tmp_path)).success
     assert calls(venv) == [
@@ -182,24 +190,15 @@ def test_with_the_jobs_own_server_the_python_steps_are_its_spark_connect_clients
 def test_with_a_running_server_the_job_starts_none_and_its_steps_use_that_server(tmp_path, monkeypatch):
     """CONVO_SPARK_THRIFT=running: the dbt steps take the Thrift output, the classifier's step runs
     with the environment's CONVO_SPARK_CONNECT, and nothing starts or stops a server."""
-    from convo_warehouse.assets.spark_models import SPARK_PYTHON_MODELS
     from convo_warehouse.spark import target
 
-    venv = fake_spark_venv(tmp_path, answer="Python models run in-session: classifier_runs")
-    python = venv / "bin" / "python"
-    python.write_text(python.read_text().replace('echo "$@"', 'echo "$CONVO_SPARK_CONNECT $@"', 1))
-    monkeypatch.setenv("CONVO_TARGET", "spark")
-    monkeypatch.setenv("CONVO_SPARK_VENV", str(venv))
-    monkeypatch.setenv("CONVO_SPARK_THRIFT", "running")
+    classifier, venv = _classifier_step_on_spark(tmp_path, monkeypatch, "running")
     monkeypatch.setenv("CONVO_SPARK_CONNECT", "sc://127.0.0.1:15003")
 
     def no_server() -> None:
         raise AssertionError("a job on a running server must not start one")
 
     monkeypatch.setattr(target, "start_thrift_server", no_server)
-    [classifier] = [
-        asset for asset in SPARK_PYTHON_MODELS if dg.AssetKey(["classification", "classifier_runs"]) in asset.keys
-    ]
 
     assert target.spark_dbt_target() == "spark_thrift"
     assert dg.materialize([classifier], resources=spark_resources(tmp_path)).success
