@@ -142,8 +142,9 @@ def run_spark_step(args: list[str]) -> str:
 
     With ``CONVO_SPARK_THRIFT=local`` the step is a Spark Connect client of
     the job's server (started here if it is not yet); otherwise of the server
-    ``CONVO_SPARK_CONNECT`` names, or without it, it starts a Spark session of its own. Raises ``SparkStepError`` with the command and the end
-    of its error output when it fails.
+    ``CONVO_SPARK_CONNECT`` names, and without it the step starts a Spark
+    session of its own. Raises ``SparkStepError`` with the command and the
+    end of its error output when it fails.
     """
     command = [_spark_venv_file("python"), "-m", "convo_warehouse.spark", *args]
     env = None
