@@ -39,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "orchestration"))
 from convo_warehouse.spark.compare import partition_files, partitions_rewritten  # noqa: E402
+from convo_warehouse.spark.thrift import free_port  # noqa: E402
 
 
 def step(title: str, command: list[str], env: dict[str, str]) -> None:
@@ -442,14 +443,6 @@ def check_job_used_the_server(batch: int, log: Path, offset: int) -> None:
     # a class pyspark does not ship, needed by whatever touched it (thrift.MISSING_HIVE_INTERFACE)
     if "NoClassDefFoundError" in text:
         sys.exit(f"batch {batch}: the Spark server missed a class (NoClassDefFoundError in {log})")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 if __name__ == "__main__":
