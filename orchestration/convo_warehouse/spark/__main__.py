@@ -27,12 +27,29 @@ def main() -> None:
 
 @main.command()
 @landing_option
-def run(landing: Path) -> None:
-    """Load new landing files into Spark and build the dbt project there."""
-    from convo_warehouse.spark.pipeline import SparkPipelineError, run_spark_pipeline
+@click.option(
+    "--every",
+    type=click.FloatRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="Stay running: every SECONDS, run again if a landing file or the project changed since the "
+    "last run. The runs share this process's Spark JVM, so after the first they skip its warm-up. "
+    "Stops on SIGTERM (after the run in progress) or Ctrl-C.",
+)
+def run(landing: Path, every: float | None) -> None:
+    """Load new landing files into Spark and build the dbt project there (once, or --every SECONDS)."""
+    from convo_warehouse.spark.pipeline import SparkPipelineError, run_spark_pipeline, run_spark_pipeline_every
 
     try:
-        click.echo(run_spark_pipeline(landing))
+        if every is None:
+            click.echo(run_spark_pipeline(landing))
+            return
+        import signal
+        import threading
+
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        run_spark_pipeline_every(landing, every, stop)
     except SparkPipelineError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
