@@ -154,6 +154,18 @@ class ResidentRunner:
             raise SystemExit(f"spark run --every ended with exit {code}; see {self.log}")
 
 
+def scope_days(spark_dir: Path) -> list[str]:
+    """The days Spark's last run touched (its ``scope_days`` table's files)."""
+    import duckdb
+
+    return sorted(
+        str(row[0]) for row in duckdb.connect().execute(
+            "select event_date from read_parquet(?)",
+            [str(spark_dir / "warehouse" / "scope.db" / "scope_days" / "*.parquet")],
+        ).fetchall()
+    )
+
+
 def generate(env: dict[str, str], out: Path, conversations: int, days: int, seed: int, end_date: str) -> None:
     subprocess.run(
         [str(BIN / "convo-warehouse"), "generate", "-n", str(conversations), "--days", str(days),
@@ -211,6 +223,7 @@ def main() -> None:
     spark_hour = resident.run_ended(0)
     rewritten = partitions_rewritten(before, partition_files(work / "spark"))
     partitions_after = len(partition_files(work / "spark"))
+    days_touched = scope_days(work / "spark")
     # generated aside and moved in whole: the waiting process never sees a half-written file
     generate(env, work / "next-hour", HOUR_CONVERSATIONS, 1, HOUR_SEED + 1, HOUR_DATE)
     next_lines = sum(1 for path in (work / "next-hour").rglob("*.jsonl") for _ in path.open())
@@ -218,14 +231,7 @@ def main() -> None:
     (work / "next-hour").rename(landing / "next-hour")
     spark_next_hour = resident.run_ended(1)
     resident.stop()
-    import duckdb
-
-    days_touched = sorted(
-        str(row[0]) for row in duckdb.connect().execute(
-            "select event_date from read_parquet(?)",
-            [str(work / "spark" / "warehouse" / "scope.db" / "scope_days" / "*.parquet")],
-        ).fetchall()
-    )
+    next_days = scope_days(work / "spark")
     # the day-partitioned tables' (base_events_parsed's partitions are load runs, the ledger's runs)
     rewritten_days = sorted({value for table, values in rewritten.items()
                              if table != "staging.base_events_parsed" and not table.startswith("audit.")
@@ -239,7 +245,8 @@ def main() -> None:
         print(f"{name:<16} {full_s:>9.1f} {full_rss:>9,.0f} {hour_s:>9.1f} {hour_rss:>9,.0f} "
               f"{hour_s / full_s:>10.1%}")
     print(f"{'Spark next hour':<16} {'':>9} {'':>9} {spark_next_hour[0]:>9.1f} {spark_next_hour[1]:>9,.0f} "
-          f"{spark_next_hour[0] / spark_full[0]:>10.1%}  (the same process, its JVM warm)")
+          f"{spark_next_hour[0] / spark_full[0]:>10.1%}  (the same process, its JVM warm; "
+          f"{len(next_days)} days touched)")
     print(f"Spark's hour rewrote {sum(len(values) for values in rewritten.values())} of {partitions_after} "
           f"partitions, days {', '.join(rewritten_days)}; the days it touched (scope_days): "
           f"{', '.join(days_touched)}")
@@ -263,6 +270,7 @@ def main() -> None:
             "seconds": round(spark_next_hour[0], 1),
             "peak_rss_mib": round(spark_next_hour[1]),
             "share_of_full_build": round(spark_next_hour[0] / spark_full[0], 3),
+            "days_touched": next_days,
         },
         "spark_hour_partitions_rewritten": {table: sorted(values) for table, values in rewritten.items() if values},
         "spark_partitions_after_hour": partitions_after,

@@ -4,6 +4,7 @@ itself is replaced by a recorder here; `make bench-spark` runs the real one this
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,7 +13,16 @@ import pytest
 from click.testing import CliRunner
 
 from convo_warehouse.spark.__main__ import main
-from convo_warehouse.spark.pipeline import RESIDENT_FAILURES_LIMIT, SparkPipelineError, run_spark_pipeline_every
+from convo_warehouse.spark.pipeline import (
+    RESIDENT_FAILURES_LIMIT,
+    SparkPipelineError,
+    _StepClock,
+    run_spark_pipeline_every,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import bench_spark  # noqa: E402
 
 CHECK_SECONDS = 0.05
 WAIT_SECONDS = 30
@@ -118,3 +128,12 @@ def test_every_is_documented_and_refuses_a_period_under_a_second():
     assert "--every SECONDS" in runner.invoke(main, ["run", "--help"]).output
     refused = runner.invoke(main, ["run", "--every", "0.5"])
     assert refused.exit_code == 2 and "0.5 is not in the range x>=1" in refused.output
+
+
+def test_the_bench_reads_a_runs_end_as_the_run_prints_it(capsys):
+    clock = _StepClock(progress=True)
+    clock.lap("load")
+    clock.finished()
+    printed = capsys.readouterr().out
+    assert [float(seconds) >= 0 for seconds in bench_spark.RUN_FINISHED.findall(printed)] == [True]
+    assert not bench_spark.RUN_FINISHED.findall(printed.replace("finished in", "took"))
