@@ -85,71 +85,70 @@ def _tree_rss_bytes(root: int) -> int:
     return total
 
 
+class SampledChild:
+    """A child process with its output in ``log`` and the peak RSS of its process tree sampled
+    every 0.2 s (``take_peak()``: the peak since the last call, in MiB)."""
+
+    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
+        self.command, self.log, self._peak = command, log, 0
+        self._output = log.open("w")
+        self.started = time.perf_counter()
+        self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=self._output,
+                                        stderr=subprocess.STDOUT)
+        self._done = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            self._peak = max(self._peak, _tree_rss_bytes(self.process.pid))
+            self._done.wait(0.2)
+
+    def take_peak(self) -> float:
+        peak, self._peak = self._peak, 0
+        return peak / 2**20
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self.process.wait(timeout)
+        self._done.set()
+        self._sampler.join()
+        self._output.close()
+        return code
+
+
 def timed_tree(command: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
     """Run a child process; return (seconds, peak RSS of its process tree in MiB)."""
-    peak = 0
-    started = time.perf_counter()
-    with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-        done = threading.Event()
-
-        def sample() -> None:
-            nonlocal peak
-            while not done.is_set():
-                peak = max(peak, _tree_rss_bytes(process.pid))
-                done.wait(0.2)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        code = process.wait()
-        done.set()
-        sampler.join()
-    seconds = time.perf_counter() - started
+    child = SampledChild(command, env, log)
+    code = child.wait()
+    seconds = time.perf_counter() - child.started
     if code != 0:
         raise SystemExit(f"{' '.join(command[:4])} failed (exit {code}); see {log}")
-    return seconds, peak / 2**20
+    return seconds, child.take_peak()
 
 
 # a resident run's end, as `python -m convo_warehouse.spark run` prints it
 RUN_FINISHED = re.compile(r"^spark run: finished in ([\d.]+) s$", re.MULTILINE)
 
 
-class ResidentRunner:
+class ResidentRunner(SampledChild):
     """``spark run --every`` as a child process. ``run_ended(n)`` waits for its run number ``n``
     (from 0) to end and gives (seconds, peak RSS of its process tree in MiB since the last call):
     run 0 timed from the process's start (its JVM's start included, as ``timed_tree``), later
     runs by their own clock (the wait before a run started is not the run's)."""
 
-    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
-        self.log, self.peak = log, 0
-        self._output = log.open("w")
-        self._started = time.perf_counter()
-        self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=self._output,
-                                        stderr=subprocess.STDOUT)
-        self._done = threading.Event()
-        threading.Thread(target=self._sample, daemon=True).start()
-
-    def _sample(self) -> None:
-        while not self._done.is_set():
-            self.peak = max(self.peak, _tree_rss_bytes(self.process.pid))
-            self._done.wait(0.2)
-
     def run_ended(self, number: int) -> tuple[float, float]:
         while True:
             ends = [float(seconds) for seconds in RUN_FINISHED.findall(self.log.read_text())]
             if len(ends) > number:
-                seconds = time.perf_counter() - self._started if number == 0 else ends[number]
-                peak, self.peak = self.peak, 0
-                return seconds, peak / 2**20
+                seconds = time.perf_counter() - self.started if number == 0 else ends[number]
+                return seconds, self.take_peak()
             if self.process.poll() is not None:
                 raise SystemExit(f"spark run --every exited ({self.process.returncode}); see {self.log}")
             time.sleep(0.2)
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(600)
-        self._done.set()
-        self._output.close()
+        code = self.wait(600)
         if code != 0:
             raise SystemExit(f"spark run --every ended with exit {code}; see {self.log}")
 
