@@ -280,7 +280,6 @@ def main() -> None:
     }
     Path(env["DAGSTER_HOME"]).mkdir(parents=True)
     check_local_file_system(spark_python, env)
-    check_loaders_agree(spark_python, work, env)
     step(
         "generate demo events",
         [str(main_bin / "convo-warehouse"), "generate", "--conversations", str(args.conversations),
@@ -308,6 +307,8 @@ def main() -> None:
                  "DBT_TARGET_PATH": str(work / "target-spark-job")}
     server = SparkServer(spark_python, thrift_port, connect_port, env, work / "spark-server.out")
     try:
+        # the loaders' verdicts through the server too: a session of its own would start a JVM more
+        check_loaders_agree(spark_python, work, {**env, "CONVO_SPARK_CONNECT": spark_env["CONVO_SPARK_CONNECT"]})
         run_batches(batches, landing, warehouse, spark_dir, spark_job, env, spark_env, main_bin, spark_python, work)
     finally:
         server.stop()
