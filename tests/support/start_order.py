@@ -27,6 +27,8 @@ LONGEST_FIRST = (
     "capture/test_sdk_to_marts.py",
     "warehouse/test_marts_equal_reference.py",
     "live/test_live_equals_batch.py",
+    # long only where the embeddings extra and model are installed (CI's `make test`)
+    "warehouse/test_semantic_rephrases.py",
     "serving/test_semantic_layer.py",
     "warehouse/test_data_tests_check_the_runs_scope.py",
     "warehouse/test_contract_v11_fields.py",
