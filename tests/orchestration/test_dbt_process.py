@@ -1,14 +1,18 @@
-"""``convo-dbt`` (lib/dbt_process.py): dbt's command line, with the garbage collector told what lives on."""
+"""``convo-dbt`` (lib/dbt_process.py): dbt's command line, with the garbage collector told what lives
+on, and the dbt server a run starts so that its dbt processes start with dbt imported."""
 
 import gc
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from convo_warehouse.lib.dbt_process import NODE_START, _FreezeAtFirstNode
+from convo_warehouse.lib.dbt_process import NODE_START, SERVER_ENV, _FreezeAtFirstNode, dbt_server
 from convo_warehouse.project import dbt_executable
 
 
@@ -42,3 +46,112 @@ def test_the_pipeline_runs_convo_dbt_and_it_exits_as_dbt_does():
         result = subprocess.run(command, capture_output=True, text=True)
         assert result.returncode == 2, result
         assert "No such command 'no-such-command'" in result.stderr
+
+
+# --- the dbt server (dbt_server): dbt imported once per run, each dbt process forked from it
+
+def _imports_of(command: list[str], env: dict[str, str], cwd: Path | None = None) -> tuple[subprocess.CompletedProcess, str]:
+    """``convo-dbt`` run as ``python -X importtime``: the result, and the modules this process imported
+    itself (a dbt run by the server imports nothing here)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "convo_warehouse.lib.dbt_process", *command],
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=120,
+    )
+    return result, "\n".join(line for line in result.stderr.splitlines() if line.startswith("import time:"))
+
+
+def test_the_server_runs_dbt_with_the_clients_arguments_folder_and_exit_code(tmp_path):
+    with dbt_server():
+        env = dict(os.environ)
+        folder = Path(env[SERVER_ENV]).parent
+        assert folder.stat().st_mode & 0o777 == 0o700, "anyone else could ask the server to run dbt"
+        failed, imported = _imports_of(["no-such-command"], env)
+        assert failed.returncode == 2, failed
+        assert "No such command 'no-such-command'" in failed.stderr
+        assert "dbt.cli.main" not in imported, "the client imported dbt: it was not served"
+        # dbt init writes into the client's folder, not the server's
+        served, imported = _imports_of(["init", "served_project", "--skip-profile-setup"], env, cwd=tmp_path)
+        assert served.returncode == 0, served.stderr[-2000:]
+        assert (tmp_path / "served_project" / "dbt_project.yml").is_file()
+        assert "dbt.cli.main" not in imported
+    assert not folder.exists(), "the server's socket folder outlived it"
+
+
+def test_without_a_server_of_its_own_python_convo_dbt_runs_dbt_itself(tmp_path):
+    env = {**os.environ, SERVER_ENV: str(tmp_path / "no-server.sock")}
+    result, imported = _imports_of(["no-such-command"], env)
+    assert result.returncode == 2
+    assert "No such command 'no-such-command'" in result.stderr
+    assert "dbt.cli.main" in imported
+    # a server answers another Python's convo-dbt with a refusal: that one runs dbt itself
+    python3 = Path(sys.executable).with_name("python3")
+    if python3.exists() and str(python3) != sys.executable:
+        with dbt_server():
+            other = subprocess.run(
+                [str(python3), "-X", "importtime", "-m", "convo_warehouse.lib.dbt_process", "no-such-command"],
+                capture_output=True, text=True, timeout=120,
+            )
+        assert other.returncode == 2
+        assert "dbt.cli.main" in other.stderr
+
+
+def test_the_server_forks_from_one_thread():
+    # a fork copies only the forking thread: a library whose import starts one
+    # (DuckDB, NumPy, Arrow) must not be among what the server imports
+    script = (
+        "import importlib\n"
+        "from convo_warehouse.lib import dbt_process\n"
+        "for module in dbt_process.PRELOADED: importlib.import_module(module)\n"
+        "assert dbt_process._single_threaded()\n"
+        "import duckdb\n"
+        "assert not dbt_process._single_threaded(), 'the check cannot see threads'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_stopping_convo_dbt_stops_the_dbt_it_asked_for_and_the_server_serves_on(tmp_path):
+    project = tmp_path / "spin"
+    (project / "macros").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text("name: spin\nversion: '1.0.0'\nconfig-version: 2\nprofile: spin\n")
+    (project / "profiles.yml").write_text(
+        "spin:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: ':memory:'\n"
+    )
+    # loops for hours: the sandbox's ranges are bounded, their product is not
+    (project / "macros" / "spin.sql").write_text(
+        "{% macro spin() %}{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{% endmacro %}\n"
+    )
+    command = [dbt_executable(), "run-operation", "spin", "--project-dir", str(project), "--profiles-dir", str(project)]
+    with dbt_server():
+        client = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            time.sleep(8)
+            assert client.poll() is None, client.stdout.read()
+            client.send_signal(signal.SIGTERM)
+            client.wait(timeout=30)
+        finally:
+            client.kill()
+        assert client.returncode != 0
+        after = subprocess.run([dbt_executable(), "no-such-command"], capture_output=True, text=True, timeout=60)
+        assert after.returncode == 2, "the server did not serve after a stopped dbt"
+
+
+def test_the_server_ends_when_the_process_that_started_it_ends(tmp_path):
+    script = (
+        "import os, sys\n"
+        "from convo_warehouse.lib.dbt_process import dbt_server, SERVER_ENV\n"
+        "with dbt_server():\n"
+        "    print(os.environ[SERVER_ENV], flush=True)\n"
+        "    os._exit(0)\n"  # no clean-up: as if killed
+    )
+    started = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    socket_path = started.stdout.strip()
+    assert socket_path, started.stderr
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        left = subprocess.run(["pgrep", "-f", f"--serve {socket_path}"], capture_output=True, text=True)
+        if not left.stdout.strip():
+            break
+        time.sleep(0.5)
+    assert not left.stdout.strip(), f"the server of {socket_path} outlived its parent"
+    assert not Path(socket_path).parent.exists(), "the server left its socket folder behind"
