@@ -109,7 +109,7 @@ def _delegate(path: str, args: list[str]) -> int | None:
     except OSError:
         connection.close()
         return None
-    if child <= 0:  # another Python's server
+    if child <= 0:  # refused: a server of another Python, or one that cannot fork safely
         connection.close()
         return None
 
