@@ -85,7 +85,8 @@ def materialize_all(
     """Run ``job_name`` (default ``build_all_job``) in-process on the configured warehouse.
 
     The dbt project is parsed first when it changed (``dbt parse``). Holds the
-    warehouse's writer lock for the whole run. Returns None, having built
+    warehouse's writer lock for the whole run; on DuckDB a dbt server
+    (``lib/dbt_process.py``) lives as long as the run. Returns None, having built
     nothing, when the warehouse is up to date (``report`` gets the reason).
     Raises ``PipelineError`` naming the failed steps and checks unless
     ``raise_on_error`` is false.
