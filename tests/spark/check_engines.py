@@ -302,15 +302,17 @@ def main() -> None:
     thrift_port, connect_port = free_port(), free_port()
     while connect_port == thrift_port:
         connect_port = free_port()
+    # the Python steps and checks that run beside the job reach Spark through the server's Spark Connect
+    connect_env = {**env, "CONVO_SPARK_CONNECT": f"sc://127.0.0.1:{connect_port}"}
     # its own dbt target folder: the DuckDB run beside it parses the project into the default one
-    spark_env = {**env, "CONVO_TARGET": "spark", "CONVO_SPARK_THRIFT": "running",
-                 "CONVO_SPARK_THRIFT_PORT": str(thrift_port), "CONVO_SPARK_CONNECT": f"sc://127.0.0.1:{connect_port}",
-                 "DBT_TARGET_PATH": str(work / "target-spark-job")}
+    spark_env = {**connect_env, "CONVO_TARGET": "spark", "CONVO_SPARK_THRIFT": "running",
+                 "CONVO_SPARK_THRIFT_PORT": str(thrift_port), "DBT_TARGET_PATH": str(work / "target-spark-job")}
     server = SparkServer(spark_python, thrift_port, connect_port, env, work / "spark-server.out")
     try:
         # the loaders' verdicts through the server too: a session of its own would start a JVM more
-        check_loaders_agree(spark_python, work, {**env, "CONVO_SPARK_CONNECT": spark_env["CONVO_SPARK_CONNECT"]})
-        run_batches(batches, landing, warehouse, spark_dir, spark_job, env, spark_env, main_bin, spark_python, work)
+        check_loaders_agree(spark_python, work, connect_env)
+        run_batches(batches, landing, warehouse, spark_dir, spark_job, env, spark_env, connect_env, main_bin,
+                    spark_python, work)
     finally:
         server.stop()
     print("\nDuckDB and Spark agree on every contract mart, after a full batch and an incremental one, both "
@@ -320,7 +322,8 @@ def main() -> None:
         print(f"  {seconds:7.1f} s  {title}")
 
 
-def run_batches(batches, landing, warehouse, spark_dir, spark_job, env, spark_env, main_bin, spark_python, work):
+def run_batches(batches, landing, warehouse, spark_dir, spark_job, env, spark_env, connect_env, main_bin,
+                spark_python, work):
     """Each batch's files into the landing folder, the DuckDB pipeline beside the Spark job, the marts
     compared; after the incremental batch, the partitions Spark rewrote and the files its loader read."""
     server_log = spark_dir / "thrift-server.log"
@@ -342,8 +345,7 @@ def run_batches(batches, landing, warehouse, spark_dir, spark_job, env, spark_en
         check_job_used_the_server(number, server_log, log_start)
         # a Spark Connect client of the server, which holds the metastore
         step(f"batch {number}: compare every contract mart", [str(spark_python), "-m",
-             "convo_warehouse.spark", "compare", "--duckdb", str(warehouse)],
-             {**env, "CONVO_SPARK_CONNECT": spark_env["CONVO_SPARK_CONNECT"]})
+             "convo_warehouse.spark", "compare", "--duckdb", str(warehouse)], connect_env)
         if number == 2:
             check_partitions_rewritten(before, partition_files(spark_dir), warehouse, spark_dir)
             check_each_file_read_once(landing, spark_dir)
