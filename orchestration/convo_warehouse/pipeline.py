@@ -112,10 +112,8 @@ def materialize_all(
         # would make Dagster's view disagree with what `dbt build` runs.
         # Imported here, not above: it imports dagster-dbt and dbt (slow),
         # which an up-to-date warehouse never needs.
-        with contextlib.ExitStack() as stack:
-            if not on_spark():
-                # dbt imported once, beside Dagster's start, for every dbt process of the run
-                stack.enter_context(dbt_server())
+        # on DuckDB, dbt imported once, beside Dagster's start, for every dbt process of the run
+        with contextlib.nullcontext() if on_spark() else dbt_server():
             from convo_warehouse.project import ensure_manifest
 
             ensure_manifest()

@@ -198,7 +198,6 @@ def _child(listener: socket.socket, connection: socket.socket, streams: list[int
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         sys.argv = ["dbt", *request["args"]]
         run_dbt(request["args"])
         code = 0
