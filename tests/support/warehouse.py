@@ -346,7 +346,12 @@ class Warehouse:
         if not (self.target_dir / "manifest.json").is_file():
             with _environment(self.env):
                 _session_manifest(self.target_dir)
-        return json.loads((self.target_dir / "manifest.json").read_text())
+        manifest = json.loads((self.target_dir / "manifest.json").read_text())
+        # a test that runs dbt on a project of its own with the session's DBT_TARGET_PATH leaves
+        # its parse here, and every later reader would see a project without our models
+        name = manifest["metadata"].get("project_name")
+        assert name == "convo_warehouse", f"{self.target_dir} holds the parse of project {name!r}"
+        return manifest
 
     def run_build(self, *more: str):
         """The dbt step of a pipeline run (assets/dbt.py), without Dagster: compare the project with
