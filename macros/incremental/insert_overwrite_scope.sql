@@ -31,14 +31,7 @@
       {{ partition_cols(label="partition") }} ({{ columns }})
       select {{ columns }} from {{ rows }}
     {%- else -%}
-        {%- set dest_cols_csv = adapter.get_columns_in_relation(target_relation) | map(attribute='quoted') | join(', ') -%}
-        {% if existing_relation.is_iceberg %}
-      insert overwrite {{ target_relation }}
-        {% else %}
-      insert overwrite table {{ target_relation }}
-      {{ partition_cols(label="partition") }}
-        {% endif %}
-      select {{ dest_cols_csv }} from {{ source_relation }}
+        {{ dbt.get_insert_overwrite_sql(source_relation, target_relation, existing_relation) }}
     {%- endif %}
 {% endmacro %}
 
@@ -53,7 +46,7 @@
     {%- set scope_relation = new_rows if scope_from_rows else ref(config.get('scope_model', 'scope_conversations')) -%}
     {%- set scope_column = scope_key if scope_from_rows else config.get('scope_column', scope_key) -%}
     {%- set in_scope = scope_key ~ ' in (select scope.' ~ scope_column ~ ' from ' ~ scope_relation ~ ' as scope)' -%}
-    {#- One statement: check_rows_to_insert's counts, and per partition, in one
+    {#- One statement: rows_to_insert_counts, and per partition, in one
         pass over the table, whether it gets new rows and how many of its rows
         belong to keys in the scope and outside it (no partition: one row of
         counts, the partition's columns null). -#}
@@ -76,10 +69,11 @@
         ~ ') as partitions on 1 = 1'
     ).rows -%}
     {%- do raise_rows_to_insert(rows[0], new_rows, in_scope) -%}
-    {%- set vanished = [] -%}
+    {%- set dropped = [] -%}
     {%- set outside = namespace(rows=0, key=none) -%}
     {%- for row in rows if row[5] == 1 or row[6] == 1 -%}
-        {%- do vanished.append(row[4]) if row[5] == 0 -%}
+        {%- set literal = 'null' if row[4] is none else row[4] if row[4] is number else "'" ~ row[4] ~ "'" -%}
+        {%- do dropped.append('partition (' ~ partition ~ ' = ' ~ literal ~ ')') if row[5] == 0 -%}
         {%- set outside.rows = outside.rows + row[7] -%}
         {%- set outside.key = row[8] if outside.key is none else outside.key -%}
     {%- endfor -%}
@@ -91,11 +85,8 @@
             ~ ' (scope_conversations on Spark).'
         ) }}
     {%- endif -%}
-    {%- if vanished | length > 0 -%}
-        {%- set dropped = [] -%}
-        {%- for value in partition_literals(vanished) -%}
-            {%- do dropped.append('partition (' ~ partition ~ ' = ' ~ value ~ ')') -%}
-        {%- endfor -%}
+    {%- if dropped -%}
+        {#- partitions that held rows of the scope's keys and get none now -#}
         {%- do run_query('alter table ' ~ target_relation ~ ' drop if exists ' ~ dropped | join(', ')) -%}
     {%- endif -%}
     {{ return(new_rows) }}
@@ -106,20 +97,6 @@
         database=target_relation.database, schema=target_relation.schema,
         identifier=target_relation.identifier ~ '__dbt_rows', type='table',
     )) }}
-{%- endmacro %}
-
-{% macro partition_literals(values) -%}
-    {%- set literals = [] -%}
-    {%- for value in values -%}
-        {%- if value is none -%}
-            {%- do literals.append('null') -%}
-        {%- elif value is number -%}
-            {%- do literals.append(value | string) -%}
-        {%- else -%}
-            {%- do literals.append("'" ~ (value | string) ~ "'") -%}
-        {%- endif -%}
-    {%- endfor -%}
-    {{ return(literals) }}
 {%- endmacro %}
 
 {% macro release_rows_to_insert() -%}

@@ -6,18 +6,14 @@
     {%- set scope_column = config.get('scope_column', scope_key) -%}
     {%- set in_scope = scope_key ~ ' in (select scope.' ~ scope_column ~ ' from ' ~ scope ~ ' as scope)' -%}
     {%- set columns = arg_dict['dest_columns'] | map(attribute='quoted') | join(', ') -%}
-    {%- do check_rows_to_insert(new_rows, target_relation, in_scope) -%}
+    {%- set counts = run_query('select ' ~ rows_to_insert_counts(new_rows, target_relation, in_scope)).rows[0] -%}
+    {%- do raise_rows_to_insert(counts, new_rows, in_scope) -%}
     delete from {{ target_relation }}
     where {{ in_scope }};
     insert into {{ target_relation }} ({{ columns }})
     select {{ columns }}
     from {{ new_rows }}
 {% endmacro %}
-
-{% macro check_rows_to_insert(new_rows, target_relation, in_scope) -%}
-    {%- set counts = run_query('select ' ~ rows_to_insert_counts(new_rows, target_relation, in_scope)).rows[0] -%}
-    {%- do raise_rows_to_insert(counts, new_rows, in_scope) -%}
-{%- endmacro %}
 
 {% macro rows_to_insert_counts(new_rows, target_relation, in_scope) -%}
     {%- set grain = unique_key_columns() -%}
@@ -72,11 +68,9 @@
         ~ ' having count(*) > 1 limit 1'
     ).rows -%}
     {%- set example = [] -%}
-    {%- if repeated | length > 0 -%}
-        {%- for column in grain -%}
-            {%- do example.append(column ~ ' = ' ~ repeated[0][loop.index0]) -%}
-        {%- endfor -%}
-    {%- endif -%}
+    {%- for column in grain if repeated -%}
+        {%- do example.append(column ~ ' = ' ~ repeated[0][loop.index0]) -%}
+    {%- endfor -%}
     {{ exceptions.raise_compiler_error(
         this.identifier ~ ': the rows to write repeat the grain (' ~ grain | join(', ') ~ ')'
         ~ (', e.g. ' ~ example | join(', ') if example else ', or repeat a key the table keeps outside this run\'s scope')

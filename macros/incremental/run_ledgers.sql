@@ -1,7 +1,5 @@
 {% macro create_run_ledgers() -%}
-    {%- if not execute -%}
-        {{ return('') }}
-    {%- endif -%}
+    {%- if execute -%}
     {%- do run_query('create schema if not exists audit') -%}
     {%- do run_query(
         'create table if not exists audit.scope_runs ('
@@ -19,6 +17,7 @@
         ~ 'recorded_at ' ~ dbt.type_timestamp()
         ~ (', entry ' ~ dbt.type_string() ~ ') using parquet partitioned by (entry)' if target.type == 'spark' else ')')
     ) -%}
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro record_full_build() -%}
@@ -26,52 +25,40 @@
         and (config.get('incremental_strategy') == 'replace_scope'
             or (target.type == 'spark' and config.get('incremental_strategy') == 'insert_overwrite'
                 and 'scope' not in config.get('tags', []))) -%}
-        {%- set relation_name = string_literal(this.schema ~ '.' ~ this.identifier) -%}
+        {%- set relation_name = this.schema ~ '.' ~ this.identifier -%}
         {%- if target.type == 'spark' %}
         insert overwrite table audit.partitions_rewritten partition (entry)
-        select {{ relation_name }}, cast(null as date), true, {{ dbt.current_timestamp() }},
-            {{ string_literal(invocation_id ~ '/' ~ this.schema ~ '.' ~ this.identifier) }}
         {%- else %}
         insert into audit.partitions_rewritten
-        values ({{ relation_name }}, null, true, {{ dbt.current_timestamp() }})
-        {%- endif -%}
+        {%- endif %}
+        select {{ string_literal(relation_name) }}, cast(null as {{ type_date() }}), true, {{ dbt.current_timestamp() }}
+            {{- ', ' ~ string_literal(invocation_id ~ '/' ~ relation_name) if target.type == 'spark' }}
     {%- endif -%}
 {%- endmacro %}
 
-{% macro record_run_scope(results) -%}
-    {%- if not execute or target.type != 'duckdb' -%}
-        {{ return('') }}
-    {%- endif -%}
-    {%- set replacing = [] -%}
+{% macro scoped_models() -%}
+    {%- set models = [] -%}
     {%- for node in graph.nodes.values()
-        if node.resource_type == 'model' and node.config.get('incremental_strategy') == 'replace_scope'
-            and node.config.materialized == 'incremental' -%}
-        {%- do replacing.append(node.unique_id) -%}
+        if node.resource_type == 'model' and node.config.materialized == 'incremental'
+            and node.config.get('incremental_strategy') in ('replace_scope', 'insert_overwrite')
+            and 'scope' not in node.tags -%}
+        {%- do models.append(node) -%}
     {%- endfor -%}
-    {%- set built = [] -%}
-    {%- set relations_built = {} -%}
-    {%- for result in results if result.status == 'success' -%}
-        {%- do built.append(result.node.unique_id) -%}
-        {%- do relations_built.update({result.node.name: api.Relation.create(
-            database=result.node.database, schema=result.node.schema,
-            identifier=result.node.alias or result.node.name,
-        )}) -%}
-    {%- endfor -%}
-    {%- set scope_run = relations_built.get('scope_run') -%}
-    {%- set scope_days = relations_built.get('scope_days') -%}
-    {%- if not replacing or replacing | reject('in', built) | list or scope_run is none or scope_days is none -%}
-        {{ return('') }}
+    {{ return(models) }}
+{%- endmacro %}
+
+{% macro record_run_scope(results) -%}
+    {%- if execute and target.type == 'duckdb' -%}
+        {%- set built = {} -%}
+        {%- for result in results if result.status == 'success' -%}
+            {%- do built.update({result.node.name: result.node.relation_name}) -%}
+        {%- endfor -%}
+        {%- set needed = scoped_models() | map(attribute='name') | list -%}
+        {%- if needed and not (needed + ['scope_run', 'scope_days']) | reject('in', built) | list -%}
+            {#- a hook's ref() would need a depends_on: the relations this invocation built -#}
+            {%- do record_steps_scope(scope_run=built.scope_run, scope_days=built.scope_days) -%}
+        {%- endif -%}
     {%- endif -%}
-    {%- set relations = [] -%}
-    {%- for unique_id in replacing -%}
-        {%- set node = graph.nodes[unique_id] -%}
-        {%- do relations.append("(" ~ string_literal(node.schema ~ '.' ~ (node.alias or node.name)) ~ ")") -%}
-    {%- endfor -%}
-    {%- call statement('record_run_scope') -%}
-        {{ partitions_rewritten_insert(scope_days, relations) }};
-        {{ scope_runs_insert(scope_run) }}
-    {%- endcall -%}
-    {%- do adapter.commit() -%}
 {%- endmacro %}
 
 {% macro partitions_rewritten_insert(scope_days, relations, since=none) -%}
@@ -110,22 +97,17 @@
         )
 {%- endmacro %}
 
-{% macro record_steps_scope(since=none) -%}
+{% macro record_steps_scope(since=none, scope_run=none, scope_days=none) -%}
     {%- set relations = [] -%}
-    {%- for node in graph.nodes.values()
-        if node.resource_type == 'model' and node.config.materialized == 'incremental'
-            and node.config.get('incremental_strategy') in ('replace_scope', 'insert_overwrite')
-            and 'scope' not in node.tags -%}
+    {%- for node in scoped_models() -%}
         {%- do relations.append("(" ~ string_literal(node.schema ~ '.' ~ (node.alias or node.name)) ~ ")") -%}
     {%- endfor -%}
-    {%- set scope_run = ref('scope_run') -%}
-    {%- set scope_days = ref('scope_days') -%}
+    {%- set scope_run = scope_run or ref('scope_run') -%}
+    {%- set scope_days = scope_days or ref('scope_days') -%}
     {%- if relations -%}
         {%- do run_query(partitions_rewritten_insert(scope_days, relations, since)) -%}
     {%- endif -%}
     {%- do run_query(scope_runs_insert(scope_run)) -%}
-    {%- if target.type == 'duckdb' -%}
-        {%- do adapter.commit() -%}
-    {%- endif -%}
+    {%- do adapter.commit() if target.type == 'duckdb' -%}
     {{ log('recorded the run: ' ~ relations | length ~ ' models, the days of ' ~ scope_days, info=true) }}
 {%- endmacro %}

@@ -32,47 +32,6 @@ metrics_aggregated as (
 {%- endmacro %}
 
 {% macro metrics_unpivoted(metrics, grain_columns) -%}
-    {{ return(adapter.dispatch('metrics_unpivoted', 'convo_warehouse')(metrics, grain_columns)) }}
-{%- endmacro %}
-
-{% macro default__metrics_unpivoted(metrics, grain_columns) -%}
-    {%- set double = type_double() -%}
-metrics_long as (
-    {%- for metric in metrics %}
-    select
-        {%- for grain_column in grain_columns %}
-        metrics_aggregated.{{ grain_column }},
-        {%- endfor %}
-        '{{ metric.name }}' as metric_name,
-        metrics_aggregated.segment_type,
-        metrics_aggregated.segment_value,
-        {%- if metric.kind == 'count' %}
-        cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }}) as numerator,
-        cast(null as {{ double }}) as denominator,
-        cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }}) as value
-    from metrics_aggregated
-        {%- elif metric.kind == 'ratio' %}
-        cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }}) as numerator,
-        cast(metrics_aggregated.{{ metric.name }}__denominator as {{ double }}) as denominator,
-        cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }})
-        / cast(metrics_aggregated.{{ metric.name }}__denominator as {{ double }}) as value
-    from metrics_aggregated
-    where metrics_aggregated.{{ metric.name }}__denominator > 0
-        {%- else %}
-        cast(null as {{ double }}) as numerator,
-        cast(null as {{ double }}) as denominator,
-        cast(metrics_aggregated.{{ metric.name }}__value as {{ double }}) as value
-    from metrics_aggregated
-    where metrics_aggregated.{{ metric.name }}__value is not null
-        {%- endif %}
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- endfor %}
-),
-{%- endmacro %}
-
-{% macro spark__metrics_unpivoted(metrics, grain_columns) -%}
     {%- set double = type_double() -%}
 metrics_long as (
     select
@@ -90,35 +49,38 @@ metrics_long as (
             {%- for grain_column in grain_columns %}
             metrics_aggregated.{{ grain_column }},
             {%- endfor %}
+            metric_kinds.metric_name,
+            metric_kinds.metric_kind,
             metrics_aggregated.segment_type,
             metrics_aggregated.segment_value,
-            stack(
-                {{ metrics | length }},
-                {%- for metric in metrics %}
-                {%- if metric.kind == 'count' %}
-                '{{ metric.name }}', 'count',
-                cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }}),
-                cast(null as {{ double }}),
-                cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }})
-                {%- elif metric.kind == 'ratio' %}
-                '{{ metric.name }}', 'ratio',
-                cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }}),
-                cast(metrics_aggregated.{{ metric.name }}__denominator as {{ double }}),
-                case
-                    when metrics_aggregated.{{ metric.name }}__denominator > 0
-                        then cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }})
-                        / cast(metrics_aggregated.{{ metric.name }}__denominator as {{ double }})
-                end
-                {%- else %}
-                '{{ metric.name }}', 'percentile',
-                cast(null as {{ double }}),
-                cast(null as {{ double }}),
-                cast(metrics_aggregated.{{ metric.name }}__value as {{ double }})
-                {%- endif %}
-                {{- ',' if not loop.last }}
+            case metric_kinds.metric_name
+                {%- for metric in metrics if metric.kind != 'percentile' %}
+                when '{{ metric.name }}' then cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }})
                 {%- endfor %}
-            ) as (metric_name, metric_kind, numerator, denominator, value)
+            end as numerator,
+            case metric_kinds.metric_name
+                {%- for metric in metrics if metric.kind == 'ratio' %}
+                when '{{ metric.name }}' then cast(metrics_aggregated.{{ metric.name }}__denominator as {{ double }})
+                {%- endfor %}
+            end as denominator,
+            case metric_kinds.metric_name
+                {%- for metric in metrics %}
+                {%- if metric.kind == 'ratio' %}
+                when '{{ metric.name }}' then case when metrics_aggregated.{{ metric.name }}__denominator > 0
+                    then cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }})
+                    / cast(metrics_aggregated.{{ metric.name }}__denominator as {{ double }}) end
+                {%- else %}
+                when '{{ metric.name }}' then cast(metrics_aggregated.{{ metric.name }}__{{ 'numerator' if metric.kind == 'count' else 'value' }} as {{ double }})
+                {%- endif %}
+                {%- endfor %}
+            end as value
+        -- one pass over the aggregated rows (Spark inlines CTEs: a union per metric would compute them once per metric)
         from metrics_aggregated
+        cross join (values
+            {%- for metric in metrics %}
+            ('{{ metric.name }}', '{{ metric.kind }}'){{ ',' if not loop.last }}
+            {%- endfor %}
+        ) as metric_kinds (metric_name, metric_kind)
     ) as metrics_stacked
     -- counts keep every row, ratios need a denominator above 0, percentiles a value
     where

@@ -1,6 +1,6 @@
 {#- The model's not_null and check constraints its engine does not enforce (all
     on Spark's Parquet tables), as conditions every row must meet (a check fails
-    only when false); check_rows_to_insert and check_full_build count them. -#}
+    only when false); rows_to_insert_counts and check_full_build count them. -#}
 {% macro unenforced_constraints() -%}
     {%- set conditions = [] -%}
     {%- if execute and not (model.contract.enforced and adapter.dispatch('engine_enforces_constraints', 'convo_warehouse')()) -%}

@@ -127,6 +127,17 @@ def test_macro_signature_arguments_reads_defaults_and_tests() -> None:
     assert macro_signature_arguments("{%- macro k() %}", "k") == []
 
 
+def sql_lines(folder: Path) -> int:
+    return sum(len(path.read_text().splitlines()) for path in folder.rglob("*.sql"))
+
+
+def test_macros_stay_within_their_line_budgets() -> None:
+    """The macros' SQL stays small enough to read (issue 46): at most 2,000 lines, of which the
+    incremental layer (the strategies, the ledgers, Spark's partitions) at most 400."""
+    assert sql_lines(REPO_ROOT / "macros") <= 2000
+    assert sql_lines(REPO_ROOT / "macros" / "incremental") <= 400
+
+
 def test_every_macro_is_documented_with_its_arguments(manifest: dict) -> None:
     problems = []
     for macro in manifest["macros"].values():
