@@ -122,12 +122,20 @@ def test_stopping_convo_dbt_stops_the_dbt_it_asked_for_and_the_server_serves_on(
         "{% macro spin() %}{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{% endmacro %}\n"
     )
     command = [dbt_executable(), "run-operation", "spin", "--project-dir", str(project), "--profiles-dir", str(project)]
-    # its own target folder: the session's DBT_TARGET_PATH holds the parse the other tests read
-    env = {**os.environ, "DBT_TARGET_PATH": str(project / "target")}
+    manifest = project / "target" / "manifest.json"
     with dbt_server():
+        # its own target folder: the session's DBT_TARGET_PATH holds the parse the other tests read
+        env = {**os.environ, "DBT_TARGET_PATH": str(manifest.parent)}
+        assert SERVER_ENV in env
         client = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         try:
-            time.sleep(8)
+            # parsed (into the client's target folder: the served dbt has the client's environment),
+            # so spinning in the macro
+            deadline = time.monotonic() + 120
+            while not manifest.is_file() and client.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert manifest.is_file(), "the served dbt did not write its parse where the client's environment says"
+            time.sleep(1)
             assert client.poll() is None, client.stdout.read()
             client.send_signal(signal.SIGTERM)
             client.wait(timeout=30)
@@ -136,7 +144,6 @@ def test_stopping_convo_dbt_stops_the_dbt_it_asked_for_and_the_server_serves_on(
         assert client.returncode != 0
         after = subprocess.run([dbt_executable(), "no-such-command"], capture_output=True, text=True, timeout=60)
         assert after.returncode == 2, "the server did not serve after a stopped dbt"
-    assert (project / "target" / "manifest.json").is_file(), "the served dbt did not use the client's environment"
 
 
 def test_the_server_ends_when_the_process_that_started_it_ends(tmp_path):
