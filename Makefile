@@ -294,4 +294,4 @@ clean:
 	rm -rf target logs data/ci
 
 clean-data:
-	rm -rf data/landing data/warehouse.duckdb data/warehouse.duckdb.lock data/warehouse.duckdb.wal data/serving
+	rm -rf data/landing data/warehouse.duckdb data/warehouse.raw data/warehouse.duckdb.lock data/warehouse.duckdb.wal data/serving

@@ -392,7 +392,17 @@ class Warehouse:
         process (a run refuses a warehouse another writer holds)."""
         self.query("checkpoint")
         shutil.copytree(self.root, root, ignore=shutil.ignore_patterns("*.lock", "dbt-logs"), dirs_exist_ok=True)
-        return Warehouse(root, self.target_dir, self.project_dir)
+        from convo_warehouse.lib.landing import ensure_raw_tables
+
+        copy = Warehouse(root, self.target_dir, self.project_dir)
+        if copy.path.exists():
+            con = open_warehouse(copy.path)
+            try:
+                if con.execute("select count(*) from duckdb_views() where schema_name = 'raw'").fetchone()[0]:
+                    ensure_raw_tables(con)  # raw.events reads the copy's raw files, not this warehouse's
+            finally:
+                con.close()
+        return copy
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         con = open_warehouse(self.path)

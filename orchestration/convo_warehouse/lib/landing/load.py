@@ -1,4 +1,4 @@
-"""One load run: every new landing file into ``raw.events``, in one transaction."""
+"""One load run: every new landing file into ``raw.events`` (:mod:`.archive`), in one transaction."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 from tqdm import tqdm
 
-from convo_warehouse.lib.landing import csv_file, files, jsonl, otlp, parquet, registry
+from convo_warehouse.lib.landing import archive, csv_file, files, jsonl, otlp, parquet, registry
 from convo_warehouse.lib.landing.jsonl import MAX_LINE_BYTES
-from convo_warehouse.lib.landing.rows import RAW_ROW_COLUMNS, STAGED_ROWS, Reader, stage_unreadable_file
+from convo_warehouse.lib.landing.rows import STAGED_ROWS, Reader, stage_unreadable_file
 from convo_warehouse.lib.warehouse import memory_capped
 
 READERS: dict[str, Reader] = {
@@ -83,11 +83,10 @@ def load_landing(
     ``raw.landing_files_seen`` when it was last read is skipped without being
     opened; any other file is hashed, and loaded if its content is new.
 
-    One load run is one transaction: its rows and its entries in
+    One load run is one transaction: its rows (Parquet files, which
+    ``raw.events`` reads from the commit on) and its entries in
     ``raw.loaded_files`` commit together, so an interrupted run leaves nothing
-    behind and the next run loads the same files again. (One transaction is
-    also about twice as fast as one per file: DuckDB writes large
-    transactions straight to the database file instead of through the WAL.)
+    a reader sees and the next run loads the same files again.
 
     No file stops the run. A file DuckDB's reader would fail on is read by
     the format's fallback (Python, for JSONL); a file no reader can read, or
@@ -132,6 +131,7 @@ def _load_files(
     report = LoadReport(load_id=load_id, loaded_at=loaded_at, files_refused=list(found.refused))
     known = registry.known_hashes(con)
     seen = registry.seen_signatures(con)
+    archive.discard_pending(con)
 
     con.execute("begin transaction")
     try:
@@ -167,7 +167,9 @@ def _load_files(
                     stage_unreadable_file(con, errors[0])
                 else:
                     READERS[fmt].stage(con, path, errors[0] if errors else None)
-                rows, unreadable = _record_file(con, load_id, loaded_at, relative, digest)
+                rows, unreadable = archive.write_file(
+                    con, load_id, len(report.files_loaded), loaded_at, relative, digest, STAGED_ROWS
+                )
             except _NOT_A_FILE_ERROR:
                 raise
             except Exception as error:  # noqa: BLE001 - reading one file never stops the run
@@ -178,6 +180,7 @@ def _load_files(
             report.files_loaded.append(relative)
             report.rows_loaded += rows
             report.unreadable_rows += unreadable
+        archive.commit_files(con, load_id)
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
@@ -211,27 +214,6 @@ def _known_problem(path: Path, fmt: str, check: files.LineCheck | None) -> list[
     except OSError as error:
         return [error, error]
     return [ValueError(problem)] if problem else []
-
-
-def _record_file(
-    con: duckdb.DuckDBPyConnection, load_id: int, loaded_at: datetime, relative: str, digest: str
-) -> tuple[int, int]:
-    """Copy ``_landing_rows`` into raw.events; (rows, unreadable rows) written."""
-    columns = ", ".join(RAW_ROW_COLUMNS)
-    (rows,) = con.execute(
-        f"""
-        insert into raw.events (load_id, loaded_at, source_file, file_hash, {columns})
-        select ?, ?, ?, ?, {columns}
-        from {STAGED_ROWS}
-        """,
-        [load_id, loaded_at, relative, digest],
-    ).fetchone()
-    # Counted in what was written: _landing_rows may be a view (read once).
-    (unreadable,) = con.execute(
-        "select count(*) from raw.events where load_id = ? and source_file = ? and parse_error is not null",
-        [load_id, relative],
-    ).fetchone()
-    return rows, unreadable
 
 
 def _drop_staged(con: duckdb.DuckDBPyConnection) -> None:

@@ -1,5 +1,8 @@
 """The raw tables, and what the loader has seen and loaded before.
 
+The raw rows themselves are Parquet files beside the warehouse, read through
+the view ``raw.events`` (:mod:`.archive`).
+
 ``raw.loaded_files`` holds one row per file loaded (its content hash: a hash
 seen before is never loaded again); ``raw.landing_files_seen`` the size,
 mtime and hash of every landing file when it was last read, so an unchanged
@@ -12,33 +15,10 @@ from datetime import datetime
 
 import duckdb
 
-RAW_EVENTS_DDL = """
+from convo_warehouse.lib.landing import archive
+
+RAW_TABLES_DDL = """
 create schema if not exists raw;
-create table if not exists raw.events (
-    load_id integer not null,
-    loaded_at timestamp not null,
-    source_file varchar not null,
-    file_hash varchar not null,
-    row_number bigint not null,
-    -- zstd for the long, nearly unique texts (ids, timestamps as sent, JSON):
-    -- much smaller than DuckDB's default dictionary + FSST for them. Not for
-    -- raw_record, a line kept only when no field of it could be read: on a
-    -- column that is nearly always null, zstd's segments take more room.
-    event_id varchar using compression zstd,
-    conversation_id varchar,
-    session_id varchar,
-    user_id varchar,
-    customer_id varchar,
-    event_type varchar,
-    event_timestamp varchar using compression zstd,
-    channel varchar,
-    properties varchar using compression zstd,
-    raw_record varchar,
-    parse_error varchar,
-    typed_fields varchar using compression zstd
-);
--- warehouses created before typed_fields existed
-alter table raw.events add column if not exists typed_fields varchar;
 create table if not exists raw.loaded_files (
     load_id integer not null,
     loaded_at timestamp not null,
@@ -59,7 +39,9 @@ create table if not exists raw.landing_files_seen (
 
 
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(RAW_EVENTS_DDL)
+    """The ledgers, and ``raw.events`` over this warehouse's archive of raw rows (:mod:`.archive`)."""
+    con.execute(RAW_TABLES_DDL)
+    archive.prepare(con)
 
 
 def next_load_id(con: duckdb.DuckDBPyConnection) -> int:
