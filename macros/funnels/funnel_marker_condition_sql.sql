@@ -1,4 +1,4 @@
-{% macro funnel_marker_condition_sql(condition, marker_name) -%}
+{% macro funnel_marker_condition_sql(condition, marker_name, state) -%}
     {%- if condition is not mapping or condition | length == 0 -%}
         {{ exceptions.raise_compiler_error("marker '" ~ marker_name ~ "': an event condition must be a non-empty mapping, got: " ~ condition) }}
     {%- endif -%}
@@ -10,11 +10,11 @@
             {%- endif -%}
             {%- set inner = [] -%}
             {%- for item in value -%}
-                {%- do inner.append(funnel_marker_condition_sql(item, marker_name)) -%}
+                {%- do inner.append(funnel_marker_condition_sql(item, marker_name, state)) -%}
             {%- endfor -%}
             {%- do parts.append('(' ~ inner | join(' ' ~ key ~ ' ') ~ ')') -%}
         {%- elif key == 'not' -%}
-            {%- do parts.append('(not ' ~ funnel_marker_condition_sql(value, marker_name) ~ ')') -%}
+            {%- do parts.append('(not ' ~ funnel_marker_condition_sql(value, marker_name, state) ~ ')') -%}
         {%- elif key == 'event_type' -%}
             {%- set event_types = [value] if value is string else value -%}
             {%- set literals = [] -%}
@@ -33,7 +33,7 @@
                 {%- do parts.append("coalesce(strpos(lower(events.content), lower(" ~ funnel_sql_literal(text_rule['contains']) ~ ")) > 0, false)") -%}
             {%- endif -%}
         {%- elif key == 'property' -%}
-            {%- do parts.append(funnel_marker_property_sql(value, marker_name)) -%}
+            {%- do parts.append(funnel_marker_property_sql(value, marker_name, state)) -%}
         {%- else -%}
             {{ exceptions.raise_compiler_error("marker '" ~ marker_name ~ "': unknown event condition '" ~ key ~ "' (expected event_type, property, text, and, or, not)") }}
         {%- endif -%}

@@ -1,11 +1,17 @@
-{% macro funnel_marker_property_sql(rule, marker_name) -%}
+{% macro funnel_marker_property_sql(rule, marker_name, state) -%}
     {%- if rule is not mapping or 'name' not in rule or rule | length != 2 -%}
         {{ exceptions.raise_compiler_error("marker '" ~ marker_name ~ "': property needs a name and exactly one operator, got: " ~ rule) }}
     {%- endif -%}
     {%- if not modules.re.fullmatch('[A-Za-z_][A-Za-z0-9_]*', rule['name'] | string) -%}
         {{ exceptions.raise_compiler_error("marker '" ~ marker_name ~ "': property name must be letters, digits and _: " ~ rule['name']) }}
     {%- endif -%}
-    {%- set property_text = json_text('events.properties', rule['name']) -%}
+    {#- the text as sent: a field with a column of its own is read back from it when the stored
+        object left it out (properties_without_columns) -#}
+    {%- set columns, property_text = event_property_columns(), json_text('events.properties', rule['name']) -%}
+    {%- if rule['name'] in columns.text + columns.number + columns.integer and rule['name'] not in columns.kept -%}
+        {%- set property_text = 'coalesce(' ~ property_text ~ ', cast(events.' ~ rule['name'] ~ ' as ' ~ dbt.type_string() ~ '))' -%}
+        {%- do state.properties.append(rule['name']) -%}
+    {%- endif -%}
     {%- set property_number = dbt.safe_cast(property_text, type_double()) -%}
     {%- set operator = (rule.keys() | reject('equalto', 'name') | list)[0] -%}
     {%- set value = rule[operator] -%}

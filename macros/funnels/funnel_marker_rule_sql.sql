@@ -15,7 +15,7 @@
     {%- set no_time = 'cast(null as ' ~ dbt.type_timestamp() ~ ')' -%}
 
     {%- if operator in ['at_least_once', 'never'] -%}
-        {%- set condition_sql = funnel_marker_condition_sql(value, marker_name) -%}
+        {%- set condition_sql = funnel_marker_condition_sql(value, marker_name, state) -%}
         {%- if condition_sql not in state.conditions -%}
             {%- do state.conditions.append(condition_sql) -%}
         {%- endif -%}
@@ -32,7 +32,7 @@
         {%- endif -%}
         {%- set steps = [] -%}
         {%- for item in value -%}
-            {%- do steps.append(funnel_marker_condition_sql(item, marker_name)) -%}
+            {%- do steps.append(funnel_marker_condition_sql(item, marker_name, state)) -%}
         {%- endfor -%}
         {%- if steps not in state.sequences -%}
             {%- do state.sequences.append(steps) -%}

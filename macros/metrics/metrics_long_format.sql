@@ -1,6 +1,5 @@
 {% macro metrics_long_format(from_cte, grain_columns) %}
     {%- set metrics = metrics_definitions() -%}
-    {%- set double = type_double() -%}
 metrics_aggregated as (
     select
         {%- for grain_column in grain_columns %}
@@ -33,60 +32,52 @@ metrics_aggregated as (
 
 {% macro metrics_unpivoted(metrics, grain_columns) -%}
     {%- set double = type_double() -%}
-metrics_long as (
+metrics_stacked as (
     select
         {%- for grain_column in grain_columns %}
-        metrics_stacked.{{ grain_column }},
+        metrics_aggregated.{{ grain_column }},
         {%- endfor %}
-        metrics_stacked.metric_name,
-        metrics_stacked.segment_type,
-        metrics_stacked.segment_value,
-        metrics_stacked.numerator,
-        metrics_stacked.denominator,
-        metrics_stacked.value
-    from (
-        select
-            {%- for grain_column in grain_columns %}
-            metrics_aggregated.{{ grain_column }},
+        metric_kinds.metric_name,
+        metric_kinds.metric_kind,
+        metrics_aggregated.segment_type,
+        metrics_aggregated.segment_value,
+        case metric_kinds.metric_name
+            {%- for metric in metrics if metric.kind != 'percentile' %}
+            when '{{ metric.name }}' then cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }})
             {%- endfor %}
-            metric_kinds.metric_name,
-            metric_kinds.metric_kind,
-            metrics_aggregated.segment_type,
-            metrics_aggregated.segment_value,
-            case metric_kinds.metric_name
-                {%- for metric in metrics if metric.kind != 'percentile' %}
-                when '{{ metric.name }}' then cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }})
-                {%- endfor %}
-            end as numerator,
-            case metric_kinds.metric_name
-                {%- for metric in metrics if metric.kind == 'ratio' %}
-                when '{{ metric.name }}' then cast(metrics_aggregated.{{ metric.name }}__denominator as {{ double }})
-                {%- endfor %}
-            end as denominator,
-            case metric_kinds.metric_name
-                {%- for metric in metrics %}
-                {%- if metric.kind == 'ratio' %}
-                when '{{ metric.name }}' then case when metrics_aggregated.{{ metric.name }}__denominator > 0
-                    then cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }})
-                    / cast(metrics_aggregated.{{ metric.name }}__denominator as {{ double }}) end
-                {%- else %}
-                when '{{ metric.name }}' then cast(metrics_aggregated.{{ metric.name }}__{{ 'numerator' if metric.kind == 'count' else 'value' }} as {{ double }})
-                {%- endif %}
-                {%- endfor %}
-            end as value
-        -- one pass over the aggregated rows (Spark inlines CTEs: a union per metric would compute them once per metric)
-        from metrics_aggregated
-        cross join (values
+        end as numerator,
+        case metric_kinds.metric_name
+            {%- for metric in metrics if metric.kind == 'ratio' %}
+            when '{{ metric.name }}' then cast(metrics_aggregated.{{ metric.name }}__denominator as {{ double }})
+            {%- endfor %}
+        end as denominator,
+        case metric_kinds.metric_name
             {%- for metric in metrics %}
-            ('{{ metric.name }}', '{{ metric.kind }}'){{ ',' if not loop.last }}
+            {%- if metric.kind == 'ratio' %}
+            when '{{ metric.name }}' then case when metrics_aggregated.{{ metric.name }}__denominator > 0
+                then cast(metrics_aggregated.{{ metric.name }}__numerator as {{ double }})
+                / cast(metrics_aggregated.{{ metric.name }}__denominator as {{ double }}) end
+            {%- else %}
+            when '{{ metric.name }}' then cast(metrics_aggregated.{{ metric.name }}__{{ 'numerator' if metric.kind == 'count' else 'value' }} as {{ double }})
+            {%- endif %}
             {%- endfor %}
-        ) as metric_kinds (metric_name, metric_kind)
-    ) as metrics_stacked
-    -- counts keep every row, ratios need a denominator above 0, percentiles a value
+        end as value
+    -- one pass over the aggregated rows (Spark inlines CTEs: a union per metric would compute them once per metric)
+    from metrics_aggregated
+    cross join (values
+        {%- for metric in metrics %}
+        ('{{ metric.name }}', '{{ metric.kind }}'){{ ',' if not loop.last }}
+        {%- endfor %}
+    ) as metric_kinds (metric_name, metric_kind)
+),
+
+-- counts keep every row, ratios need a denominator above 0, percentiles a value
+metrics_long as (
+    select * from metrics_stacked
     where
-        metrics_stacked.metric_kind = 'count'
-        or (metrics_stacked.metric_kind = 'ratio' and metrics_stacked.denominator > 0)
-        or (metrics_stacked.metric_kind = 'percentile' and metrics_stacked.value is not null)
+        metric_kind = 'count'
+        or (metric_kind = 'ratio' and denominator > 0)
+        or (metric_kind = 'percentile' and value is not null)
 ),
 {%- endmacro %}
 

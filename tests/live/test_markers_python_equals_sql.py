@@ -5,8 +5,10 @@ the same conversations; and the live extensions are refused by neither silently.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,14 @@ from support.warehouse import Warehouse
 from convo_warehouse.lib.live.events import LiveEvent
 from convo_warehouse.lib.live.markers import Conversation, EventView, Program, RuleError
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# staging's property columns (macros/staging/event_properties.sql: a test below proves them equal)
+PROPERTY_COLUMNS = (
+    "device", "source", "language", "environment", "page_url", "agent_id", "content", "intent", "model", "tool_name",
+    "topic", "reason", "rating", "comment", "goal", "funnel", "stage", "test_name", "variant", "button", "flow_name",
+    "sender", "lead_score", "intent_confidence", "sentiment", "latency_ms", "turn", "message_length",
+    "response_length", "total_turns", "abandoned_at_turn", "input_tokens", "output_tokens",
+)
 MARKERS = {
     "asked_for_refund": {"rule": {"at_least_once": {"event_type": "user_message",
                                                     "text": {"matches": "refund|money back|reimburse"}}}},
@@ -64,14 +74,21 @@ def test_python_and_sql_reach_the_same_markers_at_the_same_times(warehouse):
     program = Program(live=False)
     compiled = {name: program.compile(marker["rule"], name) for name, marker in MARKERS.items()}
     events: dict[str, list[LiveEvent]] = {}
+    # the properties as staging read them: the stored object, and the fields it left out because
+    # their columns hold them, as the columns' text (test_each_property_reads_back_as_sent)
+    columns = [name for name in PROPERTY_COLUMNS if name not in ("funnel", "stage")]
+    texts = ", ".join(f"cast({name} as varchar)" for name in columns)
     for row in warehouse.query(
-        "select event_id, conversation_id, event_type, is_known_type, event_at, properties, content "
+        f"select event_id, conversation_id, event_type, is_known_type, event_at, properties, content, {texts} "
         "from staging.stg_events where conversation_id is not null order by event_at, event_id"
     ):
-        event_id, conversation_id, event_type, known, event_at, properties, content = row
+        event_id, conversation_id, event_type, known, event_at, properties, content = row[:7]
+        sent = json.loads(properties or "{}")
+        for name, text in zip(columns, row[7:], strict=True):
+            if name not in sent and text is not None:
+                sent[name] = text
         events.setdefault(conversation_id, []).append(LiveEvent(
-            event_id, conversation_id, None, event_type, known, event_at, None, json.loads(properties or "{}"),
-            content, None))
+            event_id, conversation_id, None, event_type, known, event_at, None, sent, content, None))
     python: set[tuple[str, str, datetime | None]] = set()
     for conversation_id, items in events.items():
         known = [item for item in items if item.is_known_type]
@@ -89,6 +106,30 @@ def test_python_and_sql_reach_the_same_markers_at_the_same_times(warehouse):
     # every marker is reached by some conversations and missed by others: the comparison means something
     assert all(0 < count < len(events) for count in reached_by_marker.values()), reached_by_marker
     assert python == sql, (sorted(python - sql)[:5], sorted(sql - python)[:5])
+
+
+def test_each_property_reads_back_as_sent(warehouse):
+    """What a marker reads of a property (the stored object's text, else its column's:
+    funnel_marker_property_sql) is the text of the properties as the loader read them, for every
+    property with a column (but funnel and stage, which an event type alias overrides)."""
+    macro = (REPO_ROOT / "macros" / "staging" / "event_properties.sql").read_text()
+    listed = re.findall(r"'(\w+)'", macro[macro.index("return({"):macro.index("'kept'")])
+    assert sorted(PROPERTY_COLUMNS) == sorted(set(listed) - {"text", "number", "integer"})
+    columns = [name for name in PROPERTY_COLUMNS if name not in ("funnel", "stage")]
+    differences = warehouse.query(" union all ".join(
+        f"select '{name}', stg_events.event_id from staging.stg_events "
+        "inner join raw.events as raw_events using (load_id, source_file, row_number) "
+        "where json_type(raw_events.properties) = 'OBJECT' and "
+        f"coalesce(json_extract_string(stg_events.properties, '$.{name}'), cast(stg_events.{name} as varchar)) "
+        f"is distinct from json_extract_string(raw_events.properties, '$.{name}')"
+        for name in columns
+    ))
+    assert differences == []
+    # and the object left out what its columns hold
+    (left_out,) = warehouse.query(
+        "select count(*) from staging.stg_events where content is not null and properties not like '%\"content\"%'"
+    )[0]
+    assert left_out > 1000
 
 
 @pytest.mark.parametrize(("rule", "message"), [

@@ -170,3 +170,44 @@ def test_stg_events_and_rejected_events_tests_check_the_load_runs_the_run_parsed
     # the parsed load run's rejected row is read
     warehouse.query("update staging.base_events_parsed set rejection_detail = null where event_id = 'e6'")
     assert failing(failures(warehouse, "rejected_events")) == {"expression_is_true": 1}
+
+
+def test_the_properties_object_keeps_only_what_its_columns_cannot_give_back(warehouse):
+    """Each value is stored once: base_events_parsed.properties drops the fields its columns hold as
+    sent (every text field but funnel and stage, which an event type alias may override; the integer
+    and the number fields when all of the row's read back as sent), so markers read them back
+    through funnel_marker_property_sql (tests/live/test_markers_python_equals_sql.py)."""
+    def sent(event_id: str, event_type: str, properties: dict | None) -> dict:
+        row = {"event_id": event_id, "conversation_id": "c1", "event_type": event_type, "timestamp": TS}
+        return row if properties is None else {**row, "properties": properties}
+
+    write_jsonl(warehouse.landing / "a.jsonl", [
+        sent("e1", "user_message",
+             {"content": "hi", "intent": "refund", "turn": 3, "sentiment": 0.5, "lead_score": 80, "extra": "x"}),
+        sent("e2", "stage_reached", {"funnel": "sales", "stage": "booked", "turn": "3.50", "comment": None}),
+        sent("e3", "agent_message", {"content": "hello", "latency_ms": 1.5, "input_tokens": 10, "flag": True}),
+        sent("e4", "conversation_started", None),
+    ])
+    warehouse.load()
+    warehouse.build(STAGED)
+    stored = {
+        event_id: json.loads(properties)
+        for event_id, properties in warehouse.query("select event_id, properties from staging.stg_events")
+    }
+    assert stored == {
+        # lead_score 80 reads back as 80.0: the number fields stay, the integer turn goes
+        "e1": {"sentiment": 0.5, "lead_score": 80, "extra": "x"},
+        # "3.50" is no integer as sent; funnel and stage stay
+        "e2": {"funnel": "sales", "stage": "booked", "turn": "3.50"},
+        "e3": {"flag": True},
+        "e4": {},
+    }
+    # the columns hold what was dropped
+    assert warehouse.query(
+        "select event_id, content, intent, turn, latency_ms, input_tokens from staging.stg_events order by 1"
+    ) == [
+        ("e1", "hi", "refund", 3, None, None),
+        ("e2", None, None, 4, None, None),
+        ("e3", "hello", None, None, 1.5, 10),
+        ("e4", None, None, None, None, None),
+    ]

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import duckdb
+import yaml
 from support.warehouse import undocumented_columns
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -136,6 +137,28 @@ def test_macros_stay_within_their_line_budgets() -> None:
     incremental layer (the strategies, the ledgers, Spark's partitions) at most 400."""
     assert sql_lines(REPO_ROOT / "macros") <= 2000
     assert sql_lines(REPO_ROOT / "macros" / "incremental") <= 400
+
+
+def test_dbt_project_yml_says_how_folders_are_built_in_at_most_150_lines() -> None:
+    """dbt_project.yml configures folders, not models (issue 46): at most 150 lines, and no
+    entry under `models:` names a model file."""
+    text = (REPO_ROOT / "dbt_project.yml").read_text()
+    assert len(text.splitlines()) <= 150
+    models = {path.stem for path in (REPO_ROOT / "models").rglob("*.sql")} | {
+        path.stem for path in (REPO_ROOT / "models").rglob("*.py")
+    }
+    configured = yaml.safe_load(text)["models"]["convo_warehouse"]
+
+    def keys(node: dict) -> set[str]:
+        found = set()
+        for key, value in node.items():
+            if not key.startswith("+"):
+                found.add(key)
+                if isinstance(value, dict):
+                    found |= keys(value)
+        return found
+
+    assert not keys(configured) & models, sorted(keys(configured) & models)
 
 
 def test_every_macro_is_documented_with_its_arguments(manifest: dict) -> None:

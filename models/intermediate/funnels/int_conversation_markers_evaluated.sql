@@ -10,7 +10,7 @@
 ) }}
 
 {%- set markers = funnel_markers() -%}
-{%- set state = {'conditions': [], 'sequences': []} -%}
+{%- set state = {'conditions': [], 'sequences': [], 'properties': []} -%}
 {%- set compiled_markers = [] -%}
 {%- for marker_name in markers.keys() | sort -%}
     {%- set compiled = funnel_marker_rule_sql(markers[marker_name]['rule'], state, marker_name) -%}
@@ -31,6 +31,10 @@ events as (
         event_type,
         event_at,
         content,
+        {#- the property columns the property conditions read back (funnel_marker_property_sql) -#}
+        {%- for name in state.properties | unique | sort %}
+        {{ name }},
+        {%- endfor %}
         properties
     from {{ events_in_scope if is_incremental() else staged_events }}
     where

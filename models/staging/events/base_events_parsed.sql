@@ -17,17 +17,11 @@
     scope_model='scope_load_runs',
 ) }}
 
-{%- set text_properties = [
-    'device', 'source', 'language', 'environment', 'page_url', 'agent_id', 'content',
-    'intent', 'model', 'tool_name', 'topic', 'reason', 'rating', 'comment', 'goal',
-    'funnel', 'stage', 'test_name', 'variant', 'button', 'flow_name', 'sender',
-] -%}
-{%- set number_properties = ['lead_score', 'intent_confidence', 'sentiment', 'latency_ms'] -%}
-{%- set integer_properties = [
-    'turn', 'message_length', 'response_length', 'total_turns', 'abandoned_at_turn',
-    'input_tokens', 'output_tokens',
-] -%}
-{%- set all_properties = text_properties + number_properties + integer_properties -%}
+{#- The properties with a column of their own (event_property_columns): the
+    stored properties object keeps only the fields its columns cannot give
+    back as sent (properties_without_columns, docs/staging.md#what-is-stored). -#}
+{%- set property_columns = event_property_columns() -%}
+{%- set all_properties = property_columns.text + property_columns.number + property_columns.integer -%}
 {#- Every field seeds/field_aliases.csv may map to. -#}
 {%- set aliasable_fields = [
     'event_id', 'conversation_id', 'user_id', 'event_type', 'timestamp', 'channel', 'properties',
@@ -326,12 +320,13 @@ rows_typed as (
         rows_explained.clean_event_type as raw_event_type,
         rows_explained.parsed_event_at as event_at,
         rows_explained.clean_channel as channel,
-        rows_explained.properties_object as properties,
+        {{ properties_without_columns('rows_explained.properties_object', 'rows_explained.property_values') }}
+            as properties,
         {%- for name in all_properties %}
             {%- set item = json_text_field('rows_explained.property_values', name) %}
-            {%- if name in number_properties %}
+            {%- if name in property_columns.number %}
                 {{ dbt.safe_cast(item, 'double') }} as {{ name }},
-            {%- elif name in integer_properties %}
+            {%- elif name in property_columns.integer %}
                 {{ dbt.safe_cast(item, dbt.type_int()) }} as {{ name }},
             {%- else %}
                 {{ item }} as {{ name }},

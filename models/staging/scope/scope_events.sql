@@ -55,6 +55,14 @@ select
     stg_events.button,
     stg_events.flow_name,
     stg_events.abandoned_at_turn,
+    -- every property column: a marker rule may read any (funnel_marker_property_sql)
+    stg_events.comment,
+    stg_events.goal,
+    stg_events.sender,
+    stg_events.intent_confidence,
+    stg_events.message_length,
+    stg_events.response_length,
+    stg_events.total_turns,
     stg_events.properties
 from {{ ref('stg_events') }} as stg_events
 where
