@@ -31,17 +31,23 @@ def write_events(path: Path, ids: list[str]) -> None:
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
 
 
+def two_files_loaded(tmp_path: Path):
+    """A warehouse whose first load run read a.jsonl (a1, a2) and b.jsonl (b1); (connection, landing)."""
+    landing = tmp_path / "landing"
+    write_events(landing / "a.jsonl", ["a1", "a2"])
+    write_events(landing / "b.jsonl", ["b1"])
+    con = connect(tmp_path / "w.duckdb")
+    load.load_landing(con, landing, progress=False)
+    return con, landing
+
+
 def raw_ids(con) -> list[tuple]:
     return con.execute("select load_id, source_file, event_id from raw.events order by 1, 2, 3").fetchall()
 
 
 def test_raw_rows_are_parquet_files_per_load_run_outside_the_warehouse_file(tmp_path):
-    landing = tmp_path / "landing"
-    write_events(landing / "a.jsonl", ["a1", "a2"])
-    write_events(landing / "b.jsonl", ["b1"])
-    con = connect(tmp_path / "w.duckdb")
+    con, landing = two_files_loaded(tmp_path)
     try:
-        load.load_landing(con, landing, progress=False)
         write_events(landing / "c.jsonl", ["c1"])
         load.load_landing(con, landing, progress=False)
 
@@ -102,12 +108,8 @@ def test_a_run_that_does_not_commit_leaves_no_raw_row_and_the_next_run_loads_its
 
 
 def test_a_warehouse_with_a_raw_events_table_moves_its_rows_out_unchanged(tmp_path):
-    landing = tmp_path / "landing"
-    write_events(landing / "a.jsonl", ["a1", "a2"])
-    write_events(landing / "b.jsonl", ["b1"])
-    con = connect(tmp_path / "w.duckdb")
+    con, _ = two_files_loaded(tmp_path)
     try:
-        load.load_landing(con, landing, progress=False)
         before = con.execute("select * from raw.events order by all").fetchall()
         # the warehouse as the loader left it before the archive: the rows in a table
         con.execute("create table raw.events_rows as select * from raw.events")

@@ -98,3 +98,12 @@ def protect_database(path: Path, folder_is_ours: bool) -> None:
     one of ours (the default ``data/``; never a folder such as /tmp that a user pointed us into)."""
     apply(files=[candidate for candidate in (path, Path(f"{path}.wal")) if candidate.exists()],
           folders=[path.parent] if folder_is_ours else [])
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a folder: a new entry or a rename is durable once its folder is fsynced."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

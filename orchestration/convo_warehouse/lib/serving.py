@@ -745,19 +745,10 @@ def _change_entry(plan: _TablePlan) -> dict:
     return change
 
 
-def _fsync_path(path: Path) -> None:
-    """fsync a file, or a folder: a new entry or a rename is durable once its folder is fsynced."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def _fsync(paths: Iterable[Path]) -> None:
     """fsync files and folders, several at a time: a journaling file system commits concurrent ones together."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(_fsync_path, paths))
+        list(pool.map(file_modes.fsync_path, paths))
 
 
 def _write_version(
@@ -819,7 +810,7 @@ def _switch_pointer(serving_dir: Path, version: str) -> None:
         temporary.unlink()
     temporary.symlink_to(Path(VERSIONS_DIR) / version)
     os.replace(temporary, serving_dir / CURRENT_LINK)
-    _fsync_path(serving_dir)
+    file_modes.fsync_path(serving_dir)
 
 
 def _held_open(folder: Path) -> bool:
@@ -931,7 +922,7 @@ def publish(
         _write_version(con, partial, final, plans, previous, manifest, progress)
         os.rename(partial, final)
         # The rename is recorded in versions/: without this a crash could lose the version `current` names.
-        _fsync_path(versions_dir)
+        file_modes.fsync_path(versions_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         if final.is_symlink():

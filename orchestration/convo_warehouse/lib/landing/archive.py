@@ -100,13 +100,13 @@ def commit_files(con: duckdb.DuckDBPyConnection, load_id: int) -> None:
     if not pending.exists():
         return
     for path in pending.iterdir():
-        _fsync(path)
-    _fsync(pending)
+        file_modes.fsync_path(path)
+    file_modes.fsync_path(pending)
     final = root / pending.name
     shutil.rmtree(final, ignore_errors=True)  # left by a run that failed before its commit
     os.replace(pending, final)
     pending.parent.rmdir()  # one load run at a time (the writer lock): nothing else is pending
-    _fsync(root)
+    file_modes.fsync_path(root)
     _define_view(con, root, load_id)
 
 
@@ -152,7 +152,7 @@ def _move_table(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     for folder in root.iterdir():
         for path in folder.iterdir():
             file_modes.restrict(path)
-            _fsync(path)
+            file_modes.fsync_path(path)
     con.execute("begin transaction")
     con.execute("drop table raw.events")
     (last,) = con.execute("select max(load_id) from raw.loaded_files").fetchone()
@@ -185,11 +185,3 @@ def _define_view(con: duckdb.DuckDBPyConnection, root: Path, last_load_id: int |
     query = _view_query(root, last_load_id)
     con.execute(f"create or replace view raw.events as {query}")
     con.execute(f"comment on view raw.events is {sql_literal(query)}")
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
