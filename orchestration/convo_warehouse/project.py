@@ -42,6 +42,13 @@ def manifest_path() -> Path:
 KEEP_INVOCATIONS = 5
 
 
+def invocation_target_path(op_name: str, run_id: str) -> Path:
+    """A new folder for one dbt invocation of ``op_name`` in run ``run_id`` (dagster-dbt's naming)."""
+    import uuid
+
+    return target_path() / f"{op_name}-{run_id[:7]}-{uuid.uuid4().hex[:7]}"
+
+
 def prune_invocation_targets(op_name: str, keep: int = KEEP_INVOCATIONS) -> list[Path]:
     """Delete all but the ``keep`` newest invocation folders of ``op_name``; return those deleted.
 

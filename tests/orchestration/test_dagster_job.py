@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -115,25 +116,46 @@ def test_definitions_load_and_validate(defs):
     assert hourly.tags["convo_warehouse/writer"] == "duckdb"
 
 
-def test_classifier_tables_are_tested_by_the_runs_that_write_them(defs):
-    """dagster-dbt runs the tests of every source upstream of a selected model: the hourly job
-    (no classifier) would test the classifier's tables, which it never writes, every hour. The
-    dbt step leaves those tests out of it; the daily job, which runs the classifier, runs them."""
-    from convo_warehouse.assets.dbt import unwritten_source_tests
+@pytest.mark.parametrize("job_name", ["load_and_rebuild_job", "build_all_job"])
+def test_the_dbt_step_asks_dbt_for_exactly_what_it_selects_in_a_few_words(defs, job_name):
+    """assets/dbt.py ``step_selection``: what ``dbt ls`` lists for its words is the step's selected
+    models and seeds and the tests of its selected checks, no more, in a few words (dagster-dbt's
+    own selection of a subset names every node, which dbt matches against every node of the
+    project, seconds of every hourly run). The hourly job (no classifier) leaves the tests of the
+    classifier's tables to the daily job, which writes them."""
+    from convo_warehouse.assets.dbt import CLASSIFIER, dbt_models, step_selection, translator
+    from convo_warehouse.lib import dbt_commands
 
     manifest = json.loads(manifest_path().read_text())
-    hourly = defs.resolve_job_def("load_and_rebuild_job").asset_layer.executable_asset_keys
-    daily = defs.resolve_job_def("build_all_job").asset_layer.executable_asset_keys
-    left_out = unwritten_source_tests(manifest, hourly)
-    assert "source_unique_classification_message_sentiment_event_id" in left_out
-    tests = {node["name"]: node for node in manifest["nodes"].values() if node["resource_type"] == "test"}
-    for name in left_out:
-        assert {manifest["sources"][parent]["source_name"] for parent in tests[name]["depends_on"]["nodes"]} == {
-            "classification"
-        }
-    # what a load writes is tested by every run that loads
-    assert "source_not_null_raw_events_load_id" not in left_out
-    assert unwritten_source_tests(manifest, daily) == []
+    job = defs.resolve_job_def(job_name)
+    selected = job.asset_layer.executable_asset_keys & dbt_models.keys
+    checks = set(job.asset_layer.asset_graph.asset_check_keys) & dbt_models.check_keys
+    select, exclude = step_selection(manifest, selected, checks)
+    assert len(select) + len(exclude) <= 12, (select, exclude)
+
+    unique_id = {translator.get_asset_key(node): unique_id for unique_id, node in manifest["nodes"].items()
+                 if node["resource_type"] in ("model", "seed")}
+    test_id = {node["name"]: unique_id for unique_id, node in manifest["nodes"].items()
+               if node["resource_type"] == "test"}
+    classifier_table_tests = {
+        node["name"] for node in manifest["nodes"].values()
+        if node["resource_type"] == "test" and node["depends_on"]["nodes"]
+        and all(manifest["sources"].get(parent, {}).get("source_name") == "classification"
+                for parent in node["depends_on"]["nodes"])
+    }
+    assert classifier_table_tests
+    tested = {check.name for check in checks} | (classifier_table_tests if CLASSIFIER in selected else set())
+    expected = {unique_id[key] for key in selected} | {test_id[name] for name in tested}
+    build = dbt_commands.production_build(select=select, exclude=exclude)
+    words = build[build.index("--select") + 1], build[build.index("--exclude", 3) + 1]
+    listed = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), "ls", "--quiet", "--select", words[0], "--exclude", words[1],
+         "--resource-type", "model", "--resource-type", "seed", "--resource-type", "test",
+         "--output", "json", "--output-keys", "unique_id"],
+        cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, **parse_env()}, check=True,
+    )
+    assert {json.loads(line)["unique_id"] for line in listed.stdout.splitlines() if line.startswith("{")} == expected
+    assert (classifier_table_tests <= tested) == (job_name == "build_all_job")
 
 
 # ---------------------------------------------------------------------------

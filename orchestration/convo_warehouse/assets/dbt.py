@@ -29,7 +29,13 @@ from convo_warehouse.checks import suites
 from convo_warehouse.concurrency import WRITER_POOL, busy_retry, is_busy_error
 from convo_warehouse.lib import dbt_commands, dbt_state
 from convo_warehouse.lib.warehouse import warehouse_path, writer_lock
-from convo_warehouse.project import dbt_executable, dbt_project, manifest_path, prune_invocation_targets
+from convo_warehouse.project import (
+    dbt_executable,
+    dbt_project,
+    invocation_target_path,
+    manifest_path,
+    prune_invocation_targets,
+)
 from convo_warehouse.resources import WarehouseResource
 from convo_warehouse.spark.target import on_spark, spark_state_dir
 
@@ -47,11 +53,10 @@ SOURCE_ASSET_KEYS: dict[tuple[str, str], dg.AssetKey] = {
 
 CLASSIFICATION_SOURCES = "source.convo_warehouse.classification."
 
-# dbt sources whose tables a dbt model writes, not a load: source name -> the
-# writer's asset key. Their tables change only in a build that runs the writer,
-# and that build tests them; dagster-dbt adds the tests of every source upstream
-# of a selected model, so without this the hourly job (no classifier) re-read
-# the classifier's tables in full every hour to test rows it never writes.
+# The tables of dbt sources a dbt model writes (the classifier's), by schema: the
+# writer's asset key. Their checks belong to no job's selection (a source is
+# not an asset a job materializes): a step runs them when it runs their writer,
+# which tests what it wrote, and the hourly job (no classifier) leaves them.
 SOURCE_WRITERS: dict[str, dg.AssetKey] = {"classification": CLASSIFIER}
 
 # Top-level folders under models/ that are layers (and Dagster groups).
@@ -169,15 +174,18 @@ def dbt_models(
                     spark_state_dir(), dbt_project.project_dir, manifest)
             else:
                 plan, left_out = _prepare(context, warehouse, manifest)
-            if plan is not None:
-                left_out += unwritten_source_tests(manifest, context.selected_asset_keys)
-            args = dbt_commands.production_build(multi_step=on_spark(), exclude=left_out)
-            invocation = dbt.cli(args, context=context, raise_on_error=False)
+            select, unselected = step_selection(manifest, context.selected_asset_keys, context.selected_asset_check_keys)
+            args = dbt_commands.production_build(
+                multi_step=on_spark(), select=select, exclude=[*unselected, *left_out])
+            # without the context, dagster-dbt passes no selection of its own (see step_selection)
+            invocation = dbt.cli(args, manifest=manifest, dagster_dbt_translator=translator, raise_on_error=False,
+                                 target_path=invocation_target_path(context.op_def.name, context.run.run_id))
             if not on_spark():  # the GX suites run after this step (checks/gx_checks.py)
                 suites.import_great_expectations_in_background()
             try:
-                yield from (invocation.stream() if plan is None and not left_out
-                            else _with_left_out(context, invocation, manifest))
+                events = _step_events(context, invocation.stream())
+                yield from (events if plan is None and not left_out
+                            else _with_left_out(context, invocation, events, manifest))
                 error = invocation.get_error()
                 if error is None and plan is not None:
                     dbt_state.keep(warehouse.database, dbt_project.project_dir, manifest_path())
@@ -214,27 +222,61 @@ def _prepare(
     return plan, left_out
 
 
-def unwritten_source_tests(manifest: Mapping, selected: Collection[dg.AssetKey]) -> list[str]:
-    """The data tests (by name) that read only sources whose writer (``SOURCE_WRITERS``) is
-    not among the ``selected`` assets: this build leaves their tables as the writer's last
-    build wrote and tested them."""
-    unwritten = {source for source, writer in SOURCE_WRITERS.items() if writer not in selected}
-    if not unwritten:
-        return []
-    return sorted(
-        node["name"]
+def step_selection(
+    manifest: Mapping, selected: Collection[dg.AssetKey], selected_checks: Collection[dg.AssetCheckKey]
+) -> tuple[list[str], list[str]]:
+    """What a step of ``dbt_models`` that materializes ``selected`` and runs ``selected_checks``
+    asks dbt to build: (``--select`` words, ``--exclude`` words).
+
+    Of a subset (the hourly job leaves out the classifier), dagster-dbt passes one selector per
+    node, and dbt matches each one against every node of the project: seconds of every hourly run
+    before its first node. The same nodes in a few words: everything (``fqn:*``, with the words of
+    ``EXCLUDED``) but the models and seeds not selected and the tests of the checks not selected,
+    or, when the step selects fewer than it leaves out, the selected ones by name. The tests of the
+    tests of the classifier's tables run in the steps that run the classifier (``SOURCE_WRITERS``).
+    """
+    names = {
+        translator.get_asset_key(node): node["name"]
         for node in manifest["nodes"].values()
-        if node["resource_type"] == "test"
-        and (parents := node["depends_on"].get("nodes", []))
-        and all(parent in manifest["sources"] and manifest["sources"][parent]["source_name"] in unwritten
-                for parent in parents)
-    )
+        if node["resource_type"] in ("model", "seed", "snapshot")
+    }
+    chosen = {key for key in selected if key in dbt_models.keys}
+    selected_checks = {*selected_checks, *(
+        check for check in dbt_models.check_keys
+        if check.asset_key not in dbt_models.keys and SOURCE_WRITERS.get(check.asset_key.path[0]) in chosen
+    )}
+    not_chosen = sorted(names[key] for key in dbt_models.keys - chosen)
+    untested = sorted(check.name for check in dbt_models.check_keys - selected_checks)
+    excluded = EXCLUDED.split()[1:]  # the grain tests: production_build leaves them out itself
+    if len(not_chosen) <= len(chosen):
+        return ["fqn:*"], [*not_chosen, *untested, *excluded]
+    # dbt selects the tests of the selected nodes itself; by name, those of checks on other assets
+    tests = sorted(check.name for check in selected_checks if check.asset_key not in chosen)
+    return sorted(names[key] for key in chosen) + tests, untested
+
+
+def _step_events(context: dg.AssetExecutionContext, events: Iterator[Any]) -> Iterator[Any]:
+    """dagster-dbt's events of an invocation it ran without the step's context (whose selection
+    ``step_selection`` made) as the step's own: an output for each built model or seed, a check
+    result for each test."""
+    for event in events:
+        if isinstance(event, dg.AssetMaterialization):
+            yield dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_key(event.asset_key),
+                            metadata=event.metadata)
+        elif isinstance(event, dg.AssetCheckEvaluation):
+            yield dg.AssetCheckResult(asset_key=event.asset_key, check_name=event.check_name, passed=event.passed,
+                                      severity=event.severity, metadata=event.metadata,
+                                      description=event.description)
+        else:
+            yield event
 
 
 LEFT_OUT = "no load reaches it and the project's changes did not: left as the last build left it"
 
 
-def _with_left_out(context: dg.AssetExecutionContext, invocation: Any, manifest: Mapping) -> Iterator[Any]:
+def _with_left_out(
+    context: dg.AssetExecutionContext, invocation: Any, events: Iterator[Any], manifest: Mapping
+) -> Iterator[Any]:
     """dbt's events, with an output for each selected model or seed the build left out (a seed, a
     view or a static model, all unmodified: lib/dbt_state.py), so the steps waiting for it (the
     snapshot, the run's last step) run: it is up to date as the last build left it. Dagster takes a
@@ -260,7 +302,7 @@ def _with_left_out(context: dg.AssetExecutionContext, invocation: Any, manifest:
                         metadata={"left_out": LEFT_OUT},
                     )
 
-    for event in invocation.stream():
+    for event in events:
         if isinstance(event, dg.Output):
             unique_id = node_of.get(context.assets_def.keys_by_output_name.get(event.output_name))
             if unique_id is not None:

@@ -19,7 +19,9 @@ from collections.abc import Iterable
 GRAIN_TESTS = "tag:grain"
 
 
-def production_build(*, multi_step: bool = False, exclude: Iterable[str] = ()) -> list[str]:
+def production_build(
+    *, multi_step: bool = False, select: Iterable[str] = (), exclude: Iterable[str] = ()
+) -> list[str]:
     """``dbt build`` as a production run: models, seeds and data tests, but no unit
     tests and no grain tests.
 
@@ -32,8 +34,8 @@ def production_build(*, multi_step: bool = False, exclude: Iterable[str] = ()) -
     the tests whose every parent it builds or has built: dbt's "buildable"
     indirect selection (the default, "eager", would test a model a later step
     builds). ``exclude``: the nodes left out (what no load reaches, unless the
-    project's changes rebuild it: lib/dbt_state.py; the tests of sources this
-    run does not write: assets/dbt.py).
+    project's changes rebuild it: lib/dbt_state.py; what a Dagster step does not
+    select: assets/dbt.py). ``select``: what it selects (all when empty).
     """
     args = ["build", "--exclude-resource-type", "unit_test"]
     if "DBT_LOG_LEVEL_FILE" not in os.environ:
@@ -44,7 +46,8 @@ def production_build(*, multi_step: bool = False, exclude: Iterable[str] = ()) -
         args += ["--log-level-file", "info"]
     if multi_step:
         args += ["--indirect-selection", "buildable"]
-    # one value: dagster-dbt takes only the first word after --exclude as its own
+    if select:
+        args += ["--select", " ".join(select)]
     args += ["--exclude", " ".join([GRAIN_TESTS, *exclude])]
     return args
 
