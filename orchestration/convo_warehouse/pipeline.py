@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from convo_warehouse.lib.dbt_process import dbt_server
+from convo_warehouse.lib.dbt_process import dbt_server, preload_manifest
 from convo_warehouse.lib.warehouse import connect, landing_path, warehouse_path, writer_lock
 from convo_warehouse.spark.target import on_spark
 
@@ -117,6 +117,8 @@ def materialize_all(
             from convo_warehouse.project import ensure_manifest
 
             ensure_manifest()
+            # the dbt server loads the manifest while Dagster starts
+            preload_manifest()
             import dagster as dg
 
             from convo_warehouse.definitions import defs

@@ -19,6 +19,17 @@ once, beside Dagster's start, then waits on a Unix socket in an owner-only folde
 folder, environment and standard streams there; the server forks a child that
 runs dbt with them, already imported, and the exit code comes back. Without a
 server (or one of another Python) ``convo-dbt`` runs dbt itself.
+
+The manifest, too. Each ``dbt build`` would read the project's parse again (its
+first seconds). Once the run has parsed the project, it asks the server for a
+standby (``preload_manifest``): a child forked at once that loads the manifest
+while the run starts Dagster, then waits. The next dbt command is handed to it
+rather than to a new child, and a ``build`` starts from that manifest (dbt's own
+way: the ``manifest`` of its context object) if its project, target, warehouse
+and every environment variable the project reads are those of the load and it
+passes none of the options that change what dbt parses; anything else parses as
+usual. The standby runs the command itself: loading the manifest imports DuckDB,
+which starts a thread, and a process with threads is not forked.
 """
 
 from __future__ import annotations
@@ -45,6 +56,12 @@ SERVER_ENV = "CONVO_DBT_SERVER"
 PRELOADED = ("dbt.cli.main", "dbt.task.build", "dbt.adapters.factory", "dbt.parser.manifest",
              "dbt.context.providers")
 _LENGTH = struct.Struct("!q")
+PRELOAD = "preload"
+# what a parse depends on besides the project's files and the environment variables its
+# files read (which dbt records in the manifest): a request differing in one parses itself
+MANIFEST_ENV = ("DBT_PROFILES_DIR", "CONVO_DBT_TARGET", "CONVO_DUCKDB_PATH")
+# options that change what dbt parses: a build given one of them parses itself
+PARSE_OPTIONS = {"--vars", "--target", "-t", "--profile", "--project-dir", "--profiles-dir"}
 
 
 class _FreezeAtFirstNode:
@@ -59,13 +76,15 @@ class _FreezeAtFirstNode:
             gc.freeze()
 
 
-def run_dbt(args: list[str]) -> None:
-    """dbt's command line on ``args``; ends the process with dbt's exit code (click's standalone main)."""
+def run_dbt(args: list[str], manifest=None) -> None:
+    """dbt's command line on ``args`` (from ``manifest`` rather than a parse, when given); ends the
+    process with dbt's exit code (click's standalone main)."""
     from dbt.cli.main import cli
 
     try:
-        # `obj` is where dbt's own programmatic runner passes its callbacks
-        cli.main(args=args, prog_name="dbt", obj={"callbacks": [_FreezeAtFirstNode()]})
+        # `obj` is where dbt's own programmatic runner passes its callbacks and manifest
+        obj = {"callbacks": [_FreezeAtFirstNode()], **({"manifest": manifest} if manifest is not None else {})}
+        cli.main(args=args, prog_name="dbt", obj=obj)
     finally:
         gc.freeze()
 
@@ -128,6 +147,20 @@ def _delegate(path: str, args: list[str]) -> int | None:
             return 1
 
 
+def preload_manifest() -> None:
+    """Ask this process's dbt server, if any, to load the project's manifest for the builds this
+    process starts next (with its current folder and environment); returns at once, and a build
+    asked for meanwhile waits for the load."""
+    path = os.environ.get(SERVER_ENV)
+    if not path:
+        return
+    request = {"python": sys.executable, PRELOAD: True, "cwd": os.getcwd(), "env": dict(os.environ)}
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(path)
+        socket.send_fds(connection, [b"\0"], [0, 1, 2])
+        _send(connection, json.dumps(request).encode())
+
+
 def serve(path: str, parent: int) -> None:
     """Import dbt, then fork a dbt child for each request on ``path`` while the process ``parent``
     is this one's parent (until a SIGTERM, or it ends)."""
@@ -140,7 +173,7 @@ def serve(path: str, parent: int) -> None:
         with contextlib.suppress(ImportError):
             importlib.import_module(module)
     gc.freeze()
-    forkable = _single_threaded()
+    state = {"forkable": _single_threaded(), "standby": None}
     listener.settimeout(1.0)
     while os.getppid() == parent:
         try:
@@ -151,7 +184,7 @@ def serve(path: str, parent: int) -> None:
             connection.settimeout(None)
             # a request that breaks off or makes no sense ends only itself
             with contextlib.suppress(Exception):
-                _serve_one(listener, connection, forkable)
+                _serve_one(listener, connection, state)
     # the parent ended without stopping this server (killed): its socket and folder go too
     with contextlib.suppress(OSError):
         os.unlink(path)
@@ -164,31 +197,106 @@ def _single_threaded() -> bool:
     return len(list(tasks.iterdir())) == 1 if tasks.is_dir() else threading.active_count() == 1
 
 
-def _serve_one(listener: socket.socket, connection: socket.socket, forkable: bool) -> None:
+def _manifest_key(request: dict, names) -> tuple:
+    """What a manifest parsed for ``request`` depends on, beside the project's files: the project,
+    ``MANIFEST_ENV`` and the environment variables ``names`` (those the project's files read)."""
+    env = request["env"]
+    project = Path(env.get("DBT_PROJECT_DIR") or request["cwd"]).resolve()
+    return str(project), tuple((name, env.get(name)) for name in sorted({*MANIFEST_ENV, *names}))
+
+
+def _load_manifest(request: dict):
+    """The manifest of the project ``request`` names, parsed as its dbt would, with what it
+    depends on (``_manifest_key``); None if dbt fails."""
+    from dbt.adapters.factory import reset_adapters
+    from dbt.cli.main import dbtRunner
+
+    directory, environment = os.getcwd(), dict(os.environ)
+    try:
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        result = dbtRunner().invoke(["parse", "--no-write-json", "--quiet", "--log-level-file", "none"])
+    finally:
+        # the adapter is the build's own: it registers it from its own profile
+        reset_adapters()
+        os.chdir(directory)
+        os.environ.clear()
+        os.environ.update(environment)
+    if not result.success or result.result is None:
+        return None
+    return _manifest_key(request, result.result.env_vars), result.result
+
+
+def _standby(listener: socket.socket, channel: socket.socket, preload: dict) -> None:
+    """In a child forked for ``preload``: load the manifest, then run the one dbt command the
+    server hands over on ``channel`` (from the manifest if it fits: ``_manifest_key``) and exit."""
+    listener.close()
+    loaded = None
+    with contextlib.suppress(Exception):
+        loaded = _load_manifest(preload)
+    gc.freeze()
+    try:
+        _, streams, _, _ = socket.recv_fds(channel, 1, 3)
+        request = json.loads(_receive(channel))
+    except (OSError, ValueError):  # the server stopped, or sent nothing usable
+        os._exit(1)
+    manifest = None
+    if loaded is not None and request["args"][:1] == ["build"] and not any(
+        arg.split("=")[0] in PARSE_OPTIONS for arg in request["args"]
+    ):
+        key, candidate = loaded
+        manifest = candidate if _manifest_key(request, candidate.env_vars) == key else None
+    _child(channel, streams, request, manifest)
+
+
+def _serve_one(listener: socket.socket, connection: socket.socket, state: dict) -> None:
     _, streams, _, _ = socket.recv_fds(connection, 1, 3)
+    child = 0
     try:
         request = json.loads(_receive(connection))
-        if not forkable or request["python"] != sys.executable or len(streams) != 3:
+        usable = state["forkable"] and request["python"] == sys.executable
+        if request.get(PRELOAD):
+            if usable and state["standby"] is None:
+                channel, theirs = socket.socketpair()
+                pid = os.fork()
+                if pid == 0:
+                    channel.close()
+                    connection.close()
+                    _standby(listener, theirs, request)
+                theirs.close()
+                state["standby"] = (pid, channel)
+            return
+        if not usable or len(streams) != 3:
             _send(connection, _LENGTH.pack(0))
             return
-        sys.stdout.flush()
-        sys.stderr.flush()
-        child = os.fork()
-        if child == 0:
-            _child(listener, connection, streams, request)
+        if state["standby"] is not None:
+            child, channel = state["standby"]
+            state["standby"] = None
+            with channel:
+                socket.send_fds(channel, [b"\0"], streams)
+                _send(channel, json.dumps(request).encode())
+        else:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            child = os.fork()
+            if child == 0:
+                listener.close()
+                _child(connection, streams, request, None)
     finally:
         for stream in streams:
             os.close(stream)
+    if not child:
+        return
     _send(connection, _LENGTH.pack(child))
     _, status = os.waitpid(child, 0)
     _send(connection, _LENGTH.pack(os.waitstatus_to_exitcode(status)))
 
 
-def _child(listener: socket.socket, connection: socket.socket, streams: list[int], request: dict) -> None:
-    """In the forked child: become the client's dbt process, then exit with dbt's code."""
+def _child(connection: socket.socket, streams: list[int], request: dict, manifest) -> None:
+    """In a forked child: become the client's dbt process, then exit with dbt's code."""
     code = 1
     try:
-        listener.close()
         connection.close()
         for target, stream in enumerate(streams):
             os.dup2(stream, target)
@@ -199,7 +307,7 @@ def _child(listener: socket.socket, connection: socket.socket, streams: list[int
         os.environ.clear()
         os.environ.update(request["env"])
         sys.argv = ["dbt", *request["args"]]
-        run_dbt(request["args"])
+        run_dbt(request["args"], manifest)
         code = 0
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
