@@ -165,3 +165,30 @@ def test_the_server_ends_when_the_process_that_started_it_ends(tmp_path):
         time.sleep(0.5)
     assert not left.stdout.strip(), f"the server of {socket_path} outlived its parent"
     assert not Path(socket_path).parent.exists(), "the server left its socket folder behind"
+
+
+def test_the_build_after_a_preload_starts_from_the_manifest_the_standby_loaded(tmp_path, monkeypatch):
+    """``preload_manifest``: the server's standby loads the project's manifest, and the build handed
+    to it does not parse (dbt logs no parse); a build after it, with no standby left, parses as
+    usual, and so does a build whose options change what dbt parses."""
+    from convo_warehouse.lib.dbt_process import preload_manifest
+    from convo_warehouse.project import REPO_ROOT, ensure_manifest
+    from support.pipeline import pipeline_env
+
+    for name, value in pipeline_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    ensure_manifest()
+    build = [dbt_executable(), "build", "--select", "event_types", "--resource-type", "seed", "--log-level", "debug", "--log-format", "text"]
+
+    def parsed(command: list[str]) -> bool:
+        result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert "1 of 1 OK loaded seed file" in result.stdout
+        return "Partial parsing enabled" in result.stdout
+
+    with dbt_server():
+        preload_manifest()
+        assert not parsed(build), "the build handed to the standby parsed the project again"
+        assert parsed(build), "no standby was left: this build parses"
+        preload_manifest()
+        assert parsed([*build, "--vars", "{}"]), "--vars changes what dbt parses: the standby's manifest is not used"
