@@ -332,6 +332,64 @@ def test_a_run_with_new_data_leaves_out_what_no_load_reaches_but_tests_what_it_w
     assert skipped == set()
 
 
+def test_a_resident_run_builds_each_new_file_in_one_process_and_stops_on_sigterm(built_warehouse, tmp_path):
+    """``convo-warehouse run --every``: on a copy of the built warehouse, the first check finds it up
+    to date; a landing file moved in later is loaded and built by the same process (its marts
+    count the new conversations); SIGTERM stops it between runs, with its dbt server."""
+    import shutil
+    import signal
+    import time
+
+    from convo_warehouse.lib.generate import generate_events
+
+    database, landing, _summary, _first = built_warehouse
+    copy = tmp_path / "copy"
+    shutil.copytree(database.parent, copy, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
+    env = {**os.environ, **pipeline_env(copy, database.name), "CONVO_LANDING_DIR": str(copy / landing.name)}
+    before = _count(copy / database.name, "select count(*) from marts.fct_conversations")
+    resident = subprocess.Popen(
+        [str(Path(sys.executable).with_name("convo-warehouse")), "run", "--every", "1", "--quiet",
+         "--job", "load_and_rebuild_job"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT,
+    )
+    lines: list[str] = []
+
+    def read_until(text: str) -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = resident.stdout.readline()
+            assert line, f"the resident run ended early:\n{''.join(lines[-40:])}"
+            lines.append(line)
+            if text in line:
+                return
+        raise AssertionError(f"no {text!r} within 300 s:\n{''.join(lines[-40:])}")
+
+    try:
+        read_until("Run finished")
+        assert any("nothing built" in line for line in lines)
+        yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+        generate_events(tmp_path / "next", conversations=30, days=1, seed=13, end_date=yesterday, progress=False)
+        (tmp_path / "next").rename(copy / landing.name / "next")  # whole files only, as a producer should
+        read_until("Run finished")
+        resident.send_signal(signal.SIGTERM)
+        assert resident.wait(timeout=60) == 0, "".join(lines[-40:])
+    finally:
+        if resident.poll() is None:
+            resident.kill()
+            resident.wait()
+    assert _count(copy / database.name, "select count(*) from marts.fct_conversations") == before + 30
+    assert not [line for line in subprocess.run(["pgrep", "-f", f"dbt_process --serve .* {resident.pid}$"],
+                                                capture_output=True, text=True).stdout.splitlines()]
+
+
+def _count(database: Path, sql: str) -> int:
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
 def test_an_up_to_date_run_imports_neither_dagster_nor_dbt(built_warehouse):
     """The up-to-date check is the whole of a no-op run: importing dagster-dbt
     (and dbt with it) would cost it several seconds at any history size."""

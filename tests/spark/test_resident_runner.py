@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from convo_warehouse.spark.__main__ import main
+from convo_warehouse.lib.resident import RESIDENT_FAILURES_LIMIT
 from convo_warehouse.spark.pipeline import (
-    RESIDENT_FAILURES_LIMIT,
     SparkPipelineError,
     _StepClock,
     run_spark_pipeline_every,

@@ -328,9 +328,18 @@ def _child(connection: socket.socket, streams: list[int], request: dict, manifes
         os._exit(code)
 
 
+# the socket of the dbt server this process runs, while it runs
+_serving: str | None = None
+
+
 @contextlib.contextmanager
 def dbt_server() -> Iterator[None]:
-    """A dbt server for the dbt processes this process starts while inside (``CONVO_DBT_SERVER``)."""
+    """A dbt server for the dbt processes this process starts while inside (``CONVO_DBT_SERVER``);
+    inside another ``dbt_server()`` of this process (a resident run's), that one serves."""
+    global _serving
+    if _serving is not None and os.environ.get(SERVER_ENV) == _serving:
+        yield
+        return
     folder = Path(tempfile.mkdtemp(prefix="convo-dbt-"))  # mode 0700: only this user connects
     path = folder / "server.sock"
     if len(str(path)) > 100:  # longer than a Unix socket's address may be: dbt starts as usual
@@ -346,10 +355,11 @@ def dbt_server() -> Iterator[None]:
     while not path.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     previous = os.environ.get(SERVER_ENV)
-    os.environ[SERVER_ENV] = str(path)
+    os.environ[SERVER_ENV] = _serving = str(path)
     try:
         yield
     finally:
+        _serving = None
         if previous is None:
             os.environ.pop(SERVER_ENV, None)
         else:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from convo_warehouse.lib.dbt_commands import GRAIN_TESTS, production_build
+from convo_warehouse.lib.resident import run_every, run_inputs
 from convo_warehouse.spark.landing import load_landing_spark
 from convo_warehouse.spark.session import get_spark
 from convo_warehouse.spark.target import SPARK_TARGET_PATHS
@@ -425,24 +425,6 @@ def run_spark_pipeline(landing_dir: Path, progress: bool = True) -> str:
     return f"{report.summary()}; Python models run in-session: {', '.join(ran)}"
 
 
-# failed runs in a row after which a resident runner stops: what fails may be its JVM, which a
-# fresh process (a supervisor's restart) replaces
-RESIDENT_FAILURES_LIMIT = 3
-
-
-def run_inputs(landing_dir: Path) -> tuple:
-    """What a resident runner compares before each run: every landing file's path, size and
-    modification time, and the build's other inputs (``run_state.build_fingerprint``: the
-    project's files, the stage rules, the settings)."""
-    from convo_warehouse.lib.landing import discover_files, file_signature
-    from convo_warehouse.lib.run_state import build_fingerprint
-
-    files = tuple(
-        (path.relative_to(landing_dir).as_posix(), *file_signature(path)) for path in discover_files(landing_dir)
-    )
-    return files, build_fingerprint(PROJECT_DIR)
-
-
 def run_spark_pipeline_every(
     landing_dir: Path,
     seconds: float,
@@ -450,26 +432,14 @@ def run_spark_pipeline_every(
     progress: bool = True,
     run: Callable[[Path, bool], str] | None = None,
 ) -> None:
-    """``run`` (``run_spark_pipeline``) now, then after each ``seconds`` when ``run_inputs``
-    changed since the last run that succeeded, in this process until ``stop`` is set (the run in
-    progress finishes first). Every run after the first finds this process's Spark JVM started
-    and its code compiled. A failed run is reported and tried again at the next check; after
-    ``RESIDENT_FAILURES_LIMIT`` failures in a row this raises ``SparkPipelineError``."""
+    """``run`` (``run_spark_pipeline``) now, then after each ``seconds`` when the landing folder or
+    the project changed since the last run that succeeded, in this process until ``stop`` is set
+    (``lib/resident.py``). Every run after the first finds this process's Spark JVM started and
+    its code compiled. Raises ``SparkPipelineError`` after ``RESIDENT_FAILURES_LIMIT`` failures in
+    a row."""
     run = run or run_spark_pipeline
-    done, failures = None, 0
-    while not stop.is_set():
-        inputs = run_inputs(landing_dir)
-        if inputs != done:
-            try:
-                print(run(landing_dir, progress), flush=True)
-            except Exception as error:  # any step's error: the runner outlives it, the next check retries
-                failures += 1
-                if failures >= RESIDENT_FAILURES_LIMIT:
-                    raise SparkPipelineError(f"{failures} runs in a row failed; the last: {error}") from error
-                print(f"error: {error} (run again in {seconds:g} s)", file=sys.stderr, flush=True)
-            else:
-                done, failures = inputs, 0
-        stop.wait(seconds)
+    run_every(seconds, stop, lambda: run(landing_dir, progress), lambda: run_inputs(landing_dir, PROJECT_DIR),
+              failure=SparkPipelineError)
 
 
 class _StepClock:
