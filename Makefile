@@ -240,7 +240,7 @@ bench: $(INSTALLED) target/manifest.json
 # saved before its hour step (docs/benchmarks.md).
 bench-hour: $(INSTALLED) target/manifest.json
 	@test -n "$$STATE" || { echo "STATE=dir is required: the folder make bench STATE=dir saved"; exit 1; }
-	$(BIN)/python benchmarks/bench_pipeline.py --hour-from "$$STATE" --workdir benchmarks/results/hour-work
+	$(BIN)/python benchmarks/bench_pipeline.py --hour-from "$$STATE" --workdir benchmarks/results/hour-work $${RESIDENT:+--resident}
 
 # Publishing the snapshot: one new day's against a full build's, in one run
 # (docs/benchmarks.md). WAREHOUSE=path/to/warehouse.duckdb takes a built
