@@ -233,7 +233,7 @@ def step_selection(
     before its first node. The same nodes in a few words: everything (``fqn:*``, with the words of
     ``EXCLUDED``) but the models and seeds not selected and the tests of the checks not selected,
     or, when the step selects fewer than it leaves out, the selected ones by name. The tests of the
-    tests of the classifier's tables run in the steps that run the classifier (``SOURCE_WRITERS``).
+    classifier's tables run in the steps that run the classifier (``SOURCE_WRITERS``).
     """
     names = {
         translator.get_asset_key(node): node["name"]
