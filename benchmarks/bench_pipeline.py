@@ -14,10 +14,12 @@ In one run, on the same generated JSONL files (the contract's format):
    arrives, the run's fixed cost, printed as a share of the hour;
 4. **in a resident process**: ``convo-warehouse run --every 1`` (the hourly
    job, one process for every run: Dagster's definitions and the dbt server
-   started once), given a first batch (one conversation) to warm up, then the
-   next hour (800 other conversations of the day after the history) and one
-   more conversation, each moved into the landing folder whole; each run's
-   time is the one the process prints (from its check to its end);
+   started once), given a first batch (one conversation, on the day the
+   clock is on) to warm up, then an hour (800 other conversations, of the
+   next day) and one more conversation (of the day after), so each moves the
+   clock as the cold ones did; each batch is moved into the landing folder
+   whole, and each run's time is the one the process prints (from its check
+   to its end);
 5. **no-op**: ``convo-warehouse run`` once more, with nothing new;
 6. **floor**: one hand-written DuckDB query reading all 31 days of raw JSONL
    and computing the per-conversation facts (validation, dedupe, aliases,
@@ -73,6 +75,9 @@ HOUR_SEED = 7001
 # the smallest batch: one conversation of the day after the hour
 ONE_CONVERSATION_DATE = "2026-02-02"
 ONE_CONVERSATION_SEED = 7002
+# the resident process's hour and conversation, after the cold ones: the next two days
+RESIDENT_HOUR_DATE = "2026-02-03"
+RESIDENT_CONVERSATION_DATE = "2026-02-04"
 
 FLOOR_QUERY = r"""
 create table floor_facts as
@@ -395,12 +400,15 @@ def generate_batch(work: Path, folder: str, conversations: int, seed: int, day: 
 
 
 RUN_FINISHED = re.compile(r"Run finished in ([0-9.]+) s")
+RESIDENT_RUNS = ("first run (warm-up)", "next hour", "one more conversation")
 
 
-def run_resident(work: Path) -> dict:
-    """The next hour and one more conversation in one ``convo-warehouse run --every 1`` process,
-    after a first batch (one conversation) that starts what the process keeps: each run's seconds
-    as it prints them, its profile, and the process's peak MiB."""
+def run_resident(work: Path, batches: list[tuple[str, int, str]]) -> dict:
+    """Three batches (``conversations``, ``seed``, ``day``) in one ``convo-warehouse run --every 1``
+    process: a first one (one conversation) that starts what the process keeps, an hour, one more
+    conversation. Each run's seconds as it prints them, its profile, and the process's peak MiB.
+    Their days move the warehouse's clock as the cold hour's and conversation's did (the first batch
+    on the day the clock is on), since a clock moving by a day flips conversations to abandoned."""
     process = subprocess.Popen(
         [str(BIN / "convo-warehouse"), "run", "--every", "1", "--quiet", "--job", "load_and_rebuild_job"],
         cwd=REPO_ROOT, env=work_env(work), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -419,11 +427,8 @@ def run_resident(work: Path) -> dict:
     try:
         next_run()  # its first check: up to date
         runs = {}
-        for name, folder, conversations, seed, day in (
-            ("first run (warm-up)", "resident_first", 1, ONE_CONVERSATION_SEED + 1, ONE_CONVERSATION_DATE),
-            ("next hour", "resident_hour", HOUR_CONVERSATIONS, HOUR_SEED + 1, HOUR_DATE),
-            ("one more conversation", "resident_one", 1, ONE_CONVERSATION_SEED + 2, ONE_CONVERSATION_DATE),
-        ):
+        for name, (conversations, seed, day) in zip(RESIDENT_RUNS, batches, strict=True):
+            folder = "resident_" + name.split()[1]
             lines = generate_batch(work, folder, conversations, seed, day)
             started = time.time()
             seconds, text = next_run()
@@ -461,11 +466,15 @@ def hour_only(state: Path, work: Path, keep: bool, resident: bool) -> None:
     timed_child([sys.executable, "-c", "from convo_warehouse.project import ensure_manifest; ensure_manifest()"], env)
     if resident:
         print("the next hour in one resident process (run --every) ...", flush=True)
-        runs = run_resident(work)["runs"]
+        # the cold hour's own batches, after a warm-up conversation on the history's last day
+        runs = run_resident(work, [(1, ONE_CONVERSATION_SEED + 1, END_DATE), (HOUR_CONVERSATIONS, HOUR_SEED, HOUR_DATE),
+                                   (1, ONE_CONVERSATION_SEED, ONE_CONVERSATION_DATE)])["runs"]
         lines, seconds, profile = runs["next hour"]["lines"], runs["next hour"]["seconds"], runs["next hour"]["profile"]
         print(f"the next hour ({lines:,} lines): {seconds:.1f} s; one more conversation: "
               f"{runs['one more conversation']['seconds']:.1f} s; the first run (warm-up): "
               f"{runs['first run (warm-up)']['seconds']:.1f} s")
+        for name in ("first run (warm-up)", "one more conversation"):
+            print_profile(name, runs[name]["profile"])
     else:
         print("one hour (10,000 events, the hourly job) ...", flush=True)
         lines, seconds, rss, profile = run_hour(work)
@@ -550,7 +559,10 @@ def main() -> None:
     )
 
     print("the next hour and a conversation in one resident process (run --every) ...", flush=True)
-    resident = run_resident(work)
+    # after the cold runs: the warm-up on the clock's day, then an hour of the next day, a conversation of the day after
+    resident = run_resident(work, [(1, ONE_CONVERSATION_SEED + 1, ONE_CONVERSATION_DATE),
+                                   (HOUR_CONVERSATIONS, HOUR_SEED + 1, RESIDENT_HOUR_DATE),
+                                   (1, ONE_CONVERSATION_SEED + 2, RESIDENT_CONVERSATION_DATE)])
     resident_hour, resident_one = resident["runs"]["next hour"], resident["runs"]["one more conversation"]
     profiles["resident: next hour"] = resident_hour["profile"]
 

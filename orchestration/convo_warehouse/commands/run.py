@@ -139,7 +139,7 @@ def _run_every(database: Path, landing_dir: Path, job: str, quiet: bool, every: 
     import signal
     import threading
 
-    from convo_warehouse.lib.dbt_process import dbt_server
+    from convo_warehouse.lib.dbt_process import dbt_server, preload_manifest
     from convo_warehouse.lib.resident import run_every, run_inputs
     from convo_warehouse.lib.run_state import project_fingerprint
     from convo_warehouse.project import PROJECT_DIR
@@ -161,6 +161,9 @@ def _run_every(database: Path, landing_dir: Path, job: str, quiet: bool, every: 
             # a Dagster run leaves SIGTERM and Ctrl-C raising KeyboardInterrupt: between runs they stop the loop
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, stop_after_the_run)
+        # the next run's dbt (the server's standby) loads the manifest and the Python models'
+        # libraries while this process waits, not when that run starts
+        preload_manifest()
         return None
 
     for signum in (signal.SIGTERM, signal.SIGINT):
