@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from convo_warehouse.lib import serving
+from convo_warehouse.lib.resident import every_option
 from convo_warehouse.lib.warehouse import (
     WarehouseBusyError,
     busy_message,
@@ -49,15 +50,9 @@ from convo_warehouse.lib.warehouse import (
     "load_and_rebuild_job: new files and what they affect, no classifier (the hourly schedule).",
 )
 @click.option("--quiet", is_flag=True, help="Do not print the summary.")
-@click.option(
-    "--every",
-    type=click.FloatRange(min=1),
-    default=None,
-    metavar="SECONDS",
-    help="Stay running: every SECONDS, run again if a landing file, the project or a setting changed "
-    "since the last run. The runs share this process's Dagster definitions and dbt server, so after "
-    "the first they skip their start; a change to the project restarts the process. Stops on "
-    "SIGTERM (after the run in progress) or Ctrl-C.",
+@every_option(
+    "The runs share this process's Dagster definitions and dbt server, so after the first they skip "
+    "their start; a change to the project restarts the process."
 )
 def run(
     landing: str | None, warehouse: str | None, classifier: str | None, job: str, quiet: bool, every: float | None

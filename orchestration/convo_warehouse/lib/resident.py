@@ -21,6 +21,20 @@ from pathlib import Path
 RESIDENT_FAILURES_LIMIT = 3
 
 
+def every_option(kept: str):
+    """The ``--every SECONDS`` option of a ``run`` command; ``kept``: what its runs share."""
+    import click
+
+    return click.option(
+        "--every",
+        type=click.FloatRange(min=1),
+        default=None,
+        metavar="SECONDS",
+        help="Stay running: every SECONDS, run again if a landing file, the project or a setting changed "
+        f"since the last run. {kept} Stops on SIGTERM (after the run in progress) or Ctrl-C.",
+    )
+
+
 def run_inputs(landing_dir: Path, project_dir: Path) -> tuple:
     """What the runner compares before each run: every landing file's path, size and modification
     time, and the build's other inputs (``run_state.build_fingerprint``)."""

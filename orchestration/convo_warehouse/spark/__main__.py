@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from convo_warehouse.lib.resident import every_option
+
 landing_option = click.option(
     "--landing",
     type=click.Path(path_type=Path),
@@ -27,15 +29,7 @@ def main() -> None:
 
 @main.command()
 @landing_option
-@click.option(
-    "--every",
-    type=click.FloatRange(min=1),
-    default=None,
-    metavar="SECONDS",
-    help="Stay running: every SECONDS, run again if a landing file or the project changed since the "
-    "last run. The runs share this process's Spark JVM, so after the first they skip its warm-up. "
-    "Stops on SIGTERM (after the run in progress) or Ctrl-C.",
-)
+@every_option("The runs share this process's Spark JVM, so after the first they skip its warm-up.")
 def run(landing: Path, every: float | None) -> None:
     """Load new landing files into Spark and build the dbt project there (once, or --every SECONDS)."""
     from convo_warehouse.spark.pipeline import SparkPipelineError, run_spark_pipeline, run_spark_pipeline_every
