@@ -156,8 +156,8 @@ def _run_every(database: Path, landing_dir: Path, job: str, quiet: bool, every: 
             # a Dagster run leaves SIGTERM and Ctrl-C raising KeyboardInterrupt: between runs they stop the loop
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, stop_after_the_run)
-        # the next run's dbt (the server's standby) loads the manifest and the Python models'
-        # libraries while this process waits, not when that run starts
+        # the next run's dbt (the server's standby) loads the manifest while this process waits,
+        # not when that run starts
         preload_manifest()
         return None
 

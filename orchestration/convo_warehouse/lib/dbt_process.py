@@ -228,27 +228,6 @@ def _load_manifest(request: dict):
     return _manifest_key(request, result.result.env_vars), result.result
 
 
-def _import_python_models_modules(manifest) -> None:
-    """Import what the project's Python models import at their top (pandas, scipy: seconds of a
-    build's first Python model, with the other nodes waiting on the interpreter), while the standby
-    waits. What a model imports inside a function or a branch is its own affair."""
-    import ast
-    import importlib
-
-    for node in manifest.nodes.values():
-        if node.resource_type == "model" and getattr(node, "language", "sql") == "python":
-            for statement in ast.parse(node.raw_code).body:
-                if isinstance(statement, ast.Import):
-                    names = [alias.name for alias in statement.names]
-                elif isinstance(statement, ast.ImportFrom) and statement.module and not statement.level:
-                    names = [statement.module, *(f"{statement.module}.{alias.name}" for alias in statement.names)]
-                else:
-                    continue
-                for name in names:  # a name imported from a module may be an attribute, not a module
-                    with contextlib.suppress(ImportError):
-                        importlib.import_module(name)
-
-
 def _standby(listener: socket.socket, channel: socket.socket, preload: dict) -> None:
     """In a child forked for ``preload``: load the manifest, then run the one dbt command the
     server hands over on ``channel`` (from the manifest if it fits: ``_manifest_key``) and exit."""
@@ -256,7 +235,6 @@ def _standby(listener: socket.socket, channel: socket.socket, preload: dict) -> 
     loaded = None
     with contextlib.suppress(Exception):
         loaded = _load_manifest(preload)
-        _import_python_models_modules(loaded[1])
     gc.freeze()
     try:
         _, streams, _, _ = socket.recv_fds(channel, 1, 3)
