@@ -175,20 +175,29 @@ def serve(path: str, parent: int) -> None:
     gc.freeze()
     state = {"forkable": _single_threaded(), "standby": None}
     listener.settimeout(1.0)
-    while os.getppid() == parent:
-        try:
-            connection, _ = listener.accept()
-        except TimeoutError:
-            continue
-        with connection:
-            connection.settimeout(None)
-            # a request that breaks off or makes no sense ends only itself
-            with contextlib.suppress(Exception):
-                _serve_one(listener, connection, state)
-    # the parent ended without stopping this server (killed): its socket and folder go too
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-        os.rmdir(os.path.dirname(path))
+    # stopped (SIGTERM from dbt_server) or orphaned, the server ends its standby with it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while os.getppid() == parent:
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(None)
+                # a request that breaks off or makes no sense ends only itself
+                with contextlib.suppress(Exception):
+                    _serve_one(listener, connection, state)
+    finally:
+        if state["standby"] is not None:
+            with contextlib.suppress(OSError):
+                os.kill(state["standby"][0], signal.SIGKILL)
+                os.waitpid(state["standby"][0], 0)
+        # the parent ended without stopping this server (killed): its socket and folder go too
+        if os.getppid() != parent:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                os.rmdir(os.path.dirname(path))
 
 
 def _single_threaded() -> bool:
@@ -231,6 +240,7 @@ def _load_manifest(request: dict):
 def _standby(listener: socket.socket, channel: socket.socket, preload: dict) -> None:
     """In a child forked for ``preload``: load the manifest, then run the one dbt command the
     server hands over on ``channel`` (from the manifest if it fits: ``_manifest_key``) and exit."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the server's handler is not the standby's
     listener.close()
     loaded = None
     with contextlib.suppress(Exception):
@@ -281,6 +291,7 @@ def _serve_one(listener: socket.socket, connection: socket.socket, state: dict) 
             sys.stderr.flush()
             child = os.fork()
             if child == 0:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the server's handler is not dbt's
                 listener.close()
                 _child(connection, streams, request, None)
     finally:
