@@ -247,7 +247,8 @@ def step_selection(
     )}
     not_chosen = sorted(names[key] for key in dbt_models.keys - chosen)
     untested = sorted(check.name for check in dbt_models.check_keys - selected_checks)
-    excluded = EXCLUDED.split()[1:]  # the grain tests: production_build leaves them out itself
+    # the grain tests: production_build leaves them out itself
+    excluded = [word for word in EXCLUDED.split() if word != dbt_commands.GRAIN_TESTS]
     if len(not_chosen) <= len(chosen):
         return ["fqn:*"], [*not_chosen, *untested, *excluded]
     # dbt selects the tests of the selected nodes itself; by name, those of checks on other assets
