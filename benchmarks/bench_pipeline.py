@@ -35,7 +35,7 @@ In one run, on the same generated JSONL files (the contract's format):
 Each is a child process; we report wall time, the ratio to the floor and the
 peak resident memory of the largest process of its tree. For the full build
 we also report *load + facts*: the loader step plus the dbt models up to
-``fct_conversations`` (their execution times from dbt's run_results.json).
+``fct_conversations`` (their execution times from dbt's structured dbt.log).
 
     .venv/bin/python benchmarks/bench_pipeline.py --events 2000000
     make bench EVENTS=10000000
@@ -273,13 +273,12 @@ def facts_seconds(target: Path, since: float, output: str) -> float | None:
         if node.startswith("model.") and node not in wanted:
             wanted.add(node)
             stack.extend(parents.get(node, []))
-    seconds = 0.0
-    for results_file in target.glob("*/run_results.json"):
-        if results_file.stat().st_mtime < since:
-            continue
-        for result in json.loads(results_file.read_text())["results"]:
-            if result["unique_id"] in wanted:
-                seconds += result["execution_time"]
+    seconds = sum(
+        execution_time
+        for invocation in dbt_invocations(target, since).values()
+        for unique_id, execution_time in invocation["results"]
+        if unique_id in wanted
+    )
     return loader + seconds
 
 
@@ -301,20 +300,36 @@ def run_profile(target: Path, since: float, output: str, top: int = 8) -> dict:
     ends = [start for _, (start, _) in ordered[1:]] + [max((end for _, (_, end) in ordered), default=None)]
     steps = {step: (end - start).total_seconds() for (step, (start, _)), end in zip(ordered, ends)}
     invocations = {}
-    for results_file in sorted(target.glob("*/run_results.json"), key=lambda path: path.stat().st_mtime):
-        if results_file.stat().st_mtime < since:
-            continue
-        run_results = json.loads(results_file.read_text())
-        results = run_results["results"]
-        models = sorted((r for r in results if r["unique_id"].startswith("model.")), key=lambda r: -r["execution_time"])
-        invocations[results_file.parent.name.split("-")[0]] = {
-            "elapsed_seconds": round(run_results["elapsed_time"], 1),
+    for name, invocation in dbt_invocations(target, since).items():
+        results = invocation["results"]
+        models = sorted((r for r in results if r[0].startswith("model.")), key=lambda r: -r[1])
+        tests = [seconds for unique_id, seconds in results if unique_id.startswith("test.")]
+        invocations[name] = {
+            "elapsed_seconds": round(invocation["elapsed_seconds"], 1),
             "models": len(models),
-            "data_tests": sum(1 for r in results if r["unique_id"].startswith("test.")),
-            "data_test_seconds": round(sum(r["execution_time"] for r in results if r["unique_id"].startswith("test.")), 1),
-            "slowest_models": {r["unique_id"].split(".")[-1]: round(r["execution_time"], 1) for r in models[:top]},
+            "data_tests": len(tests),
+            "data_test_seconds": round(sum(tests), 1),
+            "slowest_models": {unique_id.split(".")[-1]: round(seconds, 1) for unique_id, seconds in models[:top]},
         }
     return {"dagster_steps_seconds": steps, "dbt": invocations}
+
+
+def dbt_invocations(target: Path, since: float) -> dict[str, dict]:
+    """Each dbt invocation since ``since``: its elapsed time and (unique id, seconds) per node, from its
+    ``dbt.log`` (a production build writes no run_results.json: lib/dbt_commands.py)."""
+    from convo_warehouse.lib.dbt_commands import build_results
+
+    invocations = {}
+    for log_file in sorted(target.glob("*/dbt.log"), key=lambda path: path.stat().st_mtime):
+        if log_file.stat().st_mtime < since:
+            continue
+        elapsed, results = build_results(log_file)
+        if elapsed is not None:
+            invocations[log_file.parent.name.split("-")[0]] = {
+                "elapsed_seconds": elapsed,
+                "results": [(unique_id, seconds) for unique_id, _, seconds in results],
+            }
+    return invocations
 
 
 def print_profile(title: str, profile: dict) -> None:

@@ -54,7 +54,7 @@ def prune_invocation_targets(op_name: str, keep: int = KEEP_INVOCATIONS) -> list
 
     Without this, an hourly schedule would fill the target folder with old
     dbt logs and manifests, a new folder every run. The newest ones stay for debugging
-    (``dbt.log``, ``run_results.json`` of the last runs).
+    (the ``dbt.log`` and compiled SQL of the last runs).
     """
     import shutil
 

@@ -13,7 +13,6 @@ and a production build runs data tests but no dbt unit test (those belong to `ma
 from __future__ import annotations
 
 import csv
-import json
 import os
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 from support.warehouse import REPO_ROOT, Warehouse, copy_project, parsing_from_the_session
 
+from convo_warehouse.lib.dbt_commands import build_results
 from convo_warehouse.lib.generate import generate_events
 
 # seed -> its required columns (docs/staging.md)
@@ -90,10 +90,9 @@ def test_runs_after_seeds_lose_or_regain_their_optional_columns(tmp_path):
         assert completed.returncode == 0, output[-6000:]
         marker = "rebuilt whole, changed since the last successful build"
         lines = [line for line in output.splitlines() if marker in line]
-        results = [json.loads(path.read_text()) for path in target.rglob("run_results.json")]
         return (
             {name.strip() for line in lines for name in line.split(": ", 1)[-1].split(",")},
-            [result["unique_id"] for run_results in results for result in run_results["results"]],
+            [unique_id for log in target.rglob("dbt.log") for unique_id, _, _ in build_results(log)[1]],
         )
 
     def experiments_columns(warehouse: Warehouse) -> list[str]:

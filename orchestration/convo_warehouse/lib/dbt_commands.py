@@ -10,8 +10,10 @@ run is under way.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 # The grain tests (tests/dbt/generic/test_grain.sql) read whole tables: `make
 # dbt-test` and CI run them; production runs, and so the Dagster assets' checks,
@@ -44,12 +46,39 @@ def production_build(
         # formatting them is a real share of dbt's CPU. The SQL each node ran
         # stays in target/.../run/; DBT_LOG_LEVEL_FILE=debug brings it back.
         args += ["--log-level-file", "info"]
+    if "DBT_WRITE_JSON" not in os.environ:
+        # no manifest.json and run_results.json written when the build ends: a second or more of
+        # serialising the whole project, whatever the build did. What the build did is in its
+        # dbt.log (build_results); the manifest a build ran from is the project's (lib/dbt_state.py
+        # keeps it). DBT_WRITE_JSON=true brings them back.
+        args += ["--no-write-json"]
     if multi_step:
         args += ["--indirect-selection", "buildable"]
     if select:
         args += ["--select", " ".join(select)]
     args += ["--exclude", " ".join([GRAIN_TESTS, *exclude])]
     return args
+
+
+#: dbt's structured log events that close a node, and the one that closes the run.
+NODE_RESULT_EVENTS = frozenset({"LogModelResult", "LogSeedResult", "LogTestResult", "LogSnapshotResult"})
+FINISHED_EVENT = "FinishedRunningStats"
+
+
+def build_results(log_file: Path) -> tuple[float | None, list[tuple[str, str, float]]]:
+    """What the dbt command that wrote ``log_file`` (its ``dbt.log``, JSON lines) did: its elapsed
+    seconds (None if it did not finish) and (unique id, status, seconds) per node it ran."""
+    elapsed, results = None, []
+    for line in log_file.read_text().splitlines():
+        if not line.startswith("{"):
+            continue  # a log in text format, or a line another writer left
+        event = json.loads(line)
+        name, data = event["info"]["name"], event["data"]
+        if name in NODE_RESULT_EVENTS:
+            results.append((data["node_info"]["unique_id"], data["status"], data["execution_time"]))
+        elif name == FINISHED_EVENT:
+            elapsed = data["execution_time"]
+    return elapsed, results
 
 
 def parse() -> list[str]:
