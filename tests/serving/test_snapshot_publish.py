@@ -1135,3 +1135,27 @@ def test_folders_holding_names_every_folder_between_the_root_and_the_files(tmp_p
     walked = sorted({path.parent for path in tmp_path.rglob("*")} | {tmp_path})
     assert _folders_holding(tmp_path, files) == walked
     assert _folders_holding(tmp_path, []) == [tmp_path]
+
+
+@pytest.mark.parametrize("day", serving.DAY_COLUMNS, ids=[day.key for day in serving.DAY_COLUMNS])
+def test_a_days_filter_keeps_exactly_the_rows_whose_day_is_listed(day):
+    """The days' rows and no other, for a date column and for a timestamp's day (written as ranges):
+    rows at either edge of a day, in a day not listed, and without a day."""
+    con = duckdb.connect()
+    moments = [
+        "2026-02-01 00:00:00", "2026-02-01 23:59:59.999999", "2026-02-02 00:00:00", "2026-01-31 23:59:59.999999",
+        "2026-03-05 12:00:00", None,
+    ]
+    con.execute(f"create table t ({serving.ident(day.source)} {day.source_type})")
+    con.executemany("insert into t values (cast(? as timestamp))", [[moment] for moment in moments])
+    listed = [dt.date(2026, 2, 1), dt.date(2026, 3, 5)]
+    for with_null in (False, True):
+        kept = con.execute(
+            f"select cast({day.expression} as varchar) from t {serving._days_filter(day, listed, with_null)} order by 1"
+        ).fetchall()
+        expected = con.execute(
+            f"select cast({day.expression} as varchar) from t where {day.expression} in ('2026-02-01', '2026-03-05')"
+            f"{f' or {day.expression} is null' if with_null else ''} order by 1"
+        ).fetchall()
+        assert kept == expected
+        assert len(kept) == 3 + with_null  # both edges of 2026-02-01 and 2026-03-05 (and the null)

@@ -47,6 +47,7 @@ No Dagster here: the publish asset (``assets/serving.py``) calls ``publish``.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -54,7 +55,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import duckdb
@@ -179,6 +180,12 @@ class ServedTable:
     all_columns: tuple[tuple[str, str], ...]  # every column of the warehouse table: (name, type)
     columns: tuple[tuple[str, str], ...]  # the served ones
     day: DayColumn | None  # what partitions its Parquet by day
+    is_view: bool = False
+    read_from: str | None = None  # what the publish reads its rows from, when not ``name`` (_read_views_once)
+
+    @property
+    def source(self) -> str:
+        return self.read_from or self.name
 
     @property
     def column_list(self) -> str:
@@ -273,6 +280,7 @@ def served_tables(con: duckdb.DuckDBPyConnection) -> list[ServedTable]:
     rows = con.execute(
         f"""
         select tables.table_schema || '.' || tables.table_name as table_name,
+            tables.table_type = 'VIEW' as is_view,
             list((columns.column_name, columns.data_type) order by columns.ordinal_position) as columns,
         from information_schema.tables as tables
         inner join information_schema.columns as columns
@@ -288,12 +296,12 @@ def served_tables(con: duckdb.DuckDBPyConnection) -> list[ServedTable]:
         [*SERVED_SCHEMAS, *SERVED_EXTRA_TABLES],
     ).fetchall()
     tables = []
-    for name, columns in rows:
+    for name, is_view, columns in rows:
         all_columns = tuple((column_name, data_type) for column_name, data_type in columns)
         selection = SERVED_EXTRA_TABLES.get(name, "*")
         wanted = None if selection == "*" else {column.strip() for column in selection.split(",")}
         served = tuple(column for column in all_columns if wanted is None or column[0] in wanted)
-        tables.append(ServedTable(name, selection, all_columns, served, _day_column(served)))
+        tables.append(ServedTable(name, selection, all_columns, served, _day_column(served), is_view))
     return tables
 
 
@@ -380,23 +388,33 @@ class _TablePlan:
 
 def _row_counts(con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTable]) -> dict[str, int]:
     """Every table's row count, in one query."""
-    counts = " union all ".join(f"select {literal(table.name)}, count(*) from {table.name}" for table in tables)
+    counts = " union all ".join(f"select {literal(table.name)}, count(*) from {table.source}" for table in tables)
     return dict(con.execute(counts).fetchall())
 
 
 def _days_filter(day: DayColumn, days: Iterable[dt.date], with_null: bool) -> str:
     """SQL: a where clause keeping the rows of these days (and those without a day).
 
-    The days are date literals (written from ``datetime.date`` values), not a
-    list parameter: DuckDB pushes a literal ``in`` list into the scan and skips
-    the row groups of other days, so a day costs its rows, not the table's.
+    The days are literals (written from ``datetime.date`` values), not a list
+    parameter, so DuckDB pushes them into the scan and skips the row groups of
+    other days: a day costs its rows, not the table's. A timestamp's day is
+    written as a range of the timestamp, which row groups' minimum and maximum
+    can rule out, where its cast to a date cannot.
     """
     conditions = []
-    listed = ", ".join(f"date '{value.isoformat()}'" for value in sorted(days))
-    if listed:
-        conditions.append(f"{day.expression} in ({listed})")
+    if day.derived:
+        column = ident(day.source)
+        conditions += [
+            f"({column} >= timestamp '{value.isoformat()}' "
+            f"and {column} < timestamp '{(value + dt.timedelta(days=1)).isoformat()}')"
+            for value in sorted(days)
+        ]
+    else:
+        listed = ", ".join(f"date '{value.isoformat()}'" for value in sorted(days))
+        if listed:
+            conditions.append(f"{day.expression} in ({listed})")
     if with_null:
-        conditions.append(f"{day.expression} is null")
+        conditions.append(f"{ident(day.source)} is null")
     return "where " + (" or ".join(conditions) or "false")
 
 
@@ -413,7 +431,7 @@ def _read_contents(
                 where = _days_filter(read.day, read.days, with_null=True)
         selects.append(
             f"select {literal(read.table.name)}, {key}, count(*), {_content_sum(read.table)} "
-            f"from {read.table.name} {where} group by all"
+            f"from {read.table.source} {where} group by all"
         )
     found: dict[str, dict[str, tuple[int, int]]] = {read.table.name: {} for read in reads}
     if selects:
@@ -581,7 +599,7 @@ def _write_partitions(
             f"""
             copy (
                 select {", ".join(columns)}, {day.expression} as {ident(day.key)}
-                from {table.name}
+                from {table.source}
                 {where}
             ) to $target (format parquet, compression zstd, partition_by ({ident(day.key)}), filename_pattern 'part{{i}}')
             """,
@@ -612,7 +630,7 @@ def _write_one_file(
     [part] = plan.parts.values()
     if part.reuse is None:
         con.execute(
-            f"copy (select {plan.table.column_list} from {plan.table.name}) to $target (format parquet, compression zstd)",
+            f"copy (select {plan.table.column_list} from {plan.table.source}) to $target (format parquet, compression zstd)",
             {"target": str(target)},
         )
         counts.written += 1
@@ -704,7 +722,9 @@ def _write_database(
                 if kind is not None:
                     con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} {catalog}.{name}")
                 if plan.storage == STORED_IN_DUCKDB:
-                    con.execute(f"create table {catalog}.{name} as select {plan.table.column_list} from {name}")
+                    con.execute(
+                        f"create table {catalog}.{name} as select {plan.table.column_list} from {plan.table.source}"
+                    )
                 else:
                     con.execute(f"create view {catalog}.{name} as {_parquet_view(con, plan, final)}")
             con.execute(f"checkpoint {catalog}")
@@ -857,6 +877,31 @@ def _history_since(previous: Snapshot | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
 
 
+@contextlib.contextmanager
+def _read_views_once(con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTable]) -> Iterator[list[ServedTable]]:
+    """The served tables, each view's served columns read once into a temporary table the publish reads instead.
+
+    A served view (an aggregate over day tables, the quarantine's rows joined to their raw text)
+    computes its rows each time it is read, and the publish reads a table up to three times (its
+    rows counted, hashed, written): read once, the three agree, and the view costs one computation.
+    """
+    read, created = [], []
+    try:
+        for number, table in enumerate(tables):
+            if table.is_view:
+                temporary = f"served_view_{number}"
+                con.execute(
+                    f"create or replace temporary table {temporary} as select {table.column_list} from {table.name}"
+                )
+                created.append(temporary)
+                table = dataclasses.replace(table, read_from=temporary)
+            read.append(table)
+        yield read
+    finally:
+        for temporary in created:
+            con.execute(f"drop table if exists temp.{temporary}")
+
+
 def publish(
     con: duckdb.DuckDBPyConnection,
     serving_dir: Path,
@@ -879,7 +924,23 @@ def publish(
     keep = keep_versions() if keep is None else keep
     large = parquet_rows() if large is None else large
     file_modes.file_mode()  # a bad CONVO_FILE_MODE fails before anything is written
-    tables = served_tables(con)
+    with _read_views_once(con, served_tables(con)) as tables:
+        return _publish(con, serving_dir, tables, run_id=run_id, tests=tests, keep=keep, large=large,
+                        progress=progress, now=now)
+
+
+def _publish(
+    con: duckdb.DuckDBPyConnection,
+    serving_dir: Path,
+    tables: Sequence[ServedTable],
+    *,
+    run_id: str,
+    tests: dict,
+    keep: int,
+    large: int,
+    progress: Callable[[str], None],
+    now: Callable[[], dt.datetime],
+) -> PublishResult:
     if not tables:
         raise RuntimeError(
             "nothing to publish: the warehouse has no marts yet. Run the whole pipeline "
