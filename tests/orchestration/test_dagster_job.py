@@ -150,6 +150,7 @@ def test_the_dbt_step_asks_dbt_for_exactly_what_it_selects_in_a_few_words(defs, 
     words = build[build.index("--select") + 1], build[build.index("--exclude", 3) + 1]
     listed = subprocess.run(
         [str(Path(sys.executable).with_name("dbt")), "ls", "--quiet", "--select", words[0], "--exclude", words[1],
+         "--indirect-selection", build[build.index("--indirect-selection") + 1],
          "--resource-type", "model", "--resource-type", "seed", "--resource-type", "test",
          "--output", "json", "--output-keys", "unique_id"],
         cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, **parse_env()}, check=True,

@@ -333,7 +333,7 @@ class Warehouse:
         (``seed_tests_left_out``). ``more``: further dbt arguments (``--exclude``, ``--vars``)."""
         from convo_warehouse.lib import dbt_commands
 
-        args = [*dbt_commands.production_build(), "--indirect-selection", "cautious", *self.seed_tests_left_out(),
+        args = [*dbt_commands.production_build(), *self.seed_tests_left_out(),
                 *more]
         if select is not None:
             args += ["--select", select]

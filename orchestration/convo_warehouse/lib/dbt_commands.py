@@ -52,8 +52,12 @@ def production_build(
         # dbt.log (build_results); the manifest a build ran from is the project's (lib/dbt_state.py
         # keeps it). DBT_WRITE_JSON=true brings them back.
         args += ["--no-write-json"]
-    if multi_step:
-        args += ["--indirect-selection", "buildable"]
+    # Which tests an excluded node takes with it. A view or a seed left out of the build
+    # (lib/dbt_state.py) is not rebuilt, but a view's rows follow its inputs: "cautious" leaves
+    # out only the tests whose every parent is left out, so a test that also reads a model this
+    # build writes (the new loads' rows of stg_events, the quarantine, the reconciliation) runs;
+    # dbt's default, "eager", drops every test of a left-out node.
+    args += ["--indirect-selection", "buildable" if multi_step else "cautious"]
     if select:
         args += ["--select", " ".join(select)]
     args += ["--exclude", " ".join([GRAIN_TESTS, *exclude])]
