@@ -192,30 +192,3 @@ def test_the_build_after_a_preload_starts_from_the_manifest_the_standby_loaded(t
         assert parsed(build), "no standby was left: this build parses"
         preload_manifest()
         assert parsed([*build, "--vars", "{}"]), "--vars changes what dbt parses: the standby's manifest is not used"
-
-
-def test_the_standby_imports_what_the_python_models_import_at_their_top(tmp_path, monkeypatch):
-    """Whatever a Python model imports at its top is imported ahead of the build; an import that
-    fails is left to the build, and what a function imports is not imported."""
-    from convo_warehouse.lib.dbt_process import _import_python_models_modules
-
-    monkeypatch.syspath_prepend(str(tmp_path / "lib"))
-    (tmp_path / "lib").mkdir()
-    for name in ("top_module", "from_module", "inside_function"):
-        (tmp_path / "lib" / f"{name}.py").write_text("VALUE = 1\n")
-    (tmp_path / "models" / "nested").mkdir(parents=True)
-    (tmp_path / "models" / "nested" / "scored.py").write_text(
-        "import top_module\n"
-        "from from_module import VALUE\n"
-        "import missing_module_of_a_broken_model\n\n"
-        "def model(dbt, session):\n"
-        "    import inside_function\n"
-        "    return None\n"
-    )
-    for name in ("top_module", "from_module", "inside_function"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
-    _import_python_models_modules({"cwd": str(tmp_path), "env": {}})
-    assert {"top_module", "from_module"} <= set(sys.modules)
-    assert "inside_function" not in sys.modules
-    for name in ("top_module", "from_module"):
-        del sys.modules[name]

@@ -237,39 +237,12 @@ def _load_manifest(request: dict):
     return _manifest_key(request, result.result.env_vars), result.result
 
 
-def _import_python_models_modules(request: dict) -> None:
-    """Import what the project's Python models import at their top (pandas, scipy: about 2 s, paid
-    by a build's first Python model while the models beside it wait on the interpreter), while
-    the standby waits. Done before the manifest loads, while the standby still runs one thread.
-    What a model imports inside a function is its own affair; a module that fails to import
-    fails in the build, where dbt reports it."""
-    import ast
-    import importlib
-
-    env = request["env"]
-    project = Path(env.get("DBT_PROJECT_DIR") or request["cwd"])
-    for path in sorted((project / "models").rglob("*.py")):
-        for statement in ast.parse(path.read_text()).body:
-            if isinstance(statement, ast.Import):
-                names = [alias.name for alias in statement.names]
-            elif isinstance(statement, ast.ImportFrom) and statement.module and not statement.level:
-                # a name imported from a module may be a module or an attribute
-                names = [statement.module, *(f"{statement.module}.{alias.name}" for alias in statement.names)]
-            else:
-                continue
-            for name in names:
-                with contextlib.suppress(Exception):
-                    importlib.import_module(name)
-
-
 def _standby(listener: socket.socket, channel: socket.socket, preload: dict) -> None:
     """In a child forked for ``preload``: load the manifest, then run the one dbt command the
     server hands over on ``channel`` (from the manifest if it fits: ``_manifest_key``) and exit."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the server's handler is not the standby's
     listener.close()
     loaded = None
-    with contextlib.suppress(Exception):
-        _import_python_models_modules(preload)
     with contextlib.suppress(Exception):
         loaded = _load_manifest(preload)
     gc.freeze()
