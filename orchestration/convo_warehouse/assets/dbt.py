@@ -251,9 +251,11 @@ def step_selection(
     excluded = [word for word in EXCLUDED.split() if word != dbt_commands.GRAIN_TESTS]
     if len(not_chosen) <= len(chosen):
         return ["fqn:*"], [*not_chosen, *untested, *excluded]
-    # the selected checks' tests by name: dbt's cautious indirect selection (production_build) would
-    # leave out a test of a selected model that also reads one the step does not select
-    return sorted(names[key] for key in chosen) + sorted(check.name for check in selected_checks), untested
+    # dbt selects the tests of the selected nodes itself (a test that also reads a node the step does
+    # not select stays out: it would compare with what this step leaves as it was, or, on Spark,
+    # with what a later step builds); by name, those of checks on other assets
+    tests = sorted(check.name for check in selected_checks if check.asset_key not in chosen)
+    return sorted(names[key] for key in chosen) + tests, untested
 
 
 def _step_events(context: dg.AssetExecutionContext, events: Iterator[Any]) -> Iterator[Any]:
