@@ -192,3 +192,81 @@ def test_the_build_after_a_preload_starts_from_the_manifest_the_standby_loaded(t
         assert parsed(build), "no standby was left: this build parses"
         preload_manifest()
         assert parsed([*build, "--vars", "{}"]), "--vars changes what dbt parses: the standby's manifest is not used"
+
+
+# --- what dbt logs: unchanged, though events below a log's level are no longer formatted for it
+
+def _logged(project: Path, command: list[str], level: str) -> tuple[list[tuple], list[tuple]]:
+    """(name, level, message without timings) of every JSON line ``command`` wrote to stdout and
+    to the project's dbt.log, both at ``level``."""
+    import json
+    import re
+
+    log = project / "logs" / "dbt.log"
+    log.unlink(missing_ok=True)
+    result = subprocess.run(
+        [*command, "build", "--project-dir", str(project), "--profiles-dir", str(project), "--log-format", "json",
+         "--log-format-file", "json", "--log-level", level, "--log-level-file", level],
+        capture_output=True, text=True, timeout=300, cwd=project,
+        env={**os.environ, "DBT_TARGET_PATH": str(project / "target"), "DBT_LOG_PATH": str(project / "logs"),
+             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+
+    def events(text: str) -> list[tuple]:
+        lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        # seconds, temporary names and addresses change from one process to the next, and a debug
+        # message may name the process's own command line
+        return [(line["info"]["name"], line["info"]["level"],
+                 "" if line["info"]["level"] == "debug" else re.sub(r"[0-9a-f]{6,}|\d+(\.\d+)?", "#", line["info"]["msg"]))
+                for line in lines]
+
+    return events(result.stdout), events(log.read_text())
+
+
+def test_dbt_logs_what_it_logs_without_formatting_what_no_log_keeps(tmp_path):
+    """convo-dbt's loggers drop an event below their level before formatting it
+    (``_LevelBeforeFormat``): stdout and dbt.log hold the same events as plain dbt's, at info
+    and at debug, and a debug event on an info log is not formatted at all."""
+    from dbt_common.events.logger import _JsonLogger
+
+    from convo_warehouse.lib.dbt_process import _LevelBeforeFormat
+
+    project = tmp_path / "logged"
+    (project / "models").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text("name: logged\nversion: '1.0.0'\nconfig-version: 2\nprofile: logged\n")
+    (project / "profiles.yml").write_text(
+        f"logged:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: '{project / 'w.duckdb'}'\n"
+    )
+    (project / "models" / "answer.sql").write_text("select 42 as answer\n")
+    (project / "models" / "answers.sql").write_text("{{ config(materialized='view') }}\nselect * from {{ ref('answer') }}\n")
+    convo_dbt = [sys.executable, "-m", "convo_warehouse.lib.dbt_process"]
+    plain = [str(Path(sys.executable).with_name("dbt"))]
+    subprocess.run([*plain, "parse", "--project-dir", str(project), "--profiles-dir", str(project)],
+                   capture_output=True, timeout=300, cwd=project,
+                   env={**os.environ, "DBT_TARGET_PATH": str(project / "target"), "DBT_LOG_PATH": str(project / "logs"),
+                        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
+    logged = {level: (_logged(project, convo_dbt, level), _logged(project, plain, level)) for level in ("info", "debug")}
+    for level, (ours, theirs) in logged.items():
+        assert ours == theirs, f"at {level}, convo-dbt logged other events than dbt"
+    statements = [[name for name, _, _ in logged[level][0][1] if name == "SQLQuery"] for level in ("info", "debug")]
+    assert statements[1] and not statements[0], "no debug event to compare: the test shows nothing"
+
+    # the filter itself: a debug event never reaches an info logger's formatting
+    from dbt_common.events.base_types import EventLevel
+    from dbt_common.events.event_manager_client import get_event_manager
+    from dbt_common.events.functions import get_stdout_config
+    from dbt_common.events.logger import LineFormat
+
+    manager = get_event_manager()
+    saved = list(manager.loggers)
+    try:
+        manager.loggers[:] = [_JsonLogger(get_stdout_config(LineFormat.Json, False, EventLevel.INFO, False))]
+        _LevelBeforeFormat()(_event("MainReportVersion"))
+        keep = manager.loggers[0].filter
+        message = lambda name, level: SimpleNamespace(info=SimpleNamespace(name=name, level=level, code=""))
+        assert not keep(message("SQLQuery", "debug"))
+        assert keep(message("LogModelResult", "info"))
+        assert keep(message("ShowNode", "debug")), "print events go out whatever the level"
+    finally:
+        manager.loggers[:] = saved

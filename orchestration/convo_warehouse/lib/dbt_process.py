@@ -1,7 +1,10 @@
 """``convo-dbt``: dbt's own command line, as every dbt process the pipeline starts runs it.
 
 The same arguments, output and exit codes as ``dbt`` (it is dbt's click command,
-run with one event callback). Two things differ.
+run with two event callbacks). Three things differ.
+
+What dbt's logs cost. Each log drops the events below its level before it formats
+them (``_LevelBeforeFormat``), not after; what each log holds is the same.
 
 Python's cyclic garbage collector. Once dbt has loaded the manifest and the
 adapter, their objects (every node, macro and config of the project) live until
@@ -76,6 +79,45 @@ class _FreezeAtFirstNode:
             gc.freeze()
 
 
+class _LevelBeforeFormat:
+    """An event callback: at the first event, each of dbt's loggers (stdout, ``dbt.log``) is made
+    to drop an event below its level before it formats it.
+
+    dbt's loggers format every event as a JSON line (the protobuf message turned into a dict,
+    then dumped) and only then let Python's logging drop it by level. A build fires a debug
+    event or three for every SQL statement it runs (the statement, its status, the connection),
+    so on info-level logs most of that formatting is thrown away, and it held dbt's interpreter
+    lock for a tenth of a build. What reaches each log is unchanged (``test_dbt_process.py``
+    compares them line by line); the first event, fired before any callback can run, is
+    formatted as before.
+    """
+
+    def __init__(self) -> None:
+        self.done = False
+
+    def __call__(self, event) -> None:
+        if self.done:
+            return
+        self.done = True
+        from dbt_common.events.event_manager_client import get_event_manager
+        from dbt_common.events.logger import PRINT_EVENT_NAMES, _log_level_map
+
+        def at_level(logger):
+            threshold, keep = _log_level_map[logger.level], logger.filter
+
+            def level_then_filter(msg) -> bool:
+                # print events go out whatever the level (dbt sends them as errors)
+                # (an event's level is a string, equal to dbt's EventLevel of that name)
+                if msg.info.name not in PRINT_EVENT_NAMES and _log_level_map[msg.info.level] < threshold:
+                    return False
+                return keep(msg)
+
+            return level_then_filter
+
+        for logger in getattr(get_event_manager(), "loggers", []):
+            logger.filter = at_level(logger)
+
+
 def run_dbt(args: list[str], manifest=None) -> None:
     """dbt's command line on ``args`` (from ``manifest`` rather than a parse, when given); ends the
     process with dbt's exit code (click's standalone main)."""
@@ -83,7 +125,7 @@ def run_dbt(args: list[str], manifest=None) -> None:
 
     try:
         # `obj` is where dbt's own programmatic runner passes its callbacks and manifest
-        obj = {"callbacks": [_FreezeAtFirstNode()], **({"manifest": manifest} if manifest is not None else {})}
+        obj = {"callbacks": [_LevelBeforeFormat(), _FreezeAtFirstNode()], **({"manifest": manifest} if manifest is not None else {})}
         cli.main(args=args, prog_name="dbt", obj=obj)
     finally:
         gc.freeze()
