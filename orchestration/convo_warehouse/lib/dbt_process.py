@@ -17,7 +17,7 @@ between is collected as usual.
 Where dbt starts. Importing dbt costs seconds of CPU in every dbt process,
 while a run spends its own first seconds importing Dagster. ``convo-warehouse
 run`` starts a dbt server first (``dbt_server``): a process that imports dbt
-once, beside Dagster's start, then waits on a Unix socket in an owner-only folder.
+(and SciPy's stats, for the Python models) once, beside Dagster's start, then waits on a Unix socket in an owner-only folder.
 ``convo-dbt``, given that socket in ``CONVO_DBT_SERVER``, sends its arguments,
 folder, environment and standard streams there; the server forks a child that
 runs dbt with them, already imported, and the exit code comes back. Without a
@@ -54,10 +54,15 @@ from pathlib import Path
 
 NODE_START = "NodeStart"
 SERVER_ENV = "CONVO_DBT_SERVER"
-# dbt's own modules, pure Python: no library that starts threads (DuckDB, NumPy,
-# Arrow), since a fork copies only the forking thread (``_single_threaded``)
+# What the server imports before it forks: no library that starts a thread (DuckDB, Arrow),
+# since a fork copies only the forking thread (``_single_threaded``). dbt's own modules, pure
+# Python, and what the Python models' statistics import (``lib/experiments.py``,
+# ``lib/patterns.py``): SciPy's stats took a second and more of every build, with the other
+# nodes waiting on the interpreter lock. NumPy starts no thread when its BLAS is told to use one
+# (``PRELOAD_ENV``, set in the server only: a dbt child keeps its one-thread BLAS).
 PRELOADED = ("dbt.cli.main", "dbt.task.build", "dbt.adapters.factory", "dbt.parser.manifest",
-             "dbt.context.providers")
+             "dbt.context.providers", "scipy.stats")
+PRELOAD_ENV = {"OPENBLAS_NUM_THREADS": "1"}
 _LENGTH = struct.Struct("!q")
 PRELOAD = "preload"
 # what a parse depends on besides the project's files and the environment variables its
@@ -121,8 +126,12 @@ class _LevelBeforeFormat:
 def run_dbt(args: list[str], manifest=None) -> None:
     """dbt's command line on ``args`` (from ``manifest`` rather than a parse, when given); ends the
     process with dbt's exit code (click's standalone main)."""
+    import faulthandler
+
     from dbt.cli.main import cli
 
+    # a crash of a library's C code (SIGSEGV) leaves every thread's Python stack on stderr
+    faulthandler.enable()
     try:
         # `obj` is where dbt's own programmatic runner passes its callbacks and manifest
         obj = {"callbacks": [_LevelBeforeFormat(), _FreezeAtFirstNode()], **({"manifest": manifest} if manifest is not None else {})}
@@ -209,11 +218,7 @@ def serve(path: str, parent: int) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)  # clients wait in the backlog while the imports below run
     listener.listen(8)
-    import importlib
-
-    for module in PRELOADED:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(module)
+    preload()
     gc.freeze()
     state = {"forkable": _single_threaded(), "standby": None}
     listener.settimeout(1.0)
@@ -240,6 +245,16 @@ def serve(path: str, parent: int) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(path)
                 os.rmdir(os.path.dirname(path))
+
+
+def preload() -> None:
+    """Import ``PRELOADED`` as the server does (a module that is not installed is skipped)."""
+    import importlib
+
+    os.environ.update(PRELOAD_ENV)
+    for module in PRELOADED:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
 
 
 def _single_threaded() -> bool:
