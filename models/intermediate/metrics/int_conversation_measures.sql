@@ -1,7 +1,8 @@
 {#- A view: one row per conversation with every measure the metrics sum,
     joined once. metrics_by_conversation reads it for the days in scope
-    (every read is joined on the conversation's day too, so the filter
-    reaches every scan) and
+    (each part is joined on the conversation's day too, so that the
+    reader's day filter reaches the part's scan; joined on the conversation
+    alone, DuckDB read the larger parts whole, as its join order chose) and
     int_conversations_segmented crosses it with the conversation's segments
     for the day-keyed metrics; storing it would rewrite every conversation on
     every run for nothing (dbt_project.yml). -#}
@@ -73,7 +74,12 @@ sales_stage_orders as (
 sales_stages_in_order as (
     select
         sales_progress.conversation_id,
-        {{ conversation_date_on_spark('sales_progress') }}
+        {%- if conversation_days_partitioned() %}
+        sales_progress.conversation_date,
+        {%- else %}
+        -- the conversation's day (fct_conversations': the day of its first event), stored on Spark only
+        cast(sales_progress.first_event_at as {{ type_date() }}) as conversation_date,
+        {%- endif %}
         coalesce(
             sales_progress.last_in_order_stage_order >= sales_stage_orders.responded_stage_order, false
         ) as sales_responded_in_order,
@@ -121,7 +127,7 @@ model_costs as (
 quality as (
     select
         int_conversation_quality_scored.conversation_id,
-        {{ conversation_date_on_spark('int_conversation_quality_scored') }}
+        int_conversation_quality_scored.conversation_date,
         int_conversation_quality_scored.quality_score
     from {{ ref('int_conversation_quality_scored') }} as int_conversation_quality_scored
 ),
@@ -172,9 +178,13 @@ conversation_measures as (
     left join sentiment_per_conversation
         on {{ same_conversation('conversations', 'sentiment_per_conversation', 'conversations.conversation_date') }}
     left join quality
-        on {{ same_conversation('conversations', 'quality', 'conversations.conversation_date') }}
+        on
+            conversations.conversation_id = quality.conversation_id
+            and conversations.conversation_date = quality.conversation_date
     left join sales_stages_in_order
-        on {{ same_conversation('conversations', 'sales_stages_in_order', 'conversations.conversation_date') }}
+        on
+            conversations.conversation_id = sales_stages_in_order.conversation_id
+            and conversations.conversation_date = sales_stages_in_order.conversation_date
     left join rephrases
         on
             conversations.conversation_id = rephrases.conversation_id
