@@ -74,12 +74,9 @@ sales_stage_orders as (
 sales_stages_in_order as (
     select
         sales_progress.conversation_id,
-        {%- if conversation_days_partitioned() %}
-        sales_progress.conversation_date,
-        {%- else %}
-        -- the conversation's day (fct_conversations': the day of its first event), stored on Spark only
-        cast(sales_progress.first_event_at as {{ type_date() }}) as conversation_date,
-        {%- endif %}
+        -- the conversation's day (fct_conversations': its first event's), a column on Spark only
+        {{ 'sales_progress.conversation_date' if conversation_days_partitioned()
+            else 'cast(sales_progress.first_event_at as ' ~ type_date() ~ ')' }} as conversation_date,
         coalesce(
             sales_progress.last_in_order_stage_order >= sales_stage_orders.responded_stage_order, false
         ) as sales_responded_in_order,
