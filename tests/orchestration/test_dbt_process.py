@@ -198,6 +198,12 @@ def test_the_build_after_a_preload_starts_from_the_manifest_the_standby_loaded(t
 
 # --- what dbt logs: unchanged, though events below a log's level are no longer formatted for it
 
+def _env_of(project: Path) -> dict[str, str]:
+    """The environment a dbt process of ``project`` runs in: its own target and logs, no usage stats sent."""
+    return {**os.environ, "DBT_TARGET_PATH": str(project / "target"), "DBT_LOG_PATH": str(project / "logs"),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+
+
 def _logged(project: Path, command: list[str], level: str) -> tuple[list[tuple], list[tuple]]:
     """(name, level, message without timings) of every JSON line ``command`` wrote to stdout and
     to the project's dbt.log, both at ``level``."""
@@ -209,9 +215,7 @@ def _logged(project: Path, command: list[str], level: str) -> tuple[list[tuple],
     result = subprocess.run(
         [*command, "build", "--project-dir", str(project), "--profiles-dir", str(project), "--log-format", "json",
          "--log-format-file", "json", "--log-level", level, "--log-level-file", level],
-        capture_output=True, text=True, timeout=300, cwd=project,
-        env={**os.environ, "DBT_TARGET_PATH": str(project / "target"), "DBT_LOG_PATH": str(project / "logs"),
-             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        capture_output=True, text=True, timeout=300, cwd=project, env=_env_of(project),
     )
     assert result.returncode == 0, result.stdout[-3000:]
 
@@ -219,9 +223,11 @@ def _logged(project: Path, command: list[str], level: str) -> tuple[list[tuple],
         lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
         # seconds, temporary names and addresses change from one process to the next, and a debug
         # message may name the process's own command line
-        return [(line["info"]["name"], line["info"]["level"],
-                 "" if line["info"]["level"] == "debug" else re.sub(r"[0-9a-f]{6,}|\d+(\.\d+)?", "#", line["info"]["msg"]))
-                for line in lines]
+        return [
+            (line["info"]["name"], line["info"]["level"],
+             "" if line["info"]["level"] == "debug" else re.sub(r"[0-9a-f]{6,}|\d+(\.\d+)?", "#", line["info"]["msg"]))
+            for line in lines
+        ]
 
     return events(result.stdout), events(log.read_text())
 
@@ -241,18 +247,21 @@ def test_dbt_logs_what_it_logs_without_formatting_what_no_log_keeps(tmp_path):
         f"logged:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: '{project / 'w.duckdb'}'\n"
     )
     (project / "models" / "answer.sql").write_text("select 42 as answer\n")
-    (project / "models" / "answers.sql").write_text("{{ config(materialized='view') }}\nselect * from {{ ref('answer') }}\n")
+    (project / "models" / "answers.sql").write_text(
+        "{{ config(materialized='view') }}\nselect * from {{ ref('answer') }}\n"
+    )
     convo_dbt = [sys.executable, "-m", "convo_warehouse.lib.dbt_process"]
     plain = [str(Path(sys.executable).with_name("dbt"))]
     subprocess.run([*plain, "parse", "--project-dir", str(project), "--profiles-dir", str(project)],
-                   capture_output=True, timeout=300, cwd=project,
-                   env={**os.environ, "DBT_TARGET_PATH": str(project / "target"), "DBT_LOG_PATH": str(project / "logs"),
-                        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
-    logged = {level: (_logged(project, convo_dbt, level), _logged(project, plain, level)) for level in ("info", "debug")}
+                   capture_output=True, timeout=300, cwd=project, env=_env_of(project))
+    logged = {
+        level: (_logged(project, convo_dbt, level), _logged(project, plain, level)) for level in ("info", "debug")
+    }
     # which connection a statement gets, and when the last one closes, depend on timing: at debug,
     # the events about connections are not compared
     logged["debug"] = tuple(
-        tuple([event for event in events if "Connection" not in event[0] and event[0] != "FlushEvents"] for events in run)
+        tuple([event for event in events if "Connection" not in event[0] and event[0] != "FlushEvents"]
+              for events in run)
         for run in logged["debug"]
     )
     for level, (ours, theirs) in logged.items():

@@ -17,7 +17,8 @@ between is collected as usual.
 Where dbt starts. Importing dbt costs seconds of CPU in every dbt process,
 while a run spends its own first seconds importing Dagster. ``convo-warehouse
 run`` starts a dbt server first (``dbt_server``): a process that imports dbt
-(and SciPy's stats, for the Python models) once, beside Dagster's start, then waits on a Unix socket in an owner-only folder.
+(and SciPy's stats, for the Python models) once, beside Dagster's start, then
+waits on a Unix socket in an owner-only folder.
 ``convo-dbt``, given that socket in ``CONVO_DBT_SERVER``, sends its arguments,
 folder, environment and standard streams there; the server forks a child that
 runs dbt with them, already imported, and the exit code comes back. Without a
@@ -93,8 +94,8 @@ class _LevelBeforeFormat:
     event or three for every SQL statement it runs (the statement, its status, the connection),
     so on info-level logs most of that formatting is thrown away, and it held dbt's interpreter
     lock for a tenth of a build. What reaches each log is unchanged (``test_dbt_process.py``
-    compares them line by line); the first event, fired before any callback can run, is
-    formatted as before.
+    compares them event by event with plain dbt's); the first event, fired before any callback
+    can run, is formatted as before.
     """
 
     def __init__(self) -> None:
@@ -111,8 +112,8 @@ class _LevelBeforeFormat:
             threshold, keep = _log_level_map[logger.level], logger.filter
 
             def level_then_filter(msg) -> bool:
-                # print events go out whatever the level (dbt sends them as errors)
-                # (an event's level is a string, equal to dbt's EventLevel of that name)
+                # print events go out whatever the level (dbt sends them as errors); an event's
+                # level is a string, equal to dbt's EventLevel of that name
                 if msg.info.name not in PRINT_EVENT_NAMES and _log_level_map[msg.info.level] < threshold:
                     return False
                 return keep(msg)
@@ -134,7 +135,10 @@ def run_dbt(args: list[str], manifest=None) -> None:
     faulthandler.enable()
     try:
         # `obj` is where dbt's own programmatic runner passes its callbacks and manifest
-        obj = {"callbacks": [_LevelBeforeFormat(), _FreezeAtFirstNode()], **({"manifest": manifest} if manifest is not None else {})}
+        obj = {
+            "callbacks": [_LevelBeforeFormat(), _FreezeAtFirstNode()],
+            **({"manifest": manifest} if manifest is not None else {}),
+        }
         cli.main(args=args, prog_name="dbt", obj=obj)
     finally:
         gc.freeze()
