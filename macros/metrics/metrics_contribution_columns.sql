@@ -1,17 +1,16 @@
 {% macro metrics_contribution_columns() %}
-    {%- set double = type_double() -%}
-    {%- set columns = [] -%}
+    {%- for name, expression in metrics_contributions() %}
+        cast({{ expression }} as {{ type_double() }}) as {{ name }}{{ ',' if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}
+
+{% macro metrics_contributions() %}
+    {%- set contributions = [] -%}
     {%- for metric in metrics_definitions() -%}
-        {%- if metric.kind == 'percentile' -%}
-            {%- do columns.append('cast(' ~ metric.expression ~ ' as ' ~ double ~ ') as ' ~ metric.name ~ '__value') -%}
-        {%- else -%}
-            {%- do columns.append('cast(' ~ metric.numerator ~ ' as ' ~ double ~ ') as ' ~ metric.name ~ '__numerator') -%}
-            {%- if metric.kind == 'ratio' -%}
-                {%- do columns.append(
-                    'cast(' ~ metric.denominator ~ ' as ' ~ double ~ ') as ' ~ metric.name ~ '__denominator'
-                ) -%}
-            {%- endif -%}
-        {%- endif -%}
+        {%- set parts = {'percentile': ['value'], 'ratio': ['numerator', 'denominator']}.get(metric.kind, ['numerator']) -%}
+        {%- for part in parts -%}
+            {%- do contributions.append((metric.name ~ '__' ~ part, metric.expression if part == 'value' else metric[part])) -%}
+        {%- endfor -%}
     {%- endfor -%}
-    {{ columns | join(',\n        ') }}
+    {{ return(contributions) }}
 {%- endmacro %}

@@ -168,20 +168,6 @@
     {{ return(metrics) }}
 {% endmacro %}
 
-{% macro metrics_input_columns(relation) %}
-    {%- set columns = [
-        'initialized', 'started', 'engaged', 'was_completed', 'was_abandoned', 'had_handoff', 'converted',
-        'user_turns', 'fallback_count', 'duration_seconds', 'first_response_ms', 'satisfaction_score',
-        'feedback_score', 'rephrase_count', 'sentiment_sum', 'sentiment_count', 'sentiment_start',
-        'sentiment_end', 'quality_score', 'sales_responded_in_order', 'sales_qualified_in_order',
-        'sales_booked_in_order', 'sales_attended_in_order', 'sales_converted_in_order',
-        'semantic_rephrase_count', 'is_frustrated', 'conversation_cost_usd', 'has_unpriced_model_calls',
-    ] -%}
-    {%- for column in columns -%}
-        {{ relation }}.{{ column }}{{ ',\n        ' if not loop.last }}
-    {%- endfor -%}
-{%- endmacro %}
-
 {% macro metric_flag_format() -%}
     {{ return("case when {} then 1 else 0 end") }}
 {%- endmacro %}

@@ -1,5 +1,6 @@
 {% macro metrics_long_format(from_cte, grain_columns) %}
     {%- set metrics = metrics_definitions() -%}
+    {%- set double = type_double() -%}
 metrics_aggregated as (
     select
         {%- for grain_column in grain_columns %}
@@ -9,11 +10,11 @@ metrics_aggregated as (
         {{ from_cte }}.segment_value,
         {%- for metric in metrics %}
         {%- if metric.kind == 'percentile' %}
-        {{ metrics_percentile_cont(from_cte ~ '.' ~ metric.expression, metric.percentile) }} as {{ metric.name }}__value,
+        {{ metrics_percentile_cont(from_cte ~ '.' ~ metric.name ~ '__value', metric.percentile) }} as {{ metric.name }}__value,
         {%- else %}
-        {{ metric_sum(metric.numerator) }} as {{ metric.name }}__numerator,
+        {{ metric_sum(metric.numerator, from_cte ~ '.' ~ metric.name ~ '__numerator') }} as {{ metric.name }}__numerator,
         {%- if metric.kind == 'ratio' %}
-        {{ metric_sum(metric.denominator) }} as {{ metric.name }}__denominator,
+        {{ metric_sum(metric.denominator, from_cte ~ '.' ~ metric.name ~ '__denominator') }} as {{ metric.name }}__denominator,
         {%- endif %}
         {%- endif %}
         {%- endfor %}
@@ -27,11 +28,6 @@ metrics_aggregated as (
         {{ from_cte }}.segment_value
 ),
 
-{{ metrics_unpivoted(metrics, grain_columns) }}
-{%- endmacro %}
-
-{% macro metrics_unpivoted(metrics, grain_columns) -%}
-    {%- set double = type_double() -%}
 metrics_stacked as (
     select
         {%- for grain_column in grain_columns %}
@@ -81,15 +77,15 @@ metrics_long as (
 ),
 {%- endmacro %}
 
-{% macro metric_sum(expression) -%}
+{% macro metric_sum(expression, contribution) -%}
     {%- set prefix, suffix = metric_flag_format().split('{}') -%}
     {%- set text = expression | trim -%}
     {%- set condition = text[prefix | length:(text | length) - (suffix | length)] | lower -%}
     {%- set is_flag = text.startswith(prefix) and text.endswith(suffix)
         and not modules.re.search('\\b(case|then)\\b', condition) -%}
     {%- if text == '1' or is_flag -%}
-        cast(sum({{ text }}) as {{ type_double() }})
+        cast(sum({{ contribution }}) as {{ type_double() }})
     {%- else -%}
-        {{ exact_sum(expression) }}
+        {{ exact_sum(contribution) }}
     {%- endif -%}
 {%- endmacro %}

@@ -1,7 +1,9 @@
 """metric_sum() (macros/metrics/metrics_long_format.sql): counts summed as integers,
 everything else through exact_sum(), the same doubles either way.
 
-The metrics marts sum every numerator and denominator with metric_sum(). It
+The metrics marts sum every numerator and denominator with metric_sum(), over
+each conversation's contribution column; here the contribution summed is the
+expression itself. It
 must take the integer path only for the constant 1 and a flag written with
 metric_flag_format() around a plain condition (exact whatever the row order),
 and give exactly what exact_sum() gives for those; any other expression,
@@ -33,7 +35,7 @@ NOT_COUNTS = {
 }
 
 SQL = "select\n" + ",\n".join(
-    f"    {{{{ metric_sum({expression!r}) }}}} as {name}__metric_sum,\n"
+    f"    {{{{ metric_sum({expression!r}, {expression!r}) }}}} as {name}__metric_sum,\n"
     f"    {{{{ exact_sum({expression!r}) }}}} as {name}__exact_sum"
     for name, expression in {**COUNTS, **NOT_COUNTS}.items()
 ) + "\nfrom values_table"
@@ -43,7 +45,7 @@ DEFINITIONS_SQL = """
 {%- set sums = [] -%}
 {%- for metric in metrics_definitions() if metric.kind != 'percentile' -%}
     {%- for expression in [metric.numerator, metric.denominator] if expression -%}
-        {%- do sums.append((expression, metric_sum(expression))) -%}
+        {%- do sums.append((expression, metric_sum(expression, expression))) -%}
     {%- endfor -%}
 {%- endfor -%}
 select * from (values

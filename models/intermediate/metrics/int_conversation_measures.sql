@@ -3,9 +3,9 @@
     (each part is joined on the conversation's day too, so that the
     reader's day filter reaches the part's scan; joined on the conversation
     alone, DuckDB read the larger parts whole, as its join order chose) and
-    int_conversations_segmented crosses it with the conversation's segments
-    for the day-keyed metrics; storing it would rewrite every conversation on
-    every run for nothing (dbt_project.yml). -#}
+    stores what each conversation adds to every metric; storing the measures
+    too would rewrite every conversation on every run for nothing
+    (dbt_project.yml). -#}
 {{ config(materialized='view') }}
 
 with

@@ -120,8 +120,8 @@ agent_medians as (
     select
         conversations_timed.agent_key,
         conversations_timed.conversation_date,
-        {{ funnel_median('conversations_timed.user_turns') }} as median_user_turns,
-        {{ funnel_median('conversations_timed.resolution_seconds') }} as median_resolution_seconds
+        {{ metrics_percentile_cont('conversations_timed.user_turns', 0.5) }} as median_user_turns,
+        {{ metrics_percentile_cont('conversations_timed.resolution_seconds', 0.5) }} as median_resolution_seconds
     from conversations_timed
     where conversations_timed.user_turns > 0
     group by

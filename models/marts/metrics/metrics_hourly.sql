@@ -10,23 +10,43 @@
     partition_by=('metric_date' if target.type == 'spark' else none),
 ) }}
 
-{#- the days this run rewrites, as literals: the view read below computes only those days -#}
 {%- set scope_days = ref('scope_days') %}
+{#- what each conversation adds to every metric, by column name -#}
+{%- set contributions = metrics_contributions() | map(attribute=0) | list %}
 
 with
 
-conversations_segmented as (
+-- each conversation's contributions (summed, they give every metric), for the days in scope
+conversations as (
     select
-        int_conversations_segmented.metric_date,
-        int_conversations_segmented.metric_hour,
-        int_conversations_segmented.segment_type,
-        int_conversations_segmented.segment_value,
-        {{ metrics_input_columns('int_conversations_segmented') }}
-    from {{ ref('int_conversations_segmented') }} as int_conversations_segmented
+        metrics_by_conversation.metric_date,
+        metrics_by_conversation.metric_hour,
+        metrics_by_conversation.conversation_id,
+        metrics_by_conversation.channel,
+        metrics_by_conversation.agent_id,
+        metrics_by_conversation.device,
+        metrics_by_conversation.source,
+        metrics_by_conversation.language,
+        metrics_by_conversation.environment,
+        metrics_by_conversation.{{ contributions | join(',\n        metrics_by_conversation.') }}
+    from {{ ref('metrics_by_conversation') }} as metrics_by_conversation
     {%- if is_incremental() %}
-    where int_conversations_segmented.metric_date in {{ dates_listed(scope_days, 'event_date') }}
+    where metrics_by_conversation.metric_date in {{ dates_listed(scope_days, 'event_date') }}
     {%- endif %}
 ),
+
+-- the A/B tests' variants each conversation saw, when it saw one only (variant_count > 1: contaminated)
+exposures as (
+    select
+        int_ab_test_exposures_checked.test_name,
+        int_ab_test_exposures_checked.conversation_id,
+        {{ conversation_date_on_spark('int_ab_test_exposures_checked') }}
+        int_ab_test_exposures_checked.variant
+    from {{ ref('int_ab_test_exposures_checked') }} as int_ab_test_exposures_checked
+    where coalesce(int_ab_test_exposures_checked.variant_count, 0) <= 1
+),
+
+{{ metrics_segmented('conversations', 'exposures') }}
 
 {{ metrics_long_format('conversations_segmented', ['metric_date', 'metric_hour']) }}
 

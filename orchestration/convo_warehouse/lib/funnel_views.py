@@ -166,7 +166,7 @@ def funnel_view(con, funnel: str, scope: Scope = Scope(), reading: str | None = 
         with_previous as (
             select stage_list.stage,
                    count(previous.conversation_id) as went_on,
-                   -- as funnel_summary: macros funnel_median and funnel_seconds_between
+                   -- as funnel_summary.median_seconds_from_previous_stage (exact here, over the scope)
                    quantile_cont(
                        case when previous.reached_at <= current_stage.reached_at
                            then (epoch_ms(current_stage.reached_at) - epoch_ms(previous.reached_at)) / 1000.0 end,
