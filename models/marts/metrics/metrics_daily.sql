@@ -17,8 +17,10 @@
 
 with
 
--- each conversation's contributions (summed, they give every metric), for the days in scope
-conversations as (
+-- each conversation's contributions (summed, they give every metric), for the days in scope;
+-- not materialized: both segment parts read it, and a materialized copy of a full build holds every
+-- conversation's contributions in memory
+conversations as {{ cte_not_materialized() }} (
     select
         metrics_by_conversation.metric_date,
         metrics_by_conversation.conversation_id,
