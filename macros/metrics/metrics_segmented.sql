@@ -21,6 +21,7 @@ conversations_segmented as (
     from {{ exposures_cte }}
     inner join {{ conversations_cte }}
         on {{ same_conversation(conversations_cte, exposures_cte, conversations_cte ~ '.metric_date') }}
+    where coalesce({{ exposures_cte }}.variant_count, 0) <= 1  -- more: it saw several variants (contaminated)
 ),
 {%- endmacro %}
 
