@@ -24,7 +24,12 @@ conversations as {{ cte_not_materialized() }} (
     select
         metrics_by_conversation.metric_date,
         metrics_by_conversation.conversation_id,
-        metrics_by_conversation.{{ metrics_segment_attributes() | join(',\n        metrics_by_conversation.') }},
+        metrics_by_conversation.channel,
+        metrics_by_conversation.agent_id,
+        metrics_by_conversation.device,
+        metrics_by_conversation.source,
+        metrics_by_conversation.language,
+        metrics_by_conversation.environment,
         metrics_by_conversation.{{ contributions | join(',\n        metrics_by_conversation.') }}
     from {{ ref('metrics_by_conversation') }} as metrics_by_conversation
     {%- if is_incremental() %}
