@@ -22,7 +22,8 @@
     (select count(*) from {{ new_rows }} as new_rows where not coalesce(new_rows.{{ in_scope }}, false)) as outside_scope,
     {{ repeated_grain_count(new_rows, grain) }} as repeated_grain,
     {% if scope_key not in grain -%}
-    (select count(*) from {{ new_rows }} as new_rows inner join {{ target_relation }} as kept
+    {#- new rows on the right, hashed (profiles.yml keeps the sides) -#}
+    (select count(*) from {{ target_relation }} as kept inner join {{ new_rows }} as new_rows
         on {{ grain_join(grain, 'new_rows', 'kept') }} where not coalesce(kept.{{ in_scope }}, false))
     {%- else %}0{% endif %} as repeated_kept_key,
     {{ rows_breaking(new_rows, conditions) if conditions else '0' }} as breaking_constraints

@@ -68,8 +68,7 @@
         from {{ scope_days }} as scope_days
         cross join (values {{ relations | join(', ') }}) as models (relation_name)
         where not exists (
-            select 1
-            from audit.partitions_rewritten as whole
+            select 1 from audit.partitions_rewritten as whole
             where
                 whole.relation_name = models.relation_name
                 and whole.rewrote_all
