@@ -135,6 +135,9 @@ def replace_with_rules(
         left join {messages_table} as named_messages
             on {rules_result_table}.conversation_id = named_messages.conversation_id
             and {rules_result_table}.reached_seq = named_messages.seq
+        -- a conversation's stage rows side by side in the file: its id and its transcript_hash
+        -- (an MD5 on each of them) then take one dictionary entry, not one per stage row
+        order by {rules_result_table}.conversation_id, {rules_result_table}.stage
         """,
         [rules_version, fallback_reason],
     )
@@ -192,6 +195,7 @@ def replace_with_llm(
             left join {messages_table} as named_messages
                 on classify_llm_rows.conversation_id = named_messages.conversation_id
                 and classify_llm_rows.message_seq = named_messages.seq
+            order by classify_llm_rows.conversation_id, classify_llm_rows.stage  -- as the rules' rows
             """,
             [model, prompt_version],
         )
