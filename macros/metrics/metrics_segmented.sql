@@ -1,4 +1,5 @@
-{% macro metrics_segmented(conversations_cte, exposures_cte) %}
+{% macro metrics_segmented(conversations_cte) %}
+{%- set exposures = ref('int_ab_test_exposures_checked') %}
 -- every conversation in `all`, in its value of each attribute and in the variant of each A/B test it saw
 conversations_segmented as (
     select
@@ -16,16 +17,15 @@ conversations_segmented as (
     union all
     select
         {{ conversations_cte }}.*,
-        {{ dbt.concat(["'experiment:'", "coalesce(" ~ exposures_cte ~ ".test_name, 'unknown')"]) }} as segment_type,
-        coalesce(cast({{ exposures_cte }}.variant as {{ dbt.type_string() }}), 'unknown') as segment_value
-    from {{ exposures_cte }}
+        {{ dbt.concat(["'experiment:'", "coalesce(exposures.test_name, 'unknown')"]) }} as segment_type,
+        coalesce(cast(exposures.variant as {{ dbt.type_string() }}), 'unknown') as segment_value
+    from {{ exposures }} as exposures
     inner join {{ conversations_cte }}
-        on {{ same_conversation(conversations_cte, exposures_cte, conversations_cte ~ '.metric_date') }}
-    where coalesce({{ exposures_cte }}.variant_count, 0) <= 1  -- more: it saw several variants (contaminated)
+        on {{ same_conversation(conversations_cte, 'exposures', conversations_cte ~ '.metric_date') }}
+    where coalesce(exposures.variant_count, 0) <= 1  -- more: it saw several variants (contaminated)
 ),
 {%- endmacro %}
 
 {% macro metrics_segment_attributes() %}
-    {#- environment (contract v1.3) lets a BI tool filter development traffic out -#}
     {{ return(['channel', 'agent_id', 'device', 'source', 'language', 'environment']) }}
 {%- endmacro %}

@@ -37,18 +37,7 @@ conversations as {{ cte_not_materialized() }} (
     {%- endif %}
 ),
 
--- the A/B tests' variants each conversation saw (metrics_segmented leaves out the contaminated)
-exposures as (
-    select
-        int_ab_test_exposures_checked.test_name,
-        int_ab_test_exposures_checked.conversation_id,
-        {{ conversation_date_on_spark('int_ab_test_exposures_checked') }}
-        int_ab_test_exposures_checked.variant,
-        int_ab_test_exposures_checked.variant_count
-    from {{ ref('int_ab_test_exposures_checked') }} as int_ab_test_exposures_checked
-),
-
-{{ metrics_segmented('conversations', 'exposures') }}
+{{ metrics_segmented('conversations') }}
 
 {{ metrics_long_format('conversations_segmented', ['metric_date']) }}
 
