@@ -25,23 +25,9 @@
 
 with
 
-conversations_with_new_events as (
-    select distinct conversation_id
-    from {{ ref('stg_events') }}
-    {%- if is_incremental() %}
-    where load_id in {{ load_ids_in_scope }}
-    {%- endif %}
-),
-
-conversations_recomputed as (  -- noqa: ST03
-    {{ conversations_of_whole_days('conversations_with_new_events') }}
-),
-
 -- the new load runs' events summarized per conversation (in a build from
--- nothing, every event), and in an incremental build the rows kept for the
--- conversations recomputed: min and max over both are min and max over all
--- their events
-events_summarized as (
+-- nothing, every event)
+new_events_summarized as (
     select
         conversation_id,
         -- over the known event types, as fct_conversations counts them
@@ -56,6 +42,23 @@ events_summarized as (
     where load_id in {{ load_ids_in_scope }}
     {%- endif %}
     group by conversation_id
+),
+
+conversations_recomputed as (  -- noqa: ST03
+    {{ conversations_of_whole_days('new_events_summarized') }}
+),
+
+-- those, and in an incremental build the rows kept for the conversations
+-- recomputed: min and max over both are min and max over all their events
+events_summarized as (
+    select
+        new_events_summarized.conversation_id,
+        new_events_summarized.first_event_at,
+        new_events_summarized.last_event_at,
+        new_events_summarized.first_staged_at,
+        new_events_summarized.last_staged_at,
+        new_events_summarized.last_load_id
+    from new_events_summarized
     {%- if is_incremental() %}
     union all
     select
