@@ -1,6 +1,6 @@
-"""However many landing files DuckDB's readers cannot read, a load takes one pass (issue 47, item 11):
-each is found before the run's transaction reads it and goes to its fallback, so it never aborts the
-transaction and restarts the load."""
+"""However many landing files DuckDB's readers cannot read, one load run loads them all (issue 47,
+item 11): each is found before it is read and goes to its fallback, and a failure no check foresaw
+sends the file to its fallback then, without aborting the run's transaction."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 
 import duckdb
 
-from convo_warehouse.lib.landing import load_landing
+from convo_warehouse.lib.landing import jsonl, load_landing
 from convo_warehouse.lib.landing.files import LineCheck
 
 
@@ -18,7 +18,7 @@ def line(event_id: str) -> bytes:
                        "timestamp": "2026-01-05T10:00:00Z", "properties": {"content": "hi"}}).encode()
 
 
-def test_many_unreadable_files_cost_one_pass(tmp_path):
+def test_many_unreadable_files_load_in_one_run(tmp_path):
     landing = tmp_path / "landing"
     landing.mkdir()
     (landing / "good-1.jsonl").write_bytes(line("good-1") + b"\n")
@@ -32,13 +32,38 @@ def test_many_unreadable_files_cost_one_pass(tmp_path):
     (landing / "good-2.jsonl").write_bytes(line("good-2") + b"\r\n" + line("good-3") + b"\r\n")
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
     report = load_landing(con, landing, progress=False)
-    assert report.passes == 1, report
     assert len(report.files_loaded) == 8
     ids = {row[0] for row in con.execute("select event_id from raw.events where event_id is not null").fetchall()}
     assert {"good-1", "good-2", "good-3", "u0-a", "u0-b", "u2-b", "gz-a"} <= ids
     errors = con.execute("select source_file, parse_error from raw.events where parse_error is not null").fetchall()
     assert any(source == "bad.parquet" and "unreadable file" in error for source, error in errors)
     assert sum(1 for source, _ in errors if source.startswith("bad-utf8")) == 3  # one bad line each, kept
+
+
+def test_a_failure_no_check_foresaw_sends_the_file_to_its_fallback(tmp_path, monkeypatch):
+    """DuckDB's line reader failing on a file the checks passed: the file is read by the Python
+    fallback, in the same run, and the files before and after it keep their rows."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for name in ("a", "b", "c"):
+        (landing / f"{name}.jsonl").write_bytes(line(f"{name}-1") + b"\n" + line(f"{name}-2") + b"\n")
+    fast_path = jsonl._stage_lines_duckdb
+    fast_reads = []
+
+    def failing_on_b(con, path):
+        fast_reads.append(path.name)
+        if path.name == "b.jsonl":
+            con.execute("select error('the fast path broke')")
+        fast_path(con, path)
+
+    monkeypatch.setattr(jsonl, "_stage_lines_duckdb", failing_on_b)
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    report = load_landing(con, landing, progress=False)
+    assert fast_reads == ["a.jsonl", "b.jsonl", "c.jsonl"]
+    assert report.files_loaded == ["a.jsonl", "b.jsonl", "c.jsonl"]
+    rows = con.execute("select source_file, row_number, event_id, parse_error from raw.events order by all").fetchall()
+    assert rows == [(f"{name}.jsonl", number, f"{name}-{number}", None) for name in "abc" for number in (1, 2)]
+    assert con.execute("select count(*) from raw.loaded_files").fetchone() == (3,)
 
 
 def test_the_line_check_reads_across_blocks():

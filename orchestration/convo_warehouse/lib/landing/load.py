@@ -36,8 +36,6 @@ class LoadReport:
     files_refused: list[str] = field(default_factory=list)
     rows_loaded: int = 0
     unreadable_rows: int = 0
-    # transactions the run took: 1, unless a file failed in a way no check before reading foresaw
-    passes: int = 1
 
     def summary(self) -> str:
         refused = (
@@ -51,15 +49,6 @@ class LoadReport:
             f"{len(self.files_skipped)} already loaded, {self.rows_loaded} raw rows "
             f"({self.unreadable_rows} unreadable){refused}"
         )
-
-
-class _FileFailed(Exception):
-    """Reading one file failed inside the run's transaction (which DuckDB then aborts)."""
-
-    def __init__(self, path: Path, error: Exception) -> None:
-        super().__init__(str(error))
-        self.path = path
-        self.error = error
 
 
 # DuckDB's memory cap while loading. The loader holds one file's lines at a
@@ -88,43 +77,29 @@ def load_landing(
     ``raw.loaded_files`` commit together, so an interrupted run leaves nothing
     a reader sees and the next run loads the same files again.
 
+    The files are read on a cursor of their own, outside that transaction:
+    reading writes only a pending Parquet file, and DuckDB scans a temporary
+    table written inside a transaction about half as fast (the JSONL reader's
+    lines). A file that fails to read therefore aborts nothing.
+
     No file stops the run. A file DuckDB's reader would fail on is read by
     the format's fallback (Python, for JSONL); a file no reader can read, or
     that cannot be opened at all, becomes one row with the error, which
     staging quarantines as ``unreadable_file``; rows a Python reader read
     before an error are kept. Each new file is checked before it is read
     (``_known_problem``: for JSONL the reasons DuckDB's line reader fails,
-    for Parquet its footer), so however many files are unreadable the run
-    takes one pass; only a failure none of those checks foresaw aborts the
-    transaction, and the run starts over with that file on its fallback
-    (``passes`` counts them).
+    for Parquet its footer), so it goes straight to its fallback; a failure
+    none of those checks foresaw sends the file to its fallback then.
     """
     landing_dir = Path(landing_dir)
     registry.ensure_raw_tables(con)
     found = files.discover(landing_dir)
-    # The errors reading a file met before reading it or in earlier attempts of this run:
-    # one means "use the fallback", two "no reader can: one unreadable row".
-    failures: dict[Path, list[Exception]] = {}
-    passes = 0
-    while True:
-        passes += 1
-        try:
-            with memory_capped(con, LOADER_MEMORY_LIMIT):
-                report = _load_files(con, landing_dir, found, failures, progress)
-                report.passes = passes
-                return report
-        except _FileFailed as failure:
-            # A failed statement aborts the run's transaction: start over,
-            # this time reading that file with its fallback.
-            failures.setdefault(failure.path, []).append(failure.error)
+    with memory_capped(con, LOADER_MEMORY_LIMIT):
+        return _load_files(con, landing_dir, found, progress)
 
 
 def _load_files(
-    con: duckdb.DuckDBPyConnection,
-    landing_dir: Path,
-    found: files.Discovery,
-    failures: dict[Path, list[Exception]],
-    progress: bool,
+    con: duckdb.DuckDBPyConnection, landing_dir: Path, found: files.Discovery, progress: bool
 ) -> LoadReport:
     load_id = registry.next_load_id(con)
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
@@ -132,6 +107,7 @@ def _load_files(
     known = registry.known_hashes(con)
     seen = registry.seen_signatures(con)
     archive.discard_pending(con)
+    reader_con = con.cursor()
 
     con.execute("begin transaction")
     try:
@@ -140,6 +116,9 @@ def _load_files(
             relative = path.relative_to(landing_dir).as_posix()
             # a plain JSONL file is checked for what DuckDB's reader fails on while it is hashed
             check = files.LineCheck(MAX_LINE_BYTES) if files.file_format(path) == "jsonl" else None
+            # the errors met reading the file: one means "use the fallback",
+            # two "no reader can: one unreadable row"
+            errors: list[Exception] = []
             try:
                 signature = files.file_signature(path)
                 digest = None if seen.get(relative) == signature else files.content_hash(path, check)
@@ -148,7 +127,7 @@ def _load_files(
                 # error, under a stand-in hash; not remembered as seen, so
                 # the next run tries again and loads it once it can be read
                 signature, digest = (0, 0), files.unopenable_hash(relative, error)
-                failures[path] = [error, error]
+                errors = [error, error]
             if digest is None:
                 report.files_skipped.append(relative)
                 continue
@@ -159,23 +138,10 @@ def _load_files(
                 continue
             bar.set_postfix_str(relative[-40:])
             fmt = files.file_format(path)
-            errors = failures.get(path, [])
-            if not errors:
-                errors = failures[path] = _known_problem(path, fmt, check)
-            try:
-                if len(errors) >= 2:
-                    stage_unreadable_file(con, errors[0])
-                else:
-                    READERS[fmt].stage(con, path, errors[0] if errors else None)
-                rows, unreadable = archive.write_file(
-                    con, load_id, len(report.files_loaded), loaded_at, relative, digest, STAGED_ROWS
-                )
-            except _NOT_A_FILE_ERROR:
-                raise
-            except Exception as error:  # noqa: BLE001 - reading one file never stops the run
-                raise _FileFailed(path, error) from error
+            errors = errors or _known_problem(path, fmt, check)
+            rows, unreadable = _read_file(reader_con, path, fmt, errors, load_id, len(report.files_loaded),
+                                          loaded_at, relative, digest)
             registry.record_loaded_file(con, load_id, loaded_at, relative, digest, fmt, signature[0], rows)
-            _drop_staged(con)
             known.add(digest)
             report.files_loaded.append(relative)
             report.rows_loaded += rows
@@ -185,7 +151,39 @@ def _load_files(
     except BaseException:
         con.execute("rollback")
         raise
+    finally:
+        reader_con.close()
     return report
+
+
+def _read_file(
+    reader_con: duckdb.DuckDBPyConnection,
+    path: Path,
+    fmt: str,
+    errors: list[Exception],
+    load_id: int,
+    index: int,
+    loaded_at: datetime,
+    relative: str,
+    digest: str,
+) -> tuple[int, int]:
+    """One file's raw rows as its pending Parquet file: (rows, unreadable rows). Each error
+    reading it moves it one step down: its reader's fast path, its fallback, one unreadable row."""
+    while True:
+        try:
+            if len(errors) >= 2:
+                stage_unreadable_file(reader_con, errors[0])
+            else:
+                READERS[fmt].stage(reader_con, path, errors[0] if errors else None)
+            return archive.write_file(reader_con, load_id, index, loaded_at, relative, digest, STAGED_ROWS)
+        except _NOT_A_FILE_ERROR:
+            raise
+        except Exception as error:  # noqa: BLE001 - reading one file never stops the run
+            if len(errors) >= 2:
+                raise  # the unreadable row itself could not be written: not the file's fault
+            errors.append(error)
+        finally:
+            _drop_staged(reader_con)
 
 
 def _known_problem(path: Path, fmt: str, check: files.LineCheck | None) -> list[Exception]:
