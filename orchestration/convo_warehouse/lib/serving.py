@@ -563,29 +563,49 @@ class _FileCounts:
     copied: int = 0  # not linked: the file system refused a hard link, or the mode differs
 
 
-def _link_or_copy(source: Path, target: Path, counts: _FileCounts, fresh: list[Path]) -> None:
-    """Hard-link ``source`` as ``target``; copy it where the file system refuses links (another device, no
+@dataclasses.dataclass
+class _VersionFiles:
+    """What writing a version's tables leaves to do: the files written anew, and the files of the
+    previous version to reuse, linked together afterwards (``_link_reused``)."""
+
+    counts: _FileCounts = dataclasses.field(default_factory=_FileCounts)
+    fresh: list[Path] = dataclasses.field(default_factory=list)
+    reused: list[tuple[Path, Path]] = dataclasses.field(default_factory=list)  # (source, target)
+
+
+def _link_or_copy(source: Path, target: Path) -> bool:
+    """Hard-link ``source`` as ``target`` (True); copy it where the file system refuses links (another device, no
     support) or where its mode is not ``CONVO_FILE_MODE``'s: a link shares the mode, and changing it would
     change a published version."""
     target.parent.mkdir(parents=True, exist_ok=True)
     if source.stat().st_mode & 0o777 == file_modes.file_mode():
         try:
             os.link(source, target)
-            counts.linked += 1
-            return
+            return True
         except FileNotFoundError:
             raise
         except OSError:
             pass
     shutil.copyfile(source, target)
-    counts.copied += 1
-    fresh.append(target)
+    return False
 
 
-def _write_partitions(
-    con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, counts: _FileCounts, fresh: list[Path]
-) -> None:
-    """Write the changed day partitions from the warehouse (one COPY), link the others."""
+def _link_reused(files: _VersionFiles) -> None:
+    """Link (or copy) every reused file into the new version, several at a time: each is a new
+    folder and a link, metadata writes of the file system's journal, which commits concurrent ones
+    together (thousands of day partitions in a version, nearly all reused)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        linked = list(pool.map(lambda pair: _link_or_copy(*pair), files.reused))
+    for (_, target), was_linked in zip(files.reused, linked, strict=True):
+        if was_linked:
+            files.counts.linked += 1
+        else:
+            files.counts.copied += 1
+            files.fresh.append(target)
+
+
+def _write_partitions(con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, files: _VersionFiles) -> None:
+    """Write the changed day partitions from the warehouse (one COPY); the others are reused."""
     table, day = plan.table, plan.day
     target = folder / plan.parquet
     to_write = sorted(key for key, part in plan.parts.items() if part.reuse is None)
@@ -614,18 +634,15 @@ def _write_partitions(
         partition = target / f"{day.key}={key}"
         if part.reuse is None:
             paths = sorted(partition.iterdir())
-            counts.written += len(paths)
-            fresh.extend(paths)
+            files.counts.written += len(paths)
+            files.fresh.extend(paths)
         else:
             paths = [partition / source.name for source in part.reuse]
-            for source, path in zip(part.reuse, paths, strict=True):
-                _link_or_copy(source, path, counts, fresh)
+            files.reused.extend(zip(part.reuse, paths, strict=True))
         part.files = [str(path.relative_to(folder)) for path in paths]
 
 
-def _write_one_file(
-    con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, counts: _FileCounts, fresh: list[Path]
-) -> None:
+def _write_one_file(con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, files: _VersionFiles) -> None:
     target = folder / plan.parquet
     [part] = plan.parts.values()
     if part.reuse is None:
@@ -633,10 +650,10 @@ def _write_one_file(
             f"copy (select {plan.table.column_list} from {plan.table.source}) to $target (format parquet, compression zstd)",
             {"target": str(target)},
         )
-        counts.written += 1
-        fresh.append(target)
+        files.counts.written += 1
+        files.fresh.append(target)
     else:
-        _link_or_copy(part.reuse[0], target, counts, fresh)
+        files.reused.append((part.reuse[0], target))
     part.files = [plan.parquet]
 
 
@@ -784,22 +801,23 @@ def _write_version(
     # The folder is private from its creation (CONVO_FILE_MODE), so nobody else reads a file
     # DuckDB creates with the umask's mode before restrict() below tightens it.
     file_modes.make_dirs(folder / PARQUET_DIR)
-    counts, fresh = _FileCounts(), []
+    files = _VersionFiles()
     for plan in plans:
         progress(f"publishing {plan.table.name}")
         if plan.day is not None:
-            _write_partitions(con, plan, folder, counts, fresh)
+            _write_partitions(con, plan, folder, files)
         else:
-            _write_one_file(con, plan, folder, counts, fresh)
+            _write_one_file(con, plan, folder, files)
+    _link_reused(files)
     _write_database(con, folder, final, plans, previous, progress)
     manifest["tables"] = {plan.table.name: _manifest_entry(plan) for plan in plans}
     manifest["changes"]["tables"] = {plan.table.name: _change_entry(plan) for plan in plans}
-    manifest["changes"]["files"] = dataclasses.asdict(counts)
+    manifest["changes"]["files"] = dataclasses.asdict(files.counts)
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     # The plans name every file of the version, so the modes and the fsyncs need no walk of its
     # folders (thousands of day partitions, nearly all linked). Linked files already have the mode
     # and are on disk (_link_or_copy); the new files and every folder, new in each version, are not.
-    written = [*fresh, folder / DATABASE_FILE, folder / MANIFEST_FILE]
+    written = [*files.fresh, folder / DATABASE_FILE, folder / MANIFEST_FILE]
     linked = (folder / name for plan in plans for part in plan.parts.values() for name in part.files)
     folders = _folders_holding(folder, [*written, *linked])
     file_modes.apply(files=written, folders=folders)
