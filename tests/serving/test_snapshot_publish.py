@@ -1139,7 +1139,7 @@ def test_folders_holding_names_every_folder_between_the_root_and_the_files(tmp_p
 
 @pytest.mark.parametrize("day", serving.DAY_COLUMNS, ids=[day.key for day in serving.DAY_COLUMNS])
 def test_a_days_filter_keeps_exactly_the_rows_whose_day_is_listed(day):
-    """The days' rows and no other, for a date column and for a timestamp's day (written as ranges):
+    """The days' rows and no other, for a date column and for a timestamp's day (a range of it, then the days' list):
     rows at either edge of a day, in a day not listed, and without a day."""
     con = duckdb.connect()
     moments = [

@@ -396,23 +396,25 @@ def _days_filter(day: DayColumn, days: Iterable[dt.date], with_null: bool) -> st
     """SQL: a where clause keeping the rows of these days (and those without a day).
 
     The days are literals (written from ``datetime.date`` values), not a list
-    parameter, so DuckDB pushes them into the scan and skips the row groups of
-    other days: a day costs its rows, not the table's. A timestamp's day is
-    written as a range of the timestamp, which row groups' minimum and maximum
-    can rule out, where its cast to a date cannot.
+    parameter, so DuckDB pushes them into the scan: one range from the first
+    day to the last, which row groups' minimum and maximum rule out (for a
+    timestamp, a range of the timestamp: its cast to a date has no minimum
+    and maximum to compare), then the days' list, one lookup per row. A
+    range per day instead would cost every row one comparison per day, and
+    a run's late events can name a hundred days.
     """
     conditions = []
-    if day.derived:
+    days = sorted(days)
+    if days:
         column = ident(day.source)
-        conditions += [
-            f"({column} >= timestamp '{value.isoformat()}' "
-            f"and {column} < timestamp '{(value + dt.timedelta(days=1)).isoformat()}')"
-            for value in sorted(days)
-        ]
-    else:
-        listed = ", ".join(f"date '{value.isoformat()}'" for value in sorted(days))
-        if listed:
-            conditions.append(f"{day.expression} in ({listed})")
+        first, last = days[0], days[-1] + dt.timedelta(days=1)
+        within = (
+            f"{column} >= timestamp '{first.isoformat()}' and {column} < timestamp '{last.isoformat()}'"
+            if day.derived
+            else f"{column} >= date '{first.isoformat()}' and {column} < date '{last.isoformat()}'"
+        )
+        listed = ", ".join(f"date '{value.isoformat()}'" for value in days)
+        conditions.append(f"({within} and {day.expression} in ({listed}))")
     if with_null:
         conditions.append(f"{ident(day.source)} is null")
     return "where " + (" or ".join(conditions) or "false")
