@@ -16,8 +16,14 @@
 
 {% macro default__properties_without_columns(properties, values) %}{{ properties }}{% endmacro %}
 
+{#- json_merge_patch parses the object and the patch and writes the object
+    again. A row whose every key is a field its columns give back (most
+    rows: as many keys as those fields' non-null texts, each key once) needs
+    none of that and is '{}' - the same text json_merge_patch returns. Each
+    branch's patch is a constant: a patch chosen per row by a case is parsed
+    per row. -#}
 {% macro duckdb__properties_without_columns(properties, values) -%}
-    {%- set columns, read_back, patches = event_property_columns(), {}, [] -%}
+    {%- set columns, read_back = event_property_columns(), {} -%}
     {%- for kind, type in [('integer', dbt.type_int()), ('number', 'double')] -%}
         {%- set checks = [] -%}
         {%- for name in columns[kind] -%}
@@ -26,6 +32,11 @@
         {%- endfor -%}
         {%- do read_back.update({kind: '(' ~ checks | join(' and ') ~ ')'}) -%}
     {%- endfor -%}
+    {%- set removable = [] -%}
+    {%- for name in columns.text + columns.integer + columns.number if name not in columns.kept -%}
+        {%- do removable.append('cast(' ~ json_text_field(values, name) ~ ' is not null as integer)') -%}
+    {%- endfor -%}
+    {%- set branches = [] -%}
     {%- for kinds in [['integer', 'number'], ['integer'], ['number'], []] -%}
         {%- set patch, conditions = {}, ['true'] -%}
         {%- for kind in kinds -%}
@@ -34,8 +45,13 @@
         {%- for name in columns.text + (columns.integer if 'integer' in kinds else []) + (columns.number if 'number' in kinds else []) if name not in columns.kept -%}
             {%- do patch.update({name: none}) -%}
         {%- endfor -%}
-        {%- do patches.append((conditions | join(' and '), tojson(patch))) -%}
+        {%- do branches.append((conditions | join(' and '), tojson(patch))) -%}
     {%- endfor -%}
-    case when {{ properties }} is not null then cast(json_merge_patch({{ properties }}, case
-        {%- for condition, patch in patches %} when {{ condition }} then '{{ patch }}'{% endfor %} end) as varchar) end
+    case
+        when {{ properties }} is null then null
+        when {{ branches[0][0] }} and len(json_keys({{ properties }})) = {{ removable | join(' + ') }} then '{}'
+        {%- for condition, patch in branches %}
+        when {{ condition }} then cast(json_merge_patch({{ properties }}, '{{ patch }}') as varchar)
+        {%- endfor %}
+    end
 {%- endmacro %}

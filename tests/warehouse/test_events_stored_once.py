@@ -187,6 +187,9 @@ def test_the_properties_object_keeps_only_what_its_columns_cannot_give_back(ware
         sent("e2", "stage_reached", {"funnel": "sales", "stage": "booked", "turn": "3.50", "comment": None}),
         sent("e3", "agent_message", {"content": "hello", "latency_ms": 1.5, "input_tokens": 10, "flag": True}),
         sent("e4", "conversation_started", None),
+        # every field has a column that gives it back (in e6, one is null): nothing is left
+        sent("e5", "agent_message", {"content": "ok", "turn": 2, "latency_ms": 2.5}),
+        sent("e6", "agent_message", {"content": "ok", "tool_name": None}),
     ])
     warehouse.load()
     warehouse.build(STAGED)
@@ -201,7 +204,13 @@ def test_the_properties_object_keeps_only_what_its_columns_cannot_give_back(ware
         "e2": {"funnel": "sales", "stage": "booked", "turn": "3.50"},
         "e3": {"flag": True},
         "e4": {},
+        "e5": {},
+        "e6": {},
     }
+    # an object left empty is stored as the same text whichever way it was emptied
+    assert warehouse.query(
+        "select distinct properties from staging.stg_events where event_id in ('e4', 'e5', 'e6')"
+    ) == [("{}",)]
     # the columns hold what was dropped
     assert warehouse.query(
         "select event_id, content, intent, turn, latency_ms, input_tokens from staging.stg_events order by 1"
@@ -210,4 +219,6 @@ def test_the_properties_object_keeps_only_what_its_columns_cannot_give_back(ware
         ("e2", None, None, 4, None, None),
         ("e3", "hello", None, None, 1.5, 10),
         ("e4", None, None, None, None, None),
+        ("e5", "ok", None, 2, 2.5, None),
+        ("e6", "ok", None, None, None, None),
     ]
