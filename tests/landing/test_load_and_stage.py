@@ -626,6 +626,10 @@ def test_typed_fields_keep_only_what_text_cannot_carry(warehouse):
              "timestamp": "2024-03-01T10:00:01Z"},  # a number as identifier
             {"id": "m-1", "conversation_id": "c1", "event_type": "user_message",
              "timestamp": "2024-03-01T10:00:02Z", "metadata": {"turn": 2}},  # v1.1 names
+            {"event_id": "n-4", "conversation_id": "c1", "user_id": None, "event_type": "user_message",
+             "timestamp": "2024-03-01T10:00:03Z"},  # a contract field sent as null: nothing to keep
+            {"event_id": "n-5", "conversation_id": "c1", "event_type": "user_message",
+             "timestamp": "2024-03-01T10:00:04Z", "extra": None},  # another field, even null, is kept
         ],
     )  # fmt: skip
     warehouse.load()
@@ -633,6 +637,8 @@ def test_typed_fields_keep_only_what_text_cannot_carry(warehouse):
         (1, "plain", None),
         (2, "123", '{"event_id":123}'),
         (3, None, '{"id":"m-1","metadata":{"turn":2}}'),
+        (4, "n-4", None),
+        (5, "n-5", '{"extra":null}'),
     ]
 
 

@@ -238,14 +238,26 @@ def _unreadable_line_text(line: str) -> str:
 def _typed_fields_from_line(line: str, fields: str) -> str:
     """The JSON object of the fields text cannot carry: the line without its
     contract fields, but for identifiers sent as anything but a string
-    (a number, object, array or boolean: staging reads their kind here)."""
+    (a number, object, array or boolean: staging reads their kind here).
+
+    json_merge_patch parses the line and the patch and writes the line
+    again. A line of contract fields only, each once, with its identifiers
+    as text (as many keys as fields sent: most lines) has nothing left and
+    skips it; a patch that differs by row is parsed for each row, so the
+    usual one (every identifier as text) is a constant."""
+    as_text = {name: f"""coalesce(left({fields}."{name}", 1), 'n') in ('"', 'n')""" for name in IDENTIFIER_FIELDS}
     removed = [f'"{name}":null' for name in FIELDS if name not in IDENTIFIER_FIELDS]
     patch = "'{" + ",".join(removed) + "' || " + " || ".join(
-        f"""case when coalesce(left({fields}."{name}", 1), 'n') in ('"', 'n') then ',"{name}":null' else '' end"""
-        for name in IDENTIFIER_FIELDS
+        f"""case when {as_text[name]} then ',"{name}":null' else '' end""" for name in IDENTIFIER_FIELDS
     ) + " || '}'"
-    kept = f"cast(json_merge_patch({line}, {patch}) as varchar)"
-    return f"nullif({kept}, '{{}}')"
+    every_field = "'{" + ",".join(f'"{name}":null' for name in FIELDS) + "}'"
+    identifiers_as_text = " and ".join(as_text.values())
+    fields_sent = " + ".join(f'cast({fields}."{name}" is not null as integer)' for name in FIELDS)
+    return f"""case
+                when {identifiers_as_text} and len(json_keys({line})) = {fields_sent} then null
+                when {identifiers_as_text} then nullif(cast(json_merge_patch({line}, {every_field}) as varchar), '{{}}')
+                else nullif(cast(json_merge_patch({line}, {patch}) as varchar), '{{}}')
+            end"""
 
 
 READER = JsonlReader()
