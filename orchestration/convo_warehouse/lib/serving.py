@@ -567,8 +567,8 @@ class _FileCounts:
 
 @dataclasses.dataclass
 class _VersionFiles:
-    """What writing a version's tables leaves to do: the files written anew, and the files of the
-    previous version to reuse, linked together afterwards (``_link_reused``)."""
+    """A version's files as its tables are written: the files written anew, and the files of the
+    previous version to reuse, each linked (``_Linker``) once its table's new partitions are written."""
 
     counts: _FileCounts = dataclasses.field(default_factory=_FileCounts)
     fresh: list[Path] = dataclasses.field(default_factory=list)
@@ -592,18 +592,43 @@ def _link_or_copy(source: Path, target: Path) -> bool:
     return False
 
 
-def _link_reused(files: _VersionFiles) -> None:
-    """Link (or copy) every reused file into the new version, several at a time: each is a new
-    folder and a link, metadata writes of the file system's journal, which commits concurrent ones
-    together (thousands of day partitions in a version, nearly all reused)."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        linked = list(pool.map(lambda pair: _link_or_copy(*pair), files.reused))
-    for (_, target), was_linked in zip(files.reused, linked, strict=True):
-        if was_linked:
-            files.counts.linked += 1
-        else:
-            files.counts.copied += 1
-            files.fresh.append(target)
+class _Linker:
+    """Links (or copies) the reused files into the new version, several at a time, while the version's
+    other files are written: each is a new folder and a link, metadata writes of the file system's
+    journal, which commits concurrent ones together (thousands of day partitions in a version, nearly
+    all reused), and DuckDB writes the changed partitions and the small tables meanwhile.
+
+    A table's files are handed over once its changed partitions are written: DuckDB writes those into
+    the table's folder, which must not hold other partitions yet.
+    """
+
+    def __init__(self, files: _VersionFiles) -> None:
+        self._files = files
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8)
+        self._pending: list[tuple[Path, concurrent.futures.Future[bool]]] = []
+        self._handed = 0
+
+    def hand_over(self) -> None:
+        """Start linking the reused files recorded since the last call."""
+        for source, target in self._files.reused[self._handed :]:
+            self._pending.append((target, self._pool.submit(_link_or_copy, source, target)))
+        self._handed = len(self._files.reused)
+
+    def finish(self) -> None:
+        """Wait for every link; count them (a copy is a fresh file: its mode and fsync are still to do)."""
+        self.hand_over()
+        pending, self._pending = self._pending, []
+        for target, future in pending:
+            if future.result():
+                self._files.counts.linked += 1
+            else:
+                self._files.counts.copied += 1
+                self._files.fresh.append(target)
+        self._pool.shutdown()
+
+    def close(self) -> None:
+        """Stop: what is not linked yet is not (a failed publish's folder is deleted whole)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _write_partitions(con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, files: _VersionFiles) -> None:
@@ -701,6 +726,7 @@ def _write_database(
     plans: Sequence[_TablePlan],
     previous: Snapshot | None,
     progress: Callable[[str], None],
+    before_views: Callable[[], None] = lambda: None,
 ) -> None:
     """The version's DuckDB file: small tables held in it, views over the Parquet files of the large ones.
 
@@ -734,10 +760,10 @@ def _write_database(
                     con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} {catalog}.{name}")
             for schema in sorted({plan.table.name.split(".")[0] for plan in plans}):
                 con.execute(f"create schema if not exists {catalog}.{schema}")
-            for plan in plans:
+            def serve(plan: _TablePlan) -> None:
                 name, kind = plan.table.name, existing.get(plan.table.name)
                 if plan.storage == STORED_IN_DUCKDB and kind == "BASE TABLE" and plan.change() == "reused":
-                    continue  # the same rows, already in the copy
+                    return  # the same rows, already in the copy
                 if kind is not None:
                     con.execute(f"drop {'view' if kind == 'VIEW' else 'table'} {catalog}.{name}")
                 if plan.storage == STORED_IN_DUCKDB:
@@ -746,6 +772,15 @@ def _write_database(
                     )
                 else:
                     con.execute(f"create view {catalog}.{name} as {_parquet_view(con, plan, final)}")
+
+            # the tables first: a view reads the version's Parquet files, all there once before_views returns
+            for plan in plans:
+                if plan.storage == STORED_IN_DUCKDB:
+                    serve(plan)
+            before_views()
+            for plan in plans:
+                if plan.storage != STORED_IN_DUCKDB:
+                    serve(plan)
             con.execute(f"checkpoint {catalog}")
         finally:
             con.execute(f"detach {catalog}")
@@ -804,14 +839,18 @@ def _write_version(
     # DuckDB creates with the umask's mode before restrict() below tightens it.
     file_modes.make_dirs(folder / PARQUET_DIR)
     files = _VersionFiles()
-    for plan in plans:
-        progress(f"publishing {plan.table.name}")
-        if plan.day is not None:
-            _write_partitions(con, plan, folder, files)
-        else:
-            _write_one_file(con, plan, folder, files)
-    _link_reused(files)
-    _write_database(con, folder, final, plans, previous, progress)
+    linker = _Linker(files)
+    try:
+        for plan in plans:
+            progress(f"publishing {plan.table.name}")
+            if plan.day is not None:
+                _write_partitions(con, plan, folder, files)
+            else:
+                _write_one_file(con, plan, folder, files)
+            linker.hand_over()
+        _write_database(con, folder, final, plans, previous, progress, before_views=linker.finish)
+    finally:
+        linker.close()
     manifest["tables"] = {plan.table.name: _manifest_entry(plan) for plan in plans}
     manifest["changes"]["tables"] = {plan.table.name: _change_entry(plan) for plan in plans}
     manifest["changes"]["files"] = dataclasses.asdict(files.counts)
