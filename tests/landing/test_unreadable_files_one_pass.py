@@ -83,3 +83,29 @@ def test_the_line_check_reads_across_blocks():
     check.feed(b"abc\n")
     check.feed(b"def\r\n")
     assert check.finish() == "a carriage return"
+
+
+def test_duckdbs_reader_rejects_every_kind_of_invalid_utf8(tmp_path):
+    """The line check does not decode the file: DuckDB's line reader rejects invalid UTF-8 itself,
+    and the file is read by the Python fallback (its bad bytes become U+FFFD), the good lines kept."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    kinds = {
+        "lone-continuation": b"\x80",
+        "overlong": b"\xc0\x80",
+        "surrogate": b"\xed\xa0\x80",
+        "beyond-unicode": b"\xf4\x90\x80\x80",
+        "truncated-at-end": b"\xc3",
+    }
+    for name, bad in kinds.items():
+        ending = b"\n" if name != "truncated-at-end" else b""
+        (landing / f"{name}.jsonl").write_bytes(line(f"{name}-1") + b"\n" + line(f"{name}-3") + b"\nx" + bad + ending)
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    load_landing(con, landing, progress=False)
+    for name in kinds:
+        rows = con.execute(
+            "select row_number, event_id, raw_record from raw.events where source_file = ? order by 1",
+            [f"{name}.jsonl"],
+        ).fetchall()
+        assert [(number, event_id) for number, event_id, _ in rows] == [(1, f"{name}-1"), (2, f"{name}-3"), (3, None)]
+        assert "\ufffd" in rows[2][2], name
