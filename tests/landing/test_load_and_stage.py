@@ -251,7 +251,7 @@ def test_python_connections_share_dbts_memory_cap(tmp_path, monkeypatch):
             con.close()
 
     monkeypatch.delenv(warehouse.MEMORY_LIMIT_ENV, raising=False)
-    assert cap() == "2.7 GiB"  # 3GB (10^9 bytes each) in DuckDB's binary units
+    assert cap() == "2.3 GiB"  # 2.5GB (10^9 bytes each) in DuckDB's binary units
     monkeypatch.setenv(warehouse.MEMORY_LIMIT_ENV, "1GB")
     assert cap() == "953.6 MiB"
 
@@ -278,7 +278,7 @@ def test_loader_lowers_the_memory_cap_while_loading_and_restores_it(tmp_path, mo
     try:
         load.load_landing(con, landing, progress=False)
         assert seen_during_load == ["953.6 MiB"]  # 1GB
-        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "2.7 GiB"
+        assert con.execute("select current_setting('memory_limit')").fetchone()[0] == "2.3 GiB"  # the default 2.5GB
     finally:
         con.close()
 

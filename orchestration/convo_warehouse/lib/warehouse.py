@@ -27,7 +27,7 @@ DEFAULT_LANDING = "data/landing"
 # here (loader, classifier, checks, publish): it spills to disk rather than
 # grow. DuckDB's own default is 80 % of the machine's memory.
 MEMORY_LIMIT_ENV = "CONVO_DUCKDB_MEMORY_LIMIT"
-DEFAULT_MEMORY_LIMIT = "3GB"
+DEFAULT_MEMORY_LIMIT = "2.5GB"
 # Lock files this process holds -> the pid that took them (a forked child
 # inherits the dict but not the lock, so the pid is checked too).
 _HELD_LOCKS: dict[Path, int] = {}
@@ -262,7 +262,7 @@ def size_bytes(text: str) -> int:
 
 
 def configured_memory_limit() -> str:
-    """DuckDB's memory cap for the warehouse's connections: ``CONVO_DUCKDB_MEMORY_LIMIT`` or 3GB."""
+    """DuckDB's memory cap for the warehouse's connections: ``CONVO_DUCKDB_MEMORY_LIMIT`` or 2.5GB."""
     return os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
 
 
