@@ -16,14 +16,10 @@
 
 {% macro default__properties_without_columns(properties, values) %}{{ properties }}{% endmacro %}
 
-{#- json_merge_patch parses the object and the patch and writes the object
-    again. A row whose every key is a field its columns give back (most
-    rows: as many keys as those fields' non-null texts, each key once) needs
-    none of that and is '{}' - the same text json_merge_patch returns. Each
-    branch's patch is a constant: a patch chosen per row by a case is parsed
-    per row. -#}
+{#- An object whose every key is a removed field (as many keys as those fields' non-null texts) is '{}' at once, without
+    json_merge_patch; each branch's patch is a constant (a patch chosen per row by a case is parsed per row). -#}
 {% macro duckdb__properties_without_columns(properties, values) -%}
-    {%- set columns, read_back = event_property_columns(), {} -%}
+    {%- set columns, read_back, branches = event_property_columns(), {}, [] -%}
     {%- for kind, type in [('integer', dbt.type_int()), ('number', 'double')] -%}
         {%- set checks = [] -%}
         {%- for name in columns[kind] -%}
@@ -32,26 +28,14 @@
         {%- endfor -%}
         {%- do read_back.update({kind: '(' ~ checks | join(' and ') ~ ')'}) -%}
     {%- endfor -%}
-    {%- set removable = [] -%}
-    {%- for name in columns.text + columns.integer + columns.number if name not in columns.kept -%}
-        {%- do removable.append('cast(' ~ json_text_field(values, name) ~ ' is not null as integer)') -%}
-    {%- endfor -%}
-    {%- set branches = [] -%}
     {%- for kinds in [['integer', 'number'], ['integer'], ['number'], []] -%}
-        {%- set patch, conditions = {}, ['true'] -%}
-        {%- for kind in kinds -%}
-            {%- do conditions.append(read_back[kind]) -%}
-        {%- endfor -%}
-        {%- for name in columns.text + (columns.integer if 'integer' in kinds else []) + (columns.number if 'number' in kinds else []) if name not in columns.kept -%}
-            {%- do patch.update({name: none}) -%}
-        {%- endfor -%}
-        {%- do branches.append((conditions | join(' and '), tojson(patch))) -%}
+        {%- set patch, conditions = {}, ['true'] + ([read_back.integer] if 'integer' in kinds else []) + ([read_back.number] if 'number' in kinds else []) -%}
+        {%- for name in columns.text + (columns.integer if 'integer' in kinds else []) + (columns.number if 'number' in kinds else []) if name not in columns.kept %}{% do patch.update({name: none}) %}{% endfor -%}
+        {%- do branches.append((conditions | join(' and '), patch)) -%}
     {%- endfor -%}
-    case
-        when {{ properties }} is null then null
-        when {{ branches[0][0] }} and len(json_keys({{ properties }})) = {{ removable | join(' + ') }} then '{}'
+    case when {{ properties }} is null then null
+        when {{ branches[0][0] }} and len(json_keys({{ properties }})) = {% for name in branches[0][1] %}{{ ' + ' if not loop.first }}cast({{ json_text_field(values, name) }} is not null as integer){% endfor %} then '{}'
         {%- for condition, patch in branches %}
-        when {{ condition }} then cast(json_merge_patch({{ properties }}, '{{ patch }}') as varchar)
-        {%- endfor %}
-    end
+        when {{ condition }} then cast(json_merge_patch({{ properties }}, '{{ tojson(patch) }}') as varchar)
+        {%- endfor %} end
 {%- endmacro %}
