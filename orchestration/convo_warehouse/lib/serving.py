@@ -577,12 +577,11 @@ class _FileCounts:
 
 @dataclasses.dataclass
 class _VersionFiles:
-    """A version's files as its tables are written: the files written anew, and the files of the
-    previous version to reuse, each linked (``_Linker``) once its table's new partitions are written."""
+    """A version's files as its tables are written: their counts, and the files written anew (their mode
+    and fsync are still to do)."""
 
     counts: _FileCounts = dataclasses.field(default_factory=_FileCounts)
     fresh: list[Path] = dataclasses.field(default_factory=list)
-    reused: list[tuple[Path, Path]] = dataclasses.field(default_factory=list)  # (source, target)
 
 
 def _link_or_copy(source: Path, target: Path) -> bool:
@@ -616,17 +615,13 @@ class _Linker:
         self._files = files
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8)
         self._pending: list[tuple[Path, concurrent.futures.Future[bool]]] = []
-        self._handed = 0
 
-    def hand_over(self) -> None:
-        """Start linking the reused files recorded since the last call."""
-        for source, target in self._files.reused[self._handed :]:
-            self._pending.append((target, self._pool.submit(_link_or_copy, source, target)))
-        self._handed = len(self._files.reused)
+    def link(self, reused: Iterable[tuple[Path, Path]]) -> None:
+        """Start linking these (source, target) files."""
+        self._pending.extend((target, self._pool.submit(_link_or_copy, source, target)) for source, target in reused)
 
     def finish(self) -> None:
         """Wait for every link; count them (a copy is a fresh file: its mode and fsync are still to do)."""
-        self.hand_over()
         pending, self._pending = self._pending, []
         for target, future in pending:
             if future.result():
@@ -641,8 +636,11 @@ class _Linker:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _write_partitions(con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, files: _VersionFiles) -> None:
-    """Write the changed day partitions from the warehouse (one COPY); the others are reused."""
+def _write_partitions(
+    con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, files: _VersionFiles
+) -> list[tuple[Path, Path]]:
+    """Write the changed day partitions from the warehouse (one COPY); return the others, to link:
+    (the previous version's file, its path in this one)."""
     table, day = plan.table, plan.day
     target = folder / plan.parquet
     to_write = sorted(key for key, part in plan.parts.items() if part.reuse is None)
@@ -667,6 +665,7 @@ def _write_partitions(con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: 
             raise RuntimeError(
                 f"publishing {table.name}: DuckDB wrote the partitions {written[:5]}..., expected {to_write[:5]}..."
             )
+    reused = []
     for key, part in sorted(plan.parts.items()):
         partition = target / f"{day.key}={key}"
         if part.reuse is None:
@@ -675,13 +674,18 @@ def _write_partitions(con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: 
             files.fresh.extend(paths)
         else:
             paths = [partition / source.name for source in part.reuse]
-            files.reused.extend(zip(part.reuse, paths, strict=True))
+            reused.extend(zip(part.reuse, paths, strict=True))
         part.files = [str(path.relative_to(folder)) for path in paths]
+    return reused
 
 
-def _write_one_file(con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, files: _VersionFiles) -> None:
+def _write_one_file(
+    con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, files: _VersionFiles
+) -> list[tuple[Path, Path]]:
+    """Write the table's one file, or return it to link (as ``_write_partitions``)."""
     target = folder / plan.parquet
     [part] = plan.parts.values()
+    part.files = [plan.parquet]
     if part.reuse is None:
         con.execute(
             f"copy (select {plan.table.column_list} from {plan.table.source}) to $target (format parquet, compression zstd)",
@@ -689,9 +693,8 @@ def _write_one_file(con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Pa
         )
         files.counts.written += 1
         files.fresh.append(target)
-    else:
-        files.reused.append((part.reuse[0], target))
-    part.files = [plan.parquet]
+        return []
+    return [(part.reuse[0], target)]
 
 
 def _parquet_view(con: duckdb.DuckDBPyConnection, plan: _TablePlan, final: Path) -> str:
@@ -853,11 +856,9 @@ def _write_version(
     try:
         for plan in plans:
             progress(f"publishing {plan.table.name}")
-            if plan.day is not None:
-                _write_partitions(con, plan, folder, files)
-            else:
-                _write_one_file(con, plan, folder, files)
-            linker.hand_over()
+            # a table's links start once DuckDB has written its changed partitions into its folder
+            write = _write_partitions if plan.day is not None else _write_one_file
+            linker.link(write(con, plan, folder, files))
         _write_database(con, folder, final, plans, previous, progress, before_views=linker.finish)
     finally:
         linker.close()
