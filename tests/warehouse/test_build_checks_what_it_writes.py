@@ -93,14 +93,14 @@ def test_rows_repeating_the_grain_fail_the_build_and_leave_the_table_as_it_was(s
 def test_a_row_breaking_the_contract_fails_the_build_that_writes_it(shipped, tmp_path):
     warehouse = shipped.copy(tmp_path / "contract")
     bad, good = (row[0] for row in warehouse.query(
-        "select distinct conversation_id from intermediate.int_conversation_stages_sequenced "
+        "select distinct conversation_id from intermediate.int_conversation_stages_combined "
         "order by conversation_id limit 2"
     ))
     # an impossible source upstream of the mart (fct_conversation_stages checks
     # source in ('event', 'rules', 'llm')), in a conversation no build rewrites
     # yet: the mart's old rows are not read again
     warehouse.query(
-        "update intermediate.int_conversation_stages_sequenced set source = 'bogus' where conversation_id = ?",
+        "update intermediate.int_conversation_stages_combined set source = 'bogus' where conversation_id = ?",
         [bad],
     )
     # the scope and the mart, not the model the defect sits in
@@ -189,9 +189,9 @@ def test_constraints_the_engine_does_not_enforce_are_checked_on_what_a_build_wri
     warehouse = built(Warehouse(tmp_path / "warehouse", tmp_path / "target", project), generated)
     assert warehouse.manifest_json()["nodes"]["model.convo_warehouse.fct_conversation_stages"]["config"][
         "contract"]["enforced"] is False
-    bad = warehouse.scalar("select min(conversation_id) from intermediate.int_conversation_stages_sequenced")
+    bad = warehouse.scalar("select min(conversation_id) from intermediate.int_conversation_stages_combined")
     warehouse.query(
-        "update intermediate.int_conversation_stages_sequenced set source = 'bogus' where conversation_id = ?", [bad],
+        "update intermediate.int_conversation_stages_combined set source = 'bogus' where conversation_id = ?", [bad],
     )
     touch(warehouse, bad)
     before = warehouse.table_hash("marts.fct_conversation_stages")

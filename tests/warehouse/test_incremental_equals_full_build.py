@@ -80,7 +80,6 @@ CONVERSATION_MODELS = {
     # the funnel chain: a conversation has any number of rows, and may lose some
     "intermediate.int_conversation_markers_evaluated": (["conversation_id", "marker_name"], "reached_at", MARKED_AT),
     "intermediate.int_conversation_stages_combined": (["conversation_id", "funnel_name", "stage"], "source", MARKER),
-    "intermediate.int_conversation_stages_sequenced": (["conversation_id", "funnel_name", "stage"], "source", MARKER),
     "intermediate.int_conversation_funnels_progressed": (
         ["conversation_id", "funnel_name"], "last_stage_reached_at", MARKED_AT,
     ),

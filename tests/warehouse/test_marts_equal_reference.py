@@ -331,13 +331,12 @@ def compare_funnel_summary(db: Path, ref: Reference) -> list[str]:
     """funnel_summary of the event funnels (sales, engagement), every column of both readings.
 
     A whole-history mart holds the ambiguity probes too: their stage counts are taken from the
-    warehouse's own stages (int_conversation_stages_sequenced, what fct_conversation_stages
-    publishes; their number from fct_conversations), the rest
+    warehouse's own stages (fct_conversation_stages; their number from fct_conversations), the rest
     from the reference, and every rate is computed by the reference from the summed counts."""
     compared = {cid: fact for cid, fact in ref.facts.items() if _compared_conversation(cid)}
     counts = funnel_stage_counts(ref.staging.staged, compared)
     probe_stages = _rows(db, "select conversation_id, funnel_name, stage, is_reached_in_order "
-                             "from intermediate.int_conversation_stages_sequenced where is_reached")
+                             "from marts.fct_conversation_stages")
     for row in probe_stages:
         key = (row["funnel_name"], row["stage"])
         if not _compared_conversation(row["conversation_id"]) and key in counts:
@@ -507,9 +506,8 @@ def compare_support_funnel(db: Path, ref: Reference) -> list[str]:
             for values, value in zip(seconds[stage], (from_previous, from_first), strict=True):
                 if value is not None:
                     values.append(value)
-    for row in _rows(db, "select conversation_id, stage, is_reached, is_reached_in_order, seconds_from_previous_stage, "
-                         "seconds_from_first_stage from intermediate.int_conversation_stages_sequenced "
-                         "where funnel_name = 'support' and is_reached"):
+    for row in _rows(db, "select conversation_id, stage, is_reached_in_order, seconds_from_previous_stage, "
+                         "seconds_from_first_stage from marts.fct_conversation_stages where funnel_name = 'support'"):
         if not _compared_conversation(row["conversation_id"]):
             counts[("support", row["stage"])][0] += 1
             counts[("support", row["stage"])][1] += int(row["is_reached_in_order"])

@@ -23,12 +23,9 @@ conversation_funnel_stages as (
         funnel_name,
         stage,
         stage_order,
-        is_first_stage,
-        is_last_stage,
-        is_reached,
         is_reached_in_order,
         reached_at
-    from {{ ref('int_conversation_stages_sequenced') }}
+    from {{ ref('fct_conversation_stages') }}
     {%- if is_incremental() %}
     where
         conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
@@ -44,7 +41,9 @@ funnel_stages as (
         stage,
         stage_order,
         next_stage,
-        next_stage_order
+        next_stage_order,
+        is_first_stage,
+        is_last_stage
     from {{ ref('int_funnel_stages_ordered') }}
 ),
 
@@ -66,33 +65,24 @@ newest_event as (
     from {{ ref('scope_run') }}
 ),
 
+-- over the stages reached (fct_conversation_stages has no row for the others)
 funnel_progress as (
     select
         conversation_funnel_stages.conversation_id,
         conversation_funnel_stages.funnel_name,
-        max(
-            case when conversation_funnel_stages.is_reached then conversation_funnel_stages.stage_order end
-        ) as last_stage_order,
+        max(conversation_funnel_stages.stage_order) as last_stage_order,
         -- is_reached_in_order holds for a prefix of the stages (every stage
         -- before it reached, each not later than the next): its end
         max(
             case when conversation_funnel_stages.is_reached_in_order then conversation_funnel_stages.stage_order end
         ) as last_in_order_stage_order,
-        max(
-            case
-                when conversation_funnel_stages.is_reached and conversation_funnel_stages.is_first_stage
-                    then 1
-                else 0
-            end
-        ) = 1 as has_reached_first_stage,
-        max(
-            case
-                when conversation_funnel_stages.is_reached and conversation_funnel_stages.is_last_stage
-                    then 1
-                else 0
-            end
-        ) = 1 as has_reached_last_stage
+        max(case when funnel_stages.is_first_stage then 1 else 0 end) = 1 as has_reached_first_stage,
+        max(case when funnel_stages.is_last_stage then 1 else 0 end) = 1 as has_reached_last_stage
     from conversation_funnel_stages
+    inner join funnel_stages
+        on
+            conversation_funnel_stages.funnel_name = funnel_stages.funnel_name
+            and conversation_funnel_stages.stage = funnel_stages.stage
     group by
         conversation_funnel_stages.conversation_id,
         conversation_funnel_stages.funnel_name

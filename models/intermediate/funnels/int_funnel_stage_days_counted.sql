@@ -26,17 +26,23 @@ conversations as (
     {%- endif %}
 ),
 
-conversation_funnel_stages as (
+conversation_stages as (
     select
         conversation_id,
         {{ conversation_date_on_spark() }}
         funnel_name,
         stage,
-        is_reached,
         is_reached_in_order,
         seconds_from_previous_stage
-    from {{ ref('int_conversation_stages_sequenced') }}
+    from {{ ref('fct_conversation_stages') }}
     where conversation_id in (select conversations.conversation_id from conversations)
+),
+
+funnel_stages as (
+    select
+        funnel_name,
+        stage
+    from {{ ref('int_funnel_stages_ordered') }}
 ),
 
 funnel_progress as (
@@ -53,29 +59,52 @@ funnel_progress as (
 
 stages_counted as (
     select
-        conversation_funnel_stages.funnel_name,
+        conversation_stages.funnel_name,
         conversations.conversation_date,
-        conversation_funnel_stages.stage,
-        sum(case when conversation_funnel_stages.is_reached then 1 else 0 end) as reached,
-        sum(case when conversation_funnel_stages.is_reached_in_order then 1 else 0 end) as reached_in_order,
-        -- the sequenced model has a row for every stage of every funnel a
-        -- conversation entered, so each stage's row count is the funnel's
-        -- population that day
-        count(*) as entered,
-        count(conversation_funnel_stages.seconds_from_previous_stage) as timed_conversations,
-        {{ exact_sum_whole('conversation_funnel_stages.seconds_from_previous_stage') }}
+        conversation_stages.stage,
+        count(*) as reached,
+        sum(case when conversation_stages.is_reached_in_order then 1 else 0 end) as reached_in_order,
+        0 as entered,
+        count(conversation_stages.seconds_from_previous_stage) as timed_conversations,
+        {{ exact_sum_whole('conversation_stages.seconds_from_previous_stage') }}
             as seconds_from_previous_stage_whole,
-        {{ exact_sum_fraction('conversation_funnel_stages.seconds_from_previous_stage') }}
+        {{ exact_sum_fraction('conversation_stages.seconds_from_previous_stage') }}
             as seconds_from_previous_stage_fraction,
         0 as dropped_here,
         0 as window_open_here
-    from conversation_funnel_stages
+    from conversation_stages
     inner join conversations
-        on {{ same_conversation('conversations', 'conversation_funnel_stages', 'conversations.conversation_date') }}
+        on {{ same_conversation('conversations', 'conversation_stages', 'conversations.conversation_date') }}
     group by
-        conversation_funnel_stages.funnel_name,
+        conversation_stages.funnel_name,
         conversations.conversation_date,
-        conversation_funnel_stages.stage
+        conversation_stages.stage
+),
+
+-- every stage of each funnel a conversation entered, reached or not: each
+-- stage's population that day
+entries_counted as (
+    select
+        funnel_progress.funnel_name,
+        conversations.conversation_date,
+        funnel_stages.stage,
+        0 as reached,
+        0 as reached_in_order,
+        count(*) as entered,
+        0 as timed_conversations,
+        cast(null as decimal(38, 0)) as seconds_from_previous_stage_whole,
+        cast(null as decimal(38, 18)) as seconds_from_previous_stage_fraction,
+        0 as dropped_here,
+        0 as window_open_here
+    from funnel_progress
+    inner join conversations
+        on {{ same_conversation('conversations', 'funnel_progress', 'conversations.conversation_date') }}
+    inner join funnel_stages
+        on funnel_progress.funnel_name = funnel_stages.funnel_name
+    group by
+        funnel_progress.funnel_name,
+        conversations.conversation_date,
+        funnel_stages.stage
 ),
 
 -- the conversations that stopped at a stage: funnel_dropoffs' rows
@@ -119,6 +148,8 @@ stage_days_counted as (
         cast(sum(counts.window_open_here) as {{ dbt.type_bigint() }}) as window_open_here
     from (
         select * from stages_counted
+        union all
+        select * from entries_counted
         union all
         select * from stops_counted
     ) as counts

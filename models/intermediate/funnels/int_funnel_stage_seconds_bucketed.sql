@@ -34,7 +34,7 @@ stage_times as (
         stage,
         seconds_from_previous_stage,
         seconds_from_first_stage
-    from {{ ref('int_conversation_stages_sequenced') }}
+    from {{ ref('fct_conversation_stages') }}
     where
         (seconds_from_previous_stage is not null or seconds_from_first_stage is not null)
         and conversation_id in (select conversations.conversation_id from conversations)

@@ -18,18 +18,6 @@
 
 with
 
-conversation_funnel_stages as (
-    select
-        conversation_id,
-        {{ conversation_date_on_spark() }}
-        funnel_name,
-        stage,
-        stage_order,
-        is_reached,
-        is_reached_in_order
-    from {{ ref('int_conversation_stages_sequenced') }}
-),
-
 conversation_funnels as (
     select
         conversation_id,
@@ -37,6 +25,25 @@ conversation_funnels as (
         funnel_name,
         has_reached_first_stage
     from {{ ref('int_conversation_funnels_progressed') }}
+),
+
+funnel_stages as (
+    select
+        funnel_name,
+        stage,
+        stage_order
+    from {{ ref('int_funnel_stages_ordered') }}
+),
+
+-- the stages reached; a stage of an entered funnel without a row is not
+conversation_stages as (
+    select
+        conversation_id,
+        {{ conversation_date_on_spark() }}
+        funnel_name,
+        stage,
+        is_reached_in_order
+    from {{ ref('fct_conversation_stages') }}
 ),
 
 conversations as (
@@ -86,28 +93,30 @@ conversation_segments as (
     from uncontaminated_exposures
 ),
 
+-- every stage of each funnel a conversation entered, reached or not
 stages_segmented as (
     select
-        conversation_funnel_stages.funnel_name,
+        conversation_funnels.funnel_name,
         conversations.conversation_date,
         conversation_segments.segment_type,
         conversation_segments.segment_value,
-        conversation_funnel_stages.stage,
-        conversation_funnel_stages.stage_order,
+        funnel_stages.stage,
+        funnel_stages.stage_order,
         conversation_funnels.has_reached_first_stage,
-        conversation_funnel_stages.is_reached,
-        conversation_funnel_stages.is_reached_in_order
-    from conversation_funnel_stages
+        conversation_stages.conversation_id is not null as is_reached,
+        coalesce(conversation_stages.is_reached_in_order, false) as is_reached_in_order
+    from conversation_funnels
     inner join conversations
-        on {{ same_conversation('conversations', 'conversation_funnel_stages', 'conversations.conversation_date') }}
-    inner join conversation_funnels
+        on {{ same_conversation('conversations', 'conversation_funnels', 'conversations.conversation_date') }}
+    inner join funnel_stages
+        on conversation_funnels.funnel_name = funnel_stages.funnel_name
+    left join conversation_stages
         on
-            {{ same_conversation(
-                'conversation_funnel_stages', 'conversation_funnels', 'conversations.conversation_date'
-            ) }}
-            and conversation_funnel_stages.funnel_name = conversation_funnels.funnel_name
+            {{ same_conversation('conversation_funnels', 'conversation_stages', 'conversations.conversation_date') }}
+            and funnel_stages.funnel_name = conversation_stages.funnel_name
+            and funnel_stages.stage = conversation_stages.stage
     inner join conversation_segments
-        on conversation_funnel_stages.conversation_id = conversation_segments.conversation_id
+        on conversation_funnels.conversation_id = conversation_segments.conversation_id
 ),
 
 stages_counted as (

@@ -84,7 +84,7 @@ sentiment_per_conversation as (
 -- a stage is reached in order when it lies within the prefix of stages a
 -- conversation reached in order (int_conversation_funnels_progressed, one
 -- row per conversation in the funnel, rather than every stage row of
--- int_conversation_stages_sequenced).
+-- fct_conversation_stages).
 sales_stage_orders as (
     select
         max(case when int_funnel_stages_ordered.stage = 'responded' then int_funnel_stages_ordered.stage_order end)
