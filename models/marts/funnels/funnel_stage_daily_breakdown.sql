@@ -18,6 +18,18 @@
 
 with
 
+conversations as (
+    select
+        conversation_id,
+        conversation_date,
+        channel,
+        agent_id
+    from {{ ref('fct_conversations') }}
+    {%- if is_incremental() %}
+    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+    {%- endif %}
+),
+
 conversation_funnels as (
     select
         conversation_id,
@@ -25,6 +37,7 @@ conversation_funnels as (
         funnel_name,
         has_reached_first_stage
     from {{ ref('int_conversation_funnels_progressed') }}
+    where conversation_id in (select conversations.conversation_id from conversations)
 ),
 
 funnel_stages as (
@@ -44,18 +57,7 @@ conversation_stages as (
         stage,
         is_reached_in_order
     from {{ ref('fct_conversation_stages') }}
-),
-
-conversations as (
-    select
-        conversation_id,
-        conversation_date,
-        channel,
-        agent_id
-    from {{ ref('fct_conversations') }}
-    {%- if is_incremental() %}
-    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
-    {%- endif %}
+    where conversation_id in (select conversations.conversation_id from conversations)
 ),
 
 -- one variant per conversation and test; contaminated conversations (more
