@@ -78,3 +78,71 @@ def test_an_unknown_type_in_the_yaml_names_the_file_and_column(tmp_path, monkeyp
             store.results_columns()
     finally:
         store.results_columns.cache_clear()
+
+
+# ---------------------------------------------------------------------------
+# Each writer checks the grain of what it wrote before its commit
+# ---------------------------------------------------------------------------
+
+
+def test_the_grain_checked_is_the_source_yaml_grain_test():
+    from convo_warehouse.lib.classify import grain
+
+    document = yaml.safe_load(grain.SOURCES_DEFINITION.read_text())
+    for table in document["sources"][0]["tables"]:
+        tests = [test["grain"]["arguments"]["columns"] for test in table.get("data_tests", []) if "grain" in test]
+        if tests:
+            assert grain.columns(table["name"]) == tuple(tests[0])
+    assert grain.columns("stage_classifications") == ("conversation_id", "funnel_name", "stage")
+
+
+def _rules_inputs(con, stages: list[str]) -> None:
+    con.execute("create temp table todo as select 'c1' as conversation_id")
+    con.execute("create temp table transcripts as select 'c1' as conversation_id, 'h2' as transcript_hash")
+    con.execute("create temp table messages as select 'c1' as conversation_id, 1 as seq, 'e1' as event_id")
+    con.execute("create temp table result (conversation_id varchar, stage varchar, reached boolean, "
+                "confidence double, reached_seq integer)")
+    for stage in stages:
+        con.execute("insert into result values ('c1', ?, true, 0.8, 1)", [stage])
+
+
+def test_a_rules_write_with_a_key_twice_fails_and_leaves_the_table(tmp_path):
+    from convo_warehouse.lib.classify import grain
+
+    con = open_warehouse(tmp_path / "w.duckdb")
+    store.ensure_tables(con)
+    con.execute("insert into classification.stage_classifications (conversation_id, funnel_name, stage, reached, "
+                "transcript_hash) values ('c1', 'support', 'greeted', false, 'h1')")
+    _rules_inputs(con, ["greeted", "greeted"])  # a body that returns one stage twice
+    con.execute("begin")
+    with pytest.raises(grain.GrainError, match=r"classification.stage_classifications: this write left 2 rows "
+                                                r"for \(conversation_id, funnel_name, stage\) = \('c1', 'support', 'greeted'\)"):
+        store.replace_with_rules(con, "todo", "result", "transcripts", "v2", messages_table="messages")
+    # rolled back: the row before the write, alone
+    assert con.execute("select transcript_hash, reached from classification.stage_classifications").fetchall() == [
+        ("h1", False)]
+
+
+def test_a_rules_write_of_one_row_per_key_commits(tmp_path):
+    con = open_warehouse(tmp_path / "w.duckdb")
+    store.ensure_tables(con)
+    _rules_inputs(con, ["greeted", "resolved"])
+    con.execute("begin")
+    assert store.replace_with_rules(con, "todo", "result", "transcripts", "v2", messages_table="messages") == 1
+    con.execute("commit")
+    assert con.execute("select stage, message_event_id from classification.stage_classifications order by stage"
+                       ).fetchall() == [("greeted", "e1"), ("resolved", "e1")]
+
+
+def test_a_sentiment_write_with_a_message_twice_fails_and_leaves_the_table(tmp_path):
+    from convo_warehouse.lib.classify import grain, sentiment
+
+    con = open_warehouse(tmp_path / "w.duckdb")
+    # one message listed twice (a join that doubled it), so its score would be written twice
+    con.execute("create temp table messages as select * from (values ('e1', 'c1', timestamp '2026-01-01', 'user', "
+                "'thanks, great'), ('e1', 'c1', timestamp '2026-01-01', 'user', 'thanks, great')) "
+                "as m(event_id, conversation_id, event_at, role, content)")
+    with pytest.raises(grain.GrainError, match=r"classification.message_sentiment: this write left [0-9]+ rows "
+                                                r"for \(event_id\) = \('e1'\)"):
+        sentiment.score_messages(con, "messages")
+    assert con.execute("select count(*) from classification.message_sentiment").fetchone()[0] == 0

@@ -139,7 +139,7 @@ def test_the_dbt_step_asks_dbt_for_exactly_what_it_selects_in_a_few_words(defs, 
                if node["resource_type"] == "test"}
     classifier_table_tests = {
         node["name"] for node in manifest["nodes"].values()
-        if node["resource_type"] == "test" and node["depends_on"]["nodes"]
+        if node["resource_type"] == "test" and node["depends_on"]["nodes"] and "grain" not in node["tags"]
         and all(manifest["sources"].get(parent, {}).get("source_name") == "classification"
                 for parent in node["depends_on"]["nodes"])
     }

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import duckdb
 
+from convo_warehouse.lib.classify import grain
+
 LEXICON_PATH = Path(__file__).with_name("sentiment_lexicon.csv")
 NEGATORS = ("not", "no", "never", "don't", "dont", "doesn't", "doesnt", "didn't", "didnt", "isn't", "isnt",
             "can't", "cant", "cannot", "won't", "wont", "wasn't", "nothing", "nor", "without")
@@ -101,6 +103,7 @@ def score_messages(con: duckdb.DuckDBPyConnection, messages_relation: str) -> in
         """,
         [SOURCE, MODEL],
     )
+    grain.check(con, "message_sentiment", "sentiment_todo", "event_id")
     con.execute("commit")
     return todo
 

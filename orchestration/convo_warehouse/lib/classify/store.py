@@ -18,10 +18,10 @@ import duckdb
 import pyarrow as pa
 import yaml
 
+from convo_warehouse.lib.classify import grain
 from convo_warehouse.lib.classify.llm import CallRecord, LLMResult
 from convo_warehouse.lib.classify.stages import FUNNEL_NAME, STAGES
 from convo_warehouse.lib.classify.transcripts import MESSAGES_TABLE
-from convo_warehouse.lib.warehouse import REPO_ROOT
 
 RESULTS = "classification.stage_classifications"
 CALLS = "classification.llm_calls"
@@ -30,7 +30,7 @@ LLM_CONFIDENCE = 0.9
 #: The one definition of the results table: the dbt source's YAML, whose
 #: columns carry a data_type (the on-run-start macro create_classification_source
 #: builds the same table from it).
-RESULTS_DEFINITION = REPO_ROOT / "models" / "staging" / "classification" / "_classification__sources.yml"
+RESULTS_DEFINITION = grain.SOURCES_DEFINITION
 #: The YAML's data types as DuckDB types (the macro maps them to dbt.type_* and the same double).
 DUCKDB_TYPES = {"string": "VARCHAR", "boolean": "BOOLEAN", "double": "DOUBLE", "timestamp": "TIMESTAMP"}
 
@@ -141,6 +141,7 @@ def replace_with_rules(
         """,
         [rules_version, fallback_reason],
     )
+    grain.check(con, "stage_classifications", ids_table, "conversation_id")
     return con.execute(f"select count(*) from {ids_table}").fetchone()[0]
 
 
@@ -199,6 +200,7 @@ def replace_with_llm(
             """,
             [model, prompt_version],
         )
+        grain.check(con, "stage_classifications", "classify_llm_rows", "conversation_id")
     finally:
         con.unregister("classify_llm_rows")
 
