@@ -325,7 +325,7 @@ def test_a_run_with_new_data_leaves_out_what_no_load_reaches_but_tests_what_it_w
     not_run = checks(first) - checks(second)
     assert {"not_null_stg_seeds__experiments_test_name", "not_null_stg_seeds__funnel_stages_funnel_name"} <= not_run
     # the classifier's tables are tested by the daily job that wrote them, not by the hourly one
-    assert "source_unique_classification_message_sentiment_event_id" in not_run
+    assert "source_unique_classification_message_embeddings_event_id" in not_run
     assert not {name for name in not_run if "fct_conversations" in name or "fct_messages" in name}
     assert all(evaluation.passed for evaluation in second.get_asset_check_evaluations()
                if evaluation.severity == dg.AssetCheckSeverity.ERROR)

@@ -97,6 +97,15 @@ class ConvoDbtTranslator(DagsterDbtTranslator):
             return spec.merge_attributes(deps=[CLASSIFIER])
         return spec
 
+    def get_asset_check_spec(
+        self, asset_spec: dg.AssetSpec, manifest: Mapping[str, Any], unique_id: str, project: Any
+    ) -> dg.AssetCheckSpec | None:
+        """No check for a grain test: no production run runs one (``dbt_commands.GRAIN_TESTS``).
+        dagster-dbt makes a check of every test of a source, whatever ``exclude`` says."""
+        if dbt_commands.GRAIN_TESTS.removeprefix("tag:") in manifest["nodes"][unique_id]["config"]["tags"]:
+            return None
+        return super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         resource_type = dbt_resource_props["resource_type"]
         if resource_type == "seed":
