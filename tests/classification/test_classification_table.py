@@ -9,7 +9,7 @@ import pytest
 import yaml
 from support.warehouse import Warehouse, open_warehouse
 
-from convo_warehouse.lib.classify import store
+from convo_warehouse.lib.classify import grain, store
 
 
 def describe(path) -> list[tuple[str, str]]:
@@ -41,7 +41,7 @@ def test_dbt_hook_and_python_writer_create_the_same_table(created_by_dbt, tmp_pa
 
 
 def test_both_follow_the_source_yaml(created_by_dbt):
-    document = yaml.safe_load(store.RESULTS_DEFINITION.read_text())
+    document = yaml.safe_load(grain.SOURCES_DEFINITION.read_text())
     table = document["sources"][0]["tables"][0]
     assert table["name"] == "stage_classifications"
     assert [name for name, _ in created_by_dbt] == [column["name"] for column in table["columns"]]
@@ -68,10 +68,10 @@ def test_python_brings_an_older_table_to_the_definition(created_by_dbt, tmp_path
 
 def test_an_unknown_type_in_the_yaml_names_the_file_and_column(tmp_path, monkeypatch):
     bad = tmp_path / "_classification__sources.yml"
-    document = yaml.safe_load(store.RESULTS_DEFINITION.read_text())
+    document = yaml.safe_load(grain.SOURCES_DEFINITION.read_text())
     document["sources"][0]["tables"][0]["columns"][4]["data_type"] = "float4"
     bad.write_text(yaml.safe_dump(document))
-    monkeypatch.setattr(store, "RESULTS_DEFINITION", bad)
+    monkeypatch.setattr(grain, "SOURCES_DEFINITION", bad)
     store.results_columns.cache_clear()
     try:
         with pytest.raises(ValueError, match=r"column confidence of stage_classifications has data_type 'float4'"):
@@ -86,8 +86,6 @@ def test_an_unknown_type_in_the_yaml_names_the_file_and_column(tmp_path, monkeyp
 
 
 def test_the_grain_checked_is_the_source_yaml_grain_test():
-    from convo_warehouse.lib.classify import grain
-
     document = yaml.safe_load(grain.SOURCES_DEFINITION.read_text())
     for table in document["sources"][0]["tables"]:
         tests = [test["grain"]["arguments"]["columns"] for test in table.get("data_tests", []) if "grain" in test]
@@ -107,8 +105,6 @@ def _rules_inputs(con, stages: list[str]) -> None:
 
 
 def test_a_rules_write_with_a_key_twice_fails_and_leaves_the_table(tmp_path):
-    from convo_warehouse.lib.classify import grain
-
     con = open_warehouse(tmp_path / "w.duckdb")
     store.ensure_tables(con)
     con.execute("insert into classification.stage_classifications (conversation_id, funnel_name, stage, reached, "
@@ -135,7 +131,7 @@ def test_a_rules_write_of_one_row_per_key_commits(tmp_path):
 
 
 def test_a_sentiment_write_with_a_message_twice_fails_and_leaves_the_table(tmp_path):
-    from convo_warehouse.lib.classify import grain, sentiment
+    from convo_warehouse.lib.classify import sentiment
 
     con = open_warehouse(tmp_path / "w.duckdb")
     # one message listed twice (a join that doubled it), so its score would be written twice

@@ -16,16 +16,23 @@ import yaml
 
 from convo_warehouse.lib.warehouse import REPO_ROOT
 
+#: The one definition of the classifier's tables: the dbt source's YAML, whose columns carry a
+#: data_type (the on-run-start macro create_classification_source and store.ensure_tables build the
+#: tables from it) and whose grain tests name each table's key.
 SOURCES_DEFINITION = REPO_ROOT / "models" / "staging" / "classification" / "_classification__sources.yml"
+
+
+def definition(table: str) -> dict:
+    """One table of the ``classification`` source, as its YAML defines it (columns, tests)."""
+    document = yaml.safe_load(SOURCES_DEFINITION.read_text(encoding="utf-8"))
+    source = next(source for source in document["sources"] if source["name"] == "classification")
+    return next(entry for entry in source["tables"] if entry["name"] == table)
 
 
 @cache
 def columns(table: str) -> tuple[str, ...]:
     """The key of a ``classification`` table: the columns of its ``grain`` test in the source YAML."""
-    document = yaml.safe_load(SOURCES_DEFINITION.read_text(encoding="utf-8"))
-    source = next(source for source in document["sources"] if source["name"] == "classification")
-    definition = next(entry for entry in source["tables"] if entry["name"] == table)
-    for test in definition.get("data_tests", []):
+    for test in definition(table).get("data_tests", []):
         if isinstance(test, dict) and "grain" in test:
             return tuple(test["grain"]["arguments"]["columns"])
     raise ValueError(f"{SOURCES_DEFINITION}: table {table} has no grain test; give it one with its key's columns")

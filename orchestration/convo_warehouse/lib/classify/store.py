@@ -16,7 +16,6 @@ from functools import cache
 
 import duckdb
 import pyarrow as pa
-import yaml
 
 from convo_warehouse.lib.classify import grain
 from convo_warehouse.lib.classify.llm import CallRecord, LLMResult
@@ -27,10 +26,6 @@ RESULTS = "classification.stage_classifications"
 CALLS = "classification.llm_calls"
 LLM_CONFIDENCE = 0.9
 
-#: The one definition of the results table: the dbt source's YAML, whose
-#: columns carry a data_type (the on-run-start macro create_classification_source
-#: builds the same table from it).
-RESULTS_DEFINITION = grain.SOURCES_DEFINITION
 #: The YAML's data types as DuckDB types (the macro maps them to dbt.type_* and the same double).
 DUCKDB_TYPES = {"string": "VARCHAR", "boolean": "BOOLEAN", "double": "DOUBLE", "timestamp": "TIMESTAMP"}
 
@@ -38,15 +33,13 @@ DUCKDB_TYPES = {"string": "VARCHAR", "boolean": "BOOLEAN", "double": "DOUBLE", "
 @cache
 def results_columns() -> tuple[tuple[str, str], ...]:
     """(column, DuckDB type) of ``classification.stage_classifications``, in order, from the source YAML."""
-    document = yaml.safe_load(RESULTS_DEFINITION.read_text(encoding="utf-8"))
-    source = next(source for source in document["sources"] if source["name"] == "classification")
-    table = next(table for table in source["tables"] if table["name"] == "stage_classifications")
+    table = grain.definition("stage_classifications")
     columns = []
     for column in table["columns"]:
         data_type = column.get("data_type")
         if data_type not in DUCKDB_TYPES:
             raise ValueError(
-                f"{RESULTS_DEFINITION}: column {column['name']} of stage_classifications has data_type "
+                f"{grain.SOURCES_DEFINITION}: column {column['name']} of stage_classifications has data_type "
                 f"{data_type!r}; use one of {', '.join(DUCKDB_TYPES)}"
             )
         columns.append((column["name"], DUCKDB_TYPES[data_type]))
