@@ -42,7 +42,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DAGSTER_HOME := $(CURDIR)/data/.dagster_home
 
-.PHONY: audit uv-entry lock spark-venv test-spark embeddings embedding-model test-embeddings bench-embeddings bench-spark install run demo-data test coverage dbt-test lint pytest bench bench-hour bench-publish bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
+.PHONY: audit uv-entry lock spark-venv test-spark embeddings embedding-model test-embeddings bench-embeddings bench-spark install run demo-data test coverage dbt-test lint pytest bench bench-hour bench-day bench-publish bench-classify bench-capture bench-sentiment classify-eval collect ui dashboard docs clean clean-data
 
 # A virtualenv from a lock: pip installs uv from the lock's own entry
 # (hash-checked), then uv installs the whole lock with the same guarantees as
@@ -234,13 +234,19 @@ bench-spark: $(INSTALLED) $(SPARK_INSTALLED) target/manifest.json
 	$(BIN)/python benchmarks/bench_spark.py --events $${EVENTS:-1000000}
 
 bench: $(INSTALLED) target/manifest.json
-	$(BIN)/python benchmarks/bench_pipeline.py --events $${EVENTS:-2000000} $${STATE:+--save-hour-state "$$STATE"}
+	$(BIN)/python benchmarks/bench_pipeline.py --events $${EVENTS:-2000000} $${STATE:+--save-hour-state "$$STATE"} \
+	  $${DAY_STATE:+--save-day-state "$$DAY_STATE"}
 
 # Only the one-hour batch, on a copy of the history `make bench STATE=dir`
 # saved before its hour step (docs/benchmarks.md).
 bench-hour: $(INSTALLED) target/manifest.json
 	@test -n "$$STATE" || { echo "STATE=dir is required: the folder make bench STATE=dir saved"; exit 1; }
 	$(BIN)/python benchmarks/bench_pipeline.py --hour-from "$$STATE" --workdir benchmarks/results/hour-work $${RESIDENT:+--resident}
+
+# Only the new day, on a copy of the history `make bench DAY_STATE=dir` saved before its new-day step.
+bench-day: $(INSTALLED) target/manifest.json
+	@test -n "$$STATE" || { echo "STATE=dir is required: the folder make bench DAY_STATE=dir saved"; exit 1; }
+	$(BIN)/python benchmarks/bench_pipeline.py --day-from "$$STATE" --workdir benchmarks/results/day-work
 
 # Publishing the snapshot: one new day's against a full build's, in one run
 # (docs/benchmarks.md). WAREHOUSE=path/to/warehouse.duckdb takes a built

@@ -44,9 +44,11 @@ To measure the hour alone again (after a change to tests or materializations,
 without paying for the history each time): ``--save-hour-state DIR`` keeps a
 copy of the work folder as it stands before the hour (31 days built), and
 ``--hour-from DIR`` copies it back and runs only the hour step (``make
-bench-hour STATE=DIR``). A change to a model's SQL rebuilds that model whole
-in such an hour run (its build fingerprint changed): compare those with a full
-``make bench``.
+bench-hour STATE=DIR``); ``--save-day-state DIR`` and ``--day-from DIR`` do the
+same for the new day (30 days built, the 31st held back: ``make bench
+DAY_STATE=DIR``, then ``make bench-day STATE=DIR``). A change to a model's SQL
+rebuilds that model whole in such a run (dbt's state comparison): compare
+those with a full ``make bench``.
 """
 
 from __future__ import annotations
@@ -465,20 +467,43 @@ def save_state(work: Path, state: Path) -> None:
     subprocess.run(["cp", "-a", str(work), str(state)], check=True)
 
 
-def hour_only(state: Path, work: Path, keep: bool, resident: bool) -> None:
-    """The hour step alone, on a copy of ``state`` (a --save-hour-state folder): the project as it is now
-    (``resident``: in a resident process, after a warm-up run)."""
+def copy_state(state: Path, work: Path, option: str) -> None:
+    """``work`` as a copy of ``state`` (a folder ``option`` wrote), with the project as it is now parsed."""
     if not (state / "warehouse.duckdb").exists():
-        raise SystemExit(f"{state} holds no warehouse.duckdb: write it with --save-hour-state first (make bench-hour)")
+        raise SystemExit(f"{state} holds no warehouse.duckdb: write it with {option} first")
     shutil.rmtree(work, ignore_errors=True)
     save_state(state, work)
     # the copy's dirty pages (gigabytes at 10M) are written back now, not while
     # the timed run waits on its own commits
     os.sync()
-    env = work_env(work)
     # the manifest of the project as it is now, parsed outside the timing
     shutil.rmtree(work / "target", ignore_errors=True)
-    timed_child([sys.executable, "-c", "from convo_warehouse.project import ensure_manifest; ensure_manifest()"], env)
+    timed_child([sys.executable, "-c", "from convo_warehouse.project import ensure_manifest; ensure_manifest()"],
+                work_env(work))
+
+
+def day_only(state: Path, work: Path, keep: bool) -> None:
+    """The new-day step alone, on a copy of ``state`` (a --save-day-state folder: 30 days built, the
+    31st held back): the project as it is now."""
+    copy_state(state, work, "--save-day-state (make bench DAY_STATE=dir)")
+    shutil.move(str(work / "held_back" / END_DATE), work / "landing" / END_DATE)
+    print("one new day ...", flush=True)
+    started = time.time()
+    seconds, rss, output = timed_child([str(BIN / "convo-warehouse"), "run", "--quiet"], work_env(work))
+    profile = run_profile(work / "target", started, output)
+    print(f"one new day: {seconds:.1f} s, peak {rss:,.0f} MiB")
+    outside = outside_dbt(seconds, profile)
+    if outside is not None:
+        print(f"  of which outside dbt's build: {outside:.1f} s")
+    print_profile("one new day", profile)
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def hour_only(state: Path, work: Path, keep: bool, resident: bool) -> None:
+    """The hour step alone, on a copy of ``state`` (a --save-hour-state folder): the project as it is now
+    (``resident``: in a resident process, after a warm-up run)."""
+    copy_state(state, work, "--save-hour-state (make bench STATE=dir)")
     if resident:
         print("the next hour in one resident process (run --every) ...", flush=True)
         # the cold hour's own batches, after a warm-up conversation on the history's last day
@@ -514,9 +539,16 @@ def main() -> None:
                         help="run only the hour step, on a copy of a folder --save-hour-state wrote")
     parser.add_argument("--resident", action="store_true",
                         help="with --hour-from: run the hour in a resident process (run --every), after a warm-up run")
+    parser.add_argument("--save-day-state", type=Path, metavar="DIR",
+                        help="copy the work folder, as it stands before the new day (the 31st day held back), to DIR")
+    parser.add_argument("--day-from", type=Path, metavar="DIR",
+                        help="run only the new day, on a copy of a folder --save-day-state wrote")
     args = parser.parse_args()
     if args.hour_from:
         hour_only(args.hour_from.resolve(), args.workdir.resolve(), keep=args.keep, resident=args.resident)
+        return
+    if args.day_from:
+        day_only(args.day_from.resolve(), args.workdir.resolve(), keep=args.keep)
         return
 
     work = args.workdir.resolve()
@@ -553,6 +585,8 @@ def main() -> None:
     history_events = int(subprocess.run([sys.executable, "-c", COUNT_SCRIPT, str(warehouse)],
                                         capture_output=True, text=True, check=True).stdout)
 
+    if args.save_day_state:
+        save_state(work, args.save_day_state.resolve())
     print("one new day ...", flush=True)
     shutil.move(str(held_back / END_DATE), new_day)
     started_day = time.time()
