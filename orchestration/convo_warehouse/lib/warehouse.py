@@ -206,10 +206,18 @@ def writer_lock(path: Path) -> Iterator[None]:
 # open the published snapshot, which keeps DuckDB's default.
 STORAGE_VERSION = "v1.5.0"
 
+# A checkpoint leaves deleted rows where they are: vacuuming them (rewriting the row groups that
+# hold them) costs every incremental run about a day's rows of each table it replaces rows in.
+# Runs, dbt's included (profiles.yml), leave them to one compaction a day (lib/run_state.py).
+NO_VACUUM = {"max_vacuum_tasks": 0}
+# DuckDB's default: the vacuum tasks a compacting checkpoint may schedule.
+VACUUM_TASKS = 100
+
 
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse in UTC, capped at ``CONVO_DUCKDB_MEMORY_LIMIT``, turning DuckDB's lock
-    error into ``WarehouseBusyError``. A new file is created in ``STORAGE_VERSION``'s format."""
+    error into ``WarehouseBusyError``. A new file is created in ``STORAGE_VERSION``'s format;
+    checkpoints do not vacuum deleted rows (``NO_VACUUM``)."""
     if not read_only:
         file_modes.make_dirs(path.parent)  # created owner-only (CONVO_FILE_MODE)
     elif not path.exists():
@@ -217,7 +225,7 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
             f"no warehouse at {path}: run `convo-warehouse run` first (or set CONVO_DUCKDB_PATH)."
         )
     try:
-        config = {} if read_only else {"storage_compatibility_version": STORAGE_VERSION}
+        config = {} if read_only else {"storage_compatibility_version": STORAGE_VERSION, **NO_VACUUM}
         con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as error:
         if "lock" in str(error).lower():
