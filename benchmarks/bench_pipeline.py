@@ -492,12 +492,7 @@ def day_only(state: Path, work: Path, keep: bool) -> None:
     seconds, rss, output = timed_child([str(BIN / "convo-warehouse"), "run", "--quiet"], work_env(work))
     profile = run_profile(work / "target", started, output)
     print(f"one new day: {seconds:.1f} s, peak {rss:,.0f} MiB")
-    outside = outside_dbt(seconds, profile)
-    if outside is not None:
-        print(f"  of which outside dbt's build: {outside:.1f} s")
-    print_profile("one new day", profile)
-    if not keep:
-        shutil.rmtree(work, ignore_errors=True)
+    report_step("one new day", seconds, profile, work, keep)
 
 
 def hour_only(state: Path, work: Path, keep: bool, resident: bool) -> None:
@@ -519,10 +514,15 @@ def hour_only(state: Path, work: Path, keep: bool, resident: bool) -> None:
         print("one hour (10,000 events, the hourly job) ...", flush=True)
         lines, seconds, rss, profile = run_hour(work)
         print(f"one hour ({lines:,} lines): {seconds:.1f} s, peak {rss:,.0f} MiB")
+    report_step("one hour", seconds, profile, work, keep)
+
+
+def report_step(title: str, seconds: float, profile: dict, work: Path, keep: bool) -> None:
+    """A step run alone: its time outside dbt's build and its profile; its work folder removed unless ``keep``."""
     outside = outside_dbt(seconds, profile)
     if outside is not None:
         print(f"  of which outside dbt's build (start-ups, loader, checks, publish): {outside:.1f} s")
-    print_profile("one hour", profile)
+    print_profile(title, profile)
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
 

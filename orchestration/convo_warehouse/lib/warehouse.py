@@ -225,7 +225,7 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
             f"no warehouse at {path}: run `convo-warehouse run` first (or set CONVO_DUCKDB_PATH)."
         )
     try:
-        config = {} if read_only else {"storage_compatibility_version": STORAGE_VERSION, **NO_VACUUM}
+        config = {} if read_only else {"storage_compatibility_version": STORAGE_VERSION}
         con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as error:
         if "lock" in str(error).lower():
@@ -238,6 +238,11 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         file_modes.protect_database(path, folder_is_ours=path.parent == (Path.cwd() / DEFAULT_WAREHOUSE).parent)
     con.execute("set TimeZone = 'UTC'")
     con.execute("set memory_limit = ?", [configured_memory_limit()])
+    if not read_only:
+        # set, not given when opening: the same file opens with the same configuration in every
+        # connection of a process (dbt's, when it runs in it, sets its settings the same way)
+        for name, value in NO_VACUUM.items():
+            con.execute(f"set {name} = {value}")
     return con
 
 
