@@ -3,9 +3,7 @@
 The loader also decides whether the run has anything to do: when it loaded
 nothing and the last complete run of this job built from the same load and
 the same project files, seeds, vars and settings (``lib/run_state.py``), it
-materializes nothing, so every downstream step of the run is skipped. A run
-that builds and is due to (the daily build, or any run a day after it last
-completed) first compacts the rows earlier runs deleted (``run_state.compact``).
+materializes nothing, so every downstream step of the run is skipped.
 With ``CONVO_TARGET=spark`` Spark loads the folder into its own raw tables.
 """
 
@@ -13,13 +11,7 @@ import dagster as dg
 
 from convo_warehouse.concurrency import LOADER_RETRY_POLICY, WRITER_POOL, retry_when_busy
 from convo_warehouse.lib.landing import load_landing
-from convo_warehouse.lib.run_state import (
-    build_fingerprint,
-    build_verdict,
-    compact,
-    compaction_due,
-    record_run_started,
-)
+from convo_warehouse.lib.run_state import build_fingerprint, build_verdict, record_run_started
 from convo_warehouse.lib.warehouse import writer_lock
 from convo_warehouse.resources import WarehouseResource
 from convo_warehouse.spark.target import on_spark, run_spark_step
@@ -76,12 +68,7 @@ def load_landing_files(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         if verdict.up_to_date:
             context.log.info(f"{verdict.reason}: every later step of this run is skipped")
             return
-        compacting = compaction_due(con, context.job_name)
         record_run_started(con, context.run.run_id, context.job_name, fingerprint)
-        if compacting:
-            # what earlier runs deleted, before this run's build: its checkpoints leave them
-            compact(con)
-            context.log.info("compacted the rows earlier runs replaced")
         total_rows, total_files = con.execute(
             "select (select count(*) from raw.events), (select count(*) from raw.loaded_files)"
         ).fetchone()

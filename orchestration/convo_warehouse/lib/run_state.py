@@ -27,13 +27,13 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from convo_warehouse.lib.landing import discover_files, file_signature
-from convo_warehouse.lib.warehouse import NO_VACUUM, VACUUM_TASKS, table_exists
+from convo_warehouse.lib.warehouse import table_exists
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -201,40 +201,6 @@ def record_run_complete(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
         [_now(), run_id],
     ).fetchone()
     return closed
-
-
-# The job whose runs compact the warehouse as they start (the daily build: jobs.py), and how
-# long after its last complete run any other job's run compacts instead (a deployment that runs
-# only the hourly job still compacts once a day).
-COMPACTING_JOB = "build_all_job"
-COMPACTION_INTERVAL = timedelta(hours=24)
-
-
-def compaction_due(con: duckdb.DuckDBPyConnection, job_name: str) -> bool:
-    """Whether a run of ``job_name`` compacts the warehouse before it builds: a run of
-    ``COMPACTING_JOB`` does, and so does any run when no run of it completed in the last
-    ``COMPACTION_INTERVAL``."""
-    if job_name == COMPACTING_JOB or not table_exists(con, "audit.pipeline_runs"):
-        return True
-    (last,) = con.execute(
-        "select max(completed_at) from audit.pipeline_runs where job_name = ?", [COMPACTING_JOB]
-    ).fetchone()
-    return last is None or _now() - last >= COMPACTION_INTERVAL
-
-
-def compact(con: duckdb.DuckDBPyConnection) -> None:
-    """Vacuum the rows deleted since the last compaction: a checkpoint that may vacuum.
-
-    Every connection checkpoints without vacuuming (``warehouse.NO_VACUUM``), so the rows an
-    incremental run replaces stay, deleted, in their row groups until this rewrites them, once
-    for all the runs of a day rather than in each run. A checkpoint vacuums only when the
-    transaction log holds a change, so call it after a write (``record_run_started``).
-    """
-    con.execute(f"set max_vacuum_tasks = {VACUUM_TASKS}")
-    try:
-        con.execute("checkpoint")
-    finally:
-        con.execute(f"set max_vacuum_tasks = {NO_VACUUM['max_vacuum_tasks']}")
 
 
 def _now() -> datetime:

@@ -206,18 +206,10 @@ def writer_lock(path: Path) -> Iterator[None]:
 # open the published snapshot, which keeps DuckDB's default.
 STORAGE_VERSION = "v1.5.0"
 
-# A checkpoint leaves deleted rows where they are: vacuuming them (rewriting the row groups that
-# hold them) costs every incremental run about a day's rows of each table it replaces rows in.
-# Runs, dbt's included (profiles.yml), leave them to one compaction a day (lib/run_state.py).
-NO_VACUUM = {"max_vacuum_tasks": 0}
-# DuckDB's default: the vacuum tasks a compacting checkpoint may schedule.
-VACUUM_TASKS = 100
-
 
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse in UTC, capped at ``CONVO_DUCKDB_MEMORY_LIMIT``, turning DuckDB's lock
-    error into ``WarehouseBusyError``. A new file is created in ``STORAGE_VERSION``'s format;
-    checkpoints do not vacuum deleted rows (``NO_VACUUM``)."""
+    error into ``WarehouseBusyError``. A new file is created in ``STORAGE_VERSION``'s format."""
     if not read_only:
         file_modes.make_dirs(path.parent)  # created owner-only (CONVO_FILE_MODE)
     elif not path.exists():
@@ -238,11 +230,6 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         file_modes.protect_database(path, folder_is_ours=path.parent == (Path.cwd() / DEFAULT_WAREHOUSE).parent)
     con.execute("set TimeZone = 'UTC'")
     con.execute("set memory_limit = ?", [configured_memory_limit()])
-    if not read_only:
-        # set, not given when opening: the same file opens with the same configuration in every
-        # connection of a process (dbt's, when it runs in it, sets its settings the same way)
-        for name, value in NO_VACUUM.items():
-            con.execute(f"set {name} = {value}")
     return con
 
 
