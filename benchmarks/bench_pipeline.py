@@ -482,15 +482,21 @@ def copy_state(state: Path, work: Path, option: str) -> None:
                 work_env(work))
 
 
+def run_new_day(work: Path) -> tuple[float, float, dict]:
+    """The held-back last day moved into the landing folder and ``convo-warehouse run``: (seconds, peak MiB,
+    profile)."""
+    print("one new day ...", flush=True)
+    shutil.move(str(work / "held_back" / END_DATE), work / "landing" / END_DATE)
+    started = time.time()
+    seconds, rss, output = timed_child([str(BIN / "convo-warehouse"), "run", "--quiet"], work_env(work))
+    return seconds, rss, run_profile(work / "target", started, output)
+
+
 def day_only(state: Path, work: Path, keep: bool) -> None:
     """The new-day step alone, on a copy of ``state`` (a --save-day-state folder: 30 days built, the
     31st held back): the project as it is now."""
     copy_state(state, work, "--save-day-state (make bench DAY_STATE=dir)")
-    shutil.move(str(work / "held_back" / END_DATE), work / "landing" / END_DATE)
-    print("one new day ...", flush=True)
-    started = time.time()
-    seconds, rss, output = timed_child([str(BIN / "convo-warehouse"), "run", "--quiet"], work_env(work))
-    profile = run_profile(work / "target", started, output)
+    seconds, rss, profile = run_new_day(work)
     print(f"one new day: {seconds:.1f} s, peak {rss:,.0f} MiB")
     report_step("one new day", seconds, profile, work, keep)
 
@@ -587,14 +593,8 @@ def main() -> None:
 
     if args.save_day_state:
         save_state(work, args.save_day_state.resolve())
-    print("one new day ...", flush=True)
-    shutil.move(str(held_back / END_DATE), new_day)
-    started_day = time.time()
-    day_seconds, day_rss, day_output = timed_child(run, env)
-    profiles = {
-        "full build": full_profile,
-        "one new day": run_profile(target, started_day, day_output),
-    }
+    day_seconds, day_rss, day_profile = run_new_day(work)
+    profiles = {"full build": full_profile, "one new day": day_profile}
     events = int(subprocess.run([sys.executable, "-c", COUNT_SCRIPT, str(warehouse)],
                                 capture_output=True, text=True, check=True).stdout)
 
