@@ -64,6 +64,7 @@ from convo_warehouse.lib import file_modes
 from convo_warehouse.lib.partition_history import PartitionHistory, read_partition_history
 from convo_warehouse.lib.partition_history import TABLE as PARTITION_HISTORY_TABLE
 from convo_warehouse.lib.warehouse import lock_holders, warehouse_path
+from convo_warehouse.lib.warehouse import sql_literal as literal
 
 SERVING_DIR_ENV = "CONVO_SERVING_DIR"
 KEEP_ENV = "CONVO_SERVING_KEEP"
@@ -200,11 +201,6 @@ def qualified(table: str) -> str:
 def ident(name: str) -> str:
     """A quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
-
-
-def literal(text: str | os.PathLike) -> str:
-    """A quoted SQL string, for the places DuckDB takes no parameter (ATTACH, a view's body)."""
-    return "'" + str(text).replace("'", "''") + "'"
 
 
 def serving_path(explicit: str | os.PathLike | None = None, warehouse: Path | None = None) -> Path:

@@ -261,6 +261,12 @@ def size_bytes(text: str) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[unit])
 
 
+def sql_literal(text: str | os.PathLike) -> str:
+    """``text`` as a quoted SQL string, for the places DuckDB takes no parameter (ATTACH, COPY's
+    target, a view's body, SQL built once and run many times)."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
 def configured_memory_limit() -> str:
     """DuckDB's memory cap for the warehouse's connections: ``CONVO_DUCKDB_MEMORY_LIMIT`` or 2.5GB."""
     return os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT

@@ -36,6 +36,7 @@ import re2
 import yaml
 
 from convo_warehouse.lib.classify.stages import STAGES
+from convo_warehouse.lib.warehouse import sql_literal
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("stage_rules.yml")
 # What a stored rules result holds, hashed into the rules version with the rules
@@ -147,10 +148,6 @@ def _check_implications_acyclic(implied_by: dict[str, tuple[str, ...]]) -> None:
         visit(stage, ())
 
 
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _combined(patterns: tuple[str, ...]) -> str:
     return "|".join(f"(?:{pattern})" for pattern in patterns)
 
@@ -174,11 +171,11 @@ def rules_sql(rules: RuleSet, messages_relation: str) -> str:
     """
     signal_columns = []
     for index, signal in enumerate(rules.signals):
-        test = f"regexp_matches(messages_normalised.text, {_sql_string(_combined(signal.patterns))})"
+        test = f"regexp_matches(messages_normalised.text, {sql_literal(_combined(signal.patterns))})"
         if signal.exclude:
             test += (
                 " and not regexp_matches(messages_normalised.text, "
-                f"{_sql_string(_combined(signal.exclude))})"
+                f"{sql_literal(_combined(signal.exclude))})"
             )
         signal_columns.append(
             f"case when messages_normalised.role = '{signal.role}' then {test} else false end"

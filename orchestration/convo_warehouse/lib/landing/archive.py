@@ -28,7 +28,8 @@ from pathlib import Path
 import duckdb
 
 from convo_warehouse.lib import file_modes
-from convo_warehouse.lib.landing.rows import RAW_ROW_COLUMNS, sql_literal
+from convo_warehouse.lib.landing.rows import RAW_ROW_COLUMNS
+from convo_warehouse.lib.warehouse import sql_literal
 
 # raw.events's columns in order, with their types.
 COLUMNS: tuple[tuple[str, str], ...] = (

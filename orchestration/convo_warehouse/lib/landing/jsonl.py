@@ -29,12 +29,12 @@ import duckdb
 import pyarrow as pa
 
 from convo_warehouse.lib.landing.files import duckdb_path
+from convo_warehouse.lib.warehouse import sql_literal
 from convo_warehouse.lib.landing.rows import (
     FIELDS,
     IDENTIFIER_FIELDS,
     STAGED_ROWS,
     epoch_ms_number_as_text,
-    sql_literal,
     unreadable_file_text,
 )
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 
 from convo_warehouse.lib.landing.files import duckdb_path
+from convo_warehouse.lib.warehouse import sql_literal
 from convo_warehouse.lib.landing.rows import (
     FIELDS,
     IDENTIFIER_FIELDS,
@@ -17,7 +18,6 @@ from convo_warehouse.lib.landing.rows import (
     column_name,
     epoch_ms_number_as_text,
     quote_identifier,
-    sql_literal,
     stage_unreadable_file,
 )
 

@@ -161,7 +161,3 @@ def epoch_ms_number_as_text(expression: str) -> str:
 
 def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
