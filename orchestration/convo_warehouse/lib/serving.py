@@ -64,6 +64,7 @@ from convo_warehouse.lib import file_modes
 from convo_warehouse.lib.partition_history import PartitionHistory, read_partition_history
 from convo_warehouse.lib.partition_history import TABLE as PARTITION_HISTORY_TABLE
 from convo_warehouse.lib.warehouse import lock_holders, warehouse_path
+from convo_warehouse.lib.warehouse import quote_identifier as ident
 from convo_warehouse.lib.warehouse import sql_literal as literal
 
 SERVING_DIR_ENV = "CONVO_SERVING_DIR"
@@ -196,11 +197,6 @@ class ServedTable:
 def qualified(table: str) -> str:
     """``schema.table``; a bare name means a mart (``metrics_daily`` -> ``marts.metrics_daily``)."""
     return table if "." in table else f"marts.{table}"
-
-
-def ident(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def serving_path(explicit: str | os.PathLike | None = None, warehouse: Path | None = None) -> Path:

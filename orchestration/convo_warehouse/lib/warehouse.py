@@ -261,6 +261,11 @@ def size_bytes(text: str) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[unit])
 
 
+def quote_identifier(name: str) -> str:
+    """``name`` as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def sql_literal(text: str | os.PathLike) -> str:
     """``text`` as a quoted SQL string, for the places DuckDB takes no parameter (ATTACH, COPY's
     target, a view's body, SQL built once and run many times)."""

@@ -32,6 +32,7 @@ from pathlib import Path
 import duckdb
 
 from convo_warehouse.lib.classify import grain
+from convo_warehouse.lib.warehouse import sql_literal
 
 LEXICON_PATH = Path(__file__).with_name("sentiment_lexicon.csv")
 NEGATORS = ("not", "no", "never", "don't", "dont", "doesn't", "doesnt", "didn't", "didnt", "isn't", "isnt",
@@ -110,7 +111,7 @@ def score_messages(con: duckdb.DuckDBPyConnection, messages_relation: str) -> in
 
 def sentiment_sql(messages_relation: str) -> str:
     """One row per message of ``messages_relation`` (conversation_id, event_id, content) with its lexicon score."""
-    negators = ", ".join("'" + word.replace("'", "''") + "'" for word in NEGATORS)
+    negators = ", ".join(sql_literal(word) for word in NEGATORS)
     return f"""
 with
 

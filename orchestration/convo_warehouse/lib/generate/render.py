@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from convo_warehouse.lib.generate import text
 from convo_warehouse.lib.generate.settings import ALIASES, BAD_CLASSES, CANONICAL_TYPES
+from convo_warehouse.lib.warehouse import sql_literal
 
 
 def sql_list(values: list[str]) -> str:
-    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+    return "[" + ", ".join(sql_literal(v) for v in values) + "]"
 
 
 def render_sql(seed: int) -> str:
@@ -35,7 +36,7 @@ def render_sql(seed: int) -> str:
     }
     for slot, expr in slots.items():
         fill = f"replace({fill}, '{slot}', {expr})"
-    suffix = text.LONG_REPLY_SUFFIX.replace("'", "''")
+    suffix = sql_literal(text.LONG_REPLY_SUFFIX)
 
     props = """nullif(rtrim(props_a, ','), ''),
             case when content is not null then '"content":"' || content || '"' end,
@@ -70,9 +71,9 @@ with base as (
             || ':' || lpad((abs(off_min) % 60)::varchar, 2, '0') as offs,
         case when tpl is null then null
             when not has_slot then coalesce(prefix::varchar, '') || tpl::varchar
-                || case when long_suffix then '{suffix}' else '' end
+                || case when long_suffix then {suffix} else '' end
             else coalesce(prefix::varchar, '') || {fill}
-                || case when long_suffix then '{suffix}' else '' end
+                || case when long_suffix then {suffix} else '' end
         end as content,
         printf('c-{seed}-%07d', conv_n) as cid,
         printf('u-{seed}-%06d', user_n) as uid

@@ -29,7 +29,6 @@ import duckdb
 import pyarrow as pa
 
 from convo_warehouse.lib.landing.files import duckdb_path
-from convo_warehouse.lib.warehouse import sql_literal
 from convo_warehouse.lib.landing.rows import (
     FIELDS,
     IDENTIFIER_FIELDS,
@@ -37,6 +36,7 @@ from convo_warehouse.lib.landing.rows import (
     epoch_ms_number_as_text,
     unreadable_file_text,
 )
+from convo_warehouse.lib.warehouse import sql_literal
 
 # Lines per batch of the Python fallback: about 15 MB of typical events.
 BATCH_LINES = 50_000

@@ -10,16 +10,15 @@ from pathlib import Path
 import duckdb
 
 from convo_warehouse.lib.landing.files import duckdb_path
-from convo_warehouse.lib.warehouse import sql_literal
 from convo_warehouse.lib.landing.rows import (
     FIELDS,
     IDENTIFIER_FIELDS,
     STAGED_ROWS,
     column_name,
     epoch_ms_number_as_text,
-    quote_identifier,
     stage_unreadable_file,
 )
+from convo_warehouse.lib.warehouse import quote_identifier, sql_literal
 
 
 class ParquetReader:

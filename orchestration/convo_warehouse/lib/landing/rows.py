@@ -157,7 +157,3 @@ def epoch_ms_number_as_text(expression: str) -> str:
         f"strftime(make_timestamp(cast(round({expression} * 1000) as bigint)), "
         "'%Y-%m-%dT%H:%M:%S.%fZ')"
     )
-
-
-def quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
