@@ -168,7 +168,12 @@ def summary(result) -> dict:
     counted: dict[str, int] = {}
     for change in changes["tables"].values():
         counted[change["change"]] = counted.get(change["change"], 0) + 1
-    files = [path for path in result.snapshot.folder.rglob("*") if path.is_file()]
+    folder = result.snapshot.folder
+    # every file a reader of the version sees, through its links to the store's day folders
+    files = [Path(root) / name for root, _, names in os.walk(folder, followlinks=True) for name in names]
+    # written now: the version's own files that are no hard link, and its partitions in the store
+    written = [path for path in folder.rglob("*") if path.is_file() and not path.is_symlink() and path.stat().st_nlink == 1]
+    written += list((folder.parent.parent / "partitions").glob(f"*/{result.snapshot.version}/*/*"))
     return {
         "tables": counted,
         "read_through_views": sorted(
@@ -181,7 +186,7 @@ def summary(result) -> dict:
             if change.get("partitions_rewritten")
         },
         "snapshot_bytes": sum(path.stat().st_size for path in files),
-        "bytes_written": sum(path.stat().st_size for path in files if path.stat().st_nlink == 1),
+        "bytes_written": sum(path.stat().st_size for path in written),
     }
 
 

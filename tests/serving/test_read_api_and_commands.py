@@ -822,7 +822,7 @@ def test_reads_work_while_a_run_holds_the_warehouse(published, tmp_path):
     assert conversations["known_from"].startswith("audit.partitions_rewritten after"), conversations
     assert second.manifest["changes"]["files"]["linked"] > 0
     # Every file of both versions (written, linked, the DuckDB file) has CONVO_FILE_MODE's mode.
-    modes = {oct(path.stat().st_mode & 0o777) for path in (serving_dir / "versions").rglob("*") if path.is_file()}
+    modes = {oct(path.stat().st_mode & 0o777) for path in serving_dir.rglob("*") if path.is_file()}  # the store too
     assert modes == {oct(file_modes.file_mode(_env(published)))}
 
     results = json.loads(out.read_text())

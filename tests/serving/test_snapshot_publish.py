@@ -1,6 +1,7 @@
 """Publishing the snapshot (lib/serving.py) on a small hand-made warehouse: what is served, the
 layout (small tables in the DuckDB file, large ones as day-partitioned Parquet behind views),
-files reused between versions as hard links, what changed read from audit.partitions_rewritten,
+day partitions shared between versions through the store, whole files as hard links, what changed
+read from audit.partitions_rewritten,
 the manifest, atomic switch, readers keep their version, a failed publish changes nothing,
 no-op, pruning, BI readers, busy errors that name the holder, and `convo-warehouse export`."""
 
@@ -140,7 +141,13 @@ def _tree_digest(folder: Path) -> dict[str, str]:
 
 
 def _files(folder: Path) -> dict[str, os.stat_result]:
-    return {str(path.relative_to(folder)): path.stat() for path in sorted(folder.rglob("*")) if path.is_file()}
+    """Every file under ``folder`` as a reader sees it: through a version's links to the store's day folders."""
+    found = {}
+    for root, _, names in os.walk(folder, followlinks=True):
+        for name in names:
+            path = Path(root) / name
+            found[str(path.relative_to(folder))] = path.stat()
+    return dict(sorted(found.items()))
 
 
 def _content(con: duckdb.DuckDBPyConnection, table: str, columns: str = "*") -> list[tuple]:
@@ -366,7 +373,9 @@ def test_relative_parquet_paths_would_follow_the_readers_folder(tmp_path, monkey
 # ---------------------------------------------------------------------------
 
 
-def test_unchanged_files_are_hard_links_of_the_previous_version(setup):
+def test_unchanged_partitions_are_shared_and_files_linked(setup):
+    """A day partition that did not change is the previous version's, in the store (the version links its
+    day folder there); a table stored as one file is a hard link of the previous version's."""
     database, serving_dir = setup
     first = _publish(database, serving_dir, large=LARGE).snapshot
     _add_conversation(database, "c4", "2026-11-20")
@@ -376,8 +385,17 @@ def test_unchanged_files_are_hard_links_of_the_previous_version(setup):
     new = "marts.fct_conversations/conversation_date=2026-11-20/part0.parquet"
     assert set(after) == set(before) | {new}
     for name, stat in before.items():
-        assert (after[name].st_ino, after[name].st_nlink) == (stat.st_ino, 2), name  # the same file, twice linked
+        assert after[name].st_ino == stat.st_ino, name  # the same file
+        one_file = name.endswith(".parquet") and "/" not in name
+        assert after[name].st_nlink == (2 if one_file else 1), name  # two names, or one name in the store
     assert after[new].st_nlink == 1
+    day = second.folder / "parquet/marts.fct_conversations/conversation_date=2026-11-18"
+    assert day.is_symlink() and not Path(os.readlink(day)).is_absolute()
+    assert day.resolve() == (first.folder / "parquet/marts.fct_conversations/conversation_date=2026-11-18").resolve()
+    assert day.resolve().parent.parent.parent == (serving_dir / "partitions").resolve()
+    entry = second.tables["marts.fct_conversations"]["partitions"]
+    assert entry["2026-11-18"]["folder"] == first.tables["marts.fct_conversations"]["partitions"]["2026-11-18"]["folder"]
+    assert entry["2026-11-20"]["folder"] == f"partitions/marts.fct_conversations/{second.version}/conversation_date=2026-11-20"
 
     changes = second.manifest["changes"]
     assert changes["previous_version"] == first.version
@@ -398,6 +416,29 @@ def test_unchanged_files_are_hard_links_of_the_previous_version(setup):
     _assert_snapshot_equals_warehouse(database, second)
 
 
+def test_a_version_before_the_store_has_its_partitions_written_once(setup):
+    """A version published before the store (its partitions in its own folder, no ``folder`` in its
+    manifest) shares nothing: the next version writes every partition, and the one after shares them."""
+    database, serving_dir = setup
+    first = _publish(database, serving_dir, large=LARGE).snapshot
+    manifest = json.loads((first.folder / "manifest.json").read_text())
+    for entry in manifest["tables"].values():
+        for partition in entry.get("partitions", {}).values():
+            del partition["folder"]
+    del manifest["file_mode"]
+    (first.folder / "manifest.json").write_text(json.dumps(manifest))
+    _add_day(database, "2026-11-20")
+    second = _publish(database, serving_dir, large=LARGE, **_later(1)).snapshot
+    files = second.manifest["changes"]["files"]
+    one_file = sum(entry["partition_by"] is None for entry in second.tables.values())
+    assert files["linked"] == one_file and files["copied"] == 0  # only the tables stored as one file are linked
+    assert files["written"] == len(_files(second.folder / "parquet")) - one_file
+    _add_day(database, "2026-11-21")
+    third = _publish(database, serving_dir, large=LARGE, **_later(2)).snapshot
+    assert third.manifest["changes"]["files"]["written"] == 2  # the new day, in metrics_daily and the view over it
+    _assert_snapshot_equals_warehouse(database, third)
+
+
 def test_a_removed_day_and_a_removed_table_are_named(setup):
     database, serving_dir = setup
     _publish(database, serving_dir, large=LARGE)
@@ -414,6 +455,8 @@ def test_a_removed_day_and_a_removed_table_are_named(setup):
 
 
 def test_files_are_copied_where_links_are_refused(setup, monkeypatch):
+    """A table stored as one file is copied where the file system refuses a hard link; day partitions
+    are shared through the store, which needs no hard link."""
     database, serving_dir = setup
     first = _publish(database, serving_dir, large=LARGE).snapshot
 
@@ -424,15 +467,19 @@ def test_files_are_copied_where_links_are_refused(setup, monkeypatch):
     _add_day(database, "2026-11-20")
     second = _publish(database, serving_dir, large=LARGE, **_later(1)).snapshot
     before, after = _files(first.folder / "parquet"), _files(second.folder / "parquet")
-    # A new day of metrics_daily (and of the view over it) is written; every earlier file is reused, copied.
+    # A new day of metrics_daily (and of the view over it) is written; every earlier file is reused.
     assert sorted(set(after) - set(before)) == [
         "marts.conversations_per_day/metric_date=2026-11-20/part0.parquet",
         "marts.metrics_daily/metric_date=2026-11-20/part0.parquet",
     ]
+    one_file = [name for name in before if "/" not in name]
+    assert one_file
     for name in before:
-        assert after[name].st_ino != before[name].st_ino
+        assert (after[name].st_ino != before[name].st_ino) == (name in one_file), name
         assert (second.folder / "parquet" / name).read_bytes() == (first.folder / "parquet" / name).read_bytes()
-    assert second.manifest["changes"]["files"] == {"written": 2, "linked": 0, "copied": len(before)}
+    assert second.manifest["changes"]["files"] == {
+        "written": 2, "linked": len(before) - len(one_file), "copied": len(one_file)
+    }
     _assert_snapshot_equals_warehouse(database, second)
 
 
@@ -658,6 +705,41 @@ def test_pruning_never_breaks_a_file_a_kept_version_links_to(setup):
     kept = second.snapshot.folder / "parquet/marts.fct_conversations/conversation_date=2026-11-18/part0.parquet"
     assert kept.read_bytes() == content and kept.stat().st_nlink == 1
     _assert_snapshot_equals_warehouse(database, second.snapshot)
+
+
+def test_pruning_deletes_the_partitions_no_version_names(setup):
+    """A day partition of the store goes with the last version that names it, and so do the folders it
+    leaves empty; a partition a kept version names stays, and so does one a version held open names."""
+    database, serving_dir = setup
+    first = _publish(database, serving_dir, keep=1, large=LARGE).snapshot
+    _sql(database, "update marts.fct_conversations set score = 0.9 where conversation_id = 'c1'")  # 2026-11-18 changes
+    second = _publish(database, serving_dir, keep=1, large=LARGE, **_later(1))
+    assert second.pruned == [first.version]
+    store = serving_dir / "partitions"
+    named = {
+        partition["folder"]
+        for entry in second.snapshot.tables.values()
+        for partition in entry.get("partitions", {}).values()
+    }
+    on_disk = {str(path.relative_to(serving_dir)) for path in store.glob("*/*/*")}
+    assert on_disk == named
+    old_day = f"partitions/marts.fct_conversations/{first.version}/conversation_date=2026-11-18"
+    assert old_day not in on_disk
+    assert f"partitions/marts.fct_conversations/{first.version}/conversation_date=2026-11-19" in on_disk
+    # Every partition of the first version's other tables is still named: their writer's folders stay.
+    assert (store / "marts.metrics_daily" / first.version).is_dir()
+    _assert_snapshot_equals_warehouse(database, second.snapshot)
+    # A version nobody names any more takes its writer's folder, and a table gone takes its folder.
+    _sql(database, "drop table marts.metrics_hourly")
+    _add_day(database, "2026-11-20")
+    third = _publish(database, serving_dir, keep=1, large=LARGE, **_later(2))
+    assert third.pruned == [second.snapshot.version]
+    assert not (store / "marts.metrics_hourly").exists()
+    assert {str(path.relative_to(serving_dir)) for path in store.glob("*/*/*")} == {
+        partition["folder"]
+        for entry in third.snapshot.tables.values()
+        for partition in entry.get("partitions", {}).values()
+    }
 
 
 @pytest.mark.parametrize("failing_step", ["publishing marts.fct_messages", "writing warehouse.duckdb"])
@@ -983,8 +1065,11 @@ def test_snapshot_files_are_private_by_default(setup, loose_umask, monkeypatch, 
     folder = f"versions/{first.version}"
     modes = _modes(serving_dir)
     assert modes[f"file {folder}/warehouse.duckdb"] == "0o600"
-    assert modes[f"file {folder}/parquet/marts.metrics_daily/metric_date=2026-11-19/part0.parquet"] == "0o600"
-    assert modes[f"dir {folder}/parquet/marts.metrics_daily/metric_date=2026-11-19"] == "0o700"
+    assert modes[f"dir {folder}/parquet/marts.metrics_daily"] == "0o700"
+    day = first.tables["marts.metrics_daily"]["partitions"]["2026-11-19"]["folder"]
+    assert modes[f"file {day}/part0.parquet"] == "0o600"
+    assert modes[f"dir {day}"] == "0o700"
+    assert modes["dir partitions"] == "0o700"
     _add_day(database, "2026-11-20")
     second = _publish(database, serving_dir, large=large, **_later(1)).snapshot
     assert second.manifest["changes"]["files"]["linked"] > 0 and second.manifest["changes"]["files"]["copied"] == 0
@@ -1014,6 +1099,9 @@ def test_a_changed_file_mode_copies_instead_of_linking(setup, loose_umask, monke
     assert second.manifest["changes"]["files"] == {"written": 2, "linked": 0, "copied": len(before)}
     assert {oct(stat.st_mode & 0o777) for stat in _files(first.folder).values()} == {"0o640"}
     assert {oct(stat.st_mode & 0o777) for stat in _files(second.folder).values()} == {"0o600"}
+    assert {oct(path.stat().st_mode & 0o777) for path in (serving_dir / "partitions").rglob("*.parquet")} == {
+        "0o640", "0o600"  # the first version's partitions, and their copies
+    }
     _assert_snapshot_equals_warehouse(database, second)
     third = _publish(database, serving_dir, large=LARGE, **_later(2))
     assert not third.created  # same data: the mode change alone publishes nothing
@@ -1117,24 +1205,6 @@ def test_no_served_mart_with_a_day_column_is_a_view(manifest):
     assert views, "no served mart is a view: the check reads nothing"
     with_days = sorted(node["name"] for node in views if day_sources & set(node["columns"]))
     assert not with_days, f"served views with a day column: {with_days}"
-
-
-def test_folders_holding_names_every_folder_between_the_root_and_the_files(tmp_path):
-    """The publish sets modes and fsyncs these folders instead of walking the version."""
-    from convo_warehouse.lib.serving import _folders_holding
-
-    files = [
-        tmp_path / "parquet" / "marts.metrics_daily" / "metric_date=2026-11-19" / "part0.parquet",
-        tmp_path / "parquet" / "marts.metrics_daily" / "metric_date=2026-11-20" / "part0.parquet",
-        tmp_path / "parquet" / "marts.top_paths.parquet",
-        tmp_path / "warehouse.duckdb",
-    ]
-    for path in files:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"x")
-    walked = sorted({path.parent for path in tmp_path.rglob("*")} | {tmp_path})
-    assert _folders_holding(tmp_path, files) == walked
-    assert _folders_holding(tmp_path, []) == [tmp_path]
 
 
 @pytest.mark.parametrize("day", serving.DAY_COLUMNS, ids=[day.key for day in serving.DAY_COLUMNS])

@@ -49,9 +49,10 @@ def dir_mode(environ: Mapping[str, str] | None = None) -> int:
     return mode
 
 
-def make_dirs(folder: Path, mode: int | None = None) -> None:
+def make_dirs(folder: Path, mode: int | None = None) -> list[Path]:
     """Create ``folder`` and any missing parents with ``mode`` (default: the folder mode), set by chmod
-    (mkdir's mode passes through the umask); existing ones are left as they are."""
+    (mkdir's mode passes through the umask); existing ones are left as they are. Returns the folders
+    created, outermost first."""
     missing = []
     for parent in [folder, *folder.parents]:
         if parent.exists():
@@ -60,6 +61,7 @@ def make_dirs(folder: Path, mode: int | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for created in missing:
         os.chmod(created, dir_mode() if mode is None else mode)
+    return missing[::-1]
 
 
 def restrict(path: Path) -> None:

@@ -9,9 +9,12 @@ beside the current one, then switches a pointer::
         current -> versions/<version>   symlink, replaced atomically (rename)
         versions/<version>/
             warehouse.duckdb            every served table, same schema.table names as the warehouse
-            parquet/<schema>.<table>.parquet                    a table without a day column
-            parquet/<schema>.<table>/<day column>=<day>/part0.parquet   a table with one, one folder per day
+            parquet/<schema>.<table>.parquet            a table without a day column
+            parquet/<schema>.<table>/<day column>=<day> -> ../../../../partitions/<schema>.<table>/<writer>/<day column>=<day>
+                                        a table with one: a link per day to the day's folder in the store
             manifest.json               run id, published_at, newest event, tables, what changed
+        partitions/<schema>.<table>/<writer>/<day column>=<day>/part0.parquet
+                                        the store: day partitions, each written once by version <writer>
 
 A version costs what changed, not what is stored:
 
@@ -21,10 +24,14 @@ A version costs what changed, not what is stored:
   Parquet: the version's DuckDB file holds a view over its own Parquet files.
   Small tables are held in the DuckDB file itself, which starts as a copy of
   the previous version's: only the small tables that changed are copied anew.
-- A file whose content did not change since the previous version is a hard
-  link to the previous version's file (a copy where the file system refuses
-  links, or where the file's mode is not ``CONVO_FILE_MODE``'s: a link shares
-  it), so a new day writes the partitions of that day and links the rest.
+- A day partition is written once, into the store, and shared by every
+  version while its content stays the same: a version's folder of the day
+  links to it (a relative symlink), so a version's table folder still reads
+  as a Hive dataset. A new day writes the partitions of that day and one link
+  per other day. A table without a day column whose content did not change is
+  a hard link to the previous version's file (a copy where the file system
+  refuses links, or where the file's mode is not ``CONVO_FILE_MODE``'s: a link
+  shares it; after the mode changed, the shared partitions are copied too).
 - What changed is read from ``audit.partitions_rewritten`` (each run records
   the days it rewrote in each incremental model, ``lib/partition_history.py``)
   rather than by scanning every table; a table the history cannot answer for
@@ -38,8 +45,8 @@ its files are readable by their owner only (``CONVO_FILE_MODE``, see ``lib/file_
 that opened a snapshot keeps reading it after the pointer moves: pruning
 keeps the newest ``CONVO_SERVING_KEEP`` versions (default 5) and never
 deletes a version whose DuckDB file a process holds open (its views read that
-version's Parquet files). Publishing data identical to the current snapshot's
-creates nothing.
+version's Parquet files); a partition of the store goes once no version left
+names it. Publishing data identical to the current snapshot's creates nothing.
 
 No Dagster here: the publish asset (``assets/serving.py``) calls ``publish``.
 """
@@ -78,6 +85,7 @@ VERSIONS_DIR = "versions"
 DATABASE_FILE = "warehouse.duckdb"
 MANIFEST_FILE = "manifest.json"
 PARQUET_DIR = "parquet"
+PARTITIONS_DIR = "partitions"
 PARTIAL_SUFFIX = ".partial"
 # DuckDB's (and Hive's) folder name for the rows whose partition value is null.
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
@@ -352,8 +360,11 @@ class _Part:
 
     rows: int
     content: int
-    reuse: list[Path] | None = None  # the previous version's files to link; None: write from the warehouse
+    # What the previous version has of it, to reuse: a day partition's folder in the store (relative
+    # to the serving folder), or a whole table's file to link. None: write it from the warehouse.
+    reuse: str | Path | None = None
     files: list[str] = dataclasses.field(default_factory=list)  # relative to the version folder, once placed
+    folder: str | None = None  # a day partition's folder in the store, once placed
 
 
 @dataclasses.dataclass
@@ -444,13 +455,20 @@ def _read_contents(
     return found
 
 
-def _previous_files(previous_folder: Path | None, entry: dict | None, key: str) -> list[Path] | None:
-    """The previous version's files of one part, when they all still exist."""
+def _reusable(previous_folder: Path | None, entry: dict | None, key: str) -> str | Path | None:
+    """What the previous version has of one part, to reuse: a day partition's folder in the store, or the
+    file of a table stored as one, when it still exists.
+
+    A day partition's folder is not looked at: nothing changes or deletes a folder of the store while a
+    version names it (``_collect_partitions``). A version published before the store (without ``folder``)
+    has nothing to share: its partitions are written again, once.
+    """
     if previous_folder is None or entry is None:
         return None
-    names = entry["partitions"][key]["files"] if key else [entry["parquet"]]
-    paths = [previous_folder / name for name in names]
-    return paths if paths and all(path.is_file() for path in paths) else None
+    if key:
+        return entry["partitions"][key].get("folder")
+    path = previous_folder / entry["parquet"]
+    return path if path.is_file() else None
 
 
 def _comparable(entry: dict | None, table: ServedTable, storage: str, day: DayColumn | None) -> dict | None:
@@ -508,7 +526,7 @@ def _settle(plan: _TablePlan, found: dict[str, tuple[int, int]], previous_folder
     if plan.day is None:
         rows, content = found.get("", (0, 0))
         same = previous is not None and int(previous["content_hash"]) == content and previous["rows"] == rows
-        plan.parts = {"": _Part(rows, content, _previous_files(previous_folder, previous, "") if same else None)}
+        plan.parts = {"": _Part(rows, content, _reusable(previous_folder, previous, "") if same else None)}
         return True
     old_parts = previous["partitions"] if previous else {}
     if plan.read.days is None:
@@ -524,11 +542,11 @@ def _settle(plan: _TablePlan, found: dict[str, tuple[int, int]], previous_folder
     plan.parts = {}
     for key, old in old_parts.items():
         if key not in examined:
-            plan.parts[key] = _Part(old["rows"], int(old["content_hash"]), _previous_files(previous_folder, previous, key))
+            plan.parts[key] = _Part(old["rows"], int(old["content_hash"]), _reusable(previous_folder, previous, key))
     for key, (rows, content) in found.items():
         old = old_parts.get(key)
         same = old is not None and int(old["content_hash"]) == content and old["rows"] == rows
-        plan.parts[key] = _Part(rows, content, _previous_files(previous_folder, previous, key) if same else None)
+        plan.parts[key] = _Part(rows, content, _reusable(previous_folder, previous, key) if same else None)
     plan.removed = sorted(set(old_parts) - set(plan.parts))
     return True
 
@@ -563,24 +581,24 @@ def _plan(
 @dataclasses.dataclass
 class _FileCounts:
     written: int = 0
-    linked: int = 0
-    copied: int = 0  # not linked: the file system refused a hard link, or the mode differs
+    linked: int = 0  # reused from the previous version: a shared day partition's files, a hard-linked file
+    copied: int = 0  # a table's one file not linked: the file system refused a hard link, or the mode differs
 
 
 @dataclasses.dataclass
 class _VersionFiles:
-    """A version's files as its tables are written: their counts, and the files written anew (their mode
-    and fsync are still to do)."""
+    """A version's files as its tables are written: their counts, the files written anew and the folders
+    created (their modes and fsyncs are still to do)."""
 
     counts: _FileCounts = dataclasses.field(default_factory=_FileCounts)
     fresh: list[Path] = dataclasses.field(default_factory=list)
+    folders: list[Path] = dataclasses.field(default_factory=list)
 
 
 def _link_or_copy(source: Path, target: Path) -> bool:
     """Hard-link ``source`` as ``target`` (True); copy it where the file system refuses links (another device, no
     support) or where its mode is not ``CONVO_FILE_MODE``'s: a link shares the mode, and changing it would
     change a published version."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     if source.stat().st_mode & 0o777 == file_modes.file_mode():
         try:
             os.link(source, target)
@@ -593,48 +611,36 @@ def _link_or_copy(source: Path, target: Path) -> bool:
     return False
 
 
-class _Linker:
-    """Links (or copies) the reused files into the new version, several at a time, while the version's
-    other files are written: each is a new folder and a link, metadata writes of the file system's
-    journal, which commits concurrent ones together (thousands of day partitions in a version, nearly
-    all reused), and DuckDB writes the changed partitions and the small tables meanwhile.
+def _store_folder(table: ServedTable, version: str) -> str:
+    """Where ``version`` writes the day partitions of ``table``, relative to the serving folder."""
+    return f"{PARTITIONS_DIR}/{table.name}/{version}"
 
-    A table's files are handed over once its changed partitions are written: DuckDB writes those into
-    the table's folder, which must not hold other partitions yet.
+
+def _link_partitions(plan: _TablePlan, folder: Path, version: str, files: _VersionFiles, share: bool) -> None:
+    """Give the version one link per day partition of the table, to the day's folder in the store: the
+    previous version's for a day that did not change (when ``share``), else the one this version writes.
+    A link may name a folder not written yet: nobody reads the version before it is complete.
     """
-
-    def __init__(self, files: _VersionFiles) -> None:
-        self._files = files
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=8)
-        self._pending: list[tuple[Path, concurrent.futures.Future[bool]]] = []
-
-    def link(self, reused: Iterable[tuple[Path, Path]]) -> None:
-        """Start linking these (source, target) files."""
-        self._pending.extend((target, self._pool.submit(_link_or_copy, source, target)) for source, target in reused)
-
-    def finish(self) -> None:
-        """Wait for every link; count them (a copy is a fresh file: its mode and fsync are still to do)."""
-        pending, self._pending = self._pending, []
-        for target, future in pending:
-            if future.result():
-                self._files.counts.linked += 1
-            else:
-                self._files.counts.copied += 1
-                self._files.fresh.append(target)
-        self._pool.shutdown()
-
-    def close(self) -> None:
-        """Stop: what is not linked yet is not (a failed publish's folder is deleted whole)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    serving_dir = folder.parent.parent
+    links = folder / plan.parquet
+    files.folders.extend(file_modes.make_dirs(links))
+    # the links are relative (the serving folder can move): from a table's folder of a version to the store
+    up = os.path.relpath(serving_dir, links)
+    for key, part in sorted(plan.parts.items()):
+        name = f"{plan.day.key}={key}"
+        shared = part.reuse is not None and share
+        part.folder = str(part.reuse) if shared else f"{_store_folder(plan.table, version)}/{name}"
+        os.symlink(f"{up}/{part.folder}", links / name)
 
 
 def _write_partitions(
-    con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, files: _VersionFiles
-) -> list[tuple[Path, Path]]:
-    """Write the changed day partitions from the warehouse (one COPY); return the others, to link:
-    (the previous version's file, its path in this one)."""
+    con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, version: str, files: _VersionFiles, share: bool
+) -> None:
+    """Write the changed day partitions from the warehouse into the store (one COPY), and the unchanged
+    ones when not ``share`` (copies of the previous version's: see ``_write_version``), where
+    ``_link_partitions`` linked them."""
     table, day = plan.table, plan.day
-    target = folder / plan.parquet
+    serving_dir = folder.parent.parent
     to_write = sorted(key for key, part in plan.parts.items() if part.reuse is None)
     if to_write:
         where = ""
@@ -642,6 +648,8 @@ def _write_partitions(
             days = [dt.date.fromisoformat(key) for key in to_write if key != NULL_PARTITION]
             where = _days_filter(day, days, with_null=NULL_PARTITION in to_write)
         columns = [ident(column) for column, _ in table.columns if day.derived or column != day.source]
+        target = serving_dir / _store_folder(table, version)
+        files.folders.extend(file_modes.make_dirs(target))
         con.execute(
             f"""
             copy (
@@ -657,24 +665,30 @@ def _write_partitions(
             raise RuntimeError(
                 f"publishing {table.name}: DuckDB wrote the partitions {written[:5]}..., expected {to_write[:5]}..."
             )
-    reused = []
+    previous = plan.previous["partitions"] if plan.previous else {}
     for key, part in sorted(plan.parts.items()):
-        partition = target / f"{day.key}={key}"
+        name = f"{day.key}={key}"
         if part.reuse is None:
-            paths = sorted(partition.iterdir())
-            files.counts.written += len(paths)
-            files.fresh.extend(paths)
-        else:
-            paths = [partition / source.name for source in part.reuse]
-            reused.extend(zip(part.reuse, paths, strict=True))
-        part.files = [str(path.relative_to(folder)) for path in paths]
-    return reused
+            stored = sorted((serving_dir / part.folder).iterdir())
+            files.counts.written += len(stored)
+            files.fresh.extend(stored)
+            files.folders.append(serving_dir / part.folder)
+            part.files = [f"{plan.parquet}/{name}/{path.name}" for path in stored]
+            continue
+        part.files = list(previous[key]["files"])
+        if share:
+            files.counts.linked += len(part.files)
+            continue
+        files.folders.extend(file_modes.make_dirs(serving_dir / part.folder))
+        for path in part.files:
+            copy = serving_dir / part.folder / Path(path).name
+            shutil.copyfile(serving_dir / str(part.reuse) / copy.name, copy)
+            files.fresh.append(copy)
+        files.counts.copied += len(part.files)
 
 
-def _write_one_file(
-    con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, files: _VersionFiles
-) -> list[tuple[Path, Path]]:
-    """Write the table's one file, or return it to link (as ``_write_partitions``)."""
+def _write_one_file(con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, files: _VersionFiles) -> None:
+    """Write the table's one file, or link the previous version's."""
     target = folder / plan.parquet
     [part] = plan.parts.values()
     part.files = [plan.parquet]
@@ -685,8 +699,11 @@ def _write_one_file(
         )
         files.counts.written += 1
         files.fresh.append(target)
-        return []
-    return [(part.reuse[0], target)]
+    elif _link_or_copy(Path(part.reuse), target):
+        files.counts.linked += 1
+    else:
+        files.counts.copied += 1
+        files.fresh.append(target)
 
 
 def _parquet_view(con: duckdb.DuckDBPyConnection, plan: _TablePlan, final: Path) -> str:
@@ -731,7 +748,6 @@ def _write_database(
     plans: Sequence[_TablePlan],
     previous: Snapshot | None,
     progress: Callable[[str], None],
-    before_views: Callable[[], None] = lambda: None,
 ) -> None:
     """The version's DuckDB file: small tables held in it, views over the Parquet files of the large ones.
 
@@ -778,14 +794,8 @@ def _write_database(
                 else:
                     con.execute(f"create view {catalog}.{name} as {_parquet_view(con, plan, final)}")
 
-            # the tables first: a view reads the version's Parquet files, all there once before_views returns
             for plan in plans:
-                if plan.storage == STORED_IN_DUCKDB:
-                    serve(plan)
-            before_views()
-            for plan in plans:
-                if plan.storage != STORED_IN_DUCKDB:
-                    serve(plan)
+                serve(plan)
             con.execute(f"checkpoint {catalog}")
         finally:
             con.execute(f"detach {catalog}")
@@ -804,7 +814,7 @@ def _manifest_entry(plan: _TablePlan) -> dict:
     }
     if plan.day is not None:
         entry["partitions"] = {
-            key: {"rows": part.rows, "content_hash": str(part.content), "files": part.files}
+            key: {"rows": part.rows, "content_hash": str(part.content), "files": part.files, "folder": part.folder}
             for key, part in sorted(plan.parts.items())
         }
     return entry
@@ -840,44 +850,36 @@ def _write_version(
     progress: Callable[[str], None],
 ) -> None:
     """Fill ``folder`` (to be renamed ``final``) with the Parquet files, the DuckDB file and the manifest."""
-    # The folder is private from its creation (CONVO_FILE_MODE), so nobody else reads a file
-    # DuckDB creates with the umask's mode before restrict() below tightens it.
-    file_modes.make_dirs(folder / PARQUET_DIR)
+    version = final.name
+    # A shared file has one mode: after CONVO_FILE_MODE changed, the unchanged partitions are copied
+    # (with the new mode) rather than shared, and the versions before keep the mode they had.
+    share = previous is not None and previous.manifest.get("file_mode") == manifest["file_mode"]
     files = _VersionFiles()
-    linker = _Linker(files)
-    try:
-        for plan in plans:
-            progress(f"publishing {plan.table.name}")
-            # a table's links start once DuckDB has written its changed partitions into its folder
-            write = _write_partitions if plan.day is not None else _write_one_file
-            linker.link(write(con, plan, folder, files))
-        _write_database(con, folder, final, plans, previous, progress, before_views=linker.finish)
-    finally:
-        linker.close()
+    # The folder is private from its creation (CONVO_FILE_MODE), so nobody else reads a file
+    # DuckDB creates with the umask's mode before apply() below tightens it.
+    files.folders.extend(file_modes.make_dirs(folder / PARQUET_DIR))
+    progress("linking the day partitions")
+    for plan in plans:
+        if plan.day is not None:
+            _link_partitions(plan, folder, version, files, share)
+    for plan in plans:
+        progress(f"publishing {plan.table.name}")
+        if plan.day is not None:
+            _write_partitions(con, plan, folder, version, files, share)
+        else:
+            _write_one_file(con, plan, folder, files)
+    _write_database(con, folder, final, plans, previous, progress)
     manifest["tables"] = {plan.table.name: _manifest_entry(plan) for plan in plans}
     manifest["changes"]["tables"] = {plan.table.name: _change_entry(plan) for plan in plans}
     manifest["changes"]["files"] = dataclasses.asdict(files.counts)
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    # The plans name every file of the version, so the modes and the fsyncs need no walk of its
-    # folders (thousands of day partitions, nearly all linked). Linked files already have the mode
-    # and are on disk (_link_or_copy); the new files and every folder, new in each version, are not.
+    # The writes name every new file and folder, so the modes and the fsyncs need no walk (thousands of
+    # day partitions, nearly all shared). Shared partitions already have the mode and are on disk; a new
+    # folder's entry is in its parent, fsynced too.
     written = [*files.fresh, folder / DATABASE_FILE, folder / MANIFEST_FILE]
-    linked = (folder / name for plan in plans for part in plan.parts.values() for name in part.files)
-    folders = _folders_holding(folder, [*written, *linked])
-    file_modes.apply(files=written, folders=folders)
+    file_modes.apply(files=written, folders=files.folders)
     _fsync(written)
-    _fsync(folders)
-
-
-def _folders_holding(root: Path, files: Iterable[Path]) -> list[Path]:
-    """``root`` and every folder between it and one of ``files`` (paths under ``root``)."""
-    folders = {root}
-    for path in files:
-        parent = path.parent
-        while parent not in folders:
-            folders.add(parent)
-            parent = parent.parent
-    return sorted(folders)
+    _fsync(sorted({*files.folders, *(created.parent for created in files.folders)} - {folder.parent}))
 
 
 # ---------------------------------------------------------------------------
@@ -910,11 +912,14 @@ def _prune(serving_dir: Path, keep: int, current: str) -> tuple[list[str], list[
     data other names point to.
     """
     versions_dir = serving_dir / VERSIONS_DIR
+    leftovers = False
     for leftover in versions_dir.iterdir():
         if leftover.is_symlink():
             leftover.unlink()  # a stand-in of an interrupted publish (see _write_database)
+            leftovers = True
         elif leftover.name.startswith(".") and leftover.name.endswith(PARTIAL_SUFFIX):
             shutil.rmtree(leftover, ignore_errors=True)
+            leftovers = True
     pruned, held = [], []
     for version in list_versions(serving_dir)[:-keep]:
         if version == current:
@@ -924,7 +929,35 @@ def _prune(serving_dir: Path, keep: int, current: str) -> tuple[list[str], list[
             continue
         shutil.rmtree(versions_dir / version)
         pruned.append(version)
+    if pruned or leftovers:
+        _collect_partitions(serving_dir)
     return pruned, held
+
+
+def _collect_partitions(serving_dir: Path) -> None:
+    """Delete the day partitions of the store that no version names any more (pruned, or written by a
+    publish that did not finish), and the folders they leave empty.
+
+    What the versions name is read from their manifests. A folder of the store is written once, by the
+    version in its name, and named by that version and later ones until they are all pruned.
+    """
+    named = set()
+    for version in list_versions(serving_dir):
+        manifest = json.loads((serving_dir / VERSIONS_DIR / version / MANIFEST_FILE).read_text())
+        for entry in manifest["tables"].values():
+            named.update(part.get("folder") for part in entry.get("partitions", {}).values())
+    store = serving_dir / PARTITIONS_DIR
+    if not store.is_dir():
+        return
+    for table in store.iterdir():
+        for writer in table.iterdir():
+            for partition in writer.iterdir():
+                if f"{PARTITIONS_DIR}/{table.name}/{writer.name}/{partition.name}" not in named:
+                    shutil.rmtree(partition)
+            if not any(writer.iterdir()):
+                writer.rmdir()
+        if not any(table.iterdir()):
+            table.rmdir()
 
 
 def _newest_event_at(con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTable]) -> str | None:
@@ -1034,6 +1067,7 @@ def _publish(
         "fingerprint": content,
         "tests": tests,
         "partitions_recorded_until": newest_recorded.isoformat() if newest_recorded else None,
+        "file_mode": oct(file_modes.file_mode()),
         "changes": {
             "previous_version": previous.version if previous else None,
             "history": history.reason,
@@ -1048,6 +1082,8 @@ def _publish(
         file_modes.fsync_path(versions_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
+        for plan in plans:
+            shutil.rmtree(serving_dir / _store_folder(plan.table, version), ignore_errors=True)
         if final.is_symlink():
             final.unlink()
         raise
