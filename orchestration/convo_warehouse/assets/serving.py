@@ -3,7 +3,7 @@
 Downstream of every mart, the reconciliation and the quarantine, so it runs
 last, and only when they were all built in this run and their blocking checks
 (dbt tests, GX suites) passed: a failed run publishes nothing and the previous
-snapshot stays current. What is written and what is linked from the previous
+snapshot stays current. What is written and what is shared with the previous
 version, the atomic switch and pruning are in ``lib/serving.py``.
 """
 
@@ -71,8 +71,9 @@ def run_test_status(context: dg.AssetExecutionContext) -> dict:
     description=(
         "The published read-only snapshot: every mart (plus reconciliation and quarantine reasons) in a "
         "new version folder: Parquet partitioned by day (large tables read through views over it, small "
-        "ones held in its DuckDB file), files that did not change hard-linked from the previous version, "
-        "a manifest of what changed; then switched atomically (CONVO_SERVING_DIR/current). Dashboards, "
+        "ones held in its DuckDB file), day partitions that did not change shared with the versions before "
+        "(written once, into the serving folder's store), a manifest of what changed; then switched "
+        "atomically (CONVO_SERVING_DIR/current). Dashboards, "
         "BI tools and `convo-warehouse export` read it, never the warehouse."
     ),
 )
