@@ -692,6 +692,15 @@ def test_a_version_held_by_another_process_is_not_pruned(setup, holder):
     second = _publish(database, serving_dir, keep=1, large=LARGE, **_later(1))
     assert (second.pruned, second.held) == ([], [first.version])
     assert serving.list_versions(serving_dir) == [first.version, second.snapshot.version]
+    # A later publish prunes the second version and collects the store: the held one's partitions stay.
+    _sql(database, "update marts.metrics_daily set value = 2.0 where metric_date = date '2026-11-18'")
+    third = _publish(database, serving_dir, keep=1, large=LARGE, **_later(2))
+    assert (third.pruned, third.held) == ([second.snapshot.version], [first.version])
+    reader = first.connect()
+    try:
+        assert reader.execute("select sum(value) from marts.metrics_daily").fetchone()[0] == 2.5  # first's rows
+    finally:
+        reader.close()
 
 
 def test_pruning_never_breaks_a_file_a_kept_version_links_to(setup):
@@ -772,10 +781,16 @@ def test_leftovers_of_an_interrupted_publish_are_removed(setup):
     versions = serving_dir / "versions"
     (versions / ".20261120T090000000000Z-deadbeef.partial" / "parquet").mkdir(parents=True)
     (versions / "20261120T090000000000Z-deadbeef").symlink_to(".20261120T090000000000Z-deadbeef.partial")
+    # what the interrupted publish had written into the store
+    orphan = serving_dir / "partitions/marts.metrics_daily/20261120T090000000000Z-deadbeef/metric_date=2026-11-19"
+    orphan.mkdir(parents=True)
+    (orphan / "part0.parquet").write_bytes(b"PAR1")
     assert serving.list_versions(serving_dir) == [first.version]
     _add_day(database, "2026-11-20")
     second = _publish(database, serving_dir, large=LARGE, **_later(1)).snapshot
     assert sorted(path.name for path in versions.iterdir()) == [first.version, second.version]
+    assert not orphan.parent.exists()
+    _assert_snapshot_equals_warehouse(database, second)
 
 
 @pytest.mark.parametrize("large", [None, LARGE])

@@ -943,7 +943,10 @@ def _collect_partitions(serving_dir: Path) -> None:
     """
     named = set()
     for version in list_versions(serving_dir):
-        manifest = json.loads((serving_dir / VERSIONS_DIR / version / MANIFEST_FILE).read_text())
+        try:
+            manifest = json.loads((serving_dir / VERSIONS_DIR / version / MANIFEST_FILE).read_text())
+        except (OSError, ValueError):
+            return  # what that version names is unknown: delete nothing (a later publish collects)
         for entry in manifest["tables"].values():
             named.update(part.get("folder") for part in entry.get("partitions", {}).values())
     store = serving_dir / PARTITIONS_DIR
