@@ -582,7 +582,7 @@ def _plan(
 class _FileCounts:
     written: int = 0
     linked: int = 0  # reused from the previous version: a shared day partition's files, a hard-linked file
-    copied: int = 0  # a table's one file not linked: the file system refused a hard link, or the mode differs
+    copied: int = 0  # reused as a copy: the file system refused a hard link, or the file mode changed
 
 
 @dataclasses.dataclass
@@ -908,8 +908,9 @@ def _prune(serving_dir: Path, keep: int, current: str) -> tuple[list[str], list[
     Never the current version, and never one whose DuckDB file a process holds
     open: its views read its Parquet files by path. Such a version is deleted
     by a later publish, once its readers have closed it. Files a kept version
-    shares (hard links) stay: deleting a folder removes its names, not the
-    data other names point to.
+    shares stay: deleting a folder removes its names (a hard link's other name
+    stays), and the store's partitions go only once no version names them
+    (``_collect_partitions``).
     """
     versions_dir = serving_dir / VERSIONS_DIR
     leftovers = False
