@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -413,6 +414,21 @@ def test_unchanged_partitions_are_shared_and_files_linked(setup):
         "marts.metrics_hourly": "reused",
         "quarantine.rejected_events": "reused",
     }
+    _assert_snapshot_equals_warehouse(database, second)
+
+
+def test_a_store_folder_gone_is_written_again_not_linked(setup):
+    """A day folder of the store deleted by hand: the next version writes that day again instead of
+    linking to nothing (its views would silently miss the day's rows)."""
+    database, serving_dir = setup
+    first = _publish(database, serving_dir, large=LARGE).snapshot
+    gone = first.tables["marts.fct_conversations"]["partitions"]["2026-11-18"]["folder"]
+    shutil.rmtree(serving_dir / gone)
+    _add_day(database, "2026-11-20")
+    second = _publish(database, serving_dir, large=LARGE, **_later(1)).snapshot
+    conversations = second.manifest["changes"]["tables"]["marts.fct_conversations"]
+    assert conversations["partitions_rewritten"] == ["2026-11-18"]
+    assert second.tables["marts.fct_conversations"]["partitions"]["2026-11-18"]["folder"] != gone
     _assert_snapshot_equals_warehouse(database, second)
 
 

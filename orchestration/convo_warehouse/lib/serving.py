@@ -456,19 +456,27 @@ def _read_contents(
 
 
 def _reusable(previous_folder: Path | None, entry: dict | None, key: str) -> str | Path | None:
-    """What the previous version has of one part, to reuse: a day partition's folder in the store, or the
-    file of a table stored as one, when it still exists.
-
-    A day partition's folder is not looked at: nothing changes or deletes a folder of the store while a
-    version names it (``_collect_partitions``). A version published before the store (without ``folder``)
-    has nothing to share: its partitions are written again, once.
+    """What the previous version has of one part, to reuse, when it still exists: a day partition's
+    folder in the store (holding every file the previous manifest names), or the file of a table stored
+    as one. A version published before the store (no ``folder``) has nothing to share: its partitions
+    are written again, once.
     """
     if previous_folder is None or entry is None:
         return None
-    if key:
-        return entry["partitions"][key].get("folder")
-    path = previous_folder / entry["parquet"]
-    return path if path.is_file() else None
+    if not key:
+        path = previous_folder / entry["parquet"]
+        return path if path.is_file() else None
+    partition = entry["partitions"][key]
+    folder = partition.get("folder")
+    if folder is None:
+        return None
+    # one listing per day: a folder deleted by hand would leave the new version a dangling link, and the
+    # views, reading the days' files by a pattern, would silently miss that day's rows
+    try:
+        present = set(os.listdir(os.path.join(previous_folder.parent.parent, folder)))
+    except FileNotFoundError:
+        return None
+    return folder if all(name.rsplit("/", 1)[-1] in present for name in partition["files"]) else None
 
 
 def _comparable(entry: dict | None, table: ServedTable, storage: str, day: DayColumn | None) -> dict | None:
