@@ -87,3 +87,54 @@ def test_a_dead_worker_is_restarted_and_reported_meanwhile(tmp_path):
     finally:
         collector.stop()
         receiver.close()
+
+
+class _StuckQueue:
+    """The collector's queue after the collector was killed while putting a batch: part of one is in
+    the pipe, and a read waits for the rest forever, whatever its timeout."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.never = threading.Event()
+
+    def get(self, block: bool = True, timeout: float | None = None):
+        self.never.wait()
+
+    def get_nowait(self):
+        self.never.wait()
+
+
+def test_an_orphaned_worker_ends_and_finishes_its_file_though_its_queue_is_stuck(tmp_path, monkeypatch):
+    """Its collector gone (here: a parent pid that is not its parent), the worker ends within a few of
+    its half-second checks and finishes its open interventions file, even though a read of its queue
+    never returns. Before, it waited on that read forever, holding its file in the landing folder's
+    ``.tmp`` (seen after a SIGKILL of the collector in tests/capture/test_sdk_to_marts.py)."""
+    import multiprocessing
+    import threading
+
+    from convo_warehouse.collector import live_worker
+
+    line = b'{"event_type": "intervention_triggered"}'
+    rebuild = live_worker.LiveWorker.rebuild
+
+    def rebuild_then_store_a_firing(self):
+        rebuild(self)
+        self.writer.append([line])  # an interventions file open when the collector dies
+
+    monkeypatch.setattr(live_worker.LiveWorker, "rebuild", rebuild_then_store_a_firing)
+    parent_end, child_end = multiprocessing.Pipe()
+    stuck = _StuckQueue()
+    config = LiveConfig(landing_dir=tmp_path, parent_pid=-1)
+    worker = threading.Thread(target=live_worker.main, args=(config, stuck, child_end, multiprocessing.Value("q", 0)),
+                              daemon=True)
+    worker.start()
+    try:
+        worker.join(15)
+        assert not worker.is_alive(), "the orphaned worker still waits on its stuck queue"
+    finally:
+        stuck.never.set()
+        parent_end.close()
+    assert not list(tmp_path.rglob("*.part"))
+    finished = list(tmp_path.rglob("interventions-*.jsonl"))
+    assert [path.read_bytes() for path in finished] == [line + b"\n"]

@@ -376,6 +376,24 @@ def _serve_reads(worker: LiveWorker, connection, stop: threading.Event) -> None:
             return
 
 
+def _receive(batches, received: queue.Queue) -> None:
+    """Move the collector's batches to ``received``, in a thread of its own.
+
+    A collector killed while it put a batch on the queue leaves part of one in the queue's pipe, and
+    reading it then waits for the rest forever, whatever the timeout. Only this thread waits so: the
+    main thread, waiting on ``received`` with a timeout, still sees its parent gone and ends, finishing
+    its open landing file. This thread stays blocked until the process exits.
+    """
+    while True:
+        try:
+            item = batches.get()
+        except (EOFError, OSError, ValueError):
+            item = None
+        received.put(item)
+        if item is None:
+            return
+
+
 def main(config, batches, connection, queued_bytes) -> None:
     """The worker process: rebuild, then apply batches until told to stop or orphaned."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -383,19 +401,22 @@ def main(config, batches, connection, queued_bytes) -> None:
     stop = threading.Event()
     reader = threading.Thread(target=_serve_reads, args=(worker, connection, stop), name="live-reads", daemon=True)
     reader.start()
+    # a few batches ahead at most: the collector's queue keeps its bound on what waits
+    received: queue.Queue = queue.Queue(maxsize=64)
+    threading.Thread(target=_receive, args=(batches, received), name="live-receive", daemon=True).start()
     worker.rebuild()
     next_housekeeping = time.monotonic() + 1.0
     try:
         while True:
             try:
-                item = batches.get(timeout=0.5)
+                item = received.get(timeout=0.5)
             except queue.Empty:
                 item = ()
             pending = [item] if item else []
             ending = item is None
             while not ending and len(pending) < 64:
                 try:
-                    more = batches.get_nowait()
+                    more = received.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
