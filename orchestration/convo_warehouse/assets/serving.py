@@ -36,7 +36,7 @@ def run_test_status(context: dg.AssetExecutionContext) -> dict:
     business, not a defect of the data, and the dashboard must show it.
     """
     records = context.instance.get_records_for_run(
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
         limit=100_000,
     ).records
@@ -92,7 +92,7 @@ def snapshot(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
         result = serving.publish(
             con,
             serving_dir,
-            run_id=context.run_id,
+            run_id=context.run.run_id,
             tests=tests,
             progress=context.log.debug,
         )
