@@ -387,7 +387,8 @@ def _receive(batches, received: queue.Queue) -> None:
     while True:
         try:
             item = batches.get()
-        except (EOFError, OSError, ValueError):
+        except Exception:  # the queue cannot be read (closed, or a batch it cannot unpickle): end, and be restarted
+            log.exception("live state: cannot read the collector's queue; ending")
             item = None
         received.put(item)
         if item is None:

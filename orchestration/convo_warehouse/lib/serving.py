@@ -30,8 +30,8 @@ A version costs what changed, not what is stored:
   as a Hive dataset. A new day writes the partitions of that day and one link
   per other day. A table without a day column whose content did not change is
   a hard link to the previous version's file (a copy where the file system
-  refuses links, or where the file's mode is not ``CONVO_FILE_MODE``'s: a link
-  shares it; after the mode changed, the shared partitions are copied too).
+  refuses links). A shared or linked file keeps its mode: after
+  ``CONVO_FILE_MODE`` changed, both are copied instead.
 - What changed is read from ``audit.partitions_rewritten`` (each run records
   the days it rewrote in each incremental model, ``lib/partition_history.py``)
   rather than by scanning every table; a table the history cannot answer for
@@ -603,11 +603,10 @@ class _VersionFiles:
     folders: list[Path] = dataclasses.field(default_factory=list)
 
 
-def _link_or_copy(source: Path, target: Path) -> bool:
-    """Hard-link ``source`` as ``target`` (True); copy it where the file system refuses links (another device, no
-    support) or where its mode is not ``CONVO_FILE_MODE``'s: a link shares the mode, and changing it would
-    change a published version."""
-    if source.stat().st_mode & 0o777 == file_modes.file_mode():
+def _link_or_copy(source: Path, target: Path, share: bool) -> bool:
+    """Hard-link ``source`` as ``target`` (True) when ``share``; copy it where the file system refuses links
+    (another device, no support), or when not ``share`` (see ``_write_version``)."""
+    if share:
         try:
             os.link(source, target)
             return True
@@ -619,9 +618,9 @@ def _link_or_copy(source: Path, target: Path) -> bool:
     return False
 
 
-def _store_folder(table: ServedTable, version: str) -> str:
-    """Where ``version`` writes the day partitions of ``table``, relative to the serving folder."""
-    return f"{PARTITIONS_DIR}/{table.name}/{version}"
+def _store_folder(table: str, version: str) -> str:
+    """Where ``version`` writes the day partitions of ``table`` (``schema.table``), relative to the serving folder."""
+    return f"{PARTITIONS_DIR}/{table}/{version}"
 
 
 def _link_partitions(plan: _TablePlan, folder: Path, version: str, files: _VersionFiles, share: bool) -> None:
@@ -637,7 +636,7 @@ def _link_partitions(plan: _TablePlan, folder: Path, version: str, files: _Versi
     for key, part in sorted(plan.parts.items()):
         name = f"{plan.day.key}={key}"
         shared = part.reuse is not None and share
-        part.folder = str(part.reuse) if shared else f"{_store_folder(plan.table, version)}/{name}"
+        part.folder = str(part.reuse) if shared else f"{_store_folder(plan.table.name, version)}/{name}"
         os.symlink(f"{up}/{part.folder}", links / name)
 
 
@@ -656,7 +655,7 @@ def _write_partitions(
             days = [dt.date.fromisoformat(key) for key in to_write if key != NULL_PARTITION]
             where = _days_filter(day, days, with_null=NULL_PARTITION in to_write)
         columns = [ident(column) for column, _ in table.columns if day.derived or column != day.source]
-        target = serving_dir / _store_folder(table, version)
+        target = serving_dir / _store_folder(table.name, version)
         files.folders.extend(file_modes.make_dirs(target))
         con.execute(
             f"""
@@ -695,7 +694,9 @@ def _write_partitions(
         files.counts.copied += len(part.files)
 
 
-def _write_one_file(con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, files: _VersionFiles) -> None:
+def _write_one_file(
+    con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Path, files: _VersionFiles, share: bool
+) -> None:
     """Write the table's one file, or link the previous version's."""
     target = folder / plan.parquet
     [part] = plan.parts.values()
@@ -707,7 +708,7 @@ def _write_one_file(con: duckdb.DuckDBPyConnection, plan: _TablePlan, folder: Pa
         )
         files.counts.written += 1
         files.fresh.append(target)
-    elif _link_or_copy(Path(part.reuse), target):
+    elif _link_or_copy(Path(part.reuse), target, share):
         files.counts.linked += 1
     else:
         files.counts.copied += 1
@@ -859,8 +860,8 @@ def _write_version(
 ) -> None:
     """Fill ``folder`` (to be renamed ``final``) with the Parquet files, the DuckDB file and the manifest."""
     version = final.name
-    # A shared file has one mode: after CONVO_FILE_MODE changed, the unchanged partitions are copied
-    # (with the new mode) rather than shared, and the versions before keep the mode they had.
+    # A shared or hard-linked file has one mode: after CONVO_FILE_MODE changed, the unchanged files are
+    # copied (with the new mode) rather than shared, and the versions before keep the mode they had.
     share = previous is not None and previous.manifest.get("file_mode") == manifest["file_mode"]
     files = _VersionFiles()
     # The folder is private from its creation (CONVO_FILE_MODE), so nobody else reads a file
@@ -875,7 +876,7 @@ def _write_version(
         if plan.day is not None:
             _write_partitions(con, plan, folder, version, files, share)
         else:
-            _write_one_file(con, plan, folder, files)
+            _write_one_file(con, plan, folder, files, share)
     _write_database(con, folder, final, plans, previous, progress)
     manifest["tables"] = {plan.table.name: _manifest_entry(plan) for plan in plans}
     manifest["changes"]["tables"] = {plan.table.name: _change_entry(plan) for plan in plans}
@@ -964,7 +965,7 @@ def _collect_partitions(serving_dir: Path) -> None:
     for table in store.iterdir():
         for writer in table.iterdir():
             for partition in writer.iterdir():
-                if f"{PARTITIONS_DIR}/{table.name}/{writer.name}/{partition.name}" not in named:
+                if f"{_store_folder(table.name, writer.name)}/{partition.name}" not in named:
                     shutil.rmtree(partition)
             if not any(writer.iterdir()):
                 writer.rmdir()
@@ -1095,7 +1096,7 @@ def _publish(
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         for plan in plans:
-            shutil.rmtree(serving_dir / _store_folder(plan.table, version), ignore_errors=True)
+            shutil.rmtree(serving_dir / _store_folder(plan.table.name, version), ignore_errors=True)
         if final.is_symlink():
             final.unlink()
         raise
