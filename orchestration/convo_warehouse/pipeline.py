@@ -19,13 +19,13 @@ step, dbt included, reads the same ones.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from convo_warehouse.lib.dbt_process import dbt_server, preload_manifest
+from convo_warehouse.lib.long_lived import long_lived
 from convo_warehouse.lib.warehouse import connect, landing_path, warehouse_path, writer_lock
 from convo_warehouse.spark.target import on_spark
 
@@ -108,34 +108,32 @@ def materialize_all(
             if verdict.up_to_date:
                 report(verdict.reason)
                 return None
-        # Re-parse when the project changed: a manifest older than the models
-        # would make Dagster's view disagree with what `dbt build` runs.
-        # Imported here, not above: it imports dagster-dbt and dbt (slow),
-        # which an up-to-date warehouse never needs.
         # on DuckDB, dbt imported once, beside Dagster's start, for every dbt process of the run
-        with contextlib.nullcontext() if on_spark() else dbt_server():
-            from convo_warehouse.project import ensure_manifest
+        with contextlib.nullcontext() if on_spark() else dbt_server(), contextlib.ExitStack() as stack:
+            # Dagster's modules, the definitions (every dbt node's asset and check) and the
+            # instance live as long as the process (lib/long_lived.py)
+            with long_lived():
+                # Re-parse when the project changed: a manifest older than the models
+                # would make Dagster's view disagree with what `dbt build` runs.
+                # Imported here, not above: it imports dagster-dbt and dbt (slow),
+                # which an up-to-date warehouse never needs.
+                from convo_warehouse.project import ensure_manifest
 
-            ensure_manifest()
-            # the dbt server loads the manifest while Dagster starts
-            preload_manifest()
-            import dagster as dg
+                ensure_manifest()
+                # the dbt server loads the manifest while Dagster starts
+                preload_manifest()
+                import dagster as dg
 
-            from convo_warehouse.definitions import defs
+                from convo_warehouse.definitions import defs
 
-            job = defs.resolve_job_def(job_name)
-            # The definitions (every dbt node's asset and check) live as long as the
-            # process: out of the garbage collector's sight, its collections during
-            # the run walk only what the run allocates (lib/dbt_process.py does the
-            # same in dbt's process).
-            gc.freeze()
-            with dg.DagsterInstance.ephemeral() as instance:
-                result = job.execute_in_process(
-                    instance=instance,
-                    raise_on_error=False,
-                    # Step starts/ends and results, not Dagster's debug events.
-                    run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-                )
+                job = defs.resolve_job_def(job_name)
+                instance = stack.enter_context(dg.DagsterInstance.ephemeral())
+            result = job.execute_in_process(
+                instance=instance,
+                raise_on_error=False,
+                # Step starts/ends and results, not Dagster's debug events.
+                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            )
     if raise_on_error and not result.success:
         raise PipelineError(
             f"pipeline run {result.run_id} failed:\n{_failure_message(result)}", result

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from convo_warehouse.lib.dbt_process import NODE_START, SERVER_ENV, _FreezeAtFirstNode, dbt_server
+from convo_warehouse.lib.long_lived import long_lived
 from convo_warehouse.project import dbt_executable
 
 
@@ -23,21 +24,37 @@ def _event(name: str) -> SimpleNamespace:
 
 @pytest.fixture
 def unfrozen():
+    enabled = gc.isenabled()
     gc.unfreeze()
     yield
     gc.unfreeze()
+    if enabled:
+        gc.enable()
 
 
-def test_objects_are_frozen_once_at_the_first_node_start(unfrozen):
+def test_objects_are_frozen_once_and_the_collector_switched_on_at_the_first_node_start(unfrozen):
+    gc.disable()  # as run_dbt leaves it for dbt's start
     freeze = _FreezeAtFirstNode()
     freeze(_event("MainReportVersion"))
     assert gc.get_freeze_count() == 0, "frozen before any node started"
+    assert not gc.isenabled(), "the collector switched on before any node started"
     freeze(_event(NODE_START))
     assert gc.get_freeze_count() > 0
+    assert gc.isenabled()
     gc.unfreeze()
     # what the nodes allocate afterwards stays collectable
     freeze(_event(NODE_START))
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("enabled_before", [True, False])
+def test_long_lived_pauses_the_collector_then_freezes_what_was_built(unfrozen, enabled_before):
+    (gc.enable if enabled_before else gc.disable)()
+    with long_lived():
+        assert not gc.isenabled()
+        kept = [object() for _ in range(10)]
+    assert gc.get_freeze_count() >= len(kept)
+    assert gc.isenabled() is enabled_before, "the collector is left as it was found"
 
 
 def test_the_pipeline_runs_convo_dbt_and_it_exits_as_dbt_does():

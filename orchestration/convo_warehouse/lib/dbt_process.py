@@ -10,9 +10,10 @@ Python's cyclic garbage collector. Once dbt has loaded the manifest and the
 adapter, their objects (every node, macro and config of the project) live until
 the process ends, yet each full collection walks them all again, and the
 interpreter's last collection at exit walks them once more, while nothing is
-left to free. They are moved out of the collector's sight (``gc.freeze``) when
-the first node starts, and everything is at the end; what the nodes allocate in
-between is collected as usual.
+left to free. The collector is off until the first node starts (as it is while
+the server imports dbt and a standby loads the manifest: ``lib/long_lived.py``);
+then what exists is moved out of its sight (``gc.freeze``), and everything is at
+the end; what the nodes allocate in between is collected as usual.
 
 Where dbt starts. Importing dbt costs seconds of CPU in every dbt process,
 while a run spends its own first seconds importing Dagster. ``convo-warehouse
@@ -53,6 +54,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from convo_warehouse.lib.long_lived import long_lived
+
 NODE_START = "NodeStart"
 SERVER_ENV = "CONVO_DBT_SERVER"
 # What the server imports before it forks: no library that starts a thread (DuckDB, Arrow),
@@ -74,7 +77,8 @@ PARSE_OPTIONS = {"--vars", "--target", "-t", "--profile", "--project-dir", "--pr
 
 
 class _FreezeAtFirstNode:
-    """An event callback: ``gc.freeze()`` once, at the first node's start."""
+    """An event callback: at the first node's start, what dbt built to get there is frozen and the
+    collector, off until then (``run_dbt``), is switched on (``lib/long_lived.py``)."""
 
     def __init__(self) -> None:
         self.frozen = False
@@ -83,6 +87,7 @@ class _FreezeAtFirstNode:
         if not self.frozen and event.info.name == NODE_START:
             self.frozen = True
             gc.freeze()
+            gc.enable()
 
 
 class _LevelBeforeFormat:
@@ -133,6 +138,9 @@ def run_dbt(args: list[str], manifest=None) -> None:
 
     # a crash of a library's C code (SIGSEGV) leaves every thread's Python stack on stderr
     faulthandler.enable()
+    # dbt's start (its project, adapter and graph) lives until the end: no collection until its
+    # first node (_FreezeAtFirstNode)
+    gc.disable()
     try:
         # `obj` is where dbt's own programmatic runner passes its callbacks and manifest
         obj = {
@@ -222,8 +230,8 @@ def serve(path: str, parent: int) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)  # clients wait in the backlog while the imports below run
     listener.listen(8)
-    preload()
-    gc.freeze()
+    with long_lived():
+        preload()
     state = {"forkable": _single_threaded(), "standby": None}
     listener.settimeout(1.0)
     # stopped (SIGTERM from dbt_server) or orphaned, the server ends its standby with it
@@ -304,9 +312,8 @@ def _standby(listener: socket.socket, channel: socket.socket, preload: dict) -> 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the server's handler is not the standby's
     listener.close()
     loaded = None
-    with contextlib.suppress(Exception):
+    with long_lived(), contextlib.suppress(Exception):
         loaded = _load_manifest(preload)
-    gc.freeze()
     try:
         _, streams, _, _ = socket.recv_fds(channel, 1, 3)
         request = json.loads(_receive(channel))
