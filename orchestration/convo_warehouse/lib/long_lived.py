@@ -8,10 +8,9 @@ so far again and again meanwhile, and finds nothing to free
 (benchmarks/results/2026-12-02-start-gc.md). ``long_lived()`` switches it off
 while such objects are built, then moves them out of its sight (``gc.freeze``)
 and switches it back on, so its later collections walk only what the work
-allocates. The price: the
-cycles such a start leaves behind are kept until the process ends (a dbt
-parse from scratch, whose process reaches no node and so collects nothing,
-peaks higher and ends sooner).
+allocates. The price: the cycles such a start leaves behind are kept until
+the process ends (a dbt parse from scratch, whose process reaches no node and
+so collects nothing, peaks higher and ends sooner).
 """
 
 from __future__ import annotations
