@@ -473,7 +473,7 @@ def _reusable(previous_folder: Path | None, entry: dict | None, key: str) -> str
     # one listing per day: a folder deleted by hand would leave the new version a dangling link, and the
     # views, reading the days' files by a pattern, would silently miss that day's rows
     try:
-        present = set(os.listdir(os.path.join(previous_folder.parent.parent, folder)))
+        present = set(os.listdir(_serving_dir(previous_folder) / folder))
     except FileNotFoundError:
         return None
     return folder if all(name.rsplit("/", 1)[-1] in present for name in partition["files"]) else None
@@ -618,6 +618,11 @@ def _link_or_copy(source: Path, target: Path, share: bool) -> bool:
     return False
 
 
+def _serving_dir(version_folder: Path) -> Path:
+    """The serving folder a version's folder (``<serving>/versions/<version>``, or its ``.partial``) is in."""
+    return version_folder.parent.parent
+
+
 def _store_folder(table: str, version: str) -> str:
     """Where ``version`` writes the day partitions of ``table`` (``schema.table``), relative to the serving folder."""
     return f"{PARTITIONS_DIR}/{table}/{version}"
@@ -628,7 +633,7 @@ def _link_partitions(plan: _TablePlan, folder: Path, version: str, files: _Versi
     previous version's for a day that did not change (when ``share``), else the one this version writes.
     A link may name a folder not written yet: nobody reads the version before it is complete.
     """
-    serving_dir = folder.parent.parent
+    serving_dir = _serving_dir(folder)
     links = folder / plan.parquet
     files.folders.extend(file_modes.make_dirs(links))
     # the links are relative (the serving folder can move): from a table's folder of a version to the store
@@ -647,7 +652,7 @@ def _write_partitions(
     ones when not ``share`` (copies of the previous version's: see ``_write_version``), where
     ``_link_partitions`` linked them."""
     table, day = plan.table, plan.day
-    serving_dir = folder.parent.parent
+    serving_dir = _serving_dir(folder)
     to_write = sorted(key for key, part in plan.parts.items() if part.reuse is None)
     if to_write:
         where = ""
