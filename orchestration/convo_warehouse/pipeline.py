@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from convo_warehouse.lib.dbt_process import dbt_server, preload_manifest
 from convo_warehouse.lib.long_lived import long_lived
-from convo_warehouse.lib.warehouse import connect, landing_path, warehouse_path, writer_lock
+from convo_warehouse.lib.warehouse import connect, kept_open, landing_path, warehouse_path, writer_lock
 from convo_warehouse.spark.target import on_spark
 
 if TYPE_CHECKING:
@@ -128,6 +128,9 @@ def materialize_all(
 
                 job = defs.resolve_job_def(job_name)
                 instance = stack.enter_context(dg.DagsterInstance.ephemeral())
+            if not on_spark():
+                # the steps after dbt share one open warehouse (lib/warehouse.py, kept_open)
+                stack.enter_context(kept_open(warehouse))
             result = job.execute_in_process(
                 instance=instance,
                 raise_on_error=False,

@@ -28,7 +28,7 @@ from dagster_dbt import (
 from convo_warehouse.checks import suites
 from convo_warehouse.concurrency import WRITER_POOL, busy_retry, is_busy_error
 from convo_warehouse.lib import dbt_commands, dbt_state
-from convo_warehouse.lib.warehouse import warehouse_path, writer_lock
+from convo_warehouse.lib.warehouse import keep_open, warehouse_path, writer_lock
 from convo_warehouse.project import (
     dbt_executable,
     dbt_project,
@@ -174,6 +174,7 @@ def dbt_models(
             "(CONVO_DUCKDB_PATH): configure the warehouse through CONVO_DUCKDB_PATH so dbt and the "
             "Python steps write the same file"
         )
+    keep_open(warehouse.database, keep=False)  # dbt's process opens the file itself
     try:
         with writer_lock(warehouse.database):
             manifest = json.loads(manifest_path().read_text())
@@ -203,6 +204,8 @@ def dbt_models(
     except Exception as busy:  # the lock itself: WarehouseBusyError
         error = busy
     if error is None:
+        if not on_spark():
+            keep_open(warehouse.database)  # for the steps after dbt, until the run ends (kept_open)
         if CLASSIFIER in context.selected_asset_keys and not on_spark():
             _log_classifier_run(context, warehouse)
         return

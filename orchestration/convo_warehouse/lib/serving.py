@@ -1107,4 +1107,5 @@ def _publish(
         raise
     _switch_pointer(serving_dir, version)
     pruned, held = _prune(serving_dir, keep, version)
-    return PublishResult(snapshot=current_snapshot(serving_dir), created=True, pruned=pruned, held=held)
+    # the manifest just written, not read back: a large history's is megabytes of JSON
+    return PublishResult(snapshot=Snapshot(final.resolve(), manifest), created=True, pruned=pruned, held=held)

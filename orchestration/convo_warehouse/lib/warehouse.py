@@ -207,9 +207,56 @@ def writer_lock(path: Path) -> Iterator[None]:
 STORAGE_VERSION = "v1.5.0"
 
 
+# Warehouses this process keeps open while a run's steps after dbt use them (``kept_open``):
+# path -> (the connection that keeps it open, or None until ``keep_open`` opens it).
+_KEPT: dict[Path, duckdb.DuckDBPyConnection | None] = {}
+
+
+@contextlib.contextmanager
+def kept_open(path: Path) -> Iterator[None]:
+    """Inside, ``keep_open(path)`` keeps the warehouse open until the end (closed then).
+
+    Each step of a run connects, works and closes. Opening the file reads its
+    catalog, and the last connection to close writes a checkpoint, so steps
+    that follow one another (the checks and the publish after dbt) paid both,
+    over and over, more as the file grows. While one connection stays open,
+    each ``connect`` is another connection to the same database (DuckDB shares
+    one instance per file within a process): the catalog is read once, and
+    the checkpoint comes once, at the end. Only while no other process needs
+    the file: dbt runs in a process of its own, so a run keeps it open from
+    the end of its dbt build (``keep_open``) to its own end.
+    """
+    path = path.resolve()
+    _KEPT[path] = None
+    try:
+        yield
+    finally:
+        kept = _KEPT.pop(path, None)
+        if kept is not None:
+            kept.close()
+
+
+def keep_open(path: Path, keep: bool = True) -> None:
+    """Keep the warehouse open until the enclosing ``kept_open`` ends (nothing outside one), or,
+    with ``keep`` false, close it now: before another process (dbt) opens the file."""
+    path = path.resolve()
+    if path not in _KEPT:
+        return
+    kept = _KEPT[path]
+    if keep and kept is None:
+        _KEPT[path] = connect(path)
+    elif not keep and kept is not None:
+        _KEPT[path] = None
+        kept.close()
+
+
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse in UTC, capped at ``CONVO_DUCKDB_MEMORY_LIMIT``, turning DuckDB's lock
-    error into ``WarehouseBusyError``. A new file is created in ``STORAGE_VERSION``'s format."""
+    error into ``WarehouseBusyError``. A new file is created in ``STORAGE_VERSION``'s format.
+    While this process keeps it open (``kept_open``), a read-only connection is a read-write one:
+    DuckDB shares a file's database within a process only in the mode it was opened in."""
+    if read_only and _KEPT.get(path.resolve()) is not None:
+        read_only = False
     if not read_only:
         file_modes.make_dirs(path.parent)  # created owner-only (CONVO_FILE_MODE)
     elif not path.exists():
