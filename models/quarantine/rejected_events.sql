@@ -1,6 +1,6 @@
--- base_events_parsed holds each row's verdict; its text as the loader copied
--- it is in raw.events, the one copy of the raw rows, joined here by the
--- row's key.
+-- rejected_event_reasons holds each refused row's verdict; its text as the
+-- loader copied it is in raw.events, the one copy of the raw rows, joined
+-- here by the row's key.
 
 with
 
@@ -10,10 +10,9 @@ rows_rejected as (
         loaded_at,
         source_file,
         row_number,
-        rejection_reason,
-        rejection_detail
-    from {{ ref('base_events_parsed') }}
-    where rejection_reason is not null
+        reason,
+        reason_detail
+    from {{ ref('rejected_event_reasons') }}
 ),
 
 raw_rows as (
@@ -41,8 +40,8 @@ final as (
         rows_rejected.loaded_at,
         rows_rejected.source_file,
         rows_rejected.row_number,
-        rows_rejected.rejection_reason as reason,
-        rows_rejected.rejection_detail as reason_detail,
+        rows_rejected.reason,
+        rows_rejected.reason_detail,
         raw_rows.event_id,
         raw_rows.conversation_id,
         raw_rows.session_id,
@@ -61,7 +60,8 @@ final as (
     -- raw.events to the load runs they are in; with raw.events on the right,
     -- a check of one load run hashed every raw row (12 s at 10M events).
     -- Every parsed row has its raw row: base_events_parsed is parsed from
-    -- raw.events, whose rows are never deleted.
+    -- raw.events, whose rows are never deleted, and its key is raw.events'
+    -- (lib/landing/registry.py): one row here per rejected_event_reasons row.
     from raw_rows
     inner join rows_rejected
         on

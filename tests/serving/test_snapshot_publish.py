@@ -7,6 +7,7 @@ no-op, pruning, BI readers, busy errors that name the holder, and `convo-warehou
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import hashlib
@@ -226,6 +227,32 @@ def test_publish_writes_duckdb_parquet_and_manifest(setup):
     assert parquet.num_rows == 3
     assert sorted(parquet.column("value").to_pylist()) == [0.5, 1.0, 1.0]
     _assert_snapshot_equals_warehouse(database, snapshot)
+
+
+def test_a_served_table_is_read_from_the_relation_serving_names(setup):
+    """quarantine.rejected_events is served from quarantine.rejected_event_reasons (SERVED_FROM):
+    rejected_events itself, which joins every rejected row to raw.events, is not read."""
+    database, serving_dir = setup
+    con = open_warehouse(database)
+    try:
+        con.execute("alter table quarantine.rejected_events rename to rejected_rows")
+        con.execute(
+            "create view quarantine.rejected_event_reasons as select load_id, source_file, row_number, reason, "
+            "reason_detail from quarantine.rejected_rows"
+        )
+        # the columns of the served table, but reading it fails
+        con.execute(
+            "create view quarantine.rejected_events as select *, error('read rejected_events') as raw_text "
+            "from quarantine.rejected_event_reasons"
+        )
+    finally:
+        con.close()
+    snapshot = _publish(database, serving_dir).snapshot
+    assert snapshot.tables["quarantine.rejected_events"]["rows"] == 1
+    with contextlib.closing(snapshot.connect()) as reader:
+        assert reader.execute("select reason, reason_detail from quarantine.rejected_events").fetchall() == [
+            ("unreadable_line", "not JSON")
+        ]
 
 
 def test_large_tables_are_served_from_parquet_partitioned_by_day(setup):

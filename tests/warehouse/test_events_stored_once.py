@@ -109,6 +109,20 @@ def test_the_events_are_materialized_once(staged):
     ]
 
 
+def test_rejected_event_reasons_are_the_served_columns_of_rejected_events(staged):
+    """The snapshot serves rejected_events' verdict columns read from rejected_event_reasons
+    (lib/serving.py, SERVED_FROM): the two hold the same rows."""
+    from convo_warehouse.lib.serving import SERVED_EXTRA_TABLES, SERVED_FROM
+
+    served = SERVED_EXTRA_TABLES["quarantine.rejected_events"]
+    assert SERVED_FROM["quarantine.rejected_events"] == "quarantine.rejected_event_reasons"
+    both = [
+        sorted(staged.query(f"select {served} from {table}"))
+        for table in ("quarantine.rejected_events", "quarantine.rejected_event_reasons")
+    ]
+    assert both[0] == both[1] == [(1, "a.jsonl", 2, "unparseable_timestamp", both[0][0][4])]
+
+
 def test_the_views_read_the_warehouse_copied_under_another_name(staged, tmp_path):
     copy = staged.file_copy(tmp_path / "backup-copy.duckdb")
 

@@ -12,7 +12,7 @@ Every expectation carries ``meta={"severity": "critical" | "warning"}``:
 * ``warning``: worth a look (more bad rows than usual). Reported, not blocking.
 
 The raw suite re-derives no staging rule: it reads staging's verdicts
-(``base_events_parsed.rejection_reason``, ``rejected_events``) per landing
+(``base_events_parsed.rejection_reason``, ``rejected_event_reasons``) per landing
 file of the newest load and checks the accounting (critical: a row lost
 between raw and staging makes every mart wrong) and the shares quarantined
 (warnings naming the file and the fix: the good files flow on).
@@ -161,13 +161,13 @@ staged as (
 
 reasons as (
     select
-        rejected_events.source_file,
-        rejected_events.reason,
+        rejected_event_reasons.source_file,
+        rejected_event_reasons.reason,
         count(*) as reason_rows,
-        min(rejected_events.reason_detail) as example_detail
-    from quarantine.rejected_events as rejected_events
-    inner join newest_load on rejected_events.load_id = newest_load.load_id
-    group by rejected_events.source_file, rejected_events.reason
+        min(rejected_event_reasons.reason_detail) as example_detail
+    from quarantine.rejected_event_reasons as rejected_event_reasons
+    inner join newest_load on rejected_event_reasons.load_id = newest_load.load_id
+    group by rejected_event_reasons.source_file, rejected_event_reasons.reason
 ),
 
 top_reasons as (
@@ -204,7 +204,7 @@ RAW_EVENTS_READS = (
     "raw.loaded_files",
     "staging.base_events_parsed",
     "staging.stg_events",
-    "quarantine.rejected_events",
+    "quarantine.rejected_event_reasons",
 )
 
 # What a person can do about a file whose rows are mostly quarantined.

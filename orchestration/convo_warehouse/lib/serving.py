@@ -98,6 +98,12 @@ SERVED_EXTRA_TABLES: dict[str, str] = {
     "audit.reconciliation": "*",
     "quarantine.rejected_events": "load_id, source_file, row_number, reason, reason_detail",
 }
+# A served table whose served columns are all another relation's, row for row, is read from it:
+# rejected_events adds each rejected row's raw values (which are not served) to
+# rejected_event_reasons, and joining every rejected row of the history to raw.events cost
+# every publish more as the history grew. (tests/warehouse/test_events_stored_once.py checks the
+# two agree.)
+SERVED_FROM: dict[str, str] = {"quarantine.rejected_events": "quarantine.rejected_event_reasons"}
 
 STORED_IN_DUCKDB = "duckdb"
 STORED_IN_PARQUET = "parquet"
@@ -190,8 +196,8 @@ class ServedTable:
     all_columns: tuple[tuple[str, str], ...]  # every column of the warehouse table: (name, type)
     columns: tuple[tuple[str, str], ...]  # the served ones
     day: DayColumn | None  # what partitions its Parquet by day
-    is_view: bool = False
-    read_from: str | None = None  # what the publish reads its rows from, when not ``name`` (_read_views_once)
+    is_view: bool = False  # what the publish reads (``source``) is a view: read once (_read_views_once)
+    read_from: str | None = None  # what the publish reads its rows from, when not ``name`` (SERVED_FROM, _read_views_once)
 
     @property
     def source(self) -> str:
@@ -277,6 +283,12 @@ def served_tables(con: duckdb.DuckDBPyConnection) -> list[ServedTable]:
     """Every served table that exists in the warehouse, with its columns."""
     placeholders = ", ".join("?" for _ in SERVED_SCHEMAS)
     extra = ", ".join("?" for _ in SERVED_EXTRA_TABLES)
+    sources = list(SERVED_FROM.values())
+    found = dict(con.execute(
+        "select table_schema || '.' || table_name, table_type = 'VIEW' from information_schema.tables "
+        f"where table_catalog = current_database() and table_schema || '.' || table_name in ({', '.join('?' for _ in sources)})",
+        sources,
+    ).fetchall()) if sources else {}
     rows = con.execute(
         f"""
         select tables.table_schema || '.' || tables.table_name as table_name,
@@ -301,7 +313,10 @@ def served_tables(con: duckdb.DuckDBPyConnection) -> list[ServedTable]:
         selection = SERVED_EXTRA_TABLES.get(name, "*")
         wanted = None if selection == "*" else {column.strip() for column in selection.split(",")}
         served = tuple(column for column in all_columns if wanted is None or column[0] in wanted)
-        tables.append(ServedTable(name, selection, all_columns, served, _day_column(served), is_view))
+        source = SERVED_FROM.get(name)
+        # a warehouse built before the source existed: the table itself
+        read_from, is_view = (source, found[source]) if source in found else (None, is_view)
+        tables.append(ServedTable(name, selection, all_columns, served, _day_column(served), is_view, read_from))
     return tables
 
 
@@ -1004,7 +1019,7 @@ def _read_views_once(con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTabl
             if table.is_view:
                 temporary = f"served_view_{number}"
                 con.execute(
-                    f"create or replace temporary table {temporary} as select {table.column_list} from {table.name}"
+                    f"create or replace temporary table {temporary} as select {table.column_list} from {table.source}"
                 )
                 created.append(temporary)
                 table = dataclasses.replace(table, read_from=temporary)

@@ -53,7 +53,7 @@ def reconciliation_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
             f"({staged_new:,} staged, {dup_new:,} duplicates, {quarantined_new:,} quarantined)"
         )
     reasons = con.execute(
-        "select reason, count(*) from quarantine.rejected_events group by 1 order by 2 desc"
+        "select reason, count(*) from quarantine.rejected_event_reasons group by 1 order by 2 desc"
     ).fetchall()
     if reasons:
         lines.append("  quarantined by reason: " + ", ".join(f"{reason} {count:,}" for reason, count in reasons))
