@@ -17,7 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dagster_dbt import DbtProject
+from convo_warehouse.lib.dbt_process import without_dbt_core
+
+with without_dbt_core():
+    from dagster_dbt import DbtProject
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The dbt project (dbt_project.yml, profiles.yml, models, seeds, ...).

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-from dagster_dbt import DbtCliResource
 from packaging import version
 
+from convo_warehouse.lib.dbt_process import without_dbt_core
 from convo_warehouse.lib.warehouse import connect, landing_path, warehouse_path
+
+with without_dbt_core():
+    from dagster_dbt import DbtCliResource
 
 
 class WarehouseResource(dg.ConfigurableResource):

@@ -3,6 +3,7 @@ on, and the dbt server a run starts so that its dbt processes start with dbt imp
 
 import difflib
 import gc
+import importlib.metadata
 import os
 import signal
 import subprocess
@@ -306,3 +307,40 @@ def test_dbt_logs_what_it_logs_without_formatting_what_no_log_keeps(tmp_path):
         assert keep(message("ShowNode", "debug")), "print events go out whatever the level"
     finally:
         manager.loggers[:] = saved
+
+
+@pytest.mark.parametrize("target", ["duckdb", "spark"])
+def test_dagster_dbt_is_imported_without_dbt_core_on_duckdb_only(target):
+    """Every DuckDB dbt command is a process of its own: the process that loads the definitions
+    imports dagster-dbt without dbt-core (without_dbt_core), and dbt-core imports as usual
+    after. Spark's run selects its nodes with dbt's selector, in its own process: it keeps it."""
+    probe = (
+        "import sys\n"
+        "from convo_warehouse.lib.dbt_process import without_dbt_core\n"
+        "with without_dbt_core():\n"
+        "    from dagster_dbt import compat\n"
+        "print(compat.DBT_PYTHON_VERSION, 'dbt' in sys.modules)\n"
+        "import dbt.version\n"
+        "print(dbt.version.__version__)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "CONVO_TARGET": target},
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    imported, version = completed.stdout.strip().splitlines()[-2:]
+    installed = importlib.metadata.version("dbt-core")
+    assert imported == ("None False" if target == "duckdb" else f"{installed} True")
+    assert version == installed
+
+
+def test_the_definitions_load_without_dbt_core():
+    """Loading the definitions (what a run's process does before its first step) imports no
+    module of dbt-core: a second of CPU at every start, beside the dbt server importing it."""
+    probe = (
+        "import sys\n"
+        "import convo_warehouse.definitions\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules} & {'dagster_dbt', 'dbt', 'dbt_common'}))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "CONVO_TARGET": "duckdb"},
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip().splitlines()[-1] == "['dagster_dbt']"

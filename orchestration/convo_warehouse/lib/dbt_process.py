@@ -407,6 +407,35 @@ def _child(connection: socket.socket, streams: list[int], request: dict, manifes
         os._exit(code)
 
 
+@contextlib.contextmanager
+def without_dbt_core() -> Iterator[None]:
+    """Around the import of dagster-dbt: on DuckDB, dbt-core's modules cannot be imported inside.
+
+    Every dbt command of a DuckDB run is a process of its own (this module's ``convo-dbt``, forked
+    by the dbt server), and dagster-dbt needs nothing of dbt-core in the process that loads the
+    definitions: it reads the manifest's JSON and dbt's JSON log lines, and ``dbt_models``
+    asks it for no selection (``assets/dbt.py``). Finding dbt-core importable, dagster-dbt
+    imports its adapters, results and version at its own import: a second of CPU at every
+    run's start, on the path that ends at dbt's first node, while the dbt server imports dbt
+    for the build. Finding it not importable, dagster-dbt uses its own stand-ins for those types
+    (the mode it has for dbt Fusion, which has no Python package). Spark's run keeps dbt-core:
+    it selects the multi-asset's nodes with dbt's selector and runs dbt in-process
+    (``spark/pipeline.py``). A process that has imported dbt or dagster-dbt already is left as
+    it is; after the block, dbt-core imports as usual.
+    """
+    from convo_warehouse.spark.target import on_spark
+
+    if on_spark() or "dbt" in sys.modules or "dagster_dbt" in sys.modules:
+        yield
+        return
+    sys.modules["dbt"] = None  # type: ignore[assignment]  # ``import dbt.x`` raises ImportError
+    try:
+        yield
+    finally:
+        if sys.modules.get("dbt", ...) is None:
+            del sys.modules["dbt"]
+
+
 # the socket of the dbt server this process runs, while it runs
 _serving: str | None = None
 
