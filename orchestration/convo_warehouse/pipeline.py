@@ -97,7 +97,12 @@ def materialize_all(
 
     warehouse = warehouse_path()
     landing = landing_path()
-    with writer_lock(warehouse):
+    # On DuckDB a dbt server imports dbt for every dbt process of the run (lib/dbt_process.py) from
+    # the start, beside the up-to-date check and then Dagster's: its imports and the manifest's
+    # load are the longer of the two paths that meet at dbt's first node. A run with nothing new
+    # stops it unused.
+    with (writer_lock(warehouse), contextlib.nullcontext() if on_spark() else dbt_server(),
+          contextlib.ExitStack() as stack):
         # the up-to-date check reads DuckDB's run bookkeeping (a Spark run always builds)
         if warehouse.exists() and not on_spark():
             con = connect(warehouse)
@@ -108,35 +113,33 @@ def materialize_all(
             if verdict.up_to_date:
                 report(verdict.reason)
                 return None
-        # on DuckDB, dbt imported once, beside Dagster's start, for every dbt process of the run
-        with contextlib.nullcontext() if on_spark() else dbt_server(), contextlib.ExitStack() as stack:
-            # Dagster's modules, the definitions (every dbt node's asset and check) and the
-            # instance live as long as the process (lib/long_lived.py)
-            with long_lived():
-                # Re-parse when the project changed: a manifest older than the models
-                # would make Dagster's view disagree with what `dbt build` runs.
-                # Imported here, not above: it imports dagster-dbt and dbt (slow),
-                # which an up-to-date warehouse never needs.
-                from convo_warehouse.project import ensure_manifest
+        # Dagster's modules, the definitions (every dbt node's asset and check) and the
+        # instance live as long as the process (lib/long_lived.py)
+        with long_lived():
+            # Re-parse when the project changed: a manifest older than the models
+            # would make Dagster's view disagree with what `dbt build` runs.
+            # Imported here, not above: it imports dagster-dbt (slow), which an
+            # up-to-date warehouse never needs.
+            from convo_warehouse.project import ensure_manifest
 
-                ensure_manifest()
-                # the dbt server loads the manifest while Dagster starts
-                preload_manifest()
-                import dagster as dg
+            ensure_manifest()
+            # the dbt server loads the manifest while Dagster starts
+            preload_manifest()
+            import dagster as dg
 
-                from convo_warehouse.definitions import defs
+            from convo_warehouse.definitions import defs
 
-                job = defs.resolve_job_def(job_name)
-                instance = stack.enter_context(dg.DagsterInstance.ephemeral())
-            if not on_spark():
-                # the steps after dbt share one open warehouse (lib/warehouse.py, kept_open)
-                stack.enter_context(kept_open(warehouse))
-            result = job.execute_in_process(
-                instance=instance,
-                raise_on_error=False,
-                # Step starts/ends and results, not Dagster's debug events.
-                run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-            )
+            job = defs.resolve_job_def(job_name)
+            instance = stack.enter_context(dg.DagsterInstance.ephemeral())
+        if not on_spark():
+            # the steps after dbt share one open warehouse (lib/warehouse.py, kept_open)
+            stack.enter_context(kept_open(warehouse))
+        result = job.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            # Step starts/ends and results, not Dagster's debug events.
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
     if raise_on_error and not result.success:
         raise PipelineError(
             f"pipeline run {result.run_id} failed:\n{_failure_message(result)}", result

@@ -171,15 +171,15 @@ def test_the_server_ends_when_the_process_that_started_it_ends(tmp_path):
         "import os, sys\n"
         "from convo_warehouse.lib.dbt_process import dbt_server, SERVER_ENV\n"
         "with dbt_server():\n"
-        "    print(os.environ[SERVER_ENV], flush=True)\n"
+        "    print(os.environ[SERVER_ENV], os.getpid(), flush=True)\n"
         "    os._exit(0)\n"  # no clean-up: as if killed
     )
     started = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    socket_path = started.stdout.strip()
+    socket_path, parent = started.stdout.split()
     assert socket_path, started.stderr
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        left = subprocess.run(["pgrep", "-f", f"--serve {socket_path}"], capture_output=True, text=True)
+        left = subprocess.run(["pgrep", "-f", f"dbt_process --serve [0-9]+ {parent}$"], capture_output=True, text=True)
         if not left.stdout.strip():
             break
         time.sleep(0.5)

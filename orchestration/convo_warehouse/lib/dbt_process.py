@@ -50,7 +50,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -224,12 +223,11 @@ def preload_manifest() -> None:
         _send(connection, json.dumps(request).encode())
 
 
-def serve(path: str, parent: int) -> None:
-    """Import dbt, then fork a dbt child for each request on ``path`` while the process ``parent``
-    is this one's parent (until a SIGTERM, or it ends)."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)  # clients wait in the backlog while the imports below run
-    listener.listen(8)
+def serve(descriptor: int, parent: int) -> None:
+    """Import dbt, then fork a dbt child for each request on the listening socket ``descriptor``
+    while the process ``parent`` is this one's parent (until a SIGTERM, or it ends)."""
+    listener = socket.socket(fileno=descriptor)
+    path = listener.getsockname()
     with long_lived():
         preload()
     state = {"forkable": _single_threaded(), "standby": None}
@@ -454,14 +452,16 @@ def dbt_server() -> Iterator[None]:
         folder.rmdir()
         yield
         return
-    process = subprocess.Popen(
-        [sys.executable, "-m", "convo_warehouse.lib.dbt_process", "--serve", str(path), str(os.getpid())],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-    )
-    # it binds the socket before importing dbt: from then on a dbt process waits for it
-    deadline = time.monotonic() + 10
-    while not path.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    # bound here, so a dbt process asking before the server has imported dbt waits in its backlog
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with listener:
+        listener.bind(str(path))
+        listener.listen(8)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "convo_warehouse.lib.dbt_process", "--serve", str(listener.fileno()),
+             str(os.getpid())],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, pass_fds=[listener.fileno()],
+        )
     previous = os.environ.get(SERVER_ENV)
     os.environ[SERVER_ENV] = _serving = str(path)
     try:
@@ -484,6 +484,6 @@ def dbt_server() -> Iterator[None]:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--serve"]:
-        serve(sys.argv[2], int(sys.argv[3]))
+        serve(int(sys.argv[2]), int(sys.argv[3]))
     else:
         main()
