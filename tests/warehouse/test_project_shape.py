@@ -25,7 +25,7 @@ ALLOWED_PARENT_LAYERS: dict[str, set[str]] = {
     "staging": {"staging"},
     "intermediate": {"staging", "intermediate"},
     "marts": {"staging", "intermediate", "marts"},
-    "quarantine": {"staging"},
+    "quarantine": {"staging", "quarantine"},
     "audit": {"staging", "quarantine"},
 }
 
