@@ -282,13 +282,9 @@ def _day_column(columns: Sequence[tuple[str, str]]) -> DayColumn | None:
 def served_tables(con: duckdb.DuckDBPyConnection) -> list[ServedTable]:
     """Every served table that exists in the warehouse, with its columns."""
     placeholders = ", ".join("?" for _ in SERVED_SCHEMAS)
-    extra = ", ".join("?" for _ in SERVED_EXTRA_TABLES)
-    sources = list(SERVED_FROM.values())
-    found = dict(con.execute(
-        "select table_schema || '.' || table_name, table_type = 'VIEW' from information_schema.tables "
-        f"where table_catalog = current_database() and table_schema || '.' || table_name in ({', '.join('?' for _ in sources)})",
-        sources,
-    ).fetchall()) if sources else {}
+    # the served tables and the relations some are read from (SERVED_FROM), in one catalog read
+    named = [*SERVED_EXTRA_TABLES, *SERVED_FROM.values()]
+    extra = ", ".join("?" for _ in named)
     rows = con.execute(
         f"""
         select tables.table_schema || '.' || tables.table_name as table_name,
@@ -305,8 +301,10 @@ def served_tables(con: duckdb.DuckDBPyConnection) -> list[ServedTable]:
         group by all
         order by table_name
         """,
-        [*SERVED_SCHEMAS, *SERVED_EXTRA_TABLES],
+        [*SERVED_SCHEMAS, *named],
     ).fetchall()
+    found = {name: is_view for name, is_view, _ in rows if name in SERVED_FROM.values()}
+    rows = [row for row in rows if row[0].split(".")[0] in SERVED_SCHEMAS or row[0] in SERVED_EXTRA_TABLES]
     tables = []
     for name, is_view, columns in rows:
         all_columns = tuple((column_name, data_type) for column_name, data_type in columns)
