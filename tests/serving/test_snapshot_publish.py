@@ -298,6 +298,32 @@ def test_large_tables_are_served_from_parquet_partitioned_by_day(setup):
     _assert_snapshot_equals_warehouse(database, snapshot)
 
 
+def test_a_table_of_few_but_long_rows_is_served_from_parquet_once_its_file_is_wide(setup):
+    """serving._wide: a table without a day column, far below the row threshold, whose Parquet file
+    reached WIDE_FILE_BYTES is served from Parquet from the next version on (the DuckDB file would
+    take its long rows whole at each change), and stays so; a narrow one stays in the DuckDB file."""
+    database, serving_dir = setup
+    # 1,000 rows of 1 KiB of hex digests: about half a megabyte of Parquet, which zstd cannot shrink much
+    _sql(database, """
+        create table marts.long_paths as
+            select i as path_rank, (select string_agg(md5(i::varchar || '-' || j::varchar), '') from range(32) t(j)) as path
+            from range(1000) r(i)""")
+    kinds = []
+    for hour in range(3):
+        _sql(database, "update marts.long_paths set path_rank = path_rank + 1")
+        snapshot = _publish(database, serving_dir, **_later(hour)).snapshot
+        kinds.append((snapshot.tables["marts.long_paths"]["storage"], snapshot.tables["audit.reconciliation"]["storage"]))
+        _assert_snapshot_equals_warehouse(database, snapshot)
+    assert (snapshot.folder / "parquet/marts.long_paths.parquet").stat().st_size >= serving.WIDE_FILE_BYTES
+    assert kinds == [("duckdb", "duckdb"), ("parquet", "duckdb"), ("parquet", "duckdb")]
+    con = snapshot.connect()
+    try:
+        assert con.execute("select table_type from information_schema.tables where table_name = 'long_paths'"
+                           ).fetchall() == [("VIEW",)]
+    finally:
+        con.close()
+
+
 @pytest.mark.parametrize(
     ("change", "sql", "day"),
     [

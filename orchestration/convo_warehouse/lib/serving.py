@@ -20,8 +20,9 @@ A version costs what changed, not what is stored:
 
 - A table's Parquet is partitioned by day when it has a day column
   (``DAY_COLUMNS``), else one file.
-- A *large* table (``CONVO_SERVING_PARQUET_ROWS`` rows or more) is served from
-  Parquet: the version's DuckDB file holds a view over its own Parquet files.
+- A *large* table (``CONVO_SERVING_PARQUET_ROWS`` rows or more, or whose one
+  Parquet file was ``WIDE_FILE_BYTES`` or more in the previous version) is served
+  from Parquet: the version's DuckDB file holds a view over its own Parquet files.
   Small tables are held in the DuckDB file itself, which starts as a copy of
   the previous version's: only the small tables that changed are copied anew.
 - A day partition is written once, into the store, and shared by every
@@ -79,6 +80,9 @@ KEEP_ENV = "CONVO_SERVING_KEEP"
 DEFAULT_KEEP = 5
 PARQUET_ROWS_ENV = "CONVO_SERVING_PARQUET_ROWS"
 DEFAULT_PARQUET_ROWS = 100_000
+# ...or from this size of its one Parquet file: a table of few but long rows (paths, texts) held in
+# the DuckDB file is written whole into it at each change, megabytes of text for DuckDB to compress
+WIDE_FILE_BYTES = 256 * 1024
 
 CURRENT_LINK = "current"
 VERSIONS_DIR = "versions"
@@ -104,6 +108,11 @@ SERVED_EXTRA_TABLES: dict[str, str] = {
 # every publish more as the history grew. (tests/warehouse/test_events_stored_once.py checks the
 # two agree.)
 SERVED_FROM: dict[str, str] = {"quarantine.rejected_events": "quarantine.rejected_event_reasons"}
+
+# the in-memory database the views are read into for a publish (_read_views_once)
+READ_ONCE = "served_views"
+# statements of a publish run side by side (_side_by_side): the machines this targets have two cores
+PUBLISH_THREADS = 2
 
 STORED_IN_DUCKDB = "duckdb"
 STORED_IN_PARQUET = "parquet"
@@ -504,13 +513,25 @@ def _comparable(entry: dict | None, table: ServedTable, storage: str, day: DayCo
     return entry if same else None
 
 
+def _wide(previous: Snapshot | None, entry: dict | None) -> bool:
+    """Whether the previous version's one Parquet file of a table is ``WIDE_FILE_BYTES`` or more: a
+    table of few but long rows (paths, texts) that costs the DuckDB file more than its rows say."""
+    if previous is None or entry is None or entry.get("partition_by") is not None:
+        return False
+    with contextlib.suppress(OSError):
+        return (previous.folder / entry["parquet"]).stat().st_size >= WIDE_FILE_BYTES
+    return False
+
+
 def _start(
     table: ServedTable, rows: int, previous: Snapshot | None, history: PartitionHistory, large: int
 ) -> _TablePlan:
     """How the table is stored in the new version, and what must be read of it to know what changed."""
     entry = previous.tables.get(table.name) if previous else None
     # Once served from Parquet, a table stays so while it has rows (no flip-flop around the threshold).
-    from_parquet = rows > 0 and (rows >= large or (entry or {}).get("storage") == STORED_IN_PARQUET)
+    from_parquet = rows > 0 and (
+        rows >= large or (entry or {}).get("storage") == STORED_IN_PARQUET or _wide(previous, entry)
+    )
     storage = STORED_IN_PARQUET if from_parquet else STORED_IN_DUCKDB
     day = table.day if rows > 0 else None
     comparable = _comparable(entry, table, storage, day)
@@ -614,6 +635,12 @@ class _VersionFiles:
     counts: _FileCounts = dataclasses.field(default_factory=_FileCounts)
     fresh: list[Path] = dataclasses.field(default_factory=list)
     folders: list[Path] = dataclasses.field(default_factory=list)
+
+    def merge(self, other: _VersionFiles) -> None:
+        for name in ("written", "linked", "copied"):
+            setattr(self.counts, name, getattr(self.counts, name) + getattr(other.counts, name))
+        self.fresh.extend(other.fresh)
+        self.folders.extend(other.folders)
 
 
 def _link_or_copy(source: Path, target: Path, share: bool) -> bool:
@@ -889,12 +916,17 @@ def _write_version(
     for plan in plans:
         if plan.day is not None:
             _link_partitions(plan, folder, version, files, share)
-    for plan in plans:
-        progress(f"publishing {plan.table.name}")
+
+    def write(plan: _TablePlan, cursor: duckdb.DuckDBPyConnection) -> _VersionFiles:
+        written = _VersionFiles()  # merged below: each table's writes are counted apart
         if plan.day is not None:
-            _write_partitions(con, plan, folder, version, files, share)
+            _write_partitions(cursor, plan, folder, version, written, share)
         else:
-            _write_one_file(con, plan, folder, files, share)
+            _write_one_file(cursor, plan, folder, written, share)
+        return written
+
+    for written in _side_by_side(con, write, plans, before=lambda plan: progress(f"publishing {plan.table.name}")):
+        files.merge(written)
     _write_database(con, folder, final, plans, previous, progress)
     manifest["tables"] = {plan.table.name: _manifest_entry(plan) for plan in plans}
     manifest["changes"]["tables"] = {plan.table.name: _change_entry(plan) for plan in plans}
@@ -1005,27 +1037,60 @@ def _history_since(previous: Snapshot | None) -> dt.datetime | None:
 
 @contextlib.contextmanager
 def _read_views_once(con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTable]) -> Iterator[list[ServedTable]]:
-    """The served tables, each view's served columns read once into a temporary table the publish reads instead.
+    """The served tables, each view's served columns read once into a table the publish reads instead.
 
-    A served view (an aggregate over day tables, the quarantine's rows joined to their raw text)
-    computes its rows each time it is read, and the publish reads a table up to three times (its
-    rows counted, hashed, written): read once, the three agree, and the view costs one computation.
+    A served view (an aggregate over day tables, the quarantine's verdicts) computes its rows each
+    time it is read, and the publish reads a table up to three times (its rows counted, hashed,
+    written): read once, the three agree, and the view costs one computation. The tables are in an
+    in-memory database attached for the publish, which every cursor of the warehouse's connection
+    sees, so the views are read side by side (``_side_by_side``) and the copies written so too.
     """
-    read, created = [], []
+    views = [(number, table) for number, table in enumerate(tables) if table.is_view]
+    if not views:
+        yield list(tables)
+        return
+    con.execute(f"attach ':memory:' as {READ_ONCE}")
     try:
-        for number, table in enumerate(tables):
-            if table.is_view:
-                temporary = f"served_view_{number}"
-                con.execute(
-                    f"create or replace temporary table {temporary} as select {table.column_list} from {table.source}"
-                )
-                created.append(temporary)
-                table = dataclasses.replace(table, read_from=temporary)
-            read.append(table)
-        yield read
+        def read(item: tuple[int, ServedTable], cursor: duckdb.DuckDBPyConnection) -> None:
+            number, table = item
+            cursor.execute(f"create table {READ_ONCE}.main.view_{number} as select {table.column_list} from {table.source}")
+
+        _side_by_side(con, read, views)
+        yield [
+            dataclasses.replace(table, read_from=f"{READ_ONCE}.main.view_{number}") if table.is_view else table
+            for number, table in enumerate(tables)
+        ]
     finally:
-        for temporary in created:
-            con.execute(f"drop table if exists temp.{temporary}")
+        con.execute(f"detach database if exists {READ_ONCE}")
+
+
+def _side_by_side(
+    con: duckdb.DuckDBPyConnection, work: Callable, items: Sequence, before: Callable = lambda item: None
+) -> list:
+    """``work(item, cursor)`` for every item, ``PUBLISH_THREADS`` at a time, each on a cursor of its own
+    (DuckDB runs a cursor's statement outside Python's interpreter lock, so the statements of a
+    publish, most of them too small for DuckDB to spread over its own threads, overlap).
+    ``before(item)`` runs in this thread as each item is handed over (progress reports: a
+    callback may not be safe to call from another thread). The first error is raised once the
+    items already started have ended; the others do not start."""
+    def on_a_cursor(item):
+        cursor = con.cursor()
+        try:
+            return work(item, cursor)
+        finally:
+            cursor.close()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=PUBLISH_THREADS) as pool:
+        futures = []
+        try:
+            for item in items:
+                before(item)
+                futures.append(pool.submit(on_a_cursor, item))
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def publish(
