@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from convo_warehouse.lib.dbt_process import without_dbt_core
+from convo_warehouse.lib.project_files import parse_fingerprint, target_dir
 
 with without_dbt_core():
     from dagster_dbt import DbtProject
@@ -29,11 +30,7 @@ PROJECT_DIR = Path(os.environ.get("CONVO_DBT_PROJECT_DIR") or REPO_ROOT).resolve
 
 def target_path() -> Path:
     """Where dbt writes its artifacts: ``DBT_TARGET_PATH`` or ``<project>/target``."""
-    value = os.environ.get("DBT_TARGET_PATH")
-    if not value:
-        return PROJECT_DIR / "target"
-    path = Path(value)
-    return path if path.is_absolute() else PROJECT_DIR / path
+    return target_dir(PROJECT_DIR, os.environ)
 
 
 def manifest_path() -> Path:
@@ -81,33 +78,11 @@ def dbt_executable() -> str:
     return "dbt"
 
 
-def parse_fingerprint() -> str:
-    """What a parse depends on: the project's files and every setting the profile reads.
-
-    dbt parses partially only when the profile's connection (the warehouse's path, its
-    settings) is the one of the saved parse, so each environment variable ``profiles.yml``
-    reads counts, the warehouse path as written (a folder moved or named another way is
-    another profile to dbt)."""
-    import hashlib
-    import re
-
-    from convo_warehouse.lib.run_state import project_fingerprint
-
-    profiles_dir = Path(os.environ.get("DBT_PROFILES_DIR") or PROJECT_DIR)
-    profiles = profiles_dir / "profiles.yml"
-    # without one, dbt's parse fails and says so: nothing for the fingerprint to read
-    profile = profiles.read_text() if profiles.is_file() else ""
-    inputs = [project_fingerprint(PROJECT_DIR), str(profiles_dir)]
-    for name in sorted(set(re.findall(r"env_var\(\s*['\"](\w+)['\"]", profile))):
-        inputs.append(f"{name}={os.environ.get(name, '')}")
-    return hashlib.sha256("\0".join(inputs).encode()).hexdigest()
-
-
 def ensure_manifest(force: bool = False) -> Path:
     """Run ``dbt parse`` unless the manifest is up to date (or ``force``); return its path.
 
     Up to date: it was written by our last parse (same modification time) from
-    the same project files and profile settings (``parse_fingerprint``, kept
+    the same project files and profile settings (``lib/project_files.py``, ``parse_fingerprint``, kept
     next to the manifest), so dbt's next build reads it partially. A parse costs seconds
     of every run, so a run skips it when nothing it reads changed. Parsing
     writes only into the target folder; it touches no warehouse.
@@ -116,7 +91,7 @@ def ensure_manifest(force: bool = False) -> Path:
 
     path = manifest_path()
     stamp = path.with_name("convo_parse_fingerprint")
-    fingerprint = parse_fingerprint()
+    fingerprint = parse_fingerprint(PROJECT_DIR, os.environ)
     path.parent.mkdir(parents=True, exist_ok=True)
     # runs sharing a target folder (tests, a scheduled run beside `make ui`) parse it one at a time
     with open(path.with_name(".convo_parse.lock"), "w") as lock:

@@ -159,6 +159,27 @@ def test_the_dbt_step_asks_dbt_for_exactly_what_it_selects_in_a_few_words(defs, 
     assert (classifier_table_tests <= tested) == (job_name == "build_all_job")
 
 
+def test_what_no_load_reaches_is_named_in_three_of_dbts_words():
+    """lib/dbt_state.py: dbt selects with ``NO_LOAD_REACHES`` the very models and seeds that
+    ``_reached_by_no_load`` picks, so a build leaving them all out (an hourly run of an unchanged
+    project) names them in three words rather than one name each; a build leaving out fewer names
+    each one."""
+    from convo_warehouse.lib import dbt_state
+
+    manifest = json.loads(ensure_manifest().read_text())
+    picked = sorted(node["name"] for node in manifest["nodes"].values()
+                    if node["resource_type"] in ("model", "seed") and dbt_state._reached_by_no_load(node))
+    listed = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), "ls", "--quiet", "--select", *dbt_state.NO_LOAD_REACHES,
+         "--resource-type", "model", "--resource-type", "seed", "--output", "json", "--output-keys", "name"],
+        cwd=REPO_ROOT, capture_output=True, text=True, env={**os.environ, **parse_env()}, check=True,
+    )
+    assert sorted(json.loads(line)["name"] for line in listed.stdout.splitlines() if line.startswith("{")) == picked
+    assert {"stg_events", "event_types", "funnel_summary"} <= set(picked) and "fct_conversations" not in picked
+    assert dbt_state.as_selection(list(reversed(picked)), manifest) == list(dbt_state.NO_LOAD_REACHES)
+    assert dbt_state.as_selection(picked[1:], manifest) == picked[1:]
+
+
 # ---------------------------------------------------------------------------
 # The full job, in-process, on generated data
 # ---------------------------------------------------------------------------
@@ -862,18 +883,23 @@ def test_target_path_honours_dbt_target_path(monkeypatch, tmp_path):
 def test_a_parse_serves_the_profile_settings_it_was_made_with(monkeypatch, tmp_path):
     """project.ensure_manifest() parses again when a setting profiles.yml reads changed: dbt's
     build parses partially only with the profile of the saved parse, the warehouse path included."""
-    from convo_warehouse import project
+    import functools
+
+    from convo_warehouse.lib import project_files
+    from convo_warehouse.project import PROJECT_DIR
+
+    parse_fingerprint = functools.partial(project_files.parse_fingerprint, PROJECT_DIR, os.environ)
 
     monkeypatch.setenv("CONVO_DUCKDB_PATH", str(tmp_path / "a" / "warehouse.duckdb"))
     monkeypatch.delenv("CONVO_DUCKDB_MEMORY_LIMIT", raising=False)
-    first = project.parse_fingerprint()
-    assert project.parse_fingerprint() == first
+    first = parse_fingerprint()
+    assert parse_fingerprint() == first
     # the same file name in another folder is another profile to dbt
     monkeypatch.setenv("CONVO_DUCKDB_PATH", str(tmp_path / "b" / "warehouse.duckdb"))
-    assert project.parse_fingerprint() != first
+    assert parse_fingerprint() != first
     monkeypatch.setenv("CONVO_DUCKDB_PATH", str(tmp_path / "a" / "warehouse.duckdb"))
     monkeypatch.setenv("CONVO_DUCKDB_MEMORY_LIMIT", "1GB")
-    assert project.parse_fingerprint() != first
+    assert parse_fingerprint() != first
 
 
 def test_only_the_newest_dbt_invocation_folders_are_kept(monkeypatch, tmp_path):

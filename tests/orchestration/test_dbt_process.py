@@ -344,3 +344,79 @@ def test_the_definitions_load_without_dbt_core():
                                capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.strip().splitlines()[-1] == "['dagster_dbt']"
+
+
+# --- the manifest a parse kept for the standbys that follow
+
+_STANDBY_LOADS = """
+import json, os, sys
+from pathlib import Path
+from dbt.parser import manifest as parser
+from convo_warehouse.lib import dbt_process
+
+request = {"cwd": os.getcwd(), "env": dict(os.environ)}
+cache = dbt_process._ManifestCache(request)
+kept = cache.read()
+def no_parse(*args, **kwargs):
+    raise AssertionError("the standby parsed the project")
+if sys.argv[1] == "kept":
+    parser.ManifestLoader.get_full_manifest = no_parse
+loaded = dbt_process._load_manifest(request)
+print(json.dumps({"kept": kept is not None, "loaded": loaded is not None,
+                  "nodes": sorted(loaded[1].nodes) if loaded else None}))
+"""
+
+
+def test_a_parse_keeps_its_manifest_and_the_next_standby_starts_from_it(tmp_path, monkeypatch):
+    """``_ManifestCache``: the run's parse (``ensure_manifest``) keeps the manifest it made, owner-only,
+    and a standby of the same project loads it without parsing; without it, a standby parses and
+    keeps its own. A kept file that others may write, or made from other inputs, is not used."""
+    import json
+
+    from convo_warehouse.lib.dbt_process import _ManifestCache
+    from convo_warehouse.project import REPO_ROOT, ensure_manifest, target_path
+    from support.pipeline import pipeline_env
+
+    for name, value in pipeline_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    ensure_manifest(force=True)
+    kept = target_path() / _ManifestCache.FILE
+    assert kept.stat().st_mode & 0o777 == 0o600
+
+    def standby(mode: str) -> dict:
+        done = subprocess.run([sys.executable, "-c", _STANDBY_LOADS, mode], capture_output=True, text=True,
+                              cwd=REPO_ROOT, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    nodes = sorted(json.loads((target_path() / "manifest.json").read_text())["nodes"])
+    assert standby("kept") == {"kept": True, "loaded": True, "nodes": nodes}
+    kept.chmod(0o620)  # another user of the group could have written it
+    assert standby("parse") == {"kept": False, "loaded": True, "nodes": nodes}
+    # the standby that parsed kept its manifest anew, owner-only
+    assert kept.stat().st_mode & 0o777 == 0o600 and standby("kept")["kept"]
+    lines = kept.read_bytes().split(b"\n", 1)
+    kept.write_bytes(b"0" * 64 + b"\n" + lines[1])  # made from other files or settings
+    assert standby("parse")["kept"] is False
+
+
+def test_what_a_kept_manifest_was_parsed_from_covers_the_files_and_the_profile(tmp_path):
+    """``_parse_inputs``: a model, a macro or the profile's settings changed, the kept manifest is not the project's."""
+    import shutil
+
+    from convo_warehouse.lib.dbt_process import _parse_inputs
+    from convo_warehouse.lib.project_files import PROJECT_INPUTS
+    from convo_warehouse.project import REPO_ROOT
+
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in PROJECT_INPUTS:
+        source = REPO_ROOT / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, project / name)
+    env = {"CONVO_DUCKDB_PATH": str(tmp_path / "a.duckdb")}
+    first = _parse_inputs(project, env)
+    assert _parse_inputs(project, dict(env)) == first
+    assert _parse_inputs(project, {"CONVO_DUCKDB_PATH": str(tmp_path / "b.duckdb")}) != first
+    model = next((project / "models").rglob("*.sql"))
+    model.write_text(model.read_text() + "\n-- changed\n")
+    assert _parse_inputs(project, env) != first

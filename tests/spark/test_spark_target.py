@@ -403,6 +403,7 @@ print(json.dumps(missing))
 
     left_out = dbt_state.left_out_if_unchanged(tmp_path / "spark" / "dbt-state", REPO_ROOT, manifest)
     assert "stg_events" in left_out and "event_types" in left_out and "fct_conversations" not in left_out
+    assert dbt_state.as_selection(left_out, manifest) == list(dbt_state.NO_LOAD_REACHES)
     assert dbt_state.left_out_if_unchanged(tmp_path / "nothing-kept", REPO_ROOT, manifest) == []
 
 

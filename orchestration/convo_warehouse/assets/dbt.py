@@ -192,7 +192,7 @@ def dbt_models(
                 plan, left_out = _prepare(context, warehouse, manifest)
             select, unselected = step_selection(manifest, context.selected_asset_keys, context.selected_asset_check_keys)
             args = dbt_commands.production_build(
-                multi_step=on_spark(), select=select, exclude=[*unselected, *left_out])
+                multi_step=on_spark(), select=select, exclude=[*unselected, *dbt_state.as_selection(left_out, manifest)])
             # without the context, dagster-dbt passes no selection of its own (see step_selection)
             invocation = dbt.cli(args, manifest=manifest, dagster_dbt_translator=translator, raise_on_error=False,
                                  target_path=invocation_target_path(context.op_def.name, context.run.run_id))
@@ -201,7 +201,7 @@ def dbt_models(
             try:
                 events = _step_events(context, invocation.stream())
                 yield from (events if plan is None and not left_out
-                            else _with_left_out(context, invocation, events, manifest))
+                            else _with_left_out(context, invocation, events, manifest, left_out))
                 error = invocation.get_error()
                 if error is None and plan is not None:
                     dbt_state.keep(warehouse.database, dbt_project.project_dir, manifest_path())
@@ -296,51 +296,75 @@ LEFT_OUT = "no load reaches it and the project's changes did not: left as the la
 
 
 def _with_left_out(
-    context: dg.AssetExecutionContext, invocation: Any, events: Iterator[Any], manifest: Mapping
+    context: dg.AssetExecutionContext, invocation: Any, events: Iterator[Any], manifest: Mapping,
+    left_out: Collection[str],
 ) -> Iterator[Any]:
-    """dbt's events, with an output for each selected model or seed the build left out (a seed, a
-    view or a static model, all unmodified: lib/dbt_state.py), so the steps waiting for it (the
-    snapshot, the run's last step) run: it is up to date as the last build left it. Dagster takes a
-    multi-asset's outputs in dependency order and dbt reports its nodes in that order, so a node's
-    ancestors that dbt has not reported by then were left out, and are output just before it."""
+    """dbt's events, with an output for each selected model or seed the build left out (``left_out``,
+    by name: a seed, a view or a static model, all unmodified: lib/dbt_state.py), so the steps
+    waiting for it (the snapshot, the run's last step) run: it is up to date as the last build left
+    it.
+
+    Dagster takes a multi-asset's outputs in dependency order, and dbt reports its nodes in that
+    order. A left-out node is output as soon as every model and seed it reads has been: those that
+    read only what the build left out before dbt's first event, the views over what it builds
+    while it builds, not all after its end, where Dagster's handling of each output would lengthen
+    the step. A node dbt reports whose ancestors were not output yet (one the build left out but
+    ``left_out`` does not name) has them output just before it; after a successful build, any
+    node still neither built nor output is output too."""
     keys = {
         unique_id: translator.get_asset_key(node)
         for unique_id, node in manifest["nodes"].items()
         if node["resource_type"] in ("model", "seed")
     }
     node_of = {key: unique_id for unique_id, key in keys.items()}
+    parents = {
+        unique_id: [parent for parent in manifest["nodes"][unique_id]["depends_on"].get("nodes", []) if parent in keys]
+        for unique_id in keys
+    }
+    names = set(left_out)
+    waiting = sorted(unique_id for unique_id in keys if manifest["nodes"][unique_id]["name"] in names)
     done: set[str] = set()
 
-    def left_out_before(unique_id: str) -> Iterator[dg.Output]:
-        for parent in manifest["nodes"][unique_id]["depends_on"].get("nodes", []):
-            if parent in keys and parent not in done:
-                yield from left_out_before(parent)
-                done.add(parent)
-                if keys[parent] in context.selected_asset_keys:
-                    yield dg.Output(
-                        None,
-                        output_name=context.assets_def.get_output_name_for_asset_key(keys[parent]),
-                        metadata={"left_out": LEFT_OUT},
-                    )
+    def output(unique_id: str) -> Iterator[dg.Output]:
+        done.add(unique_id)
+        if keys[unique_id] in context.selected_asset_keys:
+            yield dg.Output(
+                None,
+                output_name=context.assets_def.get_output_name_for_asset_key(keys[unique_id]),
+                metadata={"left_out": LEFT_OUT},
+            )
 
+    def ready() -> Iterator[dg.Output]:
+        progress = True
+        while progress:
+            progress = False
+            for unique_id in waiting:
+                if unique_id not in done and all(parent in done for parent in parents[unique_id]):
+                    yield from output(unique_id)
+                    progress = True
+
+    def left_out_before(unique_id: str) -> Iterator[dg.Output]:
+        for parent in parents[unique_id]:
+            if parent not in done:
+                yield from left_out_before(parent)
+                yield from output(parent)
+
+    yield from ready()
     for event in events:
         if isinstance(event, dg.Output):
             unique_id = node_of.get(context.assets_def.keys_by_output_name.get(event.output_name))
             if unique_id is not None:
                 yield from left_out_before(unique_id)
                 done.add(unique_id)
+                yield event
+                yield from ready()
+                continue
         yield event
     if invocation.get_error() is None:
         for unique_id in sorted(keys):
             if unique_id not in done:
                 yield from left_out_before(unique_id)
-                done.add(unique_id)
-                if keys[unique_id] in context.selected_asset_keys:
-                    yield dg.Output(
-                        None,
-                        output_name=context.assets_def.get_output_name_for_asset_key(keys[unique_id]),
-                        metadata={"left_out": LEFT_OUT},
-                    )
+                yield from output(unique_id)
 
 
 def _log_classifier_run(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:

@@ -136,7 +136,7 @@ def _run_every(database: Path, landing_dir: Path, job: str, quiet: bool, every: 
 
     from convo_warehouse.lib.dbt_process import dbt_server, preload_manifest
     from convo_warehouse.lib.resident import run_every, run_inputs
-    from convo_warehouse.lib.run_state import project_fingerprint
+    from convo_warehouse.lib.project_files import project_fingerprint
     from convo_warehouse.project import PROJECT_DIR
 
     stop, restart = threading.Event(), threading.Event()

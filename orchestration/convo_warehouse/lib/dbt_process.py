@@ -34,7 +34,9 @@ way: the ``manifest`` of its context object) if its project, target, warehouse
 and every environment variable the project reads are those of the load and it
 passes none of the options that change what dbt parses; anything else parses as
 usual. The standby runs the command itself: loading the manifest imports DuckDB,
-which starts a thread, and a process with threads is not forked.
+which starts a thread, and a process with threads is not forked. A parse keeps
+its manifest in the target folder (``_ManifestCache``), and the next standby of
+the project loads that rather than parsing again.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ PRELOAD = "preload"
 MANIFEST_ENV = ("DBT_PROFILES_DIR", "CONVO_DBT_TARGET", "CONVO_DUCKDB_PATH")
 # options that change what dbt parses: a build given one of them parses itself
 PARSE_OPTIONS = {"--vars", "--target", "-t", "--profile", "--project-dir", "--profiles-dir"}
+# how a standby parses; the packages whose code a parse's result holds (its macros included)
+PARSE_ARGS = ("parse", "--no-write-json", "--quiet", "--log-level-file", "none")
+DBT_DISTRIBUTIONS = ("dbt-core", "dbt-adapters", "dbt-common", "dbt-duckdb", "dbt-spark", "dbt-semantic-interfaces")
 
 
 class _FreezeAtFirstNode:
@@ -146,7 +151,14 @@ def run_dbt(args: list[str], manifest=None) -> None:
             "callbacks": [_LevelBeforeFormat(), _FreezeAtFirstNode()],
             **({"manifest": manifest} if manifest is not None else {}),
         }
-        cli.main(args=args, prog_name="dbt", obj=obj)
+        try:
+            cli.main(args=args, prog_name="dbt", obj=obj)
+        except SystemExit as exit_:
+            # a parse's manifest (dbt left it in `obj`) is kept for the standbys that follow
+            if exit_.code in (0, None) and args[:1] == ["parse"] and obj.get("manifest") is not None:
+                request = {"cwd": os.getcwd(), "env": dict(os.environ)}
+                _ManifestCache(request).write((_manifest_key(request, obj["manifest"].env_vars), obj["manifest"]))
+            raise
     finally:
         gc.freeze()
 
@@ -278,12 +290,25 @@ def _manifest_key(request: dict, names) -> tuple:
     ``MANIFEST_ENV`` and the environment variables ``names`` (those the project's files read)."""
     env = request["env"]
     project = Path(env.get("DBT_PROJECT_DIR") or request["cwd"]).resolve()
-    return str(project), tuple((name, env.get(name)) for name in sorted({*MANIFEST_ENV, *names}))
+    values = {name: env.get(name) for name in sorted({*MANIFEST_ENV, *names})}
+    # the profile's folder, not how it was named: dbt's default when unset is the current folder if
+    # it holds a profiles.yml (a run's own parse names it; dagster-dbt names it for every build)
+    cwd = Path(request["cwd"])
+    named = env.get("DBT_PROFILES_DIR")
+    values["DBT_PROFILES_DIR"] = str((cwd / named).resolve() if named else (
+        cwd.resolve() if (cwd / "profiles.yml").is_file() else Path.home() / ".dbt"))
+    return str(project), tuple(values.items())
 
 
 def _load_manifest(request: dict):
     """The manifest of the project ``request`` names, parsed as its dbt would, with what it
-    depends on (``_manifest_key``); None if dbt fails."""
+    depends on (``_manifest_key``); None if dbt fails.
+
+    The parse's result is kept (``_ManifestCache``) for the next standby of the same project, which
+    then starts from it: dbt's parse reads the saved partial parse into objects whose
+    (de)serializers it first generates, in every process, a second of CPU beside Dagster's start.
+    From a kept manifest, the standby still runs dbt's start up to the manifest (the same command
+    given the manifest: project, profile, adapter), so the build finds that done."""
     from dbt.adapters.factory import reset_adapters
     from dbt.cli.main import dbtRunner
 
@@ -292,16 +317,106 @@ def _load_manifest(request: dict):
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
-        result = dbtRunner().invoke(["parse", "--no-write-json", "--quiet", "--log-level-file", "none"])
+        cache = _ManifestCache(request)
+        kept = cache.read()
+        if kept is not None and kept[0] != _manifest_key(request, kept[1].env_vars):
+            kept = None  # a variable the project reads changed: parsed again, and kept anew
+        result = dbtRunner(manifest=kept[1] if kept else None).invoke(list(PARSE_ARGS))
+        if not result.success or result.result is None:
+            return None
+        if kept:
+            return kept
+        loaded = _manifest_key(request, result.result.env_vars), result.result
+        cache.write(loaded)
+        return loaded
     finally:
         # the adapter is the build's own: it registers it from its own profile
         reset_adapters()
         os.chdir(directory)
         os.environ.clear()
         os.environ.update(environment)
-    if not result.success or result.result is None:
+
+
+class _ManifestCache:
+    """A standby's parsed manifest, kept in the target folder for the next standby of the project.
+
+    ``<target>/convo_manifest.pickle``: one line naming what the parse read (``_parse_inputs``:
+    the project's files, the profile and the settings it reads, the versions of Python and dbt),
+    then the manifest with its ``_manifest_key``, pickled. A kept manifest is used only when that
+    line is the one of the project now, and only from a file of this user that nobody else may
+    write (unpickling runs code, as the project's own Python models do); anything else parses."""
+
+    FILE = "convo_manifest.pickle"
+
+    def __init__(self, request: dict) -> None:
+        from convo_warehouse.lib.project_files import target_dir
+
+        project = Path(request["env"].get("DBT_PROJECT_DIR") or request["cwd"]).resolve()
+        self.path = target_dir(project, request["env"]) / self.FILE
+        self.inputs = _parse_inputs(project, request["env"])
+
+    def read(self):
+        import pickle
+
+        with contextlib.suppress(OSError, ValueError, EOFError, pickle.UnpicklingError, AttributeError,
+                                 ImportError), open(self.path, "rb") as kept:
+            status = os.fstat(kept.fileno())
+            if status.st_uid != os.getuid() or status.st_mode & 0o022:
+                return None
+            if kept.readline().rstrip(b"\n").decode() != self.inputs:
+                return None
+            return pickle.load(kept)
         return None
-    return _manifest_key(request, result.result.env_vars), result.result
+
+    def write(self, loaded) -> None:
+        import pickle
+
+        from dbt.contracts.graph.manifest import Manifest
+
+        class Pickler(pickle.Pickler):
+            def reducer_override(self, obj):
+                # dbt's own Manifest.__reduce_ex__ passes its fields by position and misses two of
+                # them, so the lookups it rebuilds land in the wrong fields: pickled by its state
+                if type(obj) is Manifest:
+                    return _manifest_from_state, (Manifest, {k: v for k, v in vars(obj).items() if k != "_lock"})
+                return NotImplemented
+
+        with contextlib.suppress(OSError, pickle.PicklingError):
+            descriptor, partial = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.FILE}.")  # mode 0600
+            try:
+                with os.fdopen(descriptor, "wb") as kept:
+                    kept.write(self.inputs.encode() + b"\n")
+                    Pickler(kept, protocol=pickle.HIGHEST_PROTOCOL).dump(loaded)
+                os.replace(partial, self.path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(partial)
+
+
+def _manifest_from_state(cls, state: dict):
+    """A manifest ``_ManifestCache`` pickled, with a lock of its own (a lock is not pickled)."""
+    from dbt.mp_context import get_mp_context
+
+    manifest = cls.__new__(cls)
+    vars(manifest).update(state)
+    manifest._lock = get_mp_context().Lock()
+    return manifest
+
+
+def _parse_inputs(project: Path, env: dict) -> str:
+    """A hash of what dbt's parse of ``project`` read besides the environment variables its files
+    read (which ``_manifest_key`` compares): its files, the profile and the settings it reads
+    (``parse_fingerprint``), and the Python and dbt that parsed."""
+    import hashlib
+    from importlib import metadata
+
+    from convo_warehouse.lib.project_files import parse_fingerprint
+
+    parts = [sys.version, str(project), parse_fingerprint(project, env)]
+    for distribution in DBT_DISTRIBUTIONS:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            parts.append(f"{distribution}=={metadata.version(distribution)}")
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def _standby(listener: socket.socket, channel: socket.socket, preload: dict) -> None:
@@ -484,6 +599,20 @@ def dbt_server() -> Iterator[None]:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--serve"]:
-        serve(int(sys.argv[2]), int(sys.argv[3]))
+        # out without the interpreter's teardown of dbt's modules (the run waits for it): the server
+        # opened no file or connection that needs closing, and ended its standby itself
+        code = 1
+        try:
+            serve(int(sys.argv[2]), int(sys.argv[3]))
+            code = 0
+        except SystemExit as stopped:
+            code = stopped.code if isinstance(stopped.code, int) else 0
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
     else:
         main()

@@ -33,12 +33,9 @@ from pathlib import Path
 import duckdb
 
 from convo_warehouse.lib.landing import discover_files, file_signature
+from convo_warehouse.lib.project_files import REPO_ROOT, project_fingerprint
 from convo_warehouse.lib.warehouse import table_exists
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-
-# What decides the build besides the data, relative to the repository.
-PROJECT_INPUTS = ("dbt_project.yml", "profiles.yml", "models", "macros", "seeds", "tests/dbt")
 DEFAULT_STAGE_RULES = REPO_ROOT / "orchestration" / "convo_warehouse" / "lib" / "classify" / "stage_rules.yml"
 
 # Environment variables that change what a run computes (not where it
@@ -69,26 +66,6 @@ create table if not exists audit.pipeline_runs (
     completed_at timestamp
 );
 """
-
-
-def _project_files(root: Path) -> list[Path]:
-    files = []
-    for name in PROJECT_INPUTS:
-        path = root / name
-        if path.is_file():
-            files.append(path)
-        elif path.is_dir():
-            files.extend(child for child in path.rglob("*") if child.is_file())
-    return sorted(files, key=lambda path: path.relative_to(root).as_posix())
-
-
-def project_fingerprint(root: Path = REPO_ROOT) -> str:
-    """sha256 over the dbt project's own files (models, macros, seeds, vars, profile)."""
-    digest = hashlib.sha256()
-    for path in _project_files(root):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 def build_fingerprint(root: Path | None = None, environ: dict[str, str] | None = None) -> str:

@@ -406,7 +406,8 @@ def run_spark_pipeline(landing_dir: Path, progress: bool = True) -> str:
     manifest_path = PROJECT_DIR / TARGET_PATH / "manifest.json"
     # as the Dagster job: what no load reaches is left out while the project stays as the last
     # complete run left it (lib/dbt_state.py)
-    left_out = dbt_state.left_out_if_unchanged(spark_state_dir(), PROJECT_DIR, json.loads(manifest_path.read_text()))
+    manifest = json.loads(manifest_path.read_text())
+    left_out = dbt_state.as_selection(dbt_state.left_out_if_unchanged(spark_state_dir(), PROJECT_DIR, manifest), manifest)
     ran: list[str] = []
     for number, (kind, arguments) in enumerate(python_model_steps(), start=1):
         if kind == "python":
