@@ -1,5 +1,4 @@
-{#- Integer limbs, not exact_sum()'s decimals: a square needs twice the decimal
-    places (the whole reasoning: exact_limbs in _aggregation__macros.yml). -#}
+{#- Integer limbs, not exact_sum()'s decimals (why: exact_limbs in _aggregation__macros.yml). -#}
 {% macro exact_limbs(expression, prefix) -%}
     {%- set two_30 = 'cast(1073741824 as ' ~ type_double() ~ ')' -%}
     {%- set fraction = '(' ~ expression ~ ' - round(' ~ expression ~ ', 0))' -%}

@@ -9,10 +9,6 @@
     not materialized
 {%- endmacro %}
 
-{#- A condition every row meets, non-deterministic on Spark: there a CTE that
-    several parts of a query read is evaluated for each of them, unless it is
-    non-deterministic, when Spark evaluates it once so that all read the same
-    rows. `true` elsewhere. -#}
 {% macro evaluated_once() -%}
     {{ return(adapter.dispatch('evaluated_once', 'convo_warehouse')()) }}
 {%- endmacro %}
