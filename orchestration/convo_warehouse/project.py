@@ -18,12 +18,11 @@ import sys
 from pathlib import Path
 
 from convo_warehouse.lib.dbt_process import without_dbt_core
-from convo_warehouse.lib.project_files import parse_fingerprint, target_dir
+from convo_warehouse.lib.project_files import REPO_ROOT, parse_fingerprint, target_dir
 
 with without_dbt_core():
     from dagster_dbt import DbtProject
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # The dbt project (dbt_project.yml, profiles.yml, models, seeds, ...).
 PROJECT_DIR = Path(os.environ.get("CONVO_DBT_PROJECT_DIR") or REPO_ROOT).resolve()
 
