@@ -185,6 +185,26 @@ def test_what_no_load_reaches_is_named_in_three_of_dbts_words():
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("attempt", [0, 1])
+def test_the_dbt_step_runs_again_once_after_a_crash_and_fails_after_the_second(defs, attempt):
+    import signal
+    from types import SimpleNamespace
+
+    from convo_warehouse.assets.dbt import CRASH_MAX_RETRIES, crash_retry
+
+    warnings = []
+    context = SimpleNamespace(retry_number=attempt, log=SimpleNamespace(warning=warnings.append))
+    outcome = crash_retry(context, signal.SIGSEGV)
+    if attempt < CRASH_MAX_RETRIES:
+        assert isinstance(outcome, dg.RetryRequested)
+        assert outcome.max_retries == CRASH_MAX_RETRIES
+        assert "SIGSEGV" in warnings[0]
+    else:
+        assert isinstance(outcome, dg.Failure)
+        assert "SIGSEGV" in outcome.description
+        assert not warnings
+
+
 @pytest.fixture(scope="module")
 def built_warehouse(tmp_path_factory):
     from convo_warehouse.lib.generate import generate_events

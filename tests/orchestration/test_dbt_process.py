@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from convo_warehouse.lib.dbt_process import NODE_START, SERVER_ENV, _FreezeAtFirstNode, dbt_server
+from convo_warehouse.lib.dbt_process import NODE_START, SERVER_ENV, _FreezeAtFirstNode, crash_signal, dbt_server
 from convo_warehouse.lib.long_lived import long_lived
 from convo_warehouse.project import dbt_executable
 
@@ -420,3 +420,42 @@ def test_what_a_kept_manifest_was_parsed_from_covers_the_files_and_the_profile(t
     model = next((project / "models").rglob("*.sql"))
     model.write_text(model.read_text() + "\n-- changed\n")
     assert _parse_inputs(project, env) != first
+
+
+# --- a dbt that crashes in C code: said, and told apart from dbt's own failures
+
+@pytest.mark.parametrize(("code", "crash"), [
+    (-signal.SIGSEGV, signal.SIGSEGV), (128 + signal.SIGSEGV, signal.SIGSEGV), (128 + signal.SIGABRT, signal.SIGABRT),
+    (-signal.SIGBUS, signal.SIGBUS), (0, None), (1, None), (2, None), (None, None),
+    # stopped, not crashed: a retry would be stopped again, or killed again for its memory
+    (-signal.SIGTERM, None), (128 + signal.SIGKILL, None), (-signal.SIGINT, None),
+])
+def test_a_crash_in_c_code_is_told_from_dbts_own_codes_and_from_being_stopped(code, crash):
+    assert crash_signal(code) == crash
+
+
+def test_a_served_dbt_that_crashes_says_so_with_every_threads_stack(tmp_path):
+    project = tmp_path / "crash"
+    (project / "models").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text("name: crash\nversion: '1.0.0'\nconfig-version: 2\nprofile: crash\n")
+    (project / "profiles.yml").write_text(
+        "crash:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: ':memory:'\n"
+    )
+    # a Python model runs in dbt's process: as a fault in a C extension would end it
+    (project / "models" / "faults.py").write_text(
+        "def model(dbt, session):\n    import os, signal\n    os.kill(os.getpid(), signal.SIGSEGV)\n"
+        "    return session.sql('select 1')\n"
+    )
+    command = [dbt_executable(), "run", "--project-dir", str(project), "--profiles-dir", str(project)]
+    env = {**os.environ, "DBT_TARGET_PATH": str(project / "target")}
+    alone = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    with dbt_server():
+        served = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+    assert crash_signal(alone.returncode) == signal.SIGSEGV, alone.returncode
+    assert served.returncode == 128 + signal.SIGSEGV, served.stderr[-2000:]
+    assert crash_signal(served.returncode) == signal.SIGSEGV
+    for result in (alone, served):
+        assert "Fatal Python error: Segmentation fault" in result.stderr, "no thread's stack"
+        assert "faults.py" in result.stderr or "model" in result.stderr
+    assert f"died of signal {int(signal.SIGSEGV)}" in served.stderr
+

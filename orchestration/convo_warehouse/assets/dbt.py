@@ -22,7 +22,7 @@ import dagster as dg
 from convo_warehouse.checks import suites
 from convo_warehouse.concurrency import WRITER_POOL, busy_retry, is_busy_error
 from convo_warehouse.lib import dbt_commands, dbt_state
-from convo_warehouse.lib.dbt_process import without_dbt_core
+from convo_warehouse.lib.dbt_process import crash_signal, without_dbt_core
 from convo_warehouse.lib.warehouse import keep_open, warehouse_path, writer_lock
 from convo_warehouse.project import (
     dbt_executable,
@@ -154,6 +154,8 @@ SPARK_EXCLUDED = " ".join(sorted(node["name"] for node in python_model_nodes().v
 # selector (dbt-core is not imported: lib/dbt_process.py, without_dbt_core), and the translator
 # makes no check of a grain test (get_asset_check_spec).
 EXCLUDED = " ".join([dbt_commands.GRAIN_TESTS, SPARK_EXCLUDED]) if on_spark() else ""
+# a dbt process's crash in C code is run again once (crash_retry)
+CRASH_MAX_RETRIES = 1
 
 
 @dbt_assets(
@@ -171,7 +173,8 @@ def dbt_models(
     """``dbt build`` of the selected models, seeds and their tests, against the warehouse.
 
     A busy warehouse (another writer holds the DuckDB file) is retried with
-    exponential backoff; any other dbt failure (a failing test, a SQL error)
+    exponential backoff, and dbt's process dying of a crash in C code once
+    (``crash_retry``); any other dbt failure (a failing test, a SQL error)
     fails the step at once, since retrying would give the same result.
     """
     if warehouse.database != warehouse_path():
@@ -203,12 +206,13 @@ def dbt_models(
                 yield from (events if plan is None and not left_out
                             else _with_left_out(context, invocation, events, manifest, left_out))
                 error = invocation.get_error()
+                crashed = crash_signal(invocation.process.returncode) if error is not None else None
                 if error is None and plan is not None:
                     dbt_state.keep(warehouse.database, dbt_project.project_dir, manifest_path())
             finally:
                 prune_invocation_targets(context.op_def.name)
     except Exception as busy:  # the lock itself: WarehouseBusyError
-        error = busy
+        error, crashed = busy, None
     if error is None:
         if not on_spark():
             keep_open(warehouse.database)  # for the steps after dbt, until the run ends (kept_open)
@@ -217,7 +221,21 @@ def dbt_models(
         return
     if is_busy_error(error):
         raise busy_retry(context, error) from error
+    if crashed is not None:
+        raise crash_retry(context, crashed) from error
     raise error
+
+
+def crash_retry(context, crashed) -> dg.RetryRequested | dg.Failure:
+    """dbt's process died of ``crashed``, a fault in C code (``CRASH_SIGNALS``), not of a dbt
+    error: the step runs again, once. A build that did not end recorded nothing, so the next one
+    covers the same scope (docs/incremental.md); a second crash fails the step."""
+    if context.retry_number >= CRASH_MAX_RETRIES:
+        return dg.Failure(f"dbt's process died of {crashed.name} (a crash in C code, not a dbt error) "
+                          f"in {CRASH_MAX_RETRIES + 1} attempts: every thread's stack is in the step's output")
+    context.log.warning(f"dbt's process died of {crashed.name} (a crash in C code, not a dbt error; every "
+                        "thread's stack is in the step's output): the build runs again, from what it committed")
+    return dg.RetryRequested(max_retries=CRASH_MAX_RETRIES)
 
 
 def _prepare(

@@ -69,6 +69,9 @@ PRELOADED = ("dbt.cli.main", "dbt.task.build", "dbt.adapters.factory", "dbt.pars
              "dbt.context.providers", "scipy.stats")
 PRELOAD_ENV = {"OPENBLAS_NUM_THREADS": "1"}
 _LENGTH = struct.Struct("!q")
+# the signals a process dies of by a fault in its own C code, not by being stopped: DuckDB's
+# Python binding has crashed so, rarely, under dbt's threads (a run's build then fails once)
+CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT)
 PRELOAD = "preload"
 # what a parse depends on besides the project's files and the environment variables its
 # files read (which dbt records in the manifest): a request differing in one parses itself
@@ -215,10 +218,29 @@ def _delegate(path: str, args: list[str]) -> int | None:
         signal.signal(signum, forward)
     with connection:
         try:
-            return _LENGTH.unpack(_receive(connection))[0]
+            code = _LENGTH.unpack(_receive(connection))[0]
         except OSError as error:
             print(f"convo-dbt: the dbt server stopped before dbt {child} ended ({error})", file=sys.stderr)
             return 1
+    if code >= 0:
+        return code
+    # dbt died of a signal: said here (its own process would say nothing), and exited with as a
+    # shell does (128 + the signal), which crash_signal reads
+    crash = crash_signal(code)
+    print(f"convo-dbt: dbt (process {child}) died of signal {-code} ({signal.strsignal(-code)})"
+          + (": a crash in C code, not a dbt error; every thread's stack is above" if crash else ""),
+          file=sys.stderr)
+    return 128 - code
+
+
+def crash_signal(code: int | None) -> signal.Signals | None:
+    """The signal a dbt process that ended with ``code`` died of, when it is a crash in C code
+    (``CRASH_SIGNALS``): ``-N`` from a process of its own (``subprocess``' return code), ``128 + N``
+    from ``convo-dbt`` served (``_delegate``); else None (dbt's own codes are 0, 1 and 2)."""
+    if code is None:
+        return None
+    number = -code if code < 0 else code - 128
+    return next((crash for crash in CRASH_SIGNALS if crash.value == number), None)
 
 
 def preload_manifest() -> None:
