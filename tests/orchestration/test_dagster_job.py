@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -372,6 +374,87 @@ def test_a_run_with_new_data_leaves_out_what_no_load_reaches_but_tests_what_it_w
                if evaluation.severity == dg.AssetCheckSeverity.ERROR)
     skipped = {event.step_key for event in second.all_events if event.event_type == dg.DagsterEventType.STEP_SKIPPED}
     assert skipped == set()
+
+
+class _ServerWhoseFirstBuildCrashes(threading.Thread):
+    """A dbt server speaking ``lib/dbt_process.py``'s protocol: the first ``dbt build`` it is asked
+    for "dies of SIGSEGV" (the exit status a crashed child gives), and it refuses every other
+    command, which ``convo-dbt`` then runs itself."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(path))
+        self.listener.listen(8)
+        self.crashed: list[list[str]] = []
+        self.stand_in = subprocess.Popen(["sleep", "600"])  # the "child" the client may signal
+
+    def run(self) -> None:
+        from convo_warehouse.lib.dbt_process import _LENGTH, _receive, _send
+
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            with connection:
+                _, streams, _, _ = socket.recv_fds(connection, 1, 3)
+                for stream in streams:
+                    os.close(stream)
+                request = json.loads(_receive(connection))
+                if request.get("preload"):
+                    continue
+                if request["args"][:1] == ["build"] and not self.crashed:
+                    self.crashed.append(request["args"])
+                    _send(connection, _LENGTH.pack(self.stand_in.pid))
+                    _send(connection, _LENGTH.pack(-signal.SIGSEGV))
+                else:
+                    _send(connection, _LENGTH.pack(0))
+
+    def stop(self) -> None:
+        self.listener.close()
+        self.stand_in.kill()
+        self.stand_in.wait()
+
+
+def test_a_dbt_build_that_crashes_in_c_code_runs_again_and_the_run_completes(built_warehouse, tmp_path, monkeypatch):
+    """On a copy of the built warehouse, the hourly job's dbt build dies of SIGSEGV once (a dbt
+    server stand-in answers so): the step runs again, the run completes, and the new day's
+    conversations reach the marts."""
+    import shutil
+    import tempfile
+
+    from convo_warehouse.lib import dbt_process
+    from convo_warehouse.lib.generate import generate_events
+    from convo_warehouse.pipeline import _failure_message, materialize_all
+
+    database, landing, _summary, _first = built_warehouse
+    copy = tmp_path / "copy"
+    shutil.copytree(database.parent, copy, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    generate_events(copy / "landing" / "next", conversations=30, days=1, seed=14, end_date=yesterday, progress=False)
+    day_count = "select count(*) from marts.fct_conversations where conversation_date = ?"
+    before = _count(copy / database.name, day_count.replace("?", f"date '{yesterday}'"))
+    monkeypatch.setenv("CONVO_DUCKDB_PATH", pipeline_env(copy, database.name)["CONVO_DUCKDB_PATH"])
+    monkeypatch.setenv("CONVO_LANDING_DIR", str(copy / landing.name))
+    folder = Path(tempfile.mkdtemp(prefix="convo-crash-"))  # a socket's path is short
+    server = _ServerWhoseFirstBuildCrashes(folder / "server.sock")
+    server.start()
+    try:
+        # the run's own dbt_server() finds this one serving (as a resident run's would)
+        monkeypatch.setattr(dbt_process, "_serving", str(folder / "server.sock"))
+        monkeypatch.setenv(dbt_process.SERVER_ENV, str(folder / "server.sock"))
+        result = materialize_all(job_name="load_and_rebuild_job", raise_on_error=False)
+    finally:
+        server.stop()
+        shutil.rmtree(folder)
+    assert result is not None and result.success, _failure_message(result)
+    assert len(server.crashed) == 1
+    retried = [event for event in result.all_events
+               if event.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY and event.step_key == "dbt_models"]
+    assert len(retried) == 1
+    assert _count(copy / database.name, day_count.replace("?", f"date '{yesterday}'")) > before
+    assert _count(copy / database.name, "select count(*) from audit.pipeline_runs where completed_at is not null") == 2
 
 
 def test_a_resident_run_builds_each_new_file_in_one_process_and_stops_on_sigterm(built_warehouse, tmp_path):
