@@ -130,16 +130,24 @@ def test_the_server_forks_from_one_thread():
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_stopping_convo_dbt_stops_the_dbt_it_asked_for_and_the_server_serves_on(tmp_path):
-    project = tmp_path / "spin"
-    (project / "macros").mkdir(parents=True)
-    (project / "dbt_project.yml").write_text("name: spin\nversion: '1.0.0'\nconfig-version: 2\nprofile: spin\n")
+def _small_project(root: Path, name: str, file: str, text: str) -> Path:
+    """A dbt project ``root/name`` on an in-memory DuckDB, with its own profile and one ``file``
+    (relative to the project) holding ``text``."""
+    project = root / name
+    (project / file).parent.mkdir(parents=True)
+    (project / "dbt_project.yml").write_text(f"name: {name}\nversion: '1.0.0'\nconfig-version: 2\nprofile: {name}\n")
     (project / "profiles.yml").write_text(
-        "spin:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: ':memory:'\n"
+        f"{name}:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: ':memory:'\n"
     )
+    (project / file).write_text(text)
+    return project
+
+
+def test_stopping_convo_dbt_stops_the_dbt_it_asked_for_and_the_server_serves_on(tmp_path):
     # loops for hours: the sandbox's ranges are bounded, their product is not
-    (project / "macros" / "spin.sql").write_text(
-        "{% macro spin() %}{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{% endmacro %}\n"
+    project = _small_project(
+        tmp_path, "spin", "macros/spin.sql",
+        "{% macro spin() %}{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{% endmacro %}\n",
     )
     command = [dbt_executable(), "run-operation", "spin", "--project-dir", str(project), "--profiles-dir", str(project)]
     manifest = project / "target" / "manifest.json"
@@ -435,16 +443,11 @@ def test_a_crash_in_c_code_is_told_from_dbts_own_codes_and_from_being_stopped(co
 
 
 def test_a_served_dbt_that_crashes_says_so_with_every_threads_stack(tmp_path):
-    project = tmp_path / "crash"
-    (project / "models").mkdir(parents=True)
-    (project / "dbt_project.yml").write_text("name: crash\nversion: '1.0.0'\nconfig-version: 2\nprofile: crash\n")
-    (project / "profiles.yml").write_text(
-        "crash:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n      path: ':memory:'\n"
-    )
     # a Python model runs in dbt's process: as a fault in a C extension would end it
-    (project / "models" / "faults.py").write_text(
+    project = _small_project(
+        tmp_path, "crash", "models/faults.py",
         "def model(dbt, session):\n    import os, signal\n    os.kill(os.getpid(), signal.SIGSEGV)\n"
-        "    return session.sql('select 1')\n"
+        "    return session.sql('select 1')\n",
     )
     command = [dbt_executable(), "run", "--project-dir", str(project), "--profiles-dir", str(project)]
     env = {**os.environ, "DBT_TARGET_PATH": str(project / "target")}
