@@ -1314,3 +1314,37 @@ def test_a_days_filter_keeps_exactly_the_rows_whose_day_is_listed(day):
         ).fetchall()
         assert kept == expected
         assert len(kept) == 3 + with_null  # both edges of 2026-02-01 and 2026-03-05 (and the null)
+
+
+def test_side_by_side_reports_each_item_as_it_starts_keeps_order_and_stops_at_the_first_error():
+    import threading
+
+    con = duckdb.connect()
+    lock, running, said, most = threading.Lock(), set(), [], [0]
+
+    def work(item: int, cursor: duckdb.DuckDBPyConnection) -> int:
+        with lock:
+            running.add(item)
+            most[0] = max(most[0], len(running))
+        try:
+            if item == 5:
+                raise ValueError("item 5 failed")
+            return cursor.execute("select ? * 10", [item]).fetchone()[0]
+        finally:
+            with lock:
+                running.discard(item)
+
+    def before(item: int) -> None:
+        # told when it is handed over: no more than the threads are then still at work
+        with lock:
+            said.append((item, len(running)))
+
+    assert serving._side_by_side(con, work, list(range(5)), before=before) == [0, 10, 20, 30, 40]
+    assert [item for item, _ in said] == list(range(5))
+    assert all(busy < serving.PUBLISH_THREADS for _, busy in said)
+    assert most[0] <= serving.PUBLISH_THREADS
+    said.clear()
+    with pytest.raises(ValueError, match="item 5 failed"):
+        serving._side_by_side(con, work, list(range(3, 12)), before=before)
+    # the failure is seen before every item was handed over: the rest never start
+    assert [item for item, _ in said][-1] < 11

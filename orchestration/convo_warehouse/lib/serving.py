@@ -1067,10 +1067,11 @@ def _read_views_once(con: duckdb.DuckDBPyConnection, tables: Sequence[ServedTabl
 def _side_by_side(
     con: duckdb.DuckDBPyConnection, work: Callable, items: Sequence, before: Callable = lambda item: None
 ) -> list:
-    """``work(item, cursor)`` for every item, ``PUBLISH_THREADS`` at a time, each on a cursor of its own
-    (DuckDB runs a cursor's statement outside Python's interpreter lock, so the statements of a
-    publish, most of them too small for DuckDB to spread over its own threads, overlap).
-    ``before(item)`` runs in this thread as each item is handed over (progress reports: a
+    """``work(item, cursor)`` for every item, in order, ``PUBLISH_THREADS`` at a time, each on a cursor
+    of its own (DuckDB runs a cursor's statement outside Python's interpreter lock, so the
+    statements of a publish, most of them too small for DuckDB to spread over its own threads,
+    overlap); their results in the items' order. An item is handed over when one of those ended,
+    and ``before(item)`` runs in this thread just then (progress reports say what is being done: a
     callback may not be safe to call from another thread). The first error is raised once the
     items already started have ended; the others do not start."""
     def on_a_cursor(item):
@@ -1080,17 +1081,22 @@ def _side_by_side(
         finally:
             cursor.close()
 
+    results: list = [None] * len(items)
+    running: dict[concurrent.futures.Future, int] = {}
+
+    def collect(when: str) -> None:
+        ended, _ = concurrent.futures.wait(running, return_when=when)
+        for future in ended:
+            results[running.pop(future)] = future.result()
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=PUBLISH_THREADS) as pool:
-        futures = []
-        try:
-            for item in items:
-                before(item)
-                futures.append(pool.submit(on_a_cursor, item))
-            return [future.result() for future in futures]
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        for index, item in enumerate(items):
+            if len(running) >= PUBLISH_THREADS:
+                collect(concurrent.futures.FIRST_COMPLETED)
+            before(item)
+            running[pool.submit(on_a_cursor, item)] = index
+        collect(concurrent.futures.ALL_COMPLETED)
+    return results
 
 
 def publish(
