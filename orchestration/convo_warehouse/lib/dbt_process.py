@@ -307,11 +307,17 @@ def _single_threaded() -> bool:
     return len(list(tasks.iterdir())) == 1 if tasks.is_dir() else threading.active_count() == 1
 
 
+def _project_dir(request: dict) -> Path:
+    """The dbt project a request's dbt reads: ``DBT_PROJECT_DIR``, else its current folder (a
+    ``--project-dir`` option makes a build parse itself: ``PARSE_OPTIONS``)."""
+    return Path(request["env"].get("DBT_PROJECT_DIR") or request["cwd"]).resolve()
+
+
 def _manifest_key(request: dict, names) -> tuple:
     """What a manifest parsed for ``request`` depends on, beside the project's files: the project,
     ``MANIFEST_ENV`` and the environment variables ``names`` (those the project's files read)."""
     env = request["env"]
-    project = Path(env.get("DBT_PROJECT_DIR") or request["cwd"]).resolve()
+    project = _project_dir(request)
     values = {name: env.get(name) for name in sorted({*MANIFEST_ENV, *names})}
     # the profile's folder, not how it was named: dbt's default when unset is the current folder if
     # it holds a profiles.yml (a run's own parse names it; dagster-dbt names it for every build)
@@ -373,7 +379,7 @@ class _ManifestCache:
     def __init__(self, request: dict) -> None:
         from convo_warehouse.lib.project_files import target_dir
 
-        project = Path(request["env"].get("DBT_PROJECT_DIR") or request["cwd"]).resolve()
+        project = _project_dir(request)
         self.path = target_dir(project, request["env"]) / self.FILE
         self.inputs = _parse_inputs(project, request["env"])
 
