@@ -189,7 +189,6 @@ def test_what_no_load_reaches_is_named_in_three_of_dbts_words():
 
 @pytest.mark.parametrize("attempt", [0, 1])
 def test_the_dbt_step_runs_again_once_after_a_crash_and_fails_after_the_second(defs, attempt):
-    import signal
     from types import SimpleNamespace
 
     from convo_warehouse.assets.dbt import CRASH_MAX_RETRIES, crash_retry
