@@ -26,7 +26,10 @@ population as (
     from {{ ref('fct_conversations') }} as fct_conversations
     inner join {{ ref('fct_conversation_paths') }} as fct_conversation_paths
         on fct_conversations.conversation_id = fct_conversation_paths.conversation_id
-    where fct_conversations.conversation_date in (select days_in_scope.event_date from days_in_scope)
+    where
+        fct_conversations.conversation_date in (select days_in_scope.event_date from days_in_scope)
+        -- the same day (a conversation's first event's): the hashed side holds those days only
+        and fct_conversation_paths.conversation_date in (select days_in_scope.event_date from days_in_scope)
 ),
 
 expected as (

@@ -40,6 +40,9 @@ conversations as (
         conversation_id,
         user_id
     from {{ ref('fct_conversations') }}
+    {%- if is_incremental() %}
+    where conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
+    {%- endif %}
 ),
 
 experiments as (

@@ -68,7 +68,9 @@ uncontaminated_exposures as (
         test_name,
         variant
     from {{ ref('int_ab_test_exposures_checked') }}
-    where variant_count = 1
+    where
+        variant_count = 1
+        and conversation_id in (select conversations.conversation_id from conversations)
 ),
 
 conversation_segments as (

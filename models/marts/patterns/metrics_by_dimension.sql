@@ -45,6 +45,7 @@ conversations as (
         satisfaction_score,
         first_response_ms
     from {{ ref('fct_conversations') }}
+    where conversation_id in (select paths.conversation_id from paths)
 ),
 
 dimension_values as (
@@ -59,6 +60,7 @@ dimension_values as (
         latency_ms_total,
         latency_measurements
     from {{ ref('int_conversation_dimension_values') }}
+    where conversation_id in (select paths.conversation_id from paths)
 ),
 
 -- environment is a conversation attribute: exactly one value per conversation
