@@ -37,6 +37,9 @@ def pytest_configure(config: pytest.Config) -> None:
     folder = config._tmp_path_factory.getbasetemp() / "pipeline-runs"
     share_parses_under(folder)
     os.environ["DBT_TARGET_PATH"] = str(shared_target())
+    # dbt here and in the processes a test starts builds on profiles.yml's `test` target:
+    # DuckDB on one thread, as two pytest processes share the cores
+    os.environ.setdefault("CONVO_DBT_TARGET", "test")
     # a process a test starts (a pipeline run's dbt among them) that crashes in a C extension
     # prints every thread's stack, which the test's failure message then shows
     os.environ.setdefault("PYTHONFAULTHANDLER", "1")
