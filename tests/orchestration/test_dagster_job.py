@@ -432,8 +432,8 @@ def test_a_dbt_build_that_crashes_in_c_code_runs_again_and_the_run_completes(bui
     shutil.copytree(database.parent, copy, symlinks=True, ignore=shutil.ignore_patterns("*.lock"))
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     generate_events(copy / "landing" / "next", conversations=30, days=1, seed=14, end_date=yesterday, progress=False)
-    day_count = "select count(*) from marts.fct_conversations where conversation_date = ?"
-    before = _count(copy / database.name, day_count.replace("?", f"date '{yesterday}'"))
+    day_count = f"select count(*) from marts.fct_conversations where conversation_date = date '{yesterday}'"
+    before = _count(copy / database.name, day_count)
     monkeypatch.setenv("CONVO_DUCKDB_PATH", pipeline_env(copy, database.name)["CONVO_DUCKDB_PATH"])
     monkeypatch.setenv("CONVO_LANDING_DIR", str(copy / landing.name))
     folder = Path(tempfile.mkdtemp(prefix="convo-crash-"))  # a socket's path is short
@@ -452,7 +452,7 @@ def test_a_dbt_build_that_crashes_in_c_code_runs_again_and_the_run_completes(bui
     retried = [event for event in result.all_events
                if event.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY and event.step_key == "dbt_models"]
     assert len(retried) == 1
-    assert _count(copy / database.name, day_count.replace("?", f"date '{yesterday}'")) > before
+    assert _count(copy / database.name, day_count) > before
     assert _count(copy / database.name, "select count(*) from audit.pipeline_runs where completed_at is not null") == 2
 
 
