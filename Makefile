@@ -238,10 +238,12 @@ bench: $(INSTALLED) target/manifest.json
 	  $${DAY_STATE:+--save-day-state "$$DAY_STATE"}
 
 # Only the one-hour batch, on a copy of the history `make bench STATE=dir`
-# saved before its hour step (docs/benchmarks.md).
+# saved before its hour step (docs/benchmarks.md). STATE="dir1 dir2" ROUNDS=3:
+# the hour on each history in turn, three times, and the medians' ratio.
 bench-hour: $(INSTALLED) target/manifest.json
 	@test -n "$$STATE" || { echo "STATE=dir is required: the folder make bench STATE=dir saved"; exit 1; }
-	$(BIN)/python benchmarks/bench_pipeline.py --hour-from "$$STATE" --workdir benchmarks/results/hour-work $${RESIDENT:+--resident}
+	$(BIN)/python benchmarks/bench_pipeline.py --hour-from $$STATE --workdir benchmarks/results/hour-work \
+	  $${RESIDENT:+--resident} $${ROUNDS:+--rounds $$ROUNDS}
 
 # Only the new day, on a copy of the history `make bench DAY_STATE=dir` saved before its new-day step.
 bench-day: $(INSTALLED) target/manifest.json

@@ -44,7 +44,9 @@ To measure the hour alone again (after a change to tests or materializations,
 without paying for the history each time): ``--save-hour-state DIR`` keeps a
 copy of the work folder as it stands before the hour (31 days built), and
 ``--hour-from DIR`` copies it back and runs only the hour step (``make
-bench-hour STATE=DIR``); ``--save-day-state DIR`` and ``--day-from DIR`` do the
+bench-hour STATE=DIR``; several folders and ``--rounds N``: the hour on each in
+turn, N times, with the medians' ratio, the two histories measured in one
+sitting); ``--save-day-state DIR`` and ``--day-from DIR`` do the
 same for the new day (30 days built, the 31st held back: ``make bench
 DAY_STATE=DIR``, then ``make bench-day STATE=DIR``). A change to a model's SQL
 rebuilds that model whole in such a run (dbt's state comparison): compare
@@ -59,6 +61,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -501,9 +504,9 @@ def day_only(state: Path, work: Path, keep: bool) -> None:
     report_step("one new day", seconds, profile, work, keep)
 
 
-def hour_only(state: Path, work: Path, keep: bool, resident: bool) -> None:
+def hour_only(state: Path, work: Path, keep: bool, resident: bool, quiet: bool = False) -> tuple[float, float | None]:
     """The hour step alone, on a copy of ``state`` (a --save-hour-state folder): the project as it is now
-    (``resident``: in a resident process, after a warm-up run)."""
+    (``resident``: in a resident process, after a warm-up run). Its seconds and the part outside dbt's build."""
     copy_state(state, work, "--save-hour-state (make bench STATE=dir)")
     if resident:
         print("the next hour in one resident process (run --every) ...", flush=True)
@@ -520,15 +523,42 @@ def hour_only(state: Path, work: Path, keep: bool, resident: bool) -> None:
         print("one hour (10,000 events, the hourly job) ...", flush=True)
         lines, seconds, rss, profile = run_hour(work)
         print(f"one hour ({lines:,} lines): {seconds:.1f} s, peak {rss:,.0f} MiB")
-    report_step("one hour", seconds, profile, work, keep)
+    report_step("one hour", seconds, profile, work, keep, quiet)
+    return seconds, outside_dbt(seconds, profile)
 
 
-def report_step(title: str, seconds: float, profile: dict, work: Path, keep: bool) -> None:
-    """A step run alone: its time outside dbt's build and its profile; its work folder removed unless ``keep``."""
+def hours_interleaved(states: list[Path], work: Path, rounds: int, keep: bool, resident: bool) -> None:
+    """The hour on each saved history in turn, ``rounds`` times (A B A B ...), so that every history
+    meets the machine in the same moods: each round's seconds and the medians, and each history's
+    median against the first one's. Two ``make bench`` runs are two sittings; this is one."""
+    times: dict[Path, list[tuple[float, float | None]]] = {state: [] for state in states}
+    for number in range(1, rounds + 1):
+        for state in states:
+            print(f"round {number} of {rounds}: {state}", flush=True)
+            times[state].append(hour_only(state, work, keep, resident, quiet=True))
+    print(f"\nthe hour, {rounds} round(s) interleaved: seconds (outside dbt's build)")
+    first = statistics.median(seconds for seconds, _ in times[states[0]])
+    for state in states:
+        runs = times[state]
+        median = statistics.median(seconds for seconds, _ in runs)
+        outside = [value for _, value in runs if value is not None]
+        each = ", ".join(f"{seconds:.1f}" + (f" ({value:.1f})" if value is not None else "") for seconds, value in runs)
+        print(f"  {state}: {each}; median {median:.1f} s"
+              + (f" ({statistics.median(outside):.1f} s outside)" if outside else "")
+              + (f", {median / first:.2f}x the first" if state != states[0] else ""))
+        if state != states[0]:
+            ratios = ", ".join(f"{seconds / base:.2f}x" for (seconds, _), (base, _) in zip(runs, times[states[0]]))
+            print(f"    round by round against the first: {ratios}")
+
+
+def report_step(title: str, seconds: float, profile: dict, work: Path, keep: bool, quiet: bool = False) -> None:
+    """A step run alone: its time outside dbt's build and (unless ``quiet``) its profile; its work folder
+    removed unless ``keep``."""
     outside = outside_dbt(seconds, profile)
     if outside is not None:
         print(f"  of which outside dbt's build (start-ups, loader, checks, publish): {outside:.1f} s")
-    print_profile(title, profile)
+    if not quiet:
+        print_profile(title, profile)
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -541,8 +571,10 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated files and warehouses")
     parser.add_argument("--save-hour-state", type=Path, metavar="DIR",
                         help="copy the work folder, as it stands before the hour step, to DIR")
-    parser.add_argument("--hour-from", type=Path, metavar="DIR",
-                        help="run only the hour step, on a copy of a folder --save-hour-state wrote")
+    parser.add_argument("--hour-from", type=Path, metavar="DIR", nargs="+",
+                        help="run only the hour step, on a copy of a folder --save-hour-state wrote (of each, in turn)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --hour-from: run the hour this many times on each folder, interleaved (default 1)")
     parser.add_argument("--resident", action="store_true",
                         help="with --hour-from: run the hour in a resident process (run --every), after a warm-up run")
     parser.add_argument("--save-day-state", type=Path, metavar="DIR",
@@ -550,8 +582,14 @@ def main() -> None:
     parser.add_argument("--day-from", type=Path, metavar="DIR",
                         help="run only the new day, on a copy of a folder --save-day-state wrote")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.hour_from:
-        hour_only(args.hour_from.resolve(), args.workdir.resolve(), keep=args.keep, resident=args.resident)
+        states = [state.resolve() for state in args.hour_from]
+        if len(states) == 1 and args.rounds == 1:
+            hour_only(states[0], args.workdir.resolve(), keep=args.keep, resident=args.resident)
+        else:
+            hours_interleaved(states, args.workdir.resolve(), args.rounds, keep=args.keep, resident=args.resident)
         return
     if args.day_from:
         day_only(args.day_from.resolve(), args.workdir.resolve(), keep=args.keep)

@@ -23,7 +23,7 @@
         on {{ relation }}.conversation_id = conversation_days.conversation_id
     {%- if is_incremental() %}
     -- the scope's conversations lie on its days: read only their partitions
-    where conversation_days.conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+    where {{ on_scope_days('conversation_days.conversation_date', scope_days) }}
     {%- endif %}
     {%- else %}
     select * from {{ relation }}

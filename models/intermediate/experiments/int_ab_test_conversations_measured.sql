@@ -27,7 +27,7 @@ conversations as (
         first_response_ms
     from {{ ref('fct_conversations') }}
     {%- if is_incremental() %}
-    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+    where {{ on_scope_days('conversation_date', scope_days) }}
     {%- endif %}
 ),
 
@@ -61,7 +61,7 @@ quality as (
         quality_score
     from {{ ref('int_conversation_quality_scored') }}
     {%- if is_incremental() %}
-    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+    where {{ on_scope_days('conversation_date', scope_days) }}
     {%- endif %}
 ),
 

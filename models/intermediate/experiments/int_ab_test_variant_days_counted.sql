@@ -39,7 +39,7 @@ exposures as (
         quality_score
     from {{ ref('int_ab_test_conversations_measured') }}
     {%- if is_incremental() %}
-    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+    where {{ on_scope_days('conversation_date', scope_days) }}
     {%- endif %}
 ),
 

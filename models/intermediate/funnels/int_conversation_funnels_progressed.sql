@@ -30,7 +30,7 @@ conversation_funnel_stages as (
     where
         conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
         {%- if conversation_days_partitioned() %}
-        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        and {{ on_scope_days('conversation_date', scope_days) }}
         {%- endif %}
     {%- endif %}
 ),
@@ -56,7 +56,7 @@ conversations as (
     where
         conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
         -- they all lie on the scope's days: Spark reads only those partitions
-        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        and {{ on_scope_days('conversation_date', scope_days) }}
     {%- endif %}
 ),
 

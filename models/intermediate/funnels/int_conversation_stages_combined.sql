@@ -67,7 +67,7 @@ conversations as (
     {%- if is_incremental() %}
         conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
         -- they all lie on the scope's days: Spark reads only those partitions
-        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        and {{ on_scope_days('conversation_date', scope_days) }}
         and
     {%- endif %}
         -- read by seven parts of the query: Spark computes it once (evaluated_once)
@@ -153,7 +153,7 @@ conversation_markers as (
     where
         conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
         {%- if conversation_days_partitioned() %}
-        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        and {{ on_scope_days('conversation_date', scope_days) }}
         {%- endif %}
     {%- endif %}
 ),

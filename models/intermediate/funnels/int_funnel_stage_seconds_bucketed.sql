@@ -22,7 +22,7 @@ conversations as (
         conversation_date
     from {{ ref('fct_conversations') }}
     {%- if is_incremental() %}
-    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+    where {{ on_scope_days('conversation_date', scope_days) }}
     {%- endif %}
 ),
 

@@ -24,7 +24,7 @@ memberships as (
         is_successful
     from {{ ref('int_divergence_memberships_listed') }}
     {%- if is_incremental() %}
-    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+    where {{ on_scope_days('conversation_date', scope_days) }}
     {%- endif %}
 ),
 

@@ -40,7 +40,7 @@ memberships as (
     from {{ ref('int_divergence_memberships_listed') }}
     where
     {%- if is_incremental() %}
-        conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        {{ on_scope_days('conversation_date', scope_days) }}
         and
     {%- endif %}
         -- the view reads fct_conversation_paths once per kind of population,

@@ -23,7 +23,7 @@ sales_conversations as (
         converted_at
     from {{ ref('fct_sales_conversations') }}
     {%- if is_incremental() %}
-    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+    where {{ on_scope_days('conversation_date', scope_days) }}
     {%- endif %}
 ),
 

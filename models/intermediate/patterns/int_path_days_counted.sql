@@ -26,7 +26,7 @@ paths as (
     where
         outcome != 'in_progress'
     {%- if is_incremental() %}
-        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        and {{ on_scope_days('conversation_date', scope_days) }}
     {%- endif %}
 ),
 

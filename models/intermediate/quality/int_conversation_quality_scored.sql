@@ -46,7 +46,7 @@ conversations as (
     where
         started
     {%- if is_incremental() %}
-        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        and {{ on_scope_days('conversation_date', scope_days) }}
     {%- endif %}
 ),
 

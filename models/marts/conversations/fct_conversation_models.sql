@@ -62,7 +62,7 @@ conversation_days as (
     where
         fct_conversations.conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
         -- they all lie on the scope's days: Spark reads only those partitions
-        and fct_conversations.conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        and {{ on_scope_days('fct_conversations.conversation_date', scope_days) }}
     {%- endif %}
 ),
 

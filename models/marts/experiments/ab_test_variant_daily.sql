@@ -27,7 +27,7 @@ variant_days as (
     where
         segment_type = 'all'
     {%- if is_incremental() %}
-        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        and {{ on_scope_days('conversation_date', scope_days) }}
     {%- endif %}
 ),
 

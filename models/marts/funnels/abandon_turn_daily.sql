@@ -29,7 +29,7 @@ abandoned_conversations as (
         was_abandoned
         and abandoned_at_turn is not null
     {%- if is_incremental() %}
-        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        and {{ on_scope_days('conversation_date', scope_days) }}
     {%- endif %}
 ),
 

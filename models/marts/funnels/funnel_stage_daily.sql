@@ -27,7 +27,7 @@ stages_by_channel as (
     where
         segment_type = 'channel'
     {%- if is_incremental() %}
-        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        and {{ on_scope_days('conversation_date', scope_days) }}
     {%- endif %}
 )
 

@@ -38,7 +38,7 @@ interventions as (
     where
         conversation_id in (select conversations_in_scope.conversation_id from conversations_in_scope)
         {%- if conversation_days_partitioned() %}
-        and conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+        and {{ on_scope_days('conversation_date', scope_days) }}
         {%- endif %}
     {%- endif %}
 ),

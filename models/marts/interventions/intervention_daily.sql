@@ -24,7 +24,7 @@ interventions as (
         outcome_after
     from {{ ref('fct_interventions') }}
     {%- if is_incremental() %}
-    where triggered_date in {{ dates_listed(scope_days, 'event_date') }}
+    where {{ on_scope_days('triggered_date', scope_days) }}
     {%- endif %}
 ),
 

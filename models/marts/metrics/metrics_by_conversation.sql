@@ -21,10 +21,9 @@
     partition_by=('metric_date' if target.type == 'spark' else none),
 ) }}
 
-{#- an incremental build's days, as literals (dates_listed); the ref outside
-    the condition, so dbt sees the dependency when it parses -#}
-{%- set scope_days_model = ref('scope_days') %}
-{%- set scope_days = dates_listed(scope_days_model, 'event_date') if is_incremental() else none %}
+{#- an incremental build's days (on_scope_days); the ref outside the
+    condition, so dbt sees the dependency when it parses -#}
+{%- set scope_days = ref('scope_days') %}
 {#- a funnel progress row's day: a column on Spark, its first event's date on DuckDB -#}
 {%- set progressed_day = 'sales_progress.conversation_date' if conversation_days_partitioned()
     else 'cast(sales_progress.first_event_at as ' ~ type_date() ~ ')' %}
@@ -58,7 +57,7 @@ conversations as (
         fct_conversations.rephrase_count
     from {{ ref('fct_conversations') }} as fct_conversations
     {%- if is_incremental() %}
-    where fct_conversations.conversation_date in {{ scope_days }}
+    where {{ on_scope_days('fct_conversations.conversation_date', scope_days) }}
     {%- endif %}
 ),
 
@@ -73,7 +72,7 @@ sentiment_per_conversation as (
     from {{ ref('int_conversation_sentiment_summarized') }} as int_conversation_sentiment_summarized
     {%- if is_incremental() %}
     -- no day of its own on DuckDB: the scope's conversations instead
-    where {{ 'int_conversation_sentiment_summarized.conversation_date in ' ~ scope_days
+    where {{ on_scope_days('int_conversation_sentiment_summarized.conversation_date', scope_days)
         if conversation_days_partitioned()
         else 'int_conversation_sentiment_summarized.conversation_id in (select conversations.conversation_id from conversations)' }}
     {%- endif %}
@@ -126,7 +125,7 @@ sales_stages_in_order as (
     where
         sales_progress.funnel_name = 'sales'
     {%- if is_incremental() %}
-        and {{ progressed_day }} in {{ scope_days }}
+        and {{ on_scope_days(progressed_day, scope_days) }}
     {%- endif %}
 ),
 
@@ -140,7 +139,7 @@ rephrases as (
         fct_conversation_rephrases.is_frustrated
     from {{ ref('fct_conversation_rephrases') }} as fct_conversation_rephrases
     {%- if is_incremental() %}
-    where fct_conversation_rephrases.conversation_date in {{ scope_days }}
+    where {{ on_scope_days('fct_conversation_rephrases.conversation_date', scope_days) }}
     {%- endif %}
 ),
 
@@ -153,7 +152,7 @@ model_costs as (
         {{ exact_sum('fct_conversation_models.cost_usd') }} as cost_usd
     from {{ ref('fct_conversation_models') }} as fct_conversation_models
     {%- if is_incremental() %}
-    where fct_conversation_models.conversation_date in {{ scope_days }}
+    where {{ on_scope_days('fct_conversation_models.conversation_date', scope_days) }}
     {%- endif %}
     group by
         fct_conversation_models.conversation_id,
@@ -167,7 +166,7 @@ quality as (
         int_conversation_quality_scored.quality_score
     from {{ ref('int_conversation_quality_scored') }} as int_conversation_quality_scored
     {%- if is_incremental() %}
-    where int_conversation_quality_scored.conversation_date in {{ scope_days }}
+    where {{ on_scope_days('int_conversation_quality_scored.conversation_date', scope_days) }}
     {%- endif %}
 ),
 

@@ -33,7 +33,7 @@ conversations as {{ cte_not_materialized() }} (
         metrics_by_conversation.{{ contributions | join(',\n        metrics_by_conversation.') }}
     from {{ ref('metrics_by_conversation') }} as metrics_by_conversation
     {%- if is_incremental() %}
-    where metrics_by_conversation.metric_date in {{ dates_listed(scope_days, 'event_date') }}
+    where {{ on_scope_days('metrics_by_conversation.metric_date', scope_days) }}
     {%- endif %}
 ),
 

@@ -26,7 +26,7 @@ paths as (
         is_successful
     from {{ ref('fct_conversation_paths') }}
     {%- if is_incremental() %}
-    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+    where {{ on_scope_days('conversation_date', scope_days) }}
     {%- endif %}
 ),
 

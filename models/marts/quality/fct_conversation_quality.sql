@@ -31,7 +31,7 @@ quality as (
         median_resolution_seconds
     from {{ ref('int_conversation_quality_scored') }}
     {%- if is_incremental() %}
-    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+    where {{ on_scope_days('conversation_date', scope_days) }}
     {%- endif %}
 ),
 

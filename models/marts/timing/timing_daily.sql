@@ -31,7 +31,7 @@ conversations as (
         was_completed
     from {{ ref('fct_conversations') }}
     {%- if is_incremental() %}
-    where conversation_date in {{ dates_listed(scope_days, 'event_date') }}
+    where {{ on_scope_days('conversation_date', scope_days) }}
     {%- endif %}
 ),
 
