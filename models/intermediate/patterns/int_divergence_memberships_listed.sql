@@ -104,8 +104,11 @@ memberships_listed as (
         paths.conversation_id,
         paths.conversation_date,
         paths.is_successful
-    from paths
-    inner join exposures
+    -- the paths on the right: DuckDB hashes the side written there (profiles.yml
+    -- keeps it), so a reader's day filter leaves it small and the exposures'
+    -- scan skips the row groups of other conversations
+    from exposures
+    inner join paths
         on {{ same_conversation('paths', 'exposures', 'paths.conversation_date') }}
     where paths.started
 

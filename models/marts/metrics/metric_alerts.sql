@@ -67,12 +67,14 @@ rule_rows_windowed as (
         end as window_start,
         hourly_metrics.numerator,
         hourly_metrics.denominator
-    from rules
-    inner join hourly_metrics
+    -- the rules on the right: DuckDB hashes the side written there
+    -- (profiles.yml keeps it), a few rows rather than every metric row
+    from hourly_metrics
+    inner join rules
         on
-            rules.metric_name = hourly_metrics.metric_name
-            and rules.segment_type = hourly_metrics.segment_type
-            and (rules.segment_value = '*' or rules.segment_value = hourly_metrics.segment_value)
+            hourly_metrics.metric_name = rules.metric_name
+            and hourly_metrics.segment_type = rules.segment_type
+            and (rules.segment_value = '*' or hourly_metrics.segment_value = rules.segment_value)
     where rules.time_window in ('1h', '4h')
     union all
     select
@@ -82,12 +84,12 @@ rule_rows_windowed as (
         cast(daily_metrics.metric_date as {{ dbt.type_timestamp() }}) as window_start,
         daily_metrics.numerator,
         daily_metrics.denominator
-    from rules
-    inner join daily_metrics
+    from daily_metrics
+    inner join rules
         on
-            rules.metric_name = daily_metrics.metric_name
-            and rules.segment_type = daily_metrics.segment_type
-            and (rules.segment_value = '*' or rules.segment_value = daily_metrics.segment_value)
+            daily_metrics.metric_name = rules.metric_name
+            and daily_metrics.segment_type = rules.segment_type
+            and (rules.segment_value = '*' or daily_metrics.segment_value = rules.segment_value)
     where rules.time_window = '1d'
 ),
 
