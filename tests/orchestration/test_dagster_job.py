@@ -1071,6 +1071,35 @@ def test_great_expectations_is_imported_in_the_background_for_the_suites():
     assert "failed" not in completed.stderr
 
 
+def test_the_modules_no_suite_uses_load_at_their_first_use():
+    """GX's import leaves SciPy's stats and Altair unexecuted (a module of each that their real load
+    imports is absent), a suite validates with GX so imported, and a later use of either gets the real
+    module: a p-value, a chart class, the same objects as the real module's."""
+    script = (
+        "import sys, threading\n"
+        "import pandas as pd\n"
+        "from convo_warehouse.checks import suites, validation\n"
+        "suites.import_great_expectations_in_background()\n"
+        "[thread.join() for thread in threading.enumerate() if thread.name == 'import great_expectations']\n"
+        "print(suites.GX_MODULE in sys.modules, 'scipy.stats._stats_py' in sys.modules,"
+        " 'altair.vegalite' in sys.modules)\n"
+        "frame = pd.DataFrame({'day': pd.to_datetime(['2026-01-01', '2026-01-02']), 'metric_name': ['m', 'm'],"
+        " 'value': [1.0, None]})\n"
+        "import great_expectations as gx, great_expectations.expectations as gxe\n"
+        "suite = gx.ExpectationSuite(name='deferred', expectations=["
+        "gxe.ExpectColumnValuesToNotBeNull(column='value', meta={'severity': 'critical'})])\n"
+        "outcome = validation.validate(suite, frame, 'deferred', ['day'])\n"
+        "print(outcome.passed, [result.unexpected_count for result in outcome.expectations])\n"
+        "from scipy import stats\n"
+        "print(stats.norm.cdf(0.0), stats.norm is sys.modules['scipy.stats'].norm)\n"
+        "import altair\n"
+        "print(altair.Chart is sys.modules['altair'].Chart, 'altair.vegalite' in sys.modules)\n"
+    )
+    completed = in_fresh_interpreter(script)
+    assert completed.stdout.split("\n")[:4] == [
+        "True False False", "False [1]", "0.5 True", "True True"], completed.stderr[-3000:]
+
+
 def test_production_build_logs_at_info_to_file_unless_asked(monkeypatch):
     """dbt's file log at debug writes every SQL statement (a real share of
     dbt's CPU): production builds ask for info, and a

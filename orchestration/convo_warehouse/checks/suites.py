@@ -26,6 +26,11 @@ latest build rewrote (``MartSuite.day_column``).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
+import threading
+import types
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,21 +56,61 @@ FUNNEL_STAGE_DAILY_SUITE = "marts_funnel_stage_daily_suite"
 
 #: what the suites import from GX (``import_great_expectations_in_background``)
 GX_MODULE = "great_expectations.expectations"
+#: modules GX's import loads only for what no suite here uses: SciPy's stats and Altair come in
+#: with the KL-divergence expectation (every expectation GX ships is imported with any one), and
+#: are over a third of the CPU of GX's import (``defer_until_used``)
+UNUSED_BY_THE_SUITES = ("scipy.stats", "altair")
+
+
+class _UntilUsed(types.ModuleType):
+    """A module registered before its code ran (``defer_until_used``). The import system takes it
+    as imported (its ``__spec__`` is not initializing); the first attribute it lacks loads the real
+    module, whose names it then takes, so whoever bound it before reads the real names."""
+
+    def __getattr__(self, attr: str) -> Any:
+        with _LOADING:
+            if sys.modules.get(self.__name__) is self:
+                del sys.modules[self.__name__]
+                try:
+                    real = importlib.import_module(self.__name__)
+                except BaseException:
+                    sys.modules[self.__name__] = self
+                    raise
+                vars(self).update(vars(real))
+        return getattr(sys.modules[self.__name__], attr)
+
+
+_LOADING = threading.RLock()
+
+
+def defer_until_used(names: tuple[str, ...]) -> None:
+    """Each module of ``names`` not imported yet is registered without running its code, which runs at
+    the module's first use: an ``import`` of it binds it, and a use of it (a p-value of
+    ``lib/experiments.py``) loads it whole. The standard library's ``importlib.util.LazyLoader``
+    cannot do this on Python 3.11: the ``import`` statement itself reads the module's ``__spec__``,
+    and that read loads it. A module the interpreter already holds stays as it is."""
+    for name in names:
+        if name in sys.modules:
+            continue
+        spec = importlib.util.find_spec(name)
+        if spec is None:
+            continue
+        module = _UntilUsed(name)
+        module.__spec__ = spec
+        sys.modules[name] = module
 
 
 def import_great_expectations_in_background() -> None:
     """Import GX in a daemon thread, so the suites after dbt find it imported.
 
-    The dbt step calls this once its subprocess runs: this process then
-    mostly waits, and importing GX (slow: it pulls in SciPy) leaves the path
-    between the dbt build and the suites, where every run would wait for it.
-    A suite built meanwhile waits for
-    the thread (Python's import lock); a failed import is logged here and
-    raised again where the suite imports GX.
+    The dbt step calls this once its subprocess runs: importing GX (seconds of
+    CPU) leaves the path between the dbt build and the suites, where every
+    run would wait for it, and the modules it would load for no suite
+    (``UNUSED_BY_THE_SUITES``) are deferred until something uses them. A
+    suite built meanwhile waits for the thread (Python's import lock); a
+    failed import is logged here and raised again where the suite imports GX.
     """
-    import importlib
     import logging
-    import threading
 
     def load() -> None:
         try:
@@ -77,6 +122,8 @@ def import_great_expectations_in_background() -> None:
     # thread's Dagster reads its event log through that core: half loaded, it failed a run's step
     # (a "partially initialized module" error). Loaded here first (0.06 s), before the thread starts.
     importlib.import_module("sqlalchemy.orm")
+    # registered here, in this thread, before the import that would load them whole
+    defer_until_used(UNUSED_BY_THE_SUITES)
     threading.Thread(target=load, name="import great_expectations", daemon=True).start()
 
 
